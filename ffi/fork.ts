@@ -1,0 +1,163 @@
+/**
+ * Fork-safety for a V8 process, and fork/clone that let the child keep running synchronous
+ * TypeScript.
+ *
+ * V8 maps its heap with `MADV_DONTFORK`, so a plain `fork()` child finds its heap missing and
+ * dies with SIGSEGV. Before each fork we `madvise(MADV_DOFORK)` every span of the address space
+ * between the `VM_IO` mappings (`[vvar]`, `[vvar_vclock]`, which refuse the advice and would stop
+ * the walk). The spans are computed once; holes inside a span only make madvise return ENOMEM
+ * after it has advised every mapping. V8's GC helper threads are disabled at load time, so a
+ * child that collects garbage never waits on a thread that fork left behind.
+ *
+ * In the child only synchronous code may run (FFI calls, sync fs), ending in `execve` or `_exit`:
+ * the event loop's threads do not exist there.
+ *
+ * @module
+ */
+import { readFileSync } from "node:fs";
+import { setFlagsFromString } from "node:v8";
+import { errno, libc } from "./libc.ts";
+import { SyscallError } from "./errno.ts";
+import { SYS } from "./syscalls.ts";
+
+/**
+ * True when V8 runs without helper threads (`--v8-flags=--single-threaded`, on the command line
+ * or in `DENO_V8_FLAGS`), or when the runtime is not V8. Flags set after V8 has started do not
+ * reach the GC and compiler already configured: a child that allocates may then wait forever on a
+ * helper thread fork left behind (seen: a hang within 50 forks with GC in the parent).
+ */
+export const singleThreaded: boolean = (() => {
+  if (typeof Deno === "undefined") return true;
+  let cmdline = "";
+  try {
+    cmdline = readFileSync("/proc/self/cmdline", "utf8");
+  } catch { /* no /proc */ }
+  const flags = `${cmdline.split("\0").filter((a) => a.startsWith("--v8-flags=")).join(",")},${
+    Deno.env.get("DENO_V8_FLAGS") ?? ""
+  }`;
+  return /--single[-_]threaded(?![-_])/.test(flags);
+})();
+
+if (!singleThreaded) {
+  // Best effort: fewer helper threads are used from here on.
+  try {
+    setFlagsFromString("--single-threaded-gc");
+  } catch { /* not V8 */ }
+}
+
+let warned = false;
+function warnOnce(): void {
+  if (warned || singleThreaded) return;
+  warned = true;
+  console.error(
+    "hako: Deno was started without --v8-flags=--single-threaded: a forked child that allocates much may hang " +
+      "in V8's GC. Run `deno run -A --v8-flags=--single-threaded …`, set DENO_V8_FLAGS=--single-threaded, or use `hako run`.",
+  );
+}
+
+const MADV_DOFORK = 11;
+const EINVAL = 22;
+const SIGCHLD = 17;
+const SIG_BLOCK = 0;
+const SIG_SETMASK = 2;
+const ALL_SIGNALS = new Uint8Array(128).fill(0xff);
+
+let spans: Array<readonly [bigint, bigint]> | undefined;
+let forkedChild = false;
+
+/** The address-space spans between `VM_IO` mappings, read from /proc/self/smaps. */
+function computeSpans(): Array<readonly [bigint, bigint]> {
+  const io: Array<readonly [bigint, bigint]> = [];
+  let top = 0n;
+  let current: readonly [bigint, bigint] | undefined;
+  for (const line of readFileSync("/proc/self/smaps", "utf8").split("\n")) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+    if (m) {
+      current = [BigInt(`0x${m[1]}`), BigInt(`0x${m[2]}`)];
+      // [vsyscall] lives above the user address space: ignore it.
+      if (current[1] > top && current[0] < 0xffff_0000_0000_0000n) top = current[1];
+    } else if (current && line.startsWith("VmFlags:") && / io(?= |$)/.test(line)) {
+      io.push(current);
+    }
+  }
+  // The top of the user address space: the next power of two above the highest mapping.
+  let limit = 1n;
+  while (limit < top) limit <<= 1n;
+  io.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const out: Array<readonly [bigint, bigint]> = [];
+  let start = 0x1000n;
+  for (const [a, b] of io) {
+    if (a > start) out.push([start, a - start]);
+    if (b > start) start = b;
+  }
+  if (limit > start) out.push([start, limit - start]);
+  return out;
+}
+
+/**
+ * Marks the whole address space (but `VM_IO` mappings) `MADV_DOFORK`, so the next fork copies
+ * V8's heap. Cheap after the first call; call it right before every fork.
+ */
+export function prepareFork(): void {
+  const { madvise } = libc();
+  spans ??= computeSpans();
+  for (const [addr, len] of spans) {
+    if (madvise(addr, len, MADV_DOFORK) === -1 && errno() === EINVAL) {
+      // A new VM_IO mapping appeared inside a span: recompute once and retry.
+      spans = computeSpans();
+      for (const [a, l] of spans) madvise(a, l, MADV_DOFORK);
+      return;
+    }
+  }
+}
+
+/** True in a child created by {@link forkProcess}: single-threaded, no event loop. */
+export function inForkedChild(): boolean {
+  return forkedChild;
+}
+
+/**
+ * fork(2), or — when `cloneFlags` has namespace flags — a raw `clone(2)` with fork semantics
+ * (no new stack: the child returns here like fork's child does). The raw clone is what lets a
+ * multithreaded runtime create PID, user and time namespaces for its child. Inside a forked child
+ * the raw clone is always used (see below).
+ *
+ * @param cloneFlags `CLONE_NEW*` flags, or 0 for a plain fork.
+ * @returns The child's pid in the parent, 0 in the child.
+ * @throws {SyscallError} When fork or clone fails.
+ */
+export function forkProcess(cloneFlags = 0): number {
+  warnOnce();
+  prepareFork();
+  const { fork, syscall, sigprocmask } = libc();
+  // Block every signal across the fork: the child must not run a runtime's signal handler (no
+  // thread serves it there) before it has put the dispositions back to their defaults.
+  const saved = new Uint8Array(128);
+  sigprocmask(SIG_BLOCK, ALL_SIGNALS, saved);
+  // glibc's fork() takes every malloc arena lock first, so the child's heap is consistent — but in
+  // a child made by a raw clone, another (now vanished) thread may hold an arena lock forever and
+  // fork() would wait on it. There, and whenever namespace flags are asked for, clone directly.
+  const ret = cloneFlags === 0 && !forkedChild
+    ? fork()
+    : Number(syscall(BigInt(SYS.clone), BigInt(cloneFlags | SIGCHLD), 0n, 0n, 0n, 0n));
+  const err = ret === -1 ? errno() : 0;
+  if (ret === 0) {
+    forkedChild = true;
+    resetHandledSignals();
+  }
+  sigprocmask(SIG_SETMASK, saved, null);
+  if (ret === -1) {
+    throw new SyscallError(cloneFlags ? "clone" : "fork", err, cloneFlags ? [`0x${cloneFlags.toString(16)}`] : []);
+  }
+  return ret;
+}
+
+/** In a fresh child: every signal with a handler goes back to SIG_DFL (ignored ones stay ignored). */
+function resetHandledSignals(): void {
+  const { sigaction, signal } = libc();
+  const old = new BigUint64Array(19); // struct sigaction is 152 bytes; the handler comes first
+  for (let sig = 1; sig < 32; sig++) {
+    if (sig === 9 || sig === 19) continue;
+    if (sigaction(sig, null, new Uint8Array(old.buffer)) === 0 && old[0]! > 1n) signal(sig, 0n);
+  }
+}

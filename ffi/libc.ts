@@ -1,0 +1,142 @@
+/**
+ * The one typed libc symbol table, opened lazily from `libc.so.6`.
+ *
+ * Pointer parameters are `"buffer"`: callers pass a `Uint8Array`/`Int32Array`
+ * (or `null` for a NULL pointer), so nothing above `ffi/` ever holds a raw pointer.
+ * No symbol that sets errno is `nonblocking`: errno is read on the calling thread
+ * immediately after the call (see {@link check}).
+ *
+ * @module
+ */
+import { SyscallError } from "./errno.ts";
+
+/** The libc functions hako binds, each parameter commented with its C type. */
+export const LIBC_SYMBOLS = {
+  // pid_t fork(void)
+  fork: { parameters: [], result: "i32" },
+  // void _exit(int status)
+  _exit: { parameters: ["i32"], result: "void" },
+  // pid_t getpid(void), getppid(void), gettid(void)
+  getpid: { parameters: [], result: "i32" },
+  getppid: { parameters: [], result: "i32" },
+  gettid: { parameters: [], result: "i32" },
+  // uid_t getuid(void), geteuid(void); gid_t getgid(void)
+  getuid: { parameters: [], result: "u32" },
+  geteuid: { parameters: [], result: "u32" },
+  getgid: { parameters: [], result: "u32" },
+  // pid_t setsid(void)
+  setsid: { parameters: [], result: "i32" },
+  // pid_t waitpid(pid_t pid, int *wstatus, int options)
+  waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  // int kill(pid_t pid, int sig)
+  kill: { parameters: ["i32", "i32"], result: "i32" },
+  // int execve(const char *path, char *const argv[], char *const envp[])
+  execve: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
+  // long syscall(long number, ...) — called with six longs
+  syscall: { parameters: ["i64", "i64", "i64", "i64", "i64", "i64"], result: "i64" },
+  // int madvise(void *addr, size_t length, int advice)
+  madvise: { parameters: ["usize", "usize", "i32"], result: "i32" },
+  // int unshare(int flags)
+  unshare: { parameters: ["i32"], result: "i32" },
+  // int setns(int fd, int nstype)
+  setns: { parameters: ["i32", "i32"], result: "i32" },
+  // int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data)
+  mount: { parameters: ["buffer", "buffer", "buffer", "u64", "buffer"], result: "i32" },
+  // int umount2(const char *target, int flags)
+  umount2: { parameters: ["buffer", "i32"], result: "i32" },
+  // int chroot(const char *path), chdir(const char *path)
+  chroot: { parameters: ["buffer"], result: "i32" },
+  chdir: { parameters: ["buffer"], result: "i32" },
+  // int sethostname(const char *name, size_t len), setdomainname(...)
+  sethostname: { parameters: ["buffer", "usize"], result: "i32" },
+  setdomainname: { parameters: ["buffer", "usize"], result: "i32" },
+  // int prlimit(pid_t pid, int resource, const struct rlimit *new, struct rlimit *old)
+  prlimit: { parameters: ["i32", "i32", "buffer", "buffer"], result: "i32" },
+  // int setresuid(uid_t r, uid_t e, uid_t s), setresgid(gid_t r, gid_t e, gid_t s)
+  setresuid: { parameters: ["u32", "u32", "u32"], result: "i32" },
+  setresgid: { parameters: ["u32", "u32", "u32"], result: "i32" },
+  // int setgroups(size_t size, const gid_t *list)
+  setgroups: { parameters: ["usize", "buffer"], result: "i32" },
+  // int capget(cap_user_header_t hdr, cap_user_data_t data), capset(...)
+  capget: { parameters: ["buffer", "buffer"], result: "i32" },
+  capset: { parameters: ["buffer", "buffer"], result: "i32" },
+  // int prctl(int option, unsigned long arg2, arg3, arg4, arg5)
+  prctl: { parameters: ["i32", "u64", "u64", "u64", "u64"], result: "i32" },
+  // int pipe2(int pipefd[2], int flags)
+  pipe2: { parameters: ["buffer", "i32"], result: "i32" },
+  // ssize_t read(int fd, void *buf, size_t count), write(int fd, const void *buf, size_t count)
+  // (the result is read as int: hako never moves 2 GiB in one call)
+  read: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+  // int open(const char *path, int flags, mode_t mode)
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  // int close(int fd)
+  close: { parameters: ["i32"], result: "i32" },
+  // int dup2(int oldfd, int newfd)
+  dup2: { parameters: ["i32", "i32"], result: "i32" },
+  // sighandler_t signal(int signum, sighandler_t handler) — handler passed as an integer (SIG_DFL = 0)
+  signal: { parameters: ["i32", "usize"], result: "usize" },
+  // int sigaction(int signum, const struct sigaction *act, struct sigaction *oldact)
+  sigaction: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  // int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+  sigprocmask: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  // int poll(struct pollfd *fds, nfds_t nfds, int timeout)
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
+  // int mknod(const char *path, mode_t mode, dev_t dev)
+  mknod: { parameters: ["buffer", "u32", "u64"], result: "i32" },
+  // int lchown(const char *path, uid_t owner, gid_t group)
+  lchown: { parameters: ["buffer", "u32", "u32"], result: "i32" },
+  // int ioctl(int fd, unsigned long request, unsigned long arg)
+  ioctl: { parameters: ["i32", "u64", "u64"], result: "i32" },
+  // int *__errno_location(void)
+  __errno_location: { parameters: [], result: "pointer" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** The bound libc functions. */
+export type Libc = Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"];
+
+let lib: Deno.DynamicLibrary<typeof LIBC_SYMBOLS> | undefined;
+let errnoView: Deno.UnsafePointerView | undefined;
+
+/** The libc symbols, opening `libc.so.6` on first use. */
+export function libc(): Libc {
+  lib ??= Deno.dlopen("libc.so.6", LIBC_SYMBOLS);
+  return lib.symbols;
+}
+
+/**
+ * The calling thread's errno. Call it right after the failing libc call: any FFI call,
+ * allocation-heavy work or `await` in between may overwrite it.
+ */
+export function errno(): number {
+  if (!errnoView) {
+    const p = libc().__errno_location();
+    if (p === null) return 0;
+    errnoView = new Deno.UnsafePointerView(p);
+  }
+  return errnoView.getInt32();
+}
+
+/**
+ * Throws a {@link SyscallError} when `ret` is -1 (reading errno at once), otherwise returns `ret` as a number.
+ *
+ * @param ret The call's return value.
+ * @param syscall The call's name for the message.
+ * @param args The arguments that matter, for the message.
+ * @param context What hako was doing, prefixed to the message ("mount proc on /x/proc").
+ * @throws {SyscallError} When `ret` is -1.
+ */
+export function check(
+  ret: number | bigint,
+  syscall: string,
+  args: readonly unknown[] = [],
+  context?: string,
+): number {
+  if (ret === -1 || ret === -1n) throw new SyscallError(syscall, errno(), args, context);
+  return Number(ret);
+}
+
+/** The address of a buffer's first byte (for building pointer arrays such as argv). */
+export function addressOf(buf: Uint8Array): bigint {
+  return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf as Uint8Array<ArrayBuffer>)));
+}

@@ -1,0 +1,33 @@
+/**
+ * Raw syscall numbers for the calls glibc has no wrapper for (or whose wrapper we avoid),
+ * per architecture.
+ * @module
+ */
+import process from "node:process";
+
+/** Syscall numbers hako calls through `syscall(2)`. */
+export interface SyscallNumbers {
+  readonly clone: number;
+  readonly pivot_root: number;
+  readonly seccomp: number;
+  readonly pidfd_open: number;
+  readonly pidfd_send_signal: number;
+}
+
+const X86_64: SyscallNumbers = { clone: 56, pivot_root: 155, seccomp: 317, pidfd_open: 434, pidfd_send_signal: 424 };
+const AARCH64: SyscallNumbers = { clone: 220, pivot_root: 41, seccomp: 277, pidfd_open: 434, pidfd_send_signal: 424 };
+
+/** The syscall numbers of the running architecture. */
+export const SYS: SyscallNumbers = (() => {
+  switch (process.arch) {
+    case "x64":
+      return X86_64;
+    case "arm64":
+      return AARCH64;
+    default:
+      throw new Error(`hako supports x86_64 and aarch64 Linux, not ${process.arch}`);
+  }
+})();
+
+/** The architecture name as the kernel and seccomp call it. */
+export const ARCH: "x86_64" | "aarch64" = process.arch === "arm64" ? "aarch64" : "x86_64";

@@ -1,0 +1,42 @@
+/**
+ * hako's error classes: a failed system call, a bad configuration, a failed setup step.
+ * @module
+ */
+import { ERRNO, SyscallError } from "../ffi/errno.ts";
+export { SyscallError };
+
+/**
+ * Turns an error thrown by `node:fs` into a {@link SyscallError} naming the call and what hako
+ * was doing; other errors pass through.
+ */
+export function fsError(e: unknown, syscall: string, path: string, context?: string): Error {
+  const err = e as { code?: string; errno?: number };
+  let n = typeof err?.errno === "number" ? Math.abs(err.errno) : 0;
+  if (err?.code) {
+    const found = Object.entries(ERRNO).find(([, [name]]) => name === err.code);
+    if (found) n = Number(found[0]);
+  }
+  return n ? new SyscallError(syscall, n, [path], context) : (e as Error);
+}
+
+/** Bad input, found before anything was touched. `path` names the field (`mounts[2].target`). */
+export class ConfigError extends TypeError {
+  /** The field path, e.g. `"cgroup.name"`. */
+  readonly path: string;
+  constructor(path: string, message: string) {
+    super(path ? `${path}: ${message}` : message);
+    this.name = "ConfigError";
+    this.path = path;
+  }
+}
+
+/** A named setup step that failed; `cause` holds the underlying error. */
+export class SetupError extends Error {
+  /** The step's name, e.g. `"pivot_root"`. */
+  readonly step: string;
+  constructor(step: string, message: string, options?: { cause?: unknown }) {
+    super(`${step}: ${message}`, options);
+    this.name = "SetupError";
+    this.step = step;
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * `Kernel`: hacorb's names for process control (`Kernel.exec`, `Kernel.system`, `Kernel.fork`…).
+ * @module
+ */
+import { _exit, exec, fork, system } from "./process.ts";
+
+/** Ruby's Kernel functions, for scripts ported from hacorb. */
+export const Kernel = {
+  /** Replaces the process with a program. See `Process.exec`. */
+  exec,
+  /** Runs a command and waits. See `Process.system`. */
+  system,
+  /** Forks a child. See `Process.fork`. */
+  fork,
+  /** Ends the process now, with `code`. */
+  exit: (code = 0): never => _exit(code),
+  /** Sleeps synchronously for `seconds` (works in a forked child too). */
+  sleep(seconds: number): void {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, seconds * 1000);
+  },
+} as const;
