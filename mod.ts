@@ -14,10 +14,22 @@
  * Process.waitpid2(pid);
  * ```
  *
+ * Run scripts with `deno run -A --v8-flags=--single-threaded script.ts` (or `hako run script.ts`):
+ * see `ffi/fork.ts` for why.
+ *
  * @module
  */
 export * as Process from "./src/process.ts";
 export * as Namespace from "./src/namespace.ts";
+export * as Cgroup from "./src/cgroup/mod.ts";
+export { Capability } from "./src/capability.ts";
+export * as Mount from "./src/mount.ts";
+export * as Dir from "./src/dir.ts";
+export * from "./src/rlimit.ts";
+export * from "./src/user.ts";
+export * from "./src/hostname.ts";
 export { Kernel } from "./src/kernel.ts";
+export { system } from "./src/process.ts";
 export { ConfigError, SetupError, SyscallError } from "./src/errors.ts";
-export type { ProcessStatus } from "./src/process.ts";
+export type { ForkOptions, ProcessStatus } from "./src/process.ts";
+export type { IdMapEntry, NamespaceName } from "./src/namespace.ts";

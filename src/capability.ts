@@ -1,0 +1,6 @@
+/**
+ * (being written)
+ * @module
+ */
+/** Linux capabilities (being written). */
+export class Capability {}
