@@ -5,7 +5,13 @@
 import { _exit, exec, fork, system } from "./process.ts";
 
 /** Ruby's Kernel functions, for scripts ported from hacorb. */
-export const Kernel = {
+export const Kernel: {
+  readonly exec: typeof exec;
+  readonly system: typeof system;
+  readonly fork: typeof fork;
+  readonly exit: (code?: number) => never;
+  readonly sleep: (seconds: number) => void;
+} = {
   /** Replaces the process with a program. See `Process.exec`. */
   exec,
   /** Runs a command and waits. See `Process.system`. */
