@@ -1,0 +1,76 @@
+/**
+ * The table of hako's commands and the pure part of dispatching to them.
+ *
+ * Each command is one file in `src/cli/` that exports `usage` (its help text) and
+ * `main(argv)`, with a pure, unit-tested parser beside them. The table names each file in a
+ * string-literal `import()`: a command's code (and what it imports) loads only when it runs, and
+ * `deno compile` and `bun build --compile` still see and embed every command. To add a command,
+ * add its file and one line here.
+ *
+ * @module
+ */
+
+/** What a command file exports. */
+export interface CommandModule {
+  /** The command's help text (`hako help NAME`, `hako NAME --help`). */
+  readonly usage: string;
+  /**
+   * Runs the command.
+   * @param argv The arguments after the command's name.
+   * @returns The exit code, or undefined to let the process end when its work is done.
+   * @throws {UsageError} For a bad command line (exit 2).
+   */
+  main(argv: readonly string[]): Promise<number | undefined>;
+}
+
+/** A command in the table. */
+export interface CommandEntry {
+  /** One line for `hako help`. */
+  readonly summary: string;
+  /** Loads the command's file. */
+  readonly load: () => Promise<CommandModule>;
+}
+
+/** hako's commands, in the order `hako help` lists them. */
+export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
+  run: { summary: "Run a TypeScript script with hako's API as globals", load: () => import("./run.ts") },
+  version: { summary: "Print hako's version and its runtime's", load: () => import("./version.ts") },
+  help: { summary: "Show help for hako or one of its commands", load: () => import("./help.ts") },
+};
+
+/** What the command line asks for. */
+export type Dispatch =
+  | { readonly kind: "command"; readonly name: string; readonly argv: readonly string[] }
+  | { readonly kind: "error"; readonly message: string };
+
+/**
+ * Picks the command (pure). `--help`/`-h` and `--version`/`-V` before any command stand for
+ * `help` and `version`.
+ * @param argv The arguments after `hako`.
+ */
+export function dispatch(argv: readonly string[]): Dispatch {
+  const [first, ...rest] = argv;
+  if (first === undefined) return { kind: "error", message: "no command given" };
+  if (first === "--help" || first === "-h") return { kind: "command", name: "help", argv: rest };
+  if (first === "--version" || first === "-V") return { kind: "command", name: "version", argv: rest };
+  if (first.startsWith("-")) return { kind: "error", message: `unknown option ${first}` };
+  if (!Object.hasOwn(COMMANDS, first)) return { kind: "error", message: `unknown command "${first}"` };
+  return { kind: "command", name: first, argv: rest };
+}
+
+/** The overall usage text, listing the commands. */
+export function globalUsage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return [
+    "hako — a scripting runtime for Linux containers",
+    "",
+    "Usage: hako <command> [options] [arguments]",
+    "",
+    "Commands:",
+    ...lines,
+    "",
+    "Run 'hako help <command>' for a command's options.",
+    "",
+  ].join("\n");
+}

@@ -1,0 +1,40 @@
+/**
+ * `hako help [COMMAND]`.
+ * @module
+ */
+import { parseArgs, UsageError } from "./_args.ts";
+import { COMMANDS, globalUsage } from "./commands.ts";
+import { host } from "../runner/_host.ts";
+
+/** The help text. */
+export const usage = `Usage: hako help [command]
+
+Shows hako's commands, or one command's options (as 'hako <command> --help' does).
+`;
+
+/** What `hako help` was asked to show. */
+export interface HelpArgs {
+  /** The command to explain, or undefined for the overview. */
+  readonly topic?: string;
+}
+
+/**
+ * Parses `hako help`'s arguments (pure).
+ * @throws {UsageError} For an unknown command or more than one.
+ */
+export function parseHelpArgs(argv: readonly string[]): HelpArgs {
+  const { values, positionals } = parseArgs(argv, { help: { type: "boolean", short: "h" } });
+  if (values.help) return { topic: "help" };
+  if (positionals.length > 1) throw new UsageError("give at most one command");
+  const topic = positionals[0];
+  if (topic === undefined) return {};
+  if (!Object.hasOwn(COMMANDS, topic)) throw new UsageError(`unknown command "${topic}"`);
+  return { topic };
+}
+
+/** Runs `hako help`. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const { topic } = parseHelpArgs(argv);
+  host().stdout(topic === undefined ? globalUsage() : (await COMMANDS[topic]!.load()).usage);
+  return 0;
+}

@@ -1,0 +1,49 @@
+/**
+ * The `hako` command.
+ *
+ * ```sh
+ * sudo bin/hako run box.ts arg1 arg2      # a script with hako's API as globals
+ * sudo bin/hako run -e 'Process.system("id")'
+ * bin/hako version
+ * ```
+ *
+ * Data goes to stdout, messages and errors to stderr. Exit codes are a shell's: 0 on success,
+ * 1 when a script fails, 2 for a bad command line, and a script's own `process.exitCode`.
+ *
+ * Run it with `--v8-flags=--single-threaded` (as `bin/hako` and `deno task hako` do): a forked
+ * child could otherwise hang in V8's garbage collector (see `ffi/fork.ts`).
+ *
+ * @module
+ */
+import { host } from "../runner/_host.ts";
+import { COMMANDS, dispatch, globalUsage } from "./commands.ts";
+import { UsageError } from "./_args.ts";
+
+/**
+ * Runs the `hako` command line.
+ * @param argv The arguments after `hako`.
+ * @returns The exit code, or undefined when the command leaves the process running (a script
+ *   with timers) to end by itself.
+ */
+export async function main(argv: readonly string[]): Promise<number | undefined> {
+  const h = host();
+  const d = dispatch(argv);
+  if (d.kind === "error") {
+    h.stderr(`hako: ${d.message}\n\n${globalUsage()}`);
+    return 2;
+  }
+  const command = await COMMANDS[d.name]!.load();
+  try {
+    return await command.main(d.argv);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    const first = command.usage.split("\n").find((l) => l.startsWith("Usage:")) ?? "";
+    h.stderr(`hako ${d.name}: ${e.message}\n${first}\nRun 'hako help ${d.name}' for more.\n`);
+    return 2;
+  }
+}
+
+if (import.meta.main) {
+  const code = await main(host().args());
+  if (code !== undefined) host().exit(code);
+}

@@ -1,0 +1,162 @@
+/**
+ * The runtime adapter of the CLI and the runner: the only place above `ffi/` that touches `Deno.*`
+ * (in {@link denoHost}) or the global `process` of Bun and Node (in {@link nodeHost}).
+ *
+ * Why not `node:process` and `node:fs` here, as elsewhere? Start-up time: in Deno 2.9 the first
+ * `node:` import initialises the Node compatibility layer, which costs 15–30 ms — more than the
+ * whole budget of `hako run` over `deno run`. The CLI's own path therefore uses Deno's namespace
+ * when it is there, and hako's primitives (which do use `node:`) are loaded only when a script
+ * needs them.
+ *
+ * @module
+ */
+
+/** What the CLI and the runner need from the runtime. */
+export interface Host {
+  /** `"deno"`, `"bun"` or `"node"`. */
+  readonly runtime: string;
+  /** The runtime's version, e.g. `"2.9.6"`. */
+  readonly runtimeVersion: string;
+  /** True inside a binary made by `deno compile` or `bun build --compile`. */
+  readonly compiled: boolean;
+  /** The command-line arguments after the program (`hako run x.ts` → `["run", "x.ts"]`). */
+  args(): string[];
+  /** An environment variable, or undefined. */
+  env(name: string): string | undefined;
+  /** The current directory. */
+  cwd(): string;
+  /** Reads a UTF-8 file synchronously. @throws The runtime's not-found error (`code` / `name` says which). */
+  readTextFile(path: string): string;
+  /** Writes text to stdout, synchronously. */
+  stdout(text: string): void;
+  /** Writes text to stderr, synchronously. */
+  stderr(text: string): void;
+  /** Ends the process with `code`. */
+  exit(code: number): never;
+  /** Makes `Deno.args` / `process.argv` look as if `script` had been run directly with `args`. */
+  setScriptArgs(script: string, args: readonly string[]): void;
+  /** Calls `handler` for an uncaught exception or unhandled rejection (instead of the runtime's report). */
+  onUncaught(handler: (error: unknown) => void): void;
+}
+
+interface NodeProcess {
+  argv: string[];
+  env: Record<string, string | undefined>;
+  execPath: string;
+  versions: Record<string, string | undefined>;
+  cwd(): string;
+  exit(code: number): never;
+  stdout: { fd: number };
+  on(event: string, fn: (e: unknown) => void): void;
+  getBuiltinModule?(name: string): unknown;
+}
+
+interface SyncFs {
+  readFileSync(path: string, encoding: "utf8"): string;
+  writeSync(fd: number, text: string): number;
+}
+
+/** The host for Deno: everything through the `Deno` namespace, nothing that loads Node compatibility. */
+function denoHost(): Host {
+  const enc = new TextEncoder();
+  const write = (w: { writeSync(b: Uint8Array): number }, text: string) => {
+    let buf = enc.encode(text);
+    while (buf.length > 0) buf = buf.subarray(w.writeSync(buf));
+  };
+  return {
+    runtime: "deno",
+    runtimeVersion: Deno.version.deno,
+    compiled: Deno.build.standalone === true,
+    args: () => [...Deno.args],
+    env: (name) => Deno.env.get(name),
+    cwd: () => Deno.cwd(),
+    readTextFile: (path) => Deno.readTextFileSync(path),
+    stdout: (text) => write(Deno.stdout, text),
+    stderr: (text) => write(Deno.stderr, text),
+    exit: (code) => Deno.exit(code),
+    setScriptArgs(script, args) {
+      try {
+        Object.defineProperty(Deno, "args", { value: Object.freeze([...args]), configurable: true });
+      } catch { /* a Deno whose args cannot be replaced: ARGV and process.argv still are */ }
+      patchProcessArgv(() => [Deno.execPath(), script, ...args]);
+    },
+    onUncaught(handler) {
+      globalThis.addEventListener("error", (e) => {
+        e.preventDefault();
+        handler(e.error);
+      });
+      globalThis.addEventListener("unhandledrejection", (e) => {
+        e.preventDefault();
+        handler(e.reason);
+      });
+    },
+  };
+}
+
+/**
+ * Sets `process.argv` without touching `process` when nothing has yet (touching it loads Deno's Node
+ * compatibility layer): the global's getter is wrapped to patch argv on first use.
+ */
+function patchProcessArgv(argv: () => string[]): void {
+  const desc = Object.getOwnPropertyDescriptor(globalThis, "process");
+  const patch = (p: NodeProcess | undefined) => {
+    if (p && Array.isArray(p.argv)) p.argv.splice(0, p.argv.length, ...argv());
+    return p;
+  };
+  if (desc?.get && desc.configurable) {
+    let done = false;
+    Object.defineProperty(globalThis, "process", {
+      ...desc,
+      get() {
+        const p = desc.get!.call(globalThis) as NodeProcess | undefined;
+        if (!done) done = true, patch(p);
+        return p;
+      },
+    });
+  } else {
+    patch((globalThis as { process?: NodeProcess }).process);
+  }
+}
+
+/** The host for Bun and Node: the global `process`, and `node:fs` through `process.getBuiltinModule`. */
+function nodeHost(process: NodeProcess): Host {
+  const fs = () => process.getBuiltinModule!("node:fs") as SyncFs;
+  const isBun = typeof process.versions.bun === "string";
+  const mainUrl = import.meta.url;
+  return {
+    runtime: isBun ? "bun" : "node",
+    runtimeVersion: (isBun ? process.versions.bun : process.versions.node) ?? "unknown",
+    // Bun's compiled binaries serve their modules from the virtual /$bunfs/ directory.
+    compiled: mainUrl.includes("/$bunfs/") || mainUrl.includes("/~BUN/"),
+    args: () => process.argv.slice(2),
+    env: (name) => process.env[name],
+    cwd: () => process.cwd(),
+    readTextFile: (path) => fs().readFileSync(path, "utf8"),
+    stdout: (text) => void fs().writeSync(1, text),
+    stderr: (text) => void fs().writeSync(2, text),
+    exit: (code) => process.exit(code),
+    setScriptArgs(script, args) {
+      process.argv.splice(1, process.argv.length - 1, script, ...args);
+    },
+    onUncaught(handler) {
+      process.on("uncaughtException", handler);
+      process.on("unhandledRejection", handler);
+    },
+  };
+}
+
+let current: Host | undefined;
+
+/** The host this process runs on (made once). */
+export function host(): Host {
+  if (current) return current;
+  const g = globalThis as { Deno?: unknown; process?: NodeProcess };
+  current = typeof g.Deno === "object" && g.Deno !== null ? denoHost() : nodeHost(g.process!);
+  return current;
+}
+
+/** True when `e` is the runtime's "file not found" error. */
+export function isNotFound(e: unknown): boolean {
+  const err = e as { code?: string; name?: string };
+  return err?.code === "ENOENT" || err?.name === "NotFound";
+}
