@@ -9,25 +9,53 @@
  * after it has advised every mapping. V8's GC helper threads are disabled at load time, so a
  * child that collects garbage never waits on a thread that fork left behind.
  *
+ * Under Bun the same holds for JavaScriptCore: its heap needs the same `MADV_DOFORK` preparation
+ * (without it the child crashes too), and its collector, marker and JIT threads are kept off by
+ * the `BUN_JSC_*` options in {@link BUN_SINGLE_THREADED_ENV}, which Bun reads only at start-up.
+ *
  * In the child only synchronous code may run (FFI calls, sync fs), ending in `execve` or `_exit`:
  * the event loop's threads do not exist there.
  *
  * @module
  */
 import { readFileSync } from "node:fs";
+import process from "node:process";
 import { setFlagsFromString } from "node:v8";
 import { errno, libc } from "./libc.ts";
 import { SyscallError } from "./errno.ts";
 import { SYS } from "./syscalls.ts";
 
 /**
- * True when V8 runs without helper threads (`--v8-flags=--single-threaded`, on the command line
- * or in `DENO_V8_FLAGS`), or when the runtime is not V8. Flags set after V8 has started do not
- * reach the GC and compiler already configured: a child that allocates may then wait forever on a
- * helper thread fork left behind (seen: a hang within 50 forks with GC in the parent).
+ * The environment that keeps Bun's JavaScriptCore from using helper threads for GC and JIT (the
+ * counterpart of Deno's `--v8-flags=--single-threaded`). Bun reads `BUN_JSC_*` options only when
+ * it starts, so they must be in its environment. Without them a forked child whose GC runs may
+ * wait forever on a collector or marker thread that fork left behind (seen: the first fork hung
+ * when parent and child both forced a full GC; 2 of 30 children that allocated ~3M objects hung).
+ */
+export const BUN_SINGLE_THREADED_ENV: Readonly<Record<string, string>> = {
+  BUN_JSC_useConcurrentGC: "0",
+  BUN_JSC_numberOfGCMarkers: "1",
+  BUN_JSC_useConcurrentJIT: "0",
+};
+
+/** True when `actual` is the JSC option value `wanted` ("0" also matches "false"/"no"). */
+function sameJscOption(actual: string | undefined, wanted: string): boolean {
+  if (actual === undefined) return false;
+  const norm = (v: string) => v.trim().toLowerCase().replace(/^(false|no)$/, "0").replace(/^(true|yes)$/, "1");
+  return norm(actual) === norm(wanted);
+}
+
+/**
+ * True when the engine runs without GC/JIT helper threads: under Deno, V8 with
+ * `--v8-flags=--single-threaded` (on the command line or in `DENO_V8_FLAGS`); under Bun, JSC with
+ * {@link BUN_SINGLE_THREADED_ENV} in the environment. Flags set after the engine has started do
+ * not reach the GC and compiler already configured: a child that allocates may then wait forever
+ * on a helper thread fork left behind (seen: a hang within 50 forks with GC in the parent).
  */
 export const singleThreaded: boolean = (() => {
-  if (typeof Deno === "undefined") return true;
+  if (typeof Deno === "undefined") {
+    return Object.entries(BUN_SINGLE_THREADED_ENV).every(([k, v]) => sameJscOption(process.env[k], v));
+  }
   let cmdline = "";
   try {
     cmdline = readFileSync("/proc/self/cmdline", "utf8");
@@ -38,7 +66,7 @@ export const singleThreaded: boolean = (() => {
   return /--single[-_]threaded(?![-_])/.test(flags);
 })();
 
-if (!singleThreaded) {
+if (!singleThreaded && typeof Deno !== "undefined") {
   // Best effort: fewer helper threads are used from here on.
   try {
     setFlagsFromString("--single-threaded-gc");
@@ -49,6 +77,14 @@ let warned = false;
 function warnOnce(): void {
   if (warned || singleThreaded) return;
   warned = true;
+  if (typeof Deno === "undefined") {
+    const env = Object.entries(BUN_SINGLE_THREADED_ENV).map(([k, v]) => `${k}=${v}`).join(" ");
+    console.error(
+      `hako: Bun was started without ${env}: a forked child that allocates much may hang in JavaScriptCore's GC. ` +
+        `Run \`env ${env} bun …\`, or use \`hako run\`.`,
+    );
+    return;
+  }
   console.error(
     "hako: Deno was started without --v8-flags=--single-threaded: a forked child that allocates much may hang " +
       "in V8's GC. Run `deno run -A --v8-flags=--single-threaded …`, set DENO_V8_FLAGS=--single-threaded, or use `hako run`.",

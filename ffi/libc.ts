@@ -1,14 +1,19 @@
 /**
- * The one typed libc symbol table, opened lazily from `libc.so.6`.
+ * The one typed libc symbol table, opened lazily from `libc.so.6` — through `Deno.dlopen` under
+ * Deno and `bun:ffi` under Bun (chosen at load time, see `_deno.ts` and `_bun.ts`), with the same
+ * types under both.
  *
  * Pointer parameters are `"buffer"`: callers pass a `Uint8Array`/`Int32Array`
  * (or `null` for a NULL pointer), so nothing above `ffi/` ever holds a raw pointer.
+ * 64-bit results (`i64`, `u64`, `usize`) are bigints under both runtimes.
  * No symbol that sets errno is `nonblocking`: errno is read on the calling thread
  * immediately after the call (see {@link check}).
  *
  * @module
  */
 import { SyscallError } from "./errno.ts";
+import { denoFfi } from "./_deno.ts";
+import { bunFfiAdapter } from "./_bun.ts";
 
 /** The libc functions hako binds, each parameter commented with its C type. */
 export const LIBC_SYMBOLS = {
@@ -90,18 +95,60 @@ export const LIBC_SYMBOLS = {
   ioctl: { parameters: ["i32", "u64", "u64"], result: "i32" },
   // int *__errno_location(void)
   __errno_location: { parameters: [], result: "pointer" },
+  // int setuid(uid_t uid), setgid(gid_t gid) — glibc applies them to every thread of the process
+  setuid: { parameters: ["u32"], result: "i32" },
+  setgid: { parameters: ["u32"], result: "i32" },
+  // gid_t getegid(void)
+  getegid: { parameters: [], result: "u32" },
+  // int getgroups(int size, gid_t list[])
+  getgroups: { parameters: ["i32", "buffer"], result: "i32" },
+  // int gethostname(char *name, size_t len), getdomainname(char *name, size_t len)
+  gethostname: { parameters: ["buffer", "usize"], result: "i32" },
+  getdomainname: { parameters: ["buffer", "usize"], result: "i32" },
+  // int statvfs(const char *path, struct statvfs *buf)
+  statvfs: { parameters: ["buffer", "buffer"], result: "i32" },
+  // int socket(int domain, int type, int protocol)
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The bound libc functions. */
 export type Libc = Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"];
 
-let lib: Deno.DynamicLibrary<typeof LIBC_SYMBOLS> | undefined;
-let errnoView: Deno.UnsafePointerView | undefined;
+/** One runtime's FFI, as `libc.ts` uses it (implemented by `_deno.ts` and `_bun.ts`). */
+export interface NativeFfi {
+  /** Which runtime this is. */
+  readonly runtime: "deno" | "bun";
+  /** Opens a library and binds `symbols` (a table in Deno's format), typed as Deno types them. */
+  open<S extends Deno.ForeignLibraryInterface>(path: string, symbols: S): Deno.DynamicLibrary<S>["symbols"];
+  /** A reader of the `int` at `pointer` (a pointer result of a symbol bound by `open`). */
+  int32Reader(pointer: unknown): () => number;
+  /** The address of a buffer's first byte; it stays valid while the buffer is referenced. */
+  addressOf(buf: Uint8Array): bigint;
+}
+
+/** The running runtime's FFI, or undefined when neither Deno nor Bun runs us. */
+const native: NativeFfi | undefined = "Bun" in globalThis
+  ? bunFfiAdapter
+  : typeof Deno !== "undefined" && typeof Deno.dlopen === "function"
+  ? denoFfi
+  : undefined;
+
+function nativeFfi(): NativeFfi {
+  if (!native) throw new Error("hako needs Deno (run with -A) or Bun: this runtime has no FFI hako can use");
+  return native;
+}
+
+/** The runtime whose FFI hako uses: `"deno"` or `"bun"`. */
+export function ffiRuntime(): "deno" | "bun" {
+  return nativeFfi().runtime;
+}
+
+let symbols: Libc | undefined;
+let errnoReader: (() => number) | undefined;
 
 /** The libc symbols, opening `libc.so.6` on first use. */
 export function libc(): Libc {
-  lib ??= Deno.dlopen("libc.so.6", LIBC_SYMBOLS);
-  return lib.symbols;
+  return symbols ??= nativeFfi().open("libc.so.6", LIBC_SYMBOLS);
 }
 
 /**
@@ -109,12 +156,12 @@ export function libc(): Libc {
  * allocation-heavy work or `await` in between may overwrite it.
  */
 export function errno(): number {
-  if (!errnoView) {
+  if (!errnoReader) {
     const p = libc().__errno_location();
     if (p === null) return 0;
-    errnoView = new Deno.UnsafePointerView(p);
+    errnoReader = nativeFfi().int32Reader(p);
   }
-  return errnoView.getInt32();
+  return errnoReader();
 }
 
 /**
@@ -136,7 +183,10 @@ export function check(
   return Number(ret);
 }
 
-/** The address of a buffer's first byte (for building pointer arrays such as argv). */
+/**
+ * The address of a buffer's first byte (for building pointer arrays such as argv). Keep `buf`
+ * referenced until the call that uses the address returns.
+ */
 export function addressOf(buf: Uint8Array): bigint {
-  return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf as Uint8Array<ArrayBuffer>)));
+  return nativeFfi().addressOf(buf);
 }

@@ -1,12 +1,35 @@
 /**
- * The test harness: one `test()` for every runtime, skips that say why, and helpers shared by
- * the tests (root check, temp dirs, running hako's CLI).
+ * The test harness: one `test()` for every runtime (`Deno.test` under Deno, `bun:test` under
+ * Bun), skips that say why, and helpers shared by the tests (root check, temp dirs, gc, running
+ * hako's CLI).
  * @module
  */
 import process from "node:process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+
+type TestFn = () => void | Promise<void>;
+
+/** The part of `bun:test` the harness uses (Deno has no types for it). */
+interface BunTest {
+  (name: string, fn: TestFn, options?: { timeout?: number }): void;
+  skip(name: string, fn: TestFn): void;
+}
+
+/** The runtime running the tests. */
+export const runtime: "deno" | "bun" = "Bun" in globalThis ? "bun" : "deno";
+
+// Loaded with import.meta.require under Bun only, so Deno (and `deno check`) never resolve it.
+const bunTest: BunTest | undefined = runtime === "bun"
+  ? ((import.meta as ImportMeta & { require(id: string): unknown }).require("bun:test") as { test: BunTest }).test
+  : undefined;
+
+/**
+ * Bun stops a test after 5 s by default; Deno never does. Kernel tests (1000 forks) take longer,
+ * so under Bun a test gets this long before it counts as hung.
+ */
+const BUN_TIMEOUT_MS = 300_000;
 
 /** Options for {@link test}. */
 export interface TestOptions {
@@ -23,14 +46,26 @@ export const needsRoot: string | false = isRoot ? false : "needs root (run the s
 /**
  * Declares a test. A skipped test prints its reason, so a skip is never silent.
  */
-export function test(name: string, fn: () => void | Promise<void>, options: TestOptions = {}): void {
+export function test(name: string, fn: TestFn, options: TestOptions = {}): void {
   const skip = options.skip;
   if (skip) {
     console.error(`SKIP ${name}: ${skip}`);
-    Deno.test({ name: `${name} (skipped: ${skip})`, ignore: true, fn });
+    if (bunTest) bunTest.skip(`${name} (skipped: ${skip})`, fn);
+    else Deno.test({ name: `${name} (skipped: ${skip})`, ignore: true, fn });
     return;
   }
-  Deno.test({ name, fn, sanitizeOps: false, sanitizeResources: false });
+  if (bunTest) bunTest(name, fn, { timeout: BUN_TIMEOUT_MS });
+  else Deno.test({ name, fn, sanitizeOps: false, sanitizeResources: false });
+}
+
+/**
+ * Runs a full garbage collection when the runtime allows it: `Bun.gc(true)` under Bun,
+ * `globalThis.gc()` under Deno when started with `--v8-flags=--expose-gc` (else nothing).
+ */
+export function gc(): void {
+  const bun = (globalThis as { Bun?: { gc(force: boolean): void } }).Bun;
+  if (bun) bun.gc(true);
+  else (globalThis as { gc?: () => void }).gc?.();
 }
 
 /** A fresh temp dir removed by `[Symbol.dispose]`. */
@@ -59,8 +94,12 @@ export function assertThrows<E extends Error>(
   try {
     fn();
   } catch (e) {
-    if (!(e instanceof type)) throw new Error(`expected ${type.name}, got ${(e as Error)?.name}: ${(e as Error)?.message}`);
-    if (pattern && !pattern.test(e.message)) throw new Error(`message ${JSON.stringify(e.message)} does not match ${pattern}`);
+    if (!(e instanceof type)) {
+      throw new Error(`expected ${type.name}, got ${(e as Error)?.name}: ${(e as Error)?.message}`);
+    }
+    if (pattern && !pattern.test(e.message)) {
+      throw new Error(`message ${JSON.stringify(e.message)} does not match ${pattern}`);
+    }
     return e;
   }
   throw new Error(`expected ${type.name} to be thrown`);

@@ -1,5 +1,8 @@
+import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { hostname } from "node:os";
+import { promisify } from "node:util";
 import { assert, assertEquals, assertThrows, needsRoot, test } from "./_harness.ts";
 import { ConfigError, Namespace, Process } from "../mod.ts";
 
@@ -31,37 +34,41 @@ test("a child cloned into new namespaces has new inodes for each, seen from outs
 test("a hostname set in a new UTS namespace is not seen outside", () => {
   const before = hostname();
   const pid = Process.fork({ namespaces: ["uts"] }, () => {
-    Process.exec("sh", "-c", "hostname hako-uts-test && test \"$(hostname)\" = hako-uts-test");
+    Process.exec("sh", "-c", 'hostname hako-uts-test && test "$(hostname)" = hako-uts-test');
   });
   assertEquals(Process.waitpid2(pid).status.code, 0);
   assertEquals(hostname(), before);
 }, { skip: needsRoot });
 
-test("Namespace.unshare(CLONE_NEWPID) in the parent makes the next fork PID 1, and Deno keeps working", async () => {
-  Namespace.unshare(Namespace.CLONE_NEWPID);
-  assertEquals(Namespace.pendingFlags(), Namespace.CLONE_NEWPID);
-  const pid = Process.fork(() => Process._exit(Process.getpid() === 1 ? 0 : 1));
-  assertEquals(Process.waitpid2(pid).status.code, 0);
-  assertEquals(Namespace.pendingFlags(), 0);
-  // Timers, async file reads and subprocesses still work in the parent.
-  await new Promise((r) => setTimeout(r, 5));
-  const text = await Deno.readTextFile("/proc/self/status");
-  assert(text.includes("Pid:"));
-  const out = await new Deno.Command("true").output();
-  assert(out.success);
-  const worker = new Worker(
-    URL.createObjectURL(new Blob(["self.postMessage(1)"], { type: "text/javascript" })),
-    { type: "module" },
-  );
-  const msg = await new Promise((r) => (worker.onmessage = (e) => r(e.data)));
-  worker.terminate();
-  assertEquals(msg, 1);
-}, { skip: needsRoot });
+test(
+  "Namespace.unshare(CLONE_NEWPID) in the parent makes the next fork PID 1, and the runtime keeps working",
+  async () => {
+    Namespace.unshare(Namespace.CLONE_NEWPID);
+    assertEquals(Namespace.pendingFlags(), Namespace.CLONE_NEWPID);
+    const pid = Process.fork(() => Process._exit(Process.getpid() === 1 ? 0 : 1));
+    assertEquals(Process.waitpid2(pid).status.code, 0);
+    assertEquals(Namespace.pendingFlags(), 0);
+    // Timers, async file reads, subprocesses and workers still work in the parent.
+    await new Promise((r) => setTimeout(r, 5));
+    const text = await readFile("/proc/self/status", "utf8");
+    assert(text.includes("Pid:"));
+    const out = await promisify(execFile)("sh", ["-c", "echo ok"]);
+    assertEquals(out.stdout, "ok\n");
+    const worker = new Worker(
+      URL.createObjectURL(new Blob(["self.postMessage(1)"], { type: "text/javascript" })),
+      { type: "module" },
+    );
+    const msg = await new Promise((r) => (worker.onmessage = (e) => r(e.data)));
+    worker.terminate();
+    assertEquals(msg, 1);
+  },
+  { skip: needsRoot },
+);
 
 test("Namespace.unshare() in a forked child takes effect at once", () => {
   const pid = Process.fork(() => {
     Namespace.unshare(["uts"]);
-    Process.exec("sh", "-c", "hostname inner-child && test \"$(hostname)\" = inner-child");
+    Process.exec("sh", "-c", 'hostname inner-child && test "$(hostname)" = inner-child');
   });
   assertEquals(Process.waitpid2(pid).status.code, 0);
 }, { skip: needsRoot });
@@ -86,7 +93,11 @@ test("setns() joins another process's namespace by path", () => {
 }, { skip: needsRoot });
 
 test("namespace names are validated with the field path", () => {
-  assertThrows(() => Namespace.namespaceFlags(["pid", "bogus" as never]), ConfigError, /namespaces\[1\]: unknown namespace "bogus"/);
+  assertThrows(
+    () => Namespace.namespaceFlags(["pid", "bogus" as never]),
+    ConfigError,
+    /namespaces\[1\]: unknown namespace "bogus"/,
+  );
   assertThrows(() => Namespace.namespaceFlags(0x1), ConfigError, /not CLONE_NEW/);
 });
 

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { assert, assertEquals, assertThrows, needsRoot, test } from "./_harness.ts";
+import { assert, assertEquals, assertThrows, gc, needsRoot, test } from "./_harness.ts";
 import { ConfigError, Process, SyscallError } from "../mod.ts";
 
 test("fork() runs the callback in a child and waitpid2() reports its exit", () => {
@@ -88,17 +88,16 @@ test("fork() of an async callback fails loudly in the child", () => {
 });
 
 test("1000 forks in a row with garbage collection in parent and child are all reaped", async () => {
-  const gc = (globalThis as { gc?: () => void }).gc;
   const deadline = (ms: number) => Date.now() + ms;
   let garbage: unknown[] = [];
   for (let i = 0; i < 1000; i++) {
     if (i % 50 === 0) {
       garbage = Array.from({ length: 20000 }, (_, j) => ({ j, s: `x${j}` }));
-      gc?.();
+      gc();
     }
     const pid = Process.fork(() => {
       const a = Array.from({ length: 5000 }, (_, j) => ({ j }));
-      if (i % 100 === 0) gc?.();
+      if (i % 100 === 0) gc();
       Process._exit(a.length === 5000 ? 0 : 3);
     });
     // Bounded wait: a hung child is killed and counted as a failure.

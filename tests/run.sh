@@ -1,21 +1,86 @@
 #!/usr/bin/env bash
-# Runs the whole test suite and ends with the plain line "N passed, N failed, N skipped".
-# Usage: tests/run.sh [deno test args…]   (as root for the kernel tests; they skip otherwise)
+# Runs the test suite under Deno and then under Bun, prints each run's summary, and ends with the
+# plain line "N passed, N failed, N skipped" counting both runs. Exits non-zero if either run fails.
+# Usage: tests/run.sh [TEST_FILE…]   (default: every tests/*_test.ts; as root for the kernel tests,
+#                                      which skip otherwise)
+# Environment: RUNTIMES="deno bun" picks the runs; DENO, BUN name the binaries; DENO_TEST_ARGS and
+# BUN_TEST_ARGS add flags to one run (e.g. DENO_TEST_ARGS="--filter fork" BUN_TEST_ARGS="-t fork");
+# BUN_SKIP="tests/a_test.ts …" is a stopgap that leaves files out of the Bun run only (printed loudly).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DENO=${DENO:-node_modules/.bin/deno}
+BUN=${BUN:-node_modules/.bin/bun}
+RUNTIMES=${RUNTIMES:-deno bun}
+if [ $# -gt 0 ]; then files=("$@"); else files=(tests/*_test.ts); fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-# --single-threaded: no V8 helper threads, so a forked child can never wait on one (see ffi/fork.ts).
-DENO_V8_FLAGS=--single-threaded,--expose-gc "$DENO" test -A --no-prompt "$@" tests/ 2>&1 | tee "$log"
-rc=${PIPESTATUS[0]}
-plain=$(sed 's/\x1b\[[0-9;]*m//g' "$log")
-summary=$(printf '%s\n' "$plain" | grep -E '^(ok|FAILED) \| [0-9]+ passed' | tail -n 1)
-passed=$(printf '%s' "$summary" | sed -nE 's/.* ([0-9]+) passed.*/\1/p')
-failed=$(printf '%s' "$summary" | sed -nE 's/.* ([0-9]+) failed.*/\1/p')
-skipped=$(printf '%s' "$summary" | sed -nE 's/.* ([0-9]+) ignored.*/\1/p')
+
+total_passed=0 total_failed=0 total_skipped=0 status=0 skips="" summaries=""
+
+# record RUNTIME RC PASSED FAILED SKIPPED: adds one run's counts (a run without a summary failed).
+record() {
+  local name=$1 rc=$2 passed=$3 failed=$4 skipped=$5
+  if [ -z "$passed$failed" ]; then
+    echo "tests/run.sh: the $name run printed no summary (exit $rc)" >&2
+    passed=0 failed=1 skipped=${skipped:-0}
+  fi
+  passed=${passed:-0} failed=${failed:-0} skipped=${skipped:-0}
+  if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+  [ "$rc" -eq 0 ] && [ "$failed" -eq 0 ] || status=1
+  total_passed=$((total_passed + passed)) total_failed=$((total_failed + failed))
+  total_skipped=$((total_skipped + skipped))
+  summaries+="$name: $passed passed, $failed failed, $skipped skipped"$'\n'
+}
+
+for runtime in $RUNTIMES; do
+  case $runtime in
+  deno)
+    printf '\n== deno test (%s)\n' "$("$DENO" --version | head -n 1)"
+    # --single-threaded: no V8 helper threads, so a forked child can never wait on one (see ffi/fork.ts).
+    DENO_V8_FLAGS=--single-threaded,--expose-gc "$DENO" test -A --no-prompt ${DENO_TEST_ARGS:-} "${files[@]}" 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    plain=$(sed 's/\x1b\[[0-9;]*m//g' "$log")
+    summary=$(printf '%s\n' "$plain" | grep -E '^(ok|FAILED) \| [0-9]+ passed' | tail -n 1)
+    record deno "$rc" \
+      "$(printf '%s' "$summary" | sed -nE 's/.* ([0-9]+) passed.*/\1/p')" \
+      "$(printf '%s' "$summary" | sed -nE 's/.* ([0-9]+) failed.*/\1/p')" \
+      "$(printf '%s' "$summary" | sed -nE 's/.* ([0-9]+) ignored.*/\1/p')"
+    ;;
+  bun)
+    printf '\n== bun test (bun %s)\n' "$("$BUN" --version)"
+    bun_files=()
+    for f in "${files[@]}"; do
+      if [[ " ${BUN_SKIP:-} " == *" $f "* ]]; then
+        echo "!! tests/run.sh: NOT RUN UNDER BUN (BUN_SKIP): $f"
+        skips+="SKIP (bun) $f: listed in BUN_SKIP"$'\n'
+        continue
+      fi
+      # bun test treats an argument as a path (not a name filter) only when it starts with ./ or /.
+      case $f in /* | ./*) bun_files+=("$f") ;; *) bun_files+=("./$f") ;; esac
+    done
+    # The BUN_JSC_* options keep JavaScriptCore's GC and JIT on the main thread, so a forked child
+    # can never wait on a helper thread (ffi/fork.ts: BUN_SINGLE_THREADED_ENV).
+    BUN_JSC_useConcurrentGC=0 BUN_JSC_numberOfGCMarkers=1 BUN_JSC_useConcurrentJIT=0 \
+      "$BUN" test ${BUN_TEST_ARGS:-} "${bun_files[@]}" 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    plain=$(sed 's/\x1b\[[0-9;]*m//g' "$log")
+    count() { printf '%s\n' "$plain" | sed -nE "s/^ *([0-9]+) $1\$/\\1/p" | tail -n 1; }
+    todo=$(count todo)
+    skipped=$(count skip)
+    [ -n "$skipped$todo" ] && skipped=$((${skipped:-0} + ${todo:-0}))
+    record bun "$rc" "$(count pass)" "$(count fail)" "$skipped"
+    ;;
+  *)
+    echo "tests/run.sh: unknown runtime '$runtime' in RUNTIMES" >&2
+    record "$runtime" 1 0 1 0
+    continue
+    ;;
+  esac
+  skips+=$(printf '%s\n' "$plain" | grep -E '^SKIP ' || true)$'\n'
+done
+
 echo
-printf '%s\n' "$plain" | grep -E '^SKIP ' | sort -u || true
-echo "${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
-if [ -z "$summary" ]; then echo "tests/run.sh: the test run printed no summary (exit $rc)" >&2; exit 1; fi
-[ "$rc" -eq 0 ] && [ "${failed:-0}" -eq 0 ]
+printf '%s' "$skips" | grep -v '^$' | sort -u || true
+printf '%s' "$summaries"
+echo "$total_passed passed, $total_failed failed, $total_skipped skipped"
+exit "$status"
