@@ -10,8 +10,11 @@ export { SyscallError };
  * was doing; other errors pass through.
  */
 export function fsError(e: unknown, syscall: string, path: string, context?: string): Error {
-  const err = e as { code?: string; errno?: number };
+  const err = e as { code?: string; errno?: number; message?: string };
   let n = typeof err?.errno === "number" ? Math.abs(err.errno) : 0;
+  // Deno's node:fs sometimes throws a bare Error("No such process (os error 3)").
+  const os = /\(os error (\d+)\)/.exec(err?.message ?? "");
+  if (!n && os) n = Number(os[1]);
   if (err?.code) {
     const found = Object.entries(ERRNO).find(([, [name]]) => name === err.code);
     if (found) n = Number(found[0]);

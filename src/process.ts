@@ -142,7 +142,7 @@ export function fork(optionsOrFn: ForkOptions | (() => unknown), fn?: () => unkn
   const mapped = (options.uidMap?.length ?? 0) + (options.gidMap?.length ?? 0) > 0;
   const flags = requested | takePendingFlags();
   if (mapped && !(flags & 0x10000000)) {
-    throw new ConfigError("fork.namespaces", "uidMap/gidMap need a new user namespace (\"user\")");
+    throw new ConfigError("fork.namespaces", 'uidMap/gidMap need a new user namespace ("user")');
   }
   if (!mapped) {
     const pid = forkProcess(flags);
@@ -279,7 +279,10 @@ export function commandArgv(command: string | readonly string[], args: readonly 
  * Finds `file` in `PATH` the way execvp does (a name with a slash is used as is).
  * @returns The path, or undefined when not found.
  */
-export function which(file: string, path = process.env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"): string | undefined {
+export function which(
+  file: string,
+  path = process.env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+): string | undefined {
   if (file.includes("/")) return file;
   for (const dir of path.split(":")) {
     const candidate = `${dir || "."}/${file}`;
@@ -324,7 +327,7 @@ export function exec(command: string | readonly string[], ...rest: unknown[]): n
 function resetSignals(): void {
   const { signal, sigprocmask } = libc();
   for (const sig of [1, 2, 3, 13, 15, 17, 25]) signal(sig, 0n);
-  sigprocmask(2 /* SIG_SETMASK */, new Uint8Array(128), null);
+  sigprocmask(2, /* SIG_SETMASK */ new Uint8Array(128), null);
 }
 
 /**
