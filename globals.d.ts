@@ -47,6 +47,8 @@ type SetupError = import("./mod.ts").SetupError;
 
 /** Sets the hostname of the caller's UTS namespace. See `src/hostname.ts`. */
 declare const sethostname: typeof import("./mod.ts").sethostname;
+/** Sets a network interface up (e.g. "lo"). See `src/network.ts`. */
+declare const linkUp: typeof import("./mod.ts").linkUp;
 /** The hostname of the caller's UTS namespace. */
 declare const gethostname: typeof import("./mod.ts").gethostname;
 /** Sets the NIS domain name of the caller's UTS namespace. */

@@ -23,11 +23,19 @@ export * as Process from "./src/process.ts";
 export * as Namespace from "./src/namespace.ts";
 export * as Cgroup from "./src/cgroup/mod.ts";
 export { Capability } from "./src/capability.ts";
+export type {
+  CapabilityLike,
+  CapabilityName,
+  CapabilityOptions,
+  CapabilityState,
+  KeepOptions,
+} from "./src/capability.ts";
 export * as Mount from "./src/mount.ts";
 export * as Dir from "./src/dir.ts";
 export * from "./src/rlimit.ts";
 export * from "./src/user.ts";
 export * from "./src/hostname.ts";
+export { linkUp } from "./src/network.ts";
 export { Kernel } from "./src/kernel.ts";
 export { system } from "./src/process.ts";
 export { ConfigError, SetupError, SyscallError } from "./src/errors.ts";

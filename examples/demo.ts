@@ -14,7 +14,7 @@
  * @module
  */
 import process from "node:process";
-import { Capability, Cgroup, Mount, Namespace, Process, sethostname } from "../mod.ts";
+import { Capability, Cgroup, linkUp, Mount, Namespace, Process, sethostname } from "../mod.ts";
 import { buildRootfs } from "../src/container/rootfs.ts";
 
 const rootfsDir = process.env.HAKO_DEMO_ROOTFS ?? "/var/lib/hako/images/demo";
@@ -51,7 +51,7 @@ try {
     Mount.mount("proc", `${rootfs.path}/proc`, { type: "proc", flags: ["nosuid", "nodev", "noexec"] });
     Mount.pivotRootInto(rootfs.path);
     sethostname("hako-demo");
-    Process.system("ip link set lo up");
+    linkUp("lo");
     Capability.keep(keep);
     Process.exec(
       "/bin/sh",
@@ -59,10 +59,10 @@ try {
       [
         "echo '--- inside the container ---'",
         'echo "hostname: $(hostname)"',
-        'echo "processes:"; ps',
+        'echo "processes:"; ps -o pid,user,comm',
         "grep -E '^Cap(Eff|Bnd)' /proc/self/status",
         "echo \"cgroup: $(grep -E ':cpu[,:]|^0::' /proc/self/cgroup | head -n 1)\"",
-        "ip -o link show lo | cut -d' ' -f2,9",
+        "echo \"loopback: $(ip -o link show lo | grep -o '<[^>]*>')\"",
         "echo \"root: $(ls /)\" | tr '\\n' ' '; echo",
       ].join("; "),
     );

@@ -28,6 +28,7 @@ export const HAKO_GLOBALS: readonly string[] = [
   "SetupError",
   "SyscallError",
   "sethostname",
+  "linkUp",
   "gethostname",
   "setdomainname",
   "getdomainname",

@@ -1,0 +1,148 @@
+/**
+ * The demo and the seed articles' scripts (examples/), run as a user runs them: the demo with
+ * `deno run`, the hacorb translations with `bin/hako run`, each on a busybox rootfs built here,
+ * with a non-interactive command instead of the article's interactive shell.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { assert, assertEquals, isRoot, tempDir, test } from "./_harness.ts";
+import { Capability, Namespace } from "../mod.ts";
+import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const skip = !isRoot
+  ? "needs root (run the suite with sudo)"
+  : findStaticBusybox()
+  ? false
+  : "needs a static busybox (apt-get install busybox-static)";
+
+function run(argv: string[], env: Record<string, string>): { code: number | null; out: string } {
+  const r = spawnSync(argv[0]!, argv.slice(1), {
+    cwd: ROOT,
+    env: { ...process.env as Record<string, string>, NO_COLOR: "1", ...env },
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  if (r.error) throw r.error;
+  return { code: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+function hakoRun(script: string, env: Record<string, string>) {
+  return run([join(ROOT, "bin/hako"), "run", join(ROOT, "examples", script)], env);
+}
+
+function cgroupsNamed(prefix: string): string[] {
+  const found: string[] = [];
+  for (const ctrl of ["cpu", "cpuset", "unified", ""]) {
+    const dir = join("/sys/fs/cgroup", ctrl);
+    if (!existsSync(dir)) continue;
+    for (const e of readdirSync(dir)) if (e.startsWith(prefix)) found.push(join(dir, e));
+  }
+  return found;
+}
+
+function deno(): string {
+  const local = join(ROOT, "node_modules/deno/deno");
+  return existsSync(local) ? local : "deno";
+}
+
+test("the demo runs a container and shows its evidence, leaving no cgroup", () => {
+  using dir = tempDir();
+  const r = run([deno(), "run", "-A", "--v8-flags=--single-threaded", "examples/demo.ts"], {
+    HAKO_DEMO_ROOTFS: join(dir.path, "demo"),
+  });
+  assertEquals(r.code, 0, r.out);
+  assert(r.out.includes("hostname: hako-demo"), r.out);
+  assert(/^\s+1 root\s+sh$/m.test(r.out), `the shell is PID 1:\n${r.out}`);
+  assert(r.out.includes("CapBnd:\t00000000000004eb"), r.out);
+  assert(/cgroup: \d+:cpu[^:]*:\/hako-demo-\d+/.test(r.out), r.out);
+  assert(r.out.includes("loopback: <LOOPBACK,UP"), r.out);
+  assertEquals(cgroupsNamed("hako-demo-"), []);
+}, { skip });
+
+test("seed 000 step 1: fork and exec, the exit code comes back", () => {
+  const r = hakoRun("hacorb/01_fork.ts", { HAKO_CMD: "sh -c 'exit 3'" });
+  assertEquals(r.code, 3, r.out);
+}, { skip });
+
+test("seed 000 step 2: the child runs in a CPU and a cpuset cgroup, removed afterwards", () => {
+  const name = `hako-test-seed02-${process.pid}`;
+  const r = hakoRun("hacorb/02_cgroup.ts", { HAKO_CGROUP: name, HAKO_CPUS: "0", HAKO_CMD: "cat /proc/self/cgroup" });
+  assertEquals(r.code, 0, r.out);
+  assert(new RegExp(`:cpu[^:]*:/${name}$`, "m").test(r.out), r.out);
+  assert(new RegExp(`:cpuset:/${name}$`, "m").test(r.out), r.out);
+  assertEquals(cgroupsNamed(name), []);
+}, { skip });
+
+test("seed 000 step 3: unshare(CLONE_NEWPID) makes the child PID 1; its UTS namespace is new", () => {
+  const name = `hako-test-seed03-${process.pid}`;
+  const r = hakoRun("hacorb/03_namespaces.ts", {
+    HAKO_CGROUP: name,
+    HAKO_CPUS: "0",
+    HAKO_CMD: "echo pid=$$; readlink /proc/self/ns/uts; readlink /proc/self/ns/net",
+  });
+  assertEquals(r.code, 0, r.out);
+  assert(r.out.includes("pid=1"), r.out);
+  const ids = Namespace.ids();
+  assert(!r.out.includes(`uts:[${ids.uts}]`) && r.out.includes("uts:["), r.out);
+  assert(!r.out.includes(`net:[${ids.net}]`) && r.out.includes("net:["), r.out);
+  assertEquals(cgroupsNamed(name), []);
+}, { skip });
+
+test("seed 000 step 4: the exec'd shell keeps exactly the article's capabilities", () => {
+  const name = `hako-test-seed04-${process.pid}`;
+  const r = hakoRun("hacorb/04_capability.ts", {
+    HAKO_CGROUP: name,
+    HAKO_CPUS: "0",
+    HAKO_CMD: "grep -E '^Cap(Eff|Bnd)' /proc/self/status",
+  });
+  assertEquals(r.code, 0, r.out);
+  const want = Capability.toMask([
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+  ]).toString(16).padStart(16, "0");
+  assert(r.out.includes(`CapEff:\t${want}`) && r.out.includes(`CapBnd:\t${want}`), `want ${want}:\n${r.out}`);
+}, { skip });
+
+test("seed 000 step 5: chroot, hostname, loopback and /proc inside the rootfs", () => {
+  using dir = tempDir();
+  const rootfs = buildRootfs(join(dir.path, "rootfs"), { builder: "busybox" }).path;
+  const name = `hako-test-seed05-${process.pid}`;
+  const r = hakoRun("hacorb/05_chroot.ts", {
+    HAKO_CGROUP: name,
+    HAKO_CPUS: "0",
+    HAKO_ROOTFS: rootfs,
+    HAKO_CMD: "sh -c 'hostname; ps -o pid,comm; ip -o link show lo; umount /proc'",
+  });
+  assertEquals(r.code, 0, r.out);
+  assert(/^debian$/m.test(r.out), r.out);
+  assert(/^\s*1 sh$/m.test(r.out), `the shell is PID 1:\n${r.out}`);
+  assert(/lo: <LOOPBACK,UP/.test(r.out), r.out);
+  assertEquals(cgroupsNamed(name), []);
+}, { skip });
+
+test("seed 004: unshare -pfmur + chroot: ps shows only the container, the shell as PID 1", () => {
+  using dir = tempDir();
+  const rootfs = buildRootfs(join(dir.path, "rootfs"), { builder: "busybox" }).path;
+  const r = hakoRun("unshare_chroot.ts", {
+    HAKO_ROOTFS: rootfs,
+    HAKO_CMD: "mount -t proc proc /proc && ps -o pid,user,comm && umount /proc",
+  });
+  assertEquals(r.code, 0, r.out);
+  assert(/^\s*1 root\s+sh$/m.test(r.out), r.out);
+  assertEquals(r.out.trim().split("\n").filter((l) => /^\s*\d+ /.test(l)).length, 2, r.out);
+}, { skip });
