@@ -36,7 +36,7 @@ export * from "./src/rlimit.ts";
 export * from "./src/user.ts";
 export * from "./src/hostname.ts";
 export { linkUp } from "./src/network.ts";
-export { Kernel } from "./src/kernel.ts";
+export { Kernel, type KernelModule } from "./src/kernel.ts";
 export { system } from "./src/process.ts";
 export { ConfigError, SetupError, SyscallError } from "./src/errors.ts";
 export type { ForkOptions, ProcessStatus } from "./src/process.ts";

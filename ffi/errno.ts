@@ -82,6 +82,11 @@ export class SyscallError extends Error {
   /** The arguments that matter, as shown in the message. */
   readonly args: readonly unknown[];
 
+  /**
+   * Makes the error.
+   * @param syscall The call that failed. @param errno Its errno. @param args The arguments to show.
+   * @param context What hako was doing, prefixed to the message.
+   */
   constructor(syscall: string, errno: number, args: readonly unknown[] = [], context?: string) {
     const code = errnoName(errno);
     const shown = args.map((a) => typeof a === "string" ? JSON.stringify(a) : String(a)).join(", ");

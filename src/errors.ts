@@ -26,6 +26,7 @@ export function fsError(e: unknown, syscall: string, path: string, context?: str
 export class ConfigError extends TypeError {
   /** The field path, e.g. `"cgroup.name"`. */
   readonly path: string;
+  /** Makes the error. @param path The field path. @param message What is wrong with it. */
   constructor(path: string, message: string) {
     super(path ? `${path}: ${message}` : message);
     this.name = "ConfigError";
@@ -37,6 +38,7 @@ export class ConfigError extends TypeError {
 export class SetupError extends Error {
   /** The step's name, e.g. `"pivot_root"`. */
   readonly step: string;
+  /** Makes the error. @param step The step's name. @param message What went wrong. @param options The underlying `cause`. */
   constructor(step: string, message: string, options?: { cause?: unknown }) {
     super(`${step}: ${message}`, options);
     this.name = "SetupError";

@@ -4,14 +4,22 @@
  */
 import { _exit, exec, fork, system } from "./process.ts";
 
-/** Ruby's Kernel functions, for scripts ported from hacorb. */
-export const Kernel: {
+/** The shape of {@link Kernel}. */
+export interface KernelModule {
+  /** See `Process.exec`. */
   readonly exec: typeof exec;
+  /** See `Process.system`. */
   readonly system: typeof system;
+  /** See `Process.fork`. */
   readonly fork: typeof fork;
+  /** Ends the process now. */
   readonly exit: (code?: number) => never;
+  /** Sleeps synchronously. */
   readonly sleep: (seconds: number) => void;
-} = {
+}
+
+/** Ruby's Kernel functions, for scripts ported from hacorb. */
+export const Kernel: KernelModule = {
   /** Replaces the process with a program. See `Process.exec`. */
   exec,
   /** Runs a command and waits. See `Process.system`. */

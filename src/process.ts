@@ -133,6 +133,7 @@ function runChild(fn: () => unknown): never {
  * ```
  */
 export function fork(fn: () => unknown): number;
+/** Forks a child into the namespaces of `options`, running `fn`. See the first overload. */
 export function fork(options: ForkOptions, fn: () => unknown): number;
 export function fork(optionsOrFn: ForkOptions | (() => unknown), fn?: () => unknown): number {
   const options: ForkOptions = typeof optionsOrFn === "function" ? {} : optionsOrFn;
@@ -239,6 +240,7 @@ export async function wait(pid: number): Promise<ProcessStatus> {
  * @throws {SyscallError} ESRCH when the process is gone, EPERM when not allowed.
  */
 export function kill(pid: number, signal?: Signal): void;
+/** Ruby's order: `kill("TERM", pid, …)`. */
 export function kill(signal: string, ...pids: number[]): void;
 export function kill(a: number | string, ...rest: Array<Signal | undefined>): void {
   const pairs: Array<[number, number]> = typeof a === "string"
@@ -307,6 +309,7 @@ export interface ExecOptions {
  * @throws {SyscallError} When execve fails (ENOENT: no such program).
  */
 export function exec(command: string | readonly string[], ...args: string[]): never;
+/** exec with explicit arguments and options (`env`). */
 export function exec(command: string | readonly string[], args: readonly string[], options: ExecOptions): never;
 export function exec(command: string | readonly string[], ...rest: unknown[]): never {
   const [args, options] = Array.isArray(rest[0])

@@ -79,6 +79,21 @@ for runtime in $RUNTIMES; do
   skips+=$(printf '%s\n' "$plain" | grep -E '^SKIP ' || true)$'\n'
 done
 
+# No leaks: whatever the tests made must be gone (cgroups, mounts, processes named hako-test…).
+leaks=$(
+  find /sys/fs/cgroup -maxdepth 3 -type d -iname 'hako*' 2>/dev/null
+  grep -i hako /proc/self/mountinfo 2>/dev/null | awk '{print "mount " $5}'
+  ps -eo pid=,args= 2>/dev/null | grep -E '[h]ako-(test|demo)' | sed 's/^/process /'
+)
+if [ -n "$leaks" ]; then
+  printf '\n!! tests/run.sh: the suite left these behind:\n%s\n' "$leaks"
+  total_failed=$((total_failed + 1))
+  status=1
+else
+  total_passed=$((total_passed + 1))
+  summaries+="no leftovers: no hako cgroups, mounts or processes after the suite"$'\n'
+fi
+
 echo
 printf '%s' "$skips" | grep -v '^$' | sort -u || true
 printf '%s' "$summaries"

@@ -1,0 +1,507 @@
+/**
+ * The parent side of a container: create (validate, rootfs, cgroup, fork into new namespaces,
+ * id maps, wait for the child's setup), start (let the child exec), wait, kill, stats and delete.
+ *
+ * The child and the parent talk over three close-on-exec pipes: `go` (parent → child, once the id
+ * maps are written and the cgroup is joined), `start` (parent → child, on {@link Container.start})
+ * and `status` (child → parent: one JSON line, `{"ready":true}` after every setup step, or
+ * `{"error":{…}}` naming the step that failed; a successful execve closes it, so the parent sees
+ * EOF).
+ *
+ * @example
+ * ```ts ignore
+ * import { run } from "./src/container/container.ts";
+ * const status = await run({ name: "demo", rootfs: { builder: "busybox", path: "/var/lib/hako/bb" }, command: "echo hi" });
+ * console.log(status.code); // 0
+ * ```
+ * @module
+ */
+import { statSync } from "node:fs";
+import { check, errno, libc } from "../../ffi/libc.ts";
+import { cstr } from "../../ffi/cstring.ts";
+import { forkProcess } from "../../ffi/fork.ts";
+import { Group, type GroupStats } from "../cgroup/group.ts";
+import { fsError, SetupError, SyscallError } from "../errors.ts";
+import { namespaceFlags, writeIdMap } from "../namespace.ts";
+import { kill as killProcess, type ProcessStatus, waitpid2, WNOHANG } from "../process.ts";
+import type { Signal } from "../signals.ts";
+import { buildRootfs } from "./rootfs.ts";
+import { execCommand, type SetupContext, stepsFor } from "./setup.ts";
+import type { ContainerSpec } from "./spec.ts";
+import { resolveSpec, type ResolvedSpec } from "./validate.ts";
+
+/** How a container's process ended. */
+export interface ContainerStatus {
+  /** The exit code, or null when a signal killed it. */
+  readonly code: number | null;
+  /** The killing signal, or null when it exited. */
+  readonly signal: number | null;
+  /** The status as a shell reports it: the code, or 128 + signal. */
+  readonly shellCode: number;
+}
+
+/** How long the parent waits for the child's setup (or exec) before killing it. */
+const SETUP_TIMEOUT_MS = 30_000;
+const O_RDWR = 2;
+const O_CLOEXEC = 0o2000000;
+const EINTR = 4;
+const ECHILD = 10;
+const POLLIN = 1;
+
+/** The child's report of a failure. */
+interface ChildError {
+  step: string;
+  message: string;
+  syscall?: string;
+  code?: string;
+  errno?: number;
+}
+
+function pipe(): [number, number] {
+  const fds = new Int32Array(2);
+  check(libc().pipe2(fds, O_CLOEXEC), "pipe2");
+  return [fds[0]!, fds[1]!];
+}
+
+function closeFd(fd: number): void {
+  if (fd >= 0) libc().close(fd);
+}
+
+function writeAll(fd: number, bytes: Uint8Array): boolean {
+  const { write } = libc();
+  let off = 0;
+  while (off < bytes.length) {
+    const n = write(fd, bytes.subarray(off), BigInt(bytes.length - off));
+    if (n === -1) {
+      if (errno() === EINTR) continue;
+      return false;
+    }
+    off += n;
+  }
+  return true;
+}
+
+/** Reads one byte; returns it, or -1 at EOF or on error. */
+function readByte(fd: number): number {
+  const one = new Uint8Array(1);
+  for (;;) {
+    const n = libc().read(fd, one, 1n);
+    if (n === -1 && errno() === EINTR) continue;
+    return n === 1 ? one[0]! : -1;
+  }
+}
+
+/** Polls `fd` for input for up to `timeoutMs` (0: just check). */
+function readable(fd: number, timeoutMs: number): boolean {
+  const pfd = new Int32Array(2);
+  const view = new DataView(pfd.buffer);
+  pfd[0] = fd;
+  view.setInt16(4, POLLIN, true);
+  for (;;) {
+    const n = libc().poll(new Uint8Array(pfd.buffer), 1n, timeoutMs);
+    if (n === -1) {
+      if (errno() === EINTR) continue;
+      throw new SyscallError("poll", errno(), [fd]);
+    }
+    // POLLIN, POLLHUP or POLLERR: a read will not block.
+    return n > 0 && view.getInt16(6, true) !== 0;
+  }
+}
+
+/**
+ * Reads the child's status line: the parsed JSON object, or null at EOF with nothing read.
+ * Does not block the event loop: polls, sleeping between tries, until `timeoutMs` is over.
+ * @throws {Error} "timeout" when the child said nothing in time.
+ */
+async function readStatus(fd: number, timeoutMs: number): Promise<Record<string, unknown> | null> {
+  const until = Date.now() + timeoutMs;
+  const chunks: number[] = [];
+  const buf = new Uint8Array(4096);
+  let delay = 1;
+  for (;;) {
+    if (!readable(fd, 0)) {
+      if (Date.now() > until) throw new Error(`no word from the child in ${timeoutMs} ms`);
+      await new Promise((res) => setTimeout(res, delay));
+      delay = Math.min(delay * 2, 10);
+      continue;
+    }
+    const n = libc().read(fd, buf, BigInt(buf.length));
+    if (n === -1) {
+      if (errno() === EINTR) continue;
+      throw new SyscallError("read", errno(), [fd], "read the container's status pipe");
+    }
+    if (n === 0) break;
+    chunks.push(...buf.subarray(0, n));
+    if (chunks.includes(10)) break;
+  }
+  if (chunks.length === 0) return null;
+  const line = new TextDecoder().decode(new Uint8Array(chunks)).split("\n")[0]!;
+  try {
+    return JSON.parse(line);
+  } catch {
+    return { error: { step: "setup", message: `garbled report from the child: ${JSON.stringify(line)}` } };
+  }
+}
+
+/** Turns an error thrown in the child into what it reports. */
+function describe(step: string, e: unknown): ChildError {
+  let err = e;
+  if (!(err instanceof SyscallError)) {
+    const node = e as { syscall?: string; path?: string; code?: string };
+    if (node && typeof node === "object" && typeof node.code === "string") {
+      err = fsError(e, node.syscall ?? "fs", node.path ?? "");
+    }
+  }
+  if (err instanceof SyscallError) {
+    return { step, message: err.message, syscall: err.syscall, code: err.code, errno: err.errno };
+  }
+  return { step, message: err instanceof Error ? err.message : String(err) };
+}
+
+/** What the forked child does: synchronous only, and it never returns. */
+function childMain(
+  ctx: SetupContext,
+  fds: { go: number; start: number; status: number; nullFd: number },
+  closeInChild: readonly number[],
+): never {
+  const { _exit, dup2 } = libc();
+  const report = (obj: unknown) => writeAll(fds.status, new TextEncoder().encode(JSON.stringify(obj) + "\n"));
+  let code = 125;
+  try {
+    for (const fd of closeInChild) closeFd(fd);
+    if (readByte(fds.go) !== 1) _exit(125); // the parent gave up on us: it reports why
+    closeFd(fds.go);
+    let failed = false;
+    for (const step of stepsFor(ctx)) {
+      try {
+        step.run(ctx);
+      } catch (e) {
+        report({ error: describe(step.name, e) });
+        failed = true;
+        break;
+      }
+    }
+    if (failed) _exit(126);
+    report({ ready: true });
+    if (readByte(fds.start) !== 1) _exit(125);
+    closeFd(fds.start);
+    try {
+      if (fds.nullFd >= 0) {
+        for (const target of [0, 1, 2]) check(dup2(fds.nullFd, target), "dup2", [fds.nullFd, target]);
+      }
+      execCommand(ctx.spec);
+    } catch (e) {
+      report({ error: describe("exec", e) });
+      code = 127;
+    }
+  } catch (e) {
+    try {
+      report({ error: describe("child", e) });
+    } catch { /* nothing left to tell */ }
+  }
+  _exit(code);
+  throw new Error("unreachable");
+}
+
+/** The SetupError for a child's report. */
+function setupError(err: ChildError): SetupError {
+  let cause: Error;
+  if (typeof err.errno === "number" && err.errno > 0) {
+    cause = new SyscallError(err.syscall ?? "?", err.errno);
+    Object.defineProperty(cause, "message", { value: err.message });
+  } else cause = new Error(err.message);
+  return new SetupError(err.step, err.message, { cause });
+}
+
+/**
+ * A container: made by {@link Container.create} (set up, waiting), run by {@link Container.start},
+ * reaped by {@link Container.wait}, undone by {@link Container.delete} (or `await using`).
+ */
+export class Container {
+  /** The container's name. */
+  readonly name: string;
+  /** The spec with its defaults. */
+  readonly spec: ResolvedSpec;
+  /** The rootfs directory on the host. */
+  readonly rootfs: string;
+  /** The cgroup, when the spec has one. */
+  readonly cgroup: Group | undefined;
+  #pid: number;
+  #startFd: number;
+  #statusFd: number;
+  #started = false;
+  #status: ContainerStatus | undefined;
+  #deleted = false;
+
+  private constructor(spec: ResolvedSpec, pid: number, group: Group | undefined, startFd: number, statusFd: number) {
+    this.name = spec.name;
+    this.spec = spec;
+    this.rootfs = spec.rootfsPath;
+    this.cgroup = group;
+    this.#pid = pid;
+    this.#startFd = startFd;
+    this.#statusFd = statusFd;
+  }
+
+  /** The container's init process, as the host sees it. */
+  get pid(): number {
+    return this.#pid;
+  }
+
+  /** How it ended, once {@link Container.wait} (or delete) reaped it. */
+  get status(): ContainerStatus | undefined {
+    return this.#status;
+  }
+
+  /**
+   * Validates the spec, prepares the rootfs and the cgroup, forks the child into its namespaces
+   * and waits until its setup is done (it then waits for {@link Container.start}).
+   * @throws {SpecError} For a bad spec, before anything is touched.
+   * @throws {SetupError} Naming the step that failed (`rootfs`, `cgroup`, `id-map`, a child step…);
+   *   whatever was made is undone first.
+   */
+  static async create(input: ContainerSpec): Promise<Container> {
+    const spec = resolveSpec(input);
+    const undo: Array<() => void> = [];
+    const fail = (step: string, e: unknown): never => {
+      if (e instanceof SetupError) throw e;
+      throw new SetupError(step, e instanceof Error ? e.message : String(e), { cause: e });
+    };
+    try {
+      // rootfs
+      const r = spec.rootfs;
+      if (typeof r === "object" && "tarball" in r) {
+        throw new SetupError("rootfs", "tarball rootfs is not supported yet");
+      }
+      try {
+        if (typeof r === "object" && "builder" in r) buildRootfs(r.path, { builder: r.builder });
+        else if (!statSync(spec.rootfsPath).isDirectory()) throw new Error(`${spec.rootfsPath} is not a directory`);
+      } catch (e) {
+        fail("rootfs", (e as { code?: string }).code === "ENOENT" ? new Error(`${spec.rootfsPath} does not exist`) : e);
+      }
+
+      // cgroup
+      let group: Group | undefined;
+      if (spec.cgroup) {
+        try {
+          group = new Group(spec.cgroup.name ?? `hako-${spec.name}`, spec.cgroup);
+          group.create();
+        } catch (e) {
+          fail("cgroup", e);
+        }
+        const g = group!;
+        undo.push(() => g.delete({ kill: true }));
+      }
+
+      // pipes (and /dev/null for stdio "null", opened on the host side so any rootfs works)
+      const fds: number[] = [];
+      undo.push(() => fds.forEach(closeFd));
+      const [goR, goW] = pipe();
+      fds.push(goR, goW);
+      const [startR, startW] = pipe();
+      fds.push(startR, startW);
+      const [statusR, statusW] = pipe();
+      fds.push(statusR, statusW);
+      let nullFd = -1;
+      if (spec.stdio === "null") {
+        nullFd = check(libc().open(cstr("/dev/null"), O_RDWR | O_CLOEXEC, 0), "open", ["/dev/null"]);
+        fds.push(nullFd);
+      }
+
+      // fork
+      const ctx: SetupContext = { spec, userns: spec.newNamespaces.includes("user") };
+      let pid: number;
+      try {
+        pid = forkProcess(namespaceFlags(spec.newNamespaces));
+      } catch (e) {
+        return fail("clone", e);
+      }
+      if (pid === 0) {
+        childMain(ctx, { go: goR, start: startR, status: statusW, nullFd }, [goW, startW, statusR]);
+      }
+      undo.push(() => {
+        try {
+          killProcess(pid, "KILL");
+        } catch { /* gone */ }
+        try {
+          waitpid2(pid);
+        } catch { /* reaped */ }
+      });
+      // The parent keeps only goW, startW and statusR.
+      for (const fd of [goR, startR, statusW, nullFd]) closeFd(fd);
+      fds.length = 0;
+      fds.push(goW, startW, statusR);
+
+      if (ctx.userns) {
+        try {
+          writeIdMap(pid, "gid", spec.gidMap);
+          writeIdMap(pid, "uid", spec.uidMap);
+        } catch (e) {
+          fail("id-map", e);
+        }
+      }
+      if (group) {
+        try {
+          group.attach(pid);
+        } catch (e) {
+          fail("cgroup-attach", e);
+        }
+      }
+      if (!writeAll(goW, new Uint8Array([1]))) fail("setup", new SyscallError("write", errno(), ["go pipe"]));
+      closeFd(goW);
+      fds.splice(fds.indexOf(goW), 1);
+
+      let report: Record<string, unknown> | null;
+      try {
+        report = await readStatus(statusR, SETUP_TIMEOUT_MS);
+      } catch (e) {
+        return fail("setup", e);
+      }
+      if (!report || !report.ready) {
+        const err = report?.error as ChildError | undefined;
+        if (err) throw setupError(err);
+        const r = waitpid2(pid, WNOHANG);
+        throw new SetupError(
+          "setup",
+          `the child ended before reporting${r.pid ? ` (${r.status})` : ""}`,
+        );
+      }
+      return new Container(spec, pid, group, startW, statusR);
+    } catch (e) {
+      for (const u of undo.reverse()) {
+        try {
+          u();
+        } catch { /* best effort: the original error matters */ }
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * Lets the child exec the command, and waits (up to 30 s, without blocking the event loop)
+   * until the exec happened.
+   * @throws {SetupError} Step "exec" when execve failed (the child is reaped, the cgroup deleted).
+   */
+  async start(): Promise<void> {
+    if (this.#deleted) throw new Error(`container ${this.name} is deleted`);
+    if (this.#started) throw new Error(`container ${this.name} is already started`);
+    this.#started = true;
+    const ok = writeAll(this.#startFd, new Uint8Array([1]));
+    closeFd(this.#startFd);
+    this.#startFd = -1;
+    let report: Record<string, unknown> | null = null;
+    let error: Error | undefined;
+    try {
+      report = ok
+        ? await readStatus(this.#statusFd, SETUP_TIMEOUT_MS)
+        : { error: { step: "exec", message: "the child is gone" } };
+    } catch (e) {
+      error = new SetupError("exec", (e as Error).message, { cause: e });
+    }
+    closeFd(this.#statusFd);
+    this.#statusFd = -1;
+    const err = report?.error as ChildError | undefined;
+    if (err) error = setupError(err);
+    if (error) {
+      this.#cleanup();
+      throw error;
+    }
+  }
+
+  /**
+   * Waits for the container's process to end, without blocking the event loop.
+   * @returns Its exit code or signal, and the shell's code.
+   */
+  async wait(): Promise<ContainerStatus> {
+    let delay = 1;
+    for (;;) {
+      if (this.#status) return this.#status;
+      let r;
+      try {
+        r = waitpid2(this.#pid, WNOHANG);
+      } catch (e) {
+        if (this.#status) return this.#status;
+        if (e instanceof SyscallError && e.errno === ECHILD) throw new Error(`container ${this.name} was reaped elsewhere`);
+        throw e;
+      }
+      if (r.pid !== 0) {
+        this.#setStatus(r.status);
+        continue;
+      }
+      await new Promise((res) => setTimeout(res, delay));
+      delay = Math.min(delay * 2, 20);
+    }
+  }
+
+  /**
+   * Sends a signal to the container's init. Note: PID 1 of a new PID namespace only gets signals
+   * it handles, except KILL and STOP.
+   */
+  kill(sig: Signal = "TERM"): void {
+    if (this.#status) return;
+    killProcess(this.#pid, sig);
+  }
+
+  /** The cgroup's statistics (empty without a cgroup). */
+  stats(): GroupStats {
+    return this.cgroup?.stats() ?? {};
+  }
+
+  /**
+   * Kills and reaps the process if it is still there and deletes the cgroup. Idempotent. A rootfs
+   * made by a builder is kept (it is a cache).
+   */
+  delete(): void {
+    if (this.#deleted) return;
+    this.#cleanup();
+  }
+
+  /** `await using` support: {@link Container.delete}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    this.delete();
+    return Promise.resolve();
+  }
+
+  #setStatus(s: ProcessStatus): void {
+    this.#status = { code: s.code, signal: s.signal, shellCode: s.shellCode };
+  }
+
+  #cleanup(): void {
+    this.#deleted = true;
+    closeFd(this.#startFd);
+    closeFd(this.#statusFd);
+    this.#startFd = this.#statusFd = -1;
+    let first: unknown;
+    if (!this.#status) {
+      try {
+        killProcess(this.#pid, "KILL");
+      } catch { /* already gone */ }
+      try {
+        const r = waitpid2(this.#pid);
+        if (r.pid) this.#setStatus(r.status);
+      } catch { /* reaped elsewhere */ }
+      this.#status ??= { code: null, signal: 9, shellCode: 137 };
+    }
+    try {
+      this.cgroup?.delete({ kill: true });
+    } catch (e) {
+      first = e;
+    }
+    if (first) throw first;
+  }
+}
+
+/**
+ * Creates, starts and waits for a container, then deletes it.
+ * @returns How its process ended.
+ * @throws {SpecError} For a bad spec. @throws {SetupError} When a setup step or the exec failed.
+ */
+export async function run(spec: ContainerSpec): Promise<ContainerStatus> {
+  const c = await Container.create(spec);
+  try {
+    await c.start();
+    return await c.wait();
+  } finally {
+    c.delete();
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * The declarative container spec: a typed plain object, its defaults (those a docker/runc user
+ * expects), and {@link assertValidSpec}, which collects every problem with its field path before
+ * anything is touched.
+ *
+ * @example
+ * ```ts ignore
+ * import { type ContainerSpec } from "./mod.ts";
+ * export default (env: Record<string, string | undefined>): ContainerSpec => ({
+ *   name: `web-${env.PORT}`,
+ *   rootfs: { builder: "busybox", path: `/var/lib/hako/web-${env.PORT}` },
+ *   namespaces: ["pid", "uts", "ipc", "mount", "user"],
+ *   idMap: { uid: { inside: 0, outside: Number(env.PORT) * 100, size: 100 } },
+ *   cgroup: { cpu: { quotaUs: 30_000, periodUs: 100_000 } },
+ *   command: ["httpd", "-f", "-p", String(env.PORT)],
+ * });
+ * ```
+ * @module
+ */
+import type { IdMapEntry, NamespaceName } from "../namespace.ts";
+
+/** A uid/gid range; haconiwa's `set_uid_mapping min:, max:, offset:` is `{ min, max, offset }`. */
+export type IdRange = IdMapEntry | { readonly min: number; readonly max: number; readonly offset: number };
+
+/** Where the container's root filesystem comes from. */
+export type RootfsSpec =
+  | string
+  | { readonly path: string }
+  | {
+    /** A `.tar` or `.tar.gz` to extract (once) into `path`. */
+    readonly tarball: string;
+    readonly path: string;
+    /** Shift file owners so the range's first id owns the tree (seed: `chown -R`). */
+    readonly owner?: { readonly uid: number; readonly gid?: number };
+  }
+  | { readonly builder: "busybox" | "host" | "auto"; readonly path: string };
+
+/** One extra mount, relative to the container's root. */
+export interface MountSpec {
+  /** "bind", "tmpfs", "proc", or any filesystem type. */
+  readonly type: string;
+  /** Host path for a bind; the device/source name otherwise (default: the type). */
+  readonly source?: string;
+  /** Absolute path inside the container. */
+  readonly target: string;
+  /** Mount options: flags ("ro", "nosuid", "nodev", "noexec", "rbind", "private"…) and data ("size=64m"). */
+  readonly options?: readonly string[];
+  /** Shorthand for the "ro" option. */
+  readonly readonly?: boolean;
+}
+
+/** Typed cgroup limits, plus raw `"cpu.cfs_quota_us": 30000`-style keys for haconiwa users. */
+export interface CgroupSpec {
+  readonly cpu?: {
+    readonly quotaUs?: number;
+    readonly periodUs?: number;
+    readonly weight?: number;
+    readonly shares?: number;
+  };
+  readonly cpuset?: { readonly cpus?: string; readonly mems?: string };
+  readonly memory?: { readonly limit?: number; readonly swap?: number };
+  readonly pids?: { readonly max?: number };
+  readonly io?: { readonly weight?: number };
+  /** Raw controller files, written as given: `{ "cpu.cfs_quota_us": 30000 }`. */
+  readonly raw?: Readonly<Record<string, string | number>>;
+  /** The cgroup's name (default `hako/<name>`). */
+  readonly name?: string;
+}
+
+/** A namespace to create (by name) or to join (an existing one, by path or container name). */
+export type NamespaceSpec =
+  | NamespaceName
+  | { readonly type: NamespaceName; readonly join: string };
+
+/** The container. Only `name`, `rootfs` and `command` are required. */
+export interface ContainerSpec {
+  /** Unique per host: letters, digits, `.`, `_`, `-` (also the default hostname). */
+  readonly name: string;
+  /** argv, or a shell string (run under /bin/sh -c when it has shell syntax). */
+  readonly command: string | readonly string[];
+  readonly rootfs: RootfsSpec;
+  readonly env?: Readonly<Record<string, string>>;
+  /** Working directory inside (default "/"). */
+  readonly workdir?: string;
+  /** Who the command runs as, inside (default root). */
+  readonly user?: { readonly uid: number; readonly gid?: number; readonly groups?: readonly number[] };
+  /** Default "mount", "uts", "ipc", "pid", "net". */
+  readonly namespaces?: readonly NamespaceSpec[];
+  /** Needs a user namespace. A single range or a list. */
+  readonly idMap?: { readonly uid?: IdRange | readonly IdRange[]; readonly gid?: IdRange | readonly IdRange[] };
+  /** Default: the name (needs a UTS namespace). */
+  readonly hostname?: string;
+  readonly readonlyRootfs?: boolean;
+  /** proc, sysfs (ro), /dev (tmpfs + default devices), devpts, /dev/shm, mqueue. Default true. */
+  readonly standardMounts?: boolean;
+  readonly mounts?: readonly MountSpec[];
+  /** "host": bind the host's resolv.conf and hosts read-only; "generate": write them; false: leave. Default "generate" with a new net namespace, "host" otherwise. */
+  readonly networkEtc?: "host" | "generate" | false;
+  readonly maskedPaths?: readonly string[];
+  readonly readonlyPaths?: readonly string[];
+  readonly cgroup?: CgroupSpec;
+  /** The capabilities kept (a list), or changes to the default set. */
+  readonly capabilities?: readonly string[] | { readonly add?: readonly string[]; readonly drop?: readonly string[] };
+  /** `{ NOFILE: 1025, CORE: [0, "unlimited"] }`. */
+  readonly rlimits?: Readonly<
+    Record<string, number | "unlimited" | readonly [number | "unlimited", number | "unlimited"]>
+  >;
+  /** Default true. */
+  readonly noNewPrivs?: boolean;
+  /** Loopback up in a new net namespace (default true). */
+  readonly network?: { readonly loopback?: boolean };
+  readonly stdio?: "inherit" | "null";
+}
+
+/** The default capability set: the seed scripts' (and docker's) list. */
+export const DEFAULT_CAPABILITIES: readonly string[] = [
+  "CAP_CHOWN",
+  "CAP_DAC_OVERRIDE",
+  "CAP_FSETID",
+  "CAP_FOWNER",
+  "CAP_MKNOD",
+  "CAP_NET_RAW",
+  "CAP_SETGID",
+  "CAP_SETUID",
+  "CAP_SETFCAP",
+  "CAP_SETPCAP",
+  "CAP_NET_BIND_SERVICE",
+  "CAP_SYS_CHROOT",
+  "CAP_KILL",
+  "CAP_AUDIT_WRITE",
+];
+
+/** libcontainer's default masked paths. */
+export const DEFAULT_MASKED_PATHS: readonly string[] = [
+  "/proc/acpi",
+  "/proc/asound",
+  "/proc/kcore",
+  "/proc/keys",
+  "/proc/latency_stats",
+  "/proc/timer_list",
+  "/proc/timer_stats",
+  "/proc/sched_debug",
+  "/proc/scsi",
+  "/sys/firmware",
+  "/sys/devices/virtual/powercap",
+];
+
+/** libcontainer's default read-only paths. */
+export const DEFAULT_READONLY_PATHS: readonly string[] = [
+  "/proc/bus",
+  "/proc/fs",
+  "/proc/irq",
+  "/proc/sys",
+  "/proc/sysrq-trigger",
+];
+
+/** The default namespaces. */
+export const DEFAULT_NAMESPACES: readonly NamespaceName[] = ["mount", "uts", "ipc", "pid", "net"];

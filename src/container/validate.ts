@@ -1,0 +1,313 @@
+/**
+ * Validation of a {@link ContainerSpec}: one pass that collects every problem, each with its field
+ * path, and the cross-field rules (hostname needs a UTS namespace, id maps need a user namespace,
+ * pivot_root needs a mount namespace) — before anything on the host is touched. Also the
+ * normalisation into a {@link ResolvedSpec} with every default filled in.
+ * @module
+ */
+import { isAbsolute, normalize } from "node:path";
+import { ConfigError } from "../errors.ts";
+import { assertValidIdMap, type IdMapEntry, NAMESPACE_FLAGS, type NamespaceName } from "../namespace.ts";
+import {
+  type ContainerSpec,
+  DEFAULT_CAPABILITIES,
+  DEFAULT_MASKED_PATHS,
+  DEFAULT_NAMESPACES,
+  DEFAULT_READONLY_PATHS,
+  type IdRange,
+  type MountSpec,
+} from "./spec.ts";
+
+/** One problem in a spec. */
+export interface SpecProblem {
+  /** The field path, e.g. `mounts[2].target`. */
+  readonly path: string;
+  /** What is wrong, e.g. `must be absolute`. */
+  readonly message: string;
+}
+
+/** A spec with problems: every one of them, in order. */
+export class SpecError extends ConfigError {
+  /** Every problem found. */
+  readonly problems: readonly SpecProblem[];
+  constructor(problems: readonly SpecProblem[]) {
+    const first = problems[0]!;
+    super(
+      problems.length === 1 ? first.path : "",
+      problems.length === 1
+        ? first.message
+        : `${problems.length} problems in the container spec:\n${
+          problems.map((p) => `  ${p.path}: ${p.message}`).join("\n")
+        }`,
+    );
+    this.name = "SpecError";
+    this.problems = problems;
+  }
+}
+
+/** The spec with defaults applied and shorthands expanded. */
+export interface ResolvedSpec {
+  readonly name: string;
+  readonly argv: readonly string[];
+  readonly rootfs: ContainerSpec["rootfs"];
+  readonly rootfsPath: string;
+  readonly env: Readonly<Record<string, string>>;
+  readonly workdir: string;
+  readonly user: { readonly uid: number; readonly gid: number; readonly groups: readonly number[] };
+  readonly newNamespaces: readonly NamespaceName[];
+  readonly joinNamespaces: readonly { readonly type: NamespaceName; readonly path: string }[];
+  readonly uidMap: readonly IdMapEntry[];
+  readonly gidMap: readonly IdMapEntry[];
+  readonly hostname: string | undefined;
+  readonly readonlyRootfs: boolean;
+  readonly standardMounts: boolean;
+  readonly mounts: readonly MountSpec[];
+  readonly networkEtc: "host" | "generate" | false;
+  readonly maskedPaths: readonly string[];
+  readonly readonlyPaths: readonly string[];
+  readonly cgroup: ContainerSpec["cgroup"];
+  readonly capabilities: readonly string[];
+  readonly rlimits: NonNullable<ContainerSpec["rlimits"]>;
+  readonly noNewPrivs: boolean;
+  readonly loopback: boolean;
+  readonly stdio: "inherit" | "null";
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+const SHELL_META = /[*?{}[\]<>()~&|\\$;'`"\n#=%]/;
+
+function idRange(r: IdRange): IdMapEntry {
+  // haconiwa writes "min offset max" to uid_map, so its `max` is really a count; we take the
+  // reading a user means (min..max inclusive) and say so in the docs.
+  return "min" in r ? { inside: r.min, outside: r.offset, size: r.max - r.min + 1 } : r;
+}
+
+function list<T>(x: T | readonly T[] | undefined): readonly T[] {
+  return x === undefined ? [] : Array.isArray(x) ? x : [x as T];
+}
+
+/**
+ * Checks a spec and returns it resolved (defaults filled in).
+ * @throws {SpecError} Listing every problem with its field path.
+ */
+export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
+  const problems: SpecProblem[] = [];
+  const bad = (path: string, message: string) => problems.push({ path, message });
+  const absolute = (path: string, value: unknown) => {
+    if (typeof value !== "string" || value === "") bad(path, "must be a non-empty string");
+    else if (!isAbsolute(value)) bad(path, `must be absolute, got ${JSON.stringify(value)}`);
+    else if (value.includes("\0")) bad(path, "must not contain a NUL byte");
+  };
+
+  if (spec === null || typeof spec !== "object") throw new SpecError([{ path: "spec", message: "must be an object" }]);
+  if (typeof spec.name !== "string" || !NAME.test(spec.name)) {
+    bad(
+      "name",
+      `must be 1-63 letters, digits, '.', '_' or '-' starting with a letter or digit, got ${JSON.stringify(spec.name)}`,
+    );
+  }
+
+  // command
+  let argv: string[] = [];
+  if (typeof spec.command === "string") {
+    if (spec.command.trim() === "") bad("command", "is empty");
+    else argv = SHELL_META.test(spec.command) ? ["/bin/sh", "-c", spec.command] : spec.command.trim().split(/\s+/);
+  } else if (Array.isArray(spec.command) && spec.command.length > 0) {
+    spec.command.forEach((a, i) => typeof a !== "string" && bad(`command[${i}]`, "must be a string"));
+    argv = [...spec.command];
+  } else bad("command", "must be a non-empty argv array or a command string");
+
+  // rootfs
+  let rootfsPath = "";
+  const r = spec.rootfs;
+  if (typeof r === "string") (absolute("rootfs", r), rootfsPath = r);
+  else if (r && typeof r === "object") {
+    absolute("rootfs.path", (r as { path?: unknown }).path);
+    rootfsPath = (r as { path: string }).path;
+    if ("tarball" in r) {
+      if (typeof r.tarball !== "string" || !/\.(tar|tar\.gz|tgz)$/.test(r.tarball)) {
+        bad("rootfs.tarball", `must be a .tar, .tar.gz or .tgz path, got ${JSON.stringify(r.tarball)}`);
+      }
+      if (r.owner && (!Number.isInteger(r.owner.uid) || r.owner.uid < 0)) {
+        bad("rootfs.owner.uid", "must be a non-negative integer");
+      }
+    }
+    if ("builder" in r && !["busybox", "host", "auto"].includes(r.builder)) {
+      bad("rootfs.builder", `must be "busybox", "host" or "auto", got ${JSON.stringify(r.builder)}`);
+    }
+  } else bad("rootfs", "is required: a directory, { tarball, path } or { builder, path }");
+  if (rootfsPath && normalize(rootfsPath) === "/") bad("rootfs", "must not be the host's / itself");
+
+  // namespaces
+  const newNamespaces: NamespaceName[] = [];
+  const joinNamespaces: { type: NamespaceName; path: string }[] = [];
+  (spec.namespaces ?? DEFAULT_NAMESPACES).forEach((n, i) => {
+    const type = typeof n === "string" ? n : n?.type;
+    if (!(type in NAMESPACE_FLAGS)) {
+      bad(
+        `namespaces[${i}]`,
+        `unknown namespace ${JSON.stringify(type)} (one of ${Object.keys(NAMESPACE_FLAGS).join(", ")})`,
+      );
+      return;
+    }
+    if ([...newNamespaces, ...joinNamespaces.map((j) => j.type)].includes(type)) {
+      bad(`namespaces[${i}]`, `${type} is listed twice`);
+      return;
+    }
+    if (typeof n === "string") newNamespaces.push(n);
+    else {
+      const path = n.join.includes("/") ? n.join : `/run/hako/${n.join}/ns/${type === "mount" ? "mnt" : type}`;
+      joinNamespaces.push({ type, path });
+    }
+  });
+  const has = (t: NamespaceName) => newNamespaces.includes(t);
+
+  // id maps
+  const uidMap = list(spec.idMap?.uid).map(idRange);
+  const gidMap = list(spec.idMap?.gid ?? spec.idMap?.uid).map(idRange);
+  for (const [kind, map] of [["uid", uidMap], ["gid", gidMap]] as const) {
+    try {
+      assertValidIdMap(map, `idMap.${kind}`);
+    } catch (e) {
+      bad((e as ConfigError).path, (e as ConfigError).message.replace(/^[^:]*: /, ""));
+    }
+  }
+  if ((uidMap.length || gidMap.length) && !has("user")) {
+    bad("idMap", 'needs a new user namespace: add "user" to namespaces');
+  }
+  if (has("user") && !uidMap.length) {
+    bad("idMap.uid", "a new user namespace needs a uid map (e.g. { inside: 0, outside: 100000, size: 65536 })");
+  }
+
+  // hostname
+  const hostname = spec.hostname ?? (has("uts") ? spec.name : undefined);
+  if (spec.hostname !== undefined) {
+    if (!has("uts")) bad("hostname", 'needs a new UTS namespace: add "uts" to namespaces');
+    if (new TextEncoder().encode(spec.hostname).length > 64 || spec.hostname === "") {
+      bad("hostname", "must be 1-64 bytes");
+    }
+  }
+
+  // user
+  const user = {
+    uid: spec.user?.uid ?? 0,
+    gid: spec.user?.gid ?? spec.user?.uid ?? 0,
+    groups: spec.user?.groups ?? [],
+  };
+  for (const k of ["uid", "gid"] as const) {
+    if (!Number.isInteger(user[k]) || user[k] < 0) bad(`user.${k}`, "must be a non-negative integer");
+  }
+  if (has("user")) {
+    const inside = (id: number, map: readonly IdMapEntry[]) =>
+      map.some((e) => id >= e.inside && id < e.inside + e.size);
+    if (!inside(user.uid, uidMap)) bad("user.uid", `${user.uid} is not mapped by idMap.uid`);
+    if (!inside(user.gid, gidMap)) bad("user.gid", `${user.gid} is not mapped by idMap.gid`);
+  }
+
+  // workdir, env
+  if (spec.workdir !== undefined) absolute("workdir", spec.workdir);
+  for (const [k, v] of Object.entries(spec.env ?? {})) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) bad(`env.${k}`, "is not a valid variable name");
+    if (typeof v !== "string") bad(`env.${k}`, "must be a string");
+  }
+
+  // mounts
+  const needsMountNs = () =>
+    bad("namespaces", 'a rootfs with mounts and pivot_root needs a new mount namespace: add "mount"');
+  if (!has("mount")) needsMountNs();
+  (spec.mounts ?? []).forEach((m, i) => {
+    absolute(`mounts[${i}].target`, m?.target);
+    if (typeof m?.type !== "string" || m.type === "") bad(`mounts[${i}].type`, 'must be a filesystem type or "bind"');
+    if (m?.type === "bind") absolute(`mounts[${i}].source`, m.source);
+    if (typeof m?.target === "string" && m.target.split("/").includes("..")) {
+      bad(`mounts[${i}].target`, "must not contain '..'");
+    }
+  });
+  for (const key of ["maskedPaths", "readonlyPaths"] as const) {
+    (spec[key] ?? []).forEach((p, i) => absolute(`${key}[${i}]`, p));
+  }
+
+  // cgroup
+  const cg = spec.cgroup;
+  if (cg) {
+    const positive = (path: string, v: unknown) =>
+      v !== undefined && (!Number.isInteger(v) || (v as number) <= 0) && bad(path, "must be a positive integer");
+    positive("cgroup.cpu.quotaUs", cg.cpu?.quotaUs);
+    positive("cgroup.cpu.periodUs", cg.cpu?.periodUs);
+    if (
+      cg.cpu?.weight !== undefined && (!Number.isInteger(cg.cpu.weight) || cg.cpu.weight < 1 || cg.cpu.weight > 10000)
+    ) {
+      bad("cgroup.cpu.weight", "must be an integer in 1..10000");
+    }
+    positive("cgroup.memory.limit", cg.memory?.limit);
+    positive("cgroup.pids.max", cg.pids?.max);
+    for (const k of Object.keys(cg.raw ?? {})) {
+      if (!/^[a-z_]+\.[a-z_.]+$/.test(k)) {
+        bad(`cgroup.raw["${k}"]`, 'is not a controller file name like "cpu.cfs_quota_us"');
+      }
+    }
+  }
+
+  // capabilities
+  let capabilities: string[] = [...DEFAULT_CAPABILITIES];
+  const caps = spec.capabilities;
+  const capName = (c: string) => (c.toUpperCase().startsWith("CAP_") ? c.toUpperCase() : `CAP_${c.toUpperCase()}`);
+  if (Array.isArray(caps)) capabilities = caps.map(capName);
+  else if (caps && typeof caps === "object") {
+    const { add = [], drop = [] } = caps as { add?: string[]; drop?: string[] };
+    const dropAll = drop.some((d) => d.toUpperCase() === "ALL");
+    capabilities = [
+      ...new Set([...(dropAll ? [] : capabilities.filter((c) => !drop.map(capName).includes(c))), ...add.map(capName)]),
+    ];
+  }
+
+  // rlimits
+  for (const [k, v] of Object.entries(spec.rlimits ?? {})) {
+    const ok = (x: unknown) => x === "unlimited" || (Number.isInteger(x) && (x as number) >= 0);
+    if (!(Array.isArray(v) ? v.length === 2 && v.every(ok) : ok(v))) {
+      bad(`rlimits.${k}`, 'must be a count, "unlimited" or [soft, hard]');
+    }
+  }
+
+  if (problems.length) throw new SpecError(problems);
+  const netNew = has("net");
+  return {
+    name: spec.name,
+    argv,
+    rootfs: spec.rootfs,
+    rootfsPath,
+    env: {
+      PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+      HOME: "/root",
+      ...(hostname ? { HOSTNAME: hostname } : {}),
+      ...spec.env,
+    },
+    workdir: spec.workdir ?? "/",
+    user,
+    newNamespaces,
+    joinNamespaces,
+    uidMap,
+    gidMap,
+    hostname,
+    readonlyRootfs: spec.readonlyRootfs ?? false,
+    standardMounts: spec.standardMounts ?? true,
+    mounts: spec.mounts ?? [],
+    networkEtc: spec.networkEtc ?? (netNew ? "generate" : "host"),
+    maskedPaths: spec.maskedPaths ?? DEFAULT_MASKED_PATHS,
+    readonlyPaths: spec.readonlyPaths ?? DEFAULT_READONLY_PATHS,
+    cgroup: spec.cgroup,
+    capabilities,
+    rlimits: spec.rlimits ?? {},
+    noNewPrivs: spec.noNewPrivs ?? true,
+    loopback: spec.network?.loopback ?? netNew,
+    stdio: spec.stdio ?? "inherit",
+  };
+}
+
+/**
+ * Checks a spec; see {@link resolveSpec}.
+ * @throws {SpecError} Listing every problem with its field path.
+ */
+export function assertValidSpec(spec: ContainerSpec): void {
+  resolveSpec(spec);
+}
