@@ -47,6 +47,16 @@ type SetupError = import("./mod.ts").SetupError;
 
 /** Sets the hostname of the caller's UTS namespace. See `src/hostname.ts`. */
 declare const sethostname: typeof import("./mod.ts").sethostname;
+/** Containers from a declarative spec. See `src/container/container.ts`. */
+declare const Container: typeof import("./mod.ts").Container;
+/** A container instance. */
+type Container = import("./mod.ts").Container;
+/** Runs a container from a spec and waits for it. */
+declare const run: typeof import("./mod.ts").run;
+/** Checks a container spec and fills in its defaults. */
+declare const resolveSpec: typeof import("./mod.ts").resolveSpec;
+/** A container spec with problems. */
+declare const SpecError: typeof import("./mod.ts").SpecError;
 /** Sets a network interface up (e.g. "lo"). See `src/network.ts`. */
 declare const linkUp: typeof import("./mod.ts").linkUp;
 /** The hostname of the caller's UTS namespace. */

@@ -26,9 +26,9 @@ import { namespaceFlags, writeIdMap } from "../namespace.ts";
 import { kill as killProcess, type ProcessStatus, waitpid2, WNOHANG } from "../process.ts";
 import type { Signal } from "../signals.ts";
 import { buildRootfs } from "./rootfs.ts";
-import { execCommand, type SetupContext, stepsFor } from "./setup.ts";
+import { execCommand, type SetupContext, stepsFor, writeNetworkEtc } from "./setup.ts";
 import type { ContainerSpec } from "./spec.ts";
-import { resolveSpec, type ResolvedSpec } from "./validate.ts";
+import { type ResolvedSpec, resolveSpec } from "./validate.ts";
 
 /** How a container's process ended. */
 export interface ContainerStatus {
@@ -280,6 +280,12 @@ export class Container {
         fail("rootfs", (e as { code?: string }).code === "ENOENT" ? new Error(`${spec.rootfsPath} does not exist`) : e);
       }
 
+      try {
+        writeNetworkEtc(spec);
+      } catch (e) {
+        fail("network-etc", e);
+      }
+
       // cgroup
       let group: Group | undefined;
       if (spec.cgroup) {
@@ -421,7 +427,9 @@ export class Container {
         r = waitpid2(this.#pid, WNOHANG);
       } catch (e) {
         if (this.#status) return this.#status;
-        if (e instanceof SyscallError && e.errno === ECHILD) throw new Error(`container ${this.name} was reaped elsewhere`);
+        if (e instanceof SyscallError && e.errno === ECHILD) {
+          throw new Error(`container ${this.name} was reaped elsewhere`);
+        }
         throw e;
       }
       if (r.pid !== 0) {

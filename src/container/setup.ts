@@ -220,27 +220,15 @@ export const SETUP_STEPS: readonly SetupStep[] = [
   {
     name: "network-etc",
     why:
-      "name resolution inside: the host's resolv.conf and hosts bound read-only, or generated files for a new network namespace",
-    when: (c) => c.spec.networkEtc !== false,
-    plan: (c) =>
-      c.spec.networkEtc === "host"
-        ? ["bind /etc/resolv.conf and /etc/hosts read-only into the rootfs"]
-        : [`write ${inRoot(c, "/etc/hosts")} and ${inRoot(c, "/etc/hostname")}`],
+      "name resolution inside: the host's resolv.conf and hosts bound read-only (generated files for a new network namespace are written by the parent before the fork, see writeNetworkEtc: root of a new user namespace may not write into a host-owned rootfs)",
+    when: (c) => c.spec.networkEtc === "host",
+    plan: () => ["bind /etc/resolv.conf and /etc/hosts read-only into the rootfs"],
     run: (c) => {
-      if (c.spec.networkEtc === "host") {
-        for (const f of ["/etc/resolv.conf", "/etc/hosts"]) {
-          if (!existsSync(f)) continue;
-          const target = inRoot(c, f);
-          ensureMountPoint(target, true);
-          Mount.bind(f, target, { readonly: true });
-        }
-      } else {
-        const name = c.spec.hostname ?? c.spec.name;
-        writeFileSync(
-          inRoot(c, "/etc/hosts"),
-          `127.0.0.1\tlocalhost ${name}\n::1\tlocalhost ip6-localhost ip6-loopback\n`,
-        );
-        writeFileSync(inRoot(c, "/etc/hostname"), `${name}\n`);
+      for (const f of ["/etc/resolv.conf", "/etc/hosts"]) {
+        if (!existsSync(f)) continue;
+        const target = inRoot(c, f);
+        ensureMountPoint(target, true);
+        Mount.bind(f, target, { readonly: true });
       }
     },
   },
@@ -358,6 +346,20 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     run: () => Capability.noNewPrivs(),
   },
 ];
+
+/**
+ * For `networkEtc: "generate"`: writes the rootfs's /etc/hosts and /etc/hostname. Runs in the
+ * parent (host root) before the fork, since root of a new user namespace may not write into a
+ * rootfs owned by unmapped host ids.
+ */
+export function writeNetworkEtc(spec: ResolvedSpec): void {
+  if (spec.networkEtc !== "generate") return;
+  const name = spec.hostname ?? spec.name;
+  const at = (p: string) => secureJoin(spec.rootfsPath, p);
+  ensureMountPoint(at("/etc"));
+  writeFileSync(at("/etc/hosts"), `127.0.0.1\tlocalhost ${name}\n::1\tlocalhost ip6-localhost ip6-loopback\n`);
+  writeFileSync(at("/etc/hostname"), `${name}\n`);
+}
 
 /** The steps that apply to `ctx`, in order. */
 export function stepsFor(ctx: SetupContext): SetupStep[] {

@@ -63,7 +63,7 @@ export interface CgroupSpec {
   readonly io?: { readonly weight?: number };
   /** Raw controller files, written as given: `{ "cpu.cfs_quota_us": 30000 }`. */
   readonly raw?: Readonly<Record<string, string | number>>;
-  /** The cgroup's name (default `hako/<name>`). */
+  /** The cgroup's name (default `hako-<name>`, so leftovers are easy to find). */
   readonly name?: string;
 }
 
