@@ -34,6 +34,14 @@ export interface CommandEntry {
 /** hako's commands, in the order `hako help` lists them. */
 export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   run: { summary: "Run a TypeScript script with hako's API as globals", load: () => import("./run.ts") },
+  demo: {
+    summary: "Build a tiny rootfs and run a container in it, showing each step",
+    load: () => import("./demo.ts"),
+  },
+  plan: {
+    summary: "Print the steps and kernel calls a spec's container would make, touching nothing",
+    load: () => import("./plan.ts"),
+  },
   version: { summary: "Print hako's version and its runtime's", load: () => import("./version.ts") },
   help: { summary: "Show help for hako or one of its commands", load: () => import("./help.ts") },
 };

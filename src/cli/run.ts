@@ -15,6 +15,10 @@ Mount, Dir, Kernel, system and the rest of mod.ts — and its arguments in ARGV 
 Deno.args and process.argv). Top-level await works; 'import ... from "hako"' gives the same API.
 Options end at the script: everything after it goes to the script.
 
+A spec module — whose default export is a container spec, or a function (env, args) returning
+one — runs that container in the foreground instead, with stdio attached; hako exits with the
+container's exit code (128+signal when a signal ended it).
+
 Options:
   -e, --eval <code>     Run <code> instead of a file
       --loader <kind>   native: the runtime imports the file (default under deno run)
@@ -78,5 +82,13 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
     ...(a.script !== undefined ? { script: a.script } : {}),
     ...(a.code !== undefined ? { code: a.code } : {}),
     ...(a.loader ? { loader: a.loader } : {}),
+    // A spec module (default export: a container spec, or a function returning one) runs that
+    // container in the foreground; a plain script's running was the job.
+    onExports: async (exports) => {
+      if (exports.default === undefined) return undefined;
+      const { runSpecExports } = await import("../runner/spec_module.ts");
+      const { default: process } = await import("node:process");
+      return await runSpecExports(exports, process.env, a.args);
+    },
   });
 }

@@ -353,10 +353,15 @@ export const SETUP_STEPS: readonly SetupStep[] = [
  * rootfs owned by unmapped host ids.
  */
 export function writeNetworkEtc(spec: ResolvedSpec): void {
-  if (spec.networkEtc !== "generate") return;
-  const name = spec.hostname ?? spec.name;
+  if (spec.networkEtc === false) return;
   const at = (p: string) => secureJoin(spec.rootfsPath, p);
   ensureMountPoint(at("/etc"));
+  if (spec.networkEtc === "host") {
+    // Only the mount points: the child binds the host's files over them.
+    for (const f of ["/etc/resolv.conf", "/etc/hosts"]) if (existsSync(f)) ensureMountPoint(at(f), true);
+    return;
+  }
+  const name = spec.hostname ?? spec.name;
   writeFileSync(at("/etc/hosts"), `127.0.0.1\tlocalhost ${name}\n::1\tlocalhost ip6-localhost ip6-loopback\n`);
   writeFileSync(at("/etc/hostname"), `${name}\n`);
 }

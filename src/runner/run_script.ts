@@ -50,6 +50,11 @@ export interface RunScriptOptions {
   readonly args?: readonly string[];
   /** The loader; default: `$HAKO_LOADER`, else data in a compiled binary and native otherwise. */
   readonly loader?: LoaderKind;
+  /**
+   * Called with the script's exports once its top level has run (e.g. to run a container spec
+   * that is its default export); its result is the run's exit code.
+   */
+  readonly onExports?: (exports: Record<string, unknown>) => Promise<number | undefined>;
 }
 
 /** The name `-e` code goes by in errors. */
@@ -146,8 +151,8 @@ export async function runScript(options: RunScriptOptions): Promise<number | und
       let url = fileUrl;
       if (options.code !== undefined) url = `data:application/typescript;base64,${base64(options.code)}`;
       table.add({ url, fileUrl, display, main: true });
-      await import(url);
-      return undefined;
+      const ns = await import(url);
+      return await options.onExports?.(ns);
     }
 
     const { DataLoader } = await import("./data_loader.ts");
@@ -171,7 +176,8 @@ export async function runScript(options: RunScriptOptions): Promise<number | und
       table.applySourceMaps = !(await runtimeAppliesSourceMaps());
       await import(graph.url);
     }
-    return undefined;
+    // Already evaluated: this only hands back the module's namespace.
+    return await options.onExports?.(await import(graph.url));
   } catch (e) {
     report(e);
     return 1;

@@ -1,0 +1,132 @@
+/**
+ * The plan of a container: every step `Container.create` and the child would take, in order,
+ * with the kernel calls each makes — computed from the spec alone, touching nothing.
+ * @module
+ */
+import { namespaceFlags, namespaceNames } from "../namespace.ts";
+import { type SetupContext, stepsFor } from "./setup.ts";
+import type { ContainerSpec } from "./spec.ts";
+import { resolveSpec } from "./validate.ts";
+
+/** One planned step. */
+export interface PlannedStep {
+  /** Where it runs: on the host (the parent) or in the container's child. */
+  readonly where: "host" | "child";
+  /** The step's name, as errors name it. */
+  readonly name: string;
+  /** Why it is there, in this order. */
+  readonly why: string;
+  /** The calls it makes. */
+  readonly calls: readonly string[];
+}
+
+/** The whole plan. */
+export interface ContainerPlan {
+  readonly name: string;
+  readonly steps: readonly PlannedStep[];
+}
+
+/**
+ * Plans a container.
+ * @throws {SpecError} When the spec is invalid (listing every problem).
+ */
+export function planContainer(spec: ContainerSpec): ContainerPlan {
+  const r = resolveSpec(spec);
+  const userns = r.newNamespaces.includes("user");
+  const ctx: SetupContext = { spec: r, userns };
+  const flags = namespaceFlags(r.newNamespaces);
+  const host: PlannedStep[] = [];
+  const rootfs = r.rootfs;
+  host.push({
+    where: "host",
+    name: "rootfs",
+    why: "the root filesystem must exist before the child starts",
+    calls: typeof rootfs === "object" && "builder" in rootfs
+      ? [`build a ${rootfs.builder} rootfs in ${rootfs.path} (once; a marker file records it)`]
+      : typeof rootfs === "object" && "tarball" in rootfs
+      ? [
+        `extract ${rootfs.tarball} into ${rootfs.path} (once)`,
+        ...(rootfs.owner ? [`lchown every file by +${rootfs.owner.uid}:${rootfs.owner.gid ?? rootfs.owner.uid}`] : []),
+      ]
+      : [`use the directory ${r.rootfsPath}`],
+  });
+  if (r.cgroup) {
+    const c = r.cgroup;
+    const writes: string[] = [];
+    if (c.cpu?.quotaUs !== undefined || c.cpu?.periodUs !== undefined) {
+      writes.push(
+        `cpu: quota ${c.cpu.quotaUs ?? "max"} µs per ${c.cpu.periodUs ?? 100000} µs (v1 cpu.cfs_*; v2 cpu.max)`,
+      );
+    }
+    if (c.cpu?.weight !== undefined) writes.push(`cpu: weight ${c.cpu.weight} (v1 cpu.shares; v2 cpu.weight)`);
+    if (c.cpu?.shares !== undefined) writes.push(`cpu: shares ${c.cpu.shares}`);
+    if (c.cpuset) writes.push(`cpuset: cpus ${c.cpuset.cpus ?? "(parent's)"}, mems ${c.cpuset.mems ?? "(parent's)"}`);
+    if (c.memory?.limit !== undefined) {
+      writes.push(`memory: limit ${c.memory.limit} (v1 memory.limit_in_bytes; v2 memory.max)`);
+    }
+    if (c.memory?.swap !== undefined) writes.push(`memory: swap ${c.memory.swap}`);
+    if (c.pids?.max !== undefined) writes.push(`pids.max = ${c.pids.max}`);
+    if (c.io?.weight !== undefined) writes.push(`io: weight ${c.io.weight}`);
+    for (const [k, v] of Object.entries(c.raw ?? {})) writes.push(`${k} = ${v}`);
+    host.push({
+      where: "host",
+      name: "cgroup",
+      why: "made by the parent so it can always be removed",
+      calls: [`mkdir cgroup ${c.name ?? `hako-${r.name}`}`, ...writes],
+    });
+  }
+  host.push({
+    where: "host",
+    name: "clone",
+    why: "new namespaces are made at clone time: PID and user namespaces cannot be unshared by a multithreaded runtime",
+    calls: [
+      `clone(${
+        namespaceNames(flags).map((n) => `CLONE_NEW${n === "mount" ? "NS" : n.toUpperCase()}`).join("|") || "0"
+      }|SIGCHLD)`,
+      ...r.joinNamespaces.map((j) => `(the child joins ${j.type} at ${j.path})`),
+    ],
+  });
+  if (userns) {
+    host.push({
+      where: "host",
+      name: "id-maps",
+      why: "written by the parent while the child waits",
+      calls: [
+        `write "deny" to /proc/PID/setgroups`,
+        ...r.gidMap.map((e) => `gid_map: ${e.inside} ${e.outside} ${e.size}`),
+        ...r.uidMap.map((e) => `uid_map: ${e.inside} ${e.outside} ${e.size}`),
+      ],
+    });
+  }
+  if (r.cgroup) {
+    host.push({
+      where: "host",
+      name: "cgroup-attach",
+      why: "before the child runs anything",
+      calls: ["write PID to cgroup.procs"],
+    });
+  }
+  const child: PlannedStep[] = stepsFor(ctx).map((s) => ({
+    where: "child",
+    name: s.name,
+    why: s.why,
+    calls: s.plan(ctx),
+  }));
+  child.push({
+    where: "child",
+    name: "exec",
+    why: "last: the container's command replaces the child",
+    calls: [`execve(${JSON.stringify(r.argv)}, env: ${Object.keys(r.env).join(", ")})`],
+  });
+  return { name: r.name, steps: [...host, ...child] };
+}
+
+/** The plan as text, one numbered step a block. */
+export function planText(plan: ContainerPlan): string {
+  const lines = [`Plan for container "${plan.name}" (nothing has been done):`, ""];
+  plan.steps.forEach((s, i) => {
+    lines.push(`${String(i + 1).padStart(2)}. [${s.where}] ${s.name} — ${s.why}`);
+    for (const c of s.calls) lines.push(`      ${c}`);
+  });
+  return `${lines.join("\n")}\n`;
+}

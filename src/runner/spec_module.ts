@@ -1,0 +1,64 @@
+/**
+ * Spec modules: a `.ts` file whose default export is a container spec, or a function of the
+ * environment and arguments returning one (so that `PORT=10012 hako run web.ts` can compute the
+ * name, rootfs and id ranges from the port, as the haconiwa articles do).
+ * @module
+ */
+import type { ContainerSpec } from "../container/spec.ts";
+
+/** True when `x` looks like a container spec (it has a name, a command and a rootfs). */
+export function isSpecLike(x: unknown): x is ContainerSpec {
+  if (x === null || typeof x !== "object") return false;
+  const o = x as Record<string, unknown>;
+  return typeof o.name === "string" && o.command !== undefined && o.rootfs !== undefined;
+}
+
+/**
+ * The spec a module's exports describe, if any: its default export, or what its default export
+ * returns when called with `(env, args)`.
+ * @param exports The module's namespace.
+ * @param env The environment (`process.env`).
+ * @param args The script's arguments.
+ * @returns The spec, or undefined when the module is a plain script.
+ */
+export async function specFromExports(
+  exports: Record<string, unknown>,
+  env: Readonly<Record<string, string | undefined>>,
+  args: readonly string[],
+): Promise<ContainerSpec | undefined> {
+  const d = exports.default;
+  if (isSpecLike(d)) return d;
+  if (typeof d === "function") {
+    const r = await (d as (env: unknown, args: unknown) => unknown)(env, args);
+    if (isSpecLike(r)) return r;
+  }
+  return undefined;
+}
+
+/**
+ * Runs the container a spec module describes in the foreground, stdio attached, forwarding
+ * SIGINT, SIGTERM and SIGHUP to it; the exit code is the container's (128+signal when killed).
+ * A plain script (no spec) returns undefined and is left alone.
+ */
+export async function runSpecExports(
+  exports: Record<string, unknown>,
+  env: Readonly<Record<string, string | undefined>>,
+  args: readonly string[],
+): Promise<number | undefined> {
+  const spec = await specFromExports(exports, env, args);
+  if (!spec) return undefined;
+  const { Container } = await import("../container/container.ts");
+  const process = (await import("node:process")).default;
+  const c = await Container.create(spec);
+  const forward = (sig: NodeJS.Signals) => () => c.kill(sig);
+  const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((s) => [s, forward(s)] as const);
+  for (const [s, h] of handlers) process.on(s, h);
+  try {
+    await c.start();
+    const status = await c.wait();
+    return status.shellCode;
+  } finally {
+    for (const [s, h] of handlers) process.off(s, h);
+    await c.delete();
+  }
+}
