@@ -26,6 +26,7 @@ import { namespaceFlags, writeIdMap } from "../namespace.ts";
 import { kill as killProcess, type ProcessStatus, waitpid2, WNOHANG } from "../process.ts";
 import type { Signal } from "../signals.ts";
 import { buildRootfs } from "./rootfs.ts";
+import { extractRootfs } from "./tarball.ts";
 import { execCommand, type SetupContext, stepsFor, writeNetworkEtc } from "./setup.ts";
 import type { ContainerSpec } from "./spec.ts";
 import { type ResolvedSpec, resolveSpec } from "./validate.ts";
@@ -271,7 +272,11 @@ export class Container {
       // rootfs
       const r = spec.rootfs;
       if (typeof r === "object" && "tarball" in r) {
-        throw new SetupError("rootfs", "tarball rootfs is not supported yet");
+        try {
+          await extractRootfs(r.tarball, r.path, { owner: r.owner });
+        } catch (e) {
+          fail("rootfs", e);
+        }
       }
       try {
         if (typeof r === "object" && "builder" in r) buildRootfs(r.path, { builder: r.builder });
