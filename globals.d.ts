@@ -47,6 +47,24 @@ type SetupError = import("./mod.ts").SetupError;
 
 /** Sets the hostname of the caller's UTS namespace. See `src/hostname.ts`. */
 declare const sethostname: typeof import("./mod.ts").sethostname;
+/** Seccomp: `assertValidSeccompProfile`. See `src/seccomp.ts`. */
+declare const assertValidSeccompProfile: typeof import("./mod.ts").assertValidSeccompProfile;
+/** Seccomp: `AUDIT_ARCH`. See `src/seccomp.ts`. */
+declare const AUDIT_ARCH: typeof import("./mod.ts").AUDIT_ARCH;
+/** Seccomp: `compileSeccomp`. See `src/seccomp.ts`. */
+declare const compileSeccomp: typeof import("./mod.ts").compileSeccomp;
+/** Seccomp: `decodeSeccomp`. See `src/seccomp.ts`. */
+declare const decodeSeccomp: typeof import("./mod.ts").decodeSeccomp;
+/** Seccomp: `DEFAULT_SECCOMP_PROFILE`. See `src/seccomp.ts`. */
+declare const DEFAULT_SECCOMP_PROFILE: typeof import("./mod.ts").DEFAULT_SECCOMP_PROFILE;
+/** Seccomp: `loadSeccomp`. See `src/seccomp.ts`. */
+declare const loadSeccomp: typeof import("./mod.ts").loadSeccomp;
+/** Seccomp: `SECCOMP_RET`. See `src/seccomp.ts`. */
+declare const SECCOMP_RET: typeof import("./mod.ts").SECCOMP_RET;
+/** Seccomp: `seccompProblems`. See `src/seccomp.ts`. */
+declare const seccompProblems: typeof import("./mod.ts").seccompProblems;
+/** Seccomp: `syscallNumber`. See `src/seccomp.ts`. */
+declare const syscallNumber: typeof import("./mod.ts").syscallNumber;
 /** Containers from a declarative spec. See `src/container/container.ts`. */
 declare const Container: typeof import("./mod.ts").Container;
 /** A container instance. */

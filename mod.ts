@@ -38,6 +38,25 @@ export * from "./src/hostname.ts";
 export { linkUp } from "./src/network.ts";
 export { Kernel, type KernelModule } from "./src/kernel.ts";
 export { system } from "./src/process.ts";
+export {
+  assertValidSeccompProfile,
+  AUDIT_ARCH,
+  compileSeccomp,
+  decodeSeccomp,
+  DEFAULT_SECCOMP_PROFILE,
+  loadSeccomp,
+  SECCOMP_RET,
+  seccompProblems,
+  syscallNumber,
+} from "./src/seccomp.ts";
+export type {
+  SeccompAction,
+  SeccompArch,
+  SeccompArgRule,
+  SeccompProblem,
+  SeccompProfile,
+  SeccompRule,
+} from "./src/seccomp.ts";
 export { Container, run } from "./src/container/container.ts";
 export type { ContainerStatus } from "./src/container/container.ts";
 export type { CgroupSpec, ContainerSpec, IdRange, MountSpec, NamespaceSpec, RootfsSpec } from "./src/container/spec.ts";

@@ -14,6 +14,7 @@ import * as Mount from "../mount.ts";
 import { setns } from "../namespace.ts";
 import { exec } from "../process.ts";
 import { setrlimit } from "../rlimit.ts";
+import { compileSeccomp, loadSeccomp } from "../seccomp.ts";
 import { setgroups, setresgid, setresuid } from "../user.ts";
 import { chdir } from "../dir.ts";
 import { setLinkUp } from "../../ffi/net.ts";
@@ -344,6 +345,20 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     when: (c) => c.spec.noNewPrivs,
     plan: () => ["prctl(PR_SET_NO_NEW_PRIVS, 1)"],
     run: () => Capability.noNewPrivs(),
+  },
+  {
+    name: "seccomp",
+    why:
+      "last before exec: the filter also judges hako's own setup calls (mount, pivot_root, setns…), so every one of them must be done; after no_new_privs, which lets an unprivileged process load it",
+    when: (c) => c.spec.seccomp !== false,
+    plan: (c) => {
+      const profile = c.spec.seccomp as Exclude<ResolvedSpec["seccomp"], false>;
+      const instructions = compileSeccomp(profile).byteLength / 8;
+      return [
+        `seccomp(SECCOMP_SET_MODE_FILTER, 0, {${instructions} BPF instructions: default ${profile.defaultAction}, ${profile.syscalls.length} rules})`,
+      ];
+    },
+    run: (c) => loadSeccomp(c.spec.seccomp as Exclude<ResolvedSpec["seccomp"], false>),
   },
 ];
 

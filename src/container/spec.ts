@@ -18,6 +18,7 @@
  * @module
  */
 import type { IdMapEntry, NamespaceName } from "../namespace.ts";
+import type { SeccompProfile } from "../seccomp.ts";
 
 /** A uid/gid range; haconiwa's `set_uid_mapping min:, max:, offset:` is `{ min, max, offset }`. */
 export type IdRange = IdMapEntry | { readonly min: number; readonly max: number; readonly offset: number };
@@ -107,6 +108,13 @@ export interface ContainerSpec {
   >;
   /** Default true. */
   readonly noNewPrivs?: boolean;
+  /**
+   * The seccomp filter loaded last, just before exec: `"default"` (the default) is
+   * `DEFAULT_SECCOMP_PROFILE` — docker's notable refusals (mount, unshare, setns, namespace
+   * clones, ptrace, kernel modules, …) answered with EPERM; a profile of your own; or `false` for
+   * none. Loading a filter needs `noNewPrivs` (the default) or CAP_SYS_ADMIN kept.
+   */
+  readonly seccomp?: false | "default" | SeccompProfile;
   /** Loopback up in a new net namespace (default true). */
   readonly network?: { readonly loopback?: boolean };
   readonly stdio?: "inherit" | "null";

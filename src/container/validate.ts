@@ -7,6 +7,7 @@
  */
 import { isAbsolute, normalize } from "node:path";
 import { ConfigError } from "../errors.ts";
+import { DEFAULT_SECCOMP_PROFILE, seccompProblems, type SeccompProfile } from "../seccomp.ts";
 import { assertValidIdMap, type IdMapEntry, NAMESPACE_FLAGS, type NamespaceName } from "../namespace.ts";
 import {
   type ContainerSpec,
@@ -69,6 +70,8 @@ export interface ResolvedSpec {
   readonly capabilities: readonly string[];
   readonly rlimits: NonNullable<ContainerSpec["rlimits"]>;
   readonly noNewPrivs: boolean;
+  /** The seccomp profile to load before exec (`"default"` resolved), or false for none. */
+  readonly seccomp: SeccompProfile | false;
   readonly loopback: boolean;
   readonly stdio: "inherit" | "null";
 }
@@ -269,6 +272,27 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
     }
   }
 
+  // seccomp
+  let seccomp: SeccompProfile | false = DEFAULT_SECCOMP_PROFILE;
+  if (spec.seccomp === false) seccomp = false;
+  else if (spec.seccomp !== undefined && spec.seccomp !== "default") {
+    if (spec.seccomp === null || typeof spec.seccomp !== "object") {
+      bad(
+        "seccomp",
+        `must be false, "default" or a profile { defaultAction, syscalls }, got ${JSON.stringify(spec.seccomp)}`,
+      );
+    } else {
+      for (const p of seccompProblems(spec.seccomp, undefined, "seccomp")) bad(p.path, p.message);
+      seccomp = spec.seccomp;
+    }
+  }
+  if (seccomp && spec.noNewPrivs === false && !capabilities.includes("CAP_SYS_ADMIN")) {
+    bad(
+      "seccomp",
+      "the kernel loads a filter only with noNewPrivs or CAP_SYS_ADMIN: keep noNewPrivs, add CAP_SYS_ADMIN, or set seccomp: false",
+    );
+  }
+
   if (problems.length) throw new SpecError(problems);
   const netNew = has("net");
   return {
@@ -299,6 +323,7 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
     capabilities,
     rlimits: spec.rlimits ?? {},
     noNewPrivs: spec.noNewPrivs ?? true,
+    seccomp,
     loopback: spec.network?.loopback ?? netNew,
     stdio: spec.stdio ?? "inherit",
   };
