@@ -109,6 +109,13 @@ export const LIBC_SYMBOLS = {
   statvfs: { parameters: ["buffer", "buffer"], result: "i32" },
   // int socket(int domain, int type, int protocol)
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  // ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *addr, socklen_t addrlen)
+  // (read as int, like read/write: netlink messages are small)
+  sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "i32" },
+  // ssize_t recv(int fd, void *buf, size_t len, int flags)
+  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "i32" },
+  // unsigned int if_nametoindex(const char *ifname) — 0 and errno when there is no such interface
+  if_nametoindex: { parameters: ["buffer"], result: "u32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The bound libc functions. */

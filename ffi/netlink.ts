@@ -1,0 +1,252 @@
+/**
+ * rtnetlink over a `NETLINK_ROUTE` socket: enough to make a veth pair (one end moved straight into
+ * another network namespace), give an interface an address, set it up and delete it — the work
+ * haconiwa did by running `ip`. Every request asks for an ACK; a negative errno in the ACK is
+ * thrown as a {@link SyscallError} naming the request
+ * (`netlink RTM_NEWLINK veth hk-a/hk-b: EEXIST (file exists)`).
+ *
+ * Layouts (all little-endian on x86_64 and aarch64, 4-byte aligned): `struct nlmsghdr` (16 bytes),
+ * `struct ifinfomsg` (16), `struct ifaddrmsg` (8), `struct rtattr` (4) followed by its payload.
+ * @module
+ */
+import { check, errno, libc } from "./libc.ts";
+import { cstr } from "./cstring.ts";
+import { SyscallError } from "./errno.ts";
+
+const AF_NETLINK = 16;
+const SOCK_RAW = 3;
+const SOCK_CLOEXEC = 0o2000000;
+const NETLINK_ROUTE = 0;
+
+const RTM_NEWLINK = 16;
+const RTM_DELLINK = 17;
+const RTM_NEWADDR = 20;
+const NLMSG_ERROR = 2;
+const NLMSG_DONE = 3;
+
+const NLM_F_REQUEST = 0x1;
+const NLM_F_ACK = 0x4;
+const NLM_F_EXCL = 0x200;
+const NLM_F_CREATE = 0x400;
+
+const IFLA_IFNAME = 3;
+const IFLA_LINKINFO = 18;
+const IFLA_NET_NS_PID = 19;
+const IFLA_INFO_KIND = 1;
+const IFLA_INFO_DATA = 2;
+const VETH_INFO_PEER = 1;
+const IFA_ADDRESS = 1;
+const IFA_LOCAL = 2;
+const IFF_UP = 0x1;
+const AF_UNSPEC = 0;
+const EINTR = 4;
+
+/** `struct nlmsghdr { u32 nlmsg_len; u16 nlmsg_type; u16 nlmsg_flags; u32 nlmsg_seq; u32 nlmsg_pid; }` */
+const NLMSGHDR = { size: 16, len: 0, type: 4, flags: 6, seq: 8, pid: 12 } as const;
+/** `struct nlmsgerr { int error; struct nlmsghdr msg; }`, after the header. */
+const NLMSGERR_ERROR = 0;
+/** `struct ifinfomsg { u8 family; u8 pad; u16 type; i32 index; u32 flags; u32 change; }` */
+const IFINFOMSG = { size: 16, family: 0, type: 2, index: 4, flags: 8, change: 12 } as const;
+/** `struct ifaddrmsg { u8 family; u8 prefixlen; u8 flags; u8 scope; u32 index; }` */
+const IFADDRMSG = { size: 8, family: 0, prefixlen: 1, flags: 2, scope: 3, index: 4 } as const;
+/** `struct rtattr { u16 rta_len; u16 rta_type; }` */
+const RTATTR = { size: 4, len: 0, type: 2 } as const;
+/** `struct sockaddr_nl { u16 nl_family; u16 pad; u32 nl_pid; u32 nl_groups; }` */
+const SOCKADDR_NL = { size: 12, family: 0, pid: 4, groups: 8 } as const;
+
+const align4 = (n: number) => (n + 3) & ~3;
+
+function dv(buf: Uint8Array): DataView {
+  return new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + align4(p.length), 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += align4(p.length);
+  }
+  return out;
+}
+
+/** An rtattr: header, then the payload (or nested attributes), padded to 4 bytes. */
+function rtattr(type: number, ...payload: Uint8Array[]): Uint8Array {
+  const body = concat(payload);
+  const out = new Uint8Array(RTATTR.size + body.length);
+  const v = dv(out);
+  v.setUint16(RTATTR.len, out.length, true);
+  v.setUint16(RTATTR.type, type, true);
+  out.set(body, RTATTR.size);
+  return out;
+}
+
+/** A NUL-terminated string attribute (the kernel wants the NUL counted). */
+const strAttr = (type: number, s: string) => rtattr(type, cstr(s));
+
+function u32Attr(type: number, n: number): Uint8Array {
+  const b = new Uint8Array(4);
+  dv(b).setUint32(0, n, true);
+  return rtattr(type, b);
+}
+
+function ifinfomsg(index = 0, flags = 0, change = 0): Uint8Array {
+  const b = new Uint8Array(IFINFOMSG.size);
+  const v = dv(b);
+  v.setUint8(IFINFOMSG.family, AF_UNSPEC);
+  v.setInt32(IFINFOMSG.index, index, true);
+  v.setUint32(IFINFOMSG.flags, flags, true);
+  v.setUint32(IFINFOMSG.change, change, true);
+  return b;
+}
+
+function ifaddrmsg(family: number, prefixlen: number, index: number): Uint8Array {
+  const b = new Uint8Array(IFADDRMSG.size);
+  const v = dv(b);
+  v.setUint8(IFADDRMSG.family, family);
+  v.setUint8(IFADDRMSG.prefixlen, prefixlen);
+  v.setUint32(IFADDRMSG.index, index, true);
+  return b;
+}
+
+let seqCounter = 0;
+
+/**
+ * Sends one request with NLM_F_REQUEST|NLM_F_ACK (plus `flags`) on a fresh NETLINK_ROUTE socket
+ * and reads the ACK.
+ * @param what The request as messages name it (`RTM_NEWLINK veth a/b`).
+ * @throws {SyscallError} When the socket calls fail, or with the ACK's errno.
+ */
+function request(type: number, flags: number, parts: readonly Uint8Array[], what: string): void {
+  const { socket, sendto, recv, close } = libc();
+  const body = concat(parts);
+  const msg = new Uint8Array(NLMSGHDR.size + body.length);
+  const seq = ++seqCounter;
+  const hv = dv(msg);
+  hv.setUint32(NLMSGHDR.len, msg.length, true);
+  hv.setUint16(NLMSGHDR.type, type, true);
+  hv.setUint16(NLMSGHDR.flags, NLM_F_REQUEST | NLM_F_ACK | flags, true);
+  hv.setUint32(NLMSGHDR.seq, seq, true);
+  msg.set(body, NLMSGHDR.size);
+  const context = `netlink ${what}`;
+  const fd = check(
+    socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE),
+    "socket",
+    ["AF_NETLINK", "SOCK_RAW", "NETLINK_ROUTE"],
+    context,
+  );
+  try {
+    const sa = new Uint8Array(SOCKADDR_NL.size);
+    dv(sa).setUint16(SOCKADDR_NL.family, AF_NETLINK, true); // pid 0: the kernel
+    for (;;) {
+      const n = sendto(fd, msg, BigInt(msg.length), 0, sa, SOCKADDR_NL.size);
+      if (n === -1 && errno() === EINTR) continue;
+      check(n, "sendto", [fd], context);
+      break;
+    }
+    const buf = new Uint8Array(65536);
+    for (;;) {
+      const n = recv(fd, buf, BigInt(buf.length), 0);
+      if (n === -1) {
+        const e = errno();
+        if (e === EINTR) continue;
+        throw new SyscallError("recv", e, [fd], context);
+      }
+      if (n === 0) throw new Error(`${context}: the kernel closed the socket without an answer`);
+      const v = dv(buf);
+      for (let off = 0; off + NLMSGHDR.size <= n;) {
+        const len = v.getUint32(off + NLMSGHDR.len, true);
+        if (len < NLMSGHDR.size) break;
+        const t = v.getUint16(off + NLMSGHDR.type, true);
+        const s = v.getUint32(off + NLMSGHDR.seq, true);
+        if (s === seq && t === NLMSG_ERROR) {
+          const err = -v.getInt32(off + NLMSGHDR.size + NLMSGERR_ERROR, true);
+          if (err === 0) return;
+          const e = new SyscallError("netlink", err, [what]);
+          Object.defineProperty(e, "message", { value: e.message.replace(/^netlink\([^)]*\)/, context) });
+          throw e;
+        }
+        if (s === seq && t === NLMSG_DONE) return;
+        off += align4(len);
+      }
+    }
+  } finally {
+    close(fd);
+  }
+}
+
+/**
+ * The index of an interface in the caller's network namespace (`if_nametoindex`).
+ * @throws {SyscallError} ENODEV when there is none.
+ */
+export function interfaceIndex(name: string): number {
+  const i = libc().if_nametoindex(cstr(name));
+  if (i === 0) throw new SyscallError("if_nametoindex", errno() || 19, [name]);
+  return i;
+}
+
+/**
+ * RTM_NEWLINK (create, exclusive) of a veth pair `host`/`peer`; with `peerNetnsPid` the peer is
+ * made straight in that process's network namespace.
+ * @throws {SyscallError} With the ACK's errno (EEXIST when a name is taken).
+ */
+export function newVethPair(host: string, peer: string, peerNetnsPid?: number): void {
+  const peerInfo = [ifinfomsg(), strAttr(IFLA_IFNAME, peer)];
+  if (peerNetnsPid !== undefined) peerInfo.push(u32Attr(IFLA_NET_NS_PID, peerNetnsPid));
+  request(
+    RTM_NEWLINK,
+    NLM_F_CREATE | NLM_F_EXCL,
+    [
+      ifinfomsg(),
+      strAttr(IFLA_IFNAME, host),
+      rtattr(
+        IFLA_LINKINFO,
+        strAttr(IFLA_INFO_KIND, "veth"),
+        rtattr(IFLA_INFO_DATA, rtattr(VETH_INFO_PEER, ...peerInfo)),
+      ),
+    ],
+    `RTM_NEWLINK veth ${host}/${peer}`,
+  );
+}
+
+/**
+ * RTM_DELLINK by name (deleting one end of a veth deletes both).
+ * @throws {SyscallError} ENODEV when there is no such link.
+ */
+export function delLink(name: string): void {
+  request(RTM_DELLINK, 0, [ifinfomsg(), strAttr(IFLA_IFNAME, name)], `RTM_DELLINK ${name}`);
+}
+
+/**
+ * RTM_NEWLINK (change) setting IFF_UP or clearing it, by name.
+ * @throws {SyscallError} ENODEV when there is no such link.
+ */
+export function setLinkFlagsUp(name: string, up: boolean): void {
+  request(
+    RTM_NEWLINK,
+    0,
+    [ifinfomsg(0, up ? IFF_UP : 0, IFF_UP), strAttr(IFLA_IFNAME, name)],
+    `RTM_NEWLINK ${name} ${up ? "up" : "down"}`,
+  );
+}
+
+/**
+ * RTM_NEWADDR (create, exclusive): IFA_LOCAL and IFA_ADDRESS set to `address` (4 bytes for
+ * AF_INET = 2, 16 for AF_INET6 = 10) with `prefixLength`, on interface `name`.
+ * @throws {SyscallError} ENODEV for no such interface, EEXIST when it has the address already.
+ */
+export function newAddress(
+  name: string,
+  family: 2 | 10,
+  address: Uint8Array,
+  prefixLength: number,
+  shown: string,
+): void {
+  const index = interfaceIndex(name);
+  request(
+    RTM_NEWADDR,
+    NLM_F_CREATE | NLM_F_EXCL,
+    [ifaddrmsg(family, prefixLength, index), rtattr(IFA_LOCAL, address), rtattr(IFA_ADDRESS, address)],
+    `RTM_NEWADDR ${shown} dev ${name}`,
+  );
+}
