@@ -65,6 +65,18 @@ declare const SECCOMP_RET: typeof import("./mod.ts").SECCOMP_RET;
 declare const seccompProblems: typeof import("./mod.ts").seccompProblems;
 /** Seccomp: `syscallNumber`. See `src/seccomp.ts`. */
 declare const syscallNumber: typeof import("./mod.ts").syscallNumber;
+/** Networking: `addAddress`. See `src/network.ts`. */
+declare const addAddress: typeof import("./mod.ts").addAddress;
+/** Networking: `createVethPair`. See `src/network.ts`. */
+declare const createVethPair: typeof import("./mod.ts").createVethPair;
+/** Networking: `deleteLink`. See `src/network.ts`. */
+declare const deleteLink: typeof import("./mod.ts").deleteLink;
+/** Networking: `linkIndex`. See `src/network.ts`. */
+declare const linkIndex: typeof import("./mod.ts").linkIndex;
+/** Networking: `parseCidr`. See `src/network.ts`. */
+declare const parseCidr: typeof import("./mod.ts").parseCidr;
+/** Networking: `setLinkUp`. See `src/network.ts`. */
+declare const setLinkUp: typeof import("./mod.ts").setLinkUp;
 /** Containers from a declarative spec. See `src/container/container.ts`. */
 declare const Container: typeof import("./mod.ts").Container;
 /** A container instance. */

@@ -35,7 +35,8 @@ export * as Dir from "./src/dir.ts";
 export * from "./src/rlimit.ts";
 export * from "./src/user.ts";
 export * from "./src/hostname.ts";
-export { linkUp } from "./src/network.ts";
+export { addAddress, createVethPair, deleteLink, linkIndex, linkUp, parseCidr, setLinkUp } from "./src/network.ts";
+export type { Cidr, VethOptions } from "./src/network.ts";
 export { Kernel, type KernelModule } from "./src/kernel.ts";
 export { system } from "./src/process.ts";
 export {
@@ -59,9 +60,20 @@ export type {
 } from "./src/seccomp.ts";
 export { Container, run } from "./src/container/container.ts";
 export type { ContainerStatus } from "./src/container/container.ts";
-export type { CgroupSpec, ContainerSpec, IdRange, MountSpec, NamespaceSpec, RootfsSpec } from "./src/container/spec.ts";
+export type {
+  CgroupSpec,
+  ContainerSpec,
+  HooksSpec,
+  IdRange,
+  MountSpec,
+  NamespaceSpec,
+  NetworkSpec,
+  RootfsSpec,
+  VethSpec,
+} from "./src/container/spec.ts";
 export { resolveSpec, SpecError } from "./src/container/validate.ts";
-export type { ResolvedSpec, SpecProblem } from "./src/container/validate.ts";
+export type { Hook, HookCommand } from "./src/container/hooks.ts";
+export type { ResolvedSpec, ResolvedVeth, SpecProblem } from "./src/container/validate.ts";
 export { ConfigError, SetupError, SyscallError } from "./src/errors.ts";
 export type { ForkOptions, ProcessStatus } from "./src/process.ts";
 export type { IdMapEntry, NamespaceName } from "./src/namespace.ts";

@@ -23,9 +23,12 @@ import { forkProcess } from "../../ffi/fork.ts";
 import { Group, type GroupStats } from "../cgroup/group.ts";
 import { fsError, SetupError, SyscallError } from "../errors.ts";
 import { namespaceFlags, writeIdMap } from "../namespace.ts";
+import { addAddress, createVethPair, deleteLink, setLinkUp } from "../network.ts";
 import { kill as killProcess, type ProcessStatus, waitpid2, WNOHANG } from "../process.ts";
 import type { Signal } from "../signals.ts";
 import { buildRootfs } from "./rootfs.ts";
+import { runBootstrap, runHostCommand, runHostHook } from "./hooks.ts";
+import { checkRootless, type RootlessPlan, writeRootlessIdMaps } from "./rootless.ts";
 import { extractRootfs } from "./tarball.ts";
 import { execCommand, type SetupContext, stepsFor, writeNetworkEtc } from "./setup.ts";
 import type { ContainerSpec } from "./spec.ts";
@@ -204,6 +207,15 @@ function childMain(
   throw new Error("unreachable");
 }
 
+/** Deletes the host end of a container's veth pair (and so both ends); gone already is fine. */
+function deleteVethHostEnd(name: string): void {
+  try {
+    deleteLink(name);
+  } catch (e) {
+    if (!(e instanceof SyscallError && e.code === "ENODEV")) throw e;
+  }
+}
+
 /** The SetupError for a child's report. */
 function setupError(err: ChildError): SetupError {
   let cause: Error;
@@ -233,6 +245,7 @@ export class Container {
   #started = false;
   #status: ContainerStatus | undefined;
   #deleted = false;
+  #afterStopDone = false;
 
   private constructor(spec: ResolvedSpec, pid: number, group: Group | undefined, startFd: number, statusFd: number) {
     this.name = spec.name;
@@ -263,6 +276,8 @@ export class Container {
    */
   static async create(input: ContainerSpec): Promise<Container> {
     const spec = resolveSpec(input);
+    // rootless: cgroup delegation and id-map helpers are checked before anything is touched
+    const rootless: RootlessPlan | undefined = spec.rootless ? checkRootless(spec) : undefined;
     const undo: Array<() => void> = [];
     const fail = (step: string, e: unknown): never => {
       if (e instanceof SetupError) throw e;
@@ -283,6 +298,14 @@ export class Container {
         else if (!statSync(spec.rootfsPath).isDirectory()) throw new Error(`${spec.rootfsPath} is not a directory`);
       } catch (e) {
         fail("rootfs", (e as { code?: string }).code === "ENOENT" ? new Error(`${spec.rootfsPath} does not exist`) : e);
+      }
+
+      if (spec.hooks.bootstrap) {
+        try {
+          await runBootstrap(spec.hooks.bootstrap, spec.rootfsPath, input);
+        } catch (e) {
+          fail("bootstrap", e);
+        }
       }
 
       try {
@@ -345,8 +368,11 @@ export class Container {
 
       if (ctx.userns) {
         try {
-          writeIdMap(pid, "gid", spec.gidMap);
-          writeIdMap(pid, "uid", spec.uidMap);
+          if (rootless) writeRootlessIdMaps(pid, spec, rootless);
+          else {
+            writeIdMap(pid, "gid", spec.gidMap);
+            writeIdMap(pid, "uid", spec.uidMap);
+          }
         } catch (e) {
           fail("id-map", e);
         }
@@ -356,6 +382,23 @@ export class Container {
           group.attach(pid);
         } catch (e) {
           fail("cgroup-attach", e);
+        }
+      }
+      if (spec.veth) {
+        // The pair is made now, while the child waits for the go byte: its container end goes
+        // straight into the child's network namespace, and its "network" step configures it.
+        const v = spec.veth;
+        try {
+          createVethPair(v.host, v.container, { peerNetnsPid: pid });
+        } catch (e) {
+          fail("veth", e);
+        }
+        undo.push(() => deleteVethHostEnd(v.host));
+        try {
+          if (v.hostAddress) addAddress(v.host, v.hostAddress);
+          setLinkUp(v.host);
+        } catch (e) {
+          fail("veth", e);
         }
       }
       if (!writeAll(goW, new Uint8Array([1]))) fail("setup", new SyscallError("write", errno(), ["go pipe"]));
@@ -397,6 +440,20 @@ export class Container {
     if (this.#deleted) throw new Error(`container ${this.name} is deleted`);
     if (this.#started) throw new Error(`container ${this.name} is already started`);
     this.#started = true;
+    const beforeStart = this.spec.hooks.beforeStart;
+    if (beforeStart) {
+      try {
+        await runHostHook(beforeStart, { pid: this.#pid, name: this.name, spec: this.spec }, {
+          HAKO_PID: String(this.#pid),
+          HAKO_NAME: this.name,
+        });
+      } catch (e) {
+        try {
+          this.#cleanup();
+        } catch { /* the hook's error matters */ }
+        throw new SetupError("beforeStart", e instanceof Error ? e.message : String(e), { cause: e });
+      }
+    }
     const ok = writeAll(this.#startFd, new Uint8Array([1]));
     closeFd(this.#startFd);
     this.#startFd = -1;
@@ -426,7 +483,10 @@ export class Container {
   async wait(): Promise<ContainerStatus> {
     let delay = 1;
     for (;;) {
-      if (this.#status) return this.#status;
+      if (this.#status) {
+        await this.#afterStop();
+        return this.#status;
+      }
       let r;
       try {
         r = waitpid2(this.#pid, WNOHANG);
@@ -466,13 +526,40 @@ export class Container {
    */
   delete(): void {
     if (this.#deleted) return;
-    this.#cleanup();
+    try {
+      this.#cleanup();
+    } finally {
+      void this.#afterStop();
+    }
   }
 
   /** `await using` support: {@link Container.delete}. */
   [Symbol.asyncDispose](): Promise<void> {
     this.delete();
     return Promise.resolve();
+  }
+
+  /**
+   * Runs the afterStop hook, once, when the process has ended; a failure is reported with
+   * console.error, never thrown. A sync command (or sync callback) is done when this returns.
+   */
+  #afterStop(): Promise<void> {
+    const hook = this.spec.hooks.afterStop;
+    if (!hook || !this.#status || this.#afterStopDone) return Promise.resolve();
+    this.#afterStopDone = true;
+    const report = (e: unknown) =>
+      console.error(`hako: afterStop hook of container ${this.name} failed: ${e instanceof Error ? e.message : e}`);
+    const status = this.#status;
+    try {
+      if (typeof hook !== "function") {
+        runHostCommand(hook, { HAKO_NAME: this.name, HAKO_STATUS: String(status.shellCode) });
+        return Promise.resolve();
+      }
+      return Promise.resolve(hook({ name: this.name, status })).catch(report);
+    } catch (e) {
+      report(e);
+      return Promise.resolve();
+    }
   }
 
   #setStatus(s: ProcessStatus): void {
@@ -485,6 +572,14 @@ export class Container {
     closeFd(this.#statusFd);
     this.#startFd = this.#statusFd = -1;
     let first: unknown;
+    // The veth pair was made after the fork: undone before the process is killed.
+    if (this.spec.veth) {
+      try {
+        deleteVethHostEnd(this.spec.veth.host);
+      } catch (e) {
+        first = e;
+      }
+    }
     if (!this.#status) {
       try {
         killProcess(this.#pid, "KILL");

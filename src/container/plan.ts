@@ -4,6 +4,7 @@
  * @module
  */
 import { namespaceFlags, namespaceNames } from "../namespace.ts";
+import { describeHook } from "./hooks.ts";
 import { type SetupContext, stepsFor } from "./setup.ts";
 import type { ContainerSpec } from "./spec.ts";
 import { resolveSpec } from "./validate.ts";
@@ -50,6 +51,17 @@ export function planContainer(spec: ContainerSpec): ContainerPlan {
       ]
       : [`use the directory ${r.rootfsPath}`],
   });
+  if (r.hooks.bootstrap) {
+    host.push({
+      where: "host",
+      name: "bootstrap",
+      why: "the bootstrap hook, once per rootfs, before anything else uses it",
+      calls: [
+        `${describeHook(r.hooks.bootstrap, "{ rootfs, spec }")} (cwd ${r.rootfsPath}, HAKO_ROOTFS)`,
+        `unless ${r.rootfsPath}/.hako-bootstrapped exists; written after success`,
+      ],
+    });
+  }
   if (r.cgroup) {
     const c = r.cgroup;
     const writes: string[] = [];
@@ -106,18 +118,48 @@ export function planContainer(spec: ContainerSpec): ContainerPlan {
       calls: ["write PID to cgroup.procs"],
     });
   }
+  if (r.veth) {
+    const v = r.veth;
+    host.push({
+      where: "host",
+      name: "veth",
+      why:
+        "made by the parent while the child waits: the container end goes straight into the child's network namespace",
+      calls: [
+        `netlink RTM_NEWLINK veth ${v.host}/${v.container} (peer IFLA_NET_NS_PID = PID)`,
+        ...(v.hostAddress ? [`netlink RTM_NEWADDR ${v.hostAddress} dev ${v.host}`] : []),
+        `netlink RTM_NEWLINK ${v.host} IFF_UP`,
+      ],
+    });
+  }
   const child: PlannedStep[] = stepsFor(ctx).map((s) => ({
     where: "child",
     name: s.name,
     why: s.why,
     calls: s.plan(ctx),
   }));
+  if (r.hooks.beforeStart) {
+    child.push({
+      where: "host",
+      name: "beforeStart",
+      why: "the beforeStart hook, on the host once setup is done, before the command starts (in start())",
+      calls: [`${describeHook(r.hooks.beforeStart, "{ pid, name, spec }")} (HAKO_PID, HAKO_NAME)`],
+    });
+  }
   child.push({
     where: "child",
     name: "exec",
     why: "last: the container's command replaces the child",
     calls: [`execve(${JSON.stringify(r.argv)}, env: ${Object.keys(r.env).join(", ")})`],
   });
+  if (r.hooks.afterStop) {
+    child.push({
+      where: "host",
+      name: "afterStop",
+      why: "the afterStop hook, on the host once the command has ended (in wait() or delete(), once)",
+      calls: [`${describeHook(r.hooks.afterStop, "{ name, status }")} (HAKO_NAME, HAKO_STATUS)`],
+    });
+  }
   return { name: r.name, steps: [...host, ...child] };
 }
 

@@ -18,7 +18,9 @@ import { compileSeccomp, loadSeccomp } from "../seccomp.ts";
 import { setgroups, setresgid, setresuid } from "../user.ts";
 import { chdir } from "../dir.ts";
 import { setLinkUp } from "../../ffi/net.ts";
+import { addAddress, setLinkUp as netlinkLinkUp } from "../network.ts";
 import { ensureMountPoint, secureJoin } from "./_paths.ts";
+import { describeHook, runChildCommand } from "./hooks.ts";
 import { mknod } from "./_devices.ts";
 import type { ResolvedSpec } from "./validate.ts";
 
@@ -248,6 +250,26 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     run: () => setLinkUp("lo"),
   },
   {
+    name: "network",
+    why:
+      "the container end of the veth pair (moved into this namespace by the parent before the go byte) gets its address and is set up; netlink still works before pivot_root",
+    when: (c) => c.spec.veth !== undefined && has(c, "net"),
+    plan: (c) => {
+      const v = c.spec.veth!;
+      return [
+        ...(v.containerAddress
+          ? [`netlink RTM_NEWADDR ${v.containerAddress} dev ${v.container} (IFA_LOCAL, IFA_ADDRESS)`]
+          : []),
+        `netlink RTM_NEWLINK ${v.container} IFF_UP`,
+      ];
+    },
+    run: (c) => {
+      const v = c.spec.veth!;
+      if (v.containerAddress) addAddress(v.container, v.containerAddress);
+      netlinkLinkUp(v.container);
+    },
+  },
+  {
     name: "pivot-root",
     why: "switch to the rootfs; the old root is detached, so nothing of the host stays reachable",
     when: (c) => has(c, "mount"),
@@ -313,6 +335,23 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     when: () => true,
     plan: (c) => [`chdir("${c.spec.workdir}")`],
     run: (c) => chdir(c.spec.workdir),
+  },
+  {
+    name: "provision",
+    why:
+      "the spec's provision hook, inside the finished container (after pivot_root and the workdir) while it is still root with every capability, before the command",
+    when: (c) => c.spec.hooks.provision !== undefined,
+    plan: (c) => [`${describeHook(c.spec.hooks.provision!, "{ spec }")} (synchronous, in the child)`],
+    run: (c) => {
+      const hook = c.spec.hooks.provision!;
+      if (typeof hook !== "function") return runChildCommand(hook, c.spec.env);
+      const result = hook({ spec: c.spec }) as unknown;
+      if (result && typeof (result as { then?: unknown }).then === "function") {
+        throw new Error(
+          "the provision callback returned a promise: it runs in the forked child and must be synchronous",
+        );
+      }
+    },
   },
   {
     name: "capabilities",

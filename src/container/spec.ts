@@ -19,6 +19,9 @@
  */
 import type { IdMapEntry, NamespaceName } from "../namespace.ts";
 import type { SeccompProfile } from "../seccomp.ts";
+import type { Hook } from "./hooks.ts";
+import type { ContainerStatus } from "./container.ts";
+import type { ResolvedSpec } from "./validate.ts";
 
 /** A uid/gid range; haconiwa's `set_uid_mapping min:, max:, offset:` is `{ min, max, offset }`. */
 export type IdRange = IdMapEntry | { readonly min: number; readonly max: number; readonly offset: number };
@@ -68,6 +71,35 @@ export interface CgroupSpec {
   readonly name?: string;
 }
 
+/**
+ * A veth pair between the host and a container with its own network namespace: the parent makes
+ * it after the clone (the container end straight in the child's namespace), gives the host end its
+ * address and sets it up; the child does the same for its end. Deleted with the container.
+ *
+ * @example
+ * ```ts ignore
+ * network: { veth: { hostAddress: "10.200.0.1/30", containerAddress: "10.200.0.2/30" } }
+ * ```
+ */
+export interface VethSpec {
+  /** The host end's name, at most 15 bytes (default `hk-<8 hex digits of a hash of the name>-h`). */
+  readonly host?: string;
+  /** The container end's name inside its namespace, at most 15 bytes (default `eth0`). */
+  readonly container?: string;
+  /** The host end's address in CIDR notation, e.g. `"10.200.0.1/30"` (default: none). */
+  readonly hostAddress?: string;
+  /** The container end's address, in the same subnet as `hostAddress` (default: none). */
+  readonly containerAddress?: string;
+}
+
+/** The container's network, inside a new "net" namespace. */
+export interface NetworkSpec {
+  /** Bring lo up (default true with a new net namespace). */
+  readonly loopback?: boolean;
+  /** A veth pair to the host (needs a new "net" namespace). */
+  readonly veth?: VethSpec;
+}
+
 /** A namespace to create (by name) or to join (an existing one, by path or container name). */
 export type NamespaceSpec =
   | NamespaceName
@@ -115,9 +147,47 @@ export interface ContainerSpec {
    * none. Loading a filter needs `noNewPrivs` (the default) or CAP_SYS_ADMIN kept.
    */
   readonly seccomp?: false | "default" | SeccompProfile;
-  /** Loopback up in a new net namespace (default true). */
-  readonly network?: { readonly loopback?: boolean };
+  /** Loopback up in a new net namespace (default true), and an optional veth pair to the host. */
+  readonly network?: NetworkSpec;
   readonly stdio?: "inherit" | "null";
+  /** Callbacks or commands run at fixed points of the container's life; see {@link HooksSpec}. */
+  readonly hooks?: HooksSpec;
+}
+
+/**
+ * The container's hooks. Each is a TypeScript callback or a command: an argv array, or a string
+ * run under `/bin/sh -c`. A command fails when it exits non-zero; a callback when it throws.
+ */
+export interface HooksSpec {
+  /**
+   * On the host, once per rootfs: right after the rootfs is made (or found), before anything
+   * else. A callback gets `{ rootfs, spec }`; a command runs with the rootfs as its working
+   * directory and `HAKO_ROOTFS` set. Success is recorded by the marker file
+   * `<rootfs>/.hako-bootstrapped`, so it runs once; a failure is `SetupError("bootstrap")` and the
+   * rootfs is kept unmarked (so it runs again next time).
+   */
+  readonly bootstrap?: Hook<{ readonly rootfs: string; readonly spec: ContainerSpec }>;
+  /**
+   * Inside the container, before the command: after pivot_root, the mounts and the working
+   * directory, before capabilities are dropped (as root inside). A command runs with the
+   * container's environment; a callback is called in the forked child and must be
+   * **synchronous** (no event loop there; a returned promise is an error). A failure is
+   * `SetupError("provision")` and the container is undone.
+   */
+  readonly provision?: Hook<{ readonly spec: ResolvedSpec }>;
+  /**
+   * On the host, after the container is set up and before its command starts (in `start()`). A
+   * callback gets `{ pid, name, spec }` (it may be async); a command runs with `HAKO_PID` and
+   * `HAKO_NAME` set. A failure tears the container down and `start()` throws
+   * `SetupError("beforeStart")`.
+   */
+  readonly beforeStart?: Hook<{ readonly pid: number; readonly name: string; readonly spec: ResolvedSpec }>;
+  /**
+   * On the host, once the container's process has ended (in `wait()` or `delete()`, exactly
+   * once). A callback gets `{ name, status }`; a command runs with `HAKO_NAME` and
+   * `HAKO_STATUS` (the shell's code) set. A failure is reported with `console.error`, never thrown.
+   */
+  readonly afterStop?: Hook<{ readonly name: string; readonly status: ContainerStatus }>;
 }
 
 /** The default capability set: the seed scripts' (and docker's) list. */

@@ -6,7 +6,10 @@
  * @module
  */
 import { isAbsolute, normalize } from "node:path";
+import process from "node:process";
 import { ConfigError } from "../errors.ts";
+import { type Cidr, linkNameProblem, parseCidr, sameSubnet } from "../network.ts";
+import { HOOK_NAMES, hookProblem } from "./hooks.ts";
 import { DEFAULT_SECCOMP_PROFILE, seccompProblems, type SeccompProfile } from "../seccomp.ts";
 import { assertValidIdMap, type IdMapEntry, NAMESPACE_FLAGS, type NamespaceName } from "../namespace.ts";
 import {
@@ -15,6 +18,7 @@ import {
   DEFAULT_MASKED_PATHS,
   DEFAULT_NAMESPACES,
   DEFAULT_READONLY_PATHS,
+  type HooksSpec,
   type IdRange,
   type MountSpec,
 } from "./spec.ts";
@@ -73,7 +77,35 @@ export interface ResolvedSpec {
   /** The seccomp profile to load before exec (`"default"` resolved), or false for none. */
   readonly seccomp: SeccompProfile | false;
   readonly loopback: boolean;
+  /** The veth pair with its names filled in, or undefined for none. */
+  readonly veth: ResolvedVeth | undefined;
   readonly stdio: "inherit" | "null";
+  /** The hooks (empty when none). */
+  readonly hooks: HooksSpec;
+  /** True when resolved by a non-root caller (rootless mode): the id maps are the caller's own. */
+  readonly rootless: boolean;
+}
+
+/** A veth pair with its names filled in. */
+export interface ResolvedVeth {
+  /** The host end's name. */
+  readonly host: string;
+  /** The container end's name (in its namespace). */
+  readonly container: string;
+  /** The host end's CIDR, if any. */
+  readonly hostAddress: string | undefined;
+  /** The container end's CIDR, if any. */
+  readonly containerAddress: string | undefined;
+}
+
+/**
+ * The default host-side veth name for a container: `hk-` + 8 hex digits of the name's FNV-1a hash
+ * + `-h` (13 bytes: under the 15-byte limit, and unique enough for containers run side by side).
+ */
+export function defaultVethHostName(name: string): string {
+  let h = 0x811c9dc5;
+  for (const b of new TextEncoder().encode(name)) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+  return `hk-${h.toString(16).padStart(8, "0")}-h`;
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
@@ -166,8 +198,19 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
   const has = (t: NamespaceName) => newNamespaces.includes(t);
 
   // id maps
-  const uidMap = list(spec.idMap?.uid).map(idRange);
-  const gidMap = list(spec.idMap?.gid ?? spec.idMap?.uid).map(idRange);
+  let uidMap = list(spec.idMap?.uid).map(idRange);
+  let gidMap = list(spec.idMap?.gid ?? spec.idMap?.uid).map(idRange);
+  // rootless: a non-root caller needs a user namespace; without an idMap, its own ids become root inside
+  const euid = process.geteuid?.() ?? 0;
+  const rootless = euid !== 0;
+  if (rootless) {
+    if (!has("user")) {
+      bad("namespaces", `rootless containers need "user" in namespaces (running as uid ${euid}, not root)`);
+    } else if (!spec.idMap?.uid && !spec.idMap?.gid) {
+      uidMap = [{ inside: 0, outside: euid, size: 1 }];
+      gidMap = [{ inside: 0, outside: process.getegid?.() ?? euid, size: 1 }];
+    }
+  }
   for (const [kind, map] of [["uid", uidMap], ["gid", gidMap]] as const) {
     try {
       assertValidIdMap(map, `idMap.${kind}`);
@@ -293,6 +336,57 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
     );
   }
 
+  // hooks
+  const hooks = spec.hooks ?? {};
+  if (spec.hooks !== undefined && (spec.hooks === null || typeof spec.hooks !== "object")) {
+    bad("hooks", "must be an object { bootstrap?, provision?, beforeStart?, afterStop? }");
+  } else {
+    for (const [k, v] of Object.entries(hooks)) {
+      if (!(HOOK_NAMES as readonly string[]).includes(k)) {
+        bad(`hooks.${k}`, `is not a hook (one of ${HOOK_NAMES.join(", ")})`);
+      } else if (v !== undefined) {
+        const problem = hookProblem(v);
+        if (problem) bad(`hooks.${k}`, problem);
+      }
+    }
+  }
+
+  // network
+  let veth: ResolvedVeth | undefined;
+  const v = spec.network?.veth;
+  if (v !== undefined) {
+    if (v === null || typeof v !== "object") bad("network.veth", "must be an object");
+    else {
+      if (!has("net")) bad("network.veth", 'needs a new network namespace: add "net" to namespaces');
+      veth = {
+        host: v.host ?? defaultVethHostName(String(spec.name)),
+        container: v.container ?? "eth0",
+        hostAddress: v.hostAddress,
+        containerAddress: v.containerAddress,
+      };
+      for (const k of ["host", "container"] as const) {
+        const problem = v[k] === undefined ? undefined : linkNameProblem(v[k]);
+        if (problem) bad(`network.veth.${k}`, problem);
+      }
+      const cidrs: Partial<Record<"hostAddress" | "containerAddress", Cidr>> = {};
+      for (const k of ["hostAddress", "containerAddress"] as const) {
+        if (v[k] === undefined) continue;
+        try {
+          cidrs[k] = parseCidr(v[k]);
+        } catch (e) {
+          bad(`network.veth.${k}`, (e as Error).message);
+        }
+      }
+      if (cidrs.hostAddress && cidrs.containerAddress) {
+        if (!sameSubnet(cidrs.hostAddress, cidrs.containerAddress)) {
+          bad("network.veth.containerAddress", `must be in the same subnet as hostAddress (${v.hostAddress})`);
+        } else if (cidrs.hostAddress.bytes.every((b, i) => b === cidrs.containerAddress!.bytes[i])) {
+          bad("network.veth.containerAddress", "must differ from hostAddress");
+        }
+      }
+    }
+  }
+
   if (problems.length) throw new SpecError(problems);
   const netNew = has("net");
   return {
@@ -325,7 +419,10 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
     noNewPrivs: spec.noNewPrivs ?? true,
     seccomp,
     loopback: spec.network?.loopback ?? netNew,
+    veth,
     stdio: spec.stdio ?? "inherit",
+    hooks,
+    rootless,
   };
 }
 

@@ -1,0 +1,135 @@
+/**
+ * Rootless mode: what a non-root caller may do, checked before anything is touched, and the id
+ * maps written through `newuidmap`/`newgidmap` (shadow-utils' setuid helpers) when the spec maps
+ * more than the caller's own ids.
+ * @module
+ */
+import { spawnSync } from "node:child_process";
+import { accessSync, constants as fsConstants, existsSync, readFileSync } from "node:fs";
+import { userInfo } from "node:os";
+import { dirname } from "node:path";
+import process from "node:process";
+import { Group } from "../cgroup/group.ts";
+import { ConfigError } from "../errors.ts";
+import { type IdMapEntry, writeIdMap } from "../namespace.ts";
+import { which } from "../process.ts";
+import type { ResolvedSpec } from "./validate.ts";
+
+/** One subordinate id range from /etc/subuid or /etc/subgid. */
+export interface SubIdRange {
+  readonly start: number;
+  readonly count: number;
+}
+
+/** The ranges `/etc/subuid`-style `text` grants to the user `name` (or its numeric `id`). */
+export function parseSubIds(text: string, name: string, id: number): SubIdRange[] {
+  const out: SubIdRange[] = [];
+  for (const line of text.split("\n")) {
+    const [who, start, count] = line.trim().split(":");
+    if (!who || who.startsWith("#") || (who !== name && who !== String(id))) continue;
+    const s = Number(start), c = Number(count);
+    if (Number.isInteger(s) && Number.isInteger(c) && c > 0) out.push({ start: s, count: c });
+  }
+  return out;
+}
+
+function subIds(file: string, name: string, id: number): SubIdRange[] {
+  try {
+    return parseSubIds(readFileSync(file, "utf8"), name, id);
+  } catch {
+    return [];
+  }
+}
+
+/** True when `map` maps nothing but `own` (which an unprivileged process may write itself). */
+export function onlyOwnId(map: readonly IdMapEntry[], own: number): boolean {
+  return map.every((e) => e.outside === own && e.size === 1);
+}
+
+function callerName(uid: number): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return String(uid);
+  }
+}
+
+/** How the id maps of a rootless container are written. */
+export interface RootlessPlan {
+  /** The helpers to use, or undefined to write /proc/PID/{uid,gid}_map directly. */
+  readonly helpers?: { readonly newuidmap: string; readonly newgidmap: string };
+}
+
+/**
+ * Checks a rootless spec before anything is touched: a cgroup section needs a delegated
+ * (writable) cgroup; id maps beyond the caller's own ids need newuidmap/newgidmap and ranges in
+ * /etc/subuid and /etc/subgid.
+ * @throws {ConfigError} Saying what is missing and how to fix it.
+ */
+export function checkRootless(spec: ResolvedSpec): RootlessPlan {
+  const uid = process.geteuid?.() ?? 0;
+  const gid = process.getegid?.() ?? 0;
+  if (spec.cgroup) {
+    const group = new Group(spec.cgroup.name ?? `hako-${spec.name}`, spec.cgroup);
+    for (const path of group.paths) {
+      let dir = dirname(path);
+      while (!existsSync(dir) && dir !== "/") dir = dirname(dir);
+      try {
+        accessSync(dir, fsConstants.W_OK);
+      } catch {
+        throw new ConfigError(
+          "cgroup",
+          `rootless mode needs a delegated cgroup (${dir} is not writable by uid ${uid}); remove the cgroup section or delegate one`,
+        );
+      }
+    }
+  }
+  if (onlyOwnId(spec.uidMap, uid) && onlyOwnId(spec.gidMap, gid)) return {};
+  const name = callerName(uid);
+  const newuidmap = which("newuidmap", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin");
+  const newgidmap = which("newgidmap", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin");
+  const hint = `map only your own ids (leave idMap out), or install newuidmap/newgidmap (uidmap package)` +
+    ` and give ${name} ranges in /etc/subuid and /etc/subgid`;
+  if (!newuidmap || !newgidmap) {
+    throw new ConfigError(
+      "idMap",
+      `maps more than uid ${uid}/gid ${gid}, which rootless mode cannot do itself: ${hint}`,
+    );
+  }
+  for (
+    const [kind, map, own, file] of [
+      ["uid", spec.uidMap, uid, "/etc/subuid"],
+      ["gid", spec.gidMap, gid, "/etc/subgid"],
+    ] as const
+  ) {
+    const ranges = subIds(file, name, own);
+    for (const e of map) {
+      const ok = (e.outside === own && e.size === 1) ||
+        ranges.some((r) => e.outside >= r.start && e.outside + e.size <= r.start + r.count);
+      if (!ok) {
+        throw new ConfigError(
+          `idMap.${kind}`,
+          `${e.outside}..${e.outside + e.size - 1} is neither ${kind} ${own} nor within ${name}'s ranges in ${file} (${
+            ranges.map((r) => `${r.start}+${r.count}`).join(", ") || "none"
+          }): ${hint}`,
+        );
+      }
+    }
+  }
+  return { helpers: { newuidmap, newgidmap } };
+}
+
+/** Writes the child's id maps, through the helpers when `plan` has them. */
+export function writeRootlessIdMaps(pid: number, spec: ResolvedSpec, plan: RootlessPlan): void {
+  if (!plan.helpers) {
+    writeIdMap(pid, "gid", spec.gidMap);
+    writeIdMap(pid, "uid", spec.uidMap);
+    return;
+  }
+  for (const [tool, map] of [[plan.helpers.newgidmap, spec.gidMap], [plan.helpers.newuidmap, spec.uidMap]] as const) {
+    const args = [String(pid), ...map.flatMap((e) => [e.inside, e.outside, e.size].map(String))];
+    const r = spawnSync(tool, args, { encoding: "utf8" });
+    if (r.error) throw r.error;
+    if (r.status !== 0) throw new Error(`${tool} ${args.join(" ")} failed: ${(r.stderr ?? "").trim() || r.status}`);
+  }
+}
