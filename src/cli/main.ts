@@ -11,7 +11,11 @@
  * 1 when a script fails, 2 for a bad command line, and a script's own `process.exitCode`.
  *
  * Run it with `--v8-flags=--single-threaded` (as `bin/hako` and `deno task hako` do): a forked
- * child could otherwise hang in V8's garbage collector (see `ffi/fork.ts`).
+ * child could otherwise hang in V8's garbage collector (see `ffi/fork.ts`). Under Bun — `bun
+ * src/cli/main.ts` or the `dist/hako` that `tools/build.sh` compiles — the same holds for
+ * JavaScriptCore, which takes its options from `BUN_JSC_*` variables read only at start-up: started
+ * without them, the process re-executes itself once with them set, before it loads anything else
+ * (see `Host.ensureSingleThreaded`).
  *
  * @module
  */
@@ -44,6 +48,7 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
 }
 
 if (import.meta.main) {
+  host().ensureSingleThreaded();
   const code = await main(host().args());
   if (code !== undefined) host().exit(code);
 }

@@ -37,12 +37,67 @@ export interface Host {
   setScriptArgs(script: string, args: readonly string[]): void;
   /** Calls `handler` for an uncaught exception or unhandled rejection (instead of the runtime's report). */
   onUncaught(handler: (error: unknown) => void): void;
+  /**
+   * Makes sure the engine runs without GC/JIT helper threads, which a forked child could wait on
+   * forever (see `ffi/fork.ts`). Under Bun, whose JavaScriptCore reads its `BUN_JSC_*` options only
+   * at start-up, a process started without {@link BUN_JSC_SINGLE_THREADED} replaces itself once
+   * (`execve` of `/proc/self/exe` with its own argv and those variables added) and this call does
+   * not return; if that cannot be done it returns and the process runs on as it is. Under Deno
+   * (whose flag comes from the command line or `bin/hako`) and Node it does nothing.
+   * Call it first thing, before loading anything heavy.
+   */
+  ensureSingleThreaded(): void;
+}
+
+/**
+ * The environment that keeps Bun's JavaScriptCore single-threaded: a copy of `ffi/fork.ts`'s
+ * `BUN_SINGLE_THREADED_ENV`, kept here so that the CLI can re-exec before it loads `ffi/`
+ * (`tests/dist_test.ts` checks that the two agree).
+ */
+export const BUN_JSC_SINGLE_THREADED: Readonly<Record<string, string>> = {
+  BUN_JSC_useConcurrentGC: "0",
+  BUN_JSC_numberOfGCMarkers: "1",
+  BUN_JSC_useConcurrentJIT: "0",
+};
+
+/** Set in the environment of the re-executed process, so that it never re-executes again. */
+const REEXEC_GUARD = "HAKO_BUN_REEXEC";
+
+/**
+ * The environment variables of {@link BUN_JSC_SINGLE_THREADED} that `env` lacks or sets otherwise
+ * (pure; `"0"` also matches `"false"`/`"no"`, as JSC reads it).
+ */
+export function missingJscOptions(env: Readonly<Record<string, string | undefined>>): string[] {
+  const norm = (v: string) => v.trim().toLowerCase().replace(/^(false|no)$/, "0").replace(/^(true|yes)$/, "1");
+  return Object.entries(BUN_JSC_SINGLE_THREADED).filter(([k, v]) => env[k] === undefined || norm(env[k]!) !== v)
+    .map(([k]) => k);
+}
+
+/**
+ * The argv to re-execute this process with (pure): its own, from `/proc/self/cmdline` (NUL-separated,
+ * so the runtime's flags, the script and every argument come back as they were), or, without it, one
+ * made from `process`: in a `bun build --compile` binary `process.argv` is `["bun",
+ * "/$bunfs/root/…", …args]`, and the binary takes only the arguments after its own name.
+ */
+export function reexecArgv(
+  cmdline: string | undefined,
+  p: { argv: readonly string[]; execPath: string; execArgv?: readonly string[] },
+  compiled: boolean,
+): string[] {
+  if (cmdline) {
+    const argv = cmdline.split("\0");
+    if (argv.at(-1) === "") argv.pop();
+    if (argv.length > 0) return argv;
+  }
+  return compiled ? [p.execPath, ...p.argv.slice(2)] : [p.execPath, ...(p.execArgv ?? []), ...p.argv.slice(1)];
 }
 
 interface NodeProcess {
   argv: string[];
+  execArgv?: string[];
   env: Record<string, string | undefined>;
   execPath: string;
+  execve?(file: string, args: string[], env: Record<string, string | undefined>): never;
   versions: Record<string, string | undefined>;
   cwd(): string;
   exit(code: number): never;
@@ -53,6 +108,7 @@ interface NodeProcess {
 
 interface SyncFs {
   readFileSync(path: string, encoding: "utf8"): string;
+  existsSync(path: string): boolean;
   writeSync(fd: number, text: string): number;
 }
 
@@ -90,6 +146,7 @@ function denoHost(): Host {
         handler(e.reason);
       });
     },
+    ensureSingleThreaded() {},
   };
 }
 
@@ -123,11 +180,12 @@ function nodeHost(process: NodeProcess): Host {
   const fs = () => process.getBuiltinModule!("node:fs") as SyncFs;
   const isBun = typeof process.versions.bun === "string";
   const mainUrl = import.meta.url;
+  const compiled = mainUrl.includes("/$bunfs/") || mainUrl.includes("/~BUN/");
   return {
     runtime: isBun ? "bun" : "node",
     runtimeVersion: (isBun ? process.versions.bun : process.versions.node) ?? "unknown",
     // Bun's compiled binaries serve their modules from the virtual /$bunfs/ directory.
-    compiled: mainUrl.includes("/$bunfs/") || mainUrl.includes("/~BUN/"),
+    compiled,
     args: () => process.argv.slice(2),
     env: (name) => process.env[name],
     cwd: () => process.cwd(),
@@ -141,6 +199,24 @@ function nodeHost(process: NodeProcess): Host {
     onUncaught(handler) {
       process.on("uncaughtException", handler);
       process.on("unhandledRejection", handler);
+    },
+    ensureSingleThreaded() {
+      if (!isBun) return;
+      const again = process.env[REEXEC_GUARD] !== undefined;
+      delete process.env[REEXEC_GUARD]; // not for the script's children
+      if (again || missingJscOptions(process.env).length === 0 || typeof process.execve !== "function") return;
+      let cmdline: string | undefined;
+      try {
+        cmdline = fs().readFileSync("/proc/self/cmdline", "utf8");
+      } catch { /* no /proc: then no /proc/self/exe either */ }
+      const exe = fs().existsSync("/proc/self/exe") ? "/proc/self/exe" : process.execPath;
+      try {
+        process.execve(exe, reexecArgv(cmdline, process, compiled), {
+          ...process.env,
+          ...BUN_JSC_SINGLE_THREADED,
+          [REEXEC_GUARD]: "1",
+        });
+      } catch { /* run on; ffi/fork.ts warns before a fork */ }
     },
   };
 }

@@ -1,0 +1,112 @@
+/**
+ * `hako demo`: what `examples/demo.ts` does, built into the command (so a standalone `hako` shows it
+ * with nothing else on the disk): builds a tiny rootfs without the network (static busybox, or
+ * host binaries and their libraries), runs a container in it out of hako's primitives, prints the
+ * evidence from inside and removes its cgroup.
+ * @module
+ */
+import { parseArgs, UsageError } from "./_args.ts";
+import { host } from "../runner/_host.ts";
+
+/** Where the rootfs goes unless `--rootfs` or `$HAKO_DEMO_ROOTFS` says otherwise. */
+export const DEFAULT_DEMO_ROOTFS = "/var/lib/hako/images/demo";
+
+/** The help text. */
+export const usage = `Usage: hako demo [--rootfs <dir>]
+
+Builds a tiny root filesystem without the network (a static busybox, or host binaries and the
+libraries they load) and runs a container in it, step by step, out of hako's primitives:
+
+  new PID, UTS, IPC, mount and net namespaces · a cgroup with a 50% CPU quota · / made private,
+  /proc mounted, pivot_root into the rootfs · hostname · loopback up · capabilities reduced
+
+then prints what the container sees (hostname, its processes with the shell as PID 1, CapEff and
+CapBnd, its cgroup, the loopback, its root directory) and removes the cgroup. Needs root.
+Exits with the container's status.
+
+Options:
+      --rootfs <dir>   Where to build (or find) the rootfs; built once, kept for the next run
+                       (default: $HAKO_DEMO_ROOTFS, else ${DEFAULT_DEMO_ROOTFS})
+  -h, --help           Show this help
+`;
+
+/** What `hako demo` was asked to do. */
+export interface DemoArgs {
+  /** `-h`/`--help`: show the usage instead. */
+  readonly help: boolean;
+  /** `--rootfs`. */
+  readonly rootfs?: string;
+}
+
+/**
+ * Parses `hako demo`'s arguments (pure).
+ * @throws {UsageError} For an unknown option or an operand.
+ */
+export function parseDemoArgs(argv: readonly string[]): DemoArgs {
+  const { values, positionals } = parseArgs(argv, {
+    rootfs: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) return { help: true };
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  return { help: false, ...(typeof values.rootfs === "string" ? { rootfs: values.rootfs } : {}) };
+}
+
+/** The capabilities the container keeps. */
+const KEEP = [
+  "CAP_CHOWN",
+  "CAP_DAC_OVERRIDE",
+  "CAP_FOWNER",
+  "CAP_KILL",
+  "CAP_NET_BIND_SERVICE",
+  "CAP_SETUID",
+  "CAP_SETGID",
+];
+
+/** What the container's shell prints. */
+const EVIDENCE = [
+  "echo '--- inside the container ---'",
+  'echo "hostname: $(hostname)"',
+  'echo "processes:"; ps -o pid,user,comm',
+  "grep -E '^Cap(Eff|Bnd)' /proc/self/status",
+  "echo \"cgroup: $(grep -E ':cpu[,:]|^0::' /proc/self/cgroup | head -n 1)\"",
+  "echo \"loopback: $(ip -o link show lo | grep -o '<[^>]*>')\"",
+  "echo \"root: $(ls /)\" | tr '\\n' ' '; echo",
+].join("; ");
+
+/** Runs `hako demo`. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const a = parseDemoArgs(argv);
+  const h = host();
+  if (a.help) {
+    h.stdout(usage);
+    return 0;
+  }
+  const { Capability, Cgroup, linkUp, Mount, Process, sethostname } = await import("../../mod.ts");
+  const { buildRootfs } = await import("../container/rootfs.ts");
+  const rootfs = buildRootfs(a.rootfs ?? h.env("HAKO_DEMO_ROOTFS") ?? DEFAULT_DEMO_ROOTFS);
+  h.stderr(`rootfs: ${rootfs.path} (${rootfs.builder}${rootfs.created ? ", built now" : ", already built"})\n`);
+
+  // The cgroup is made by the parent, so it can always remove it; the child attaches itself.
+  const cpu = new Cgroup.CPU(`hako-demo-${Process.getpid()}`);
+  cpu.cfsQuotaUs = 50_000;
+  cpu.cfsPeriodUs = 100_000;
+  cpu.create();
+  try {
+    const pid = Process.fork({ namespaces: ["pid", "uts", "ipc", "mount", "net"] }, () => {
+      cpu.attach();
+      Mount.makePrivate("/", { recursive: true }); // never touch the host's propagation
+      Mount.mount("proc", `${rootfs.path}/proc`, { type: "proc", flags: ["nosuid", "nodev", "noexec"] });
+      Mount.pivotRootInto(rootfs.path);
+      sethostname("hako-demo");
+      linkUp("lo");
+      Capability.keep(KEEP);
+      Process.exec("/bin/sh", "-c", EVIDENCE);
+    });
+    const { status } = Process.waitpid2(pid);
+    h.stderr(`--- container exited: ${status} ---\n`);
+    return status.shellCode;
+  } finally {
+    cpu.delete({ kill: true });
+  }
+}

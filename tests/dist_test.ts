@@ -1,0 +1,265 @@
+/**
+ * The standalone `hako` binary (`tools/build.sh`: `bun build --compile`), run where nothing of
+ * hako's is: it is copied into an empty temp directory (no node_modules, no source) and runs
+ * `version`, `run -e` forking into namespaces, `run script.ts` of a TypeScript script with a local
+ * helper module, and `demo`. Also the pure parts of its Bun re-exec (see `Host.ensureSingleThreaded`).
+ *
+ * dist/hako is built when missing or older than the source; the tests are skipped (saying why)
+ * when Bun is missing or the build fails for want of something in the environment.
+ */
+import { spawnSync } from "node:child_process";
+import { chmodSync, copyFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { assert, assertEquals, needsRoot, tempDir, test } from "./_harness.ts";
+import { BUN_JSC_SINGLE_THREADED, missingJscOptions, reexecArgv } from "../src/runner/_host.ts";
+import { BUN_SINGLE_THREADED_ENV } from "../ffi/fork.ts";
+import { VERSION } from "../src/cli/version.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const DIST = join(ROOT, "dist/hako");
+
+// ---- the re-exec's pure parts ------------------------------------------------------------------
+
+test("the CLI's copy of the BUN_JSC_* settings equals ffi/fork.ts's", () => {
+  assertEquals(BUN_JSC_SINGLE_THREADED, BUN_SINGLE_THREADED_ENV);
+});
+
+test("missingJscOptions() names what the environment lacks or sets otherwise", () => {
+  assertEquals(missingJscOptions({}), Object.keys(BUN_JSC_SINGLE_THREADED));
+  assertEquals(missingJscOptions({ ...BUN_JSC_SINGLE_THREADED }), []);
+  assertEquals(
+    missingJscOptions({
+      BUN_JSC_useConcurrentGC: "false",
+      BUN_JSC_numberOfGCMarkers: "1",
+      BUN_JSC_useConcurrentJIT: "no",
+    }),
+    [],
+  );
+  assertEquals(missingJscOptions({ ...BUN_JSC_SINGLE_THREADED, BUN_JSC_numberOfGCMarkers: "4" }), [
+    "BUN_JSC_numberOfGCMarkers",
+  ]);
+});
+
+test("reexecArgv() takes /proc/self/cmdline as it is, else rebuilds argv from process", () => {
+  const p = { argv: ["bun", "/$bunfs/root/hako", "run", "-e", "x"], execPath: "/opt/hako", execArgv: [] };
+  assertEquals(reexecArgv("./hako\0run\0-e\0x\0\0", p, true), ["./hako", "run", "-e", "x", ""]);
+  assertEquals(reexecArgv("bun\0--smol\0main.ts\0a b\0", p, false), ["bun", "--smol", "main.ts", "a b"]);
+  assertEquals(reexecArgv(undefined, p, true), ["/opt/hako", "run", "-e", "x"]);
+  assertEquals(
+    reexecArgv(
+      "",
+      { argv: ["/usr/bin/bun", "/src/main.ts", "v"], execPath: "/usr/bin/bun", execArgv: ["--smol"] },
+      false,
+    ),
+    ["/usr/bin/bun", "--smol", "/src/main.ts", "v"],
+  );
+});
+
+// ---- the binary ---------------------------------------------------------------------------------
+
+function findBun(): string | undefined {
+  const local = join(ROOT, "node_modules/.bin/bun");
+  if (existsSync(local)) return local;
+  const r = spawnSync("bun", ["--version"], { encoding: "utf8" });
+  return r.status === 0 ? "bun" : undefined;
+}
+
+/** The newest modification time of the files the binary is built from. */
+function newestSource(): number {
+  let newest = 0;
+  const visit = (path: string) => {
+    const st = statSync(path);
+    if (st.isDirectory()) { for (const e of readdirSync(path)) visit(join(path, e)); }
+    else if (/\.(ts|json)$/.test(path)) newest = Math.max(newest, st.mtimeMs);
+  };
+  for (const p of ["src", "ffi", "mod.ts", "package.json", "tools/build.sh"]) {
+    if (existsSync(join(ROOT, p))) visit(join(ROOT, p));
+  }
+  return newest;
+}
+
+/** Builds dist/hako unless it is up to date: undefined when it is there, else why the tests skip or fail. */
+function build(): { skip?: string; error?: string } {
+  if (!findBun()) return { skip: "needs Bun (npm ci, or install bun) to build dist/hako" };
+  if (existsSync(DIST) && statSync(DIST).mtimeMs >= newestSource()) return {};
+  const r = spawnSync("bash", [join(ROOT, "tools/build.sh")], { cwd: ROOT, encoding: "utf8", timeout: 300_000 });
+  if (r.status === 0) return {};
+  const out = `${r.stdout ?? ""}${r.stderr ?? ""}${r.error ? String(r.error) : ""}`;
+  // The environment's fault (no Bun, a dependency not installed, a full disk): skip, loudly.
+  if (r.status === 127 || /is missing: run 'npm ci'|No space left|ENOSPC|EDQUOT/.test(out)) {
+    return { skip: `tools/build.sh could not build dist/hako here: ${out.trim().split("\n").at(-1)}` };
+  }
+  return { error: `tools/build.sh failed (exit ${r.status}):\n${out}` };
+}
+
+const built = build();
+const skip = built.skip ?? false;
+const skipRoot = skip || needsRoot;
+
+interface Result {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** An empty temp directory holding a copy of dist/hako (and whatever `files` adds). */
+function sandbox(files: Record<string, string> = {}): { path: string; hako: string } & Disposable {
+  if (built.error) throw new Error(built.error);
+  const dir = tempDir("hako-dist-");
+  assertEquals(readdirSync(dir.path), [], "the temp dir starts empty");
+  const hako = join(dir.path, "hako");
+  copyFileSync(DIST, hako);
+  chmodSync(hako, 0o755);
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir.path, name), text);
+  return { path: dir.path, hako, [Symbol.dispose]: () => dir[Symbol.dispose]() };
+}
+
+/**
+ * Runs `./hako args` in `cwd`, in an environment without the `BUN_JSC_*` settings (so the binary
+ * must add them itself) nor any hako variable, with its transpile cache inside `cwd`.
+ */
+function run(cwd: string, args: string[], env: Record<string, string> = {}): Result {
+  const full: Record<string, string> = { NO_COLOR: "1" };
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && !k.startsWith("BUN_JSC_") && !k.startsWith("HAKO_")) full[k] = v;
+  }
+  Object.assign(full, { HAKO_CACHE_DIR: join(cwd, ".cache"), ...env });
+  const r = spawnSync("./hako", args, { cwd, env: full, encoding: "utf8", timeout: 120_000 });
+  if (r.error) throw r.error;
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function show(r: Result): string {
+  return `exit ${r.code}\n--- stdout ---\n${r.stdout}--- stderr ---\n${r.stderr}`;
+}
+
+function cgroupsNamed(prefix: string): string[] {
+  const found: string[] = [];
+  for (const ctrl of ["cpu", "cpu,cpuacct", "cpuset", "unified", ""]) {
+    const dir = join("/sys/fs/cgroup", ctrl);
+    if (!existsSync(dir)) continue;
+    for (const e of readdirSync(dir)) if (e.startsWith(prefix)) found.push(join(dir, e));
+  }
+  return [...new Set(found)];
+}
+
+function mountsUnder(path: string): string[] {
+  return readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter((l) => l.includes(path));
+}
+
+test("dist/hako version: the compiled binary runs alone, re-executed once with single-threaded JSC", () => {
+  using box = sandbox();
+  const r = run(box.path, ["version"]);
+  assertEquals(r.code, 0, show(r));
+  assert(
+    new RegExp(`^hako ${VERSION.replaceAll(".", "\\.")} \\(bun [\\w.-]+, compiled\\)\\n$`).test(r.stdout),
+    show(r),
+  );
+  assertEquals(r.stderr, "");
+  const j = run(box.path, ["version", "--json"]);
+  assertEquals(JSON.parse(j.stdout).compiled, true, show(j));
+  // The script sees the settings the binary re-executed itself with, and its own arguments.
+  const e = run(box.path, [
+    "run",
+    "-e",
+    "console.log(JSON.stringify({ env: Object.fromEntries(Object.entries(process.env).filter(([k]) => /^(BUN_JSC_|HAKO_BUN)/.test(k))), argv: process.argv.slice(1), ARGV }))",
+    "a",
+    "b c",
+  ]);
+  assertEquals(e.code, 0, show(e));
+  assertEquals(JSON.parse(e.stdout), {
+    env: { ...BUN_JSC_SINGLE_THREADED },
+    argv: ["[eval]", "a", "b c"],
+    ARGV: ["a", "b c"],
+  });
+  const bad = run(box.path, ["nope"]);
+  assertEquals(bad.code, 2, show(bad));
+  assert(bad.stderr.includes('unknown command "nope"'), show(bad));
+}, { skip });
+
+test("dist/hako run -e: a child forked into new PID and UTS namespaces is PID 1 with its own hostname", () => {
+  using box = sandbox();
+  const before = readFileSync("/proc/sys/kernel/hostname", "utf8");
+  const code = `
+    const pid = Process.fork({ namespaces: ["pid", "uts"] }, () => {
+      sethostname("hako-dist");
+      Process.exec("/bin/sh", "-c", 'echo "pid=$$ host=$(hostname)"; exit 7');
+    });
+    const { status } = Process.waitpid2(pid);
+    console.log("status", status.shellCode);
+  `;
+  const r = run(box.path, ["run", "-e", code]);
+  assertEquals(r.code, 0, show(r));
+  assertEquals(r.stdout, "pid=1 host=hako-dist\nstatus 7\n", show(r));
+  assertEquals(r.stderr, "", "no warning about JavaScriptCore's helper threads");
+  assertEquals(readFileSync("/proc/sys/kernel/hostname", "utf8"), before, "the host's hostname is unchanged");
+}, { skip: skipRoot });
+
+test("dist/hako run script.ts: a TypeScript file from disk, with a local typed module and the globals", () => {
+  using box = sandbox({
+    "helper.ts": `export interface Box {
+  readonly name: string;
+  readonly cpus: number;
+}
+export type Flags = number;
+export function describe(box: Box, flags: Flags): string {
+  return \`\${box.name}:\${box.cpus}:\${(flags & 0x20000000) !== 0}\`;
+}
+export const ANSWER: number = 42 as const;
+`,
+    "script.ts": `import { type Box, describe, Flags, ANSWER } from "./helper.ts";
+const box: Box = { name: ARGV[0] ?? "none", cpus: Number(ARGV[1]) };
+const flags: Flags = Namespace.CLONE_NEWPID | Namespace.CLONE_NEWUTS;
+const out: Record<string, unknown> = {
+  describe: describe(box, flags),
+  answer: ANSWER,
+  globals: [typeof Process.fork, typeof Namespace.unshare, typeof Cgroup.CPU, typeof Capability.keep, typeof Mount.mount],
+  pid: Process.getpid() === process.pid,
+  meta: import.meta.url.endsWith("/script.ts"),
+};
+console.log(JSON.stringify(out));
+process.exitCode = 3;
+`,
+    "fail.ts": `const n: number = 1;\nthrow new Error(\`broken \${n}\`);\n`,
+  });
+  const expected = {
+    describe: "web:2:true",
+    answer: 42,
+    globals: ["function", "function", "function", "function", "function"],
+    pid: true,
+    meta: true,
+  };
+  for (const pass of ["cold cache", "warm cache"]) {
+    const r = run(box.path, ["run", "script.ts", "web", "2"]);
+    assertEquals(r.code, 3, `${pass}: ${show(r)}`);
+    assertEquals(JSON.parse(r.stdout), expected, pass);
+    assertEquals(r.stderr, "", pass);
+  }
+  const f = run(box.path, ["run", "fail.ts"]);
+  assertEquals(f.code, 1, show(f));
+  assert(f.stderr.startsWith("error: broken 1") || f.stderr.includes("error: Error: broken 1"), show(f));
+  assert(f.stderr.includes("fail.ts:2:"), `the error points into the script:\n${show(f)}`);
+}, { skip });
+
+test("dist/hako demo: builds a rootfs, runs the container, shows its evidence, leaves nothing", () => {
+  using box = sandbox();
+  const rootfs = join(box.path, "rootfs");
+  const r = run(box.path, ["demo", "--rootfs", rootfs]);
+  assertEquals(r.code, 0, show(r));
+  assert(r.stdout.includes("--- inside the container ---"), show(r));
+  assert(r.stdout.includes("hostname: hako-demo"), show(r));
+  assert(/^\s+1 root\s+sh$/m.test(r.stdout), `the shell is PID 1:\n${show(r)}`);
+  assert(r.stdout.includes("CapBnd:\t00000000000004eb"), show(r));
+  assert(/cgroup: \d+:[^:]*cpu[^:]*:\/hako-demo-\d+|cgroup: 0::\/hako-demo-\d+/.test(r.stdout), show(r));
+  assert(r.stdout.includes("loopback: <LOOPBACK,UP"), show(r));
+  assert(/root: .*\bbin\b.*\bproc\b/.test(r.stdout), show(r));
+  assert(r.stderr.includes(`rootfs: ${rootfs}`), show(r));
+  assert(r.stderr.includes("--- container exited: exit 0 ---"), show(r));
+  assertEquals(cgroupsNamed("hako-demo-"), []);
+  assertEquals(mountsUnder(box.path), []);
+  const help = run(box.path, ["demo", "--help"]);
+  assertEquals(help.code, 0, show(help));
+  assert(help.stdout.startsWith("Usage: hako demo"), show(help));
+}, { skip: skipRoot });

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Builds dist/hako: one standalone executable (Bun's runtime with hako's CLI embedded) made by
+# `bun build --compile`. It needs neither Deno, Bun, node_modules nor this checkout at run time:
+# `dist/hako run script.ts` strips the script's types with amaro (embedded, WebAssembly inlined)
+# and imports it as data: URLs (see src/runner/data_loader.ts).
+#
+# Works offline: without a --target, Bun compiles for the machine it runs on from its own
+# executable. HAKO_TARGET=bun-linux-arm64 (etc.) cross-compiles, which downloads that target's
+# runtime unless Bun has it cached. HAKO_OUT=path writes elsewhere than dist/hako.
+#
+# Run: npm run build · deno task build · bash tools/build.sh
+set -euo pipefail
+root=$(CDPATH= cd -- "$(dirname -- "$0")/.." && pwd -P)
+cd "$root"
+
+bun=$root/node_modules/.bin/bun
+if [ ! -x "$bun" ]; then
+  bun=$(command -v bun 2>/dev/null) || {
+    echo "build: bun not found: run 'npm ci' in $root, or install Bun" >&2
+    exit 127
+  }
+fi
+# amaro and es-module-lexer are bundled into the binary: they must be installed.
+for dep in amaro es-module-lexer; do
+  if [ ! -f "node_modules/$dep/package.json" ]; then
+    echo "build: node_modules/$dep is missing: run 'npm ci' first" >&2
+    exit 1
+  fi
+done
+
+out=${HAKO_OUT:-dist/hako}
+mkdir -p "$(dirname -- "$out")"
+flags=(--compile)
+if [ -n "${HAKO_TARGET:-}" ]; then flags+=("--target=$HAKO_TARGET"); fi
+
+# Build next to the output and rename, so a running dist/hako is never overwritten in place.
+tmp="$out.tmp.$$"
+trap 'rm -f "$tmp"' EXIT
+"$bun" build "${flags[@]}" src/cli/main.ts --outfile "$tmp" >/dev/null
+mv -f "$tmp" "$out"
+trap - EXIT
+
+size=$(stat -c %s "$out")
+if [ -n "${HAKO_TARGET:-}" ]; then
+  echo "built $out for $HAKO_TARGET: $((size / 1024 / 1024)) MiB ($size bytes)"
+  exit 0
+fi
+# A smoke test: the binary starts and knows it is compiled.
+version=$("$out" version)
+case $version in
+  *compiled*) ;;
+  *)
+    echo "build: $out does not report itself as compiled: $version" >&2
+    exit 1
+    ;;
+esac
+echo "built $out: $((size / 1024 / 1024)) MiB ($size bytes) — $version"
