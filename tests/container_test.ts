@@ -1,3 +1,4 @@
+import process from "node:process";
 import { chmodSync, existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { assert, assertEquals, needsRoot, tempDir, test } from "./_harness.ts";
@@ -21,7 +22,7 @@ function box(): { rootfs: string; spec: (s: Partial<ContainerSpec>) => Container
   return {
     rootfs,
     spec: (s) => ({
-      name: `hako-test-${Deno.pid}-${++n}`,
+      name: `hako-test-${process.pid}-${++n}`,
       rootfs: { builder: "busybox", path: rootfs },
       command: "true",
       ...s,
@@ -131,7 +132,7 @@ test("a user-namespace container runs as root inside, uid 200000 outside", async
 
 test("a bad spec throws SpecError listing every problem, and nothing is created", async () => {
   using b = box();
-  const name = `hako-test-${Deno.pid}-bad`;
+  const name = `hako-test-${process.pid}-bad`;
   let err: unknown;
   try {
     await Container.create({
@@ -160,7 +161,7 @@ test(
   "a failing setup step throws SetupError naming it and its errno; the child is reaped, the cgroup gone",
   async () => {
     using b = box();
-    const name = `hako-test-${Deno.pid}-fail`;
+    const name = `hako-test-${process.pid}-fail`;
     let err: unknown;
     try {
       await Container.create(b.spec({
@@ -177,7 +178,7 @@ test(
     assertEquals(cgroupDirs(name), []);
     // No zombie left: waitpid(-1, WNOHANG) finds no child of ours.
     const zombies = readdirSync("/proc").filter((p) =>
-      /^\d+$/.test(p) && procFile(Number(p), "stat").includes(` Z ${Deno.pid} `)
+      /^\d+$/.test(p) && procFile(Number(p), "stat").includes(` Z ${process.pid} `)
     );
     assertEquals(zombies, []);
   },
@@ -205,7 +206,7 @@ test("a missing command throws SetupError step exec with ENOENT", async () => {
 
 test("cgroup: the container's process is in it while running, and it is gone after delete", async () => {
   using b = box();
-  const name = `hako-test-${Deno.pid}-cg`;
+  const name = `hako-test-${process.pid}-cg`;
   const c = await Container.create(b.spec({ command: ["sleep", "30"], cgroup: { name, pids: { max: 20 } } }));
   try {
     await c.start();

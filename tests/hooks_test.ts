@@ -1,3 +1,4 @@
+import process from "node:process";
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { assert, assertEquals, assertThrows, needsRoot, tempDir, test } from "./_harness.ts";
@@ -20,7 +21,7 @@ function box(): { dir: string; rootfs: string; spec: (s: Partial<ContainerSpec>)
     dir: dir.path,
     rootfs,
     spec: (s) => ({
-      name: `hako-hooks-${Deno.pid}-${++n}`,
+      name: `hako-hooks-${process.pid}-${++n}`,
       rootfs: { builder: "busybox", path: rootfs },
       command: "true",
       ...s,
@@ -160,14 +161,14 @@ test("hooks: a failing provision is SetupError(provision) and nothing is left", 
   pid = Number(readFileSync(join(b.rootfs, "pid"), "utf8"));
   assert(pid > 0);
   const { readdirSync } = await import("node:fs");
-  const leftovers = readdirSync("/sys/fs/cgroup/pids").filter((d) => d.startsWith(`hako-hako-hooks-${Deno.pid}`));
+  const leftovers = readdirSync("/sys/fs/cgroup/pids").filter((d) => d.startsWith(`hako-hako-hooks-${process.pid}`));
   assertEquals(leftovers, []);
 }, { skip });
 
 test("hooks: a sync provision callback runs in the child; a promise is refused", async () => {
   using b = box();
   const ok = await run(
-    b.spec({ hooks: { provision: () => writeFileSync("/from-callback", `${Deno.pid}`) } }),
+    b.spec({ hooks: { provision: () => writeFileSync("/from-callback", `${process.pid}`) } }),
   );
   assertEquals(ok.code, 0);
   assert(existsSync(join(b.rootfs, "from-callback")));

@@ -1,3 +1,4 @@
+import process from "node:process";
 import { execFileSync } from "node:child_process";
 import { chmodSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -41,7 +42,7 @@ function box(): { spec: (s: Partial<ContainerSpec>) => ContainerSpec; rootfs: st
   return {
     rootfs,
     spec: (s) => ({
-      name: `hako-net-${Deno.pid}-${++n}`,
+      name: `hako-net-${process.pid}-${++n}`,
       rootfs: { builder: "busybox", path: rootfs },
       command: "true",
       ...s,
@@ -129,7 +130,7 @@ test("a container with a veth pair: addresses on both ends, ping both ways, gone
 
 test("veth with an invalid CIDR or without a net namespace is a SpecError with field paths, and nothing is made", () => {
   const spec = {
-    name: `hako-net-bad-${Deno.pid}`,
+    name: `hako-net-bad-${process.pid}`,
     rootfs: "/nonexistent-hako-rootfs",
     command: "true",
     namespaces: ["mount", "pid"],
@@ -154,7 +155,7 @@ test("veth with an invalid CIDR or without a net namespace is a SpecError with f
 
 test("a host link name clash is SetupError(veth), and nothing is left behind", async () => {
   using b = box();
-  const clash = `hk-tc-${Deno.pid}`.slice(0, 15);
+  const clash = `hk-tc-${process.pid}`.slice(0, 15);
   createVethPair(clash, `${clash}p`.slice(0, 15));
   try {
     const spec = b.spec({ command: ["sleep", "30"], network: { veth: { host: clash } } });

@@ -1,3 +1,4 @@
+import process from "node:process";
 import { chmodSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -307,7 +308,7 @@ const containerSkip = needsRoot ||
 function boxSpec(dir: string, s: Partial<ContainerSpec>): ContainerSpec {
   chmodSync(dir, 0o755);
   return {
-    name: `hako-seccomp-${Deno.pid}-${Math.random().toString(36).slice(2, 8)}`,
+    name: `hako-seccomp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
     rootfs: { builder: "busybox", path: join(dir, "rootfs") },
     command: "true",
     ...s,

@@ -30,7 +30,8 @@ done
 
 out=${HAKO_OUT:-dist/hako}
 mkdir -p "$(dirname -- "$out")"
-flags=(--compile)
+# npm: specifiers are for Deno (see src/container/tarball.ts); the Bun binary uses the bundled bare names.
+flags=(--compile --external "npm:*")
 if [ -n "${HAKO_TARGET:-}" ]; then flags+=("--target=$HAKO_TARGET"); fi
 
 # Build next to the output and rename, so a running dist/hako is never overwritten in place.

@@ -30,7 +30,6 @@ import {
 import type { Buffer } from "node:buffer";
 import { basename, dirname, join, resolve } from "node:path";
 import process from "node:process";
-import { Header, Unpack } from "tar";
 import { check, libc } from "../../ffi/libc.ts";
 import { cstr } from "../../ffi/cstring.ts";
 import { fsError, SetupError } from "../errors.ts";
@@ -72,22 +71,45 @@ interface Special {
   gid: number;
 }
 
+type Tar = typeof import("tar");
+let tarModule: Promise<Tar> | undefined;
+
+/**
+ * node-tar, loaded on first use. Deno resolves the `npm:` specifier wherever hako is loaded from
+ * (a checkout, or a URL where no package.json applies); Bun and its bundler resolve the bare name
+ * from node_modules (Bun has no `npm:` specifiers).
+ */
+function loadTar(): Promise<Tar> {
+  // deno-lint-ignore no-import-prefix -- a full npm: specifier is what works when mod.ts is imported from a URL
+  return tarModule ??= ("Deno" in globalThis ? import("npm:tar@7.5.23") : import("tar")).then((tar: Tar) => {
+    patchDeviceNumbers(tar.Header);
+    return tar;
+  });
+}
+
 // node-tar reads device numbers only from POSIX ustar headers; GNU tar's default format ("ustar  \0"
 // magic) has them at the same offsets. Fill them in for device entries.
-const decodeHeader = Header.prototype.decode;
-Header.prototype.decode = function (this: Header, buf: Buffer, off: number, ...rest: unknown[]): void {
-  (decodeHeader as (...a: unknown[]) => void).call(this, buf, off, ...rest);
-  const type = buf[off + 156];
-  if ((type === 0x33 || type === 0x34) && !this.devmaj && !this.devmin) {
-    const num = (at: number) =>
-      parseInt(buf.subarray(off + at, off + at + 8).toString("latin1").replace(/\0.*$/s, ""), 8);
-    const major = num(329), minor = num(337);
-    if (Number.isInteger(major) && Number.isInteger(minor)) {
-      this.devmaj = major;
-      this.devmin = minor;
+function patchDeviceNumbers(Header: Tar["Header"]): void {
+  const decodeHeader = Header.prototype.decode;
+  Header.prototype.decode = function (
+    this: InstanceType<Tar["Header"]>,
+    buf: Buffer,
+    off: number,
+    ...rest: unknown[]
+  ): void {
+    (decodeHeader as (...a: unknown[]) => void).call(this, buf, off, ...rest);
+    const type = buf[off + 156];
+    if ((type === 0x33 || type === 0x34) && !this.devmaj && !this.devmin) {
+      const num = (at: number) =>
+        parseInt(buf.subarray(off + at, off + at + 8).toString("latin1").replace(/\0.*$/s, ""), 8);
+      const major = num(329), minor = num(337);
+      if (Number.isInteger(major) && Number.isInteger(minor)) {
+        this.devmaj = major;
+        this.devmin = minor;
+      }
     }
-  }
-};
+  };
+}
 
 /** Tarballs bigger than this get a progress line on a terminal. */
 const PROGRESS_MIN_BYTES = 32 * 1024 * 1024;
@@ -277,6 +299,7 @@ async function unpackInto(
     return true;
   };
 
+  const { Unpack } = await loadTar();
   const unpack = new Unpack({
     cwd: root,
     // The filter above does the path checks (node-tar's would rewrite absolute symlink targets).
