@@ -94,6 +94,8 @@ function warnOnce(): void {
 const MADV_DOFORK = 11;
 const EINVAL = 22;
 const SIGCHLD = 17;
+const EINTR = 4;
+const O_CLOEXEC = 0o2000000;
 const SIG_BLOCK = 0;
 const SIG_SETMASK = 2;
 const ALL_SIGNALS = new Uint8Array(128).fill(0xff);
@@ -173,10 +175,14 @@ export function forkProcess(cloneFlags = 0): number {
   // glibc's fork() takes every malloc arena lock first, so the child's heap is consistent — but in
   // a child made by a raw clone, another (now vanished) thread may hold an arena lock forever and
   // fork() would wait on it. There, and whenever namespace flags are asked for, clone directly.
-  const ret = cloneFlags === 0 && !forkedChild
-    ? fork()
-    : Number(syscall(BigInt(SYS.clone), BigInt(cloneFlags | SIGCHLD), 0n, 0n, 0n, 0n));
-  const err = ret === -1 ? errno() : 0;
+  let ret: number, err = 0;
+  if (cloneFlags !== 0 && !forkedChild && CLONE_VIA_FORK) [ret, err] = cloneViaFork(cloneFlags);
+  else {
+    ret = cloneFlags === 0 && !forkedChild
+      ? fork()
+      : Number(syscall(BigInt(SYS.clone), BigInt(cloneFlags | SIGCHLD), 0n, 0n, 0n, 0n));
+    if (ret === -1) err = errno();
+  }
   if (ret === 0) {
     forkedChild = true;
     resetHandledSignals();
@@ -186,6 +192,55 @@ export function forkProcess(cloneFlags = 0): number {
     throw new SyscallError(cloneFlags ? "clone" : "fork", err, cloneFlags ? [`0x${cloneFlags.toString(16)}`] : []);
   }
   return ret;
+}
+
+/**
+ * Under Bun a raw clone from the multithreaded runtime can leave the child waiting forever on a
+ * lock of JavaScriptCore's allocator that another thread held at that instant (seen: about 1 in
+ * 40 namespace clones under load, the child parked in a futex inside the JS heap). glibc's fork()
+ * runs the runtime's fork handlers, so its child is consistent — and single-threaded, so a raw
+ * clone from there is safe. {@link cloneViaFork} forks such an intermediate, which clones the real
+ * child with CLONE_PARENT (so the caller is its parent and reaps it) and exits. It costs one more
+ * fork; V8 under Deno has not shown the problem, so Deno clones directly.
+ */
+const CLONE_VIA_FORK = typeof Deno === "undefined";
+const CLONE_PARENT = 0x00008000;
+
+/**
+ * The namespace clone through an intermediate fork (see {@link CLONE_VIA_FORK}). Runs with
+ * signals blocked. Returns `[pid, 0]` in the caller, `[0, 0]` in the child, `[-1, errno]` on failure.
+ */
+function cloneViaFork(cloneFlags: number): [number, number] {
+  const { fork, syscall, pipe2, read, write, close, waitpid, _exit } = libc();
+  const fds = new Int32Array(2);
+  if (pipe2(fds, O_CLOEXEC) === -1) return [-1, errno()];
+  const [rd, wr] = [fds[0]!, fds[1]!];
+  const mid = fork();
+  if (mid === -1) {
+    const e = errno();
+    close(rd), close(wr);
+    return [-1, e];
+  }
+  if (mid === 0) {
+    // The intermediate: single-threaded, with a consistent heap.
+    const pid = Number(syscall(BigInt(SYS.clone), BigInt(cloneFlags | CLONE_PARENT | SIGCHLD), 0n, 0n, 0n, 0n));
+    if (pid === 0) {
+      close(rd), close(wr);
+      return [0, 0]; // the real child
+    }
+    const msg = new Int32Array([pid === -1 ? -errno() : pid]);
+    write(wr, new Uint8Array(msg.buffer), 4n);
+    _exit(0);
+  }
+  close(wr);
+  const msg = new Int32Array(1);
+  let got: number;
+  while ((got = read(rd, new Uint8Array(msg.buffer), 4n)) === -1 && errno() === EINTR);
+  close(rd);
+  const st = new Int32Array(1);
+  while (waitpid(mid, st, 0) === -1 && errno() === EINTR);
+  if (got !== 4 || msg[0]! < 0) return [-1, got === 4 ? -msg[0]! : 10 /* ECHILD: the intermediate died */];
+  return [msg[0]!, 0];
 }
 
 /** In a fresh child: every signal with a handler goes back to SIG_DFL (ignored ones stay ignored). */
