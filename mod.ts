@@ -38,6 +38,8 @@ export * from "./src/hostname.ts";
 export { addAddress, createVethPair, deleteLink, linkIndex, linkUp, parseCidr, setLinkUp } from "./src/network.ts";
 export type { Cidr, VethOptions } from "./src/network.ts";
 export { Kernel, type KernelModule } from "./src/kernel.ts";
+export type { Signal } from "./src/signals.ts";
+export type * from "./src/cgroup/mod.ts";
 export { system } from "./src/process.ts";
 export {
   assertValidSeccompProfile,
@@ -57,6 +59,7 @@ export type {
   SeccompProblem,
   SeccompProfile,
   SeccompRule,
+  SockFilter,
 } from "./src/seccomp.ts";
 export { Container, run } from "./src/container/container.ts";
 export type { ContainerStatus } from "./src/container/container.ts";

@@ -2,16 +2,16 @@
  * `Kernel`: hacorb's names for process control (`Kernel.exec`, `Kernel.system`, `Kernel.fork`…).
  * @module
  */
-import { _exit, exec, fork, system } from "./process.ts";
+import { _exit, exec, fork, type ForkOptions, system } from "./process.ts";
 
 /** The shape of {@link Kernel}. */
 export interface KernelModule {
   /** See `Process.exec`. */
-  readonly exec: typeof exec;
+  readonly exec: (command: string | readonly string[], ...args: string[]) => never;
   /** See `Process.system`. */
   readonly system: typeof system;
   /** See `Process.fork`. */
-  readonly fork: typeof fork;
+  readonly fork: (optionsOrFn: ForkOptions | (() => unknown), fn?: () => unknown) => number;
   /** Ends the process now. */
   readonly exit: (code?: number) => never;
   /** Sleeps synchronously. */
@@ -25,7 +25,8 @@ export const Kernel: KernelModule = {
   /** Runs a command and waits. See `Process.system`. */
   system,
   /** Forks a child. See `Process.fork`. */
-  fork,
+  fork: (optionsOrFn: ForkOptions | (() => unknown), fn?: () => unknown): number =>
+    typeof optionsOrFn === "function" ? fork(optionsOrFn) : fork(optionsOrFn, fn!),
   /** Ends the process now, with `code`. */
   exit: (code = 0): never => _exit(code),
   /** Sleeps synchronously for `seconds` (works in a forked child too). */

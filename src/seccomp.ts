@@ -23,6 +23,7 @@
  * @module
  */
 import { decodeSockFilters, encodeSockFilters, seccompSetModeFilter, type SockFilter } from "../ffi/seccomp.ts";
+export type { SockFilter };
 import { ARCH } from "../ffi/syscalls.ts";
 import { ConfigError } from "./errors.ts";
 import { SYSCALLS_AARCH64 } from "./seccomp/_syscalls_aarch64.ts";

@@ -55,15 +55,20 @@ export interface MountSpec {
 
 /** Typed cgroup limits, plus raw `"cpu.cfs_quota_us": 30000`-style keys for haconiwa users. */
 export interface CgroupSpec {
+  /** CPU time: a quota per period (µs), or a relative weight (v2, 1..10000) / shares (v1). */
   readonly cpu?: {
     readonly quotaUs?: number;
     readonly periodUs?: number;
     readonly weight?: number;
     readonly shares?: number;
   };
+  /** CPUs and memory nodes allowed (`"0-1"`, `"0"`). */
   readonly cpuset?: { readonly cpus?: string; readonly mems?: string };
+  /** Memory limit and swap allowed, in bytes. */
   readonly memory?: { readonly limit?: number; readonly swap?: number };
+  /** At most this many processes (a fork bomb stops there). */
   readonly pids?: { readonly max?: number };
+  /** Relative block-I/O weight. */
   readonly io?: { readonly weight?: number };
   /** Raw controller files, written as given: `{ "cpu.cfs_quota_us": 30000 }`. */
   readonly raw?: Readonly<Record<string, string | number>>;
@@ -111,7 +116,9 @@ export interface ContainerSpec {
   readonly name: string;
   /** argv, or a shell string (run under /bin/sh -c when it has shell syntax). */
   readonly command: string | readonly string[];
+  /** The root filesystem: a directory, a tarball to extract, or a built-in builder. */
   readonly rootfs: RootfsSpec;
+  /** Extra environment for the command (PATH, HOME and HOSTNAME have defaults). */
   readonly env?: Readonly<Record<string, string>>;
   /** Working directory inside (default "/"). */
   readonly workdir?: string;
@@ -123,14 +130,19 @@ export interface ContainerSpec {
   readonly idMap?: { readonly uid?: IdRange | readonly IdRange[]; readonly gid?: IdRange | readonly IdRange[] };
   /** Default: the name (needs a UTS namespace). */
   readonly hostname?: string;
+  /** Make `/` read-only after every mount is made (default false). */
   readonly readonlyRootfs?: boolean;
   /** proc, sysfs (ro), /dev (tmpfs + default devices), devpts, /dev/shm, mqueue. Default true. */
   readonly standardMounts?: boolean;
+  /** Extra mounts, after the standard ones. */
   readonly mounts?: readonly MountSpec[];
   /** "host": bind the host's resolv.conf and hosts read-only; "generate": write them; false: leave. Default "generate" with a new net namespace, "host" otherwise. */
   readonly networkEtc?: "host" | "generate" | false;
+  /** Paths made unreadable (default: libcontainer's, e.g. /proc/kcore, /sys/firmware). */
   readonly maskedPaths?: readonly string[];
+  /** Paths made read-only (default: libcontainer's, e.g. /proc/sys, /proc/sysrq-trigger). */
   readonly readonlyPaths?: readonly string[];
+  /** Resource limits; the container gets a cgroup only when this is given. */
   readonly cgroup?: CgroupSpec;
   /** The capabilities kept (a list), or changes to the default set. */
   readonly capabilities?: readonly string[] | { readonly add?: readonly string[]; readonly drop?: readonly string[] };
@@ -149,6 +161,7 @@ export interface ContainerSpec {
   readonly seccomp?: false | "default" | SeccompProfile;
   /** Loopback up in a new net namespace (default true), and an optional veth pair to the host. */
   readonly network?: NetworkSpec;
+  /** The command's stdin/stdout/stderr: the caller's (default), or /dev/null. */
   readonly stdio?: "inherit" | "null";
   /** Callbacks or commands run at fixed points of the container's life; see {@link HooksSpec}. */
   readonly hooks?: HooksSpec;

@@ -35,6 +35,7 @@ export interface SpecProblem {
 export class SpecError extends ConfigError {
   /** Every problem found. */
   readonly problems: readonly SpecProblem[];
+  /** Makes the error. @param problems Every problem found (at least one). */
   constructor(problems: readonly SpecProblem[]) {
     const first = problems[0]!;
     super(
@@ -52,33 +53,57 @@ export class SpecError extends ConfigError {
 
 /** The spec with defaults applied and shorthands expanded. */
 export interface ResolvedSpec {
+  /** The container's name. */
   readonly name: string;
+  /** The command as argv (a shell string became `/bin/sh -c …`). */
   readonly argv: readonly string[];
+  /** The rootfs as given. */
   readonly rootfs: ContainerSpec["rootfs"];
+  /** The rootfs directory. */
   readonly rootfsPath: string;
+  /** The full environment of the command. */
   readonly env: Readonly<Record<string, string>>;
+  /** The working directory inside. */
   readonly workdir: string;
+  /** Who the command runs as, inside. */
   readonly user: { readonly uid: number; readonly gid: number; readonly groups: readonly number[] };
+  /** The namespaces to create. */
   readonly newNamespaces: readonly NamespaceName[];
+  /** The namespaces to join, by path. */
   readonly joinNamespaces: readonly { readonly type: NamespaceName; readonly path: string }[];
+  /** The uid map. */
   readonly uidMap: readonly IdMapEntry[];
+  /** The gid map. */
   readonly gidMap: readonly IdMapEntry[];
+  /** The hostname, or undefined without a UTS namespace. */
   readonly hostname: string | undefined;
+  /** Whether `/` is made read-only. */
   readonly readonlyRootfs: boolean;
+  /** Whether proc, sys, dev… are mounted. */
   readonly standardMounts: boolean;
+  /** The extra mounts. */
   readonly mounts: readonly MountSpec[];
+  /** How /etc/hosts and resolv.conf are provided. */
   readonly networkEtc: "host" | "generate" | false;
+  /** The paths masked. */
   readonly maskedPaths: readonly string[];
+  /** The paths made read-only. */
   readonly readonlyPaths: readonly string[];
+  /** The cgroup limits, if any. */
   readonly cgroup: ContainerSpec["cgroup"];
+  /** The capabilities kept. */
   readonly capabilities: readonly string[];
+  /** The rlimits to set. */
   readonly rlimits: NonNullable<ContainerSpec["rlimits"]>;
+  /** Whether no_new_privs is set. */
   readonly noNewPrivs: boolean;
   /** The seccomp profile to load before exec (`"default"` resolved), or false for none. */
   readonly seccomp: SeccompProfile | false;
+  /** Whether loopback is brought up. */
   readonly loopback: boolean;
   /** The veth pair with its names filled in, or undefined for none. */
   readonly veth: ResolvedVeth | undefined;
+  /** Where stdio goes. */
   readonly stdio: "inherit" | "null";
   /** The hooks (empty when none). */
   readonly hooks: HooksSpec;
