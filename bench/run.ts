@@ -8,7 +8,8 @@
  *   - the preparation alone (`prepareFork()`: the madvise calls each fork pays),
  *
  * each with a warm-up and ≥ 30 runs, reporting median, min and max and the ratio to
- * `Deno.Command`. Results also go to bench/results/fork-<date>.json so runs can be compared.
+ * `Deno.Command`. Results also go to bench/results/fork-<date>.json so runs can be compared. Then, as
+ * root, the container start benchmark of bench/start.ts (hako vs crun, runc, bwrap, unshare).
  * @module
  */
 import { spawnSync } from "node:child_process";
@@ -80,3 +81,13 @@ writeFileSync(
   JSON.stringify({ when: new Date().toISOString(), arch: process.arch, deno: Deno.version.deno, rows }, null, 2),
 );
 console.log(`wrote ${file.pathname}`);
+
+// Measurement 1: container start → exit side by side (bench/start.ts); it skips missing peers itself.
+if (isRoot) {
+  try {
+    const { startBenchmark } = await import("./start.ts");
+    await startBenchmark();
+  } catch (e) {
+    console.log(`!!! start benchmark failed: ${(e as Error).message}`);
+  }
+} else console.log("(skipped the start benchmark: needs root)");
