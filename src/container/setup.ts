@@ -14,7 +14,7 @@ import * as Mount from "../mount.ts";
 import { setns } from "../namespace.ts";
 import { exec } from "../process.ts";
 import { setrlimit } from "../rlimit.ts";
-import { compileSeccomp, loadSeccomp } from "../seccomp.ts";
+import { loadSeccomp } from "../seccomp.ts";
 import { setgroups, setresgid, setresuid } from "../user.ts";
 import { chdir } from "../dir.ts";
 import { setLinkUp } from "../../ffi/net.ts";
@@ -392,12 +392,13 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     when: (c) => c.spec.seccomp !== false,
     plan: (c) => {
       const profile = c.spec.seccomp as Exclude<ResolvedSpec["seccomp"], false>;
-      const instructions = compileSeccomp(profile).byteLength / 8;
+      const instructions = c.spec.seccompProgram!.byteLength / 8;
       return [
         `seccomp(SECCOMP_SET_MODE_FILTER, 0, {${instructions} BPF instructions: default ${profile.defaultAction}, ${profile.syscalls.length} rules})`,
       ];
     },
-    run: (c) => loadSeccomp(c.spec.seccomp as Exclude<ResolvedSpec["seccomp"], false>),
+    // Compiled by the parent in resolveSpec: the child only loads it.
+    run: (c) => loadSeccomp(c.spec.seccompProgram!),
   },
 ];
 

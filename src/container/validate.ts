@@ -10,7 +10,10 @@ import process from "node:process";
 import { ConfigError } from "../errors.ts";
 import { type Cidr, linkNameProblem, parseCidr, sameSubnet } from "../network.ts";
 import { HOOK_NAMES, hookProblem } from "./hooks.ts";
-import { DEFAULT_SECCOMP_PROFILE, seccompProblems, type SeccompProfile } from "../seccomp.ts";
+import { compileSeccomp, DEFAULT_SECCOMP_PROFILE, seccompProblems, type SeccompProfile } from "../seccomp.ts";
+
+/** The default profile's program, compiled once per process. */
+let defaultProgram: Uint8Array | undefined;
 import { assertValidIdMap, type IdMapEntry, NAMESPACE_FLAGS, type NamespaceName } from "../namespace.ts";
 import {
   type ContainerSpec,
@@ -99,6 +102,8 @@ export interface ResolvedSpec {
   readonly noNewPrivs: boolean;
   /** The seccomp profile to load before exec (`"default"` resolved), or false for none. */
   readonly seccomp: SeccompProfile | false;
+  /** The profile compiled to BPF (by the parent, once), or undefined for none. */
+  readonly seccompProgram: Uint8Array | undefined;
   /** Whether loopback is brought up. */
   readonly loopback: boolean;
   /** The veth pair with its names filled in, or undefined for none. */
@@ -443,6 +448,11 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
     rlimits: spec.rlimits ?? {},
     noNewPrivs: spec.noNewPrivs ?? true,
     seccomp,
+    seccompProgram: seccomp === false
+      ? undefined
+      : seccomp === DEFAULT_SECCOMP_PROFILE
+      ? (defaultProgram ??= compileSeccomp(seccomp))
+      : compileSeccomp(seccomp),
     loopback: spec.network?.loopback ?? netNew,
     veth,
     stdio: spec.stdio ?? "inherit",
