@@ -437,8 +437,8 @@ export class Container {
    * @throws {SetupError} Step "exec" when execve failed (the child is reaped, the cgroup deleted).
    */
   async start(): Promise<void> {
-    if (this.#deleted) throw new Error(`container ${this.name} is deleted`);
-    if (this.#started) throw new Error(`container ${this.name} is already started`);
+    if (this.#deleted) throw new SetupError("start", `container ${this.name} is deleted`);
+    if (this.#started) throw new SetupError("start", `container ${this.name} is already started`);
     this.#started = true;
     const beforeStart = this.spec.hooks.beforeStart;
     if (beforeStart) {
@@ -493,7 +493,7 @@ export class Container {
       } catch (e) {
         if (this.#status) return this.#status;
         if (e instanceof SyscallError && e.errno === ECHILD) {
-          throw new Error(`container ${this.name} was reaped elsewhere`);
+          throw new SetupError("wait", `container ${this.name} was reaped elsewhere`);
         }
         throw e;
       }
