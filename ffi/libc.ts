@@ -116,6 +116,8 @@ export const LIBC_SYMBOLS = {
   recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "i32" },
   // unsigned int if_nametoindex(const char *ifname) — 0 and errno when there is no such interface
   if_nametoindex: { parameters: ["buffer"], result: "u32" },
+  // int flock(int fd, int operation)
+  flock: { parameters: ["i32", "i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The bound libc functions. */

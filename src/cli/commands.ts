@@ -34,6 +34,21 @@ export interface CommandEntry {
 /** hako's commands, in the order `hako help` lists them. */
 export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   run: { summary: "Run a TypeScript script with hako's API as globals", load: () => import("./run.ts") },
+  start: {
+    summary: "Start containers in the background (one shared supervisor per host)",
+    load: () => import("./start.ts"),
+  },
+  ps: { summary: "List containers: state, pid, uptime, CPU, memory, processes", load: () => import("./ps.ts") },
+  logs: { summary: "Print a daemonized container's output", load: () => import("./logs.ts") },
+  exec: { summary: "Run a command inside a running container", load: () => import("./exec.ts") },
+  attach: { summary: "Open a shell inside a running container", load: () => import("./attach.ts") },
+  kill: { summary: "Send a signal to a container", load: () => import("./kill.ts") },
+  stop: { summary: "Stop containers: SIGTERM, then SIGKILL after a timeout", load: () => import("./stop.ts") },
+  delete: {
+    summary: "Delete containers: cgroup, veth, state, logs (and their extracted rootfs)",
+    load: () => import("./delete.ts"),
+  },
+  gc: { summary: "Remove what dead or half-made containers left behind", load: () => import("./gc.ts") },
   demo: {
     summary: "Build a tiny rootfs and run a container in it, showing each step",
     load: () => import("./demo.ts"),
@@ -41,6 +56,10 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   plan: {
     summary: "Print the steps and kernel calls a spec's container would make, touching nothing",
     load: () => import("./plan.ts"),
+  },
+  supervisor: {
+    summary: "Run the supervisor of daemonized containers (started on demand)",
+    load: () => import("./supervisor.ts"),
   },
   version: { summary: "Print hako's version and its runtime's", load: () => import("./version.ts") },
   help: { summary: "Show help for hako or one of its commands", load: () => import("./help.ts") },

@@ -40,6 +40,12 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
   try {
     return await command.main(d.argv);
   } catch (e) {
+    // Errors about the user's containers or specs are messages, not crashes: no stack.
+    const name = (e as Error)?.name;
+    if (name === "ContainerStateError" || name === "SpecError" || name === "SetupError" || name === "SyscallError") {
+      h.stderr(`hako ${d.name}: ${(e as Error).message}\n`);
+      return 1;
+    }
     if (!(e instanceof UsageError)) throw e;
     const first = command.usage.split("\n").find((l) => l.startsWith("Usage:")) ?? "";
     h.stderr(`hako ${d.name}: ${e.message}\n${first}\nRun 'hako help ${d.name}' for more.\n`);

@@ -44,6 +44,18 @@ export interface ContainerStatus {
   readonly shellCode: number;
 }
 
+/** Options of {@link Container.create} for callers that manage containers (the supervisor). */
+export interface CreateOptions {
+  /**
+   * Host file descriptors to give the command as its stdin, stdout and stderr (instead of what
+   * the spec's `stdio` says); the caller keeps and closes them. The supervisor passes /dev/null and
+   * the container's log file.
+   */
+  readonly stdio?: { readonly stdin?: number; readonly stdout?: number; readonly stderr?: number };
+  /** Called right after the fork with the child's pid (before its setup), e.g. to record it. */
+  readonly onForked?: (pid: number) => void;
+}
+
 /** How long the parent waits for the child's setup (or exec) before killing it. */
 const SETUP_TIMEOUT_MS = 30_000;
 const O_RDWR = 2;
@@ -165,7 +177,7 @@ function describe(step: string, e: unknown): ChildError {
 /** What the forked child does: synchronous only, and it never returns. */
 function childMain(
   ctx: SetupContext,
-  fds: { go: number; start: number; status: number; nullFd: number },
+  fds: { go: number; start: number; status: number; stdio: readonly [number, number, number] },
   closeInChild: readonly number[],
 ): never {
   const { _exit, dup2 } = libc();
@@ -190,9 +202,9 @@ function childMain(
     if (readByte(fds.start) !== 1) _exit(125);
     closeFd(fds.start);
     try {
-      if (fds.nullFd >= 0) {
-        for (const target of [0, 1, 2]) check(dup2(fds.nullFd, target), "dup2", [fds.nullFd, target]);
-      }
+      fds.stdio.forEach((fd, target) => {
+        if (fd >= 0 && fd !== target) check(dup2(fd, target), "dup2", [fd, target]);
+      });
       execCommand(ctx.spec);
     } catch (e) {
       report({ error: describe("exec", e) });
@@ -274,7 +286,7 @@ export class Container {
    * @throws {SetupError} Naming the step that failed (`rootfs`, `cgroup`, `id-map`, a child step…);
    *   whatever was made is undone first.
    */
-  static async create(input: ContainerSpec): Promise<Container> {
+  static async create(input: ContainerSpec, options: CreateOptions = {}): Promise<Container> {
     const spec = resolveSpec(input);
     // rootless: cgroup delegation and id-map helpers are checked before anything is touched
     const rootless: RootlessPlan | undefined = spec.rootless ? checkRootless(spec) : undefined;
@@ -337,10 +349,12 @@ export class Container {
       const [statusR, statusW] = pipe();
       fds.push(statusR, statusW);
       let nullFd = -1;
-      if (spec.stdio === "null") {
+      if (spec.stdio === "null" && !options.stdio) {
         nullFd = check(libc().open(cstr("/dev/null"), O_RDWR | O_CLOEXEC, 0), "open", ["/dev/null"]);
         fds.push(nullFd);
       }
+      const io = options.stdio;
+      const stdio = [io?.stdin ?? nullFd, io?.stdout ?? nullFd, io?.stderr ?? nullFd] as const;
 
       // fork
       const ctx: SetupContext = { spec, userns: spec.newNamespaces.includes("user") };
@@ -351,7 +365,7 @@ export class Container {
         return fail("clone", e);
       }
       if (pid === 0) {
-        childMain(ctx, { go: goR, start: startR, status: statusW, nullFd }, [goW, startW, statusR]);
+        childMain(ctx, { go: goR, start: startR, status: statusW, stdio }, [goW, startW, statusR]);
       }
       undo.push(() => {
         try {
@@ -361,6 +375,7 @@ export class Container {
           waitpid2(pid);
         } catch { /* reaped */ }
       });
+      options.onForked?.(pid);
       // The parent keeps only goW, startW and statusR.
       for (const fd of [goR, startR, statusW, nullFd]) closeFd(fd);
       fds.length = 0;
@@ -504,6 +519,20 @@ export class Container {
       await new Promise((res) => setTimeout(res, delay));
       delay = Math.min(delay * 2, 20);
     }
+  }
+
+  /**
+   * Checks, without waiting, whether the container's process has ended (and reaps it if so).
+   * Run {@link Container.wait} (which returns at once then) or {@link Container.delete} after it
+   * for the afterStop hook and the clean-up.
+   * @returns How it ended, or undefined while it runs.
+   */
+  poll(): ContainerStatus | undefined {
+    if (this.#status) return this.#status;
+    if (!this.#started || this.#deleted) return undefined;
+    const r = waitpid2(this.#pid, WNOHANG);
+    if (r.pid !== 0) this.#setStatus(r.status);
+    return this.#status;
   }
 
   /**

@@ -10,6 +10,7 @@ import process from "node:process";
 import { ConfigError } from "../errors.ts";
 import { type Cidr, linkNameProblem, parseCidr, sameSubnet } from "../network.ts";
 import { HOOK_NAMES, hookProblem } from "./hooks.ts";
+import { isRunning, StateStore } from "./state.ts";
 import { compileSeccomp, DEFAULT_SECCOMP_PROFILE, seccompProblems, type SeccompProfile } from "../seccomp.ts";
 
 /** The default profile's program, compiled once per process. */
@@ -221,7 +222,17 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
     }
     if (typeof n === "string") newNamespaces.push(n);
     else {
-      const path = n.join.includes("/") ? n.join : `/run/hako/${n.join}/ns/${type === "mount" ? "mnt" : type}`;
+      const file = type === "mount" ? "mnt" : type;
+      let path = n.join;
+      if (!n.join.includes("/")) {
+        // A container's name: its init's namespace, if it runs (pid and start time checked).
+        const r = new StateStore().tryRead(n.join);
+        if (r?.init && isRunning(r.init)) path = `/proc/${r.init.pid}/ns/${file}`;
+        else {
+          bad(`namespaces[${i}].join`, `no running container named ${n.join}`);
+          return;
+        }
+      }
       joinNamespaces.push({ type, path });
     }
   });

@@ -47,6 +47,12 @@ export interface Host {
    * Call it first thing, before loading anything heavy.
    */
   ensureSingleThreaded(): void;
+  /**
+   * The argv that runs this same hako again (the runtime, its flags and the CLI's entry point, as
+   * this process was started) with `args` as hako's arguments: how `hako start` starts the
+   * supervisor with whatever runtime and flags the CLI itself runs under.
+   */
+  selfArgv(args: readonly string[]): string[];
 }
 
 /**
@@ -92,6 +98,16 @@ export function reexecArgv(
   return compiled ? [p.execPath, ...p.argv.slice(2)] : [p.execPath, ...(p.execArgv ?? []), ...p.argv.slice(1)];
 }
 
+/**
+ * {@link Host.selfArgv}'s pure part: this process's argv from `/proc/self/cmdline`, with its last
+ * `hakoArgCount` arguments (hako's own, after the entry point) replaced by `args`.
+ */
+export function selfArgvFrom(cmdline: string, hakoArgCount: number, args: readonly string[]): string[] {
+  const argv = cmdline.split("\0");
+  if (argv.at(-1) === "") argv.pop();
+  return [...argv.slice(0, argv.length - hakoArgCount), ...args];
+}
+
 interface NodeProcess {
   argv: string[];
   execArgv?: string[];
@@ -119,6 +135,7 @@ function denoHost(): Host {
     let buf = enc.encode(text);
     while (buf.length > 0) buf = buf.subarray(w.writeSync(buf));
   };
+  const argc = Deno.args.length; // hako's own arguments, before a script's replace them
   return {
     runtime: "deno",
     runtimeVersion: Deno.version.deno,
@@ -147,6 +164,7 @@ function denoHost(): Host {
       });
     },
     ensureSingleThreaded() {},
+    selfArgv: (args) => selfArgvFrom(Deno.readTextFileSync("/proc/self/cmdline"), argc, args),
   };
 }
 
@@ -181,6 +199,7 @@ function nodeHost(process: NodeProcess): Host {
   const isBun = typeof process.versions.bun === "string";
   const mainUrl = import.meta.url;
   const compiled = mainUrl.includes("/$bunfs/") || mainUrl.includes("/~BUN/");
+  const argc = process.argv.length - 2; // hako's own arguments, before a script's replace them
   return {
     runtime: isBun ? "bun" : "node",
     runtimeVersion: (isBun ? process.versions.bun : process.versions.node) ?? "unknown",
@@ -218,6 +237,7 @@ function nodeHost(process: NodeProcess): Host {
         });
       } catch { /* run on; ffi/fork.ts warns before a fork */ }
     },
+    selfArgv: (args) => selfArgvFrom(fs().readFileSync("/proc/self/cmdline", "utf8"), argc, args),
   };
 }
 

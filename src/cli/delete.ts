@@ -1,0 +1,56 @@
+/**
+ * `hako delete NAME… [--force] [--rootfs]`.
+ * @module
+ */
+import { parseArgs, UsageError } from "./_args.ts";
+import { host } from "../runner/_host.ts";
+
+/** The help text. */
+export const usage = `Usage: hako delete [--force] [--rootfs] <name>...
+
+Deletes each container: its cgroup, its veth pair, its state and logs. A running container is
+refused unless --force (then it is killed first). With --rootfs, the rootfs hako extracted for it
+from a tarball is removed too (a directory or builder rootfs is never removed).
+
+Options:
+  -f, --force    Kill a running container first
+      --rootfs   Also remove the rootfs extracted from its tarball
+  -h, --help     Show this help
+
+Exit status: 0, or 1 when a container is unknown or running (without --force).
+`;
+
+/** Parses `hako delete`'s arguments (pure). @throws {UsageError} For no name or a bad option. */
+export function parseDeleteArgs(
+  argv: readonly string[],
+): { help: boolean; names: string[]; force: boolean; rootfs: boolean } {
+  const { values, positionals } = parseArgs(argv, {
+    force: { type: "boolean", short: "f" },
+    rootfs: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) return { help: true, names: [], force: false, rootfs: false };
+  if (positionals.length === 0) throw new UsageError("a container name is required");
+  return { help: false, names: [...positionals], force: values.force === true, rootfs: values.rootfs === true };
+}
+
+/** Runs `hako delete`. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const a = parseDeleteArgs(argv);
+  const h = host();
+  if (a.help) {
+    h.stdout(usage);
+    return 0;
+  }
+  const { deleteContainer } = await import("../container/lifecycle.ts");
+  let code = 0;
+  await Promise.all(a.names.map(async (name) => {
+    try {
+      await deleteContainer(name, { force: a.force, rootfs: a.rootfs });
+    } catch (e) {
+      code = 1;
+      h.stderr(`hako delete: ${(e as Error).message}\n`);
+    }
+  }));
+  return code;
+}

@@ -1,0 +1,56 @@
+/**
+ * `hako gc`: removes what dead or half-made containers left.
+ * @module
+ */
+import { parseArgs, UsageError } from "./_args.ts";
+import { host } from "../runner/_host.ts";
+
+/** The help text. */
+export const usage = `Usage: hako gc [--dry-run] [--json]
+
+Finds and removes what dead, exited or half-made containers left behind: their cgroups, veth
+pairs, state and logs (a container whose setup was cut short by a crash is killed first), cgroups
+named hako-* and veths named hk-*-h that no container owns, and a dead supervisor's socket. Running
+containers are never touched. Prints what it removed.
+
+Options:
+  -n, --dry-run   Print what would be removed, remove nothing
+      --json      Print the report as JSON
+  -h, --help      Show this help
+`;
+
+/** Parses `hako gc`'s arguments (pure). @throws {UsageError} For a bad option or operand. */
+export function parseGcArgs(argv: readonly string[]): { help: boolean; dryRun: boolean; json: boolean } {
+  const { values, positionals } = parseArgs(argv, {
+    "dry-run": { type: "boolean", short: "n" },
+    json: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (positionals.length > 0 && !values.help) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  return { help: values.help === true, dryRun: values["dry-run"] === true, json: values.json === true };
+}
+
+/** Runs `hako gc`. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const a = parseGcArgs(argv);
+  const h = host();
+  if (a.help) {
+    h.stdout(usage);
+    return 0;
+  }
+  const { collectGarbage } = await import("../container/lifecycle.ts");
+  const r = await collectGarbage({ dryRun: a.dryRun });
+  if (a.json) {
+    h.stdout(JSON.stringify(r, null, 2) + "\n");
+    return 0;
+  }
+  const verb = a.dryRun ? "would remove" : "removed";
+  const lines = [
+    ...r.containers.map((n) => `${verb} container ${n}`),
+    ...r.cgroups.map((c) => `${verb} cgroup ${c}`),
+    ...r.links.map((l) => `${verb} link ${l}`),
+    ...r.files.map((f) => `${verb} ${f}`),
+  ];
+  h.stdout(lines.length ? lines.join("\n") + "\n" : "nothing to collect\n");
+  return 0;
+}

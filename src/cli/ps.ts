@@ -1,0 +1,74 @@
+/**
+ * `hako ps`: the containers on this host, from their state on disk, with live figures.
+ * @module
+ */
+import { parseArgs, UsageError } from "./_args.ts";
+import { bytes, duration, table } from "./_format.ts";
+import { host } from "../runner/_host.ts";
+import type { ContainerInfo } from "../container/lifecycle.ts";
+
+/** The help text. */
+export const usage = `Usage: hako ps [--json] [-q]
+
+Lists the containers hako knows on this host (daemonized ones, and foreground ones while they
+run): name, state, init pid, uptime, average CPU use, memory, process count and image. It reads the
+state under HAKO_STATE_DIR (default /run/hako), so it works without the supervisor.
+
+States: creating, running, exited (with its exit status; "?" when nobody could see it end), and
+dead (recorded as running or creating, but the process is gone: 'hako gc' cleans up).
+
+Options:
+      --json    Print a JSON array (all fields; sizes in bytes, times in seconds)
+  -q, --quiet   Print only the names
+  -h, --help    Show this help
+`;
+
+/** Parses `hako ps`'s arguments (pure). @throws {UsageError} For a bad option or operand. */
+export function parsePsArgs(argv: readonly string[]): { help: boolean; json: boolean; quiet: boolean } {
+  const { values, positionals } = parseArgs(argv, {
+    json: { type: "boolean" },
+    quiet: { type: "boolean", short: "q" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (positionals.length > 0 && !values.help) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  return { help: values.help === true, json: values.json === true, quiet: values.quiet === true };
+}
+
+/** The state column: `running`, `exited (0)`, `exited (?)`… (pure). */
+export function stateText(c: ContainerInfo): string {
+  if (c.state !== "exited") return c.state;
+  return `exited (${c.exit ? c.exit.shellCode : "?"})`;
+}
+
+/** The table `hako ps` prints (pure). */
+export function psTable(list: readonly ContainerInfo[]): string {
+  return table(
+    ["NAME", "STATE", "PID", "UPTIME", "CPU%", "MEM", "PIDS", "IMAGE"],
+    list.map((c) => [
+      c.name,
+      stateText(c),
+      c.pid === null ? "-" : String(c.pid),
+      duration(c.uptimeSeconds),
+      c.cpuPercent === null ? "-" : c.cpuPercent.toFixed(1),
+      bytes(c.memoryBytes),
+      c.pids === null ? "-" : String(c.pids),
+      c.image,
+    ]),
+  );
+}
+
+/** Runs `hako ps`. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const a = parsePsArgs(argv);
+  const h = host();
+  if (a.help) {
+    h.stdout(usage);
+    return 0;
+  }
+  const { listContainers } = await import("../container/lifecycle.ts");
+  const list = listContainers();
+  if (a.json) h.stdout(JSON.stringify(list, null, 2) + "\n");
+  else if (a.quiet) h.stdout(list.map((c) => `${c.name}\n`).join(""));
+  else h.stdout(psTable(list));
+  return 0;
+}

@@ -1,0 +1,58 @@
+/**
+ * `hako supervisor`: the host's one supervisor of daemonized containers (see
+ * `src/supervisor/supervisor.ts`). `hako start` starts it when none runs; run it by hand to keep
+ * it in the foreground (e.g. under systemd).
+ * @module
+ */
+import { parseArgs, UsageError } from "./_args.ts";
+import { host } from "../runner/_host.ts";
+
+/** The help text. */
+export const usage = `Usage: hako supervisor [--log FILE] [--idle SECONDS]
+
+Runs the supervisor of daemonized containers: it listens on <state dir>/supervisor.sock, creates
+the containers 'hako start' asks for, reaps them, records their exit status, caps their logs, and
+exits when it has had no container and no client for a while. 'hako start' starts it on demand;
+only one runs per state directory (a second one exits at once). Killing it does not stop the
+containers: 'hako ps', 'kill', 'stop' and 'delete' work from the state on disk, and the next
+supervisor adopts the containers still running.
+
+Options:
+      --log <file>      Append messages to <file> (and leave the terminal)
+      --idle <seconds>  Exit after this long idle (default 60, or HAKO_SUPERVISOR_IDLE_S; 0: never)
+  -h, --help            Show this help
+
+Environment: HAKO_STATE_DIR (default /run/hako), HAKO_LOG_MAX (a container's log is cut to log.1
+past this many bytes; default 1048576).
+`;
+
+/** Parses `hako supervisor`'s arguments (pure). @throws {UsageError} For a bad option or operand. */
+export function parseSupervisorArgs(argv: readonly string[]): { help: boolean; log?: string; idleMs?: number } {
+  const { values, positionals } = parseArgs(argv, {
+    log: { type: "string" },
+    idle: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) return { help: true };
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  const idle = values.idle as string | undefined;
+  if (idle !== undefined && !/^\d+(\.\d+)?$/.test(idle)) throw new UsageError(`--idle wants seconds, not "${idle}"`);
+  return {
+    help: false,
+    ...(typeof values.log === "string" ? { log: values.log } : {}),
+    ...(idle !== undefined ? { idleMs: Number(idle) * 1000 } : {}),
+  };
+}
+
+/** Runs `hako supervisor`. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const a = parseSupervisorArgs(argv);
+  if (a.help) {
+    host().stdout(usage);
+    return 0;
+  }
+  const { detachInto } = await import("../supervisor/daemon.ts");
+  if (a.log) detachInto(a.log);
+  const { runSupervisor } = await import("../supervisor/supervisor.ts");
+  return await runSupervisor(a.idleMs !== undefined ? { idleMs: a.idleMs } : {});
+}

@@ -1,0 +1,330 @@
+/**
+ * Containers' state on disk, shared by every hako process on the host: the supervisor that runs
+ * daemonized containers, and the CLI commands (`ps`, `kill`, `stop`, `delete`, `gc`, `exec`) that
+ * must keep working when the supervisor is gone.
+ *
+ * Layout, under the state directory (`HAKO_STATE_DIR`, default `/run/hako`):
+ *
+ * ```text
+ * /run/hako/
+ *   supervisor.sock        the supervisor's unix socket
+ *   supervisor.pid         its pid and start time ("PID START")
+ *   supervisor.lock        flock'ed by the running supervisor (one per host)
+ *   supervisor.log         its own messages
+ *   containers/NAME/
+ *     state.json           the record below, replaced atomically (write + rename)
+ *     lock                 flock'ed around read-modify-write of state.json
+ *     log, log.1           the container's stdout and stderr (capped; log.1 is the previous part)
+ * ```
+ *
+ * A name is reserved by `mkdir containers/NAME`, which is atomic: of two `hako start` of one name
+ * at the same moment exactly one wins. Processes are identified by pid **and** start time (field
+ * 22 of `/proc/PID/stat`), and signalled through a pidfd opened before the start time is checked,
+ * so a reused pid is never signalled.
+ *
+ * @module
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { check, errno, libc } from "../../ffi/libc.ts";
+import { cstr } from "../../ffi/cstring.ts";
+import { SYS } from "../../ffi/syscalls.ts";
+import { SyscallError } from "../errors.ts";
+import { type Signal, signalNumber } from "../signals.ts";
+import type { ContainerSpec } from "./spec.ts";
+
+/** The default state directory. */
+export const DEFAULT_STATE_DIR = "/run/hako";
+
+/** The state directory: `HAKO_STATE_DIR`, or `/run/hako`. */
+export function stateDir(): string {
+  return process.env.HAKO_STATE_DIR || DEFAULT_STATE_DIR;
+}
+
+/** A process, as the kernel tells it apart from a later one with the same pid. */
+export interface ProcessIdentity {
+  /** Its pid on the host. */
+  readonly pid: number;
+  /** Its start time in clock ticks since boot (field 22 of `/proc/PID/stat`). */
+  readonly startTime: number;
+}
+
+/** How a container's process ended, as recorded. */
+export interface ExitRecord {
+  /** The exit code, or null when a signal ended it. */
+  readonly code: number | null;
+  /** The signal, or null. */
+  readonly signal: number | null;
+  /** The shell's code: the exit code, or 128 + signal. */
+  readonly shellCode: number;
+}
+
+/** A container's life as recorded on disk. */
+export type LifeState = "creating" | "running" | "exited";
+
+/** What `state.json` holds. */
+export interface StateRecord {
+  /** The record format. */
+  readonly version: 1;
+  /** The container's name (its directory's name). */
+  readonly name: string;
+  /** `creating` while set up, `running` once its command was exec'd, `exited` when reaped (or found gone). */
+  readonly state: LifeState;
+  /** The container's init, once forked. */
+  readonly init?: ProcessIdentity;
+  /** The supervisor that made it (or the process, for a foreground container). */
+  readonly owner: ProcessIdentity;
+  /** ISO times. */
+  readonly createdAt: string;
+  readonly startedAt?: string;
+  readonly finishedAt?: string;
+  /** How it ended; null when it ended while no hako process was its parent (the code is lost). */
+  readonly exit?: ExitRecord | null;
+  /** A note for `ps` (e.g. why the exit status is unknown, or the setup error). */
+  readonly note?: string;
+  /** The spec it was made from (JSON: no callbacks). */
+  readonly spec: ContainerSpec;
+  /** The spec file, when it came from one. */
+  readonly specFile?: string;
+  /** What `ps` shows as its image: the tarball, or the rootfs directory. */
+  readonly image: string;
+  /** The rootfs directory on the host. */
+  readonly rootfs: string;
+  /** True when hako extracted the rootfs from a tarball (so `delete --rootfs` may remove it). */
+  readonly extracted: boolean;
+  /** The cgroup's name, when it has one. */
+  readonly cgroup?: string;
+  /** The host end of its veth pair, when it has one. */
+  readonly veth?: string;
+}
+
+/** An error about a named container that the CLI prints as it is (exit 1). */
+export class ContainerStateError extends Error {
+  /**
+   * Makes the error.
+   * @param message What is wrong, naming the container.
+   */
+  constructor(message: string) {
+    super(message);
+    this.name = "ContainerStateError";
+  }
+}
+
+const O_RDWR = 2, O_CREAT = 0o100, O_CLOEXEC = 0o2000000;
+const LOCK_EX = 2, LOCK_UN = 8;
+const EINTR = 4, ESRCH = 3;
+
+/** The containers' state directories under a state directory. */
+export class StateStore {
+  /** The state directory. */
+  readonly root: string;
+
+  /** @param root The state directory (default {@link stateDir}). */
+  constructor(root: string = stateDir()) {
+    this.root = root;
+  }
+
+  /** The directory of container `name`. */
+  dir(name: string): string {
+    return join(this.root, "containers", name);
+  }
+
+  /** Its log file. */
+  logPath(name: string): string {
+    return join(this.dir(name), "log");
+  }
+
+  /** A path in the state directory itself (`supervisor.sock`…). */
+  file(name: string): string {
+    return join(this.root, name);
+  }
+
+  /**
+   * Reserves `name` and writes its first record, atomically: exactly one of two concurrent callers
+   * wins.
+   * @throws {ContainerStateError} When a container of that name exists.
+   */
+  reserve(record: StateRecord): void {
+    mkdirSync(join(this.root, "containers"), { recursive: true, mode: 0o700 });
+    try {
+      mkdirSync(this.dir(record.name), { mode: 0o700 });
+    } catch (e) {
+      if ((e as { code?: string }).code !== "EEXIST") throw e;
+      const old = this.tryRead(record.name);
+      throw new ContainerStateError(
+        `a container named ${record.name} already exists${old ? ` (${describeState(old)})` : ""}; ` +
+          `'hako delete ${record.name}' removes it`,
+      );
+    }
+    this.write(record);
+  }
+
+  /** Replaces a container's record atomically (write then rename); false when its directory is gone. */
+  write(record: StateRecord): boolean {
+    const dir = this.dir(record.name);
+    const tmp = join(dir, `.state.json.${process.pid}`);
+    try {
+      writeFileSync(tmp, JSON.stringify(record, null, 1) + "\n", { mode: 0o600 });
+      renameSync(tmp, join(dir, "state.json"));
+      return true;
+    } catch (e) {
+      if ((e as { code?: string }).code === "ENOENT") return false;
+      throw e;
+    }
+  }
+
+  /**
+   * Reads a container's record.
+   * @throws {ContainerStateError} "no container named NAME".
+   */
+  read(name: string): StateRecord {
+    const r = this.tryRead(name);
+    if (!r) throw new ContainerStateError(`no container named ${name}`);
+    return r;
+  }
+
+  /** A container's record, or undefined when there is none (or it is half-written by a crash). */
+  tryRead(name: string): StateRecord | undefined {
+    if (!isValidName(name)) return undefined;
+    try {
+      return JSON.parse(readFileSync(join(this.dir(name), "state.json"), "utf8")) as StateRecord;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The names of every container directory, sorted. */
+  names(): string[] {
+    try {
+      return readdirSync(join(this.root, "containers")).filter((n) => !n.startsWith(".")).sort();
+    } catch {
+      return [];
+    }
+  }
+
+  /** Every readable record, sorted by name. */
+  list(): StateRecord[] {
+    return this.names().map((n) => this.tryRead(n)).filter((r): r is StateRecord => r !== undefined);
+  }
+
+  /** Removes a container's directory (record, lock and logs). */
+  remove(name: string): void {
+    rmSync(this.dir(name), { recursive: true, force: true });
+  }
+
+  /**
+   * Runs `fn` with the container's lock held (flock, so a crashed holder never blocks anyone),
+   * for read-modify-write of its record.
+   */
+  withLock<T>(name: string, fn: () => T): T {
+    const path = join(this.dir(name), "lock");
+    const { open, flock, close } = libc();
+    const fd = open(cstr(path), O_RDWR | O_CREAT | O_CLOEXEC, 0o600);
+    if (fd === -1) {
+      const e = errno();
+      if (e === 2) throw new ContainerStateError(`no container named ${name}`);
+      throw new SyscallError("open", e, [path], `lock the state of container ${name}`);
+    }
+    try {
+      for (;;) {
+        if (flock(fd, LOCK_EX) === 0) break;
+        if (errno() !== EINTR) throw new SyscallError("flock", errno(), [path], `lock the state of container ${name}`);
+      }
+      return fn();
+    } finally {
+      flock(fd, LOCK_UN);
+      close(fd);
+    }
+  }
+
+  /**
+   * Reads, changes and writes a record under its lock; nothing when the container is gone.
+   * @returns The new record, or undefined.
+   */
+  update(name: string, change: (r: StateRecord) => StateRecord): StateRecord | undefined {
+    if (!existsSync(this.dir(name))) return undefined;
+    try {
+      return this.withLock(name, () => {
+        const r = this.tryRead(name);
+        if (!r) return undefined;
+        const next = change(r);
+        return this.write(next) ? next : undefined;
+      });
+    } catch (e) {
+      if (e instanceof ContainerStateError) return undefined;
+      throw e;
+    }
+  }
+}
+
+/** True for a valid container name (letters, digits, `.`, `_`, `-`; not starting with `.`). */
+export function isValidName(name: string): boolean {
+  return /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(name);
+}
+
+/** One line about a record's state, for messages. */
+export function describeState(r: StateRecord): string {
+  if (r.state === "exited") {
+    return r.exit ? `exited with ${r.exit.shellCode}` : "exited, status unknown";
+  }
+  return r.state;
+}
+
+/** The fields of `/proc/PID/stat` after the command name (index 0 is field 3, the state). */
+function statFields(pid: number): string[] | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, "latin1");
+  } catch {
+    return undefined;
+  }
+  return text.slice(text.lastIndexOf(")") + 2).split(" ");
+}
+
+/** A process's identity now, or undefined when there is no such process. */
+export function identify(pid: number): ProcessIdentity | undefined {
+  const f = statFields(pid);
+  return f ? { pid, startTime: Number(f[19]) } : undefined;
+}
+
+/**
+ * Whether the process still runs: the same pid and start time, and not a zombie.
+ * @param id The recorded identity.
+ */
+export function isRunning(id: ProcessIdentity | undefined): boolean {
+  if (!id) return false;
+  const f = statFields(id.pid);
+  return !!f && Number(f[19]) === id.startTime && f[0] !== "Z" && f[0] !== "X";
+}
+
+/**
+ * Signals a process only if it is still the one recorded: a pidfd is opened first, then the start
+ * time is checked, so the signal cannot reach a process that reused the pid.
+ * @returns False when the process is gone (or is another one now); true when signalled.
+ * @throws {SyscallError} For any other failure (EPERM…).
+ */
+export function signalIdentified(id: ProcessIdentity, sig: Signal, context?: string): boolean {
+  const { syscall, close } = libc();
+  const fd = Number(syscall(BigInt(SYS.pidfd_open), BigInt(id.pid), 0n, 0n, 0n, 0n));
+  if (fd === -1) {
+    if (errno() === ESRCH) return false;
+    throw new SyscallError("pidfd_open", errno(), [id.pid], context);
+  }
+  try {
+    if (!isRunning(id)) return false;
+    const r = Number(syscall(BigInt(SYS.pidfd_send_signal), BigInt(fd), BigInt(signalNumber(sig)), 0n, 0n, 0n));
+    if (r === -1) {
+      if (errno() === ESRCH) return false;
+      check(-1, "pidfd_send_signal", [id.pid, sig], context);
+    }
+    return true;
+  } finally {
+    close(fd);
+  }
+}
+
+/** This process's identity. */
+export function selfIdentity(): ProcessIdentity {
+  return identify(process.pid)!;
+}

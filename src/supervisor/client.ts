@@ -1,0 +1,122 @@
+/**
+ * The CLI's side of the supervisor's socket: connect (starting the supervisor on demand, detached
+ * in its own session, with the same runtime and flags as the CLI), send requests, match answers.
+ * @module
+ */
+import { spawn } from "node:child_process";
+import { createConnection, type Socket } from "node:net";
+import process from "node:process";
+import { host } from "../runner/_host.ts";
+import { StateStore } from "../container/state.ts";
+import { LineReader, type Request, type Response } from "./protocol.ts";
+
+/** A request without its id (the client numbers them). */
+export type RequestBody = Request extends infer R ? R extends { id: number } ? Omit<R, "id"> : never : never;
+
+/** A connection to the supervisor. */
+export class SupervisorClient {
+  readonly #sock: Socket;
+  readonly #waiting = new Map<number, (r: Response) => void>();
+  #next = 1;
+  #closed: Error | undefined;
+
+  private constructor(sock: Socket) {
+    this.#sock = sock;
+    const lines = new LineReader();
+    sock.on("data", (chunk: Uint8Array) => {
+      for (const line of lines.push(chunk)) {
+        let res: Response;
+        try {
+          res = JSON.parse(line);
+        } catch {
+          continue;
+        }
+        const done = this.#waiting.get(res.id);
+        this.#waiting.delete(res.id);
+        done?.(res);
+      }
+    });
+    const fail = (e?: Error) => {
+      this.#closed = e ?? new Error("the supervisor closed the connection");
+      for (const [id, done] of this.#waiting) {
+        done({ id, ok: false, error: { name: "SupervisorError", message: this.#closed.message } });
+      }
+      this.#waiting.clear();
+    };
+    sock.on("error", fail);
+    sock.on("close", () => fail());
+  }
+
+  /**
+   * Connects to the supervisor of `store`'s state directory, starting it when none runs.
+   * @throws {Error} When no supervisor answers within 15 s of being started.
+   */
+  static async connect(
+    store: StateStore = new StateStore(),
+    options: { start?: boolean } = {},
+  ): Promise<SupervisorClient> {
+    const path = store.file("supervisor.sock");
+    let sock = await tryConnect(path);
+    if (sock) return new SupervisorClient(sock);
+    if (options.start === false) throw new Error(`no supervisor listens on ${path}`);
+    startSupervisor(store);
+    const until = Date.now() + 15_000;
+    let delay = 5;
+    while (Date.now() < until) {
+      await new Promise((res) => setTimeout(res, delay));
+      delay = Math.min(delay * 2, 100);
+      sock = await tryConnect(path);
+      if (sock) return new SupervisorClient(sock);
+    }
+    throw new Error(`the supervisor did not start; see ${store.file("supervisor.log")}`);
+  }
+
+  /** Sends a request; resolves with its response. */
+  request(body: RequestBody): Promise<Response> {
+    const id = this.#next++;
+    if (this.#closed) {
+      return Promise.resolve({ id, ok: false, error: { name: "SupervisorError", message: this.#closed.message } });
+    }
+    return new Promise((resolve) => {
+      this.#waiting.set(id, resolve);
+      this.#sock.write(JSON.stringify({ ...body, id }) + "\n");
+    });
+  }
+
+  /** Closes the connection. */
+  close(): void {
+    this.#sock.end();
+    this.#sock.destroy();
+  }
+}
+
+function tryConnect(path: string): Promise<Socket | undefined> {
+  return new Promise((resolve) => {
+    const sock = createConnection(path);
+    sock.once("connect", () => {
+      sock.removeAllListeners("error");
+      resolve(sock);
+    });
+    sock.once("error", () => {
+      sock.destroy();
+      resolve(undefined);
+    });
+  });
+}
+
+/**
+ * Starts `hako supervisor` detached: a new session, stdio to /dev/null (it writes its own log to
+ * `supervisor.log` and moves to /), not waited for. It starts in this directory, so that a relative
+ * script path in this process's command line still resolves.
+ */
+function startSupervisor(store: StateStore): void {
+  const argv = host().selfArgv(["supervisor", "--log", store.file("supervisor.log")]);
+  const child = spawn(process.execPath, argv.slice(1), {
+    argv0: argv[0],
+    detached: true,
+    stdio: "ignore",
+    env: { ...process.env, HAKO_STATE_DIR: store.root },
+  });
+  child.on("error", () => {}); // reported as "did not start" by connect()
+  child.unref();
+}

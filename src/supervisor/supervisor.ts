@@ -1,0 +1,336 @@
+/**
+ * The one supervisor per host: the parent and reaper of every daemonized container.
+ *
+ * One Deno or Bun process costs 30–50 MB; one per container would make a hundred containers cost
+ * gigabytes, so `hako start` asks this one process (started on demand, listening on
+ * `<state dir>/supervisor.sock`) to create each container. It forks the container with its stdout
+ * and stderr appended to the container's log file (written by the container itself, so a dead
+ * supervisor never blocks or kills it with SIGPIPE), reaps it, records the exit status and time in
+ * the container's state, caps the log (copy-truncate to `log.1`), and undoes the cgroup and veth.
+ *
+ * Everything it knows is on disk too, so the CLI's `ps`, `kill`, `stop`, `delete` and `exec` work
+ * without it. A supervisor started after another died adopts the running containers it finds (it
+ * cannot reap them — they are not its children — so it watches them, and records "exit status
+ * unknown" when they end) and leaves half-made ones to `hako gc`.
+ *
+ * @module
+ */
+import { copyFileSync, mkdirSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { createServer, type Server, type Socket } from "node:net";
+import process from "node:process";
+import { check, errno, libc } from "../../ffi/libc.ts";
+import { cstr } from "../../ffi/cstring.ts";
+import { SyscallError } from "../errors.ts";
+import { Container } from "../container/container.ts";
+import { resolveSpec } from "../container/validate.ts";
+import {
+  identify,
+  isRunning,
+  type ProcessIdentity,
+  selfIdentity,
+  type StateRecord,
+  StateStore,
+} from "../container/state.ts";
+import { releaseResources } from "../container/lifecycle.ts";
+import { type ErrorReply, LineReader, type Request, type Response, type StartRequest } from "./protocol.ts";
+
+/** Options of {@link runSupervisor}. */
+export interface SupervisorOptions {
+  /** The state directory (default: `HAKO_STATE_DIR` or /run/hako). */
+  readonly stateDir?: string;
+  /** Exit after this long with no containers and no clients (default `HAKO_SUPERVISOR_IDLE_S` or 60 s; 0: never). */
+  readonly idleMs?: number;
+  /** A container's log is cut (to `log.1`) past this size (default `HAKO_LOG_MAX` or 1 MiB). */
+  readonly logMaxBytes?: number;
+  /** Messages (default: stderr, which `hako start` points at `supervisor.log`). */
+  readonly log?: (line: string) => void;
+}
+
+const O_RDONLY = 0, O_WRONLY = 1, O_CREAT = 0o100, O_APPEND = 0o2000, O_CLOEXEC = 0o2000000;
+const LOCK_EX = 2, LOCK_NB = 4;
+const TICK_MS = 100;
+/** Containers created at once (each waits for its child's setup, so a few overlap well). */
+const CONCURRENT_CREATES = 4;
+
+/** The reply for an error. */
+function errorReply(e: unknown): ErrorReply {
+  const err = e instanceof Error ? e : new Error(String(e));
+  const step = (err as { step?: unknown }).step;
+  return { name: err.name, message: err.message, ...(typeof step === "string" ? { step } : {}) };
+}
+
+/** A small counting semaphore. */
+function limiter(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const queue: Array<() => void> = [];
+  return async (fn) => {
+    if (active >= n) await new Promise<void>((res) => queue.push(res));
+    active++;
+    try {
+      return await fn();
+    } finally {
+      active--;
+      queue.shift()?.();
+    }
+  };
+}
+
+/**
+ * Runs the supervisor until it has been idle long enough (or forever with `idleMs: 0`).
+ * @returns 0; or 0 at once when another supervisor already runs on this state directory.
+ */
+export async function runSupervisor(options: SupervisorOptions = {}): Promise<number> {
+  const store = new StateStore(options.stateDir);
+  const env = process.env;
+  const idleMs = options.idleMs ?? (env.HAKO_SUPERVISOR_IDLE_S ? Number(env.HAKO_SUPERVISOR_IDLE_S) * 1000 : 60_000);
+  const logMax = options.logMaxBytes ?? (env.HAKO_LOG_MAX ? Number(env.HAKO_LOG_MAX) : 1 << 20);
+  const say = options.log ?? ((line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`));
+
+  // One supervisor per state directory: the lock is held for as long as this process lives.
+  mkdirSync(store.root, { recursive: true, mode: 0o700 });
+  const lockPath = store.file("supervisor.lock");
+  const lockFd = check(libc().open(cstr(lockPath), O_WRONLY | O_CREAT | O_CLOEXEC, 0o600), "open", [lockPath]);
+  if (libc().flock(lockFd, LOCK_EX | LOCK_NB) !== 0) {
+    const e = errno();
+    libc().close(lockFd);
+    if (e === 11) {
+      say("another supervisor runs on this state directory; exiting");
+      return 0;
+    }
+    throw new SyscallError("flock", e, [lockPath], "lock the supervisor's state directory");
+  }
+
+  const self = selfIdentity();
+  const containers = new Map<string, Container>();
+  const adopted = new Map<string, ProcessIdentity>();
+  const clients = new Set<Socket>();
+  const createLimit = limiter(CONCURRENT_CREATES);
+  let pending = 0;
+  let idleSince = Date.now();
+  let server: Server | undefined;
+
+  const sockPath = store.file("supervisor.sock");
+  const pidPath = store.file("supervisor.pid");
+
+  const start = async (req: StartRequest): Promise<Response> => {
+    const spec = req.spec;
+    let record: StateRecord;
+    try {
+      const resolved = resolveSpec(spec);
+      const r = spec.rootfs;
+      const tarball = typeof r === "object" && "tarball" in r ? r.tarball : undefined;
+      record = {
+        version: 1,
+        name: resolved.name,
+        state: "creating",
+        owner: self,
+        createdAt: new Date().toISOString(),
+        spec,
+        ...(req.specFile ? { specFile: req.specFile } : {}),
+        image: tarball ?? resolved.rootfsPath,
+        rootfs: resolved.rootfsPath,
+        extracted: tarball !== undefined,
+        ...(resolved.cgroup ? { cgroup: resolved.cgroup.name ?? `hako-${resolved.name}` } : {}),
+        ...(resolved.veth ? { veth: resolved.veth.host } : {}),
+      };
+      store.reserve(record);
+    } catch (e) {
+      return { id: req.id, ok: false, error: errorReply(e) };
+    }
+    const name = record.name;
+    const { open, close } = libc();
+    let logFd = -1, nullFd = -1;
+    try {
+      const logPath = store.logPath(name);
+      logFd = check(open(cstr(logPath), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640), "open", [logPath]);
+      nullFd = check(open(cstr("/dev/null"), O_RDONLY | O_CLOEXEC, 0), "open", ["/dev/null"]);
+      const c = await Container.create(spec, {
+        stdio: { stdin: nullFd, stdout: logFd, stderr: logFd },
+        onForked: (pid) => void store.update(name, (r) => ({ ...r, init: identify(pid) ?? { pid, startTime: 0 } })),
+      });
+      await c.start();
+      containers.set(name, c);
+      store.update(name, (r) => ({ ...r, state: "running", startedAt: new Date().toISOString() }));
+      say(`started ${name} (pid ${c.pid})`);
+      return { id: req.id, ok: true, name, pid: c.pid };
+    } catch (e) {
+      // create() and start() undo what they made; the name is free again.
+      store.remove(name);
+      say(`could not start ${name}: ${(e as Error).message}`);
+      return { id: req.id, ok: false, name, error: errorReply(e) };
+    } finally {
+      if (logFd >= 0) close(logFd);
+      if (nullFd >= 0) close(nullFd);
+    }
+  };
+
+  const handle = async (req: Request): Promise<Response> => {
+    switch (req.op) {
+      case "ping":
+        return { id: req.id, ok: true, supervisor: self.pid };
+      case "start":
+        pending++;
+        try {
+          return await createLimit(() => start(req));
+        } finally {
+          pending--;
+        }
+      default:
+        return {
+          id: (req as { id?: number }).id ?? 0,
+          ok: false,
+          error: { name: "ProtocolError", message: `unknown op ${JSON.stringify((req as { op?: unknown }).op)}` },
+        };
+    }
+  };
+
+  const finished = (name: string, exit: StateRecord["exit"], note?: string) => {
+    store.update(name, (r) => ({
+      ...r,
+      state: "exited",
+      exit,
+      finishedAt: new Date().toISOString(),
+      ...(note ? { note } : {}),
+    }));
+  };
+
+  // Adopt: running containers whose owner is gone are watched; half-made ones are left to gc.
+  for (const r of store.list()) {
+    if (isRunning(r.owner)) continue;
+    if (r.state === "running") {
+      if (r.init && isRunning(r.init)) {
+        adopted.set(r.name, r.init);
+        store.update(r.name, (x) => ({ ...x, owner: self }));
+        say(`adopted ${r.name} (pid ${r.init.pid}): its exit status will be unknown`);
+      } else {
+        finished(r.name, null, "ended while no supervisor ran: exit status unknown");
+        try {
+          releaseResources(r);
+        } catch (e) {
+          say(`could not release what ${r.name} held: ${(e as Error).message}`);
+        }
+      }
+    } else if (r.state === "creating") {
+      say(`${r.name} was being set up when its supervisor died: 'hako gc' removes it`);
+    }
+  }
+
+  let lastLogCheck = 0;
+  const tick = async () => {
+    for (const [name, c] of containers) {
+      let status;
+      try {
+        status = c.poll();
+      } catch (e) {
+        say(`waitpid of ${name} failed: ${(e as Error).message}`);
+        containers.delete(name);
+        continue;
+      }
+      if (!status) continue;
+      containers.delete(name);
+      await c.wait(); // the afterStop hook
+      try {
+        c.delete();
+      } catch (e) {
+        say(`could not clean up after ${name}: ${(e as Error).message}`);
+      }
+      finished(name, { code: status.code, signal: status.signal, shellCode: status.shellCode });
+      say(`${name} exited (${status.shellCode})`);
+    }
+    for (const [name, id] of adopted) {
+      if (isRunning(id)) continue;
+      adopted.delete(name);
+      const r = store.tryRead(name);
+      finished(name, null, "ended while adopted (not hako's child): exit status unknown");
+      if (r) {
+        try {
+          releaseResources(r);
+        } catch (e) {
+          say(`could not release what ${name} held: ${(e as Error).message}`);
+        }
+      }
+      say(`${name} (adopted) ended`);
+    }
+    const now = Date.now();
+    if (now - lastLogCheck > 2000) {
+      lastLogCheck = now;
+      for (const name of [...containers.keys(), ...adopted.keys()]) capLog(store, name, logMax);
+    }
+  };
+
+  await new Promise<void>((resolve, reject) => {
+    rmSync(sockPath, { force: true });
+    server = createServer((sock) => {
+      clients.add(sock);
+      const lines = new LineReader();
+      sock.on("data", (chunk: Uint8Array) => {
+        for (const line of lines.push(chunk)) {
+          let req: Request;
+          try {
+            req = JSON.parse(line);
+          } catch {
+            sock.write(
+              JSON.stringify({ id: 0, ok: false, error: { name: "ProtocolError", message: "bad JSON" } }) + "\n",
+            );
+            continue;
+          }
+          void handle(req).then((res) => {
+            if (!sock.destroyed) sock.write(JSON.stringify(res) + "\n");
+          });
+        }
+      });
+      sock.on("error", () => {});
+      sock.on("close", () => clients.delete(sock));
+    });
+    server.on("error", reject);
+    server.listen(sockPath, () => resolve());
+  });
+  writeFileSync(pidPath, `${self.pid} ${self.startTime}\n`);
+  say(`supervisor ${self.pid} listening on ${sockPath}`);
+
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    server?.close();
+    for (const s of clients) s.destroy();
+    rmSync(sockPath, { force: true });
+    rmSync(pidPath, { force: true });
+    libc().close(lockFd);
+  };
+  const onSignal = () => {
+    say(`stopping on a signal; ${containers.size + adopted.size} container(s) keep running`);
+    stop();
+    process.exit(0);
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+
+  // The reaper and idle clock.
+  for (;;) {
+    await new Promise((res) => setTimeout(res, TICK_MS));
+    try {
+      await tick();
+    } catch (e) {
+      say(`tick failed: ${(e as Error).stack ?? e}`);
+    }
+    const busy = containers.size + adopted.size + clients.size + pending > 0;
+    if (busy) idleSince = Date.now();
+    else if (idleMs > 0 && Date.now() - idleSince >= idleMs) break;
+  }
+  say("idle: exiting");
+  stop();
+  process.off("SIGTERM", onSignal);
+  process.off("SIGINT", onSignal);
+  return 0;
+}
+
+/** Cuts a container's log past `max` bytes: copies it to `log.1` and truncates it (the writers append). */
+function capLog(store: StateStore, name: string, max: number): void {
+  const path = store.logPath(name);
+  try {
+    if (statSync(path).size <= max) return;
+    copyFileSync(path, `${path}.1`);
+    truncateSync(path, 0);
+  } catch { /* gone */ }
+}
