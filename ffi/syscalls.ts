@@ -12,10 +12,25 @@ export interface SyscallNumbers {
   readonly seccomp: number;
   readonly pidfd_open: number;
   readonly pidfd_send_signal: number;
+  readonly close_range: number;
 }
 
-const X86_64: SyscallNumbers = { clone: 56, pivot_root: 155, seccomp: 317, pidfd_open: 434, pidfd_send_signal: 424 };
-const AARCH64: SyscallNumbers = { clone: 220, pivot_root: 41, seccomp: 277, pidfd_open: 434, pidfd_send_signal: 424 };
+const X86_64: SyscallNumbers = {
+  clone: 56,
+  pivot_root: 155,
+  seccomp: 317,
+  pidfd_open: 434,
+  pidfd_send_signal: 424,
+  close_range: 436,
+};
+const AARCH64: SyscallNumbers = {
+  clone: 220,
+  pivot_root: 41,
+  seccomp: 277,
+  pidfd_open: 434,
+  pidfd_send_signal: 424,
+  close_range: 436,
+};
 
 /** The syscall numbers of the running architecture. */
 export const SYS: SyscallNumbers = (() => {

@@ -9,6 +9,7 @@ import { type LoaderKind, runScript } from "../runner/run_script.ts";
 /** The help text. */
 export const usage = `Usage: hako run [options] <script.ts> [args...]
        hako run [options] -e <code> [args...]
+       hako run (--rootfs <dir> | --image <tar>) [--name <name>] [--] <command> [args...]
 
 Runs a TypeScript script with hako's API as globals — Process, Namespace, Cgroup, Capability,
 Mount, Dir, Kernel, system and the rest of mod.ts — and its arguments in ARGV (also args,
@@ -19,8 +20,17 @@ A spec module — whose default export is a container spec, or a function (env, 
 one — runs that container in the foreground instead, with stdio attached; hako exits with the
 container's exit code (128+signal when a signal ended it).
 
+A quick container without a file: --rootfs (a directory) or --image (a .tar or .tar.gz, extracted
+once under /var/lib/hako/images/) and the command, with the default spec (new mount, uts, ipc,
+pid and net namespaces, pivot_root, the standard mounts, docker's capabilities and seccomp):
+
+  hako run --image alpine.tar.gz -- sh -c 'cat /etc/os-release'
+
 Options:
   -e, --eval <code>     Run <code> instead of a file
+      --rootfs <dir>    Run <command> in a container on this root filesystem
+      --image <tar>     Run <command> in a container on this image (extracted once)
+      --name <name>     The quick container's name (default run-<random>)
       --loader <kind>   native: the runtime imports the file (default under deno run)
                         data: strip types and import data: URLs (default in a compiled binary)
                         (also: HAKO_LOADER=native|data)
@@ -45,6 +55,13 @@ export interface RunArgs {
   readonly args: readonly string[];
   /** `--loader`. */
   readonly loader?: LoaderKind;
+  /** A quick container: its rootfs directory or image, name and command. */
+  readonly quick?: {
+    readonly rootfs?: string;
+    readonly image?: string;
+    readonly name?: string;
+    readonly command: readonly string[];
+  };
 }
 
 /**
@@ -56,9 +73,30 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
   const { values, positionals } = parseArgs(argv, {
     eval: { type: "string", short: "e" },
     loader: { type: "string" },
+    rootfs: { type: "string" },
+    image: { type: "string" },
+    name: { type: "string" },
     help: { type: "boolean", short: "h" },
   }, true);
   if (values.help) return { help: true, args: [] };
+  const rootfs = values.rootfs as string | undefined, image = values.image as string | undefined;
+  const name = values.name as string | undefined;
+  if (rootfs !== undefined || image !== undefined) {
+    if (rootfs !== undefined && image !== undefined) throw new UsageError("give --rootfs or --image, not both");
+    if (values.eval !== undefined) throw new UsageError("-e runs a script, --rootfs/--image a container: pick one");
+    if (positionals.length === 0) throw new UsageError("a command to run in the container is required");
+    return {
+      help: false,
+      args: [],
+      quick: {
+        ...(rootfs ? { rootfs } : {}),
+        ...(image ? { image } : {}),
+        ...(name ? { name } : {}),
+        command: positionals,
+      },
+    };
+  }
+  if (name !== undefined) throw new UsageError("--name goes with --rootfs or --image");
   const loader = values.loader as string | undefined;
   if (loader !== undefined && loader !== "native" && loader !== "data") {
     throw new UsageError(`--loader must be "native" or "data", not "${loader}"`);
@@ -77,6 +115,7 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
     host().stdout(usage);
     return 0;
   }
+  if (a.quick) return await runQuick(a.quick);
   return await runScript({
     args: a.args,
     ...(a.script !== undefined ? { script: a.script } : {}),
@@ -88,7 +127,29 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
       if (exports.default === undefined) return undefined;
       const { runSpecExports } = await import("../runner/spec_module.ts");
       const { default: process } = await import("node:process");
-      return await runSpecExports(exports, process.env, a.args);
+      return await runSpecExports(exports, process.env, a.args, a.script);
     },
   });
+}
+
+/** The spec of a quick container (pure but for the random name). */
+export function quickSpec(
+  q: NonNullable<RunArgs["quick"]>,
+  cwd: string,
+  varDir = "/var/lib/hako",
+): import("../container/spec.ts").ContainerSpec {
+  const abs = (p: string) => (p.startsWith("/") ? p : `${cwd}/${p}`);
+  const name = q.name ?? `run-${Math.random().toString(16).slice(2, 10)}`;
+  let rootfs: import("../container/spec.ts").RootfsSpec;
+  if (q.rootfs !== undefined) rootfs = abs(q.rootfs);
+  else {
+    const base = q.image!.split("/").pop()!.replace(/\.(tar(\.gz)?|tgz)$/, "") || "image";
+    rootfs = { tarball: abs(q.image!), path: `${varDir}/images/${base}` };
+  }
+  return { name, rootfs, command: [...q.command] };
+}
+
+async function runQuick(q: NonNullable<RunArgs["quick"]>): Promise<number> {
+  const { runForeground } = await import("../runner/spec_module.ts");
+  return await runForeground(quickSpec(q, host().cwd()));
 }

@@ -20,6 +20,7 @@ import { statSync } from "node:fs";
 import { check, errno, libc } from "../../ffi/libc.ts";
 import { cstr } from "../../ffi/cstring.ts";
 import { forkProcess } from "../../ffi/fork.ts";
+import { SYS } from "../../ffi/syscalls.ts";
 import { Group, type GroupStats } from "../cgroup/group.ts";
 import { fsError, SetupError, SyscallError } from "../errors.ts";
 import { namespaceFlags, writeIdMap } from "../namespace.ts";
@@ -63,6 +64,7 @@ const O_CLOEXEC = 0o2000000;
 const EINTR = 4;
 const ECHILD = 10;
 const POLLIN = 1;
+const CLOSE_RANGE_CLOEXEC = 4n;
 
 /** The child's report of a failure. */
 interface ChildError {
@@ -205,6 +207,12 @@ function childMain(
       fds.stdio.forEach((fd, target) => {
         if (fd >= 0 && fd !== target) check(dup2(fd, target), "dup2", [fd, target]);
       });
+      // Nothing of the runtime's (its sockets, pipes, files: a supervisor's listening socket) may
+      // reach the command: every fd above 2 closes at exec, the status pipe with them.
+      check(
+        Number(libc().syscall(BigInt(SYS.close_range), 3n, 0xffffffffn, CLOSE_RANGE_CLOEXEC, 0n, 0n)),
+        "close_range",
+      );
       execCommand(ctx.spec);
     } catch (e) {
       report({ error: describe("exec", e) });

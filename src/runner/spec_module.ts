@@ -44,21 +44,58 @@ export async function runSpecExports(
   exports: Record<string, unknown>,
   env: Readonly<Record<string, string | undefined>>,
   args: readonly string[],
+  specFile?: string,
 ): Promise<number | undefined> {
   const spec = await specFromExports(exports, env, args);
   if (!spec) return undefined;
+  return await runForeground(spec, specFile);
+}
+
+/**
+ * Runs a container in the foreground (stdio attached, SIGINT, SIGTERM and SIGHUP forwarded) and
+ * returns its shell exit code. While it runs it is recorded in the state directory, so `hako ps`
+ * lists it and `hako exec` reaches it; the record goes when it ends.
+ */
+export async function runForeground(spec: ContainerSpec, specFile?: string): Promise<number> {
   const { Container } = await import("../container/container.ts");
+  const { resolveSpec } = await import("../container/validate.ts");
+  const { identify, selfIdentity, StateStore } = await import("../container/state.ts");
   const process = (await import("node:process")).default;
-  const c = await Container.create(spec);
-  const forward = (sig: NodeJS.Signals) => () => c.kill(sig);
-  const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((s) => [s, forward(s)] as const);
-  for (const [s, h] of handlers) process.on(s, h);
+  const resolved = resolveSpec(spec);
+  const store = new StateStore();
+  const r = spec.rootfs;
+  const tarball = typeof r === "object" && "tarball" in r ? r.tarball : undefined;
+  store.reserve({
+    version: 1,
+    name: resolved.name,
+    state: "creating",
+    owner: selfIdentity(),
+    createdAt: new Date().toISOString(),
+    spec: JSON.parse(JSON.stringify(spec)),
+    ...(specFile ? { specFile } : {}),
+    image: tarball ?? resolved.rootfsPath,
+    rootfs: resolved.rootfsPath,
+    extracted: tarball !== undefined,
+    ...(resolved.cgroup ? { cgroup: resolved.cgroup.name ?? `hako-${resolved.name}` } : {}),
+    ...(resolved.veth ? { veth: resolved.veth.host } : {}),
+  });
   try {
-    await c.start();
-    const status = await c.wait();
-    return status.shellCode;
+    const c = await Container.create(spec, {
+      onForked: (pid) => void store.update(resolved.name, (x) => ({ ...x, init: identify(pid) })),
+    });
+    const forward = (sig: NodeJS.Signals) => () => c.kill(sig);
+    const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((s) => [s, forward(s)] as const);
+    for (const [s, h] of handlers) process.on(s, h);
+    try {
+      await c.start();
+      store.update(resolved.name, (x) => ({ ...x, state: "running", startedAt: new Date().toISOString() }));
+      const status = await c.wait();
+      return status.shellCode;
+    } finally {
+      for (const [s, h] of handlers) process.off(s, h);
+      c.delete();
+    }
   } finally {
-    for (const [s, h] of handlers) process.off(s, h);
-    await c.delete();
+    store.remove(resolved.name);
   }
 }

@@ -4,10 +4,11 @@
  * @module
  */
 import { spawn } from "node:child_process";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { createConnection, type Socket } from "node:net";
 import process from "node:process";
 import { host } from "../runner/_host.ts";
-import { StateStore } from "../container/state.ts";
+import { isRunning, StateStore } from "../container/state.ts";
 import { LineReader, type Request, type Response } from "./protocol.ts";
 
 /** A request without its id (the client numbers them). */
@@ -56,6 +57,9 @@ export class SupervisorClient {
     options: { start?: boolean } = {},
   ): Promise<SupervisorClient> {
     const path = store.file("supervisor.sock");
+    // A socket whose supervisor is gone could still accept (if a process inherited it) but never
+    // answer: trust it only while the recorded supervisor runs.
+    if (!supervisorRuns(store)) rmSync(path, { force: true });
     let sock = await tryConnect(path);
     if (sock) return new SupervisorClient(sock);
     if (options.start === false) throw new Error(`no supervisor listens on ${path}`);
@@ -90,6 +94,16 @@ export class SupervisorClient {
   }
 }
 
+/** Whether the supervisor recorded in `supervisor.pid` (pid and start time) still runs. */
+export function supervisorRuns(store: StateStore): boolean {
+  try {
+    const [pid, startTime] = readFileSync(store.file("supervisor.pid"), "utf8").trim().split(" ").map(Number);
+    return isRunning({ pid: pid!, startTime: startTime! });
+  } catch {
+    return false;
+  }
+}
+
 function tryConnect(path: string): Promise<Socket | undefined> {
   return new Promise((resolve) => {
     const sock = createConnection(path);
@@ -110,6 +124,7 @@ function tryConnect(path: string): Promise<Socket | undefined> {
  * script path in this process's command line still resolves.
  */
 function startSupervisor(store: StateStore): void {
+  mkdirSync(store.root, { recursive: true, mode: 0o700 }); // its log goes there from the start
   const argv = host().selfArgv(["supervisor", "--log", store.file("supervisor.log")]);
   const child = spawn(process.execPath, argv.slice(1), {
     argv0: argv[0],

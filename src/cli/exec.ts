@@ -1,0 +1,119 @@
+/**
+ * `hako exec NAME [options] [--] CMD…`: a command inside a running container.
+ * @module
+ */
+import { parseArgs, UsageError } from "./_args.ts";
+import { host } from "../runner/_host.ts";
+
+/** The help text. */
+export const usage = `Usage: hako exec [options] <name> [--] <command> [args...]
+
+Runs a command inside a running container, with stdio attached (the caller's terminal too): it
+joins all of the container's namespaces (user first, then ipc, uts, net, pid, cgroup, mount — so it
+sees the container's root, hostname, processes and id maps), its cgroup, and gets what the
+container's command got: its user, environment, working directory, capabilities, rlimits,
+no_new_privs and seccomp filter. Exits with the command's code (128+signal when a signal ended it).
+
+Options:
+  -u, --user <uid[:gid]>   Run as this user inside instead
+  -e, --env <K=V>          Set one variable (for more: env A=1 B=2 cmd)
+  -w, --workdir <dir>      Working directory inside
+  -h, --help               Show this help
+`;
+
+/** What `hako exec` was asked to do. */
+export interface ExecArgs {
+  readonly help: boolean;
+  readonly name?: string;
+  readonly argv: readonly string[];
+  readonly user?: { readonly uid: number; readonly gid?: number };
+  readonly env?: Readonly<Record<string, string>>;
+  readonly workdir?: string;
+}
+
+/**
+ * Parses `hako exec`'s arguments (pure): options, then the name, then the command.
+ * @throws {UsageError} For a bad option, no name or no command.
+ */
+export function parseExecArgs(argv: readonly string[]): ExecArgs {
+  const { values, positionals } = parseArgs(argv, {
+    user: { type: "string", short: "u" },
+    env: { type: "string", short: "e" },
+    workdir: { type: "string", short: "w" },
+    help: { type: "boolean", short: "h" },
+  }, true);
+  if (values.help) return { help: true, argv: [] };
+  let [name, ...cmd] = positionals;
+  if (cmd[0] === "--") cmd = cmd.slice(1);
+  if (name === undefined) throw new UsageError("a container name is required");
+  if (cmd.length === 0) throw new UsageError("a command is required");
+  const out: ExecArgs = { help: false, name, argv: cmd };
+  const u = values.user as string | undefined;
+  let user: ExecArgs["user"];
+  if (u !== undefined) {
+    const m = /^(\d+)(?::(\d+))?$/.exec(u);
+    if (!m) throw new UsageError(`--user wants uid[:gid] numbers, not "${u}"`);
+    user = { uid: Number(m[1]), ...(m[2] !== undefined ? { gid: Number(m[2]) } : {}) };
+  }
+  const e = values.env as string | undefined;
+  let env: Record<string, string> | undefined;
+  if (e !== undefined) {
+    const i = e.indexOf("=");
+    if (i <= 0) throw new UsageError(`--env wants K=V, not "${e}"`);
+    env = { [e.slice(0, i)]: e.slice(i + 1) };
+  }
+  return {
+    ...out,
+    ...(user ? { user } : {}),
+    ...(env ? { env } : {}),
+    ...(typeof values.workdir === "string" ? { workdir: values.workdir } : {}),
+  };
+}
+
+/**
+ * Runs a command in a container by name, forwarding SIGTERM and SIGHUP to it (^C and ^\\ reach
+ * it through the terminal), and returns its shell exit code. Shared with `hako attach`.
+ */
+export async function execByName(name: string, opts: Omit<ExecArgs, "help" | "name">): Promise<number> {
+  const { StateStore, isRunning, describeState, ContainerStateError } = await import("../container/state.ts");
+  const { resolveSpec } = await import("../container/validate.ts");
+  const { execIn } = await import("../container/exec.ts");
+  const { default: process } = await import("node:process");
+  const r = new StateStore().read(name);
+  if (r.state !== "running" || !isRunning(r.init)) {
+    throw new ContainerStateError(`container ${name} is not running (${describeState(r)})`);
+  }
+  let child = 0;
+  const forward = (sig: NodeJS.Signals) => () => {
+    if (child) {
+      try {
+        process.kill(child, sig);
+      } catch { /* gone */ }
+    }
+  };
+  const handlers = (["SIGTERM", "SIGHUP"] as const).map((s) => [s, forward(s)] as const);
+  for (const [s, h] of handlers) process.on(s, h);
+  try {
+    const status = await execIn(r.init!.pid, {
+      argv: opts.argv,
+      spec: resolveSpec(r.spec),
+      ...(opts.env ? { env: opts.env } : {}),
+      ...(opts.workdir ? { workdir: opts.workdir } : {}),
+      ...(opts.user ? { user: opts.user } : {}),
+      onStart: (pid) => child = pid,
+    });
+    return status.shellCode;
+  } finally {
+    for (const [s, h] of handlers) process.off(s, h);
+  }
+}
+
+/** Runs `hako exec`. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const a = parseExecArgs(argv);
+  if (a.help) {
+    host().stdout(usage);
+    return 0;
+  }
+  return await execByName(a.name!, a);
+}

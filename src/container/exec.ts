@@ -1,0 +1,477 @@
+/**
+ * Runs a command inside an already running container — what `hako exec NAME -- cmd` and
+ * `hako attach NAME` call. Like `runc exec` or `nsenter`: a forked child joins the container's
+ * cgroups and namespaces, then forks again (a PID namespace applies only to children), and the
+ * grandchild takes the container's user, workdir, rlimits, capabilities, no_new_privs and seccomp
+ * filter — the same steps, from {@link SETUP_STEPS}, as the container's own command — and execs.
+ *
+ * ```
+ * parent (event loop)          intermediate (host PID ns)             grandchild (container PID ns)
+ * fork ───────────────────────▶ dup2 stdio, close other fds
+ *                               join-cgroups: cgroup.procs ← own pid
+ *                               join-namespaces: open all, then setns
+ *                                 user ipc uts net pid cgroup time mnt
+ *                               chdir("/")
+ *                               fork ─────────────────────────────────▶ become-root, rlimits, workdir,
+ *                               report {"pid": N}                       capabilities, user,
+ *                               waitpid(N) ◀── exit status ──────────── no-new-privs, seccomp, execve
+ * read reports until EOF        _exit(code) / kill(self, sig)
+ * wait (WNOHANG + sleep) ◀──────┘
+ * ```
+ *
+ * Failures in either child reach the parent over a close-on-exec pipe as one JSON line naming
+ * the step, and are thrown as a {@link SetupError} whose `cause` is the {@link SyscallError}
+ * (call, errno). A successful execve closes the pipe, so EOF with no error means "running".
+ *
+ * @example Run `ls /` in a container, and an interactive shell
+ * ```ts ignore
+ * import { Container } from "./container.ts";
+ * import { execIn } from "./exec.ts";
+ * const c = await Container.create({ name: "web", rootfs: "/var/lib/hako/bb", command: "sleep 1000" });
+ * await c.start();
+ * const status = await execIn(c.pid, { argv: ["ls", "/"], spec: c.spec });
+ * console.log(status.code); // 0
+ * await execIn(c.pid, { argv: ["sh"], spec: c.spec, env: { TERM: "xterm" } }); // attach
+ * ```
+ * @module
+ */
+import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { check, errno, libc } from "../../ffi/libc.ts";
+import { cstr } from "../../ffi/cstring.ts";
+import { forkProcess } from "../../ffi/fork.ts";
+import { detect } from "../cgroup/layout.ts";
+import { writeKnob } from "../cgroup/_fs.ts";
+import { chdir } from "../dir.ts";
+import { ConfigError, fsError, SetupError, SyscallError } from "../errors.ts";
+import { NAMESPACE_FLAGS, type NamespaceName } from "../namespace.ts";
+import { kill as killProcess, type ProcessStatus, wait, waitpid2 } from "../process.ts";
+import { setrlimit } from "../rlimit.ts";
+import { compileSeccomp, DEFAULT_SECCOMP_PROFILE } from "../seccomp.ts";
+import { closeFd, describe, pipe, readReports, report, setupError } from "./_pipe.ts";
+import { execCommand, SETUP_STEPS, type SetupContext, type SetupStep } from "./setup.ts";
+import { DEFAULT_CAPABILITIES } from "./spec.ts";
+import type { ResolvedSpec } from "./validate.ts";
+
+/** Options for {@link execIn}. */
+export interface ExecOptions {
+  /** argv to run (looked up in the container's PATH, inside, when not absolute). */
+  readonly argv: readonly string[];
+  /**
+   * The container's resolved spec (e.g. `Container.spec`), when known: the command gets its env,
+   * workdir, user, capabilities, rlimits, no_new_privs and seccomp program — what the container's
+   * own command got. Without it: `PATH` and `HOME=/root`, workdir `/`, uid 0, the default
+   * capabilities, no_new_privs and the default seccomp profile (never more than a default
+   * container gets).
+   */
+  readonly spec?: ResolvedSpec;
+  /** Extra environment on top of the spec's. */
+  readonly env?: Readonly<Record<string, string>>;
+  /** The working directory inside (default: the spec's workdir, or `/`). */
+  readonly workdir?: string;
+  /**
+   * Who runs the command, inside (default: the spec's user, or 0:0). `gid` defaults to `uid`;
+   * with `user` set, no supplementary groups are kept from the spec.
+   */
+  readonly user?: { readonly uid: number; readonly gid?: number };
+  /** An fd of the caller that becomes the command's stdin (default: inherited). */
+  readonly stdin?: number;
+  /** An fd of the caller that becomes the command's stdout (default: inherited). */
+  readonly stdout?: number;
+  /** An fd of the caller that becomes the command's stderr (default: inherited). */
+  readonly stderr?: number;
+  /**
+   * Called once the command has been exec'd, with its pid as the host sees it (to forward signals
+   * to it, or to watch it). If it throws, the command is killed and the error rethrown.
+   */
+  readonly onStart?: (pid: number) => void;
+  /** How long the setup in the children may take before they are killed (default 30 000 ms). */
+  readonly timeoutMs?: number;
+}
+
+/** What the children do, computed by the parent from /proc before the fork. */
+export interface ExecPlan {
+  /** The container's init, as the host sees it. */
+  readonly pid: number;
+  /** The `cgroup.procs` files the intermediate child writes its pid into, in /proc/PID/cgroup order. */
+  readonly cgroupProcs: readonly string[];
+  /** The namespaces to join (those that differ from the caller's), in the order they are joined. */
+  readonly namespaces: readonly { readonly type: NamespaceName; readonly path: string }[];
+  /** The profile the command gets (spec with the options applied). */
+  readonly profile: ExecProfile;
+}
+
+/** The parts of a {@link ResolvedSpec} that the exec steps read. */
+export type ExecProfile = Pick<
+  ResolvedSpec,
+  "argv" | "env" | "workdir" | "user" | "capabilities" | "rlimits" | "noNewPrivs" | "seccomp" | "seccompProgram"
+>;
+
+/**
+ * The namespace join order: user first (joining it gives the capabilities over the namespaces it
+ * owns), mount last (after it, /proc/PID paths may resolve to the container's /proc). Every fd is
+ * opened before the first setns for the same reason.
+ */
+const JOIN_ORDER: readonly NamespaceName[] = ["user", "ipc", "uts", "net", "pid", "cgroup", "time", "mount"];
+
+/**
+ * The container steps the grandchild runs, in {@link SETUP_STEPS}'s order: become-root (in a
+ * user namespace the joined process still carries its unmapped host ids), rlimits (before
+ * privileges go), workdir, capabilities, user, no-new-privs, seccomp (last before exec).
+ */
+const EXEC_STEP_NAMES = ["become-root", "rlimits", "workdir", "capabilities", "user", "no-new-privs", "seccomp"];
+const EXEC_STEPS: readonly SetupStep[] = SETUP_STEPS.filter((s) => EXEC_STEP_NAMES.includes(s.name));
+if (EXEC_STEPS.length !== EXEC_STEP_NAMES.length) {
+  const missing = EXEC_STEP_NAMES.filter((n) => !EXEC_STEPS.some((s) => s.name === n));
+  throw new Error(`exec.ts: setup.ts has no step named ${missing.join(", ")}`);
+}
+
+const SETUP_TIMEOUT_MS = 30_000;
+const O_RDONLY = 0;
+const O_CLOEXEC = 0o2000000;
+const EINTR = 4;
+const SIGINT = 2;
+const SIGQUIT = 3;
+const SIG_IGN = 1n;
+const SIG_SETMASK = 2;
+
+/** The default seccomp program, compiled once. */
+let defaultProgram: Uint8Array | undefined;
+
+/**
+ * Checks `pid` and the options, collecting every problem.
+ * @throws {ConfigError} Naming the field (`pid`, `argv`, `env.X`, `workdir`, `user.uid`, `stdout`…).
+ */
+export function assertValidExec(pid: number, opts: ExecOptions): void {
+  const problems: string[] = [];
+  const bad = (path: string, message: string) => problems.push(`${path}: ${message}`);
+  if (!Number.isInteger(pid) || pid <= 0) bad("pid", `must be a positive integer, got ${pid}`);
+  else if (!existsSync(`/proc/${pid}`)) bad("pid", `no process ${pid}`);
+  if (!Array.isArray(opts?.argv) || opts.argv.length === 0) bad("argv", "is empty: give the command to run");
+  else {
+    opts.argv.forEach((a, i) => {
+      if (typeof a !== "string") bad(`argv[${i}]`, "must be a string");
+      else if (a.includes("\0")) bad(`argv[${i}]`, "must not contain a NUL character");
+    });
+    if (opts.argv[0] === "") bad("argv[0]", "must not be empty");
+  }
+  for (const [k, v] of Object.entries(opts?.env ?? {})) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) bad(`env.${k}`, "is not a valid variable name");
+    if (typeof v !== "string" || v.includes("\0")) bad(`env.${k}`, "must be a string without NUL");
+  }
+  if (opts?.workdir !== undefined && (typeof opts.workdir !== "string" || !opts.workdir.startsWith("/"))) {
+    bad("workdir", `must be an absolute path, got ${JSON.stringify(opts.workdir)}`);
+  }
+  const id = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffffffff;
+  if (opts?.user !== undefined) {
+    if (!id(opts.user.uid)) bad("user.uid", `must be a non-negative integer, got ${opts.user.uid}`);
+    if (opts.user.gid !== undefined && !id(opts.user.gid)) {
+      bad("user.gid", `must be a non-negative integer, got ${opts.user.gid}`);
+    }
+  }
+  for (const k of ["stdin", "stdout", "stderr"] as const) {
+    const v = opts?.[k];
+    if (v !== undefined && (!Number.isInteger(v) || v < 0)) bad(k, `must be a file descriptor, got ${v}`);
+  }
+  if (problems.length === 1) {
+    const [path, ...rest] = problems[0]!.split(": ");
+    throw new ConfigError(path!, rest.join(": "));
+  }
+  if (problems.length) throw new ConfigError("", `${problems.length} problems:\n  ${problems.join("\n  ")}`);
+}
+
+/** The namespace files of `pid` that differ from the caller's, in {@link JOIN_ORDER}. */
+function namespacesToJoin(pid: number): ExecPlan["namespaces"] {
+  const out: Array<{ type: NamespaceName; path: string }> = [];
+  for (const type of JOIN_ORDER) {
+    const file = type === "mount" ? "mnt" : type;
+    const path = `/proc/${pid}/ns/${file}`;
+    let theirs: string, ours: string;
+    try {
+      ours = readlinkSync(`/proc/self/ns/${file}`);
+    } catch {
+      continue; // this kernel has no such namespace kind
+    }
+    try {
+      theirs = readlinkSync(path);
+    } catch (e) {
+      const err = fsError(e, "readlink", path, `read the namespaces of process ${pid}`);
+      const why = err instanceof SyscallError && err.code === "ENOENT"
+        ? `process ${pid} has exited (its namespaces are gone)`
+        : err.message;
+      throw new SetupError("join-namespaces", why, { cause: err });
+    }
+    if (theirs !== ours) out.push({ type, path });
+  }
+  return out;
+}
+
+/**
+ * The `cgroup.procs` files for every hierarchy `pid` is in, from /proc/PID/cgroup: v1 lines
+ * `N:ctrl,ctrl:/path` under the mount of their first controller, the v2 line `0::/path` under the
+ * cgroup2 mount. Hierarchies that are not mounted, and named v1 hierarchies (`name=systemd`),
+ * are left out.
+ */
+function cgroupProcsFiles(pid: number): string[] {
+  const file = `/proc/${pid}/cgroup`;
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new SetupError("join-cgroups", `cannot read ${file}`, { cause: fsError(e, "read", file) });
+  }
+  let layout;
+  try {
+    layout = detect();
+  } catch {
+    return []; // no cgroup filesystem mounted: nothing to join
+  }
+  const out: string[] = [];
+  for (const line of text.split("\n")) {
+    const m = /^(\d+):([^:]*):(\/.*)$/.exec(line);
+    if (!m) continue;
+    const [, id, ctrls, path] = m;
+    const rel = path === "/" ? "" : path!;
+    if (id === "0" && ctrls === "") {
+      if (layout.unified) out.push(`${layout.unified}${rel}/cgroup.procs`);
+      continue;
+    }
+    const mount = ctrls!.split(",").map((c) => layout.v1[c]).find((p) => p !== undefined);
+    if (mount) out.push(`${mount}${rel}/cgroup.procs`);
+  }
+  return out;
+}
+
+/** The profile the command gets: the spec (or the defaults) with the options on top. */
+function profileFor(opts: ExecOptions): ExecProfile {
+  const spec = opts.spec;
+  const base: ExecProfile = spec ?? {
+    argv: [],
+    env: { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", HOME: "/root" },
+    workdir: "/",
+    user: { uid: 0, gid: 0, groups: [] },
+    capabilities: DEFAULT_CAPABILITIES,
+    rlimits: {},
+    noNewPrivs: true,
+    seccomp: DEFAULT_SECCOMP_PROFILE,
+    seccompProgram: defaultProgram ??= compileSeccomp(DEFAULT_SECCOMP_PROFILE),
+  };
+  return {
+    argv: [...opts.argv],
+    env: { ...base.env, ...opts.env },
+    workdir: opts.workdir ?? base.workdir,
+    user: opts.user ? { uid: opts.user.uid, gid: opts.user.gid ?? opts.user.uid, groups: [] } : base.user,
+    capabilities: base.capabilities,
+    rlimits: base.rlimits,
+    noNewPrivs: base.noNewPrivs,
+    seccomp: base.seccomp,
+    seccompProgram: base.seccompProgram,
+  };
+}
+
+/**
+ * Validates and computes what {@link execIn} will do for `pid` (reads /proc; changes nothing).
+ * @param pid The container's init, as the host sees it.
+ * @param opts What to run, and how.
+ * @returns The cgroups and namespaces to join, and the profile of the command.
+ * @throws {ConfigError} For a bad option or a pid that does not exist.
+ * @throws {SetupError} Step `join-namespaces` or `join-cgroups` when /proc cannot be read (the
+ *   process has exited).
+ */
+export function planExec(pid: number, opts: ExecOptions): ExecPlan {
+  assertValidExec(pid, opts);
+  return {
+    pid,
+    cgroupProcs: cgroupProcsFiles(pid),
+    namespaces: namespacesToJoin(pid),
+    profile: profileFor(opts),
+  };
+}
+
+/** Closes every fd but `keep` (the caller's runtime fds must not reach the container). */
+function closeOtherFds(keep: readonly number[]): void {
+  let fds: string[];
+  try {
+    fds = readdirSync("/proc/self/fd");
+  } catch {
+    return;
+  }
+  const { close } = libc();
+  for (const name of fds) {
+    const fd = Number(name);
+    if (Number.isInteger(fd) && !keep.includes(fd)) close(fd);
+  }
+}
+
+/**
+ * The first child: joins the cgroups and namespaces, forks the grandchild, waits for it and ends
+ * the way it ended. Synchronous only; never returns.
+ */
+function intermediateMain(plan: ExecPlan, opts: ExecOptions, statusW: number): never {
+  const { _exit, dup2, open, setns, getpid, waitpid, kill, signal, sigprocmask } = libc();
+  let step = "stdio";
+  try {
+    for (const [fd, target] of [[opts.stdin, 0], [opts.stdout, 1], [opts.stderr, 2]] as const) {
+      if (fd !== undefined && fd !== target) check(dup2(fd, target), "dup2", [fd, target], `redirect fd ${target}`);
+    }
+    closeOtherFds([0, 1, 2, statusW]);
+
+    step = "join-cgroups";
+    const self = String(getpid());
+    for (const procs of plan.cgroupProcs) writeKnob(procs, self, "join the container's cgroup");
+
+    step = "join-namespaces";
+    // Every fd first: after setns(user) or setns(mnt), /proc/PID may no longer be reachable.
+    const fds: Array<{ type: NamespaceName; path: string; fd: number }> = [];
+    for (const ns of plan.namespaces) {
+      const fd = check(
+        open(cstr(ns.path), O_RDONLY | O_CLOEXEC, 0),
+        "open",
+        [ns.path],
+        "open the container's namespace",
+      );
+      fds.push({ ...ns, fd });
+    }
+    for (const ns of fds) {
+      check(setns(ns.fd, NAMESPACE_FLAGS[ns.type]), "setns", [ns.path], `join the container's ${ns.type} namespace`);
+      closeFd(ns.fd);
+    }
+    // setns(CLONE_NEWNS) already puts root and cwd at the namespace's root (the pivot_root'ed
+    // rootfs); chdir("/") makes the cwd explicit whether or not a mount namespace was joined.
+    chdir("/");
+
+    step = "fork";
+    const child = forkProcess(0); // a raw clone here: this process is itself a forked child
+    if (child === 0) grandchildMain(plan, statusW);
+    report(statusW, { pid: child });
+    closeFd(statusW);
+
+    // The terminal's ^C and ^\ are for the command (in the same process group): this process
+    // only relays how it ended.
+    signal(SIGINT, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
+    const st = new Int32Array(1);
+    while (waitpid(child, st, 0) === -1 && errno() === EINTR);
+    const raw = st[0]!;
+    const sig = raw & 0x7f;
+    if (sig === 0) _exit((raw >> 8) & 0xff);
+    // Killed by a signal: die of the same one (without a core dump of the runtime), else 128+sig.
+    try {
+      setrlimit("CORE", 0);
+    } catch { /* a core is not worse than no status */ }
+    signal(sig, 0n);
+    sigprocmask(SIG_SETMASK, new Uint8Array(128), null);
+    kill(getpid(), sig);
+    _exit(128 + sig);
+  } catch (e) {
+    report(statusW, { error: describe(step, e) });
+  }
+  _exit(125);
+  throw new Error("unreachable");
+}
+
+/** The grandchild, in the container's PID namespace: the container's steps, then execve. */
+function grandchildMain(plan: ExecPlan, statusW: number): never {
+  // Only the fields of ExecProfile are read by EXEC_STEPS and execCommand.
+  const ctx: SetupContext = {
+    spec: plan.profile as ResolvedSpec,
+    userns: plan.namespaces.some((n) => n.type === "user"),
+  };
+  let step = "setup";
+  let code = 126;
+  try {
+    for (const s of EXEC_STEPS) {
+      if (!s.when(ctx)) continue;
+      step = s.name;
+      s.run(ctx);
+    }
+    step = "exec";
+    code = 127;
+    execCommand(ctx.spec);
+  } catch (e) {
+    report(statusW, { error: describe(step, e) });
+  }
+  libc()._exit(code);
+  throw new Error("unreachable");
+}
+
+/** Kills (if there) and reaps the intermediate child; also kills the grandchild when known. */
+function abandon(child: number, grandchild: number | undefined): void {
+  for (const p of [grandchild, child]) {
+    if (p === undefined) continue;
+    try {
+      killProcess(p, "KILL");
+    } catch { /* gone */ }
+  }
+  try {
+    waitpid2(child);
+  } catch { /* reaped */ }
+}
+
+/**
+ * Runs `argv` inside the container whose init is `pid` and waits for it, like `runc exec`: the
+ * command joins the container's cgroups and namespaces and gets its user, workdir, rlimits,
+ * capabilities, no_new_privs and seccomp filter (from `opts.spec`). stdio is inherited unless
+ * `stdin`/`stdout`/`stderr` are given, so an interactive shell works on the caller's terminal.
+ * The event loop is never blocked: the setup report and the exit are polled.
+ *
+ * A command that cannot be run (not found, not executable) throws a {@link SetupError} with step
+ * `exec` (its `cause` is the execve SyscallError, e.g. ENOENT) — never a bare exit code 127.
+ *
+ * @param pid The container's init, as the host sees it (`Container.pid`).
+ * @param opts The command and how to run it.
+ * @returns How the command ended: `code`, or `signal` and `shellCode` 128+signal.
+ * @throws {ConfigError} Before anything is done: empty argv, bad options, no process `pid`.
+ * @throws {SetupError} Naming the step that failed (`join-cgroups`, `join-namespaces`, `fork`,
+ *   `become-root`, `workdir`, `capabilities`, `user`, `seccomp`, `exec`…); `cause` carries the
+ *   call and errno.
+ *
+ * @example
+ * ```ts ignore
+ * const status = await execIn(c.pid, { argv: ["sh", "-c", "exit 7"], spec: c.spec });
+ * console.log(status.code); // 7
+ * ```
+ */
+export async function execIn(pid: number, opts: ExecOptions): Promise<ProcessStatus> {
+  const plan = planExec(pid, opts);
+  const [statusR, statusW] = pipe();
+  let child: number;
+  try {
+    child = forkProcess(0);
+  } catch (e) {
+    closeFd(statusR), closeFd(statusW);
+    throw new SetupError("fork", e instanceof Error ? e.message : String(e), { cause: e });
+  }
+  if (child === 0) {
+    closeFd(statusR);
+    intermediateMain(plan, opts, statusW);
+  }
+  closeFd(statusW);
+  let grandchild: number | undefined;
+  let reports: Record<string, unknown>[];
+  try {
+    reports = await readReports(statusR, opts.timeoutMs ?? SETUP_TIMEOUT_MS, (o) => {
+      if (typeof o.pid === "number") grandchild = o.pid;
+    });
+  } catch (e) {
+    abandon(child, grandchild);
+    throw new SetupError("exec", e instanceof Error ? e.message : String(e), { cause: e });
+  } finally {
+    closeFd(statusR);
+  }
+  const failure = reports.find((r) => r.error)?.error as Parameters<typeof setupError>[0] | undefined;
+  if (failure) {
+    await wait(child);
+    throw setupError(failure);
+  }
+  if (grandchild === undefined) {
+    const status = await wait(child);
+    throw new SetupError("exec", `the child ended before the command started (${status})`);
+  }
+  try {
+    opts.onStart?.(grandchild);
+  } catch (e) {
+    abandon(child, grandchild);
+    throw e;
+  }
+  return await wait(child);
+}
