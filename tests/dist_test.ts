@@ -263,3 +263,46 @@ test("dist/hako demo: builds a rootfs, runs the container, shows its evidence, l
   assertEquals(help.code, 0, show(help));
   assert(help.stdout.startsWith("Usage: hako demo"), show(help));
 }, { skip: skipRoot });
+
+test("dist/hako run spec.ts, and start/ps/exec/delete with the supervisor running as the compiled binary", () => {
+  const spec = (name: string, command: string) => `
+    import type { ContainerSpec } from "./types.ts";
+    export default (env: Record<string, string | undefined>): ContainerSpec => ({
+      name: ${JSON.stringify(name)},
+      rootfs: { builder: "busybox", path: env.ROOTFS! },
+      command: ["sh", "-c", ${JSON.stringify(command)}],
+      cgroup: { name: ${JSON.stringify(`hako-dist-${name}`)}, pids: { max: 16 } },
+    });
+  `;
+  using box = sandbox({
+    "types.ts":
+      "export interface ContainerSpec { name: string; rootfs: unknown; command: unknown; cgroup?: unknown }\n",
+    "fg.ts": spec("dist-fg", "echo in $(hostname); exit 9"),
+    "bg.ts": spec("dist-bg", "echo started; exec sleep 1000"),
+  });
+  chmodSync(box.path, 0o755);
+  const env = { ROOTFS: join(box.path, "rootfs"), HAKO_STATE_DIR: join(box.path, "state") };
+  const fg = run(box.path, ["run", "fg.ts"], env);
+  assertEquals([fg.code, fg.stdout], [9, "in dist-fg\n"], show(fg));
+  let supervisor: number | undefined;
+  try {
+    const st = run(box.path, ["start", "bg.ts"], env);
+    assertEquals([st.code, st.stdout], [0, "dist-bg\n"], show(st));
+    supervisor = Number(readFileSync(join(env.HAKO_STATE_DIR, "supervisor.pid"), "utf8").split(" ")[0]);
+    assert(readFileSync(`/proc/${supervisor}/cmdline`, "utf8").includes("supervisor"), "the supervisor is the binary");
+    const ps = JSON.parse(run(box.path, ["ps", "--json"], env).stdout);
+    assertEquals(ps.map((c: { name: string; state: string }) => [c.name, c.state]), [["dist-bg", "running"]]);
+    const ex = run(box.path, ["exec", "dist-bg", "--", "hostname"], env);
+    assertEquals([ex.code, ex.stdout], [0, "dist-bg\n"], show(ex));
+    const del = run(box.path, ["delete", "--force", "dist-bg"], env);
+    assertEquals(del.code, 0, show(del));
+    assertEquals(cgroupsNamed("hako-dist-"), []);
+  } finally {
+    run(box.path, ["delete", "--force", "dist-bg"], env);
+    if (supervisor) {
+      try {
+        process.kill(supervisor, "SIGKILL");
+      } catch { /* gone */ }
+    }
+  }
+}, { skip: skipRoot });
