@@ -83,6 +83,22 @@ declare const Container: typeof import("./mod.ts").Container;
 type Container = import("./mod.ts").Container;
 /** Runs a container from a spec and waits for it. */
 declare const run: typeof import("./mod.ts").run;
+/** Runs a command inside a running container (its namespaces, cgroup and limits). See `src/container/exec.ts`. */
+declare const execIn: typeof import("./mod.ts").execIn;
+/** The containers recorded on this host (`hako ps`). See `src/container/lifecycle.ts`. */
+declare const listContainers: typeof import("./mod.ts").listContainers;
+/** Signals a running container by name (`hako kill`). */
+declare const killContainer: typeof import("./mod.ts").killContainer;
+/** Stops a container by name: SIGTERM, then SIGKILL (`hako stop`). */
+declare const stopContainer: typeof import("./mod.ts").stopContainer;
+/** Deletes a container by name (`hako delete`). */
+declare const deleteContainer: typeof import("./mod.ts").deleteContainer;
+/** Removes what dead or half-made containers left (`hako gc`). */
+declare const collectGarbage: typeof import("./mod.ts").collectGarbage;
+/** An error about a named container (unknown, not running, already exists). */
+declare const ContainerStateError: typeof import("./mod.ts").ContainerStateError;
+/** Containers' state directories (default /run/hako, or HAKO_STATE_DIR). See `src/container/state.ts`. */
+declare const StateStore: typeof import("./mod.ts").StateStore;
 /** Checks a container spec and fills in its defaults. */
 declare const resolveSpec: typeof import("./mod.ts").resolveSpec;
 /** A container spec with problems. */

@@ -62,7 +62,19 @@ export type {
   SockFilter,
 } from "./src/seccomp.ts";
 export { Container, run } from "./src/container/container.ts";
-export type { ContainerStatus } from "./src/container/container.ts";
+export type { ContainerStatus, CreateOptions } from "./src/container/container.ts";
+export { execIn } from "./src/container/exec.ts";
+export type { ExecOptions } from "./src/container/exec.ts";
+export {
+  collectGarbage,
+  deleteContainer,
+  killContainer,
+  listContainers,
+  stopContainer,
+} from "./src/container/lifecycle.ts";
+export type { ContainerInfo, GarbageReport, StopResult } from "./src/container/lifecycle.ts";
+export { ContainerStateError, StateStore } from "./src/container/state.ts";
+export type { ExitRecord, LifeState, ProcessIdentity, StateRecord } from "./src/container/state.ts";
 export type {
   CgroupSpec,
   ContainerSpec,

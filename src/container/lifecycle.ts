@@ -29,6 +29,7 @@ import {
 
 /** What `ps` shows about a container. */
 export interface ContainerInfo {
+  /** Its name. */
   readonly name: string;
   /** `running`, `exited`, `creating`, or `dead` (recorded as running or creating, but its process is gone and nobody noticed). */
   readonly state: "creating" | "running" | "exited" | "dead";
@@ -48,9 +49,13 @@ export interface ContainerInfo {
   readonly exit?: StateRecord["exit"];
   /** A note (why the status is unknown, …). */
   readonly note?: string;
+  /** When it was created, started and finished (ISO times). */
   readonly createdAt: string;
+  /** When its command was exec'd. */
   readonly startedAt?: string;
+  /** When it ended. */
   readonly finishedAt?: string;
+  /** The spec file it came from. */
   readonly specFile?: string;
 }
 

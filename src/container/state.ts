@@ -75,9 +75,11 @@ export interface StateRecord {
   readonly init?: ProcessIdentity;
   /** The supervisor that made it (or the process, for a foreground container). */
   readonly owner: ProcessIdentity;
-  /** ISO times. */
+  /** When it was reserved (ISO time). */
   readonly createdAt: string;
+  /** When its command was exec'd. */
   readonly startedAt?: string;
+  /** When it ended (or was found gone). */
   readonly finishedAt?: string;
   /** How it ended; null when it ended while no hako process was its parent (the code is lost). */
   readonly exit?: ExitRecord | null;
@@ -120,7 +122,10 @@ export class StateStore {
   /** The state directory. */
   readonly root: string;
 
-  /** @param root The state directory (default {@link stateDir}). */
+  /**
+   * Names a state directory; nothing is touched until a container is reserved.
+   * @param root The state directory (default {@link stateDir}).
+   */
   constructor(root: string = stateDir()) {
     this.root = root;
   }
