@@ -170,7 +170,8 @@ export function assertValidIdMap(map: readonly IdMapEntry[], path = "idMap"): vo
 
 /**
  * Writes a process's uid or gid map. For a gid map, `setgroups` is set to `deny` first unless
- * `allowSetgroups` (needed when an unprivileged writer maps gids; harmless for root).
+ * `allowSetgroups`: the kernel requires `deny` when an unprivileged writer maps gids; a privileged
+ * writer may leave it allowed, so that processes inside can call setgroups (containers do).
  * @throws {ConfigError} For a bad map. @throws {SyscallError} When the kernel refuses it.
  */
 export function writeIdMap(

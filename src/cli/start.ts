@@ -146,25 +146,52 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
     return 2;
   }
 
-  const { SupervisorClient } = await import("../supervisor/client.ts");
-  const client = await SupervisorClient.connect();
   const tty = !a.quiet && specs.length > 1 && process.stderr.isTTY === true;
   let done = 0;
   const draw = (label: string) => tty && h.stderr(`\r\x1b[K${progressLine(done, specs.length, label)}`);
+
+  // Tarballs are extracted here, not in the supervisor: unpacking (node-tar, zlib) grows a
+  // process by megabytes it never gives back, which the long-lived supervisor must not keep.
+  // The supervisor then finds each rootfs marked as extracted and goes straight on. Two workers
+  // extract and hand each container over as soon as its rootfs is there.
+  const { extractRootfs } = await import("../container/tarball.ts");
+  const { SupervisorClient } = await import("../supervisor/client.ts");
+  const client = await SupervisorClient.connect();
+  const report = (name: string, error?: string) => {
+    done++;
+    if (tty) h.stderr("\r\x1b[K");
+    if (error === undefined) h.stdout(`${name}\n`);
+    else {
+      failed = true;
+      h.stderr(`hako start: ${name}: ${error}\n`);
+    }
+    draw(name);
+  };
+  const queue = [...specs];
+  const starts: Promise<void>[] = [];
+  const worker = async (): Promise<void> => {
+    for (let s = queue.shift(); s; s = queue.shift()) {
+      const { spec, file } = s;
+      const r = spec.rootfs;
+      if (typeof r === "object" && "tarball" in r) {
+        try {
+          await extractRootfs(r.tarball, r.path, r.owner ? { owner: r.owner } : {});
+        } catch (e) {
+          report(spec.name, (e as Error).message);
+          continue;
+        }
+      }
+      starts.push(
+        client.request({ op: "start", spec, specFile: file }).then((res) => {
+          report(spec.name, res.ok ? undefined : res.error!.message);
+        }),
+      );
+    }
+  };
   draw("starting…");
   try {
-    await Promise.all(specs.map(async ({ spec, file }) => {
-      const res = await client.request({ op: "start", spec, specFile: file });
-      done++;
-      if (tty) h.stderr("\r\x1b[K");
-      if (res.ok) h.stdout(`${res.name}\n`);
-      else {
-        failed = true;
-        const e = res.error!;
-        h.stderr(`hako start: ${spec.name}: ${e.message}\n`);
-      }
-      draw(spec.name);
-    }));
+    await Promise.all([worker(), worker()]);
+    await Promise.all(starts);
   } finally {
     if (tty) h.stderr("\r\x1b[K");
     client.close();

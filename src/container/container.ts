@@ -393,7 +393,9 @@ export class Container {
         try {
           if (rootless) writeRootlessIdMaps(pid, spec, rootless);
           else {
-            writeIdMap(pid, "gid", spec.gidMap);
+            // setgroups stays allowed, as runc and crun leave it: a daemon inside that drops to a
+            // user with setgroups/initgroups (httpd -u, apache) needs it; root writes the maps.
+            writeIdMap(pid, "gid", spec.gidMap, { allowSetgroups: true });
             writeIdMap(pid, "uid", spec.uidMap);
           }
         } catch (e) {
