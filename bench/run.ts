@@ -1,93 +1,66 @@
 /**
- * Side-by-side benchmarks (run: `sudo deno task bench`). For now the fork micro-benchmark of the
- * Benchmarks issue: starting `/bin/true` and waiting for it, from one running Deno process,
+ * The benchmarks, side by side in ONE table (run: `sudo deno task bench [--quick] [--fleet]`):
  *
- *   - hako `Process.fork` + `exec` + `waitpid` (with the MADV_DOFORK preparation),
- *   - hako `Process.fork` into new pid/uts/ipc/mount/net namespaces (raw clone) + exec + wait,
- *   - `Deno.Command(...).outputSync()` and `node:child_process` `spawnSync`,
- *   - the preparation alone (`prepareFork()`: the madvise calls each fork pays),
+ *   1. start → exit of /bin/true: hako library (Deno, Bun), hako CLI cold, crun, runc, bwrap,
+ *      unshare (bench/start.ts),
+ *   3. N sequential containers: hako library (one process) vs crun, then a leftover check
+ *      (bench/seq.ts; N = 1000, `--quick`: 100),
+ *   4. fork micro: hako fork/clone + exec + wait vs Deno.Command, spawnSync and a C-speed floor,
+ *      and the MADV_DOFORK preparation per fork (bench/fork.ts),
+ *   5. CLI start cost: `hako version` / `hako ps` vs the runtime's empty-file floor (bench/cli.ts),
+ *   2/6. fleet memory and fleet start: bench/fleet.ts, only with `--fleet` (it takes minutes).
  *
- * each with a warm-up and ≥ 30 runs, reporting median, min and max and the ratio to
- * `Deno.Command`. Results also go to bench/results/fork-<date>.json so runs can be compared. Then, as
- * root, the container start benchmark of bench/start.ts (hako vs crun, runc, bwrap, unshare).
+ * Each measurement also runs alone (`deno run -A --v8-flags=--single-threaded bench/<name>.ts`).
+ * `--quick` takes fewer runs; `--only=start,seq,fork,cli` picks measurements. Missing peers are
+ * skipped loudly; nothing is installed. Every row's median is also given as a ratio to crun's
+ * start → exit median, and to its section's base row. JSON: bench/results/bench-<date>.json.
  * @module
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import process from "node:process";
-import { Process } from "../mod.ts";
-import { prepareFork } from "../ffi/fork.ts";
+import { cliBenchmark } from "./cli.ts";
+import { forkBenchmark } from "./fork.ts";
+import { seqBenchmark } from "./seq.ts";
+import { startBenchmark } from "./start.ts";
+import { environment, printTable, QUICK, ROOT, type Row, skipped, writeResults } from "./_lib.ts";
 
-const RUNS = Number(process.env.HAKO_BENCH_RUNS ?? 200);
-const WARMUP = 20;
+const only = process.argv.find((a) => a.startsWith("--only="))?.slice(7).split(",");
+const want = (name: string) => !only || only.includes(name);
+const fleet = process.argv.includes("--fleet");
 
-interface Row {
-  name: string;
-  medianMs: number;
-  minMs: number;
-  maxMs: number;
-  runs: number;
-}
+const rows: Row[] = [];
+const t0 = performance.now();
+if (want("fork")) rows.push(...forkBenchmark(false));
+if (want("start")) rows.push(...await startBenchmark(false));
+if (want("seq")) rows.push(...seqBenchmark(false));
+if (want("cli")) rows.push(...cliBenchmark(false));
 
-function measure(name: string, fn: () => void): Row {
-  for (let i = 0; i < WARMUP; i++) fn();
-  const times: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    const t = performance.now();
-    fn();
-    times.push(performance.now() - t);
-  }
-  times.sort((a, b) => a - b);
-  return { name, medianMs: times[Math.floor(times.length / 2)]!, minMs: times[0]!, maxMs: times.at(-1)!, runs: RUNS };
-}
+const crun = rows.find((r) => r.section === "start" && r.baseline)?.medianMs;
+const env = environment();
+printTable(
+  `hako benchmarks${
+    QUICK ? " (--quick)" : ""
+  } — ${env.arch}, ${env.cpus} cpus, kernel ${env.kernel}, Deno ${env.deno}, ` +
+    `Bun ${env.bun ?? "—"}; ${((performance.now() - t0) / 1000).toFixed(0)} s`,
+  rows,
+  crun,
+);
+if (!crun) console.log("(no crun row: ×crun is empty)");
+if (skipped.length) console.log(`\n${skipped.length} skipped:\n${skipped.join("\n")}`);
+console.log(`wrote ${writeResults("bench", { when: new Date().toISOString(), ...env, quick: QUICK, rows, skipped })}`);
 
-const isRoot = process.getuid?.() === 0;
-const rows: Row[] = [
-  measure("Deno.Command /bin/true", () => void new Deno.Command("/bin/true").outputSync()),
-  measure("node:child_process spawnSync", () => void spawnSync("/bin/true")),
-  measure("hako fork+exec+waitpid", () => {
-    const pid = Process.fork(() => Process.exec(["/bin/true"]));
-    Process.waitpid(pid);
-  }),
-  ...(isRoot
-    ? [measure("hako clone(5 namespaces)+exec+wait", () => {
-      const pid = Process.fork(
-        { namespaces: ["pid", "uts", "ipc", "mount", "net"] },
-        () => Process.exec(["/bin/true"]),
-      );
-      Process.waitpid(pid);
-    })]
-    : []),
-  measure("prepareFork() alone (MADV_DOFORK)", () => prepareFork()),
-];
-
-const base = rows[0]!.medianMs;
-const pad = (s: string, n: number) => s.padEnd(n);
-console.log(`fork micro-benchmark — ${RUNS} runs after ${WARMUP} warm-up, ${process.arch}, Deno ${Deno.version.deno}`);
-console.log(`${pad("what", 40)} ${pad("median", 9)} ${pad("min", 9)} ${pad("max", 9)} ratio to Deno.Command`);
-for (const r of rows) {
+if (fleet) {
+  console.log("\nfleet benchmark (measurements 2 and 6, bench/fleet.ts):");
+  const r = spawnSync(
+    join(ROOT, "node_modules/.bin/deno"),
+    ["run", "-A", "--v8-flags=--single-threaded", join(ROOT, "bench/fleet.ts")],
+    { stdio: "inherit" },
+  );
+  if (r.status !== 0) console.log(`!!! fleet benchmark exited ${r.status ?? r.signal}`);
+} else {
   console.log(
-    `${pad(r.name, 40)} ${pad(r.medianMs.toFixed(3), 9)} ${pad(r.minMs.toFixed(3), 9)} ${pad(r.maxMs.toFixed(3), 9)} ${
-      (r.medianMs / base).toFixed(2)
-    }`,
+    "\n(fleet memory and fleet start — measurements 2 and 6 — take minutes: add --fleet, or run " +
+      "`sudo node_modules/.bin/deno run -A --v8-flags=--single-threaded bench/fleet.ts`)",
   );
 }
-if (!isRoot) console.log("(skipped the namespace row: needs root)");
-const dir = new URL("./results/", import.meta.url);
-mkdirSync(dir, { recursive: true });
-const file = new URL(`fork-${new Date().toISOString().replace(/[:.]/g, "-")}.json`, dir);
-writeFileSync(
-  file,
-  JSON.stringify({ when: new Date().toISOString(), arch: process.arch, deno: Deno.version.deno, rows }, null, 2),
-);
-console.log(`wrote ${file.pathname}`);
-
-// Measurement 1: container start → exit side by side (bench/start.ts); it skips missing peers itself.
-if (isRoot) {
-  try {
-    const { startBenchmark } = await import("./start.ts");
-    await startBenchmark();
-  } catch (e) {
-    console.log(`!!! start benchmark failed: ${(e as Error).message}`);
-  }
-} else console.log("(skipped the start benchmark: needs root)");

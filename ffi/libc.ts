@@ -118,6 +118,9 @@ export const LIBC_SYMBOLS = {
   if_nametoindex: { parameters: ["buffer"], result: "u32" },
   // int flock(int fd, int operation)
   flock: { parameters: ["i32", "i32"], result: "i32" },
+  // int symlink(const char *target, const char *linkpath), mkdir(const char *path, mode_t mode)
+  symlink: { parameters: ["buffer", "buffer"], result: "i32" },
+  mkdir: { parameters: ["buffer", "u32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The bound libc functions. */

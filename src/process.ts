@@ -17,6 +17,7 @@ import { accessSync, constants as fsConstants } from "node:fs";
 import { check, errno, libc } from "../ffi/libc.ts";
 import { cstr, cstrArray } from "../ffi/cstring.ts";
 import { forkProcess, inForkedChild } from "../ffi/fork.ts";
+import { pidfdOpen, waitReadable } from "../ffi/poll.ts";
 import { ConfigError, SyscallError } from "./errors.ts";
 import { type Signal, signalName, signalNumber } from "./signals.ts";
 import { type IdMapEntry, namespaceFlags, type NamespaceName, takePendingFlags, writeIdMap } from "./namespace.ts";
@@ -222,16 +223,25 @@ export function waitpid2(pid: number, flags = 0): { pid: number; status: Process
 }
 
 /**
- * Waits for a child without blocking the event loop (polls with WNOHANG, backing off to 20 ms).
+ * Waits for a child without blocking the event loop: a pidfd (Linux 5.3+) says when it ended,
+ * then it is reaped with WNOHANG (without pidfd: polls with WNOHANG, backing off to 20 ms).
  * @returns The decoded status.
  */
 export async function wait(pid: number): Promise<ProcessStatus> {
-  let delay = 1;
-  for (;;) {
-    const r = waitpid2(pid, WNOHANG);
-    if (r.pid !== 0) return r.status;
-    await new Promise((res) => setTimeout(res, delay));
-    delay = Math.min(delay * 2, 20);
+  const pidfd = pid > 0 ? pidfdOpen(pid) : -1;
+  try {
+    let delay = 1;
+    for (;;) {
+      const r = waitpid2(pid, WNOHANG);
+      if (r.pid !== 0) return r.status;
+      if (pidfd >= 0) await waitReadable(pidfd, 1000);
+      else {
+        await new Promise((res) => setTimeout(res, delay));
+        delay = Math.min(delay * 2, 20);
+      }
+    }
+  } finally {
+    if (pidfd >= 0) libc().close(pidfd);
   }
 }
 
@@ -327,6 +337,14 @@ export function exec(command: string | readonly string[], ...rest: unknown[]): n
 }
 
 /** Restores default signal dispositions the runtime changed, and unblocks every signal. */
+/**
+ * What {@link exec} does to signals right before execve: the dispositions a runtime set go back to
+ * their defaults and the mask is cleared. For callers that prepared execve's arguments themselves.
+ */
+export function resetSignalsForExec(): void {
+  resetSignals();
+}
+
 function resetSignals(): void {
   const { signal, sigprocmask } = libc();
   for (const sig of [1, 2, 3, 13, 15, 17, 25]) signal(sig, 0n);

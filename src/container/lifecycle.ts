@@ -11,7 +11,7 @@
  * ```
  * @module
  */
-import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Group } from "../cgroup/group.ts";
 import { detect } from "../cgroup/layout.ts";
@@ -60,6 +60,8 @@ export interface ContainerInfo {
 }
 
 const CLK_TCK = 100;
+/** How long an empty hako-* cgroup that no container owns must have been left alone before gc removes it. */
+const ORPHAN_AGE_MS = 60_000;
 
 function read(path: string): string | undefined {
   try {
@@ -373,6 +375,9 @@ export async function collectGarbage(
         const dir = join(m.mountPoint, e);
         const procs = read(join(dir, "cgroup.procs"));
         if (procs === undefined || procs.trim() !== "") continue; // not a cgroup, or in use
+        // A container made by a script (no state) has an empty cgroup between its creation and
+        // the attach: only cgroups left alone for a minute count as orphans.
+        if (Date.now() - statSync(dir).mtimeMs < ORPHAN_AGE_MS) continue;
         report.cgroups.push(dir);
         if (!options.dryRun) {
           try {

@@ -6,13 +6,13 @@
  *
  * @module
  */
-import { existsSync, lstatSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Capability } from "../capability.ts";
 import { sethostname } from "../hostname.ts";
 import * as Mount from "../mount.ts";
 import { setns } from "../namespace.ts";
-import { exec } from "../process.ts";
+import { exec, resetSignalsForExec } from "../process.ts";
 import { setrlimit } from "../rlimit.ts";
 import { loadSeccomp } from "../seccomp.ts";
 import { setgroups, setresgid, setresuid } from "../user.ts";
@@ -21,7 +21,12 @@ import { setLinkUp } from "../../ffi/net.ts";
 import { addAddress, setLinkUp as netlinkLinkUp } from "../network.ts";
 import { ensureMountPoint, secureJoin } from "./_paths.ts";
 import { describeHook, runChildCommand } from "./hooks.ts";
-import { mknod } from "./_devices.ts";
+import { makedev, mknod } from "./_devices.ts";
+import { addressOf, errno, libc } from "../../ffi/libc.ts";
+import { SYS } from "../../ffi/syscalls.ts";
+import { cstr, cstrArray, type CStringArray } from "../../ffi/cstring.ts";
+import { statvfsBuffer, statvfsFlags } from "../../ffi/structs.ts";
+import { SyscallError } from "../errors.ts";
 import type { ResolvedSpec } from "./validate.ts";
 
 /** What the steps share. */
@@ -55,6 +60,16 @@ const DEVICE_NUMBERS: Record<(typeof DEVICES)[number], [number, number]> = {
   tty: [5, 0],
 };
 
+/** The symlinks of a container's /dev: name → target. */
+const DEV_LINKS: ReadonlyArray<readonly [string, string]> = [
+  ["ptmx", "pts/ptmx"],
+  ["fd", "/proc/self/fd"],
+  ["stdin", "/proc/self/fd/0"],
+  ["stdout", "/proc/self/fd/1"],
+  ["stderr", "/proc/self/fd/2"],
+  ["core", "/proc/kcore"],
+];
+
 const inRoot = (ctx: SetupContext, p: string) => secureJoin(ctx.spec.rootfsPath, p);
 const has = (ctx: SetupContext, ns: string) => ctx.spec.newNamespaces.includes(ns as never);
 
@@ -62,6 +77,294 @@ function mountIn(ctx: SetupContext, source: string, target: string, type: string
   const where = inRoot(ctx, target);
   ensureMountPoint(where);
   Mount.mount(source, where, { type, flags, ...(data ? { data } : {}) });
+}
+
+/**
+ * Mounts on `/dev/<name>` inside the fresh tmpfs the mount-dev step made: nothing there can be a
+ * symlink planted by the image, so the path is joined directly and the directory made without the
+ * lstat-per-component walk of {@link secureJoin}. In the forked child every touched page is a
+ * copy-on-write fault (≈ 10 µs each here), and that walk's ENOENT exceptions cost ~150 faults.
+ */
+function mountInDev(ctx: SetupContext, name: string, source: string, type: string, flags: string[], data?: string) {
+  const where = join(ctx.spec.rootfsPath, "dev", name);
+  mkdirSync(where);
+  Mount.mount(source, where, { type, flags, ...(data ? { data } : {}) });
+}
+
+/**
+ * A kernel call of a standard step, prepared by the parent before the fork ({@link prepareSetup}):
+ * C strings encoded, flags as numbers, the message's arguments ready. The forked child then runs
+ * one small loop of libc calls ({@link runPrepared}) instead of the general `Mount.*` path (option
+ * parsing, flag names for messages, path checks, new strings): in the child every page V8 writes —
+ * a function's feedback, a fresh allocation — is a copy-on-write fault (≈ 2.5 µs each here), so
+ * the less distinct code it runs, the faster it is ready.
+ */
+type PreparedCall =
+  | {
+    readonly op: "mount";
+    readonly source: Uint8Array | null;
+    readonly target: Uint8Array;
+    readonly type: Uint8Array | null;
+    readonly flags: bigint;
+    readonly data: Uint8Array | null;
+    readonly shown: readonly unknown[];
+  }
+  | {
+    readonly op: "mknod";
+    readonly path: Uint8Array;
+    readonly mode: number;
+    readonly dev: bigint;
+    readonly shown: readonly unknown[];
+  }
+  | { readonly op: "mkdir"; readonly path: Uint8Array; readonly shown: readonly unknown[] }
+  | { readonly op: "symlink"; readonly to: Uint8Array; readonly path: Uint8Array; readonly shown: readonly unknown[] }
+  | { readonly op: "chdir"; readonly path: Uint8Array; readonly shown: readonly unknown[] }
+  /** pivot_root(".", "."), then the old root detached: the caller chdir'd into the new root. */
+  | { readonly op: "pivot"; readonly dot: Uint8Array }
+  /**
+   * A masked path: an empty read-only tmpfs over it, or — ENOTDIR: it is a file — /dev/null bound
+   * over it; ENOENT (not on this kernel) skips it. Trying the mount instead of an lstat first keeps
+   * node:fs (and its exceptions) out of the child.
+   */
+  | { readonly op: "mask"; readonly dir: PreparedMount; readonly file: PreparedMount }
+  /** A read-only path: bound onto itself (ENOENT skips it), then remounted read-only keeping its flags. */
+  | { readonly op: "readonly"; readonly path: string; readonly bind: PreparedMount; readonly target: Uint8Array };
+type PreparedMount = Extract<PreparedCall, { op: "mount" }>;
+
+const MS = {
+  RDONLY: 0x1,
+  NOSUID: 0x2,
+  NODEV: 0x4,
+  NOEXEC: 0x8,
+  REMOUNT: 0x20,
+  NOATIME: 0x400,
+  NODIRATIME: 0x800,
+  BIND: 0x1000,
+  REC: 0x4000,
+  PRIVATE: 0x40000,
+  RELATIME: 0x200000,
+  STRICTATIME: 0x1000000,
+  NOSYMFOLLOW: 0x100,
+} as const;
+const S_IFCHR = 0o020000;
+const ENOENT = 2;
+const ENOTDIR = 20;
+const MNT_DETACH = 2;
+
+/** A value shown unquoted in a SyscallError message. */
+const unquoted = (text: string) => Object.freeze({ toString: () => text });
+
+function preparedMount(source: string | null, target: string, type: string | null, flags: number, data?: string) {
+  const shown: unknown[] = [source ?? unquoted("NULL"), target, type ?? unquoted("NULL")];
+  if (flags) shown.push(unquoted(`0x${flags.toString(16)}`));
+  if (data) shown.push(data);
+  return {
+    op: "mount",
+    source: source === null ? null : cstr(source),
+    target: cstr(target),
+    type: type === null ? null : cstr(type),
+    flags: BigInt(flags),
+    data: data ? cstr(data) : null,
+    shown,
+  } as const;
+}
+
+/** Prepared calls per step name, for the contexts {@link prepareSetup} saw. */
+const preparedCalls = new WeakMap<SetupContext, ReadonlyMap<string, readonly PreparedCall[]>>();
+
+/**
+ * Prepares, in the parent before the fork, the kernel calls of the standard steps (private
+ * mounts, rootfs bind, /proc, /sys, /dev and its devices, devpts, shm, mqueue, masked and
+ * read-only paths) when they can be known in advance: a new mount namespace without a user
+ * namespace, and a rootfs whose /proc, /sys and /dev are plain directories. Other steps, and every
+ * step of other containers, run their general code as before. Optional: without it the child
+ * does the same calls the general way.
+ */
+export function prepareSetup(ctx: SetupContext): void {
+  try {
+    // Probed once and cached, so the child's Capability.keep does not probe the kernel (~25 prctl calls).
+    Capability.lastCap();
+    prepareCalls(ctx);
+  } catch {
+    preparedCalls.delete(ctx); // the child's general code meets (and reports) whatever went wrong
+  }
+}
+
+function prepareCalls(ctx: SetupContext): void {
+  const spec = ctx.spec;
+  if (!has(ctx, "mount") || ctx.userns) return;
+  const root = spec.rootfsPath;
+  for (const d of ["proc", "sys", "dev"]) {
+    const st = lstatSync(join(root, d), { throwIfNoEntry: false });
+    if (!st?.isDirectory() || secureJoin(root, `/${d}`) !== join(root, d)) return;
+  }
+  const calls = new Map<string, PreparedCall[]>();
+  calls.set("private-mounts", [preparedMount(null, "/", null, MS.REC | MS.PRIVATE)]);
+  calls.set("rootfs-bind", [preparedMount(root, root, null, MS.BIND | MS.REC)]);
+  if (spec.standardMounts) {
+    const dev = join(root, "dev");
+    calls.set("mount-proc", [preparedMount("proc", join(root, "proc"), "proc", MS.NOSUID | MS.NODEV | MS.NOEXEC)]);
+    calls.set("mount-sys", [
+      preparedMount("sysfs", join(root, "sys"), "sysfs", MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC),
+    ]);
+    calls.set("mount-dev", [
+      preparedMount("tmpfs", dev, "tmpfs", MS.NOSUID | MS.STRICTATIME, "mode=755,size=65536k"),
+      ...DEVICES.map((d): PreparedCall => {
+        const [major, minor] = DEVICE_NUMBERS[d];
+        const path = join(dev, d);
+        return {
+          op: "mknod",
+          path: cstr(path),
+          mode: S_IFCHR | 0o666,
+          dev: makedev(major, minor),
+          shown: [path, `c ${major}:${minor}`],
+        };
+      }),
+      ...DEV_LINKS.map(([link, to]): PreparedCall => ({
+        op: "symlink",
+        to: cstr(to),
+        path: cstr(join(dev, link)),
+        shown: [to, join(dev, link)],
+      })),
+    ]);
+    const inDev = (name: string, source: string, type: string, flags: number, data?: string): PreparedCall[] => [
+      { op: "mkdir", path: cstr(join(dev, name)), shown: [join(dev, name), unquoted("0755")] },
+      preparedMount(source, join(dev, name), type, flags, data),
+    ];
+    calls.set(
+      "mount-devpts",
+      inDev("pts", "devpts", "devpts", MS.NOSUID | MS.NOEXEC, "newinstance,ptmxmode=0666,mode=0620"),
+    );
+    calls.set("mount-shm", inDev("shm", "shm", "tmpfs", MS.NOSUID | MS.NODEV | MS.NOEXEC, "mode=1777,size=65536k"));
+    calls.set("mount-mqueue", inDev("mqueue", "mqueue", "mqueue", MS.NOSUID | MS.NODEV | MS.NOEXEC));
+  }
+  calls.set(
+    "masked-paths",
+    spec.maskedPaths.map((p) => ({
+      op: "mask",
+      dir: preparedMount("tmpfs", p, "tmpfs", MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC),
+      file: preparedMount("/dev/null", p, null, MS.BIND),
+    })),
+  );
+  calls.set(
+    "readonly-paths",
+    spec.readonlyPaths.map((p) => ({
+      op: "readonly",
+      path: p,
+      bind: preparedMount(p, p, null, MS.BIND | MS.REC),
+      target: cstr(p),
+    })),
+  );
+  if (spec.joinNamespaces.length === 0) {
+    // A new mount namespace of our own (not one joined): pivotRootInto's check that this is not
+    // PID 1's namespace holds by construction, and / is already private and the rootfs bound.
+    calls.set("pivot-root", [
+      { op: "chdir", path: cstr(root), shown: [root] },
+      { op: "pivot", dot: cstr(".") },
+      { op: "chdir", path: cstr("/"), shown: ["/"] },
+    ]);
+  }
+  preparedCalls.set(ctx, calls);
+  if (spec.argv[0]?.includes("/")) {
+    // A program given by its path needs no PATH search inside the container.
+    const env = Object.entries(spec.env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
+    preparedExec.set(spec, {
+      file: cstr(spec.argv[0]),
+      path: spec.argv[0],
+      argv: cstrArray(spec.argv),
+      envp: cstrArray(env),
+    });
+  }
+}
+
+/** execve's arguments, prepared by the parent (see {@link prepareSetup}); the buffers stay referenced here. */
+const preparedExec = new WeakMap<
+  ResolvedSpec,
+  { readonly file: Uint8Array; readonly path: string; readonly argv: CStringArray; readonly envp: CStringArray }
+>();
+
+/** statvfs `ST_*` bit → `MS_*` flag (as src/mount.ts keeps a bind's flags across a remount). */
+const ST_TO_MS: ReadonlyArray<readonly [number, number]> = [
+  [0x1, MS.RDONLY],
+  [0x2, MS.NOSUID],
+  [0x4, MS.NODEV],
+  [0x8, MS.NOEXEC],
+  [0x400, MS.NOATIME],
+  [0x800, MS.NODIRATIME],
+  [0x1000, MS.RELATIME],
+  [0x2000, MS.NOSYMFOLLOW],
+];
+
+function runCall(call: PreparedCall): void {
+  const c = libc();
+  switch (call.op) {
+    case "mount":
+      if (c.mount(call.source, call.target, call.type, call.flags, call.data) === -1) {
+        throw new SyscallError("mount", errno(), call.shown);
+      }
+      return;
+    case "mknod":
+      if (c.mknod(call.path, call.mode, call.dev) === -1) throw new SyscallError("mknod", errno(), call.shown);
+      return;
+    case "mkdir":
+      if (c.mkdir(call.path, 0o755) === -1) throw new SyscallError("mkdir", errno(), call.shown);
+      return;
+    case "symlink":
+      if (c.symlink(call.to, call.path) === -1) throw new SyscallError("symlink", errno(), call.shown);
+      return;
+    case "chdir":
+      if (c.chdir(call.path) === -1) throw new SyscallError("chdir", errno(), call.shown);
+      return;
+    case "pivot": {
+      const dot = addressOf(call.dot);
+      if (c.syscall(BigInt(SYS.pivot_root), dot, dot, 0n, 0n, 0n) === -1n) {
+        throw new SyscallError("pivot_root", errno(), [".", "."]);
+      }
+      if (c.umount2(call.dot, MNT_DETACH) === -1) {
+        throw new SyscallError("umount2", errno(), [".", unquoted("MNT_DETACH")]);
+      }
+      return;
+    }
+    case "mask": {
+      const d = call.dir;
+      if (c.mount(d.source, d.target, d.type, d.flags, d.data) !== -1) return;
+      const e = errno();
+      if (e === ENOENT) return; // not on this kernel
+      if (e !== ENOTDIR) throw new SyscallError("mount", e, d.shown);
+      return runCall(call.file);
+    }
+    case "readonly": {
+      const b = call.bind;
+      if (c.mount(b.source, b.target, b.type, b.flags, b.data) === -1) {
+        const e = errno();
+        if (e === ENOENT) return; // not on this kernel
+        throw new SyscallError("mount", e, b.shown);
+      }
+      const buf = statvfsBuffer();
+      if (c.statvfs(call.target, buf) === -1) throw new SyscallError("statvfs", errno(), [call.path]);
+      const st = statvfsFlags(buf);
+      let flags = MS.REMOUNT | MS.BIND | MS.RDONLY;
+      for (const [bit, ms] of ST_TO_MS) if (st & bit) flags |= ms;
+      if (!(flags & (MS.NOATIME | MS.RELATIME))) flags |= MS.STRICTATIME;
+      if (c.mount(null, call.target, null, BigInt(flags), null) === -1) {
+        throw new SyscallError("mount", errno(), [
+          unquoted("NULL"),
+          call.path,
+          unquoted("NULL"),
+          unquoted(`0x${flags.toString(16)}`),
+        ], `make the bind mount of ${call.path} on ${call.path} read-only`);
+      }
+      return;
+    }
+  }
+}
+
+/** Runs the step's prepared calls; false when it has none (then the step runs its general code). */
+function runPrepared(ctx: SetupContext, step: string): boolean {
+  const calls = preparedCalls.get(ctx)?.get(step);
+  if (!calls) return false;
+  for (const call of calls) runCall(call);
+  return true;
 }
 
 /** The steps, in order. */
@@ -89,21 +392,21 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     why: "nothing mounted from here on may propagate to the host",
     when: (c) => has(c, "mount"),
     plan: () => ['mount(NULL, "/", NULL, MS_REC|MS_PRIVATE)'],
-    run: () => Mount.makePrivate("/", { recursive: true }),
+    run: (c) => runPrepared(c, "private-mounts") || Mount.makePrivate("/", { recursive: true }),
   },
   {
     name: "rootfs-bind",
     why: "pivot_root needs the new root to be a mount point; binding it also lets it be made read-only later",
     when: (c) => has(c, "mount"),
     plan: (c) => [`mount("${c.spec.rootfsPath}", "${c.spec.rootfsPath}", MS_BIND|MS_REC)`],
-    run: (c) => Mount.bind(c.spec.rootfsPath, c.spec.rootfsPath, { recursive: true }),
+    run: (c) => runPrepared(c, "rootfs-bind") || Mount.bind(c.spec.rootfsPath, c.spec.rootfsPath, { recursive: true }),
   },
   {
     name: "mount-proc",
     why: "a /proc of the container's own PID namespace (mounted before pivot_root, under the new root)",
     when: (c) => has(c, "mount") && c.spec.standardMounts,
     plan: (c) => [`mount("proc", "${inRoot(c, "/proc")}", "proc", MS_NOSUID|MS_NODEV|MS_NOEXEC)`],
-    run: (c) => mountIn(c, "proc", "/proc", "proc", ["nosuid", "nodev", "noexec"]),
+    run: (c) => runPrepared(c, "mount-proc") || mountIn(c, "proc", "/proc", "proc", ["nosuid", "nodev", "noexec"]),
   },
   {
     name: "mount-sys",
@@ -112,6 +415,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     when: (c) => has(c, "mount") && c.spec.standardMounts,
     plan: (c) => [`mount("sysfs", "${inRoot(c, "/sys")}", "sysfs", MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC)`],
     run: (c) => {
+      if (runPrepared(c, "mount-sys")) return;
       try {
         mountIn(c, "sysfs", "/sys", "sysfs", ["ro", "nosuid", "nodev", "noexec"]);
       } catch (e) {
@@ -135,6 +439,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       "symlink pts/ptmx → /dev/ptmx, /proc/self/fd → /dev/fd, stdin, stdout, stderr",
     ],
     run: (c) => {
+      if (runPrepared(c, "mount-dev")) return;
       mountIn(c, "tmpfs", "/dev", "tmpfs", ["nosuid", "strictatime"], "mode=755,size=65536k");
       const dev = inRoot(c, "/dev");
       for (const d of DEVICES) {
@@ -147,18 +452,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
           mknod(path, "c", 0o666, major, minor);
         }
       }
-      for (
-        const [link, to] of [
-          ["ptmx", "pts/ptmx"],
-          ["fd", "/proc/self/fd"],
-          ["stdin", "/proc/self/fd/0"],
-          ["stdout", "/proc/self/fd/1"],
-          ["stderr", "/proc/self/fd/2"],
-          ["core", "/proc/kcore"],
-        ]
-      ) {
-        symlinkSync(to!, join(dev, link!));
-      }
+      for (const [link, to] of DEV_LINKS) symlinkSync(to, join(dev, link));
     },
   },
   {
@@ -172,7 +466,9 @@ export const SETUP_STEPS: readonly SetupStep[] = [
         inRoot(c, "/dev/pts")
       }", "devpts", MS_NOSUID|MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")`,
     ],
-    run: (c) => mountIn(c, "devpts", "/dev/pts", "devpts", ["nosuid", "noexec"], "newinstance,ptmxmode=0666,mode=0620"),
+    run: (c) =>
+      runPrepared(c, "mount-devpts") ||
+      mountInDev(c, "pts", "devpts", "devpts", ["nosuid", "noexec"], "newinstance,ptmxmode=0666,mode=0620"),
   },
   {
     name: "mount-shm",
@@ -181,14 +477,17 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     plan: (
       c,
     ) => [`mount("shm", "${inRoot(c, "/dev/shm")}", "tmpfs", MS_NOSUID|MS_NODEV|MS_NOEXEC, "mode=1777,size=65536k")`],
-    run: (c) => mountIn(c, "shm", "/dev/shm", "tmpfs", ["nosuid", "nodev", "noexec"], "mode=1777,size=65536k"),
+    run: (c) =>
+      runPrepared(c, "mount-shm") ||
+      mountInDev(c, "shm", "shm", "tmpfs", ["nosuid", "nodev", "noexec"], "mode=1777,size=65536k"),
   },
   {
     name: "mount-mqueue",
     why: "POSIX message queues belong to the IPC namespace: only with a new one",
     when: (c) => has(c, "mount") && c.spec.standardMounts && has(c, "ipc"),
     plan: (c) => [`mount("mqueue", "${inRoot(c, "/dev/mqueue")}", "mqueue", MS_NOSUID|MS_NODEV|MS_NOEXEC)`],
-    run: (c) => mountIn(c, "mqueue", "/dev/mqueue", "mqueue", ["nosuid", "nodev", "noexec"]),
+    run: (c) =>
+      runPrepared(c, "mount-mqueue") || mountInDev(c, "mqueue", "mqueue", "mqueue", ["nosuid", "nodev", "noexec"]),
   },
   {
     name: "mounts",
@@ -274,7 +573,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     why: "switch to the rootfs; the old root is detached, so nothing of the host stays reachable",
     when: (c) => has(c, "mount"),
     plan: (c) => [`chdir("${c.spec.rootfsPath}")`, 'pivot_root(".", ".")', 'umount2(".", MNT_DETACH)', 'chdir("/")'],
-    run: (c) => Mount.pivotRootInto(c.spec.rootfsPath),
+    run: (c) => runPrepared(c, "pivot-root") || Mount.pivotRootInto(c.spec.rootfsPath),
   },
   {
     name: "masked-paths",
@@ -283,13 +582,11 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     when: (c) => has(c, "mount") && c.spec.maskedPaths.length > 0,
     plan: (c) => c.spec.maskedPaths.map((p) => `mask ${p}`),
     run: (c) => {
+      if (runPrepared(c, "masked-paths")) return;
       for (const p of c.spec.maskedPaths) {
-        let st;
-        try {
-          st = lstatSync(p);
-        } catch {
-          continue; // not on this kernel
-        }
+        // not on this kernel: skipped (no exception: each costs copy-on-write faults in the child)
+        const st = lstatSync(p, { throwIfNoEntry: false });
+        if (!st) continue;
         if (st.isDirectory()) Mount.mount("tmpfs", p, { type: "tmpfs", flags: ["ro", "nosuid", "nodev", "noexec"] });
         else Mount.bind("/dev/null", p);
       }
@@ -301,6 +598,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     when: (c) => has(c, "mount") && c.spec.readonlyPaths.length > 0,
     plan: (c) => c.spec.readonlyPaths.map((p) => `mount("${p}", "${p}", MS_BIND|MS_REC) + remount MS_RDONLY`),
     run: (c) => {
+      if (runPrepared(c, "readonly-paths")) return;
       for (const p of c.spec.readonlyPaths) {
         if (!existsSync(p)) continue;
         Mount.bind(p, p, { recursive: true, readonly: true });
@@ -417,8 +715,19 @@ export function writeNetworkEtc(spec: ResolvedSpec): void {
     return;
   }
   const name = spec.hostname ?? spec.name;
-  writeFileSync(at("/etc/hosts"), `127.0.0.1\tlocalhost ${name}\n::1\tlocalhost ip6-localhost ip6-loopback\n`);
-  writeFileSync(at("/etc/hostname"), `${name}\n`);
+  writeIfChanged(at("/etc/hosts"), `127.0.0.1\tlocalhost ${name}\n::1\tlocalhost ip6-localhost ip6-loopback\n`);
+  writeIfChanged(at("/etc/hostname"), `${name}\n`);
+}
+
+/**
+ * Writes `text` to `path` unless it already holds exactly that: a rootfs shared by many containers
+ * keeps its files, and each start saves a truncate-and-write (measured ≈ 0.5 ms a file here).
+ */
+function writeIfChanged(path: string, text: string): void {
+  try {
+    if (readFileSync(path, "utf8") === text) return;
+  } catch { /* missing or unreadable: write it */ }
+  writeFileSync(path, text);
 }
 
 /** The steps that apply to `ctx`, in order. */
@@ -426,7 +735,11 @@ export function stepsFor(ctx: SetupContext): SetupStep[] {
   return SETUP_STEPS.filter((s) => s.when(ctx));
 }
 
-/** Execs the container's command (the last step). */
+/** Execs the container's command (the last step); with what {@link prepareSetup} made, without a PATH search. */
 export function execCommand(spec: ResolvedSpec): never {
-  return exec(spec.argv, [], { env: spec.env });
+  const p = preparedExec.get(spec);
+  if (!p) return exec(spec.argv, [], { env: spec.env });
+  resetSignalsForExec();
+  libc().execve(p.file, new Uint8Array(p.argv.array.buffer), new Uint8Array(p.envp.array.buffer));
+  throw new SyscallError("execve", errno(), [p.path]);
 }
