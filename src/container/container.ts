@@ -20,6 +20,7 @@ import { statSync } from "node:fs";
 import { check, errno, libc } from "../../ffi/libc.ts";
 import { cstr } from "../../ffi/cstring.ts";
 import { forkProcess } from "../../ffi/fork.ts";
+import { pidfdOpen, waitReadable } from "../../ffi/poll.ts";
 import { SYS } from "../../ffi/syscalls.ts";
 import { Group, type GroupStats } from "../cgroup/group.ts";
 import { fsError, SetupError, SyscallError } from "../errors.ts";
@@ -31,7 +32,7 @@ import { buildRootfs } from "./rootfs.ts";
 import { runBootstrap, runHostCommand, runHostHook } from "./hooks.ts";
 import { checkRootless, type RootlessPlan, writeRootlessIdMaps } from "./rootless.ts";
 import { extractRootfs } from "./tarball.ts";
-import { execCommand, type SetupContext, stepsFor, writeNetworkEtc } from "./setup.ts";
+import { execCommand, prepareSetup, type SetupContext, stepsFor, writeNetworkEtc } from "./setup.ts";
 import type { ContainerSpec } from "./spec.ts";
 import { type ResolvedSpec, resolveSpec } from "./validate.ts";
 
@@ -128,19 +129,18 @@ function readable(fd: number, timeoutMs: number): boolean {
 
 /**
  * Reads the child's status line: the parsed JSON object, or null at EOF with nothing read.
- * Does not block the event loop: polls, sleeping between tries, until `timeoutMs` is over.
+ * Does not block the event loop for long: waits with {@link waitReadable} (blocking polls of at
+ * most 1 ms while the wait is young, then sleeps), until `timeoutMs` is over.
  * @throws {Error} "timeout" when the child said nothing in time.
  */
 async function readStatus(fd: number, timeoutMs: number): Promise<Record<string, unknown> | null> {
   const until = Date.now() + timeoutMs;
   const chunks: number[] = [];
   const buf = new Uint8Array(4096);
-  let delay = 1;
   for (;;) {
     if (!readable(fd, 0)) {
-      if (Date.now() > until) throw new Error(`no word from the child in ${timeoutMs} ms`);
-      await new Promise((res) => setTimeout(res, delay));
-      delay = Math.min(delay * 2, 10);
+      const left = until - Date.now();
+      if (left <= 0 || !(await waitReadable(fd, left))) throw new Error(`no word from the child in ${timeoutMs} ms`);
       continue;
     }
     const n = libc().read(fd, buf, BigInt(buf.length));
@@ -366,6 +366,7 @@ export class Container {
 
       // fork
       const ctx: SetupContext = { spec, userns: spec.newNamespaces.includes("user") };
+      prepareSetup(ctx); // the standard steps' kernel calls, made ready before the fork
       let pid: number;
       try {
         pid = forkProcess(namespaceFlags(spec.newNamespaces));
@@ -502,32 +503,44 @@ export class Container {
   }
 
   /**
-   * Waits for the container's process to end, without blocking the event loop.
+   * Waits for the container's process to end, without blocking the event loop for long: a pidfd
+   * (Linux 5.3+) says when it ended (see {@link waitReadable}); without one, polls with WNOHANG,
+   * backing off to 20 ms.
    * @returns Its exit code or signal, and the shell's code.
    */
   async wait(): Promise<ContainerStatus> {
     let delay = 1;
-    for (;;) {
-      if (this.#status) {
-        await this.#afterStop();
-        return this.#status;
-      }
-      let r;
-      try {
-        r = waitpid2(this.#pid, WNOHANG);
-      } catch (e) {
-        if (this.#status) return this.#status;
-        if (e instanceof SyscallError && e.errno === ECHILD) {
-          throw new SetupError("wait", `container ${this.name} was reaped elsewhere`);
+    let pidfd: number | undefined;
+    try {
+      for (;;) {
+        if (this.#status) {
+          await this.#afterStop();
+          return this.#status;
         }
-        throw e;
+        let r;
+        try {
+          r = waitpid2(this.#pid, WNOHANG);
+        } catch (e) {
+          if (this.#status) return this.#status;
+          if (e instanceof SyscallError && e.errno === ECHILD) {
+            throw new SetupError("wait", `container ${this.name} was reaped elsewhere`);
+          }
+          throw e;
+        }
+        if (r.pid !== 0) {
+          this.#setStatus(r.status);
+          continue;
+        }
+        // Not reaped yet, so the pid cannot have been reused: the pidfd is this process's.
+        pidfd ??= pidfdOpen(this.#pid);
+        if (pidfd >= 0) await waitReadable(pidfd, 1000);
+        else {
+          await new Promise((res) => setTimeout(res, delay));
+          delay = Math.min(delay * 2, 20);
+        }
       }
-      if (r.pid !== 0) {
-        this.#setStatus(r.status);
-        continue;
-      }
-      await new Promise((res) => setTimeout(res, delay));
-      delay = Math.min(delay * 2, 20);
+    } finally {
+      if (pidfd !== undefined) closeFd(pidfd);
     }
   }
 
