@@ -23,7 +23,7 @@ import { forkProcess } from "../../ffi/fork.ts";
 import { pidfdOpen, waitReadable } from "../../ffi/poll.ts";
 import { SYS } from "../../ffi/syscalls.ts";
 import { Group, type GroupStats } from "../cgroup/group.ts";
-import { fsError, SetupError, SyscallError } from "../errors.ts";
+import { SetupError, SyscallError } from "../errors.ts";
 import { namespaceFlags, writeIdMap } from "../namespace.ts";
 import { addAddress, createVethPair, deleteLink, setLinkUp } from "../network.ts";
 import { kill as killProcess, type ProcessStatus, waitpid2, WNOHANG } from "../process.ts";
@@ -32,6 +32,7 @@ import { buildRootfs } from "./rootfs.ts";
 import { runBootstrap, runHostCommand, runHostHook } from "./hooks.ts";
 import { checkRootless, type RootlessPlan, writeRootlessIdMaps } from "./rootless.ts";
 import { extractRootfs } from "./tarball.ts";
+import { type ChildError, closeFd, describe, pipe, setupError, writeAll } from "./_pipe.ts";
 import { execCommand, prepareSetup, type SetupContext, stepsFor, writeNetworkEtc } from "./setup.ts";
 import type { ContainerSpec } from "./spec.ts";
 import { type ResolvedSpec, resolveSpec } from "./validate.ts";
@@ -66,39 +67,6 @@ const EINTR = 4;
 const ECHILD = 10;
 const POLLIN = 1;
 const CLOSE_RANGE_CLOEXEC = 4n;
-
-/** The child's report of a failure. */
-interface ChildError {
-  step: string;
-  message: string;
-  syscall?: string;
-  code?: string;
-  errno?: number;
-}
-
-function pipe(): [number, number] {
-  const fds = new Int32Array(2);
-  check(libc().pipe2(fds, O_CLOEXEC), "pipe2");
-  return [fds[0]!, fds[1]!];
-}
-
-function closeFd(fd: number): void {
-  if (fd >= 0) libc().close(fd);
-}
-
-function writeAll(fd: number, bytes: Uint8Array): boolean {
-  const { write } = libc();
-  let off = 0;
-  while (off < bytes.length) {
-    const n = write(fd, bytes.subarray(off), BigInt(bytes.length - off));
-    if (n === -1) {
-      if (errno() === EINTR) continue;
-      return false;
-    }
-    off += n;
-  }
-  return true;
-}
 
 /** Reads one byte; returns it, or -1 at EOF or on error. */
 function readByte(fd: number): number {
@@ -161,21 +129,6 @@ async function readStatus(fd: number, timeoutMs: number): Promise<Record<string,
   }
 }
 
-/** Turns an error thrown in the child into what it reports. */
-function describe(step: string, e: unknown): ChildError {
-  let err = e;
-  if (!(err instanceof SyscallError)) {
-    const node = e as { syscall?: string; path?: string; code?: string };
-    if (node && typeof node === "object" && typeof node.code === "string") {
-      err = fsError(e, node.syscall ?? "fs", node.path ?? "");
-    }
-  }
-  if (err instanceof SyscallError) {
-    return { step, message: err.message, syscall: err.syscall, code: err.code, errno: err.errno };
-  }
-  return { step, message: err instanceof Error ? err.message : String(err) };
-}
-
 /** What the forked child does: synchronous only, and it never returns. */
 function childMain(
   ctx: SetupContext,
@@ -234,16 +187,6 @@ function deleteVethHostEnd(name: string): void {
   } catch (e) {
     if (!(e instanceof SyscallError && e.code === "ENODEV")) throw e;
   }
-}
-
-/** The SetupError for a child's report. */
-function setupError(err: ChildError): SetupError {
-  let cause: Error;
-  if (typeof err.errno === "number" && err.errno > 0) {
-    cause = new SyscallError(err.syscall ?? "?", err.errno);
-    Object.defineProperty(cause, "message", { value: err.message });
-  } else cause = new Error(err.message);
-  return new SetupError(err.step, err.message, { cause });
 }
 
 /**
