@@ -109,7 +109,8 @@ export function timeCommand(
 
 /**
  * Runs `fn` with the v1 hugetlb hierarchy crun wants on this host mounted at
- * /sys/fs/cgroup/hugetlb, and always undoes it (finally, and on SIGINT/SIGTERM).
+ * /sys/fs/cgroup/hugetlb, and always undoes it (when `fn` returns or its promise settles, and on
+ * SIGINT/SIGTERM).
  */
 export function withHugetlb<T>(fn: () => T): T {
   const dir = "/sys/fs/cgroup/hugetlb";
@@ -128,23 +129,32 @@ export function withHugetlb<T>(fn: () => T): T {
     undo();
     process.exit(130);
   };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-  try {
-    try {
-      mkdirSync(dir);
-      made = true;
-      mounted = spawnSync("mount", ["-t", "cgroup", "-o", "hugetlb", "cgroup", dir]).status === 0;
-      if (!mounted) console.log("(could not mount the hugetlb hierarchy; crun may refuse)");
-    } catch (e) {
-      console.log(`(could not make ${dir}: ${(e as Error).message}; crun may refuse)`);
-    }
-    return fn();
-  } finally {
+  const finish = () => {
     undo();
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    mkdirSync(dir);
+    made = true;
+    mounted = spawnSync("mount", ["-t", "cgroup", "-o", "hugetlb", "cgroup", dir]).status === 0;
+    if (!mounted) console.log("(could not mount the hugetlb hierarchy; crun may refuse)");
+  } catch (e) {
+    console.log(`(could not make ${dir}: ${(e as Error).message}; crun may refuse)`);
   }
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    finish();
+    throw e;
+  }
+  // An async fn keeps the hierarchy until its promise settles.
+  if (result instanceof Promise) return result.finally(finish) as T;
+  finish();
+  return result;
 }
 
 /** The runtime and versions, for the title and the JSON. */

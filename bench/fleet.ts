@@ -24,23 +24,13 @@
  * @module
  */
 import { spawnSync } from "node:child_process";
-import {
-  chmodSync,
-  closeSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  rmdirSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { buildImage } from "../examples/fleet/image.ts";
+import { withHugetlb } from "./_lib.ts";
 import { fetchPage, HAKO_BIN, processTree, processUid, pssKb, runFleet } from "../examples/fleet/run.ts";
 import { RANGE } from "../examples/fleet/web.ts";
 
@@ -70,43 +60,6 @@ function skip(name: string, why: string): void {
 function which(cmd: string): string | undefined {
   const r = spawnSync("sh", ["-c", `command -v ${cmd}`], { encoding: "utf8" });
   return r.status === 0 ? r.stdout.trim() : undefined;
-}
-
-/** Mounts the v1 hugetlb hierarchy crun wants while `fn` runs, and always undoes it. */
-async function withHugetlb<T>(fn: () => Promise<T>): Promise<T> {
-  const dir = "/sys/fs/cgroup/hugetlb";
-  if (existsSync(dir)) return await fn();
-  let mounted = false, made = false;
-  const undo = () => {
-    if (mounted) spawnSync("umount", [dir]), mounted = false;
-    if (made) {
-      try {
-        rmdirSync(dir);
-      } catch { /* gone */ }
-      made = false;
-    }
-  };
-  const onSignal = () => {
-    undo();
-    process.exit(130);
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-  try {
-    try {
-      mkdirSync(dir);
-      made = true;
-      mounted = spawnSync("mount", ["-t", "cgroup", "-o", "hugetlb", "cgroup", dir]).status === 0;
-      if (!mounted) console.log("(could not mount the hugetlb hierarchy; crun may refuse)");
-    } catch (e) {
-      console.log(`(could not make ${dir}: ${(e as Error).message}; crun may refuse)`);
-    }
-    return await fn();
-  } finally {
-    undo();
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-  }
 }
 
 /** The hako rows: one fleet per mode, each with fresh state, rootfs dirs and supervisor. */
