@@ -121,6 +121,15 @@ export const LIBC_SYMBOLS = {
   // int symlink(const char *target, const char *linkpath), mkdir(const char *path, mode_t mode)
   symlink: { parameters: ["buffer", "buffer"], result: "i32" },
   mkdir: { parameters: ["buffer", "u32"], result: "i32" },
+  // void *memcpy(void *dest, const void *src, size_t n) — dest an address from mmap (ffi/spawn.ts)
+  memcpy: { parameters: ["usize", "buffer", "usize"], result: "usize" },
+  // void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
+  mmap: { parameters: ["usize", "usize", "i32", "i32", "i32", "i64"], result: "usize" },
+  // int mprotect(void *addr, size_t len, int prot)
+  mprotect: { parameters: ["usize", "usize", "i32"], result: "i32" },
+  // int clone(int (*fn)(void *), void *stack, int flags, void *arg) — fn, stack and arg as addresses
+  // (ffi/spawn.ts: fn is native code, never a JavaScript callback)
+  clone: { parameters: ["usize", "usize", "i32", "usize"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The bound libc functions. */

@@ -1,0 +1,400 @@
+/**
+ * A child that runs no JavaScript: `clone(CLONE_VM | namespace flags)` into a small native runner
+ * (`spawn_x86_64.S`, embedded below as bytes) that executes a prepared list of system calls and
+ * ends in `execve`.
+ *
+ * A fork of the runtime costs what V8 (or JavaScriptCore) makes it cost: the clone copies the
+ * engine's page tables, every page the child's JavaScript touches is a copy-on-write fault, and
+ * execve tears the copied address space down. A container's setup is only system calls whose
+ * arguments the parent can compute in advance (mounts, pivot_root, sethostname, capset, prctl,
+ * seccomp…), so the parent writes them down as a {@link SyscallProgram} and the child — sharing
+ * the parent's memory, on a stack of its own, with every signal blocked — runs them in one loop,
+ * the way crun's and bubblewrap's children run their lists of ops. No page table is copied and
+ * nothing is torn down at execve but the new stack's pages.
+ *
+ * A failing call makes the child write `{ "ERR!", op index, errno }` to the report fd and exit
+ * 126; the parent names the step from the index ({@link parseReport}). Only x86-64 has a runner
+ * ({@link nativeSpawnSupported}); elsewhere callers fork as before.
+ *
+ * @module
+ */
+import process from "node:process";
+import { addressOf, errno, libc } from "./libc.ts";
+import { SyscallError } from "./errno.ts";
+
+/**
+ * The runner's machine code, assembled from `ffi/spawn_x86_64.S` (`bash tools/assemble.sh`
+ * prints this string; tests/spawn_test.ts checks it against the source where `as` is installed).
+ */
+export const RUNNER_X86_64_HEX: string =
+  "4989fc4d8b2c244531f64d8d7c24104d39ee0f83f8000000496bde604c01fb488b034883f8fd0f84870000004883f8fe0f84" +
+  "e4000000488b7b08488b7310488b53184c8b53204c8b43284c8b4b30488b4b58f6c1017403488b3ff6c1027403488b36f6c1" +
+  "047403488b12f6c10874034d8b12f6c11074034d8b00f6c12074034d8b090f05483d01f0ffff7330488b4b384885c9740348" +
+  "8901488b4b404883f9ff74094839c8740431c0eb3049ffc6e95cffffff4c8b7308e953ffffff48f7d8488b4b4839c8740848" +
+  "8b4b5039c8750c48c1e9204989cee934ffffff4883ec10c7042445525221448974240489442408b801000000498b7c240848" +
+  "89e6ba0c0000000f05b8e7000000bf7e0000000f05f4b8e700000031ff0f05f44881ec80000000b889000000488b7b084889" +
+  "e60f05488b4c24504881c480000000483d01f0ffff0f8375ffffff4c8b53104889ca4881e20f0c00004909d248f7c1001000" +
+  "0074074981ca0000200048f7c10020000074074981ca0001000049f7c20004200075074981ca00000001b8a500000031ff48" +
+  "8b730831d24531c00f05e9e5feffff";
+
+/** x86-64 numbers of the system calls a program may make. */
+const NR = {
+  read: 0,
+  write: 1,
+  open: 2,
+  close: 3,
+  rt_sigaction: 13,
+  rt_sigprocmask: 14,
+  ioctl: 16,
+  dup2: 33,
+  socket: 41,
+  execve: 59,
+  chdir: 80,
+  mkdir: 83,
+  symlink: 88,
+  setgroups: 116,
+  setresuid: 117,
+  setresgid: 119,
+  capset: 126,
+  mknod: 133,
+  prctl: 157,
+  pivot_root: 155,
+  mount: 165,
+  umount2: 166,
+  sethostname: 170,
+  prlimit64: 302,
+  setns: 308,
+  seccomp: 317,
+  close_range: 436,
+} as const;
+
+/** A system call a {@link SyscallProgram} may make. */
+export type ProgramSyscall = keyof typeof NR;
+
+const OP_WORDS = 12;
+const OP_BYTES = OP_WORDS * 8;
+const HEADER_BYTES = 16;
+/** The runner needs a few hundred bytes; signals stay blocked, so none is delivered on it. */
+const STACK_BYTES = 4096;
+const OP_REMOUNT_READONLY = -2n;
+const OP_JUMP = -3n;
+const ANY = -1n;
+
+/** Bytes the program owns: C strings, structs, pointer arrays (see {@link SyscallProgram.bytes}). */
+export class ProgramData {
+  /** @internal */
+  constructor(readonly bytes: Uint8Array, readonly pointers: ReadonlyArray<readonly [number, ProgramData]>) {}
+}
+
+/** A u64 the child may store a result into and pass on later (see {@link SyscallProgram.slot}). */
+export class ProgramSlot {
+  #brand = true;
+}
+
+/** The value held in a slot, as an argument. */
+export class SlotValue {
+  /** @internal */
+  constructor(readonly slot: ProgramSlot) {}
+}
+
+/** A place in the program to jump to (see {@link SyscallProgram.label}). */
+export class ProgramLabel {
+  /** The op index, once placed. */
+  index = -1;
+}
+
+/** One argument of a call: a number, bytes of the program (their address), a slot's value, or NULL. */
+export type ProgramArg = number | bigint | ProgramData | SlotValue | null;
+
+/** Options of one call. */
+export interface CallOptions {
+  /** The result the call must return (default: any non-negative result). */
+  readonly expect?: number;
+  /** A slot that keeps the result. */
+  readonly store?: ProgramSlot;
+  /** Failures that are not errors: errno → where to go on (at most two). */
+  readonly onErrno?: ReadonlyArray<readonly [number, ProgramLabel]>;
+}
+
+interface Op {
+  readonly nr: bigint;
+  readonly args: readonly ProgramArg[];
+  readonly options: CallOptions;
+  readonly jumpTo?: ProgramLabel;
+}
+
+/**
+ * A program made by {@link SyscallProgram.build}: its memory holds the ops, the data, the slots and
+ * the child's stack. Keep it referenced until the child has exec'd or been reaped; after that it
+ * may run again (a new child), with new slot values.
+ */
+export class BuiltProgram {
+  /** The memory the child reads (ops, data) and writes (slots, stack). */
+  readonly memory: Uint8Array;
+  /** The program's address. */
+  readonly program: bigint;
+  /** The top of the child's stack. */
+  readonly stackTop: bigint;
+  /** How many ops it has. */
+  readonly length: number;
+  readonly #view: DataView;
+  readonly #slots: ReadonlyMap<ProgramSlot, number>;
+
+  /** @internal */
+  constructor(memory: Uint8Array, length: number, slots: ReadonlyMap<ProgramSlot, number>) {
+    this.memory = memory;
+    this.program = addressOf(memory);
+    this.stackTop = (this.program + BigInt(memory.length)) & ~15n;
+    this.length = length;
+    this.#view = new DataView(memory.buffer, memory.byteOffset, memory.byteLength);
+    this.#slots = slots;
+  }
+
+  /** Sets a slot's value (an fd the program passes on, for one). */
+  set(slot: ProgramSlot, value: number): void {
+    const off = this.#slots.get(slot);
+    if (off === undefined) throw new RangeError("hako ffi: not a slot of this program");
+    this.#view.setBigInt64(off, BigInt(value), true);
+  }
+
+  /** Sets the fd a failing op writes its record to. */
+  reportTo(fd: number): void {
+    this.#view.setBigInt64(8, BigInt(fd), true);
+  }
+}
+
+/**
+ * A list of system calls for a native child, built in the parent. Each {@link SyscallProgram.call}
+ * returns the op's index, which a failure report names.
+ *
+ * @example Run `/bin/true` from a child that ran no JavaScript
+ * ```ts ignore
+ * const prog = new SyscallProgram();
+ * prog.call("execve", [prog.cstring("/bin/true"), prog.cstrings(["true"]), prog.cstrings([])]);
+ * const built = prog.build();
+ * built.reportTo(2);
+ * const pid = spawnProgram(built, 0);
+ * ```
+ */
+export class SyscallProgram {
+  #ops: Op[] = [];
+  #slots: ProgramSlot[] = [];
+
+  /** How many ops the program has so far (the index the next one gets). */
+  get length(): number {
+    return this.#ops.length;
+  }
+
+  /** Appends a system call; @returns its op index. */
+  call(name: ProgramSyscall, args: readonly ProgramArg[], options: CallOptions = {}): number {
+    if (args.length > 6) throw new RangeError(`hako ffi: ${name} takes at most 6 arguments`);
+    if ((options.onErrno?.length ?? 0) > 2) throw new RangeError("hako ffi: at most two onErrno rules per call");
+    this.#ops.push({ nr: BigInt(NR[name]), args, options });
+    return this.#ops.length - 1;
+  }
+
+  /**
+   * Appends a read-only remount of `path` that keeps its other flags: statfs(path), then
+   * `mount(NULL, path, NULL, baseFlags | its MS_* flags)`. @returns its op index.
+   */
+  remountReadonly(path: ProgramData, baseFlags: number): number {
+    this.#ops.push({ nr: OP_REMOUNT_READONLY, args: [path, baseFlags], options: {} });
+    return this.#ops.length - 1;
+  }
+
+  /** Appends a jump to `label`. */
+  jump(label: ProgramLabel): void {
+    this.#ops.push({ nr: OP_JUMP, args: [], options: {}, jumpTo: label });
+  }
+
+  /** A new label, placed later with {@link SyscallProgram.place}. */
+  label(): ProgramLabel {
+    return new ProgramLabel();
+  }
+
+  /** Places `label` at the next op. */
+  place(label: ProgramLabel): void {
+    label.index = this.#ops.length;
+  }
+
+  /** A scratch u64 for a result (store it with `store`, pass it with {@link SyscallProgram.value}). */
+  slot(): ProgramSlot {
+    const s = new ProgramSlot();
+    this.#slots.push(s);
+    return s;
+  }
+
+  /** A slot's value as an argument. */
+  value(slot: ProgramSlot): SlotValue {
+    return new SlotValue(slot);
+  }
+
+  /** Raw bytes (copied); `pointers` patches u64 addresses of other data in at byte offsets. */
+  bytes(bytes: Uint8Array, pointers: ReadonlyArray<readonly [number, ProgramData]> = []): ProgramData {
+    return new ProgramData(bytes.slice(), pointers);
+  }
+
+  /** A NUL-terminated C string. @throws {TypeError} When it holds a NUL. */
+  cstring(text: string): ProgramData {
+    if (text.includes("\0")) throw new TypeError(`hako ffi: a C string may not contain NUL: ${JSON.stringify(text)}`);
+    const utf8 = new TextEncoder().encode(text);
+    const out = new Uint8Array(utf8.length + 1);
+    out.set(utf8);
+    return new ProgramData(out, []);
+  }
+
+  /** A NULL-terminated array of C strings (argv, envp). */
+  cstrings(list: readonly string[]): ProgramData {
+    return new ProgramData(
+      new Uint8Array((list.length + 1) * 8),
+      list.map((s, i) => [i * 8, this.cstring(s)] as const),
+    );
+  }
+
+  /**
+   * Lays the program out in one buffer: header, ops, slots, data, then the child's stack. Set its
+   * report fd ({@link BuiltProgram.reportTo}) and slots before each run.
+   * @throws {RangeError} For a label never placed.
+   */
+  build(): BuiltProgram {
+    // Every piece of data, reached through arguments and pointers, once each.
+    const data: ProgramData[] = [];
+    const seen = new Set<ProgramData>();
+    const visit = (d: ProgramData) => {
+      if (seen.has(d)) return;
+      seen.add(d);
+      data.push(d);
+      for (const [, p] of d.pointers) visit(p);
+    };
+    for (const op of this.#ops) for (const a of op.args) if (a instanceof ProgramData) visit(a);
+    const align = (n: number) => (n + 15) & ~15;
+    const opsAt = HEADER_BYTES;
+    const slotsAt = opsAt + this.#ops.length * OP_BYTES;
+    let at = align(slotsAt + this.#slots.length * 8);
+    const dataAt = new Map<ProgramData, number>();
+    for (const d of data) {
+      dataAt.set(d, at);
+      at = align(at + d.bytes.length);
+    }
+    const slotAt = new Map(this.#slots.map((s, i) => [s, slotsAt + i * 8] as const));
+    const built = new BuiltProgram(new Uint8Array(at + STACK_BYTES), this.#ops.length, slotAt);
+    const { memory, program: base } = built;
+    const view = new DataView(memory.buffer);
+    for (const d of data) {
+      const off = dataAt.get(d)!;
+      memory.set(d.bytes, off);
+      for (const [p, target] of d.pointers) view.setBigUint64(off + p, base + BigInt(dataAt.get(target)!), true);
+    }
+    view.setBigUint64(0, BigInt(this.#ops.length), true);
+    view.setBigInt64(8, -1n, true);
+    const target = (l: ProgramLabel) => {
+      if (l.index < 0) throw new RangeError("hako ffi: a label of the program was never placed");
+      return BigInt(l.index);
+    };
+    this.#ops.forEach((op, i) => {
+      const o = opsAt + i * OP_BYTES;
+      const word = (k: number, v: bigint) => view.setBigInt64(o + k * 8, BigInt.asIntN(64, v), true);
+      word(0, op.nr);
+      let indirect = 0;
+      op.args.forEach((a, k) => {
+        let v: bigint;
+        if (a === null) v = 0n;
+        else if (a instanceof ProgramData) v = base + BigInt(dataAt.get(a)!);
+        else if (a instanceof SlotValue) {
+          v = base + BigInt(slotAt.get(a.slot)!);
+          indirect |= 1 << k;
+        } else v = BigInt(a);
+        word(1 + k, v);
+      });
+      if (op.jumpTo) word(1, target(op.jumpTo));
+      word(7, op.options.store ? base + BigInt(slotAt.get(op.options.store)!) : 0n);
+      word(8, op.options.expect === undefined ? ANY : BigInt(op.options.expect));
+      (op.options.onErrno ?? []).forEach(([e, l], k) => word(9 + k, (target(l) << 32n) | BigInt(e)));
+      word(11, BigInt(indirect));
+    });
+    return built;
+  }
+}
+
+/** True where hako has a native runner (x86-64) and `HAKO_NATIVE_SPAWN` is not `0`. */
+export function nativeSpawnSupported(): boolean {
+  return process.arch === "x64" && process.env.HAKO_NATIVE_SPAWN !== "0";
+}
+
+const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
+const MAP_PRIVATE_ANONYMOUS = 0x22;
+const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
+const PAGE = 4096n;
+let runner: bigint | undefined;
+
+/** The runner's address: its bytes copied once into a page made executable. */
+function runnerAddress(): bigint {
+  if (runner !== undefined) return runner;
+  const hex = RUNNER_X86_64_HEX;
+  const code = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < code.length; i++) code[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  const { mmap, mprotect, memcpy } = libc();
+  const page = mmap(0n, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE_ANONYMOUS, -1, 0n);
+  if (page === MAP_FAILED) throw new SyscallError("mmap", errno(), [], "map a page for the native runner");
+  memcpy(page, code, BigInt(code.length));
+  if (mprotect(page, PAGE, PROT_READ | PROT_EXEC) === -1) {
+    throw new SyscallError("mprotect", errno(), [], "make the native runner executable");
+  }
+  return runner = page;
+}
+
+const CLONE_VM = 0x100;
+const SIGCHLD = 17;
+const SIG_BLOCK = 0;
+const SIG_SETMASK = 2;
+const ALL_SIGNALS = new Uint8Array(128).fill(0xff);
+
+/**
+ * Clones a child that shares this process's memory and runs `built` natively
+ * (`clone(runner, stack, CLONE_VM | cloneFlags | SIGCHLD, program)`). Every signal stays blocked
+ * in the child until the program unblocks it (after resetting the runtime's handlers, which would
+ * otherwise run JavaScript on the child's stack). Keep `built` referenced until the child has
+ * exec'd or been reaped.
+ * @param built The program.
+ * @param cloneFlags `CLONE_NEW*` flags.
+ * @returns The child's pid.
+ * @throws {SyscallError} When clone fails.
+ */
+export function spawnProgram(built: BuiltProgram, cloneFlags: number): number {
+  const code = runnerAddress();
+  const { clone, sigprocmask } = libc();
+  const saved = new Uint8Array(128);
+  sigprocmask(SIG_BLOCK, ALL_SIGNALS, saved);
+  const pid = clone(code, built.stackTop, cloneFlags | CLONE_VM | SIGCHLD, built.program);
+  const err = pid === -1 ? errno() : 0;
+  sigprocmask(SIG_SETMASK, saved, null);
+  if (pid === -1) throw new SyscallError("clone", err, [`0x${(cloneFlags | CLONE_VM).toString(16)}`]);
+  return pid;
+}
+
+/** The bytes a program writes to say its setup is done (see {@link readyRecord}). */
+const READY = 0x21594452; // "RDY!"
+const FAILED = 0x21525245; // "ERR!"
+
+/** The 12-byte record a program writes when its setup is done: `write(fd, readyRecord(), 12)`. */
+export function readyRecord(prog: SyscallProgram): ProgramData {
+  const b = new Uint8Array(12);
+  new DataView(b.buffer).setUint32(0, READY, true);
+  return prog.bytes(b);
+}
+
+/** The size of a report record. */
+export const REPORT_BYTES = 12;
+
+/** A report record: setup done, or which op failed with which errno (0: an unexpected result). */
+export type ProgramReport = { readonly ready: true } | { readonly ready: false; op: number; errno: number };
+
+/** Decodes a 12-byte report record; undefined when it is not one. */
+export function parseReport(bytes: Uint8Array): ProgramReport | undefined {
+  if (bytes.length !== REPORT_BYTES) return undefined;
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const kind = v.getUint32(0, true);
+  if (kind === READY) return { ready: true };
+  if (kind === FAILED) return { ready: false, op: v.getUint32(4, true), errno: v.getUint32(8, true) };
+  return undefined;
+}
