@@ -159,7 +159,21 @@ function boundRead(n: number): boolean {
   return check(prctl(PR_CAPBSET_READ, n, 0, 0, 0), "prctl", [sym("PR_CAPBSET_READ"), sym(capName(n))]) === 1;
 }
 
+/**
+ * The calling process's bounding set, read once (one prctl per capability) and kept: the set only
+ * ever shrinks, and hako's own drops forget it, so a kept copy can only hold capabilities dropped
+ * since — and dropping one of those again is harmless.
+ */
+let boundingCache: bigint | undefined;
+function boundingSet(): bigint {
+  if (boundingCache !== undefined) return boundingCache;
+  let mask = 0n;
+  for (let n = 0; n <= lastCap(); n++) if (boundRead(n)) mask |= 1n << BigInt(n);
+  return boundingCache = mask;
+}
+
 function boundDrop(n: number, context: string): void {
+  boundingCache = undefined;
   check(prctl(PR_CAPBSET_DROP, n, 0, 0, 0), "prctl", [sym("PR_CAPBSET_DROP"), sym(capName(n))], context);
 }
 
@@ -230,6 +244,46 @@ function readAll(pid: number): CapabilityState {
 function flagIndex(flag: number, path: string): 0 | 1 | 2 {
   if (flag === 0 || flag === 1 || flag === 2) return flag;
   throw new ConfigError(path, `must be CAP_EFFECTIVE (0), CAP_PERMITTED (1) or CAP_INHERITABLE (2), got ${flag}`);
+}
+
+/** What {@link Capability.keep} will do, worked out (and checked) before anything changes. */
+export interface KeepPlan {
+  /** The capabilities kept, as a mask. */
+  readonly mask: bigint;
+  /** The bounding-set capabilities to drop, in order. */
+  readonly drops: readonly number[];
+  /** Whether the kept ones are raised in the ambient set. */
+  readonly ambient: boolean;
+}
+
+/**
+ * Plans {@link Capability.keep} for the calling thread's current sets, checking everything keep
+ * checks; a process forked or cloned from this thread (without a new user namespace) has the
+ * same sets, so the plan holds there too — hako's native container child runs it as system calls.
+ * @param list The capabilities to keep.
+ * @param options `ambient`: raise them in the ambient set too.
+ * @returns The plan.
+ * @throws {ConfigError} For an unknown capability.
+ * @throws {SyscallError} EPERM when a capability is not permitted or CAP_SETPCAP is missing.
+ */
+export function keepPlan(list: readonly CapabilityLike[], options: KeepOptions = {}): KeepPlan {
+  const context = "Capability.keep";
+  const mask = toMask(list, "Capability.keep");
+  const current = capget(0);
+  const missing = mask & ~current.permitted;
+  if (missing !== 0n) {
+    throw new SyscallError(
+      "capset",
+      EPERM,
+      [sym(fromMask(missing).join("|"))],
+      `${context}: ${fromMask(missing).join(", ")} not in the permitted set, so it cannot be kept`,
+    );
+  }
+  const bounding = boundingSet();
+  const drops: number[] = [];
+  for (let n = 0; n <= lastCap(); n++) if (!((mask >> BigInt(n)) & 1n) && ((bounding >> BigInt(n)) & 1n)) drops.push(n);
+  assertCanDropBound(current, drops, context);
+  return { mask, drops, ambient: options.ambient ?? false };
 }
 
 /**
@@ -497,24 +551,11 @@ export class Capability {
    */
   static keep(list: readonly CapabilityLike[], options: KeepOptions = {}): void {
     const context = "Capability.keep";
-    const mask = toMask(list, "Capability.keep");
-    const current = capget(0);
-    const missing = mask & ~current.permitted;
-    if (missing !== 0n) {
-      throw new SyscallError(
-        "capset",
-        EPERM,
-        [sym(fromMask(missing).join("|"))],
-        `${context}: ${fromMask(missing).join(", ")} not in the permitted set, so it cannot be kept`,
-      );
-    }
-    const drops: number[] = [];
-    for (let n = 0; n <= lastCap(); n++) if (!((mask >> BigInt(n)) & 1n) && boundRead(n)) drops.push(n);
-    assertCanDropBound(current, drops, context);
-    for (const n of drops) boundDrop(n, context);
-    capset({ effective: mask, permitted: mask, inheritable: mask }, context);
+    const plan = keepPlan(list, options);
+    for (const n of plan.drops) boundDrop(n, context);
+    capset({ effective: plan.mask, permitted: plan.mask, inheritable: plan.mask }, context);
     ambientClear(context);
-    if (options.ambient) ambientChange(PR_CAP_AMBIENT_RAISE, "PR_CAP_AMBIENT_RAISE", mask, context);
+    if (plan.ambient) ambientChange(PR_CAP_AMBIENT_RAISE, "PR_CAP_AMBIENT_RAISE", plan.mask, context);
   }
 
   /**

@@ -94,6 +94,17 @@ export function rlimitNumber(resource: RlimitResource, path = "resource"): numbe
   );
 }
 
+/**
+ * A limit as the kernel takes it: `{ cur, max }` in bigints, checked (hako's native container
+ * child passes it to prlimit64 itself).
+ * @param soft The soft limit. @param hard The hard limit (default: the soft one).
+ * @param path The field path for errors.
+ * @throws {ConfigError} For a bad value.
+ */
+export function rlimitPair(soft: RlimitValue, hard: RlimitValue = soft, path = "rlimit"): { cur: bigint; max: bigint } {
+  return { cur: rlimitValue(soft, `${path}.soft`), max: rlimitValue(hard, `${path}.hard`) };
+}
+
 function rlimitValue(value: RlimitValue, path: string): bigint {
   if (value === "unlimited" || value === Infinity) return RLIM_INFINITY;
   if (typeof value === "bigint") {
