@@ -8,6 +8,10 @@
  * `{"error":{…}}` naming the step that failed; a successful execve closes it, so the parent sees
  * EOF).
  *
+ * Most containers' children run no JavaScript: `native.ts` compiles the setup into a program of
+ * system calls that a `CLONE_VM` child runs natively (`ffi/spawn.ts`); it reports with 12-byte
+ * records instead of JSON lines. Specs that need code in the child are forked as before.
+ *
  * @example
  * ```ts ignore
  * import { run } from "./src/container/container.ts";
@@ -20,6 +24,7 @@ import { statSync } from "node:fs";
 import { check, errno, libc } from "../../ffi/libc.ts";
 import { cstr } from "../../ffi/cstring.ts";
 import { forkProcess } from "../../ffi/fork.ts";
+import { parseReport, spawnProgram } from "../../ffi/spawn.ts";
 import { pidfdOpen, waitReadable } from "../../ffi/poll.ts";
 import { SYS } from "../../ffi/syscalls.ts";
 import { Group, type GroupStats } from "../cgroup/group.ts";
@@ -33,6 +38,7 @@ import { runBootstrap, runHostCommand, runHostHook } from "./hooks.ts";
 import { checkRootless, type RootlessPlan, writeRootlessIdMaps } from "./rootless.ts";
 import { extractRootfs } from "./tarball.ts";
 import { type ChildError, closeFd, describe, pipe, setupError, writeAll } from "./_pipe.ts";
+import { compileChild, type NativeChild } from "./native.ts";
 import { execCommand, prepareSetup, type SetupContext, stepsFor, writeNetworkEtc } from "./setup.ts";
 import type { ContainerSpec } from "./spec.ts";
 import { type ResolvedSpec, resolveSpec } from "./validate.ts";
@@ -96,12 +102,16 @@ function readable(fd: number, timeoutMs: number): boolean {
 }
 
 /**
- * Reads the child's status line: the parsed JSON object, or null at EOF with nothing read.
- * Does not block the event loop for long: waits with {@link waitReadable} (blocking polls of at
- * most 1 ms while the wait is young, then sleeps), until `timeoutMs` is over.
+ * Reads the child's status: the parsed JSON line of a forked child, or — from a native child
+ * (`native`) — its 12-byte record turned into the same shape; null at EOF with nothing read.
+ * Does not block the event loop: waits with {@link waitReadable} until `timeoutMs` is over.
  * @throws {Error} "timeout" when the child said nothing in time.
  */
-async function readStatus(fd: number, timeoutMs: number): Promise<Record<string, unknown> | null> {
+async function readStatus(
+  fd: number,
+  timeoutMs: number,
+  native?: NativeChild,
+): Promise<Record<string, unknown> | null> {
   const until = Date.now() + timeoutMs;
   const chunks: number[] = [];
   const buf = new Uint8Array(4096);
@@ -111,16 +121,23 @@ async function readStatus(fd: number, timeoutMs: number): Promise<Record<string,
       if (left <= 0 || !(await waitReadable(fd, left))) throw new Error(`no word from the child in ${timeoutMs} ms`);
       continue;
     }
-    const n = libc().read(fd, buf, BigInt(buf.length));
+    const n = libc().read(fd, buf, BigInt(native ? native.reportBytes - chunks.length : buf.length));
     if (n === -1) {
       if (errno() === EINTR) continue;
       throw new SyscallError("read", errno(), [fd], "read the container's status pipe");
     }
     if (n === 0) break;
     chunks.push(...buf.subarray(0, n));
-    if (chunks.includes(10)) break;
+    if (native ? chunks.length >= native.reportBytes : chunks.includes(10)) break;
   }
   if (chunks.length === 0) return null;
+  if (native) {
+    const r = parseReport(new Uint8Array(chunks));
+    if (!r) {
+      return { error: { step: "setup", message: `garbled report from the native child (${chunks.length} bytes)` } };
+    }
+    return r.ready ? { ready: true } : { error: native.failure(r.op, r.errno) };
+  }
   const line = new TextDecoder().decode(new Uint8Array(chunks)).split("\n")[0]!;
   try {
     return JSON.parse(line);
@@ -209,8 +226,17 @@ export class Container {
   #status: ContainerStatus | undefined;
   #deleted = false;
   #afterStopDone = false;
+  /** A native child's program: its memory is the child's until it has exec'd. */
+  #native: NativeChild | undefined;
 
-  private constructor(spec: ResolvedSpec, pid: number, group: Group | undefined, startFd: number, statusFd: number) {
+  private constructor(
+    spec: ResolvedSpec,
+    pid: number,
+    group: Group | undefined,
+    startFd: number,
+    statusFd: number,
+    native: NativeChild | undefined,
+  ) {
     this.name = spec.name;
     this.spec = spec;
     this.rootfs = spec.rootfsPath;
@@ -218,6 +244,7 @@ export class Container {
     this.#pid = pid;
     this.#startFd = startFd;
     this.#statusFd = statusFd;
+    this.#native = native;
   }
 
   /** The container's init process, as the host sees it. */
@@ -309,16 +336,24 @@ export class Container {
 
       // fork
       const ctx: SetupContext = { spec, userns: spec.newNamespaces.includes("user") };
-      prepareSetup(ctx); // the standard steps' kernel calls, made ready before the fork
+      // A child that runs no JavaScript where the spec allows (see native.ts), else a fork.
+      const native = compileChild(
+        ctx,
+        { go: goR, start: startR, status: statusW, stdio, closeInChild: [goW, startW, statusR] },
+      );
+      if (!native) prepareSetup(ctx); // the standard steps' kernel calls, made ready before the fork
       let pid: number;
       try {
-        pid = forkProcess(namespaceFlags(spec.newNamespaces));
+        pid = native
+          ? spawnProgram(native.program, namespaceFlags(spec.newNamespaces))
+          : forkProcess(namespaceFlags(spec.newNamespaces));
       } catch (e) {
         return fail("clone", e);
       }
       if (pid === 0) {
         childMain(ctx, { go: goR, start: startR, status: statusW, stdio }, [goW, startW, statusR]);
       }
+      undo.push(() => native?.release()); // runs after the child below is reaped
       undo.push(() => {
         try {
           killProcess(pid, "KILL");
@@ -376,7 +411,7 @@ export class Container {
 
       let report: Record<string, unknown> | null;
       try {
-        report = await readStatus(statusR, SETUP_TIMEOUT_MS);
+        report = await readStatus(statusR, SETUP_TIMEOUT_MS, native);
       } catch (e) {
         return fail("setup", e);
       }
@@ -389,7 +424,7 @@ export class Container {
           `the child ended before reporting${r.pid ? ` (${r.status})` : ""}`,
         );
       }
-      return new Container(spec, pid, group, startW, statusR);
+      return new Container(spec, pid, group, startW, statusR, native);
     } catch (e) {
       for (const u of undo.reverse()) {
         try {
@@ -430,13 +465,17 @@ export class Container {
     let error: Error | undefined;
     try {
       report = ok
-        ? await readStatus(this.#statusFd, SETUP_TIMEOUT_MS)
+        ? await readStatus(this.#statusFd, SETUP_TIMEOUT_MS, this.#native)
         : { error: { step: "exec", message: "the child is gone" } };
     } catch (e) {
       error = new SetupError("exec", (e as Error).message, { cause: e });
     }
     closeFd(this.#statusFd);
     this.#statusFd = -1;
+    if (!error && !report?.error) {
+      this.#native?.release(); // exec'd: the program's memory is free
+      this.#native = undefined;
+    }
     const err = report?.error as ChildError | undefined;
     if (err) error = setupError(err);
     if (error) {
@@ -583,6 +622,8 @@ export class Container {
         const r = waitpid2(this.#pid);
         if (r.pid) this.#setStatus(r.status);
       } catch { /* reaped elsewhere */ }
+      this.#native?.release(); // the child is gone: its program's memory is free
+      this.#native = undefined;
       this.#status ??= { code: null, signal: 9, shellCode: 137 };
     }
     try {

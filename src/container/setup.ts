@@ -99,7 +99,7 @@ function mountInDev(ctx: SetupContext, name: string, source: string, type: strin
  * a function's feedback, a fresh allocation — is a copy-on-write fault (≈ 2.5 µs each here), so
  * the less distinct code it runs, the faster it is ready.
  */
-type PreparedCall =
+export type PreparedCall =
   | {
     readonly op: "mount";
     readonly source: Uint8Array | null;
@@ -131,7 +131,8 @@ type PreparedCall =
   | { readonly op: "readonly"; readonly path: string; readonly bind: PreparedMount; readonly target: Uint8Array };
 type PreparedMount = Extract<PreparedCall, { op: "mount" }>;
 
-const MS = {
+/** The `MS_*` mount flags the standard steps use. */
+export const MS = {
   RDONLY: 0x1,
   NOSUID: 0x2,
   NODEV: 0x4,
@@ -357,6 +358,14 @@ function runCall(call: PreparedCall): void {
       return;
     }
   }
+}
+
+/**
+ * The calls {@link prepareSetup} prepared for `step`, for the native child (`native.ts`), which
+ * turns them into system calls of its program; undefined when the step has none.
+ */
+export function preparedStepCalls(ctx: SetupContext, step: string): readonly PreparedCall[] | undefined {
+  return preparedCalls.get(ctx)?.get(step);
 }
 
 /** Runs the step's prepared calls; false when it has none (then the step runs its general code). */

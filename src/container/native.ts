@@ -1,0 +1,526 @@
+/**
+ * The container's child as a program of system calls (`ffi/spawn.ts`): the same steps as
+ * `setup.ts`, in the same order and with the same kernel calls, worked out in the parent before
+ * the clone, so the child runs no JavaScript at all — no copy of the runtime's address space, no
+ * copy-on-write faults, nothing for execve to tear down.
+ *
+ * {@link compileChild} returns undefined for a spec that needs code in the child (a provision
+ * hook, the spec's own mounts, a veth, joined namespaces, a user namespace), or where no native
+ * runner exists (not x86-64, or `HAKO_NATIVE_SPAWN=0`): those containers are forked as before,
+ * and `setup.ts` runs the steps in the forked child.
+ *
+ * A program is compiled once per kind of container (see {@link templates}); the pipes' fds go
+ * into slots, so the next container of that kind only fills them in.
+ *
+ * @module
+ */
+import {
+  type BuiltProgram,
+  nativeSpawnSupported,
+  type ProgramArg,
+  type ProgramData,
+  type ProgramLabel,
+  type ProgramSlot,
+  readyRecord,
+  REPORT_BYTES,
+  SyscallProgram,
+} from "../../ffi/spawn.ts";
+import { capHeader, encodeCapData, encodeRlimit } from "../../ffi/structs.ts";
+import { existsSync, lstatSync } from "node:fs";
+import { join } from "node:path";
+import { type KeepPlan, keepPlan } from "../capability.ts";
+import { rlimitNumber, rlimitPair } from "../rlimit.ts";
+import { SyscallError } from "../errors.ts";
+import { type ChildError, describe, setupError } from "./_pipe.ts";
+import { secureJoin } from "./_paths.ts";
+import {
+  MS,
+  type PreparedCall,
+  preparedStepCalls,
+  prepareSetup,
+  type SetupContext,
+  type SetupStep,
+  stepsFor,
+} from "./setup.ts";
+
+/** What the parent needs to know about one op: the step it belongs to and how to name its failure. */
+interface OpInfo {
+  readonly step: string;
+  readonly syscall: string;
+  readonly shown: readonly unknown[];
+  readonly context?: string;
+}
+
+/** A compiled child: the program to clone, and how to read its reports. */
+export interface NativeChild {
+  /** The program; keep it referenced until the child has exec'd or been reaped. */
+  readonly program: BuiltProgram;
+  /** The report a failed op stands for. */
+  failure(op: number, errno: number): ChildError;
+  /** The size of one report record. */
+  readonly reportBytes: number;
+  /**
+   * Gives the program's memory back for the next container of the same kind: call it once, when
+   * the child has exec'd (EOF on the status pipe) or been reaped — never while it may still run.
+   */
+  release(): void;
+}
+
+/** The file descriptors the child is given (see container.ts). */
+export interface NativeFds {
+  readonly go: number;
+  readonly start: number;
+  readonly status: number;
+  readonly stdio: readonly [number, number, number];
+  readonly closeInChild: readonly number[];
+}
+
+/** A compiled program for one kind of container, and memory of finished runs to reuse. */
+interface Template {
+  readonly prog: SyscallProgram;
+  readonly info: readonly OpInfo[];
+  readonly slots: {
+    readonly go: ProgramSlot;
+    readonly start: ProgramSlot;
+    readonly status: ProgramSlot;
+    readonly close: readonly ProgramSlot[];
+    readonly stdio: ReadonlyArray<ProgramSlot | undefined>;
+  };
+  readonly free: BuiltProgram[];
+}
+
+/**
+ * Templates by what shapes the program (the spec but its name, cgroup and hooks; the capability
+ * plan; which stdio fds are given): a process that starts many containers of one kind compiles
+ * the program once, and reuses the memory of children that have exec'd.
+ */
+const templates = new Map<string, Template>();
+const MAX_TEMPLATES = 32;
+const MAX_FREE = 4;
+/**
+ * Programs a child may still run: referenced here until released, so that a Container dropped
+ * without delete() leaves its child's memory leaked rather than reused under it.
+ */
+const running = new Set<BuiltProgram>();
+const seccompIds = new WeakMap<Uint8Array, number>();
+let nextSeccompId = 1;
+/** Fields of a resolved spec that do not shape the child's program. */
+const NOT_IN_PROGRAM = new Set(["name", "cgroup", "hooks", "rootfs", "stdio", "veth"]);
+
+const ENOENT = 2;
+const EACCES = 13;
+const ENOTDIR = 20;
+const EINVAL = 22;
+const PR_CAPBSET_DROP = 24;
+const PR_SET_NO_NEW_PRIVS = 38;
+const PR_CAP_AMBIENT = 47;
+const PR_CAP_AMBIENT_RAISE = 2;
+const PR_CAP_AMBIENT_CLEAR_ALL = 4;
+const SECCOMP_SET_MODE_FILTER = 1;
+const AF_INET = 2;
+const SOCK_DGRAM_CLOEXEC = 2 | 0o2000000;
+const SIOCSIFFLAGS = 0x8914;
+const IFF_UP_LOOPBACK_RUNNING = 0x1 | 0x8 | 0x40;
+const CLOSE_RANGE_CLOEXEC = 4;
+const SIG_SETMASK = 2;
+const MNT_DETACH = 2;
+const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/** The steps the native child can run; any other step in a spec means forking as before. */
+const NATIVE_STEPS = new Set([
+  "private-mounts",
+  "rootfs-bind",
+  "mount-proc",
+  "mount-sys",
+  "mount-dev",
+  "mount-devpts",
+  "mount-shm",
+  "mount-mqueue",
+  "network-etc",
+  "hostname",
+  "loopback",
+  "pivot-root",
+  "masked-paths",
+  "readonly-paths",
+  "readonly-rootfs",
+  "rlimits",
+  "workdir",
+  "capabilities",
+  "user",
+  "no-new-privs",
+  "seccomp",
+]);
+
+/** A value shown unquoted in a SyscallError message. */
+const unquoted = (text: string) => Object.freeze({ toString: () => text });
+
+/**
+ * The native child of `ctx`, or undefined when it needs JavaScript in the child (then call
+ * `prepareSetup(ctx)` and fork). Checks made now instead of in the child (a capability that is not
+ * permitted, a bad rlimit) throw here, before the clone.
+ * @throws {SetupError} Naming the step that cannot succeed, as the child would have reported it.
+ */
+export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | undefined {
+  const spec = ctx.spec;
+  if (!nativeSpawnSupported() || ctx.userns || spec.joinNamespaces.length > 0) return undefined;
+  const steps = stepsFor(ctx);
+  if (!steps.every((s) => NATIVE_STEPS.has(s.name))) return undefined;
+  // Checked for every container, cached or not: the standard mount points must be plain
+  // directories (not symlinks an image could point at the host), as prepareSetup requires.
+  if (spec.newNamespaces.includes("mount")) {
+    for (const d of ["proc", "sys", "dev"]) {
+      if (!lstatSync(join(spec.rootfsPath, d), { throwIfNoEntry: false })?.isDirectory()) return undefined;
+    }
+  }
+  let plan: KeepPlan;
+  try {
+    plan = keepPlan(spec.capabilities);
+  } catch (e) {
+    throw setupError(describe("capabilities", e));
+  }
+  const stdioShape = fds.stdio.map((fd, target) => (fd < 0 ? "-" : fd === target ? "=" : "dup"));
+  const key = JSON.stringify([
+    JSON.stringify(spec, function (this: unknown, k: string, v: unknown) {
+      if (this === spec && NOT_IN_PROGRAM.has(k)) return undefined;
+      if (v instanceof Uint8Array) {
+        let id = seccompIds.get(v);
+        if (id === undefined) seccompIds.set(v, id = nextSeccompId++);
+        return `#${id}`;
+      }
+      return v;
+    }),
+    String(plan.mask),
+    plan.drops,
+    stdioShape,
+    fds.closeInChild.length,
+    spec.networkEtc === "host" ? ["/etc/resolv.conf", "/etc/hosts"].map((f) => existsSync(f)) : [],
+  ]);
+  let t = templates.get(key);
+  if (!t) {
+    prepareSetup(ctx);
+    const compiled = compile(ctx, steps, plan, stdioShape, fds.closeInChild.length);
+    if (!compiled) return undefined;
+    if (templates.size >= MAX_TEMPLATES) templates.delete(templates.keys().next().value!);
+    templates.set(key, t = compiled);
+  }
+  const template = t;
+  const built = template.free.pop() ?? template.prog.build();
+  built.reportTo(fds.status);
+  built.set(template.slots.go, fds.go);
+  built.set(template.slots.start, fds.start);
+  built.set(template.slots.status, fds.status);
+  template.slots.close.forEach((slot, i) => built.set(slot, fds.closeInChild[i]!));
+  template.slots.stdio.forEach((slot, i) => slot && built.set(slot, fds.stdio[i]!));
+  running.add(built);
+  let released = false;
+  return {
+    program: built,
+    reportBytes: REPORT_BYTES,
+    failure(op: number, errno: number): ChildError {
+      const i = template.info[op];
+      if (!i) return { step: "child", message: `the native child failed at op ${op}: errno ${errno}` };
+      if (errno === 0) {
+        return {
+          step: i.step,
+          message: `${i.syscall} returned an unexpected result${i.context ? ` (${i.context})` : ""}`,
+        };
+      }
+      return describe(i.step, new SyscallError(i.syscall, errno, i.shown, i.context));
+    },
+    release() {
+      if (released) return;
+      released = true;
+      running.delete(built);
+      if (template.free.length < MAX_FREE) template.free.push(built);
+    },
+  };
+}
+
+/** Compiles the program of one kind of container; undefined when a step cannot run natively. */
+function compile(
+  ctx: SetupContext,
+  steps: readonly SetupStep[],
+  plan: KeepPlan,
+  stdioShape: readonly string[],
+  closes: number,
+): Template | undefined {
+  const p = new SyscallProgram();
+  const info: OpInfo[] = [];
+  let step = "child";
+  const call: Call = (name, args, shown, options = {}, context) => {
+    const i = p.call(name, args, options);
+    info[i] = { step, syscall: name === "prlimit64" ? "prlimit" : name, shown, ...(context ? { context } : {}) };
+    return i;
+  };
+  const emit: Emit = {
+    call,
+    remountReadonly(target, shown) {
+      const i = p.remountReadonly(target, MS.REMOUNT | MS.BIND | MS.RDONLY);
+      info[i] = {
+        step,
+        syscall: "mount",
+        shown: [unquoted("NULL"), shown, unquoted("NULL"), unquoted("MS_REMOUNT|MS_BIND|MS_RDONLY")],
+        context: `make the bind mount of ${shown} on ${shown} read-only`,
+      };
+    },
+    plan,
+  };
+  const slots = {
+    go: p.slot(),
+    start: p.slot(),
+    status: p.slot(),
+    close: Array.from({ length: closes }, () => p.slot()),
+    stdio: stdioShape.map((s) => (s === "dup" ? p.slot() : undefined)),
+  };
+
+  for (const slot of slots.close) call("close", [p.value(slot)], [unquoted("the parent's end of a pipe")]);
+  const scratch = p.bytes(new Uint8Array(8));
+  call("read", [p.value(slots.go), scratch, 1], ["go pipe"], { expect: 1 }, "wait for the parent's go");
+  call("close", [p.value(slots.go)], ["go pipe"]);
+
+  for (const s of steps) {
+    step = s.name;
+    try {
+      if (!compileStep(ctx, s.name, p, emit)) return undefined;
+    } catch (e) {
+      // what the child would have reported for this step (a bad limit, say)
+      throw setupError(describe(s.name, e));
+    }
+  }
+
+  step = "ready";
+  call("write", [p.value(slots.status), readyRecord(p), REPORT_BYTES], ["status pipe"], { expect: REPORT_BYTES });
+  step = "exec";
+  call("read", [p.value(slots.start), scratch, 1], ["start pipe"], { expect: 1 }, "wait for the parent's start");
+  slots.stdio.forEach((slot, target) => {
+    if (slot) call("dup2", [p.value(slot), target], [unquoted("stdio"), target]);
+  });
+  // Nothing of the runtime's may reach the command: every fd above 2 closes at exec.
+  call("close_range", [3, 0xffffffff, CLOSE_RANGE_CLOEXEC], [3, unquoted("~0U"), unquoted("CLOSE_RANGE_CLOEXEC")]);
+  // Every disposition back to SIG_DFL before the mask opens: the runtime's handlers would run
+  // JavaScript on this stack, and its SIG_IGN of SIGPIPE must not reach the command.
+  const dfl = p.bytes(new Uint8Array(32)); // struct kernel_sigaction { SIG_DFL, 0, 0, 0 }
+  for (let sig = 1; sig <= 64; sig++) {
+    if (sig !== 9 && sig !== 19) call("rt_sigaction", [sig, dfl, null, 8], [sig, unquoted("SIG_DFL")]);
+  }
+  call("rt_sigprocmask", [SIG_SETMASK, p.bytes(new Uint8Array(8)), null, 8], [unquoted("SIG_SETMASK"), "{}"]);
+  compileExec(ctx, p, call);
+  return { prog: p, info, slots, free: [] };
+}
+
+/** Appends one system call, recording its step and how to name its failure; @returns its op index. */
+type Call = (
+  name: Parameters<SyscallProgram["call"]>[0],
+  args: readonly ProgramArg[],
+  shown: readonly unknown[],
+  options?: Parameters<SyscallProgram["call"]>[2],
+  context?: string,
+) => number;
+
+/** What the step compilers append with. */
+interface Emit {
+  readonly call: Call;
+  /** A read-only remount of a mount point keeping its other flags (as `Mount.bind(…, { readonly: true })`). */
+  readonly remountReadonly: (target: ProgramData, shown: string) => void;
+  /** The capability plan, worked out by the caller. */
+  readonly plan: KeepPlan;
+}
+
+/** Appends one step's calls; false when it cannot run natively. */
+function compileStep(ctx: SetupContext, name: string, p: SyscallProgram, emit: Emit): boolean {
+  const { call } = emit;
+  const spec = ctx.spec;
+  const prepared = preparedStepCalls(ctx, name);
+  if (prepared) {
+    for (const c of prepared) compilePrepared(c, p, emit);
+    return true;
+  }
+  switch (name) {
+    case "network-etc": {
+      // The mount points were made by writeNetworkEtc in the parent.
+      for (const f of ["/etc/resolv.conf", "/etc/hosts"]) {
+        if (!existsSync(f)) continue;
+        const target = secureJoin(spec.rootfsPath, f);
+        const t = p.cstring(target);
+        call("mount", [p.cstring(f), t, null, MS.BIND, null], [f, target, unquoted("NULL"), unquoted("MS_BIND")]);
+        emit.remountReadonly(t, target);
+      }
+      return true;
+    }
+    case "hostname": {
+      const bytes = new TextEncoder().encode(spec.hostname!);
+      call("sethostname", [p.bytes(bytes), bytes.length], [spec.hostname]);
+      return true;
+    }
+    case "loopback": {
+      const s = p.slot();
+      call("socket", [AF_INET, SOCK_DGRAM_CLOEXEC, 0], [unquoted("AF_INET"), unquoted("SOCK_DGRAM")], { store: s });
+      const ifr = new Uint8Array(40);
+      ifr.set(new TextEncoder().encode("lo"));
+      new DataView(ifr.buffer).setInt16(16, IFF_UP_LOOPBACK_RUNNING, true);
+      call("ioctl", [p.value(s), SIOCSIFFLAGS, p.bytes(ifr)], [unquoted("SIOCSIFFLAGS"), "lo", unquoted("IFF_UP")]);
+      call("close", [p.value(s)], [unquoted("socket")]);
+      return true;
+    }
+    case "readonly-rootfs":
+      emit.remountReadonly(p.cstring("/"), "/");
+      return true;
+    case "rlimits":
+      for (const [k, v] of Object.entries(spec.rlimits)) {
+        const [soft, hard] = Array.isArray(v) ? v : [v, v];
+        const n = rlimitNumber(k);
+        const { cur, max } = rlimitPair(soft, hard, `rlimits.${k}`);
+        call("prlimit64", [0, n, p.bytes(encodeRlimit(cur, max)), null], [
+          0,
+          unquoted(`RLIMIT_${k.toUpperCase().replace(/^RLIMIT_/, "")}`),
+          unquoted(`{${cur}, ${max}}`),
+        ]);
+      }
+      return true;
+    case "workdir":
+      call("chdir", [p.cstring(spec.workdir)], [spec.workdir]);
+      return true;
+    case "capabilities": {
+      const plan = emit.plan;
+      const context = "Capability.keep";
+      for (const n of plan.drops) {
+        call("prctl", [PR_CAPBSET_DROP, n, 0, 0, 0], [unquoted("PR_CAPBSET_DROP"), n], {}, context);
+      }
+      const m = `0x${plan.mask.toString(16)}`;
+      call(
+        "capset",
+        [
+          p.bytes(capHeader(0)),
+          p.bytes(encodeCapData({ effective: plan.mask, permitted: plan.mask, inheritable: plan.mask })),
+        ],
+        [unquoted(`e=${m} p=${m} i=${m}`)],
+        {},
+        context,
+      );
+      const next = p.label();
+      // EINVAL: a kernel without ambient capabilities, nothing to clear
+      call("prctl", [PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0], [unquoted("PR_CAP_AMBIENT_CLEAR_ALL")], {
+        onErrno: [[EINVAL, next]],
+      }, context);
+      p.place(next);
+      if (plan.ambient) {
+        for (let n = 0; n < 64; n++) {
+          if ((plan.mask >> BigInt(n)) & 1n) {
+            call("prctl", [PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, n, 0, 0], [unquoted("PR_CAP_AMBIENT_RAISE"), n]);
+          }
+        }
+      }
+      return true;
+    }
+    case "user": {
+      const u = spec.user;
+      const groups = new Uint32Array(u.groups);
+      call("setgroups", [u.groups.length, p.bytes(new Uint8Array(groups.buffer))], [`[${u.groups.join(", ")}]`]);
+      call("setresgid", [u.gid, u.gid, u.gid], [u.gid, u.gid, u.gid]);
+      call("setresuid", [u.uid, u.uid, u.uid], [u.uid, u.uid, u.uid]);
+      return true;
+    }
+    case "no-new-privs":
+      call("prctl", [PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0], [unquoted("PR_SET_NO_NEW_PRIVS"), 1]);
+      return true;
+    case "seccomp": {
+      const prog = spec.seccompProgram!;
+      const filter = p.bytes(prog);
+      const fprog = new Uint8Array(16);
+      new DataView(fprog.buffer).setUint16(0, prog.byteLength / 8, true);
+      call(
+        "seccomp",
+        [SECCOMP_SET_MODE_FILTER, 0, p.bytes(fprog, [[8, filter]])],
+        [
+          "SECCOMP_SET_MODE_FILTER",
+          0,
+          `${prog.byteLength / 8} instructions`,
+        ],
+        {},
+        "load the seccomp filter (needs no_new_privs or CAP_SYS_ADMIN)",
+      );
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+/** One prepared call of setup.ts as system calls. */
+function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
+  const { call } = emit;
+  const mount = (m: Extract<PreparedCall, { op: "mount" }>, onErrno?: ReadonlyArray<readonly [number, ProgramLabel]>) =>
+    call(
+      "mount",
+      [m.source && p.bytes(m.source), p.bytes(m.target), m.type && p.bytes(m.type), m.flags, m.data && p.bytes(m.data)],
+      m.shown,
+      onErrno ? { onErrno } : {},
+    );
+  switch (c.op) {
+    case "mount":
+      mount(c);
+      return;
+    case "mknod":
+      call("mknod", [p.bytes(c.path), c.mode, c.dev], c.shown);
+      return;
+    case "mkdir":
+      call("mkdir", [p.bytes(c.path), 0o755], c.shown);
+      return;
+    case "symlink":
+      call("symlink", [p.bytes(c.to), p.bytes(c.path)], c.shown);
+      return;
+    case "chdir":
+      call("chdir", [p.bytes(c.path)], c.shown);
+      return;
+    case "pivot": {
+      const dot = p.bytes(c.dot);
+      call("pivot_root", [dot, dot], [".", "."]);
+      call("umount2", [dot, MNT_DETACH], [".", unquoted("MNT_DETACH")]);
+      return;
+    }
+    case "mask": {
+      // An empty read-only tmpfs over a directory; ENOTDIR: a file, /dev/null bound over it;
+      // ENOENT: not on this kernel.
+      const file = p.label(), end = p.label();
+      mount(c.dir, [[ENOENT, end], [ENOTDIR, file]]);
+      p.jump(end);
+      p.place(file);
+      mount(c.file);
+      p.place(end);
+      return;
+    }
+    case "readonly": {
+      const end = p.label();
+      mount(c.bind, [[ENOENT, end]]);
+      emit.remountReadonly(p.bytes(c.target), c.path);
+      p.place(end);
+      return;
+    }
+  }
+}
+
+/** execve of the command: its path, or each PATH directory in turn (as execvp, after pivot_root). */
+function compileExec(ctx: SetupContext, p: SyscallProgram, call: Call): void {
+  const spec = ctx.spec;
+  const argv = p.cstrings(spec.argv);
+  const envp = p.cstrings(
+    Object.entries(spec.env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`),
+  );
+  const cmd = spec.argv[0]!;
+  if (cmd.includes("/")) {
+    call("execve", [p.cstring(cmd), argv, envp], [cmd]);
+    return;
+  }
+  const dirs = (spec.env.PATH ?? DEFAULT_PATH).split(":").map((d) => d || ".");
+  dirs.forEach((d, i) => {
+    const last = i === dirs.length - 1;
+    const next = p.label();
+    call(
+      "execve",
+      [p.cstring(`${d.replace(/\/$/, "")}/${cmd}`), argv, envp],
+      [last ? cmd : `${d}/${cmd}`],
+      last ? {} : { onErrno: [[ENOENT, next], [EACCES, next]] },
+    );
+    p.place(next);
+  });
+}

@@ -1,0 +1,284 @@
+import process from "node:process";
+import { execFileSync } from "node:child_process";
+import { chmodSync, existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { assert, assertEquals, needsRoot, tempDir, test } from "./_harness.ts";
+import { procFile, statusField, waitUntil } from "./_proc.ts";
+import { SetupError } from "../mod.ts";
+import { libc } from "../ffi/libc.ts";
+import {
+  nativeSpawnSupported,
+  parseReport,
+  readyRecord,
+  REPORT_BYTES,
+  RUNNER_X86_64_HEX,
+  spawnProgram,
+  SyscallProgram,
+} from "../ffi/spawn.ts";
+import { Container } from "../src/container/container.ts";
+import { findStaticBusybox } from "../src/container/rootfs.ts";
+import type { ContainerSpec } from "../src/container/spec.ts";
+
+const noRunner = process.arch !== "x64" && `the native runner is x86-64 only (this is ${process.arch})`;
+const skip = needsRoot || noRunner;
+const skipBox = skip ||
+  (findStaticBusybox() === undefined && "needs a static busybox (apt-get install busybox-static)");
+
+const O_WRONLY_CREAT_CLOEXEC = 0o1 | 0o100 | 0o2000000;
+const O_CLOEXEC = 0o2000000;
+
+/** Runs `prog` in a native child (no namespaces); returns its report records and wait status. */
+function runProgram(build: (p: SyscallProgram, report: number) => void, cloneFlags = 0) {
+  const { pipe2, read, close, waitpid } = libc();
+  const fds = new Int32Array(2);
+  pipe2(fds, O_CLOEXEC);
+  const p = new SyscallProgram();
+  build(p, fds[1]!);
+  const built = p.build();
+  built.reportTo(fds[1]!);
+  let pid: number;
+  try {
+    pid = spawnProgram(built, cloneFlags);
+  } finally {
+    close(fds[1]!);
+  }
+  const bytes: number[] = [];
+  const buf = new Uint8Array(64);
+  for (let n; (n = read(fds[0]!, buf, 64n)) > 0;) bytes.push(...buf.subarray(0, n));
+  close(fds[0]!);
+  const st = new Int32Array(1);
+  waitpid(pid, st, 0);
+  const records = [];
+  for (let i = 0; i + REPORT_BYTES <= bytes.length; i += REPORT_BYTES) {
+    records.push(parseReport(new Uint8Array(bytes.slice(i, i + REPORT_BYTES))));
+  }
+  return { records, code: (st[0]! >> 8) & 0xff, signal: st[0]! & 0x7f, built };
+}
+
+test("the embedded runner is ffi/spawn_x86_64.S as assembled (tools/assemble.sh)", () => {
+  let hex: string;
+  try {
+    hex = execFileSync("bash", ["tools/assemble.sh"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
+  } catch (e) {
+    console.error(`SKIP (inside the test): binutils' as/objcopy missing: ${(e as Error).message.split("\n")[0]}`);
+    return;
+  }
+  assertEquals(hex, RUNNER_X86_64_HEX);
+}, { skip: noRunner });
+
+test("a native child runs its calls in order, reports ready and execs; the exit code comes back", () => {
+  const r = runProgram((p, report) => {
+    p.call("write", [report, readyRecord(p), REPORT_BYTES], { expect: REPORT_BYTES });
+    p.call("execve", [p.cstring("/bin/sh"), p.cstrings(["sh", "-c", "exit 7"]), p.cstrings([])]);
+  });
+  assertEquals(r.records, [{ ready: true }]);
+  assertEquals(r.code, 7);
+}, { skip });
+
+test("a failing call reports its op index and errno, and the child exits 126", () => {
+  const r = runProgram((p) => {
+    p.call("chdir", [p.cstring("/")]);
+    p.call("chdir", [p.cstring("/nonexistent-hako-dir")]);
+    p.call("execve", [p.cstring("/bin/true"), p.cstrings(["true"]), p.cstrings([])]);
+  });
+  assertEquals(r.records, [{ ready: false, op: 1, errno: 2 }]);
+  assertEquals(r.code, 126);
+}, { skip });
+
+test("onErrno rules jump over ops; a result other than the expected one is reported with errno 0", () => {
+  const r = runProgram((p) => {
+    const on = p.label();
+    p.call("chdir", [p.cstring("/nonexistent-hako-dir")], { onErrno: [[13, on], [2, on]] });
+    p.call("chdir", [p.cstring("/nonexistent-too")]); // jumped over
+    p.place(on);
+    const fd = p.slot();
+    p.call("open", [p.cstring("/dev/null"), 0, 0], { store: fd });
+    p.call("read", [p.value(fd), p.bytes(new Uint8Array(8)), 1], { expect: 1 }); // EOF: 0 bytes
+  });
+  assertEquals(r.records, [{ ready: false, op: 3, errno: 0 }]);
+  assertEquals(r.code, 126);
+}, { skip });
+
+test("a slot carries one call's result into the next; running off the end exits 0", () => {
+  using dir = tempDir();
+  const file = join(dir.path, "out");
+  const r = runProgram((p) => {
+    const fd = p.slot();
+    p.call("open", [p.cstring(file), O_WRONLY_CREAT_CLOEXEC, 0o644], { store: fd });
+    p.call("write", [p.value(fd), p.bytes(new TextEncoder().encode("hello")), 5], { expect: 5 });
+    p.call("close", [p.value(fd)]);
+  });
+  assertEquals(r.records, []);
+  assertEquals(r.code, 0);
+  assertEquals(readFileSync(file, "utf8"), "hello");
+}, { skip });
+
+test("remountReadonly makes a mount read-only and keeps its nosuid and nodev (in a new mount namespace)", () => {
+  using dir = tempDir();
+  const mnt = join(dir.path, "mnt");
+  execFileSync("mkdir", [mnt]);
+  const out = join(dir.path, "mountinfo");
+  const MS_NOSUID = 2, MS_NODEV = 4, MS_REC = 0x4000, MS_PRIVATE = 0x40000;
+  const r = runProgram((p) => {
+    p.call("mount", [null, p.cstring("/"), null, MS_REC | MS_PRIVATE, null]);
+    p.call("mount", [p.cstring("tmpfs"), p.cstring(mnt), p.cstring("tmpfs"), MS_NOSUID | MS_NODEV, null]);
+    p.remountReadonly(p.cstring(mnt), 0x20 | 0x1000 | 0x1); // MS_REMOUNT | MS_BIND | MS_RDONLY
+    p.call("execve", [
+      p.cstring("/bin/sh"),
+      p.cstrings(["sh", "-c", `grep ' ${mnt} ' /proc/self/mountinfo > ${out}`]),
+      p.cstrings([]),
+    ]);
+  }, 0x00020000 /* CLONE_NEWNS */);
+  assertEquals(r.code, 0, `records ${JSON.stringify(r.records)}`);
+  const opts = readFileSync(out, "utf8").split(" ")[5]!.split(",");
+  for (const o of ["ro", "nosuid", "nodev"]) assert(opts.includes(o), `${o} in ${opts}`);
+  assert(!existsSync(join(mnt, "x")), "the host never saw the tmpfs");
+}, { skip });
+
+/** A busybox rootfs in a temp dir and a spec builder for it. */
+function box(): { spec: (s: Partial<ContainerSpec>) => ContainerSpec } & Disposable {
+  const dir = tempDir();
+  chmodSync(dir.path, 0o755);
+  const rootfs = join(dir.path, "rootfs");
+  let n = 0;
+  return {
+    spec: (s) => ({
+      name: `hako-spawn-${process.pid}-${++n}`,
+      rootfs: { builder: "busybox", path: rootfs },
+      command: ["sleep", "30"],
+      ...s,
+    }),
+    [Symbol.dispose]: () => dir[Symbol.dispose](),
+  };
+}
+
+/** Creates a container with the native child (true) or the forked one (false). */
+async function createWith(native: boolean, spec: ContainerSpec): Promise<Container> {
+  const before = process.env.HAKO_NATIVE_SPAWN;
+  process.env.HAKO_NATIVE_SPAWN = native ? "1" : "0";
+  try {
+    return await Container.create(spec);
+  } finally {
+    if (before === undefined) delete process.env.HAKO_NATIVE_SPAWN;
+    else process.env.HAKO_NATIVE_SPAWN = before;
+  }
+}
+
+/** What the outside sees of a running container's process: credentials, signals, mounts. */
+function outsideView(pid: number) {
+  const status = procFile(pid, "status");
+  const fields = [
+    "Uid",
+    "Gid",
+    "Groups",
+    "CapInh",
+    "CapPrm",
+    "CapEff",
+    "CapBnd",
+    "CapAmb",
+    "NoNewPrivs",
+    "Seccomp",
+    "SigBlk",
+    "SigIgn",
+    "SigCgt",
+  ];
+  const mounts = procFile(pid, "mountinfo").trim().split("\n").map((l) => {
+    const f = l.split(" ");
+    const dash = f.indexOf("-");
+    return `${f[4]} ${f[5]} ${f.slice(dash + 1, dash + 2).join(" ")}`;
+  });
+  return {
+    status: Object.fromEntries(fields.map((k) => [k, statusField(status, k)])),
+    mounts,
+    limits: procFile(pid, "limits"),
+    cmdline: procFile(pid, "cmdline"),
+  };
+}
+
+test(
+  "a native container looks, from outside, exactly like a forked one (credentials, signals, mounts, limits)",
+  async () => {
+    using b = box();
+    const spec = (n: string) =>
+      b.spec({
+        name: n,
+        namespaces: ["pid", "uts", "ipc", "mount", "net"],
+        hostname: "same",
+        user: { uid: 1000, gid: 1000, groups: [1000, 10] },
+        capabilities: ["CAP_CHOWN", "CAP_NET_BIND_SERVICE", "CAP_SETUID", "CAP_SETGID"],
+        rlimits: { nofile: [512, 1024] },
+        readonlyRootfs: true,
+        workdir: "/tmp",
+        stdio: "null",
+      });
+    const views = [];
+    for (const native of [true, false]) {
+      const c = await createWith(native, spec(`hako-spawn-${process.pid}-${native ? "native" : "fork"}`));
+      try {
+        await c.start();
+        await waitUntil(c.pid, () => procFile(c.pid, "comm").trim() === "sleep", "the exec of sleep");
+        views.push(outsideView(c.pid));
+        assertEquals(readFileSync(`/proc/${c.pid}/root/etc/hostname`, "utf8"), "same\n");
+      } finally {
+        c.delete();
+      }
+    }
+    assertEquals(views[0], views[1]);
+    assertEquals(views[0]!.status.SigBlk, "0000000000000000");
+    assertEquals(views[0]!.status.SigIgn, "0000000000000000");
+    assertEquals(views[0]!.status.Seccomp, "2");
+  },
+  { skip: skipBox },
+);
+
+test("a native child's failed step is reported like a forked child's: the step, the call and errno", async () => {
+  using b = box();
+  const messages = [];
+  for (const native of [true, false]) {
+    let err: unknown;
+    try {
+      const c = await createWith(native, b.spec({ workdir: "/nonexistent-dir", command: ["true"] }));
+      c.delete();
+    } catch (e) {
+      err = e;
+    }
+    assert(err instanceof SetupError, `got ${err}`);
+    messages.push([err.step, err.message]);
+  }
+  assertEquals(messages[0], messages[1]);
+  assertEquals(messages[0]![0], "workdir");
+  assert(messages[0]![1]!.includes("ENOENT"), messages[0]![1]);
+}, { skip: skipBox });
+
+test("a native child finds its command in PATH inside the container, and names it when it is missing", async () => {
+  using b = box();
+  const ok = await createWith(true, b.spec({ command: ["sh", "-c", "exit 3"], env: { PATH: "/nowhere:/bin" } }));
+  try {
+    await ok.start();
+    assertEquals((await ok.wait()).code, 3);
+  } finally {
+    ok.delete();
+  }
+  const missing = await createWith(true, b.spec({ command: ["no-such-command"] }));
+  let err: unknown;
+  try {
+    await missing.start();
+  } catch (e) {
+    err = e;
+  } finally {
+    missing.delete();
+  }
+  assert(err instanceof SetupError && err.step === "exec", `got ${err}`);
+  assert(err.message.includes("no-such-command") && err.message.includes("ENOENT"), err.message);
+}, { skip: skipBox });
+
+test("HAKO_NATIVE_SPAWN=0 turns the native child off", () => {
+  const before = process.env.HAKO_NATIVE_SPAWN;
+  process.env.HAKO_NATIVE_SPAWN = "0";
+  try {
+    assertEquals(nativeSpawnSupported(), false);
+  } finally {
+    if (before === undefined) delete process.env.HAKO_NATIVE_SPAWN;
+    else process.env.HAKO_NATIVE_SPAWN = before;
+  }
+}, { skip: noRunner });
