@@ -32,7 +32,8 @@ export type {
 } from "./src/capability.ts";
 export * as Mount from "./src/mount.ts";
 export * as Dir from "./src/dir.ts";
-export * from "./src/rlimit.ts";
+export { getrlimit, prlimit, Resource, rlimitNumber, RLIMITS, setrlimit } from "./src/rlimit.ts";
+export type { ResourceModule, Rlimit, RlimitChange, RlimitName, RlimitResource, RlimitValue } from "./src/rlimit.ts";
 export * from "./src/user.ts";
 export * from "./src/hostname.ts";
 export { addAddress, createVethPair, deleteLink, linkIndex, linkUp, parseCidr, setLinkUp } from "./src/network.ts";
