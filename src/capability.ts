@@ -287,6 +287,33 @@ export function keepPlan(list: readonly CapabilityLike[], options: KeepOptions =
 }
 
 /**
+ * The first half of {@link Capability.keep}: drops the plan's bounding-set capabilities (this
+ * needs CAP_SETPCAP, so it comes before any setuid). A container that then changes to another
+ * user sets `PR_SET_KEEPCAPS` too (`keepCaps`), so its permitted set survives the setresuid and
+ * {@link keepSets} can still set it.
+ * @throws {SyscallError} When a drop fails.
+ */
+export function keepBounding(plan: KeepPlan, options: { readonly keepCaps?: boolean } = {}): void {
+  const context = "Capability.keep";
+  for (const n of plan.drops) boundDrop(n, context);
+  if (options.keepCaps) {
+    check(prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), "prctl", [sym("PR_SET_KEEPCAPS"), 1], context);
+  }
+}
+
+/**
+ * The second half of {@link Capability.keep}: effective = permitted = inheritable = the plan's
+ * capabilities, the ambient set cleared (or raised to them).
+ * @throws {SyscallError} When capset or prctl fails.
+ */
+export function keepSets(plan: KeepPlan): void {
+  const context = "Capability.keep";
+  capset({ effective: plan.mask, permitted: plan.mask, inheritable: plan.mask }, context);
+  ambientClear(context);
+  if (plan.ambient) ambientChange(PR_CAP_AMBIENT_RAISE, "PR_CAP_AMBIENT_RAISE", plan.mask, context);
+}
+
+/**
  * Linux capabilities. The statics are the primitives (`Capability.keep`, `Capability.get`, …);
  * an instance is hacorb's `Capability.new`: a state of the effective, permitted and inheritable
  * sets that starts empty and, by default, is applied to the calling thread with capset on every
@@ -550,12 +577,9 @@ export class Capability {
    * ```
    */
   static keep(list: readonly CapabilityLike[], options: KeepOptions = {}): void {
-    const context = "Capability.keep";
     const plan = keepPlan(list, options);
-    for (const n of plan.drops) boundDrop(n, context);
-    capset({ effective: plan.mask, permitted: plan.mask, inheritable: plan.mask }, context);
-    ambientClear(context);
-    if (plan.ambient) ambientChange(PR_CAP_AMBIENT_RAISE, "PR_CAP_AMBIENT_RAISE", plan.mask, context);
+    keepBounding(plan);
+    keepSets(plan);
   }
 
   /**

@@ -205,7 +205,7 @@ test(
         namespaces: ["pid", "uts", "ipc", "mount", "net"],
         hostname: "same",
         user: { uid: 1000, gid: 1000, groups: [1000, 10] },
-        capabilities: ["CAP_CHOWN", "CAP_NET_BIND_SERVICE", "CAP_SETUID", "CAP_SETGID"],
+        capabilities: ["CAP_CHOWN", "CAP_NET_BIND_SERVICE"], // neither CAP_SETUID nor CAP_SETGID
         rlimits: { nofile: [512, 1024] },
         readonlyRootfs: true,
         workdir: "/tmp",
@@ -227,6 +227,11 @@ test(
     assertEquals(views[0]!.status.SigBlk, "0000000000000000");
     assertEquals(views[0]!.status.SigIgn, "0000000000000000");
     assertEquals(views[0]!.status.Seccomp, "2");
+    // user 1000 without ambient capabilities: the kept ones bound what it may ever get
+    assertEquals(views[0]!.status.CapBnd, "0000000000000401");
+    assertEquals(views[0]!.status.CapInh, "0000000000000401");
+    assertEquals(views[0]!.status.CapEff, "0000000000000000");
+    assertEquals(views[0]!.status.Uid, "1000\t1000\t1000\t1000");
   },
   { skip: skipBox },
 );

@@ -112,6 +112,7 @@ const EACCES = 13;
 const ENOTDIR = 20;
 const EINVAL = 22;
 const PR_CAPBSET_DROP = 24;
+const PR_SET_KEEPCAPS = 8;
 const PR_SET_NO_NEW_PRIVS = 38;
 const PR_CAP_AMBIENT = 47;
 const PR_CAP_AMBIENT_RAISE = 2;
@@ -147,9 +148,14 @@ const NATIVE_STEPS = new Set([
   "workdir",
   "capabilities",
   "user",
+  "capability-sets",
   "no-new-privs",
   "seccomp",
 ]);
+
+/** True when the command runs as another user (or with other groups) than root. */
+const changesUser = (spec: SetupContext["spec"]) =>
+  spec.user.uid !== 0 || spec.user.gid !== 0 || spec.user.groups.length > 0;
 
 /** A value shown unquoted in a SyscallError message. */
 const unquoted = (text: string) => Object.freeze({ toString: () => text });
@@ -381,11 +387,15 @@ function compileStep(ctx: SetupContext, name: string, p: SyscallProgram, emit: E
       call("chdir", [p.cstring(spec.workdir)], [spec.workdir]);
       return true;
     case "capabilities": {
+      for (const n of emit.plan.drops) {
+        call("prctl", [PR_CAPBSET_DROP, n, 0, 0, 0], [unquoted("PR_CAPBSET_DROP"), n], {}, "Capability.keep");
+      }
+      if (changesUser(spec)) call("prctl", [PR_SET_KEEPCAPS, 1, 0, 0, 0], [unquoted("PR_SET_KEEPCAPS"), 1]);
+      return true;
+    }
+    case "capability-sets": {
       const plan = emit.plan;
       const context = "Capability.keep";
-      for (const n of plan.drops) {
-        call("prctl", [PR_CAPBSET_DROP, n, 0, 0, 0], [unquoted("PR_CAPBSET_DROP"), n], {}, context);
-      }
       const m = `0x${plan.mask.toString(16)}`;
       call(
         "capset",

@@ -8,7 +8,7 @@
  */
 import { existsSync, lstatSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Capability } from "../capability.ts";
+import { Capability, keepBounding, keepPlan, keepSets } from "../capability.ts";
 import { sethostname } from "../hostname.ts";
 import * as Mount from "../mount.ts";
 import { setns } from "../namespace.ts";
@@ -183,8 +183,9 @@ const preparedCalls = new WeakMap<SetupContext, ReadonlyMap<string, readonly Pre
  */
 export function prepareSetup(ctx: SetupContext): void {
   try {
-    // Probed once and cached, so the child's Capability.keep does not probe the kernel (~25 prctl calls).
-    Capability.lastCap();
+    // Probed once and cached (the last capability, the bounding set), so the child's capability
+    // steps do not probe the kernel (~40 prctl calls).
+    keepPlan(ctx.spec.capabilities);
     prepareCalls(ctx);
   } catch {
     preparedCalls.delete(ctx); // the child's general code meets (and reports) whatever went wrong
@@ -374,6 +375,11 @@ function runPrepared(ctx: SetupContext, step: string): boolean {
   if (!calls) return false;
   for (const call of calls) runCall(call);
   return true;
+}
+
+/** True when the spec's command runs as another user (or with other groups) than root. */
+function changesUser(c: SetupContext): boolean {
+  return c.spec.user.uid !== 0 || c.spec.user.gid !== 0 || c.spec.user.groups.length > 0;
 }
 
 /** The steps, in order. */
@@ -663,15 +669,18 @@ export const SETUP_STEPS: readonly SetupStep[] = [
   {
     name: "capabilities",
     why:
-      "bounding set trimmed while CAP_SETPCAP is still held; effective, permitted and inheritable set to the same list",
+      "the bounding set trimmed while CAP_SETPCAP is still held; before a change of user, PR_SET_KEEPCAPS keeps the permitted set across it",
     when: () => true,
-    plan: (c) => [`capabilities: ${c.spec.capabilities.join(", ") || "(none)"}`],
-    run: (c) => Capability.keep(c.spec.capabilities),
+    plan: (c) => [
+      `bounding set: ${c.spec.capabilities.join(", ") || "(none)"}`,
+      ...(changesUser(c) ? ["prctl(PR_SET_KEEPCAPS, 1)"] : []),
+    ],
+    run: (c) => keepBounding(keepPlan(c.spec.capabilities), { keepCaps: changesUser(c) }),
   },
   {
     name: "user",
-    why: "last of the privileged calls: after it the process may not be root any more",
-    when: (c) => c.spec.user.uid !== 0 || c.spec.user.gid !== 0 || c.spec.user.groups.length > 0,
+    why: "the change of user, while CAP_SETUID and CAP_SETGID are still effective",
+    when: changesUser,
     plan: (
       c,
     ) => [
@@ -684,6 +693,14 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       setresgid(c.spec.user.gid, c.spec.user.gid, c.spec.user.gid);
       setresuid(c.spec.user.uid, c.spec.user.uid, c.spec.user.uid);
     },
+  },
+  {
+    name: "capability-sets",
+    why:
+      "effective, permitted and inheritable set to the kept list, ambient cleared: after the change of user, which clears the effective set",
+    when: () => true,
+    plan: (c) => [`capset: ${c.spec.capabilities.join(", ") || "(none)"}`, "prctl(PR_CAP_AMBIENT_CLEAR_ALL)"],
+    run: (c) => keepSets(keepPlan(c.spec.capabilities)),
   },
   {
     name: "no-new-privs",
