@@ -5,6 +5,8 @@
  *   - `Deno.Command(...).outputSync()` (posix_spawn: the base) and `node:child_process` spawnSync,
  *   - hako `Process.fork` + `exec` + `waitpid` (with the MADV_DOFORK preparation),
  *   - hako `Process.fork` into new pid/uts/ipc/mount/net namespaces (raw clone) + exec + wait (root),
+ *   - hako's native child (`ffi/spawn.ts`: a `CLONE_VM` child running a prepared syscall list, no
+ *     JavaScript, as containers use it) + execve + waitpid, plain and into the five namespaces,
  *   - the preparation alone (`prepareFork()`: the madvise calls each fork pays),
  *   - a C-speed floor: busybox `sh` starting /bin/true 1000 times in a loop (per start), and
  *     hyperfine's own figure for /bin/true when hyperfine is installed,
@@ -20,6 +22,8 @@ import { join } from "node:path";
 import process from "node:process";
 import { Process } from "../mod.ts";
 import { prepareFork } from "../ffi/fork.ts";
+import { libc } from "../ffi/libc.ts";
+import { nativeSpawnSupported, SyscallProgram, spawnProgram } from "../ffi/spawn.ts";
 import { environment, printTable, QUICK, type Row, skip, stats, which, writeResults } from "./_lib.ts";
 
 const RUNS = Number(process.env.HAKO_BENCH_RUNS ?? (QUICK ? 30 : 200));
@@ -118,6 +122,20 @@ export function forkBenchmark(print = true): Row[] {
       Process.waitpid(pid);
     }));
   } else skip("hako clone(5 namespaces)", "needs root");
+  if (nativeSpawnSupported()) {
+    // One program, run again after each child is reaped (as containers of one kind reuse theirs).
+    const p = new SyscallProgram();
+    p.call("execve", [p.cstring("/bin/true"), p.cstrings(["true"]), p.cstrings([])]);
+    const built = p.build();
+    built.reportTo(2);
+    const st = new Int32Array(1);
+    const native = (flags: number) => () => void libc().waitpid(spawnProgram(built, flags), st, 0);
+    rows.push(measure("hako native child+exec+waitpid", native(0)));
+    if (isRoot) {
+      const NS = 0x20000000 | 0x04000000 | 0x08000000 | 0x00020000 | 0x40000000; // pid uts ipc mount net
+      rows.push(measure("hako native child(5 namespaces)+exec+wait", native(NS)));
+    }
+  } else skip("hako native child", `no native runner on ${process.arch} (or HAKO_NATIVE_SPAWN=0)`);
   rows.push({ ...measure("prepareFork() alone (MADV_DOFORK)", () => prepareFork()), note: "paid by every fork" });
   for (const r of [shellFloor(), hyperfineFloor()]) if (r) rows.push(r);
   if (print) {

@@ -8,7 +8,7 @@
  */
 import { existsSync, lstatSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Capability, keepBounding, keepPlan, keepSets } from "../capability.ts";
+import { Capability, keepBounding, type KeepPlan, keepPlan, keepSets } from "../capability.ts";
 import { sethostname } from "../hostname.ts";
 import * as Mount from "../mount.ts";
 import { setns } from "../namespace.ts";
@@ -377,6 +377,9 @@ function runPrepared(ctx: SetupContext, step: string): boolean {
   return true;
 }
 
+/** The capability plan the capabilities step worked out, for the capability-sets step. */
+const keepPlans = new WeakMap<SetupContext, KeepPlan>();
+
 /** True when the spec's command runs as another user (or with other groups) than root. */
 function changesUser(c: SetupContext): boolean {
   return c.spec.user.uid !== 0 || c.spec.user.gid !== 0 || c.spec.user.groups.length > 0;
@@ -675,7 +678,11 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       `bounding set: ${c.spec.capabilities.join(", ") || "(none)"}`,
       ...(changesUser(c) ? ["prctl(PR_SET_KEEPCAPS, 1)"] : []),
     ],
-    run: (c) => keepBounding(keepPlan(c.spec.capabilities), { keepCaps: changesUser(c) }),
+    run: (c) => {
+      const plan = keepPlan(c.spec.capabilities);
+      keepPlans.set(c, plan);
+      keepBounding(plan, { keepCaps: changesUser(c) });
+    },
   },
   {
     name: "user",
@@ -700,7 +707,9 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       "effective, permitted and inheritable set to the kept list, ambient cleared: after the change of user, which clears the effective set",
     when: () => true,
     plan: (c) => [`capset: ${c.spec.capabilities.join(", ") || "(none)"}`, "prctl(PR_CAP_AMBIENT_CLEAR_ALL)"],
-    run: (c) => keepSets(keepPlan(c.spec.capabilities)),
+    // The plan of the capabilities step: checked while still privileged (after the change of user
+    // the effective set is empty, and the checks would refuse what is already done).
+    run: (c) => keepSets(keepPlans.get(c) ?? keepPlan(c.spec.capabilities)),
   },
   {
     name: "no-new-privs",
