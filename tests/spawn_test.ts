@@ -1,6 +1,6 @@
 import process from "node:process";
 import { execFileSync } from "node:child_process";
-import { chmodSync, existsSync, readFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { assert, assertEquals, needsRoot, tempDir, test } from "./_harness.ts";
 import { procFile, statusField, waitUntil } from "./_proc.ts";
@@ -16,7 +16,8 @@ import {
   SyscallProgram,
 } from "../ffi/spawn.ts";
 import { Container } from "../src/container/container.ts";
-import { findStaticBusybox } from "../src/container/rootfs.ts";
+import { nativeChildren } from "../src/container/native.ts";
+import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import type { ContainerSpec } from "../src/container/spec.ts";
 
 const noRunner = process.arch !== "x64" && `the native runner is x86-64 only (this is ${process.arch})`;
@@ -156,8 +157,16 @@ function box(): { spec: (s: Partial<ContainerSpec>) => ContainerSpec } & Disposa
 async function createWith(native: boolean, spec: ContainerSpec): Promise<Container> {
   const before = process.env.HAKO_NATIVE_SPAWN;
   process.env.HAKO_NATIVE_SPAWN = native ? "1" : "0";
+  const count = nativeChildren.count;
   try {
-    return await Container.create(spec);
+    const c = await Container.create(spec);
+    try {
+      assertEquals(nativeChildren.count - count, native ? 1 : 0, "containers given a native child");
+    } catch (e) {
+      c.delete();
+      throw e;
+    }
+    return c;
   } finally {
     if (before === undefined) delete process.env.HAKO_NATIVE_SPAWN;
     else process.env.HAKO_NATIVE_SPAWN = before;
@@ -232,6 +241,59 @@ test(
     assertEquals(views[0]!.status.CapInh, "0000000000000401");
     assertEquals(views[0]!.status.CapEff, "0000000000000000");
     assertEquals(views[0]!.status.Uid, "1000\t1000\t1000\t1000");
+  },
+  { skip: skipBox },
+);
+
+test(
+  "in a user namespace with the spec's own mounts, a native container looks like a forked one; it makes missing mount points as root inside",
+  async () => {
+    using dir = tempDir();
+    chmodSync(dir.path, 0o755);
+    const BASE = 310000;
+    const src = buildRootfs(join(dir.path, "src"), { builder: "busybox" }).path;
+    const tarball = join(dir.path, "image.tar.gz");
+    execFileSync("tar", ["-C", src, "-czf", tarball, "."]);
+    const rootfs = join(dir.path, "rootfs");
+    const data = join(dir.path, "data");
+    mkdirSync(data);
+    const motd = join(dir.path, "motd");
+    writeFileSync(motd, "hi\n");
+    const spec = (name: string): ContainerSpec => ({
+      name,
+      rootfs: { tarball, path: rootfs, owner: { uid: BASE } },
+      command: ["sleep", "30"],
+      namespaces: ["pid", "ipc", "uts", "mount", "user"],
+      idMap: { uid: { inside: 0, outside: BASE, size: 100 }, gid: { inside: 0, outside: BASE, size: 100 } },
+      mounts: [
+        { type: "tmpfs", target: "/tmp", options: ["mode=1777", "nosuid"] },
+        { type: "bind", source: data, target: "/mnt/data" },
+        { type: "bind", source: motd, target: "/etc/motd", readonly: true },
+      ],
+      networkEtc: "host",
+      stdio: "null",
+    });
+    const views = [];
+    for (const native of [true, false]) {
+      const c = await createWith(native, spec(`hako-spawn-${process.pid}-userns-${native}`));
+      try {
+        await c.start();
+        await waitUntil(c.pid, () => procFile(c.pid, "comm").trim() === "sleep", "the exec of sleep");
+        views.push(outsideView(c.pid));
+      } finally {
+        c.delete();
+      }
+      if (native) {
+        // made by the native child, as root inside: BASE outside
+        assertEquals(statSync(join(rootfs, "mnt/data")).uid, BASE);
+        assertEquals(statSync(join(rootfs, "etc/motd")).uid, BASE);
+      }
+    }
+    assertEquals(views[0], views[1]);
+    const mounts = views[0]!.mounts.join("\n");
+    assert(/^\/tmp \S*nosuid\S* tmpfs$/m.test(mounts), mounts);
+    assert(/^\/etc\/motd ro,/m.test(mounts), mounts);
+    assert(/^\/mnt\/data rw,/m.test(mounts), mounts);
   },
   { skip: skipBox },
 );

@@ -5,8 +5,8 @@
  * copy-on-write faults, nothing for execve to tear down.
  *
  * {@link compileChild} returns undefined for a spec that needs code in the child (a provision
- * hook, the spec's own mounts, a veth, joined namespaces, a user namespace), or where no native
- * runner exists (not x86-64, or `HAKO_NATIVE_SPAWN=0`): those containers are forked as before,
+ * hook, a veth, joined namespaces, rootless mode, mounts under /proc, /sys or /dev), or where no
+ * native runner exists (not x86-64, or `HAKO_NATIVE_SPAWN=0`): those containers are forked as before,
  * and `setup.ts` runs the steps in the forked child.
  *
  * A program is compiled once per kind of container (see {@link templates}); the pipes' fds go
@@ -26,8 +26,9 @@ import {
   SyscallProgram,
 } from "../../ffi/spawn.ts";
 import { capHeader, encodeCapData, encodeRlimit } from "../../ffi/structs.ts";
-import { existsSync, lstatSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, lstatSync, statSync } from "node:fs";
+import { join, normalize } from "node:path";
+import { parseOptions } from "../mount.ts";
 import { type KeepPlan, keepPlan } from "../capability.ts";
 import { rlimitNumber, rlimitPair } from "../rlimit.ts";
 import { SyscallError } from "../errors.ts";
@@ -87,6 +88,8 @@ interface Template {
     readonly stdio: ReadonlyArray<ProgramSlot | undefined>;
   };
   readonly free: BuiltProgram[];
+  /** Whether what was resolved on the host when compiling (the spec's mount targets) still holds. */
+  readonly valid: () => boolean;
 }
 
 /**
@@ -107,8 +110,13 @@ let nextSeccompId = 1;
 /** Fields of a resolved spec that do not shape the child's program. */
 const NOT_IN_PROGRAM = new Set(["name", "cgroup", "hooks", "rootfs", "stdio", "veth"]);
 
+const EPERM = 1;
 const ENOENT = 2;
 const EACCES = 13;
+const EEXIST = 17;
+const O_WRONLY_CREAT_CLOEXEC = 0o1 | 0o100 | 0o2000000;
+/** Flags a spec mount's options may not carry here (the general code handles them). */
+const NOT_PLAIN = 0x1000 /* BIND */ | 0x20 /* REMOUNT */ | 0x2000 /* MOVE */ | 0xf0000 /* propagation */;
 const ENOTDIR = 20;
 const EINVAL = 22;
 const PR_CAPBSET_DROP = 24;
@@ -129,6 +137,7 @@ const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 
 /** The steps the native child can run; any other step in a spec means forking as before. */
 const NATIVE_STEPS = new Set([
+  "become-root",
   "private-mounts",
   "rootfs-bind",
   "mount-proc",
@@ -137,6 +146,7 @@ const NATIVE_STEPS = new Set([
   "mount-devpts",
   "mount-shm",
   "mount-mqueue",
+  "mounts",
   "network-etc",
   "hostname",
   "loopback",
@@ -160,6 +170,9 @@ const changesUser = (spec: SetupContext["spec"]) =>
 /** A value shown unquoted in a SyscallError message. */
 const unquoted = (text: string) => Object.freeze({ toString: () => text });
 
+/** How many containers this process gave a native child (tests and benchmarks check which path ran). */
+export const nativeChildren: { count: number } = { count: 0 };
+
 /**
  * The native child of `ctx`, or undefined when it needs JavaScript in the child (then call
  * `prepareSetup(ctx)` and fork). Checks made now instead of in the child (a capability that is not
@@ -168,7 +181,9 @@ const unquoted = (text: string) => Object.freeze({ toString: () => text });
  */
 export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | undefined {
   const spec = ctx.spec;
-  if (!nativeSpawnSupported() || ctx.userns || spec.joinNamespaces.length > 0) return undefined;
+  // Rootless, the parent cannot plan the child's capabilities (it has none; root inside the new
+  // user namespace has them all), and joined namespaces are opened in the child: both fork.
+  if (!nativeSpawnSupported() || spec.rootless || spec.joinNamespaces.length > 0) return undefined;
   const steps = stepsFor(ctx);
   if (!steps.every((s) => NATIVE_STEPS.has(s.name))) return undefined;
   // Checked for every container, cached or not: the standard mount points must be plain
@@ -182,6 +197,9 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
   try {
     plan = keepPlan(spec.capabilities);
   } catch (e) {
+    // In a new user namespace root has every capability whatever the parent lacks: let the
+    // forked child find out.
+    if (ctx.userns) return undefined;
     throw setupError(describe("capabilities", e));
   }
   const stdioShape = fds.stdio.map((fd, target) => (fd < 0 ? "-" : fd === target ? "=" : "dup"));
@@ -202,6 +220,10 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
     spec.networkEtc === "host" ? ["/etc/resolv.conf", "/etc/hosts"].map((f) => existsSync(f)) : [],
   ]);
   let t = templates.get(key);
+  if (t && !t.valid()) {
+    templates.delete(key); // a mount target or source changed since: compile again
+    t = undefined;
+  }
   if (!t) {
     prepareSetup(ctx);
     const compiled = compile(ctx, steps, plan, stdioShape, fds.closeInChild.length);
@@ -218,6 +240,7 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
   template.slots.close.forEach((slot, i) => built.set(slot, fds.closeInChild[i]!));
   template.slots.stdio.forEach((slot, i) => slot && built.set(slot, fds.stdio[i]!));
   running.add(built);
+  nativeChildren.count++;
   let released = false;
   return {
     program: built,
@@ -258,8 +281,10 @@ function compile(
     info[i] = { step, syscall: name === "prlimit64" ? "prlimit" : name, shown, ...(context ? { context } : {}) };
     return i;
   };
+  const checks: Array<() => boolean> = [];
   const emit: Emit = {
     call,
+    check: (c) => checks.push(c),
     remountReadonly(target, shown) {
       const i = p.remountReadonly(target, MS.REMOUNT | MS.BIND | MS.RDONLY);
       info[i] = {
@@ -311,7 +336,14 @@ function compile(
   }
   call("rt_sigprocmask", [SIG_SETMASK, p.bytes(new Uint8Array(8)), null, 8], [unquoted("SIG_SETMASK"), "{}"]);
   compileExec(ctx, p, call);
-  return { prog: p, info, slots, free: [] };
+  const valid = () => {
+    try {
+      return checks.every((c) => c());
+    } catch {
+      return false; // (compiling again meets the error and reports it)
+    }
+  };
+  return { prog: p, info, slots, free: [], valid };
 }
 
 /** Appends one system call, recording its step and how to name its failure; @returns its op index. */
@@ -330,6 +362,8 @@ interface Emit {
   readonly remountReadonly: (target: ProgramData, shown: string) => void;
   /** The capability plan, worked out by the caller. */
   readonly plan: KeepPlan;
+  /** Adds a check that what this step resolved on the host still holds (run for every container). */
+  readonly check: (holds: () => boolean) => void;
 }
 
 /** Appends one step's calls; false when it cannot run natively. */
@@ -383,6 +417,12 @@ function compileStep(ctx: SetupContext, name: string, p: SyscallProgram, emit: E
         ]);
       }
       return true;
+    case "become-root":
+      call("setresgid", [0, 0, 0], [0, 0, 0]);
+      call("setresuid", [0, 0, 0], [0, 0, 0]);
+      return true;
+    case "mounts":
+      return compileMounts(ctx, p, emit);
     case "workdir":
       call("chdir", [p.cstring(spec.workdir)], [spec.workdir]);
       return true;
@@ -456,6 +496,70 @@ function compileStep(ctx: SetupContext, name: string, p: SyscallProgram, emit: E
   }
 }
 
+/**
+ * The spec's own mounts: each target resolved in the rootfs now (as the forked child's
+ * `secureJoin` would), its missing directories (or empty file) made by the child, then the mount.
+ * Targets under /proc, /sys or /dev (mounted fresh in the child) or under another of the spec's
+ * mounts cannot be resolved on the host: those specs fork. Every container checks that the
+ * targets still resolve the same and the bind sources are still what they were.
+ */
+function compileMounts(ctx: SetupContext, p: SyscallProgram, emit: Emit): boolean {
+  const { call } = emit;
+  const root = ctx.spec.rootfsPath;
+  const targets = ctx.spec.mounts.map((m) => normalize(`/${m.target}`));
+  for (const [i, t] of targets.entries()) {
+    const under = (dir: string) => t === dir || t.startsWith(`${dir}/`);
+    if (["/proc", "/sys", "/dev"].some(under) || targets.slice(0, i).some(under)) return false;
+  }
+  for (const [i, m] of ctx.spec.mounts.entries()) {
+    const target = secureJoin(root, targets[i]!);
+    if (!target.startsWith(`${root}/`)) return false;
+    const file = m.type === "bind" && !statSync(m.source!).isDirectory();
+    emit.check(() =>
+      secureJoin(root, targets[i]!) === target && (m.type !== "bind" || statSync(m.source!).isDirectory() !== file)
+    );
+    // The mount point, as ensureMountPoint makes it (made by the child: in a user namespace it
+    // belongs to root inside).
+    const rel = target.slice(root.length + 1).split("/");
+    for (let k = 1; k <= rel.length - (file ? 1 : 0); k++) {
+      const dir = `${root}/${rel.slice(0, k).join("/")}`;
+      const next = p.label();
+      call("mkdir", [p.cstring(dir), 0o755], [dir, unquoted("0755")], { onErrno: [[EEXIST, next]] });
+      p.place(next);
+    }
+    if (file) {
+      const fd = p.slot(), exists = p.label();
+      call("open", [p.cstring(target), O_WRONLY_CREAT_CLOEXEC, 0o644], [target], {
+        store: fd,
+        onErrno: [[EACCES, exists]], // (a read-only file that exists is a mount point already)
+      });
+      call("close", [p.value(fd)], [target]);
+      p.place(exists);
+    }
+    const t = p.cstring(target);
+    if (m.type === "bind") {
+      const opts = m.options ?? [];
+      const flags = MS.BIND | (opts.includes("norbind") ? 0 : MS.REC);
+      call("mount", [p.cstring(m.source!), t, null, flags, null], [
+        m.source,
+        target,
+        unquoted("NULL"),
+        unquoted(`0x${flags.toString(16)}`),
+      ]);
+      if (m.readonly || opts.includes("ro")) emit.remountReadonly(t, target);
+      continue;
+    }
+    const { flags, data } = parseOptions([...(m.options ?? []), ...(m.readonly ? ["ro"] : [])].join(","));
+    if (flags & NOT_PLAIN) return false;
+    const source = m.source ?? m.type;
+    const shown: unknown[] = [source, target, m.type];
+    if (flags) shown.push(unquoted(`0x${flags.toString(16)}`));
+    if (data) shown.push(data);
+    call("mount", [p.cstring(source), t, p.cstring(m.type), flags, data ? p.cstring(data) : null], shown);
+  }
+  return true;
+}
+
 /** One prepared call of setup.ts as system calls. */
 function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
   const { call } = emit;
@@ -496,6 +600,23 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
       p.jump(end);
       p.place(file);
       mount(c.file);
+      p.place(end);
+      return;
+    }
+    case "touch": {
+      const fd = p.slot();
+      call("open", [p.bytes(c.path), O_WRONLY_CREAT_CLOEXEC, 0o644], c.shown, { store: fd });
+      call("close", [p.value(fd)], c.shown);
+      return;
+    }
+    case "sysfs": {
+      // sysfs; EPERM (a user namespace without its own network namespace): the host's /sys, read-only
+      const bind = p.label(), end = p.label();
+      mount(c.sysfs, [[EPERM, bind]]);
+      p.jump(end);
+      p.place(bind);
+      mount(c.bind);
+      emit.remountReadonly(p.bytes(c.target), c.path);
       p.place(end);
       return;
     }

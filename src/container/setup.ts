@@ -128,7 +128,20 @@ export type PreparedCall =
    */
   | { readonly op: "mask"; readonly dir: PreparedMount; readonly file: PreparedMount }
   /** A read-only path: bound onto itself (ENOENT skips it), then remounted read-only keeping its flags. */
-  | { readonly op: "readonly"; readonly path: string; readonly bind: PreparedMount; readonly target: Uint8Array };
+  | { readonly op: "readonly"; readonly path: string; readonly bind: PreparedMount; readonly target: Uint8Array }
+  /** An empty file made as a mount point (a device bound over it in a user namespace's /dev). */
+  | { readonly op: "touch"; readonly path: Uint8Array; readonly shown: readonly unknown[] }
+  /**
+   * sysfs, or — refused (EPERM: a user namespace without a network namespace of its own may not
+   * mount it) — the host's /sys bound read-only (`bind`, then remounted read-only at `target`).
+   */
+  | {
+    readonly op: "sysfs";
+    readonly sysfs: PreparedMount;
+    readonly bind: PreparedMount;
+    readonly path: string;
+    readonly target: Uint8Array;
+  };
 type PreparedMount = Extract<PreparedCall, { op: "mount" }>;
 
 /** The `MS_*` mount flags the standard steps use. */
@@ -148,8 +161,10 @@ export const MS = {
   NOSYMFOLLOW: 0x100,
 } as const;
 const S_IFCHR = 0o020000;
+const EPERM = 1;
 const ENOENT = 2;
 const ENOTDIR = 20;
+const O_WRONLY_CREAT_CLOEXEC = 0o1 | 0o100 | 0o2000000;
 const MNT_DETACH = 2;
 
 /** A value shown unquoted in a SyscallError message. */
@@ -176,16 +191,19 @@ const preparedCalls = new WeakMap<SetupContext, ReadonlyMap<string, readonly Pre
 /**
  * Prepares, in the parent before the fork, the kernel calls of the standard steps (private
  * mounts, rootfs bind, /proc, /sys, /dev and its devices, devpts, shm, mqueue, masked and
- * read-only paths) when they can be known in advance: a new mount namespace without a user
- * namespace, and a rootfs whose /proc, /sys and /dev are plain directories. Other steps, and every
+ * read-only paths) when they can be known in advance: a new mount namespace (in a new user
+ * namespace too: devices bound instead of made, sysfs or else /sys bound), and a rootfs whose
+ * /proc, /sys and /dev are plain directories. Other steps, and every
  * step of other containers, run their general code as before. Optional: without it the child
  * does the same calls the general way.
  */
 export function prepareSetup(ctx: SetupContext): void {
   try {
     // Probed once and cached (the last capability, the bounding set), so the child's capability
-    // steps do not probe the kernel (~40 prctl calls).
+    // steps do not probe the kernel (~40 prctl calls). (Rootless, the parent has none to plan.)
     keepPlan(ctx.spec.capabilities);
+  } catch { /* the child plans for itself */ }
+  try {
     prepareCalls(ctx);
   } catch {
     preparedCalls.delete(ctx); // the child's general code meets (and reports) whatever went wrong
@@ -194,7 +212,7 @@ export function prepareSetup(ctx: SetupContext): void {
 
 function prepareCalls(ctx: SetupContext): void {
   const spec = ctx.spec;
-  if (!has(ctx, "mount") || ctx.userns) return;
+  if (!has(ctx, "mount")) return;
   const root = spec.rootfsPath;
   for (const d of ["proc", "sys", "dev"]) {
     const st = lstatSync(join(root, d), { throwIfNoEntry: false });
@@ -206,21 +224,35 @@ function prepareCalls(ctx: SetupContext): void {
   if (spec.standardMounts) {
     const dev = join(root, "dev");
     calls.set("mount-proc", [preparedMount("proc", join(root, "proc"), "proc", MS.NOSUID | MS.NODEV | MS.NOEXEC)]);
-    calls.set("mount-sys", [
-      preparedMount("sysfs", join(root, "sys"), "sysfs", MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC),
-    ]);
+    const sysfs = preparedMount("sysfs", join(root, "sys"), "sysfs", MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC);
+    calls.set(
+      "mount-sys",
+      ctx.userns
+        ? [{
+          op: "sysfs",
+          sysfs,
+          bind: preparedMount("/sys", join(root, "sys"), null, MS.BIND | MS.REC),
+          path: join(root, "sys"),
+          target: cstr(join(root, "sys")),
+        }]
+        : [sysfs],
+    );
     calls.set("mount-dev", [
       preparedMount("tmpfs", dev, "tmpfs", MS.NOSUID | MS.STRICTATIME, "mode=755,size=65536k"),
-      ...DEVICES.map((d): PreparedCall => {
+      ...DEVICES.flatMap((d): PreparedCall[] => {
         const [major, minor] = DEVICE_NUMBERS[d];
         const path = join(dev, d);
-        return {
+        // mknod is not allowed in a user namespace: the host's device is bound over an empty file
+        if (ctx.userns) {
+          return [{ op: "touch", path: cstr(path), shown: [path] }, preparedMount(`/dev/${d}`, path, null, MS.BIND)];
+        }
+        return [{
           op: "mknod",
           path: cstr(path),
           mode: S_IFCHR | 0o666,
           dev: makedev(major, minor),
           shown: [path, `c ${major}:${minor}`],
-        };
+        }];
       }),
       ...DEV_LINKS.map(([link, to]): PreparedCall => ({
         op: "symlink",
@@ -335,6 +367,20 @@ function runCall(call: PreparedCall): void {
       if (e !== ENOTDIR) throw new SyscallError("mount", e, d.shown);
       return runCall(call.file);
     }
+    case "touch": {
+      const fd = c.open(call.path, O_WRONLY_CREAT_CLOEXEC, 0o644);
+      if (fd === -1) throw new SyscallError("open", errno(), call.shown);
+      c.close(fd);
+      return;
+    }
+    case "sysfs": {
+      const m = call.sysfs;
+      if (c.mount(m.source, m.target, m.type, m.flags, m.data) !== -1) return;
+      const e = errno();
+      if (e !== EPERM) throw new SyscallError("mount", e, m.shown);
+      runCall(call.bind);
+      return remountReadonly(call.target, call.path);
+    }
     case "readonly": {
       const b = call.bind;
       if (c.mount(b.source, b.target, b.type, b.flags, b.data) === -1) {
@@ -342,22 +388,27 @@ function runCall(call: PreparedCall): void {
         if (e === ENOENT) return; // not on this kernel
         throw new SyscallError("mount", e, b.shown);
       }
-      const buf = statvfsBuffer();
-      if (c.statvfs(call.target, buf) === -1) throw new SyscallError("statvfs", errno(), [call.path]);
-      const st = statvfsFlags(buf);
-      let flags = MS.REMOUNT | MS.BIND | MS.RDONLY;
-      for (const [bit, ms] of ST_TO_MS) if (st & bit) flags |= ms;
-      if (!(flags & (MS.NOATIME | MS.RELATIME))) flags |= MS.STRICTATIME;
-      if (c.mount(null, call.target, null, BigInt(flags), null) === -1) {
-        throw new SyscallError("mount", errno(), [
-          unquoted("NULL"),
-          call.path,
-          unquoted("NULL"),
-          unquoted(`0x${flags.toString(16)}`),
-        ], `make the bind mount of ${call.path} on ${call.path} read-only`);
-      }
-      return;
+      return remountReadonly(call.target, call.path);
     }
+  }
+}
+
+/** A bind mount remounted read-only, keeping its other flags (as src/mount.ts does). */
+function remountReadonly(target: Uint8Array, path: string): void {
+  const c = libc();
+  const buf = statvfsBuffer();
+  if (c.statvfs(target, buf) === -1) throw new SyscallError("statvfs", errno(), [path]);
+  const st = statvfsFlags(buf);
+  let flags = MS.REMOUNT | MS.BIND | MS.RDONLY;
+  for (const [bit, ms] of ST_TO_MS) if (st & bit) flags |= ms;
+  if (!(flags & (MS.NOATIME | MS.RELATIME))) flags |= MS.STRICTATIME;
+  if (c.mount(null, target, null, BigInt(flags), null) === -1) {
+    throw new SyscallError("mount", errno(), [
+      unquoted("NULL"),
+      path,
+      unquoted("NULL"),
+      unquoted(`0x${flags.toString(16)}`),
+    ], `make the bind mount of ${path} on ${path} read-only`);
   }
 }
 
