@@ -4,8 +4,11 @@
  * Each command is one file in `src/cli/` that exports `usage` (its help text) and
  * `main(argv)`, with a pure, unit-tested parser beside them. The table names each file in a
  * string-literal `import()`: a command's code (and what it imports) loads only when it runs, and
- * `deno compile` and `bun build --compile` still see and embed every command. To add a command,
- * add its file and one line here.
+ * `deno compile` and `bun build --compile` still see and embed every command. (Deno would also
+ * fetch and parse every literal `import()` before running anything — every command's modules and
+ * their npm packages — unless run with `--unstable-lazy-dynamic-imports`, as `bin/hako` does; Bun's
+ * build puts each command in its own chunk with `--splitting`, see `tools/build.sh`.) To add a
+ * command, add its file and one line here.
  *
  * @module
  */
@@ -29,19 +32,26 @@ export interface CommandEntry {
   readonly summary: string;
   /** Loads the command's file. */
   readonly load: () => Promise<CommandModule>;
+  /**
+   * True when the command may fork this process with JavaScript still to run in the child (a
+   * script, a container's setup, the supervisor): only these need the engine single-threaded, which
+   * under Bun costs a re-exec at start (see `Host.ensureSingleThreaded`). The others start faster.
+   */
+  readonly forks?: boolean;
 }
 
 /** hako's commands, in the order `hako help` lists them. */
 export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
-  run: { summary: "Run a TypeScript script with hako's API as globals", load: () => import("./run.ts") },
+  run: { summary: "Run a TypeScript script with hako's API as globals", load: () => import("./run.ts"), forks: true },
   start: {
     summary: "Start containers in the background (one shared supervisor per host)",
     load: () => import("./start.ts"),
+    forks: true,
   },
   ps: { summary: "List containers: state, pid, uptime, CPU, memory, processes", load: () => import("./ps.ts") },
   logs: { summary: "Print a daemonized container's output", load: () => import("./logs.ts") },
-  exec: { summary: "Run a command inside a running container", load: () => import("./exec.ts") },
-  attach: { summary: "Open a shell inside a running container", load: () => import("./attach.ts") },
+  exec: { summary: "Run a command inside a running container", load: () => import("./exec.ts"), forks: true },
+  attach: { summary: "Open a shell inside a running container", load: () => import("./attach.ts"), forks: true },
   kill: { summary: "Send a signal to a container", load: () => import("./kill.ts") },
   stop: { summary: "Stop containers: SIGTERM, then SIGKILL after a timeout", load: () => import("./stop.ts") },
   delete: {
@@ -52,14 +62,17 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   demo: {
     summary: "Build a tiny rootfs and run a container in it, showing each step",
     load: () => import("./demo.ts"),
+    forks: true,
   },
   plan: {
     summary: "Print the steps and kernel calls a spec's container would make, touching nothing",
     load: () => import("./plan.ts"),
+    forks: true,
   },
   supervisor: {
     summary: "Run the supervisor of daemonized containers (started on demand)",
     load: () => import("./supervisor.ts"),
+    forks: true,
   },
   version: { summary: "Print hako's version and its runtime's", load: () => import("./version.ts") },
   help: { summary: "Show help for hako or one of its commands", load: () => import("./help.ts") },

@@ -14,8 +14,9 @@
  * child could otherwise hang in V8's garbage collector (see `ffi/fork.ts`). Under Bun — `bun
  * src/cli/main.ts` or the `dist/hako` that `tools/build.sh` compiles — the same holds for
  * JavaScriptCore, which takes its options from `BUN_JSC_*` variables read only at start-up: started
- * without them, the process re-executes itself once with them set, before it loads anything else
- * (see `Host.ensureSingleThreaded`).
+ * without them, a command that may fork (`CommandEntry.forks`: run, start, exec, demo…) re-executes
+ * the process once with them set, before it loads anything else (see `Host.ensureSingleThreaded`);
+ * the others (version, ps, logs, kill, stop, delete, gc, help) never fork and skip that cost.
  *
  * @module
  */
@@ -53,8 +54,19 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
   }
 }
 
+/**
+ * True when the command line runs a command that may fork JavaScript, which needs the engine
+ * single-threaded (pure).
+ * @param argv The arguments after `hako`.
+ */
+export function needsSingleThreaded(argv: readonly string[]): boolean {
+  const d = dispatch(argv);
+  return d.kind === "command" && COMMANDS[d.name]!.forks === true;
+}
+
 if (import.meta.main) {
-  host().ensureSingleThreaded();
+  // First thing, before any command's modules load (under Bun this may re-exec and not return).
+  if (needsSingleThreaded(host().args())) host().ensureSingleThreaded();
   const code = await main(host().args());
   if (code !== undefined) host().exit(code);
 }
