@@ -4,7 +4,8 @@
  */
 import { parseArgs, UsageError } from "./_args.ts";
 import { bytes, duration, table } from "./_format.ts";
-import { host } from "../runner/_host.ts";
+import { type Host, host } from "../runner/_host.ts";
+import { resolveStateDir } from "../container/_state_dir.ts";
 import type { ContainerInfo } from "../container/lifecycle.ts";
 
 /** The help text. */
@@ -65,10 +66,22 @@ export async function main(argv: readonly string[]): Promise<number> {
     h.stdout(usage);
     return 0;
   }
-  const { listContainers } = await import("../container/lifecycle.ts");
-  const list = listContainers();
+  // No container directory: nothing to list, and no need to load lifecycle.ts (cgroups, FFI, node:).
+  const list = hasContainers(h) ? (await import("../container/lifecycle.ts")).listContainers() : [];
   if (a.json) h.stdout(JSON.stringify(list, null, 2) + "\n");
   else if (a.quiet) h.stdout(list.map((c) => `${c.name}\n`).join(""));
   else h.stdout(psTable(list));
   return 0;
+}
+
+/**
+ * False when the state directory has no container directory (as `StateStore.names()` sees it: a
+ * missing or unreadable directory holds none, dot-names are not containers).
+ */
+function hasContainers(h: Host): boolean {
+  try {
+    return h.readDir(`${resolveStateDir(h.env("HAKO_STATE_DIR"))}/containers`).some((n) => !n.startsWith("."));
+  } catch {
+    return false;
+  }
 }

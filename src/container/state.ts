@@ -33,13 +33,13 @@ import { SYS } from "../../ffi/syscalls.ts";
 import { SyscallError } from "../errors.ts";
 import { type Signal, signalNumber } from "../signals.ts";
 import type { ContainerSpec } from "./spec.ts";
+import { resolveStateDir } from "./_state_dir.ts";
 
-/** The default state directory. */
-export const DEFAULT_STATE_DIR = "/run/hako";
+export { DEFAULT_STATE_DIR } from "./_state_dir.ts";
 
 /** The state directory: `HAKO_STATE_DIR`, or `/run/hako`. */
 export function stateDir(): string {
-  return process.env.HAKO_STATE_DIR || DEFAULT_STATE_DIR;
+  return resolveStateDir(process.env.HAKO_STATE_DIR);
 }
 
 /** A process, as the kernel tells it apart from a later one with the same pid. */

@@ -27,6 +27,8 @@ export interface Host {
   cwd(): string;
   /** Reads a UTF-8 file synchronously. @throws The runtime's not-found error (`code` / `name` says which). */
   readTextFile(path: string): string;
+  /** The names in a directory (unsorted). @throws The runtime's not-found error (`code` / `name` says which). */
+  readDir(path: string): string[];
   /** Writes text to stdout, synchronously. */
   stdout(text: string): void;
   /** Writes text to stderr, synchronously. */
@@ -124,6 +126,7 @@ interface NodeProcess {
 
 interface SyncFs {
   readFileSync(path: string, encoding: "utf8"): string;
+  readdirSync(path: string): string[];
   existsSync(path: string): boolean;
   writeSync(fd: number, text: string): number;
 }
@@ -144,6 +147,7 @@ function denoHost(): Host {
     env: (name) => Deno.env.get(name),
     cwd: () => Deno.cwd(),
     readTextFile: (path) => Deno.readTextFileSync(path),
+    readDir: (path) => Array.from(Deno.readDirSync(path), (e) => e.name),
     stdout: (text) => write(Deno.stdout, text),
     stderr: (text) => write(Deno.stderr, text),
     exit: (code) => Deno.exit(code),
@@ -209,6 +213,7 @@ function nodeHost(process: NodeProcess): Host {
     env: (name) => process.env[name],
     cwd: () => process.cwd(),
     readTextFile: (path) => fs().readFileSync(path, "utf8"),
+    readDir: (path) => fs().readdirSync(path),
     stdout: (text) => void fs().writeSync(1, text),
     stderr: (text) => void fs().writeSync(2, text),
     exit: (code) => process.exit(code),
