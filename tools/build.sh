@@ -31,7 +31,10 @@ done
 out=${HAKO_OUT:-dist/hako}
 mkdir -p "$(dirname -- "$out")"
 # npm: specifiers are for Deno (see src/container/tarball.ts); the Bun binary uses the bundled bare names.
-flags=(--compile --external "npm:*")
+# --splitting: each command (and amaro, 3.8 MB with its WebAssembly) is a chunk of its own, parsed
+# only when used, not at every start (a single-file bundle costs `hako version` ~50 ms more).
+# --bytecode: the chunks are stored precompiled for the embedded JavaScriptCore (~3 ms less a start).
+flags=(--compile --splitting --format=esm --bytecode --external "npm:*")
 if [ -n "${HAKO_TARGET:-}" ]; then flags+=("--target=$HAKO_TARGET"); fi
 
 # Build next to the output and rename, so a running dist/hako is never overwritten in place.

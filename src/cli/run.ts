@@ -31,7 +31,8 @@ Options:
       --rootfs <dir>    Run <command> in a container on this root filesystem
       --image <tar>     Run <command> in a container on this image (extracted once)
       --name <name>     The quick container's name (default run-<random>)
-      --loader <kind>   native: the runtime imports the file (default under deno run)
+      --loader <kind>   native: the runtime imports the file (default under deno run, and
+                          under Bun for a script that imports nothing)
                         data: strip types and import data: URLs (default in a compiled binary)
                         (also: HAKO_LOADER=native|data)
   -h, --help            Show this help
