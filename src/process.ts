@@ -1,5 +1,5 @@
 /**
- * Processes: fork (optionally into new namespaces), wait, kill, exec and system — the
+ * Processes: fork (optionally into new namespaces), wait, kill, exec, spawn and system — the
  * `Process` and `Kernel` of hacorb scripts.
  *
  * @example Fork a child that runs a callback, and wait for it
@@ -17,6 +17,7 @@ import { accessSync, constants as fsConstants } from "node:fs";
 import { check, errno, libc } from "../ffi/libc.ts";
 import { cstr, cstrArray } from "../ffi/cstring.ts";
 import { forkProcess, inForkedChild } from "../ffi/fork.ts";
+import { nativeSpawnSupported, parseReport, REPORT_BYTES, spawnProgram, SyscallProgram } from "../ffi/spawn.ts";
 import { pidfdOpen, waitReadable } from "../ffi/poll.ts";
 import { ConfigError, SyscallError } from "./errors.ts";
 import { type Signal, signalName, signalNumber } from "./signals.ts";
@@ -356,28 +357,132 @@ function resetSignals(): void {
  * @returns true when it exited 0, false when it failed, null when it could not be run.
  */
 export function system(command: string | readonly string[], ...args: string[]): boolean | null {
+  let pid: number;
+  try {
+    pid = spawn(commandArgv(command, args));
+  } catch (e) {
+    if (e instanceof SyscallError && e.syscall === "execve") return null;
+    throw e;
+  }
+  return waitpid2(pid).status.success;
+}
+
+/** Options for {@link spawn}. */
+export interface SpawnOptions {
+  /** The environment (default: the current one). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** The working directory (default: the current one). */
+  readonly cwd?: string;
+  /** New namespaces for the program (no id maps: in a new user namespace it is nobody). */
+  readonly namespaces?: ForkOptions["namespaces"];
+}
+
+/**
+ * Starts a program in a new process and returns its pid, without waiting (Ruby's `Process.spawn`);
+ * reap it with {@link waitpid} or {@link wait}. Unlike `fork` + `exec`, the runtime is not forked:
+ * the child shares the parent's memory and runs only the system calls prepared for it (chdir,
+ * signal dispositions back to their defaults, execve — see `ffi/spawn.ts`), so it costs what
+ * `posix_spawn` costs, and may start in new namespaces. A program that cannot be run (not found,
+ * not executable) throws here, in the parent. The program is found in the `PATH` of `env`.
+ * (On architectures without hako's native runner, it forks.)
+ *
+ * @param command A program and its arguments, or one string (with shell syntax: run by /bin/sh).
+ * @param args More arguments, or the options.
+ * @returns The child's pid.
+ * @throws {SyscallError} When the program cannot be run (`execve`, `chdir`) or clone fails.
+ *
+ * @example Run a command and wait for it
+ * ```ts ignore
+ * const pid = Process.spawn(["sleep", "1"], { namespaces: ["uts"] });
+ * const { status } = Process.waitpid2(pid);
+ * ```
+ */
+export function spawn(command: string | readonly string[], options?: SpawnOptions): number;
+/** Starts `command` with `args` (see the first overload). */
+export function spawn(command: string | readonly string[], args: readonly string[], options?: SpawnOptions): number;
+export function spawn(
+  command: string | readonly string[],
+  argsOrOptions?: readonly string[] | SpawnOptions,
+  maybeOptions: SpawnOptions = {},
+): number {
+  const [args, options] = Array.isArray(argsOrOptions)
+    ? [argsOrOptions as readonly string[], maybeOptions]
+    : [[], (argsOrOptions ?? {}) as SpawnOptions];
   const argv = commandArgv(command, args);
-  const { pipe2, read, close, write, _exit: exit } = libc();
+  const env = options.env ?? (process.env as Record<string, string>);
+  const file = which(argv[0]!, env.PATH) ?? argv[0]!;
+  const envp = Object.entries(env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
+  const flags = namespaceFlags(options.namespaces ?? []);
+  const { pipe2, read, close } = libc();
   const fds = new Int32Array(2);
   check(pipe2(fds, O_CLOEXEC), "pipe2");
-  const pid = forkProcess();
-  if (pid === 0) {
-    try {
-      exec(argv);
-    } catch (e) {
-      const n = new Int32Array([e instanceof SyscallError ? e.errno : 2]);
-      write(fds[1]!, new Uint8Array(n.buffer), 4n);
+  const [rd, wr] = [fds[0]!, fds[1]!];
+  let wrOpen = true;
+  const closeWr = () => {
+    if (wrOpen) close(wr);
+    wrOpen = false;
+  };
+  let pid: number;
+  try {
+    if (nativeSpawnSupported()) {
+      const p = new SyscallProgram();
+      const ops: Array<[string, unknown[]]> = [];
+      if (options.cwd !== undefined) {
+        p.call("chdir", [p.cstring(options.cwd)]);
+        ops.push(["chdir", [options.cwd]]);
+      }
+      const dfl = p.bytes(new Uint8Array(32));
+      for (let sig = 1; sig <= 64; sig++) {
+        if (sig !== 9 && sig !== 19) p.call("rt_sigaction", [sig, dfl, null, 8]), ops.push(["rt_sigaction", [sig]]);
+      }
+      p.call("rt_sigprocmask", [2, /* SIG_SETMASK */ p.bytes(new Uint8Array(8)), null, 8]);
+      ops.push(["rt_sigprocmask", []]);
+      p.call("execve", [p.cstring(file), p.cstrings(argv), p.cstrings(envp)]);
+      ops.push(["execve", [file]]);
+      const built = p.build();
+      built.reportTo(wr);
+      pid = spawnProgram(built, flags);
+      // The program's memory is the child's until it has exec'd: the read below waits for that.
+      closeWr();
+      const report = new Uint8Array(REPORT_BYTES);
+      let got: number;
+      while ((got = read(rd, report, BigInt(REPORT_BYTES))) === -1 && errno() === EINTR);
+      void built.memory;
+      const r = got === REPORT_BYTES ? parseReport(report) : undefined;
+      if (r && !r.ready) {
+        waitpid(pid);
+        const [call, callArgs] = ops[r.op] ?? ["spawn", []];
+        throw new SyscallError(call, r.errno, callArgs);
+      }
+      return pid;
     }
-    exit(127);
+    pid = forkProcess(flags);
+    if (pid === 0) {
+      try {
+        if (options.cwd !== undefined) check(libc().chdir(cstr(options.cwd)), "chdir", [options.cwd]);
+        exec(argv, [], { env });
+      } catch (e) {
+        const n = new Int32Array([
+          e instanceof SyscallError ? e.errno : 2,
+          e instanceof SyscallError && e.syscall === "chdir" ? 1 : 0,
+        ]);
+        libc().write(wr, new Uint8Array(n.buffer), 8n);
+      }
+      libc()._exit(127);
+    }
+    closeWr();
+    const buf = new Int32Array(2);
+    let got: number;
+    while ((got = read(rd, new Uint8Array(buf.buffer), 8n)) === -1 && errno() === EINTR);
+    if (got === 8) {
+      waitpid(pid);
+      throw buf[1] ? new SyscallError("chdir", buf[0]!, [options.cwd]) : new SyscallError("execve", buf[0]!, [file]);
+    }
+    return pid;
+  } finally {
+    close(rd);
+    closeWr();
   }
-  close(fds[1]!);
-  const buf = new Uint8Array(4);
-  let got: number;
-  while ((got = read(fds[0]!, buf, 4n)) === -1 && errno() === EINTR);
-  close(fds[0]!);
-  const { status } = waitpid2(pid);
-  if (Number(got) === 4) return null;
-  return status.success;
 }
 
 /** True in a child made by {@link fork}: only synchronous code may run. */

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
-import { assert, assertEquals, assertThrows, gc, needsRoot, test } from "./_harness.ts";
+import { join } from "node:path";
+import { assert, assertEquals, assertThrows, gc, needsRoot, tempDir, test } from "./_harness.ts";
 import { ConfigError, Process, SyscallError } from "../mod.ts";
 
 test("fork() runs the callback in a child and waitpid2() reports its exit", () => {
@@ -138,4 +139,39 @@ test("fork() rejects id maps without a user namespace before forking", () => {
     ConfigError,
     /need a new user namespace/,
   );
+});
+
+test("spawn() starts a program without forking the runtime: its pid, env and cwd; the status comes from waitpid2", () => {
+  using dir = tempDir();
+  const out = join(dir.path, "out");
+  const pid = Process.spawn(["/bin/sh", "-c", `echo "$HAKO_X $(pwd)" > ${out}; exit 5`], {
+    env: { HAKO_X: "x", PATH: "/usr/bin:/bin" },
+    cwd: "/tmp",
+  });
+  assertEquals(Process.waitpid2(pid).status.code, 5);
+  assertEquals(readFileSync(out, "utf8"), "x /tmp\n");
+});
+
+test("spawn() of a missing program or into a missing cwd throws in the parent, naming the call", () => {
+  const e1 = assertThrows(() => Process.spawn(["no-such-program-hako"]), SyscallError);
+  assertEquals([e1.syscall, e1.code], ["execve", "ENOENT"]);
+  const e2 = assertThrows(() => Process.spawn(["true"], { cwd: "/nonexistent-hako" }), SyscallError);
+  assertEquals([e2.syscall, e2.code], ["chdir", "ENOENT"]);
+});
+
+test("spawn() into new namespaces: the program is PID 1 of its own PID namespace", () => {
+  using dir = tempDir();
+  const out = join(dir.path, "out");
+  const pid = Process.spawn(["/bin/sh", "-c", `echo $$ > ${out}`], { namespaces: ["pid", "uts"] });
+  assertEquals(Process.waitpid2(pid).status.code, 0);
+  assertEquals(readFileSync(out, "utf8"), "1\n");
+}, { skip: needsRoot });
+
+test("spawn() leaves the program no blocked or ignored signal (the runtime ignores SIGPIPE)", () => {
+  using dir = tempDir();
+  const out = join(dir.path, "out");
+  const pid = Process.spawn(["/bin/sh", "-c", `grep -E '^Sig(Blk|Ign)' /proc/self/status > ${out}`]);
+  assertEquals(Process.waitpid2(pid).status.code, 0);
+  // (sh itself ignores nothing until told to)
+  assertEquals(readFileSync(out, "utf8"), "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n");
 });
