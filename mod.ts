@@ -91,5 +91,5 @@ export { resolveSpec, SpecError } from "./src/container/validate.ts";
 export type { Hook, HookCommand } from "./src/container/hooks.ts";
 export type { ResolvedSpec, ResolvedVeth, SpecProblem } from "./src/container/validate.ts";
 export { ConfigError, SetupError, SyscallError } from "./src/errors.ts";
-export type { ForkOptions, ProcessStatus } from "./src/process.ts";
+export type { ForkOptions, ProcessStatus, SpawnOptions } from "./src/process.ts";
 export type { IdMapEntry, NamespaceName } from "./src/namespace.ts";
