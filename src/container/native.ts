@@ -98,7 +98,10 @@ interface Template {
  * the program once, and reuses the memory of children that have exec'd.
  */
 const templates = new Map<string, Template>();
-const MAX_TEMPLATES = 32;
+const MAX_TEMPLATES = 8;
+/** Kinds seen once (their keys), so that the second of a kind is cached. */
+const seenKinds = new Set<string>();
+const MAX_SEEN = 32;
 const MAX_FREE = 4;
 /**
  * Programs a child may still run: referenced here until released, so that a Container dropped
@@ -228,8 +231,17 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
     prepareSetup(ctx);
     const compiled = compile(ctx, steps, plan, stdioShape, fds.closeInChild.length);
     if (!compiled) return undefined;
-    if (templates.size >= MAX_TEMPLATES) templates.delete(templates.keys().next().value!);
-    templates.set(key, t = compiled);
+    t = compiled;
+    // Kept from the second container of a kind on: a fleet of containers that all differ (names,
+    // ports, rootfs) would otherwise fill the cache with programs never run again, garbage that
+    // grows a long-lived supervisor's heap.
+    if (seenKinds.delete(key)) {
+      if (templates.size >= MAX_TEMPLATES) templates.delete(templates.keys().next().value!);
+      templates.set(key, compiled);
+    } else {
+      if (seenKinds.size >= MAX_SEEN) seenKinds.delete(seenKinds.values().next().value!);
+      seenKinds.add(key);
+    }
   }
   const template = t;
   const built = template.free.pop() ?? template.prog.build();
