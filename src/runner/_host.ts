@@ -55,6 +55,13 @@ export interface Host {
    * supervisor with whatever runtime and flags the CLI itself runs under.
    */
   selfArgv(args: readonly string[]): string[];
+  /**
+   * A full, synchronous garbage collection that gives free heap pages back to the system, where
+   * the runtime allows it (Deno: V8's `gc` made available for this; Bun: `Bun.gc(true)`). For a
+   * long-lived process after a burst of work (the supervisor after starting a fleet): V8 keeps
+   * the heap it grew for the burst otherwise. Does nothing where neither is available.
+   */
+  collectGarbage(): void;
 }
 
 /**
@@ -169,7 +176,31 @@ function denoHost(): Host {
     },
     ensureSingleThreaded() {},
     selfArgv: (args) => selfArgvFrom(Deno.readTextFileSync("/proc/self/cmdline"), argc, args),
+    collectGarbage() {
+      v8Gc ??= exposeV8Gc();
+      v8Gc?.();
+    },
   };
+}
+
+let v8Gc: (() => void) | null | undefined;
+
+/**
+ * V8's `gc()`, made available at run time: the `--expose-gc` flag, then a new context, whose
+ * global object has it (the flag applies to contexts made after it is set). Null when that fails.
+ */
+function exposeV8Gc(): (() => void) | null {
+  try {
+    const p = (globalThis as { process?: { getBuiltinModule?(id: string): unknown } }).process;
+    const v8 = p?.getBuiltinModule?.("node:v8") as { setFlagsFromString(flags: string): void } | undefined;
+    const vm = p?.getBuiltinModule?.("node:vm") as { runInNewContext(code: string): unknown } | undefined;
+    if (!v8 || !vm) return null;
+    v8.setFlagsFromString("--expose-gc");
+    const gc = vm.runInNewContext("gc");
+    return typeof gc === "function" ? gc as () => void : null;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -243,6 +274,11 @@ function nodeHost(process: NodeProcess): Host {
       } catch { /* run on; ffi/fork.ts warns before a fork */ }
     },
     selfArgv: (args) => selfArgvFrom(fs().readFileSync("/proc/self/cmdline", "utf8"), argc, args),
+    collectGarbage() {
+      const bun = (globalThis as { Bun?: { gc?(force: boolean): void } }).Bun;
+      if (bun?.gc) return bun.gc(true);
+      (globalThis as { gc?: () => void }).gc?.();
+    },
   };
 }
 
