@@ -13,7 +13,7 @@
  * 4. prints the time `hako start` took for all of them, the time until all answered, and hako's
  *    total memory: the PSS (from /proc/PID/smaps_rollup) of the supervisor and of any other hako
  *    process still running — the containers themselves are not hako's;
- * 5. tears down: `hako delete --force` for all, removes the extracted rootfs dirs, stops the
+ * 5. tears down: `hako delete --force` for all, removes the extracted rootfs dirs (unless `keepRootfs`), stops the
  *    supervisor if this run started it, and checks that nothing is left: no hako-web-* cgroup, no
  *    state, no process in any container's uid range.
  *
@@ -58,6 +58,8 @@ export interface FleetOptions {
   readonly stateDir?: string;
   /** The hako command (default this checkout's bin/hako). */
   readonly hako?: string;
+  /** Leave the extracted rootfs dirs for the next run (default false: removed at the end). */
+  readonly keepRootfs?: boolean;
   /** Stop the supervisor at the end: default only when this run started it. */
   readonly stopSupervisor?: boolean;
   /** Progress lines (default: stderr). */
@@ -375,6 +377,8 @@ export async function runFleet(options: FleetOptions = {}): Promise<FleetResult>
     }
     log(`each httpd runs as PORT*100+48 on the host (e.g. ${containers[0]?.name}: ${containers[0]?.uid})`);
 
+    // The fleet's steady state: the supervisor collects garbage 1 s after a burst of starts.
+    await new Promise((r) => setTimeout(r, 1500));
     const procs = hakoProcesses(stateDir);
     memory = { processes: procs, totalPssKb: procs.reduce((s, p) => s + p.pssKb, 0) };
     log(`hako's memory: ${(memory.totalPssKb / 1024).toFixed(1)} MiB PSS in ${procs.length} process(es)`);
@@ -409,7 +413,7 @@ export async function runFleet(options: FleetOptions = {}): Promise<FleetResult>
       } catch { /* gone */ }
     }
   }
-  for (const name of names) rmSync(join(varDir, name), { recursive: true, force: true });
+  if (!options.keepRootfs) { for (const name of names) rmSync(join(varDir, name), { recursive: true, force: true }); }
 
   // nothing left: cgroups, state, processes in the fleet's uid ranges, hako processes if stopped
   for (const dir of forceCleanCgroups(ports)) leftovers.push(`cgroup ${dir} (removed now)`);
