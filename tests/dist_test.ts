@@ -149,7 +149,7 @@ function mountsUnder(path: string): string[] {
   return readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter((l) => l.includes(path));
 }
 
-test("dist/hako version: the compiled binary runs alone, re-executed once with single-threaded JSC", () => {
+test("dist/hako version runs alone as it is; dist/hako run re-executes once with single-threaded JSC", () => {
   using box = sandbox();
   const r = run(box.path, ["version"]);
   assertEquals(r.code, 0, show(r));
