@@ -23,7 +23,7 @@ import process from "node:process";
 import { Process } from "../mod.ts";
 import { prepareFork } from "../ffi/fork.ts";
 import { libc } from "../ffi/libc.ts";
-import { nativeSpawnSupported, SyscallProgram, spawnProgram } from "../ffi/spawn.ts";
+import { nativeSpawnSupported, spawnProgram, SyscallProgram } from "../ffi/spawn.ts";
 import { environment, printTable, QUICK, type Row, skip, stats, which, writeResults } from "./_lib.ts";
 
 const RUNS = Number(process.env.HAKO_BENCH_RUNS ?? (QUICK ? 30 : 200));
