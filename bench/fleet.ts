@@ -280,12 +280,18 @@ export async function fleetBenchmark(): Promise<FleetRow[]> {
   const pad = (s: string, n: number) => s.padEnd(n);
   const ms = (v: number | undefined) => v === undefined ? "—" : v.toFixed(0);
   console.log(`\nfleet benchmark — ${N} busybox httpd containers, own uid/gid range each, 30% CPU, host network`);
+  // ×crun: start-all time over crun's, in this run
+  const ratio = (v: number | undefined) =>
+    v === undefined || crun?.startAllMs === undefined ? "—" : (v / crun.startAllMs).toFixed(2);
+  const width = Math.max(44, ...rows.map((r) => r.name.length));
   console.log(
-    `${pad("what", 44)} ${pad("start all ms", 13)} ${pad("all answer ms", 14)} ${pad("runtime MiB", 12)} note`,
+    `${pad("what", width)} ${pad("start all ms", 13)} ${pad("×crun", 6)} ${pad("all answer ms", 14)} ${
+      pad("runtime MiB", 12)
+    } note`,
   );
   for (const r of rows) {
     console.log(
-      `${pad(r.name, 44)} ${pad(ms(r.startAllMs), 13)} ${pad(ms(r.readyMs), 14)} ${
+      `${pad(r.name, width)} ${pad(ms(r.startAllMs), 13)} ${pad(ratio(r.startAllMs), 6)} ${pad(ms(r.readyMs), 14)} ${
         pad((r.memoryKb / 1024).toFixed(1), 12)
       } ${r.memoryNote}${r.leftovers?.length ? ` — LEFT BEHIND: ${r.leftovers.join("; ")}` : ""}`,
     );
