@@ -207,6 +207,24 @@ export class SyscallProgram {
     this.#ops.push({ nr: OP_JUMP, args: [], options: {}, jumpTo: label });
   }
 
+  /**
+   * Appends what a child does to its signals right before execve: every disposition (but
+   * SIGKILL's and SIGSTOP's) back to SIG_DFL — a runtime's handler would run JavaScript on the
+   * child's stack, and a runtime's SIG_IGN of SIGPIPE must not reach the program — then an empty
+   * mask (the child starts with every signal blocked, see {@link spawnProgram}).
+   * @returns The ops added, as `[index, syscall, arguments to show]`.
+   */
+  resetSignals(): Array<[number, ProgramSyscall, unknown[]]> {
+    const out: Array<[number, ProgramSyscall, unknown[]]> = [];
+    const dfl = this.bytes(new Uint8Array(32)); // struct kernel_sigaction { SIG_DFL, 0, 0, 0 }
+    for (let sig = 1; sig <= 64; sig++) {
+      if (sig !== 9 && sig !== 19) out.push([this.call("rt_sigaction", [sig, dfl, null, 8]), "rt_sigaction", [sig]]);
+    }
+    const empty = this.bytes(new Uint8Array(8));
+    out.push([this.call("rt_sigprocmask", [SIG_SETMASK, empty, null, 8]), "rt_sigprocmask", ["SIG_SETMASK", "{}"]]);
+    return out;
+  }
+
   /** A new label, placed later with {@link SyscallProgram.place}. */
   label(): ProgramLabel {
     return new ProgramLabel();

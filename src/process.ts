@@ -427,18 +427,9 @@ export function spawn(
     if (nativeSpawnSupported()) {
       const p = new SyscallProgram();
       const ops: Array<[string, unknown[]]> = [];
-      if (options.cwd !== undefined) {
-        p.call("chdir", [p.cstring(options.cwd)]);
-        ops.push(["chdir", [options.cwd]]);
-      }
-      const dfl = p.bytes(new Uint8Array(32));
-      for (let sig = 1; sig <= 64; sig++) {
-        if (sig !== 9 && sig !== 19) p.call("rt_sigaction", [sig, dfl, null, 8]), ops.push(["rt_sigaction", [sig]]);
-      }
-      p.call("rt_sigprocmask", [2, /* SIG_SETMASK */ p.bytes(new Uint8Array(8)), null, 8]);
-      ops.push(["rt_sigprocmask", []]);
-      p.call("execve", [p.cstring(file), p.cstrings(argv), p.cstrings(envp)]);
-      ops.push(["execve", [file]]);
+      if (options.cwd !== undefined) ops[p.call("chdir", [p.cstring(options.cwd)])] = ["chdir", [options.cwd]];
+      for (const [i, syscall, shown] of p.resetSignals()) ops[i] = [syscall, shown];
+      ops[p.call("execve", [p.cstring(file), p.cstrings(argv), p.cstrings(envp)])] = ["execve", [file]];
       const built = p.build();
       built.reportTo(wr);
       pid = spawnProgram(built, flags);

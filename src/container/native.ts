@@ -134,7 +134,6 @@ const SOCK_DGRAM_CLOEXEC = 2 | 0o2000000;
 const SIOCSIFFLAGS = 0x8914;
 const IFF_UP_LOOPBACK_RUNNING = 0x1 | 0x8 | 0x40;
 const CLOSE_RANGE_CLOEXEC = 4;
-const SIG_SETMASK = 2;
 const MNT_DETACH = 2;
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -340,13 +339,7 @@ function compile(
   });
   // Nothing of the runtime's may reach the command: every fd above 2 closes at exec.
   call("close_range", [3, 0xffffffff, CLOSE_RANGE_CLOEXEC], [3, unquoted("~0U"), unquoted("CLOSE_RANGE_CLOEXEC")]);
-  // Every disposition back to SIG_DFL before the mask opens: the runtime's handlers would run
-  // JavaScript on this stack, and its SIG_IGN of SIGPIPE must not reach the command.
-  const dfl = p.bytes(new Uint8Array(32)); // struct kernel_sigaction { SIG_DFL, 0, 0, 0 }
-  for (let sig = 1; sig <= 64; sig++) {
-    if (sig !== 9 && sig !== 19) call("rt_sigaction", [sig, dfl, null, 8], [sig, unquoted("SIG_DFL")]);
-  }
-  call("rt_sigprocmask", [SIG_SETMASK, p.bytes(new Uint8Array(8)), null, 8], [unquoted("SIG_SETMASK"), "{}"]);
+  for (const [i, syscall, shown] of p.resetSignals()) info[i] = { step, syscall, shown };
   compileExec(ctx, p, call);
   const valid = () => {
     try {
