@@ -101,6 +101,8 @@ const templates = new Map<string, Template>();
 const MAX_TEMPLATES = 8;
 /** Kinds seen once (their keys), so that the second of a kind is cached. */
 const seenKinds = new Set<string>();
+/** Kinds whose steps turned out to need the forked child. */
+const notNative = new Set<string>();
 const MAX_SEEN = 32;
 const MAX_FREE = 4;
 /**
@@ -227,9 +229,14 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
     t = undefined;
   }
   if (!t) {
+    if (notNative.has(key)) return undefined;
     prepareSetup(ctx);
     const compiled = compile(ctx, steps, plan, stdioShape, fds.closeInChild.length);
-    if (!compiled) return undefined;
+    if (!compiled) {
+      if (notNative.size >= MAX_SEEN) notNative.delete(notNative.values().next().value!);
+      notNative.add(key); // (a mount under /dev, say): the next of its kind forks without trying
+      return undefined;
+    }
     t = compiled;
     // Kept from the second container of a kind on: a fleet of containers that all differ (names,
     // ports, rootfs) would otherwise fill the cache with programs never run again, garbage that
