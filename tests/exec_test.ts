@@ -229,7 +229,7 @@ test(
 
 test("without a spec: root, workdir /, PATH, the default capabilities, no_new_privs and seccomp", async () => {
   await withContainer({ namespaces: ["pid", "uts", "ipc", "mount", "net"] }, async (c, dir) => {
-    const script = "id -u; pwd; echo $PATH; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status";
+    const script = "id -u; pwd; echo $PATH; grep -E '^(CapEff|CapPrm|CapInh|NoNewPrivs|Seccomp):' /proc/self/status";
     const { status, out } = await capture(c.pid, dir, { argv: ["sh", "-c", script] });
     assertEquals(status.code, 0, out);
     const lines = out.split("\n");
@@ -239,6 +239,9 @@ test("without a spec: root, workdir /, PATH, the default capabilities, no_new_pr
       0n,
     );
     assertEquals(capField(out, "CapEff").toString(16), want.toString(16), "CapEff");
+    assertEquals(capField(out, "CapPrm").toString(16), want.toString(16), "CapPrm");
+    // the sets are set after the bounding set, as for the container's own command
+    assertEquals(capField(out, "CapInh").toString(16), want.toString(16), "CapInh");
     assert(/^NoNewPrivs:\s*1$/m.test(out), out);
     assert(/^Seccomp:\s*2$/m.test(out), out);
   });

@@ -116,9 +116,19 @@ const JOIN_ORDER: readonly NamespaceName[] = ["user", "ipc", "uts", "net", "pid"
 /**
  * The container steps the grandchild runs, in {@link SETUP_STEPS}'s order: become-root (in a
  * user namespace the joined process still carries its unmapped host ids), rlimits (before
- * privileges go), workdir, capabilities, user, no-new-privs, seccomp (last before exec).
+ * privileges go), workdir, capabilities (the bounding set), user, capability-sets, no-new-privs,
+ * seccomp (last before exec).
  */
-const EXEC_STEP_NAMES = ["become-root", "rlimits", "workdir", "capabilities", "user", "no-new-privs", "seccomp"];
+const EXEC_STEP_NAMES = [
+  "become-root",
+  "rlimits",
+  "workdir",
+  "capabilities",
+  "user",
+  "capability-sets",
+  "no-new-privs",
+  "seccomp",
+];
 const EXEC_STEPS: readonly SetupStep[] = SETUP_STEPS.filter((s) => EXEC_STEP_NAMES.includes(s.name));
 if (EXEC_STEPS.length !== EXEC_STEP_NAMES.length) {
   const missing = EXEC_STEP_NAMES.filter((n) => !EXEC_STEPS.some((s) => s.name === n));
@@ -422,7 +432,7 @@ function abandon(child: number, grandchild: number | undefined): void {
  * @returns How the command ended: `code`, or `signal` and `shellCode` 128+signal.
  * @throws {ConfigError} Before anything is done: empty argv, bad options, no process `pid`.
  * @throws {SetupError} Naming the step that failed (`join-cgroups`, `join-namespaces`, `fork`,
- *   `become-root`, `workdir`, `capabilities`, `user`, `seccomp`, `exec`…); `cause` carries the
+ *   `become-root`, `workdir`, `capabilities`, `user`, `capability-sets`, `seccomp`, `exec`…); `cause` carries the
  *   call and errno.
  *
  * @example
