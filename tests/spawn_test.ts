@@ -263,6 +263,7 @@ test(
       name,
       rootfs: { tarball, path: rootfs, owner: { uid: BASE } },
       command: ["sleep", "30"],
+      user: { uid: 48, gid: 48 },
       namespaces: ["pid", "ipc", "uts", "mount", "user"],
       idMap: { uid: { inside: 0, outside: BASE, size: 100 }, gid: { inside: 0, outside: BASE, size: 100 } },
       mounts: [

@@ -477,7 +477,10 @@ function compileStep(ctx: SetupContext, name: string, p: SyscallProgram, emit: E
     case "user": {
       const u = spec.user;
       const groups = new Uint32Array(u.groups);
-      call("setgroups", [u.groups.length, p.bytes(new Uint8Array(groups.buffer))], [`[${u.groups.join(", ")}]`]);
+      // (as the forked child: in a user namespace, only a list given in the spec is set)
+      if (!ctx.userns || u.groups.length > 0) {
+        call("setgroups", [u.groups.length, p.bytes(new Uint8Array(groups.buffer))], [`[${u.groups.join(", ")}]`]);
+      }
       call("setresgid", [u.gid, u.gid, u.gid], [u.gid, u.gid, u.gid]);
       call("setresuid", [u.uid, u.uid, u.uid], [u.uid, u.uid, u.uid]);
       return true;
