@@ -27,15 +27,16 @@ import { SyscallError } from "./errno.ts";
  * prints this string; tests/spawn_test.ts checks it against the source where `as` is installed).
  */
 export const RUNNER_X86_64_HEX: string =
-  "4989fc4d8b2c244531f64d8d7c24104d39ee0f83f8000000496bde604c01fb488b034883f8fd0f84870000004883f8fe0f84" +
-  "e4000000488b7b08488b7310488b53184c8b53204c8b43284c8b4b30488b4b58f6c1017403488b3ff6c1027403488b36f6c1" +
-  "047403488b12f6c10874034d8b12f6c11074034d8b00f6c12074034d8b090f05483d01f0ffff7330488b4b384885c9740348" +
-  "8901488b4b404883f9ff74094839c8740431c0eb3049ffc6e95cffffff4c8b7308e953ffffff48f7d8488b4b4839c8740848" +
-  "8b4b5039c8750c48c1e9204989cee934ffffff4883ec10c7042445525221448974240489442408b801000000498b7c240848" +
-  "89e6ba0c0000000f05b8e7000000bf7e0000000f05f4b8e700000031ff0f05f44881ec80000000b889000000488b7b084889" +
-  "e60f05488b4c24504881c480000000483d01f0ffff0f8375ffffff4c8b53104889ca4881e20f0c00004909d248f7c1001000" +
-  "0074074981ca0000200048f7c10020000074074981ca0001000049f7c20004200075074981ca00000001b8a500000031ff48" +
-  "8b730831d24531c00f05e9e5feffff";
+  "4989fc4d8b2c244531f64d8d7c24104d39ee0f833c010000496bde604c01fb488b034883f8fd0f84910000004883f8fc0f84" +
+  "900000004883f8fe0f841e010000488b7b08488b7310488b53184c8b53204c8b43284c8b4b30488b4b58f6c1017403488b3f" +
+  "f6c1027403488b36f6c1047403488b12f6c10874034d8b12f6c11074034d8b00f6c12074034d8b090f05483d01f0ffff736a" +
+  "488b4b384885c97403488901488b4b404883f9ff74094839c8740431c0eb6a49ffc6e952ffffff4c8b7308e949ffffffb838" +
+  "000000488b7b08488b731031d24531d24531c00f054885c075094c8b7318e924ffffff483d01f0ffff730d488b4b204885c9" +
+  "74b98901ebb548f7d8488b4b4839c87408488b4b5039c8750c48c1e9204989cee9f0feffff4883ec10c70424455252214489" +
+  "74240489442408b801000000498b7c24084889e6ba0c0000000f05b8e7000000bf7e0000000f05f4b8e700000031ff0f05f4" +
+  "4881ec80000000b889000000488b7b084889e60f05488b4c24504881c480000000483d01f0ffff0f8375ffffff4c8b531048" +
+  "89ca4881e20f0c00004909d248f7c10010000074074981ca0000200048f7c10020000074074981ca0001000049f7c2000420" +
+  "0075074981ca00000001b8a500000031ff488b730831d24531c00f05e9abfeffff";
 
 /** x86-64 numbers of the system calls a program may make. */
 const NR = {
@@ -66,6 +67,7 @@ const NR = {
   setns: 308,
   seccomp: 317,
   close_range: 436,
+  exit_group: 231,
 } as const;
 
 /** A system call a {@link SyscallProgram} may make. */
@@ -78,12 +80,24 @@ const HEADER_BYTES = 16;
 const STACK_BYTES = 4096;
 const OP_REMOUNT_READONLY = -2n;
 const OP_JUMP = -3n;
+const OP_CLONE = -4n;
 const ANY = -1n;
 
 /** Bytes the program owns: C strings, structs, pointer arrays (see {@link SyscallProgram.bytes}). */
 export class ProgramData {
   /** @internal */
-  constructor(readonly bytes: Uint8Array, readonly pointers: ReadonlyArray<readonly [number, ProgramData]>) {}
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly pointers: ReadonlyArray<readonly [number, ProgramData]>,
+    /** As an argument: the address just past its end (a stack's top), not its start. */
+    readonly top = false,
+  ) {}
+}
+
+/** An address inside program data (see {@link SyscallProgram.at}). */
+export class DataAt {
+  /** @internal */
+  constructor(readonly data: ProgramData, readonly offset: number) {}
 }
 
 /** A u64 the child may store a result into and pass on later (see {@link SyscallProgram.slot}). */
@@ -104,7 +118,7 @@ export class ProgramLabel {
 }
 
 /** One argument of a call: a number, bytes of the program (their address), a slot's value, or NULL. */
-export type ProgramArg = number | bigint | ProgramData | SlotValue | null;
+export type ProgramArg = number | bigint | ProgramData | DataAt | SlotValue | null;
 
 /** Options of one call. */
 export interface CallOptions {
@@ -120,7 +134,8 @@ interface Op {
   readonly nr: bigint;
   readonly args: readonly ProgramArg[];
   readonly options: CallOptions;
-  readonly jumpTo?: ProgramLabel;
+  /** Arguments that are op indexes: [argument index, label]. */
+  readonly labels?: ReadonlyArray<readonly [number, ProgramLabel]>;
 }
 
 /**
@@ -204,7 +219,29 @@ export class SyscallProgram {
 
   /** Appends a jump to `label`. */
   jump(label: ProgramLabel): void {
-    this.#ops.push({ nr: OP_JUMP, args: [], options: {}, jumpTo: label });
+    this.#ops.push({ nr: OP_JUMP, args: [0], options: {}, labels: [[0, label]] });
+  }
+
+  /**
+   * Appends a clone: `clone(flags, stack)`, after which the new child goes on at `child` on its
+   * own `stack` (from {@link SyscallProgram.stack}), and this process stores the child's pid (a
+   * u32) at `pidAt`, when given, and goes on with the next op. With `CLONE_VM` both run the same
+   * program in the same memory: neither may write what the other reads. @returns its op index.
+   */
+  clone(flags: number, stack: ProgramData, child: ProgramLabel, pidAt?: DataAt): number {
+    if (!stack.top) throw new TypeError("hako ffi: clone needs a stack from SyscallProgram.stack()");
+    this.#ops.push({ nr: OP_CLONE, args: [flags, stack, 0, pidAt ?? 0], options: {}, labels: [[2, child]] });
+    return this.#ops.length - 1;
+  }
+
+  /** Memory for a child's stack (see {@link SyscallProgram.clone}); as an argument, its top. */
+  stack(size = 4096): ProgramData {
+    return new ProgramData(new Uint8Array(size), [], true);
+  }
+
+  /** The address `offset` bytes into `data`, as an argument. */
+  at(data: ProgramData, offset: number): DataAt {
+    return new DataAt(data, offset);
   }
 
   /**
@@ -284,7 +321,12 @@ export class SyscallProgram {
       data.push(d);
       for (const [, p] of d.pointers) visit(p);
     };
-    for (const op of this.#ops) for (const a of op.args) if (a instanceof ProgramData) visit(a);
+    for (const op of this.#ops) {
+      for (const a of op.args) {
+        if (a instanceof ProgramData) visit(a);
+        else if (a instanceof DataAt) visit(a.data);
+      }
+    }
     const align = (n: number) => (n + 15) & ~15;
     const opsAt = HEADER_BYTES;
     const slotsAt = opsAt + this.#ops.length * OP_BYTES;
@@ -317,14 +359,17 @@ export class SyscallProgram {
       op.args.forEach((a, k) => {
         let v: bigint;
         if (a === null) v = 0n;
-        else if (a instanceof ProgramData) v = base + BigInt(dataAt.get(a)!);
+        else if (a instanceof ProgramData) {
+          v = base + BigInt(dataAt.get(a)!);
+          if (a.top) v = (v + BigInt(a.bytes.length)) & ~15n;
+        } else if (a instanceof DataAt) v = base + BigInt(dataAt.get(a.data)! + a.offset);
         else if (a instanceof SlotValue) {
           v = base + BigInt(slotAt.get(a.slot)!);
           indirect |= 1 << k;
         } else v = BigInt(a);
         word(1 + k, v);
       });
-      if (op.jumpTo) word(1, target(op.jumpTo));
+      for (const [k, l] of op.labels ?? []) word(1 + k, target(l));
       word(7, op.options.store ? base + BigInt(slotAt.get(op.options.store)!) : 0n);
       word(8, op.options.expect === undefined ? ANY : BigInt(op.options.expect));
       (op.options.onErrno ?? []).forEach(([e, l], k) => word(9 + k, (target(l) << 32n) | BigInt(e)));
@@ -404,8 +449,26 @@ export function readyRecord(prog: SyscallProgram): ProgramData {
 /** The size of a report record. */
 export const REPORT_BYTES = 12;
 
-/** A report record: setup done, or which op failed with which errno (0: an unexpected result). */
-export type ProgramReport = { readonly ready: true } | { readonly ready: false; op: number; errno: number };
+/**
+ * A report record: setup done (`ready`), an op that failed with an errno (0: an unexpected
+ * result), or the pid of a child the program cloned (`pid`, see {@link pidRecord}).
+ */
+export type ProgramReport =
+  | { readonly ready: true }
+  | { readonly ready: false; readonly op: number; readonly errno: number }
+  | { readonly ready: false; readonly pid: number };
+
+const PID = 0x21444950; // "PID!"
+
+/**
+ * A 12-byte record `{ "PID!", pid }` for a clone to store its child's pid into (`prog.at(record,
+ * 4)`) and the program to write to the report fd.
+ */
+export function pidRecord(prog: SyscallProgram): ProgramData {
+  const b = new Uint8Array(12);
+  new DataView(b.buffer).setUint32(0, PID, true);
+  return prog.bytes(b);
+}
 
 /** Decodes a 12-byte report record; undefined when it is not one. */
 export function parseReport(bytes: Uint8Array): ProgramReport | undefined {
@@ -414,5 +477,6 @@ export function parseReport(bytes: Uint8Array): ProgramReport | undefined {
   const kind = v.getUint32(0, true);
   if (kind === READY) return { ready: true };
   if (kind === FAILED) return { ready: false, op: v.getUint32(4, true), errno: v.getUint32(8, true) };
+  if (kind === PID) return { ready: false, pid: v.getUint32(4, true) };
   return undefined;
 }

@@ -8,7 +8,9 @@
 #
 # Program: u64 count, i64 report_fd, then `count` ops of 12 u64 each:
 #   +0  nr        syscall number; -2 = remount read-only keeping flags (a0 path, a1 base
-#                 MS_* flags), -3 = jump to op a0
+#                 MS_* flags), -3 = jump to op a0, -4 = clone (a0 flags, a1 the new child's
+#                 stack top): the child goes on at op a2, the parent stores the child's pid at
+#                 a3 (unless 0) and goes on with the next op
 #   +8  a0 … +48 a5
 #   +56 store     address where the result is stored (0: not stored)
 #   +64 expect    the result required (-1: any non-negative result)
@@ -34,6 +36,8 @@ hako_run_program:
         mov     rax, [rbx]
         cmp     rax, -3
         je      .Ljump
+        cmp     rax, -4
+        je      .Lclone
         cmp     rax, -2
         je      .Lremount
         mov     rdi, [rbx + 8]
@@ -82,6 +86,25 @@ hako_run_program:
 .Ljump:
         mov     r14, [rbx + 8]
         jmp     .Lloop
+.Lclone:                                # clone(a0, a1, NULL, NULL, 0): the child on its own stack
+        mov     eax, 56
+        mov     rdi, [rbx + 8]
+        mov     rsi, [rbx + 16]
+        xor     edx, edx
+        xor     r10d, r10d
+        xor     r8d, r8d
+        syscall
+        test    rax, rax
+        jnz     1f
+        mov     r14, [rbx + 24]         # the child (rbx, r12-r15 are kept by clone)
+        jmp     .Lloop
+1:      cmp     rax, -4095
+        jae     .Lerror
+        mov     rcx, [rbx + 32]
+        test    rcx, rcx
+        jz      .Lnext
+        mov     [rcx], eax              # the pid, as a u32
+        jmp     .Lnext
 .Lerror:
         neg     rax                     # the errno
         mov     rcx, [rbx + 72]

@@ -159,6 +159,11 @@ function boundRead(n: number): boolean {
   return check(prctl(PR_CAPBSET_READ, n, 0, 0, 0), "prctl", [sym("PR_CAPBSET_READ"), sym(capName(n))]) === 1;
 }
 
+/** Every capability the running kernel knows, as a mask. */
+function fullSet(): bigint {
+  return (1n << BigInt(lastCap() + 1)) - 1n;
+}
+
 /**
  * The calling process's bounding set, read once (one prctl per capability) and kept: the set only
  * ever shrinks, and hako's own drops forget it, so a kept copy can only hold capabilities dropped
@@ -260,16 +265,26 @@ export interface KeepPlan {
  * Plans {@link Capability.keep} for the calling thread's current sets, checking everything keep
  * checks; a process forked or cloned from this thread (without a new user namespace) has the
  * same sets, so the plan holds there too — hako's native container child runs it as system calls.
+ * With `inUserNamespace`, the plan is for root of a new or joined user namespace instead, whose
+ * sets (the bounding set too) are all full.
  * @param list The capabilities to keep.
  * @param options `ambient`: raise them in the ambient set too.
+ * @param inUserNamespace Plan for root of a user namespace (default false: for this thread).
  * @returns The plan.
  * @throws {ConfigError} For an unknown capability.
  * @throws {SyscallError} EPERM when a capability is not permitted or CAP_SETPCAP is missing.
  */
-export function keepPlan(list: readonly CapabilityLike[], options: KeepOptions = {}): KeepPlan {
+export function keepPlan(
+  list: readonly CapabilityLike[],
+  options: KeepOptions = {},
+  inUserNamespace = false,
+): KeepPlan {
   const context = "Capability.keep";
   const mask = toMask(list, "Capability.keep");
-  const current = capget(0);
+  // Root of a new (or joined) user namespace holds every capability in every set, the bounding
+  // set included, whatever the process it came from held (the kernel's set_cred_user_ns).
+  const full = fullSet();
+  const current = inUserNamespace ? { effective: full, permitted: full, inheritable: 0n } : capget(0);
   const missing = mask & ~current.permitted;
   if (missing !== 0n) {
     throw new SyscallError(
@@ -279,7 +294,7 @@ export function keepPlan(list: readonly CapabilityLike[], options: KeepOptions =
       `${context}: ${fromMask(missing).join(", ")} not in the permitted set, so it cannot be kept`,
     );
   }
-  const bounding = boundingSet();
+  const bounding = inUserNamespace ? full : boundingSet();
   const drops: number[] = [];
   for (let n = 0; n <= lastCap(); n++) if (!((mask >> BigInt(n)) & 1n) && ((bounding >> BigInt(n)) & 1n)) drops.push(n);
   assertCanDropBound(current, drops, context);

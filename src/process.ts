@@ -440,7 +440,7 @@ export function spawn(
       while ((got = read(rd, report, BigInt(REPORT_BYTES))) === -1 && errno() === EINTR);
       void built.memory;
       const r = got === REPORT_BYTES ? parseReport(report) : undefined;
-      if (r && !r.ready) {
+      if (r && !r.ready && "op" in r) {
         waitpid(pid);
         const [call, callArgs] = ops[r.op] ?? ["spawn", []];
         throw new SyscallError(call, r.errno, callArgs);

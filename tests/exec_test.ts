@@ -14,6 +14,8 @@ import { execIn, type ExecOptions } from "../src/container/exec.ts";
 import { findStaticBusybox } from "../src/container/rootfs.ts";
 import { DEFAULT_CAPABILITIES } from "../src/container/spec.ts";
 import { Capability } from "../src/capability.ts";
+import { nativeChildren } from "../src/container/native.ts";
+import { nativeSpawnSupported } from "../ffi/spawn.ts";
 import type { ContainerSpec } from "../src/container/spec.ts";
 
 const skip = needsRoot ||
@@ -269,3 +271,44 @@ test("the event loop keeps running while execIn waits", async () => {
     assert(ticks >= 10, `only ${ticks} ticks in 300 ms`);
   });
 }, { skip });
+
+test(
+  "execIn's native children give the command what the forked ones give it (status, namespaces, cwd, env)",
+  async () => {
+    if (!nativeSpawnSupported()) {
+      console.error(`SKIP (inside the test): no native runner on ${process.arch}`);
+      return;
+    }
+    for (const spec of [USERNS, { namespaces: ["pid", "uts", "ipc", "mount", "net"] as const, hostname: "plain" }]) {
+      await withContainer({ ...spec, user: { uid: 7, gid: 7, groups: [7, 8] } }, async (c, dir) => {
+        const script = "grep -E '^(Uid|Gid|Groups|Cap[A-Za-z]+|NoNewPrivs|Seccomp|Sig(Blk|Ign)):' /proc/self/status;" +
+          "hostname; pwd; echo $HAKO_E; for n in pid mnt user; do readlink /proc/self/ns/$n; done";
+        const outs: string[] = [];
+        for (const native of ["1", "0"]) {
+          const before = process.env.HAKO_NATIVE_SPAWN;
+          process.env.HAKO_NATIVE_SPAWN = native;
+          const count = nativeChildren.count;
+          try {
+            const { status, out } = await capture(c.pid, dir, {
+              argv: ["sh", "-c", script],
+              spec: c.spec,
+              env: { HAKO_E: "e" },
+              workdir: "/tmp",
+            });
+            assertEquals(status.code, 0, out);
+            assertEquals(nativeChildren.count - count, native === "1" ? 1 : 0, "native children");
+            outs.push(out);
+          } finally {
+            if (before === undefined) delete process.env.HAKO_NATIVE_SPAWN;
+            else process.env.HAKO_NATIVE_SPAWN = before;
+          }
+        }
+        assertEquals(outs[0], outs[1]);
+        assert(/^Uid:\s+7\s/m.test(outs[0]!), outs[0]);
+        // the bounding set is the kept list, in a user namespace too (where it starts full)
+        assertEquals(capField(outs[0]!, "CapBnd").toString(16), capField(outs[0]!, "CapInh").toString(16), "CapBnd");
+      });
+    }
+  },
+  { skip },
+);

@@ -291,6 +291,8 @@ test(
       }
     }
     assertEquals(views[0], views[1]);
+    // root of the new user namespace starts with a full bounding set: it is cut to the kept list
+    assertEquals(views[0]!.status.CapBnd, views[0]!.status.CapInh);
     const mounts = views[0]!.mounts.join("\n");
     assert(/^\/tmp \S*nosuid\S* tmpfs$/m.test(mounts), mounts);
     assert(/^\/etc\/motd ro,/m.test(mounts), mounts);

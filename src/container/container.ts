@@ -136,7 +136,9 @@ async function readStatus(
     if (!r) {
       return { error: { step: "setup", message: `garbled report from the native child (${chunks.length} bytes)` } };
     }
-    return r.ready ? { ready: true } : { error: native.failure(r.op, r.errno) };
+    if (r.ready) return { ready: true };
+    if ("pid" in r) return { error: { step: "setup", message: "an unexpected pid report from the native child" } };
+    return { error: native.failure(r.op, r.errno) };
   }
   const line = new TextDecoder().decode(new Uint8Array(chunks)).split("\n")[0]!;
   try {

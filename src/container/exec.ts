@@ -47,7 +47,10 @@ import { NAMESPACE_FLAGS, type NamespaceName } from "../namespace.ts";
 import { kill as killProcess, type ProcessStatus, wait, waitpid2 } from "../process.ts";
 import { setrlimit } from "../rlimit.ts";
 import { compileSeccomp, DEFAULT_SECCOMP_PROFILE } from "../seccomp.ts";
-import { closeFd, describe, pipe, readReports, report, setupError } from "./_pipe.ts";
+import { type ChildError, closeFd, describe, pipe, readReports, report, setupError } from "./_pipe.ts";
+import { compileExecIn, type NativeExec } from "./native.ts";
+import { parseReport, REPORT_BYTES, spawnProgram } from "../../ffi/spawn.ts";
+import { waitReadable } from "../../ffi/poll.ts";
 import { execCommand, SETUP_STEPS, type SetupContext, type SetupStep } from "./setup.ts";
 import { DEFAULT_CAPABILITIES } from "./spec.ts";
 import type { ResolvedSpec } from "./validate.ts";
@@ -443,6 +446,8 @@ function abandon(child: number, grandchild: number | undefined): void {
  */
 export async function execIn(pid: number, opts: ExecOptions): Promise<ProcessStatus> {
   const plan = planExec(pid, opts);
+  const native = await execNative(plan, opts);
+  if (native) return native;
   const [statusR, statusW] = pipe();
   let child: number;
   try {
@@ -484,4 +489,98 @@ export async function execIn(pid: number, opts: ExecOptions): Promise<ProcessSta
     throw e;
   }
   return await wait(child);
+}
+
+/**
+ * {@link execIn} with native children (see `native.ts`'s `compileExecIn`): no fork of the
+ * runtime. The first child's cgroups are joined by this process before its go byte; the command's
+ * process is this process's own child (`CLONE_PARENT`), waited on directly. Undefined when the
+ * forked path must run it.
+ */
+async function execNative(plan: ExecPlan, opts: ExecOptions): Promise<ProcessStatus | undefined> {
+  const [goR, goW] = pipe();
+  const [statusR, statusW] = pipe();
+  const fds = [goR, goW, statusR, statusW];
+  const closeAll = () => fds.splice(0).forEach(closeFd);
+  let native: NativeExec | undefined;
+  try {
+    native = compileExecIn(
+      plan.profile as ResolvedSpec,
+      plan.namespaces.map((n) => ({ path: n.path, flag: NAMESPACE_FLAGS[n.type] })),
+      EXEC_STEPS,
+      { go: goR, status: statusW, stdio: [opts.stdin, opts.stdout, opts.stderr] },
+      plan.namespaces.some((n) => n.type === "user"),
+    );
+  } catch (e) {
+    closeAll();
+    throw e;
+  }
+  if (!native) {
+    closeAll();
+    return undefined;
+  }
+  let child: number;
+  try {
+    child = spawnProgram(native.program, 0);
+  } catch (e) {
+    closeAll();
+    throw new SetupError("fork", e instanceof Error ? e.message : String(e), { cause: e });
+  }
+  // The parent keeps goW and statusR.
+  closeFd(goR), closeFd(statusW);
+  fds.splice(0, fds.length, goW, statusR);
+  let grandchild: number | undefined;
+  let failure: ChildError | undefined;
+  try {
+    try {
+      for (const procs of plan.cgroupProcs) writeKnob(procs, String(child), "join the container's cgroup");
+    } catch (e) {
+      throw new SetupError("join-cgroups", e instanceof Error ? e.message : String(e), { cause: e });
+    }
+    libc().write(goW, new Uint8Array([1]), 1n);
+    closeFd(goW);
+    fds.splice(fds.indexOf(goW), 1);
+    // Records until EOF: the command's pid, or a failed op; EOF when every copy of the write end
+    // is closed (the first child's exit, the command's execve).
+    const until = Date.now() + (opts.timeoutMs ?? SETUP_TIMEOUT_MS);
+    const record = new Uint8Array(REPORT_BYTES);
+    for (let got = 0;;) {
+      const left = until - Date.now();
+      if (left <= 0 || !(await waitReadable(statusR, left))) {
+        throw new SetupError("exec", `no word from the child in ${opts.timeoutMs ?? SETUP_TIMEOUT_MS} ms`);
+      }
+      const n = libc().read(statusR, record.subarray(got), BigInt(REPORT_BYTES - got));
+      if (n === -1 && errno() === EINTR) continue;
+      if (n <= 0) break;
+      got += n;
+      if (got < REPORT_BYTES) continue;
+      got = 0;
+      const r = parseReport(record);
+      if (r && "pid" in r) grandchild = r.pid;
+      else if (r && !r.ready) failure ??= native.failure(r.op, r.errno);
+    }
+  } catch (e) {
+    abandon(child, grandchild);
+    if (grandchild !== undefined) await wait(grandchild).catch(() => {});
+    throw e;
+  } finally {
+    fds.splice(0).forEach(closeFd);
+  }
+  void native.program; // its memory was the children's until the EOF above
+  await wait(child); // the first child, gone once it reported
+  if (failure) {
+    if (grandchild !== undefined) await wait(grandchild);
+    throw setupError(failure);
+  }
+  if (grandchild === undefined) throw new SetupError("exec", "the child ended before the command started");
+  try {
+    opts.onStart?.(grandchild);
+  } catch (e) {
+    try {
+      killProcess(grandchild, "KILL");
+    } catch { /* gone */ }
+    await wait(grandchild);
+    throw e;
+  }
+  return await wait(grandchild);
 }

@@ -17,6 +17,7 @@
 import {
   type BuiltProgram,
   nativeSpawnSupported,
+  pidRecord,
   type ProgramArg,
   type ProgramData,
   type ProgramLabel,
@@ -136,6 +137,10 @@ const SOCK_DGRAM_CLOEXEC = 2 | 0o2000000;
 const SIOCSIFFLAGS = 0x8914;
 const IFF_UP_LOOPBACK_RUNNING = 0x1 | 0x8 | 0x40;
 const CLOSE_RANGE_CLOEXEC = 4;
+const O_RDONLY_CLOEXEC = 0o2000000;
+const CLONE_VM = 0x100;
+const CLONE_PARENT = 0x8000;
+const SIGCHLD = 17;
 const MNT_DETACH = 2;
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -174,7 +179,7 @@ const changesUser = (spec: SetupContext["spec"]) =>
 /** A value shown unquoted in a SyscallError message. */
 const unquoted = (text: string) => Object.freeze({ toString: () => text });
 
-/** How many containers this process gave a native child (tests and benchmarks check which path ran). */
+/** How many containers (and execIn calls) this process gave a native child (tests check which path ran). */
 export const nativeChildren: { count: number } = { count: 0 };
 
 /**
@@ -199,11 +204,8 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
   }
   let plan: KeepPlan;
   try {
-    plan = keepPlan(spec.capabilities);
+    plan = keepPlan(spec.capabilities, {}, ctx.userns);
   } catch (e) {
-    // In a new user namespace root has every capability whatever the parent lacks: let the
-    // forked child find out.
-    if (ctx.userns) return undefined;
     throw setupError(describe("capabilities", e));
   }
   const stdioShape = fds.stdio.map((fd, target) => (fd < 0 ? "-" : fd === target ? "=" : "dup"));
@@ -356,6 +358,111 @@ function compile(
     }
   };
   return { prog: p, info, slots, free: [], valid };
+}
+
+/** A compiled `execIn`: the program to clone, and how to name a failed op. */
+export interface NativeExec {
+  /** The program; keep it referenced until the command has exec'd or both children are reaped. */
+  readonly program: BuiltProgram;
+  /** The report a failed op stands for. */
+  failure(op: number, errno: number): ChildError;
+}
+
+/**
+ * `execIn` (exec.ts) as a program: the first child joins the container's namespaces (its cgroups
+ * are joined by the parent, which writes the child's pid before the go byte), then clones the
+ * command's process with `CLONE_PARENT` — the caller's own child, in the joined PID namespace —
+ * reports its pid and exits; the command's process runs `steps` and execs. Undefined where the
+ * forked path must run it (no native runner, rootless: the parent cannot plan capabilities).
+ * @throws {SetupError} For a step that cannot succeed (a capability not permitted).
+ */
+export function compileExecIn(
+  profile: SetupContext["spec"],
+  namespaces: ReadonlyArray<{ readonly path: string; readonly flag: number }>,
+  steps: readonly SetupStep[],
+  fds: { readonly go: number; readonly status: number; readonly stdio: ReadonlyArray<number | undefined> },
+  userns: boolean,
+): NativeExec | undefined {
+  if (!nativeSpawnSupported() || profile.rootless) return undefined;
+  const ctx: SetupContext = { spec: profile, userns };
+  let plan: KeepPlan;
+  try {
+    plan = keepPlan(profile.capabilities, {}, userns);
+  } catch (e) {
+    throw setupError(describe("capabilities", e));
+  }
+  const p = new SyscallProgram();
+  const info: OpInfo[] = [];
+  let step = "stdio";
+  const call: Call = (name, args, shown, options = {}, context) => {
+    const i = p.call(name, args, options);
+    info[i] = { step, syscall: name === "prlimit64" ? "prlimit" : name, shown, ...(context ? { context } : {}) };
+    return i;
+  };
+  const emit: Emit = {
+    call,
+    check: () => {},
+    remountReadonly: () => {
+      throw new Error("exec has no read-only remount");
+    },
+    plan,
+  };
+  fds.stdio.forEach((fd, target) => {
+    if (fd !== undefined && fd !== target) call("dup2", [fd, target], [fd, target], {}, `redirect fd ${target}`);
+  });
+  // Nothing of the runtime's may reach the command: every fd above 2 closes at exec.
+  call("close_range", [3, 0xffffffff, CLOSE_RANGE_CLOEXEC], [3, unquoted("~0U"), unquoted("CLOSE_RANGE_CLOEXEC")]);
+  step = "join-cgroups";
+  call("read", [fds.go, p.bytes(new Uint8Array(8)), 1], ["go pipe"], { expect: 1 }, "wait for the parent's go");
+  step = "join-namespaces";
+  // Every fd first: after setns(user) or setns(mnt), /proc/PID may no longer be reachable.
+  const nsFds = namespaces.map((ns) => {
+    const slot = p.slot();
+    call(
+      "open",
+      [p.cstring(ns.path), O_RDONLY_CLOEXEC, 0],
+      [ns.path],
+      { store: slot },
+      "open the container's namespace",
+    );
+    return slot;
+  });
+  namespaces.forEach((ns, i) => {
+    call("setns", [p.value(nsFds[i]!), ns.flag], [ns.path], {}, "join the container's namespace");
+  });
+  call("chdir", [p.cstring("/")], ["/"]);
+  step = "fork";
+  const record = pidRecord(p);
+  const command = p.label();
+  const i = p.clone(CLONE_VM | CLONE_PARENT | SIGCHLD, p.stack(), command, p.at(record, 4));
+  info[i] = { step, syscall: "clone", shown: [unquoted("CLONE_VM|CLONE_PARENT")] };
+  call("write", [fds.status, record, REPORT_BYTES], ["status pipe"], { expect: REPORT_BYTES });
+  call("exit_group", [0], [0]);
+  p.place(command);
+  for (const s of steps) {
+    if (!s.when(ctx)) continue;
+    step = s.name;
+    try {
+      if (!compileStep(ctx, s.name, p, emit)) return undefined;
+    } catch (e) {
+      throw setupError(describe(s.name, e));
+    }
+  }
+  step = "exec";
+  for (const [k, syscall, shown] of p.resetSignals()) info[k] = { step, syscall, shown };
+  compileExec(ctx, p, call);
+  const program = p.build();
+  program.reportTo(fds.status);
+  nativeChildren.count++;
+  return {
+    program,
+    failure(op: number, errno: number): ChildError {
+      const at = info[op];
+      if (!at) return { step: "exec", message: `the native child failed at op ${op}: errno ${errno}` };
+      if (errno === 0) return { step: at.step, message: `${at.syscall} returned an unexpected result` };
+      return describe(at.step, new SyscallError(at.syscall, errno, at.shown, at.context));
+    },
+  };
 }
 
 /** Appends one system call, recording its step and how to name its failure; @returns its op index. */

@@ -730,7 +730,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       ...(changesUser(c) ? ["prctl(PR_SET_KEEPCAPS, 1)"] : []),
     ],
     run: (c) => {
-      const plan = keepPlan(c.spec.capabilities);
+      const plan = keepPlan(c.spec.capabilities, {}, c.userns);
       keepPlans.set(c, plan);
       keepBounding(plan, { keepCaps: changesUser(c) });
     },
@@ -760,7 +760,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     plan: (c) => [`capset: ${c.spec.capabilities.join(", ") || "(none)"}`, "prctl(PR_CAP_AMBIENT_CLEAR_ALL)"],
     // The plan of the capabilities step: checked while still privileged (after the change of user
     // the effective set is empty, and the checks would refuse what is already done).
-    run: (c) => keepSets(keepPlans.get(c) ?? keepPlan(c.spec.capabilities)),
+    run: (c) => keepSets(keepPlans.get(c) ?? keepPlan(c.spec.capabilities, {}, c.userns)),
   },
   {
     name: "no-new-privs",
