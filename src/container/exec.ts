@@ -19,6 +19,11 @@
  * wait (WNOHANG + sleep) ◀──────┘
  * ```
  *
+ * On x86-64 the children run no JavaScript ({@link execIn} tries `execNative` first): the first
+ * child is a native program (`native.ts`'s `compileExecIn`) whose cgroups this process joins for it,
+ * and it clones the command's process with `CLONE_PARENT`, so this process waits on the command
+ * itself; the diagram is the forked path, still used without a native runner or rootless.
+ *
  * Failures in either child reach the parent over a close-on-exec pipe as one JSON line naming
  * the step, and are thrown as a {@link SetupError} whose `cause` is the {@link SyscallError}
  * (call, errno). A successful execve closes the pipe, so EOF with no error means "running".
