@@ -5,6 +5,7 @@ import process from "node:process";
 import { assertEquals, isRoot, tempDir, test } from "./_harness.ts";
 import { Container, Namespace, run } from "../mod.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
+import { nativeChildren } from "../src/container/native.ts";
 
 const skip = !isRoot
   ? "needs root (run the suite with sudo)"
@@ -58,6 +59,7 @@ test("namespaces: { type, join } joins another container's network namespace by 
   });
   await holder.start();
   const netOfHolder = Namespace.ids(holder.pid).net;
+  const count = nativeChildren.count;
   await using joiner = await Container.create({
     name: `hako-test-nsj-${process.pid}`,
     rootfs,
@@ -65,6 +67,8 @@ test("namespaces: { type, join } joins another container's network namespace by 
     command: ["sleep", "30"],
   });
   await joiner.start();
+  // joining a namespace needs no JavaScript in the child either
+  if (process.arch === "x64") assertEquals(nativeChildren.count - count, 1, "native children");
   assertEquals(Namespace.ids(joiner.pid).net, netOfHolder);
   // Its own UTS namespace all the same.
   assertEquals(Namespace.ids(joiner.pid).uts !== Namespace.ids(holder.pid).uts, true);

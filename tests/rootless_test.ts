@@ -1,4 +1,5 @@
 import { spawnSync } from "node:child_process";
+import process from "node:process";
 import { chmodSync, chownSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { assert, assertEquals, isRoot, tempDir, test } from "./_harness.ts";
@@ -99,8 +100,10 @@ test("rootless: subuid parsing and own-id detection", () => {
 
 test("rootless: as nobody, the caller's uid is root inside; cgroups and missing user ns fail before anything", () => {
   const mod = JSON.stringify(join(REPO, "src/container/container.ts"));
+  const native = JSON.stringify(join(REPO, "src/container/native.ts"));
   using r = asNobody(`
 import { Container, run } from ${mod};
+import { nativeChildren } from ${native};
 import { existsSync, readFileSync } from "node:fs";
 const dir = Deno.args[0];
 const out: Record<string, unknown> = {};
@@ -108,6 +111,7 @@ const base = { name: "hako-rootless-" + Deno.pid, namespaces: ["user", "mount", 
 const st = await run({ ...base, rootfs: { builder: "busybox", path: dir + "/rootfs" },
   command: ["sh", "-c", "id -u > /ids; id -g >> /ids; tr -s ' ' < /proc/self/uid_map >> /ids"] });
 out.status = st.code;
+out.native = nativeChildren.count;
 out.ids = readFileSync(dir + "/rootfs/ids", "utf8");
 const fails = async (spec: object) => {
   try { await Container.create({ ...base, command: "true", ...spec } as never); return "created"; }
@@ -121,6 +125,8 @@ console.log(JSON.stringify(out));
 `);
   const out = JSON.parse(r.out.trim().split("\n").pop()!);
   assertEquals(out.status, 0);
+  // a rootless container's child runs no JavaScript either (where hako has a native runner)
+  if (process.arch === "x64") assertEquals(out.native, 1, "native children");
   assertEquals(out.ids, "0\n0\n 0 65534 1\n", "uid and gid 0 inside, nobody's uid mapped to 0");
   assert(
     /^ConfigError: cgroup: rootless mode needs a delegated cgroup \(\/sys\/fs\/cgroup\/\S+ is not writable by uid 65534\); remove the cgroup section or delegate one$/

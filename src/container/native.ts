@@ -5,8 +5,8 @@
  * copy-on-write faults, nothing for execve to tear down.
  *
  * {@link compileChild} returns undefined for a spec that needs code in the child (a provision
- * hook, a veth, joined namespaces, rootless mode, mounts under /proc, /sys or /dev), or where no
- * native runner exists (not x86-64, or `HAKO_NATIVE_SPAWN=0`): those containers are forked as before,
+ * hook, a veth, a joined mount namespace, mounts under /proc, /sys or /dev), or where no native
+ * runner exists (not x86-64, or `HAKO_NATIVE_SPAWN=0`): those containers are forked as before,
  * and `setup.ts` runs the steps in the forked child.
  *
  * A program is compiled once per kind of container (see {@link templates}); the pipes' fds go
@@ -30,6 +30,7 @@ import { capHeader, encodeCapData, encodeRlimit } from "../../ffi/structs.ts";
 import { existsSync, lstatSync, statSync } from "node:fs";
 import { join, normalize } from "node:path";
 import { parseOptions } from "../mount.ts";
+import { NAMESPACE_FLAGS } from "../namespace.ts";
 import { type KeepPlan, keepPlan } from "../capability.ts";
 import { rlimitNumber, rlimitPair } from "../rlimit.ts";
 import { SyscallError } from "../errors.ts";
@@ -146,6 +147,7 @@ const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 
 /** The steps the native child can run; any other step in a spec means forking as before. */
 const NATIVE_STEPS = new Set([
+  "join-namespaces",
   "become-root",
   "private-mounts",
   "rootfs-bind",
@@ -190,9 +192,9 @@ export const nativeChildren: { count: number } = { count: 0 };
  */
 export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | undefined {
   const spec = ctx.spec;
-  // Rootless, the parent cannot plan the child's capabilities (it has none; root inside the new
-  // user namespace has them all), and joined namespaces are opened in the child: both fork.
-  if (!nativeSpawnSupported() || spec.rootless || spec.joinNamespaces.length > 0) return undefined;
+  // (Rootless containers too: their capabilities are planned for root of the new user namespace,
+  // whatever the parent holds.)
+  if (!nativeSpawnSupported()) return undefined;
   const steps = stepsFor(ctx);
   if (!steps.every((s) => NATIVE_STEPS.has(s.name))) return undefined;
   // Checked for every container, cached or not: the standard mount points must be plain
@@ -373,7 +375,7 @@ export interface NativeExec {
  * are joined by the parent, which writes the child's pid before the go byte), then clones the
  * command's process with `CLONE_PARENT` — the caller's own child, in the joined PID namespace —
  * reports its pid and exits; the command's process runs `steps` and execs. Undefined where the
- * forked path must run it (no native runner, rootless: the parent cannot plan capabilities).
+ * forked path must run it (no native runner).
  * @throws {SetupError} For a step that cannot succeed (a capability not permitted).
  */
 export function compileExecIn(
@@ -383,7 +385,7 @@ export function compileExecIn(
   fds: { readonly go: number; readonly status: number; readonly stdio: ReadonlyArray<number | undefined> },
   userns: boolean,
 ): NativeExec | undefined {
-  if (!nativeSpawnSupported() || profile.rootless) return undefined;
+  if (!nativeSpawnSupported()) return undefined;
   const ctx: SetupContext = { spec: profile, userns };
   let plan: KeepPlan;
   try {
@@ -534,6 +536,15 @@ function compileStep(ctx: SetupContext, name: string, p: SyscallProgram, emit: E
           unquoted(`RLIMIT_${k.toUpperCase().replace(/^RLIMIT_/, "")}`),
           unquoted(`{${cur}, ${max}}`),
         ]);
+      }
+      return true;
+    case "join-namespaces":
+      // opened and joined one by one, in the spec's order (as setup.ts's step does)
+      for (const j of spec.joinNamespaces) {
+        const fd = p.slot();
+        call("open", [p.cstring(j.path), O_RDONLY_CLOEXEC, 0], [j.path], { store: fd });
+        call("setns", [p.value(fd), NAMESPACE_FLAGS[j.type]], [j.path]);
+        call("close", [p.value(fd)], [j.path]);
       }
       return true;
     case "become-root":

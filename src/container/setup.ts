@@ -289,7 +289,7 @@ function prepareCalls(ctx: SetupContext): void {
       target: cstr(p),
     })),
   );
-  if (spec.joinNamespaces.length === 0) {
+  if (!spec.joinNamespaces.some((j) => j.type === "mount")) {
     // A new mount namespace of our own (not one joined): pivotRootInto's check that this is not
     // PID 1's namespace holds by construction, and / is already private and the rootfs bound.
     calls.set("pivot-root", [
