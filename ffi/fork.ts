@@ -31,11 +31,17 @@ import { SYS } from "./syscalls.ts";
  * it starts, so they must be in its environment. Without them a forked child whose GC runs may
  * wait forever on a collector or marker thread that fork left behind (seen: the first fork hung
  * when parent and child both forced a full GC; 2 of 30 children that allocated ~3M objects hung).
+ * `useWarmUpMarkedBlocks` is a helper thread that hands out pre-faulted heap blocks once a process
+ * has allocated 64 of them: a child that asks it for one would wait forever (a suspect for about
+ * 1 child in thousands seen parked in pthread_cond_wait); the parallel constraint solver uses
+ * helper threads too.
  */
 export const BUN_SINGLE_THREADED_ENV: Readonly<Record<string, string>> = {
   BUN_JSC_useConcurrentGC: "0",
   BUN_JSC_numberOfGCMarkers: "1",
   BUN_JSC_useConcurrentJIT: "0",
+  BUN_JSC_useParallelMarkingConstraintSolver: "0",
+  BUN_JSC_useWarmUpMarkedBlocks: "0",
 };
 
 /** True when `actual` is the JSC option value `wanted` ("0" also matches "false"/"no"). */
@@ -195,15 +201,17 @@ export function forkProcess(cloneFlags = 0): number {
 }
 
 /**
- * Under Bun a raw clone from the multithreaded runtime can leave the child waiting forever on a
- * lock of JavaScriptCore's allocator that another thread held at that instant (seen: about 1 in
- * 40 namespace clones under load, the child parked in a futex inside the JS heap). glibc's fork()
- * runs the runtime's fork handlers, so its child is consistent — and single-threaded, so a raw
- * clone from there is safe. {@link cloneViaFork} forks such an intermediate, which clones the real
+ * A raw clone from the multithreaded runtime copies whatever another thread was in the middle of:
+ * glibc's fork() takes every malloc arena lock and runs the fork handlers first, so its child is
+ * consistent, but a raw clone's is not. Under Bun this left about 1 in 40 namespace clones under
+ * load parked forever on a lock of JavaScriptCore's allocator; under Deno about 1 forked container
+ * child in 100–1000 died of SIGSEGV before its first report — only ever after a raw clone with
+ * namespace flags, never after the glibc fork() of `Process.fork` (thousands per test run).
+ * {@link cloneViaFork} forks a single-threaded intermediate (glibc's fork), which clones the real
  * child with CLONE_PARENT (so the caller is its parent and reaps it) and exits. It costs one more
- * fork; V8 under Deno has not shown the problem, so Deno clones directly.
+ * fork; containers rarely take this path now (see `ffi/spawn.ts`).
  */
-const CLONE_VIA_FORK = typeof Deno === "undefined";
+const CLONE_VIA_FORK = true;
 const CLONE_PARENT = 0x00008000;
 
 /**
