@@ -21,6 +21,8 @@ export const BUN_ENV: Readonly<Record<string, string>> = {
   BUN_JSC_useConcurrentGC: "0",
   BUN_JSC_numberOfGCMarkers: "1",
   BUN_JSC_useConcurrentJIT: "0",
+  BUN_JSC_useParallelMarkingConstraintSolver: "0",
+  BUN_JSC_useWarmUpMarkedBlocks: "0",
 };
 
 /** One row of the table: times in ms. */

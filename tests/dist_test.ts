@@ -34,6 +34,8 @@ test("missingJscOptions() names what the environment lacks or sets otherwise", (
       BUN_JSC_useConcurrentGC: "false",
       BUN_JSC_numberOfGCMarkers: "1",
       BUN_JSC_useConcurrentJIT: "no",
+      BUN_JSC_useParallelMarkingConstraintSolver: "false",
+      BUN_JSC_useWarmUpMarkedBlocks: "0",
     }),
     [],
   );

@@ -61,6 +61,7 @@ for runtime in $RUNTIMES; do
     # The BUN_JSC_* options keep JavaScriptCore's GC and JIT on the main thread, so a forked child
     # can never wait on a helper thread (ffi/fork.ts: BUN_SINGLE_THREADED_ENV).
     BUN_JSC_useConcurrentGC=0 BUN_JSC_numberOfGCMarkers=1 BUN_JSC_useConcurrentJIT=0 \
+      BUN_JSC_useParallelMarkingConstraintSolver=0 BUN_JSC_useWarmUpMarkedBlocks=0 \
       "$BUN" test ${BUN_TEST_ARGS:-} "${bun_files[@]}" 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     plain=$(sed 's/\x1b\[[0-9;]*m//g' "$log")

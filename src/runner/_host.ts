@@ -73,6 +73,8 @@ export const BUN_JSC_SINGLE_THREADED: Readonly<Record<string, string>> = {
   BUN_JSC_useConcurrentGC: "0",
   BUN_JSC_numberOfGCMarkers: "1",
   BUN_JSC_useConcurrentJIT: "0",
+  BUN_JSC_useParallelMarkingConstraintSolver: "0",
+  BUN_JSC_useWarmUpMarkedBlocks: "0",
 };
 
 /** Set in the environment of the re-executed process, so that it never re-executes again. */
