@@ -555,8 +555,12 @@ async function execNative(plan: ExecPlan, opts: ExecOptions): Promise<ProcessSta
         throw new SetupError("exec", `no word from the child in ${opts.timeoutMs ?? SETUP_TIMEOUT_MS} ms`);
       }
       const n = libc().read(statusR, record.subarray(got), BigInt(REPORT_BYTES - got));
-      if (n === -1 && errno() === EINTR) continue;
-      if (n <= 0) break;
+      if (n === -1) {
+        const e = errno();
+        if (e === EINTR) continue;
+        throw new SyscallError("read", e, [statusR], "read the exec status pipe");
+      }
+      if (n === 0) break;
       got += n;
       if (got < REPORT_BYTES) continue;
       got = 0;

@@ -33,7 +33,7 @@ import { parseOptions } from "../mount.ts";
 import { NAMESPACE_FLAGS } from "../namespace.ts";
 import { type KeepPlan, keepPlan } from "../capability.ts";
 import { rlimitNumber, rlimitPair } from "../rlimit.ts";
-import { SyscallError } from "../errors.ts";
+import { SetupError, SyscallError } from "../errors.ts";
 import { type ChildError, describe, setupError } from "./_pipe.ts";
 import { secureJoin } from "./_paths.ts";
 import {
@@ -405,7 +405,7 @@ export function compileExecIn(
     call,
     check: () => {},
     remountReadonly: () => {
-      throw new Error("exec has no read-only remount");
+      throw new SetupError("exec", "an exec step asked for a read-only remount (hako bug)");
     },
     plan,
   };
