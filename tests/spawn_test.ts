@@ -1,6 +1,16 @@
 import process from "node:process";
 import { execFileSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { assert, assertEquals, needsRoot, tempDir, test } from "./_harness.ts";
 import { procFile, statusField, waitUntil } from "./_proc.ts";
@@ -16,6 +26,7 @@ import {
   SyscallProgram,
 } from "../ffi/spawn.ts";
 import { Container } from "../src/container/container.ts";
+import { execIn } from "../src/container/exec.ts";
 import { nativeChildren } from "../src/container/native.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import type { ContainerSpec } from "../src/container/spec.ts";
@@ -352,3 +363,28 @@ test("HAKO_NATIVE_SPAWN=0 turns the native child off", () => {
     else process.env.HAKO_NATIVE_SPAWN = before;
   }
 }, { skip: noRunner });
+
+test("a time namespace is the container's own, native or forked, and execIn joins it", async () => {
+  using b = box();
+  for (const native of [true, false]) {
+    const c = await createWith(native, b.spec({ namespaces: ["mount", "pid", "uts", "time"], stdio: "null" }));
+    try {
+      await c.start();
+      await waitUntil(c.pid, () => procFile(c.pid, "comm").trim() === "sleep", "the exec of sleep");
+      const theirs = readlinkSync(`/proc/${c.pid}/ns/time`);
+      assert(theirs !== readlinkSync("/proc/self/ns/time"), `the host's time namespace: ${theirs}`);
+      using dir = tempDir();
+      const out = join(dir.path, "out");
+      const fd = openSync(out, "w");
+      try {
+        const st = await execIn(c.pid, { argv: ["readlink", "/proc/self/ns/time"], spec: c.spec, stdout: fd });
+        assertEquals(st.code, 0);
+      } finally {
+        closeSync(fd);
+      }
+      assertEquals(readFileSync(out, "utf8").trim(), theirs);
+    } finally {
+      c.delete();
+    }
+  }
+}, { skip: skipBox });

@@ -29,7 +29,7 @@ import { pidfdOpen, waitReadable } from "../../ffi/poll.ts";
 import { SYS } from "../../ffi/syscalls.ts";
 import { Group, type GroupStats } from "../cgroup/group.ts";
 import { SetupError, SyscallError } from "../errors.ts";
-import { namespaceFlags, writeIdMap } from "../namespace.ts";
+import { CLONE_NEWTIME, namespaceFlags, writeIdMap } from "../namespace.ts";
 import { addAddress, createVethPair, deleteLink, setLinkUp } from "../network.ts";
 import { kill as killProcess, type ProcessStatus, waitpid2, WNOHANG } from "../process.ts";
 import type { Signal } from "../signals.ts";
@@ -199,6 +199,15 @@ function childMain(
   throw new Error("unreachable");
 }
 
+/**
+ * The clone flags of a container's namespaces. CLONE_NEWTIME is not one: in clone(2)'s flags its
+ * bit is part of the exit signal. The child unshares it instead (the time-namespace step) and
+ * enters it at execve.
+ */
+function cloneFlags(spec: ResolvedSpec): number {
+  return namespaceFlags(spec.newNamespaces) & ~CLONE_NEWTIME;
+}
+
 /** Deletes the host end of a container's veth pair (and so both ends); gone already is fine. */
 function deleteVethHostEnd(name: string): void {
   try {
@@ -346,9 +355,7 @@ export class Container {
       if (!native) prepareSetup(ctx); // the standard steps' kernel calls, made ready before the fork
       let pid: number;
       try {
-        pid = native
-          ? spawnProgram(native.program, namespaceFlags(spec.newNamespaces))
-          : forkProcess(namespaceFlags(spec.newNamespaces));
+        pid = native ? spawnProgram(native.program, cloneFlags(spec)) : forkProcess(cloneFlags(spec));
       } catch (e) {
         return fail("clone", e);
       }

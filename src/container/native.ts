@@ -30,7 +30,7 @@ import { capHeader, encodeCapData, encodeRlimit } from "../../ffi/structs.ts";
 import { existsSync, lstatSync, statSync } from "node:fs";
 import { join, normalize } from "node:path";
 import { parseOptions } from "../mount.ts";
-import { NAMESPACE_FLAGS } from "../namespace.ts";
+import { CLONE_NEWTIME, NAMESPACE_FLAGS } from "../namespace.ts";
 import { type KeepPlan, keepPlan } from "../capability.ts";
 import { rlimitNumber, rlimitPair } from "../rlimit.ts";
 import { SetupError, SyscallError } from "../errors.ts";
@@ -147,6 +147,7 @@ const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 
 /** The steps the native child can run; any other step in a spec means forking as before. */
 const NATIVE_STEPS = new Set([
+  "time-namespace",
   "join-namespaces",
   "become-root",
   "private-mounts",
@@ -385,7 +386,8 @@ export function compileExecIn(
   fds: { readonly go: number; readonly status: number; readonly stdio: ReadonlyArray<number | undefined> },
   userns: boolean,
 ): NativeExec | undefined {
-  if (!nativeSpawnSupported()) return undefined;
+  // setns into a time namespace needs a caller that shares its memory with no other task.
+  if (!nativeSpawnSupported() || namespaces.some((n) => n.flag === CLONE_NEWTIME)) return undefined;
   const ctx: SetupContext = { spec: profile, userns };
   let plan: KeepPlan;
   try {
@@ -537,6 +539,9 @@ function compileStep(ctx: SetupContext, name: string, p: SyscallProgram, emit: E
           unquoted(`{${cur}, ${max}}`),
         ]);
       }
+      return true;
+    case "time-namespace":
+      call("unshare", [CLONE_NEWTIME], [unquoted("CLONE_NEWTIME")]);
       return true;
     case "join-namespaces":
       // opened and joined one by one, in the spec's order (as setup.ts's step does)

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { Capability, keepBounding, type KeepPlan, keepPlan, keepSets } from "../capability.ts";
 import { sethostname } from "../hostname.ts";
 import * as Mount from "../mount.ts";
-import { setns } from "../namespace.ts";
+import { CLONE_NEWTIME, setns } from "../namespace.ts";
 import { exec, resetSignalsForExec } from "../process.ts";
 import { setrlimit } from "../rlimit.ts";
 import { loadSeccomp } from "../seccomp.ts";
@@ -22,7 +22,7 @@ import { addAddress, setLinkUp as netlinkLinkUp } from "../network.ts";
 import { ensureMountPoint, secureJoin } from "./_paths.ts";
 import { describeHook, runChildCommand } from "./hooks.ts";
 import { makedev, mknod } from "./_devices.ts";
-import { addressOf, errno, libc } from "../../ffi/libc.ts";
+import { addressOf, check, errno, libc } from "../../ffi/libc.ts";
 import { SYS } from "../../ffi/syscalls.ts";
 import { cstr, cstrArray, type CStringArray } from "../../ffi/cstring.ts";
 import { statvfsBuffer, statvfsFlags } from "../../ffi/structs.ts";
@@ -438,6 +438,14 @@ function changesUser(c: SetupContext): boolean {
 
 /** The steps, in order. */
 export const SETUP_STEPS: readonly SetupStep[] = [
+  {
+    name: "time-namespace",
+    why:
+      "a new time namespace cannot be asked of clone(2) (its flag is an exit-signal bit there): unshared here, it is the one the command enters at execve",
+    when: (c) => has(c, "time"),
+    plan: () => ["unshare(CLONE_NEWTIME)"],
+    run: () => void check(libc().unshare(CLONE_NEWTIME), "unshare", [unquoted("CLONE_NEWTIME")]),
+  },
   {
     name: "join-namespaces",
     why: "joining existing namespaces comes first, so everything after happens inside them",
