@@ -98,6 +98,7 @@ function warnOnce(): void {
 }
 
 const MADV_DOFORK = 11;
+const CLONE_NEWTIME = 0x80;
 const EINVAL = 22;
 const SIGCHLD = 17;
 const EINTR = 4;
@@ -173,6 +174,10 @@ export function inForkedChild(): boolean {
 export function forkProcess(cloneFlags = 0): number {
   warnOnce();
   prepareFork();
+  // CLONE_NEWTIME's bit is part of the exit signal in clone(2)'s flags: the child enters a new
+  // time namespace itself, below.
+  const newTime = (cloneFlags & CLONE_NEWTIME) !== 0;
+  cloneFlags &= ~CLONE_NEWTIME;
   const { fork, syscall, sigprocmask } = libc();
   // Block every signal across the fork: the child must not run a runtime's signal handler (no
   // thread serves it there) before it has put the dispositions back to their defaults.
@@ -192,6 +197,7 @@ export function forkProcess(cloneFlags = 0): number {
   if (ret === 0) {
     forkedChild = true;
     resetHandledSignals();
+    if (newTime) enterNewTimeNamespace();
   }
   sigprocmask(SIG_SETMASK, saved, null);
   if (ret === -1) {
@@ -249,6 +255,27 @@ function cloneViaFork(cloneFlags: number): [number, number] {
   while (waitpid(mid, st, 0) === -1 && errno() === EINTR);
   if (got !== 4 || msg[0]! < 0) return [-1, got === 4 ? -msg[0]! : 10 /* ECHILD: the intermediate died */];
   return [msg[0]!, 0];
+}
+
+/**
+ * In a fresh (single-threaded) child: unshare a time namespace, which is for children only, then
+ * setns into it, so the child itself is in it. Exits 125 with a message when that fails: the
+ * child must not return into its parent's code.
+ */
+function enterNewTimeNamespace(): void {
+  const { unshare, open, setns, close, _exit } = libc();
+  const file = "/proc/self/ns/time_for_children";
+  const fail = (call: string, e: number, args: unknown[]): never => {
+    console.error(`hako: ${new SyscallError(call, e, args, "enter a new time namespace").message}`);
+    return _exit(125) as never;
+  };
+  if (unshare(CLONE_NEWTIME) !== 0) fail("unshare", errno(), ["CLONE_NEWTIME"]);
+  const fd = open(new TextEncoder().encode(`${file}\0`), O_CLOEXEC, 0);
+  if (fd < 0) fail("open", errno(), [file]);
+  const ok = setns(fd, CLONE_NEWTIME) === 0;
+  const e = errno();
+  close(fd);
+  if (!ok) fail("setns", e, [file, "CLONE_NEWTIME"]);
 }
 
 /** In a fresh child: every signal with a handler goes back to SIG_DFL (ignored ones stay ignored). */

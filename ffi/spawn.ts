@@ -65,6 +65,7 @@ const NR = {
   sethostname: 170,
   prlimit64: 302,
   setns: 308,
+  unshare: 272,
   seccomp: 317,
   close_range: 436,
   exit_group: 231,

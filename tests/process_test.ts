@@ -1,5 +1,6 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
+import { procFile, waitUntil } from "./_proc.ts";
 import { assert, assertEquals, assertThrows, gc, needsRoot, tempDir, test } from "./_harness.ts";
 import { ConfigError, Process, SyscallError } from "../mod.ts";
 
@@ -175,3 +176,14 @@ test("spawn() leaves the program no blocked or ignored signal (the runtime ignor
   // (sh itself ignores nothing until told to)
   assertEquals(readFileSync(out, "utf8"), "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n");
 });
+
+test('fork({ namespaces: ["time"] }): the child is in a time namespace of its own', async () => {
+  const pid = Process.fork({ namespaces: ["time"] }, () => Process.exec(["sleep", "5"]));
+  try {
+    await waitUntil(pid, () => procFile(pid, "comm").trim() === "sleep", "the exec of sleep");
+    assert(readlinkSync(`/proc/${pid}/ns/time`) !== readlinkSync("/proc/self/ns/time"), "the host's time namespace");
+  } finally {
+    Process.kill(pid, "KILL");
+    Process.waitpid(pid);
+  }
+}, { skip: needsRoot });
