@@ -25,7 +25,7 @@ import {
   spawnProgram,
   SyscallProgram,
 } from "../ffi/spawn.ts";
-import { Container } from "../src/container/container.ts";
+import { Container, run } from "../src/container/container.ts";
 import { execIn } from "../src/container/exec.ts";
 import { nativeChildren } from "../src/container/native.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
@@ -148,12 +148,13 @@ test("remountReadonly makes a mount read-only and keeps its nosuid and nodev (in
 }, { skip });
 
 /** A busybox rootfs in a temp dir and a spec builder for it. */
-function box(): { spec: (s: Partial<ContainerSpec>) => ContainerSpec } & Disposable {
+function box(): { rootfs: string; spec: (s: Partial<ContainerSpec>) => ContainerSpec } & Disposable {
   const dir = tempDir();
   chmodSync(dir.path, 0o755);
   const rootfs = join(dir.path, "rootfs");
   let n = 0;
   return {
+    rootfs,
     spec: (s) => ({
       name: `hako-spawn-${process.pid}-${++n}`,
       rootfs: { builder: "busybox", path: rootfs },
@@ -387,4 +388,13 @@ test("a time namespace is the container's own, native or forked, and execIn join
       c.delete();
     }
   }
+}, { skip: skipBox });
+
+test("a provision hook runs even when a container of the same spec without it has a cached program", async () => {
+  using b = box();
+  const spec = (extra: Partial<ContainerSpec>) =>
+    b.spec({ name: `hako-spawn-${process.pid}-kind`, command: ["true"], ...extra });
+  for (let i = 0; i < 3; i++) await run(spec({})); // the program of this kind is cached from the second on
+  await run(spec({ hooks: { provision: "touch /provisioned" } }));
+  assert(existsSync(join(b.rootfs, "provisioned")), "the provision hook did not run");
 }, { skip: skipBox });

@@ -145,36 +145,6 @@ const SIGCHLD = 17;
 const MNT_DETACH = 2;
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/** The steps the native child can run; any other step in a spec means forking as before. */
-const NATIVE_STEPS = new Set([
-  "time-namespace",
-  "join-namespaces",
-  "become-root",
-  "private-mounts",
-  "rootfs-bind",
-  "mount-proc",
-  "mount-sys",
-  "mount-dev",
-  "mount-devpts",
-  "mount-shm",
-  "mount-mqueue",
-  "mounts",
-  "network-etc",
-  "hostname",
-  "loopback",
-  "pivot-root",
-  "masked-paths",
-  "readonly-paths",
-  "readonly-rootfs",
-  "rlimits",
-  "workdir",
-  "capabilities",
-  "user",
-  "capability-sets",
-  "no-new-privs",
-  "seccomp",
-]);
-
 /** True when the command runs as another user (or with other groups) than root. */
 const changesUser = (spec: SetupContext["spec"]) =>
   spec.user.uid !== 0 || spec.user.gid !== 0 || spec.user.groups.length > 0;
@@ -197,7 +167,6 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
   // whatever the parent holds.)
   if (!nativeSpawnSupported()) return undefined;
   const steps = stepsFor(ctx);
-  if (!steps.every((s) => NATIVE_STEPS.has(s.name))) return undefined;
   // Checked for every container, cached or not: the standard mount points must be plain
   // directories (not symlinks an image could point at the host), as prepareSetup requires.
   if (spec.newNamespaces.includes("mount")) {
@@ -222,6 +191,7 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
       }
       return v;
     }),
+    steps.map((s) => s.name), // (a provision hook, left out of the spec's JSON, is a step)
     String(plan.mask),
     plan.drops,
     stdioShape,
@@ -268,17 +238,7 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
   return {
     program: built,
     reportBytes: REPORT_BYTES,
-    failure(op: number, errno: number): ChildError {
-      const i = template.info[op];
-      if (!i) return { step: "child", message: `the native child failed at op ${op}: errno ${errno}` };
-      if (errno === 0) {
-        return {
-          step: i.step,
-          message: `${i.syscall} returned an unexpected result${i.context ? ` (${i.context})` : ""}`,
-        };
-      }
-      return describe(i.step, new SyscallError(i.syscall, errno, i.shown, i.context));
-    },
+    failure: (op, errno) => failureOf(template.info, op, errno, "child"),
     release() {
       if (released) return;
       released = true;
@@ -296,26 +256,20 @@ function compile(
   stdioShape: readonly string[],
   closes: number,
 ): Template | undefined {
-  const p = new SyscallProgram();
-  const info: OpInfo[] = [];
-  let step = "child";
-  const call: Call = (name, args, shown, options = {}, context) => {
-    const i = p.call(name, args, options);
-    info[i] = { step, syscall: name === "prlimit64" ? "prlimit" : name, shown, ...(context ? { context } : {}) };
-    return i;
-  };
+  const r = new Recorder("child");
+  const { p, call } = r;
   const checks: Array<() => boolean> = [];
   const emit: Emit = {
     call,
     check: (c) => checks.push(c),
     remountReadonly(target, shown) {
       const i = p.remountReadonly(target, MS.REMOUNT | MS.BIND | MS.RDONLY);
-      info[i] = {
-        step,
-        syscall: "mount",
-        shown: [unquoted("NULL"), shown, unquoted("NULL"), unquoted("MS_REMOUNT|MS_BIND|MS_RDONLY")],
-        context: `make the bind mount of ${shown} on ${shown} read-only`,
-      };
+      r.note(
+        i,
+        "mount",
+        [unquoted("NULL"), shown, unquoted("NULL"), unquoted("MS_REMOUNT|MS_BIND|MS_RDONLY")],
+        `make the bind mount of ${shown} on ${shown} read-only`,
+      );
     },
     plan,
   };
@@ -332,26 +286,18 @@ function compile(
   call("read", [p.value(slots.go), scratch, 1], ["go pipe"], { expect: 1 }, "wait for the parent's go");
   call("close", [p.value(slots.go)], ["go pipe"]);
 
-  for (const s of steps) {
-    step = s.name;
-    try {
-      if (!compileStep(ctx, s.name, p, emit)) return undefined;
-    } catch (e) {
-      // what the child would have reported for this step (a bad limit, say)
-      throw setupError(describe(s.name, e));
-    }
-  }
+  if (!r.steps(ctx, steps, emit)) return undefined;
 
-  step = "ready";
+  r.step = "ready";
   call("write", [p.value(slots.status), readyRecord(p), REPORT_BYTES], ["status pipe"], { expect: REPORT_BYTES });
-  step = "exec";
+  r.step = "exec";
   call("read", [p.value(slots.start), scratch, 1], ["start pipe"], { expect: 1 }, "wait for the parent's start");
   slots.stdio.forEach((slot, target) => {
     if (slot) call("dup2", [p.value(slot), target], [unquoted("stdio"), target]);
   });
   // Nothing of the runtime's may reach the command: every fd above 2 closes at exec.
   call("close_range", [3, 0xffffffff, CLOSE_RANGE_CLOEXEC], [3, unquoted("~0U"), unquoted("CLOSE_RANGE_CLOEXEC")]);
-  for (const [i, syscall, shown] of p.resetSignals()) info[i] = { step, syscall, shown };
+  for (const [i, syscall, shown] of p.resetSignals()) r.note(i, syscall, shown);
   compileExec(ctx, p, call);
   const valid = () => {
     try {
@@ -360,7 +306,7 @@ function compile(
       return false; // (compiling again meets the error and reports it)
     }
   };
-  return { prog: p, info, slots, free: [], valid };
+  return { prog: p, info: r.info, slots, free: [], valid };
 }
 
 /** A compiled `execIn`: the program to clone, and how to name a failed op. */
@@ -395,14 +341,8 @@ export function compileExecIn(
   } catch (e) {
     throw setupError(describe("capabilities", e));
   }
-  const p = new SyscallProgram();
-  const info: OpInfo[] = [];
-  let step = "stdio";
-  const call: Call = (name, args, shown, options = {}, context) => {
-    const i = p.call(name, args, options);
-    info[i] = { step, syscall: name === "prlimit64" ? "prlimit" : name, shown, ...(context ? { context } : {}) };
-    return i;
-  };
+  const r = new Recorder("stdio");
+  const { p, call } = r;
   const emit: Emit = {
     call,
     check: () => {},
@@ -416,9 +356,9 @@ export function compileExecIn(
   });
   // Nothing of the runtime's may reach the command: every fd above 2 closes at exec.
   call("close_range", [3, 0xffffffff, CLOSE_RANGE_CLOEXEC], [3, unquoted("~0U"), unquoted("CLOSE_RANGE_CLOEXEC")]);
-  step = "join-cgroups";
+  r.step = "join-cgroups";
   call("read", [fds.go, p.bytes(new Uint8Array(8)), 1], ["go pipe"], { expect: 1 }, "wait for the parent's go");
-  step = "join-namespaces";
+  r.step = "join-namespaces";
   // Every fd first: after setns(user) or setns(mnt), /proc/PID may no longer be reachable.
   const nsFds = namespaces.map((ns) => {
     const slot = p.slot();
@@ -435,37 +375,24 @@ export function compileExecIn(
     call("setns", [p.value(nsFds[i]!), ns.flag], [ns.path], {}, "join the container's namespace");
   });
   call("chdir", [p.cstring("/")], ["/"]);
-  step = "fork";
+  r.step = "fork";
   const record = pidRecord(p);
   const command = p.label();
   const i = p.clone(CLONE_VM | CLONE_PARENT | SIGCHLD, p.stack(), command, p.at(record, 4));
-  info[i] = { step, syscall: "clone", shown: [unquoted("CLONE_VM|CLONE_PARENT")] };
+  r.note(i, "clone", [unquoted("CLONE_VM|CLONE_PARENT")]);
   call("write", [fds.status, record, REPORT_BYTES], ["status pipe"], { expect: REPORT_BYTES });
   call("exit_group", [0], [0]);
   p.place(command);
-  for (const s of steps) {
-    if (!s.when(ctx)) continue;
-    step = s.name;
-    try {
-      if (!compileStep(ctx, s.name, p, emit)) return undefined;
-    } catch (e) {
-      throw setupError(describe(s.name, e));
-    }
-  }
-  step = "exec";
-  for (const [k, syscall, shown] of p.resetSignals()) info[k] = { step, syscall, shown };
+  if (!r.steps(ctx, steps, emit)) return undefined;
+  r.step = "exec";
+  for (const [k, syscall, shown] of p.resetSignals()) r.note(k, syscall, shown);
   compileExec(ctx, p, call);
   const program = p.build();
   program.reportTo(fds.status);
   nativeChildren.count++;
   return {
     program,
-    failure(op: number, errno: number): ChildError {
-      const at = info[op];
-      if (!at) return { step: "exec", message: `the native child failed at op ${op}: errno ${errno}` };
-      if (errno === 0) return { step: at.step, message: `${at.syscall} returned an unexpected result` };
-      return describe(at.step, new SyscallError(at.syscall, errno, at.shown, at.context));
-    },
+    failure: (op, errno) => failureOf(r.info, op, errno, "exec"),
   };
 }
 
@@ -487,6 +414,58 @@ interface Emit {
   readonly plan: KeepPlan;
   /** Adds a check that what this step resolved on the host still holds (run for every container). */
   readonly check: (holds: () => boolean) => void;
+}
+
+/** A program being written, and what each of its ops stands for (its step, call and arguments). */
+class Recorder {
+  readonly p = new SyscallProgram();
+  readonly info: OpInfo[] = [];
+  /** The step the next ops belong to. */
+  step: string;
+
+  constructor(step: string) {
+    this.step = step;
+  }
+
+  /** Appends a system call of the current step (see {@link Call}). */
+  readonly call: Call = (name, args, shown, options = {}, context) => {
+    const i = this.p.call(name, args, options);
+    this.note(i, name === "prlimit64" ? "prlimit" : name, shown, context);
+    return i;
+  };
+
+  /** Records what op `i` stands for, in the current step. */
+  note(i: number, syscall: string, shown: readonly unknown[], context?: string): void {
+    this.info[i] = { step: this.step, syscall, shown, ...(context ? { context } : {}) };
+  }
+
+  /**
+   * Appends the calls of each step of `steps` that applies to `ctx`; false when one cannot run
+   * natively.
+   * @throws {SetupError} What the child would have reported for the step (a bad limit, say).
+   */
+  steps(ctx: SetupContext, steps: readonly SetupStep[], emit: Emit): boolean {
+    for (const s of steps) {
+      if (!s.when(ctx)) continue;
+      this.step = s.name;
+      try {
+        if (!compileStep(ctx, s.name, this.p, emit)) return false;
+      } catch (e) {
+        throw setupError(describe(s.name, e));
+      }
+    }
+    return true;
+  }
+}
+
+/** The report a failed op stands for (`errno` 0: the call returned an unexpected result). */
+function failureOf(info: readonly OpInfo[], op: number, errno: number, unknownStep: string): ChildError {
+  const i = info[op];
+  if (!i) return { step: unknownStep, message: `the native child failed at op ${op}: errno ${errno}` };
+  if (errno === 0) {
+    return { step: i.step, message: `${i.syscall} returned an unexpected result${i.context ? ` (${i.context})` : ""}` };
+  }
+  return describe(i.step, new SyscallError(i.syscall, errno, i.shown, i.context));
 }
 
 /** Appends one step's calls; false when it cannot run natively. */
