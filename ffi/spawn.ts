@@ -53,6 +53,7 @@ const NR = {
   chdir: 80,
   mkdir: 83,
   symlink: 88,
+  setsid: 112,
   setgroups: 116,
   setresuid: 117,
   setresgid: 119,
@@ -434,6 +435,31 @@ export function spawnProgram(built: BuiltProgram, cloneFlags: number): number {
   sigprocmask(SIG_SETMASK, saved, null);
   if (pid === -1) throw new SyscallError("clone", err, [`0x${(cloneFlags | CLONE_VM).toString(16)}`]);
   return pid;
+}
+
+const PR_GET_DUMPABLE = 3;
+const PR_SET_DUMPABLE = 4;
+let dumpableHolds = 0;
+let dumpableBefore = 1;
+
+/**
+ * Marks that a child sharing this process's memory (`CLONE_VM`) may make it non-dumpable: a child
+ * that joins a container's namespaces sets `PR_SET_DUMPABLE` 0 before it does (so nothing in the
+ * container can open its `/proc/PID/mem`, `environ`, `fd/` or `exe`, runc's CVE-2016-9962 and
+ * CVE-2019-5736 lessons), and the flag belongs to the memory, which is this process's too. The
+ * returned function, called once the child has exec'd or is gone, gives the process back the
+ * dumpable flag it had before the first hold, when no other hold is left.
+ * @returns The release function (idempotent).
+ */
+export function holdNonDumpable(): () => void {
+  const { prctl } = libc();
+  if (dumpableHolds++ === 0) dumpableBefore = prctl(PR_GET_DUMPABLE, 0n, 0n, 0n, 0n);
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    if (--dumpableHolds === 0 && dumpableBefore === 1) prctl(PR_SET_DUMPABLE, 1n, 0n, 0n, 0n);
+  };
 }
 
 /** The bytes a program writes to say its setup is done (see {@link readyRecord}). */

@@ -28,11 +28,25 @@ import { ConfigError, fsError } from "./errors.ts";
 /** The most supplementary groups Linux allows (NGROUPS_MAX). */
 export const NGROUPS_MAX = 65536;
 
+/**
+ * The largest valid uid or gid. 4294967295 is `(uid_t)-1`, which the set*id calls read as "leave
+ * unchanged" (so a process asked to become it stays root), and anything above wraps in a 32-bit id.
+ */
+export const MAX_ID = 4294967294;
+
+/**
+ * What is wrong with `id` as a uid or gid, or undefined when it is one (an integer in 0..{@link MAX_ID}).
+ * @param id The value to check.
+ * @returns The problem ("must be an integer id in 0..4294967294, got …"), or undefined.
+ */
+export function idProblem(id: unknown): string | undefined {
+  if (typeof id === "number" && Number.isInteger(id) && id >= 0 && id <= MAX_ID) return undefined;
+  return `must be an integer id in 0..${MAX_ID}, got ${typeof id === "string" ? JSON.stringify(id) : String(id)}`;
+}
+
 function assertId(id: unknown, path: string): asserts id is number {
-  // 0xffffffff is (uid_t)-1, which the set*id calls read as "leave unchanged".
-  if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id >= 0xffffffff) {
-    throw new ConfigError(path, `must be an integer id in 0..4294967294, got ${String(id)}`);
-  }
+  const problem = idProblem(id);
+  if (problem) throw new ConfigError(path, problem);
 }
 
 /**

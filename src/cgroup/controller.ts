@@ -207,6 +207,40 @@ export function parseNumberOrMax(text: string | null): number | null {
  *
  * @typeParam S The shape of {@link Controller.stats}.
  */
+
+/**
+ * Control files that move, kill or release processes, or widen what the cgroup may reach: a raw
+ * write to one of them (`cgroup.procs: 1` moves host PID 1 into the group, `release_agent` runs a
+ * command as host root, `devices.allow` opens host devices) is never a limit, so it is refused.
+ * Processes join with `attach()`; devices are allowed by the typed device rules.
+ */
+const REFUSED_RAW_KEYS: ReadonlySet<string> = new Set([
+  "cgroup.procs",
+  "cgroup.threads",
+  "tasks",
+  "cgroup.kill",
+  "cgroup.subtree_control",
+  "cgroup.type",
+  "cgroup.clone_children",
+  "cgroup.event_control",
+  "cgroup.sane_behavior",
+  "release_agent",
+  "notify_on_release",
+  "devices.allow",
+  "devices.deny",
+]);
+
+/**
+ * Why a raw control-file key may not be written, or undefined when it may.
+ * @param key The control file's name, e.g. `"cgroup.procs"`.
+ * @returns The reason, naming what to use instead.
+ */
+export function rawKeyProblem(key: string): string | undefined {
+  if (!REFUSED_RAW_KEYS.has(key)) return undefined;
+  if (key.startsWith("devices.")) return "is refused: device access is given by device rules, not raw writes";
+  return "is refused: it moves, kills or releases processes instead of setting a limit (processes join with attach())";
+}
+
 export abstract class Controller<S> {
   readonly #kind: ControllerKind;
   readonly #name: string;
@@ -305,6 +339,8 @@ export abstract class Controller<S> {
     if (typeof key !== "string" || !/^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$/.test(key)) {
       throw new ConfigError(`${this.#kind.label}.set`, `not a control file name: ${JSON.stringify(key)}`);
     }
+    const refused = rawKeyProblem(key);
+    if (refused) throw new ConfigError(key, refused);
     if (typeof value === "number" && !Number.isFinite(value)) {
       throw new ConfigError(key, `must be a finite number or a string, got ${value}`);
     }

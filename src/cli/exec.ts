@@ -71,8 +71,9 @@ export function parseExecArgs(argv: readonly string[]): ExecArgs {
 }
 
 /**
- * Runs a command in a container by name, forwarding SIGTERM and SIGHUP to it (^C and ^\\ reach
- * it through the terminal), and returns its shell exit code. Shared with `hako attach`.
+ * Runs a command in a container by name, forwarding SIGINT, SIGQUIT, SIGTERM and SIGHUP to it (it
+ * has a session of its own, so the terminal's ^C and ^\\ reach this process), and returns its shell
+ * exit code. Shared with `hako attach`.
  */
 export async function execByName(name: string, opts: Omit<ExecArgs, "help" | "name">): Promise<number> {
   const { StateStore, isRunning, describeState, ContainerStateError } = await import("../container/state.ts");
@@ -91,7 +92,9 @@ export async function execByName(name: string, opts: Omit<ExecArgs, "help" | "na
       } catch { /* gone */ }
     }
   };
-  const handlers = (["SIGTERM", "SIGHUP"] as const).map((s) => [s, forward(s)] as const);
+  // The command runs in a session of its own (no controlling terminal of ours), so the terminal's
+  // ^C and ^\ reach this process, which passes them on.
+  const handlers = (["SIGINT", "SIGQUIT", "SIGTERM", "SIGHUP"] as const).map((s) => [s, forward(s)] as const);
   for (const [s, h] of handlers) process.on(s, h);
   try {
     const status = await execIn(r.init!.pid, {

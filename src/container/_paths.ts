@@ -3,7 +3,7 @@
  * were `/`, so a hostile image (`/proc -> /etc`) cannot make hako mount or write outside it.
  * @module
  */
-import { lstatSync, mkdirSync, readlinkSync, writeFileSync } from "node:fs";
+import { lstatSync, mkdirSync, readFileSync, readlinkSync, realpathSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, normalize, sep } from "node:path";
 import { ConfigError } from "../errors.ts";
 
@@ -48,4 +48,53 @@ export function ensureMountPoint(path: string, file = false): void {
     mkdirSync(dirname(path), { recursive: true });
     writeFileSync(path, "");
   } else mkdirSync(path, { recursive: true });
+}
+
+/**
+ * The real path of a container's rootfs, checked to be a directory that is neither the host's root
+ * nor holds it: a rootfs that is a symlink to `/` (or `/proc/1/root`), a bind mount of `/`, or a
+ * directory with `/` mounted somewhere under it would hand the host to the container (and make
+ * hako's own writes into the rootfs host writes). Every later step uses the returned path, so a
+ * symlink swapped in after this check is not followed.
+ * @throws {Error} Saying what is wrong (the caller wraps it as the `rootfs` step).
+ */
+export function realRootfs(path: string): string {
+  let real: string;
+  try {
+    real = realpathSync(path);
+  } catch (e) {
+    if ((e as { code?: string }).code === "ENOENT") throw new Error(`${path} does not exist`);
+    throw e;
+  }
+  const st = statSync(real);
+  if (!st.isDirectory()) throw new Error(`${path} is not a directory`);
+  const hostRoot = statSync("/");
+  if (real === "/" || (st.dev === hostRoot.dev && st.ino === hostRoot.ino)) {
+    throw new Error(`${path} resolves to the host's root directory; a rootfs must be a directory of its own`);
+  }
+  // A mount under the rootfs (or the rootfs itself) that shows the root of the filesystem `/` is
+  // on: the host's root bound into it.
+  const mounts = parseMountinfoRoots(readFileSync("/proc/self/mountinfo", "utf8"));
+  const root = mounts.find((m) => m.point === "/");
+  if (root) {
+    for (const m of mounts) {
+      const inside = m.point === real || m.point.startsWith(`${real}/`);
+      if (inside && m.dev === root.dev && m.root === root.root) {
+        throw new Error(`the host's root filesystem is mounted at ${m.point}, inside the rootfs ${path}`);
+      }
+    }
+  }
+  return real;
+}
+
+/** mountinfo lines as { device, root in its filesystem, mount point } (octal escapes decoded). */
+function parseMountinfoRoots(text: string): Array<{ dev: string; root: string; point: string }> {
+  const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  const out: Array<{ dev: string; root: string; point: string }> = [];
+  for (const line of text.split("\n")) {
+    const f = line.split(" ");
+    if (f.length < 5) continue;
+    out.push({ dev: f[2]!, root: unescape(f[3]!), point: unescape(f[4]!) });
+  }
+  return out;
 }

@@ -20,7 +20,6 @@
  * ```
  * @module
  */
-import { statSync } from "node:fs";
 import { check, errno, libc } from "../../ffi/libc.ts";
 import { cstr } from "../../ffi/cstring.ts";
 import { forkProcess } from "../../ffi/fork.ts";
@@ -39,6 +38,7 @@ import { checkRootless, type RootlessPlan, writeRootlessIdMaps } from "./rootles
 import { extractRootfs } from "./tarball.ts";
 import { type ChildError, closeFd, describe, pipe, setupError, writeAll } from "./_pipe.ts";
 import { compileChild, type NativeChild } from "./native.ts";
+import { realRootfs } from "./_paths.ts";
 import { execCommand, prepareSetup, type SetupContext, stepsFor, writeNetworkEtc } from "./setup.ts";
 import type { ContainerSpec } from "./spec.ts";
 import { type ResolvedSpec, resolveSpec } from "./validate.ts";
@@ -276,7 +276,7 @@ export class Container {
    *   whatever was made is undone first.
    */
   static async create(input: ContainerSpec, options: CreateOptions = {}): Promise<Container> {
-    const spec = resolveSpec(input);
+    let spec = resolveSpec(input);
     // rootless: cgroup delegation and id-map helpers are checked before anything is touched
     const rootless: RootlessPlan | undefined = spec.rootless ? checkRootless(spec) : undefined;
     const undo: Array<() => void> = [];
@@ -296,9 +296,11 @@ export class Container {
       }
       try {
         if (typeof r === "object" && "builder" in r) buildRootfs(r.path, { builder: r.builder });
-        else if (!statSync(spec.rootfsPath).isDirectory()) throw new Error(`${spec.rootfsPath} is not a directory`);
+        // From here on the rootfs is its real path, checked not to be (nor hold) the host's root.
+        const real = realRootfs(spec.rootfsPath);
+        if (real !== spec.rootfsPath) spec = { ...spec, rootfsPath: real };
       } catch (e) {
-        fail("rootfs", (e as { code?: string }).code === "ENOENT" ? new Error(`${spec.rootfsPath} does not exist`) : e);
+        fail("rootfs", e);
       }
 
       if (spec.hooks.bootstrap) {
@@ -357,6 +359,7 @@ export class Container {
       try {
         pid = native ? spawnProgram(native.program, cloneFlags(spec)) : forkProcess(cloneFlags(spec));
       } catch (e) {
+        native?.release();
         return fail("clone", e);
       }
       if (pid === 0) {

@@ -41,6 +41,7 @@
  * @module
  */
 import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import process from "node:process";
 import { check, errno, libc } from "../../ffi/libc.ts";
 import { cstr } from "../../ffi/cstring.ts";
 import { forkProcess } from "../../ffi/fork.ts";
@@ -51,10 +52,11 @@ import { ConfigError, fsError, SetupError, SyscallError } from "../errors.ts";
 import { NAMESPACE_FLAGS, type NamespaceName } from "../namespace.ts";
 import { kill as killProcess, type ProcessStatus, wait, waitpid2 } from "../process.ts";
 import { setrlimit } from "../rlimit.ts";
+import { idProblem } from "../user.ts";
 import { compileSeccomp, DEFAULT_SECCOMP_PROFILE } from "../seccomp.ts";
 import { type ChildError, closeFd, describe, pipe, readReports, report, setupError } from "./_pipe.ts";
 import { compileExecIn, type NativeExec } from "./native.ts";
-import { parseReport, REPORT_BYTES, spawnProgram } from "../../ffi/spawn.ts";
+import { holdNonDumpable, parseReport, REPORT_BYTES, spawnProgram } from "../../ffi/spawn.ts";
 import { waitReadable } from "../../ffi/poll.ts";
 import { execCommand, SETUP_STEPS, type SetupContext, type SetupStep } from "./setup.ts";
 import { DEFAULT_CAPABILITIES } from "./spec.ts";
@@ -111,7 +113,16 @@ export interface ExecPlan {
 /** The parts of a {@link ResolvedSpec} that the exec steps read. */
 export type ExecProfile = Pick<
   ResolvedSpec,
-  "argv" | "env" | "workdir" | "user" | "capabilities" | "rlimits" | "noNewPrivs" | "seccomp" | "seccompProgram"
+  | "argv"
+  | "env"
+  | "workdir"
+  | "user"
+  | "capabilities"
+  | "rlimits"
+  | "noNewPrivs"
+  | "seccomp"
+  | "seccompProgram"
+  | "rootless"
 >;
 
 /**
@@ -131,6 +142,7 @@ const EXEC_STEP_NAMES = [
   "become-root",
   "rlimits",
   "workdir",
+  "new-session",
   "capabilities",
   "user",
   "capability-sets",
@@ -151,6 +163,7 @@ const SIGINT = 2;
 const SIGQUIT = 3;
 const SIG_IGN = 1n;
 const SIG_SETMASK = 2;
+const PR_SET_DUMPABLE = 4;
 
 /** The default seccomp program, compiled once. */
 let defaultProgram: Uint8Array | undefined;
@@ -179,12 +192,11 @@ export function assertValidExec(pid: number, opts: ExecOptions): void {
   if (opts?.workdir !== undefined && (typeof opts.workdir !== "string" || !opts.workdir.startsWith("/"))) {
     bad("workdir", `must be an absolute path, got ${JSON.stringify(opts.workdir)}`);
   }
-  const id = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffffffff;
   if (opts?.user !== undefined) {
-    if (!id(opts.user.uid)) bad("user.uid", `must be a non-negative integer, got ${opts.user.uid}`);
-    if (opts.user.gid !== undefined && !id(opts.user.gid)) {
-      bad("user.gid", `must be a non-negative integer, got ${opts.user.gid}`);
-    }
+    const uid = idProblem(opts.user?.uid);
+    if (uid) bad("user.uid", uid);
+    const gid = opts.user?.gid === undefined ? undefined : idProblem(opts.user.gid);
+    if (gid) bad("user.gid", gid);
   }
   for (const k of ["stdin", "stdout", "stderr"] as const) {
     const v = opts?.[k];
@@ -272,6 +284,7 @@ function profileFor(opts: ExecOptions): ExecProfile {
     noNewPrivs: true,
     seccomp: DEFAULT_SECCOMP_PROFILE,
     seccompProgram: defaultProgram ??= compileSeccomp(DEFAULT_SECCOMP_PROFILE),
+    rootless: (process.geteuid?.() ?? 0) !== 0,
   };
   return {
     argv: [...opts.argv],
@@ -283,6 +296,7 @@ function profileFor(opts: ExecOptions): ExecProfile {
     noNewPrivs: base.noNewPrivs,
     seccomp: base.seccomp,
     seccompProgram: base.seccompProgram,
+    rootless: base.rootless,
   };
 }
 
@@ -325,9 +339,13 @@ function closeOtherFds(keep: readonly number[]): void {
  * the way it ended. Synchronous only; never returns.
  */
 function intermediateMain(plan: ExecPlan, opts: ExecOptions, statusW: number): never {
-  const { _exit, dup2, open, setns, getpid, waitpid, kill, signal, sigprocmask } = libc();
-  let step = "stdio";
+  const { _exit, dup2, open, setns, getpid, waitpid, kill, signal, sigprocmask, prctl } = libc();
+  let step = "non-dumpable";
   try {
+    // First of all: this copy of the runtime (its memory, environment and fds) joins a live
+    // container, whose processes must not reach it through /proc/PID; the grandchild inherits it.
+    check(prctl(PR_SET_DUMPABLE, 0n, 0n, 0n, 0n), "prctl", ["PR_SET_DUMPABLE", 0]);
+    step = "stdio";
     for (const [fd, target] of [[opts.stdin, 0], [opts.stdout, 1], [opts.stderr, 2]] as const) {
       if (fd !== undefined && fd !== target) check(dup2(fd, target), "dup2", [fd, target], `redirect fd ${target}`);
     }
@@ -525,9 +543,12 @@ async function execNative(plan: ExecPlan, opts: ExecOptions): Promise<ProcessSta
     return undefined;
   }
   let child: number;
+  // The children share this process's memory and make it non-dumpable: given back once they are done.
+  const releaseDumpable = holdNonDumpable();
   try {
     child = spawnProgram(native.program, 0);
   } catch (e) {
+    releaseDumpable();
     closeAll();
     throw new SetupError("fork", e instanceof Error ? e.message : String(e), { cause: e });
   }
@@ -571,10 +592,13 @@ async function execNative(plan: ExecPlan, opts: ExecOptions): Promise<ProcessSta
   } catch (e) {
     abandon(child, grandchild);
     if (grandchild !== undefined) await wait(grandchild).catch(() => {});
+    releaseDumpable();
     throw e;
   } finally {
     fds.splice(0).forEach(closeFd);
   }
+  // EOF: the first child is gone and the command has exec'd (a memory of its own) or failed.
+  releaseDumpable();
   void native.program; // its memory was the children's until the EOF above
   await wait(child); // the first child, gone once it reported
   if (failure) {

@@ -16,6 +16,7 @@
  */
 import {
   type BuiltProgram,
+  holdNonDumpable,
   nativeSpawnSupported,
   pidRecord,
   type ProgramArg,
@@ -63,8 +64,9 @@ export interface NativeChild {
   /** The size of one report record. */
   readonly reportBytes: number;
   /**
-   * Gives the program's memory back for the next container of the same kind: call it once, when
-   * the child has exec'd (EOF on the status pipe) or been reaped — never while it may still run.
+   * Gives the program's memory back for the next container of the same kind, and this process
+   * its dumpable flag (see `holdNonDumpable`): call it once, when the child has exec'd (EOF on the
+   * status pipe) or been reaped — never while it may still run.
    */
   release(): void;
 }
@@ -129,6 +131,7 @@ const EINVAL = 22;
 const PR_CAPBSET_DROP = 24;
 const PR_SET_KEEPCAPS = 8;
 const PR_SET_NO_NEW_PRIVS = 38;
+const PR_SET_DUMPABLE = 4;
 const PR_CAP_AMBIENT = 47;
 const PR_CAP_AMBIENT_RAISE = 2;
 const PR_CAP_AMBIENT_CLEAR_ALL = 4;
@@ -234,6 +237,8 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
   template.slots.stdio.forEach((slot, i) => slot && built.set(slot, fds.stdio[i]!));
   running.add(built);
   nativeChildren.count++;
+  // The child shares this process's memory and makes it non-dumpable (its first step).
+  const releaseDumpable = holdNonDumpable();
   let released = false;
   return {
     program: built,
@@ -242,6 +247,7 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
     release() {
       if (released) return;
       released = true;
+      releaseDumpable();
       running.delete(built);
       if (template.free.length < MAX_FREE) template.free.push(built);
     },
@@ -341,8 +347,12 @@ export function compileExecIn(
   } catch (e) {
     throw setupError(describe("capabilities", e));
   }
-  const r = new Recorder("stdio");
+  const r = new Recorder("non-dumpable");
   const { p, call } = r;
+  // First of all: this child and the command's process share the caller's memory until execve,
+  // and they join a live container, whose processes must not reach it through /proc/PID.
+  call("prctl", [PR_SET_DUMPABLE, 0, 0, 0, 0], [unquoted("PR_SET_DUMPABLE"), 0]);
+  r.step = "stdio";
   const emit: Emit = {
     call,
     check: () => {},
@@ -579,14 +589,26 @@ function compileStep(ctx: SetupContext, name: string, p: SyscallProgram, emit: E
     case "user": {
       const u = spec.user;
       const groups = new Uint32Array(u.groups);
-      // (as the forked child: in a user namespace, only a list given in the spec is set)
-      if (!ctx.userns || u.groups.length > 0) {
-        call("setgroups", [u.groups.length, p.bytes(new Uint8Array(groups.buffer))], [`[${u.groups.join(", ")}]`]);
-      }
+      // Always the spec's list (empty by default); rootless with setgroups denied (EPERM), the
+      // groups cannot change (as the forked child's step).
+      const next = p.label();
+      call(
+        "setgroups",
+        [u.groups.length, p.bytes(new Uint8Array(groups.buffer))],
+        [`[${u.groups.join(", ")}]`],
+        spec.rootless ? { onErrno: [[EPERM, next]] } : {},
+      );
+      p.place(next);
       call("setresgid", [u.gid, u.gid, u.gid], [u.gid, u.gid, u.gid]);
       call("setresuid", [u.uid, u.uid, u.uid], [u.uid, u.uid, u.uid]);
       return true;
     }
+    case "non-dumpable":
+      call("prctl", [PR_SET_DUMPABLE, 0, 0, 0, 0], [unquoted("PR_SET_DUMPABLE"), 0]);
+      return true;
+    case "new-session":
+      call("setsid", [], []);
+      return true;
     case "no-new-privs":
       call("prctl", [PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0], [unquoted("PR_SET_NO_NEW_PRIVS"), 1]);
       return true;

@@ -166,6 +166,7 @@ const ENOENT = 2;
 const ENOTDIR = 20;
 const O_WRONLY_CREAT_CLOEXEC = 0o1 | 0o100 | 0o2000000;
 const MNT_DETACH = 2;
+const PR_SET_DUMPABLE = 4;
 
 /** A value shown unquoted in a SyscallError message. */
 const unquoted = (text: string) => Object.freeze({ toString: () => text });
@@ -438,6 +439,14 @@ function changesUser(c: SetupContext): boolean {
 
 /** The steps, in order. */
 export const SETUP_STEPS: readonly SetupStep[] = [
+  {
+    name: "non-dumpable",
+    why:
+      "before anything else: until execve gives the command a memory of its own, no process in the namespaces this one joins or shares may open its /proc/PID/mem, environ, fd/ or exe (a native child shares hako's own memory; runc's CVE-2016-9962 and CVE-2019-5736)",
+    when: () => true,
+    plan: () => ["prctl(PR_SET_DUMPABLE, 0)"],
+    run: () => void check(libc().prctl(PR_SET_DUMPABLE, 0n, 0n, 0n, 0n), "prctl", [unquoted("PR_SET_DUMPABLE"), 0]),
+  },
   {
     name: "time-namespace",
     why:
@@ -712,6 +721,14 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     run: (c) => chdir(c.spec.workdir),
   },
   {
+    name: "new-session",
+    why:
+      "a session of its own, so no terminal of the caller's is its controlling tty (TIOCSTI into the caller's shell, CVE-2017-5226); a pty given with -t becomes its controlling tty at exec",
+    when: () => true,
+    plan: () => ["setsid()"],
+    run: () => void check(libc().setsid(), "setsid", []),
+  },
+  {
     name: "provision",
     why:
       "the spec's provision hook, inside the finished container (after pivot_root and the workdir) while it is still root with every capability, before the command",
@@ -745,17 +762,22 @@ export const SETUP_STEPS: readonly SetupStep[] = [
   },
   {
     name: "user",
-    why: "the change of user, while CAP_SETUID and CAP_SETGID are still effective",
-    when: changesUser,
+    why:
+      "the spec's user and groups (none but the spec's: the caller's supplementary groups never reach the container, as with runc), while CAP_SETUID and CAP_SETGID are still effective; rootless with setgroups denied, the groups cannot change and the kernel shows them unmapped",
+    when: () => true,
     plan: (
       c,
     ) => [
-      `setgroups([${c.spec.user.groups.join(", ")}])`,
+      `setgroups([${c.spec.user.groups.join(", ")}])${c.spec.rootless ? " (EPERM: setgroups denied, skipped)" : ""}`,
       `setresgid(${c.spec.user.gid} ×3)`,
       `setresuid(${c.spec.user.uid} ×3)`,
     ],
     run: (c) => {
-      if (!c.userns || c.spec.user.groups.length) setgroups(c.spec.user.groups);
+      try {
+        setgroups(c.spec.user.groups);
+      } catch (e) {
+        if (!(c.spec.rootless && e instanceof SyscallError && e.errno === EPERM)) throw e;
+      }
       setresgid(c.spec.user.gid, c.spec.user.gid, c.spec.user.gid);
       setresuid(c.spec.user.uid, c.spec.user.uid, c.spec.user.uid);
     },

@@ -11,6 +11,8 @@ import { ConfigError } from "../errors.ts";
 import { type Cidr, linkNameProblem, parseCidr, sameSubnet } from "../network.ts";
 import { HOOK_NAMES, hookProblem } from "./hooks.ts";
 import { isRunning, StateStore } from "./state.ts";
+import { idProblem, NGROUPS_MAX } from "../user.ts";
+import { rawKeyProblem } from "../cgroup/controller.ts";
 import { compileSeccomp, DEFAULT_SECCOMP_PROFILE, seccompProblems, type SeccompProfile } from "../seccomp.ts";
 
 /** The default profile's program, compiled once per process. */
@@ -282,13 +284,27 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
     groups: spec.user?.groups ?? [],
   };
   for (const k of ["uid", "gid"] as const) {
-    if (!Number.isInteger(user[k]) || user[k] < 0) bad(`user.${k}`, "must be a non-negative integer");
+    const problem = idProblem(user[k]);
+    if (problem) bad(`user.${k}`, problem);
+  }
+  if (!Array.isArray(user.groups)) bad("user.groups", "must be an array of group ids");
+  else {
+    if (user.groups.length > NGROUPS_MAX) bad("user.groups", `has more than ${NGROUPS_MAX} groups`);
+    user.groups.forEach((g, i) => {
+      const problem = idProblem(g);
+      if (problem) bad(`user.groups[${i}]`, problem);
+    });
   }
   if (has("user")) {
     const inside = (id: number, map: readonly IdMapEntry[]) =>
       map.some((e) => id >= e.inside && id < e.inside + e.size);
     if (!inside(user.uid, uidMap)) bad("user.uid", `${user.uid} is not mapped by idMap.uid`);
     if (!inside(user.gid, gidMap)) bad("user.gid", `${user.gid} is not mapped by idMap.gid`);
+    if (Array.isArray(user.groups)) {
+      user.groups.forEach((g, i) => {
+        if (Number.isInteger(g) && !inside(g, gidMap)) bad(`user.groups[${i}]`, `${g} is not mapped by idMap.gid`);
+      });
+    }
   }
 
   // workdir, env
@@ -331,6 +347,9 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
     for (const k of Object.keys(cg.raw ?? {})) {
       if (!/^[a-z_]+\.[a-z_.]+$/.test(k)) {
         bad(`cgroup.raw["${k}"]`, 'is not a controller file name like "cpu.cfs_quota_us"');
+      } else {
+        const refused = rawKeyProblem(k);
+        if (refused) bad(`cgroup.raw["${k}"]`, refused);
       }
     }
   }

@@ -1,0 +1,276 @@
+/**
+ * The escape suite: a process inside a default container — the container's own command, and one
+ * started by `execIn` (`hako exec`) — tries each way out an attacker would, on the native child
+ * and on the forked one (`HAKO_NATIVE_SPAWN=0`), and each attempt must be refused. The attacks are
+ * one static C program (`fixtures/escape_probe.c`, built here with `gcc -static`) so that what runs
+ * inside is exactly the system call under test; its exit code says blocked (0) or escaped (1).
+ */
+import { execFileSync } from "node:child_process";
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { assert, assertEquals, isRoot, tempDir, test } from "./_harness.ts";
+import { Container, type ContainerSpec, execIn } from "../mod.ts";
+import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
+import { procFile, waitUntil } from "./_proc.ts";
+import { getgroups, setgroups } from "../src/user.ts";
+
+const PROBE_SOURCE = new URL("./fixtures/escape_probe.c", import.meta.url).pathname;
+
+function hasGcc(): boolean {
+  try {
+    execFileSync("gcc", ["--version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const skip = !isRoot
+  ? "needs root (run the suite with sudo)"
+  : !findStaticBusybox()
+  ? "needs a static busybox (apt-get install busybox-static)"
+  : !hasGcc()
+  ? "needs gcc with a static glibc (apt-get install gcc libc6-dev) to build the attack probe"
+  : false;
+
+/** The probe, built once per run. */
+let probe: string | undefined;
+function probeBinary(): string {
+  if (probe) return probe;
+  const dir = join(tmpdir(), `hako-test-escape-probe-${process.pid}`);
+  mkdirSync(dir, { recursive: true });
+  const out = join(dir, "escape_probe");
+  execFileSync("gcc", ["-static", "-O2", "-o", out, PROBE_SOURCE]);
+  probe = out;
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+  return out;
+}
+
+/** A busybox rootfs with the probe at /probe, and specs for containers on it. */
+function box(): { rootfs: string; spec: (s?: Partial<ContainerSpec>) => ContainerSpec } & Disposable {
+  const dir = tempDir("hako-test-escape-");
+  execFileSync("chmod", ["0755", dir.path]); // (root of a user namespace walks to the rootfs)
+  const rootfs = join(dir.path, "rootfs");
+  buildRootfs(rootfs, { builder: "busybox" });
+  copyFileSync(probeBinary(), join(rootfs, "probe"));
+  execFileSync("chmod", ["0755", join(rootfs, "probe")]);
+  let n = 0;
+  return {
+    rootfs,
+    spec: (s = {}) => ({
+      name: `hako-test-escape-${process.pid}-${n++}`,
+      rootfs,
+      command: ["sleep", "30"],
+      ...s,
+    }),
+    [Symbol.dispose]: () => dir[Symbol.dispose](),
+  };
+}
+
+const PATHS = [["native", "1"], ["forked", "0"]] as const;
+
+/** Runs `fn` with the native child on or off. */
+async function onPath<T>(value: string, fn: () => Promise<T>): Promise<T> {
+  const before = process.env.HAKO_NATIVE_SPAWN;
+  process.env.HAKO_NATIVE_SPAWN = value;
+  try {
+    return await fn();
+  } finally {
+    if (before === undefined) delete process.env.HAKO_NATIVE_SPAWN;
+    else process.env.HAKO_NATIVE_SPAWN = before;
+  }
+}
+
+/** The probe's exit code and output when run as a container's command. */
+async function asCommand(spec: ContainerSpec): Promise<{ code: number | null; out: string }> {
+  using dir = tempDir();
+  const file = join(dir.path, "out");
+  const fd = openSync(file, "w");
+  try {
+    await using c = await Container.create(spec, { stdio: { stdin: fd, stdout: fd, stderr: fd } });
+    await c.start();
+    const st = await c.wait();
+    return { code: st.code, out: readFileSync(file, "utf8") };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The probe's exit code and output when run by execIn in `c`. */
+async function asExec(c: Container, argv: string[]): Promise<{ code: number | null; out: string }> {
+  using dir = tempDir();
+  const file = join(dir.path, "out");
+  const fd = openSync(file, "w");
+  try {
+    const st = await execIn(c.pid, { argv, spec: c.spec, stdout: fd, stderr: fd });
+    return { code: st.code, out: readFileSync(file, "utf8") };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A marker file on the host, outside every rootfs: a process that can see it is out. */
+const MARKER = `/run/hako-test-escape-marker-${process.pid}`;
+
+/** The attacks every default container must refuse: [what, probe arguments]. */
+function attacks(): Array<readonly [string, string[]]> {
+  const corePattern = readFileSync("/proc/sys/kernel/core_pattern", "utf8").trim() || "core";
+  return [
+    ["mknod and open /dev/kmsg (c 1:11: the host's kernel log)", ["device", "c", "1", "11"]],
+    ["mknod and open /dev/mem (c 1:1)", ["device", "c", "1", "1"]],
+    ["mknod and open /dev/tty1 (c 4:1: a host console)", ["device", "c", "4", "1"]],
+    ["mknod and open /dev/loop-control (c 10:237)", ["device", "c", "10", "237"]],
+    ["mknod and open /dev/loop0 (b 7:0)", ["device", "b", "7", "0"]],
+    ["write /proc/sysrq-trigger", ["write", "/proc/sysrq-trigger", "h"]],
+    ["write /proc/sys/kernel/core_pattern", ["write", "/proc/sys/kernel/core_pattern", corePattern]],
+    ["write under /sys", ["write", "/sys/class/net/lo/mtu", "65536"]],
+    ["mkdir under /sys/fs/cgroup", ["mkdir", "/sys/fs/cgroup/hako-escape"]],
+    ["mount a filesystem", ["mount"]],
+    ["unshare a user namespace", ["unshare-user"]],
+    ["unshare a mount namespace", ["unshare-mount"]],
+    ["setns into a namespace", ["setns"]],
+    ["bpf(2)", ["bpf"]],
+    ["keyctl(2)", ["keyctl"]],
+    ["userfaultfd(2)", ["userfaultfd"]],
+    ["pidfd_getfd(2)", ["pidfd_getfd"]],
+    ["an AF_VSOCK socket", ["vsock"]],
+    ["the chroot break to the host's root", ["chroot", MARKER]],
+    ["an fd of the runtime's beyond stdio", ["fds"]],
+    ["a controlling terminal", ["ctty"]],
+    ["TIOCSTI into a terminal on stdio", ["tiocsti"]],
+    ["TIOCLINUX on a terminal on stdio", ["tioclinux"]],
+    ["a supplementary group", ["groups"]],
+  ];
+}
+
+for (const [path, value] of PATHS) {
+  test(`a default container's command (${path} child) is refused every way out`, async () => {
+    using b = box();
+    writeFileSync(MARKER, "");
+    try {
+      const escaped: string[] = [];
+      for (const [what, args] of attacks()) {
+        const r = await onPath(value, () => asCommand(b.spec({ command: ["/probe", ...args] })));
+        if (r.code !== 0) escaped.push(`${what}: exit ${r.code}: ${r.out.trim()}`);
+      }
+      assertEquals(escaped, []);
+    } finally {
+      rmSync(MARKER, { force: true });
+    }
+  }, { skip });
+
+  test(`a command run by execIn (${path} child) in a default container is refused every way out`, async () => {
+    using b = box();
+    writeFileSync(MARKER, "");
+    try {
+      await onPath(value, async () => {
+        await using c = await Container.create(b.spec({ stdio: "null" }));
+        await c.start();
+        const escaped: string[] = [];
+        for (const [what, args] of attacks()) {
+          const r = await asExec(c, ["/probe", ...args]);
+          if (r.code !== 0) escaped.push(`${what}: exit ${r.code}: ${r.out.trim()}`);
+        }
+        assertEquals(escaped, []);
+      });
+    } finally {
+      rmSync(MARKER, { force: true });
+    }
+  }, { skip });
+
+  test(
+    `execIn's children (${path}) cannot be reached from inside before they exec: no memory, environment, fds or runtime binary`,
+    async () => {
+      using b = box();
+      // A variable of this process's own environment block (what /proc/PID/environ shows of the
+      // runtime and its children until they exec), which the command's environment does not have.
+      const secret = readFileSync("/proc/self/environ", "utf8").split("\0")
+        .find((v) => /^[A-Z_]+=.{4,}/.test(v) && !["PATH=", "HOME=", "HOSTNAME="].some((p) => v.startsWith(p)));
+      assert(secret, "no variable in this process's environment to look for");
+      await onPath(value, async () => {
+        using dir = tempDir();
+        const out = join(dir.path, "race");
+        const fd = openSync(out, "w");
+        try {
+          // The racer is the container's command: it stops every new process it sees and tries
+          // /proc/PID/environ, mem, exe and fd/ on it.
+          await using c = await Container.create(
+            b.spec({ command: ["/probe", "race", secret, "20"] }),
+            { stdio: { stdout: fd, stderr: fd } },
+          );
+          await c.start();
+          await waitUntilText(out, "ready");
+          for (let i = 0; i < 40; i++) {
+            const st = await execIn(c.pid, { argv: ["/bin/true"], spec: c.spec, stdout: fd, stderr: fd });
+            assertEquals(st.code, 0);
+          }
+          c.kill("KILL");
+          await c.wait();
+        } finally {
+          closeSync(fd);
+        }
+        const text = readFileSync(out, "utf8");
+        // Caught after its execve, the command (`true`) is the container's own process; caught
+        // before, it is hako's child, and nothing of it may be reachable.
+        const caught = text.split("\n").filter((l) => l.startsWith("caught ") && !l.includes("(true)"));
+        const reached = caught.filter((l) => /environ-secret=1|mem=1|exe-runtime=1|fds=1/.test(l));
+        assertEquals(reached, [], `the racer reached execIn's children:\n${text}`);
+      });
+    },
+    { skip },
+  );
+
+  test(
+    `no supplementary group of the caller reaches a user-namespace container or its exec'd process (${path})`,
+    async () => {
+      using b = box();
+      const before = getgroups();
+      setgroups([0, 4]); // as a sudo'd root shell often has: root and adm
+      try {
+        await onPath(value, async () => {
+          await using c = await Container.create(b.spec({
+            namespaces: ["mount", "uts", "ipc", "pid", "user"],
+            idMap: { uid: { inside: 0, outside: 420000, size: 65536 } },
+            networkEtc: false,
+            stdio: "null",
+          }));
+          await c.start();
+          await waitUntil(c.pid, () => procFile(c.pid, "comm").trim() === "sleep", "the exec of sleep");
+          assertEquals(/^Groups:[ \t]*(.*)$/m.exec(procFile(c.pid, "status"))?.[1]?.trim(), "");
+          const r = await asExec(c, ["/probe", "groups"]);
+          assertEquals([r.code, r.out.trim()], [0, "groups:"]);
+        });
+      } finally {
+        setgroups(before);
+      }
+    },
+    { skip },
+  );
+}
+
+test("a container's command and an exec'd one lead sessions of their own, with no controlling terminal", async () => {
+  using b = box();
+  for (const [, value] of PATHS) {
+    await onPath(value, async () => {
+      await using c = await Container.create(b.spec({ stdio: "null" }));
+      await c.start();
+      await waitUntil(c.pid, () => procFile(c.pid, "comm").trim() === "sleep", "the exec of sleep");
+      const stat = procFile(c.pid, "stat");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      // (fields from the state on: state ppid pgrp session tty_nr)
+      assertEquals(fields[3], String(c.pid), "the session is the container's init's own");
+      assertEquals(fields[4], "0", "no controlling terminal");
+    });
+  }
+}, { skip });
+
+async function waitUntilText(file: string, text: string, ms = 10_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (existsSync(file) && readFileSync(file, "utf8").includes(text)) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert(false, `${file} never said ${text}`);
+}
