@@ -6,7 +6,17 @@
  * inside is exactly the system call under test; its exit code says blocked (0) or escaped (1).
  */
 import { execFileSync } from "node:child_process";
-import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -273,4 +283,50 @@ async function waitUntilText(file: string, text: string, ms = 10_000): Promise<v
     await new Promise((r) => setTimeout(r, 10));
   }
   assert(false, `${file} never said ${text}`);
+}
+
+for (const [path, value] of PATHS) {
+  test(
+    `a container joining another's PID namespace (${path}) lands inside it: two NSpid levels, a /proc of that namespace only`,
+    async () => {
+      using b = box();
+      await onPath(value, async () => {
+        await using first = await Container.create(b.spec({ stdio: "null" }));
+        await first.start();
+        using dir = tempDir();
+        const out = join(dir.path, "out");
+        const fd = openSync(out, "w");
+        try {
+          await using joined = await Container.create(
+            b.spec({
+              namespaces: ["mount", "uts", "ipc", "net", { type: "pid", join: `/proc/${first.pid}/ns/pid` }],
+              command: [
+                "sh",
+                "-c",
+                "ls /proc | grep -c '^[0-9]*$'; cat /proc/1/cmdline | tr '\\0' ' '; echo; exec sleep 30",
+              ],
+            }),
+            { stdio: { stdout: fd, stderr: fd } },
+          );
+          await joined.start();
+          await waitUntil(joined.pid, () => procFile(joined.pid, "comm").trim() === "sleep", "the exec of sleep");
+          const nspid = /^NSpid:\s*(.*)$/m.exec(procFile(joined.pid, "status"))?.[1]?.trim().split(/\s+/);
+          assertEquals(nspid?.length, 2, `NSpid: ${nspid}`);
+          assertEquals(
+            readlinkSync(`/proc/${joined.pid}/ns/pid`),
+            readlinkSync(`/proc/${first.pid}/ns/pid`),
+            "in the joined PID namespace",
+          );
+          const [count, init] = readFileSync(out, "utf8").trim().split("\n");
+          // Its /proc lists the joined namespace: the first container's sleep (PID 1), itself and
+          // the two processes of its shell pipeline at most — never the host's hundreds.
+          assert(Number(count) <= 5, `its /proc lists ${count} processes`);
+          assertEquals(init?.trim(), "sleep 30", "PID 1 in its /proc is the first container's command");
+        } finally {
+          closeSync(fd);
+        }
+      });
+    },
+    { skip },
+  );
 }

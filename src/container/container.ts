@@ -61,7 +61,10 @@ export interface CreateOptions {
    * the container's log file.
    */
   readonly stdio?: { readonly stdin?: number; readonly stdout?: number; readonly stderr?: number };
-  /** Called right after the fork with the child's pid (before its setup), e.g. to record it. */
+  /**
+   * Called right after the fork with the child's pid (before its setup), e.g. to record it; called
+   * again with the container's init when the child clones it into a joined PID namespace.
+   */
   readonly onForked?: (pid: number) => void;
 }
 
@@ -103,44 +106,49 @@ function readable(fd: number, timeoutMs: number): boolean {
 
 /**
  * Reads the child's status: the parsed JSON line of a forked child, or — from a native child
- * (`native`) — its 12-byte record turned into the same shape; null at EOF with nothing read.
+ * (`native`) — its 12-byte record turned into the same shape (`{ ready }`, `{ error }`, or `{ pid }`
+ * when the child cloned the container's init into a joined PID namespace); null at EOF with
+ * nothing read. Bytes read past the first line stay in `pending` for the next call.
  * Does not block the event loop: waits with {@link waitReadable} until `timeoutMs` is over.
  * @throws {Error} "timeout" when the child said nothing in time.
  */
 async function readStatus(
   fd: number,
   timeoutMs: number,
-  native?: NativeChild,
+  native: NativeChild | undefined,
+  pending: number[],
 ): Promise<Record<string, unknown> | null> {
   const until = Date.now() + timeoutMs;
-  const chunks: number[] = [];
   const buf = new Uint8Array(4096);
-  for (;;) {
+  const complete = () => (native ? pending.length >= native.reportBytes : pending.includes(10));
+  while (!complete()) {
     if (!readable(fd, 0)) {
       const left = until - Date.now();
       if (left <= 0 || !(await waitReadable(fd, left))) throw new Error(`no word from the child in ${timeoutMs} ms`);
       continue;
     }
-    const n = libc().read(fd, buf, BigInt(native ? native.reportBytes - chunks.length : buf.length));
+    const n = libc().read(fd, buf, BigInt(native ? native.reportBytes - pending.length : buf.length));
     if (n === -1) {
       if (errno() === EINTR) continue;
       throw new SyscallError("read", errno(), [fd], "read the container's status pipe");
     }
     if (n === 0) break;
-    chunks.push(...buf.subarray(0, n));
-    if (native ? chunks.length >= native.reportBytes : chunks.includes(10)) break;
+    pending.push(...buf.subarray(0, n));
   }
-  if (chunks.length === 0) return null;
+  if (pending.length === 0) return null;
   if (native) {
-    const r = parseReport(new Uint8Array(chunks));
+    const record = pending.splice(0, native.reportBytes);
+    const r = parseReport(new Uint8Array(record));
     if (!r) {
-      return { error: { step: "setup", message: `garbled report from the native child (${chunks.length} bytes)` } };
+      return { error: { step: "setup", message: `garbled report from the native child (${record.length} bytes)` } };
     }
     if (r.ready) return { ready: true };
-    if ("pid" in r) return { error: { step: "setup", message: "an unexpected pid report from the native child" } };
+    if ("pid" in r) return { pid: r.pid };
     return { error: native.failure(r.op, r.errno) };
   }
-  const line = new TextDecoder().decode(new Uint8Array(chunks)).split("\n")[0]!;
+  const end = pending.indexOf(10);
+  const line = new TextDecoder().decode(new Uint8Array(pending.splice(0, end === -1 ? pending.length : end + 1)))
+    .trim();
   try {
     return JSON.parse(line);
   } catch {
@@ -239,6 +247,8 @@ export class Container {
   #afterStopDone = false;
   /** A native child's program: its memory is the child's until it has exec'd. */
   #native: NativeChild | undefined;
+  /** Bytes of the status pipe read past the last report. */
+  #pending: number[];
 
   private constructor(
     spec: ResolvedSpec,
@@ -247,6 +257,7 @@ export class Container {
     startFd: number,
     statusFd: number,
     native: NativeChild | undefined,
+    pending: number[],
   ) {
     this.name = spec.name;
     this.spec = spec;
@@ -256,6 +267,7 @@ export class Container {
     this.#startFd = startFd;
     this.#statusFd = statusFd;
     this.#native = native;
+    this.#pending = pending;
   }
 
   /** The container's init process, as the host sees it. */
@@ -348,7 +360,7 @@ export class Container {
       const stdio = [io?.stdin ?? nullFd, io?.stdout ?? nullFd, io?.stderr ?? nullFd] as const;
 
       // fork
-      const ctx: SetupContext = { spec, userns: spec.newNamespaces.includes("user") };
+      const ctx: SetupContext = { spec, userns: spec.newNamespaces.includes("user"), statusFd: statusW };
       // A child that runs no JavaScript where the spec allows (see native.ts), else a fork.
       const native = compileChild(
         ctx,
@@ -422,8 +434,21 @@ export class Container {
       fds.splice(fds.indexOf(goW), 1);
 
       let report: Record<string, unknown> | null;
+      const pending: number[] = [];
       try {
-        report = await readStatus(statusR, SETUP_TIMEOUT_MS, native);
+        for (;;) {
+          report = await readStatus(statusR, SETUP_TIMEOUT_MS, native, pending);
+          const next = report?.pid;
+          if (!(typeof next === "number" && Number.isInteger(next) && next > 0)) break;
+          // Joining a PID namespace, the child cloned the container's init into it (our own child,
+          // CLONE_PARENT) and exits: from here on the container is that process.
+          const first = pid;
+          pid = next;
+          try {
+            waitpid2(first);
+          } catch { /* reaped */ }
+          options.onForked?.(pid);
+        }
       } catch (e) {
         return fail("setup", e);
       }
@@ -436,7 +461,7 @@ export class Container {
           `the child ended before reporting${r.pid ? ` (${r.status})` : ""}`,
         );
       }
-      return new Container(spec, pid, group, startW, statusR, native);
+      return new Container(spec, pid, group, startW, statusR, native, pending);
     } catch (e) {
       for (const u of undo.reverse()) {
         try {
@@ -477,7 +502,7 @@ export class Container {
     let error: Error | undefined;
     try {
       report = ok
-        ? await readStatus(this.#statusFd, SETUP_TIMEOUT_MS, this.#native)
+        ? await readStatus(this.#statusFd, SETUP_TIMEOUT_MS, this.#native, this.#pending)
         : { error: { step: "exec", message: "the child is gone" } };
     } catch (e) {
       error = new SetupError("exec", (e as Error).message, { cause: e });

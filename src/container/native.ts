@@ -278,6 +278,15 @@ function compile(
       );
     },
     plan,
+    continueInChild() {
+      const record = pidRecord(p);
+      const rest = p.label();
+      const i = p.clone(CLONE_VM | CLONE_PARENT | SIGCHLD, p.stack(), rest, p.at(record, 4));
+      r.note(i, "clone", [unquoted("CLONE_VM|CLONE_PARENT")]);
+      call("write", [p.value(slots.status), record, REPORT_BYTES], ["status pipe"], { expect: REPORT_BYTES });
+      call("exit_group", [0], [0]);
+      p.place(rest);
+    },
   };
   const slots = {
     go: p.slot(),
@@ -424,6 +433,11 @@ interface Emit {
   readonly plan: KeepPlan;
   /** Adds a check that what this step resolved on the host still holds (run for every container). */
   readonly check: (holds: () => boolean) => void;
+  /**
+   * Clones the rest of the program into a child of the caller's (`CLONE_PARENT`), which reports
+   * its pid and exits (the container's program only: exec's programs clone on their own).
+   */
+  readonly continueInChild?: () => void;
 }
 
 /** A program being written, and what each of its ops stands for (its step, call and arguments). */
@@ -540,6 +554,10 @@ function compileStep(ctx: SetupContext, name: string, p: SyscallProgram, emit: E
         call("setns", [p.value(fd), NAMESPACE_FLAGS[j.type]], [j.path]);
         call("close", [p.value(fd)], [j.path]);
       }
+      return true;
+    case "enter-pid-namespace":
+      if (!emit.continueInChild) return false;
+      emit.continueInChild();
       return true;
     case "become-root":
       call("setresgid", [0, 0, 0], [0, 0, 0]);

@@ -20,6 +20,8 @@ import { chdir } from "../dir.ts";
 import { setLinkUp } from "../../ffi/net.ts";
 import { addAddress, setLinkUp as netlinkLinkUp } from "../network.ts";
 import { ensureMountPoint, secureJoin } from "./_paths.ts";
+import { report } from "./_pipe.ts";
+import { forkProcess } from "../../ffi/fork.ts";
 import { describeHook, runChildCommand } from "./hooks.ts";
 import { makedev, mknod } from "./_devices.ts";
 import { addressOf, check, errno, libc } from "../../ffi/libc.ts";
@@ -34,6 +36,8 @@ export interface SetupContext {
   readonly spec: ResolvedSpec;
   /** True when the child runs in a new user namespace (mknod is not allowed there). */
   readonly userns: boolean;
+  /** The child's end of the status pipe (the forked child reports the pid of its own child there). */
+  readonly statusFd?: number;
 }
 
 /** One named step of the child's setup. */
@@ -167,6 +171,7 @@ const ENOTDIR = 20;
 const O_WRONLY_CREAT_CLOEXEC = 0o1 | 0o100 | 0o2000000;
 const MNT_DETACH = 2;
 const PR_SET_DUMPABLE = 4;
+const CLONE_PARENT = 0x8000;
 
 /** A value shown unquoted in a SyscallError message. */
 const unquoted = (text: string) => Object.freeze({ toString: () => text });
@@ -461,6 +466,19 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     when: (c) => c.spec.joinNamespaces.length > 0,
     plan: (c) => c.spec.joinNamespaces.map((j) => `setns(open(${j.path}), ${j.type})`),
     run: (c) => c.spec.joinNamespaces.forEach((j) => setns(j.path, j.type)),
+  },
+  {
+    name: "enter-pid-namespace",
+    why:
+      "setns into a PID namespace applies only to children: the rest of the setup and the command run in a child cloned into it, the caller's own (CLONE_PARENT), as runc's nsexec forks after setns; this child reports that pid and exits",
+    when: (c) => c.spec.joinNamespaces.some((j) => j.type === "pid"),
+    plan: () => ["clone(CLONE_PARENT): the rest runs in the child, inside the joined PID namespace", "exit_group(0)"],
+    run: (c) => {
+      const pid = forkProcess(CLONE_PARENT);
+      if (pid === 0) return;
+      if (c.statusFd !== undefined) report(c.statusFd, { pid });
+      libc()._exit(0);
+    },
   },
   {
     name: "become-root",
