@@ -330,3 +330,28 @@ for (const [path, value] of PATHS) {
     { skip },
   );
 }
+
+test(
+  "a provision hook from the image runs confined as the command is: its capabilities, no_new_privs, seccomp, no fd of hako's",
+  async () => {
+    using b = box();
+    const rec = (f: string) =>
+      `grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status > ${f}; ls /proc/self/fd | wc -l >> ${f}`;
+    await asCommand(b.spec({
+      command: ["sh", "-c", rec("/command-status")],
+      hooks: { provision: ["sh", "-c", rec("/provision-status")] },
+    }));
+    const read = (f: string) => readFileSync(join(b.rootfs, f), "utf8").trim();
+    const provision = read("provision-status");
+    assert(/NoNewPrivs:\s*1/.test(provision) && /Seccomp:\s*2/.test(provision), provision);
+    // The same capabilities and the same few fds (stdio and ls's own) as the container's command.
+    assertEquals(provision, read("command-status"));
+    // And it cannot reach the host's cgroups' release_agent (what got out before).
+    const r = await asCommand(b.spec({
+      command: ["true"],
+      hooks: { provision: ["/probe", "write", "/sys/fs/cgroup/release_agent", "/bin/true"] },
+    })).then(() => "ran", (e) => String(e));
+    assert(/provision/.test(r) || r === "ran", r);
+  },
+  { skip },
+);

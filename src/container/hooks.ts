@@ -7,9 +7,6 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import process from "node:process";
-import { forkProcess } from "../../ffi/fork.ts";
-import { libc } from "../../ffi/libc.ts";
-import { exec, waitpid2 } from "../process.ts";
 
 /** A hook's command form: an argv array, or a string run under `/bin/sh -c`. */
 export type HookCommand = string | readonly string[];
@@ -87,30 +84,3 @@ export async function runBootstrap<S>(
   return true;
 }
 
-/**
- * Runs a command in a forked child and waits for it (synchronous: for the container's child,
- * which has no event loop), with `env` as its whole environment.
- * @throws {Error} When it exits non-zero or is killed.
- */
-export function runChildCommand(cmd: HookCommand, env: Readonly<Record<string, string>>): void {
-  const argv = hookArgv(cmd);
-  const pid = forkProcess();
-  if (pid === 0) {
-    try {
-      exec(argv, [], { env });
-    } catch { /* exit 127 below */ }
-    libc()._exit(127);
-  }
-  const { status } = waitpid2(pid);
-  if (!status.success) {
-    throw new Error(
-      `${JSON.stringify(argv)} ${
-        status.signal !== null
-          ? `was killed by signal ${status.signal}`
-          : status.code === 127
-          ? "could not be run (exit 127)"
-          : `exited with ${status.code}`
-      }`,
-    );
-  }
-}

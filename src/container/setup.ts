@@ -12,7 +12,7 @@ import { Capability, keepBounding, type KeepPlan, keepPlan, keepSets } from "../
 import { sethostname } from "../hostname.ts";
 import * as Mount from "../mount.ts";
 import { CLONE_NEWTIME, setns } from "../namespace.ts";
-import { exec, resetSignalsForExec } from "../process.ts";
+import { exec, resetSignalsForExec, waitpid2 } from "../process.ts";
 import { setrlimit } from "../rlimit.ts";
 import { loadSeccomp } from "../seccomp.ts";
 import { setgroups, setresgid, setresuid } from "../user.ts";
@@ -20,9 +20,9 @@ import { chdir } from "../dir.ts";
 import { setLinkUp } from "../../ffi/net.ts";
 import { addAddress, setLinkUp as netlinkLinkUp } from "../network.ts";
 import { ensureMountPoint, secureJoin } from "./_paths.ts";
-import { report } from "./_pipe.ts";
+import { closeFd, pipe, report, writeAll } from "./_pipe.ts";
 import { forkProcess } from "../../ffi/fork.ts";
-import { describeHook, runChildCommand } from "./hooks.ts";
+import { describeHook, hookArgv } from "./hooks.ts";
 import { makedev, mknod } from "./_devices.ts";
 import { addressOf, check, errno, libc } from "../../ffi/libc.ts";
 import { SYS } from "../../ffi/syscalls.ts";
@@ -172,6 +172,7 @@ const O_WRONLY_CREAT_CLOEXEC = 0o1 | 0o100 | 0o2000000;
 const MNT_DETACH = 2;
 const PR_SET_DUMPABLE = 4;
 const CLONE_PARENT = 0x8000;
+const EINTR = 4;
 
 /** A value shown unquoted in a SyscallError message. */
 const unquoted = (text: string) => Object.freeze({ toString: () => text });
@@ -440,6 +441,81 @@ const keepPlans = new WeakMap<SetupContext, KeepPlan>();
 /** True when the spec's command runs as another user (or with other groups) than root. */
 function changesUser(c: SetupContext): boolean {
   return c.spec.user.uid !== 0 || c.spec.user.gid !== 0 || c.spec.user.groups.length > 0;
+}
+
+/** The steps that confine the provision hook's child (as the container's command is confined). */
+const PROVISION_CONFINED_BY = ["capabilities", "capability-sets", "no-new-privs", "seccomp"];
+
+/**
+ * Runs the provision hook in a forked child confined as the container's command will be (its
+ * capabilities, no_new_privs, seccomp; fds above 2 closed at exec, and closed before a callback
+ * runs), as root inside; waits for it.
+ * @throws {Error} Naming the hook and how it failed.
+ */
+function runProvision(c: SetupContext): void {
+  const hook = c.spec.hooks.provision!;
+  const [r, w] = pipe();
+  const pid = forkProcess(0);
+  if (pid === 0) {
+    let code = 1;
+    try {
+      closeFd(r);
+      for (const s of SETUP_STEPS) if (PROVISION_CONFINED_BY.includes(s.name) && s.when(c)) s.run(c);
+      if (typeof hook !== "function") {
+        code = 127;
+        check(
+          Number(libc().syscall(BigInt(SYS.close_range), 3n, 0xffffffffn, 4n, /* CLOEXEC */ 0n, 0n)),
+          "close_range",
+        );
+        exec(hookArgv(hook), [], { env: c.spec.env });
+      }
+      // Every fd of the runtime closed but the pipe for a failure's message (closed at exit).
+      const closeRange = (from: number, to: number) =>
+        from <= to &&
+        check(Number(libc().syscall(BigInt(SYS.close_range), BigInt(from), BigInt(to), 0n, 0n, 0n)), "close_range");
+      closeRange(3, w - 1);
+      closeRange(w + 1, 0xffffffff);
+      const result = hook({ spec: c.spec }) as unknown;
+      if (result && typeof (result as { then?: unknown }).then === "function") {
+        throw new Error(
+          "the provision callback returned a promise: it runs in the forked child and must be synchronous",
+        );
+      }
+      code = 0;
+    } catch (e) {
+      writeAll(w, new TextEncoder().encode(e instanceof Error ? e.message : String(e)));
+    }
+    libc()._exit(code);
+  }
+  closeFd(w);
+  const { status } = waitpid2(pid);
+  const said = readText(r);
+  closeFd(r);
+  if (status.success) return;
+  const what = typeof hook === "function" ? "the provision callback" : JSON.stringify(hookArgv(hook));
+  if (said) throw new Error(said);
+  throw new Error(
+    `${what} ${
+      status.signal !== null
+        ? `was killed by signal ${status.signal}`
+        : status.code === 127
+        ? "could not be run (exit 127)"
+        : `exited with ${status.code}`
+    }`,
+  );
+}
+
+/** Reads `fd` to EOF as UTF-8 (a short message from a child). */
+function readText(fd: number): string {
+  const out: number[] = [];
+  const buf = new Uint8Array(4096);
+  for (;;) {
+    const n = libc().read(fd, buf, BigInt(buf.length));
+    if (n === -1 && errno() === EINTR) continue;
+    if (n <= 0 || out.length > 65536) break;
+    out.push(...buf.subarray(0, n));
+  }
+  return new TextDecoder().decode(new Uint8Array(out)).trim();
 }
 
 /** The steps, in order. */
@@ -749,19 +825,16 @@ export const SETUP_STEPS: readonly SetupStep[] = [
   {
     name: "provision",
     why:
-      "the spec's provision hook, inside the finished container (after pivot_root and the workdir) while it is still root with every capability, before the command",
+      "the spec's provision hook, inside the finished container (after pivot_root and the workdir), before the command; it runs in a child of its own with the container's capabilities, no_new_privs and seccomp filter and none of hako's fds (root inside, as a build step): code from the image never gets more than the container's command",
     when: (c) => c.spec.hooks.provision !== undefined,
-    plan: (c) => [`${describeHook(c.spec.hooks.provision!, "{ spec }")} (synchronous, in the child)`],
-    run: (c) => {
-      const hook = c.spec.hooks.provision!;
-      if (typeof hook !== "function") return runChildCommand(hook, c.spec.env);
-      const result = hook({ spec: c.spec }) as unknown;
-      if (result && typeof (result as { then?: unknown }).then === "function") {
-        throw new Error(
-          "the provision callback returned a promise: it runs in the forked child and must be synchronous",
-        );
-      }
-    },
+    plan: (c) => [
+      `fork: ${
+        describeHook(c.spec.hooks.provision!, "{ spec }")
+      } (synchronous), as root inside with the container's capabilities (${c.spec.capabilities.join(", ") || "none"})${
+        c.spec.noNewPrivs ? ", no_new_privs" : ""
+      }${c.spec.seccomp ? ", the seccomp filter" : ""}, fds above 2 closed`,
+    ],
+    run: (c) => runProvision(c),
   },
   {
     name: "capabilities",
