@@ -8,7 +8,18 @@
 import { isAbsolute, normalize } from "node:path";
 import process from "node:process";
 import { ConfigError } from "../errors.ts";
-import { type Cidr, linkNameProblem, parseCidr, sameSubnet } from "../network.ts";
+import {
+  type Cidr,
+  hostClashProblem,
+  type HostNetwork,
+  hostNetworks,
+  isPointToPoint,
+  linkNameProblem,
+  networkOf,
+  parseCidr,
+  POINT_TO_POINT_PREFIXES,
+  sameSubnet,
+} from "../network.ts";
 import { HOOK_NAMES, hookProblem } from "./hooks.ts";
 import { isRunning, StateStore } from "./state.ts";
 import { compileSeccomp, DEFAULT_SECCOMP_PROFILE, seccompProblems, type SeccompProfile } from "../seccomp.ts";
@@ -127,6 +138,8 @@ export interface ResolvedVeth {
   readonly hostAddress: string | undefined;
   /** The container end's CIDR, if any. */
   readonly containerAddress: string | undefined;
+  /** True when the pair has IPv4 addresses only: IPv6 is turned off on the host end. */
+  readonly disableHostIpv6: boolean;
 }
 
 /**
@@ -404,11 +417,15 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
         container: v.container ?? "eth0",
         hostAddress: v.hostAddress,
         containerAddress: v.containerAddress,
+        disableHostIpv6: false,
       };
       for (const k of ["host", "container"] as const) {
         const problem = v[k] === undefined ? undefined : linkNameProblem(v[k]);
         if (problem) bad(`network.veth.${k}`, problem);
       }
+      const wide = v.allowWidePrefix;
+      if (wide !== undefined && typeof wide !== "boolean") bad("network.veth.allowWidePrefix", "must be a boolean");
+      const before = problems.length;
       const cidrs: Partial<Record<"hostAddress" | "containerAddress", Cidr>> = {};
       for (const k of ["hostAddress", "containerAddress"] as const) {
         if (v[k] === undefined) continue;
@@ -416,6 +433,17 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
           cidrs[k] = parseCidr(v[k]);
         } catch (e) {
           bad(`network.veth.${k}`, (e as Error).message);
+          continue;
+        }
+        // A wide prefix is a route on the host sending that whole subnet into the container.
+        const c = cidrs[k]!;
+        if (wide !== true && !isPointToPoint(c)) {
+          const [a, b] = POINT_TO_POINT_PREFIXES[c.version];
+          bad(
+            `network.veth.${k}`,
+            `the prefix /${c.prefixLength} would route ${networkOf(c)} from the host into the container: ` +
+              `a veth takes a point-to-point /${a} or /${b}; set network.veth.allowWidePrefix: true for a wider subnet`,
+          );
         }
       }
       if (cidrs.hostAddress && cidrs.containerAddress) {
@@ -424,6 +452,19 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
         } else if (cidrs.hostAddress.bytes.every((b, i) => b === cidrs.containerAddress!.bytes[i])) {
           bad("network.veth.containerAddress", "must differ from hostAddress");
         }
+      }
+      const given = Object.values(cidrs);
+      if (given.length && given.every((c) => c.version === 4)) veth = { ...veth, disableHostIpv6: true };
+      // The subnet against the host's routes and addresses (checked again right before the pair is made).
+      const field = cidrs.hostAddress ? "hostAddress" : "containerAddress";
+      const wanted = cidrs[field];
+      if (wanted && problems.length === before) {
+        let networks: HostNetwork[] | undefined;
+        try {
+          networks = hostNetworks();
+        } catch { /* unreadable here: Container.create checks again, and fails there */ }
+        const problem = networks && hostClashProblem(wanted, networks, veth.host);
+        if (problem) bad(`network.veth.${field}`, problem);
       }
     }
   }
