@@ -143,8 +143,19 @@ export interface ContainerSpec {
   readonly user?: { readonly uid: number; readonly gid?: number; readonly groups?: readonly number[] };
   /** Default "mount", "uts", "ipc", "pid", "net". */
   readonly namespaces?: readonly NamespaceSpec[];
-  /** Needs a user namespace. A single range or a list. */
-  readonly idMap?: { readonly uid?: IdRange | readonly IdRange[]; readonly gid?: IdRange | readonly IdRange[] };
+  /**
+   * Needs a user namespace. A single range or a list; `gid` defaults to `uid`'s. An `outside` range
+   * must not contain the uid of a host user (`/etc/passwd`) or the gid of a host group (`/etc/group`)
+   * — that user would own the container's files and could signal its processes — unless
+   * `allowHostIds: true` (a rootless caller's own id is always fine). A range overlapping one that
+   * `/etc/subuid`/`/etc/subgid` delegates to another user is a warning. Ids go up to 4294967294.
+   */
+  readonly idMap?: {
+    readonly uid?: IdRange | readonly IdRange[];
+    readonly gid?: IdRange | readonly IdRange[];
+    /** Allow host users' and groups' ids in the ranges (default false). */
+    readonly allowHostIds?: boolean;
+  };
   /** Default: the name (needs a UTS namespace). */
   readonly hostname?: string;
   /** Make `/` read-only after every mount is made (default false). */

@@ -21,6 +21,7 @@ import {
   sameSubnet,
 } from "../network.ts";
 import { HOOK_NAMES, hookProblem } from "./hooks.ts";
+import { idMapHostProblems, parseAccounts, readHostIdFiles, warnOnce } from "./host_ids.ts";
 import { isRunning, StateStore } from "./state.ts";
 import { compileSeccomp, DEFAULT_SECCOMP_PROFILE, seccompProblems, type SeccompProfile } from "../seccomp.ts";
 
@@ -270,6 +271,30 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
       assertValidIdMap(map, `idMap.${kind}`);
     } catch (e) {
       bad((e as ConfigError).path, (e as ConfigError).message.replace(/^[^:]*: /, ""));
+    }
+  }
+  // id maps against the host's accounts and /etc/subuid, /etc/subgid (see host_ids.ts)
+  const allowHostIds = spec.idMap?.allowHostIds;
+  if (allowHostIds !== undefined && typeof allowHostIds !== "boolean") {
+    bad("idMap.allowHostIds", "must be a boolean");
+  }
+  if (uidMap.length || gidMap.length) {
+    const files = readHostIdFiles();
+    const user = parseAccounts(files.passwd ?? "").find((a) => a.id === euid)?.name;
+    const egid = process.getegid?.() ?? 0;
+    for (
+      const [kind, map, accounts, subIds, id] of [
+        ["uid", uidMap, files.passwd, files.subuid, euid],
+        ["gid", gidMap, files.group, files.subgid, egid],
+      ] as const
+    ) {
+      const caller = { user, uid: euid, id };
+      for (
+        const p of idMapHostProblems({ kind, map, accounts, subIds, caller, rootless, allowHostIds: !!allowHostIds })
+      ) {
+        if (p.severity === "error") bad(p.path, p.message);
+        else warnOnce(`${p.path}: ${p.message}`);
+      }
     }
   }
   if ((uidMap.length || gidMap.length) && !has("user")) {
