@@ -2,8 +2,8 @@
  * rtnetlink over a `NETLINK_ROUTE` socket: enough to make a veth pair (one end moved straight into
  * another network namespace), give an interface an address, set it up and delete it — the work
  * haconiwa did by running `ip` — and read-only dumps of the links, addresses and routes (to check a
- * veth's subnet against the host's before making it). Every request asks for an ACK; a negative errno in the ACK is
- * thrown as a {@link SyscallError} naming the request
+ * veth's subnet against the host's before making it). Every request asks for an ACK; a negative
+ * errno in the ACK is thrown as a {@link SyscallError} naming the request
  * (`netlink RTM_NEWLINK veth hk-a/hk-b: EEXIST (file exists)`).
  *
  * Layouts (all little-endian on x86_64 and aarch64, 4-byte aligned): `struct nlmsghdr` (16 bytes),
