@@ -1,8 +1,9 @@
 /**
  * rtnetlink over a `NETLINK_ROUTE` socket: enough to make a veth pair (one end moved straight into
  * another network namespace), give an interface an address, set it up and delete it — the work
- * haconiwa did by running `ip`. Every request asks for an ACK; a negative errno in the ACK is
- * thrown as a {@link SyscallError} naming the request
+ * haconiwa did by running `ip` — and read-only dumps of the links, addresses and routes (to check a
+ * veth's subnet against the host's before making it). Every request asks for an ACK; a negative
+ * errno in the ACK is thrown as a {@link SyscallError} naming the request
  * (`netlink RTM_NEWLINK veth hk-a/hk-b: EEXIST (file exists)`).
  *
  * Layouts (all little-endian on x86_64 and aarch64, 4-byte aligned): `struct nlmsghdr` (16 bytes),
@@ -249,4 +250,199 @@ export function newAddress(
     [ifaddrmsg(family, prefixLength, index), rtattr(IFA_LOCAL, address), rtattr(IFA_ADDRESS, address)],
     `RTM_NEWADDR ${shown} dev ${name}`,
   );
+}
+
+// ---- dumps: the host's links, addresses and routes (read-only requests) ----
+
+const RTM_GETLINK = 18;
+const RTM_GETADDR = 22;
+const RTM_NEWROUTE = 24;
+const RTM_GETROUTE = 26;
+const NLM_F_DUMP = 0x300; // NLM_F_ROOT | NLM_F_MATCH
+const RTA_DST = 1;
+const RTA_OIF = 4;
+const RTA_TABLE = 15;
+/** `struct rtmsg { u8 family, dst_len, src_len, tos, table, protocol, scope, type; u32 flags; }` */
+const RTMSG = { size: 12, family: 0, dstLen: 1, table: 4, type: 7 } as const;
+
+/** One link of an RTM_GETLINK dump. */
+export interface LinkEntry {
+  /** The ifindex. */
+  readonly index: number;
+  /** IFLA_IFNAME. */
+  readonly name: string;
+}
+
+/** One address of an RTM_GETADDR dump. */
+export interface AddressEntry {
+  /** AF_INET (2) or AF_INET6 (10). */
+  readonly family: number;
+  /** The interface's ifindex. */
+  readonly index: number;
+  /** IFA_LOCAL when present (IFA_ADDRESS is the peer on point-to-point links), else IFA_ADDRESS. */
+  readonly address: Uint8Array;
+  /** ifa_prefixlen. */
+  readonly prefixLength: number;
+}
+
+/** One route of an RTM_GETROUTE dump. */
+export interface RouteEntry {
+  /** AF_INET (2) or AF_INET6 (10). */
+  readonly family: number;
+  /** RTA_DST (empty for a default route). */
+  readonly destination: Uint8Array;
+  /** rtm_dst_len (0 for a default route). */
+  readonly prefixLength: number;
+  /** RTA_TABLE when present, else rtm_table (254 is the main table, 255 local). */
+  readonly table: number;
+  /** rtm_type: 1 unicast, 2 local, 3 broadcast, 6 blackhole, 7 unreachable, 8 prohibit… */
+  readonly type: number;
+  /** RTA_OIF, the output interface's ifindex, when the route has one. */
+  readonly outputIndex: number | undefined;
+}
+
+/** The attributes (type → payload) of a message, from `off` (after the family header) to `end`. */
+function attributes(buf: Uint8Array, off: number, end: number): Map<number, Uint8Array> {
+  const out = new Map<number, Uint8Array>();
+  const v = dv(buf);
+  while (off + RTATTR.size <= end) {
+    const len = v.getUint16(off + RTATTR.len, true);
+    if (len < RTATTR.size || off + len > end) break;
+    out.set(v.getUint16(off + RTATTR.type, true) & 0x3fff, buf.slice(off + RTATTR.size, off + len));
+    off += align4(len);
+  }
+  return out;
+}
+
+/**
+ * Sends one NLM_F_DUMP request and calls `each(type, message, start, end)` for every message of the
+ * answer (`start` is where the family header begins) until NLMSG_DONE.
+ * @throws {SyscallError} When a socket call fails, or with the errno of an NLMSG_ERROR.
+ */
+function dump(
+  type: number,
+  header: Uint8Array,
+  what: string,
+  each: (type: number, buf: Uint8Array, start: number, end: number) => void,
+): void {
+  const { socket, sendto, recv, close } = libc();
+  const msg = new Uint8Array(NLMSGHDR.size + align4(header.length));
+  const seq = ++seqCounter;
+  const hv = dv(msg);
+  hv.setUint32(NLMSGHDR.len, msg.length, true);
+  hv.setUint16(NLMSGHDR.type, type, true);
+  hv.setUint16(NLMSGHDR.flags, NLM_F_REQUEST | NLM_F_DUMP, true);
+  hv.setUint32(NLMSGHDR.seq, seq, true);
+  msg.set(header, NLMSGHDR.size);
+  const context = `netlink ${what}`;
+  const fd = check(
+    socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE),
+    "socket",
+    ["AF_NETLINK", "SOCK_RAW", "NETLINK_ROUTE"],
+    context,
+  );
+  try {
+    const sa = new Uint8Array(SOCKADDR_NL.size);
+    dv(sa).setUint16(SOCKADDR_NL.family, AF_NETLINK, true);
+    for (;;) {
+      const n = sendto(fd, msg, BigInt(msg.length), 0, sa, SOCKADDR_NL.size);
+      if (n === -1 && errno() === EINTR) continue;
+      check(n, "sendto", [fd], context);
+      break;
+    }
+    // A dump comes in several reads, each holding whole messages (at most a few pages).
+    const buf = new Uint8Array(65536);
+    for (;;) {
+      const n = recv(fd, buf, BigInt(buf.length), 0);
+      if (n === -1) {
+        const e = errno();
+        if (e === EINTR) continue;
+        throw new SyscallError("recv", e, [fd], context);
+      }
+      if (n === 0) throw new Error(`${context}: the kernel closed the socket before NLMSG_DONE`);
+      const v = dv(buf);
+      for (let off = 0; off + NLMSGHDR.size <= n;) {
+        const len = v.getUint32(off + NLMSGHDR.len, true);
+        if (len < NLMSGHDR.size || off + len > n) break;
+        const t = v.getUint16(off + NLMSGHDR.type, true);
+        if (v.getUint32(off + NLMSGHDR.seq, true) === seq) {
+          if (t === NLMSG_DONE) return;
+          if (t === NLMSG_ERROR) {
+            const err = -v.getInt32(off + NLMSGHDR.size + NLMSGERR_ERROR, true);
+            if (err === 0) return;
+            const e = new SyscallError("netlink", err, [what]);
+            Object.defineProperty(e, "message", { value: e.message.replace(/^netlink\([^)]*\)/, context) });
+            throw e;
+          }
+          each(t, buf, off + NLMSGHDR.size, off + len);
+        }
+        off += align4(len);
+      }
+    }
+  } finally {
+    close(fd);
+  }
+}
+
+/**
+ * Every link in the caller's network namespace (RTM_GETLINK dump).
+ * @throws {SyscallError} When the dump fails.
+ */
+export function dumpLinks(): LinkEntry[] {
+  const out: LinkEntry[] = [];
+  dump(RTM_GETLINK, ifinfomsg(), "RTM_GETLINK dump", (t, buf, start, end) => {
+    if (t !== RTM_NEWLINK || start + IFINFOMSG.size > end) return;
+    const name = attributes(buf, start + IFINFOMSG.size, end).get(IFLA_IFNAME);
+    const index = dv(buf).getInt32(start + IFINFOMSG.index, true);
+    const bytes = name ? name.subarray(0, name.indexOf(0) === -1 ? name.length : name.indexOf(0)) : undefined;
+    out.push({ index, name: bytes ? new TextDecoder().decode(bytes) : `if${index}` });
+  });
+  return out;
+}
+
+/**
+ * Every IPv4 and IPv6 address in the caller's network namespace (RTM_GETADDR dump).
+ * @throws {SyscallError} When the dump fails.
+ */
+export function dumpAddresses(): AddressEntry[] {
+  const out: AddressEntry[] = [];
+  dump(RTM_GETADDR, ifaddrmsg(AF_UNSPEC, 0, 0), "RTM_GETADDR dump", (t, buf, start, end) => {
+    if (t !== RTM_NEWADDR || start + IFADDRMSG.size > end) return;
+    const v = dv(buf);
+    const attrs = attributes(buf, start + IFADDRMSG.size, end);
+    const address = attrs.get(IFA_LOCAL) ?? attrs.get(IFA_ADDRESS);
+    if (!address) return;
+    out.push({
+      family: v.getUint8(start + IFADDRMSG.family),
+      index: v.getUint32(start + IFADDRMSG.index, true),
+      address,
+      prefixLength: v.getUint8(start + IFADDRMSG.prefixlen),
+    });
+  });
+  return out;
+}
+
+/**
+ * Every IPv4 and IPv6 route of every table in the caller's network namespace (RTM_GETROUTE dump);
+ * filter on {@link RouteEntry.table} for one table.
+ * @throws {SyscallError} When the dump fails.
+ */
+export function dumpRoutes(): RouteEntry[] {
+  const out: RouteEntry[] = [];
+  dump(RTM_GETROUTE, new Uint8Array(RTMSG.size), "RTM_GETROUTE dump", (t, buf, start, end) => {
+    if (t !== RTM_NEWROUTE || start + RTMSG.size > end) return;
+    const v = dv(buf);
+    const attrs = attributes(buf, start + RTMSG.size, end);
+    const table = attrs.get(RTA_TABLE);
+    const oif = attrs.get(RTA_OIF);
+    out.push({
+      family: v.getUint8(start + RTMSG.family),
+      destination: attrs.get(RTA_DST) ?? new Uint8Array(0),
+      prefixLength: v.getUint8(start + RTMSG.dstLen),
+      table: table && table.length >= 4 ? dv(table).getUint32(0, true) : v.getUint8(start + RTMSG.table),
+      type: v.getUint8(start + RTMSG.type),
+      outputIndex: oif && oif.length >= 4 ? dv(oif).getUint32(0, true) : undefined,
+    });
+  });
+  return out;
 }

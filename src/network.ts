@@ -1,10 +1,23 @@
 /**
  * Network interfaces without `ip`: loopback up in a new network namespace, and a veth pair
- * between the host and a container (rtnetlink, see `ffi/netlink.ts`), its addresses and links.
+ * between the host and a container (rtnetlink, see `ffi/netlink.ts`), its addresses and links;
+ * the checks that keep a veth off the host's own networks (point-to-point prefixes, no overlap
+ * with a host route or address) and the sysctls that harden its host end.
  * @module
  */
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { setLinkUp as ioctlLinkUp } from "../ffi/net.ts";
-import { delLink, interfaceIndex, newAddress, newVethPair, setLinkFlagsUp } from "../ffi/netlink.ts";
+import {
+  delLink,
+  dumpAddresses,
+  dumpLinks,
+  dumpRoutes,
+  interfaceIndex,
+  newAddress,
+  newVethPair,
+  setLinkFlagsUp,
+} from "../ffi/netlink.ts";
 
 /** Interface names are at most 15 bytes (IFNAMSIZ - 1). */
 const IFNAME_MAX = 15;
@@ -210,4 +223,282 @@ export function addAddress(name: string, cidr: string): void {
   assertValidLinkName(name);
   const c = parseCidr(cidr);
   newAddress(name, c.version === 4 ? 2 : 10, c.bytes, c.prefixLength, cidr);
+}
+
+/** The prefix lengths of a point-to-point link: /30 and /31 for IPv4, /126 and /127 for IPv6. */
+export const POINT_TO_POINT_PREFIXES: Readonly<Record<4 | 6, readonly number[]>> = { 4: [30, 31], 6: [126, 127] };
+
+/** True when `c`'s prefix is a point-to-point one ({@link POINT_TO_POINT_PREFIXES}). */
+export function isPointToPoint(c: Cidr): boolean {
+  return POINT_TO_POINT_PREFIXES[c.version].includes(c.prefixLength);
+}
+
+/** An address as text: dotted quad, or IPv6 with the longest run of zero groups as `::`. */
+export function formatAddress(bytes: Uint8Array): string {
+  if (bytes.length === 4) return [...bytes].join(".");
+  const groups = Array.from({ length: 8 }, (_, i) => ((bytes[2 * i]! << 8) | bytes[2 * i + 1]!));
+  let best = -1, bestLen = 1;
+  for (let i = 0; i < 8;) {
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) (best = i, bestLen = j - i);
+    i = j === i ? i + 1 : j;
+  }
+  const hex = (gs: number[]) => gs.map((g) => g.toString(16)).join(":");
+  return best < 0 ? hex(groups) : `${hex(groups.slice(0, best))}::${hex(groups.slice(best + bestLen))}`;
+}
+
+/** `c`'s network as CIDR text: `"10.200.7.1/30"` → `"10.200.7.0/30"`. */
+export function networkOf(c: Cidr): string {
+  const bytes = c.bytes.map((b, i) => {
+    const bits = Math.max(0, Math.min(8, c.prefixLength - 8 * i));
+    return b & (0xff << (8 - bits)) & 0xff;
+  });
+  return `${formatAddress(bytes)}/${c.prefixLength}`;
+}
+
+/** True when the networks of `a` and `b` share an address (one contains the other); false across families. */
+export function networksOverlap(
+  a: Pick<Cidr, "version" | "bytes" | "prefixLength">,
+  b: Pick<Cidr, "version" | "bytes" | "prefixLength">,
+): boolean {
+  if (a.version !== b.version) return false;
+  const bits = Math.min(a.prefixLength, b.prefixLength);
+  for (let bit = 0; bit < bits; bit++) {
+    const byte = bit >> 3, mask = 0x80 >> (bit & 7);
+    if ((a.bytes[byte]! & mask) !== (b.bytes[byte]! & mask)) return false;
+  }
+  return true;
+}
+
+/** A network the host uses: a route of its main table, or an address on one of its interfaces. */
+export interface HostNetwork {
+  /** A route (main table) or an interface address. */
+  readonly kind: "route" | "address";
+  /** 4 or 6. */
+  readonly version: 4 | 6;
+  /** The route's destination, or the address. */
+  readonly bytes: Uint8Array;
+  /** The prefix length. */
+  readonly prefixLength: number;
+  /** The route's output interface, or the address's interface (undefined for a multipath route). */
+  readonly device: string | undefined;
+}
+
+/** How a host network reads in a message: `route 10.0.0.0/8 dev eth1`, `address 127.0.0.1/8 on lo`. */
+export function describeHostNetwork(n: HostNetwork): string {
+  const text = `${formatAddress(n.bytes)}/${n.prefixLength}`;
+  if (n.kind === "address") return `address ${text} on ${n.device ?? "an interface"}`;
+  return `route ${text}${n.device ? ` dev ${n.device}` : ""}`;
+}
+
+const RT_TABLE_MAIN = 254;
+
+/**
+ * The networks the host (the caller's network namespace) uses: every route of the main table
+ * except the default routes, and every address on every interface — from rtnetlink dumps.
+ * Default routes are left out: every subnet is inside 0.0.0.0/0, and a more specific route is how
+ * a subnet is carved out of it (docker's overlap check skips them too).
+ * @returns The networks, routes first.
+ * @throws {SyscallError} When a dump fails.
+ *
+ * @example
+ * ```ts ignore
+ * hostNetworks().map(describeHostNetwork); // ["route 192.0.2.0/24 dev eth0", "address 127.0.0.1/8 on lo", …]
+ * ```
+ */
+export function hostNetworks(): HostNetwork[] {
+  const names = new Map(dumpLinks().map((l) => [l.index, l.name]));
+  const version = (family: number) => (family === 2 ? 4 : family === 10 ? 6 : undefined);
+  const out: HostNetwork[] = [];
+  for (const r of dumpRoutes()) {
+    const v = version(r.family);
+    if (!v || r.table !== RT_TABLE_MAIN || r.prefixLength === 0) continue;
+    const bytes = new Uint8Array(v === 4 ? 4 : 16);
+    bytes.set(r.destination.subarray(0, bytes.length));
+    out.push({
+      kind: "route",
+      version: v,
+      bytes,
+      prefixLength: r.prefixLength,
+      device: r.outputIndex === undefined ? undefined : names.get(r.outputIndex) ?? `if${r.outputIndex}`,
+    });
+  }
+  for (const a of dumpAddresses()) {
+    const v = version(a.family);
+    if (!v || a.address.length !== (v === 4 ? 4 : 16)) continue;
+    out.push({
+      kind: "address",
+      version: v,
+      bytes: a.address,
+      prefixLength: a.prefixLength,
+      device: names.get(a.index) ?? `if${a.index}`,
+    });
+  }
+  return out;
+}
+
+/**
+ * The first host network that overlaps `cidr`'s network, or undefined when it is free.
+ * @param cidr The subnet wanted.
+ * @param networks The host's networks ({@link hostNetworks}).
+ * @param exceptDevice A link whose routes and addresses do not count: the veth's own host end
+ *   (once a container runs, its own subnet is on the host, e.g. when its spec is resolved again
+ *   for `hako exec`; a leftover link of that name fails the creation with EEXIST anyway).
+ *
+ * @example
+ * ```ts
+ * import { findHostClash, parseCidr } from "./network.ts";
+ * const lo = { kind: "address", version: 4, bytes: new Uint8Array([127, 0, 0, 1]), prefixLength: 8, device: "lo" } as const;
+ * findHostClash(parseCidr("127.0.0.5/30"), [lo]); // lo's address
+ * ```
+ */
+export function findHostClash(
+  cidr: Cidr,
+  networks: readonly HostNetwork[],
+  exceptDevice?: string,
+): HostNetwork | undefined {
+  return networks.find((n) => (exceptDevice === undefined || n.device !== exceptDevice) && networksOverlap(cidr, n));
+}
+
+/**
+ * Why a veth may not have `cidr`'s subnet on this host, or undefined when it may.
+ * @param cidr The veth's address (its network is what counts).
+ * @param networks The host's networks ({@link hostNetworks}).
+ * @param exceptDevice The veth's own host end (see {@link findHostClash}).
+ * @returns `"10.200.7.0/30 overlaps the host's route 10.200.7.0/30 dev hk-1a2b3c4d-h: …"`, or undefined.
+ */
+export function hostClashProblem(
+  cidr: Cidr,
+  networks: readonly HostNetwork[],
+  exceptDevice?: string,
+): string | undefined {
+  const n = findHostClash(cidr, networks, exceptDevice);
+  if (!n) return undefined;
+  return `${networkOf(cidr)} overlaps the host's ${describeHostNetwork(n)}: pick a subnet the host does not use`;
+}
+
+/** One sysctl of a veth's host end: its file under `/proc/sys/net/ipv{4,6}/conf/<name>/`, and the value. */
+interface LinkSysctl {
+  readonly family: "ipv4" | "ipv6";
+  readonly key: string;
+  readonly value: string;
+}
+
+/**
+ * What {@link hardenHostLink} writes for the host end of a veth, before it has an address or is up.
+ *
+ * What the others set on theirs: netavark (podman) sets, on its bridge, `rp_filter=2` (loose),
+ * `accept_ra=0` and `accept_dad=0`, and on the container end `rp_filter=2`, `arp_notify=1` and
+ * `autoconf=0`; docker's bridge driver sets `route_localnet=1` on the bridge when it hairpins
+ * without its userland proxy; the CNI bridge and ptp plugins leave the per-interface defaults.
+ * hako's host end is a point-to-point link with no asymmetric routing, so it goes further:
+ * - `rp_filter=1` strict reverse-path filtering: a packet from the container whose source is not
+ *   routed back through this link (a spoofed source) is dropped; the kernel uses the larger of
+ *   this and `net.ipv4.conf.all.rp_filter`, so `all` at 2 makes it loose (warned about);
+ * - `accept_local=0`, `route_localnet=0`: no packet with one of the host's own addresses or a
+ *   127/8 address as its source or destination (the kernel ORs these with `all`);
+ * - `accept_redirects=0`, `secure_redirects=0`, `send_redirects=0`, `accept_source_route=0`: no
+ *   ICMP redirect taken or sent, no source routing (the kernel ORs redirects with `all` while
+ *   forwarding is off, and honours a redirect only from the gateway a route already uses, which
+ *   this link never is);
+ * - `proxy_arp=0`, `arp_ignore=1`, `arp_announce=2`: the host answers ARP on this link only for the
+ *   address it has here, and does not announce its other addresses into the container;
+ * - IPv6: `accept_ra=0`, `autoconf=0`, `accept_redirects=0`, `accept_source_route=-1` (no routing
+ *   header at all), and `disable_ipv6=1` when the pair is IPv4-only, so the container cannot
+ *   reach the host over link-local addresses it was never given.
+ */
+export const HOST_LINK_SYSCTLS: readonly LinkSysctl[] = [
+  { family: "ipv4", key: "rp_filter", value: "1" },
+  { family: "ipv4", key: "accept_local", value: "0" },
+  { family: "ipv4", key: "route_localnet", value: "0" },
+  { family: "ipv4", key: "accept_redirects", value: "0" },
+  { family: "ipv4", key: "secure_redirects", value: "0" },
+  { family: "ipv4", key: "send_redirects", value: "0" },
+  { family: "ipv4", key: "accept_source_route", value: "0" },
+  { family: "ipv4", key: "proxy_arp", value: "0" },
+  { family: "ipv4", key: "arp_ignore", value: "1" },
+  { family: "ipv4", key: "arp_announce", value: "2" },
+  { family: "ipv6", key: "accept_ra", value: "0" },
+  { family: "ipv6", key: "autoconf", value: "0" },
+  { family: "ipv6", key: "accept_redirects", value: "0" },
+  { family: "ipv6", key: "accept_source_route", value: "-1" },
+];
+
+/**
+ * What {@link hardenHostLink} writes, as `hako plan` shows it.
+ * @param name The host end.
+ * @param disableIpv6 As in {@link HardenOptions}.
+ * @returns One line per family: `write /proc/sys/net/ipv4/conf/NAME/{rp_filter=1, …}`.
+ */
+export function hostLinkSysctlPlan(name: string, disableIpv6 = false): string[] {
+  return (["ipv4", "ipv6"] as const).map((f) => {
+    const sets = HOST_LINK_SYSCTLS.filter((s) => s.family === f).map((s) => `${s.key}=${s.value}`);
+    if (f === "ipv6" && disableIpv6) sets.push("disable_ipv6=1");
+    return `write /proc/sys/net/${f}/conf/${name}/{${sets.join(", ")}}${f === "ipv6" ? " (when IPv6 is on)" : ""}`;
+  });
+}
+
+/** `all` values that override a host end's own (the kernel takes the max, or ORs them). */
+const GLOBAL_OVERRIDES: readonly { key: string; bad: (v: number) => boolean; why: string }[] = [
+  { key: "rp_filter", bad: (v) => v > 1, why: "reverse-path filtering on the host end is loose, not strict" },
+  { key: "accept_local", bad: (v) => v !== 0, why: "the host end accepts packets with a host address as source" },
+  { key: "route_localnet", bad: (v) => v !== 0, why: "the container can reach the host's 127.0.0.0/8 services" },
+  { key: "proxy_arp", bad: (v) => v !== 0, why: "the host answers ARP on the host end for other addresses" },
+];
+
+/** Options for {@link hardenHostLink}. */
+export interface HardenOptions {
+  /** Turn IPv6 off on the link (the pair has IPv4 addresses only). Default false. */
+  readonly disableIpv6?: boolean;
+  /** Where `net` sysctls live (default `/proc/sys/net`; a temp dir in unit tests). */
+  readonly root?: string;
+}
+
+/**
+ * Hardens the host end of a veth ({@link HOST_LINK_SYSCTLS}) through `/proc/sys/net/…/conf/<name>/`
+ * (the caller's network namespace). The IPv6 ones are skipped when the kernel has no IPv6 for the
+ * link (no `ipv6/conf/<name>` directory).
+ * @param name The link, checked like every interface name (so it cannot walk out of `conf/`).
+ * @param options IPv6 off, or another root.
+ * @returns Warnings: global settings (`net.ipv4.conf.all.*`) that weaken what was set.
+ * @throws {RangeError} For an invalid name. @throws {Error} When a write fails (naming the file).
+ *
+ * @example
+ * ```ts ignore
+ * for (const w of hardenHostLink("hk-web-h", { disableIpv6: true })) console.warn(w);
+ * ```
+ */
+export function hardenHostLink(name: string, options: HardenOptions = {}): string[] {
+  assertValidLinkName(name);
+  const root = options.root ?? "/proc/sys/net";
+  const write = (family: "ipv4" | "ipv6", key: string, value: string) => {
+    const path = join(root, family, "conf", name, key);
+    try {
+      writeFileSync(path, value);
+    } catch (e) {
+      throw new Error(`cannot harden ${name}: write ${value} to ${path}: ${(e as Error).message}`, { cause: e });
+    }
+  };
+  let ipv6 = true;
+  try {
+    readFileSync(join(root, "ipv6", "conf", name, "disable_ipv6"));
+  } catch {
+    ipv6 = false; // no IPv6 in this kernel, or off for every link
+  }
+  for (const s of HOST_LINK_SYSCTLS) if (s.family === "ipv4" || ipv6) write(s.family, s.key, s.value);
+  if (ipv6 && options.disableIpv6) write("ipv6", "disable_ipv6", "1");
+  const warnings: string[] = [];
+  for (const o of GLOBAL_OVERRIDES) {
+    let v: number;
+    try {
+      v = Number(readFileSync(join(root, "ipv4", "conf", "all", o.key), "utf8").trim());
+    } catch {
+      continue;
+    }
+    if (o.bad(v)) {
+      warnings.push(`net.ipv4.conf.all.${o.key} is ${v}, which the kernel combines with ${name}'s: ${o.why}`);
+    }
+  }
+  return warnings;
 }

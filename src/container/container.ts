@@ -29,7 +29,16 @@ import { SYS } from "../../ffi/syscalls.ts";
 import { Group, type GroupStats } from "../cgroup/group.ts";
 import { SetupError, SyscallError } from "../errors.ts";
 import { CLONE_NEWTIME, namespaceFlags, writeIdMap } from "../namespace.ts";
-import { addAddress, createVethPair, deleteLink, setLinkUp } from "../network.ts";
+import {
+  addAddress,
+  createVethPair,
+  deleteLink,
+  hardenHostLink,
+  hostClashProblem,
+  hostNetworks,
+  parseCidr,
+  setLinkUp,
+} from "../network.ts";
 import { kill as killProcess, type ProcessStatus, waitpid2, WNOHANG } from "../process.ts";
 import type { Signal } from "../signals.ts";
 import { buildRootfs } from "./rootfs.ts";
@@ -416,13 +425,23 @@ export class Container {
         // The pair is made now, while the child waits for the go byte: its container end goes
         // straight into the child's network namespace, and its "network" step configures it.
         const v = spec.veth;
+        const field = v.hostAddress ? "hostAddress" : "containerAddress";
+        const address = v.hostAddress ?? v.containerAddress;
         try {
+          // The subnet again, right before the pair is made: another container may have taken it
+          // since the spec was validated.
+          const problem = address ? hostClashProblem(parseCidr(address), hostNetworks(), v.host) : undefined;
+          if (problem) throw new SetupError("veth", `network.veth.${field}: ${problem}`);
           createVethPair(v.host, v.container, { peerNetnsPid: pid });
         } catch (e) {
           fail("veth", e);
         }
         undo.push(() => deleteVethHostEnd(v.host));
         try {
+          // Hardened before it has an address or is up (see HOST_LINK_SYSCTLS).
+          for (const w of hardenHostLink(v.host, { disableIpv6: v.disableHostIpv6 })) {
+            console.warn(`hako: warning: ${w}`);
+          }
           if (v.hostAddress) addAddress(v.host, v.hostAddress);
           setLinkUp(v.host);
         } catch (e) {

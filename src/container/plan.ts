@@ -4,6 +4,7 @@
  * @module
  */
 import { namespaceFlags, namespaceNames } from "../namespace.ts";
+import { hostLinkSysctlPlan } from "../network.ts";
 import { describeHook } from "./hooks.ts";
 import { type SetupContext, stepsFor } from "./setup.ts";
 import type { ContainerSpec } from "./spec.ts";
@@ -126,7 +127,11 @@ export function planContainer(spec: ContainerSpec): ContainerPlan {
       why:
         "made by the parent while the child waits: the container end goes straight into the child's network namespace",
       calls: [
+        ...(v.hostAddress ?? v.containerAddress
+          ? ["netlink RTM_GETROUTE, RTM_GETADDR dumps (the subnet must not overlap the host's)"]
+          : []),
         `netlink RTM_NEWLINK veth ${v.host}/${v.container} (peer IFLA_NET_NS_PID = PID)`,
+        ...hostLinkSysctlPlan(v.host, v.disableHostIpv6),
         ...(v.hostAddress ? [`netlink RTM_NEWADDR ${v.hostAddress} dev ${v.host}`] : []),
         `netlink RTM_NEWLINK ${v.host} IFF_UP`,
       ],

@@ -78,8 +78,15 @@ export interface CgroupSpec {
 
 /**
  * A veth pair between the host and a container with its own network namespace: the parent makes
- * it after the clone (the container end straight in the child's namespace), gives the host end its
- * address and sets it up; the child does the same for its end. Deleted with the container.
+ * it after the clone (the container end straight in the child's namespace), hardens the host end
+ * (strict reverse-path filtering, no redirects, source routing or proxy ARP: see
+ * `HOST_LINK_SYSCTLS` in `src/network.ts`), gives it its address and sets it up; the child does the
+ * same for its end. Deleted with the container.
+ *
+ * The subnet is a point-to-point one, /30 or /31 (IPv6: /126 or /127), unless `allowWidePrefix`
+ * says otherwise, and it must not overlap a route of the host's main table or an address on a
+ * host interface: checked when the spec is validated and again right before the pair is made
+ * (so a second container asking for a subnet in use is refused).
  *
  * @example
  * ```ts ignore
@@ -91,10 +98,20 @@ export interface VethSpec {
   readonly host?: string;
   /** The container end's name inside its namespace, at most 15 bytes (default `eth0`). */
   readonly container?: string;
-  /** The host end's address in CIDR notation, e.g. `"10.200.0.1/30"` (default: none). */
+  /**
+   * The host end's address in CIDR notation, e.g. `"10.200.0.1/30"` (default: none). Its prefix
+   * becomes a route on the host: /30 or /31 (IPv6 /126 or /127) unless `allowWidePrefix`.
+   */
   readonly hostAddress?: string;
   /** The container end's address, in the same subnet as `hostAddress` (default: none). */
   readonly containerAddress?: string;
+  /**
+   * Allow a prefix wider than a point-to-point link (e.g. `/24`), which routes that whole subnet
+   * from the host to the container. Default false: a wider prefix is a spec error, since the host
+   * would send every address of the subnet into the container. It still must not overlap a host
+   * route or address.
+   */
+  readonly allowWidePrefix?: boolean;
 }
 
 /** The container's network, inside a new "net" namespace. */
@@ -126,8 +143,19 @@ export interface ContainerSpec {
   readonly user?: { readonly uid: number; readonly gid?: number; readonly groups?: readonly number[] };
   /** Default "mount", "uts", "ipc", "pid", "net". */
   readonly namespaces?: readonly NamespaceSpec[];
-  /** Needs a user namespace. A single range or a list. */
-  readonly idMap?: { readonly uid?: IdRange | readonly IdRange[]; readonly gid?: IdRange | readonly IdRange[] };
+  /**
+   * Needs a user namespace. A single range or a list; `gid` defaults to `uid`'s. An `outside` range
+   * must not contain the uid of a host user (`/etc/passwd`) or the gid of a host group (`/etc/group`)
+   * — that user would own the container's files and could signal its processes — unless
+   * `allowHostIds: true` (a rootless caller's own id is always fine). A range overlapping one that
+   * `/etc/subuid`/`/etc/subgid` delegates to another user is a warning. Ids go up to 4294967294.
+   */
+  readonly idMap?: {
+    readonly uid?: IdRange | readonly IdRange[];
+    readonly gid?: IdRange | readonly IdRange[];
+    /** Allow host users' and groups' ids in the ranges (default false). */
+    readonly allowHostIds?: boolean;
+  };
   /** Default: the name (needs a UTS namespace). */
   readonly hostname?: string;
   /** Make `/` read-only after every mount is made (default false). */

@@ -8,8 +8,20 @@
 import { isAbsolute, normalize } from "node:path";
 import process from "node:process";
 import { ConfigError } from "../errors.ts";
-import { type Cidr, linkNameProblem, parseCidr, sameSubnet } from "../network.ts";
+import {
+  type Cidr,
+  hostClashProblem,
+  type HostNetwork,
+  hostNetworks,
+  isPointToPoint,
+  linkNameProblem,
+  networkOf,
+  parseCidr,
+  POINT_TO_POINT_PREFIXES,
+  sameSubnet,
+} from "../network.ts";
 import { HOOK_NAMES, hookProblem } from "./hooks.ts";
+import { idMapHostProblems, parseAccounts, readHostIdFiles, warnOnce } from "./host_ids.ts";
 import { isRunning, StateStore } from "./state.ts";
 import { idProblem, NGROUPS_MAX } from "../user.ts";
 import { rawKeyProblem } from "../cgroup/controller.ts";
@@ -129,6 +141,8 @@ export interface ResolvedVeth {
   readonly hostAddress: string | undefined;
   /** The container end's CIDR, if any. */
   readonly containerAddress: string | undefined;
+  /** True when the pair has IPv4 addresses only: IPv6 is turned off on the host end. */
+  readonly disableHostIpv6: boolean;
 }
 
 /**
@@ -259,6 +273,30 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
       assertValidIdMap(map, `idMap.${kind}`);
     } catch (e) {
       bad((e as ConfigError).path, (e as ConfigError).message.replace(/^[^:]*: /, ""));
+    }
+  }
+  // id maps against the host's accounts and /etc/subuid, /etc/subgid (see host_ids.ts)
+  const allowHostIds = spec.idMap?.allowHostIds;
+  if (allowHostIds !== undefined && typeof allowHostIds !== "boolean") {
+    bad("idMap.allowHostIds", "must be a boolean");
+  }
+  if (uidMap.length || gidMap.length) {
+    const files = readHostIdFiles();
+    const user = parseAccounts(files.passwd ?? "").find((a) => a.id === euid)?.name;
+    const egid = process.getegid?.() ?? 0;
+    for (
+      const [kind, map, accounts, subIds, id] of [
+        ["uid", uidMap, files.passwd, files.subuid, euid],
+        ["gid", gidMap, files.group, files.subgid, egid],
+      ] as const
+    ) {
+      const caller = { user, uid: euid, id };
+      for (
+        const p of idMapHostProblems({ kind, map, accounts, subIds, caller, rootless, allowHostIds: !!allowHostIds })
+      ) {
+        if (p.severity === "error") bad(p.path, p.message);
+        else warnOnce(`${p.path}: ${p.message}`);
+      }
     }
   }
   if ((uidMap.length || gidMap.length) && !has("user")) {
@@ -423,11 +461,15 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
         container: v.container ?? "eth0",
         hostAddress: v.hostAddress,
         containerAddress: v.containerAddress,
+        disableHostIpv6: false,
       };
       for (const k of ["host", "container"] as const) {
         const problem = v[k] === undefined ? undefined : linkNameProblem(v[k]);
         if (problem) bad(`network.veth.${k}`, problem);
       }
+      const wide = v.allowWidePrefix;
+      if (wide !== undefined && typeof wide !== "boolean") bad("network.veth.allowWidePrefix", "must be a boolean");
+      const before = problems.length;
       const cidrs: Partial<Record<"hostAddress" | "containerAddress", Cidr>> = {};
       for (const k of ["hostAddress", "containerAddress"] as const) {
         if (v[k] === undefined) continue;
@@ -435,6 +477,17 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
           cidrs[k] = parseCidr(v[k]);
         } catch (e) {
           bad(`network.veth.${k}`, (e as Error).message);
+          continue;
+        }
+        // A wide prefix is a route on the host sending that whole subnet into the container.
+        const c = cidrs[k]!;
+        if (wide !== true && !isPointToPoint(c)) {
+          const [a, b] = POINT_TO_POINT_PREFIXES[c.version];
+          bad(
+            `network.veth.${k}`,
+            `the prefix /${c.prefixLength} would route ${networkOf(c)} from the host into the container: ` +
+              `a veth takes a point-to-point /${a} or /${b}; set network.veth.allowWidePrefix: true for a wider subnet`,
+          );
         }
       }
       if (cidrs.hostAddress && cidrs.containerAddress) {
@@ -443,6 +496,19 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
         } else if (cidrs.hostAddress.bytes.every((b, i) => b === cidrs.containerAddress!.bytes[i])) {
           bad("network.veth.containerAddress", "must differ from hostAddress");
         }
+      }
+      const given = Object.values(cidrs);
+      if (given.length && given.every((c) => c.version === 4)) veth = { ...veth, disableHostIpv6: true };
+      // The subnet against the host's routes and addresses (checked again right before the pair is made).
+      const field = cidrs.hostAddress ? "hostAddress" : "containerAddress";
+      const wanted = cidrs[field];
+      if (wanted && problems.length === before) {
+        let networks: HostNetwork[] | undefined;
+        try {
+          networks = hostNetworks();
+        } catch { /* unreadable here: Container.create checks again, and fails there */ }
+        const problem = networks && hostClashProblem(wanted, networks, veth.host);
+        if (problem) bad(`network.veth.${field}`, problem);
       }
     }
   }
