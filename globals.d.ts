@@ -157,6 +157,8 @@ declare const lookupGroup: typeof import("./mod.ts").lookupGroup;
 declare const supplementaryGroups: typeof import("./mod.ts").supplementaryGroups;
 /** The most supplementary groups Linux allows. */
 declare const NGROUPS_MAX: typeof import("./mod.ts").NGROUPS_MAX;
+declare const MAX_ID: typeof import("./mod.ts").MAX_ID;
+declare const idProblem: typeof import("./mod.ts").idProblem;
 
 /** Options of `Process.fork`. */
 type ForkOptions = import("./mod.ts").ForkOptions;

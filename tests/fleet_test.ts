@@ -85,7 +85,7 @@ test("three web containers each answer on their port with their own page, httpd 
       assert(
         quota.includes("cpu.max=30000 100000") ||
           (quota.includes("cpu.cfs_quota_us=30000") && quota.includes("cpu.cfs_period_us=100000")),
-        `cgroup hako-web-${port}: ${quota.join(", ") || "not found"}`,
+        `cgroup hako/web-${port}: ${quota.join(", ") || "not found"}`,
       );
       const procs = fleetCgroups([port]).flatMap((d) => {
         try {
@@ -94,7 +94,7 @@ test("three web containers each answer on their port with their own page, httpd 
           return [];
         }
       });
-      assert(procs.includes(c.pid), `httpd ${c.pid} is not in hako-web-${port}`);
+      assert(procs.includes(c.pid), `httpd ${c.pid} is not in hako/web-${port}`);
     }
   } finally {
     for (const c of containers) {

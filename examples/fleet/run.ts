@@ -14,7 +14,7 @@
  *    total memory: the PSS (from /proc/PID/smaps_rollup) of the supervisor and of any other hako
  *    process still running — the containers themselves are not hako's;
  * 5. tears down: `hako delete --force` for all, removes the extracted rootfs dirs (unless `keepRootfs`), stops the
- *    supervisor if this run started it, and checks that nothing is left: no hako-web-* cgroup, no
+ *    supervisor if this run started it, and checks that nothing is left: no hako/web-* cgroup, no
  *    state, no process in any container's uid range.
  *
  * Environment: HAKO_STATE_DIR (default /run/hako), HAKO_IMAGE, HAKO_VAR_DIR (see web.ts),
@@ -252,18 +252,28 @@ export async function fetchPage(port: number, ms = 10_000): Promise<string> {
   }
 }
 
-/** Every cgroup dir named `hako-web-<port>` in any hierarchy (/sys/fs/cgroup/X/ and /sys/fs/cgroup/). */
+/**
+ * Every cgroup dir of the fleet's containers in any hierarchy (/sys/fs/cgroup/X/ and
+ * /sys/fs/cgroup/): each container's own, `hako/web-<port>` under hako's parent (and the older
+ * `hako-web-<port>` at a hierarchy's root).
+ */
 export function fleetCgroups(ports: readonly number[]): string[] {
-  const names = new Set(ports.map((p) => `hako-web-${p}`));
+  const names = new Set(ports.map((p) => `web-${p}`));
   const out: string[] = [];
-  const look = (dir: string) => {
+  const look = (dir: string, prefix: string) => {
     try {
-      for (const e of readdirSync(dir)) if (names.has(e)) out.push(join(dir, e));
+      for (const e of readdirSync(dir)) {
+        if (e.startsWith(prefix) && names.has(e.slice(prefix.length))) out.push(join(dir, e));
+      }
     } catch { /* not a dir */ }
   };
-  look("/sys/fs/cgroup");
+  const hierarchy = (root: string) => {
+    look(root, "hako-");
+    look(join(root, "hako"), "");
+  };
+  hierarchy("/sys/fs/cgroup");
   try {
-    for (const h of readdirSync("/sys/fs/cgroup")) look(join("/sys/fs/cgroup", h));
+    for (const h of readdirSync("/sys/fs/cgroup")) hierarchy(join("/sys/fs/cgroup", h));
   } catch { /* no cgroupfs */ }
   return out;
 }

@@ -37,6 +37,16 @@ export interface CgroupOptions {
   readonly version?: 1 | 2;
 }
 
+/** Options for {@link Controller.create}. */
+export interface CreateOptions {
+  /**
+   * The cgroup itself must not exist yet: a container's cgroup is its own, so one that exists (a
+   * host service's, say) is never adopted — its processes would be killed with the container's.
+   * Its missing ancestors are made as usual. Default false (`mkdir -p`).
+   */
+  readonly exclusive?: boolean;
+}
+
 /** Options for {@link Controller.delete}. */
 export interface DeleteOptions {
   /**
@@ -373,8 +383,10 @@ export abstract class Controller<S> {
    * writes the attributes. If anything fails, the directories made are removed again (controllers
    * enabled in pre-existing ancestors stay enabled: disabling them could take them from siblings).
    *
+   * @param options `exclusive`: the cgroup itself must not exist yet.
    * @returns this, for chaining.
-   * @throws {ConfigError} When an attribute cannot be expressed on this version (nothing touched).
+   * @throws {ConfigError} When an attribute cannot be expressed on this version (nothing touched);
+   *   with `exclusive`, when the cgroup exists already (field `cgroup.name`).
    * @throws {SyscallError} When mkdir or a write fails: the call, errno, path and attribute.
    *
    * @example
@@ -384,12 +396,12 @@ export abstract class Controller<S> {
    * rate.create();
    * ```
    */
-  create(): this {
+  create(options: CreateOptions = {}): this {
     const { version, placements } = this.#resolve();
     this.#plan(version, true);
     const made: string[] = [];
     try {
-      for (const p of placements) this.#makeDirs(p, made);
+      for (const p of placements) this.#makeDirs(p, made, options.exclusive ?? false);
       this.#apply(version);
     } catch (e) {
       for (const d of [...made].reverse()) {
@@ -730,18 +742,35 @@ export abstract class Controller<S> {
     return `the ${p.subsystems.join(",")} hierarchy has no ${file} on this kernel`;
   }
 
-  /** mkdir -p of the cgroup in one hierarchy, enabling the v2 controller on the way down. */
-  #makeDirs(p: Placement, made: string[]): void {
+  /**
+   * mkdir -p of the cgroup in one hierarchy, enabling the v2 controller on the way down; with
+   * `exclusive` the last directory must be new. An ancestor removed under us (its last other
+   * cgroup deleted it as we went) is made again.
+   */
+  #makeDirs(p: Placement, made: string[], exclusive: boolean): void {
     const controller = p.version === 2 ? this.#kind.v2 : null;
-    let enabling = controller !== null;
-    let dir = p.root;
-    for (const seg of this.#name.split("/")) {
-      const parent = dir;
-      dir = `${dir}/${seg}`;
-      if (enabling) enabling = this.#enable(parent, controller!);
-      if (mkdirOne(dir, `create cgroup ${this.#name}`)) {
-        made.push(dir);
-        this.prepareNewDir(p.version, dir, parent);
+    const segments = this.#name.split("/");
+    for (let attempt = 0;; attempt++) {
+      let enabling = controller !== null;
+      let dir = p.root;
+      try {
+        for (const [i, seg] of segments.entries()) {
+          const parent = dir;
+          dir = `${dir}/${seg}`;
+          if (enabling) enabling = this.#enable(parent, controller!);
+          if (mkdirOne(dir, `create cgroup ${this.#name}`)) {
+            made.push(dir);
+            this.prepareNewDir(p.version, dir, parent);
+          } else if (exclusive && i === segments.length - 1) {
+            throw new ConfigError(
+              "cgroup.name",
+              `cgroup ${this.#name} exists already (${dir}): a container's cgroup is its own, and hako never adopts one it did not make (its processes would be killed with the container's)`,
+            );
+          }
+        }
+        return;
+      } catch (e) {
+        if ((e as { code?: string }).code !== "ENOENT" || attempt >= 3) throw e;
       }
     }
   }

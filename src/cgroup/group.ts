@@ -22,6 +22,7 @@ import {
   type CgroupOptions,
   Controller,
   type ControllerKind,
+  type CreateOptions,
   type DeleteOptions,
   type PlanContext,
   type Write,
@@ -252,16 +253,17 @@ export class Group {
    * Creates the cgroup in every controller and writes the settings; on failure, deletes what it
    * created and rethrows.
    *
+   * @param options `exclusive`: the cgroup must not exist yet in any controller (a container's).
    * @returns this, for chaining.
    * @throws {ConfigError} When a setting cannot be expressed on this version.
    * @throws {SyscallError} When a mkdir or write fails.
    */
-  create(): this {
+  create(options: CreateOptions = {}): this {
     const done: Controller<unknown>[] = [];
     const existed = this.#controllers.map((c) => c.exists());
     try {
       for (const c of this.#controllers) {
-        c.create();
+        c.create(options);
         done.push(c);
       }
     } catch (e) {

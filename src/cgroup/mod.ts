@@ -34,8 +34,10 @@ export {
   type CgroupOptions,
   Controller,
   type ControllerKind,
+  type CreateOptions,
   type DeleteOptions,
   type PlanContext,
+  rawKeyProblem,
   type Write,
 } from "./controller.ts";
 export { CPU, CPUACCT, type CpuStats } from "./cpu.ts";

@@ -48,9 +48,10 @@ import { extractRootfs } from "./tarball.ts";
 import { type ChildError, closeFd, describe, pipe, setupError, writeAll } from "./_pipe.ts";
 import { compileChild, type NativeChild } from "./native.ts";
 import { realRootfs } from "./_paths.ts";
+import { containerGroupSpec, existingCgroupDirs, removeEmptyDefaultParent, removeStaleCgroup } from "./_cgroup.ts";
 import { execCommand, prepareSetup, type SetupContext, stepsFor, writeNetworkEtc } from "./setup.ts";
 import type { ContainerSpec } from "./spec.ts";
-import { type ResolvedSpec, resolveSpec } from "./validate.ts";
+import { type ResolvedSpec, resolveSpec, SpecError } from "./validate.ts";
 
 /** How a container's process ended. */
 export interface ContainerStatus {
@@ -298,6 +299,16 @@ export class Container {
    */
   static async create(input: ContainerSpec, options: CreateOptions = {}): Promise<Container> {
     let spec = resolveSpec(input);
+    // A cgroup the spec names must not exist: checked before anything is touched (and again by
+    // the exclusive mkdir, for one made meanwhile).
+    if (spec.cgroup?.name !== undefined && existingCgroupDirs(spec.cgroup.name).length) {
+      throw new SpecError([{
+        path: "cgroup.name",
+        message: `cgroup ${spec.cgroup.name} exists already (${
+          existingCgroupDirs(spec.cgroup.name)[0]
+        }): a container's cgroup is its own, and hako never adopts one it did not make (its processes would be killed with the container's)`,
+      }]);
+    }
     // rootless: cgroup delegation and id-map helpers are checked before anything is touched
     const rootless: RootlessPlan | undefined = spec.rootless ? checkRootless(spec) : undefined;
     const undo: Array<() => void> = [];
@@ -338,17 +349,22 @@ export class Container {
         fail("network-etc", e);
       }
 
-      // cgroup
+      // cgroup: every container gets one of its own, made new (never adopted; see _cgroup.ts)
       let group: Group | undefined;
-      if (spec.cgroup) {
+      const cgroupName = spec.cgroupName;
+      if (cgroupName) {
         try {
-          group = new Group(spec.cgroup.name ?? `hako-${spec.name}`, spec.cgroup);
-          group.create();
+          group = new Group(cgroupName, containerGroupSpec(spec.cgroup));
+          if (spec.cgroup?.name === undefined) removeStaleCgroup(cgroupName);
+          group.create({ exclusive: true });
         } catch (e) {
           fail("cgroup", e);
         }
         const g = group!;
-        undo.push(() => g.delete({ kill: true }));
+        undo.push(() => {
+          g.delete({ kill: true });
+          removeEmptyDefaultParent(cgroupName);
+        });
       }
 
       // pipes (and /dev/null for stdio "null", opened on the host side so any rootfs works)
@@ -684,6 +700,7 @@ export class Container {
     }
     try {
       this.cgroup?.delete({ kill: true });
+      if (this.cgroup) removeEmptyDefaultParent(this.cgroup.name);
     } catch (e) {
       first = e;
     }

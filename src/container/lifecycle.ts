@@ -14,6 +14,7 @@
 import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Group } from "../cgroup/group.ts";
+import { containerGroupSpec, DEFAULT_CGROUP_PARENT, removeEmptyDefaultParent } from "./_cgroup.ts";
 import { detect } from "../cgroup/layout.ts";
 import { deleteLink } from "../network.ts";
 import { SyscallError } from "../errors.ts";
@@ -197,7 +198,8 @@ export function releaseResources(r: StateRecord): void {
   }
   if (r.cgroup) {
     try {
-      new Group(r.cgroup, r.spec.cgroup ?? {}).delete({ kill: true });
+      new Group(r.cgroup, containerGroupSpec(r.spec.cgroup)).delete({ kill: true });
+      removeEmptyDefaultParent(r.cgroup);
     } catch (e) {
       first ??= e;
     }
@@ -363,15 +365,19 @@ export async function collectGarbage(
     releaseResources(r);
     store.remove(name);
   }
-  // Orphans: cgroups named hako-* (directly under a hierarchy's root) and veths named hk-*-h.
+  // Orphans: containers' cgroups under hako's parent (and the older hako-* directly under a
+  // hierarchy's root) that no container owns, and veths named hk-*-h.
   try {
     for (const m of detect().mounts) {
-      let entries: string[] = [];
+      const names: string[] = [];
       try {
-        entries = readdirSync(m.mountPoint);
+        names.push(...readdirSync(m.mountPoint).filter((e) => e.startsWith("hako-")));
       } catch { /* unreadable */ }
-      for (const e of entries) {
-        if (!e.startsWith("hako-") || keepCgroups.has(e)) continue;
+      try {
+        names.push(...readdirSync(join(m.mountPoint, DEFAULT_CGROUP_PARENT)).map((e) => `${DEFAULT_CGROUP_PARENT}/${e}`));
+      } catch { /* none */ }
+      for (const e of names) {
+        if (keepCgroups.has(e)) continue;
         const dir = join(m.mountPoint, e);
         const procs = read(join(dir, "cgroup.procs"));
         if (procs === undefined || procs.trim() !== "") continue; // not a cgroup, or in use
@@ -384,6 +390,11 @@ export async function collectGarbage(
             rmdirSync(dir);
           } catch { /* children or busy: left, and reported */ }
         }
+      }
+      if (!options.dryRun) {
+        try {
+          rmdirSync(join(m.mountPoint, DEFAULT_CGROUP_PARENT)); // hako's own parent, once empty
+        } catch { /* in use, or none */ }
       }
     }
   } catch { /* no cgroups mounted */ }

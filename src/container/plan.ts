@@ -7,6 +7,7 @@ import { namespaceFlags, namespaceNames } from "../namespace.ts";
 import { hostLinkSysctlPlan } from "../network.ts";
 import { describeHook } from "./hooks.ts";
 import { type SetupContext, stepsFor } from "./setup.ts";
+import { containerGroupSpec } from "./_cgroup.ts";
 import type { ContainerSpec } from "./spec.ts";
 import { resolveSpec } from "./validate.ts";
 
@@ -63,8 +64,8 @@ export function planContainer(spec: ContainerSpec): ContainerPlan {
       ],
     });
   }
-  if (r.cgroup) {
-    const c = r.cgroup;
+  if (r.cgroupName) {
+    const c = r.cgroup ?? {};
     const writes: string[] = [];
     if (c.cpu?.quotaUs !== undefined || c.cpu?.periodUs !== undefined) {
       writes.push(
@@ -84,8 +85,14 @@ export function planContainer(spec: ContainerSpec): ContainerPlan {
     host.push({
       where: "host",
       name: "cgroup",
-      why: "made by the parent so it can always be removed",
-      calls: [`mkdir cgroup ${c.name ?? `hako-${r.name}`}`, ...writes],
+      why:
+        "a cgroup of the container's own (counted and charged in every controller the host offers, even without limits), made new by the parent — never one that exists — so it can always be removed",
+      calls: [
+        `mkdir cgroup ${r.cgroupName} (${
+          Object.keys(containerGroupSpec(r.cgroup)).join(", ") || "no controller"
+        }; it must not exist)`,
+        ...writes,
+      ],
     });
   }
   host.push({

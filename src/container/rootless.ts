@@ -10,6 +10,7 @@ import { userInfo } from "node:os";
 import { dirname } from "node:path";
 import process from "node:process";
 import { Group } from "../cgroup/group.ts";
+import { containerGroupSpec } from "./_cgroup.ts";
 import { ConfigError } from "../errors.ts";
 import { type IdMapEntry, writeIdMap } from "../namespace.ts";
 import { which } from "../process.ts";
@@ -69,8 +70,8 @@ export interface RootlessPlan {
 export function checkRootless(spec: ResolvedSpec): RootlessPlan {
   const uid = process.geteuid?.() ?? 0;
   const gid = process.getegid?.() ?? 0;
-  if (spec.cgroup) {
-    const group = new Group(spec.cgroup.name ?? `hako-${spec.name}`, spec.cgroup);
+  if (spec.cgroupName) {
+    const group = new Group(spec.cgroupName, containerGroupSpec(spec.cgroup));
     for (const path of group.paths) {
       let dir = dirname(path);
       while (!existsSync(dir) && dir !== "/") dir = dirname(dir);

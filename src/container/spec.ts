@@ -72,8 +72,16 @@ export interface CgroupSpec {
   readonly io?: { readonly weight?: number };
   /** Raw controller files, written as given: `{ "cpu.cfs_quota_us": 30000 }`. */
   readonly raw?: Readonly<Record<string, string | number>>;
-  /** The cgroup's name (default `hako-<name>`, so leftovers are easy to find). */
+  /**
+   * The cgroup's name, relative to the hierarchy's root (default `<parent>/<container name>`). It
+   * must not exist yet: a container's cgroup is its own, never a host service's.
+   */
   readonly name?: string;
+  /**
+   * Where the container's cgroup is made (default `hako`, which hako makes and removes; a parent
+   * you name — a slice with limits of its own, say — is made if missing and kept).
+   */
+  readonly parent?: string;
 }
 
 /**

@@ -25,6 +25,8 @@ import { idMapHostProblems, parseAccounts, readHostIdFiles, warnOnce } from "./h
 import { isRunning, StateStore } from "./state.ts";
 import { idProblem, NGROUPS_MAX } from "../user.ts";
 import { rawKeyProblem } from "../cgroup/controller.ts";
+import { assertValidName as assertValidCgroupName } from "../cgroup/_name.ts";
+import { containerCgroupName } from "./_cgroup.ts";
 import { compileSeccomp, DEFAULT_SECCOMP_PROFILE, seccompProblems, type SeccompProfile } from "../seccomp.ts";
 
 /** The default profile's program, compiled once per process. */
@@ -109,6 +111,11 @@ export interface ResolvedSpec {
   readonly readonlyPaths: readonly string[];
   /** The cgroup limits, if any. */
   readonly cgroup: ContainerSpec["cgroup"];
+  /**
+   * The container's own cgroup (`<parent>/<name>` by default; see `_cgroup.ts`), or undefined
+   * for a rootless container without a `cgroup` section.
+   */
+  readonly cgroupName: string | undefined;
   /** The capabilities kept. */
   readonly capabilities: readonly string[];
   /** The rlimits to set. */
@@ -380,6 +387,18 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
     ) {
       bad("cgroup.cpu.weight", "must be an integer in 1..10000");
     }
+    if (cg.name !== undefined && cg.parent !== undefined) {
+      bad("cgroup.parent", "give cgroup.name (the whole path) or cgroup.parent, not both");
+    }
+    for (const k of ["name", "parent"] as const) {
+      if (cg[k] === undefined) continue;
+      try {
+        assertValidCgroupName(cg[k], `cgroup.${k}`);
+      } catch (e) {
+        bad(`cgroup.${k}`, (e as ConfigError).message.replace(/^[^:]*: /, ""));
+        continue;
+      }
+    }
     positive("cgroup.memory.limit", cg.memory?.limit);
     positive("cgroup.pids.max", cg.pids?.max);
     for (const k of Object.keys(cg.raw ?? {})) {
@@ -540,6 +559,7 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
     maskedPaths: spec.maskedPaths ?? DEFAULT_MASKED_PATHS,
     readonlyPaths: spec.readonlyPaths ?? DEFAULT_READONLY_PATHS,
     cgroup: spec.cgroup,
+    cgroupName: containerCgroupName(spec, rootless),
     capabilities,
     rlimits: spec.rlimits ?? {},
     noNewPrivs: spec.noNewPrivs ?? true,

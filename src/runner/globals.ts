@@ -81,6 +81,8 @@ export const HAKO_GLOBALS: readonly string[] = [
   "lookupGroup",
   "supplementaryGroups",
   "NGROUPS_MAX",
+  "MAX_ID",
+  "idProblem",
 ];
 
 /** The globals that hold the script's arguments. */

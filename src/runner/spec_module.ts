@@ -76,7 +76,7 @@ export async function runForeground(spec: ContainerSpec, specFile?: string): Pro
     image: tarball ?? resolved.rootfsPath,
     rootfs: resolved.rootfsPath,
     extracted: tarball !== undefined,
-    ...(resolved.cgroup ? { cgroup: resolved.cgroup.name ?? `hako-${resolved.name}` } : {}),
+    ...(resolved.cgroupName ? { cgroup: resolved.cgroupName } : {}),
     ...(resolved.veth ? { veth: resolved.veth.host } : {}),
   });
   try {

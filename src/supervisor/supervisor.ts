@@ -133,7 +133,7 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
         image: tarball ?? resolved.rootfsPath,
         rootfs: resolved.rootfsPath,
         extracted: tarball !== undefined,
-        ...(resolved.cgroup ? { cgroup: resolved.cgroup.name ?? `hako-${resolved.name}` } : {}),
+        ...(resolved.cgroupName ? { cgroup: resolved.cgroupName } : {}),
         ...(resolved.veth ? { veth: resolved.veth.host } : {}),
       };
       store.reserve(record);

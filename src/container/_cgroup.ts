@@ -1,0 +1,102 @@
+/**
+ * A container's cgroup: every container gets one of its own, as docker gives each container its
+ * own even without limits — so its processes are counted and bounded (pids), charged to it
+ * (memory, cpu, io) rather than to the caller, found again by `stop`/`delete`, and kept from the
+ * host's devices (the device rules). It is made new, under a parent (`hako` by default, an
+ * admin's `cgroup.parent` otherwise), and never adopted: an existing cgroup of that name is
+ * refused, so a container can never kill a host service's processes on its way out.
+ * @module
+ */
+import { readFileSync, rmdirSync, statSync } from "node:fs";
+import { detect, type Layout } from "../cgroup/layout.ts";
+import type { GroupSpec } from "../cgroup/group.ts";
+import type { ContainerSpec } from "./spec.ts";
+
+/** The parent of containers' cgroups unless the spec names another: hako's own, made and removed by hako. */
+export const DEFAULT_CGROUP_PARENT = "hako";
+
+/**
+ * The cgroup name of a container: `cgroup.name` as given, else `<cgroup.parent or hako>/<name>`;
+ * undefined for a rootless container without a `cgroup` section (an unprivileged user may make
+ * cgroups only in a subtree delegated to it, which it names itself).
+ */
+export function containerCgroupName(spec: ContainerSpec, rootless: boolean): string | undefined {
+  const cg = spec.cgroup;
+  if (cg?.name !== undefined) return cg.name;
+  if (rootless && !cg) return undefined;
+  return `${cg?.parent ?? DEFAULT_CGROUP_PARENT}/${spec.name}`;
+}
+
+/** The controllers the host offers a container's cgroup: v1 hierarchies mounted, or the v2 root's. */
+function offered(layout: Layout): Set<string> {
+  if (layout.version === 1) return new Set(Object.keys(layout.v1));
+  return new Set(layout.unifiedControllers);
+}
+
+let hostLayout: Layout | null | undefined;
+function layout(): Layout | null {
+  if (hostLayout !== undefined) return hostLayout;
+  try {
+    hostLayout = detect();
+  } catch {
+    hostLayout = null;
+  }
+  return hostLayout;
+}
+
+/**
+ * The group a container's cgroup is made with: the spec's sections, plus — where the host offers
+ * the controller — an empty pids, memory, cpu and io section each, so the container is counted
+ * and charged in every one of them even without limits.
+ */
+export function containerGroupSpec(spec: ContainerSpec["cgroup"]): GroupSpec {
+  const { name: _name, parent: _parent, ...limits } = spec ?? {};
+  const have = offered(layout() ?? { version: 2, unifiedControllers: [] } as unknown as Layout);
+  const io = have.has("io") || have.has("blkio");
+  return {
+    ...(have.has("pids") ? { pids: {} } : {}),
+    ...(have.has("memory") ? { memory: {} } : {}),
+    ...(have.has("cpu") ? { cpu: {} } : {}),
+    ...(io ? { io: {} } : {}),
+    ...limits,
+  } as GroupSpec;
+}
+
+/**
+ * Every directory of cgroup `name` that exists on this host (any v1 hierarchy, or the cgroup2
+ * tree): empty when there is none.
+ */
+export function existingCgroupDirs(name: string): string[] {
+  const l = layout();
+  if (!l) return [];
+  const roots = [...new Set(Object.values(l.v1)), ...(l.unified ? [l.unified] : [])];
+  return roots.map((r) => `${r}/${name}`).filter((d) => statSync(d, { throwIfNoEntry: false })?.isDirectory());
+}
+
+/**
+ * Removes hako's own parent cgroup (`hako`) from every hierarchy where it is left empty; an
+ * admin's `cgroup.parent` is theirs and stays. Best effort: a parent still in use stays.
+ */
+export function removeEmptyDefaultParent(name: string): void {
+  if (!name.startsWith(`${DEFAULT_CGROUP_PARENT}/`)) return;
+  for (const dir of existingCgroupDirs(DEFAULT_CGROUP_PARENT)) {
+    try {
+      rmdirSync(dir);
+    } catch { /* in use (another container's cgroup is in it): kept */ }
+  }
+}
+
+
+/**
+ * A container's default-named cgroup left behind by one that crashed (hako's naming, under its
+ * parent): removed when it is empty — no process, no child cgroup — so the name can be used again.
+ * One with processes in it is kept, and the exclusive create then says it exists.
+ */
+export function removeStaleCgroup(name: string): void {
+  for (const dir of existingCgroupDirs(name)) {
+    try {
+      if (readFileSync(`${dir}/cgroup.procs`, "utf8").trim() !== "") continue;
+      rmdirSync(dir); // (fails with EBUSY when it has child cgroups: kept)
+    } catch { /* kept: the create says why */ }
+  }
+}
