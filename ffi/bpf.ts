@@ -330,9 +330,10 @@ export function bpfProgQuery(targetFd: number, attachType: number, context?: str
     v.setBigUint64(F.progIds.offset, addressOf(new Uint8Array(ids.buffer)), true);
     v.setUint32(F.progCnt.offset, room, true);
     const ret = bpf(BPF_CMD.PROG_QUERY, attr);
+    const e = ret === -1n ? errno() : 0;
+    // The kernel writes the number of attached programs back, also when they did not fit (ENOSPC).
     const count = v.getUint32(F.progCnt.offset, true);
     if (ret === -1n) {
-      const e = errno();
       if (e === 28 /* ENOSPC */ && count > room && room < 1 << 16) {
         room = count;
         continue;

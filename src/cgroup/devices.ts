@@ -40,6 +40,9 @@ import { ConfigError, SetupError, SyscallError } from "../errors.ts";
 import { type CgroupOptions, Controller, type ControllerKind, type PlanContext, type Write } from "./controller.ts";
 import { and32, disassemble, exit, jeqImm, jneImm, jneReg, ldxw, mov32, mov32Reg, rsh32 } from "./_ebpf.ts";
 
+/** One eBPF instruction (ffi/bpf.ts), as {@link deviceProgram} returns them. */
+export type { BpfInsn };
+
 /** A device rule, in OCI's `linux.resources.devices` shape. */
 export interface DeviceRule {
   /** `"c"` (character), `"b"` (block) or `"a"` (every device; the default, as in OCI). */

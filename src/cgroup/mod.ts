@@ -47,6 +47,7 @@ export { MEMORY, Memory, type MemoryStats } from "./memory.ts";
 export { PIDS, Pids, type PidsStats } from "./pids.ts";
 export {
   assertValidDeviceRules,
+  type BpfInsn,
   DEFAULT_DEVICE_RULES,
   describeDeviceProgram,
   type DeviceAllowlist,
