@@ -319,7 +319,10 @@ export class Container {
       let group: Group | undefined;
       if (spec.cgroup) {
         try {
-          group = new Group(spec.cgroup.name ?? `hako-${spec.name}`, spec.cgroup);
+          group = new Group(
+            spec.cgroup.name ?? `hako-${spec.name}`,
+            spec.rootless ? spec.cgroup : { devices: [], ...spec.cgroup },
+          );
           group.create();
         } catch (e) {
           fail("cgroup", e);

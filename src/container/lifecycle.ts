@@ -197,7 +197,7 @@ export function releaseResources(r: StateRecord): void {
   }
   if (r.cgroup) {
     try {
-      new Group(r.cgroup, r.spec.cgroup ?? {}).delete({ kill: true });
+      new Group(r.cgroup, { devices: [], ...r.spec.cgroup }).delete({ kill: true });
     } catch (e) {
       first ??= e;
     }
