@@ -13,6 +13,7 @@ export interface SyscallNumbers {
   readonly pidfd_open: number;
   readonly pidfd_send_signal: number;
   readonly close_range: number;
+  readonly bpf: number;
 }
 
 const X86_64: SyscallNumbers = {
@@ -22,6 +23,7 @@ const X86_64: SyscallNumbers = {
   pidfd_open: 434,
   pidfd_send_signal: 424,
   close_range: 436,
+  bpf: 321,
 };
 const AARCH64: SyscallNumbers = {
   clone: 220,
@@ -30,6 +32,7 @@ const AARCH64: SyscallNumbers = {
   pidfd_open: 434,
   pidfd_send_signal: 424,
   close_range: 436,
+  bpf: 280,
 };
 
 /** The syscall numbers of the running architecture. */

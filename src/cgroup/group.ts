@@ -8,6 +8,7 @@
  *   cpu: { quotaUs: 30_000, periodUs: 100_000 },
  *   memory: { limit: "256M", swap: 0 },
  *   pids: { max: 100 },
+ *   devices: [], // runc's default device allowlist, nothing added
  * });
  * g.create();
  * const pid = Process.fork(() => {
@@ -29,6 +30,7 @@ import {
 } from "./controller.ts";
 import { CPU, CPUACCT, type CpuStats } from "./cpu.ts";
 import { CPUSET, type CpusetStats } from "./cpuset.ts";
+import { type DeviceRule, Devices, type DevicesStats, resolveDeviceRules, withDefaultDeviceRules } from "./devices.ts";
 import { IO, type IoStats } from "./io.ts";
 import { Memory, type MemoryStats } from "./memory.ts";
 import { Pids, type PidsStats } from "./pids.ts";
@@ -58,6 +60,13 @@ export interface GroupSpec {
     readonly readIops?: Readonly<Record<string, number | "max">>;
     readonly writeIops?: Readonly<Record<string, number | "max">>;
   };
+  /**
+   * A device allowlist: runc's default (`DEFAULT_DEVICE_RULES`: mknod of any node, read and
+   * write only to null, zero, full, random, urandom, tty, ptmx, pts and tun) with these rules
+   * before it, as runc orders them (OCI's `linux.resources.devices`). Given (even empty), the
+   * group gets the `devices` controller on v1 or a BPF device program on v2; absent, neither.
+   */
+  readonly devices?: readonly DeviceRule[];
   /** Also account CPU time in the cpuacct controller (v1; implied by `cpu`). */
   readonly cpuacct?: boolean;
   /** Raw control files (`{ "cpu.cfs_quota_us": 30000 }`), routed to the controller their prefix names. */
@@ -78,6 +87,8 @@ export interface GroupStats {
   readonly pids?: PidsStats;
   /** From the io/blkio controller. */
   readonly io?: IoStats;
+  /** From the devices controller (v1) or the attached device programs (v2). */
+  readonly devices?: DevicesStats;
 }
 
 const CORE_KIND: ControllerKind = { label: "cgroup", v1: [], v2: null, prefixes: { 1: [], 2: [] } };
@@ -96,7 +107,7 @@ class Core extends Controller<Record<string, never>> {
   }
 }
 
-const SECTIONS = ["cpu", "cpuset", "memory", "pids", "io", "cpuacct", "raw", "name"] as const;
+const SECTIONS = ["cpu", "cpuset", "memory", "pids", "io", "cpuacct", "devices", "raw", "name"] as const;
 const RAW_ROUTE: Readonly<Record<string, "cpu" | "cpuacct" | "cpuset" | "memory" | "pids" | "io">> = {
   cpu: "cpu",
   cpuacct: "cpuacct",
@@ -164,6 +175,8 @@ export class Group {
   readonly pids?: Pids;
   /** The io/blkio controller, when the spec has `io`. */
   readonly io?: IO;
+  /** The device allowlist, when the spec has `devices`. */
+  readonly devices?: Devices;
   readonly #controllers: Controller<unknown>[];
 
   /**
@@ -229,6 +242,12 @@ export class Group {
         : Object.values(made)[0] ?? get("core", () => new Core(name, options));
       assign("raw", JSON.stringify(key), () => target.set(key, value));
     }
+    if (spec.devices !== undefined) {
+      // Checked with the spec's field paths (cgroup.devices[2].access) before anything exists;
+      // made last, so on v2 the directory is there (and the limits written) when the program is attached.
+      resolveDeviceRules(spec.devices, { path: "cgroup.devices", defaults: true });
+      get("devices", () => new Devices(name, options)).rules = withDefaultDeviceRules(spec.devices);
+    }
     if (Object.keys(made).length === 0) get("core", () => new Core(name, options));
     this.#controllers = Object.values(made);
     this.cpu = made.cpu as CPU | undefined;
@@ -237,6 +256,7 @@ export class Group {
     this.memory = made.memory as Memory | undefined;
     this.pids = made.pids as Pids | undefined;
     this.io = made.io as IO | undefined;
+    this.devices = made.devices as Devices | undefined;
   }
 
   /** The controllers, in creation order. */
@@ -319,7 +339,7 @@ export class Group {
 
   /**
    * The statistics of each controller present.
-   * @returns `{ cpu?, cpuset?, memory?, pids?, io? }`.
+   * @returns `{ cpu?, cpuset?, memory?, pids?, io?, devices? }`.
    * @throws {SyscallError} When the cgroup does not exist.
    */
   stats(): GroupStats {
@@ -329,6 +349,7 @@ export class Group {
       ...(this.memory ? { memory: this.memory.stats() } : {}),
       ...(this.pids ? { pids: this.pids.stats() } : {}),
       ...(this.io ? { io: this.io.stats() } : {}),
+      ...(this.devices ? { devices: this.devices.stats() } : {}),
     };
   }
 

@@ -1,7 +1,9 @@
 /**
  * Cgroups, v1 and v2 behind one interface, detected at run time: hacorb's `Cgroup::CPU`,
  * `CPUSET`, `MEMORY`, `BLKIO`, `CPUACCT`, plus `Pids`, a multi-controller {@link Group}, a raw
- * `set("cpu.cfs_quota_us", 30000)` escape hatch and {@link detect}/{@link version}.
+ * `set("cpu.cfs_quota_us", 30000)` escape hatch, {@link detect}/{@link version}, and a device
+ * allowlist ({@link Devices}: runc's default rules, on v1's devices controller or as a v2 BPF
+ * device program).
  *
  * Names are relative paths under the cgroup root (`"hako/web-1"`), checked before anything is
  * touched. Attributes are properties, written by `create()` (mkdir -p; on v2 the controller is
@@ -45,6 +47,21 @@ export { CPUSET, type CpusetStats } from "./cpuset.ts";
 export { BLKIO, type DeviceLimits, IO, type IoDeviceStats, type IoStats } from "./io.ts";
 export { MEMORY, Memory, type MemoryStats } from "./memory.ts";
 export { PIDS, Pids, type PidsStats } from "./pids.ts";
+export {
+  assertValidDeviceRules,
+  type BpfInsn,
+  DEFAULT_DEVICE_RULES,
+  describeDeviceProgram,
+  type DeviceAllowlist,
+  deviceCgroupV1Writes,
+  type DeviceException,
+  deviceProgram,
+  type DeviceRule,
+  Devices,
+  type DevicesStats,
+  resolveDeviceRules,
+  withDefaultDeviceRules,
+} from "./devices.ts";
 export { Group, type GroupSpec, type GroupStats } from "./group.ts";
 export { type CgroupMount, detect, type Layout, version } from "./layout.ts";
 export {

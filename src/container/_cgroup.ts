@@ -47,9 +47,11 @@ function layout(): Layout | null {
 /**
  * The group a container's cgroup is made with: the spec's sections, plus — where the host offers
  * the controller — an empty pids, memory, cpu and io section each, so the container is counted
- * and charged in every one of them even without limits.
+ * and charged in every one of them even without limits; and the device allowlist (runc's default
+ * rules plus the spec's), except for a rootless container, whose user namespace already keeps it
+ * from mknod and which may not load a device program (runc does the same).
  */
-export function containerGroupSpec(spec: ContainerSpec["cgroup"]): GroupSpec {
+export function containerGroupSpec(spec: ContainerSpec["cgroup"], options: { devices?: boolean } = {}): GroupSpec {
   const { name: _name, parent: _parent, ...limits } = spec ?? {};
   const have = offered(layout() ?? { version: 2, unifiedControllers: [] } as unknown as Layout);
   const io = have.has("io") || have.has("blkio");
@@ -58,6 +60,7 @@ export function containerGroupSpec(spec: ContainerSpec["cgroup"]): GroupSpec {
     ...(have.has("memory") ? { memory: {} } : {}),
     ...(have.has("cpu") ? { cpu: {} } : {}),
     ...(io ? { io: {} } : {}),
+    ...(options.devices ?? true ? { devices: [] } : {}),
     ...limits,
   } as GroupSpec;
 }

@@ -354,7 +354,7 @@ export class Container {
       const cgroupName = spec.cgroupName;
       if (cgroupName) {
         try {
-          group = new Group(cgroupName, containerGroupSpec(spec.cgroup));
+          group = new Group(cgroupName, containerGroupSpec(spec.cgroup, { devices: !spec.rootless }));
           if (spec.cgroup?.name === undefined) removeStaleCgroup(cgroupName);
           group.create({ exclusive: true });
         } catch (e) {

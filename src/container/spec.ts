@@ -19,6 +19,7 @@
  */
 import type { IdMapEntry, NamespaceName } from "../namespace.ts";
 import type { SeccompProfile } from "../seccomp.ts";
+import type { DeviceRule } from "../cgroup/devices.ts";
 import type { Hook } from "./hooks.ts";
 import type { ContainerStatus } from "./container.ts";
 import type { ResolvedSpec } from "./validate.ts";
@@ -70,6 +71,13 @@ export interface CgroupSpec {
   readonly pids?: { readonly max?: number };
   /** Relative block-I/O weight. */
   readonly io?: { readonly weight?: number };
+  /**
+   * Devices the container may use besides runc's default list (null, zero, full, random, urandom,
+   * tty, ptmx and pts, tun): OCI's `linux.resources.devices` rules, e.g.
+   * `{ allow: true, type: "c", major: 10, minor: 200, access: "rwm" }`. Everything else is denied
+   * for read, write and mknod.
+   */
+  readonly devices?: readonly DeviceRule[];
   /** Raw controller files, written as given: `{ "cpu.cfs_quota_us": 30000 }`. */
   readonly raw?: Readonly<Record<string, string | number>>;
   /**

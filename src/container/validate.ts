@@ -25,6 +25,7 @@ import { idMapHostProblems, parseAccounts, readHostIdFiles, warnOnce } from "./h
 import { isRunning, StateStore } from "./state.ts";
 import { idProblem, NGROUPS_MAX } from "../user.ts";
 import { rawKeyProblem } from "../cgroup/controller.ts";
+import { assertValidDeviceRules } from "../cgroup/devices.ts";
 import { assertValidName as assertValidCgroupName } from "../cgroup/_name.ts";
 import { containerCgroupName } from "./_cgroup.ts";
 import { compileSeccomp, DEFAULT_SECCOMP_PROFILE, seccompProblems, type SeccompProfile } from "../seccomp.ts";
@@ -397,6 +398,14 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
       } catch (e) {
         bad(`cgroup.${k}`, (e as ConfigError).message.replace(/^[^:]*: /, ""));
         continue;
+      }
+    }
+    if (cg.devices !== undefined) {
+      try {
+        assertValidDeviceRules(cg.devices, "cgroup.devices");
+      } catch (e) {
+        if (!(e instanceof ConfigError)) throw e;
+        bad(e.path || "cgroup.devices", e.message.replace(/^[^:]*: /, ""));
       }
     }
     positive("cgroup.memory.limit", cg.memory?.limit);
