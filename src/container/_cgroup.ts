@@ -89,7 +89,6 @@ export function removeEmptyDefaultParent(name: string): void {
   }
 }
 
-
 /**
  * A container's default-named cgroup left behind by one that crashed (hako's naming, under its
  * parent): removed when it is empty — no process, no child cgroup — so the name can be used again.

@@ -28,7 +28,7 @@ import { pidfdOpen, waitReadable } from "../../ffi/poll.ts";
 import { SYS } from "../../ffi/syscalls.ts";
 import { Group, type GroupStats } from "../cgroup/group.ts";
 import { SetupError, SyscallError } from "../errors.ts";
-import { CLONE_NEWTIME, namespaceFlags, writeIdMap } from "../namespace.ts";
+import { writeIdMap } from "../namespace.ts";
 import {
   addAddress,
   createVethPair,
@@ -49,7 +49,7 @@ import { type ChildError, closeFd, describe, pipe, setupError, writeAll } from "
 import { compileChild, type NativeChild } from "./native.ts";
 import { realRootfs } from "./_paths.ts";
 import { containerGroupSpec, existingCgroupDirs, removeEmptyDefaultParent, removeStaleCgroup } from "./_cgroup.ts";
-import { execCommand, prepareSetup, type SetupContext, stepsFor, writeNetworkEtc } from "./setup.ts";
+import { cloneFlags, execCommand, prepareSetup, type SetupContext, stepsFor, writeNetworkEtc } from "./setup.ts";
 import type { ContainerSpec } from "./spec.ts";
 import { type ResolvedSpec, resolveSpec, SpecError } from "./validate.ts";
 
@@ -215,15 +215,6 @@ function childMain(
   }
   _exit(code);
   throw new Error("unreachable");
-}
-
-/**
- * The clone flags of a container's namespaces. CLONE_NEWTIME is not one: in clone(2)'s flags its
- * bit is part of the exit signal. The child unshares it instead (the time-namespace step) and
- * enters it at execve.
- */
-function cloneFlags(spec: ResolvedSpec): number {
-  return namespaceFlags(spec.newNamespaces) & ~CLONE_NEWTIME;
 }
 
 /** Deletes the host end of a container's veth pair (and so both ends); gone already is fine. */

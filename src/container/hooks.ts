@@ -83,4 +83,3 @@ export async function runBootstrap<S>(
   writeFileSync(marker, `${new Date().toISOString()}\n`);
   return true;
 }
-

@@ -374,7 +374,9 @@ export async function collectGarbage(
         names.push(...readdirSync(m.mountPoint).filter((e) => e.startsWith("hako-")));
       } catch { /* unreadable */ }
       try {
-        names.push(...readdirSync(join(m.mountPoint, DEFAULT_CGROUP_PARENT)).map((e) => `${DEFAULT_CGROUP_PARENT}/${e}`));
+        names.push(
+          ...readdirSync(join(m.mountPoint, DEFAULT_CGROUP_PARENT)).map((e) => `${DEFAULT_CGROUP_PARENT}/${e}`),
+        );
       } catch { /* none */ }
       for (const e of names) {
         if (keepCgroups.has(e)) continue;

@@ -31,7 +31,7 @@ import { capHeader, encodeCapData, encodeRlimit } from "../../ffi/structs.ts";
 import { existsSync, lstatSync, statSync } from "node:fs";
 import { join, normalize } from "node:path";
 import { parseOptions } from "../mount.ts";
-import { CLONE_NEWTIME, NAMESPACE_FLAGS } from "../namespace.ts";
+import { CLONE_NEWCGROUP, CLONE_NEWTIME, NAMESPACE_FLAGS } from "../namespace.ts";
 import { type KeepPlan, keepPlan } from "../capability.ts";
 import { rlimitNumber, rlimitPair } from "../rlimit.ts";
 import { SetupError, SyscallError } from "../errors.ts";
@@ -545,6 +545,9 @@ function compileStep(ctx: SetupContext, name: string, p: SyscallProgram, emit: E
       return true;
     case "time-namespace":
       call("unshare", [CLONE_NEWTIME], [unquoted("CLONE_NEWTIME")]);
+      return true;
+    case "cgroup-namespace":
+      call("unshare", [CLONE_NEWCGROUP], [unquoted("CLONE_NEWCGROUP")]);
       return true;
     case "join-namespaces":
       // opened and joined one by one, in the spec's order (as setup.ts's step does)

@@ -3,10 +3,10 @@
  * with the kernel calls each makes — computed from the spec alone, touching nothing.
  * @module
  */
-import { namespaceFlags, namespaceNames } from "../namespace.ts";
+import { namespaceNames } from "../namespace.ts";
 import { hostLinkSysctlPlan } from "../network.ts";
 import { describeHook } from "./hooks.ts";
-import { type SetupContext, stepsFor } from "./setup.ts";
+import { cloneFlags, type SetupContext, stepsFor } from "./setup.ts";
 import { containerGroupSpec } from "./_cgroup.ts";
 import type { ContainerSpec } from "./spec.ts";
 import { resolveSpec } from "./validate.ts";
@@ -37,7 +37,7 @@ export function planContainer(spec: ContainerSpec): ContainerPlan {
   const r = resolveSpec(spec);
   const userns = r.newNamespaces.includes("user");
   const ctx: SetupContext = { spec: r, userns };
-  const flags = namespaceFlags(r.newNamespaces);
+  const flags = cloneFlags(r);
   const host: PlannedStep[] = [];
   const rootfs = r.rootfs;
   host.push({

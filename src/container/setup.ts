@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { Capability, keepBounding, type KeepPlan, keepPlan, keepSets } from "../capability.ts";
 import { sethostname } from "../hostname.ts";
 import * as Mount from "../mount.ts";
-import { CLONE_NEWTIME, setns } from "../namespace.ts";
+import { CLONE_NEWCGROUP, CLONE_NEWTIME, namespaceFlags, setns } from "../namespace.ts";
 import { exec, resetSignalsForExec, waitpid2 } from "../process.ts";
 import { setrlimit } from "../rlimit.ts";
 import { loadSeccomp } from "../seccomp.ts";
@@ -568,6 +568,14 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     },
   },
   {
+    name: "cgroup-namespace",
+    why:
+      "a cgroup namespace rooted at the container's own cgroup (the parent put this child there before the go byte), so /proc/self/cgroup and the cgroup mounts show the container's subtree, not the host's paths",
+    when: (c) => has(c, "cgroup"),
+    plan: () => ["unshare(CLONE_NEWCGROUP)"],
+    run: () => void check(libc().unshare(CLONE_NEWCGROUP), "unshare", [unquoted("CLONE_NEWCGROUP")]),
+  },
+  {
     name: "private-mounts",
     why: "nothing mounted from here on may propagate to the host",
     when: (c) => has(c, "mount"),
@@ -935,6 +943,16 @@ function writeIfChanged(path: string, text: string): void {
     if (readFileSync(path, "utf8") === text) return;
   } catch { /* missing or unreadable: write it */ }
   writeFileSync(path, text);
+}
+
+/**
+ * The clone flags of a container's namespaces. Two kinds are not among them: CLONE_NEWTIME (in
+ * clone(2)'s flags its bit is part of the exit signal: the time-namespace step unshares it) and
+ * CLONE_NEWCGROUP (a cgroup namespace is rooted where its maker is when it is made: the
+ * cgroup-namespace step unshares it once the parent has put the child in its cgroup).
+ */
+export function cloneFlags(spec: ResolvedSpec): number {
+  return namespaceFlags(spec.newNamespaces) & ~(CLONE_NEWTIME | CLONE_NEWCGROUP);
 }
 
 /** The steps that apply to `ctx`, in order. */

@@ -157,7 +157,7 @@ export interface ContainerSpec {
   readonly workdir?: string;
   /** Who the command runs as, inside (default root). */
   readonly user?: { readonly uid: number; readonly gid?: number; readonly groups?: readonly number[] };
-  /** Default "mount", "uts", "ipc", "pid", "net". */
+  /** Default "mount", "uts", "ipc", "pid", "net", "cgroup". */
   readonly namespaces?: readonly NamespaceSpec[];
   /**
    * Needs a user namespace. A single range or a list; `gid` defaults to `uid`'s. An `outside` range
@@ -289,5 +289,8 @@ export const DEFAULT_READONLY_PATHS: readonly string[] = [
   "/proc/sysrq-trigger",
 ];
 
-/** The default namespaces. */
-export const DEFAULT_NAMESPACES: readonly NamespaceName[] = ["mount", "uts", "ipc", "pid", "net"];
+/**
+ * The default namespaces: docker's, with a cgroup namespace of the container's own (as docker on
+ * cgroup v2); the cgroup one is left out on a kernel without cgroup namespaces.
+ */
+export const DEFAULT_NAMESPACES: readonly NamespaceName[] = ["mount", "uts", "ipc", "pid", "net", "cgroup"];

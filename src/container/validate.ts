@@ -5,6 +5,7 @@
  * normalisation into a {@link ResolvedSpec} with every default filled in.
  * @module
  */
+import { existsSync } from "node:fs";
 import { isAbsolute, normalize } from "node:path";
 import process from "node:process";
 import { ConfigError } from "../errors.ts";
@@ -176,6 +177,13 @@ function list<T>(x: T | readonly T[] | undefined): readonly T[] {
   return x === undefined ? [] : Array.isArray(x) ? x : [x as T];
 }
 
+let cgroupNamespaces: boolean | undefined;
+/** {@link DEFAULT_NAMESPACES}, less the cgroup namespace on a kernel that has none. */
+function defaultNamespaces(): readonly NamespaceName[] {
+  cgroupNamespaces ??= existsSync("/proc/self/ns/cgroup");
+  return cgroupNamespaces ? DEFAULT_NAMESPACES : DEFAULT_NAMESPACES.filter((n) => n !== "cgroup");
+}
+
 /**
  * Checks a spec and returns it resolved (defaults filled in).
  * @throws {SpecError} Listing every problem with its field path.
@@ -231,7 +239,7 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
   // namespaces
   const newNamespaces: NamespaceName[] = [];
   const joinNamespaces: { type: NamespaceName; path: string }[] = [];
-  (spec.namespaces ?? DEFAULT_NAMESPACES).forEach((n, i) => {
+  (spec.namespaces ?? defaultNamespaces()).forEach((n, i) => {
     const type = typeof n === "string" ? n : n?.type;
     if (!(type in NAMESPACE_FLAGS)) {
       bad(
