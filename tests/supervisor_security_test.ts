@@ -112,13 +112,20 @@ function lab(prefix = "hako-sec-") {
     }
   };
   let started: number | undefined;
-  /** Starts `hako supervisor` under the tests' runtime, its messages to `supervisor.out`. */
-  const startSupervisor = async (umask = "022"): Promise<string> => {
+  /**
+   * Starts `hako supervisor` under the tests' runtime (as `uid`, when given), its messages to
+   * `supervisor.out`.
+   */
+  const startSupervisor = async (umask = "022", options: { uid?: number; env?: Record<string, string> } = {}) => {
     const out = join(dir.path, "supervisor.out");
     const fd = openSync(out, "a");
     const [cmd, argv] = cliArgv(["supervisor", "--idle", "0"]);
-    const p = spawn("sh", ["-c", `umask ${umask}; exec "$@"`, "sh", cmd, ...argv], {
-      env,
+    const as = options.uid === undefined
+      ? []
+      : ["setpriv", `--reuid=${options.uid}`, `--regid=${options.uid}`, "--clear-groups"];
+    const shell = ["sh", "-c", `umask ${umask}; exec "$@"`, "sh", cmd, ...argv];
+    const p = spawn([...as, ...shell][0]!, [...as, ...shell].slice(1), {
+      env: { ...env, ...options.env },
       stdio: ["ignore", fd, fd],
     });
     closeSync(fd);
@@ -335,6 +342,27 @@ print(sum(b'"ok":true' in s.recv(4096) for s in ss))`,
   },
   { skip },
 );
+
+test("a rootless supervisor serves its own uid only: root is refused too", async () => {
+  using l = lab();
+  const home = join(l.dir, "home");
+  for (const d of [l.state, home]) {
+    mkdirSync(d, { mode: 0o700 });
+    chownSync(d, NOBODY, NOBODY);
+  }
+  const log = await l.startSupervisor("022", {
+    uid: NOBODY,
+    env: { HOME: home, DENO_DIR: join(home, ".deno"), XDG_CACHE_HOME: join(home, ".cache") },
+  });
+  const sock = join(l.state, "supervisor.sock");
+  assert.equal(statSync(sock).uid, NOBODY);
+  const pong = socketClient(sock, JSON.stringify({ id: 1, op: "ping" }), NOBODY, "line");
+  assert.match(pong.stdout, /"ok":true/, pong.stdout + readFileSync(log, "utf8"));
+  // Root can open the socket (file modes do not bind root), but the supervisor says no.
+  const root = socketClient(sock, JSON.stringify({ id: 1, op: "ping" }), 0);
+  assert.match(root.stdout, /"name":"PermissionError".*uid 0 \(pid \d+\) refused: only uid 65534 may/, root.stdout);
+  assert.match(readFileSync(log, "utf8"), /refused a connection from uid 0/);
+}, { skip });
 
 test("the client reports a refusal as the supervisor words it", async () => {
   using l = lab();

@@ -328,8 +328,11 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
         ok: false,
         error: { name: "PermissionError", message: `${verdict.who} refused: ${verdict.reason}` },
       };
-      sock.end(JSON.stringify(refusal) + "\n", () => sock.destroy());
-      setTimeout(() => sock.destroy(), 1000); // a client that never reads does not keep it
+      // Half-close after the line, and drain (unread) what it sends until it closes: closing at
+      // once could fail its first write (EPIPE) or reset the connection before it reads why.
+      sock.end(JSON.stringify(refusal) + "\n");
+      sock.resume();
+      setTimeout(() => sock.destroy(), 1000); // one that never closes is cut off
       return;
     }
     clients.add(sock);
