@@ -71,7 +71,7 @@ interface Result {
 const unique = () => `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 
 /** A temp dir (0755, so nobody can reach what the test opens to it), its state dir and a busybox rootfs. */
-function lab(prefix = "hako-sec-") {
+function lab(prefix = "hako-supsec-") {
   const dir = tempDir(prefix);
   chmodSync(dir.path, 0o755);
   const state = join(dir.path, "state");
@@ -287,8 +287,8 @@ test(
     using l = lab();
     const log = await l.startSupervisor();
     const sock = join(l.state, "supervisor.sock");
-    // Open a door that file modes alone would not close: a hard link to the socket in a dir nobody
-    // can search, and the socket itself writable by all.
+    // Open a door, so that only the peer check can refuse: a hard link to the socket in a dir
+    // everyone may search (the state dir stays 0700), and the socket itself writable by all.
     const door = join(l.dir, "door");
     mkdirSync(door, { mode: 0o755 });
     chmodSync(door, 0o755);
