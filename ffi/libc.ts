@@ -114,6 +114,12 @@ export const LIBC_SYMBOLS = {
   sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "i32" },
   // ssize_t recv(int fd, void *buf, size_t len, int flags)
   recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "i32" },
+  // int getsockopt(int fd, int level, int name, void *value, socklen_t *len)
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  // int getsockname(int fd, struct sockaddr *addr, socklen_t *len)
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  // mode_t umask(mode_t mask) — never fails
+  umask: { parameters: ["u32"], result: "u32" },
   // unsigned int if_nametoindex(const char *ifname) — 0 and errno when there is no such interface
   if_nametoindex: { parameters: ["buffer"], result: "u32" },
   // int flock(int fd, int operation)

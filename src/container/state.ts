@@ -18,19 +18,45 @@
  * ```
  *
  * A name is reserved by `mkdir containers/NAME`, which is atomic: of two `hako start` of one name
- * at the same moment exactly one wins. Processes are identified by pid **and** start time (field
- * 22 of `/proc/PID/stat`), and signalled through a pidfd opened before the start time is checked,
- * so a reused pid is never signalled.
+ * at the same moment exactly one wins.
+ *
+ * Nobody but the user who runs hako (root, or the rootless user) may reach any of it: the state
+ * directory and `containers/` are 0700 and that user's, whatever the umask, and so is the way to
+ * them (see {@link StateStore.prepare}); a directory found open to others is closed (when it is
+ * that user's) or refused (when it is not) before anything in it is trusted — its records name
+ * pids to signal and cgroups to remove, and the supervisor's socket runs containers for whoever
+ * reaches it. Files are created 0600 and never through a symlink.
+ *
+ * Processes are identified by pid **and** start time (field 22 of `/proc/PID/stat`), and
+ * signalled through a pidfd opened before the start time is checked, so a reused pid is never
+ * signalled.
  *
  * @module
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import {
+  chmodSync,
+  closeSync,
+  constants as fsConstants,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  type Stats,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import process from "node:process";
 import { check, errno, libc } from "../../ffi/libc.ts";
 import { cstr } from "../../ffi/cstring.ts";
 import { SYS } from "../../ffi/syscalls.ts";
-import { SyscallError } from "../errors.ts";
+import { fsError, SyscallError } from "../errors.ts";
+import { type FileFacts, octalMode, type TrustFs, untrustedWayTo, writableByOthers } from "../_trusted_path.ts";
 import { type Signal, signalNumber } from "../signals.ts";
 import type { ContainerSpec } from "./spec.ts";
 import { resolveStateDir } from "./_state_dir.ts";
@@ -113,21 +139,148 @@ export class ContainerStateError extends Error {
   }
 }
 
-const O_RDWR = 2, O_CREAT = 0o100, O_CLOEXEC = 0o2000000;
+/**
+ * A state directory hako will not use: owned by someone else, under a directory someone else may
+ * change, or holding what someone else put there while it was open. Nothing was done in it.
+ */
+export class StateDirError extends ContainerStateError {
+  /** The state directory. */
+  readonly path: string;
+  /**
+   * Makes the error.
+   * @param path The state directory.
+   * @param problem What is wrong, naming the path at fault.
+   */
+  constructor(path: string, problem: string) {
+    super(
+      `cannot use the state directory ${path}: ${problem}. hako keeps it 0700 and owned by the user who runs ` +
+        `hako; fix or remove it, or set HAKO_STATE_DIR to another`,
+    );
+    this.name = "StateDirError";
+    this.path = path;
+  }
+}
+
+/** `lstat` through `node:fs`, for {@link untrustedWayTo}. */
+export const nodeTrustFs: TrustFs = {
+  lstat(path: string): FileFacts | undefined {
+    let st: Stats;
+    try {
+      st = lstatSync(path);
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code === "ENOENT" || code === "ENOTDIR") return undefined;
+      throw e;
+    }
+    const kind = st.isSymbolicLink() ? "symlink" : st.isDirectory() ? "dir" : st.isFile() ? "file" : "other";
+    return { uid: st.uid, mode: st.mode & 0o7777, kind };
+  },
+  realPath: (path: string) => realpathSync(path),
+};
+
+const O_RDWR = 2, O_CREAT = 0o100, O_CLOEXEC = 0o2000000, O_NOFOLLOW = 0o400000;
+/** How a record's temp file is opened: never through a symlink. */
+const WRITE_PRIVATE = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | O_NOFOLLOW;
 const LOCK_EX = 2, LOCK_UN = 8;
 const EINTR = 4, ESRCH = 3;
 
 /** The containers' state directories under a state directory. */
 export class StateStore {
-  /** The state directory. */
+  /** The state directory (absolute). */
   readonly root: string;
+  /** The user hako runs as, who must own the state directory. */
+  readonly #uid: number;
+  #prepared = false;
+  #checked = false;
 
   /**
-   * Names a state directory; nothing is touched until a container is reserved.
-   * @param root The state directory (default {@link stateDir}).
+   * Names a state directory; nothing is touched until it is used.
+   * @param root The state directory (default {@link stateDir}); a relative one is taken from the
+   *   current directory.
    */
   constructor(root: string = stateDir()) {
-    this.root = root;
+    this.root = resolve(root);
+    this.#uid = libc().geteuid();
+  }
+
+  /**
+   * Makes the state directory and its `containers/` when missing — 0700 whatever the umask,
+   * parents included — and makes sure nobody else can reach them: the way to it must be root's
+   * or the caller's and not writable by others (sticky directories such as /tmp excepted); the
+   * directory and `containers/` must be the caller's (a `containers/` that is a symlink is
+   * refused). One that is the caller's with another mode is set to 0700; if others could write to
+   * it, everything in it must be the caller's too. Checked once per store.
+   * @throws {StateDirError} When the directory cannot be trusted; nothing was made then.
+   */
+  prepare(): void {
+    if (this.#prepared) return;
+    this.#checkWay();
+    mkdirSync(dirname(this.root), { recursive: true, mode: 0o700 });
+    this.#privateDir(this.root, true);
+    this.#privateDir(join(this.root, "containers"), true);
+    this.#prepared = this.#checked = true;
+  }
+
+  /**
+   * {@link StateStore.prepare}'s checks of what exists, making nothing: for the commands that
+   * only read (a record in a directory others could write could name anyone's process or cgroup).
+   * @throws {StateDirError} When the directory cannot be trusted.
+   */
+  check(): void {
+    if (this.#checked || this.#prepared) return;
+    if (existsSync(this.root)) {
+      this.#checkWay();
+      this.#privateDir(this.root, false);
+      this.#privateDir(join(this.root, "containers"), false);
+    }
+    this.#checked = true;
+  }
+
+  #checkWay(): void {
+    const problem = untrustedWayTo(this.root, this.#uid, nodeTrustFs);
+    if (problem) throw new StateDirError(this.root, problem);
+  }
+
+  /** One of the state's directories: made (when `create`) 0700, the caller's, closed to others. */
+  #privateDir(path: string, create: boolean): void {
+    const isRoot = path === this.root;
+    if (create) {
+      try {
+        mkdirSync(path, { mode: 0o700 });
+        chmodSync(path, 0o700); // whatever the umask took away
+      } catch (e) {
+        if ((e as { code?: string }).code !== "EEXIST") throw fsError(e, "mkdir", path, "make the state directory");
+      }
+    }
+    let st: Stats;
+    try {
+      // The state directory itself may be a symlink (its way was checked); containers/ may not.
+      st = isRoot ? statSync(path) : lstatSync(path);
+    } catch (e) {
+      if ((e as { code?: string }).code === "ENOENT") return;
+      throw fsError(e, "stat", path, "check the state directory");
+    }
+    if (st.isSymbolicLink()) throw new StateDirError(this.root, `${path} is a symlink, not a directory`);
+    if (!st.isDirectory()) throw new StateDirError(this.root, `${path} is not a directory`);
+    if (st.uid !== this.#uid) {
+      throw new StateDirError(this.root, `${path} is owned by uid ${st.uid}, not by uid ${this.#uid} who runs hako`);
+    }
+    const mode = st.mode & 0o7777;
+    if (mode === 0o700) return;
+    chmodSync(path, 0o700);
+    if (!writableByOthers(mode)) return;
+    // Others could write here: what they may have put in is not hako's.
+    for (const name of readdirSync(path)) {
+      const entry = join(path, name);
+      const owner = lstatSync(entry).uid;
+      if (owner !== this.#uid) {
+        throw new StateDirError(
+          this.root,
+          `${entry} is owned by uid ${owner}: ${path} was open to others (mode ${octalMode(mode)}, now 0700) and ` +
+            `this was not made by hako`,
+        );
+      }
+    }
   }
 
   /** The directory of container `name`. */
@@ -151,9 +304,10 @@ export class StateStore {
    * @throws {ContainerStateError} When a container of that name exists.
    */
   reserve(record: StateRecord): void {
-    mkdirSync(join(this.root, "containers"), { recursive: true, mode: 0o700 });
+    this.prepare();
     try {
       mkdirSync(this.dir(record.name), { mode: 0o700 });
+      chmodSync(this.dir(record.name), 0o700); // whatever the umask took away
     } catch (e) {
       if ((e as { code?: string }).code !== "EEXIST") throw e;
       const old = this.tryRead(record.name);
@@ -168,10 +322,8 @@ export class StateStore {
   /** Replaces a container's record atomically (write then rename); false when its directory is gone. */
   write(record: StateRecord): boolean {
     const dir = this.dir(record.name);
-    const tmp = join(dir, `.state.json.${process.pid}`);
     try {
-      writeFileSync(tmp, JSON.stringify(record, null, 1) + "\n", { mode: 0o600 });
-      renameSync(tmp, join(dir, "state.json"));
+      writePrivateFile(join(dir, "state.json"), JSON.stringify(record, null, 1) + "\n", `.state.json.${process.pid}`);
       return true;
     } catch (e) {
       if ((e as { code?: string }).code === "ENOENT") return false;
@@ -192,6 +344,7 @@ export class StateStore {
   /** A container's record, or undefined when there is none (or it is half-written by a crash). */
   tryRead(name: string): StateRecord | undefined {
     if (!isValidName(name)) return undefined;
+    this.check();
     try {
       return JSON.parse(readFileSync(join(this.dir(name), "state.json"), "utf8")) as StateRecord;
     } catch {
@@ -201,6 +354,7 @@ export class StateStore {
 
   /** The names of every container directory, sorted. */
   names(): string[] {
+    this.check();
     try {
       return readdirSync(join(this.root, "containers")).filter((n) => !n.startsWith(".")).sort();
     } catch {
@@ -225,7 +379,8 @@ export class StateStore {
   withLock<T>(name: string, fn: () => T): T {
     const path = join(this.dir(name), "lock");
     const { open, flock, close } = libc();
-    const fd = open(cstr(path), O_RDWR | O_CREAT | O_CLOEXEC, 0o600);
+    this.check();
+    const fd = open(cstr(path), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600);
     if (fd === -1) {
       const e = errno();
       if (e === 2) throw new ContainerStateError(`no container named ${name}`);
@@ -261,6 +416,24 @@ export class StateStore {
       throw e;
     }
   }
+}
+
+/**
+ * Replaces a file atomically with `text`, 0600: written to a temp file beside it (opened with
+ * O_NOFOLLOW, so never through a symlink), then renamed over it.
+ * @param path The file.
+ * @param text Its new contents.
+ * @param tmpName The temp file's name in the same directory (default `.NAME.PID.tmp`).
+ */
+export function writePrivateFile(path: string, text: string, tmpName?: string): void {
+  const tmp = join(dirname(path), tmpName ?? `.${path.slice(path.lastIndexOf("/") + 1)}.${process.pid}.tmp`);
+  const fd = openSync(tmp, WRITE_PRIVATE, 0o600);
+  try {
+    writeFileSync(fd, text);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
 }
 
 /** True for a valid container name (letters, digits, `.`, `_`, `-`; not starting with `.`). */

@@ -10,6 +10,7 @@
  *
  * @module
  */
+import type { FileFacts } from "../_trusted_path.ts";
 
 /** What the CLI and the runner need from the runtime. */
 export interface Host {
@@ -29,6 +30,12 @@ export interface Host {
   readTextFile(path: string): string;
   /** The names in a directory (unsorted). @throws The runtime's not-found error (`code` / `name` says which). */
   readDir(path: string): string[];
+  /** `lstat`: a path's owner, permission bits and type; undefined when nothing is there. */
+  lstat(path: string): FileFacts | undefined;
+  /** The path with its symlinks resolved. @throws When it leads nowhere. */
+  realPath(path: string): string;
+  /** The user this process runs as (its real uid). */
+  uid(): number;
   /** Writes text to stdout, synchronously. */
   stdout(text: string): void;
   /** Writes text to stderr, synchronously. */
@@ -62,6 +69,17 @@ export interface Host {
    * the heap it grew for the burst otherwise. Does nothing where neither is available.
    */
   collectGarbage(): void;
+}
+
+/** The kind of file `lstat` saw (pure). */
+function kindOf(st: { isFile: boolean; isDirectory: boolean; isSymlink: boolean }): FileFacts["kind"] {
+  return st.isSymlink ? "symlink" : st.isDirectory ? "dir" : st.isFile ? "file" : "other";
+}
+
+/** True for the runtime's "no such file" and "not a directory" errors. */
+function isMissing(e: unknown): boolean {
+  const err = e as { code?: string; name?: string };
+  return isNotFound(e) || err?.code === "ENOTDIR" || err?.name === "NotADirectory";
 }
 
 /**
@@ -127,6 +145,7 @@ interface NodeProcess {
   execve?(file: string, args: string[], env: Record<string, string | undefined>): never;
   versions: Record<string, string | undefined>;
   cwd(): string;
+  getuid?(): number;
   exit(code: number): never;
   stdout: { fd: number };
   on(event: string, fn: (e: unknown) => void): void;
@@ -134,6 +153,14 @@ interface NodeProcess {
 }
 
 interface SyncFs {
+  lstatSync(path: string): {
+    uid: number;
+    mode: number;
+    isFile(): boolean;
+    isDirectory(): boolean;
+    isSymbolicLink(): boolean;
+  };
+  realpathSync(path: string): string;
   readFileSync(path: string, encoding: "utf8"): string;
   readdirSync(path: string): string[];
   existsSync(path: string): boolean;
@@ -157,6 +184,17 @@ function denoHost(): Host {
     cwd: () => Deno.cwd(),
     readTextFile: (path) => Deno.readTextFileSync(path),
     readDir: (path) => Array.from(Deno.readDirSync(path), (e) => e.name),
+    lstat(path) {
+      try {
+        const st = Deno.lstatSync(path);
+        return { uid: st.uid ?? -1, mode: (st.mode ?? 0) & 0o7777, kind: kindOf(st) };
+      } catch (e) {
+        if (isMissing(e)) return undefined;
+        throw e;
+      }
+    },
+    realPath: (path) => Deno.realPathSync(path),
+    uid: () => Deno.uid() ?? -1,
     stdout: (text) => write(Deno.stdout, text),
     stderr: (text) => write(Deno.stderr, text),
     exit: (code) => Deno.exit(code),
@@ -247,6 +285,18 @@ function nodeHost(process: NodeProcess): Host {
     cwd: () => process.cwd(),
     readTextFile: (path) => fs().readFileSync(path, "utf8"),
     readDir: (path) => fs().readdirSync(path),
+    lstat(path) {
+      try {
+        const st = fs().lstatSync(path);
+        const kind = kindOf({ isFile: st.isFile(), isDirectory: st.isDirectory(), isSymlink: st.isSymbolicLink() });
+        return { uid: st.uid, mode: st.mode & 0o7777, kind };
+      } catch (e) {
+        if (isMissing(e)) return undefined;
+        throw e;
+      }
+    },
+    realPath: (path) => fs().realpathSync(path),
+    uid: () => process.getuid?.() ?? -1,
     stdout: (text) => void fs().writeSync(1, text),
     stderr: (text) => void fs().writeSync(2, text),
     exit: (code) => process.exit(code),

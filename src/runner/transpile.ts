@@ -3,6 +3,14 @@
  * that Node uses for its own type stripping), then the imports are found with `es-module-lexer`,
  * and the result is cached on disk by content hash, so a script seen before loads neither.
  *
+ * A cache entry is code that runs, so the cache is used only when nobody but its user could have
+ * written it (root running a script must not run what another user planted in `$HOME/.cache`):
+ * the cache directory, its `loader/` and each entry's directory must be the caller's and not
+ * writable by group or others, the way to it must be root's or the caller's (see
+ * `_trusted_path.ts`), and each entry file the caller's and not writable by others. Otherwise the
+ * cache is neither read nor written for the rest of the process, and one warning says why. Hako
+ * makes its directories 0700 and its entries 0600 whatever the umask.
+ *
  * Two modes:
  * - `"strip"` (the default) replaces type syntax with spaces: every line and column of the output
  *   is the source's, so stack traces point at the script with no source map.
@@ -14,6 +22,7 @@
  */
 import { host } from "./_host.ts";
 import { base64 } from "./_base64.ts";
+import { octalMode, type TrustFs, untrustedWayTo, writableByOthers } from "../_trusted_path.ts";
 
 /** Bump when the cached output format or the rewriting rules change. */
 const CACHE_FORMAT = 2;
@@ -130,6 +139,101 @@ export function cacheDir(env: (name: string) => string | undefined = host().env)
   return home ? `${home}/.cache/hako` : undefined;
 }
 
+/** The host's file system, as the trust checks see it. */
+function hostTrustFs(): TrustFs {
+  const h = host();
+  return { lstat: (p) => h.lstat(p), realPath: (p) => h.realPath(p) };
+}
+
+/**
+ * Why a directory or file of the cache cannot be trusted by `uid` (pure over `fs`), or undefined:
+ * it must be the caller's and not writable by group or others; a missing one is fine (hako makes it).
+ */
+function ownProblem(path: string, uid: number, fs: TrustFs, kind: "dir" | "file"): string | undefined {
+  const st = fs.lstat(path);
+  if (!st) return undefined;
+  if (st.kind !== kind) {
+    return `${path} is ${st.kind === "symlink" ? "a symlink" : `not a ${kind === "dir" ? "directory" : "file"}`}`;
+  }
+  if (st.uid !== uid) return `${path} is owned by uid ${st.uid}, not by uid ${uid} who runs hako`;
+  if (writableByOthers(st.mode)) return `${path} is writable by others than its owner (mode ${octalMode(st.mode)})`;
+  return undefined;
+}
+
+/**
+ * Why the loader cache in `dir` cannot be trusted by `uid`, or undefined when it can: the way to
+ * it is root's or the caller's (no directory on it writable by others unless sticky, no symlink of
+ * anyone else's), and the directory itself (where a symlink leads) and its `loader/` are the
+ * caller's and not writable by group or others. Entries are checked as they are read.
+ * @param dir The cache directory (absolute).
+ * @param uid The user running hako.
+ * @param fs How to look (default: the host's `lstat`).
+ */
+export function cacheProblem(dir: string, uid: number, fs: TrustFs = hostTrustFs()): string | undefined {
+  const way = untrustedWayTo(dir, uid, fs);
+  if (way) return way;
+  let real = dir;
+  if (fs.lstat(dir)?.kind === "symlink") real = fs.realPath(dir);
+  return ownProblem(real, uid, fs, "dir") ?? ownProblem(`${real}/loader`, uid, fs, "dir");
+}
+
+/** What this process found out about cache directories: undefined (trusted) or the problem. */
+const cacheVerdicts = new Map<string, string | undefined>();
+let cacheRefused = false;
+
+/** Gives up on the cache for this process, saying why once. */
+function refuseCache(dir: string, problem: string): void {
+  if (!cacheRefused) {
+    host().stderr(
+      `hako: not using the loader cache ${dir}: ${problem}; scripts are transpiled afresh ` +
+        `(make it yours and not writable by others, or set HAKO_CACHE_DIR)\n`,
+    );
+  }
+  cacheRefused = true;
+}
+
+/**
+ * Whether the cache in `dir` may be used now — and, given `entry`, that entry and its directory
+ * (each directory is judged once per process; entries each time).
+ */
+function cacheUsable(dir: string, entry?: string): boolean {
+  if (cacheRefused) return false;
+  const fs = hostTrustFs();
+  const verdict = (key: string, find: () => string | undefined) => {
+    if (!cacheVerdicts.has(key)) cacheVerdicts.set(key, find());
+    return cacheVerdicts.get(key);
+  };
+  const shard = entry?.slice(0, entry.lastIndexOf("/"));
+  let problem: string | undefined;
+  try {
+    const uid = host().uid();
+    problem = verdict(dir, () => cacheProblem(dir, uid, fs)) ??
+      (shard ? verdict(shard, () => ownProblem(shard, uid, fs, "dir")) : undefined) ??
+      (entry ? ownProblem(entry, uid, fs, "file") : undefined);
+  } catch (e) {
+    problem = `it cannot be checked (${(e as Error).message})`;
+  }
+  if (problem) refuseCache(dir, problem);
+  return !problem;
+}
+
+/** Makes the missing directories of `path` 0700, whatever the umask. */
+function makePrivateDirs(
+  path: string,
+  fs: { mkdirSync(p: string, o: { mode: number }): unknown; chmodSync(p: string, m: number): void },
+): void {
+  const missing: string[] = [];
+  for (let p = path; p && p !== "/" && !host().lstat(p); p = p.slice(0, p.lastIndexOf("/"))) missing.unshift(p);
+  for (const p of missing) {
+    try {
+      fs.mkdirSync(p, { mode: 0o700 });
+      fs.chmodSync(p, 0o700);
+    } catch (e) {
+      if ((e as { code?: string }).code !== "EEXIST") throw e;
+    }
+  }
+}
+
 async function sha256(text: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
@@ -150,23 +254,27 @@ function slim(imports: ReadonlyArray<ImportRecord>): ImportRecord[] {
  * @throws {TranspileError} On a syntax error.
  */
 export async function transpile(source: string, file: string, mode: TranspileMode): Promise<Transpiled> {
-  const dir = cacheDir();
+  let dir = cacheDir();
+  if (dir && !dir.startsWith("/")) dir = `${host().cwd()}/${dir}`;
   const key = await sha256(`${CACHE_FORMAT}\0${AMARO_VERSION}\0${mode}\0${file}\0${source}`);
   const path = dir ? `${dir}/loader/${key.slice(0, 2)}/${key}.json` : undefined;
-  if (path) {
+  if (dir && path && cacheUsable(dir, path)) {
     try {
       const cached = JSON.parse(host().readTextFile(path)) as Transpiled;
       if (typeof cached.code === "string" && Array.isArray(cached.imports)) return cached;
     } catch { /* not cached, unreadable or corrupt: transpile again */ }
   }
   const out = await transpileUncached(source, file, mode);
-  if (path) {
+  if (dir && path && cacheUsable(dir)) {
     try {
-      const { mkdirSync, renameSync, writeFileSync } = await import("node:fs");
-      mkdirSync(path.slice(0, path.lastIndexOf("/")), { recursive: true });
-      const tmp = `${path}.${crypto.randomUUID()}.tmp`;
-      writeFileSync(tmp, JSON.stringify(out));
-      renameSync(tmp, path);
+      const fs = await import("node:fs");
+      makePrivateDirs(path.slice(0, path.lastIndexOf("/")), fs);
+      if (cacheUsable(dir, path)) {
+        const tmp = `${path}.${crypto.randomUUID()}.tmp`;
+        // 0600 whatever the umask could add; "wx": never through something already there.
+        fs.writeFileSync(tmp, JSON.stringify(out), { mode: 0o600, flag: "wx" });
+        fs.renameSync(tmp, path);
+      }
     } catch { /* a cache that cannot be written is no cache */ }
   }
   return out;

@@ -1,10 +1,13 @@
 /**
  * The CLI's side of the supervisor's socket: connect (starting the supervisor on demand, detached
  * in its own session, with the same runtime and flags as the CLI), send requests, match answers.
+ * The state directory is checked first (see `StateStore.prepare`): a socket in a directory that
+ * someone else could write may be theirs, and would be sent the caller's specs. A supervisor that
+ * refuses the caller says why in one line with id 0, which every pending request gets as its answer.
  * @module
  */
 import { spawn } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { createConnection, type Socket } from "node:net";
 import process from "node:process";
 import { host } from "../runner/_host.ts";
@@ -19,7 +22,7 @@ export class SupervisorClient {
   readonly #sock: Socket;
   readonly #waiting = new Map<number, (r: Response) => void>();
   #next = 1;
-  #closed: Error | undefined;
+  #closed: { name: string; message: string } | undefined;
 
   private constructor(sock: Socket) {
     this.#sock = sock;
@@ -32,30 +35,35 @@ export class SupervisorClient {
         } catch {
           continue;
         }
+        if (res?.id === 0 && res.ok === false && res.error) {
+          // About the connection, not a request (a refusal): every request gets it.
+          fail(res.error);
+          continue;
+        }
         const done = this.#waiting.get(res.id);
         this.#waiting.delete(res.id);
         done?.(res);
       }
     });
-    const fail = (e?: Error) => {
-      this.#closed = e ?? new Error("the supervisor closed the connection");
-      for (const [id, done] of this.#waiting) {
-        done({ id, ok: false, error: { name: "SupervisorError", message: this.#closed.message } });
-      }
+    const fail = (e?: { name: string; message: string }) => {
+      this.#closed ??= e ?? { name: "SupervisorError", message: "the supervisor closed the connection" };
+      for (const [id, done] of this.#waiting) done({ id, ok: false, error: { ...this.#closed } });
       this.#waiting.clear();
     };
-    sock.on("error", fail);
+    sock.on("error", (e: Error) => fail({ name: "SupervisorError", message: e.message }));
     sock.on("close", () => fail());
   }
 
   /**
    * Connects to the supervisor of `store`'s state directory, starting it when none runs.
+   * @throws {StateDirError} When the state directory cannot be trusted.
    * @throws {Error} When no supervisor answers within 15 s of being started.
    */
   static async connect(
     store: StateStore = new StateStore(),
     options: { start?: boolean } = {},
   ): Promise<SupervisorClient> {
+    store.prepare();
     const path = store.file("supervisor.sock");
     // A socket whose supervisor is gone could still accept (if a process inherited it) but never
     // answer: trust it only while the recorded supervisor runs.
@@ -79,7 +87,7 @@ export class SupervisorClient {
   request(body: RequestBody): Promise<Response> {
     const id = this.#next++;
     if (this.#closed) {
-      return Promise.resolve({ id, ok: false, error: { name: "SupervisorError", message: this.#closed.message } });
+      return Promise.resolve({ id, ok: false, error: { ...this.#closed } });
     }
     return new Promise((resolve) => {
       this.#waiting.set(id, resolve);
@@ -124,7 +132,7 @@ function tryConnect(path: string): Promise<Socket | undefined> {
  * script path in this process's command line still resolves.
  */
 function startSupervisor(store: StateStore): void {
-  mkdirSync(store.root, { recursive: true, mode: 0o700 }); // its log goes there from the start
+  store.prepare(); // its log goes there from the start
   const argv = host().selfArgv(["supervisor", "--log", store.file("supervisor.log")]);
   const child = spawn(process.execPath, argv.slice(1), {
     argv0: argv[0],

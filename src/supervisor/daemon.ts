@@ -7,7 +7,7 @@ import process from "node:process";
 import { check, libc } from "../../ffi/libc.ts";
 import { cstr } from "../../ffi/cstring.ts";
 
-const O_RDONLY = 0, O_WRONLY = 1, O_CREAT = 0o100, O_APPEND = 0o2000, O_CLOEXEC = 0o2000000;
+const O_RDONLY = 0, O_WRONLY = 1, O_CREAT = 0o100, O_APPEND = 0o2000, O_CLOEXEC = 0o2000000, O_NOFOLLOW = 0o400000;
 
 /**
  * Leaves the caller's session (setsid; already a leader is fine), points stdin at /dev/null and
@@ -16,7 +16,12 @@ const O_RDONLY = 0, O_WRONLY = 1, O_CREAT = 0o100, O_APPEND = 0o2000, O_CLOEXEC 
 export function detachInto(logPath: string): void {
   const { setsid, open, dup2, close } = libc();
   setsid();
-  const log = check(open(cstr(logPath), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600), "open", [logPath]);
+  // 0600, and never through a symlink (the log lives in the state directory, written as root).
+  const log = check(
+    open(cstr(logPath), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600),
+    "open",
+    [logPath],
+  );
   const nul = check(open(cstr("/dev/null"), O_RDONLY | O_CLOEXEC, 0), "open", ["/dev/null"]);
   check(dup2(nul, 0), "dup2", [nul, 0]);
   check(dup2(log, 1), "dup2", [log, 1]);

@@ -8,6 +8,12 @@
  * supervisor never blocks or kills it with SIGPIPE), reaps it, records the exit status and time in
  * the container's state, caps the log (copy-truncate to `log.1`), and undoes the cgroup and veth.
  *
+ * It serves only its own user: every connection's peer credentials (SO_PEERCRED) are read before
+ * a byte of it is, and a client of another uid gets one refusal line and is disconnected (and the
+ * refusal is logged) — it would otherwise run containers and their hooks as root for anyone who
+ * reaches the socket. The socket is made 0600 in the 0700 state directory whatever the umask.
+ * Nothing a client sends (bad JSON, a bad request, a vanished connection) ends the supervisor.
+ *
  * Everything it knows is on disk too, so the CLI's `ps`, `kill`, `stop`, `delete` and `exec` work
  * without it. A supervisor started after another died adopts the running containers it finds (it
  * cannot reap them — they are not its children — so it watches them, and records "exit status
@@ -15,11 +21,12 @@
  *
  * @module
  */
-import { copyFileSync, mkdirSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, rmSync, statSync, truncateSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import process from "node:process";
 import { check, errno, libc } from "../../ffi/libc.ts";
 import { cstr } from "../../ffi/cstring.ts";
+import { setUmask } from "../../ffi/unix_socket.ts";
 import { SyscallError } from "../errors.ts";
 import { host } from "../runner/_host.ts";
 import { Container } from "../container/container.ts";
@@ -31,9 +38,11 @@ import {
   selfIdentity,
   type StateRecord,
   StateStore,
+  writePrivateFile,
 } from "../container/state.ts";
 import { releaseResources } from "../container/lifecycle.ts";
 import { type ErrorReply, LineReader, type Request, type Response, type StartRequest } from "./protocol.ts";
+import { judgePeer } from "./_peer.ts";
 
 /** Options of {@link runSupervisor}. */
 export interface SupervisorOptions {
@@ -47,7 +56,7 @@ export interface SupervisorOptions {
   readonly log?: (line: string) => void;
 }
 
-const O_RDONLY = 0, O_WRONLY = 1, O_CREAT = 0o100, O_APPEND = 0o2000, O_CLOEXEC = 0o2000000;
+const O_RDONLY = 0, O_WRONLY = 1, O_CREAT = 0o100, O_APPEND = 0o2000, O_CLOEXEC = 0o2000000, O_NOFOLLOW = 0o400000;
 const LOCK_EX = 2, LOCK_NB = 4;
 const TICK_MS = 100;
 /** Containers created at once (each waits for its child's setup, so a few overlap well). */
@@ -60,6 +69,21 @@ function errorReply(e: unknown): ErrorReply {
   const err = e instanceof Error ? e : new Error(String(e));
   const step = (err as { step?: unknown }).step;
   return { name: err.name, message: err.message, ...(typeof step === "string" ? { step } : {}) };
+}
+
+/**
+ * Why `value` is not a request the supervisor knows (pure): JSON may be anything, and nothing a
+ * client sends may throw where no one catches it.
+ */
+export function requestProblem(value: unknown): string | undefined {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return "a request is a JSON object";
+  const r = value as Record<string, unknown>;
+  if (typeof r.id !== "number" || !Number.isSafeInteger(r.id)) return "a request needs a numeric id";
+  if (r.op === "ping") return undefined;
+  if (r.op !== "start") return `unknown op ${JSON.stringify(r.op)}`;
+  if (r.spec === null || typeof r.spec !== "object" || Array.isArray(r.spec)) return "start needs a spec object";
+  if (r.specFile !== undefined && typeof r.specFile !== "string") return "specFile must be a string";
+  return undefined;
 }
 
 /** A small counting semaphore. */
@@ -89,10 +113,15 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
   const logMax = options.logMaxBytes ?? (env.HAKO_LOG_MAX ? Number(env.HAKO_LOG_MAX) : 1 << 20);
   const say = options.log ?? ((line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`));
 
+  // The state directory: made 0700, or checked (closed, or refused) when it is there.
+  store.prepare();
   // One supervisor per state directory: the lock is held for as long as this process lives.
-  mkdirSync(store.root, { recursive: true, mode: 0o700 });
   const lockPath = store.file("supervisor.lock");
-  const lockFd = check(libc().open(cstr(lockPath), O_WRONLY | O_CREAT | O_CLOEXEC, 0o600), "open", [lockPath]);
+  const lockFd = check(
+    libc().open(cstr(lockPath), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600),
+    "open",
+    [lockPath],
+  );
   if (libc().flock(lockFd, LOCK_EX | LOCK_NB) !== 0) {
     const e = errno();
     libc().close(lockFd);
@@ -104,6 +133,8 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
   }
 
   const self = selfIdentity();
+  /** The one user it serves: root, or the rootless user who runs it. */
+  const allowedUid = libc().geteuid();
   const containers = new Map<string, Container>();
   const adopted = new Map<string, ProcessIdentity>();
   const clients = new Set<Socket>();
@@ -145,7 +176,11 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
     let logFd = -1, nullFd = -1;
     try {
       const logPath = store.logPath(name);
-      logFd = check(open(cstr(logPath), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640), "open", [logPath]);
+      logFd = check(
+        open(cstr(logPath), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600),
+        "open",
+        [logPath],
+      );
       nullFd = check(open(cstr("/dev/null"), O_RDONLY | O_CLOEXEC, 0), "open", ["/dev/null"]);
       const c = await Container.create(spec, {
         stdio: { stdin: nullFd, stdout: logFd, stderr: logFd },
@@ -272,34 +307,86 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
     }
   };
 
+  const reply = (sock: Socket, res: Response) => {
+    try {
+      if (!sock.destroyed) sock.write(JSON.stringify(res) + "\n");
+    } catch { /* the client is gone */ }
+  };
+  const protocolError = (id: number, message: string): Response => ({
+    id,
+    ok: false,
+    error: { name: "ProtocolError", message },
+  });
+  const serve = (sock: Socket) => {
+    sock.on("error", () => {});
+    // Who it is, before a byte of it is read.
+    const verdict = judgePeer(sock, sockPath, allowedUid);
+    if (!verdict.ok) {
+      say(`refused a connection from ${verdict.who}: ${verdict.reason}`);
+      const refusal: Response = {
+        id: 0,
+        ok: false,
+        error: { name: "PermissionError", message: `${verdict.who} refused: ${verdict.reason}` },
+      };
+      // Half-close after the line, and drain (unread) what it sends until it closes: closing at
+      // once could fail its first write (EPIPE) or reset the connection before it reads why.
+      sock.end(JSON.stringify(refusal) + "\n");
+      sock.resume();
+      setTimeout(() => sock.destroy(), 1000); // one that never closes is cut off
+      return;
+    }
+    clients.add(sock);
+    const lines = new LineReader();
+    sock.on("data", (chunk: Uint8Array) => {
+      for (const line of lines.push(chunk)) {
+        let value: unknown;
+        try {
+          value = JSON.parse(line);
+        } catch {
+          reply(sock, protocolError(0, "bad JSON"));
+          continue;
+        }
+        const problem = requestProblem(value);
+        if (problem) {
+          const id = (value as { id?: unknown } | null)?.id;
+          reply(sock, protocolError(typeof id === "number" ? id : 0, problem));
+          continue;
+        }
+        const req = value as Request;
+        handle(req).catch((e): Response => ({ id: req.id, ok: false, error: errorReply(e) })).then((res) =>
+          reply(sock, res)
+        );
+      }
+    });
+    sock.on("close", () => clients.delete(sock));
+  };
+
   await new Promise<void>((resolve, reject) => {
     rmSync(sockPath, { force: true });
     server = createServer((sock) => {
-      clients.add(sock);
-      const lines = new LineReader();
-      sock.on("data", (chunk: Uint8Array) => {
-        for (const line of lines.push(chunk)) {
-          let req: Request;
-          try {
-            req = JSON.parse(line);
-          } catch {
-            sock.write(
-              JSON.stringify({ id: 0, ok: false, error: { name: "ProtocolError", message: "bad JSON" } }) + "\n",
-            );
-            continue;
-          }
-          void handle(req).then((res) => {
-            if (!sock.destroyed) sock.write(JSON.stringify(res) + "\n");
-          });
-        }
-      });
-      sock.on("error", () => {});
-      sock.on("close", () => clients.delete(sock));
+      try {
+        serve(sock);
+      } catch (e) {
+        say(`dropped a connection: ${(e as Error).message}`);
+        sock.destroy();
+      }
     });
-    server.on("error", reject);
-    server.listen(sockPath, () => resolve());
+    // The socket file is made 0600 whatever the umask (docker's sockets.NewUnixSocket sets the
+    // umask around bind the same way, then chmods), in the 0700 state directory: there is no
+    // moment when another user may connect. The umask is the process's: nothing else runs yet.
+    const umask = setUmask(0o177);
+    const restore = () => void setUmask(umask);
+    server.on("error", (e) => {
+      restore();
+      reject(e);
+    });
+    server.listen(sockPath, () => {
+      restore();
+      resolve();
+    });
   });
-  writeFileSync(pidPath, `${self.pid} ${self.startTime}\n`);
+  chmodSync(sockPath, 0o600);
+  writePrivateFile(pidPath, `${self.pid} ${self.startTime}\n`);
   say(`supervisor ${self.pid} listening on ${sockPath}`);
 
   let stopping = false;
