@@ -69,6 +69,7 @@ const NR = {
   unshare: 272,
   seccomp: 317,
   close_range: 436,
+  mount_setattr: 442,
   exit_group: 231,
 } as const;
 

@@ -223,3 +223,21 @@ export function statvfsFlags(buf: Uint8Array): number {
   assertSize(buf, STATVFS);
   return Number(view(buf).getBigUint64(STATVFS.fields.flag.offset, LE));
 }
+
+/** `MOUNT_ATTR_RDONLY`, for {@link encodeMountAttr}. */
+export const MOUNT_ATTR_RDONLY = 0x1;
+
+/**
+ * A `struct mount_attr` (32 bytes: `attr_set`, `attr_clr`, `propagation`, `userns_fd`, each u64)
+ * for `mount_setattr(2)`.
+ * @param set The `MOUNT_ATTR_*` flags to set.
+ * @param clear The `MOUNT_ATTR_*` flags to clear.
+ * @returns The struct's bytes.
+ */
+export function encodeMountAttr(set: number, clear = 0): Uint8Array<ArrayBuffer> {
+  const b = new Uint8Array(32);
+  const v = new DataView(b.buffer);
+  v.setBigUint64(0, BigInt(set), true);
+  v.setBigUint64(8, BigInt(clear), true);
+  return b;
+}

@@ -14,6 +14,7 @@ export interface SyscallNumbers {
   readonly pidfd_send_signal: number;
   readonly close_range: number;
   readonly bpf: number;
+  readonly mount_setattr: number;
 }
 
 const X86_64: SyscallNumbers = {
@@ -24,6 +25,7 @@ const X86_64: SyscallNumbers = {
   pidfd_send_signal: 424,
   close_range: 436,
   bpf: 321,
+  mount_setattr: 442,
 };
 const AARCH64: SyscallNumbers = {
   clone: 220,
@@ -33,6 +35,7 @@ const AARCH64: SyscallNumbers = {
   pidfd_send_signal: 424,
   close_range: 436,
   bpf: 280,
+  mount_setattr: 442,
 };
 
 /** The syscall numbers of the running architecture. */

@@ -128,6 +128,9 @@ const O_WRONLY_CREAT_CLOEXEC = 0o1 | 0o100 | 0o2000000;
 const NOT_PLAIN = 0x1000 /* BIND */ | 0x20 /* REMOUNT */ | 0x2000 /* MOVE */ | 0xf0000 /* propagation */;
 const ENOTDIR = 20;
 const EINVAL = 22;
+const ENOSYS = 38;
+const AT_FDCWD = -100;
+const AT_RECURSIVE = 0x8000;
 const PR_CAPBSET_DROP = 24;
 const PR_SET_KEEPCAPS = 8;
 const PR_SET_NO_NEW_PRIVS = 38;
@@ -777,6 +780,15 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
       p.place(bind);
       mount(c.bind);
       emit.remountReadonly(p.bytes(c.target), c.path);
+      compilePrepared(c.tree, p, emit);
+      p.place(end);
+      return;
+    }
+    case "readonly-tree": {
+      const end = p.label();
+      call("mount_setattr", [AT_FDCWD, p.bytes(c.path), AT_RECURSIVE, p.bytes(c.attr), c.attr.byteLength], c.shown, {
+        onErrno: [[ENOSYS, end]], // (before Linux 5.12: what the bind gave)
+      });
       p.place(end);
       return;
     }

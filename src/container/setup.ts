@@ -6,7 +6,17 @@
  *
  * @module
  */
-import { existsSync, lstatSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { Capability, keepBounding, type KeepPlan, keepPlan, keepSets } from "../capability.ts";
 import { sethostname } from "../hostname.ts";
@@ -27,7 +37,8 @@ import { makedev, mknod } from "./_devices.ts";
 import { addressOf, check, errno, libc } from "../../ffi/libc.ts";
 import { SYS } from "../../ffi/syscalls.ts";
 import { cstr, cstrArray, type CStringArray } from "../../ffi/cstring.ts";
-import { statvfsBuffer, statvfsFlags } from "../../ffi/structs.ts";
+import { encodeMountAttr, MOUNT_ATTR_RDONLY, statvfsBuffer, statvfsFlags } from "../../ffi/structs.ts";
+import { detect, type Layout } from "../cgroup/layout.ts";
 import { SyscallError } from "../errors.ts";
 import type { ResolvedSpec } from "./validate.ts";
 
@@ -145,7 +156,20 @@ export type PreparedCall =
     readonly bind: PreparedMount;
     readonly path: string;
     readonly target: Uint8Array;
-  };
+    /** The bound /sys's submounts (cgroup, securityfs, debugfs…) made read-only with it. */
+    readonly tree: ReadonlyTree;
+  }
+  /**
+   * Every mount at and under `path` made read-only at once (`mount_setattr(AT_RECURSIVE,
+   * MOUNT_ATTR_RDONLY)`, Linux 5.12); a kernel without it (ENOSYS) keeps what the bind gave.
+   */
+  | ReadonlyTree;
+type ReadonlyTree = {
+  readonly op: "readonly-tree";
+  readonly path: Uint8Array;
+  readonly attr: Uint8Array;
+  readonly shown: readonly unknown[];
+};
 type PreparedMount = Extract<PreparedCall, { op: "mount" }>;
 
 /** The `MS_*` mount flags the standard steps use. */
@@ -190,6 +214,80 @@ function preparedMount(source: string | null, target: string, type: string | nul
     data: data ? cstr(data) : null,
     shown,
   } as const;
+}
+
+const AT_FDCWD = -100;
+const AT_RECURSIVE = 0x8000;
+const ENOSYS = 38;
+
+function readonlyTree(path: string): ReadonlyTree {
+  return {
+    op: "readonly-tree",
+    path: cstr(path),
+    attr: encodeMountAttr(MOUNT_ATTR_RDONLY),
+    shown: [unquoted("AT_FDCWD"), path, unquoted("AT_RECURSIVE"), unquoted("{MOUNT_ATTR_RDONLY}")],
+  };
+}
+
+let hostCgroupLayout: Layout | null | undefined;
+
+/**
+ * The container's view of its cgroups at /sys/fs/cgroup, read-only (as runc and crun mount it):
+ * on a cgroup v2 host one cgroup2 mount; on a v1 (or hybrid) host a tmpfs holding one cgroup
+ * mount per hierarchy the host has (and the unified one), the host's symlinks (`cpu` →
+ * `cpu,cpuacct`), then the tmpfs made read-only too. With a cgroup namespace of its own the
+ * mounts show the container's subtree only. A user namespace without a cgroup namespace of its
+ * own may not mount cgroup filesystems: an empty read-only tmpfs then hides what the host's /sys
+ * brought.
+ */
+function cgroupMountCalls(ctx: SetupContext): PreparedCall[] {
+  const dir = join(ctx.spec.rootfsPath, "sys/fs/cgroup");
+  const ro = MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC;
+  if (hostCgroupLayout === undefined) {
+    try {
+      hostCgroupLayout = detect();
+    } catch {
+      hostCgroupLayout = null;
+    }
+  }
+  const layout = hostCgroupLayout;
+  const mayMount = !ctx.userns || has(ctx, "cgroup");
+  const tmpfsData = "mode=755,size=64k";
+  const tmpfs = preparedMount("tmpfs", dir, "tmpfs", MS.NOSUID | MS.NODEV | MS.NOEXEC, tmpfsData);
+  const sealed = preparedMount(null, dir, null, MS.REMOUNT | ro, tmpfsData);
+  if (!layout || !mayMount) return [tmpfs, sealed];
+  if (layout.version === 2 && layout.unified === "/sys/fs/cgroup") {
+    return [preparedMount("cgroup2", dir, "cgroup2", ro)];
+  }
+  const calls: PreparedCall[] = [tmpfs];
+  const seen = new Set<string>();
+  for (const m of layout.mounts) {
+    const name = m.mountPoint.startsWith("/sys/fs/cgroup/") ? m.mountPoint.slice("/sys/fs/cgroup/".length) : "";
+    if (!name || name.includes("/") || seen.has(name)) continue;
+    if (m.version === 1 && m.subsystems.length === 0) continue; // a named hierarchy (name=systemd)
+    seen.add(name);
+    const where = join(dir, name);
+    calls.push({ op: "mkdir", path: cstr(where), shown: [where, unquoted("0755")] });
+    calls.push(
+      m.version === 2
+        ? preparedMount("cgroup2", where, "cgroup2", ro)
+        : preparedMount("cgroup", where, "cgroup", ro, m.subsystems.join(",")),
+    );
+  }
+  // The host's aliases of co-mounted hierarchies (cpu -> cpu,cpuacct).
+  let entries: string[] = [];
+  try {
+    entries = readdirSync("/sys/fs/cgroup");
+  } catch { /* none */ }
+  for (const e of entries) {
+    const host = join("/sys/fs/cgroup", e);
+    if (!lstatSync(host, { throwIfNoEntry: false })?.isSymbolicLink()) continue;
+    const to = readlinkSync(host);
+    if (to.includes("/") || !seen.has(to)) continue;
+    calls.push({ op: "symlink", to: cstr(to), path: cstr(join(dir, e)), shown: [to, join(dir, e)] });
+  }
+  calls.push(sealed);
+  return calls;
 }
 
 /** Prepared calls per step name, for the contexts {@link prepareSetup} saw. */
@@ -241,9 +339,11 @@ function prepareCalls(ctx: SetupContext): void {
           bind: preparedMount("/sys", join(root, "sys"), null, MS.BIND | MS.REC),
           path: join(root, "sys"),
           target: cstr(join(root, "sys")),
+          tree: readonlyTree(join(root, "sys")),
         }]
         : [sysfs],
     );
+    calls.set("mount-cgroup", cgroupMountCalls(ctx));
     calls.set("mount-dev", [
       preparedMount("tmpfs", dev, "tmpfs", MS.NOSUID | MS.STRICTATIME, "mode=755,size=65536k"),
       ...DEVICES.flatMap((d): PreparedCall[] => {
@@ -386,7 +486,23 @@ function runCall(call: PreparedCall): void {
       const e = errno();
       if (e !== EPERM) throw new SyscallError("mount", e, m.shown);
       runCall(call.bind);
-      return remountReadonly(call.target, call.path);
+      remountReadonly(call.target, call.path);
+      return runCall(call.tree);
+    }
+    case "readonly-tree": {
+      const r = c.syscall(
+        BigInt(SYS.mount_setattr),
+        BigInt(AT_FDCWD),
+        addressOf(call.path),
+        BigInt(AT_RECURSIVE),
+        addressOf(call.attr),
+        BigInt(call.attr.byteLength),
+      );
+      if (r === -1n) {
+        const e = errno();
+        if (e !== ENOSYS) throw new SyscallError("mount_setattr", e, call.shown);
+      }
+      return;
     }
     case "readonly": {
       const b = call.bind;
@@ -609,8 +725,26 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       } catch (e) {
         if (!c.userns) throw e;
         Mount.bind("/sys", inRoot(c, "/sys"), { recursive: true, readonly: true });
+        runCall(readonlyTree(inRoot(c, "/sys")));
       }
     },
+  },
+  {
+    name: "mount-cgroup",
+    why:
+      "the container's cgroups at /sys/fs/cgroup, read-only (as runc and crun mount them): a process inside may read its limits but not change, move or release anything",
+    when: (c) => has(c, "mount") && c.spec.standardMounts,
+    plan: (c) =>
+      cgroupMountCalls(c).map((call) =>
+        call.op === "mount"
+          ? `mount(${call.shown.map((x) => typeof x === "string" ? JSON.stringify(x) : String(x)).join(", ")})`
+          : call.op === "mkdir"
+          ? `mkdir(${JSON.stringify(call.shown[0])})`
+          : call.op === "symlink"
+          ? `symlink(${JSON.stringify(call.shown[0])}, ${JSON.stringify(call.shown[1])})`
+          : call.op
+      ),
+    run: (c) => runPrepared(c, "mount-cgroup") || cgroupMountCalls(c).forEach(runCall),
   },
   {
     name: "mount-dev",
