@@ -13,6 +13,12 @@ export interface SyscallNumbers {
   readonly pidfd_open: number;
   readonly pidfd_send_signal: number;
   readonly close_range: number;
+  /** openat2(2), Linux 5.6; glibc has no wrapper. */
+  readonly openat2: number;
+  /** mknodat(2) (glibc 2.33 was the first to export `mknodat` itself). */
+  readonly mknodat: number;
+  /** statx(2) (called raw: one layout on every architecture, older glibcs lack the wrapper). */
+  readonly statx: number;
 }
 
 const X86_64: SyscallNumbers = {
@@ -22,6 +28,9 @@ const X86_64: SyscallNumbers = {
   pidfd_open: 434,
   pidfd_send_signal: 424,
   close_range: 436,
+  openat2: 437,
+  mknodat: 259,
+  statx: 332,
 };
 const AARCH64: SyscallNumbers = {
   clone: 220,
@@ -30,6 +39,9 @@ const AARCH64: SyscallNumbers = {
   pidfd_open: 434,
   pidfd_send_signal: 424,
   close_range: 436,
+  openat2: 437,
+  mknodat: 33,
+  statx: 291,
 };
 
 /** The syscall numbers of the running architecture. */
