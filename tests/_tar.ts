@@ -40,7 +40,16 @@ export function tarHeader(e: TarEntry, size: number): Uint8Array<ArrayBuffer> {
     h.set(b, off);
   };
   const oct = (off: number, len: number, n: number) => put(off, len, n.toString(8).padStart(len - 1, "0") + "\0");
-  put(0, 100, e.path);
+  // A name over 100 bytes is split at a '/' into ustar's prefix (155 bytes) and name.
+  let name = e.path, prefix = "";
+  if (enc.encode(name).length > 100) {
+    const cut = name.lastIndexOf("/", 155);
+    if (cut > 0 && enc.encode(name.slice(cut + 1)).length <= 100) {
+      [prefix, name] = [name.slice(0, cut), name.slice(cut + 1)];
+    }
+  }
+  put(0, 100, name);
+  put(345, 155, prefix);
   oct(100, 8, e.mode ?? (e.type === "5" ? 0o755 : 0o644));
   oct(108, 8, e.uid ?? 0);
   oct(116, 8, e.gid ?? 0);
