@@ -108,14 +108,17 @@ test(
   { skip },
 );
 
-test("extractRootfs reads .tar.gz", async () => {
+test("extractRootfs reads .tar.gz, reporting progress in bytes of the tarball read", async () => {
   using t = tempDir();
   const src = join(t.path, "src");
   sourceTree(src);
   const tarball = join(t.path, "root.tgz");
   makeTar(src, tarball, true);
   const dir = join(t.path, "rootfs");
-  assert.deepEqual((await extractRootfs(tarball, dir)).created, true);
+  const progress: Array<[number, number]> = [];
+  assert.deepEqual((await extractRootfs(tarball, dir, { onProgress: (d, n) => progress.push([d, n]) })).created, true);
+  assert.ok(progress.length > 0, "progress reported");
+  assert.ok(progress.every(([d, n]) => n === statSync(tarball).size && d > 0 && d <= n), JSON.stringify(progress));
   assert.deepEqual(statSync(join(dir, "bin", "suid")).mode & 0o7777, 0o4755);
   assert(lstatSync(join(dir, "dev", "null")).isCharacterDevice(), "char device");
 }, { skip });

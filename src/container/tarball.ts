@@ -357,8 +357,6 @@ async function unpackInto(
   // gzip is inflated here, not by node-tar, so the inflated bytes can be counted (and reading
   // stops at the end-of-archive blocks: nothing after them is inflated).
   const rs = createReadStream(source);
-  let read = 0;
-  rs.on("data", (c) => (read += c.length));
   const input = isGzip(source) ? pipeline(rs, createGunzip(), () => {}) : rs;
   let total = 0;
   try {
@@ -366,7 +364,7 @@ async function unpackInto(
       total += chunk.length;
       if (total > limits.maxBytes) u.fail(u.tooBig());
       else parser.write(chunk);
-      show?.(read, size);
+      show?.(rs.bytesRead, size);
       if (u.failure !== undefined || eof) break;
     }
     if (u.failure === undefined) {
