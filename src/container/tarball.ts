@@ -517,8 +517,7 @@ class Unpacker {
       switch (e.type) {
         case "Directory":
         case "GNUDumpDir": {
-          this.#mkdir(parent, name, parts, raw);
-          const fd = at.openat(parent, name, at.O_RDONLY | at.O_DIRECTORY | at.O_NOFOLLOW | at.O_CLOEXEC, 0, shown);
+          const fd = this.#mkdir(parent, name, parts, raw);
           try {
             at.fchown(fd, uid, gid, shown);
             at.fchmod(fd, mode, shown);
@@ -652,9 +651,14 @@ class Unpacker {
         } catch (e) {
           if (!(e instanceof SyscallError)) throw e;
           if (e.code === "ENOENT" && create) {
-            this.#mkdir(cur, name, here, raw);
-            if (this.#shift) at.fchownat(cur, name, this.#shift.uid, this.#shift.gid, at.AT_SYMLINK_NOFOLLOW, shown);
-            next = at.openat(cur, name, f, 0, shown);
+            next = this.#mkdir(cur, name, here, raw);
+            try {
+              if (this.#shift) at.fchown(next, this.#shift.uid, this.#shift.gid, shown);
+              at.fchmod(next, 0o755, shown);
+            } catch (err) {
+              at.close(next);
+              throw err;
+            }
           } else if (e.code === "ENOTDIR" || e.code === "ELOOP") {
             const st = at.statx(cur, name, at.AT_SYMLINK_NOFOLLOW, shown);
             const rel = JSON.stringify(here.join("/"));
@@ -674,21 +678,23 @@ class Unpacker {
     }
   }
 
-  /** A directory `name` under `parent` (mode 0755, fixed by the caller): made, or kept when there. */
-  #mkdir(parent: number, name: string, parts: readonly string[], raw: string): void {
+  /**
+   * A directory `name` under `parent`, made (0700 until the caller's fchmod) or kept when there;
+   * returns an fd of it, opened `O_NOFOLLOW|O_DIRECTORY`, for the caller to chown and chmod.
+   */
+  #mkdir(parent: number, name: string, parts: readonly string[], raw: string): number {
     const shown = this.#shown(parts);
     try {
-      at.mkdirat(parent, name, 0o755, shown);
-      // mkdirat applies the umask.
-      at.fchmodat(parent, name, 0o755, shown);
+      at.mkdirat(parent, name, 0o700, shown);
     } catch (e) {
       if (!(e instanceof SyscallError) || e.code !== "EEXIST") throw e;
       const st = at.statx(parent, name, at.AT_SYMLINK_NOFOLLOW, shown);
-      if ((st.mode & at.S_IFMT) === at.S_IFDIR) return;
-      this.#clear(parent, name, parts, raw);
-      at.mkdirat(parent, name, 0o755, shown);
-      at.fchmodat(parent, name, 0o755, shown);
+      if ((st.mode & at.S_IFMT) !== at.S_IFDIR) {
+        this.#clear(parent, name, parts, raw);
+        at.mkdirat(parent, name, 0o700, shown);
+      }
     }
+    return at.openat(parent, name, at.O_RDONLY | at.O_DIRECTORY | at.O_NOFOLLOW | at.O_CLOEXEC, 0, shown);
   }
 
   /** Runs `make`; when the name is taken, clears it ({@link #clear}) and runs `make` again. */
