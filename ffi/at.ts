@@ -25,6 +25,7 @@ import { defineStruct } from "./structs.ts";
 import { ARCH, SYS } from "./syscalls.ts";
 
 const EINTR = 4;
+const EOVERFLOW = 75;
 
 /** `AT_FDCWD`: a path relative to the current directory. */
 export const AT_FDCWD = -100;
@@ -214,9 +215,14 @@ export function mkdirat(dirfd: number, name: string, mode: number, shown = name)
 /**
  * mknodat(2): a device node or FIFO. `mode` holds the type (`S_IFCHR`, `S_IFBLK`, `S_IFIFO`).
  * @param dev glibc's `makedev(major, minor)` encoding.
- * @throws {SyscallError} EPERM without CAP_MKNOD (in a user namespace), EEXIST when the name is taken.
+ * @throws {SyscallError} EPERM without CAP_MKNOD (in a user namespace), EEXIST when the name is taken,
+ *   EOVERFLOW for a major over 4095 or a minor over 2^20 - 1 (the kernel's 32-bit encoding).
  */
 export function mknodat(dirfd: number, name: string, mode: number, dev: bigint, shown = name): void {
+  // The syscall takes the device as an unsigned int: refuse what would be cut, as glibc does.
+  if (dev < 0n || dev > 0xffff_ffffn) {
+    throw new SyscallError("mknodat", EOVERFLOW, [shown, `0${(mode >>> 0).toString(8)}`]);
+  }
   const p = cstr(name);
   retry(
     "mknodat",

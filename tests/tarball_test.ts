@@ -20,7 +20,7 @@ import assert from "node:assert/strict";
 import { needsRoot, runtime, tempDir, test } from "./_harness.ts";
 import { probe } from "./_tarball_attack.ts";
 import * as at from "../ffi/at.ts";
-import { SetupError } from "../src/errors.ts";
+import { SetupError, SyscallError } from "../src/errors.ts";
 import { mknod } from "../src/container/_devices.ts";
 import { run } from "../src/container/container.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
@@ -440,3 +440,12 @@ test(
   },
   { skip },
 );
+
+test("a device number the kernel cannot hold is refused (EOVERFLOW), never cut to another device", async () => {
+  using t = tempDir();
+  const dir = await extracted(t.path, [{ path: "ok", type: "4", major: 4095, minor: 0xfffff }]);
+  const st = lstatSync(join(dir, "ok"));
+  assert.ok(st.isBlockDevice());
+  const err = await extracted(t.path, [{ path: "big", type: "3", major: 4096 + 1, minor: 3 }]).catch((e) => e);
+  assert.ok(err instanceof SyscallError && err.code === "EOVERFLOW" && err.syscall === "mknodat", `${err}`);
+}, { skip });
