@@ -127,6 +127,27 @@ export const LIBC_SYMBOLS = {
   // int symlink(const char *target, const char *linkpath), mkdir(const char *path, mode_t mode)
   symlink: { parameters: ["buffer", "buffer"], result: "i32" },
   mkdir: { parameters: ["buffer", "u32"], result: "i32" },
+  // int openat(int dirfd, const char *path, int flags, mode_t mode) — mode read only with O_CREAT
+  openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
+  // int mkdirat(int dirfd, const char *path, mode_t mode)
+  mkdirat: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  // int symlinkat(const char *target, int newdirfd, const char *linkpath)
+  symlinkat: { parameters: ["buffer", "i32", "buffer"], result: "i32" },
+  // int linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, int flags)
+  linkat: { parameters: ["i32", "buffer", "i32", "buffer", "i32"], result: "i32" },
+  // int unlinkat(int dirfd, const char *path, int flags)
+  unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  // int fchownat(int dirfd, const char *path, uid_t owner, gid_t group, int flags)
+  fchownat: { parameters: ["i32", "buffer", "u32", "u32", "i32"], result: "i32" },
+  // int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
+  fchmodat: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
+  // int fchown(int fd, uid_t owner, gid_t group), fchmod(int fd, mode_t mode)
+  fchown: { parameters: ["i32", "u32", "u32"], result: "i32" },
+  fchmod: { parameters: ["i32", "u32"], result: "i32" },
+  // int utimensat(int dirfd, const char *path, const struct timespec times[2], int flags)
+  utimensat: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
+  // int futimens(int fd, const struct timespec times[2])
+  futimens: { parameters: ["i32", "buffer"], result: "i32" },
   // void *memcpy(void *dest, const void *src, size_t n) — dest an address from mmap (ffi/spawn.ts)
   memcpy: { parameters: ["usize", "buffer", "usize"], result: "usize" },
   // void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)

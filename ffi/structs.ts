@@ -7,7 +7,7 @@
  */
 
 /** The C field types the layouts use, with their size (= alignment on LP64). */
-const C_SIZES = { i32: 4, u32: 4, i64: 8, u64: 8, long: 8, ulong: 8 } as const;
+const C_SIZES = { u16: 2, i32: 4, u32: 4, i64: 8, u64: 8, long: 8, ulong: 8 } as const;
 
 /** A C scalar type name. */
 export type CType = keyof typeof C_SIZES;

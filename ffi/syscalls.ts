@@ -15,6 +15,12 @@ export interface SyscallNumbers {
   readonly close_range: number;
   readonly bpf: number;
   readonly mount_setattr: number;
+  /** openat2(2), Linux 5.6; glibc has no wrapper. */
+  readonly openat2: number;
+  /** mknodat(2) (glibc 2.33 was the first to export `mknodat` itself). */
+  readonly mknodat: number;
+  /** statx(2) (called raw: one layout on every architecture, older glibcs lack the wrapper). */
+  readonly statx: number;
 }
 
 const X86_64: SyscallNumbers = {
@@ -26,6 +32,9 @@ const X86_64: SyscallNumbers = {
   close_range: 436,
   bpf: 321,
   mount_setattr: 442,
+  openat2: 437,
+  mknodat: 259,
+  statx: 332,
 };
 const AARCH64: SyscallNumbers = {
   clone: 220,
@@ -36,6 +45,9 @@ const AARCH64: SyscallNumbers = {
   close_range: 436,
   bpf: 280,
   mount_setattr: 442,
+  openat2: 437,
+  mknodat: 33,
+  statx: 291,
 };
 
 /** The syscall numbers of the running architecture. */

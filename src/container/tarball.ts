@@ -1,8 +1,12 @@
 /**
  * A root filesystem from a `.tar` / `.tar.gz`: extracted once (a marker file records the
  * tarball), into a temp sibling that is renamed into place, so a failure leaves nothing behind.
- * Modes, symlinks, hard links and device nodes survive; path escapes are refused; file owners
- * can be shifted into a container's id range.
+ * Modes, setuid bits, symlinks, hard links and device nodes survive; file owners can be shifted
+ * into a container's id range.
+ *
+ * An image is untrusted input, so node-tar only *parses* it; every write is made here, relative
+ * to a directory fd of the rootfs, with no symlink followed (see {@link extractRootfs}). The
+ * uncompressed size and the number of entries are capped (decompression bombs).
  *
  * @example
  * ```ts ignore
@@ -13,30 +17,37 @@
  */
 import {
   chmodSync,
+  closeSync,
+  constants as fsConstants,
   createReadStream,
-  lchownSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readdirSync,
   readFileSync,
+  readSync,
   renameSync,
   rmdirSync,
   rmSync,
-  statSync,
-  unlinkSync,
-  writeFileSync,
 } from "node:fs";
 import type { Buffer } from "node:buffer";
 import { basename, dirname, join, resolve } from "node:path";
 import process from "node:process";
-import { check, libc } from "../../ffi/libc.ts";
-import { cstr } from "../../ffi/cstring.ts";
-import { fsError, SetupError } from "../errors.ts";
-import { mknod } from "./_devices.ts";
+import { pipeline } from "node:stream";
+import { createGunzip } from "node:zlib";
+import * as at from "../../ffi/at.ts";
+import { ConfigError, fsError, SetupError, SyscallError } from "../errors.ts";
+import { makedev } from "./_devices.ts";
 
 /** The marker file written into an extracted rootfs. */
 export const TARBALL_MARKER = ".hako-rootfs";
+
+/** The default cap on a tarball's uncompressed size: 32 GiB (`HAKO_TAR_MAX_BYTES` overrides it). */
+export const DEFAULT_MAX_BYTES = 32 * 1024 ** 3;
+
+/** The default cap on a tarball's entries: 1 000 000 (`HAKO_TAR_MAX_ENTRIES` overrides it). */
+export const DEFAULT_MAX_ENTRIES = 1_000_000;
 
 /** Options for {@link extractRootfs}. */
 export interface ExtractOptions {
@@ -44,6 +55,17 @@ export interface ExtractOptions {
   readonly owner?: { readonly uid: number; readonly gid?: number };
   /** Called as bytes of the tarball are read. Default: a `\r` progress line on a terminal for big tarballs. */
   readonly onProgress?: (done: number, total: number) => void;
+  /**
+   * The most bytes the uncompressed archive may hold (headers and data). Default: the
+   * `HAKO_TAR_MAX_BYTES` environment variable (a number of bytes, or with a `K`/`M`/`G`/`T`
+   * suffix, binary), else {@link DEFAULT_MAX_BYTES}.
+   */
+  readonly maxBytes?: number;
+  /**
+   * The most entries the archive may hold. Default: `HAKO_TAR_MAX_ENTRIES`, else
+   * {@link DEFAULT_MAX_ENTRIES}.
+   */
+  readonly maxEntries?: number;
 }
 
 /** What {@link extractRootfs} did. */
@@ -54,24 +76,28 @@ export interface ExtractResult {
   readonly created: boolean;
 }
 
+/**
+ * The marker: the tarball's path, size and mtime (whole seconds and nanoseconds, as the kernel
+ * keeps it, so that Deno and Bun write the same text), and the owner shift.
+ */
 interface Marker {
+  version: 2;
+  tarball: string;
+  size: number;
+  mtime: { sec: string; nsec: number };
+  owner: { uid: number; gid: number } | null;
+}
+
+/** The marker before version 2: `mtimeMs` as the runtime's `stat` gave it (Deno: whole ms; Bun: fractional). */
+interface OldMarker {
   tarball: string;
   size: number;
   mtimeMs: number;
   owner: { uid: number; gid: number } | null;
 }
 
-interface Special {
-  path: string;
-  kind: "c" | "b" | "p";
-  mode: number;
-  major: number;
-  minor: number;
-  uid: number;
-  gid: number;
-}
-
 type Tar = typeof import("tar");
+type ReadEntry = InstanceType<Tar["ReadEntry"]>;
 let tarModule: Promise<Tar> | undefined;
 
 /**
@@ -113,13 +139,12 @@ function patchDeviceNumbers(Header: Tar["Header"]): void {
 
 /** Tarballs bigger than this get a progress line on a terminal. */
 const PROGRESS_MIN_BYTES = 32 * 1024 * 1024;
-const S_IFIFO = 0o010000;
 
 function refused(path: string, why: string): SetupError {
   return new SetupError("rootfs", `refused entry ${JSON.stringify(path)}: ${why}`);
 }
 
-/** A tar path made relative to the rootfs (no `.`/empty parts), or an error for escapes. */
+/** A tar path made relative to the rootfs (no `.`/empty parts), or why it is refused. */
 function clean(p: string, what: string): string[] | string {
   if (p.startsWith("/")) return `${what} is absolute`;
   const parts = p.split("/").filter((s) => s !== "" && s !== ".");
@@ -127,46 +152,103 @@ function clean(p: string, what: string): string[] | string {
   return parts;
 }
 
-function readMarker(dir: string): Marker | undefined {
+/** A limit from an option, the environment, or the default; `123`, `64K`, `32G`, `1Ti` are understood. */
+function limit(option: number | undefined, env: string, fallback: number, field: string): number {
+  if (option !== undefined) {
+    if (!Number.isSafeInteger(option) || option < 1) {
+      throw new ConfigError(field, `must be a positive integer, got ${option}`);
+    }
+    return option;
+  }
+  const raw = process.env[env]?.trim();
+  if (!raw) return fallback;
+  const m = /^(\d+)\s*([kmgt]?)(?:i?b)?$/i.exec(raw);
+  const n = m ? Number(m[1]) * 1024 ** " kmgt".indexOf((m[2] || " ").toLowerCase()) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new ConfigError(env, `must be a positive number (optionally with K, M, G or T), got ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
+function readMarker(dir: string): Partial<Marker & OldMarker> | undefined {
+  let fd: number | undefined;
   try {
-    return JSON.parse(readFileSync(join(dir, TARBALL_MARKER), "utf8")) as Marker;
+    // O_NOFOLLOW: a marker that is a symlink (put there by a tarball) is no marker.
+    fd = openSync(join(dir, TARBALL_MARKER), fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+    const m = JSON.parse(readFileSync(fd, "utf8"));
+    return typeof m === "object" && m !== null ? m : undefined;
   } catch {
     return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 
-function sameMarker(a: Marker | undefined, b: Marker): boolean {
-  return !!a && a.tarball === b.tarball && a.size === b.size && a.mtimeMs === b.mtimeMs &&
-    JSON.stringify(a.owner) === JSON.stringify(b.owner);
+/**
+ * True when `found` records the same extraction as `want`. A marker written before version 2
+ * (`mtimeMs`, whose precision differed between Deno and Bun) matches when its time is within a
+ * millisecond of the tarball's.
+ */
+function sameMarker(found: Partial<Marker & OldMarker> | undefined, want: Marker): boolean {
+  if (!found || found.tarball !== want.tarball || found.size !== want.size) return false;
+  if (JSON.stringify(found.owner ?? null) !== JSON.stringify(want.owner)) return false;
+  if (found.version === 2) return found.mtime?.sec === want.mtime.sec && found.mtime?.nsec === want.mtime.nsec;
+  if (typeof found.mtimeMs !== "number") return false;
+  const ms = Number(want.mtime.sec) * 1000 + want.mtime.nsec / 1e6;
+  return Math.abs(found.mtimeMs - ms) < 1;
 }
 
 /**
  * Extracts `tarball` (`.tar`, `.tar.gz`, `.tgz`) into `dir`, once.
  *
- * A second call with the same tarball (path, size, mtime) and owner finds the marker and does
- * nothing. Entries with absolute paths or `..`, entries written through a symlink from the same
- * tarball, and hard links leaving the rootfs are refused. Symlink targets are kept as they are
- * (they only mean something inside the container).
+ * A second call with the same tarball (path, size, mtime to the nanosecond) and owner finds the
+ * marker and does nothing, under Deno and Bun alike (a marker from before this format, which
+ * kept a millisecond mtime, is accepted too).
  *
- * @throws {SetupError} Step `rootfs`: a refused entry, a bad tarball, `dir` holding something else.
- * @throws {SyscallError} A failed file system call.
+ * Nothing outside `dir` is created, removed, chowned or chmod'ed, whatever the entries and their
+ * order: every entry is made relative to a directory fd of the rootfs, its parent found with
+ * `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` (or an `O_NOFOLLOW` walk), with `mkdirat`,
+ * `openat(O_CREAT|O_EXCL|O_NOFOLLOW)`, `symlinkat`, `linkat`, `mknodat`, owners and modes set on
+ * fds or with `AT_SYMLINK_NOFOLLOW`; a name an entry replaces is `unlinkat`'ed (a non-empty
+ * directory is never removed). Refused: absolute names and `..`; an entry, or a hard link's target,
+ * reached through a symlink (from the tarball, wherever it points); a hard link to the rootfs
+ * itself. Symlink targets are stored as they are (they only mean something inside the container).
+ *
+ * @param tarball The archive (plain or gzip'd).
+ * @param dir The rootfs directory to create.
+ * @param options Owner shift, progress, limits.
+ * @returns The directory and whether this call extracted it.
+ * @throws {ConfigError} A bad `maxBytes`/`maxEntries` or `HAKO_TAR_MAX_*` value.
+ * @throws {SetupError} Step `rootfs`: a refused entry, a limit exceeded, a bad tarball, `dir`
+ *   holding something else.
+ * @throws {SyscallError} A failed file system call (naming the call, the path and errno).
  */
 export async function extractRootfs(
   tarball: string,
   dir: string,
   options: ExtractOptions = {},
 ): Promise<ExtractResult> {
+  const limits = {
+    maxBytes: limit(options.maxBytes, "HAKO_TAR_MAX_BYTES", DEFAULT_MAX_BYTES, "maxBytes"),
+    maxEntries: limit(options.maxEntries, "HAKO_TAR_MAX_ENTRIES", DEFAULT_MAX_ENTRIES, "maxEntries"),
+  };
   const source = resolve(tarball);
   dir = resolve(dir);
-  let st;
+  let st: at.FileStat;
   try {
-    st = statSync(source);
+    st = at.statx(at.AT_FDCWD, source, 0);
   } catch (e) {
-    throw new SetupError("rootfs", `tarball ${source}: ${(e as Error).message}`, { cause: fsError(e, "stat", source) });
+    throw new SetupError("rootfs", `tarball ${source}: ${(e as Error).message}`, { cause: e });
   }
-  if (!st.isFile()) throw new SetupError("rootfs", `tarball ${source} is not a regular file`);
+  if ((st.mode & at.S_IFMT) !== at.S_IFREG) throw new SetupError("rootfs", `tarball ${source} is not a regular file`);
   const owner = options.owner ? { uid: options.owner.uid, gid: options.owner.gid ?? options.owner.uid } : null;
-  const marker: Marker = { tarball: source, size: st.size, mtimeMs: st.mtimeMs, owner };
+  const marker: Marker = {
+    version: 2,
+    tarball: source,
+    size: st.size,
+    mtime: { sec: String(st.mtimeSec), nsec: st.mtimeNsec },
+    owner,
+  };
 
   let exists = false;
   try {
@@ -183,12 +265,7 @@ export async function extractRootfs(
     } catch (e) {
       throw fsError(e, "readdir", dir, "rootfs");
     }
-    if (!empty) {
-      throw new SetupError(
-        "rootfs",
-        `${dir} exists and was not extracted from ${source} with these options (remove it to extract again)`,
-      );
-    }
+    if (!empty) throw notOurs(dir, source);
     try {
       rmdirSync(dir);
     } catch (e) {
@@ -205,181 +282,487 @@ export async function extractRootfs(
     throw fsError(e, "mkdtemp", dirname(dir), "rootfs");
   }
   try {
-    await unpackInto(source, st.size, tmp, owner, options.onProgress);
-    writeFileSync(join(tmp, TARBALL_MARKER), JSON.stringify(marker) + "\n", { mode: 0o644 });
-    renameSync(tmp, dir);
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    if (e instanceof SetupError) throw e;
-    const code = (e as { code?: string }).code;
-    if (code && /^E[A-Z]+$/.test(code)) {
-      throw fsError(e, (e as { syscall?: string }).syscall ?? "extract", dir, "rootfs");
+    const root = at.openat(at.AT_FDCWD, tmp, at.O_RDONLY | at.O_DIRECTORY | at.O_NOFOLLOW | at.O_CLOEXEC);
+    try {
+      await unpackInto(source, st.size, root, tmp, owner, limits, options.onProgress, marker);
+    } finally {
+      at.close(root);
     }
-    throw new SetupError("rootfs", `extracting ${source}: ${(e as Error).message ?? e}`, { cause: e });
+    try {
+      renameSync(tmp, dir);
+    } catch (e) {
+      // Another extraction (`hako start` runs two) may have put the same rootfs there meanwhile.
+      const code = (e as { code?: string }).code;
+      if ((code === "ENOTEMPTY" || code === "EEXIST") && sameMarker(readMarker(dir), marker)) {
+        rmSync(tmp, { recursive: true, force: true });
+        return { path: dir, created: false };
+      }
+      if (code === "ENOTEMPTY" || code === "EEXIST") throw notOurs(dir, source);
+      throw fsError(e, "rename", dir, "rootfs");
+    }
+  } catch (e) {
+    // node:fs's recursive removal unlinks symlinks, never what they point to.
+    rmSync(tmp, { recursive: true, force: true });
+    if (e instanceof SetupError || e instanceof SyscallError || e instanceof ConfigError) throw e;
+    throw new SetupError("rootfs", `extracting ${source}: ${(e as Error)?.message ?? e}`, { cause: e });
   }
   return { path: dir, created: true };
+}
+
+function notOurs(dir: string, source: string): SetupError {
+  return new SetupError(
+    "rootfs",
+    `${dir} exists and was not extracted from ${source} with these options (remove it to extract again)`,
+  );
+}
+
+/** True when the file starts with gzip's magic bytes. */
+function isGzip(path: string): boolean {
+  const fd = openSync(path, "r");
+  try {
+    const magic = new Uint8Array(2);
+    return readSync(fd, magic, 0, 2, 0) === 2 && magic[0] === 0x1f && magic[1] === 0x8b;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 async function unpackInto(
   source: string,
   size: number,
-  root: string,
+  root: number,
+  rootPath: string,
   owner: { uid: number; gid: number } | null,
+  limits: { maxBytes: number; maxEntries: number },
   onProgress: ((done: number, total: number) => void) | undefined,
+  marker: Marker,
 ): Promise<void> {
-  const symlinks = new Set<string>();
-  const specials: Special[] = [];
-  const modes = new Map<string, number>();
-  let refusal: SetupError | undefined;
-
-  const filter = (rawPath: string, entry: unknown): boolean => {
-    if (refusal) return false;
-    const e = entry as {
-      type: string;
-      linkpath?: string;
-      mode?: number;
-      uid?: number;
-      gid?: number;
-      header?: { devmaj?: number; devmin?: number };
-    };
-    const parts = clean(rawPath, "path");
-    if (typeof parts === "string") {
-      refusal = refused(rawPath, parts);
-      return false;
-    }
-    const rel = parts.join("/");
-    for (let i = 1; i < parts.length; i++) {
-      const prefix = parts.slice(0, i).join("/");
-      if (symlinks.has(prefix)) {
-        refusal = refused(rawPath, `it would be written through the symlink ${JSON.stringify(prefix)}`);
-        return false;
-      }
-    }
-    if (e.type === "Link") {
-      const target = clean(String(e.linkpath ?? ""), "hard link target");
-      if (typeof target === "string") {
-        refusal = refused(rawPath, `${target} (${JSON.stringify(e.linkpath)}), outside the rootfs`);
-        return false;
-      }
-      for (let i = 1; i <= target.length; i++) {
-        const prefix = target.slice(0, i).join("/");
-        if (i < target.length && symlinks.has(prefix)) {
-          refusal = refused(rawPath, `hard link target goes through the symlink ${JSON.stringify(prefix)}`);
-          return false;
-        }
-      }
-      if (target.length === 0) {
-        refusal = refused(rawPath, "hard link to the rootfs itself");
-        return false;
-      }
-      if (symlinks.has(target.join("/"))) symlinks.add(rel);
-      else symlinks.delete(rel);
-      modes.delete(rel);
-      return true;
-    }
-    if (e.type === "SymbolicLink") symlinks.add(rel);
-    else symlinks.delete(rel);
-    if (rel === "") return e.type === "Directory";
-    const mode = (e.mode ?? 0) & 0o7777;
-    if (e.type === "CharacterDevice" || e.type === "BlockDevice" || e.type === "FIFO") {
-      const kind = e.type === "CharacterDevice" ? "c" : e.type === "BlockDevice" ? "b" : "p";
-      specials.push({
-        path: rel,
-        kind,
-        mode,
-        major: e.header?.devmaj ?? 0,
-        minor: e.header?.devmin ?? 0,
-        uid: e.uid ?? 0,
-        gid: e.gid ?? 0,
-      });
-      modes.set(rel, mode);
-      return false;
-    }
-    if (e.type !== "SymbolicLink") modes.set(rel, mode);
-    return true;
-  };
-
-  const { Unpack } = await loadTar();
-  const unpack = new Unpack({
-    cwd: root,
-    // The filter above does the path checks (node-tar's would rewrite absolute symlink targets).
-    preservePaths: true,
-    preserveOwner: true,
-    strict: true,
-    umask: 0,
-    filter,
-  });
-  const show = onProgress ?? (process.stderr.isTTY && size > PROGRESS_MIN_BYTES ? bar(basename(source)) : undefined);
-  await new Promise<void>((resolveP, reject) => {
-    const rs = createReadStream(source);
-    let done = 0;
-    rs.on("data", (chunk) => {
-      done += chunk.length;
-      show?.(done, size);
+  const { Parser } = await loadTar();
+  const u = new Unpacker(root, rootPath, source, owner, limits);
+  // strict: a bad header, a truncated archive or "not a tarball" is an error, not a warning.
+  const parser = new Parser({ strict: true });
+  let eof = false;
+  const finished = new Promise<void>((done) => {
+    parser.on("end", () => done());
+    parser.on("error", (e: unknown) => {
+      u.fail(e);
+      done();
     });
-    rs.on("error", reject);
-    unpack.on("error", reject);
-    unpack.on("close", () => resolveP());
-    rs.pipe(unpack);
-  }).finally(() => {
-    if (show && !onProgress) process.stderr.write("\r\x1b[K");
   });
-  if (refusal) throw refusal;
+  parser.on("entry", (e: ReadEntry) => u.entry(e));
+  parser.on("ignoredEntry", (e: ReadEntry) => u.ignored(e));
+  parser.on("eof", () => (eof = true));
 
-  // Device nodes and fifos (node-tar skips them).
-  for (const s of specials) {
-    const path = join(root, s.path);
-    mkdirSync(dirname(path), { recursive: true });
-    try {
-      const old = lstatSync(path);
-      if (old.isDirectory()) rmSync(path, { recursive: true });
-      else unlinkSync(path);
-    } catch (e) {
-      if ((e as { code?: string }).code !== "ENOENT") throw fsError(e, "unlink", path, "rootfs");
+  const show = onProgress ?? (process.stderr.isTTY && size > PROGRESS_MIN_BYTES ? bar(basename(source)) : undefined);
+  // gzip is inflated here, not by node-tar, so the inflated bytes can be counted (and reading
+  // stops at the end-of-archive blocks: nothing after them is inflated).
+  const rs = createReadStream(source);
+  const input = isGzip(source) ? pipeline(rs, createGunzip(), () => {}) : rs;
+  let total = 0;
+  try {
+    for await (const chunk of input as AsyncIterable<Buffer>) {
+      total += chunk.length;
+      if (total > limits.maxBytes) u.fail(u.tooBig());
+      else parser.write(chunk);
+      show?.(rs.bytesRead, size);
+      if (u.failure !== undefined || eof) break;
     }
-    if (s.kind === "p") check(libc().mknod(cstr(path), S_IFIFO | s.mode, 0n), "mknod", [path, "fifo"]);
-    else mknod(path, s.kind, s.mode, s.major, s.minor);
+    if (u.failure === undefined) {
+      parser.end();
+      await finished;
+    }
+  } finally {
+    rs.destroy();
+    if (input !== rs) input.destroy();
+    if (show && !onProgress) process.stderr.write("\r\x1b[K");
+    u.closeOpenFile();
+  }
+  if (u.failure !== undefined) throw u.failure;
+  u.finish(marker);
+}
+
+/** How a parent directory's lookup may go (the kernel refuses any symlink, and any way out). */
+const BENEATH = at.RESOLVE_BENEATH | at.RESOLVE_NO_SYMLINKS | at.RESOLVE_NO_MAGICLINKS;
+
+/** False once openat2 answered ENOSYS (a kernel before 5.6): the `O_NOFOLLOW` walk does the job. */
+let openat2Works = true;
+
+/**
+ * Makes each entry under the rootfs's directory fd, synchronously as node-tar parses it.
+ *
+ * Why parents are looked up with `RESOLVE_NO_SYMLINKS` rather than `RESOLVE_IN_ROOT`:
+ * containerd (`fs.RootPath`) and umoci (securejoin) follow symlinks *scoped to the root*, because
+ * an image layer may write under a symlink an earlier layer made. hako extracts one flat rootfs
+ * tarball, where a well-formed archive never needs to go through one of its own symlinks (tar
+ * records real paths), so such an entry is refused, as before: an attempt is reported instead of
+ * quietly landing somewhere else, and no symlink is ever resolved by the extractor.
+ */
+class Unpacker {
+  readonly #root: number;
+  readonly #rootPath: string;
+  readonly #source: string;
+  readonly #shift: { uid: number; gid: number } | null;
+  readonly #limits: { maxBytes: number; maxEntries: number };
+  readonly #dirTimes: Array<{ parts: string[]; mtime: at.FileTime }> = [];
+  #entries = 0;
+  #dataBytes = 0;
+  #openFile: number | undefined;
+  /** The first error; once set, every later entry is skipped. */
+  failure: unknown = undefined;
+
+  constructor(
+    root: number,
+    rootPath: string,
+    source: string,
+    shift: { uid: number; gid: number } | null,
+    limits: { maxBytes: number; maxEntries: number },
+  ) {
+    this.#root = root;
+    this.#rootPath = rootPath;
+    this.#source = source;
+    this.#shift = shift;
+    this.#limits = limits;
+    if (shift) at.fchown(root, shift.uid, shift.gid, rootPath);
+  }
+
+  /** Records the first failure. */
+  fail(e: unknown): void {
+    if (this.failure === undefined) this.failure = e;
+    this.closeOpenFile();
+  }
+
+  /** The error for an archive over the byte limit. */
+  tooBig(): SetupError {
+    return new SetupError(
+      "rootfs",
+      `${this.#source} unpacks to more than ${this.#limits.maxBytes} bytes, the limit ` +
+        `(a decompression bomb? raise it with HAKO_TAR_MAX_BYTES or the maxBytes option)`,
+    );
+  }
+
+  /** Closes a regular file still being written (after a failure or a truncated archive). */
+  closeOpenFile(): void {
+    if (this.#openFile !== undefined) at.close(this.#openFile);
+    this.#openFile = undefined;
+  }
+
+  /** An entry node-tar will not hand over (an unknown type): counted, its data drained. */
+  ignored(e: ReadEntry): void {
     try {
-      lchownSync(path, s.uid, s.gid);
-    } catch (e) {
-      throw fsError(e, "lchown", path, "rootfs");
+      this.#count(e);
+    } catch (err) {
+      this.fail(err);
     }
   }
 
-  fixOwnersAndModes(root, owner, modes);
-}
-
-/** Shifts owners (once per inode) and puts back the tarball's modes (chown clears setuid). */
-function fixOwnersAndModes(
-  root: string,
-  owner: { uid: number; gid: number } | null,
-  modes: Map<string, number>,
-): void {
-  const seen = new Set<string>();
-  const walk = (rel: string) => {
-    const path = rel ? join(root, rel) : root;
-    let st;
-    try {
-      st = lstatSync(path);
-    } catch (e) {
-      throw fsError(e, "lstat", path, "rootfs");
-    }
-    const key = `${st.dev}:${st.ino}`;
-    if (!seen.has(key)) {
-      seen.add(key);
-      const mode = modes.get(rel) ?? (st.mode & 0o7777);
+  /** One entry. Never throws: a failure is recorded and the rest of the archive skipped. */
+  entry(e: ReadEntry): void {
+    if (this.failure === undefined) {
       try {
-        if (owner) lchownSync(path, st.uid + owner.uid, st.gid + owner.gid);
-        if (!st.isSymbolicLink() && (owner || (st.mode & 0o7777) !== mode)) chmodSync(path, mode);
-      } catch (e) {
-        throw fsError(e, owner ? "lchown" : "chmod", path, "rootfs");
+        this.#count(e);
+        this.#entry(e);
+        return;
+      } catch (err) {
+        this.fail(err);
       }
     }
-    if (st.isDirectory()) {
-      for (const name of readdirSync(path)) walk(rel ? `${rel}/${name}` : name);
+    e.resume();
+  }
+
+  #count(e: ReadEntry): void {
+    if (++this.#entries > this.#limits.maxEntries) {
+      throw new SetupError(
+        "rootfs",
+        `${this.#source} has more than ${this.#limits.maxEntries} entries, the limit ` +
+          `(raise it with HAKO_TAR_MAX_ENTRIES or the maxEntries option)`,
+      );
     }
-  };
-  walk("");
+    this.#dataBytes += e.size ?? 0;
+    if (this.#dataBytes > this.#limits.maxBytes) throw this.tooBig();
+  }
+
+  #shown(parts: readonly string[]): string {
+    return join(this.#rootPath, ...parts);
+  }
+
+  #ids(e: ReadEntry): [number, number] {
+    const id = (n: number | undefined) => (Number.isSafeInteger(n) && n! >= 0 ? n! : 0);
+    return [id(e.uid) + (this.#shift?.uid ?? 0), id(e.gid) + (this.#shift?.gid ?? 0)];
+  }
+
+  #entry(e: ReadEntry): void {
+    const raw = e.path;
+    const parts = clean(raw, "path");
+    if (typeof parts === "string") throw refused(raw, parts);
+    const [uid, gid] = this.#ids(e);
+    const mode = (e.mode ?? 0) & 0o7777;
+    const mtime: at.FileTime = e.mtime instanceof Date && !isNaN(e.mtime.getTime())
+      ? { sec: Math.floor(e.mtime.getTime() / 1000), nsec: (e.mtime.getTime() % 1000) * 1e6 }
+      : "omit";
+    const isDir = e.type === "Directory" || e.type === "GNUDumpDir";
+
+    if (parts.length === 0) {
+      if (!isDir) throw refused(raw, "it would replace the rootfs itself");
+      at.fchown(this.#root, uid, gid, this.#rootPath);
+      at.fchmod(this.#root, mode, this.#rootPath);
+      this.#dirTimes.push({ parts, mtime });
+      e.resume();
+      return;
+    }
+
+    const name = parts[parts.length - 1]!;
+    const shown = this.#shown(parts);
+    const parent = this.#openDir(parts.slice(0, -1), raw, true);
+    try {
+      switch (e.type) {
+        case "Directory":
+        case "GNUDumpDir": {
+          const fd = this.#mkdir(parent, name, parts, raw);
+          try {
+            at.fchown(fd, uid, gid, shown);
+            at.fchmod(fd, mode, shown);
+          } finally {
+            at.close(fd);
+          }
+          this.#dirTimes.push({ parts, mtime });
+          e.resume();
+          return;
+        }
+        case "File":
+        case "OldFile":
+        case "ContiguousFile": {
+          const flags = at.O_WRONLY | at.O_CREAT | at.O_EXCL | at.O_NOFOLLOW | at.O_CLOEXEC;
+          const fd = this.#create(parent, name, parts, raw, () => at.openat(parent, name, flags, 0o600, shown));
+          this.#openFile = fd;
+          e.on("end", () => {
+            if (this.#openFile !== fd) return; // closed after a failure
+            try {
+              // chown first: it clears setuid/setgid bits, which the chmod then sets.
+              at.fchown(fd, uid, gid, shown);
+              at.fchmod(fd, mode, shown);
+              at.futimens(fd, "omit", mtime, shown);
+            } catch (err) {
+              this.fail(err);
+            } finally {
+              this.closeOpenFile();
+            }
+          });
+          e.on("data", (chunk: Uint8Array) => {
+            if (this.#openFile !== fd) return;
+            try {
+              at.writeAll(fd, chunk, shown);
+            } catch (err) {
+              this.fail(err);
+            }
+          });
+          return;
+        }
+        case "SymbolicLink": {
+          const target = String(e.linkpath ?? "");
+          this.#create(parent, name, parts, raw, () => at.symlinkat(target, parent, name, shown));
+          at.fchownat(parent, name, uid, gid, at.AT_SYMLINK_NOFOLLOW, shown);
+          at.utimensat(parent, name, "omit", mtime, at.AT_SYMLINK_NOFOLLOW, shown);
+          e.resume();
+          return;
+        }
+        case "Link": {
+          const target = clean(String(e.linkpath ?? ""), "hard link target");
+          if (typeof target === "string") {
+            throw refused(raw, `${target} (${JSON.stringify(e.linkpath)}), outside the rootfs`);
+          }
+          if (target.length === 0) throw refused(raw, "hard link to the rootfs itself");
+          if (target.join("/") === parts.join("/")) throw refused(raw, "hard link to itself");
+          const tname = target[target.length - 1]!;
+          const tparent = this.#openDir(target.slice(0, -1), raw, false, "hard link target goes");
+          try {
+            // linkat without AT_SYMLINK_FOLLOW: a symlink target is linked itself, never followed.
+            this.#create(
+              parent,
+              name,
+              parts,
+              raw,
+              () => at.linkat(tparent, tname, parent, name, [this.#shown(target), shown]),
+            );
+          } finally {
+            at.close(tparent);
+          }
+          e.resume();
+          return;
+        }
+        case "CharacterDevice":
+        case "BlockDevice":
+        case "FIFO": {
+          const type = e.type === "CharacterDevice" ? at.S_IFCHR : e.type === "BlockDevice" ? at.S_IFBLK : at.S_IFIFO;
+          const dev = e.type === "FIFO" ? 0n : makedev(e.header?.devmaj ?? 0, e.header?.devmin ?? 0);
+          // As root; in a user namespace mknodat fails with EPERM, which is reported (as before).
+          this.#create(parent, name, parts, raw, () => at.mknodat(parent, name, type | mode, dev, shown));
+          at.fchownat(parent, name, uid, gid, at.AT_SYMLINK_NOFOLLOW, shown);
+          // `name` is the node mknodat just made (not a symlink) in a directory only this
+          // extraction writes, so fchmodat (which would follow a symlink) changes that node.
+          at.fchmodat(parent, name, mode, shown);
+          at.utimensat(parent, name, "omit", mtime, at.AT_SYMLINK_NOFOLLOW, shown);
+          e.resume();
+          return;
+        }
+        default:
+          e.resume(); // a type node-tar passes on but a rootfs has no use for
+      }
+    } finally {
+      at.close(parent);
+    }
+  }
+
+  /**
+   * An `O_PATH` (or `flags`) fd of the directory `parts` under the root, reached with no symlink
+   * followed. With `create`, missing directories are made (mode 0755, owned by the shifted root).
+   */
+  #openDir(
+    parts: readonly string[],
+    raw: string,
+    create: boolean,
+    what = "it would be written",
+    flags = at.O_PATH,
+  ): number {
+    if (openat2Works) {
+      try {
+        return at.openat2(
+          this.#root,
+          parts.length ? parts.join("/") : ".",
+          { flags: flags | at.O_DIRECTORY | at.O_CLOEXEC, resolve: BENEATH },
+          this.#shown(parts),
+        );
+      } catch (e) {
+        if (!(e instanceof SyscallError)) throw e;
+        if (e.code === "ENOSYS") openat2Works = false;
+        else if (!["ENOENT", "ELOOP", "ENOTDIR", "EXDEV"].includes(e.code)) throw e;
+        // The walk below makes what is missing and names the symlink in the way.
+      }
+    }
+    let cur = at.openat(this.#root, ".", at.O_PATH | at.O_DIRECTORY | at.O_CLOEXEC, 0, this.#rootPath);
+    try {
+      for (let i = 0; i < parts.length; i++) {
+        const name = parts[i]!;
+        const here = parts.slice(0, i + 1);
+        const shown = this.#shown(here);
+        const f = (i === parts.length - 1 ? flags : at.O_PATH) | at.O_DIRECTORY | at.O_NOFOLLOW | at.O_CLOEXEC;
+        let next: number;
+        try {
+          next = at.openat(cur, name, f, 0, shown);
+        } catch (e) {
+          if (!(e instanceof SyscallError)) throw e;
+          if (e.code === "ENOENT" && create) {
+            next = this.#mkdir(cur, name, here, raw);
+            try {
+              if (this.#shift) at.fchown(next, this.#shift.uid, this.#shift.gid, shown);
+              at.fchmod(next, 0o755, shown);
+            } catch (err) {
+              at.close(next);
+              throw err;
+            }
+          } else if (e.code === "ENOTDIR" || e.code === "ELOOP") {
+            const st = at.statx(cur, name, at.AT_SYMLINK_NOFOLLOW, shown);
+            const rel = JSON.stringify(here.join("/"));
+            throw refused(
+              raw,
+              (st.mode & at.S_IFMT) === at.S_IFLNK ? `${what} through the symlink ${rel}` : `${rel} is not a directory`,
+            );
+          } else throw e;
+        }
+        at.close(cur);
+        cur = next;
+      }
+      return cur;
+    } catch (e) {
+      at.close(cur);
+      throw e;
+    }
+  }
+
+  /**
+   * A directory `name` under `parent`, made (0700 until the caller's fchmod) or kept when there;
+   * returns an fd of it, opened `O_NOFOLLOW|O_DIRECTORY`, for the caller to chown and chmod.
+   */
+  #mkdir(parent: number, name: string, parts: readonly string[], raw: string): number {
+    const shown = this.#shown(parts);
+    try {
+      at.mkdirat(parent, name, 0o700, shown);
+    } catch (e) {
+      if (!(e instanceof SyscallError) || e.code !== "EEXIST") throw e;
+      const st = at.statx(parent, name, at.AT_SYMLINK_NOFOLLOW, shown);
+      if ((st.mode & at.S_IFMT) !== at.S_IFDIR) {
+        this.#clear(parent, name, parts, raw);
+        at.mkdirat(parent, name, 0o700, shown);
+      }
+    }
+    return at.openat(parent, name, at.O_RDONLY | at.O_DIRECTORY | at.O_NOFOLLOW | at.O_CLOEXEC, 0, shown);
+  }
+
+  /** Runs `make`; when the name is taken, clears it ({@link #clear}) and runs `make` again. */
+  #create<T>(parent: number, name: string, parts: readonly string[], raw: string, make: () => T): T {
+    try {
+      return make();
+    } catch (e) {
+      if (!(e instanceof SyscallError) || e.code !== "EEXIST") throw e;
+      this.#clear(parent, name, parts, raw);
+      return make();
+    }
+  }
+
+  /**
+   * Removes what has `name` under `parent` (the entry itself, a symlink never followed). A
+   * directory must be empty: like GNU tar (without --recursive-unlink) and node-tar, a non-empty
+   * directory is never replaced.
+   */
+  #clear(parent: number, name: string, parts: readonly string[], raw: string): void {
+    const shown = this.#shown(parts);
+    let st: at.FileStat;
+    try {
+      st = at.statx(parent, name, at.AT_SYMLINK_NOFOLLOW, shown);
+    } catch (e) {
+      if (e instanceof SyscallError && e.code === "ENOENT") return;
+      throw e;
+    }
+    if ((st.mode & at.S_IFMT) !== at.S_IFDIR) {
+      at.unlinkat(parent, name, 0, shown);
+      return;
+    }
+    try {
+      at.unlinkat(parent, name, at.AT_REMOVEDIR, shown);
+    } catch (e) {
+      if (e instanceof SyscallError && (e.code === "ENOTEMPTY" || e.code === "EEXIST")) {
+        throw refused(raw, `it would replace the directory ${JSON.stringify(parts.join("/"))}, which is not empty`);
+      }
+      throw e;
+    }
+  }
+
+  /** After the last entry: the marker, then the directories' mtimes (which their entries changed). */
+  finish(marker: Marker): void {
+    const shown = this.#shown([TARBALL_MARKER]);
+    this.#clear(this.#root, TARBALL_MARKER, [TARBALL_MARKER], TARBALL_MARKER);
+    const flags = at.O_WRONLY | at.O_CREAT | at.O_EXCL | at.O_NOFOLLOW | at.O_CLOEXEC;
+    const fd = at.openat(this.#root, TARBALL_MARKER, flags, 0o644, shown);
+    try {
+      at.writeAll(fd, new TextEncoder().encode(JSON.stringify(marker) + "\n"), shown);
+      at.fchmod(fd, 0o644, shown);
+    } finally {
+      at.close(fd);
+    }
+    for (const { parts, mtime } of this.#dirTimes) {
+      if (mtime === "omit") continue;
+      let fd: number;
+      try {
+        fd = this.#openDir(parts, parts.join("/"), false, undefined, at.O_RDONLY);
+      } catch {
+        continue; // a later entry replaced it
+      }
+      try {
+        at.futimens(fd, "omit", mtime, this.#shown(parts));
+      } finally {
+        at.close(fd);
+      }
+    }
+  }
 }
 
 /** A `\r` progress line on stderr. */

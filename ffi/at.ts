@@ -1,0 +1,371 @@
+/**
+ * File system calls relative to a directory fd (the `*at` family, `openat2`, `statx`), for code
+ * that must never be steered by a symlink it did not choose to follow — above all, writing a
+ * rootfs from an untrusted tarball. Every wrapper retries on EINTR and throws a
+ * {@link SyscallError} naming the call, the path (as the caller wants it shown) and errno.
+ *
+ * The struct layouts (`struct open_how`, `struct timespec[2]`, `struct statx`) and the flag
+ * values that differ between x86_64 and aarch64 (`O_DIRECTORY`, `O_NOFOLLOW`) live here.
+ *
+ * @example Create a file under a directory fd, never through a symlink
+ * ```ts ignore
+ * import * as at from "./ffi/at.ts";
+ * const root = at.openat(at.AT_FDCWD, "/tmp/root", at.O_RDONLY | at.O_DIRECTORY | at.O_CLOEXEC);
+ * const dir = at.openat2(root, "etc", { flags: at.O_PATH | at.O_DIRECTORY | at.O_CLOEXEC, resolve: at.RESOLVE_BENEATH | at.RESOLVE_NO_SYMLINKS });
+ * const fd = at.openat(dir, "hostname", at.O_WRONLY | at.O_CREAT | at.O_EXCL | at.O_NOFOLLOW | at.O_CLOEXEC, 0o644);
+ * at.writeAll(fd, new TextEncoder().encode("box\n"));
+ * at.close(fd); at.close(dir); at.close(root);
+ * ```
+ * @module
+ */
+import { SyscallError } from "./errno.ts";
+import { addressOf, errno, libc } from "./libc.ts";
+import { cstr } from "./cstring.ts";
+import { defineStruct } from "./structs.ts";
+import { ARCH, SYS } from "./syscalls.ts";
+
+const EINTR = 4;
+const EOVERFLOW = 75;
+
+/** `AT_FDCWD`: a path relative to the current directory. */
+export const AT_FDCWD = -100;
+/** `AT_SYMLINK_NOFOLLOW`: act on a symlink itself, not on what it points to. */
+export const AT_SYMLINK_NOFOLLOW = 0x100;
+/** `AT_REMOVEDIR`: unlinkat removes a directory (which must be empty). */
+export const AT_REMOVEDIR = 0x200;
+/** `AT_EMPTY_PATH`: an empty path means the fd itself. */
+export const AT_EMPTY_PATH = 0x1000;
+
+/** `O_RDONLY`. */
+export const O_RDONLY = 0;
+/** `O_WRONLY`. */
+export const O_WRONLY = 1;
+/** `O_CREAT`. */
+export const O_CREAT = 0o100;
+/** `O_EXCL`: with `O_CREAT`, fail with EEXIST if anything (a symlink included) has the name. */
+export const O_EXCL = 0o200;
+/** `O_DIRECTORY` (its value differs on aarch64). */
+export const O_DIRECTORY = ARCH === "aarch64" ? 0o40000 : 0o200000;
+/** `O_NOFOLLOW`: fail (ELOOP) when the last component is a symlink (its value differs on aarch64). */
+export const O_NOFOLLOW = ARCH === "aarch64" ? 0o100000 : 0o400000;
+/** `O_CLOEXEC`. */
+export const O_CLOEXEC = 0o2000000;
+/** `O_PATH`: an fd that only names a place in the tree (for `*at` calls), opening nothing. */
+export const O_PATH = 0o10000000;
+
+/** `RESOLVE_NO_XDEV`: no mount point crossed. */
+export const RESOLVE_NO_XDEV = 0x01;
+/** `RESOLVE_NO_MAGICLINKS`: no `/proc/<pid>/fd`-style link followed. */
+export const RESOLVE_NO_MAGICLINKS = 0x02;
+/** `RESOLVE_NO_SYMLINKS`: no symlink followed at all (ELOOP). */
+export const RESOLVE_NO_SYMLINKS = 0x04;
+/** `RESOLVE_BENEATH`: the path may not leave the directory fd (EXDEV), `..` and absolute links included. */
+export const RESOLVE_BENEATH = 0x08;
+/** `RESOLVE_IN_ROOT`: the directory fd is `/` for the lookup (as if chrooted there). */
+export const RESOLVE_IN_ROOT = 0x10;
+
+/** File type bits of a mode. */
+export const S_IFMT = 0o170000;
+/** A FIFO. */
+export const S_IFIFO = 0o010000;
+/** A character device. */
+export const S_IFCHR = 0o020000;
+/** A directory. */
+export const S_IFDIR = 0o040000;
+/** A block device. */
+export const S_IFBLK = 0o060000;
+/** A regular file. */
+export const S_IFREG = 0o100000;
+/** A symbolic link. */
+export const S_IFLNK = 0o120000;
+
+/** `struct open_how { __u64 flags; __u64 mode; __u64 resolve; }` (linux/openat2.h). */
+export const OPEN_HOW = defineStruct("struct open_how", { flags: "u64", mode: "u64", resolve: "u64" }, 24);
+
+/** `struct timespec { time_t tv_sec; long tv_nsec; }` — utimensat takes two (atime, mtime). */
+export const TIMESPEC = defineStruct("struct timespec", { sec: "i64", nsec: "long" }, 16);
+
+/** `UTIME_OMIT` in `tv_nsec`: leave that time as it is. */
+export const UTIME_OMIT = (1 << 30) - 2;
+
+/** `struct statx` (linux/stat.h); each `struct statx_timestamp` is `{ __s64 tv_sec; __u32 tv_nsec; __s32 reserved; }`. */
+export const STATX = defineStruct("struct statx", {
+  mask: "u32",
+  blksize: "u32",
+  attributes: "u64",
+  nlink: "u32",
+  uid: "u32",
+  gid: "u32",
+  mode: "u16",
+  spare0: "u16",
+  ino: "u64",
+  size: "u64",
+  blocks: "u64",
+  attributesMask: "u64",
+  atimeSec: "i64",
+  atimeNsec: "u32",
+  atimeReserved: "i32",
+  btimeSec: "i64",
+  btimeNsec: "u32",
+  btimeReserved: "i32",
+  ctimeSec: "i64",
+  ctimeNsec: "u32",
+  ctimeReserved: "i32",
+  mtimeSec: "i64",
+  mtimeNsec: "u32",
+  mtimeReserved: "i32",
+  rdevMajor: "u32",
+  rdevMinor: "u32",
+  devMajor: "u32",
+  devMinor: "u32",
+  spare: ["u64", 14],
+}, 256);
+
+/** `STATX_BASIC_STATS`: everything `stat` returns. */
+const STATX_BASIC_STATS = 0x7ff;
+
+/** What {@link statx} reports. */
+export interface FileStat {
+  /** Type and permission bits (`S_IFMT` and `0o7777`). */
+  readonly mode: number;
+  /** Owner. */
+  readonly uid: number;
+  /** Group. */
+  readonly gid: number;
+  /** Hard links. */
+  readonly nlink: number;
+  /** Inode number. */
+  readonly ino: bigint;
+  /** Size in bytes. */
+  readonly size: number;
+  /** Last modification, whole seconds since the epoch. */
+  readonly mtimeSec: bigint;
+  /** Last modification, the nanoseconds past `mtimeSec`. */
+  readonly mtimeNsec: number;
+  /** The device the file is on, as `major:minor`. */
+  readonly dev: string;
+}
+
+/** `openat2`'s `how`. */
+export interface OpenHow {
+  /** `O_*` flags. */
+  readonly flags: number;
+  /** Permission bits for `O_CREAT` (default 0). */
+  readonly mode?: number;
+  /** `RESOLVE_*` flags. */
+  readonly resolve: number;
+}
+
+/** A time for {@link utimensat}: seconds and nanoseconds since the epoch, or "omit" (leave it). */
+export type FileTime = { readonly sec: bigint | number; readonly nsec: number } | "omit";
+
+/** Runs `call` until it succeeds or fails with something other than EINTR; errno is read at once. */
+function retry(syscall: string, args: readonly unknown[], call: () => number | bigint): number {
+  for (;;) {
+    const ret = call();
+    if (ret !== -1 && ret !== -1n) return Number(ret);
+    const e = errno();
+    if (e !== EINTR) throw new SyscallError(syscall, e, args);
+  }
+}
+
+/**
+ * openat(2).
+ * @param dirfd The directory `path` is relative to ({@link AT_FDCWD}: the current directory).
+ * @param path The path (a single name keeps every lookup under `dirfd`'s control).
+ * @param flags `O_*` flags. @param mode Permission bits with `O_CREAT`.
+ * @param shown The path as an error message shows it (default `path`).
+ * @returns The new fd.
+ * @throws {SyscallError} E.g. ELOOP for a symlink with `O_NOFOLLOW`, EEXIST with `O_CREAT|O_EXCL`.
+ */
+export function openat(dirfd: number, path: string, flags: number, mode = 0, shown = path): number {
+  const p = cstr(path);
+  return retry("openat", [shown], () => libc().openat(dirfd, p, flags, mode));
+}
+
+/**
+ * openat2(2) (Linux 5.6): `openat` with `RESOLVE_*` rules for the whole lookup.
+ * @param dirfd The directory `path` is resolved from. @param path The path.
+ * @param how Flags, mode and resolve rules. @param shown The path as an error message shows it.
+ * @returns The new fd.
+ * @throws {SyscallError} ENOSYS on kernels before 5.6; ELOOP for a symlink under
+ *   `RESOLVE_NO_SYMLINKS`; EXDEV for an escape under `RESOLVE_BENEATH`.
+ */
+export function openat2(dirfd: number, path: string, how: OpenHow, shown = path): number {
+  const p = cstr(path);
+  const h = new Uint8Array(OPEN_HOW.size);
+  const v = new DataView(h.buffer);
+  v.setBigUint64(OPEN_HOW.fields.flags.offset, BigInt(how.flags), true);
+  v.setBigUint64(OPEN_HOW.fields.mode.offset, BigInt(how.mode ?? 0), true);
+  v.setBigUint64(OPEN_HOW.fields.resolve.offset, BigInt(how.resolve), true);
+  // `p` and `h` are referenced by the closure until the call returns.
+  return retry(
+    "openat2",
+    [shown],
+    () => libc().syscall(BigInt(SYS.openat2), BigInt(dirfd), addressOf(p), addressOf(h), BigInt(h.byteLength), 0n),
+  );
+}
+
+/** mkdirat(2). @throws {SyscallError} EEXIST when the name is taken (by anything, a symlink included). */
+export function mkdirat(dirfd: number, name: string, mode: number, shown = name): void {
+  const p = cstr(name);
+  retry("mkdirat", [shown], () => libc().mkdirat(dirfd, p, mode));
+}
+
+/**
+ * mknodat(2): a device node or FIFO. `mode` holds the type (`S_IFCHR`, `S_IFBLK`, `S_IFIFO`).
+ * @param dev glibc's `makedev(major, minor)` encoding.
+ * @throws {SyscallError} EPERM without CAP_MKNOD (in a user namespace), EEXIST when the name is taken,
+ *   EOVERFLOW for a major over 4095 or a minor over 2^20 - 1 (the kernel's 32-bit encoding).
+ */
+export function mknodat(dirfd: number, name: string, mode: number, dev: bigint, shown = name): void {
+  // The syscall takes the device as an unsigned int: refuse what would be cut, as glibc does.
+  if (dev < 0n || dev > 0xffff_ffffn) {
+    throw new SyscallError("mknodat", EOVERFLOW, [shown, `0${(mode >>> 0).toString(8)}`]);
+  }
+  const p = cstr(name);
+  retry(
+    "mknodat",
+    [shown, `0${(mode >>> 0).toString(8)}`],
+    () => libc().syscall(BigInt(SYS.mknodat), BigInt(dirfd), addressOf(p), BigInt(mode), dev, 0n),
+  );
+}
+
+/** symlinkat(2): `name` under `dirfd` becomes a symlink to `target` (stored as is, never resolved). */
+export function symlinkat(target: string, dirfd: number, name: string, shown = name): void {
+  const t = cstr(target), p = cstr(name);
+  retry("symlinkat", [target, shown], () => libc().symlinkat(t, dirfd, p));
+}
+
+/**
+ * linkat(2) with flags 0: a hard link to `oldName` itself (a symlink is linked, not followed).
+ * @throws {SyscallError} EEXIST when `newName` is taken, EPERM for a directory.
+ */
+export function linkat(
+  oldDirfd: number,
+  oldName: string,
+  newDirfd: number,
+  newName: string,
+  shown: readonly [string, string] = [oldName, newName],
+): void {
+  const o = cstr(oldName), n = cstr(newName);
+  retry("linkat", shown, () => libc().linkat(oldDirfd, o, newDirfd, n, 0));
+}
+
+/** unlinkat(2); with {@link AT_REMOVEDIR} an empty directory. @throws {SyscallError} ENOTEMPTY, EISDIR, ENOENT. */
+export function unlinkat(dirfd: number, name: string, flags: number, shown = name): void {
+  const p = cstr(name);
+  retry("unlinkat", [shown], () => libc().unlinkat(dirfd, p, flags));
+}
+
+/** fchownat(2); pass {@link AT_SYMLINK_NOFOLLOW} to change a symlink itself. */
+export function fchownat(dirfd: number, name: string, uid: number, gid: number, flags: number, shown = name): void {
+  const p = cstr(name);
+  retry("fchownat", [shown, uid, gid], () => libc().fchownat(dirfd, p, uid, gid, flags));
+}
+
+/**
+ * fchmodat(2) with flags 0, which follows a symlink at `name`: call it only on a name known not
+ * to be one (Linux cannot chmod a symlink).
+ */
+export function fchmodat(dirfd: number, name: string, mode: number, shown = name): void {
+  const p = cstr(name);
+  retry("fchmodat", [shown, `0${mode.toString(8)}`], () => libc().fchmodat(dirfd, p, mode, 0));
+}
+
+/** fchown(2) on an open (not `O_PATH`) fd. */
+export function fchown(fd: number, uid: number, gid: number, shown = `fd ${fd}`): void {
+  retry("fchown", [shown, uid, gid], () => libc().fchown(fd, uid, gid));
+}
+
+/** fchmod(2) on an open (not `O_PATH`) fd. */
+export function fchmod(fd: number, mode: number, shown = `fd ${fd}`): void {
+  retry("fchmod", [shown, `0${mode.toString(8)}`], () => libc().fchmod(fd, mode));
+}
+
+function timespecs(atime: FileTime, mtime: FileTime): Uint8Array<ArrayBuffer> {
+  const buf = new Uint8Array(TIMESPEC.size * 2);
+  const v = new DataView(buf.buffer);
+  [atime, mtime].forEach((t, i) => {
+    const base = i * TIMESPEC.size;
+    v.setBigInt64(base + TIMESPEC.fields.sec.offset, t === "omit" ? 0n : BigInt(t.sec), true);
+    v.setBigInt64(base + TIMESPEC.fields.nsec.offset, BigInt(t === "omit" ? UTIME_OMIT : t.nsec), true);
+  });
+  return buf;
+}
+
+/** utimensat(2); pass {@link AT_SYMLINK_NOFOLLOW} to set a symlink's own times. */
+export function utimensat(
+  dirfd: number,
+  name: string,
+  atime: FileTime,
+  mtime: FileTime,
+  flags: number,
+  shown = name,
+): void {
+  const p = cstr(name), ts = timespecs(atime, mtime);
+  retry("utimensat", [shown], () => libc().utimensat(dirfd, p, ts, flags));
+}
+
+/** futimens(3) on an open (not `O_PATH`) fd. */
+export function futimens(fd: number, atime: FileTime, mtime: FileTime, shown = `fd ${fd}`): void {
+  const ts = timespecs(atime, mtime);
+  retry("futimens", [shown], () => libc().futimens(fd, ts));
+}
+
+/**
+ * statx(2): the file at `name` under `dirfd` (with {@link AT_SYMLINK_NOFOLLOW}, a symlink itself;
+ * with {@link AT_EMPTY_PATH} and `""`, the fd itself).
+ * @throws {SyscallError} ENOENT and the like.
+ */
+export function statx(dirfd: number, name: string, flags: number, shown = name): FileStat {
+  const p = cstr(name);
+  const buf = new Uint8Array(STATX.size);
+  retry(
+    "statx",
+    [shown],
+    () =>
+      libc().syscall(
+        BigInt(SYS.statx),
+        BigInt(dirfd),
+        addressOf(p),
+        BigInt(flags),
+        BigInt(STATX_BASIC_STATS),
+        addressOf(buf),
+      ),
+  );
+  const v = new DataView(buf.buffer);
+  const f = STATX.fields;
+  return {
+    mode: v.getUint16(f.mode.offset, true),
+    uid: v.getUint32(f.uid.offset, true),
+    gid: v.getUint32(f.gid.offset, true),
+    nlink: v.getUint32(f.nlink.offset, true),
+    ino: v.getBigUint64(f.ino.offset, true),
+    size: Number(v.getBigUint64(f.size.offset, true)),
+    mtimeSec: v.getBigInt64(f.mtimeSec.offset, true),
+    mtimeNsec: v.getUint32(f.mtimeNsec.offset, true),
+    dev: `${v.getUint32(f.devMajor.offset, true)}:${v.getUint32(f.devMinor.offset, true)}`,
+  };
+}
+
+/** Writes all of `bytes` to `fd` (looping over short writes). */
+export function writeAll(fd: number, bytes: Uint8Array, shown = `fd ${fd}`): void {
+  const { write } = libc();
+  let done = 0;
+  while (done < bytes.byteLength) {
+    const rest = bytes.subarray(done, done + Math.min(bytes.byteLength - done, 1 << 30));
+    const n = write(fd, rest, BigInt(rest.byteLength));
+    if (n === -1) {
+      const e = errno();
+      if (e === EINTR) continue;
+      throw new SyscallError("write", e, [shown]);
+    }
+    done += n;
+  }
+}
+
+/** close(2). EINTR is not retried (Linux has closed the fd by then). */
+export function close(fd: number): void {
+  libc().close(fd);
+}
