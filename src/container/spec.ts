@@ -154,9 +154,9 @@ export interface ContainerSpec {
   readonly noNewPrivs?: boolean;
   /**
    * The seccomp filter loaded last, just before exec: `"default"` (the default) is
-   * `DEFAULT_SECCOMP_PROFILE` — docker's notable refusals (mount, unshare, setns, namespace
-   * clones, ptrace, kernel modules, …) answered with EPERM; a profile of your own; or `false` for
-   * none. Loading a filter needs `noNewPrivs` (the default) or CAP_SYS_ADMIN kept.
+   * `DEFAULT_SECCOMP_PROFILE` — docker's allow-list, whose capability groups follow
+   * `capabilities`; a profile of your own; or `false` for none. Loading a filter needs
+   * `noNewPrivs` (the default) or CAP_SYS_ADMIN kept.
    */
   readonly seccomp?: false | "default" | SeccompProfile;
   /** Loopback up in a new net namespace (default true), and an optional veth pair to the host. */

@@ -12,9 +12,6 @@ import { type Cidr, linkNameProblem, parseCidr, sameSubnet } from "../network.ts
 import { HOOK_NAMES, hookProblem } from "./hooks.ts";
 import { isRunning, StateStore } from "./state.ts";
 import { compileSeccomp, DEFAULT_SECCOMP_PROFILE, seccompProblems, type SeccompProfile } from "../seccomp.ts";
-
-/** The default profile's program, compiled once per process. */
-let defaultProgram: Uint8Array | undefined;
 import { assertValidIdMap, type IdMapEntry, NAMESPACE_FLAGS, type NamespaceName } from "../namespace.ts";
 import {
   type ContainerSpec,
@@ -459,11 +456,9 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
     rlimits: spec.rlimits ?? {},
     noNewPrivs: spec.noNewPrivs ?? true,
     seccomp,
-    seccompProgram: seccomp === false
-      ? undefined
-      : seccomp === DEFAULT_SECCOMP_PROFILE
-      ? (defaultProgram ??= compileSeccomp(seccomp))
-      : compileSeccomp(seccomp),
+    // Conditional rules (docker's capability groups) see the capabilities the container keeps;
+    // the default profile's program is compiled once per set of rules that apply.
+    seccompProgram: seccomp === false ? undefined : compileSeccomp(seccomp, { capabilities }),
     loopback: spec.network?.loopback ?? netNew,
     veth,
     stdio: spec.stdio ?? "inherit",
