@@ -49,11 +49,17 @@ export {
   decodeSeccomp,
   DEFAULT_SECCOMP_PROFILE,
   loadSeccomp,
+  readSeccompProfile,
   SECCOMP_RET,
   seccompProblems,
+  seccompProfileFromOci,
   syscallNumber,
 } from "./src/seccomp.ts";
 export type {
+  OciSeccompArg,
+  OciSeccompFilter,
+  OciSeccompProfile,
+  OciSeccompSyscall,
   SeccompAction,
   SeccompArch,
   SeccompArgRule,

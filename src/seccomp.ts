@@ -11,7 +11,8 @@
  * that names the syscall and whose argument checks all hold decides; otherwise the default action
  * does — and a number above the kernel table hako knows answers ENOSYS when the default refuses.
  *
- * {@link DEFAULT_SECCOMP_PROFILE} is docker's default profile.
+ * {@link DEFAULT_SECCOMP_PROFILE} is docker's default profile; docker and OCI profiles in their
+ * JSON format are read by {@link readSeccompProfile} and {@link seccompProfileFromOci}.
  *
  * @example Refuse mkdir with EPERM in a child, then exec
  * ```ts ignore
@@ -26,6 +27,7 @@
  * ```
  * @module
  */
+import { readFileSync } from "node:fs";
 import { decodeSockFilters, encodeSockFilters, seccompSetModeFilter, type SockFilter } from "../ffi/seccomp.ts";
 import { ARCH } from "../ffi/syscalls.ts";
 import { ConfigError } from "./errors.ts";
@@ -40,6 +42,7 @@ import type {
   SeccompProblem,
   SeccompProfile,
 } from "./seccomp/_types.ts";
+import { convertOciSeccomp, isOciSeccompProfile, type OciSeccompProfile } from "./seccomp/oci.ts";
 
 export type { SockFilter };
 export type {
@@ -53,8 +56,10 @@ export type {
   SeccompProfile,
   SeccompRule,
 } from "./seccomp/_types.ts";
+export type { OciSeccompArg, OciSeccompFilter, OciSeccompProfile, OciSeccompSyscall } from "./seccomp/oci.ts";
 export { DEFAULT_SECCOMP_PROFILE } from "./seccomp/_default.ts";
 export { SECCOMP_RET } from "./seccomp/_compile.ts";
+export { convertOciSeccomp, isOciSeccompProfile };
 
 const ARCHES = Object.keys(ABIS) as SeccompArch[];
 const NATIVE_ARCHES = Object.keys(ABIS_OF) as SeccompNativeArch[];
@@ -229,6 +234,108 @@ export function assertValidSeccompProfile(
 ): void {
   const [first] = seccompProblems(profile, arch, path);
   if (first) throw new ConfigError(first.path, first.message);
+}
+
+// ---------------------------------------------------------------------------------------------
+// docker / OCI profiles
+
+/**
+ * A profile in hako's format or docker's / the OCI runtime spec's (told apart by a `SCMP_ACT_`
+ * default action), converted and checked: every problem with its field path, and the profile
+ * when there are none. This is what a container spec's `seccomp` field goes through.
+ *
+ * @example
+ * ```ts
+ * import { resolveSeccompProfile } from "./seccomp.ts";
+ * const { problems } = resolveSeccompProfile({
+ *   defaultAction: "SCMP_ACT_ERRNO",
+ *   syscalls: [{ names: ["ptrace"], action: "SCMP_ACT_ALLOW", args: [{ index: 0, value: 1, op: "SCMP_CMP_FOO" }] }],
+ * });
+ * console.assert(problems[0]?.path === "seccomp.syscalls[0].args[0].op");
+ * ```
+ * @param value A hako profile or an OCI/docker profile object.
+ * @param path The field path (default `"seccomp"`).
+ * @param arch The architecture whose tables the names are checked against (default: the running one).
+ * @returns The profile (undefined when there are problems) and the problems.
+ */
+export function resolveSeccompProfile(
+  value: SeccompProfile | OciSeccompProfile,
+  path = "seccomp",
+  arch: SeccompNativeArch = ARCH,
+): { profile: SeccompProfile | undefined; problems: SeccompProblem[] } {
+  if (isOciSeccompProfile(value)) {
+    const converted = convertOciSeccomp(value, path);
+    if (!converted.profile) return converted;
+    const problems = seccompProblems(converted.profile, arch, path);
+    return { profile: problems.length ? undefined : converted.profile, problems };
+  }
+  const problems = seccompProblems(value as SeccompProfile, arch, path);
+  return { profile: problems.length ? undefined : value as SeccompProfile, problems };
+}
+
+/**
+ * Converts a docker / OCI seccomp profile object (`config.json`'s `linux.seccomp`, or a file for
+ * docker's `--security-opt seccomp=`) into hako's, as runc would read it.
+ *
+ * @example
+ * ```ts
+ * import { seccompProfileFromOci } from "./seccomp.ts";
+ * const profile = seccompProfileFromOci({
+ *   defaultAction: "SCMP_ACT_ERRNO",
+ *   defaultErrnoRet: 1,
+ *   syscalls: [{ names: ["socket"], action: "SCMP_ACT_ALLOW", args: [{ index: 0, value: 40, op: "SCMP_CMP_NE" }] }],
+ * });
+ * console.assert(profile.syscalls[0]?.args?.[0]?.op === "ne");
+ * ```
+ * @param value The parsed JSON object.
+ * @param path The field path for errors (default `"seccomp"`).
+ * @returns hako's profile.
+ * @throws {ConfigError} Naming the field path of the first problem (an unsupported action, operator…).
+ */
+export function seccompProfileFromOci(value: OciSeccompProfile, path = "seccomp"): SeccompProfile {
+  const { profile, problems } = resolveSeccompProfile(value, path);
+  if (!profile) {
+    const [first, ...rest] = problems;
+    throw new ConfigError(
+      first?.path ?? path,
+      `${first?.message ?? "not a seccomp profile"}${rest.length ? ` (and ${rest.length} more problems)` : ""}`,
+    );
+  }
+  return profile;
+}
+
+/**
+ * Reads a seccomp profile from a JSON file: docker's or the OCI runtime spec's format (docker's
+ * own `default.json` works as is), or hako's.
+ *
+ * @example
+ * ```ts ignore
+ * import { readSeccompProfile, run } from "./mod.ts";
+ * await run({ name: "web", rootfs: "/srv/web", command: "httpd", seccomp: readSeccompProfile("seccomp.json") });
+ * ```
+ * @param file The path of the JSON file.
+ * @returns hako's profile.
+ * @throws {ConfigError} When the file cannot be read or parsed (path `file`), or names something
+ *   hako cannot honour (path `seccomp.syscalls[3].args[0].op`…, the message naming the file).
+ */
+export function readSeccompProfile(file: string): SeccompProfile {
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new ConfigError(file, `cannot read a seccomp profile: ${(e as Error).message}`);
+  }
+  const { profile, problems } = resolveSeccompProfile(value as SeccompProfile, "seccomp");
+  if (!profile) {
+    const [first, ...rest] = problems;
+    throw new ConfigError(
+      first?.path ?? "seccomp",
+      `${first?.message ?? "not a seccomp profile"} (in ${file}${
+        rest.length ? `; and ${rest.length} more problems` : ""
+      })`,
+    );
+  }
+  return profile;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import { ConfigError } from "../errors.ts";
 import { type Cidr, linkNameProblem, parseCidr, sameSubnet } from "../network.ts";
 import { HOOK_NAMES, hookProblem } from "./hooks.ts";
 import { isRunning, StateStore } from "./state.ts";
-import { compileSeccomp, DEFAULT_SECCOMP_PROFILE, seccompProblems, type SeccompProfile } from "../seccomp.ts";
+import { compileSeccomp, DEFAULT_SECCOMP_PROFILE, resolveSeccompProfile, type SeccompProfile } from "../seccomp.ts";
 import { assertValidIdMap, type IdMapEntry, NAMESPACE_FLAGS, type NamespaceName } from "../namespace.ts";
 import {
   type ContainerSpec,
@@ -360,11 +360,15 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
     if (spec.seccomp === null || typeof spec.seccomp !== "object") {
       bad(
         "seccomp",
-        `must be false, "default" or a profile { defaultAction, syscalls }, got ${JSON.stringify(spec.seccomp)}`,
+        `must be false, "default" or a profile { defaultAction, syscalls } (hako's, or docker's / OCI's), got ${
+          JSON.stringify(spec.seccomp)
+        }`,
       );
     } else {
-      for (const p of seccompProblems(spec.seccomp, undefined, "seccomp")) bad(p.path, p.message);
-      seccomp = spec.seccomp;
+      // hako's format, or docker's / OCI's (a "SCMP_ACT_…" default action), converted.
+      const { profile, problems } = resolveSeccompProfile(spec.seccomp, "seccomp");
+      for (const p of problems) bad(p.path, p.message);
+      if (profile) seccomp = profile;
     }
   }
   if (seccomp && spec.noNewPrivs === false && !capabilities.includes("CAP_SYS_ADMIN")) {

@@ -439,7 +439,8 @@ const personality = (value: number): SeccompRule => ({
  *
  * One deliberate difference: docker also allows `ptrace`, `process_vm_readv` and
  * `process_vm_writev` to everyone on kernels ≥ 4.8; here they need CAP_SYS_PTRACE, as they did in
- * docker before 4.8 — add the capability to trace inside a container.
+ * docker before 4.8 — add the capability to trace inside a container. (Docker's exact profile is
+ * one `readSeccompProfile("default.json")` away.)
  *
  * Compile it with the container's capabilities: `compileSeccomp(DEFAULT_SECCOMP_PROFILE, {
  * capabilities })` (a container spec does this for you).
