@@ -793,31 +793,21 @@ int main(int argc, char **argv) {
 }
 `;
 
-let probeBinary: string | undefined | null;
-
-/** The probe, compiled once (static, so it runs in a busybox rootfs), or null without gcc. */
-function probe(): string | null {
-  if (probeBinary !== undefined) return probeBinary;
-  const dir = mkdtempSync(join(tmpdir(), "hako-seccomp-probe-"));
-  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+/** Compiles the probe into `dir` (static, so it runs in a busybox rootfs); returns its path. */
+function compileProbe(dir: string): string {
   writeFileSync(join(dir, "probe.c"), PROBE_C);
   const cc = spawnSync("gcc", ["-static", "-O2", "-o", join(dir, "probe"), join(dir, "probe.c"), "-lpthread"], {
     encoding: "utf8",
   });
-  return probeBinary = cc.status === 0 ? join(dir, "probe") : null;
+  if (cc.status !== 0) throw new Error(`gcc failed: ${cc.stderr}`);
+  return join(dir, "probe");
 }
 
 /** Whether this kernel runs i386 syscalls (`int 0x80`) at all (CONFIG_IA32_EMULATION), asked of the probe on the host. */
-function hasIa32(): boolean {
-  const out = join(tmpdir(), `hako-seccomp-ia32-${process.pid}`);
-  try {
-    spawnSync(probe()!, [out, `getpid=int80:${syscallNumber("getpid", "x86")}`]);
-    return readFileSync(out, "utf8").trim() === "getpid 0";
-  } catch {
-    return false;
-  } finally {
-    rmSync(out, { force: true });
-  }
+function hasIa32(probe: string, dir: string): boolean {
+  const out = join(dir, "ia32.out");
+  spawnSync(probe, [out, `getpid=int80:${syscallNumber("getpid", "x86")}`]);
+  return existsSync(out) && readFileSync(out, "utf8").trim() === "getpid 0";
 }
 
 const probeSkip = containerSkip ||
@@ -853,12 +843,20 @@ function attacks(): Record<string, string> {
   };
 }
 
-/** Runs the probe as a busybox container's command (native or forked child); returns label → result. */
-async function probeContainer(native: boolean, s: Partial<ContainerSpec>): Promise<Record<string, string>> {
+/**
+ * Runs the probe as a busybox container's command (native or forked child); returns label →
+ * result, and whether the kernel runs i386 calls at all.
+ */
+async function probeContainer(
+  native: boolean,
+  s: Partial<ContainerSpec>,
+): Promise<{ got: Record<string, string>; ia32: boolean }> {
   using dir = tempDir("hako-seccomp-box-");
   chmodSync(dir.path, 0o755);
+  const probe = compileProbe(dir.path);
+  const ia32 = hasIa32(probe, dir.path);
   const rootfs = buildRootfs(join(dir.path, "rootfs"), { builder: "busybox" }).path;
-  copyFileSync(probe()!, join(rootfs, "probe"));
+  copyFileSync(probe, join(rootfs, "probe"));
   chmodSync(join(rootfs, "probe"), 0o755);
   const items = Object.entries(attacks()).map(([label, req]) => `${label}=${req}`);
   const before = process.env.HAKO_NATIVE_SPAWN;
@@ -877,9 +875,8 @@ async function probeContainer(native: boolean, s: Partial<ContainerSpec>): Promi
     if (before === undefined) delete process.env.HAKO_NATIVE_SPAWN;
     else process.env.HAKO_NATIVE_SPAWN = before;
   }
-  return Object.fromEntries(
-    readFileSync(join(rootfs, "probe.out"), "utf8").trim().split("\n").map((l) => l.split(" ") as [string, string]),
-  );
+  const lines = readFileSync(join(rootfs, "probe.out"), "utf8").trim().split("\n");
+  return { got: Object.fromEntries(lines.map((l) => l.split(" ") as [string, string])), ia32 };
 }
 
 const E = { EPERM: "1", EBADF: "9", ENOSYS: "38" };
@@ -889,7 +886,7 @@ for (const native of [true, false]) {
   test(
     `a default container (${path}) cannot reach pidfd_getfd, AF_VSOCK, keyctl, bpf, userfaultfd, user namespaces, mount or ptrace`,
     async () => {
-      const got = await probeContainer(native, {});
+      const { got, ia32 } = await probeContainer(native, {});
       const refused = [
         "pidfd_getfd",
         "socket_vsock",
@@ -904,7 +901,6 @@ for (const native of [true, false]) {
         "i386_mount",
         "x32_keyctl",
       ];
-      const ia32 = hasIa32();
       for (const label of refused.filter((l) => ia32 || !l.startsWith("i386"))) {
         equal(got[label], E.EPERM, `${label} answers EPERM`);
       }
@@ -924,12 +920,12 @@ for (const native of [true, false]) {
 test(
   "the same probe without a filter gets the kernel's own answers, so the EPERMs above are the filter's",
   async () => {
-    const got = await probeContainer(true, { seccomp: false });
+    const { got, ia32 } = await probeContainer(true, { seccomp: false });
     equal(got.pidfd_getfd, E.EBADF);
     notEqual(got.keyctl, E.EPERM);
     notEqual(got.ptrace, E.EPERM);
     notEqual(got.clone3, E.ENOSYS);
-    if (hasIa32()) notEqual(got.i386_keyctl, E.EPERM);
+    if (ia32) notEqual(got.i386_keyctl, E.EPERM);
   },
   { skip: probeSkip },
 );
@@ -940,7 +936,7 @@ for (const native of [true, false]) {
       native ? "native" : "forked"
     } child) with CAP_SYS_ADMIN gets docker's CAP_SYS_ADMIN group: unshare(CLONE_NEWUSER) works`,
     async () => {
-      const got = await probeContainer(native, { capabilities: { add: ["CAP_SYS_ADMIN"] } });
+      const { got } = await probeContainer(native, { capabilities: { add: ["CAP_SYS_ADMIN"] } });
       // (where the kernel allows user namespaces at all)
       if (readFileSync("/proc/sys/user/max_user_namespaces", "utf8").trim() !== "0") equal(got.unshare_user, "0");
       equal(got.pidfd_getfd, E.EPERM, "still no CAP_SYS_PTRACE group");
