@@ -59,10 +59,14 @@ declare const decodeSeccomp: typeof import("./mod.ts").decodeSeccomp;
 declare const DEFAULT_SECCOMP_PROFILE: typeof import("./mod.ts").DEFAULT_SECCOMP_PROFILE;
 /** Seccomp: `loadSeccomp`. See `src/seccomp.ts`. */
 declare const loadSeccomp: typeof import("./mod.ts").loadSeccomp;
+/** Seccomp: `readSeccompProfile`. See `src/seccomp.ts`. */
+declare const readSeccompProfile: typeof import("./mod.ts").readSeccompProfile;
 /** Seccomp: `SECCOMP_RET`. See `src/seccomp.ts`. */
 declare const SECCOMP_RET: typeof import("./mod.ts").SECCOMP_RET;
 /** Seccomp: `seccompProblems`. See `src/seccomp.ts`. */
 declare const seccompProblems: typeof import("./mod.ts").seccompProblems;
+/** Seccomp: `seccompProfileFromOci`. See `src/seccomp.ts`. */
+declare const seccompProfileFromOci: typeof import("./mod.ts").seccompProfileFromOci;
 /** Seccomp: `syscallNumber`. See `src/seccomp.ts`. */
 declare const syscallNumber: typeof import("./mod.ts").syscallNumber;
 /** Networking: `addAddress`. See `src/network.ts`. */

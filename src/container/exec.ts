@@ -165,9 +165,6 @@ const SIG_IGN = 1n;
 const SIG_SETMASK = 2;
 const PR_SET_DUMPABLE = 4;
 
-/** The default seccomp program, compiled once. */
-let defaultProgram: Uint8Array | undefined;
-
 /**
  * Checks `pid` and the options, collecting every problem.
  * @throws {ConfigError} Naming the field (`pid`, `argv`, `env.X`, `workdir`, `user.uid`, `stdout`…).
@@ -283,7 +280,7 @@ function profileFor(opts: ExecOptions): ExecProfile {
     rlimits: {},
     noNewPrivs: true,
     seccomp: DEFAULT_SECCOMP_PROFILE,
-    seccompProgram: defaultProgram ??= compileSeccomp(DEFAULT_SECCOMP_PROFILE),
+    seccompProgram: compileSeccomp(DEFAULT_SECCOMP_PROFILE, { capabilities: DEFAULT_CAPABILITIES }), // (compiled once)
     rootless: (process.geteuid?.() ?? 0) !== 0,
   };
   return {

@@ -18,7 +18,7 @@
  * @module
  */
 import type { IdMapEntry, NamespaceName } from "../namespace.ts";
-import type { SeccompProfile } from "../seccomp.ts";
+import type { OciSeccompProfile, SeccompProfile } from "../seccomp.ts";
 import type { DeviceRule } from "../cgroup/devices.ts";
 import type { Hook } from "./hooks.ts";
 import type { ContainerStatus } from "./container.ts";
@@ -198,11 +198,12 @@ export interface ContainerSpec {
   readonly noNewPrivs?: boolean;
   /**
    * The seccomp filter loaded last, just before exec: `"default"` (the default) is
-   * `DEFAULT_SECCOMP_PROFILE` — docker's notable refusals (mount, unshare, setns, namespace
-   * clones, ptrace, kernel modules, …) answered with EPERM; a profile of your own; or `false` for
-   * none. Loading a filter needs `noNewPrivs` (the default) or CAP_SYS_ADMIN kept.
+   * `DEFAULT_SECCOMP_PROFILE` — docker's allow-list, whose capability groups follow
+   * `capabilities`; a profile of your own, in hako's format or docker's / the OCI runtime spec's
+   * (`defaultAction: "SCMP_ACT_ERRNO"`…, see `readSeccompProfile`); or `false` for none. Loading a
+   * filter needs `noNewPrivs` (the default) or CAP_SYS_ADMIN kept.
    */
-  readonly seccomp?: false | "default" | SeccompProfile;
+  readonly seccomp?: false | "default" | SeccompProfile | OciSeccompProfile;
   /** Loopback up in a new net namespace (default true), and an optional veth pair to the host. */
   readonly network?: NetworkSpec;
   /** The command's stdin/stdout/stderr: the caller's (default), or /dev/null. */

@@ -29,10 +29,7 @@ import { rawKeyProblem } from "../cgroup/controller.ts";
 import { assertValidDeviceRules } from "../cgroup/devices.ts";
 import { assertValidName as assertValidCgroupName } from "../cgroup/_name.ts";
 import { containerCgroupName } from "./_cgroup.ts";
-import { compileSeccomp, DEFAULT_SECCOMP_PROFILE, seccompProblems, type SeccompProfile } from "../seccomp.ts";
-
-/** The default profile's program, compiled once per process. */
-let defaultProgram: Uint8Array | undefined;
+import { compileSeccomp, DEFAULT_SECCOMP_PROFILE, resolveSeccompProfile, type SeccompProfile } from "../seccomp.ts";
 import { assertValidIdMap, type IdMapEntry, NAMESPACE_FLAGS, type NamespaceName } from "../namespace.ts";
 import {
   type ContainerSpec,
@@ -456,11 +453,15 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
     if (spec.seccomp === null || typeof spec.seccomp !== "object") {
       bad(
         "seccomp",
-        `must be false, "default" or a profile { defaultAction, syscalls }, got ${JSON.stringify(spec.seccomp)}`,
+        `must be false, "default" or a profile { defaultAction, syscalls } (hako's, or docker's / OCI's), got ${
+          JSON.stringify(spec.seccomp)
+        }`,
       );
     } else {
-      for (const p of seccompProblems(spec.seccomp, undefined, "seccomp")) bad(p.path, p.message);
-      seccomp = spec.seccomp;
+      // hako's format, or docker's / OCI's (a "SCMP_ACT_…" default action), converted.
+      const { profile, problems } = resolveSeccompProfile(spec.seccomp, "seccomp");
+      for (const p of problems) bad(p.path, p.message);
+      if (profile) seccomp = profile;
     }
   }
   if (seccomp && spec.noNewPrivs === false && !capabilities.includes("CAP_SYS_ADMIN")) {
@@ -581,11 +582,9 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
     rlimits: spec.rlimits ?? {},
     noNewPrivs: spec.noNewPrivs ?? true,
     seccomp,
-    seccompProgram: seccomp === false
-      ? undefined
-      : seccomp === DEFAULT_SECCOMP_PROFILE
-      ? (defaultProgram ??= compileSeccomp(seccomp))
-      : compileSeccomp(seccomp),
+    // Conditional rules (docker's capability groups) see the capabilities the container keeps;
+    // the default profile's program is compiled once per set of rules that apply.
+    seccompProgram: seccomp === false ? undefined : compileSeccomp(seccomp, { capabilities }),
     loopback: spec.network?.loopback ?? netNew,
     veth,
     stdio: spec.stdio ?? "inherit",
