@@ -432,3 +432,69 @@ test("a default container has a cgroup namespace of its own, rooted at its own c
     });
   }
 }, { skip });
+
+test(
+  "containers on one rootfs each read their own /etc/hostname; a symlink swapped into the shared rootfs writes no host file",
+  async () => {
+    using b = box();
+    using dir = tempDir();
+    const victim = join(dir.path, "victim");
+    writeFileSync(victim, "host file\n");
+    for (const [, value] of PATHS) {
+      await onPath(value, async () => {
+        await using one = await Container.create(
+          b.spec({ name: `hako-test-escape-one-${process.pid}`, stdio: "null" }),
+        );
+        await one.start();
+        // A process of the first container (root inside) swaps the shared files for symlinks to a host file.
+        for (const f of ["hosts", "hostname", "resolv.conf"]) {
+          rmSync(join(b.rootfs, "etc", f), { force: true });
+          execFileSync("ln", ["-s", victim, join(b.rootfs, "etc", f)]);
+        }
+        const out = join(dir.path, `out-${value}`);
+        const fd = openSync(out, "w");
+        try {
+          await using two = await Container.create(
+            b.spec({ name: `hako-test-escape-two-${process.pid}`, command: ["cat", "/etc/hostname"] }),
+            { stdio: { stdout: fd, stderr: fd } },
+          ).catch((e) => {
+            throw new Error(`the second container: ${e}`);
+          });
+          await two.start();
+          await two.wait();
+        } catch (e) {
+          // Refusing the symlinked mount point is fine too; writing through it is not.
+          assert(/symlink|ELOOP/.test(String(e)), String(e));
+        } finally {
+          closeSync(fd);
+        }
+        assertEquals(readFileSync(victim, "utf8"), "host file\n", "the host file is untouched");
+        for (const f of ["hosts", "hostname", "resolv.conf"]) rmSync(join(b.rootfs, "etc", f), { force: true });
+      });
+    }
+    // And without the symlinks, each reads its own name, and the rootfs keeps no generated file.
+    const names: string[] = [];
+    for (const n of ["alpha", "beta"]) {
+      const out = join(dir.path, `name-${n}`);
+      const fd = openSync(out, "w");
+      try {
+        const name = `hako-test-escape-${n}-${process.pid}`;
+        await using c = await Container.create(b.spec({ name, command: ["cat", "/etc/hostname"] }), {
+          stdio: { stdout: fd, stderr: fd },
+        });
+        await c.start();
+        await c.wait();
+        names.push(readFileSync(out, "utf8").trim());
+      } finally {
+        closeSync(fd);
+      }
+    }
+    assertEquals(names, [`hako-test-escape-alpha-${process.pid}`, `hako-test-escape-beta-${process.pid}`]);
+    assertEquals(
+      readFileSync(join(b.rootfs, "etc/hostname"), "utf8"),
+      "",
+      "the rootfs keeps only an empty mount point",
+    );
+  },
+  { skip },
+);

@@ -80,7 +80,8 @@ export async function main(argv: readonly string[]): Promise<number> {
  */
 function hasContainers(h: Host): boolean {
   try {
-    return h.readDir(`${resolveStateDir(h.env("HAKO_STATE_DIR"))}/containers`).some((n) => !n.startsWith("."));
+    return h.readDir(`${resolveStateDir(h.env("HAKO_STATE_DIR"), { euid: h.uid(), env: h.env })}/containers`)
+      .some((n) => !n.startsWith("."));
   } catch {
     return false;
   }

@@ -5,13 +5,27 @@
  * @module
  */
 
-/** The default state directory. */
+/** The default state directory (root's). */
 export const DEFAULT_STATE_DIR = "/run/hako";
 
 /**
- * The state directory for a value of `HAKO_STATE_DIR` (pure): it, or {@link DEFAULT_STATE_DIR}
- * when unset or empty.
+ * The state directory (pure): `HAKO_STATE_DIR` when set; else root's {@link DEFAULT_STATE_DIR};
+ * else — a user without root (rootless) — their own, as podman's: `$XDG_RUNTIME_DIR/hako`, or
+ * `~/.local/share/hako/run` without a runtime directory.
+ * @param value `HAKO_STATE_DIR`.
+ * @param user The caller's euid and environment (default: root).
  */
-export function resolveStateDir(value: string | undefined): string {
-  return value || DEFAULT_STATE_DIR;
+export function resolveStateDir(
+  value: string | undefined,
+  user: { readonly euid: number; readonly env: (name: string) => string | undefined } = {
+    euid: 0,
+    env: () => undefined,
+  },
+): string {
+  if (value) return value;
+  if (user.euid === 0) return DEFAULT_STATE_DIR;
+  const runtime = user.env("XDG_RUNTIME_DIR");
+  if (runtime?.startsWith("/")) return `${runtime}/hako`;
+  const home = user.env("HOME");
+  return home?.startsWith("/") ? `${home}/.local/share/hako/run` : `/tmp/hako-${user.euid}`;
 }

@@ -20,6 +20,7 @@
  * ```
  * @module
  */
+import process from "node:process";
 import { check, errno, libc } from "../../ffi/libc.ts";
 import { cstr } from "../../ffi/cstring.ts";
 import { forkProcess } from "../../ffi/fork.ts";
@@ -49,7 +50,8 @@ import { type ChildError, closeFd, describe, pipe, setupError, writeAll } from "
 import { compileChild, type NativeChild } from "./native.ts";
 import { realRootfs } from "./_paths.ts";
 import { containerGroupSpec, existingCgroupDirs, removeEmptyDefaultParent, removeStaleCgroup } from "./_cgroup.ts";
-import { cloneFlags, execCommand, prepareSetup, type SetupContext, stepsFor, writeNetworkEtc } from "./setup.ts";
+import { cloneFlags, execCommand, prepareSetup, type SetupContext, stepsFor } from "./setup.ts";
+import { type ContainerFile, removeContainerFiles, writeContainerFiles } from "./_files.ts";
 import type { ContainerSpec } from "./spec.ts";
 import { type ResolvedSpec, resolveSpec, SpecError } from "./validate.ts";
 
@@ -217,6 +219,20 @@ function childMain(
   throw new Error("unreachable");
 }
 
+/**
+ * The host uid and gid of root inside the container (its files are its own): the id maps' entry
+ * for 0 inside, or — without one — the entry of the spec's user; the caller's own without a user
+ * namespace.
+ */
+function hostIdsOfRoot(spec: ResolvedSpec): { uid: number; gid: number } {
+  if (!spec.newNamespaces.includes("user")) return { uid: process.geteuid?.() ?? 0, gid: process.getegid?.() ?? 0 };
+  const host = (map: ResolvedSpec["uidMap"], id: number) => {
+    const e = map.find((m) => m.inside === 0) ?? map.find((m) => id >= m.inside && id < m.inside + m.size);
+    return e ? e.outside + (e.inside === 0 ? 0 : id - e.inside) : 0;
+  };
+  return { uid: host(spec.uidMap, spec.user.uid), gid: host(spec.gidMap, spec.user.gid) };
+}
+
 /** Deletes the host end of a container's veth pair (and so both ends); gone already is fine. */
 function deleteVethHostEnd(name: string): void {
   try {
@@ -334,10 +350,13 @@ export class Container {
         }
       }
 
+      // The container's own /etc files, in its directory under the state directory.
+      let files: ContainerFile[] = [];
       try {
-        writeNetworkEtc(spec);
+        undo.push(() => removeContainerFiles(spec.name));
+        files = writeContainerFiles(spec, hostIdsOfRoot(spec));
       } catch (e) {
-        fail("network-etc", e);
+        fail("etc-files", e);
       }
 
       // cgroup: every container gets one of its own, made new (never adopted; see _cgroup.ts)
@@ -376,7 +395,7 @@ export class Container {
       const stdio = [io?.stdin ?? nullFd, io?.stdout ?? nullFd, io?.stderr ?? nullFd] as const;
 
       // fork
-      const ctx: SetupContext = { spec, userns: spec.newNamespaces.includes("user"), statusFd: statusW };
+      const ctx: SetupContext = { spec, userns: spec.newNamespaces.includes("user"), statusFd: statusW, files };
       // A child that runs no JavaScript where the spec allows (see native.ts), else a fork.
       const native = compileChild(
         ctx,
@@ -694,6 +713,11 @@ export class Container {
       if (this.cgroup) removeEmptyDefaultParent(this.cgroup.name);
     } catch (e) {
       first = e;
+    }
+    try {
+      removeContainerFiles(this.name);
+    } catch (e) {
+      first ??= e;
     }
     if (first) throw first;
   }

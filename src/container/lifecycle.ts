@@ -15,6 +15,7 @@ import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } fr
 import { join } from "node:path";
 import { Group } from "../cgroup/group.ts";
 import { containerGroupSpec, DEFAULT_CGROUP_PARENT, removeEmptyDefaultParent } from "./_cgroup.ts";
+import { removeContainerFiles } from "./_files.ts";
 import { detect } from "../cgroup/layout.ts";
 import { deleteLink } from "../network.ts";
 import { SyscallError } from "../errors.ts";
@@ -195,6 +196,11 @@ export function releaseResources(r: StateRecord): void {
     } catch (e) {
       if (!(e instanceof SyscallError && e.code === "ENODEV")) first ??= e;
     }
+  }
+  try {
+    removeContainerFiles(r.name);
+  } catch (e) {
+    first ??= e;
   }
   if (r.cgroup) {
     try {

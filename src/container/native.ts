@@ -28,7 +28,7 @@ import {
   SyscallProgram,
 } from "../../ffi/spawn.ts";
 import { capHeader, encodeCapData, encodeRlimit } from "../../ffi/structs.ts";
-import { existsSync, lstatSync, statSync } from "node:fs";
+import { lstatSync, statSync } from "node:fs";
 import { join, normalize } from "node:path";
 import { parseOptions } from "../mount.ts";
 import { CLONE_NEWCGROUP, CLONE_NEWTIME, NAMESPACE_FLAGS } from "../namespace.ts";
@@ -38,6 +38,7 @@ import { SetupError, SyscallError } from "../errors.ts";
 import { type ChildError, describe, setupError } from "./_pipe.ts";
 import { secureJoin } from "./_paths.ts";
 import {
+  fileMountCalls,
   MS,
   type PreparedCall,
   preparedStepCalls,
@@ -202,7 +203,7 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
     plan.drops,
     stdioShape,
     fds.closeInChild.length,
-    spec.networkEtc === "host" ? ["/etc/resolv.conf", "/etc/hosts"].map((f) => existsSync(f)) : [],
+    ctx.files ?? [],
   ]);
   let t = templates.get(key);
   if (t && !t.valid()) {
@@ -505,17 +506,9 @@ function compileStep(ctx: SetupContext, name: string, p: SyscallProgram, emit: E
     return true;
   }
   switch (name) {
-    case "network-etc": {
-      // The mount points were made by writeNetworkEtc in the parent.
-      for (const f of ["/etc/resolv.conf", "/etc/hosts"]) {
-        if (!existsSync(f)) continue;
-        const target = secureJoin(spec.rootfsPath, f);
-        const t = p.cstring(target);
-        call("mount", [p.cstring(f), t, null, MS.BIND, null], [f, target, unquoted("NULL"), unquoted("MS_BIND")]);
-        emit.remountReadonly(t, target);
-      }
+    case "etc-files":
+      for (const c of fileMountCalls(ctx)) compilePrepared(c, p, emit);
       return true;
-    }
     case "hostname": {
       const bytes = new TextEncoder().encode(spec.hostname!);
       call("sethostname", [p.bytes(bytes), bytes.length], [spec.hostname]);

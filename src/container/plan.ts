@@ -8,6 +8,7 @@ import { hostLinkSysctlPlan } from "../network.ts";
 import { describeHook } from "./hooks.ts";
 import { cloneFlags, type SetupContext, stepsFor } from "./setup.ts";
 import { containerGroupSpec } from "./_cgroup.ts";
+import { containerFileContents } from "./_files.ts";
 import type { ContainerSpec } from "./spec.ts";
 import { resolveSpec } from "./validate.ts";
 
@@ -92,6 +93,23 @@ export function planContainer(spec: ContainerSpec): ContainerPlan {
           Object.keys(containerGroupSpec(r.cgroup)).join(", ") || "no controller"
         }; it must not exist)`,
         ...writes,
+      ],
+    });
+  }
+  const files = containerFileContents(r);
+  if (files.length) {
+    host.push({
+      where: "host",
+      name: "etc-files",
+      why:
+        "the container's own files, written into its directory under the state directory (never into the rootfs, which other containers may share) and bound over their paths by the child",
+      calls: [
+        ...files.map((f) =>
+          f.host ? `bind ${f.host} read-only over ${f.inside}` : `write <state>/files/${r.name}${f.inside.slice(4)}`
+        ),
+        `make the missing mount points (${
+          files.map((f) => f.inside).join(", ")
+        }) in ${r.rootfsPath}: mkdirat/openat(O_CREAT|O_EXCL|O_NOFOLLOW) under a directory fd, no symlink followed`,
       ],
     });
   }

@@ -63,9 +63,12 @@ import { resolveStateDir } from "./_state_dir.ts";
 
 export { DEFAULT_STATE_DIR } from "./_state_dir.ts";
 
-/** The state directory: `HAKO_STATE_DIR`, or `/run/hako`. */
+/** The state directory: `HAKO_STATE_DIR`, `/run/hako` for root, or the rootless user's own (see `resolveStateDir`). */
 export function stateDir(): string {
-  return resolveStateDir(process.env.HAKO_STATE_DIR);
+  return resolveStateDir(process.env.HAKO_STATE_DIR, {
+    euid: process.geteuid?.() ?? 0,
+    env: (name) => process.env[name],
+  });
 }
 
 /** A process, as the kernel tells it apart from a later one with the same pid. */
@@ -266,7 +269,8 @@ export class StateStore {
       throw new StateDirError(this.root, `${path} is owned by uid ${st.uid}, not by uid ${this.#uid} who runs hako`);
     }
     const mode = st.mode & 0o7777;
-    if (mode === 0o700) return;
+    // (The root may be 0711: others may pass through it to a container's own files, see filesRoot.)
+    if (mode === 0o700 || (isRoot && mode === 0o711)) return;
     chmodSync(path, 0o700);
     if (!writableByOthers(mode)) return;
     // Others could write here: what they may have put in is not hako's.
@@ -281,6 +285,32 @@ export class StateStore {
         );
       }
     }
+  }
+
+  /**
+   * Where containers' own files (`/etc/hosts`…, see `_files.ts`) live: `<state>/files`, made when
+   * missing. A container with a user namespace binds them from inside it, as its root — a host uid
+   * with no rights on the state directory — so `files/` and the state directory itself are 0711:
+   * passable, but neither listable nor writable; each container's directory in it is 0700 and its
+   * own root's. `containers/` stays 0700.
+   */
+  filesRoot(): string {
+    this.prepare();
+    const files = join(this.root, "files");
+    try {
+      mkdirSync(files, { mode: 0o711 });
+    } catch (e) {
+      if ((e as { code?: string }).code !== "EEXIST") {
+        throw fsError(e, "mkdir", files, "make the containers' files directory");
+      }
+    }
+    const st = lstatSync(files);
+    if (!st.isDirectory() || st.uid !== this.#uid) {
+      throw new StateDirError(this.root, `${files} is not a directory of uid ${this.#uid}'s`);
+    }
+    if ((st.mode & 0o7777) !== 0o711) chmodSync(files, 0o711);
+    if ((statSync(this.root).mode & 0o7777) !== 0o711) chmodSync(this.root, 0o711);
+    return files;
   }
 
   /** The directory of container `name`. */
