@@ -155,16 +155,6 @@ export function assertValidIdMap(map: readonly IdMapEntry[], path = "idMap"): vo
       }
     }
     if (e.size < 1) throw new ConfigError(`${path}[${i}].size`, "must be at least 1");
-    // The last id of a range is at most 4294967294: (uid_t)-1 is no id, and the kernel refuses a
-    // range that wraps.
-    for (const k of ["inside", "outside"] as const) {
-      if (e[k] + e.size - 1 > 0xfffffffe) {
-        throw new ConfigError(
-          `${path}[${i}]`,
-          `${k} range ${e[k]}..${e[k] + e.size - 1} goes past the last id, 4294967294`,
-        );
-      }
-    }
     map.slice(0, i).forEach((o, j) => {
       for (const k of ["inside", "outside"] as const) {
         if (e[k] < o[k] + o.size && o[k] < e[k] + e.size) {

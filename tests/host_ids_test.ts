@@ -6,12 +6,12 @@ import { tempDir, test } from "./_harness.ts";
 import {
   type IdMapHostCheck,
   idMapHostProblems,
-  MAX_ID,
   parseAccounts,
   parseSubIdFile,
   readHostIdFiles,
 } from "../src/container/host_ids.ts";
 import { Container } from "../src/container/container.ts";
+import { MAX_ID } from "../src/user.ts";
 import type { ContainerSpec } from "../src/container/spec.ts";
 import { resolveSpec, SpecError } from "../src/container/validate.ts";
 import web from "../examples/fleet/web.ts";

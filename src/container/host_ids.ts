@@ -20,11 +20,11 @@
  * reads them.
  * @module
  */
+import { MAX_ID } from "../user.ts";
 import { readFileSync } from "node:fs";
 import type { IdMapEntry } from "../namespace.ts";
 
-/** The highest id a map may reach: 4294967295 is `(uid_t)-1`, "no id". */
-export const MAX_ID = 4294967294;
+
 
 /** A user of `/etc/passwd` or a group of `/etc/group`. */
 export interface HostAccount {
