@@ -59,6 +59,7 @@ const NR = {
   setresgid: 119,
   capset: 126,
   mknod: 133,
+  fchmodat: 268,
   prctl: 157,
   pivot_root: 155,
   mount: 165,

@@ -498,3 +498,32 @@ test(
   },
   { skip },
 );
+
+test("default device nodes are 0666 whatever the caller's umask: a non-root user inside writes /dev/null", async () => {
+  using b = box();
+  const before = process.umask(0o077);
+  try {
+    for (const [, value] of PATHS) {
+      const r = await onPath(value, () =>
+        asCommand(b.spec({
+          user: { uid: 1000, gid: 1000 },
+          command: [
+            "sh",
+            "-c",
+            "stat -c '%a %n' /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty; echo x > /dev/null && echo wrote",
+          ],
+        })));
+      assertEquals(r.out.trim().split("\n"), [
+        "666 /dev/null",
+        "666 /dev/zero",
+        "666 /dev/full",
+        "666 /dev/random",
+        "666 /dev/urandom",
+        "666 /dev/tty",
+        "wrote",
+      ], `HAKO_NATIVE_SPAWN=${value}`);
+    }
+  } finally {
+    process.umask(before);
+  }
+}, { skip });

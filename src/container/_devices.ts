@@ -21,8 +21,11 @@ export function makedev(major: number, minor: number): bigint {
  */
 export function mknod(path: string, kind: "c" | "b", mode: number, major: number, minor: number): void {
   const type = kind === "c" ? S_IFCHR : S_IFBLK;
-  check(libc().mknod(cstr(path), type | (mode & 0o7777), makedev(major, minor)), "mknod", [
-    path,
-    `${kind} ${major}:${minor}`,
-  ]);
+  const p = cstr(path);
+  check(libc().mknod(p, type | (mode & 0o7777), makedev(major, minor)), "mknod", [path, `${kind} ${major}:${minor}`]);
+  // The mode asked for, whatever the caller's umask took away at mknod (/dev/null must be 0666
+  // for a container's non-root users).
+  check(libc().fchmodat(AT_FDCWD, p, mode & 0o7777, 0), "fchmodat", [path, `0${(mode & 0o7777).toString(8)}`]);
 }
+
+const AT_FDCWD = -100;

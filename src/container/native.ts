@@ -730,9 +730,13 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
     case "mount":
       mount(c);
       return;
-    case "mknod":
-      call("mknod", [p.bytes(c.path), c.mode, c.dev], c.shown);
+    case "mknod": {
+      const path = p.bytes(c.path);
+      call("mknod", [path, c.mode, c.dev], c.shown);
+      // The mode asked for, whatever the umask took away (see _devices.ts).
+      call("fchmodat", [AT_FDCWD, path, c.mode & 0o7777, 0], [c.shown[0], unquoted(`0${(c.mode & 0o7777).toString(8)}`)]);
       return;
+    }
     case "mkdir":
       call("mkdir", [p.bytes(c.path), 0o755], c.shown);
       return;

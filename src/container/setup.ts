@@ -456,6 +456,10 @@ function runCall(call: PreparedCall): void {
       return;
     case "mknod":
       if (c.mknod(call.path, call.mode, call.dev) === -1) throw new SyscallError("mknod", errno(), call.shown);
+      // The mode asked for, whatever the umask took away (see _devices.ts).
+      if (c.fchmodat(AT_FDCWD, call.path, call.mode & 0o7777, 0) === -1) {
+        throw new SyscallError("fchmodat", errno(), [call.shown[0], unquoted(`0${(call.mode & 0o7777).toString(8)}`)]);
+      }
       return;
     case "mkdir":
       if (c.mkdir(call.path, 0o755) === -1) throw new SyscallError("mkdir", errno(), call.shown);
