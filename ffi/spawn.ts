@@ -51,6 +51,7 @@ const NR = {
   socket: 41,
   execve: 59,
   chdir: 80,
+  fchdir: 81,
   mkdir: 83,
   symlink: 88,
   setsid: 112,
@@ -71,6 +72,8 @@ const NR = {
   seccomp: 317,
   close_range: 436,
   mount_setattr: 442,
+  open_tree: 428,
+  move_mount: 429,
   exit_group: 231,
 } as const;
 

@@ -15,6 +15,8 @@ export interface SyscallNumbers {
   readonly close_range: number;
   readonly bpf: number;
   readonly mount_setattr: number;
+  readonly open_tree: number;
+  readonly move_mount: number;
   /** openat2(2), Linux 5.6; glibc has no wrapper. */
   readonly openat2: number;
   /** mknodat(2) (glibc 2.33 was the first to export `mknodat` itself). */
@@ -32,6 +34,8 @@ const X86_64: SyscallNumbers = {
   close_range: 436,
   bpf: 321,
   mount_setattr: 442,
+  open_tree: 428,
+  move_mount: 429,
   openat2: 437,
   mknodat: 259,
   statx: 332,
@@ -45,6 +49,8 @@ const AARCH64: SyscallNumbers = {
   close_range: 436,
   bpf: 280,
   mount_setattr: 442,
+  open_tree: 428,
+  move_mount: 429,
   openat2: 437,
   mknodat: 33,
   statx: 291,

@@ -527,3 +527,73 @@ test("default device nodes are 0666 whatever the caller's umask: a non-root user
     process.umask(before);
   }
 }, { skip });
+
+test(
+  "a user-namespace container runs from a rootfs under a directory closed to everyone but root (0700): no host directory above the rootfs is walked",
+  async () => {
+    using dir = tempDir("hako-test-escape-closed-");
+    execFileSync("chmod", ["0700", dir.path]);
+    const rootfs = join(dir.path, "store", "rootfs");
+    mkdirSync(join(dir.path, "store"), { mode: 0o700 });
+    buildRootfs(rootfs, { builder: "busybox" });
+    for (const [, value] of PATHS) {
+      const r = await onPath(value, () =>
+        asCommand({
+          name: `hako-test-escape-closed-${process.pid}`,
+          rootfs,
+          command: ["sh", "-c", "hostname; id -u"],
+          namespaces: ["mount", "uts", "ipc", "pid", "user"],
+          idMap: { uid: { inside: 0, outside: 440000, size: 65536 } },
+        }));
+      assertEquals(
+        [r.code, r.out.trim()],
+        [0, `hako-test-escape-closed-${process.pid}\n0`],
+        `HAKO_NATIVE_SPAWN=${value}`,
+      );
+    }
+  },
+  { skip },
+);
+
+test(
+  "an image hako extracts into its store is closed to other local users (no path to its setuid binaries or device nodes)",
+  async () => {
+    using dir = tempDir("hako-test-escape-store-");
+    const src = join(dir.path, "src");
+    buildRootfs(src, { builder: "busybox" });
+    execFileSync("chmod", ["4755", join(src, "bin/busybox")]); // a setuid-root binary, as images have
+    const tarball = join(dir.path, `hako-test-store-${process.pid}.tar`);
+    execFileSync("tar", ["-C", src, "-cf", tarball, "."]);
+    const rootfs = `/var/lib/hako/images/hako-test-store-${process.pid}`;
+    try {
+      await asCommand({
+        name: `hako-test-escape-store-${process.pid}`,
+        rootfs: { tarball, path: rootfs },
+        command: ["true"],
+      });
+      const nobody = (path: string) => {
+        try {
+          execFileSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "test", "-e", path]);
+          return "reachable";
+        } catch {
+          return "closed";
+        }
+      };
+      assertEquals(nobody(join(rootfs, "bin/busybox")), "closed", "the image's setuid binary");
+      assertEquals(nobody(rootfs), "closed", "the rootfs");
+      assertEquals(nobody("/var/lib/hako/images"), "closed", "the store");
+    } finally {
+      rmSync(rootfs, { recursive: true, force: true });
+    }
+  },
+  { skip: skip || (hasSetpriv() ? false : "needs setpriv (util-linux)") },
+);
+
+function hasSetpriv(): boolean {
+  try {
+    execFileSync("setpriv", ["--version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}

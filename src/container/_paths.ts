@@ -3,7 +3,17 @@
  * were `/`, so a hostile image (`/proc -> /etc`) cannot make hako mount or write outside it.
  * @module
  */
-import { lstatSync, mkdirSync, readFileSync, readlinkSync, realpathSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import process from "node:process";
 import { dirname, join, normalize, sep } from "node:path";
 import { ConfigError } from "../errors.ts";
 
@@ -97,4 +107,27 @@ function parseMountinfoRoots(text: string): Array<{ dev: string; root: string; p
     out.push({ dev: f[2]!, root: unescape(f[3]!), point: unescape(f[4]!) });
   }
   return out;
+}
+
+/** hako's own store of images and rootfs. */
+export const STORE_ROOT = "/var/lib/hako";
+
+/**
+ * Makes the directories above a rootfs hako is about to extract or build, closed to other local
+ * users: those it makes are 0700, and under its own store ({@link STORE_ROOT}) every directory
+ * from the store down is made 0700 too — so no local user can reach an image's setuid binaries or
+ * device nodes (moby's fix for CVE-2021-41091). Containers do not need them open: the child enters
+ * the rootfs through a file descriptor (the enter-rootfs step), even as root of a user namespace.
+ * @param rootfs The rootfs directory (it need not exist yet).
+ */
+export function makePrivateParents(rootfs: string): void {
+  const parent = dirname(rootfs);
+  mkdirSync(parent, { recursive: true, mode: 0o700 });
+  if (parent !== STORE_ROOT && !parent.startsWith(`${STORE_ROOT}/`)) return;
+  const euid = process.geteuid?.() ?? 0;
+  for (let d = parent;; d = dirname(d)) {
+    const st = statSync(d);
+    if (st.uid === euid && (st.mode & 0o077) !== 0) chmodSync(d, st.mode & 0o700);
+    if (d === STORE_ROOT || d === "/") break;
+  }
 }

@@ -84,6 +84,8 @@ export interface CreateOptions {
 const SETUP_TIMEOUT_MS = 30_000;
 const O_RDWR = 2;
 const O_CLOEXEC = 0o2000000;
+const O_PATH = 0o10000000;
+const O_DIRECTORY = process.arch === "arm64" ? 0o40000 : 0o200000;
 const EINTR = 4;
 const ECHILD = 10;
 const POLLIN = 1;
@@ -394,12 +396,30 @@ export class Container {
       const io = options.stdio;
       const stdio = [io?.stdin ?? nullFd, io?.stdout ?? nullFd, io?.stderr ?? nullFd] as const;
 
+      // The rootfs, for the child to enter without walking the host's directories above it.
+      let rootFd = -1;
+      if (spec.newNamespaces.includes("mount")) {
+        rootFd = check(
+          libc().open(cstr(spec.rootfsPath), O_PATH | O_DIRECTORY | O_CLOEXEC, 0),
+          "open",
+          [spec.rootfsPath],
+          "open the rootfs for the child",
+        );
+        fds.push(rootFd);
+      }
+
       // fork
-      const ctx: SetupContext = { spec, userns: spec.newNamespaces.includes("user"), statusFd: statusW, files };
+      const ctx: SetupContext = {
+        spec,
+        userns: spec.newNamespaces.includes("user"),
+        statusFd: statusW,
+        files,
+        ...(rootFd >= 0 ? { rootFd } : {}),
+      };
       // A child that runs no JavaScript where the spec allows (see native.ts), else a fork.
       const native = compileChild(
         ctx,
-        { go: goR, start: startR, status: statusW, stdio, closeInChild: [goW, startW, statusR] },
+        { root: rootFd, go: goR, start: startR, status: statusW, stdio, closeInChild: [goW, startW, statusR] },
       );
       if (!native) prepareSetup(ctx); // the standard steps' kernel calls, made ready before the fork
       let pid: number;
@@ -423,7 +443,7 @@ export class Container {
       });
       options.onForked?.(pid);
       // The parent keeps only goW, startW and statusR.
-      for (const fd of [goR, startR, statusW, nullFd]) closeFd(fd);
+      for (const fd of [goR, startR, statusW, nullFd, rootFd]) closeFd(fd);
       fds.length = 0;
       fds.push(goW, startW, statusR);
 

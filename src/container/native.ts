@@ -31,7 +31,7 @@ import { capHeader, encodeCapData, encodeRlimit } from "../../ffi/structs.ts";
 import { lstatSync, statSync } from "node:fs";
 import { join, normalize } from "node:path";
 import { parseOptions } from "../mount.ts";
-import { CLONE_NEWCGROUP, CLONE_NEWTIME, NAMESPACE_FLAGS } from "../namespace.ts";
+import { CLONE_NEWCGROUP, CLONE_NEWNS, CLONE_NEWTIME, NAMESPACE_FLAGS } from "../namespace.ts";
 import { type KeepPlan, keepPlan } from "../capability.ts";
 import { rlimitNumber, rlimitPair } from "../rlimit.ts";
 import { SetupError, SyscallError } from "../errors.ts";
@@ -43,6 +43,7 @@ import {
   type PreparedCall,
   preparedStepCalls,
   prepareSetup,
+  ROOTFS_MOUNT,
   type SetupContext,
   type SetupStep,
   stepsFor,
@@ -74,6 +75,8 @@ export interface NativeChild {
 
 /** The file descriptors the child is given (see container.ts). */
 export interface NativeFds {
+  /** The parent's O_PATH fd of the rootfs (see the enter-rootfs step), or -1 without a mount namespace. */
+  readonly root: number;
   readonly go: number;
   readonly start: number;
   readonly status: number;
@@ -86,6 +89,7 @@ interface Template {
   readonly prog: SyscallProgram;
   readonly info: readonly OpInfo[];
   readonly slots: {
+    readonly root: ProgramSlot;
     readonly go: ProgramSlot;
     readonly start: ProgramSlot;
     readonly status: ProgramSlot;
@@ -132,6 +136,9 @@ const EINVAL = 22;
 const ENOSYS = 38;
 const AT_FDCWD = -100;
 const AT_RECURSIVE = 0x8000;
+const OPEN_TREE_CLONE = 1;
+const OPEN_TREE_CLOEXEC = 0o2000000;
+const MOVE_MOUNT_F_EMPTY_PATH = 4;
 const PR_CAPBSET_DROP = 24;
 const PR_SET_KEEPCAPS = 8;
 const PR_SET_NO_NEW_PRIVS = 38;
@@ -234,6 +241,7 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
   const template = t;
   const built = template.free.pop() ?? template.prog.build();
   built.reportTo(fds.status);
+  built.set(template.slots.root, fds.root);
   built.set(template.slots.go, fds.go);
   built.set(template.slots.start, fds.start);
   built.set(template.slots.status, fds.status);
@@ -282,6 +290,7 @@ function compile(
       );
     },
     plan,
+    rootFd: () => p.value(slots.root),
     continueInChild() {
       const record = pidRecord(p);
       const rest = p.label();
@@ -293,6 +302,7 @@ function compile(
     },
   };
   const slots = {
+    root: p.slot(),
     go: p.slot(),
     start: p.slot(),
     status: p.slot(),
@@ -442,6 +452,8 @@ interface Emit {
    * its pid and exits (the container's program only: exec's programs clone on their own).
    */
   readonly continueInChild?: () => void;
+  /** The rootfs fd's slot, as an argument (the container's program only). */
+  readonly rootFd?: () => ProgramArg;
 }
 
 /** A program being written, and what each of its ops stands for (its step, call and arguments). */
@@ -541,6 +553,16 @@ function compileStep(ctx: SetupContext, name: string, p: SyscallProgram, emit: E
       return true;
     case "time-namespace":
       call("unshare", [CLONE_NEWTIME], [unquoted("CLONE_NEWTIME")]);
+      return true;
+    case "enter-rootfs":
+      if (!emit.rootFd) return false;
+      call("fchdir", [emit.rootFd()], [spec.rootfsPath], {}, "enter the rootfs");
+      return true;
+    case "mount-namespace":
+      call("unshare", [CLONE_NEWNS], [unquoted("CLONE_NEWNS")]);
+      return true;
+    case "rootfs-bind":
+      compilePrepared(ROOTFS_MOUNT, p, emit);
       return true;
     case "cgroup-namespace":
       call("unshare", [CLONE_NEWCGROUP], [unquoted("CLONE_NEWCGROUP")]);
@@ -668,17 +690,19 @@ function compileMounts(ctx: SetupContext, p: SyscallProgram, emit: Emit): boolea
     if (["/proc", "/sys", "/dev"].some(under) || targets.slice(0, i).some(under)) return false;
   }
   for (const [i, m] of ctx.spec.mounts.entries()) {
-    const target = secureJoin(root, targets[i]!);
-    if (!target.startsWith(`${root}/`)) return false;
+    const resolved = secureJoin(root, targets[i]!);
+    if (!resolved.startsWith(`${root}/`)) return false;
+    // (relative to the working directory: the rootfs's mount, see the rootfs-bind step)
+    const target = resolved.slice(root.length + 1);
     const file = m.type === "bind" && !statSync(m.source!).isDirectory();
     emit.check(() =>
-      secureJoin(root, targets[i]!) === target && (m.type !== "bind" || statSync(m.source!).isDirectory() !== file)
+      secureJoin(root, targets[i]!) === resolved && (m.type !== "bind" || statSync(m.source!).isDirectory() !== file)
     );
     // The mount point, as ensureMountPoint makes it (made by the child: in a user namespace it
     // belongs to root inside).
-    const rel = target.slice(root.length + 1).split("/");
+    const rel = target.split("/");
     for (let k = 1; k <= rel.length - (file ? 1 : 0); k++) {
-      const dir = `${root}/${rel.slice(0, k).join("/")}`;
+      const dir = rel.slice(0, k).join("/");
       const next = p.label();
       call("mkdir", [p.cstring(dir), 0o755], [dir, unquoted("0755")], { onErrno: [[EEXIST, next]] });
       p.place(next);
@@ -746,6 +770,23 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
     case "chdir":
       call("chdir", [p.bytes(c.path)], c.shown);
       return;
+    case "rootfs-mount": {
+      const tree = p.slot();
+      const dot = p.bytes(c.dot);
+      call("open_tree", [AT_FDCWD, dot, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE], [
+        ".",
+        unquoted("OPEN_TREE_CLONE|AT_RECURSIVE"),
+      ], { store: tree });
+      call("move_mount", [p.value(tree), p.bytes(c.empty), AT_FDCWD, dot, MOVE_MOUNT_F_EMPTY_PATH], [
+        unquoted("tree"),
+        "",
+        unquoted("AT_FDCWD"),
+        ".",
+      ]);
+      call("fchdir", [p.value(tree)], [unquoted("tree")]);
+      call("close", [p.value(tree)], [unquoted("tree")]);
+      return;
+    }
     case "pivot": {
       const dot = p.bytes(c.dot);
       call("pivot_root", [dot, dot], [".", "."]);

@@ -10,6 +10,7 @@
  * ```
  * @module
  */
+import { makePrivateParents } from "./_paths.ts";
 import { execFileSync } from "node:child_process";
 import {
   chmodSync,
@@ -200,6 +201,7 @@ export function buildRootfs(dir: string, options: BuildRootfsOptions = {}): Buil
   }
   const builder = busybox ? "busybox" : "host";
   const tmp = `${dir}.building-${process.pid}`;
+  makePrivateParents(dir);
   rmSync(tmp, { recursive: true, force: true });
   try {
     skeleton(tmp, options.hostname ?? "hako");
@@ -207,7 +209,7 @@ export function buildRootfs(dir: string, options: BuildRootfsOptions = {}): Buil
     buildHost(tmp, [...(busybox ? [] : HOST_PROGRAMS), ...(options.programs ?? [])]);
     writeFileSync(join(tmp, MARKER), JSON.stringify({ version: MARKER_VERSION, builder }) + "\n");
     rmSync(dir, { recursive: true, force: true });
-    mkdirSync(dirname(dir), { recursive: true });
+    makePrivateParents(dir);
     renameSync(tmp, dir);
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });

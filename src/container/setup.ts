@@ -7,11 +7,11 @@
  * @module
  */
 import { existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, statSync, symlinkSync } from "node:fs";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { Capability, keepBounding, type KeepPlan, keepPlan, keepSets } from "../capability.ts";
 import { sethostname } from "../hostname.ts";
 import * as Mount from "../mount.ts";
-import { CLONE_NEWCGROUP, CLONE_NEWTIME, namespaceFlags, setns } from "../namespace.ts";
+import { CLONE_NEWCGROUP, CLONE_NEWNS, CLONE_NEWTIME, namespaceFlags, setns } from "../namespace.ts";
 import { exec, resetSignalsForExec, waitpid2 } from "../process.ts";
 import { setrlimit } from "../rlimit.ts";
 import { loadSeccomp } from "../seccomp.ts";
@@ -42,6 +42,12 @@ export interface SetupContext {
   readonly statusFd?: number;
   /** The files hako made for the container, to bind over paths inside it (see `_files.ts`). */
   readonly files?: readonly ContainerFile[];
+  /**
+   * The parent's `O_PATH` fd of the rootfs (the child has the same number): the child enters the
+   * rootfs through it, walking no host directory above it — root of a user namespace may not, and
+   * hako's image stores are closed to all but root.
+   */
+  readonly rootFd?: number;
 }
 
 /** One named step of the child's setup. */
@@ -78,7 +84,12 @@ const DEV_LINKS: ReadonlyArray<readonly [string, string]> = [
   ["core", "/proc/kcore"],
 ];
 
-const inRoot = (ctx: SetupContext, p: string) => secureJoin(ctx.spec.rootfsPath, p);
+/**
+ * `p` inside the rootfs, as a path relative to the rootfs — the child's working directory from the
+ * rootfs-bind step on — with symlinks resolved inside it.
+ */
+const inRoot = (ctx: SetupContext, p: string) =>
+  relative(ctx.spec.rootfsPath, secureJoin(ctx.spec.rootfsPath, p)) || ".";
 const has = (ctx: SetupContext, ns: string) => ctx.spec.newNamespaces.includes(ns as never);
 
 function mountIn(ctx: SetupContext, source: string, target: string, type: string, flags: string[], data?: string) {
@@ -93,8 +104,8 @@ function mountIn(ctx: SetupContext, source: string, target: string, type: string
  * lstat-per-component walk of {@link secureJoin}. In the forked child every touched page is a
  * copy-on-write fault (≈ 10 µs each here), and that walk's ENOENT exceptions cost ~150 faults.
  */
-function mountInDev(ctx: SetupContext, name: string, source: string, type: string, flags: string[], data?: string) {
-  const where = join(ctx.spec.rootfsPath, "dev", name);
+function mountInDev(_ctx: SetupContext, name: string, source: string, type: string, flags: string[], data?: string) {
+  const where = join("dev", name);
   mkdirSync(where);
   Mount.mount(source, where, { type, flags, ...(data ? { data } : {}) });
 }
@@ -129,6 +140,11 @@ export type PreparedCall =
   | { readonly op: "chdir"; readonly path: Uint8Array; readonly shown: readonly unknown[] }
   /** pivot_root(".", "."), then the old root detached: the caller chdir'd into the new root. */
   | { readonly op: "pivot"; readonly dot: Uint8Array }
+  /**
+   * A recursive copy of the mounts at the working directory attached over it
+   * (`open_tree(OPEN_TREE_CLONE|AT_RECURSIVE)`, `move_mount`), then entered (`fchdir`).
+   */
+  | { readonly op: "rootfs-mount"; readonly dot: Uint8Array; readonly empty: Uint8Array }
   /**
    * A masked path: an empty read-only tmpfs over it, or — ENOTDIR: it is a file — /dev/null bound
    * over it; ENOENT (not on this kernel) skips it. Trying the mount instead of an lstat first keeps
@@ -212,6 +228,9 @@ function preparedMount(source: string | null, target: string, type: string | nul
 const AT_FDCWD = -100;
 const AT_RECURSIVE = 0x8000;
 const ENOSYS = 38;
+const OPEN_TREE_CLONE = 1;
+const OPEN_TREE_CLOEXEC = 0o2000000;
+const MOVE_MOUNT_F_EMPTY_PATH = 4;
 
 function readonlyTree(path: string): ReadonlyTree {
   return {
@@ -234,7 +253,7 @@ let hostCgroupLayout: Layout | null | undefined;
  * brought.
  */
 function cgroupMountCalls(ctx: SetupContext): PreparedCall[] {
-  const dir = join(ctx.spec.rootfsPath, "sys/fs/cgroup");
+  const dir = "sys/fs/cgroup"; // (relative to the rootfs's mount, the working directory)
   const ro = MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC;
   if (hostCgroupLayout === undefined) {
     try {
@@ -288,17 +307,19 @@ function cgroupMountCalls(ctx: SetupContext): PreparedCall[] {
  * docker's), the host's read-only (a missing one skipped).
  */
 export function fileMountCalls(ctx: SetupContext): PreparedCall[] {
-  return (ctx.files ?? []).map((f) =>
-    f.readonly
-      ? {
-        op: "readonly",
-        path: f.target,
-        bind: preparedMount(f.source, f.target, null, MS.BIND),
-        target: cstr(f.target),
-      }
-      : preparedMount(f.source, f.target, null, MS.BIND)
-  );
+  return (ctx.files ?? []).map((f) => {
+    const at = relative(ctx.spec.rootfsPath, f.target);
+    return f.readonly
+      ? { op: "readonly", path: at, bind: preparedMount(f.source, at, null, MS.BIND), target: cstr(at) }
+      : preparedMount(f.source, at, null, MS.BIND);
+  });
 }
+
+/** The pivot into the working directory, and the chdir to the new root after it. */
+const PIVOT: PreparedCall = { op: "pivot", dot: cstr(".") };
+const CHDIR_ROOT: PreparedCall = { op: "chdir", path: cstr("/"), shown: ["/"] };
+/** The rootfs's mount attached over itself and entered (see the rootfs-bind step). */
+export const ROOTFS_MOUNT: PreparedCall = { op: "rootfs-mount", dot: cstr("."), empty: cstr("") };
 
 /** Prepared calls per step name, for the contexts {@link prepareSetup} saw. */
 const preparedCalls = new WeakMap<SetupContext, ReadonlyMap<string, readonly PreparedCall[]>>();
@@ -335,21 +356,21 @@ function prepareCalls(ctx: SetupContext): void {
   }
   const calls = new Map<string, PreparedCall[]>();
   calls.set("private-mounts", [preparedMount(null, "/", null, MS.REC | MS.PRIVATE)]);
-  calls.set("rootfs-bind", [preparedMount(root, root, null, MS.BIND | MS.REC)]);
+  // From here on, paths in the rootfs are relative to the working directory: the rootfs's mount.
   if (spec.standardMounts) {
-    const dev = join(root, "dev");
-    calls.set("mount-proc", [preparedMount("proc", join(root, "proc"), "proc", MS.NOSUID | MS.NODEV | MS.NOEXEC)]);
-    const sysfs = preparedMount("sysfs", join(root, "sys"), "sysfs", MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC);
+    const dev = "dev";
+    calls.set("mount-proc", [preparedMount("proc", "proc", "proc", MS.NOSUID | MS.NODEV | MS.NOEXEC)]);
+    const sysfs = preparedMount("sysfs", "sys", "sysfs", MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC);
     calls.set(
       "mount-sys",
       ctx.userns
         ? [{
           op: "sysfs",
           sysfs,
-          bind: preparedMount("/sys", join(root, "sys"), null, MS.BIND | MS.REC),
-          path: join(root, "sys"),
-          target: cstr(join(root, "sys")),
-          tree: readonlyTree(join(root, "sys")),
+          bind: preparedMount("/sys", "sys", null, MS.BIND | MS.REC),
+          path: "sys",
+          target: cstr("sys"),
+          tree: readonlyTree("sys"),
         }]
         : [sysfs],
     );
@@ -409,11 +430,7 @@ function prepareCalls(ctx: SetupContext): void {
   if (!spec.joinNamespaces.some((j) => j.type === "mount")) {
     // A new mount namespace of our own (not one joined): pivotRootInto's check that this is not
     // PID 1's namespace holds by construction, and / is already private and the rootfs bound.
-    calls.set("pivot-root", [
-      { op: "chdir", path: cstr(root), shown: [root] },
-      { op: "pivot", dot: cstr(".") },
-      { op: "chdir", path: cstr("/"), shown: ["/"] },
-    ]);
+    calls.set("pivot-root", [PIVOT, CHDIR_ROOT]);
   }
   preparedCalls.set(ctx, calls);
   if (spec.argv[0]?.includes("/")) {
@@ -470,6 +487,34 @@ function runCall(call: PreparedCall): void {
     case "chdir":
       if (c.chdir(call.path) === -1) throw new SyscallError("chdir", errno(), call.shown);
       return;
+    case "rootfs-mount": {
+      const tree = Number(c.syscall(
+        BigInt(SYS.open_tree),
+        BigInt(AT_FDCWD),
+        addressOf(call.dot),
+        BigInt(OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE),
+        0n,
+        0n,
+      ));
+      if (tree === -1) throw new SyscallError("open_tree", errno(), [".", unquoted("OPEN_TREE_CLONE|AT_RECURSIVE")]);
+      try {
+        const moved = c.syscall(
+          BigInt(SYS.move_mount),
+          BigInt(tree),
+          addressOf(call.empty),
+          BigInt(AT_FDCWD),
+          addressOf(call.dot),
+          BigInt(MOVE_MOUNT_F_EMPTY_PATH),
+        );
+        if (moved === -1n) {
+          throw new SyscallError("move_mount", errno(), [unquoted("tree"), "", unquoted("AT_FDCWD"), "."]);
+        }
+        if (c.fchdir(tree) === -1) throw new SyscallError("fchdir", errno(), [unquoted("tree")]);
+      } finally {
+        c.close(tree);
+      }
+      return;
+    }
     case "pivot": {
       const dot = addressOf(call.dot);
       if (c.syscall(BigInt(SYS.pivot_root), dot, dot, 0n, 0n, 0n) === -1n) {
@@ -706,6 +751,22 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     run: () => void check(libc().unshare(CLONE_NEWCGROUP), "unshare", [unquoted("CLONE_NEWCGROUP")]),
   },
   {
+    name: "enter-rootfs",
+    why:
+      "into the rootfs through the parent's O_PATH fd of it, walking no host directory above it: root of a user namespace may not pass through hako's image stores, which are closed to everyone but root",
+    when: (c) => has(c, "mount"),
+    plan: (c) => [`fchdir(rootfs fd)  (${c.spec.rootfsPath})`],
+    run: (c) => void check(libc().fchdir(c.rootFd!), "fchdir", [c.spec.rootfsPath], "enter the rootfs"),
+  },
+  {
+    name: "mount-namespace",
+    why:
+      "a mount namespace of its own, made once inside the rootfs (not at clone time), so the working directory is the rootfs's mount in the new namespace",
+    when: (c) => has(c, "mount"),
+    plan: () => ["unshare(CLONE_NEWNS)"],
+    run: () => void check(libc().unshare(CLONE_NEWNS), "unshare", [unquoted("CLONE_NEWNS")]),
+  },
+  {
     name: "private-mounts",
     why: "nothing mounted from here on may propagate to the host",
     when: (c) => has(c, "mount"),
@@ -714,10 +775,15 @@ export const SETUP_STEPS: readonly SetupStep[] = [
   },
   {
     name: "rootfs-bind",
-    why: "pivot_root needs the new root to be a mount point; binding it also lets it be made read-only later",
+    why:
+      "pivot_root needs the new root to be a mount point: a recursive copy of the rootfs's mounts is attached over it (open_tree + move_mount, no path above it walked) and becomes the working directory; it can be made read-only later",
     when: (c) => has(c, "mount"),
-    plan: (c) => [`mount("${c.spec.rootfsPath}", "${c.spec.rootfsPath}", MS_BIND|MS_REC)`],
-    run: (c) => runPrepared(c, "rootfs-bind") || Mount.bind(c.spec.rootfsPath, c.spec.rootfsPath, { recursive: true }),
+    plan: () => [
+      'open_tree(AT_FDCWD, ".", OPEN_TREE_CLONE|AT_RECURSIVE)',
+      'move_mount(tree, "", AT_FDCWD, ".", MOVE_MOUNT_F_EMPTY_PATH)',
+      "fchdir(tree)",
+    ],
+    run: () => runCall(ROOTFS_MOUNT),
   },
   {
     name: "mount-proc",
@@ -904,8 +970,9 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     name: "pivot-root",
     why: "switch to the rootfs; the old root is detached, so nothing of the host stays reachable",
     when: (c) => has(c, "mount"),
-    plan: (c) => [`chdir("${c.spec.rootfsPath}")`, 'pivot_root(".", ".")', 'umount2(".", MNT_DETACH)', 'chdir("/")'],
-    run: (c) => runPrepared(c, "pivot-root") || Mount.pivotRootInto(c.spec.rootfsPath),
+    plan: () => ['pivot_root(".", ".")', 'umount2(".", MNT_DETACH)', 'chdir("/")'],
+    // (the working directory is the rootfs's mount, a new mount namespace's: see rootfs-bind)
+    run: () => [PIVOT, CHDIR_ROOT].forEach(runCall),
   },
   {
     name: "masked-paths",
@@ -1060,13 +1127,15 @@ export const SETUP_STEPS: readonly SetupStep[] = [
 ];
 
 /**
- * The clone flags of a container's namespaces. Two kinds are not among them: CLONE_NEWTIME (in
- * clone(2)'s flags its bit is part of the exit signal: the time-namespace step unshares it) and
+ * The clone flags of a container's namespaces. Three kinds are not among them: CLONE_NEWTIME (in
+ * clone(2)'s flags its bit is part of the exit signal: the time-namespace step unshares it),
  * CLONE_NEWCGROUP (a cgroup namespace is rooted where its maker is when it is made: the
- * cgroup-namespace step unshares it once the parent has put the child in its cgroup).
+ * cgroup-namespace step unshares it once the parent has put the child in its cgroup) and
+ * CLONE_NEWNS (the mount-namespace step unshares it once the child is in the rootfs, so its
+ * working directory is the rootfs's mount in the new namespace).
  */
 export function cloneFlags(spec: ResolvedSpec): number {
-  return namespaceFlags(spec.newNamespaces) & ~(CLONE_NEWTIME | CLONE_NEWCGROUP);
+  return namespaceFlags(spec.newNamespaces) & ~(CLONE_NEWTIME | CLONE_NEWCGROUP | CLONE_NEWNS);
 }
 
 /** The steps that apply to `ctx`, in order. */

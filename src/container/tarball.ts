@@ -15,13 +15,13 @@
  * ```
  * @module
  */
+import { makePrivateParents } from "./_paths.ts";
 import {
   chmodSync,
   closeSync,
   constants as fsConstants,
   createReadStream,
   lstatSync,
-  mkdirSync,
   mkdtempSync,
   openSync,
   readdirSync,
@@ -275,7 +275,7 @@ export async function extractRootfs(
 
   let tmp: string;
   try {
-    mkdirSync(dirname(dir), { recursive: true });
+    makePrivateParents(dir);
     tmp = mkdtempSync(join(dirname(dir), `.${basename(dir)}.hako-tmp-`));
     chmodSync(tmp, 0o755);
   } catch (e) {
