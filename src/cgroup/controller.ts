@@ -38,7 +38,7 @@ export interface CgroupOptions {
 }
 
 /** Options for {@link Controller.create}. */
-export interface CreateOptions {
+export interface CgroupCreateOptions {
   /**
    * The cgroup itself must not exist yet: a container's cgroup is its own, so one that exists (a
    * host service's, say) is never adopted — its processes would be killed with the container's.
@@ -209,16 +209,6 @@ export function parseNumberOrMax(text: string | null): number | null {
 }
 
 /**
- * The base of every cgroup controller class. A controller names one cgroup (a relative path such
- * as `"hako/web-1"`) in one controller's tree; its attributes are set as properties (or raw with
- * {@link Controller.set}) and written by {@link Controller.create} or {@link Controller.modify}.
- *
- * Everything is synchronous, so `attach()` works inside a `Process.fork` child.
- *
- * @typeParam S The shape of {@link Controller.stats}.
- */
-
-/**
  * Control files that move, kill or release processes, or widen what the cgroup may reach: a raw
  * write to one of them (`cgroup.procs: 1` moves host PID 1 into the group, `release_agent` runs a
  * command as host root, `devices.allow` opens host devices) is never a limit, so it is refused.
@@ -251,6 +241,15 @@ export function rawKeyProblem(key: string): string | undefined {
   return "is refused: it moves, kills or releases processes instead of setting a limit (processes join with attach())";
 }
 
+/**
+ * The base of every cgroup controller class. A controller names one cgroup (a relative path such
+ * as `"hako/web-1"`) in one controller's tree; its attributes are set as properties (or raw with
+ * {@link Controller.set}) and written by {@link Controller.create} or {@link Controller.modify}.
+ *
+ * Everything is synchronous, so `attach()` works inside a `Process.fork` child.
+ *
+ * @typeParam S The shape of {@link Controller.stats}.
+ */
 export abstract class Controller<S> {
   readonly #kind: ControllerKind;
   readonly #name: string;
@@ -396,7 +395,7 @@ export abstract class Controller<S> {
    * rate.create();
    * ```
    */
-  create(options: CreateOptions = {}): this {
+  create(options: CgroupCreateOptions = {}): this {
     const { version, placements } = this.#resolve();
     this.#plan(version, true);
     const made: string[] = [];

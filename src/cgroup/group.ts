@@ -20,10 +20,10 @@
  */
 import { ConfigError } from "../errors.ts";
 import {
+  type CgroupCreateOptions,
   type CgroupOptions,
   Controller,
   type ControllerKind,
-  type CreateOptions,
   type DeleteOptions,
   type PlanContext,
   type Write,
@@ -278,7 +278,7 @@ export class Group {
    * @throws {ConfigError} When a setting cannot be expressed on this version.
    * @throws {SyscallError} When a mkdir or write fails.
    */
-  create(options: CreateOptions = {}): this {
+  create(options: CgroupCreateOptions = {}): this {
     const done: Controller<unknown>[] = [];
     const existed = this.#controllers.map((c) => c.exists());
     try {

@@ -33,10 +33,10 @@
  * @module
  */
 export {
+  type CgroupCreateOptions,
   type CgroupOptions,
   Controller,
   type ControllerKind,
-  type CreateOptions,
   type DeleteOptions,
   type PlanContext,
   rawKeyProblem,

@@ -24,8 +24,6 @@ import { MAX_ID } from "../user.ts";
 import { readFileSync } from "node:fs";
 import type { IdMapEntry } from "../namespace.ts";
 
-
-
 /** A user of `/etc/passwd` or a group of `/etc/group`. */
 export interface HostAccount {
   /** The user or group name. */

@@ -758,7 +758,10 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
       const path = p.bytes(c.path);
       call("mknod", [path, c.mode, c.dev], c.shown);
       // The mode asked for, whatever the umask took away (see _devices.ts).
-      call("fchmodat", [AT_FDCWD, path, c.mode & 0o7777, 0], [c.shown[0], unquoted(`0${(c.mode & 0o7777).toString(8)}`)]);
+      call("fchmodat", [AT_FDCWD, path, c.mode & 0o7777, 0], [
+        c.shown[0],
+        unquoted(`0${(c.mode & 0o7777).toString(8)}`),
+      ]);
       return;
     }
     case "mkdir":
