@@ -23,6 +23,7 @@
 import process from "node:process";
 import { check, errno, libc } from "../../ffi/libc.ts";
 import { cstr } from "../../ffi/cstring.ts";
+import { AT_FDCWD, O_DIRECTORY, O_PATH, openat } from "../../ffi/at.ts";
 import { forkProcess } from "../../ffi/fork.ts";
 import { parseReport, spawnProgram } from "../../ffi/spawn.ts";
 import { pidfdOpen, waitReadable } from "../../ffi/poll.ts";
@@ -84,8 +85,6 @@ export interface CreateOptions {
 const SETUP_TIMEOUT_MS = 30_000;
 const O_RDWR = 2;
 const O_CLOEXEC = 0o2000000;
-const O_PATH = 0o10000000;
-const O_DIRECTORY = process.arch === "arm64" ? 0o40000 : 0o200000;
 const EINTR = 4;
 const ECHILD = 10;
 const POLLIN = 1;
@@ -399,12 +398,7 @@ export class Container {
       // The rootfs, for the child to enter without walking the host's directories above it.
       let rootFd = -1;
       if (spec.newNamespaces.includes("mount")) {
-        rootFd = check(
-          libc().open(cstr(spec.rootfsPath), O_PATH | O_DIRECTORY | O_CLOEXEC, 0),
-          "open",
-          [spec.rootfsPath],
-          "open the rootfs for the child",
-        );
+        rootFd = openat(AT_FDCWD, spec.rootfsPath, O_PATH | O_DIRECTORY | O_CLOEXEC);
         fds.push(rootFd);
       }
 
