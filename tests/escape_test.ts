@@ -12,9 +12,11 @@ import {
   existsSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
   readlinkSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
@@ -597,3 +599,35 @@ function hasSetpriv(): boolean {
     return false;
   }
 }
+
+test(
+  "an image whose /proc, /sys and /dev are symlinks out (to /etc, /, ../..) gets them mounted inside its own root, and the host keeps its own",
+  async () => {
+    using b = box();
+    using dir = tempDir();
+    const hostEtc = readdirSync("/etc").length;
+    for (const [d, to] of [["proc", "/etc"], ["sys", "/"], ["dev", "../.."]] as const) {
+      rmSync(join(b.rootfs, d), { recursive: true, force: true });
+      symlinkSync(to, join(b.rootfs, d));
+    }
+    for (const [, value] of PATHS) {
+      const out = join(dir.path, `out-${value}`);
+      const fd = openSync(out, "w");
+      try {
+        await using c = await Container.create(b.spec({ command: ["sh", "-c", "echo ran"] }), {
+          stdio: { stdout: fd, stderr: fd },
+        });
+        await c.start();
+        await c.wait();
+      } catch (e) {
+        // Refusing such an image is fine too; mounting outside its root is not.
+        assert(e instanceof Error, String(e));
+      } finally {
+        closeSync(fd);
+      }
+      assertEquals(readdirSync("/etc").length, hostEtc, "the host's /etc is untouched");
+      assert(!procFile(process.pid, "mountinfo").includes(b.rootfs), "no mount of the container's is left on the host");
+    }
+  },
+  { skip },
+);
