@@ -467,6 +467,29 @@ test(
   { skip },
 );
 
+test("gc removes a veth pair a crash left whole on the host, never one whose other end is in a live namespace", () => {
+  using l = lab();
+  const hex = () => Math.random().toString(16).slice(2, 10).padEnd(8, "0");
+  const orphan = `hk-${hex()}-h`, live = `hk-${hex()}-h`, ns = `rfr-ns-${hex()}`;
+  const ip = (...args: string[]) => spawnSync("ip", args, { encoding: "utf8" });
+  try {
+    assert.equal(ip("link", "add", orphan, "type", "veth", "peer", "name", orphan.replace(/h$/, "c")).status, 0);
+    assert.equal(ip("netns", "add", ns).status, 0);
+    const made = ip("link", "add", live, "type", "veth", "peer", "name", "eth0", "netns", ns);
+    assert.equal(made.status, 0, made.stderr);
+    const dry = l.hako("gc", "--dry-run").stdout;
+    assert.ok(dry.includes(`would remove link ${orphan}\n`), dry);
+    assert.ok(!dry.includes(live), `a live container's veth is not garbage:\n${dry}`);
+    const r = l.hako("gc").stdout;
+    assert.ok(r.includes(`removed link ${orphan}\n`) && !r.includes(live), r);
+    assert.ok(!existsSync(`/sys/class/net/${orphan}`) && existsSync(`/sys/class/net/${live}`));
+  } finally {
+    ip("link", "del", orphan);
+    ip("link", "del", live);
+    ip("netns", "del", ns);
+  }
+}, { skip });
+
 // ---- the library, in this runtime -----------------------------------------------------------
 
 /** A record of an exited container on `rootfs`, as `hako start` writes it (no cgroup, no veth). */

@@ -783,6 +783,10 @@ export async function collectGarbage(
   } catch { /* no cgroups mounted */ }
   for (const link of readdirSafe("/sys/class/net")) {
     if (!/^hk-[0-9a-f]{8}-h$/.test(link) || keepLinks.has(link)) continue;
+    // A pair whose other end is in another network namespace belongs to a live container (of
+    // another state directory, or made by a script): the kernel removes both ends when that
+    // namespace goes. Only a pair left whole on the host (a crash before its move) is an orphan.
+    if (!peerOnHost(link)) continue;
     report.links.push(link);
     if (!options.dryRun) {
       try {
@@ -802,6 +806,17 @@ export async function collectGarbage(
     }
   }
   return report;
+}
+
+/** True when veth `link`'s peer is in this network namespace (or it has none): their ifindex and iflink cross. */
+function peerOnHost(link: string): boolean {
+  const num = (l: string, f: string) => Number(read(`/sys/class/net/${l}/${f}`)?.trim() ?? NaN);
+  const index = num(link, "ifindex"), peer = num(link, "iflink");
+  if (!(index > 0) || !(peer > 0)) return false;
+  if (peer === index) return true;
+  return readdirSafe("/sys/class/net").some((l) =>
+    l !== link && num(l, "ifindex") === peer && num(l, "iflink") === index
+  );
 }
 
 function readdirSafe(dir: string): string[] {
