@@ -101,6 +101,8 @@ declare const deleteContainer: typeof import("./mod.ts").deleteContainer;
 declare const collectGarbage: typeof import("./mod.ts").collectGarbage;
 /** An error about a named container (unknown, not running, already exists). */
 declare const ContainerStateError: typeof import("./mod.ts").ContainerStateError;
+/** A container was deleted but its rootfs could not be removed safely (`hako delete --rootfs`). */
+declare const RootfsRemovalError: typeof import("./mod.ts").RootfsRemovalError;
 /** Containers' state directories (default /run/hako, or HAKO_STATE_DIR). See `src/container/state.ts`. */
 declare const StateStore: typeof import("./mod.ts").StateStore;
 /** Checks a container spec and fills in its defaults. */

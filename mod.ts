@@ -80,9 +80,16 @@ export {
   deleteContainer,
   killContainer,
   listContainers,
+  RootfsRemovalError,
   stopContainer,
 } from "./src/container/lifecycle.ts";
-export type { ContainerInfo, GarbageReport, StopResult } from "./src/container/lifecycle.ts";
+export type {
+  ContainerInfo,
+  DeleteResult,
+  GarbageReport,
+  RootfsOutcome,
+  StopResult,
+} from "./src/container/lifecycle.ts";
 export { ContainerStateError, StateStore } from "./src/container/state.ts";
 export type { ExitRecord, LifeState, ProcessIdentity, StateRecord } from "./src/container/state.ts";
 export type {

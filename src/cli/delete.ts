@@ -9,15 +9,24 @@ import { host } from "../runner/_host.ts";
 export const usage = `Usage: hako delete [--force] [--rootfs] <name>...
 
 Deletes each container: its cgroup, its veth pair, its state and logs. A running container is
-refused unless --force (then it is killed first). With --rootfs, the rootfs hako extracted for it
-from a tarball is removed too (a directory or builder rootfs is never removed).
+refused unless --force (then it is killed first).
+
+With --rootfs, the rootfs hako extracted for it from a tarball is removed too — unless another
+container still uses it: another container's record (whatever its state) on the same directory
+(reached by any path: a symlink or bind mount of it counts), or a live process whose root it is.
+Then the container is deleted all the same, the rootfs is kept for the others, and a line on
+stderr names them; the last user's 'delete --rootfs' removes it (docker's 'rm -v' does the same
+with a volume another container uses). A directory or builder rootfs is never removed, nor a
+directory that no longer holds hako's marker of that extraction.
 
 Options:
   -f, --force    Kill a running container first
-      --rootfs   Also remove the rootfs extracted from its tarball
+      --rootfs   Also remove the rootfs extracted from its tarball, once no other container uses it
   -h, --help     Show this help
 
-Exit status: 0, or 1 when a container is unknown or running (without --force).
+Exit status: 0 (also when a rootfs was kept for its other users), or 1 when a container is unknown
+or running (without --force), or when its rootfs could not be removed safely (a mount point under
+it, a way to it that others could change): the container is deleted then, and its rootfs left whole.
 `;
 
 /** Parses `hako delete`'s arguments (pure). @throws {UsageError} For no name or a bad option. */
@@ -46,7 +55,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   let code = 0;
   await Promise.all(a.names.map(async (name) => {
     try {
-      await deleteContainer(name, { force: a.force, rootfs: a.rootfs });
+      const r = await deleteContainer(name, { force: a.force, rootfs: a.rootfs });
+      if (r.rootfs?.message) h.stderr(`hako delete: ${r.rootfs.message}\n`);
     } catch (e) {
       code = 1;
       h.stderr(`hako delete: ${(e as Error).message}\n`);

@@ -8,10 +8,19 @@ import { host } from "../runner/_host.ts";
 /** The help text. */
 export const usage = `Usage: hako gc [--dry-run] [--json]
 
-Finds and removes what dead, exited or half-made containers left behind: their cgroups, veth
-pairs, state and logs (a container whose setup was cut short by a crash is killed first), cgroups
-named hako-* and veths named hk-*-h that no container owns, and a dead supervisor's socket. Running
-containers are never touched. Prints what it removed.
+Finds and removes what dead, exited or half-made containers and crashes left behind:
+  - their cgroups, veth pairs, state and logs (a container whose setup was cut short by a crash
+    is killed first);
+  - container directories without a valid record, left alone for a minute;
+  - the rootfs hako extracted for a container that never ran, once the process that asked for it
+    is gone and no container or live process uses it;
+  - what an interrupted extraction, build or removal left beside a rootfs (.NAME.hako-tmp-*,
+    NAME.building-PID, .NAME.hako-rm-*), unless a live process holds it;
+  - temp files of writers that died, and hako's notes about rootfs directories that are gone;
+  - cgroups named hako-* and veths named hk-*-h that no container owns, and a dead supervisor's
+    socket.
+Running containers are never touched, nor anything a live process uses. Prints what it removed;
+--dry-run prints the same list and removes nothing.
 
 Options:
   -n, --dry-run   Print what would be removed, remove nothing
@@ -49,6 +58,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     ...r.containers.map((n) => `${verb} container ${n}`),
     ...r.cgroups.map((c) => `${verb} cgroup ${c}`),
     ...r.links.map((l) => `${verb} link ${l}`),
+    ...r.rootfs.map((d) => `${verb} rootfs ${d}`),
     ...r.files.map((f) => `${verb} ${f}`),
   ];
   h.stdout(lines.length ? lines.join("\n") + "\n" : "nothing to collect\n");

@@ -155,6 +155,8 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
   // The supervisor then finds each rootfs marked as extracted and goes straight on. Two workers
   // extract and hand each container over as soon as its rootfs is there.
   const { extractRootfs } = await import("../container/tarball.ts");
+  const { StateStore } = await import("../container/state.ts");
+  const store = new StateStore();
   const { SupervisorClient } = await import("../supervisor/client.ts");
   const client = await SupervisorClient.connect();
   const report = (name: string, error?: string) => {
@@ -175,6 +177,8 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
       const r = spec.rootfs;
       if (typeof r === "object" && "tarball" in r) {
         try {
+          // Noted first: should the container never run (a crash, a failed start), gc removes it.
+          store.notePendingRootfs(r.path, r.tarball);
           await extractRootfs(r.tarball, r.path, r.owner ? { owner: r.owner } : {});
         } catch (e) {
           report(spec.name, (e as Error).message);

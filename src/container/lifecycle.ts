@@ -11,8 +11,20 @@
  * ```
  * @module
  */
-import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from "node:fs";
-import { join } from "node:path";
+import {
+  closeSync,
+  constants as fsConstants,
+  existsSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+} from "node:fs";
+import { basename, dirname, isAbsolute, join, resolve } from "node:path";
+import process from "node:process";
 import { Group } from "../cgroup/group.ts";
 import { containerGroupSpec, DEFAULT_CGROUP_PARENT, removeEmptyDefaultParent } from "./_cgroup.ts";
 import { removeContainerFiles } from "./_files.ts";
@@ -24,10 +36,31 @@ import {
   ContainerStateError,
   describeState,
   isRunning,
+  nodeTrustFs,
+  selfIdentity,
   signalIdentified,
   type StateRecord,
   StateStore,
 } from "./state.ts";
+import { untrustedWayTo } from "../_trusted_path.ts";
+import {
+  canonicalPath,
+  describeUser,
+  dropPendingRootfs,
+  holders,
+  mountsAtOrUnder,
+  moveRootfsAside,
+  pendingRootfs,
+  readdirOrEmpty,
+  removeAside,
+  type RootfsId,
+  rootfsId,
+  rootfsUsers,
+  staleRootfsLocks,
+  TRASH_INFIX,
+  trashedRootfs,
+  withRootfsLock,
+} from "./_rootfs_ref.ts";
 
 /** What `ps` shows about a container. */
 export interface ContainerInfo {
@@ -62,6 +95,7 @@ export interface ContainerInfo {
 }
 
 const CLK_TCK = 100;
+const O_NOFOLLOW = 0o400000;
 /** How long an empty hako-* cgroup that no container owns must have been left alone before gc removes it. */
 const ORPHAN_AGE_MS = 60_000;
 
@@ -297,17 +331,192 @@ function markEndedIfOrphan(store: StateStore, name: string): void {
   releaseResources(r);
 }
 
+/** What became of a container's rootfs when {@link deleteContainer} was asked to remove it. */
+export interface RootfsOutcome {
+  /** The rootfs's path, as recorded. */
+  readonly path: string;
+  /** True when this call removed it. */
+  readonly removed: boolean;
+  /**
+   * Why it was kept: `in-use` (another container's record names it, or a live process has it as
+   * its root), `not-extracted` (a directory or builder rootfs: hako removes only what it extracted
+   * from a tarball), `not-hakos` (what is there now does not hold hako's marker of that
+   * extraction), `gone` (nothing is there).
+   */
+  readonly kept?: "in-use" | "not-extracted" | "not-hakos" | "gone";
+  /** Who uses it (`container web-2`, `process 1234 (sleep)`), when in use. */
+  readonly users?: readonly string[];
+  /** A sentence for the user when it was kept (none when it was gone already). */
+  readonly message?: string;
+}
+
+/** What {@link deleteContainer} did. */
+export interface DeleteResult {
+  /** The container. */
+  readonly name: string;
+  /** Its rootfs, when `rootfs` was asked for. */
+  readonly rootfs?: RootfsOutcome;
+}
+
+/**
+ * The container was deleted, but its rootfs could not be removed safely (something is mounted
+ * under it, the way to it is not root's, the removal failed); nothing of it was removed.
+ */
+export class RootfsRemovalError extends ContainerStateError {
+  /** The rootfs. */
+  readonly path: string;
+  /**
+   * Makes the error.
+   * @param name The container (deleted).
+   * @param path Its rootfs.
+   * @param why What is wrong.
+   */
+  constructor(name: string, path: string, why: string) {
+    super(`container ${name} was deleted, but its rootfs ${path} was not removed: ${why}`);
+    this.name = "RootfsRemovalError";
+    this.path = path;
+  }
+}
+
+/**
+ * Why hako must not remove the directory `id` as the rootfs it extracted from `tarball`:
+ * `not-hakos` when it holds no marker of an extraction by hako (or one of another tarball), or
+ * `unsafe` when a recursive removal could reach beyond it: the host's root, a mount point at or
+ * under it, or a way to it that someone other than root (or the user running hako) could change
+ * while it is removed.
+ */
+function whyNotRemovable(
+  id: RootfsId,
+  tarball: string,
+  marker: string,
+): { kind: "not-hakos" | "unsafe"; why: string } | undefined {
+  const root = statSync("/");
+  if (id.path === "/" || (id.dev === root.dev && id.ino === root.ino)) {
+    return { kind: "unsafe", why: "it is the host's root directory" };
+  }
+  let found: { tarball?: unknown } | undefined;
+  let fd: number | undefined;
+  try {
+    // O_NOFOLLOW: a marker that is a symlink is no marker.
+    fd = openSync(join(id.path, marker), fsConstants.O_RDONLY | O_NOFOLLOW);
+    found = JSON.parse(readFileSync(fd, "utf8"));
+  } catch {
+    /* none */
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+  if (typeof found?.tarball !== "string") {
+    return {
+      kind: "not-hakos",
+      why: `${id.path} holds no marker of an extraction by hako (${marker}), so it is not removed`,
+    };
+  }
+  if (isAbsolute(tarball) && found.tarball !== resolve(tarball)) {
+    return {
+      kind: "not-hakos",
+      why: `${id.path} was extracted from ${found.tarball}, not from ${tarball}, so it is not removed`,
+    };
+  }
+  const mounts = mountsAtOrUnder(id.path);
+  if (mounts.length > 0) {
+    return { kind: "unsafe", why: `${mounts[0]} is a mount point at or under it (unmount it first)` };
+  }
+  const uid = process.geteuid?.() ?? 0;
+  const way = untrustedWayTo(id.path, uid, nodeTrustFs);
+  if (way) return { kind: "unsafe", why: `someone else could change the way to it while it is removed: ${way}` };
+  return undefined;
+}
+
+/**
+ * Who uses the rootfs `id`: other containers' records, and live processes whose root it is — but
+ * not those processes of a container already named (its init and cgroup).
+ */
+function usersOf(id: RootfsId, records: readonly StateRecord[], ignorePids?: ReadonlySet<number>): string[] {
+  const users = rootfsUsers(id, records, ignorePids);
+  const named = new Set(users.map((u) => u.container).filter((n) => n !== undefined));
+  const theirs = new Set(records.filter((r) => named.has(r.name)).flatMap(containerPids));
+  return users.filter((u) => u.pid === undefined || !theirs.has(u.pid)).map(describeUser);
+}
+
+/**
+ * Removes the container's record and, when nothing else uses it, the rootfs hako extracted for it —
+ * both under the rootfs's lock, so that of two deletes of containers sharing one rootfs exactly
+ * the last one removes it (each sees the other's record until it is gone), and a new container
+ * claiming it meanwhile either is seen here or finds it gone and extracts it again.
+ */
+function removeWithRootfs(store: StateStore, r: StateRecord, marker: string): RootfsOutcome {
+  const path = r.rootfs, name = r.name;
+  const kept = (why: string) => `kept the rootfs ${path} of ${name}: ${why}`;
+  if (!r.extracted) {
+    store.remove(name);
+    return {
+      path,
+      removed: false,
+      kept: "not-extracted",
+      message: kept("hako did not extract it from a tarball (a directory or builder rootfs is never removed)"),
+    };
+  }
+  let aside: string | undefined;
+  let failure: string | undefined;
+  const outcome = withRootfsLock(store.root, path, ({ id }): RootfsOutcome => {
+    if (!id) {
+      store.remove(name);
+      dropPendingRootfs(store.root, path);
+      return { path, removed: false, kept: "gone" };
+    }
+    // Any other record, in any state, is a user; so is a live process whose root it is (a
+    // container of another state directory, or one that a script made).
+    const users = usersOf(id, store.list().filter((x) => x.name !== name));
+    if (users.length > 0) {
+      store.remove(name);
+      return { path, removed: false, kept: "in-use", users, message: kept(`still used by ${users.join(", ")}`) };
+    }
+    const no = whyNotRemovable(id, r.image, marker);
+    if (no?.kind === "not-hakos") {
+      store.remove(name);
+      dropPendingRootfs(store.root, path);
+      return { path, removed: false, kept: "not-hakos", message: kept(no.why) };
+    }
+    if (no) failure = no.why;
+    else {
+      try {
+        aside = moveRootfsAside(store.root, id, selfIdentity());
+      } catch (e) {
+        failure = (e as Error).message;
+      }
+    }
+    store.remove(name);
+    if (aside) dropPendingRootfs(store.root, path);
+    return aside ? { path, removed: true } : { path, removed: false };
+  }) as RootfsOutcome;
+  // Out of its path (and the lock) already: the recursive removal takes as long as it takes.
+  if (aside) removeAside(store.root, aside);
+  if (failure !== undefined) throw new RootfsRemovalError(name, path, failure);
+  return outcome;
+}
+
 /**
  * Deletes a container: its cgroup, veth, state and logs, and with `rootfs` the rootfs hako
- * extracted for it from a tarball.
+ * extracted for it from a tarball — unless another container still uses it: any other record
+ * (whatever its state) whose rootfs is the same directory (by real path, or device and inode: a
+ * symlink or bind mount of it counts), or a live process whose root it is. Then the container is
+ * deleted all the same and the rootfs is kept for its other users (the result says who): the last
+ * user's `delete --rootfs` removes it, as docker's `rm -v` does with a volume another container
+ * still uses. A directory or builder rootfs is never removed, nor a directory that no longer holds
+ * hako's marker of that extraction.
+ * @returns What became of the rootfs, when `rootfs` was asked for.
  * @throws {ContainerStateError} When it runs and `force` is not given, or when there is no such container.
+ * @throws {RootfsRemovalError} When the container was deleted but its rootfs could not be removed
+ *   safely (a mount point under it, a way to it others could change, a failed rename).
  */
 export async function deleteContainer(
   name: string,
   options: { force?: boolean; rootfs?: boolean; store?: StateStore } = {},
-): Promise<void> {
+): Promise<DeleteResult> {
   const store = options.store ?? new StateStore();
   const r = store.read(name);
+  // tarball.ts (node:zlib, node-tar) only where a rootfs may be removed: `ps` loads this module too.
+  const marker = options.rootfs ? (await import("./tarball.ts")).TARBALL_MARKER : "";
   const alive = isRunning(r.init);
   if (alive && (r.state !== "creating" || isRunning(r.owner))) {
     if (!options.force) {
@@ -321,49 +530,134 @@ export async function deleteContainer(
     await waitGone(r, 10_000);
   }
   releaseResources(r);
-  if (options.rootfs && r.extracted) rmSync(r.rootfs, { recursive: true, force: true });
-  store.remove(name);
+  if (!options.rootfs) {
+    store.remove(name);
+    return { name };
+  }
+  return { name, rootfs: removeWithRootfs(store, r, marker) };
 }
 
 /** What {@link collectGarbage} found (and removed unless `dryRun`). */
 export interface GarbageReport {
-  /** Containers removed: half-made ones whose supervisor died, dead ones and exited ones. */
+  /**
+   * Containers removed: half-made ones whose supervisor died, dead ones and exited ones, and
+   * container directories without a valid record (a crash between the reservation and the first
+   * write) left alone for a minute.
+   */
   readonly containers: string[];
   /** Cgroup directories named hako-* that no container owns, removed when empty. */
   readonly cgroups: string[];
   /** veth host ends named hk-* that no container owns. */
   readonly links: string[];
-  /** Stale supervisor files (socket, pid) with no supervisor behind them. */
+  /**
+   * Rootfs directories removed: those hako extracted for containers that never ran and whose
+   * records are gone, and what an interrupted extraction or removal left beside a rootfs
+   * (`.NAME.hako-tmp-XXXXXX`, `.NAME.hako-rm-XXXXXXXXXXXX`, `NAME.building-PID`).
+   */
+  readonly rootfs: string[];
+  /**
+   * Stale files: a dead supervisor's socket and pid file, temp files of writers that died, and
+   * hako's notes about rootfs directories that are gone.
+   */
   readonly files: string[];
 }
 
+/** Files a writer that died left: `.state.json.PID` (a record's temp) and `.NAME.PID.tmp`. */
+function deadWritersFiles(dir: string): string[] {
+  return readdirOrEmpty(dir).filter((f) => {
+    const m = /^\.state\.json\.(\d+)$/.exec(f) ?? /^\..+\.(\d+)\.tmp$/.exec(f) ?? /^.+\.(\d+)\.tmp$/.exec(f);
+    return m !== null && !existsSync(`/proc/${m[1]}`);
+  }).map((f) => join(dir, f));
+}
+
+/** The record when it has what gc relies on (a half-written one may parse and still lack it). */
+function validRecord(r: StateRecord | undefined, name: string): StateRecord | undefined {
+  const x = r as Partial<StateRecord> | undefined;
+  const ok = typeof x === "object" && x !== null && x.name === name && typeof x.rootfs === "string" &&
+    typeof x.image === "string" && typeof x.state === "string" && typeof x.owner?.pid === "number" &&
+    typeof x.spec === "object" && x.spec !== null;
+  return ok ? r : undefined;
+}
+
+/** True when something in a record-less container directory changed within `ms`, or a live writer is at it. */
+function touchedWithin(dir: string, ms: number): boolean {
+  const since = Date.now() - ms;
+  try {
+    if (lstatSync(dir).mtimeMs >= since) return true;
+  } catch {
+    return false;
+  }
+  for (const f of readdirOrEmpty(dir)) {
+    const m = /^\.state\.json\.(\d+)$/.exec(f);
+    if (m && existsSync(`/proc/${m[1]}`)) return true;
+    try {
+      if (lstatSync(join(dir, f)).mtimeMs >= since) return true;
+    } catch { /* gone */ }
+  }
+  return false;
+}
+
+/** The pids in a container's cgroup (the init's, from /proc), for gc's count of who uses a rootfs. */
+function containerPids(r: StateRecord): number[] {
+  if (!r.init || !isRunning(r.init)) return [];
+  const pids = [r.init.pid];
+  for (const d of cgroupDirs(r.init.pid, r.cgroup)) {
+    for (const line of (read(join(d, "cgroup.procs")) ?? "").split("\n")) if (line) pids.push(Number(line));
+  }
+  return pids;
+}
+
 /**
- * Finds and removes what dead or half-made containers left: their cgroups, veths and state, plus
- * hako-named cgroups and veths no container owns, and a dead supervisor's socket. Running
- * containers are never touched.
+ * Finds and removes what dead or half-made containers and crashes left: their cgroups, veths and
+ * state; container directories without a valid record; the rootfs hako extracted for containers
+ * that never ran once nobody uses it; what interrupted extractions and removals left beside a
+ * rootfs; temp files of writers that died; hako-named cgroups and veths no container owns; and a
+ * dead supervisor's socket. Running containers are never touched, nor anything a live process
+ * holds. `dryRun` reports the same list and removes nothing.
  */
 export async function collectGarbage(
   options: { dryRun?: boolean; store?: StateStore } = {},
 ): Promise<GarbageReport> {
   const store = options.store ?? new StateStore();
-  const report = { containers: [] as string[], cgroups: [] as string[], links: [] as string[], files: [] as string[] };
+  const dryRun = options.dryRun === true;
+  const { extractionTempPrefix, TARBALL_MARKER } = await import("./tarball.ts");
+  const report: GarbageReport = { containers: [], cgroups: [], links: [], rootfs: [], files: [] };
   const keepCgroups = new Set<string>(), keepLinks = new Set<string>();
+  /** Containers removed (or, dry, that would be): neither they nor their processes keep a rootfs. */
+  const doomed = new Set<string>(), doomedPids = new Set<number>();
+  /** Where to look for what an interrupted extraction or removal left: parent → rootfs names. */
+  const beside = new Map<string, Set<string>>();
+  const lookBeside = (path: string) => {
+    const c = canonicalPath(path);
+    const names = beside.get(dirname(c)) ?? new Set<string>();
+    names.add(basename(c));
+    beside.set(dirname(c), names);
+  };
   for (const name of store.names()) {
-    const r = store.tryRead(name);
+    const r = validRecord(store.tryRead(name), name);
     if (!r) {
-      // A directory without a readable record: a crash between mkdir and the first write.
+      // A directory without a readable record: a crash between mkdir and the first write — or a
+      // reservation under way right now, hence the minute's wait.
+      if (touchedWithin(store.dir(name), ORPHAN_AGE_MS)) continue;
       report.containers.push(name);
-      if (!options.dryRun) store.remove(name);
+      if (!dryRun) store.remove(name);
       continue;
     }
+    lookBeside(r.rootfs);
     const info = containerInfo(r);
     if (info.state === "running" || (info.state === "creating" && isRunning(r.owner))) {
       if (r.cgroup) keepCgroups.add(r.cgroup);
       if (r.veth) keepLinks.add(r.veth);
+      for (const f of deadWritersFiles(store.dir(name))) {
+        report.files.push(f);
+        if (!dryRun) rmSync(f, { force: true });
+      }
       continue;
     }
     report.containers.push(name);
-    if (options.dryRun) continue;
+    doomed.add(name);
+    for (const pid of containerPids(r)) doomedPids.add(pid);
+    if (dryRun) continue;
     if (r.init && isRunning(r.init)) {
       signalIdentified(r.init, "KILL", `kill half-made container ${name}`);
       await waitGone(r, 5000);
@@ -371,6 +665,93 @@ export async function collectGarbage(
     releaseResources(r);
     store.remove(name);
   }
+  const records = () => store.list().filter((r) => !doomed.has(r.name));
+
+  // Rootfs directories moved aside for removal by a process that died before it was done.
+  const trash = trashedRootfs(store.root);
+  for (const t of trash) {
+    if (isRunning(t.owner)) continue;
+    if (existsSync(t.path)) report.rootfs.push(t.path);
+    else report.files.push(t.file);
+    if (!dryRun) removeAside(store.root, t.path);
+  }
+
+  // Extractions for containers that never ran: once the process that asked for one is gone and
+  // no record or live process uses the rootfs, it goes (under its lock, as delete --rootfs).
+  const pending = pendingRootfs(store.root);
+  for (const p of pending) {
+    lookBeside(p.path);
+    if (isRunning(p.writer)) continue; // its extraction or start may still be under way
+    let aside: string | undefined;
+    // A dry run takes no lock: it creates nothing, not even a lock file.
+    const locked = <T>(fn: (l: { id: RootfsId | undefined }) => T) =>
+      dryRun ? fn({ id: rootfsId(p.path) }) : withRootfsLock(store.root, p.path, fn);
+    const outcome = locked(({ id }) => {
+      if (!id) return "absent";
+      if (usersOf(id, records(), doomedPids).length > 0) return "used";
+      const no = whyNotRemovable(id, p.tarball, TARBALL_MARKER);
+      if (no?.kind === "unsafe") return "unsafe";
+      if (no) return "not-hakos";
+      report.rootfs.push(id.path);
+      if (!dryRun) {
+        aside = moveRootfsAside(store.root, id, selfIdentity());
+        rmSync(p.file, { force: true });
+      }
+      return "removed";
+    });
+    if (aside) removeAside(store.root, aside);
+    if (outcome === "absent" || outcome === "not-hakos") {
+      // Never extracted (what an interrupted extraction left is collected below), removed by
+      // hand, or something else is there now: the note is stale.
+      report.files.push(p.file);
+      if (!dryRun) rmSync(p.file, { force: true });
+    }
+  }
+
+  // What an interrupted extraction (tarball.ts: `.NAME.hako-tmp-XXXXXX`), build (rootfs.ts:
+  // `NAME.building-PID`) or removal (`.NAME.hako-rm-…`) left beside a rootfs hako knows of — unless
+  // a live process holds it (an extraction in progress keeps a directory fd of it open), the
+  // process that asked for the extraction still runs, or removing it would reach beyond it.
+  const busyNames = new Set(pending.filter((p) => isRunning(p.writer)).map((p) => p.path));
+  const busyAsides = new Set(trash.filter((t) => isRunning(t.owner)).map((t) => t.path));
+  const leftovers: string[] = [];
+  for (const [parent, names] of beside) {
+    const entries = readdirOrEmpty(parent);
+    for (const n of names) {
+      if (busyNames.has(join(parent, n))) continue;
+      const tmp = extractionTempPrefix(n), rm = `.${n}${TRASH_INFIX}`;
+      for (const e of entries) {
+        const path = join(parent, e);
+        const build = e.startsWith(`${n}.building-`) ? /^\d+$/.exec(e.slice(n.length + 10)) : null;
+        const ours = (e.startsWith(tmp) && e.length === tmp.length + 6) ||
+          (e.startsWith(rm) && !busyAsides.has(path)) ||
+          (build !== null && !existsSync(`/proc/${build[0]}`));
+        if (!ours || leftovers.includes(path) || report.rootfs.includes(path)) continue;
+        try {
+          if (!lstatSync(path).isDirectory()) continue;
+        } catch {
+          continue;
+        }
+        if (mountsAtOrUnder(path).length > 0) continue;
+        if (untrustedWayTo(path, process.geteuid?.() ?? 0, nodeTrustFs)) continue;
+        leftovers.push(path);
+      }
+    }
+  }
+  const held = holders(leftovers);
+  for (const path of leftovers) {
+    if (held.has(path)) continue;
+    report.rootfs.push(path);
+    if (!dryRun) rmSync(path, { recursive: true, force: true });
+  }
+
+  // Locks of rootfs directories that are gone, and temp files of writers that died.
+  report.files.push(...staleRootfsLocks(store.root, dryRun));
+  for (const f of [...deadWritersFiles(store.root), ...deadWritersFiles(join(store.root, "rootfs"))]) {
+    report.files.push(f);
+    if (!dryRun) rmSync(f, { force: true });
+  }
+
   // Orphans: containers' cgroups under hako's parent (and the older hako-* directly under a
   // hierarchy's root) that no container owns, and veths named hk-*-h.
   try {
@@ -408,6 +789,10 @@ export async function collectGarbage(
   } catch { /* no cgroups mounted */ }
   for (const link of readdirSafe("/sys/class/net")) {
     if (!/^hk-[0-9a-f]{8}-h$/.test(link) || keepLinks.has(link)) continue;
+    // A pair whose other end is in another network namespace belongs to a live container (of
+    // another state directory, or made by a script): the kernel removes both ends when that
+    // namespace goes. Only a pair left whole on the host (a crash before its move) is an orphan.
+    if (!peerOnHost(link)) continue;
     report.links.push(link);
     if (!options.dryRun) {
       try {
@@ -427,6 +812,17 @@ export async function collectGarbage(
     }
   }
   return report;
+}
+
+/** True when veth `link`'s peer is in this network namespace (or it has none): their ifindex and iflink cross. */
+function peerOnHost(link: string): boolean {
+  const num = (l: string, f: string) => Number(read(`/sys/class/net/${l}/${f}`)?.trim() ?? NaN);
+  const index = num(link, "ifindex"), peer = num(link, "iflink");
+  if (!(index > 0) || !(peer > 0)) return false;
+  if (peer === index) return true;
+  return readdirSafe("/sys/class/net").some((l) =>
+    l !== link && num(l, "ifindex") === peer && num(l, "iflink") === index
+  );
 }
 
 function readdirSafe(dir: string): string[] {

@@ -15,6 +15,7 @@
  *     state.json           the record below, replaced atomically (write + rename)
  *     lock                 flock'ed around read-modify-write of state.json
  *     log, log.1           the container's stdout and stderr (capped; log.1 is the previous part)
+ *   rootfs/                locks and notes about the rootfs directories hako extracts (see _rootfs_ref.ts)
  * ```
  *
  * A name is reserved by `mkdir containers/NAME`, which is atomic: of two `hako start` of one name
@@ -60,6 +61,7 @@ import { type FileFacts, octalMode, type TrustFs, untrustedWayTo, writableByOthe
 import { type Signal, signalNumber } from "../signals.ts";
 import type { ContainerSpec } from "./spec.ts";
 import { resolveStateDir } from "./_state_dir.ts";
+import { dropPendingRootfs, notePendingRootfs, withRootfsLock } from "./_rootfs_ref.ts";
 
 export { DEFAULT_STATE_DIR } from "./_state_dir.ts";
 
@@ -335,6 +337,18 @@ export class StateStore {
    */
   reserve(record: StateRecord): void {
     this.prepare();
+    if (!record.extracted) return this.#reserve(record);
+    // A rootfs hako extracted may be removed by `delete --rootfs` of its last user: the new
+    // container claims it under the same lock, so that delete either sees this record or has
+    // removed the rootfs already (and the new container extracts it again). One that is not there
+    // yet is noted as pending until the container runs, so `gc` finds it if a crash comes first.
+    withRootfsLock(this.root, record.rootfs, ({ id }) => {
+      this.#reserve(record);
+      if (!id) notePendingRootfs(this.root, record.rootfs, record.image, record.owner);
+    });
+  }
+
+  #reserve(record: StateRecord): void {
     try {
       mkdirSync(this.dir(record.name), { mode: 0o700 });
       chmodSync(this.dir(record.name), 0o700); // whatever the umask took away
@@ -349,11 +363,24 @@ export class StateStore {
     this.write(record);
   }
 
+  /**
+   * Notes that hako is about to extract `path` from `tarball` for a container it will then ask the
+   * supervisor to start (`hako start` extracts before the container is reserved): when nothing is
+   * there yet, `gc` removes it if no container on it has run by the time this process is gone and
+   * nobody uses it.
+   */
+  notePendingRootfs(path: string, tarball: string): void {
+    this.prepare();
+    notePendingRootfs(this.root, path, tarball, selfIdentity());
+  }
+
   /** Replaces a container's record atomically (write then rename); false when its directory is gone. */
   write(record: StateRecord): boolean {
     const dir = this.dir(record.name);
     try {
       writePrivateFile(join(dir, "state.json"), JSON.stringify(record, null, 1) + "\n", `.state.json.${process.pid}`);
+      // A container runs on its rootfs: the extraction is no longer one that gc may undo.
+      if (record.state === "running" && record.extracted) dropPendingRootfs(this.root, record.rootfs);
       return true;
     } catch (e) {
       if ((e as { code?: string }).code === "ENOENT") return false;

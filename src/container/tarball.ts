@@ -276,7 +276,7 @@ export async function extractRootfs(
   let tmp: string;
   try {
     makePrivateParents(dir);
-    tmp = mkdtempSync(join(dirname(dir), `.${basename(dir)}.hako-tmp-`));
+    tmp = mkdtempSync(join(dirname(dir), extractionTempPrefix(dir)));
     chmodSync(tmp, 0o755);
   } catch (e) {
     throw fsError(e, "mkdtemp", dirname(dir), "rootfs");
@@ -307,6 +307,16 @@ export async function extractRootfs(
     throw new SetupError("rootfs", `extracting ${source}: ${(e as Error)?.message ?? e}`, { cause: e });
   }
   return { path: dir, created: true };
+}
+
+/**
+ * The name prefix of the temp sibling {@link extractRootfs} extracts `dir` into before renaming it
+ * into place (`mkdtemp` adds six characters): what an interrupted extraction leaves, for `gc`.
+ * @param dir The rootfs directory.
+ * @returns `.NAME.hako-tmp-`, NAME being the last component of `dir`.
+ */
+export function extractionTempPrefix(dir: string): string {
+  return `.${basename(dir)}.hako-tmp-`;
 }
 
 function notOurs(dir: string, source: string): SetupError {

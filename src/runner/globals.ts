@@ -47,6 +47,7 @@ export const HAKO_GLOBALS: readonly string[] = [
   "deleteContainer",
   "collectGarbage",
   "ContainerStateError",
+  "RootfsRemovalError",
   "StateStore",
   "resolveSpec",
   "SpecError",
