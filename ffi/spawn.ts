@@ -51,6 +51,7 @@ const NR = {
   socket: 41,
   execve: 59,
   chdir: 80,
+  chroot: 161,
   fchdir: 81,
   mkdir: 83,
   symlink: 88,

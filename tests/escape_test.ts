@@ -680,3 +680,29 @@ test(
   },
   { skip },
 );
+
+test(
+  "a spec mount whose target in the rootfs is a symlink to a host directory lands inside the rootfs, never on the host",
+  async () => {
+    using b = box();
+    using dir = tempDir();
+    const hostDir = join(dir.path, "host-dir");
+    mkdirSync(hostDir);
+    writeFileSync(join(hostDir, "mine"), "host\n");
+    const source = join(dir.path, "source");
+    mkdirSync(source);
+    writeFileSync(join(source, "from-source"), "x\n");
+    symlinkSync(hostDir, join(b.rootfs, "mnt-link")); // absolute: the host's path, were it followed outside
+    for (const [, value] of PATHS) {
+      const r = await onPath(value, () =>
+        asCommand(b.spec({
+          mounts: [{ type: "bind", source, target: "/mnt-link", readonly: true }],
+          command: ["sh", "-c", "ls /mnt-link"],
+        })));
+      assertEquals([r.code, r.out.trim()], [0, "from-source"], `HAKO_NATIVE_SPAWN=${value}`);
+      assertEquals(readdirSync(hostDir), ["mine"], "the host directory got nothing");
+      assert(!procFile(process.pid, "mountinfo").includes(hostDir), "nothing is mounted on the host directory");
+    }
+  },
+  { skip },
+);

@@ -138,6 +138,8 @@ export async function readReports(
 
 /** Turns an error thrown in the child into what it reports for `step`. */
 export function describe(step: string, e: unknown): ChildError {
+  // (an error of a call made early on another step's behalf: see setup.ts's capture)
+  step = (e as { forStep?: string } | null)?.forStep ?? step;
   let err = e;
   if (!(err instanceof SyscallError)) {
     const node = e as { syscall?: string; path?: string; code?: string };

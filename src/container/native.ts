@@ -28,24 +28,20 @@ import {
   SyscallProgram,
 } from "../../ffi/spawn.ts";
 import { capHeader, encodeCapData, encodeRlimit } from "../../ffi/structs.ts";
-import { lstatSync, statSync } from "node:fs";
-import { join, normalize } from "node:path";
-import { parseOptions } from "../mount.ts";
 import { CLONE_NEWCGROUP, CLONE_NEWNS, CLONE_NEWTIME, NAMESPACE_FLAGS } from "../namespace.ts";
 import { type KeepPlan, keepPlan } from "../capability.ts";
 import { rlimitNumber, rlimitPair } from "../rlimit.ts";
 import { SetupError, SyscallError } from "../errors.ts";
 import { type ChildError, describe, setupError } from "./_pipe.ts";
-import { secureJoin } from "./_paths.ts";
 import {
-  fileMountCalls,
+  mountsShape,
   MS,
   type PreparedCall,
-  preparedStepCalls,
   prepareSetup,
   ROOTFS_MOUNT,
   type SetupContext,
   type SetupStep,
+  stepCalls,
   stepsFor,
 } from "./setup.ts";
 
@@ -129,11 +125,11 @@ const ENOENT = 2;
 const EACCES = 13;
 const EEXIST = 17;
 const O_WRONLY_CREAT_CLOEXEC = 0o1 | 0o100 | 0o2000000;
-/** Flags a spec mount's options may not carry here (the general code handles them). */
-const NOT_PLAIN = 0x1000 /* BIND */ | 0x20 /* REMOUNT */ | 0x2000 /* MOVE */ | 0xf0000 /* propagation */;
 const ENOTDIR = 20;
 const EINVAL = 22;
 const ENOSYS = 38;
+const EROFS = 30;
+const O_PATH_DIRECTORY_CLOEXEC = 0o10000000 | 0o200000 | 0o2000000; // (x86-64's O_DIRECTORY: the runner is x86-64's)
 const AT_FDCWD = -100;
 const AT_RECURSIVE = 0x8000;
 const OPEN_TREE_CLONE = 1;
@@ -181,13 +177,6 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
   // whatever the parent holds.)
   if (!nativeSpawnSupported()) return undefined;
   const steps = stepsFor(ctx);
-  // Checked for every container, cached or not: the standard mount points must be plain
-  // directories (not symlinks an image could point at the host), as prepareSetup requires.
-  if (spec.newNamespaces.includes("mount")) {
-    for (const d of ["proc", "sys", "dev"]) {
-      if (!lstatSync(join(spec.rootfsPath, d), { throwIfNoEntry: false })?.isDirectory()) return undefined;
-    }
-  }
   let plan: KeepPlan;
   try {
     plan = keepPlan(spec.capabilities, {}, ctx.userns);
@@ -290,6 +279,13 @@ function compile(
       );
     },
     plan,
+    ...holds(),
+    asStep: (step, append) => {
+      const was = r.step;
+      r.step = step;
+      append();
+      r.step = was;
+    },
     rootFd: () => p.value(slots.root),
     continueInChild() {
       const record = pidRecord(p);
@@ -383,6 +379,8 @@ export function compileExecIn(
       throw new SetupError("exec", "an exec step asked for a read-only remount (hako bug)");
     },
     plan,
+    ...holds(),
+    asStep: (_step, append) => append(),
   };
   fds.stdio.forEach((fd, target) => {
     if (fd !== undefined && fd !== target) call("dup2", [fd, target], [fd, target], {}, `redirect fd ${target}`);
@@ -454,6 +452,12 @@ interface Emit {
   readonly continueInChild?: () => void;
   /** The rootfs fd's slot, as an argument (the container's program only). */
   readonly rootFd?: () => ProgramArg;
+  /** Keeps a slot holding an fd under a name, for a later op (captured mounts, the host root…). */
+  readonly hold: (id: string, slot: ProgramSlot) => void;
+  /** The slot held under a name. */
+  readonly held: (id: string) => ProgramSlot;
+  /** Appends ops that belong to another step (their failure is named as that step's). */
+  readonly asStep: (step: string, append: () => void) => void;
 }
 
 /** A program being written, and what each of its ops stands for (its step, call and arguments). */
@@ -508,19 +512,54 @@ function failureOf(info: readonly OpInfo[], op: number, errno: number, unknownSt
   return describe(i.step, new SyscallError(i.syscall, errno, i.shown, i.context));
 }
 
+/** The steps whose calls come from setup.ts's `stepCalls`. */
+const CALL_STEPS: ReadonlySet<string> = new Set([
+  "private-mounts",
+  "capture-host-sources",
+  "chroot-rootfs",
+  "mount-proc",
+  "mount-sys",
+  "mount-cgroup",
+  "mount-dev",
+  "mount-devpts",
+  "mount-shm",
+  "mount-mqueue",
+  "mounts",
+  "etc-files",
+  "pivot-root",
+  "masked-paths",
+  "readonly-paths",
+]);
+
+/** A program's named slots (see {@link Emit.hold}). */
+function holds(): Pick<Emit, "hold" | "held"> {
+  const slots = new Map<string, ProgramSlot>();
+  return {
+    hold: (id, slot) => void slots.set(id, slot),
+    held: (id) => {
+      const slot = slots.get(id);
+      if (!slot) throw new SetupError("setup", `no fd held as ${id} (hako bug)`);
+      return slot;
+    },
+  };
+}
+
 /** Appends one step's calls; false when it cannot run natively. */
 function compileStep(ctx: SetupContext, name: string, p: SyscallProgram, emit: Emit): boolean {
   const { call } = emit;
   const spec = ctx.spec;
-  const prepared = preparedStepCalls(ctx, name);
-  if (prepared) {
-    for (const c of prepared) compilePrepared(c, p, emit);
+  if (CALL_STEPS.has(name)) {
+    const calls = stepCalls(ctx, name);
+    // (a spec mount with propagation or move options needs the general Mount.mount: forked)
+    if (calls.some((c) => c.op === "mount-options")) return false;
+    for (const c of calls) compilePrepared(c, p, emit);
+    if (name === "mounts") {
+      const shape = mountsShape(ctx);
+      emit.check(() => mountsShape(ctx) === shape);
+    }
     return true;
   }
   switch (name) {
-    case "etc-files":
-      for (const c of fileMountCalls(ctx)) compilePrepared(c, p, emit);
-      return true;
     case "hostname": {
       const bytes = new TextEncoder().encode(spec.hostname!);
       call("sethostname", [p.bytes(bytes), bytes.length], [spec.hostname]);
@@ -584,8 +623,6 @@ function compileStep(ctx: SetupContext, name: string, p: SyscallProgram, emit: E
       call("setresgid", [0, 0, 0], [0, 0, 0]);
       call("setresuid", [0, 0, 0], [0, 0, 0]);
       return true;
-    case "mounts":
-      return compileMounts(ctx, p, emit);
     case "workdir":
       call("chdir", [p.cstring(spec.workdir)], [spec.workdir]);
       return true;
@@ -674,72 +711,6 @@ function compileStep(ctx: SetupContext, name: string, p: SyscallProgram, emit: E
   }
 }
 
-/**
- * The spec's own mounts: each target resolved in the rootfs now (as the forked child's
- * `secureJoin` would), its missing directories (or empty file) made by the child, then the mount.
- * Targets under /proc, /sys or /dev (mounted fresh in the child) or under another of the spec's
- * mounts cannot be resolved on the host: those specs fork. Every container checks that the
- * targets still resolve the same and the bind sources are still what they were.
- */
-function compileMounts(ctx: SetupContext, p: SyscallProgram, emit: Emit): boolean {
-  const { call } = emit;
-  const root = ctx.spec.rootfsPath;
-  const targets = ctx.spec.mounts.map((m) => normalize(`/${m.target}`));
-  for (const [i, t] of targets.entries()) {
-    const under = (dir: string) => t === dir || t.startsWith(`${dir}/`);
-    if (["/proc", "/sys", "/dev"].some(under) || targets.slice(0, i).some(under)) return false;
-  }
-  for (const [i, m] of ctx.spec.mounts.entries()) {
-    const resolved = secureJoin(root, targets[i]!);
-    if (!resolved.startsWith(`${root}/`)) return false;
-    // (relative to the working directory: the rootfs's mount, see the rootfs-bind step)
-    const target = resolved.slice(root.length + 1);
-    const file = m.type === "bind" && !statSync(m.source!).isDirectory();
-    emit.check(() =>
-      secureJoin(root, targets[i]!) === resolved && (m.type !== "bind" || statSync(m.source!).isDirectory() !== file)
-    );
-    // The mount point, as ensureMountPoint makes it (made by the child: in a user namespace it
-    // belongs to root inside).
-    const rel = target.split("/");
-    for (let k = 1; k <= rel.length - (file ? 1 : 0); k++) {
-      const dir = rel.slice(0, k).join("/");
-      const next = p.label();
-      call("mkdir", [p.cstring(dir), 0o755], [dir, unquoted("0755")], { onErrno: [[EEXIST, next]] });
-      p.place(next);
-    }
-    if (file) {
-      const fd = p.slot(), exists = p.label();
-      call("open", [p.cstring(target), O_WRONLY_CREAT_CLOEXEC, 0o644], [target], {
-        store: fd,
-        onErrno: [[EACCES, exists]], // (a read-only file that exists is a mount point already)
-      });
-      call("close", [p.value(fd)], [target]);
-      p.place(exists);
-    }
-    const t = p.cstring(target);
-    if (m.type === "bind") {
-      const opts = m.options ?? [];
-      const flags = MS.BIND | (opts.includes("norbind") ? 0 : MS.REC);
-      call("mount", [p.cstring(m.source!), t, null, flags, null], [
-        m.source,
-        target,
-        unquoted("NULL"),
-        unquoted(`0x${flags.toString(16)}`),
-      ]);
-      if (m.readonly || opts.includes("ro")) emit.remountReadonly(t, target);
-      continue;
-    }
-    const { flags, data } = parseOptions([...(m.options ?? []), ...(m.readonly ? ["ro"] : [])].join(","));
-    if (flags & NOT_PLAIN) return false;
-    const source = m.source ?? m.type;
-    const shown: unknown[] = [source, target, m.type];
-    if (flags) shown.push(unquoted(`0x${flags.toString(16)}`));
-    if (data) shown.push(data);
-    call("mount", [p.cstring(source), t, p.cstring(m.type), flags, data ? p.cstring(data) : null], shown);
-  }
-  return true;
-}
-
 /** One prepared call of setup.ts as system calls. */
 function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
   const { call } = emit;
@@ -764,9 +735,12 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
       ]);
       return;
     }
-    case "mkdir":
-      call("mkdir", [p.bytes(c.path), 0o755], c.shown);
+    case "mkdir": {
+      const next = p.label();
+      call("mkdir", [p.bytes(c.path), 0o755], c.shown, c.exist ? { onErrno: [[EEXIST, next]] } : {});
+      p.place(next);
       return;
+    }
     case "symlink":
       call("symlink", [p.bytes(c.to), p.bytes(c.path)], c.shown);
       return;
@@ -787,11 +761,55 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
         ".",
       ]);
       call("fchdir", [p.value(tree)], [unquoted("tree")]);
-      call("close", [p.value(tree)], [unquoted("tree")]);
+      emit.hold("rootfs", tree); // (pivot-root enters it again, out of the chroot)
       return;
     }
+    case "capture": {
+      const fd = p.slot();
+      const flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (c.recursive ? AT_RECURSIVE : 0);
+      emit.asStep(c.step, () => call("open_tree", [AT_FDCWD, p.bytes(c.source), flags], c.shown, { store: fd }));
+      emit.hold(c.id, fd);
+      return;
+    }
+    case "attach": {
+      const fd = emit.held(c.id);
+      const target = p.bytes(c.target);
+      call("move_mount", [p.value(fd), p.bytes(c.empty), AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH], [
+        unquoted(c.id),
+        "",
+        unquoted("AT_FDCWD"),
+        c.path,
+      ]);
+      call("close", [p.value(fd)], [unquoted(c.id)]);
+      if (c.readonly) emit.remountReadonly(target, c.path);
+      return;
+    }
+    case "release":
+      call("close", [p.value(emit.held(c.id))], [unquoted(c.id)]);
+      return;
+    case "chroot-in": {
+      const fd = p.slot();
+      call("open", [p.bytes(c.slash), O_PATH_DIRECTORY_CLOEXEC, 0], ["/", unquoted("O_PATH|O_DIRECTORY")], {
+        store: fd,
+      });
+      emit.hold("host-root", fd);
+      call("chroot", [p.bytes(c.dot)], ["."], {}, "chroot into the rootfs");
+      return;
+    }
+    case "remount-ro":
+      emit.remountReadonly(p.bytes(c.target), c.path);
+      return;
+    case "mount-options":
+      throw new SetupError("mounts", "a mount with propagation or move options in a native program (hako bug)");
     case "pivot": {
       const dot = p.bytes(c.dot);
+      // Out of the chroot through the held host root, into the rootfs's mount again.
+      const hostRoot = emit.held("host-root"), rootfs = emit.held("rootfs");
+      call("fchdir", [p.value(hostRoot)], [unquoted("host root")]);
+      call("chroot", [dot], ["."], {}, "leave the chroot");
+      call("fchdir", [p.value(rootfs)], [unquoted("rootfs")]);
+      call("close", [p.value(hostRoot)], [unquoted("host root")]);
+      call("close", [p.value(rootfs)], [unquoted("rootfs")]);
       call("pivot_root", [dot, dot], [".", "."]);
       call("umount2", [dot, MNT_DETACH], [".", unquoted("MNT_DETACH")]);
       return;
@@ -808,19 +826,28 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
       return;
     }
     case "touch": {
-      const fd = p.slot();
-      call("open", [p.bytes(c.path), O_WRONLY_CREAT_CLOEXEC, 0o644], c.shown, { store: fd });
+      const fd = p.slot(), there = p.label();
+      // (there already, read-only: a mount point as it is)
+      call("open", [p.bytes(c.path), O_WRONLY_CREAT_CLOEXEC, 0o644], c.shown, {
+        store: fd,
+        onErrno: [[EACCES, there], [EROFS, there]],
+      });
       call("close", [p.value(fd)], c.shown);
+      p.place(there);
       return;
     }
     case "sysfs": {
       // sysfs; EPERM (a user namespace without its own network namespace): the host's /sys, read-only
       const bind = p.label(), end = p.label();
       mount(c.sysfs, [[EPERM, bind]]);
+      compilePrepared({ op: "release", id: c.bind }, p, emit);
       p.jump(end);
       p.place(bind);
-      mount(c.bind);
-      emit.remountReadonly(p.bytes(c.target), c.path);
+      compilePrepared(
+        { op: "attach", id: c.bind, target: c.target, path: c.path, readonly: true, empty: c.empty },
+        p,
+        emit,
+      );
       compilePrepared(c.tree, p, emit);
       p.place(end);
       return;

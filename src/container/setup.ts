@@ -6,8 +6,9 @@
  *
  * @module
  */
-import { existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, statSync, symlinkSync } from "node:fs";
-import { join, relative } from "node:path";
+import { lstatSync, readdirSync, readlinkSync, statSync } from "node:fs";
+import { join, normalize, relative } from "node:path";
+import process from "node:process";
 import { Capability, keepBounding, type KeepPlan, keepPlan, keepSets } from "../capability.ts";
 import { sethostname } from "../hostname.ts";
 import * as Mount from "../mount.ts";
@@ -20,11 +21,12 @@ import { chdir } from "../dir.ts";
 import { setLinkUp } from "../../ffi/net.ts";
 import { addAddress, setLinkUp as netlinkLinkUp } from "../network.ts";
 import { ensureMountPoint, secureJoin } from "./_paths.ts";
+import { parseOptions } from "../mount.ts";
 import { closeFd, pipe, report, writeAll } from "./_pipe.ts";
 import type { ContainerFile } from "./_files.ts";
 import { forkProcess } from "../../ffi/fork.ts";
 import { describeHook, hookArgv } from "./hooks.ts";
-import { makedev, mknod } from "./_devices.ts";
+import { makedev } from "./_devices.ts";
 import { addressOf, check, errno, libc } from "../../ffi/libc.ts";
 import { SYS } from "../../ffi/syscalls.ts";
 import { cstr, cstrArray, type CStringArray } from "../../ffi/cstring.ts";
@@ -84,31 +86,7 @@ const DEV_LINKS: ReadonlyArray<readonly [string, string]> = [
   ["core", "/proc/kcore"],
 ];
 
-/**
- * `p` inside the rootfs, as a path relative to the rootfs — the child's working directory from the
- * rootfs-bind step on — with symlinks resolved inside it.
- */
-const inRoot = (ctx: SetupContext, p: string) =>
-  relative(ctx.spec.rootfsPath, secureJoin(ctx.spec.rootfsPath, p)) || ".";
 const has = (ctx: SetupContext, ns: string) => ctx.spec.newNamespaces.includes(ns as never);
-
-function mountIn(ctx: SetupContext, source: string, target: string, type: string, flags: string[], data?: string) {
-  const where = inRoot(ctx, target);
-  ensureMountPoint(where);
-  Mount.mount(source, where, { type, flags, ...(data ? { data } : {}) });
-}
-
-/**
- * Mounts on `/dev/<name>` inside the fresh tmpfs the mount-dev step made: nothing there can be a
- * symlink planted by the image, so the path is joined directly and the directory made without the
- * lstat-per-component walk of {@link secureJoin}. In the forked child every touched page is a
- * copy-on-write fault (≈ 10 µs each here), and that walk's ENOENT exceptions cost ~150 faults.
- */
-function mountInDev(_ctx: SetupContext, name: string, source: string, type: string, flags: string[], data?: string) {
-  const where = join("dev", name);
-  mkdirSync(where);
-  Mount.mount(source, where, { type, flags, ...(data ? { data } : {}) });
-}
 
 /**
  * A kernel call of a standard step, prepared by the parent before the fork ({@link prepareSetup}):
@@ -135,7 +113,8 @@ export type PreparedCall =
     readonly dev: bigint;
     readonly shown: readonly unknown[];
   }
-  | { readonly op: "mkdir"; readonly path: Uint8Array; readonly shown: readonly unknown[] }
+  /** mkdir 0755; with `exist`, one that is there already is fine (EEXIST). */
+  | { readonly op: "mkdir"; readonly path: Uint8Array; readonly shown: readonly unknown[]; readonly exist?: boolean }
   | { readonly op: "symlink"; readonly to: Uint8Array; readonly path: Uint8Array; readonly shown: readonly unknown[] }
   | { readonly op: "chdir"; readonly path: Uint8Array; readonly shown: readonly unknown[] }
   /** pivot_root(".", "."), then the old root detached: the caller chdir'd into the new root. */
@@ -146,6 +125,53 @@ export type PreparedCall =
    */
   | { readonly op: "rootfs-mount"; readonly dot: Uint8Array; readonly empty: Uint8Array }
   /**
+   * A host path a mount inside the rootfs binds from, taken as a detached copy of its mount
+   * (`open_tree(OPEN_TREE_CLONE)`, recursive or not) before the child chroots into the rootfs, and
+   * held under `id` until {@link PreparedCall} `attach` (or `release`) uses it.
+   */
+  | {
+    readonly op: "capture";
+    readonly id: string;
+    /** The step that attaches it (a failure is that step's). */
+    readonly step: string;
+    readonly source: Uint8Array;
+    readonly recursive: boolean;
+    readonly shown: readonly unknown[];
+  }
+  /**
+   * A captured mount attached at `target`, a path inside the rootfs resolved in the chroot
+   * (`move_mount`), then made read-only when asked (keeping its other flags).
+   */
+  | {
+    readonly op: "attach";
+    readonly id: string;
+    readonly target: Uint8Array;
+    readonly path: string;
+    readonly readonly: boolean;
+    readonly empty: Uint8Array;
+  }
+  /** A captured mount not used after all (closed). */
+  | { readonly op: "release"; readonly id: string }
+  /**
+   * The host's root held (an O_PATH fd, for pivot-root to leave the chroot by), then `chroot(".")`
+   * into the rootfs's mount: from here on every path — and every symlink in the image — resolves
+   * inside the rootfs.
+   */
+  | { readonly op: "chroot-in"; readonly dot: Uint8Array; readonly slash: Uint8Array }
+  /** A bind mount remounted read-only, keeping its other flags. */
+  | { readonly op: "remount-ro"; readonly target: Uint8Array; readonly path: string }
+  /**
+   * A spec mount whose options need the general `Mount.mount` (propagation, move, remount flags):
+   * the forked child only.
+   */
+  | {
+    readonly op: "mount-options";
+    readonly source: string;
+    readonly target: string;
+    readonly type: string;
+    readonly options: string;
+  }
+  /**
    * A masked path: an empty read-only tmpfs over it, or — ENOTDIR: it is a file — /dev/null bound
    * over it; ENOENT (not on this kernel) skips it. Trying the mount instead of an lstat first keeps
    * node:fs (and its exceptions) out of the child.
@@ -153,7 +179,10 @@ export type PreparedCall =
   | { readonly op: "mask"; readonly dir: PreparedMount; readonly file: PreparedMount }
   /** A read-only path: bound onto itself (ENOENT skips it), then remounted read-only keeping its flags. */
   | { readonly op: "readonly"; readonly path: string; readonly bind: PreparedMount; readonly target: Uint8Array }
-  /** An empty file made as a mount point (a device bound over it in a user namespace's /dev). */
+  /**
+   * An empty file made as a mount point (a device bound over it in a user namespace's /dev); one
+   * that exists where the file system is read-only (EACCES, EROFS) is left as it is.
+   */
   | { readonly op: "touch"; readonly path: Uint8Array; readonly shown: readonly unknown[] }
   /**
    * sysfs, or — refused (EPERM: a user namespace without a network namespace of its own may not
@@ -162,7 +191,9 @@ export type PreparedCall =
   | {
     readonly op: "sysfs";
     readonly sysfs: PreparedMount;
-    readonly bind: PreparedMount;
+    /** The captured host /sys (`capture` id) to attach instead. */
+    readonly bind: string;
+    readonly empty: Uint8Array;
     readonly path: string;
     readonly target: Uint8Array;
     /** The bound /sys's submounts (cgroup, securityfs, debugfs…) made read-only with it. */
@@ -201,6 +232,10 @@ const S_IFCHR = 0o020000;
 const EPERM = 1;
 const ENOENT = 2;
 const ENOTDIR = 20;
+const EEXIST = 17;
+const EACCES = 13;
+const EROFS = 30;
+const O_PATH_DIRECTORY_CLOEXEC = 0o10000000 | (process.arch === "arm64" ? 0o40000 : 0o200000) | 0o2000000;
 const O_WRONLY_CREAT_CLOEXEC = 0o1 | 0o100 | 0o2000000;
 const MNT_DETACH = 2;
 const PR_SET_DUMPABLE = 4;
@@ -253,7 +288,7 @@ let hostCgroupLayout: Layout | null | undefined;
  * brought.
  */
 function cgroupMountCalls(ctx: SetupContext): PreparedCall[] {
-  const dir = "sys/fs/cgroup"; // (relative to the rootfs's mount, the working directory)
+  const dir = "/sys/fs/cgroup"; // (inside the rootfs: the child has chroot'ed into it)
   const ro = MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC;
   if (hostCgroupLayout === undefined) {
     try {
@@ -302,36 +337,114 @@ function cgroupMountCalls(ctx: SetupContext): PreparedCall[] {
   return calls;
 }
 
+/** A path of the rootfs as the child sees it once chroot'ed into it (symlinks resolved inside it). */
+function inside(ctx: SetupContext, p: string): string {
+  return `/${relative(ctx.spec.rootfsPath, secureJoin(ctx.spec.rootfsPath, p))}`;
+}
+
+const EMPTY = cstr("");
+
 /**
  * The bind mounts of the container's files ({@link SetupContext.files}): its own read-write (as
- * docker's), the host's read-only (a missing one skipped).
+ * docker's), the host's read-only. Their sources were captured before the chroot
+ * ({@link hostSourceCaptures}).
  */
 export function fileMountCalls(ctx: SetupContext): PreparedCall[] {
-  return (ctx.files ?? []).map((f) => {
-    const at = relative(ctx.spec.rootfsPath, f.target);
-    return f.readonly
-      ? { op: "readonly", path: at, bind: preparedMount(f.source, at, null, MS.BIND), target: cstr(at) }
-      : preparedMount(f.source, at, null, MS.BIND);
+  return (ctx.files ?? []).map((f, i): PreparedCall => {
+    const at = `/${relative(ctx.spec.rootfsPath, f.target)}`;
+    return { op: "attach", id: `file:${i}`, target: cstr(at), path: at, readonly: f.readonly, empty: EMPTY };
   });
 }
 
-/** The pivot into the working directory, and the chdir to the new root after it. */
+/**
+ * Every host path a mount inside the rootfs binds from, captured before the child chroots into the
+ * rootfs: /sys and the default devices in a user namespace, the spec's bind mounts' sources, the
+ * container's files.
+ */
+function hostSourceCaptures(ctx: SetupContext): PreparedCall[] {
+  const capture = (step: string, id: string, source: string, recursive: boolean): PreparedCall => ({
+    op: "capture",
+    id,
+    step,
+    source: cstr(source),
+    recursive,
+    shown: [source, unquoted(`OPEN_TREE_CLONE${recursive ? "|AT_RECURSIVE" : ""}`)],
+  });
+  const out: PreparedCall[] = [];
+  if (ctx.spec.standardMounts && ctx.userns) {
+    out.push(capture("mount-sys", "sys", "/sys", true));
+    for (const d of DEVICES) out.push(capture("mount-dev", `dev/${d}`, `/dev/${d}`, false));
+  }
+  ctx.spec.mounts.forEach((m, i) => {
+    if (m.type === "bind") out.push(capture("mounts", `mount:${i}`, m.source!, !(m.options ?? []).includes("norbind")));
+  });
+  (ctx.files ?? []).forEach((f, i) => out.push(capture("etc-files", `file:${i}`, f.source, false)));
+  return out;
+}
+
+/** Mount flags a spec mount's options may not carry in a plain mount(2) (the general code handles them). */
+const NOT_PLAIN = 0x1000 /* BIND */ | 0x20 /* REMOUNT */ | 0x2000 /* MOVE */ | 0xf0000 /* propagation */;
+
+/**
+ * The spec's own mounts, inside the chroot: each target resolved in the rootfs, its missing
+ * directories (or empty file) made, then the mount — a bind from its captured source, made
+ * read-only when asked; a filesystem with its options.
+ */
+export function specMountCalls(ctx: SetupContext): PreparedCall[] {
+  const out: PreparedCall[] = [];
+  ctx.spec.mounts.forEach((m, i) => {
+    const at = inside(ctx, normalize(`/${m.target}`));
+    // (a source that is not there fails where it is captured, named as this step's)
+    const file = m.type === "bind" && !(statSync(m.source!, { throwIfNoEntry: false })?.isDirectory() ?? true);
+    const parts = at.split("/").filter(Boolean);
+    for (let k = 1; k <= parts.length - (file ? 1 : 0); k++) {
+      const dir = `/${parts.slice(0, k).join("/")}`;
+      out.push({ op: "mkdir", path: cstr(dir), shown: [dir, unquoted("0755")], exist: true });
+    }
+    if (file) out.push({ op: "touch", path: cstr(at), shown: [at] });
+    if (m.type === "bind") {
+      const readonly = m.readonly === true || (m.options ?? []).includes("ro");
+      out.push({ op: "attach", id: `mount:${i}`, target: cstr(at), path: at, readonly, empty: EMPTY });
+      return;
+    }
+    const options = [...(m.options ?? []), ...(m.readonly ? ["ro"] : [])].join(",");
+    const { flags, data } = parseOptions(options);
+    if (flags & NOT_PLAIN) {
+      out.push({ op: "mount-options", source: m.source ?? m.type, target: at, type: m.type, options });
+    } else out.push(preparedMount(m.source ?? m.type, at, m.type, flags, data || undefined));
+  });
+  return out;
+}
+
+/**
+ * What a compiled program of `ctx` took from the rootfs and the host when it was made (the spec
+ * mounts' resolved targets, whether each bind source is a file): a program is reused only while
+ * this is unchanged.
+ */
+export function mountsShape(ctx: SetupContext): string {
+  return JSON.stringify(ctx.spec.mounts.map((m) => [
+    inside(ctx, normalize(`/${m.target}`)),
+    m.type === "bind" ? statSync(m.source!, { throwIfNoEntry: false })?.isDirectory() ?? null : null,
+  ]));
+}
+
+/**
+ * Out of the chroot (through the held host root) and into the rootfs's mount (held by rootfs-bind),
+ * pivot_root into it, the old root detached; then the chdir to the new root.
+ */
 const PIVOT: PreparedCall = { op: "pivot", dot: cstr(".") };
 const CHDIR_ROOT: PreparedCall = { op: "chdir", path: cstr("/"), shown: ["/"] };
 /** The rootfs's mount attached over itself and entered (see the rootfs-bind step). */
 export const ROOTFS_MOUNT: PreparedCall = { op: "rootfs-mount", dot: cstr("."), empty: cstr("") };
+const CHROOT_IN: PreparedCall = { op: "chroot-in", dot: cstr("."), slash: cstr("/") };
 
 /** Prepared calls per step name, for the contexts {@link prepareSetup} saw. */
 const preparedCalls = new WeakMap<SetupContext, ReadonlyMap<string, readonly PreparedCall[]>>();
 
 /**
- * Prepares, in the parent before the fork, the kernel calls of the standard steps (private
- * mounts, rootfs bind, /proc, /sys, /dev and its devices, devpts, shm, mqueue, masked and
- * read-only paths) when they can be known in advance: a new mount namespace (in a new user
- * namespace too: devices bound instead of made, sysfs or else /sys bound), and a rootfs whose
- * /proc, /sys and /dev are plain directories. Other steps, and every
- * step of other containers, run their general code as before. Optional: without it the child
- * does the same calls the general way.
+ * Prepares, in the parent before the fork, the kernel calls of the mount steps (the same
+ * {@link buildCalls} the child would make itself), and execve's arguments. Optional: a child
+ * without them builds the calls itself.
  */
 export function prepareSetup(ctx: SetupContext): void {
   try {
@@ -340,49 +453,74 @@ export function prepareSetup(ctx: SetupContext): void {
     keepPlan(ctx.spec.capabilities);
   } catch { /* the child plans for itself */ }
   try {
-    prepareCalls(ctx);
-  } catch {
-    preparedCalls.delete(ctx); // the child's general code meets (and reports) whatever went wrong
+    preparedCalls.set(ctx, buildCalls(ctx));
+  } catch { /* the child meets (and reports) whatever went wrong */ }
+  const spec = ctx.spec;
+  if (spec.argv[0]?.includes("/")) {
+    // A program given by its path needs no PATH search inside the container.
+    const env = Object.entries(spec.env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
+    preparedExec.set(spec, {
+      file: cstr(spec.argv[0]),
+      path: spec.argv[0],
+      argv: cstrArray(spec.argv),
+      envp: cstrArray(env),
+    });
   }
 }
 
-function prepareCalls(ctx: SetupContext): void {
+/**
+ * The kernel calls of the mount steps, by step. From chroot-rootfs on, the child's root is the
+ * rootfs's mount: every target is a path inside it, resolved there — a symlink the image (or
+ * another container sharing the rootfs) plants cannot take a mount out of it — and host sources
+ * are the copies captured before.
+ */
+function buildCalls(ctx: SetupContext): Map<string, PreparedCall[]> {
   const spec = ctx.spec;
-  if (!has(ctx, "mount")) return;
-  const root = spec.rootfsPath;
-  for (const d of ["proc", "sys", "dev"]) {
-    const st = lstatSync(join(root, d), { throwIfNoEntry: false });
-    if (!st?.isDirectory() || secureJoin(root, `/${d}`) !== join(root, d)) return;
-  }
   const calls = new Map<string, PreparedCall[]>();
+  if (!has(ctx, "mount")) return calls;
   calls.set("private-mounts", [preparedMount(null, "/", null, MS.REC | MS.PRIVATE)]);
-  // From here on, paths in the rootfs are relative to the working directory: the rootfs's mount.
+  calls.set("capture-host-sources", hostSourceCaptures(ctx));
+  calls.set("chroot-rootfs", [CHROOT_IN]);
+  const mkdirp = (path: string): PreparedCall => ({
+    op: "mkdir",
+    path: cstr(path),
+    shown: [path, unquoted("0755")],
+    exist: true,
+  });
   if (spec.standardMounts) {
-    const dev = "dev";
-    calls.set("mount-proc", [preparedMount("proc", "proc", "proc", MS.NOSUID | MS.NODEV | MS.NOEXEC)]);
-    const sysfs = preparedMount("sysfs", "sys", "sysfs", MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC);
-    calls.set(
-      "mount-sys",
+    const dev = "/dev";
+    calls.set("mount-proc", [
+      mkdirp("/proc"),
+      preparedMount("proc", "/proc", "proc", MS.NOSUID | MS.NODEV | MS.NOEXEC),
+    ]);
+    const sysfs = preparedMount("sysfs", "/sys", "sysfs", MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC);
+    calls.set("mount-sys", [
+      mkdirp("/sys"),
       ctx.userns
-        ? [{
+        ? {
           op: "sysfs",
           sysfs,
-          bind: preparedMount("/sys", "sys", null, MS.BIND | MS.REC),
-          path: "sys",
-          target: cstr("sys"),
-          tree: readonlyTree("sys"),
-        }]
-        : [sysfs],
-    );
+          bind: "sys",
+          empty: EMPTY,
+          path: "/sys",
+          target: cstr("/sys"),
+          tree: readonlyTree("/sys"),
+        }
+        : sysfs,
+    ]);
     calls.set("mount-cgroup", cgroupMountCalls(ctx));
     calls.set("mount-dev", [
+      mkdirp(dev),
       preparedMount("tmpfs", dev, "tmpfs", MS.NOSUID | MS.STRICTATIME, "mode=755,size=65536k"),
       ...DEVICES.flatMap((d): PreparedCall[] => {
         const [major, minor] = DEVICE_NUMBERS[d];
         const path = join(dev, d);
         // mknod is not allowed in a user namespace: the host's device is bound over an empty file
         if (ctx.userns) {
-          return [{ op: "touch", path: cstr(path), shown: [path] }, preparedMount(`/dev/${d}`, path, null, MS.BIND)];
+          return [
+            { op: "touch", path: cstr(path), shown: [path] },
+            { op: "attach", id: `dev/${d}`, target: cstr(path), path, readonly: false, empty: EMPTY },
+          ];
         }
         return [{
           op: "mknod",
@@ -399,6 +537,7 @@ function prepareCalls(ctx: SetupContext): void {
         shown: [to, join(dev, link)],
       })),
     ]);
+    // (inside the fresh tmpfs of mount-dev: nothing there is the image's)
     const inDev = (name: string, source: string, type: string, flags: number, data?: string): PreparedCall[] => [
       { op: "mkdir", path: cstr(join(dev, name)), shown: [join(dev, name), unquoted("0755")] },
       preparedMount(source, join(dev, name), type, flags, data),
@@ -410,6 +549,9 @@ function prepareCalls(ctx: SetupContext): void {
     calls.set("mount-shm", inDev("shm", "shm", "tmpfs", MS.NOSUID | MS.NODEV | MS.NOEXEC, "mode=1777,size=65536k"));
     calls.set("mount-mqueue", inDev("mqueue", "mqueue", "mqueue", MS.NOSUID | MS.NODEV | MS.NOEXEC));
   }
+  calls.set("mounts", specMountCalls(ctx));
+  calls.set("etc-files", fileMountCalls(ctx));
+  calls.set("pivot-root", [PIVOT, CHDIR_ROOT]);
   calls.set(
     "masked-paths",
     spec.maskedPaths.map((p) => ({
@@ -427,22 +569,7 @@ function prepareCalls(ctx: SetupContext): void {
       target: cstr(p),
     })),
   );
-  if (!spec.joinNamespaces.some((j) => j.type === "mount")) {
-    // A new mount namespace of our own (not one joined): pivotRootInto's check that this is not
-    // PID 1's namespace holds by construction, and / is already private and the rootfs bound.
-    calls.set("pivot-root", [PIVOT, CHDIR_ROOT]);
-  }
-  preparedCalls.set(ctx, calls);
-  if (spec.argv[0]?.includes("/")) {
-    // A program given by its path needs no PATH search inside the container.
-    const env = Object.entries(spec.env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
-    preparedExec.set(spec, {
-      file: cstr(spec.argv[0]),
-      path: spec.argv[0],
-      argv: cstrArray(spec.argv),
-      envp: cstrArray(env),
-    });
-  }
+  return calls;
 }
 
 /** execve's arguments, prepared by the parent (see {@link prepareSetup}); the buffers stay referenced here. */
@@ -450,6 +577,9 @@ const preparedExec = new WeakMap<
   ResolvedSpec,
   { readonly file: Uint8Array; readonly path: string; readonly argv: CStringArray; readonly envp: CStringArray }
 >();
+
+/** The fds the (forked) child holds between steps: captured mounts, the host root, the rootfs's mount. */
+const held = new Map<string, number>();
 
 /** statvfs `ST_*` bit → `MS_*` flag (as src/mount.ts keeps a bind's flags across a remount). */
 const ST_TO_MS: ReadonlyArray<readonly [number, number]> = [
@@ -479,7 +609,10 @@ function runCall(call: PreparedCall): void {
       }
       return;
     case "mkdir":
-      if (c.mkdir(call.path, 0o755) === -1) throw new SyscallError("mkdir", errno(), call.shown);
+      if (c.mkdir(call.path, 0o755) === -1) {
+        const e = errno();
+        if (!(call.exist && e === EEXIST)) throw new SyscallError("mkdir", e, call.shown);
+      }
       return;
     case "symlink":
       if (c.symlink(call.to, call.path) === -1) throw new SyscallError("symlink", errno(), call.shown);
@@ -510,13 +643,73 @@ function runCall(call: PreparedCall): void {
           throw new SyscallError("move_mount", errno(), [unquoted("tree"), "", unquoted("AT_FDCWD"), "."]);
         }
         if (c.fchdir(tree) === -1) throw new SyscallError("fchdir", errno(), [unquoted("tree")]);
-      } finally {
+      } catch (e) {
         c.close(tree);
+        throw e;
       }
+      held.set("rootfs", tree); // (pivot-root enters it again, out of the chroot)
       return;
     }
+    case "capture": {
+      const flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (call.recursive ? AT_RECURSIVE : 0);
+      const fd = Number(
+        c.syscall(BigInt(SYS.open_tree), BigInt(AT_FDCWD), addressOf(call.source), BigInt(flags), 0n, 0n),
+      );
+      if (fd === -1) throw Object.assign(new SyscallError("open_tree", errno(), call.shown), { forStep: call.step });
+      held.set(call.id, fd);
+      return;
+    }
+    case "attach": {
+      const fd = held.get(call.id)!;
+      held.delete(call.id);
+      try {
+        const r = c.syscall(
+          BigInt(SYS.move_mount),
+          BigInt(fd),
+          addressOf(call.empty),
+          BigInt(AT_FDCWD),
+          addressOf(call.target),
+          BigInt(MOVE_MOUNT_F_EMPTY_PATH),
+        );
+        if (r === -1n) {
+          throw new SyscallError("move_mount", errno(), [unquoted(call.id), "", unquoted("AT_FDCWD"), call.path]);
+        }
+      } finally {
+        c.close(fd);
+      }
+      if (call.readonly) remountReadonly(call.target, call.path);
+      return;
+    }
+    case "release": {
+      const fd = held.get(call.id);
+      held.delete(call.id);
+      if (fd !== undefined) c.close(fd);
+      return;
+    }
+    case "chroot-in": {
+      const fd = c.open(call.slash, O_PATH_DIRECTORY_CLOEXEC, 0);
+      if (fd === -1) throw new SyscallError("open", errno(), ["/", unquoted("O_PATH|O_DIRECTORY")]);
+      held.set("host-root", fd);
+      if (c.chroot(call.dot) === -1) throw new SyscallError("chroot", errno(), ["."], "chroot into the rootfs");
+      return;
+    }
+    case "remount-ro":
+      return remountReadonly(call.target, call.path);
+    case "mount-options":
+      ensureMountPoint(call.target);
+      return Mount.mount(call.source, call.target, { type: call.type, options: call.options });
     case "pivot": {
       const dot = addressOf(call.dot);
+      // Out of the chroot through the held host root, into the rootfs's mount again: pivot_root
+      // refuses a caller whose root is the new root itself.
+      const hostRoot = held.get("host-root"), rootfs = held.get("rootfs");
+      if (hostRoot !== undefined && rootfs !== undefined) {
+        if (c.fchdir(hostRoot) === -1) throw new SyscallError("fchdir", errno(), [unquoted("host root")]);
+        if (c.chroot(call.dot) === -1) throw new SyscallError("chroot", errno(), ["."], "leave the chroot");
+        if (c.fchdir(rootfs) === -1) throw new SyscallError("fchdir", errno(), [unquoted("rootfs")]);
+        held.delete("host-root"), held.delete("rootfs");
+        c.close(hostRoot), c.close(rootfs);
+      }
       if (c.syscall(BigInt(SYS.pivot_root), dot, dot, 0n, 0n, 0n) === -1n) {
         throw new SyscallError("pivot_root", errno(), [".", "."]);
       }
@@ -535,17 +728,20 @@ function runCall(call: PreparedCall): void {
     }
     case "touch": {
       const fd = c.open(call.path, O_WRONLY_CREAT_CLOEXEC, 0o644);
-      if (fd === -1) throw new SyscallError("open", errno(), call.shown);
+      if (fd === -1) {
+        const e = errno();
+        if (e === EACCES || e === EROFS) return; // (there already, read-only: a mount point as it is)
+        throw new SyscallError("open", e, call.shown);
+      }
       c.close(fd);
       return;
     }
     case "sysfs": {
       const m = call.sysfs;
-      if (c.mount(m.source, m.target, m.type, m.flags, m.data) !== -1) return;
+      if (c.mount(m.source, m.target, m.type, m.flags, m.data) !== -1) return runCall({ op: "release", id: call.bind });
       const e = errno();
       if (e !== EPERM) throw new SyscallError("mount", e, m.shown);
-      runCall(call.bind);
-      remountReadonly(call.target, call.path);
+      runCall({ op: "attach", id: call.bind, target: call.target, path: call.path, readonly: true, empty: call.empty });
       return runCall(call.tree);
     }
     case "readonly-tree": {
@@ -595,19 +791,56 @@ function remountReadonly(target: Uint8Array, path: string): void {
 }
 
 /**
- * The calls {@link prepareSetup} prepared for `step`, for the native child (`native.ts`), which
- * turns them into system calls of its program; undefined when the step has none.
+ * The kernel calls of a mount step: those {@link prepareSetup} prepared, or — a child the parent
+ * prepared nothing for — built now.
  */
-export function preparedStepCalls(ctx: SetupContext, step: string): readonly PreparedCall[] | undefined {
-  return preparedCalls.get(ctx)?.get(step);
+export function stepCalls(ctx: SetupContext, step: string): readonly PreparedCall[] {
+  let calls = preparedCalls.get(ctx);
+  if (!calls) preparedCalls.set(ctx, calls = buildCalls(ctx));
+  return calls.get(step) ?? [];
 }
 
-/** Runs the step's prepared calls; false when it has none (then the step runs its general code). */
-function runPrepared(ctx: SetupContext, step: string): boolean {
-  const calls = preparedCalls.get(ctx)?.get(step);
-  if (!calls) return false;
-  for (const call of calls) runCall(call);
-  return true;
+function runCalls(ctx: SetupContext, step: string): void {
+  for (const call of stepCalls(ctx, step)) runCall(call);
+}
+
+/** A step's calls as `hako plan` shows them. */
+function planOf(ctx: SetupContext, step: string): string[] {
+  const q = (x: unknown) => (typeof x === "string" ? JSON.stringify(x) : String(x));
+  const text = (
+    b: Uint8Array | null,
+  ) => (b === null ? "NULL" : JSON.stringify(new TextDecoder().decode(b.subarray(0, -1))));
+  return stepCalls(ctx, step).map((call) => {
+    switch (call.op) {
+      case "mount":
+        return `mount(${call.shown.map(q).join(", ")})`;
+      case "mknod":
+      case "mkdir":
+      case "touch":
+        return `${call.op === "touch" ? "open(O_CREAT)" : call.op}(${call.shown.map(q).join(", ")})`;
+      case "symlink":
+        return `symlink(${call.shown.map(q).join(", ")})`;
+      case "capture":
+        return `open_tree(${call.shown.map(q).join(", ")})  (held as ${call.id})`;
+      case "attach":
+        return `move_mount(${call.id}, "", AT_FDCWD, ${q(call.path)}, MOVE_MOUNT_F_EMPTY_PATH)${
+          call.readonly ? " + remount MS_RDONLY" : ""
+        }`;
+      case "sysfs":
+        return `${planOf2(call.sysfs)}; EPERM: move_mount(${call.bind}, "", AT_FDCWD, ${
+          q(call.path)
+        }) + remount MS_RDONLY + mount_setattr(AT_RECURSIVE, MOUNT_ATTR_RDONLY)`;
+      case "mount-options":
+        return `mount(${q(call.source)}, ${q(call.target)}, ${q(call.type)}, ${q(call.options)})`;
+      case "chdir":
+        return `chdir(${text(call.path)})`;
+      default:
+        return call.op;
+    }
+  });
+  function planOf2(m: PreparedMount): string {
+    return `mount(${m.shown.map(q).join(", ")})`;
+  }
 }
 
 /** The capability plan the capabilities step worked out, for the capability-sets step. */
@@ -770,8 +1003,8 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     name: "private-mounts",
     why: "nothing mounted from here on may propagate to the host",
     when: (c) => has(c, "mount"),
-    plan: () => ['mount(NULL, "/", NULL, MS_REC|MS_PRIVATE)'],
-    run: (c) => runPrepared(c, "private-mounts") || Mount.makePrivate("/", { recursive: true }),
+    plan: (c) => planOf(c, "private-mounts"),
+    run: (c) => runCalls(c, "private-mounts"),
   },
   {
     name: "rootfs-bind",
@@ -781,156 +1014,92 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     plan: () => [
       'open_tree(AT_FDCWD, ".", OPEN_TREE_CLONE|AT_RECURSIVE)',
       'move_mount(tree, "", AT_FDCWD, ".", MOVE_MOUNT_F_EMPTY_PATH)',
-      "fchdir(tree)",
+      "fchdir(tree)  (held for pivot-root)",
     ],
     run: () => runCall(ROOTFS_MOUNT),
+  },
+  {
+    name: "capture-host-sources",
+    why:
+      "the host paths the mounts below bind from (/sys and the devices in a user namespace, the spec's bind sources, the container's files), taken as detached copies of their mounts before the chroot hides the host",
+    when: (c) => has(c, "mount") && hostSourceCaptures(c).length > 0,
+    plan: (c) => planOf(c, "capture-host-sources"),
+    run: (c) => runCalls(c, "capture-host-sources"),
+  },
+  {
+    name: "chroot-rootfs",
+    why:
+      "into the rootfs's mount before any mount in it: every target below is a path inside the rootfs, resolved there, so no symlink of the image's — nor one a container sharing the rootfs swaps in meanwhile — takes a mount onto the host (what runc does through /proc/self/fd); pivot-root leaves it through the held host root",
+    when: (c) => has(c, "mount"),
+    plan: () => ['open("/", O_PATH|O_DIRECTORY)  (held for pivot-root)', 'chroot(".")'],
+    run: (c) => runCalls(c, "chroot-rootfs"),
   },
   {
     name: "mount-proc",
     why: "a /proc of the container's own PID namespace (mounted before pivot_root, under the new root)",
     when: (c) => has(c, "mount") && c.spec.standardMounts,
-    plan: (c) => [`mount("proc", "${inRoot(c, "/proc")}", "proc", MS_NOSUID|MS_NODEV|MS_NOEXEC)`],
-    run: (c) => runPrepared(c, "mount-proc") || mountIn(c, "proc", "/proc", "proc", ["nosuid", "nodev", "noexec"]),
+    plan: (c) => planOf(c, "mount-proc"),
+    run: (c) => runCalls(c, "mount-proc"),
   },
   {
     name: "mount-sys",
     why:
-      "sysfs read-only; a user namespace without its own net namespace may not mount sysfs, so /sys is bound instead",
+      "sysfs read-only; a user namespace without its own net namespace may not mount sysfs, so the host's /sys is bound instead, read-only with every mount under it",
     when: (c) => has(c, "mount") && c.spec.standardMounts,
-    plan: (c) => [`mount("sysfs", "${inRoot(c, "/sys")}", "sysfs", MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC)`],
-    run: (c) => {
-      if (runPrepared(c, "mount-sys")) return;
-      try {
-        mountIn(c, "sysfs", "/sys", "sysfs", ["ro", "nosuid", "nodev", "noexec"]);
-      } catch (e) {
-        if (!c.userns) throw e;
-        Mount.bind("/sys", inRoot(c, "/sys"), { recursive: true, readonly: true });
-        runCall(readonlyTree(inRoot(c, "/sys")));
-      }
-    },
+    plan: (c) => planOf(c, "mount-sys"),
+    run: (c) => runCalls(c, "mount-sys"),
   },
   {
     name: "mount-cgroup",
     why:
       "the container's cgroups at /sys/fs/cgroup, read-only (as runc and crun mount them): a process inside may read its limits but not change, move or release anything",
     when: (c) => has(c, "mount") && c.spec.standardMounts,
-    plan: (c) =>
-      cgroupMountCalls(c).map((call) =>
-        call.op === "mount"
-          ? `mount(${call.shown.map((x) => typeof x === "string" ? JSON.stringify(x) : String(x)).join(", ")})`
-          : call.op === "mkdir"
-          ? `mkdir(${JSON.stringify(call.shown[0])})`
-          : call.op === "symlink"
-          ? `symlink(${JSON.stringify(call.shown[0])}, ${JSON.stringify(call.shown[1])})`
-          : call.op
-      ),
-    run: (c) => runPrepared(c, "mount-cgroup") || cgroupMountCalls(c).forEach(runCall),
+    plan: (c) => planOf(c, "mount-cgroup"),
+    run: (c) => runCalls(c, "mount-cgroup"),
   },
   {
     name: "mount-dev",
     why:
       "a private /dev on tmpfs with only the default devices (null zero full random urandom tty, ptmx), not the host's",
     when: (c) => has(c, "mount") && c.spec.standardMounts,
-    plan: (c) => [
-      `mount("tmpfs", "${inRoot(c, "/dev")}", "tmpfs", MS_NOSUID|MS_STRICTATIME, "mode=755,size=65536k")`,
-      ...DEVICES.map((d) =>
-        c.userns
-          ? `mount("/dev/${d}", "/dev/${d}", MS_BIND)`
-          : `mknod("/dev/${d}", S_IFCHR|0666, ${DEVICE_NUMBERS[d].join(":")})`
-      ),
-      "symlink pts/ptmx → /dev/ptmx, /proc/self/fd → /dev/fd, stdin, stdout, stderr",
-    ],
-    run: (c) => {
-      if (runPrepared(c, "mount-dev")) return;
-      mountIn(c, "tmpfs", "/dev", "tmpfs", ["nosuid", "strictatime"], "mode=755,size=65536k");
-      const dev = inRoot(c, "/dev");
-      for (const d of DEVICES) {
-        const path = join(dev, d);
-        if (c.userns) {
-          ensureMountPoint(path, true);
-          Mount.bind(`/dev/${d}`, path);
-        } else {
-          const [major, minor] = DEVICE_NUMBERS[d];
-          mknod(path, "c", 0o666, major, minor);
-        }
-      }
-      for (const [link, to] of DEV_LINKS) symlinkSync(to, join(dev, link));
-    },
+    plan: (c) => planOf(c, "mount-dev"),
+    run: (c) => runCalls(c, "mount-dev"),
   },
   {
     name: "mount-devpts",
     why: "a new devpts instance, so the container's terminals are its own",
     when: (c) => has(c, "mount") && c.spec.standardMounts,
-    plan: (
-      c,
-    ) => [
-      `mount("devpts", "${
-        inRoot(c, "/dev/pts")
-      }", "devpts", MS_NOSUID|MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")`,
-    ],
-    run: (c) =>
-      runPrepared(c, "mount-devpts") ||
-      mountInDev(c, "pts", "devpts", "devpts", ["nosuid", "noexec"], "newinstance,ptmxmode=0666,mode=0620"),
+    plan: (c) => planOf(c, "mount-devpts"),
+    run: (c) => runCalls(c, "mount-devpts"),
   },
   {
     name: "mount-shm",
     why: "POSIX shared memory of its own",
     when: (c) => has(c, "mount") && c.spec.standardMounts,
-    plan: (
-      c,
-    ) => [`mount("shm", "${inRoot(c, "/dev/shm")}", "tmpfs", MS_NOSUID|MS_NODEV|MS_NOEXEC, "mode=1777,size=65536k")`],
-    run: (c) =>
-      runPrepared(c, "mount-shm") ||
-      mountInDev(c, "shm", "shm", "tmpfs", ["nosuid", "nodev", "noexec"], "mode=1777,size=65536k"),
+    plan: (c) => planOf(c, "mount-shm"),
+    run: (c) => runCalls(c, "mount-shm"),
   },
   {
     name: "mount-mqueue",
     why: "POSIX message queues belong to the IPC namespace: only with a new one",
     when: (c) => has(c, "mount") && c.spec.standardMounts && has(c, "ipc"),
-    plan: (c) => [`mount("mqueue", "${inRoot(c, "/dev/mqueue")}", "mqueue", MS_NOSUID|MS_NODEV|MS_NOEXEC)`],
-    run: (c) =>
-      runPrepared(c, "mount-mqueue") || mountInDev(c, "mqueue", "mqueue", "mqueue", ["nosuid", "nodev", "noexec"]),
+    plan: (c) => planOf(c, "mount-mqueue"),
+    run: (c) => runCalls(c, "mount-mqueue"),
   },
   {
     name: "mounts",
     why: "the spec's own mounts, after the standard ones so they can cover them",
     when: (c) => c.spec.mounts.length > 0,
-    plan: (c) =>
-      c.spec.mounts.map((m) =>
-        `mount(${m.type === "bind" ? `"${m.source}"` : `"${m.source ?? m.type}"`}, "${inRoot(c, m.target)}", ${
-          m.type === "bind" ? "MS_BIND" : `"${m.type}"`
-        }${m.options?.length ? `, "${m.options.join(",")}"` : ""}${m.readonly ? ", ro" : ""})`
-      ),
-    run: (c) => {
-      for (const m of c.spec.mounts) {
-        const target = inRoot(c, m.target);
-        if (m.type === "bind") {
-          ensureMountPoint(target, !statSync(m.source!).isDirectory());
-          const opts = m.options ?? [];
-          Mount.bind(m.source!, target, {
-            recursive: !opts.includes("norbind"),
-            readonly: m.readonly || opts.includes("ro"),
-          });
-        } else {
-          ensureMountPoint(target);
-          Mount.mount(m.source ?? m.type, target, {
-            type: m.type,
-            options: [...(m.options ?? []), ...(m.readonly ? ["ro"] : [])].join(","),
-          });
-        }
-      }
-    },
+    plan: (c) => planOf(c, "mounts"),
+    run: (c) => runCalls(c, "mounts"),
   },
   {
     name: "etc-files",
     why:
       "the container's own /etc/hosts, /etc/hostname and /etc/resolv.conf — written by the parent into the container's directory under the state directory, never into the rootfs — or the host's resolv.conf and hosts read-only (networkEtc: \"host\"), bound over the mount points the parent made",
     when: (c) => (c.files?.length ?? 0) > 0,
-    plan: (c) =>
-      (c.files ?? []).map((f) =>
-        `mount("${f.source}", "${f.target}", MS_BIND)${f.readonly ? " + remount MS_RDONLY" : ""}  (${f.inside})`
-      ),
-    run: (c) => fileMountCalls(c).forEach(runCall),
+    plan: (c) => planOf(c, "etc-files"),
+    run: (c) => runCalls(c, "etc-files"),
   },
   {
     name: "hostname",
@@ -970,9 +1139,13 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     name: "pivot-root",
     why: "switch to the rootfs; the old root is detached, so nothing of the host stays reachable",
     when: (c) => has(c, "mount"),
-    plan: () => ['pivot_root(".", ".")', 'umount2(".", MNT_DETACH)', 'chdir("/")'],
-    // (the working directory is the rootfs's mount, a new mount namespace's: see rootfs-bind)
-    run: () => [PIVOT, CHDIR_ROOT].forEach(runCall),
+    plan: () => [
+      'fchdir(host root), chroot("."), fchdir(rootfs mount)  (out of the chroot)',
+      'pivot_root(".", ".")',
+      'umount2(".", MNT_DETACH)',
+      'chdir("/")',
+    ],
+    run: (c) => runCalls(c, "pivot-root"),
   },
   {
     name: "masked-paths",
@@ -980,29 +1153,14 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       "hide kernel interfaces a container must not read: /dev/null over files, an empty read-only tmpfs over directories",
     when: (c) => has(c, "mount") && c.spec.maskedPaths.length > 0,
     plan: (c) => c.spec.maskedPaths.map((p) => `mask ${p}`),
-    run: (c) => {
-      if (runPrepared(c, "masked-paths")) return;
-      for (const p of c.spec.maskedPaths) {
-        // not on this kernel: skipped (no exception: each costs copy-on-write faults in the child)
-        const st = lstatSync(p, { throwIfNoEntry: false });
-        if (!st) continue;
-        if (st.isDirectory()) Mount.mount("tmpfs", p, { type: "tmpfs", flags: ["ro", "nosuid", "nodev", "noexec"] });
-        else Mount.bind("/dev/null", p);
-      }
-    },
+    run: (c) => runCalls(c, "masked-paths"),
   },
   {
     name: "readonly-paths",
     why: "kernel knobs stay readable but not writable",
     when: (c) => has(c, "mount") && c.spec.readonlyPaths.length > 0,
     plan: (c) => c.spec.readonlyPaths.map((p) => `mount("${p}", "${p}", MS_BIND|MS_REC) + remount MS_RDONLY`),
-    run: (c) => {
-      if (runPrepared(c, "readonly-paths")) return;
-      for (const p of c.spec.readonlyPaths) {
-        if (!existsSync(p)) continue;
-        Mount.bind(p, p, { recursive: true, readonly: true });
-      }
-    },
+    run: (c) => runCalls(c, "readonly-paths"),
   },
   {
     name: "readonly-rootfs",
