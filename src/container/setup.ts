@@ -41,6 +41,7 @@ import { encodeMountAttr, MOUNT_ATTR_RDONLY, statvfsBuffer, statvfsFlags } from 
 import { detect, type Layout } from "../cgroup/layout.ts";
 import { SyscallError } from "../errors.ts";
 import type { ResolvedSpec } from "./validate.ts";
+import { consolePlan, type ConsoleRequest, runConsole } from "./_console.ts";
 
 /** What the steps share. */
 export interface SetupContext {
@@ -49,6 +50,8 @@ export interface SetupContext {
   readonly userns: boolean;
   /** The child's end of the status pipe (the forked child reports the pid of its own child there). */
   readonly statusFd?: number;
+  /** With `-t`: the console socket (and window size) of the console step (see `_console.ts`). */
+  readonly console?: ConsoleRequest;
 }
 
 /** One named step of the child's setup. */
@@ -977,6 +980,14 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       }${c.spec.seccomp ? ", the seccomp filter" : ""}, fds above 2 closed`,
     ],
     run: (c) => runProvision(c),
+  },
+  {
+    name: "console",
+    why:
+      "with -t: a pty of the container's own devpts (after pivot_root), the controlling terminal of the new session and the command's stdio, its master handed to hako over the console socket (SCM_RIGHTS, as runc's); after the provision hook (which gets no terminal), before the capabilities go (the slave is chowned to the command's user)",
+    when: (c) => c.console !== undefined,
+    plan: (c) => consolePlan(c.console!, c.spec.user.uid),
+    run: (c) => runConsole(c.console!, c.spec.user.uid),
   },
   {
     name: "capabilities",
