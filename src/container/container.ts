@@ -26,6 +26,7 @@ import { forkProcess } from "../../ffi/fork.ts";
 import { parseReport, spawnProgram } from "../../ffi/spawn.ts";
 import { pidfdOpen, waitReadable } from "../../ffi/poll.ts";
 import { receiveFd, setWindowSize, socketPair, type WindowSize } from "../../ffi/tty.ts";
+export type { WindowSize };
 import { SYS } from "../../ffi/syscalls.ts";
 import { Group, type GroupStats } from "../cgroup/group.ts";
 import { ConfigError, SetupError, SyscallError } from "../errors.ts";
