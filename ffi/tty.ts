@@ -55,6 +55,8 @@ const MSG_CTRUNC = 0x8;
 const MSG_CMSG_CLOEXEC = 0x40000000;
 const EAGAIN = 11;
 const EINTR = 4;
+/** A value shown unquoted in a SyscallError message. */
+const unquoted = (text: string) => Object.freeze({ toString: () => text });
 const EMSGSIZE = 90;
 
 /** `struct winsize { unsigned short ws_row, ws_col, ws_xpixel, ws_ypixel; }`. */
@@ -127,9 +129,9 @@ export function windowSize(fd: number): WindowSize | undefined {
  * the slave's foreground process group gets SIGWINCH).
  * @throws {SyscallError} When the ioctl fails (ENOTTY: not a terminal).
  */
-export function setWindowSize(fd: number, size: WindowSize): void {
+export function setWindowSize(fd: number, size: WindowSize, shown: unknown = fd): void {
   if (ioctlBuffer(fd, TIOCSWINSZ, encodeWindowSize(size)) === -1) {
-    throw new SyscallError("ioctl", errno(), [fd, "TIOCSWINSZ", `${size.rows}x${size.columns}`]);
+    throw new SyscallError("ioctl", errno(), [shown, unquoted("TIOCSWINSZ"), `${size.rows}x${size.columns}`]);
   }
 }
 
@@ -158,7 +160,9 @@ export function makeRaw(fd: number): Uint8Array | undefined {
   if (tcgetattr(fd, saved) !== 0) return undefined;
   const raw = saved.slice();
   cfmakeraw(raw);
-  if (tcsetattr(fd, TCSANOW, raw) !== 0) throw new SyscallError("tcsetattr", errno(), [fd, "TCSANOW", "raw"]);
+  if (tcsetattr(fd, TCSANOW, raw) !== 0) {
+    throw new SyscallError("tcsetattr", errno(), [fd, unquoted("TCSANOW"), unquoted("raw")]);
+  }
   return saved;
 }
 
@@ -187,7 +191,7 @@ export function eofCharacter(fd: number): number {
  */
 export function setNonBlocking(fd: number, on: boolean): void {
   if (ioctlBuffer(fd, FIONBIO, new Uint8Array(new Int32Array([on ? 1 : 0]).buffer)) === -1) {
-    throw new SyscallError("ioctl", errno(), [fd, "FIONBIO", on ? 1 : 0]);
+    throw new SyscallError("ioctl", errno(), [fd, unquoted("FIONBIO"), on ? 1 : 0]);
   }
 }
 
@@ -202,13 +206,14 @@ export function openPty(ptmx: string): { master: number; slave: number } {
   const c = libc();
   const path = new TextEncoder().encode(`${ptmx}\0`);
   const master = c.open(path, PTY_OPEN_FLAGS, 0);
-  if (master === -1) throw new SyscallError("open", errno(), [ptmx, "O_RDWR|O_NOCTTY|O_CLOEXEC"]);
+  if (master === -1) throw new SyscallError("open", errno(), [ptmx, unquoted("O_RDWR|O_NOCTTY|O_CLOEXEC")]);
+  const m = unquoted("master");
   try {
     if (ioctlBuffer(master, TIOCSPTLCK, new Uint8Array(4)) === -1) {
-      throw new SyscallError("ioctl", errno(), [ptmx, "TIOCSPTLCK", 0], "unlock the pty's slave");
+      throw new SyscallError("ioctl", errno(), [m, unquoted("TIOCSPTLCK"), 0], "unlock the pty's slave");
     }
     const slave = c.ioctl(master, BigInt(TIOCGPTPEER), BigInt(PTY_OPEN_FLAGS));
-    if (slave === -1) throw new SyscallError("ioctl", errno(), [ptmx, "TIOCGPTPEER"], "open the pty's slave");
+    if (slave === -1) throw new SyscallError("ioctl", errno(), [m, unquoted("TIOCGPTPEER")], "open the pty's slave");
     return { master, slave };
   } catch (e) {
     c.close(master);
@@ -221,8 +226,10 @@ export function openPty(ptmx: string): { master: number; slave: number } {
  * must lead a session that has none (after `setsid`).
  * @throws {SyscallError} When the ioctl fails.
  */
-export function setControllingTerminal(fd: number): void {
-  if (libc().ioctl(fd, BigInt(TIOCSCTTY), 0n) === -1) throw new SyscallError("ioctl", errno(), [fd, "TIOCSCTTY", 0]);
+export function setControllingTerminal(fd: number, shown: unknown = fd): void {
+  if (libc().ioctl(fd, BigInt(TIOCSCTTY), 0n) === -1) {
+    throw new SyscallError("ioctl", errno(), [shown, unquoted("TIOCSCTTY"), 0]);
+  }
 }
 
 /**
@@ -232,7 +239,7 @@ export function setControllingTerminal(fd: number): void {
 export function socketPair(): [number, number] {
   const sv = new Int32Array(2);
   if (libc().socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, new Uint8Array(sv.buffer)) === -1) {
-    throw new SyscallError("socketpair", errno(), ["AF_UNIX", "SOCK_SEQPACKET|SOCK_CLOEXEC"]);
+    throw new SyscallError("socketpair", errno(), [unquoted("AF_UNIX"), unquoted("SOCK_SEQPACKET|SOCK_CLOEXEC")]);
   }
   return [sv[0]!, sv[1]!];
 }
@@ -288,7 +295,7 @@ export function sendFd(sock: number, fd: number): void {
     if (n === 1) return;
     const e = n === -1 ? errno() : 0;
     if (e === EINTR) continue;
-    throw new SyscallError("sendmsg", e, [sock, "SCM_RIGHTS", fd]);
+    throw new SyscallError("sendmsg", e, [sock, unquoted("SCM_RIGHTS"), fd]);
   }
 }
 

@@ -19,6 +19,7 @@ import { ConfigError } from "../src/errors.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { nativeChildren } from "../src/container/native.ts";
 import { libc } from "../ffi/libc.ts";
+import { spawnProgram, SyscallProgram } from "../ffi/spawn.ts";
 import { setWindowSize } from "../ffi/tty.ts";
 import { killContainer } from "../src/container/lifecycle.ts";
 import { StateStore } from "../src/container/state.ts";
@@ -182,9 +183,10 @@ for (const [path, value] of PATHS) {
         await c.start();
         let master = -1;
         let pid = 0;
+        const before = nativeChildren.count;
         try {
           const status = await execIn(c.pid, {
-            argv: ["sh", "-c", "tty; stty size; ls -ln /dev/pts/0; cat /proc/self/stat"],
+            argv: ["sh", "-c", "tty; stty size; ls -ln /dev/pts/0; cat /proc/self/stat; ls /proc/$$/fd | xargs"],
             spec: c.spec,
             user: { uid: 1000, gid: 1000 },
             tty: { rows: 12, columns: 34 },
@@ -199,6 +201,58 @@ for (const [path, value] of PATHS) {
           assert(/^crw--w----\s+1\s+1000\s/.test(out[2]!), out[2]);
           const fields = out[3]!.slice(out[3]!.lastIndexOf(")") + 2).split(" ");
           assertEquals(fields[4], String(ptsNr(0)), "tty_nr inside");
+          assertEquals(out[4], "0 1 2", "no descriptor but the terminal on stdio");
+          if (value === "1" && process.arch === "x64") assertEquals(nativeChildren.count - before, 1, "a native child");
+        } finally {
+          if (master >= 0) libc().close(master);
+        }
+      });
+    },
+    { skip },
+  );
+}
+
+for (const [path, value] of PATHS) {
+  test(
+    `in a user namespace too (${path}): the pty is the container's, owned by the command's user, for its command and an exec'd one`,
+    async () => {
+      using b = box();
+      chmodSync(join(b.rootfs, ".."), 0o755); // (root of the user namespace walks to the rootfs)
+      const spec: ContainerSpec = {
+        name: b.name("userns"),
+        rootfs: b.rootfs,
+        namespaces: ["mount", "uts", "ipc", "pid", "user"],
+        idMap: { uid: { inside: 0, outside: 450000, size: 65536 } },
+        networkEtc: false,
+        user: { uid: 1000, gid: 1000 },
+        command: ["sh", "-c", "tty; id -u; stat -c %u /dev/pts/0; stty size"],
+      };
+      await onPath(value, async () => {
+        {
+          await using c = await Container.create(spec, { tty: { rows: 5, columns: 6 } });
+          await c.start();
+          assertEquals((await c.wait()).code, 0);
+          assertEquals((await readAll(c.terminal!)).split("\r\n").slice(0, 4), ["/dev/pts/0", "1000", "1000", "5 6"]);
+        }
+        await using d = await Container.create({
+          ...spec,
+          name: b.name("userns"),
+          command: ["sleep", "30"],
+          stdio: "null",
+        });
+        await d.start();
+        let master = -1;
+        try {
+          const st = await execIn(d.pid, {
+            argv: ["sh", "-c", "tty; id -u; stat -c %u /dev/pts/0"],
+            spec: d.spec,
+            tty: true,
+            onTerminal: (m) => master = m,
+          });
+          assertEquals(st.code, 0);
+          assertEquals((await readAll(master)).split("\r\n").slice(0, 3), ["/dev/pts/0", "1000", "1000"]);
+          // outside, the slave belongs to the mapped uid
+          assertEquals(statSync(`/proc/${d.pid}/root/dev/pts/0`).uid, 451000);
         } finally {
           if (master >= 0) libc().close(master);
         }
@@ -223,6 +277,35 @@ test("the tty options are checked before anything is touched", async () => {
   await refused(execIn(process.pid, { argv: ["true"], tty: true, onTerminal: () => {}, stdout: 1 }), "stdout");
   assertEquals(new StateStore().tryRead(spec.name), undefined);
 }, { skip });
+
+test(
+  "a terminal that cannot be made names the console step: execIn with tty in a container without a devpts of its own",
+  async () => {
+    using b = box();
+    for (const [, value] of PATHS) {
+      await onPath(value, async () => {
+        await using c = await Container.create({
+          name: b.name("nodevpts"),
+          rootfs: b.rootfs,
+          standardMounts: false,
+          command: ["sleep", "30"],
+          stdio: "null",
+        });
+        await c.start();
+        let got = -1;
+        const e = await execIn(c.pid, { argv: ["true"], spec: c.spec, tty: true, onTerminal: (m) => got = m })
+          .then(() => undefined, (e) => e as Error);
+        assertEquals(got, -1);
+        assertEquals(e?.name, "SetupError");
+        assert(
+          /^console: open\("\/dev\/pts\/ptmx", O_RDWR\|O_NOCTTY\|O_CLOEXEC\): ENOENT/.test(e!.message),
+          e!.message,
+        );
+      });
+    }
+  },
+  { skip },
+);
 
 test("a resize of the master reaches the command as SIGWINCH and the new size", async () => {
   using b = box();
@@ -467,6 +550,37 @@ for (const [path, value] of PATHS) {
   );
 }
 
+test("dist/hako (Bun compiled) relays a terminal too: run -it and attach -t", async () => {
+  using b = box();
+  const out = join(b.rootfs, "..", "hako");
+  const built = spawnSync("bash", [join(ROOT, "tools/build.sh")], {
+    env: { ...process.env as Record<string, string>, HAKO_OUT: out },
+    encoding: "utf8",
+    timeout: 300_000,
+  });
+  assertEquals(built.status, 0, `tools/build.sh: ${built.stdout}${built.stderr}`);
+  const inner = script(b.rootfs, "dist.sh", 'tty; stty size; echo READY; read l; echo "GOT[$l]"');
+  const r = onTerminal(framed(`'${out}' run -it --rootfs '${b.rootfs}' -- sh ${inner}`), [
+    { expect: "READY" },
+    { send: "compiled\r" },
+  ], { rows: 25, columns: 85 });
+  assertEquals(r.timedOut, null, r.output);
+  const shown = lines(r.output);
+  const at = shown.indexOf("/dev/pts/0");
+  assertEquals(shown.slice(at, at + 3), ["/dev/pts/0", "25 85", "READY"], r.output);
+  assert(shown.includes("GOT[compiled]") && shown.includes("SETTINGS-RESTORED"), r.output);
+  const name = b.name("dist");
+  await withRunning(b, name, () => {
+    const a = onTerminal(framed(`'${out}' attach -t ${name}`), [{ expect: "# " }, { send: "tty; exit 3\r" }]);
+    assertEquals(a.timedOut, null, a.output);
+    assert(lines(a.output).includes("/dev/pts/0") && lines(a.output).includes("STATUS 3"), a.output);
+    assert(lines(a.output).includes("SETTINGS-RESTORED"), a.output);
+  });
+}, {
+  skip: skipCli ||
+    (works(join(ROOT, "node_modules/.bin/bun"), ["--version"]) ? false : "needs Bun (npm ci) to build dist/hako"),
+});
+
 // ---- the TIOCSTI attack (CVE-2017-5226) ----------------------------------------------------------
 
 /**
@@ -523,6 +637,43 @@ for (const [path, value] of PATHS) {
     { skip: skipProbe },
   );
 }
+
+test(
+  "a native program may store a result into its data and pass it on from there (how the master's fd reaches the control message)",
+  () => {
+    const { pipe2, read, close, waitpid } = libc();
+    const fds = new Int32Array(2);
+    pipe2(new Uint8Array(fds.buffer), 0o2000000);
+    const [r, w] = [fds[0]!, fds[1]!];
+    const p = new SyscallProgram();
+    const data = p.bytes(new Uint8Array(24));
+    const at = p.at(data, 16);
+    p.call("dup2", [w, 77], { store: at, expect: 77 });
+    p.call("write", [p.value(at), p.bytes(new TextEncoder().encode("stored")), 6], { expect: 6 });
+    p.call("exit_group", [0]);
+    const built = p.build();
+    built.reportTo(w);
+    const pid = spawnProgram(built, 0);
+    close(w);
+    const buf = new Uint8Array(64);
+    const n = read(r, buf, 64n);
+    close(r);
+    const st = new Int32Array(1);
+    waitpid(pid, new Uint8Array(st.buffer), 0);
+    assertEquals([new TextDecoder().decode(buf.subarray(0, Math.max(n, 0))), st[0]], ["stored", 0]);
+    // A u64 must fit in its data.
+    const q = new SyscallProgram();
+    q.call("close", [q.value(q.at(q.bytes(new Uint8Array(8)), 4))]);
+    let err: unknown;
+    try {
+      q.build();
+    } catch (e) {
+      err = e;
+    }
+    assert(err instanceof RangeError, String(err));
+  },
+  { skip: skip || (process.arch !== "x64" && "the native runner is x86-64 only") },
+);
 
 // ---- argument parsing --------------------------------------------------------------------------
 

@@ -112,13 +112,16 @@ export function runConsole(req: ConsoleRequest, uid: number): void {
   const c = libc();
   const { master, slave } = openPty(CONSOLE_PTMX);
   try {
-    setControllingTerminal(slave);
-    if (req.size) setWindowSize(slave, req.size);
+    setControllingTerminal(slave, unquoted("slave"));
+    if (req.size) setWindowSize(slave, req.size, unquoted("slave"));
     if (uid !== 0 && c.fchown(slave, uid, NO_GID) === -1) {
       const e = errno();
       if (e !== EINVAL && e !== EPERM) throw new SyscallError("fchown", e, [unquoted("slave"), uid, -1]);
     }
     sendFd(req.socket, master);
+  } catch (e) {
+    c.close(slave);
+    throw e;
   } finally {
     c.close(master);
   }
