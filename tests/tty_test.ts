@@ -432,21 +432,34 @@ for (const [path, value] of PATHS) {
   );
 }
 
-test("hako run -t without -i: a terminal, its output relayed, but no input: the keys stay with the caller", () => {
-  using b = box();
-  const r = onTerminal(
-    framed(
-      `${hakoCli()} run -t --rootfs '${b.rootfs}' -- sh -c 'tty; echo READY; if read -t 3 l; then echo "GOT[$l]"; else echo NO-INPUT; fi'; ` +
-        `read -t 2 -r x; echo "CALLER[$x]"`,
-    ),
-    [{ expect: "READY" }, { send: "typed\r" }],
-  );
-  assertEquals(r.timedOut, null, r.output);
-  const out = lines(r.output);
-  assert(out.includes("/dev/pts/0") && out.includes("NO-INPUT"), r.output);
-  assert(out.includes("CALLER[typed]"), r.output);
-  assert(out.includes("SETTINGS-RESTORED"), r.output);
-}, { skip: skipCli });
+test(
+  "hako run -t spec.ts without -i: a terminal, its output relayed, but no input: the keys stay with the caller",
+  () => {
+    using b = box();
+    const spec = join(b.rootfs, "..", "spec.ts");
+    const inner = script(
+      b.rootfs,
+      "noinput.sh",
+      'tty; echo READY; if read -t 3 l; then echo "GOT[$l]"; else echo NO-INPUT; fi',
+    );
+    writeFileSync(
+      spec,
+      `export default { name: ${JSON.stringify(b.name("spec"))}, rootfs: ${
+        JSON.stringify(b.rootfs)
+      }, command: ["sh", "${inner}"] };\n`,
+    );
+    const r = onTerminal(
+      framed(`${hakoCli()} run -t '${spec}'; read -t 2 -r x; echo "CALLER[$x]"`),
+      [{ expect: "READY" }, { send: "typed\r" }],
+    );
+    assertEquals(r.timedOut, null, r.output);
+    const out = lines(r.output);
+    assert(out.includes("/dev/pts/0") && out.includes("NO-INPUT"), r.output);
+    assert(out.includes("CALLER[typed]"), r.output);
+    assert(out.includes("SETTINGS-RESTORED"), r.output);
+  },
+  { skip: skipCli },
+);
 
 test("the caller's terminal settings come back when the command cannot run, and when hako is sent SIGTERM", () => {
   using b = box();

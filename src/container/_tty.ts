@@ -126,8 +126,10 @@ export class TerminalRelay {
     setNonBlocking(master, true);
     if ([0, 1, 2].some((fd) => isTerminal(fd))) process.on("SIGWINCH", this.#onWinch);
     this.#lastOutput = performance.now();
-    this.#outputDone = this.#pumpOutput();
-    if (this.#input) void this.#pumpInput();
+    // (a pump that fails — a descriptor gone under it — just stops: the relay must never take the
+    // process down with the caller's terminal still raw)
+    this.#outputDone = this.#pumpOutput().catch(() => {});
+    if (this.#input) void this.#pumpInput().catch(() => {});
   }
 
   /**
