@@ -962,7 +962,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
   {
     name: "new-session",
     why:
-      "a session of its own, so no terminal of the caller's is its controlling tty (TIOCSTI into the caller's shell, CVE-2017-5226); a pty given with -t becomes its controlling tty at exec",
+      "a session of its own, so no terminal of the caller's is its controlling tty (TIOCSTI into the caller's shell, CVE-2017-5226); a pty given with -t becomes its controlling tty in the console step",
     when: () => true,
     plan: () => ["setsid()"],
     run: () => void check(libc().setsid(), "setsid", []),
