@@ -72,7 +72,7 @@ export type {
   SockFilter,
 } from "./src/seccomp.ts";
 export { Container, run } from "./src/container/container.ts";
-export type { ContainerStatus, CreateOptions } from "./src/container/container.ts";
+export type { ContainerStatus, CreateOptions, WindowSize } from "./src/container/container.ts";
 export { execIn } from "./src/container/exec.ts";
 export type { ExecOptions } from "./src/container/exec.ts";
 export {

@@ -156,6 +156,17 @@ export const LIBC_SYMBOLS = {
   mmap: { parameters: ["usize", "usize", "i32", "i32", "i32", "i64"], result: "usize" },
   // int mprotect(void *addr, size_t len, int prot)
   mprotect: { parameters: ["usize", "usize", "i32"], result: "i32" },
+  // int socketpair(int domain, int type, int protocol, int sv[2])
+  socketpair: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  // ssize_t sendmsg(int fd, const struct msghdr *msg, int flags), recvmsg(int fd, struct msghdr *msg, int flags)
+  // (read as int: one byte and one fd at a time, see ffi/tty.ts)
+  sendmsg: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  recvmsg: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  // int tcgetattr(int fd, struct termios *t), tcsetattr(int fd, int when, const struct termios *t)
+  tcgetattr: { parameters: ["i32", "buffer"], result: "i32" },
+  tcsetattr: { parameters: ["i32", "i32", "buffer"], result: "i32" },
+  // void cfmakeraw(struct termios *t)
+  cfmakeraw: { parameters: ["buffer"], result: "void" },
   // int clone(int (*fn)(void *), void *stack, int flags, void *arg) — fn, stack and arg as addresses
   // (ffi/spawn.ts: fn is native code, never a JavaScript callback)
   clone: { parameters: ["usize", "usize", "i32", "usize"], result: "i32" },

@@ -49,12 +49,14 @@ const NR = {
   ioctl: 16,
   dup2: 33,
   socket: 41,
+  sendmsg: 46,
   execve: 59,
   chdir: 80,
   chroot: 161,
   fchdir: 81,
   mkdir: 83,
   symlink: 88,
+  fchown: 93,
   setsid: 112,
   setgroups: 116,
   setresuid: 117,
@@ -113,10 +115,10 @@ export class ProgramSlot {
   #brand = true;
 }
 
-/** The value held in a slot, as an argument. */
+/** The value held in a slot (or in a u64 of program data), as an argument. */
 export class SlotValue {
   /** @internal */
-  constructor(readonly slot: ProgramSlot) {}
+  constructor(readonly slot: ProgramSlot | DataAt) {}
 }
 
 /** A place in the program to jump to (see {@link SyscallProgram.label}). */
@@ -132,8 +134,11 @@ export type ProgramArg = number | bigint | ProgramData | DataAt | SlotValue | nu
 export interface CallOptions {
   /** The result the call must return (default: any non-negative result). */
   readonly expect?: number;
-  /** A slot that keeps the result. */
-  readonly store?: ProgramSlot;
+  /**
+   * A slot that keeps the result, or a u64 inside program data (an fd the child opens, stored
+   * right where a later call's struct needs it: a control message's SCM_RIGHTS fd).
+   */
+  readonly store?: ProgramSlot | DataAt;
   /** Failures that are not errors: errno → where to go on (at most two). */
   readonly onErrno?: ReadonlyArray<readonly [number, ProgramLabel]>;
 }
@@ -287,8 +292,8 @@ export class SyscallProgram {
     return s;
   }
 
-  /** A slot's value as an argument. */
-  value(slot: ProgramSlot): SlotValue {
+  /** A slot's value (or the u64 at a place in program data) as an argument. */
+  value(slot: ProgramSlot | DataAt): SlotValue {
     return new SlotValue(slot);
   }
 
@@ -333,7 +338,9 @@ export class SyscallProgram {
       for (const a of op.args) {
         if (a instanceof ProgramData) visit(a);
         else if (a instanceof DataAt) visit(a.data);
+        else if (a instanceof SlotValue && a.slot instanceof DataAt) visit(a.slot.data);
       }
+      if (op.options.store instanceof DataAt) visit(op.options.store.data);
     }
     const align = (n: number) => (n + 15) & ~15;
     const opsAt = HEADER_BYTES;
@@ -355,6 +362,14 @@ export class SyscallProgram {
     }
     view.setBigUint64(0, BigInt(this.#ops.length), true);
     view.setBigInt64(8, -1n, true);
+    /** The offset of a slot, or of a u64 in program data (8 bytes of it must be there). */
+    const addressIn = (s: ProgramSlot | DataAt) => {
+      if (s instanceof ProgramSlot) return slotAt.get(s)!;
+      if (s.offset < 0 || s.offset + 8 > s.data.bytes.length) {
+        throw new RangeError("hako ffi: a stored or loaded u64 must lie inside its program data");
+      }
+      return dataAt.get(s.data)! + s.offset;
+    };
     const target = (l: ProgramLabel) => {
       if (l.index < 0) throw new RangeError("hako ffi: a label of the program was never placed");
       return BigInt(l.index);
@@ -372,13 +387,13 @@ export class SyscallProgram {
           if (a.top) v = (v + BigInt(a.bytes.length)) & ~15n;
         } else if (a instanceof DataAt) v = base + BigInt(dataAt.get(a.data)! + a.offset);
         else if (a instanceof SlotValue) {
-          v = base + BigInt(slotAt.get(a.slot)!);
+          v = base + BigInt(addressIn(a.slot));
           indirect |= 1 << k;
         } else v = BigInt(a);
         word(1 + k, v);
       });
       for (const [k, l] of op.labels ?? []) word(1 + k, target(l));
-      word(7, op.options.store ? base + BigInt(slotAt.get(op.options.store)!) : 0n);
+      word(7, op.options.store ? base + BigInt(addressIn(op.options.store)) : 0n);
       word(8, op.options.expect === undefined ? ANY : BigInt(op.options.expect));
       (op.options.onErrno ?? []).forEach(([e, l], k) => word(9 + k, (target(l) << 32n) | BigInt(e)));
       word(11, BigInt(indirect));

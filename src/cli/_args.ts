@@ -37,8 +37,9 @@ export class UsageError extends Error {
 }
 
 /**
- * Parses `argv` against `spec`. `--name`, `--name=value`, `--name value`, `-n value`, `-nvalue`
- * and `--` (end of options) are understood; a lone `-` is an operand.
+ * Parses `argv` against `spec`. `--name`, `--name=value`, `--name value`, `-n value`, `-nvalue`,
+ * grouped flags (`-it` for `-i -t`) and `--` (end of options) are understood; a lone `-` is an
+ * operand.
  * @param argv The arguments after the command's name.
  * @param spec The options, by long name.
  * @param stopAtPositional True: options end at the first operand, which and whose followers are
@@ -80,6 +81,12 @@ export function parseArgs(
       name = long;
       inline = arg.length > 2 ? arg.slice(2) : undefined;
       if (inline !== undefined && spec[name]!.type === "boolean") {
+        // A group of one-letter flags (`-it`), when every letter is one.
+        const group = [...arg.slice(1)].map((c) => byShort.get(c));
+        if (group.every((n) => n !== undefined && spec[n]!.type === "boolean")) {
+          for (const n of group) values[n!] = true;
+          continue;
+        }
         throw new UsageError(`option -${arg[1]} takes no value (got "${arg}")`);
       }
     }

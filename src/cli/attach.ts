@@ -6,25 +6,38 @@ import { parseArgs, UsageError } from "./_args.ts";
 import { host } from "../runner/_host.ts";
 
 /** The help text. */
-export const usage = `Usage: hako attach [--shell <path>] <name>
+export const usage = `Usage: hako attach [-t] [--shell <path>] <name>
 
 Opens an interactive shell inside a running container, on the caller's terminal: 'hako exec NAME
 -- /bin/sh' (see 'hako help exec' for what is joined). Exits with the shell's code.
 
+With -t the shell gets a terminal of the container's own ('hako exec -it NAME -- /bin/sh': a pty
+of its devpts, its controlling terminal, with line editing, job control and a window size that
+follows the caller's), relayed to and from the caller's terminal, which is raw meanwhile and
+restored at the end. Without -t the shell reads hako's stdin as it is, in a session of its own.
+
 Options:
+  -t, --tty            Give the shell a terminal of the container's own (input relayed: an
+                         attached shell is interactive)
       --shell <path>   The shell inside (default /bin/sh)
   -h, --help           Show this help
 `;
 
 /** Parses `hako attach`'s arguments (pure). @throws {UsageError} For no name or extra operands. */
-export function parseAttachArgs(argv: readonly string[]): { help: boolean; name?: string; shell: string } {
-  const { values, positionals } = parseArgs(argv, { shell: { type: "string" }, help: { type: "boolean", short: "h" } });
+export function parseAttachArgs(
+  argv: readonly string[],
+): { help: boolean; name?: string; shell: string; tty?: boolean } {
+  const { values, positionals } = parseArgs(argv, {
+    shell: { type: "string" },
+    tty: { type: "boolean", short: "t" },
+    help: { type: "boolean", short: "h" },
+  });
   const shell = (values.shell as string | undefined) ?? "/bin/sh";
   if (values.help) return { help: true, shell };
   if (positionals.length !== 1) {
     throw new UsageError(positionals.length ? "one container name only" : "a container name is required");
   }
-  return { help: false, name: positionals[0]!, shell };
+  return { help: false, name: positionals[0]!, shell, ...(values.tty ? { tty: true } : {}) };
 }
 
 /** Runs `hako attach`. */
@@ -35,5 +48,5 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const { execByName } = await import("./exec.ts");
-  return await execByName(a.name!, { argv: [a.shell] });
+  return await execByName(a.name!, { argv: [a.shell], ...(a.tty ? { tty: true, interactive: true } : {}) });
 }

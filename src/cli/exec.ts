@@ -14,7 +14,17 @@ sees the container's root, hostname, processes and id maps), its cgroup, and get
 container's command got: its user, environment, working directory, capabilities, rlimits,
 no_new_privs and seccomp filter. Exits with the command's code (128+signal when a signal ended it).
 
+Without -t the command gets hako's stdin, stdout and stderr, in a session of its own (so the
+caller's terminal is never its controlling terminal). With -t it gets a terminal of the container's
+own (a pty of its devpts: its controlling terminal, stdin, stdout and stderr, sized as the caller's
+and resized with it), relayed to hako's stdout; with -i also from hako's stdin, the caller's
+terminal in raw mode meanwhile (restored at the end). -t alone gives no input, as docker's.
+
+  hako exec -it web -- sh
+
 Options:
+  -t, --tty                Give the command a terminal of the container's own
+  -i, --interactive        With -t, relay stdin to it
   -u, --user <uid[:gid]>   Run as this user inside instead
   -e, --env <K=V>          Set one variable (for more: env A=1 B=2 cmd)
   -w, --workdir <dir>      Working directory inside
@@ -29,6 +39,10 @@ export interface ExecArgs {
   readonly user?: { readonly uid: number; readonly gid?: number };
   readonly env?: Readonly<Record<string, string>>;
   readonly workdir?: string;
+  /** `-t`: a terminal of the container's own. */
+  readonly tty?: boolean;
+  /** `-i`: with `-t`, stdin relayed to it. */
+  readonly interactive?: boolean;
 }
 
 /**
@@ -40,6 +54,8 @@ export function parseExecArgs(argv: readonly string[]): ExecArgs {
     user: { type: "string", short: "u" },
     env: { type: "string", short: "e" },
     workdir: { type: "string", short: "w" },
+    tty: { type: "boolean", short: "t" },
+    interactive: { type: "boolean", short: "i" },
     help: { type: "boolean", short: "h" },
   }, true);
   if (values.help) return { help: true, argv: [] };
@@ -67,18 +83,22 @@ export function parseExecArgs(argv: readonly string[]): ExecArgs {
     ...(user ? { user } : {}),
     ...(env ? { env } : {}),
     ...(typeof values.workdir === "string" ? { workdir: values.workdir } : {}),
+    ...(values.tty ? { tty: true } : {}),
+    ...(values.interactive ? { interactive: true } : {}),
   };
 }
 
 /**
  * Runs a command in a container by name, forwarding SIGINT, SIGQUIT, SIGTERM and SIGHUP to it (it
  * has a session of its own, so the terminal's ^C and ^\\ reach this process), and returns its shell
- * exit code. Shared with `hako attach`.
+ * exit code. With `tty`, the command's terminal (a pty of the container's) is relayed to this
+ * process's stdout, and with `interactive` from its stdin. Shared with `hako attach`.
  */
 export async function execByName(name: string, opts: Omit<ExecArgs, "help" | "name">): Promise<number> {
   const { StateStore, isRunning, describeState, ContainerStateError } = await import("../container/state.ts");
   const { resolveSpec } = await import("../container/validate.ts");
   const { execIn } = await import("../container/exec.ts");
+  const { closeFd } = await import("../container/_pipe.ts");
   const { default: process } = await import("node:process");
   const r = new StateStore().read(name);
   if (r.state !== "running" || !isRunning(r.init)) {
@@ -96,17 +116,34 @@ export async function execByName(name: string, opts: Omit<ExecArgs, "help" | "na
   // ^C and ^\ reach this process, which passes them on.
   const handlers = (["SIGINT", "SIGQUIT", "SIGTERM", "SIGHUP"] as const).map((s) => [s, forward(s)] as const);
   for (const [s, h] of handlers) process.on(s, h);
+  const tty = opts.tty ? await import("../container/_tty.ts") : undefined;
+  let master = -1;
+  let relay: import("../container/_tty.ts").TerminalRelay | undefined;
   try {
+    // Raw before the command starts, so that no key typed meanwhile is echoed or edited here.
+    if (tty) relay = new tty.TerminalRelay({ input: opts.interactive ?? false });
     const status = await execIn(r.init!.pid, {
       argv: opts.argv,
       spec: resolveSpec(r.spec),
       ...(opts.env ? { env: opts.env } : {}),
       ...(opts.workdir ? { workdir: opts.workdir } : {}),
       ...(opts.user ? { user: opts.user } : {}),
+      ...(tty
+        ? {
+          tty: tty.callerWindowSize() ?? true,
+          onTerminal: (fd: number) => {
+            master = fd;
+            relay!.attach(fd);
+          },
+        }
+        : {}),
       onStart: (pid) => child = pid,
     });
+    await relay?.finish();
     return status.shellCode;
   } finally {
+    relay?.close();
+    if (master >= 0) closeFd(master);
     for (const [s, h] of handlers) process.off(s, h);
   }
 }

@@ -43,7 +43,7 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
   } catch (e) {
     // Errors about the user's containers or specs are messages, not crashes: no stack.
     const name = (e as Error)?.name;
-    const known = ["ContainerStateError", "StateDirError", "SpecError", "SetupError", "SyscallError"];
+    const known = ["ContainerStateError", "StateDirError", "SpecError", "ConfigError", "SetupError", "SyscallError"];
     if (known.includes(name)) {
       h.stderr(`hako ${d.name}: ${(e as Error).message}\n`);
       return 1;

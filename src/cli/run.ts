@@ -25,12 +25,23 @@ once under /var/lib/hako/images/) and the command, with the default spec (new mo
 pid and net namespaces, pivot_root, the standard mounts, docker's capabilities and seccomp):
 
   hako run --image alpine.tar.gz -- sh -c 'cat /etc/os-release'
+  hako run -it --image alpine.tar.gz -- sh      # an interactive shell on a terminal of its own
+
+With -t the container's command gets a terminal of its own (a pty of the container's devpts, its
+controlling terminal and its stdin, stdout and stderr), which hako relays to its own stdout; with
+-i also from its stdin, the caller's terminal in raw mode meanwhile (restored at the end). -t
+alone gives no input (as docker's -t without -i). Without -t the command gets hako's stdio itself,
+in a session of its own: it never has the caller's terminal as its controlling terminal.
 
 Options:
   -e, --eval <code>     Run <code> instead of a file
       --rootfs <dir>    Run <command> in a container on this root filesystem
       --image <tar>     Run <command> in a container on this image (extracted once)
       --name <name>     The quick container's name (default run-<random>)
+  -t, --tty             Give the container's command a terminal of its own (a container: a
+                          spec module, --rootfs or --image)
+  -i, --interactive     With -t, relay stdin to that terminal (without -t, stdin is the
+                          command's own anyway)
       --loader <kind>   native: the runtime imports the file (default under deno run, and
                           under Bun for a script that imports nothing)
                         data: strip types and import data: URLs (default in a compiled binary)
@@ -56,6 +67,10 @@ export interface RunArgs {
   readonly args: readonly string[];
   /** `--loader`. */
   readonly loader?: LoaderKind;
+  /** `-t`: the container gets a terminal of its own. */
+  readonly tty?: boolean;
+  /** `-i`: with `-t`, stdin is relayed to it. */
+  readonly interactive?: boolean;
   /** A quick container: its rootfs directory or image, name and command. */
   readonly quick?: {
     readonly rootfs?: string;
@@ -77,9 +92,12 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
     rootfs: { type: "string" },
     image: { type: "string" },
     name: { type: "string" },
+    tty: { type: "boolean", short: "t" },
+    interactive: { type: "boolean", short: "i" },
     help: { type: "boolean", short: "h" },
   }, true);
   if (values.help) return { help: true, args: [] };
+  const terminal = { ...(values.tty ? { tty: true } : {}), ...(values.interactive ? { interactive: true } : {}) };
   const rootfs = values.rootfs as string | undefined, image = values.image as string | undefined;
   const name = values.name as string | undefined;
   if (rootfs !== undefined || image !== undefined) {
@@ -89,6 +107,7 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
     return {
       help: false,
       args: [],
+      ...terminal,
       quick: {
         ...(rootfs ? { rootfs } : {}),
         ...(image ? { image } : {}),
@@ -102,8 +121,11 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
   if (loader !== undefined && loader !== "native" && loader !== "data") {
     throw new UsageError(`--loader must be "native" or "data", not "${loader}"`);
   }
-  const base = { help: false, ...(loader ? { loader: loader as LoaderKind } : {}) };
-  if (typeof values.eval === "string") return { ...base, code: values.eval, args: positionals };
+  const base = { help: false, ...(loader ? { loader: loader as LoaderKind } : {}), ...terminal };
+  if (typeof values.eval === "string") {
+    if (values.tty) throw new UsageError("-t gives a container a terminal: a spec module, --rootfs or --image, not -e");
+    return { ...base, code: values.eval, args: positionals };
+  }
   const [script, ...args] = positionals;
   if (script === undefined) throw new UsageError("no script given");
   return { ...base, script, args };
@@ -116,7 +138,8 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
     host().stdout(usage);
     return 0;
   }
-  if (a.quick) return await runQuick(a.quick);
+  const terminal = { ...(a.tty ? { tty: true } : {}), ...(a.interactive ? { interactive: true } : {}) };
+  if (a.quick) return await runQuick(a.quick, terminal);
   return await runScript({
     args: a.args,
     ...(a.script !== undefined ? { script: a.script } : {}),
@@ -125,10 +148,13 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
     // A spec module (default export: a container spec, or a function returning one) runs that
     // container in the foreground; a plain script's running was the job.
     onExports: async (exports) => {
-      if (exports.default === undefined) return undefined;
+      if (exports.default === undefined) {
+        if (a.tty) host().stderr("hako run: -t ignored: the script is not a spec module (no container to run)\n");
+        return undefined;
+      }
       const { runSpecExports } = await import("../runner/spec_module.ts");
       const { default: process } = await import("node:process");
-      return await runSpecExports(exports, process.env, a.args, a.script);
+      return await runSpecExports(exports, process.env, a.args, a.script, terminal);
     },
   });
 }
@@ -150,7 +176,10 @@ export function quickSpec(
   return { name, rootfs, command: [...q.command] };
 }
 
-async function runQuick(q: NonNullable<RunArgs["quick"]>): Promise<number> {
+async function runQuick(
+  q: NonNullable<RunArgs["quick"]>,
+  terminal: import("../runner/spec_module.ts").TerminalOptions,
+): Promise<number> {
   const { runForeground } = await import("../runner/spec_module.ts");
-  return await runForeground(quickSpec(q, host().cwd()));
+  return await runForeground(quickSpec(q, host().cwd()), undefined, terminal);
 }

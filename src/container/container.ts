@@ -27,9 +27,12 @@ import { AT_FDCWD, O_DIRECTORY, O_PATH, openat } from "../../ffi/at.ts";
 import { forkProcess } from "../../ffi/fork.ts";
 import { parseReport, spawnProgram } from "../../ffi/spawn.ts";
 import { pidfdOpen, waitReadable } from "../../ffi/poll.ts";
+import { receiveFd, setWindowSize, socketPair, type WindowSize } from "../../ffi/tty.ts";
+export type { WindowSize };
 import { SYS } from "../../ffi/syscalls.ts";
 import { Group, type GroupStats } from "../cgroup/group.ts";
-import { SetupError, SyscallError } from "../errors.ts";
+import { ConfigError, SetupError, SyscallError } from "../errors.ts";
+import { assertValidTty } from "./_console.ts";
 import { writeIdMap } from "../namespace.ts";
 import {
   addAddress,
@@ -79,6 +82,16 @@ export interface CreateOptions {
    * again with the container's init when the child clones it into a joined PID namespace.
    */
   readonly onForked?: (pid: number) => void;
+  /**
+   * A terminal of the container's own (`hako run -t`, OCI's `process.terminal`): a pty of the
+   * container's devpts, opened inside by the `console` step, is the command's controlling
+   * terminal and its stdin, stdout and stderr (the spec's `stdio` is then not used), and its
+   * master is {@link Container.terminal}. `true`, or the window size to start with (otherwise
+   * the kernel's 0×0 until the caller sets one with `TIOCSWINSZ`). A choice of the caller's, as
+   * `stdio` is, so not a field of the spec; it needs the container's own devpts (a mount
+   * namespace and the standard mounts), and cannot be combined with `stdio`.
+   */
+  readonly tty?: boolean | WindowSize;
 }
 
 /** How long the parent waits for the child's setup (or exec) before killing it. */
@@ -267,6 +280,8 @@ export class Container {
   #native: NativeChild | undefined;
   /** Bytes of the status pipe read past the last report. */
   #pending: number[];
+  /** With `tty`: the pty's master (-1: none, or closed). */
+  #terminal = -1;
 
   private constructor(
     spec: ResolvedSpec,
@@ -293,6 +308,17 @@ export class Container {
     return this.#pid;
   }
 
+  /**
+   * With the `tty` option: the master of the container's pty (close-on-exec). What the command
+   * writes to its terminal is read from it; what is written to it is the command's input; a
+   * `TIOCSWINSZ` on it resizes the terminal (and signals SIGWINCH inside). Reads end with EIO once
+   * no process inside holds the terminal. The container owns it: {@link Container.delete} closes it.
+   * Undefined without a terminal, or once deleted.
+   */
+  get terminal(): number | undefined {
+    return this.#terminal < 0 ? undefined : this.#terminal;
+  }
+
   /** How it ended, once {@link Container.wait} (or delete) reaped it. */
   get status(): ContainerStatus | undefined {
     return this.#status;
@@ -307,6 +333,13 @@ export class Container {
    */
   static async create(input: ContainerSpec, options: CreateOptions = {}): Promise<Container> {
     let spec = resolveSpec(input);
+    assertValidTty(options.tty, spec);
+    if (options.tty && options.stdio) {
+      throw new ConfigError(
+        "tty",
+        "the terminal is the command's stdin, stdout and stderr: give tty or stdio, not both",
+      );
+    }
     // A cgroup the spec names must not exist: checked before anything is touched (and again by
     // the exclusive mkdir, for one made meanwhile).
     if (spec.cgroup?.name !== undefined && existingCgroupDirs(spec.cgroup.name).length) {
@@ -388,7 +421,10 @@ export class Container {
       const [statusR, statusW] = pipe();
       fds.push(statusR, statusW);
       let nullFd = -1;
-      if (spec.stdio === "null" && !options.stdio) {
+      // With a terminal: the console socket, whose other end the console step sends the master to.
+      const [consoleR, consoleW] = options.tty ? socketPair() : [-1, -1];
+      if (options.tty) fds.push(consoleR, consoleW);
+      if (spec.stdio === "null" && !options.stdio && !options.tty) {
         nullFd = check(libc().open(cstr("/dev/null"), O_RDWR | O_CLOEXEC, 0), "open", ["/dev/null"]);
         fds.push(nullFd);
       }
@@ -409,11 +445,21 @@ export class Container {
         statusFd: statusW,
         files,
         ...(rootFd >= 0 ? { rootFd } : {}),
+        ...(options.tty ? { console: { socket: consoleW } } : {}),
       };
+      const closeInChild = options.tty ? [goW, startW, statusR, consoleR] : [goW, startW, statusR];
       // A child that runs no JavaScript where the spec allows (see native.ts), else a fork.
       const native = compileChild(
         ctx,
-        { root: rootFd, go: goR, start: startR, status: statusW, stdio, closeInChild: [goW, startW, statusR] },
+        {
+          root: rootFd,
+          go: goR,
+          start: startR,
+          status: statusW,
+          stdio,
+          closeInChild,
+          ...(options.tty ? { console: consoleW } : {}),
+        },
       );
       if (!native) prepareSetup(ctx); // the standard steps' kernel calls, made ready before the fork
       let pid: number;
@@ -424,7 +470,7 @@ export class Container {
         return fail("clone", e);
       }
       if (pid === 0) {
-        childMain(ctx, { go: goR, start: startR, status: statusW, stdio }, [goW, startW, statusR]);
+        childMain(ctx, { go: goR, start: startR, status: statusW, stdio }, closeInChild);
       }
       undo.push(() => native?.release()); // runs after the child below is reaped
       undo.push(() => {
@@ -436,10 +482,11 @@ export class Container {
         } catch { /* reaped */ }
       });
       options.onForked?.(pid);
-      // The parent keeps only goW, startW and statusR.
-      for (const fd of [goR, startR, statusW, nullFd, rootFd]) closeFd(fd);
+      // The parent keeps only goW, startW and statusR (and the console socket's end).
+      for (const fd of [goR, startR, statusW, nullFd, rootFd, consoleW]) closeFd(fd);
       fds.length = 0;
       fds.push(goW, startW, statusR);
+      if (options.tty) fds.push(consoleR);
 
       if (ctx.userns) {
         try {
@@ -520,7 +567,29 @@ export class Container {
           `the child ended before reporting${r.pid ? ` (${r.status})` : ""}`,
         );
       }
-      return new Container(spec, pid, group, startW, statusR, native, pending);
+      let terminal = -1;
+      if (options.tty) {
+        // Sent by the console step before its ready report: already queued.
+        try {
+          terminal = receiveFd(consoleR) ?? -1;
+        } catch (e) {
+          fail("console", e);
+        }
+        if (terminal < 0) fail("console", new Error("the child sent no terminal over the console socket"));
+        undo.push(() => closeFd(terminal));
+        if (typeof options.tty === "object") {
+          try {
+            setWindowSize(terminal, options.tty);
+          } catch (e) {
+            fail("console", e);
+          }
+        }
+        closeFd(consoleR);
+        fds.splice(fds.indexOf(consoleR), 1);
+      }
+      const c = new Container(spec, pid, group, startW, statusR, native, pending);
+      c.#terminal = terminal;
+      return c;
     } catch (e) {
       for (const u of undo.reverse()) {
         try {
@@ -700,7 +769,8 @@ export class Container {
     this.#deleted = true;
     closeFd(this.#startFd);
     closeFd(this.#statusFd);
-    this.#startFd = this.#statusFd = -1;
+    closeFd(this.#terminal);
+    this.#startFd = this.#statusFd = this.#terminal = -1;
     let first: unknown;
     // The veth pair was made after the fork: undone before the process is killed.
     if (this.spec.veth) {

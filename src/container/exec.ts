@@ -58,6 +58,8 @@ import { type ChildError, closeFd, describe, pipe, readReports, report, setupErr
 import { compileExecIn, type NativeExec } from "./native.ts";
 import { holdNonDumpable, parseReport, REPORT_BYTES, spawnProgram } from "../../ffi/spawn.ts";
 import { waitReadable } from "../../ffi/poll.ts";
+import { receiveFd, socketPair, type WindowSize } from "../../ffi/tty.ts";
+import { assertValidTty, type ConsoleRequest } from "./_console.ts";
 import { execCommand, SETUP_STEPS, type SetupContext, type SetupStep } from "./setup.ts";
 import { DEFAULT_CAPABILITIES } from "./spec.ts";
 import type { ResolvedSpec } from "./validate.ts";
@@ -96,6 +98,20 @@ export interface ExecOptions {
   readonly onStart?: (pid: number) => void;
   /** How long the setup in the children may take before they are killed (default 30 000 ms). */
   readonly timeoutMs?: number;
+  /**
+   * A terminal of the container's own for the command (`hako exec -t`): its process opens a pty
+   * of the container's devpts after joining the mount namespace (the `console` step), makes it its
+   * controlling terminal and its stdin, stdout and stderr, and sends the master to this process,
+   * which hands it to {@link ExecOptions.onTerminal}. `true`, or the window size it starts with
+   * (set before the command execs). Not with `stdin`, `stdout` or `stderr`.
+   */
+  readonly tty?: boolean | WindowSize;
+  /**
+   * With `tty` (required then): called with the pty's master (close-on-exec) once the command has
+   * exec'd, before `onStart`. The caller owns it: relay it (reads end with EIO once no process
+   * holds the terminal), then close it. If it throws, the command is killed and the error rethrown.
+   */
+  readonly onTerminal?: (master: number) => void;
 }
 
 /** What the children do, computed by the parent from /proc before the fork. */
@@ -143,6 +159,7 @@ const EXEC_STEP_NAMES = [
   "rlimits",
   "workdir",
   "new-session",
+  "console",
   "capabilities",
   "user",
   "capability-sets",
@@ -198,6 +215,16 @@ export function assertValidExec(pid: number, opts: ExecOptions): void {
   for (const k of ["stdin", "stdout", "stderr"] as const) {
     const v = opts?.[k];
     if (v !== undefined && (!Number.isInteger(v) || v < 0)) bad(k, `must be a file descriptor, got ${v}`);
+    if (v !== undefined && opts.tty) bad(k, "cannot be given with tty: the terminal is the command's stdio");
+  }
+  try {
+    assertValidTty(opts?.tty);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    bad(e.path, e.message.slice(e.path.length + 2));
+  }
+  if (opts?.tty && typeof opts.onTerminal !== "function") {
+    bad("onTerminal", "is required with tty: it receives the terminal's master");
   }
   if (problems.length === 1) {
     const [path, ...rest] = problems[0]!.split(": ");
@@ -335,7 +362,7 @@ function closeOtherFds(keep: readonly number[]): void {
  * The first child: joins the cgroups and namespaces, forks the grandchild, waits for it and ends
  * the way it ended. Synchronous only; never returns.
  */
-function intermediateMain(plan: ExecPlan, opts: ExecOptions, statusW: number): never {
+function intermediateMain(plan: ExecPlan, opts: ExecOptions, statusW: number, term?: ConsoleRequest): never {
   const { _exit, dup2, open, setns, getpid, waitpid, kill, signal, sigprocmask, prctl } = libc();
   let step = "non-dumpable";
   try {
@@ -346,7 +373,7 @@ function intermediateMain(plan: ExecPlan, opts: ExecOptions, statusW: number): n
     for (const [fd, target] of [[opts.stdin, 0], [opts.stdout, 1], [opts.stderr, 2]] as const) {
       if (fd !== undefined && fd !== target) check(dup2(fd, target), "dup2", [fd, target], `redirect fd ${target}`);
     }
-    closeOtherFds([0, 1, 2, statusW]);
+    closeOtherFds(term ? [0, 1, 2, statusW, term.socket] : [0, 1, 2, statusW]);
 
     step = "join-cgroups";
     const self = String(getpid());
@@ -374,7 +401,7 @@ function intermediateMain(plan: ExecPlan, opts: ExecOptions, statusW: number): n
 
     step = "fork";
     const child = forkProcess(0); // a raw clone here: this process is itself a forked child
-    if (child === 0) grandchildMain(plan, statusW);
+    if (child === 0) grandchildMain(plan, statusW, term);
     report(statusW, { pid: child });
     closeFd(statusW);
 
@@ -403,11 +430,12 @@ function intermediateMain(plan: ExecPlan, opts: ExecOptions, statusW: number): n
 }
 
 /** The grandchild, in the container's PID namespace: the container's steps, then execve. */
-function grandchildMain(plan: ExecPlan, statusW: number): never {
+function grandchildMain(plan: ExecPlan, statusW: number, term?: ConsoleRequest): never {
   // Only the fields of ExecProfile are read by EXEC_STEPS and execCommand.
   const ctx: SetupContext = {
     spec: plan.profile as ResolvedSpec,
     userns: plan.namespaces.some((n) => n.type === "user"),
+    ...(term ? { console: term } : {}),
   };
   let step = "setup";
   let code = 126;
@@ -466,7 +494,46 @@ function abandon(child: number, grandchild: number | undefined): void {
  */
 export async function execIn(pid: number, opts: ExecOptions): Promise<ProcessStatus> {
   const plan = planExec(pid, opts);
-  const native = await execNative(plan, opts);
+  if (!opts.tty) return await execPlanned(plan, opts);
+  // The console socket: the command's process sends the pty's master over it.
+  const [consoleR, consoleW] = socketPair();
+  try {
+    const size = typeof opts.tty === "object" ? { rows: opts.tty.rows, columns: opts.tty.columns } : undefined;
+    return await execPlanned(plan, opts, { socket: consoleW, ...(size ? { size } : {}) }, consoleR);
+  } finally {
+    closeFd(consoleR), closeFd(consoleW);
+  }
+}
+
+/**
+ * With a terminal: takes the master the command's process sent (before it exec'd) off the
+ * console socket and hands it to `onTerminal`.
+ * @throws {SetupError} Step `console` when none came.
+ */
+function deliverTerminal(consoleR: number, opts: ExecOptions): void {
+  let master: number | undefined;
+  try {
+    master = receiveFd(consoleR);
+  } catch (e) {
+    throw new SetupError("console", e instanceof Error ? e.message : String(e), { cause: e });
+  }
+  if (master === undefined) throw new SetupError("console", "the command's process sent no terminal");
+  try {
+    opts.onTerminal!(master);
+  } catch (e) {
+    closeFd(master);
+    throw e;
+  }
+}
+
+/** {@link execIn} once planned (and, with a terminal, its console socket made). */
+async function execPlanned(
+  plan: ExecPlan,
+  opts: ExecOptions,
+  term?: ConsoleRequest,
+  consoleR = -1,
+): Promise<ProcessStatus> {
+  const native = await execNative(plan, opts, term, consoleR);
   if (native) return native;
   const [statusR, statusW] = pipe();
   let child: number;
@@ -478,7 +545,7 @@ export async function execIn(pid: number, opts: ExecOptions): Promise<ProcessSta
   }
   if (child === 0) {
     closeFd(statusR);
-    intermediateMain(plan, opts, statusW);
+    intermediateMain(plan, opts, statusW, term);
   }
   closeFd(statusW);
   let grandchild: number | undefined;
@@ -503,6 +570,7 @@ export async function execIn(pid: number, opts: ExecOptions): Promise<ProcessSta
     throw new SetupError("exec", `the child ended before the command started (${status})`);
   }
   try {
+    if (term) deliverTerminal(consoleR, opts);
     opts.onStart?.(grandchild);
   } catch (e) {
     abandon(child, grandchild);
@@ -517,7 +585,12 @@ export async function execIn(pid: number, opts: ExecOptions): Promise<ProcessSta
  * process is this process's own child (`CLONE_PARENT`), waited on directly. Undefined when the
  * forked path must run it.
  */
-async function execNative(plan: ExecPlan, opts: ExecOptions): Promise<ProcessStatus | undefined> {
+async function execNative(
+  plan: ExecPlan,
+  opts: ExecOptions,
+  term?: ConsoleRequest,
+  consoleR = -1,
+): Promise<ProcessStatus | undefined> {
   const [goR, goW] = pipe();
   const [statusR, statusW] = pipe();
   const fds = [goR, goW, statusR, statusW];
@@ -528,7 +601,7 @@ async function execNative(plan: ExecPlan, opts: ExecOptions): Promise<ProcessSta
       plan.profile as ResolvedSpec,
       plan.namespaces.map((n) => ({ path: n.path, flag: NAMESPACE_FLAGS[n.type] })),
       EXEC_STEPS,
-      { go: goR, status: statusW, stdio: [opts.stdin, opts.stdout, opts.stderr] },
+      { go: goR, status: statusW, stdio: [opts.stdin, opts.stdout, opts.stderr], ...(term ? { console: term } : {}) },
       plan.namespaces.some((n) => n.type === "user"),
     );
   } catch (e) {
@@ -604,6 +677,7 @@ async function execNative(plan: ExecPlan, opts: ExecOptions): Promise<ProcessSta
   }
   if (grandchild === undefined) throw new SetupError("exec", "the child ended before the command started");
   try {
+    if (term) deliverTerminal(consoleR, opts);
     opts.onStart?.(grandchild);
   } catch (e) {
     try {

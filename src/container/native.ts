@@ -33,6 +33,7 @@ import { type KeepPlan, keepPlan } from "../capability.ts";
 import { rlimitNumber, rlimitPair } from "../rlimit.ts";
 import { SetupError, SyscallError } from "../errors.ts";
 import { type ChildError, describe, setupError } from "./_pipe.ts";
+import { compileConsole, type ConsoleRequest } from "./_console.ts";
 import {
   mountsShape,
   MS,
@@ -78,6 +79,8 @@ export interface NativeFds {
   readonly status: number;
   readonly stdio: readonly [number, number, number];
   readonly closeInChild: readonly number[];
+  /** With `-t`: the child's end of the console socket. */
+  readonly console?: number;
 }
 
 /** A compiled program for one kind of container, and memory of finished runs to reuse. */
@@ -91,6 +94,7 @@ interface Template {
     readonly status: ProgramSlot;
     readonly close: readonly ProgramSlot[];
     readonly stdio: ReadonlyArray<ProgramSlot | undefined>;
+    readonly console?: ProgramSlot;
   };
   readonly free: BuiltProgram[];
   /** Whether what was resolved on the host when compiling (the spec's mount targets) still holds. */
@@ -200,6 +204,7 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
     stdioShape,
     fds.closeInChild.length,
     ctx.files ?? [],
+    ctx.console?.size ?? null, // (a window size set by the console step is a constant of the program)
   ]);
   let t = templates.get(key);
   if (t && !t.valid()) {
@@ -236,6 +241,7 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
   built.set(template.slots.status, fds.status);
   template.slots.close.forEach((slot, i) => built.set(slot, fds.closeInChild[i]!));
   template.slots.stdio.forEach((slot, i) => slot && built.set(slot, fds.stdio[i]!));
+  if (template.slots.console) built.set(template.slots.console, fds.console!);
   running.add(built);
   nativeChildren.count++;
   // The child shares this process's memory and makes it non-dumpable (its first step).
@@ -304,7 +310,9 @@ function compile(
     status: p.slot(),
     close: Array.from({ length: closes }, () => p.slot()),
     stdio: stdioShape.map((s) => (s === "dup" ? p.slot() : undefined)),
+    ...(ctx.console ? { console: p.slot() } : {}),
   };
+  if (slots.console) emit.console = p.value(slots.console);
 
   for (const slot of slots.close) call("close", [p.value(slot)], [unquoted("the parent's end of a pipe")]);
   const scratch = p.bytes(new Uint8Array(8));
@@ -354,12 +362,17 @@ export function compileExecIn(
   profile: SetupContext["spec"],
   namespaces: ReadonlyArray<{ readonly path: string; readonly flag: number }>,
   steps: readonly SetupStep[],
-  fds: { readonly go: number; readonly status: number; readonly stdio: ReadonlyArray<number | undefined> },
+  fds: {
+    readonly go: number;
+    readonly status: number;
+    readonly stdio: ReadonlyArray<number | undefined>;
+    readonly console?: ConsoleRequest;
+  },
   userns: boolean,
 ): NativeExec | undefined {
   // setns into a time namespace needs a caller that shares its memory with no other task.
   if (!nativeSpawnSupported() || namespaces.some((n) => n.flag === CLONE_NEWTIME)) return undefined;
-  const ctx: SetupContext = { spec: profile, userns };
+  const ctx: SetupContext = { spec: profile, userns, ...(fds.console ? { console: fds.console } : {}) };
   let plan: KeepPlan;
   try {
     plan = keepPlan(profile.capabilities, {}, userns);
@@ -381,6 +394,7 @@ export function compileExecIn(
     plan,
     ...holds(),
     asStep: (_step, append) => append(),
+    ...(fds.console ? { console: fds.console.socket } : {}),
   };
   fds.stdio.forEach((fd, target) => {
     if (fd !== undefined && fd !== target) call("dup2", [fd, target], [fd, target], {}, `redirect fd ${target}`);
@@ -443,6 +457,8 @@ interface Emit {
   readonly remountReadonly: (target: ProgramData, shown: string) => void;
   /** The capability plan, worked out by the caller. */
   readonly plan: KeepPlan;
+  /** With `-t`: the child's end of the console socket, as an argument (a slot's value, or a number). */
+  console?: ProgramArg;
   /** Adds a check that what this step resolved on the host still holds (run for every container). */
   readonly check: (holds: () => boolean) => void;
   /**
@@ -684,6 +700,10 @@ function compileStep(ctx: SetupContext, name: string, p: SyscallProgram, emit: E
       return true;
     case "new-session":
       call("setsid", [], []);
+      return true;
+    case "console":
+      if (emit.console === undefined) return false;
+      compileConsole(p, call, emit.console, spec.user.uid, ctx.console?.size);
       return true;
     case "no-new-privs":
       call("prctl", [PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0], [unquoted("PR_SET_NO_NEW_PRIVS"), 1]);

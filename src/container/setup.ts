@@ -34,6 +34,7 @@ import { encodeMountAttr, MOUNT_ATTR_RDONLY, statvfsBuffer, statvfsFlags } from 
 import { detect, type Layout } from "../cgroup/layout.ts";
 import { SyscallError } from "../errors.ts";
 import type { ResolvedSpec } from "./validate.ts";
+import { consolePlan, type ConsoleRequest, runConsole } from "./_console.ts";
 
 /** What the steps share. */
 export interface SetupContext {
@@ -50,6 +51,8 @@ export interface SetupContext {
    * hako's image stores are closed to all but root.
    */
   readonly rootFd?: number;
+  /** With `-t`: the console socket (and window size) of the console step (see `_console.ts`). */
+  readonly console?: ConsoleRequest;
 }
 
 /** One named step of the child's setup. */
@@ -1194,7 +1197,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
   {
     name: "new-session",
     why:
-      "a session of its own, so no terminal of the caller's is its controlling tty (TIOCSTI into the caller's shell, CVE-2017-5226); a pty given with -t becomes its controlling tty at exec",
+      "a session of its own, so no terminal of the caller's is its controlling tty (TIOCSTI into the caller's shell, CVE-2017-5226); a pty given with -t becomes its controlling tty in the console step",
     when: () => true,
     plan: () => ["setsid()"],
     run: () => void check(libc().setsid(), "setsid", []),
@@ -1212,6 +1215,14 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       }${c.spec.seccomp ? ", the seccomp filter" : ""}, fds above 2 closed`,
     ],
     run: (c) => runProvision(c),
+  },
+  {
+    name: "console",
+    why:
+      "with -t: a pty of the container's own devpts (after pivot_root), the controlling terminal of the new session and the command's stdio, its master handed to hako over the console socket (SCM_RIGHTS, as runc's); after the provision hook (which gets no terminal), before the capabilities go (the slave is chowned to the command's user)",
+    when: (c) => c.console !== undefined,
+    plan: (c) => consolePlan(c.console!, c.spec.user.uid),
+    run: (c) => runConsole(c.console!, c.spec.user.uid),
   },
   {
     name: "capabilities",

@@ -6,6 +6,14 @@
  */
 import type { ContainerSpec } from "../container/spec.ts";
 
+/** How the caller's terminal is attached (`-t`, `-i`). */
+export interface TerminalOptions {
+  /** `-t`: the container's command gets a pty of its own, relayed to this process's stdio. */
+  readonly tty?: boolean;
+  /** `-i`: with `tty`, this process's stdin is relayed to it (without, the command gets no input). */
+  readonly interactive?: boolean;
+}
+
 /** True when `x` looks like a container spec (it has a name, a command and a rootfs). */
 export function isSpecLike(x: unknown): x is ContainerSpec {
   if (x === null || typeof x !== "object") return false;
@@ -45,18 +53,25 @@ export async function runSpecExports(
   env: Readonly<Record<string, string | undefined>>,
   args: readonly string[],
   specFile?: string,
+  terminal: TerminalOptions = {},
 ): Promise<number | undefined> {
   const spec = await specFromExports(exports, env, args);
   if (!spec) return undefined;
-  return await runForeground(spec, specFile);
+  return await runForeground(spec, specFile, terminal);
 }
 
 /**
  * Runs a container in the foreground (stdio attached, SIGINT, SIGTERM and SIGHUP forwarded) and
  * returns its shell exit code. While it runs it is recorded in the state directory, so `hako ps`
- * lists it and `hako exec` reaches it; the record goes when it ends.
+ * lists it and `hako exec` reaches it; the record goes when it ends. With `tty` its command gets
+ * a pty of its own (see `Container.terminal`), relayed to this process's stdout (and, with
+ * `interactive`, from its stdin, the caller's terminal raw meanwhile).
  */
-export async function runForeground(spec: ContainerSpec, specFile?: string): Promise<number> {
+export async function runForeground(
+  spec: ContainerSpec,
+  specFile?: string,
+  terminal: TerminalOptions = {},
+): Promise<number> {
   const { Container } = await import("../container/container.ts");
   const { resolveSpec } = await import("../container/validate.ts");
   const { identify, selfIdentity, StateStore } = await import("../container/state.ts");
@@ -80,18 +95,27 @@ export async function runForeground(spec: ContainerSpec, specFile?: string): Pro
     ...(resolved.veth ? { veth: resolved.veth.host } : {}),
   });
   try {
+    const tty = terminal.tty ? await import("../container/_tty.ts") : undefined;
     const c = await Container.create(spec, {
       onForked: (pid) => void store.update(resolved.name, (x) => ({ ...x, init: identify(pid) })),
+      ...(tty ? { tty: tty.callerWindowSize() ?? true } : {}),
     });
     const forward = (sig: NodeJS.Signals) => () => c.kill(sig);
     const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((s) => [s, forward(s)] as const);
     for (const [s, h] of handlers) process.on(s, h);
+    let relay: import("../container/_tty.ts").TerminalRelay | undefined;
     try {
+      if (tty) {
+        relay = new tty.TerminalRelay({ input: terminal.interactive ?? false });
+        relay.attach(c.terminal!);
+      }
       await c.start();
       store.update(resolved.name, (x) => ({ ...x, state: "running", startedAt: new Date().toISOString() }));
       const status = await c.wait();
+      await relay?.finish();
       return status.shellCode;
     } finally {
+      relay?.close();
       for (const [s, h] of handlers) process.off(s, h);
       c.delete();
     }
