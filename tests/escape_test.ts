@@ -706,3 +706,14 @@ test(
   },
   { skip },
 );
+
+test("a terminal of the container's devpts belongs to the tty group (gid 5), mode 0620, as runc makes it", async () => {
+  using b = box();
+  for (const [, value] of PATHS) {
+    const r = await onPath(
+      value,
+      () => asCommand(b.spec({ command: ["sh", "-c", "grep ' /dev/pts ' /proc/self/mountinfo"] })),
+    );
+    assert(/gid=5/.test(r.out) && /mode=620/.test(r.out) && /ptmxmode=666/.test(r.out), r.out);
+  }
+}, { skip });

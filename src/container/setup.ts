@@ -547,7 +547,17 @@ function buildCalls(ctx: SetupContext): Map<string, PreparedCall[]> {
     ];
     calls.set(
       "mount-devpts",
-      inDev("pts", "devpts", "devpts", MS.NOSUID | MS.NOEXEC, "newinstance,ptmxmode=0666,mode=0620"),
+      // gid=5 (tty) as runc: new terminals belong to the tty group — where gid 5 means something
+      // inside (mapped, in a user namespace).
+      inDev(
+        "pts",
+        "devpts",
+        "devpts",
+        MS.NOSUID | MS.NOEXEC,
+        `newinstance,ptmxmode=0666,mode=0620${
+          !ctx.userns || spec.gidMap.some((e) => 5 >= e.inside && 5 < e.inside + e.size) ? ",gid=5" : ""
+        }`,
+      ),
     );
     calls.set("mount-shm", inDev("shm", "shm", "tmpfs", MS.NOSUID | MS.NODEV | MS.NOEXEC, "mode=1777,size=65536k"));
     calls.set("mount-mqueue", inDev("mqueue", "mqueue", "mqueue", MS.NOSUID | MS.NODEV | MS.NOEXEC));
