@@ -33,6 +33,13 @@ controlling terminal and its stdin, stdout and stderr), which hako relays to its
 alone gives no input (as docker's -t without -i). Without -t the command gets hako's stdio itself,
 in a session of its own: it never has the caller's terminal as its controlling terminal.
 
+Signals: SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2 and SIGWINCH sent to hako go to the
+container (with -t, SIGWINCH resizes its terminal instead). Its command is PID 1 of its own PID
+namespace, which gets only the signals it handles: after the first SIGTERM or SIGINT the container
+has --stop-timeout seconds to end before SIGKILL, and a second Ctrl-C (SIGINT) sends SIGKILL at
+once. A signal that comes before the command runs undoes the container and hako exits 128+N. With
+--init the command is not PID 1, so it gets every signal as it would outside a container.
+
 Options:
   -e, --eval <code>     Run <code> instead of a file
       --rootfs <dir>    Run <command> in a container on this root filesystem
@@ -42,6 +49,10 @@ Options:
                           spec module, --rootfs or --image)
   -i, --interactive     With -t, relay stdin to that terminal (without -t, stdin is the
                           command's own anyway)
+      --stop-timeout <S>  After the first SIGTERM or SIGINT, seconds until the container is sent
+                          SIGKILL (default 10, as hako stop)
+      --init            Run a static init (tini) as the container's PID 1, the command as its child:
+                          it gets every signal and reaps zombies (docker's --init)
       --loader <kind>   native: the runtime imports the file (default under deno run, and
                           under Bun for a script that imports nothing)
                         data: strip types and import data: URLs (default in a compiled binary)
@@ -71,6 +82,10 @@ export interface RunArgs {
   readonly tty?: boolean;
   /** `-i`: with `-t`, stdin is relayed to it. */
   readonly interactive?: boolean;
+  /** `--stop-timeout`: milliseconds from the first SIGTERM/SIGINT to SIGKILL. */
+  readonly stopTimeoutMs?: number;
+  /** `--init`: a static init as the container's PID 1. */
+  readonly init?: boolean;
   /** A quick container: its rootfs directory or image, name and command. */
   readonly quick?: {
     readonly rootfs?: string;
@@ -94,10 +109,22 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
     name: { type: "string" },
     tty: { type: "boolean", short: "t" },
     interactive: { type: "boolean", short: "i" },
+    "stop-timeout": { type: "string" },
+    init: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   }, true);
   if (values.help) return { help: true, args: [] };
-  const terminal = { ...(values.tty ? { tty: true } : {}), ...(values.interactive ? { interactive: true } : {}) };
+  const timeout = values["stop-timeout"] as string | undefined;
+  if (timeout !== undefined && !/^\d+(\.\d+)?$/.test(timeout)) {
+    throw new UsageError(`--stop-timeout wants seconds, not "${timeout}"`);
+  }
+  // (options of the container: they go with the terminal's wherever a container runs)
+  const terminal = {
+    ...(values.tty ? { tty: true } : {}),
+    ...(values.interactive ? { interactive: true } : {}),
+    ...(timeout !== undefined ? { stopTimeoutMs: Number(timeout) * 1000 } : {}),
+    ...(values.init ? { init: true } : {}),
+  };
   const rootfs = values.rootfs as string | undefined, image = values.image as string | undefined;
   const name = values.name as string | undefined;
   if (rootfs !== undefined || image !== undefined) {
@@ -124,6 +151,9 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
   const base = { help: false, ...(loader ? { loader: loader as LoaderKind } : {}), ...terminal };
   if (typeof values.eval === "string") {
     if (values.tty) throw new UsageError("-t gives a container a terminal: a spec module, --rootfs or --image, not -e");
+    if (timeout !== undefined || values.init) {
+      throw new UsageError("--stop-timeout and --init are a container's: a spec module, --rootfs or --image, not -e");
+    }
     return { ...base, code: values.eval, args: positionals };
   }
   const [script, ...args] = positionals;
@@ -138,8 +168,13 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
     host().stdout(usage);
     return 0;
   }
-  const terminal = { ...(a.tty ? { tty: true } : {}), ...(a.interactive ? { interactive: true } : {}) };
-  if (a.quick) return await runQuick(a.quick, terminal);
+  const options: import("../runner/spec_module.ts").ForegroundOptions = {
+    ...(a.tty ? { tty: true } : {}),
+    ...(a.interactive ? { interactive: true } : {}),
+    ...(a.stopTimeoutMs !== undefined ? { stopTimeoutMs: a.stopTimeoutMs } : {}),
+    ...(a.init ? { init: true } : {}),
+  };
+  if (a.quick) return await runQuick(a.quick, options);
   return await runScript({
     args: a.args,
     ...(a.script !== undefined ? { script: a.script } : {}),
@@ -149,12 +184,18 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
     // container in the foreground; a plain script's running was the job.
     onExports: async (exports) => {
       if (exports.default === undefined) {
-        if (a.tty) host().stderr("hako run: -t ignored: the script is not a spec module (no container to run)\n");
+        const given = [a.tty && "-t", a.stopTimeoutMs !== undefined && "--stop-timeout", a.init && "--init"]
+          .filter(Boolean);
+        if (given.length) {
+          host().stderr(
+            `hako run: ${given.join(", ")} ignored: the script is not a spec module (no container to run)\n`,
+          );
+        }
         return undefined;
       }
       const { runSpecExports } = await import("../runner/spec_module.ts");
       const { default: process } = await import("node:process");
-      return await runSpecExports(exports, process.env, a.args, a.script, terminal);
+      return await runSpecExports(exports, process.env, a.args, a.script, options);
     },
   });
 }
@@ -178,8 +219,8 @@ export function quickSpec(
 
 async function runQuick(
   q: NonNullable<RunArgs["quick"]>,
-  terminal: import("../runner/spec_module.ts").TerminalOptions,
+  options: import("../runner/spec_module.ts").ForegroundOptions,
 ): Promise<number> {
   const { runForeground } = await import("../runner/spec_module.ts");
-  return await runForeground(quickSpec(q, host().cwd()), undefined, terminal);
+  return await runForeground(quickSpec(q, host().cwd()), undefined, options);
 }

@@ -26,6 +26,9 @@ by this one process (much faster than one 'hako start' per container):
 Options:
       --each <VAR=A..B|VAR=a,b,c>  One container per value (an inclusive range, or a list)
       --name <name>                Override the name (one spec, no --each)
+      --init                       Run a static init (tini) as each container's PID 1, the
+                                   command as its child: it gets hako stop's SIGTERM and reaps
+                                   zombies (docker's --init; spec: init: true)
   -q, --quiet                      No progress bar
   -h, --help                       Show this help
 
@@ -40,6 +43,8 @@ export interface StartArgs {
   readonly each?: { readonly name: string; readonly values: readonly string[] };
   readonly name?: string;
   readonly quiet: boolean;
+  /** `--init`: every spec gets `init: true`. */
+  readonly init?: boolean;
 }
 
 /**
@@ -54,6 +59,7 @@ export function parseStartArgs(argv: readonly string[]): StartArgs {
     each: { type: "string" },
     name: { type: "string" },
     quiet: { type: "boolean", short: "q" },
+    init: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) return { help: true, files: [], args: [], quiet: false };
@@ -70,6 +76,7 @@ export function parseStartArgs(argv: readonly string[]): StartArgs {
     quiet: values.quiet === true,
     ...(each ? { each } : {}),
     ...(name !== undefined ? { name } : {}),
+    ...(values.init ? { init: true } : {}),
   };
 }
 
@@ -126,7 +133,8 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
             );
             return 1;
           }
-          specs.push({ spec: absolutizeSpec(a.name ? { ...spec, name: a.name } : spec, h.cwd()), file: resolve(file) });
+          const given = { ...spec, ...(a.name ? { name: a.name } : {}), ...(a.init ? { init: true } : {}) };
+          specs.push({ spec: absolutizeSpec(given, h.cwd()), file: resolve(file) });
         }
         return 0;
       },

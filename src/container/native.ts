@@ -540,6 +540,7 @@ const CALL_STEPS: ReadonlySet<string> = new Set([
   "mount-devpts",
   "mount-shm",
   "mount-mqueue",
+  "mount-init",
   "mounts",
   "etc-files",
   "pivot-root",

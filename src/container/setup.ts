@@ -35,6 +35,7 @@ import { detect, type Layout } from "../cgroup/layout.ts";
 import { SyscallError } from "../errors.ts";
 import type { ResolvedSpec } from "./validate.ts";
 import { consolePlan, type ConsoleRequest, runConsole } from "./_console.ts";
+import { INIT_TARGET } from "./_init.ts";
 
 /** What the steps share. */
 export interface SetupContext {
@@ -382,6 +383,7 @@ function hostSourceCaptures(ctx: SetupContext): PreparedCall[] {
     if (m.type === "bind") out.push(capture("mounts", `mount:${i}`, m.source!, !(m.options ?? []).includes("norbind")));
   });
   (ctx.files ?? []).forEach((f, i) => out.push(capture("etc-files", `file:${i}`, f.source, false)));
+  if (ctx.spec.init) out.push(capture("mount-init", "init", ctx.spec.init, false));
   return out;
 }
 
@@ -561,6 +563,14 @@ function buildCalls(ctx: SetupContext): Map<string, PreparedCall[]> {
     );
     calls.set("mount-shm", inDev("shm", "shm", "tmpfs", MS.NOSUID | MS.NODEV | MS.NOEXEC, "mode=1777,size=65536k"));
     calls.set("mount-mqueue", inDev("mqueue", "mqueue", "mqueue", MS.NOSUID | MS.NODEV | MS.NOEXEC));
+  }
+  if (spec.init) {
+    // docker's --init: the host's static init, read-only (the container's root must not write the
+    // host's binary), over an empty file in the fresh /dev tmpfs; its source was captured before.
+    calls.set("mount-init", [
+      { op: "touch", path: cstr(INIT_TARGET), shown: [INIT_TARGET] },
+      { op: "attach", id: "init", target: cstr(INIT_TARGET), path: INIT_TARGET, readonly: true, empty: EMPTY },
+    ]);
   }
   calls.set("mounts", specMountCalls(ctx));
   calls.set("etc-files", fileMountCalls(ctx));
@@ -1098,6 +1108,14 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     when: (c) => has(c, "mount") && c.spec.standardMounts && has(c, "ipc"),
     plan: (c) => planOf(c, "mount-mqueue"),
     run: (c) => runCalls(c, "mount-mqueue"),
+  },
+  {
+    name: "mount-init",
+    why:
+      "init: true (docker's --init): the host's static init bound read-only at /dev/init, in the container's own /dev, to run as PID 1 with the command as its child: it gets and forwards every signal and reaps zombies",
+    when: (c) => c.spec.init !== undefined && has(c, "mount") && c.spec.standardMounts,
+    plan: (c) => planOf(c, "mount-init"),
+    run: (c) => runCalls(c, "mount-init"),
   },
   {
     name: "mounts",

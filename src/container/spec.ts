@@ -210,6 +210,16 @@ export interface ContainerSpec {
   readonly stdio?: "inherit" | "null";
   /** Callbacks or commands run at fixed points of the container's life; see {@link HooksSpec}. */
   readonly hooks?: HooksSpec;
+  /**
+   * Run a small static init as PID 1 with the command as its child (`docker run --init`; default
+   * false): PID 1 of a PID namespace gets only the signals it handles, so a command without a
+   * SIGTERM handler would ignore `hako stop`, and orphans would stay zombies. The init (tini:
+   * `HAKO_INIT_PATH`, else the host's `/usr/bin/tini-static` from Debian's `tini` package, or
+   * docker's `docker-init`) is bound read-only at `/dev/init`, forwards every signal to the
+   * command, reaps zombies and exits with the command's status. Needs a mount namespace and the
+   * standard mounts.
+   */
+  readonly init?: boolean;
 }
 
 /**

@@ -29,6 +29,7 @@ import { rawKeyProblem } from "../cgroup/controller.ts";
 import { assertValidDeviceRules } from "../cgroup/devices.ts";
 import { assertValidName as assertValidCgroupName } from "../cgroup/_name.ts";
 import { containerCgroupName } from "./_cgroup.ts";
+import { initArgv, resolveInit } from "./_init.ts";
 import { compileSeccomp, DEFAULT_SECCOMP_PROFILE, resolveSeccompProfile, type SeccompProfile } from "../seccomp.ts";
 import { assertValidIdMap, type IdMapEntry, NAMESPACE_FLAGS, type NamespaceName } from "../namespace.ts";
 import {
@@ -135,6 +136,8 @@ export interface ResolvedSpec {
   readonly hooks: HooksSpec;
   /** True when resolved by a non-root caller (rootless mode): the id maps are the caller's own. */
   readonly rootless: boolean;
+  /** `init: true`: the host's static init, bound read-only at /dev/init and put before the command in `argv`. */
+  readonly init?: string;
 }
 
 /** A veth pair with its names filled in. */
@@ -550,11 +553,14 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
     }
   }
 
+  // init (docker's --init): a static init bound at /dev/init runs the command (see _init.ts)
+  const init = resolveInit(spec.init, has("mount") && spec.standardMounts !== false, bad);
+
   if (problems.length) throw new SpecError(problems);
   const netNew = has("net");
   return {
     name: spec.name,
-    argv,
+    argv: init ? initArgv(argv, has("pid")) : argv,
     rootfs: spec.rootfs,
     rootfsPath,
     env: {
@@ -590,6 +596,7 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
     stdio: spec.stdio ?? "inherit",
     hooks,
     rootless,
+    ...(init ? { init } : {}),
   };
 }
 

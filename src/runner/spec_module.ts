@@ -5,6 +5,7 @@
  * @module
  */
 import type { ContainerSpec } from "../container/spec.ts";
+import { ForegroundSignals, signalExitCode } from "./_signals.ts";
 
 /** How the caller's terminal is attached (`-t`, `-i`). */
 export interface TerminalOptions {
@@ -12,6 +13,17 @@ export interface TerminalOptions {
   readonly tty?: boolean;
   /** `-i`: with `tty`, this process's stdin is relayed to it (without, the command gets no input). */
   readonly interactive?: boolean;
+}
+
+/** How `hako run` runs a container in the foreground: its terminal, stop timeout and init. */
+export interface ForegroundOptions extends TerminalOptions {
+  /**
+   * `--stop-timeout`: after the first SIGTERM or SIGINT passed on, how long the container has to
+   * end before it is sent SIGKILL (default 10 s, as `hako stop`).
+   */
+  readonly stopTimeoutMs?: number;
+  /** `--init`: run the spec with `init: true` (a static init as PID 1, see `ContainerSpec.init`). */
+  readonly init?: boolean;
 }
 
 /** True when `x` looks like a container spec (it has a name, a command and a rootfs). */
@@ -45,81 +57,114 @@ export async function specFromExports(
 
 /**
  * Runs the container a spec module describes in the foreground, stdio attached, forwarding
- * SIGINT, SIGTERM and SIGHUP to it; the exit code is the container's (128+signal when killed).
- * A plain script (no spec) returns undefined and is left alone.
+ * signals to it (see {@link runForeground}); the exit code is the container's (128+signal when
+ * killed). A plain script (no spec) returns undefined and is left alone.
  */
 export async function runSpecExports(
   exports: Record<string, unknown>,
   env: Readonly<Record<string, string | undefined>>,
   args: readonly string[],
   specFile?: string,
-  terminal: TerminalOptions = {},
+  options: ForegroundOptions = {},
 ): Promise<number | undefined> {
   const spec = await specFromExports(exports, env, args);
   if (!spec) return undefined;
-  return await runForeground(spec, specFile, terminal);
+  return await runForeground(spec, specFile, options);
 }
 
 /**
- * Runs a container in the foreground (stdio attached, SIGINT, SIGTERM and SIGHUP forwarded) and
- * returns its shell exit code. While it runs it is recorded in the state directory, so `hako ps`
- * lists it and `hako exec` reaches it; the record goes when it ends. With `tty` its command gets
- * a pty of its own (see `Container.terminal`), relayed to this process's stdout (and, with
- * `interactive`, from its stdin, the caller's terminal raw meanwhile).
+ * Runs a container in the foreground (stdio attached) and returns its shell exit code. While it
+ * runs it is recorded in the state directory, so `hako ps` lists it and `hako exec` reaches it;
+ * the record goes when it ends. With `tty` its command gets a pty of its own (see
+ * `Container.terminal`), relayed to this process's stdout (and, with `interactive`, from its
+ * stdin, the caller's terminal raw meanwhile).
+ *
+ * Signals (see `_signals.ts`): TERM, INT, QUIT, HUP, USR1, USR2 and WINCH are passed on to the
+ * container's init; the first TERM or INT starts the stop timeout (`stopTimeoutMs`, default 10 s),
+ * after which it gets SIGKILL, and a second INT sends SIGKILL at once. hako listens from before
+ * the record is made until after it is removed, so no signal leaves a half-made or half-removed
+ * record, cgroup or process behind; a TERM, INT, QUIT or HUP before the command runs undoes what
+ * was made and returns 128+N, as a shell killed by it would.
  */
 export async function runForeground(
   spec: ContainerSpec,
   specFile?: string,
-  terminal: TerminalOptions = {},
+  options: ForegroundOptions = {},
 ): Promise<number> {
-  const { Container } = await import("../container/container.ts");
-  const { resolveSpec } = await import("../container/validate.ts");
-  const { identify, selfIdentity, StateStore } = await import("../container/state.ts");
-  const process = (await import("node:process")).default;
-  const resolved = resolveSpec(spec);
-  const store = new StateStore();
-  const r = spec.rootfs;
-  const tarball = typeof r === "object" && "tarball" in r ? r.tarball : undefined;
-  store.reserve({
-    version: 1,
-    name: resolved.name,
-    state: "creating",
-    owner: selfIdentity(),
-    createdAt: new Date().toISOString(),
-    spec: JSON.parse(JSON.stringify(spec)),
-    ...(specFile ? { specFile } : {}),
-    image: tarball ?? resolved.rootfsPath,
-    rootfs: resolved.rootfsPath,
-    extracted: tarball !== undefined,
-    ...(resolved.cgroupName ? { cgroup: resolved.cgroupName } : {}),
-    ...(resolved.veth ? { veth: resolved.veth.host } : {}),
-  });
+  // First of all: from here on no signal ends this process half-way.
+  const signals = new ForegroundSignals({
+    ...(options.stopTimeoutMs !== undefined ? { stopTimeoutMs: options.stopTimeoutMs } : {}),
+    tty: options.tty === true,
+    name: typeof spec?.name === "string" ? spec.name : undefined,
+  }).listen();
+  /** The exit code when a signal asked the run to stop before the command ran. */
+  const stopped = () => (signals.stopping ? signalExitCode(signals.stopping) : undefined);
   try {
-    const tty = terminal.tty ? await import("../container/_tty.ts") : undefined;
-    const c = await Container.create(spec, {
-      onForked: (pid) => void store.update(resolved.name, (x) => ({ ...x, init: identify(pid) })),
-      ...(tty ? { tty: tty.callerWindowSize() ?? true } : {}),
+    const { Container } = await import("../container/container.ts");
+    const { resolveSpec } = await import("../container/validate.ts");
+    const { identify, selfIdentity, StateStore } = await import("../container/state.ts");
+    if (options.init) spec = { ...spec, init: true };
+    const resolved = resolveSpec(spec);
+    if (stopped() !== undefined) return stopped()!;
+    const store = new StateStore();
+    const r = spec.rootfs;
+    const tarball = typeof r === "object" && "tarball" in r ? r.tarball : undefined;
+    store.reserve({
+      version: 1,
+      name: resolved.name,
+      state: "creating",
+      owner: selfIdentity(),
+      createdAt: new Date().toISOString(),
+      spec: JSON.parse(JSON.stringify(spec)),
+      ...(specFile ? { specFile } : {}),
+      image: tarball ?? resolved.rootfsPath,
+      rootfs: resolved.rootfsPath,
+      extracted: tarball !== undefined,
+      ...(resolved.cgroupName ? { cgroup: resolved.cgroupName } : {}),
+      ...(resolved.veth ? { veth: resolved.veth.host } : {}),
     });
-    const forward = (sig: NodeJS.Signals) => () => c.kill(sig);
-    const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((s) => [s, forward(s)] as const);
-    for (const [s, h] of handlers) process.on(s, h);
-    let relay: import("../container/_tty.ts").TerminalRelay | undefined;
     try {
-      if (tty) {
-        relay = new tty.TerminalRelay({ input: terminal.interactive ?? false });
-        relay.attach(c.terminal!);
+      const tty = options.tty ? await import("../container/_tty.ts") : undefined;
+      let c: import("../container/container.ts").Container;
+      try {
+        c = await Container.create(spec, {
+          onForked: (pid) => void store.update(resolved.name, (x) => ({ ...x, init: identify(pid) })),
+          ...(tty ? { tty: tty.callerWindowSize() ?? true } : {}),
+        });
+      } catch (e) {
+        // (a Ctrl-C on the terminal reaches a forked child still in hako's process group too)
+        if (stopped() !== undefined) return stopped()!;
+        throw e;
       }
-      await c.start();
-      store.update(resolved.name, (x) => ({ ...x, state: "running", startedAt: new Date().toISOString() }));
-      const status = await c.wait();
-      await relay?.finish();
-      return status.shellCode;
+      let relay: import("../container/_tty.ts").TerminalRelay | undefined;
+      try {
+        // One turn of the event loop, where the runtime hands over a signal that came meanwhile
+        // (creating may not have yielded to it): one asking to stop means the command never starts.
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        if (stopped() !== undefined) return stopped()!;
+        if (tty) {
+          relay = new tty.TerminalRelay({ input: options.interactive ?? false });
+          relay.attach(c.terminal!);
+        }
+        signals.attach(c);
+        try {
+          await c.start();
+        } catch (e) {
+          if (stopped() !== undefined) return stopped()!;
+          throw e;
+        }
+        store.update(resolved.name, (x) => ({ ...x, state: "running", startedAt: new Date().toISOString() }));
+        const status = await c.wait();
+        await relay?.finish();
+        return status.shellCode;
+      } finally {
+        relay?.close();
+        c.delete();
+      }
     } finally {
-      relay?.close();
-      for (const [s, h] of handlers) process.off(s, h);
-      c.delete();
+      store.remove(resolved.name);
     }
   } finally {
-    store.remove(resolved.name);
+    signals.close();
   }
 }
