@@ -30,7 +30,7 @@ function generator(seed: number): () => number {
 const SEED = process.env.HAKO_FUZZ_SEED !== undefined
   ? Number(process.env.HAKO_FUZZ_SEED)
   : Math.floor(Math.random() * 2 ** 32);
-const CASES = Number(process.env.HAKO_FUZZ_CASES ?? 3000);
+const CASES = Number(process.env.HAKO_FUZZ_CASES ?? 2000);
 
 /** The valid specs mutations start from: between them, every section of a spec. */
 function bases(): ContainerSpec[] {
@@ -58,6 +58,7 @@ function bases(): ContainerSpec[] {
         cpu: { quotaUs: 50_000, periodUs: 100_000, weight: 100 },
         memory: { limit: 64 * 1024 * 1024 },
         pids: { max: 100 },
+        io: { weight: 100, readBps: { "8:0": 1048576 } },
         devices: [{ allow: true, type: "c", major: 10, minor: 200, access: "rwm" }],
         parent: "hako-fuzz",
       },
@@ -65,7 +66,10 @@ function bases(): ContainerSpec[] {
       rlimits: { NOFILE: 1024, CORE: [0, "unlimited"] },
       noNewPrivs: true,
       seccomp: "default",
-      network: { loopback: true, veth: { host: "fz-h", container: "eth0" } },
+      network: {
+        loopback: true,
+        veth: { host: "fz-h", container: "eth0", hostAddress: "10.254.37.1/30", containerAddress: "10.254.37.2/30" },
+      },
       stdio: "null",
       hooks: { bootstrap: ["/bin/true"], provision: () => {}, beforeStart: "echo hi", afterStop: ["true", "x"] },
     },

@@ -832,22 +832,12 @@ function hookStringsProblem(hook: unknown): string | undefined {
 }
 
 /**
- * The parts of a seccomp profile the profile checks read as text: a bigint is allowed only as an
- * argument's value; hako's format has no unknown keys (docker's / OCI's is checked by its converter).
+ * The keys of a seccomp profile in hako's format (docker's / OCI's is checked by its converter),
+ * and the types its checks rely on.
  * @returns True when the profile can be handed to `resolveSeccompProfile`.
  */
 function seccompShape(c: Checker, profile: Obj): boolean {
   const before = c.problems.length;
-  const walk = (v: unknown, path: string, valueSlot: boolean) => {
-    if (typeof v === "bigint" && !valueSlot) c.bad(path, `must not be a bigint, got ${show(v)}`);
-    if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${path}[${i}]`, false));
-    else if (isRecord(v)) {
-      for (const [k, x] of Object.entries(v)) {
-        walk(x, keyPath(path, k), /\.args\[\d+\]$/.test(path) && (k === "value" || k === "valueTwo"));
-      }
-    }
-  };
-  walk(profile, "seccomp", false);
   const oci = typeof profile.defaultAction === "string" && profile.defaultAction.startsWith("SCMP_ACT_");
   if (!oci) {
     unknownKeys(

@@ -185,14 +185,15 @@ function messageOf(e: unknown): string {
 
 /**
  * A deep copy of a spec made of plain data — objects, arrays, strings, numbers, booleans, null,
- * and bigints and functions as leaves (seccomp values, hooks) — read once (a getter runs once, so
+ * functions as leaves (hooks), and bigints only where `bigintAt` matches the path (a seccomp
+ * rule's values) — read once (a getter runs once, so
  * what is checked is what is used). Keys whose value is `undefined` are left out (an optional
  * field given as undefined is absent), and every key is copied as an own property (`__proto__`
  * stays a key, never a prototype). Problems: a cycle, nesting deeper than {@link MAX_DEPTH}, more
  * than {@link MAX_VALUES} values, a symbol, an object that is not plain (a Date, a Map, a class
  * instance), or a property whose reading throws (a getter, a revoked proxy).
  */
-export function snapshot(value: unknown): { value: unknown; problems: ShapeProblem[] } {
+export function snapshot(value: unknown, bigintAt?: RegExp): { value: unknown; problems: ShapeProblem[] } {
   const problems: ShapeProblem[] = [];
   const bad = (path: string, message: string) => problems.push({ path: path || "spec", message });
   const onPath = new Set<object>();
@@ -205,6 +206,10 @@ export function snapshot(value: unknown): { value: unknown; problems: ShapeProbl
     const t = typeof v;
     if (t === "symbol") {
       bad(path, "must not be a symbol");
+      return undefined;
+    }
+    if (t === "bigint" && !bigintAt?.test(path)) {
+      bad(path, `must be a number, not a bigint (${show(v)})`);
       return undefined;
     }
     if (v === null || (t !== "object")) return v;

@@ -191,6 +191,9 @@ const SPEC_FIELDS = [
   "hooks",
 ] as const;
 
+/** Where a spec may hold a bigint: a seccomp rule's argument values (64-bit, beyond a number's 2^53). */
+const BIGINT_AT = /^seccomp\.syscalls\[\d+\]\.args\[\d+\]\.(value|valueTwo)$/;
+
 /** What other tools call a spec field (docker, the OCI runtime spec, compose): a hint, not an alias. */
 const FOREIGN_NAMES: Readonly<Record<string, string>> = {
   privileged:
@@ -219,7 +222,7 @@ const FOREIGN_NAMES: Readonly<Record<string, string>> = {
  * @throws {SpecError} Listing every problem with its field path.
  */
 export function resolveSpec(input: ContainerSpec): ResolvedSpec {
-  const copy = snapshot(input);
+  const copy = snapshot(input, BIGINT_AT);
   if (copy.problems.length) throw new SpecError(copy.problems);
   if (!isRecord(copy.value)) {
     throw new SpecError([{ path: "spec", message: `must be an object, got ${show(copy.value)}` }]);
