@@ -141,6 +141,7 @@ function weird(rand: () => number): unknown {
     () => "..",
     () => "/a/../b",
     () => "é\u202e\u0007",
+    () => "/x\x1b[31mred\x1b]0;title\x07\x9b2J",
     () => "size=1m",
     () => PROTO_KEYS[Math.floor(rand() * PROTO_KEYS.length)],
     () => [],
@@ -256,7 +257,15 @@ function describe(x: unknown, depth = 0): string {
   return `{ ${Object.entries(x).map(([k, v]) => `${JSON.stringify(k)}: ${describe(v, depth + 1)}`).join(", ")} }`;
 }
 
-/** Why the outcome of `spec` breaks the property, or undefined when it holds. */
+/** Why the outcome of `spec` breaks the property (undefined when it holds), and whether it was accepted. */
+function check(spec: unknown): { why: string | undefined; accepted: boolean } {
+  const why = violation(spec);
+  return { why: why === ACCEPTED ? undefined : why, accepted: why === ACCEPTED };
+}
+
+const ACCEPTED = "(accepted)";
+
+/** Why the outcome of `spec` breaks the property, {@link ACCEPTED}, or undefined when refused as it should be. */
 function violation(spec: unknown): string | undefined {
   let accepted = true;
   try {
@@ -273,8 +282,10 @@ function violation(spec: unknown): string | undefined {
   if (!accepted) return undefined;
   try {
     const plan = planContainer(spec as ContainerSpec);
-    planText(plan);
+    const text = planText(plan);
     JSON.stringify(plan);
+    // deno-lint-ignore no-control-regex
+    if (/[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e]/.test(text)) return "the plan's text holds a control character";
   } catch (e) {
     return `accepted, but the plan threw ${(e as Error)?.name}: ${(e as Error)?.message}`;
   }
@@ -290,16 +301,14 @@ function violation(spec: unknown): string | undefined {
   } catch (e) {
     return `accepted, but its JSON is not: ${(e as Error)?.name}: ${(e as Error)?.message}`;
   }
-  return undefined;
+  return ACCEPTED;
 }
 
 test(`mutated specs are refused with a SpecError naming each field, or accepted and planned (seed ${SEED})`, () => {
   console.error(`spec fuzz: seed ${SEED}, ${CASES} cases (replay: HAKO_FUZZ_SEED=${SEED})`);
   if (isRoot) {
     // (a non-root caller is rootless: a base without a user namespace is rightly refused then)
-    for (const b of bases()) {
-      assert(violation(b) === undefined && problemsOf(b).length === 0, `base ${b.name}: ${problemsOf(b).join("; ")}`);
-    }
+    for (const b of bases()) assert(check(b).accepted, `base ${b.name}: ${problemsOf(b).join("; ")}`);
   }
   const rand = generator(SEED);
   const failures: string[] = [];
@@ -309,9 +318,9 @@ test(`mutated specs are refused with a SpecError naming each field, or accepted 
     const spec = copy(all[Math.floor(rand() * all.length)]) as Record<string, unknown>;
     const n = 1 + Math.floor(rand() * 3);
     for (let m = 0; m < n; m++) mutate(rand, spec);
-    const why = violation(spec);
-    if (why) failures.push(`case ${i}: ${why}\n    spec: ${describe(spec)}`);
-    else if (problemsOf(spec).length === 0) accepted++;
+    const outcome = check(spec);
+    if (outcome.why) failures.push(`case ${i}: ${outcome.why}\n    spec: ${describe(spec)}`);
+    else if (outcome.accepted) accepted++;
   }
   console.error(`spec fuzz: ${accepted} of ${CASES} mutated specs accepted`);
   assert(failures.length === 0, `seed ${SEED} (HAKO_FUZZ_SEED=${SEED} to replay):\n  ${failures.join("\n  ")}`);
@@ -325,3 +334,19 @@ function problemsOf(spec: unknown): string[] {
     return e instanceof SpecError ? e.problems.map((p) => `${p.path}: ${p.message}`) : [String(e)];
   }
 }
+
+test("the plan's text escapes what a spec put in it that a terminal would act on", () => {
+  const spec: ContainerSpec = {
+    name: "fz-esc",
+    rootfs: "/var/lib/hako/fuzz-\x1b[2J",
+    command: ["/bin/echo", "\x1b]0;owned\x07", "a\u202eb"],
+    env: { A: "\x9b31m" },
+    hostname: "esc",
+    mounts: [{ type: "tmpfs", target: "/x\x1b[31m\tred" }],
+    hooks: { afterStop: "echo a\nb" },
+  };
+  const text = planText(planContainer(spec));
+  // deno-lint-ignore no-control-regex
+  assert(!/[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e]/.test(text), text);
+  assert(text.includes("\\u001b[2J") && text.includes("/x\\u001b[31m\\tred"), text);
+}, { skip: isRoot ? false : "a non-root caller is rootless: this spec needs a user namespace then" });
