@@ -58,6 +58,57 @@ import {
 } from "./spec.ts";
 import type { ResolvedVeth } from "./validate.ts";
 
+/**
+ * The keys of each section, as the spec's types have them: a compile-time check below makes a
+ * field added to a type (and not here) an error, so the types and the checks cannot drift apart.
+ */
+export const KEYS = {
+  idMap: ["uid", "gid", "allowHostIds"],
+  user: ["uid", "gid", "groups"],
+  owner: ["uid", "gid"],
+  mount: ["type", "source", "target", "options", "readonly"],
+  cgroup: ["cpu", "cpuset", "memory", "pids", "io", "devices", "raw", "name", "parent"],
+  cpu: ["quotaUs", "periodUs", "weight", "shares"],
+  cpuset: ["cpus", "mems"],
+  memory: ["limit", "swap"],
+  pids: ["max"],
+  io: ["weight", "readBps", "writeBps", "readIops", "writeIops"],
+  capabilities: ["add", "drop"],
+  network: ["loopback", "veth"],
+  veth: ["host", "container", "hostAddress", "containerAddress", "allowWidePrefix"],
+  seccomp: ["defaultAction", "defaultErrno", "unknownSyscalls", "architectures", "syscalls"],
+  seccompRule: ["names", "action", "errno", "args", "includes", "excludes"],
+  seccompArg: ["index", "op", "value", "valueTwo", "width"],
+  seccompCondition: ["caps", "arches", "minKernel"],
+} as const;
+
+/** True when `K` names exactly the keys of `T`. */
+type Exactly<T, K extends readonly string[]> = [Exclude<keyof T, K[number]>, Exclude<K[number], keyof T>] extends
+  [never, never] ? true : false;
+type Cgroup = NonNullable<ContainerSpec["cgroup"]>;
+type Rule = SeccompProfile["syscalls"][number];
+/** Compile-time only: each line fails to type-check when a type and its key list differ. */
+const _keysMatchTheTypes: readonly true[] = [
+  true as Exactly<NonNullable<ContainerSpec["idMap"]>, typeof KEYS.idMap>,
+  true as Exactly<NonNullable<ContainerSpec["user"]>, typeof KEYS.user>,
+  true as Exactly<NonNullable<Extract<ContainerSpec["rootfs"], { owner?: unknown }>["owner"]>, typeof KEYS.owner>,
+  true as Exactly<MountSpec, typeof KEYS.mount>,
+  true as Exactly<Cgroup, typeof KEYS.cgroup>,
+  true as Exactly<NonNullable<Cgroup["cpu"]>, typeof KEYS.cpu>,
+  true as Exactly<NonNullable<Cgroup["cpuset"]>, typeof KEYS.cpuset>,
+  true as Exactly<NonNullable<Cgroup["memory"]>, typeof KEYS.memory>,
+  true as Exactly<NonNullable<Cgroup["pids"]>, typeof KEYS.pids>,
+  true as Exactly<NonNullable<Cgroup["io"]>, typeof KEYS.io>,
+  true as Exactly<Exclude<NonNullable<ContainerSpec["capabilities"]>, readonly string[]>, typeof KEYS.capabilities>,
+  true as Exactly<NonNullable<ContainerSpec["network"]>, typeof KEYS.network>,
+  true as Exactly<NonNullable<NonNullable<ContainerSpec["network"]>["veth"]>, typeof KEYS.veth>,
+  true as Exactly<SeccompProfile, typeof KEYS.seccomp>,
+  true as Exactly<Rule, typeof KEYS.seccompRule>,
+  true as Exactly<NonNullable<Rule["args"]>[number], typeof KEYS.seccompArg>,
+  true as Exactly<NonNullable<Rule["includes"]>, typeof KEYS.seccompCondition>,
+];
+void _keysMatchTheTypes;
+
 /** A container's name: also its hostname, its cgroup's and its state directory's. */
 export const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 const SHELL_META = /[*?{}[\]<>()~&|\\$;'`"\n#=%]/;
@@ -200,7 +251,7 @@ export function idMapsOf(
   caller: { readonly euid: number; readonly egid: number },
 ): { uidMap: readonly IdMapEntry[]; gidMap: readonly IdMapEntry[]; ok: boolean } {
   const { bad } = c;
-  const idMap = c.section(value, "idMap", ["uid", "gid", "allowHostIds"], "an object { uid, gid, allowHostIds }");
+  const idMap = c.section(value, "idMap", KEYS.idMap, "an object { uid, gid, allowHostIds }");
   // (null: the map has problems, reported)
   const givenUid = idMapOf(c, idMap?.uid, "idMap.uid");
   const givenGid = idMapOf(c, idMap?.gid, "idMap.gid");
@@ -272,7 +323,7 @@ export function userOf(
   userns: boolean,
 ): { uid: number; gid: number; groups: number[] } {
   const { bad } = c;
-  const u = c.section(value, "user", ["uid", "gid", "groups"], "an object { uid, gid, groups }");
+  const u = c.section(value, "user", KEYS.user, "an object { uid, gid, groups }");
   if (u && u.uid === undefined) bad("user.uid", "is required in user (0 for root)");
   const user = {
     uid: (u?.uid ?? 0) as number,
@@ -458,7 +509,7 @@ export function rootfsOf(c: Checker, r: unknown): string {
     if (typeof t !== "string" || !/\.(tar|tar\.gz|tgz)$/.test(t)) {
       bad("rootfs.tarball", `must be a .tar, .tar.gz or .tgz path, got ${show(t)}`);
     } else c.string(t, "rootfs.tarball");
-    const owner = c.section(r.owner, "rootfs.owner", ["uid", "gid"], "an object { uid, gid }");
+    const owner = c.section(r.owner, "rootfs.owner", KEYS.owner, "an object { uid, gid }");
     if (owner) {
       if (owner.uid === undefined) bad("rootfs.owner.uid", "is required in rootfs.owner");
       for (const k of ["uid", "gid"] as const) {
@@ -531,7 +582,7 @@ export function mountsOf(c: Checker, value: unknown): MountSpec[] {
     const o = c.section(
       m,
       at,
-      ["type", "source", "target", "options", "readonly"],
+      KEYS.mount,
       "a mount { type, target, … }",
       true,
     );
@@ -607,7 +658,7 @@ export function cgroupOf(c: Checker, value: unknown, name: string): Obj | undefi
   const cg = c.section(
     value,
     "cgroup",
-    ["cpu", "cpuset", "memory", "pids", "io", "devices", "raw", "name", "parent"],
+    KEYS.cgroup,
     "an object of limits { cpu, memory, pids, … }",
   );
   if (!cg) return null;
@@ -620,7 +671,7 @@ export function cgroupOf(c: Checker, value: unknown, name: string): Obj | undefi
     }
     c.config(path, () => void parseInteger(v, path, range));
   };
-  const cpu = c.section(cg.cpu, "cgroup.cpu", ["quotaUs", "periodUs", "weight", "shares"], "an object");
+  const cpu = c.section(cg.cpu, "cgroup.cpu", KEYS.cpu, "an object { quotaUs, periodUs, weight, shares }");
   if (cpu) {
     limit(cpu.quotaUs, "cgroup.cpu.quotaUs", { min: 1000, unit: "microseconds" });
     limit(cpu.periodUs, "cgroup.cpu.periodUs", { min: 1000, max: 1_000_000, unit: "microseconds", unlimited: false });
@@ -630,14 +681,14 @@ export function cgroupOf(c: Checker, value: unknown, name: string): Obj | undefi
       bad("cgroup.cpu.shares", "give weight (v2 units) or shares (v1 units), not both: one is converted to the other");
     }
   }
-  const cpuset = c.section(cg.cpuset, "cgroup.cpuset", ["cpus", "mems"], "an object { cpus, mems }");
+  const cpuset = c.section(cg.cpuset, "cgroup.cpuset", KEYS.cpuset, "an object { cpus, mems }");
   for (const k of ["cpus", "mems"] as const) {
     const v = cpuset?.[k];
     if (v === undefined) continue;
     if (typeof v !== "string") bad(`cgroup.cpuset.${k}`, `must be a list like "0-3,6", got ${show(v)}`);
     else c.config(`cgroup.cpuset.${k}`, () => void parseCpuList(v, `cgroup.cpuset.${k}`));
   }
-  const memory = c.section(cg.memory, "cgroup.memory", ["limit", "swap"], "an object { limit, swap }");
+  const memory = c.section(cg.memory, "cgroup.memory", KEYS.memory, "an object { limit, swap }");
   for (const k of ["limit", "swap"] as const) {
     const v = memory?.[k];
     if (v === undefined) continue;
@@ -656,9 +707,9 @@ export function cgroupOf(c: Checker, value: unknown, name: string): Obj | undefi
   if (memory?.swap !== undefined && memory.limit === undefined && memoryOnV1()) {
     bad("cgroup.memory.swap", "on cgroup v1 needs limit as well: memory.memsw.limit_in_bytes counts memory + swap");
   }
-  const pids = c.section(cg.pids, "cgroup.pids", ["max"], "an object { max }");
+  const pids = c.section(cg.pids, "cgroup.pids", KEYS.pids, "an object { max }");
   limit(pids?.max, "cgroup.pids.max", { min: 1, unit: "tasks" });
-  const io = c.section(cg.io, "cgroup.io", ["weight", "readBps", "writeBps", "readIops", "writeIops"], "an object");
+  const io = c.section(cg.io, "cgroup.io", KEYS.io, "an object { weight, readBps, … }");
   if (io) {
     limit(io.weight, "cgroup.io.weight", { min: 1, max: 10000, unlimited: false });
     for (const k of ["readBps", "writeBps", "readIops", "writeIops"] as const) {
@@ -742,7 +793,7 @@ export function capabilitiesOf(c: Checker, value: unknown): string[] {
     });
     return [...new Set(names.filter((n) => n !== undefined))] as string[];
   }
-  const o = c.section(value, "capabilities", ["add", "drop"], "a list of capabilities, or { add, drop }");
+  const o = c.section(value, "capabilities", KEYS.capabilities, "a list of capabilities, or { add, drop }");
   if (!o) return [...DEFAULT_CAPABILITIES];
   const listOf = (k: "add" | "drop") => {
     const list = c.array(o[k], `capabilities.${k}`, "an array of capability names") ?? [];
@@ -843,18 +894,18 @@ function seccompShape(c: Checker, profile: Obj): boolean {
     unknownKeys(
       profile,
       "seccomp",
-      ["defaultAction", "defaultErrno", "unknownSyscalls", "architectures", "syscalls"],
+      KEYS.seccomp,
       c.bad,
     );
     const condition = (x: unknown, at: string) =>
-      c.section(x, at, ["caps", "arches", "minKernel"], "{ caps, arches, minKernel }");
+      c.section(x, at, KEYS.seccompCondition, "{ caps, arches, minKernel }");
     const rules = c.array(profile.syscalls, "seccomp.syscalls", "an array of rules { names, action }") ?? [];
     rules.forEach((rule, i) => {
       const at = `seccomp.syscalls[${i}]`;
       const r = c.section(
         rule,
         at,
-        ["names", "action", "errno", "args", "includes", "excludes"],
+        KEYS.seccompRule,
         "a rule { names, action }",
         true,
       );
@@ -862,7 +913,7 @@ function seccompShape(c: Checker, profile: Obj): boolean {
       condition(r.includes, `${at}.includes`);
       condition(r.excludes, `${at}.excludes`);
       (Array.isArray(r.args) ? r.args : []).forEach((a, k) => {
-        c.section(a, `${at}.args[${k}]`, ["index", "op", "value", "valueTwo", "width"], "{ index, op, value }", true);
+        c.section(a, `${at}.args[${k}]`, KEYS.seccompArg, "{ index, op, value }", true);
       });
     });
     if (profile.architectures !== undefined && !Array.isArray(profile.architectures)) {
@@ -879,8 +930,8 @@ export function vethOf(c: Checker, value: unknown, netNew: boolean, name: string
   const v = c.section(
     value,
     "network.veth",
-    ["host", "container", "hostAddress", "containerAddress", "allowWidePrefix"],
-    "an object",
+    KEYS.veth,
+    "an object { host, container, hostAddress, containerAddress, allowWidePrefix }",
   );
   if (!v) return undefined;
   if (!netNew) bad("network.veth", 'needs a new network namespace: add "net" to namespaces');

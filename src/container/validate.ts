@@ -32,6 +32,7 @@ import {
   hooksOf,
   hostnameOf,
   idMapsOf,
+  KEYS,
   mountsOf,
   nameOf,
   namespacesOf,
@@ -191,6 +192,11 @@ const SPEC_FIELDS = [
   "hooks",
 ] as const;
 
+// Compile-time: SPEC_FIELDS names exactly ContainerSpec's keys (a field added to the type is checked here too).
+const _fieldsMatchTheType: [Exclude<keyof ContainerSpec, typeof SPEC_FIELDS[number]>] extends [never] ? true : false =
+  true;
+void _fieldsMatchTheType;
+
 /** Where a spec may hold a bigint: a seccomp rule's argument values (64-bit, beyond a number's 2^53). */
 const BIGINT_AT = /^seccomp\.syscalls\[\d+\]\.args\[\d+\]\.(value|valueTwo)$/;
 
@@ -286,7 +292,7 @@ export function resolveSpec(input: ContainerSpec): ResolvedSpec {
   const hooks = hooksOf(c, s.hooks);
 
   // network
-  const network = c.section(s.network, "network", ["loopback", "veth"], "an object { loopback, veth }");
+  const network = c.section(s.network, "network", KEYS.network, "an object { loopback, veth }");
   const loopback = c.boolean(network?.loopback, "network.loopback");
   const veth = vethOf(c, network?.veth, has("net"), name ?? "x");
 
