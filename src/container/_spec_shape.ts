@@ -2,8 +2,8 @@
  * The generic half of spec validation: a safe copy of whatever a caller passed as a spec (bounded
  * depth and size, no cycles, plain data only, getters run once), field paths, values shown in
  * messages without ever throwing, unknown keys with a "did you mean" from the edit distance, and
- * the string limits the kernel sets (PATH_MAX, MAX_ARG_STRLEN). `validate.ts` says what each field
- * is; this module says how to look at one without tripping.
+ * the string limits the kernel sets (PATH_MAX, MAX_ARG_STRLEN). `_spec_fields.ts` says what each
+ * field is; this module says how to look at one without tripping.
  * @module
  */
 import { isAbsolute } from "node:path";
@@ -80,14 +80,6 @@ export function show(value: unknown): string {
       if (Array.isArray(value)) return value.length ? `an array of ${value.length}` : "an empty array";
       return "an object";
   }
-}
-
-/** The JavaScript type of a value as a message names it. */
-export function typeName(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  const t = typeof value;
-  return t === "object" ? "an object" : t === "undefined" ? "undefined" : `a ${t}`;
 }
 
 /** True for a plain object (what a spec's sections are) — not an array, null, or a class instance. */
@@ -186,8 +178,8 @@ function messageOf(e: unknown): string {
 /**
  * A deep copy of a spec made of plain data — objects, arrays, strings, numbers, booleans, null,
  * functions as leaves (hooks), and bigints only where `bigintAt` matches the path (a seccomp
- * rule's values) — read once (a getter runs once, so
- * what is checked is what is used). Keys whose value is `undefined` are left out (an optional
+ * rule's values) — read once (a getter runs once, so what is checked is what is used, and a later
+ * change to the input changes nothing). Keys whose value is `undefined` are left out (an optional
  * field given as undefined is absent), and every key is copied as an own property (`__proto__`
  * stays a key, never a prototype). Problems: a cycle, nesting deeper than {@link MAX_DEPTH}, more
  * than {@link MAX_VALUES} values, a symbol, an object that is not plain (a Date, a Map, a class
