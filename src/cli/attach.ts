@@ -2,7 +2,7 @@
  * `hako attach NAME`: a shell inside a running container (haconiwa's `attach`).
  * @module
  */
-import { parseArgs, UsageError } from "./_args.ts";
+import { nonEmpty, parseArgs, stringOption, UsageError } from "./_args.ts";
 import { host } from "../runner/_host.ts";
 
 /** The help text. */
@@ -32,12 +32,14 @@ export function parseAttachArgs(
     tty: { type: "boolean", short: "t" },
     help: { type: "boolean", short: "h" },
   });
-  const shell = (values.shell as string | undefined) ?? "/bin/sh";
+  const shell = stringOption(values, "shell") ?? "/bin/sh";
   if (values.help) return { help: true, shell };
+  nonEmpty(shell, "--shell");
   if (positionals.length !== 1) {
     throw new UsageError(positionals.length ? "one container name only" : "a container name is required");
   }
-  return { help: false, name: positionals[0]!, shell, ...(values.tty ? { tty: true } : {}) };
+  const name = nonEmpty(positionals[0]!, "the container name");
+  return { help: false, name, shell, ...(values.tty ? { tty: true } : {}) };
 }
 
 /** Runs `hako attach`. */

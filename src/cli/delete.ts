@@ -2,7 +2,7 @@
  * `hako delete NAME… [--force] [--rootfs]`.
  * @module
  */
-import { parseArgs, UsageError } from "./_args.ts";
+import { nonEmpty, parseArgs, UsageError } from "./_args.ts";
 import { host } from "../runner/_host.ts";
 
 /** The help text. */
@@ -40,6 +40,7 @@ export function parseDeleteArgs(
   });
   if (values.help) return { help: true, names: [], force: false, rootfs: false };
   if (positionals.length === 0) throw new UsageError("a container name is required");
+  for (const n of positionals) nonEmpty(n, "a container name");
   return { help: false, names: [...positionals], force: values.force === true, rootfs: values.rootfs === true };
 }
 

@@ -5,7 +5,7 @@
  * evidence from inside and removes its cgroup.
  * @module
  */
-import { parseArgs, UsageError } from "./_args.ts";
+import { nonEmpty, parseArgs, quoted, stringOption, UsageError } from "./_args.ts";
 import { host } from "../runner/_host.ts";
 
 /** Where the rootfs goes unless `--rootfs` or `$HAKO_DEMO_ROOTFS` says otherwise. */
@@ -48,8 +48,9 @@ export function parseDemoArgs(argv: readonly string[]): DemoArgs {
     help: { type: "boolean", short: "h" },
   });
   if (values.help) return { help: true };
-  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-  return { help: false, ...(typeof values.rootfs === "string" ? { rootfs: values.rootfs } : {}) };
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${quoted(positionals[0]!)}`);
+  const rootfs = stringOption(values, "rootfs");
+  return { help: false, ...(rootfs !== undefined ? { rootfs: nonEmpty(rootfs, "--rootfs") } : {}) };
 }
 
 /** The capabilities the container keeps. */

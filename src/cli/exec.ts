@@ -2,7 +2,7 @@
  * `hako exec NAME [options] [--] CMD…`: a command inside a running container.
  * @module
  */
-import { parseArgs, UsageError } from "./_args.ts";
+import { nonEmpty, parseArgs, quoted, stringOption, stringsOption, UsageError } from "./_args.ts";
 import { host } from "../runner/_host.ts";
 
 /** The help text. */
@@ -26,7 +26,7 @@ Options:
   -t, --tty                Give the command a terminal of the container's own
   -i, --interactive        With -t, relay stdin to it
   -u, --user <uid[:gid]>   Run as this user inside instead
-  -e, --env <K=V>          Set one variable (for more: env A=1 B=2 cmd)
+  -e, --env <K=V>          Set a variable (again for more: -e A=1 -e B=2)
   -w, --workdir <dir>      Working directory inside
   -h, --help               Show this help
 `;
@@ -52,7 +52,7 @@ export interface ExecArgs {
 export function parseExecArgs(argv: readonly string[]): ExecArgs {
   const { values, positionals } = parseArgs(argv, {
     user: { type: "string", short: "u" },
-    env: { type: "string", short: "e" },
+    env: { type: "string", short: "e", multiple: true },
     workdir: { type: "string", short: "w" },
     tty: { type: "boolean", short: "t" },
     interactive: { type: "boolean", short: "i" },
@@ -62,27 +62,44 @@ export function parseExecArgs(argv: readonly string[]): ExecArgs {
   let [name, ...cmd] = positionals;
   if (cmd[0] === "--") cmd = cmd.slice(1);
   if (name === undefined) throw new UsageError("a container name is required");
+  nonEmpty(name, "the container name");
   if (cmd.length === 0) throw new UsageError("a command is required");
+  nonEmpty(cmd[0]!, "the command (its program)");
   const out: ExecArgs = { help: false, name, argv: cmd };
-  const u = values.user as string | undefined;
+  const u = stringOption(values, "user");
   let user: ExecArgs["user"];
   if (u !== undefined) {
-    const m = /^(\d+)(?::(\d+))?$/.exec(u);
-    if (!m) throw new UsageError(`--user wants uid[:gid] numbers, not "${u}"`);
+    const m = /^(\d{1,10})(?::(\d{1,10}))?$/.exec(u);
+    // (ids up to 4294967294: (uid_t)-1 means "unchanged" to the kernel)
+    if (!m || [m[1], m[2]].some((x) => x !== undefined && Number(x) > 4294967294)) {
+      throw new UsageError(`--user wants uid[:gid], numbers in 0..4294967294, not ${quoted(u)}`);
+    }
     user = { uid: Number(m[1]), ...(m[2] !== undefined ? { gid: Number(m[2]) } : {}) };
   }
-  const e = values.env as string | undefined;
   let env: Record<string, string> | undefined;
-  if (e !== undefined) {
+  for (const e of stringsOption(values, "env")) {
     const i = e.indexOf("=");
-    if (i <= 0) throw new UsageError(`--env wants K=V, not "${e}"`);
-    env = { [e.slice(0, i)]: e.slice(i + 1) };
+    if (i <= 0 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(e.slice(0, i))) {
+      throw new UsageError(`--env wants NAME=VALUE with a variable name (letters, digits, _), not ${quoted(e)}`);
+    }
+    env ??= {};
+    // (an own key whatever the name, `__proto__` included; a name given again: the last value, as docker)
+    Object.defineProperty(env, e.slice(0, i), {
+      value: e.slice(i + 1),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  const workdir = stringOption(values, "workdir");
+  if (workdir !== undefined && !workdir.startsWith("/")) {
+    throw new UsageError(`--workdir wants an absolute path inside the container, not ${quoted(workdir)}`);
   }
   return {
     ...out,
     ...(user ? { user } : {}),
     ...(env ? { env } : {}),
-    ...(typeof values.workdir === "string" ? { workdir: values.workdir } : {}),
+    ...(workdir !== undefined ? { workdir } : {}),
     ...(values.tty ? { tty: true } : {}),
     ...(values.interactive ? { interactive: true } : {}),
   };

@@ -2,7 +2,7 @@
  * `hako gc`: removes what dead or half-made containers left.
  * @module
  */
-import { parseArgs, UsageError } from "./_args.ts";
+import { parseArgs, quoted, UsageError } from "./_args.ts";
 import { host } from "../runner/_host.ts";
 
 /** The help text. */
@@ -35,7 +35,7 @@ export function parseGcArgs(argv: readonly string[]): { help: boolean; dryRun: b
     json: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   });
-  if (positionals.length > 0 && !values.help) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  if (positionals.length > 0 && !values.help) throw new UsageError(`unexpected argument ${quoted(positionals[0]!)}`);
   return { help: values.help === true, dryRun: values["dry-run"] === true, json: values.json === true };
 }
 

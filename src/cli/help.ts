@@ -28,7 +28,9 @@ export function parseHelpArgs(argv: readonly string[]): HelpArgs {
   if (positionals.length > 1) throw new UsageError("give at most one command");
   const topic = positionals[0];
   if (topic === undefined) return {};
-  if (!Object.hasOwn(COMMANDS, topic)) throw new UsageError(`unknown command "${topic}"`);
+  if (!Object.hasOwn(COMMANDS, topic)) {
+    throw new UsageError(`unknown command ${JSON.stringify(topic.length > 64 ? `${topic.slice(0, 64)}…` : topic)}`);
+  }
   return { topic };
 }
 

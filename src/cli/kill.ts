@@ -2,7 +2,8 @@
  * `hako kill NAME [SIGNAL]`.
  * @module
  */
-import { parseArgs, UsageError } from "./_args.ts";
+import { nonEmpty, parseArgs, quoted, UsageError } from "./_args.ts";
+import { signalNumber } from "../signals.ts";
 import { host } from "../runner/_host.ts";
 
 /** The help text. */
@@ -25,7 +26,15 @@ export function parseKillArgs(argv: readonly string[]): { help: boolean; name?: 
   if (values.help) return { help: true, signal: "KILL" };
   const [name, signal = "KILL", ...rest] = positionals;
   if (name === undefined) throw new UsageError("a container name is required");
-  if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
+  nonEmpty(name, "the container name");
+  if (rest.length > 0) throw new UsageError(`unexpected argument ${quoted(rest[0]!)}`);
+  // A signal by name (KILL, SIGTERM, term) or number (9), checked here: a bad one is a usage error.
+  if (!/^(\d{1,2}|[A-Za-z0-9+-]{1,16})$/.test(signal)) throw new UsageError(`unknown signal ${quoted(signal)}`);
+  try {
+    signalNumber(/^\d+$/.test(signal) ? Number(signal) : signal);
+  } catch (e) {
+    throw new UsageError((e as Error).message.replace(/^signal: /, ""));
+  }
   return { help: false, name, signal: /^\d+$/.test(signal) ? signal : signal.toUpperCase() };
 }
 

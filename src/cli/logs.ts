@@ -10,7 +10,7 @@
  * stdout is not a terminal (a pipe, a file) the bytes pass unchanged, as `docker logs` does.
  * @module
  */
-import { parseArgs, UsageError } from "./_args.ts";
+import { nonEmpty, parseArgs, quoted, stringOption, UsageError } from "./_args.ts";
 import { host } from "../runner/_host.ts";
 
 /** The help text. */
@@ -42,11 +42,13 @@ export function parseLogsArgs(
   if (positionals.length !== 1) {
     throw new UsageError(positionals.length ? "one container name only" : "a container name is required");
   }
-  const tail = values.tail as string | undefined;
-  if (tail !== undefined && !/^\d+$/.test(tail)) throw new UsageError(`--tail wants a number of lines, not "${tail}"`);
+  const tail = stringOption(values, "tail");
+  if (tail !== undefined && (!/^\d+$/.test(tail) || !Number.isSafeInteger(Number(tail)))) {
+    throw new UsageError(`--tail wants a number of lines, not ${quoted(tail)}`);
+  }
   return {
     help: false,
-    name: positionals[0]!,
+    name: nonEmpty(positionals[0]!, "the container name"),
     follow: values.follow === true,
     raw: values.raw === true,
     ...(tail ? { tail: Number(tail) } : {}),

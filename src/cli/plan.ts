@@ -4,7 +4,7 @@
  * and in the child (each named setup step with its calls) — or `--json`.
  * @module
  */
-import { parseArgs, UsageError } from "./_args.ts";
+import { nonEmpty, parseArgs, UsageError } from "./_args.ts";
 import { host } from "../runner/_host.ts";
 
 /** The help text. */
@@ -33,12 +33,16 @@ export interface PlanArgs {
  * @throws {UsageError} For an unknown option or a missing file.
  */
 export function parsePlanArgs(argv: readonly string[]): PlanArgs {
-  const i = argv.findIndex((a) => !a.startsWith("-"));
-  const opts = i < 0 ? argv : argv.slice(0, i);
-  const { values } = parseArgs(opts, { json: { type: "boolean" }, help: { type: "boolean", short: "h" } });
-  const file = i < 0 ? undefined : argv[i];
-  if (!values.help && file === undefined) throw new UsageError("a spec file is required");
-  return { help: values.help === true, json: values.json === true, file, args: i < 0 ? [] : argv.slice(i + 1) };
+  // Options end at the spec file: what follows it goes to the spec (its args).
+  const { values, positionals } = parseArgs(argv, {
+    json: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  }, true);
+  const [file, ...args] = positionals;
+  if (values.help) return { help: true, json: values.json === true, file, args };
+  if (file === undefined) throw new UsageError("a spec file is required");
+  nonEmpty(file, "the spec file's path");
+  return { help: false, json: values.json === true, file, args };
 }
 
 /** Runs `hako plan`. */

@@ -2,7 +2,7 @@
  * `hako ps`: the containers on this host, from their state on disk, with live figures.
  * @module
  */
-import { parseArgs, UsageError } from "./_args.ts";
+import { parseArgs, quoted, UsageError } from "./_args.ts";
 import { bytes, duration, table } from "./_format.ts";
 import { type Host, host } from "../runner/_host.ts";
 import { resolveStateDir } from "../container/_state_dir.ts";
@@ -31,7 +31,7 @@ export function parsePsArgs(argv: readonly string[]): { help: boolean; json: boo
     quiet: { type: "boolean", short: "q" },
     help: { type: "boolean", short: "h" },
   });
-  if (positionals.length > 0 && !values.help) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  if (positionals.length > 0 && !values.help) throw new UsageError(`unexpected argument ${quoted(positionals[0]!)}`);
   return { help: values.help === true, json: values.json === true, quiet: values.quiet === true };
 }
 

@@ -2,7 +2,7 @@
  * `hako run SCRIPT [ARGS…]` and `hako run -e CODE [ARGS…]`.
  * @module
  */
-import { parseArgs, UsageError } from "./_args.ts";
+import { nonEmpty, parseArgs, stringOption, UsageError } from "./_args.ts";
 import { host } from "../runner/_host.ts";
 import { type LoaderKind, runScript } from "../runner/run_script.ts";
 
@@ -114,7 +114,7 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
     help: { type: "boolean", short: "h" },
   }, true);
   if (values.help) return { help: true, args: [] };
-  const timeout = values["stop-timeout"] as string | undefined;
+  const timeout = stringOption(values, "stop-timeout");
   if (timeout !== undefined && !/^\d+(\.\d+)?$/.test(timeout)) {
     throw new UsageError(`--stop-timeout wants seconds, not "${timeout}"`);
   }
@@ -125,12 +125,17 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
     ...(timeout !== undefined ? { stopTimeoutMs: Number(timeout) * 1000 } : {}),
     ...(values.init ? { init: true } : {}),
   };
-  const rootfs = values.rootfs as string | undefined, image = values.image as string | undefined;
-  const name = values.name as string | undefined;
+  const rootfs = stringOption(values, "rootfs"), image = stringOption(values, "image");
+  const name = stringOption(values, "name");
+  const code = stringOption(values, "eval");
+  if (name !== undefined) nonEmpty(name, "--name");
   if (rootfs !== undefined || image !== undefined) {
     if (rootfs !== undefined && image !== undefined) throw new UsageError("give --rootfs or --image, not both");
-    if (values.eval !== undefined) throw new UsageError("-e runs a script, --rootfs/--image a container: pick one");
+    if (rootfs !== undefined) nonEmpty(rootfs, "--rootfs");
+    if (image !== undefined) nonEmpty(image, "--image");
+    if (code !== undefined) throw new UsageError("-e runs a script, --rootfs/--image a container: pick one");
     if (positionals.length === 0) throw new UsageError("a command to run in the container is required");
+    nonEmpty(positionals[0]!, "the command (its program)");
     return {
       help: false,
       args: [],
@@ -144,20 +149,21 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
     };
   }
   if (name !== undefined) throw new UsageError("--name goes with --rootfs or --image");
-  const loader = values.loader as string | undefined;
+  const loader = stringOption(values, "loader");
   if (loader !== undefined && loader !== "native" && loader !== "data") {
     throw new UsageError(`--loader must be "native" or "data", not "${loader}"`);
   }
   const base = { help: false, ...(loader ? { loader: loader as LoaderKind } : {}), ...terminal };
-  if (typeof values.eval === "string") {
+  if (code !== undefined) {
     if (values.tty) throw new UsageError("-t gives a container a terminal: a spec module, --rootfs or --image, not -e");
     if (timeout !== undefined || values.init) {
       throw new UsageError("--stop-timeout and --init are a container's: a spec module, --rootfs or --image, not -e");
     }
-    return { ...base, code: values.eval, args: positionals };
+    return { ...base, code, args: positionals };
   }
   const [script, ...args] = positionals;
   if (script === undefined) throw new UsageError("no script given");
+  nonEmpty(script, "the script's path");
   return { ...base, script, args };
 }
 
@@ -206,13 +212,19 @@ export function quickSpec(
   cwd: string,
   varDir = "/var/lib/hako",
 ): import("../container/spec.ts").ContainerSpec {
-  const abs = (p: string) => (p.startsWith("/") ? p : `${cwd}/${p}`);
+  // (an empty path is left empty, for the validator to refuse: never the cwd itself)
+  const abs = (p: string) => (p === "" || p.startsWith("/") ? p : `${cwd.replace(/\/+$/, "")}/${p}`);
   const name = q.name ?? `run-${Math.random().toString(16).slice(2, 10)}`;
   let rootfs: import("../container/spec.ts").RootfsSpec;
   if (q.rootfs !== undefined) rootfs = abs(q.rootfs);
   else {
-    const base = q.image!.split("/").pop()!.replace(/\.(tar(\.gz)?|tgz)$/, "") || "image";
-    rootfs = { tarball: abs(q.image!), path: `${varDir}/images/${base}` };
+    const image = q.image ?? "";
+    // The extraction's directory is named after the image's file: one path segment of safe
+    // characters (never "", "." or "..", which would name images/ or its parent).
+    const stem = (image.split("/").pop() ?? "").replace(/\.(tar(\.gz)?|tgz)$/, "").replace(/[^A-Za-z0-9_.-]/g, "_")
+      .slice(0, 200);
+    const base = /^\.*$/.test(stem) ? "image" : stem;
+    rootfs = { tarball: abs(image), path: `${varDir}/images/${base}` };
   }
   return { name, rootfs, command: [...q.command] };
 }

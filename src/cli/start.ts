@@ -3,7 +3,7 @@
  * one supervisor (started on demand).
  * @module
  */
-import { parseArgs, UsageError } from "./_args.ts";
+import { nonEmpty, parseArgs, stringOption, UsageError } from "./_args.ts";
 import { parseEach, progressLine } from "./_format.ts";
 import { host } from "../runner/_host.ts";
 import type { ContainerSpec } from "../container/spec.ts";
@@ -64,8 +64,11 @@ export function parseStartArgs(argv: readonly string[]): StartArgs {
   });
   if (values.help) return { help: true, files: [], args: [], quiet: false };
   if (positionals.length === 0) throw new UsageError("no spec file given");
-  const each = typeof values.each === "string" ? parseEach(values.each) : undefined;
-  const name = typeof values.name === "string" ? values.name : undefined;
+  for (const f of positionals) nonEmpty(f, "a spec file's path");
+  const eachText = stringOption(values, "each");
+  const each = eachText !== undefined ? parseEach(eachText) : undefined;
+  const name = stringOption(values, "name");
+  if (name !== undefined) nonEmpty(name, "--name");
   if (name !== undefined && (each || positionals.length > 1)) {
     throw new UsageError("--name names one container: give one spec file and no --each");
   }

@@ -2,7 +2,7 @@
  * `hako stop NAME… [--timeout S]`.
  * @module
  */
-import { parseArgs, UsageError } from "./_args.ts";
+import { nonEmpty, parseArgs, quoted, stringOption, UsageError } from "./_args.ts";
 import { host } from "../runner/_host.ts";
 
 /** The help text. */
@@ -26,10 +26,14 @@ export function parseStopArgs(argv: readonly string[]): { help: boolean; names: 
     help: { type: "boolean", short: "h" },
   });
   if (values.help) return { help: true, names: [], timeoutMs: 0 };
-  const t = (values.timeout as string | undefined) ?? "10";
-  if (!/^\d+(\.\d+)?$/.test(t)) throw new UsageError(`--timeout wants seconds, not "${t}"`);
+  const t = stringOption(values, "timeout") ?? "10";
+  // (at most what a timer takes: 2^31-1 ms, some 24 days; a longer one would fire at once)
+  if (!/^\d{1,7}(\.\d+)?$/.test(t) || Number(t) * 1000 > 2 ** 31 - 1) {
+    throw new UsageError(`--timeout wants seconds (at most 2147483), not ${quoted(t)}`);
+  }
   if (positionals.length === 0) throw new UsageError("a container name is required");
-  return { help: false, names: [...positionals], timeoutMs: Number(t) * 1000 };
+  for (const n of positionals) nonEmpty(n, "a container name");
+  return { help: false, names: [...positionals], timeoutMs: Math.round(Number(t) * 1000) };
 }
 
 /** Runs `hako stop`. */

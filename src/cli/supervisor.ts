@@ -4,7 +4,7 @@
  * it in the foreground (e.g. under systemd).
  * @module
  */
-import { parseArgs, UsageError } from "./_args.ts";
+import { nonEmpty, parseArgs, quoted, stringOption, UsageError } from "./_args.ts";
 import { host } from "../runner/_host.ts";
 
 /** The help text. */
@@ -34,13 +34,17 @@ export function parseSupervisorArgs(argv: readonly string[]): { help: boolean; l
     help: { type: "boolean", short: "h" },
   });
   if (values.help) return { help: true };
-  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-  const idle = values.idle as string | undefined;
-  if (idle !== undefined && !/^\d+(\.\d+)?$/.test(idle)) throw new UsageError(`--idle wants seconds, not "${idle}"`);
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${quoted(positionals[0]!)}`);
+  const idle = stringOption(values, "idle");
+  // (at most what a timer takes: 2^31-1 ms, some 24 days; a longer one would fire at once)
+  if (idle !== undefined && (!/^\d{1,7}(\.\d+)?$/.test(idle) || Number(idle) * 1000 > 2 ** 31 - 1)) {
+    throw new UsageError(`--idle wants seconds (at most 2147483), not ${quoted(idle)}`);
+  }
+  const log = stringOption(values, "log");
   return {
     help: false,
-    ...(typeof values.log === "string" ? { log: values.log } : {}),
-    ...(idle !== undefined ? { idleMs: Number(idle) * 1000 } : {}),
+    ...(log !== undefined ? { log: nonEmpty(log, "--log") } : {}),
+    ...(idle !== undefined ? { idleMs: Math.round(Number(idle) * 1000) } : {}),
   };
 }
 

@@ -2,7 +2,7 @@
  * `hako version`: hako's version and the runtime's.
  * @module
  */
-import { parseArgs, UsageError } from "./_args.ts";
+import { parseArgs, quoted, UsageError } from "./_args.ts";
 import { host } from "../runner/_host.ts";
 
 /** hako's version (kept equal to deno.json's and package.json's by a test). */
@@ -32,7 +32,7 @@ export interface VersionArgs {
  */
 export function parseVersionArgs(argv: readonly string[]): VersionArgs {
   const { values, positionals } = parseArgs(argv, { json: { type: "boolean" }, help: { type: "boolean", short: "h" } });
-  if (positionals.length > 0 && !values.help) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  if (positionals.length > 0 && !values.help) throw new UsageError(`unexpected argument ${quoted(positionals[0]!)}`);
   return { help: values.help === true, json: values.json === true };
 }
 

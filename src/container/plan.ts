@@ -193,12 +193,26 @@ export function planContainer(spec: ContainerSpec): ContainerPlan {
   return { name: r.name, steps: [...host, ...child] };
 }
 
-/** The plan as text, one numbered step a block. */
+/**
+ * Control characters (C0, DEL, C1) and the bidirectional overrides: a spec's paths and strings
+ * may hold them, and printed raw they would move the cursor, recolour or rewrite the operator's
+ * terminal, or reorder what the plan seems to say.
+ */
+// deno-lint-ignore no-control-regex
+const UNPRINTABLE = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/** A line of the plan, its unprintable characters written as `\u001b`-style escapes. */
+function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
+    .replace(/[\t\n]/g, (c) => (c === "\t" ? "\\t" : "\\n"));
+}
+
+/** The plan as text, one numbered step a block (what the spec put in it escaped where unprintable). */
 export function planText(plan: ContainerPlan): string {
   const lines = [`Plan for container "${plan.name}" (nothing has been done):`, ""];
   plan.steps.forEach((s, i) => {
-    lines.push(`${String(i + 1).padStart(2)}. [${s.where}] ${s.name} — ${s.why}`);
-    for (const c of s.calls) lines.push(`      ${c}`);
+    lines.push(`${String(i + 1).padStart(2)}. [${s.where}] ${s.name} — ${printable(s.why)}`);
+    for (const c of s.calls) lines.push(`      ${printable(c)}`);
   });
   return `${lines.join("\n")}\n`;
 }

@@ -3,6 +3,12 @@
  * expects), and {@link assertValidSpec}, which collects every problem with its field path before
  * anything is touched.
  *
+ * Validation is strict, whatever the types let through (a spec may come from JSON): every value
+ * must have the type written here (`readonlyRootfs: "false"` is an error, not `true`), a key not
+ * written here is an error at any level (with the closest known name suggested), strings may not
+ * hold a NUL byte, and numbers must be in the ranges the kernel takes. A spec is plain data — JSON
+ * plus hook callbacks (and bigints in a seccomp rule's values) —, at most 24 levels deep.
+ *
  * @example
  * ```ts ignore
  * import { type ContainerSpec } from "./mod.ts";
@@ -48,7 +54,12 @@ export interface MountSpec {
   readonly source?: string;
   /** Absolute path inside the container. */
   readonly target: string;
-  /** Mount options: flags ("ro", "nosuid", "nodev", "noexec", "rbind", "private"…) and data ("size=64m"). */
+  /**
+   * Mount options, one an element (`["nosuid", "size=64m"]`, never `"nosuid,size=64m"`): flags
+   * ("ro", "nosuid", "nodev", "noexec", "rbind", "private"…) and data ("size=64m"), at most a page
+   * of data together. A bind mount honours "ro", "rw", "bind", "rbind" and "norbind" only; any
+   * other option there is an error (it would be ignored).
+   */
   readonly options?: readonly string[];
   /** Shorthand for the "ro" option. */
   readonly readonly?: boolean;
@@ -58,19 +69,35 @@ export interface MountSpec {
 export interface CgroupSpec {
   /** CPU time: a quota per period (µs), or a relative weight (v2, 1..10000) / shares (v1). */
   readonly cpu?: {
-    readonly quotaUs?: number;
+    /** Run time per period, µs: at least 1000, or `"max"` (or -1) for no limit. */
+    readonly quotaUs?: number | "max";
+    /** The period, µs: 1000..1000000 (the kernel's default is 100000). */
     readonly periodUs?: number;
+    /** Relative weight, cgroup v2 units: 1..10000 (converted to shares on v1). Not with `shares`. */
     readonly weight?: number;
+    /** Relative weight, cgroup v1 units: 2..262144 (converted to a weight on v2). Not with `weight`. */
     readonly shares?: number;
   };
   /** CPUs and memory nodes allowed (`"0-1"`, `"0"`). */
   readonly cpuset?: { readonly cpus?: string; readonly mems?: string };
-  /** Memory limit and swap allowed, in bytes. */
-  readonly memory?: { readonly limit?: number; readonly swap?: number };
-  /** At most this many processes (a fork bomb stops there). */
-  readonly pids?: { readonly max?: number };
-  /** Relative block-I/O weight. */
-  readonly io?: { readonly weight?: number };
+  /**
+   * Memory limit and swap allowed: bytes, or a size like `"256M"`; -1 or `"max"` for no limit.
+   * On cgroup v1, swap needs a limit too.
+   */
+  readonly memory?: { readonly limit?: number | string; readonly swap?: number | string };
+  /** At most this many processes (a fork bomb stops there): at least 1, or `"max"`. */
+  readonly pids?: { readonly max?: number | "max" };
+  /**
+   * Relative block-I/O weight (1..10000), and throttles per device (`"MAJ:MIN"` or a device node
+   * such as `/dev/vda`) in bytes or operations per second.
+   */
+  readonly io?: {
+    readonly weight?: number;
+    readonly readBps?: Readonly<Record<string, number | "max">>;
+    readonly writeBps?: Readonly<Record<string, number | "max">>;
+    readonly readIops?: Readonly<Record<string, number | "max">>;
+    readonly writeIops?: Readonly<Record<string, number | "max">>;
+  };
   /**
    * Devices the container may use besides runc's default list (null, zero, full, random, urandom,
    * tty, ptmx and pts, tun): OCI's `linux.resources.devices` rules, e.g.
@@ -78,7 +105,7 @@ export interface CgroupSpec {
    * for read, write and mknod.
    */
   readonly devices?: readonly DeviceRule[];
-  /** Raw controller files, written as given: `{ "cpu.cfs_quota_us": 30000 }`. */
+  /** Raw controller files, written as given: `{ "cpu.cfs_quota_us": 30000 }` (the file must exist on the host's cgroup version). */
   readonly raw?: Readonly<Record<string, string | number>>;
   /**
    * The cgroup's name, relative to the hierarchy's root (default `<parent>/<container name>`). It
@@ -145,17 +172,20 @@ export type NamespaceSpec =
 
 /** The container. Only `name`, `rootfs` and `command` are required. */
 export interface ContainerSpec {
-  /** Unique per host: letters, digits, `.`, `_`, `-` (also the default hostname). */
+  /** Unique per host: 1-63 letters, digits, `.`, `_`, `-` (also the default hostname). */
   readonly name: string;
-  /** argv, or a shell string (run under /bin/sh -c when it has shell syntax). */
+  /**
+   * argv (its first element not empty), or a shell string (run under /bin/sh -c when it has shell
+   * syntax). With the environment it must fit what execve takes (each string under 128 KiB).
+   */
   readonly command: string | readonly string[];
   /** The root filesystem: a directory, a tarball to extract, or a built-in builder. */
   readonly rootfs: RootfsSpec;
-  /** Extra environment for the command (PATH, HOME and HOSTNAME have defaults). */
+  /** Extra environment for the command (PATH, HOME and HOSTNAME have defaults): names like `A_1`, string values. */
   readonly env?: Readonly<Record<string, string>>;
   /** Working directory inside (default "/"). */
   readonly workdir?: string;
-  /** Who the command runs as, inside (default root). */
+  /** Who the command runs as, inside (default root); `gid` defaults to `uid`, at most 65536 `groups`. */
   readonly user?: { readonly uid: number; readonly gid?: number; readonly groups?: readonly number[] };
   /** Default "mount", "uts", "ipc", "pid", "net", "cgroup". */
   readonly namespaces?: readonly NamespaceSpec[];
@@ -172,7 +202,7 @@ export interface ContainerSpec {
     /** Allow host users' and groups' ids in the ranges (default false). */
     readonly allowHostIds?: boolean;
   };
-  /** Default: the name (needs a UTS namespace). */
+  /** Default: the name (needs a UTS namespace). 1-64 bytes, no `/` or control characters. */
   readonly hostname?: string;
   /** Make `/` read-only after every mount is made (default false). */
   readonly readonlyRootfs?: boolean;
@@ -188,9 +218,12 @@ export interface ContainerSpec {
   readonly readonlyPaths?: readonly string[];
   /** Resource limits; the container gets a cgroup only when this is given. */
   readonly cgroup?: CgroupSpec;
-  /** The capabilities kept (a list), or changes to the default set. */
+  /**
+   * The capabilities kept (a list: `"CAP_CHOWN"`, `"chown"`…), or changes to the default set:
+   * `{ drop: ["ALL"], add: [...] }`, `{ add: ["ALL"] }` (every capability the kernel has), as docker's.
+   */
   readonly capabilities?: readonly string[] | { readonly add?: readonly string[]; readonly drop?: readonly string[] };
-  /** `{ NOFILE: 1025, CORE: [0, "unlimited"] }`. */
+  /** `{ NOFILE: 1025, CORE: [0, "unlimited"] }`: known resources (`NOFILE`, `RLIMIT_NOFILE`, `nofile`), soft ≤ hard. */
   readonly rlimits?: Readonly<
     Record<string, number | "unlimited" | readonly [number | "unlimited", number | "unlimited"]>
   >;

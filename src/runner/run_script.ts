@@ -36,6 +36,7 @@
  * @module
  */
 import { type Host, host, isNotFound } from "./_host.ts";
+import { MAX_NESTING, tooDeep } from "./_nesting.ts";
 import { installArgGlobals, installHakoGlobals, mentionsHako } from "./globals.ts";
 import { formatError, type ModuleInfo, ModuleTable } from "./stack.ts";
 import { base64 } from "./_base64.ts";
@@ -152,6 +153,13 @@ export async function runScript(options: RunScriptOptions): Promise<number | und
     const loader = chooseLoader(options.loader, h.env("HAKO_LOADER"), nativeOk);
     if (loader === "data" && isUrl) throw new TypeError(`The data loader runs local scripts only, not ${fileUrl}`);
     const display = options.code === undefined ? table.display(fileUrl) : EVAL_NAME;
+    // A script nested deeper than the runtime's parser can recurse would abort the process.
+    const deep = source === undefined ? undefined : tooDeep(source);
+    if (deep) {
+      throw new SyntaxError(
+        `${display}:${deep.line}:${deep.column}: brackets nest deeper than ${MAX_NESTING} levels (the runtime's parser would run out of stack)`,
+      );
+    }
 
     if (loader === "native" && !(options.code !== undefined && hasRelativeImport(options.code))) {
       if (source === undefined || mentionsHako(source)) await loadHako();

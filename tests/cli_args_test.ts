@@ -1,0 +1,364 @@
+/**
+ * hako's command lines: the table-driven parser (repeatable options, grouped flags, `--`, no
+ * prototype-key surprises), every command's `parse…Args` under a seeded argv fuzz (a UsageError or
+ * a clean parse, never another exception), the nesting check that keeps a pathological script from
+ * aborting the runtime's parser, and the CLI end to end: bad command lines exit 2 and bad specs
+ * exit 1, never with a stack trace or an abort. No root needed.
+ */
+import { spawnSync } from "node:child_process";
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { deepEqual } from "node:assert/strict";
+import { assert, assertEquals, assertThrows, tempDir, test } from "./_harness.ts";
+import { parseArgs, UsageError } from "../src/cli/_args.ts";
+import { parseAttachArgs } from "../src/cli/attach.ts";
+import { parseDeleteArgs } from "../src/cli/delete.ts";
+import { parseDemoArgs } from "../src/cli/demo.ts";
+import { parseExecArgs } from "../src/cli/exec.ts";
+import { parseGcArgs } from "../src/cli/gc.ts";
+import { parseHelpArgs } from "../src/cli/help.ts";
+import { parseKillArgs } from "../src/cli/kill.ts";
+import { parseLogsArgs } from "../src/cli/logs.ts";
+import { parsePlanArgs } from "../src/cli/plan.ts";
+import { parsePsArgs } from "../src/cli/ps.ts";
+import { parseRunArgs, quickSpec } from "../src/cli/run.ts";
+import { parseStartArgs } from "../src/cli/start.ts";
+import { parseStopArgs } from "../src/cli/stop.ts";
+import { parseSupervisorArgs } from "../src/cli/supervisor.ts";
+import { parseVersionArgs } from "../src/cli/version.ts";
+import { COMMANDS } from "../src/cli/commands.ts";
+import { resolveSpec, SpecError } from "../src/container/validate.ts";
+import { MAX_NESTING, tooDeep } from "../src/runner/_nesting.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+/** Every command's parser, by the command's name. */
+const PARSERS: Readonly<Record<string, (argv: readonly string[]) => unknown>> = {
+  run: parseRunArgs,
+  start: parseStartArgs,
+  ps: parsePsArgs,
+  logs: parseLogsArgs,
+  exec: parseExecArgs,
+  attach: parseAttachArgs,
+  kill: parseKillArgs,
+  stop: parseStopArgs,
+  delete: parseDeleteArgs,
+  gc: parseGcArgs,
+  demo: parseDemoArgs,
+  plan: parsePlanArgs,
+  supervisor: parseSupervisorArgs,
+  version: parseVersionArgs,
+  help: parseHelpArgs,
+};
+
+const TABLE = {
+  tty: { type: "boolean", short: "t" },
+  interactive: { type: "boolean", short: "i" },
+  user: { type: "string", short: "u" },
+  env: { type: "string", short: "e", multiple: true },
+  name: { type: "string" },
+} as const;
+
+test("parseArgs() keeps every value of a repeatable option, in order", () => {
+  const { values } = parseArgs(["-e", "A=1", "--env", "B=2", "-eC=3", "--env=D=4"], TABLE);
+  assertEquals(values.env, ["A=1", "B=2", "C=3", "D=4"]);
+  assertEquals(parseArgs([], TABLE).values.env, undefined);
+});
+
+test("parseArgs() takes grouped one-letter options, the last of a group maybe with its value", () => {
+  const values = (argv: string[]) => ({ ...parseArgs(argv, TABLE, true).values });
+  deepEqual(values(["-it"]), { tty: true, interactive: true });
+  deepEqual(values(["-itu", "0:5"]), { tty: true, interactive: true, user: "0:5" });
+  deepEqual(values(["-tu0"]), { tty: true, user: "0" });
+  deepEqual(values(["-tiet=x", "web"]), { tty: true, interactive: true, env: ["t=x"] });
+  assertThrows(() => parseArgs(["-itx"], TABLE), UsageError, /unknown option -x \(in -itx\)/);
+  assertThrows(() => parseArgs(["-itu"], TABLE), UsageError, /--user needs a value/);
+});
+
+test("parseArgs() ends options at --, and a lone - is an operand", () => {
+  assertEquals(parseArgs(["-t", "--", "-i", "--name"], TABLE), {
+    values: { tty: true },
+    positionals: ["-i", "--name"],
+  });
+  assertEquals(parseArgs(["web", "--", "sh"], TABLE, true).positionals, ["web", "--", "sh"]);
+  assertEquals(parseArgs(["-", "-t"], TABLE).positionals, ["-"]);
+  assertEquals(parseArgs(["--name", "--", "x"], TABLE).values, { name: "--" });
+});
+
+test("parseArgs(): --toString, --__proto__, --constructor are unknown options; values has no prototype", () => {
+  for (const name of ["toString", "__proto__", "constructor", "hasOwnProperty", "valueOf", "__defineGetter__"]) {
+    assertThrows(() => parseArgs([`--${name}`, "x"], TABLE), UsageError, /unknown option/);
+    assertThrows(() => parseArgs([`--${name}=x`], TABLE), UsageError, /unknown option/);
+  }
+  const { values } = parseArgs(["-t"], TABLE);
+  assertEquals(Object.getPrototypeOf(values), null);
+  assertEquals("toString" in values, false);
+});
+
+test("parseArgs(): a single-value option given twice is an error, a flag given twice is not", () => {
+  assertThrows(() => parseArgs(["--name", "a", "--name", "b"], TABLE), UsageError, /--name is given twice/);
+  assertThrows(() => parseArgs(["-u", "1", "-u2"], TABLE), UsageError, /--user is given twice/);
+  assertEquals(parseArgs(["-t", "-t"], TABLE).values, { tty: true });
+});
+
+test("hako exec keeps every -e; an empty name or command after -- is a usage error", () => {
+  const a = parseExecArgs(["-e", "A=1", "-e", "B=2", "--env=A=3", "web", "--", "env"]);
+  assertEquals(a.env, { A: "3", B: "2" });
+  assertEquals(a.argv, ["env"]);
+  assertEquals(parseExecArgs(["-it", "-u", "1000:100", "web", "sh"]), {
+    help: false,
+    name: "web",
+    argv: ["sh"],
+    user: { uid: 1000, gid: 100 },
+    tty: true,
+    interactive: true,
+  });
+  assertEquals(parseExecArgs(["-e", "__proto__=x", "web", "env"]).env?.["__proto__"], "x");
+  assertThrows(() => parseExecArgs(["web", "--", ""]), UsageError, /command \(its program\) must not be empty/);
+  assertThrows(() => parseExecArgs(["--", ""]), UsageError, /container name must not be empty/);
+  assertThrows(() => parseExecArgs(["web", "--"]), UsageError, /a command is required/);
+  assertThrows(() => parseExecArgs(["-e", "1A=x", "web", "sh"]), UsageError, /NAME=VALUE/);
+  assertThrows(() => parseExecArgs(["-u", "4294967295", "web", "sh"]), UsageError, /0\.\.4294967294/);
+  assertThrows(() => parseExecArgs(["-w", "tmp", "web", "sh"]), UsageError, /absolute path/);
+});
+
+test("every command's parser refuses prototype-named options and empty names with a UsageError", () => {
+  for (const [command, parse] of Object.entries(PARSERS)) {
+    for (const name of ["toString", "__proto__", "constructor"]) {
+      const e = assertThrows(() => parse([`--${name}`, "x"]), UsageError, /unknown option/);
+      assert(e.message.includes(`--${name}`), `hako ${command}: ${e.message}`);
+    }
+  }
+  assertThrows(() => parseRunArgs(["--rootfs", "/srv/r", "--", ""]), UsageError, /must not be empty/);
+  assertThrows(() => parseRunArgs(["--rootfs", "", "sh"]), UsageError, /--rootfs must not be empty/);
+  assertThrows(() => parseRunArgs([""]), UsageError, /script's path must not be empty/);
+  assertThrows(() => parseKillArgs(["web", "BOGUS"]), UsageError, /unknown signal "BOGUS"/);
+  assertEquals(parseKillArgs(["web", "term"]).signal, "TERM");
+  assertThrows(() => parseStopArgs(["-t", "99999999999", "web"]), UsageError, /at most 2147483/);
+  assertThrows(() => parseLogsArgs(["-n", "99999999999999999999", "web"]), UsageError, /number of lines/);
+  assertThrows(() => parseDeleteArgs([""]), UsageError, /must not be empty/);
+  assertEquals(parsePlanArgs(["--json", "spec.ts", "--json", "a"]), {
+    help: false,
+    json: true,
+    file: "spec.ts",
+    args: ["--json", "a"],
+  });
+  assertEquals(Object.keys(PARSERS).sort(), Object.keys(COMMANDS).sort(), "a parser for every command");
+});
+
+test("the quick container's spec: a relative path under the cwd, an image's directory one safe name", () => {
+  const spec = (q: Parameters<typeof quickSpec>[0]) => quickSpec(q, "/home/me/", "/var/lib/hako");
+  assertEquals(spec({ rootfs: "r", name: "q", command: ["sh"] }).rootfs, "/home/me/r");
+  for (const image of ["...tar", "..tar.gz", ".tgz", "dir/", "a b$(x).tar"]) {
+    const r = spec({ image, name: "q", command: ["sh"] }).rootfs as { path: string };
+    const base = r.path.slice("/var/lib/hako/images/".length);
+    assert(/^[A-Za-z0-9_.-]+$/.test(base) && !/^\.*$/.test(base), `${image} → ${r.path}`);
+  }
+  assertEquals(spec({ rootfs: "", name: "q", command: ["sh"] }).rootfs, "", "an empty path stays empty: never the cwd");
+});
+
+/** mulberry32: a small seeded generator, the same sequence on Deno and Bun. */
+function generator(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const SEED = process.env.HAKO_FUZZ_SEED !== undefined
+  ? Number(process.env.HAKO_FUZZ_SEED)
+  : Math.floor(Math.random() * 2 ** 32);
+
+/** The words argv is made of: every command's options (and near misses), values of every kind. */
+const WORDS = [
+  ...[
+    "--help",
+    "-h",
+    "--json",
+    "--quiet",
+    "-q",
+    "--eval",
+    "-e",
+    "--env",
+    "--user",
+    "-u",
+    "--workdir",
+    "-w",
+    "--tty",
+    "-t",
+    "--interactive",
+    "-i",
+    "-it",
+    "-itu",
+    "-ti",
+    "--rootfs",
+    "--image",
+    "--name",
+    "--loader",
+    "--each",
+    "--timeout",
+    "--tail",
+    "-n",
+    "--follow",
+    "-f",
+    "--raw",
+    "--force",
+    "--dry-run",
+    "--shell",
+    "--log",
+    "--idle",
+    "--",
+    "-",
+    "--=",
+    "---",
+    "-=",
+  ],
+  ...["--toString", "--__proto__", "--constructor", "--valueOf", "-\u0000", "--x=", "--json=1", "--help=no"],
+  ...["", " ", "web", "spec.ts", "/srv/rootfs", "img.tar.gz", "sh", "-c", "0", "1000:1000", "4294967295", "-1"],
+  ...["A=1", "=1", "A", "__proto__=1", "PORT=1..3", "PORT=5..1", "PORT=1..999999", "PORT=a,b", "KILL", "SIGTERM"],
+  ...["9", "99", "1.5", "1e9", "99999999999999999999", "NaN", "native", "data", "toString", "__proto__"],
+  ...["a\nb", "x".repeat(10_000), "é", "\u202e", "../..", "--name=", "-e=", "-uroot"],
+];
+
+test(`every command's parser gives a UsageError or a clean parse for any argv (seed ${SEED})`, () => {
+  console.error(`argv fuzz: seed ${SEED} (replay: HAKO_FUZZ_SEED=${SEED})`);
+  const rand = generator(SEED);
+  const failures: string[] = [];
+  let parsed = 0, specs = 0;
+  for (let i = 0; i < 3000 && failures.length < 5; i++) {
+    const command = Object.keys(PARSERS)[Math.floor(rand() * Object.keys(PARSERS).length)]!;
+    const word = () => WORDS[Math.floor(rand() * WORDS.length)]!;
+    const argv = Array.from({ length: Math.floor(rand() * 7) }, word);
+    // (a third of the run command lines are quick containers: their specs get checked too)
+    if (command === "run" && rand() < 0.33) argv.unshift(rand() < 0.5 ? "--rootfs" : "--image", word(), word());
+    try {
+      const a = PARSERS[command]!(argv);
+      parsed++;
+      // The spec a quick container's flags make is a spec like any other: valid, or a SpecError.
+      const quick = (a as { quick?: Parameters<typeof quickSpec>[0] }).quick;
+      if (quick) {
+        specs++;
+        try {
+          resolveSpec(quickSpec(quick, "/home/me"));
+        } catch (e) {
+          if (!(e instanceof SpecError)) throw e;
+        }
+      }
+    } catch (e) {
+      if (!(e instanceof UsageError)) {
+        failures.push(
+          `hako ${command} ${JSON.stringify(argv).slice(0, 300)}: ${(e as Error)?.name}: ${(e as Error)?.message}`,
+        );
+      } else if (!e.message) failures.push(`hako ${command} ${JSON.stringify(argv)}: a UsageError without a message`);
+    }
+  }
+  console.error(`argv fuzz: ${parsed} of 3000 command lines parsed (${specs} quick containers)`);
+  assert(failures.length === 0, `seed ${SEED} (HAKO_FUZZ_SEED=${SEED} to replay):\n  ${failures.join("\n  ")}`);
+});
+
+test("tooDeep() counts brackets in code only: strings, comments, templates and regexes do not nest", () => {
+  assertEquals(tooDeep("[[[1]]]", 3), undefined);
+  assertEquals(tooDeep("[[[[1]]]]", 3), { line: 1, column: 4 });
+  assertEquals(tooDeep("x\n  ((((", 3), { line: 2, column: 6 });
+  const noise = [`"(((("`, `'[[[['`, "// {{{{\n", "/* (((( */", "`((((`", "/[(((]/.test(s)", "a / b / (c)"].join(";\n");
+  assertEquals(tooDeep(noise, 1), undefined);
+  assertEquals(tooDeep("`${ `${ `${ ((x)) }` }` }`", 4), { line: 1, column: 14 });
+  assertEquals(tooDeep("`${ `${ `${ ((x)) }` }` }`", 5), undefined);
+  // Every script and module of hako itself is far from the limit.
+  const files: string[] = [];
+  const walk = (dir: string) => {
+    for (const e of readdirSync(dir)) {
+      const p = join(dir, e);
+      if (e === "node_modules" || e.startsWith(".") || e === "dist") continue;
+      if (statSync(p).isDirectory()) walk(p);
+      else if (/\.(ts|js)$/.test(e)) files.push(p);
+    }
+  };
+  for (const d of ["src", "ffi", "tests", "examples", "bench", "tools"]) walk(join(ROOT, d));
+  for (const f of files) assertEquals(tooDeep(readFileSync(f, "utf8"), 40), undefined, f);
+  assert(files.length > 50, `${files.length} files`);
+  assert(MAX_NESTING >= 100);
+});
+
+/** Runs `bin/hako` (Deno) with `args` in `cwd`. */
+function hako(args: string[], cwd = ROOT): { code: number | null; out: string; err: string } {
+  const r = spawnSync(join(ROOT, "bin/hako"), args, {
+    cwd,
+    env: { ...process.env as Record<string, string>, NO_COLOR: "1" },
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  if (r.error) throw r.error;
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+test("bad command lines exit 2 with the usage, never a stack trace", () => {
+  for (
+    const args of [
+      ["exec", "--", ""],
+      ["exec", "web", "--", ""],
+      ["run", "--__proto__"],
+      ["run", "--toString", "x"],
+      ["ps", "--constructor"],
+      ["kill", "web", "NOPE"],
+      ["run", "--rootfs", "/srv/none", "--", ""],
+    ]
+  ) {
+    const r = hako(args);
+    assertEquals(r.code, 2, `hako ${args.join(" ")}: ${r.err}`);
+    assert(/Usage: hako/.test(r.err) && !/\n\s+at /.test(r.err), `hako ${args.join(" ")}: ${r.err}`);
+  }
+});
+
+test("hako plan --json of a bad spec is its SpecError (exit 1), of a 3000-deep one too (no abort)", () => {
+  using dir = tempDir();
+  const write = (name: string, body: string) => {
+    const file = join(dir.path, name);
+    writeFileSync(file, body);
+    return file;
+  };
+  const cases: Array<[string, RegExp]> = [
+    [
+      write(
+        "types.ts",
+        `export default { name: "x", rootfs: "/srv/x", command: ["sh"], namespaces: true, stdio: "bogus" };\n`,
+      ),
+      /namespaces: must be an array[\s\S]*stdio: must be one of/,
+    ],
+    [
+      write(
+        "typo.ts",
+        `export default { name: "x", rootfs: "/srv/x", command: ["sh"], comand: "ls", readonlyRootfs: "false" };\n`,
+      ),
+      /comand: is not a field in a container spec \(did you mean "command"\?\)/,
+    ],
+    [
+      write(
+        "deep-data.ts",
+        `let d: unknown = []; for (let i = 0; i < 3000; i++) d = [d];\nexport default { name: "x", rootfs: "/srv/x", command: ["sh"], mounts: d };\n`,
+      ),
+      /mounts(\[0\])+: nests deeper than/,
+    ],
+    [
+      write(
+        "deep-source.ts",
+        `export default { name: "x", rootfs: "/srv/x", command: ["sh"], mounts: ${"[".repeat(3000)}${
+          "]".repeat(3000)
+        } };\n`,
+      ),
+      /brackets nest deeper than \d+ levels/,
+    ],
+  ];
+  for (const [file, pattern] of cases) {
+    const r = hako(["plan", "--json", file]);
+    assertEquals(r.code, 1, `${file}: ${r.err}`);
+    assert(pattern.test(r.err), `${file}: ${r.err}`);
+    assert(!/TypeError|RangeError|\n\s+at /.test(r.err), `${file}: ${r.err}`);
+  }
+});
