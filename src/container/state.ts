@@ -437,17 +437,6 @@ export class StateStore {
     if (!ok) throw taken();
   }
 
-  /**
-   * Notes that hako is about to extract `path` from `tarball` for a container it will then ask the
-   * supervisor to start (`hako start` extracts before the container is reserved): when nothing is
-   * there yet, `gc` removes it if no container on it has run by the time this process is gone and
-   * nobody uses it.
-   */
-  notePendingRootfs(path: string, tarball: string): void {
-    this.prepare();
-    notePendingRootfs(this.root, path, tarball, selfIdentity());
-  }
-
   /** Replaces a container's record atomically (write then rename); false when its directory is gone. */
   write(record: StateRecord): boolean {
     const dir = this.dir(record.name);

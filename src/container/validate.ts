@@ -217,8 +217,9 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
   const r = spec.rootfs;
   if (typeof r === "string") (absolute("rootfs", r), rootfsPath = r);
   else if (r && typeof r === "object") {
-    absolute("rootfs.path", (r as { path?: unknown }).path);
-    rootfsPath = (r as { path: string }).path;
+    const path = (r as { path?: unknown }).path;
+    absolute("rootfs.path", path);
+    if (typeof path === "string") rootfsPath = path; // (a number here once reached normalize())
     if ("tarball" in r) {
       if (typeof r.tarball !== "string" || !/\.(tar|tar\.gz|tgz)$/.test(r.tarball)) {
         bad("rootfs.tarball", `must be a .tar, .tar.gz or .tgz path, got ${JSON.stringify(r.tarball)}`);
