@@ -249,6 +249,10 @@ test("stop's words say what ended the container: hako's TERM or KILL, its own ex
     stopLine("a", r({ sent: ["TERM", "KILL"], endedBy: "unknown", exit: null })),
     "a ended after hako's SIGKILL; its exit status is unknown (no supervisor saw it end)",
   );
+  assert.equal(
+    stopLine("a", r({ endedBy: "unknown" })),
+    "a ended after hako's SIGTERM; its exit status is unknown (its supervisor has not recorded it yet: see 'hako ps')",
+  );
   assert.equal(stopLine("a", { outcome: "not-running", sent: [], timeoutMs: 0 }), "a not running");
 });
 

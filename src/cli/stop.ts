@@ -75,7 +75,11 @@ export function stopLine(name: string, r: StopResult): string {
       return `${name} killed by ${signalName(r.exit!.signal!)}, not by hako (${sent})${status}${oom}`;
     default: {
       const last = r.sent.at(-1);
-      const why = r.damaged ? `its record is damaged: ${r.damaged}` : "no supervisor saw it end";
+      const why = r.damaged
+        ? `its record is damaged: ${r.damaged}`
+        : r.exit === undefined
+        ? "its supervisor has not recorded it yet: see 'hako ps'"
+        : "no supervisor saw it end";
       return `${name} ${last ? `ended after hako's SIG${last}` : "ended before hako signalled it"}; ` +
         `its exit status is unknown (${why})${oom}`;
     }

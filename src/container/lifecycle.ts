@@ -664,7 +664,10 @@ export interface StopResult {
    * recorded: no supervisor saw it end, or its record is damaged). Absent when not running.
    */
   readonly endedBy?: "term" | "kill" | "exit" | "oom" | "other" | "unknown";
-  /** Its exit status as recorded (null: unknown). */
+  /**
+   * Its exit status as recorded: null when no supervisor saw it end (or its record is damaged);
+   * absent when its supervisor had not recorded it yet.
+   */
   readonly exit?: ExitRecord | null;
   /** Processes the OOM killer killed in it (when any). */
   readonly oomKilled?: number;
@@ -734,13 +737,14 @@ export async function stopContainer(
   await waitRecorded(store, name);
   markEndedIfOrphan(store, name);
   const after = store.tryRead(name);
-  const exit = after?.state === "exited" ? after.exit ?? null : null;
+  // Not recorded in time (its supervisor is slow to reap it): `exit` is left out, not null.
+  const exit = after?.state === "exited" ? after.exit ?? null : undefined;
   const oomKilled = after?.oomKilled ?? 0;
   return {
     outcome: "ended",
     sent,
     endedBy: judgeStop(sent, exit, oomKilled),
-    exit,
+    ...(exit !== undefined ? { exit } : {}),
     timeoutMs,
     ...(oomKilled > 0 ? { oomKilled } : {}),
   };
