@@ -36,6 +36,7 @@ import { failedForkCount, pidsCurrentCount } from "../src/cgroup/pids.ts";
 import { stopLine } from "../src/cli/stop.ts";
 import { stateText } from "../src/cli/ps.ts";
 import { absolutizeSpec } from "../src/cli/start.ts";
+import { exitNote } from "../src/runner/_exit_note.ts";
 import type { ContainerSpec } from "../src/container/spec.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -276,6 +277,18 @@ test("ps's state column says oom-killed, pids limit reached and damaged record",
     "unknown (damaged record: state.json is empty)",
   );
   assert.equal(stateText({ ...base, state: "exited", exit: null }), "exited (?)");
+});
+
+test("hako run's exit message names what the exit code hides: oom-killed, pids limit reached", () => {
+  assert.equal(
+    exitNote("web", { code: null, signal: 9, shellCode: 137, oomKilled: 1 }),
+    "hako: container web exited (137): oom-killed: the OOM killer killed 1 process(es) in it (its memory limit)",
+  );
+  assert.equal(
+    exitNote("web", { code: 2, signal: null, shellCode: 2, failedForks: 3 }),
+    "hako: container web exited (2): pids limit reached: 3 fork(s) refused",
+  );
+  assert.equal(exitNote("web", { code: null, signal: 9, shellCode: 137 }), undefined);
 });
 
 test("start's path handling leaves what is not a path string to the spec's validation", () => {

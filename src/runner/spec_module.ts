@@ -113,16 +113,7 @@ export async function runForeground(
       store.update(resolved.name, (x) => ({ ...x, state: "running", startedAt: new Date().toISOString() }));
       const status = await c.wait();
       await relay?.finish();
-      // What ended it, when the shell's code alone would hide it (137 is any SIGKILL).
-      const counted = [
-        ...(status.oomKilled
-          ? [`oom-killed: the OOM killer killed ${status.oomKilled} process(es) in it (its memory limit)`]
-          : []),
-        ...(status.failedForks ? [`pids limit reached: ${status.failedForks} fork(s) refused`] : []),
-      ];
-      if (counted.length) {
-        process.stderr.write(`hako: container ${resolved.name} exited (${status.shellCode}): ${counted.join("; ")}\n`);
-      }
+      (await import("./_exit_note.ts")).reportExit(resolved.name, status); // oom-killed, pids limit reached
       return status.shellCode;
     } finally {
       relay?.close();
