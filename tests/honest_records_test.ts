@@ -29,7 +29,7 @@ import { dirname, join } from "node:path";
 import process from "node:process";
 import { needsRoot, runtime, tempDir, test } from "./_harness.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
-import { judgeStop, type StopResult } from "../src/container/lifecycle.ts";
+import { endingSignal, judgeStop, type StopResult } from "../src/container/lifecycle.ts";
 import { recordProblem, type StateRecord } from "../src/container/state.ts";
 import { oomKillCount } from "../src/cgroup/memory.ts";
 import { failedForkCount, pidsCurrentCount } from "../src/cgroup/pids.ts";
@@ -227,6 +227,11 @@ test("stop's words say what ended the container: hako's TERM or KILL, its own ex
   assert.equal(judgeStop(["TERM"], exit(null, 9), 1), "oom");
   assert.equal(judgeStop(["TERM"], exit(3, null)), "exit");
   assert.equal(judgeStop([], exit(null, 15)), "other");
+  // An init such as tini exits 128+N when its child was killed by N, as a shell does.
+  assert.equal(judgeStop(["TERM"], exit(143, null)), "term");
+  assert.equal(judgeStop(["TERM", "KILL"], exit(137, null)), "kill");
+  assert.equal(endingSignal(exit(143, null)), 15);
+  assert.equal(endingSignal(exit(3, null)), null);
   assert.equal(judgeStop(["TERM", "KILL"], null), "unknown");
   const r = (x: Partial<StopResult>): StopResult => ({ outcome: "ended", sent: ["TERM"], timeoutMs: 300, ...x });
   assert.equal(
@@ -239,7 +244,7 @@ test("stop's words say what ended the container: hako's TERM or KILL, its own ex
   );
   assert.equal(stopLine("a", r({ endedBy: "exit", exit: exit(3, null) })), "a exited with 3 on hako's SIGTERM");
   assert.equal(
-    stopLine("a", r({ endedBy: "other", exit: exit(null, 9) })),
+    stopLine("a", r({ endedBy: "other", exit: exit(null, 9), signal: 9 })),
     "a killed by SIGKILL, not by hako (hako had sent SIGTERM) (exit 137)",
   );
   assert.equal(

@@ -72,7 +72,7 @@ export function stopLine(name: string, r: StopResult): string {
     case "oom":
       return `${name} oom-killed: its memory limit killed it (${r.oomKilled} OOM kill(s)), not hako's signal (${sent})${status}`;
     case "other":
-      return `${name} killed by ${signalName(r.exit!.signal!)}, not by hako (${sent})${status}${oom}`;
+      return `${name} killed by ${signalName(r.signal ?? 0)}, not by hako (${sent})${status}${oom}`;
     default: {
       const last = r.sent.at(-1);
       const why = r.damaged

@@ -669,6 +669,8 @@ export interface StopResult {
    * absent when its supervisor had not recorded it yet.
    */
   readonly exit?: ExitRecord | null;
+  /** The signal that ended it, as its exit status says (see {@link endingSignal}); absent when none or unknown. */
+  readonly signal?: number;
   /** Processes the OOM killer killed in it (when any). */
   readonly oomKilled?: number;
   /** How long hako waited after SIGTERM before SIGKILL, in ms. */
@@ -678,9 +680,21 @@ export interface StopResult {
 }
 
 /**
- * What ended a container that hako sent `sent` to (pure): from its recorded exit status and the
- * OOM kills its cgroup counted. SIGKILL is hako's only when hako sent one; a SIGKILL hako did not
- * send with OOM kills counted is the memory limit's; SIGTERM is hako's when hako sent one.
+ * The signal that ended a container (pure): the one that killed its init, or — when its init is
+ * an init such as tini (`--init`), which exits 128+N when its child was killed by signal N, as a
+ * shell does — the one its code says. Null when it exited with a code of its own.
+ * @param exit How it ended.
+ */
+export function endingSignal(exit: ExitRecord): number | null {
+  if (exit.signal !== null) return exit.signal;
+  return exit.code !== null && exit.code > 128 && exit.code <= 128 + 64 ? exit.code - 128 : null;
+}
+
+/**
+ * What ended a container that hako sent `sent` to (pure): from its recorded exit status (see
+ * {@link endingSignal}) and the OOM kills its cgroup counted. SIGKILL is hako's only when hako sent
+ * one; a SIGKILL hako did not send with OOM kills counted is the memory limit's; SIGTERM is hako's
+ * when hako sent one.
  * @param sent The signals hako delivered, in order.
  * @param exit The recorded exit status (null or undefined: unknown).
  * @param oomKilled The OOM kills its cgroup counted.
@@ -691,9 +705,10 @@ export function judgeStop(
   oomKilled = 0,
 ): NonNullable<StopResult["endedBy"]> {
   if (!exit) return "unknown";
-  if (exit.signal === null) return "exit";
-  if (exit.signal === 9) return sent.includes("KILL") ? "kill" : oomKilled > 0 ? "oom" : "other";
-  if (exit.signal === 15 && sent.includes("TERM")) return "term";
+  const sig = endingSignal(exit);
+  if (sig === null) return "exit";
+  if (sig === 9) return sent.includes("KILL") ? "kill" : oomKilled > 0 ? "oom" : "other";
+  if (sig === 15 && sent.includes("TERM")) return "term";
   return "other";
 }
 
@@ -745,6 +760,7 @@ export async function stopContainer(
     sent,
     endedBy: judgeStop(sent, exit, oomKilled),
     ...(exit !== undefined ? { exit } : {}),
+    ...(exit && endingSignal(exit) !== null ? { signal: endingSignal(exit)! } : {}),
     timeoutMs,
     ...(oomKilled > 0 ? { oomKilled } : {}),
   };
