@@ -91,7 +91,14 @@ export type {
   StopResult,
 } from "./src/container/lifecycle.ts";
 export { ContainerStateError, StateStore } from "./src/container/state.ts";
-export type { ExitRecord, LifeState, ProcessIdentity, StateRecord } from "./src/container/state.ts";
+export type {
+  ExitRecord,
+  LifeState,
+  ProcessIdentity,
+  RecordRead,
+  Salvage,
+  StateRecord,
+} from "./src/container/state.ts";
 export type {
   CgroupSpec,
   ContainerSpec,

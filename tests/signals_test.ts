@@ -524,12 +524,16 @@ for (const [pathName, path] of PATHS) {
       assert.deepEqual(zombieChildren(init), [], "the init reaped it");
       const began = Date.now();
       const stop = l.hako("stop", "--timeout", "20", withInit.name);
-      assert.equal(stop.stdout, `${withInit.name} terminated\n`, stop.stderr);
+      assert.equal(stop.stdout, `${withInit.name} terminated by hako's SIGTERM (exit 143)\n`, stop.stderr);
       assert.ok(Date.now() - began < 10_000);
       const stopped = l.ps().find((c) => c.name === withInit.name);
       assert.deepEqual([stopped?.state, stopped?.exit?.shellCode], ["exited", 143]);
       const killed = l.hako("stop", "--timeout", "0.5", plain.name);
-      assert.equal(killed.stdout, `${plain.name} killed\n`, "without --init: only the KILL ends it");
+      assert.match(
+        killed.stdout,
+        new RegExp(`^${plain.name} killed by hako's SIGKILL, [0-9.]+ s after its SIGTERM \\(exit 137\\)\n$`),
+        "without --init: only the KILL ends it",
+      );
       for (const n of [plain.name, withInit.name]) assert.equal(l.hako("delete", n).code, 0);
       assert.deepEqual(existingCgroupDirs(`hako/${withInit.name}`), []);
     },

@@ -38,6 +38,23 @@ export interface MemoryStats {
   readonly limitHits: number;
 }
 
+/**
+ * How many processes the OOM killer killed in a cgroup (pure), from the text of its v2
+ * `memory.events` or its v1 `memory.oom_control` (both flat-keyed, both say `oom_kill N`; v1 since
+ * Linux 4.13). 0 when the file is missing (null) or has no such line.
+ *
+ * @param text The file's text.
+ * @returns The count.
+ * @example
+ * ```ts
+ * import { oomKillCount } from "./memory.ts";
+ * oomKillCount("low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\noom_group_kill 0\n"); // 1
+ * ```
+ */
+export function oomKillCount(text: string | null): number {
+  return parseFlatKeyed(text).oom_kill ?? 0;
+}
+
 const MEMORY_KIND: ControllerKind = {
   label: "memory",
   v1: ["memory"],
@@ -170,7 +187,7 @@ export class Memory extends Controller<MemoryStats> {
         peak: num("memory.max_usage_in_bytes"),
         limit: parseNumberOrMax(this.readFile("memory.limit_in_bytes")),
         swapCurrent: memsw === null ? 0 : Math.max(0, (parseNumberOrMax(memsw) ?? 0) - current),
-        oomKills: parseFlatKeyed(this.readFile("memory.oom_control")).oom_kill ?? 0,
+        oomKills: oomKillCount(this.readFile("memory.oom_control")),
         limitHits: num("memory.failcnt"),
       };
     }
@@ -182,9 +199,19 @@ export class Memory extends Controller<MemoryStats> {
       peak: peak === null ? current : parseNumberOrMax(peak) ?? current,
       limit: parseNumberOrMax(this.readFile("memory.max")),
       swapCurrent: num("memory.swap.current"),
-      oomKills: events.oom_kill ?? 0,
+      oomKills: oomKillCount(this.readFile("memory.events")),
       limitHits: events.max ?? 0,
     };
+  }
+
+  /**
+   * The processes the OOM killer has killed in this cgroup so far (v1 `memory.oom_control`, v2
+   * `memory.events`): one file, for reading right before a cgroup is removed.
+   *
+   * @returns The count; 0 when the cgroup or its file is gone.
+   */
+  oomKills(): number {
+    return oomKillCount(this.readFile(this.version === 1 ? "memory.oom_control" : "memory.events"));
   }
 }
 

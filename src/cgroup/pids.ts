@@ -30,6 +30,34 @@ export interface PidsStats {
   readonly failedForks: number;
 }
 
+/**
+ * How many forks and clones a pids cgroup's limit refused (pure): the `max` line of its
+ * `pids.events` (v1 and v2 alike). 0 when the file is missing (null) or has no such line.
+ *
+ * @param text The file's text.
+ * @returns The count.
+ * @example
+ * ```ts
+ * import { failedForkCount } from "./pids.ts";
+ * failedForkCount("max 12\n"); // 12
+ * ```
+ */
+export function failedForkCount(text: string | null): number {
+  return parseFlatKeyed(text).max ?? 0;
+}
+
+/**
+ * The tasks a pids cgroup counts against its limit (pure): `pids.current`, zombies and threads
+ * included — what `pids.max` is compared with. Undefined when the file is missing or unreadable.
+ *
+ * @param text The file's text.
+ * @returns The count.
+ */
+export function pidsCurrentCount(text: string | null): number | undefined {
+  const t = text?.trim();
+  return t !== undefined && /^\d+$/.test(t) ? Number(t) : undefined;
+}
+
 const PIDS_KIND: ControllerKind = {
   label: "pids",
   v1: ["pids"],
@@ -84,10 +112,20 @@ export class Pids extends Controller<PidsStats> {
   stats(): PidsStats {
     this.assertExists();
     return {
-      current: Number((this.readFile("pids.current") ?? "0").trim()) || 0,
+      current: pidsCurrentCount(this.readFile("pids.current")) ?? 0,
       max: parseNumberOrMax(this.readFile("pids.max")),
-      failedForks: parseFlatKeyed(this.readFile("pids.events")).max ?? 0,
+      failedForks: failedForkCount(this.readFile("pids.events")),
     };
+  }
+
+  /**
+   * The forks and clones the limit has refused so far (`pids.events` max): one file, for reading
+   * right before a cgroup is removed.
+   *
+   * @returns The count; 0 when the cgroup or its file is gone.
+   */
+  failedForks(): number {
+    return failedForkCount(this.readFile("pids.events"));
   }
 }
 

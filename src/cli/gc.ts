@@ -19,8 +19,10 @@ Finds and removes what dead, exited or half-made containers and crashes left beh
   - temp files of writers that died, and hako's notes about rootfs directories that are gone;
   - cgroups named hako-* and veths named hk-*-h that no container owns, and a dead supervisor's
     socket.
-Running containers are never touched, nor anything a live process uses. Prints what it removed;
---dry-run prints the same list and removes nothing.
+Running containers are never touched, nor anything a live process uses: a container whose record
+is damaged, or whose init ended while what it started lives on in its cgroup, is kept while
+processes are in that cgroup (each is named, with why: 'hako stop' or 'hako delete --force' ends
+them). Prints what it removed; --dry-run prints the same list and removes nothing.
 
 Options:
   -n, --dry-run   Print what would be removed, remove nothing
@@ -60,6 +62,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     ...r.links.map((l) => `${verb} link ${l}`),
     ...r.rootfs.map((d) => `${verb} rootfs ${d}`),
     ...r.files.map((f) => `${verb} ${f}`),
+    ...r.kept.map((k) => `kept container ${k.container}: ${k.why}`),
   ];
   h.stdout(lines.length ? lines.join("\n") + "\n" : "nothing to collect\n");
   return 0;

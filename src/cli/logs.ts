@@ -139,9 +139,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   const { openSync, readSync, closeSync, fstatSync, writeSync } = await import("node:fs");
   const { isatty } = await import("node:tty");
-  const { StateStore, isRunning } = await import("../container/state.ts");
+  const { ContainerStateError, StateStore, isRunning } = await import("../container/state.ts");
   const store = new StateStore();
-  store.read(a.name!); // "no container named …"
+  // A container whose record is damaged still has its log.
+  if (store.inspect(a.name!).kind === "none") throw new ContainerStateError(`no container named ${a.name}`);
   const path = store.logPath(a.name!);
 
   // On a terminal: decoded (UTF-8, a bad byte shown as U+FFFD) and escaped; otherwise the bytes.
@@ -209,8 +210,13 @@ export async function main(argv: readonly string[]): Promise<number> {
       offset += more.length;
       print(more);
     }
-    const r = store.tryRead(a.name!);
-    if (!r || r.state === "exited" || (r.state === "running" && !isRunning(r.init))) {
+    const found = store.inspect(a.name!);
+    const r = found.kind === "ok" ? found.record : undefined;
+    // A damaged record: followed while processes are in its cgroup.
+    const ended = found.kind === "damaged"
+      ? (await import("../container/lifecycle.ts")).kernelView(a.name!, found.salvage, store).procs.length === 0
+      : !r || r.state === "exited" || (r.state === "running" && !isRunning(r.init));
+    if (ended) {
       const last = readFrom(path, offset);
       if (last.length === 0) return finish();
       continue;

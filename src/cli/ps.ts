@@ -15,8 +15,13 @@ Lists the containers hako knows on this host (daemonized ones, and foreground on
 run): name, state, init pid, uptime, average CPU use, memory, process count and image. It reads the
 state under HAKO_STATE_DIR (default /run/hako), so it works without the supervisor.
 
-States: creating, running, exited (with its exit status; "?" when nobody could see it end), and
-dead (recorded as running or creating, but the process is gone: 'hako gc' cleans up).
+States: creating, running, exited (with its exit status; "?" when nobody could see it end), dead
+(recorded as running or creating, but the process is gone: 'hako gc' cleans up), and unknown
+(its record is damaged: what is wrong with it is shown, with what the kernel still says — its
+cgroup, hako/NAME unless the record still names another, and the processes in it; 'hako stop',
+'kill', 'logs' and 'delete' work on it). The state also says "oom-killed: N" when the OOM killer
+killed N processes in the container (its memory limit), and "pids limit reached: N" when its pids
+limit refused N forks. PIDS counts what the pids limit counts (threads and zombies included).
 
 Options:
       --json    Print a JSON array (all fields; sizes in bytes, times in seconds)
@@ -35,10 +40,17 @@ export function parsePsArgs(argv: readonly string[]): { help: boolean; json: boo
   return { help: values.help === true, json: values.json === true, quiet: values.quiet === true };
 }
 
-/** The state column: `running`, `exited (0)`, `exited (?)`… (pure). */
+/**
+ * The state column (pure): `running`, `exited (0)`, `exited (?)`, `exited (137, oom-killed: 1)`,
+ * `running (pids limit reached: 12)`, `unknown (damaged record: state.json is empty)`…
+ */
 export function stateText(c: ContainerInfo): string {
-  if (c.state !== "exited") return c.state;
-  return `exited (${c.exit ? c.exit.shellCode : "?"})`;
+  const notes: string[] = [];
+  if (c.state === "exited") notes.push(c.exit ? String(c.exit.shellCode) : "?");
+  if (c.state === "unknown" && c.damaged) notes.push(`damaged record: ${c.damaged}`);
+  if (c.oomKilled) notes.push(`oom-killed: ${c.oomKilled}`);
+  if (c.failedForks) notes.push(`pids limit reached: ${c.failedForks}`);
+  return notes.length ? `${c.state} (${notes.join(", ")})` : c.state;
 }
 
 /** The table `hako ps` prints (pure). */

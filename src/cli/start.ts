@@ -7,6 +7,8 @@ import { nonEmpty, parseArgs, stringOption, UsageError } from "./_args.ts";
 import { parseEach, progressLine } from "./_format.ts";
 import { host } from "../runner/_host.ts";
 import type { ContainerSpec } from "../container/spec.ts";
+import type { identify as Identify, ProcessIdentity, StateRecord, StateStore } from "../container/state.ts";
+import type { resolveSpec as ResolveSpec } from "../container/validate.ts";
 
 /** The help text. */
 export const usage = `Usage: hako start [options] <spec.ts>... [-- args...]
@@ -84,18 +86,29 @@ export function parseStartArgs(argv: readonly string[]): StartArgs {
 }
 
 /**
- * Makes the spec's host paths absolute against `cwd` (pure): the supervisor runs elsewhere.
+ * Makes the spec's host paths absolute against `cwd` (pure): the supervisor runs elsewhere. Only
+ * paths that are non-empty strings are touched: anything else (a number, null, a missing path) is
+ * left as it is, for the spec's validation to name the field (this runs before it).
  */
 export function absolutizeSpec(spec: ContainerSpec, cwd: string): ContainerSpec {
-  const abs = (p: string) => (p.startsWith("/") ? p : `${cwd.replace(/\/$/, "")}/${p.replace(/^\.\//, "")}`);
-  const r = spec.rootfs;
-  const rootfs: ContainerSpec["rootfs"] = typeof r === "string"
-    ? abs(r)
-    : "tarball" in r
-    ? { ...r, tarball: abs(r.tarball), path: abs(r.path) }
-    : { ...r, path: abs(r.path) };
-  const mounts = spec.mounts?.map((m) => m.type === "bind" && m.source ? { ...m, source: abs(m.source) } : m);
-  return { ...spec, rootfs, ...(mounts ? { mounts } : {}) };
+  const abs = (p: unknown) =>
+    typeof p !== "string" || p === "" || p.startsWith("/") ? p : `${cwd.replace(/\/$/, "")}/${p.replace(/^\.\//, "")}`;
+  const r = spec.rootfs as unknown;
+  let rootfs = r;
+  if (typeof r === "string") rootfs = abs(r);
+  else if (r !== null && typeof r === "object" && !Array.isArray(r)) {
+    const o = r as Record<string, unknown>;
+    rootfs = {
+      ...o,
+      ...(o.tarball !== undefined ? { tarball: abs(o.tarball) } : {}),
+      ...(o.path !== undefined ? { path: abs(o.path) } : {}),
+    };
+  }
+  const m = spec.mounts as unknown;
+  const mounts = Array.isArray(m)
+    ? m.map((x) => x !== null && typeof x === "object" && x.type === "bind" ? { ...x, source: abs(x.source) } : x)
+    : m;
+  return { ...spec, rootfs, ...(mounts !== undefined ? { mounts } : {}) } as ContainerSpec;
 }
 
 /** Runs `hako start`. */
@@ -164,17 +177,26 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
   // Tarballs are extracted here, not in the supervisor: unpacking (node-tar, zlib) grows a
   // process by megabytes it never gives back, which the long-lived supervisor must not keep.
   // The supervisor then finds each rootfs marked as extracted and goes straight on. Two workers
-  // extract and hand each container over as soon as its rootfs is there.
+  // extract and hand each container over as soon as its rootfs is there. Each name is reserved
+  // first — the spec validated, then the record made by an atomic mkdir — so that of two starts
+  // of one name the loser gets the name error before extracting anything (the winner's
+  // extraction is not raced); the supervisor takes the reservation over.
   const { extractRootfs } = await import("../container/tarball.ts");
-  const { StateStore } = await import("../container/state.ts");
-  const store = new StateStore();
+  const { resolveSpec } = await import("../container/validate.ts");
+  const state = await import("../container/state.ts");
+  const store = new state.StateStore();
+  const self = state.selfIdentity();
   const { SupervisorClient } = await import("../supervisor/client.ts");
   const client = await SupervisorClient.connect();
-  const report = (name: string, error?: string) => {
+  // Who the supervisor is (its records' owner, its binary), to judge its records should it die.
+  const supervisor = await whoServes(client, state.identify);
+  const report = (name: string, error?: string, warning?: string) => {
     done++;
     if (tty) h.stderr("\r\x1b[K");
-    if (error === undefined) h.stdout(`${name}\n`);
-    else {
+    if (error === undefined) {
+      h.stdout(`${name}\n`);
+      if (warning) h.stderr(`hako start: ${name}: ${warning}\n`);
+    } else {
       failed = true;
       h.stderr(`hako start: ${name}: ${error}\n`);
     }
@@ -185,20 +207,33 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
   const worker = async (): Promise<void> => {
     for (let s = queue.shift(); s; s = queue.shift()) {
       const { spec, file } = s;
+      try {
+        store.reserve(reservation(spec, file, self, resolveSpec));
+      } catch (e) {
+        report(spec.name, (e as Error).message);
+        continue;
+      }
       const r = spec.rootfs;
       if (typeof r === "object" && "tarball" in r) {
         try {
-          // Noted first: should the container never run (a crash, a failed start), gc removes it.
-          store.notePendingRootfs(r.path, r.tarball);
+          // The reservation noted it as pending: should the container never run, gc removes it.
           await extractRootfs(r.tarball, r.path, r.owner ? { owner: r.owner } : {});
         } catch (e) {
+          dropReservation(store, spec.name, self);
           report(spec.name, (e as Error).message);
           continue;
         }
       }
       starts.push(
-        client.request({ op: "start", spec, specFile: file }).then((res) => {
-          report(spec.name, res.ok ? undefined : res.error!.message);
+        client.request({ op: "start", spec, specFile: file, reservedBy: self }).then(async (res) => {
+          if (res.ok) return report(spec.name);
+          if (res.error?.name !== "SupervisorError") {
+            dropReservation(store, spec.name, self); // (the supervisor never took it over)
+            return report(spec.name, res.error!.message);
+          }
+          // The connection failed, not the container: its record says what became of it.
+          const v = await afterLostSupervisor(store, spec.name, self, supervisor, res.error.message);
+          report(spec.name, v.error, v.warning);
         }),
       );
     }
@@ -212,4 +247,132 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
     client.close();
   }
   return failed ? 1 : 0;
+}
+
+/** The supervisor that answers on `client`: its identity and its binary (device and inode). */
+interface Supervisor {
+  readonly id: ProcessIdentity;
+  readonly exe?: { readonly dev: number; readonly ino: number };
+}
+
+/** Asks the supervisor who it is (a ping); undefined when it does not say. */
+async function whoServes(
+  client: { request(b: { op: "ping" }): Promise<{ ok: boolean; supervisor?: number }> },
+  identify: typeof Identify,
+): Promise<Supervisor | undefined> {
+  const res = await client.request({ op: "ping" });
+  const id = res.ok && res.supervisor ? identify(res.supervisor) : undefined;
+  if (!id) return undefined;
+  const { statSync } = await import("node:fs");
+  try {
+    const st = statSync(`/proc/${id.pid}/exe`);
+    return { id, exe: { dev: st.dev, ino: st.ino } };
+  } catch {
+    return { id };
+  }
+}
+
+/**
+ * The record that reserves a container's name for this process until the supervisor takes it
+ * over: the spec validated first (the same validation the supervisor makes).
+ * @throws {SpecError} For a bad spec.
+ */
+function reservation(
+  spec: ContainerSpec,
+  file: string,
+  self: ProcessIdentity,
+  resolveSpec: typeof ResolveSpec,
+): StateRecord {
+  const resolved = resolveSpec(spec);
+  const r = spec.rootfs;
+  const tarball = typeof r === "object" && "tarball" in r ? r.tarball : undefined;
+  return {
+    version: 1,
+    name: resolved.name,
+    state: "creating",
+    owner: self,
+    createdAt: new Date().toISOString(),
+    spec,
+    specFile: file,
+    image: tarball ?? resolved.rootfsPath,
+    rootfs: resolved.rootfsPath,
+    extracted: tarball !== undefined,
+    ...(resolved.cgroupName ? { cgroup: resolved.cgroupName } : {}),
+    ...(resolved.veth ? { veth: resolved.veth.host } : {}),
+  };
+}
+
+/** Removes this process's reservation of `name`, if it is still that (never another's record). */
+function dropReservation(store: StateStore, name: string, self: ProcessIdentity): void {
+  try {
+    store.withLock(name, () => {
+      const r = store.tryRead(name);
+      const mine = r && r.state === "creating" && !r.init && r.owner.pid === self.pid &&
+        r.owner.startTime === self.startTime;
+      if (mine) store.remove(name);
+    });
+  } catch { /* gone already */ }
+}
+
+/**
+ * What became of container `name` when the supervisor's connection failed before it answered (it
+ * crashed, or was killed), from its record: a container that runs (or ran) is not "failed". One
+ * still recorded as being set up whose init outlives the supervisor and runs another binary than
+ * the supervisor's has exec'd its command (a child still in its setup exits when its supervisor's
+ * pipes close): its record is brought up to date. Only records of that supervisor are judged.
+ */
+async function afterLostSupervisor(
+  store: StateStore,
+  name: string,
+  self: ProcessIdentity,
+  supervisor: Supervisor | undefined,
+  why: string,
+): Promise<{ error?: string; warning?: string }> {
+  const { isRunning, sameProcess } = await import("../container/state.ts");
+  const lost = `the supervisor's connection failed (${why})`;
+  const got = store.inspect(name);
+  if (got.kind === "none") return { error: `${lost}; there is no record of it` };
+  if (got.kind === "damaged") return { error: `${lost}; its record is damaged (${got.problem}): see 'hako ps'` };
+  let r = got.record;
+  if (sameProcess(r.owner, self)) {
+    dropReservation(store, name, self);
+    return { error: `${lost} before the supervisor took the container over` };
+  }
+  if (!supervisor || !sameProcess(r.owner, supervisor.id)) return { error: lost };
+  if (r.state === "creating" && r.init) {
+    const init = r.init;
+    for (let i = 0; i < 30 && isRunning(init); i++) await new Promise((res) => setTimeout(res, 10));
+    if (isRunning(init) && await execd(init.pid, supervisor)) {
+      store.update(name, (x) =>
+        x.state === "creating" && sameProcess(x.init, init)
+          ? {
+            ...x,
+            state: "running",
+            startedAt: new Date().toISOString(),
+            note: "its supervisor died before recording its start",
+          }
+          : x);
+      r = store.tryRead(name) ?? r;
+    }
+  }
+  if (r.state === "running" || r.state === "exited") {
+    return {
+      warning: `started, but ${lost} before it answered; the container ${
+        r.state === "running" ? "runs on" : "has ended"
+      } (the next supervisor adopts it; its exit status will be unknown): see 'hako ps'`,
+    };
+  }
+  return { error: `${lost} while it set the container up; 'hako gc' removes what it left` };
+}
+
+/** Whether process `pid` runs another binary than the supervisor's: it has exec'd its command. */
+async function execd(pid: number, supervisor: Supervisor): Promise<boolean> {
+  const { statSync } = await import("node:fs");
+  try {
+    const st = statSync(`/proc/${pid}/exe`);
+    const same = (x: { dev: number; ino: number } | undefined) => x && x.dev === st.dev && x.ino === st.ino;
+    return !same(supervisor.exe) && !same(statSync("/proc/self/exe"));
+  } catch {
+    return false;
+  }
 }

@@ -67,6 +67,17 @@ export interface ContainerStatus {
   readonly signal: number | null;
   /** The status as a shell reports it: the code, or 128 + signal. */
   readonly shellCode: number;
+  /**
+   * Processes the OOM killer killed in the container's cgroup (its memory limit), read when it
+   * ended and before its cgroup is removed: with a signal of 9, the memory limit is what ended it.
+   * Absent when none (or without a memory controller).
+   */
+  readonly oomKilled?: number;
+  /**
+   * Forks and clones its pids limit refused (`pids.events` max), read when it ended. Absent when
+   * none (or without a pids controller).
+   */
+  readonly failedForks?: number;
 }
 
 /** Options of {@link Container.create} for callers that manage containers (the supervisor). */
@@ -653,7 +664,9 @@ export class Container {
    * Waits for the container's process to end, without blocking the event loop for long: a pidfd
    * (Linux 5.3+) says when it ended (see {@link waitReadable}); without one, polls with WNOHANG,
    * backing off to 20 ms.
-   * @returns Its exit code or signal, and the shell's code.
+   * @returns Its exit code or signal, and the shell's code; and what its cgroup counted when it
+   *   ended, read before the cgroup is removed (`oomKilled`: the memory limit killed it or one of
+   *   its processes; `failedForks`: its pids limit refused forks).
    */
   async wait(): Promise<ContainerStatus> {
     let delay = 1;
@@ -762,7 +775,19 @@ export class Container {
   }
 
   #setStatus(s: ProcessStatus): void {
-    this.#status = { code: s.code, signal: s.signal, shellCode: s.shellCode };
+    // The cgroup's counters now, while it still exists (#cleanup removes it).
+    let oomKilled = 0, failedForks = 0;
+    try {
+      oomKilled = this.cgroup?.memory?.oomKills() ?? 0;
+      failedForks = this.cgroup?.pids?.failedForks() ?? 0;
+    } catch { /* counters are extras: the exit status matters */ }
+    this.#status = {
+      code: s.code,
+      signal: s.signal,
+      shellCode: s.shellCode,
+      ...(oomKilled > 0 ? { oomKilled } : {}),
+      ...(failedForks > 0 ? { failedForks } : {}),
+    };
   }
 
   #cleanup(): void {

@@ -130,7 +130,45 @@ export interface StateRecord {
   readonly cgroup?: string;
   /** The host end of its veth pair, when it has one. */
   readonly veth?: string;
+  /**
+   * Processes the OOM killer killed in its cgroup (its memory limit), read when it ended and
+   * before its cgroup was removed; absent when none.
+   */
+  readonly oomKilled?: number;
+  /** Forks and clones its pids limit refused (`pids.events` max), read when it ended; absent when none. */
+  readonly failedForks?: number;
 }
+
+/**
+ * What is still known of a container whose record is damaged: the fields of it that are still
+ * readable, each checked on its own (from the parsed object, or read out of a record cut short).
+ */
+export interface Salvage {
+  /** Its cgroup's name, when the record still says it. */
+  readonly cgroup?: string;
+  /** Its init, when the record still names it (check it with {@link isRunning}). */
+  readonly init?: ProcessIdentity;
+  /** The process that made it (its supervisor, or a foreground `hako run`), when the record still names it. */
+  readonly owner?: ProcessIdentity;
+  /** The host end of its veth pair (hako's naming only). */
+  readonly veth?: string;
+  /** Its rootfs directory. */
+  readonly rootfs?: string;
+  /** Its image. */
+  readonly image?: string;
+  /** When it was reserved. */
+  readonly createdAt?: string;
+}
+
+/**
+ * What {@link StateStore.inspect} found for a name: a record (`ok`); a container directory whose
+ * record is missing, unreadable or of the wrong shape (`damaged`: what is wrong, and what is still
+ * known); or no container directory at all (`none`).
+ */
+export type RecordRead =
+  | { readonly kind: "ok"; readonly record: StateRecord }
+  | { readonly kind: "damaged"; readonly problem: string; readonly salvage: Salvage }
+  | { readonly kind: "none" };
 
 /** An error about a named container that the CLI prints as it is (exit 1). */
 export class ContainerStateError extends Error {
@@ -354,24 +392,49 @@ export class StateStore {
       chmodSync(this.dir(record.name), 0o700); // whatever the umask took away
     } catch (e) {
       if ((e as { code?: string }).code !== "EEXIST") throw e;
-      const old = this.tryRead(record.name);
+      const old = this.inspect(record.name);
+      const what = old.kind === "ok"
+        ? ` (${describeState(old.record)})`
+        : old.kind === "damaged"
+        ? ` (its record is damaged: ${old.problem})`
+        : "";
       throw new ContainerStateError(
-        `a container named ${record.name} already exists${old ? ` (${describeState(old)})` : ""}; ` +
-          `'hako delete ${record.name}' removes it`,
+        `a container named ${record.name} already exists${what}; 'hako delete ${record.name}' removes it`,
       );
     }
     this.write(record);
   }
 
   /**
-   * Notes that hako is about to extract `path` from `tarball` for a container it will then ask the
-   * supervisor to start (`hako start` extracts before the container is reserved): when nothing is
-   * there yet, `gc` removes it if no container on it has run by the time this process is gone and
-   * nobody uses it.
+   * Takes over a name that `from` reserved (`hako start` reserves it, then extracts the rootfs,
+   * then asks the supervisor to run it): the reservation — a record still `creating`, without an
+   * init, whose owner is `from` — is replaced by `record`, under the container's lock.
+   * @throws {ContainerStateError} When there is no such reservation (the name is another
+   *   container's, or the reservation is gone).
    */
-  notePendingRootfs(path: string, tarball: string): void {
+  takeOver(record: StateRecord, from: ProcessIdentity): void {
     this.prepare();
-    notePendingRootfs(this.root, path, tarball, selfIdentity());
+    const name = record.name;
+    const taken = () => {
+      const old = this.inspect(name);
+      const what = old.kind === "ok"
+        ? ` (${describeState(old.record)})`
+        : old.kind === "damaged"
+        ? ` (its record is damaged: ${old.problem})`
+        : "";
+      return new ContainerStateError(
+        old.kind === "none"
+          ? `the reservation of container ${name} is gone (removed by 'hako delete' or 'hako gc'?)`
+          : `a container named ${name} already exists${what}; 'hako delete ${name}' removes it`,
+      );
+    };
+    if (!existsSync(this.dir(name))) throw taken();
+    const ok = this.withLock(name, () => {
+      const old = this.tryRead(name);
+      if (!old || old.state !== "creating" || old.init || !sameProcess(old.owner, from)) return false;
+      return this.write(record);
+    });
+    if (!ok) throw taken();
   }
 
   /** Replaces a container's record atomically (write then rename); false when its directory is gone. */
@@ -390,23 +453,63 @@ export class StateStore {
 
   /**
    * Reads a container's record.
-   * @throws {ContainerStateError} "no container named NAME".
+   * @throws {ContainerStateError} "no container named NAME", or — for a directory whose record is
+   *   missing, unreadable or of the wrong shape — what is wrong with it (the commands that must
+   *   work on such a container use {@link StateStore.inspect}).
    */
   read(name: string): StateRecord {
-    const r = this.tryRead(name);
-    if (!r) throw new ContainerStateError(`no container named ${name}`);
-    return r;
+    const r = this.inspect(name);
+    if (r.kind === "none") throw new ContainerStateError(`no container named ${name}`);
+    if (r.kind === "damaged") {
+      throw new ContainerStateError(
+        `container ${name}'s record is damaged (${r.problem}): 'hako ps' shows what is known of it; ` +
+          `'hako stop', 'kill', 'logs' and 'delete' still work on it`,
+      );
+    }
+    return r.record;
   }
 
-  /** A container's record, or undefined when there is none (or it is half-written by a crash). */
+  /** A container's record, or undefined when there is none or it is damaged (see {@link StateStore.inspect}). */
   tryRead(name: string): StateRecord | undefined {
-    if (!isValidName(name)) return undefined;
+    const r = this.inspect(name);
+    return r.kind === "ok" ? r.record : undefined;
+  }
+
+  /**
+   * What is in container `name`'s directory: its record when it is whole and of the right shape
+   * (see {@link recordProblem}); else, when the directory is there, what is wrong with the record
+   * and what is still known ({@link Salvage}); else nothing. Never throws for a record's content.
+   * @throws {StateDirError} When the state directory cannot be trusted.
+   */
+  inspect(name: string): RecordRead {
+    if (!isValidName(name)) return { kind: "none" };
     this.check();
+    const dir = this.dir(name);
+    let st: Stats;
     try {
-      return JSON.parse(readFileSync(join(this.dir(name), "state.json"), "utf8")) as StateRecord;
+      st = lstatSync(dir);
     } catch {
-      return undefined;
+      return { kind: "none" };
     }
+    if (!st.isDirectory()) return { kind: "none" };
+    let text: string;
+    try {
+      text = readFileSync(join(dir, "state.json"), "utf8");
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      const problem = code === "ENOENT" ? "state.json is missing" : `state.json cannot be read (${code ?? e})`;
+      return { kind: "damaged", problem, salvage: {} };
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      const problem = text.trim() === "" ? "state.json is empty" : "state.json is not valid JSON (cut short?)";
+      return { kind: "damaged", problem, salvage: salvageText(text) };
+    }
+    const problem = recordProblem(value, name);
+    if (problem) return { kind: "damaged", problem, salvage: salvageObject(value) };
+    return { kind: "ok", record: value as StateRecord };
   }
 
   /** The names of every container directory, sorted. */
@@ -419,7 +522,7 @@ export class StateStore {
     }
   }
 
-  /** Every readable record, sorted by name. */
+  /** Every whole record, sorted by name (damaged ones are left out: see {@link StateStore.inspect}). */
   list(): StateRecord[] {
     return this.names().map((n) => this.tryRead(n)).filter((r): r is StateRecord => r !== undefined);
   }
@@ -498,6 +601,139 @@ export function isValidName(name: string): boolean {
   return /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(name);
 }
 
+/** True when two identities name the same process. */
+export function sameProcess(a: ProcessIdentity | undefined, b: ProcessIdentity | undefined): boolean {
+  return !!a && !!b && a.pid === b.pid && a.startTime === b.startTime;
+}
+
+const LIFE_STATES: readonly string[] = ["creating", "running", "exited"];
+
+/** A short description of a JSON value, for what is wrong with a field. */
+function shown(v: unknown): string {
+  if (v === undefined) return "missing";
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  if (typeof v === "object") return "an object";
+  const text = JSON.stringify(v);
+  return `${typeof v} ${text.length > 40 ? text.slice(0, 40) + "…" : text}`;
+}
+
+function isIdentity(v: unknown): v is ProcessIdentity {
+  const x = v as Partial<ProcessIdentity> | null;
+  return typeof x === "object" && x !== null && Number.isSafeInteger(x.pid) && x.pid! > 0 &&
+    Number.isSafeInteger(x.startTime) && x.startTime! >= 0;
+}
+
+const isCount = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+const isCode = (v: unknown) => v === null || Number.isSafeInteger(v);
+
+/** A cgroup name a record may hold: relative, no `..`, nothing odd (see `assertValidName`). */
+function isCgroupName(v: unknown): v is string {
+  return typeof v === "string" && v.length > 0 && v.length < 4096 && !v.startsWith("/") && !/[\0\n]/.test(v) &&
+    v.split("/").every((s) => s !== "" && s !== "." && s !== "..");
+}
+
+/**
+ * What is wrong with a record's shape (pure): undefined when `value` is a {@link StateRecord}
+ * whose fields all have their types (and a running container names its init); else the problems,
+ * field by field (`init: missing (a running container's record names its init); spec: null, not
+ * an object`).
+ * @param value What `state.json` parsed to.
+ * @param name The container directory's name, which the record must carry.
+ */
+export function recordProblem(value: unknown, name?: string): string | undefined {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    return `state.json holds ${shown(value)}, not a record`;
+  }
+  const r = value as Record<string, unknown>;
+  const problems: string[] = [];
+  const want = (field: string, ok: boolean, what: string) => {
+    if (!ok) problems.push(`${field}: ${shown(r[field])}, not ${what}`);
+  };
+  const optional = (field: string, ok: (v: unknown) => boolean, what: string) =>
+    want(field, r[field] === undefined || ok(r[field]), what);
+  want("version", r.version === 1, "1");
+  want(
+    "name",
+    typeof r.name === "string" && (name === undefined || r.name === name),
+    `the name ${name ?? "(a string)"}`,
+  );
+  want("state", typeof r.state === "string" && LIFE_STATES.includes(r.state), "creating, running or exited");
+  want("owner", isIdentity(r.owner), "a process (pid and startTime)");
+  if (r.state === "running" && r.init === undefined) {
+    problems.push("init: missing (a running container's record names its init)");
+  } else optional("init", isIdentity, "a process (pid and startTime)");
+  want("createdAt", typeof r.createdAt === "string", "a time");
+  optional("startedAt", (v) => typeof v === "string", "a time");
+  optional("finishedAt", (v) => typeof v === "string", "a time");
+  optional("exit", (v) => {
+    if (v === null) return true;
+    const x = v as Record<string, unknown>;
+    return typeof v === "object" && !Array.isArray(v) && isCode(x.code) && isCode(x.signal) &&
+      Number.isSafeInteger(x.shellCode);
+  }, "an exit status (code, signal, shellCode) or null");
+  optional("note", (v) => typeof v === "string", "a string");
+  want("spec", typeof r.spec === "object" && r.spec !== null && !Array.isArray(r.spec), "an object");
+  optional("specFile", (v) => typeof v === "string", "a string");
+  want("image", typeof r.image === "string", "a string");
+  want("rootfs", typeof r.rootfs === "string", "a path");
+  want("extracted", typeof r.extracted === "boolean", "true or false");
+  optional("cgroup", isCgroupName, "a cgroup name");
+  optional("veth", (v) => typeof v === "string", "a link name");
+  optional("oomKilled", isCount, "a count");
+  optional("failedForks", isCount, "a count");
+  if (problems.length === 0) return undefined;
+  return problems.length > 3
+    ? `${problems.slice(0, 3).join("; ")}; and ${problems.length - 3} more`
+    : problems.join("; ");
+}
+
+/** What is still known of a damaged record that parsed: its fields that are whole on their own. */
+function salvageObject(value: unknown): Salvage {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return {};
+  const r = value as Record<string, unknown>;
+  return {
+    ...(isCgroupName(r.cgroup) ? { cgroup: r.cgroup } : {}),
+    ...(isIdentity(r.init) ? { init: { pid: r.init.pid, startTime: r.init.startTime } } : {}),
+    ...(isIdentity(r.owner) ? { owner: { pid: r.owner.pid, startTime: r.owner.startTime } } : {}),
+    ...(typeof r.veth === "string" && /^hk-[0-9a-f]{8}-h$/.test(r.veth) ? { veth: r.veth } : {}),
+    ...(typeof r.rootfs === "string" ? { rootfs: r.rootfs } : {}),
+    ...(typeof r.image === "string" ? { image: r.image } : {}),
+    ...(typeof r.createdAt === "string" ? { createdAt: r.createdAt } : {}),
+  };
+}
+
+/**
+ * What is still known of a record cut short (not JSON): its top-level string fields and its
+ * init, read out of the text hako writes (one field a line, `JSON.stringify(record, null, 1)`).
+ */
+function salvageText(text: string): Salvage {
+  const field = (key: string): string | undefined => {
+    // Top-level fields are indented by one space; the spec's own are deeper.
+    const m = new RegExp(`^ "${key}": ("(?:[^"\\\\]|\\\\.)*"),?$`, "m").exec(text);
+    if (!m) return undefined;
+    try {
+      const v = JSON.parse(m[1]!);
+      return typeof v === "string" ? v : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const identity = (key: string) => {
+    const m = new RegExp(`^ "${key}": \\{\\s*"pid": (\\d+),\\s*"startTime": (\\d+)\\s*\\}`, "m").exec(text);
+    return m ? { [key]: { pid: Number(m[1]), startTime: Number(m[2]) } } : {};
+  };
+  return salvageObject({
+    cgroup: field("cgroup"),
+    veth: field("veth"),
+    rootfs: field("rootfs"),
+    image: field("image"),
+    createdAt: field("createdAt"),
+    ...identity("init"),
+    ...identity("owner"),
+  });
+}
+
 /** One line about a record's state, for messages. */
 export function describeState(r: StateRecord): string {
   if (r.state === "exited") {
@@ -552,6 +788,40 @@ export function signalIdentified(id: ProcessIdentity, sig: Signal, context?: str
     if (r === -1) {
       if (errno() === ESRCH) return false;
       check(-1, "pidfd_send_signal", [id.pid, sig], context);
+    }
+    return true;
+  } finally {
+    close(fd);
+  }
+}
+
+/**
+ * Signals process `pid` only while it is a member of a cgroup: a pidfd is opened first, then the
+ * cgroup's member list (`cgroup.procs` of each of `procsFiles`) must still name it — a pid cannot
+ * be reused while it is listed there, so the signal cannot reach a process that reused the pid.
+ * @returns False when it is gone or no longer a member; true when signalled.
+ * @throws {SyscallError} For any other failure (EPERM…).
+ */
+export function signalCgroupMember(pid: number, procsFiles: readonly string[], sig: Signal, context?: string): boolean {
+  const { syscall, close } = libc();
+  const fd = Number(syscall(BigInt(SYS.pidfd_open), BigInt(pid), 0n, 0n, 0n, 0n));
+  if (fd === -1) {
+    if (errno() === ESRCH) return false;
+    throw new SyscallError("pidfd_open", errno(), [pid], context);
+  }
+  try {
+    const listed = procsFiles.some((f) => {
+      try {
+        return readFileSync(f, "utf8").split("\n").includes(String(pid));
+      } catch {
+        return false;
+      }
+    });
+    if (!listed) return false;
+    const r = Number(syscall(BigInt(SYS.pidfd_send_signal), BigInt(fd), BigInt(signalNumber(sig)), 0n, 0n, 0n));
+    if (r === -1) {
+      if (errno() === ESRCH) return false;
+      check(-1, "pidfd_send_signal", [pid, sig], context);
     }
     return true;
   } finally {

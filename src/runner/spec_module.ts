@@ -156,6 +156,7 @@ export async function runForeground(
         store.update(resolved.name, (x) => ({ ...x, state: "running", startedAt: new Date().toISOString() }));
         const status = await c.wait();
         await relay?.finish();
+        (await import("./_exit_note.ts")).reportExit(resolved.name, status); // oom-killed, pids limit reached
         return status.shellCode;
       } finally {
         relay?.close();

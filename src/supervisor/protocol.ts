@@ -14,6 +14,12 @@ export interface StartRequest {
   readonly spec: ContainerSpec;
   /** The spec's file, for `ps`. */
   readonly specFile?: string;
+  /**
+   * The process (pid and start time) that reserved the container's name before extracting its
+   * rootfs (`hako start`): the supervisor takes that reservation over instead of reserving the
+   * name itself.
+   */
+  readonly reservedBy?: { readonly pid: number; readonly startTime: number };
 }
 
 /** Is the supervisor there? */

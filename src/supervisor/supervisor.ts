@@ -40,7 +40,7 @@ import {
   StateStore,
   writePrivateFile,
 } from "../container/state.ts";
-import { releaseResources } from "../container/lifecycle.ts";
+import { cgroupEndCounters, releaseResources } from "../container/lifecycle.ts";
 import { type ErrorReply, LineReader, type Request, type Response, type StartRequest } from "./protocol.ts";
 import { judgePeer } from "./_peer.ts";
 
@@ -83,6 +83,10 @@ export function requestProblem(value: unknown): string | undefined {
   if (r.op !== "start") return `unknown op ${JSON.stringify(r.op)}`;
   if (r.spec === null || typeof r.spec !== "object" || Array.isArray(r.spec)) return "start needs a spec object";
   if (r.specFile !== undefined && typeof r.specFile !== "string") return "specFile must be a string";
+  const by = r.reservedBy as { pid?: unknown; startTime?: unknown } | undefined;
+  if (by !== undefined && !(Number.isSafeInteger(by?.pid) && Number.isSafeInteger(by?.startTime))) {
+    return "reservedBy must be a process (pid and startTime)";
+  }
   return undefined;
 }
 
@@ -167,7 +171,8 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
         ...(resolved.cgroupName ? { cgroup: resolved.cgroupName } : {}),
         ...(resolved.veth ? { veth: resolved.veth.host } : {}),
       };
-      store.reserve(record);
+      if (req.reservedBy) store.takeOver(record, req.reservedBy);
+      else store.reserve(record);
     } catch (e) {
       return { id: req.id, ok: false, error: errorReply(e) };
     }
@@ -233,13 +238,19 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
     }
   };
 
-  const finished = (name: string, exit: StateRecord["exit"], note?: string) => {
+  const finished = (
+    name: string,
+    exit: StateRecord["exit"],
+    note?: string,
+    counted: Pick<StateRecord, "oomKilled" | "failedForks"> = {},
+  ) => {
     store.update(name, (r) => ({
       ...r,
       state: "exited",
       exit,
       finishedAt: new Date().toISOString(),
       ...(note ? { note } : {}),
+      ...counted,
     }));
   };
 
@@ -252,7 +263,7 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
         store.update(r.name, (x) => ({ ...x, owner: self }));
         say(`adopted ${r.name} (pid ${r.init.pid}): its exit status will be unknown`);
       } else {
-        finished(r.name, null, "ended while no supervisor ran: exit status unknown");
+        finished(r.name, null, "ended while no supervisor ran: exit status unknown", cgroupEndCounters(r));
         try {
           releaseResources(r);
         } catch (e) {
@@ -283,14 +294,16 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
       } catch (e) {
         say(`could not clean up after ${name}: ${(e as Error).message}`);
       }
-      finished(name, { code: status.code, signal: status.signal, shellCode: status.shellCode });
+      const { code, signal, shellCode, ...counted } = status; // counted: oomKilled, failedForks
+      finished(name, { code, signal, shellCode }, undefined, counted);
       say(`${name} exited (${status.shellCode})`);
     }
     for (const [name, id] of adopted) {
       if (isRunning(id)) continue;
       adopted.delete(name);
       const r = store.tryRead(name);
-      finished(name, null, "ended while adopted (not hako's child): exit status unknown");
+      const counted = r ? cgroupEndCounters(r) : {}; // before releaseResources removes the cgroup
+      finished(name, null, "ended while adopted (not hako's child): exit status unknown", counted);
       if (r) {
         try {
           releaseResources(r);
