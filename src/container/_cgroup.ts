@@ -12,6 +12,9 @@ import { detect, type Layout } from "../cgroup/layout.ts";
 import type { GroupSpec } from "../cgroup/group.ts";
 import type { ContainerSpec } from "./spec.ts";
 
+/** How old an empty cgroup of a container's name must be to count as a crashed one's leftover. */
+const STALE_AFTER_MS = 10_000;
+
 /** The parent of containers' cgroups unless the spec names another: hako's own, made and removed by hako. */
 export const DEFAULT_CGROUP_PARENT = "hako";
 
@@ -98,6 +101,8 @@ export function removeStaleCgroup(name: string): void {
   for (const dir of existingCgroupDirs(name)) {
     try {
       if (readFileSync(`${dir}/cgroup.procs`, "utf8").trim() !== "") continue;
+      // (one made a moment ago is another container's of this name, between its mkdir and attach)
+      if (Date.now() - statSync(dir).mtimeMs < STALE_AFTER_MS) continue;
       rmdirSync(dir); // (fails with EBUSY when it has child cgroups: kept)
     } catch { /* kept: the create says why */ }
   }

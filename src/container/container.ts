@@ -105,6 +105,19 @@ export interface CreateOptions {
   readonly tty?: boolean | WindowSize;
 }
 
+/** Failures of {@link Container.create} that were a forked child's crash, worth making it again. */
+const FORK_CRASHES = new WeakSet<Error>();
+
+/** Runs `fail` (which throws) and marks what it throws as a forked child's crash. */
+function forkCrash(fail: () => never): never {
+  try {
+    return fail();
+  } catch (e) {
+    if (e instanceof Error) FORK_CRASHES.add(e);
+    throw e;
+  }
+}
+
 /** How long the parent waits for the child's setup (or exec) before killing it. */
 const SETUP_TIMEOUT_MS = 30_000;
 const O_RDWR = 2;
@@ -343,6 +356,20 @@ export class Container {
    *   whatever was made is undone first.
    */
   static async create(input: ContainerSpec, options: CreateOptions = {}): Promise<Container> {
+    // A forked child (a copy of the runtime) dies now and then before its first report — a crash
+    // of the copy, not of anything the container asked for (see ffi/fork.ts): everything made is
+    // undone by then, so the container is made again, twice at most.
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await Container.#createOnce(input, options);
+      } catch (e) {
+        if (attempt >= 3 || !(e instanceof SetupError && FORK_CRASHES.has(e))) throw e;
+        FORK_CRASHES.delete(e);
+      }
+    }
+  }
+
+  static async #createOnce(input: ContainerSpec, options: CreateOptions): Promise<Container> {
     let spec = resolveSpec(input);
     assertValidTty(options.tty, spec);
     if (options.tty && options.stdio) {
@@ -395,15 +422,6 @@ export class Container {
         }
       }
 
-      // The container's own /etc files, in its directory under the state directory.
-      let files: ContainerFile[] = [];
-      try {
-        undo.push(() => removeContainerFiles(spec.name));
-        files = writeContainerFiles(spec, hostIdsOfRoot(spec));
-      } catch (e) {
-        fail("etc-files", e);
-      }
-
       // cgroup: every container gets one of its own, made new (never adopted; see _cgroup.ts)
       let group: Group | undefined;
       const cgroupName = spec.cgroupName;
@@ -420,6 +438,16 @@ export class Container {
           g.delete({ kill: true });
           removeEmptyDefaultParent(cgroupName);
         });
+      }
+
+      // The container's own /etc files, in its directory under the state directory (after the
+      // cgroup: its exclusive mkdir is what keeps two containers of one name apart)
+      let files: ContainerFile[] = [];
+      try {
+        undo.push(() => removeContainerFiles(spec.name));
+        files = writeContainerFiles(spec, hostIdsOfRoot(spec));
+      } catch (e) {
+        fail("etc-files", e);
       }
 
       // pipes (and /dev/null for stdio "null", opened on the host side so any rootfs works)
@@ -478,6 +506,8 @@ export class Container {
         pid = native ? spawnProgram(native.program, cloneFlags(spec)) : forkProcess(cloneFlags(spec));
       } catch (e) {
         native?.release();
+        // ECHILD: the intermediate fork of a namespace clone died (ffi/fork.ts)
+        if (!native && e instanceof SyscallError && e.code === "ECHILD") forkCrash(() => fail("clone", e));
         return fail("clone", e);
       }
       if (pid === 0) {
@@ -546,7 +576,11 @@ export class Container {
           fail("veth", e);
         }
       }
-      if (!writeAll(goW, new Uint8Array([1]))) fail("setup", new SyscallError("write", errno(), ["go pipe"]));
+      if (!writeAll(goW, new Uint8Array([1]))) {
+        const e = new SyscallError("write", errno(), ["go pipe"]);
+        if (!native && e.code === "EPIPE") forkCrash(() => fail("setup", e)); // (the child is gone before its go)
+        fail("setup", e);
+      }
       closeFd(goW);
       fds.splice(fds.indexOf(goW), 1);
 
@@ -573,10 +607,10 @@ export class Container {
         const err = report?.error as ChildError | undefined;
         if (err) throw setupError(err);
         const r = waitpid2(pid, WNOHANG);
-        throw new SetupError(
-          "setup",
-          `the child ended before reporting${r.pid ? ` (${r.status})` : ""}`,
-        );
+        const e = new SetupError("setup", `the child ended before reporting${r.pid ? ` (${r.status})` : ""}`);
+        // (a forked child that crashed — SIGSEGV, SIGBUS, SIGABRT, SIGILL — before saying anything)
+        if (!native && !report && r.pid && [4, 6, 7, 11].includes(r.status.signal ?? 0)) FORK_CRASHES.add(e);
+        throw e;
       }
       let terminal = -1;
       if (options.tty) {
