@@ -225,12 +225,29 @@ const CLONE_PARENT = 0x00008000;
  * signals blocked. Returns `[pid, 0]` in the caller, `[0, 0]` in the child, `[-1, errno]` on failure.
  */
 function cloneViaFork(cloneFlags: number): [number, number] {
+  // The intermediate (a copy of the runtime) dies now and then before it clones (a page missing
+  // in the copy, see above): nothing exists yet then, so it is tried again. After its "about to
+  // clone" word, a death is reported (ECHILD): the real child may exist.
+  for (let attempt = 1;; attempt++) {
+    const r = cloneViaForkOnce(cloneFlags);
+    if (r !== "died before clone" || attempt >= 3) return r === "died before clone" ? [-1, 10 /* ECHILD */] : r;
+  }
+}
+
+const ABOUT_TO_CLONE = -0x7fffffff;
+
+function cloneViaForkOnce(cloneFlags: number): [number, number] | "died before clone" {
   const { fork, syscall, pipe2, read, write, close, waitpid, _exit } = libc();
   const fds = new Int32Array(2);
   if (pipe2(fds, O_CLOEXEC) === -1) return [-1, errno()];
   const [rd, wr] = [fds[0]!, fds[1]!];
-  const msg = new Int32Array(1);
+  // Everything the intermediate uses is made here, so it allocates as little as it can.
+  const words = new Int32Array(2);
+  const bytes = new Uint8Array(words.buffer);
+  const first = bytes.subarray(0, 4);
+  const before = new Uint8Array(new Int32Array([ABOUT_TO_CLONE]).buffer);
   const st = new Int32Array(1);
+  const nr = BigInt(SYS.clone), flags = BigInt(cloneFlags | CLONE_PARENT | SIGCHLD);
   // MADV_DOFORK right before fork(), after this function's allocations: a page the engine maps
   // between the two (its heap growing for a new array) would be MADV_DONTFORK again and missing in
   // the intermediate, which then dies of SIGSEGV at its first allocation (seen: 1 namespace clone
@@ -245,24 +262,32 @@ function cloneViaFork(cloneFlags: number): [number, number] {
   if (mid === 0) {
     // The intermediate: single-threaded, with a consistent heap. Its own new pages too must reach
     // the real child (as above).
-    const args = [BigInt(SYS.clone), BigInt(cloneFlags | CLONE_PARENT | SIGCHLD)] as const;
     prepareFork();
-    const pid = Number(syscall(args[0], args[1], 0n, 0n, 0n, 0n));
+    write(wr, before, 4n);
+    const pid = Number(syscall(nr, flags, 0n, 0n, 0n, 0n));
     if (pid === 0) {
       close(rd), close(wr);
       return [0, 0]; // the real child
     }
-    const msg = new Int32Array([pid === -1 ? -errno() : pid]);
-    write(wr, new Uint8Array(msg.buffer), 4n);
+    words[0] = pid === -1 ? -errno() : pid;
+    write(wr, first, 4n);
     _exit(0);
   }
   close(wr);
-  let got: number;
-  while ((got = read(rd, new Uint8Array(msg.buffer), 4n)) === -1 && errno() === EINTR);
+  let got = 0;
+  for (;;) {
+    const n = read(rd, bytes.subarray(got), BigInt(8 - got));
+    if (n === -1 && errno() === EINTR) continue;
+    if (n <= 0) break;
+    got += n;
+    if (got === 8) break;
+  }
   close(rd);
   while (waitpid(mid, st, 0) === -1 && errno() === EINTR);
-  if (got !== 4 || msg[0]! < 0) return [-1, got === 4 ? -msg[0]! : 10 /* ECHILD: the intermediate died */];
-  return [msg[0]!, 0];
+  if (got < 4) return "died before clone";
+  if (got < 8) return [-1, 10 /* ECHILD: the intermediate died while it cloned */];
+  const pid = words[1]!;
+  return pid < 0 ? [-1, -pid] : [pid, 0];
 }
 
 /**
