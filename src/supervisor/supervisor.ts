@@ -407,15 +407,17 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
     } catch { /* the client is gone */ }
   };
   /**
-   * Sends a last line and closes: half-close after it, and drain (unread) what the client sends
-   * until it closes — closing at once could fail its write (EPIPE) or reset the connection before it
-   * reads why; one that never closes is cut off after a second.
+   * Sends a last line and closes: half-close after it, and (`drain`) drain unread what the client
+   * sends until it closes — closing at once could fail its write (EPIPE) or reset the connection
+   * before it reads why; one that never closes is cut off after a second. Without `drain` (a client
+   * that sends too much) nothing more is read, and it is cut off sooner.
    */
-  const sendAndClose = (sock: Socket, res: Response) => {
+  const sendAndClose = (sock: Socket, res: Response, drain = true) => {
     sock.removeAllListeners("data");
     sock.end(JSON.stringify(res) + "\n");
-    sock.resume();
-    setTimeout(() => sock.destroy(), 1000);
+    if (drain) sock.resume();
+    else sock.pause();
+    setTimeout(() => sock.destroy(), drain ? 1000 : 200);
   };
   const protocolError = (id: number, message: string): Response => ({
     id,
@@ -473,7 +475,7 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
       }
       if (lines.overflowed) {
         say("closed a connection that sent a line longer than the limit");
-        sendAndClose(sock, protocolError(0, `a request line is longer than ${MAX_LINE_BYTES} bytes`));
+        sendAndClose(sock, protocolError(0, `a request line is longer than ${MAX_LINE_BYTES} bytes`), false);
         return;
       }
       if (inFlight >= MAX_IN_FLIGHT && !paused) {
