@@ -1,7 +1,7 @@
 /**
  * Supervisor benchmark: what the one supervisor costs and how it answers.
  *
- *   - memory: the supervisor's PSS idle, with N containers running (busybox `sleep`; their log
+ *   - memory: the supervisor's PSS (and its anonymous memory) idle, with N containers running (busybox `sleep`; their log
  *     relays' PSS is given apart: they are processes of their own), and over M start/delete rounds
  *     through the one supervisor (the PSS after a warm-up, the peak, the last; flat means the last
  *     is within 10% of the first);
@@ -11,7 +11,8 @@
  *
  * Everything goes through a supervisor of its own state directory, started like `hako start`
  * starts one (`bin/hako supervisor --idle 0 --log …`, Deno; `--bun`: `bun src/cli/main.ts`), and is
- * torn down after. JSON goes to bench/results/supervisor-<date>.json.
+ * torn down after. JSON goes to bench/results/supervisor-<date>.json; `bench/run.ts --supervisor`
+ * adds its two rows (the ping round trips) to the one table.
  *
  * Run (root): sudo node_modules/.bin/deno run -A --v8-flags=--single-threaded bench/supervisor.ts [--quick] [--bun]
  * Env: HAKO_BENCH_SUP_N (default 100; --quick 20), HAKO_BENCH_SUP_ROUNDS (500; --quick 100),
@@ -23,7 +24,7 @@ import { chmodSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { BUN_ENV, environment, QUICK, ROOT, skip, writeResults } from "./_lib.ts";
+import { BUN_ENV, environment, printTable, QUICK, ROOT, type Row, skip, stats, writeResults } from "./_lib.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { StateStore } from "../src/container/state.ts";
 import { deleteContainer } from "../src/container/lifecycle.ts";
@@ -48,8 +49,11 @@ function rollupKb(pid: number, field: string): number {
 
 /** PSS of a process in kB (its share of shared pages: it moves as other processes map the same binary). */
 const pssKb = (pid: number) => rollupKb(pid, "Pss");
-/** Memory only this process maps (USS: private clean + dirty), in kB: steadier than PSS on a shared host. */
-const ussKb = (pid: number) => rollupKb(pid, "Private_Clean") + rollupKb(pid, "Private_Dirty");
+/**
+ * Its anonymous memory in kB (heaps, stacks: what it allocated, not the runtime's binary, whose
+ * pages count in PSS as shared or not depending on which other processes run the same runtime).
+ */
+const anonKb = (pid: number) => rollupKb(pid, "Anonymous");
 
 const mib = (kb: number) => (kb / 1024).toFixed(1);
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
@@ -120,10 +124,14 @@ function pings(sockPath: string, ms: number, everyMs = 50): Promise<number[]> & 
 const pct = (sorted: readonly number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
 
-/** Runs the benchmark; returns what it measured (undefined when skipped). */
-export async function supervisorBenchmark(): Promise<Record<string, unknown> | undefined> {
-  if (process.getuid?.() !== 0) return void skip("supervisor benchmark", "needs root");
-  if (!findStaticBusybox()) return void skip("supervisor benchmark", "needs a static busybox");
+/**
+ * Runs the benchmark; prints what it measured (and, with `table`, its rows in a table of their
+ * own), writes the JSON, and returns the rows for bench/run.ts's table: the ping round trips
+ * during the churn and during the flood (memory is in their notes). None when skipped.
+ */
+export async function supervisorBenchmark(table = true): Promise<Row[]> {
+  if (process.getuid?.() !== 0) return (skip("supervisor benchmark", "needs root"), []);
+  if (!findStaticBusybox()) return (skip("supervisor benchmark", "needs a static busybox"), []);
   const base = mkdtempSync(join(tmpdir(), "hako-bench-sup-"));
   chmodSync(base, 0o755);
   const state = join(base, "state");
@@ -152,10 +160,10 @@ export async function supervisorBenchmark(): Promise<Record<string, unknown> | u
       await deleteContainer(name, { force: true, store });
       names.delete(name);
     };
-    const uss: Record<string, number> = {};
+    const anon: Record<string, number> = {};
     const settle = async (what: string) => {
       await sleep(2500); // the supervisor collects garbage 1 s after a burst of starts
-      uss[what] = ussKb(sup!);
+      anon[what] = anonKb(sup!);
       return pssKb(sup!);
     };
 
@@ -175,7 +183,9 @@ export async function supervisorBenchmark(): Promise<Record<string, unknown> | u
         `all deleted ${mib(afterKb)} MiB; started in ${startAllMs.toFixed(0)} ms`,
     );
     console.log(
-      `  (USS: idle ${mib(uss.idle!)} MiB, ${N} running ${mib(uss.running!)} MiB, deleted ${mib(uss.afterFleet!)} MiB)`,
+      `  (anonymous: idle ${mib(anon.idle!)} MiB, ${N} running ${mib(anon.running!)} MiB, deleted ${
+        mib(anon.afterFleet!)
+      } MiB)`,
     );
     Object.assign(result, { idleKb, runningKb, relaysKb, afterFleetKb: afterKb, startAllMs });
 
@@ -210,10 +220,10 @@ export async function supervisorBenchmark(): Promise<Record<string, unknown> | u
         `max ${churnRtts.at(-1)!.toFixed(1)} ms`,
     );
     console.log(
-      `  (USS: settled after ${every} ${mib(uss.churnFirst!)} MiB, after ${ROUNDS} ${mib(uss.churnLast!)} MiB)`,
+      `  (anonymous: settled after ${every} ${mib(anon.churnFirst!)} MiB, after ${ROUNDS} ${mib(anon.churnLast!)} MiB)`,
     );
     Object.assign(result, {
-      ussKb: uss,
+      anonymousKb: anon,
       churnSamplesKb: samples,
       churnFirstKb: firstKb,
       churnPeakKb: peakKb,
@@ -251,14 +261,29 @@ export async function supervisorBenchmark(): Promise<Record<string, unknown> | u
       floodMaxDiskBytes: maxDisk,
     });
     client.close();
+    const runtime = BUN ? "Bun" : "Deno";
+    const rows: Row[] = [
+      {
+        ...stats("supervisor", `${runtime} supervisor: ping during ${ROUNDS - every} start/delete rounds`, churnRtts),
+        note: `PSS settled ${mib(firstKb)} → ${mib(lastKb)} MiB, peak ${mib(peakKb)}; ${N} running: ${
+          mib(runningKb)
+        } MiB (+ relays ${mib(relaysKb)})`,
+      },
+      {
+        ...stats("supervisor", `${runtime} supervisor: ping during ${FLOOD_S} s of \`yes\``, rtts),
+        note: `the log at most ${(maxDisk / 2 ** 20).toFixed(2)} MiB on disk, cap 2 × 1 MiB`,
+      },
+    ];
+    if (table) printTable(`supervisor benchmark (${runtime})`, rows);
     const file = writeResults("supervisor", {
       when: new Date().toISOString(),
       ...environment(),
       quick: QUICK,
       ...result,
+      rows,
     });
     console.log(`wrote ${file}`);
-    return result;
+    return rows;
   } finally {
     for (const n of names) await deleteContainer(n, { force: true, store }).catch(() => {});
     if (sup) {
