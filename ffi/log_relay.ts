@@ -165,7 +165,7 @@ export interface LogRelayOptions {
 
 /**
  * Starts a relay in a session of its own (so no terminal's or process group's signal reaches it),
- * with the input on fd 0, /dev/null on 1 and 2, the directory on 3, and nothing else open.
+ * in `/`, with the input on fd 0, /dev/null on 1 and 2, the directory on 3, and nothing else open.
  * @returns Its pid (a child of this process: reap it).
  * @throws {SyscallError} When it cannot be started (`memfd_create`, `clone`, `execve`…).
  */
@@ -199,6 +199,7 @@ export function spawnLogRelay(o: LogRelayOptions): number {
     const p = new SyscallProgram();
     const ops: Array<[string, unknown[]]> = [];
     ops[p.call("setsid", [])] = ["setsid", []];
+    ops[p.call("chdir", [p.cstring("/")])] = ["chdir", ["/"]]; // pins no directory
     for (const [from, to] of [[input, 0], [devnull, 1], [devnull, 2], [dir, 3], [image, 4]] as const) {
       ops[p.call("dup2", [from, to])] = ["dup2", [from, to]];
     }

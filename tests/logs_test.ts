@@ -507,28 +507,50 @@ test("hako logs: -n N across the cut, the whole log, --timestamps, and -f throug
   assert.deepEqual(parts.sort(), ["log", "log.1", "log.fifo", "log.relay"]);
 }, { skip: e2eSkip });
 
-test("supervisor.log is cut at HAKO_LOG_MAX too", () => {
-  using l = supervisorLab("hako-test-logs-", { env: { HAKO_LOG_MAX: "4096" } });
-  const name = `logs-sup-${unique()}`;
-  // Every start fails in the child (no such command): one line in supervisor.log each.
-  l.spec(name, "true"); // builds the rootfs
-  const bad = join(l.dir, "bad.ts");
-  writeFileSync(
-    bad,
-    `export default (env: Record<string, string | undefined>) => ({
+test(
+  "supervisor.log is cut at HAKO_LOG_MAX too; the relays of containers that failed to start are reaped",
+  async () => {
+    using l = supervisorLab("hako-test-logs-", { env: { HAKO_LOG_MAX: "4096" } });
+    const name = `logs-sup-${unique()}`;
+    // Every start fails in the child (no such command): one line in supervisor.log each.
+    l.spec(name, "true"); // builds the rootfs
+    const bad = join(l.dir, "bad.ts");
+    writeFileSync(
+      bad,
+      `export default (env: Record<string, string | undefined>) => ({
   name: "${name}-" + env.N,
   rootfs: { builder: "busybox", path: ${JSON.stringify(l.rootfs)} },
   command: ["/no/such/command"],
 });\n`,
-  );
-  const r = l.hako(["start", bad, "--each", "N=1..60"]);
-  assert.notEqual(r.code, 0, "every start fails");
-  const log = join(l.state, "supervisor.log");
-  const size = statSync(log).size, older = statSync(`${log}.1`).size;
-  console.error(`  supervisor.log ${size} B, supervisor.log.1 ${older} B`);
-  assert.ok(size <= 4096 + 1024 && older <= 4096 + 1024, "each part about the cap (a message may cross it)");
-  assert.match(readFileSync(log, "utf8"), /could not start/);
-}, { skip: e2eSkip });
+    );
+    const r = l.hako(["start", bad, "--each", "N=1..60"]);
+    assert.notEqual(r.code, 0, "every start fails");
+    const log = join(l.state, "supervisor.log");
+    const size = statSync(log).size, older = statSync(`${log}.1`).size;
+    console.error(`  supervisor.log ${size} B, supervisor.log.1 ${older} B`);
+    assert.ok(size <= 4096 + 1024 && older <= 4096 + 1024, "each part about the cap (a message may cross it)");
+    assert.match(readFileSync(log, "utf8"), /could not start/);
+    // One name again and again at once: each try's relay ends (EOF) and is reaped, none left a zombie.
+    const again = join(l.dir, "again.ts");
+    writeFileSync(again, readFileSync(bad, "utf8").replace(`"${name}-" + env.N`, `"${name}-again"`));
+    for (let i = 0; i < 3; i++) assert.notEqual(l.hako(["start", again]).code, 0);
+    const sup = l.supervisorPid()!;
+    const children = () =>
+      readdirSync(`/proc/${sup}/task`).flatMap((t) =>
+        readFileSync(`/proc/${sup}/task/${t}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number)
+      );
+    await until("every relay reaped", () => children().length === 0, 5000).catch(() => {});
+    const left = children().map((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^\d+ /, "").slice(0, 40);
+      } catch {
+        return `${pid} gone`;
+      }
+    });
+    assert.deepEqual(left, [], "no child of the supervisor left, zombie or not");
+  },
+  { skip: e2eSkip },
+);
 
 test(
   "without a relay (HAKO_LOG_RELAY=0) the container appends itself; the supervisor caps the log every second",

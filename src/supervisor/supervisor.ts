@@ -187,8 +187,11 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
   const containers = new Map<string, Container>();
   const adopted = new Map<string, ProcessIdentity>();
   const clients = new Set<Socket>();
-  /** The log relays this supervisor started (its children, to reap), by container. */
-  const relays = new Map<string, ProcessIdentity>();
+  /**
+   * The log relays this supervisor started (its children, to reap): container name by pid (a name
+   * may come back with a new container while the relay of the last one is still to be reaped).
+   */
+  const relays = new Map<number, string>();
   /** Containers that append to their log themselves (no relay): capped by capAppendedLog. */
   const appended = new Set<string>();
   const createLimit = limiter(CONCURRENT_CREATES);
@@ -229,7 +232,7 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
     let out: ContainerOutput | undefined, nullFd = -1;
     try {
       out = openContainerOutput(store, name, logMax);
-      if (out.relay) relays.set(name, out.relay);
+      if (out.relay) relays.set(out.relay.pid, name);
       else appended.add(name);
       if (out.problem) say(`${name}: ${out.problem}`);
       nullFd = check(open(cstr("/dev/null"), O_RDONLY | O_CLOEXEC, 0), "open", ["/dev/null"]);
@@ -379,22 +382,23 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
    */
   let capping = false;
   const checkLogs = () => {
-    for (const [name, id] of relays) {
+    for (const pid of relays.keys()) {
       let done: number;
       try {
-        done = waitpid(id.pid, WNOHANG);
+        done = waitpid(pid, WNOHANG);
       } catch {
-        done = id.pid; // not a child any more
+        done = pid; // not a child any more
       }
-      if (done === id.pid) relays.delete(name);
+      if (done === pid) relays.delete(pid);
     }
     for (const name of [...containers.keys(), ...adopted.keys()]) {
-      if (appended.has(name) || relays.has(name)) continue;
+      if (appended.has(name)) continue;
       const recorded = recordedRelay(store, name);
-      if (!recorded || isRunning(recorded)) continue; // no relay; or an adopted one, alive
+      // No relay; or its relay runs (a child of this supervisor, or of the one before).
+      if (!recorded || relays.get(recorded.pid) === name || isRunning(recorded)) continue;
       try {
         const id = startLogRelay(store, name, logMax);
-        relays.set(name, id);
+        relays.set(id.pid, name);
         say(`the log relay of ${name} (pid ${recorded.pid}) was gone: started another (pid ${id.pid})`);
       } catch (e) {
         say(`could not start a log relay for ${name}: ${(e as Error).message}`);
