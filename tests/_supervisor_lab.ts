@@ -116,7 +116,11 @@ export function supervisorLab(prefix: string, options: { env?: Record<string, st
       p.on("close", (code) => resolve({ code, stdout: Buffer.concat(out), stderr: err }));
     });
   };
-  /** Writes a spec module for a busybox container running `sh -c command`; returns its path. */
+  /**
+   * Writes a spec module for a busybox container running `sh -c command`; returns its path. Name
+   * containers `hako-test-…`: their log relays show the name, so tests/run.sh's leak check sees any
+   * relay left behind.
+   */
   const spec = (name: string, command: string, extra = ""): string => {
     if (!built) {
       buildRootfs(rootfs, { builder: "busybox" });
@@ -129,7 +133,7 @@ export function supervisorLab(prefix: string, options: { env?: Record<string, st
   name: ${JSON.stringify(name)},
   rootfs: { builder: "busybox", path: ${JSON.stringify(rootfs)} },
   command: ["sh", "-c", ${JSON.stringify(command)}],
-  cgroup: { name: ${JSON.stringify(`hako-test-${name}`)}, pids: { max: 64 } },
+  cgroup: { name: ${JSON.stringify(name.startsWith("hako-test-") ? name : `hako-test-${name}`)}, pids: { max: 64 } },
   ${extra}
 };\n`,
     );

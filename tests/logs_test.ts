@@ -394,7 +394,7 @@ test(
   `under \`yes\` for ${FLOOD_S} s the log holds its cap, the supervisor answers within 100 ms; killed -9, the container runs on and a new supervisor restarts a killed relay`,
   async () => {
     using l = supervisorLab("hako-test-logs-");
-    const name = `logs-yes-${unique()}`;
+    const name = `hako-test-logs-yes-${unique()}`;
     const started = l.hako(["start", l.spec(name, "exec yes")]);
     assert.equal(started.code, 0, started.stderr);
     const relay = l.relayOf(name);
@@ -437,7 +437,7 @@ test(
     assert.equal(JSON.parse(l.hako(["ps", "--json"]).stdout)[0].state, "running");
 
     // A new supervisor adopts it; the relay killed, the supervisor starts another on the FIFO.
-    const other = `logs-other-${unique()}`;
+    const other = `hako-test-logs-other-${unique()}`;
     assert.equal(l.hako(["start", l.spec(other, "sleep 300")]).code, 0);
     assert.notEqual(l.supervisorPid(), sup, "a new supervisor");
     process.kill(relay.pid, "SIGKILL");
@@ -459,7 +459,7 @@ test(
 
 test("the forked path: a container's output goes through its relay, capped under `yes`, and reads back", async () => {
   using l = supervisorLab("hako-test-logs-", { env: { HAKO_NATIVE_SPAWN: "0", HAKO_LOG_MAX: "65536" } });
-  const name = `logs-fork-${unique()}`;
+  const name = `hako-test-logs-fork-${unique()}`;
   assert.equal(l.hako(["start", l.spec(name, "echo first; exec yes")]).code, 0);
   assert.ok(l.relayOf(name), "a relay");
   const f = await flood(l, name, 4);
@@ -472,7 +472,7 @@ test("the forked path: a container's output goes through its relay, capped under
 
 test("hako logs: -n N across the cut, the whole log, --timestamps, and -f through cuts until the end", async () => {
   using l = supervisorLab("hako-test-logs-", { env: { HAKO_LOG_MAX: "4096" } });
-  const name = `logs-lines-${unique()}`;
+  const name = `hako-test-logs-lines-${unique()}`;
   const N = 1500;
   // Lines at a pace -f can follow (a cut every ~100 lines), then a last line without a newline.
   const script = `i=0; while [ $i -lt ${N} ]; do echo "line $i"; i=$((i+1)); ` +
@@ -511,7 +511,7 @@ test(
   "supervisor.log is cut at HAKO_LOG_MAX too; the relays of containers that failed to start are reaped",
   async () => {
     using l = supervisorLab("hako-test-logs-", { env: { HAKO_LOG_MAX: "4096" } });
-    const name = `logs-sup-${unique()}`;
+    const name = `hako-test-logs-sup-${unique()}`;
     // Every start fails in the child (no such command): one line in supervisor.log each.
     l.spec(name, "true"); // builds the rootfs
     const bad = join(l.dir, "bad.ts");
@@ -556,7 +556,7 @@ test(
   "without a relay (HAKO_LOG_RELAY=0) the container appends itself; the supervisor caps the log every second",
   async () => {
     using l = supervisorLab("hako-test-logs-", { env: { HAKO_LOG_RELAY: "0", HAKO_LOG_MAX: "65536" } });
-    const name = `logs-norelay-${unique()}`;
+    const name = `hako-test-logs-norelay-${unique()}`;
     assert.equal(
       l.hako(["start", l.spec(name, "i=0; while [ $i -lt 20000 ]; do echo line $i; i=$((i+1)); done; sleep 60")]).code,
       0,
