@@ -42,6 +42,7 @@ const O_NONBLOCK = 0o4000, O_DIRECTORY = 0o200000, O_NOFOLLOW = 0o400000, O_CLOE
 const O_PATH = 0o10000000;
 const S_IFIFO = 0o010000;
 const EEXIST = 17;
+const SIGKILL = 9;
 
 /** The smallest cap a log may have (the relay's own floor). */
 export const MIN_LOG_MAX = 4096;
@@ -127,7 +128,14 @@ export function startLogRelay(store: StateStore, name: string, maxBytes: number)
     dir = check(open(cstr(dirPath), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0), "open", [dirPath]);
     const pid = spawnLogRelay({ input, dir, file: "log", maxBytes, label: name });
     const id = identify(pid) ?? { pid, startTime: 0 };
-    writePrivateFile(store.logRelayPath(name), `${id.pid} ${id.startTime}\n`);
+    try {
+      writePrivateFile(store.logRelayPath(name), `${id.pid} ${id.startTime}\n`);
+    } catch (e) {
+      // Unrecorded, no supervisor could find it again: it goes (and is reaped) now.
+      libc().kill(pid, SIGKILL);
+      libc().waitpid(pid, null, 0);
+      throw e;
+    }
     return id;
   } finally {
     close(input);
