@@ -438,7 +438,8 @@ test(
 
     // A new supervisor adopts it; the relay killed, the supervisor starts another on the FIFO.
     const other = `hako-test-logs-other-${unique()}`;
-    assert.equal(l.hako(["start", l.spec(other, "sleep 300")]).code, 0);
+    const o = l.hako(["start", l.spec(other, "sleep 300")]);
+    assert.equal(o.code, 0, o.stderr);
     assert.notEqual(l.supervisorPid(), sup, "a new supervisor");
     process.kill(relay.pid, "SIGKILL");
     await until("a new relay", () => {
@@ -460,7 +461,8 @@ test(
 test("the forked path: a container's output goes through its relay, capped under `yes`, and reads back", async () => {
   using l = supervisorLab("hako-test-logs-", { env: { HAKO_NATIVE_SPAWN: "0", HAKO_LOG_MAX: "65536" } });
   const name = `hako-test-logs-fork-${unique()}`;
-  assert.equal(l.hako(["start", l.spec(name, "echo first; exec yes")]).code, 0);
+  const started = l.hako(["start", l.spec(name, "echo first; exec yes")]);
+  assert.equal(started.code, 0, started.stderr);
   assert.ok(l.relayOf(name), "a relay");
   const f = await flood(l, name, 4);
   assert.ok(f.cuts > 5, `cut again and again (${f.cuts})`);
@@ -477,7 +479,8 @@ test("hako logs: -n N across the cut, the whole log, --timestamps, and -f throug
   // Lines at a pace -f can follow (a cut every ~100 lines), then a last line without a newline.
   const script = `i=0; while [ $i -lt ${N} ]; do echo "line $i"; i=$((i+1)); ` +
     `[ $((i % 50)) = 0 ] && usleep 20000; done; printf 'the end'; sleep 1`;
-  assert.equal(l.hako(["start", l.spec(name, script)]).code, 0);
+  const started = l.hako(["start", l.spec(name, script)]);
+  assert.equal(started.code, 0, started.stderr);
   const follow = l.hakoAsync(["logs", "-f", name]);
   await until("the container's end", () => JSON.parse(l.hako(["ps", "--json"]).stdout)[0].state === "exited", 60_000);
   const followed = await follow;
