@@ -1,5 +1,5 @@
 /**
- * The benchmarks, side by side in ONE table (run: `sudo deno task bench [--quick] [--fleet]`):
+ * The benchmarks, side by side in ONE table (run: `sudo deno task bench [--quick] [--fleet] [--supervisor]`):
  *
  *   1. start → exit of /bin/true: hako library (Deno, Bun), hako CLI cold, crun, runc, bwrap,
  *      unshare (bench/start.ts),
@@ -8,7 +8,10 @@
  *   4. fork micro: hako fork/clone + exec + wait vs Deno.Command, spawnSync and a C-speed floor,
  *      and the MADV_DOFORK preparation per fork (bench/fork.ts),
  *   5. CLI start cost: `hako version` / `hako ps` vs the runtime's empty-file floor (bench/cli.ts),
- *   2/6. fleet memory and fleet start: bench/fleet.ts, only with `--fleet` (it takes minutes).
+ *   2/6. fleet memory and fleet start: bench/fleet.ts, only with `--fleet` (it takes minutes),
+ *   7. the supervisor: its memory with 100 containers and over 500 start/delete rounds, and how fast
+ *      it answers meanwhile and while a container floods its log (bench/supervisor.ts), only with
+ *      `--supervisor` (minutes too).
  *
  * Each measurement also runs alone (`deno run -A --v8-flags=--single-threaded bench/<name>.ts`).
  * `--quick` takes fewer runs; `--only=start,seq,fork,cli` picks measurements. Missing peers are
@@ -23,6 +26,7 @@ import { cliBenchmark } from "./cli.ts";
 import { forkBenchmark } from "./fork.ts";
 import { seqBenchmark } from "./seq.ts";
 import { startBenchmark } from "./start.ts";
+import { supervisorBenchmark } from "./supervisor.ts";
 import { environment, printTable, QUICK, ROOT, type Row, skipped, writeResults } from "./_lib.ts";
 
 const only = process.argv.find((a) => a.startsWith("--only="))?.slice(7).split(",");
@@ -35,6 +39,7 @@ if (want("fork")) rows.push(...forkBenchmark(false));
 if (want("start")) rows.push(...await startBenchmark(false));
 if (want("seq")) rows.push(...seqBenchmark(false));
 if (want("cli")) rows.push(...cliBenchmark(false));
+if (process.argv.includes("--supervisor")) rows.push(...await supervisorBenchmark(false));
 
 const crun = rows.find((r) => r.section === "start" && r.baseline)?.medianMs;
 const env = environment();

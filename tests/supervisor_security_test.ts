@@ -472,7 +472,8 @@ test(
       const r = l.hako(["start", file], { umask: "000" });
       assert.equal(r.code, 0, r.stderr);
       const c = join(l.state, "containers", `sec-umask-${native}`);
-      await until("the log", () => existsSync(join(c, "log")) && readFileSync(join(c, "log"), "utf8") === "hi\n");
+      // (Each line of the log starts with its timestamp, written by the container's log relay.)
+      await until("the log", () => existsSync(join(c, "log")) && / hi\n$/.test(readFileSync(join(c, "log"), "utf8")));
       const modes = Object.fromEntries(
         [
           l.state,
@@ -480,6 +481,8 @@ test(
           c,
           join(c, "state.json"),
           join(c, "log"),
+          join(c, "log.fifo"),
+          join(c, "log.relay"),
           join(c, "lock"),
           join(l.state, "supervisor.sock"),
           join(l.state, "supervisor.pid"),
@@ -500,6 +503,8 @@ test(
         [`/containers/sec-umask-${native}`]: "0700",
         [`/containers/sec-umask-${native}/state.json`]: "0600",
         [`/containers/sec-umask-${native}/log`]: "0600",
+        [`/containers/sec-umask-${native}/log.fifo`]: "0600",
+        [`/containers/sec-umask-${native}/log.relay`]: "0600",
         [`/containers/sec-umask-${native}/lock`]: "0600",
         "/supervisor.sock": "0600",
         "/supervisor.pid": "0600",

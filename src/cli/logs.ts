@@ -14,31 +14,35 @@ import { nonEmpty, parseArgs, quoted, stringOption, UsageError } from "./_args.t
 import { host } from "../runner/_host.ts";
 
 /** The help text. */
-export const usage = `Usage: hako logs [-f] [-n N] [--raw] <name>
+export const usage = `Usage: hako logs [-f] [-n N] [-t] [--raw] <name>
 
 Prints what a daemonized container wrote to stdout and stderr (kept by hako in <state dir>/
-containers/<name>/log, cut to log.1 past HAKO_LOG_MAX bytes). On a terminal, control characters
-(escape sequences, carriage returns, bells…) are shown escaped (\\x1b, \\r, \\a…) so that the
-container cannot drive the terminal; through a pipe or into a file the bytes are unchanged.
+containers/<name>/log, cut to log.1 past HAKO_LOG_MAX bytes, with the time each line was written).
+On a terminal, control characters (escape sequences, carriage returns, bells…) are shown escaped
+(\\x1b, \\r, \\a…) so that the container cannot drive the terminal; through a pipe or into a file
+the bytes are unchanged.
 
 Options:
-  -f, --follow     Keep printing what it writes, until it ends (or Ctrl-C)
-  -n, --tail <N>   Only the last N lines
-      --raw        Print the bytes unchanged, even on a terminal
-  -h, --help       Show this help
+  -f, --follow       Keep printing what it writes, until it ends (or Ctrl-C)
+  -n, --tail <N>     Only the last N lines (read from the end: a big log is never read whole)
+  -t, --timestamps   Start each line with the time it was written (RFC 3339, UTC, nanoseconds:
+                     2006-01-02T15:04:05.000000000Z, as docker logs -t)
+      --raw          Print the bytes unchanged, even on a terminal
+  -h, --help         Show this help
 `;
 
 /** Parses `hako logs`'s arguments (pure). @throws {UsageError} For a missing name or a bad count. */
 export function parseLogsArgs(
   argv: readonly string[],
-): { help: boolean; name?: string; follow: boolean; tail?: number; raw: boolean } {
+): { help: boolean; name?: string; follow: boolean; tail?: number; raw: boolean; timestamps: boolean } {
   const { values, positionals } = parseArgs(argv, {
     follow: { type: "boolean", short: "f" },
     tail: { type: "string", short: "n" },
     raw: { type: "boolean" },
+    timestamps: { type: "boolean", short: "t" },
     help: { type: "boolean", short: "h" },
   });
-  if (values.help) return { help: true, follow: false, raw: false };
+  if (values.help) return { help: true, follow: false, raw: false, timestamps: false };
   if (positionals.length !== 1) {
     throw new UsageError(positionals.length ? "one container name only" : "a container name is required");
   }
@@ -51,6 +55,7 @@ export function parseLogsArgs(
     name: nonEmpty(positionals[0]!, "the container name"),
     follow: values.follow === true,
     raw: values.raw === true,
+    timestamps: values.timestamps === true,
     ...(tail ? { tail: Number(tail) } : {}),
   };
 }
@@ -61,17 +66,6 @@ export function lastLines(text: string, n: number): string {
   const lines = text.split("\n");
   const end = text.endsWith("\n") ? lines.length - 1 : lines.length;
   return lines.slice(Math.max(0, end - n), end).join("\n") + (text.endsWith("\n") ? "\n" : "");
-}
-
-/** The start of the last `n` lines of `bytes` (pure; the byte offset, 0 for all of it). */
-export function lastLinesStart(bytes: Uint8Array, n: number): number {
-  if (n === 0) return bytes.length;
-  let end = bytes.length;
-  if (end > 0 && bytes[end - 1] === 0x0a) end--;
-  for (let i = end - 1, seen = 0; i >= 0; i--) {
-    if (bytes[i] === 0x0a && ++seen === n) return i + 1;
-  }
-  return 0;
 }
 
 const NAMED: Readonly<Record<string, string>> = {
@@ -129,26 +123,56 @@ export class TerminalEscaper {
   }
 }
 
+/** One part of a log, open for reading. */
+interface OpenPart {
+  readonly fd: number;
+  /** Its size when opened (what -n counts back from). */
+  readonly size: number;
+}
+
 /** Runs `hako logs`. */
 export async function main(argv: readonly string[]): Promise<number> {
+  try {
+    return await logs(argv);
+  } catch (e) {
+    // The reader went away (`hako logs NAME | head`): done, quietly.
+    const err = e as { code?: unknown; name?: unknown };
+    if (err?.code === "EPIPE" || err?.name === "BrokenPipe") return 0;
+    throw e;
+  }
+}
+
+async function logs(argv: readonly string[]): Promise<number> {
   const a = parseLogsArgs(argv);
   const h = host();
   if (a.help) {
     h.stdout(usage);
     return 0;
   }
-  const { openSync, readSync, closeSync, fstatSync, writeSync } = await import("node:fs");
+  const { openSync, readSync, closeSync, fstatSync, statSync, writeSync } = await import("node:fs");
   const { isatty } = await import("node:tty");
   const { ContainerStateError, StateStore, isRunning } = await import("../container/state.ts");
+  const { StampFilter, tailStart, settledSize, BLOCK_BYTES, STAMP_BYTES } = await import(
+    "../supervisor/log_format.ts"
+  );
+  const { recordedRelay } = await import("../supervisor/container_log.ts");
   const store = new StateStore();
+  const name = a.name!;
   // A container whose record is damaged still has its log.
-  if (store.inspect(a.name!).kind === "none") throw new ContainerStateError(`no container named ${a.name}`);
-  const path = store.logPath(a.name!);
+  if (store.inspect(name).kind === "none") throw new ContainerStateError(`no container named ${name}`);
+  const path = store.logPath(name);
+  // A log its relay wrote has a timestamp on every line; one the container appended itself has none.
+  const stamped = recordedRelay(store, name) !== undefined;
+  if (a.timestamps && !stamped) {
+    h.stderr(`hako logs: ${name}'s log has no timestamps (it was written without hako's log relay)\n`);
+  }
+  const filter = new StampFilter({ stamped, keep: a.timestamps });
 
   // On a terminal: decoded (UTF-8, a bad byte shown as U+FFFD) and escaped; otherwise the bytes.
   const escaper = !a.raw && isatty(1) ? new TerminalEscaper() : undefined;
   const decoder = new TextDecoder();
   const print = (bytes: Uint8Array) => {
+    if (bytes.length === 0) return;
     if (escaper) {
       h.stdout(escaper.push(decoder.decode(bytes, { stream: true })));
       return;
@@ -159,68 +183,131 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (escaper) h.stdout(escaper.push(decoder.decode()) + escaper.end());
     return 0;
   };
-  /** Reads `p` from `from` to its end now; the bytes (none when it is gone). */
-  const readFrom = (p: string, from: number): Uint8Array => {
+  const block = new Uint8Array(BLOCK_BYTES);
+  const readAt = (fd: number, position: number, length: number): Uint8Array => {
+    const n = readSync(fd, block, 0, Math.min(length, block.length), position);
+    return block.subarray(0, n);
+  };
+  const tryOpen = (p: string): OpenPart | undefined => {
     let fd: number;
     try {
       fd = openSync(p, "r");
     } catch {
-      return new Uint8Array(0);
+      return undefined;
     }
-    try {
-      const size = fstatSync(fd).size;
-      const buf = new Uint8Array(Math.max(0, size - from));
-      let got = 0;
-      while (got < buf.length) {
-        const n = readSync(fd, buf, got, buf.length - got, from + got);
-        if (n <= 0) break;
-        got += n;
-      }
-      return buf.subarray(0, got);
-    } finally {
-      closeSync(fd);
+    const size = fstatSync(fd).size;
+    if (!stamped) return { fd, size };
+    const tailBytes = Math.min(size, STAMP_BYTES + 1);
+    return { fd, size: settledSize(readAt(fd, size - tailBytes, tailBytes), size) };
+  };
+  /** Prints part `fd` from `from` to its end now (or to `until`), a block at a time; returns where it stopped. */
+  const printFrom = (fd: number, from: number, until = Infinity): number => {
+    let at = from;
+    for (;;) {
+      const got = readAt(fd, at, Math.min(BLOCK_BYTES, until - at));
+      if (got.length === 0) return at;
+      at += got.length;
+      print(filter.push(got));
     }
   };
 
-  const older = readFrom(`${path}.1`, 0);
-  const current = readFrom(path, 0);
-  let offset = current.length; // -f goes on from what was read, not from a second look
-  const all = new Uint8Array(older.length + current.length);
-  all.set(older);
-  all.set(current, older.length);
-  print(a.tail === undefined ? all : all.subarray(lastLinesStart(all, a.tail)));
-  if (!a.follow) return finish();
-  // Follow: print what is appended; start over when the file was cut (copy-truncate).
-  for (;;) {
-    let fd: number;
+  // The older part first. log.1 is opened before log; a cut between the two opens (log.1 is then
+  // another file) would skip the part in between: they are opened again, a few times at most (a
+  // relay cuts at most every HAKO_LOG_MAX bytes).
+  const inode = (p: string) => {
     try {
-      fd = openSync(path, "r");
+      return statSync(p).ino;
     } catch {
-      return finish(); // deleted
+      return undefined;
     }
-    let size: number;
+  };
+  let parts: OpenPart[] = [];
+  for (let attempt = 0;; attempt++) {
+    const older = tryOpen(`${path}.1`);
+    const newer = tryOpen(path);
+    parts = [older, newer].filter((p): p is OpenPart => p !== undefined);
+    const cut = inode(`${path}.1`) !== (older ? fstatSync(older.fd).ino : undefined);
+    if (!cut) break;
+    if (attempt === 50) {
+      // Cut again and again while it was opened (a flood under a small cap): the two are not one
+      // after the other, so only the newer is read, as a part alone.
+      if (older && newer) closeSync(older.fd), parts = [newer];
+      break;
+    }
+    for (const p of parts) closeSync(p.fd);
+  }
+  let current: OpenPart | undefined;
+  let offset = 0;
+  try {
+    if (parts.length > 0) {
+      const start = a.tail === undefined
+        ? { part: 0, offset: 0 }
+        : tailStart(parts.map((p) => p.size), a.tail, (i, pos, len) => readAt(parts[i]!.fd, pos, len));
+      for (let i = start.part; i < parts.length; i++) {
+        // The first part read may start with the end of a line cut from the part before it: left out.
+        filter.startPart(i === start.part);
+        // Without -f, what was there when it was opened: -n N prints N lines even while the log grows.
+        offset = printFrom(parts[i]!.fd, i === start.part ? start.offset : 0, a.follow ? Infinity : parts[i]!.size);
+      }
+      current = parts[parts.length - 1];
+    }
+  } finally {
+    for (const p of parts) if (p !== current || !a.follow) closeSync(p.fd);
+  }
+  if (!a.follow) return finish();
+
+  // Follow what is appended to log. The relay cuts it by renaming it log.1 and making a new log:
+  // the old one is read to its end, then the new one from its start. A log the container appends to
+  // itself is cut by truncation: then it is read again from its start.
+  const sameFile = (fd: number) => {
     try {
-      size = fstatSync(fd).size;
-    } finally {
-      closeSync(fd);
+      const named = statSync(path);
+      const open = fstatSync(fd);
+      return named.ino === open.ino && named.dev === open.dev;
+    } catch {
+      return false;
     }
-    if (size < offset) offset = 0;
-    if (size > offset) {
-      const more = readFrom(path, offset);
-      offset += more.length;
-      print(more);
+  };
+  try {
+    for (;;) {
+      if (!current) {
+        current = tryOpen(path);
+        offset = 0;
+        if (current) filter.startPart(false);
+      }
+      if (current) {
+        if (fstatSync(current.fd).size < offset) {
+          offset = 0; // truncated
+          filter.startPart(false);
+        }
+        offset = printFrom(current.fd, offset);
+        if (!sameFile(current.fd)) {
+          // Cut (or deleted): what was written before the cut, then the new part.
+          printFrom(current.fd, offset);
+          closeSync(current.fd);
+          current = undefined;
+          continue;
+        }
+      }
+      const found = store.inspect(name);
+      const r = found.kind === "ok" ? found.record : undefined;
+      // A damaged record: followed while processes are in its cgroup.
+      const ended = found.kind === "damaged"
+        ? (await import("../container/lifecycle.ts")).kernelView(name, found.salvage, store).procs.length === 0
+        : !r || r.state === "exited" || (r.state === "running" && !isRunning(r.init));
+      // Done once the container ended and its relay wrote all it had.
+      if (ended && !isRunning(recordedRelay(store, name))) {
+        if (current && fstatSync(current.fd).size > offset) continue;
+        if (!current && (current = tryOpen(path))) {
+          offset = 0;
+          filter.startPart(false);
+          continue;
+        }
+        return finish();
+      }
+      await new Promise((res) => setTimeout(res, 100));
     }
-    const found = store.inspect(a.name!);
-    const r = found.kind === "ok" ? found.record : undefined;
-    // A damaged record: followed while processes are in its cgroup.
-    const ended = found.kind === "damaged"
-      ? (await import("../container/lifecycle.ts")).kernelView(a.name!, found.salvage, store).procs.length === 0
-      : !r || r.state === "exited" || (r.state === "running" && !isRunning(r.init));
-    if (ended) {
-      const last = readFrom(path, offset);
-      if (last.length === 0) return finish();
-      continue;
-    }
-    await new Promise((res) => setTimeout(res, 200));
+  } finally {
+    if (current) closeSync(current.fd);
   }
 }

@@ -11,19 +11,22 @@ import { host } from "../runner/_host.ts";
 export const usage = `Usage: hako supervisor [--log FILE] [--idle SECONDS]
 
 Runs the supervisor of daemonized containers: it listens on <state dir>/supervisor.sock, creates
-the containers 'hako start' asks for, reaps them, records their exit status, caps their logs, and
-exits when it has had no container and no client for a while. 'hako start' starts it on demand;
-only one runs per state directory (a second one exits at once). Killing it does not stop the
-containers: 'hako ps', 'kill', 'stop' and 'delete' work from the state on disk, and the next
-supervisor adopts the containers still running.
+the containers 'hako start' asks for, reaps them, records their exit status, keeps their log
+relays running, and exits when it has had no container and no client for a while. 'hako start'
+starts it on demand; only one runs per state directory (a second one exits at once). Killing it
+does not stop the containers (nor their logs): 'hako ps', 'kill', 'stop' and 'delete' work from
+the state on disk, and the next supervisor adopts the containers still running.
 
 Options:
-      --log <file>      Append messages to <file> (and leave the terminal)
+      --log <file>      Append messages to <file> (and leave the terminal); cut to <file>.1 past
+                        HAKO_LOG_MAX bytes
       --idle <seconds>  Exit after this long idle (default 60, or HAKO_SUPERVISOR_IDLE_S; 0: never)
   -h, --help            Show this help
 
 Environment: HAKO_STATE_DIR (default /run/hako), HAKO_LOG_MAX (a container's log is cut to log.1
-past this many bytes; default 1048576).
+past this many bytes, whatever the rate it writes at; default 1048576, at least 4096),
+HAKO_LOG_RELAY=0 (no log relay: containers append to their log themselves, capped only every
+second, without timestamps; the default where hako has no relay, i.e. not x86-64).
 `;
 
 /** Parses `hako supervisor`'s arguments (pure). @throws {UsageError} For a bad option or operand. */
@@ -57,6 +60,13 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   const { detachInto } = await import("../supervisor/daemon.ts");
   if (a.log) detachInto(a.log);
+  // Nothing a client sends should throw where no one catches it; if something does, it is logged
+  // and the supervisor goes on serving (its containers would outlive it, but not their reaping).
+  const h2 = host();
+  h2.onUncaught((e) => h2.stderr(`${new Date().toISOString()} uncaught (going on): ${(e as Error)?.stack ?? e}\n`));
   const { runSupervisor } = await import("../supervisor/supervisor.ts");
-  return await runSupervisor(a.idleMs !== undefined ? { idleMs: a.idleMs } : {});
+  return await runSupervisor({
+    ...(a.idleMs !== undefined ? { idleMs: a.idleMs } : {}),
+    ...(a.log ? { logFile: a.log } : {}),
+  });
 }

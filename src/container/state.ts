@@ -14,7 +14,12 @@
  *   containers/NAME/
  *     state.json           the record below, replaced atomically (write + rename)
  *     lock                 flock'ed around read-modify-write of state.json
- *     log, log.1           the container's stdout and stderr (capped; log.1 is the previous part)
+ *     log, log.1           the container's stdout and stderr, a timestamp at the start of each line
+ *                          (capped at HAKO_LOG_MAX each: log.1 is the previous part)
+ *     log.fifo             the FIFO the container writes them to (it holds it open read-write)
+ *     log.relay            the pid and start time ("PID START") of the relay from the FIFO to log
+ *                          (src/supervisor/container_log.ts; no file: the container appends to log
+ *                          itself, without timestamps)
  *   rootfs/                locks and notes about the rootfs directories hako extracts (see _rootfs_ref.ts)
  * ```
  *
@@ -358,9 +363,19 @@ export class StateStore {
     return join(this.root, "containers", name);
   }
 
-  /** Its log file. */
+  /** Its log file (the previous part is `log.1`). */
   logPath(name: string): string {
     return join(this.dir(name), "log");
+  }
+
+  /** The FIFO its stdout and stderr go to, read by its log relay. */
+  logFifoPath(name: string): string {
+    return join(this.dir(name), "log.fifo");
+  }
+
+  /** Where its log relay's identity is kept ("PID START"); absent when it has no relay. */
+  logRelayPath(name: string): string {
+    return join(this.dir(name), "log.relay");
   }
 
   /** A path in the state directory itself (`supervisor.sock`…). */

@@ -26,7 +26,9 @@ export class SupervisorClient {
 
   private constructor(sock: Socket) {
     this.#sock = sock;
-    const lines = new LineReader();
+    // Answers come from the caller's own supervisor: a generous limit (an error may list every
+    // problem of a big spec), past which the connection is given up rather than waited on.
+    const lines = new LineReader({ maxLineBytes: 64 << 20 });
     sock.on("data", (chunk: Uint8Array) => {
       for (const line of lines.push(chunk)) {
         let res: Response;
@@ -43,6 +45,10 @@ export class SupervisorClient {
         const done = this.#waiting.get(res.id);
         this.#waiting.delete(res.id);
         done?.(res);
+      }
+      if (lines.overflowed) {
+        fail({ name: "SupervisorError", message: "the supervisor sent an answer longer than 64 MiB" });
+        sock.destroy();
       }
     });
     const fail = (e?: { name: string; message: string }) => {

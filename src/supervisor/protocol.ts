@@ -53,19 +53,73 @@ export interface Response {
   readonly error?: ErrorReply;
 }
 
+/** The longest request line the supervisor reads (a spec is a few KiB): 1 MiB. */
+export const MAX_LINE_BYTES = 1 << 20;
+
 /**
- * Splits a byte stream into lines (pure, incremental): feed chunks, get complete lines.
+ * Splits a byte stream into lines (pure, incremental): feed chunks, get complete lines (blank
+ * ones skipped), each decoded as UTF-8 (a bad byte becomes U+FFFD). A line longer than
+ * `maxLineBytes` is never held: the reader stops there (`overflowed`), returns no more lines, and
+ * keeps nothing — what a peer sends without a newline costs at most that much memory.
  */
 export class LineReader {
-  #rest = "";
+  #parts: Uint8Array[] = [];
+  #held = 0;
+  #overflowed = false;
+  readonly #max: number;
   readonly #decoder = new TextDecoder();
+  readonly #encoder = new TextEncoder();
 
-  /** Adds a chunk; returns the lines it completed. */
+  /** @param options.maxLineBytes The longest line accepted (default {@link MAX_LINE_BYTES}). */
+  constructor(options: { readonly maxLineBytes?: number } = {}) {
+    this.#max = options.maxLineBytes ?? MAX_LINE_BYTES;
+  }
+
+  /** True once a line went past the limit: the stream is not read further. */
+  get overflowed(): boolean {
+    return this.#overflowed;
+  }
+
+  /** Adds a chunk; returns the lines it completed (none once {@link LineReader.overflowed}). */
   push(chunk: Uint8Array | string): string[] {
-    this.#rest += typeof chunk === "string" ? chunk : this.#decoder.decode(chunk, { stream: true });
-    const lines = this.#rest.split("\n");
-    this.#rest = lines.pop()!;
-    return lines.filter((l) => l.trim() !== "");
+    if (this.#overflowed) return [];
+    const bytes = typeof chunk === "string" ? this.#encoder.encode(chunk) : chunk;
+    const lines: string[] = [];
+    let from = 0;
+    for (let nl = bytes.indexOf(0x0a); nl !== -1; nl = bytes.indexOf(0x0a, from)) {
+      if (this.#held + nl - from > this.#max) return this.#overflow(lines);
+      const line = this.#take(bytes.subarray(from, nl));
+      if (line.trim() !== "") lines.push(line);
+      from = nl + 1;
+    }
+    if (this.#held + bytes.length - from > this.#max) return this.#overflow(lines);
+    if (from < bytes.length) {
+      // A copy: the caller may reuse its buffer.
+      this.#parts.push(bytes.slice(from));
+      this.#held += bytes.length - from;
+    }
+    return lines;
+  }
+
+  #take(last: Uint8Array): string {
+    if (this.#parts.length === 0) return this.#decoder.decode(last);
+    const all = new Uint8Array(this.#held + last.length);
+    let at = 0;
+    for (const p of this.#parts) {
+      all.set(p, at);
+      at += p.length;
+    }
+    all.set(last, at);
+    this.#parts = [];
+    this.#held = 0;
+    return this.#decoder.decode(all);
+  }
+
+  #overflow(lines: string[]): string[] {
+    this.#overflowed = true;
+    this.#parts = [];
+    this.#held = 0;
+    return lines;
   }
 }
 

@@ -4,15 +4,20 @@
  * One Deno or Bun process costs 30–50 MB; one per container would make a hundred containers cost
  * gigabytes, so `hako start` asks this one process (started on demand, listening on
  * `<state dir>/supervisor.sock`) to create each container. It forks the container with its stdout
- * and stderr appended to the container's log file (written by the container itself, so a dead
- * supervisor never blocks or kills it with SIGPIPE), reaps it, records the exit status and time in
- * the container's state, caps the log (copy-truncate to `log.1`), and undoes the cgroup and veth.
+ * and stderr on a FIFO read by the container's log relay (a small process of its own that caps the
+ * log and timestamps its lines, see `container_log.ts`: a dead supervisor never blocks or kills a
+ * container, and no container's output crosses the supervisor's event loop), reaps it, records the
+ * exit status and time in the container's state, and undoes the cgroup and veth.
  *
  * It serves only its own user: every connection's peer credentials (SO_PEERCRED) are read before
  * a byte of it is, and a client of another uid gets one refusal line and is disconnected (and the
  * refusal is logged) — it would otherwise run containers and their hooks as root for anyone who
  * reaches the socket. The socket is made 0600 in the 0700 state directory whatever the umask.
- * Nothing a client sends (bad JSON, a bad request, a vanished connection) ends the supervisor.
+ * Nothing a client sends ends the supervisor or grows it without bound: a line that is not a request
+ * (bad JSON, bad UTF-8, an unknown op, a wrong type) gets a `ProtocolError` reply; a line longer than
+ * 1 MiB gets one and the connection is closed (the line is never held whole); a client with too many
+ * requests in flight is not read until they are answered; one that does not read its answers is
+ * cut off; connections past a limit are refused. Whatever escapes anyway is logged, not fatal.
  *
  * Everything it knows is on disk too, so the CLI's `ps`, `kill`, `stop`, `delete` and `exec` work
  * without it. A supervisor started after another died adopts the running containers it finds (it
@@ -21,7 +26,7 @@
  *
  * @module
  */
-import { chmodSync, copyFileSync, rmSync, statSync, truncateSync } from "node:fs";
+import { chmodSync, rmSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import process from "node:process";
 import { check, errno, libc } from "../../ffi/libc.ts";
@@ -41,8 +46,25 @@ import {
   writePrivateFile,
 } from "../container/state.ts";
 import { cgroupEndCounters, releaseResources } from "../container/lifecycle.ts";
-import { type ErrorReply, LineReader, type Request, type Response, type StartRequest } from "./protocol.ts";
+import { waitpid, WNOHANG } from "../process.ts";
+import {
+  type ErrorReply,
+  LineReader,
+  MAX_LINE_BYTES,
+  type Request,
+  type Response,
+  type StartRequest,
+} from "./protocol.ts";
 import { judgePeer } from "./_peer.ts";
+import {
+  capAppendedLog,
+  capOwnLog,
+  type ContainerOutput,
+  logMaxFrom,
+  openContainerOutput,
+  recordedRelay,
+  startLogRelay,
+} from "./container_log.ts";
 
 /** Options of {@link runSupervisor}. */
 export interface SupervisorOptions {
@@ -50,19 +72,39 @@ export interface SupervisorOptions {
   readonly stateDir?: string;
   /** Exit after this long with no containers and no clients (default `HAKO_SUPERVISOR_IDLE_S` or 60 s; 0: never). */
   readonly idleMs?: number;
-  /** A container's log is cut (to `log.1`) past this size (default `HAKO_LOG_MAX` or 1 MiB). */
+  /** A container's log is cut (to `log.1`) past this size (default `HAKO_LOG_MAX` or 1 MiB; at least 4096). */
   readonly logMaxBytes?: number;
   /** Messages (default: stderr, which `hako start` points at `supervisor.log`). */
   readonly log?: (line: string) => void;
+  /**
+   * The file on this process's stdout and stderr (`hako supervisor --log FILE`), cut to `FILE.1`
+   * past the same size as a container's log.
+   */
+  readonly logFile?: string;
 }
 
-const O_RDONLY = 0, O_WRONLY = 1, O_CREAT = 0o100, O_APPEND = 0o2000, O_CLOEXEC = 0o2000000, O_NOFOLLOW = 0o400000;
+const O_RDONLY = 0, O_WRONLY = 1, O_CREAT = 0o100, O_CLOEXEC = 0o2000000, O_NOFOLLOW = 0o400000;
 const LOCK_EX = 2, LOCK_NB = 4;
 const TICK_MS = 100;
+/** How often relays are reaped and restarted, and logs without a relay capped. */
+const LOG_CHECK_MS = 1000;
+/** Connections served at once; more are refused (each costs a socket and its buffers). */
+const MAX_CLIENTS = 256;
+/** A client's requests in flight past which its socket is not read until they are answered. */
+const MAX_IN_FLIGHT = 256;
+/** Answers queued for a client that does not read them, past which it is cut off. */
+const MAX_UNREAD_REPLY_BYTES = 4 << 20;
 /** Containers created at once (each waits for its child's setup, so a few overlap well). */
 const CONCURRENT_CREATES = 4;
 /** How long after the last of a burst of starts the supervisor collects garbage (see Host.collectGarbage). */
 const GC_AFTER_BURST_MS = 1000;
+/**
+ * Heap growth since the last full collection past which the supervisor collects garbage anyway
+ * (checked every second): containers started and deleted one after another are never a burst that
+ * ends, and each leaves ~200 KB of short-lived objects that outlive the young generation; the
+ * engine let them pile up to ~150 MB before its own full collection (bench/supervisor.ts).
+ */
+const GC_HEAP_GROWTH_BYTES = 8 << 20;
 
 /** The reply for an error. */
 function errorReply(e: unknown): ErrorReply {
@@ -114,8 +156,15 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
   const store = new StateStore(options.stateDir);
   const env = process.env;
   const idleMs = options.idleMs ?? (env.HAKO_SUPERVISOR_IDLE_S ? Number(env.HAKO_SUPERVISOR_IDLE_S) * 1000 : 60_000);
-  const logMax = options.logMaxBytes ?? (env.HAKO_LOG_MAX ? Number(env.HAKO_LOG_MAX) : 1 << 20);
-  const say = options.log ?? ((line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`));
+  const fromEnv = logMaxFrom(env.HAKO_LOG_MAX);
+  const logMax = options.logMaxBytes !== undefined ? logMaxFrom(String(options.logMaxBytes)).max : fromEnv.max;
+  const write = options.log ?? ((line: string) => host().stderr(`${new Date().toISOString()} ${line}\n`));
+  const ownLog = options.logFile;
+  const say = (line: string) => {
+    write(line);
+    if (ownLog) capOwnLog(ownLog, logMax);
+  };
+  if (options.logMaxBytes === undefined && fromEnv.problem) say(`${fromEnv.problem}: using ${logMax}`);
 
   // The state directory: made 0700, or checked (closed, or refused) when it is there.
   store.prepare();
@@ -142,6 +191,13 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
   const containers = new Map<string, Container>();
   const adopted = new Map<string, ProcessIdentity>();
   const clients = new Set<Socket>();
+  /**
+   * The log relays this supervisor started (its children, to reap): container name by pid (a name
+   * may come back with a new container while the relay of the last one is still to be reaped).
+   */
+  const relays = new Map<number, string>();
+  /** Containers that append to their log themselves (no relay): capped by capAppendedLog. */
+  const appended = new Set<string>();
   const createLimit = limiter(CONCURRENT_CREATES);
   let pending = 0;
   let idleSince = Date.now();
@@ -178,17 +234,15 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
     }
     const name = record.name;
     const { open, close } = libc();
-    let logFd = -1, nullFd = -1;
+    let out: ContainerOutput | undefined, nullFd = -1;
     try {
-      const logPath = store.logPath(name);
-      logFd = check(
-        open(cstr(logPath), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600),
-        "open",
-        [logPath],
-      );
+      out = openContainerOutput(store, name, logMax);
+      if (out.relay) relays.set(out.relay.pid, name);
+      else appended.add(name);
+      if (out.problem) say(`${name}: ${out.problem}`);
       nullFd = check(open(cstr("/dev/null"), O_RDONLY | O_CLOEXEC, 0), "open", ["/dev/null"]);
       const c = await Container.create(spec, {
-        stdio: { stdin: nullFd, stdout: logFd, stderr: logFd },
+        stdio: { stdin: nullFd, stdout: out.fd, stderr: out.fd },
         onForked: (pid) => void store.update(name, (r) => ({ ...r, init: identify(pid) ?? { pid, startTime: 0 } })),
       });
       await c.start();
@@ -197,17 +251,34 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
       say(`started ${name} (pid ${c.pid})`);
       return { id: req.id, ok: true, name, pid: c.pid };
     } catch (e) {
-      // create() and start() undo what they made; the name is free again.
+      // create() and start() undo what they made; the name is free again. The relay (if any) sees
+      // EOF once the FIFO's last writer is closed below, and is reaped by checkLogs.
+      appended.delete(name);
       store.remove(name);
       say(`could not start ${name}: ${(e as Error).message}`);
       return { id: req.id, ok: false, name, error: errorReply(e) };
     } finally {
-      if (logFd >= 0) close(logFd);
+      if (out) close(out.fd);
       if (nullFd >= 0) close(nullFd);
     }
   };
 
   let gcTimer: ReturnType<typeof setTimeout> | undefined;
+  let heapAfterGc = process.memoryUsage().heapUsed;
+  const collectGarbage = (why: string) => {
+    clearTimeout(gcTimer);
+    const before = process.memoryUsage().rss;
+    const t0 = performance.now();
+    host().collectGarbage();
+    const ms = performance.now() - t0;
+    const after = process.memoryUsage();
+    heapAfterGc = after.heapUsed;
+    const mb = (n: number) => (n / 2 ** 20).toFixed(1);
+    say(
+      `collected garbage ${why} in ${ms.toFixed(0)} ms: RSS ${mb(before)} → ${mb(after.rss)} MB ` +
+        `(heap ${mb(after.heapUsed)} MB in use)`,
+    );
+  };
   const handle = async (req: Request): Promise<Response> => {
     switch (req.op) {
       case "ping":
@@ -220,14 +291,7 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
         } finally {
           pending--;
           // A burst of starts (a fleet) grows the heap; once it is over, give the memory back.
-          if (pending === 0) {
-            gcTimer = setTimeout(() => {
-              const before = process.memoryUsage().rss;
-              host().collectGarbage();
-              const mb = (n: number) => (n / 2 ** 20).toFixed(1);
-              say(`collected garbage after the starts: RSS ${mb(before)} → ${mb(process.memoryUsage().rss)} MB`);
-            }, GC_AFTER_BURST_MS);
-          }
+          if (pending === 0) gcTimer = setTimeout(() => collectGarbage("after the starts"), GC_AFTER_BURST_MS);
         }
       default:
         return {
@@ -260,6 +324,8 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
     if (r.state === "running") {
       if (r.init && isRunning(r.init)) {
         adopted.set(r.name, r.init);
+        // Its relay, if it has one, goes on (checkLogs starts a new one if it is gone).
+        if (!recordedRelay(store, r.name)) appended.add(r.name);
         store.update(r.name, (x) => ({ ...x, owner: self }));
         say(`adopted ${r.name} (pid ${r.init.pid}): its exit status will be unknown`);
       } else {
@@ -288,6 +354,7 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
       }
       if (!status) continue;
       containers.delete(name);
+      appended.delete(name);
       await c.wait(); // the afterStop hook
       try {
         c.delete();
@@ -301,6 +368,7 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
     for (const [name, id] of adopted) {
       if (isRunning(id)) continue;
       adopted.delete(name);
+      appended.delete(name);
       const r = store.tryRead(name);
       const counted = r ? cgroupEndCounters(r) : {}; // before releaseResources removes the cgroup
       finished(name, null, "ended while adopted (not hako's child): exit status unknown", counted);
@@ -314,16 +382,76 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
       say(`${name} (adopted) ended`);
     }
     const now = Date.now();
-    if (now - lastLogCheck > 2000) {
+    if (now - lastLogCheck >= LOG_CHECK_MS) {
       lastLogCheck = now;
-      for (const name of [...containers.keys(), ...adopted.keys()]) capLog(store, name, logMax);
+      checkLogs();
     }
+  };
+
+  /**
+   * Reaps the relays that ended; starts a new one for a running container whose relay is gone
+   * (killed: its container waits on a full FIFO meanwhile; or the relay of an adopted container);
+   * caps, off the event loop, the logs of containers without a relay; caps supervisor.log.
+   */
+  let capping = false;
+  const checkLogs = () => {
+    for (const pid of relays.keys()) {
+      let done: number;
+      try {
+        done = waitpid(pid, WNOHANG);
+      } catch {
+        done = pid; // not a child any more
+      }
+      if (done === pid) relays.delete(pid);
+    }
+    for (const name of [...containers.keys(), ...adopted.keys()]) {
+      if (appended.has(name)) continue;
+      const recorded = recordedRelay(store, name);
+      // No relay; or its relay runs (a child of this supervisor, or of the one before).
+      if (!recorded || relays.get(recorded.pid) === name || isRunning(recorded)) continue;
+      try {
+        const id = startLogRelay(store, name, logMax);
+        relays.set(id.pid, name);
+        say(`the log relay of ${name} (pid ${recorded.pid}) was gone: started another (pid ${id.pid})`);
+      } catch (e) {
+        say(`could not start a log relay for ${name}: ${(e as Error).message}`);
+      }
+    }
+    if (appended.size > 0 && !capping) {
+      capping = true;
+      const names = [...appended];
+      (async () => {
+        for (const name of names) await capAppendedLog(store.logPath(name), logMax);
+      })().finally(() => capping = false);
+    }
+    if (ownLog) capOwnLog(ownLog, logMax);
+    const grown = process.memoryUsage().heapUsed - heapAfterGc;
+    if (grown > GC_HEAP_GROWTH_BYTES) collectGarbage(`(the heap grew by ${(grown / 2 ** 20).toFixed(0)} MB)`);
   };
 
   const reply = (sock: Socket, res: Response) => {
     try {
-      if (!sock.destroyed) sock.write(JSON.stringify(res) + "\n");
+      if (sock.destroyed) return;
+      if (sock.writableLength > MAX_UNREAD_REPLY_BYTES) {
+        say(`cut off a client that does not read its answers (${sock.writableLength} bytes queued)`);
+        sock.destroy();
+        return;
+      }
+      sock.write(JSON.stringify(res) + "\n");
     } catch { /* the client is gone */ }
+  };
+  /**
+   * Sends a last line and closes: half-close after it, and (`drain`) drain unread what the client
+   * sends until it closes — closing at once could fail its write (EPIPE) or reset the connection
+   * before it reads why; one that never closes is cut off after a second. Without `drain` (a client
+   * that sends too much) nothing more is read, and it is cut off sooner.
+   */
+  const sendAndClose = (sock: Socket, res: Response, drain = true) => {
+    sock.removeAllListeners("data");
+    sock.end(JSON.stringify(res) + "\n");
+    if (drain) sock.resume();
+    else sock.pause();
+    setTimeout(() => sock.destroy(), drain ? 1000 : 200);
   };
   const protocolError = (id: number, message: string): Response => ({
     id,
@@ -336,20 +464,23 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
     const verdict = judgePeer(sock, sockPath, allowedUid);
     if (!verdict.ok) {
       say(`refused a connection from ${verdict.who}: ${verdict.reason}`);
-      const refusal: Response = {
+      sendAndClose(sock, {
         id: 0,
         ok: false,
         error: { name: "PermissionError", message: `${verdict.who} refused: ${verdict.reason}` },
-      };
-      // Half-close after the line, and drain (unread) what it sends until it closes: closing at
-      // once could fail its first write (EPIPE) or reset the connection before it reads why.
-      sock.end(JSON.stringify(refusal) + "\n");
-      sock.resume();
-      setTimeout(() => sock.destroy(), 1000); // one that never closes is cut off
+      });
+      return;
+    }
+    if (clients.size >= MAX_CLIENTS) {
+      say(`refused a connection: ${clients.size} clients already`);
+      sendAndClose(sock, protocolError(0, `the supervisor serves ${MAX_CLIENTS} connections at most; try again`));
       return;
     }
     clients.add(sock);
+    sock.on("close", () => clients.delete(sock));
     const lines = new LineReader();
+    let inFlight = 0;
+    let paused = false;
     sock.on("data", (chunk: Uint8Array) => {
       for (const line of lines.push(chunk)) {
         let value: unknown;
@@ -362,16 +493,30 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
         const problem = requestProblem(value);
         if (problem) {
           const id = (value as { id?: unknown } | null)?.id;
-          reply(sock, protocolError(typeof id === "number" ? id : 0, problem));
+          reply(sock, protocolError(typeof id === "number" && Number.isSafeInteger(id) ? id : 0, problem));
           continue;
         }
         const req = value as Request;
-        handle(req).catch((e): Response => ({ id: req.id, ok: false, error: errorReply(e) })).then((res) =>
-          reply(sock, res)
-        );
+        inFlight++;
+        handle(req).catch((e): Response => ({ id: req.id, ok: false, error: errorReply(e) })).then((res) => {
+          reply(sock, res);
+          // Back-pressure: a client with many requests waiting is read again once half are answered.
+          if (--inFlight <= MAX_IN_FLIGHT / 2 && paused) {
+            paused = false;
+            sock.resume();
+          }
+        });
+      }
+      if (lines.overflowed) {
+        say("closed a connection that sent a line longer than the limit");
+        sendAndClose(sock, protocolError(0, `a request line is longer than ${MAX_LINE_BYTES} bytes`), false);
+        return;
+      }
+      if (inFlight >= MAX_IN_FLIGHT && !paused) {
+        paused = true;
+        sock.pause();
       }
     });
-    sock.on("close", () => clients.delete(sock));
   };
 
   await new Promise<void>((resolve, reject) => {
@@ -437,14 +582,4 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
   process.off("SIGTERM", onSignal);
   process.off("SIGINT", onSignal);
   return 0;
-}
-
-/** Cuts a container's log past `max` bytes: copies it to `log.1` and truncates it (the writers append). */
-function capLog(store: StateStore, name: string, max: number): void {
-  const path = store.logPath(name);
-  try {
-    if (statSync(path).size <= max) return;
-    copyFileSync(path, `${path}.1`);
-    truncateSync(path, 0);
-  } catch { /* gone */ }
 }

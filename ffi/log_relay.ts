@@ -1,0 +1,242 @@
+/**
+ * `hako-log`, the relay that writes a daemonized container's output to its log file: a tiny
+ * static x86-64 program (`log_relay_x86_64.S`, embedded below as bytes) wrapped here in a minimal
+ * ELF image, kept in a sealed memfd, and started per container from a native child (the
+ * {@link SyscallProgram} runner: no JavaScript runs in the child, no runtime is forked).
+ *
+ * Why a process of its own (what conmon is to podman, containerd-shim's FIFO copy to docker): a
+ * file the container appends to itself cannot be capped — nothing stops a writer of hundreds of
+ * MB/s between two checks — and the supervisor's event loop must not carry the container's output.
+ * A relay reading a pipe gives back-pressure (the container waits while the relay writes), so it
+ * can cut the file at exactly the cap, and it knows where lines start, so it can timestamp them.
+ * It shares nothing with the supervisor, so the supervisor's death does not stop it; it costs ~140
+ * KiB of buffers (touched only as used) and its code pages are shared by every relay.
+ *
+ * Only x86-64 has one ({@link logRelaySupported}); elsewhere the supervisor lets the container
+ * append to the file itself, as before.
+ *
+ * @module
+ */
+import process from "node:process";
+import { addressOf, check, errno, libc } from "./libc.ts";
+import { SyscallError } from "./errno.ts";
+import { parseReport, REPORT_BYTES, spawnProgram, SyscallProgram } from "./spawn.ts";
+
+/**
+ * The relay's machine code, assembled from `ffi/log_relay_x86_64.S` (`bash tools/assemble.sh
+ * ffi/log_relay_x86_64.S` prints this string; tests/logs_test.ts checks it against the source
+ * where `as` is installed).
+ */
+export const LOG_RELAY_X86_64_HEX: string =
+  "41bf00006000488b0c244883f9030f82b0010000488b7c2410e8840400004883f8ff0f849c010000483d001000007305b800" +
+  "10000049890741bc000001004c39e073034989c4488b74241849897718498dbf00020000b9f40100008a0684c07412880748" +
+  "ffc648ffc7ffc90f8453010000ebe866c7072e31c6470200b803000000bf040000000f05b84800000031ffbe0400000031d2" +
+  "0f05b89d000000bf0f000000488d35270400000f0531d2e81c02000041c6472801498b7f104885ff784db805000000498db7" +
+  "c00000000f054885c0753a498b87f0000000498947084885c0742a4c8d50ffb811000000498b7f10498d7740ba010000000f" +
+  "054883f801750c41807f400a740541c647280031db31c031ff498db700100000ba000001000f054883f8fc74e64885c00f8e" +
+  "8b0000004989c6e8b7010000498db7001000004901f64c39f6736a41807f2800743d488d431f4c39e07605e8740000004885" +
+  "db750541c64729014989f5498db780000000498dbc1f00100100b91f000000f3a44c89ee4883c31f41c64728000fb60648ff" +
+  "c64188841f0010010048ffc33c0a750541c64728014c39e37298e821000000eb91e822000000e952ffffffb8e700000031ff" +
+  "0f05b8e7000000bf020000000f0556e8020000005ec34885db746249837f10007d0731d2e8e3000000498b47084885c07435" +
+  "4801d8493b07762de86c00000041807f2900752141c6879e0000002b498db780000000ba1f000000e81f00000041c6879e00" +
+  "000020498db7001001004889dae80800000031db41c6472900c3498b7f104885ff78234885d2741eb8010000000f054883f8" +
+  "fc74ee4885c07e0c4801c64829c249014708ebddc3b808010000bf03000000498b7718ba030000004d8d97000200000f0548" +
+  "85c0752a41ff7710ba80000000e8320000005f49837f10007c10b8030000000f0549c7470800000000c349897f10b84d0000" +
+  "00498b7f1031f60f0549c7470800000000c3b801010000bf03000000498b771881ca42040a0041ba800100000f0549894710" +
+  "c3b8e400000031ff498d77300f05498b473031d2b98051010048f7f14989d048056cfa0a0031d2b9b13a020048f7f14989c2" +
+  "4989d34c89d831d2b9b405000048f7f14c89de4829c64c89d831d2b9ac8e000048f7f14801c64c89d831d2b9b03a020048f7" +
+  "f14829c64889f031d2b96d01000048f7f14889c74d69d2900100004901fa4869f76d0100004889f848c1e8024801c64889f8" +
+  "31d2b96400000048f7f14829c64d89d94929f14b8d44890231d2b99900000048f7f14889c64869c6990000004883c00231d2" +
+  "b90500000048f7f14929c149ffc14883fe0a72044883ee0c4883c6034883fe02770349ffc2498dbf800000004c89d0b90400" +
+  "0000e893000000c6072d48ffc74889f0b902000000e880000000c6072d48ffc74c89c8b902000000e86d000000c6075448ff" +
+  "c74c89c031d2b9100e000048f7f14989d0b902000000e84d000000c6073a48ffc74c89c031d2b93c00000048f7f14989d0b9" +
+  "02000000e82d000000c6073a48ffc74c89c0b902000000e81a000000c6072e48ffc7498b4738b909000000e80600000066c7" +
+  "075a20c34801cf4989fb41bd0a00000031d249f7f580c23049ffcb41881348ffc975edc331c0803f00741f0fb60f85c9741f" +
+  "83e93083f9097710486bc00a700a4801c8720548ffc7ebe148c7c0ffffffffc368616b6f2d6c6f6700";
+
+/** Whether this host can run the relay (x86-64, and `HAKO_LOG_RELAY` is not `0`). */
+export function logRelaySupported(): boolean {
+  return process.arch === "x64" && process.env.HAKO_LOG_RELAY !== "0";
+}
+
+/** Where the image is loaded, and where its zeroed buffers are (the `BSS` of the .S file). */
+const CODE_ADDRESS = 0x400000;
+const BSS_ADDRESS = 0x600000;
+/** The buffers' size: variables, two 64 KiB buffers, and slack. */
+const BSS_BYTES = 0x22000;
+const EHDR_BYTES = 64, PHDR_BYTES = 56, PHDRS = 3;
+
+/**
+ * The relay as a static ELF executable (pure): the ELF header, three program headers (the code,
+ * read and execute; the buffers, read and write and not in the file; a non-executable stack), then
+ * the code, entered at its first byte.
+ */
+export function logRelayImage(hex: string = LOG_RELAY_X86_64_HEX): Uint8Array {
+  const code = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < code.length; i++) code[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  const headers = EHDR_BYTES + PHDRS * PHDR_BYTES;
+  const image = new Uint8Array(headers + code.length);
+  const v = new DataView(image.buffer);
+  image.set([0x7f, 0x45, 0x4c, 0x46, 2, /* 64-bit */ 1, /* little-endian */ 1 /* version */]);
+  v.setUint16(16, 2, true); // ET_EXEC
+  v.setUint16(18, 62, true); // EM_X86_64
+  v.setUint32(20, 1, true); // EV_CURRENT
+  v.setBigUint64(24, BigInt(CODE_ADDRESS + headers), true); // e_entry
+  v.setBigUint64(32, BigInt(EHDR_BYTES), true); // e_phoff
+  v.setUint16(52, EHDR_BYTES, true); // e_ehsize
+  v.setUint16(54, PHDR_BYTES, true); // e_phentsize
+  v.setUint16(56, PHDRS, true); // e_phnum
+  const phdr = (i: number, type: number, flags: number, vaddr: number, filesz: number, memsz: number) => {
+    const o = EHDR_BYTES + i * PHDR_BYTES;
+    v.setUint32(o, type, true);
+    v.setUint32(o + 4, flags, true);
+    v.setBigUint64(o + 8, 0n, true); // p_offset
+    v.setBigUint64(o + 16, BigInt(vaddr), true); // p_vaddr
+    v.setBigUint64(o + 24, BigInt(vaddr), true); // p_paddr
+    v.setBigUint64(o + 32, BigInt(filesz), true);
+    v.setBigUint64(o + 40, BigInt(memsz), true);
+    v.setBigUint64(o + 48, type === PT_LOAD ? 0x1000n : 16n, true); // p_align
+  };
+  phdr(0, PT_LOAD, PF_R | PF_X, CODE_ADDRESS, image.length, image.length);
+  phdr(1, PT_LOAD, PF_R | PF_W, BSS_ADDRESS, 0, BSS_BYTES);
+  phdr(2, PT_GNU_STACK, PF_R | PF_W, 0, 0, 0);
+  image.set(code, headers);
+  return image;
+}
+
+const PT_LOAD = 1, PT_GNU_STACK = 0x6474e551;
+const PF_X = 1, PF_W = 2, PF_R = 4;
+
+const NR_FCNTL = 72, NR_MEMFD_CREATE = 319;
+const F_DUPFD_CLOEXEC = 1030, F_ADD_SEALS = 1033;
+const F_SEAL_SEAL = 1, F_SEAL_SHRINK = 2, F_SEAL_GROW = 4, F_SEAL_WRITE = 8;
+const MFD_CLOEXEC = 1, MFD_ALLOW_SEALING = 2, MFD_EXEC = 0x10;
+const O_RDONLY = 0, O_CLOEXEC = 0o2000000;
+const EINTR = 4, EINVAL = 22;
+
+let relayFd: number | undefined;
+
+/**
+ * The relay's memfd (made once per process, close-on-exec): written, then sealed against every
+ * change (runc seals its own copy the same way), so what runs is what hako embedded.
+ */
+function relayExecutable(): number {
+  if (relayFd !== undefined) return relayFd;
+  const { syscall, write, close } = libc();
+  const name = new TextEncoder().encode("hako-log\0");
+  // MFD_EXEC (Linux 6.3) says the memfd is meant to be executed (vm.memfd_noexec); older kernels
+  // refuse the flag, and need nothing.
+  const memfd = (flags: number) => Number(syscall(BigInt(NR_MEMFD_CREATE), addressOf(name), BigInt(flags), 0n, 0n, 0n));
+  let fd = memfd(MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+  if (fd === -1 && errno() === EINVAL) fd = memfd(MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  check(fd, "memfd_create", ["hako-log"], "make the log relay's executable");
+  try {
+    const image = logRelayImage();
+    for (let done = 0; done < image.length;) {
+      const n = Number(write(fd, image.subarray(done), BigInt(image.length - done)));
+      if (n === -1 && errno() === EINTR) continue;
+      check(n, "write", ["memfd:hako-log"], "write the log relay's executable");
+      done += n;
+    }
+    const seals = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
+    check(Number(syscall(BigInt(NR_FCNTL), BigInt(fd), BigInt(F_ADD_SEALS), BigInt(seals), 0n, 0n)), "fcntl", [
+      "F_ADD_SEALS",
+    ]);
+  } catch (e) {
+    close(fd);
+    throw e;
+  }
+  return relayFd = fd;
+}
+
+/** What {@link spawnLogRelay} needs. */
+export interface LogRelayOptions {
+  /** The read end of the container's FIFO (opened O_NONBLOCK, so that opening it never blocks). */
+  readonly input: number;
+  /** The directory that holds the log (an O_PATH fd is enough). */
+  readonly dir: number;
+  /** The log's name in it; the previous part is `<file>.1`. */
+  readonly file: string;
+  /** The cap of one part, in bytes (at least 4096). */
+  readonly maxBytes: number;
+  /** A word shown in `ps` after the arguments (the container's name). */
+  readonly label?: string;
+}
+
+/**
+ * Starts a relay in a session of its own (so no terminal's or process group's signal reaches it),
+ * in `/`, with the input on fd 0, /dev/null on 1 and 2, the directory on 3, and nothing else open.
+ * @returns Its pid (a child of this process: reap it).
+ * @throws {SyscallError} When it cannot be started (`memfd_create`, `clone`, `execve`…).
+ */
+export function spawnLogRelay(o: LogRelayOptions): number {
+  if (!Number.isSafeInteger(o.maxBytes) || o.maxBytes < 4096) {
+    throw new RangeError(`hako ffi: a log relay's cap must be at least 4096 bytes, not ${o.maxBytes}`);
+  }
+  if (!/^[^/\0]+$/.test(o.file) || o.file === "." || o.file === "..") {
+    throw new TypeError(`hako ffi: a log relay's file is a name in its directory, not ${JSON.stringify(o.file)}`);
+  }
+  const exe = relayExecutable();
+  const { syscall, open, pipe2, read, close, waitpid } = libc();
+  const opened: number[] = [];
+  try {
+    const nul = check(open(new TextEncoder().encode("/dev/null\0"), O_RDONLY | O_CLOEXEC, 0), "open", ["/dev/null"]);
+    opened.push(nul);
+    // Copies of the sources above 9, so that moving them to 0..4 never overwrites one still to move.
+    const high = (fd: number) => {
+      const c = check(
+        Number(syscall(BigInt(NR_FCNTL), BigInt(fd), BigInt(F_DUPFD_CLOEXEC), 10n, 0n, 0n)),
+        "fcntl",
+        [
+          fd,
+          "F_DUPFD_CLOEXEC",
+        ],
+      );
+      opened.push(c);
+      return c;
+    };
+    const [input, devnull, dir, image] = [high(o.input), high(nul), high(o.dir), high(exe)];
+    const p = new SyscallProgram();
+    const ops: Array<[string, unknown[]]> = [];
+    ops[p.call("setsid", [])] = ["setsid", []];
+    ops[p.call("chdir", [p.cstring("/")])] = ["chdir", ["/"]]; // pins no directory
+    for (const [from, to] of [[input, 0], [devnull, 1], [devnull, 2], [dir, 3], [image, 4]] as const) {
+      ops[p.call("dup2", [from, to])] = ["dup2", [from, to]];
+    }
+    ops[p.call("close_range", [5, 0xffffffff, 0])] = ["close_range", [5]];
+    for (const [i, call, shown] of p.resetSignals()) ops[i] = [call, shown];
+    const argv = ["hako-log", String(o.maxBytes), o.file, ...(o.label ? [o.label] : [])];
+    ops[p.call("execve", [p.cstring("/proc/self/fd/4"), p.cstrings(argv), p.cstrings([])])] = ["execve", [
+      "/proc/self/fd/4 (memfd:hako-log)",
+    ]];
+    const built = p.build();
+    const fds = new Int32Array(2);
+    check(pipe2(fds, O_CLOEXEC), "pipe2");
+    const [rd, wr] = [fds[0]!, fds[1]!];
+    let pid: number;
+    try {
+      built.reportTo(wr);
+      try {
+        pid = spawnProgram(built, 0);
+      } finally {
+        close(wr);
+      }
+      // The program's memory is the child's until it has exec'd (EOF) or reported a failure.
+      const report = new Uint8Array(REPORT_BYTES);
+      let got: number;
+      while ((got = read(rd, report, BigInt(REPORT_BYTES))) === -1 && errno() === EINTR);
+      void built.memory;
+      const r = got === REPORT_BYTES ? parseReport(report) : undefined;
+      if (r && !r.ready && "op" in r) {
+        waitpid(pid, null, 0);
+        const [call, args] = ops[r.op] ?? ["spawn", []];
+        throw new SyscallError(call, r.errno, args, "start the log relay");
+      }
+    } finally {
+      close(rd);
+    }
+    return pid;
+  } finally {
+    for (const fd of opened) close(fd);
+  }
+}
