@@ -213,6 +213,18 @@ export function libc(): Libc {
 }
 
 /**
+ * Opens another shared library (e.g. `liblzma.so.5`, see `ffi/lzma.ts`) through the running
+ * runtime's FFI and binds `symbols` (a table in Deno's format).
+ * @throws {Error} When the library or a symbol cannot be found (the runtime's own message).
+ */
+export function openLibrary<S extends Deno.ForeignLibraryInterface>(
+  path: string,
+  symbols: S,
+): Deno.DynamicLibrary<S>["symbols"] {
+  return nativeFfi().open(path, symbols);
+}
+
+/**
  * The calling thread's errno. Call it right after the failing libc call: any FFI call,
  * allocation-heavy work or `await` in between may overwrite it.
  */

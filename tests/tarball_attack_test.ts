@@ -6,11 +6,11 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { gzipSync } from "node:zlib";
+import { gzipSync, zstdCompressSync } from "node:zlib";
 import { needsRoot, runtime, tempDir, test } from "./_harness.ts";
 import { tarBytes, tarHeader } from "./_tar.ts";
 import { probe, runCases, SENTINELS } from "./_tarball_attack.ts";
@@ -74,6 +74,24 @@ test(
   },
   { skip },
 );
+
+test("zstd and xz bombs stop at maxBytes too, leaving nothing", async () => {
+  using t = tempDir();
+  const tar = tarBytes([{ path: "zeros", type: "0", data: new Uint8Array(64 << 20) }]);
+  const bombs: [string, Uint8Array | undefined][] = [
+    ["bomb.tar.zst", zstdCompressSync(tar)],
+    ["bomb.tar.xz", spawnSync("xz", ["-c"], { input: tar, maxBuffer: 1 << 30 }).stdout ?? undefined],
+  ];
+  for (const [name, bytes] of bombs) {
+    if (!bytes?.length) continue; // no xz here: the zstd bomb alone
+    const tarball = join(t.path, name);
+    writeFileSync(tarball, bytes);
+    const err = await rejection(extractRootfs(tarball, join(t.path, "rootfs"), { maxBytes: 16 << 20 }));
+    assert.ok(err instanceof SetupError, `${name}: got ${err}`);
+    assert.match(err.message, new RegExp(`${tarball}.* more than ${16 << 20} bytes`));
+    noLeftovers(t.path);
+  }
+}, { skip });
 
 test("a gzip bomb stops at maxBytes with a SetupError naming the tarball and the limit, leaving nothing", async () => {
   using t = tempDir();

@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import {
   chmodSync,
   chownSync,
@@ -122,6 +122,36 @@ test("extractRootfs reads .tar.gz, reporting progress in bytes of the tarball re
   assert.deepEqual(statSync(join(dir, "bin", "suid")).mode & 0o7777, 0o4755);
   assert(lstatSync(join(dir, "dev", "null")).isCharacterDevice(), "char device");
 }, { skip });
+
+for (const [kind, tool, ext] of [["zstd", "zstd", "tar.zst"], ["xz", "xz", "tar.xz"]] as const) {
+  const missing = skip || (spawnSync(tool, ["--version"]).status === 0 ? false : `${tool} is not installed`);
+  test(`extractRootfs reads a ${kind} tarball (.${ext}), told by its first bytes`, async () => {
+    using t = tempDir();
+    const src = join(t.path, "src");
+    sourceTree(src);
+    const plain = join(t.path, "root.tar");
+    makeTar(src, plain);
+    const tarball = join(t.path, `root.${ext}`);
+    writeFileSync(tarball, execFileSync(tool, ["-c", plain], { maxBuffer: 1 << 30 }));
+    const dir = join(t.path, "rootfs");
+    assert.equal((await extractRootfs(tarball, dir)).created, true);
+    assert.deepEqual(statSync(join(dir, "bin", "suid")).mode & 0o7777, 0o4755);
+    assert(lstatSync(join(dir, "dev", "null")).isCharacterDevice(), "char device");
+
+    // Cut short: a SetupError naming the tarball, and nothing left.
+    const cut = join(t.path, `cut.${ext}`);
+    const bytes = readFileSync(tarball);
+    writeFileSync(cut, bytes.subarray(0, Math.floor(bytes.length / 2)));
+    let err: unknown;
+    try {
+      await extractRootfs(cut, join(t.path, "cut"));
+    } catch (e) {
+      err = e;
+    }
+    assert(err instanceof SetupError && err.step === "rootfs" && err.message.includes(cut), `got ${err}`);
+    assert(!existsSync(join(t.path, "cut")), "no target dir");
+  }, { skip: missing });
+}
 
 test("extractRootfs shifts owners into the container's range (each inode once, setuid kept)", async () => {
   using t = tempDir();

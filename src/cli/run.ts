@@ -20,7 +20,7 @@ A spec module — whose default export is a container spec, or a function (env, 
 one — runs that container in the foreground instead, with stdio attached; hako exits with the
 container's exit code (128+signal when a signal ended it).
 
-A quick container without a file: --rootfs (a directory) or --image (a .tar or .tar.gz, extracted
+A quick container without a file: --rootfs (a directory) or --image (a .tar, .tar.gz, .tar.zst or .tar.xz, extracted
 once under /var/lib/hako/images/) and the command, with the default spec (new mount, uts, ipc,
 pid and net namespaces, pivot_root, the standard mounts, docker's capabilities and seccomp):
 
@@ -221,7 +221,10 @@ export function quickSpec(
     const image = q.image ?? "";
     // The extraction's directory is named after the image's file: one path segment of safe
     // characters (never "", "." or "..", which would name images/ or its parent).
-    const stem = (image.split("/").pop() ?? "").replace(/\.(tar(\.gz)?|tgz)$/, "").replace(/[^A-Za-z0-9_.-]/g, "_")
+    const stem = (image.split("/").pop() ?? "").replace(/\.(tar(\.(gz|zst|xz))?|tgz|tzst|txz)$/, "").replace(
+      /[^A-Za-z0-9_.-]/g,
+      "_",
+    )
       .slice(0, 200);
     const base = /^\.*$/.test(stem) ? "image" : stem;
     rootfs = { tarball: abs(image), path: `${varDir}/images/${base}` };

@@ -88,6 +88,9 @@ type Exactly<T, K extends readonly string[]> = [Exclude<keyof T, K[number]>, Exc
 type Cgroup = NonNullable<ContainerSpec["cgroup"]>;
 type Rule = SeccompProfile["syscalls"][number];
 /** Compile-time only: each line fails to type-check when a type and its key list differ. */
+/** The names a tarball rootfs may have (its compression is read from its first bytes). */
+export const TARBALL_NAME: RegExp = /\.(tar|tar\.gz|tgz|tar\.zst|tzst|tar\.xz|txz)$/;
+
 const _keysMatchTheTypes: readonly true[] = [
   true as Exactly<NonNullable<ContainerSpec["idMap"]>, typeof KEYS.idMap>,
   true as Exactly<NonNullable<ContainerSpec["user"]>, typeof KEYS.user>,
@@ -506,8 +509,8 @@ export function rootfsOf(c: Checker, r: unknown): string {
   if (path !== undefined && normalize(path) === "/") bad("rootfs", "must not be the host's / itself");
   if (tarball) {
     const t = r.tarball;
-    if (typeof t !== "string" || !/\.(tar|tar\.gz|tgz)$/.test(t)) {
-      bad("rootfs.tarball", `must be a .tar, .tar.gz or .tgz path, got ${show(t)}`);
+    if (typeof t !== "string" || !TARBALL_NAME.test(t)) {
+      bad("rootfs.tarball", `must be a .tar, .tar.gz/.tgz, .tar.zst/.tzst or .tar.xz/.txz path, got ${show(t)}`);
     } else c.string(t, "rootfs.tarball");
     const owner = c.section(r.owner, "rootfs.owner", KEYS.owner, "an object { uid, gid }");
     if (owner) {

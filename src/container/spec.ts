@@ -38,7 +38,7 @@ export type RootfsSpec =
   | string
   | { readonly path: string }
   | {
-    /** A `.tar` or `.tar.gz` to extract (once) into `path`. */
+    /** A `.tar`, `.tar.gz`, `.tar.zst` or `.tar.xz` to extract (once) into `path` (its compression read from its first bytes). */
     readonly tarball: string;
     readonly path: string;
     /** Shift file owners so the range's first id owns the tree (seed: `chown -R`). */

@@ -1,5 +1,5 @@
 /**
- * A root filesystem from a `.tar` / `.tar.gz`: extracted once (a marker file records the
+ * A root filesystem from a `.tar`, `.tar.gz`, `.tar.zst` or `.tar.xz`: extracted once (a marker file records the
  * tarball), into a temp sibling that is renamed into place, so a failure leaves nothing behind.
  * Modes, setuid bits, symlinks, hard links and device nodes survive; file owners can be shifted
  * into a container's id range.
@@ -31,11 +31,12 @@ import {
   rmdirSync,
   rmSync,
 } from "node:fs";
-import type { Buffer } from "node:buffer";
+import { Buffer } from "node:buffer";
 import { basename, dirname, join, resolve } from "node:path";
 import process from "node:process";
 import { pipeline } from "node:stream";
-import { createGunzip } from "node:zlib";
+import { createGunzip, createZstdDecompress } from "node:zlib";
+import { xzDecompress } from "../../ffi/lzma.ts";
 import * as at from "../../ffi/at.ts";
 import { ConfigError, fsError, SetupError, SyscallError } from "../errors.ts";
 import { makedev } from "./_devices.ts";
@@ -199,7 +200,7 @@ function sameMarker(found: Partial<Marker & OldMarker> | undefined, want: Marker
 }
 
 /**
- * Extracts `tarball` (`.tar`, `.tar.gz`, `.tgz`) into `dir`, once.
+ * Extracts `tarball` (`.tar`; gzip, zstd or xz compressed, told by its first bytes) into `dir`, once.
  *
  * A second call with the same tarball (path, size, mtime to the nanosecond) and owner finds the
  * marker and does nothing, under Deno and Bun alike (a marker from before this format, which
@@ -214,7 +215,7 @@ function sameMarker(found: Partial<Marker & OldMarker> | undefined, want: Marker
  * reached through a symlink (from the tarball, wherever it points); a hard link to the rootfs
  * itself. Symlink targets are stored as they are (they only mean something inside the container).
  *
- * @param tarball The archive (plain or gzip'd).
+ * @param tarball The archive (plain, gzip, zstd or xz).
  * @param dir The rootfs directory to create.
  * @param options Owner shift, progress, limits.
  * @returns The directory and whether this call extracted it.
@@ -326,14 +327,44 @@ function notOurs(dir: string, source: string): SetupError {
   );
 }
 
-/** True when the file starts with gzip's magic bytes. */
-function isGzip(path: string): boolean {
+/** How a tarball is compressed, from its first bytes (as GNU tar and docker tell them apart). */
+type Compression = "gzip" | "zstd" | "xz" | "none";
+
+const MAGIC: readonly (readonly [Compression, readonly number[]])[] = [
+  ["gzip", [0x1f, 0x8b]],
+  ["zstd", [0x28, 0xb5, 0x2f, 0xfd]],
+  ["xz", [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]],
+];
+
+/** The compression of the file at `path`, by its magic bytes. */
+function compressionOf(path: string): Compression {
   const fd = openSync(path, "r");
   try {
-    const magic = new Uint8Array(2);
-    return readSync(fd, magic, 0, 2, 0) === 2 && magic[0] === 0x1f && magic[1] === 0x8b;
+    const head = new Uint8Array(6);
+    const n = readSync(fd, head, 0, head.length, 0);
+    const found = MAGIC.find(([, m]) => n >= m.length && m.every((b, i) => head[i] === b));
+    return found?.[0] ?? "none";
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * The tarball's bytes, decompressed: gzip and zstd by `node:zlib` (both runtimes have them), xz by
+ * liblzma (ffi/lzma.ts). Inflated here, not by node-tar, so the inflated bytes can be counted.
+ */
+function decompressed(source: string, rs: NodeJS.ReadableStream & { destroy(): void }): AsyncIterable<Uint8Array> & {
+  destroy?: () => void;
+} {
+  switch (compressionOf(source)) {
+    case "gzip":
+      return pipeline(rs, createGunzip(), () => {});
+    case "zstd":
+      return pipeline(rs, createZstdDecompress(), () => {});
+    case "xz":
+      return xzDecompress(rs as AsyncIterable<Uint8Array>);
+    case "none":
+      return rs as AsyncIterable<Uint8Array>;
   }
 }
 
@@ -364,16 +395,15 @@ async function unpackInto(
   parser.on("eof", () => (eof = true));
 
   const show = onProgress ?? (process.stderr.isTTY && size > PROGRESS_MIN_BYTES ? bar(basename(source)) : undefined);
-  // gzip is inflated here, not by node-tar, so the inflated bytes can be counted (and reading
-  // stops at the end-of-archive blocks: nothing after them is inflated).
+  // Reading stops at the end-of-archive blocks: nothing after them is inflated.
   const rs = createReadStream(source);
-  const input = isGzip(source) ? pipeline(rs, createGunzip(), () => {}) : rs;
+  const input = decompressed(source, rs);
   let total = 0;
   try {
-    for await (const chunk of input as AsyncIterable<Buffer>) {
+    for await (const chunk of input) {
       total += chunk.length;
       if (total > limits.maxBytes) u.fail(u.tooBig());
-      else parser.write(chunk);
+      else parser.write(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
       show?.(rs.bytesRead, size);
       if (u.failure !== undefined || eof) break;
     }
@@ -383,7 +413,7 @@ async function unpackInto(
     }
   } finally {
     rs.destroy();
-    if (input !== rs) input.destroy();
+    if (input !== rs) input.destroy?.();
     if (show && !onProgress) process.stderr.write("\r\x1b[K");
     u.closeOpenFile();
   }
