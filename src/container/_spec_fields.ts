@@ -779,18 +779,7 @@ export interface ResolvedCapabilities {
 }
 
 /** The five capability sets, each by canonical names in number order. */
-export interface ResolvedCapabilitySets {
-  /** The bounding set. */
-  readonly bounding: readonly string[];
-  /** The effective set. */
-  readonly effective: readonly string[];
-  /** The permitted set. */
-  readonly permitted: readonly string[];
-  /** The inheritable set. */
-  readonly inheritable: readonly string[];
-  /** The ambient set. */
-  readonly ambient: readonly string[];
-}
+export type ResolvedCapabilitySets = Required<CapabilitySets>;
 
 const SET_NAMES = ["bounding", "effective", "permitted", "inheritable", "ambient"] as const;
 

@@ -37,7 +37,6 @@ import {
   nameOf,
   namespacesOf,
   pathList,
-  type ResolvedCapabilitySets,
   rlimitsOf,
   rootfsOf,
   seccompOf,
@@ -46,6 +45,7 @@ import {
 } from "./_spec_fields.ts";
 import { initArgv, resolveInit } from "./_init.ts";
 import {
+  type CapabilitySets,
   type ContainerSpec,
   DEFAULT_MASKED_PATHS,
   DEFAULT_READONLY_PATHS,
@@ -135,7 +135,7 @@ export interface ResolvedSpec {
    * The five sets, when the spec gave them separately (used as given, whatever the user);
    * otherwise the sets follow `capabilities` and the user (see `capabilitySetsFor` in `_capsets.ts`).
    */
-  readonly capabilitySets?: ResolvedCapabilitySets;
+  readonly capabilitySets?: Required<CapabilitySets>;
   /**
    * The capabilities the spec names (a list's, `add`'s), raised in the ambient, inheritable,
    * permitted and effective sets when the command runs as a non-root user (podman's rule); empty
