@@ -781,8 +781,6 @@ export interface ResolvedCapabilities {
 /** The five capability sets, each by canonical names in number order. */
 export type ResolvedCapabilitySets = Required<CapabilitySets>;
 
-const SET_NAMES = ["bounding", "effective", "permitted", "inheritable", "ambient"] as const;
-
 /** `names` in capability-number order, each once. */
 function inNumberOrder(names: readonly string[]): string[] {
   return [...new Set(names)].sort((a, b) => Capability.numberOf(a) - Capability.numberOf(b));
@@ -888,8 +886,8 @@ function setsOf(
 ): ResolvedCapabilities {
   const { bad } = c;
   const before = c.problems.length;
-  const sets = {} as Record<typeof SET_NAMES[number], string[]>;
-  for (const k of SET_NAMES) {
+  const sets = {} as Record<typeof KEYS.capabilitySets[number], string[]>;
+  for (const k of KEYS.capabilitySets) {
     const list = c.array(o[k], `capabilities.${k}`, "an array of capability names") ?? [];
     const names = list.map((x, i) => {
       if (typeof x === "string" && x.toUpperCase() === "ALL") {
@@ -900,7 +898,7 @@ function setsOf(
     });
     sets[k] = inNumberOrder(names.filter((n) => n !== undefined) as string[]);
   }
-  const outside = (k: typeof SET_NAMES[number], of: readonly string[], rule: string) => {
+  const outside = (k: typeof KEYS.capabilitySets[number], of: readonly string[], rule: string) => {
     const extra = sets[k].filter((n) => !of.includes(n));
     if (extra.length) bad(`capabilities.${k}`, `${extra.join(", ")} not in ${rule}`);
   };
