@@ -100,6 +100,8 @@ export type {
   StateRecord,
 } from "./src/container/state.ts";
 export type {
+  CapabilityChanges,
+  CapabilitySets,
   CgroupSpec,
   ContainerSpec,
   HooksSpec,

@@ -259,6 +259,16 @@ export interface KeepPlan {
   readonly drops: readonly number[];
   /** Whether the kept ones are raised in the ambient set. */
   readonly ambient: boolean;
+  /**
+   * The sets {@link keepSets} sets instead of `mask` in each (and `ambient` raised), when they
+   * differ: a container spec's five sets, or the ambient set of a non-root user.
+   */
+  readonly sets?: {
+    readonly effective: bigint;
+    readonly permitted: bigint;
+    readonly inheritable: bigint;
+    readonly ambient: bigint;
+  };
 }
 
 /**
@@ -318,14 +328,16 @@ export function keepBounding(plan: KeepPlan, options: { readonly keepCaps?: bool
 
 /**
  * The second half of {@link Capability.keep}: effective = permitted = inheritable = the plan's
- * capabilities, the ambient set cleared (or raised to them).
+ * capabilities, the ambient set cleared (or raised to them); or the plan's `sets`, when it has them.
  * @throws {SyscallError} When capset or prctl fails.
  */
 export function keepSets(plan: KeepPlan): void {
   const context = "Capability.keep";
-  capset({ effective: plan.mask, permitted: plan.mask, inheritable: plan.mask }, context);
+  const m = plan.mask;
+  const s = plan.sets ?? { effective: m, permitted: m, inheritable: m, ambient: plan.ambient ? m : 0n };
+  capset({ effective: s.effective, permitted: s.permitted, inheritable: s.inheritable }, context);
   ambientClear(context);
-  if (plan.ambient) ambientChange(PR_CAP_AMBIENT_RAISE, "PR_CAP_AMBIENT_RAISE", plan.mask, context);
+  if (s.ambient !== 0n) ambientChange(PR_CAP_AMBIENT_RAISE, "PR_CAP_AMBIENT_RAISE", s.ambient, context);
 }
 
 /**

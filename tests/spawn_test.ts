@@ -248,10 +248,12 @@ test(
     assertEquals(views[0]!.status.SigBlk, "0000000000000000");
     assertEquals(views[0]!.status.SigIgn, "0000000000000000");
     assertEquals(views[0]!.status.Seccomp, "2");
-    // user 1000 without ambient capabilities: the kept ones bound what it may ever get
+    // user 1000 gets the listed capabilities in its ambient set (podman's rule), so they are
+    // effective after the exec; the kept ones bound what it may ever get
     assertEquals(views[0]!.status.CapBnd, "0000000000000401");
     assertEquals(views[0]!.status.CapInh, "0000000000000401");
-    assertEquals(views[0]!.status.CapEff, "0000000000000000");
+    assertEquals(views[0]!.status.CapAmb, "0000000000000401");
+    assertEquals(views[0]!.status.CapEff, "0000000000000401");
     assertEquals(views[0]!.status.Uid, "1000\t1000\t1000\t1000");
   },
   { skip: skipBox },

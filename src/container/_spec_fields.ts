@@ -50,6 +50,8 @@ import {
   unknownKeys,
 } from "./_spec_shape.ts";
 import {
+  type CapabilityChanges,
+  type CapabilitySets,
   type ContainerSpec,
   DEFAULT_CAPABILITIES,
   DEFAULT_NAMESPACES,
@@ -74,6 +76,7 @@ export const KEYS = {
   pids: ["max"],
   io: ["weight", "readBps", "writeBps", "readIops", "writeIops"],
   capabilities: ["add", "drop"],
+  capabilitySets: ["bounding", "effective", "permitted", "inheritable", "ambient"],
   network: ["loopback", "veth"],
   veth: ["host", "container", "hostAddress", "containerAddress", "allowWidePrefix"],
   seccomp: ["defaultAction", "defaultErrno", "unknownSyscalls", "architectures", "syscalls"],
@@ -102,7 +105,14 @@ const _keysMatchTheTypes: readonly true[] = [
   true as Exactly<NonNullable<Cgroup["memory"]>, typeof KEYS.memory>,
   true as Exactly<NonNullable<Cgroup["pids"]>, typeof KEYS.pids>,
   true as Exactly<NonNullable<Cgroup["io"]>, typeof KEYS.io>,
-  true as Exactly<Exclude<NonNullable<ContainerSpec["capabilities"]>, readonly string[]>, typeof KEYS.capabilities>,
+  true as Exactly<CapabilityChanges, typeof KEYS.capabilities>,
+  true as Exactly<CapabilitySets, typeof KEYS.capabilitySets>,
+  // (and the capabilities field is exactly a list, the changes or the sets)
+  true as ([NonNullable<ContainerSpec["capabilities"]>] extends [readonly string[] | CapabilityChanges | CapabilitySets]
+    ? [readonly string[] | CapabilityChanges | CapabilitySets] extends [NonNullable<ContainerSpec["capabilities"]>]
+      ? true
+    : false
+    : false),
   true as Exactly<NonNullable<ContainerSpec["network"]>, typeof KEYS.network>,
   true as Exactly<NonNullable<NonNullable<ContainerSpec["network"]>["veth"]>, typeof KEYS.veth>,
   true as Exactly<SeccompProfile, typeof KEYS.seccomp>,
@@ -761,8 +771,29 @@ export function cgroupOf(c: Checker, value: unknown, name: string): Obj | undefi
   return c.problems.length === before ? cg : null;
 }
 
-/** The capabilities kept, by their canonical names. */
-export function capabilitiesOf(c: Checker, value: unknown): string[] {
+/** The capabilities of a spec, resolved (see `ResolvedSpec`). */
+export interface ResolvedCapabilities {
+  /** The bounding set: the capabilities kept (seccomp's capability groups follow it). */
+  readonly capabilities: string[];
+  /** The five sets, when the spec gave them separately (then used as given, for any user). */
+  readonly capabilitySets?: ResolvedCapabilitySets;
+  /** The capabilities the spec names, raised in the ambient set for a non-root user (podman's rule). */
+  readonly ambientCapabilities: string[];
+}
+
+/** The five capability sets, each by canonical names in number order. */
+export type ResolvedCapabilitySets = Required<CapabilitySets>;
+
+/** `names` in capability-number order, each once. */
+function inNumberOrder(names: readonly string[]): string[] {
+  return [...new Set(names)].sort((a, b) => Capability.numberOf(a) - Capability.numberOf(b));
+}
+
+/**
+ * The capabilities kept, by their canonical names: a list, `{ add, drop }` (docker's), or the five
+ * sets `{ bounding, effective, permitted, inheritable, ambient }` (OCI's `process.capabilities`).
+ */
+export function capabilitiesOf(c: Checker, value: unknown): ResolvedCapabilities {
   const { bad } = c;
   const nameOf = (x: unknown, path: string): string | undefined => {
     if (typeof x !== "string") {
@@ -782,7 +813,8 @@ export function capabilitiesOf(c: Checker, value: unknown): string[] {
       return undefined;
     }
   };
-  if (value === undefined) return [...DEFAULT_CAPABILITIES];
+  const defaults = () => ({ capabilities: [...DEFAULT_CAPABILITIES], ambientCapabilities: [] });
+  if (value === undefined) return defaults();
   if (Array.isArray(value)) {
     const names = value.map((x, i) => {
       if (typeof x === "string" && x.toUpperCase() === "ALL") {
@@ -794,10 +826,29 @@ export function capabilitiesOf(c: Checker, value: unknown): string[] {
       }
       return nameOf(x, `capabilities[${i}]`);
     });
-    return [...new Set(names.filter((n) => n !== undefined))] as string[];
+    const kept = [...new Set(names.filter((n) => n !== undefined))] as string[];
+    return { capabilities: kept, ambientCapabilities: kept };
   }
-  const o = c.section(value, "capabilities", KEYS.capabilities, "a list of capabilities, or { add, drop }");
-  if (!o) return [...DEFAULT_CAPABILITIES];
+  const o = c.section(
+    value,
+    "capabilities",
+    [...KEYS.capabilities, ...KEYS.capabilitySets],
+    "a list of capabilities, { add, drop }, or the sets { bounding, effective, permitted, inheritable, ambient }",
+  );
+  if (!o) return defaults();
+  const given = (keys: readonly string[]) => keys.filter((k) => o[k] !== undefined);
+  if (given(KEYS.capabilitySets).length > 0) {
+    if (given(KEYS.capabilities).length > 0) {
+      bad(
+        "capabilities",
+        `give { add, drop } or the five sets { ${KEYS.capabilitySets.join(", ")} }, not both (got ${
+          Object.keys(o).join(", ")
+        })`,
+      );
+      return defaults();
+    }
+    return setsOf(c, o, nameOf);
+  }
   const listOf = (k: "add" | "drop") => {
     const list = c.array(o[k], `capabilities.${k}`, "an array of capability names") ?? [];
     let all = false;
@@ -817,7 +868,57 @@ export function capabilitiesOf(c: Checker, value: unknown): string[] {
     (_, n) => Capability.NAMES[n]!,
   );
   const kept = drop.all ? [] : DEFAULT_CAPABILITIES.filter((x) => !drop.names.includes(x));
-  return [...new Set([...kept, ...(add.all ? every : add.names)])];
+  const added = [...new Set(add.all ? every : add.names)];
+  // podman: a non-root user gets the added capabilities (not the default set) in ambient.
+  return { capabilities: [...new Set([...kept, ...added])], ambientCapabilities: added };
+}
+
+/**
+ * The five sets given separately (a set left out is empty, as in OCI's spec), checked against the
+ * kernel's rules so a spec capset(2) or PR_CAP_AMBIENT_RAISE would refuse fails here, naming the
+ * field: effective ⊆ permitted and inheritable ⊆ bounding (capset: the new effective set must be
+ * in the new permitted set; the new inheritable set in the old inheritable set and the bounding
+ * set — the old one is empty in a container), ambient ⊆ permitted ∩ inheritable (the raise
+ * needs both). runc and crun pass the sets to the kernel unchecked and fail at capset or at the
+ * raise with EPERM; hako says which capability, in which set, before anything is touched.
+ */
+function setsOf(
+  c: Checker,
+  o: Record<string, unknown>,
+  nameOf: (x: unknown, path: string) => string | undefined,
+): ResolvedCapabilities {
+  const { bad } = c;
+  const before = c.problems.length;
+  const sets = {} as Record<typeof KEYS.capabilitySets[number], string[]>;
+  for (const k of KEYS.capabilitySets) {
+    const list = c.array(o[k], `capabilities.${k}`, "an array of capability names") ?? [];
+    const names = list.map((x, i) => {
+      if (typeof x === "string" && x.toUpperCase() === "ALL") {
+        bad(`capabilities.${k}[${i}]`, "ALL is for { add, drop }: a set names its capabilities");
+        return undefined;
+      }
+      return nameOf(x, `capabilities.${k}[${i}]`);
+    });
+    sets[k] = inNumberOrder(names.filter((n) => n !== undefined) as string[]);
+  }
+  const outside = (k: typeof KEYS.capabilitySets[number], of: readonly string[], rule: string) => {
+    const extra = sets[k].filter((n) => !of.includes(n));
+    if (extra.length) bad(`capabilities.${k}`, `${extra.join(", ")} not in ${rule}`);
+  };
+  if (c.problems.length === before) {
+    outside("effective", sets.permitted, "permitted: the effective set is a subset of the permitted set");
+    outside(
+      "inheritable",
+      sets.bounding,
+      "bounding: the kernel refuses an inheritable capability outside the bounding set",
+    );
+    outside(
+      "ambient",
+      sets.permitted.filter((n) => sets.inheritable.includes(n)),
+      "both permitted and inheritable: the kernel raises an ambient capability only when it is in both",
+    );
+  }
+  return { capabilities: [...sets.bounding], capabilitySets: sets, ambientCapabilities: [] };
 }
 
 /** The rlimits, each a known resource with a count, "unlimited" or [soft, hard] (soft ≤ hard). */

@@ -134,6 +134,8 @@ export type ExecProfile = Pick<
   | "workdir"
   | "user"
   | "capabilities"
+  | "capabilitySets"
+  | "ambientCapabilities"
   | "rlimits"
   | "noNewPrivs"
   | "seccomp"
@@ -315,7 +317,12 @@ function profileFor(opts: ExecOptions): ExecProfile {
     env: { ...base.env, ...opts.env },
     workdir: opts.workdir ?? base.workdir,
     user: opts.user ? { uid: opts.user.uid, gid: opts.user.gid ?? opts.user.uid, groups: [] } : base.user,
+    // The container's capabilities; the sets follow the user the command runs as (capabilitySetsFor):
+    // `--user 1000` gets the capabilities the spec names in its ambient set, as the container's
+    // own non-root command would.
     capabilities: base.capabilities,
+    ...(base.capabilitySets ? { capabilitySets: base.capabilitySets } : {}),
+    ...(base.ambientCapabilities ? { ambientCapabilities: base.ambientCapabilities } : {}),
     rlimits: base.rlimits,
     noNewPrivs: base.noNewPrivs,
     seccomp: base.seccomp,

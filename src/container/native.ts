@@ -29,7 +29,8 @@ import {
 } from "../../ffi/spawn.ts";
 import { capHeader, encodeCapData, encodeRlimit } from "../../ffi/structs.ts";
 import { CLONE_NEWCGROUP, CLONE_NEWNS, CLONE_NEWTIME, NAMESPACE_FLAGS } from "../namespace.ts";
-import { type KeepPlan, keepPlan } from "../capability.ts";
+import { Capability, type KeepPlan } from "../capability.ts";
+import { capabilityPlan } from "./_capsets.ts";
 import { rlimitNumber, rlimitPair } from "../rlimit.ts";
 import { SetupError, SyscallError } from "../errors.ts";
 import { type ChildError, describe, setupError } from "./_pipe.ts";
@@ -183,7 +184,7 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
   const steps = stepsFor(ctx);
   let plan: KeepPlan;
   try {
-    plan = keepPlan(spec.capabilities, {}, ctx.userns);
+    plan = capabilityPlan(spec, ctx.userns);
   } catch (e) {
     throw setupError(describe("capabilities", e));
   }
@@ -201,6 +202,7 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
     steps.map((s) => s.name), // (a provision hook, left out of the spec's JSON, is a step)
     String(plan.mask),
     plan.drops,
+    plan.sets ? Object.values(plan.sets).map(String) : null,
     stdioShape,
     fds.closeInChild.length,
     ctx.files ?? [],
@@ -375,7 +377,7 @@ export function compileExecIn(
   const ctx: SetupContext = { spec: profile, userns, ...(fds.console ? { console: fds.console } : {}) };
   let plan: KeepPlan;
   try {
-    plan = keepPlan(profile.capabilities, {}, userns);
+    plan = capabilityPlan(profile, userns);
   } catch (e) {
     throw setupError(describe("capabilities", e));
   }
@@ -651,16 +653,21 @@ function compileStep(ctx: SetupContext, name: string, p: SyscallProgram, emit: E
       return true;
     }
     case "capability-sets": {
+      // (as keepSets: the plan's sets, or its mask in each)
       const plan = emit.plan;
       const context = "Capability.keep";
-      const m = `0x${plan.mask.toString(16)}`;
+      const m = plan.mask;
+      const sets = plan.sets ?? { effective: m, permitted: m, inheritable: m, ambient: plan.ambient ? m : 0n };
+      const hex = (x: bigint) => `0x${x.toString(16)}`;
       call(
         "capset",
         [
           p.bytes(capHeader(0)),
-          p.bytes(encodeCapData({ effective: plan.mask, permitted: plan.mask, inheritable: plan.mask })),
+          p.bytes(
+            encodeCapData({ effective: sets.effective, permitted: sets.permitted, inheritable: sets.inheritable }),
+          ),
         ],
-        [unquoted(`e=${m} p=${m} i=${m}`)],
+        [unquoted(`e=${hex(sets.effective)} p=${hex(sets.permitted)} i=${hex(sets.inheritable)}`)],
         {},
         context,
       );
@@ -670,11 +677,15 @@ function compileStep(ctx: SetupContext, name: string, p: SyscallProgram, emit: E
         onErrno: [[EINVAL, next]],
       }, context);
       p.place(next);
-      if (plan.ambient) {
-        for (let n = 0; n < 64; n++) {
-          if ((plan.mask >> BigInt(n)) & 1n) {
-            call("prctl", [PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, n, 0, 0], [unquoted("PR_CAP_AMBIENT_RAISE"), n]);
-          }
+      for (let n = 0; n < 64; n++) {
+        if ((sets.ambient >> BigInt(n)) & 1n) {
+          call(
+            "prctl",
+            [PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, n, 0, 0],
+            [unquoted("PR_CAP_AMBIENT_RAISE"), unquoted(Capability.nameOf(n))],
+            {},
+            context,
+          );
         }
       }
       return true;

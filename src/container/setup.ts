@@ -10,6 +10,7 @@ import { lstatSync, readdirSync, readlinkSync, statSync } from "node:fs";
 import { join, normalize, relative } from "node:path";
 import process from "node:process";
 import { Capability, keepBounding, type KeepPlan, keepPlan, keepSets } from "../capability.ts";
+import { capabilityPlan, capabilityPlanLines, capabilitySetsFor } from "./_capsets.ts";
 import { sethostname } from "../hostname.ts";
 import * as Mount from "../mount.ts";
 import { CLONE_NEWCGROUP, CLONE_NEWNS, CLONE_NEWTIME, namespaceFlags, setns } from "../namespace.ts";
@@ -455,7 +456,7 @@ export function prepareSetup(ctx: SetupContext): void {
   try {
     // Probed once and cached (the last capability, the bounding set), so the child's capability
     // steps do not probe the kernel (~40 prctl calls). (Rootless, the parent has none to plan.)
-    keepPlan(ctx.spec.capabilities);
+    keepPlan(capabilitySetsFor(ctx.spec).bounding);
   } catch { /* the child plans for itself */ }
   try {
     preparedCalls.set(ctx, buildCalls(ctx));
@@ -1258,11 +1259,11 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       "the bounding set trimmed while CAP_SETPCAP is still held; before a change of user, PR_SET_KEEPCAPS keeps the permitted set across it",
     when: () => true,
     plan: (c) => [
-      `bounding set: ${c.spec.capabilities.join(", ") || "(none)"}`,
+      `bounding set: ${capabilitySetsFor(c.spec).bounding.join(", ") || "(none)"}`,
       ...(changesUser(c) ? ["prctl(PR_SET_KEEPCAPS, 1)"] : []),
     ],
     run: (c) => {
-      const plan = keepPlan(c.spec.capabilities, {}, c.userns);
+      const plan = capabilityPlan(c.spec, c.userns);
       keepPlans.set(c, plan);
       keepBounding(plan, { keepCaps: changesUser(c) });
     },
@@ -1292,12 +1293,12 @@ export const SETUP_STEPS: readonly SetupStep[] = [
   {
     name: "capability-sets",
     why:
-      "effective, permitted and inheritable set to the kept list, ambient cleared: after the change of user, which clears the effective set",
+      "effective, permitted and inheritable sets set, the ambient set cleared and raised (a non-root user's named capabilities, or the spec's ambient set): after the change of user, which clears the effective set",
     when: () => true,
-    plan: (c) => [`capset: ${c.spec.capabilities.join(", ") || "(none)"}`, "prctl(PR_CAP_AMBIENT_CLEAR_ALL)"],
+    plan: (c) => capabilityPlanLines(c.spec),
     // The plan of the capabilities step: checked while still privileged (after the change of user
     // the effective set is empty, and the checks would refuse what is already done).
-    run: (c) => keepSets(keepPlans.get(c) ?? keepPlan(c.spec.capabilities, {}, c.userns)),
+    run: (c) => keepSets(keepPlans.get(c) ?? capabilityPlan(c.spec, c.userns)),
   },
   {
     name: "no-new-privs",

@@ -219,10 +219,21 @@ export interface ContainerSpec {
   /** Resource limits; the container gets a cgroup only when this is given. */
   readonly cgroup?: CgroupSpec;
   /**
-   * The capabilities kept (a list: `"CAP_CHOWN"`, `"chown"`…), or changes to the default set:
-   * `{ drop: ["ALL"], add: [...] }`, `{ add: ["ALL"] }` (every capability the kernel has), as docker's.
+   * The capabilities kept, in one of three forms:
+   * - a list (`["CAP_CHOWN", "net_bind_service"]`): the bounding, effective, permitted and
+   *   inheritable sets;
+   * - changes to the default set: `{ drop: ["ALL"], add: [...] }`, `{ add: ["ALL"] }` (every
+   *   capability the kernel has), as docker's;
+   * - the five sets separately, as OCI's `process.capabilities` (a set left out is empty):
+   *   `{ bounding, effective, permitted, inheritable, ambient }`, with the kernel's rules
+   *   (effective ⊆ permitted, inheritable ⊆ bounding, ambient ⊆ permitted ∩ inheritable).
+   *
+   * For a `user` other than root, the first two forms also raise the capabilities the spec names
+   * (the list; `add`'s names) in the ambient set, as podman does, so they survive the exec under
+   * that uid (`user: { uid: 1000 }, capabilities: ["CAP_NET_BIND_SERVICE"]` binds port 80); the
+   * default set alone is never raised (docker gives a non-root user none).
    */
-  readonly capabilities?: readonly string[] | { readonly add?: readonly string[]; readonly drop?: readonly string[] };
+  readonly capabilities?: readonly string[] | CapabilityChanges | CapabilitySets;
   /** `{ NOFILE: 1025, CORE: [0, "unlimited"] }`: known resources (`NOFILE`, `RLIMIT_NOFILE`, `nofile`), soft ≤ hard. */
   readonly rlimits?: Readonly<
     Record<string, number | "unlimited" | readonly [number | "unlimited", number | "unlimited"]>
@@ -289,6 +300,28 @@ export interface HooksSpec {
    * `HAKO_STATUS` (the shell's code) set. A failure is reported with `console.error`, never thrown.
    */
   readonly afterStop?: Hook<{ readonly name: string; readonly status: ContainerStatus }>;
+}
+
+/** Changes to the default capability set, as docker's `--cap-add` / `--cap-drop`. */
+export interface CapabilityChanges {
+  /** Capabilities added (`"ALL"`: every one the kernel has). */
+  readonly add?: readonly string[];
+  /** Capabilities dropped from the default set (`"ALL"`: all of them). */
+  readonly drop?: readonly string[];
+}
+
+/** The five capability sets of the command, as OCI's `process.capabilities` (a set left out is empty). */
+export interface CapabilitySets {
+  /** The limit on what any exec may grant (and on the inheritable set). */
+  readonly bounding?: readonly string[];
+  /** The capabilities in use before the exec (a subset of permitted). */
+  readonly effective?: readonly string[];
+  /** The capabilities that may be made effective. */
+  readonly permitted?: readonly string[];
+  /** The capabilities kept across exec with file or ambient capabilities (a subset of bounding). */
+  readonly inheritable?: readonly string[];
+  /** The capabilities a program exec'd by a non-root user keeps (a subset of permitted and inheritable). */
+  readonly ambient?: readonly string[];
 }
 
 /** The default capability set: the seed scripts' (and docker's) list. */

@@ -45,6 +45,7 @@ import {
 } from "./_spec_fields.ts";
 import { initArgv, resolveInit } from "./_init.ts";
 import {
+  type CapabilitySets,
   type ContainerSpec,
   DEFAULT_MASKED_PATHS,
   DEFAULT_READONLY_PATHS,
@@ -128,8 +129,19 @@ export interface ResolvedSpec {
    * for a rootless container without a `cgroup` section.
    */
   readonly cgroupName: string | undefined;
-  /** The capabilities kept. */
+  /** The capabilities kept: the bounding set (seccomp's capability groups follow it, as docker's). */
   readonly capabilities: readonly string[];
+  /**
+   * The five sets, when the spec gave them separately (used as given, whatever the user);
+   * otherwise the sets follow `capabilities` and the user (see `capabilitySetsFor` in `_capsets.ts`).
+   */
+  readonly capabilitySets?: Required<CapabilitySets>;
+  /**
+   * The capabilities the spec names (a list's, `add`'s), raised in the ambient, inheritable,
+   * permitted and effective sets when the command runs as a non-root user (podman's rule); empty
+   * for the default set. Absent: none.
+   */
+  readonly ambientCapabilities?: readonly string[];
   /** The rlimits to set. */
   readonly rlimits: NonNullable<ContainerSpec["rlimits"]>;
   /** Whether no_new_privs is set. */
@@ -282,12 +294,14 @@ export function resolveSpec(input: ContainerSpec): ResolvedSpec {
 
   // limits and privileges
   const cgroup = cgroupOf(c, s.cgroup, name ?? "x");
-  const capabilities = capabilitiesOf(c, s.capabilities);
+  const { capabilities, capabilitySets, ambientCapabilities } = capabilitiesOf(c, s.capabilities);
   const rlimits = rlimitsOf(c, s.rlimits);
   const argMax = argv.length ? argMaxProblem(argv, env, rlimits) : undefined;
   if (argMax) bad("command", argMax);
   const seccomp = seccompOf(c, s.seccomp);
-  if (seccomp && noNewPrivs === false && !capabilities.includes("CAP_SYS_ADMIN")) {
+  // (the filter is loaded after the capset, so CAP_SYS_ADMIN must be in the effective set)
+  const effective = capabilitySets?.effective ?? capabilities;
+  if (seccomp && noNewPrivs === false && !effective.includes("CAP_SYS_ADMIN")) {
     bad(
       "seccomp",
       "the kernel loads a filter only with noNewPrivs or CAP_SYS_ADMIN: keep noNewPrivs, add CAP_SYS_ADMIN, or set seccomp: false",
@@ -354,6 +368,8 @@ export function resolveSpec(input: ContainerSpec): ResolvedSpec {
     cgroup: cgroup ?? undefined,
     cgroupName,
     capabilities,
+    ...(capabilitySets ? { capabilitySets } : {}),
+    ambientCapabilities,
     rlimits,
     noNewPrivs: noNewPrivs ?? true,
     seccomp,
