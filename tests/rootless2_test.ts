@@ -1,0 +1,165 @@
+/**
+ * Rootless that just works, from the CLI: a caller without root runs a quick container (a user
+ * namespace mapping it to root, asked for with --userns or implied), gets a clear error naming
+ * the mount points a rootfs it cannot write lacks, execs into its container although it cannot
+ * join the host's v1 cgroups. The CLI runs as nobody under the runtime of the test run (bin/hako
+ * under Deno, src/cli/main.ts under Bun), on the native and the forked path.
+ */
+import { spawnSync } from "node:child_process";
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { deepEqual, equal, ok } from "node:assert/strict";
+import { isRoot, runtime, tempDir, test } from "./_harness.ts";
+import { findStaticBusybox } from "../src/container/rootfs.ts";
+import { parseRunArgs, quickSpec } from "../src/cli/run.ts";
+import { BUN_SINGLE_THREADED_ENV } from "../ffi/fork.ts";
+
+const NOBODY = 65534;
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const PATHS = ["native", "forked"] as const;
+
+function why(): string | false {
+  if (!isRoot) return "needs root (to start the CLI as nobody)";
+  if (findStaticBusybox() === undefined) return "needs a static busybox (apt-get install busybox-static)";
+  if (spawnSync("setpriv", ["--help"]).error) return "needs setpriv (util-linux)";
+  const probe = spawnSync("setpriv", [
+    `--reuid=${NOBODY}`,
+    `--regid=${NOBODY}`,
+    "--clear-groups",
+    "unshare",
+    "-U",
+    "true",
+  ], {
+    encoding: "utf8",
+  });
+  if (probe.status !== 0) {
+    return `unprivileged user namespaces are refused here: unshare -U as nobody: ${
+      (probe.stderr || probe.error?.message || String(probe.status)).trim()
+    }`;
+  }
+  return false;
+}
+const skip = why();
+
+/** A busybox rootfs owned by root (0755, so nobody can read but not write it), with the mount points hako needs or not. */
+function rootOwnedRootfs(dir: string, mountPoints: boolean): string {
+  const rootfs = join(dir, "rootfs");
+  mkdirSync(join(rootfs, "bin"), { recursive: true });
+  copyFileSync(findStaticBusybox()!, join(rootfs, "bin/busybox"));
+  chmodSync(join(rootfs, "bin/busybox"), 0o755);
+  for (const c of ["sh", "id", "cat", "sleep", "true", "tr"]) symlinkSync("busybox", join(rootfs, "bin", c));
+  if (mountPoints) {
+    for (const d of ["proc", "sys", "dev", "etc", "tmp"]) mkdirSync(join(rootfs, d));
+    for (const f of ["hosts", "hostname", "resolv.conf"]) writeFileSync(join(rootfs, "etc", f), "");
+  }
+  return rootfs;
+}
+
+interface Result {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs the CLI as nobody in `home` (nobody's, its state dir under it), on `path`. */
+function hakoAsNobody(home: string, args: string[], path: "native" | "forked" = "native"): Result {
+  const cli = runtime === "deno" ? [join(ROOT, "bin/hako")] : [process.execPath, join(ROOT, "src/cli/main.ts")];
+  const r = spawnSync("setpriv", [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", ...cli, ...args], {
+    cwd: home,
+    encoding: "utf8",
+    timeout: 90_000,
+    env: {
+      PATH: "/usr/local/bin:/usr/bin:/bin",
+      HOME: home,
+      NO_COLOR: "1",
+      DENO_DIR: join(home, ".deno"),
+      ...(runtime === "bun" ? BUN_SINGLE_THREADED_ENV : {}),
+      ...(path === "forked" ? { HAKO_NATIVE_SPAWN: "0" } : {}),
+    },
+  });
+  if (r.error) throw r.error;
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A temp dir nobody owns (its home for the test). */
+function nobodyHome(): { path: string } & Disposable {
+  const tmp = tempDir("hako-rootless2-");
+  chmodSync(tmp.path, 0o755);
+  chownSync(tmp.path, NOBODY, NOBODY);
+  return tmp;
+}
+
+test("run --userns (or --rootless) asks a quick container for a user namespace mapping the caller to root", () => {
+  deepEqual(parseRunArgs(["--rootfs", "r", "--userns", "--", "id"]).quick, {
+    rootfs: "r",
+    userns: true,
+    command: ["id"],
+  });
+  deepEqual(parseRunArgs(["--rootless", "--image", "a.tar", "id"]).quick, {
+    image: "a.tar",
+    userns: true,
+    command: ["id"],
+  });
+  equal(parseRunArgs(["--rootfs", "r", "id"]).quick?.userns, undefined);
+  const root = quickSpec({ rootfs: "/r", userns: true, command: ["id"], name: "q" }, "/", undefined, {
+    euid: 0,
+    egid: 0,
+    cgroupNs: true,
+  });
+  deepEqual(root.namespaces, ["user", "mount", "uts", "ipc", "pid", "net", "cgroup"]);
+  deepEqual(root.idMap, {
+    uid: { inside: 0, outside: 0, size: 1 },
+    gid: { inside: 0, outside: 0, size: 1 },
+    allowHostIds: true,
+  });
+  // a caller without root gets one without asking (its own ids are root inside: no idMap needed)
+  const user = quickSpec({ rootfs: "/r", command: ["id"], name: "q" }, "/", undefined, { euid: 1000, cgroupNs: false });
+  deepEqual(user.namespaces, ["user", "mount", "uts", "ipc", "pid", "net"]);
+  equal(user.idMap, undefined);
+  // root without --userns: the spec's defaults, as before
+  equal(quickSpec({ rootfs: "/r", command: ["id"], name: "q" }, "/").namespaces, undefined);
+});
+
+test("as nobody, hako run --rootfs runs the command as root of a user namespace on either path", () => {
+  using home = nobodyHome();
+  const rootfs = rootOwnedRootfs(home.path, true);
+  for (const path of PATHS) {
+    for (const flag of [[], ["--userns"]]) {
+      const r = hakoAsNobody(
+        home.path,
+        ["run", "--rootfs", rootfs, ...flag, "--", "sh", "-c", "id -u; tr -s ' ' < /proc/self/uid_map"],
+        path,
+      );
+      equal(r.stderr, "", `${path} ${flag}: stderr`);
+      equal(r.code, 0, `${path} ${flag}`);
+      equal(r.stdout, `0\n 0 ${NOBODY} 1\n`, `${path} ${flag}`);
+    }
+  }
+  // the state went to nobody's own directory, not /run/hako
+  ok(existsSync(join(home.path, ".local/share/hako/run")), "nobody's state dir");
+}, { skip });
+
+test("as root, hako run --userns maps root to root in a user namespace of its own", () => {
+  using tmp = tempDir("hako-rootless2-");
+  const rootfs = rootOwnedRootfs(tmp.path, true);
+  const r = spawnSync(join(ROOT, "bin/hako"), [
+    "run",
+    "--rootfs",
+    rootfs,
+    "--userns",
+    "--",
+    "sh",
+    "-c",
+    "tr -s ' ' < /proc/self/uid_map; readlink /proc/self/ns/user",
+  ], {
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  equal(r.status, 0, r.stderr);
+  const [map, ns] = r.stdout.split("\n");
+  equal(map, " 0 0 1");
+  ok(ns!.startsWith("user:["), ns);
+  ok(ns !== spawnSync("readlink", ["/proc/self/ns/user"], { encoding: "utf8" }).stdout.trim(), "a new user namespace");
+}, { skip: skip || (runtime === "bun" ? "runs bin/hako (Deno) as root: once is enough" : false) });
