@@ -10,7 +10,7 @@ import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, symlinkSync,
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { deepEqual, equal, ok } from "node:assert/strict";
+import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { isRoot, runtime, tempDir, test } from "./_harness.ts";
 import { findStaticBusybox } from "../src/container/rootfs.ts";
 import { parseRunArgs, quickSpec } from "../src/cli/run.ts";
@@ -163,3 +163,29 @@ test("as root, hako run --userns maps root to root in a user namespace of its ow
   ok(ns!.startsWith("user:["), ns);
   ok(ns !== spawnSync("readlink", ["/proc/self/ns/user"], { encoding: "utf8" }).stdout.trim(), "a new user namespace");
 }, { skip: skip || (runtime === "bun" ? "runs bin/hako (Deno) as root: once is enough" : false) });
+
+test(
+  "as nobody, a root-owned rootfs without its mount points fails before anything, naming them and what to do",
+  () => {
+    using home = nobodyHome();
+    const rootfs = rootOwnedRootfs(home.path, false);
+    mkdirSync(join(rootfs, "proc")); // (one of them there: not named)
+    for (const path of PATHS) {
+      const r = hakoAsNobody(home.path, ["run", "--rootfs", rootfs, "--", "true"], path);
+      equal(r.code, 1, `${path}: ${r.stderr}`);
+      match(
+        r.stderr,
+        new RegExp(
+          `rootfs: ${rootfs} \\(owned by uid 0\\) lacks mount points that uid ${NOBODY} cannot make in it: /etc/hosts, /etc/hostname, /etc/resolv.conf, /sys, /dev; have its owner make them \\(mkdir for a directory, touch for a file\\), or use a rootfs of your own \\(copied or extracted as uid ${NOBODY}\\), or set networkEtc: false`,
+        ),
+        path,
+      );
+      ok(!/EACCES|\n\s+at /.test(r.stderr), `no raw errno or stack: ${r.stderr}`);
+    }
+    // nothing was made in it, and no container's state was left
+    deepEqual(spawnSync("ls", [rootfs], { encoding: "utf8" }).stdout.split("\n").filter(Boolean), ["bin", "proc"]);
+    const containers = join(home.path, ".local/share/hako/run/containers");
+    deepEqual(existsSync(containers) ? spawnSync("ls", [containers], { encoding: "utf8" }).stdout.trim() : "", "");
+  },
+  { skip },
+);
