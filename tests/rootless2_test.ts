@@ -6,7 +6,16 @@
  * under Deno, src/cli/main.ts under Bun), on the native and the forked path.
  */
 import { spawnSync } from "node:child_process";
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
@@ -189,3 +198,59 @@ test(
   },
   { skip },
 );
+
+test(
+  "as nobody, hako exec runs in a rootless container, leaving out the host's cgroups it cannot join, with a note",
+  () => {
+    using home = nobodyHome();
+    const rootfs = rootOwnedRootfs(home.path, true);
+    const name = `rootless2-exec-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
+    const spec = join(home.path, "spec.ts");
+    writeFileSync(
+      spec,
+      `export default { name: ${JSON.stringify(name)}, rootfs: ${
+        JSON.stringify(rootfs)
+      }, namespaces: ["user", "mount", "uts", "ipc", "pid", "net"], command: ["sleep", "60"] };\n`,
+    );
+    chmodSync(spec, 0o644);
+    const started = hakoAsNobody(home.path, ["start", spec]);
+    try {
+      equal(started.code, 0, started.stderr);
+      for (const path of PATHS) {
+        const r = hakoAsNobody(
+          home.path,
+          ["exec", name, "sh", "-c", "id -u; cat /proc/1/cmdline | tr '\\0' ' '"],
+          path,
+        );
+        equal(r.code, 0, `${path}: ${r.stderr}`);
+        equal(r.stdout, "0\nsleep 60 ", path);
+        match(
+          r.stderr,
+          new RegExp(
+            `^hako exec: note: not joining the container's cgroups that uid ${NOBODY} cannot write \\(rootless, not delegated\\): /sys/fs/cgroup/\\S+`,
+          ),
+          path,
+        );
+      }
+    } finally {
+      const d = hakoAsNobody(home.path, ["delete", "-f", name]);
+      equal(d.code, 0, d.stderr);
+      // nobody's supervisor (started on demand by start) ends with the test
+      stopSupervisor(home.path);
+    }
+  },
+  { skip },
+);
+
+/** Stops the supervisor nobody's `hako start` started for this home (its pid file under the state dir). */
+function stopSupervisor(home: string): void {
+  const state = join(home, ".local/share/hako/run");
+  const file = join(state, "supervisor.pid");
+  if (!existsSync(file)) return;
+  const pid = Number(readFileSync(file, "utf8").trim().split(" ")[0]); // ("pid starttime")
+  if (Number.isInteger(pid) && pid > 1) {
+    try {
+      process.kill(pid, "SIGTERM");
+    } catch { /* gone */ }
+  }
+}
