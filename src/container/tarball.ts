@@ -106,11 +106,14 @@ let tarModule: Promise<Tar> | undefined;
  * from node_modules (Bun has no `npm:` specifiers).
  */
 function loadTar(): Promise<Tar> {
+  // (Bun first: under Bun, `Deno` may be the runner's shim for scripts)
   // deno-lint-ignore no-import-prefix -- a full npm: specifier is what works when mod.ts is imported from a URL
-  return tarModule ??= ("Deno" in globalThis ? import("npm:tar@7.5.23") : import("tar")).then((tar: Tar) => {
-    patchDeviceNumbers(tar.Header);
-    return tar;
-  });
+  return tarModule ??= (!("Bun" in globalThis) && "Deno" in globalThis ? import("npm:tar@7.5.23") : import("tar")).then(
+    (tar: Tar) => {
+      patchDeviceNumbers(tar.Header);
+      return tar;
+    },
+  );
 }
 
 // node-tar reads device numbers only from POSIX ustar headers; GNU tar's default format ("ustar  \0"

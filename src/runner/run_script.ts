@@ -37,7 +37,7 @@
  */
 import { type Host, host, isNotFound } from "./_host.ts";
 import { MAX_NESTING, tooDeep } from "./_nesting.ts";
-import { installArgGlobals, installHakoGlobals, mentionsHako } from "./globals.ts";
+import { installArgGlobals, installDenoShim, installHakoGlobals, mentionsHako } from "./globals.ts";
 import { formatError, type ModuleInfo, ModuleTable } from "./stack.ts";
 import { base64 } from "./_base64.ts";
 
@@ -143,6 +143,8 @@ export async function runScript(options: RunScriptOptions): Promise<number | und
       ? options.script
       : toFileUrl(options.script, cwd);
     installArgGlobals(args);
+    // A script written for Deno, under Bun: Deno.args works, any other Deno.X says what to do.
+    if (h.runtime === "bun") installDenoShim(args);
     h.setScriptArgs(options.script === undefined ? EVAL_NAME : isUrl ? fileUrl : new URL(fileUrl).pathname, args);
     installMeta(table);
     const source = options.code ?? (isUrl ? undefined : readScript(h, fileUrl, table));
