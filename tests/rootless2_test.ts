@@ -22,7 +22,7 @@ import { fileURLToPath } from "node:url";
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { isRoot, runtime, tempDir, test } from "./_harness.ts";
 import { findStaticBusybox } from "../src/container/rootfs.ts";
-import { parseRunArgs, quickSpec } from "../src/cli/run.ts";
+import { parseRunArgs, quickSpec, quickVarDir } from "../src/cli/run.ts";
 import { BUN_SINGLE_THREADED_ENV } from "../ffi/fork.ts";
 
 const NOBODY = 65534;
@@ -254,3 +254,33 @@ function stopSupervisor(home: string): void {
     } catch { /* gone */ }
   }
 }
+
+test("a caller without root extracts quick images under its own data directory", () => {
+  const env = (vars: Record<string, string>) => (name: string) => vars[name];
+  equal(quickVarDir(0, env({ HOME: "/root" })), "/var/lib/hako");
+  equal(quickVarDir(1000, env({ HOME: "/home/me", XDG_DATA_HOME: "/data/" })), "/data/hako");
+  equal(quickVarDir(1000, env({ HOME: "/home/me/" })), "/home/me/.local/share/hako");
+  equal(quickVarDir(1000, env({ XDG_DATA_HOME: "relative" })), "/tmp/hako-1000");
+});
+
+test("as nobody, hako run --image extracts a root-made image as its own (device nodes left out) and runs it", () => {
+  using home = nobodyHome();
+  const rootfs = rootOwnedRootfs(home.path, true);
+  spawnSync("mknod", [join(rootfs, "dev/null2"), "c", "1", "3"]);
+  const image = join(home.path, "image.tar");
+  const tar = spawnSync("tar", ["-C", rootfs, "-cf", image, "."], { encoding: "utf8" });
+  equal(tar.status, 0, tar.stderr);
+  chmodSync(image, 0o644);
+  for (const path of PATHS) {
+    const r = hakoAsNobody(
+      home.path,
+      ["run", "--image", image, "--", "sh", "-c", "id -u; stat -c %u /bin/busybox"],
+      path,
+    );
+    equal(r.code, 0, `${path}: ${r.stderr}`);
+    equal(r.stdout, "0\n0\n", `${path}: root inside, and the files its own`);
+  }
+  const extracted = join(home.path, ".local/share/hako/images/image");
+  ok(existsSync(join(extracted, "bin/busybox")), "extracted under nobody's own data directory");
+  ok(!existsSync(join(extracted, "dev/null2")), "no device node");
+}, { skip });

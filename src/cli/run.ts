@@ -21,7 +21,7 @@ one — runs that container in the foreground instead, with stdio attached; hako
 container's exit code (128+signal when a signal ended it).
 
 A quick container without a file: --rootfs (a directory) or --image (a .tar or .tar.gz, extracted
-once under /var/lib/hako/images/) and the command, with the default spec (new mount, uts, ipc,
+once under /var/lib/hako/images/, or a user's ~/.local/share/hako/images/) and the command, with the default spec (new mount, uts, ipc,
 pid and net namespaces, pivot_root, the standard mounts, docker's capabilities and seccomp):
 
   hako run --image alpine.tar.gz -- sh -c 'cat /etc/os-release'
@@ -220,6 +220,19 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
   });
 }
 
+/**
+ * Where quick containers' images are extracted (pure): root's `/var/lib/hako`; a caller without
+ * root its own, as podman's rootless storage: `$XDG_DATA_HOME/hako`, else `~/.local/share/hako`
+ * (beside the state directory `resolveStateDir` gives it there).
+ */
+export function quickVarDir(euid: number, env: (name: string) => string | undefined): string {
+  if (euid === 0) return "/var/lib/hako";
+  const data = env("XDG_DATA_HOME");
+  if (data?.startsWith("/")) return `${data.replace(/\/+$/, "")}/hako`;
+  const home = env("HOME");
+  return home?.startsWith("/") ? `${home.replace(/\/+$/, "")}/.local/share/hako` : `/tmp/hako-${euid}`;
+}
+
 /** The namespaces of a quick container with a user namespace: spec.ts's defaults and "user". */
 export const USERNS_NAMESPACES = ["user", "mount", "uts", "ipc", "pid", "net", "cgroup"] as const;
 
@@ -276,7 +289,7 @@ async function runQuick(
     cgroupNs: existsSync("/proc/self/ns/cgroup"),
   };
   return await runForeground(
-    quickSpec(q, host().cwd(), undefined, caller),
+    quickSpec(q, host().cwd(), quickVarDir(caller.euid, host().env), caller),
     undefined,
     options,
   );
