@@ -24,6 +24,7 @@ import { isRoot, runtime, tempDir, test } from "./_harness.ts";
 import { findStaticBusybox } from "../src/container/rootfs.ts";
 import { parseRunArgs, quickSpec, quickVarDir } from "../src/cli/run.ts";
 import { BUN_SINGLE_THREADED_ENV } from "../ffi/fork.ts";
+import { resolveStateDir } from "../src/container/_state_dir.ts";
 
 const NOBODY = 65534;
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -72,8 +73,13 @@ interface Result {
   readonly stderr: string;
 }
 
-/** Runs the CLI as nobody in `home` (nobody's, its state dir under it), on `path`. */
-function hakoAsNobody(home: string, args: string[], path: "native" | "forked" = "native"): Result {
+/** Runs the CLI as nobody in `home` (nobody's, its state dir under it), on `path`; `env` adds to its environment. */
+function hakoAsNobody(
+  home: string,
+  args: string[],
+  path: "native" | "forked" = "native",
+  env: Record<string, string> = {},
+): Result {
   const cli = runtime === "deno" ? [join(ROOT, "bin/hako")] : [process.execPath, join(ROOT, "src/cli/main.ts")];
   const r = spawnSync("setpriv", [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", ...cli, ...args], {
     cwd: home,
@@ -86,6 +92,7 @@ function hakoAsNobody(home: string, args: string[], path: "native" | "forked" = 
       DENO_DIR: join(home, ".deno"),
       ...(runtime === "bun" ? BUN_SINGLE_THREADED_ENV : {}),
       ...(path === "forked" ? { HAKO_NATIVE_SPAWN: "0" } : {}),
+      ...env,
     },
   });
   if (r.error) throw r.error;
@@ -284,3 +291,38 @@ test("as nobody, hako run --image extracts a root-made image as its own (device 
   ok(existsSync(join(extracted, "bin/busybox")), "extracted under nobody's own data directory");
   ok(!existsSync(join(extracted, "dev/null2")), "no device node");
 }, { skip });
+
+test("a rootless state dir is $XDG_RUNTIME_DIR/hako only when that is a directory of the caller's", () => {
+  const env = (vars: Record<string, string>) => (name: string) => vars[name];
+  const vars = { XDG_RUNTIME_DIR: "/run/user/1000", HOME: "/home/me" };
+  equal(resolveStateDir(undefined, { euid: 1000, env: env(vars) }), "/run/user/1000/hako");
+  const dirs: Record<string, { uid: number; kind: string }> = { "/run/user/1000": { uid: 1000, kind: "dir" } };
+  const lstat = (p: string) => dirs[p];
+  equal(resolveStateDir(undefined, { euid: 1000, env: env(vars), lstat }), "/run/user/1000/hako");
+  // gone (after logout, or a stale one kept by su), another user's, or not a directory: the home's
+  for (const stale of [undefined, { uid: 0, kind: "dir" }, { uid: 1000, kind: "symlink" }]) {
+    const l = (p: string) => (p === "/run/user/1000" ? stale : undefined);
+    equal(resolveStateDir(undefined, { euid: 1000, env: env(vars), lstat: l }), "/home/me/.local/share/hako/run");
+  }
+  equal(resolveStateDir("/x", { euid: 1000, env: env(vars), lstat }), "/x");
+  equal(resolveStateDir(undefined, { euid: 0, env: env(vars), lstat }), "/run/hako");
+});
+
+test(
+  "as nobody with a stale XDG_RUNTIME_DIR (not there, or root's), hako run and ps use nobody's own state dir",
+  () => {
+    using home = nobodyHome();
+    const rootfs = rootOwnedRootfs(home.path, true);
+    for (const runtimeDir of ["/run/user/4242424", "/run"]) {
+      const env = { XDG_RUNTIME_DIR: runtimeDir };
+      const r = hakoAsNobody(home.path, ["run", "--rootfs", rootfs, "--", "true"], "native", env);
+      equal(r.code, 0, `${runtimeDir}: ${r.stderr}`);
+      equal(r.stderr, "", runtimeDir);
+      const ps = hakoAsNobody(home.path, ["ps", "-q"], "native", env);
+      deepEqual([ps.code, ps.stdout, ps.stderr], [0, "", ""], runtimeDir);
+    }
+    ok(existsSync(join(home.path, ".local/share/hako/run/containers")), "nobody's state dir");
+    ok(!existsSync("/run/user/4242424"), "nothing made for the stale runtime dir");
+  },
+  { skip },
+);

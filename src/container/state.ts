@@ -70,6 +70,7 @@ export function stateDir(): string {
   return resolveStateDir(process.env.HAKO_STATE_DIR, {
     euid: process.geteuid?.() ?? 0,
     env: (name) => process.env[name],
+    lstat: (path) => nodeTrustFs.lstat(path),
   });
 }
 
