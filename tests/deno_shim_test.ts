@@ -65,3 +65,21 @@ test("dist/hako: a script's Deno.readTextFileSync says it is not available, nami
   equal(r.stdout, `["a","b c"] true false\nhako globals\n`);
   match(r.stderr, /Deno\.readTextFileSync is not available under the hako binary \(Bun\)/);
 }, { skip: existsSync(DIST) ? false : "dist/hako is not built (bash tools/build.sh; tests/dist_test.ts builds it)" });
+
+test(
+  "under Bun, a script that does not name Deno runs without a Deno global (typeof checks of its imports unchanged)",
+  () => {
+    using dir = tempDir("hako-denoshim-");
+    const file = join(dir.path, "plain.ts");
+    writeFileSync(file, `console.log(typeof (globalThis as Record<string, unknown>)["De" + "no"]);\n`);
+    const r = spawnSync(BUN, [join(ROOT, "src/cli/main.ts"), "run", file], {
+      cwd: dir.path,
+      encoding: "utf8",
+      timeout: 60_000,
+      env: { PATH: "/usr/bin:/bin", HOME: dir.path, NO_COLOR: "1", ...BUN_SINGLE_THREADED_ENV },
+    });
+    equal(r.status, 0, r.stderr);
+    equal(r.stdout, "undefined\n");
+  },
+  { skip: existsSync(BUN) ? false : "needs node_modules/.bin/bun" },
+);
