@@ -51,6 +51,9 @@ function sameJscOption(actual: string | undefined, wanted: string): boolean {
   return norm(actual) === norm(wanted);
 }
 
+// (Bun first: under Bun, `Deno` may be the runner's shim for scripts, which throws on use)
+const underDeno = !("Bun" in globalThis) && typeof Deno !== "undefined";
+
 /**
  * True when the engine runs without GC/JIT helper threads: under Deno, V8 with
  * `--v8-flags=--single-threaded` (on the command line or in `DENO_V8_FLAGS`); under Bun, JSC with
@@ -59,7 +62,7 @@ function sameJscOption(actual: string | undefined, wanted: string): boolean {
  * on a helper thread fork left behind (seen: a hang within 50 forks with GC in the parent).
  */
 export const singleThreaded: boolean = (() => {
-  if (typeof Deno === "undefined") {
+  if (!underDeno) {
     return Object.entries(BUN_SINGLE_THREADED_ENV).every(([k, v]) => sameJscOption(process.env[k], v));
   }
   let cmdline = "";
@@ -72,7 +75,7 @@ export const singleThreaded: boolean = (() => {
   return /--single[-_]threaded(?![-_])/.test(flags);
 })();
 
-if (!singleThreaded && typeof Deno !== "undefined") {
+if (!singleThreaded && underDeno) {
   // Best effort: fewer helper threads are used from here on.
   try {
     setFlagsFromString("--single-threaded-gc");
@@ -83,7 +86,7 @@ let warned = false;
 function warnOnce(): void {
   if (warned || singleThreaded) return;
   warned = true;
-  if (typeof Deno === "undefined") {
+  if (!underDeno) {
     const env = Object.entries(BUN_SINGLE_THREADED_ENV).map(([k, v]) => `${k}=${v}`).join(" ");
     console.error(
       `hako: Bun was started without ${env}: a forked child that allocates much may hang in JavaScriptCore's GC. ` +

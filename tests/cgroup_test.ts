@@ -196,7 +196,7 @@ test("on a v1 tree with a combined cpu,cpuacct hierarchy, attributes go to the v
   cpu.weight = 100;
   cpu.create();
   assertEquals(readFileSync(`${leaf}/cpu.cfs_quota_us`, "utf8"), "-1");
-  assertEquals(readFileSync(`${leaf}/cpu.shares`, "utf8"), "2597");
+  assertEquals(readFileSync(`${leaf}/cpu.shares`, "utf8"), "2598"); // (weight 100, read back as 100)
   writeFileSync(`${leaf}/cpuacct.usage`, "5000000\n");
   assertEquals(cpu.stats().usageUsec, 5000);
   const mem = new Cgroup.MEMORY("hako-test-fake", { root });

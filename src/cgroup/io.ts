@@ -87,7 +87,11 @@ export class IO extends Controller<IoStats> {
     super(IO_KIND, name, options);
   }
 
-  /** Relative weight in v2 units (1..10000, default 100); mapped to 10..1000 for v1's blkio.weight. */
+  /**
+   * Relative weight in v2 units (1..10000, default 100); written as it is to v2's `io.weight`, and
+   * mapped to 10..1000 ({@link ioWeightToBlkio}) for the BFQ/CFQ weight files (v1's `blkio.weight`
+   * or `blkio.bfq.weight`, v2's `io.bfq.weight`).
+   */
   get weight(): number | undefined {
     return this.#weight;
   }
@@ -208,9 +212,11 @@ export class IO extends Controller<IoStats> {
     }
     if (this.#weight !== undefined) {
       const cost = ctx.dry || ctx.has("io.weight");
+      // (io.bfq.weight is BFQ's weight, in v1 units, as on v1: runc and crun write the OCI
+      // blkio weight, 10..1000, to it as it is)
       writes.push({
         file: cost ? "io.weight" : "io.bfq.weight",
-        value: `default ${cost ? this.#weight : Math.min(this.#weight, 1000)}`,
+        value: `default ${cost ? this.#weight : ioWeightToBlkio(this.#weight)}`,
       });
     }
     const devices = new Set(Object.values(this.#limits).flatMap((m) => Object.keys(m)));

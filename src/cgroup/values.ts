@@ -145,37 +145,49 @@ export function sharesToWeight(shares: number): number {
 
 /**
  * Converts cgroup v2 `cpu.weight` (1..10000) to cgroup v1 `cpu.shares` (2..262144), the inverse
- * of {@link sharesToWeight}.
+ * of {@link sharesToWeight}: the fewest shares that {@link sharesToWeight} maps back to `weight`
+ * (rounded up, so a weight written as shares on v1 reads back as the same weight).
  *
  * @param weight v2 weight.
  * @returns The v1 shares.
  */
 export function weightToShares(weight: number): number {
   const w = Math.min(Math.max(weight, 1), 10000);
-  return Math.floor(2 + ((w - 1) * 262142) / 9999);
+  return Math.min(262144, 2 + Math.ceil(((w - 1) * 262142) / 9999));
 }
 
 /**
- * Converts a cgroup v2 `io.weight` (1..10000) to a v1 `blkio.weight` (10..1000), the inverse of
- * runc's mapping.
+ * Converts a cgroup v2 `io.weight` (1..10000, default 100) to the BFQ/CFQ weight of v1's
+ * `blkio.weight` / `blkio.bfq.weight` and v2's `io.bfq.weight` (10..1000): the inverse of the
+ * mapping runc and crun use the other way ({@link blkioWeightToIo}), rounded up so that every
+ * v1 weight survives the round trip (`ioWeightToBlkio(blkioWeightToIo(b)) === b`). runc and crun
+ * write the OCI (v1-unit) weight to `io.bfq.weight` as it is: BFQ's weight is in v1 units on
+ * either version.
  *
  * @param weight v2 io weight.
- * @returns The v1 blkio weight.
+ * @returns The v1 (BFQ) weight.
+ *
+ * @example
+ * ```ts
+ * import { ioWeightToBlkio } from "./values.ts";
+ * ioWeightToBlkio(300); // 40
+ * ```
  */
 export function ioWeightToBlkio(weight: number): number {
   const w = Math.min(Math.max(weight, 1), 10000);
-  return Math.round(10 + ((w - 1) * 990) / 9999);
+  return Math.min(1000, 10 + Math.ceil(((w - 1) * 990) / 9999));
 }
 
 /**
- * Converts a cgroup v1 `blkio.weight` (10..1000) to a v2 `io.weight` (1..10000), as runc does.
+ * Converts a cgroup v1 `blkio.weight` (10..1000) to a v2 `io.weight` (1..10000) as runc's
+ * `ConvertBlkIOToIOWeightValue` and crun do: `1 + (w - 10) * 9999 / 990` in integers.
  *
  * @param weight v1 blkio weight.
  * @returns The v2 io weight.
  */
 export function blkioWeightToIo(weight: number): number {
   const w = Math.min(Math.max(weight, 10), 1000);
-  return Math.round(1 + ((w - 10) * 9999) / 990);
+  return Math.floor(1 + ((w - 10) * 9999) / 990);
 }
 
 /** Formats a limit for v1 (`-1` for none). */

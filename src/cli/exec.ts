@@ -155,6 +155,7 @@ export async function execByName(name: string, opts: Omit<ExecArgs, "help" | "na
         }
         : {}),
       onStart: (pid) => child = pid,
+      onNote: (note) => host().stderr(`hako exec: note: ${note}\n`),
     });
     await relay?.finish();
     return status.shellCode;

@@ -92,7 +92,8 @@ export async function main(argv: readonly string[]): Promise<number> {
  */
 function hasContainers(h: Host): boolean {
   try {
-    return h.readDir(`${resolveStateDir(h.env("HAKO_STATE_DIR"), { euid: h.uid(), env: h.env })}/containers`)
+    const dir = resolveStateDir(h.env("HAKO_STATE_DIR"), { euid: h.uid(), env: h.env, lstat: (p) => h.lstat(p) });
+    return h.readDir(`${dir}/containers`)
       .some((n) => !n.startsWith("."));
   } catch {
     return false;

@@ -9,7 +9,7 @@ import { type LoaderKind, runScript } from "../runner/run_script.ts";
 /** The help text. */
 export const usage = `Usage: hako run [options] <script.ts> [args...]
        hako run [options] -e <code> [args...]
-       hako run (--rootfs <dir> | --image <tar>) [--name <name>] [--] <command> [args...]
+       hako run (--rootfs <dir> | --image <tar>) [--name <name>] [--userns] [--] <command> [args...]
 
 Runs a TypeScript script with hako's API as globals — Process, Namespace, Cgroup, Capability,
 Mount, Dir, Kernel, system and the rest of mod.ts — and its arguments in ARGV (also args,
@@ -20,12 +20,18 @@ A spec module — whose default export is a container spec, or a function (env, 
 one — runs that container in the foreground instead, with stdio attached; hako exits with the
 container's exit code (128+signal when a signal ended it).
 
-A quick container without a file: --rootfs (a directory) or --image (a .tar, .tar.gz, .tar.zst or .tar.xz, extracted
-once under /var/lib/hako/images/) and the command, with the default spec (new mount, uts, ipc,
-pid and net namespaces, pivot_root, the standard mounts, docker's capabilities and seccomp):
+A quick container without a file: --rootfs (a directory) or --image (a .tar, .tar.gz, .tar.zst or .tar.xz,
+extracted once under /var/lib/hako/images/, or a user's ~/.local/share/hako/images/) and the command, with the
+default spec (new mount, uts, ipc, pid and net namespaces, pivot_root, the standard mounts, docker's capabilities
+and seccomp):
 
   hako run --image alpine.tar.gz -- sh -c 'cat /etc/os-release'
   hako run -it --image alpine.tar.gz -- sh      # an interactive shell on a terminal of its own
+
+--userns (or --rootless) adds a user namespace that maps the caller's uid and gid to root inside
+(as unshare -r, or podman rootless); a caller without root gets one whether or not it asks, since
+it can make the other namespaces only inside one. A rootfs the caller cannot write needs its mount
+points (/proc, /sys, /dev, /etc/hosts…) made beforehand by its owner: hako says which.
 
 With -t the container's command gets a terminal of its own (a pty of the container's devpts, its
 controlling terminal and its stdin, stdout and stderr), which hako relays to its own stdout; with
@@ -45,6 +51,8 @@ Options:
       --rootfs <dir>    Run <command> in a container on this root filesystem
       --image <tar>     Run <command> in a container on this image (extracted once)
       --name <name>     The quick container's name (default run-<random>)
+      --userns          The quick container gets a user namespace mapping the caller to root
+                          (also --rootless; implied for a caller without root)
   -t, --tty             Give the container's command a terminal of its own (a container: a
                           spec module, --rootfs or --image)
   -i, --interactive     With -t, relay stdin to that terminal (without -t, stdin is the
@@ -91,6 +99,8 @@ export interface RunArgs {
     readonly rootfs?: string;
     readonly image?: string;
     readonly name?: string;
+    /** `--userns`/`--rootless`: a user namespace mapping the caller to root inside. */
+    readonly userns?: boolean;
     readonly command: readonly string[];
   };
 }
@@ -111,6 +121,8 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
     interactive: { type: "boolean", short: "i" },
     "stop-timeout": { type: "string" },
     init: { type: "boolean" },
+    userns: { type: "boolean" },
+    rootless: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   }, true);
   if (values.help) return { help: true, args: [] };
@@ -129,6 +141,7 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
   const name = stringOption(values, "name");
   const code = stringOption(values, "eval");
   if (name !== undefined) nonEmpty(name, "--name");
+  const userns = values.userns === true || values.rootless === true;
   if (rootfs !== undefined || image !== undefined) {
     if (rootfs !== undefined && image !== undefined) throw new UsageError("give --rootfs or --image, not both");
     if (rootfs !== undefined) nonEmpty(rootfs, "--rootfs");
@@ -144,11 +157,13 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
         ...(rootfs ? { rootfs } : {}),
         ...(image ? { image } : {}),
         ...(name ? { name } : {}),
+        ...(userns ? { userns: true } : {}),
         command: positionals,
       },
     };
   }
   if (name !== undefined) throw new UsageError("--name goes with --rootfs or --image");
+  if (userns) throw new UsageError("--userns goes with --rootfs or --image (a spec module says namespaces itself)");
   const loader = stringOption(values, "loader");
   if (loader !== undefined && loader !== "native" && loader !== "data") {
     throw new UsageError(`--loader must be "native" or "data", not "${loader}"`);
@@ -206,11 +221,33 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
   });
 }
 
-/** The spec of a quick container (pure but for the random name). */
+/**
+ * Where quick containers' images are extracted (pure): root's `/var/lib/hako`; a caller without
+ * root its own, as podman's rootless storage: `$XDG_DATA_HOME/hako`, else `~/.local/share/hako`
+ * (beside the state directory `resolveStateDir` gives it there).
+ */
+export function quickVarDir(euid: number, env: (name: string) => string | undefined): string {
+  if (euid === 0) return "/var/lib/hako";
+  const data = env("XDG_DATA_HOME");
+  if (data?.startsWith("/")) return `${data.replace(/\/+$/, "")}/hako`;
+  const home = env("HOME");
+  return home?.startsWith("/") ? `${home.replace(/\/+$/, "")}/.local/share/hako` : `/tmp/hako-${euid}`;
+}
+
+/** The namespaces of a quick container with a user namespace: spec.ts's defaults and "user". */
+export const USERNS_NAMESPACES = ["user", "mount", "uts", "ipc", "pid", "net", "cgroup"] as const;
+
+/**
+ * The spec of a quick container (pure but for the random name).
+ * @param caller The caller's effective uid — one without root gets a user namespace (as `--userns`),
+ *   the only way it can make the others (podman rootless does the same) — and whether the kernel
+ *   has cgroup namespaces (the spec's defaults have one only then).
+ */
 export function quickSpec(
   q: NonNullable<RunArgs["quick"]>,
   cwd: string,
   varDir = "/var/lib/hako",
+  caller: { readonly euid: number; readonly egid?: number; readonly cgroupNs: boolean } = { euid: 0, cgroupNs: true },
 ): import("../container/spec.ts").ContainerSpec {
   // (an empty path is left empty, for the validator to refuse: never the cwd itself)
   const abs = (p: string) => (p === "" || p.startsWith("/") ? p : `${cwd.replace(/\/+$/, "")}/${p}`);
@@ -229,7 +266,18 @@ export function quickSpec(
     const base = /^\.*$/.test(stem) ? "image" : stem;
     rootfs = { tarball: abs(image), path: `${varDir}/images/${base}` };
   }
-  return { name, rootfs, command: [...q.command] };
+  if (!q.userns && caller.euid === 0) return { name, rootfs, command: [...q.command] };
+  const namespaces = USERNS_NAMESPACES.filter((n) => n !== "cgroup" || caller.cgroupNs);
+  // The caller's own ids become root inside, and nothing else is mapped (unshare -r): without root
+  // that is what the validator assumes anyway; root says so (its uid 0 is a host user's id).
+  const idMap = caller.euid === 0
+    ? {
+      uid: { inside: 0, outside: 0, size: 1 },
+      gid: { inside: 0, outside: caller.egid ?? 0, size: 1 },
+      allowHostIds: true,
+    }
+    : undefined;
+  return { name, rootfs, command: [...q.command], namespaces, ...(idMap ? { idMap } : {}) };
 }
 
 async function runQuick(
@@ -237,5 +285,16 @@ async function runQuick(
   options: import("../runner/spec_module.ts").ForegroundOptions,
 ): Promise<number> {
   const { runForeground } = await import("../runner/spec_module.ts");
-  return await runForeground(quickSpec(q, host().cwd()), undefined, options);
+  const { default: process } = await import("node:process");
+  const { existsSync } = await import("node:fs");
+  const caller = {
+    euid: process.geteuid?.() ?? 0,
+    egid: process.getegid?.() ?? 0,
+    cgroupNs: existsSync("/proc/self/ns/cgroup"),
+  };
+  return await runForeground(
+    quickSpec(q, host().cwd(), quickVarDir(caller.euid, host().env), caller),
+    undefined,
+    options,
+  );
 }

@@ -11,7 +11,7 @@ import type { identify as Identify, ProcessIdentity, StateRecord, StateStore } f
 import type { resolveSpec as ResolveSpec } from "../container/validate.ts";
 
 /** The help text. */
-export const usage = `Usage: hako start [options] <spec.ts>... [-- args...]
+export const usage = `Usage: hako start [options] <spec.ts>... [--] [args...]
 
 Starts the container of each spec module in the background (haconiwa's "daemonize!"), and prints
 each started container's name. The containers are children of one shared hako supervisor per host
@@ -24,6 +24,10 @@ A spec module's default export is a container spec, or a function (env, args) re
 by this one process (much faster than one 'hako start' per container):
 
   hako start examples/fleet/web.ts --each PORT=10001..10100
+
+The operands after the first spec file are more spec files while they end in .ts, .js (.mts,
+.tsx…); from the first that does not (or after --) they are the specs' args, as 'hako run'
+passes a spec module's: 'hako start web.ts sleep 30' is 'hako start web.ts -- sleep 30'.
 
 Options:
       --each <VAR=A..B|VAR=a,b,c>  One container per value (an inclusive range, or a list)
@@ -54,9 +58,7 @@ export interface StartArgs {
  * @throws {UsageError} For a bad option, no file, or --name with several containers.
  */
 export function parseStartArgs(argv: readonly string[]): StartArgs {
-  const dd = argv.indexOf("--");
-  const own = dd < 0 ? argv : argv.slice(0, dd);
-  const args = dd < 0 ? [] : argv.slice(dd + 1);
+  const { own, args } = splitStartArgs(argv);
   const { values, positionals } = parseArgs(own, {
     each: { type: "string" },
     name: { type: "string" },
@@ -83,6 +85,31 @@ export function parseStartArgs(argv: readonly string[]): StartArgs {
     ...(name !== undefined ? { name } : {}),
     ...(values.init ? { init: true } : {}),
   };
+}
+
+/** A spec module's file name (what start takes for one more spec file after the first). */
+const MODULE_FILE = /\.[mc]?[jt]sx?$/;
+/** start's options that take a value as the next argument. */
+const VALUE_OPTIONS = new Set(["--each", "--name"]);
+
+/**
+ * Splits start's command line where its own part ends (pure): at `--` (dropped), or at the first
+ * operand after the first spec file that is not a module file (kept: the first of the args), as
+ * `hako run SPEC ARGS…` passes everything after the spec to it.
+ */
+export function splitStartArgs(argv: readonly string[]): { own: readonly string[]; args: readonly string[] } {
+  let files = 0;
+  for (let i = 0; i < argv.length; i++) {
+    const t = argv[i]!;
+    if (t === "--") return { own: argv.slice(0, i), args: argv.slice(i + 1) };
+    if (t.startsWith("-") && t !== "-") {
+      if (VALUE_OPTIONS.has(t)) i++;
+      continue;
+    }
+    if (files > 0 && !MODULE_FILE.test(t)) return { own: argv.slice(0, i), args: argv.slice(i) };
+    files++;
+  }
+  return { own: argv, args: [] };
 }
 
 /**

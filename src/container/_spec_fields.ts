@@ -83,6 +83,7 @@ export const KEYS = {
   seccompRule: ["names", "action", "errno", "args", "includes", "excludes"],
   seccompArg: ["index", "op", "value", "valueTwo", "width"],
   seccompCondition: ["caps", "arches", "minKernel"],
+  timeOffsets: ["monotonic", "boottime"],
 } as const;
 
 /** True when `K` names exactly the keys of `T`. */
@@ -119,6 +120,7 @@ const _keysMatchTheTypes: readonly true[] = [
   true as Exactly<Rule, typeof KEYS.seccompRule>,
   true as Exactly<NonNullable<Rule["args"]>[number], typeof KEYS.seccompArg>,
   true as Exactly<NonNullable<Rule["includes"]>, typeof KEYS.seccompCondition>,
+  true as Exactly<NonNullable<ContainerSpec["timeOffsets"]>, typeof KEYS.timeOffsets>,
 ];
 void _keysMatchTheTypes;
 
@@ -326,6 +328,37 @@ export function hostnameOf(c: Checker, value: unknown, uts: boolean): string | u
     bad("hostname", `must not contain '/' or control characters, got ${show(value)}`);
   } else return value;
   return undefined;
+}
+
+/** The largest time-namespace offset, in seconds: the kernel's KTIME_SEC_MAX / 2 (kernel/time/namespace.c). */
+export const MAX_TIME_OFFSET_SECS = 4_611_686_018;
+
+/**
+ * The time namespace's clock offsets (whole seconds; both clocks always written, 0 when absent),
+ * or undefined without `timeOffsets`. They need a new time namespace: a joined one's offsets are
+ * fixed since a process entered it.
+ */
+export function timeOffsetsOf(
+  c: Checker,
+  value: unknown,
+  time: { readonly created: boolean; readonly joined: boolean },
+): { monotonic: number; boottime: number } | undefined {
+  const { bad } = c;
+  const o = c.section(value, "timeOffsets", KEYS.timeOffsets, "an object { monotonic, boottime } of seconds");
+  if (!o) return undefined;
+  if (time.joined) bad("timeOffsets", "a joined time namespace keeps its own offsets: give them to a new one only");
+  else if (!time.created) bad("timeOffsets", 'needs a new time namespace: add "time" to namespaces');
+  const out = { monotonic: 0, boottime: 0 };
+  for (const clock of KEYS.timeOffsets) {
+    const v = o[clock];
+    if (v === undefined) continue;
+    if (typeof v !== "number" || !Number.isSafeInteger(v)) {
+      bad(`timeOffsets.${clock}`, `must be a whole number of seconds, got ${show(v)}`);
+    } else if (Math.abs(v) > MAX_TIME_OFFSET_SECS) {
+      bad(`timeOffsets.${clock}`, `must be within ±${MAX_TIME_OFFSET_SECS} seconds (the kernel's limit), got ${v}`);
+    } else out[clock] = v;
+  }
+  return out;
 }
 
 /** Who the command runs as: ids in range, groups at most NGROUPS_MAX, all mapped in a user namespace. */

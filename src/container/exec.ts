@@ -40,7 +40,7 @@
  * ```
  * @module
  */
-import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { accessSync, constants as fsConstants, existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import process from "node:process";
 import { check, errno, libc } from "../../ffi/libc.ts";
 import { cstr } from "../../ffi/cstring.ts";
@@ -112,6 +112,11 @@ export interface ExecOptions {
    * holds the terminal), then close it. If it throws, the command is killed and the error rethrown.
    */
   readonly onTerminal?: (master: number) => void;
+  /**
+   * Called with a note on what the exec leaves out and why (a rootless caller's cgroups it cannot
+   * join), before the command starts; the CLI prints it to stderr.
+   */
+  readonly onNote?: (note: string) => void;
 }
 
 /** What the children do, computed by the parent from /proc before the fork. */
@@ -120,6 +125,11 @@ export interface ExecPlan {
   readonly pid: number;
   /** The `cgroup.procs` files the intermediate child writes its pid into, in /proc/PID/cgroup order. */
   readonly cgroupProcs: readonly string[];
+  /**
+   * The `cgroup.procs` files of the container's cgroups a rootless caller cannot write (not
+   * delegated to it: the host's v1 hierarchies), left out of {@link cgroupProcs}.
+   */
+  readonly skippedCgroups: readonly string[];
   /** The namespaces to join (those that differ from the caller's), in the order they are joined. */
   readonly namespaces: readonly { readonly type: NamespaceName; readonly path: string }[];
   /** The profile the command gets (spec with the options applied). */
@@ -342,12 +352,28 @@ function profileFor(opts: ExecOptions): ExecProfile {
  */
 export function planExec(pid: number, opts: ExecOptions): ExecPlan {
   assertValidExec(pid, opts);
+  const all = cgroupProcsFiles(pid);
+  // Rootless: the cgroups the caller cannot write are not joined (the command stays in the
+  // caller's own there), as runc does for a rootless container without cgroup delegation (its
+  // rootless cgroup manager ignores the join's EACCES); root joins every one or fails.
+  const rootless = (process.geteuid?.() ?? 0) !== 0;
+  const cgroupProcs = rootless ? all.filter(writable) : all;
   return {
     pid,
-    cgroupProcs: cgroupProcsFiles(pid),
+    cgroupProcs,
+    skippedCgroups: all.filter((f) => !cgroupProcs.includes(f)),
     namespaces: namespacesToJoin(pid),
     profile: profileFor(opts),
   };
+}
+
+function writable(path: string): boolean {
+  try {
+    accessSync(path, fsConstants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Closes every fd but `keep` (the caller's runtime fds must not reach the container). */
@@ -501,6 +527,15 @@ function abandon(child: number, grandchild: number | undefined): void {
  */
 export async function execIn(pid: number, opts: ExecOptions): Promise<ProcessStatus> {
   const plan = planExec(pid, opts);
+  if (plan.skippedCgroups.length) {
+    opts.onNote?.(
+      `not joining the container's cgroups that uid ${
+        process.geteuid?.() ?? 0
+      } cannot write (rootless, not delegated): ${
+        plan.skippedCgroups.map((f) => f.replace(/\/cgroup\.procs$/, "")).join(", ")
+      }; the command stays in the caller's own there`,
+    );
+  }
   if (!opts.tty) return await execPlanned(plan, opts);
   // The console socket: the command's process sends the pty's master over it.
   const [consoleR, consoleW] = socketPair();

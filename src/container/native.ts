@@ -45,6 +45,9 @@ import {
   type SetupStep,
   stepCalls,
   stepsFor,
+  TIMENS_OFFSETS,
+  timensNeedsDumpable,
+  timensOffsetsText,
 } from "./setup.ts";
 
 /** What the parent needs to know about one op: the step it belongs to and how to name its failure. */
@@ -154,6 +157,7 @@ const SIOCSIFFLAGS = 0x8914;
 const IFF_UP_LOOPBACK_RUNNING = 0x1 | 0x8 | 0x40;
 const CLOSE_RANGE_CLOEXEC = 4;
 const O_RDONLY_CLOEXEC = 0o2000000;
+const O_WRONLY_CLOEXEC = 0o1 | 0o2000000;
 const CLONE_VM = 0x100;
 const CLONE_PARENT = 0x8000;
 const SIGCHLD = 17;
@@ -609,9 +613,21 @@ function compileStep(ctx: SetupContext, name: string, p: SyscallProgram, emit: E
         ]);
       }
       return true;
-    case "time-namespace":
+    case "time-namespace": {
       call("unshare", [CLONE_NEWTIME], [unquoted("CLONE_NEWTIME")]);
+      if (!spec.timeOffsets) return true;
+      // (as setup.ts's step: both clocks in one write, before any process enters the namespace)
+      const text = timensOffsetsText(spec);
+      const bytes = new TextEncoder().encode(text);
+      const fd = p.slot();
+      const dumpable = timensNeedsDumpable(spec);
+      if (dumpable) call("prctl", [PR_SET_DUMPABLE, 1, 0, 0, 0], [unquoted("PR_SET_DUMPABLE"), 1]);
+      call("open", [p.cstring(TIMENS_OFFSETS), O_WRONLY_CLOEXEC, 0], [TIMENS_OFFSETS], { store: fd });
+      if (dumpable) call("prctl", [PR_SET_DUMPABLE, 0, 0, 0, 0], [unquoted("PR_SET_DUMPABLE"), 0]);
+      call("write", [p.value(fd), p.bytes(bytes), bytes.length], [TIMENS_OFFSETS, text], { expect: bytes.length });
+      call("close", [p.value(fd)], [TIMENS_OFFSETS]);
       return true;
+    }
     case "enter-rootfs":
       if (!emit.rootFd) return false;
       call("fchdir", [emit.rootFd()], [spec.rootfsPath], {}, "enter the rootfs");

@@ -5,12 +5,13 @@
  * @module
  */
 import { spawnSync } from "node:child_process";
-import { accessSync, constants as fsConstants, existsSync, readFileSync } from "node:fs";
+import { accessSync, constants as fsConstants, existsSync, lstatSync, readFileSync } from "node:fs";
 import { userInfo } from "node:os";
-import { dirname } from "node:path";
+import { dirname, join, normalize } from "node:path";
 import process from "node:process";
 import { Group } from "../cgroup/group.ts";
 import { containerGroupSpec } from "./_cgroup.ts";
+import { containerFileContents } from "./_files.ts";
 import { ConfigError } from "../errors.ts";
 import { type IdMapEntry, writeIdMap } from "../namespace.ts";
 import { which } from "../process.ts";
@@ -55,6 +56,39 @@ function callerName(uid: number): string {
   }
 }
 
+/**
+ * The mount points hako makes in a rootfs when they are missing: /etc/hosts and the others of
+ * `networkEtc` (by the parent), /proc, /sys and /dev (by the child, with the standard mounts), and
+ * the targets of the spec's mounts outside those (pure: the paths inside).
+ */
+export function mountPointsOf(spec: ResolvedSpec): string[] {
+  const standard = spec.standardMounts && spec.newNamespaces.includes("mount") ? ["/proc", "/sys", "/dev"] : [];
+  const under = (p: string) => standard.some((s) => p === s || p.startsWith(`${s}/`));
+  const targets = spec.mounts.map((m) => normalize(`/${m.target}`)).filter((t) => !under(t));
+  return [...new Set([...containerFileContents(spec).map((f) => f.inside), ...standard, ...targets])];
+}
+
+/**
+ * The mount points of `paths` (inside) that `root` lacks and the caller cannot make there: the
+ * nearest existing directory of each is not writable by it. A rootless caller is root inside its
+ * user namespace only, with no power over the host's files: a rootfs root owns (an image
+ * extracted by root) can be used as it is only when every mount point is there.
+ */
+export function unmakeableMountPoints(root: string, paths: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const inside of paths) {
+    let at = join(root, inside);
+    if (lstatSync(at, { throwIfNoEntry: false })) continue;
+    while (at !== root && !lstatSync(at, { throwIfNoEntry: false })) at = dirname(at);
+    try {
+      accessSync(at, fsConstants.W_OK);
+    } catch {
+      out.push(inside);
+    }
+  }
+  return out;
+}
+
 /** How the id maps of a rootless container are written. */
 export interface RootlessPlan {
   /** The helpers to use, or undefined to write /proc/PID/{uid,gid}_map directly. */
@@ -83,6 +117,21 @@ export function checkRootless(spec: ResolvedSpec): RootlessPlan {
           `rootless mode needs a delegated cgroup (${dir} is not writable by uid ${uid}); remove the cgroup section or delegate one`,
         );
       }
+    }
+  }
+  // A rootfs there already (not one a builder or tarball is to make, the caller's own) must have
+  // the mount points the caller cannot make: said before anything is touched, with what to do.
+  if (existsSync(spec.rootfsPath)) {
+    const missing = unmakeableMountPoints(spec.rootfsPath, mountPointsOf(spec));
+    if (missing.length) {
+      const owner = lstatSync(spec.rootfsPath).uid;
+      const etc = missing.some((p) => p.startsWith("/etc/")) ? ", or set networkEtc: false" : "";
+      throw new ConfigError(
+        "rootfs",
+        `${spec.rootfsPath} (owned by uid ${owner}) lacks mount points that uid ${uid} cannot make in it: ${
+          missing.join(", ")
+        }; have its owner make them (mkdir for a directory, touch for a file), or use a rootfs of your own (copied or extracted as uid ${uid})${etc}`,
+      );
     }
   }
   if (onlyOwnId(spec.uidMap, uid) && onlyOwnId(spec.gidMap, gid)) return {};

@@ -240,8 +240,10 @@ const ENOTDIR = 20;
 const EEXIST = 17;
 const EACCES = 13;
 const EROFS = 30;
+const EIO = 5;
 const O_PATH_DIRECTORY_CLOEXEC = 0o10000000 | (process.arch === "arm64" ? 0o40000 : 0o200000) | 0o2000000;
 const O_WRONLY_CREAT_CLOEXEC = 0o1 | 0o100 | 0o2000000;
+const O_WRONLY_CLOEXEC = 0o1 | 0o2000000;
 const MNT_DETACH = 2;
 const PR_SET_DUMPABLE = 4;
 const CLONE_PARENT = 0x8000;
@@ -950,6 +952,45 @@ function readText(fd: number): string {
   return new TextDecoder().decode(new Uint8Array(out)).trim();
 }
 
+/** The file a process writes the offsets of the time namespace it made (for its children) to. */
+export const TIMENS_OFFSETS = "/proc/self/timens_offsets";
+
+/** What is written to {@link TIMENS_OFFSETS} (pure): one line per clock, seconds and nanoseconds. */
+export function timensOffsetsText(spec: Pick<ResolvedSpec, "timeOffsets">): string {
+  const o = spec.timeOffsets ?? { monotonic: 0, boottime: 0 };
+  return `monotonic ${o.monotonic} 0\nboottime ${o.boottime} 0\n`;
+}
+
+/**
+ * True when the offsets file must be opened while this process is dumpable: a rootless child's
+ * /proc/self files belong to root while it is not (the non-dumpable step), and its own uid may not
+ * open them. It is made dumpable for the open alone, as runc's nsexec does around the id maps in a
+ * new user namespace; nothing has joined the container's namespaces yet (join-namespaces comes
+ * after), and the write is allowed by the capabilities of the open's credentials there.
+ */
+export function timensNeedsDumpable(spec: Pick<ResolvedSpec, "rootless" | "timeOffsets">): boolean {
+  return spec.rootless && spec.timeOffsets !== undefined;
+}
+
+/** Writes the spec's time offsets to this process's {@link TIMENS_OFFSETS} in one write (the kernel parses one buffer). */
+function writeTimensOffsets(spec: ResolvedSpec): void {
+  const { open, close, write, prctl } = libc();
+  const text = timensOffsetsText(spec);
+  const dumpable = timensNeedsDumpable(spec);
+  if (dumpable) check(prctl(PR_SET_DUMPABLE, 1n, 0n, 0n, 0n), "prctl", [unquoted("PR_SET_DUMPABLE"), 1]);
+  const fd = open(cstr(TIMENS_OFFSETS), O_WRONLY_CLOEXEC, 0);
+  const openErrno = fd === -1 ? errno() : 0;
+  if (dumpable) check(prctl(PR_SET_DUMPABLE, 0n, 0n, 0n, 0n), "prctl", [unquoted("PR_SET_DUMPABLE"), 0]);
+  if (fd === -1) throw new SyscallError("open", openErrno, [TIMENS_OFFSETS]);
+  try {
+    const bytes = new TextEncoder().encode(text);
+    const n = write(fd, bytes, BigInt(bytes.length));
+    if (n !== bytes.length) throw new SyscallError("write", n === -1 ? errno() : EIO, [TIMENS_OFFSETS, text]);
+  } finally {
+    close(fd);
+  }
+}
+
 /** The steps, in order. */
 export const SETUP_STEPS: readonly SetupStep[] = [
   {
@@ -963,10 +1004,23 @@ export const SETUP_STEPS: readonly SetupStep[] = [
   {
     name: "time-namespace",
     why:
-      "a new time namespace cannot be asked of clone(2) (its flag is an exit-signal bit there): unshared here, it is the one the command enters at execve",
+      "a new time namespace cannot be asked of clone(2) (its flag is an exit-signal bit there): unshared here, it is the one the command enters at execve; its clock offsets (timeOffsets, OCI's linux.timeOffsets) are written now, before any process enters it (the kernel refuses them after)",
     when: (c) => has(c, "time"),
-    plan: () => ["unshare(CLONE_NEWTIME)"],
-    run: () => void check(libc().unshare(CLONE_NEWTIME), "unshare", [unquoted("CLONE_NEWTIME")]),
+    plan: (c) => [
+      "unshare(CLONE_NEWTIME)",
+      ...(c.spec.timeOffsets
+        ? [
+          ...(timensNeedsDumpable(c.spec) ? ["prctl(PR_SET_DUMPABLE, 1)"] : []),
+          `open("${TIMENS_OFFSETS}", O_WRONLY)`,
+          ...(timensNeedsDumpable(c.spec) ? ["prctl(PR_SET_DUMPABLE, 0)"] : []),
+          `write(${JSON.stringify(timensOffsetsText(c.spec))})`,
+        ]
+        : []),
+    ],
+    run: (c) => {
+      check(libc().unshare(CLONE_NEWTIME), "unshare", [unquoted("CLONE_NEWTIME")]);
+      if (c.spec.timeOffsets) writeTimensOffsets(c.spec);
+    },
   },
   {
     name: "join-namespaces",

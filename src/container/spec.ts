@@ -204,6 +204,13 @@ export interface ContainerSpec {
   };
   /** Default: the name (needs a UTS namespace). 1-64 bytes, no `/` or control characters. */
   readonly hostname?: string;
+  /**
+   * The clocks of a new time namespace (needs "time" in namespaces), as OCI's
+   * `linux.timeOffsets`: whole seconds added to CLOCK_MONOTONIC and CLOCK_BOOTTIME inside (what
+   * /proc/uptime shows), written to /proc/self/timens_offsets before any process enters it. A
+   * negative offset may not take a clock below 0 (the kernel's ERANGE).
+   */
+  readonly timeOffsets?: { readonly monotonic?: number; readonly boottime?: number };
   /** Make `/` read-only after every mount is made (default false). */
   readonly readonlyRootfs?: boolean;
   /** proc, sysfs (ro), /dev (tmpfs + default devices), devpts, /dev/shm, mqueue. Default true. */

@@ -75,6 +75,7 @@ export function stateDir(): string {
   return resolveStateDir(process.env.HAKO_STATE_DIR, {
     euid: process.geteuid?.() ?? 0,
     env: (name) => process.env[name],
+    lstat: (path) => nodeTrustFs.lstat(path),
   });
 }
 

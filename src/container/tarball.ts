@@ -107,11 +107,14 @@ let tarModule: Promise<Tar> | undefined;
  * from node_modules (Bun has no `npm:` specifiers).
  */
 function loadTar(): Promise<Tar> {
+  // (Bun first: under Bun, `Deno` may be the runner's shim for scripts)
   // deno-lint-ignore no-import-prefix -- a full npm: specifier is what works when mod.ts is imported from a URL
-  return tarModule ??= ("Deno" in globalThis ? import("npm:tar@7.5.23") : import("tar")).then((tar: Tar) => {
-    patchDeviceNumbers(tar.Header);
-    return tar;
-  });
+  return tarModule ??= (!("Bun" in globalThis) && "Deno" in globalThis ? import("npm:tar@7.5.23") : import("tar")).then(
+    (tar: Tar) => {
+      patchDeviceNumbers(tar.Header);
+      return tar;
+    },
+  );
 }
 
 // node-tar reads device numbers only from POSIX ustar headers; GNU tar's default format ("ustar  \0"
@@ -442,6 +445,8 @@ class Unpacker {
   readonly #rootPath: string;
   readonly #source: string;
   readonly #shift: { uid: number; gid: number } | null;
+  /** True when files keep the caller's ownership (rootless): no chown, no device nodes. */
+  readonly #own: boolean;
   readonly #limits: { maxBytes: number; maxEntries: number };
   readonly #dirTimes: Array<{ parts: string[]; mtime: at.FileTime }> = [];
   #entries = 0;
@@ -462,6 +467,11 @@ class Unpacker {
     this.#source = source;
     this.#shift = shift;
     this.#limits = limits;
+    // Rootless (a caller without root, no owner shift asked): every file stays the caller's,
+    // which the container's user namespace maps to root — as podman's rootless storage without
+    // subordinate ids (containers/storage's ignore_chown_errors); device nodes, which only root
+    // may make, are left out, as moby's archive does in a user namespace.
+    this.#own = !shift && (process.geteuid?.() ?? 0) !== 0;
     if (shift) at.fchown(root, shift.uid, shift.gid, rootPath);
   }
 
@@ -543,7 +553,7 @@ class Unpacker {
 
     if (parts.length === 0) {
       if (!isDir) throw refused(raw, "it would replace the rootfs itself");
-      at.fchown(this.#root, uid, gid, this.#rootPath);
+      if (!this.#own) at.fchown(this.#root, uid, gid, this.#rootPath);
       at.fchmod(this.#root, mode, this.#rootPath);
       this.#dirTimes.push({ parts, mtime });
       e.resume();
@@ -559,7 +569,7 @@ class Unpacker {
         case "GNUDumpDir": {
           const fd = this.#mkdir(parent, name, parts, raw);
           try {
-            at.fchown(fd, uid, gid, shown);
+            if (!this.#own) at.fchown(fd, uid, gid, shown);
             at.fchmod(fd, mode, shown);
           } finally {
             at.close(fd);
@@ -578,7 +588,7 @@ class Unpacker {
             if (this.#openFile !== fd) return; // closed after a failure
             try {
               // chown first: it clears setuid/setgid bits, which the chmod then sets.
-              at.fchown(fd, uid, gid, shown);
+              if (!this.#own) at.fchown(fd, uid, gid, shown);
               at.fchmod(fd, mode, shown);
               at.futimens(fd, "omit", mtime, shown);
             } catch (err) {
@@ -600,7 +610,7 @@ class Unpacker {
         case "SymbolicLink": {
           const target = String(e.linkpath ?? "");
           this.#create(parent, name, parts, raw, () => at.symlinkat(target, parent, name, shown));
-          at.fchownat(parent, name, uid, gid, at.AT_SYMLINK_NOFOLLOW, shown);
+          if (!this.#own) at.fchownat(parent, name, uid, gid, at.AT_SYMLINK_NOFOLLOW, shown);
           at.utimensat(parent, name, "omit", mtime, at.AT_SYMLINK_NOFOLLOW, shown);
           e.resume();
           return;
@@ -634,9 +644,13 @@ class Unpacker {
         case "FIFO": {
           const type = e.type === "CharacterDevice" ? at.S_IFCHR : e.type === "BlockDevice" ? at.S_IFBLK : at.S_IFIFO;
           const dev = e.type === "FIFO" ? 0n : makedev(e.header?.devmaj ?? 0, e.header?.devmin ?? 0);
+          if (this.#own && e.type !== "FIFO") {
+            e.resume(); // (rootless: no device node; the container gets hako's /dev anyway)
+            return;
+          }
           // As root; in a user namespace mknodat fails with EPERM, which is reported (as before).
           this.#create(parent, name, parts, raw, () => at.mknodat(parent, name, type | mode, dev, shown));
-          at.fchownat(parent, name, uid, gid, at.AT_SYMLINK_NOFOLLOW, shown);
+          if (!this.#own) at.fchownat(parent, name, uid, gid, at.AT_SYMLINK_NOFOLLOW, shown);
           // `name` is the node mknodat just made (not a symlink) in a directory only this
           // extraction writes, so fchmodat (which would follow a symlink) changes that node.
           at.fchmodat(parent, name, mode, shown);

@@ -40,6 +40,7 @@ import {
   rlimitsOf,
   rootfsOf,
   seccompOf,
+  timeOffsetsOf,
   userOf,
   vethOf,
 } from "./_spec_fields.ts";
@@ -110,6 +111,8 @@ export interface ResolvedSpec {
   readonly gidMap: readonly IdMapEntry[];
   /** The hostname, or undefined without a UTS namespace. */
   readonly hostname: string | undefined;
+  /** The new time namespace's offsets (seconds), when the spec gives `timeOffsets`. */
+  readonly timeOffsets?: { readonly monotonic: number; readonly boottime: number };
   /** Whether `/` is made read-only. */
   readonly readonlyRootfs: boolean;
   /** Whether proc, sys, dev… are mounted. */
@@ -191,6 +194,7 @@ const SPEC_FIELDS = [
   "namespaces",
   "idMap",
   "hostname",
+  "timeOffsets",
   "readonlyRootfs",
   "standardMounts",
   "mounts",
@@ -270,6 +274,10 @@ export function resolveSpec(input: ContainerSpec): ResolvedSpec {
   const maps = idMapsOf(c, s.idMap, has("user"), { euid, egid: process.getegid?.() ?? 0 });
   const given = hostnameOf(c, s.hostname, has("uts"));
   const hostname = s.hostname === undefined ? (has("uts") ? name : undefined) : given;
+  const timeOffsets = timeOffsetsOf(c, s.timeOffsets, {
+    created: has("time"),
+    joined: joinNamespaces.some((j) => j.type === "time"),
+  });
   const user = userOf(c, s.user, maps, has("user"));
   const workdir = s.workdir === undefined ? "/" : c.absolute(s.workdir, "workdir") ?? "/";
   const env: Record<string, string> = {
@@ -380,6 +388,7 @@ export function resolveSpec(input: ContainerSpec): ResolvedSpec {
     hooks,
     rootless,
     ...(init ? { init } : {}),
+    ...(timeOffsets ? { timeOffsets } : {}),
   };
 }
 

@@ -340,7 +340,8 @@ let current: Host | undefined;
 export function host(): Host {
   if (current) return current;
   const g = globalThis as { Deno?: unknown; process?: NodeProcess };
-  current = typeof g.Deno === "object" && g.Deno !== null ? denoHost() : nodeHost(g.process!);
+  // (Bun first: under Bun, `Deno` may be the runner's shim — see installDenoShim)
+  current = !("Bun" in globalThis) && typeof g.Deno === "object" && g.Deno !== null ? denoHost() : nodeHost(g.process!);
   return current;
 }
 

@@ -137,3 +137,38 @@ export function installArgGlobals(args: readonly string[]): void {
     Object.defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: false });
   }
 }
+
+/** Properties of the {@link installDenoShim} shim that answer instead of throwing (inspection, await). */
+const QUIET = new Set<PropertyKey>(["then", "toJSON", "constructor", "inspect", "asymmetricMatch", "$$typeof"]);
+
+/**
+ * Under Bun (the `hako` binary, `dist/hako`), a `Deno` global for scripts written for Deno: its
+ * `args` are the script's arguments (as under Deno); any other `Deno.X` throws a ReferenceError
+ * naming the API and what to do instead of Bun's bare "Deno is not defined". Not installed when a
+ * `Deno` global exists. hako's own runtime checks test for Bun first, so the shim never fools them.
+ * @param args The script's arguments.
+ * @returns Whether the shim was installed.
+ */
+export function installDenoShim(args: readonly string[]): boolean {
+  if ("Deno" in globalThis) return false;
+  const value = Object.freeze([...args]);
+  const shim = new Proxy(Object.create(null) as Record<PropertyKey, unknown>, {
+    get(_target, prop) {
+      if (prop === "args") return value;
+      if (typeof prop === "symbol" || QUIET.has(prop)) return undefined;
+      throw new ReferenceError(denoUnavailable(`Deno.${prop}`));
+    },
+    has: (_target, prop) => prop === "args",
+    set(_target, prop) {
+      throw new ReferenceError(denoUnavailable(`Deno.${String(prop)}`));
+    },
+    ownKeys: () => [],
+  });
+  Object.defineProperty(globalThis, "Deno", { value: shim, writable: true, configurable: true, enumerable: false });
+  return true;
+}
+
+/** The message for a Deno API a script uses under Bun (pure). */
+export function denoUnavailable(api: string): string {
+  return `${api} is not available under the hako binary (Bun): use node: APIs (node:fs, node:process, node:child_process…) or hako's own, or run the script with bin/hako under Deno`;
+}

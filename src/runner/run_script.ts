@@ -37,7 +37,7 @@
  */
 import { type Host, host, isNotFound } from "./_host.ts";
 import { MAX_NESTING, tooDeep } from "./_nesting.ts";
-import { installArgGlobals, installHakoGlobals, mentionsHako } from "./globals.ts";
+import { installArgGlobals, installDenoShim, installHakoGlobals, mentionsHako } from "./globals.ts";
 import { formatError, type ModuleInfo, ModuleTable } from "./stack.ts";
 import { base64 } from "./_base64.ts";
 
@@ -146,6 +146,12 @@ export async function runScript(options: RunScriptOptions): Promise<number | und
     h.setScriptArgs(options.script === undefined ? EVAL_NAME : isUrl ? fileUrl : new URL(fileUrl).pathname, args);
     installMeta(table);
     const source = options.code ?? (isUrl ? undefined : readScript(h, fileUrl, table));
+    // A script written for Deno, under Bun: Deno.args works, any other Deno.X says what to do.
+    // Only for a script that names Deno: one that does not keeps a runtime without a Deno global,
+    // for the libraries it imports that tell runtimes apart by `typeof Deno`.
+    if (h.runtime === "bun" && source !== undefined && /(?<![\w$.])Deno(?![\w$])/.test(source)) {
+      installDenoShim(args);
+    }
     // Bun (compiled or not) imports a file from disk itself, and faster than the data loader, but
     // knows neither hako's import map nor `__hakoMeta`: natively only a script that imports nothing.
     const nativeOk = h.runtime === "deno" ? !h.compiled : h.runtime === "bun" && options.code === undefined &&
