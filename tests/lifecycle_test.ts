@@ -273,16 +273,22 @@ test("hako exec and attach join a daemonized container: hostname, uid map, PID n
   const [host, map, ns] = r.stdout.trim().split("\n").map((x) => x.trim().replace(/\s+/g, " "));
   assertEquals([host, map, ns], ["inside-x", "0 300000 65536", readlinkSync(`/proc/${c!.pid}/ns/pid`)]);
   assertEquals(l.hako("exec", "life-x", "sh", "-c", "exit 5").code, 5);
+  assertEquals(l.hako("exec", "life-x", "/nonexistent").code, 127);
+  assertEquals(l.hako("exec", "life-x", "/etc/passwd").code, 126);
   const a = spawnSync(HAKO, ["attach", "life-x"], { env: l.env, input: "echo $((6*7)); exit 3\n", encoding: "utf8" });
   assertEquals([a.status, a.stdout], [3, "42\n"], a.stderr);
   const n = l.hako("exec", "nope", "true");
-  assert(n.code === 1 && n.stderr.includes("no container named nope"), n.stderr);
+  assert(n.code === 125 && n.stderr.includes("no container named nope"), n.stderr);
 }, { skip });
 
 test("hako run --rootfs: a quick container; its exit code and a signal's 128+N come back", () => {
   using l = lab();
   buildRootfs(l.rootfs, { builder: "busybox" });
   assertEquals(l.hako("run", "--rootfs", l.rootfs, "--", "sh", "-c", "exit 7").code, 7);
+  // docker's codes when the program cannot run: 127 not found, 126 not executable, 125 hako failed.
+  assertEquals(l.hako("run", "--rootfs", l.rootfs, "--", "/nonexistent").code, 127);
+  assertEquals(l.hako("run", "--rootfs", l.rootfs, "--", "/etc/passwd").code, 126);
+  assertEquals(l.hako("run", "--rootfs", `${l.rootfs}-missing`, "--", "true").code, 125);
   // PID 1 of a PID namespace ignores a SIGKILL from inside; a child killed by one is reported as 137.
   assertEquals(l.hako("run", "--rootfs", l.rootfs, "--", "sh", "-c", `sh -c 'kill -9 $$'; exit $?`).code, 137);
   const n = l.hako("run", "--rootfs", l.rootfs, "--name", "quick1", "hostname");

@@ -2,6 +2,7 @@
  * `hako exec NAME [options] [--] CMD…`: a command inside a running container.
  * @module
  */
+import { withProgramExitCodes } from "./_exit_codes.ts";
 import { nonEmpty, parseArgs, quoted, stringOption, stringsOption, UsageError } from "./_args.ts";
 import { host } from "../runner/_host.ts";
 
@@ -173,5 +174,5 @@ export async function main(argv: readonly string[]): Promise<number> {
     host().stdout(usage);
     return 0;
   }
-  return await execByName(a.name!, a);
+  return await withProgramExitCodes("exec", (t) => host().stderr(t), () => execByName(a.name!, a));
 }

@@ -8,7 +8,9 @@
  * ```
  *
  * Data goes to stdout, messages and errors to stderr. Exit codes are a shell's: 0 on success,
- * 1 when a script fails, 2 for a bad command line, and a script's own `process.exitCode`.
+ * 1 when a script fails, 2 for a bad command line, and a script's own `process.exitCode`; a
+ * container's run or exec exits with its program's code, or docker's 125/126/127 when hako failed,
+ * the program cannot be executed or was not found (see `_exit_codes.ts`).
  *
  * Run it with `--v8-flags=--single-threaded` (as `bin/hako` and `deno task hako` do): a forked
  * child could otherwise hang in V8's garbage collector (see `ffi/fork.ts`). Under Bun — `bun
@@ -23,6 +25,7 @@
 import { host } from "../runner/_host.ts";
 import { COMMANDS, dispatch, globalUsage } from "./commands.ts";
 import { UsageError } from "./_args.ts";
+import { MESSAGE_ERRORS } from "./_exit_codes.ts";
 
 /**
  * Runs the `hako` command line.
@@ -43,8 +46,7 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
   } catch (e) {
     // Errors about the user's containers or specs are messages, not crashes: no stack.
     const name = (e as Error)?.name;
-    const known = ["ContainerStateError", "StateDirError", "SpecError", "ConfigError", "SetupError", "SyscallError"];
-    if (known.includes(name)) {
+    if (MESSAGE_ERRORS.includes(name)) {
       h.stderr(`hako ${d.name}: ${(e as Error).message}\n`);
       return 1;
     }

@@ -2,6 +2,7 @@
  * `hako run SCRIPT [ARGS…]` and `hako run -e CODE [ARGS…]`.
  * @module
  */
+import { withProgramExitCodes } from "./_exit_codes.ts";
 import { nonEmpty, parseArgs, stringOption, UsageError } from "./_args.ts";
 import { host } from "../runner/_host.ts";
 import { type LoaderKind, runScript } from "../runner/run_script.ts";
@@ -195,7 +196,9 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
     ...(a.stopTimeoutMs !== undefined ? { stopTimeoutMs: a.stopTimeoutMs } : {}),
     ...(a.init ? { init: true } : {}),
   };
-  if (a.quick) return await runQuick(a.quick, options);
+  // A container's program: docker's exit codes when hako fails (a plain script keeps 1).
+  const stderr = (t: string) => host().stderr(t);
+  if (a.quick) return await withProgramExitCodes("run", stderr, () => runQuick(a.quick!, options));
   return await runScript({
     args: a.args,
     ...(a.script !== undefined ? { script: a.script } : {}),
@@ -216,7 +219,11 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
       }
       const { runSpecExports } = await import("../runner/spec_module.ts");
       const { default: process } = await import("node:process");
-      return await runSpecExports(exports, process.env, a.args, a.script, options);
+      return await withProgramExitCodes(
+        "run",
+        stderr,
+        () => runSpecExports(exports, process.env, a.args, a.script, options),
+      );
     },
   });
 }
