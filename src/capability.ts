@@ -59,7 +59,8 @@ export interface KeepOptions {
    * becomes the container's command, instead of now (default false). Everything is checked now
    * all the same; until the exec the process keeps its capabilities, so the steps a hacorb script
    * takes after choosing them (sethostname, mount, `system("hostname …")`) still work. Commands run
-   * by `system`/`Process.spawn` meanwhile are not limited by it. A later `keep` replaces it.
+   * by `system`/`Process.spawn` meanwhile are not limited by it. A later `keep` replaces it; a
+   * child forked after it inherits it, as it inherits the sets.
    */
   readonly atExec?: boolean;
 }
