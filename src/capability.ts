@@ -18,7 +18,8 @@
  * ```
  * @module
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, writeSync } from "node:fs";
+import process from "node:process";
 import { check, errno, libc } from "../ffi/libc.ts";
 import { capDataBuffer, capHeader, type CapSets, decodeCapData, encodeCapData } from "../ffi/structs.ts";
 import { ConfigError, fsError, SyscallError } from "./errors.ts";
@@ -53,6 +54,15 @@ export interface KeepOptions {
    * uid keeps them (default false: the ambient set is cleared).
    */
   readonly ambient?: boolean;
+  /**
+   * Apply the keep right before the next `Process.exec` (`Kernel.exec`) of this process, where it
+   * becomes the container's command, instead of now (default false). Everything is checked now
+   * all the same; until the exec the process keeps its capabilities, so the steps a hacorb script
+   * takes after choosing them (sethostname, mount, `system("hostname …")`) still work. Commands run
+   * by `system`/`Process.spawn` meanwhile are not limited by it. A later `keep` replaces it; a
+   * child forked after it inherits it, as it inherits the sets.
+   */
+  readonly atExec?: boolean;
 }
 
 /** Options for `new Capability()`. */
@@ -64,6 +74,8 @@ export interface CapabilityOptions {
 }
 
 const PR_GET_KEEPCAPS = 7;
+const PR_GET_SECUREBITS = 27;
+const SECBIT_NOROOT = 1;
 const PR_SET_KEEPCAPS = 8;
 const PR_CAPBSET_READ = 23;
 const PR_CAPBSET_DROP = 24;
@@ -340,12 +352,87 @@ export function keepSets(plan: KeepPlan): void {
   if (s.ambient !== 0n) ambientChange(PR_CAP_AMBIENT_RAISE, "PR_CAP_AMBIENT_RAISE", s.ambient, context);
 }
 
+// ---------------------------------------------------------------------------------------------
+// exec: the deferred keep, and the warning for hacorb-style calls that exec undoes
+
+/** A `keep(list, { atExec: true })` waiting for the next exec (inherited by a forked child, as the sets are). */
+let keepAtExec: { readonly list: readonly CapabilityLike[]; readonly options: KeepOptions } | undefined;
+/** Whether a hacorb-style instance (`set`, `set_flag`, `clear`, `apply`) has changed this thread's sets. */
+let hacorbChanged = false;
+/** Whether the exec warning has been printed (once per process). */
+let execWarned = false;
+
+/** True when `HAKO_QUIET` asks hako not to print warnings (any value but empty and `0`). */
+function quiet(): boolean {
+  const q = process.env.HAKO_QUIET;
+  return q !== undefined && q !== "" && q !== "0";
+}
+
+/**
+ * The capabilities execve will give this thread back that it does not hold now: for a process
+ * whose real or effective uid is 0 (and without SECBIT_NOROOT), the kernel treats every program
+ * as if its file capabilities were all set, so the new permitted set is the whole bounding set,
+ * and with effective uid 0 the new effective set too (capabilities(7), "Capabilities and
+ * execution of programs by root").
+ */
+function regainedAtExec(): bigint {
+  const securebits = prctl(PR_GET_SECUREBITS, 0, 0, 0, 0);
+  if (securebits !== -1 && (securebits & SECBIT_NOROOT) !== 0) return 0n;
+  const { getuid, geteuid } = libc();
+  const euid = geteuid();
+  if (getuid() !== 0 && euid !== 0) return 0n;
+  const now = capget(0);
+  return boundingSet() & ~(euid === 0 ? now.effective : now.permitted);
+}
+
+/**
+ * Called by `Process.exec` right before execve, where the process becomes the program: applies a
+ * pending `Capability.keep(list, { atExec: true })`, then warns (once per process, on stderr,
+ * unless `HAKO_QUIET=1`) when hacorb-style instance calls shrank the sets but execve will give the
+ * capabilities back from the bounding set.
+ * @throws {ConfigError} @throws {SyscallError} When the pending keep cannot be applied (nothing
+ * changed: it is checked first); the exec does not happen.
+ */
+export function capabilitiesBeforeExec(): void {
+  if (keepAtExec) {
+    const { list, options } = keepAtExec;
+    const plan = keepPlan(list, options);
+    keepAtExec = undefined;
+    keepBounding(plan);
+    keepSets(plan);
+  }
+  if (!hacorbChanged || execWarned || quiet()) return;
+  let regained: bigint;
+  try {
+    regained = regainedAtExec();
+  } catch {
+    return; // a warning must never stop the exec
+  }
+  if (regained === 0n) return;
+  execWarned = true;
+  const names = fromMask(regained);
+  const shown = names.length > 4 ? `${names.slice(0, 4).join(", ")} and ${names.length - 4} more` : names.join(", ");
+  const text = `hako: warning: this exec gives the process back ${shown}: Capability#set/set_flag ` +
+    `changed only the effective, permitted and inheritable sets, and execve as root grants every ` +
+    `capability left in the bounding set. Use Capability.keep(list) (or ` +
+    `Capability.keep(list, { atExec: true }) to apply it at exec) to keep only those. ` +
+    `(HAKO_QUIET=1 silences this.)\n`;
+  try {
+    writeSync(2, text);
+  } catch { /* stderr closed */ }
+}
+
 /**
  * Linux capabilities. The statics are the primitives (`Capability.keep`, `Capability.get`, …);
  * an instance is hacorb's `Capability.new`: a state of the effective, permitted and inheritable
  * sets that starts empty and, by default, is applied to the calling thread with capset on every
  * change (`set`, `setFlag`, `clear`), exactly as hacorb does. The `CAP_*` numbers and the
  * `CAP_EFFECTIVE`/`CAP_PERMITTED`/`CAP_INHERITABLE` and `CAP_SET`/`CAP_CLEAR` flags are statics.
+ *
+ * As in hacorb, an instance changes only those three sets: a root process's execve gives back
+ * every capability still in the bounding set. So the first `Process.exec` after such calls prints
+ * a `hako: warning:` (once, on stderr; `HAKO_QUIET=1` silences it) naming what the exec gives back
+ * and {@link Capability.keep}, which trims the bounding set too (`{ atExec: true }`: at the exec).
  *
  * @example hacorb's spelling, in a forked child
  * ```ts ignore
@@ -593,8 +680,15 @@ export class Capability {
    * Everything is checked before anything changes: each name, that each is in the permitted set,
    * and that CAP_SETPCAP is effective when the bounding set must shrink.
    *
+   * With `atExec: true` the same keep (checked now) is applied right before the next
+   * `Process.exec`/`Kernel.exec` instead: hacorb scripts choose capabilities first and then set the
+   * hostname and mount /proc (seed 000's order), which need CAP_SYS_ADMIN until the exec. This is
+   * an option of `keep`, not a second method, because it is the same keep with the same checks and
+   * the same result in the exec'd program; only the moment differs (as runc applies a container's
+   * capabilities as the last step before execve). A later `keep` replaces a pending one.
+   *
    * @param list The capabilities to keep (names or numbers; may be empty).
-   * @param options `ambient`: raise them in the ambient set too.
+   * @param options `ambient`: raise them in the ambient set too; `atExec`: apply at the next exec.
    * @throws {ConfigError} For an unknown capability (nothing changed).
    * @throws {SyscallError} EPERM when a capability is not permitted or CAP_SETPCAP is missing (nothing changed), or when a step fails.
    *
@@ -602,9 +696,22 @@ export class Capability {
    * ```ts ignore
    * Capability.keep(["CAP_CHOWN", "CAP_NET_BIND_SERVICE", "CAP_KILL"]);
    * ```
+   *
+   * @example Seed 000's order: keep at exec, set up with CAP_SYS_ADMIN meanwhile
+   * ```ts ignore
+   * Capability.keep(["CAP_CHOWN", "CAP_KILL"], { atExec: true });
+   * system("hostname debian");
+   * system("mount -t proc proc /proc");
+   * Kernel.exec("/bin/sh"); // runs with CAP_CHOWN and CAP_KILL only
+   * ```
    */
   static keep(list: readonly CapabilityLike[], options: KeepOptions = {}): void {
     const plan = keepPlan(list, options);
+    if (options.atExec) {
+      keepAtExec = { list: [...list], options: { ambient: options.ambient ?? false } };
+      return;
+    }
+    keepAtExec = undefined;
     keepBounding(plan);
     keepSets(plan);
   }
@@ -763,7 +870,10 @@ export class Capability {
     const mask = toMask(caps, "caps");
     const next: [bigint, bigint, bigint] = [...this.#sets];
     next[i] = value === Capability.CAP_SET ? next[i] | mask : next[i] & ~mask;
-    if (this.#apply) capset(setsOf(next), `Capability#${value ? "set" : "clear"}(${FLAG_NAMES[i]})`);
+    if (this.#apply) {
+      capset(setsOf(next), `Capability#${value ? "set" : "clear"}(${FLAG_NAMES[i]})`);
+      hacorbChanged = true;
+    }
     this.#sets = next;
     return this;
   }
@@ -783,7 +893,10 @@ export class Capability {
    */
   clear(flag?: number, caps?: CapabilityLike | readonly CapabilityLike[]): this {
     if (flag === undefined) {
-      if (this.#apply) capset(setsOf([0n, 0n, 0n]), "Capability#clear()");
+      if (this.#apply) {
+        capset(setsOf([0n, 0n, 0n]), "Capability#clear()");
+        hacorbChanged = true;
+      }
       this.#sets = [0n, 0n, 0n];
       return this;
     }
@@ -819,6 +932,7 @@ export class Capability {
    */
   apply(): this {
     capset(setsOf(this.#sets), "Capability#apply");
+    hacorbChanged = true;
     return this;
   }
 

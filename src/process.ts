@@ -20,6 +20,7 @@ import { forkProcess, inForkedChild } from "../ffi/fork.ts";
 import { nativeSpawnSupported, parseReport, REPORT_BYTES, spawnProgram, SyscallProgram } from "../ffi/spawn.ts";
 import { pidfdOpen, waitReadable } from "../ffi/poll.ts";
 import { ConfigError, SyscallError } from "./errors.ts";
+import { capabilitiesBeforeExec } from "./capability.ts";
 import { type Signal, signalName, signalNumber } from "./signals.ts";
 import { type IdMapEntry, namespaceFlags, type NamespaceName, takePendingFlags, writeIdMap } from "./namespace.ts";
 
@@ -317,7 +318,11 @@ export interface ExecOptions {
  * Replaces the process with a program (execve with a PATH lookup). A single string with shell
  * syntax runs under `/bin/sh -c`, as Ruby's `exec` does. Signal dispositions the runtime changed
  * (SIGPIPE ignored) and the signal mask are reset first, so the program starts clean.
- * @throws {SyscallError} When execve fails (ENOENT: no such program).
+ *
+ * Right before execve, a pending `Capability.keep(list, { atExec: true })` is applied, and the
+ * first exec after hacorb-style `Capability#set`/`set_flag` calls that execve would undo (root
+ * regains the bounding set) prints a `hako: warning:` (see `src/capability.ts`).
+ * @throws {SyscallError} When execve fails (ENOENT: no such program), or the pending keep cannot be applied.
  */
 export function exec(command: string | readonly string[], ...args: string[]): never;
 /** exec with explicit arguments and options (`env`). */
@@ -329,6 +334,12 @@ export function exec(command: string | readonly string[], ...rest: unknown[]): n
   const argv = commandArgv(command, args);
   const env = options.env ?? (process.env as Record<string, string>);
   const file = which(argv[0]!, env.PATH) ?? argv[0]!;
+  capabilitiesBeforeExec();
+  execFile(file, argv, env);
+}
+
+/** execve of `file` with `argv` and `env`, the signals reset first; no capability step. */
+function execFile(file: string, argv: readonly string[], env: Readonly<Record<string, string>>): never {
   const argvC = cstrArray(argv);
   const envC = cstrArray(Object.entries(env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`));
   resetSignals();
@@ -451,7 +462,7 @@ export function spawn(
     if (pid === 0) {
       try {
         if (options.cwd !== undefined) check(libc().chdir(cstr(options.cwd)), "chdir", [options.cwd]);
-        exec(argv, [], { env });
+        execFile(file, argv, env); // a spawned command, not this process's exec: no capability step
       } catch (e) {
         const n = new Int32Array([
           e instanceof SyscallError ? e.errno : 2,

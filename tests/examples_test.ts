@@ -3,8 +3,8 @@
  * `deno run`, the hacorb translations with `bin/hako run`, each on a busybox rootfs built here,
  * with a non-interactive command instead of the article's interactive shell.
  */
-import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
@@ -118,22 +118,112 @@ test("seed 000 step 4: the exec'd shell keeps exactly the article's capabilities
   assert(r.out.includes(`CapEff:\t${want}`) && r.out.includes(`CapBnd:\t${want}`), `want ${want}:\n${r.out}`);
 }, { skip });
 
-test("seed 000 step 5: chroot, hostname, loopback and /proc inside the rootfs", () => {
-  using dir = tempDir();
-  const rootfs = buildRootfs(join(dir.path, "rootfs"), { builder: "busybox" }).path;
-  const name = `hako-test-seed05-${process.pid}`;
-  const r = hakoRun("hacorb/05_chroot.ts", {
-    HAKO_CGROUP: name,
-    HAKO_CPUS: "0",
-    HAKO_ROOTFS: rootfs,
-    HAKO_CMD: "sh -c 'hostname; ps -o pid,comm; ip -o link show lo; umount /proc'",
-  });
-  assertEquals(r.code, 0, r.out);
-  assert(/^debian$/m.test(r.out), r.out);
-  assert(/^\s*1 sh$/m.test(r.out), `the shell is PID 1:\n${r.out}`);
-  assert(/lo: <LOOPBACK,UP/.test(r.out), r.out);
-  assertEquals(cgroupsNamed(name), []);
-}, { skip });
+/** The article's capability list (seed 000, step 4), as /proc/PID/status shows it. */
+const SEED_000_CAPS = Capability.toMask([
+  "CAP_CHOWN",
+  "CAP_DAC_OVERRIDE",
+  "CAP_FSETID",
+  "CAP_FOWNER",
+  "CAP_MKNOD",
+  "CAP_NET_RAW",
+  "CAP_SETGID",
+  "CAP_SETUID",
+  "CAP_SETPCAP",
+  "CAP_NET_BIND_SERVICE",
+  "CAP_SYS_CHROOT",
+  "CAP_KILL",
+  "CAP_AUDIT_WRITE",
+]).toString(16).padStart(16, "0");
+
+/** Every process descended from `pid`, from /proc/[0-9]*\/stat's parent field. */
+function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const e of readdirSync("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${e}/stat`, "utf8");
+    } catch {
+      continue; // gone
+    }
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    children.set(ppid, [...(children.get(ppid) ?? []), Number(e)]);
+  }
+  const out: number[] = [];
+  const todo = [pid];
+  while (todo.length > 0) {
+    const next = children.get(todo.pop()!) ?? [];
+    out.push(...next), todo.push(...next);
+  }
+  return out;
+}
+
+for (const [path, value] of [["native", "1"], ["forked", "0"]]) {
+  test(
+    `seed 000 step 5, in the article's order: hostname, loopback and /proc after the capability step; outside, the shell shows only the kept capabilities (${path} spawn)`,
+    async () => {
+      using dir = tempDir();
+      const rootfs = buildRootfs(join(dir.path, "rootfs"), { builder: "busybox" }).path;
+      const name = `hako-test-seed05-${process.pid}`;
+      const child = spawn(join(ROOT, "bin/hako"), ["run", join(ROOT, "examples/hacorb/05_chroot.ts")], {
+        cwd: ROOT,
+        env: {
+          ...process.env as Record<string, string>,
+          NO_COLOR: "1",
+          HAKO_QUIET: "",
+          HAKO_NATIVE_SPAWN: value, // how system("hostname debian") and the rest are started
+          HAKO_CGROUP: name,
+          HAKO_CPUS: "0",
+          HAKO_ROOTFS: rootfs,
+          // `cat` holds the container open (reading stdin) while the test looks at it from outside.
+          // (No `umount /proc` at the end: without CAP_SYS_ADMIN the shell cannot; the mount goes with
+          // the container's mount namespace.)
+          HAKO_CMD: "hostname; ps -o pid,comm; ip -o link show lo; grep -c ^proc /proc/mounts; echo READY; cat",
+        },
+        stdio: ["pipe", "pipe", "pipe"],
+      });
+      let out = "";
+      child.stdout!.on("data", (d) => (out += d));
+      child.stderr!.on("data", (d) => (out += d));
+      const exited = new Promise<number | null>((res) => child.on("close", (code) => res(code)));
+      try {
+        const until = Date.now() + 30_000;
+        while (!out.includes("READY") && child.exitCode === null && Date.now() < until) {
+          await new Promise((res) => setTimeout(res, 20));
+        }
+        assert(out.includes("READY"), `the container never got ready:\n${out}`);
+        const ownPidNs = readlinkSync("/proc/self/ns/pid");
+        const inside = descendants(child.pid!).filter((p) => {
+          try {
+            return readlinkSync(`/proc/${p}/ns/pid`) !== ownPidNs;
+          } catch {
+            return false;
+          }
+        });
+        const seen = inside.map((p) => {
+          const status = readFileSync(`/proc/${p}/status`, "utf8");
+          const field = (k: string) => new RegExp(`^${k}:\\s*(.*)$`, "m").exec(status)?.[1];
+          return { nspid: field("NSpid")?.split(/\s+/).at(-1), eff: field("CapEff"), bnd: field("CapBnd") };
+        });
+        assert(seen.some((s) => s.nspid === "1"), `the exec'd shell (PID 1 inside) is among ${JSON.stringify(seen)}`);
+        for (const s of seen) assertEquals([s.eff, s.bnd], [SEED_000_CAPS, SEED_000_CAPS], JSON.stringify(seen));
+      } finally {
+        child.stdin!.end();
+        const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      assertEquals(child.exitCode, 0, out);
+      assert(/^debian$/m.test(out), out);
+      assert(/^\s*1 sh$/m.test(out), `the shell is PID 1:\n${out}`);
+      assert(/lo: <LOOPBACK,UP/.test(out), out);
+      assert(/^1$/m.test(out), `/proc is mounted (after the capability step):\n${out}`);
+      assert(!out.includes("hako: warning"), out);
+      assertEquals(cgroupsNamed(name), []);
+    },
+    { skip },
+  );
+}
 
 test("seed 004: unshare -pfmur + chroot: ps shows only the container, the shell as PID 1", () => {
   using dir = tempDir();

@@ -42,8 +42,10 @@ const pid = Process.fork(() => {
   c.set(Capability.CAP_PERMITTED, cap);
   c.set_flag(Capability.CAP_EFFECTIVE, cap, Capability.CAP_SET);
   // A root process regains every bounding-set capability at exec; hacorb's two calls above only
-  // shape this process. Capability.keep(cap) also trims the bounding set so the limit survives exec.
-  Capability.keep(cap);
+  // shape this process (and the exec below would warn). Capability.keep(cap) also trims the
+  // bounding set so the limit survives exec; `atExec` applies it right before the exec, so steps
+  // added here later (hostname, mounts: see 05_chroot.ts) keep their privileges.
+  Capability.keep(cap, { atExec: true });
 
   Kernel.exec(process.env.HAKO_CMD ?? "/bin/bash");
 });

@@ -1,5 +1,6 @@
 /// <reference path="../../globals.d.ts" />
-// Seed 000, step 5: chroot into a rootfs and finish the job — hostname, loopback up, /proc mounted.
+// Seed 000, step 5: chroot into a rootfs and finish the job — hostname, loopback up, /proc mounted,
+// in the article's order (capabilities chosen before them); the shell keeps only the chosen ones.
 // The article used a debootstrapped Debian; any rootfs works (HAKO_ROOTFS, default: the demo's).
 // Run: sudo bin/hako run examples/hacorb/05_chroot.ts
 import process from "node:process";
@@ -41,10 +42,13 @@ const pid = Process.fork(() => {
     Capability.CAP_SYS_CHROOT,
     Capability.CAP_KILL,
     Capability.CAP_AUDIT_WRITE,
-    Capability.CAP_SYS_ADMIN, // sys_admin: for `mount` below (the article ran as full root)
   ];
   c.set(Capability.CAP_PERMITTED, cap);
   c.set_flag(Capability.CAP_EFFECTIVE, cap, Capability.CAP_SET);
+  // Not in the article, but needed for the limit to hold: a root process regains every
+  // bounding-set capability at exec. Kept at the exec, not now, so that hostname, `ip` and
+  // `mount` below still run with CAP_SYS_ADMIN and CAP_NET_ADMIN, in the article's order.
+  Capability.keep(cap, { atExec: true });
 
   Dir.chdir(rootfs);
   Dir.chroot(rootfs);
