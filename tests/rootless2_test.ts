@@ -188,7 +188,7 @@ test(
     mkdirSync(join(rootfs, "proc")); // (one of them there: not named)
     for (const path of PATHS) {
       const r = hakoAsNobody(home.path, ["run", "--rootfs", rootfs, "--", "true"], path);
-      equal(r.code, 1, `${path}: ${r.stderr}`);
+      equal(r.code, 125, `${path}: ${r.stderr}`);
       match(
         r.stderr,
         new RegExp(
