@@ -64,14 +64,19 @@ const KEEP = [
   "CAP_SETGID",
 ];
 
-/** What the container's shell prints. */
+/**
+ * What the container's shell prints. Every program it runs is in both rootfs builders' (busybox's
+ * applets; the host builder's list in src/container/rootfs.ts); where the host had no `ps` or `ip`
+ * to copy, the line says so instead of "not found".
+ */
 const EVIDENCE = [
   "echo '--- inside the container ---'",
   'echo "hostname: $(hostname)"',
-  'echo "processes:"; ps -o pid,user,comm',
+  'echo "processes:"; if command -v ps >/dev/null; then ps -o pid,user,comm; else echo "(no ps in this rootfs)"; fi',
   "grep -E '^Cap(Eff|Bnd)' /proc/self/status",
   "echo \"cgroup: $(grep -E ':cpu[,:]|^0::' /proc/self/cgroup | head -n 1)\"",
-  "echo \"loopback: $(ip -o link show lo | grep -o '<[^>]*>')\"",
+  "if command -v ip >/dev/null; then echo \"loopback: $(ip -o link show lo | grep -o '<[^>]*>')\"; " +
+  "else echo 'loopback: (no ip in this rootfs)'; fi",
   "echo \"root: $(ls /)\" | tr '\\n' ' '; echo",
 ].join("; ");
 
@@ -85,7 +90,11 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   const { Capability, Cgroup, linkUp, Mount, Process, sethostname } = await import("../../mod.ts");
   const { buildRootfs } = await import("../container/rootfs.ts");
-  const rootfs = buildRootfs(a.rootfs ?? h.env("HAKO_DEMO_ROOTFS") ?? DEFAULT_DEMO_ROOTFS);
+  // HAKO_DEMO_BUILDER=host shows (and tests) what a machine without busybox-static gets.
+  const builder = h.env("HAKO_DEMO_BUILDER");
+  const rootfs = buildRootfs(a.rootfs ?? h.env("HAKO_DEMO_ROOTFS") ?? DEFAULT_DEMO_ROOTFS, {
+    ...(builder === "host" || builder === "busybox" ? { builder } : {}),
+  });
   h.stderr(`rootfs: ${rootfs.path} (${rootfs.builder}${rootfs.created ? ", built now" : ", already built"})\n`);
 
   // The cgroup is made by the parent, so it can always remove it; the child attaches itself.
