@@ -16,6 +16,7 @@ import { assert, assertEquals, needsRoot, tempDir, test } from "./_harness.ts";
 import { BUN_JSC_SINGLE_THREADED, missingJscOptions, reexecArgv } from "../src/runner/_host.ts";
 import { BUN_SINGLE_THREADED_ENV } from "../ffi/fork.ts";
 import { VERSION } from "../src/cli/version.ts";
+import { findStaticBusybox } from "../src/container/rootfs.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const DIST = join(ROOT, "dist/hako");
@@ -99,6 +100,8 @@ function build(): { skip?: string; error?: string } {
 const built = build();
 const skip = built.skip ?? false;
 const skipRoot = skip || needsRoot;
+const skipBusybox = skipRoot ||
+  (findStaticBusybox() === undefined && "needs a static busybox (apt-get install busybox-static)");
 
 interface Result {
   readonly code: number | null;
@@ -307,4 +310,4 @@ test("dist/hako run spec.ts, and start/ps/exec/delete with the supervisor runnin
       } catch { /* gone */ }
     }
   }
-}, { skip: skipRoot });
+}, { skip: skipBusybox });
