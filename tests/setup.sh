@@ -8,6 +8,7 @@
 #       iproute2        `ip`, in the network tests and the demo's host rootfs
 #       tini            /usr/bin/tini-static, what `--init` binds at /dev/init
 #       gcc libc6-dev   static probes the attack tests compile (escape, seccomp, tty, network)
+#       binutils        as and objcopy, which tests/spawn_test.ts assembles the native runner with
 #       python3         the pty the terminal tests give the CLI
 #       libseccomp2     libseccomp, which the seccomp tests compare hako's filters with
 #       procps          `ps`, for the demo's host rootfs and tests/run.sh's leak check
@@ -23,7 +24,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(busybox-static iproute2 tini gcc libc6-dev python3 libseccomp2 procps)
+PACKAGES=(busybox-static iproute2 tini gcc libc6-dev binutils python3 libseccomp2 procps)
 dry=${HAKO_TEST_DEPS_DRY_RUN:-}
 say() { echo "tests/setup.sh: $*"; }
 

@@ -23,7 +23,17 @@ import { fileURLToPath } from "node:url";
 import { tempDir, test } from "./_harness.ts";
 
 const SETUP = fileURLToPath(new URL("./setup.sh", import.meta.url));
-const PACKAGES = ["busybox-static", "iproute2", "tini", "gcc", "libc6-dev", "python3", "libseccomp2", "procps"];
+const PACKAGES = [
+  "busybox-static",
+  "iproute2",
+  "tini",
+  "gcc",
+  "libc6-dev",
+  "binutils",
+  "python3",
+  "libseccomp2",
+  "procps",
+];
 
 const STUBS: Record<string, string> = {
   // Everything is installed but $STUB_MISSING.
