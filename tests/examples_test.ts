@@ -91,6 +91,24 @@ test("the demo on host binaries (no busybox) shows the same evidence, every prog
   assertEquals(cgroupsNamed("hako-demo-"), []);
 }, { skip: skipHost });
 
+test("on a host without procps and iproute2, the demo lists its processes from /proc and says it has no ip", () => {
+  using dir = tempDir();
+  const rootfs = join(dir.path, "demo");
+  buildRootfs(rootfs, { builder: "host" });
+  for (const p of ["bin/ps", "bin/ip"]) rmSync(join(rootfs, p), { force: true });
+  const r = run([deno(), "run", "-A", "--v8-flags=--single-threaded", "examples/demo.ts"], {
+    HAKO_DEMO_ROOTFS: rootfs,
+    HAKO_DEMO_BUILDER: "host",
+  });
+  assertEquals(r.code, 0, r.out);
+  assert(r.out.includes("(host, already built)"), r.out);
+  assert(!/not found|No such file/i.test(r.out), r.out);
+  assert(/^\s+PID USER\s+COMMAND\n\s+1 root\s+sh\n(CapEff)/m.test(r.out), `only the shell, as PID 1:\n${r.out}`);
+  assert(r.out.includes("loopback: (no ip in this rootfs)"), r.out);
+  assert(/^root: .*\bbin\b.*\bproc\b/m.test(r.out), r.out);
+  assertEquals(cgroupsNamed("hako-demo-"), []);
+}, { skip: isRoot ? false : "needs root (run the suite with sudo)" });
+
 test("a host-binaries rootfs built by an older hako, without tr, is rebuilt with it", () => {
   using dir = tempDir();
   const path = join(dir.path, "rootfs");

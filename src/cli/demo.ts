@@ -66,13 +66,17 @@ const KEEP = [
 
 /**
  * What the container's shell prints. Every program it runs is in both rootfs builders' (busybox's
- * applets; the host builder's list in src/container/rootfs.ts); where the host had no `ps` or `ip`
- * to copy, the line says so instead of "not found".
+ * applets; the host builder's list in src/container/rootfs.ts); where the host had no `ps` to copy,
+ * the shell reads the same table from /proc, and without `ip` the line says so, never "not found".
  */
 const EVIDENCE = [
   "echo '--- inside the container ---'",
   'echo "hostname: $(hostname)"',
-  'echo "processes:"; if command -v ps >/dev/null; then ps -o pid,user,comm; else echo "(no ps in this rootfs)"; fi',
+  // Without ps (a host without procps), the same table from /proc, with the shell's builtins only.
+  'echo "processes:"; if command -v ps >/dev/null; then ps -o pid,user,comm; else ' +
+  'printf "%5s %-8s %s\\n" PID USER COMMAND; for d in /proc/[0-9]*; do read -r c < $d/comm; u=?; ' +
+  'while read -r k v r; do [ "$k" = Uid: ] && u=$v; done < $d/status; [ "$u" = 0 ] && u=root; ' +
+  'printf "%5s %-8s %s\\n" ${d#/proc/} $u "$c"; done; fi',
   "grep -E '^Cap(Eff|Bnd)' /proc/self/status",
   "echo \"cgroup: $(grep -E ':cpu[,:]|^0::' /proc/self/cgroup | head -n 1)\"",
   "if command -v ip >/dev/null; then echo \"loopback: $(ip -o link show lo | grep -o '<[^>]*>')\"; " +
