@@ -55,8 +55,11 @@ install_packages() {
   say "installing ${missing[*]} (apt-get)"
   local log
   log=$(mktemp)
-  if DEBIAN_FRONTEND=noninteractive apt-get update -qq >"$log" 2>&1 &&
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$log" 2>&1; then
+  # A fresh VM often runs unattended-upgrades at boot: wait for its dpkg lock rather than fail.
+  local wait=(-o DPkg::Lock::Timeout=300)
+  if DEBIAN_FRONTEND=noninteractive apt-get "${wait[@]}" update -qq >"$log" 2>&1 &&
+    DEBIAN_FRONTEND=noninteractive apt-get "${wait[@]}" install -y -qq --no-install-recommends "${missing[@]}" \
+      >>"$log" 2>&1; then
     say "installed ${missing[*]}"
   else
     say "apt-get failed (offline? $(grep -E '^(E|W): ' "$log" | tail -n 1)); the tests that need ${missing[*]} skip"

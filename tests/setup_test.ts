@@ -44,7 +44,7 @@ printf 'install ok installed'
 `,
   "apt-get": `#!/bin/sh
 echo "apt-get $*" >> "$STUB_LOG"
-if [ -n "$STUB_OFFLINE" ] && [ "$1" = update ]; then
+if [ -n "$STUB_OFFLINE" ] && [ "$3" = update ]; then
   echo "W: Failed to fetch http://deb.debian.org/debian/dists/bookworm/InRelease  Temporary failure resolving 'deb.debian.org'"
   echo "E: Some index files failed to download. They have been ignored, or old ones used instead."
   exit 100
@@ -106,8 +106,8 @@ test("as root, setup.sh installs only the missing packages: one apt-get update, 
   const r = box.run({ STUB_MISSING: "busybox-static tini" });
   assert.equal(r.code, 0, r.out);
   assert.deepEqual(r.apt, [
-    "apt-get update -qq",
-    "apt-get install -y -qq --no-install-recommends busybox-static tini",
+    "apt-get -o DPkg::Lock::Timeout=300 update -qq",
+    "apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends busybox-static tini",
   ]);
   assert.equal(
     r.out,
@@ -118,14 +118,18 @@ test("as root, setup.sh installs only the missing packages: one apt-get update, 
 test("it asks for every package the tests use when none is installed", () => {
   using box = sandbox();
   const r = box.run({ STUB_MISSING: PACKAGES.join(" ") });
-  assert.equal(r.apt[1], `apt-get install -y -qq --no-install-recommends ${PACKAGES.join(" ")}`, r.out);
+  assert.equal(
+    r.apt[1],
+    `apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends ${PACKAGES.join(" ")}`,
+    r.out,
+  );
 });
 
 test("offline, setup.sh says apt-get failed and why, and the run goes on (exit 0)", () => {
   using box = sandbox();
   const r = box.run({ STUB_MISSING: "gcc", STUB_OFFLINE: "1" });
   assert.equal(r.code, 0);
-  assert.deepEqual(r.apt, ["apt-get update -qq"]);
+  assert.deepEqual(r.apt, ["apt-get -o DPkg::Lock::Timeout=300 update -qq"]);
   assert.match(
     r.out,
     /apt-get failed \(offline\? E: Some index files failed to download\..*\); the tests that need gcc skip/,
