@@ -30,6 +30,9 @@ say() { echo "tests/setup.sh: $*"; }
 
 # ---- 1. host packages ----------------------------------------------------------------------------
 
+# The last error or warning apt printed.
+last_error() { grep -E '^(E|W): ' "$1" | tail -n 1; }
+
 installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
 
 install_packages() {
@@ -56,13 +59,21 @@ install_packages() {
   local log
   log=$(mktemp)
   # A fresh VM often runs unattended-upgrades at boot: wait for its dpkg lock rather than fail.
-  local wait=(-o DPkg::Lock::Timeout=300)
-  if DEBIAN_FRONTEND=noninteractive apt-get "${wait[@]}" update -qq >"$log" 2>&1 &&
-    DEBIAN_FRONTEND=noninteractive apt-get "${wait[@]}" install -y -qq --no-install-recommends "${missing[@]}" \
-      >>"$log" 2>&1; then
+  local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300)
+  local install=("${apt[@]}" install -y -qq --no-install-recommends)
+  if ! "${apt[@]}" update -qq >"$log" 2>&1; then
+    say "apt-get update failed (offline? $(last_error "$log")); the tests that need ${missing[*]} skip"
+  elif "${install[@]}" "${missing[@]}" >>"$log" 2>&1; then
     say "installed ${missing[*]}"
   else
-    say "apt-get failed (offline? $(grep -E '^(E|W): ' "$log" | tail -n 1)); the tests that need ${missing[*]} skip"
+    # One package apt cannot find (e.g. tini outside Ubuntu's universe) fails the whole install:
+    # then each alone, so the others still come.
+    local got=() failed=()
+    for p in "${missing[@]}"; do
+      if "${install[@]}" "$p" >>"$log" 2>&1; then got+=("$p"); else failed+=("$p"); fi
+    done
+    [ ${#got[@]} -eq 0 ] || say "installed ${got[*]}"
+    say "apt-get could not install ${failed[*]} (offline? $(last_error "$log")); the tests that need them skip"
   fi
   rm -f "$log"
 }

@@ -49,6 +49,9 @@ if [ -n "$STUB_OFFLINE" ] && [ "$3" = update ]; then
   echo "E: Some index files failed to download. They have been ignored, or old ones used instead."
   exit 100
 fi
+for a; do pkg=$a; done
+case " $STUB_UNAVAILABLE " in *" $pkg "*) echo "E: Unable to locate package $pkg"; exit 100 ;; esac
+case " $* " in *" install "*) for u in $STUB_UNAVAILABLE; do case " $* " in *" $u "*) echo "E: Unable to locate package $u"; exit 100 ;; esac; done ;; esac
 exit 0
 `,
   id: `#!/bin/sh
@@ -125,14 +128,32 @@ test("it asks for every package the tests use when none is installed", () => {
   );
 });
 
-test("offline, setup.sh says apt-get failed and why, and the run goes on (exit 0)", () => {
+test("offline, setup.sh says apt-get update failed and why, and the run goes on (exit 0)", () => {
   using box = sandbox();
   const r = box.run({ STUB_MISSING: "gcc", STUB_OFFLINE: "1" });
   assert.equal(r.code, 0);
   assert.deepEqual(r.apt, ["apt-get -o DPkg::Lock::Timeout=300 update -qq"]);
   assert.match(
     r.out,
-    /apt-get failed \(offline\? E: Some index files failed to download\..*\); the tests that need gcc skip/,
+    /apt-get update failed \(offline\? E: Some index files failed to download\..*\); the tests that need gcc skip/,
+  );
+});
+
+test("a package apt cannot find is left out, saying so; the others are still installed", () => {
+  using box = sandbox();
+  const r = box.run({ STUB_MISSING: "busybox-static tini gcc", STUB_UNAVAILABLE: "tini" });
+  assert.equal(r.code, 0, r.out);
+  const install = "apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends";
+  assert.deepEqual(r.apt.slice(1), [
+    `${install} busybox-static tini gcc`,
+    `${install} busybox-static`,
+    `${install} tini`,
+    `${install} gcc`,
+  ]);
+  assert.match(r.out, /installed busybox-static gcc\n/);
+  assert.match(
+    r.out,
+    /apt-get could not install tini \(offline\? E: Unable to locate package tini\); the tests that need them skip/,
   );
 });
 
