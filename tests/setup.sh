@@ -66,14 +66,16 @@ install_packages() {
   elif "${install[@]}" "${missing[@]}" >>"$log" 2>&1; then
     say "installed ${missing[*]}"
   else
-    # One package apt cannot find (e.g. tini outside Ubuntu's universe) fails the whole install:
-    # then each alone, so the others still come.
-    local got=() failed=()
-    for p in "${missing[@]}"; do
-      if "${install[@]}" "$p" >>"$log" 2>&1; then got+=("$p"); else failed+=("$p"); fi
-    done
-    [ ${#got[@]} -eq 0 ] || say "installed ${got[*]}"
-    say "apt-get could not install ${failed[*]} (offline? $(last_error "$log")); the tests that need them skip"
+    # A package apt does not know (e.g. tini outside Ubuntu's universe) fails the whole install:
+    # then once more without the ones it named, so the others still come.
+    local unknown=() rest=()
+    mapfile -t unknown < <(sed -nE "s/^E: Unable to locate package (.+)\$/\1/p; s/^E: Package '([^']+)' has no installation candidate\$/\1/p" "$log")
+    for p in "${missing[@]}"; do [[ " ${unknown[*]} " == *" $p "* ]] || rest+=("$p"); done
+    if [ ${#unknown[@]} -gt 0 ] && [ ${#rest[@]} -gt 0 ] && "${install[@]}" "${rest[@]}" >>"$log" 2>&1; then
+      say "installed ${rest[*]}; apt-get does not know ${unknown[*]}; the tests that need them skip"
+    else
+      say "apt-get could not install ${missing[*]} (offline? $(last_error "$log")); the tests that need them skip"
+    fi
   fi
   rm -f "$log"
 }
