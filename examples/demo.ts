@@ -8,6 +8,8 @@
  * The steps live in `src/cli/demo.ts` (read its `main`), so that the standalone binary's
  * `hako demo` runs the very same code; this script runs them. The rootfs is kept under
  * /var/lib/hako/images/demo (HAKO_DEMO_ROOTFS, or `--rootfs DIR`, to build it elsewhere).
+ * HAKO_DEMO_BUILDER=host builds it from host binaries even where busybox-static is installed (what a
+ * machine without it gets; =busybox insists on busybox).
  * @module
  */
 import process from "node:process";

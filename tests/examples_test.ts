@@ -4,13 +4,14 @@
  * with a non-interactive command instead of the article's interactive shell.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { assert, assertEquals, isRoot, tempDir, test } from "./_harness.ts";
 import { Capability, Namespace } from "../mod.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
+import { which } from "../src/process.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const skip = !isRoot
@@ -60,8 +61,68 @@ test("the demo runs a container and shows its evidence, leaving no cgroup", () =
   assert(r.out.includes("CapBnd:\t00000000000004eb"), r.out);
   assert(/cgroup: \d+:cpu[^:]*:\/hako-demo-\d+/.test(r.out), r.out);
   assert(r.out.includes("loopback: <LOOPBACK,UP"), r.out);
+  assert(/^root: .*\bbin\b.*\bproc\b/m.test(r.out), r.out);
   assertEquals(cgroupsNamed("hako-demo-"), []);
 }, { skip });
+
+// A fresh machine without busybox-static: the demo builds its rootfs from host binaries (and the
+// libraries they load), which must hold every program the demo's shell runs: no "not found".
+const skipHost = !isRoot
+  ? "needs root (run the suite with sudo)"
+  : !which("ps") || !which("ip")
+  ? "needs ps and ip on the host for the host-binaries rootfs (apt-get install procps iproute2)"
+  : false;
+
+test("the demo on host binaries (no busybox) shows the same evidence, every program it runs found", () => {
+  using dir = tempDir();
+  const r = run([deno(), "run", "-A", "--v8-flags=--single-threaded", "examples/demo.ts"], {
+    HAKO_DEMO_ROOTFS: join(dir.path, "demo"),
+    HAKO_DEMO_BUILDER: "host",
+  });
+  assertEquals(r.code, 0, r.out);
+  assert(r.out.includes("(host, built now)"), r.out);
+  assert(!/not found|No such file/i.test(r.out), `a program the demo runs is missing:\n${r.out}`);
+  assert(r.out.includes("hostname: hako-demo"), r.out);
+  assert(/^\s+1 root\s+sh$/m.test(r.out), `the shell is PID 1:\n${r.out}`);
+  assert(r.out.includes("CapBnd:\t00000000000004eb"), r.out);
+  assert(/cgroup: \d+:cpu[^:]*:\/hako-demo-\d+/.test(r.out), r.out);
+  assert(r.out.includes("loopback: <LOOPBACK,UP"), r.out);
+  assert(/^root: .*\bbin\b.*\bproc\b/m.test(r.out), r.out);
+  assertEquals(cgroupsNamed("hako-demo-"), []);
+}, { skip: skipHost });
+
+test("on a host without procps and iproute2, the demo lists its processes from /proc and says it has no ip", () => {
+  using dir = tempDir();
+  const rootfs = join(dir.path, "demo");
+  buildRootfs(rootfs, { builder: "host" });
+  for (const p of ["bin/ps", "bin/ip"]) rmSync(join(rootfs, p), { force: true });
+  const r = run([deno(), "run", "-A", "--v8-flags=--single-threaded", "examples/demo.ts"], {
+    HAKO_DEMO_ROOTFS: rootfs,
+    HAKO_DEMO_BUILDER: "host",
+  });
+  assertEquals(r.code, 0, r.out);
+  assert(r.out.includes("(host, already built)"), r.out);
+  assert(!/not found|No such file/i.test(r.out), r.out);
+  assert(/^\s+PID USER\s+COMMAND\n\s+1 root\s+sh\n(CapEff)/m.test(r.out), `only the shell, as PID 1:\n${r.out}`);
+  assert(r.out.includes("loopback: (no ip in this rootfs)"), r.out);
+  assert(/^root: .*\bbin\b.*\bproc\b/m.test(r.out), r.out);
+  assertEquals(cgroupsNamed("hako-demo-"), []);
+}, { skip: isRoot ? false : "needs root (run the suite with sudo)" });
+
+test("a host-binaries rootfs built by an older hako, without tr, is rebuilt with it", () => {
+  using dir = tempDir();
+  const path = join(dir.path, "rootfs");
+  const first = buildRootfs(path, { builder: "host" });
+  assertEquals([first.builder, first.created], ["host", true]);
+  assert(existsSync(join(path, "bin/tr")), "tr is in the host rootfs");
+  // What hako 0.1.0's host builder left: its marker, and no tr.
+  rmSync(join(path, "bin/tr"));
+  writeFileSync(join(path, ".hako-rootfs"), JSON.stringify({ version: 1, builder: "host" }) + "\n");
+  const again = buildRootfs(path, { builder: "host" });
+  assertEquals([again.builder, again.created], ["host", true], "the old rootfs is rebuilt");
+  assert(existsSync(join(path, "bin/tr")), "tr is back");
+  assertEquals(buildRootfs(path, { builder: "host" }).created, false, "then it is kept");
+}, { skip: !which("tr") && "needs tr on the host" });
 
 test("seed 000 step 1: fork and exec, the exit code comes back", () => {
   const r = hakoRun("hacorb/01_fork.ts", { HAKO_CMD: "sh -c 'exit 3'" });

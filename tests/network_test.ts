@@ -31,6 +31,8 @@ import { defaultVethHostName, resolveSpec, SpecError } from "../src/container/va
 
 const busybox = findStaticBusybox();
 const skip = needsRoot || (busybox === undefined && "needs a static busybox (apt-get install busybox-static)");
+/** For the tests that look at the host's links with `ip`. */
+const noIp = !which("ip") && "needs ip on the host to look at its links (apt-get install iproute2)";
 
 /** `ip …` output, or undefined when it fails. */
 function ip(...args: string[]): string | undefined {
@@ -121,7 +123,7 @@ test("createVethPair/addAddress/setLinkUp/deleteLink work through netlink in a n
   });
   const { status } = Process.waitpid2(pid);
   assertEquals(status.code, 0, "the child's checks");
-}, { skip: needsRoot });
+}, { skip: needsRoot || noIp });
 
 test("a container with a veth pair: addresses on both ends, ping both ways, gone after delete()", async () => {
   using b = box();
@@ -145,7 +147,7 @@ test("a container with a veth pair: addresses on both ends, ping both ways, gone
     c?.delete();
     cleanupLink(host);
   }
-}, { skip });
+}, { skip: skip || noIp });
 
 test("the host end of a veth is hardened: its sysctls read back as set, IPv6 off for an IPv4-only pair", async () => {
   using b = box();
@@ -169,7 +171,7 @@ test("the host end of a veth is hardened: its sysctls read back as set, IPv6 off
     c?.delete();
     cleanupLink(host);
   }
-}, { skip });
+}, { skip: skip || noIp });
 
 test("hardenHostLink() writes under the root it is given and refuses a name that would leave conf/", () => {
   using dir = tempDir();
@@ -405,7 +407,7 @@ test("a veth subnet inside a host route is refused naming the route, before anyt
   } finally {
     cleanupLink(dummy);
   }
-}, { skip });
+}, { skip: skip || noIp });
 
 test(
   "two containers asking for the same subnet: the second is refused naming the first's link, also when both start at once",
@@ -462,4 +464,4 @@ test("a host link name clash is SetupError(veth), and nothing is left behind", a
   } finally {
     cleanupLink(clash);
   }
-}, { skip });
+}, { skip: skip || noIp });

@@ -6,12 +6,15 @@
 # Environment: RUNTIMES="deno bun" picks the runs; DENO, BUN name the binaries; DENO_TEST_ARGS and
 # BUN_TEST_ARGS add flags to one run (e.g. DENO_TEST_ARGS="--filter fork" BUN_TEST_ARGS="-t fork");
 # BUN_SKIP="tests/a_test.ts …" is a stopgap that leaves files out of the Bun run only (printed loudly).
+# First, tests/setup.sh installs the host packages the tests use when missing (apt, as root) and
+# builds dist/hako when the dist tests will run (HAKO_TEST_NO_INSTALL=1: install nothing).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DENO=${DENO:-node_modules/.bin/deno}
 BUN=${BUN:-node_modules/.bin/bun}
 RUNTIMES=${RUNTIMES:-deno bun}
 if [ $# -gt 0 ]; then files=("$@"); else files=(tests/*_test.ts); fi
+bash tests/setup.sh "${files[@]}"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 

@@ -64,14 +64,23 @@ const KEEP = [
   "CAP_SETGID",
 ];
 
-/** What the container's shell prints. */
+/**
+ * What the container's shell prints. Every program it runs is in both rootfs builders' (busybox's
+ * applets; the host builder's list in src/container/rootfs.ts); where the host had no `ps` to copy,
+ * the shell reads the same table from /proc, and without `ip` the line says so, never "not found".
+ */
 const EVIDENCE = [
   "echo '--- inside the container ---'",
   'echo "hostname: $(hostname)"',
-  'echo "processes:"; ps -o pid,user,comm',
+  // Without ps (a host without procps), the same table from /proc, with the shell's builtins only.
+  'echo "processes:"; if command -v ps >/dev/null; then ps -o pid,user,comm; else ' +
+  'printf "%5s %-8s %s\\n" PID USER COMMAND; for d in /proc/[0-9]*; do read -r c < $d/comm; u=?; ' +
+  'while read -r k v r; do [ "$k" = Uid: ] && u=$v; done < $d/status; [ "$u" = 0 ] && u=root; ' +
+  'printf "%5s %-8s %s\\n" ${d#/proc/} $u "$c"; done; fi',
   "grep -E '^Cap(Eff|Bnd)' /proc/self/status",
   "echo \"cgroup: $(grep -E ':cpu[,:]|^0::' /proc/self/cgroup | head -n 1)\"",
-  "echo \"loopback: $(ip -o link show lo | grep -o '<[^>]*>')\"",
+  "if command -v ip >/dev/null; then echo \"loopback: $(ip -o link show lo | grep -o '<[^>]*>')\"; " +
+  "else echo 'loopback: (no ip in this rootfs)'; fi",
   "echo \"root: $(ls /)\" | tr '\\n' ' '; echo",
 ].join("; ");
 
@@ -85,7 +94,11 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   const { Capability, Cgroup, linkUp, Mount, Process, sethostname } = await import("../../mod.ts");
   const { buildRootfs } = await import("../container/rootfs.ts");
-  const rootfs = buildRootfs(a.rootfs ?? h.env("HAKO_DEMO_ROOTFS") ?? DEFAULT_DEMO_ROOTFS);
+  // HAKO_DEMO_BUILDER=host shows (and tests) what a machine without busybox-static gets.
+  const builder = h.env("HAKO_DEMO_BUILDER");
+  const rootfs = buildRootfs(a.rootfs ?? h.env("HAKO_DEMO_ROOTFS") ?? DEFAULT_DEMO_ROOTFS, {
+    ...(builder === "host" || builder === "busybox" ? { builder } : {}),
+  });
   h.stderr(`rootfs: ${rootfs.path} (${rootfs.builder}${rootfs.created ? ", built now" : ", already built"})\n`);
 
   // The cgroup is made by the parent, so it can always remove it; the child attaches itself.

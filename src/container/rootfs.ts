@@ -57,29 +57,54 @@ export interface BuiltRootfs {
 
 const MARKER = ".hako-rootfs";
 const MARKER_VERSION = 1;
+/**
+ * What a "host" rootfs holds (those the host has): a shell and the programs the demo's shell runs
+ * (`hostname`, `ps`, `grep`, `head`, `ip`, `ls`, `tr`: src/cli/demo.ts), then the common tools a
+ * script in a container expects. Debian's busybox-static has them all as applets.
+ */
 const HOST_PROGRAMS = [
   "sh",
   "ls",
   "cat",
   "echo",
+  "printf",
   "ps",
   "hostname",
   "id",
   "mount",
   "umount",
   "grep",
+  "sed",
+  "tr",
+  "cut",
+  "sort",
+  "uniq",
+  "tee",
+  "xargs",
   "sleep",
   "true",
   "false",
+  "test",
   "mkdir",
+  "rmdir",
   "rm",
+  "cp",
+  "mv",
+  "ln",
+  "chmod",
+  "chown",
+  "readlink",
+  "basename",
+  "dirname",
   "env",
+  "date",
   "head",
   "tail",
   "wc",
   "stat",
   "touch",
   "uname",
+  "nproc",
   "ip",
   "dd",
   "kill",
@@ -178,6 +203,16 @@ function buildHost(root: string, programs: readonly string[]): void {
 }
 
 /**
+ * True when a "host" rootfs's marker names fewer programs than this hako puts in one (e.g. one
+ * built before `tr` was in the list, whose marker names none): it is rebuilt, once.
+ */
+function lacksPrograms(recorded: unknown, options: BuildRootfsOptions): boolean {
+  if (!Array.isArray(recorded)) return true;
+  const have = new Set(recorded);
+  return [...HOST_PROGRAMS, ...(options.programs ?? [])].some((p) => !have.has(p));
+}
+
+/**
  * Builds (once) a small rootfs in `dir`, without the network.
  * @param dir Where to build it; created if missing. Built in a temp sibling, then renamed into place.
  * @returns The path, the builder used and whether this call built it.
@@ -188,7 +223,9 @@ export function buildRootfs(dir: string, options: BuildRootfsOptions = {}): Buil
   if (!options.force && existsSync(marker)) {
     try {
       const m = JSON.parse(readFileSync(marker, "utf8"));
-      if (m.version === MARKER_VERSION) return { path: dir, builder: m.builder, created: false };
+      if (m.version === MARKER_VERSION && !(m.builder === "host" && lacksPrograms(m.programs, options))) {
+        return { path: dir, builder: m.builder, created: false };
+      }
     } catch { /* rebuild */ }
   }
   const wanted = options.builder ?? "auto";
@@ -200,14 +237,18 @@ export function buildRootfs(dir: string, options: BuildRootfsOptions = {}): Buil
     );
   }
   const builder = busybox ? "busybox" : "host";
+  const programs = [...(busybox ? [] : HOST_PROGRAMS), ...(options.programs ?? [])];
   const tmp = `${dir}.building-${process.pid}`;
   makePrivateParents(dir);
   rmSync(tmp, { recursive: true, force: true });
   try {
     skeleton(tmp, options.hostname ?? "hako");
     if (busybox) buildBusybox(tmp, busybox);
-    buildHost(tmp, [...(busybox ? [] : HOST_PROGRAMS), ...(options.programs ?? [])]);
-    writeFileSync(join(tmp, MARKER), JSON.stringify({ version: MARKER_VERSION, builder }) + "\n");
+    buildHost(tmp, programs);
+    const record = builder === "host"
+      ? { version: MARKER_VERSION, builder, programs }
+      : { version: MARKER_VERSION, builder };
+    writeFileSync(join(tmp, MARKER), JSON.stringify(record) + "\n");
     rmSync(dir, { recursive: true, force: true });
     makePrivateParents(dir);
     renameSync(tmp, dir);
