@@ -38,7 +38,9 @@ export interface ContainerPlan {
 export function planContainer(spec: ContainerSpec): ContainerPlan {
   const r = resolveSpec(spec);
   const userns = r.newNamespaces.includes("user");
-  const ctx: SetupContext = { spec: r, userns };
+  // (with the container's files, as Container.create gives them to the child: their captures and
+  // binds are child steps too)
+  const ctx: SetupContext = { spec: r, userns, files: plannedFiles(r) };
   const flags = cloneFlags(r);
   const host: PlannedStep[] = [];
   const rootfs = r.rootfs;
