@@ -12,10 +12,13 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { chmodSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { tempDir, test } from "./_harness.ts";
+import { needsRoot, tempDir, test } from "./_harness.ts";
+import { run } from "../mod.ts";
+import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { type Arg, forkedOps, nativeOps, type Op, successPath } from "./_oplist.ts";
 import { compileExecIn } from "../src/container/native.ts";
 import { EXEC_STEPS } from "../src/container/exec.ts";
@@ -624,3 +627,40 @@ test("the op lists themselves: the recording double reaches no kernel and sees e
     assert.deepEqual(successPath([]), []);
   });
 });
+
+// ---- from outside, as root: the drift this file found --------------------------------------
+
+const rootSkip = needsRoot ||
+  (findStaticBusybox() === undefined && "needs a static busybox (apt-get install busybox-static)");
+
+test("a read-only rootfs keeps its mount's nosuid on both paths (forked: it was cleared)", async () => {
+  using d = tempDir("hako-test-oplist-");
+  chmodSync(d.path, 0o755);
+  const fs = join(d.path, "nosuid");
+  mkdirSync(fs);
+  execFileSync("mount", ["-t", "tmpfs", "-o", "nosuid,mode=755", "hako-test-oplist", fs]);
+  try {
+    const rootfs = buildRootfs(join(fs, "rootfs"), { builder: "busybox" }).path;
+    // the options of the mount at / as the command sees it: ro and nosuid
+    const script = "o=$(sed -nE 's|^[0-9]+ [0-9]+ [0-9:]+ [^ ]+ / ([^ ]+) .*|\\1|p' /proc/self/mountinfo);" +
+      'case ",$o," in *,ro,*) ;; *) exit 2;; esac; case ",$o," in *,nosuid,*) exit 0;; esac; exit 3';
+    for (const native of ["1", "0"]) {
+      const saved = process.env.HAKO_NATIVE_SPAWN;
+      process.env.HAKO_NATIVE_SPAWN = native;
+      try {
+        const status = await run({
+          name: `hako-test-oplist-ro-${native}-${process.pid}`,
+          rootfs,
+          readonlyRootfs: true,
+          command: ["sh", "-c", script],
+        });
+        assert.equal(status.code, 0, `HAKO_NATIVE_SPAWN=${native}: exit ${status.code} (2: / not ro, 3: nosuid lost)`);
+      } finally {
+        if (saved === undefined) delete process.env.HAKO_NATIVE_SPAWN;
+        else process.env.HAKO_NATIVE_SPAWN = saved;
+      }
+    }
+  } finally {
+    execFileSync("umount", ["-l", fs]);
+  }
+}, { skip: rootSkip });
