@@ -153,6 +153,34 @@ export const PROBES: ReadonlyArray<(op: Op) => boolean> = [
 ];
 
 /**
+ * Runs `fn` with every libc symbol replaced by the recording double (restored after, even when it
+ * throws): each call is recorded under `step()` and answered as the kernel would answer root with
+ * every capability, touching nothing. `fn` must be synchronous.
+ * @returns What `fn` returned, and the calls it made (the planning reads, {@link PROBES}, left out).
+ */
+export function withDouble<T>(fn: () => T, step: () => string = () => ""): { value: T; ops: Op[] } {
+  const table = libc() as unknown as Record<string, unknown>;
+  const saved = new Map(Object.keys(LIBC_SYMBOLS).map((k) => [k, table[k]] as const));
+  const sysName = new Map(Object.entries(SYS).map(([k, v]) => [v as number, k] as const));
+  const out: Op[] = [];
+  let fd = FD_BASE;
+  try {
+    for (const [name, def] of Object.entries(LIBC_SYMBOLS)) {
+      table[name] = (...args: unknown[]) => {
+        const call = name === "syscall" ? sysName.get(Number(args[0])) ?? `syscall(${args[0]})` : name;
+        const shown = name === "syscall" ? args.slice(1) : args;
+        out.push({ step: step(), call: SAME[call] ?? call, args: trim(shown.map(libcArg)) });
+        return answer(name, args, (def as { result: string }).result, () => fd++);
+      };
+    }
+    const value = fn();
+    return { value, ops: out.filter((op) => !PROBES.some((p) => p(op))) };
+  } finally {
+    for (const [k, v] of saved) table[k] = v;
+  }
+}
+
+/**
  * Runs `steps` (default: the container's, {@link stepsFor}) as the forked child would, each call
  * to libc recorded and answered by the double instead of the kernel. Steps in `skip` are not run
  * (they fork: a double cannot follow both sides), only named.
@@ -163,31 +191,22 @@ export function forkedOps(
 ): Op[] {
   const steps = (options.steps ?? stepsFor(ctx)).filter((s) => s.when(ctx));
   planFor(ctx); // (probes the kernel's last capability once, for real, before the double)
-  const table = libc() as unknown as Record<string, unknown>;
-  const saved = new Map(Object.keys(LIBC_SYMBOLS).map((k) => [k, table[k]] as const));
-  const sysName = new Map(Object.entries(SYS).map(([k, v]) => [v as number, k] as const));
-  const out: Op[] = [];
   let step = "";
-  let fd = FD_BASE;
-  try {
-    for (const [name, def] of Object.entries(LIBC_SYMBOLS)) {
-      table[name] = (...args: unknown[]) => {
-        const call = name === "syscall" ? sysName.get(Number(args[0])) ?? `syscall(${args[0]})` : name;
-        const shown = name === "syscall" ? args.slice(1) : args;
-        out.push({ step, call: SAME[call] ?? call, args: trim(shown.map(libcArg)) });
-        return answer(name, args, (def as { result: string }).result, () => fd++);
-      };
-    }
+  const skipped: Op[] = [];
+  const { ops } = withDouble(() => {
     for (const s of steps) {
       step = s.name;
       if (options.skip?.includes(s.name)) {
-        out.push({ step, call: "(not run: it forks)", args: [] });
+        skipped.push({ step, call: "(not run: it forks)", args: [] });
         continue;
       }
       s.run(ctx);
     }
-  } finally {
-    for (const [k, v] of saved) table[k] = v;
+  }, () => step);
+  // (a skipped step's marker sits where it ran: before the next step's calls)
+  const out: Op[] = [];
+  for (const s of steps) {
+    out.push(...skipped.filter((o) => o.step === s.name), ...ops.filter((o) => o.step === s.name));
   }
-  return out.filter((op) => !PROBES.some((p) => p(op)));
+  return out;
 }
