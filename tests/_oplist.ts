@@ -10,6 +10,7 @@ import { libc, LIBC_SYMBOLS } from "../ffi/libc.ts";
 import { SYS } from "../ffi/syscalls.ts";
 import { DataAt, ProgramData, SlotValue } from "../ffi/spawn.ts";
 import { capabilityPlan } from "../src/container/_capsets.ts";
+import { keepPlan } from "../src/capability.ts";
 import { nativeListing, type NativeOp } from "../src/container/native.ts";
 import { type SetupContext, type SetupStep, stepsFor } from "../src/container/setup.ts";
 
@@ -78,6 +79,7 @@ function trim(args: Arg[]): Arg[] {
  * the child must be forked.
  */
 export function nativeOps(ctx: SetupContext): Op[] | undefined {
+  lastCapProbed();
   const listing = nativeListing(ctx, planFor(ctx));
   if (!listing) return undefined;
   return successPath(listing);
@@ -114,11 +116,18 @@ export function successPath(listing: readonly NativeOp[]): Op[] {
 }
 
 /**
- * The capability plan both paths get: as root with every capability (root of a new user namespace
- * has them all), whoever runs the test, so the lists do not depend on the caller.
+ * The capability plan both paths get: worked out under the double as the forked child's
+ * capabilities step works it out (`capabilityPlan(spec, userns)`: the caller as root with every
+ * capability; its bounding set as capability.ts has it, read once and kept), so the two lists do
+ * not depend on who runs the test, nor on what an earlier test left in that cache.
  */
 function planFor(ctx: SetupContext) {
-  return capabilityPlan(ctx.spec, true);
+  return withDouble(() => capabilityPlan(ctx.spec, ctx.userns)).value;
+}
+
+/** The kernel's last capability, probed once for real (capability.ts keeps it) before any double. */
+function lastCapProbed(): void {
+  keepPlan([], {}, true);
 }
 
 const PR_CAPBSET_READ = 23;
@@ -190,7 +199,7 @@ export function forkedOps(
   options: { readonly steps?: readonly SetupStep[]; readonly skip?: readonly string[] } = {},
 ): Op[] {
   const steps = (options.steps ?? stepsFor(ctx)).filter((s) => s.when(ctx));
-  planFor(ctx); // (probes the kernel's last capability once, for real, before the double)
+  lastCapProbed();
   let step = "";
   const skipped: Op[] = [];
   const { ops } = withDouble(() => {
