@@ -12,11 +12,11 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { chmodSync, mkdirSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { needsRoot, tempDir, test } from "./_harness.ts";
+import { isRoot, needsRoot, tempDir, test } from "./_harness.ts";
 import { run } from "../mod.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { type Arg, forkedOps, nativeOps, type Op, successPath, withDouble } from "./_oplist.ts";
@@ -434,6 +434,30 @@ for (const c of CASES) {
     });
   });
 }
+
+test("hako plan --json prints that plan: the host's steps, the child's in the setup's order, exec", () => {
+  using d = tempDir("hako-test-oplist-");
+  const rootfs = join(d.path, "rootfs");
+  mkdirSync(rootfs);
+  const file = join(d.path, "spec.ts");
+  const spec: ContainerSpec = { name: "oplist-cli", rootfs, command: ["/bin/true"], readonlyRootfs: true };
+  writeFileSync(file, `export default ${JSON.stringify(spec)};\n`);
+  const r = spawnSync(join(import.meta.dirname!, "..", "bin", "hako"), ["plan", "--json", file], {
+    encoding: "utf8",
+    env: { ...process.env, NO_COLOR: "1" },
+    timeout: 60_000,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  const printed = JSON.parse(r.stdout) as { steps: Array<{ where: string; name: string; calls: string[] }> };
+  assert.deepEqual(printed, JSON.parse(JSON.stringify(planContainer(spec))));
+  const ctx = contextOf(resolveSpec(spec));
+  assert.deepEqual(
+    printed.steps.filter((s) => s.where === "child").map((s) => s.name),
+    [...stepsFor(ctx).map((s) => s.name), "exec"],
+  );
+}, {
+  skip: isRoot ? false : "hako plan resolves the spec as its caller: as a non-root user it needs a user namespace",
+});
 
 // ---- (c) exec repeats the container's per-process steps -------------------------------------
 
