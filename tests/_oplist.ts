@@ -2,8 +2,10 @@
  * The op lists of a container's setup, read without root and without touching the kernel: the
  * native program (`nativeListing`, followed along the path where every call succeeds) and the
  * forked child's steps run against a recording double of libc (every symbol replaced for the
- * length of one synchronous call, so nothing reaches the kernel), both as `{ step, call, args }`
- * with their arguments made comparable. youki's recording syscall double is the model.
+ * length of one synchronous call, so no libc call reaches the kernel; what goes through node:fs
+ * still does, and only reads: setns opening a namespace file, a path resolved in the rootfs), both
+ * as `{ step, call, args }` with their arguments made comparable. youki's recording syscall double
+ * is the model.
  * @module
  */
 import { libc, LIBC_SYMBOLS } from "../ffi/libc.ts";
