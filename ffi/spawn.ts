@@ -152,6 +152,27 @@ interface Op {
 }
 
 /**
+ * One op of a {@link SyscallProgram} as recorded, for reading a program without running it (tests
+ * that compare it with the forked child's calls): a system call with its arguments, or one of the
+ * runner's own ops. Op indexes (a jump's target, a clone child's start, where an errno goes on)
+ * are resolved; -1 for a label not placed yet.
+ */
+export type ProgramOp =
+  | {
+    readonly kind: "call";
+    readonly name: ProgramSyscall;
+    readonly args: readonly ProgramArg[];
+    readonly expect?: number;
+    /** errno → the op index it goes on at. */
+    readonly onErrno: ReadonlyArray<readonly [number, number]>;
+  }
+  /** statfs(path), then mount(NULL, path, NULL, baseFlags | its MS_* flags). */
+  | { readonly kind: "remount-readonly"; readonly path: ProgramData; readonly baseFlags: number }
+  | { readonly kind: "jump"; readonly to: number }
+  /** clone(flags): the new child goes on at `child`, this process at the next op. */
+  | { readonly kind: "clone"; readonly flags: number; readonly child: number };
+
+/**
  * A program made by {@link SyscallProgram.build}: its memory holds the ops, the data, the slots and
  * the child's stack. Keep it referenced until the child has exec'd or been reaped; after that it
  * may run again (a new child), with new slot values.
@@ -211,6 +232,26 @@ export class SyscallProgram {
   /** How many ops the program has so far (the index the next one gets). */
   get length(): number {
     return this.#ops.length;
+  }
+
+  /** The ops so far, as recorded (see {@link ProgramOp}); nothing is built or run. */
+  listing(): ProgramOp[] {
+    const name = new Map(Object.entries(NR).map(([k, v]) => [BigInt(v), k as ProgramSyscall]));
+    return this.#ops.map((op): ProgramOp => {
+      const label = (k: number) => op.labels?.find(([i]) => i === k)?.[1].index ?? -1;
+      if (op.nr === OP_REMOUNT_READONLY) {
+        return { kind: "remount-readonly", path: op.args[0] as ProgramData, baseFlags: Number(op.args[1]) };
+      }
+      if (op.nr === OP_JUMP) return { kind: "jump", to: label(0) };
+      if (op.nr === OP_CLONE) return { kind: "clone", flags: Number(op.args[0]), child: label(2) };
+      return {
+        kind: "call",
+        name: name.get(op.nr)!,
+        args: op.args,
+        ...(op.options.expect === undefined ? {} : { expect: op.options.expect }),
+        onErrno: (op.options.onErrno ?? []).map(([e, l]) => [e, l.index] as const),
+      };
+    });
   }
 
   /** Appends a system call; @returns its op index. */

@@ -178,7 +178,8 @@ const EXEC_STEP_NAMES = [
   "no-new-privs",
   "seccomp",
 ];
-const EXEC_STEPS: readonly SetupStep[] = SETUP_STEPS.filter((s) => EXEC_STEP_NAMES.includes(s.name));
+/** The steps of {@link EXEC_STEP_NAMES}, as setup.ts defines them (one definition for both). */
+export const EXEC_STEPS: readonly SetupStep[] = SETUP_STEPS.filter((s) => EXEC_STEP_NAMES.includes(s.name));
 if (EXEC_STEPS.length !== EXEC_STEP_NAMES.length) {
   const missing = EXEC_STEP_NAMES.filter((n) => !EXEC_STEPS.some((s) => s.name === n));
   throw new Error(`exec.ts: setup.ts has no step named ${missing.join(", ")}`);

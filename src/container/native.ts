@@ -22,6 +22,7 @@ import {
   type ProgramArg,
   type ProgramData,
   type ProgramLabel,
+  type ProgramOp,
   type ProgramSlot,
   readyRecord,
   REPORT_BYTES,
@@ -265,6 +266,31 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
       if (template.free.length < MAX_FREE) template.free.push(built);
     },
   };
+}
+
+/** One op of a container's native program and the step it belongs to (see {@link nativeListing}). */
+export type NativeOp = ProgramOp & {
+  /** The step, as a failure of this op names it (undefined for a jump). */
+  readonly step: string | undefined;
+  /** The call and arguments a failure of this op shows. */
+  readonly shown?: readonly unknown[];
+};
+
+/**
+ * The native program of `ctx` as a list of ops, each with its step: compiled as for a container
+ * (stdio inherited, the capability steps from `plan`), never built nor run, so it needs no root
+ * and touches no kernel — for the tests that compare it with the forked child's calls and with
+ * `hako plan` (the recording double the review asked for). Undefined where the child must be
+ * forked (a provision hook, a veth, a mount with propagation options…).
+ * @throws {SetupError} For a step that cannot succeed, as {@link compileChild}.
+ */
+export function nativeListing(ctx: SetupContext, plan: KeepPlan): NativeOp[] | undefined {
+  const t = compile(ctx, stepsFor(ctx), plan, ["=", "=", "="], 0);
+  return t?.prog.listing().map((op, i) => ({
+    ...op,
+    step: t.info[i]?.step,
+    ...(t.info[i] ? { shown: t.info[i]!.shown } : {}),
+  }));
 }
 
 /** Compiles the program of one kind of container; undefined when a step cannot run natively. */

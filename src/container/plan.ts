@@ -8,9 +8,10 @@ import { hostLinkSysctlPlan } from "../network.ts";
 import { describeHook } from "./hooks.ts";
 import { cloneFlags, type SetupContext, stepsFor } from "./setup.ts";
 import { containerGroupSpec } from "./_cgroup.ts";
-import { containerFileContents } from "./_files.ts";
+import { type ContainerFile, containerFileContents } from "./_files.ts";
+import { secureJoin } from "./_paths.ts";
 import type { ContainerSpec } from "./spec.ts";
-import { resolveSpec } from "./validate.ts";
+import { type ResolvedSpec, resolveSpec } from "./validate.ts";
 
 /** One planned step. */
 export interface PlannedStep {
@@ -37,7 +38,9 @@ export interface ContainerPlan {
 export function planContainer(spec: ContainerSpec): ContainerPlan {
   const r = resolveSpec(spec);
   const userns = r.newNamespaces.includes("user");
-  const ctx: SetupContext = { spec: r, userns };
+  // (with the container's files, as Container.create gives them to the child: their captures and
+  // binds are child steps too)
+  const ctx: SetupContext = { spec: r, userns, files: plannedFiles(r) };
   const flags = cloneFlags(r);
   const host: PlannedStep[] = [];
   const rootfs = r.rootfs;
@@ -191,6 +194,19 @@ export function planContainer(spec: ContainerSpec): ContainerPlan {
     });
   }
   return { name: r.name, steps: [...host, ...child] };
+}
+
+/**
+ * The container's files (see `_files.ts`) as `Container.create` hands them to the child's setup,
+ * named without writing any: the generated ones under `<state>`, the host's bound read-only.
+ */
+export function plannedFiles(r: ResolvedSpec): ContainerFile[] {
+  return containerFileContents(r).map((f) => ({
+    source: f.host ?? `<state>/files/${r.name}${f.inside.slice(4)}`,
+    target: secureJoin(r.rootfsPath, f.inside),
+    inside: f.inside,
+    readonly: f.host !== undefined,
+  }));
 }
 
 /**

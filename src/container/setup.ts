@@ -1252,8 +1252,11 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     name: "readonly-rootfs",
     why: "after every mount under / is made",
     when: (c) => c.spec.readonlyRootfs && has(c, "mount"),
-    plan: () => ['mount(NULL, "/", MS_REMOUNT|MS_BIND|MS_RDONLY)'],
-    run: () => Mount.remount("/", { bind: true, readonly: true }),
+    plan: () => ['statvfs("/")', 'mount(NULL, "/", NULL, MS_REMOUNT|MS_BIND|MS_RDONLY and the flags it has)'],
+    // The rootfs's own flags (nosuid, nodev…) kept, as the native program's remount does: a bind
+    // remount sets the flags it is given, so leaving them out would clear them (and fail with
+    // EPERM in a user namespace, where they are locked; runc retries with statfs's flags then).
+    run: () => remountReadonly(cstr("/"), "/"),
   },
   {
     name: "rlimits",
