@@ -470,7 +470,7 @@ test("the caller's terminal settings come back when the command cannot run, and 
   const missing = onTerminal(framed(`${hakoCli()} run -it --rootfs '${b.rootfs}' -- /no/such/command`));
   assertEquals(missing.timedOut, null, missing.output);
   assert(/ENOENT/.test(missing.output), missing.output);
-  assert(lines(missing.output).includes("STATUS 1"), missing.output);
+  assert(lines(missing.output).includes("STATUS 127"), missing.output);
   assert(lines(missing.output).includes("SETTINGS-RESTORED"), missing.output);
   // SIGTERM to hako is passed on to the container, whose command ends; hako then restores.
   const term = onTerminal(
