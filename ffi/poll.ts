@@ -20,6 +20,7 @@
  */
 import { setImmediate } from "node:timers";
 import { errno, libc } from "./libc.ts";
+import { cstr } from "./cstring.ts";
 import { SyscallError } from "./errno.ts";
 import { SYS } from "./syscalls.ts";
 
@@ -127,4 +128,43 @@ export function pidfdOpen(pid: number): number {
     throw new SyscallError("pidfd_open", e, [pid]);
   }
   return fd;
+}
+
+const POLLPRI = 0x2, POLLERR = 0x8;
+const O_RDONLY = 0, O_CLOEXEC = 0o2000000;
+
+/**
+ * Tells whether this mount namespace's mount table changed since the last look: the kernel marks
+ * an open `/proc/self/mountinfo` with POLLPRI|POLLERR after any mount or unmount (as libmount and
+ * systemd watch it), so what was read from it can be kept until then.
+ */
+export class MountTableWatch {
+  readonly #fd: number;
+  readonly #buf = new Uint8Array(8);
+
+  /** Opens `/proc/self/mountinfo` to watch. @throws {SyscallError} When it cannot be opened. */
+  constructor() {
+    const fd = libc().open(cstr("/proc/self/mountinfo"), O_RDONLY | O_CLOEXEC, 0);
+    if (fd === -1) throw new SyscallError("open", errno(), ["/proc/self/mountinfo"]);
+    this.#fd = fd;
+    const view = new DataView(this.#buf.buffer);
+    view.setInt32(0, fd, true);
+    view.setInt16(4, POLLPRI, true);
+  }
+
+  /** True when the mount table changed since the watch was made or last asked (or poll failed). */
+  changed(): boolean {
+    const view = new DataView(this.#buf.buffer);
+    view.setInt16(6, 0, true);
+    for (;;) {
+      const n = libc().poll(this.#buf, 1n, 0);
+      if (n === -1 && errno() === EINTR) continue;
+      return n !== 0 && (n === -1 || (view.getInt16(6, true) & (POLLPRI | POLLERR)) !== 0);
+    }
+  }
+
+  /** Stops watching. */
+  close(): void {
+    libc().close(this.#fd);
+  }
 }

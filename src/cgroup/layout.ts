@@ -11,7 +11,9 @@
  * ```
  * @module
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, readlinkSync } from "node:fs";
+import { MountTableWatch } from "../../ffi/poll.ts";
+import { libc } from "../../ffi/libc.ts";
 import { isAbsolute, resolve } from "node:path";
 import { ConfigError, SetupError } from "../errors.ts";
 
@@ -144,6 +146,44 @@ export function layoutFromMountinfo(text: string, readControllers = true): Layou
  * ```
  */
 export function detect(): Layout {
+  // Kept while this mount namespace's mount table is unchanged (a container's start asks several
+  // times; reading and parsing mountinfo each time cost ~0.5 ms). A forked child (another pid)
+  // does not use its parent's watch: the two would share its "seen" mark.
+  const ns = mountNamespace();
+  const pid = libc().getpid();
+  if (cache && cache.ns === ns && cache.pid === pid && !cache.watch.changed()) return cache.layout;
+  if (cache?.pid === pid) cache.watch.close();
+  cache = undefined;
+  let watch: MountTableWatch | undefined;
+  try {
+    watch = new MountTableWatch(); // before the read: a change after it is seen next time
+  } catch { /* no watch: nothing kept */ }
+  let layout: Layout;
+  try {
+    layout = detectNow();
+  } catch (e) {
+    watch?.close();
+    throw e;
+  }
+  if (watch && ns) cache = { layout, ns, pid, watch };
+  else watch?.close();
+  return layout;
+}
+
+let cache:
+  | { readonly layout: Layout; readonly ns: string; readonly pid: number; readonly watch: MountTableWatch }
+  | undefined;
+
+/** This process's mount namespace (`mnt:[N]`), or "" when unknown. */
+function mountNamespace(): string {
+  try {
+    return readlinkSync("/proc/self/ns/mnt");
+  } catch {
+    return "";
+  }
+}
+
+function detectNow(): Layout {
   let text: string;
   try {
     text = readFileSync("/proc/self/mountinfo", "utf8");
@@ -154,7 +194,14 @@ export function detect(): Layout {
   if (layout.mounts.length === 0) {
     throw new SetupError("cgroup detect", "no cgroup or cgroup2 filesystem is mounted (see /proc/self/mountinfo)");
   }
-  return layout;
+  // Shared by every caller until the mount table changes: read-only.
+  for (const m of layout.mounts) Object.freeze(m.subsystems), Object.freeze(m);
+  return Object.freeze({
+    ...layout,
+    v1: Object.freeze(layout.v1),
+    unifiedControllers: Object.freeze(layout.unifiedControllers),
+    mounts: Object.freeze(layout.mounts),
+  });
 }
 
 /**

@@ -145,8 +145,9 @@ export function writeContainerFiles(spec: ResolvedSpec, owner: { uid: number; gi
 }
 
 /** Removes a container's own files (idempotent). */
-export function removeContainerFiles(name: string, store?: StateStore): void {
-  rmSync(containerFilesDir(name, store), { recursive: true, force: true });
+export function removeContainerFiles(name: string, store: StateStore = new StateStore()): void {
+  // (The path only: removing makes nothing, so the state directory needs no preparing for it.)
+  rmSync(join(store.root, "files", name), { recursive: true, force: true });
 }
 
 /**

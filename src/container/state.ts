@@ -233,6 +233,19 @@ const WRITE_PRIVATE = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O
 const LOCK_EX = 2, LOCK_UN = 8;
 const EINTR = 4, ESRCH = 3;
 
+/** State directories this process prepared: `uid:root` → the directory's identity then. */
+const preparedDirs = new Map<string, { readonly dev: bigint; readonly ino: bigint }>();
+
+/** True when `root` is still that directory (same inode), the caller's, 0700 or 0711. */
+function sameDir(root: string, known: { readonly dev: bigint; readonly ino: bigint }, uid: number): boolean {
+  const st = lstatSync(root, { bigint: true, throwIfNoEntry: false });
+  if (!st || !st.isDirectory() || st.dev !== known.dev || st.ino !== known.ino || Number(st.uid) !== uid) return false;
+  const mode = Number(st.mode) & 0o7777;
+  if (mode !== 0o700 && mode !== 0o711) return false;
+  const containers = lstatSync(join(root, "containers"), { throwIfNoEntry: false });
+  return !!containers && containers.isDirectory() && containers.uid === uid && (containers.mode & 0o7777) === 0o700;
+}
+
 /** The containers' state directories under a state directory. */
 export class StateStore {
   /** The state directory (absolute). */
@@ -263,11 +276,21 @@ export class StateStore {
    */
   prepare(): void {
     if (this.#prepared) return;
+    // Another store of this directory in this process checked it already, and it is still the
+    // same directory (its inode): the walk up to it is not repeated for every container.
+    const key = `${this.#uid}:${this.root}`;
+    const known = preparedDirs.get(key);
+    if (known !== undefined && sameDir(this.root, known, this.#uid)) {
+      this.#prepared = this.#checked = true;
+      return;
+    }
     this.#checkWay();
     mkdirSync(dirname(this.root), { recursive: true, mode: 0o700 });
     this.#privateDir(this.root, true);
     this.#privateDir(join(this.root, "containers"), true);
     this.#prepared = this.#checked = true;
+    const st = lstatSync(this.root, { bigint: true });
+    preparedDirs.set(key, { dev: st.dev, ino: st.ino });
   }
 
   /**
@@ -343,14 +366,17 @@ export class StateStore {
   filesRoot(): string {
     this.prepare();
     const files = join(this.root, "files");
-    try {
-      mkdirSync(files, { mode: 0o711 });
-    } catch (e) {
-      if ((e as { code?: string }).code !== "EEXIST") {
-        throw fsError(e, "mkdir", files, "make the containers' files directory");
+    let st = lstatSync(files, { throwIfNoEntry: false });
+    if (!st) {
+      try {
+        mkdirSync(files, { mode: 0o711 });
+      } catch (e) {
+        if ((e as { code?: string }).code !== "EEXIST") {
+          throw fsError(e, "mkdir", files, "make the containers' files directory");
+        }
       }
+      st = lstatSync(files);
     }
-    const st = lstatSync(files);
     if (!st.isDirectory() || st.uid !== this.#uid) {
       throw new StateDirError(this.root, `${files} is not a directory of uid ${this.#uid}'s`);
     }
