@@ -42,7 +42,16 @@ export interface CommandEntry {
 
 /** hako's commands, in the order `hako help` lists them. */
 export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
-  run: { summary: "Run a TypeScript script with hako's API as globals", load: () => import("./run.ts"), forks: true },
+  run: {
+    summary: "Run a TypeScript script with hako's API as globals, or a container (docker's run flags)",
+    load: () => import("./run.ts"),
+    forks: true,
+  },
+  eval: {
+    summary: "Run TypeScript code given on the command line (was run -e)",
+    load: () => import("./eval.ts"),
+    forks: true,
+  },
   start: {
     summary: "Start containers in the background (one shared supervisor per host)",
     load: () => import("./start.ts"),
