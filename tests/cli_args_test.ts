@@ -17,6 +17,9 @@ import { parseAttachArgs } from "../src/cli/attach.ts";
 import { parseDeleteArgs } from "../src/cli/delete.ts";
 import { parseDemoArgs } from "../src/cli/demo.ts";
 import { parseEvalArgs } from "../src/cli/eval.ts";
+import { parseInspectArgs } from "../src/cli/inspect.ts";
+import { parseRmArgs } from "../src/cli/rm.ts";
+import { parseWaitArgs } from "../src/cli/wait.ts";
 import { parseEnvFile, parseMountFlag, parseVolume, resolveEnv } from "../src/cli/_docker.ts";
 import { parseExecArgs } from "../src/cli/exec.ts";
 import { parseGcArgs } from "../src/cli/gc.ts";
@@ -30,7 +33,10 @@ import { parseStartArgs } from "../src/cli/start.ts";
 import { parseStopArgs } from "../src/cli/stop.ts";
 import { parseSupervisorArgs } from "../src/cli/supervisor.ts";
 import { parseVersionArgs } from "../src/cli/version.ts";
-import { COMMANDS } from "../src/cli/commands.ts";
+import { COMMANDS, dispatch, suggestCommand } from "../src/cli/commands.ts";
+import { selectContainers } from "../src/cli/ps.ts";
+import { bytesOf } from "../src/cli/inspect.ts";
+import type { ContainerInfo } from "../src/container/lifecycle.ts";
 import { resolveSpec, SpecError } from "../src/container/validate.ts";
 import { MAX_NESTING, tooDeep } from "../src/runner/_nesting.ts";
 
@@ -48,6 +54,9 @@ const PARSERS: Readonly<Record<string, (argv: readonly string[]) => unknown>> = 
   kill: parseKillArgs,
   stop: parseStopArgs,
   delete: parseDeleteArgs,
+  rm: parseRmArgs,
+  inspect: parseInspectArgs,
+  wait: parseWaitArgs,
   gc: parseGcArgs,
   demo: parseDemoArgs,
   plan: parsePlanArgs,
@@ -270,6 +279,64 @@ test("hako run's docker flags make a quick container's spec; -e is a variable th
   assertThrows(() => parseMountFlag("type=volume,target=/b"), UsageError, /type=volume is not one hako takes/);
   assertThrows(() => parseMountFlag("type=bind,target=/b"), UsageError, /source= .* is required/);
   assertThrows(() => parseEnvFile("OK=1\n9x=2\n", "f"), UsageError, /--env-file f, line 2/);
+});
+
+test("docker's ps: running by default, -a for all, --filter by name, status and label; --format json", () => {
+  deepEqual(parsePsArgs(["-aq", "--filter", "status=created", "-f", "name=web", "--format", "json"]), {
+    help: false,
+    json: false,
+    quiet: true,
+    all: true,
+    filters: [{ key: "status", value: "creating" }, { key: "name", value: "web" }],
+    jsonLines: true,
+  });
+  assertThrows(() => parsePsArgs(["--filter", "ancestor=x"]), UsageError, /name=…, status=… or label=…/);
+  assertThrows(() => parsePsArgs(["--filter", "status=paused"]), UsageError, /status= takes/);
+  assertThrows(() => parsePsArgs(["--format", "{{.Names}}"]), UsageError, /no Go templates/);
+  const c = (name: string, state: ContainerInfo["state"]) => ({ name, state }) as ContainerInfo;
+  const list = [c("web-1", "running"), c("web-2", "exited"), c("db", "dead"), c("new", "creating")];
+  const names = (a: Parameters<typeof selectContainers>[1], labels = {}) =>
+    selectContainers(list, a, (n) => (n === "db" ? labels : {})).map((x) => x.name);
+  deepEqual(names({}), ["web-1", "db", "new"], "exited ones only with -a; dead ones always (they need a look)");
+  deepEqual(names({ all: true }), ["web-1", "web-2", "db", "new"]);
+  deepEqual(names({ filters: [{ key: "status", value: "exited" }] }), ["web-2"], "a status filter needs no -a");
+  deepEqual(names({ all: true, filters: [{ key: "name", value: "web" }, { key: "name", value: "d" }] }), [
+    "web-1",
+    "web-2",
+    "db",
+  ]);
+  deepEqual(names({ filters: [{ key: "label", value: "team=ops" }] }, { team: "ops" }), ["db"]);
+  deepEqual(names({ filters: [{ key: "label", value: "team" }] }, { team: "ops" }), ["db"]);
+  deepEqual(names({ filters: [{ key: "label", value: "team=dev" }] }, { team: "ops" }), []);
+});
+
+test("docker's kill -s SIG NAME…, hako's kill NAME SIG; rm, inspect, wait; a suggestion for a mistyped command", () => {
+  deepEqual(parseKillArgs(["-s", "term", "a", "b"]), { help: false, name: "a", names: ["a", "b"], signal: "TERM" });
+  deepEqual(parseKillArgs(["--signal=9", "a"]), { help: false, name: "a", names: ["a"], signal: "9" });
+  deepEqual(parseKillArgs(["a", "HUP"]).names, ["a"]);
+  deepEqual(parseKillArgs(["a", "b"]), { help: false, name: "a", names: ["a", "b"], signal: "KILL" });
+  assertThrows(() => parseKillArgs(["-s", "NOPE", "a"]), UsageError, /unknown signal/);
+  assertThrows(() => parseKillArgs(["-s", "TERM"]), UsageError, /container name is required/);
+  assertEquals(parseRmArgs(["-f", "a"]).force, true);
+  assertEquals(parseInspectArgs(["-f", "json", "a", "b"]).names, ["a", "b"]);
+  assertThrows(() => parseInspectArgs(["--format", "{{.State}}", "a"]), UsageError, /no Go templates/);
+  assertThrows(() => parseWaitArgs([]), UsageError, /container name is required/);
+  deepEqual([bytesOf("512m"), bytesOf(1024), bytesOf("max"), bytesOf(undefined), bytesOf("1G")], [
+    512 * 2 ** 20,
+    1024,
+    0,
+    0,
+    2 ** 30,
+  ]);
+  deepEqual(
+    ["rn", "remove", "stats", "inpsect", "delet", "frobnicate", "x"].map(suggestCommand),
+    ["run", "rm", "ps", "inspect", "delete", undefined, undefined],
+  );
+  deepEqual(dispatch(["rn"]), {
+    kind: "error",
+    message: 'unknown command "rn" (did you mean "run"?)',
+    suggestion: "run",
+  });
 });
 
 /** mulberry32: a small seeded generator, the same sequence on Deno and Bun. */
