@@ -20,6 +20,7 @@ import { parseEvalArgs } from "../src/cli/eval.ts";
 import { parseInspectArgs } from "../src/cli/inspect.ts";
 import { parseRmArgs } from "../src/cli/rm.ts";
 import { parseWaitArgs } from "../src/cli/wait.ts";
+import { parseUpdateArgs } from "../src/cli/update.ts";
 import { parseEnvFile, parseMountFlag, parseVolume, resolveEnv } from "../src/cli/_docker.ts";
 import { parseExecArgs } from "../src/cli/exec.ts";
 import { parseGcArgs } from "../src/cli/gc.ts";
@@ -57,6 +58,7 @@ const PARSERS: Readonly<Record<string, (argv: readonly string[]) => unknown>> = 
   rm: parseRmArgs,
   inspect: parseInspectArgs,
   wait: parseWaitArgs,
+  update: parseUpdateArgs,
   gc: parseGcArgs,
   demo: parseDemoArgs,
   plan: parsePlanArgs,
@@ -321,6 +323,15 @@ test("docker's kill -s SIG NAME…, hako's kill NAME SIG; rm, inspect, wait; a s
   assertEquals(parseInspectArgs(["-f", "json", "a", "b"]).names, ["a", "b"]);
   assertThrows(() => parseInspectArgs(["--format", "{{.State}}", "a"]), UsageError, /no Go templates/);
   assertThrows(() => parseWaitArgs([]), UsageError, /container name is required/);
+  deepEqual(parseUpdateArgs(["-m", "1g", "--cpus", "0.5", "--pids-limit", "0", "a"]), {
+    help: false,
+    names: ["a"],
+    memory: "1g",
+    cpus: 0.5,
+    pidsLimit: "max",
+  });
+  assertThrows(() => parseUpdateArgs(["a"]), UsageError, /nothing to change/);
+  assertThrows(() => parseUpdateArgs(["--cpus", "0.001", "a"]), UsageError, /at least 0\.01/);
   deepEqual([bytesOf("512m"), bytesOf(1024), bytesOf("max"), bytesOf(undefined), bytesOf("1G")], [
     512 * 2 ** 20,
     1024,

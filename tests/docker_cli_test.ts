@@ -1,7 +1,7 @@
 /**
  * docker's habits on hako's container commands, end to end with real containers: `run` with
  * docker's flags (foreground and `-d`, `--rm`), `ps -a -q --filter`, `inspect`, `wait`, `kill -s`,
- * `rm -f`. The CLI is the one of the runtime that runs the test (bin/hako under Deno, `bun
+ * `rm -f`, `update`. The CLI is the one of the runtime that runs the test (bin/hako under Deno, `bun
  * src/cli/main.ts` under Bun), on the native path and the forked one (HAKO_NATIVE_SPAWN=0). Each
  * test has its own state directory and busybox rootfs, and its containers unique names.
  * @module
@@ -127,7 +127,7 @@ for (const path of PATHS) {
     { skip },
   );
 
-  test(`hako run -d (${path}): ps -a -q --filter, inspect, wait, kill -s, rm -f, and --rm`, async () => {
+  test(`hako run -d (${path}): ps -a -q --filter, inspect, update, wait, kill -s, rm -f, and --rm`, async () => {
     using l = lab(path);
     const kept = l.name("kept"), gone = l.name("gone"), live = l.name("live");
     const d = l.hako(
@@ -159,6 +159,17 @@ for (const path of PATHS) {
     const cgroup = info.Hako.cgroup as string;
     equal(readFileSync(`/sys/fs/cgroup/memory/${cgroup}/memory.limit_in_bytes`, "utf8").trim(), String(32 << 20));
     equal(readFileSync(`/sys/fs/cgroup/cpu/${cgroup}/cpu.cfs_quota_us`, "utf8").trim(), "150000");
+
+    // update: new limits, live, in the cgroup and in inspect.
+    const u = l.hako("update", "-m", "48m", "--cpus", "0.5", "--pids-limit", "24", kept);
+    deepEqual([u.code, u.stdout], [0, `${kept}\n`], u.stderr);
+    equal(readFileSync(`/sys/fs/cgroup/memory/${cgroup}/memory.limit_in_bytes`, "utf8").trim(), String(48 << 20));
+    equal(readFileSync(`/sys/fs/cgroup/cpu/${cgroup}/cpu.cfs_quota_us`, "utf8").trim(), "50000");
+    equal(readFileSync(`/sys/fs/cgroup/pids/${cgroup}/pids.max`, "utf8").trim(), "24");
+    const updated = JSON.parse(l.hako("inspect", kept).stdout)[0].HostConfig;
+    deepEqual([updated.Memory, updated.NanoCpus, updated.PidsLimit], [48 << 20, 500_000_000, 24]);
+    const tooLow = l.hako("update", "--cpus", "0.001", kept);
+    equal(tooLow.code, 2);
 
     equal(l.hako("ps", "-q").stdout, `${kept}\n`);
     equal(l.hako("ps", "-q", "--filter", "label=team=ops").stdout, `${kept}\n`);

@@ -212,13 +212,13 @@ export function parseUserFlag(u: string): { uid: number; gid?: number } {
 }
 
 /**
- * `--cpus 1.5` (pure): a positive number of CPUs, at most three decimals (docker's precision is
- * 1e-9, its CFS mapping 1e-5; a thousandth of a CPU is a 100 µs quota, the smallest hako takes).
+ * `--cpus 1.5` (pure): a number of CPUs, at least 0.01 as docker's (a 1 ms quota per 100 ms period,
+ * the smallest the kernel takes), at most three decimals.
  * @throws {UsageError} Naming `--cpus` and the value.
  */
 export function parseCpus(v: string): number {
-  if (!/^\d{1,4}(\.\d{1,3})?$/.test(v) || Number(v) <= 0) {
-    throw new UsageError(`--cpus wants a number of CPUs above 0 (1, 0.5, 1.5), not ${quoted(v)}`);
+  if (!/^\d{1,4}(\.\d{1,3})?$/.test(v) || Number(v) < 0.01) {
+    throw new UsageError(`--cpus wants a number of CPUs, at least 0.01 (1, 0.5, 1.5), not ${quoted(v)}`);
   }
   return Number(v);
 }

@@ -70,6 +70,10 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   rm: { summary: "Delete containers, as docker rm (-f: kill a running one first)", load: () => import("./rm.ts") },
   inspect: { summary: "Print containers' records as JSON, docker-like fields", load: () => import("./inspect.ts") },
   wait: { summary: "Wait until containers end; print their exit codes", load: () => import("./wait.ts") },
+  update: {
+    summary: "Change running containers' memory, CPU and pids limits, live",
+    load: () => import("./update.ts"),
+  },
   gc: { summary: "Remove what dead or half-made containers left behind", load: () => import("./gc.ts") },
   demo: {
     summary: "Build a tiny rootfs and run a container in it, showing each step",
