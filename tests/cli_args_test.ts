@@ -246,6 +246,8 @@ test("hako run's docker flags make a quick container's spec; -e is a variable th
   assertEquals(parseRunArgs(["-e", "console.log(1)", "x"]).code, "console.log(1)");
   assertEquals(parseRunArgs(["--eval", "1"]).code, "1");
   assertThrows(() => parseRunArgs(["-e", "A=1", "-e", "B=2"]), UsageError, /-e is given twice/);
+  assertThrows(() => parseRunArgs(["-e", "A=1", "x.ts"]), UsageError, /reads as a variable .* hako eval/);
+  assertEquals(parseRunArgs(["-e", "A = 1; console.log(A)"]).code, "A = 1; console.log(A)");
   assertThrows(() => parseRunArgs(["--env", "A=1"]), UsageError, /--env goes with --rootfs or --image/);
   assertThrows(() => parseRunArgs(["-d", "x.ts"]), UsageError, /--detach goes with --rootfs or --image/);
   assertThrows(() => parseRunArgs(["--eval", "1", "--rootfs", "r", "sh"]), UsageError, /pick one/);

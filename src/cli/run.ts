@@ -47,7 +47,8 @@ and seccomp), and docker's run flags:
   hako run -d --rm --name web -e PORT=80 -v ./site:/srv:ro -m 256m --cpus 0.5 --image alpine.tar.gz -- httpd -f
 
 -e: with --rootfs or --image, -e NAME=VALUE sets a variable, as docker's (NAME alone: the caller's
-value). Without them -e is still the code to run (as deno's), now also 'hako eval CODE'.
+value). Without them -e is still the code to run (as deno's), now also 'hako eval CODE' — unless
+it reads as a variable (NAME=VALUE, NAME), which is refused: the container's flags are missing.
 
 A foreground quick container is removed when it ends, as with docker's --rm (its exit code is
 hako's); -d keeps it after it ends, as docker does ('hako ps -a', 'hako rm'), unless --rm.
@@ -298,6 +299,14 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
     );
   }
   if (envs.length === 1 && evalCode !== undefined) throw new UsageError("give -e or --eval, not both");
+  // -e NAME=VALUE (or -e NAME) reads as docker's variable: the container's flags are missing, it
+  // is not code to run (that would be an assignment to an undeclared name, or a bare name).
+  if (envs.length === 1 && /^[A-Za-z_][A-Za-z0-9_]*(=\S*)?$/.test(envs[0]!)) {
+    throw new UsageError(
+      `-e ${quoted(envs[0]!)} reads as a variable (docker's -e), which goes with --rootfs or --image; ` +
+        "to run it as code: hako eval CODE",
+    );
+  }
   const code = evalCode ?? envs[0];
   const loader = stringOption(values, "loader");
   if (loader !== undefined && loader !== "native" && loader !== "data") {
