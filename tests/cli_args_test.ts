@@ -345,6 +345,7 @@ test("docker's kill -s SIG NAME…, hako's kill NAME SIG; rm, inspect, wait; a s
     ["rn", "remove", "stats", "inpsect", "delet", "frobnicate", "x"].map(suggestCommand),
     ["run", "rm", "ps", "inspect", "delete", undefined, undefined],
   );
+  assertThrows(() => parseHelpArgs(["inpsect"]), UsageError, /unknown command "inpsect" \(did you mean "inspect"\?\)/);
   deepEqual(dispatch(["rn"]), {
     kind: "error",
     message: 'unknown command "rn" (did you mean "run"?)',
