@@ -226,7 +226,7 @@ test("hako run's docker flags make a quick container's spec; -e is a variable th
   });
   deepEqual(spec.env, { A: "1", C: "3", B: "2", HOME_DIR: "/home/me" }, "the file first, then each -e");
   deepEqual(spec.mounts, [
-    { type: "bind", source: "/home/me/./site", target: "/srv", readonly: true },
+    { type: "bind", source: "/home/me/site", target: "/srv", readonly: true },
     { type: "tmpfs", target: "/tmp", options: ["nosuid", "nodev", "size=64m"] },
   ]);
   deepEqual(

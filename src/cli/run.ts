@@ -449,7 +449,8 @@ export function quickSpec(
   } = { euid: 0, cgroupNs: true },
 ): import("../container/spec.ts").ContainerSpec {
   // (an empty path is left empty, for the validator to refuse: never the cwd itself)
-  const abs = (p: string) => (p === "" || p.startsWith("/") ? p : `${cwd.replace(/\/+$/, "")}/${p}`);
+  const abs = (p: string) =>
+    p === "" || p.startsWith("/") ? p : `${cwd.replace(/\/+$/, "")}/${p.replace(/^(\.\/+)+/, "")}`;
   const name = q.name ?? `run-${Math.random().toString(16).slice(2, 10)}`;
   let rootfs: import("../container/spec.ts").RootfsSpec;
   if (q.rootfs !== undefined) rootfs = abs(q.rootfs);
