@@ -16,6 +16,12 @@ import { parseArgs, UsageError } from "../src/cli/_args.ts";
 import { parseAttachArgs } from "../src/cli/attach.ts";
 import { parseDeleteArgs } from "../src/cli/delete.ts";
 import { parseDemoArgs } from "../src/cli/demo.ts";
+import { parseEvalArgs } from "../src/cli/eval.ts";
+import { parseInspectArgs } from "../src/cli/inspect.ts";
+import { parseRmArgs } from "../src/cli/rm.ts";
+import { parseWaitArgs } from "../src/cli/wait.ts";
+import { parseUpdateArgs } from "../src/cli/update.ts";
+import { parseEnvFile, parseMountFlag, parseVolume, resolveEnv } from "../src/cli/_docker.ts";
 import { parseExecArgs } from "../src/cli/exec.ts";
 import { parseGcArgs } from "../src/cli/gc.ts";
 import { parseHelpArgs } from "../src/cli/help.ts";
@@ -28,7 +34,10 @@ import { parseStartArgs } from "../src/cli/start.ts";
 import { parseStopArgs } from "../src/cli/stop.ts";
 import { parseSupervisorArgs } from "../src/cli/supervisor.ts";
 import { parseVersionArgs } from "../src/cli/version.ts";
-import { COMMANDS } from "../src/cli/commands.ts";
+import { COMMANDS, dispatch, suggestCommand } from "../src/cli/commands.ts";
+import { selectContainers } from "../src/cli/ps.ts";
+import { bytesOf } from "../src/cli/inspect.ts";
+import type { ContainerInfo } from "../src/container/lifecycle.ts";
 import { resolveSpec, SpecError } from "../src/container/validate.ts";
 import { MAX_NESTING, tooDeep } from "../src/runner/_nesting.ts";
 
@@ -37,6 +46,7 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 /** Every command's parser, by the command's name. */
 const PARSERS: Readonly<Record<string, (argv: readonly string[]) => unknown>> = {
   run: parseRunArgs,
+  eval: parseEvalArgs,
   start: parseStartArgs,
   ps: parsePsArgs,
   logs: parseLogsArgs,
@@ -45,6 +55,10 @@ const PARSERS: Readonly<Record<string, (argv: readonly string[]) => unknown>> = 
   kill: parseKillArgs,
   stop: parseStopArgs,
   delete: parseDeleteArgs,
+  rm: parseRmArgs,
+  inspect: parseInspectArgs,
+  wait: parseWaitArgs,
+  update: parseUpdateArgs,
   gc: parseGcArgs,
   demo: parseDemoArgs,
   plan: parsePlanArgs,
@@ -159,6 +173,186 @@ test("the quick container's spec: a relative path under the cwd, an image's dire
   assertEquals(spec({ rootfs: "", name: "q", command: ["sh"] }).rootfs, "", "an empty path stays empty: never the cwd");
 });
 
+test("hako run's docker flags make a quick container's spec; -e is a variable there, the code elsewhere", () => {
+  const a = parseRunArgs([
+    "-d",
+    "--rm",
+    "-e",
+    "A=1",
+    "-eB=2",
+    "--env=HOME_DIR",
+    "--env-file",
+    "vars",
+    "-v",
+    "./site:/srv:ro",
+    "--mount",
+    "type=tmpfs,target=/tmp,tmpfs-size=64m",
+    "-w",
+    "/srv",
+    "-u",
+    "1000:100",
+    "-m",
+    "512m",
+    "--cpus",
+    "1.5",
+    "--pids-limit",
+    "64",
+    "--hostname",
+    "box",
+    "--read-only",
+    "--cap-add",
+    "NET_ADMIN",
+    "--cap-drop=ALL",
+    "--network",
+    "host",
+    "-l",
+    "team=ops",
+    "--name",
+    "web",
+    "--rootfs",
+    "r",
+    "--",
+    "httpd",
+    "-f",
+  ]);
+  assertEquals(a.quick?.detach, true);
+  assertEquals(a.quick?.rm, true);
+  assertEquals(a.quick?.command, ["httpd", "-f"]);
+  const spec = quickSpec(a.quick!, "/home/me", "/var/lib/hako", {
+    euid: 0,
+    cgroupNs: true,
+    env: (n) => (n === "HOME_DIR" ? "/home/me" : undefined),
+    envFileLines: parseEnvFile("# a comment\n\nA=0\nC=3\n", "vars"),
+  });
+  deepEqual(spec.env, { A: "1", C: "3", B: "2", HOME_DIR: "/home/me" }, "the file first, then each -e");
+  deepEqual(spec.mounts, [
+    { type: "bind", source: "/home/me/site", target: "/srv", readonly: true },
+    { type: "tmpfs", target: "/tmp", options: ["nosuid", "nodev", "size=64m"] },
+  ]);
+  deepEqual(
+    [spec.workdir, spec.user, spec.hostname, spec.readonlyRootfs, spec.networkEtc],
+    ["/srv", { uid: 1000, gid: 100 }, "box", true, "host"],
+  );
+  deepEqual(spec.cgroup, {
+    memory: { limit: "512m" },
+    cpu: { quotaUs: 150_000, periodUs: 100_000 },
+    pids: { max: 64 },
+  });
+  deepEqual(spec.capabilities, { add: ["NET_ADMIN"], drop: ["ALL"] });
+  deepEqual(spec.namespaces, ["mount", "uts", "ipc", "pid", "cgroup"], "--network host: no net namespace");
+  deepEqual(a.quick?.docker?.labels, { team: "ops" });
+  resolveSpec(spec); // a valid spec, as the validator sees it
+  // Without --rootfs/--image, -e is still the code to run; --env and the container flags are refused.
+  assertEquals(parseRunArgs(["-e", "console.log(1)", "x"]).code, "console.log(1)");
+  assertEquals(parseRunArgs(["--eval", "1"]).code, "1");
+  assertThrows(() => parseRunArgs(["-e", "A=1", "-e", "B=2"]), UsageError, /-e is given twice/);
+  assertThrows(() => parseRunArgs(["-e", "A=1", "x.ts"]), UsageError, /reads as a variable .* hako eval/);
+  assertEquals(parseRunArgs(["-e", "A = 1; console.log(A)"]).code, "A = 1; console.log(A)");
+  assertThrows(() => parseRunArgs(["--env", "A=1"]), UsageError, /--env goes with --rootfs or --image/);
+  assertThrows(() => parseRunArgs(["-d", "x.ts"]), UsageError, /--detach goes with --rootfs or --image/);
+  assertThrows(() => parseRunArgs(["--eval", "1", "--rootfs", "r", "sh"]), UsageError, /pick one/);
+  assertEquals(parseEvalArgs(["--loader", "data", "code", "a"]), {
+    help: false,
+    code: "code",
+    args: ["a"],
+    loader: "data",
+  });
+  assertThrows(() => parseEvalArgs([]), UsageError, /code to run is required/);
+  // Each flag's form, with the flag named.
+  const quick = (...flags: string[]) => parseRunArgs([...flags, "--rootfs", "r", "sh"]);
+  assertThrows(() => quick("-e", "1A=x"), UsageError, /--env wants NAME=VALUE/);
+  assertThrows(() => quick("-v", "data:/x"), UsageError, /named volume/);
+  assertThrows(() => quick("-v", "/a:/b:z"), UsageError, /option "z"/);
+  assertThrows(() => quick("-v", "/a"), UsageError, /-v wants SRC:DST/);
+  assertThrows(() => quick("-u", "www"), UsageError, /--user wants UID\[:GID\]/);
+  assertThrows(() => quick("-m", "lots"), UsageError, /--memory wants a size/);
+  assertThrows(() => quick("--cpus", "0"), UsageError, /--cpus wants/);
+  assertThrows(() => quick("--pids-limit", "x"), UsageError, /--pids-limit wants/);
+  assertThrows(() => quick("--network", "bridge"), UsageError, /none .* or host/);
+  assertThrows(() => quick("-d", "-it"), UsageError, /-d with -t\/-i/);
+  assertThrows(() => quick("--label", "=x"), UsageError, /--label wants KEY=VALUE/);
+  assertEquals(quick("--pids-limit", "-1").quick?.docker?.pidsLimit, "max");
+  deepEqual(resolveEnv(["__proto__=1", "UNSET"], () => undefined), JSON.parse('{"__proto__":"1"}'));
+  deepEqual(parseVolume("/a:/b"), { type: "bind", source: "/a", target: "/b" });
+  deepEqual(parseMountFlag("type=bind,src=/a,dst=/b,readonly"), {
+    type: "bind",
+    source: "/a",
+    target: "/b",
+    readonly: true,
+  });
+  assertThrows(() => parseMountFlag("type=volume,target=/b"), UsageError, /type=volume is not one hako takes/);
+  assertThrows(() => parseMountFlag("type=bind,target=/b"), UsageError, /source= .* is required/);
+  assertThrows(() => parseEnvFile("OK=1\n9x=2\n", "f"), UsageError, /--env-file f, line 2/);
+});
+
+test("docker's ps: running by default, -a for all, --filter by name, status and label; --format json", () => {
+  deepEqual(parsePsArgs(["-aq", "--filter", "status=created", "-f", "name=web", "--format", "json"]), {
+    help: false,
+    json: false,
+    quiet: true,
+    all: true,
+    filters: [{ key: "status", value: "creating" }, { key: "name", value: "web" }],
+    jsonLines: true,
+  });
+  assertThrows(() => parsePsArgs(["--filter", "ancestor=x"]), UsageError, /name=…, status=… or label=…/);
+  assertThrows(() => parsePsArgs(["--filter", "status=paused"]), UsageError, /status= takes/);
+  assertThrows(() => parsePsArgs(["--format", "{{.Names}}"]), UsageError, /no Go templates/);
+  const c = (name: string, state: ContainerInfo["state"]) => ({ name, state }) as ContainerInfo;
+  const list = [c("web-1", "running"), c("web-2", "exited"), c("db", "dead"), c("new", "creating")];
+  const names = (a: Parameters<typeof selectContainers>[1], labels = {}) =>
+    selectContainers(list, a, (n) => (n === "db" ? labels : {})).map((x) => x.name);
+  deepEqual(names({}), ["web-1", "db", "new"], "exited ones only with -a; dead ones always (they need a look)");
+  deepEqual(names({ all: true }), ["web-1", "web-2", "db", "new"]);
+  deepEqual(names({ filters: [{ key: "status", value: "exited" }] }), ["web-2"], "a status filter needs no -a");
+  deepEqual(names({ all: true, filters: [{ key: "name", value: "web" }, { key: "name", value: "d" }] }), [
+    "web-1",
+    "web-2",
+    "db",
+  ]);
+  deepEqual(names({ filters: [{ key: "label", value: "team=ops" }] }, { team: "ops" }), ["db"]);
+  deepEqual(names({ filters: [{ key: "label", value: "team" }] }, { team: "ops" }), ["db"]);
+  deepEqual(names({ filters: [{ key: "label", value: "team=dev" }] }, { team: "ops" }), []);
+});
+
+test("docker's kill -s SIG NAME…, hako's kill NAME SIG; rm, inspect, wait; a suggestion for a mistyped command", () => {
+  deepEqual(parseKillArgs(["-s", "term", "a", "b"]), { help: false, name: "a", names: ["a", "b"], signal: "TERM" });
+  deepEqual(parseKillArgs(["--signal=9", "a"]), { help: false, name: "a", names: ["a"], signal: "9" });
+  deepEqual(parseKillArgs(["a", "HUP"]).names, ["a"]);
+  deepEqual(parseKillArgs(["a", "b"]), { help: false, name: "a", names: ["a", "b"], signal: "KILL" });
+  assertThrows(() => parseKillArgs(["-s", "NOPE", "a"]), UsageError, /unknown signal/);
+  assertThrows(() => parseKillArgs(["-s", "TERM"]), UsageError, /container name is required/);
+  assertEquals(parseRmArgs(["-f", "a"]).force, true);
+  assertEquals(parseInspectArgs(["-f", "json", "a", "b"]).names, ["a", "b"]);
+  assertThrows(() => parseInspectArgs(["--format", "{{.State}}", "a"]), UsageError, /no Go templates/);
+  assertThrows(() => parseWaitArgs([]), UsageError, /container name is required/);
+  deepEqual(parseUpdateArgs(["-m", "1g", "--cpus", "0.5", "--pids-limit", "0", "a"]), {
+    help: false,
+    names: ["a"],
+    memory: "1g",
+    cpus: 0.5,
+    pidsLimit: "max",
+  });
+  assertThrows(() => parseUpdateArgs(["a"]), UsageError, /nothing to change/);
+  assertThrows(() => parseUpdateArgs(["--cpus", "0.001", "a"]), UsageError, /at least 0\.01/);
+  deepEqual([bytesOf("512m"), bytesOf(1024), bytesOf("max"), bytesOf(undefined), bytesOf("1G")], [
+    512 * 2 ** 20,
+    1024,
+    0,
+    0,
+    2 ** 30,
+  ]);
+  deepEqual(
+    ["rn", "remove", "stats", "inpsect", "delet", "frobnicate", "x"].map(suggestCommand),
+    ["run", "rm", "ps", "inspect", "delete", undefined, undefined],
+  );
+  assertThrows(() => parseHelpArgs(["inpsect"]), UsageError, /unknown command "inpsect" \(did you mean "inspect"\?\)/);
+  deepEqual(dispatch(["rn"]), {
+    kind: "error",
+    message: 'unknown command "rn" (did you mean "run"?)',
+    suggestion: "run",
+  });
+});
+
 /** mulberry32: a small seeded generator, the same sequence on Deno and Bun. */
 function generator(seed: number): () => number {
   let a = seed >>> 0;
@@ -211,6 +405,26 @@ const WORDS = [
     "--force",
     "--dry-run",
     "--shell",
+    "-d",
+    "--rm",
+    "--env-file",
+    "-v",
+    "--mount",
+    "-m",
+    "--cpus",
+    "--pids-limit",
+    "--hostname",
+    "--read-only",
+    "--cap-add",
+    "--cap-drop",
+    "--network",
+    "--label",
+    "-a",
+    "--all",
+    "--filter",
+    "--format",
+    "-s",
+    "--signal",
     "--log",
     "--idle",
     "--",
@@ -223,6 +437,8 @@ const WORDS = [
   ...["", " ", "web", "spec.ts", "/srv/rootfs", "img.tar.gz", "sh", "-c", "0", "1000:1000", "4294967295", "-1"],
   ...["A=1", "=1", "A", "__proto__=1", "PORT=1..3", "PORT=5..1", "PORT=1..999999", "PORT=a,b", "KILL", "SIGTERM"],
   ...["9", "99", "1.5", "1e9", "99999999999999999999", "NaN", "native", "data", "toString", "__proto__"],
+  ...["/a:/b", "./a:/b:ro", "vol:/b", "/a:/b:z", "type=bind,src=/a,dst=/b", "type=tmpfs,target=/t", "512m", "host"],
+  ...["none", "bridge", "NET_ADMIN", "ALL", "name=web", "status=exited", "json", "{{.Name}}", "-it", "-dit"],
   ...["a\nb", "x".repeat(10_000), "é", "\u202e", "../..", "--name=", "-e=", "-uroot"],
 ];
 

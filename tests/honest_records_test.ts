@@ -112,7 +112,7 @@ function lab(options: { path?: (typeof PATHS)[number] } = {}) {
     return path;
   };
   const ps = (): PsEntry[] => {
-    const r = hako("ps", "--json");
+    const r = hako("ps", "-a", "--json");
     assert.equal(r.code, 0, r.stderr);
     return JSON.parse(r.stdout);
   };
@@ -669,7 +669,7 @@ for (const path of PATHS) {
       await until("its end", () => l.ps()[0]?.state === "exited");
       const [c] = l.ps();
       assert.deepEqual([c?.exit?.shellCode, c?.oomKilled], [137, 1], JSON.stringify(c));
-      assert.match(l.hako("ps").stdout, new RegExp(`${l.name("bg")} +exited \\(137, oom-killed: 1\\)`));
+      assert.match(l.hako("ps", "-a").stdout, new RegExp(`${l.name("bg")} +exited \\(137, oom-killed: 1\\)`));
       assert.equal(JSON.parse(readFileSync(l.record("bg"), "utf8")).oomKilled, 1);
 
       // Under stop: it outlives hako's TERM (noted, not obeyed), then its memory limit kills it.
@@ -722,5 +722,5 @@ test("ps counts what pids.max counts, zombies included, and says when the limit 
   l.hako("stop", "-t", "0", l.name("z"));
   const [after] = l.ps();
   assert.ok((after?.failedForks ?? 0) >= 1, "recorded when it ended");
-  assert.match(l.hako("ps").stdout, /exited \(137, pids limit reached: \d+\)/);
+  assert.match(l.hako("ps", "-a").stdout, /exited \(137, pids limit reached: \d+\)/);
 }, { skip });

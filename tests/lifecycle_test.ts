@@ -68,7 +68,7 @@ function lab() {
     }
   };
   const ps = (): Array<{ name: string; state: string; pid: number | null; exit?: { shellCode: number } | null }> =>
-    JSON.parse(hako("ps", "--json").stdout);
+    JSON.parse(hako("ps", "-a", "--json").stdout);
   return {
     dir: dir.path,
     state,

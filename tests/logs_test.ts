@@ -489,7 +489,11 @@ test("hako logs: -n N across the cut, the whole log, --timestamps, and -f throug
   const started = l.hako(["start", l.spec(name, script)]);
   assert.equal(started.code, 0, started.stderr);
   const follow = l.hakoAsync(["logs", "-f", name]);
-  await until("the container's end", () => JSON.parse(l.hako(["ps", "--json"]).stdout)[0].state === "exited", 60_000);
+  await until(
+    "the container's end",
+    () => JSON.parse(l.hako(["ps", "-a", "--json"]).stdout)[0].state === "exited",
+    60_000,
+  );
   const followed = await follow;
   assert.equal(followed.code, 0, followed.stderr);
   // -f saw a run of lines in order (a cut between two reads may skip a part), up to the last line.

@@ -96,7 +96,8 @@ function lab(options: { env?: Record<string, string> } = {}) {
     );
     return path;
   };
-  const ps = (): Array<{ name: string; state: string; pid: number | null }> => JSON.parse(hako("ps", "--json").stdout);
+  const ps = (): Array<{ name: string; state: string; pid: number | null }> =>
+    JSON.parse(hako("ps", "-a", "--json").stdout);
   const start = (n: string, command: string, rootfs?: unknown) => {
     const r = hako("start", spec(n, command, rootfs));
     assert.equal(r.code, 0, r.stderr);

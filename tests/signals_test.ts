@@ -146,7 +146,7 @@ function lab(path: string) {
     };
   };
   const ps = (): Array<{ name: string; state: string; pid: number | null; exit?: { shellCode: number } | null }> =>
-    JSON.parse(hako("ps", "--json").stdout || "[]");
+    JSON.parse(hako("ps", "-a", "--json").stdout || "[]");
   const supervisorPid = (): number | undefined => {
     try {
       return Number(readFileSync(join(state, "supervisor.pid"), "utf8").split(" ")[0]);

@@ -42,7 +42,16 @@ export interface CommandEntry {
 
 /** hako's commands, in the order `hako help` lists them. */
 export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
-  run: { summary: "Run a TypeScript script with hako's API as globals", load: () => import("./run.ts"), forks: true },
+  run: {
+    summary: "Run a TypeScript script with hako's API as globals, or a container (docker's run flags)",
+    load: () => import("./run.ts"),
+    forks: true,
+  },
+  eval: {
+    summary: "Run TypeScript code given on the command line (was run -e)",
+    load: () => import("./eval.ts"),
+    forks: true,
+  },
   start: {
     summary: "Start containers in the background (one shared supervisor per host)",
     load: () => import("./start.ts"),
@@ -57,6 +66,13 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   delete: {
     summary: "Delete containers: cgroup, veth, state, logs (and their extracted rootfs)",
     load: () => import("./delete.ts"),
+  },
+  rm: { summary: "Delete containers, as docker rm (-f: kill a running one first)", load: () => import("./rm.ts") },
+  inspect: { summary: "Print containers' records as JSON, docker-like fields", load: () => import("./inspect.ts") },
+  wait: { summary: "Wait until containers end; print their exit codes", load: () => import("./wait.ts") },
+  update: {
+    summary: "Change running containers' memory, CPU and pids limits, live",
+    load: () => import("./update.ts"),
   },
   gc: { summary: "Remove what dead or half-made containers left behind", load: () => import("./gc.ts") },
   demo: {
@@ -81,7 +97,12 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
 /** What the command line asks for. */
 export type Dispatch =
   | { readonly kind: "command"; readonly name: string; readonly argv: readonly string[] }
-  | { readonly kind: "error"; readonly message: string };
+  | {
+    readonly kind: "error";
+    readonly message: string;
+    /** The command a mistyped one most likely meant (then the message says so, and the usage is left out). */
+    readonly suggestion?: string;
+  };
 
 /**
  * Picks the command (pure). `--help`/`-h` and `--version`/`-V` before any command stand for
@@ -94,8 +115,50 @@ export function dispatch(argv: readonly string[]): Dispatch {
   if (first === "--help" || first === "-h") return { kind: "command", name: "help", argv: rest };
   if (first === "--version" || first === "-V") return { kind: "command", name: "version", argv: rest };
   if (first.startsWith("-")) return { kind: "error", message: `unknown option ${first}` };
-  if (!Object.hasOwn(COMMANDS, first)) return { kind: "error", message: `unknown command "${first}"` };
+  if (!Object.hasOwn(COMMANDS, first)) {
+    const near = suggestCommand(first);
+    if (near === undefined) return { kind: "error", message: `unknown command "${first}"` };
+    return { kind: "error", message: `unknown command "${first}" (did you mean "${near}"?)`, suggestion: near };
+  }
   return { kind: "command", name: first, argv: rest };
+}
+
+/** docker's and podman's commands that hako spells another way. */
+const OTHER_NAMES: Readonly<Record<string, string>> = {
+  remove: "rm",
+  stats: "ps", // (ps shows each container's CPU, memory and processes)
+  shell: "attach",
+};
+
+/**
+ * The command a mistyped one most likely meant (pure): another tool's name for it (`remove` →
+ * `rm`), or the nearest by edit distance (at most 1 for a short name, 2 for a longer one).
+ * @param typed What was typed.
+ */
+export function suggestCommand(typed: string): string | undefined {
+  if (typed.length > 64) return undefined;
+  const lower = typed.toLowerCase();
+  if (Object.hasOwn(COMMANDS, lower)) return lower;
+  if (Object.hasOwn(OTHER_NAMES, lower)) return OTHER_NAMES[lower];
+  let best: string | undefined, bestDistance = Infinity;
+  for (const name of Object.keys(COMMANDS)) {
+    const d = editDistance(lower, name);
+    if (d < bestDistance) [best, bestDistance] = [name, d];
+  }
+  return bestDistance <= (lower.length <= 4 ? 1 : 2) ? best : undefined;
+}
+
+/** Levenshtein distance (pure). */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length]!;
 }
 
 /** The overall usage text, listing the commands. */

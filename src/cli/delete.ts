@@ -46,22 +46,36 @@ export function parseDeleteArgs(
 
 /** Runs `hako delete`. */
 export async function main(argv: readonly string[]): Promise<number> {
+  return await runDelete(argv, "delete", usage);
+}
+
+/**
+ * Runs `hako delete` or its docker name `hako rm`.
+ * @param argv The arguments after the command's name.
+ * @param command The command's name, for messages.
+ * @param help Its help text.
+ */
+export async function runDelete(argv: readonly string[], command: string, help: string): Promise<number> {
   const a = parseDeleteArgs(argv);
   const h = host();
   if (a.help) {
-    h.stdout(usage);
+    h.stdout(help);
     return 0;
   }
   const { deleteContainer } = await import("../container/lifecycle.ts");
   let code = 0;
-  await Promise.all(a.names.map(async (name) => {
+  const deleted = await Promise.all(a.names.map(async (name) => {
     try {
       const r = await deleteContainer(name, { force: a.force, rootfs: a.rootfs });
-      if (r.rootfs?.message) h.stderr(`hako delete: ${r.rootfs.message}\n`);
+      if (r.rootfs?.message) h.stderr(`hako ${command}: ${r.rootfs.message}\n`);
+      return true;
     } catch (e) {
       code = 1;
-      h.stderr(`hako delete: ${(e as Error).message}\n`);
+      h.stderr(`hako ${command}: ${(e as Error).message}\n`);
+      return false;
     }
   }));
+  // docker rm prints each name it removed, in the order given.
+  if (command === "rm") h.stdout(a.names.filter((_, i) => deleted[i]).map((n) => `${n}\n`).join(""));
   return code;
 }

@@ -3,7 +3,7 @@
  * @module
  */
 import { parseArgs, UsageError } from "./_args.ts";
-import { COMMANDS, globalUsage } from "./commands.ts";
+import { COMMANDS, globalUsage, suggestCommand } from "./commands.ts";
 import { host } from "../runner/_host.ts";
 
 /** The help text. */
@@ -29,7 +29,12 @@ export function parseHelpArgs(argv: readonly string[]): HelpArgs {
   const topic = positionals[0];
   if (topic === undefined) return {};
   if (!Object.hasOwn(COMMANDS, topic)) {
-    throw new UsageError(`unknown command ${JSON.stringify(topic.length > 64 ? `${topic.slice(0, 64)}…` : topic)}`);
+    const near = suggestCommand(topic);
+    throw new UsageError(
+      `unknown command ${JSON.stringify(topic.length > 64 ? `${topic.slice(0, 64)}…` : topic)}${
+        near ? ` (did you mean "${near}"?)` : ""
+      }`,
+    );
   }
   return { topic };
 }

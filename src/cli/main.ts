@@ -37,7 +37,12 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
   const h = host();
   const d = dispatch(argv);
   if (d.kind === "error") {
-    h.stderr(`hako: ${d.message}\n\n${globalUsage()}`);
+    // A near miss gets its suggestion, not the whole list of commands.
+    h.stderr(
+      d.suggestion
+        ? `hako: ${d.message}\nRun 'hako help' for the commands.\n`
+        : `hako: ${d.message}\n\n${globalUsage()}`,
+    );
     return 2;
   }
   const command = await COMMANDS[d.name]!.load();

@@ -2,18 +2,21 @@
  * `hako ps`: the containers on this host, from their state on disk, with live figures.
  * @module
  */
-import { parseArgs, quoted, UsageError } from "./_args.ts";
+import { parseArgs, quoted, stringOption, stringsOption, UsageError } from "./_args.ts";
 import { bytes, duration, table } from "./_format.ts";
 import { type Host, host } from "../runner/_host.ts";
 import { resolveStateDir } from "../container/_state_dir.ts";
 import type { ContainerInfo } from "../container/lifecycle.ts";
 
 /** The help text. */
-export const usage = `Usage: hako ps [--json] [-q]
+export const usage = `Usage: hako ps [-a] [-q] [--filter KEY=VALUE]... [--format table|json | --json]
 
 Lists the containers hako knows on this host (daemonized ones, and foreground ones while they
 run): name, state, init pid, uptime, average CPU use, memory, process count and image. It reads the
 state under HAKO_STATE_DIR (default /run/hako), so it works without the supervisor.
+
+As docker's ps, it leaves out containers that have exited unless -a (or a status filter) asks for
+them; containers being created, dead or unknown (below) are always listed: they need a look.
 
 States: creating, running, exited (with its exit status; "?" when nobody could see it end), dead
 (recorded as running or creating, but the process is gone: 'hako gc' cleans up), and unknown
@@ -23,21 +26,114 @@ cgroup, hako/NAME unless the record still names another, and the processes in it
 killed N processes in the container (its memory limit), and "pids limit reached: N" when its pids
 limit refused N forks. PIDS counts what the pids limit counts (threads and zombies included).
 
+Filters (docker's; the same key again: any of them, different keys: all of them):
+  name=PART        Its name contains PART
+  status=STATE     creating (also docker's created), running, exited, dead or unknown
+  label=KEY[=V]    It has the label (hako run -d -l KEY=V)
+
 Options:
-      --json    Print a JSON array (all fields; sizes in bytes, times in seconds)
-  -q, --quiet   Print only the names
-  -h, --help    Show this help
+  -a, --all               Also the containers that have exited
+  -f, --filter <K=V>      Only those that match (again for more)
+  -q, --quiet             Print only the names
+      --format <table|json>  json: one JSON object a line (as docker's --format json), all
+                          fields; sizes in bytes, times in seconds
+      --json              Print one JSON array of them
+  -h, --help              Show this help
 `;
 
+/** One `--filter`. */
+export interface PsFilter {
+  readonly key: "name" | "status" | "label";
+  readonly value: string;
+}
+
+/** What `hako ps` was asked to do. */
+export interface PsArgs {
+  readonly help: boolean;
+  readonly json: boolean;
+  readonly quiet: boolean;
+  /** `-a`: exited containers too. */
+  readonly all?: boolean;
+  /** `--filter`s. */
+  readonly filters?: readonly PsFilter[];
+  /** `--format json`: JSON lines. */
+  readonly jsonLines?: boolean;
+}
+
+const STATES = ["creating", "running", "exited", "dead", "unknown"];
+
 /** Parses `hako ps`'s arguments (pure). @throws {UsageError} For a bad option or operand. */
-export function parsePsArgs(argv: readonly string[]): { help: boolean; json: boolean; quiet: boolean } {
+export function parsePsArgs(argv: readonly string[]): PsArgs {
   const { values, positionals } = parseArgs(argv, {
     json: { type: "boolean" },
     quiet: { type: "boolean", short: "q" },
+    all: { type: "boolean", short: "a" },
+    filter: { type: "string", short: "f", multiple: true },
+    format: { type: "string" },
     help: { type: "boolean", short: "h" },
   });
   if (positionals.length > 0 && !values.help) throw new UsageError(`unexpected argument ${quoted(positionals[0]!)}`);
-  return { help: values.help === true, json: values.json === true, quiet: values.quiet === true };
+  const filters = stringsOption(values, "filter").map((f): PsFilter => {
+    const i = f.indexOf("=");
+    const key = f.slice(0, i), value = f.slice(i + 1);
+    if (i <= 0 || (key !== "name" && key !== "status" && key !== "label")) {
+      throw new UsageError(`--filter wants name=…, status=… or label=…, not ${quoted(f)}`);
+    }
+    if (key === "status") {
+      const v = value === "created" ? "creating" : value;
+      if (!STATES.includes(v)) {
+        throw new UsageError(`--filter status= takes ${STATES.join(", ")}, not ${quoted(value)}`);
+      }
+      return { key, value: v };
+    }
+    if (value === "") throw new UsageError(`--filter ${key}= wants a value`);
+    return { key, value };
+  });
+  const format = stringOption(values, "format");
+  if (format !== undefined && format !== "json" && format !== "table") {
+    throw new UsageError(`--format takes table or json (hako has no Go templates), not ${quoted(format)}`);
+  }
+  if (format !== undefined && values.json) throw new UsageError("give --json or --format, not both");
+  return {
+    help: values.help === true,
+    json: values.json === true,
+    quiet: values.quiet === true,
+    ...(values.all ? { all: true } : {}),
+    ...(filters.length ? { filters } : {}),
+    ...(format === "json" ? { jsonLines: true } : {}),
+  };
+}
+
+/**
+ * The containers `hako ps` lists (pure): without `all` or a status filter, not those that have
+ * exited (docker's default); then those every filter key matches (any of a key's values).
+ * @param list Every container.
+ * @param a The command line.
+ * @param labelsOf A container's labels.
+ */
+export function selectContainers(
+  list: readonly ContainerInfo[],
+  a: Pick<PsArgs, "all" | "filters">,
+  labelsOf: (name: string) => Readonly<Record<string, string>> = () => ({}),
+): ContainerInfo[] {
+  const filters = a.filters ?? [];
+  const byKey = (key: PsFilter["key"]) => filters.filter((f) => f.key === key).map((f) => f.value);
+  const names = byKey("name"), states = byKey("status"), labels = byKey("label");
+  return list.filter((c) => {
+    if (!a.all && states.length === 0 && c.state === "exited") return false;
+    if (names.length && !names.some((n) => c.name.includes(n))) return false;
+    if (states.length && !states.includes(c.state)) return false;
+    if (labels.length) {
+      const own = labelsOf(c.name);
+      const has = (l: string) => {
+        const i = l.indexOf("=");
+        const k = i < 0 ? l : l.slice(0, i);
+        return Object.hasOwn(own, k) && (i < 0 || own[k] === l.slice(i + 1));
+      };
+      if (!labels.some(has)) return false;
+    }
+    return true;
+  });
 }
 
 /**
@@ -79,11 +175,29 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   // No container directory: nothing to list, and no need to load lifecycle.ts (cgroups, FFI, node:).
-  const list = hasContainers(h) ? (await import("../container/lifecycle.ts")).listContainers() : [];
+  const all = hasContainers(h) ? (await import("../container/lifecycle.ts")).listContainers() : [];
+  const list = selectContainers(all, a, a.filters?.some((f) => f.key === "label") ? await labelReader() : undefined);
   if (a.json) h.stdout(JSON.stringify(list, null, 2) + "\n");
+  else if (a.jsonLines) h.stdout(list.map((c) => `${JSON.stringify(c)}\n`).join(""));
   else if (a.quiet) h.stdout(list.map((c) => `${c.name}\n`).join(""));
   else h.stdout(psTable(list));
   return 0;
+}
+
+/** Reads a container's labels (`hako run -d -l`) from its state directory. */
+async function labelReader(): Promise<(name: string) => Readonly<Record<string, string>>> {
+  const { StateStore } = await import("../container/state.ts");
+  const { DOCKER_FILE } = await import("../supervisor/protocol.ts");
+  const { readFileSync } = await import("node:fs");
+  const store = new StateStore();
+  return (name) => {
+    try {
+      const labels = JSON.parse(readFileSync(`${store.dir(name)}/${DOCKER_FILE}`, "utf8"))?.labels;
+      return labels !== null && typeof labels === "object" ? labels : {};
+    } catch {
+      return {};
+    }
+  };
 }
 
 /**

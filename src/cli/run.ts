@@ -1,16 +1,32 @@
 /**
- * `hako run SCRIPT [ARGS…]` and `hako run -e CODE [ARGS…]`.
+ * `hako run SCRIPT [ARGS…]`, `hako run -e CODE [ARGS…]`, and a quick container with docker's run
+ * flags: `hako run [-d] [--rm] [-e K=V]… (--rootfs DIR | --image TAR) -- CMD…`.
  * @module
  */
 import { withProgramExitCodes } from "./_exit_codes.ts";
-import { nonEmpty, parseArgs, stringOption, UsageError } from "./_args.ts";
+import { nonEmpty, parseArgs, type ParsedArgs, quoted, stringOption, stringsOption, UsageError } from "./_args.ts";
+import {
+  checkEnvFlag,
+  type DockerFlags,
+  dockerSpecFields,
+  flagOfField,
+  parseCpus,
+  parseEnvFile,
+  parseLabels,
+  parseMemory,
+  parseMountFlag,
+  parsePidsLimit,
+  parseUserFlag,
+  parseVolume,
+  resolveEnv,
+} from "./_docker.ts";
 import { host } from "../runner/_host.ts";
 import { type LoaderKind, runScript } from "../runner/run_script.ts";
 
 /** The help text. */
 export const usage = `Usage: hako run [options] <script.ts> [args...]
-       hako run [options] -e <code> [args...]
-       hako run (--rootfs <dir> | --image <tar>) [--name <name>] [--userns] [--] <command> [args...]
+       hako run [options] -e <code> [args...]       (also: hako eval <code>)
+       hako run [docker options] (--rootfs <dir> | --image <tar>) [--] <command> [args...]
 
 Runs a TypeScript script with hako's API as globals — Process, Namespace, Cgroup, Capability,
 Mount, Dir, Kernel, system and the rest of mod.ts — and its arguments in ARGV (also args,
@@ -24,10 +40,18 @@ container's exit code (128+signal when a signal ended it).
 A quick container without a file: --rootfs (a directory) or --image (a .tar, .tar.gz, .tar.zst or .tar.xz,
 extracted once under /var/lib/hako/images/, or a user's ~/.local/share/hako/images/) and the command, with the
 default spec (new mount, uts, ipc, pid and net namespaces, pivot_root, the standard mounts, docker's capabilities
-and seccomp):
+and seccomp), and docker's run flags:
 
   hako run --image alpine.tar.gz -- sh -c 'cat /etc/os-release'
   hako run -it --image alpine.tar.gz -- sh      # an interactive shell on a terminal of its own
+  hako run -d --rm --name web -e PORT=80 -v ./site:/srv:ro -m 256m --cpus 0.5 --image alpine.tar.gz -- httpd -f
+
+-e: with --rootfs or --image, -e NAME=VALUE sets a variable, as docker's (NAME alone: the caller's
+value). Without them -e is still the code to run (as deno's), now also 'hako eval CODE' — unless
+it reads as a variable (NAME=VALUE, NAME), which is refused: the container's flags are missing.
+
+A foreground quick container is removed when it ends, as with docker's --rm (its exit code is
+hako's); -d keeps it after it ends, as docker does ('hako ps -a', 'hako rm'), unless --rm.
 
 --userns (or --rootless) adds a user namespace that maps the caller's uid and gid to root inside
 (as unshare -r, or podman rootless); a caller without root gets one whether or not it asks, since
@@ -48,12 +72,11 @@ once. A signal that comes before the command runs undoes the container and hako 
 --init the command is not PID 1, so it gets every signal as it would outside a container.
 
 Options:
-  -e, --eval <code>     Run <code> instead of a file
-      --rootfs <dir>    Run <command> in a container on this root filesystem
-      --image <tar>     Run <command> in a container on this image (extracted once)
-      --name <name>     The quick container's name (default run-<random>)
-      --userns          The quick container gets a user namespace mapping the caller to root
-                          (also --rootless; implied for a caller without root)
+  -e, --eval <code>     (no --rootfs/--image) Run <code> instead of a file; also: hako eval <code>
+      --loader <kind>   native: the runtime imports the file (default under deno run, and
+                          under Bun for a script that imports nothing)
+                        data: strip types and import data: URLs (default in a compiled binary)
+                        (also: HAKO_LOADER=native|data)
   -t, --tty             Give the container's command a terminal of its own (a container: a
                           spec module, --rootfs or --image)
   -i, --interactive     With -t, relay stdin to that terminal (without -t, stdin is the
@@ -62,17 +85,43 @@ Options:
                           SIGKILL (default 10, as hako stop)
       --init            Run a static init (tini) as the container's PID 1, the command as its child:
                           it gets every signal and reaps zombies (docker's --init)
-      --loader <kind>   native: the runtime imports the file (default under deno run, and
-                          under Bun for a script that imports nothing)
-                        data: strip types and import data: URLs (default in a compiled binary)
-                        (also: HAKO_LOADER=native|data)
-  -h, --help            Show this help
+  -h, --help            Show this help (docker's -h, --hostname, is --hostname here)
+
+A quick container's options (docker run's):
+      --rootfs <dir>    Run <command> in a container on this root filesystem
+      --image <tar>     Run <command> in a container on this image (extracted once)
+      --name <name>     The container's name (default run-<random>)
+  -d, --detach          Start it in the background, as 'hako start' (the supervisor is its
+                          parent; its output goes to 'hako logs'); print its name
+      --rm              Remove it when it ends (always so in the foreground; with -d: by the
+                          supervisor, once it has recorded the exit)
+  -e, --env <K=V>       Set a variable (again for more); K alone: the caller's value, if any
+      --env-file <file> Variables from a file, a K=V (or K) a line, # comments (again for more;
+                          before the -e's, which win)
+  -v, --volume <SRC:DST[:ro|rw]>  Bind a host path (absolute, or ./relative) at DST inside
+      --mount <type=bind,source=S,target=T[,readonly]|type=tmpfs,target=T[,tmpfs-size=64m]>
+  -w, --workdir <dir>   The command's working directory inside
+  -u, --user <UID[:GID]>  Who the command runs as inside (numbers: names are not looked up)
+  -m, --memory <size>   Memory limit (512m, 1g): the cgroup's
+      --cpus <n>        CPU limit in CPUs (1.5: a 150000 µs quota per 100000 µs period)
+      --pids-limit <n>  At most n processes and threads (0 or -1: no limit)
+      --hostname <name> Its hostname (default: its name)
+      --read-only       Mount its root filesystem read-only
+      --cap-add <CAP>   Keep a capability beyond docker's default set (again for more; ALL)
+      --cap-drop <CAP>  Drop one from it (again for more; ALL)
+      --network <none|host>  none (the default): a network namespace of its own with loopback
+                          only; host: the host's network, its resolv.conf and hosts read-only
+  -l, --label <k=v>     Recorded with a -d container ('hako inspect' shows them)
+      --userns          A user namespace mapping the caller to root (also --rootless; implied for a
+                          caller without root)
 
 Editor types for the globals: add to the script
   /// <reference path="<hako>/globals.d.ts" />
 
 An uncaught error ends the run with exit code 1 and "error: <message>" and the script's frames
-(HAKO_DEBUG=1 shows every frame). Run as root for namespaces, cgroups and mounts.
+(HAKO_DEBUG=1 shows every frame). Run as root for namespaces, cgroups and mounts. A quick container
+exits with its command's code, or docker's 125 (hako failed: a bad flag value, a setup step),
+126 (the command cannot be executed) or 127 (not found).
 `;
 
 /** What `hako run` was asked to do. */
@@ -102,9 +151,71 @@ export interface RunArgs {
     readonly name?: string;
     /** `--userns`/`--rootless`: a user namespace mapping the caller to root inside. */
     readonly userns?: boolean;
+    /** `-d`: daemonized through the supervisor, as `hako start` (prints the name). */
+    readonly detach?: boolean;
+    /** `--rm`: removed when it ends (a foreground quick run always is; a `-d` one only with it). */
+    readonly rm?: boolean;
+    /** docker's container flags (`-e`, `-v`, `-m`…). */
+    readonly docker?: DockerFlags;
     readonly command: readonly string[];
   };
 }
+
+/** `hako run`'s options. */
+const RUN_OPTIONS = {
+  // -e is a variable with --rootfs/--image (docker's), else the code to run (deno's, kept).
+  env: { type: "string", short: "e", multiple: true },
+  eval: { type: "string" },
+  loader: { type: "string" },
+  rootfs: { type: "string" },
+  image: { type: "string" },
+  name: { type: "string" },
+  tty: { type: "boolean", short: "t" },
+  interactive: { type: "boolean", short: "i" },
+  "stop-timeout": { type: "string" },
+  init: { type: "boolean" },
+  userns: { type: "boolean" },
+  rootless: { type: "boolean" },
+  detach: { type: "boolean", short: "d" },
+  rm: { type: "boolean" },
+  "env-file": { type: "string", multiple: true },
+  volume: { type: "string", short: "v", multiple: true },
+  mount: { type: "string", multiple: true },
+  workdir: { type: "string", short: "w" },
+  user: { type: "string", short: "u" },
+  memory: { type: "string", short: "m" },
+  cpus: { type: "string" },
+  "pids-limit": { type: "string" },
+  hostname: { type: "string" },
+  "read-only": { type: "boolean" },
+  "cap-add": { type: "string", multiple: true },
+  "cap-drop": { type: "string", multiple: true },
+  network: { type: "string" },
+  net: { type: "string" },
+  label: { type: "string", short: "l", multiple: true },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+/** The options that make a quick container (docker's run flags), by long name. */
+const QUICK_ONLY = [
+  "detach",
+  "rm",
+  "env-file",
+  "volume",
+  "mount",
+  "workdir",
+  "user",
+  "memory",
+  "cpus",
+  "pids-limit",
+  "hostname",
+  "read-only",
+  "cap-add",
+  "cap-drop",
+  "network",
+  "net",
+  "label",
+] as const;
 
 /**
  * Parses `hako run`'s arguments (pure).
@@ -112,20 +223,7 @@ export interface RunArgs {
  * @throws {UsageError} When neither or both of a script and `-e` are given, or for a bad option.
  */
 export function parseRunArgs(argv: readonly string[]): RunArgs {
-  const { values, positionals } = parseArgs(argv, {
-    eval: { type: "string", short: "e" },
-    loader: { type: "string" },
-    rootfs: { type: "string" },
-    image: { type: "string" },
-    name: { type: "string" },
-    tty: { type: "boolean", short: "t" },
-    interactive: { type: "boolean", short: "i" },
-    "stop-timeout": { type: "string" },
-    init: { type: "boolean" },
-    userns: { type: "boolean" },
-    rootless: { type: "boolean" },
-    help: { type: "boolean", short: "h" },
-  }, true);
+  const { values, positionals } = parseArgs(argv, RUN_OPTIONS, true);
   if (values.help) return { help: true, args: [] };
   const timeout = stringOption(values, "stop-timeout");
   if (timeout !== undefined && !/^\d+(\.\d+)?$/.test(timeout)) {
@@ -140,16 +238,28 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
   };
   const rootfs = stringOption(values, "rootfs"), image = stringOption(values, "image");
   const name = stringOption(values, "name");
-  const code = stringOption(values, "eval");
+  const envs = stringsOption(values, "env");
+  const evalCode = stringOption(values, "eval");
   if (name !== undefined) nonEmpty(name, "--name");
   const userns = values.userns === true || values.rootless === true;
   if (rootfs !== undefined || image !== undefined) {
     if (rootfs !== undefined && image !== undefined) throw new UsageError("give --rootfs or --image, not both");
     if (rootfs !== undefined) nonEmpty(rootfs, "--rootfs");
     if (image !== undefined) nonEmpty(image, "--image");
-    if (code !== undefined) throw new UsageError("-e runs a script, --rootfs/--image a container: pick one");
+    if (evalCode !== undefined) throw new UsageError("--eval runs a script, --rootfs/--image a container: pick one");
     if (positionals.length === 0) throw new UsageError("a command to run in the container is required");
     nonEmpty(positionals[0]!, "the command (its program)");
+    const detach = values.detach === true;
+    if (detach && (values.tty || values.interactive)) {
+      throw new UsageError(
+        "-d with -t/-i: a daemonized container has no terminal of its own in hako; " +
+          "run it with -d alone, then 'hako exec -it NAME sh' (or 'hako attach NAME')",
+      );
+    }
+    if (detach && timeout !== undefined) {
+      throw new UsageError("--stop-timeout is a foreground run's: stop a -d container with 'hako stop -t S NAME'");
+    }
+    const docker = dockerFlags(values, envs);
     return {
       help: false,
       args: [],
@@ -159,12 +269,45 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
         ...(image ? { image } : {}),
         ...(name ? { name } : {}),
         ...(userns ? { userns: true } : {}),
+        ...(detach ? { detach: true } : {}),
+        ...(values.rm ? { rm: true } : {}),
+        ...(Object.keys(docker).length ? { docker } : {}),
         command: positionals,
       },
     };
   }
+  const quickOnly = QUICK_ONLY.filter((o) => Object.hasOwn(values, o));
+  if (quickOnly.length) {
+    throw new UsageError(
+      `${quickOnly.map((o) => `--${o}`).join(", ")} ${
+        quickOnly.length > 1 ? "go" : "goes"
+      } with --rootfs or --image (a quick container; a spec module says it in its spec)`,
+    );
+  }
   if (name !== undefined) throw new UsageError("--name goes with --rootfs or --image");
   if (userns) throw new UsageError("--userns goes with --rootfs or --image (a spec module says namespaces itself)");
+  // Without --rootfs/--image, -e is the code to run, as it always was (and as deno's -e); --env
+  // is a variable, which only a quick container takes.
+  const own = argv.slice(0, argv.length - positionals.length);
+  if (own.some((t) => t === "--env" || t.startsWith("--env="))) {
+    throw new UsageError("--env goes with --rootfs or --image (to run code: hako eval CODE, or -e CODE)");
+  }
+  if (envs.length > 1) {
+    throw new UsageError(
+      "-e is given twice: without --rootfs/--image, -e is the code to run (one); " +
+        "to set variables of a quick container, give --rootfs or --image",
+    );
+  }
+  if (envs.length === 1 && evalCode !== undefined) throw new UsageError("give -e or --eval, not both");
+  // -e NAME=VALUE (or -e NAME) reads as docker's variable: the container's flags are missing, it
+  // is not code to run (that would be an assignment to an undeclared name, or a bare name).
+  if (envs.length === 1 && /^[A-Za-z_][A-Za-z0-9_]*(=\S*)?$/.test(envs[0]!)) {
+    throw new UsageError(
+      `-e ${quoted(envs[0]!)} reads as a variable (docker's -e), which goes with --rootfs or --image; ` +
+        "to run it as code: hako eval CODE",
+    );
+  }
+  const code = evalCode ?? envs[0];
   const loader = stringOption(values, "loader");
   if (loader !== undefined && loader !== "native" && loader !== "data") {
     throw new UsageError(`--loader must be "native" or "data", not "${loader}"`);
@@ -181,6 +324,48 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
   if (script === undefined) throw new UsageError("no script given");
   nonEmpty(script, "the script's path");
   return { ...base, script, args };
+}
+
+/** The docker flags of a quick container, each checked for its form (pure). */
+function dockerFlags(values: ParsedArgs["values"], envs: readonly string[]): DockerFlags {
+  const str = (n: string) => stringOption(values, n);
+  const network = str("network") ?? str("net");
+  if (str("network") !== undefined && str("net") !== undefined) {
+    throw new UsageError("give --network or --net, not both");
+  }
+  if (network !== undefined && network !== "none" && network !== "host") {
+    throw new UsageError(
+      `--network takes none (the default here: a network namespace of its own with loopback only) or host, not ${
+        quoted(network)
+      } (hako has no bridge: a spec's network.veth links a container to the host)`,
+    );
+  }
+  const workdir = str("workdir"), user = str("user"), memory = str("memory"), cpus = str("cpus");
+  const pids = str("pids-limit"), hostname = str("hostname");
+  const mounts = [
+    ...stringsOption(values, "volume").map((v) => parseVolume(v)),
+    ...stringsOption(values, "mount").map((v) => parseMountFlag(v)),
+  ];
+  const envFiles = stringsOption(values, "env-file");
+  for (const f of envFiles) nonEmpty(f, "--env-file");
+  const labels = stringsOption(values, "label");
+  const capAdd = stringsOption(values, "cap-add"), capDrop = stringsOption(values, "cap-drop");
+  return {
+    ...(envs.length ? { env: envs.map(checkEnvFlag) } : {}),
+    ...(envFiles.length ? { envFiles } : {}),
+    ...(mounts.length ? { mounts } : {}),
+    ...(workdir !== undefined ? { workdir } : {}),
+    ...(user !== undefined ? { user: parseUserFlag(user) } : {}),
+    ...(memory !== undefined ? { memory: parseMemory(memory) } : {}),
+    ...(cpus !== undefined ? { cpus: parseCpus(cpus) } : {}),
+    ...(pids !== undefined ? { pidsLimit: parsePidsLimit(pids) } : {}),
+    ...(hostname !== undefined ? { hostname } : {}),
+    ...(values["read-only"] ? { readOnly: true } : {}),
+    ...(capAdd.length ? { capAdd } : {}),
+    ...(capDrop.length ? { capDrop } : {}),
+    ...(network !== undefined ? { network } : {}),
+    ...(labels.length ? { labels: parseLabels(labels) } : {}),
+  } as DockerFlags;
 }
 
 /** Runs `hako run`. */
@@ -248,16 +433,24 @@ export const USERNS_NAMESPACES = ["user", "mount", "uts", "ipc", "pid", "net", "
  * The spec of a quick container (pure but for the random name).
  * @param caller The caller's effective uid — one without root gets a user namespace (as `--userns`),
  *   the only way it can make the others (podman rootless does the same) — and whether the kernel
- *   has cgroup namespaces (the spec's defaults have one only then).
+ *   has cgroup namespaces (the spec's defaults have one only then); for `-e NAME` its environment,
+ *   and the lines of the `--env-file`s (read by the caller).
  */
 export function quickSpec(
   q: NonNullable<RunArgs["quick"]>,
   cwd: string,
   varDir = "/var/lib/hako",
-  caller: { readonly euid: number; readonly egid?: number; readonly cgroupNs: boolean } = { euid: 0, cgroupNs: true },
+  caller: {
+    readonly euid: number;
+    readonly egid?: number;
+    readonly cgroupNs: boolean;
+    readonly env?: (name: string) => string | undefined;
+    readonly envFileLines?: readonly string[];
+  } = { euid: 0, cgroupNs: true },
 ): import("../container/spec.ts").ContainerSpec {
   // (an empty path is left empty, for the validator to refuse: never the cwd itself)
-  const abs = (p: string) => (p === "" || p.startsWith("/") ? p : `${cwd.replace(/\/+$/, "")}/${p}`);
+  const abs = (p: string) =>
+    p === "" || p.startsWith("/") ? p : `${cwd.replace(/\/+$/, "")}/${p.replace(/^(\.\/+)+/, "")}`;
   const name = q.name ?? `run-${Math.random().toString(16).slice(2, 10)}`;
   let rootfs: import("../container/spec.ts").RootfsSpec;
   if (q.rootfs !== undefined) rootfs = abs(q.rootfs);
@@ -273,8 +466,20 @@ export function quickSpec(
     const base = /^\.*$/.test(stem) ? "image" : stem;
     rootfs = { tarball: abs(image), path: `${varDir}/images/${base}` };
   }
-  if (!q.userns && caller.euid === 0) return { name, rootfs, command: [...q.command] };
-  const namespaces = USERNS_NAMESPACES.filter((n) => n !== "cgroup" || caller.cgroupNs);
+  const withUserns = q.userns === true || caller.euid !== 0;
+  const namespaces = USERNS_NAMESPACES.filter((n) =>
+    (n !== "cgroup" || caller.cgroupNs) && (n !== "user" || withUserns)
+  );
+  // docker's flags: the --env-file lines first, then each -e (a later name wins), as docker.
+  const d = q.docker ?? {};
+  const envEntries = [...(caller.envFileLines ?? []), ...(d.env ?? [])];
+  const env = envEntries.length ? resolveEnv(envEntries, caller.env ?? (() => undefined)) : undefined;
+  const fields = dockerSpecFields(d, env, namespaces);
+  const mounts = fields.mounts?.map((
+    m,
+  ) => (m.type === "bind" && m.source !== undefined ? { ...m, source: abs(m.source) } : m));
+  const docker = { ...fields, ...(mounts ? { mounts } : {}) };
+  if (!withUserns) return { name, rootfs, command: [...q.command], ...docker };
   // The caller's own ids become root inside, and nothing else is mapped (unshare -r): without root
   // that is what the validator assumes anyway; root says so (its uid 0 is a host user's id).
   const idMap = caller.euid === 0
@@ -284,24 +489,61 @@ export function quickSpec(
       allowHostIds: true,
     }
     : undefined;
-  return { name, rootfs, command: [...q.command], namespaces, ...(idMap ? { idMap } : {}) };
+  return { name, rootfs, command: [...q.command], namespaces, ...(idMap ? { idMap } : {}), ...docker };
 }
 
 async function runQuick(
   q: NonNullable<RunArgs["quick"]>,
   options: import("../runner/spec_module.ts").ForegroundOptions,
 ): Promise<number> {
-  const { runForeground } = await import("../runner/spec_module.ts");
   const { default: process } = await import("node:process");
-  const { existsSync } = await import("node:fs");
+  const { existsSync, readFileSync, writeFileSync } = await import("node:fs");
+  const envFileLines: string[] = [];
+  for (const file of q.docker?.envFiles ?? []) {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (e) {
+      throw new UsageError(`--env-file ${quoted(file)}: ${(e as Error).message}`);
+    }
+    envFileLines.push(...parseEnvFile(text, file));
+  }
   const caller = {
     euid: process.geteuid?.() ?? 0,
     egid: process.getegid?.() ?? 0,
     cgroupNs: existsSync("/proc/self/ns/cgroup"),
+    env: (name: string) => process.env[name],
+    envFileLines,
   };
-  return await runForeground(
-    quickSpec(q, host().cwd(), quickVarDir(caller.euid, host().env), caller),
-    undefined,
-    options,
-  );
+  const spec = quickSpec(q, host().cwd(), quickVarDir(caller.euid, host().env), caller);
+  // The spec's validator checks every value; its messages say which flag set the field.
+  const { resolveSpec, SpecError } = await import("../container/validate.ts");
+  try {
+    resolveSpec(options.init ? { ...spec, init: true } : spec);
+  } catch (e) {
+    if (!(e instanceof SpecError)) throw e;
+    throw new SpecError(e.problems.map((p) => {
+      const flag = flagOfField(p.path);
+      return flag ? { path: p.path, message: `${p.message} (set by ${flag})` } : p;
+    }));
+  }
+  if (q.detach) {
+    // hako start of this spec: the supervisor is its parent, it prints the name.
+    const { startSpecs } = await import("./start.ts");
+    const { DOCKER_FILE } = await import("../supervisor/protocol.ts");
+    const record: import("../supervisor/protocol.ts").DockerRecord = {
+      ...(q.docker?.labels ? { labels: q.docker.labels } : {}),
+      ...(q.rm ? { autoRemove: true } : {}),
+    };
+    return await startSpecs([{ spec: options.init ? { ...spec, init: true } : spec }], {
+      quiet: true,
+      ...(Object.keys(record).length
+        ? {
+          onReserved: (dir: string) => writeFileSync(`${dir}/${DOCKER_FILE}`, JSON.stringify(record), { mode: 0o600 }),
+        }
+        : {}),
+    });
+  }
+  const { runForeground } = await import("../runner/spec_module.ts");
+  return await runForeground(spec, undefined, options);
 }

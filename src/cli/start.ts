@@ -154,7 +154,6 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
 
   // Evaluate every spec (per --each value) here, where the user's environment and cwd are.
   const specs: { spec: ContainerSpec; file: string }[] = [];
-  let failed = false;
   for (const file of a.files) {
     const variants = a.each ? a.each.values.map((v) => ({ [a.each!.name]: v })) : [{}];
     const code = await runScript({
@@ -196,8 +195,34 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
     );
     return 2;
   }
+  return await startSpecs(specs, { quiet: a.quiet });
+}
 
-  const tty = !a.quiet && specs.length > 1 && process.stderr.isTTY === true;
+/** What {@link startSpecs} may do beside starting. */
+export interface StartSpecsOptions {
+  /** No progress bar. */
+  readonly quiet: boolean;
+  /**
+   * Called once a container's name is reserved (its state directory made), before its rootfs is
+   * extracted and the supervisor starts it: `hako run -d` writes its labels and `--rm` there.
+   */
+  readonly onReserved?: (dir: string, spec: ContainerSpec) => void;
+}
+
+/**
+ * Starts containers through the supervisor (`hako start`, `hako run -d`): each name reserved, its
+ * tarball extracted here, then handed over; prints each started name.
+ * @param specs The specs, their host paths absolute, each with its spec file (for `ps`).
+ * @returns 0 when every container started, 1 otherwise (each failure printed).
+ */
+export async function startSpecs(
+  specs: readonly { readonly spec: ContainerSpec; readonly file?: string }[],
+  opts: StartSpecsOptions,
+): Promise<number> {
+  const h = host();
+  const { default: process } = await import("node:process");
+  let failed = false;
+  const tty = !opts.quiet && specs.length > 1 && process.stderr.isTTY === true;
   let done = 0;
   const draw = (label: string) => tty && h.stderr(`\r\x1b[K${progressLine(done, specs.length, label)}`);
 
@@ -240,6 +265,13 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
         report(spec.name, (e as Error).message);
         continue;
       }
+      try {
+        opts.onReserved?.(store.dir(spec.name), spec);
+      } catch (e) {
+        dropReservation(store, spec.name, self);
+        report(spec.name, (e as Error).message);
+        continue;
+      }
       const r = spec.rootfs;
       if (typeof r === "object" && "tarball" in r) {
         try {
@@ -252,16 +284,18 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
         }
       }
       starts.push(
-        client.request({ op: "start", spec, specFile: file, reservedBy: self }).then(async (res) => {
-          if (res.ok) return report(spec.name);
-          if (res.error?.name !== "SupervisorError") {
-            dropReservation(store, spec.name, self); // (the supervisor never took it over)
-            return report(spec.name, res.error!.message);
-          }
-          // The connection failed, not the container: its record says what became of it.
-          const v = await afterLostSupervisor(store, spec.name, self, supervisor, res.error.message);
-          report(spec.name, v.error, v.warning);
-        }),
+        client.request({ op: "start", spec, ...(file ? { specFile: file } : {}), reservedBy: self }).then(
+          async (res) => {
+            if (res.ok) return report(spec.name);
+            if (res.error?.name !== "SupervisorError") {
+              dropReservation(store, spec.name, self); // (the supervisor never took it over)
+              return report(spec.name, res.error!.message);
+            }
+            // The connection failed, not the container: its record says what became of it.
+            const v = await afterLostSupervisor(store, spec.name, self, supervisor, res.error.message);
+            report(spec.name, v.error, v.warning);
+          },
+        ),
       );
     }
   };
@@ -306,7 +340,7 @@ async function whoServes(
  */
 function reservation(
   spec: ContainerSpec,
-  file: string,
+  file: string | undefined,
   self: ProcessIdentity,
   resolveSpec: typeof ResolveSpec,
 ): StateRecord {
@@ -320,7 +354,7 @@ function reservation(
     owner: self,
     createdAt: new Date().toISOString(),
     spec,
-    specFile: file,
+    ...(file ? { specFile: file } : {}),
     image: tarball ?? resolved.rootfsPath,
     rootfs: resolved.rootfsPath,
     extracted: tarball !== undefined,

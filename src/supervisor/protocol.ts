@@ -6,6 +6,21 @@
  */
 import type { ContainerSpec } from "../container/spec.ts";
 
+/**
+ * A file in a container's state directory that `hako run -d` writes beside the record, with what
+ * docker's flags asked for that the spec has no field for: `{ labels?, autoRemove? }`. With
+ * `autoRemove` (`--rm`) the supervisor deletes the container once it has recorded its end.
+ */
+export const DOCKER_FILE = "docker.json";
+
+/** What {@link DOCKER_FILE} holds. */
+export interface DockerRecord {
+  /** `--label`s. */
+  readonly labels?: Readonly<Record<string, string>>;
+  /** `--rm`: the supervisor deletes the container when it ends. */
+  readonly autoRemove?: boolean;
+}
+
 /** Start a daemonized container. */
 export interface StartRequest {
   readonly id: number;

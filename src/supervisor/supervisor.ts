@@ -26,7 +26,7 @@
  *
  * @module
  */
-import { chmodSync, rmSync } from "node:fs";
+import { chmodSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import process from "node:process";
 import { check, errno, libc } from "../../ffi/libc.ts";
@@ -45,9 +45,11 @@ import {
   StateStore,
   writePrivateFile,
 } from "../container/state.ts";
-import { cgroupEndCounters, releaseResources } from "../container/lifecycle.ts";
+import { cgroupEndCounters, deleteContainer, releaseResources } from "../container/lifecycle.ts";
 import { waitpid, WNOHANG } from "../process.ts";
 import {
+  DOCKER_FILE,
+  type DockerRecord,
   type ErrorReply,
   LineReader,
   MAX_LINE_BYTES,
@@ -318,6 +320,22 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
     }));
   };
 
+  /** Deletes an ended container that `hako run -d --rm` asked to be removed (docker's --rm). */
+  const autoRemove = async (name: string) => {
+    let wanted = false;
+    try {
+      wanted = (JSON.parse(readFileSync(`${store.dir(name)}/${DOCKER_FILE}`, "utf8")) as DockerRecord)
+        ?.autoRemove === true;
+    } catch { /* none: kept, as docker's default */ }
+    if (!wanted) return;
+    try {
+      await deleteContainer(name, { store });
+      say(`removed ${name} (--rm)`);
+    } catch (e) {
+      say(`could not remove ${name} (--rm): ${(e as Error).message}`);
+    }
+  };
+
   // Adopt: running containers whose owner is gone are watched; half-made ones are left to gc.
   for (const r of store.list()) {
     if (isRunning(r.owner)) continue;
@@ -364,6 +382,7 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
       const { code, signal, shellCode, ...counted } = status; // counted: oomKilled, failedForks
       finished(name, { code, signal, shellCode }, undefined, counted);
       say(`${name} exited (${status.shellCode})`);
+      await autoRemove(name);
     }
     for (const [name, id] of adopted) {
       if (isRunning(id)) continue;
@@ -380,6 +399,7 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
         }
       }
       say(`${name} (adopted) ended`);
+      await autoRemove(name);
     }
     const now = Date.now();
     if (now - lastLogCheck >= LOG_CHECK_MS) {

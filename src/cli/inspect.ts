@@ -1,0 +1,167 @@
+/**
+ * `hako inspect NAME…`: containers' records as JSON, with docker's field names where they mean
+ * the same (`State.Status`, `Config.Env`, `HostConfig.Memory`…) and hako's own record beside them.
+ * @module
+ */
+import { nonEmpty, parseArgs, quoted, stringOption, UsageError } from "./_args.ts";
+import { host } from "../runner/_host.ts";
+import type { ContainerInfo } from "../container/lifecycle.ts";
+import type { StateRecord } from "../container/state.ts";
+import type { ResolvedSpec } from "../container/validate.ts";
+import type { DockerRecord } from "../supervisor/protocol.ts";
+
+/** The help text. */
+export const usage = `Usage: hako inspect [--format json] <name>...
+
+Prints a JSON array with one object per container, as docker inspect: Id and Name (its name),
+Created, State {Status, Running, Pid, ExitCode, Signal, OOMKilled, StartedAt, FinishedAt, Error},
+Config {Cmd, Env, Hostname, User, WorkingDir, Image, Labels}, HostConfig {Memory (bytes, 0: no
+limit), NanoCpus (0: no limit), PidsLimit (null: no limit), ReadonlyRootfs, CapAdd, CapDrop,
+NetworkMode, AutoRemove}, Mounts, and Hako: hako's own record (its spec, rootfs, cgroup, live
+figures). Status is docker's word: created, running, exited, dead, or unknown (a damaged record).
+
+Options:
+      --format json   The only format (docker's templates are not supported)
+  -h, --help          Show this help
+
+Exit status: 0, or 1 when a container is unknown (the others are printed all the same).
+`;
+
+/** Parses `hako inspect`'s arguments (pure). @throws {UsageError} For no name or a bad option. */
+export function parseInspectArgs(argv: readonly string[]): { help: boolean; names: string[] } {
+  const { values, positionals } = parseArgs(argv, {
+    format: { type: "string", short: "f" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) return { help: true, names: [] };
+  const format = stringOption(values, "format");
+  if (format !== undefined && format !== "json") {
+    throw new UsageError(`--format takes json (hako has no Go templates), not ${quoted(format)}`);
+  }
+  if (positionals.length === 0) throw new UsageError("a container name is required");
+  for (const n of positionals) nonEmpty(n, "a container name");
+  return { help: false, names: [...positionals] };
+}
+
+/** docker's word for a state (`creating` is docker's `created`). */
+export function dockerStatus(state: ContainerInfo["state"]): string {
+  return state === "creating" ? "created" : state;
+}
+
+/** A size as bytes (pure): a number, or `"512m"`/`"1G"`; 0 for none or "max" (docker's "no limit"). */
+export function bytesOf(v: number | string | undefined): number {
+  if (v === undefined || v === "max" || v === -1 || v === "-1") return 0;
+  if (typeof v === "number") return Math.max(0, v);
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(v);
+  if (!m) return 0;
+  const scale: Record<string, number> = { "": 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
+  return Math.round(Number(m[1]) * scale[m[2]!.toUpperCase()]!);
+}
+
+/**
+ * One container as `hako inspect` prints it (pure).
+ * @param r Its record.
+ * @param info What `ps` says of it (live figures, its state as seen now).
+ * @param resolved Its spec resolved (defaults applied), when that still works.
+ * @param docker What `hako run -d` recorded beside it (labels, --rm).
+ */
+export function inspectObject(
+  r: StateRecord,
+  info: ContainerInfo,
+  resolved: ResolvedSpec | undefined,
+  docker: DockerRecord = {},
+): Record<string, unknown> {
+  const spec = r.spec;
+  const cg = spec.cgroup ?? {};
+  const quota = cg.cpu?.quotaUs, period = cg.cpu?.periodUs ?? 100_000;
+  const caps = spec.capabilities;
+  const changes = caps && !Array.isArray(caps) && ("add" in caps || "drop" in caps)
+    ? caps as { add?: readonly string[]; drop?: readonly string[] }
+    : {};
+  const ns = resolved?.newNamespaces ?? [];
+  const user = resolved?.user ?? spec.user;
+  return {
+    Id: r.name,
+    Name: r.name,
+    Created: r.createdAt,
+    State: {
+      Status: dockerStatus(info.state),
+      Running: info.state === "running",
+      Pid: info.pid ?? 0,
+      ExitCode: r.exit ? r.exit.shellCode : r.state === "exited" ? -1 : 0,
+      Signal: r.exit?.signal ?? null,
+      OOMKilled: (info.oomKilled ?? 0) > 0,
+      StartedAt: r.startedAt ?? null,
+      FinishedAt: r.finishedAt ?? null,
+      Error: info.note ?? "",
+    },
+    Config: {
+      Cmd: resolved ? [...resolved.argv] : typeof spec.command === "string" ? [spec.command] : [...spec.command],
+      Env: Object.entries(resolved?.env ?? spec.env ?? {}).map(([k, v]) => `${k}=${v}`),
+      Hostname: resolved?.hostname ?? spec.hostname ?? "",
+      User: user ? `${user.uid}${user.gid !== undefined ? `:${user.gid}` : ""}` : "",
+      WorkingDir: resolved?.workdir ?? spec.workdir ?? "/",
+      Image: r.image,
+      Labels: docker.labels ?? {},
+    },
+    HostConfig: {
+      Memory: bytesOf(cg.memory?.limit),
+      NanoCpus: typeof quota === "number" ? Math.round((quota / period) * 1e9) : 0,
+      PidsLimit: typeof cg.pids?.max === "number" ? cg.pids.max : null,
+      ReadonlyRootfs: spec.readonlyRootfs === true,
+      CapAdd: changes.add ? [...changes.add] : null,
+      CapDrop: changes.drop ? [...changes.drop] : null,
+      NetworkMode: resolved ? (ns.includes("net") ? "none" : "host") : "",
+      AutoRemove: docker.autoRemove === true,
+    },
+    Mounts: (spec.mounts ?? []).map((m) => ({
+      Type: m.type,
+      Source: m.source ?? "",
+      Destination: m.target,
+      RW: !(m.readonly || m.options?.includes("ro")),
+    })),
+    Hako: { ...info, record: r },
+  };
+}
+
+/** Runs `hako inspect`. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const a = parseInspectArgs(argv);
+  const h = host();
+  if (a.help) {
+    h.stdout(usage);
+    return 0;
+  }
+  const { StateStore } = await import("../container/state.ts");
+  const { containerInfo, damagedInfo } = await import("../container/lifecycle.ts");
+  const { resolveSpec } = await import("../container/validate.ts");
+  const { DOCKER_FILE } = await import("../supervisor/protocol.ts");
+  const { readFileSync } = await import("node:fs");
+  const store = new StateStore();
+  const out: unknown[] = [];
+  let code = 0;
+  for (const name of a.names) {
+    const got = store.inspect(name);
+    if (got.kind === "none") {
+      code = 1;
+      h.stderr(`hako inspect: no such container: ${name}\n`);
+      continue;
+    }
+    if (got.kind === "damaged") {
+      const info = damagedInfo(name, got.problem, got.salvage, store);
+      out.push({ Id: name, Name: name, State: { Status: "unknown", Running: false, Error: got.problem }, Hako: info });
+      continue;
+    }
+    let resolved: ResolvedSpec | undefined;
+    try {
+      resolved = resolveSpec(got.record.spec);
+    } catch { /* a spec the host no longer takes: its own fields are shown */ }
+    let docker: DockerRecord = {};
+    try {
+      docker = JSON.parse(readFileSync(`${store.dir(name)}/${DOCKER_FILE}`, "utf8")) ?? {};
+    } catch { /* none */ }
+    out.push(inspectObject(got.record, containerInfo(got.record), resolved, docker));
+  }
+  h.stdout(JSON.stringify(out, null, 2) + "\n");
+  return code;
+}

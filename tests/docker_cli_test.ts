@@ -1,0 +1,209 @@
+/**
+ * docker's habits on hako's container commands, end to end with real containers: `run` with
+ * docker's flags (foreground and `-d`, `--rm`), `ps -a -q --filter`, `inspect`, `wait`, `kill -s`,
+ * `rm -f`, `update`. The CLI is the one of the runtime that runs the test (bin/hako under Deno, `bun
+ * src/cli/main.ts` under Bun), on the native path and the forked one (HAKO_NATIVE_SPAWN=0). Each
+ * test has its own state directory and busybox rootfs, and its containers unique names.
+ * @module
+ */
+import { spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { deepEqual, equal, match, ok } from "node:assert/strict";
+import { needsRoot, runtime, tempDir, test } from "./_harness.ts";
+import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const CLI = runtime === "bun"
+  ? [join(ROOT, "node_modules/.bin/bun"), join(ROOT, "src/cli/main.ts")]
+  : [join(ROOT, "bin/hako")];
+const skip = needsRoot ||
+  (findStaticBusybox() === undefined && "needs a static busybox (apt-get install busybox-static)");
+const PATHS = ["native", "forked"] as const;
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** A state directory and a busybox rootfs; deletes its containers and kills its supervisor on dispose. */
+function lab(path: (typeof PATHS)[number]) {
+  const dir = tempDir("hako-docker-");
+  chmodSync(dir.path, 0o755);
+  const state = join(dir.path, "state");
+  const rootfs = join(dir.path, "rootfs");
+  buildRootfs(rootfs, { builder: "busybox" });
+  const env: Record<string, string> = {
+    ...process.env as Record<string, string>,
+    HAKO_STATE_DIR: state,
+    NO_COLOR: "1",
+    ...(path === "forked" ? { HAKO_NATIVE_SPAWN: "0" } : {}),
+  };
+  delete env.HAKO_LOADER;
+  if (path === "native") delete env.HAKO_NATIVE_SPAWN;
+  const suffix = Math.random().toString(36).slice(2, 8);
+  const hako = (...args: string[]): Result => {
+    const r = spawnSync(CLI[0]!, [...CLI.slice(1), ...args], { env, cwd: dir.path, encoding: "utf8", timeout: 60_000 });
+    if (r.error) throw r.error;
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  return {
+    dir: dir.path,
+    rootfs,
+    hako,
+    /** A unique container name. */
+    name: (n: string) => `dk-${n}-${path[0]}-${suffix}`,
+    [Symbol.dispose]() {
+      try {
+        for (const n of hako("ps", "-a", "-q").stdout.split("\n").filter(Boolean)) hako("rm", "-f", n);
+      } catch { /* the directory goes anyway */ }
+      try {
+        const pid = Number(readFileSync(join(state, "supervisor.pid"), "utf8").split(" ")[0]);
+        if (pid) process.kill(pid, "SIGKILL");
+      } catch { /* none */ }
+      dir[Symbol.dispose]();
+    },
+  };
+}
+
+async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+for (const path of PATHS) {
+  test(`hako run (${path}): docker's -e, --env-file, -v, -u, -w, --hostname, --read-only reach the command`, () => {
+    using l = lab(path);
+    const vol = join(l.dir, "vol");
+    mkdirSync(vol);
+    chmodSync(vol, 0o777);
+    writeFileSync(join(vol, "in"), "from the host\n");
+    writeFileSync(join(l.dir, "vars"), "# docker's format\nC=3\nA=from-file\n");
+    const r = l.hako(
+      ...["run", "--rm", "-e", "A=1", "-eB=2", "--env-file", "vars", "-e", "FROM_CALLER"],
+      ...["-v", "./vol:/data", "-v", `${vol}:/ro:ro`, "-u", "1000:1000", "-w", "/data", "--hostname", "box"],
+      ...["--read-only", "--name", l.name("fg"), "--rootfs", "rootfs", "--"],
+      ...[
+        "sh",
+        "-c",
+        'echo "$A $B $C $FROM_CALLER"; id -u; id -g; pwd; hostname; cat in; echo w > out; touch /x || echo ro; touch /ro/y || echo ro2; exit 5',
+      ],
+    );
+    // (FROM_CALLER is not in the caller's environment: left out, as docker)
+    equal(r.code, 5, r.stderr);
+    equal(r.stdout, "1 2 3 \n1000\n1000\n/data\nbox\nfrom the host\nro\nro2\n");
+    equal(readFileSync(join(vol, "out"), "utf8"), "w\n", "written through the bind mount");
+    equal(l.hako("ps", "-a", "-q").stdout, "", "a foreground quick run leaves no record");
+  }, { skip });
+
+  test(
+    `hako run (${path}): -m, --cpus, --pids-limit, --cap-drop land in the cgroup and the sets; bad values name the flag`,
+    () => {
+      using l = lab(path);
+      const r = l.hako(
+        ...["run", "-m", "64m", "--cpus", "0.5", "--pids-limit", "20", "--cap-drop", "ALL", "--cap-add", "CHOWN"],
+        ...["--name", l.name("lim"), "--rootfs", "rootfs", "--"],
+        ...[
+          "sh",
+          "-c",
+          "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/pids/pids.max; grep CapEff /proc/self/status",
+        ],
+      );
+      equal(r.code, 0, r.stderr);
+      equal(r.stdout, `${64 << 20}\n50000\n20\nCapEff:\t0000000000000001\n`);
+      const bad = l.hako("run", "--cap-add", "BOGUS", "-w", "rel", "--rootfs", "rootfs", "--", "true");
+      equal(bad.code, 125, bad.stderr);
+      match(bad.stderr, /workdir: must be absolute.*\(set by -w\/--workdir\)/);
+      match(bad.stderr, /unknown capability "BOGUS".*\(set by --cap-add\/--cap-drop\)/);
+      const usage = l.hako("run", "-m", "lots", "--rootfs", "rootfs", "--", "true");
+      equal(usage.code, 2);
+      match(usage.stderr, /--memory wants a size/);
+    },
+    { skip },
+  );
+
+  test(`hako run -d (${path}): ps -a -q --filter, inspect, update, wait, kill -s, rm -f, and --rm`, async () => {
+    using l = lab(path);
+    const kept = l.name("kept"), gone = l.name("gone"), live = l.name("live");
+    const d = l.hako(
+      ...["run", "-d", "--name", kept, "-l", "team=ops", "-e", "A=1", "-e", "B=2", "-m", "32m", "--cpus", "1.5"],
+      ...["--pids-limit", "16", "-u", "1000", "-w", "/tmp", "--rootfs", "rootfs", "--"],
+      ...["sh", "-c", "trap 'exit 42' TERM; echo \"$A$B $(id -u) $(pwd)\"; while :; do sleep 0.1; done"],
+    );
+    deepEqual([d.code, d.stdout], [0, `${kept}\n`], d.stderr);
+    const rm = l.hako("run", "-d", "--rm", "--name", gone, "--rootfs", "rootfs", "--", "sh", "-c", "sleep 0.3");
+    deepEqual([rm.code, rm.stdout], [0, `${gone}\n`], rm.stderr);
+    // --rm: the supervisor deletes it once it has recorded its end.
+    await until(`${gone} removed`, () => !l.hako("ps", "-a", "-q").stdout.includes(gone));
+    await until("its log", () => l.hako("logs", kept).stdout === "12 1000 /tmp\n");
+
+    const info = JSON.parse(l.hako("inspect", "--format", "json", kept).stdout)[0];
+    equal(info.Name, kept);
+    equal(info.State.Status, "running");
+    equal(info.State.Running, true);
+    ok(info.State.Pid > 0);
+    deepEqual(info.Config.Labels, { team: "ops" });
+    ok(info.Config.Env.includes("A=1") && info.Config.Env.includes("B=2"), info.Config.Env.join(" "));
+    equal(info.Config.User, "1000:1000");
+    equal(info.Config.WorkingDir, "/tmp");
+    deepEqual(
+      [info.HostConfig.Memory, info.HostConfig.NanoCpus, info.HostConfig.PidsLimit],
+      [32 << 20, 1_500_000_000, 16],
+    );
+    // The limits are the cgroup's, read back from the kernel.
+    const cgroup = info.Hako.cgroup as string;
+    equal(readFileSync(`/sys/fs/cgroup/memory/${cgroup}/memory.limit_in_bytes`, "utf8").trim(), String(32 << 20));
+    equal(readFileSync(`/sys/fs/cgroup/cpu/${cgroup}/cpu.cfs_quota_us`, "utf8").trim(), "150000");
+
+    // update: new limits, live, in the cgroup and in inspect.
+    const u = l.hako("update", "-m", "48m", "--cpus", "0.5", "--pids-limit", "24", kept);
+    deepEqual([u.code, u.stdout], [0, `${kept}\n`], u.stderr);
+    equal(readFileSync(`/sys/fs/cgroup/memory/${cgroup}/memory.limit_in_bytes`, "utf8").trim(), String(48 << 20));
+    equal(readFileSync(`/sys/fs/cgroup/cpu/${cgroup}/cpu.cfs_quota_us`, "utf8").trim(), "50000");
+    equal(readFileSync(`/sys/fs/cgroup/pids/${cgroup}/pids.max`, "utf8").trim(), "24");
+    const updated = JSON.parse(l.hako("inspect", kept).stdout)[0].HostConfig;
+    deepEqual([updated.Memory, updated.NanoCpus, updated.PidsLimit], [48 << 20, 500_000_000, 24]);
+    const tooLow = l.hako("update", "--cpus", "0.001", kept);
+    equal(tooLow.code, 2);
+
+    equal(l.hako("ps", "-q").stdout, `${kept}\n`);
+    equal(l.hako("ps", "-q", "--filter", "label=team=ops").stdout, `${kept}\n`);
+    equal(l.hako("ps", "-q", "--filter", "label=team=dev").stdout, "");
+
+    // kill -s TERM: its handler exits 42; wait prints it.
+    const k = l.hako("kill", "-s", "TERM", kept);
+    equal(k.code, 0, k.stderr);
+    const w = l.hako("wait", kept);
+    deepEqual([w.code, w.stdout], [0, "42\n"], w.stderr);
+    equal(l.hako("ps", "-q").stdout, "", "docker's ps: running containers only");
+    equal(l.hako("ps", "-a", "-q").stdout, `${kept}\n`);
+    equal(l.hako("ps", "-q", "--filter", "status=exited", "--filter", `name=${kept.slice(0, 8)}`).stdout, `${kept}\n`);
+    const done = JSON.parse(l.hako("inspect", kept).stdout)[0];
+    deepEqual([done.State.Status, done.State.Running, done.State.ExitCode], ["exited", false, 42]);
+
+    // rm refuses a running container without -f; rm -f kills it first.
+    const s = l.hako("run", "-d", "--name", live, "--rootfs", "rootfs", "--", "sleep", "60");
+    equal(s.code, 0, s.stderr);
+    const refused = l.hako("rm", live);
+    equal(refused.code, 1);
+    match(refused.stderr, /running/);
+    const forced = l.hako("rm", "-f", live, kept);
+    deepEqual([forced.code, forced.stdout], [0, `${live}\n${kept}\n`], forced.stderr);
+    equal(l.hako("ps", "-a", "-q").stdout, "");
+    const unknown = l.hako("inspect", live);
+    deepEqual([unknown.code, JSON.parse(unknown.stdout)], [1, []]);
+    match(unknown.stderr, /no such container/);
+  }, { skip });
+}
+
+test("a mistyped command gets a suggestion, not the whole help", () => {
+  const r = spawnSync(CLI[0]!, [...CLI.slice(1), "rn"], { encoding: "utf8", timeout: 60_000 });
+  equal(r.status, 2);
+  equal(r.stderr, `hako: unknown command "rn" (did you mean "run"?)\nRun 'hako help' for the commands.\n`);
+  ok(!existsSync(join(ROOT, "rn")));
+});
