@@ -36,6 +36,7 @@ import { SetupError, SyscallError } from "../errors.ts";
 import { type ChildError, describe, setupError } from "./_pipe.ts";
 import { compileConsole, type ConsoleRequest } from "./_console.ts";
 import {
+  execFifoPath,
   mountsShape,
   MS,
   type PreparedCall,
@@ -154,6 +155,7 @@ const SIOCSIFFLAGS = 0x8914;
 const IFF_UP_LOOPBACK_RUNNING = 0x1 | 0x8 | 0x40;
 const CLOSE_RANGE_CLOEXEC = 4;
 const O_RDONLY_CLOEXEC = 0o2000000;
+const O_WRONLY_CLOEXEC = 0o1 | 0o2000000;
 const CLONE_VM = 0x100;
 const CLONE_PARENT = 0x8000;
 const SIGCHLD = 17;
@@ -207,6 +209,7 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
     fds.closeInChild.length,
     ctx.files ?? [],
     ctx.console?.size ?? null, // (a window size set by the console step is a constant of the program)
+    ctx.execFifo ?? null, // (the exec fifo's fd number is in the program's path)
   ]);
   let t = templates.get(key);
   if (t && !t.valid()) {
@@ -326,13 +329,27 @@ function compile(
   r.step = "ready";
   call("write", [p.value(slots.status), readyRecord(p), REPORT_BYTES], ["status pipe"], { expect: REPORT_BYTES });
   r.step = "exec";
-  call("read", [p.value(slots.start), scratch, 1], ["start pipe"], { expect: 1 }, "wait for the parent's start");
+  // OCI mode: no start byte; the exec-fifo step below waits for `hako oci start` instead.
+  if (ctx.execFifo === undefined) {
+    call("read", [p.value(slots.start), scratch, 1], ["start pipe"], { expect: 1 }, "wait for the parent's start");
+  }
   slots.stdio.forEach((slot, target) => {
     if (slot) call("dup2", [p.value(slot), target], [unquoted("stdio"), target]);
   });
   // Nothing of the runtime's may reach the command: every fd above 2 closes at exec.
   call("close_range", [3, 0xffffffff, CLOSE_RANGE_CLOEXEC], [3, unquoted("~0U"), unquoted("CLOSE_RANGE_CLOEXEC")]);
   for (const [i, syscall, shown] of p.resetSignals()) r.note(i, syscall, shown);
+  if (ctx.execFifo !== undefined) {
+    // The exec-fifo step (setup.ts's runExecFifo): blocks until `hako oci start` reads the FIFO.
+    r.step = "exec-fifo";
+    const fifo = p.slot();
+    const path = execFifoPath(ctx.execFifo);
+    call("open", [p.cstring(path), O_WRONLY_CLOEXEC, 0], [path, unquoted("O_WRONLY|O_CLOEXEC")], {
+      store: fifo,
+    }, "open the exec fifo");
+    call("write", [p.value(fifo), p.bytes(new Uint8Array([0x30])), 1], [path], { expect: 1 }, "exec fifo");
+    r.step = "exec";
+  }
   compileExec(ctx, p, call);
   const valid = () => {
     try {

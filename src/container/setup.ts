@@ -55,6 +55,13 @@ export interface SetupContext {
   readonly rootFd?: number;
   /** With `-t`: the console socket (and window size) of the console step (see `_console.ts`). */
   readonly console?: ConsoleRequest;
+  /**
+   * OCI mode's exec FIFO (see {@link execFifoPlan}): an `O_PATH` fd of the FIFO in the OCI state
+   * directory, opened by the parent on the host before the clone (the child has the same number).
+   * With it the child does not wait for the start pipe: its last step before execve opens the FIFO
+   * for writing, which blocks until `hako oci start` opens it for reading.
+   */
+  readonly execFifo?: number;
 }
 
 /** One named step of the child's setup. */
@@ -242,6 +249,7 @@ const EACCES = 13;
 const EROFS = 30;
 const O_PATH_DIRECTORY_CLOEXEC = 0o10000000 | (process.arch === "arm64" ? 0o40000 : 0o200000) | 0o2000000;
 const O_WRONLY_CREAT_CLOEXEC = 0o1 | 0o100 | 0o2000000;
+const O_WRONLY_CLOEXEC = 0o1 | 0o2000000;
 const MNT_DETACH = 2;
 const PR_SET_DUMPABLE = 4;
 const CLONE_PARENT = 0x8000;
@@ -948,6 +956,43 @@ function readText(fd: number): string {
     out.push(...buf.subarray(0, n));
   }
   return new TextDecoder().decode(new Uint8Array(out)).trim();
+}
+
+/**
+ * The exec-fifo step (OCI mode, `hako oci create`): the child's last call before execve — after
+ * the ready report, every setup step and the signal reset — is a blocking
+ * `open("/proc/self/fd/N", O_WRONLY|O_CLOEXEC)` of the FIFO whose `O_PATH` fd N the parent opened
+ * on the host (through the container's own /proc after pivot_root: nothing of the host is looked
+ * up by path inside), then a one-byte write. `create` exits while the child waits there, as runc's
+ * `runc init` waits on its `exec.fifo`; `start` opens the FIFO for reading, which lets the open
+ * return, and reads the byte. The fd is close-on-exec: the reader sees EOF once the command runs.
+ * @returns The step's calls, for `hako plan` and the tests.
+ */
+export function execFifoPlan(fd: number): string[] {
+  return [`open("/proc/self/fd/${fd}", O_WRONLY|O_CLOEXEC) → fifo  (blocks until start)`, 'write(fifo, "0", 1)'];
+}
+
+/** The path the exec-fifo step opens: the FIFO's `O_PATH` fd, seen through /proc. */
+export function execFifoPath(fd: number): string {
+  return `/proc/self/fd/${fd}`;
+}
+
+/**
+ * The exec-fifo step in the forked child (see {@link execFifoPlan}); the native child runs the same
+ * two calls (native.ts).
+ * @throws {SyscallError} When the open or the write fails.
+ */
+export function runExecFifo(fd: number): void {
+  const c = libc();
+  const path = execFifoPath(fd);
+  let w: number;
+  for (;;) {
+    w = c.open(cstr(path), O_WRONLY_CLOEXEC, 0);
+    if (w !== -1 || errno() !== EINTR) break;
+  }
+  if (w === -1) throw new SyscallError("open", errno(), [path, unquoted("O_WRONLY|O_CLOEXEC")], "open the exec fifo");
+  if (c.write(w, new Uint8Array([0x30]), 1n) !== 1) throw new SyscallError("write", errno(), [path], "exec fifo");
+  // (close-on-exec: closed by the execve that follows)
 }
 
 /** The steps, in order. */
