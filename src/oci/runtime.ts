@@ -18,6 +18,7 @@
  */
 import {
   appendFileSync,
+  chmodSync,
   closeSync,
   constants as fs,
   existsSync,
@@ -278,6 +279,9 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
     if (!forRun) {
       // runc's exec.fifo: 0622, opened O_PATH here and reopened for writing by the child
       mknodat(AT_FDCWD, store.fifo(id), S_IFIFO | 0o622, 0n);
+      // 0622 whatever the umask (runc sets umask 0 around its mkfifo): the container's user, not
+      // root once the user step ran, opens it for writing through /proc/self/fd
+      chmodSync(store.fifo(id), 0o622);
       fifoFd = openat(AT_FDCWD, store.fifo(id), O_PATH | O_CLOEXEC);
     }
     const before = plan.umask !== undefined ? setUmask(plan.umask) : undefined;
