@@ -29,6 +29,7 @@ import { parseStopArgs } from "../src/cli/stop.ts";
 import { parseSupervisorArgs } from "../src/cli/supervisor.ts";
 import { parseVersionArgs } from "../src/cli/version.ts";
 import { COMMANDS } from "../src/cli/commands.ts";
+import { parseOciCliArgs } from "../src/cli/oci.ts";
 import { resolveSpec, SpecError } from "../src/container/validate.ts";
 import { MAX_NESTING, tooDeep } from "../src/runner/_nesting.ts";
 
@@ -51,6 +52,7 @@ const PARSERS: Readonly<Record<string, (argv: readonly string[]) => unknown>> = 
   supervisor: parseSupervisorArgs,
   version: parseVersionArgs,
   help: parseHelpArgs,
+  oci: parseOciCliArgs,
 };
 
 const TABLE = {

@@ -137,7 +137,11 @@ function parseOptions(
     const eq = body.indexOf("=");
     const name = eq === -1 ? body : body.slice(0, eq);
     const kind = Object.hasOwn(table, name) ? table[name] : undefined;
-    if (!kind) throw new OciUsageError(`flag provided but not defined: -${name}${where ? ` (${where})` : ""}`);
+    if (!kind) {
+      throw new OciUsageError(
+        `unknown option --${name}${where ? ` of ${where}` : ""} (runc: flag provided but not defined: -${name})`,
+      );
+    }
     if (kind === "boolean") {
       values[name] = eq === -1 ? true : body.slice(eq + 1) !== "false";
       continue;
