@@ -431,6 +431,23 @@ test("podman runs containers with --runtime bin/hako-runc as it does with runc",
     );
     if (has(RUNC)) equal(run(RUNC, ...opts, tag, "sh", "-c", script).stdout, mine.stdout);
 
+    // --read-only: / read-only, podman's binds nosuid,nodev,noexec as runc makes them; its tmpfs
+    // with runc's tmpcopyup extension are refused by name (podman's --read-only-tmpfs=false: none)
+    const ro = ["--read-only", "--read-only-tmpfs=false"];
+    const roScript = "touch /x 2>/dev/null || echo read-only; grep ' /etc/hosts ' /proc/self/mountinfo | cut -d' ' -f6";
+    r = run(runc, ...ro, tag, "sh", "-c", roScript);
+    equal(r.status, 0, r.stderr);
+    equal(r.stdout, "read-only\nro,nosuid,nodev,noexec,relatime\n");
+    if (has(RUNC)) equal(run(RUNC, ...ro, tag, "sh", "-c", roScript).stdout, r.stdout);
+    r = run(runc, "--read-only", tag, "true");
+    equal(r.status, 126);
+    match(r.stderr, /tmpcopyup: not supported by hako/);
+
+    // -t: a pty of the container's own, its master sent to conmon's console socket
+    r = run(runc, "-t", tag, "tty");
+    equal(r.status, 0, r.stderr);
+    equal(r.stdout.trim(), "/dev/pts/0");
+
     // limits in the container's cgroup (cgroupfs: libpod_parent/libpod-ID)
     r = podman(
       runc,

@@ -36,6 +36,7 @@ import { SetupError, SyscallError } from "../errors.ts";
 import { type ChildError, describe, setupError } from "./_pipe.ts";
 import { compileConsole, type ConsoleRequest } from "./_console.ts";
 import {
+  bindFlagNames,
   execFifoPath,
   mountsShape,
   MS,
@@ -280,13 +281,13 @@ function compile(
   const emit: Emit = {
     call,
     check: (c) => checks.push(c),
-    remountReadonly(target, shown) {
-      const i = p.remountReadonly(target, MS.REMOUNT | MS.BIND | MS.RDONLY);
+    remountReadonly(target, shown, add = MS.RDONLY) {
+      const i = p.remountReadonly(target, MS.REMOUNT | MS.BIND | add);
       r.note(
         i,
         "mount",
-        [unquoted("NULL"), shown, unquoted("NULL"), unquoted("MS_REMOUNT|MS_BIND|MS_RDONLY")],
-        `make the bind mount of ${shown} on ${shown} read-only`,
+        [unquoted("NULL"), shown, unquoted("NULL"), unquoted(`MS_REMOUNT|MS_BIND|${bindFlagNames(add)}`)],
+        `make the bind mount of ${shown} on ${shown} ${add === MS.RDONLY ? "read-only" : bindFlagNames(add)}`,
       );
     },
     plan,
@@ -472,8 +473,11 @@ type Call = (
 /** What the step compilers append with. */
 interface Emit {
   readonly call: Call;
-  /** A read-only remount of a mount point keeping its other flags (as `Mount.bind(…, { readonly: true })`). */
-  readonly remountReadonly: (target: ProgramData, shown: string) => void;
+  /**
+   * A read-only remount of a mount point keeping its other flags (as `Mount.bind(…, { readonly: true })`);
+   * `add`: the flags set (default `MS_RDONLY`; a bind's nosuid, nodev, noexec too).
+   */
+  readonly remountReadonly: (target: ProgramData, shown: string, add?: number) => void;
   /** The capability plan, worked out by the caller. */
   readonly plan: KeepPlan;
   /** With `-t`: the child's end of the console socket, as an argument (a slot's value, or a number). */
@@ -830,7 +834,9 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
         c.path,
       ]);
       call("close", [p.value(fd)], [unquoted(c.id)]);
-      if (c.readonly) emit.remountReadonly(target, c.path);
+      if (c.readonly || c.flags) {
+        emit.remountReadonly(target, c.path, (c.readonly ? MS.RDONLY : 0) | (c.flags ?? 0));
+      }
       return;
     }
     case "release":

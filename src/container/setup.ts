@@ -161,6 +161,8 @@ export type PreparedCall =
     readonly path: string;
     readonly readonly: boolean;
     readonly empty: Uint8Array;
+    /** `MS_NOSUID`, `MS_NODEV`, `MS_NOEXEC` a bind mount's options add, in the same remount. */
+    readonly flags?: number;
   }
   /** A captured mount not used after all (closed). */
   | { readonly op: "release"; readonly id: string }
@@ -418,7 +420,17 @@ export function specMountCalls(ctx: SetupContext): PreparedCall[] {
     if (file) out.push({ op: "touch", path: cstr(at), shown: [at] });
     if (m.type === "bind") {
       const readonly = m.readonly === true || (m.options ?? []).includes("ro");
-      out.push({ op: "attach", id: `mount:${i}`, target: cstr(at), path: at, readonly, empty: EMPTY });
+      // nosuid, nodev, noexec: added by the remount after the attach (as runc's bind remount does)
+      const flags = (m.options ?? []).reduce((f, o) => f | (BIND_FLAGS[o] ?? 0), 0);
+      out.push({
+        op: "attach",
+        id: `mount:${i}`,
+        target: cstr(at),
+        path: at,
+        readonly,
+        empty: EMPTY,
+        ...(flags ? { flags } : {}),
+      });
       return;
     }
     const options = [...(m.options ?? []), ...(m.readonly ? ["ro"] : [])].join(",");
@@ -709,7 +721,9 @@ function runCall(call: PreparedCall): void {
       } finally {
         c.close(fd);
       }
-      if (call.readonly) remountReadonly(call.target, call.path);
+      if (call.readonly || call.flags) {
+        remountReadonly(call.target, call.path, (call.readonly ? MS.RDONLY : 0) | (call.flags ?? 0));
+      }
       return;
     }
     case "release": {
@@ -803,13 +817,16 @@ function runCall(call: PreparedCall): void {
   }
 }
 
-/** A bind mount remounted read-only, keeping its other flags (as src/mount.ts does). */
-function remountReadonly(target: Uint8Array, path: string): void {
+/**
+ * A bind mount remounted read-only, keeping its other flags (as src/mount.ts does); `add`: the
+ * flags set (default `MS_RDONLY`; a bind's nosuid, nodev, noexec too).
+ */
+function remountReadonly(target: Uint8Array, path: string, add: number = MS.RDONLY): void {
   const c = libc();
   const buf = statvfsBuffer();
   if (c.statvfs(target, buf) === -1) throw new SyscallError("statvfs", errno(), [path]);
   const st = statvfsFlags(buf);
-  let flags = MS.REMOUNT | MS.BIND | MS.RDONLY;
+  let flags = MS.REMOUNT | MS.BIND | add;
   for (const [bit, ms] of ST_TO_MS) if (st & bit) flags |= ms;
   if (!(flags & (MS.NOATIME | MS.RELATIME))) flags |= MS.STRICTATIME;
   if (c.mount(null, target, null, BigInt(flags), null) === -1) {
@@ -818,7 +835,7 @@ function remountReadonly(target: Uint8Array, path: string): void {
       path,
       unquoted("NULL"),
       unquoted(`0x${flags.toString(16)}`),
-    ], `make the bind mount of ${path} on ${path} read-only`);
+    ], `make the bind mount of ${path} on ${path} ${add === MS.RDONLY ? "read-only" : bindFlagNames(add)}`);
   }
 }
 
@@ -856,7 +873,9 @@ function planOf(ctx: SetupContext, step: string): string[] {
         return `open_tree(${call.shown.map(q).join(", ")})  (held as ${call.id})`;
       case "attach":
         return `move_mount(${call.id}, "", AT_FDCWD, ${q(call.path)}, MOVE_MOUNT_F_EMPTY_PATH)${
-          call.readonly ? " + remount MS_RDONLY" : ""
+          call.readonly || call.flags
+            ? ` + remount ${bindFlagNames((call.readonly ? MS.RDONLY : 0) | (call.flags ?? 0))}`
+            : ""
         }`;
       case "sysfs":
         return `${planOf2(call.sysfs)}; EPERM: move_mount(${call.bind}, "", AT_FDCWD, ${
@@ -993,6 +1012,18 @@ export function runExecFifo(fd: number): void {
   if (w === -1) throw new SyscallError("open", errno(), [path, unquoted("O_WRONLY|O_CLOEXEC")], "open the exec fifo");
   if (c.write(w, new Uint8Array([0x30]), 1n) !== 1) throw new SyscallError("write", errno(), [path], "exec fifo");
   // (close-on-exec: closed by the execve that follows)
+}
+
+/** A bind mount's options that are flags of its remount (runc's bind remount). */
+const BIND_FLAGS: Readonly<Record<string, number>> = { nosuid: MS.NOSUID, nodev: MS.NODEV, noexec: MS.NOEXEC };
+
+/** `MS_RDONLY|MS_NOSUID…` for a remount's added flags. */
+export function bindFlagNames(flags: number): string {
+  const names = [["MS_RDONLY", MS.RDONLY], ["MS_NOSUID", MS.NOSUID], ["MS_NODEV", MS.NODEV], [
+    "MS_NOEXEC",
+    MS.NOEXEC,
+  ]] as const;
+  return names.filter(([, f]) => flags & f).map(([n]) => n).join("|");
 }
 
 /** The steps, in order. */

@@ -18,7 +18,7 @@
  * | `root.path` (relative to the bundle), `root.readonly` | `rootfs`, `readonlyRootfs` |
  * | `hostname` | `hostname` (without one, a new UTS namespace gets the container's name, as hako does) |
  * | `mounts` at `/proc`, `/sys`, `/sys/fs/cgroup`, `/dev`, `/dev/pts`, `/dev/shm`, `/dev/mqueue` | hako's standard mounts (the same types and flags as runc's defaults; `/dev/shm` is a tmpfs of the container's own) |
- * | other `mounts` | `mounts` (`bind`/`rbind` with `ro`/`rw`; `private`/`rprivate` is what hako's mounts are; other filesystems with their options) |
+ * | other `mounts` | `mounts` (`bind`/`rbind` with `ro`, `rw`, `nosuid`, `nodev`, `noexec`; `private`/`rprivate` is what hako's mounts are; other filesystems with their options) |
  * | `linux.namespaces` (`path`: joined) | `namespaces` (exactly those: no cgroup namespace unless asked) |
  * | `linux.uidMappings`, `gidMappings` | `idMap` (`allowHostIds`: the engine chose them) |
  * | `linux.devices` | runc's default nodes only (null, zero, full, random, urandom, tty) |
@@ -116,6 +116,19 @@ const DEFAULT_DEVICES: Readonly<Record<string, readonly [string, number, number]
 /** Propagation options: hako's mounts are private, so only these are what it does. */
 const PRIVATE = new Set(["private", "rprivate"]);
 const PROPAGATION = new Set(["shared", "rshared", "slave", "rslave", "unbindable", "runbindable"]);
+
+/** Mount options that are runtimes' extensions, not the kernel's (podman's `--read-only` tmpfs use tmpcopyup). */
+const EXTENSIONS = new Set([
+  "tmpcopyup",
+  "copy-symlink",
+  "idmap",
+  "ridmap",
+  "rro",
+  "rrw",
+  "rnosuid",
+  "rnodev",
+  "rnoexec",
+]);
 
 /** sysctl prefixes and the namespace that owns them (runc's list: `validateSysctl`). */
 function sysctlNamespace(key: string): "net" | "ipc" | "uts" | undefined {
@@ -446,7 +459,9 @@ export function ociToSpec(config: unknown, bundle: string, id: string): OciPlan 
         if (PROPAGATION.has(o)) {
           return bad(`${at}.options[${j}]`, `${o}: not supported by hako (its mounts are private)`);
         }
-        if (isBind && !["ro", "rw", "bind", "rbind"].includes(o)) {
+        // runc's and crun's extensions, which the kernel would not take as mount data
+        if (EXTENSIONS.has(o)) return bad(`${at}.options[${j}]`, `${o}: not supported by hako`);
+        if (isBind && !["ro", "rw", "bind", "rbind", "nosuid", "nodev", "noexec"].includes(o)) {
           return bad(`${at}.options[${j}]`, `${o} on a bind mount: not supported by hako`);
         }
         kept.push(o);
