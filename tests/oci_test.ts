@@ -281,7 +281,18 @@ for (const [path, env] of PATHS) {
     const id = `hako-test-oci-${suffix()}`;
     const out = join(dir.path, "bundle/rootfs/out");
     const bundle = makeBundle(dir.path, (c) => {
-      c.process!.args = ["sh", "-c", "echo ran > /out; sleep 30"];
+      // (a bind's nosuid, nodev, noexec: its remount flags, as runc's)
+      c.process!.args = [
+        "sh",
+        "-c",
+        "{ echo ran; grep ' /mnt ' /proc/self/mountinfo | cut -d' ' -f6; } > /out; sleep 30",
+      ];
+      (c.mounts as unknown as unknown[]).push({
+        destination: "/mnt",
+        type: "bind",
+        source: dir.path,
+        options: ["rbind", "nosuid", "nodev", "noexec", "ro"],
+      });
       (c.linux as Record<string, unknown>).cgroupsPath = `/hako-test-oci/${id}`;
     });
     const runc = launcher(dir.path);
@@ -303,9 +314,9 @@ for (const [path, env] of PATHS) {
       equal(existingCgroupDirs(`hako-test-oci/${id}`).length > 0, true);
       equal(oci("start", id).status, 0);
       // (the file is there once the shell opened it, its line a moment later)
-      const ran = () => existsSync(out) && readFileSync(out, "utf8") === "ran\n";
+      const ran = () => existsSync(out) && readFileSync(out, "utf8").split("\n").length === 3;
       for (let i = 0; i < 200 && !ran(); i++) spawnSync("sleep", ["0.05"]);
-      equal(readFileSync(out, "utf8"), "ran\n");
+      match(readFileSync(out, "utf8"), /^ran\nro,nosuid,nodev,noexec(,[a-z]+)*\n$/);
       state = JSON.parse(oci("state", id).stdout);
       equal(state.status, "running");
       deepEqual(JSON.parse(oci("ps", "--format", "json", id).stdout), [pid]);
@@ -483,10 +494,33 @@ test("podman runs containers with --runtime bin/hako-runc as it does with runc",
     equal(r.status, 0, r.stderr);
     deepEqual(existingCgroupDirs(cg), [], `left: ${existingCgroupDirs(cg)}`);
 
-    r = podman(runc, "run", "-d", "--name", `${tag}-s`, ...limits, tag, "sh", "-c", "echo logged; sleep 60");
+    r = podman(
+      runc,
+      "run",
+      "-d",
+      "--name",
+      `${tag}-s`,
+      ...limits,
+      "--hostname",
+      "hs",
+      tag,
+      "sh",
+      "-c",
+      "echo logged; sleep 60",
+    );
     equal(r.status, 0, r.stderr);
     for (let i = 0; i < 50 && !podman(runc, "logs", `${tag}-s`).stdout; i++) spawnSync("sleep", ["0.1"]);
     equal(podman(runc, "logs", `${tag}-s`).stdout, "logged\n");
+    // exec: in the container's namespaces, with its status; -t: a pty of its own; --user, -e
+    r = podman(runc, "exec", `${tag}-s`, "sh", "-c", "hostname; exit 5");
+    equal(r.status, 5, r.stderr);
+    equal(r.stdout, "hs\n");
+    r = podman(runc, "exec", "-t", `${tag}-s`, "tty");
+    equal(r.status, 0, r.stderr);
+    equal(r.stdout.trim(), "/dev/pts/0");
+    r = podman(runc, "exec", "--user", "1000:1000", "-e", "A=b", `${tag}-s`, "sh", "-c", "id -u; echo $A");
+    equal(r.status, 0, r.stderr);
+    equal(r.stdout, "1000\nb\n");
     r = podman(runc, "stop", "-t", "1", `${tag}-s`);
     equal(r.status, 0, r.stderr);
     equal(podman(runc, "rm", `${tag}-s`).status, 0);

@@ -32,6 +32,8 @@ import {
 import { dirname, join, resolve } from "node:path";
 import process from "node:process";
 import { Container } from "../container/container.ts";
+import { execIn } from "../container/exec.ts";
+import { resolveSpec } from "../container/validate.ts";
 import { containerGroupSpec, existingCgroupDirs } from "../container/_cgroup.ts";
 import { identify, signalCgroupMember, signalIdentified } from "../container/state.ts";
 import { Group } from "../cgroup/group.ts";
@@ -101,6 +103,7 @@ Commands:
   run ID [--bundle DIR] [--detach] [--pid-file F] [--console-socket S]   create and start
   list [--format table|json] [-q] the containers under --root
   ps [--format table|json] ID     the container's processes
+  exec [--process F | -e K=V --cwd D --user U:G --cap C] [--tty --console-socket S] [--detach --pid-file F] ID [CMD…]
   spec [--bundle DIR] [--rootless] write a default config.json
   features                        what this runtime supports, as JSON
 
@@ -187,7 +190,7 @@ export async function runOci(argv: readonly string[], io: OciIo): Promise<number
         io.stdout(JSON.stringify(ociFeatures(), null, 2) + "\n");
         return 0;
       case "exec":
-        throw new OciError("exec: not supported by hako's OCI mode yet");
+        return await exec(ctx, needId(), a.operands.slice(1), o);
       default:
         throw new OciUsageError(`unknown command ${a.command}`);
     }
@@ -466,6 +469,89 @@ function writeSpec(bundle: string, rootless: boolean): void {
   const file = join(resolve(bundle), "config.json");
   if (existsSync(file)) throw new OciError("File config.json exists. Remove it first.");
   writeFileSync(file, JSON.stringify(defaultOciSpec({ rootless }), null, "\t") + "\n", { mode: 0o644 });
+}
+
+/**
+ * `exec`: a process in a running container, as `hako exec` makes one (`execIn`: its namespaces,
+ * cgroup, and the profile of the process — user, capabilities, rlimits, no_new_privs, seccomp —
+ * from the bundle's config.json with `--process FILE`'s process, or the command line's, in place
+ * of its own). `--detach`: exits once the process has exec'd (its pid in `--pid-file`), leaving it
+ * to the caller's subreaper; otherwise waits and exits with its status.
+ */
+async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): Promise<number> {
+  const r = mustRead(ctx, id);
+  const status = ctx.store.status(r);
+  if (status === "stopped") throw new OciError("cannot exec in a stopped container");
+  if (status === "creating") throw new OciError("cannot exec in a container in the creating state");
+  for (const k of ["process-label", "apparmor", "cgroup", "preserve-fds"] as const) {
+    const v = o[k];
+    if (v !== undefined && v !== "" && v !== "0" && !(Array.isArray(v) && v.length === 0)) {
+      throw new OciError(`--${k}: not supported by hako`);
+    }
+  }
+  const config = JSON.parse(readFileSync(join(r.bundle, "config.json"), "utf8")) as Record<string, unknown>;
+  const base = (config.process ?? {}) as Record<string, unknown>;
+  let proc: Record<string, unknown>;
+  if (typeof o.process === "string") {
+    proc = JSON.parse(readFileSync(o.process, "utf8")) as Record<string, unknown>;
+  } else {
+    if (argv.length === 0) throw new OciUsageError("exec: a command (or --process) is required");
+    const env = [...((base.env as string[] | undefined) ?? []), ...((o.env as readonly string[] | undefined) ?? [])];
+    let user = base.user as Record<string, unknown> | undefined;
+    if (typeof o.user === "string") {
+      const [uid, gid] = o.user.split(":");
+      if (!/^\d+$/.test(uid ?? "") || (gid !== undefined && !/^\d+$/.test(gid))) {
+        throw new OciError(`--user ${o.user}: uid[:gid] as numbers`);
+      }
+      user = { uid: Number(uid), gid: Number(gid ?? 0) };
+    }
+    proc = {
+      ...base,
+      args: argv,
+      env,
+      terminal: o.tty === true,
+      ...(typeof o.cwd === "string" ? { cwd: o.cwd } : {}),
+      ...(user ? { user } : {}),
+      ...(o["no-new-privs"] === true ? { noNewPrivileges: true } : {}),
+    };
+    if (Array.isArray(o.cap) && o.cap.length) {
+      const caps = { ...(base.capabilities as Record<string, string[]> | undefined) };
+      for (const set of ["bounding", "effective", "permitted"]) caps[set] = [...(caps[set] ?? []), ...o.cap];
+      proc.capabilities = caps;
+    }
+  }
+  const plan = ociToSpec({ ...config, process: proc }, r.bundle, id);
+  const spec = resolveSpec(plan.spec);
+  const consoleSocket = typeof o["console-socket"] === "string" ? o["console-socket"] : undefined;
+  if (plan.tty && !consoleSocket) throw new OciError("a terminal needs --console-socket in hako's OCI mode");
+  if (!plan.tty && consoleSocket) {
+    throw new OciError("cannot use console socket if runc will not detach or allocate tty");
+  }
+  const detach = o.detach === true;
+  const result = await execIn(r.pid!, {
+    argv: spec.argv,
+    spec,
+    ...(plan.tty ? { tty: plan.tty } : {}),
+    ...(plan.tty
+      ? {
+        onTerminal: (master: number) => {
+          const sock = connectUnix(consoleSocket!);
+          try {
+            sendFd(sock, master);
+          } finally {
+            libc().close(sock);
+            libc().close(master);
+          }
+        },
+      }
+      : {}),
+    onStart: (pid: number) => {
+      if (typeof o["pid-file"] === "string") writePidFile(o["pid-file"], pid);
+      // The process is the caller's now (its subreaper's, once this one exits).
+      if (detach) process.exit(0);
+    },
+  });
+  return result.shellCode;
 }
 
 /** `run`: create and start; in the foreground, wait and exit with the container's status. */
