@@ -372,6 +372,19 @@ test("run in the foreground exits with the container's status; errors go to --lo
     equal(line.level, "error");
     equal(line.msg, "container does not exist");
     ok(!Number.isNaN(Date.parse(line.time)));
+    // a field hako cannot honour: refused by its JSON path, nothing made
+    const cfg = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8"));
+    cfg.linux.intelRdt = { closID: "x" };
+    writeFileSync(join(bundle, "config.json"), JSON.stringify(cfg));
+    const bad = runIt(runc, ["--root", root, "--log", log, "--log-format", "json", "create", "--bundle", bundle, id]);
+    equal(bad.status, 1);
+    equal(bad.stderr, "linux.intelRdt: not supported by hako\n");
+    equal(
+      JSON.parse(readFileSync(log, "utf8").trim().split("\n").at(-1)!).msg,
+      "linux.intelRdt: not supported by hako",
+    );
+    deepEqual(JSON.parse(runIt(runc, ["--root", root, "list", "--format", "json"]).stdout), []);
+    match(runIt(runc, ["spec", "--bundle", bundle]).stderr, /File config.json exists/);
     const f = JSON.parse(runIt(runc, ["features"]).stdout);
     deepEqual(f.hooks, []);
     equal(f.linux.cgroup.systemd, false);
