@@ -455,6 +455,17 @@ test("podman runs containers with --runtime bin/hako-runc as it does with runc",
     );
     if (has(RUNC)) equal(run(RUNC, ...opts, tag, "sh", "-c", script).stdout, mine.stdout);
 
+    // a namespaced sysctl (written in the container's own net namespace, never the host's),
+    // oom_score_adj and the umask: as runc sets them
+    const host = readFileSync("/proc/sys/net/ipv4/ping_group_range", "utf8");
+    const knobs = ["--sysctl", "net.ipv4.ping_group_range=0 5", "--oom-score-adj", "123"];
+    const knobScript = "cat /proc/sys/net/ipv4/ping_group_range /proc/self/oom_score_adj; umask";
+    r = run(runc, ...knobs, tag, "sh", "-c", knobScript);
+    equal(r.status, 0, r.stderr);
+    equal(r.stdout, "0\t5\n123\n0022\n");
+    if (has(RUNC)) equal(run(RUNC, ...knobs, tag, "sh", "-c", knobScript).stdout, r.stdout);
+    equal(readFileSync("/proc/sys/net/ipv4/ping_group_range", "utf8"), host);
+
     // --read-only: / read-only, podman's binds nosuid,nodev,noexec as runc makes them; its tmpfs
     // with runc's tmpcopyup extension are refused by name (podman's --read-only-tmpfs=false: none)
     const ro = ["--read-only", "--read-only-tmpfs=false"];
