@@ -455,6 +455,16 @@ test("podman runs containers with --runtime bin/hako-runc as it does with runc",
     );
     if (has(RUNC)) equal(run(RUNC, ...opts, tag, "sh", "-c", script).stdout, mine.stdout);
 
+    // the same on the forked child (podman and conmon pass the runtime no environment of theirs:
+    // a launcher sets HAKO_NATIVE_SPAWN=0)
+    const forked = join(dir.path, "hako-runc-forked");
+    writeFileSync(forked, `#!/bin/sh\nHAKO_NATIVE_SPAWN=0 exec "${runc}" "$@"\n`);
+    chmodSync(forked, 0o755);
+    equal(run(forked, ...opts, tag, "sh", "-c", script).stdout, mine.stdout);
+    equal(run(forked, tag, "sh", "-c", "exit 7").status, 7);
+    r = run(forked, "-t", tag, "tty");
+    equal(r.stdout.trim(), "/dev/pts/0", r.stderr);
+
     // a namespaced sysctl (written in the container's own net namespace, never the host's),
     // oom_score_adj and the umask: as runc sets them
     const host = readFileSync("/proc/sys/net/ipv4/ping_group_range", "utf8");

@@ -54,7 +54,16 @@ import { type ChildError, closeFd, describe, pipe, setupError, writeAll } from "
 import { compileChild, type NativeChild } from "./native.ts";
 import { realRootfs } from "./_paths.ts";
 import { containerGroupSpec, existingCgroupDirs, removeEmptyDefaultParent, removeStaleCgroup } from "./_cgroup.ts";
-import { cloneFlags, execCommand, prepareSetup, runExecFifo, type SetupContext, stepsFor } from "./setup.ts";
+import {
+  cloneFlags,
+  execCommand,
+  type PreparedExecFifo,
+  prepareExecFifo,
+  prepareSetup,
+  runExecFifo,
+  type SetupContext,
+  stepsFor,
+} from "./setup.ts";
 import { type ContainerFile, removeContainerFiles, writeContainerFiles } from "./_files.ts";
 import type { ContainerSpec } from "./spec.ts";
 import { type ResolvedSpec, resolveSpec, SpecError } from "./validate.ts";
@@ -218,6 +227,7 @@ function childMain(
   ctx: SetupContext,
   fds: { go: number; start: number; status: number; stdio: readonly [number, number, number] },
   closeInChild: readonly number[],
+  fifo?: PreparedExecFifo,
 ): never {
   const { _exit, dup2 } = libc();
   const report = (obj: unknown) => writeAll(fds.status, new TextEncoder().encode(JSON.stringify(obj) + "\n"));
@@ -252,7 +262,7 @@ function childMain(
         Number(libc().syscall(BigInt(SYS.close_range), 3n, 0xffffffffn, CLOSE_RANGE_CLOEXEC, 0n, 0n)),
         "close_range",
       );
-      if (ctx.execFifo !== undefined) runExecFifo(ctx.execFifo);
+      if (fifo) runExecFifo(fifo);
       execCommand(ctx.spec);
     } catch (e) {
       report({ error: describe("exec", e) });
@@ -512,6 +522,7 @@ export class Container {
         },
       );
       if (!native) prepareSetup(ctx); // the standard steps' kernel calls, made ready before the fork
+      const fifo = !native && ctx.execFifo !== undefined ? prepareExecFifo(ctx.execFifo) : undefined;
       let pid: number;
       try {
         pid = native ? spawnProgram(native.program, cloneFlags(spec)) : forkProcess(cloneFlags(spec));
@@ -522,7 +533,7 @@ export class Container {
         return fail("clone", e);
       }
       if (pid === 0) {
-        childMain(ctx, { go: goR, start: startR, status: statusW, stdio }, closeInChild);
+        childMain(ctx, { go: goR, start: startR, status: statusW, stdio }, closeInChild, fifo);
       }
       undo.push(() => native?.release()); // runs after the child below is reaped
       undo.push(() => {

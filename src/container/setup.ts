@@ -1001,17 +1001,30 @@ export function execFifoPath(fd: number): string {
  * two calls (native.ts).
  * @throws {SyscallError} When the open or the write fails.
  */
-export function runExecFifo(fd: number): void {
+export function runExecFifo(fifo: PreparedExecFifo): void {
   const c = libc();
-  const path = execFifoPath(fd);
   let w: number;
   for (;;) {
-    w = c.open(cstr(path), O_WRONLY_CLOEXEC, 0);
+    w = c.open(fifo.path, O_WRONLY_CLOEXEC, 0);
     if (w !== -1 || errno() !== EINTR) break;
   }
-  if (w === -1) throw new SyscallError("open", errno(), [path, unquoted("O_WRONLY|O_CLOEXEC")], "open the exec fifo");
-  if (c.write(w, new Uint8Array([0x30]), 1n) !== 1) throw new SyscallError("write", errno(), [path], "exec fifo");
+  if (w === -1) {
+    throw new SyscallError("open", errno(), [fifo.shown, unquoted("O_WRONLY|O_CLOEXEC")], "open the exec fifo");
+  }
+  if (c.write(w, fifo.byte, 1n) !== 1) throw new SyscallError("write", errno(), [fifo.shown], "exec fifo");
   // (close-on-exec: closed by the execve that follows)
+}
+
+/** The exec-fifo step's buffers, made by the parent before the fork (the forked child allocates nothing). */
+export interface PreparedExecFifo {
+  readonly path: Uint8Array;
+  readonly shown: string;
+  readonly byte: Uint8Array;
+}
+
+/** Prepares {@link runExecFifo}'s buffers for the FIFO's fd. */
+export function prepareExecFifo(fd: number): PreparedExecFifo {
+  return { path: cstr(execFifoPath(fd)), shown: execFifoPath(fd), byte: new Uint8Array([0x30]) };
 }
 
 /** A bind mount's options that are flags of its remount (runc's bind remount). */
