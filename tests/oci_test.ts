@@ -372,8 +372,16 @@ test("run in the foreground exits with the container's status; errors go to --lo
     equal(line.level, "error");
     equal(line.msg, "container does not exist");
     ok(!Number.isNaN(Date.parse(line.time)));
-    // a field hako cannot honour: refused by its JSON path, nothing made
+    // a session keyring of its own (runc's _ses.ID), not the caller's, which it could read else
     const cfg = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8"));
+    cfg.process.args = ["sh", "-c", "grep -c ' _ses\\.' /proc/keys; grep -o '_ses\\.[^:]*' /proc/keys"];
+    cfg.linux.maskedPaths = [];
+    writeFileSync(join(bundle, "config.json"), JSON.stringify(cfg));
+    const keys = runIt(runc, ["--root", root, "run", "--bundle", bundle, id]);
+    equal(keys.status, 0, keys.stderr);
+    ok(keys.stdout.split("\n").includes(`_ses.${id}`), keys.stdout);
+
+    // a field hako cannot honour: refused by its JSON path, nothing made
     cfg.linux.intelRdt = { closID: "x" };
     writeFileSync(join(bundle, "config.json"), JSON.stringify(cfg));
     const bad = runIt(runc, ["--root", root, "--log", log, "--log-format", "json", "create", "--bundle", bundle, id]);

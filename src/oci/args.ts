@@ -90,6 +90,7 @@ export const COMMAND_OPTIONS: Readonly<Record<string, Readonly<Record<string, Ki
     "preserve-fds": "string",
     cgroup: "multiple",
     "ignore-paused": "boolean",
+    "no-new-keyring": "boolean",
   },
 };
 

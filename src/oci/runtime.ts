@@ -42,7 +42,9 @@ import { signalNumber } from "../signals.ts";
 import { AT_FDCWD, mknodat, O_CLOEXEC, O_PATH, openat, S_IFIFO } from "../../ffi/at.ts";
 import { sendFd } from "../../ffi/tty.ts";
 import { connectUnix, setUmask } from "../../ffi/unix_socket.ts";
-import { libc } from "../../ffi/libc.ts";
+import { addressOf, errno, libc } from "../../ffi/libc.ts";
+import { SYS } from "../../ffi/syscalls.ts";
+import { SyscallError } from "../errors.ts";
 import { OciUsageError, parseOciArgs } from "./args.ts";
 import { ociToSpec } from "./config.ts";
 import { DEFAULT_OCI_ROOT, isValidId, type OciRecord, OciStore, stateJson } from "./state.ts";
@@ -236,6 +238,34 @@ function writeSysctl(pid: number, s: { key: string; value: string; ns: "net" | "
 
 type Options = Readonly<Record<string, string | boolean | readonly string[]>>;
 
+const KEYCTL_JOIN_SESSION_KEYRING = 1n;
+const KEYCTL_SETPERM = 5n;
+const KEY_SPEC_SESSION_KEYRING = -3n;
+
+/**
+ * A new session keyring named `name` (runc's `_ses.<id>`), joined by this thread before the clone
+ * (its children inherit it), as runc does unless `--no-new-keyring`: otherwise the container
+ * would share the caller's session keyring, and a seccomp profile that allows `keyctl` (podman's
+ * does) would let it read the caller's keys. Its permissions are runc's: everything for its
+ * possessor and its owner, nothing for group and others (`0x3f3f0000`).
+ * @throws {SyscallError} When keyctl fails.
+ */
+function joinSessionKeyring(name: string): void {
+  const c = libc();
+  const n = new TextEncoder().encode(name + "\0");
+  const id = c.syscall(BigInt(SYS.keyctl), KEYCTL_JOIN_SESSION_KEYRING, addressOf(n), 0n, 0n, 0n);
+  if (id === -1n) throw new SyscallError("keyctl", errno(), ["KEYCTL_JOIN_SESSION_KEYRING", name]);
+  const r = c.syscall(
+    BigInt(SYS.keyctl),
+    KEYCTL_SETPERM,
+    BigInt.asUintN(64, KEY_SPEC_SESSION_KEYRING),
+    0x3f3f0000n,
+    0n,
+    0n,
+  );
+  if (r === -1n) throw new SyscallError("keyctl", errno(), ["KEYCTL_SETPERM", name]);
+}
+
 /** `create` (and the first half of `run`, `fifo` false: no exec FIFO, the caller starts it). */
 async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promise<Container> {
   const { store, log } = ctx;
@@ -287,6 +317,7 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
       chmodSync(store.fifo(id), 0o622);
       fifoFd = openat(AT_FDCWD, store.fifo(id), O_PATH | O_CLOEXEC);
     }
+    if (o["no-new-keyring"] !== true) joinSessionKeyring(`_ses.${id}`);
     const before = plan.umask !== undefined ? setUmask(plan.umask) : undefined;
     try {
       c = await Container.create(plan.spec, {
@@ -528,6 +559,7 @@ async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): 
     throw new OciError("cannot use console socket if runc will not detach or allocate tty");
   }
   const detach = o.detach === true;
+  if (o["no-new-keyring"] !== true) joinSessionKeyring(`_ses.${id}`); // (runc's setns process joins one too)
   const result = await execIn(r.pid!, {
     argv: spec.argv,
     spec,
