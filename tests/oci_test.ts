@@ -570,5 +570,12 @@ test("podman runs containers with --runtime bin/hako-runc as it does with runc",
     for (const n of [`${tag}-d`, `${tag}-s`]) podman(runc, "rm", "-f", n);
     podman(runc, "rmi", "-f", tag);
     rmSync(join(dir.path, "storage"), { recursive: true, force: true });
+    // podman's own parent cgroups (conmon's), when nothing else uses them
+    const named = ["/sys/fs/cgroup/systemd/libpod_parent/conmon", "/sys/fs/cgroup/systemd/libpod_parent"];
+    for (const d of [...existingCgroupDirs("libpod_parent/conmon"), ...existingCgroupDirs("libpod_parent"), ...named]) {
+      try {
+        rmdirSync(d);
+      } catch { /* in use */ }
+    }
   }
 }, { skip: skipPodman });
