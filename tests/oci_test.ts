@@ -29,6 +29,7 @@ import { isRoot, runtime, tempDir, test } from "./_harness.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { containerNameOf, OciConfigError, ociToSpec } from "../src/oci/config.ts";
 import { parseOciArgs } from "../src/oci/args.ts";
+import { defaultOciSpec } from "../src/oci/spec_default.ts";
 import { existingCgroupDirs } from "../src/container/_cgroup.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -175,6 +176,18 @@ test("ociToSpec refuses what hako cannot do, each with its JSON path, never igno
   d.linux!.intelRdt = {};
   (d.process as Record<string, unknown>).apparmorProfile = "";
   ociToSpec(d, "/b", "abc");
+});
+
+test("`spec`'s default config.json (and --rootless's) is one hako runs as written", () => {
+  for (const rootless of [false, true]) {
+    const plan = ociToSpec(defaultOciSpec({ rootless }), "/b", "t");
+    const s = plan.spec as unknown as Record<string, unknown>;
+    deepEqual(s.command, ["sh"]);
+    equal(plan.tty, true);
+    equal(s.readonlyRootfs, true);
+    equal((s.namespaces as unknown[]).includes("user"), rootless);
+    deepEqual(plan.warnings, []);
+  }
 });
 
 test("a 64-hex-digit id (podman's, containerd's) gets a hako name; a short one is kept", () => {
