@@ -487,6 +487,13 @@ test("podman runs containers with --runtime bin/hako-runc as it does with runc",
     r = run(forked, "-t", tag, "tty");
     equal(r.stdout.trim(), "/dev/pts/0", r.stderr);
 
+    // a user namespace (podman's --uidmap: linux.uidMappings), as runc makes it
+    const userns = ["--uidmap", "0:200000:65536", "--gidmap", "0:200000:65536"];
+    r = run(runc, ...userns, tag, "sh", "-c", "id -u; cat /proc/self/uid_map");
+    equal(r.status, 0, r.stderr);
+    match(r.stdout, /^0\n\s+0\s+200000\s+65536\n$/);
+    if (has(RUNC)) equal(run(RUNC, ...userns, tag, "sh", "-c", "id -u; cat /proc/self/uid_map").stdout, r.stdout);
+
     // a namespaced sysctl (written in the container's own net namespace, never the host's),
     // oom_score_adj and the umask: as runc sets them
     const host = readFileSync("/proc/sys/net/ipv4/ping_group_range", "utf8");
