@@ -23,6 +23,8 @@ export interface SyscallNumbers {
   readonly mknodat: number;
   /** statx(2) (called raw: one layout on every architecture, older glibcs lack the wrapper). */
   readonly statx: number;
+  /** keyctl(2) (glibc has no wrapper: it is libkeyutils's). */
+  readonly keyctl: number;
 }
 
 const X86_64: SyscallNumbers = {
@@ -39,6 +41,7 @@ const X86_64: SyscallNumbers = {
   openat2: 437,
   mknodat: 259,
   statx: 332,
+  keyctl: 250,
 };
 const AARCH64: SyscallNumbers = {
   clone: 220,
@@ -54,6 +57,7 @@ const AARCH64: SyscallNumbers = {
   openat2: 437,
   mknodat: 33,
   statx: 291,
+  keyctl: 219,
 };
 
 /** The syscall numbers of the running architecture. */

@@ -90,3 +90,33 @@ export function socketPath(fd: number): string | undefined {
 export function setUmask(mask: number): number {
   return libc().umask(mask);
 }
+
+const SOCK_STREAM_CLOEXEC = 1 | 0o2000000;
+const EINTR_ = 4;
+
+/**
+ * Connects a new `SOCK_STREAM` unix socket (close-on-exec) to `path`, as runc connects to a
+ * `--console-socket`.
+ * @returns The connected socket's fd (the caller closes it).
+ * @throws {SyscallError} When the socket cannot be made or connected; {@link RangeError} for a path
+ *   longer than `sun_path` (107 bytes).
+ */
+export function connectUnix(path: string): number {
+  const bytes = new TextEncoder().encode(path);
+  if (bytes.length >= SOCKADDR_UN.pathSize || bytes.includes(0)) {
+    throw new RangeError(`a unix socket path must be under ${SOCKADDR_UN.pathSize} bytes with no NUL: ${path}`);
+  }
+  const addr = new Uint8Array(SOCKADDR_UN.size);
+  addr[SOCKADDR_UN.family] = AF_UNIX;
+  addr.set(bytes, SOCKADDR_UN.path);
+  const c = libc();
+  const fd = c.socket(AF_UNIX, SOCK_STREAM_CLOEXEC, 0);
+  if (fd === -1) throw new SyscallError("socket", errno(), ["AF_UNIX", "SOCK_STREAM"]);
+  for (;;) {
+    if (c.connect(fd, addr, SOCKADDR_UN.path + bytes.length + 1) === 0) return fd;
+    const e = errno();
+    if (e === EINTR_) continue;
+    c.close(fd);
+    throw new SyscallError("connect", e, [path]);
+  }
+}

@@ -38,6 +38,7 @@ import { COMMANDS, dispatch, suggestCommand } from "../src/cli/commands.ts";
 import { selectContainers } from "../src/cli/ps.ts";
 import { bytesOf } from "../src/cli/inspect.ts";
 import type { ContainerInfo } from "../src/container/lifecycle.ts";
+import { parseOciCliArgs } from "../src/cli/oci.ts";
 import { resolveSpec, SpecError } from "../src/container/validate.ts";
 import { MAX_NESTING, tooDeep } from "../src/runner/_nesting.ts";
 
@@ -65,6 +66,7 @@ const PARSERS: Readonly<Record<string, (argv: readonly string[]) => unknown>> = 
   supervisor: parseSupervisorArgs,
   version: parseVersionArgs,
   help: parseHelpArgs,
+  oci: parseOciCliArgs,
 };
 
 const TABLE = {

@@ -261,9 +261,17 @@ test("mount options are an array of single options, and a bind mount's options a
     /one option/,
   );
   refused(
-    { ...base, mounts: [{ type: "bind", source: "/etc", target: "/x", options: ["nosuid"] }] },
+    { ...base, mounts: [{ type: "bind", source: "/etc", target: "/x", options: ["noatime"] }] },
     "mounts[0].options[0]",
     /ignored on a bind mount/,
+  );
+  // (nosuid, nodev and noexec are a bind's remount flags: honoured)
+  assertEquals(
+    messages({
+      ...base,
+      mounts: [{ type: "bind", source: "/etc", target: "/x", options: ["nosuid", "nodev", "noexec"] }],
+    }),
+    [],
   );
   refused({ ...base, mounts: [{ type: "tmpfs", target: "/x", readonly: "yes" }] }, "mounts[0].readonly", /boolean/);
   assertEquals(

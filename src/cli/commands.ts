@@ -90,6 +90,11 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     load: () => import("./supervisor.ts"),
     forks: true,
   },
+  oci: {
+    summary: "Run an OCI bundle with runc's command line (podman --runtime bin/hako-runc)",
+    load: () => import("./oci.ts"),
+    forks: true,
+  },
   version: { summary: "Print hako's version and its runtime's", load: () => import("./version.ts") },
   help: { summary: "Show help for hako or one of its commands", load: () => import("./help.ts") },
 };

@@ -682,7 +682,7 @@ export function mountsOf(c: Checker, value: unknown): MountSpec[] {
 }
 
 /** The options a bind mount honours (see the mounts step in setup.ts): the rest would be ignored there. */
-const BIND_OPTIONS = new Set(["ro", "rw", "bind", "rbind", "norbind"]);
+const BIND_OPTIONS = new Set(["ro", "rw", "bind", "rbind", "norbind", "nosuid", "nodev", "noexec"]);
 
 /** A list of absolute paths, or undefined (absent, or reported). */
 export function pathList(c: Checker, value: unknown, path: string): string[] | undefined {

@@ -54,7 +54,16 @@ import { type ChildError, closeFd, describe, pipe, setupError, writeAll } from "
 import { compileChild, type NativeChild } from "./native.ts";
 import { realRootfs } from "./_paths.ts";
 import { containerGroupSpec, existingCgroupDirs, removeEmptyDefaultParent, removeStaleCgroup } from "./_cgroup.ts";
-import { cloneFlags, execCommand, prepareSetup, type SetupContext, stepsFor } from "./setup.ts";
+import {
+  cloneFlags,
+  execCommand,
+  type PreparedExecFifo,
+  prepareExecFifo,
+  prepareSetup,
+  runExecFifo,
+  type SetupContext,
+  stepsFor,
+} from "./setup.ts";
 import { type ContainerFile, removeContainerFiles, writeContainerFiles } from "./_files.ts";
 import type { ContainerSpec } from "./spec.ts";
 import { type ResolvedSpec, resolveSpec, SpecError } from "./validate.ts";
@@ -103,6 +112,13 @@ export interface CreateOptions {
    * namespace and the standard mounts), and cannot be combined with `stdio`.
    */
   readonly tty?: boolean | WindowSize;
+  /**
+   * OCI mode (`hako oci create`): an `O_PATH` fd of the exec FIFO. The child then skips the start
+   * pipe and, as its last step before execve, blocks opening the FIFO for writing (see
+   * `execFifoPlan` in setup.ts): {@link Container.start} is not used; `hako oci start` opens the
+   * FIFO for reading instead. The caller keeps and closes the fd.
+   */
+  readonly execFifo?: number;
 }
 
 /** Failures of {@link Container.create} that were a forked child's crash, worth making it again. */
@@ -211,6 +227,7 @@ function childMain(
   ctx: SetupContext,
   fds: { go: number; start: number; status: number; stdio: readonly [number, number, number] },
   closeInChild: readonly number[],
+  fifo?: PreparedExecFifo,
 ): never {
   const { _exit, dup2 } = libc();
   const report = (obj: unknown) => writeAll(fds.status, new TextEncoder().encode(JSON.stringify(obj) + "\n"));
@@ -231,8 +248,10 @@ function childMain(
     }
     if (failed) _exit(126);
     report({ ready: true });
-    if (readByte(fds.start) !== 1) _exit(125);
-    closeFd(fds.start);
+    if (ctx.execFifo === undefined) {
+      if (readByte(fds.start) !== 1) _exit(125);
+      closeFd(fds.start);
+    }
     try {
       fds.stdio.forEach((fd, target) => {
         if (fd >= 0 && fd !== target) check(dup2(fd, target), "dup2", [fd, target]);
@@ -243,6 +262,7 @@ function childMain(
         Number(libc().syscall(BigInt(SYS.close_range), 3n, 0xffffffffn, CLOSE_RANGE_CLOEXEC, 0n, 0n)),
         "close_range",
       );
+      if (fifo) runExecFifo(fifo);
       execCommand(ctx.spec);
     } catch (e) {
       report({ error: describe("exec", e) });
@@ -485,6 +505,7 @@ export class Container {
         files,
         ...(rootFd >= 0 ? { rootFd } : {}),
         ...(options.tty ? { console: { socket: consoleW } } : {}),
+        ...(options.execFifo !== undefined ? { execFifo: options.execFifo } : {}),
       };
       const closeInChild = options.tty ? [goW, startW, statusR, consoleR] : [goW, startW, statusR];
       // A child that runs no JavaScript where the spec allows (see native.ts), else a fork.
@@ -501,6 +522,7 @@ export class Container {
         },
       );
       if (!native) prepareSetup(ctx); // the standard steps' kernel calls, made ready before the fork
+      const fifo = !native && ctx.execFifo !== undefined ? prepareExecFifo(ctx.execFifo) : undefined;
       let pid: number;
       try {
         pid = native ? spawnProgram(native.program, cloneFlags(spec)) : forkProcess(cloneFlags(spec));
@@ -511,7 +533,7 @@ export class Container {
         return fail("clone", e);
       }
       if (pid === 0) {
-        childMain(ctx, { go: goR, start: startR, status: statusW, stdio }, closeInChild);
+        childMain(ctx, { go: goR, start: startR, status: statusW, stdio }, closeInChild, fifo);
       }
       undo.push(() => native?.release()); // runs after the child below is reaped
       undo.push(() => {

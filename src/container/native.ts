@@ -37,6 +37,8 @@ import { SetupError, SyscallError } from "../errors.ts";
 import { type ChildError, describe, setupError } from "./_pipe.ts";
 import { compileConsole, type ConsoleRequest } from "./_console.ts";
 import {
+  bindFlagNames,
+  execFifoPath,
   mountsShape,
   MS,
   type PreparedCall,
@@ -212,6 +214,7 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
     fds.closeInChild.length,
     ctx.files ?? [],
     ctx.console?.size ?? null, // (a window size set by the console step is a constant of the program)
+    ctx.execFifo ?? null, // (the exec fifo's fd number is in the program's path)
   ]);
   let t = templates.get(key);
   if (t && !t.valid()) {
@@ -307,13 +310,13 @@ function compile(
   const emit: Emit = {
     call,
     check: (c) => checks.push(c),
-    remountReadonly(target, shown) {
-      const i = p.remountReadonly(target, MS.REMOUNT | MS.BIND | MS.RDONLY);
+    remountReadonly(target, shown, add = MS.RDONLY) {
+      const i = p.remountReadonly(target, MS.REMOUNT | MS.BIND | add);
       r.note(
         i,
         "mount",
-        [unquoted("NULL"), shown, unquoted("NULL"), unquoted("MS_REMOUNT|MS_BIND|MS_RDONLY")],
-        `make the bind mount of ${shown} on ${shown} read-only`,
+        [unquoted("NULL"), shown, unquoted("NULL"), unquoted(`MS_REMOUNT|MS_BIND|${bindFlagNames(add)}`)],
+        `make the bind mount of ${shown} on ${shown} ${add === MS.RDONLY ? "read-only" : bindFlagNames(add)}`,
       );
     },
     plan,
@@ -356,13 +359,27 @@ function compile(
   r.step = "ready";
   call("write", [p.value(slots.status), readyRecord(p), REPORT_BYTES], ["status pipe"], { expect: REPORT_BYTES });
   r.step = "exec";
-  call("read", [p.value(slots.start), scratch, 1], ["start pipe"], { expect: 1 }, "wait for the parent's start");
+  // OCI mode: no start byte; the exec-fifo step below waits for `hako oci start` instead.
+  if (ctx.execFifo === undefined) {
+    call("read", [p.value(slots.start), scratch, 1], ["start pipe"], { expect: 1 }, "wait for the parent's start");
+  }
   slots.stdio.forEach((slot, target) => {
     if (slot) call("dup2", [p.value(slot), target], [unquoted("stdio"), target]);
   });
   // Nothing of the runtime's may reach the command: every fd above 2 closes at exec.
   call("close_range", [3, 0xffffffff, CLOSE_RANGE_CLOEXEC], [3, unquoted("~0U"), unquoted("CLOSE_RANGE_CLOEXEC")]);
   for (const [i, syscall, shown] of p.resetSignals()) r.note(i, syscall, shown);
+  if (ctx.execFifo !== undefined) {
+    // The exec-fifo step (setup.ts's runExecFifo): blocks until `hako oci start` reads the FIFO.
+    r.step = "exec-fifo";
+    const fifo = p.slot();
+    const path = execFifoPath(ctx.execFifo);
+    call("open", [p.cstring(path), O_WRONLY_CLOEXEC, 0], [path, unquoted("O_WRONLY|O_CLOEXEC")], {
+      store: fifo,
+    }, "open the exec fifo");
+    call("write", [p.value(fifo), p.bytes(new Uint8Array([0x30])), 1], [path], { expect: 1 }, "exec fifo");
+    r.step = "exec";
+  }
   compileExec(ctx, p, call);
   const valid = () => {
     try {
@@ -485,8 +502,11 @@ type Call = (
 /** What the step compilers append with. */
 interface Emit {
   readonly call: Call;
-  /** A read-only remount of a mount point keeping its other flags (as `Mount.bind(…, { readonly: true })`). */
-  readonly remountReadonly: (target: ProgramData, shown: string) => void;
+  /**
+   * A read-only remount of a mount point keeping its other flags (as `Mount.bind(…, { readonly: true })`);
+   * `add`: the flags set (default `MS_RDONLY`; a bind's nosuid, nodev, noexec too).
+   */
+  readonly remountReadonly: (target: ProgramData, shown: string, add?: number) => void;
   /** The capability plan, worked out by the caller. */
   readonly plan: KeepPlan;
   /** With `-t`: the child's end of the console socket, as an argument (a slot's value, or a number). */
@@ -855,7 +875,9 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
         c.path,
       ]);
       call("close", [p.value(fd)], [unquoted(c.id)]);
-      if (c.readonly) emit.remountReadonly(target, c.path);
+      if (c.readonly || c.flags) {
+        emit.remountReadonly(target, c.path, (c.readonly ? MS.RDONLY : 0) | (c.flags ?? 0));
+      }
       return;
     }
     case "release":

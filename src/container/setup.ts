@@ -55,6 +55,13 @@ export interface SetupContext {
   readonly rootFd?: number;
   /** With `-t`: the console socket (and window size) of the console step (see `_console.ts`). */
   readonly console?: ConsoleRequest;
+  /**
+   * OCI mode's exec FIFO (see {@link execFifoPlan}): an `O_PATH` fd of the FIFO in the OCI state
+   * directory, opened by the parent on the host before the clone (the child has the same number).
+   * With it the child does not wait for the start pipe: its last step before execve opens the FIFO
+   * for writing, which blocks until `hako oci start` opens it for reading.
+   */
+  readonly execFifo?: number;
 }
 
 /** One named step of the child's setup. */
@@ -154,6 +161,8 @@ export type PreparedCall =
     readonly path: string;
     readonly readonly: boolean;
     readonly empty: Uint8Array;
+    /** `MS_NOSUID`, `MS_NODEV`, `MS_NOEXEC` a bind mount's options add, in the same remount. */
+    readonly flags?: number;
   }
   /** A captured mount not used after all (closed). */
   | { readonly op: "release"; readonly id: string }
@@ -412,7 +421,17 @@ export function specMountCalls(ctx: SetupContext): PreparedCall[] {
     if (file) out.push({ op: "touch", path: cstr(at), shown: [at] });
     if (m.type === "bind") {
       const readonly = m.readonly === true || (m.options ?? []).includes("ro");
-      out.push({ op: "attach", id: `mount:${i}`, target: cstr(at), path: at, readonly, empty: EMPTY });
+      // nosuid, nodev, noexec: added by the remount after the attach (as runc's bind remount does)
+      const flags = (m.options ?? []).reduce((f, o) => f | (BIND_FLAGS[o] ?? 0), 0);
+      out.push({
+        op: "attach",
+        id: `mount:${i}`,
+        target: cstr(at),
+        path: at,
+        readonly,
+        empty: EMPTY,
+        ...(flags ? { flags } : {}),
+      });
       return;
     }
     const options = [...(m.options ?? []), ...(m.readonly ? ["ro"] : [])].join(",");
@@ -703,7 +722,9 @@ function runCall(call: PreparedCall): void {
       } finally {
         c.close(fd);
       }
-      if (call.readonly) remountReadonly(call.target, call.path);
+      if (call.readonly || call.flags) {
+        remountReadonly(call.target, call.path, (call.readonly ? MS.RDONLY : 0) | (call.flags ?? 0));
+      }
       return;
     }
     case "release": {
@@ -797,13 +818,16 @@ function runCall(call: PreparedCall): void {
   }
 }
 
-/** A bind mount remounted read-only, keeping its other flags (as src/mount.ts does). */
-function remountReadonly(target: Uint8Array, path: string): void {
+/**
+ * A bind mount remounted read-only, keeping its other flags (as src/mount.ts does); `add`: the
+ * flags set (default `MS_RDONLY`; a bind's nosuid, nodev, noexec too).
+ */
+function remountReadonly(target: Uint8Array, path: string, add: number = MS.RDONLY): void {
   const c = libc();
   const buf = statvfsBuffer();
   if (c.statvfs(target, buf) === -1) throw new SyscallError("statvfs", errno(), [path]);
   const st = statvfsFlags(buf);
-  let flags = MS.REMOUNT | MS.BIND | MS.RDONLY;
+  let flags = MS.REMOUNT | MS.BIND | add;
   for (const [bit, ms] of ST_TO_MS) if (st & bit) flags |= ms;
   if (!(flags & (MS.NOATIME | MS.RELATIME))) flags |= MS.STRICTATIME;
   if (c.mount(null, target, null, BigInt(flags), null) === -1) {
@@ -812,7 +836,7 @@ function remountReadonly(target: Uint8Array, path: string): void {
       path,
       unquoted("NULL"),
       unquoted(`0x${flags.toString(16)}`),
-    ], `make the bind mount of ${path} on ${path} read-only`);
+    ], `make the bind mount of ${path} on ${path} ${add === MS.RDONLY ? "read-only" : bindFlagNames(add)}`);
   }
 }
 
@@ -850,7 +874,9 @@ function planOf(ctx: SetupContext, step: string): string[] {
         return `open_tree(${call.shown.map(q).join(", ")})  (held as ${call.id})`;
       case "attach":
         return `move_mount(${call.id}, "", AT_FDCWD, ${q(call.path)}, MOVE_MOUNT_F_EMPTY_PATH)${
-          call.readonly ? " + remount MS_RDONLY" : ""
+          call.readonly || call.flags
+            ? ` + remount ${bindFlagNames((call.readonly ? MS.RDONLY : 0) | (call.flags ?? 0))}`
+            : ""
         }`;
       case "sysfs":
         return `${planOf2(call.sysfs)}; EPERM: move_mount(${call.bind}, "", AT_FDCWD, ${
@@ -989,6 +1015,67 @@ function writeTimensOffsets(spec: ResolvedSpec): void {
   } finally {
     close(fd);
   }
+
+/**
+ * The exec-fifo step (OCI mode, `hako oci create`): the child's last call before execve — after
+ * the ready report, every setup step and the signal reset — is a blocking
+ * `open("/proc/self/fd/N", O_WRONLY|O_CLOEXEC)` of the FIFO whose `O_PATH` fd N the parent opened
+ * on the host (through the container's own /proc after pivot_root: nothing of the host is looked
+ * up by path inside), then a one-byte write. `create` exits while the child waits there, as runc's
+ * `runc init` waits on its `exec.fifo`; `start` opens the FIFO for reading, which lets the open
+ * return, and reads the byte. The fd is close-on-exec: the reader sees EOF once the command runs.
+ * @returns The step's calls, for `hako plan` and the tests.
+ */
+export function execFifoPlan(fd: number): string[] {
+  return [`open("/proc/self/fd/${fd}", O_WRONLY|O_CLOEXEC) → fifo  (blocks until start)`, 'write(fifo, "0", 1)'];
+}
+
+/** The path the exec-fifo step opens: the FIFO's `O_PATH` fd, seen through /proc. */
+export function execFifoPath(fd: number): string {
+  return `/proc/self/fd/${fd}`;
+}
+
+/**
+ * The exec-fifo step in the forked child (see {@link execFifoPlan}); the native child runs the same
+ * two calls (native.ts).
+ * @throws {SyscallError} When the open or the write fails.
+ */
+export function runExecFifo(fifo: PreparedExecFifo): void {
+  const c = libc();
+  let w: number;
+  for (;;) {
+    w = c.open(fifo.path, O_WRONLY_CLOEXEC, 0);
+    if (w !== -1 || errno() !== EINTR) break;
+  }
+  if (w === -1) {
+    throw new SyscallError("open", errno(), [fifo.shown, unquoted("O_WRONLY|O_CLOEXEC")], "open the exec fifo");
+  }
+  if (c.write(w, fifo.byte, 1n) !== 1) throw new SyscallError("write", errno(), [fifo.shown], "exec fifo");
+  // (close-on-exec: closed by the execve that follows)
+}
+
+/** The exec-fifo step's buffers, made by the parent before the fork (the forked child allocates nothing). */
+export interface PreparedExecFifo {
+  readonly path: Uint8Array;
+  readonly shown: string;
+  readonly byte: Uint8Array;
+}
+
+/** Prepares {@link runExecFifo}'s buffers for the FIFO's fd. */
+export function prepareExecFifo(fd: number): PreparedExecFifo {
+  return { path: cstr(execFifoPath(fd)), shown: execFifoPath(fd), byte: new Uint8Array([0x30]) };
+}
+
+/** A bind mount's options that are flags of its remount (runc's bind remount). */
+const BIND_FLAGS: Readonly<Record<string, number>> = { nosuid: MS.NOSUID, nodev: MS.NODEV, noexec: MS.NOEXEC };
+
+/** `MS_RDONLY|MS_NOSUID…` for a remount's added flags. */
+export function bindFlagNames(flags: number): string {
+  const names = [["MS_RDONLY", MS.RDONLY], ["MS_NOSUID", MS.NOSUID], ["MS_NODEV", MS.NODEV], [
+    "MS_NOEXEC",
+    MS.NOEXEC,
+  ]] as const;
+  return names.filter(([, f]) => flags & f).map(([n]) => n).join("|");
 }
 
 /** The steps, in order. */

@@ -57,7 +57,7 @@ export interface MountSpec {
   /**
    * Mount options, one an element (`["nosuid", "size=64m"]`, never `"nosuid,size=64m"`): flags
    * ("ro", "nosuid", "nodev", "noexec", "rbind", "private"…) and data ("size=64m"), at most a page
-   * of data together. A bind mount honours "ro", "rw", "bind", "rbind" and "norbind" only; any
+   * of data together. A bind mount honours "ro", "rw", "bind", "rbind", "norbind", "nosuid", "nodev" and "noexec" only; any
    * other option there is an error (it would be ignored).
    */
   readonly options?: readonly string[];

@@ -1,0 +1,496 @@
+/**
+ * An OCI bundle's `config.json` mapped onto hako's {@link ContainerSpec}: the same spec, the same
+ * validation and the same setup steps as every other hako container. What hako cannot do is
+ * refused with its JSON path (`linux.intelRdt: not supported by hako`), never ignored.
+ *
+ * | config.json | hako |
+ * | --- | --- |
+ * | `process.args` | `command` (argv) |
+ * | `process.env` (`K=V`) | `env` (hako adds `HOME=/root` and `HOSTNAME` when the bundle has none) |
+ * | `process.cwd` | `workdir` |
+ * | `process.user.uid`, `gid`, `additionalGids` | `user: { uid, gid, groups }` |
+ * | `process.user.umask` | the umask the container's process starts with (inherited from `create`) |
+ * | `process.terminal`, `consoleSize` | a pty of the container's own (`CreateOptions.tty`), its master sent to `--console-socket` |
+ * | `process.capabilities` (five sets) | `capabilities: { bounding, effective, permitted, inheritable, ambient }` |
+ * | `process.rlimits` | `rlimits: { RLIMIT_X: [soft, hard] }` |
+ * | `process.noNewPrivileges` | `noNewPrivs` (set anyway with a seccomp profile and no CAP_SYS_ADMIN: hako loads the filter after dropping capabilities, which the kernel allows only with no_new_privs; runc loads it earlier) |
+ * | `process.oomScoreAdj` | written to `/proc/PID/oom_score_adj` by `create` before the command runs (inherited) |
+ * | `root.path` (relative to the bundle), `root.readonly` | `rootfs`, `readonlyRootfs` |
+ * | `hostname` | `hostname` (without one, a new UTS namespace gets the container's name, as hako does) |
+ * | `mounts` at `/proc`, `/sys`, `/sys/fs/cgroup`, `/dev`, `/dev/pts`, `/dev/shm`, `/dev/mqueue` | hako's standard mounts (the same types and flags as runc's defaults; `/dev/shm` is a tmpfs of the container's own) |
+ * | other `mounts` | `mounts` (`bind`/`rbind` with `ro`, `rw`, `nosuid`, `nodev`, `noexec`; `private`/`rprivate` is what hako's mounts are; other filesystems with their options) |
+ * | `linux.namespaces` (`path`: joined) | `namespaces` (exactly those: no cgroup namespace unless asked) |
+ * | `linux.uidMappings`, `gidMappings` | `idMap` (`allowHostIds`: the engine chose them) |
+ * | `linux.devices` | runc's default nodes only (null, zero, full, random, urandom, tty) |
+ * | `linux.resources.devices` | `cgroup.devices` (hako's default allowlist is runc's) |
+ * | `linux.resources.memory.limit`, `swap` | `cgroup.memory.limit`, `swap` (OCI's swap is memory + swap) |
+ * | `linux.resources.pids.limit` | `cgroup.pids.max` |
+ * | `linux.resources.cpu.shares`, `quota`, `period`, `cpus`, `mems` | `cgroup.cpu.shares`, `quotaUs`, `periodUs`, `cgroup.cpuset` |
+ * | `linux.cgroupsPath` | `cgroup.name` (cgroupfs; `--systemd-cgroup` is refused) |
+ * | `linux.sysctl` | written by `create` in the container's own net, ipc or uts namespace (others are refused, as runc does) |
+ * | `linux.maskedPaths`, `readonlyPaths` | `maskedPaths`, `readonlyPaths` (absent: none, as OCI says) |
+ * | `linux.seccomp` | `seccomp` (an OCI profile, compiled by hako) |
+ * | `linux.rootfsPropagation` | `private`/`rprivate` only (hako's mounts are private) |
+ * | `annotations` | kept in the state (`hako oci state`) |
+ * | anything else (hooks, `intelRdt`, `personality`, `mountLabel`, `selinuxLabel`, `apparmorProfile`, hugepages, blockIO, rdma, `unified`…) | refused with its path |
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { isAbsolute, join, normalize } from "node:path";
+import type { CapabilitySets, ContainerSpec, MountSpec, NamespaceSpec } from "../container/spec.ts";
+import type { NamespaceName } from "../namespace.ts";
+import type { DeviceRule } from "../cgroup/devices.ts";
+import type { OciSeccompProfile } from "../seccomp.ts";
+import type { SpecProblem } from "../container/validate.ts";
+import { ConfigError } from "../errors.ts";
+
+/** A config.json hako refuses: every problem, each with its JSON path. */
+export class OciConfigError extends ConfigError {
+  /** Every problem found. */
+  readonly problems: readonly SpecProblem[];
+  /** @param problems Every problem (at least one). */
+  constructor(problems: readonly SpecProblem[]) {
+    super(
+      problems.length === 1 ? problems[0]!.path : "",
+      problems.length === 1
+        ? problems[0]!.message
+        : `${problems.length} problems in config.json:\n${problems.map((p) => `  ${p.path}: ${p.message}`).join("\n")}`,
+    );
+    this.name = "OciConfigError";
+    this.problems = problems;
+  }
+}
+
+/** What `create` needs besides the spec. */
+export interface OciPlan {
+  /** The container spec. */
+  readonly spec: ContainerSpec;
+  /** `process.terminal`: a pty, with `consoleSize` when given. */
+  readonly tty: false | true | { rows: number; columns: number };
+  /** `process.user.umask`, when given. */
+  readonly umask?: number;
+  /** `process.oomScoreAdj`, when given. */
+  readonly oomScoreAdj?: number;
+  /** `linux.sysctl`: key → value, with the namespace each is written in. */
+  readonly sysctl: ReadonlyArray<{ readonly key: string; readonly value: string; readonly ns: "net" | "ipc" | "uts" }>;
+  /** `annotations`. */
+  readonly annotations: Readonly<Record<string, string>>;
+  /** Notes for the log (what hako does differently, on purpose). */
+  readonly warnings: readonly string[];
+}
+
+/** OCI namespace type → hako's name. */
+const NAMESPACES: Readonly<Record<string, NamespaceName>> = {
+  pid: "pid",
+  network: "net",
+  mount: "mount",
+  ipc: "ipc",
+  uts: "uts",
+  user: "user",
+  cgroup: "cgroup",
+  time: "time",
+};
+
+/** Destinations hako's standard mounts cover, with the filesystem types a bundle may ask there. */
+const STANDARD_MOUNTS: Readonly<Record<string, readonly string[]>> = {
+  "/proc": ["proc"],
+  "/sys": ["sysfs", "bind"],
+  "/sys/fs/cgroup": ["cgroup", "cgroup2"],
+  "/dev": ["tmpfs"],
+  "/dev/pts": ["devpts"],
+  "/dev/shm": ["tmpfs", "bind"],
+  "/dev/mqueue": ["mqueue", "bind"],
+};
+
+/** runc's default device nodes, which hako makes in every container's /dev. */
+const DEFAULT_DEVICES: Readonly<Record<string, readonly [string, number, number]>> = {
+  "/dev/null": ["c", 1, 3],
+  "/dev/zero": ["c", 1, 5],
+  "/dev/full": ["c", 1, 7],
+  "/dev/random": ["c", 1, 8],
+  "/dev/urandom": ["c", 1, 9],
+  "/dev/tty": ["c", 5, 0],
+};
+
+/** Propagation options: hako's mounts are private, so only these are what it does. */
+const PRIVATE = new Set(["private", "rprivate"]);
+const PROPAGATION = new Set(["shared", "rshared", "slave", "rslave", "unbindable", "runbindable"]);
+
+/** Mount options that are runtimes' extensions, not the kernel's (podman's `--read-only` tmpfs use tmpcopyup). */
+const EXTENSIONS = new Set([
+  "tmpcopyup",
+  "copy-symlink",
+  "idmap",
+  "ridmap",
+  "rro",
+  "rrw",
+  "rnosuid",
+  "rnodev",
+  "rnoexec",
+]);
+
+/** sysctl prefixes and the namespace that owns them (runc's list: `validateSysctl`). */
+function sysctlNamespace(key: string): "net" | "ipc" | "uts" | undefined {
+  if (key.startsWith("net.")) return "net";
+  if (
+    [
+      "kernel.msgmax",
+      "kernel.msgmnb",
+      "kernel.msgmni",
+      "kernel.sem",
+      "kernel.shmall",
+      "kernel.shmmax",
+      "kernel.shmmni",
+      "kernel.shm_rmid_forced",
+    ].includes(key) || key.startsWith("fs.mqueue.")
+  ) return "ipc";
+  if (key === "kernel.hostname" || key === "kernel.domainname") return "uts";
+  return undefined;
+}
+
+/**
+ * The hako container name of an OCI id: the id itself when it is a hako name (1–63 letters,
+ * digits, `.`, `_`, `-`), else `oci-` and 32 hex digits of its SHA-256 (podman's and containerd's
+ * ids are 64 hex digits, one more than a hako name takes).
+ */
+export function containerNameOf(id: string): string {
+  if (/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(id)) return id;
+  return `oci-${createHash("sha256").update(id).digest("hex").slice(0, 32)}`;
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * Maps a parsed config.json onto a hako spec (pure: reads nothing but its arguments).
+ * @param config The parsed config.json.
+ * @param bundle The bundle directory (absolute).
+ * @param id The container id.
+ * @returns The spec and what `create` does besides it.
+ * @throws {OciConfigError} Listing every field hako cannot honour, with its JSON path.
+ */
+export function ociToSpec(config: unknown, bundle: string, id: string): OciPlan {
+  const problems: SpecProblem[] = [];
+  const bad = (path: string, message: string) => void problems.push({ path, message });
+  const unsupported = (path: string) => bad(path, "not supported by hako");
+  const warnings: string[] = [];
+  if (!isObj(config)) throw new OciConfigError([{ path: "config.json", message: "must be a JSON object" }]);
+  /** Refuses every key of `o` not in `known` (an empty value — null, "", [], {} — is fine). */
+  const only = (o: Obj, at: string, known: readonly string[]) => {
+    for (const [k, v] of Object.entries(o)) {
+      if (known.includes(k)) continue;
+      const empty = v === null || v === "" || (Array.isArray(v) && v.length === 0) ||
+        (isObj(v) && Object.keys(v).length === 0);
+      if (!empty) unsupported(at ? `${at}.${k}` : k);
+    }
+  };
+  only(config, "", ["ociVersion", "process", "root", "hostname", "mounts", "linux", "annotations", "hooks"]);
+  if (typeof config.ociVersion !== "string" || !config.ociVersion.startsWith("1.")) {
+    bad("ociVersion", `must be a 1.x version, got ${JSON.stringify(config.ociVersion)}`);
+  }
+  if (isObj(config.hooks)) {
+    for (const [k, v] of Object.entries(config.hooks)) if (Array.isArray(v) && v.length) unsupported(`hooks.${k}`);
+  } else if (config.hooks !== undefined) bad("hooks", "must be an object");
+
+  // process
+  const proc = config.process;
+  let tty: OciPlan["tty"] = false;
+  let umask: number | undefined, oomScoreAdj: number | undefined;
+  const spec: Record<string, unknown> = { name: containerNameOf(id) };
+  if (!isObj(proc)) bad("process", "is required (hako runs the bundle's process)");
+  else {
+    only(proc, "process", [
+      "terminal",
+      "consoleSize",
+      "user",
+      "args",
+      "env",
+      "cwd",
+      "capabilities",
+      "rlimits",
+      "noNewPrivileges",
+      "oomScoreAdj",
+    ]);
+    if (proc.terminal === true) {
+      const cs = proc.consoleSize;
+      tty = isObj(cs) && Number(cs.height) > 0 && Number(cs.width) > 0
+        ? { rows: Number(cs.height), columns: Number(cs.width) }
+        : true;
+    }
+    if (!Array.isArray(proc.args) || proc.args.length === 0) bad("process.args", "must be a non-empty array");
+    else spec.command = proc.args;
+    if (proc.env !== undefined) {
+      if (!Array.isArray(proc.env)) bad("process.env", "must be an array of K=V strings");
+      else {
+        const env: Record<string, string> = {};
+        proc.env.forEach((e, i) => {
+          const eq = typeof e === "string" ? e.indexOf("=") : -1;
+          if (eq <= 0) bad(`process.env[${i}]`, `must be K=V, got ${JSON.stringify(e)}`);
+          else env[(e as string).slice(0, eq)] = (e as string).slice(eq + 1);
+        });
+        spec.env = env;
+      }
+    }
+    if (proc.cwd !== undefined) spec.workdir = proc.cwd;
+    const user = proc.user;
+    if (isObj(user)) {
+      only(user, "process.user", ["uid", "gid", "additionalGids", "umask"]);
+      spec.user = {
+        uid: user.uid ?? 0,
+        gid: user.gid ?? 0,
+        ...(Array.isArray(user.additionalGids) && user.additionalGids.length ? { groups: user.additionalGids } : {}),
+      };
+      if (user.umask !== undefined) {
+        if (!Number.isInteger(user.umask) || (user.umask as number) < 0 || (user.umask as number) > 0o777) {
+          bad("process.user.umask", "must be an integer in 0..0o777");
+        } else umask = user.umask as number;
+      }
+    }
+    const caps = proc.capabilities;
+    if (isObj(caps)) {
+      only(caps, "process.capabilities", ["bounding", "effective", "permitted", "inheritable", "ambient"]);
+      const sets: Record<string, unknown> = {};
+      for (const k of ["bounding", "effective", "permitted", "inheritable", "ambient"] as const) {
+        sets[k] = caps[k] ?? [];
+      }
+      spec.capabilities = sets as CapabilitySets;
+    } else spec.capabilities = { bounding: [], effective: [], permitted: [], inheritable: [], ambient: [] };
+    if (proc.rlimits !== undefined) {
+      if (!Array.isArray(proc.rlimits)) bad("process.rlimits", "must be an array");
+      else {
+        const rl: Record<string, [number, number]> = {};
+        proc.rlimits.forEach((r, i) => {
+          if (!isObj(r) || typeof r.type !== "string") {
+            return bad(`process.rlimits[${i}]`, "must be { type, soft, hard }");
+          }
+          rl[r.type] = [r.soft as number, r.hard as number];
+        });
+        spec.rlimits = rl;
+      }
+    }
+    if (proc.oomScoreAdj !== undefined) {
+      if (!Number.isInteger(proc.oomScoreAdj) || Math.abs(proc.oomScoreAdj as number) > 1000) {
+        bad("process.oomScoreAdj", "must be an integer in -1000..1000");
+      } else oomScoreAdj = proc.oomScoreAdj as number;
+    }
+    spec.noNewPrivs = proc.noNewPrivileges === true;
+  }
+
+  // root
+  const root = config.root;
+  if (!isObj(root) || typeof root.path !== "string" || root.path === "") {
+    bad("root.path", "is required: the rootfs directory, relative to the bundle");
+  } else {
+    only(root, "root", ["path", "readonly"]);
+    spec.rootfs = isAbsolute(root.path) ? normalize(root.path) : join(bundle, root.path);
+    if (root.readonly === true) spec.readonlyRootfs = true;
+  }
+  if (typeof config.hostname === "string" && config.hostname !== "") spec.hostname = config.hostname;
+
+  // linux
+  const linux = isObj(config.linux) ? config.linux : {};
+  if (config.linux !== undefined && !isObj(config.linux)) bad("linux", "must be an object");
+  only(linux, "linux", [
+    "namespaces",
+    "uidMappings",
+    "gidMappings",
+    "devices",
+    "cgroupsPath",
+    "resources",
+    "sysctl",
+    "maskedPaths",
+    "readonlyPaths",
+    "seccomp",
+    "rootfsPropagation",
+  ]);
+  const namespaces: NamespaceSpec[] = [];
+  if (Array.isArray(linux.namespaces)) {
+    linux.namespaces.forEach((n, i) => {
+      const type = isObj(n) ? NAMESPACES[String(n.type)] : undefined;
+      if (!type) {
+        return bad(`linux.namespaces[${i}].type`, `unknown namespace ${JSON.stringify(isObj(n) ? n.type : n)}`);
+      }
+      const path = (n as Obj).path;
+      namespaces.push(typeof path === "string" && path !== "" ? { type, join: path } : type);
+    });
+  }
+  spec.namespaces = namespaces;
+  const idMap = (list: unknown, at: string) =>
+    Array.isArray(list)
+      ? list.map((m, i) =>
+        isObj(m)
+          ? { inside: m.containerID as number, outside: m.hostID as number, size: m.size as number }
+          : (bad(`${at}[${i}]`, "must be { containerID, hostID, size }"), { inside: 0, outside: 0, size: 0 })
+      )
+      : undefined;
+  const uid = idMap(linux.uidMappings, "linux.uidMappings"), gid = idMap(linux.gidMappings, "linux.gidMappings");
+  if (uid?.length || gid?.length) {
+    spec.idMap = { ...(uid?.length ? { uid } : {}), ...(gid?.length ? { gid } : {}), allowHostIds: true };
+  }
+  if (Array.isArray(linux.devices)) {
+    linux.devices.forEach((d, i) => {
+      const known = isObj(d) ? DEFAULT_DEVICES[String(d.path)] : undefined;
+      if (!known || known[0] !== d!.type || known[1] !== d!.major || known[2] !== d!.minor) {
+        bad(
+          `linux.devices[${i}]`,
+          "not supported by hako: only runc's default nodes (/dev/null, zero, full, random, urandom, tty) are made",
+        );
+      }
+    });
+  }
+
+  // cgroup
+  const cgroup: Record<string, unknown> = {};
+  if (linux.cgroupsPath !== undefined) {
+    const p = String(linux.cgroupsPath);
+    if (/^[^/]*:[^/]*:/.test(p)) {
+      bad("linux.cgroupsPath", `${JSON.stringify(p)} is a systemd slice:prefix:name: hako manages cgroupfs paths only`);
+    } else {
+      const name = p.split("/").filter(Boolean).join("/");
+      if (name) cgroup.name = name;
+    }
+  }
+  const res = isObj(linux.resources) ? linux.resources : {};
+  only(res, "linux.resources", ["devices", "memory", "pids", "cpu"]);
+  if (Array.isArray(res.devices)) {
+    const rules: DeviceRule[] = [];
+    res.devices.forEach((d, i) => {
+      if (!isObj(d)) return bad(`linux.resources.devices[${i}]`, "must be an object");
+      // (hako's allowlist starts from deny-all plus runc's defaults: a leading deny-all is that)
+      if (d.allow === false && (d.type ?? "a") === "a" && d.major == null && d.minor == null) return;
+      rules.push({
+        allow: d.allow === true,
+        access: String(d.access ?? "rwm"),
+        ...(d.type !== undefined ? { type: d.type as DeviceRule["type"] } : {}),
+        ...(d.major != null && d.major !== -1 ? { major: d.major as number } : {}),
+        ...(d.minor != null && d.minor !== -1 ? { minor: d.minor as number } : {}),
+      });
+    });
+    if (rules.length) cgroup.devices = rules;
+  }
+  if (isObj(res.memory)) {
+    const m = res.memory;
+    only(m, "linux.resources.memory", ["limit", "swap", "disableOOMKiller"]);
+    if (m.disableOOMKiller === true) unsupported("linux.resources.memory.disableOOMKiller");
+    const memory: Record<string, unknown> = {};
+    if (typeof m.limit === "number" && m.limit > 0) memory.limit = m.limit;
+    if (typeof m.swap === "number") {
+      if (m.swap === -1) memory.swap = "max";
+      else if (typeof m.limit === "number" && m.limit > 0) {
+        if (m.swap < m.limit) {
+          bad("linux.resources.memory.swap", "must be at least the limit (it counts memory + swap)");
+        } else memory.swap = m.swap - m.limit;
+      } else bad("linux.resources.memory.swap", "needs a limit");
+    }
+    if (Object.keys(memory).length) cgroup.memory = memory;
+  }
+  if (isObj(res.pids)) {
+    only(res.pids, "linux.resources.pids", ["limit"]);
+    const l = res.pids.limit;
+    if (typeof l === "number") cgroup.pids = { max: l <= 0 ? "max" : l };
+  }
+  if (isObj(res.cpu)) {
+    const c = res.cpu;
+    only(c, "linux.resources.cpu", ["shares", "quota", "period", "cpus", "mems"]);
+    const cpu: Record<string, unknown> = {};
+    if (typeof c.shares === "number" && c.shares > 0) cpu.shares = c.shares;
+    if (typeof c.quota === "number" && c.quota !== 0) cpu.quotaUs = c.quota < 0 ? "max" : c.quota;
+    if (typeof c.period === "number" && c.period > 0) cpu.periodUs = c.period;
+    if (Object.keys(cpu).length) cgroup.cpu = cpu;
+    const cpuset: Record<string, unknown> = {};
+    if (typeof c.cpus === "string" && c.cpus) cpuset.cpus = c.cpus;
+    if (typeof c.mems === "string" && c.mems) cpuset.mems = c.mems;
+    if (Object.keys(cpuset).length) cgroup.cpuset = cpuset;
+  }
+  spec.cgroup = cgroup;
+
+  const sysctl: Array<{ key: string; value: string; ns: "net" | "ipc" | "uts" }> = [];
+  if (isObj(linux.sysctl)) {
+    for (const [key, value] of Object.entries(linux.sysctl)) {
+      const ns = sysctlNamespace(key);
+      const have = (t: NamespaceName) => namespaces.some((n) => (typeof n === "string" ? n : n.type) === t);
+      if (!ns) bad(`linux.sysctl.${key}`, "not supported by hako: not a namespaced sysctl (runc refuses it too)");
+      else if (!have(ns)) bad(`linux.sysctl.${key}`, `needs the container's own ${ns} namespace`);
+      else if (!/^[a-z0-9_.-]+$/i.test(key) || typeof value !== "string") {
+        bad(`linux.sysctl.${key}`, "bad key or value");
+      } else sysctl.push({ key, value, ns });
+    }
+  }
+  spec.maskedPaths = Array.isArray(linux.maskedPaths) ? linux.maskedPaths : [];
+  spec.readonlyPaths = Array.isArray(linux.readonlyPaths) ? linux.readonlyPaths : [];
+  if (isObj(linux.seccomp)) spec.seccomp = linux.seccomp as unknown as OciSeccompProfile;
+  else spec.seccomp = false;
+  if (typeof linux.rootfsPropagation === "string" && linux.rootfsPropagation !== "") {
+    if (!PRIVATE.has(linux.rootfsPropagation)) unsupported("linux.rootfsPropagation");
+  }
+  // hako loads the filter after the capabilities are dropped: the kernel then needs no_new_privs
+  if (spec.seccomp && spec.noNewPrivs === false) {
+    const eff = (spec.capabilities as CapabilitySets | undefined)?.effective ?? [];
+    if (!eff.includes("CAP_SYS_ADMIN")) {
+      spec.noNewPrivs = true;
+      warnings.push(
+        "process.noNewPrivileges is false but a seccomp profile is given: hako loads the filter after dropping capabilities, which needs no_new_privs, so it is set",
+      );
+    }
+  }
+
+  // mounts
+  const mounts: MountSpec[] = [];
+  if (Array.isArray(config.mounts)) {
+    config.mounts.forEach((m, i) => {
+      const at = `mounts[${i}]`;
+      if (!isObj(m)) return bad(at, "must be an object");
+      only(m, at, ["destination", "type", "source", "options"]);
+      const dest = typeof m.destination === "string" ? normalize(m.destination).replace(/(.)\/$/, "$1") : "";
+      if (!dest.startsWith("/")) return bad(`${at}.destination`, "must be an absolute path");
+      const options = Array.isArray(m.options) ? m.options.map(String) : [];
+      const isBind = options.includes("bind") || options.includes("rbind") || m.type === "bind";
+      const type = isBind ? "bind" : String(m.type ?? "");
+      if (STANDARD_MOUNTS[dest]) {
+        if (!STANDARD_MOUNTS[dest]!.includes(type)) {
+          bad(`${at}.type`, `${JSON.stringify(type)} at ${dest}: not supported by hako (its standard mount is there)`);
+        }
+        return; // hako's own standard mount is made there
+      }
+      const kept: string[] = [];
+      options.forEach((o, j) => {
+        if (PRIVATE.has(o)) return; // (what hako's mounts are)
+        if (PROPAGATION.has(o)) {
+          return bad(`${at}.options[${j}]`, `${o}: not supported by hako (its mounts are private)`);
+        }
+        // runc's and crun's extensions, which the kernel would not take as mount data
+        if (EXTENSIONS.has(o)) return bad(`${at}.options[${j}]`, `${o}: not supported by hako`);
+        if (isBind && !["ro", "rw", "bind", "rbind", "nosuid", "nodev", "noexec"].includes(o)) {
+          return bad(`${at}.options[${j}]`, `${o} on a bind mount: not supported by hako`);
+        }
+        kept.push(o);
+      });
+      if (!type) return bad(`${at}.type`, "is required");
+      mounts.push({
+        type,
+        target: dest,
+        ...(typeof m.source === "string" ? { source: m.source } : {}),
+        ...(kept.length ? { options: kept } : {}),
+      });
+    });
+  }
+  spec.mounts = mounts;
+  spec.standardMounts = true;
+  spec.networkEtc = false; // (the engine binds /etc/hosts, resolv.conf and hostname itself)
+
+  const annotations: Record<string, string> = {};
+  if (isObj(config.annotations)) {
+    for (const [k, v] of Object.entries(config.annotations)) annotations[k] = String(v);
+  }
+  if (problems.length) throw new OciConfigError(problems);
+  return {
+    spec: spec as unknown as ContainerSpec,
+    tty,
+    ...(umask !== undefined ? { umask } : {}),
+    ...(oomScoreAdj !== undefined ? { oomScoreAdj } : {}),
+    sysctl,
+    annotations,
+    warnings,
+  };
+}

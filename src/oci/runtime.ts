@@ -1,0 +1,615 @@
+/**
+ * hako as an OCI runtime: runc's command line (`hako oci …`, `bin/hako-runc …`) over a bundle's
+ * `config.json`, so podman, containerd or CRI-O can run containers with hako (`podman --runtime
+ * /path/to/bin/hako-runc --cgroup-manager cgroupfs run …`).
+ *
+ * `create` runs every setup step of the container (the same spec, steps and code as any hako
+ * container: see `config.ts` for the mapping) and leaves its process waiting on the exec FIFO in
+ * the state directory, its last step before execve (see `execFifoPlan` in setup.ts), then exits:
+ * the process is the caller's now (conmon and containerd-shim are child subreapers, as runc
+ * expects). `start` opens the FIFO, which lets the command run. No hako supervisor runs in this
+ * mode: the caller's shim is the monitor and reaper.
+ *
+ * Errors go to stderr and, with `--log FILE`, to that file as runc writes them (`--log-format
+ * json`: `{"level":"error","msg":"…","time":"…"}` lines, which conmon reads); the exit status is 1,
+ * as runc's. Messages the shims look for are runc's own ("container does not exist", "container not
+ * running", "cannot start an already running container"…).
+ * @module
+ */
+import {
+  appendFileSync,
+  chmodSync,
+  closeSync,
+  constants as fs,
+  existsSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import process from "node:process";
+import { Container } from "../container/container.ts";
+import { execIn } from "../container/exec.ts";
+import { resolveSpec } from "../container/validate.ts";
+import { containerGroupSpec, existingCgroupDirs } from "../container/_cgroup.ts";
+import { identify, signalCgroupMember, signalIdentified } from "../container/state.ts";
+import { Group } from "../cgroup/group.ts";
+import { setns } from "../namespace.ts";
+import { signalNumber } from "../signals.ts";
+import { AT_FDCWD, mknodat, O_CLOEXEC, O_PATH, openat, S_IFIFO } from "../../ffi/at.ts";
+import { sendFd } from "../../ffi/tty.ts";
+import { connectUnix, setUmask } from "../../ffi/unix_socket.ts";
+import { addressOf, errno, libc } from "../../ffi/libc.ts";
+import { SYS } from "../../ffi/syscalls.ts";
+import { SyscallError } from "../errors.ts";
+import { OciUsageError, parseOciArgs } from "./args.ts";
+import { ociToSpec } from "./config.ts";
+import { DEFAULT_OCI_ROOT, isValidId, type OciRecord, OciStore, stateJson } from "./state.ts";
+import { defaultOciSpec, ociFeatures } from "./spec_default.ts";
+
+/** A failure runc would report: its message, exit status 1. */
+export class OciError extends Error {
+  /** @param message The message (runc's words where a shim looks for them). */
+  constructor(message: string) {
+    super(message);
+    this.name = "OciError";
+  }
+}
+
+/** Where output goes (the CLI's stdout and stderr; a test's buffers). */
+export interface OciIo {
+  stdout(text: string): void;
+  stderr(text: string): void;
+}
+
+/** runc's `--log` / `--log-format`. */
+class Log {
+  constructor(readonly file: string | undefined, readonly format: "json" | "text", readonly debugOn: boolean) {}
+  #write(level: string, msg: string): void {
+    if (!this.file) return;
+    const time = new Date().toISOString();
+    const line = this.format === "json"
+      ? JSON.stringify({ level, msg, time })
+      : `time="${time}" level=${level} msg=${JSON.stringify(msg)}`;
+    try {
+      appendFileSync(this.file, line + "\n", { mode: 0o600 });
+    } catch { /* a log that cannot be written must not hide the error itself */ }
+  }
+  error(msg: string): void {
+    this.#write("error", msg);
+  }
+  warn(msg: string): void {
+    this.#write("warning", msg);
+  }
+  debug(msg: string): void {
+    if (this.debugOn) this.#write("debug", msg);
+  }
+}
+
+const VERSION = "hako-runc version 0.1.0 (hako)\nspec: 1.0.2\n";
+
+export const usage = `Usage: hako oci [GLOBAL OPTIONS] COMMAND [OPTIONS] ID …   (also: bin/hako-runc …)
+
+hako as an OCI runtime, with runc's command line: point podman, containerd or CRI-O at bin/hako-runc
+(podman --runtime /abs/path/bin/hako-runc --cgroup-manager cgroupfs run …).
+
+Commands:
+  create ID [--bundle DIR] [--pid-file F] [--console-socket S]   set the container up, waiting before exec
+  start ID                        let a created container run its process
+  state ID                        the OCI state JSON (creating, created, running, stopped)
+  kill [--all] ID [SIGNAL]        signal the init (or every process: --all); default SIGTERM
+  delete [--force] ID             remove a stopped (or created; --force: any) container
+  run ID [--bundle DIR] [--detach] [--pid-file F] [--console-socket S]   create and start
+  list [--format table|json] [-q] the containers under --root
+  ps [--format table|json] ID     the container's processes
+  exec [--process F | -e K=V --cwd D --user U:G --cap C] [--tty --console-socket S] [--detach --pid-file F] ID [CMD…]
+  spec [--bundle DIR] [--rootless] write a default config.json
+  features                        what this runtime supports, as JSON
+
+Global options:
+  --root DIR          state directory (default ${DEFAULT_OCI_ROOT})
+  --log FILE          write errors (and warnings) there too; --log-format json|text (default text)
+  --debug             debug messages in the log
+  --systemd-cgroup    refused: hako manages cgroupfs paths (podman --cgroup-manager cgroupfs)
+`;
+
+/** Per-invocation context. */
+interface Ctx {
+  readonly store: OciStore;
+  readonly log: Log;
+  readonly io: OciIo;
+}
+
+/**
+ * Runs a runc command line.
+ * @param argv The arguments after `hako-runc` (or `hako oci`).
+ * @param io Where output goes.
+ * @returns The exit status (0, or 1 on failure as runc's).
+ */
+export async function runOci(argv: readonly string[], io: OciIo): Promise<number> {
+  let log = new Log(undefined, "text", false);
+  try {
+    const a = parseOciArgs(argv);
+    const format = a.global["log-format"] ?? "text";
+    if (format !== "json" && format !== "text") throw new OciUsageError(`invalid log-format: ${format}`);
+    log = new Log(
+      typeof a.global.log === "string" && a.global.log ? a.global.log : undefined,
+      format,
+      a.global.debug === true,
+    );
+    if (a.global.version) {
+      io.stdout(VERSION);
+      return 0;
+    }
+    if (a.global.help || a.command === undefined) {
+      io.stdout(usage);
+      return a.command === undefined && !a.global.help ? 1 : 0;
+    }
+    if (a.global["systemd-cgroup"]) {
+      throw new OciError(
+        "--systemd-cgroup: not supported by hako (it manages cgroupfs paths: podman --cgroup-manager cgroupfs)",
+      );
+    }
+    const ctx: Ctx = { store: new OciStore(String(a.global.root ?? DEFAULT_OCI_ROOT)), log, io };
+    log.debug(`hako-runc ${argv.join(" ")}`);
+    const o = a.options;
+    const id = a.operands[0];
+    const needId = () => {
+      if (id === undefined || id === "") throw new OciUsageError(`"${a.command}" requires a container id`);
+      return id;
+    };
+    switch (a.command) {
+      case "create":
+        await create(ctx, needId(), o, false);
+        return 0;
+      case "run":
+        return await run(ctx, needId(), o);
+      case "start":
+        await start(ctx, needId());
+        return 0;
+      case "state":
+        io.stdout(JSON.stringify(stateJson(ctx.store, mustRead(ctx, needId())), null, 2) + "\n");
+        return 0;
+      case "kill":
+        kill(ctx, needId(), a.operands[1] ?? "SIGTERM", o.all === true);
+        return 0;
+      case "delete":
+        deleteContainer(ctx, needId(), o.force === true);
+        return 0;
+      case "list":
+        list(ctx, String(o.format ?? "table"), o.quiet === true);
+        return 0;
+      case "ps":
+        ps(ctx, needId(), String(o.format ?? "table"));
+        return 0;
+      case "spec":
+        writeSpec(String(o.bundle ?? process.cwd()), o.rootless === true);
+        return 0;
+      case "features":
+        io.stdout(JSON.stringify(ociFeatures(), null, 2) + "\n");
+        return 0;
+      case "exec":
+        return await exec(ctx, needId(), a.operands.slice(1), o);
+      default:
+        throw new OciUsageError(`unknown command ${a.command}`);
+    }
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    log.error(msg);
+    io.stderr(`${msg}\n`);
+    return 1;
+  }
+}
+
+function mustRead(ctx: Ctx, id: string): OciRecord {
+  const r = ctx.store.read(id);
+  if (!r) throw new OciError("container does not exist");
+  return r;
+}
+
+/** Writes a pid file as runc does: a temp file beside it, renamed over it. */
+function writePidFile(path: string, pid: number): void {
+  const abs = resolve(path);
+  const tmp = join(dirname(abs), `.${abs.slice(abs.lastIndexOf("/") + 1)}.${process.pid}.tmp`);
+  writeFileSync(tmp, String(pid), { mode: 0o644 });
+  renameSync(tmp, abs);
+}
+
+/**
+ * Writes a namespaced sysctl from this thread joined to the container's namespace of its kind
+ * (net, ipc, uts), then back: /proc/sys shows the namespaces of the thread that opens it.
+ */
+function writeSysctl(pid: number, s: { key: string; value: string; ns: "net" | "ipc" | "uts" }): void {
+  const self = openSync(`/proc/thread-self/ns/${s.ns}`, "r");
+  try {
+    setns(`/proc/${pid}/ns/${s.ns}`, s.ns);
+    try {
+      writeFileSync(`/proc/sys/${s.key.replaceAll(".", "/")}`, s.value);
+    } finally {
+      setns(self, s.ns);
+    }
+  } finally {
+    closeSync(self);
+  }
+}
+
+type Options = Readonly<Record<string, string | boolean | readonly string[]>>;
+
+const KEYCTL_JOIN_SESSION_KEYRING = 1n;
+const KEYCTL_SETPERM = 5n;
+const KEY_SPEC_SESSION_KEYRING = -3n;
+
+/**
+ * A new session keyring named `name` (runc's `_ses.<id>`), joined by this thread before the clone
+ * (its children inherit it), as runc does unless `--no-new-keyring`: otherwise the container
+ * would share the caller's session keyring, and a seccomp profile that allows `keyctl` (podman's
+ * does) would let it read the caller's keys. Its permissions are runc's: everything for its
+ * possessor and its owner, nothing for group and others (`0x3f3f0000`).
+ * @throws {SyscallError} When keyctl fails.
+ */
+function joinSessionKeyring(name: string): void {
+  const c = libc();
+  const n = new TextEncoder().encode(name + "\0");
+  const id = c.syscall(BigInt(SYS.keyctl), KEYCTL_JOIN_SESSION_KEYRING, addressOf(n), 0n, 0n, 0n);
+  if (id === -1n) throw new SyscallError("keyctl", errno(), ["KEYCTL_JOIN_SESSION_KEYRING", name]);
+  const r = c.syscall(
+    BigInt(SYS.keyctl),
+    KEYCTL_SETPERM,
+    BigInt.asUintN(64, KEY_SPEC_SESSION_KEYRING),
+    0x3f3f0000n,
+    0n,
+    0n,
+  );
+  if (r === -1n) throw new SyscallError("keyctl", errno(), ["KEYCTL_SETPERM", name]);
+}
+
+/** `create` (and the first half of `run`, `fifo` false: no exec FIFO, the caller starts it). */
+async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promise<Container> {
+  const { store, log } = ctx;
+  if (!isValidId(id)) throw new OciError(`invalid id format: ${id}`);
+  if (o["no-pivot"]) throw new OciError("--no-pivot: not supported by hako (it always uses pivot_root)");
+  if (o["preserve-fds"] !== undefined && o["preserve-fds"] !== "0") {
+    throw new OciError("--preserve-fds: not supported by hako");
+  }
+  if (o["pidfd-socket"]) throw new OciError("--pidfd-socket: not supported by hako");
+  const bundle = resolve(String(o.bundle ?? process.cwd()));
+  const consoleSocket = typeof o["console-socket"] === "string" ? o["console-socket"] : undefined;
+  let config: unknown;
+  try {
+    config = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8"));
+  } catch (e) {
+    throw new OciError(`cannot read ${join(bundle, "config.json")}: ${(e as Error).message}`);
+  }
+  const plan = ociToSpec(config, bundle, id);
+  for (const w of plan.warnings) log.warn(w);
+  const detached = !forRun || o.detach === true;
+  if (plan.tty && detached && !consoleSocket) {
+    throw new OciError("cannot allocate tty if runc will detach without setting console socket");
+  }
+  if (!plan.tty && consoleSocket) {
+    throw new OciError("cannot use console socket if runc will not detach or allocate tty");
+  }
+  if (plan.tty && !consoleSocket) throw new OciError("a terminal needs --console-socket in hako's OCI mode");
+  if (!store.reserve(id)) throw new OciError(`container with id exists: ${id}`);
+  const spec = plan.spec as { rootfs: string };
+  const base: OciRecord = {
+    ociVersion: String((config as { ociVersion?: unknown }).ociVersion),
+    id,
+    name: plan.spec.name,
+    bundle,
+    rootfs: spec.rootfs,
+    created: new Date().toISOString(),
+    annotations: plan.annotations,
+    owner: "",
+  };
+  let fifoFd = -1;
+  let c: Container | undefined;
+  try {
+    store.write(base);
+    if (!forRun) {
+      // runc's exec.fifo: 0622, opened O_PATH here and reopened for writing by the child
+      mknodat(AT_FDCWD, store.fifo(id), S_IFIFO | 0o622, 0n);
+      // 0622 whatever the umask (runc sets umask 0 around its mkfifo): the container's user, not
+      // root once the user step ran, opens it for writing through /proc/self/fd
+      chmodSync(store.fifo(id), 0o622);
+      fifoFd = openat(AT_FDCWD, store.fifo(id), O_PATH | O_CLOEXEC);
+    }
+    if (o["no-new-keyring"] !== true) joinSessionKeyring(`_ses.${id}`);
+    const before = plan.umask !== undefined ? setUmask(plan.umask) : undefined;
+    try {
+      c = await Container.create(plan.spec, {
+        ...(fifoFd >= 0 ? { execFifo: fifoFd } : {}),
+        ...(plan.tty ? { tty: plan.tty } : {}),
+      });
+    } finally {
+      if (before !== undefined) setUmask(before);
+    }
+    if (plan.tty) {
+      const sock = connectUnix(consoleSocket!);
+      try {
+        sendFd(sock, c.terminal!);
+      } finally {
+        libc().close(sock);
+      }
+    }
+    for (const s of plan.sysctl) writeSysctl(c.pid, s);
+    if (plan.oomScoreAdj !== undefined) writeFileSync(`/proc/${c.pid}/oom_score_adj`, String(plan.oomScoreAdj));
+    const who = identify(c.pid);
+    store.write({
+      ...base,
+      pid: c.pid,
+      startTime: who?.startTime ?? 0,
+      ...(c.spec.cgroupName ? { cgroupName: c.spec.cgroupName } : {}),
+      ...(c.spec.cgroup ? { cgroup: c.spec.cgroup } : {}),
+    });
+    if (typeof o["pid-file"] === "string") writePidFile(o["pid-file"], c.pid);
+    log.debug(`created ${id}: pid ${c.pid}`);
+    return c;
+  } catch (e) {
+    try {
+      c?.delete();
+    } catch { /* the first error matters */ }
+    store.remove(id);
+    throw e;
+  } finally {
+    if (fifoFd >= 0) libc().close(fifoFd);
+  }
+}
+
+/** `start`: opens the exec FIFO for reading, which lets the container's process exec. */
+async function start(ctx: Ctx, id: string): Promise<void> {
+  const r = mustRead(ctx, id);
+  const status = ctx.store.status(r);
+  if (status === "stopped") throw new OciError("cannot start a container that has stopped");
+  if (status === "running") throw new OciError("cannot start an already running container");
+  if (status === "creating") throw new OciError("cannot start a container in the creating state");
+  const fifo = ctx.store.fifo(id);
+  // Non-blocking: a process that died before opening its end must not hang `start` (runc's
+  // awaitFifoOpen watches the process too).
+  let fd: number;
+  try {
+    fd = openSync(fifo, fs.O_RDONLY | fs.O_NONBLOCK | 0o2000000 /* O_CLOEXEC */);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new OciError("cannot start an already running container");
+    throw e;
+  }
+  try {
+    const buf = new Uint8Array(1);
+    const until = Date.now() + 30_000;
+    for (;;) {
+      let n = 0;
+      try {
+        n = readSync(fd, buf, 0, 1, null);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw e;
+      }
+      if (n === 1) break;
+      if (ctx.store.status(r) === "stopped") throw new OciError("the container's process ended before start");
+      if (Date.now() > until) throw new OciError("the container's process did not open its exec fifo in 30 s");
+      await new Promise((res) => setTimeout(res, 2));
+    }
+    unlinkSync(fifo);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A signal operand: a name (`KILL`, `SIGKILL`) or a number, as runc takes it. */
+function parseSignal(sig: string): number {
+  try {
+    return signalNumber(/^\d+$/.test(sig) ? Number(sig) : sig);
+  } catch {
+    throw new OciError(`unknown signal "${sig}"`);
+  }
+}
+
+function procsFiles(r: OciRecord): string[] {
+  return r.cgroupName ? existingCgroupDirs(r.cgroupName).map((d) => join(d, "cgroup.procs")) : [];
+}
+
+function cgroupPids(r: OciRecord): number[] {
+  const pids = new Set<number>();
+  for (const f of procsFiles(r)) {
+    try {
+      for (const l of readFileSync(f, "utf8").split("\n")) if (l.trim()) pids.add(Number(l));
+    } catch { /* gone */ }
+  }
+  return [...pids].sort((a, b) => a - b);
+}
+
+/** `kill`: the init (or, with --all, every process of its cgroup), identified by pid and start time. */
+function kill(ctx: Ctx, id: string, sigText: string, all: boolean): void {
+  const r = mustRead(ctx, id);
+  const sig = parseSignal(sigText);
+  const status = ctx.store.status(r);
+  if (status !== "created" && status !== "running") throw new OciError("container not running");
+  if (all) {
+    const files = procsFiles(r);
+    for (const pid of cgroupPids(r)) signalCgroupMember(pid, files, sig, `kill --all ${id}`);
+    return;
+  }
+  if (!signalIdentified({ pid: r.pid!, startTime: r.startTime! }, sig, `kill ${id}`)) {
+    throw new OciError("container not running");
+  }
+}
+
+/** `delete`: the cgroup (its processes killed) and the state directory. */
+function deleteContainer(ctx: Ctx, id: string, force: boolean): void {
+  const r = ctx.store.read(id);
+  if (!r) {
+    if (force) {
+      ctx.store.remove(id); // (a half-made one's directory, if any)
+      return;
+    }
+    throw new OciError("container does not exist");
+  }
+  const status = ctx.store.status(r);
+  if (status === "running" && !force) {
+    throw new OciError(`cannot delete container ${id} that is not stopped: ${status}`);
+  }
+  if ((status === "running" || status === "created") && r.pid && r.startTime !== undefined) {
+    signalIdentified({ pid: r.pid, startTime: r.startTime }, "KILL", `delete ${id}`);
+  }
+  if (r.cgroupName) new Group(r.cgroupName, containerGroupSpec(r.cgroup)).delete({ kill: true });
+  ctx.store.remove(id);
+}
+
+function list(ctx: Ctx, format: string, quiet: boolean): void {
+  const records = ctx.store.ids().map((id) => ctx.store.read(id)).filter((r): r is OciRecord => !!r);
+  if (quiet) {
+    ctx.io.stdout(records.map((r) => `${r.id}\n`).join(""));
+    return;
+  }
+  if (format === "json") {
+    ctx.io.stdout(JSON.stringify(records.map((r) => stateJson(ctx.store, r))) + "\n");
+    return;
+  }
+  if (format !== "table") throw new OciError(`invalid format option: ${format}`);
+  const rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]];
+  for (const r of records) {
+    const s = stateJson(ctx.store, r);
+    rows.push([r.id, String(s.pid), String(s.status), r.bundle, r.created, r.owner]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  ctx.io.stdout(rows.map((row) => row.map((c, i) => c.padEnd(widths[i]! + 3)).join("").trimEnd() + "\n").join(""));
+}
+
+function ps(ctx: Ctx, id: string, format: string): void {
+  const r = mustRead(ctx, id);
+  const pids = cgroupPids(r);
+  if (format === "json") {
+    ctx.io.stdout(JSON.stringify(pids) + "\n");
+    return;
+  }
+  if (format !== "table") throw new OciError(`invalid format option: ${format}`);
+  const lines = ["PID   CMD"];
+  for (const pid of pids) {
+    let cmd = "";
+    try {
+      cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ").trim();
+    } catch { /* gone */ }
+    lines.push(`${String(pid).padEnd(6)}${cmd}`);
+  }
+  ctx.io.stdout(lines.join("\n") + "\n");
+}
+
+function writeSpec(bundle: string, rootless: boolean): void {
+  const file = join(resolve(bundle), "config.json");
+  if (existsSync(file)) throw new OciError("File config.json exists. Remove it first.");
+  writeFileSync(file, JSON.stringify(defaultOciSpec({ rootless }), null, "\t") + "\n", { mode: 0o644 });
+}
+
+/**
+ * `exec`: a process in a running container, as `hako exec` makes one (`execIn`: its namespaces,
+ * cgroup, and the profile of the process — user, capabilities, rlimits, no_new_privs, seccomp —
+ * from the bundle's config.json with `--process FILE`'s process, or the command line's, in place
+ * of its own). `--detach`: exits once the process has exec'd (its pid in `--pid-file`), leaving it
+ * to the caller's subreaper; otherwise waits and exits with its status.
+ */
+async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): Promise<number> {
+  const r = mustRead(ctx, id);
+  const status = ctx.store.status(r);
+  if (status === "stopped") throw new OciError("cannot exec in a stopped container");
+  if (status === "creating") throw new OciError("cannot exec in a container in the creating state");
+  for (const k of ["process-label", "apparmor", "cgroup", "preserve-fds"] as const) {
+    const v = o[k];
+    if (v !== undefined && v !== "" && v !== "0" && !(Array.isArray(v) && v.length === 0)) {
+      throw new OciError(`--${k}: not supported by hako`);
+    }
+  }
+  const config = JSON.parse(readFileSync(join(r.bundle, "config.json"), "utf8")) as Record<string, unknown>;
+  const base = (config.process ?? {}) as Record<string, unknown>;
+  let proc: Record<string, unknown>;
+  if (typeof o.process === "string") {
+    proc = JSON.parse(readFileSync(o.process, "utf8")) as Record<string, unknown>;
+  } else {
+    if (argv.length === 0) throw new OciUsageError("exec: a command (or --process) is required");
+    const env = [...((base.env as string[] | undefined) ?? []), ...((o.env as readonly string[] | undefined) ?? [])];
+    let user = base.user as Record<string, unknown> | undefined;
+    if (typeof o.user === "string") {
+      const [uid, gid] = o.user.split(":");
+      if (!/^\d+$/.test(uid ?? "") || (gid !== undefined && !/^\d+$/.test(gid))) {
+        throw new OciError(`--user ${o.user}: uid[:gid] as numbers`);
+      }
+      user = { uid: Number(uid), gid: Number(gid ?? 0) };
+    }
+    proc = {
+      ...base,
+      args: argv,
+      env,
+      terminal: o.tty === true,
+      ...(typeof o.cwd === "string" ? { cwd: o.cwd } : {}),
+      ...(user ? { user } : {}),
+      ...(o["no-new-privs"] === true ? { noNewPrivileges: true } : {}),
+    };
+    if (Array.isArray(o.cap) && o.cap.length) {
+      const caps = { ...(base.capabilities as Record<string, string[]> | undefined) };
+      for (const set of ["bounding", "effective", "permitted"]) caps[set] = [...(caps[set] ?? []), ...o.cap];
+      proc.capabilities = caps;
+    }
+  }
+  const plan = ociToSpec({ ...config, process: proc }, r.bundle, id);
+  const spec = resolveSpec(plan.spec);
+  const consoleSocket = typeof o["console-socket"] === "string" ? o["console-socket"] : undefined;
+  if (plan.tty && !consoleSocket) throw new OciError("a terminal needs --console-socket in hako's OCI mode");
+  if (!plan.tty && consoleSocket) {
+    throw new OciError("cannot use console socket if runc will not detach or allocate tty");
+  }
+  const detach = o.detach === true;
+  if (o["no-new-keyring"] !== true) joinSessionKeyring(`_ses.${id}`); // (runc's setns process joins one too)
+  const result = await execIn(r.pid!, {
+    argv: spec.argv,
+    spec,
+    ...(plan.tty ? { tty: plan.tty } : {}),
+    ...(plan.tty
+      ? {
+        onTerminal: (master: number) => {
+          const sock = connectUnix(consoleSocket!);
+          try {
+            sendFd(sock, master);
+          } finally {
+            libc().close(sock);
+            libc().close(master);
+          }
+        },
+      }
+      : {}),
+    onStart: (pid: number) => {
+      if (typeof o["pid-file"] === "string") writePidFile(o["pid-file"], pid);
+      // The process is the caller's now (its subreaper's, once this one exits).
+      if (detach) process.exit(0);
+    },
+  });
+  return result.shellCode;
+}
+
+/** `run`: create and start; in the foreground, wait and exit with the container's status. */
+async function run(ctx: Ctx, id: string, o: Options): Promise<number> {
+  const c = await create(ctx, id, o, true);
+  try {
+    await c.start();
+  } catch (e) {
+    c.delete();
+    ctx.store.remove(id);
+    throw e;
+  }
+  if (o.detach === true) return 0;
+  const forward = (sig: string) => () => c.kill(sig);
+  const handlers: Array<[NodeJS.Signals, () => void]> = (["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"] as const).map((
+    s,
+  ) => [s, forward(s)]);
+  for (const [s, h] of handlers) process.on(s, h);
+  try {
+    const status = await c.wait();
+    return status.shellCode;
+  } finally {
+    for (const [s, h] of handlers) process.off(s, h);
+    if (o.keep !== true) {
+      c.delete();
+      ctx.store.remove(id);
+    }
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * OCI mode's state on disk: one directory per container under the runtime's root (`--root`,
+ * default `/run/hako-runc`), as runc keeps `/run/runc/<id>/`:
+ *
+ * ```text
+ * /run/hako-runc/            0700
+ *   <id>/                    0700, made by an exclusive mkdir (two creates of one id: one wins)
+ *     state.json             the record below, replaced atomically
+ *     exec.fifo              the FIFO the container waits on until `start` (gone once started)
+ * ```
+ *
+ * The status is worked out each time, as runc does: no pid yet → creating; the init (pid and start
+ * time) gone or a zombie → stopped; the FIFO still there → created; else running.
+ * @module
+ */
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { isRunning, writePrivateFile } from "../container/state.ts";
+import type { CgroupSpec } from "../container/spec.ts";
+
+/** The default state directory (`--root`). */
+export const DEFAULT_OCI_ROOT = "/run/hako-runc";
+
+/** A container id runc accepts: `^[\w+-\.]+$`, at most 1024 characters, not `.` or `..`. */
+export function isValidId(id: string): boolean {
+  return /^[\w+.-]{1,1024}$/.test(id) && id !== "." && id !== "..";
+}
+
+/** What `create` records. */
+export interface OciRecord {
+  readonly ociVersion: string;
+  readonly id: string;
+  /** The hako container name (see `containerNameOf`). */
+  readonly name: string;
+  readonly bundle: string;
+  readonly rootfs: string;
+  /** ISO time of create. */
+  readonly created: string;
+  readonly annotations: Readonly<Record<string, string>>;
+  /** The init's pid and start time, once made. */
+  readonly pid?: number;
+  readonly startTime?: number;
+  /** The container's cgroup (relative name) and the spec it was made with (to delete it again). */
+  readonly cgroupName?: string;
+  readonly cgroup?: CgroupSpec;
+  /** The uid that made it (runc's `owner`). */
+  readonly owner: string;
+}
+
+/** The OCI statuses. */
+export type OciStatus = "creating" | "created" | "running" | "stopped";
+
+/** The state directory of one runtime root. */
+export class OciStore {
+  /** The root directory. */
+  readonly root: string;
+  /** @param root `--root`. */
+  constructor(root: string = DEFAULT_OCI_ROOT) {
+    this.root = root;
+  }
+  /** The container's directory. */
+  dir(id: string): string {
+    return join(this.root, id);
+  }
+  /** The exec FIFO's path. */
+  fifo(id: string): string {
+    return join(this.dir(id), "exec.fifo");
+  }
+  /**
+   * Reserves `id` (an exclusive mkdir).
+   * @returns False when a container of that id exists.
+   */
+  reserve(id: string): boolean {
+    mkdirSync(this.root, { recursive: true, mode: 0o700 });
+    chmodSync(this.root, 0o700);
+    try {
+      mkdirSync(this.dir(id), { mode: 0o700 });
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
+      throw e;
+    }
+  }
+  /** Writes the record atomically. */
+  write(r: OciRecord): void {
+    writePrivateFile(join(this.dir(r.id), "state.json"), JSON.stringify(r));
+  }
+  /** The record, or undefined when there is no such container. */
+  read(id: string): OciRecord | undefined {
+    if (!isValidId(id)) return undefined;
+    try {
+      return JSON.parse(readFileSync(join(this.dir(id), "state.json"), "utf8")) as OciRecord;
+    } catch {
+      return undefined;
+    }
+  }
+  /** Every container id with a directory here. */
+  ids(): string[] {
+    try {
+      return readdirSync(this.root).filter((n) => isValidId(n) && statSync(this.dir(n)).isDirectory()).sort();
+    } catch {
+      return [];
+    }
+  }
+  /** The status now (see the module's comment). */
+  status(r: OciRecord): OciStatus {
+    if (r.pid === undefined || r.startTime === undefined) return "creating";
+    if (!isRunning({ pid: r.pid, startTime: r.startTime })) return "stopped";
+    return existsSync(this.fifo(r.id)) ? "created" : "running";
+  }
+  /** Removes the container's directory. */
+  remove(id: string): void {
+    rmSync(this.dir(id), { recursive: true, force: true });
+  }
+}
+
+/** The OCI state JSON (`runc state`). */
+export function stateJson(store: OciStore, r: OciRecord): Record<string, unknown> {
+  const status = store.status(r);
+  return {
+    ociVersion: "1.0.2",
+    id: r.id,
+    pid: status === "stopped" || status === "creating" ? 0 : r.pid ?? 0,
+    status,
+    bundle: r.bundle,
+    rootfs: r.rootfs,
+    created: r.created,
+    annotations: r.annotations,
+    owner: r.owner,
+  };
+}

@@ -1,0 +1,602 @@
+/**
+ * OCI runtime mode (`hako oci …`, `bin/hako-runc`): config.json mapped onto hako's spec (refusals
+ * named by their JSON path), runc's command line parsed, the create/start split over the exec
+ * FIFO on a bundle driven directly — on the native child and the forked one — and real clients:
+ * podman running containers with `--runtime bin/hako-runc` (compared with runc where cheap).
+ *
+ * Under Deno the runtime is `bin/hako-runc`; under Bun a launcher running `bun src/cli/main.ts oci`,
+ * so both runtimes' hako serve as the OCI runtime. Everything is named `hako-test-oci-…`, podman
+ * keeps its storage in a temp dir, and everything is removed even when a test fails.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
+import { isRoot, runtime, tempDir, test } from "./_harness.ts";
+import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
+import { containerNameOf, OciConfigError, ociToSpec } from "../src/oci/config.ts";
+import { parseOciArgs } from "../src/oci/args.ts";
+import { defaultOciSpec } from "../src/oci/spec_default.ts";
+import { existingCgroupDirs } from "../src/container/_cgroup.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const RUNC = "/usr/sbin/runc";
+
+function has(cmd: string, args: string[] = ["--version"]): boolean {
+  try {
+    execFileSync(cmd, args, { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const skip = !isRoot
+  ? "needs root (run the suite with sudo)"
+  : !findStaticBusybox()
+  ? "needs a static busybox (apt-get install busybox-static)"
+  : false;
+const skipPodman = skip ||
+  (!has("podman")
+    ? "podman is not installed (apt-get install podman; CI installs it only if the lead adds it)"
+    : false);
+const suffix = () => Math.random().toString(36).slice(2, 8);
+
+/** A podman-like config.json (what podman 4.3 writes, trimmed). */
+function podmanLikeConfig(): Record<string, unknown> {
+  return {
+    ociVersion: "1.0.2-dev",
+    process: {
+      user: { uid: 0, gid: 0, umask: 18 },
+      args: ["echo", "hi"],
+      env: ["PATH=/usr/bin:/bin", "TERM=xterm", "container=podman"],
+      cwd: "/",
+      capabilities: { bounding: ["CAP_CHOWN", "CAP_KILL"], effective: ["CAP_CHOWN"], permitted: ["CAP_CHOWN"] },
+      rlimits: [{ type: "RLIMIT_NOFILE", hard: 1024, soft: 512 }],
+      oomScoreAdj: 100,
+    },
+    root: { path: "rootfs" },
+    hostname: "hh",
+    mounts: [
+      { destination: "/mnt", type: "bind", source: "/tmp", options: ["rw", "rprivate", "rbind"] },
+      { destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"] },
+      { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755"] },
+      { destination: "/dev/shm", type: "bind", source: "/x/shm", options: ["bind", "rprivate", "nosuid"] },
+      { destination: "/sys/fs/cgroup", type: "cgroup", source: "cgroup", options: ["ro"] },
+      { destination: "/run/x", type: "tmpfs", source: "tmpfs", options: ["nosuid", "size=1m"] },
+    ],
+    annotations: { "io.container.manager": "libpod" },
+    linux: {
+      sysctl: { "net.ipv4.ping_group_range": "0 0" },
+      resources: {
+        devices: [{ allow: false, access: "rwm" }],
+        memory: { limit: 67108864, swap: 134217728 },
+        pids: { limit: 50 },
+        cpu: { shares: 512, quota: 50000, period: 100000 },
+      },
+      cgroupsPath: "/libpod_parent/libpod-abc",
+      namespaces: [{ type: "pid" }, { type: "network", path: "/run/netns/x" }, { type: "ipc" }, { type: "uts" }, {
+        type: "mount",
+      }],
+      seccomp: { defaultAction: "SCMP_ACT_ERRNO", syscalls: [{ names: ["read"], action: "SCMP_ACT_ALLOW" }] },
+      maskedPaths: ["/proc/kcore"],
+      readonlyPaths: ["/proc/sys"],
+    },
+  };
+}
+
+// ---- the mapping (pure) ------------------------------------------------------------------------
+
+test("ociToSpec maps a podman config onto hako's spec, field by field", () => {
+  const plan = ociToSpec(podmanLikeConfig(), "/b", "abc");
+  const s = plan.spec as unknown as Record<string, unknown>;
+  equal(s.name, "abc");
+  deepEqual(s.command, ["echo", "hi"]);
+  equal(s.rootfs, "/b/rootfs");
+  deepEqual(s.env, { PATH: "/usr/bin:/bin", TERM: "xterm", container: "podman" });
+  deepEqual(s.user, { uid: 0, gid: 0 });
+  deepEqual(s.capabilities, {
+    bounding: ["CAP_CHOWN", "CAP_KILL"],
+    effective: ["CAP_CHOWN"],
+    permitted: ["CAP_CHOWN"],
+    inheritable: [],
+    ambient: [],
+  });
+  deepEqual(s.rlimits, { RLIMIT_NOFILE: [512, 1024] });
+  equal(s.hostname, "hh");
+  deepEqual(s.namespaces, ["pid", { type: "net", join: "/run/netns/x" }, "ipc", "uts", "mount"]);
+  deepEqual(s.cgroup, {
+    name: "libpod_parent/libpod-abc",
+    memory: { limit: 67108864, swap: 67108864 },
+    pids: { max: 50 },
+    cpu: { shares: 512, quotaUs: 50000, periodUs: 100000 },
+  });
+  // the standard mounts are hako's own; the rest kept, private propagation being what hako does
+  deepEqual(s.mounts, [
+    { type: "bind", target: "/mnt", source: "/tmp", options: ["rw", "rbind"] },
+    { type: "tmpfs", target: "/run/x", source: "tmpfs", options: ["nosuid", "size=1m"] },
+  ]);
+  deepEqual(s.maskedPaths, ["/proc/kcore"]);
+  deepEqual(s.readonlyPaths, ["/proc/sys"]);
+  equal(s.networkEtc, false);
+  // a seccomp profile without noNewPrivileges: no_new_privs is set, and the log says why
+  equal(s.noNewPrivs, true);
+  equal(plan.warnings.length, 1);
+  equal(plan.umask, 18);
+  equal(plan.oomScoreAdj, 100);
+  deepEqual(plan.sysctl, [{ key: "net.ipv4.ping_group_range", value: "0 0", ns: "net" }]);
+  deepEqual(plan.annotations, { "io.container.manager": "libpod" });
+});
+
+test("ociToSpec refuses what hako cannot do, each with its JSON path, never ignoring it", () => {
+  const c = podmanLikeConfig() as Record<string, Record<string, unknown>>;
+  c.linux!.intelRdt = { closID: "x" };
+  c.linux!.sysctl = { "kernel.panic": "1" };
+  c.linux!.cgroupsPath = "machine.slice:libpod:abc";
+  c.hooks = { prestart: [{ path: "/bin/true" }] };
+  (c.mounts as unknown as Array<Record<string, unknown>>).push({
+    destination: "/y",
+    type: "bind",
+    source: "/tmp",
+    options: ["rbind", "rshared"],
+  });
+  (c.process as Record<string, unknown>).apparmorProfile = "x";
+  let err: OciConfigError | undefined;
+  try {
+    ociToSpec(c, "/b", "abc");
+  } catch (e) {
+    err = e as OciConfigError;
+  }
+  ok(err instanceof OciConfigError);
+  const paths = err.problems.map((p) => p.path).sort();
+  deepEqual(paths, [
+    "hooks.prestart",
+    "linux.cgroupsPath",
+    "linux.intelRdt",
+    "linux.sysctl.kernel.panic",
+    "mounts[6].options[1]",
+    "process.apparmorProfile",
+  ]);
+  equal(err.problems.find((p) => p.path === "linux.intelRdt")!.message, "not supported by hako");
+  // empty values are fine (podman writes some)
+  const d = podmanLikeConfig() as Record<string, Record<string, unknown>>;
+  d.linux!.intelRdt = {};
+  (d.process as Record<string, unknown>).apparmorProfile = "";
+  ociToSpec(d, "/b", "abc");
+});
+
+test("`spec`'s default config.json (and --rootless's) is one hako runs as written", () => {
+  for (const rootless of [false, true]) {
+    const plan = ociToSpec(defaultOciSpec({ rootless }), "/b", "t");
+    const s = plan.spec as unknown as Record<string, unknown>;
+    deepEqual(s.command, ["sh"]);
+    equal(plan.tty, true);
+    equal(s.readonlyRootfs, true);
+    equal((s.namespaces as unknown[]).includes("user"), rootless);
+    deepEqual(plan.warnings, []);
+  }
+});
+
+test("a 64-hex-digit id (podman's, containerd's) gets a hako name; a short one is kept", () => {
+  equal(containerNameOf("t1"), "t1");
+  const long = "a".repeat(64);
+  match(containerNameOf(long), /^oci-[0-9a-f]{32}$/);
+  equal(containerNameOf(long), containerNameOf(long));
+});
+
+test("runc's command line: global options first, -flag and --flag, values with = or apart", () => {
+  const a = parseOciArgs([
+    "--root",
+    "/r",
+    "--log=/l",
+    "--log-format",
+    "json",
+    "create",
+    "-bundle",
+    "/b",
+    "--pid-file=/p",
+    "id1",
+  ]);
+  deepEqual({ ...a.global }, { root: "/r", log: "/l", "log-format": "json" });
+  equal(a.command, "create");
+  deepEqual({ ...a.options }, { bundle: "/b", "pid-file": "/p" });
+  deepEqual(a.operands, ["id1"]);
+  deepEqual({ ...parseOciArgs(["delete", "-f", "x"]).options }, { force: true });
+  deepEqual({ ...parseOciArgs(["list", "-f", "json"]).options }, { format: "json" });
+  deepEqual(parseOciArgs(["kill", "--all", "x", "KILL"]).operands, ["x", "KILL"]);
+  throws(
+    () => parseOciArgs(["create", "--nope", "x"]),
+    /unknown option --nope of create \(runc: flag provided but not defined: -nope\)/,
+  );
+});
+
+// ---- a bundle driven directly --------------------------------------------------------------------
+
+/** The OCI runtime as a command, for this test run's JavaScript runtime. */
+function launcher(dir: string): string {
+  if (runtime === "deno") return join(ROOT, "bin/hako-runc");
+  const path = join(dir, "hako-runc-bun");
+  writeFileSync(
+    path,
+    `#!/bin/sh\nexec "${join(ROOT, "node_modules/.bin/bun")}" "${join(ROOT, "src/cli/main.ts")}" oci "$@"\n`,
+  );
+  chmodSync(path, 0o755);
+  return path;
+}
+
+interface Run {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a command and waits for it. Its stdout and stderr are files, not pipes: a container that
+ * `create` leaves behind inherits them (as runc's does), and a pipe would stay open until it ends.
+ */
+function runIt(cmd: string, args: string[], env: Record<string, string> = {}): Run {
+  using io = tempDir("hako-test-oci-io-");
+  const out = openSync(join(io.path, "out"), "w+"), err = openSync(join(io.path, "err"), "w+");
+  try {
+    const r = spawnSync(cmd, args, {
+      stdio: ["ignore", out, err],
+      env: { ...process.env, ...env },
+      timeout: 120_000,
+    });
+    return {
+      status: r.status ?? -1,
+      stdout: readFileSync(join(io.path, "out"), "utf8"),
+      stderr: readFileSync(join(io.path, "err"), "utf8"),
+    };
+  } finally {
+    closeSync(out);
+    closeSync(err);
+  }
+}
+
+/** A bundle with a busybox rootfs and runc's default config, its process changed by `edit`. */
+function makeBundle(dir: string, edit: (c: Record<string, Record<string, unknown>>) => void): string {
+  const bundle = join(dir, "bundle");
+  mkdirSync(bundle);
+  buildRootfs(join(bundle, "rootfs"), { builder: "busybox" });
+  const runc = launcher(dir);
+  const r = runIt(runc, ["spec", "--bundle", bundle]);
+  equal(r.status, 0, r.stderr);
+  const c = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8"));
+  c.process.terminal = false;
+  c.root.readonly = false;
+  edit(c);
+  writeFileSync(join(bundle, "config.json"), JSON.stringify(c));
+  return bundle;
+}
+
+const PATHS: ReadonlyArray<readonly [string, Record<string, string>]> = [
+  ["the native child", {}],
+  ["the forked child", { HAKO_NATIVE_SPAWN: "0" }],
+];
+
+for (const [path, env] of PATHS) {
+  test(`create stops before execve until start (exec fifo), then delete removes cgroup and state (${path})`, () => {
+    using dir = tempDir("hako-test-oci-");
+    const id = `hako-test-oci-${suffix()}`;
+    const out = join(dir.path, "bundle/rootfs/out");
+    const bundle = makeBundle(dir.path, (c) => {
+      // (a bind's nosuid, nodev, noexec: its remount flags, as runc's)
+      c.process!.args = [
+        "sh",
+        "-c",
+        "{ echo ran; grep ' /mnt ' /proc/self/mountinfo | cut -d' ' -f6; } > /out; sleep 30",
+      ];
+      (c.mounts as unknown as unknown[]).push({
+        destination: "/mnt",
+        type: "bind",
+        source: dir.path,
+        options: ["rbind", "nosuid", "nodev", "noexec", "ro"],
+      });
+      (c.linux as Record<string, unknown>).cgroupsPath = `/hako-test-oci/${id}`;
+    });
+    const runc = launcher(dir.path);
+    const root = join(dir.path, "state");
+    const oci = (...args: string[]) => runIt(runc, ["--root", root, ...args], env);
+    try {
+      const pidFile = join(dir.path, "pid");
+      let r = oci("create", "--bundle", bundle, "--pid-file", pidFile, id);
+      equal(r.status, 0, r.stderr);
+      const pid = Number(readFileSync(pidFile, "utf8"));
+      ok(pid > 0);
+      let state = JSON.parse(oci("state", id).stdout);
+      equal(state.status, "created");
+      equal(state.pid, pid);
+      equal(state.id, id);
+      equal(state.bundle, bundle);
+      ok(existsSync(`/proc/${pid}`), "the container's process waits after create exited");
+      ok(!existsSync(out), "the command has not run before start");
+      equal(existingCgroupDirs(`hako-test-oci/${id}`).length > 0, true);
+      equal(oci("start", id).status, 0);
+      // (the file is there once the shell opened it, its line a moment later)
+      const ran = () => existsSync(out) && readFileSync(out, "utf8").split("\n").length === 3;
+      for (let i = 0; i < 200 && !ran(); i++) spawnSync("sleep", ["0.05"]);
+      match(readFileSync(out, "utf8"), /^ran\nro,nosuid,nodev,noexec(,[a-z]+)*\n$/);
+      state = JSON.parse(oci("state", id).stdout);
+      equal(state.status, "running");
+      deepEqual(JSON.parse(oci("ps", "--format", "json", id).stdout), [pid]);
+      r = oci("start", id);
+      equal(r.status, 1);
+      match(r.stderr, /cannot start an already running container/);
+      r = oci("delete", id);
+      equal(r.status, 1);
+      match(r.stderr, /cannot delete container .* that is not stopped: running/);
+      // (the forked run signals every process of the cgroup: --all)
+      equal(oci("kill", ...(env.HAKO_NATIVE_SPAWN === "0" ? ["--all"] : []), id, "9").status, 0);
+      for (let i = 0; i < 100 && JSON.parse(oci("state", id).stdout).status !== "stopped"; i++) {
+        spawnSync("sleep", ["0.05"]);
+      }
+      equal(JSON.parse(oci("state", id).stdout).status, "stopped");
+      r = oci("kill", id, "TERM");
+      equal(r.status, 1);
+      match(r.stderr, /container not running/);
+      equal(oci("delete", id).status, 0);
+      deepEqual(existingCgroupDirs(`hako-test-oci/${id}`), []);
+      r = oci("state", id);
+      equal(r.status, 1);
+      match(r.stderr, /container does not exist/);
+    } finally {
+      oci("delete", "--force", id);
+      // (the parent a cgroupsPath names is made if missing and kept, as hako keeps a cgroup.parent)
+      for (const d of existingCgroupDirs("hako-test-oci")) {
+        try {
+          rmdirSync(d);
+        } catch { /* another test's container is in it */ }
+      }
+    }
+  }, { skip });
+}
+
+test("run in the foreground exits with the container's status; errors go to --log as runc's JSON lines", () => {
+  using dir = tempDir("hako-test-oci-");
+  const id = `hako-test-oci-${suffix()}`;
+  const bundle = makeBundle(dir.path, (c) => {
+    c.process!.args = ["sh", "-c", "echo out; hostname; exit 3"];
+  });
+  const runc = launcher(dir.path);
+  const root = join(dir.path, "state");
+  const log = join(dir.path, "log.json");
+  try {
+    const r = runIt(runc, ["--root", root, "run", "--bundle", bundle, id]);
+    equal(r.status, 3, r.stderr);
+    equal(r.stdout, "out\nrunc\n");
+    deepEqual(readdirSync(root), []);
+    const s = runIt(runc, ["--root", root, "--log", log, "--log-format", "json", "state", "nope"]);
+    equal(s.status, 1);
+    equal(s.stderr, "container does not exist\n");
+    const line = JSON.parse(readFileSync(log, "utf8").trim());
+    equal(line.level, "error");
+    equal(line.msg, "container does not exist");
+    ok(!Number.isNaN(Date.parse(line.time)));
+    // a session keyring of its own (runc's _ses.ID), not the caller's, which it could read else
+    const cfg = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8"));
+    cfg.process.args = ["sh", "-c", "grep -c ' _ses\\.' /proc/keys; grep -o '_ses\\.[^:]*' /proc/keys"];
+    cfg.linux.maskedPaths = [];
+    writeFileSync(join(bundle, "config.json"), JSON.stringify(cfg));
+    const keys = runIt(runc, ["--root", root, "run", "--bundle", bundle, id]);
+    equal(keys.status, 0, keys.stderr);
+    ok(keys.stdout.split("\n").includes(`_ses.${id}`), keys.stdout);
+
+    // a field hako cannot honour: refused by its JSON path, nothing made
+    cfg.linux.intelRdt = { closID: "x" };
+    writeFileSync(join(bundle, "config.json"), JSON.stringify(cfg));
+    const bad = runIt(runc, ["--root", root, "--log", log, "--log-format", "json", "create", "--bundle", bundle, id]);
+    equal(bad.status, 1);
+    equal(bad.stderr, "linux.intelRdt: not supported by hako\n");
+    equal(
+      JSON.parse(readFileSync(log, "utf8").trim().split("\n").at(-1)!).msg,
+      "linux.intelRdt: not supported by hako",
+    );
+    deepEqual(JSON.parse(runIt(runc, ["--root", root, "list", "--format", "json"]).stdout), []);
+    match(runIt(runc, ["spec", "--bundle", bundle]).stderr, /File config.json exists/);
+    const f = JSON.parse(runIt(runc, ["features"]).stdout);
+    deepEqual(f.hooks, []);
+    equal(f.linux.cgroup.systemd, false);
+    const sys = runIt(runc, ["--systemd-cgroup", "state", id]);
+    equal(sys.status, 1);
+    match(sys.stderr, /--systemd-cgroup: not supported by hako/);
+  } finally {
+    runIt(runc, ["--root", root, "delete", "--force", id]);
+  }
+}, { skip });
+
+// ---- podman --------------------------------------------------------------------------------------
+
+test("podman runs containers with --runtime bin/hako-runc as it does with runc", () => {
+  using dir = tempDir("hako-test-oci-podman-");
+  const tag = `hako-test-oci-${suffix()}`;
+  const runc = launcher(dir.path);
+  const base = [
+    "--root",
+    join(dir.path, "storage"),
+    "--runroot",
+    join(dir.path, "run"),
+    "--tmpdir",
+    join(dir.path, "tmp"),
+    "--storage-driver",
+    "vfs",
+    "--cgroup-manager",
+    "cgroupfs",
+    "--events-backend",
+    "none",
+  ];
+  // (the runtime's state is under its default --root, /run/hako-runc, as runc's is under /run/runc:
+  // podman 4.3 does not pass --runtime-flag to the cleanup it has conmon run, whose delete would
+  // then look elsewhere)
+  const podman = (runtimePath: string, ...args: string[]) =>
+    runIt("podman", [
+      ...base,
+      "--runtime",
+      runtimePath,
+      ...args,
+    ]);
+  const limits = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", "--network", "none"];
+  const run = (runtimePath: string, ...args: string[]) => podman(runtimePath, "run", "--rm", ...limits, ...args);
+  try {
+    // the image: a busybox rootfs, imported
+    const rootfs = join(dir.path, "rootfs");
+    buildRootfs(rootfs, { builder: "busybox" });
+    const tar = join(dir.path, "rootfs.tar");
+    execFileSync("tar", ["-C", rootfs, "-cf", tar, "."]);
+    let r = podman(runc, "import", tar, tag);
+    equal(r.status, 0, r.stderr);
+
+    // output and exit codes, as runc gives them
+    r = run(runc, tag, "echo", "hi");
+    equal(r.status, 0, r.stderr);
+    equal(r.stdout, "hi\n");
+    equal(run(runc, tag, "sh", "-c", "exit 7").status, 7);
+    const script = "id; hostname; echo $FOO; cat /v/f; grep CapEff /proc/self/status";
+    const vol = join(dir.path, "vol");
+    mkdirSync(vol);
+    writeFileSync(join(vol, "f"), "volume\n");
+    const opts = ["--user", "1000:1000", "--hostname", "hh", "-e", "FOO=bar", "-v", `${vol}:/v`, "--cap-drop", "all"];
+    const mine = run(runc, ...opts, tag, "sh", "-c", script);
+    equal(mine.status, 0, mine.stderr);
+    match(
+      mine.stdout,
+      /^uid=1000(\(\w+\))? gid=1000(\(\w+\))? groups=1000(\(\w+\))?\nhh\nbar\nvolume\nCapEff:\t0{16}\n$/,
+    );
+    if (has(RUNC)) equal(run(RUNC, ...opts, tag, "sh", "-c", script).stdout, mine.stdout);
+
+    // the same on the forked child (podman and conmon pass the runtime no environment of theirs:
+    // a launcher sets HAKO_NATIVE_SPAWN=0)
+    const forked = join(dir.path, "hako-runc-forked");
+    writeFileSync(forked, `#!/bin/sh\nHAKO_NATIVE_SPAWN=0 exec "${runc}" "$@"\n`);
+    chmodSync(forked, 0o755);
+    equal(run(forked, ...opts, tag, "sh", "-c", script).stdout, mine.stdout);
+    equal(run(forked, tag, "sh", "-c", "exit 7").status, 7);
+    r = run(forked, "-t", tag, "tty");
+    equal(r.stdout.trim(), "/dev/pts/0", r.stderr);
+
+    // a user namespace (podman's --uidmap: linux.uidMappings), as runc makes it
+    const userns = ["--uidmap", "0:200000:65536", "--gidmap", "0:200000:65536"];
+    r = run(runc, ...userns, tag, "sh", "-c", "id -u; cat /proc/self/uid_map");
+    equal(r.status, 0, r.stderr);
+    match(r.stdout, /^0\n\s+0\s+200000\s+65536\n$/);
+    if (has(RUNC)) equal(run(RUNC, ...userns, tag, "sh", "-c", "id -u; cat /proc/self/uid_map").stdout, r.stdout);
+
+    // a namespaced sysctl (written in the container's own net namespace, never the host's),
+    // oom_score_adj and the umask: as runc sets them
+    const host = readFileSync("/proc/sys/net/ipv4/ping_group_range", "utf8");
+    const knobs = ["--sysctl", "net.ipv4.ping_group_range=0 5", "--oom-score-adj", "123"];
+    const knobScript = "cat /proc/sys/net/ipv4/ping_group_range /proc/self/oom_score_adj; umask";
+    r = run(runc, ...knobs, tag, "sh", "-c", knobScript);
+    equal(r.status, 0, r.stderr);
+    equal(r.stdout, "0\t5\n123\n0022\n");
+    if (has(RUNC)) equal(run(RUNC, ...knobs, tag, "sh", "-c", knobScript).stdout, r.stdout);
+    equal(readFileSync("/proc/sys/net/ipv4/ping_group_range", "utf8"), host);
+
+    // --read-only: / read-only, podman's binds nosuid,nodev,noexec as runc makes them; its tmpfs
+    // with runc's tmpcopyup extension are refused by name (podman's --read-only-tmpfs=false: none)
+    const ro = ["--read-only", "--read-only-tmpfs=false"];
+    const roScript = "touch /x 2>/dev/null || echo read-only; grep ' /etc/hosts ' /proc/self/mountinfo | cut -d' ' -f6";
+    r = run(runc, ...ro, tag, "sh", "-c", roScript);
+    equal(r.status, 0, r.stderr);
+    equal(r.stdout, "read-only\nro,nosuid,nodev,noexec,relatime\n");
+    if (has(RUNC)) equal(run(RUNC, ...ro, tag, "sh", "-c", roScript).stdout, r.stdout);
+    r = run(runc, "--read-only", tag, "true");
+    equal(r.status, 126);
+    match(r.stderr, /tmpcopyup: not supported by hako/);
+
+    // -t: a pty of the container's own, its master sent to conmon's console socket
+    r = run(runc, "-t", tag, "tty");
+    equal(r.status, 0, r.stderr);
+    equal(r.stdout.trim(), "/dev/pts/0");
+
+    // limits in the container's cgroup (cgroupfs: libpod_parent/libpod-ID)
+    r = podman(
+      runc,
+      "run",
+      "-d",
+      "--name",
+      `${tag}-d`,
+      ...limits,
+      "--memory",
+      "64m",
+      "--pids-limit",
+      "50",
+      tag,
+      "sleep",
+      "60",
+    );
+    equal(r.status, 0, r.stderr);
+    const cid = r.stdout.trim();
+    const cg = `libpod_parent/libpod-${cid}`;
+    const dirs = existingCgroupDirs(cg);
+    const file = (name: string) => dirs.map((d) => join(d, name)).find((f) => existsSync(f));
+    ok(file("memory.limit_in_bytes") ?? file("memory.max"));
+    equal(readFileSync((file("memory.limit_in_bytes") ?? file("memory.max"))!, "utf8").trim(), "67108864");
+    equal(readFileSync(file("pids.max")!, "utf8").trim(), "50");
+    // -d, then kill, stop and rm: the cgroup goes with it
+    r = podman(runc, "inspect", "--format", "{{.State.Status}}", `${tag}-d`);
+    equal(r.stdout.trim(), "running");
+    r = podman(runc, "kill", "--signal", "KILL", `${tag}-d`);
+    equal(r.status, 0, r.stderr);
+    r = podman(runc, "wait", `${tag}-d`);
+    equal(r.stdout.trim(), "137");
+    r = podman(runc, "rm", `${tag}-d`);
+    equal(r.status, 0, r.stderr);
+    deepEqual(existingCgroupDirs(cg), [], `left: ${existingCgroupDirs(cg)}`);
+
+    r = podman(
+      runc,
+      "run",
+      "-d",
+      "--name",
+      `${tag}-s`,
+      ...limits,
+      "--hostname",
+      "hs",
+      tag,
+      "sh",
+      "-c",
+      "echo logged; sleep 60",
+    );
+    equal(r.status, 0, r.stderr);
+    for (let i = 0; i < 50 && !podman(runc, "logs", `${tag}-s`).stdout; i++) spawnSync("sleep", ["0.1"]);
+    equal(podman(runc, "logs", `${tag}-s`).stdout, "logged\n");
+    // exec: in the container's namespaces, with its status; -t: a pty of its own; --user, -e
+    r = podman(runc, "exec", `${tag}-s`, "sh", "-c", "hostname; exit 5");
+    equal(r.status, 5, r.stderr);
+    equal(r.stdout, "hs\n");
+    r = podman(runc, "exec", "-t", `${tag}-s`, "tty");
+    equal(r.status, 0, r.stderr);
+    equal(r.stdout.trim(), "/dev/pts/0");
+    r = podman(runc, "exec", "--user", "1000:1000", "-e", "A=b", `${tag}-s`, "sh", "-c", "id -u; echo $A");
+    equal(r.status, 0, r.stderr);
+    equal(r.stdout, "1000\nb\n");
+    r = podman(runc, "stop", "-t", "1", `${tag}-s`);
+    equal(r.status, 0, r.stderr);
+    equal(podman(runc, "rm", `${tag}-s`).status, 0);
+  } finally {
+    for (const n of [`${tag}-d`, `${tag}-s`]) podman(runc, "rm", "-f", n);
+    podman(runc, "rmi", "-f", tag);
+    rmSync(join(dir.path, "storage"), { recursive: true, force: true });
+    // podman's own parent cgroups (conmon's), when nothing else uses them
+    const named = ["/sys/fs/cgroup/systemd/libpod_parent/conmon", "/sys/fs/cgroup/systemd/libpod_parent"];
+    for (const d of [...existingCgroupDirs("libpod_parent/conmon"), ...existingCgroupDirs("libpod_parent"), ...named]) {
+      try {
+        rmdirSync(d);
+      } catch { /* in use */ }
+    }
+  }
+}, { skip: skipPodman });
