@@ -1,5 +1,5 @@
 /**
- * The layers of DESIGN.md, enforced: ffi → primitives → container → mod.ts → runner → supervisor →
+ * The layers of DESIGN.md, enforced: ffi → primitives → container → mod.ts → runner → supervisor (and oci) →
  * cli, and no import runs upward. Every `.ts` under ffi/ and src/ (and mod.ts) is read, its static
  * `import … from` / `export … from` / side-effect imports and its dynamic `import("…")` with a
  * literal path resolved, and each edge checked against the rules below. Runs as any user, touches
@@ -26,6 +26,9 @@ function layerOf(path: string): Layer | undefined {
   if (path.startsWith("src/container/")) return "container";
   if (path.startsWith("src/runner/")) return "runner";
   if (path.startsWith("src/supervisor/")) return "supervisor";
+  // OCI runtime mode is a front end on the containers beside the supervisor (conmon and containerd's
+  // shim are its monitors): the same layer.
+  if (path.startsWith("src/oci/")) return "supervisor";
   if (path.startsWith("src/cli/")) return "cli";
   // src/*.ts (process, namespace, mount, capability, seccomp, rlimit, hostname, user, dir, errors…),
   // and the primitives kept in folders of their own: src/cgroup/, src/seccomp/

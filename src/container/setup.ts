@@ -1015,6 +1015,7 @@ function writeTimensOffsets(spec: ResolvedSpec): void {
   } finally {
     close(fd);
   }
+}
 
 /**
  * The exec-fifo step (OCI mode, `hako oci create`): the child's last call before execve — after
