@@ -51,7 +51,7 @@ const skip = !isRoot
   : false;
 const skipPodman = skip ||
   (!has("podman")
-    ? "podman is not installed (apt-get install podman; CI installs it only if the lead adds it)"
+    ? "podman is not installed (apt-get install podman; tests/setup.sh installs it as root when this file runs)"
     : false);
 const suffix = () => Math.random().toString(36).slice(2, 8);
 

@@ -12,6 +12,7 @@
 #       python3         the pty the terminal tests give the CLI
 #       libseccomp2     libseccomp, which the seccomp tests compare hako's filters with
 #       procps          `ps`, for the demo's host rootfs and tests/run.sh's leak check
+#       podman          only when tests/oci_test.ts runs: podman drives hako as its OCI runtime
 #  2. dist/hako (tools/build.sh), when tests/dist_test.ts will run and the binary is missing or
 #     older than its sources (dist_test.ts builds it too; this does it once, up front, and says so).
 #
@@ -25,6 +26,18 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(busybox-static iproute2 tini gcc libc6-dev binutils python3 libseccomp2 procps)
+
+# True when the test files (none: the whole suite) include one of the given names.
+runs_test() {
+  local want=$1 f
+  shift
+  [ $# -eq 0 ] && return 0
+  for f in "$@"; do
+    case $f in "$want" | "./$want" | */"$want") return 0 ;; esac
+  done
+  return 1
+}
+if runs_test tests/oci_test.ts "$@"; then PACKAGES+=(podman); fi
 dry=${HAKO_TEST_DEPS_DRY_RUN:-}
 say() { echo "tests/setup.sh: $*"; }
 
@@ -82,14 +95,7 @@ install_packages() {
 
 # ---- 2. dist/hako --------------------------------------------------------------------------------
 
-dist_wanted() {
-  local f
-  [ $# -eq 0 ] && return 0
-  for f in "$@"; do
-    case $f in tests/dist_test.ts | ./tests/dist_test.ts | */tests/dist_test.ts) return 0 ;; esac
-  done
-  return 1
-}
+dist_wanted() { runs_test tests/dist_test.ts "$@"; }
 
 # True when dist/hako is missing or older than a source it is built from (dist_test.ts's rule).
 dist_stale() {

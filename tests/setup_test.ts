@@ -126,6 +126,15 @@ test("it asks for every package the tests use when none is installed", () => {
   );
 });
 
+test("podman is asked for only when tests/oci_test.ts runs (podman drives hako there)", () => {
+  using box = sandbox();
+  const without = box.run({ STUB_MISSING: "podman tini" });
+  assert.match(without.apt[1] ?? "", / tini$/, without.out);
+  using box2 = sandbox();
+  const withOci = box2.run({ STUB_MISSING: "podman tini" }, ["tests/oci_test.ts"]);
+  assert.match(withOci.apt[1] ?? "", / tini podman$/, withOci.out);
+});
+
 test("offline, setup.sh says apt-get update failed and why, and the run goes on (exit 0)", () => {
   using box = sandbox();
   const r = box.run({ STUB_MISSING: "gcc", STUB_OFFLINE: "1" });
