@@ -21,6 +21,7 @@
 import process from "node:process";
 import { addressOf, errno, libc } from "./libc.ts";
 import { SyscallError } from "./errno.ts";
+import { CLONE_VM, PR_GET_DUMPABLE, PR_SET_DUMPABLE, SIG_BLOCK, SIG_SETMASK, SIGCHLD } from "./constants.ts";
 
 /**
  * The runner's machine code, assembled from `ffi/spawn_x86_64.S` (`bash tools/assemble.sh`
@@ -429,10 +430,6 @@ function runnerAddress(): bigint {
   return runner = page;
 }
 
-const CLONE_VM = 0x100;
-const SIGCHLD = 17;
-const SIG_BLOCK = 0;
-const SIG_SETMASK = 2;
 const ALL_SIGNALS = new Uint8Array(128).fill(0xff);
 
 /**
@@ -458,8 +455,6 @@ export function spawnProgram(built: BuiltProgram, cloneFlags: number): number {
   return pid;
 }
 
-const PR_GET_DUMPABLE = 3;
-const PR_SET_DUMPABLE = 4;
 let dumpableHolds = 0;
 let dumpableBefore = 1;
 

@@ -65,6 +65,7 @@ import {
   recordedRelay,
   startLogRelay,
 } from "./container_log.ts";
+import { O_CLOEXEC, O_CREAT, O_NOFOLLOW, O_RDONLY, O_WRONLY } from "../../ffi/constants.ts";
 
 /** Options of {@link runSupervisor}. */
 export interface SupervisorOptions {
@@ -83,7 +84,6 @@ export interface SupervisorOptions {
   readonly logFile?: string;
 }
 
-const O_RDONLY = 0, O_WRONLY = 1, O_CREAT = 0o100, O_CLOEXEC = 0o2000000, O_NOFOLLOW = 0o400000;
 const LOCK_EX = 2, LOCK_NB = 4;
 const TICK_MS = 100;
 /** How often relays are reaped and restarted, and logs without a relay capped. */
