@@ -24,6 +24,17 @@ import { setFlagsFromString } from "node:v8";
 import { errno, libc } from "./libc.ts";
 import { SyscallError } from "./errno.ts";
 import { SYS } from "./syscalls.ts";
+import {
+  CLONE_NEWTIME,
+  CLONE_PARENT,
+  EINTR,
+  EINVAL,
+  MADV_DOFORK,
+  O_CLOEXEC,
+  SIG_BLOCK,
+  SIG_SETMASK,
+  SIGCHLD,
+} from "./constants.ts";
 
 /**
  * The environment that keeps Bun's JavaScriptCore from using helper threads for GC and JIT (the
@@ -100,14 +111,6 @@ function warnOnce(): void {
   );
 }
 
-const MADV_DOFORK = 11;
-const CLONE_NEWTIME = 0x80;
-const EINVAL = 22;
-const SIGCHLD = 17;
-const EINTR = 4;
-const O_CLOEXEC = 0o2000000;
-const SIG_BLOCK = 0;
-const SIG_SETMASK = 2;
 const ALL_SIGNALS = new Uint8Array(128).fill(0xff);
 
 let spans: Array<readonly [bigint, bigint]> | undefined;
@@ -221,7 +224,6 @@ export function forkProcess(cloneFlags = 0): number {
  * fork; containers rarely take this path now (see `ffi/spawn.ts`).
  */
 const CLONE_VIA_FORK = true;
-const CLONE_PARENT = 0x00008000;
 
 /**
  * The namespace clone through an intermediate fork (see {@link CLONE_VIA_FORK}). Runs with
@@ -278,6 +280,9 @@ function cloneViaForkOnce(cloneFlags: number): [number, number] | "died before c
   }
   close(wr);
   let got = 0;
+  // These EINTR loops stay written out, not retryEintr: the signals are blocked and the pages
+  // prepared for this fork (see prepareFork), so nothing is allocated here that need not be (no
+  // closure), as in the intermediate above.
   for (;;) {
     const n = read(rd, bytes.subarray(got), BigInt(8 - got));
     if (n === -1 && errno() === EINTR) continue;

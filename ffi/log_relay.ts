@@ -18,9 +18,23 @@
  * @module
  */
 import process from "node:process";
-import { addressOf, check, errno, libc } from "./libc.ts";
+import { addressOf, check, checkRetry, errno, libc, retryEintr } from "./libc.ts";
 import { SyscallError } from "./errno.ts";
 import { parseReport, REPORT_BYTES, spawnProgram, SyscallProgram } from "./spawn.ts";
+import {
+  EINVAL,
+  F_ADD_SEALS,
+  F_DUPFD_CLOEXEC,
+  F_SEAL_GROW,
+  F_SEAL_SEAL,
+  F_SEAL_SHRINK,
+  F_SEAL_WRITE,
+  MFD_ALLOW_SEALING,
+  MFD_CLOEXEC,
+  MFD_EXEC,
+  O_CLOEXEC,
+  O_RDONLY,
+} from "./constants.ts";
 
 /**
  * The relay's machine code, assembled from `ffi/log_relay_x86_64.S` (`bash tools/assemble.sh
@@ -108,11 +122,6 @@ const PT_LOAD = 1, PT_GNU_STACK = 0x6474e551;
 const PF_X = 1, PF_W = 2, PF_R = 4;
 
 const NR_FCNTL = 72, NR_MEMFD_CREATE = 319;
-const F_DUPFD_CLOEXEC = 1030, F_ADD_SEALS = 1033;
-const F_SEAL_SEAL = 1, F_SEAL_SHRINK = 2, F_SEAL_GROW = 4, F_SEAL_WRITE = 8;
-const MFD_CLOEXEC = 1, MFD_ALLOW_SEALING = 2, MFD_EXEC = 0x10;
-const O_RDONLY = 0, O_CLOEXEC = 0o2000000;
-const EINTR = 4, EINVAL = 22;
 
 let relayFd: number | undefined;
 
@@ -133,9 +142,12 @@ function relayExecutable(): number {
   try {
     const image = logRelayImage();
     for (let done = 0; done < image.length;) {
-      const n = Number(write(fd, image.subarray(done), BigInt(image.length - done)));
-      if (n === -1 && errno() === EINTR) continue;
-      check(n, "write", ["memfd:hako-log"], "write the log relay's executable");
+      const n = checkRetry(
+        () => write(fd, image.subarray(done), BigInt(image.length - done)),
+        "write",
+        ["memfd:hako-log"],
+        "write the log relay's executable",
+      );
       done += n;
     }
     const seals = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
@@ -223,8 +235,7 @@ export function spawnLogRelay(o: LogRelayOptions): number {
       }
       // The program's memory is the child's until it has exec'd (EOF) or reported a failure.
       const report = new Uint8Array(REPORT_BYTES);
-      let got: number;
-      while ((got = read(rd, report, BigInt(REPORT_BYTES))) === -1 && errno() === EINTR);
+      const got = retryEintr(() => read(rd, report, BigInt(REPORT_BYTES)));
       void built.memory;
       const r = got === REPORT_BYTES ? parseReport(report) : undefined;
       if (r && !r.ready && "op" in r) {

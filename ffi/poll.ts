@@ -19,12 +19,11 @@
  * @module
  */
 import { setImmediate } from "node:timers";
-import { errno, libc } from "./libc.ts";
+import { checkRetry, errno, libc } from "./libc.ts";
 import { SyscallError } from "./errno.ts";
 import { SYS } from "./syscalls.ts";
+import { POLLIN } from "./constants.ts";
 
-const POLLIN = 0x1;
-const EINTR = 4;
 /** The longest a single blocking poll holds the event loop. */
 export const SLICE_MS = 1;
 /** For how long after a wait begins the reactor may block (in slices). */
@@ -53,15 +52,8 @@ export function pollReadable(fds: readonly number[], timeoutMs: number): boolean
     view.setInt16(8 * i + 4, POLLIN, true);
   });
   const { poll } = libc();
-  for (;;) {
-    const n = poll(buf, BigInt(fds.length), timeoutMs);
-    if (n === -1) {
-      const e = errno();
-      if (e === EINTR) continue;
-      throw new SyscallError("poll", e, fds);
-    }
-    return fds.map((_, i) => n > 0 && view.getInt16(8 * i + 6, true) !== 0);
-  }
+  const n = checkRetry(() => poll(buf, BigInt(fds.length), timeoutMs), "poll", fds);
+  return fds.map((_, i) => n > 0 && view.getInt16(8 * i + 6, true) !== 0);
 }
 
 /**

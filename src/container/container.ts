@@ -21,7 +21,7 @@
  * @module
  */
 import process from "node:process";
-import { check, errno, libc } from "../../ffi/libc.ts";
+import { check, checkRetry, errno, libc } from "../../ffi/libc.ts";
 import { cstr } from "../../ffi/cstring.ts";
 import { AT_FDCWD, O_DIRECTORY, O_PATH, openat } from "../../ffi/at.ts";
 import { forkProcess } from "../../ffi/fork.ts";
@@ -58,6 +58,7 @@ import { cloneFlags, execCommand, prepareSetup, type SetupContext, stepsFor } fr
 import { type ContainerFile, removeContainerFiles, writeContainerFiles } from "./_files.ts";
 import type { ContainerSpec } from "./spec.ts";
 import { type ResolvedSpec, resolveSpec, SpecError } from "./validate.ts";
+import { CLOSE_RANGE_CLOEXEC, ECHILD, EINTR, O_CLOEXEC, O_RDWR, POLLIN } from "../../ffi/constants.ts";
 
 /** How a container's process ended. */
 export interface ContainerStatus {
@@ -120,14 +121,11 @@ function forkCrash(fail: () => never): never {
 
 /** How long the parent waits for the child's setup (or exec) before killing it. */
 const SETUP_TIMEOUT_MS = 30_000;
-const O_RDWR = 2;
-const O_CLOEXEC = 0o2000000;
-const EINTR = 4;
-const ECHILD = 10;
-const POLLIN = 1;
-const CLOSE_RANGE_CLOEXEC = 4n;
 
-/** Reads one byte; returns it, or -1 at EOF or on error. */
+/**
+ * Reads one byte; returns it, or -1 at EOF or on error. Runs in the forked child, so its EINTR
+ * loop stays written out: no closure allocated there (see ffi/fork.ts).
+ */
 function readByte(fd: number): number {
   const one = new Uint8Array(1);
   for (;;) {
@@ -143,15 +141,9 @@ function readable(fd: number, timeoutMs: number): boolean {
   const view = new DataView(pfd.buffer);
   pfd[0] = fd;
   view.setInt16(4, POLLIN, true);
-  for (;;) {
-    const n = libc().poll(new Uint8Array(pfd.buffer), 1n, timeoutMs);
-    if (n === -1) {
-      if (errno() === EINTR) continue;
-      throw new SyscallError("poll", errno(), [fd]);
-    }
-    // POLLIN, POLLHUP or POLLERR: a read will not block.
-    return n > 0 && view.getInt16(6, true) !== 0;
-  }
+  const n = checkRetry(() => libc().poll(new Uint8Array(pfd.buffer), 1n, timeoutMs), "poll", [fd]);
+  // POLLIN, POLLHUP or POLLERR: a read will not block.
+  return n > 0 && view.getInt16(6, true) !== 0;
 }
 
 /**
@@ -177,11 +169,12 @@ async function readStatus(
       if (left <= 0 || !(await waitReadable(fd, left))) throw new Error(`no word from the child in ${timeoutMs} ms`);
       continue;
     }
-    const n = libc().read(fd, buf, BigInt(native ? native.reportBytes - pending.length : buf.length));
-    if (n === -1) {
-      if (errno() === EINTR) continue;
-      throw new SyscallError("read", errno(), [fd], "read the container's status pipe");
-    }
+    const n = checkRetry(
+      () => libc().read(fd, buf, BigInt(native ? native.reportBytes - pending.length : buf.length)),
+      "read",
+      [fd],
+      "read the container's status pipe",
+    );
     if (n === 0) break;
     pending.push(...buf.subarray(0, n));
   }
@@ -240,7 +233,7 @@ function childMain(
       // Nothing of the runtime's (its sockets, pipes, files: a supervisor's listening socket) may
       // reach the command: every fd above 2 closes at exec, the status pipe with them.
       check(
-        Number(libc().syscall(BigInt(SYS.close_range), 3n, 0xffffffffn, CLOSE_RANGE_CLOEXEC, 0n, 0n)),
+        Number(libc().syscall(BigInt(SYS.close_range), 3n, 0xffffffffn, BigInt(CLOSE_RANGE_CLOEXEC), 0n, 0n)),
         "close_range",
       );
       execCommand(ctx.spec);

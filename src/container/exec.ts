@@ -42,7 +42,7 @@
  */
 import { accessSync, constants as fsConstants, existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import process from "node:process";
-import { check, errno, libc } from "../../ffi/libc.ts";
+import { check, checkRetry, errno, libc } from "../../ffi/libc.ts";
 import { cstr } from "../../ffi/cstring.ts";
 import { forkProcess } from "../../ffi/fork.ts";
 import { detect } from "../cgroup/layout.ts";
@@ -63,6 +63,16 @@ import { assertValidTty, type ConsoleRequest } from "./_console.ts";
 import { execCommand, SETUP_STEPS, type SetupContext, type SetupStep } from "./setup.ts";
 import { DEFAULT_CAPABILITIES } from "./spec.ts";
 import type { ResolvedSpec } from "./validate.ts";
+import {
+  EINTR,
+  O_CLOEXEC,
+  O_RDONLY,
+  PR_SET_DUMPABLE,
+  SIG_IGN,
+  SIG_SETMASK,
+  SIGINT,
+  SIGQUIT,
+} from "../../ffi/constants.ts";
 
 /** Options for {@link execIn}. */
 export interface ExecOptions {
@@ -185,14 +195,6 @@ if (EXEC_STEPS.length !== EXEC_STEP_NAMES.length) {
 }
 
 const SETUP_TIMEOUT_MS = 30_000;
-const O_RDONLY = 0;
-const O_CLOEXEC = 0o2000000;
-const EINTR = 4;
-const SIGINT = 2;
-const SIGQUIT = 3;
-const SIG_IGN = 1n;
-const SIG_SETMASK = 2;
-const PR_SET_DUMPABLE = 4;
 
 /**
  * Checks `pid` and the options, collecting every problem.
@@ -443,6 +445,7 @@ function intermediateMain(plan: ExecPlan, opts: ExecOptions, statusW: number, te
     signal(SIGINT, SIG_IGN);
     signal(SIGQUIT, SIG_IGN);
     const st = new Int32Array(1);
+    // (a forked process: the EINTR loop stays written out, no closure allocated here; see ffi/fork.ts)
     while (waitpid(child, st, 0) === -1 && errno() === EINTR);
     const raw = st[0]!;
     const sig = raw & 0x7f;
@@ -687,12 +690,12 @@ async function execNative(
       if (left <= 0 || !(await waitReadable(statusR, left))) {
         throw new SetupError("exec", `no word from the child in ${opts.timeoutMs ?? SETUP_TIMEOUT_MS} ms`);
       }
-      const n = libc().read(statusR, record.subarray(got), BigInt(REPORT_BYTES - got));
-      if (n === -1) {
-        const e = errno();
-        if (e === EINTR) continue;
-        throw new SyscallError("read", e, [statusR], "read the exec status pipe");
-      }
+      const n = checkRetry(
+        () => libc().read(statusR, record.subarray(got), BigInt(REPORT_BYTES - got)),
+        "read",
+        [statusR],
+        "read the exec status pipe",
+      );
       if (n === 0) break;
       got += n;
       if (got < REPORT_BYTES) continue;
