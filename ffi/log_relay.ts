@@ -18,9 +18,9 @@
  * @module
  */
 import process from "node:process";
-import { addressOf, check, checkRetry, errno, libc, retryEintr } from "./libc.ts";
+import { addressOf, check, checkRetry, errno, libc } from "./libc.ts";
 import { SyscallError } from "./errno.ts";
-import { parseReport, REPORT_BYTES, spawnProgram, SyscallProgram } from "./spawn.ts";
+import { readReport, spawnProgram, SyscallProgram } from "./spawn.ts";
 import {
   EINVAL,
   F_ADD_SEALS,
@@ -189,7 +189,7 @@ export function spawnLogRelay(o: LogRelayOptions): number {
     throw new TypeError(`hako ffi: a log relay's file is a name in its directory, not ${JSON.stringify(o.file)}`);
   }
   const exe = relayExecutable();
-  const { syscall, open, pipe2, read, close, waitpid } = libc();
+  const { syscall, open, pipe2, close, waitpid } = libc();
   const opened: number[] = [];
   try {
     const nul = check(open(new TextEncoder().encode("/dev/null\0"), O_RDONLY | O_CLOEXEC, 0), "open", ["/dev/null"]);
@@ -234,10 +234,8 @@ export function spawnLogRelay(o: LogRelayOptions): number {
         close(wr);
       }
       // The program's memory is the child's until it has exec'd (EOF) or reported a failure.
-      const report = new Uint8Array(REPORT_BYTES);
-      const got = retryEintr(() => read(rd, report, BigInt(REPORT_BYTES)));
+      const r = readReport(rd);
       void built.memory;
-      const r = got === REPORT_BYTES ? parseReport(report) : undefined;
       if (r && !r.ready && "op" in r) {
         waitpid(pid, null, 0);
         const [call, args] = ops[r.op] ?? ["spawn", []];

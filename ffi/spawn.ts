@@ -19,7 +19,8 @@
  * @module
  */
 import process from "node:process";
-import { addressOf, errno, libc } from "./libc.ts";
+import { addressOf, checkRetry, errno, libc } from "./libc.ts";
+import { waitReadable } from "./poll.ts";
 import { SyscallError } from "./errno.ts";
 import { CLONE_VM, PR_GET_DUMPABLE, PR_SET_DUMPABLE, SIG_BLOCK, SIG_SETMASK, SIGCHLD } from "./constants.ts";
 
@@ -522,4 +523,53 @@ export function parseReport(bytes: Uint8Array): ProgramReport | undefined {
   if (kind === FAILED) return { ready: false, op: v.getUint32(4, true), errno: v.getUint32(8, true) };
   if (kind === PID) return { ready: false, pid: v.getUint32(4, true) };
   return undefined;
+}
+
+/**
+ * Reads a program's first report from `fd`, blocking until a whole record or EOF (retrying on
+ * EINTR and short reads): the reader for callers that wait for a spawned program's exec.
+ * @param fd The read end of the pipe given to {@link BuiltProgram.reportTo} (its write end closed here).
+ * @returns The record; undefined at EOF before a whole record (the program exec'd, or died) or
+ *   when the bytes are not a record.
+ * @throws {SyscallError} When read fails.
+ */
+export function readReport(fd: number): ProgramReport | undefined {
+  const record = new Uint8Array(REPORT_BYTES);
+  for (let got = 0; got < REPORT_BYTES;) {
+    const n = checkRetry(() => libc().read(fd, record.subarray(got), BigInt(REPORT_BYTES - got)), "read", [fd]);
+    if (n === 0) return undefined;
+    got += n;
+  }
+  return parseReport(record);
+}
+
+/**
+ * The next report on `fd`, without blocking the event loop (waits with `waitReadable` until
+ * `until`, a `Date.now()` time): the record, `"eof"` when the pipe ends between records,
+ * `"garbled"` when the bytes are not a record (or the pipe ends amid one), `"timeout"` when
+ * nothing came in time. The reader for callers that read several records (exec's).
+ * @param fd The read end of the report pipe.
+ * @param until When to give up, as `Date.now()` counts.
+ * @param context What the caller is doing, for a SyscallError's message.
+ * @throws {SyscallError} When read fails.
+ */
+export async function nextReport(
+  fd: number,
+  until: number,
+  context?: string,
+): Promise<ProgramReport | "eof" | "garbled" | "timeout"> {
+  const record = new Uint8Array(REPORT_BYTES);
+  for (let got = 0; got < REPORT_BYTES;) {
+    const left = until - Date.now();
+    if (left <= 0 || !(await waitReadable(fd, left))) return "timeout";
+    const n = checkRetry(
+      () => libc().read(fd, record.subarray(got), BigInt(REPORT_BYTES - got)),
+      "read",
+      [fd],
+      context,
+    );
+    if (n === 0) return got === 0 ? "eof" : "garbled";
+    got += n;
+  }
+  return parseReport(record) ?? "garbled";
 }

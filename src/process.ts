@@ -17,7 +17,7 @@ import { accessSync, constants as fsConstants } from "node:fs";
 import { check, checkRetry, errno, libc, retryEintr } from "../ffi/libc.ts";
 import { cstr, cstrArray } from "../ffi/cstring.ts";
 import { forkProcess, inForkedChild } from "../ffi/fork.ts";
-import { nativeSpawnSupported, parseReport, REPORT_BYTES, spawnProgram, SyscallProgram } from "../ffi/spawn.ts";
+import { nativeSpawnSupported, readReport, spawnProgram, SyscallProgram } from "../ffi/spawn.ts";
 import { pidfdOpen, waitReadable } from "../ffi/poll.ts";
 import { ConfigError, SyscallError } from "./errors.ts";
 import { capabilitiesBeforeExec } from "./capability.ts";
@@ -436,10 +436,8 @@ export function spawn(
       pid = spawnProgram(built, flags);
       // The program's memory is the child's until it has exec'd: the read below waits for that.
       closeWr();
-      const report = new Uint8Array(REPORT_BYTES);
-      const got = retryEintr(() => read(rd, report, BigInt(REPORT_BYTES)));
+      const r = readReport(rd);
       void built.memory;
-      const r = got === REPORT_BYTES ? parseReport(report) : undefined;
       if (r && !r.ready && "op" in r) {
         waitpid(pid);
         const [call, callArgs] = ops[r.op] ?? ["spawn", []];

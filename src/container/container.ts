@@ -25,7 +25,7 @@ import { check, checkRetry, errno, libc } from "../../ffi/libc.ts";
 import { cstr } from "../../ffi/cstring.ts";
 import { AT_FDCWD, O_DIRECTORY, O_PATH, openat } from "../../ffi/at.ts";
 import { forkProcess } from "../../ffi/fork.ts";
-import { parseReport, spawnProgram } from "../../ffi/spawn.ts";
+import { nextReport, spawnProgram } from "../../ffi/spawn.ts";
 import { pidfdOpen, waitReadable } from "../../ffi/poll.ts";
 import { receiveFd, setWindowSize, socketPair, type WindowSize } from "../../ffi/tty.ts";
 export type { WindowSize };
@@ -161,16 +161,24 @@ async function readStatus(
   pending: number[],
 ): Promise<Record<string, unknown> | null> {
   const until = Date.now() + timeoutMs;
+  if (native) {
+    const r = await nextReport(fd, until, "read the container's status pipe");
+    if (r === "timeout") throw new Error(`no word from the child in ${timeoutMs} ms`);
+    if (r === "eof") return null;
+    if (r === "garbled") return { error: { step: "setup", message: "garbled report from the native child" } };
+    if (r.ready) return { ready: true };
+    if ("pid" in r) return { pid: r.pid };
+    return { error: native.failure(r.op, r.errno) };
+  }
   const buf = new Uint8Array(4096);
-  const complete = () => (native ? pending.length >= native.reportBytes : pending.includes(10));
-  while (!complete()) {
+  while (!pending.includes(10)) {
     if (!readable(fd, 0)) {
       const left = until - Date.now();
       if (left <= 0 || !(await waitReadable(fd, left))) throw new Error(`no word from the child in ${timeoutMs} ms`);
       continue;
     }
     const n = checkRetry(
-      () => libc().read(fd, buf, BigInt(native ? native.reportBytes - pending.length : buf.length)),
+      () => libc().read(fd, buf, BigInt(buf.length)),
       "read",
       [fd],
       "read the container's status pipe",
@@ -179,16 +187,6 @@ async function readStatus(
     pending.push(...buf.subarray(0, n));
   }
   if (pending.length === 0) return null;
-  if (native) {
-    const record = pending.splice(0, native.reportBytes);
-    const r = parseReport(new Uint8Array(record));
-    if (!r) {
-      return { error: { step: "setup", message: `garbled report from the native child (${record.length} bytes)` } };
-    }
-    if (r.ready) return { ready: true };
-    if ("pid" in r) return { pid: r.pid };
-    return { error: native.failure(r.op, r.errno) };
-  }
   const end = pending.indexOf(10);
   const line = new TextDecoder().decode(new Uint8Array(pending.splice(0, end === -1 ? pending.length : end + 1)))
     .trim();

@@ -42,7 +42,7 @@
  */
 import { accessSync, constants as fsConstants, existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import process from "node:process";
-import { check, checkRetry, errno, libc } from "../../ffi/libc.ts";
+import { check, errno, libc } from "../../ffi/libc.ts";
 import { cstr } from "../../ffi/cstring.ts";
 import { forkProcess } from "../../ffi/fork.ts";
 import { detect } from "../cgroup/layout.ts";
@@ -56,8 +56,7 @@ import { idProblem } from "../user.ts";
 import { compileSeccomp, DEFAULT_SECCOMP_PROFILE } from "../seccomp.ts";
 import { type ChildError, closeFd, describe, pipe, readReports, report, setupError } from "./_pipe.ts";
 import { compileExecIn, type NativeExec } from "./native.ts";
-import { holdNonDumpable, parseReport, REPORT_BYTES, spawnProgram } from "../../ffi/spawn.ts";
-import { waitReadable } from "../../ffi/poll.ts";
+import { holdNonDumpable, nextReport, spawnProgram } from "../../ffi/spawn.ts";
 import { receiveFd, socketPair, type WindowSize } from "../../ffi/tty.ts";
 import { assertValidTty, type ConsoleRequest } from "./_console.ts";
 import { execCommand, SETUP_STEPS, type SetupContext, type SetupStep } from "./setup.ts";
@@ -684,25 +683,15 @@ async function execNative(
     // Records until EOF: the command's pid, or a failed op; EOF when every copy of the write end
     // is closed (the first child's exit, the command's execve).
     const until = Date.now() + (opts.timeoutMs ?? SETUP_TIMEOUT_MS);
-    const record = new Uint8Array(REPORT_BYTES);
-    for (let got = 0;;) {
-      const left = until - Date.now();
-      if (left <= 0 || !(await waitReadable(statusR, left))) {
+    for (;;) {
+      const r = await nextReport(statusR, until, "read the exec status pipe");
+      if (r === "timeout") {
         throw new SetupError("exec", `no word from the child in ${opts.timeoutMs ?? SETUP_TIMEOUT_MS} ms`);
       }
-      const n = checkRetry(
-        () => libc().read(statusR, record.subarray(got), BigInt(REPORT_BYTES - got)),
-        "read",
-        [statusR],
-        "read the exec status pipe",
-      );
-      if (n === 0) break;
-      got += n;
-      if (got < REPORT_BYTES) continue;
-      got = 0;
-      const r = parseReport(record);
-      if (r && "pid" in r) grandchild = r.pid;
-      else if (r && !r.ready) failure ??= native.failure(r.op, r.errno);
+      if (r === "eof") break;
+      if (r === "garbled") continue;
+      if ("pid" in r) grandchild = r.pid;
+      else if (!r.ready) failure ??= native.failure(r.op, r.errno);
     }
   } catch (e) {
     abandon(child, grandchild);
