@@ -27,6 +27,7 @@ import { SYS } from "./syscalls.ts";
 import {
   CLONE_NEWTIME,
   CLONE_PARENT,
+  ECHILD,
   EINTR,
   EINVAL,
   MADV_DOFORK,
@@ -235,7 +236,7 @@ function cloneViaFork(cloneFlags: number): [number, number] {
   // clone" word, a death is reported (ECHILD): the real child may exist.
   for (let attempt = 1;; attempt++) {
     const r = cloneViaForkOnce(cloneFlags);
-    if (r !== "died before clone" || attempt >= 3) return r === "died before clone" ? [-1, 10 /* ECHILD */] : r;
+    if (r !== "died before clone" || attempt >= 3) return r === "died before clone" ? [-1, ECHILD] : r;
   }
 }
 
@@ -293,7 +294,7 @@ function cloneViaForkOnce(cloneFlags: number): [number, number] | "died before c
   close(rd);
   while (waitpid(mid, st, 0) === -1 && errno() === EINTR);
   if (got < 4) return "died before clone";
-  if (got < 8) return [-1, 10 /* ECHILD: the intermediate died while it cloned */];
+  if (got < 8) return [-1, ECHILD]; // the intermediate died while it cloned
   const pid = words[1]!;
   return pid < 0 ? [-1, -pid] : [pid, 0];
 }

@@ -20,6 +20,7 @@
 import process from "node:process";
 import { addressOf, check, checkRetry, errno, libc } from "./libc.ts";
 import { SyscallError } from "./errno.ts";
+import { SYS } from "./syscalls.ts";
 import { readReport, spawnProgram, SyscallProgram } from "./spawn.ts";
 import {
   EINVAL,
@@ -121,8 +122,6 @@ export function logRelayImage(hex: string = LOG_RELAY_X86_64_HEX): Uint8Array {
 const PT_LOAD = 1, PT_GNU_STACK = 0x6474e551;
 const PF_X = 1, PF_W = 2, PF_R = 4;
 
-const NR_FCNTL = 72, NR_MEMFD_CREATE = 319;
-
 let relayFd: number | undefined;
 
 /**
@@ -135,7 +134,8 @@ function relayExecutable(): number {
   const name = new TextEncoder().encode("hako-log\0");
   // MFD_EXEC (Linux 6.3) says the memfd is meant to be executed (vm.memfd_noexec); older kernels
   // refuse the flag, and need nothing.
-  const memfd = (flags: number) => Number(syscall(BigInt(NR_MEMFD_CREATE), addressOf(name), BigInt(flags), 0n, 0n, 0n));
+  const memfd = (flags: number) =>
+    Number(syscall(BigInt(SYS.memfd_create), addressOf(name), BigInt(flags), 0n, 0n, 0n));
   let fd = memfd(MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
   if (fd === -1 && errno() === EINVAL) fd = memfd(MFD_CLOEXEC | MFD_ALLOW_SEALING);
   check(fd, "memfd_create", ["hako-log"], "make the log relay's executable");
@@ -151,7 +151,7 @@ function relayExecutable(): number {
       done += n;
     }
     const seals = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
-    check(Number(syscall(BigInt(NR_FCNTL), BigInt(fd), BigInt(F_ADD_SEALS), BigInt(seals), 0n, 0n)), "fcntl", [
+    check(Number(syscall(BigInt(SYS.fcntl), BigInt(fd), BigInt(F_ADD_SEALS), BigInt(seals), 0n, 0n)), "fcntl", [
       "F_ADD_SEALS",
     ]);
   } catch (e) {
@@ -197,7 +197,7 @@ export function spawnLogRelay(o: LogRelayOptions): number {
     // Copies of the sources above 9, so that moving them to 0..4 never overwrites one still to move.
     const high = (fd: number) => {
       const c = check(
-        Number(syscall(BigInt(NR_FCNTL), BigInt(fd), BigInt(F_DUPFD_CLOEXEC), 10n, 0n, 0n)),
+        Number(syscall(BigInt(SYS.fcntl), BigInt(fd), BigInt(F_DUPFD_CLOEXEC), 10n, 0n, 0n)),
         "fcntl",
         [
           fd,

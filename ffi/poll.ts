@@ -22,7 +22,7 @@ import { setImmediate } from "node:timers";
 import { checkRetry, errno, libc } from "./libc.ts";
 import { SyscallError } from "./errno.ts";
 import { SYS } from "./syscalls.ts";
-import { POLLIN } from "./constants.ts";
+import { ENOSYS, ESRCH, POLLIN } from "./constants.ts";
 
 /** The longest a single blocking poll holds the event loop. */
 export const SLICE_MS = 1;
@@ -115,7 +115,7 @@ export function pidfdOpen(pid: number): number {
   const fd = Number(libc().syscall(BigInt(SYS.pidfd_open), BigInt(pid), 0n, 0n, 0n, 0n));
   if (fd === -1) {
     const e = errno();
-    if (e === 38 /* ENOSYS */ || e === 3 /* ESRCH */) return -1;
+    if (e === ENOSYS || e === ESRCH) return -1;
     throw new SyscallError("pidfd_open", e, [pid]);
   }
   return fd;

@@ -23,6 +23,10 @@ export interface SyscallNumbers {
   readonly mknodat: number;
   /** statx(2) (called raw: one layout on every architecture, older glibcs lack the wrapper). */
   readonly statx: number;
+  /** fcntl(2), called raw by the log relay's setup (ffi/log_relay.ts). */
+  readonly fcntl: number;
+  /** memfd_create(2), called raw by the log relay's setup (glibc 2.27 was the first with the wrapper). */
+  readonly memfd_create: number;
 }
 
 const X86_64: SyscallNumbers = {
@@ -39,6 +43,8 @@ const X86_64: SyscallNumbers = {
   openat2: 437,
   mknodat: 259,
   statx: 332,
+  fcntl: 72,
+  memfd_create: 319,
 };
 const AARCH64: SyscallNumbers = {
   clone: 220,
@@ -54,6 +60,8 @@ const AARCH64: SyscallNumbers = {
   openat2: 437,
   mknodat: 33,
   statx: 291,
+  fcntl: 25,
+  memfd_create: 279,
 };
 
 /** The syscall numbers of the running architecture. */

@@ -12,6 +12,7 @@ import { tempDir, test } from "./_harness.ts";
 import * as k from "../ffi/constants.ts";
 import { ERRNO, errnoName } from "../ffi/errno.ts";
 import { SIGNALS } from "../src/signals.ts";
+import { SYS } from "../ffi/syscalls.ts";
 
 /** The module's numeric constants by name (the per-architecture tables and SIG_IGN, a pointer, aside). */
 const NUMBERS: ReadonlyArray<readonly [string, number]> = Object.entries(k).filter((e): e is [string, number] =>
@@ -132,3 +133,13 @@ test("the signal table's numbers are the SIG* constants", () => {
     assert.equal(value, (k as unknown as Record<string, number>)[`SIG${name}`], `SIG${name}`);
   }
 });
+
+test("ffi/syscalls.ts's numbers for this architecture are sys/syscall.h's", () => {
+  const entries = Object.entries(SYS);
+  const headers = cValues(["sys/syscall.h"], entries.map(([n]) => `SYS_${n}`));
+  for (const [name, nr] of entries) {
+    if (headers.has(`SYS_${name}`)) assert.equal(nr, headers.get(`SYS_${name}`), `SYS_${name}`);
+  }
+  // Older libc headers may lack the newest calls (mount_setattr: glibc 2.34); the classics are there.
+  for (const name of ["clone", "pivot_root", "seccomp", "fcntl", "memfd_create"]) assert.ok(headers.has(`SYS_${name}`));
+}, { skip: noGcc });

@@ -40,6 +40,7 @@ import {
   AT_FDCWD,
   AT_RECURSIVE,
   CLONE_PARENT,
+  CLOSE_RANGE_CLOEXEC,
   EACCES,
   EEXIST,
   EINTR,
@@ -905,7 +906,7 @@ function runProvision(c: SetupContext): void {
       if (typeof hook !== "function") {
         code = 127;
         check(
-          Number(libc().syscall(BigInt(SYS.close_range), 3n, 0xffffffffn, 4n, /* CLOEXEC */ 0n, 0n)),
+          Number(libc().syscall(BigInt(SYS.close_range), 3n, 0xffffffffn, BigInt(CLOSE_RANGE_CLOEXEC), 0n, 0n)),
           "close_range",
         );
         exec(hookArgv(hook), [], { env: c.spec.env });

@@ -67,7 +67,7 @@ import { type Signal, signalNumber } from "../signals.ts";
 import type { ContainerSpec } from "./spec.ts";
 import { resolveStateDir } from "./_state_dir.ts";
 import { dropPendingRootfs, notePendingRootfs, withRootfsLock } from "./_rootfs_ref.ts";
-import { ESRCH, O_CLOEXEC, O_CREAT, O_NOFOLLOW, O_RDWR } from "../../ffi/constants.ts";
+import { ENOENT, ESRCH, O_CLOEXEC, O_CREAT, O_NOFOLLOW, O_RDWR } from "../../ffi/constants.ts";
 
 export { DEFAULT_STATE_DIR } from "./_state_dir.ts";
 
@@ -558,7 +558,7 @@ export class StateStore {
     const fd = open(cstr(path), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600);
     if (fd === -1) {
       const e = errno();
-      if (e === 2) throw new ContainerStateError(`no container named ${name}`);
+      if (e === ENOENT) throw new ContainerStateError(`no container named ${name}`);
       throw new SyscallError("open", e, [path], `lock the state of container ${name}`);
     }
     try {

@@ -65,7 +65,7 @@ import {
   recordedRelay,
   startLogRelay,
 } from "./container_log.ts";
-import { O_CLOEXEC, O_CREAT, O_NOFOLLOW, O_RDONLY, O_WRONLY } from "../../ffi/constants.ts";
+import { EWOULDBLOCK, O_CLOEXEC, O_CREAT, O_NOFOLLOW, O_RDONLY, O_WRONLY } from "../../ffi/constants.ts";
 
 /** Options of {@link runSupervisor}. */
 export interface SupervisorOptions {
@@ -178,7 +178,7 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
   if (libc().flock(lockFd, LOCK_EX | LOCK_NB) !== 0) {
     const e = errno();
     libc().close(lockFd);
-    if (e === 11) {
+    if (e === EWOULDBLOCK) {
       say("another supervisor runs on this state directory; exiting");
       return 0;
     }
