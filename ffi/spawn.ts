@@ -21,6 +21,7 @@
 import process from "node:process";
 import { addressOf, checkRetry, errno, libc } from "./libc.ts";
 import { waitReadable } from "./poll.ts";
+import { SYSCALLS_X86_64 } from "./_syscalls_x86_64.ts";
 import { SyscallError } from "./errno.ts";
 import { CLONE_VM, PR_GET_DUMPABLE, PR_SET_DUMPABLE, SIG_BLOCK, SIG_SETMASK, SIGCHLD } from "./constants.ts";
 
@@ -40,47 +41,54 @@ export const RUNNER_X86_64_HEX: string =
   "89ca4881e20f0c00004909d248f7c10010000074074981ca0000200048f7c10020000074074981ca0001000049f7c2000420" +
   "0075074981ca00000001b8a500000031ff488b730831d24531c00f05e9abfeffff";
 
-/** x86-64 numbers of the system calls a program may make. */
-const NR = {
-  read: 0,
-  write: 1,
-  open: 2,
-  close: 3,
-  rt_sigaction: 13,
-  rt_sigprocmask: 14,
-  ioctl: 16,
-  dup2: 33,
-  socket: 41,
-  sendmsg: 46,
-  execve: 59,
-  chdir: 80,
-  chroot: 161,
-  fchdir: 81,
-  mkdir: 83,
-  symlink: 88,
-  fchown: 93,
-  setsid: 112,
-  setgroups: 116,
-  setresuid: 117,
-  setresgid: 119,
-  capset: 126,
-  mknod: 133,
-  fchmodat: 268,
-  prctl: 157,
-  pivot_root: 155,
-  mount: 165,
-  umount2: 166,
-  sethostname: 170,
-  prlimit64: 302,
-  setns: 308,
-  unshare: 272,
-  seccomp: 317,
-  close_range: 436,
-  mount_setattr: 442,
-  open_tree: 428,
-  move_mount: 429,
-  exit_group: 231,
-} as const;
+/** The system calls a program may make. */
+const PROGRAM_SYSCALLS = [
+  "read",
+  "write",
+  "open",
+  "close",
+  "rt_sigaction",
+  "rt_sigprocmask",
+  "ioctl",
+  "dup2",
+  "socket",
+  "sendmsg",
+  "execve",
+  "chdir",
+  "chroot",
+  "fchdir",
+  "mkdir",
+  "symlink",
+  "fchown",
+  "setsid",
+  "setgroups",
+  "setresuid",
+  "setresgid",
+  "capset",
+  "mknod",
+  "fchmodat",
+  "prctl",
+  "pivot_root",
+  "mount",
+  "umount2",
+  "sethostname",
+  "prlimit64",
+  "setns",
+  "unshare",
+  "seccomp",
+  "close_range",
+  "mount_setattr",
+  "open_tree",
+  "move_mount",
+  "exit_group",
+] as const;
+
+/** Their x86-64 numbers (the runner is x86-64 code), from the kernel's table (ffi/_syscalls_x86_64.ts). */
+const NR = Object.fromEntries(PROGRAM_SYSCALLS.map((name) => {
+  const nr = SYSCALLS_X86_64[name];
+  if (nr === undefined) throw new Error(`the x86_64 syscall table has no ${name}`);
+  return [name, nr];
+})) as Readonly<Record<(typeof PROGRAM_SYSCALLS)[number], number>>;
 
 /** A system call a {@link SyscallProgram} may make. */
 export type ProgramSyscall = keyof typeof NR;
