@@ -4,8 +4,9 @@
  * rootfs from an untrusted tarball. Every wrapper retries on EINTR and throws a
  * {@link SyscallError} naming the call, the path (as the caller wants it shown) and errno.
  *
- * The struct layouts (`struct open_how`, `struct timespec[2]`, `struct statx`) and the flag
- * values that differ between x86_64 and aarch64 (`O_DIRECTORY`, `O_NOFOLLOW`) live here.
+ * The struct layouts (`struct open_how`, `struct timespec[2]`, `struct statx`) live here; the flag
+ * values (those that differ between x86_64 and aarch64, `O_DIRECTORY` and `O_NOFOLLOW`, included)
+ * live in `ffi/constants.ts` and are re-exported here.
  *
  * @example Create a file under a directory fd, never through a symlink
  * ```ts ignore
@@ -19,65 +20,39 @@
  * @module
  */
 import { SyscallError } from "./errno.ts";
-import { addressOf, errno, libc } from "./libc.ts";
+import { addressOf, checkRetry, libc } from "./libc.ts";
 import { cstr } from "./cstring.ts";
 import { defineStruct } from "./structs.ts";
-import { ARCH, SYS } from "./syscalls.ts";
+import { EOVERFLOW } from "./constants.ts";
+import { SYS } from "./syscalls.ts";
 
-const EINTR = 4;
-const EOVERFLOW = 75;
-
-/** `AT_FDCWD`: a path relative to the current directory. */
-export const AT_FDCWD = -100;
-/** `AT_SYMLINK_NOFOLLOW`: act on a symlink itself, not on what it points to. */
-export const AT_SYMLINK_NOFOLLOW = 0x100;
-/** `AT_REMOVEDIR`: unlinkat removes a directory (which must be empty). */
-export const AT_REMOVEDIR = 0x200;
-/** `AT_EMPTY_PATH`: an empty path means the fd itself. */
-export const AT_EMPTY_PATH = 0x1000;
-
-/** `O_RDONLY`. */
-export const O_RDONLY = 0;
-/** `O_WRONLY`. */
-export const O_WRONLY = 1;
-/** `O_CREAT`. */
-export const O_CREAT = 0o100;
-/** `O_EXCL`: with `O_CREAT`, fail with EEXIST if anything (a symlink included) has the name. */
-export const O_EXCL = 0o200;
-/** `O_DIRECTORY` (its value differs on aarch64). */
-export const O_DIRECTORY = ARCH === "aarch64" ? 0o40000 : 0o200000;
-/** `O_NOFOLLOW`: fail (ELOOP) when the last component is a symlink (its value differs on aarch64). */
-export const O_NOFOLLOW = ARCH === "aarch64" ? 0o100000 : 0o400000;
-/** `O_CLOEXEC`. */
-export const O_CLOEXEC = 0o2000000;
-/** `O_PATH`: an fd that only names a place in the tree (for `*at` calls), opening nothing. */
-export const O_PATH = 0o10000000;
-
-/** `RESOLVE_NO_XDEV`: no mount point crossed. */
-export const RESOLVE_NO_XDEV = 0x01;
-/** `RESOLVE_NO_MAGICLINKS`: no `/proc/<pid>/fd`-style link followed. */
-export const RESOLVE_NO_MAGICLINKS = 0x02;
-/** `RESOLVE_NO_SYMLINKS`: no symlink followed at all (ELOOP). */
-export const RESOLVE_NO_SYMLINKS = 0x04;
-/** `RESOLVE_BENEATH`: the path may not leave the directory fd (EXDEV), `..` and absolute links included. */
-export const RESOLVE_BENEATH = 0x08;
-/** `RESOLVE_IN_ROOT`: the directory fd is `/` for the lookup (as if chrooted there). */
-export const RESOLVE_IN_ROOT = 0x10;
-
-/** File type bits of a mode. */
-export const S_IFMT = 0o170000;
-/** A FIFO. */
-export const S_IFIFO = 0o010000;
-/** A character device. */
-export const S_IFCHR = 0o020000;
-/** A directory. */
-export const S_IFDIR = 0o040000;
-/** A block device. */
-export const S_IFBLK = 0o060000;
-/** A regular file. */
-export const S_IFREG = 0o100000;
-/** A symbolic link. */
-export const S_IFLNK = 0o120000;
+// The flags of the *at calls, re-exported from their one place (ffi/constants.ts) for the callers of this module.
+export {
+  AT_EMPTY_PATH,
+  AT_FDCWD,
+  AT_REMOVEDIR,
+  AT_SYMLINK_NOFOLLOW,
+  O_CLOEXEC,
+  O_CREAT,
+  O_DIRECTORY,
+  O_EXCL,
+  O_NOFOLLOW,
+  O_PATH,
+  O_RDONLY,
+  O_WRONLY,
+  RESOLVE_BENEATH,
+  RESOLVE_IN_ROOT,
+  RESOLVE_NO_MAGICLINKS,
+  RESOLVE_NO_SYMLINKS,
+  RESOLVE_NO_XDEV,
+  S_IFBLK,
+  S_IFCHR,
+  S_IFDIR,
+  S_IFIFO,
+  S_IFLNK,
+  S_IFMT,
+  S_IFREG,
+} from "./constants.ts";
 
 /** `struct open_how { __u64 flags; __u64 mode; __u64 resolve; }` (linux/openat2.h). */
 export const OPEN_HOW = defineStruct("struct open_how", { flags: "u64", mode: "u64", resolve: "u64" }, 24);
@@ -161,12 +136,7 @@ export type FileTime = { readonly sec: bigint | number; readonly nsec: number } 
 
 /** Runs `call` until it succeeds or fails with something other than EINTR; errno is read at once. */
 function retry(syscall: string, args: readonly unknown[], call: () => number | bigint): number {
-  for (;;) {
-    const ret = call();
-    if (ret !== -1 && ret !== -1n) return Number(ret);
-    const e = errno();
-    if (e !== EINTR) throw new SyscallError(syscall, e, args);
-  }
+  return checkRetry(call, syscall, args);
 }
 
 /**
@@ -355,13 +325,7 @@ export function writeAll(fd: number, bytes: Uint8Array, shown = `fd ${fd}`): voi
   let done = 0;
   while (done < bytes.byteLength) {
     const rest = bytes.subarray(done, done + Math.min(bytes.byteLength - done, 1 << 30));
-    const n = write(fd, rest, BigInt(rest.byteLength));
-    if (n === -1) {
-      const e = errno();
-      if (e === EINTR) continue;
-      throw new SyscallError("write", e, [shown]);
-    }
-    done += n;
+    done += checkRetry(() => write(fd, rest, BigInt(rest.byteLength)), "write", [shown]);
   }
 }
 

@@ -12,6 +12,7 @@ import { SyscallError } from "./errno.ts";
 import { cstr, fromCstr } from "./cstring.ts";
 import { defineStruct } from "./structs.ts";
 import { SYS } from "./syscalls.ts";
+import { ENOSPC } from "./constants.ts";
 
 // ── kernel constants (include/uapi/linux/bpf.h) ───────────────────────────────────────────────
 
@@ -334,7 +335,7 @@ export function bpfProgQuery(targetFd: number, attachType: number, context?: str
     // The kernel writes the number of attached programs back, also when they did not fit (ENOSPC).
     const count = v.getUint32(F.progCnt.offset, true);
     if (ret === -1n) {
-      if (e === 28 /* ENOSPC */ && count > room && room < 1 << 16) {
+      if (e === ENOSPC && count > room && room < 1 << 16) {
         room = count;
         continue;
       }

@@ -24,6 +24,18 @@ import { setFlagsFromString } from "node:v8";
 import { errno, libc } from "./libc.ts";
 import { SyscallError } from "./errno.ts";
 import { SYS } from "./syscalls.ts";
+import {
+  CLONE_NEWTIME,
+  CLONE_PARENT,
+  ECHILD,
+  EINTR,
+  EINVAL,
+  MADV_DOFORK,
+  O_CLOEXEC,
+  SIG_BLOCK,
+  SIG_SETMASK,
+  SIGCHLD,
+} from "./constants.ts";
 
 /**
  * The environment that keeps Bun's JavaScriptCore from using helper threads for GC and JIT (the
@@ -100,14 +112,6 @@ function warnOnce(): void {
   );
 }
 
-const MADV_DOFORK = 11;
-const CLONE_NEWTIME = 0x80;
-const EINVAL = 22;
-const SIGCHLD = 17;
-const EINTR = 4;
-const O_CLOEXEC = 0o2000000;
-const SIG_BLOCK = 0;
-const SIG_SETMASK = 2;
 const ALL_SIGNALS = new Uint8Array(128).fill(0xff);
 
 let spans: Array<readonly [bigint, bigint]> | undefined;
@@ -221,7 +225,6 @@ export function forkProcess(cloneFlags = 0): number {
  * fork; containers rarely take this path now (see `ffi/spawn.ts`).
  */
 const CLONE_VIA_FORK = true;
-const CLONE_PARENT = 0x00008000;
 
 /**
  * The namespace clone through an intermediate fork (see {@link CLONE_VIA_FORK}). Runs with
@@ -233,7 +236,7 @@ function cloneViaFork(cloneFlags: number): [number, number] {
   // clone" word, a death is reported (ECHILD): the real child may exist.
   for (let attempt = 1;; attempt++) {
     const r = cloneViaForkOnce(cloneFlags);
-    if (r !== "died before clone" || attempt >= 3) return r === "died before clone" ? [-1, 10 /* ECHILD */] : r;
+    if (r !== "died before clone" || attempt >= 3) return r === "died before clone" ? [-1, ECHILD] : r;
   }
 }
 
@@ -278,6 +281,9 @@ function cloneViaForkOnce(cloneFlags: number): [number, number] | "died before c
   }
   close(wr);
   let got = 0;
+  // These EINTR loops stay written out, not retryEintr: the signals are blocked and the pages
+  // prepared for this fork (see prepareFork), so nothing is allocated here that need not be (no
+  // closure), as in the intermediate above.
   for (;;) {
     const n = read(rd, bytes.subarray(got), BigInt(8 - got));
     if (n === -1 && errno() === EINTR) continue;
@@ -288,7 +294,7 @@ function cloneViaForkOnce(cloneFlags: number): [number, number] | "died before c
   close(rd);
   while (waitpid(mid, st, 0) === -1 && errno() === EINTR);
   if (got < 4) return "died before clone";
-  if (got < 8) return [-1, 10 /* ECHILD: the intermediate died while it cloned */];
+  if (got < 8) return [-1, ECHILD]; // the intermediate died while it cloned
   const pid = words[1]!;
   return pid < 0 ? [-1, -pid] : [pid, 0];
 }

@@ -12,6 +12,7 @@
  * @module
  */
 import { SyscallError } from "./errno.ts";
+import { EINTR } from "./constants.ts";
 import { denoFfi } from "./_deno.ts";
 import { bunFfiAdapter } from "./_bun.ts";
 
@@ -256,6 +257,49 @@ export function check(
 ): number {
   if (ret === -1 || ret === -1n) throw new SyscallError(syscall, errno(), args, context);
   return Number(ret);
+}
+
+/**
+ * Makes `call` again while it fails with EINTR (returns -1 with errno EINTR), and returns its first
+ * other result. When that result is -1, errno is still the call's own: only errno has been read
+ * since, so the caller may read it (or pass the result to {@link check}).
+ *
+ * It takes a closure, so it is not for code between a fork and an exec or `_exit` of the runtime
+ * (ffi/fork.ts's intermediate, a forked child's setup), which allocates as little as it can: there
+ * the loops stay written out.
+ *
+ * @example Read from a pipe, whatever signal arrives meanwhile
+ * ```ts ignore
+ * const n = retryEintr(() => libc().read(fd, buf, BigInt(buf.length)));
+ * ```
+ * @param call The libc call, returning -1 on failure.
+ * @returns The call's first result that is not an EINTR failure.
+ */
+export function retryEintr<T extends number | bigint>(call: () => T): T {
+  for (;;) {
+    const ret = call();
+    if ((ret !== -1 && ret !== -1n) || errno() !== EINTR) return ret;
+  }
+}
+
+/**
+ * {@link check} of {@link retryEintr}: makes `call` until it does not fail with EINTR, then throws a
+ * {@link SyscallError} when it failed otherwise.
+ *
+ * @param call The libc call, returning -1 on failure.
+ * @param syscall The call's name for the message.
+ * @param args The arguments that matter, for the message.
+ * @param context What hako was doing, prefixed to the message.
+ * @returns The call's result, as a number.
+ * @throws {SyscallError} When the call fails with anything but EINTR.
+ */
+export function checkRetry(
+  call: () => number | bigint,
+  syscall: string,
+  args: readonly unknown[] = [],
+  context?: string,
+): number {
+  return check(retryEintr(call), syscall, args, context);
 }
 
 /**

@@ -18,9 +18,24 @@
  * @module
  */
 import process from "node:process";
-import { addressOf, check, errno, libc } from "./libc.ts";
+import { addressOf, check, checkRetry, errno, libc } from "./libc.ts";
 import { SyscallError } from "./errno.ts";
-import { parseReport, REPORT_BYTES, spawnProgram, SyscallProgram } from "./spawn.ts";
+import { SYS } from "./syscalls.ts";
+import { readReport, spawnProgram, SyscallProgram } from "./spawn.ts";
+import {
+  EINVAL,
+  F_ADD_SEALS,
+  F_DUPFD_CLOEXEC,
+  F_SEAL_GROW,
+  F_SEAL_SEAL,
+  F_SEAL_SHRINK,
+  F_SEAL_WRITE,
+  MFD_ALLOW_SEALING,
+  MFD_CLOEXEC,
+  MFD_EXEC,
+  O_CLOEXEC,
+  O_RDONLY,
+} from "./constants.ts";
 
 /**
  * The relay's machine code, assembled from `ffi/log_relay_x86_64.S` (`bash tools/assemble.sh
@@ -107,13 +122,6 @@ export function logRelayImage(hex: string = LOG_RELAY_X86_64_HEX): Uint8Array {
 const PT_LOAD = 1, PT_GNU_STACK = 0x6474e551;
 const PF_X = 1, PF_W = 2, PF_R = 4;
 
-const NR_FCNTL = 72, NR_MEMFD_CREATE = 319;
-const F_DUPFD_CLOEXEC = 1030, F_ADD_SEALS = 1033;
-const F_SEAL_SEAL = 1, F_SEAL_SHRINK = 2, F_SEAL_GROW = 4, F_SEAL_WRITE = 8;
-const MFD_CLOEXEC = 1, MFD_ALLOW_SEALING = 2, MFD_EXEC = 0x10;
-const O_RDONLY = 0, O_CLOEXEC = 0o2000000;
-const EINTR = 4, EINVAL = 22;
-
 let relayFd: number | undefined;
 
 /**
@@ -126,20 +134,24 @@ function relayExecutable(): number {
   const name = new TextEncoder().encode("hako-log\0");
   // MFD_EXEC (Linux 6.3) says the memfd is meant to be executed (vm.memfd_noexec); older kernels
   // refuse the flag, and need nothing.
-  const memfd = (flags: number) => Number(syscall(BigInt(NR_MEMFD_CREATE), addressOf(name), BigInt(flags), 0n, 0n, 0n));
+  const memfd = (flags: number) =>
+    Number(syscall(BigInt(SYS.memfd_create), addressOf(name), BigInt(flags), 0n, 0n, 0n));
   let fd = memfd(MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
   if (fd === -1 && errno() === EINVAL) fd = memfd(MFD_CLOEXEC | MFD_ALLOW_SEALING);
   check(fd, "memfd_create", ["hako-log"], "make the log relay's executable");
   try {
     const image = logRelayImage();
     for (let done = 0; done < image.length;) {
-      const n = Number(write(fd, image.subarray(done), BigInt(image.length - done)));
-      if (n === -1 && errno() === EINTR) continue;
-      check(n, "write", ["memfd:hako-log"], "write the log relay's executable");
+      const n = checkRetry(
+        () => write(fd, image.subarray(done), BigInt(image.length - done)),
+        "write",
+        ["memfd:hako-log"],
+        "write the log relay's executable",
+      );
       done += n;
     }
     const seals = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
-    check(Number(syscall(BigInt(NR_FCNTL), BigInt(fd), BigInt(F_ADD_SEALS), BigInt(seals), 0n, 0n)), "fcntl", [
+    check(Number(syscall(BigInt(SYS.fcntl), BigInt(fd), BigInt(F_ADD_SEALS), BigInt(seals), 0n, 0n)), "fcntl", [
       "F_ADD_SEALS",
     ]);
   } catch (e) {
@@ -177,7 +189,7 @@ export function spawnLogRelay(o: LogRelayOptions): number {
     throw new TypeError(`hako ffi: a log relay's file is a name in its directory, not ${JSON.stringify(o.file)}`);
   }
   const exe = relayExecutable();
-  const { syscall, open, pipe2, read, close, waitpid } = libc();
+  const { syscall, open, pipe2, close, waitpid } = libc();
   const opened: number[] = [];
   try {
     const nul = check(open(new TextEncoder().encode("/dev/null\0"), O_RDONLY | O_CLOEXEC, 0), "open", ["/dev/null"]);
@@ -185,7 +197,7 @@ export function spawnLogRelay(o: LogRelayOptions): number {
     // Copies of the sources above 9, so that moving them to 0..4 never overwrites one still to move.
     const high = (fd: number) => {
       const c = check(
-        Number(syscall(BigInt(NR_FCNTL), BigInt(fd), BigInt(F_DUPFD_CLOEXEC), 10n, 0n, 0n)),
+        Number(syscall(BigInt(SYS.fcntl), BigInt(fd), BigInt(F_DUPFD_CLOEXEC), 10n, 0n, 0n)),
         "fcntl",
         [
           fd,
@@ -222,11 +234,8 @@ export function spawnLogRelay(o: LogRelayOptions): number {
         close(wr);
       }
       // The program's memory is the child's until it has exec'd (EOF) or reported a failure.
-      const report = new Uint8Array(REPORT_BYTES);
-      let got: number;
-      while ((got = read(rd, report, BigInt(REPORT_BYTES))) === -1 && errno() === EINTR);
+      const r = readReport(rd);
       void built.memory;
-      const r = got === REPORT_BYTES ? parseReport(report) : undefined;
       if (r && !r.ready && "op" in r) {
         waitpid(pid, null, 0);
         const [call, args] = ops[r.op] ?? ["spawn", []];

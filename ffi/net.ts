@@ -5,13 +5,10 @@
  */
 import { check, libc } from "./libc.ts";
 import { addressOf } from "./libc.ts";
+import { AF_INET, IFF_UP, SOCK_CLOEXEC, SOCK_DGRAM } from "./constants.ts";
 
-const AF_INET = 2;
-const SOCK_DGRAM = 2;
-const SOCK_CLOEXEC = 0o2000000;
 const SIOCGIFFLAGS = 0x8913;
 const SIOCSIFFLAGS = 0x8914;
-const IFF_UP = 0x1;
 /** sizeof(struct ifreq) on 64-bit Linux: a 16-byte name and a 24-byte union. */
 const IFREQ_SIZE = 40;
 const IFNAMSIZ = 16;

@@ -10,14 +10,10 @@
  * `struct ifinfomsg` (16), `struct ifaddrmsg` (8), `struct rtattr` (4) followed by its payload.
  * @module
  */
-import { check, errno, libc } from "./libc.ts";
+import { check, checkRetry, errno, libc } from "./libc.ts";
 import { cstr } from "./cstring.ts";
 import { SyscallError } from "./errno.ts";
-
-const AF_NETLINK = 16;
-const SOCK_RAW = 3;
-const SOCK_CLOEXEC = 0o2000000;
-const NETLINK_ROUTE = 0;
+import { AF_NETLINK, AF_UNSPEC, IFF_UP, NETLINK_ROUTE, SOCK_CLOEXEC, SOCK_RAW } from "./constants.ts";
 
 const RTM_NEWLINK = 16;
 const RTM_DELLINK = 17;
@@ -38,9 +34,6 @@ const IFLA_INFO_DATA = 2;
 const VETH_INFO_PEER = 1;
 const IFA_ADDRESS = 1;
 const IFA_LOCAL = 2;
-const IFF_UP = 0x1;
-const AF_UNSPEC = 0;
-const EINTR = 4;
 
 /** `struct nlmsghdr { u32 nlmsg_len; u16 nlmsg_type; u16 nlmsg_flags; u32 nlmsg_seq; u32 nlmsg_pid; }` */
 const NLMSGHDR = { size: 16, len: 0, type: 4, flags: 6, seq: 8, pid: 12 } as const;
@@ -139,20 +132,10 @@ function request(type: number, flags: number, parts: readonly Uint8Array[], what
   try {
     const sa = new Uint8Array(SOCKADDR_NL.size);
     dv(sa).setUint16(SOCKADDR_NL.family, AF_NETLINK, true); // pid 0: the kernel
-    for (;;) {
-      const n = sendto(fd, msg, BigInt(msg.length), 0, sa, SOCKADDR_NL.size);
-      if (n === -1 && errno() === EINTR) continue;
-      check(n, "sendto", [fd], context);
-      break;
-    }
+    checkRetry(() => sendto(fd, msg, BigInt(msg.length), 0, sa, SOCKADDR_NL.size), "sendto", [fd], context);
     const buf = new Uint8Array(65536);
     for (;;) {
-      const n = recv(fd, buf, BigInt(buf.length), 0);
-      if (n === -1) {
-        const e = errno();
-        if (e === EINTR) continue;
-        throw new SyscallError("recv", e, [fd], context);
-      }
+      const n = checkRetry(() => recv(fd, buf, BigInt(buf.length), 0), "recv", [fd], context);
       if (n === 0) throw new Error(`${context}: the kernel closed the socket without an answer`);
       const v = dv(buf);
       for (let off = 0; off + NLMSGHDR.size <= n;) {
@@ -344,21 +327,11 @@ function dump(
   try {
     const sa = new Uint8Array(SOCKADDR_NL.size);
     dv(sa).setUint16(SOCKADDR_NL.family, AF_NETLINK, true);
-    for (;;) {
-      const n = sendto(fd, msg, BigInt(msg.length), 0, sa, SOCKADDR_NL.size);
-      if (n === -1 && errno() === EINTR) continue;
-      check(n, "sendto", [fd], context);
-      break;
-    }
+    checkRetry(() => sendto(fd, msg, BigInt(msg.length), 0, sa, SOCKADDR_NL.size), "sendto", [fd], context);
     // A dump comes in several reads, each holding whole messages (at most a few pages).
     const buf = new Uint8Array(65536);
     for (;;) {
-      const n = recv(fd, buf, BigInt(buf.length), 0);
-      if (n === -1) {
-        const e = errno();
-        if (e === EINTR) continue;
-        throw new SyscallError("recv", e, [fd], context);
-      }
+      const n = checkRetry(() => recv(fd, buf, BigInt(buf.length), 0), "recv", [fd], context);
       if (n === 0) throw new Error(`${context}: the kernel closed the socket before NLMSG_DONE`);
       const v = dv(buf);
       for (let off = 0; off + NLMSGHDR.size <= n;) {

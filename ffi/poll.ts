@@ -19,13 +19,12 @@
  * @module
  */
 import { setImmediate } from "node:timers";
-import { errno, libc } from "./libc.ts";
+import { checkRetry, errno, libc, retryEintr } from "./libc.ts";
 import { cstr } from "./cstring.ts";
 import { SyscallError } from "./errno.ts";
 import { SYS } from "./syscalls.ts";
+import { ENOSYS, ESRCH, O_CLOEXEC, O_RDONLY, POLLERR, POLLIN, POLLPRI } from "./constants.ts";
 
-const POLLIN = 0x1;
-const EINTR = 4;
 /** The longest a single blocking poll holds the event loop. */
 export const SLICE_MS = 1;
 /** For how long after a wait begins the reactor may block (in slices). */
@@ -54,15 +53,8 @@ export function pollReadable(fds: readonly number[], timeoutMs: number): boolean
     view.setInt16(8 * i + 4, POLLIN, true);
   });
   const { poll } = libc();
-  for (;;) {
-    const n = poll(buf, BigInt(fds.length), timeoutMs);
-    if (n === -1) {
-      const e = errno();
-      if (e === EINTR) continue;
-      throw new SyscallError("poll", e, fds);
-    }
-    return fds.map((_, i) => n > 0 && view.getInt16(8 * i + 6, true) !== 0);
-  }
+  const n = checkRetry(() => poll(buf, BigInt(fds.length), timeoutMs), "poll", fds);
+  return fds.map((_, i) => n > 0 && view.getInt16(8 * i + 6, true) !== 0);
 }
 
 /**
@@ -124,14 +116,11 @@ export function pidfdOpen(pid: number): number {
   const fd = Number(libc().syscall(BigInt(SYS.pidfd_open), BigInt(pid), 0n, 0n, 0n, 0n));
   if (fd === -1) {
     const e = errno();
-    if (e === 38 /* ENOSYS */ || e === 3 /* ESRCH */) return -1;
+    if (e === ENOSYS || e === ESRCH) return -1;
     throw new SyscallError("pidfd_open", e, [pid]);
   }
   return fd;
 }
-
-const POLLPRI = 0x2, POLLERR = 0x8;
-const O_RDONLY = 0, O_CLOEXEC = 0o2000000;
 
 /**
  * Tells whether this mount namespace's mount table changed since the last look: the kernel marks
@@ -156,11 +145,8 @@ export class MountTableWatch {
   changed(): boolean {
     const view = new DataView(this.#buf.buffer);
     view.setInt16(6, 0, true);
-    for (;;) {
-      const n = libc().poll(this.#buf, 1n, 0);
-      if (n === -1 && errno() === EINTR) continue;
-      return n !== 0 && (n === -1 || (view.getInt16(6, true) & (POLLPRI | POLLERR)) !== 0);
-    }
+    const n = retryEintr(() => libc().poll(this.#buf, 1n, 0));
+    return n !== 0 && (n === -1 || (view.getInt16(6, true) & (POLLPRI | POLLERR)) !== 0);
   }
 
   /** Stops watching. */

@@ -8,6 +8,7 @@
  */
 import { addressOf, check, libc } from "./libc.ts";
 import { SYS } from "./syscalls.ts";
+import { SECCOMP_SET_MODE_FILTER } from "./constants.ts";
 
 /**
  * `struct sock_filter { __u16 code; __u8 jt; __u8 jf; __u32 k; }` (linux/filter.h): 8 bytes,
@@ -90,8 +91,6 @@ export function decodeSockFilters(buf: Uint8Array): SockFilter[] {
   }
   return out;
 }
-
-const SECCOMP_SET_MODE_FILTER = 1;
 
 /**
  * `seccomp(SECCOMP_SET_MODE_FILTER, flags, &fprog)`: installs `program` (encoded

@@ -19,8 +19,11 @@
  * @module
  */
 import process from "node:process";
-import { addressOf, errno, libc } from "./libc.ts";
+import { addressOf, checkRetry, errno, libc } from "./libc.ts";
+import { waitReadable } from "./poll.ts";
+import { SYSCALLS_X86_64 } from "./_syscalls_x86_64.ts";
 import { SyscallError } from "./errno.ts";
+import { CLONE_VM, PR_GET_DUMPABLE, PR_SET_DUMPABLE, SIG_BLOCK, SIG_SETMASK, SIGCHLD } from "./constants.ts";
 
 /**
  * The runner's machine code, assembled from `ffi/spawn_x86_64.S` (`bash tools/assemble.sh`
@@ -38,47 +41,54 @@ export const RUNNER_X86_64_HEX: string =
   "89ca4881e20f0c00004909d248f7c10010000074074981ca0000200048f7c10020000074074981ca0001000049f7c2000420" +
   "0075074981ca00000001b8a500000031ff488b730831d24531c00f05e9abfeffff";
 
-/** x86-64 numbers of the system calls a program may make. */
-const NR = {
-  read: 0,
-  write: 1,
-  open: 2,
-  close: 3,
-  rt_sigaction: 13,
-  rt_sigprocmask: 14,
-  ioctl: 16,
-  dup2: 33,
-  socket: 41,
-  sendmsg: 46,
-  execve: 59,
-  chdir: 80,
-  chroot: 161,
-  fchdir: 81,
-  mkdir: 83,
-  symlink: 88,
-  fchown: 93,
-  setsid: 112,
-  setgroups: 116,
-  setresuid: 117,
-  setresgid: 119,
-  capset: 126,
-  mknod: 133,
-  fchmodat: 268,
-  prctl: 157,
-  pivot_root: 155,
-  mount: 165,
-  umount2: 166,
-  sethostname: 170,
-  prlimit64: 302,
-  setns: 308,
-  unshare: 272,
-  seccomp: 317,
-  close_range: 436,
-  mount_setattr: 442,
-  open_tree: 428,
-  move_mount: 429,
-  exit_group: 231,
-} as const;
+/** The system calls a program may make. */
+const PROGRAM_SYSCALLS = [
+  "read",
+  "write",
+  "open",
+  "close",
+  "rt_sigaction",
+  "rt_sigprocmask",
+  "ioctl",
+  "dup2",
+  "socket",
+  "sendmsg",
+  "execve",
+  "chdir",
+  "chroot",
+  "fchdir",
+  "mkdir",
+  "symlink",
+  "fchown",
+  "setsid",
+  "setgroups",
+  "setresuid",
+  "setresgid",
+  "capset",
+  "mknod",
+  "fchmodat",
+  "prctl",
+  "pivot_root",
+  "mount",
+  "umount2",
+  "sethostname",
+  "prlimit64",
+  "setns",
+  "unshare",
+  "seccomp",
+  "close_range",
+  "mount_setattr",
+  "open_tree",
+  "move_mount",
+  "exit_group",
+] as const;
+
+/** Their x86-64 numbers (the runner is x86-64 code), from the kernel's table (ffi/_syscalls_x86_64.ts). */
+const NR = Object.fromEntries(PROGRAM_SYSCALLS.map((name) => {
+  const nr = SYSCALLS_X86_64[name];
+  if (nr === undefined) throw new Error(`the x86_64 syscall table has no ${name}`);
+  return [name, nr];
+})) as Readonly<Record<(typeof PROGRAM_SYSCALLS)[number], number>>;
 
 /** A system call a {@link SyscallProgram} may make. */
 export type ProgramSyscall = keyof typeof NR;
@@ -470,10 +480,6 @@ function runnerAddress(): bigint {
   return runner = page;
 }
 
-const CLONE_VM = 0x100;
-const SIGCHLD = 17;
-const SIG_BLOCK = 0;
-const SIG_SETMASK = 2;
 const ALL_SIGNALS = new Uint8Array(128).fill(0xff);
 
 /**
@@ -499,8 +505,6 @@ export function spawnProgram(built: BuiltProgram, cloneFlags: number): number {
   return pid;
 }
 
-const PR_GET_DUMPABLE = 3;
-const PR_SET_DUMPABLE = 4;
 let dumpableHolds = 0;
 let dumpableBefore = 1;
 
@@ -568,4 +572,53 @@ export function parseReport(bytes: Uint8Array): ProgramReport | undefined {
   if (kind === FAILED) return { ready: false, op: v.getUint32(4, true), errno: v.getUint32(8, true) };
   if (kind === PID) return { ready: false, pid: v.getUint32(4, true) };
   return undefined;
+}
+
+/**
+ * Reads a program's first report from `fd`, blocking until a whole record or EOF (retrying on
+ * EINTR and short reads): the reader for callers that wait for a spawned program's exec.
+ * @param fd The read end of the pipe given to {@link BuiltProgram.reportTo} (its write end closed here).
+ * @returns The record; undefined at EOF before a whole record (the program exec'd, or died) or
+ *   when the bytes are not a record.
+ * @throws {SyscallError} When read fails.
+ */
+export function readReport(fd: number): ProgramReport | undefined {
+  const record = new Uint8Array(REPORT_BYTES);
+  for (let got = 0; got < REPORT_BYTES;) {
+    const n = checkRetry(() => libc().read(fd, record.subarray(got), BigInt(REPORT_BYTES - got)), "read", [fd]);
+    if (n === 0) return undefined;
+    got += n;
+  }
+  return parseReport(record);
+}
+
+/**
+ * The next report on `fd`, without blocking the event loop (waits with `waitReadable` until
+ * `until`, a `Date.now()` time): the record, `"eof"` when the pipe ends between records,
+ * `"garbled"` when the bytes are not a record (or the pipe ends amid one), `"timeout"` when
+ * nothing came in time. The reader for callers that read several records (exec's).
+ * @param fd The read end of the report pipe.
+ * @param until When to give up, as `Date.now()` counts.
+ * @param context What the caller is doing, for a SyscallError's message.
+ * @throws {SyscallError} When read fails.
+ */
+export async function nextReport(
+  fd: number,
+  until: number,
+  context?: string,
+): Promise<ProgramReport | "eof" | "garbled" | "timeout"> {
+  const record = new Uint8Array(REPORT_BYTES);
+  for (let got = 0; got < REPORT_BYTES;) {
+    const left = until - Date.now();
+    if (left <= 0 || !(await waitReadable(fd, left))) return "timeout";
+    const n = checkRetry(
+      () => libc().read(fd, record.subarray(got), BigInt(REPORT_BYTES - got)),
+      "read",
+      [fd],
+      context,
+    );
+    if (n === 0) return got === 0 ? "eof" : "garbled";
+    got += n;
+  }
+  return parseReport(record) ?? "garbled";
 }

@@ -224,8 +224,8 @@ export function statvfsFlags(buf: Uint8Array): number {
   return Number(view(buf).getBigUint64(STATVFS.fields.flag.offset, LE));
 }
 
-/** `MOUNT_ATTR_RDONLY`, for {@link encodeMountAttr}. */
-export const MOUNT_ATTR_RDONLY = 0x1;
+/** `MOUNT_ATTR_RDONLY`, for {@link encodeMountAttr} (re-exported from ffi/constants.ts). */
+export { MOUNT_ATTR_RDONLY } from "./constants.ts";
 
 /**
  * A `struct mount_attr` (32 bytes: `attr_set`, `attr_clr`, `propagation`, `userns_fd`, each u64)

@@ -1,9 +1,12 @@
 /**
  * Raw syscall numbers for the calls glibc has no wrapper for (or whose wrapper we avoid),
- * per architecture.
+ * per architecture, read from the generated tables `ffi/_syscalls_*.ts` (one per ABI, from the
+ * kernel's syscall.tbl; the seccomp filters and the native runner use the same tables).
  * @module
  */
 import process from "node:process";
+import { SYSCALLS_AARCH64 } from "./_syscalls_aarch64.ts";
+import { SYSCALLS_X86_64 } from "./_syscalls_x86_64.ts";
 
 /** Syscall numbers hako calls through `syscall(2)`. */
 export interface SyscallNumbers {
@@ -23,50 +26,51 @@ export interface SyscallNumbers {
   readonly mknodat: number;
   /** statx(2) (called raw: one layout on every architecture, older glibcs lack the wrapper). */
   readonly statx: number;
+  /** fcntl(2), called raw by the log relay's setup (ffi/log_relay.ts). */
+  readonly fcntl: number;
+  /** memfd_create(2), called raw by the log relay's setup (glibc 2.27 was the first with the wrapper). */
+  readonly memfd_create: number;
   /** keyctl(2) (glibc has no wrapper: it is libkeyutils's). */
   readonly keyctl: number;
 }
 
-const X86_64: SyscallNumbers = {
-  clone: 56,
-  pivot_root: 155,
-  seccomp: 317,
-  pidfd_open: 434,
-  pidfd_send_signal: 424,
-  close_range: 436,
-  bpf: 321,
-  mount_setattr: 442,
-  open_tree: 428,
-  move_mount: 429,
-  openat2: 437,
-  mknodat: 259,
-  statx: 332,
-  keyctl: 250,
-};
-const AARCH64: SyscallNumbers = {
-  clone: 220,
-  pivot_root: 41,
-  seccomp: 277,
-  pidfd_open: 434,
-  pidfd_send_signal: 424,
-  close_range: 436,
-  bpf: 280,
-  mount_setattr: 442,
-  open_tree: 428,
-  move_mount: 429,
-  openat2: 437,
-  mknodat: 33,
-  statx: 291,
-  keyctl: 219,
-};
+/**
+ * The numbers of {@link SyscallNumbers}' calls, taken from one of the generated tables (the kernel's
+ * own syscall.tbl rows, see tools/gen_syscalls.ts), which the seccomp filters use too.
+ */
+function pick(table: Readonly<Record<string, number>>, abi: string): SyscallNumbers {
+  const nr = (name: string): number => {
+    const n = table[name];
+    if (n === undefined) throw new Error(`the ${abi} syscall table has no ${name}`);
+    return n;
+  };
+  return {
+    clone: nr("clone"),
+    pivot_root: nr("pivot_root"),
+    seccomp: nr("seccomp"),
+    pidfd_open: nr("pidfd_open"),
+    pidfd_send_signal: nr("pidfd_send_signal"),
+    close_range: nr("close_range"),
+    bpf: nr("bpf"),
+    mount_setattr: nr("mount_setattr"),
+    open_tree: nr("open_tree"),
+    move_mount: nr("move_mount"),
+    openat2: nr("openat2"),
+    mknodat: nr("mknodat"),
+    statx: nr("statx"),
+    fcntl: nr("fcntl"),
+    memfd_create: nr("memfd_create"),
+    keyctl: nr("keyctl"),
+  };
+}
 
 /** The syscall numbers of the running architecture. */
 export const SYS: SyscallNumbers = (() => {
   switch (process.arch) {
     case "x64":
-      return X86_64;
+      return pick(SYSCALLS_X86_64, "x86_64");
     case "arm64":
-      return AARCH64;
+      return pick(SYSCALLS_AARCH64, "aarch64");
     default:
       throw new Error(`hako supports x86_64 and aarch64 Linux, not ${process.arch}`);
   }

@@ -16,48 +16,51 @@
  * ```
  * @module
  */
-import { addressOf, errno, libc } from "./libc.ts";
+import { addressOf, errno, libc, retryEintr } from "./libc.ts";
 import { SyscallError } from "./errno.ts";
 import { defineStruct } from "./structs.ts";
+import {
+  AF_UNIX,
+  EAGAIN,
+  EMSGSIZE,
+  FIONBIO,
+  MSG_CMSG_CLOEXEC,
+  MSG_CTRUNC,
+  MSG_DONTWAIT,
+  MSG_NOSIGNAL,
+  O_CLOEXEC,
+  O_NOCTTY,
+  O_RDWR,
+  SCM_RIGHTS,
+  SOCK_CLOEXEC,
+  SOCK_SEQPACKET,
+  SOL_SOCKET,
+  TIOCGPTPEER,
+  TIOCGWINSZ,
+  TIOCSCTTY,
+  TIOCSPTLCK,
+  TIOCSWINSZ,
+} from "./constants.ts";
 
-/** `ioctl(fd, TIOCSCTTY, 0)`: make a terminal the session's controlling terminal. */
-export const TIOCSCTTY = 0x540e;
-/** `ioctl(fd, TIOCGWINSZ, struct winsize *)`. */
-export const TIOCGWINSZ = 0x5413;
-/** `ioctl(fd, TIOCSWINSZ, const struct winsize *)`: also signals SIGWINCH to the terminal's foreground group. */
-export const TIOCSWINSZ = 0x5414;
-/** `ioctl(master, TIOCSPTLCK, int *)`: lock (1) or unlock (0) a pty's slave (unlockpt). */
-export const TIOCSPTLCK = 0x40045431;
-/** `ioctl(master, TIOCGPTPEER, flags)` (Linux 4.13): opens the master's slave, no path involved. */
-export const TIOCGPTPEER = 0x5441;
-/** `ioctl(fd, FIONBIO, int *)`: set or clear O_NONBLOCK. */
-export const FIONBIO = 0x5421;
-/** `ioctl(fd, TIOCSTI, char *)`: push a character into a terminal's input (the attack `-t` defeats). */
-export const TIOCSTI = 0x5412;
+// The terminal ioctls and socket options, re-exported from their one place (ffi/constants.ts).
+export {
+  FIONBIO,
+  MSG_NOSIGNAL,
+  SCM_RIGHTS,
+  SOL_SOCKET,
+  TIOCGPTPEER,
+  TIOCGWINSZ,
+  TIOCSCTTY,
+  TIOCSPTLCK,
+  TIOCSTI,
+  TIOCSWINSZ,
+} from "./constants.ts";
 
-const O_RDWR = 0o2;
-const O_NOCTTY = 0o400;
-const O_CLOEXEC = 0o2000000;
 /** What the master and slave of a container's pty are opened with. */
 export const PTY_OPEN_FLAGS: number = O_RDWR | O_NOCTTY | O_CLOEXEC;
 
-const AF_UNIX = 1;
-const SOCK_SEQPACKET = 5;
-const SOCK_CLOEXEC = 0o2000000;
-/** `SOL_SOCKET`. */
-export const SOL_SOCKET = 1;
-/** `SCM_RIGHTS`: a control message carrying file descriptors. */
-export const SCM_RIGHTS = 1;
-/** `MSG_NOSIGNAL`: no SIGPIPE when the other end is gone (EPIPE instead). */
-export const MSG_NOSIGNAL = 0x4000;
-const MSG_DONTWAIT = 0x40;
-const MSG_CTRUNC = 0x8;
-const MSG_CMSG_CLOEXEC = 0x40000000;
-const EAGAIN = 11;
-const EINTR = 4;
 /** A value shown unquoted in a SyscallError message. */
 const unquoted = (text: string) => Object.freeze({ toString: () => text });
-const EMSGSIZE = 90;
 
 /** `struct winsize { unsigned short ws_row, ws_col, ws_xpixel, ws_ypixel; }`. */
 export const WINSIZE = defineStruct(
@@ -171,10 +174,7 @@ export function makeRaw(fd: number): Uint8Array | undefined {
  * @returns False when it could not (the terminal is gone).
  */
 export function restoreTerminal(fd: number, saved: Uint8Array): boolean {
-  for (;;) {
-    if (libc().tcsetattr(fd, TCSANOW, saved) === 0) return true;
-    if (errno() !== EINTR) return false;
-  }
+  return retryEintr(() => libc().tcsetattr(fd, TCSANOW, saved)) === 0;
 }
 
 /** The terminal's end-of-file character (`c_cc[VEOF]`, ^D by default); 4 when `fd` is not a terminal. */
@@ -290,13 +290,9 @@ const keep = new WeakMap<Uint8Array, Uint8Array[]>();
  */
 export function sendFd(sock: number, fd: number): void {
   const hdr = message(new Uint8Array([0x54]), encodeRightsMessage(fd));
-  for (;;) {
-    const n = libc().sendmsg(sock, hdr, MSG_NOSIGNAL);
-    if (n === 1) return;
-    const e = n === -1 ? errno() : 0;
-    if (e === EINTR) continue;
-    throw new SyscallError("sendmsg", e, [sock, unquoted("SCM_RIGHTS"), fd]);
-  }
+  const n = retryEintr(() => libc().sendmsg(sock, hdr, MSG_NOSIGNAL));
+  if (n === 1) return;
+  throw new SyscallError("sendmsg", n === -1 ? errno() : 0, [sock, unquoted("SCM_RIGHTS"), fd]);
 }
 
 /**
@@ -311,12 +307,9 @@ export function receiveFd(sock: number): number | undefined {
   const byte = new Uint8Array(1);
   const control = new Uint8Array(64);
   const hdr = message(byte, control);
-  let n: number;
-  for (;;) {
-    n = libc().recvmsg(sock, hdr, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    if (n !== -1) break;
+  const n = retryEintr(() => libc().recvmsg(sock, hdr, MSG_DONTWAIT | MSG_CMSG_CLOEXEC));
+  if (n === -1) {
     const e = errno();
-    if (e === EINTR) continue;
     if (e === EAGAIN) return undefined;
     throw new SyscallError("recvmsg", e, [sock]);
   }

@@ -14,10 +14,9 @@
 import { errno, libc } from "./libc.ts";
 import { SyscallError } from "./errno.ts";
 import { defineStruct } from "./structs.ts";
+import { AF_UNIX, SOL_SOCKET } from "./constants.ts";
 
-const SOL_SOCKET = 1;
 const SO_PEERCRED = 17;
-const AF_UNIX = 1;
 
 /** `struct ucred` (linux/socket.h): what SO_PEERCRED returns, fixed when the peer called connect(). */
 export const UCRED = defineStruct("struct ucred", { pid: "i32", uid: "u32", gid: "u32" }, 12);

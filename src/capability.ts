@@ -23,6 +23,22 @@ import process from "node:process";
 import { check, errno, libc } from "../ffi/libc.ts";
 import { capDataBuffer, capHeader, type CapSets, decodeCapData, encodeCapData } from "../ffi/structs.ts";
 import { ConfigError, fsError, SyscallError } from "./errors.ts";
+import {
+  EINVAL,
+  EPERM,
+  PR_CAP_AMBIENT,
+  PR_CAP_AMBIENT_CLEAR_ALL,
+  PR_CAP_AMBIENT_IS_SET,
+  PR_CAP_AMBIENT_LOWER,
+  PR_CAP_AMBIENT_RAISE,
+  PR_CAPBSET_DROP,
+  PR_CAPBSET_READ,
+  PR_GET_KEEPCAPS,
+  PR_GET_NO_NEW_PRIVS,
+  PR_GET_SECUREBITS,
+  PR_SET_KEEPCAPS,
+  PR_SET_NO_NEW_PRIVS,
+} from "../ffi/constants.ts";
 
 /** A capability's canonical name, e.g. `"CAP_CHOWN"`. */
 export type CapabilityName = typeof Capability.NAMES[number];
@@ -73,21 +89,7 @@ export interface CapabilityOptions {
   readonly keepCaps?: boolean;
 }
 
-const PR_GET_KEEPCAPS = 7;
-const PR_GET_SECUREBITS = 27;
 const SECBIT_NOROOT = 1;
-const PR_SET_KEEPCAPS = 8;
-const PR_CAPBSET_READ = 23;
-const PR_CAPBSET_DROP = 24;
-const PR_SET_NO_NEW_PRIVS = 38;
-const PR_GET_NO_NEW_PRIVS = 39;
-const PR_CAP_AMBIENT = 47;
-const PR_CAP_AMBIENT_IS_SET = 1;
-const PR_CAP_AMBIENT_RAISE = 2;
-const PR_CAP_AMBIENT_LOWER = 3;
-const PR_CAP_AMBIENT_CLEAR_ALL = 4;
-const EPERM = 1;
-const EINVAL = 22;
 const CAP_SETPCAP = 8;
 const FLAG_NAMES = ["effective", "permitted", "inheritable"] as const;
 

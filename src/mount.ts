@@ -26,66 +26,71 @@ import { cstr, cstrOrNull } from "../ffi/cstring.ts";
 import { statvfsBuffer, statvfsFlags } from "../ffi/structs.ts";
 import { SYS } from "../ffi/syscalls.ts";
 import { ConfigError, SetupError } from "./errors.ts";
+import {
+  MNT_DETACH,
+  MNT_EXPIRE,
+  MNT_FORCE,
+  MS_BIND,
+  MS_DIRSYNC,
+  MS_I_VERSION,
+  MS_KERNMOUNT,
+  MS_LAZYTIME,
+  MS_MANDLOCK,
+  MS_MOVE,
+  MS_NOATIME,
+  MS_NODEV,
+  MS_NODIRATIME,
+  MS_NOEXEC,
+  MS_NOSUID,
+  MS_NOSYMFOLLOW,
+  MS_POSIXACL,
+  MS_PRIVATE,
+  MS_RDONLY,
+  MS_REC,
+  MS_RELATIME,
+  MS_REMOUNT,
+  MS_SHARED,
+  MS_SILENT,
+  MS_SLAVE,
+  MS_STRICTATIME,
+  MS_SYNCHRONOUS,
+  MS_UNBINDABLE,
+  ST_TO_MS,
+  UMOUNT_NOFOLLOW,
+} from "../ffi/constants.ts";
 
-/** Mount read-only. */
-export const MS_RDONLY = 0x1;
-/** Ignore set-user-ID and set-group-ID bits. */
-export const MS_NOSUID = 0x2;
-/** Disallow access to device files. */
-export const MS_NODEV = 0x4;
-/** Disallow program execution. */
-export const MS_NOEXEC = 0x8;
-/** Writes are synced at once. */
-export const MS_SYNCHRONOUS = 0x10;
-/** Change the flags of an existing mount. */
-export const MS_REMOUNT = 0x20;
-/** Allow mandatory locks (removed from Linux). */
-export const MS_MANDLOCK = 0x40;
-/** Directory changes are synchronous. */
-export const MS_DIRSYNC = 0x80;
-/** Do not follow symlinks. */
-export const MS_NOSYMFOLLOW = 0x100;
-/** Do not update access times. */
-export const MS_NOATIME = 0x400;
-/** Do not update directory access times. */
-export const MS_NODIRATIME = 0x800;
-/** Bind mount. */
-export const MS_BIND = 0x1000;
-/** Move a mount. */
-export const MS_MOVE = 0x2000;
-/** Recursive (with MS_BIND or a propagation change). */
-export const MS_REC = 0x4000;
-/** Suppress some kernel messages. */
-export const MS_SILENT = 0x8000;
-/** POSIX ACLs. */
-export const MS_POSIXACL = 0x10000;
-/** Make unbindable. */
-export const MS_UNBINDABLE = 0x20000;
-/** Make private. */
-export const MS_PRIVATE = 0x40000;
-/** Make slave. */
-export const MS_SLAVE = 0x80000;
-/** Make shared. */
-export const MS_SHARED = 0x100000;
-/** Update access times relative to modification times. */
-export const MS_RELATIME = 0x200000;
-/** Kernel-internal mount. */
-export const MS_KERNMOUNT = 0x400000;
-/** Update inode I_version. */
-export const MS_I_VERSION = 0x800000;
-/** Always update access times. */
-export const MS_STRICTATIME = 0x1000000;
-/** Update times lazily. */
-export const MS_LAZYTIME = 0x2000000;
-
-/** umount2: force (may lose data). */
-export const MNT_FORCE = 0x1;
-/** umount2: detach now, clean up when no longer busy (lazy). */
-export const MNT_DETACH = 0x2;
-/** umount2: mark for expiry. */
-export const MNT_EXPIRE = 0x4;
-/** umount2: do not follow a symlink target. */
-export const UMOUNT_NOFOLLOW = 0x8;
+/** The `MS_*` and `MNT_*` flags (documented with their values in ffi/constants.ts). */
+export {
+  MNT_DETACH,
+  MNT_EXPIRE,
+  MNT_FORCE,
+  MS_BIND,
+  MS_DIRSYNC,
+  MS_I_VERSION,
+  MS_KERNMOUNT,
+  MS_LAZYTIME,
+  MS_MANDLOCK,
+  MS_MOVE,
+  MS_NOATIME,
+  MS_NODEV,
+  MS_NODIRATIME,
+  MS_NOEXEC,
+  MS_NOSUID,
+  MS_NOSYMFOLLOW,
+  MS_POSIXACL,
+  MS_PRIVATE,
+  MS_RDONLY,
+  MS_REC,
+  MS_RELATIME,
+  MS_REMOUNT,
+  MS_SHARED,
+  MS_SILENT,
+  MS_SLAVE,
+  MS_STRICTATIME,
+  MS_SYNCHRONOUS,
+  MS_UNBINDABLE,
+  UMOUNT_NOFOLLOW,
+} from "../ffi/constants.ts";
 
 /** Flag names accepted in `flags`/`options`, as mount(8) spells them. */
 export const MOUNT_FLAGS: Readonly<Record<string, number>> = {
@@ -162,18 +167,6 @@ const PROPAGATION = MS_SHARED | MS_PRIVATE | MS_SLAVE | MS_UNBINDABLE;
 const PER_MOUNT = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOSYMFOLLOW | MS_NOATIME | MS_NODIRATIME |
   MS_RELATIME | MS_STRICTATIME;
 const ALL_FLAGS = FLAG_DISPLAY.reduce((a, [f]) => a | f, 0);
-
-/** statvfs `ST_*` bit → the `MS_*` flag it reports. */
-const ST_TO_MS: ReadonlyArray<readonly [number, number]> = [
-  [0x1, MS_RDONLY],
-  [0x2, MS_NOSUID],
-  [0x4, MS_NODEV],
-  [0x8, MS_NOEXEC],
-  [0x400, MS_NOATIME],
-  [0x800, MS_NODIRATIME],
-  [0x1000, MS_RELATIME],
-  [0x2000, MS_NOSYMFOLLOW],
-];
 
 /** A value shown unquoted in a SyscallError message. */
 const sym = (text: string) => Object.freeze({ toString: () => text });

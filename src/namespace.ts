@@ -17,23 +17,28 @@ import { closeSync, openSync, readlinkSync, writeFileSync } from "node:fs";
 import { check, libc } from "../ffi/libc.ts";
 import { inForkedChild } from "../ffi/fork.ts";
 import { ConfigError, fsError } from "./errors.ts";
+import {
+  CLONE_NEWCGROUP,
+  CLONE_NEWIPC,
+  CLONE_NEWNET,
+  CLONE_NEWNS,
+  CLONE_NEWPID,
+  CLONE_NEWTIME,
+  CLONE_NEWUSER,
+  CLONE_NEWUTS,
+} from "../ffi/constants.ts";
 
-/** New mount namespace. */
-export const CLONE_NEWNS = 0x00020000;
-/** New cgroup namespace. */
-export const CLONE_NEWCGROUP = 0x02000000;
-/** New UTS (hostname) namespace. */
-export const CLONE_NEWUTS = 0x04000000;
-/** New IPC namespace. */
-export const CLONE_NEWIPC = 0x08000000;
-/** New user namespace. */
-export const CLONE_NEWUSER = 0x10000000;
-/** New PID namespace (for children). */
-export const CLONE_NEWPID = 0x20000000;
-/** New network namespace. */
-export const CLONE_NEWNET = 0x40000000;
-/** New time namespace (for children). */
-export const CLONE_NEWTIME = 0x00000080;
+/** The `CLONE_NEW*` flags (documented with their values in ffi/constants.ts). */
+export {
+  CLONE_NEWCGROUP,
+  CLONE_NEWIPC,
+  CLONE_NEWNET,
+  CLONE_NEWNS,
+  CLONE_NEWPID,
+  CLONE_NEWTIME,
+  CLONE_NEWUSER,
+  CLONE_NEWUTS,
+} from "../ffi/constants.ts";
 
 /** The namespace kinds, by their /proc/PID/ns names. */
 export type NamespaceName = "mount" | "uts" | "ipc" | "user" | "pid" | "net" | "cgroup" | "time";

@@ -14,23 +14,19 @@
 import { writeSync } from "node:fs";
 import process from "node:process";
 import { accessSync, constants as fsConstants } from "node:fs";
-import { check, errno, libc } from "../ffi/libc.ts";
+import { check, checkRetry, errno, libc, retryEintr } from "../ffi/libc.ts";
 import { cstr, cstrArray } from "../ffi/cstring.ts";
 import { forkProcess, inForkedChild } from "../ffi/fork.ts";
-import { nativeSpawnSupported, parseReport, REPORT_BYTES, spawnProgram, SyscallProgram } from "../ffi/spawn.ts";
+import { nativeSpawnSupported, readReport, spawnProgram, SyscallProgram } from "../ffi/spawn.ts";
 import { pidfdOpen, waitReadable } from "../ffi/poll.ts";
 import { ConfigError, SyscallError } from "./errors.ts";
 import { capabilitiesBeforeExec } from "./capability.ts";
 import { type Signal, signalName, signalNumber } from "./signals.ts";
 import { type IdMapEntry, namespaceFlags, type NamespaceName, takePendingFlags, writeIdMap } from "./namespace.ts";
+import { EINTR, O_CLOEXEC, WNOHANG } from "../ffi/constants.ts";
 
-/** Return at once from waitpid when no child has changed state. */
-export const WNOHANG = 1;
-/** Also report stopped children. */
-export const WUNTRACED = 2;
-
-const EINTR = 4;
-const O_CLOEXEC = 0o2000000;
+/** waitpid's options (documented with their values in ffi/constants.ts). */
+export { WNOHANG, WUNTRACED } from "../ffi/constants.ts";
 
 /** How a process ended (or stopped), decoded from a wait status. */
 export interface ProcessStatus {
@@ -168,6 +164,7 @@ export function fork(optionsOrFn: ForkOptions | (() => unknown), fn?: () => unkn
   if (pid === 0) {
     close(wr);
     const one = new Uint8Array(1);
+    // In the forked child: the loop stays written out (no closure allocated between fork and exec).
     while (read(rd, one, 1n) === -1 && errno() === EINTR);
     close(rd);
     if (one[0] !== 1) libc()._exit(125); // the parent failed to map us: it reports why
@@ -213,15 +210,8 @@ export function waitpid(pid: number, flags = 0): number {
 export function waitpid2(pid: number, flags = 0): { pid: number; status: ProcessStatus } {
   const st = new Int32Array(1);
   const { waitpid: wp } = libc();
-  for (;;) {
-    const r = wp(pid, st, flags);
-    if (r === -1) {
-      const e = errno();
-      if (e === EINTR) continue;
-      throw new SyscallError("waitpid", e, [pid]);
-    }
-    return { pid: r, status: (r === 0 ? null : decodeStatus(st[0]!)) as ProcessStatus };
-  }
+  const r = checkRetry(() => wp(pid, st, flags), "waitpid", [pid]);
+  return { pid: r, status: (r === 0 ? null : decodeStatus(st[0]!)) as ProcessStatus };
 }
 
 /**
@@ -446,11 +436,8 @@ export function spawn(
       pid = spawnProgram(built, flags);
       // The program's memory is the child's until it has exec'd: the read below waits for that.
       closeWr();
-      const report = new Uint8Array(REPORT_BYTES);
-      let got: number;
-      while ((got = read(rd, report, BigInt(REPORT_BYTES))) === -1 && errno() === EINTR);
+      const r = readReport(rd);
       void built.memory;
-      const r = got === REPORT_BYTES ? parseReport(report) : undefined;
       if (r && !r.ready && "op" in r) {
         waitpid(pid);
         const [call, callArgs] = ops[r.op] ?? ["spawn", []];
@@ -474,8 +461,7 @@ export function spawn(
     }
     closeWr();
     const buf = new Int32Array(2);
-    let got: number;
-    while ((got = read(rd, new Uint8Array(buf.buffer), 8n)) === -1 && errno() === EINTR);
+    const got = retryEintr(() => read(rd, new Uint8Array(buf.buffer), 8n));
     if (got === 8) {
       waitpid(pid);
       throw buf[1] ? new SyscallError("chdir", buf[0]!, [options.cwd]) : new SyscallError("execve", buf[0]!, [file]);

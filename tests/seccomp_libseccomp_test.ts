@@ -21,11 +21,11 @@ import {
   syscallNumber,
 } from "../src/seccomp.ts";
 import { DEFAULT_CAPABILITIES } from "../src/container/spec.ts";
-import { SYSCALLS_X86_64, SYSCALLS_X86_64_MAX } from "../src/seccomp/_syscalls_x86_64.ts";
-import { SYSCALLS_X86, SYSCALLS_X86_MAX } from "../src/seccomp/_syscalls_x86.ts";
-import { SYSCALLS_X32, SYSCALLS_X32_MAX } from "../src/seccomp/_syscalls_x32.ts";
-import { SYSCALLS_AARCH64, SYSCALLS_AARCH64_MAX } from "../src/seccomp/_syscalls_aarch64.ts";
-import { SYSCALLS_ARM, SYSCALLS_ARM_MAX } from "../src/seccomp/_syscalls_arm.ts";
+import { SYSCALLS_X86_64, SYSCALLS_X86_64_MAX } from "../ffi/_syscalls_x86_64.ts";
+import { SYSCALLS_X86, SYSCALLS_X86_MAX } from "../ffi/_syscalls_x86.ts";
+import { SYSCALLS_X32, SYSCALLS_X32_MAX } from "../ffi/_syscalls_x32.ts";
+import { SYSCALLS_AARCH64, SYSCALLS_AARCH64_MAX } from "../ffi/_syscalls_aarch64.ts";
+import { SYSCALLS_ARM, SYSCALLS_ARM_MAX } from "../ffi/_syscalls_arm.ts";
 
 const skip = libseccomp() === null && "needs libseccomp.so.2 (apt-get install libseccomp2)";
 

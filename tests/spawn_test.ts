@@ -18,7 +18,9 @@ import { SetupError } from "../mod.ts";
 import { libc } from "../ffi/libc.ts";
 import {
   nativeSpawnSupported,
+  nextReport,
   parseReport,
+  readReport,
   readyRecord,
   REPORT_BYTES,
   RUNNER_X86_64_HEX,
@@ -67,6 +69,39 @@ function runProgram(build: (p: SyscallProgram, report: number) => void, cloneFla
   }
   return { records, code: (st[0]! >> 8) & 0xff, signal: st[0]! & 0x7f, built };
 }
+
+test("the report readers take a whole record, tell EOF from a record cut short, and time out", async () => {
+  const { pipe2, write, close } = libc();
+  const fds = new Int32Array(2);
+  const ready = new TextEncoder().encode("RDY!\0\0\0\0\0\0\0\0");
+  const failed = new Uint8Array(REPORT_BYTES);
+  new DataView(failed.buffer).setUint32(0, 0x21525245, true); // "ERR!"
+  new DataView(failed.buffer).setUint32(4, 3, true); // op 3
+  new DataView(failed.buffer).setUint32(8, 2, true); // ENOENT
+  pipe2(fds, O_CLOEXEC);
+  try {
+    assertEquals(await nextReport(fds[0]!, Date.now() + 20), "timeout"); // nothing written, the pipe open
+  } finally {
+    close(fds[1]!);
+  }
+  close(fds[0]!);
+  // Two records (the first written in two pieces) and part of a third; then the write end closes.
+  pipe2(fds, O_CLOEXEC);
+  write(fds[1]!, ready.subarray(0, 5), 5n);
+  write(fds[1]!, ready.subarray(5), BigInt(REPORT_BYTES - 5));
+  write(fds[1]!, failed, BigInt(REPORT_BYTES));
+  write(fds[1]!, failed, 7n);
+  close(fds[1]!);
+  try {
+    assertEquals(readReport(fds[0]!), { ready: true });
+    assertEquals(await nextReport(fds[0]!, Date.now() + 1000), { ready: false, op: 3, errno: 2 });
+    assertEquals(await nextReport(fds[0]!, Date.now() + 1000), "garbled");
+    assertEquals(await nextReport(fds[0]!, Date.now() + 1000), "eof");
+    assertEquals(readReport(fds[0]!), undefined);
+  } finally {
+    close(fds[0]!);
+  }
+});
 
 test("the embedded runner is ffi/spawn_x86_64.S as assembled (tools/assemble.sh)", () => {
   const hex = execFileSync("bash", ["tools/assemble.sh"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });

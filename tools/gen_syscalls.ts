@@ -1,5 +1,5 @@
 /**
- * Writes hako's syscall tables (`src/seccomp/_syscalls_*.ts`) from a Linux source tree's own
+ * Writes hako's syscall tables (`ffi/_syscalls_*.ts`) from a Linux source tree's own
  * tables, so the seccomp compiler knows every number the kernel knows — nothing more, nothing
  * less — for each ABI a filter can see:
  *
@@ -159,7 +159,7 @@ function main(): void {
       "arm64-makefile": { type: "string" },
       arm: { type: "string" },
       "arm-unistd": { type: "string" },
-      out: { type: "string", default: "src/seccomp" },
+      out: { type: "string", default: "ffi" },
     },
   });
   const linux = values.linux;

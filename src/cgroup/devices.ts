@@ -39,6 +39,7 @@ import { cstr } from "../../ffi/cstring.ts";
 import { ConfigError, SetupError, SyscallError } from "../errors.ts";
 import { type CgroupOptions, Controller, type ControllerKind, type PlanContext, type Write } from "./controller.ts";
 import { and32, disassemble, exit, jeqImm, jneImm, jneReg, ldxw, mov32, mov32Reg, rsh32 } from "./_ebpf.ts";
+import { O_CLOEXEC, O_RDONLY } from "../../ffi/constants.ts";
 
 /** One eBPF instruction (ffi/bpf.ts), as {@link deviceProgram} returns them. */
 export type { BpfInsn };
@@ -446,8 +447,6 @@ export function deviceProgram(list: DeviceAllowlist): BpfInsn[] {
   out.push(mov32(0, list.defaultAllow ? 1 : 0), exit());
   return out;
 }
-
-const O_RDONLY = 0, O_CLOEXEC = 0o2000000;
 
 /** Closes an fd from libc (never one of node:fs's). */
 const closeFd = (fd: number) => void libc().close(fd);

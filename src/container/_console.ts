@@ -48,6 +48,7 @@ import {
 import type { ProgramArg, ProgramSyscall, SyscallProgram } from "../../ffi/spawn.ts";
 import { ConfigError, SyscallError } from "../errors.ts";
 import type { ResolvedSpec } from "./validate.ts";
+import { EINVAL, EPERM } from "../../ffi/constants.ts";
 
 /** What the console step needs: given (in `SetupContext.console`) only with `-t`. */
 export interface ConsoleRequest {
@@ -60,8 +61,6 @@ export interface ConsoleRequest {
 /** The container's own devpts's ptmx (inside, after pivot_root). */
 export const CONSOLE_PTMX = "/dev/pts/ptmx";
 
-const EPERM = 1;
-const EINVAL = 22;
 const NO_GID = 0xffffffff; // (gid_t)-1: fchown leaves the group
 
 /** A value shown unquoted in a SyscallError message. */

@@ -4,9 +4,7 @@
  */
 import { check, libc } from "../../ffi/libc.ts";
 import { cstr } from "../../ffi/cstring.ts";
-
-const S_IFCHR = 0o020000;
-const S_IFBLK = 0o060000;
+import { AT_FDCWD, S_IFBLK, S_IFCHR } from "../../ffi/constants.ts";
 
 /** glibc's makedev(major, minor). */
 export function makedev(major: number, minor: number): bigint {
@@ -27,5 +25,3 @@ export function mknod(path: string, kind: "c" | "b", mode: number, major: number
   // for a container's non-root users).
   check(libc().fchmodat(AT_FDCWD, p, mode & 0o7777, 0), "fchmodat", [path, `0${(mode & 0o7777).toString(8)}`]);
 }
-
-const AT_FDCWD = -100;

@@ -35,6 +35,7 @@ import { SyscallError } from "../errors.ts";
 import { secureJoin } from "./_paths.ts";
 import { StateStore } from "./state.ts";
 import type { ResolvedSpec } from "./validate.ts";
+import { ELOOP, EXDEV } from "../../ffi/constants.ts";
 
 /** A file bound over a path inside the container. */
 export interface ContainerFile {
@@ -159,7 +160,7 @@ export function removeContainerFiles(name: string, store: StateStore = new State
 function makeMountPoint(root: string, target: string): void {
   const rel = relative(root, target);
   if (!rel || rel.startsWith("..")) {
-    throw new SyscallError("openat2", 18, /* EXDEV */ [target], `make the mount point ${target} in ${root}`);
+    throw new SyscallError("openat2", EXDEV, [target], `make the mount point ${target} in ${root}`);
   }
   const parts = rel.split("/");
   const file = parts.pop()!;
@@ -192,7 +193,7 @@ function makeMountPoint(root: string, target: string): void {
       if (!(e instanceof SyscallError && e.code === "ENOENT")) throw e;
     }
     if (st && (st.mode & S_IFMT) === S_IFLNK) {
-      throw new SyscallError("openat", 40, /* ELOOP */ [target], `make the mount point ${target}: it is a symlink`);
+      throw new SyscallError("openat", ELOOP, [target], `make the mount point ${target}: it is a symlink`);
     }
     if (!st) close(openat(dirFd, file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644, target));
   } finally {

@@ -7,12 +7,9 @@
  * The same protocol as container.ts's status pipe, in a form exec.ts can share.
  * @module
  */
-import { check, errno, libc } from "../../ffi/libc.ts";
+import { check, checkRetry, errno, libc } from "../../ffi/libc.ts";
 import { fsError, SetupError, SyscallError } from "../errors.ts";
-
-const O_CLOEXEC = 0o2000000;
-const EINTR = 4;
-const POLLIN = 1;
+import { EINTR, O_CLOEXEC, POLLIN } from "../../ffi/constants.ts";
 
 /** A child's report of a failed step. */
 export interface ChildError {
@@ -44,7 +41,10 @@ export function closeFd(fd: number): void {
   if (fd >= 0) libc().close(fd);
 }
 
-/** Writes all of `bytes` (retrying on EINTR). @returns false when write failed. */
+/**
+ * Writes all of `bytes` (retrying on EINTR). @returns false when write failed. Runs in forked
+ * children too, so its EINTR loop stays written out: no closure allocated there (see ffi/fork.ts).
+ */
 export function writeAll(fd: number, bytes: Uint8Array): boolean {
   const { write } = libc();
   let off = 0;
@@ -72,15 +72,8 @@ function readable(fd: number): boolean {
   const view = new DataView(pfd.buffer);
   pfd[0] = fd;
   view.setInt16(4, POLLIN, true);
-  for (;;) {
-    const n = libc().poll(new Uint8Array(pfd.buffer), 1n, 0);
-    if (n === -1) {
-      const e = errno();
-      if (e === EINTR) continue;
-      throw new SyscallError("poll", e, [fd], "watch the report pipe");
-    }
-    return n > 0 && view.getInt16(6, true) !== 0;
-  }
+  const n = checkRetry(() => libc().poll(new Uint8Array(pfd.buffer), 1n, 0), "poll", [fd], "watch the report pipe");
+  return n > 0 && view.getInt16(6, true) !== 0;
 }
 
 /**
@@ -122,12 +115,7 @@ export async function readReports(
       delay = Math.min(delay * 2, 10);
       continue;
     }
-    const n = libc().read(fd, buf, BigInt(buf.length));
-    if (n === -1) {
-      const e = errno();
-      if (e === EINTR) continue;
-      throw new SyscallError("read", e, [fd], "read the report pipe");
-    }
+    const n = checkRetry(() => libc().read(fd, buf, BigInt(buf.length)), "read", [fd], "read the report pipe");
     if (n === 0) break;
     pending.push(...buf.subarray(0, n));
     flush(false);

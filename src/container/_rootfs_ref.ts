@@ -37,8 +37,9 @@ import {
 import { basename, dirname, join, resolve } from "node:path";
 import process from "node:process";
 import { cstr } from "../../ffi/cstring.ts";
-import { errno, libc } from "../../ffi/libc.ts";
+import { errno, libc, retryEintr } from "../../ffi/libc.ts";
 import { fsError, SyscallError } from "../errors.ts";
+import { EWOULDBLOCK, O_CLOEXEC, O_CREAT, O_NOFOLLOW, O_RDWR } from "../../ffi/constants.ts";
 
 /** A rootfs directory as the kernel tells it apart: its real path, device and inode. */
 export interface RootfsId {
@@ -90,9 +91,7 @@ export interface TrashedRootfs {
   readonly owner: Writer;
 }
 
-const O_RDWR = 2, O_CREAT = 0o100, O_CLOEXEC = 0o2000000, O_NOFOLLOW = 0o400000;
 const LOCK_EX = 2, LOCK_NB = 4, LOCK_UN = 8;
-const EINTR = 4, EWOULDBLOCK = 11;
 
 /** The infix of the name a rootfs is renamed to before its removal: `.NAME.hako-rm-XXXXXX`. */
 export const TRASH_INFIX = ".hako-rm-";
@@ -179,11 +178,10 @@ export function withRootfsLock<T>(
     const fd = open(cstr(lockPath), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600);
     if (fd === -1) throw new SyscallError("open", errno(), [lockPath], `lock the rootfs ${id.path}`);
     try {
-      for (;;) {
-        if (flock(fd, LOCK_EX | (options.wait === false ? LOCK_NB : 0)) === 0) break;
+      if (retryEintr(() => flock(fd, LOCK_EX | (options.wait === false ? LOCK_NB : 0))) !== 0) {
         const e = errno();
         if (e === EWOULDBLOCK && options.wait === false) return "busy";
-        if (e !== EINTR) throw new SyscallError("flock", e, [lockPath], `lock the rootfs ${id.path}`);
+        throw new SyscallError("flock", e, [lockPath], `lock the rootfs ${id.path}`);
       }
       // The file locked must still be the one at the path (its holder unlinks it once the rootfs
       // is gone), and the path must still lead to the same directory.

@@ -21,7 +21,7 @@
  * @module
  */
 import process from "node:process";
-import { errno, libc } from "../../ffi/libc.ts";
+import { errno, libc, retryEintr } from "../../ffi/libc.ts";
 import { waitReadable } from "../../ffi/poll.ts";
 import {
   eofCharacter,
@@ -33,9 +33,8 @@ import {
   type WindowSize,
   windowSize,
 } from "../../ffi/tty.ts";
+import { EAGAIN } from "../../ffi/constants.ts";
 
-const EINTR = 4;
-const EAGAIN = 11;
 /** How long one wait for input lasts before the loop looks at whether it should stop. */
 const WAIT_MS = 500;
 
@@ -184,7 +183,7 @@ export class TerminalRelay {
     let discard = false;
     try {
       while (!this.#closed) {
-        const n = read(this.#master, buf, BigInt(buf.length));
+        const n = retryEintr(() => read(this.#master, buf, BigInt(buf.length)));
         if (n > 0) {
           this.#lastOutput = performance.now();
           // (stdout gone — a closed pipe —: the output is read and dropped, so the command never
@@ -194,7 +193,6 @@ export class TerminalRelay {
         }
         if (n === 0) return;
         const e = errno();
-        if (e === EINTR) continue;
         if (e !== EAGAIN) return; // EIO: no process holds the pty any more (or the master was closed)
         await waitReadable(this.#master, WAIT_MS);
       }
@@ -211,15 +209,14 @@ export class TerminalRelay {
     while (!this.#inputStopped) {
       if (!(await waitReadable(this.#stdin, WAIT_MS))) continue;
       if (this.#inputStopped) return;
-      const n = read(this.#stdin, buf, BigInt(buf.length));
+      const n = retryEintr(() => read(this.#stdin, buf, BigInt(buf.length)));
       if (n > 0) {
         last = buf[n - 1]!;
         if (!(await this.#writeAll(this.#master, buf.subarray(0, n), () => this.#inputStopped))) return;
         continue;
       }
       if (n === -1) {
-        const e = errno();
-        if (e === EINTR || e === EAGAIN) continue;
+        if (errno() === EAGAIN) continue;
         return;
       }
       // End of input. A terminal in raw mode only says so when it hangs up: nothing to pass on.
@@ -240,14 +237,12 @@ export class TerminalRelay {
     const { write } = libc();
     let off = 0;
     while (off < bytes.length) {
-      const n = write(fd, bytes.subarray(off), BigInt(bytes.length - off));
+      const n = retryEintr(() => write(fd, bytes.subarray(off), BigInt(bytes.length - off)));
       if (n >= 0) {
         off += n;
         continue;
       }
-      const e = errno();
-      if (e === EINTR) continue;
-      if (e !== EAGAIN || stop()) return false;
+      if (errno() !== EAGAIN || stop()) return false;
       await sleep(2);
     }
     return true;

@@ -21,11 +21,11 @@
  * @module
  */
 import process from "node:process";
-import { check, errno, libc } from "../../ffi/libc.ts";
+import { check, checkRetry, errno, libc } from "../../ffi/libc.ts";
 import { cstr } from "../../ffi/cstring.ts";
 import { AT_FDCWD, O_DIRECTORY, O_PATH, openat } from "../../ffi/at.ts";
 import { forkProcess } from "../../ffi/fork.ts";
-import { parseReport, spawnProgram } from "../../ffi/spawn.ts";
+import { nextReport, spawnProgram } from "../../ffi/spawn.ts";
 import { pidfdOpen, waitReadable } from "../../ffi/poll.ts";
 import { receiveFd, setWindowSize, socketPair, type WindowSize } from "../../ffi/tty.ts";
 export type { WindowSize };
@@ -67,6 +67,7 @@ import {
 import { type ContainerFile, removeContainerFiles, writeContainerFiles } from "./_files.ts";
 import type { ContainerSpec } from "./spec.ts";
 import { type ResolvedSpec, resolveSpec, SpecError } from "./validate.ts";
+import { CLOSE_RANGE_CLOEXEC, ECHILD, EINTR, O_CLOEXEC, O_RDWR, POLLIN } from "../../ffi/constants.ts";
 
 /** How a container's process ended. */
 export interface ContainerStatus {
@@ -136,14 +137,11 @@ function forkCrash(fail: () => never): never {
 
 /** How long the parent waits for the child's setup (or exec) before killing it. */
 const SETUP_TIMEOUT_MS = 30_000;
-const O_RDWR = 2;
-const O_CLOEXEC = 0o2000000;
-const EINTR = 4;
-const ECHILD = 10;
-const POLLIN = 1;
-const CLOSE_RANGE_CLOEXEC = 4n;
 
-/** Reads one byte; returns it, or -1 at EOF or on error. */
+/**
+ * Reads one byte; returns it, or -1 at EOF or on error. Runs in the forked child, so its EINTR
+ * loop stays written out: no closure allocated there (see ffi/fork.ts).
+ */
 function readByte(fd: number): number {
   const one = new Uint8Array(1);
   for (;;) {
@@ -159,15 +157,9 @@ function readable(fd: number, timeoutMs: number): boolean {
   const view = new DataView(pfd.buffer);
   pfd[0] = fd;
   view.setInt16(4, POLLIN, true);
-  for (;;) {
-    const n = libc().poll(new Uint8Array(pfd.buffer), 1n, timeoutMs);
-    if (n === -1) {
-      if (errno() === EINTR) continue;
-      throw new SyscallError("poll", errno(), [fd]);
-    }
-    // POLLIN, POLLHUP or POLLERR: a read will not block.
-    return n > 0 && view.getInt16(6, true) !== 0;
-  }
+  const n = checkRetry(() => libc().poll(new Uint8Array(pfd.buffer), 1n, timeoutMs), "poll", [fd]);
+  // POLLIN, POLLHUP or POLLERR: a read will not block.
+  return n > 0 && view.getInt16(6, true) !== 0;
 }
 
 /**
@@ -185,33 +177,32 @@ async function readStatus(
   pending: number[],
 ): Promise<Record<string, unknown> | null> {
   const until = Date.now() + timeoutMs;
+  if (native) {
+    const r = await nextReport(fd, until, "read the container's status pipe");
+    if (r === "timeout") throw new Error(`no word from the child in ${timeoutMs} ms`);
+    if (r === "eof") return null;
+    if (r === "garbled") return { error: { step: "setup", message: "garbled report from the native child" } };
+    if (r.ready) return { ready: true };
+    if ("pid" in r) return { pid: r.pid };
+    return { error: native.failure(r.op, r.errno) };
+  }
   const buf = new Uint8Array(4096);
-  const complete = () => (native ? pending.length >= native.reportBytes : pending.includes(10));
-  while (!complete()) {
+  while (!pending.includes(10)) {
     if (!readable(fd, 0)) {
       const left = until - Date.now();
       if (left <= 0 || !(await waitReadable(fd, left))) throw new Error(`no word from the child in ${timeoutMs} ms`);
       continue;
     }
-    const n = libc().read(fd, buf, BigInt(native ? native.reportBytes - pending.length : buf.length));
-    if (n === -1) {
-      if (errno() === EINTR) continue;
-      throw new SyscallError("read", errno(), [fd], "read the container's status pipe");
-    }
+    const n = checkRetry(
+      () => libc().read(fd, buf, BigInt(buf.length)),
+      "read",
+      [fd],
+      "read the container's status pipe",
+    );
     if (n === 0) break;
     pending.push(...buf.subarray(0, n));
   }
   if (pending.length === 0) return null;
-  if (native) {
-    const record = pending.splice(0, native.reportBytes);
-    const r = parseReport(new Uint8Array(record));
-    if (!r) {
-      return { error: { step: "setup", message: `garbled report from the native child (${record.length} bytes)` } };
-    }
-    if (r.ready) return { ready: true };
-    if ("pid" in r) return { pid: r.pid };
-    return { error: native.failure(r.op, r.errno) };
-  }
   const end = pending.indexOf(10);
   const line = new TextDecoder().decode(new Uint8Array(pending.splice(0, end === -1 ? pending.length : end + 1)))
     .trim();
@@ -259,7 +250,7 @@ function childMain(
       // Nothing of the runtime's (its sockets, pipes, files: a supervisor's listening socket) may
       // reach the command: every fd above 2 closes at exec, the status pipe with them.
       check(
-        Number(libc().syscall(BigInt(SYS.close_range), 3n, 0xffffffffn, CLOSE_RANGE_CLOEXEC, 0n, 0n)),
+        Number(libc().syscall(BigInt(SYS.close_range), 3n, 0xffffffffn, BigInt(CLOSE_RANGE_CLOEXEC), 0n, 0n)),
         "close_range",
       );
       if (fifo) runExecFifo(fifo);

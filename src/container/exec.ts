@@ -56,13 +56,22 @@ import { idProblem } from "../user.ts";
 import { compileSeccomp, DEFAULT_SECCOMP_PROFILE } from "../seccomp.ts";
 import { type ChildError, closeFd, describe, pipe, readReports, report, setupError } from "./_pipe.ts";
 import { compileExecIn, type NativeExec } from "./native.ts";
-import { holdNonDumpable, parseReport, REPORT_BYTES, spawnProgram } from "../../ffi/spawn.ts";
-import { waitReadable } from "../../ffi/poll.ts";
+import { holdNonDumpable, nextReport, spawnProgram } from "../../ffi/spawn.ts";
 import { receiveFd, socketPair, type WindowSize } from "../../ffi/tty.ts";
 import { assertValidTty, type ConsoleRequest } from "./_console.ts";
 import { execCommand, SETUP_STEPS, type SetupContext, type SetupStep } from "./setup.ts";
 import { DEFAULT_CAPABILITIES } from "./spec.ts";
 import type { ResolvedSpec } from "./validate.ts";
+import {
+  EINTR,
+  O_CLOEXEC,
+  O_RDONLY,
+  PR_SET_DUMPABLE,
+  SIG_IGN,
+  SIG_SETMASK,
+  SIGINT,
+  SIGQUIT,
+} from "../../ffi/constants.ts";
 
 /** Options for {@link execIn}. */
 export interface ExecOptions {
@@ -186,14 +195,6 @@ if (EXEC_STEPS.length !== EXEC_STEP_NAMES.length) {
 }
 
 const SETUP_TIMEOUT_MS = 30_000;
-const O_RDONLY = 0;
-const O_CLOEXEC = 0o2000000;
-const EINTR = 4;
-const SIGINT = 2;
-const SIGQUIT = 3;
-const SIG_IGN = 1n;
-const SIG_SETMASK = 2;
-const PR_SET_DUMPABLE = 4;
 
 /**
  * Checks `pid` and the options, collecting every problem.
@@ -444,6 +445,7 @@ function intermediateMain(plan: ExecPlan, opts: ExecOptions, statusW: number, te
     signal(SIGINT, SIG_IGN);
     signal(SIGQUIT, SIG_IGN);
     const st = new Int32Array(1);
+    // (a forked process: the EINTR loop stays written out, no closure allocated here; see ffi/fork.ts)
     while (waitpid(child, st, 0) === -1 && errno() === EINTR);
     const raw = st[0]!;
     const sig = raw & 0x7f;
@@ -682,25 +684,15 @@ async function execNative(
     // Records until EOF: the command's pid, or a failed op; EOF when every copy of the write end
     // is closed (the first child's exit, the command's execve).
     const until = Date.now() + (opts.timeoutMs ?? SETUP_TIMEOUT_MS);
-    const record = new Uint8Array(REPORT_BYTES);
-    for (let got = 0;;) {
-      const left = until - Date.now();
-      if (left <= 0 || !(await waitReadable(statusR, left))) {
+    for (;;) {
+      const r = await nextReport(statusR, until, "read the exec status pipe");
+      if (r === "timeout") {
         throw new SetupError("exec", `no word from the child in ${opts.timeoutMs ?? SETUP_TIMEOUT_MS} ms`);
       }
-      const n = libc().read(statusR, record.subarray(got), BigInt(REPORT_BYTES - got));
-      if (n === -1) {
-        const e = errno();
-        if (e === EINTR) continue;
-        throw new SyscallError("read", e, [statusR], "read the exec status pipe");
-      }
-      if (n === 0) break;
-      got += n;
-      if (got < REPORT_BYTES) continue;
-      got = 0;
-      const r = parseReport(record);
-      if (r && "pid" in r) grandchild = r.pid;
-      else if (r && !r.ready) failure ??= native.failure(r.op, r.errno);
+      if (r === "eof") break;
+      if (r === "garbled") continue;
+      if ("pid" in r) grandchild = r.pid;
+      else if (!r.ready) failure ??= native.failure(r.op, r.errno);
     }
   } catch (e) {
     abandon(child, grandchild);

@@ -69,6 +69,7 @@ import {
   trashedRootfs,
   withRootfsLock,
 } from "./_rootfs_ref.ts";
+import { O_NOFOLLOW } from "../../ffi/constants.ts";
 
 /** What `ps` shows about a container. */
 export interface ContainerInfo {
@@ -121,7 +122,6 @@ export interface ContainerInfo {
 }
 
 const CLK_TCK = 100;
-const O_NOFOLLOW = 0o400000;
 /** How long an empty hako-* cgroup that no container owns must have been left alone before gc removes it. */
 const ORPHAN_AGE_MS = 60_000;
 

@@ -52,6 +52,46 @@ import {
   timensNeedsDumpable,
   timensOffsetsText,
 } from "./setup.ts";
+import {
+  AF_INET,
+  AT_FDCWD,
+  AT_RECURSIVE,
+  CLONE_PARENT,
+  CLONE_VM,
+  CLOSE_RANGE_CLOEXEC,
+  EACCES,
+  EEXIST,
+  EINVAL,
+  ENOENT,
+  ENOSYS,
+  ENOTDIR,
+  EPERM,
+  EROFS,
+  IFF_LOOPBACK,
+  IFF_RUNNING,
+  IFF_UP,
+  MNT_DETACH,
+  MOVE_MOUNT_F_EMPTY_PATH,
+  O_CLOEXEC,
+  O_CREAT,
+  O_DIRECTORY_BY_ARCH,
+  O_PATH,
+  O_RDONLY,
+  O_WRONLY,
+  OPEN_TREE_CLOEXEC,
+  OPEN_TREE_CLONE,
+  PR_CAP_AMBIENT,
+  PR_CAP_AMBIENT_CLEAR_ALL,
+  PR_CAP_AMBIENT_RAISE,
+  PR_CAPBSET_DROP,
+  PR_SET_DUMPABLE,
+  PR_SET_KEEPCAPS,
+  PR_SET_NO_NEW_PRIVS,
+  SECCOMP_SET_MODE_FILTER,
+  SIGCHLD,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+} from "../../ffi/constants.ts";
 
 /** What the parent needs to know about one op: the step it belongs to and how to name its failure. */
 interface OpInfo {
@@ -131,40 +171,13 @@ let nextSeccompId = 1;
 /** Fields of a resolved spec that do not shape the child's program. */
 const NOT_IN_PROGRAM = new Set(["name", "cgroup", "hooks", "rootfs", "stdio", "veth"]);
 
-const EPERM = 1;
-const ENOENT = 2;
-const EACCES = 13;
-const EEXIST = 17;
-const O_WRONLY_CREAT_CLOEXEC = 0o1 | 0o100 | 0o2000000;
-const ENOTDIR = 20;
-const EINVAL = 22;
-const ENOSYS = 38;
-const EROFS = 30;
-const O_PATH_DIRECTORY_CLOEXEC = 0o10000000 | 0o200000 | 0o2000000; // (x86-64's O_DIRECTORY: the runner is x86-64's)
-const AT_FDCWD = -100;
-const AT_RECURSIVE = 0x8000;
-const OPEN_TREE_CLONE = 1;
-const OPEN_TREE_CLOEXEC = 0o2000000;
-const MOVE_MOUNT_F_EMPTY_PATH = 4;
-const PR_CAPBSET_DROP = 24;
-const PR_SET_KEEPCAPS = 8;
-const PR_SET_NO_NEW_PRIVS = 38;
-const PR_SET_DUMPABLE = 4;
-const PR_CAP_AMBIENT = 47;
-const PR_CAP_AMBIENT_RAISE = 2;
-const PR_CAP_AMBIENT_CLEAR_ALL = 4;
-const SECCOMP_SET_MODE_FILTER = 1;
-const AF_INET = 2;
-const SOCK_DGRAM_CLOEXEC = 2 | 0o2000000;
+const O_WRONLY_CREAT_CLOEXEC = O_WRONLY | O_CREAT | O_CLOEXEC;
+const O_PATH_DIRECTORY_CLOEXEC = O_PATH | O_DIRECTORY_BY_ARCH.x86_64 | O_CLOEXEC; // (the runner is x86-64's)
+const SOCK_DGRAM_CLOEXEC = SOCK_DGRAM | SOCK_CLOEXEC;
 const SIOCSIFFLAGS = 0x8914;
-const IFF_UP_LOOPBACK_RUNNING = 0x1 | 0x8 | 0x40;
-const CLOSE_RANGE_CLOEXEC = 4;
-const O_RDONLY_CLOEXEC = 0o2000000;
-const O_WRONLY_CLOEXEC = 0o1 | 0o2000000;
-const CLONE_VM = 0x100;
-const CLONE_PARENT = 0x8000;
-const SIGCHLD = 17;
-const MNT_DETACH = 2;
+const IFF_UP_LOOPBACK_RUNNING = IFF_UP | IFF_LOOPBACK | IFF_RUNNING;
+const O_RDONLY_CLOEXEC = O_RDONLY | O_CLOEXEC;
+const O_WRONLY_CLOEXEC = O_WRONLY | O_CLOEXEC;
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /** True when the command runs as another user (or with other groups) than root. */

@@ -8,7 +8,6 @@
  */
 import { lstatSync, readdirSync, readlinkSync, statSync } from "node:fs";
 import { join, normalize, relative } from "node:path";
-import process from "node:process";
 import { Capability, keepBounding, type KeepPlan, keepPlan, keepSets } from "../capability.ts";
 import { capabilityPlan, capabilityPlanLines, capabilitySetsFor } from "./_capsets.ts";
 import { sethostname } from "../hostname.ts";
@@ -37,6 +36,46 @@ import { SyscallError } from "../errors.ts";
 import type { ResolvedSpec } from "./validate.ts";
 import { consolePlan, type ConsoleRequest, runConsole } from "./_console.ts";
 import { INIT_TARGET } from "./_init.ts";
+import {
+  AT_FDCWD,
+  AT_RECURSIVE,
+  CLONE_PARENT,
+  CLOSE_RANGE_CLOEXEC,
+  EACCES,
+  EEXIST,
+  EINTR,
+  EIO,
+  ENOENT,
+  ENOSYS,
+  ENOTDIR,
+  EPERM,
+  EROFS,
+  MNT_DETACH,
+  MOVE_MOUNT_F_EMPTY_PATH,
+  MS_BIND,
+  MS_NOATIME,
+  MS_NODEV,
+  MS_NODIRATIME,
+  MS_NOEXEC,
+  MS_NOSUID,
+  MS_NOSYMFOLLOW,
+  MS_PRIVATE,
+  MS_RDONLY,
+  MS_REC,
+  MS_RELATIME,
+  MS_REMOUNT,
+  MS_STRICTATIME,
+  O_CLOEXEC,
+  O_CREAT,
+  O_DIRECTORY,
+  O_PATH,
+  O_WRONLY,
+  OPEN_TREE_CLOEXEC,
+  OPEN_TREE_CLONE,
+  PR_SET_DUMPABLE,
+  S_IFCHR,
+  ST_TO_MS,
+} from "../../ffi/constants.ts";
 
 /** What the steps share. */
 export interface SetupContext {
@@ -228,35 +267,23 @@ type PreparedMount = Extract<PreparedCall, { op: "mount" }>;
 
 /** The `MS_*` mount flags the standard steps use. */
 export const MS = {
-  RDONLY: 0x1,
-  NOSUID: 0x2,
-  NODEV: 0x4,
-  NOEXEC: 0x8,
-  REMOUNT: 0x20,
-  NOATIME: 0x400,
-  NODIRATIME: 0x800,
-  BIND: 0x1000,
-  REC: 0x4000,
-  PRIVATE: 0x40000,
-  RELATIME: 0x200000,
-  STRICTATIME: 0x1000000,
-  NOSYMFOLLOW: 0x100,
+  RDONLY: MS_RDONLY,
+  NOSUID: MS_NOSUID,
+  NODEV: MS_NODEV,
+  NOEXEC: MS_NOEXEC,
+  REMOUNT: MS_REMOUNT,
+  NOATIME: MS_NOATIME,
+  NODIRATIME: MS_NODIRATIME,
+  BIND: MS_BIND,
+  REC: MS_REC,
+  PRIVATE: MS_PRIVATE,
+  RELATIME: MS_RELATIME,
+  STRICTATIME: MS_STRICTATIME,
+  NOSYMFOLLOW: MS_NOSYMFOLLOW,
 } as const;
-const S_IFCHR = 0o020000;
-const EPERM = 1;
-const ENOENT = 2;
-const ENOTDIR = 20;
-const EEXIST = 17;
-const EACCES = 13;
-const EROFS = 30;
-const EIO = 5;
-const O_PATH_DIRECTORY_CLOEXEC = 0o10000000 | (process.arch === "arm64" ? 0o40000 : 0o200000) | 0o2000000;
-const O_WRONLY_CREAT_CLOEXEC = 0o1 | 0o100 | 0o2000000;
-const O_WRONLY_CLOEXEC = 0o1 | 0o2000000;
-const MNT_DETACH = 2;
-const PR_SET_DUMPABLE = 4;
-const CLONE_PARENT = 0x8000;
-const EINTR = 4;
+const O_PATH_DIRECTORY_CLOEXEC = O_PATH | O_DIRECTORY | O_CLOEXEC;
+const O_WRONLY_CREAT_CLOEXEC = O_WRONLY | O_CREAT | O_CLOEXEC;
+const O_WRONLY_CLOEXEC = O_WRONLY | O_CLOEXEC;
 
 /** A value shown unquoted in a SyscallError message. */
 const unquoted = (text: string) => Object.freeze({ toString: () => text });
@@ -275,13 +302,6 @@ function preparedMount(source: string | null, target: string, type: string | nul
     shown,
   } as const;
 }
-
-const AT_FDCWD = -100;
-const AT_RECURSIVE = 0x8000;
-const ENOSYS = 38;
-const OPEN_TREE_CLONE = 1;
-const OPEN_TREE_CLOEXEC = 0o2000000;
-const MOVE_MOUNT_F_EMPTY_PATH = 4;
 
 function readonlyTree(path: string): ReadonlyTree {
   return {
@@ -626,18 +646,6 @@ const preparedExec = new WeakMap<
 /** The fds the (forked) child holds between steps: captured mounts, the host root, the rootfs's mount. */
 const held = new Map<string, number>();
 
-/** statvfs `ST_*` bit → `MS_*` flag (as src/mount.ts keeps a bind's flags across a remount). */
-const ST_TO_MS: ReadonlyArray<readonly [number, number]> = [
-  [0x1, MS.RDONLY],
-  [0x2, MS.NOSUID],
-  [0x4, MS.NODEV],
-  [0x8, MS.NOEXEC],
-  [0x400, MS.NOATIME],
-  [0x800, MS.NODIRATIME],
-  [0x1000, MS.RELATIME],
-  [0x2000, MS.NOSYMFOLLOW],
-];
-
 function runCall(call: PreparedCall): void {
   const c = libc();
   switch (call.op) {
@@ -924,7 +932,7 @@ function runProvision(c: SetupContext): void {
       if (typeof hook !== "function") {
         code = 127;
         check(
-          Number(libc().syscall(BigInt(SYS.close_range), 3n, 0xffffffffn, 4n, /* CLOEXEC */ 0n, 0n)),
+          Number(libc().syscall(BigInt(SYS.close_range), 3n, 0xffffffffn, BigInt(CLOSE_RANGE_CLOEXEC), 0n, 0n)),
           "close_range",
         );
         exec(hookArgv(hook), [], { env: c.spec.env });
@@ -965,7 +973,10 @@ function runProvision(c: SetupContext): void {
   );
 }
 
-/** Reads `fd` to EOF as UTF-8 (a short message from a child). */
+/**
+ * Reads `fd` to EOF as UTF-8 (a short message from a child). Runs in the forked child (a setup
+ * step), so its EINTR loop stays written out: no closure allocated there (see ffi/fork.ts).
+ */
 function readText(fd: number): string {
   const out: number[] = [];
   const buf = new Uint8Array(4096);

@@ -58,7 +58,7 @@ import {
 } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import process from "node:process";
-import { check, errno, libc } from "../../ffi/libc.ts";
+import { check, checkRetry, errno, libc } from "../../ffi/libc.ts";
 import { cstr } from "../../ffi/cstring.ts";
 import { SYS } from "../../ffi/syscalls.ts";
 import { fsError, SyscallError } from "../errors.ts";
@@ -67,6 +67,7 @@ import { type Signal, signalNumber } from "../signals.ts";
 import type { ContainerSpec } from "./spec.ts";
 import { resolveStateDir } from "./_state_dir.ts";
 import { dropPendingRootfs, notePendingRootfs, withRootfsLock } from "./_rootfs_ref.ts";
+import { ENOENT, ESRCH, O_CLOEXEC, O_CREAT, O_NOFOLLOW, O_RDWR } from "../../ffi/constants.ts";
 
 export { DEFAULT_STATE_DIR } from "./_state_dir.ts";
 
@@ -227,11 +228,9 @@ export const nodeTrustFs: TrustFs = {
   realPath: (path: string) => realpathSync(path),
 };
 
-const O_RDWR = 2, O_CREAT = 0o100, O_CLOEXEC = 0o2000000, O_NOFOLLOW = 0o400000;
 /** How a record's temp file is opened: never through a symlink. */
 const WRITE_PRIVATE = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | O_NOFOLLOW;
 const LOCK_EX = 2, LOCK_UN = 8;
-const EINTR = 4, ESRCH = 3;
 
 /** State directories this process prepared: `uid:root` → the directory's identity then. */
 const preparedDirs = new Map<string, { readonly dev: bigint; readonly ino: bigint }>();
@@ -585,14 +584,11 @@ export class StateStore {
     const fd = open(cstr(path), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600);
     if (fd === -1) {
       const e = errno();
-      if (e === 2) throw new ContainerStateError(`no container named ${name}`);
+      if (e === ENOENT) throw new ContainerStateError(`no container named ${name}`);
       throw new SyscallError("open", e, [path], `lock the state of container ${name}`);
     }
     try {
-      for (;;) {
-        if (flock(fd, LOCK_EX) === 0) break;
-        if (errno() !== EINTR) throw new SyscallError("flock", errno(), [path], `lock the state of container ${name}`);
-      }
+      checkRetry(() => flock(fd, LOCK_EX), "flock", [path], `lock the state of container ${name}`);
       return fn();
     } finally {
       flock(fd, LOCK_UN);

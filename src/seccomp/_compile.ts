@@ -37,9 +37,7 @@ import type {
   SeccompProfile,
   SeccompRule,
 } from "./_types.ts";
-
-export const EPERM = 1;
-export const ENOSYS = 38;
+import { ENOSYS, EPERM } from "../../ffi/constants.ts";
 
 /** `SECCOMP_RET_*` action values. */
 export const SECCOMP_RET: Readonly<

@@ -5,18 +5,26 @@
  * @module
  */
 import type { SeccompArgRule, SeccompProfile, SeccompRule } from "./_types.ts";
-
-const EPERM = 1;
-const ENOSYS = 38;
-const AF_ALG = 38;
-const AF_VSOCK = 40;
+import {
+  AF_ALG,
+  AF_VSOCK,
+  CLONE_NEWCGROUP,
+  CLONE_NEWIPC,
+  CLONE_NEWNET,
+  CLONE_NEWNS,
+  CLONE_NEWPID,
+  CLONE_NEWUSER,
+  CLONE_NEWUTS,
+  ENOSYS,
+  EPERM,
+} from "../../ffi/constants.ts";
 
 /**
  * `CLONE_NEWNS|CLONE_NEWCGROUP|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWNET`
  * (0x7e020000, docker's 2114060288).
  */
-const CLONE_NAMESPACE_FLAGS = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 |
-  0x40000000;
+const CLONE_NAMESPACE_FLAGS = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER |
+  CLONE_NEWPID | CLONE_NEWNET;
 
 /**
  * Docker's unconditional allow-list, name for name. Names an ABI lacks are skipped there (`chown32`

@@ -36,13 +36,22 @@ import { cstr } from "../../ffi/cstring.ts";
 import { logRelaySupported, spawnLogRelay } from "../../ffi/log_relay.ts";
 import { SyscallError } from "../errors.ts";
 import { identify, isRunning, type ProcessIdentity, type StateStore, writePrivateFile } from "../container/state.ts";
-
-const O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0o100, O_TRUNC = 0o1000, O_APPEND = 0o2000;
-const O_NONBLOCK = 0o4000, O_DIRECTORY = 0o200000, O_NOFOLLOW = 0o400000, O_CLOEXEC = 0o2000000;
-const O_PATH = 0o10000000;
-const S_IFIFO = 0o010000;
-const EEXIST = 17;
-const SIGKILL = 9;
+import {
+  EEXIST,
+  O_APPEND,
+  O_CLOEXEC,
+  O_CREAT,
+  O_DIRECTORY,
+  O_NOFOLLOW,
+  O_NONBLOCK,
+  O_PATH,
+  O_RDONLY,
+  O_RDWR,
+  O_TRUNC,
+  O_WRONLY,
+  S_IFIFO,
+  SIGKILL,
+} from "../../ffi/constants.ts";
 
 /** The smallest cap a log may have (the relay's own floor). */
 export const MIN_LOG_MAX = 4096;

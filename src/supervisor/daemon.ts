@@ -6,8 +6,7 @@
 import process from "node:process";
 import { check, libc } from "../../ffi/libc.ts";
 import { cstr } from "../../ffi/cstring.ts";
-
-const O_RDONLY = 0, O_WRONLY = 1, O_CREAT = 0o100, O_APPEND = 0o2000, O_CLOEXEC = 0o2000000, O_NOFOLLOW = 0o400000;
+import { O_APPEND, O_CLOEXEC, O_CREAT, O_NOFOLLOW, O_RDONLY, O_WRONLY } from "../../ffi/constants.ts";
 
 /**
  * Leaves the caller's session (setsid; already a leader is fine), points stdin at /dev/null and

@@ -67,6 +67,7 @@ import {
   recordedRelay,
   startLogRelay,
 } from "./container_log.ts";
+import { EWOULDBLOCK, O_CLOEXEC, O_CREAT, O_NOFOLLOW, O_RDONLY, O_WRONLY } from "../../ffi/constants.ts";
 
 /** Options of {@link runSupervisor}. */
 export interface SupervisorOptions {
@@ -85,7 +86,6 @@ export interface SupervisorOptions {
   readonly logFile?: string;
 }
 
-const O_RDONLY = 0, O_WRONLY = 1, O_CREAT = 0o100, O_CLOEXEC = 0o2000000, O_NOFOLLOW = 0o400000;
 const LOCK_EX = 2, LOCK_NB = 4;
 const TICK_MS = 100;
 /** How often relays are reaped and restarted, and logs without a relay capped. */
@@ -180,7 +180,7 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
   if (libc().flock(lockFd, LOCK_EX | LOCK_NB) !== 0) {
     const e = errno();
     libc().close(lockFd);
-    if (e === 11) {
+    if (e === EWOULDBLOCK) {
       say("another supervisor runs on this state directory; exiting");
       return 0;
     }
