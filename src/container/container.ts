@@ -61,6 +61,7 @@ import {
   prepareExecFifo,
   prepareSetup,
   runExecFifo,
+  runStep,
   type SetupContext,
   stepsFor,
 } from "./setup.ts";
@@ -230,7 +231,7 @@ function childMain(
     let failed = false;
     for (const step of stepsFor(ctx)) {
       try {
-        step.run(ctx);
+        runStep(ctx, step);
       } catch (e) {
         report({ error: describe(step.name, e) });
         failed = true;

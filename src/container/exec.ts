@@ -59,7 +59,7 @@ import { compileExecIn, type NativeExec } from "./native.ts";
 import { holdNonDumpable, nextReport, spawnProgram } from "../../ffi/spawn.ts";
 import { receiveFd, socketPair, type WindowSize } from "../../ffi/tty.ts";
 import { assertValidTty, type ConsoleRequest } from "./_console.ts";
-import { execCommand, SETUP_STEPS, type SetupContext, type SetupStep } from "./setup.ts";
+import { execCommand, runStep, SETUP_STEPS, type SetupContext, type SetupStep } from "./setup.ts";
 import { DEFAULT_CAPABILITIES } from "./spec.ts";
 import type { ResolvedSpec } from "./validate.ts";
 import {
@@ -479,7 +479,7 @@ function grandchildMain(plan: ExecPlan, statusW: number, term?: ConsoleRequest):
     for (const s of EXEC_STEPS) {
       if (!s.when(ctx)) continue;
       step = s.name;
-      s.run(ctx);
+      runStep(ctx, s);
     }
     step = "exec";
     code = 127;

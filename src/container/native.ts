@@ -29,7 +29,7 @@ import {
   SyscallProgram,
 } from "../../ffi/spawn.ts";
 import { capHeader, encodeCapData, encodeRlimit } from "../../ffi/structs.ts";
-import { CLONE_NEWCGROUP, CLONE_NEWNS, CLONE_NEWTIME, NAMESPACE_FLAGS } from "../namespace.ts";
+import { CLONE_NEWTIME, NAMESPACE_FLAGS } from "../namespace.ts";
 import { Capability, type KeepPlan } from "../capability.ts";
 import { capabilityPlan } from "./_capsets.ts";
 import { rlimitNumber, rlimitPair } from "../rlimit.ts";
@@ -43,14 +43,11 @@ import {
   MS,
   type PreparedCall,
   prepareSetup,
-  ROOTFS_MOUNT,
   type SetupContext,
   type SetupStep,
   stepCalls,
   stepsFor,
   TIMENS_OFFSETS,
-  timensNeedsDumpable,
-  timensOffsetsText,
 } from "./setup.ts";
 import {
   AF_INET,
@@ -86,7 +83,6 @@ import {
   PR_CAPBSET_DROP,
   PR_SET_DUMPABLE,
   PR_SET_KEEPCAPS,
-  PR_SET_NO_NEW_PRIVS,
   SECCOMP_SET_MODE_FILTER,
   SIGCHLD,
   SOCK_CLOEXEC,
@@ -179,10 +175,6 @@ const IFF_UP_LOOPBACK_RUNNING = IFF_UP | IFF_LOOPBACK | IFF_RUNNING;
 const O_RDONLY_CLOEXEC = O_RDONLY | O_CLOEXEC;
 const O_WRONLY_CLOEXEC = O_WRONLY | O_CLOEXEC;
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/** True when the command runs as another user (or with other groups) than root. */
-const changesUser = (spec: SetupContext["spec"]) =>
-  spec.user.uid !== 0 || spec.user.gid !== 0 || spec.user.groups.length > 0;
 
 /** A value shown unquoted in a SyscallError message. */
 const unquoted = (text: string) => Object.freeze({ toString: () => text });
@@ -368,6 +360,11 @@ function compile(
   call("close", [p.value(slots.go)], ["go pipe"]);
 
   if (!r.steps(ctx, steps, emit)) return undefined;
+  if (ctx.spec.mounts.length > 0) {
+    // (the spec mounts' targets resolved in the rootfs, and whether each bind source is a file)
+    const shape = mountsShape(ctx);
+    checks.push(() => mountsShape(ctx) === shape);
+  }
 
   r.step = "ready";
   call("write", [p.value(slots.status), readyRecord(p), REPORT_BYTES], ["status pipe"], { expect: REPORT_BYTES });
@@ -593,26 +590,6 @@ function failureOf(info: readonly OpInfo[], op: number, errno: number, unknownSt
   return describe(i.step, new SyscallError(i.syscall, errno, i.shown, i.context));
 }
 
-/** The steps whose calls come from setup.ts's `stepCalls`. */
-const CALL_STEPS: ReadonlySet<string> = new Set([
-  "private-mounts",
-  "capture-host-sources",
-  "chroot-rootfs",
-  "mount-proc",
-  "mount-sys",
-  "mount-cgroup",
-  "mount-dev",
-  "mount-devpts",
-  "mount-shm",
-  "mount-mqueue",
-  "mount-init",
-  "mounts",
-  "etc-files",
-  "pivot-root",
-  "masked-paths",
-  "readonly-paths",
-]);
-
 /** A program's named slots (see {@link Emit.hold}). */
 function holds(): Pick<Emit, "hold" | "held"> {
   const slots = new Map<string, ProgramSlot>();
@@ -626,200 +603,17 @@ function holds(): Pick<Emit, "hold" | "held"> {
   };
 }
 
-/** Appends one step's calls; false when it cannot run natively. */
+/** Appends one step's calls, one op at a time; false when one cannot run natively. */
 function compileStep(ctx: SetupContext, name: string, p: SyscallProgram, emit: Emit): boolean {
-  const { call } = emit;
-  const spec = ctx.spec;
-  if (CALL_STEPS.has(name)) {
-    const calls = stepCalls(ctx, name);
-    // (a spec mount with propagation or move options needs the general Mount.mount: forked)
-    if (calls.some((c) => c.op === "mount-options")) return false;
-    for (const c of calls) compilePrepared(c, p, emit);
-    if (name === "mounts") {
-      const shape = mountsShape(ctx);
-      emit.check(() => mountsShape(ctx) === shape);
-    }
-    return true;
-  }
-  switch (name) {
-    case "hostname": {
-      const bytes = new TextEncoder().encode(spec.hostname!);
-      call("sethostname", [p.bytes(bytes), bytes.length], [spec.hostname]);
-      return true;
-    }
-    case "loopback": {
-      const s = p.slot();
-      call("socket", [AF_INET, SOCK_DGRAM_CLOEXEC, 0], [unquoted("AF_INET"), unquoted("SOCK_DGRAM")], { store: s });
-      const ifr = new Uint8Array(40);
-      ifr.set(new TextEncoder().encode("lo"));
-      new DataView(ifr.buffer).setInt16(16, IFF_UP_LOOPBACK_RUNNING, true);
-      call("ioctl", [p.value(s), SIOCSIFFLAGS, p.bytes(ifr)], [unquoted("SIOCSIFFLAGS"), "lo", unquoted("IFF_UP")]);
-      call("close", [p.value(s)], [unquoted("socket")]);
-      return true;
-    }
-    case "readonly-rootfs":
-      emit.remountReadonly(p.cstring("/"), "/");
-      return true;
-    case "rlimits":
-      for (const [k, v] of Object.entries(spec.rlimits)) {
-        const [soft, hard] = Array.isArray(v) ? v : [v, v];
-        const n = rlimitNumber(k);
-        const { cur, max } = rlimitPair(soft, hard, `rlimits.${k}`);
-        call("prlimit64", [0, n, p.bytes(encodeRlimit(cur, max)), null], [
-          0,
-          unquoted(`RLIMIT_${k.toUpperCase().replace(/^RLIMIT_/, "")}`),
-          unquoted(`{${cur}, ${max}}`),
-        ]);
-      }
-      return true;
-    case "time-namespace": {
-      call("unshare", [CLONE_NEWTIME], [unquoted("CLONE_NEWTIME")]);
-      if (!spec.timeOffsets) return true;
-      // (as setup.ts's step: both clocks in one write, before any process enters the namespace)
-      const text = timensOffsetsText(spec);
-      const bytes = new TextEncoder().encode(text);
-      const fd = p.slot();
-      const dumpable = timensNeedsDumpable(spec);
-      if (dumpable) call("prctl", [PR_SET_DUMPABLE, 1, 0, 0, 0], [unquoted("PR_SET_DUMPABLE"), 1]);
-      call("open", [p.cstring(TIMENS_OFFSETS), O_WRONLY_CLOEXEC, 0], [TIMENS_OFFSETS], { store: fd });
-      if (dumpable) call("prctl", [PR_SET_DUMPABLE, 0, 0, 0, 0], [unquoted("PR_SET_DUMPABLE"), 0]);
-      call("write", [p.value(fd), p.bytes(bytes), bytes.length], [TIMENS_OFFSETS, text], { expect: bytes.length });
-      call("close", [p.value(fd)], [TIMENS_OFFSETS]);
-      return true;
-    }
-    case "enter-rootfs":
-      if (!emit.rootFd) return false;
-      call("fchdir", [emit.rootFd()], [spec.rootfsPath], {}, "enter the rootfs");
-      return true;
-    case "mount-namespace":
-      call("unshare", [CLONE_NEWNS], [unquoted("CLONE_NEWNS")]);
-      return true;
-    case "rootfs-bind":
-      compilePrepared(ROOTFS_MOUNT, p, emit);
-      return true;
-    case "cgroup-namespace":
-      call("unshare", [CLONE_NEWCGROUP], [unquoted("CLONE_NEWCGROUP")]);
-      return true;
-    case "join-namespaces":
-      // opened and joined one by one, in the spec's order (as setup.ts's step does)
-      for (const j of spec.joinNamespaces) {
-        const fd = p.slot();
-        call("open", [p.cstring(j.path), O_RDONLY_CLOEXEC, 0], [j.path], { store: fd });
-        call("setns", [p.value(fd), NAMESPACE_FLAGS[j.type]], [j.path]);
-        call("close", [p.value(fd)], [j.path]);
-      }
-      return true;
-    case "enter-pid-namespace":
-      if (!emit.continueInChild) return false;
-      emit.continueInChild();
-      return true;
-    case "become-root":
-      call("setresgid", [0, 0, 0], [0, 0, 0]);
-      call("setresuid", [0, 0, 0], [0, 0, 0]);
-      return true;
-    case "workdir":
-      call("chdir", [p.cstring(spec.workdir)], [spec.workdir]);
-      return true;
-    case "capabilities": {
-      for (const n of emit.plan.drops) {
-        call("prctl", [PR_CAPBSET_DROP, n, 0, 0, 0], [unquoted("PR_CAPBSET_DROP"), n], {}, "Capability.keep");
-      }
-      if (changesUser(spec)) call("prctl", [PR_SET_KEEPCAPS, 1, 0, 0, 0], [unquoted("PR_SET_KEEPCAPS"), 1]);
-      return true;
-    }
-    case "capability-sets": {
-      // (as keepSets: the plan's sets, or its mask in each)
-      const plan = emit.plan;
-      const context = "Capability.keep";
-      const m = plan.mask;
-      const sets = plan.sets ?? { effective: m, permitted: m, inheritable: m, ambient: plan.ambient ? m : 0n };
-      const hex = (x: bigint) => `0x${x.toString(16)}`;
-      call(
-        "capset",
-        [
-          p.bytes(capHeader(0)),
-          p.bytes(
-            encodeCapData({ effective: sets.effective, permitted: sets.permitted, inheritable: sets.inheritable }),
-          ),
-        ],
-        [unquoted(`e=${hex(sets.effective)} p=${hex(sets.permitted)} i=${hex(sets.inheritable)}`)],
-        {},
-        context,
-      );
-      const next = p.label();
-      // EINVAL: a kernel without ambient capabilities, nothing to clear
-      call("prctl", [PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0], [unquoted("PR_CAP_AMBIENT_CLEAR_ALL")], {
-        onErrno: [[EINVAL, next]],
-      }, context);
-      p.place(next);
-      for (let n = 0; n < 64; n++) {
-        if ((sets.ambient >> BigInt(n)) & 1n) {
-          call(
-            "prctl",
-            [PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, n, 0, 0],
-            [unquoted("PR_CAP_AMBIENT_RAISE"), unquoted(Capability.nameOf(n))],
-            {},
-            context,
-          );
-        }
-      }
-      return true;
-    }
-    case "user": {
-      const u = spec.user;
-      const groups = new Uint32Array(u.groups);
-      // Always the spec's list (empty by default); rootless with setgroups denied (EPERM), the
-      // groups cannot change (as the forked child's step).
-      const next = p.label();
-      call(
-        "setgroups",
-        [u.groups.length, p.bytes(new Uint8Array(groups.buffer))],
-        [`[${u.groups.join(", ")}]`],
-        spec.rootless ? { onErrno: [[EPERM, next]] } : {},
-      );
-      p.place(next);
-      call("setresgid", [u.gid, u.gid, u.gid], [u.gid, u.gid, u.gid]);
-      call("setresuid", [u.uid, u.uid, u.uid], [u.uid, u.uid, u.uid]);
-      return true;
-    }
-    case "non-dumpable":
-      call("prctl", [PR_SET_DUMPABLE, 0, 0, 0, 0], [unquoted("PR_SET_DUMPABLE"), 0]);
-      return true;
-    case "new-session":
-      call("setsid", [], []);
-      return true;
-    case "console":
-      if (emit.console === undefined) return false;
-      compileConsole(p, call, emit.console, spec.user.uid, ctx.console?.size);
-      return true;
-    case "no-new-privs":
-      call("prctl", [PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0], [unquoted("PR_SET_NO_NEW_PRIVS"), 1]);
-      return true;
-    case "seccomp": {
-      const prog = spec.seccompProgram!;
-      const filter = p.bytes(prog);
-      const fprog = new Uint8Array(16);
-      new DataView(fprog.buffer).setUint16(0, prog.byteLength / 8, true);
-      call(
-        "seccomp",
-        [SECCOMP_SET_MODE_FILTER, 0, p.bytes(fprog, [[8, filter]])],
-        [
-          "SECCOMP_SET_MODE_FILTER",
-          0,
-          `${prog.byteLength / 8} instructions`,
-        ],
-        {},
-        "load the seccomp filter (needs no_new_privs or CAP_SYS_ADMIN)",
-      );
-      return true;
-    }
-    default:
-      return false;
-  }
+  return stepCalls(ctx, name).every((c) => compilePrepared(c, p, emit));
 }
 
-/** One prepared call of setup.ts as system calls. */
-function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
+/**
+ * One prepared call of setup.ts as system calls (the forked child's `runCall` makes the same);
+ * false when it cannot run natively (JavaScript, a mount with propagation options, a step the
+ * program has no means for).
+ */
+function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): boolean {
   const { call } = emit;
   const mount = (m: Extract<PreparedCall, { op: "mount" }>, onErrno?: ReadonlyArray<readonly [number, ProgramLabel]>) =>
     call(
@@ -829,9 +623,112 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
       onErrno ? { onErrno } : {},
     );
   switch (c.op) {
+    case "prctl":
+      call("prctl", [c.option, c.arg, 0, 0, 0], [unquoted(c.name), c.arg]);
+      return true;
+    case "unshare":
+      call("unshare", [c.flag], [unquoted(c.name)]);
+      return true;
+    case "timens-offsets": {
+      // (as setup.ts: both clocks in one write, before any process enters the namespace)
+      const bytes = new TextEncoder().encode(c.text);
+      const fd = p.slot();
+      if (c.dumpable) call("prctl", [PR_SET_DUMPABLE, 1, 0, 0, 0], [unquoted("PR_SET_DUMPABLE"), 1]);
+      call("open", [p.cstring(TIMENS_OFFSETS), O_WRONLY_CLOEXEC, 0], [TIMENS_OFFSETS], { store: fd });
+      if (c.dumpable) call("prctl", [PR_SET_DUMPABLE, 0, 0, 0, 0], [unquoted("PR_SET_DUMPABLE"), 0]);
+      call("write", [p.value(fd), p.bytes(bytes), bytes.length], [TIMENS_OFFSETS, c.text], { expect: bytes.length });
+      call("close", [p.value(fd)], [TIMENS_OFFSETS]);
+      return true;
+    }
+    case "setns": {
+      const fd = p.slot();
+      call("open", [p.cstring(c.path), O_RDONLY_CLOEXEC, 0], [c.path], { store: fd });
+      call("setns", [p.value(fd), NAMESPACE_FLAGS[c.type]], [c.path]);
+      call("close", [p.value(fd)], [c.path]);
+      return true;
+    }
+    case "clone-parent":
+      if (!emit.continueInChild) return false;
+      emit.continueInChild();
+      return true;
+    case "setresgid":
+    case "setresuid":
+      call(c.op, [c.id, c.id, c.id], [c.id, c.id, c.id]);
+      return true;
+    case "setgroups": {
+      // Rootless with setgroups denied (EPERM), the groups cannot change (as the forked child's).
+      const next = p.label();
+      call(
+        "setgroups",
+        [c.groups.length, p.bytes(new Uint8Array(new Uint32Array(c.groups).buffer))],
+        [`[${c.groups.join(", ")}]`],
+        c.epermOk ? { onErrno: [[EPERM, next]] } : {},
+      );
+      p.place(next);
+      return true;
+    }
+    case "enter-rootfs":
+      if (!emit.rootFd) return false;
+      call("fchdir", [emit.rootFd()], [c.path], {}, "enter the rootfs");
+      return true;
+    case "sethostname": {
+      const bytes = new TextEncoder().encode(c.name);
+      call("sethostname", [p.bytes(bytes), bytes.length], [c.name]);
+      return true;
+    }
+    case "loopback-up": {
+      const s = p.slot();
+      call("socket", [AF_INET, SOCK_DGRAM_CLOEXEC, 0], [unquoted("AF_INET"), unquoted("SOCK_DGRAM")], { store: s });
+      const ifr = new Uint8Array(40);
+      ifr.set(new TextEncoder().encode("lo"));
+      new DataView(ifr.buffer).setInt16(16, IFF_UP_LOOPBACK_RUNNING, true);
+      call("ioctl", [p.value(s), SIOCSIFFLAGS, p.bytes(ifr)], [unquoted("SIOCSIFFLAGS"), "lo", unquoted("IFF_UP")]);
+      call("close", [p.value(s)], [unquoted("socket")]);
+      return true;
+    }
+    case "rlimit": {
+      const [soft, hard] = Array.isArray(c.limit) ? c.limit : [c.limit, c.limit];
+      const n = rlimitNumber(c.name);
+      const { cur, max } = rlimitPair(soft, hard, `rlimits.${c.name}`);
+      call("prlimit64", [0, n, p.bytes(encodeRlimit(cur, max)), null], [
+        0,
+        unquoted(`RLIMIT_${c.name.toUpperCase().replace(/^RLIMIT_/, "")}`),
+        unquoted(`{${cur}, ${max}}`),
+      ]);
+      return true;
+    }
+    case "setsid":
+      call("setsid", [], []);
+      return true;
+    case "console":
+      if (emit.console === undefined) return false;
+      compileConsole(p, call, emit.console, c.uid, c.request.size);
+      return true;
+    case "bounding":
+      for (const n of emit.plan.drops) {
+        call("prctl", [PR_CAPBSET_DROP, n, 0, 0, 0], [unquoted("PR_CAPBSET_DROP"), n], {}, "Capability.keep");
+      }
+      if (c.keepCaps) call("prctl", [PR_SET_KEEPCAPS, 1, 0, 0, 0], [unquoted("PR_SET_KEEPCAPS"), 1]);
+      return true;
+    case "capsets":
+      compileCapsets(emit.plan, call, p);
+      return true;
+    case "seccomp": {
+      const filter = p.bytes(c.program);
+      const fprog = new Uint8Array(16);
+      new DataView(fprog.buffer).setUint16(0, c.program.byteLength / 8, true);
+      call(
+        "seccomp",
+        [SECCOMP_SET_MODE_FILTER, 0, p.bytes(fprog, [[8, filter]])],
+        ["SECCOMP_SET_MODE_FILTER", 0, `${c.program.byteLength / 8} instructions`],
+        {},
+        "load the seccomp filter (needs no_new_privs or CAP_SYS_ADMIN)",
+      );
+      return true;
+    }
     case "mount":
       mount(c);
-      return;
+      return true;
     case "mknod": {
       const path = p.bytes(c.path);
       call("mknod", [path, c.mode, c.dev], c.shown);
@@ -840,20 +737,20 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
         c.shown[0],
         unquoted(`0${(c.mode & 0o7777).toString(8)}`),
       ]);
-      return;
+      return true;
     }
     case "mkdir": {
       const next = p.label();
       call("mkdir", [p.bytes(c.path), 0o755], c.shown, c.exist ? { onErrno: [[EEXIST, next]] } : {});
       p.place(next);
-      return;
+      return true;
     }
     case "symlink":
       call("symlink", [p.bytes(c.to), p.bytes(c.path)], c.shown);
-      return;
+      return true;
     case "chdir":
       call("chdir", [p.bytes(c.path)], c.shown);
-      return;
+      return true;
     case "rootfs-mount": {
       const tree = p.slot();
       const dot = p.bytes(c.dot);
@@ -869,14 +766,14 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
       ]);
       call("fchdir", [p.value(tree)], [unquoted("tree")]);
       emit.hold("rootfs", tree); // (pivot-root enters it again, out of the chroot)
-      return;
+      return true;
     }
     case "capture": {
       const fd = p.slot();
       const flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (c.recursive ? AT_RECURSIVE : 0);
       emit.asStep(c.step, () => call("open_tree", [AT_FDCWD, p.bytes(c.source), flags], c.shown, { store: fd }));
       emit.hold(c.id, fd);
-      return;
+      return true;
     }
     case "attach": {
       const fd = emit.held(c.id);
@@ -891,11 +788,11 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
       if (c.readonly || c.flags) {
         emit.remountReadonly(target, c.path, (c.readonly ? MS.RDONLY : 0) | (c.flags ?? 0));
       }
-      return;
+      return true;
     }
     case "release":
       call("close", [p.value(emit.held(c.id))], [unquoted(c.id)]);
-      return;
+      return true;
     case "chroot-in": {
       const fd = p.slot();
       call("open", [p.bytes(c.slash), O_PATH_DIRECTORY_CLOEXEC, 0], ["/", unquoted("O_PATH|O_DIRECTORY")], {
@@ -903,13 +800,14 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
       });
       emit.hold("host-root", fd);
       call("chroot", [p.bytes(c.dot)], ["."], {}, "chroot into the rootfs");
-      return;
+      return true;
     }
     case "remount-ro":
       emit.remountReadonly(p.bytes(c.target), c.path);
-      return;
-    case "mount-options":
-      throw new SetupError("mounts", "a mount with propagation or move options in a native program (hako bug)");
+      return true;
+    case "mount-options": // (the general Mount.mount: forked)
+    case "js":
+      return false;
     case "pivot": {
       const dot = p.bytes(c.dot);
       // Out of the chroot through the held host root, into the rootfs's mount again.
@@ -921,7 +819,7 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
       call("close", [p.value(rootfs)], [unquoted("rootfs")]);
       call("pivot_root", [dot, dot], [".", "."]);
       call("umount2", [dot, MNT_DETACH], [".", unquoted("MNT_DETACH")]);
-      return;
+      return true;
     }
     case "mask": {
       // An empty read-only tmpfs over a directory; ENOTDIR: a file, /dev/null bound over it;
@@ -932,7 +830,7 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
       p.place(file);
       mount(c.file);
       p.place(end);
-      return;
+      return true;
     }
     case "touch": {
       const fd = p.slot(), there = p.label();
@@ -943,7 +841,7 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
       });
       call("close", [p.value(fd)], c.shown);
       p.place(there);
-      return;
+      return true;
     }
     case "sysfs": {
       // sysfs; EPERM (a user namespace without its own network namespace): the host's /sys, read-only
@@ -959,7 +857,7 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
       );
       compilePrepared(c.tree, p, emit);
       p.place(end);
-      return;
+      return true;
     }
     case "readonly-tree": {
       const end = p.label();
@@ -967,14 +865,49 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
         onErrno: [[ENOSYS, end]], // (before Linux 5.12: what the bind gave)
       });
       p.place(end);
-      return;
+      return true;
     }
     case "readonly": {
       const end = p.label();
       mount(c.bind, [[ENOENT, end]]);
       emit.remountReadonly(p.bytes(c.target), c.path);
       p.place(end);
-      return;
+      return true;
+    }
+  }
+}
+
+/** The capability plan's sets set, the ambient set cleared and raised (as capability.ts's keepSets). */
+function compileCapsets(plan: KeepPlan, call: Call, p: SyscallProgram): void {
+  const context = "Capability.keep";
+  const m = plan.mask;
+  const sets = plan.sets ?? { effective: m, permitted: m, inheritable: m, ambient: plan.ambient ? m : 0n };
+  const hex = (x: bigint) => `0x${x.toString(16)}`;
+  call(
+    "capset",
+    [
+      p.bytes(capHeader(0)),
+      p.bytes(encodeCapData({ effective: sets.effective, permitted: sets.permitted, inheritable: sets.inheritable })),
+    ],
+    [unquoted(`e=${hex(sets.effective)} p=${hex(sets.permitted)} i=${hex(sets.inheritable)}`)],
+    {},
+    context,
+  );
+  const next = p.label();
+  // EINVAL: a kernel without ambient capabilities, nothing to clear
+  call("prctl", [PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0], [unquoted("PR_CAP_AMBIENT_CLEAR_ALL")], {
+    onErrno: [[EINVAL, next]],
+  }, context);
+  p.place(next);
+  for (let n = 0; n < 64; n++) {
+    if ((sets.ambient >> BigInt(n)) & 1n) {
+      call(
+        "prctl",
+        [PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, n, 0, 0],
+        [unquoted("PR_CAP_AMBIENT_RAISE"), unquoted(Capability.nameOf(n))],
+        {},
+        context,
+      );
     }
   }
 }

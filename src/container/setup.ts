@@ -8,7 +8,7 @@
  */
 import { lstatSync, readdirSync, readlinkSync, statSync } from "node:fs";
 import { join, normalize, relative } from "node:path";
-import { Capability, keepBounding, type KeepPlan, keepPlan, keepSets } from "../capability.ts";
+import { keepBounding, type KeepPlan, keepPlan, keepSets } from "../capability.ts";
 import { capabilityPlan, capabilityPlanLines, capabilitySetsFor } from "./_capsets.ts";
 import { sethostname } from "../hostname.ts";
 import * as Mount from "../mount.ts";
@@ -17,7 +17,6 @@ import { exec, resetSignalsForExec, waitpid2 } from "../process.ts";
 import { setrlimit } from "../rlimit.ts";
 import { loadSeccomp } from "../seccomp.ts";
 import { setgroups, setresgid, setresuid } from "../user.ts";
-import { chdir } from "../dir.ts";
 import { setLinkUp } from "../../ffi/net.ts";
 import { addAddress, setLinkUp as netlinkLinkUp } from "../network.ts";
 import { ensureMountPoint, secureJoin } from "./_paths.ts";
@@ -32,7 +31,8 @@ import { SYS } from "../../ffi/syscalls.ts";
 import { cstr, cstrArray, type CStringArray } from "../../ffi/cstring.ts";
 import { encodeMountAttr, MOUNT_ATTR_RDONLY, statvfsBuffer, statvfsFlags } from "../../ffi/structs.ts";
 import { detect, type Layout } from "../cgroup/layout.ts";
-import { SyscallError } from "../errors.ts";
+import { SetupError, SyscallError } from "../errors.ts";
+import type { NamespaceName } from "../namespace.ts";
 import type { ResolvedSpec } from "./validate.ts";
 import { consolePlan, type ConsoleRequest, runConsole } from "./_console.ts";
 import { INIT_TARGET } from "./_init.ts";
@@ -73,6 +73,7 @@ import {
   OPEN_TREE_CLOEXEC,
   OPEN_TREE_CLONE,
   PR_SET_DUMPABLE,
+  PR_SET_NO_NEW_PRIVS,
   S_IFCHR,
   ST_TO_MS,
 } from "../../ffi/constants.ts";
@@ -113,8 +114,12 @@ export interface SetupStep {
   readonly when: (ctx: SetupContext) => boolean;
   /** The kernel calls it makes, for `hako plan`. */
   readonly plan: (ctx: SetupContext) => string[];
-  /** Does it. */
-  readonly run: (ctx: SetupContext) => void;
+  /**
+   * The kernel calls it makes, from the resolved spec: the forked child runs them ({@link runStep}),
+   * the native path compiles them (native.ts), `hako plan` prints them. Read through
+   * {@link stepCalls}, which keeps them per context.
+   */
+  readonly calls: (ctx: SetupContext) => readonly PreparedCall[];
 }
 
 const DEVICES = ["null", "zero", "full", "random", "urandom", "tty"] as const;
@@ -256,7 +261,56 @@ export type PreparedCall =
    * Every mount at and under `path` made read-only at once (`mount_setattr(AT_RECURSIVE,
    * MOUNT_ATTR_RDONLY)`, Linux 5.12); a kernel without it (ENOSYS) keeps what the bind gave.
    */
-  | ReadonlyTree;
+  | ReadonlyTree
+  /** prctl(option, arg): PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS… (`name`: the option's name, for messages). */
+  | { readonly op: "prctl"; readonly option: number; readonly arg: number; readonly name: string }
+  /** unshare(flag) of one namespace kind (`name`: `CLONE_NEWNS`…). */
+  | { readonly op: "unshare"; readonly flag: number; readonly name: string }
+  /**
+   * The time namespace's clock offsets written to {@link TIMENS_OFFSETS} in one write; with
+   * `dumpable`, the open is made while dumpable (see {@link timensNeedsDumpable}).
+   */
+  | { readonly op: "timens-offsets"; readonly text: string; readonly dumpable: boolean }
+  /** An existing namespace joined by its path (opened, setns, closed). */
+  | { readonly op: "setns"; readonly path: string; readonly type: NamespaceName }
+  /**
+   * The rest of the setup continued in a child cloned as the caller's own (`CLONE_PARENT`), which
+   * reports its pid on the status pipe; this process exits (a joined PID namespace).
+   */
+  | { readonly op: "clone-parent" }
+  /** setresuid or setresgid, all three ids to `id`. */
+  | { readonly op: "setresuid" | "setresgid"; readonly id: number }
+  /** setgroups(groups); with `epermOk` (rootless, setgroups denied), EPERM leaves them as they are. */
+  | { readonly op: "setgroups"; readonly groups: readonly number[]; readonly epermOk: boolean }
+  /** fchdir into the rootfs through the parent's O_PATH fd of it (`path`: for messages). */
+  | { readonly op: "enter-rootfs"; readonly path: string }
+  | { readonly op: "sethostname"; readonly name: string }
+  /** lo set up (an ioctl on a datagram socket). */
+  | { readonly op: "loopback-up" }
+  /** prlimit(0, name, limit): `limit` as the spec gives it (one value, or soft and hard). */
+  | { readonly op: "rlimit"; readonly name: string; readonly limit: ResolvedSpec["rlimits"][string] }
+  | { readonly op: "setsid" }
+  /** With -t: the console step's pty (see `_console.ts`). */
+  | { readonly op: "console"; readonly request: ConsoleRequest; readonly uid: number }
+  /**
+   * The bounding set trimmed to the capability plan's (worked out by whoever runs it: the forked
+   * child, or the parent compiling the native program); with `keepCaps`, PR_SET_KEEPCAPS after.
+   */
+  | { readonly op: "bounding"; readonly keepCaps: boolean }
+  /** The effective, permitted, inheritable sets set and the ambient set cleared and raised (the same plan). */
+  | { readonly op: "capsets" }
+  /** The seccomp filter (compiled by the parent in resolveSpec) loaded. */
+  | { readonly op: "seccomp"; readonly program: Uint8Array }
+  /**
+   * Code that must run as JavaScript in the child (the provision hook, netlink): the forked child
+   * runs it; its presence forces the fork on the native path. `lines`: what `hako plan` shows.
+   */
+  | {
+    readonly op: "js";
+    readonly why: string;
+    readonly lines: readonly string[];
+    readonly run: (ctx: SetupContext) => void;
+  };
 type ReadonlyTree = {
   readonly op: "readonly-tree";
   readonly path: Uint8Array;
@@ -485,8 +539,17 @@ const CHDIR_ROOT: PreparedCall = { op: "chdir", path: cstr("/"), shown: ["/"] };
 export const ROOTFS_MOUNT: PreparedCall = { op: "rootfs-mount", dot: cstr("."), empty: cstr("") };
 const CHROOT_IN: PreparedCall = { op: "chroot-in", dot: cstr("."), slash: cstr("/") };
 
-/** Prepared calls per step name, for the contexts {@link prepareSetup} saw. */
-const preparedCalls = new WeakMap<SetupContext, ReadonlyMap<string, readonly PreparedCall[]>>();
+/** Each context's calls, per step (see {@link stepCalls}). */
+const preparedCalls = new WeakMap<SetupContext, Map<string, readonly PreparedCall[]>>();
+/** Each context's mount steps' calls, built together (see {@link buildCalls}). */
+const mountCalls = new WeakMap<SetupContext, ReadonlyMap<string, readonly PreparedCall[]>>();
+
+/** A mount step's calls: its part of {@link buildCalls}'s. */
+const fromMounts = (step: string) => (ctx: SetupContext): readonly PreparedCall[] => {
+  let calls = mountCalls.get(ctx);
+  if (!calls) mountCalls.set(ctx, calls = buildCalls(ctx));
+  return calls.get(step) ?? [];
+};
 
 /**
  * Prepares, in the parent before the fork, the kernel calls of the mount steps (the same
@@ -499,9 +562,11 @@ export function prepareSetup(ctx: SetupContext): void {
     // steps do not probe the kernel (~40 prctl calls). (Rootless, the parent has none to plan.)
     keepPlan(capabilitySetsFor(ctx.spec).bounding);
   } catch { /* the child plans for itself */ }
-  try {
-    preparedCalls.set(ctx, buildCalls(ctx));
-  } catch { /* the child meets (and reports) whatever went wrong */ }
+  for (const step of stepsFor(ctx)) {
+    try {
+      stepCalls(ctx, step.name);
+    } catch { /* the child meets (and reports) whatever went wrong, in that step */ }
+  }
   const spec = ctx.spec;
   if (spec.argv[0]?.includes("/")) {
     // A program given by its path needs no PATH search inside the container.
@@ -646,9 +711,67 @@ const preparedExec = new WeakMap<
 /** The fds the (forked) child holds between steps: captured mounts, the host root, the rootfs's mount. */
 const held = new Map<string, number>();
 
-function runCall(call: PreparedCall): void {
+/** The forked child's interpreter of one prepared call (the native path compiles the same, native.ts). */
+function runCall(ctx: SetupContext, call: PreparedCall): void {
   const c = libc();
   switch (call.op) {
+    case "prctl":
+      check(c.prctl(call.option, BigInt(call.arg), 0n, 0n, 0n), "prctl", [unquoted(call.name), call.arg]);
+      return;
+    case "unshare":
+      check(c.unshare(call.flag), "unshare", [unquoted(call.name)]);
+      return;
+    case "timens-offsets":
+      return writeTimensOffsets(call.text, call.dumpable);
+    case "setns":
+      return setns(call.path, call.type);
+    case "clone-parent": {
+      const pid = forkProcess(CLONE_PARENT);
+      if (pid === 0) return;
+      if (ctx.statusFd !== undefined) report(ctx.statusFd, { pid });
+      c._exit(0);
+      return;
+    }
+    case "setresgid":
+      return setresgid(call.id, call.id, call.id);
+    case "setresuid":
+      return setresuid(call.id, call.id, call.id);
+    case "setgroups":
+      try {
+        setgroups(call.groups);
+      } catch (e) {
+        if (!(call.epermOk && e instanceof SyscallError && e.errno === EPERM)) throw e;
+      }
+      return;
+    case "enter-rootfs":
+      check(c.fchdir(ctx.rootFd!), "fchdir", [call.path], "enter the rootfs");
+      return;
+    case "sethostname":
+      return sethostname(call.name);
+    case "loopback-up":
+      return setLinkUp("lo");
+    case "rlimit": {
+      const [soft, hard] = Array.isArray(call.limit) ? call.limit : [call.limit, call.limit];
+      return setrlimit(call.name, soft, hard);
+    }
+    case "setsid":
+      check(c.setsid(), "setsid", []);
+      return;
+    case "console":
+      return runConsole(call.request, call.uid);
+    case "bounding": {
+      const plan = capabilityPlan(ctx.spec, ctx.userns);
+      keepPlans.set(ctx, plan);
+      return keepBounding(plan, { keepCaps: call.keepCaps });
+    }
+    case "capsets":
+      // The plan of the bounding op: checked while still privileged (after the change of user the
+      // effective set is empty, and the checks would refuse what is already done).
+      return keepSets(keepPlans.get(ctx) ?? capabilityPlan(ctx.spec, ctx.userns));
+    case "seccomp":
+      return loadSeccomp(call.program);
+    case "js":
+      return call.run(ctx);
     case "mount":
       if (c.mount(call.source, call.target, call.type, call.flags, call.data) === -1) {
         throw new SyscallError("mount", errno(), call.shown);
@@ -779,7 +902,7 @@ function runCall(call: PreparedCall): void {
       const e = errno();
       if (e === ENOENT) return; // not on this kernel
       if (e !== ENOTDIR) throw new SyscallError("mount", e, d.shown);
-      return runCall(call.file);
+      return runCall(ctx, call.file);
     }
     case "touch": {
       const fd = c.open(call.path, O_WRONLY_CREAT_CLOEXEC, 0o644);
@@ -793,11 +916,20 @@ function runCall(call: PreparedCall): void {
     }
     case "sysfs": {
       const m = call.sysfs;
-      if (c.mount(m.source, m.target, m.type, m.flags, m.data) !== -1) return runCall({ op: "release", id: call.bind });
+      if (c.mount(m.source, m.target, m.type, m.flags, m.data) !== -1) {
+        return runCall(ctx, { op: "release", id: call.bind });
+      }
       const e = errno();
       if (e !== EPERM) throw new SyscallError("mount", e, m.shown);
-      runCall({ op: "attach", id: call.bind, target: call.target, path: call.path, readonly: true, empty: call.empty });
-      return runCall(call.tree);
+      runCall(ctx, {
+        op: "attach",
+        id: call.bind,
+        target: call.target,
+        path: call.path,
+        readonly: true,
+        empty: call.empty,
+      });
+      return runCall(ctx, call.tree);
     }
     case "readonly-tree": {
       const r = c.syscall(
@@ -849,17 +981,24 @@ function remountReadonly(target: Uint8Array, path: string, add: number = MS.RDON
 }
 
 /**
- * The kernel calls of a mount step: those {@link prepareSetup} prepared, or — a child the parent
- * prepared nothing for — built now.
+ * The kernel calls of a step: those {@link prepareSetup} prepared, or — a child the parent
+ * prepared nothing for — built now (and kept for the context).
  */
 export function stepCalls(ctx: SetupContext, step: string): readonly PreparedCall[] {
-  let calls = preparedCalls.get(ctx);
-  if (!calls) preparedCalls.set(ctx, calls = buildCalls(ctx));
-  return calls.get(step) ?? [];
+  let byStep = preparedCalls.get(ctx);
+  if (!byStep) preparedCalls.set(ctx, byStep = new Map());
+  let calls = byStep.get(step);
+  if (!calls) {
+    const s = STEP_BY_NAME.get(step);
+    if (!s) throw new SetupError(step, "no such setup step (hako bug)");
+    byStep.set(step, calls = s.calls(ctx));
+  }
+  return calls;
 }
 
-function runCalls(ctx: SetupContext, step: string): void {
-  for (const call of stepCalls(ctx, step)) runCall(call);
+/** Runs a step in the forked child: its calls, one by one, through the one interpreter ({@link runCall}). */
+export function runStep(ctx: SetupContext, step: SetupStep): void {
+  for (const call of stepCalls(ctx, step.name)) runCall(ctx, call);
 }
 
 /** A step's calls as `hako plan` shows them. */
@@ -928,7 +1067,7 @@ function runProvision(c: SetupContext): void {
     let code = 1;
     try {
       closeFd(r);
-      for (const s of SETUP_STEPS) if (PROVISION_CONFINED_BY.includes(s.name) && s.when(c)) s.run(c);
+      for (const s of SETUP_STEPS) if (PROVISION_CONFINED_BY.includes(s.name) && s.when(c)) runStep(c, s);
       if (typeof hook !== "function") {
         code = 127;
         check(
@@ -1009,11 +1148,9 @@ export function timensNeedsDumpable(spec: Pick<ResolvedSpec, "rootless" | "timeO
   return spec.rootless && spec.timeOffsets !== undefined;
 }
 
-/** Writes the spec's time offsets to this process's {@link TIMENS_OFFSETS} in one write (the kernel parses one buffer). */
-function writeTimensOffsets(spec: ResolvedSpec): void {
+/** Writes the time offsets `text` to this process's {@link TIMENS_OFFSETS} in one write (the kernel parses one buffer). */
+function writeTimensOffsets(text: string, dumpable: boolean): void {
   const { open, close, write, prctl } = libc();
-  const text = timensOffsetsText(spec);
-  const dumpable = timensNeedsDumpable(spec);
   if (dumpable) check(prctl(PR_SET_DUMPABLE, 1n, 0n, 0n, 0n), "prctl", [unquoted("PR_SET_DUMPABLE"), 1]);
   const fd = open(cstr(TIMENS_OFFSETS), O_WRONLY_CLOEXEC, 0);
   const openErrno = fd === -1 ? errno() : 0;
@@ -1098,7 +1235,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       "before anything else: until execve gives the command a memory of its own, no process in the namespaces this one joins or shares may open its /proc/PID/mem, environ, fd/ or exe (a native child shares hako's own memory; runc's CVE-2016-9962 and CVE-2019-5736)",
     when: () => true,
     plan: () => ["prctl(PR_SET_DUMPABLE, 0)"],
-    run: () => void check(libc().prctl(PR_SET_DUMPABLE, 0n, 0n, 0n, 0n), "prctl", [unquoted("PR_SET_DUMPABLE"), 0]),
+    calls: () => [{ op: "prctl", option: PR_SET_DUMPABLE, arg: 0, name: "PR_SET_DUMPABLE" }],
   },
   {
     name: "time-namespace",
@@ -1116,17 +1253,20 @@ export const SETUP_STEPS: readonly SetupStep[] = [
         ]
         : []),
     ],
-    run: (c) => {
-      check(libc().unshare(CLONE_NEWTIME), "unshare", [unquoted("CLONE_NEWTIME")]);
-      if (c.spec.timeOffsets) writeTimensOffsets(c.spec);
-    },
+    calls: (c) => [
+      { op: "unshare", flag: CLONE_NEWTIME, name: "CLONE_NEWTIME" },
+      ...(c.spec.timeOffsets
+        ? [{ op: "timens-offsets", text: timensOffsetsText(c.spec), dumpable: timensNeedsDumpable(c.spec) } as const]
+        : []),
+    ],
   },
   {
     name: "join-namespaces",
     why: "joining existing namespaces comes first, so everything after happens inside them",
     when: (c) => c.spec.joinNamespaces.length > 0,
     plan: (c) => c.spec.joinNamespaces.map((j) => `setns(open(${j.path}), ${j.type})`),
-    run: (c) => c.spec.joinNamespaces.forEach((j) => setns(j.path, j.type)),
+    // opened and joined one by one, in the spec's order
+    calls: (c) => c.spec.joinNamespaces.map((j) => ({ op: "setns", path: j.path, type: j.type })),
   },
   {
     name: "enter-pid-namespace",
@@ -1134,12 +1274,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       "setns into a PID namespace applies only to children: the rest of the setup and the command run in a child cloned into it, the caller's own (CLONE_PARENT), as runc's nsexec forks after setns; this child reports that pid and exits",
     when: (c) => c.spec.joinNamespaces.some((j) => j.type === "pid"),
     plan: () => ["clone(CLONE_PARENT): the rest runs in the child, inside the joined PID namespace", "exit_group(0)"],
-    run: (c) => {
-      const pid = forkProcess(CLONE_PARENT);
-      if (pid === 0) return;
-      if (c.statusFd !== undefined) report(c.statusFd, { pid });
-      libc()._exit(0);
-    },
+    calls: () => [{ op: "clone-parent" }],
   },
   {
     name: "become-root",
@@ -1147,10 +1282,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       "in a new user namespace the child carries its unmapped host ids until it sets them; root inside owns the other namespaces",
     when: (c) => c.userns,
     plan: () => ["setresgid(0, 0, 0)", "setresuid(0, 0, 0)"],
-    run: () => {
-      setresgid(0, 0, 0);
-      setresuid(0, 0, 0);
-    },
+    calls: () => [{ op: "setresgid", id: 0 }, { op: "setresuid", id: 0 }],
   },
   {
     name: "cgroup-namespace",
@@ -1158,7 +1290,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       "a cgroup namespace rooted at the container's own cgroup (the parent put this child there before the go byte), so /proc/self/cgroup and the cgroup mounts show the container's subtree, not the host's paths",
     when: (c) => has(c, "cgroup"),
     plan: () => ["unshare(CLONE_NEWCGROUP)"],
-    run: () => void check(libc().unshare(CLONE_NEWCGROUP), "unshare", [unquoted("CLONE_NEWCGROUP")]),
+    calls: () => [{ op: "unshare", flag: CLONE_NEWCGROUP, name: "CLONE_NEWCGROUP" }],
   },
   {
     name: "enter-rootfs",
@@ -1166,7 +1298,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       "into the rootfs through the parent's O_PATH fd of it, walking no host directory above it: root of a user namespace may not pass through hako's image stores, which are closed to everyone but root",
     when: (c) => has(c, "mount"),
     plan: (c) => [`fchdir(rootfs fd)  (${c.spec.rootfsPath})`],
-    run: (c) => void check(libc().fchdir(c.rootFd!), "fchdir", [c.spec.rootfsPath], "enter the rootfs"),
+    calls: (c) => [{ op: "enter-rootfs", path: c.spec.rootfsPath }],
   },
   {
     name: "mount-namespace",
@@ -1174,14 +1306,14 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       "a mount namespace of its own, made once inside the rootfs (not at clone time), so the working directory is the rootfs's mount in the new namespace",
     when: (c) => has(c, "mount"),
     plan: () => ["unshare(CLONE_NEWNS)"],
-    run: () => void check(libc().unshare(CLONE_NEWNS), "unshare", [unquoted("CLONE_NEWNS")]),
+    calls: () => [{ op: "unshare", flag: CLONE_NEWNS, name: "CLONE_NEWNS" }],
   },
   {
     name: "private-mounts",
     why: "nothing mounted from here on may propagate to the host",
     when: (c) => has(c, "mount"),
     plan: (c) => planOf(c, "private-mounts"),
-    run: (c) => runCalls(c, "private-mounts"),
+    calls: fromMounts("private-mounts"),
   },
   {
     name: "rootfs-bind",
@@ -1193,7 +1325,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       'move_mount(tree, "", AT_FDCWD, ".", MOVE_MOUNT_F_EMPTY_PATH)',
       "fchdir(tree)  (held for pivot-root)",
     ],
-    run: () => runCall(ROOTFS_MOUNT),
+    calls: () => [ROOTFS_MOUNT],
   },
   {
     name: "capture-host-sources",
@@ -1201,7 +1333,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       "the host paths the mounts below bind from (/sys and the devices in a user namespace, the spec's bind sources, the container's files), taken as detached copies of their mounts before the chroot hides the host",
     when: (c) => has(c, "mount") && hostSourceCaptures(c).length > 0,
     plan: (c) => planOf(c, "capture-host-sources"),
-    run: (c) => runCalls(c, "capture-host-sources"),
+    calls: fromMounts("capture-host-sources"),
   },
   {
     name: "chroot-rootfs",
@@ -1209,14 +1341,14 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       "into the rootfs's mount before any mount in it: every target below is a path inside the rootfs, resolved there, so no symlink of the image's — nor one a container sharing the rootfs swaps in meanwhile — takes a mount onto the host (what runc does through /proc/self/fd); pivot-root leaves it through the held host root",
     when: (c) => has(c, "mount"),
     plan: () => ['open("/", O_PATH|O_DIRECTORY)  (held for pivot-root)', 'chroot(".")'],
-    run: (c) => runCalls(c, "chroot-rootfs"),
+    calls: fromMounts("chroot-rootfs"),
   },
   {
     name: "mount-proc",
     why: "a /proc of the container's own PID namespace (mounted before pivot_root, under the new root)",
     when: (c) => has(c, "mount") && c.spec.standardMounts,
     plan: (c) => planOf(c, "mount-proc"),
-    run: (c) => runCalls(c, "mount-proc"),
+    calls: fromMounts("mount-proc"),
   },
   {
     name: "mount-sys",
@@ -1224,7 +1356,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       "sysfs read-only; a user namespace without its own net namespace may not mount sysfs, so the host's /sys is bound instead, read-only with every mount under it",
     when: (c) => has(c, "mount") && c.spec.standardMounts,
     plan: (c) => planOf(c, "mount-sys"),
-    run: (c) => runCalls(c, "mount-sys"),
+    calls: fromMounts("mount-sys"),
   },
   {
     name: "mount-cgroup",
@@ -1232,7 +1364,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       "the container's cgroups at /sys/fs/cgroup, read-only (as runc and crun mount them): a process inside may read its limits but not change, move or release anything",
     when: (c) => has(c, "mount") && c.spec.standardMounts,
     plan: (c) => planOf(c, "mount-cgroup"),
-    run: (c) => runCalls(c, "mount-cgroup"),
+    calls: fromMounts("mount-cgroup"),
   },
   {
     name: "mount-dev",
@@ -1240,28 +1372,28 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       "a private /dev on tmpfs with only the default devices (null zero full random urandom tty, ptmx), not the host's",
     when: (c) => has(c, "mount") && c.spec.standardMounts,
     plan: (c) => planOf(c, "mount-dev"),
-    run: (c) => runCalls(c, "mount-dev"),
+    calls: fromMounts("mount-dev"),
   },
   {
     name: "mount-devpts",
     why: "a new devpts instance, so the container's terminals are its own",
     when: (c) => has(c, "mount") && c.spec.standardMounts,
     plan: (c) => planOf(c, "mount-devpts"),
-    run: (c) => runCalls(c, "mount-devpts"),
+    calls: fromMounts("mount-devpts"),
   },
   {
     name: "mount-shm",
     why: "POSIX shared memory of its own",
     when: (c) => has(c, "mount") && c.spec.standardMounts,
     plan: (c) => planOf(c, "mount-shm"),
-    run: (c) => runCalls(c, "mount-shm"),
+    calls: fromMounts("mount-shm"),
   },
   {
     name: "mount-mqueue",
     why: "POSIX message queues belong to the IPC namespace: only with a new one",
     when: (c) => has(c, "mount") && c.spec.standardMounts && has(c, "ipc"),
     plan: (c) => planOf(c, "mount-mqueue"),
-    run: (c) => runCalls(c, "mount-mqueue"),
+    calls: fromMounts("mount-mqueue"),
   },
   {
     name: "mount-init",
@@ -1269,14 +1401,14 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       "init: true (docker's --init): the host's static init bound read-only at /dev/init, in the container's own /dev, to run as PID 1 with the command as its child: it gets and forwards every signal and reaps zombies",
     when: (c) => c.spec.init !== undefined && has(c, "mount") && c.spec.standardMounts,
     plan: (c) => planOf(c, "mount-init"),
-    run: (c) => runCalls(c, "mount-init"),
+    calls: fromMounts("mount-init"),
   },
   {
     name: "mounts",
     why: "the spec's own mounts, after the standard ones so they can cover them",
     when: (c) => c.spec.mounts.length > 0,
     plan: (c) => planOf(c, "mounts"),
-    run: (c) => runCalls(c, "mounts"),
+    calls: fromMounts("mounts"),
   },
   {
     name: "etc-files",
@@ -1284,41 +1416,39 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       "the container's own /etc/hosts, /etc/hostname and /etc/resolv.conf — written by the parent into the container's directory under the state directory, never into the rootfs — or the host's resolv.conf and hosts read-only (networkEtc: \"host\"), bound over the mount points the parent made",
     when: (c) => (c.files?.length ?? 0) > 0,
     plan: (c) => planOf(c, "etc-files"),
-    run: (c) => runCalls(c, "etc-files"),
+    calls: fromMounts("etc-files"),
   },
   {
     name: "hostname",
     why: "in the new UTS namespace",
     when: (c) => c.spec.hostname !== undefined,
     plan: (c) => [`sethostname("${c.spec.hostname}")`],
-    run: (c) => sethostname(c.spec.hostname!),
+    calls: (c) => [{ op: "sethostname", name: c.spec.hostname! }],
   },
   {
     name: "loopback",
     why: "a new network namespace starts with lo down",
     when: (c) => c.spec.loopback && has(c, "net"),
     plan: () => ['ioctl(socket, SIOCSIFFLAGS, "lo" IFF_UP)'],
-    run: () => setLinkUp("lo"),
+    calls: () => [{ op: "loopback-up" }],
   },
   {
     name: "network",
     why:
       "the container end of the veth pair (moved into this namespace by the parent before the go byte) gets its address and is set up; netlink still works before pivot_root",
     when: (c) => c.spec.veth !== undefined && has(c, "net"),
-    plan: (c) => {
-      const v = c.spec.veth!;
-      return [
-        ...(v.containerAddress
-          ? [`netlink RTM_NEWADDR ${v.containerAddress} dev ${v.container} (IFA_LOCAL, IFA_ADDRESS)`]
-          : []),
-        `netlink RTM_NEWLINK ${v.container} IFF_UP`,
-      ];
-    },
-    run: (c) => {
-      const v = c.spec.veth!;
-      if (v.containerAddress) addAddress(v.container, v.containerAddress);
-      netlinkLinkUp(v.container);
-    },
+    plan: networkLines,
+    // (netlink through network.ts: JavaScript, so the child is forked)
+    calls: (c) => [{
+      op: "js",
+      why: "netlink messages built by network.ts",
+      lines: networkLines(c),
+      run: (c) => {
+        const v = c.spec.veth!;
+        if (v.containerAddress) addAddress(v.container, v.containerAddress);
+        netlinkLinkUp(v.container);
+      },
+    }],
   },
   {
     name: "pivot-root",
@@ -1330,7 +1460,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       'umount2(".", MNT_DETACH)',
       'chdir("/")',
     ],
-    run: (c) => runCalls(c, "pivot-root"),
+    calls: fromMounts("pivot-root"),
   },
   {
     name: "masked-paths",
@@ -1338,14 +1468,14 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       "hide kernel interfaces a container must not read: /dev/null over files, an empty read-only tmpfs over directories",
     when: (c) => has(c, "mount") && c.spec.maskedPaths.length > 0,
     plan: (c) => c.spec.maskedPaths.map((p) => `mask ${p}`),
-    run: (c) => runCalls(c, "masked-paths"),
+    calls: fromMounts("masked-paths"),
   },
   {
     name: "readonly-paths",
     why: "kernel knobs stay readable but not writable",
     when: (c) => has(c, "mount") && c.spec.readonlyPaths.length > 0,
     plan: (c) => c.spec.readonlyPaths.map((p) => `mount("${p}", "${p}", MS_BIND|MS_REC) + remount MS_RDONLY`),
-    run: (c) => runCalls(c, "readonly-paths"),
+    calls: fromMounts("readonly-paths"),
   },
   {
     name: "readonly-rootfs",
@@ -1355,7 +1485,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     // The rootfs's own flags (nosuid, nodev…) kept, as the native program's remount does: a bind
     // remount sets the flags it is given, so leaving them out would clear them (and fail with
     // EPERM in a user namespace, where they are locked; runc retries with statfs's flags then).
-    run: () => remountReadonly(cstr("/"), "/"),
+    calls: () => [{ op: "remount-ro", target: cstr("/"), path: "/" }],
   },
   {
     name: "rlimits",
@@ -1365,19 +1495,14 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       Object.entries(c.spec.rlimits).map(([k, v]) =>
         `prlimit(0, RLIMIT_${k.toUpperCase().replace(/^RLIMIT_/, "")}, ${JSON.stringify(v)})`
       ),
-    run: (c) => {
-      for (const [k, v] of Object.entries(c.spec.rlimits)) {
-        const [soft, hard] = Array.isArray(v) ? v : [v, v];
-        setrlimit(k, soft, hard);
-      }
-    },
+    calls: (c) => Object.entries(c.spec.rlimits).map(([name, limit]) => ({ op: "rlimit", name, limit })),
   },
   {
     name: "workdir",
     why: "inside the new root",
     when: () => true,
     plan: (c) => [`chdir("${c.spec.workdir}")`],
-    run: (c) => chdir(c.spec.workdir),
+    calls: (c) => [{ op: "chdir", path: cstr(c.spec.workdir), shown: [c.spec.workdir] }],
   },
   {
     name: "new-session",
@@ -1385,21 +1510,22 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       "a session of its own, so no terminal of the caller's is its controlling tty (TIOCSTI into the caller's shell, CVE-2017-5226); a pty given with -t becomes its controlling tty in the console step",
     when: () => true,
     plan: () => ["setsid()"],
-    run: () => void check(libc().setsid(), "setsid", []),
+    calls: () => [{ op: "setsid" }],
   },
   {
     name: "provision",
     why:
       "the spec's provision hook, inside the finished container (after pivot_root and the workdir), before the command; it runs in a child of its own with the container's capabilities, no_new_privs and seccomp filter and none of hako's fds (root inside, as a build step): code from the image never gets more than the container's command",
     when: (c) => c.spec.hooks.provision !== undefined,
-    plan: (c) => [
-      `fork: ${
-        describeHook(c.spec.hooks.provision!, "{ spec }")
-      } (synchronous), as root inside with the container's capabilities (${c.spec.capabilities.join(", ") || "none"})${
-        c.spec.noNewPrivs ? ", no_new_privs" : ""
-      }${c.spec.seccomp ? ", the seccomp filter" : ""}, fds above 2 closed`,
-    ],
-    run: (c) => runProvision(c),
+    plan: provisionLines,
+    calls: (
+      c,
+    ) => [{
+      op: "js",
+      why: "the provision hook runs JavaScript or forks",
+      lines: provisionLines(c),
+      run: runProvision,
+    }],
   },
   {
     name: "console",
@@ -1407,7 +1533,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       "with -t: a pty of the container's own devpts (after pivot_root), the controlling terminal of the new session and the command's stdio, its master handed to hako over the console socket (SCM_RIGHTS, as runc's); after the provision hook (which gets no terminal), before the capabilities go (the slave is chowned to the command's user)",
     when: (c) => c.console !== undefined,
     plan: (c) => consolePlan(c.console!, c.spec.user.uid),
-    run: (c) => runConsole(c.console!, c.spec.user.uid),
+    calls: (c) => [{ op: "console", request: c.console!, uid: c.spec.user.uid }],
   },
   {
     name: "capabilities",
@@ -1418,11 +1544,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       `bounding set: ${capabilitySetsFor(c.spec).bounding.join(", ") || "(none)"}`,
       ...(changesUser(c) ? ["prctl(PR_SET_KEEPCAPS, 1)"] : []),
     ],
-    run: (c) => {
-      const plan = capabilityPlan(c.spec, c.userns);
-      keepPlans.set(c, plan);
-      keepBounding(plan, { keepCaps: changesUser(c) });
-    },
+    calls: (c) => [{ op: "bounding", keepCaps: changesUser(c) }],
   },
   {
     name: "user",
@@ -1436,15 +1558,11 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       `setresgid(${c.spec.user.gid} ×3)`,
       `setresuid(${c.spec.user.uid} ×3)`,
     ],
-    run: (c) => {
-      try {
-        setgroups(c.spec.user.groups);
-      } catch (e) {
-        if (!(c.spec.rootless && e instanceof SyscallError && e.errno === EPERM)) throw e;
-      }
-      setresgid(c.spec.user.gid, c.spec.user.gid, c.spec.user.gid);
-      setresuid(c.spec.user.uid, c.spec.user.uid, c.spec.user.uid);
-    },
+    calls: (c) => [
+      { op: "setgroups", groups: c.spec.user.groups, epermOk: c.spec.rootless },
+      { op: "setresgid", id: c.spec.user.gid },
+      { op: "setresuid", id: c.spec.user.uid },
+    ],
   },
   {
     name: "capability-sets",
@@ -1452,16 +1570,14 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       "effective, permitted and inheritable sets set, the ambient set cleared and raised (a non-root user's named capabilities, or the spec's ambient set): after the change of user, which clears the effective set",
     when: () => true,
     plan: (c) => capabilityPlanLines(c.spec),
-    // The plan of the capabilities step: checked while still privileged (after the change of user
-    // the effective set is empty, and the checks would refuse what is already done).
-    run: (c) => keepSets(keepPlans.get(c) ?? capabilityPlan(c.spec, c.userns)),
+    calls: () => [{ op: "capsets" }],
   },
   {
     name: "no-new-privs",
     why: "setuid binaries and file capabilities can no longer raise privileges",
     when: (c) => c.spec.noNewPrivs,
     plan: () => ["prctl(PR_SET_NO_NEW_PRIVS, 1)"],
-    run: () => Capability.noNewPrivs(),
+    calls: () => [{ op: "prctl", option: PR_SET_NO_NEW_PRIVS, arg: 1, name: "PR_SET_NO_NEW_PRIVS" }],
   },
   {
     name: "seccomp",
@@ -1476,9 +1592,34 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       ];
     },
     // Compiled by the parent in resolveSpec: the child only loads it.
-    run: (c) => loadSeccomp(c.spec.seccompProgram!),
+    calls: (c) => [{ op: "seccomp", program: c.spec.seccompProgram! }],
   },
 ];
+
+/** The steps by name. */
+const STEP_BY_NAME: ReadonlyMap<string, SetupStep> = new Map(SETUP_STEPS.map((s) => [s.name, s]));
+
+/** The provision step's line in `hako plan`. */
+function provisionLines(c: SetupContext): string[] {
+  return [
+    `fork: ${
+      describeHook(c.spec.hooks.provision!, "{ spec }")
+    } (synchronous), as root inside with the container's capabilities (${c.spec.capabilities.join(", ") || "none"})${
+      c.spec.noNewPrivs ? ", no_new_privs" : ""
+    }${c.spec.seccomp ? ", the seccomp filter" : ""}, fds above 2 closed`,
+  ];
+}
+
+/** The network step's lines in `hako plan`. */
+function networkLines(c: SetupContext): string[] {
+  const v = c.spec.veth!;
+  return [
+    ...(v.containerAddress
+      ? [`netlink RTM_NEWADDR ${v.containerAddress} dev ${v.container} (IFA_LOCAL, IFA_ADDRESS)`]
+      : []),
+    `netlink RTM_NEWLINK ${v.container} IFF_UP`,
+  ];
+}
 
 /**
  * The clone flags of a container's namespaces. Three kinds are not among them: CLONE_NEWTIME (in
