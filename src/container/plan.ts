@@ -6,7 +6,7 @@
 import { namespaceNames } from "../namespace.ts";
 import { hostLinkSysctlPlan } from "../network.ts";
 import { describeHook } from "./hooks.ts";
-import { cloneFlags, type SetupContext, stepsFor } from "./setup.ts";
+import { cloneFlags, type SetupContext, stepPlan, stepsFor } from "./setup.ts";
 import { containerGroupSpec } from "./_cgroup.ts";
 import { type ContainerFile, containerFileContents } from "./_files.ts";
 import { secureJoin } from "./_paths.ts";
@@ -169,7 +169,7 @@ export function planContainer(spec: ContainerSpec): ContainerPlan {
     where: "child",
     name: s.name,
     why: s.why,
-    calls: s.plan(ctx),
+    calls: stepPlan(ctx, s),
   }));
   if (r.hooks.beforeStart) {
     child.push({

@@ -112,8 +112,6 @@ export interface SetupStep {
   readonly why: string;
   /** Whether the step applies to this spec. */
   readonly when: (ctx: SetupContext) => boolean;
-  /** The kernel calls it makes, for `hako plan`. */
-  readonly plan: (ctx: SetupContext) => string[];
   /**
    * The kernel calls it makes, from the resolved spec: the forked child runs them ({@link runStep}),
    * the native path compiles them (native.ts), `hako plan` prints them. Read through
@@ -1001,44 +999,120 @@ export function runStep(ctx: SetupContext, step: SetupStep): void {
   for (const call of stepCalls(ctx, step.name)) runCall(ctx, call);
 }
 
-/** A step's calls as `hako plan` shows them. */
-function planOf(ctx: SetupContext, step: string): string[] {
-  const q = (x: unknown) => (typeof x === "string" ? JSON.stringify(x) : String(x));
-  const text = (
-    b: Uint8Array | null,
-  ) => (b === null ? "NULL" : JSON.stringify(new TextDecoder().decode(b.subarray(0, -1))));
-  return stepCalls(ctx, step).map((call) => {
-    switch (call.op) {
-      case "mount":
-        return `mount(${call.shown.map(q).join(", ")})`;
-      case "mknod":
-      case "mkdir":
-      case "touch":
-        return `${call.op === "touch" ? "open(O_CREAT)" : call.op}(${call.shown.map(q).join(", ")})`;
-      case "symlink":
-        return `symlink(${call.shown.map(q).join(", ")})`;
-      case "capture":
-        return `open_tree(${call.shown.map(q).join(", ")})  (held as ${call.id})`;
-      case "attach":
-        return `move_mount(${call.id}, "", AT_FDCWD, ${q(call.path)}, MOVE_MOUNT_F_EMPTY_PATH)${
+/** A step's calls as `hako plan` shows them: each call by {@link planCall}. */
+export function stepPlan(ctx: SetupContext, step: SetupStep): string[] {
+  return stepCalls(ctx, step.name).flatMap((call) => planCall(ctx, call));
+}
+
+const q = (x: unknown) => (typeof x === "string" ? JSON.stringify(x) : String(x));
+const shownArgs = (shown: readonly unknown[]) => shown.map(q).join(", ");
+const text = (b: Uint8Array) => new TextDecoder().decode(b.subarray(0, -1));
+
+/** One prepared call as `hako plan` shows it (one formatter per op kind). */
+export function planCall(ctx: SetupContext, call: PreparedCall): string[] {
+  switch (call.op) {
+    case "mount":
+    case "mknod":
+    case "mkdir":
+    case "symlink":
+    case "readonly-tree":
+      return [`${call.op === "readonly-tree" ? "mount_setattr" : call.op}(${shownArgs(call.shown)})`];
+    case "touch":
+      return [`open(O_CREAT)(${shownArgs(call.shown)})`];
+    case "chdir":
+      return [`chdir(${q(text(call.path))})`];
+    case "capture":
+      return [`open_tree(${shownArgs(call.shown)})  (held as ${call.id})`];
+    case "attach":
+      return [
+        `move_mount(${call.id}, "", AT_FDCWD, ${q(call.path)}, MOVE_MOUNT_F_EMPTY_PATH)${
           call.readonly || call.flags
             ? ` + remount ${bindFlagNames((call.readonly ? MS.RDONLY : 0) | (call.flags ?? 0))}`
             : ""
-        }`;
-      case "sysfs":
-        return `${planOf2(call.sysfs)}; EPERM: move_mount(${call.bind}, "", AT_FDCWD, ${
+        }`,
+      ];
+    case "release":
+      return [`close(${call.id})`];
+    case "sysfs":
+      return [
+        `mount(${shownArgs(call.sysfs.shown)}); EPERM: move_mount(${call.bind}, "", AT_FDCWD, ${
           q(call.path)
-        }) + remount MS_RDONLY + mount_setattr(AT_RECURSIVE, MOUNT_ATTR_RDONLY)`;
-      case "mount-options":
-        return `mount(${q(call.source)}, ${q(call.target)}, ${q(call.type)}, ${q(call.options)})`;
-      case "chdir":
-        return `chdir(${text(call.path)})`;
-      default:
-        return call.op;
+        }) + remount MS_RDONLY + mount_setattr(AT_RECURSIVE, MOUNT_ATTR_RDONLY)`,
+      ];
+    case "mount-options":
+      return [`mount(${q(call.source)}, ${q(call.target)}, ${q(call.type)}, ${q(call.options)})`];
+    case "rootfs-mount":
+      return [
+        'open_tree(AT_FDCWD, ".", OPEN_TREE_CLONE|AT_RECURSIVE)',
+        'move_mount(tree, "", AT_FDCWD, ".", MOVE_MOUNT_F_EMPTY_PATH)',
+        "fchdir(tree)  (held for pivot-root)",
+      ];
+    case "chroot-in":
+      return ['open("/", O_PATH|O_DIRECTORY)  (held for pivot-root)', 'chroot(".")'];
+    case "pivot":
+      return [
+        'fchdir(host root), chroot("."), fchdir(rootfs mount)  (out of the chroot)',
+        'pivot_root(".", ".")',
+        'umount2(".", MNT_DETACH)',
+      ];
+    case "remount-ro":
+      return [
+        `statvfs(${q(call.path)})`,
+        `mount(NULL, ${q(call.path)}, NULL, MS_REMOUNT|MS_BIND|MS_RDONLY and the flags it has)`,
+      ];
+    case "mask":
+      return [`mask ${text(call.dir.target)}`];
+    case "readonly":
+      return [`mount(${q(call.path)}, ${q(call.path)}, MS_BIND|MS_REC) + remount MS_RDONLY`];
+    case "prctl":
+      return [`prctl(${call.name}, ${call.arg})`];
+    case "unshare":
+      return [`unshare(${call.name})`];
+    case "timens-offsets":
+      return [
+        ...(call.dumpable ? ["prctl(PR_SET_DUMPABLE, 1)"] : []),
+        `open(${q(TIMENS_OFFSETS)}, O_WRONLY)`,
+        ...(call.dumpable ? ["prctl(PR_SET_DUMPABLE, 0)"] : []),
+        `write(${q(call.text)})`,
+      ];
+    case "setns":
+      return [`setns(open(${call.path}), ${call.type})`];
+    case "clone-parent":
+      return ["clone(CLONE_PARENT): the rest runs in the child, inside the joined PID namespace", "exit_group(0)"];
+    case "setresgid":
+    case "setresuid":
+      return [`${call.op}(${call.id}, ${call.id}, ${call.id})`];
+    case "setgroups":
+      return [`setgroups([${call.groups.join(", ")}])${call.epermOk ? " (EPERM: setgroups denied, skipped)" : ""}`];
+    case "enter-rootfs":
+      return [`fchdir(rootfs fd)  (${call.path})`];
+    case "sethostname":
+      return [`sethostname(${q(call.name)})`];
+    case "loopback-up":
+      return ['ioctl(socket, SIOCSIFFLAGS, "lo" IFF_UP)'];
+    case "rlimit":
+      return [`prlimit(0, RLIMIT_${call.name.toUpperCase().replace(/^RLIMIT_/, "")}, ${JSON.stringify(call.limit)})`];
+    case "setsid":
+      return ["setsid()"];
+    case "console":
+      return consolePlan(call.request, call.uid);
+    case "bounding":
+      return [
+        `bounding set: ${capabilitySetsFor(ctx.spec).bounding.join(", ") || "(none)"}`,
+        ...(call.keepCaps ? ["prctl(PR_SET_KEEPCAPS, 1)"] : []),
+      ];
+    case "capsets":
+      return capabilityPlanLines(ctx.spec);
+    case "seccomp": {
+      const profile = ctx.spec.seccomp as Exclude<ResolvedSpec["seccomp"], false>;
+      return [
+        `seccomp(SECCOMP_SET_MODE_FILTER, 0, {${
+          call.program.byteLength / 8
+        } BPF instructions: default ${profile.defaultAction}, ${profile.syscalls.length} rules})`,
+      ];
     }
-  });
-  function planOf2(m: PreparedMount): string {
-    return `mount(${m.shown.map(q).join(", ")})`;
+    case "js":
+      return [...call.lines];
   }
 }
 
@@ -1234,7 +1308,6 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     why:
       "before anything else: until execve gives the command a memory of its own, no process in the namespaces this one joins or shares may open its /proc/PID/mem, environ, fd/ or exe (a native child shares hako's own memory; runc's CVE-2016-9962 and CVE-2019-5736)",
     when: () => true,
-    plan: () => ["prctl(PR_SET_DUMPABLE, 0)"],
     calls: () => [{ op: "prctl", option: PR_SET_DUMPABLE, arg: 0, name: "PR_SET_DUMPABLE" }],
   },
   {
@@ -1242,17 +1315,6 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     why:
       "a new time namespace cannot be asked of clone(2) (its flag is an exit-signal bit there): unshared here, it is the one the command enters at execve; its clock offsets (timeOffsets, OCI's linux.timeOffsets) are written now, before any process enters it (the kernel refuses them after)",
     when: (c) => has(c, "time"),
-    plan: (c) => [
-      "unshare(CLONE_NEWTIME)",
-      ...(c.spec.timeOffsets
-        ? [
-          ...(timensNeedsDumpable(c.spec) ? ["prctl(PR_SET_DUMPABLE, 1)"] : []),
-          `open("${TIMENS_OFFSETS}", O_WRONLY)`,
-          ...(timensNeedsDumpable(c.spec) ? ["prctl(PR_SET_DUMPABLE, 0)"] : []),
-          `write(${JSON.stringify(timensOffsetsText(c.spec))})`,
-        ]
-        : []),
-    ],
     calls: (c) => [
       { op: "unshare", flag: CLONE_NEWTIME, name: "CLONE_NEWTIME" },
       ...(c.spec.timeOffsets
@@ -1264,7 +1326,6 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     name: "join-namespaces",
     why: "joining existing namespaces comes first, so everything after happens inside them",
     when: (c) => c.spec.joinNamespaces.length > 0,
-    plan: (c) => c.spec.joinNamespaces.map((j) => `setns(open(${j.path}), ${j.type})`),
     // opened and joined one by one, in the spec's order
     calls: (c) => c.spec.joinNamespaces.map((j) => ({ op: "setns", path: j.path, type: j.type })),
   },
@@ -1273,7 +1334,6 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     why:
       "setns into a PID namespace applies only to children: the rest of the setup and the command run in a child cloned into it, the caller's own (CLONE_PARENT), as runc's nsexec forks after setns; this child reports that pid and exits",
     when: (c) => c.spec.joinNamespaces.some((j) => j.type === "pid"),
-    plan: () => ["clone(CLONE_PARENT): the rest runs in the child, inside the joined PID namespace", "exit_group(0)"],
     calls: () => [{ op: "clone-parent" }],
   },
   {
@@ -1281,7 +1341,6 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     why:
       "in a new user namespace the child carries its unmapped host ids until it sets them; root inside owns the other namespaces",
     when: (c) => c.userns,
-    plan: () => ["setresgid(0, 0, 0)", "setresuid(0, 0, 0)"],
     calls: () => [{ op: "setresgid", id: 0 }, { op: "setresuid", id: 0 }],
   },
   {
@@ -1289,7 +1348,6 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     why:
       "a cgroup namespace rooted at the container's own cgroup (the parent put this child there before the go byte), so /proc/self/cgroup and the cgroup mounts show the container's subtree, not the host's paths",
     when: (c) => has(c, "cgroup"),
-    plan: () => ["unshare(CLONE_NEWCGROUP)"],
     calls: () => [{ op: "unshare", flag: CLONE_NEWCGROUP, name: "CLONE_NEWCGROUP" }],
   },
   {
@@ -1297,7 +1355,6 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     why:
       "into the rootfs through the parent's O_PATH fd of it, walking no host directory above it: root of a user namespace may not pass through hako's image stores, which are closed to everyone but root",
     when: (c) => has(c, "mount"),
-    plan: (c) => [`fchdir(rootfs fd)  (${c.spec.rootfsPath})`],
     calls: (c) => [{ op: "enter-rootfs", path: c.spec.rootfsPath }],
   },
   {
@@ -1305,14 +1362,12 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     why:
       "a mount namespace of its own, made once inside the rootfs (not at clone time), so the working directory is the rootfs's mount in the new namespace",
     when: (c) => has(c, "mount"),
-    plan: () => ["unshare(CLONE_NEWNS)"],
     calls: () => [{ op: "unshare", flag: CLONE_NEWNS, name: "CLONE_NEWNS" }],
   },
   {
     name: "private-mounts",
     why: "nothing mounted from here on may propagate to the host",
     when: (c) => has(c, "mount"),
-    plan: (c) => planOf(c, "private-mounts"),
     calls: fromMounts("private-mounts"),
   },
   {
@@ -1320,11 +1375,6 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     why:
       "pivot_root needs the new root to be a mount point: a recursive copy of the rootfs's mounts is attached over it (open_tree + move_mount, no path above it walked) and becomes the working directory; it can be made read-only later",
     when: (c) => has(c, "mount"),
-    plan: () => [
-      'open_tree(AT_FDCWD, ".", OPEN_TREE_CLONE|AT_RECURSIVE)',
-      'move_mount(tree, "", AT_FDCWD, ".", MOVE_MOUNT_F_EMPTY_PATH)',
-      "fchdir(tree)  (held for pivot-root)",
-    ],
     calls: () => [ROOTFS_MOUNT],
   },
   {
@@ -1332,7 +1382,6 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     why:
       "the host paths the mounts below bind from (/sys and the devices in a user namespace, the spec's bind sources, the container's files), taken as detached copies of their mounts before the chroot hides the host",
     when: (c) => has(c, "mount") && hostSourceCaptures(c).length > 0,
-    plan: (c) => planOf(c, "capture-host-sources"),
     calls: fromMounts("capture-host-sources"),
   },
   {
@@ -1340,14 +1389,12 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     why:
       "into the rootfs's mount before any mount in it: every target below is a path inside the rootfs, resolved there, so no symlink of the image's — nor one a container sharing the rootfs swaps in meanwhile — takes a mount onto the host (what runc does through /proc/self/fd); pivot-root leaves it through the held host root",
     when: (c) => has(c, "mount"),
-    plan: () => ['open("/", O_PATH|O_DIRECTORY)  (held for pivot-root)', 'chroot(".")'],
     calls: fromMounts("chroot-rootfs"),
   },
   {
     name: "mount-proc",
     why: "a /proc of the container's own PID namespace (mounted before pivot_root, under the new root)",
     when: (c) => has(c, "mount") && c.spec.standardMounts,
-    plan: (c) => planOf(c, "mount-proc"),
     calls: fromMounts("mount-proc"),
   },
   {
@@ -1355,7 +1402,6 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     why:
       "sysfs read-only; a user namespace without its own net namespace may not mount sysfs, so the host's /sys is bound instead, read-only with every mount under it",
     when: (c) => has(c, "mount") && c.spec.standardMounts,
-    plan: (c) => planOf(c, "mount-sys"),
     calls: fromMounts("mount-sys"),
   },
   {
@@ -1363,7 +1409,6 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     why:
       "the container's cgroups at /sys/fs/cgroup, read-only (as runc and crun mount them): a process inside may read its limits but not change, move or release anything",
     when: (c) => has(c, "mount") && c.spec.standardMounts,
-    plan: (c) => planOf(c, "mount-cgroup"),
     calls: fromMounts("mount-cgroup"),
   },
   {
@@ -1371,28 +1416,24 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     why:
       "a private /dev on tmpfs with only the default devices (null zero full random urandom tty, ptmx), not the host's",
     when: (c) => has(c, "mount") && c.spec.standardMounts,
-    plan: (c) => planOf(c, "mount-dev"),
     calls: fromMounts("mount-dev"),
   },
   {
     name: "mount-devpts",
     why: "a new devpts instance, so the container's terminals are its own",
     when: (c) => has(c, "mount") && c.spec.standardMounts,
-    plan: (c) => planOf(c, "mount-devpts"),
     calls: fromMounts("mount-devpts"),
   },
   {
     name: "mount-shm",
     why: "POSIX shared memory of its own",
     when: (c) => has(c, "mount") && c.spec.standardMounts,
-    plan: (c) => planOf(c, "mount-shm"),
     calls: fromMounts("mount-shm"),
   },
   {
     name: "mount-mqueue",
     why: "POSIX message queues belong to the IPC namespace: only with a new one",
     when: (c) => has(c, "mount") && c.spec.standardMounts && has(c, "ipc"),
-    plan: (c) => planOf(c, "mount-mqueue"),
     calls: fromMounts("mount-mqueue"),
   },
   {
@@ -1400,14 +1441,12 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     why:
       "init: true (docker's --init): the host's static init bound read-only at /dev/init, in the container's own /dev, to run as PID 1 with the command as its child: it gets and forwards every signal and reaps zombies",
     when: (c) => c.spec.init !== undefined && has(c, "mount") && c.spec.standardMounts,
-    plan: (c) => planOf(c, "mount-init"),
     calls: fromMounts("mount-init"),
   },
   {
     name: "mounts",
     why: "the spec's own mounts, after the standard ones so they can cover them",
     when: (c) => c.spec.mounts.length > 0,
-    plan: (c) => planOf(c, "mounts"),
     calls: fromMounts("mounts"),
   },
   {
@@ -1415,21 +1454,18 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     why:
       "the container's own /etc/hosts, /etc/hostname and /etc/resolv.conf — written by the parent into the container's directory under the state directory, never into the rootfs — or the host's resolv.conf and hosts read-only (networkEtc: \"host\"), bound over the mount points the parent made",
     when: (c) => (c.files?.length ?? 0) > 0,
-    plan: (c) => planOf(c, "etc-files"),
     calls: fromMounts("etc-files"),
   },
   {
     name: "hostname",
     why: "in the new UTS namespace",
     when: (c) => c.spec.hostname !== undefined,
-    plan: (c) => [`sethostname("${c.spec.hostname}")`],
     calls: (c) => [{ op: "sethostname", name: c.spec.hostname! }],
   },
   {
     name: "loopback",
     why: "a new network namespace starts with lo down",
     when: (c) => c.spec.loopback && has(c, "net"),
-    plan: () => ['ioctl(socket, SIOCSIFFLAGS, "lo" IFF_UP)'],
     calls: () => [{ op: "loopback-up" }],
   },
   {
@@ -1437,7 +1473,6 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     why:
       "the container end of the veth pair (moved into this namespace by the parent before the go byte) gets its address and is set up; netlink still works before pivot_root",
     when: (c) => c.spec.veth !== undefined && has(c, "net"),
-    plan: networkLines,
     // (netlink through network.ts: JavaScript, so the child is forked)
     calls: (c) => [{
       op: "js",
@@ -1454,12 +1489,6 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     name: "pivot-root",
     why: "switch to the rootfs; the old root is detached, so nothing of the host stays reachable",
     when: (c) => has(c, "mount"),
-    plan: () => [
-      'fchdir(host root), chroot("."), fchdir(rootfs mount)  (out of the chroot)',
-      'pivot_root(".", ".")',
-      'umount2(".", MNT_DETACH)',
-      'chdir("/")',
-    ],
     calls: fromMounts("pivot-root"),
   },
   {
@@ -1467,21 +1496,18 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     why:
       "hide kernel interfaces a container must not read: /dev/null over files, an empty read-only tmpfs over directories",
     when: (c) => has(c, "mount") && c.spec.maskedPaths.length > 0,
-    plan: (c) => c.spec.maskedPaths.map((p) => `mask ${p}`),
     calls: fromMounts("masked-paths"),
   },
   {
     name: "readonly-paths",
     why: "kernel knobs stay readable but not writable",
     when: (c) => has(c, "mount") && c.spec.readonlyPaths.length > 0,
-    plan: (c) => c.spec.readonlyPaths.map((p) => `mount("${p}", "${p}", MS_BIND|MS_REC) + remount MS_RDONLY`),
     calls: fromMounts("readonly-paths"),
   },
   {
     name: "readonly-rootfs",
     why: "after every mount under / is made",
     when: (c) => c.spec.readonlyRootfs && has(c, "mount"),
-    plan: () => ['statvfs("/")', 'mount(NULL, "/", NULL, MS_REMOUNT|MS_BIND|MS_RDONLY and the flags it has)'],
     // The rootfs's own flags (nosuid, nodev…) kept, as the native program's remount does: a bind
     // remount sets the flags it is given, so leaving them out would clear them (and fail with
     // EPERM in a user namespace, where they are locked; runc retries with statfs's flags then).
@@ -1491,17 +1517,12 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     name: "rlimits",
     why: "before privileges are dropped (raising a hard limit needs CAP_SYS_RESOURCE)",
     when: (c) => Object.keys(c.spec.rlimits).length > 0,
-    plan: (c) =>
-      Object.entries(c.spec.rlimits).map(([k, v]) =>
-        `prlimit(0, RLIMIT_${k.toUpperCase().replace(/^RLIMIT_/, "")}, ${JSON.stringify(v)})`
-      ),
     calls: (c) => Object.entries(c.spec.rlimits).map(([name, limit]) => ({ op: "rlimit", name, limit })),
   },
   {
     name: "workdir",
     why: "inside the new root",
     when: () => true,
-    plan: (c) => [`chdir("${c.spec.workdir}")`],
     calls: (c) => [{ op: "chdir", path: cstr(c.spec.workdir), shown: [c.spec.workdir] }],
   },
   {
@@ -1509,7 +1530,6 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     why:
       "a session of its own, so no terminal of the caller's is its controlling tty (TIOCSTI into the caller's shell, CVE-2017-5226); a pty given with -t becomes its controlling tty in the console step",
     when: () => true,
-    plan: () => ["setsid()"],
     calls: () => [{ op: "setsid" }],
   },
   {
@@ -1517,7 +1537,6 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     why:
       "the spec's provision hook, inside the finished container (after pivot_root and the workdir), before the command; it runs in a child of its own with the container's capabilities, no_new_privs and seccomp filter and none of hako's fds (root inside, as a build step): code from the image never gets more than the container's command",
     when: (c) => c.spec.hooks.provision !== undefined,
-    plan: provisionLines,
     calls: (
       c,
     ) => [{
@@ -1532,7 +1551,6 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     why:
       "with -t: a pty of the container's own devpts (after pivot_root), the controlling terminal of the new session and the command's stdio, its master handed to hako over the console socket (SCM_RIGHTS, as runc's); after the provision hook (which gets no terminal), before the capabilities go (the slave is chowned to the command's user)",
     when: (c) => c.console !== undefined,
-    plan: (c) => consolePlan(c.console!, c.spec.user.uid),
     calls: (c) => [{ op: "console", request: c.console!, uid: c.spec.user.uid }],
   },
   {
@@ -1540,10 +1558,6 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     why:
       "the bounding set trimmed while CAP_SETPCAP is still held; before a change of user, PR_SET_KEEPCAPS keeps the permitted set across it",
     when: () => true,
-    plan: (c) => [
-      `bounding set: ${capabilitySetsFor(c.spec).bounding.join(", ") || "(none)"}`,
-      ...(changesUser(c) ? ["prctl(PR_SET_KEEPCAPS, 1)"] : []),
-    ],
     calls: (c) => [{ op: "bounding", keepCaps: changesUser(c) }],
   },
   {
@@ -1551,13 +1565,6 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     why:
       "the spec's user and groups (none but the spec's: the caller's supplementary groups never reach the container, as with runc), while CAP_SETUID and CAP_SETGID are still effective; rootless with setgroups denied, the groups cannot change and the kernel shows them unmapped",
     when: () => true,
-    plan: (
-      c,
-    ) => [
-      `setgroups([${c.spec.user.groups.join(", ")}])${c.spec.rootless ? " (EPERM: setgroups denied, skipped)" : ""}`,
-      `setresgid(${c.spec.user.gid} ×3)`,
-      `setresuid(${c.spec.user.uid} ×3)`,
-    ],
     calls: (c) => [
       { op: "setgroups", groups: c.spec.user.groups, epermOk: c.spec.rootless },
       { op: "setresgid", id: c.spec.user.gid },
@@ -1569,14 +1576,12 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     why:
       "effective, permitted and inheritable sets set, the ambient set cleared and raised (a non-root user's named capabilities, or the spec's ambient set): after the change of user, which clears the effective set",
     when: () => true,
-    plan: (c) => capabilityPlanLines(c.spec),
     calls: () => [{ op: "capsets" }],
   },
   {
     name: "no-new-privs",
     why: "setuid binaries and file capabilities can no longer raise privileges",
     when: (c) => c.spec.noNewPrivs,
-    plan: () => ["prctl(PR_SET_NO_NEW_PRIVS, 1)"],
     calls: () => [{ op: "prctl", option: PR_SET_NO_NEW_PRIVS, arg: 1, name: "PR_SET_NO_NEW_PRIVS" }],
   },
   {
@@ -1584,13 +1589,6 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     why:
       "last before exec: the filter also judges hako's own setup calls (mount, pivot_root, setns…), so every one of them must be done; after no_new_privs, which lets an unprivileged process load it",
     when: (c) => c.spec.seccomp !== false,
-    plan: (c) => {
-      const profile = c.spec.seccomp as Exclude<ResolvedSpec["seccomp"], false>;
-      const instructions = c.spec.seccompProgram!.byteLength / 8;
-      return [
-        `seccomp(SECCOMP_SET_MODE_FILTER, 0, {${instructions} BPF instructions: default ${profile.defaultAction}, ${profile.syscalls.length} rules})`,
-      ];
-    },
     // Compiled by the parent in resolveSpec: the child only loads it.
     calls: (c) => [{ op: "seccomp", program: c.spec.seccompProgram! }],
   },
