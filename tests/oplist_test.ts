@@ -529,7 +529,7 @@ for (const c of CASES) {
       // what execIn's grandchild runs for a command given the container's spec (exec.ts)
       const execCtx: SetupContext = { spec: ctx.spec, userns: ctx.userns };
       const exec = forkedOps(execCtx, { steps: EXEC_STEPS });
-      const repeated = stepsFor(ctx).map((s) => s.name).filter((n) => EXEC_REPEATS.includes(n));
+      const repeated: string[] = stepsFor(ctx).map((s) => s.name).filter((n) => EXEC_REPEATS.includes(n));
       assert.deepEqual(stepOrder(exec), repeated, "exec's steps");
       assertSameOps(
         container.filter((o) => repeated.includes(o.step)),

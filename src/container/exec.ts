@@ -170,29 +170,13 @@ export type ExecProfile = Pick<
 const JOIN_ORDER: readonly NamespaceName[] = ["user", "ipc", "uts", "net", "pid", "cgroup", "time", "mount"];
 
 /**
- * The container steps the grandchild runs, in {@link SETUP_STEPS}'s order: become-root (in a
- * user namespace the joined process still carries its unmapped host ids), rlimits (before
- * privileges go), workdir, capabilities (the bounding set), user, capability-sets, no-new-privs,
- * seccomp (last before exec).
+ * The container steps the grandchild runs: those setup.ts marks `exec: true`, in
+ * {@link SETUP_STEPS}'s order — become-root (in a user namespace the joined process still carries
+ * its unmapped host ids), rlimits (before privileges go), workdir, new-session, console,
+ * capabilities (the bounding set), user, capability-sets, no-new-privs, seccomp (last before exec).
+ * One definition for both: the same steps, the same calls.
  */
-const EXEC_STEP_NAMES = [
-  "become-root",
-  "rlimits",
-  "workdir",
-  "new-session",
-  "console",
-  "capabilities",
-  "user",
-  "capability-sets",
-  "no-new-privs",
-  "seccomp",
-];
-/** The steps of {@link EXEC_STEP_NAMES}, as setup.ts defines them (one definition for both). */
-export const EXEC_STEPS: readonly SetupStep[] = SETUP_STEPS.filter((s) => EXEC_STEP_NAMES.includes(s.name));
-if (EXEC_STEPS.length !== EXEC_STEP_NAMES.length) {
-  const missing = EXEC_STEP_NAMES.filter((n) => !EXEC_STEPS.some((s) => s.name === n));
-  throw new Error(`exec.ts: setup.ts has no step named ${missing.join(", ")}`);
-}
+export const EXEC_STEPS: readonly SetupStep[] = SETUP_STEPS.filter((s) => s.exec);
 
 const SETUP_TIMEOUT_MS = 30_000;
 

@@ -46,6 +46,7 @@ import {
   type SetupContext,
   type SetupStep,
   stepCalls,
+  type StepName,
   stepsFor,
   TIMENS_OFFSETS,
 } from "./setup.ts";
@@ -89,9 +90,15 @@ import {
   SOCK_DGRAM,
 } from "../../ffi/constants.ts";
 
+/**
+ * What a failed op of a native program is named after: a setup step, or a part of the program
+ * around them (the wait for the go byte, the ready report, exec's own frame).
+ */
+export type ProgramStep = StepName | "child" | "ready" | "exec" | "exec-fifo" | "stdio" | "join-cgroups" | "fork";
+
 /** What the parent needs to know about one op: the step it belongs to and how to name its failure. */
 interface OpInfo {
-  readonly step: string;
+  readonly step: ProgramStep;
   readonly syscall: string;
   readonly shown: readonly unknown[];
   readonly context?: string;
@@ -279,7 +286,7 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
 /** One op of a container's native program and the step it belongs to (see {@link nativeListing}). */
 export type NativeOp = ProgramOp & {
   /** The step, as a failure of this op names it (undefined for a jump). */
-  readonly step: string | undefined;
+  readonly step: ProgramStep | undefined;
   /** The call and arguments a failure of this op shows. */
   readonly shown?: readonly unknown[];
 };
@@ -535,7 +542,7 @@ interface Emit {
   /** The slot held under a name. */
   readonly held: (id: string) => ProgramSlot;
   /** Appends ops that belong to another step (their failure is named as that step's). */
-  readonly asStep: (step: string, append: () => void) => void;
+  readonly asStep: (step: StepName, append: () => void) => void;
 }
 
 /** A program being written, and what each of its ops stands for (its step, call and arguments). */
@@ -543,9 +550,9 @@ class Recorder {
   readonly p = new SyscallProgram();
   readonly info: OpInfo[] = [];
   /** The step the next ops belong to. */
-  step: string;
+  step: ProgramStep;
 
-  constructor(step: string) {
+  constructor(step: ProgramStep) {
     this.step = step;
   }
 
@@ -604,7 +611,7 @@ function holds(): Pick<Emit, "hold" | "held"> {
 }
 
 /** Appends one step's calls, one op at a time; false when one cannot run natively. */
-function compileStep(ctx: SetupContext, name: string, p: SyscallProgram, emit: Emit): boolean {
+function compileStep(ctx: SetupContext, name: StepName, p: SyscallProgram, emit: Emit): boolean {
   return stepCalls(ctx, name).every((c) => compilePrepared(c, p, emit));
 }
 

@@ -104,10 +104,58 @@ export interface SetupContext {
   readonly execFifo?: number;
 }
 
+/** The names of the child's setup steps, in {@link SETUP_STEPS}'s order. */
+export type StepName =
+  | "non-dumpable"
+  | "time-namespace"
+  | "join-namespaces"
+  | "enter-pid-namespace"
+  | "become-root"
+  | "cgroup-namespace"
+  | "enter-rootfs"
+  | "mount-namespace"
+  | "private-mounts"
+  | "rootfs-bind"
+  | "capture-host-sources"
+  | "chroot-rootfs"
+  | "mount-proc"
+  | "mount-sys"
+  | "mount-cgroup"
+  | "mount-dev"
+  | "mount-devpts"
+  | "mount-shm"
+  | "mount-mqueue"
+  | "mount-init"
+  | "mounts"
+  | "etc-files"
+  | "hostname"
+  | "loopback"
+  | "network"
+  | "pivot-root"
+  | "masked-paths"
+  | "readonly-paths"
+  | "readonly-rootfs"
+  | "rlimits"
+  | "workdir"
+  | "new-session"
+  | "provision"
+  | "console"
+  | "capabilities"
+  | "user"
+  | "capability-sets"
+  | "no-new-privs"
+  | "seccomp";
+
 /** One named step of the child's setup. */
 export interface SetupStep {
   /** The name shown in errors and in `hako plan`. */
-  readonly name: string;
+  readonly name: StepName;
+  /**
+   * True for the steps `hako exec` repeats for the process it starts in a running container
+   * (exec.ts), in this order; the others it inherits by joining the container's namespaces, or
+   * does its own way.
+   */
+  readonly exec?: true;
   /** Why it is here, in this order. */
   readonly why: string;
   /** Whether the step applies to this spec. */
@@ -187,7 +235,7 @@ export type PreparedCall =
     readonly op: "capture";
     readonly id: string;
     /** The step that attaches it (a failure is that step's). */
-    readonly step: string;
+    readonly step: StepName;
     readonly source: Uint8Array;
     readonly recursive: boolean;
     readonly shown: readonly unknown[];
@@ -450,7 +498,7 @@ export function fileMountCalls(ctx: SetupContext): PreparedCall[] {
  * container's files.
  */
 function hostSourceCaptures(ctx: SetupContext): PreparedCall[] {
-  const capture = (step: string, id: string, source: string, recursive: boolean): PreparedCall => ({
+  const capture = (step: StepName, id: string, source: string, recursive: boolean): PreparedCall => ({
     op: "capture",
     id,
     step,
@@ -538,12 +586,12 @@ export const ROOTFS_MOUNT: PreparedCall = { op: "rootfs-mount", dot: cstr("."), 
 const CHROOT_IN: PreparedCall = { op: "chroot-in", dot: cstr("."), slash: cstr("/") };
 
 /** Each context's calls, per step (see {@link stepCalls}). */
-const preparedCalls = new WeakMap<SetupContext, Map<string, readonly PreparedCall[]>>();
+const preparedCalls = new WeakMap<SetupContext, Map<StepName, readonly PreparedCall[]>>();
 /** Each context's mount steps' calls, built together (see {@link buildCalls}). */
-const mountCalls = new WeakMap<SetupContext, ReadonlyMap<string, readonly PreparedCall[]>>();
+const mountCalls = new WeakMap<SetupContext, ReadonlyMap<StepName, readonly PreparedCall[]>>();
 
 /** A mount step's calls: its part of {@link buildCalls}'s. */
-const fromMounts = (step: string) => (ctx: SetupContext): readonly PreparedCall[] => {
+const fromMounts = (step: StepName) => (ctx: SetupContext): readonly PreparedCall[] => {
   let calls = mountCalls.get(ctx);
   if (!calls) mountCalls.set(ctx, calls = buildCalls(ctx));
   return calls.get(step) ?? [];
@@ -584,9 +632,9 @@ export function prepareSetup(ctx: SetupContext): void {
  * another container sharing the rootfs) plants cannot take a mount out of it — and host sources
  * are the copies captured before.
  */
-function buildCalls(ctx: SetupContext): Map<string, PreparedCall[]> {
+function buildCalls(ctx: SetupContext): Map<StepName, PreparedCall[]> {
   const spec = ctx.spec;
-  const calls = new Map<string, PreparedCall[]>();
+  const calls = new Map<StepName, PreparedCall[]>();
   if (!has(ctx, "mount")) return calls;
   calls.set("private-mounts", [preparedMount(null, "/", null, MS.REC | MS.PRIVATE)]);
   calls.set("capture-host-sources", hostSourceCaptures(ctx));
@@ -982,7 +1030,7 @@ function remountReadonly(target: Uint8Array, path: string, add: number = MS.RDON
  * The kernel calls of a step: those {@link prepareSetup} prepared, or — a child the parent
  * prepared nothing for — built now (and kept for the context).
  */
-export function stepCalls(ctx: SetupContext, step: string): readonly PreparedCall[] {
+export function stepCalls(ctx: SetupContext, step: StepName): readonly PreparedCall[] {
   let byStep = preparedCalls.get(ctx);
   if (!byStep) preparedCalls.set(ctx, byStep = new Map());
   let calls = byStep.get(step);
@@ -1125,7 +1173,7 @@ function changesUser(c: SetupContext): boolean {
 }
 
 /** The steps that confine the provision hook's child (as the container's command is confined). */
-const PROVISION_CONFINED_BY = ["capabilities", "capability-sets", "no-new-privs", "seccomp"];
+const PROVISION_CONFINED_BY: readonly StepName[] = ["capabilities", "capability-sets", "no-new-privs", "seccomp"];
 
 /**
  * Runs the provision hook in a forked child confined as the container's command will be (its
@@ -1338,6 +1386,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
   },
   {
     name: "become-root",
+    exec: true,
     why:
       "in a new user namespace the child carries its unmapped host ids until it sets them; root inside owns the other namespaces",
     when: (c) => c.userns,
@@ -1515,18 +1564,21 @@ export const SETUP_STEPS: readonly SetupStep[] = [
   },
   {
     name: "rlimits",
+    exec: true,
     why: "before privileges are dropped (raising a hard limit needs CAP_SYS_RESOURCE)",
     when: (c) => Object.keys(c.spec.rlimits).length > 0,
     calls: (c) => Object.entries(c.spec.rlimits).map(([name, limit]) => ({ op: "rlimit", name, limit })),
   },
   {
     name: "workdir",
+    exec: true,
     why: "inside the new root",
     when: () => true,
     calls: (c) => [{ op: "chdir", path: cstr(c.spec.workdir), shown: [c.spec.workdir] }],
   },
   {
     name: "new-session",
+    exec: true,
     why:
       "a session of its own, so no terminal of the caller's is its controlling tty (TIOCSTI into the caller's shell, CVE-2017-5226); a pty given with -t becomes its controlling tty in the console step",
     when: () => true,
@@ -1548,6 +1600,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
   },
   {
     name: "console",
+    exec: true,
     why:
       "with -t: a pty of the container's own devpts (after pivot_root), the controlling terminal of the new session and the command's stdio, its master handed to hako over the console socket (SCM_RIGHTS, as runc's); after the provision hook (which gets no terminal), before the capabilities go (the slave is chowned to the command's user)",
     when: (c) => c.console !== undefined,
@@ -1555,6 +1608,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
   },
   {
     name: "capabilities",
+    exec: true,
     why:
       "the bounding set trimmed while CAP_SETPCAP is still held; before a change of user, PR_SET_KEEPCAPS keeps the permitted set across it",
     when: () => true,
@@ -1562,6 +1616,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
   },
   {
     name: "user",
+    exec: true,
     why:
       "the spec's user and groups (none but the spec's: the caller's supplementary groups never reach the container, as with runc), while CAP_SETUID and CAP_SETGID are still effective; rootless with setgroups denied, the groups cannot change and the kernel shows them unmapped",
     when: () => true,
@@ -1573,6 +1628,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
   },
   {
     name: "capability-sets",
+    exec: true,
     why:
       "effective, permitted and inheritable sets set, the ambient set cleared and raised (a non-root user's named capabilities, or the spec's ambient set): after the change of user, which clears the effective set",
     when: () => true,
@@ -1580,12 +1636,14 @@ export const SETUP_STEPS: readonly SetupStep[] = [
   },
   {
     name: "no-new-privs",
+    exec: true,
     why: "setuid binaries and file capabilities can no longer raise privileges",
     when: (c) => c.spec.noNewPrivs,
     calls: () => [{ op: "prctl", option: PR_SET_NO_NEW_PRIVS, arg: 1, name: "PR_SET_NO_NEW_PRIVS" }],
   },
   {
     name: "seccomp",
+    exec: true,
     why:
       "last before exec: the filter also judges hako's own setup calls (mount, pivot_root, setns…), so every one of them must be done; after no_new_privs, which lets an unprivileged process load it",
     when: (c) => c.spec.seccomp !== false,
@@ -1595,7 +1653,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
 ];
 
 /** The steps by name. */
-const STEP_BY_NAME: ReadonlyMap<string, SetupStep> = new Map(SETUP_STEPS.map((s) => [s.name, s]));
+const STEP_BY_NAME: ReadonlyMap<StepName, SetupStep> = new Map(SETUP_STEPS.map((s) => [s.name, s]));
 
 /** The provision step's line in `hako plan`. */
 function provisionLines(c: SetupContext): string[] {
