@@ -9,7 +9,7 @@
  * runner exists (not x86-64, or `HAKO_NATIVE_SPAWN=0`): those containers are forked as before,
  * and `setup.ts` runs the steps in the forked child.
  *
- * A program is compiled once per kind of container (see {@link templates}); the pipes' fds go
+ * A program is compiled once per kind of container (see {@link ProgramCache}); the pipes' fds go
  * into slots, so the next container of that kind only fills them in.
  *
  * @module
@@ -36,6 +36,7 @@ import { rlimitNumber, rlimitPair } from "../rlimit.ts";
 import { SetupError, SyscallError } from "../errors.ts";
 import { type ChildError, describe, setupError } from "./_pipe.ts";
 import { compileConsole, type ConsoleRequest } from "./_console.ts";
+import type { ContainerFile } from "./_files.ts";
 import {
   bindFlagNames,
   execFifoPath,
@@ -152,27 +153,195 @@ interface Template {
 }
 
 /**
- * Templates by what shapes the program (the spec but its name, cgroup and hooks; the capability
- * plan; which stdio fds are given): a process that starts many containers of one kind compiles
- * the program once, and reuses the memory of children that have exec'd.
+ * The fields of a resolved spec that decide a container's program (what its steps and its exec
+ * read). The others are listed in {@link NOT_DECIDING} with the reason: a field added to
+ * `ResolvedSpec` fails to type-check until it is put in one or the other.
  */
-const templates = new Map<string, Template>();
-const MAX_TEMPLATES = 8;
-/** Kinds seen once (their keys), so that the second of a kind is cached. */
-const seenKinds = new Set<string>();
-/** Kinds whose steps turned out to need the forked child. */
-const notNative = new Set<string>();
-const MAX_SEEN = 32;
-const MAX_FREE = 4;
+export const DECIDING = [
+  "argv",
+  "env",
+  "workdir",
+  "user",
+  "rootfsPath",
+  "newNamespaces",
+  "joinNamespaces",
+  "uidMap",
+  "gidMap",
+  "hostname",
+  "timeOffsets",
+  "readonlyRootfs",
+  "standardMounts",
+  "mounts",
+  "networkEtc",
+  "maskedPaths",
+  "readonlyPaths",
+  "capabilities",
+  "capabilitySets",
+  "ambientCapabilities",
+  "rlimits",
+  "noNewPrivs",
+  "seccomp",
+  "seccompProgram",
+  "loopback",
+  "rootless",
+  "init",
+] as const satisfies ReadonlyArray<keyof SetupContext["spec"]>;
+type DecidingField = (typeof DECIDING)[number];
+
+/** The fields of a resolved spec that do not decide the program, and why. */
+export const NOT_DECIDING: Readonly<Record<Exclude<keyof SetupContext["spec"], DecidingField>, string>> = {
+  name: "the parent's: the state directory, the cgroup's name, the plan's title",
+  rootfs: "how the rootfs is made (rootfsPath, which the program enters, is in the key)",
+  cgroup: "the parent makes and joins the cgroup",
+  cgroupName: "the parent makes and joins the cgroup",
+  stdio: "the stdio fds given decide it (ProgramKey.stdio)",
+  hooks: "the host's hooks run in the parent; the provision hook is a step (ProgramKey.steps)",
+  veth: "the parent makes it; the network step it adds is in ProgramKey.steps",
+};
+
 /**
- * Programs a child may still run: referenced here until released, so that a Container dropped
- * without delete() leaves its child's memory leaked rather than reused under it.
+ * What decides a container's native program: the key of {@link ProgramCache}. Two containers with
+ * equal keys run the same program, only its fds (slots) differ.
  */
-const running = new Set<BuiltProgram>();
-const seccompIds = new WeakMap<Uint8Array, number>();
-let nextSeccompId = 1;
-/** Fields of a resolved spec that do not shape the child's program. */
-const NOT_IN_PROGRAM = new Set(["name", "cgroup", "hooks", "rootfs", "stdio", "veth"]);
+export interface ProgramKey {
+  /** The spec's fields the steps and exec read (the seccomp program by identity: `#n`). */
+  readonly spec: {
+    readonly [K in DecidingField]: K extends "seccompProgram" ? string | null : SetupContext["spec"][K];
+  };
+  /** The steps that apply (a provision hook, a veth, a console add theirs). */
+  readonly steps: readonly StepName[];
+  /** True in a new user namespace (devices bound, not made). */
+  readonly userns: boolean;
+  /** The capability plan: the bounding set's drops and the sets, as the caller's kernel has them. */
+  readonly capabilities: {
+    readonly mask: string;
+    readonly drops: readonly number[];
+    readonly sets: readonly string[] | null;
+  };
+  /** Per stdio fd: not given (`-`), given as itself (`=`), or dup'ed onto it. */
+  readonly stdio: readonly string[];
+  /** How many fds the child closes first. */
+  readonly closes: number;
+  /** The container's files bound in (their sources, targets, read-only or not). */
+  readonly files: readonly ContainerFile[];
+  /** The console's window size (a constant of the program), or null. */
+  readonly consoleSize: ConsoleRequest["size"] | null;
+  /** The exec fifo's fd number (in the program's path), or null. */
+  readonly execFifo: number | null;
+}
+
+/**
+ * The compiled programs of one process, by {@link ProgramKey}: a process that starts many
+ * containers of one kind compiles the program once, and reuses the memory of children that have
+ * exec'd. Kept from the second container of a kind on: a fleet of containers that all differ
+ * (names, ports, rootfs) would otherwise fill it with programs never run again, garbage that grows
+ * a long-lived supervisor's heap.
+ */
+export class ProgramCache {
+  readonly #templates = new Map<string, Template>();
+  /** Kinds seen once, so that the second of a kind is kept. */
+  readonly #seen = new Set<string>();
+  /** Kinds whose steps turned out to need the forked child. */
+  readonly #notNative = new Set<string>();
+  /**
+   * Programs a child may still run: referenced here until released, so that a Container dropped
+   * without delete() leaves its child's memory leaked rather than reused under it.
+   */
+  readonly #running = new Set<BuiltProgram>();
+  readonly #seccompIds = new WeakMap<Uint8Array, number>();
+  #nextSeccompId = 1;
+  readonly #maxTemplates: number;
+  readonly #maxSeen: number;
+
+  constructor(options: { readonly maxTemplates?: number; readonly maxSeen?: number } = {}) {
+    this.#maxTemplates = options.maxTemplates ?? 8;
+    this.#maxSeen = options.maxSeen ?? 32;
+  }
+
+  /** The key of `ctx`'s program, with the capability plan and the fds' shape it is compiled for. */
+  key(ctx: SetupContext, plan: KeepPlan, stdio: readonly string[], closes: number): ProgramKey {
+    const spec = ctx.spec;
+    const fields = Object.fromEntries(DECIDING.map((k) => {
+      if (k !== "seccompProgram") return [k, spec[k] ?? null];
+      const program = spec.seccompProgram;
+      if (!program) return [k, null];
+      let id = this.#seccompIds.get(program);
+      if (id === undefined) this.#seccompIds.set(program, id = this.#nextSeccompId++);
+      return [k, `#${id}`];
+    })) as ProgramKey["spec"];
+    return {
+      spec: fields,
+      steps: stepsFor(ctx).map((s) => s.name),
+      userns: ctx.userns,
+      capabilities: {
+        mask: String(plan.mask),
+        drops: plan.drops,
+        sets: plan.sets ? Object.values(plan.sets).map(String) : null,
+      },
+      stdio,
+      closes,
+      files: ctx.files ?? [],
+      consoleSize: ctx.console?.size ?? null,
+      execFifo: ctx.execFifo ?? null,
+    };
+  }
+
+  /** A kept program of this kind whose host-side checks still hold, or undefined. */
+  get(key: ProgramKey): Template | undefined {
+    const k = keyText(key);
+    const t = this.#templates.get(k);
+    if (t && !t.valid()) {
+      this.#templates.delete(k); // a mount target or source changed since: compile again
+      return undefined;
+    }
+    return t;
+  }
+
+  /** True when this kind turned out to need the forked child. */
+  notNative(key: ProgramKey): boolean {
+    return this.#notNative.has(keyText(key));
+  }
+
+  /** Remembers that this kind needs the forked child (a mount under /dev, say). */
+  markNotNative(key: ProgramKey): void {
+    const k = keyText(key);
+    if (this.#notNative.size >= this.#maxSeen) this.#notNative.delete(this.#notNative.values().next().value!);
+    this.#notNative.add(k);
+  }
+
+  /** A freshly compiled program of this kind: kept if it is the second of its kind. */
+  offer(key: ProgramKey, template: Template): void {
+    const k = keyText(key);
+    if (this.#seen.delete(k)) {
+      if (this.#templates.size >= this.#maxTemplates) this.#templates.delete(this.#templates.keys().next().value!);
+      this.#templates.set(k, template);
+    } else {
+      if (this.#seen.size >= this.#maxSeen) this.#seen.delete(this.#seen.values().next().value!);
+      this.#seen.add(k);
+    }
+  }
+
+  /** Marks a built program as run by a child (until {@link release}). */
+  running(built: BuiltProgram): void {
+    this.#running.add(built);
+  }
+
+  /** A child is done with `built`: its memory is kept for the next of its kind. */
+  release(template: Template, built: BuiltProgram): void {
+    this.#running.delete(built);
+    if (template.free.length < MAX_FREE) template.free.push(built);
+  }
+}
+
+/** A key as the maps hold it (every field of it, in its interface's order). */
+function keyText(key: ProgramKey): string {
+  return JSON.stringify(key);
+}
+
+const MAX_FREE = 4;
+
+/** This process's programs. */
+const programs = new ProgramCache();
 
 const O_WRONLY_CREAT_CLOEXEC = O_WRONLY | O_CREAT | O_CLOEXEC;
 const O_PATH_DIRECTORY_CLOEXEC = O_PATH | O_DIRECTORY_BY_ARCH.x86_64 | O_CLOEXEC; // (the runner is x86-64's)
@@ -208,51 +377,18 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
     throw setupError(describe("capabilities", e));
   }
   const stdioShape = fds.stdio.map((fd, target) => (fd < 0 ? "-" : fd === target ? "=" : "dup"));
-  const key = JSON.stringify([
-    JSON.stringify(spec, function (this: unknown, k: string, v: unknown) {
-      if (this === spec && NOT_IN_PROGRAM.has(k)) return undefined;
-      if (v instanceof Uint8Array) {
-        let id = seccompIds.get(v);
-        if (id === undefined) seccompIds.set(v, id = nextSeccompId++);
-        return `#${id}`;
-      }
-      return v;
-    }),
-    steps.map((s) => s.name), // (a provision hook, left out of the spec's JSON, is a step)
-    String(plan.mask),
-    plan.drops,
-    plan.sets ? Object.values(plan.sets).map(String) : null,
-    stdioShape,
-    fds.closeInChild.length,
-    ctx.files ?? [],
-    ctx.console?.size ?? null, // (a window size set by the console step is a constant of the program)
-    ctx.execFifo ?? null, // (the exec fifo's fd number is in the program's path)
-  ]);
-  let t = templates.get(key);
-  if (t && !t.valid()) {
-    templates.delete(key); // a mount target or source changed since: compile again
-    t = undefined;
-  }
+  const key = programs.key(ctx, plan, stdioShape, fds.closeInChild.length);
+  let t = programs.get(key);
   if (!t) {
-    if (notNative.has(key)) return undefined;
+    if (programs.notNative(key)) return undefined;
     prepareSetup(ctx);
     const compiled = compile(ctx, steps, plan, stdioShape, fds.closeInChild.length);
     if (!compiled) {
-      if (notNative.size >= MAX_SEEN) notNative.delete(notNative.values().next().value!);
-      notNative.add(key); // (a mount under /dev, say): the next of its kind forks without trying
+      programs.markNotNative(key); // the next of its kind forks without trying
       return undefined;
     }
     t = compiled;
-    // Kept from the second container of a kind on: a fleet of containers that all differ (names,
-    // ports, rootfs) would otherwise fill the cache with programs never run again, garbage that
-    // grows a long-lived supervisor's heap.
-    if (seenKinds.delete(key)) {
-      if (templates.size >= MAX_TEMPLATES) templates.delete(templates.keys().next().value!);
-      templates.set(key, compiled);
-    } else {
-      if (seenKinds.size >= MAX_SEEN) seenKinds.delete(seenKinds.values().next().value!);
-      seenKinds.add(key);
-    }
+    programs.offer(key, compiled);
   }
   const template = t;
   const built = template.free.pop() ?? template.prog.build();
@@ -264,7 +400,7 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
   template.slots.close.forEach((slot, i) => built.set(slot, fds.closeInChild[i]!));
   template.slots.stdio.forEach((slot, i) => slot && built.set(slot, fds.stdio[i]!));
   if (template.slots.console) built.set(template.slots.console, fds.console!);
-  running.add(built);
+  programs.running(built);
   nativeChildren.count++;
   // The child shares this process's memory and makes it non-dumpable (its first step).
   const releaseDumpable = holdNonDumpable();
@@ -277,8 +413,7 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
       if (released) return;
       released = true;
       releaseDumpable();
-      running.delete(built);
-      if (template.free.length < MAX_FREE) template.free.push(built);
+      programs.release(template, built);
     },
   };
 }
