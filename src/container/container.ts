@@ -364,7 +364,7 @@ export class Container {
    * Validates the spec, prepares the rootfs and the cgroup, forks the child into its namespaces
    * and waits until its setup is done (it then waits for {@link Container.start}).
    * @throws {SpecError} For a bad spec, before anything is touched.
-   * @throws {SetupError} Naming the step that failed (`rootfs`, `cgroup`, `id-map`, a child step…);
+   * @throws {SetupError} Naming the step that failed (`rootfs`, `cgroup`, `id-maps`, a child step…);
    *   whatever was made is undone first.
    */
   static async create(input: ContainerSpec, options: CreateOptions = {}): Promise<Container> {
@@ -553,7 +553,7 @@ export class Container {
             writeIdMap(pid, "uid", spec.uidMap);
           }
         } catch (e) {
-          fail("id-map", e);
+          fail("id-maps", e); // (named as hako plan names the step)
         }
       }
       if (group) {
