@@ -57,6 +57,7 @@ import { containerGroupSpec, existingCgroupDirs, removeEmptyDefaultParent, remov
 import {
   cloneFlags,
   execCommand,
+  type HostStepName,
   type PreparedExecFifo,
   prepareExecFifo,
   prepareSetup,
@@ -403,7 +404,8 @@ export class Container {
     // rootless: cgroup delegation and id-map helpers are checked before anything is touched
     const rootless: RootlessPlan | undefined = spec.rootless ? checkRootless(spec) : undefined;
     const undo: Array<() => void> = [];
-    const fail = (step: string, e: unknown): never => {
+    // (named as hako plan names the host's steps; "setup" and "console": the parent's own parts)
+    const fail = (step: HostStepName | "setup" | "console", e: unknown): never => {
       if (e instanceof SetupError) throw e;
       throw new SetupError(step, e instanceof Error ? e.message : String(e), { cause: e });
     };

@@ -8,7 +8,7 @@ import { namespaceNames } from "../namespace.ts";
 import { onlyOwnId } from "./rootless.ts";
 import { hostLinkSysctlPlan } from "../network.ts";
 import { describeHook } from "./hooks.ts";
-import { cloneFlags, type SetupContext, stepPlan, stepsFor } from "./setup.ts";
+import { cloneFlags, type HostStepName, type SetupContext, stepPlan, stepsFor } from "./setup.ts";
 import { containerGroupSpec } from "./_cgroup.ts";
 import { type ContainerFile, containerFileContents } from "./_files.ts";
 import { secureJoin } from "./_paths.ts";
@@ -44,7 +44,7 @@ export function planContainer(spec: ContainerSpec): ContainerPlan {
   // binds are child steps too)
   const ctx: SetupContext = { spec: r, userns, files: plannedFiles(r) };
   const flags = cloneFlags(r);
-  const host: PlannedStep[] = [];
+  const host: Array<PlannedStep & { readonly name: HostStepName }> = [];
   const rootfs = r.rootfs;
   host.push({
     where: "host",

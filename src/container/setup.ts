@@ -146,6 +146,20 @@ export type StepName =
   | "no-new-privs"
   | "seccomp";
 
+/**
+ * The steps the parent takes on the host around the child's (container.ts), as `hako plan` shows
+ * them and a failure names them; each child step is a {@link StepName}.
+ */
+export type HostStepName =
+  | "rootfs"
+  | "bootstrap"
+  | "cgroup"
+  | "etc-files"
+  | "clone"
+  | "id-maps"
+  | "cgroup-attach"
+  | "veth";
+
 /** One named step of the child's setup. */
 export interface SetupStep {
   /** The name shown in errors and in `hako plan`. */
@@ -1160,7 +1174,7 @@ export function planCall(ctx: SetupContext, call: PreparedCall): string[] {
       ];
     }
     case "js":
-      return [...call.lines];
+      return [...call.lines, `(JavaScript in the child: ${call.why}; so the child is forked, not a native program)`];
   }
 }
 
@@ -1525,7 +1539,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     // (netlink through network.ts: JavaScript, so the child is forked)
     calls: (c) => [{
       op: "js",
-      why: "netlink messages built by network.ts",
+      why: "the netlink messages are built by network.ts",
       lines: networkLines(c),
       run: (c) => {
         const v = c.spec.veth!;
@@ -1593,7 +1607,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       c,
     ) => [{
       op: "js",
-      why: "the provision hook runs JavaScript or forks",
+      why: "the hook is a callback, or a command forked and waited for",
       lines: provisionLines(c),
       run: runProvision,
     }],
