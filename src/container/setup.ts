@@ -596,7 +596,7 @@ export function mountsShape(ctx: SetupContext): string {
 const PIVOT: PreparedCall = { op: "pivot", dot: cstr(".") };
 const CHDIR_ROOT: PreparedCall = { op: "chdir", path: cstr("/"), shown: ["/"] };
 /** The rootfs's mount attached over itself and entered (see the rootfs-bind step). */
-export const ROOTFS_MOUNT: PreparedCall = { op: "rootfs-mount", dot: cstr("."), empty: cstr("") };
+const ROOTFS_MOUNT: PreparedCall = { op: "rootfs-mount", dot: cstr("."), empty: cstr("") };
 const CHROOT_IN: PreparedCall = { op: "chroot-in", dot: cstr("."), slash: cstr("/") };
 
 /** Each context's calls, per step (see {@link stepCalls}). */
@@ -1014,6 +1014,10 @@ function runCall(ctx: SetupContext, call: PreparedCall): void {
         throw new SyscallError("mount", e, b.shown);
       }
       return remountReadonly(call.target, call.path);
+    }
+    default: {
+      const unknown: never = call; // (every op kind has its case: a new one fails to type-check here)
+      throw new SetupError("setup", `an op of unknown kind ${JSON.stringify(unknown)} (hako bug)`);
     }
   }
 }
