@@ -1,6 +1,7 @@
 /**
- * The container's setup inside the child, as an ordered list of named steps. The order is data,
- * and each step says why it sits where it does. The child runs them synchronously (it is a fork of
+ * The container's setup inside the child, as an ordered list of named steps, each a list of the
+ * kernel calls it makes ({@link PreparedCall}). The order is data, and each step says why it sits
+ * where it does. The child runs them synchronously (it is a fork of
  * the runtime: no event loop), and a failing step is reported to the parent as
  * `{ step, message, syscall, code }` over a close-on-exec pipe.
  *
@@ -205,12 +206,14 @@ const DEV_LINKS: ReadonlyArray<readonly [string, string]> = [
 const has = (ctx: SetupContext, ns: string) => ctx.spec.newNamespaces.includes(ns as never);
 
 /**
- * A kernel call of a standard step, prepared by the parent before the fork ({@link prepareSetup}):
- * C strings encoded, flags as numbers, the message's arguments ready. The forked child then runs
- * one small loop of libc calls ({@link runPrepared}) instead of the general `Mount.*` path (option
- * parsing, flag names for messages, path checks, new strings): in the child every page V8 writes —
- * a function's feedback, a fresh allocation — is a copy-on-write fault (≈ 2.5 µs each here), so
- * the less distinct code it runs, the faster it is ready.
+ * A kernel call of a setup step — every step is a list of them ({@link SetupStep.calls}), as
+ * bubblewrap's setup is a list of `SetupOp`s — prepared by the parent before the fork
+ * ({@link prepareSetup}): C strings encoded, flags as numbers, the message's arguments ready. The
+ * forked child runs them through one interpreter ({@link runStep}), native.ts compiles them one op
+ * at a time, and `hako plan` prints them ({@link planCall}). In the forked child every page V8
+ * writes — a function's feedback, a fresh allocation — is a copy-on-write fault (≈ 2.5 µs each
+ * here), so the less distinct code it runs, the faster it is ready. Code that must run as
+ * JavaScript is an op of its own (`js`): it forces the fork.
  */
 export type PreparedCall =
   | {
@@ -612,8 +615,8 @@ const fromMounts = (step: StepName) => (ctx: SetupContext): readonly PreparedCal
 };
 
 /**
- * Prepares, in the parent before the fork, the kernel calls of the mount steps (the same
- * {@link buildCalls} the child would make itself), and execve's arguments. Optional: a child
+ * Prepares, in the parent before the fork, the kernel calls of every step that applies (the same
+ * {@link stepCalls} the child would make itself), and execve's arguments. Optional: a child
  * without them builds the calls itself.
  */
 export function prepareSetup(ctx: SetupContext): void {
