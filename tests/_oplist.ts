@@ -14,7 +14,7 @@ import { DataAt, ProgramData, SlotValue } from "../ffi/spawn.ts";
 import { capabilityPlan } from "../src/container/_capsets.ts";
 import { keepPlan } from "../src/capability.ts";
 import { nativeListing, type NativeOp } from "../src/container/native.ts";
-import { type SetupContext, type SetupStep, stepsFor } from "../src/container/setup.ts";
+import { runStep, type SetupContext, type SetupStep, stepsFor } from "../src/container/setup.ts";
 
 /** An argument as compared: a number, a string (a C string), `hex:…` bytes, `<fd>`, `<ptr>`, null. */
 export type Arg = number | string | null;
@@ -211,7 +211,7 @@ export function forkedOps(
         skipped.push({ step, call: "(not run: it forks)", args: [] });
         continue;
       }
-      s.run(ctx);
+      runStep(ctx, s);
     }
   }, () => step);
   // (a skipped step's marker sits where it ran: before the next step's calls)

@@ -13,7 +13,7 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { isRoot, needsRoot, tempDir, test } from "./_harness.ts";
@@ -398,10 +398,43 @@ function hostSteps(spec: ContainerSpec, r: ResolvedSpec): string[] {
     ...(plannedFiles(r).length ? ["etc-files"] : []),
     "clone",
     ...(r.newNamespaces.includes("user") ? ["id-maps"] : []),
-    ...(r.cgroup ? ["cgroup-attach"] : []),
+    // (container.ts attaches the child to every cgroup it made, limits or none)
+    ...(r.cgroupName ? ["cgroup-attach"] : []),
     ...(r.veth ? ["veth"] : []),
   ];
 }
+
+test("hako plan's id maps are what the parent writes: setgroups allowed as root, denied rootless, helpers beyond one's own ids", () => {
+  using d = tempDir("hako-test-oplist-");
+  const idMaps = (spec: ContainerSpec, euid: number) =>
+    asUser(euid, () => planContainer(spec)).steps.find((s) => s.name === "id-maps")?.calls;
+  const base = { name: "oplist-idmap", rootfs: d.path, command: ["/bin/true"] };
+  // root, a user namespace: gid_map then uid_map, /proc/PID/setgroups left "allow" (as runc, crun)
+  const root = idMaps({ ...base, namespaces: [...USERNS], idMap: ID_MAP }, 0)!;
+  assert.ok(root, "an id-maps step");
+  assert.ok(!root.some((l) => l.includes("deny")), `root writes no "deny": ${root.join(" | ")}`);
+  assert.ok(root.some((l) => l.startsWith("gid_map: 0 3100000 65536")), root.join(" | "));
+  // rootless, its own ids only: written directly, setgroups denied first (the kernel's rule)
+  const own = idMaps({ ...base, namespaces: [...USERNS], cgroup: undefined }, 1000)!;
+  assert.ok(own[0]?.includes('"deny"'), own.join(" | "));
+  assert.ok(own.some((l) => l.startsWith("uid_map: 0 1000 1")), own.join(" | "));
+  // rootless beyond its own ids: through newgidmap and newuidmap
+  const wide = idMaps(
+    { ...base, namespaces: [...USERNS], idMap: { uid: { inside: 0, outside: 200_000, size: 10 } } },
+    1000,
+  )!;
+  assert.ok(wide.some((l) => l.startsWith("newgidmap PID")), wide.join(" | "));
+  assert.ok(wide.some((l) => l.startsWith("newuidmap PID 0 200000 10")), wide.join(" | "));
+});
+
+test("the host's failures are named as hako plan names their steps", () => {
+  // (container.ts's fail(step, …) for the id maps)
+  const source = readFileSync(join(import.meta.dirname!, "..", "src", "container", "container.ts"), "utf8");
+  const failed = new Set([...source.matchAll(/fail\("([a-z-]+)"/g)].map((m) => m[1]!));
+  for (const name of ["cgroup", "etc-files", "id-maps", "cgroup-attach", "veth", "bootstrap"]) {
+    assert.ok(failed.has(name), `container.ts fails no step named ${name} (it has ${[...failed].join(", ")})`);
+  }
+});
 
 /** A plan line's call: `name(` at its start, as the plan writes the kernel calls. */
 const PLAN_ALIASES: Readonly<Record<string, string>> = { "open(O_CREAT)": "open", prlimit: "prlimit" };
@@ -529,7 +562,7 @@ for (const c of CASES) {
       // what execIn's grandchild runs for a command given the container's spec (exec.ts)
       const execCtx: SetupContext = { spec: ctx.spec, userns: ctx.userns };
       const exec = forkedOps(execCtx, { steps: EXEC_STEPS });
-      const repeated = stepsFor(ctx).map((s) => s.name).filter((n) => EXEC_REPEATS.includes(n));
+      const repeated: string[] = stepsFor(ctx).map((s) => s.name).filter((n) => EXEC_REPEATS.includes(n));
       assert.deepEqual(stepOrder(exec), repeated, "exec's steps");
       assertSameOps(
         container.filter((o) => repeated.includes(o.step)),

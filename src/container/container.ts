@@ -57,10 +57,12 @@ import { containerGroupSpec, existingCgroupDirs, removeEmptyDefaultParent, remov
 import {
   cloneFlags,
   execCommand,
+  type HostStepName,
   type PreparedExecFifo,
   prepareExecFifo,
   prepareSetup,
   runExecFifo,
+  runStep,
   type SetupContext,
   stepsFor,
 } from "./setup.ts";
@@ -230,7 +232,7 @@ function childMain(
     let failed = false;
     for (const step of stepsFor(ctx)) {
       try {
-        step.run(ctx);
+        runStep(ctx, step);
       } catch (e) {
         report({ error: describe(step.name, e) });
         failed = true;
@@ -363,7 +365,7 @@ export class Container {
    * Validates the spec, prepares the rootfs and the cgroup, forks the child into its namespaces
    * and waits until its setup is done (it then waits for {@link Container.start}).
    * @throws {SpecError} For a bad spec, before anything is touched.
-   * @throws {SetupError} Naming the step that failed (`rootfs`, `cgroup`, `id-map`, a child step…);
+   * @throws {SetupError} Naming the step that failed (`rootfs`, `cgroup`, `id-maps`, a child step…);
    *   whatever was made is undone first.
    */
   static async create(input: ContainerSpec, options: CreateOptions = {}): Promise<Container> {
@@ -402,7 +404,8 @@ export class Container {
     // rootless: cgroup delegation and id-map helpers are checked before anything is touched
     const rootless: RootlessPlan | undefined = spec.rootless ? checkRootless(spec) : undefined;
     const undo: Array<() => void> = [];
-    const fail = (step: string, e: unknown): never => {
+    // (named as hako plan names the host's steps; "setup" and "console": the parent's own parts)
+    const fail = (step: HostStepName | "setup" | "console", e: unknown): never => {
       if (e instanceof SetupError) throw e;
       throw new SetupError(step, e instanceof Error ? e.message : String(e), { cause: e });
     };
@@ -552,7 +555,7 @@ export class Container {
             writeIdMap(pid, "uid", spec.uidMap);
           }
         } catch (e) {
-          fail("id-map", e);
+          fail("id-maps", e); // (named as hako plan names the step)
         }
       }
       if (group) {

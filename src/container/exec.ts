@@ -59,7 +59,7 @@ import { compileExecIn, type NativeExec } from "./native.ts";
 import { holdNonDumpable, nextReport, spawnProgram } from "../../ffi/spawn.ts";
 import { receiveFd, socketPair, type WindowSize } from "../../ffi/tty.ts";
 import { assertValidTty, type ConsoleRequest } from "./_console.ts";
-import { execCommand, SETUP_STEPS, type SetupContext, type SetupStep } from "./setup.ts";
+import { execCommand, runStep, SETUP_STEPS, type SetupContext, type SetupStep } from "./setup.ts";
 import { DEFAULT_CAPABILITIES } from "./spec.ts";
 import type { ResolvedSpec } from "./validate.ts";
 import {
@@ -170,29 +170,13 @@ export type ExecProfile = Pick<
 const JOIN_ORDER: readonly NamespaceName[] = ["user", "ipc", "uts", "net", "pid", "cgroup", "time", "mount"];
 
 /**
- * The container steps the grandchild runs, in {@link SETUP_STEPS}'s order: become-root (in a
- * user namespace the joined process still carries its unmapped host ids), rlimits (before
- * privileges go), workdir, capabilities (the bounding set), user, capability-sets, no-new-privs,
- * seccomp (last before exec).
+ * The container steps the grandchild runs: those setup.ts marks `exec: true`, in
+ * {@link SETUP_STEPS}'s order — become-root (in a user namespace the joined process still carries
+ * its unmapped host ids), rlimits (before privileges go), workdir, new-session, console,
+ * capabilities (the bounding set), user, capability-sets, no-new-privs, seccomp (last before exec).
+ * One definition for both: the same steps, the same calls.
  */
-const EXEC_STEP_NAMES = [
-  "become-root",
-  "rlimits",
-  "workdir",
-  "new-session",
-  "console",
-  "capabilities",
-  "user",
-  "capability-sets",
-  "no-new-privs",
-  "seccomp",
-];
-/** The steps of {@link EXEC_STEP_NAMES}, as setup.ts defines them (one definition for both). */
-export const EXEC_STEPS: readonly SetupStep[] = SETUP_STEPS.filter((s) => EXEC_STEP_NAMES.includes(s.name));
-if (EXEC_STEPS.length !== EXEC_STEP_NAMES.length) {
-  const missing = EXEC_STEP_NAMES.filter((n) => !EXEC_STEPS.some((s) => s.name === n));
-  throw new Error(`exec.ts: setup.ts has no step named ${missing.join(", ")}`);
-}
+export const EXEC_STEPS: readonly SetupStep[] = SETUP_STEPS.filter((s) => s.exec);
 
 const SETUP_TIMEOUT_MS = 30_000;
 
@@ -479,7 +463,7 @@ function grandchildMain(plan: ExecPlan, statusW: number, term?: ConsoleRequest):
     for (const s of EXEC_STEPS) {
       if (!s.when(ctx)) continue;
       step = s.name;
-      s.run(ctx);
+      runStep(ctx, s);
     }
     step = "exec";
     code = 127;

@@ -9,7 +9,7 @@
  * runner exists (not x86-64, or `HAKO_NATIVE_SPAWN=0`): those containers are forked as before,
  * and `setup.ts` runs the steps in the forked child.
  *
- * A program is compiled once per kind of container (see {@link templates}); the pipes' fds go
+ * A program is compiled once per kind of container (see {@link ProgramCache}); the pipes' fds go
  * into slots, so the next container of that kind only fills them in.
  *
  * @module
@@ -29,13 +29,14 @@ import {
   SyscallProgram,
 } from "../../ffi/spawn.ts";
 import { capHeader, encodeCapData, encodeRlimit } from "../../ffi/structs.ts";
-import { CLONE_NEWCGROUP, CLONE_NEWNS, CLONE_NEWTIME, NAMESPACE_FLAGS } from "../namespace.ts";
+import { CLONE_NEWTIME, NAMESPACE_FLAGS } from "../namespace.ts";
 import { Capability, type KeepPlan } from "../capability.ts";
 import { capabilityPlan } from "./_capsets.ts";
 import { rlimitNumber, rlimitPair } from "../rlimit.ts";
 import { SetupError, SyscallError } from "../errors.ts";
 import { type ChildError, describe, setupError } from "./_pipe.ts";
 import { compileConsole, type ConsoleRequest } from "./_console.ts";
+import type { ContainerFile } from "./_files.ts";
 import {
   bindFlagNames,
   execFifoPath,
@@ -43,14 +44,12 @@ import {
   MS,
   type PreparedCall,
   prepareSetup,
-  ROOTFS_MOUNT,
   type SetupContext,
   type SetupStep,
   stepCalls,
+  type StepName,
   stepsFor,
   TIMENS_OFFSETS,
-  timensNeedsDumpable,
-  timensOffsetsText,
 } from "./setup.ts";
 import {
   AF_INET,
@@ -86,16 +85,21 @@ import {
   PR_CAPBSET_DROP,
   PR_SET_DUMPABLE,
   PR_SET_KEEPCAPS,
-  PR_SET_NO_NEW_PRIVS,
   SECCOMP_SET_MODE_FILTER,
   SIGCHLD,
   SOCK_CLOEXEC,
   SOCK_DGRAM,
 } from "../../ffi/constants.ts";
 
+/**
+ * What a failed op of a native program is named after: a setup step, or a part of the program
+ * around them (the wait for the go byte, the ready report, exec's own frame).
+ */
+export type ProgramStep = StepName | "child" | "ready" | "exec" | "exec-fifo" | "stdio" | "join-cgroups" | "fork";
+
 /** What the parent needs to know about one op: the step it belongs to and how to name its failure. */
 interface OpInfo {
-  readonly step: string;
+  readonly step: ProgramStep;
   readonly syscall: string;
   readonly shown: readonly unknown[];
   readonly context?: string;
@@ -149,27 +153,195 @@ interface Template {
 }
 
 /**
- * Templates by what shapes the program (the spec but its name, cgroup and hooks; the capability
- * plan; which stdio fds are given): a process that starts many containers of one kind compiles
- * the program once, and reuses the memory of children that have exec'd.
+ * The fields of a resolved spec that decide a container's program (what its steps and its exec
+ * read). The others are listed in {@link NOT_DECIDING} with the reason: a field added to
+ * `ResolvedSpec` fails to type-check until it is put in one or the other.
  */
-const templates = new Map<string, Template>();
-const MAX_TEMPLATES = 8;
-/** Kinds seen once (their keys), so that the second of a kind is cached. */
-const seenKinds = new Set<string>();
-/** Kinds whose steps turned out to need the forked child. */
-const notNative = new Set<string>();
-const MAX_SEEN = 32;
-const MAX_FREE = 4;
+export const DECIDING = [
+  "argv",
+  "env",
+  "workdir",
+  "user",
+  "rootfsPath",
+  "newNamespaces",
+  "joinNamespaces",
+  "uidMap",
+  "gidMap",
+  "hostname",
+  "timeOffsets",
+  "readonlyRootfs",
+  "standardMounts",
+  "mounts",
+  "networkEtc",
+  "maskedPaths",
+  "readonlyPaths",
+  "capabilities",
+  "capabilitySets",
+  "ambientCapabilities",
+  "rlimits",
+  "noNewPrivs",
+  "seccomp",
+  "seccompProgram",
+  "loopback",
+  "rootless",
+  "init",
+] as const satisfies ReadonlyArray<keyof SetupContext["spec"]>;
+type DecidingField = (typeof DECIDING)[number];
+
+/** The fields of a resolved spec that do not decide the program, and why. */
+export const NOT_DECIDING: Readonly<Record<Exclude<keyof SetupContext["spec"], DecidingField>, string>> = {
+  name: "the parent's: the state directory, the cgroup's name, the plan's title",
+  rootfs: "how the rootfs is made (rootfsPath, which the program enters, is in the key)",
+  cgroup: "the parent makes and joins the cgroup",
+  cgroupName: "the parent makes and joins the cgroup",
+  stdio: "the stdio fds given decide it (ProgramKey.stdio)",
+  hooks: "the host's hooks run in the parent; the provision hook is a step (ProgramKey.steps)",
+  veth: "the parent makes it; the network step it adds is in ProgramKey.steps",
+};
+
 /**
- * Programs a child may still run: referenced here until released, so that a Container dropped
- * without delete() leaves its child's memory leaked rather than reused under it.
+ * What decides a container's native program: the key of {@link ProgramCache}. Two containers with
+ * equal keys run the same program, only its fds (slots) differ.
  */
-const running = new Set<BuiltProgram>();
-const seccompIds = new WeakMap<Uint8Array, number>();
-let nextSeccompId = 1;
-/** Fields of a resolved spec that do not shape the child's program. */
-const NOT_IN_PROGRAM = new Set(["name", "cgroup", "hooks", "rootfs", "stdio", "veth"]);
+export interface ProgramKey {
+  /** The spec's fields the steps and exec read (the seccomp program by identity: `#n`). */
+  readonly spec: {
+    readonly [K in DecidingField]: K extends "seccompProgram" ? string | null : SetupContext["spec"][K];
+  };
+  /** The steps that apply (a provision hook, a veth, a console add theirs). */
+  readonly steps: readonly StepName[];
+  /** True in a new user namespace (devices bound, not made). */
+  readonly userns: boolean;
+  /** The capability plan: the bounding set's drops and the sets, as the caller's kernel has them. */
+  readonly capabilities: {
+    readonly mask: string;
+    readonly drops: readonly number[];
+    readonly sets: readonly string[] | null;
+  };
+  /** Per stdio fd: not given (`-`), given as itself (`=`), or dup'ed onto it. */
+  readonly stdio: readonly string[];
+  /** How many fds the child closes first. */
+  readonly closes: number;
+  /** The container's files bound in (their sources, targets, read-only or not). */
+  readonly files: readonly ContainerFile[];
+  /** The console's window size (a constant of the program), or null. */
+  readonly consoleSize: ConsoleRequest["size"] | null;
+  /** The exec fifo's fd number (in the program's path), or null. */
+  readonly execFifo: number | null;
+}
+
+/**
+ * The compiled programs of one process, by {@link ProgramKey}: a process that starts many
+ * containers of one kind compiles the program once, and reuses the memory of children that have
+ * exec'd. Kept from the second container of a kind on: a fleet of containers that all differ
+ * (names, ports, rootfs) would otherwise fill it with programs never run again, garbage that grows
+ * a long-lived supervisor's heap.
+ */
+export class ProgramCache {
+  readonly #templates = new Map<string, Template>();
+  /** Kinds seen once, so that the second of a kind is kept. */
+  readonly #seen = new Set<string>();
+  /** Kinds whose steps turned out to need the forked child. */
+  readonly #notNative = new Set<string>();
+  /**
+   * Programs a child may still run: referenced here until released, so that a Container dropped
+   * without delete() leaves its child's memory leaked rather than reused under it.
+   */
+  readonly #running = new Set<BuiltProgram>();
+  readonly #seccompIds = new WeakMap<Uint8Array, number>();
+  #nextSeccompId = 1;
+  readonly #maxTemplates: number;
+  readonly #maxSeen: number;
+
+  constructor(options: { readonly maxTemplates?: number; readonly maxSeen?: number } = {}) {
+    this.#maxTemplates = options.maxTemplates ?? 8;
+    this.#maxSeen = options.maxSeen ?? 32;
+  }
+
+  /** The key of `ctx`'s program, with the capability plan and the fds' shape it is compiled for. */
+  key(ctx: SetupContext, plan: KeepPlan, stdio: readonly string[], closes: number): ProgramKey {
+    const spec = ctx.spec;
+    const fields = Object.fromEntries(DECIDING.map((k) => {
+      if (k !== "seccompProgram") return [k, spec[k] ?? null];
+      const program = spec.seccompProgram;
+      if (!program) return [k, null];
+      let id = this.#seccompIds.get(program);
+      if (id === undefined) this.#seccompIds.set(program, id = this.#nextSeccompId++);
+      return [k, `#${id}`];
+    })) as ProgramKey["spec"];
+    return {
+      spec: fields,
+      steps: stepsFor(ctx).map((s) => s.name),
+      userns: ctx.userns,
+      capabilities: {
+        mask: String(plan.mask),
+        drops: plan.drops,
+        sets: plan.sets ? Object.values(plan.sets).map(String) : null,
+      },
+      stdio,
+      closes,
+      files: ctx.files ?? [],
+      consoleSize: ctx.console?.size ?? null,
+      execFifo: ctx.execFifo ?? null,
+    };
+  }
+
+  /** A kept program of this kind whose host-side checks still hold, or undefined. */
+  get(key: ProgramKey): Template | undefined {
+    const k = keyText(key);
+    const t = this.#templates.get(k);
+    if (t && !t.valid()) {
+      this.#templates.delete(k); // a mount target or source changed since: compile again
+      return undefined;
+    }
+    return t;
+  }
+
+  /** True when this kind turned out to need the forked child. */
+  notNative(key: ProgramKey): boolean {
+    return this.#notNative.has(keyText(key));
+  }
+
+  /** Remembers that this kind needs the forked child (a mount under /dev, say). */
+  markNotNative(key: ProgramKey): void {
+    const k = keyText(key);
+    if (this.#notNative.size >= this.#maxSeen) this.#notNative.delete(this.#notNative.values().next().value!);
+    this.#notNative.add(k);
+  }
+
+  /** A freshly compiled program of this kind: kept if it is the second of its kind. */
+  offer(key: ProgramKey, template: Template): void {
+    const k = keyText(key);
+    if (this.#seen.delete(k)) {
+      if (this.#templates.size >= this.#maxTemplates) this.#templates.delete(this.#templates.keys().next().value!);
+      this.#templates.set(k, template);
+    } else {
+      if (this.#seen.size >= this.#maxSeen) this.#seen.delete(this.#seen.values().next().value!);
+      this.#seen.add(k);
+    }
+  }
+
+  /** Marks a built program as run by a child (until {@link release}). */
+  running(built: BuiltProgram): void {
+    this.#running.add(built);
+  }
+
+  /** A child is done with `built`: its memory is kept for the next of its kind. */
+  release(template: Template, built: BuiltProgram): void {
+    this.#running.delete(built);
+    if (template.free.length < MAX_FREE) template.free.push(built);
+  }
+}
+
+/** A key as the maps hold it (every field of it, in its interface's order). */
+function keyText(key: ProgramKey): string {
+  return JSON.stringify(key);
+}
+
+const MAX_FREE = 4;
+
+/** This process's programs. */
+const programs = new ProgramCache();
 
 const O_WRONLY_CREAT_CLOEXEC = O_WRONLY | O_CREAT | O_CLOEXEC;
 const O_PATH_DIRECTORY_CLOEXEC = O_PATH | O_DIRECTORY_BY_ARCH.x86_64 | O_CLOEXEC; // (the runner is x86-64's)
@@ -179,10 +351,6 @@ const IFF_UP_LOOPBACK_RUNNING = IFF_UP | IFF_LOOPBACK | IFF_RUNNING;
 const O_RDONLY_CLOEXEC = O_RDONLY | O_CLOEXEC;
 const O_WRONLY_CLOEXEC = O_WRONLY | O_CLOEXEC;
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/** True when the command runs as another user (or with other groups) than root. */
-const changesUser = (spec: SetupContext["spec"]) =>
-  spec.user.uid !== 0 || spec.user.gid !== 0 || spec.user.groups.length > 0;
 
 /** A value shown unquoted in a SyscallError message. */
 const unquoted = (text: string) => Object.freeze({ toString: () => text });
@@ -209,51 +377,18 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
     throw setupError(describe("capabilities", e));
   }
   const stdioShape = fds.stdio.map((fd, target) => (fd < 0 ? "-" : fd === target ? "=" : "dup"));
-  const key = JSON.stringify([
-    JSON.stringify(spec, function (this: unknown, k: string, v: unknown) {
-      if (this === spec && NOT_IN_PROGRAM.has(k)) return undefined;
-      if (v instanceof Uint8Array) {
-        let id = seccompIds.get(v);
-        if (id === undefined) seccompIds.set(v, id = nextSeccompId++);
-        return `#${id}`;
-      }
-      return v;
-    }),
-    steps.map((s) => s.name), // (a provision hook, left out of the spec's JSON, is a step)
-    String(plan.mask),
-    plan.drops,
-    plan.sets ? Object.values(plan.sets).map(String) : null,
-    stdioShape,
-    fds.closeInChild.length,
-    ctx.files ?? [],
-    ctx.console?.size ?? null, // (a window size set by the console step is a constant of the program)
-    ctx.execFifo ?? null, // (the exec fifo's fd number is in the program's path)
-  ]);
-  let t = templates.get(key);
-  if (t && !t.valid()) {
-    templates.delete(key); // a mount target or source changed since: compile again
-    t = undefined;
-  }
+  const key = programs.key(ctx, plan, stdioShape, fds.closeInChild.length);
+  let t = programs.get(key);
   if (!t) {
-    if (notNative.has(key)) return undefined;
+    if (programs.notNative(key)) return undefined;
     prepareSetup(ctx);
     const compiled = compile(ctx, steps, plan, stdioShape, fds.closeInChild.length);
     if (!compiled) {
-      if (notNative.size >= MAX_SEEN) notNative.delete(notNative.values().next().value!);
-      notNative.add(key); // (a mount under /dev, say): the next of its kind forks without trying
+      programs.markNotNative(key); // the next of its kind forks without trying
       return undefined;
     }
     t = compiled;
-    // Kept from the second container of a kind on: a fleet of containers that all differ (names,
-    // ports, rootfs) would otherwise fill the cache with programs never run again, garbage that
-    // grows a long-lived supervisor's heap.
-    if (seenKinds.delete(key)) {
-      if (templates.size >= MAX_TEMPLATES) templates.delete(templates.keys().next().value!);
-      templates.set(key, compiled);
-    } else {
-      if (seenKinds.size >= MAX_SEEN) seenKinds.delete(seenKinds.values().next().value!);
-      seenKinds.add(key);
-    }
+    programs.offer(key, compiled);
   }
   const template = t;
   const built = template.free.pop() ?? template.prog.build();
@@ -265,7 +400,7 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
   template.slots.close.forEach((slot, i) => built.set(slot, fds.closeInChild[i]!));
   template.slots.stdio.forEach((slot, i) => slot && built.set(slot, fds.stdio[i]!));
   if (template.slots.console) built.set(template.slots.console, fds.console!);
-  running.add(built);
+  programs.running(built);
   nativeChildren.count++;
   // The child shares this process's memory and makes it non-dumpable (its first step).
   const releaseDumpable = holdNonDumpable();
@@ -278,8 +413,7 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
       if (released) return;
       released = true;
       releaseDumpable();
-      running.delete(built);
-      if (template.free.length < MAX_FREE) template.free.push(built);
+      programs.release(template, built);
     },
   };
 }
@@ -287,7 +421,7 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
 /** One op of a container's native program and the step it belongs to (see {@link nativeListing}). */
 export type NativeOp = ProgramOp & {
   /** The step, as a failure of this op names it (undefined for a jump). */
-  readonly step: string | undefined;
+  readonly step: ProgramStep | undefined;
   /** The call and arguments a failure of this op shows. */
   readonly shown?: readonly unknown[];
 };
@@ -368,6 +502,11 @@ function compile(
   call("close", [p.value(slots.go)], ["go pipe"]);
 
   if (!r.steps(ctx, steps, emit)) return undefined;
+  if (ctx.spec.mounts.length > 0) {
+    // (the spec mounts' targets resolved in the rootfs, and whether each bind source is a file)
+    const shape = mountsShape(ctx);
+    checks.push(() => mountsShape(ctx) === shape);
+  }
 
   r.step = "ready";
   call("write", [p.value(slots.status), readyRecord(p), REPORT_BYTES], ["status pipe"], { expect: REPORT_BYTES });
@@ -538,7 +677,7 @@ interface Emit {
   /** The slot held under a name. */
   readonly held: (id: string) => ProgramSlot;
   /** Appends ops that belong to another step (their failure is named as that step's). */
-  readonly asStep: (step: string, append: () => void) => void;
+  readonly asStep: (step: StepName, append: () => void) => void;
 }
 
 /** A program being written, and what each of its ops stands for (its step, call and arguments). */
@@ -546,9 +685,9 @@ class Recorder {
   readonly p = new SyscallProgram();
   readonly info: OpInfo[] = [];
   /** The step the next ops belong to. */
-  step: string;
+  step: ProgramStep;
 
-  constructor(step: string) {
+  constructor(step: ProgramStep) {
     this.step = step;
   }
 
@@ -593,26 +732,6 @@ function failureOf(info: readonly OpInfo[], op: number, errno: number, unknownSt
   return describe(i.step, new SyscallError(i.syscall, errno, i.shown, i.context));
 }
 
-/** The steps whose calls come from setup.ts's `stepCalls`. */
-const CALL_STEPS: ReadonlySet<string> = new Set([
-  "private-mounts",
-  "capture-host-sources",
-  "chroot-rootfs",
-  "mount-proc",
-  "mount-sys",
-  "mount-cgroup",
-  "mount-dev",
-  "mount-devpts",
-  "mount-shm",
-  "mount-mqueue",
-  "mount-init",
-  "mounts",
-  "etc-files",
-  "pivot-root",
-  "masked-paths",
-  "readonly-paths",
-]);
-
 /** A program's named slots (see {@link Emit.hold}). */
 function holds(): Pick<Emit, "hold" | "held"> {
   const slots = new Map<string, ProgramSlot>();
@@ -626,200 +745,17 @@ function holds(): Pick<Emit, "hold" | "held"> {
   };
 }
 
-/** Appends one step's calls; false when it cannot run natively. */
-function compileStep(ctx: SetupContext, name: string, p: SyscallProgram, emit: Emit): boolean {
-  const { call } = emit;
-  const spec = ctx.spec;
-  if (CALL_STEPS.has(name)) {
-    const calls = stepCalls(ctx, name);
-    // (a spec mount with propagation or move options needs the general Mount.mount: forked)
-    if (calls.some((c) => c.op === "mount-options")) return false;
-    for (const c of calls) compilePrepared(c, p, emit);
-    if (name === "mounts") {
-      const shape = mountsShape(ctx);
-      emit.check(() => mountsShape(ctx) === shape);
-    }
-    return true;
-  }
-  switch (name) {
-    case "hostname": {
-      const bytes = new TextEncoder().encode(spec.hostname!);
-      call("sethostname", [p.bytes(bytes), bytes.length], [spec.hostname]);
-      return true;
-    }
-    case "loopback": {
-      const s = p.slot();
-      call("socket", [AF_INET, SOCK_DGRAM_CLOEXEC, 0], [unquoted("AF_INET"), unquoted("SOCK_DGRAM")], { store: s });
-      const ifr = new Uint8Array(40);
-      ifr.set(new TextEncoder().encode("lo"));
-      new DataView(ifr.buffer).setInt16(16, IFF_UP_LOOPBACK_RUNNING, true);
-      call("ioctl", [p.value(s), SIOCSIFFLAGS, p.bytes(ifr)], [unquoted("SIOCSIFFLAGS"), "lo", unquoted("IFF_UP")]);
-      call("close", [p.value(s)], [unquoted("socket")]);
-      return true;
-    }
-    case "readonly-rootfs":
-      emit.remountReadonly(p.cstring("/"), "/");
-      return true;
-    case "rlimits":
-      for (const [k, v] of Object.entries(spec.rlimits)) {
-        const [soft, hard] = Array.isArray(v) ? v : [v, v];
-        const n = rlimitNumber(k);
-        const { cur, max } = rlimitPair(soft, hard, `rlimits.${k}`);
-        call("prlimit64", [0, n, p.bytes(encodeRlimit(cur, max)), null], [
-          0,
-          unquoted(`RLIMIT_${k.toUpperCase().replace(/^RLIMIT_/, "")}`),
-          unquoted(`{${cur}, ${max}}`),
-        ]);
-      }
-      return true;
-    case "time-namespace": {
-      call("unshare", [CLONE_NEWTIME], [unquoted("CLONE_NEWTIME")]);
-      if (!spec.timeOffsets) return true;
-      // (as setup.ts's step: both clocks in one write, before any process enters the namespace)
-      const text = timensOffsetsText(spec);
-      const bytes = new TextEncoder().encode(text);
-      const fd = p.slot();
-      const dumpable = timensNeedsDumpable(spec);
-      if (dumpable) call("prctl", [PR_SET_DUMPABLE, 1, 0, 0, 0], [unquoted("PR_SET_DUMPABLE"), 1]);
-      call("open", [p.cstring(TIMENS_OFFSETS), O_WRONLY_CLOEXEC, 0], [TIMENS_OFFSETS], { store: fd });
-      if (dumpable) call("prctl", [PR_SET_DUMPABLE, 0, 0, 0, 0], [unquoted("PR_SET_DUMPABLE"), 0]);
-      call("write", [p.value(fd), p.bytes(bytes), bytes.length], [TIMENS_OFFSETS, text], { expect: bytes.length });
-      call("close", [p.value(fd)], [TIMENS_OFFSETS]);
-      return true;
-    }
-    case "enter-rootfs":
-      if (!emit.rootFd) return false;
-      call("fchdir", [emit.rootFd()], [spec.rootfsPath], {}, "enter the rootfs");
-      return true;
-    case "mount-namespace":
-      call("unshare", [CLONE_NEWNS], [unquoted("CLONE_NEWNS")]);
-      return true;
-    case "rootfs-bind":
-      compilePrepared(ROOTFS_MOUNT, p, emit);
-      return true;
-    case "cgroup-namespace":
-      call("unshare", [CLONE_NEWCGROUP], [unquoted("CLONE_NEWCGROUP")]);
-      return true;
-    case "join-namespaces":
-      // opened and joined one by one, in the spec's order (as setup.ts's step does)
-      for (const j of spec.joinNamespaces) {
-        const fd = p.slot();
-        call("open", [p.cstring(j.path), O_RDONLY_CLOEXEC, 0], [j.path], { store: fd });
-        call("setns", [p.value(fd), NAMESPACE_FLAGS[j.type]], [j.path]);
-        call("close", [p.value(fd)], [j.path]);
-      }
-      return true;
-    case "enter-pid-namespace":
-      if (!emit.continueInChild) return false;
-      emit.continueInChild();
-      return true;
-    case "become-root":
-      call("setresgid", [0, 0, 0], [0, 0, 0]);
-      call("setresuid", [0, 0, 0], [0, 0, 0]);
-      return true;
-    case "workdir":
-      call("chdir", [p.cstring(spec.workdir)], [spec.workdir]);
-      return true;
-    case "capabilities": {
-      for (const n of emit.plan.drops) {
-        call("prctl", [PR_CAPBSET_DROP, n, 0, 0, 0], [unquoted("PR_CAPBSET_DROP"), n], {}, "Capability.keep");
-      }
-      if (changesUser(spec)) call("prctl", [PR_SET_KEEPCAPS, 1, 0, 0, 0], [unquoted("PR_SET_KEEPCAPS"), 1]);
-      return true;
-    }
-    case "capability-sets": {
-      // (as keepSets: the plan's sets, or its mask in each)
-      const plan = emit.plan;
-      const context = "Capability.keep";
-      const m = plan.mask;
-      const sets = plan.sets ?? { effective: m, permitted: m, inheritable: m, ambient: plan.ambient ? m : 0n };
-      const hex = (x: bigint) => `0x${x.toString(16)}`;
-      call(
-        "capset",
-        [
-          p.bytes(capHeader(0)),
-          p.bytes(
-            encodeCapData({ effective: sets.effective, permitted: sets.permitted, inheritable: sets.inheritable }),
-          ),
-        ],
-        [unquoted(`e=${hex(sets.effective)} p=${hex(sets.permitted)} i=${hex(sets.inheritable)}`)],
-        {},
-        context,
-      );
-      const next = p.label();
-      // EINVAL: a kernel without ambient capabilities, nothing to clear
-      call("prctl", [PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0], [unquoted("PR_CAP_AMBIENT_CLEAR_ALL")], {
-        onErrno: [[EINVAL, next]],
-      }, context);
-      p.place(next);
-      for (let n = 0; n < 64; n++) {
-        if ((sets.ambient >> BigInt(n)) & 1n) {
-          call(
-            "prctl",
-            [PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, n, 0, 0],
-            [unquoted("PR_CAP_AMBIENT_RAISE"), unquoted(Capability.nameOf(n))],
-            {},
-            context,
-          );
-        }
-      }
-      return true;
-    }
-    case "user": {
-      const u = spec.user;
-      const groups = new Uint32Array(u.groups);
-      // Always the spec's list (empty by default); rootless with setgroups denied (EPERM), the
-      // groups cannot change (as the forked child's step).
-      const next = p.label();
-      call(
-        "setgroups",
-        [u.groups.length, p.bytes(new Uint8Array(groups.buffer))],
-        [`[${u.groups.join(", ")}]`],
-        spec.rootless ? { onErrno: [[EPERM, next]] } : {},
-      );
-      p.place(next);
-      call("setresgid", [u.gid, u.gid, u.gid], [u.gid, u.gid, u.gid]);
-      call("setresuid", [u.uid, u.uid, u.uid], [u.uid, u.uid, u.uid]);
-      return true;
-    }
-    case "non-dumpable":
-      call("prctl", [PR_SET_DUMPABLE, 0, 0, 0, 0], [unquoted("PR_SET_DUMPABLE"), 0]);
-      return true;
-    case "new-session":
-      call("setsid", [], []);
-      return true;
-    case "console":
-      if (emit.console === undefined) return false;
-      compileConsole(p, call, emit.console, spec.user.uid, ctx.console?.size);
-      return true;
-    case "no-new-privs":
-      call("prctl", [PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0], [unquoted("PR_SET_NO_NEW_PRIVS"), 1]);
-      return true;
-    case "seccomp": {
-      const prog = spec.seccompProgram!;
-      const filter = p.bytes(prog);
-      const fprog = new Uint8Array(16);
-      new DataView(fprog.buffer).setUint16(0, prog.byteLength / 8, true);
-      call(
-        "seccomp",
-        [SECCOMP_SET_MODE_FILTER, 0, p.bytes(fprog, [[8, filter]])],
-        [
-          "SECCOMP_SET_MODE_FILTER",
-          0,
-          `${prog.byteLength / 8} instructions`,
-        ],
-        {},
-        "load the seccomp filter (needs no_new_privs or CAP_SYS_ADMIN)",
-      );
-      return true;
-    }
-    default:
-      return false;
-  }
+/** Appends one step's calls, one op at a time; false when one cannot run natively. */
+function compileStep(ctx: SetupContext, name: StepName, p: SyscallProgram, emit: Emit): boolean {
+  return stepCalls(ctx, name).every((c) => compilePrepared(c, p, emit));
 }
 
-/** One prepared call of setup.ts as system calls. */
-function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
+/**
+ * One prepared call of setup.ts as system calls (the forked child's `runCall` makes the same);
+ * false when it cannot run natively (JavaScript, a mount with propagation options, a step the
+ * program has no means for).
+ */
+function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): boolean {
   const { call } = emit;
   const mount = (m: Extract<PreparedCall, { op: "mount" }>, onErrno?: ReadonlyArray<readonly [number, ProgramLabel]>) =>
     call(
@@ -829,9 +765,112 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
       onErrno ? { onErrno } : {},
     );
   switch (c.op) {
+    case "prctl":
+      call("prctl", [c.option, c.arg, 0, 0, 0], [unquoted(c.name), c.arg]);
+      return true;
+    case "unshare":
+      call("unshare", [c.flag], [unquoted(c.name)]);
+      return true;
+    case "timens-offsets": {
+      // (as setup.ts: both clocks in one write, before any process enters the namespace)
+      const bytes = new TextEncoder().encode(c.text);
+      const fd = p.slot();
+      if (c.dumpable) call("prctl", [PR_SET_DUMPABLE, 1, 0, 0, 0], [unquoted("PR_SET_DUMPABLE"), 1]);
+      call("open", [p.cstring(TIMENS_OFFSETS), O_WRONLY_CLOEXEC, 0], [TIMENS_OFFSETS], { store: fd });
+      if (c.dumpable) call("prctl", [PR_SET_DUMPABLE, 0, 0, 0, 0], [unquoted("PR_SET_DUMPABLE"), 0]);
+      call("write", [p.value(fd), p.bytes(bytes), bytes.length], [TIMENS_OFFSETS, c.text], { expect: bytes.length });
+      call("close", [p.value(fd)], [TIMENS_OFFSETS]);
+      return true;
+    }
+    case "setns": {
+      const fd = p.slot();
+      call("open", [p.cstring(c.path), O_RDONLY_CLOEXEC, 0], [c.path], { store: fd });
+      call("setns", [p.value(fd), NAMESPACE_FLAGS[c.type]], [c.path]);
+      call("close", [p.value(fd)], [c.path]);
+      return true;
+    }
+    case "clone-parent":
+      if (!emit.continueInChild) return false;
+      emit.continueInChild();
+      return true;
+    case "setresgid":
+    case "setresuid":
+      call(c.op, [c.id, c.id, c.id], [c.id, c.id, c.id]);
+      return true;
+    case "setgroups": {
+      // Rootless with setgroups denied (EPERM), the groups cannot change (as the forked child's).
+      const next = p.label();
+      call(
+        "setgroups",
+        [c.groups.length, p.bytes(new Uint8Array(new Uint32Array(c.groups).buffer))],
+        [`[${c.groups.join(", ")}]`],
+        c.epermOk ? { onErrno: [[EPERM, next]] } : {},
+      );
+      p.place(next);
+      return true;
+    }
+    case "enter-rootfs":
+      if (!emit.rootFd) return false;
+      call("fchdir", [emit.rootFd()], [c.path], {}, "enter the rootfs");
+      return true;
+    case "sethostname": {
+      const bytes = new TextEncoder().encode(c.name);
+      call("sethostname", [p.bytes(bytes), bytes.length], [c.name]);
+      return true;
+    }
+    case "loopback-up": {
+      const s = p.slot();
+      call("socket", [AF_INET, SOCK_DGRAM_CLOEXEC, 0], [unquoted("AF_INET"), unquoted("SOCK_DGRAM")], { store: s });
+      const ifr = new Uint8Array(40);
+      ifr.set(new TextEncoder().encode("lo"));
+      new DataView(ifr.buffer).setInt16(16, IFF_UP_LOOPBACK_RUNNING, true);
+      call("ioctl", [p.value(s), SIOCSIFFLAGS, p.bytes(ifr)], [unquoted("SIOCSIFFLAGS"), "lo", unquoted("IFF_UP")]);
+      call("close", [p.value(s)], [unquoted("socket")]);
+      return true;
+    }
+    case "rlimit": {
+      const [soft, hard] = Array.isArray(c.limit) ? c.limit : [c.limit, c.limit];
+      const n = rlimitNumber(c.name);
+      const { cur, max } = rlimitPair(soft, hard, `rlimits.${c.name}`);
+      call("prlimit64", [0, n, p.bytes(encodeRlimit(cur, max)), null], [
+        0,
+        unquoted(`RLIMIT_${c.name.toUpperCase().replace(/^RLIMIT_/, "")}`),
+        unquoted(`{${cur}, ${max}}`),
+      ]);
+      return true;
+    }
+    case "setsid":
+      call("setsid", [], []);
+      return true;
+    case "console":
+      if (emit.console === undefined) return false;
+      compileConsole(p, call, emit.console, c.uid, c.request.size);
+      return true;
+    case "bounding":
+      for (const n of emit.plan.drops) {
+        call("prctl", [PR_CAPBSET_DROP, n, 0, 0, 0], [unquoted("PR_CAPBSET_DROP"), n], {}, "Capability.keep");
+      }
+      if (c.keepCaps) call("prctl", [PR_SET_KEEPCAPS, 1, 0, 0, 0], [unquoted("PR_SET_KEEPCAPS"), 1]);
+      return true;
+    case "capsets":
+      compileCapsets(emit.plan, call, p);
+      return true;
+    case "seccomp": {
+      const filter = p.bytes(c.program);
+      const fprog = new Uint8Array(16);
+      new DataView(fprog.buffer).setUint16(0, c.program.byteLength / 8, true);
+      call(
+        "seccomp",
+        [SECCOMP_SET_MODE_FILTER, 0, p.bytes(fprog, [[8, filter]])],
+        ["SECCOMP_SET_MODE_FILTER", 0, `${c.program.byteLength / 8} instructions`],
+        {},
+        "load the seccomp filter (needs no_new_privs or CAP_SYS_ADMIN)",
+      );
+      return true;
+    }
     case "mount":
       mount(c);
-      return;
+      return true;
     case "mknod": {
       const path = p.bytes(c.path);
       call("mknod", [path, c.mode, c.dev], c.shown);
@@ -840,20 +879,20 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
         c.shown[0],
         unquoted(`0${(c.mode & 0o7777).toString(8)}`),
       ]);
-      return;
+      return true;
     }
     case "mkdir": {
       const next = p.label();
       call("mkdir", [p.bytes(c.path), 0o755], c.shown, c.exist ? { onErrno: [[EEXIST, next]] } : {});
       p.place(next);
-      return;
+      return true;
     }
     case "symlink":
       call("symlink", [p.bytes(c.to), p.bytes(c.path)], c.shown);
-      return;
+      return true;
     case "chdir":
       call("chdir", [p.bytes(c.path)], c.shown);
-      return;
+      return true;
     case "rootfs-mount": {
       const tree = p.slot();
       const dot = p.bytes(c.dot);
@@ -869,14 +908,14 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
       ]);
       call("fchdir", [p.value(tree)], [unquoted("tree")]);
       emit.hold("rootfs", tree); // (pivot-root enters it again, out of the chroot)
-      return;
+      return true;
     }
     case "capture": {
       const fd = p.slot();
       const flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (c.recursive ? AT_RECURSIVE : 0);
       emit.asStep(c.step, () => call("open_tree", [AT_FDCWD, p.bytes(c.source), flags], c.shown, { store: fd }));
       emit.hold(c.id, fd);
-      return;
+      return true;
     }
     case "attach": {
       const fd = emit.held(c.id);
@@ -891,11 +930,11 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
       if (c.readonly || c.flags) {
         emit.remountReadonly(target, c.path, (c.readonly ? MS.RDONLY : 0) | (c.flags ?? 0));
       }
-      return;
+      return true;
     }
     case "release":
       call("close", [p.value(emit.held(c.id))], [unquoted(c.id)]);
-      return;
+      return true;
     case "chroot-in": {
       const fd = p.slot();
       call("open", [p.bytes(c.slash), O_PATH_DIRECTORY_CLOEXEC, 0], ["/", unquoted("O_PATH|O_DIRECTORY")], {
@@ -903,13 +942,14 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
       });
       emit.hold("host-root", fd);
       call("chroot", [p.bytes(c.dot)], ["."], {}, "chroot into the rootfs");
-      return;
+      return true;
     }
     case "remount-ro":
       emit.remountReadonly(p.bytes(c.target), c.path);
-      return;
-    case "mount-options":
-      throw new SetupError("mounts", "a mount with propagation or move options in a native program (hako bug)");
+      return true;
+    case "mount-options": // (the general Mount.mount: forked)
+    case "js":
+      return false;
     case "pivot": {
       const dot = p.bytes(c.dot);
       // Out of the chroot through the held host root, into the rootfs's mount again.
@@ -921,7 +961,7 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
       call("close", [p.value(rootfs)], [unquoted("rootfs")]);
       call("pivot_root", [dot, dot], [".", "."]);
       call("umount2", [dot, MNT_DETACH], [".", unquoted("MNT_DETACH")]);
-      return;
+      return true;
     }
     case "mask": {
       // An empty read-only tmpfs over a directory; ENOTDIR: a file, /dev/null bound over it;
@@ -932,7 +972,7 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
       p.place(file);
       mount(c.file);
       p.place(end);
-      return;
+      return true;
     }
     case "touch": {
       const fd = p.slot(), there = p.label();
@@ -943,7 +983,7 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
       });
       call("close", [p.value(fd)], c.shown);
       p.place(there);
-      return;
+      return true;
     }
     case "sysfs": {
       // sysfs; EPERM (a user namespace without its own network namespace): the host's /sys, read-only
@@ -959,7 +999,7 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
       );
       compilePrepared(c.tree, p, emit);
       p.place(end);
-      return;
+      return true;
     }
     case "readonly-tree": {
       const end = p.label();
@@ -967,14 +1007,49 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
         onErrno: [[ENOSYS, end]], // (before Linux 5.12: what the bind gave)
       });
       p.place(end);
-      return;
+      return true;
     }
     case "readonly": {
       const end = p.label();
       mount(c.bind, [[ENOENT, end]]);
       emit.remountReadonly(p.bytes(c.target), c.path);
       p.place(end);
-      return;
+      return true;
+    }
+  }
+}
+
+/** The capability plan's sets set, the ambient set cleared and raised (as capability.ts's keepSets). */
+function compileCapsets(plan: KeepPlan, call: Call, p: SyscallProgram): void {
+  const context = "Capability.keep";
+  const m = plan.mask;
+  const sets = plan.sets ?? { effective: m, permitted: m, inheritable: m, ambient: plan.ambient ? m : 0n };
+  const hex = (x: bigint) => `0x${x.toString(16)}`;
+  call(
+    "capset",
+    [
+      p.bytes(capHeader(0)),
+      p.bytes(encodeCapData({ effective: sets.effective, permitted: sets.permitted, inheritable: sets.inheritable })),
+    ],
+    [unquoted(`e=${hex(sets.effective)} p=${hex(sets.permitted)} i=${hex(sets.inheritable)}`)],
+    {},
+    context,
+  );
+  const next = p.label();
+  // EINVAL: a kernel without ambient capabilities, nothing to clear
+  call("prctl", [PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0], [unquoted("PR_CAP_AMBIENT_CLEAR_ALL")], {
+    onErrno: [[EINVAL, next]],
+  }, context);
+  p.place(next);
+  for (let n = 0; n < 64; n++) {
+    if ((sets.ambient >> BigInt(n)) & 1n) {
+      call(
+        "prctl",
+        [PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, n, 0, 0],
+        [unquoted("PR_CAP_AMBIENT_RAISE"), unquoted(Capability.nameOf(n))],
+        {},
+        context,
+      );
     }
   }
 }

@@ -3,10 +3,12 @@
  * with the kernel calls each makes — computed from the spec alone, touching nothing.
  * @module
  */
+import process from "node:process";
 import { namespaceNames } from "../namespace.ts";
+import { onlyOwnId } from "./rootless.ts";
 import { hostLinkSysctlPlan } from "../network.ts";
 import { describeHook } from "./hooks.ts";
-import { cloneFlags, type SetupContext, stepsFor } from "./setup.ts";
+import { cloneFlags, type HostStepName, type SetupContext, stepPlan, stepsFor } from "./setup.ts";
 import { containerGroupSpec } from "./_cgroup.ts";
 import { type ContainerFile, containerFileContents } from "./_files.ts";
 import { secureJoin } from "./_paths.ts";
@@ -42,7 +44,7 @@ export function planContainer(spec: ContainerSpec): ContainerPlan {
   // binds are child steps too)
   const ctx: SetupContext = { spec: r, userns, files: plannedFiles(r) };
   const flags = cloneFlags(r);
-  const host: PlannedStep[] = [];
+  const host: Array<PlannedStep & { readonly name: HostStepName }> = [];
   const rootfs = r.rootfs;
   host.push({
     where: "host",
@@ -132,14 +134,11 @@ export function planContainer(spec: ContainerSpec): ContainerPlan {
       where: "host",
       name: "id-maps",
       why: "written by the parent while the child waits",
-      calls: [
-        `write "deny" to /proc/PID/setgroups`,
-        ...r.gidMap.map((e) => `gid_map: ${e.inside} ${e.outside} ${e.size}`),
-        ...r.uidMap.map((e) => `uid_map: ${e.inside} ${e.outside} ${e.size}`),
-      ],
+      calls: idMapLines(r),
     });
   }
-  if (r.cgroup) {
+  if (r.cgroupName) {
+    // (every cgroup the parent made, limits or none: container.ts attaches the child to it)
     host.push({
       where: "host",
       name: "cgroup-attach",
@@ -169,7 +168,7 @@ export function planContainer(spec: ContainerSpec): ContainerPlan {
     where: "child",
     name: s.name,
     why: s.why,
-    calls: s.plan(ctx),
+    calls: stepPlan(ctx, s),
   }));
   if (r.hooks.beforeStart) {
     child.push({
@@ -194,6 +193,26 @@ export function planContainer(spec: ContainerSpec): ContainerPlan {
     });
   }
   return { name: r.name, steps: [...host, ...child] };
+}
+
+/**
+ * What the parent writes for a user namespace's id maps (container.ts, rootless.ts), as the caller
+ * of `hako plan` would: as root, gid_map then uid_map with setgroups left allowed (as runc and crun
+ * leave it: a daemon inside that drops privileges with initgroups needs it); rootless with its own
+ * ids only, setgroups denied first (the kernel requires it of an unprivileged writer); rootless
+ * beyond them, through newgidmap and newuidmap.
+ */
+function idMapLines(r: ResolvedSpec): string[] {
+  const line = (e: { inside: number; outside: number; size: number }) => `${e.inside} ${e.outside} ${e.size}`;
+  const uid = process.geteuid?.() ?? 0, gid = process.getegid?.() ?? 0;
+  if (r.rootless && !(onlyOwnId(r.uidMap, uid) && onlyOwnId(r.gidMap, gid))) {
+    return [`newgidmap PID ${r.gidMap.map(line).join(" ")}`, `newuidmap PID ${r.uidMap.map(line).join(" ")}`];
+  }
+  return [
+    r.rootless ? `write "deny" to /proc/PID/setgroups` : "/proc/PID/setgroups left allowed",
+    ...r.gidMap.map((e) => `gid_map: ${line(e)}`),
+    ...r.uidMap.map((e) => `uid_map: ${line(e)}`),
+  ];
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
- * The container's setup inside the child, as an ordered list of named steps. The order is data,
- * and each step says why it sits where it does. The child runs them synchronously (it is a fork of
+ * The container's setup inside the child, as an ordered list of named steps, each a list of the
+ * kernel calls it makes ({@link PreparedCall}). The order is data, and each step says why it sits
+ * where it does. The child runs them synchronously (it is a fork of
  * the runtime: no event loop), and a failing step is reported to the parent as
  * `{ step, message, syscall, code }` over a close-on-exec pipe.
  *
@@ -8,7 +9,7 @@
  */
 import { lstatSync, readdirSync, readlinkSync, statSync } from "node:fs";
 import { join, normalize, relative } from "node:path";
-import { Capability, keepBounding, type KeepPlan, keepPlan, keepSets } from "../capability.ts";
+import { keepBounding, type KeepPlan, keepPlan, keepSets } from "../capability.ts";
 import { capabilityPlan, capabilityPlanLines, capabilitySetsFor } from "./_capsets.ts";
 import { sethostname } from "../hostname.ts";
 import * as Mount from "../mount.ts";
@@ -17,7 +18,6 @@ import { exec, resetSignalsForExec, waitpid2 } from "../process.ts";
 import { setrlimit } from "../rlimit.ts";
 import { loadSeccomp } from "../seccomp.ts";
 import { setgroups, setresgid, setresuid } from "../user.ts";
-import { chdir } from "../dir.ts";
 import { setLinkUp } from "../../ffi/net.ts";
 import { addAddress, setLinkUp as netlinkLinkUp } from "../network.ts";
 import { ensureMountPoint, secureJoin } from "./_paths.ts";
@@ -32,7 +32,8 @@ import { SYS } from "../../ffi/syscalls.ts";
 import { cstr, cstrArray, type CStringArray } from "../../ffi/cstring.ts";
 import { encodeMountAttr, MOUNT_ATTR_RDONLY, statvfsBuffer, statvfsFlags } from "../../ffi/structs.ts";
 import { detect, type Layout } from "../cgroup/layout.ts";
-import { SyscallError } from "../errors.ts";
+import { SetupError, SyscallError } from "../errors.ts";
+import type { NamespaceName } from "../namespace.ts";
 import type { ResolvedSpec } from "./validate.ts";
 import { consolePlan, type ConsoleRequest, runConsole } from "./_console.ts";
 import { INIT_TARGET } from "./_init.ts";
@@ -73,6 +74,7 @@ import {
   OPEN_TREE_CLOEXEC,
   OPEN_TREE_CLONE,
   PR_SET_DUMPABLE,
+  PR_SET_NO_NEW_PRIVS,
   S_IFCHR,
   ST_TO_MS,
 } from "../../ffi/constants.ts";
@@ -103,18 +105,82 @@ export interface SetupContext {
   readonly execFifo?: number;
 }
 
+/** The names of the child's setup steps, in {@link SETUP_STEPS}'s order. */
+export type StepName =
+  | "non-dumpable"
+  | "time-namespace"
+  | "join-namespaces"
+  | "enter-pid-namespace"
+  | "become-root"
+  | "cgroup-namespace"
+  | "enter-rootfs"
+  | "mount-namespace"
+  | "private-mounts"
+  | "rootfs-bind"
+  | "capture-host-sources"
+  | "chroot-rootfs"
+  | "mount-proc"
+  | "mount-sys"
+  | "mount-cgroup"
+  | "mount-dev"
+  | "mount-devpts"
+  | "mount-shm"
+  | "mount-mqueue"
+  | "mount-init"
+  | "mounts"
+  | "etc-files"
+  | "hostname"
+  | "loopback"
+  | "network"
+  | "pivot-root"
+  | "masked-paths"
+  | "readonly-paths"
+  | "readonly-rootfs"
+  | "rlimits"
+  | "workdir"
+  | "new-session"
+  | "provision"
+  | "console"
+  | "capabilities"
+  | "user"
+  | "capability-sets"
+  | "no-new-privs"
+  | "seccomp";
+
+/**
+ * The steps the parent takes on the host around the child's (container.ts), as `hako plan` shows
+ * them and a failure names them; each child step is a {@link StepName}.
+ */
+export type HostStepName =
+  | "rootfs"
+  | "bootstrap"
+  | "cgroup"
+  | "etc-files"
+  | "clone"
+  | "id-maps"
+  | "cgroup-attach"
+  | "veth";
+
 /** One named step of the child's setup. */
 export interface SetupStep {
   /** The name shown in errors and in `hako plan`. */
-  readonly name: string;
+  readonly name: StepName;
+  /**
+   * True for the steps `hako exec` repeats for the process it starts in a running container
+   * (exec.ts), in this order; the others it inherits by joining the container's namespaces, or
+   * does its own way.
+   */
+  readonly exec?: true;
   /** Why it is here, in this order. */
   readonly why: string;
   /** Whether the step applies to this spec. */
   readonly when: (ctx: SetupContext) => boolean;
-  /** The kernel calls it makes, for `hako plan`. */
-  readonly plan: (ctx: SetupContext) => string[];
-  /** Does it. */
-  readonly run: (ctx: SetupContext) => void;
+  /**
+   * The kernel calls it makes, from the resolved spec: the forked child runs them ({@link runStep}),
+   * the native path compiles them (native.ts), `hako plan` prints them. Read through
+   * {@link stepCalls}, which keeps them per context.
+   */
+  readonly calls: (ctx: SetupContext) => readonly PreparedCall[];
 }
 
 const DEVICES = ["null", "zero", "full", "random", "urandom", "tty"] as const;
@@ -140,12 +206,14 @@ const DEV_LINKS: ReadonlyArray<readonly [string, string]> = [
 const has = (ctx: SetupContext, ns: string) => ctx.spec.newNamespaces.includes(ns as never);
 
 /**
- * A kernel call of a standard step, prepared by the parent before the fork ({@link prepareSetup}):
- * C strings encoded, flags as numbers, the message's arguments ready. The forked child then runs
- * one small loop of libc calls ({@link runPrepared}) instead of the general `Mount.*` path (option
- * parsing, flag names for messages, path checks, new strings): in the child every page V8 writes —
- * a function's feedback, a fresh allocation — is a copy-on-write fault (≈ 2.5 µs each here), so
- * the less distinct code it runs, the faster it is ready.
+ * A kernel call of a setup step — every step is a list of them ({@link SetupStep.calls}), as
+ * bubblewrap's setup is a list of `SetupOp`s — prepared by the parent before the fork
+ * ({@link prepareSetup}): C strings encoded, flags as numbers, the message's arguments ready. The
+ * forked child runs them through one interpreter ({@link runStep}), native.ts compiles them one op
+ * at a time, and `hako plan` prints them ({@link planCall}). In the forked child every page V8
+ * writes — a function's feedback, a fresh allocation — is a copy-on-write fault (≈ 2.5 µs each
+ * here), so the less distinct code it runs, the faster it is ready. Code that must run as
+ * JavaScript is an op of its own (`js`): it forces the fork.
  */
 export type PreparedCall =
   | {
@@ -184,7 +252,7 @@ export type PreparedCall =
     readonly op: "capture";
     readonly id: string;
     /** The step that attaches it (a failure is that step's). */
-    readonly step: string;
+    readonly step: StepName;
     readonly source: Uint8Array;
     readonly recursive: boolean;
     readonly shown: readonly unknown[];
@@ -256,7 +324,56 @@ export type PreparedCall =
    * Every mount at and under `path` made read-only at once (`mount_setattr(AT_RECURSIVE,
    * MOUNT_ATTR_RDONLY)`, Linux 5.12); a kernel without it (ENOSYS) keeps what the bind gave.
    */
-  | ReadonlyTree;
+  | ReadonlyTree
+  /** prctl(option, arg): PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS… (`name`: the option's name, for messages). */
+  | { readonly op: "prctl"; readonly option: number; readonly arg: number; readonly name: string }
+  /** unshare(flag) of one namespace kind (`name`: `CLONE_NEWNS`…). */
+  | { readonly op: "unshare"; readonly flag: number; readonly name: string }
+  /**
+   * The time namespace's clock offsets written to {@link TIMENS_OFFSETS} in one write; with
+   * `dumpable`, the open is made while dumpable (see {@link timensNeedsDumpable}).
+   */
+  | { readonly op: "timens-offsets"; readonly text: string; readonly dumpable: boolean }
+  /** An existing namespace joined by its path (opened, setns, closed). */
+  | { readonly op: "setns"; readonly path: string; readonly type: NamespaceName }
+  /**
+   * The rest of the setup continued in a child cloned as the caller's own (`CLONE_PARENT`), which
+   * reports its pid on the status pipe; this process exits (a joined PID namespace).
+   */
+  | { readonly op: "clone-parent" }
+  /** setresuid or setresgid, all three ids to `id`. */
+  | { readonly op: "setresuid" | "setresgid"; readonly id: number }
+  /** setgroups(groups); with `epermOk` (rootless, setgroups denied), EPERM leaves them as they are. */
+  | { readonly op: "setgroups"; readonly groups: readonly number[]; readonly epermOk: boolean }
+  /** fchdir into the rootfs through the parent's O_PATH fd of it (`path`: for messages). */
+  | { readonly op: "enter-rootfs"; readonly path: string }
+  | { readonly op: "sethostname"; readonly name: string }
+  /** lo set up (an ioctl on a datagram socket). */
+  | { readonly op: "loopback-up" }
+  /** prlimit(0, name, limit): `limit` as the spec gives it (one value, or soft and hard). */
+  | { readonly op: "rlimit"; readonly name: string; readonly limit: ResolvedSpec["rlimits"][string] }
+  | { readonly op: "setsid" }
+  /** With -t: the console step's pty (see `_console.ts`). */
+  | { readonly op: "console"; readonly request: ConsoleRequest; readonly uid: number }
+  /**
+   * The bounding set trimmed to the capability plan's (worked out by whoever runs it: the forked
+   * child, or the parent compiling the native program); with `keepCaps`, PR_SET_KEEPCAPS after.
+   */
+  | { readonly op: "bounding"; readonly keepCaps: boolean }
+  /** The effective, permitted, inheritable sets set and the ambient set cleared and raised (the same plan). */
+  | { readonly op: "capsets" }
+  /** The seccomp filter (compiled by the parent in resolveSpec) loaded. */
+  | { readonly op: "seccomp"; readonly program: Uint8Array }
+  /**
+   * Code that must run as JavaScript in the child (the provision hook, netlink): the forked child
+   * runs it; its presence forces the fork on the native path. `lines`: what `hako plan` shows.
+   */
+  | {
+    readonly op: "js";
+    readonly why: string;
+    readonly lines: readonly string[];
+    readonly run: (ctx: SetupContext) => void;
+  };
 type ReadonlyTree = {
   readonly op: "readonly-tree";
   readonly path: Uint8Array;
@@ -398,7 +515,7 @@ export function fileMountCalls(ctx: SetupContext): PreparedCall[] {
  * container's files.
  */
 function hostSourceCaptures(ctx: SetupContext): PreparedCall[] {
-  const capture = (step: string, id: string, source: string, recursive: boolean): PreparedCall => ({
+  const capture = (step: StepName, id: string, source: string, recursive: boolean): PreparedCall => ({
     op: "capture",
     id,
     step,
@@ -482,15 +599,24 @@ export function mountsShape(ctx: SetupContext): string {
 const PIVOT: PreparedCall = { op: "pivot", dot: cstr(".") };
 const CHDIR_ROOT: PreparedCall = { op: "chdir", path: cstr("/"), shown: ["/"] };
 /** The rootfs's mount attached over itself and entered (see the rootfs-bind step). */
-export const ROOTFS_MOUNT: PreparedCall = { op: "rootfs-mount", dot: cstr("."), empty: cstr("") };
+const ROOTFS_MOUNT: PreparedCall = { op: "rootfs-mount", dot: cstr("."), empty: cstr("") };
 const CHROOT_IN: PreparedCall = { op: "chroot-in", dot: cstr("."), slash: cstr("/") };
 
-/** Prepared calls per step name, for the contexts {@link prepareSetup} saw. */
-const preparedCalls = new WeakMap<SetupContext, ReadonlyMap<string, readonly PreparedCall[]>>();
+/** Each context's calls, per step (see {@link stepCalls}). */
+const preparedCalls = new WeakMap<SetupContext, Map<StepName, readonly PreparedCall[]>>();
+/** Each context's mount steps' calls, built together (see {@link buildCalls}). */
+const mountCalls = new WeakMap<SetupContext, ReadonlyMap<StepName, readonly PreparedCall[]>>();
+
+/** A mount step's calls: its part of {@link buildCalls}'s. */
+const fromMounts = (step: StepName) => (ctx: SetupContext): readonly PreparedCall[] => {
+  let calls = mountCalls.get(ctx);
+  if (!calls) mountCalls.set(ctx, calls = buildCalls(ctx));
+  return calls.get(step) ?? [];
+};
 
 /**
- * Prepares, in the parent before the fork, the kernel calls of the mount steps (the same
- * {@link buildCalls} the child would make itself), and execve's arguments. Optional: a child
+ * Prepares, in the parent before the fork, the kernel calls of every step that applies (the same
+ * {@link stepCalls} the child would make itself), and execve's arguments. Optional: a child
  * without them builds the calls itself.
  */
 export function prepareSetup(ctx: SetupContext): void {
@@ -499,9 +625,11 @@ export function prepareSetup(ctx: SetupContext): void {
     // steps do not probe the kernel (~40 prctl calls). (Rootless, the parent has none to plan.)
     keepPlan(capabilitySetsFor(ctx.spec).bounding);
   } catch { /* the child plans for itself */ }
-  try {
-    preparedCalls.set(ctx, buildCalls(ctx));
-  } catch { /* the child meets (and reports) whatever went wrong */ }
+  for (const step of stepsFor(ctx)) {
+    try {
+      stepCalls(ctx, step.name);
+    } catch { /* the child meets (and reports) whatever went wrong, in that step */ }
+  }
   const spec = ctx.spec;
   if (spec.argv[0]?.includes("/")) {
     // A program given by its path needs no PATH search inside the container.
@@ -521,9 +649,9 @@ export function prepareSetup(ctx: SetupContext): void {
  * another container sharing the rootfs) plants cannot take a mount out of it — and host sources
  * are the copies captured before.
  */
-function buildCalls(ctx: SetupContext): Map<string, PreparedCall[]> {
+function buildCalls(ctx: SetupContext): Map<StepName, PreparedCall[]> {
   const spec = ctx.spec;
-  const calls = new Map<string, PreparedCall[]>();
+  const calls = new Map<StepName, PreparedCall[]>();
   if (!has(ctx, "mount")) return calls;
   calls.set("private-mounts", [preparedMount(null, "/", null, MS.REC | MS.PRIVATE)]);
   calls.set("capture-host-sources", hostSourceCaptures(ctx));
@@ -646,9 +774,67 @@ const preparedExec = new WeakMap<
 /** The fds the (forked) child holds between steps: captured mounts, the host root, the rootfs's mount. */
 const held = new Map<string, number>();
 
-function runCall(call: PreparedCall): void {
+/** The forked child's interpreter of one prepared call (the native path compiles the same, native.ts). */
+function runCall(ctx: SetupContext, call: PreparedCall): void {
   const c = libc();
   switch (call.op) {
+    case "prctl":
+      check(c.prctl(call.option, BigInt(call.arg), 0n, 0n, 0n), "prctl", [unquoted(call.name), call.arg]);
+      return;
+    case "unshare":
+      check(c.unshare(call.flag), "unshare", [unquoted(call.name)]);
+      return;
+    case "timens-offsets":
+      return writeTimensOffsets(call.text, call.dumpable);
+    case "setns":
+      return setns(call.path, call.type);
+    case "clone-parent": {
+      const pid = forkProcess(CLONE_PARENT);
+      if (pid === 0) return;
+      if (ctx.statusFd !== undefined) report(ctx.statusFd, { pid });
+      c._exit(0);
+      return;
+    }
+    case "setresgid":
+      return setresgid(call.id, call.id, call.id);
+    case "setresuid":
+      return setresuid(call.id, call.id, call.id);
+    case "setgroups":
+      try {
+        setgroups(call.groups);
+      } catch (e) {
+        if (!(call.epermOk && e instanceof SyscallError && e.errno === EPERM)) throw e;
+      }
+      return;
+    case "enter-rootfs":
+      check(c.fchdir(ctx.rootFd!), "fchdir", [call.path], "enter the rootfs");
+      return;
+    case "sethostname":
+      return sethostname(call.name);
+    case "loopback-up":
+      return setLinkUp("lo");
+    case "rlimit": {
+      const [soft, hard] = Array.isArray(call.limit) ? call.limit : [call.limit, call.limit];
+      return setrlimit(call.name, soft, hard);
+    }
+    case "setsid":
+      check(c.setsid(), "setsid", []);
+      return;
+    case "console":
+      return runConsole(call.request, call.uid);
+    case "bounding": {
+      const plan = capabilityPlan(ctx.spec, ctx.userns);
+      keepPlans.set(ctx, plan);
+      return keepBounding(plan, { keepCaps: call.keepCaps });
+    }
+    case "capsets":
+      // The plan of the bounding op: checked while still privileged (after the change of user the
+      // effective set is empty, and the checks would refuse what is already done).
+      return keepSets(keepPlans.get(ctx) ?? capabilityPlan(ctx.spec, ctx.userns));
+    case "seccomp":
+      return loadSeccomp(call.program);
+    case "js":
+      return call.run(ctx);
     case "mount":
       if (c.mount(call.source, call.target, call.type, call.flags, call.data) === -1) {
         throw new SyscallError("mount", errno(), call.shown);
@@ -779,7 +965,7 @@ function runCall(call: PreparedCall): void {
       const e = errno();
       if (e === ENOENT) return; // not on this kernel
       if (e !== ENOTDIR) throw new SyscallError("mount", e, d.shown);
-      return runCall(call.file);
+      return runCall(ctx, call.file);
     }
     case "touch": {
       const fd = c.open(call.path, O_WRONLY_CREAT_CLOEXEC, 0o644);
@@ -793,11 +979,20 @@ function runCall(call: PreparedCall): void {
     }
     case "sysfs": {
       const m = call.sysfs;
-      if (c.mount(m.source, m.target, m.type, m.flags, m.data) !== -1) return runCall({ op: "release", id: call.bind });
+      if (c.mount(m.source, m.target, m.type, m.flags, m.data) !== -1) {
+        return runCall(ctx, { op: "release", id: call.bind });
+      }
       const e = errno();
       if (e !== EPERM) throw new SyscallError("mount", e, m.shown);
-      runCall({ op: "attach", id: call.bind, target: call.target, path: call.path, readonly: true, empty: call.empty });
-      return runCall(call.tree);
+      runCall(ctx, {
+        op: "attach",
+        id: call.bind,
+        target: call.target,
+        path: call.path,
+        readonly: true,
+        empty: call.empty,
+      });
+      return runCall(ctx, call.tree);
     }
     case "readonly-tree": {
       const r = c.syscall(
@@ -822,6 +1017,10 @@ function runCall(call: PreparedCall): void {
         throw new SyscallError("mount", e, b.shown);
       }
       return remountReadonly(call.target, call.path);
+    }
+    default: {
+      const unknown: never = call; // (every op kind has its case: a new one fails to type-check here)
+      throw new SetupError("setup", `an op of unknown kind ${JSON.stringify(unknown)} (hako bug)`);
     }
   }
 }
@@ -849,57 +1048,140 @@ function remountReadonly(target: Uint8Array, path: string, add: number = MS.RDON
 }
 
 /**
- * The kernel calls of a mount step: those {@link prepareSetup} prepared, or — a child the parent
- * prepared nothing for — built now.
+ * The kernel calls of a step: those {@link prepareSetup} prepared, or — a child the parent
+ * prepared nothing for — built now (and kept for the context).
  */
-export function stepCalls(ctx: SetupContext, step: string): readonly PreparedCall[] {
-  let calls = preparedCalls.get(ctx);
-  if (!calls) preparedCalls.set(ctx, calls = buildCalls(ctx));
-  return calls.get(step) ?? [];
+export function stepCalls(ctx: SetupContext, step: StepName): readonly PreparedCall[] {
+  let byStep = preparedCalls.get(ctx);
+  if (!byStep) preparedCalls.set(ctx, byStep = new Map());
+  let calls = byStep.get(step);
+  if (!calls) {
+    const s = STEP_BY_NAME.get(step);
+    if (!s) throw new SetupError(step, "no such setup step (hako bug)");
+    byStep.set(step, calls = s.calls(ctx));
+  }
+  return calls;
 }
 
-function runCalls(ctx: SetupContext, step: string): void {
-  for (const call of stepCalls(ctx, step)) runCall(call);
+/** Runs a step in the forked child: its calls, one by one, through the one interpreter ({@link runCall}). */
+export function runStep(ctx: SetupContext, step: SetupStep): void {
+  for (const call of stepCalls(ctx, step.name)) runCall(ctx, call);
 }
 
-/** A step's calls as `hako plan` shows them. */
-function planOf(ctx: SetupContext, step: string): string[] {
-  const q = (x: unknown) => (typeof x === "string" ? JSON.stringify(x) : String(x));
-  const text = (
-    b: Uint8Array | null,
-  ) => (b === null ? "NULL" : JSON.stringify(new TextDecoder().decode(b.subarray(0, -1))));
-  return stepCalls(ctx, step).map((call) => {
-    switch (call.op) {
-      case "mount":
-        return `mount(${call.shown.map(q).join(", ")})`;
-      case "mknod":
-      case "mkdir":
-      case "touch":
-        return `${call.op === "touch" ? "open(O_CREAT)" : call.op}(${call.shown.map(q).join(", ")})`;
-      case "symlink":
-        return `symlink(${call.shown.map(q).join(", ")})`;
-      case "capture":
-        return `open_tree(${call.shown.map(q).join(", ")})  (held as ${call.id})`;
-      case "attach":
-        return `move_mount(${call.id}, "", AT_FDCWD, ${q(call.path)}, MOVE_MOUNT_F_EMPTY_PATH)${
+/** A step's calls as `hako plan` shows them: each call by {@link planCall}. */
+export function stepPlan(ctx: SetupContext, step: SetupStep): string[] {
+  return stepCalls(ctx, step.name).flatMap((call) => planCall(ctx, call));
+}
+
+const q = (x: unknown) => (typeof x === "string" ? JSON.stringify(x) : String(x));
+const shownArgs = (shown: readonly unknown[]) => shown.map(q).join(", ");
+const text = (b: Uint8Array) => new TextDecoder().decode(b.subarray(0, -1));
+
+/** One prepared call as `hako plan` shows it (one formatter per op kind). */
+export function planCall(ctx: SetupContext, call: PreparedCall): string[] {
+  switch (call.op) {
+    case "mount":
+    case "mknod":
+    case "mkdir":
+    case "symlink":
+    case "readonly-tree":
+      return [`${call.op === "readonly-tree" ? "mount_setattr" : call.op}(${shownArgs(call.shown)})`];
+    case "touch":
+      return [`open(O_CREAT)(${shownArgs(call.shown)})`];
+    case "chdir":
+      return [`chdir(${q(text(call.path))})`];
+    case "capture":
+      return [`open_tree(${shownArgs(call.shown)})  (held as ${call.id})`];
+    case "attach":
+      return [
+        `move_mount(${call.id}, "", AT_FDCWD, ${q(call.path)}, MOVE_MOUNT_F_EMPTY_PATH)${
           call.readonly || call.flags
             ? ` + remount ${bindFlagNames((call.readonly ? MS.RDONLY : 0) | (call.flags ?? 0))}`
             : ""
-        }`;
-      case "sysfs":
-        return `${planOf2(call.sysfs)}; EPERM: move_mount(${call.bind}, "", AT_FDCWD, ${
+        }`,
+      ];
+    case "release":
+      return [`close(${call.id})`];
+    case "sysfs":
+      return [
+        `mount(${shownArgs(call.sysfs.shown)}); EPERM: move_mount(${call.bind}, "", AT_FDCWD, ${
           q(call.path)
-        }) + remount MS_RDONLY + mount_setattr(AT_RECURSIVE, MOUNT_ATTR_RDONLY)`;
-      case "mount-options":
-        return `mount(${q(call.source)}, ${q(call.target)}, ${q(call.type)}, ${q(call.options)})`;
-      case "chdir":
-        return `chdir(${text(call.path)})`;
-      default:
-        return call.op;
+        }) + remount MS_RDONLY + mount_setattr(AT_RECURSIVE, MOUNT_ATTR_RDONLY)`,
+      ];
+    case "mount-options":
+      return [`mount(${q(call.source)}, ${q(call.target)}, ${q(call.type)}, ${q(call.options)})`];
+    case "rootfs-mount":
+      return [
+        'open_tree(AT_FDCWD, ".", OPEN_TREE_CLONE|AT_RECURSIVE)',
+        'move_mount(tree, "", AT_FDCWD, ".", MOVE_MOUNT_F_EMPTY_PATH)',
+        "fchdir(tree)  (held for pivot-root)",
+      ];
+    case "chroot-in":
+      return ['open("/", O_PATH|O_DIRECTORY)  (held for pivot-root)', 'chroot(".")'];
+    case "pivot":
+      return [
+        'fchdir(host root), chroot("."), fchdir(rootfs mount)  (out of the chroot)',
+        'pivot_root(".", ".")',
+        'umount2(".", MNT_DETACH)',
+      ];
+    case "remount-ro":
+      return [
+        `statvfs(${q(call.path)})`,
+        `mount(NULL, ${q(call.path)}, NULL, MS_REMOUNT|MS_BIND|MS_RDONLY and the flags it has)`,
+      ];
+    case "mask":
+      return [`mask ${text(call.dir.target)}`];
+    case "readonly":
+      return [`mount(${q(call.path)}, ${q(call.path)}, MS_BIND|MS_REC) + remount MS_RDONLY`];
+    case "prctl":
+      return [`prctl(${call.name}, ${call.arg})`];
+    case "unshare":
+      return [`unshare(${call.name})`];
+    case "timens-offsets":
+      return [
+        ...(call.dumpable ? ["prctl(PR_SET_DUMPABLE, 1)"] : []),
+        `open(${q(TIMENS_OFFSETS)}, O_WRONLY)`,
+        ...(call.dumpable ? ["prctl(PR_SET_DUMPABLE, 0)"] : []),
+        `write(${q(call.text)})`,
+      ];
+    case "setns":
+      return [`setns(open(${call.path}), ${call.type})`];
+    case "clone-parent":
+      return ["clone(CLONE_PARENT): the rest runs in the child, inside the joined PID namespace", "exit_group(0)"];
+    case "setresgid":
+    case "setresuid":
+      return [`${call.op}(${call.id}, ${call.id}, ${call.id})`];
+    case "setgroups":
+      return [`setgroups([${call.groups.join(", ")}])${call.epermOk ? " (EPERM: setgroups denied, skipped)" : ""}`];
+    case "enter-rootfs":
+      return [`fchdir(rootfs fd)  (${call.path})`];
+    case "sethostname":
+      return [`sethostname(${q(call.name)})`];
+    case "loopback-up":
+      return ['ioctl(socket, SIOCSIFFLAGS, "lo" IFF_UP)'];
+    case "rlimit":
+      return [`prlimit(0, RLIMIT_${call.name.toUpperCase().replace(/^RLIMIT_/, "")}, ${JSON.stringify(call.limit)})`];
+    case "setsid":
+      return ["setsid()"];
+    case "console":
+      return consolePlan(call.request, call.uid);
+    case "bounding":
+      return [
+        `bounding set: ${capabilitySetsFor(ctx.spec).bounding.join(", ") || "(none)"}`,
+        ...(call.keepCaps ? ["prctl(PR_SET_KEEPCAPS, 1)"] : []),
+      ];
+    case "capsets":
+      return capabilityPlanLines(ctx.spec);
+    case "seccomp": {
+      const profile = ctx.spec.seccomp as Exclude<ResolvedSpec["seccomp"], false>;
+      return [
+        `seccomp(SECCOMP_SET_MODE_FILTER, 0, {${
+          call.program.byteLength / 8
+        } BPF instructions: default ${profile.defaultAction}, ${profile.syscalls.length} rules})`,
+      ];
     }
-  });
-  function planOf2(m: PreparedMount): string {
-    return `mount(${m.shown.map(q).join(", ")})`;
+    case "js":
+      return [...call.lines, `(JavaScript in the child: ${call.why}; so the child is forked, not a native program)`];
   }
 }
 
@@ -912,7 +1194,7 @@ function changesUser(c: SetupContext): boolean {
 }
 
 /** The steps that confine the provision hook's child (as the container's command is confined). */
-const PROVISION_CONFINED_BY = ["capabilities", "capability-sets", "no-new-privs", "seccomp"];
+const PROVISION_CONFINED_BY: readonly StepName[] = ["capabilities", "capability-sets", "no-new-privs", "seccomp"];
 
 /**
  * Runs the provision hook in a forked child confined as the container's command will be (its
@@ -928,7 +1210,7 @@ function runProvision(c: SetupContext): void {
     let code = 1;
     try {
       closeFd(r);
-      for (const s of SETUP_STEPS) if (PROVISION_CONFINED_BY.includes(s.name) && s.when(c)) s.run(c);
+      for (const s of SETUP_STEPS) if (PROVISION_CONFINED_BY.includes(s.name) && s.when(c)) runStep(c, s);
       if (typeof hook !== "function") {
         code = 127;
         check(
@@ -1009,11 +1291,9 @@ export function timensNeedsDumpable(spec: Pick<ResolvedSpec, "rootless" | "timeO
   return spec.rootless && spec.timeOffsets !== undefined;
 }
 
-/** Writes the spec's time offsets to this process's {@link TIMENS_OFFSETS} in one write (the kernel parses one buffer). */
-function writeTimensOffsets(spec: ResolvedSpec): void {
+/** Writes the time offsets `text` to this process's {@link TIMENS_OFFSETS} in one write (the kernel parses one buffer). */
+function writeTimensOffsets(text: string, dumpable: boolean): void {
   const { open, close, write, prctl } = libc();
-  const text = timensOffsetsText(spec);
-  const dumpable = timensNeedsDumpable(spec);
   if (dumpable) check(prctl(PR_SET_DUMPABLE, 1n, 0n, 0n, 0n), "prctl", [unquoted("PR_SET_DUMPABLE"), 1]);
   const fd = open(cstr(TIMENS_OFFSETS), O_WRONLY_CLOEXEC, 0);
   const openErrno = fd === -1 ? errno() : 0;
@@ -1097,388 +1377,326 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     why:
       "before anything else: until execve gives the command a memory of its own, no process in the namespaces this one joins or shares may open its /proc/PID/mem, environ, fd/ or exe (a native child shares hako's own memory; runc's CVE-2016-9962 and CVE-2019-5736)",
     when: () => true,
-    plan: () => ["prctl(PR_SET_DUMPABLE, 0)"],
-    run: () => void check(libc().prctl(PR_SET_DUMPABLE, 0n, 0n, 0n, 0n), "prctl", [unquoted("PR_SET_DUMPABLE"), 0]),
+    calls: () => [{ op: "prctl", option: PR_SET_DUMPABLE, arg: 0, name: "PR_SET_DUMPABLE" }],
   },
   {
     name: "time-namespace",
     why:
       "a new time namespace cannot be asked of clone(2) (its flag is an exit-signal bit there): unshared here, it is the one the command enters at execve; its clock offsets (timeOffsets, OCI's linux.timeOffsets) are written now, before any process enters it (the kernel refuses them after)",
     when: (c) => has(c, "time"),
-    plan: (c) => [
-      "unshare(CLONE_NEWTIME)",
+    calls: (c) => [
+      { op: "unshare", flag: CLONE_NEWTIME, name: "CLONE_NEWTIME" },
       ...(c.spec.timeOffsets
-        ? [
-          ...(timensNeedsDumpable(c.spec) ? ["prctl(PR_SET_DUMPABLE, 1)"] : []),
-          `open("${TIMENS_OFFSETS}", O_WRONLY)`,
-          ...(timensNeedsDumpable(c.spec) ? ["prctl(PR_SET_DUMPABLE, 0)"] : []),
-          `write(${JSON.stringify(timensOffsetsText(c.spec))})`,
-        ]
+        ? [{ op: "timens-offsets", text: timensOffsetsText(c.spec), dumpable: timensNeedsDumpable(c.spec) } as const]
         : []),
     ],
-    run: (c) => {
-      check(libc().unshare(CLONE_NEWTIME), "unshare", [unquoted("CLONE_NEWTIME")]);
-      if (c.spec.timeOffsets) writeTimensOffsets(c.spec);
-    },
   },
   {
     name: "join-namespaces",
     why: "joining existing namespaces comes first, so everything after happens inside them",
     when: (c) => c.spec.joinNamespaces.length > 0,
-    plan: (c) => c.spec.joinNamespaces.map((j) => `setns(open(${j.path}), ${j.type})`),
-    run: (c) => c.spec.joinNamespaces.forEach((j) => setns(j.path, j.type)),
+    // opened and joined one by one, in the spec's order
+    calls: (c) => c.spec.joinNamespaces.map((j) => ({ op: "setns", path: j.path, type: j.type })),
   },
   {
     name: "enter-pid-namespace",
     why:
       "setns into a PID namespace applies only to children: the rest of the setup and the command run in a child cloned into it, the caller's own (CLONE_PARENT), as runc's nsexec forks after setns; this child reports that pid and exits",
     when: (c) => c.spec.joinNamespaces.some((j) => j.type === "pid"),
-    plan: () => ["clone(CLONE_PARENT): the rest runs in the child, inside the joined PID namespace", "exit_group(0)"],
-    run: (c) => {
-      const pid = forkProcess(CLONE_PARENT);
-      if (pid === 0) return;
-      if (c.statusFd !== undefined) report(c.statusFd, { pid });
-      libc()._exit(0);
-    },
+    calls: () => [{ op: "clone-parent" }],
   },
   {
     name: "become-root",
+    exec: true,
     why:
       "in a new user namespace the child carries its unmapped host ids until it sets them; root inside owns the other namespaces",
     when: (c) => c.userns,
-    plan: () => ["setresgid(0, 0, 0)", "setresuid(0, 0, 0)"],
-    run: () => {
-      setresgid(0, 0, 0);
-      setresuid(0, 0, 0);
-    },
+    calls: () => [{ op: "setresgid", id: 0 }, { op: "setresuid", id: 0 }],
   },
   {
     name: "cgroup-namespace",
     why:
       "a cgroup namespace rooted at the container's own cgroup (the parent put this child there before the go byte), so /proc/self/cgroup and the cgroup mounts show the container's subtree, not the host's paths",
     when: (c) => has(c, "cgroup"),
-    plan: () => ["unshare(CLONE_NEWCGROUP)"],
-    run: () => void check(libc().unshare(CLONE_NEWCGROUP), "unshare", [unquoted("CLONE_NEWCGROUP")]),
+    calls: () => [{ op: "unshare", flag: CLONE_NEWCGROUP, name: "CLONE_NEWCGROUP" }],
   },
   {
     name: "enter-rootfs",
     why:
       "into the rootfs through the parent's O_PATH fd of it, walking no host directory above it: root of a user namespace may not pass through hako's image stores, which are closed to everyone but root",
     when: (c) => has(c, "mount"),
-    plan: (c) => [`fchdir(rootfs fd)  (${c.spec.rootfsPath})`],
-    run: (c) => void check(libc().fchdir(c.rootFd!), "fchdir", [c.spec.rootfsPath], "enter the rootfs"),
+    calls: (c) => [{ op: "enter-rootfs", path: c.spec.rootfsPath }],
   },
   {
     name: "mount-namespace",
     why:
       "a mount namespace of its own, made once inside the rootfs (not at clone time), so the working directory is the rootfs's mount in the new namespace",
     when: (c) => has(c, "mount"),
-    plan: () => ["unshare(CLONE_NEWNS)"],
-    run: () => void check(libc().unshare(CLONE_NEWNS), "unshare", [unquoted("CLONE_NEWNS")]),
+    calls: () => [{ op: "unshare", flag: CLONE_NEWNS, name: "CLONE_NEWNS" }],
   },
   {
     name: "private-mounts",
     why: "nothing mounted from here on may propagate to the host",
     when: (c) => has(c, "mount"),
-    plan: (c) => planOf(c, "private-mounts"),
-    run: (c) => runCalls(c, "private-mounts"),
+    calls: fromMounts("private-mounts"),
   },
   {
     name: "rootfs-bind",
     why:
       "pivot_root needs the new root to be a mount point: a recursive copy of the rootfs's mounts is attached over it (open_tree + move_mount, no path above it walked) and becomes the working directory; it can be made read-only later",
     when: (c) => has(c, "mount"),
-    plan: () => [
-      'open_tree(AT_FDCWD, ".", OPEN_TREE_CLONE|AT_RECURSIVE)',
-      'move_mount(tree, "", AT_FDCWD, ".", MOVE_MOUNT_F_EMPTY_PATH)',
-      "fchdir(tree)  (held for pivot-root)",
-    ],
-    run: () => runCall(ROOTFS_MOUNT),
+    calls: () => [ROOTFS_MOUNT],
   },
   {
     name: "capture-host-sources",
     why:
       "the host paths the mounts below bind from (/sys and the devices in a user namespace, the spec's bind sources, the container's files), taken as detached copies of their mounts before the chroot hides the host",
     when: (c) => has(c, "mount") && hostSourceCaptures(c).length > 0,
-    plan: (c) => planOf(c, "capture-host-sources"),
-    run: (c) => runCalls(c, "capture-host-sources"),
+    calls: fromMounts("capture-host-sources"),
   },
   {
     name: "chroot-rootfs",
     why:
       "into the rootfs's mount before any mount in it: every target below is a path inside the rootfs, resolved there, so no symlink of the image's — nor one a container sharing the rootfs swaps in meanwhile — takes a mount onto the host (what runc does through /proc/self/fd); pivot-root leaves it through the held host root",
     when: (c) => has(c, "mount"),
-    plan: () => ['open("/", O_PATH|O_DIRECTORY)  (held for pivot-root)', 'chroot(".")'],
-    run: (c) => runCalls(c, "chroot-rootfs"),
+    calls: fromMounts("chroot-rootfs"),
   },
   {
     name: "mount-proc",
     why: "a /proc of the container's own PID namespace (mounted before pivot_root, under the new root)",
     when: (c) => has(c, "mount") && c.spec.standardMounts,
-    plan: (c) => planOf(c, "mount-proc"),
-    run: (c) => runCalls(c, "mount-proc"),
+    calls: fromMounts("mount-proc"),
   },
   {
     name: "mount-sys",
     why:
       "sysfs read-only; a user namespace without its own net namespace may not mount sysfs, so the host's /sys is bound instead, read-only with every mount under it",
     when: (c) => has(c, "mount") && c.spec.standardMounts,
-    plan: (c) => planOf(c, "mount-sys"),
-    run: (c) => runCalls(c, "mount-sys"),
+    calls: fromMounts("mount-sys"),
   },
   {
     name: "mount-cgroup",
     why:
       "the container's cgroups at /sys/fs/cgroup, read-only (as runc and crun mount them): a process inside may read its limits but not change, move or release anything",
     when: (c) => has(c, "mount") && c.spec.standardMounts,
-    plan: (c) => planOf(c, "mount-cgroup"),
-    run: (c) => runCalls(c, "mount-cgroup"),
+    calls: fromMounts("mount-cgroup"),
   },
   {
     name: "mount-dev",
     why:
       "a private /dev on tmpfs with only the default devices (null zero full random urandom tty, ptmx), not the host's",
     when: (c) => has(c, "mount") && c.spec.standardMounts,
-    plan: (c) => planOf(c, "mount-dev"),
-    run: (c) => runCalls(c, "mount-dev"),
+    calls: fromMounts("mount-dev"),
   },
   {
     name: "mount-devpts",
     why: "a new devpts instance, so the container's terminals are its own",
     when: (c) => has(c, "mount") && c.spec.standardMounts,
-    plan: (c) => planOf(c, "mount-devpts"),
-    run: (c) => runCalls(c, "mount-devpts"),
+    calls: fromMounts("mount-devpts"),
   },
   {
     name: "mount-shm",
     why: "POSIX shared memory of its own",
     when: (c) => has(c, "mount") && c.spec.standardMounts,
-    plan: (c) => planOf(c, "mount-shm"),
-    run: (c) => runCalls(c, "mount-shm"),
+    calls: fromMounts("mount-shm"),
   },
   {
     name: "mount-mqueue",
     why: "POSIX message queues belong to the IPC namespace: only with a new one",
     when: (c) => has(c, "mount") && c.spec.standardMounts && has(c, "ipc"),
-    plan: (c) => planOf(c, "mount-mqueue"),
-    run: (c) => runCalls(c, "mount-mqueue"),
+    calls: fromMounts("mount-mqueue"),
   },
   {
     name: "mount-init",
     why:
       "init: true (docker's --init): the host's static init bound read-only at /dev/init, in the container's own /dev, to run as PID 1 with the command as its child: it gets and forwards every signal and reaps zombies",
     when: (c) => c.spec.init !== undefined && has(c, "mount") && c.spec.standardMounts,
-    plan: (c) => planOf(c, "mount-init"),
-    run: (c) => runCalls(c, "mount-init"),
+    calls: fromMounts("mount-init"),
   },
   {
     name: "mounts",
     why: "the spec's own mounts, after the standard ones so they can cover them",
     when: (c) => c.spec.mounts.length > 0,
-    plan: (c) => planOf(c, "mounts"),
-    run: (c) => runCalls(c, "mounts"),
+    calls: fromMounts("mounts"),
   },
   {
     name: "etc-files",
     why:
       "the container's own /etc/hosts, /etc/hostname and /etc/resolv.conf — written by the parent into the container's directory under the state directory, never into the rootfs — or the host's resolv.conf and hosts read-only (networkEtc: \"host\"), bound over the mount points the parent made",
     when: (c) => (c.files?.length ?? 0) > 0,
-    plan: (c) => planOf(c, "etc-files"),
-    run: (c) => runCalls(c, "etc-files"),
+    calls: fromMounts("etc-files"),
   },
   {
     name: "hostname",
     why: "in the new UTS namespace",
     when: (c) => c.spec.hostname !== undefined,
-    plan: (c) => [`sethostname("${c.spec.hostname}")`],
-    run: (c) => sethostname(c.spec.hostname!),
+    calls: (c) => [{ op: "sethostname", name: c.spec.hostname! }],
   },
   {
     name: "loopback",
     why: "a new network namespace starts with lo down",
     when: (c) => c.spec.loopback && has(c, "net"),
-    plan: () => ['ioctl(socket, SIOCSIFFLAGS, "lo" IFF_UP)'],
-    run: () => setLinkUp("lo"),
+    calls: () => [{ op: "loopback-up" }],
   },
   {
     name: "network",
     why:
       "the container end of the veth pair (moved into this namespace by the parent before the go byte) gets its address and is set up; netlink still works before pivot_root",
     when: (c) => c.spec.veth !== undefined && has(c, "net"),
-    plan: (c) => {
-      const v = c.spec.veth!;
-      return [
-        ...(v.containerAddress
-          ? [`netlink RTM_NEWADDR ${v.containerAddress} dev ${v.container} (IFA_LOCAL, IFA_ADDRESS)`]
-          : []),
-        `netlink RTM_NEWLINK ${v.container} IFF_UP`,
-      ];
-    },
-    run: (c) => {
-      const v = c.spec.veth!;
-      if (v.containerAddress) addAddress(v.container, v.containerAddress);
-      netlinkLinkUp(v.container);
-    },
+    // (netlink through network.ts: JavaScript, so the child is forked)
+    calls: (c) => [{
+      op: "js",
+      why: "the netlink messages are built by network.ts",
+      lines: networkLines(c),
+      run: (c) => {
+        const v = c.spec.veth!;
+        if (v.containerAddress) addAddress(v.container, v.containerAddress);
+        netlinkLinkUp(v.container);
+      },
+    }],
   },
   {
     name: "pivot-root",
     why: "switch to the rootfs; the old root is detached, so nothing of the host stays reachable",
     when: (c) => has(c, "mount"),
-    plan: () => [
-      'fchdir(host root), chroot("."), fchdir(rootfs mount)  (out of the chroot)',
-      'pivot_root(".", ".")',
-      'umount2(".", MNT_DETACH)',
-      'chdir("/")',
-    ],
-    run: (c) => runCalls(c, "pivot-root"),
+    calls: fromMounts("pivot-root"),
   },
   {
     name: "masked-paths",
     why:
       "hide kernel interfaces a container must not read: /dev/null over files, an empty read-only tmpfs over directories",
     when: (c) => has(c, "mount") && c.spec.maskedPaths.length > 0,
-    plan: (c) => c.spec.maskedPaths.map((p) => `mask ${p}`),
-    run: (c) => runCalls(c, "masked-paths"),
+    calls: fromMounts("masked-paths"),
   },
   {
     name: "readonly-paths",
     why: "kernel knobs stay readable but not writable",
     when: (c) => has(c, "mount") && c.spec.readonlyPaths.length > 0,
-    plan: (c) => c.spec.readonlyPaths.map((p) => `mount("${p}", "${p}", MS_BIND|MS_REC) + remount MS_RDONLY`),
-    run: (c) => runCalls(c, "readonly-paths"),
+    calls: fromMounts("readonly-paths"),
   },
   {
     name: "readonly-rootfs",
     why: "after every mount under / is made",
     when: (c) => c.spec.readonlyRootfs && has(c, "mount"),
-    plan: () => ['statvfs("/")', 'mount(NULL, "/", NULL, MS_REMOUNT|MS_BIND|MS_RDONLY and the flags it has)'],
     // The rootfs's own flags (nosuid, nodev…) kept, as the native program's remount does: a bind
     // remount sets the flags it is given, so leaving them out would clear them (and fail with
     // EPERM in a user namespace, where they are locked; runc retries with statfs's flags then).
-    run: () => remountReadonly(cstr("/"), "/"),
+    calls: () => [{ op: "remount-ro", target: cstr("/"), path: "/" }],
   },
   {
     name: "rlimits",
+    exec: true,
     why: "before privileges are dropped (raising a hard limit needs CAP_SYS_RESOURCE)",
     when: (c) => Object.keys(c.spec.rlimits).length > 0,
-    plan: (c) =>
-      Object.entries(c.spec.rlimits).map(([k, v]) =>
-        `prlimit(0, RLIMIT_${k.toUpperCase().replace(/^RLIMIT_/, "")}, ${JSON.stringify(v)})`
-      ),
-    run: (c) => {
-      for (const [k, v] of Object.entries(c.spec.rlimits)) {
-        const [soft, hard] = Array.isArray(v) ? v : [v, v];
-        setrlimit(k, soft, hard);
-      }
-    },
+    calls: (c) => Object.entries(c.spec.rlimits).map(([name, limit]) => ({ op: "rlimit", name, limit })),
   },
   {
     name: "workdir",
+    exec: true,
     why: "inside the new root",
     when: () => true,
-    plan: (c) => [`chdir("${c.spec.workdir}")`],
-    run: (c) => chdir(c.spec.workdir),
+    calls: (c) => [{ op: "chdir", path: cstr(c.spec.workdir), shown: [c.spec.workdir] }],
   },
   {
     name: "new-session",
+    exec: true,
     why:
       "a session of its own, so no terminal of the caller's is its controlling tty (TIOCSTI into the caller's shell, CVE-2017-5226); a pty given with -t becomes its controlling tty in the console step",
     when: () => true,
-    plan: () => ["setsid()"],
-    run: () => void check(libc().setsid(), "setsid", []),
+    calls: () => [{ op: "setsid" }],
   },
   {
     name: "provision",
     why:
       "the spec's provision hook, inside the finished container (after pivot_root and the workdir), before the command; it runs in a child of its own with the container's capabilities, no_new_privs and seccomp filter and none of hako's fds (root inside, as a build step): code from the image never gets more than the container's command",
     when: (c) => c.spec.hooks.provision !== undefined,
-    plan: (c) => [
-      `fork: ${
-        describeHook(c.spec.hooks.provision!, "{ spec }")
-      } (synchronous), as root inside with the container's capabilities (${c.spec.capabilities.join(", ") || "none"})${
-        c.spec.noNewPrivs ? ", no_new_privs" : ""
-      }${c.spec.seccomp ? ", the seccomp filter" : ""}, fds above 2 closed`,
-    ],
-    run: (c) => runProvision(c),
+    calls: (
+      c,
+    ) => [{
+      op: "js",
+      why: "the hook is a callback, or a command forked and waited for",
+      lines: provisionLines(c),
+      run: runProvision,
+    }],
   },
   {
     name: "console",
+    exec: true,
     why:
       "with -t: a pty of the container's own devpts (after pivot_root), the controlling terminal of the new session and the command's stdio, its master handed to hako over the console socket (SCM_RIGHTS, as runc's); after the provision hook (which gets no terminal), before the capabilities go (the slave is chowned to the command's user)",
     when: (c) => c.console !== undefined,
-    plan: (c) => consolePlan(c.console!, c.spec.user.uid),
-    run: (c) => runConsole(c.console!, c.spec.user.uid),
+    calls: (c) => [{ op: "console", request: c.console!, uid: c.spec.user.uid }],
   },
   {
     name: "capabilities",
+    exec: true,
     why:
       "the bounding set trimmed while CAP_SETPCAP is still held; before a change of user, PR_SET_KEEPCAPS keeps the permitted set across it",
     when: () => true,
-    plan: (c) => [
-      `bounding set: ${capabilitySetsFor(c.spec).bounding.join(", ") || "(none)"}`,
-      ...(changesUser(c) ? ["prctl(PR_SET_KEEPCAPS, 1)"] : []),
-    ],
-    run: (c) => {
-      const plan = capabilityPlan(c.spec, c.userns);
-      keepPlans.set(c, plan);
-      keepBounding(plan, { keepCaps: changesUser(c) });
-    },
+    calls: (c) => [{ op: "bounding", keepCaps: changesUser(c) }],
   },
   {
     name: "user",
+    exec: true,
     why:
       "the spec's user and groups (none but the spec's: the caller's supplementary groups never reach the container, as with runc), while CAP_SETUID and CAP_SETGID are still effective; rootless with setgroups denied, the groups cannot change and the kernel shows them unmapped",
     when: () => true,
-    plan: (
-      c,
-    ) => [
-      `setgroups([${c.spec.user.groups.join(", ")}])${c.spec.rootless ? " (EPERM: setgroups denied, skipped)" : ""}`,
-      `setresgid(${c.spec.user.gid} ×3)`,
-      `setresuid(${c.spec.user.uid} ×3)`,
+    calls: (c) => [
+      { op: "setgroups", groups: c.spec.user.groups, epermOk: c.spec.rootless },
+      { op: "setresgid", id: c.spec.user.gid },
+      { op: "setresuid", id: c.spec.user.uid },
     ],
-    run: (c) => {
-      try {
-        setgroups(c.spec.user.groups);
-      } catch (e) {
-        if (!(c.spec.rootless && e instanceof SyscallError && e.errno === EPERM)) throw e;
-      }
-      setresgid(c.spec.user.gid, c.spec.user.gid, c.spec.user.gid);
-      setresuid(c.spec.user.uid, c.spec.user.uid, c.spec.user.uid);
-    },
   },
   {
     name: "capability-sets",
+    exec: true,
     why:
       "effective, permitted and inheritable sets set, the ambient set cleared and raised (a non-root user's named capabilities, or the spec's ambient set): after the change of user, which clears the effective set",
     when: () => true,
-    plan: (c) => capabilityPlanLines(c.spec),
-    // The plan of the capabilities step: checked while still privileged (after the change of user
-    // the effective set is empty, and the checks would refuse what is already done).
-    run: (c) => keepSets(keepPlans.get(c) ?? capabilityPlan(c.spec, c.userns)),
+    calls: () => [{ op: "capsets" }],
   },
   {
     name: "no-new-privs",
+    exec: true,
     why: "setuid binaries and file capabilities can no longer raise privileges",
     when: (c) => c.spec.noNewPrivs,
-    plan: () => ["prctl(PR_SET_NO_NEW_PRIVS, 1)"],
-    run: () => Capability.noNewPrivs(),
+    calls: () => [{ op: "prctl", option: PR_SET_NO_NEW_PRIVS, arg: 1, name: "PR_SET_NO_NEW_PRIVS" }],
   },
   {
     name: "seccomp",
+    exec: true,
     why:
       "last before exec: the filter also judges hako's own setup calls (mount, pivot_root, setns…), so every one of them must be done; after no_new_privs, which lets an unprivileged process load it",
     when: (c) => c.spec.seccomp !== false,
-    plan: (c) => {
-      const profile = c.spec.seccomp as Exclude<ResolvedSpec["seccomp"], false>;
-      const instructions = c.spec.seccompProgram!.byteLength / 8;
-      return [
-        `seccomp(SECCOMP_SET_MODE_FILTER, 0, {${instructions} BPF instructions: default ${profile.defaultAction}, ${profile.syscalls.length} rules})`,
-      ];
-    },
     // Compiled by the parent in resolveSpec: the child only loads it.
-    run: (c) => loadSeccomp(c.spec.seccompProgram!),
+    calls: (c) => [{ op: "seccomp", program: c.spec.seccompProgram! }],
   },
 ];
+
+/** The steps by name. */
+const STEP_BY_NAME: ReadonlyMap<StepName, SetupStep> = new Map(SETUP_STEPS.map((s) => [s.name, s]));
+
+/** The provision step's line in `hako plan`. */
+function provisionLines(c: SetupContext): string[] {
+  return [
+    `fork: ${
+      describeHook(c.spec.hooks.provision!, "{ spec }")
+    } (synchronous), as root inside with the container's capabilities (${c.spec.capabilities.join(", ") || "none"})${
+      c.spec.noNewPrivs ? ", no_new_privs" : ""
+    }${c.spec.seccomp ? ", the seccomp filter" : ""}, fds above 2 closed`,
+  ];
+}
+
+/** The network step's lines in `hako plan`. */
+function networkLines(c: SetupContext): string[] {
+  const v = c.spec.veth!;
+  return [
+    ...(v.containerAddress
+      ? [`netlink RTM_NEWADDR ${v.containerAddress} dev ${v.container} (IFA_LOCAL, IFA_ADDRESS)`]
+      : []),
+    `netlink RTM_NEWLINK ${v.container} IFF_UP`,
+  ];
+}
 
 /**
  * The clone flags of a container's namespaces. Three kinds are not among them: CLONE_NEWTIME (in
