@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
-# Assembles ffi/spawn_x86_64.S (or the .S file given, e.g. ffi/log_relay_x86_64.S) with GNU as and
-# objcopy from binutils, and prints the machine code as the hex string its TypeScript module embeds
-# (RUNNER_X86_64_HEX in ffi/spawn.ts, LOG_RELAY_X86_64_HEX in ffi/log_relay.ts). tests/spawn_test.ts
-# and tests/logs_test.ts run this and compare.
+# Assembles a native runner with GNU as and objcopy from binutils, and prints its machine code as
+# the hex string its TypeScript module embeds:
+#   tools/assemble.sh                          ffi/spawn_x86_64.S  → RUNNER_X86_64_HEX (ffi/spawn.ts)
+#   tools/assemble.sh ffi/spawn_aarch64.S      → RUNNER_AARCH64_HEX (ffi/spawn.ts)
+#   tools/assemble.sh ffi/log_relay_x86_64.S   → LOG_RELAY_X86_64_HEX (ffi/log_relay.ts)
+# The architecture comes from the file name (…_aarch64.S: binutils-aarch64-linux-gnu's
+# aarch64-linux-gnu-as and -objcopy; else x86-64, binutils' as and objcopy). The .S files include
+# ffi/_op_layout.inc (tools/gen_op_layout.ts). tests/spawn_test.ts and tests/logs_test.ts run this
+# and compare.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 src=${1:-$here/ffi/spawn_x86_64.S}
+case $src in
+*_aarch64.S) as=(aarch64-linux-gnu-as) objcopy=aarch64-linux-gnu-objcopy ;;
+*) as=(as --64) objcopy=objcopy ;;
+esac
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-as --64 -o "$tmp/runner.o" "$src"
-objcopy -O binary -j .text "$tmp/runner.o" "$tmp/runner.bin"
+"${as[@]}" -I "$here/ffi" -o "$tmp/runner.o" "$src"
+"$objcopy" -O binary -j .text "$tmp/runner.o" "$tmp/runner.bin"
 od -An -v -tx1 "$tmp/runner.bin" | tr -d ' \n'
 echo
