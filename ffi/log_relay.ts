@@ -213,7 +213,7 @@ export function spawnLogRelay(o: LogRelayOptions): number {
     ops[p.call("setsid", [])] = ["setsid", []];
     ops[p.call("chdir", [p.cstring("/")])] = ["chdir", ["/"]]; // pins no directory
     for (const [from, to] of [[input, 0], [devnull, 1], [devnull, 2], [dir, 3], [image, 4]] as const) {
-      ops[p.call("dup2", [from, to])] = ["dup2", [from, to]];
+      ops[p.call("dup3", [from, to, 0])] = ["dup3", [from, to]];
     }
     ops[p.call("close_range", [5, 0xffffffff, 0])] = ["close_range", [5]];
     for (const [i, call, shown] of p.resetSignals()) ops[i] = [call, shown];

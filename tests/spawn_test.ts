@@ -16,6 +16,9 @@ import { assert, assertEquals, needsRoot, tempDir, test } from "./_harness.ts";
 import { procFile, statusField, waitUntil } from "./_proc.ts";
 import { SetupError } from "../mod.ts";
 import { libc } from "../ffi/libc.ts";
+import { AT_FDCWD } from "../ffi/constants.ts";
+import { HEADER_BYTES, OP_BYTES, OP_WORD } from "../ffi/_op_layout.ts";
+import { OP_LAYOUT_INC, renderOpLayout } from "../tools/gen_op_layout.ts";
 import {
   nativeSpawnSupported,
   nextReport,
@@ -23,6 +26,7 @@ import {
   readReport,
   readyRecord,
   REPORT_BYTES,
+  RUNNER_AARCH64_HEX,
   RUNNER_X86_64_HEX,
   spawnProgram,
   SyscallProgram,
@@ -103,12 +107,58 @@ test("the report readers take a whole record, tell EOF from a record cut short, 
   }
 });
 
-test("the embedded runner is ffi/spawn_x86_64.S as assembled (tools/assemble.sh)", () => {
-  const hex = execFileSync("bash", ["tools/assemble.sh"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-  assertEquals(hex.trim(), RUNNER_X86_64_HEX);
-}, {
-  skip: noRunner ||
-    ((!which("as") || !which("objcopy")) && "needs binutils' as and objcopy (apt-get install binutils)"),
+/** The runners' sources, their embedded bytes, and the assembler each needs (its Debian package). */
+const RUNNERS = [
+  { src: "ffi/spawn_x86_64.S", hex: RUNNER_X86_64_HEX, tools: ["as", "objcopy"], pkg: "binutils" },
+  {
+    src: "ffi/spawn_aarch64.S",
+    hex: RUNNER_AARCH64_HEX,
+    tools: ["aarch64-linux-gnu-as", "aarch64-linux-gnu-objcopy"],
+    pkg: "binutils-aarch64-linux-gnu",
+  },
+];
+
+for (const r of RUNNERS) {
+  const missing = r.tools.filter((t) => !which(t));
+  // In CI the assembler is installed (tests/setup.sh): a missing one fails there instead of skipping.
+  const ci = process.env.CI === "true";
+  test(`the embedded runner is ${r.src} as assembled (tools/assemble.sh)`, () => {
+    assert(missing.length === 0, `CI=true and no ${missing.join(", ")} (apt-get install ${r.pkg})`);
+    const hex = execFileSync("bash", ["tools/assemble.sh", r.src], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    assertEquals(hex.trim(), r.hex);
+  }, { skip: !ci && missing.length > 0 && `needs ${missing.join(" and ")} (apt-get install ${r.pkg})` });
+}
+
+test("the runners' assembler constants are the op-layout table's (ffi/_op_layout.inc from tools/gen_op_layout.ts)", () => {
+  assertEquals(readFileSync(OP_LAYOUT_INC, "utf8"), renderOpLayout(), "run: tools/deno run -A tools/gen_op_layout.ts");
+  // and both runners take their layout from it, none by hand
+  for (const r of RUNNERS) {
+    const src = readFileSync(r.src, "utf8");
+    assert(src.includes('.include "_op_layout.inc"'), `${r.src} includes the generated constants`);
+    const x86 = /\[(?:rbx|r12) \+ \d+\]/.test(src), a64 = /\[x(?:19|23), #\d+\]/.test(src);
+    assert(!x86 && !a64, `${r.src} indexes the program by a number, not a name of the table`);
+  }
+});
+
+test("a program is encoded with each architecture's syscall numbers, and no call aarch64 lacks", () => {
+  const p = new SyscallProgram();
+  p.call("openat", [AT_FDCWD, p.cstring("/x"), 0, 0]);
+  p.call("dup3", [3, 4, 0]);
+  const nr = (arch: "x86_64" | "aarch64") =>
+    Number(new DataView(p.image(0x10000n, arch).buffer).getBigInt64(HEADER_BYTES + OP_BYTES + OP_WORD.nr * 8, true));
+  assertEquals([nr("x86_64"), nr("aarch64")], [292, 24], "dup3");
+  for (const name of ["open", "dup2", "mkdir", "symlink", "mknod"]) {
+    let err: unknown;
+    try {
+      p.call(name as "openat", []);
+    } catch (e) {
+      err = e;
+    }
+    assert(err instanceof RangeError, `${name} is refused`);
+  }
 });
 
 test("a native child runs its calls in order, reports ready and execs; the exit code comes back", () => {
@@ -137,7 +187,7 @@ test("onErrno rules jump over ops; a result other than the expected one is repor
     p.call("chdir", [p.cstring("/nonexistent-too")]); // jumped over
     p.place(on);
     const fd = p.slot();
-    p.call("open", [p.cstring("/dev/null"), 0, 0], { store: fd });
+    p.call("openat", [AT_FDCWD, p.cstring("/dev/null"), 0, 0], { store: fd });
     p.call("read", [p.value(fd), p.bytes(new Uint8Array(8)), 1], { expect: 1 }); // EOF: 0 bytes
   });
   assertEquals(r.records, [{ ready: false, op: 3, errno: 0 }]);
@@ -149,7 +199,7 @@ test("a slot carries one call's result into the next; running off the end exits 
   const file = join(dir.path, "out");
   const r = runProgram((p) => {
     const fd = p.slot();
-    p.call("open", [p.cstring(file), O_WRONLY_CREAT_CLOEXEC, 0o644], { store: fd });
+    p.call("openat", [AT_FDCWD, p.cstring(file), O_WRONLY_CREAT_CLOEXEC, 0o644], { store: fd });
     p.call("write", [p.value(fd), p.bytes(new TextEncoder().encode("hello")), 5], { expect: 5 });
     p.call("close", [p.value(fd)]);
   });

@@ -76,7 +76,7 @@ export function renderOpLayout(): string {
       equ(`NR_${arch}_${name.toUpperCase()}`, nr, name);
     }
   }
-  return out.join("\n").replace(/ \/\*  \*\//g, "").replace(/[ ]+$/gm, "") + "\n";
+  return out.join("\n").replace(/ \/\* {2}\*\//g, "").replace(/[ ]+$/gm, "") + "\n";
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

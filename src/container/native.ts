@@ -377,7 +377,7 @@ function compile(
     call("read", [p.value(slots.start), scratch, 1], ["start pipe"], { expect: 1 }, "wait for the parent's start");
   }
   slots.stdio.forEach((slot, target) => {
-    if (slot) call("dup2", [p.value(slot), target], [unquoted("stdio"), target]);
+    if (slot) call("dup3", [p.value(slot), target, 0], [unquoted("stdio"), target]);
   });
   // Nothing of the runtime's may reach the command: every fd above 2 closes at exec.
   call("close_range", [3, 0xffffffff, CLOSE_RANGE_CLOEXEC], [3, unquoted("~0U"), unquoted("CLOSE_RANGE_CLOEXEC")]);
@@ -387,7 +387,7 @@ function compile(
     r.step = "exec-fifo";
     const fifo = p.slot();
     const path = execFifoPath(ctx.execFifo);
-    call("open", [p.cstring(path), O_WRONLY_CLOEXEC, 0], [path, unquoted("O_WRONLY|O_CLOEXEC")], {
+    call("openat", [AT_FDCWD, p.cstring(path), O_WRONLY_CLOEXEC, 0], [path, unquoted("O_WRONLY|O_CLOEXEC")], {
       store: fifo,
     }, "open the exec fifo");
     call("write", [p.value(fifo), p.bytes(new Uint8Array([0x30])), 1], [path], { expect: 1 }, "exec fifo");
@@ -459,7 +459,7 @@ export function compileExecIn(
     ...(fds.console ? { console: fds.console.socket } : {}),
   };
   fds.stdio.forEach((fd, target) => {
-    if (fd !== undefined && fd !== target) call("dup2", [fd, target], [fd, target], {}, `redirect fd ${target}`);
+    if (fd !== undefined && fd !== target) call("dup3", [fd, target, 0], [fd, target], {}, `redirect fd ${target}`);
   });
   // Nothing of the runtime's may reach the command: every fd above 2 closes at exec.
   call("close_range", [3, 0xffffffff, CLOSE_RANGE_CLOEXEC], [3, unquoted("~0U"), unquoted("CLOSE_RANGE_CLOEXEC")]);
@@ -470,8 +470,8 @@ export function compileExecIn(
   const nsFds = namespaces.map((ns) => {
     const slot = p.slot();
     call(
-      "open",
-      [p.cstring(ns.path), O_RDONLY_CLOEXEC, 0],
+      "openat",
+      [AT_FDCWD, p.cstring(ns.path), O_RDONLY_CLOEXEC, 0],
       [ns.path],
       { store: slot },
       "open the container's namespace",
@@ -681,7 +681,7 @@ function compileStep(ctx: SetupContext, name: string, p: SyscallProgram, emit: E
       const fd = p.slot();
       const dumpable = timensNeedsDumpable(spec);
       if (dumpable) call("prctl", [PR_SET_DUMPABLE, 1, 0, 0, 0], [unquoted("PR_SET_DUMPABLE"), 1]);
-      call("open", [p.cstring(TIMENS_OFFSETS), O_WRONLY_CLOEXEC, 0], [TIMENS_OFFSETS], { store: fd });
+      call("openat", [AT_FDCWD, p.cstring(TIMENS_OFFSETS), O_WRONLY_CLOEXEC, 0], [TIMENS_OFFSETS], { store: fd });
       if (dumpable) call("prctl", [PR_SET_DUMPABLE, 0, 0, 0, 0], [unquoted("PR_SET_DUMPABLE"), 0]);
       call("write", [p.value(fd), p.bytes(bytes), bytes.length], [TIMENS_OFFSETS, text], { expect: bytes.length });
       call("close", [p.value(fd)], [TIMENS_OFFSETS]);
@@ -704,7 +704,7 @@ function compileStep(ctx: SetupContext, name: string, p: SyscallProgram, emit: E
       // opened and joined one by one, in the spec's order (as setup.ts's step does)
       for (const j of spec.joinNamespaces) {
         const fd = p.slot();
-        call("open", [p.cstring(j.path), O_RDONLY_CLOEXEC, 0], [j.path], { store: fd });
+        call("openat", [AT_FDCWD, p.cstring(j.path), O_RDONLY_CLOEXEC, 0], [j.path], { store: fd });
         call("setns", [p.value(fd), NAMESPACE_FLAGS[j.type]], [j.path]);
         call("close", [p.value(fd)], [j.path]);
       }
@@ -834,7 +834,7 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
       return;
     case "mknod": {
       const path = p.bytes(c.path);
-      call("mknod", [path, c.mode, c.dev], c.shown);
+      call("mknodat", [AT_FDCWD, path, c.mode, c.dev], c.shown);
       // The mode asked for, whatever the umask took away (see _devices.ts).
       call("fchmodat", [AT_FDCWD, path, c.mode & 0o7777, 0], [
         c.shown[0],
@@ -844,12 +844,12 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
     }
     case "mkdir": {
       const next = p.label();
-      call("mkdir", [p.bytes(c.path), 0o755], c.shown, c.exist ? { onErrno: [[EEXIST, next]] } : {});
+      call("mkdirat", [AT_FDCWD, p.bytes(c.path), 0o755], c.shown, c.exist ? { onErrno: [[EEXIST, next]] } : {});
       p.place(next);
       return;
     }
     case "symlink":
-      call("symlink", [p.bytes(c.to), p.bytes(c.path)], c.shown);
+      call("symlinkat", [p.bytes(c.to), AT_FDCWD, p.bytes(c.path)], c.shown);
       return;
     case "chdir":
       call("chdir", [p.bytes(c.path)], c.shown);
@@ -898,7 +898,7 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
       return;
     case "chroot-in": {
       const fd = p.slot();
-      call("open", [p.bytes(c.slash), O_PATH_DIRECTORY_CLOEXEC, 0], ["/", unquoted("O_PATH|O_DIRECTORY")], {
+      call("openat", [AT_FDCWD, p.bytes(c.slash), O_PATH_DIRECTORY_CLOEXEC, 0], ["/", unquoted("O_PATH|O_DIRECTORY")], {
         store: fd,
       });
       emit.hold("host-root", fd);
@@ -937,7 +937,7 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): void {
     case "touch": {
       const fd = p.slot(), there = p.label();
       // (there already, read-only: a mount point as it is)
-      call("open", [p.bytes(c.path), O_WRONLY_CREAT_CLOEXEC, 0o644], c.shown, {
+      call("openat", [AT_FDCWD, p.bytes(c.path), O_WRONLY_CREAT_CLOEXEC, 0o644], c.shown, {
         store: fd,
         onErrno: [[EACCES, there], [EROFS, there]],
       });
