@@ -13,6 +13,11 @@
 #       libseccomp2     libseccomp, which the seccomp tests compare hako's filters with
 #       procps          `ps`, for the demo's host rootfs and tests/run.sh's leak check
 #       podman          only when tests/oci_test.ts runs: podman drives hako as its OCI runtime
+#       binutils-aarch64-linux-gnu  when tests/spawn_test.ts or spawn_aarch64_test.ts runs: the
+#                       aarch64 assembler the byte check of ffi/spawn_aarch64.S needs (under CI=true
+#                       that check fails, not skips, without it)
+#       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static  when tests/spawn_aarch64_test.ts runs: the static
+#                       harness that runs the aarch64 runner under user-mode emulation
 #  2. dist/hako (tools/build.sh), when tests/dist_test.ts will run and the binary is missing or
 #     older than its sources (dist_test.ts builds it too; this does it once, up front, and says so).
 #
@@ -38,6 +43,10 @@ runs_test() {
   return 1
 }
 if runs_test tests/oci_test.ts "$@"; then PACKAGES+=(podman); fi
+if runs_test tests/spawn_test.ts "$@" || runs_test tests/spawn_aarch64_test.ts "$@"; then
+  PACKAGES+=(binutils-aarch64-linux-gnu)
+fi
+if runs_test tests/spawn_aarch64_test.ts "$@"; then PACKAGES+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static); fi
 dry=${HAKO_TEST_DEPS_DRY_RUN:-}
 say() { echo "tests/setup.sh: $*"; }
 
