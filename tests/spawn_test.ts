@@ -38,7 +38,8 @@ import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import type { ContainerSpec } from "../src/container/spec.ts";
 import { which } from "../src/process.ts";
 
-const noRunner = process.arch !== "x64" && `the native runner is x86-64 only (this is ${process.arch})`;
+const noRunner = process.arch !== "x64" && process.arch !== "arm64" &&
+  `hako has native runners for x86-64 and aarch64 only (this is ${process.arch})`;
 const skip = needsRoot || noRunner;
 const skipBox = skip ||
   (findStaticBusybox() === undefined && "needs a static busybox (apt-get install busybox-static)");
