@@ -134,6 +134,24 @@ function numbers(arch: RunnerArch, table: Readonly<Record<string, number>>): Rec
   })) as Record<ProgramSyscall, number>;
 }
 
+/**
+ * The libc function a forked child calls for what a program's call does (open for openat with
+ * AT_FDCWD, dup2 for dup3, prlimit for prlimit64…): a failing op is named so, as the forked path
+ * names the same failure, with the same arguments shown.
+ */
+export function libcName(name: ProgramSyscall): string {
+  return LIBC_NAMES[name] ?? name;
+}
+
+const LIBC_NAMES: Partial<Record<ProgramSyscall, string>> = {
+  openat: "open",
+  mkdirat: "mkdir",
+  mknodat: "mknod",
+  symlinkat: "symlink",
+  dup3: "dup2",
+  prlimit64: "prlimit",
+};
+
 /** The runner needs a few hundred bytes; signals stay blocked, so none is delivered on it. */
 const STACK_BYTES = 4096;
 const OP_REMOUNT_READONLY = BigInt(SPECIAL_OP.remountReadonly);

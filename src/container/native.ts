@@ -17,6 +17,7 @@
 import {
   type BuiltProgram,
   holdNonDumpable,
+  libcName,
   nativeSpawnSupported,
   pidRecord,
   type ProgramArg,
@@ -555,7 +556,7 @@ class Recorder {
   /** Appends a system call of the current step (see {@link Call}). */
   readonly call: Call = (name, args, shown, options = {}, context) => {
     const i = this.p.call(name, args, options);
-    this.note(i, name === "prlimit64" ? "prlimit" : name, shown, context);
+    this.note(i, libcName(name), shown, context);
     return i;
   };
 
