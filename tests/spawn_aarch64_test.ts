@@ -19,8 +19,7 @@
  */
 import process from "node:process";
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { assert, assertEquals, needsRoot, tempDir, test } from "./_harness.ts";
@@ -50,19 +49,21 @@ const BASE = 0x40_0000_0000n;
 const O_RDONLY = 0, O_WRONLY_CREAT = 0o1 | 0o100, O_CLOEXEC = 0o2000000;
 const ENOENT = 2, EACCES = 13, EINVAL = 22;
 
-/** The harnesses and runner bytes, built once into a temp dir that goes when the process exits. */
-let built: { dir: string; harness: Record<RunnerArch, string>; runner: Record<RunnerArch, string> } | undefined;
-function harness() {
-  if (built) return built;
-  const dir = mkdtempSync(join(tmpdir(), "hako-test-a64-"));
-  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+/** The harnesses and the runners' bytes, built into `dir` (a test's temp dir). */
+interface Harness {
+  readonly harness: Record<RunnerArch, string>;
+  readonly runner: Record<RunnerArch, string>;
+}
+
+function buildHarness(dir: string, only: readonly RunnerArch[]): Harness {
   const src = fileURLToPath(new URL("./fixtures/runner_harness.c", import.meta.url));
   const harness = { aarch64: join(dir, "harness-aarch64"), x86_64: join(dir, "harness-x86_64") };
   const runner = { aarch64: join(dir, "runner-aarch64.bin"), x86_64: join(dir, "runner-x86_64.bin") };
-  execFileSync(CROSS_GCC, ["-static", "-O2", "-o", harness.aarch64, src]);
-  if (native) execFileSync("gcc", ["-static", "-O2", "-o", harness.x86_64, src]);
-  for (const a of archs) writeFileSync(runner[a], Buffer.from(runnerHex(a), "hex"));
-  return built = { dir, harness, runner };
+  for (const a of only) {
+    execFileSync(a === "aarch64" ? CROSS_GCC : "gcc", ["-static", "-O2", "-o", harness[a], src]);
+    writeFileSync(runner[a], Buffer.from(runnerHex(a), "hex"));
+  }
+  return { harness, runner };
 }
 
 interface Run {
@@ -74,22 +75,22 @@ interface Run {
 }
 
 /**
- * Builds a program with `make(p, dir, arch)` (report fd: stdout) for each architecture, in a
+ * Builds a program with `make(p, dir, arch, harness)` (report fd: stdout) for each architecture, in a
  * directory of its own, and runs it through that runner; `wrap` prefixes the command (unshare).
  */
 function runEach(
-  make: (p: SyscallProgram, dir: string, arch: RunnerArch) => void,
+  make: (p: SyscallProgram, dir: string, arch: RunnerArch, h: Harness) => void,
   check: (r: Run, dir: string, arch: RunnerArch) => void,
   wrap: string[] = [],
   only: readonly RunnerArch[] = archs,
 ): Run[] {
-  const h = harness();
   using tmp = tempDir("hako-test-a64-");
+  const h = buildHarness(tmp.path, only);
   return only.map((arch) => {
     const dir = join(tmp.path, arch);
     mkdirSync(dir);
     const p = new SyscallProgram();
-    make(p, dir, arch);
+    make(p, dir, arch, h);
     const image = join(dir, "program.img");
     writeFileSync(image, p.image(BASE, arch, 1));
     const cmd = [
@@ -250,14 +251,13 @@ test(
 test(
   "aarch64 runner (qemu): execve runs a command with its argv (a host /bin/sh, and the static aarch64 harness through qemu)",
   () => {
-    const h = () => harness();
-    sameReports(runEach((p, _dir, arch) => {
+    sameReports(runEach((p, _dir, arch, h) => {
       p.call("write", [1, readyRecord(p), REPORT_BYTES], { expect: REPORT_BYTES });
       const argv = ["--echo", "7", "hi", "there"];
       if (arch === "aarch64") {
-        p.call("execve", [p.cstring(which(QEMU)!), p.cstrings([QEMU, h().harness.aarch64, ...argv]), p.cstrings([])]);
+        p.call("execve", [p.cstring(which(QEMU)!), p.cstrings([QEMU, h.harness.aarch64, ...argv]), p.cstrings([])]);
       } else {
-        p.call("execve", [p.cstring(h().harness.x86_64), p.cstrings(["harness", ...argv]), p.cstrings([])]);
+        p.call("execve", [p.cstring(h.harness.x86_64), p.cstrings(["harness", ...argv]), p.cstrings([])]);
       }
     }, (r, _dir, arch) => {
       assertEquals(r.records, [{ ready: true }], arch);
