@@ -22,7 +22,7 @@
  * @module
  */
 import process from "node:process";
-import { addressOf, checkRetry, errno, libc } from "./libc.ts";
+import { addressOf, checkRetry, errno, libc, openLibrary } from "./libc.ts";
 import { waitReadable } from "./poll.ts";
 import { SYSCALLS_X86_64 } from "./_syscalls_x86_64.ts";
 import { SYSCALLS_AARCH64 } from "./_syscalls_aarch64.ts";
@@ -563,7 +563,29 @@ function runnerAddress(): bigint {
   if (mprotect(page, PAGE, PROT_READ | PROT_EXEC) === -1) {
     throw new SyscallError("mprotect", errno(), [], "make the native runner executable");
   }
+  syncInstructionCache(page, BigInt(code.length));
   return runner = page;
+}
+
+const CLEAR_CACHE = {
+  // void __clear_cache(void *begin, void *end) (libgcc: the data cache cleaned, the instruction cache invalidated)
+  __clear_cache: { parameters: ["usize", "usize"], result: "void" },
+} as const;
+let clearCache: { __clear_cache(begin: bigint, end: bigint): void } | undefined;
+
+/**
+ * Makes code just written at `address` visible to instruction fetch: aarch64's instruction cache
+ * is not coherent with its data cache, so code copied into a page must be cleaned to the point of
+ * unification and the stale instructions invalidated (what every JIT does; libgcc's
+ * `__clear_cache`, from libgcc_s.so.1, which glibc itself loads for thread cancellation). Nothing
+ * to do on x86-64, whose caches are coherent (there libgcc's function returns at once; `arch`
+ * lets a test bind and call it anyway). Not run on aarch64 hardware yet.
+ * @throws {Error} When libgcc_s.so.1 cannot be opened (the runtime's message).
+ */
+export function syncInstructionCache(address: bigint, length: bigint, arch: RunnerArch = HOST_ARCH): void {
+  if (arch !== "aarch64") return;
+  clearCache ??= openLibrary("libgcc_s.so.1", CLEAR_CACHE) as unknown as typeof clearCache;
+  clearCache!.__clear_cache(address, address + length);
 }
 
 const ALL_SIGNALS = new Uint8Array(128).fill(0xff);

@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { assert, assertEquals, needsRoot, tempDir, test } from "./_harness.ts";
 import { procFile, statusField, waitUntil } from "./_proc.ts";
 import { SetupError } from "../mod.ts";
-import { libc } from "../ffi/libc.ts";
+import { addressOf, libc } from "../ffi/libc.ts";
 import { AT_FDCWD } from "../ffi/constants.ts";
 import { HEADER_BYTES, OP_BYTES, OP_WORD } from "../ffi/_op_layout.ts";
 import { OP_LAYOUT_INC, renderOpLayout } from "../tools/gen_op_layout.ts";
@@ -29,6 +29,7 @@ import {
   RUNNER_AARCH64_HEX,
   RUNNER_X86_64_HEX,
   spawnProgram,
+  syncInstructionCache,
   SyscallProgram,
 } from "../ffi/spawn.ts";
 import { Container, run } from "../src/container/container.ts";
@@ -142,6 +143,13 @@ test("the runners' assembler constants are the op-layout table's (ffi/_op_layout
     const x86 = /\[(?:rbx|r12) \+ \d+\]/.test(src), a64 = /\[x(?:19|23), #\d+\]/.test(src);
     assert(!x86 && !a64, `${r.src} indexes the program by a number, not a name of the table`);
   }
+});
+
+test("the runner's page is made visible to instruction fetch through libgcc's __clear_cache (bound and called here too)", () => {
+  const code = new Uint8Array(64).fill(0xc3);
+  // (aarch64 needs it; on x86-64 libgcc's function returns at once, which is what this runs)
+  syncInstructionCache(addressOf(code), BigInt(code.length), "aarch64");
+  syncInstructionCache(addressOf(code), BigInt(code.length), "x86_64");
 });
 
 test("a program is encoded with each architecture's syscall numbers, and no call aarch64 lacks", () => {
