@@ -204,6 +204,11 @@ export function compileConsole(
   }, "hand the pty's master to hako");
   call("close", [m], [unquoted("master")]);
   call("close", [socket], [unquoted("console socket")]);
-  for (const fd of [0, 1, 2]) call("dup3", [s, fd, 0], [unquoted("slave"), fd]);
+  for (const fd of [0, 1, 2]) {
+    // dup3 fails (EINVAL) only where dup2, the forked path's call, does nothing: the slave already is fd.
+    const next = p.label();
+    call("dup3", [s, fd, 0], [unquoted("slave"), fd], { onErrno: [[EINVAL, next]] });
+    p.place(next);
+  }
   // (the slave itself is close-on-exec)
 }
