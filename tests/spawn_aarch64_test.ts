@@ -4,6 +4,8 @@
  * maps the runner's bytes and a program image (SyscallProgram.image, for a fixed base address) and
  * runs them under qemu-aarch64-static. The same programs run through the x86-64 runner natively
  * (the harness built with gcc), and the two must report the same records and leave the same files.
+ * On an aarch64 host the harness is built with its own gcc and runs natively, without qemu (that
+ * mode has never run: hako has had no aarch64 host).
  *
  * What user-mode emulation cannot show: qemu-user emulates the instructions and forwards the
  * system calls to the host's (x86-64) kernel. Covered here: write, read, openat, mkdirat,
@@ -39,9 +41,13 @@ import {
 import { which } from "../src/process.ts";
 
 const QEMU = "qemu-aarch64-static";
-const CROSS_GCC = "aarch64-linux-gnu-gcc";
-const skip = (!which(QEMU) && `needs ${QEMU} (apt-get install qemu-user-static)`) ||
-  (!which(CROSS_GCC) && `needs ${CROSS_GCC} (apt-get install gcc-aarch64-linux-gnu)`);
+/** On an aarch64 host the harness runs natively, without qemu (that mode has not run yet: no such host). */
+const emulated = process.arch !== "arm64";
+const A64_GCC = emulated ? "aarch64-linux-gnu-gcc" : "gcc";
+/** How the aarch64 runner runs here, for the tests' names. */
+const WHERE = emulated ? "qemu" : "native";
+const skip = (emulated && !which(QEMU) && `needs ${QEMU} (apt-get install qemu-user-static)`) ||
+  (!which(A64_GCC) && `needs ${A64_GCC} (apt-get install ${emulated ? "gcc-aarch64-linux-gnu" : "gcc"})`);
 /** The x86-64 runner runs natively beside it where this is x86-64 and gcc can build the harness. */
 const native = process.arch === "x64" && which("gcc") !== undefined;
 const archs: RunnerArch[] = native ? ["aarch64", "x86_64"] : ["aarch64"];
@@ -62,7 +68,7 @@ function buildHarness(dir: string, only: readonly RunnerArch[]): Harness {
   const harness = { aarch64: join(dir, "harness-aarch64"), x86_64: join(dir, "harness-x86_64") };
   const runner = { aarch64: join(dir, "runner-aarch64.bin"), x86_64: join(dir, "runner-x86_64.bin") };
   for (const a of only) {
-    execFileSync(a === "aarch64" ? CROSS_GCC : "gcc", ["-static", "-O2", "-o", harness[a], src]);
+    execFileSync(a === "aarch64" ? A64_GCC : "gcc", ["-static", "-O2", "-o", harness[a], src]);
     writeFileSync(runner[a], Buffer.from(runnerHex(a), "hex"));
   }
   return { harness, runner };
@@ -97,7 +103,7 @@ function runEach(
     writeFileSync(image, p.image(BASE, arch, 1));
     const cmd = [
       ...wrap,
-      ...(arch === "aarch64" ? [QEMU] : []),
+      ...(arch === "aarch64" && emulated ? [QEMU] : []),
       h.harness[arch],
       h.runner[arch],
       image,
@@ -130,11 +136,11 @@ function sameReports(runs: Run[]): void {
     rest: r.rest,
     code: r.code,
   });
-  if (runs.length === 2) assertEquals(shape(runs[0]!), shape(runs[1]!), "aarch64 (qemu) and x86-64 (native) agree");
+  if (runs.length === 2) assertEquals(shape(runs[0]!), shape(runs[1]!), `aarch64 (${WHERE}) and x86-64 (native) agree`);
 }
 
 test(
-  "aarch64 runner (qemu): openat, mkdirat, symlinkat, write, read and close, a slot and program data carrying fds",
+  `aarch64 runner (${WHERE}): openat, mkdirat, symlinkat, write, read and close, a slot and program data carrying fds`,
   () => {
     const runs = runEach((p, dir) => {
       p.call("mkdirat", [AT_FDCWD, p.cstring(join(dir, "d")), 0o755]);
@@ -164,7 +170,7 @@ test(
   { skip },
 );
 
-test("aarch64 runner (qemu): a failing call writes ERR! with its op index and errno, and exits 126", () => {
+test(`aarch64 runner (${WHERE}): a failing call writes ERR! with its op index and errno, and exits 126`, () => {
   sameReports(runEach((p, dir) => {
     p.call("mkdirat", [AT_FDCWD, p.cstring(join(dir, "a")), 0o755]);
     p.call("openat", [AT_FDCWD, p.cstring(join(dir, "no/such")), O_RDONLY, 0]);
@@ -176,7 +182,7 @@ test("aarch64 runner (qemu): a failing call writes ERR! with its op index and er
   }));
 }, { skip });
 
-test("aarch64 runner (qemu): onErrno rules jump on, jumps skip ops, and an unexpected result is errno 0", () => {
+test(`aarch64 runner (${WHERE}): onErrno rules jump on, jumps skip ops, and an unexpected result is errno 0`, () => {
   sameReports(runEach((p, dir) => {
     const on = p.label(), over = p.label();
     // (the second rule matches: the errno is compared with both)
@@ -203,7 +209,7 @@ test("aarch64 runner (qemu): onErrno rules jump on, jumps skip ops, and an unexp
 }, { skip });
 
 test(
-  "aarch64 runner (qemu): clone without namespaces runs the child at its label on its own stack; the parent stores its pid",
+  `aarch64 runner (${WHERE}): clone without namespaces runs the child at its label on its own stack; the parent stores its pid`,
   () => {
     const SIGCHLD = 17;
     sameReports(runEach((p, dir) => {
@@ -228,7 +234,7 @@ test(
 );
 
 test(
-  "aarch64 runner (qemu): a clone with namespace flags is refused by qemu-user (EINVAL), reported as the op's failure",
+  `aarch64 runner (${WHERE}): a clone with namespace flags is refused by qemu-user (EINVAL), reported as the op's failure`,
   () => {
     // (what user-mode emulation allows: qemu-user runs a clone without CLONE_VM as a fork and
     // refuses every flag a fork does not take; the x86-64 runner's namespaces are tested natively,
@@ -247,19 +253,19 @@ test(
       ["aarch64"],
     );
   },
-  { skip },
+  { skip: skip || (!emulated && "what qemu-user refuses; natively the clone makes the namespace") },
 );
 
 test(
-  "aarch64 runner (qemu): execve runs a command with its argv (a host /bin/sh, and the static aarch64 harness through qemu)",
+  `aarch64 runner (${WHERE}): execve runs a command with its argv (a host /bin/sh, and the static aarch64 harness)`,
   () => {
     sameReports(runEach((p, _dir, arch, h) => {
       p.call("write", [1, readyRecord(p), REPORT_BYTES], { expect: REPORT_BYTES });
       const argv = ["--echo", "7", "hi", "there"];
-      if (arch === "aarch64") {
+      if (arch === "aarch64" && emulated) {
         p.call("execve", [p.cstring(which(QEMU)!), p.cstrings([QEMU, h.harness.aarch64, ...argv]), p.cstrings([])]);
       } else {
-        p.call("execve", [p.cstring(h.harness.x86_64), p.cstrings(["harness", ...argv]), p.cstrings([])]);
+        p.call("execve", [p.cstring(h.harness[arch]), p.cstrings(["harness", ...argv]), p.cstrings([])]);
       }
     }, (r, _dir, arch) => {
       assertEquals(r.records, [{ ready: true }], arch);
@@ -279,7 +285,7 @@ test(
 );
 
 test(
-  "aarch64 runner (qemu): Process.spawn's program — every signal back to SIG_DFL, the mask emptied, execve — runs",
+  `aarch64 runner (${WHERE}): Process.spawn's program — every signal back to SIG_DFL, the mask emptied, execve — runs`,
   () => {
     runEach((p) => {
       p.resetSignals();
@@ -296,7 +302,7 @@ test(
       // itself), so after execve the host's realtime dispositions are not the guest's: an ignored
       // one the parent (deno test) passed down can show up on another number. Under qemu only the
       // standard signals 1-31 are checked; natively, all 64.
-      const checked = arch === "aarch64" ? 0x7fff_ffffn : 0xffff_ffff_ffff_ffffn;
+      const checked = arch === "aarch64" && emulated ? 0x7fff_ffffn : 0xffff_ffff_ffff_ffffn;
       assert((mask("SigIgn") & checked) === 0n, `${arch}: nothing ignored (${r.rest.trim()})`);
     });
   },
@@ -304,7 +310,7 @@ test(
 );
 
 test(
-  "aarch64 runner (qemu): remount-readonly keeps each mount's flags (statfs → MS_*), in a mount namespace of unshare's",
+  `aarch64 runner (${WHERE}): remount-readonly keeps each mount's flags (statfs → MS_*), in a mount namespace of unshare's`,
   () => {
     const MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8, MS_NOATIME = 0x400;
     const MS_RDONLY = 1, MS_REMOUNT = 0x20, MS_BIND = 0x1000;

@@ -111,14 +111,18 @@ test("the report readers take a whole record, tell EOF from a record cut short, 
 
 /** The runners' sources, their embedded bytes, and the assembler each needs (its Debian package). */
 const RUNNERS = [
-  { src: "ffi/spawn_x86_64.S", hex: RUNNER_X86_64_HEX, tools: ["as", "objcopy"], pkg: "binutils" },
-  {
-    src: "ffi/spawn_aarch64.S",
-    hex: RUNNER_AARCH64_HEX,
-    tools: ["aarch64-linux-gnu-as", "aarch64-linux-gnu-objcopy"],
-    pkg: "binutils-aarch64-linux-gnu",
-  },
+  { src: "ffi/spawn_x86_64.S", hex: RUNNER_X86_64_HEX, ...assembler("x86_64", "x64") },
+  { src: "ffi/spawn_aarch64.S", hex: RUNNER_AARCH64_HEX, ...assembler("aarch64", "arm64") },
 ];
+
+/** The binutils tools/assemble.sh uses for `arch`: the host's own on that host, else the cross ones. */
+function assembler(arch: string, nodeArch: string): { tools: string[]; pkg: string } {
+  if (process.arch === nodeArch) return { tools: ["as", "objcopy"], pkg: "binutils" };
+  return {
+    tools: [`${arch}-linux-gnu-as`, `${arch}-linux-gnu-objcopy`],
+    pkg: `binutils-${arch.replace("_", "-")}-linux-gnu`,
+  };
+}
 
 for (const r of RUNNERS) {
   const missing = r.tools.filter((t) => !which(t));
