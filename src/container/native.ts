@@ -75,7 +75,7 @@ import {
   MOVE_MOUNT_F_EMPTY_PATH,
   O_CLOEXEC,
   O_CREAT,
-  O_DIRECTORY_BY_ARCH,
+  O_DIRECTORY,
   O_PATH,
   O_RDONLY,
   O_WRONLY,
@@ -173,7 +173,7 @@ let nextSeccompId = 1;
 const NOT_IN_PROGRAM = new Set(["name", "cgroup", "hooks", "rootfs", "stdio", "veth"]);
 
 const O_WRONLY_CREAT_CLOEXEC = O_WRONLY | O_CREAT | O_CLOEXEC;
-const O_PATH_DIRECTORY_CLOEXEC = O_PATH | O_DIRECTORY_BY_ARCH.x86_64 | O_CLOEXEC; // (the runner is x86-64's)
+const O_PATH_DIRECTORY_CLOEXEC = O_PATH | O_DIRECTORY | O_CLOEXEC; // (the running architecture's: its runner runs the program)
 const SOCK_DGRAM_CLOEXEC = SOCK_DGRAM | SOCK_CLOEXEC;
 const SIOCSIFFLAGS = 0x8914;
 const IFF_UP_LOOPBACK_RUNNING = IFF_UP | IFF_LOOPBACK | IFF_RUNNING;
