@@ -12,8 +12,9 @@
  * It shares nothing with the supervisor, so the supervisor's death does not stop it; it costs ~140
  * KiB of buffers (touched only as used) and its code pages are shared by every relay.
  *
- * Only x86-64 has one ({@link logRelaySupported}); elsewhere the supervisor lets the container
- * append to the file itself, as before.
+ * x86-64 and aarch64 have one (`log_relay_aarch64.S`, the same program; run under qemu-user only
+ * so far) ({@link logRelaySupported}); elsewhere the supervisor lets the container append to the
+ * file itself, as before.
  *
  * @module
  */
@@ -21,7 +22,7 @@ import process from "node:process";
 import { addressOf, check, checkRetry, errno, libc } from "./libc.ts";
 import { SyscallError } from "./errno.ts";
 import { SYS } from "./syscalls.ts";
-import { readReport, spawnProgram, SyscallProgram } from "./spawn.ts";
+import { HOST_ARCH, readReport, type RunnerArch, spawnProgram, SyscallProgram } from "./spawn.ts";
 import {
   EINVAL,
   F_ADD_SEALS,
@@ -69,9 +70,43 @@ export const LOG_RELAY_X86_64_HEX: string =
   "075a20c34801cf4989fb41bd0a00000031d249f7f580c23049ffcb41881348ffc975edc331c0803f00741f0fb60f85c9741f" +
   "83e93083f9097710486bc00a700a4801c8720548ffc7ebe148c7c0ffffffffc368616b6f2d6c6f6700";
 
-/** Whether this host can run the relay (x86-64, and `HAKO_LOG_RELAY` is not `0`). */
+/**
+ * The aarch64 relay's machine code, assembled from `ffi/log_relay_aarch64.S` (checked by
+ * tests/log_relay_aarch64_test.ts). Run under qemu-user only, never on aarch64 hardware so far.
+ */
+export const LOG_RELAY_AARCH64_HEX: string =
+  "1c0080d21c0ca0f2e10340f93f0c00f1030f0054e00b40f93d0100941f0400b1800e0054010082d21f0001eb42000054e003" +
+  "01aa800300f91b0080d23b00a0f21f001beb42000054fb0300aae10f40f9810f00f982030891833e805224004039e4000034" +
+  "44000039210400914204009163040071e00b0054f9ffff17c4258652440000795f080039800080d2280780d2010000d40000" +
+  "80d2810080d2020080d2280380d2010000d4e00180d281250010e81480d2010000d4020080529d0000942000805280a30039" +
+  "800b40f98002f8b781030391080a80d2010000d4000200b5807b40f9800700f9a00100b4030400d1800b40f9810301912200" +
+  "80d2680880d2010000d41f0400f1a1000054800341391f280071400000549fa30039130080d2000080d281074091020080d2" +
+  "2200a0f2e80780d2010000d41f1000b100ffff541f0000f10d050054f40300aa83000094950740919402158bbf0214eb0204" +
+  "005480a3403940020034607e00911f001beb4900005422000094730000b52000805280a7003981030291824740914200138b" +
+  "e30380d22414403844140038630400f1a1ffff54737e00919fa30039a01640388147409120683338730600911f2800716100" +
+  "00542000805280a300397f021beb43fcff540a000094e0ffff1708000094cfffff17000080d2c80b80d2010000d4400080d2" +
+  "c80b80d2010000d4930300b4fd7bbfa9800b40f96000f8b60200805248000094800740f9e00100b40000138b810340f91f00" +
+  "01eb690100542600009480a740390001003560058052807b023981030291e20380d20a00009400048052807b023981474091" +
+  "e20313aa05000094130080d29fa70039fd7bc1a8c0035fd6800b40f96002f8b7e90301aaea0302aa0a0200b4800b40f9e103" +
+  "09aae2030aaa080880d2010000d41f1000b120ffff541f0000f1ed0000542901008b4a0100cb830740f96300008b830700f9" +
+  "f1ffff17c0035fd6fd7bbfa9600080d2810f40f9620080d283030891c80480d2010000d4a00100b5960b40f9021080521100" +
+  "0094800b40f9e000f8b7e00316aa280780d2010000d49f0700f9fd7bc1a8c0035fd6960b00f9800b40f9010080d2c80580d2" +
+  "010000d49f0700f9fd7bc1a8c0035fd6600080d2810f40f9498890520901a0724200092a033080d2080780d2010000d4800b" +
+  "00f9c0035fd6fd7bbfa9000080d281c30091280e80d2010000d4801b40f901308ad22100a0f20208c19a4a80019b814d9fd2" +
+  "4101a0f24200018b215687d24100a0f24b08c19a6c89019b81b680d28309c19a840103cb81d591d20100a0f28309c19a8400" +
+  "038b015687d24100a0f28309c19a840003cba12d80d28508c19a013280d26b15019ba12d80d2a47c019b8408458b810c80d2" +
+  "a308c19a840003cb8d0104cba3090d8b63080091211380d26608c19ac37c019b63080091a10080d26308c19aad0103cbad05" +
+  "0091df2800f143000054c63000d1c60c0091df0800f1480000546b05009187030291e0030baa810080d227000094a0058052" +
+  "e0140038e00306aa410080d222000094a0058052e0140038e0030daa410080d21d000094800a8052e014003801c281d24009" +
+  "c19a0aa8019b410080d21600009440078052e0140038810780d24009c19a0aa8019b410080d20f00009440078052e0140038" +
+  "e0030aaa410080d20a000094c0058052e0140038801f40f9210180d205000094400b8452e0000079fd7bc1a8c0035fd6e700" +
+  "018be20307aa430180d20408c39a8580039ba5c0001145fc1f38e00304aa210400f141ffff54c0035fd6e10300aa000080d2" +
+  "22004039e2010034430180d222004039a201003442c000515f24007128010054047c039b057c439bbffc84eba10000548000" +
+  "02ab6200005421040091f4ffff1700008092c0035fd668616b6f2d6c6f6700";
+
+/** Whether this host can run the relay (x86-64 or aarch64, and `HAKO_LOG_RELAY` is not `0`). */
 export function logRelaySupported(): boolean {
-  return process.arch === "x64" && process.env.HAKO_LOG_RELAY !== "0";
+  return (process.arch === "x64" || process.arch === "arm64") && process.env.HAKO_LOG_RELAY !== "0";
 }
 
 /** Where the image is loaded, and where its zeroed buffers are (the `BSS` of the .S file). */
@@ -86,7 +121,10 @@ const EHDR_BYTES = 64, PHDR_BYTES = 56, PHDRS = 3;
  * read and execute; the buffers, read and write and not in the file; a non-executable stack), then
  * the code, entered at its first byte.
  */
-export function logRelayImage(hex: string = LOG_RELAY_X86_64_HEX): Uint8Array {
+export function logRelayImage(
+  hex: string = HOST_ARCH === "aarch64" ? LOG_RELAY_AARCH64_HEX : LOG_RELAY_X86_64_HEX,
+  arch: RunnerArch = HOST_ARCH,
+): Uint8Array {
   const code = new Uint8Array(hex.length / 2);
   for (let i = 0; i < code.length; i++) code[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
   const headers = EHDR_BYTES + PHDRS * PHDR_BYTES;
@@ -94,7 +132,7 @@ export function logRelayImage(hex: string = LOG_RELAY_X86_64_HEX): Uint8Array {
   const v = new DataView(image.buffer);
   image.set([0x7f, 0x45, 0x4c, 0x46, 2, /* 64-bit */ 1, /* little-endian */ 1 /* version */]);
   v.setUint16(16, 2, true); // ET_EXEC
-  v.setUint16(18, 62, true); // EM_X86_64
+  v.setUint16(18, arch === "aarch64" ? EM_AARCH64 : EM_X86_64, true);
   v.setUint32(20, 1, true); // EV_CURRENT
   v.setBigUint64(24, BigInt(CODE_ADDRESS + headers), true); // e_entry
   v.setBigUint64(32, BigInt(EHDR_BYTES), true); // e_phoff
@@ -120,6 +158,7 @@ export function logRelayImage(hex: string = LOG_RELAY_X86_64_HEX): Uint8Array {
 }
 
 const PT_LOAD = 1, PT_GNU_STACK = 0x6474e551;
+const EM_X86_64 = 62, EM_AARCH64 = 183;
 const PF_X = 1, PF_W = 2, PF_R = 4;
 
 let relayFd: number | undefined;
@@ -213,7 +252,7 @@ export function spawnLogRelay(o: LogRelayOptions): number {
     ops[p.call("setsid", [])] = ["setsid", []];
     ops[p.call("chdir", [p.cstring("/")])] = ["chdir", ["/"]]; // pins no directory
     for (const [from, to] of [[input, 0], [devnull, 1], [devnull, 2], [dir, 3], [image, 4]] as const) {
-      ops[p.call("dup2", [from, to])] = ["dup2", [from, to]];
+      ops[p.call("dup3", [from, to, 0])] = ["dup3", [from, to]];
     }
     ops[p.call("close_range", [5, 0xffffffff, 0])] = ["close_range", [5]];
     for (const [i, call, shown] of p.resetSignals()) ops[i] = [call, shown];

@@ -1,7 +1,7 @@
 /**
  * A child that runs no JavaScript: `clone(CLONE_VM | namespace flags)` into a small native runner
- * (`spawn_x86_64.S`, embedded below as bytes) that executes a prepared list of system calls and
- * ends in `execve`.
+ * (`spawn_x86_64.S` or `spawn_aarch64.S`, embedded below as bytes) that executes a prepared list
+ * of system calls and ends in `execve`.
  *
  * A fork of the runtime costs what V8 (or JavaScriptCore) makes it cost: the clone copies the
  * engine's page tables, every page the child's JavaScript touches is a copy-on-write fault, and
@@ -13,15 +13,20 @@
  * nothing is torn down at execve but the new stack's pages.
  *
  * A failing call makes the child write `{ "ERR!", op index, errno }` to the report fd and exit
- * 126; the parent names the step from the index ({@link parseReport}). Only x86-64 has a runner
- * ({@link nativeSpawnSupported}); elsewhere callers fork as before.
+ * 126; the parent names the step from the index ({@link parseReport}). x86-64 and aarch64 have a
+ * runner ({@link nativeSpawnSupported}); elsewhere callers fork as before. The program's layout is
+ * ffi/_op_layout.ts's, which the runners' assembler constants are generated from; the programs
+ * make only the `*at` calls both architectures have (`openat`, `mkdirat`, `dup3`…), never `open`,
+ * `mkdir` or `dup2`, which aarch64 lacks.
  *
  * @module
  */
 import process from "node:process";
-import { addressOf, checkRetry, errno, libc } from "./libc.ts";
+import { addressOf, checkRetry, errno, libc, openLibrary } from "./libc.ts";
 import { waitReadable } from "./poll.ts";
 import { SYSCALLS_X86_64 } from "./_syscalls_x86_64.ts";
+import { SYSCALLS_AARCH64 } from "./_syscalls_aarch64.ts";
+import { ANY_RESULT, HEADER, HEADER_BYTES, INDIRECT_BITS, OP_BYTES, OP_WORD, SPECIAL_OP } from "./_op_layout.ts";
 import { SyscallError } from "./errno.ts";
 import { CLONE_VM, PR_GET_DUMPABLE, PR_SET_DUMPABLE, SIG_BLOCK, SIG_SETMASK, SIGCHLD } from "./constants.ts";
 
@@ -41,31 +46,60 @@ export const RUNNER_X86_64_HEX: string =
   "89ca4881e20f0c00004909d248f7c10010000074074981ca0000200048f7c10020000074074981ca0001000049f7c2000420" +
   "0075074981ca00000001b8a500000031ff488b730831d24531c00f05e9abfeffff";
 
-/** The system calls a program may make. */
+/**
+ * The machine code of ffi/spawn_aarch64.S (`bash tools/assemble.sh ffi/spawn_aarch64.S`; checked
+ * by tests/spawn_test.ts). Run under qemu-user only (tests/spawn_aarch64_test.ts), never on
+ * aarch64 hardware so far.
+ */
+export const RUNNER_AARCH64_HEX: string =
+  "f30300aa740240f9150080d276420091bf0214eb020b0054090c80d2b75a099be80240f91f0d00b1400500541f1100b14005" +
+  "00541f0900b1600a0054e08640a9e28e41a9e49642a9e92e40f93f0140f240000054000040f93f017ff240000054210040f9" +
+  "3f017ef240000054420040f93f017df240000054630040f93f017cf240000054840040f93f017bf240000054a50040f90100" +
+  "00d41ffc3fb1c2030054e91e40f9490000b4200100f9e92240f93f0500b1a00000541f0009eb60000054000080d21d000014" +
+  "b5060091d1ffff17f50640f9cfffff17e08640a9020080d2030080d2040080d2881b80d2010000d4600000b5f50e40f9c6ff" +
+  "ff171ffc3fb1a2000054e91240f909feffb4200100b9eeffff17e00300cbe92640f91f00096b80000054e92a40f91f00096b" +
+  "6100005435fd60d3b7ffff17ff4300d1a9488a52492aa472e90300b9f50700b9e00b00b9600640f9e1030091820180d20808" +
+  "80d2010000d4c00f80d2c80b80d2010000d4000020d4000080d2c80b80d2010000d4000020d4ff0302d1e00640f9e1030091" +
+  "680580d2010000d4e92b40f9ff0302911ffc3fb182fbff54e30a40f9ea8181d20a00a0f22a010a8a63000aaa3f0174f24000" +
+  "005463006bb23f0173f240000054630078b20a8080d20a04a0f27f000aea810000540a0080d20a20a0f263000aaa000080d2" +
+  "e10640f9020080d2040080d2080580d2010000d4a4ffff17";
+
+/** The architectures hako has a runner for, as the kernel names them. */
+export type RunnerArch = "x86_64" | "aarch64";
+
+/** This process's architecture, as the kernel names it (x86_64 on anything but arm64). */
+export const HOST_ARCH: RunnerArch = process.arch === "arm64" ? "aarch64" : "x86_64";
+
+/** The runner's machine code for `arch`, as hex. */
+export function runnerHex(arch: RunnerArch): string {
+  return arch === "aarch64" ? RUNNER_AARCH64_HEX : RUNNER_X86_64_HEX;
+}
+
+/** The system calls a program may make (only `*at` ones: aarch64 has no open, mkdir, dup2…). */
 const PROGRAM_SYSCALLS = [
   "read",
   "write",
-  "open",
+  "openat",
   "close",
   "rt_sigaction",
   "rt_sigprocmask",
   "ioctl",
-  "dup2",
+  "dup3",
   "socket",
   "sendmsg",
   "execve",
   "chdir",
   "chroot",
   "fchdir",
-  "mkdir",
-  "symlink",
+  "mkdirat",
+  "symlinkat",
   "fchown",
   "setsid",
   "setgroups",
   "setresuid",
   "setresgid",
   "capset",
-  "mknod",
+  "mknodat",
   "fchmodat",
   "prctl",
   "pivot_root",
@@ -83,25 +117,47 @@ const PROGRAM_SYSCALLS = [
   "exit_group",
 ] as const;
 
-/** Their x86-64 numbers (the runner is x86-64 code), from the kernel's table (ffi/_syscalls_x86_64.ts). */
-const NR = Object.fromEntries(PROGRAM_SYSCALLS.map((name) => {
-  const nr = SYSCALLS_X86_64[name];
-  if (nr === undefined) throw new Error(`the x86_64 syscall table has no ${name}`);
-  return [name, nr];
-})) as Readonly<Record<(typeof PROGRAM_SYSCALLS)[number], number>>;
-
 /** A system call a {@link SyscallProgram} may make. */
-export type ProgramSyscall = keyof typeof NR;
+export type ProgramSyscall = (typeof PROGRAM_SYSCALLS)[number];
 
-const OP_WORDS = 12;
-const OP_BYTES = OP_WORDS * 8;
-const HEADER_BYTES = 16;
+/** Their numbers on each architecture, from the kernel's tables (ffi/_syscalls_*.ts). */
+const NR_BY_ARCH: Readonly<Record<RunnerArch, Readonly<Record<ProgramSyscall, number>>>> = {
+  x86_64: numbers("x86_64", SYSCALLS_X86_64),
+  aarch64: numbers("aarch64", SYSCALLS_AARCH64),
+};
+
+function numbers(arch: RunnerArch, table: Readonly<Record<string, number>>): Record<ProgramSyscall, number> {
+  return Object.fromEntries(PROGRAM_SYSCALLS.map((name) => {
+    const nr = table[name];
+    if (nr === undefined) throw new Error(`the ${arch} syscall table has no ${name}`);
+    return [name, nr];
+  })) as Record<ProgramSyscall, number>;
+}
+
+/**
+ * The libc function a forked child calls for what a program's call does (open for openat with
+ * AT_FDCWD, dup2 for dup3, prlimit for prlimit64…): a failing op is named so, as the forked path
+ * names the same failure, with the same arguments shown.
+ */
+export function libcName(name: ProgramSyscall): string {
+  return LIBC_NAMES[name] ?? name;
+}
+
+const LIBC_NAMES: Partial<Record<ProgramSyscall, string>> = {
+  openat: "open",
+  mkdirat: "mkdir",
+  mknodat: "mknod",
+  symlinkat: "symlink",
+  dup3: "dup2",
+  prlimit64: "prlimit",
+};
+
 /** The runner needs a few hundred bytes; signals stay blocked, so none is delivered on it. */
 const STACK_BYTES = 4096;
-const OP_REMOUNT_READONLY = -2n;
-const OP_JUMP = -3n;
-const OP_CLONE = -4n;
-const ANY = -1n;
+const OP_REMOUNT_READONLY = BigInt(SPECIAL_OP.remountReadonly);
+const OP_JUMP = BigInt(SPECIAL_OP.jump);
+const OP_CLONE = BigInt(SPECIAL_OP.clone);
+const ANY = BigInt(ANY_RESULT);
 
 /** Bytes the program owns: C strings, structs, pointer arrays (see {@link SyscallProgram.bytes}). */
 export class ProgramData {
@@ -154,7 +210,8 @@ export interface CallOptions {
 }
 
 interface Op {
-  readonly nr: bigint;
+  /** The system call, or the runner's own op (a negative number). */
+  readonly nr: ProgramSyscall | bigint;
   readonly args: readonly ProgramArg[];
   readonly options: CallOptions;
   /** Arguments that are op indexes: [argument index, label]. */
@@ -200,9 +257,14 @@ export class BuiltProgram {
   readonly #slots: ReadonlyMap<ProgramSlot, number>;
 
   /** @internal */
-  constructor(memory: Uint8Array, length: number, slots: ReadonlyMap<ProgramSlot, number>) {
+  constructor(
+    memory: Uint8Array,
+    length: number,
+    slots: ReadonlyMap<ProgramSlot, number>,
+    base: bigint = addressOf(memory),
+  ) {
     this.memory = memory;
-    this.program = addressOf(memory);
+    this.program = base;
     this.stackTop = (this.program + BigInt(memory.length)) & ~15n;
     this.length = length;
     this.#view = new DataView(memory.buffer, memory.byteOffset, memory.byteLength);
@@ -218,7 +280,7 @@ export class BuiltProgram {
 
   /** Sets the fd a failing op writes its record to. */
   reportTo(fd: number): void {
-    this.#view.setBigInt64(8, BigInt(fd), true);
+    this.#view.setBigInt64(HEADER.reportFd, BigInt(fd), true);
   }
 }
 
@@ -246,7 +308,6 @@ export class SyscallProgram {
 
   /** The ops so far, as recorded (see {@link ProgramOp}); nothing is built or run. */
   listing(): ProgramOp[] {
-    const name = new Map(Object.entries(NR).map(([k, v]) => [BigInt(v), k as ProgramSyscall]));
     return this.#ops.map((op): ProgramOp => {
       const label = (k: number) => op.labels?.find(([i]) => i === k)?.[1].index ?? -1;
       if (op.nr === OP_REMOUNT_READONLY) {
@@ -256,7 +317,7 @@ export class SyscallProgram {
       if (op.nr === OP_CLONE) return { kind: "clone", flags: Number(op.args[0]), child: label(2) };
       return {
         kind: "call",
-        name: name.get(op.nr)!,
+        name: op.nr as ProgramSyscall,
         args: op.args,
         ...(op.options.expect === undefined ? {} : { expect: op.options.expect }),
         onErrno: (op.options.onErrno ?? []).map(([e, l]) => [e, l.index] as const),
@@ -268,7 +329,10 @@ export class SyscallProgram {
   call(name: ProgramSyscall, args: readonly ProgramArg[], options: CallOptions = {}): number {
     if (args.length > 6) throw new RangeError(`hako ffi: ${name} takes at most 6 arguments`);
     if ((options.onErrno?.length ?? 0) > 2) throw new RangeError("hako ffi: at most two onErrno rules per call");
-    this.#ops.push({ nr: BigInt(NR[name]), args, options });
+    if (!(PROGRAM_SYSCALLS as readonly string[]).includes(name)) {
+      throw new RangeError(`hako ffi: ${name} is not a call a program may make`);
+    }
+    this.#ops.push({ nr: name, args, options });
     return this.#ops.length - 1;
   }
 
@@ -373,9 +437,27 @@ export class SyscallProgram {
   /**
    * Lays the program out in one buffer: header, ops, slots, data, then the child's stack. Set its
    * report fd ({@link BuiltProgram.reportTo}) and slots before each run.
+   * @param arch Whose syscall numbers (default: this machine's; only that runner can run it here).
    * @throws {RangeError} For a label never placed.
    */
-  build(): BuiltProgram {
+  build(arch: RunnerArch = HOST_ARCH): BuiltProgram {
+    return this.#encode(arch);
+  }
+
+  /**
+   * The program as bytes to load at address `base` (its pointers relocated there), for `arch`'s
+   * runner: what a harness that maps it at a fixed address runs (tests/fixtures/runner_harness.c).
+   * Slots start at 0; the report fd is `reportFd`.
+   * @throws {RangeError} For a label never placed.
+   */
+  image(base: bigint, arch: RunnerArch, reportFd = -1): Uint8Array {
+    const built = this.#encode(arch, base);
+    built.reportTo(reportFd);
+    return built.memory;
+  }
+
+  #encode(arch: RunnerArch, fixedBase?: bigint): BuiltProgram {
+    const NR = NR_BY_ARCH[arch];
     // Every piece of data, reached through arguments and pointers, once each.
     const data: ProgramData[] = [];
     const seen = new Set<ProgramData>();
@@ -403,7 +485,10 @@ export class SyscallProgram {
       at = align(at + d.bytes.length);
     }
     const slotAt = new Map(this.#slots.map((s, i) => [s, slotsAt + i * 8] as const));
-    const built = new BuiltProgram(new Uint8Array(at + STACK_BYTES), this.#ops.length, slotAt);
+    const memory0 = new Uint8Array(at + STACK_BYTES);
+    const built = fixedBase === undefined
+      ? new BuiltProgram(memory0, this.#ops.length, slotAt)
+      : new BuiltProgram(memory0, this.#ops.length, slotAt, fixedBase);
     const { memory, program: base } = built;
     const view = new DataView(memory.buffer);
     for (const d of data) {
@@ -411,8 +496,8 @@ export class SyscallProgram {
       memory.set(d.bytes, off);
       for (const [p, target] of d.pointers) view.setBigUint64(off + p, base + BigInt(dataAt.get(target)!), true);
     }
-    view.setBigUint64(0, BigInt(this.#ops.length), true);
-    view.setBigInt64(8, -1n, true);
+    view.setBigUint64(HEADER.count, BigInt(this.#ops.length), true);
+    view.setBigInt64(HEADER.reportFd, -1n, true);
     /** The offset of a slot, or of a u64 in program data (8 bytes of it must be there). */
     const addressIn = (s: ProgramSlot | DataAt) => {
       if (s instanceof ProgramSlot) return slotAt.get(s)!;
@@ -428,7 +513,7 @@ export class SyscallProgram {
     this.#ops.forEach((op, i) => {
       const o = opsAt + i * OP_BYTES;
       const word = (k: number, v: bigint) => view.setBigInt64(o + k * 8, BigInt.asIntN(64, v), true);
-      word(0, op.nr);
+      word(OP_WORD.nr, typeof op.nr === "bigint" ? op.nr : BigInt(NR[op.nr]));
       let indirect = 0;
       op.args.forEach((a, k) => {
         let v: bigint;
@@ -439,23 +524,24 @@ export class SyscallProgram {
         } else if (a instanceof DataAt) v = base + BigInt(dataAt.get(a.data)! + a.offset);
         else if (a instanceof SlotValue) {
           v = base + BigInt(addressIn(a.slot));
-          indirect |= 1 << k;
+          indirect |= INDIRECT_BITS[k]!;
         } else v = BigInt(a);
-        word(1 + k, v);
+        word(OP_WORD.a0 + k, v);
       });
-      for (const [k, l] of op.labels ?? []) word(1 + k, target(l));
-      word(7, op.options.store ? base + BigInt(addressIn(op.options.store)) : 0n);
-      word(8, op.options.expect === undefined ? ANY : BigInt(op.options.expect));
-      (op.options.onErrno ?? []).forEach(([e, l], k) => word(9 + k, (target(l) << 32n) | BigInt(e)));
-      word(11, BigInt(indirect));
+      for (const [k, l] of op.labels ?? []) word(OP_WORD.a0 + k, target(l));
+      word(OP_WORD.store, op.options.store ? base + BigInt(addressIn(op.options.store)) : 0n);
+      word(OP_WORD.expect, op.options.expect === undefined ? ANY : BigInt(op.options.expect));
+      const rules = [OP_WORD.onErrA, OP_WORD.onErrB];
+      (op.options.onErrno ?? []).forEach(([e, l], k) => word(rules[k]!, (target(l) << 32n) | BigInt(e)));
+      word(OP_WORD.indirect, BigInt(indirect));
     });
     return built;
   }
 }
 
-/** True where hako has a native runner (x86-64) and `HAKO_NATIVE_SPAWN` is not `0`. */
+/** True where hako has a native runner (x86-64, aarch64) and `HAKO_NATIVE_SPAWN` is not `0`. */
 export function nativeSpawnSupported(): boolean {
-  return process.arch === "x64" && process.env.HAKO_NATIVE_SPAWN !== "0";
+  return (process.arch === "x64" || process.arch === "arm64") && process.env.HAKO_NATIVE_SPAWN !== "0";
 }
 
 const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
@@ -467,7 +553,7 @@ let runner: bigint | undefined;
 /** The runner's address: its bytes copied once into a page made executable. */
 function runnerAddress(): bigint {
   if (runner !== undefined) return runner;
-  const hex = RUNNER_X86_64_HEX;
+  const hex = runnerHex(HOST_ARCH);
   const code = new Uint8Array(hex.length / 2);
   for (let i = 0; i < code.length; i++) code[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
   const { mmap, mprotect, memcpy } = libc();
@@ -477,7 +563,29 @@ function runnerAddress(): bigint {
   if (mprotect(page, PAGE, PROT_READ | PROT_EXEC) === -1) {
     throw new SyscallError("mprotect", errno(), [], "make the native runner executable");
   }
+  syncInstructionCache(page, BigInt(code.length));
   return runner = page;
+}
+
+const CLEAR_CACHE = {
+  // void __clear_cache(void *begin, void *end) (libgcc: the data cache cleaned, the instruction cache invalidated)
+  __clear_cache: { parameters: ["usize", "usize"], result: "void" },
+} as const;
+let clearCache: { __clear_cache(begin: bigint, end: bigint): void } | undefined;
+
+/**
+ * Makes code just written at `address` visible to instruction fetch: aarch64's instruction cache
+ * is not coherent with its data cache, so code copied into a page must be cleaned to the point of
+ * unification and the stale instructions invalidated (what every JIT does; libgcc's
+ * `__clear_cache`, from libgcc_s.so.1, which glibc itself loads for thread cancellation). Nothing
+ * to do on x86-64, whose caches are coherent (there libgcc's function returns at once; `arch`
+ * lets a test bind and call it anyway). Not run on aarch64 hardware yet.
+ * @throws {Error} When libgcc_s.so.1 cannot be opened (the runtime's message).
+ */
+export function syncInstructionCache(address: bigint, length: bigint, arch: RunnerArch = HOST_ARCH): void {
+  if (arch !== "aarch64") return;
+  clearCache ??= openLibrary("libgcc_s.so.1", CLEAR_CACHE) as unknown as typeof clearCache;
+  clearCache!.__clear_cache(address, address + length);
 }
 
 const ALL_SIGNALS = new Uint8Array(128).fill(0xff);

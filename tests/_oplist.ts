@@ -33,6 +33,21 @@ const isFd = (n: number) => n >= FD_BASE && n < FD_BASE + 10_000;
 /** Names as both paths call them (the program's syscall names, libc's function names). */
 const SAME: Readonly<Record<string, string>> = { prlimit64: "prlimit" };
 
+const AT_FDCWD = -100;
+
+/**
+ * A program's `*at` call as the forked child's libc call of the same effect (the programs make
+ * only the calls aarch64 has, ffi/spawn.ts): openat(AT_FDCWD, …) is open(…), mkdirat and mknodat
+ * likewise, symlinkat(to, AT_FDCWD, path) is symlink(to, path), dup3(a, b, 0) is dup2(a, b).
+ */
+function asLibc(call: string, args: Arg[]): { call: string; args: Arg[] } {
+  const at = { openat: "open", mkdirat: "mkdir", mknodat: "mknod" }[call];
+  if (at && args[0] === AT_FDCWD) return { call: at, args: args.slice(1) };
+  if (call === "symlinkat" && args[1] === AT_FDCWD) return { call: "symlink", args: [args[0]!, ...args.slice(2)] };
+  if (call === "dup3" && (args[2] ?? 0) === 0) return { call: "dup2", args: args.slice(0, 2) };
+  return { call: SAME[call] ?? call, args };
+}
+
 function bytesArg(b: Uint8Array): Arg {
   const body = b.length > 0 && b[b.length - 1] === 0 ? b.subarray(0, -1) : b;
   if (body.length > 0 && body.every((x) => x >= 0x20 && x !== 0x7f)) return new TextDecoder().decode(body);
@@ -110,7 +125,8 @@ export function successPath(listing: readonly NativeOp[]): Op[] {
       i++;
       continue;
     }
-    out.push({ step: op.step!, call: SAME[op.name] ?? op.name, args: trim(op.args.map(nativeArg)) });
+    const libcCall = asLibc(op.name, op.args.map(nativeArg));
+    out.push({ step: op.step!, call: libcCall.call, args: trim(libcCall.args) });
     if (op.name === "execve") break;
     i++;
   }

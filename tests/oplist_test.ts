@@ -20,6 +20,7 @@ import { isRoot, needsRoot, tempDir, test } from "./_harness.ts";
 import { run } from "../mod.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { type Arg, forkedOps, nativeOps, type Op, successPath, withDouble } from "./_oplist.ts";
+import { HEADER_BYTES, OP_BYTES } from "../ffi/_op_layout.ts";
 import { compileChild, compileExecIn } from "../src/container/native.ts";
 import { EXEC_STEPS } from "../src/container/exec.ts";
 import { planContainer, plannedFiles } from "../src/container/plan.ts";
@@ -579,7 +580,7 @@ for (const c of CASES) {
 // ---- (d) the order that keeps a container closed ----------------------------------------------
 
 /** What the native programs do after the setup: the ready report, the start byte, stdio, close_range, the signals reset, execve. */
-const FRAME_CALLS = ["write", "read", "dup2", "close_range", "rt_sigaction", "rt_sigprocmask", "execve"];
+const FRAME_CALLS = ["write", "read", "dup2", "dup3", "close_range", "rt_sigaction", "rt_sigprocmask", "execve"];
 
 /** The calls that confine the command, last of the setup: the capability sets, no_new_privs, the filter. */
 const isConfinement = (o: Op) =>
@@ -643,7 +644,7 @@ const X86_64: Readonly<Record<string, number>> = {
   close: 3,
   rt_sigaction: 13,
   rt_sigprocmask: 14,
-  dup2: 33,
+  dup3: 292,
   execve: 59,
   chdir: 80,
   setsid: 112,
@@ -653,7 +654,7 @@ const X86_64: Readonly<Record<string, number>> = {
   capset: 126,
   prctl: 157,
   exit_group: 231,
-  open: 2,
+  openat: 257,
   prlimit: 302,
   setns: 308,
   seccomp: 317,
@@ -678,7 +679,7 @@ function execNativeCalls(ctx: SetupContext): Op[] | undefined {
   const view = new DataView(built.program.memory.buffer, built.program.memory.byteOffset);
   const name = new Map(Object.entries(X86_64).map(([k, v]) => [BigInt(v), k] as const));
   return Array.from({ length: built.program.length }, (_, i): Op => {
-    const word = (k: number) => view.getBigInt64(16 + i * 96 + k * 8, true);
+    const word = (k: number) => view.getBigInt64(HEADER_BYTES + i * OP_BYTES + k * 8, true);
     const nr = word(0);
     return {
       step: "exec",

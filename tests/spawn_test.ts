@@ -15,7 +15,10 @@ import { join } from "node:path";
 import { assert, assertEquals, needsRoot, tempDir, test } from "./_harness.ts";
 import { procFile, statusField, waitUntil } from "./_proc.ts";
 import { SetupError } from "../mod.ts";
-import { libc } from "../ffi/libc.ts";
+import { addressOf, libc } from "../ffi/libc.ts";
+import { AT_FDCWD } from "../ffi/constants.ts";
+import { HEADER_BYTES, OP_BYTES, OP_WORD } from "../ffi/_op_layout.ts";
+import { OP_LAYOUT_INC, renderOpLayout } from "../tools/gen_op_layout.ts";
 import {
   nativeSpawnSupported,
   nextReport,
@@ -23,8 +26,10 @@ import {
   readReport,
   readyRecord,
   REPORT_BYTES,
+  RUNNER_AARCH64_HEX,
   RUNNER_X86_64_HEX,
   spawnProgram,
+  syncInstructionCache,
   SyscallProgram,
 } from "../ffi/spawn.ts";
 import { Container, run } from "../src/container/container.ts";
@@ -34,7 +39,8 @@ import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import type { ContainerSpec } from "../src/container/spec.ts";
 import { which } from "../src/process.ts";
 
-const noRunner = process.arch !== "x64" && `the native runner is x86-64 only (this is ${process.arch})`;
+const noRunner = process.arch !== "x64" && process.arch !== "arm64" &&
+  `hako has native runners for x86-64 and aarch64 only (this is ${process.arch})`;
 const skip = needsRoot || noRunner;
 const skipBox = skip ||
   (findStaticBusybox() === undefined && "needs a static busybox (apt-get install busybox-static)");
@@ -103,12 +109,69 @@ test("the report readers take a whole record, tell EOF from a record cut short, 
   }
 });
 
-test("the embedded runner is ffi/spawn_x86_64.S as assembled (tools/assemble.sh)", () => {
-  const hex = execFileSync("bash", ["tools/assemble.sh"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-  assertEquals(hex.trim(), RUNNER_X86_64_HEX);
-}, {
-  skip: noRunner ||
-    ((!which("as") || !which("objcopy")) && "needs binutils' as and objcopy (apt-get install binutils)"),
+/** The runners' sources, their embedded bytes, and the assembler each needs (its Debian package). */
+const RUNNERS = [
+  { src: "ffi/spawn_x86_64.S", hex: RUNNER_X86_64_HEX, ...assembler("x86_64", "x64") },
+  { src: "ffi/spawn_aarch64.S", hex: RUNNER_AARCH64_HEX, ...assembler("aarch64", "arm64") },
+];
+
+/** The binutils tools/assemble.sh uses for `arch`: the host's own on that host, else the cross ones. */
+function assembler(arch: string, nodeArch: string): { tools: string[]; pkg: string } {
+  if (process.arch === nodeArch) return { tools: ["as", "objcopy"], pkg: "binutils" };
+  return {
+    tools: [`${arch}-linux-gnu-as`, `${arch}-linux-gnu-objcopy`],
+    pkg: `binutils-${arch.replace("_", "-")}-linux-gnu`,
+  };
+}
+
+for (const r of RUNNERS) {
+  const missing = r.tools.filter((t) => !which(t));
+  // In CI the assembler is installed (tests/setup.sh): a missing one fails there instead of skipping.
+  const ci = process.env.CI === "true";
+  test(`the embedded runner is ${r.src} as assembled (tools/assemble.sh)`, () => {
+    assert(missing.length === 0, `CI=true and no ${missing.join(", ")} (apt-get install ${r.pkg})`);
+    const hex = execFileSync("bash", ["tools/assemble.sh", r.src], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    assertEquals(hex.trim(), r.hex);
+  }, { skip: !ci && missing.length > 0 && `needs ${missing.join(" and ")} (apt-get install ${r.pkg})` });
+}
+
+test("the runners' assembler constants are the op-layout table's (ffi/_op_layout.inc from tools/gen_op_layout.ts)", () => {
+  assertEquals(readFileSync(OP_LAYOUT_INC, "utf8"), renderOpLayout(), "run: tools/deno run -A tools/gen_op_layout.ts");
+  // and both runners take their layout from it, none by hand
+  for (const r of RUNNERS) {
+    const src = readFileSync(r.src, "utf8");
+    assert(src.includes('.include "_op_layout.inc"'), `${r.src} includes the generated constants`);
+    const x86 = /\[(?:rbx|r12) \+ \d+\]/.test(src), a64 = /\[x(?:19|23), #\d+\]/.test(src);
+    assert(!x86 && !a64, `${r.src} indexes the program by a number, not a name of the table`);
+  }
+});
+
+test("the runner's page is made visible to instruction fetch through libgcc's __clear_cache (bound and called here too)", () => {
+  const code = new Uint8Array(64).fill(0xc3);
+  // (aarch64 needs it; on x86-64 libgcc's function returns at once, which is what this runs)
+  syncInstructionCache(addressOf(code), BigInt(code.length), "aarch64");
+  syncInstructionCache(addressOf(code), BigInt(code.length), "x86_64");
+});
+
+test("a program is encoded with each architecture's syscall numbers, and no call aarch64 lacks", () => {
+  const p = new SyscallProgram();
+  p.call("openat", [AT_FDCWD, p.cstring("/x"), 0, 0]);
+  p.call("dup3", [3, 4, 0]);
+  const nr = (arch: "x86_64" | "aarch64") =>
+    Number(new DataView(p.image(0x10000n, arch).buffer).getBigInt64(HEADER_BYTES + OP_BYTES + OP_WORD.nr * 8, true));
+  assertEquals([nr("x86_64"), nr("aarch64")], [292, 24], "dup3");
+  for (const name of ["open", "dup2", "mkdir", "symlink", "mknod"]) {
+    let err: unknown;
+    try {
+      p.call(name as "openat", []);
+    } catch (e) {
+      err = e;
+    }
+    assert(err instanceof RangeError, `${name} is refused`);
+  }
 });
 
 test("a native child runs its calls in order, reports ready and execs; the exit code comes back", () => {
@@ -137,7 +200,7 @@ test("onErrno rules jump over ops; a result other than the expected one is repor
     p.call("chdir", [p.cstring("/nonexistent-too")]); // jumped over
     p.place(on);
     const fd = p.slot();
-    p.call("open", [p.cstring("/dev/null"), 0, 0], { store: fd });
+    p.call("openat", [AT_FDCWD, p.cstring("/dev/null"), 0, 0], { store: fd });
     p.call("read", [p.value(fd), p.bytes(new Uint8Array(8)), 1], { expect: 1 }); // EOF: 0 bytes
   });
   assertEquals(r.records, [{ ready: false, op: 3, errno: 0 }]);
@@ -149,7 +212,7 @@ test("a slot carries one call's result into the next; running off the end exits 
   const file = join(dir.path, "out");
   const r = runProgram((p) => {
     const fd = p.slot();
-    p.call("open", [p.cstring(file), O_WRONLY_CREAT_CLOEXEC, 0o644], { store: fd });
+    p.call("openat", [AT_FDCWD, p.cstring(file), O_WRONLY_CREAT_CLOEXEC, 0o644], { store: fd });
     p.call("write", [p.value(fd), p.bytes(new TextEncoder().encode("hello")), 5], { expect: 5 });
     p.call("close", [p.value(fd)]);
   });

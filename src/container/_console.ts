@@ -48,7 +48,7 @@ import {
 import type { ProgramArg, ProgramSyscall, SyscallProgram } from "../../ffi/spawn.ts";
 import { ConfigError, SyscallError } from "../errors.ts";
 import type { ResolvedSpec } from "./validate.ts";
-import { EINVAL, EPERM } from "../../ffi/constants.ts";
+import { AT_FDCWD, EINVAL, EPERM } from "../../ffi/constants.ts";
 
 /** What the console step needs: given (in `SetupContext.console`) only with `-t`. */
 export interface ConsoleRequest {
@@ -156,7 +156,10 @@ export function compileConsole(
   const cmsg = p.bytes(encodeRightsMessage(-1));
   const master = p.at(cmsg, CMSGHDR.size);
   const m = p.value(master);
-  call("open", [p.cstring(CONSOLE_PTMX), PTY_OPEN_FLAGS, 0], [CONSOLE_PTMX, unquoted("O_RDWR|O_NOCTTY|O_CLOEXEC")], {
+  call("openat", [AT_FDCWD, p.cstring(CONSOLE_PTMX), PTY_OPEN_FLAGS, 0], [
+    CONSOLE_PTMX,
+    unquoted("O_RDWR|O_NOCTTY|O_CLOEXEC"),
+  ], {
     store: master,
   });
   call(
@@ -201,6 +204,11 @@ export function compileConsole(
   }, "hand the pty's master to hako");
   call("close", [m], [unquoted("master")]);
   call("close", [socket], [unquoted("console socket")]);
-  for (const fd of [0, 1, 2]) call("dup2", [s, fd], [unquoted("slave"), fd]);
+  for (const fd of [0, 1, 2]) {
+    // dup3 fails (EINVAL) only where dup2, the forked path's call, does nothing: the slave already is fd.
+    const next = p.label();
+    call("dup3", [s, fd, 0], [unquoted("slave"), fd], { onErrno: [[EINVAL, next]] });
+    p.place(next);
+  }
   // (the slave itself is close-on-exec)
 }

@@ -17,6 +17,7 @@
 import {
   type BuiltProgram,
   holdNonDumpable,
+  libcName,
   nativeSpawnSupported,
   pidRecord,
   type ProgramArg,
@@ -73,7 +74,7 @@ import {
   MOVE_MOUNT_F_EMPTY_PATH,
   O_CLOEXEC,
   O_CREAT,
-  O_DIRECTORY_BY_ARCH,
+  O_DIRECTORY,
   O_PATH,
   O_RDONLY,
   O_WRONLY,
@@ -344,7 +345,7 @@ const MAX_FREE = 4;
 const programs = new ProgramCache();
 
 const O_WRONLY_CREAT_CLOEXEC = O_WRONLY | O_CREAT | O_CLOEXEC;
-const O_PATH_DIRECTORY_CLOEXEC = O_PATH | O_DIRECTORY_BY_ARCH.x86_64 | O_CLOEXEC; // (the runner is x86-64's)
+const O_PATH_DIRECTORY_CLOEXEC = O_PATH | O_DIRECTORY | O_CLOEXEC; // (the running architecture's: its runner runs the program)
 const SOCK_DGRAM_CLOEXEC = SOCK_DGRAM | SOCK_CLOEXEC;
 const SIOCSIFFLAGS = 0x8914;
 const IFF_UP_LOOPBACK_RUNNING = IFF_UP | IFF_LOOPBACK | IFF_RUNNING;
@@ -516,7 +517,7 @@ function compile(
     call("read", [p.value(slots.start), scratch, 1], ["start pipe"], { expect: 1 }, "wait for the parent's start");
   }
   slots.stdio.forEach((slot, target) => {
-    if (slot) call("dup2", [p.value(slot), target], [unquoted("stdio"), target]);
+    if (slot) call("dup3", [p.value(slot), target, 0], [unquoted("stdio"), target]);
   });
   // Nothing of the runtime's may reach the command: every fd above 2 closes at exec.
   call("close_range", [3, 0xffffffff, CLOSE_RANGE_CLOEXEC], [3, unquoted("~0U"), unquoted("CLOSE_RANGE_CLOEXEC")]);
@@ -526,7 +527,7 @@ function compile(
     r.step = "exec-fifo";
     const fifo = p.slot();
     const path = execFifoPath(ctx.execFifo);
-    call("open", [p.cstring(path), O_WRONLY_CLOEXEC, 0], [path, unquoted("O_WRONLY|O_CLOEXEC")], {
+    call("openat", [AT_FDCWD, p.cstring(path), O_WRONLY_CLOEXEC, 0], [path, unquoted("O_WRONLY|O_CLOEXEC")], {
       store: fifo,
     }, "open the exec fifo");
     call("write", [p.value(fifo), p.bytes(new Uint8Array([0x30])), 1], [path], { expect: 1 }, "exec fifo");
@@ -598,7 +599,7 @@ export function compileExecIn(
     ...(fds.console ? { console: fds.console.socket } : {}),
   };
   fds.stdio.forEach((fd, target) => {
-    if (fd !== undefined && fd !== target) call("dup2", [fd, target], [fd, target], {}, `redirect fd ${target}`);
+    if (fd !== undefined && fd !== target) call("dup3", [fd, target, 0], [fd, target], {}, `redirect fd ${target}`);
   });
   // Nothing of the runtime's may reach the command: every fd above 2 closes at exec.
   call("close_range", [3, 0xffffffff, CLOSE_RANGE_CLOEXEC], [3, unquoted("~0U"), unquoted("CLOSE_RANGE_CLOEXEC")]);
@@ -609,8 +610,8 @@ export function compileExecIn(
   const nsFds = namespaces.map((ns) => {
     const slot = p.slot();
     call(
-      "open",
-      [p.cstring(ns.path), O_RDONLY_CLOEXEC, 0],
+      "openat",
+      [AT_FDCWD, p.cstring(ns.path), O_RDONLY_CLOEXEC, 0],
       [ns.path],
       { store: slot },
       "open the container's namespace",
@@ -694,7 +695,7 @@ class Recorder {
   /** Appends a system call of the current step (see {@link Call}). */
   readonly call: Call = (name, args, shown, options = {}, context) => {
     const i = this.p.call(name, args, options);
-    this.note(i, name === "prlimit64" ? "prlimit" : name, shown, context);
+    this.note(i, libcName(name), shown, context);
     return i;
   };
 
@@ -776,7 +777,7 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): boolea
       const bytes = new TextEncoder().encode(c.text);
       const fd = p.slot();
       if (c.dumpable) call("prctl", [PR_SET_DUMPABLE, 1, 0, 0, 0], [unquoted("PR_SET_DUMPABLE"), 1]);
-      call("open", [p.cstring(TIMENS_OFFSETS), O_WRONLY_CLOEXEC, 0], [TIMENS_OFFSETS], { store: fd });
+      call("openat", [AT_FDCWD, p.cstring(TIMENS_OFFSETS), O_WRONLY_CLOEXEC, 0], [TIMENS_OFFSETS], { store: fd });
       if (c.dumpable) call("prctl", [PR_SET_DUMPABLE, 0, 0, 0, 0], [unquoted("PR_SET_DUMPABLE"), 0]);
       call("write", [p.value(fd), p.bytes(bytes), bytes.length], [TIMENS_OFFSETS, c.text], { expect: bytes.length });
       call("close", [p.value(fd)], [TIMENS_OFFSETS]);
@@ -784,7 +785,7 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): boolea
     }
     case "setns": {
       const fd = p.slot();
-      call("open", [p.cstring(c.path), O_RDONLY_CLOEXEC, 0], [c.path], { store: fd });
+      call("openat", [AT_FDCWD, p.cstring(c.path), O_RDONLY_CLOEXEC, 0], [c.path], { store: fd });
       call("setns", [p.value(fd), NAMESPACE_FLAGS[c.type]], [c.path]);
       call("close", [p.value(fd)], [c.path]);
       return true;
@@ -873,7 +874,7 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): boolea
       return true;
     case "mknod": {
       const path = p.bytes(c.path);
-      call("mknod", [path, c.mode, c.dev], c.shown);
+      call("mknodat", [AT_FDCWD, path, c.mode, c.dev], c.shown);
       // The mode asked for, whatever the umask took away (see _devices.ts).
       call("fchmodat", [AT_FDCWD, path, c.mode & 0o7777, 0], [
         c.shown[0],
@@ -883,12 +884,12 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): boolea
     }
     case "mkdir": {
       const next = p.label();
-      call("mkdir", [p.bytes(c.path), 0o755], c.shown, c.exist ? { onErrno: [[EEXIST, next]] } : {});
+      call("mkdirat", [AT_FDCWD, p.bytes(c.path), 0o755], c.shown, c.exist ? { onErrno: [[EEXIST, next]] } : {});
       p.place(next);
       return true;
     }
     case "symlink":
-      call("symlink", [p.bytes(c.to), p.bytes(c.path)], c.shown);
+      call("symlinkat", [p.bytes(c.to), AT_FDCWD, p.bytes(c.path)], c.shown);
       return true;
     case "chdir":
       call("chdir", [p.bytes(c.path)], c.shown);
@@ -937,7 +938,7 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): boolea
       return true;
     case "chroot-in": {
       const fd = p.slot();
-      call("open", [p.bytes(c.slash), O_PATH_DIRECTORY_CLOEXEC, 0], ["/", unquoted("O_PATH|O_DIRECTORY")], {
+      call("openat", [AT_FDCWD, p.bytes(c.slash), O_PATH_DIRECTORY_CLOEXEC, 0], ["/", unquoted("O_PATH|O_DIRECTORY")], {
         store: fd,
       });
       emit.hold("host-root", fd);
@@ -977,7 +978,7 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): boolea
     case "touch": {
       const fd = p.slot(), there = p.label();
       // (there already, read-only: a mount point as it is)
-      call("open", [p.bytes(c.path), O_WRONLY_CREAT_CLOEXEC, 0o644], c.shown, {
+      call("openat", [AT_FDCWD, p.bytes(c.path), O_WRONLY_CREAT_CLOEXEC, 0o644], c.shown, {
         store: fd,
         onErrno: [[EACCES, there], [EROFS, there]],
       });
