@@ -730,7 +730,7 @@ export class Container {
       hooks,
       ...(readiness ? { readiness } : {}),
       ...(this.#events?.restartCount ? { restartCount: this.#events.restartCount } : {}),
-      ...(this.#events?.log ? { log: this.#events.log } : {}),
+      ...(this.#events?.log ? { log: this.#events.log, note: this.#events.log } : {}),
       ...(memory
         ? {
           oomKills: () => memory.oomKills(),

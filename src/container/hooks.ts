@@ -266,8 +266,10 @@ export interface WatchTarget {
   readonly oomKills?: () => number;
   /** Its memory use and limit now (none, or no limit: no pressure events). */
   readonly memory?: () => { readonly current: number; readonly limit: number | null } | undefined;
-  /** Where failures and events are reported (default: stderr). */
+  /** Where hook failures are reported (default: stderr). */
   readonly log?: (line: string) => void;
+  /** Where the events themselves are reported ("web is ready"; default: nowhere). */
+  readonly note?: (line: string) => void;
   /** A hook's time limit (default {@link EVENT_HOOK_TIMEOUT_MS}). */
   readonly timeoutMs?: number;
 }
@@ -284,6 +286,7 @@ export interface WatchTarget {
 export class EventWatcher {
   readonly #t: WatchTarget;
   readonly #log: (line: string) => void;
+  readonly #note: (line: string) => void;
   #timer: ReturnType<typeof setInterval> | undefined;
   #stopped = false;
   #oomSeen = 0;
@@ -294,6 +297,7 @@ export class EventWatcher {
   constructor(target: WatchTarget) {
     this.#t = target;
     this.#log = target.log ?? ((line) => console.error(`hako: ${line}`));
+    this.#note = target.note ?? (() => {});
   }
 
   /** The environment of a command hook for `event`. */
@@ -347,7 +351,7 @@ export class EventWatcher {
       } catch { /* the cgroup is going */ }
       if (n > this.#oomSeen) {
         this.#oomSeen = n;
-        this.#log(`${this.#t.name}: the OOM killer killed a process in it (${n} so far)`);
+        this.#note(`${this.#t.name}: the OOM killer killed a process in it (${n} so far)`);
         void this.#fire("onOom", "oom", { oomKills: n }, { HAKO_OOM_KILLS: String(n) });
       }
     }
@@ -375,14 +379,14 @@ export class EventWatcher {
       else if (r.command !== undefined) ok = await runCommand(r.command, this.#env("readiness"), timeoutMs) === 0;
       if (this.#stopped) return;
       if (ok) {
-        this.#log(`${this.#t.name} is ready`);
+        this.#note(`${this.#t.name} is ready`);
         await this.#fire("onReady", "ready", {}, {});
         return;
       }
       // (a timer that holds the process: a script may await its onReady; the probes are bounded)
       await new Promise<void>((res) => setTimeout(res, interval));
     }
-    if (!this.#stopped) this.#log(`${this.#t.name}: never ready (${retries} probes)`);
+    if (!this.#stopped) this.#log(`${this.#t.name}: never ready (${retries} probes): onReady not fired`);
   }
 
   /**
@@ -397,7 +401,7 @@ export class EventWatcher {
     const n = status.oomKilled ?? 0;
     if (this.#t.hooks.onOom && n > this.#oomSeen) {
       this.#oomSeen = n;
-      this.#log(`${this.#t.name}: the OOM killer killed a process in it (${n} so far)`);
+      this.#note(`${this.#t.name}: the OOM killer killed a process in it (${n} so far)`);
       void this.#fire("onOom", "oom", { oomKills: n }, { HAKO_OOM_KILLS: String(n) });
     }
     void this.#fire("onExited", "exited", { status }, { HAKO_STATUS: String(status.shellCode) });

@@ -302,6 +302,7 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
     const policy = resolveRestart(r.spec.restart);
     const facts = { exitCode, restartCount: r.restartCount ?? 0, stoppedByUser: r.stoppedByUser === true };
     if (!shouldRestart(policy, facts)) {
+      if (r.restartAt) store.update(name, ({ restartAt: _, ...x }) => x);
       if (policy.policy !== "no") {
         say(`${name}: not restarted (${facts.stoppedByUser ? "stopped by the user" : `policy ${policy.policy}`})`);
       }
