@@ -272,7 +272,7 @@ for (const native of [true, false]) {
       const events = join(l.dir, "events");
       const file = l.spec({
         name,
-        command: ["sh", "-c", "exit 3"],
+        command: ["sh", "-c", "echo run $$; exit 3"],
         restart: { policy: "on-failure", maxRetries: 2 },
         hooks: {
           onStarted: `echo "started $HAKO_RESTART_COUNT" >> ${events}`,
@@ -304,6 +304,8 @@ for (const native of [true, false]) {
         "started 2",
       ]);
       assert.deepEqual(lines(events).filter((e) => e.startsWith("exited")), ["exited 3", "exited 3", "exited 3"]);
+      // its log goes on across restarts, as docker's
+      await until("three runs in its log", () => (l.hako(["logs", name]).stdout.match(/^run 1$/gm) ?? []).length === 3);
       // docker's delays: 100 ms, then 200 ms
       assert.match(l.log(), new RegExp(`${name}: restarting in 100 ms`));
       assert.match(l.log(), new RegExp(`${name}: restarting in 200 ms`));
@@ -333,6 +335,20 @@ for (const native of [true, false]) {
     assert.match(l.log(), new RegExp(`${name}: not restarted \\(stopped by the user\\)`));
   }, { skip });
 }
+
+test("hako rm -f ends an always container for good: nothing comes back under its name", async () => {
+  using l = lab(true);
+  await l.startSupervisor();
+  const name = `rst-rm-${unique()}`;
+  const file = l.spec({ name, command: ["sleep", "0.2"], restart: "always" });
+  assert.equal(l.hako(["start", "-q", file]).code, 0);
+  await until("a restart", () => (l.record(name)?.restartCount ?? 0) >= 1 && l.record(name)?.state === "running");
+  const rm = l.hako(["rm", "-f", name]);
+  assert.equal(rm.code, 0, rm.stderr);
+  await sleep(1500);
+  assert.equal(l.record(name), undefined);
+  assert.doesNotMatch(l.hako(["ps", "-a"]).stdout, new RegExp(name));
+}, { skip });
 
 test(
   "hako kill ends an always container for good (docker's kill, any signal), also while it waits to restart",
