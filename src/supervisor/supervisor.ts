@@ -19,6 +19,12 @@
  * requests in flight is not read until they are answered; one that does not read its answers is
  * cut off; connections past a limit are refused. Whatever escapes anyway is logged, not fatal.
  *
+ * A container whose spec has a `restart` policy is started again when it ends, under the same name
+ * and record, after docker's delays (see `restart_policy.ts`); a user's stop, kill or delete marks
+ * the record (`stoppedByUser`), which no policy restarts. The spec's event hooks (`onStarted`,
+ * `onReady`, `onOom`, `onExited`…) are fired by the container's `EventWatcher`, their messages and
+ * failures in this log; nothing here waits for them.
+ *
  * Everything it knows is on disk too, so the CLI's `ps`, `kill`, `stop`, `delete` and `exec` work
  * without it. A supervisor started after another died adopts the running containers it finds (it
  * cannot reap them — they are not its children — so it watches them, and records "exit status
@@ -337,6 +343,7 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
       backoff.delete(name);
       return;
     }
+    pending++; // (busy meanwhile: not idle)
     try {
       const c = await launch(name, spec, count);
       // A stop that came while it was being made found it not running: it is ended now.
@@ -345,6 +352,8 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
       say(`could not restart ${name}: ${(e as Error).message}`);
       backoff.delete(name);
       finished(name, store.tryRead(name)?.exit ?? null, `could not restart: ${(e as Error).message}`);
+    } finally {
+      pending--;
     }
   };
 
