@@ -104,6 +104,7 @@ export type {
   CapabilitySets,
   CgroupSpec,
   ContainerSpec,
+  EventArg,
   HooksSpec,
   IdRange,
   MountSpec,
@@ -113,7 +114,8 @@ export type {
   VethSpec,
 } from "./src/container/spec.ts";
 export { resolveSpec, SpecError } from "./src/container/validate.ts";
-export type { Hook, HookCommand } from "./src/container/hooks.ts";
+export type { Hook, HookCommand, ReadinessSpec } from "./src/container/hooks.ts";
+export type { RestartPolicy, RestartPolicyName } from "./src/container/restart_policy.ts";
 export type { ResolvedSpec, ResolvedVeth, SpecProblem } from "./src/container/validate.ts";
 export { ConfigError, SetupError, SyscallError } from "./src/errors.ts";
 export type { ForkOptions, ProcessStatus, SpawnOptions } from "./src/process.ts";

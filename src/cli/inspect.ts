@@ -9,6 +9,13 @@ import type { ContainerInfo } from "../container/lifecycle.ts";
 import type { StateRecord } from "../container/state.ts";
 import type { ResolvedSpec } from "../container/validate.ts";
 import type { DockerRecord } from "../supervisor/protocol.ts";
+import { resolveRestart } from "../container/restart_policy.ts";
+
+/** docker's `HostConfig.RestartPolicy` of a recorded spec's `restart` (pure). */
+function restartPolicyOf(value: unknown): { Name: string; MaximumRetryCount: number } {
+  const r = resolveRestart(value);
+  return { Name: r.policy, MaximumRetryCount: r.maxRetries };
+}
 
 /** The help text. */
 export const usage = `Usage: hako inspect [--format json] <name>...
@@ -84,6 +91,7 @@ export function inspectObject(
     Id: r.name,
     Name: r.name,
     Created: r.createdAt,
+    RestartCount: r.restartCount ?? 0,
     State: {
       Status: dockerStatus(info.state),
       Running: info.state === "running",
@@ -113,6 +121,7 @@ export function inspectObject(
       CapDrop: changes.drop ? [...changes.drop] : null,
       NetworkMode: resolved ? (ns.includes("net") ? "none" : "host") : "",
       AutoRemove: docker.autoRemove === true,
+      RestartPolicy: restartPolicyOf(spec.restart),
     },
     Mounts: (spec.mounts ?? []).map((m) => ({
       Type: m.type,

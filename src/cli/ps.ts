@@ -146,6 +146,8 @@ export function stateText(c: ContainerInfo): string {
   if (c.state === "unknown" && c.damaged) notes.push(`damaged record: ${c.damaged}`);
   if (c.oomKilled) notes.push(`oom-killed: ${c.oomKilled}`);
   if (c.failedForks) notes.push(`pids limit reached: ${c.failedForks}`);
+  if (c.restartAt) notes.push("restarting");
+  if (c.restartCount) notes.push(`restarts: ${c.restartCount}`);
   return notes.length ? `${c.state} (${notes.join(", ")})` : c.state;
 }
 

@@ -4,6 +4,7 @@
  * @module
  */
 import { withProgramExitCodes } from "./_exit_codes.ts";
+import { parseRestartFlag, type RestartPolicy } from "../container/restart_policy.ts";
 import { nonEmpty, parseArgs, type ParsedArgs, quoted, stringOption, stringsOption, UsageError } from "./_args.ts";
 import {
   checkEnvFlag,
@@ -95,6 +96,8 @@ A quick container's options (docker run's):
                           parent; its output goes to 'hako logs'); print its name
       --rm              Remove it when it ends (always so in the foreground; with -d: by the
                           supervisor, once it has recorded the exit)
+      --restart <policy> With -d: no (the default), always, unless-stopped, on-failure[:N] —
+                          the supervisor starts it again when it ends (not after 'hako stop')
   -e, --env <K=V>       Set a variable (again for more); K alone: the caller's value, if any
       --env-file <file> Variables from a file, a K=V (or K) a line, # comments (again for more;
                           before the -e's, which win)
@@ -155,6 +158,8 @@ export interface RunArgs {
     readonly detach?: boolean;
     /** `--rm`: removed when it ends (a foreground quick run always is; a `-d` one only with it). */
     readonly rm?: boolean;
+    /** `--restart`: the spec's restart policy (with `-d`). */
+    readonly restart?: RestartPolicy;
     /** docker's container flags (`-e`, `-v`, `-m`…). */
     readonly docker?: DockerFlags;
     readonly command: readonly string[];
@@ -178,6 +183,7 @@ const RUN_OPTIONS = {
   rootless: { type: "boolean" },
   detach: { type: "boolean", short: "d" },
   rm: { type: "boolean" },
+  restart: { type: "string" },
   "env-file": { type: "string", multiple: true },
   volume: { type: "string", short: "v", multiple: true },
   mount: { type: "string", multiple: true },
@@ -200,6 +206,7 @@ const RUN_OPTIONS = {
 const QUICK_ONLY = [
   "detach",
   "rm",
+  "restart",
   "env-file",
   "volume",
   "mount",
@@ -259,6 +266,7 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
     if (detach && timeout !== undefined) {
       throw new UsageError("--stop-timeout is a foreground run's: stop a -d container with 'hako stop -t S NAME'");
     }
+    const restart = restartFlag(stringOption(values, "restart"), detach, values.rm === true);
     const docker = dockerFlags(values, envs);
     return {
       help: false,
@@ -271,6 +279,7 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
         ...(userns ? { userns: true } : {}),
         ...(detach ? { detach: true } : {}),
         ...(values.rm ? { rm: true } : {}),
+        ...(restart !== undefined ? { restart } : {}),
         ...(Object.keys(docker).length ? { docker } : {}),
         command: positionals,
       },
@@ -324,6 +333,24 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
   if (script === undefined) throw new UsageError("no script given");
   nonEmpty(script, "the script's path");
   return { ...base, script, args };
+}
+
+/**
+ * `--restart`, checked (pure): a policy needs `-d` (a foreground container ends with its command)
+ * and does not go with `--rm` (docker: "Conflicting options: --restart and --rm").
+ */
+function restartFlag(text: string | undefined, detach: boolean, rm: boolean): RestartPolicy | undefined {
+  if (text === undefined) return undefined;
+  let policy: RestartPolicy;
+  try {
+    policy = parseRestartFlag(text);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (policy === "no") return undefined;
+  if (!detach) throw new UsageError("--restart goes with -d: the supervisor restarts a daemonized container");
+  if (rm) throw new UsageError("--restart and --rm conflict: a container removed when it ends is not restarted");
+  return policy;
 }
 
 /** The docker flags of a quick container, each checked for its form (pure). */
@@ -515,7 +542,8 @@ async function runQuick(
     env: (name: string) => process.env[name],
     envFileLines,
   };
-  const spec = quickSpec(q, host().cwd(), quickVarDir(caller.euid, host().env), caller);
+  const made = quickSpec(q, host().cwd(), quickVarDir(caller.euid, host().env), caller);
+  const spec = q.restart !== undefined ? { ...made, restart: q.restart } : made;
   // The spec's validator checks every value; its messages say which flag set the field.
   const { resolveSpec, SpecError } = await import("../container/validate.ts");
   try {

@@ -3,6 +3,7 @@
  * one supervisor (started on demand).
  * @module
  */
+import { parseRestartFlag, type RestartPolicy } from "../container/restart_policy.ts";
 import { nonEmpty, parseArgs, stringOption, UsageError } from "./_args.ts";
 import { parseEach, progressLine } from "./_format.ts";
 import { host } from "../runner/_host.ts";
@@ -35,6 +36,8 @@ Options:
       --init                       Run a static init (tini) as each container's PID 1, the
                                    command as its child: it gets hako stop's SIGTERM and reaps
                                    zombies (docker's --init; spec: init: true)
+      --restart <policy>           no, always, unless-stopped, on-failure[:N]: each spec's
+                                   restart policy (spec: restart), as docker's --restart
   -q, --quiet                      No progress bar
   -h, --help                       Show this help
 
@@ -51,6 +54,8 @@ export interface StartArgs {
   readonly quiet: boolean;
   /** `--init`: every spec gets `init: true`. */
   readonly init?: boolean;
+  /** `--restart`: every spec gets this restart policy. */
+  readonly restart?: RestartPolicy;
 }
 
 /**
@@ -64,6 +69,7 @@ export function parseStartArgs(argv: readonly string[]): StartArgs {
     name: { type: "string" },
     quiet: { type: "boolean", short: "q" },
     init: { type: "boolean" },
+    restart: { type: "string" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) return { help: true, files: [], args: [], quiet: false };
@@ -76,6 +82,13 @@ export function parseStartArgs(argv: readonly string[]): StartArgs {
   if (name !== undefined && (each || positionals.length > 1)) {
     throw new UsageError("--name names one container: give one spec file and no --each");
   }
+  const restartText = stringOption(values, "restart");
+  let restart: RestartPolicy | undefined;
+  try {
+    restart = restartText === undefined ? undefined : parseRestartFlag(restartText);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   return {
     help: false,
     files: positionals,
@@ -84,6 +97,7 @@ export function parseStartArgs(argv: readonly string[]): StartArgs {
     ...(each ? { each } : {}),
     ...(name !== undefined ? { name } : {}),
     ...(values.init ? { init: true } : {}),
+    ...(restart !== undefined ? { restart } : {}),
   };
 }
 
@@ -175,7 +189,12 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
             );
             return 1;
           }
-          const given = { ...spec, ...(a.name ? { name: a.name } : {}), ...(a.init ? { init: true } : {}) };
+          const given = {
+            ...spec,
+            ...(a.name ? { name: a.name } : {}),
+            ...(a.init ? { init: true } : {}),
+            ...(a.restart !== undefined ? { restart: a.restart } : {}),
+          };
           specs.push({ spec: absolutizeSpec(given, h.cwd()), file: resolve(file) });
         }
         return 0;

@@ -23,7 +23,8 @@ import {
   POINT_TO_POINT_PREFIXES,
   sameSubnet,
 } from "../network.ts";
-import { HOOK_NAMES, hookProblem } from "./hooks.ts";
+import { EVENT_HOOK_NAMES, HOOK_NAMES, hookProblem, readinessProblem } from "./hooks.ts";
+import { restartProblem } from "./restart_policy.ts";
 import { idMapHostProblems, parseAccounts, readHostIdFiles, warnOnce } from "./host_ids.ts";
 import { isRunning, StateStore } from "./state.ts";
 import { idProblem, NGROUPS_MAX } from "../user.ts";
@@ -469,14 +470,18 @@ export function hooksOf(c: Checker, value: unknown): HooksSpec {
   const hooks: Record<string, unknown> = {};
   if (value === undefined) return hooks;
   if (!isRecord(value)) {
-    bad("hooks", `must be an object { bootstrap?, provision?, beforeStart?, afterStop? }, got ${show(value)}`);
+    bad(
+      "hooks",
+      `must be an object { bootstrap?, provision?, beforeStart?, afterStop?, onStarted?, … }, got ${show(value)}`,
+    );
     return hooks;
   }
+  const names = [...HOOK_NAMES, ...EVENT_HOOK_NAMES];
   for (const [k, v] of Object.entries(value)) {
     const at = keyPath("hooks", k);
-    if (!(HOOK_NAMES as readonly string[]).includes(k)) {
-      const near = closest(k, HOOK_NAMES);
-      bad(at, `is not a hook (${near ? `did you mean ${JSON.stringify(near)}? ` : ""}one of ${HOOK_NAMES.join(", ")})`);
+    if (!(names as readonly string[]).includes(k)) {
+      const near = closest(k, names);
+      bad(at, `is not a hook (${near ? `did you mean ${JSON.stringify(near)}? ` : ""}one of ${names.join(", ")})`);
       continue;
     }
     const problem = hookProblem(v) ?? hookStringsProblem(v);
@@ -1134,4 +1139,16 @@ export function vethOf(c: Checker, value: unknown, netNew: boolean, name: string
     if (problem) bad(`network.veth.${field}`, problem);
   }
   return veth;
+}
+
+/** The restart policy (see restart_policy.ts): checked only, the supervisor reads it from the recorded spec. */
+export function restartOf(c: Checker, value: unknown): void {
+  const p = restartProblem(value);
+  if (p) c.bad(p.path, p.message);
+}
+
+/** The readiness probe (see hooks.ts): checked only, the event watcher reads it from the spec. */
+export function readinessOf(c: Checker, value: unknown): void {
+  const p = readinessProblem(value);
+  if (p) c.bad(p.path, p.message);
 }

@@ -47,7 +47,7 @@ import {
 import { kill as killProcess, type ProcessStatus, waitpid2, WNOHANG } from "../process.ts";
 import type { Signal } from "../signals.ts";
 import { buildRootfs } from "./rootfs.ts";
-import { runBootstrap, runHostCommand, runHostHook } from "./hooks.ts";
+import { EventWatcher, runBootstrap, runHostCommand, runHostHook } from "./hooks.ts";
 import { checkRootless, type RootlessPlan, writeRootlessIdMaps } from "./rootless.ts";
 import { extractRootfs } from "./tarball.ts";
 import { type ChildError, closeFd, describe, pipe, setupError, writeAll } from "./_pipe.ts";
@@ -122,6 +122,12 @@ export interface CreateOptions {
    * FIFO for reading instead. The caller keeps and closes the fd.
    */
   readonly execFifo?: number;
+  /**
+   * How the spec's event hooks (`onStarted`, `onReady`, `onOom`…, see `EventWatcher`) are fired:
+   * the restart count they report and where their failures go (default: 0, and stderr). The
+   * supervisor passes its own.
+   */
+  readonly events?: { readonly restartCount?: number; readonly log?: (line: string) => void };
 }
 
 /** Failures of {@link Container.create} that were a forked child's crash, worth making it again. */
@@ -319,6 +325,10 @@ export class Container {
   #pending: number[];
   /** With `tty`: the pty's master (-1: none, or closed). */
   #terminal = -1;
+  /** How event hooks are fired (see CreateOptions.events). */
+  #events: CreateOptions["events"];
+  /** Fires the event hooks while the command runs (none when the spec has none). */
+  #watcher: EventWatcher | undefined;
 
   private constructor(
     spec: ResolvedSpec,
@@ -650,6 +660,7 @@ export class Container {
       }
       const c = new Container(spec, pid, group, startW, statusR, native, pending);
       c.#terminal = terminal;
+      c.#events = options.events;
       return c;
     } catch (e) {
       for (const u of undo.reverse()) {
@@ -708,6 +719,32 @@ export class Container {
       this.#cleanup();
       throw error;
     }
+    this.#watch();
+  }
+
+  /** Starts firing the spec's event hooks (onStarted now; onReady, onOom… as they come). */
+  #watch(): void {
+    const hooks = this.spec.hooks, readiness = this.spec.readiness;
+    if (!EventWatcher.wanted(hooks, readiness)) return;
+    const memory = this.cgroup?.memory;
+    this.#watcher = new EventWatcher({
+      name: this.name,
+      pid: this.#pid,
+      hooks,
+      ...(readiness ? { readiness } : {}),
+      ...(this.#events?.restartCount ? { restartCount: this.#events.restartCount } : {}),
+      ...(this.#events?.log ? { log: this.#events.log, note: this.#events.log } : {}),
+      ...(memory
+        ? {
+          oomKills: () => memory.oomKills(),
+          memory: () => {
+            const s = memory.stats();
+            return { current: s.current, limit: s.limit ?? null };
+          },
+        }
+        : {}),
+    });
+    this.#watcher.start();
   }
 
   /**
@@ -806,6 +843,16 @@ export class Container {
    * console.error, never thrown. A sync command (or sync callback) is done when this returns.
    */
   #afterStop(): Promise<void> {
+    if (this.#status && this.#watcher) {
+      const w = this.#watcher;
+      this.#watcher = undefined;
+      const exited = w.exited(this.#status);
+      return this.#afterStopHook().then(() => exited);
+    }
+    return this.#afterStopHook();
+  }
+
+  #afterStopHook(): Promise<void> {
     const hook = this.spec.hooks.afterStop;
     if (!hook || !this.#status || this.#afterStopDone) return Promise.resolve();
     this.#afterStopDone = true;

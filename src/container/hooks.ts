@@ -1,11 +1,12 @@
 /**
  * Container hooks: `bootstrap` (host, once per rootfs), `provision` (inside the container, before
- * the command), `beforeStart` and `afterStop` (host). Each is a TypeScript callback or a command
- * (an argv array, or a shell string run under `/bin/sh -c`).
+ * the command), `beforeStart` and `afterStop` (host); and the event hooks (host): `onStarted`,
+ * `onReady` (the spec's `readiness` probe), `onExited`, `onOom`, `onMemoryPressure`. Each is a
+ * TypeScript callback or a command (an argv array, or a shell string run under `/bin/sh -c`).
  * @module
  */
-import { spawnSync } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import process from "node:process";
 
 /** A hook's command form: an argv array, or a string run under `/bin/sh -c`. */
@@ -16,6 +17,9 @@ export type Hook<A> = HookCommand | ((arg: A) => void | Promise<void>);
 
 /** The names of the hooks, in the order they run. */
 export const HOOK_NAMES = ["bootstrap", "provision", "beforeStart", "afterStop"] as const;
+
+/** The names of the event hooks (see {@link EventWatcher}). */
+export const EVENT_HOOK_NAMES = ["onStarted", "onReady", "onExited", "onOom", "onMemoryPressure"] as const;
 
 /** The file in a rootfs that records a successful `bootstrap` hook. */
 export const BOOTSTRAP_MARKER = ".hako-bootstrapped";
@@ -82,4 +86,336 @@ export async function runBootstrap<S>(
   await runHostHook(hook, { rootfs, spec }, { HAKO_ROOTFS: rootfs }, rootfs);
   writeFileSync(marker, `${new Date().toISOString()}\n`);
   return true;
+}
+
+/**
+ * When a container is ready, for its `onReady` hook: a TCP port listening in its network namespace,
+ * or a host command that succeeds (with `HAKO_NAME`, `HAKO_PID`).
+ */
+export interface ReadinessSpec {
+  /** A TCP port (1–65535) that a socket in the container's network namespace listens on. */
+  readonly tcp?: number;
+  /** A command on the host (argv, or a string run by `/bin/sh -c`) that exits 0 once it is ready. */
+  readonly command?: HookCommand;
+  /** Between probes, ms (default 500). */
+  readonly intervalMs?: number;
+  /** A command probe's time limit, ms (default 2000; then it is killed and counts as a failure). */
+  readonly timeoutMs?: number;
+  /** Probes at most (default 120), after which it is reported never ready. */
+  readonly retries?: number;
+}
+
+/** Every event hook's time limit: a command still running then is killed (SIGKILL). */
+export const EVENT_HOOK_TIMEOUT_MS = 30_000;
+/** How often the OOM counter and the memory use are read. */
+const WATCH_MS = 250;
+/** Memory use, in parts of the limit, past which `onMemoryPressure` fires (once per crossing). */
+const PRESSURE_AT = 0.9;
+
+/** What is wrong with a `readiness` value (pure): a field path and a message; undefined when none. */
+export function readinessProblem(value: unknown, path = "readiness"): { path: string; message: string } | undefined {
+  if (value === undefined) return undefined;
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    return {
+      path,
+      message: "must be an object { tcp: PORT } or { command: [...] } (with intervalMs, timeoutMs, retries)",
+    };
+  }
+  const r = value as Record<string, unknown>;
+  const known = ["tcp", "command", "intervalMs", "timeoutMs", "retries"];
+  for (const k of Object.keys(r)) {
+    if (!known.includes(k)) {
+      return { path: `${path}.${k}`, message: `is not a field of readiness (${known.join(", ")})` };
+    }
+  }
+  if ((r.tcp === undefined) === (r.command === undefined)) {
+    return { path, message: "needs tcp (a port) or command, exactly one" };
+  }
+  if (r.tcp !== undefined && !(Number.isInteger(r.tcp) && (r.tcp as number) >= 1 && (r.tcp as number) <= 65535)) {
+    return { path: `${path}.tcp`, message: `must be a port (1–65535), got ${JSON.stringify(r.tcp)}` };
+  }
+  if (r.command !== undefined) {
+    const p = typeof r.command === "function"
+      ? "must be a command (argv or string), not a function"
+      : hookProblem(r.command);
+    if (p) return { path: `${path}.command`, message: p };
+  }
+  for (
+    const [k, min, max] of [["intervalMs", 10, 3_600_000], ["timeoutMs", 10, 3_600_000], [
+      "retries",
+      1,
+      1_000_000,
+    ]] as const
+  ) {
+    const v = r[k];
+    if (v !== undefined && !(Number.isInteger(v) && (v as number) >= min && (v as number) <= max)) {
+      return {
+        path: `${path}.${k}`,
+        message: `must be a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`,
+      };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Runs an event hook, never throwing: a callback is awaited, a command run without blocking (its
+ * output goes to this process's stderr), each for at most `timeoutMs` (a command is then killed).
+ * @returns true when it succeeded; a failure is passed to `log`.
+ */
+export async function runEventHook<A>(
+  label: string,
+  hook: Hook<A>,
+  arg: A,
+  env: Record<string, string>,
+  options: { readonly timeoutMs?: number; readonly log: (line: string) => void },
+): Promise<boolean> {
+  const timeoutMs = options.timeoutMs ?? EVENT_HOOK_TIMEOUT_MS;
+  try {
+    if (typeof hook === "function") {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`did not finish within ${timeoutMs} ms`)), timeoutMs);
+      });
+      try {
+        await Promise.race([Promise.resolve().then(() => hook(arg)), late]);
+      } finally {
+        clearTimeout(timer);
+      }
+      return true;
+    }
+    const r = await runCommand(hook, env, timeoutMs);
+    if (r !== 0) throw new Error(`${JSON.stringify(hookArgv(hook))} ${r}`);
+    return true;
+  } catch (e) {
+    options.log(`${label} hook failed: ${e instanceof Error ? e.message : String(e)}`);
+    return false;
+  }
+}
+
+/**
+ * Runs a command on the host without blocking, its output on this process's stderr.
+ * @returns 0 when it exited 0; else what happened ("exited with 3", "was killed after 2000 ms").
+ */
+function runCommand(cmd: HookCommand, env: Record<string, string>, timeoutMs: number): Promise<0 | string> {
+  const [file, ...args] = hookArgv(cmd);
+  return new Promise((resolve) => {
+    let late = false;
+    const child = spawn(file!, args, { env: { ...process.env, ...env }, stdio: ["ignore", 2, 2] });
+    const timer = setTimeout(() => {
+      late = true;
+      child.kill("SIGKILL");
+    }, timeoutMs);
+    child.on("error", (e) => {
+      clearTimeout(timer);
+      resolve(`could not run: ${e.message}`);
+    });
+    child.on("exit", (code, signal) => {
+      clearTimeout(timer);
+      if (late) resolve(`was killed after ${timeoutMs} ms`);
+      else if (code === 0) resolve(0);
+      else resolve(signal ? `was killed by ${signal}` : `exited with ${code}`);
+    });
+  });
+}
+
+/**
+ * Whether a socket listens on TCP `port` in the network namespace of process `pid` (its
+ * `/proc/PID/net/tcp` and `tcp6`, which show that namespace's sockets: nothing is entered).
+ */
+export function tcpListening(pid: number, port: number): boolean {
+  const hex = port.toString(16).toUpperCase().padStart(4, "0");
+  for (const f of ["tcp", "tcp6"]) {
+    let text: string;
+    try {
+      text = readFileSync(`/proc/${pid}/net/${f}`, "utf8");
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      // local_address is ADDR:PORT in hex; state 0A is LISTEN
+      if (cols[1]?.endsWith(`:${hex}`) && cols[3] === "0A") return true;
+    }
+  }
+  return false;
+}
+
+/** The event hooks a watcher fires (the spec's `hooks`, or part of them). */
+export interface EventHooks {
+  readonly onStarted?: Hook<never>;
+  readonly onReady?: Hook<never>;
+  readonly onExited?: Hook<never>;
+  readonly onOom?: Hook<never>;
+  readonly onMemoryPressure?: Hook<never>;
+}
+
+/** What an {@link EventWatcher} watches. */
+export interface WatchTarget {
+  /** The container's name. */
+  readonly name: string;
+  /** Its init's host pid. */
+  readonly pid: number;
+  /** Restarts so far (the supervisor's count; 0 otherwise). */
+  readonly restartCount?: number;
+  /** The event hooks. */
+  readonly hooks: EventHooks;
+  /** The readiness probe, if any. */
+  readonly readiness?: ReadinessSpec;
+  /** The OOM kills in its cgroup so far (none: no OOM events). */
+  readonly oomKills?: () => number;
+  /** Its memory use and limit now (none, or no limit: no pressure events). */
+  readonly memory?: () => { readonly current: number; readonly limit: number | null } | undefined;
+  /** Where hook failures are reported (default: stderr). */
+  readonly log?: (line: string) => void;
+  /** Where the events themselves are reported ("web is ready"; default: nowhere). */
+  readonly note?: (line: string) => void;
+  /** A hook's time limit (default {@link EVENT_HOOK_TIMEOUT_MS}). */
+  readonly timeoutMs?: number;
+}
+
+/**
+ * Fires a running container's event hooks (haconiwa's supervisor hooks): `onStarted` at
+ * {@link EventWatcher.start}, `onReady` once its readiness probe succeeds, `onOom` each time its
+ * cgroup's OOM-kill counter goes up, `onMemoryPressure` each time its memory use crosses 90 % of
+ * its limit, and `onExited` at {@link EventWatcher.exited}. The counters are read every 250 ms
+ * (the counter is the same on v1 and v2: `memory.oom_control`'s `oom_kill`, `memory.events`'
+ * `oom_kill`), on a timer that never keeps a process alive; the readiness probes (bounded by
+ * `retries`) do. A hook's failure is logged; nothing here touches the container.
+ */
+export class EventWatcher {
+  readonly #t: WatchTarget;
+  readonly #log: (line: string) => void;
+  readonly #note: (line: string) => void;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #stopped = false;
+  #oomSeen = 0;
+  #pressed = false;
+  #pending = new Set<Promise<unknown>>();
+
+  /** @param target What to watch, and its hooks. */
+  constructor(target: WatchTarget) {
+    this.#t = target;
+    this.#log = target.log ?? ((line) => console.error(`hako: ${line}`));
+    this.#note = target.note ?? (() => {});
+  }
+
+  /** The environment of a command hook for `event`. */
+  #env(event: string, extra: Record<string, string> = {}): Record<string, string> {
+    return {
+      HAKO_EVENT: event,
+      HAKO_NAME: this.#t.name,
+      HAKO_PID: String(this.#t.pid),
+      HAKO_RESTART_COUNT: String(this.#t.restartCount ?? 0),
+      ...extra,
+    };
+  }
+
+  #fire(key: keyof EventHooks, event: string, extraArg: Record<string, unknown>, extraEnv: Record<string, string>) {
+    const hook = this.#t.hooks[key] as Hook<unknown> | undefined;
+    if (!hook) return Promise.resolve(true);
+    const arg = { event, name: this.#t.name, pid: this.#t.pid, restartCount: this.#t.restartCount ?? 0, ...extraArg };
+    const p = runEventHook(`${this.#t.name}: ${key}`, hook, arg, this.#env(event, extraEnv), {
+      log: this.#log,
+      ...(this.#t.timeoutMs ? { timeoutMs: this.#t.timeoutMs } : {}),
+    });
+    this.#pending.add(p);
+    void p.finally(() => this.#pending.delete(p));
+    return p;
+  }
+
+  /** True when there is something to watch or fire. */
+  static wanted(hooks: EventHooks, readiness?: ReadinessSpec): boolean {
+    return !!(readiness || hooks.onStarted || hooks.onReady || hooks.onExited || hooks.onOom || hooks.onMemoryPressure);
+  }
+
+  /** The container's command started: fires `onStarted`, starts the probe and the counters. */
+  start(): void {
+    void this.#fire("onStarted", "started", {}, {});
+    try {
+      this.#oomSeen = this.#t.oomKills?.() ?? 0;
+    } catch { /* read again on the next tick */ }
+    if (this.#t.hooks.onOom || this.#t.hooks.onMemoryPressure) {
+      this.#timer = setInterval(() => this.#check(), WATCH_MS);
+      unref(this.#timer);
+    }
+    if (this.#t.readiness) void this.#probe(this.#t.readiness);
+  }
+
+  #check(): void {
+    if (this.#stopped) return;
+    if (this.#t.hooks.onOom && this.#t.oomKills) {
+      let n = this.#oomSeen;
+      try {
+        n = this.#t.oomKills();
+      } catch { /* the cgroup is going */ }
+      if (n > this.#oomSeen) {
+        this.#oomSeen = n;
+        this.#note(`${this.#t.name}: the OOM killer killed a process in it (${n} so far)`);
+        void this.#fire("onOom", "oom", { oomKills: n }, { HAKO_OOM_KILLS: String(n) });
+      }
+    }
+    if (this.#t.hooks.onMemoryPressure && this.#t.memory) {
+      let m;
+      try {
+        m = this.#t.memory();
+      } catch { /* the cgroup is going */ }
+      if (m && m.limit !== null && m.limit > 0) {
+        const over = m.current >= m.limit * PRESSURE_AT;
+        if (over && !this.#pressed) {
+          const level = m.current >= m.limit * 0.98 ? "critical" : "medium";
+          void this.#fire("onMemoryPressure", "memory-pressure", { level }, { HAKO_PRESSURE: level });
+        }
+        this.#pressed = over;
+      }
+    }
+  }
+
+  async #probe(r: ReadinessSpec): Promise<void> {
+    const interval = r.intervalMs ?? 500, retries = r.retries ?? 120, timeoutMs = r.timeoutMs ?? 2000;
+    for (let i = 0; i < retries && !this.#stopped; i++) {
+      let ok = false;
+      if (r.tcp !== undefined) ok = tcpListening(this.#t.pid, r.tcp);
+      else if (r.command !== undefined) ok = await runCommand(r.command, this.#env("readiness"), timeoutMs) === 0;
+      if (this.#stopped) return;
+      if (ok) {
+        this.#note(`${this.#t.name} is ready`);
+        await this.#fire("onReady", "ready", {}, {});
+        return;
+      }
+      // (a timer that holds the process: a script may await its onReady; the probes are bounded)
+      await new Promise<void>((res) => setTimeout(res, interval));
+    }
+    if (!this.#stopped) this.#log(`${this.#t.name}: never ready (${retries} probes): onReady not fired`);
+  }
+
+  /**
+   * The command ended: stops watching (after a last look at the OOM counter), fires `onExited`
+   * and waits for the hooks still running.
+   */
+  async exited(status: { readonly shellCode: number; readonly oomKilled?: number }): Promise<void> {
+    if (this.#stopped) return;
+    this.#check();
+    this.stop();
+    // The counter as read when it ended (the cgroup may be gone now): a kill the last look missed.
+    const n = status.oomKilled ?? 0;
+    if (this.#t.hooks.onOom && n > this.#oomSeen) {
+      this.#oomSeen = n;
+      this.#note(`${this.#t.name}: the OOM killer killed a process in it (${n} so far)`);
+      void this.#fire("onOom", "oom", { oomKills: n }, { HAKO_OOM_KILLS: String(n) });
+    }
+    void this.#fire("onExited", "exited", { status }, { HAKO_STATUS: String(status.shellCode) });
+    await Promise.all([...this.#pending]);
+  }
+
+  /** Stops watching (no more events; hooks running go on). Idempotent. */
+  stop(): void {
+    this.#stopped = true;
+    clearInterval(this.#timer);
+  }
+}
+
+/** A timer that does not keep the process alive (Deno and Bun take node's unref). */
+function unref(t: unknown): void {
+  (t as { unref?: () => void })?.unref?.();
 }

@@ -107,6 +107,10 @@ export interface ContainerInfo {
   readonly oomKilled?: number;
   /** Forks its pids limit refused (`pids.events` max): recorded when it ended, or so far. Absent when none. */
   readonly failedForks?: number;
+  /** Times its supervisor restarted it (its `restart` policy); absent when none. */
+  readonly restartCount?: number;
+  /** When its supervisor will restart it (ISO time), while it waits to. */
+  readonly restartAt?: string;
   /** When its record is damaged (state `unknown`): what is wrong with it. */
   readonly damaged?: string;
   /** Its cgroup's name, when it is known and (for a damaged record) still there. */
@@ -284,6 +288,8 @@ export function containerInfo(r: StateRecord): ContainerInfo {
     ...(r.finishedAt ? { finishedAt: r.finishedAt } : {}),
     ...(r.specFile ? { specFile: r.specFile } : {}),
     ...(r.cgroup ? { cgroup: r.cgroup } : {}),
+    ...(r.restartCount ? { restartCount: r.restartCount } : {}),
+    ...(r.restartAt && r.state === "exited" ? { restartAt: r.restartAt } : {}),
   };
 }
 
@@ -547,6 +553,7 @@ export function killContainer(name: string, sig: Signal = "KILL", store: StateSt
   const found = lookUp(store, name);
   let init: ProcessIdentity | undefined;
   if ("record" in found) {
+    markStoppedByUser(store, name);
     const r = found.record;
     if (r.state !== "running" || !isRunning(r.init)) {
       throw new ContainerStateError(`container ${name} is not running (${describeState(r)})`);
@@ -565,6 +572,16 @@ export function killContainer(name: string, sig: Signal = "KILL", store: StateSt
   if (!signalIdentified(init!, sig, `signal container ${name}`)) {
     throw new ContainerStateError(`container ${name} is not running (it just ended)`);
   }
+}
+
+/**
+ * Records that the user stopped a container (kill, stop, delete), so its supervisor never restarts
+ * it: docker's `HasBeenManuallyStopped`, set by `docker kill` whatever the signal, `stop` and `rm -f`.
+ */
+function markStoppedByUser(store: StateStore, name: string): void {
+  try {
+    store.update(name, (r) => r.stoppedByUser ? r : { ...r, stoppedByUser: true });
+  } catch { /* the signal matters more; a record that cannot be written is not restarted either */ }
 }
 
 /** Waits until the process is gone (its supervisor reaped it, or it is not ours), up to `ms`. */
@@ -742,6 +759,7 @@ export async function stopContainer(
     const c = cgroupCounters(view.dirs);
     return { outcome: "ended", sent, endedBy: "unknown", exit: null, timeoutMs, damaged, ...c };
   }
+  markStoppedByUser(store, name);
   const r = found.record;
   if (r.state !== "running" || !isRunning(r.init)) return { outcome: "not-running", sent, timeoutMs };
   if (signalIdentified(r.init!, "TERM", `stop container ${name}`)) sent.push("TERM");
@@ -975,6 +993,7 @@ export async function deleteContainer(
   const store = options.store ?? new StateStore();
   const found = lookUp(store, name);
   if (!("record" in found)) return await deleteDamaged(store, name, found, options);
+  markStoppedByUser(store, name);
   const r = found.record;
   // tarball.ts (node:zlib, node-tar) only where a rootfs may be removed: `ps` loads this module too.
   const marker = options.rootfs ? (await import("./tarball.ts")).TARBALL_MARKER : "";

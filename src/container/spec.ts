@@ -26,7 +26,8 @@
 import type { IdMapEntry, NamespaceName } from "../namespace.ts";
 import type { OciSeccompProfile, SeccompProfile } from "../seccomp.ts";
 import type { DeviceRule } from "../cgroup/devices.ts";
-import type { Hook } from "./hooks.ts";
+import type { Hook, ReadinessSpec } from "./hooks.ts";
+import type { RestartPolicy } from "./restart_policy.ts";
 import type { ContainerStatus } from "./container.ts";
 import type { ResolvedSpec } from "./validate.ts";
 
@@ -271,6 +272,22 @@ export interface ContainerSpec {
    * standard mounts.
    */
   readonly init?: boolean;
+  /**
+   * What the supervisor does when a daemonized container's command ends (docker's `--restart`):
+   * `"no"` (the default), `"always"`, `"unless-stopped"`, `"on-failure"` or
+   * `{ policy: "on-failure", maxRetries: N }` (docker's `on-failure:N`). Restarts wait 100 ms,
+   * doubled each time up to a minute (back to 100 ms after a run of 10 s); a container the user
+   * stopped (`hako stop`, `kill`, `rm -f`) is never restarted. See `restart_policy.ts`.
+   */
+  readonly restart?: RestartPolicy;
+  /**
+   * When the container is ready (for the `onReady` hook): a TCP port listening in its network
+   * namespace (`{ tcp: 8080 }`), or a command on the host that succeeds (`{ command: [...] }`, with
+   * `HAKO_NAME` and `HAKO_PID` set: `nsenter -t $HAKO_PID -n …` reaches inside). Probed every
+   * `intervalMs` (default 500), each probe given `timeoutMs` (default 2000), `retries` times at most
+   * (default 120) before the container is reported never ready.
+   */
+  readonly readiness?: ReadinessSpec;
 }
 
 /**
@@ -307,6 +324,38 @@ export interface HooksSpec {
    * `HAKO_STATUS` (the shell's code) set. A failure is reported with `console.error`, never thrown.
    */
   readonly afterStop?: Hook<{ readonly name: string; readonly status: ContainerStatus }>;
+  /*
+   * Event hooks (haconiwa's supervisor hooks): on the host, fired by the supervisor for a
+   * daemonized container (commands only: its spec is JSON) and by the library when a script runs
+   * the container itself (callbacks or commands). A command gets `HAKO_EVENT`, `HAKO_NAME`,
+   * `HAKO_PID` and the event's own variables; each runs at most 30 s (then it is killed); a failure
+   * is logged, and never touches the container.
+   */
+  /** Its command started (after every restart too). */
+  readonly onStarted?: Hook<EventArg>;
+  /** The `readiness` probe succeeded (once per start). */
+  readonly onReady?: Hook<EventArg>;
+  /** Its command ended: `status` (`HAKO_STATUS`: the shell's code). */
+  readonly onExited?: Hook<EventArg & { readonly status: ContainerStatus }>;
+  /** The OOM killer killed a process of it (its memory limit): `oomKills` so far (`HAKO_OOM_KILLS`). */
+  readonly onOom?: Hook<EventArg & { readonly oomKills: number }>;
+  /**
+   * Its memory is under pressure (`HAKO_PRESSURE`, v1's `memory.pressure_level` levels: `low`,
+   * `medium`, `critical`): its usage passed 90 % of its memory limit.
+   */
+  readonly onMemoryPressure?: Hook<EventArg & { readonly level: string }>;
+}
+
+/** What every event hook's callback gets. */
+export interface EventArg {
+  /** The event (`started`, `ready`, `exited`, `oom`, `memory-pressure`). */
+  readonly event: string;
+  /** The container. */
+  readonly name: string;
+  /** Its init's host pid. */
+  readonly pid: number;
+  /** Restarts so far (0 outside the supervisor). */
+  readonly restartCount: number;
 }
 
 /** Changes to the default capability set, as docker's `--cap-add` / `--cap-drop`. */

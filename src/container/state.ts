@@ -144,6 +144,15 @@ export interface StateRecord {
   readonly oomKilled?: number;
   /** Forks and clones its pids limit refused (`pids.events` max), read when it ended; absent when none. */
   readonly failedForks?: number;
+  /** Times its supervisor started it again (its spec's `restart` policy); absent when none. */
+  readonly restartCount?: number;
+  /** When its supervisor will start it again (ISO time), while it waits to (`exited` meanwhile). */
+  readonly restartAt?: string;
+  /**
+   * True once the user stopped it (`hako stop`, `kill`, `rm -f`): its supervisor never restarts
+   * it (docker's `HasBeenManuallyStopped`).
+   */
+  readonly stoppedByUser?: boolean;
 }
 
 /**
@@ -720,6 +729,9 @@ export function recordProblem(value: unknown, name?: string): string | undefined
   optional("veth", (v) => typeof v === "string", "a link name");
   optional("oomKilled", isCount, "a count");
   optional("failedForks", isCount, "a count");
+  optional("restartCount", isCount, "a count");
+  optional("restartAt", (v) => typeof v === "string", "a time");
+  optional("stoppedByUser", (v) => typeof v === "boolean", "true or false");
   if (problems.length === 0) return undefined;
   return problems.length > 3
     ? `${problems.slice(0, 3).join("; ")}; and ${problems.length - 3} more`

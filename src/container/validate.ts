@@ -15,6 +15,7 @@
  * Also the normalisation into a {@link ResolvedSpec} with every default filled in.
  * @module
  */
+import type { ReadinessSpec } from "./hooks.ts";
 import process from "node:process";
 import { ConfigError } from "../errors.ts";
 import { Group } from "../cgroup/group.ts";
@@ -37,6 +38,8 @@ import {
   nameOf,
   namespacesOf,
   pathList,
+  readinessOf,
+  restartOf,
   rlimitsOf,
   rootfsOf,
   seccompOf,
@@ -161,6 +164,8 @@ export interface ResolvedSpec {
   readonly stdio: "inherit" | "null";
   /** The hooks (empty when none). */
   readonly hooks: HooksSpec;
+  /** The readiness probe, as given (see `ReadinessSpec`), when there is one. */
+  readonly readiness?: ReadinessSpec;
   /** True when resolved by a non-root caller (rootless mode): the id maps are the caller's own. */
   readonly rootless: boolean;
   /** `init: true`: the host's static init, bound read-only at /dev/init and put before the command in `argv`. */
@@ -210,6 +215,8 @@ const SPEC_FIELDS = [
   "stdio",
   "hooks",
   "init",
+  "restart",
+  "readiness",
 ] as const;
 
 // Compile-time: SPEC_FIELDS names exactly ContainerSpec's keys (a field added to the type is checked here too).
@@ -316,6 +323,8 @@ export function resolveSpec(input: ContainerSpec): ResolvedSpec {
     );
   }
   const hooks = hooksOf(c, s.hooks);
+  restartOf(c, s.restart);
+  readinessOf(c, s.readiness);
 
   // network
   const network = c.section(s.network, "network", KEYS.network, "an object { loopback, veth }");
@@ -389,6 +398,7 @@ export function resolveSpec(input: ContainerSpec): ResolvedSpec {
     rootless,
     ...(init ? { init } : {}),
     ...(timeOffsets ? { timeOffsets } : {}),
+    ...(s.readiness !== undefined ? { readiness: s.readiness as ReadinessSpec } : {}),
   };
 }
 

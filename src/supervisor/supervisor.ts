@@ -19,6 +19,12 @@
  * requests in flight is not read until they are answered; one that does not read its answers is
  * cut off; connections past a limit are refused. Whatever escapes anyway is logged, not fatal.
  *
+ * A container whose spec has a `restart` policy is started again when it ends, under the same name
+ * and record, after docker's delays (see `restart_policy.ts`); a user's stop, kill or delete marks
+ * the record (`stoppedByUser`), which no policy restarts. The spec's event hooks (`onStarted`,
+ * `onReady`, `onOom`, `onExited`…) are fired by the container's `EventWatcher`, their messages and
+ * failures in this log; nothing here waits for them.
+ *
  * Everything it knows is on disk too, so the CLI's `ps`, `kill`, `stop`, `delete` and `exec` work
  * without it. A supervisor started after another died adopts the running containers it finds (it
  * cannot reap them — they are not its children — so it watches them, and records "exit status
@@ -36,6 +42,8 @@ import { SyscallError } from "../errors.ts";
 import { host } from "../runner/_host.ts";
 import { Container } from "../container/container.ts";
 import { resolveSpec } from "../container/validate.ts";
+import type { ContainerSpec } from "../container/spec.ts";
+import { resolveRestart, restartDelay, shouldRestart } from "../container/restart_policy.ts";
 import {
   identify,
   isRunning,
@@ -191,6 +199,12 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
   /** The one user it serves: root, or the rootless user who runs it. */
   const allowedUid = libc().geteuid();
   const containers = new Map<string, Container>();
+  /** When each supervised container last started (ms), for the restart delays. */
+  const started = new Map<string, number>();
+  /** Restarts waiting for their delay, by name. */
+  const restarting = new Map<string, ReturnType<typeof setTimeout>>();
+  /** The delay before each container's last restart (docker's back-off), by name. */
+  const backoff = new Map<string, number>();
   const adopted = new Map<string, ProcessIdentity>();
   const clients = new Set<Socket>();
   /**
@@ -235,6 +249,23 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
       return { id: req.id, ok: false, error: errorReply(e) };
     }
     const name = record.name;
+    try {
+      const c = await launch(name, spec, 0);
+      return { id: req.id, ok: true, name, pid: c.pid };
+    } catch (e) {
+      // create() and start() undo what they made; the name is free again.
+      store.remove(name);
+      say(`could not start ${name}: ${(e as Error).message}`);
+      return { id: req.id, ok: false, name, error: errorReply(e) };
+    }
+  };
+
+  /**
+   * Makes and starts a container whose record is there (new, or being restarted): its output (a
+   * FIFO and its relay, or its log), the container, its state `running`.
+   * @throws What Container.create or start throws (they undo what they made).
+   */
+  const launch = async (name: string, spec: ContainerSpec, restartCount: number): Promise<Container> => {
     const { open, close } = libc();
     let out: ContainerOutput | undefined, nullFd = -1;
     try {
@@ -246,22 +277,83 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
       const c = await Container.create(spec, {
         stdio: { stdin: nullFd, stdout: out.fd, stderr: out.fd },
         onForked: (pid) => void store.update(name, (r) => ({ ...r, init: identify(pid) ?? { pid, startTime: 0 } })),
+        events: { restartCount, log: say },
       });
       await c.start();
       containers.set(name, c);
+      started.set(name, Date.now());
       store.update(name, (r) => ({ ...r, state: "running", startedAt: new Date().toISOString() }));
-      say(`started ${name} (pid ${c.pid})`);
-      return { id: req.id, ok: true, name, pid: c.pid };
+      say(`started ${name} (pid ${c.pid})${restartCount ? ` (restart ${restartCount})` : ""}`);
+      return c;
     } catch (e) {
-      // create() and start() undo what they made; the name is free again. The relay (if any) sees
-      // EOF once the FIFO's last writer is closed below, and is reaped by checkLogs.
+      // The relay (if any) sees EOF once the FIFO's last writer is closed below, and is reaped by checkLogs.
       appended.delete(name);
-      store.remove(name);
-      say(`could not start ${name}: ${(e as Error).message}`);
-      return { id: req.id, ok: false, name, error: errorReply(e) };
+      throw e;
     } finally {
       if (out) close(out.fd);
       if (nullFd >= 0) close(nullFd);
+    }
+  };
+
+  /**
+   * After a container ended: starts it again later when its recorded spec's `restart` policy says
+   * so (docker's rules and delays, see restart_policy.ts), and records when (`restartAt`).
+   * @param exitCode Its shell code; null when unknown.
+   * @param ranMs How long it ran.
+   * @returns true when a restart is planned.
+   */
+  const planRestart = (name: string, exitCode: number | null, ranMs: number): boolean => {
+    const r = store.tryRead(name);
+    if (!r) return false;
+    const policy = resolveRestart(r.spec.restart);
+    const facts = { exitCode, restartCount: r.restartCount ?? 0, stoppedByUser: r.stoppedByUser === true };
+    if (!shouldRestart(policy, facts)) {
+      if (r.restartAt) store.update(name, ({ restartAt: _, ...x }) => x);
+      if (policy.policy !== "no") {
+        say(`${name}: not restarted (${facts.stoppedByUser ? "stopped by the user" : `policy ${policy.policy}`})`);
+      }
+      backoff.delete(name);
+      return false;
+    }
+    const delay = restartDelay(backoff.get(name) ?? 0, ranMs);
+    backoff.set(name, delay);
+    store.update(name, (x) => ({ ...x, restartAt: new Date(Date.now() + delay).toISOString() }));
+    say(`${name}: restarting in ${delay} ms (policy ${policy.policy}, restart ${facts.restartCount + 1})`);
+    restarting.set(name, setTimeout(() => void restartNow(name), delay));
+    return true;
+  };
+
+  /** Starts a container again (see planRestart), unless the user stopped or deleted it meanwhile. */
+  const restartNow = async (name: string) => {
+    restarting.delete(name);
+    let spec: ContainerSpec | undefined, count = 0, why = "removed meanwhile";
+    // Under the record's lock: a stop (or delete) now or later is seen by the stop's own check.
+    store.update(name, (r) => {
+      const { restartAt: _, ...rest } = r;
+      if (r.stoppedByUser || r.state !== "exited") {
+        why = r.stoppedByUser ? "stopped by the user" : `it is ${r.state}`;
+        return rest;
+      }
+      spec = r.spec;
+      count = (r.restartCount ?? 0) + 1;
+      return { ...rest, state: "creating", owner: self, restartCount: count };
+    });
+    if (!spec) {
+      say(`${name}: not restarted (${why})`);
+      backoff.delete(name);
+      return;
+    }
+    pending++; // (busy meanwhile: not idle)
+    try {
+      const c = await launch(name, spec, count);
+      // A stop that came while it was being made found it not running: it is ended now.
+      if (store.tryRead(name)?.stoppedByUser) c.kill("KILL");
+    } catch (e) {
+      say(`could not restart ${name}: ${(e as Error).message}`);
+      backoff.delete(name);
+      finished(name, store.tryRead(name)?.exit ?? null, `could not restart: ${(e as Error).message}`);
+    } finally {
+      pending--;
     }
   };
 
@@ -353,7 +445,13 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
         } catch (e) {
           say(`could not release what ${r.name} held: ${(e as Error).message}`);
         }
+        // Its restart policy is in its recorded spec: it holds across supervisors.
+        planRestart(r.name, null, Date.now() - (r.startedAt ? Date.parse(r.startedAt) : Date.now()));
       }
+    } else if (r.state === "exited" && r.restartAt) {
+      // Its supervisor died while it waited to be restarted.
+      store.update(r.name, (x) => ({ ...x, owner: self }));
+      planRestart(r.name, r.exit?.shellCode ?? null, 0);
     } else if (r.state === "creating") {
       say(`${r.name} was being set up when its supervisor died: 'hako gc' removes it`);
     }
@@ -373,7 +471,8 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
       if (!status) continue;
       containers.delete(name);
       appended.delete(name);
-      await c.wait(); // the afterStop hook
+      // The afterStop hook (a command: run now) and onExited (not waited for: it may take 30 s).
+      c.wait().catch((e) => say(`${name}: ${(e as Error).message}`));
       try {
         c.delete();
       } catch (e) {
@@ -382,7 +481,9 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
       const { code, signal, shellCode, ...counted } = status; // counted: oomKilled, failedForks
       finished(name, { code, signal, shellCode }, undefined, counted);
       say(`${name} exited (${status.shellCode})`);
-      await autoRemove(name);
+      const ranMs = Date.now() - (started.get(name) ?? Date.now());
+      started.delete(name);
+      if (!planRestart(name, shellCode, ranMs)) await autoRemove(name);
     }
     for (const [name, id] of adopted) {
       if (isRunning(id)) continue;
@@ -399,7 +500,8 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
         }
       }
       say(`${name} (adopted) ended`);
-      await autoRemove(name);
+      const began = r?.startedAt ? Date.parse(r.startedAt) : Date.now();
+      if (!planRestart(name, null, Date.now() - began)) await autoRemove(name);
     }
     const now = Date.now();
     if (now - lastLogCheck >= LOG_CHECK_MS) {
@@ -593,7 +695,7 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
     } catch (e) {
       say(`tick failed: ${(e as Error).stack ?? e}`);
     }
-    const busy = containers.size + adopted.size + clients.size + pending > 0;
+    const busy = containers.size + adopted.size + clients.size + pending + restarting.size > 0;
     if (busy) idleSince = Date.now();
     else if (idleMs > 0 && Date.now() - idleSince >= idleMs) break;
   }

@@ -1,0 +1,532 @@
+/**
+ * Restart policies and event hooks: the spec's `restart` (docker's `--restart`) honoured by the
+ * supervisor with docker's delays and RestartCount, never after a user's stop; the event hooks
+ * (`onStarted`, `onExited`, `onReady` with a TCP or command readiness probe, `onOom`) fired by the
+ * supervisor as commands and by the library as callbacks. Every supervisor test has its own
+ * HAKO_STATE_DIR, deletes its containers and kills its supervisor even when it fails; names carry
+ * `rst-` and a random suffix.
+ * @module
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import assert from "node:assert/strict";
+import { isRoot, runtime, tempDir, test } from "./_harness.ts";
+import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
+import { StateStore } from "../src/container/state.ts";
+import { Container } from "../src/container/container.ts";
+import { resolveSpec, SpecError } from "../src/container/validate.ts";
+import type { ContainerSpec } from "../src/container/spec.ts";
+import { parseRestartFlag, resolveRestart, restartDelay, shouldRestart } from "../src/container/restart_policy.ts";
+import { EventWatcher, tcpListening } from "../src/container/hooks.ts";
+import { parseRunArgs } from "../src/cli/run.ts";
+import { parseStartArgs } from "../src/cli/start.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const MAIN = join(ROOT, "src/cli/main.ts");
+
+const skip = !isRoot
+  ? "needs root (containers, cgroups, the supervisor)"
+  : findStaticBusybox() === undefined
+  ? "needs a static busybox (apt-get install busybox-static)"
+  : false;
+
+const unique = () => Math.random().toString(36).slice(2, 8);
+
+/** The argv that runs hako's CLI under the runtime running the tests. */
+function cliArgv(args: readonly string[]): [string, string[]] {
+  return runtime === "bun" ? [process.execPath, [MAIN, ...args]] : [process.execPath, [
+    "run",
+    "-A",
+    "--v8-flags=--single-threaded",
+    "--config",
+    join(ROOT, "deno.json"),
+    MAIN,
+    ...args,
+  ]];
+}
+
+async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A temp dir with its own state directory, a busybox rootfs, the CLI and a supervisor on the native
+ * child (`native`) or the forked one; disposing deletes every container and kills the supervisor.
+ */
+function lab(native: boolean) {
+  const dir = tempDir("hako-rst-");
+  chmodSync(dir.path, 0o755);
+  const state = join(dir.path, "state");
+  const rootfs = join(dir.path, "rootfs");
+  buildRootfs(rootfs, { builder: "busybox" });
+  const env: Record<string, string> = {
+    ...process.env as Record<string, string>,
+    HAKO_STATE_DIR: state,
+    HAKO_NATIVE_SPAWN: native ? "1" : "0",
+    HAKO_SUPERVISOR_IDLE_S: "0",
+    NO_COLOR: "1",
+  };
+  delete env.HAKO_LOADER;
+  const store = new StateStore(state);
+  const hako = (args: string[]) => {
+    const [cmd, argv] = cliArgv(args);
+    const r = spawnSync(cmd, argv, { env, encoding: "utf8", timeout: 60_000 });
+    if (r.error) throw r.error;
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  /** Writes a spec module; returns its path. */
+  const spec = (s: Record<string, unknown>): string => {
+    const path = join(dir.path, `${s.name}.ts`);
+    writeFileSync(path, `export default ${JSON.stringify({ rootfs, ...s }, null, 2)};\n`);
+    return path;
+  };
+  let supervisor: number | undefined;
+  /** Starts the supervisor ourselves (its log in `supervisor.out`), so that it is ours to kill. */
+  const startSupervisor = async () => {
+    const out = openSync(join(dir.path, "supervisor.out"), "a");
+    const [cmd, argv] = cliArgv(["supervisor", "--idle", "0"]);
+    const p = spawn(cmd, argv, { env, stdio: ["ignore", out, out] });
+    closeSync(out);
+    supervisor = p.pid;
+    await until("the supervisor's socket", () => existsSync(join(state, "supervisor.sock")));
+  };
+  const record = (name: string) => store.tryRead(name);
+  const log = () => {
+    try {
+      return readFileSync(join(dir.path, "supervisor.out"), "utf8");
+    } catch {
+      return "";
+    }
+  };
+  return {
+    dir: dir.path,
+    rootfs,
+    hako,
+    spec,
+    record,
+    log,
+    startSupervisor,
+    [Symbol.dispose]() {
+      try {
+        if (existsSync(join(state, "containers"))) {
+          for (const n of readdirSync(join(state, "containers"))) hako(["delete", "--force", n]);
+        }
+      } catch { /* the directory goes anyway */ }
+      const pids = new Set<number | undefined>([supervisor]);
+      try {
+        pids.add(Number(readFileSync(join(state, "supervisor.pid"), "utf8").split(" ")[0]));
+      } catch { /* none */ }
+      for (const pid of pids) {
+        if (!pid) continue;
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch { /* gone */ }
+      }
+      dir[Symbol.dispose]();
+    },
+  };
+}
+
+/** The lines of a file (none when it is not there). */
+function lines(path: string): string[] {
+  try {
+    return readFileSync(path, "utf8").split("\n").filter((l) => l !== "");
+  } catch {
+    return [];
+  }
+}
+
+// ---- pure: the spec field, the flags, the decisions ----
+
+test("restart is checked with its field path, and docker's on-failure:N is the only form with a count", () => {
+  const base = { name: "x", rootfs: "/tmp", command: ["true"] } as ContainerSpec;
+  for (const ok of ["no", "always", "unless-stopped", "on-failure", { policy: "on-failure", maxRetries: 3 }]) {
+    resolveSpec({ ...base, restart: ok } as ContainerSpec);
+  }
+  const problem = (restart: unknown) => {
+    try {
+      resolveSpec({ ...base, restart } as ContainerSpec);
+    } catch (e) {
+      assert(e instanceof SpecError, String(e));
+      return e.problems.map((p) => `${p.path}: ${p.message}`).join("; ");
+    }
+    return "";
+  };
+  assert.match(problem("sometimes"), /^restart: must be "no", "always"/);
+  assert.match(problem({ policy: "on-failure", maxRetries: -1 }), /^restart\.maxRetries: must be a whole number/);
+  assert.match(problem({ policy: "always", maxRetries: 2 }), /^restart\.maxRetries: goes with policy "on-failure"/);
+  assert.match(problem({ policy: "on-failure", retries: 2 }), /^restart\.retries: is not a field/);
+  assert.match(problem(3), /^restart: must be/);
+});
+
+test("readiness and the event hooks are checked with their field paths", () => {
+  const base = { name: "x", rootfs: "/tmp", command: ["true"] } as ContainerSpec;
+  const problem = (extra: Record<string, unknown>) => {
+    try {
+      resolveSpec({ ...base, ...extra } as ContainerSpec);
+    } catch (e) {
+      return (e as SpecError).problems.map((p) => `${p.path}: ${p.message}`).join("; ");
+    }
+    return "";
+  };
+  assert.equal(problem({ readiness: { tcp: 80, intervalMs: 100 }, hooks: { onReady: "true", onOom: ["x"] } }), "");
+  assert.equal(problem({ readiness: { command: ["test", "-e", "/x"] } }), "");
+  assert.match(problem({ readiness: { tcp: 70000 } }), /^readiness\.tcp: must be a port/);
+  assert.match(problem({ readiness: {} }), /^readiness: needs tcp \(a port\) or command/);
+  assert.match(problem({ readiness: { tcp: 1, command: "x" } }), /^readiness: needs tcp/);
+  assert.match(problem({ readiness: { tcp: 1, interval: 5 } }), /^readiness\.interval: is not a field/);
+  assert.match(problem({ hooks: { onOOM: "x" } }), /^hooks\.onOOM: is not a hook \(did you mean "onOom"\?/);
+  assert.match(problem({ hooks: { onExited: "" } }), /^hooks\.onExited: is an empty command string/);
+});
+
+test("--restart is docker's flag: -d only, not with --rm; hako start takes it for every spec", () => {
+  assert.deepEqual(parseRestartFlag("on-failure:2"), { policy: "on-failure", maxRetries: 2 });
+  assert.equal(parseRestartFlag("always"), "always");
+  assert.throws(() => parseRestartFlag("on-failure:x"), RangeError);
+  const q = parseRunArgs(["-d", "--restart", "on-failure:2", "--rootfs", "/r", "--", "sh"]).quick!;
+  assert.deepEqual(q.restart, { policy: "on-failure", maxRetries: 2 });
+  assert.throws(() => parseRunArgs(["--restart", "always", "--rootfs", "/r", "sh"]), /--restart goes with -d/);
+  assert.throws(() => parseRunArgs(["-d", "--rm", "--restart", "always", "--rootfs", "/r", "sh"]), /conflict/);
+  assert.throws(() => parseRunArgs(["-d", "--restart", "never", "--rootfs", "/r", "sh"]), /--restart takes/);
+  assert.equal(parseRunArgs(["--restart", "no", "--rootfs", "/r", "sh"]).quick!.restart, undefined);
+  assert.equal(parseStartArgs(["--restart", "unless-stopped", "a.ts"]).restart, "unless-stopped");
+});
+
+test("the decisions are docker's: on-failure counts, a user stop always wins, delays double from 100 ms", () => {
+  const onFailure2 = resolveRestart({ policy: "on-failure", maxRetries: 2 });
+  const facts = (exitCode: number | null, restartCount: number, stoppedByUser = false) => ({
+    exitCode,
+    restartCount,
+    stoppedByUser,
+  });
+  assert.equal(shouldRestart(onFailure2, facts(3, 0)), true);
+  assert.equal(shouldRestart(onFailure2, facts(3, 1)), true);
+  assert.equal(shouldRestart(onFailure2, facts(3, 2)), false, "two restarts at most");
+  assert.equal(shouldRestart(onFailure2, facts(0, 0)), false, "a success is not restarted");
+  assert.equal(shouldRestart(onFailure2, facts(null, 0)), true, "an unknown status counts as a failure");
+  assert.equal(shouldRestart(resolveRestart("on-failure"), facts(1, 1000)), true, "no count: no limit");
+  for (const p of ["always", "unless-stopped"] as const) {
+    assert.equal(shouldRestart(resolveRestart(p), facts(0, 50)), true);
+    assert.equal(shouldRestart(resolveRestart(p), facts(1, 0, true)), false, `${p}: not after a user stop`);
+  }
+  assert.equal(shouldRestart(resolveRestart(undefined), facts(1, 0)), false);
+  assert.equal(shouldRestart(resolveRestart({ policy: "bogus" }), facts(1, 0)), false, "a bad record never restarts");
+  let d = 0;
+  const seen: number[] = [];
+  for (let i = 0; i < 12; i++) seen.push(d = restartDelay(d, 50));
+  assert.deepEqual(seen.slice(0, 5), [100, 200, 400, 800, 1600]);
+  assert.equal(seen.at(-1), 60_000, "a minute at most");
+  assert.equal(restartDelay(60_000, 10_000), 100, "back to 100 ms after a run of 10 s");
+});
+
+test("a TCP readiness probe sees a listening socket in the process's own network namespace only", async () => {
+  const { createServer } = await import("node:net");
+  const server = createServer();
+  await new Promise<void>((res) => server.listen(0, "127.0.0.1", res));
+  const port = (server.address() as { port: number }).port;
+  try {
+    assert.equal(tcpListening(process.pid, port), true);
+  } finally {
+    server.close();
+  }
+  await sleep(50);
+  assert.equal(tcpListening(process.pid, port), false);
+});
+
+test("an event hook that fails or hangs is logged and given up, never thrown", async () => {
+  const logged: string[] = [];
+  const w = new EventWatcher({
+    name: "rst-unit",
+    pid: process.pid,
+    hooks: { onStarted: "exit 7", onExited: () => new Promise(() => {}) },
+    log: (l) => logged.push(l),
+    timeoutMs: 200,
+  });
+  w.start();
+  await w.exited({ shellCode: 0 });
+  await until("both failures logged", () => logged.length >= 2, 5000);
+  assert(logged.some((l) => /onStarted hook failed: .*exited with 7/.test(l)), logged.join("\n"));
+  assert(logged.some((l) => /onExited hook failed: did not finish within 200 ms/.test(l)), logged.join("\n"));
+});
+
+// ---- the supervisor, on the native child and the forked one ----
+
+for (const native of [true, false]) {
+  const path = native ? "native" : "forked";
+
+  test(
+    `[${path}] on-failure:2 under exit 3 restarts exactly twice, then stays exited with RestartCount 2`,
+    async () => {
+      using l = lab(native);
+      await l.startSupervisor();
+      const name = `rst-fail-${unique()}`;
+      const events = join(l.dir, "events");
+      const file = l.spec({
+        name,
+        command: ["sh", "-c", "echo run $$; exit 3"],
+        restart: { policy: "on-failure", maxRetries: 2 },
+        hooks: {
+          onStarted: `echo "started $HAKO_RESTART_COUNT" >> ${events}`,
+          onExited: `echo "exited $HAKO_STATUS" >> ${events}`,
+        },
+      });
+      const r = l.hako(["start", "-q", file]);
+      assert.equal(r.code, 0, r.stderr);
+      await until("two restarts and the last exit", () => {
+        const x = l.record(name);
+        return x?.state === "exited" && x.restartCount === 2 && !x.restartAt;
+      });
+      await sleep(1000); // no third restart
+      const x = l.record(name)!;
+      assert.equal(x.state, "exited");
+      assert.equal(x.restartCount, 2);
+      assert.equal(x.exit?.shellCode, 3);
+      assert.equal(x.restartAt, undefined);
+      const inspect = JSON.parse(l.hako(["inspect", name]).stdout);
+      const one = Array.isArray(inspect) ? inspect[0] : inspect;
+      assert.equal(one.RestartCount, 2);
+      assert.equal(one.State.ExitCode, 3);
+      assert.deepEqual(one.HostConfig.RestartPolicy, { Name: "on-failure", MaximumRetryCount: 2 });
+      assert.match(l.hako(["ps", "-a"]).stdout, new RegExp(`${name}\\s+exited \\(3, restarts: 2\\)`));
+      await until("three onExited", () => lines(events).filter((e) => e.startsWith("exited")).length === 3, 5000);
+      assert.deepEqual(lines(events).filter((e) => e.startsWith("started")).sort(), [
+        "started 0",
+        "started 1",
+        "started 2",
+      ]);
+      assert.deepEqual(lines(events).filter((e) => e.startsWith("exited")), ["exited 3", "exited 3", "exited 3"]);
+      // its log goes on across restarts, as docker's
+      await until("three runs in its log", () => (l.hako(["logs", name]).stdout.match(/^run 1$/gm) ?? []).length === 3);
+      // docker's delays: 100 ms, then 200 ms
+      assert.match(l.log(), new RegExp(`${name}: restarting in 100 ms`));
+      assert.match(l.log(), new RegExp(`${name}: restarting in 200 ms`));
+    },
+    { skip },
+  );
+
+  test(`[${path}] always restarts a command that exits 0, and hako stop ends it for good`, async () => {
+    using l = lab(native);
+    await l.startSupervisor();
+    const name = `rst-always-${unique()}`;
+    // hako run -d --restart: the flag goes into the recorded spec
+    const r = l.hako(["run", "-d", "--restart", "always", "--name", name, "--rootfs", l.rootfs, "--", "sleep", "0.3"]);
+    assert.equal(r.code, 0, r.stderr);
+    await until("two restarts", () => (l.record(name)?.restartCount ?? 0) >= 2);
+    assert.equal(l.record(name)!.spec.restart, "always");
+    await until("running again", () => l.record(name)?.state === "running");
+    const stop = l.hako(["stop", "-t", "2", name]);
+    assert.equal(stop.code, 0, stop.stderr);
+    await until("exited", () => l.record(name)?.state === "exited");
+    const count = l.record(name)!.restartCount;
+    await sleep(1500); // 0.3 s of sleep and a restart delay of at most a second or so would show
+    const x = l.record(name)!;
+    assert.equal(x.state, "exited", "not restarted after hako stop");
+    assert.equal(x.restartCount, count);
+    assert.equal(x.stoppedByUser, true);
+    assert.match(l.log(), new RegExp(`${name}: not restarted \\(stopped by the user\\)`));
+  }, { skip });
+}
+
+test("hako rm -f ends an always container for good: nothing comes back under its name", async () => {
+  using l = lab(true);
+  await l.startSupervisor();
+  const name = `rst-rm-${unique()}`;
+  const file = l.spec({ name, command: ["sleep", "0.2"], restart: "always" });
+  assert.equal(l.hako(["start", "-q", file]).code, 0);
+  await until("a restart", () => (l.record(name)?.restartCount ?? 0) >= 1 && l.record(name)?.state === "running");
+  const rm = l.hako(["rm", "-f", name]);
+  assert.equal(rm.code, 0, rm.stderr);
+  await sleep(1500);
+  assert.equal(l.record(name), undefined);
+  assert.doesNotMatch(l.hako(["ps", "-a"]).stdout, new RegExp(name));
+}, { skip });
+
+test(
+  "hako kill ends an always container for good (docker's kill, any signal), also while it waits to restart",
+  async () => {
+    using l = lab(true);
+    await l.startSupervisor();
+    const name = `rst-kill-${unique()}`;
+    // an immediate failure each time: the delays grow (100, 200, 400 ms…), a window to kill it in
+    const file = l.spec({ name, command: ["sh", "-c", "exit 1"], restart: "always" });
+    assert.equal(l.hako(["start", "-q", file]).code, 0);
+    await until("waiting for a restart of 400 ms or more", () => {
+      const x = l.record(name);
+      return x?.state === "exited" && !!x.restartAt && Date.parse(x.restartAt) - Date.now() > 200;
+    });
+    l.hako(["kill", name]); // not running: it says so, and the restart is called off all the same
+    const count = l.record(name)!.restartCount;
+    await sleep(2000);
+    const x = l.record(name)!;
+    assert.equal(x.state, "exited");
+    assert.equal(x.restartCount, count, "no restart after hako kill");
+    assert.equal(x.stoppedByUser, true);
+  },
+  { skip },
+);
+
+test("the restart policy holds across supervisors: the next one restarts what the last one left waiting", async () => {
+  using l = lab(true);
+  await l.startSupervisor();
+  const name = `rst-across-${unique()}`;
+  const file = l.spec({ name, command: ["sh", "-c", "sleep 4; exit 5"], restart: "on-failure" });
+  assert.equal(l.hako(["start", "-q", file]).code, 0);
+  await until("running", () => l.record(name)?.state === "running");
+  const first = l.record(name)!.init!.pid;
+  // the supervisor dies; the container runs on, ends, and the next supervisor restarts it
+  process.kill(Number(readFileSync(join(l.dir, "state", "supervisor.pid"), "utf8").split(" ")[0]), "SIGKILL");
+  await sleep(300);
+  await l.startSupervisor();
+  await until("restarted by the new supervisor", () => {
+    const x = l.record(name);
+    return x?.state === "running" && x.init?.pid !== first && (x.restartCount ?? 0) >= 1;
+  });
+  assert.match(l.log(), new RegExp(`adopted ${name}`));
+}, { skip });
+
+test("readiness by a TCP port: onReady fires once httpd listens inside the container's own network", async () => {
+  using l = lab(true);
+  await l.startSupervisor();
+  const name = `rst-tcp-${unique()}`;
+  const events = join(l.dir, "events");
+  const port = 18000 + Math.floor(Math.random() * 1000);
+  const file = l.spec({
+    name,
+    namespaces: ["pid", "mount", "uts", "ipc", "net"],
+    command: ["sh", "-c", `echo waiting; sleep 1; exec httpd -f -p ${port}`],
+    readiness: { tcp: port, intervalMs: 100 },
+    // a failing hook is logged and changes nothing for the container
+    hooks: { onReady: `echo "ready $HAKO_NAME $HAKO_PID" >> ${events}`, onStarted: "exit 9" },
+  });
+  const t0 = Date.now();
+  assert.equal(l.hako(["start", "-q", file]).code, 0);
+  await until("onReady", () => lines(events).length === 1);
+  assert(Date.now() - t0 >= 1000, "not before httpd listens");
+  const pid = l.record(name)!.init!.pid;
+  assert.deepEqual(lines(events), [`ready ${name} ${pid}`]);
+  assert.equal(tcpListening(process.pid, port), false, "the port is the container's, not the host's");
+  assert.match(l.log(), new RegExp(`${name}: onStarted hook failed: .*exited with 9`));
+  assert.equal(l.record(name)!.state, "running");
+}, { skip });
+
+test("readiness by a command: onReady fires once the host command succeeds (a file inside the container)", async () => {
+  using l = lab(false);
+  await l.startSupervisor();
+  const name = `rst-cmd-${unique()}`;
+  const events = join(l.dir, "events");
+  const file = l.spec({
+    name,
+    command: ["sh", "-c", "sleep 1; touch /tmp/ready; sleep 30"],
+    mounts: [{ type: "tmpfs", target: "/tmp" }],
+    readiness: { command: 'test -e "/proc/$HAKO_PID/root/tmp/ready"', intervalMs: 100 },
+    hooks: { onReady: `echo ready >> ${events}`, onStarted: `echo started >> ${events}` },
+  });
+  assert.equal(l.hako(["start", "-q", file]).code, 0);
+  await until("onReady", () => lines(events).includes("ready"));
+  assert.deepEqual(lines(events), ["started", "ready"]);
+}, { skip });
+
+test(
+  "onOom fires when a process of a container with an 8 MiB limit allocates past it (v1 memory controller)",
+  async () => {
+    using l = lab(true);
+    await l.startSupervisor();
+    const name = `rst-oom-${unique()}`;
+    const events = join(l.dir, "events");
+    const file = l.spec({
+      name,
+      // dd's 32 MiB buffer is the biggest: the OOM killer takes it, sh goes on
+      command: ["sh", "-c", "dd if=/dev/zero of=/dev/null bs=32M count=1; sleep 30"],
+      cgroup: { memory: { limit: "8m" } },
+      hooks: { onOom: `echo "oom $HAKO_OOM_KILLS" >> ${events}` },
+    });
+    assert.equal(l.hako(["start", "-q", file]).code, 0, l.log());
+    await until("onOom", () => lines(events).length >= 1);
+    assert.equal(lines(events)[0], "oom 1");
+    assert.equal(l.record(name)!.state, "running", "the hook never touches the container");
+    assert.match(l.log(), new RegExp(`${name}: the OOM killer killed a process in it`));
+  },
+  { skip },
+);
+
+test("onMemoryPressure fires once when the container's memory use crosses 90 % of its limit", async () => {
+  using l = lab(false);
+  await l.startSupervisor();
+  const name = `rst-press-${unique()}`;
+  const events = join(l.dir, "events");
+  const file = l.spec({
+    name,
+    // tmpfs pages are charged to the container's memory and stay: 15.2 MB of 16 MiB, plus sh
+    command: ["sh", "-c", "sleep 0.5; head -c 15200000 /dev/zero > /tmp/fill; sleep 30"],
+    mounts: [{ type: "tmpfs", target: "/tmp" }],
+    cgroup: { memory: { limit: "16m" } },
+    hooks: { onMemoryPressure: `echo "pressure $HAKO_PRESSURE" >> ${events}` },
+  });
+  assert.equal(l.hako(["start", "-q", file]).code, 0, l.log());
+  await until("onMemoryPressure", () => lines(events).length >= 1);
+  await sleep(700);
+  assert.equal(lines(events).length, 1, "once per crossing");
+  assert.match(lines(events)[0]!, /^pressure (medium|critical)$/);
+  assert.equal(l.record(name)!.state, "running");
+}, { skip });
+
+for (const native of [true, false]) {
+  test(
+    `[${
+      native ? "native" : "forked"
+    }] the library fires the event hooks as callbacks: onStarted, onReady by TCP, onOom, onExited`,
+    async () => {
+      const before = process.env.HAKO_NATIVE_SPAWN;
+      process.env.HAKO_NATIVE_SPAWN = native ? "1" : "0";
+      using dir = tempDir("hako-rst-lib-");
+      chmodSync(dir.path, 0o755);
+      const rootfs = join(dir.path, "rootfs");
+      buildRootfs(rootfs, { builder: "busybox" });
+      const port = 19000 + Math.floor(Math.random() * 1000);
+      const seen: string[] = [];
+      let ready!: () => void;
+      const readyP = new Promise<void>((res) => ready = res);
+      // (the child is made by create: the variable is put back as soon as it returns)
+      const c = await Container.create({
+        name: `rst-lib-${unique()}`,
+        rootfs,
+        namespaces: ["pid", "mount", "uts", "ipc", "net"],
+        command: ["sh", "-c", `dd if=/dev/zero of=/dev/null bs=32M count=1; exec httpd -f -p ${port}`],
+        cgroup: { memory: { limit: "8m" } },
+        readiness: { tcp: port, intervalMs: 50 },
+        hooks: {
+          onStarted: (a) => void seen.push(`started ${a.pid}`),
+          onReady: () => {
+            seen.push("ready");
+            ready();
+          },
+          onOom: (a) => void seen.push(`oom ${a.oomKills}`),
+          onExited: (a) => void seen.push(`exited ${a.status.shellCode}`),
+        },
+      }).finally(() => {
+        if (before === undefined) delete process.env.HAKO_NATIVE_SPAWN;
+        else process.env.HAKO_NATIVE_SPAWN = before;
+      });
+      try {
+        await c.start();
+        await readyP;
+        await until("onOom", () => seen.includes("oom 1"), 5000);
+        c.kill("KILL");
+        await c.wait();
+        assert.deepEqual(seen.filter((s) => !s.startsWith("oom")), [`started ${c.pid}`, "ready", "exited 137"]);
+      } finally {
+        c.delete();
+      }
+    },
+    { skip },
+  );
+}
