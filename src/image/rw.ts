@@ -15,7 +15,16 @@
  * @module
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { mount, umount } from "../mount.ts";
@@ -38,6 +47,8 @@ interface LayerFile {
   version: 1;
   image: string;
   container: string;
+  /** The state directory the container is recorded in. */
+  state: string;
   pid: number;
   startTime: number;
   kind: "overlay" | "copy";
@@ -62,14 +73,14 @@ export function rwDir(varDir: string): string {
  * @param varDir The var directory of the store.
  * @param image The image.
  * @param container The container's name (kept in `layer.json`, for delete and gc).
- * @param options `copy`: skip overlay (as when it is known not to mount).
+ * @param options `copy`: skip overlay (as when it is known not to mount); the state directory.
  * @throws {SetupError} Step `image`: neither could be made (what is made so far is removed).
  */
 export function makeWritable(
   varDir: string,
   image: ImageRecord,
   container: string,
-  options: { copy?: boolean } = {},
+  options: { copy?: boolean; stateDir: string },
 ): WritableLayer {
   const lower = imageRootfs(varDir, image);
   const base = rwDir(varDir);
@@ -81,6 +92,7 @@ export function makeWritable(
     version: 1,
     image: image.id,
     container,
+    state: options.stateDir,
     pid: process.pid,
     startTime: startTime(process.pid),
     kind,
@@ -145,7 +157,9 @@ function readLayer(dir: string): LayerFile | undefined {
 }
 
 /** Every writable layer: its directory, image and container. */
-export function writableLayers(varDir: string): Array<{ dir: string; image?: string; container?: string }> {
+export function writableLayers(
+  varDir: string,
+): Array<{ dir: string; image?: string; container?: string; state?: string }> {
   const base = rwDir(varDir);
   let names: string[] = [];
   try {
@@ -156,25 +170,38 @@ export function writableLayers(varDir: string): Array<{ dir: string; image?: str
   return names.map((n) => {
     const dir = join(base, n);
     const l = readLayer(dir);
-    return { dir, ...(l ? { image: l.image, container: l.container } : {}) };
+    return { dir, ...(l ? { image: l.image, container: l.container, state: l.state } : {}) };
   });
 }
 
 /**
- * Removes the writable layers whose container is gone: none of `live` (the containers the state
- * directory still records) and the process that made it is gone too (a foreground run or a start
- * still on its way holds it until its record is written).
+ * Removes the writable layers whose container is gone: of the state directory `stateDir`, none of
+ * `live` (the containers it still records), and the process that made it gone too (a foreground
+ * run or a start still on its way holds it until its record is written). A layer of another state
+ * directory is left to it; one with no readable `layer.json` (a crash while it was made) goes once
+ * it is an hour old.
  * @param live The containers that exist.
  * @param dryRun Only say what would go.
  * @returns The directories removed (or that would be).
  */
-export function collectWritable(varDir: string, live: ReadonlySet<string>, dryRun = false): string[] {
+export function collectWritable(
+  varDir: string,
+  stateDir: string,
+  live: ReadonlySet<string>,
+  dryRun = false,
+): string[] {
   const out: string[] = [];
   for (const l of writableLayers(varDir)) {
     const rec = readLayer(l.dir);
     if (rec) {
-      if (live.has(rec.container)) continue;
+      if (rec.state !== stateDir || live.has(rec.container)) continue;
       if (existsSync(`/proc/${rec.pid}`) && startTime(rec.pid) === rec.startTime) continue;
+    } else {
+      try {
+        if (Date.now() - statSync(l.dir).mtimeMs < 3600_000) continue;
+      } catch {
+        continue;
+      }
     }
     out.push(l.dir);
     if (!dryRun) removeLayerDir(l.dir);
@@ -186,10 +213,10 @@ export function collectWritable(varDir: string, live: ReadonlySet<string>, dryRu
  * Removes the writable layers of the container `name` (at its deletion).
  * @returns The directories removed.
  */
-export function releaseWritableOf(varDir: string, name: string): string[] {
+export function releaseWritableOf(varDir: string, stateDir: string, name: string): string[] {
   const out: string[] = [];
   for (const l of writableLayers(varDir)) {
-    if (l.container !== name) continue;
+    if (l.container !== name || l.state !== stateDir) continue;
     removeLayerDir(l.dir);
     out.push(l.dir);
   }
