@@ -34,11 +34,8 @@ sizes and counts are capped, and a layer is applied with no symlink followed.
  * containers' images go (root's `/var/lib/hako`, a user's XDG data dir).
  */
 export async function imageVarDir(): Promise<string> {
-  const h = host();
-  const env = h.env("HAKO_VAR_DIR");
-  if (env?.startsWith("/")) return env.replace(/\/+$/, "") || "/";
-  const { quickVarDir } = await import("./run.ts");
-  return quickVarDir(h.uid(), (n) => h.env(n));
+  const { defaultVarDir } = await import("../image/_names.ts");
+  return defaultVarDir();
 }
 
 /** Parses `hako image import FILE [NAME]` (pure). */

@@ -61,6 +61,7 @@ import { O_CLOEXEC, O_CREAT, O_NOFOLLOW, O_RDWR } from "../../ffi/constants.ts";
 import { SetupError, SyscallError } from "../errors.ts";
 import { applyLayer } from "../container/tarball.ts";
 import { makePrivateParents } from "../container/_paths.ts";
+import { imageNameProblem } from "./_names.ts";
 
 /** The largest manifest, index or config read (JSON): 4 MiB. */
 const MAX_JSON = 4 * 1024 * 1024;
@@ -153,18 +154,10 @@ function hexOf(digest: unknown, field: string): string {
  * @throws {SetupError} Step `image`, for a name docker would refuse.
  */
 export function normalizeName(name: string): string {
+  const problem = imageNameProblem(name);
+  if (problem) throw fail(problem);
   const slash = name.lastIndexOf("/");
-  const colon = name.lastIndexOf(":");
-  const [repo, tag] = colon > slash ? [name.slice(0, colon), name.slice(colon + 1)] : [name, "latest"];
-  const component = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-  const parts = repo.split("/");
-  const hostOk = (h: string) => /^[A-Za-z0-9.-]+(?::\d{1,5})?$/.test(h);
-  const ok = repo.length > 0 && repo.length <= 255 &&
-    parts.every((p, i) => component.test(p) || (i === 0 && parts.length > 1 && hostOk(p)));
-  if (!ok || !/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) {
-    throw fail(`${JSON.stringify(name)} is not an image name (NAME[:TAG], lowercase, as docker's)`);
-  }
-  return `${repo}:${tag}`;
+  return name.lastIndexOf(":") > slash ? name : `${name}:latest`;
 }
 
 /** A limit from the environment (`HAKO_IMAGE_MAX_BYTES`), in bytes. */
@@ -471,18 +464,23 @@ function readDocker(s: Staging): Found[] {
 // ---------------------------------------------------------------------------------------------
 // Storing
 
+/** What an import made, removed again when it fails (what was there before it is kept). */
+type Made = string[];
+
 /** Moves a staged file into `blobs/sha256/HEX` (kept when there: same bytes, same name). */
-function storeBlob(store: string, f: Staged): void {
+function storeBlob(store: string, f: Staged, made: Made): void {
   const target = join(store, "blobs", "sha256", f.sha256);
   if (existsSync(target)) return;
   chmodSync(f.file, 0o600);
   renameSync(f.file, target);
+  made.push(target);
 }
 
-function writeBlob(store: string, bytes: Buffer, sha256: string): void {
+function writeBlob(store: string, bytes: Buffer, sha256: string, made: Made): void {
   const target = join(store, "blobs", "sha256", sha256);
   if (existsSync(target)) return;
   writeAtomic(target, bytes);
+  made.push(target);
 }
 
 /** Writes a file atomically: a temp file (O_EXCL, 0600), fsync'ed, renamed over. */
@@ -550,7 +548,14 @@ export function chainIds(diffIds: readonly string[]): string[] {
  * on top, in a temp sibling renamed into place only once the layer's uncompressed sha256 matched
  * its diff ID. Another import making it meanwhile wins; this one's copy is dropped.
  */
-async function extractLayer(store: string, blob: string, diffId: string, chain: string, parent?: string) {
+async function extractLayer(
+  store: string,
+  blob: string,
+  diffId: string,
+  chain: string,
+  parent: string | undefined,
+  made: Made,
+) {
   const layers = join(store, "layers");
   const dir = join(layers, hexOf(chain, "chain"));
   if (existsSync(dir)) return;
@@ -567,6 +572,7 @@ async function extractLayer(store: string, blob: string, diffId: string, chain: 
     if (got !== diffId) throw fail(`layer ${diffId}: its uncompressed bytes have the digest ${got}`);
     try {
       renameSync(tmp, dir);
+      made.push(dir);
     } catch (e) {
       const code = (e as { code?: string }).code;
       if (code !== "ENOTEMPTY" && code !== "EEXIST") throw e;
@@ -660,6 +666,8 @@ export async function importImage(
     privateDir(d);
   }
   const dir = mkdtempSync(join(store, "tmp", "import-"));
+  const made: Made = [];
+  let done = false;
   try {
     let source: AsyncIterable<Uint8Array>;
     if (typeof input === "string") {
@@ -687,9 +695,9 @@ export async function importImage(
     for (const img of found) {
       const parsed = parseConfig(img.config, img.layers.length);
       const chains = chainIds(parsed.diffIds);
-      for (const l of img.layers) storeBlob(store, l);
-      storeBlob(store, img.config);
-      writeBlob(store, img.manifest.bytes, img.manifest.sha256);
+      for (const l of img.layers) storeBlob(store, l, made);
+      storeBlob(store, img.config, made);
+      writeBlob(store, img.manifest.bytes, img.manifest.sha256, made);
       for (let i = 0; i < img.layers.length; i++) {
         await extractLayer(
           store,
@@ -697,6 +705,7 @@ export async function importImage(
           parsed.diffIds[i]!,
           chains[i]!,
           chains[i - 1],
+          made,
         );
       }
       const id = `sha256:${img.config.sha256}`;
@@ -723,10 +732,13 @@ export async function importImage(
         for (const n of names) refs[n] = id;
       });
       out.push({ id, names });
+      made.length = 0; // (this image is recorded: what it made is kept)
     }
+    done = true;
     return { images: out };
   } finally {
     rmSync(dir, { recursive: true, force: true });
+    if (!done) { for (const m of made.reverse()) rmSync(m, { recursive: true, force: true }); }
   }
 }
 
