@@ -97,7 +97,6 @@ function lab() {
         const pid = Number(readFileSync(join(state, "supervisor.pid"), "utf8").split(" ")[0]);
         if (pid) process.kill(pid, "SIGKILL");
       } catch { /* none */ }
-      hako(["gc"]);
       for (const m of this.mounts().reverse()) spawnSync("umount", ["-l", m]);
       dir[Symbol.dispose]();
     },
@@ -378,6 +377,52 @@ test(
     assert.deepEqual(readdirSync(join(rootfs, "opt/d")), ["new"]);
   },
   { skip: skipCaps },
+);
+
+test(
+  "a spec's rootfs { image } runs on a writable layer of its own, from hako run and hako start, gone with the container",
+  async () => {
+    using l = lab();
+    const tree = join(l.dir, "tree");
+    baseTree(tree);
+    const archive = join(l.dir, "img.tar");
+    writeFileSync(archive, ociLayout([{ tar: tarOf(tree), compress: "gzip" }], { ref: "localhost/spec-test:1" }));
+    l.ok("image", "import", archive);
+    const spec = (n: string, command: string, rootfs: unknown = { image: "spec-test:1" }) => {
+      const path = join(l.dir, `${n}.ts`);
+      writeFileSync(
+        path,
+        `export default ${JSON.stringify({ name: l.name(n), rootfs, command: ["sh", "-c", command] })};\n`,
+      );
+      return path;
+    };
+    const rw = () => existsSync(join(l.varDir, "images/rw")) ? readdirSync(join(l.varDir, "images/rw")) : [];
+    assert.equal(l.ok("run", spec("fg", "echo fg > /opt/keep; cat /opt/keep")), "fg\n");
+    assert.deepEqual(rw(), [], "a foreground run's layer goes when it ends");
+    l.ok("start", spec("bg", "echo bg > /opt/keep; exec sleep 1000"));
+    const end = Date.now() + 20_000;
+    while (!l.ok("exec", l.name("bg"), "cat", "/opt/keep").includes("bg")) {
+      if (Date.now() > end) assert.fail("the started container never wrote");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // Its own path: an empty directory, mounted there.
+    const at = join(l.dir, "at");
+    assert.equal(l.ok("run", spec("at", "cat /opt/keep", { image: "spec-test:1", path: at })), "keep\n");
+    assert.ok(!existsSync(at), "the path it was mounted at goes with it");
+    l.ok("rm", "-f", l.name("bg"));
+    assert.deepEqual(rw(), []);
+    assert.deepEqual(l.mounts(), [], "no mount is left");
+    // An unknown image, and a bad one, are the spec's errors: nothing is made.
+    const unknown = l.hako(["run", spec("no", "true", { image: "nope:1" })]);
+    assert.equal(unknown.code, 125);
+    assert.match(unknown.stderr, /no image "nope:1"/);
+    const bad = l.hako(["run", spec("bad", "true", { image: "../x", path: "rel" })]);
+    assert.equal(bad.code, 125);
+    assert.match(bad.stderr, /rootfs\.image: "\.\.\/x" is not an image name/);
+    assert.match(bad.stderr, /rootfs\.path: must be absolute/);
+    assert.deepEqual(rw(), []);
+  },
+  { skip },
 );
 
 // ---- attacks ------------------------------------------------------------------------------------

@@ -75,14 +75,6 @@ export async function runDelete(argv: readonly string[], command: string, help: 
       return false;
     }
   }));
-  // A container on an image (hako run --image NAME) leaves its writable layer: unmounted, removed.
-  if (deleted.some(Boolean)) {
-    const { imageVarDir } = await import("./image.ts");
-    const { releaseWritableOf } = await import("../image/rw.ts");
-    const { stateDir } = await import("../container/state.ts");
-    const varDir = await imageVarDir();
-    for (const n of a.names.filter((_, i) => deleted[i])) releaseWritableOf(varDir, stateDir(), n);
-  }
   // docker rm prints each name it removed, in the order given.
   if (command === "rm") h.stdout(a.names.filter((_, i) => deleted[i]).map((n) => `${n}\n`).join(""));
   return code;

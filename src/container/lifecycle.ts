@@ -1005,6 +1005,10 @@ export async function deleteContainer(
     }
   }
   releaseResources(r);
+  // A container on an image (rootfs { image }, hako run --image NAME): its writable layer goes too.
+  const { defaultVarDir, hasWritableLayers } = await import("../image/_names.ts");
+  const varDir = defaultVarDir();
+  if (hasWritableLayers(varDir)) (await import("../image/rw.ts")).releaseWritableOf(varDir, store.root, name);
   if (!options.rootfs) {
     store.remove(name);
     return { name };

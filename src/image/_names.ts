@@ -44,7 +44,9 @@ export function imageNameProblem(name: string): string | undefined {
   const [repo, tag] = colon > slash ? [name.slice(0, colon), name.slice(colon + 1)] : [name, "latest"];
   const component = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
   const parts = repo.split("/");
-  const hostOk = (h: string) => /^[A-Za-z0-9.-]+(?::\d{1,5})?$/.test(h);
+  // (a registry host as docker's reference grammar: dot-separated labels, an optional port)
+  const hostOk = (h: string) =>
+    /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::\d{1,5})?$/.test(h);
   const ok = repo.length > 0 && repo.length <= 255 &&
     parts.every((p, i) => component.test(p) || (i === 0 && parts.length > 1 && hostOk(p)));
   if (!ok || !/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) {

@@ -17,6 +17,7 @@
 import { execFileSync } from "node:child_process";
 import {
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -29,8 +30,11 @@ import { join } from "node:path";
 import process from "node:process";
 import { mount, umount } from "../mount.ts";
 import { SetupError, SyscallError } from "../errors.ts";
-import { mountsAtOrUnder } from "../container/_rootfs_ref.ts";
-import { type ImageRecord, imageRootfs, imagesDir } from "./store.ts";
+import { mountsAtOrUnder, rootfsId, rootfsUsers } from "../container/_rootfs_ref.ts";
+import { findImage, type ImageRecord, imageRootfs, imagesDir } from "./store.ts";
+import { defaultVarDir } from "./_names.ts";
+import { stateDir } from "../container/state.ts";
+import { makePrivateParents } from "../container/_paths.ts";
 
 /** A writable layer made by {@link makeWritable}. */
 export interface WritableLayer {
@@ -52,6 +56,8 @@ interface LayerFile {
   pid: number;
   startTime: number;
   kind: "overlay" | "copy";
+  /** The rootfs, when it is not `rootfs/` in the layer's directory (a spec's `{ image, path }`). */
+  rootfs?: string;
 }
 
 function startTime(pid: number): number {
@@ -73,21 +79,38 @@ export function rwDir(varDir: string): string {
  * @param varDir The var directory of the store.
  * @param image The image.
  * @param container The container's name (kept in `layer.json`, for delete and gc).
- * @param options `copy`: skip overlay (as when it is known not to mount); the state directory.
+ * @param options `copy`: skip overlay (as when it is known not to mount); the state directory;
+ *   `at`: where the rootfs goes (made, or an empty directory; default `rootfs/` in the layer's).
  * @throws {SetupError} Step `image`: neither could be made (what is made so far is removed).
  */
 export function makeWritable(
   varDir: string,
   image: ImageRecord,
   container: string,
-  options: { copy?: boolean; stateDir: string },
+  options: { copy?: boolean; stateDir: string; at?: string },
 ): WritableLayer {
   const lower = imageRootfs(varDir, image);
   const base = rwDir(varDir);
   mkdirSync(base, { recursive: true, mode: 0o700 });
   const safe = container.replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 100);
+  const at = options.at;
+  if (at !== undefined) {
+    // Never mounted over, nor copied into, something that is there: an empty directory, or none.
+    try {
+      const st = lstatSync(at);
+      if (!st.isDirectory() || readdirSync(at).length > 0 || mountsAtOrUnder(at).length > 0) {
+        throw new SetupError(
+          "image",
+          `the rootfs path ${at} holds something already (an image's rootfs goes to an empty directory)`,
+        );
+      }
+    } catch (e) {
+      if (e instanceof SetupError) throw e;
+      if ((e as { code?: string }).code !== "ENOENT") throw e;
+    }
+  }
   const dir = mkdtempSync(join(base, `${safe}.`));
-  const rootfs = join(dir, "rootfs");
+  const rootfs = at ?? join(dir, "rootfs");
   const record = (kind: "overlay" | "copy"): LayerFile => ({
     version: 1,
     image: image.id,
@@ -96,11 +119,17 @@ export function makeWritable(
     pid: process.pid,
     startTime: startTime(process.pid),
     kind,
+    ...(at !== undefined ? { rootfs: at } : {}),
   });
   try {
     for (const d of ["upper", "work", "rootfs"]) mkdirSync(join(dir, d), { mode: 0o700 });
+    // (its parents as the store's: 0700 where made here)
+    if (at !== undefined) {
+      makePrivateParents(at);
+      mkdirSync(at, { recursive: true, mode: 0o755 });
+    }
     // (overlay's options are split at commas and colons: a path holding one is not given to it)
-    if (!options.copy && ![lower, dir].some((p) => /[,:\\]/.test(p))) {
+    if (!options.copy && ![lower, dir].some((p) => /[,:\\]/.test(p)) && !/[,:\\]/.test(rootfs)) {
       writeFileSync(join(dir, "layer.json"), JSON.stringify(record("overlay")) + "\n", { mode: 0o600 });
       try {
         mount("overlay", rootfs, {
@@ -128,15 +157,22 @@ export function makeWritable(
   }
 }
 
-/** Unmounts what is mounted at or under `dir` (lazily: a process still in it keeps it), then removes it. */
+/**
+ * Unmounts what is mounted at or under `dir` and the layer's own rootfs path (lazily: a process
+ * still in it keeps it), then removes them (never through a mount that stayed).
+ */
 function removeLayerDir(dir: string): void {
-  for (const m of mountsAtOrUnder(dir).reverse()) {
-    try {
-      umount(m, { detach: true });
-    } catch { /* gone meanwhile */ }
+  const at = readLayer(dir)?.rootfs;
+  for (const p of at !== undefined ? [at, dir] : [dir]) {
+    for (const m of mountsAtOrUnder(p).reverse()) {
+      try {
+        umount(m, { detach: true });
+      } catch { /* gone meanwhile */ }
+    }
+    if (mountsAtOrUnder(p).length > 0) continue;
+    // (a rootfs path was an empty directory, or none, when the layer was made: it holds its copy at most)
+    rmSync(p, { recursive: true, force: true });
   }
-  if (mountsAtOrUnder(dir).length > 0) return; // never remove through a mount
-  rmSync(dir, { recursive: true, force: true });
 }
 
 /**
@@ -154,6 +190,28 @@ function readLayer(dir: string): LayerFile | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A container's writable layer on the image `ref` at `at`, for a spec's `rootfs: { image, path }`
+ * (container.ts's rootfs step): the store is the default var directory's, the state directory
+ * the default one's.
+ * @returns The layer and its release.
+ * @throws {SetupError} Step `image`: no such image, or the layer could not be made.
+ */
+export function attachImage(ref: string, at: string, container: string): WritableLayer & { release(): void } {
+  const varDir = defaultVarDir();
+  const image = findImage(varDir, ref);
+  if (!image) {
+    throw new SetupError(
+      "image",
+      `no image ${JSON.stringify(ref)} in ${
+        imagesDir(varDir)
+      } ('hako images' lists them; 'hako image import FILE' adds one)`,
+    );
+  }
+  const layer = makeWritable(varDir, image, container, { stateDir: stateDir(), at });
+  return { ...layer, release: () => releaseWritable(layer.dir) };
 }
 
 /** Every writable layer: its directory, image and container. */
@@ -195,7 +253,12 @@ export function collectWritable(
     const rec = readLayer(l.dir);
     if (rec) {
       if (rec.state !== stateDir || live.has(rec.container)) continue;
-      if (existsSync(`/proc/${rec.pid}`) && startTime(rec.pid) === rec.startTime) continue;
+      // (its maker alive and the layer young: a container on its way to being recorded)
+      let young = false;
+      try {
+        young = Date.now() - statSync(l.dir).mtimeMs < 300_000;
+      } catch { /* gone */ }
+      if (young && existsSync(`/proc/${rec.pid}`) && startTime(rec.pid) === rec.startTime) continue;
     } else {
       try {
         if (Date.now() - statSync(l.dir).mtimeMs < 3600_000) continue;
@@ -203,6 +266,9 @@ export function collectWritable(
         continue;
       }
     }
+    // (never one a process runs in: a library's container has no record)
+    const id = rootfsId(rec?.rootfs ?? join(l.dir, "rootfs"));
+    if (id && rootfsUsers(id, []).length > 0) continue;
     out.push(l.dir);
     if (!dryRun) removeLayerDir(l.dir);
   }
