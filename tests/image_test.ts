@@ -31,6 +31,7 @@ import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { which } from "../src/process.ts";
 import { importImage, listImages } from "../src/image/store.ts";
 import { SetupError } from "../src/errors.ts";
+import { applyLayer } from "../src/container/tarball.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const CLI = runtime === "bun"
@@ -423,6 +424,43 @@ test(
     assert.deepEqual(rw(), []);
   },
   { skip },
+);
+
+test(
+  "a layer keeps user.* and security.capability attributes, never trusted.* or user.overlay.* (overlay would obey them)",
+  async () => {
+    using t = tempDir("hako-image-xattr-");
+    const rec = (k: string, v: string) => {
+      const body = ` ${k}=${v}\n`;
+      let n = body.length + 1;
+      while (`${n}${body}`.length !== n) n++;
+      return `${n}${body}`;
+    };
+    const pax = ["user.kept=1", "trusted.overlay.opaque=y", "user.overlay.redirect=/etc", "security.selinux=x"]
+      .map((kv) => rec(`SCHILY.xattr.${kv.split("=")[0]}`, kv.split("=")[1]!)).join("");
+    const layer = tarBytes([
+      { path: "PaxHeaders/f", type: "x" as "0", data: pax },
+      { path: "f", type: "0", data: "f" },
+      { path: "PaxHeaders/d", type: "x" as "0", data: rec("SCHILY.xattr.trusted.overlay.opaque", "y") },
+      { path: "d/", type: "5" },
+    ]);
+    const dir = join(t.path, "root");
+    mkdirSync(dir);
+    await applyLayer(
+      (async function* () {
+        yield layer;
+      })(),
+      dir,
+      { source: "test layer" },
+    );
+    const names = (p: string) =>
+      spawnSync("python3", ["-c", "import os,sys; print(sorted(os.listxattr(sys.argv[1])))", p], { encoding: "utf8" })
+        .stdout.trim();
+    assert.equal(readFileSync(join(dir, "f"), "utf8"), "f");
+    assert.equal(names(join(dir, "f")), "['user.kept']");
+    assert.equal(names(join(dir, "d")), "[]");
+  },
+  { skip: skip || (!which("python3") && "needs python3 to read extended attributes") },
 );
 
 // ---- attacks ------------------------------------------------------------------------------------

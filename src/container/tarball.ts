@@ -486,6 +486,11 @@ export async function applyLayer(input: AsyncIterable<Uint8Array>, dir: string, 
   }
 }
 
+/** The largest value of an extended attribute Linux keeps (linux/limits.h); a larger one is dropped. */
+const XATTR_SIZE_MAX = 65536;
+/** The most attribute bytes a layer may hold for its entries at once. */
+const MAX_HELD_XATTR_BYTES = 64 * 1024 * 1024;
+
 /** The extended attributes a layer may set (see {@link applyLayer}). */
 function keptXattr(name: string, own: boolean): boolean {
   if (name === "security.capability") return !own;
@@ -511,6 +516,18 @@ class XattrHeaders {
   #paxPath: string | undefined;
   #longName: string | undefined;
   #paxSize: number | undefined;
+  /** The attribute bytes held for entries not met yet (capped: a hostile layer's memory). */
+  #held = 0;
+
+  /** The attributes of the entry at `path` (cleaned), handed over once. */
+  take(path: string): Map<string, Uint8Array> | undefined {
+    const x = this.found.get(path);
+    if (x) {
+      this.found.delete(path);
+      for (const v of x.values()) this.#held -= v.length;
+    }
+    return x;
+  }
 
   write(chunk: Buffer): void {
     let off = 0;
@@ -569,7 +586,16 @@ class XattrHeaders {
     const name = this.#paxPath ?? this.#longName ?? (prefix ? `${prefix}/${str(0, 100)}` : str(0, 100));
     if (this.#pax?.size) {
       const parts = clean(name, "path");
-      if (typeof parts !== "string" && this.found.size < 1_000_000) this.found.set(parts.join("/"), this.#pax);
+      if (typeof parts !== "string") {
+        for (const v of this.#pax.values()) this.#held += v.length;
+        if (this.#held > MAX_HELD_XATTR_BYTES) {
+          throw new SetupError(
+            "rootfs",
+            `the layer's extended attributes hold more than ${MAX_HELD_XATTR_BYTES} bytes`,
+          );
+        }
+        this.found.set(parts.join("/"), this.#pax);
+      }
     }
     this.#pax = undefined;
     this.#paxPath = undefined;
@@ -602,7 +628,7 @@ class XattrHeaders {
         else if (key === "size") {
           const n = Number(rec.subarray(eq + 1).toString("latin1"));
           if (Number.isSafeInteger(n) && n >= 0) this.#paxSize = n;
-        } else if (key.startsWith("SCHILY.xattr.")) {
+        } else if (key.startsWith("SCHILY.xattr.") && rec.length - eq - 1 <= XATTR_SIZE_MAX) {
           (this.#pax ??= new Map()).set(key.slice("SCHILY.xattr.".length), new Uint8Array(rec.subarray(eq + 1)));
         }
       }
@@ -763,8 +789,7 @@ class Unpacker {
       return;
     }
     const shown = this.#shown(parts);
-    const xattrs = this.headers?.found.get(parts.join("/"));
-    if (xattrs) this.headers!.found.delete(parts.join("/"));
+    const xattrs = this.headers?.take(parts.join("/"));
     const parent = this.#openDir(parts.slice(0, -1), raw, true);
     if (this.#layer) this.#made.add(parts.join("/"));
     try {
