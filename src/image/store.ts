@@ -57,7 +57,7 @@ import { createGunzip, createZstdDecompress } from "node:zlib";
 import { xzDecompress } from "../../ffi/lzma.ts";
 import { cstr } from "../../ffi/cstring.ts";
 import { errno, libc, retryEintr } from "../../ffi/libc.ts";
-import { O_CLOEXEC, O_CREAT, O_NOFOLLOW, O_RDWR } from "../../ffi/constants.ts";
+import { EWOULDBLOCK, O_CLOEXEC, O_CREAT, O_NOFOLLOW, O_RDWR } from "../../ffi/constants.ts";
 import { SetupError, SyscallError } from "../errors.ts";
 import { applyLayer } from "../container/tarball.ts";
 import { makePrivateParents } from "../container/_paths.ts";
@@ -370,6 +370,17 @@ interface Found {
 
 const REF_NAME = "org.opencontainers.image.ref.name";
 
+/** Node's `process.arch` as the OCI image spec (Go's GOARCH) names it. */
+const GO_ARCH: Readonly<Record<string, string>> = {
+  x64: "amd64",
+  arm64: "arm64",
+  arm: "arm",
+  ia32: "386",
+  ppc64: "ppc64le",
+  s390x: "s390x",
+  riscv64: "riscv64",
+};
+
 /** The images of an OCI layout (`oci-layout`, `index.json` → manifests). */
 function readOci(s: Staging): Found[] {
   const layout = readJson(staged(s, "oci-layout", "oci-layout"), "oci-layout") as Record<string, unknown>;
@@ -380,6 +391,9 @@ function readOci(s: Staging): Found[] {
     if (!Array.isArray(descs)) throw fail(`${where}.manifests is not a list`);
     descs.forEach((d, i) => {
       const at = `${where}.manifests[${i}]`;
+      // A multi-platform index: this machine's image only (an attestation's "unknown" platform is none).
+      const platform = (d as { platform?: { os?: unknown; architecture?: unknown } })?.platform;
+      if (platform && (platform.os !== "linux" || platform.architecture !== GO_ARCH[process.arch])) return;
       const mt = (d as { mediaType?: unknown })?.mediaType;
       const f = ociBlob(s, d, at);
       const m = readJson(f, at) as Record<string, unknown>;
@@ -665,6 +679,8 @@ export async function importImage(
   ) {
     privateDir(d);
   }
+  // Shared: imports run side by side; a removal prunes only when none runs (see pruneUnused).
+  const lock = storeLock(store, LOCK_SH);
   const dir = mkdtempSync(join(store, "tmp", "import-"));
   const made: Made = [];
   let done = false;
@@ -739,13 +755,39 @@ export async function importImage(
   } finally {
     rmSync(dir, { recursive: true, force: true });
     if (!done) { for (const m of made.reverse()) rmSync(m, { recursive: true, force: true }); }
+    lock.release();
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Names, records, removal
 
-const LOCK_EX = 2, LOCK_UN = 8;
+const LOCK_SH = 1, LOCK_EX = 2, LOCK_NB = 4, LOCK_UN = 8;
+
+/**
+ * An flock on `store.lock`: shared by each import while it runs (its layers and blobs are not
+ * recorded yet), exclusive for pruning. Returns undefined for a non-blocking lock that is busy.
+ */
+function storeLock(store: string, how: number): { release(): void };
+function storeLock(store: string, how: number, nonBlocking: true): { release(): void } | undefined;
+function storeLock(store: string, how: number, nonBlocking = false): { release(): void } | undefined {
+  const { open, flock, close } = libc();
+  const path = join(store, "store.lock");
+  const fd = open(cstr(path), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600);
+  if (fd === -1) throw new SyscallError("open", errno(), [path], "lock the image store");
+  if (retryEintr(() => flock(fd, how | (nonBlocking ? LOCK_NB : 0))) !== 0) {
+    const e = errno();
+    close(fd);
+    if (nonBlocking && e === EWOULDBLOCK) return undefined;
+    throw new SyscallError("flock", e, [path], "lock the image store");
+  }
+  return {
+    release: () => {
+      flock(fd, LOCK_UN);
+      close(fd);
+    },
+  };
+}
 
 /** Runs `fn` on the refs (name → ID) under `refs.lock`, writing them back atomically when changed. */
 function withRefs<T>(store: string, fn: (refs: Record<string, string>) => T): T {
@@ -896,8 +938,21 @@ export function removeImage(
   return { untagged, deleted: img.id };
 }
 
-/** Removes the layers and blobs no stored image uses. */
+/**
+ * Removes the layers and blobs no stored image uses — unless an import is running (its own are
+ * not recorded yet): then they are left for the next removal.
+ */
 function pruneUnused(store: string, _keep: readonly string[]): void {
+  const lock = storeLock(store, LOCK_EX, true);
+  if (!lock) return;
+  try {
+    prune(store);
+  } finally {
+    lock.release();
+  }
+}
+
+function prune(store: string): void {
   const images = listImages(join(store, ".."));
   const chains = new Set<string>(), blobs = new Set<string>();
   for (const i of images) {
