@@ -50,7 +50,7 @@ interface Result {
 }
 
 /** A state directory and an image store of their own; every container deleted, the supervisor killed, at dispose. */
-function lab() {
+function lab(extraEnv: Record<string, string> = {}) {
   const dir = tempDir("hako-image-");
   chmodSync(dir.path, 0o755);
   const state = join(dir.path, "state");
@@ -61,6 +61,7 @@ function lab() {
     HAKO_STATE_DIR: state,
     HAKO_VAR_DIR: varDir,
     NO_COLOR: "1",
+    ...extraEnv,
   };
   delete env.HAKO_LOADER;
   const hako = (args: string[], input?: Uint8Array): Result => {
@@ -284,51 +285,57 @@ test(
   { skip: skipPodman },
 );
 
-test(
-  "two containers on one image: one's writes are seen neither by the other nor by the image; rm leaves no mount",
-  async () => {
-    using l = lab();
-    const tree = join(l.dir, "tree");
-    baseTree(tree);
-    const archive = join(l.dir, "img.tar");
-    writeFileSync(archive, ociLayout([{ tar: tarOf(tree), compress: "gzip" }], { ref: "localhost/rw-test:1" }));
-    l.ok("image", "import", archive);
-    const a = l.name("a");
-    l.ok(
-      "run",
-      "-d",
-      "--name",
-      a,
-      "--image",
-      "rw-test:1",
-      "--",
-      "sh",
-      "-c",
-      "echo mine > /opt/keep; echo a > /new; exec sleep 1000",
-    );
-    const end = Date.now() + 20_000;
-    while (!l.ok("exec", a, "cat", "/opt/keep").includes("mine")) {
-      if (Date.now() > end) assert.fail("the first container never wrote");
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    assert.equal(
-      l.ok("run", "--image", "rw-test:1", "--", "sh", "-c", "cat /opt/keep; ls /new 2>&1 || true"),
-      "keep\nls: /new: No such file or directory\n",
-    );
-    const rootfs = JSON.parse(l.ok("image", "inspect", "rw-test:1"))[0].Hako.rootfs;
-    assert.equal(readFileSync(join(rootfs, "opt/keep"), "utf8"), "keep\n", "the image is unchanged");
-    assert.ok(!existsSync(join(rootfs, "new")));
-    assert.ok(l.mounts().length > 0, "the first container's layer is an overlay mount");
-    const rmi = l.hako(["rmi", "rw-test:1"]);
-    assert.equal(rmi.code, 1);
-    assert.match(rmi.stderr, new RegExp(`in use by ${a}`));
-    l.ok("rm", "-f", a);
-    assert.deepEqual(l.mounts(), [], "no mount is left");
-    assert.deepEqual(readdirSync(join(l.varDir, "images/rw")), [], "no writable layer is left");
-    l.ok("rmi", "rw-test:1");
-  },
-  { skip },
-);
+for (const kind of ["overlay", "copy"] as const) {
+  test(
+    `two containers on one image: one's writes are seen neither by the other nor by the image; rm leaves no mount (${kind})`,
+    async () => {
+      using l = lab(kind === "copy" ? { HAKO_IMAGE_RW: "copy" } : {});
+      const tree = join(l.dir, "tree");
+      baseTree(tree);
+      const archive = join(l.dir, "img.tar");
+      writeFileSync(archive, ociLayout([{ tar: tarOf(tree), compress: "gzip" }], { ref: "localhost/rw-test:1" }));
+      l.ok("image", "import", archive);
+      const a = l.name("a");
+      l.ok(
+        "run",
+        "-d",
+        "--name",
+        a,
+        "--image",
+        "rw-test:1",
+        "--",
+        "sh",
+        "-c",
+        "echo mine > /opt/keep; echo a > /new; exec sleep 1000",
+      );
+      const end = Date.now() + 20_000;
+      while (!l.ok("exec", a, "cat", "/opt/keep").includes("mine")) {
+        if (Date.now() > end) assert.fail("the first container never wrote");
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(
+        l.ok("run", "--image", "rw-test:1", "--", "sh", "-c", "cat /opt/keep; ls /new 2>&1 || true"),
+        "keep\nls: /new: No such file or directory\n",
+      );
+      const rootfs = JSON.parse(l.ok("image", "inspect", "rw-test:1"))[0].Hako.rootfs;
+      assert.equal(readFileSync(join(rootfs, "opt/keep"), "utf8"), "keep\n", "the image is unchanged");
+      assert.ok(!existsSync(join(rootfs, "new")));
+      assert.equal(
+        l.mounts().length > 0,
+        kind === "overlay",
+        "the first container's layer is an overlay mount, or a copy",
+      );
+      const rmi = l.hako(["rmi", "rw-test:1"]);
+      assert.equal(rmi.code, 1);
+      assert.match(rmi.stderr, new RegExp(`in use by ${a}`));
+      l.ok("rm", "-f", a);
+      assert.deepEqual(l.mounts(), [], "no mount is left");
+      assert.deepEqual(readdirSync(join(l.varDir, "images/rw")), [], "no writable layer is left");
+      l.ok("rmi", "rw-test:1");
+    },
+    { skip },
+  );
+}
 
 test(
   "an OCI layout: an opaque dir, a whiteout, a hard link across layers, a file capability, and gzip, zstd and xz layers",
