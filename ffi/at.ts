@@ -329,6 +329,17 @@ export function writeAll(fd: number, bytes: Uint8Array, shown = `fd ${fd}`): voi
   }
 }
 
+/**
+ * fsetxattr(2): sets the extended attribute `name` of the file open as `fd` (never through a path).
+ * @param fd The file. @param name The attribute (`security.capability`, `user.x`…).
+ * @param value Its bytes, as they are. @param shown The path as an error message shows it.
+ * @throws {SyscallError} E.g. ENOTSUP where the file system keeps no such attribute.
+ */
+export function fsetxattr(fd: number, name: string, value: Uint8Array, shown = `fd ${fd}`): void {
+  const n = cstr(name);
+  retry("fsetxattr", [shown, name], () => libc().fsetxattr(fd, n, value, BigInt(value.byteLength), 0));
+}
+
 /** close(2). EINTR is not retried (Linux has closed the fd by then). */
 export function close(fd: number): void {
   libc().close(fd);

@@ -153,6 +153,8 @@ export const LIBC_SYMBOLS = {
   utimensat: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
   // int futimens(int fd, const struct timespec times[2])
   futimens: { parameters: ["i32", "buffer"], result: "i32" },
+  // int fsetxattr(int fd, const char *name, const void *value, size_t size, int flags)
+  fsetxattr: { parameters: ["i32", "buffer", "buffer", "usize", "i32"], result: "i32" },
   // void *memcpy(void *dest, const void *src, size_t n) — dest an address from mmap (ffi/spawn.ts)
   memcpy: { parameters: ["usize", "buffer", "usize"], result: "usize" },
   // void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)

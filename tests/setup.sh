@@ -19,6 +19,7 @@
 #       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static  when tests/spawn_aarch64_test.ts runs
 #                       (not on an aarch64 host): the static harness that runs the aarch64 runner
 #                       under user-mode emulation (qemu-user-static: log_relay_aarch64_test.ts too)
+#       libcap2-bin xz-utils  with podman, when tests/image_test.ts runs: it builds test images offline
 #  2. dist/hako (tools/build.sh), when tests/dist_test.ts will run and the binary is missing or
 #     older than its sources (dist_test.ts builds it too; this does it once, up front, and says so).
 #
@@ -53,6 +54,8 @@ if runs_test tests/spawn_aarch64_test.ts "$@" && [ "$(uname -m)" != aarch64 ]; t
   PACKAGES+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static)
 fi
 if runs_test tests/log_relay_aarch64_test.ts "$@" && [ "$(uname -m)" != aarch64 ]; then PACKAGES+=(qemu-user-static); fi
+# tests/image_test.ts builds its images offline with podman (and setcap/getcap, xz for its layers)
+if runs_test tests/image_test.ts "$@"; then PACKAGES+=(podman libcap2-bin xz-utils); fi
 dry=${HAKO_TEST_DEPS_DRY_RUN:-}
 say() { echo "tests/setup.sh: $*"; }
 

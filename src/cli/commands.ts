@@ -95,6 +95,13 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     load: () => import("./oci.ts"),
     forks: true,
   },
+  image: {
+    summary: "Images from docker save / OCI archives: import, load, ls, rm, inspect",
+    load: () => import("./image.ts"),
+  },
+  images: { summary: "List images (as docker images)", load: () => import("./images.ts") },
+  load: { summary: "Import an image archive from stdin (as docker load)", load: () => import("./load.ts") },
+  rmi: { summary: "Remove images (as docker rmi)", load: () => import("./rmi.ts") },
   version: { summary: "Print hako's version and its runtime's", load: () => import("./version.ts") },
   help: { summary: "Show help for hako or one of its commands", load: () => import("./help.ts") },
 };

@@ -50,7 +50,17 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const { collectGarbage } = await import("../container/lifecycle.ts");
-  const r = await collectGarbage({ dryRun: a.dryRun });
+  const collected = await collectGarbage({ dryRun: a.dryRun });
+  // Writable layers of containers on images (hako run --image NAME) whose container is gone.
+  const { imageVarDir } = await import("./image.ts");
+  const { collectWritable } = await import("../image/rw.ts");
+  const { StateStore, stateDir } = await import("../container/state.ts");
+  let live: Set<string> | undefined;
+  try {
+    live = new Set(new StateStore().names());
+  } catch { /* no state directory: leave the layers */ }
+  const layers = live ? collectWritable(await imageVarDir(), stateDir(), live, a.dryRun) : [];
+  const r = { ...collected, files: [...collected.files, ...layers] };
   if (a.json) {
     h.stdout(JSON.stringify(r, null, 2) + "\n");
     return 0;

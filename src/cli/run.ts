@@ -28,6 +28,7 @@ import { type LoaderKind, runScript } from "../runner/run_script.ts";
 export const usage = `Usage: hako run [options] <script.ts> [args...]
        hako run [options] -e <code> [args...]       (also: hako eval <code>)
        hako run [docker options] (--rootfs <dir> | --image <tar>) [--] <command> [args...]
+       hako run [docker options] --image <name[:tag]> [[--] <command> [args...]]
 
 Runs a TypeScript script with hako's API as globals — Process, Namespace, Cgroup, Capability,
 Mount, Dir, Kernel, system and the rest of mod.ts — and its arguments in ARGV (also args,
@@ -46,6 +47,13 @@ and seccomp), and docker's run flags:
   hako run --image alpine.tar.gz -- sh -c 'cat /etc/os-release'
   hako run -it --image alpine.tar.gz -- sh      # an interactive shell on a terminal of its own
   hako run -d --rm --name web -e PORT=80 -v ./site:/srv:ro -m 256m --cpus 0.5 --image alpine.tar.gz -- httpd -f
+
+--image NAME[:TAG] (a path that exists is a file; anything else names an image of 'hako images',
+imported with 'hako image import FILE' or 'hako load'): the image's config gives the defaults, as
+docker's — Entrypoint and Cmd (a command given replaces Cmd), Env (under --env-file and -e),
+WorkingDir (-w), User (-u) — and the container writes to a layer of its own (overlayfs on the
+image, or a copy where overlay cannot mount), removed with the container: the next one, and the
+image, never see its writes.
 
 -e: with --rootfs or --image, -e NAME=VALUE sets a variable, as docker's (NAME alone: the caller's
 value). Without them -e is still the code to run (as deno's), now also 'hako eval CODE' — unless
@@ -254,8 +262,11 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
     if (rootfs !== undefined) nonEmpty(rootfs, "--rootfs");
     if (image !== undefined) nonEmpty(image, "--image");
     if (evalCode !== undefined) throw new UsageError("--eval runs a script, --rootfs/--image a container: pick one");
-    if (positionals.length === 0) throw new UsageError("a command to run in the container is required");
-    nonEmpty(positionals[0]!, "the command (its program)");
+    // (an image's config may give the command: checked once --image is known to name one)
+    if (positionals.length === 0 && image === undefined) {
+      throw new UsageError("a command to run in the container is required");
+    }
+    if (positionals.length) nonEmpty(positionals[0]!, "the command (its program)");
     const detach = values.detach === true;
     if (detach && (values.tty || values.interactive)) {
       throw new UsageError(
@@ -519,13 +530,127 @@ export function quickSpec(
   return { name, rootfs, command: [...q.command], namespaces, ...(idMap ? { idMap } : {}), ...docker };
 }
 
+/**
+ * A quick container's flags with an image's config as their defaults (pure), as docker's run:
+ * Entrypoint + (the command given, else Cmd); WorkingDir under -w; User under -u (a name is
+ * looked up by `lookupUser` in the image's /etc/passwd).
+ * @throws {UsageError} When neither the command line nor the image gives a command.
+ */
+export function withImageDefaults(
+  q: NonNullable<RunArgs["quick"]>,
+  config: import("../image/store.ts").ImageRunConfig,
+  lookupUser: (user: string) => { uid: number; gid?: number } | undefined = () => undefined,
+): NonNullable<RunArgs["quick"]> {
+  const command = [...(config.Entrypoint ?? []), ...(q.command.length ? q.command : config.Cmd ?? [])];
+  if (command.length === 0) {
+    throw new UsageError("a command to run in the container is required (the image's config gives none)");
+  }
+  const d = q.docker ?? {};
+  let user = d.user;
+  if (user === undefined && config.User !== undefined) {
+    user = /^\d+(:\d+)?$/.test(config.User) ? parseUserFlag(config.User) : lookupUser(config.User);
+    if (user === undefined) {
+      throw new UsageError(
+        `the image's User ${quoted(config.User)} is not in its /etc/passwd (give -u UID[:GID])`,
+      );
+    }
+  }
+  const docker: DockerFlags = {
+    ...d,
+    ...(d.workdir === undefined && config.WorkingDir !== undefined ? { workdir: config.WorkingDir } : {}),
+    ...(user !== undefined ? { user } : {}),
+  };
+  return { ...q, command, ...(Object.keys(docker).length ? { docker } : {}) };
+}
+
+/**
+ * The uid (and gid) of `user` (`NAME`, `NAME:GROUP`, `UID:GROUP`…) in the image's /etc/passwd and
+ * /etc/group, read inside the image's tree (no symlink leads out of it).
+ */
+async function imageUser(rootfs: string, user: string): Promise<{ uid: number; gid?: number } | undefined> {
+  const at = await import("../../ffi/at.ts");
+  const { readFileSync, closeSync } = await import("node:fs");
+  const read = (path: string): string => {
+    try {
+      const root = at.openat(at.AT_FDCWD, rootfs, at.O_PATH | at.O_DIRECTORY | at.O_CLOEXEC);
+      try {
+        const fd = at.openat2(root, path, { flags: at.O_RDONLY | at.O_CLOEXEC, resolve: at.RESOLVE_IN_ROOT });
+        try {
+          return readFileSync(fd, "utf8").slice(0, 4 << 20);
+        } finally {
+          closeSync(fd);
+        }
+      } finally {
+        at.close(root);
+      }
+    } catch {
+      return "";
+    }
+  };
+  const [name, group] = user.split(":") as [string, string | undefined];
+  const field = (text: string, key: string, col: number) =>
+    text.split("\n").map((l) => l.split(":")).find((f) => f[0] === key)?.[col];
+  const passwd = read("etc/passwd");
+  const uid = /^\d+$/.test(name) ? Number(name) : Number(field(passwd, name, 2) ?? NaN);
+  if (!Number.isSafeInteger(uid)) return undefined;
+  let gid = /^\d+$/.test(name) ? undefined : Number(field(passwd, name, 3) ?? NaN);
+  if (group !== undefined) {
+    gid = /^\d+$/.test(group) ? Number(group) : Number(field(read("etc/group"), group, 2) ?? NaN);
+  }
+  if (gid !== undefined && !Number.isSafeInteger(gid)) return undefined;
+  return { uid, ...(gid !== undefined ? { gid } : {}) };
+}
+
 async function runQuick(
   q: NonNullable<RunArgs["quick"]>,
   options: import("../runner/spec_module.ts").ForegroundOptions,
 ): Promise<number> {
+  const { existsSync } = await import("node:fs");
+  // --image NAME: an image of the store (a path that exists is a tarball, as before).
+  if (q.image !== undefined && !existsSync(q.image)) {
+    const { imageVarDir } = await import("./image.ts");
+    const { findImage, imageRootfs } = await import("../image/store.ts");
+    const varDir = await imageVarDir();
+    const img = findImage(varDir, q.image);
+    if (!img) {
+      throw new UsageError(
+        `--image ${quoted(q.image)}: no such file, nor an image of that name ('hako images' lists them; ` +
+          "'hako image import FILE' or 'hako load' adds one)",
+      );
+    }
+    const users = new Map<string, { uid: number; gid?: number } | undefined>();
+    if (img.config.User !== undefined && q.docker?.user === undefined) {
+      users.set(img.config.User, await imageUser(imageRootfs(varDir, img), img.config.User));
+    }
+    const named = withImageDefaults(q, img.config, (u) => users.get(u));
+    const name = named.name ?? `run-${Math.random().toString(16).slice(2, 10)}`;
+    const { makeWritable, releaseWritable } = await import("../image/rw.ts");
+    const { stateDir } = await import("../container/state.ts");
+    const layer = makeWritable(varDir, img, name, { stateDir: stateDir() });
+    const { image: _, ...rest } = named;
+    let started = false;
+    try {
+      const code = await runQuickOn({ ...rest, name, rootfs: layer.rootfs }, options, img.config.Env ?? []);
+      started = q.detach === true && code === 0;
+      return code;
+    } finally {
+      // A foreground container is gone by now; a -d one's layer goes with it (hako rm, hako gc).
+      if (!started) releaseWritable(layer.dir);
+    }
+  }
+  return await runQuickOn(q, options, []);
+}
+
+async function runQuickOn(
+  q: NonNullable<RunArgs["quick"]>,
+  options: import("../runner/spec_module.ts").ForegroundOptions,
+  imageEnv: readonly string[],
+): Promise<number> {
+  if (q.command.length === 0) throw new UsageError("a command to run in the container is required");
   const { default: process } = await import("node:process");
   const { existsSync, readFileSync, writeFileSync } = await import("node:fs");
-  const envFileLines: string[] = [];
+  // (the image's Env first: --env-file and -e override it, as docker's)
+  const envFileLines: string[] = [...imageEnv];
   for (const file of q.docker?.envFiles ?? []) {
     let text: string;
     try {

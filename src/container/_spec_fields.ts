@@ -25,6 +25,7 @@ import {
 } from "../network.ts";
 import { EVENT_HOOK_NAMES, HOOK_NAMES, hookProblem, readinessProblem } from "./hooks.ts";
 import { restartProblem } from "./restart_policy.ts";
+import { defaultImageRoot, defaultVarDir, imageNameProblem } from "../image/_names.ts";
 import { idMapHostProblems, parseAccounts, readHostIdFiles, warnOnce } from "./host_ids.ts";
 import { isRunning, StateStore } from "./state.ts";
 import { idProblem, NGROUPS_MAX } from "../user.ts";
@@ -528,9 +529,13 @@ export function commandOf(c: Checker, value: unknown): string[] {
   return ok ? [...value as string[]] : [];
 }
 
-/** The rootfs's directory, its form checked (a path, { path }, { tarball, path, owner? }, { builder, path }). */
-export function rootfsOf(c: Checker, r: unknown): string {
+/**
+ * The rootfs's directory, its form checked (a path, { path }, { tarball, path, owner? },
+ * { builder, path }, { image, path? }); `name` is the container's, for an image's default path.
+ */
+export function rootfsOf(c: Checker, r: unknown, name = ""): string {
   const { bad } = c;
+  if (isRecord(r) && Object.hasOwn(r, "image")) return imageRootfsOf(c, r, name);
   if (typeof r === "string") {
     const path = c.absolute(r, "rootfs");
     if (path !== undefined && normalize(path) === "/") bad("rootfs", "must not be the host's / itself");
@@ -539,7 +544,9 @@ export function rootfsOf(c: Checker, r: unknown): string {
   if (!isRecord(r)) {
     bad(
       "rootfs",
-      `is required: a directory, { tarball, path } or { builder, path }${r === undefined ? "" : `, got ${show(r)}`}`,
+      `is required: a directory, { tarball, path }, { builder, path } or { image }${
+        r === undefined ? "" : `, got ${show(r)}`
+      }`,
     );
     return "";
   }
@@ -570,6 +577,24 @@ export function rootfsOf(c: Checker, r: unknown): string {
     }
   }
   if (builder) c.oneOf(r.builder, "rootfs.builder", ["busybox", "host", "auto"]);
+  return path ?? "";
+}
+
+/** `rootfs: { image, path? }`: an image name (as docker's) and where its writable layer is mounted. */
+function imageRootfsOf(c: Checker, r: Record<string, unknown>, name: string): string {
+  for (const k of Object.keys(r)) {
+    if (k !== "image" && k !== "path") unknownKeys({ [k]: undefined }, "rootfs", ["image", "path"], c.bad);
+  }
+  const image = r.image;
+  if (typeof image !== "string" || image === "") {
+    c.bad("rootfs.image", `must be an image's name (NAME[:TAG]) or ID, got ${show(image)}`);
+  } else if (!/^(sha256:)?[a-f0-9]{4,64}$/.test(image)) {
+    const problem = imageNameProblem(image);
+    if (problem) c.bad("rootfs.image", problem);
+  }
+  if (r.path === undefined) return name ? defaultImageRoot(defaultVarDir(), name) : "";
+  const path = c.absolute(r.path, "rootfs.path");
+  if (path !== undefined && normalize(path) === "/") c.bad("rootfs", "must not be the host's / itself");
   return path ?? "";
 }
 

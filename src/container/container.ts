@@ -429,6 +429,16 @@ export class Container {
           fail("rootfs", e);
         }
       }
+      if (typeof r === "object" && "image" in r) {
+        // A writable layer of its own over the image, mounted at the rootfs's path (src/image/rw.ts)
+        try {
+          const { attachImage } = await import("../image/rw.ts");
+          const layer = attachImage(r.image, spec.rootfsPath, spec.name);
+          undo.push(() => layer.release());
+        } catch (e) {
+          fail("image", e);
+        }
+      }
       try {
         if (typeof r === "object" && "builder" in r) buildRootfs(r.path, { builder: r.builder });
         // From here on the rootfs is its real path, checked not to be (nor hold) the host's root.

@@ -1024,6 +1024,13 @@ export async function deleteContainer(
     }
   }
   releaseResources(r);
+  // A container on an image (rootfs { image }, hako run --image NAME): its writable layer goes too.
+  // (one that cannot go now is left to gc: the container's deletion goes on)
+  const { defaultVarDir, hasWritableLayers } = await import("../image/_names.ts");
+  const varDir = defaultVarDir();
+  try {
+    if (hasWritableLayers(varDir)) (await import("../image/rw.ts")).releaseWritableOf(varDir, store.root, name);
+  } catch { /* gc's */ }
   if (!options.rootfs) {
     store.remove(name);
     return { name };

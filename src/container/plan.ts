@@ -57,8 +57,20 @@ export function planContainer(spec: ContainerSpec): ContainerPlan {
         `extract ${rootfs.tarball} into ${rootfs.path} (once)`,
         ...(rootfs.owner ? [`lchown every file by +${rootfs.owner.uid}:${rootfs.owner.gid ?? rootfs.owner.uid}`] : []),
       ]
+      : typeof rootfs === "object" && "image" in rootfs
+      ? [`use the image ${rootfs.image} of the store (its layers, extracted once at import)`]
       : [`use the directory ${r.rootfsPath}`],
   });
+  if (typeof rootfs === "object" && "image" in rootfs) {
+    host.push({
+      where: "host",
+      name: "image",
+      why: "a writable layer of the container's own, so its writes never reach the image or another container",
+      calls: [
+        `mount overlay on ${r.rootfsPath}: lowerdir the image's layers, upperdir and workdir of this container's (a copy of the image where overlay cannot mount)`,
+      ],
+    });
+  }
   if (r.hooks.bootstrap) {
     host.push({
       where: "host",

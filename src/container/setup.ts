@@ -153,6 +153,7 @@ export type StepName =
  */
 export type HostStepName =
   | "rootfs"
+  | "image"
   | "bootstrap"
   | "cgroup"
   | "etc-files"

@@ -45,7 +45,16 @@ export type RootfsSpec =
     /** Shift file owners so the range's first id owns the tree (seed: `chown -R`). */
     readonly owner?: { readonly uid: number; readonly gid?: number };
   }
-  | { readonly builder: "busybox" | "host" | "auto"; readonly path: string };
+  | { readonly builder: "busybox" | "host" | "auto"; readonly path: string }
+  | {
+    /**
+     * An image of hako's store (`NAME[:TAG]`, an ID): the container runs on a writable layer of its
+     * own over it (overlayfs, or a copy), removed with the container (see src/image/rw.ts).
+     */
+    readonly image: string;
+    /** Where the container's rootfs is mounted (default: `images/roots/NAME` in the store's var dir). */
+    readonly path?: string;
+  };
 
 /** One extra mount, relative to the container's root. */
 export interface MountSpec {

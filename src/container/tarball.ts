@@ -381,8 +381,33 @@ async function unpackInto(
   onProgress: ((done: number, total: number) => void) | undefined,
   marker: Marker,
 ): Promise<void> {
-  const { Parser } = await loadTar();
   const u = new Unpacker(root, rootPath, source, owner, limits);
+  const show = onProgress ?? (process.stderr.isTTY && size > PROGRESS_MIN_BYTES ? bar(basename(source)) : undefined);
+  const rs = createReadStream(source);
+  const input = decompressed(source, rs);
+  try {
+    await feed(input, u, limits, false, show ? () => show(rs.bytesRead, size) : undefined);
+  } finally {
+    rs.destroy();
+    if (input !== rs) input.destroy?.();
+    if (show && !onProgress) process.stderr.write("\r\x1b[K");
+  }
+  u.finish(marker);
+}
+
+/**
+ * Parses the (decompressed) archive `input` into the unpacker `u`, counting bytes against the
+ * limit. Reading stops at the end-of-archive blocks (nothing after them is inflated) unless
+ * `drain`, where the rest is read too (and counted): an image layer's digest covers every byte.
+ */
+async function feed(
+  input: AsyncIterable<Uint8Array>,
+  u: Unpacker,
+  limits: { maxBytes: number },
+  drain: boolean,
+  progress: (() => void) | undefined,
+): Promise<void> {
+  const { Parser } = await loadTar();
   // strict: a bad header, a truncated archive or "not a tarball" is an error, not a warning.
   const parser = new Parser({ strict: true });
   let eof = false;
@@ -396,32 +421,220 @@ async function unpackInto(
   parser.on("entry", (e: ReadEntry) => u.entry(e));
   parser.on("ignoredEntry", (e: ReadEntry) => u.ignored(e));
   parser.on("eof", () => (eof = true));
-
-  const show = onProgress ?? (process.stderr.isTTY && size > PROGRESS_MIN_BYTES ? bar(basename(source)) : undefined);
-  // Reading stops at the end-of-archive blocks: nothing after them is inflated.
-  const rs = createReadStream(source);
-  const input = decompressed(source, rs);
   let total = 0;
   try {
     for await (const chunk of input) {
       total += chunk.length;
       if (total > limits.maxBytes) u.fail(u.tooBig());
-      else parser.write(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
-      show?.(rs.bytesRead, size);
-      if (u.failure !== undefined || eof) break;
+      else if (!eof) {
+        const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+        u.headers?.write(buf);
+        parser.write(buf);
+      }
+      progress?.();
+      if (u.failure !== undefined || (eof && !drain)) break;
     }
     if (u.failure === undefined) {
       parser.end();
       await finished;
     }
   } finally {
-    rs.destroy();
-    if (input !== rs) input.destroy?.();
-    if (show && !onProgress) process.stderr.write("\r\x1b[K");
     u.closeOpenFile();
   }
   if (u.failure !== undefined) throw u.failure;
-  u.finish(marker);
+}
+
+/** Options for {@link applyLayer}. */
+export interface LayerOptions {
+  /** How the layer is named in errors (e.g. its digest). */
+  readonly source: string;
+  /** The most bytes the uncompressed layer may hold (default as {@link ExtractOptions.maxBytes}). */
+  readonly maxBytes?: number;
+  /** The most entries it may hold (default as {@link ExtractOptions.maxEntries}). */
+  readonly maxEntries?: number;
+}
+
+/**
+ * Applies one image layer (an uncompressed tar stream, read to its end) on top of the tree in
+ * `dir`, with the hardening of {@link extractRootfs} and the layer rules of the OCI image spec
+ * (as docker's and containerd's appliers): a `.wh.NAME` entry removes NAME from the layers
+ * below, `.wh..wh..opq` empties its directory of what the layers below put there, other
+ * `.wh..wh.*` names are ignored, an entry replaces what is at its name (a directory only by a
+ * directory, which is merged), and the extended attributes `security.capability` and `user.*`
+ * (never `user.overlay.*`, which overlayfs would read) are kept; `trusted.*` and the other
+ * `security.*` ones are dropped, as an overlay lower dir must never hold overlay's own.
+ * Whiteouts are names under the rootfs like any other entry: `..` and a way through a symlink
+ * are refused, a whiteout of a missing name does nothing.
+ * @param input The layer's bytes, decompressed.
+ * @param dir The tree to apply it to (the layers below, already there).
+ * @param options Its name for errors, limits.
+ * @throws {SetupError} Step `rootfs`: a refused entry, a limit exceeded, a bad archive.
+ * @throws {SyscallError} A failed file system call.
+ */
+export async function applyLayer(input: AsyncIterable<Uint8Array>, dir: string, options: LayerOptions): Promise<void> {
+  const limits = {
+    maxBytes: limit(options.maxBytes, "HAKO_TAR_MAX_BYTES", DEFAULT_MAX_BYTES, "maxBytes"),
+    maxEntries: limit(options.maxEntries, "HAKO_TAR_MAX_ENTRIES", DEFAULT_MAX_ENTRIES, "maxEntries"),
+  };
+  const root = at.openat(at.AT_FDCWD, dir, at.O_RDONLY | at.O_DIRECTORY | at.O_NOFOLLOW | at.O_CLOEXEC);
+  try {
+    const u = new Unpacker(root, dir, options.source, null, limits, true);
+    await feed(input, u, limits, true, undefined);
+    u.finishDirs();
+  } finally {
+    at.close(root);
+  }
+}
+
+/** The largest value of an extended attribute Linux keeps (linux/limits.h); a larger one is dropped. */
+const XATTR_SIZE_MAX = 65536;
+/** The most attribute bytes a layer may hold for its entries at once. */
+const MAX_HELD_XATTR_BYTES = 64 * 1024 * 1024;
+
+/** The extended attributes a layer may set (see {@link applyLayer}). */
+function keptXattr(name: string, own: boolean): boolean {
+  if (name === "security.capability") return !own;
+  return name.startsWith("user.") && !name.startsWith("user.overlay.");
+}
+
+/**
+ * A second, tiny reader of the same tar bytes that keeps what node-tar drops: the PAX records
+ * `SCHILY.xattr.NAME` (binary values, which node-tar's text decoding would mangle), by the path
+ * of the entry they precede. It looks at headers only and skips data by its size.
+ */
+class XattrHeaders {
+  /** Cleaned path → attributes, taken by the unpacker as it meets the entry. */
+  readonly found = new Map<string, Map<string, Uint8Array>>();
+  #pending: Buffer[] = [];
+  #pendingLen = 0;
+  /** Bytes of data (padded) still to skip, or to collect into `#meta`. */
+  #skip = 0;
+  #meta: Buffer[] | undefined;
+  #metaType = 0;
+  #metaLeft = 0;
+  #pax: Map<string, Uint8Array> | undefined;
+  #paxPath: string | undefined;
+  #longName: string | undefined;
+  #paxSize: number | undefined;
+  /** The attribute bytes held for entries not met yet (capped: a hostile layer's memory). */
+  #held = 0;
+
+  /** The attributes of the entry at `path` (cleaned), handed over once. */
+  take(path: string): Map<string, Uint8Array> | undefined {
+    const x = this.found.get(path);
+    if (x) {
+      this.found.delete(path);
+      for (const v of x.values()) this.#held -= v.length;
+    }
+    return x;
+  }
+
+  write(chunk: Buffer): void {
+    let off = 0;
+    while (off < chunk.length) {
+      if (this.#skip > 0) {
+        const n = Math.min(this.#skip, chunk.length - off);
+        if (this.#meta && this.#metaLeft > 0) {
+          const take = Math.min(n, this.#metaLeft);
+          this.#meta.push(chunk.subarray(off, off + take));
+          this.#metaLeft -= take;
+        }
+        this.#skip -= n;
+        off += n;
+        if (this.#skip === 0 && this.#meta) this.#endMeta();
+        continue;
+      }
+      const need = 512 - this.#pendingLen;
+      const n = Math.min(need, chunk.length - off);
+      this.#pending.push(chunk.subarray(off, off + n));
+      this.#pendingLen += n;
+      off += n;
+      if (this.#pendingLen === 512) {
+        const block = Buffer.concat(this.#pending);
+        this.#pending = [];
+        this.#pendingLen = 0;
+        this.#header(block);
+      }
+    }
+  }
+
+  #header(h: Buffer): void {
+    if (h.every((b) => b === 0)) return;
+    const str = (a: number, b: number) => h.subarray(a, b).toString("utf8").replace(/\0.*$/s, "");
+    let size: number;
+    if (h[124]! & 0x80) {
+      size = 0;
+      for (let i = 125; i < 136; i++) size = size * 256 + h[i]!;
+    } else size = parseInt(str(124, 136).trim() || "0", 8) || 0;
+    const type = h[156]!;
+    const padded = Math.ceil(size / 512) * 512;
+    // x: a PAX header for the next entry; L: GNU long name; K: long link name; g: global PAX
+    if (type === 0x78 || type === 0x58 || type === 0x4c) {
+      this.#meta = [];
+      this.#metaType = type;
+      this.#metaLeft = Math.min(size, 1 << 20);
+      this.#skip = padded;
+      if (padded === 0) this.#endMeta();
+      return;
+    }
+    if (type === 0x4b || type === 0x67) {
+      this.#skip = padded;
+      return;
+    }
+    const ustar = h.subarray(257, 262).toString("latin1") === "ustar";
+    const prefix = ustar ? str(345, 500) : "";
+    const name = this.#paxPath ?? this.#longName ?? (prefix ? `${prefix}/${str(0, 100)}` : str(0, 100));
+    if (this.#pax?.size) {
+      const parts = clean(name, "path");
+      if (typeof parts !== "string") {
+        for (const v of this.#pax.values()) this.#held += v.length;
+        if (this.#held > MAX_HELD_XATTR_BYTES) {
+          throw new SetupError(
+            "rootfs",
+            `the layer's extended attributes hold more than ${MAX_HELD_XATTR_BYTES} bytes`,
+          );
+        }
+        this.found.set(parts.join("/"), this.#pax);
+      }
+    }
+    this.#pax = undefined;
+    this.#paxPath = undefined;
+    this.#longName = undefined;
+    // (every entry's data is skipped by its size, as node-tar does; PAX's size wins)
+    const real = this.#paxSize ?? size;
+    this.#paxSize = undefined;
+    this.#skip = Math.ceil(real / 512) * 512;
+  }
+
+  #endMeta(): void {
+    const body = Buffer.concat(this.#meta ?? []);
+    this.#meta = undefined;
+    if (this.#metaType === 0x4c) {
+      this.#longName = body.toString("utf8").replace(/\0.*$/s, "");
+      return;
+    }
+    // PAX records: "LEN KEY=VALUE\n", LEN counting the whole record (so values may hold any byte).
+    let off = 0;
+    while (off < body.length) {
+      const sp = body.indexOf(0x20, off);
+      if (sp < 0) break;
+      const len = parseInt(body.subarray(off, sp).toString("latin1"), 10);
+      if (!Number.isSafeInteger(len) || len <= sp - off || off + len > body.length) break;
+      const rec = body.subarray(sp + 1, off + len - 1);
+      const eq = rec.indexOf(0x3d);
+      if (eq > 0) {
+        const key = rec.subarray(0, eq).toString("utf8");
+        if (key === "path") this.#paxPath = rec.subarray(eq + 1).toString("utf8");
+        else if (key === "size") {
+          const n = Number(rec.subarray(eq + 1).toString("latin1"));
+          if (Number.isSafeInteger(n) && n >= 0) this.#paxSize = n;
+        } else if (key.startsWith("SCHILY.xattr.") && rec.length - eq - 1 <= XATTR_SIZE_MAX) {
+          (this.#pax ??= new Map()).set(key.slice("SCHILY.xattr.".length), new Uint8Array(rec.subarray(eq + 1)));
+        }
+      }
+      off += len;
+    }
+  }
 }
 
 /** How a parent directory's lookup may go (the kernel refuses any symlink, and any way out). */
@@ -452,6 +665,12 @@ class Unpacker {
   #entries = 0;
   #dataBytes = 0;
   #openFile: number | undefined;
+  /** An image layer (see {@link applyLayer}): whiteouts, replacements, extended attributes. */
+  readonly #layer: boolean;
+  /** A layer's extended attributes, read beside node-tar. */
+  readonly headers: XattrHeaders | undefined;
+  /** The paths this layer made (an opaque directory keeps them). */
+  readonly #made = new Set<string>();
   /** The first error; once set, every later entry is skipped. */
   failure: unknown = undefined;
 
@@ -461,7 +680,10 @@ class Unpacker {
     source: string,
     shift: { uid: number; gid: number } | null,
     limits: { maxBytes: number; maxEntries: number },
+    layer = false,
   ) {
+    this.#layer = layer;
+    this.headers = layer ? new XattrHeaders() : undefined;
     this.#root = root;
     this.#rootPath = rootPath;
     this.#source = source;
@@ -561,8 +783,15 @@ class Unpacker {
     }
 
     const name = parts[parts.length - 1]!;
+    if (this.#layer && name.startsWith(".wh.")) {
+      this.#whiteout(parts, raw);
+      e.resume();
+      return;
+    }
     const shown = this.#shown(parts);
+    const xattrs = this.headers?.take(parts.join("/"));
     const parent = this.#openDir(parts.slice(0, -1), raw, true);
+    if (this.#layer) this.#made.add(parts.join("/"));
     try {
       switch (e.type) {
         case "Directory":
@@ -571,6 +800,7 @@ class Unpacker {
           try {
             if (!this.#own) at.fchown(fd, uid, gid, shown);
             at.fchmod(fd, mode, shown);
+            if (xattrs) this.#setXattrs(fd, xattrs, shown);
           } finally {
             at.close(fd);
           }
@@ -590,6 +820,8 @@ class Unpacker {
               // chown first: it clears setuid/setgid bits, which the chmod then sets.
               if (!this.#own) at.fchown(fd, uid, gid, shown);
               at.fchmod(fd, mode, shown);
+              // (after the chown, which would clear security.capability)
+              if (xattrs) this.#setXattrs(fd, xattrs, shown);
               at.futimens(fd, "omit", mtime, shown);
             } catch (err) {
               this.fail(err);
@@ -783,11 +1015,74 @@ class Unpacker {
     try {
       at.unlinkat(parent, name, at.AT_REMOVEDIR, shown);
     } catch (e) {
+      if (this.#layer && e instanceof SyscallError && (e.code === "ENOTEMPTY" || e.code === "EEXIST")) {
+        // A layer's entry replaces a lower layer's directory (docker's applier does the same).
+        this.#removeTree(parent, name);
+        return;
+      }
       if (e instanceof SyscallError && (e.code === "ENOTEMPTY" || e.code === "EEXIST")) {
         throw refused(raw, `it would replace the directory ${JSON.stringify(parts.join("/"))}, which is not empty`);
       }
       throw e;
     }
+  }
+
+  /**
+   * A whiteout entry: `.wh..wh..opq` empties its directory of what lower layers put there;
+   * `.wh.NAME` removes NAME; other `.wh..wh.` names (aufs's bookkeeping) are ignored, as docker does.
+   * The directory is reached as any entry's parent (no symlink, nothing outside); when it is not
+   * there, there is nothing to hide.
+   */
+  #whiteout(parts: readonly string[], raw: string): void {
+    const name = parts[parts.length - 1]!;
+    const dirParts = parts.slice(0, -1);
+    const opaque = name === ".wh..wh..opq";
+    if (!opaque && name.startsWith(".wh..wh.")) return;
+    const target = name.slice(".wh.".length);
+    if (!opaque && (target === "" || target === "." || target === "..")) {
+      throw refused(raw, "a whiteout of no name in its directory");
+    }
+    let dir: number;
+    try {
+      dir = this.#openDir(dirParts, raw, false, "a whiteout goes", at.O_RDONLY);
+    } catch (e) {
+      if (e instanceof SyscallError && e.code === "ENOENT") return;
+      throw e;
+    }
+    try {
+      const names = opaque ? readdirSync(`/proc/self/fd/${dir}`) : [target];
+      for (const n of names) {
+        if (this.#made.has([...dirParts, n].join("/"))) continue; // this layer's own
+        try {
+          at.statx(dir, n, at.AT_SYMLINK_NOFOLLOW, this.#shown([...dirParts, n]));
+        } catch (e) {
+          if (e instanceof SyscallError && e.code === "ENOENT") continue;
+          throw e;
+        }
+        this.#removeTree(dir, n);
+      }
+    } finally {
+      at.close(dir);
+    }
+  }
+
+  /**
+   * Removes `name` under the directory fd `parent`, and all below it when a directory: through
+   * `/proc/self/fd/N`, so the parent is the one this extraction reached with no symlink followed;
+   * node:fs's recursive removal unlinks symlinks, never what they point to.
+   */
+  #removeTree(parent: number, name: string): void {
+    const st = at.statx(parent, name, at.AT_SYMLINK_NOFOLLOW, name);
+    if ((st.mode & at.S_IFMT) !== at.S_IFDIR) {
+      at.unlinkat(parent, name, 0, name);
+      return;
+    }
+    rmSync(`/proc/self/fd/${parent}/${name}`, { recursive: true, force: true });
+  }
+
+  /** Sets the extended attributes a layer may set on the file open as `fd`. */
+  #setXattrs(fd: number, xattrs: ReadonlyMap<string, Uint8Array>, shown: string): void {
+    for (const [k, v] of xattrs) if (keptXattr(k, this.#own)) at.fsetxattr(fd, k, v, shown);
   }
 
   /** After the last entry: the marker, then the directories' mtimes (which their entries changed). */
@@ -802,6 +1097,11 @@ class Unpacker {
     } finally {
       at.close(fd);
     }
+    this.finishDirs();
+  }
+
+  /** After the last entry: the directories' mtimes (which their entries changed). */
+  finishDirs(): void {
     for (const { parts, mtime } of this.#dirTimes) {
       if (mtime === "omit") continue;
       let fd: number;

@@ -267,7 +267,7 @@ export function resolveSpec(input: ContainerSpec): ResolvedSpec {
 
   const name = nameOf(c, s.name);
   const argv = commandOf(c, s.command);
-  const rootfsPath = rootfsOf(c, s.rootfs);
+  const rootfsPath = rootfsOf(c, s.rootfs, name);
 
   // namespaces and id maps; rootless: a non-root caller needs a user namespace, and without an
   // idMap its own ids become root inside

@@ -164,6 +164,13 @@ export async function runForeground(
       }
     } finally {
       store.remove(resolved.name);
+      // A container on an image (rootfs { image }): its writable layer goes with it.
+      const { defaultVarDir, hasWritableLayers } = await import("../image/_names.ts");
+      try {
+        if (hasWritableLayers(defaultVarDir())) {
+          (await import("../image/rw.ts")).releaseWritableOf(defaultVarDir(), store.root, resolved.name);
+        }
+      } catch { /* left to hako gc */ }
     }
   } finally {
     signals.close();
