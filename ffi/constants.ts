@@ -430,6 +430,17 @@ export const SIG_BLOCK = 0;
 /** sigprocmask `SIG_SETMASK`: replace the mask. */
 export const SIG_SETMASK = 2;
 
+/**
+ * The signals a child puts back to SIG_DFL right before execve, on every path (the native
+ * runner's program, a forked child's exec): 1–64 but SIGKILL and SIGSTOP, which cannot change. A
+ * handler would not survive execve anyway; what this undoes is a runtime's SIG_IGN (of SIGPIPE,
+ * SIGXFSZ…), which execve keeps and a program would inherit. (glibc refuses 32 and 33, its own;
+ * the native runner's raw rt_sigaction resets them too, and nothing of a runtime ignores them.)
+ */
+export const EXEC_RESET_SIGNALS: readonly number[] = Object.freeze(
+  Array.from({ length: 64 }, (_, i) => i + 1).filter((s) => s !== SIGKILL && s !== SIGSTOP),
+);
+
 /** waitpid `WNOHANG`: return 0 at once when no child has changed state (linux/wait.h). */
 export const WNOHANG = 1;
 /** waitpid `WUNTRACED`: also report stopped children (linux/wait.h). */

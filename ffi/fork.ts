@@ -320,7 +320,12 @@ function enterNewTimeNamespace(): void {
   if (!ok) fail("setns", e, [file, "CLONE_NEWTIME"]);
 }
 
-/** In a fresh child: every signal with a handler goes back to SIG_DFL (ignored ones stay ignored). */
+/**
+ * In a fresh child, before any of its JavaScript: every signal with a handler goes back to SIG_DFL
+ * (a runtime's handler would run on a thread the child does not have); ignored ones stay ignored
+ * until the child's execve, which resets `EXEC_RESET_SIGNALS` (constants.ts) as the native runner does
+ * (src/process.ts). Two moments, one policy for what the program gets.
+ */
 function resetHandledSignals(): void {
   const { sigaction, signal } = libc();
   const old = new BigUint64Array(19); // struct sigaction is 152 bytes; the handler comes first

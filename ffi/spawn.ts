@@ -28,7 +28,15 @@ import { SYSCALLS_X86_64 } from "./_syscalls_x86_64.ts";
 import { SYSCALLS_AARCH64 } from "./_syscalls_aarch64.ts";
 import { ANY_RESULT, HEADER, HEADER_BYTES, INDIRECT_BITS, OP_BYTES, OP_WORD, SPECIAL_OP } from "./_op_layout.ts";
 import { SyscallError } from "./errno.ts";
-import { CLONE_VM, PR_GET_DUMPABLE, PR_SET_DUMPABLE, SIG_BLOCK, SIG_SETMASK, SIGCHLD } from "./constants.ts";
+import {
+  CLONE_VM,
+  EXEC_RESET_SIGNALS,
+  PR_GET_DUMPABLE,
+  PR_SET_DUMPABLE,
+  SIG_BLOCK,
+  SIG_SETMASK,
+  SIGCHLD,
+} from "./constants.ts";
 
 /**
  * The runner's machine code, assembled from `ffi/spawn_x86_64.S` (`bash tools/assemble.sh`
@@ -382,8 +390,8 @@ export class SyscallProgram {
   resetSignals(): Array<[number, ProgramSyscall, unknown[]]> {
     const out: Array<[number, ProgramSyscall, unknown[]]> = [];
     const dfl = this.bytes(new Uint8Array(32)); // struct kernel_sigaction { SIG_DFL, 0, 0, 0 }
-    for (let sig = 1; sig <= 64; sig++) {
-      if (sig !== 9 && sig !== 19) out.push([this.call("rt_sigaction", [sig, dfl, null, 8]), "rt_sigaction", [sig]]);
+    for (const sig of EXEC_RESET_SIGNALS) {
+      out.push([this.call("rt_sigaction", [sig, dfl, null, 8]), "rt_sigaction", [sig]]);
     }
     const empty = this.bytes(new Uint8Array(8));
     out.push([this.call("rt_sigprocmask", [SIG_SETMASK, empty, null, 8]), "rt_sigprocmask", ["SIG_SETMASK", "{}"]]);

@@ -23,7 +23,7 @@ import { ConfigError, SyscallError } from "./errors.ts";
 import { capabilitiesBeforeExec } from "./capability.ts";
 import { type Signal, signalName, signalNumber } from "./signals.ts";
 import { type IdMapEntry, namespaceFlags, type NamespaceName, takePendingFlags, writeIdMap } from "./namespace.ts";
-import { EINTR, O_CLOEXEC, WNOHANG } from "../ffi/constants.ts";
+import { EINTR, EXEC_RESET_SIGNALS, O_CLOEXEC, WNOHANG } from "../ffi/constants.ts";
 
 /** waitpid's options (documented with their values in ffi/constants.ts). */
 export { WNOHANG, WUNTRACED } from "../ffi/constants.ts";
@@ -349,7 +349,8 @@ export function resetSignalsForExec(): void {
 
 function resetSignals(): void {
   const { signal, sigprocmask } = libc();
-  for (const sig of [1, 2, 3, 13, 15, 17, 25]) signal(sig, 0n);
+  // (the native runner's list, ffi/spawn.ts's resetSignals: one policy on both paths)
+  for (const sig of EXEC_RESET_SIGNALS) signal(sig, 0n);
   sigprocmask(2, /* SIG_SETMASK */ new Uint8Array(128), null);
 }
 

@@ -3,6 +3,8 @@ import { join } from "node:path";
 import { procFile, waitUntil } from "./_proc.ts";
 import { assert, assertEquals, assertThrows, gc, needsRoot, tempDir, test } from "./_harness.ts";
 import { ConfigError, Process, SyscallError } from "../mod.ts";
+import { libc } from "../ffi/libc.ts";
+import { SIG_IGN } from "../ffi/constants.ts";
 
 test("fork() runs the callback in a child and waitpid2() reports its exit", () => {
   const pid = Process.fork(() => {
@@ -60,6 +62,19 @@ test("system() returns true, false, or null when the command cannot run", () => 
 test("the exec'd child starts with SIGPIPE at its default disposition", () => {
   const pid = Process.fork(() => Process.exec("sh", "-c", 'grep -q "^SigIgn:\\s*0*$" /proc/self/status'));
   assertEquals(Process.waitpid2(pid).status.code, 0);
+});
+
+test("a signal the runtime ignores (not only SIGPIPE) is at its default in the exec'd child, as on the native path", () => {
+  // SIGUSR1 and SIGRTMIN+3: outside the old short list of the forked path's reset
+  const { signal } = libc();
+  const before = [signal(10, SIG_IGN), signal(37, SIG_IGN)];
+  try {
+    const pid = Process.fork(() => Process.exec("sh", "-c", 'grep -q "^SigIgn:\\s*0*$" /proc/self/status'));
+    assertEquals(Process.waitpid2(pid).status.code, 0);
+  } finally {
+    signal(10, before[0]!);
+    signal(37, before[1]!);
+  }
 });
 
 test("wait() reaps without blocking the event loop", async () => {
