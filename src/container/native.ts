@@ -4,10 +4,11 @@
  * the clone, so the child runs no JavaScript at all — no copy of the runtime's address space, no
  * copy-on-write faults, nothing for execve to tear down.
  *
- * {@link compileChild} returns undefined for a spec that needs code in the child (a provision
- * hook, a veth, a joined mount namespace, mounts under /proc, /sys or /dev), or where no native
- * runner exists (not x86-64, or `HAKO_NATIVE_SPAWN=0`): those containers are forked as before,
- * and `setup.ts` runs the steps in the forked child.
+ * {@link compileChild} returns undefined for a spec that needs code in the child (a step whose
+ * op list has a `js` op: a provision hook, a veth; a spec mount with propagation or move
+ * options), or where no native runner exists (neither x86-64 nor aarch64, or
+ * `HAKO_NATIVE_SPAWN=0`): those containers are forked, and `setup.ts` interprets the same op
+ * lists in the forked child.
  *
  * A program is compiled once per kind of container (see {@link ProgramCache}); the pipes' fds go
  * into slots, so the next container of that kind only fills them in.
