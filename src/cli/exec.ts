@@ -116,7 +116,7 @@ export async function execByName(name: string, opts: Omit<ExecArgs, "help" | "na
   const { StateStore, isRunning, describeState, ContainerStateError } = await import("../container/state.ts");
   const { resolveSpec } = await import("../container/validate.ts");
   const { execIn } = await import("../container/exec.ts");
-  const { closeFd } = await import("../container/_pipe.ts");
+  const { closeFd } = await import("../container/terminal.ts");
   const { default: process } = await import("node:process");
   const r = new StateStore().read(name);
   if (r.state !== "running" || !isRunning(r.init)) {
@@ -134,9 +134,9 @@ export async function execByName(name: string, opts: Omit<ExecArgs, "help" | "na
   // ^C and ^\ reach this process, which passes them on.
   const handlers = (["SIGINT", "SIGQUIT", "SIGTERM", "SIGHUP"] as const).map((s) => [s, forward(s)] as const);
   for (const [s, h] of handlers) process.on(s, h);
-  const tty = opts.tty ? await import("../container/_tty.ts") : undefined;
+  const tty = opts.tty ? await import("../container/terminal.ts") : undefined;
   let master = -1;
-  let relay: import("../container/_tty.ts").TerminalRelay | undefined;
+  let relay: import("../container/terminal.ts").TerminalRelay | undefined;
   try {
     // Raw before the command starts, so that no key typed meanwhile is echoed or edited here.
     if (tty) relay = new tty.TerminalRelay({ input: opts.interactive ?? false });

@@ -34,7 +34,7 @@ sizes and counts are capped, and a layer is applied with no symlink followed.
  * containers' images go (root's `/var/lib/hako`, a user's XDG data dir).
  */
 export async function imageVarDir(): Promise<string> {
-  const { defaultVarDir } = await import("../image/_names.ts");
+  const { defaultVarDir } = await import("../image/store.ts");
   return defaultVarDir();
 }
 

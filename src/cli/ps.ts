@@ -5,7 +5,7 @@
 import { parseArgs, quoted, stringOption, stringsOption, UsageError } from "./_args.ts";
 import { bytes, duration, table } from "./_format.ts";
 import { type Host, host } from "../runner/_host.ts";
-import { resolveStateDir } from "../container/_state_dir.ts";
+import { resolveStateDir } from "../container/state.ts";
 import type { ContainerInfo } from "../container/lifecycle.ts";
 
 /** The help text. */

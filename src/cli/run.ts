@@ -563,44 +563,6 @@ export function withImageDefaults(
   return { ...q, command, ...(Object.keys(docker).length ? { docker } : {}) };
 }
 
-/**
- * The uid (and gid) of `user` (`NAME`, `NAME:GROUP`, `UID:GROUP`…) in the image's /etc/passwd and
- * /etc/group, read inside the image's tree (no symlink leads out of it).
- */
-async function imageUser(rootfs: string, user: string): Promise<{ uid: number; gid?: number } | undefined> {
-  const at = await import("../../ffi/at.ts");
-  const { readFileSync, closeSync } = await import("node:fs");
-  const read = (path: string): string => {
-    try {
-      const root = at.openat(at.AT_FDCWD, rootfs, at.O_PATH | at.O_DIRECTORY | at.O_CLOEXEC);
-      try {
-        const fd = at.openat2(root, path, { flags: at.O_RDONLY | at.O_CLOEXEC, resolve: at.RESOLVE_IN_ROOT });
-        try {
-          return readFileSync(fd, "utf8").slice(0, 4 << 20);
-        } finally {
-          closeSync(fd);
-        }
-      } finally {
-        at.close(root);
-      }
-    } catch {
-      return "";
-    }
-  };
-  const [name, group] = user.split(":") as [string, string | undefined];
-  const field = (text: string, key: string, col: number) =>
-    text.split("\n").map((l) => l.split(":")).find((f) => f[0] === key)?.[col];
-  const passwd = read("etc/passwd");
-  const uid = /^\d+$/.test(name) ? Number(name) : Number(field(passwd, name, 2) ?? NaN);
-  if (!Number.isSafeInteger(uid)) return undefined;
-  let gid = /^\d+$/.test(name) ? undefined : Number(field(passwd, name, 3) ?? NaN);
-  if (group !== undefined) {
-    gid = /^\d+$/.test(group) ? Number(group) : Number(field(read("etc/group"), group, 2) ?? NaN);
-  }
-  if (gid !== undefined && !Number.isSafeInteger(gid)) return undefined;
-  return { uid, ...(gid !== undefined ? { gid } : {}) };
-}
-
 async function runQuick(
   q: NonNullable<RunArgs["quick"]>,
   options: import("../runner/spec_module.ts").ForegroundOptions,
@@ -609,7 +571,7 @@ async function runQuick(
   // --image NAME: an image of the store (a path that exists is a tarball, as before).
   if (q.image !== undefined && !existsSync(q.image)) {
     const { imageVarDir } = await import("./image.ts");
-    const { findImage, imageRootfs } = await import("../image/store.ts");
+    const { findImage, imageRootfs, imageUser } = await import("../image/store.ts");
     const varDir = await imageVarDir();
     const img = findImage(varDir, q.image);
     if (!img) {
@@ -620,7 +582,7 @@ async function runQuick(
     }
     const users = new Map<string, { uid: number; gid?: number } | undefined>();
     if (img.config.User !== undefined && q.docker?.user === undefined) {
-      users.set(img.config.User, await imageUser(imageRootfs(varDir, img), img.config.User));
+      users.set(img.config.User, imageUser(imageRootfs(varDir, img), img.config.User));
     }
     const named = withImageDefaults(q, img.config, (u) => users.get(u));
     const name = named.name ?? `run-${Math.random().toString(16).slice(2, 10)}`;

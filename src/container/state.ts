@@ -69,7 +69,7 @@ import { resolveStateDir } from "./_state_dir.ts";
 import { dropPendingRootfs, notePendingRootfs, withRootfsLock } from "./_rootfs_ref.ts";
 import { ENOENT, ESRCH, O_CLOEXEC, O_CREAT, O_NOFOLLOW, O_RDWR } from "../../ffi/constants.ts";
 
-export { DEFAULT_STATE_DIR } from "./_state_dir.ts";
+export { DEFAULT_STATE_DIR, resolveStateDir } from "./_state_dir.ts";
 
 /** The state directory: `HAKO_STATE_DIR`, `/run/hako` for root, or the rootless user's own (see `resolveStateDir`). */
 export function stateDir(): string {

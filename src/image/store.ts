@@ -62,6 +62,8 @@ import { SetupError, SyscallError } from "../errors.ts";
 import { applyLayer } from "../container/tarball.ts";
 import { makePrivateParents } from "../container/_paths.ts";
 import { imageNameProblem } from "./_names.ts";
+import * as at from "../../ffi/at.ts";
+export { defaultVarDir } from "./_names.ts";
 
 /** The largest manifest, index or config read (JSON): 4 MiB. */
 const MAX_JSON = 4 * 1024 * 1024;
@@ -977,4 +979,40 @@ function readdirOrEmpty(dir: string): string[] {
   } catch {
     return [];
   }
+}
+
+/**
+ * The uid (and gid) of `user` (`NAME`, `NAME:GROUP`, `UID:GROUP`…) in the image's /etc/passwd and
+ * /etc/group, read inside the image's tree (no symlink leads out of it).
+ */
+export function imageUser(rootfs: string, user: string): { uid: number; gid?: number } | undefined {
+  const read = (path: string): string => {
+    try {
+      const root = at.openat(at.AT_FDCWD, rootfs, at.O_PATH | at.O_DIRECTORY | at.O_CLOEXEC);
+      try {
+        const fd = at.openat2(root, path, { flags: at.O_RDONLY | at.O_CLOEXEC, resolve: at.RESOLVE_IN_ROOT });
+        try {
+          return readFileSync(fd, "utf8").slice(0, 4 << 20);
+        } finally {
+          closeSync(fd);
+        }
+      } finally {
+        at.close(root);
+      }
+    } catch {
+      return "";
+    }
+  };
+  const [name, group] = user.split(":") as [string, string | undefined];
+  const field = (text: string, key: string, col: number) =>
+    text.split("\n").map((l) => l.split(":")).find((f) => f[0] === key)?.[col];
+  const passwd = read("etc/passwd");
+  const uid = /^\d+$/.test(name) ? Number(name) : Number(field(passwd, name, 2) ?? NaN);
+  if (!Number.isSafeInteger(uid)) return undefined;
+  let gid = /^\d+$/.test(name) ? undefined : Number(field(passwd, name, 3) ?? NaN);
+  if (group !== undefined) {
+    gid = /^\d+$/.test(group) ? Number(group) : Number(field(read("etc/group"), group, 2) ?? NaN);
+  }
+  if (gid !== undefined && !Number.isSafeInteger(gid)) return undefined;
+  return { uid, ...(gid !== undefined ? { gid } : {}) };
 }
