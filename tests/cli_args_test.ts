@@ -39,6 +39,9 @@ import { selectContainers } from "../src/cli/ps.ts";
 import { bytesOf } from "../src/cli/inspect.ts";
 import type { ContainerInfo } from "../src/container/lifecycle.ts";
 import { parseOciCliArgs } from "../src/cli/oci.ts";
+import { parseStatsArgs } from "../src/cli/stats.ts";
+import { parseTopArgs } from "../src/cli/top.ts";
+import { parseRestartArgs } from "../src/cli/restart.ts";
 import { resolveSpec, SpecError } from "../src/container/validate.ts";
 import { MAX_NESTING, tooDeep } from "../src/runner/_nesting.ts";
 
@@ -67,6 +70,9 @@ const PARSERS: Readonly<Record<string, (argv: readonly string[]) => unknown>> = 
   version: parseVersionArgs,
   help: parseHelpArgs,
   oci: parseOciCliArgs,
+  stats: parseStatsArgs,
+  top: parseTopArgs,
+  restart: parseRestartArgs,
 };
 
 const TABLE = {
@@ -345,7 +351,7 @@ test("docker's kill -s SIG NAME…, hako's kill NAME SIG; rm, inspect, wait; a s
   ]);
   deepEqual(
     ["rn", "remove", "stats", "inpsect", "delet", "frobnicate", "x"].map(suggestCommand),
-    ["run", "rm", "ps", "inspect", "delete", undefined, undefined],
+    ["run", "rm", "stats", "inspect", "delete", undefined, undefined],
   );
   assertThrows(() => parseHelpArgs(["inpsect"]), UsageError, /unknown command "inpsect" \(did you mean "inspect"\?\)/);
   deepEqual(dispatch(["rn"]), {

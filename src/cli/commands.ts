@@ -96,6 +96,15 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     forks: true,
   },
   version: { summary: "Print hako's version and its runtime's", load: () => import("./version.ts") },
+  stats: {
+    summary: "Show containers' CPU, memory, network, block I/O and processes, live (docker stats)",
+    load: () => import("./stats.ts"),
+  },
+  top: { summary: "Show a container's processes with the host's ps (docker top)", load: () => import("./top.ts") },
+  restart: {
+    summary: "Stop daemonized containers and start them again with the same spec",
+    load: () => import("./restart.ts"),
+  },
   help: { summary: "Show help for hako or one of its commands", load: () => import("./help.ts") },
 };
 
@@ -131,7 +140,6 @@ export function dispatch(argv: readonly string[]): Dispatch {
 /** docker's and podman's commands that hako spells another way. */
 const OTHER_NAMES: Readonly<Record<string, string>> = {
   remove: "rm",
-  stats: "ps", // (ps shows each container's CPU, memory and processes)
   shell: "attach",
 };
 

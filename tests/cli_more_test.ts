@@ -1,0 +1,237 @@
+/**
+ * The docker commands hako added last: `stats`, `top`, `restart`, `shell` and `attach`, `logs
+ * --since/--until`, `new`, `archive`, `completion`, and `--format` templates — their pure parts,
+ * then end to end with real containers (the CLI of the runtime that runs the test, on the native
+ * path and the forked one). Each end-to-end test has its own state directory, busybox rootfs and
+ * uniquely named containers (`dc-…`).
+ * @module
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { chmodSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { deepEqual, equal, match, notEqual, ok, throws } from "node:assert/strict";
+import { needsRoot, runtime, tempDir, test } from "./_harness.ts";
+import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
+import { binarySize, decimalSize, formatRows, parseFormat } from "../src/cli/_format.ts";
+import { UsageError } from "../src/cli/_args.ts";
+import { blockIo, cpuPercent, netIo, type StatsSample } from "../src/cli/_cgroup_stats.ts";
+import { parseStatsArgs, statsRow, statsTable } from "../src/cli/stats.ts";
+import { filterPs, parseTopArgs } from "../src/cli/top.ts";
+import { parseRestartArgs } from "../src/cli/restart.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const CLI = runtime === "bun"
+  ? [join(ROOT, "node_modules/.bin/bun"), join(ROOT, "src/cli/main.ts")]
+  : [join(ROOT, "bin/hako")];
+const skip = needsRoot ||
+  (findStaticBusybox() === undefined && "needs a static busybox (apt-get install busybox-static)");
+const PATHS = ["native", "forked"] as const;
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** A state directory and a busybox rootfs; deletes its containers and kills its supervisor on dispose. */
+function lab(path: (typeof PATHS)[number]) {
+  const dir = tempDir("hako-dockcli-");
+  chmodSync(dir.path, 0o755);
+  const state = join(dir.path, "state");
+  const rootfs = join(dir.path, "rootfs");
+  buildRootfs(rootfs, { builder: "busybox" });
+  const env: Record<string, string> = {
+    ...process.env as Record<string, string>,
+    HAKO_STATE_DIR: state,
+    NO_COLOR: "1",
+    ...(path === "forked" ? { HAKO_NATIVE_SPAWN: "0" } : {}),
+  };
+  delete env.HAKO_LOADER;
+  if (path === "native") delete env.HAKO_NATIVE_SPAWN;
+  const suffix = Math.random().toString(36).slice(2, 8);
+  const hako = (...args: string[]): Result => {
+    const r = spawnSync(CLI[0]!, [...CLI.slice(1), ...args], { env, cwd: dir.path, encoding: "utf8", timeout: 60_000 });
+    if (r.error) throw r.error;
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  return {
+    dir: dir.path,
+    env,
+    rootfs,
+    state,
+    hako,
+    /** A unique container name. */
+    name: (n: string) => `dc-${n}-${path[0]}-${suffix}`,
+    [Symbol.dispose]() {
+      try {
+        for (const n of hako("ps", "-a", "-q").stdout.split("\n").filter(Boolean)) hako("rm", "-f", n);
+      } catch { /* the directory goes anyway */ }
+      try {
+        const pid = Number(readFileSync(join(state, "supervisor.pid"), "utf8").split(" ")[0]);
+        if (pid) process.kill(pid, "SIGKILL");
+      } catch { /* none */ }
+      dir[Symbol.dispose]();
+    },
+  };
+}
+
+async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const sample = (over: Partial<StatsSample>): StatsSample => ({
+  atMs: 0,
+  cpuNs: 0,
+  memory: 0,
+  memoryLimit: 0,
+  blockRead: 0,
+  blockWrite: 0,
+  netRx: null,
+  netTx: null,
+  pids: 1,
+  ...over,
+});
+
+test("--format: json lines, {{.Field}} templates with \\t, a table header, and a refused action", () => {
+  const rows = [{ Name: "web", CPUPerc: "1.00%", State: { Status: "running" } }, {
+    Name: "db",
+    CPUPerc: "0.50%",
+    State: { Status: "exited" },
+  }];
+  equal(formatRows(parseFormat("json"), rows), `${JSON.stringify(rows[0])}\n${JSON.stringify(rows[1])}\n`);
+  equal(formatRows(parseFormat("{{.Name}}: {{.State.Status}}"), rows), "web: running\ndb: exited\n");
+  equal(formatRows(parseFormat("{{.Name}}\\t{{json .State}}"), rows.slice(0, 1)), 'web\t{"Status":"running"}\n');
+  equal(
+    formatRows(parseFormat("table {{.Name}}\\t{{.CPUPerc}}"), rows, { CPUPerc: "CPU %" }),
+    "NAME  CPU %\nweb   1.00%\ndb    0.50%\n",
+  );
+  deepEqual(parseFormat(undefined), { kind: "table" });
+  throws(() => parseFormat("{{range .}}x{{end}}"), UsageError);
+  throws(() => parseFormat("plain"), UsageError);
+  throws(() => formatRows(parseFormat("{{.Nope}}"), rows), /can't evaluate field Nope/);
+});
+
+test("stats' figures: docker's units, CPU % over the interval, block and network bytes from the kernel's files", () => {
+  deepEqual([binarySize(0), binarySize(1536), binarySize(32 << 20), binarySize(8 * 2 ** 30)], [
+    "0B",
+    "1.5KiB",
+    "32MiB",
+    "8GiB",
+  ]);
+  deepEqual([decimalSize(999), decimalSize(1234), decimalSize(5_600_000)], ["999B", "1.23kB", "5.6MB"]);
+  equal(cpuPercent(sample({ atMs: 0, cpuNs: 0 }), sample({ atMs: 1000, cpuNs: 5e8 })), 50);
+  equal(cpuPercent(undefined, sample({})), null);
+  deepEqual(blockIo("8:0 Read 4096\n8:0 Write 512\n8:16 Read 4\nTotal 4612\n", undefined), { read: 4100, write: 512 });
+  deepEqual(blockIo(undefined, "8:0 rbytes=10 wbytes=20 rios=1\n259:0 rbytes=1 wbytes=2\n"), { read: 11, write: 22 });
+  const dev = "Inter-|   Receive\n face |bytes packets\n    lo: 100 1 0 0 0 0 0 0 100 1 0 0 0 0 0 0\n" +
+    "  eth0: 2000 3 0 0 0 0 0 0 500 2 0 0 0 0 0 0\n";
+  deepEqual(netIo(dev), { rx: 2000, tx: 500 });
+  const row = statsRow(
+    "web",
+    sample({ atMs: 0, cpuNs: 0 }),
+    sample({ atMs: 1000, cpuNs: 2.5e8, memory: 8 << 20, memoryLimit: 32 << 20, blockRead: 1000, pids: 3 }),
+    cpuPercent,
+  );
+  deepEqual([row.CPUPerc, row.MemUsage, row.MemPerc, row.NetIO, row.BlockIO, row.PIDs], [
+    "25.00%",
+    "8MiB / 32MiB",
+    "25.00%",
+    "--",
+    "1kB / 0B",
+    "3",
+  ]);
+  match(statsTable([row]), /^NAME +CPU % +MEM USAGE \/ LIMIT +MEM % +NET I\/O +BLOCK I\/O +PIDS\nweb +25\.00%/);
+  deepEqual(parseStatsArgs(["--no-stream", "-a", "web"]).stream, false);
+});
+
+test("top keeps ps's header and the container's lines by the PID column; restart takes docker's -t", () => {
+  const ps = "UID PID PPID CMD\nroot 1 0 init\nroot 42 1 sh\nroot 43 42 sleep\n";
+  equal(filterPs(ps, new Set([42, 43])), "UID PID PPID CMD\nroot 42 1 sh\nroot 43 42 sleep\n");
+  equal(filterPs("USER COMMAND\nroot x\n", new Set([1])), undefined);
+  deepEqual(parseTopArgs(["web"]), { help: false, name: "web", psArgs: ["-ef"] });
+  deepEqual(parseTopArgs(["web", "-o", "pid,comm"]).psArgs, ["-o", "pid,comm"]);
+  throws(() => parseTopArgs([]), UsageError);
+  deepEqual(parseRestartArgs(["-t", "2", "a", "b"]), { help: false, names: ["a", "b"], timeoutMs: 2000 });
+  throws(() => parseRestartArgs(["-t", "x", "a"]), UsageError);
+});
+
+for (const path of PATHS) {
+  test(
+    `hako stats, top and restart (${path}): a -d container's figures, its processes, and a restart that keeps its log and labels`,
+    async () => {
+      using l = lab(path);
+      const web = l.name("web");
+      const d = l.hako(
+        ...["run", "-d", "--name", web, "-l", "team=ops", "-m", "32m", "--rootfs", "rootfs", "--"],
+        ...["sh", "-c", "echo started; sleep 1000 & while :; do sleep 0.2; done"],
+      );
+      deepEqual([d.code, d.stdout], [0, `${web}\n`], d.stderr);
+      await until("its log", () => l.hako("logs", web).stdout === "started\n");
+
+      // stats --no-stream: docker's columns, its memory limit, its processes.
+      const s = l.hako("stats", "--no-stream", "--format", "json", web);
+      equal(s.code, 0, s.stderr);
+      const row = JSON.parse(s.stdout);
+      equal(row.Name, web);
+      match(row.CPUPerc, /^\d+\.\d\d%$/);
+      match(row.MemUsage, / \/ 32MiB$/);
+      ok(Number(row.PIDs) >= 2, row.PIDs);
+      const t = l.hako("stats", "--no-stream", web);
+      match(
+        t.stdout,
+        new RegExp(`^NAME +CPU % +MEM USAGE / LIMIT +MEM % +NET I/O +BLOCK I/O +PIDS\\n${web} `),
+        t.stdout,
+      );
+      equal(l.hako("stats", "--no-stream", "--format", "{{.Name}}={{.PIDs}}", web).stdout, `${web}=${row.PIDs}\n`);
+      equal(l.hako("stats", "--no-stream", "dc-nonesuch").code, 1);
+
+      // Streaming: a table a second until interrupted.
+      const child = spawn(CLI[0]!, [...CLI.slice(1), "stats", "--format", "{{.Name}}"], { env: l.env, cwd: l.dir });
+      let streamed = "";
+      child.stdout.on("data", (b: Uint8Array) => streamed += new TextDecoder().decode(b));
+      await until("two refreshes", () => streamed.split("\n").filter((x) => x === web).length >= 2, 15_000);
+      child.kill("SIGINT");
+      await new Promise((res) => child.on("close", res));
+
+      // top: ps's header and the container's processes (host pids): sh, sleep 1000.
+      const top = l.hako("top", web);
+      equal(top.code, 0, top.stderr);
+      match(top.stdout, /^UID +PID +PPID/);
+      match(top.stdout, /sleep 1000/);
+      ok(!top.stdout.includes("hako"), top.stdout);
+      const custom = l.hako("top", web, "-o", "pid,comm");
+      match(custom.stdout, /^ *PID COMMAND\n/);
+
+      // restart: a new init, the same name, labels and log; the container runs again.
+      const before = JSON.parse(l.hako("inspect", web).stdout)[0].State.Pid;
+      const r = l.hako("restart", "-t", "1", web);
+      deepEqual([r.code, r.stdout], [0, `${web}\n`], r.stderr);
+      const after = JSON.parse(l.hako("inspect", web).stdout)[0];
+      equal(after.State.Status, "running");
+      notEqual(after.State.Pid, before);
+      deepEqual(after.Config.Labels, { team: "ops" });
+      await until("its log after the restart", () => l.hako("logs", web).stdout === "started\nstarted\n");
+      // An exited container starts again too.
+      equal(l.hako("stop", "-t", "1", web).code, 0);
+      const again = l.hako("restart", web);
+      equal(again.code, 0, again.stderr);
+      equal(l.hako("ps", "-q").stdout, `${web}\n`);
+    },
+    { skip },
+  );
+}
+
+test("top and restart name what is wrong: an unknown container", () => {
+  const r = spawnSync(CLI[0]!, [...CLI.slice(1), "top", "dc-nonesuch"], {
+    encoding: "utf8",
+    timeout: 60_000,
+    env: { ...process.env, HAKO_STATE_DIR: "/tmp/hako-dockcli-nonesuch" },
+  });
+  equal(r.status, 1);
+  match(r.stderr, /no such container: dc-nonesuch/);
+});
