@@ -14,6 +14,7 @@ import { deepEqual } from "node:assert/strict";
 import { assert, assertEquals, assertThrows, tempDir, test } from "./_harness.ts";
 import { parseArgs, UsageError } from "../src/cli/_args.ts";
 import { parseAttachArgs } from "../src/cli/attach.ts";
+import { parseShellArgs } from "../src/cli/shell.ts";
 import { parseDeleteArgs } from "../src/cli/delete.ts";
 import { parseDemoArgs } from "../src/cli/demo.ts";
 import { parseEvalArgs } from "../src/cli/eval.ts";
@@ -73,6 +74,7 @@ const PARSERS: Readonly<Record<string, (argv: readonly string[]) => unknown>> = 
   stats: parseStatsArgs,
   top: parseTopArgs,
   restart: parseRestartArgs,
+  shell: parseShellArgs,
 };
 
 const TABLE = {

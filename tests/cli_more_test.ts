@@ -19,8 +19,10 @@ import { blockIo, cpuPercent, netIo, type StatsSample } from "../src/cli/_cgroup
 import { parseStatsArgs, statsRow, statsTable } from "../src/cli/stats.ts";
 import { filterPs, parseTopArgs } from "../src/cli/top.ts";
 import { parseRestartArgs } from "../src/cli/restart.ts";
+import { DetachWatcher, parseAttachArgs, parseDetachKeys } from "../src/cli/attach.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
+const PTY = join(ROOT, "tests/_pty.py");
 const CLI = runtime === "bun"
   ? [join(ROOT, "node_modules/.bin/bun"), join(ROOT, "src/cli/main.ts")]
   : [join(ROOT, "bin/hako")];
@@ -235,3 +237,74 @@ test("top and restart name what is wrong: an unknown container", () => {
   equal(r.status, 1);
   match(r.stderr, /no such container: dc-nonesuch/);
 });
+
+test("attach's detach keys: docker's ctrl-<x> list, typed in order; ctrl-c outside them is an interrupt", () => {
+  deepEqual(parseDetachKeys("ctrl-p,ctrl-q"), [0x10, 0x11]);
+  deepEqual(parseDetachKeys("ctrl-@,ctrl-[,ctrl-_,x"), [0, 0x1b, 0x1f, 0x78]);
+  throws(() => parseDetachKeys("ctrl-pp"), UsageError);
+  throws(() => parseDetachKeys(""), UsageError);
+  const w = new DetachWatcher([0x10, 0x11]);
+  equal(w.push(new Uint8Array([0x61, 0x10])), undefined);
+  equal(w.push(new Uint8Array([0x11])), "detach");
+  equal(new DetachWatcher([0x10, 0x11]).push(new Uint8Array([0x10, 0x61, 0x11])), undefined);
+  equal(new DetachWatcher([0x10, 0x11]).push(new Uint8Array([0x03])), "interrupt");
+  deepEqual(parseAttachArgs(["--sig-proxy=false", "--no-stdin", "web"]), {
+    help: false,
+    name: "web",
+    detachKeys: [0x10, 0x11],
+    noStdin: true,
+    sigProxy: false,
+  });
+  throws(() => parseAttachArgs(["--sig-proxy", "maybe", "web"]), UsageError);
+});
+
+// attach reads the log relay's output: the setup path (native or forked) does not change it.
+test(
+  "hako attach joins a -d container's output from now on: SIGTERM is proxied and its code comes back; ctrl-p ctrl-q detaches",
+  async () => {
+    using l = lab("native");
+    const web = l.name("att");
+    const d = l.hako(
+      ...["run", "-d", "--name", web, "--rootfs", "rootfs", "--"],
+      ...["sh", "-c", "trap 'echo got-term; exit 42' TERM; i=0; while :; do echo tick$i; i=$((i+1)); sleep 0.2; done"],
+    );
+    equal(d.code, 0, d.stderr);
+    await until("its first ticks", () => l.hako("logs", web).stdout.includes("tick2"));
+
+    // On a terminal: the output, then ctrl-p ctrl-q detaches and leaves it running.
+    const r = spawnSync("python3", [
+      PTY,
+      "30",
+      "90",
+      JSON.stringify([{ expect: "tick" }, { send: "x\x10\x11" }, { expect: "detached" }]),
+      "60",
+      "--",
+      ...CLI,
+      "attach",
+      web,
+    ], { env: l.env, cwd: l.dir, encoding: "utf8", timeout: 90_000 });
+    equal(r.status, 0, r.stderr);
+    const shown = JSON.parse(r.stdout) as { output: string; status: number | null; timedOut: string | null };
+    deepEqual([shown.timedOut, shown.status], [null, 0], shown.output);
+    ok(!shown.output.includes("tick0\r\n"), "only what it writes from now on");
+    equal(l.hako("ps", "-q").stdout, `${web}\n`, "it runs on");
+
+    // Through pipes: SIGTERM to attach goes to the container; its code is attach's.
+    const child = spawn(CLI[0]!, [...CLI.slice(1), "attach", web], { env: l.env, cwd: l.dir });
+    let out = "";
+    child.stdout.on("data", (b: Uint8Array) => out += new TextDecoder().decode(b));
+    await until("output through attach", () => /tick\d+\n/.test(out));
+    // (process.kill: Deno's ChildProcess.kill() reports the signal it sent as the way the child ended)
+    const exited = new Promise((res) => child.on("exit", (c) => res(c)));
+    process.kill(child.pid!, "SIGTERM");
+    const code = await exited;
+    equal(code, 42, `${code}: ${out}`);
+    match(out, /got-term\n$/);
+
+    // Not running: a clear error pointing at what works.
+    const ended = l.hako("attach", web);
+    equal(ended.code, 1);
+    match(ended.stderr, /not running/);
+  },
+  { skip },
+);

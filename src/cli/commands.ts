@@ -60,7 +60,11 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   ps: { summary: "List containers: state, pid, uptime, CPU, memory, processes", load: () => import("./ps.ts") },
   logs: { summary: "Print a daemonized container's output", load: () => import("./logs.ts") },
   exec: { summary: "Run a command inside a running container", load: () => import("./exec.ts"), forks: true },
-  attach: { summary: "Open a shell inside a running container", load: () => import("./attach.ts"), forks: true },
+  attach: {
+    summary: "Join a running daemonized container's output (docker attach; ctrl-p ctrl-q detaches)",
+    load: () => import("./attach.ts"),
+  },
+  shell: { summary: "Open a new shell inside a running container", load: () => import("./shell.ts"), forks: true },
   kill: { summary: "Send a signal to a container", load: () => import("./kill.ts") },
   stop: { summary: "Stop containers: SIGTERM, then SIGKILL after a timeout", load: () => import("./stop.ts") },
   delete: {
@@ -140,7 +144,6 @@ export function dispatch(argv: readonly string[]): Dispatch {
 /** docker's and podman's commands that hako spells another way. */
 const OTHER_NAMES: Readonly<Record<string, string>> = {
   remove: "rm",
-  shell: "attach",
 };
 
 /**
