@@ -15,6 +15,7 @@ import { assert, assertEquals, assertThrows, tempDir, test } from "./_harness.ts
 import { parseArgs, UsageError } from "../src/cli/_args.ts";
 import { parseAttachArgs } from "../src/cli/attach.ts";
 import { parseShellArgs } from "../src/cli/shell.ts";
+import { parseNewArgs } from "../src/cli/new.ts";
 import { parseDeleteArgs } from "../src/cli/delete.ts";
 import { parseDemoArgs } from "../src/cli/demo.ts";
 import { parseEvalArgs } from "../src/cli/eval.ts";
@@ -75,6 +76,7 @@ const PARSERS: Readonly<Record<string, (argv: readonly string[]) => unknown>> = 
   top: parseTopArgs,
   restart: parseRestartArgs,
   shell: parseShellArgs,
+  new: parseNewArgs,
 };
 
 const TABLE = {

@@ -7,7 +7,7 @@
  * @module
  */
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, readFileSync } from "node:fs";
+import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { deepEqual, equal, match, notEqual, ok, throws } from "node:assert/strict";
@@ -20,6 +20,9 @@ import { parseStatsArgs, statsRow, statsTable } from "../src/cli/stats.ts";
 import { filterPs, parseTopArgs } from "../src/cli/top.ts";
 import { parseRestartArgs } from "../src/cli/restart.ts";
 import { DetachWatcher, parseAttachArgs, parseDetachKeys } from "../src/cli/attach.ts";
+import { goDuration, logTime, parseLogsArgs } from "../src/cli/logs.ts";
+import { StampFilter } from "../src/supervisor/log_format.ts";
+import { parseNewArgs } from "../src/cli/new.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const PTY = join(ROOT, "tests/_pty.py");
@@ -308,3 +311,96 @@ test(
   },
   { skip },
 );
+
+test("logs --since/--until: docker's forms of a time as a log timestamp; lines chosen by theirs, continuations too", () => {
+  const now = Date.parse("2026-12-03T16:00:00.000Z");
+  deepEqual([goDuration("10m"), goDuration("1h30m"), goDuration("1.5s"), goDuration("10"), goDuration("m")], [
+    600_000,
+    5_400_000,
+    1500,
+    undefined,
+    undefined,
+  ]);
+  equal(logTime("10m", now), "2026-12-03T15:50:00.000000000Z");
+  equal(logTime("2026-12-03T15:04:05.123456789Z", now), "2026-12-03T15:04:05.123456789Z");
+  equal(logTime("2026-12-03T17:04:05+02:00", now), "2026-12-03T15:04:05.000000000Z");
+  equal(logTime("1764777600.5", now), "2025-12-03T16:00:00.500000000Z");
+  equal(parseLogsArgs(["--until", "2026-12-03", "web"], now).until!.slice(0, 10), "2026-12-03");
+  throws(() => parseLogsArgs(["--since", "yesterday", "web"], now), UsageError);
+  const enc = new TextEncoder();
+  const f = new StampFilter({ stamped: true, keep: false, select: (t) => t >= "2026-12-03T15:00:01" });
+  const log = "2026-12-03T15:00:00.000000000Z a\n2026-12-03T15:00:01.000000000Z b\n2026-12-03T15:00:02.000000000Z c";
+  f.startPart(false);
+  equal(new TextDecoder().decode(f.push(enc.encode(log))), "b\nc");
+  const g = new StampFilter({ stamped: true, keep: false, select: (t) => t < "2026-12-03T15:00:01" });
+  g.startPart(false);
+  equal(new TextDecoder().decode(g.push(enc.encode("2026-12-03T15:00:02.000000000Z lon"))), "");
+  g.startPart(false);
+  equal(
+    new TextDecoder().decode(g.push(enc.encode("2026-12-03T15:00:03.000000000Z+g\n"))),
+    "",
+    "a cut line goes with its start",
+  );
+});
+
+test(
+  "hako logs --since and --until choose lines by the time they were written; -f --until in the past ends",
+  async () => {
+    using l = lab("native");
+    const web = l.name("since");
+    const d = l.hako(
+      "run",
+      "-d",
+      "--name",
+      web,
+      "--rootfs",
+      "rootfs",
+      "--",
+      "sh",
+      "-c",
+      "echo a; sleep 1.2; echo b; sleep 1000",
+    );
+    equal(d.code, 0, d.stderr);
+    await until("both lines", () => l.hako("logs", web).stdout === "a\nb\n");
+    const [ta, tb] = l.hako("logs", "-t", web).stdout.trim().split("\n").map((x) => x.split(" ")[0]!);
+    equal(l.hako("logs", "--since", tb!, web).stdout, "b\n");
+    equal(l.hako("logs", "--until", ta!, web).stdout, "a\n");
+    equal(l.hako("logs", "--since", "1h", web).stdout, "a\nb\n");
+    equal(l.hako("logs", "--since", "2100-01-01", web).stdout, "");
+    equal(l.hako("logs", "-t", "--since", tb!, web).stdout, `${tb} b\n`);
+    const f = l.hako("logs", "-f", "--until", new Date().toISOString(), web);
+    deepEqual([f.code, f.stdout], [0, "a\nb\n"], f.stderr);
+    equal(l.hako("logs", "--since", "bogus", web).code, 2);
+  },
+  { skip },
+);
+
+test("hako new NAME parses a safe name and one kind of rootfs", () => {
+  deepEqual(parseNewArgs(["--rootfs", "r", "web"]), { help: false, name: "web", rootfs: "r", force: false });
+  throws(() => parseNewArgs(["../x"]), UsageError);
+  throws(() => parseNewArgs(["--rootfs", "r", "--image", "i.tar", "web"]), UsageError);
+});
+
+for (const path of PATHS) {
+  test(
+    `hako new (${path}): the template runs as written, takes arguments, and its commented fields are valid specs`,
+    () => {
+      using l = lab(path);
+      const name = l.name("new");
+      const n = l.hako("new", "--rootfs", "rootfs", name);
+      deepEqual([n.code, n.stdout], [0, `${join(l.dir, name)}.ts\n`], n.stderr);
+      equal(l.hako("new", "--rootfs", "rootfs", name).code, 1, "an existing file is kept");
+      const r = l.hako("run", `${name}.ts`);
+      deepEqual([r.code, r.stdout], [0, `hello from ${name}\n`], r.stderr);
+      equal(l.hako("run", `${name}.ts`, "sh", "-c", "echo $GREETING; exit 3").stdout, "hello\n");
+      // Every commented field, uncommented: still a spec hako accepts.
+      const text = readFileSync(join(l.dir, `${name}.ts`), "utf8");
+      const all = text.replace(/^  \/\/ (\w+: .*,)$/gm, "  $1");
+      ok(all !== text && !/^  \/\/ \w+: /m.test(all));
+      writeFileSync(join(l.dir, "all.ts"), all);
+      const plan = l.hako("plan", "all.ts");
+      equal(plan.code, 0, plan.stderr);
+    },
+    { skip },
+  );
+}

@@ -105,6 +105,10 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     load: () => import("./stats.ts"),
   },
   top: { summary: "Show a container's processes with the host's ps (docker top)", load: () => import("./top.ts") },
+  new: {
+    summary: "Write NAME.ts, a commented container spec that 'hako run NAME.ts' runs as written",
+    load: () => import("./new.ts"),
+  },
   restart: {
     summary: "Stop daemonized containers and start them again with the same spec",
     load: () => import("./restart.ts"),
