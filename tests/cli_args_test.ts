@@ -16,6 +16,7 @@ import { parseArgs, UsageError } from "../src/cli/_args.ts";
 import { parseAttachArgs } from "../src/cli/attach.ts";
 import { parseShellArgs } from "../src/cli/shell.ts";
 import { parseNewArgs } from "../src/cli/new.ts";
+import { parseArchiveArgs } from "../src/cli/archive.ts";
 import { parseDeleteArgs } from "../src/cli/delete.ts";
 import { parseDemoArgs } from "../src/cli/demo.ts";
 import { parseEvalArgs } from "../src/cli/eval.ts";
@@ -77,6 +78,7 @@ const PARSERS: Readonly<Record<string, (argv: readonly string[]) => unknown>> = 
   restart: parseRestartArgs,
   shell: parseShellArgs,
   new: parseNewArgs,
+  archive: parseArchiveArgs,
 };
 
 const TABLE = {

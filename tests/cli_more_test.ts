@@ -7,7 +7,7 @@
  * @module
  */
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { deepEqual, equal, match, notEqual, ok, throws } from "node:assert/strict";
@@ -23,6 +23,7 @@ import { DetachWatcher, parseAttachArgs, parseDetachKeys } from "../src/cli/atta
 import { goDuration, logTime, parseLogsArgs } from "../src/cli/logs.ts";
 import { StampFilter } from "../src/supervisor/log_format.ts";
 import { parseNewArgs } from "../src/cli/new.ts";
+import { idInside, tarHeader } from "../src/cli/archive.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const PTY = join(ROOT, "tests/_pty.py");
@@ -403,4 +404,67 @@ for (const path of PATHS) {
     },
     { skip },
   );
+}
+
+test("archive's pieces: host ids shifted back through the map (65534 outside it), ustar headers, PAX for long paths", () => {
+  const map = [{ inside: 0, outside: 100000, size: 65536 }];
+  deepEqual([idInside(100000, map), idInside(100005, map), idInside(0, map), idInside(42, undefined)], [
+    0,
+    5,
+    65534,
+    42,
+  ]);
+  const h = tarHeader({ path: "etc/passwd", type: "0", mode: 0o644, uid: 0, gid: 0, size: 5, mtime: 0 });
+  equal(h.length, 512);
+  equal(new TextDecoder().decode(h.subarray(257, 262)), "ustar");
+  const sum = h.reduce((s, x, i) => s + (i >= 148 && i < 156 ? 32 : x), 0);
+  equal(parseInt(new TextDecoder().decode(h.subarray(148, 154)), 8), sum);
+  const long = tarHeader({ path: "d/" + "x".repeat(150), type: "0", mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 0 });
+  equal(long.length, 512 * 3, "a PAX header, its record, then the entry");
+  equal(String.fromCharCode(long[156]!), "x");
+  match(new TextDecoder().decode(long.subarray(512, 1024)), /^\d+ path=d\/x{150}\n/);
+});
+
+for (const path of PATHS) {
+  test(`hako archive (${path}): a user-namespace container's rootfs, owners as the container sees them`, async () => {
+    using l = lab(path);
+    const name = l.name("arch");
+    const base = 400_000 + Math.floor(Math.random() * 1000) * 65536;
+    spawnSync("chown", ["-R", `${base}:${base}`, l.rootfs]);
+    writeFileSync(join(l.rootfs, "hostroot"), "host\n");
+    chownSync(join(l.rootfs, "hostroot"), 0, 0);
+    const map = { inside: 0, outside: base, size: 65536 };
+    writeFileSync(
+      join(l.dir, "spec.ts"),
+      `export default ${
+        JSON.stringify({
+          name,
+          rootfs: l.rootfs,
+          namespaces: ["user", "mount", "uts", "ipc", "pid"],
+          idMap: { uid: map, gid: map },
+          command: ["sh", "-c", "echo made > /made && echo five > /five && chown 5:6 /five && ln /five /five-too"],
+        })
+      };\n`,
+    );
+    const s = l.hako("start", "spec.ts");
+    equal(s.code, 0, s.stderr);
+    const w = l.hako("wait", name);
+    deepEqual([w.code, w.stdout], [0, "0\n"], w.stderr);
+    equal(readFileSync(join(l.rootfs, "made"), "utf8"), "made\n");
+    const a = l.hako("archive", name, "out.tar.gz");
+    equal(a.code, 0, a.stderr);
+    const list = spawnSync("tar", ["--numeric-owner", "-tvzf", join(l.dir, "out.tar.gz")], { encoding: "utf8" });
+    equal(list.status, 0, list.stderr);
+    const owner = (file: string) =>
+      list.stdout.split("\n").find((x) => x.endsWith(` ${file}`) || x.includes(` ${file} link to `))?.split(/\s+/)[1];
+    deepEqual([owner("made"), owner("five"), owner("hostroot"), owner("bin/")], ["0/0", "5/6", "65534/65534", "0/0"]);
+    match(list.stdout, /five-too link to five/);
+    // Extracted, the tree is the container's: its contents are there.
+    const x = join(l.dir, "x");
+    spawnSync("mkdir", [x]);
+    equal(spawnSync("tar", ["-xzf", join(l.dir, "out.tar.gz"), "-C", x]).status, 0);
+    equal(readFileSync(join(x, "five"), "utf8"), "five\n");
+    // Unknown container: a clear error.
+    match(l.hako("archive", "dc-nonesuch", "o.tar").stderr, /no such container/);
+  }, { skip });
 }

@@ -109,6 +109,10 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     summary: "Write NAME.ts, a commented container spec that 'hako run NAME.ts' runs as written",
     load: () => import("./new.ts"),
   },
+  archive: {
+    summary: "Write a container's rootfs as a tarball, owners shifted back from its user namespace",
+    load: () => import("./archive.ts"),
+  },
   restart: {
     summary: "Stop daemonized containers and start them again with the same spec",
     load: () => import("./restart.ts"),
