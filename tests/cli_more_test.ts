@@ -396,8 +396,8 @@ for (const path of PATHS) {
       equal(l.hako("run", `${name}.ts`, "sh", "-c", "echo $GREETING; exit 3").stdout, "hello\n");
       // Every commented field, uncommented: still a spec hako accepts.
       const text = readFileSync(join(l.dir, `${name}.ts`), "utf8");
-      const all = text.replace(/^  \/\/ (\w+: .*,)$/gm, "  $1");
-      ok(all !== text && !/^  \/\/ \w+: /m.test(all));
+      const all = text.replace(/^ {2}\/\/ (\w+: .*,)$/gm, "  $1");
+      ok(all !== text && !/^ {2}\/\/ \w+: /m.test(all));
       writeFileSync(join(l.dir, "all.ts"), all);
       const plan = l.hako("plan", "all.ts");
       equal(plan.code, 0, plan.stderr);
@@ -426,7 +426,7 @@ test("archive's pieces: host ids shifted back through the map (65534 outside it)
 });
 
 for (const path of PATHS) {
-  test(`hako archive (${path}): a user-namespace container's rootfs, owners as the container sees them`, async () => {
+  test(`hako archive (${path}): a user-namespace container's rootfs, owners as the container sees them`, () => {
     using l = lab(path);
     const name = l.name("arch");
     const base = 400_000 + Math.floor(Math.random() * 1000) * 65536;
