@@ -17,6 +17,7 @@ import { parseAttachArgs } from "../src/cli/attach.ts";
 import { parseShellArgs } from "../src/cli/shell.ts";
 import { parseNewArgs } from "../src/cli/new.ts";
 import { parseArchiveArgs } from "../src/cli/archive.ts";
+import { parseCompletionArgs } from "../src/cli/completion.ts";
 import { parseDeleteArgs } from "../src/cli/delete.ts";
 import { parseDemoArgs } from "../src/cli/demo.ts";
 import { parseEvalArgs } from "../src/cli/eval.ts";
@@ -79,6 +80,7 @@ const PARSERS: Readonly<Record<string, (argv: readonly string[]) => unknown>> = 
   shell: parseShellArgs,
   new: parseNewArgs,
   archive: parseArchiveArgs,
+  completion: parseCompletionArgs,
 };
 
 const TABLE = {

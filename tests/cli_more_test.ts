@@ -24,6 +24,10 @@ import { goDuration, logTime, parseLogsArgs } from "../src/cli/logs.ts";
 import { StampFilter } from "../src/supervisor/log_format.ts";
 import { parseNewArgs } from "../src/cli/new.ts";
 import { idInside, tarHeader } from "../src/cli/archive.ts";
+import { bashScript, commandInfos, fishScript, optionsOf, zshScript } from "../src/cli/completion.ts";
+import { COMMANDS } from "../src/cli/commands.ts";
+import { EXAMPLES } from "../src/cli/_examples.ts";
+import { mkdtempSync, rmSync } from "node:fs";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const PTY = join(ROOT, "tests/_pty.py");
@@ -468,3 +472,55 @@ for (const path of PATHS) {
     match(l.hako("archive", "dc-nonesuch", "o.tar").stderr, /no such container/);
   }, { skip });
 }
+
+test("completion: every command and its usage's options, in bash, zsh and fish scripts each shell accepts", async () => {
+  deepEqual(optionsOf("Options:\n  -f, --follow       Keep\n      --since <T>    Only\n  -h, --help   Show\n"), [
+    { long: "follow", short: "f", description: "Keep" },
+    { long: "since", description: "Only" },
+    { long: "help", short: "h", description: "Show" },
+  ]);
+  const infos = await commandInfos();
+  deepEqual(infos.map((c) => c.name), Object.keys(COMMANDS));
+  const logs = infos.find((c) => c.name === "logs")!;
+  ok(["follow", "tail", "timestamps", "since", "until"].every((o) => logs.options.some((x) => x.long === o)));
+  const scripts = { bash: bashScript(infos), zsh: zshScript(infos), fish: fishScript(infos) };
+  for (const [shell, script] of Object.entries(scripts)) {
+    for (const name of Object.keys(COMMANDS)) ok(new RegExp(`\\b${name}\\b`).test(script), `${shell}: ${name}`);
+    const flag = (o: string) => (shell === "fish" ? `-l ${o}` : `--${o}`);
+    ok(script.includes(flag("since")) && script.includes(flag("no-stream")), shell);
+    const dir = mkdtempSync("/tmp/hako-dockcli-completion-");
+    try {
+      writeFileSync(join(dir, "hako"), script);
+      const has = spawnSync(shell, ["-c", "true"]).status === 0;
+      if (!has) {
+        console.error(`(${shell} is not installed: its script is not checked)`);
+        continue;
+      }
+      const check = spawnSync(shell, ["-n", join(dir, "hako")], { encoding: "utf8" });
+      equal(check.status, 0, `${shell} -n: ${check.stderr}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  // bash: the completion function answers as a person would see it.
+  const words = (line: string) => {
+    const r = spawnSync("bash", [
+      "-c",
+      `${scripts.bash}\nCOMP_WORDS=(${line}); COMP_CWORD=$((\${#COMP_WORDS[@]}-1)); _hako; echo "\${COMPREPLY[*]}"`,
+    ], { encoding: "utf8" });
+    return r.stdout.trim().split(" ");
+  };
+  deepEqual(words("hako re"), ["restart"]);
+  ok(words("hako logs --si").includes("--since"));
+});
+
+test("hako help shows one example per command", () => {
+  for (const name of Object.keys(COMMANDS)) {
+    ok(Object.hasOwn(EXAMPLES, name), `an example for ${name}`);
+    ok(EXAMPLES[name]!.includes(`hako ${name}`), EXAMPLES[name]);
+  }
+  const r = spawnSync(CLI[0]!, [...CLI.slice(1), "help"], { encoding: "utf8", timeout: 60_000 });
+  equal(r.status, 0, r.stderr);
+  match(r.stdout, /Examples:\n  run +hako run -it/);
+  match(r.stdout, /  restart +hako restart -t 5 web\n/);
+});

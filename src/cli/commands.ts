@@ -113,6 +113,10 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     summary: "Write a container's rootfs as a tarball, owners shifted back from its user namespace",
     load: () => import("./archive.ts"),
   },
+  completion: {
+    summary: "Print a bash, zsh or fish completion script for hako",
+    load: () => import("./completion.ts"),
+  },
   restart: {
     summary: "Stop daemonized containers and start them again with the same spec",
     load: () => import("./restart.ts"),
