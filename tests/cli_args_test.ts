@@ -312,7 +312,12 @@ test("docker's ps: running by default, -a for all, --filter by name, status and 
   });
   assertThrows(() => parsePsArgs(["--filter", "ancestor=x"]), UsageError, /name=…, status=… or label=…/);
   assertThrows(() => parsePsArgs(["--filter", "status=paused"]), UsageError, /status= takes/);
-  assertThrows(() => parsePsArgs(["--format", "{{.Names}}"]), UsageError, /no Go templates/);
+  assertEquals(parsePsArgs(["--format", "{{.Names}}"]).template, {
+    kind: "template",
+    template: "{{.Names}}",
+    withHeader: false,
+  });
+  assertThrows(() => parsePsArgs(["--format", "{{range .}}{{end}}"]), UsageError, /hako's templates take/);
   const c = (name: string, state: ContainerInfo["state"]) => ({ name, state }) as ContainerInfo;
   const list = [c("web-1", "running"), c("web-2", "exited"), c("db", "dead"), c("new", "creating")];
   const names = (a: Parameters<typeof selectContainers>[1], labels = {}) =>
@@ -339,7 +344,8 @@ test("docker's kill -s SIG NAME…, hako's kill NAME SIG; rm, inspect, wait; a s
   assertThrows(() => parseKillArgs(["-s", "TERM"]), UsageError, /container name is required/);
   assertEquals(parseRmArgs(["-f", "a"]).force, true);
   assertEquals(parseInspectArgs(["-f", "json", "a", "b"]).names, ["a", "b"]);
-  assertThrows(() => parseInspectArgs(["--format", "{{.State}}", "a"]), UsageError, /no Go templates/);
+  assertEquals(parseInspectArgs(["--format", "{{.State}}", "a"]).format?.kind, "template");
+  assertThrows(() => parseInspectArgs(["--format", "{{if .State}}x{{end}}", "a"]), UsageError, /hako's templates take/);
   assertThrows(() => parseWaitArgs([]), UsageError, /container name is required/);
   deepEqual(parseUpdateArgs(["-m", "1g", "--cpus", "0.5", "--pids-limit", "0", "a"]), {
     help: false,

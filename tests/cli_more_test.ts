@@ -217,6 +217,18 @@ for (const path of PATHS) {
       const custom = l.hako("top", web, "-o", "pid,comm");
       match(custom.stdout, /^ *PID COMMAND\n/);
 
+      // --format templates on ps and inspect.
+      equal(l.hako("ps", "--format", "{{.Names}} {{.State}} {{.Labels}}").stdout, `${web} running team=ops\n`);
+      match(
+        l.hako("ps", "--format", "table {{.Names}}\\t{{.Status}}").stdout,
+        new RegExp(`^NAMES +STATUS\n${web} +running\n$`),
+      );
+      equal(
+        l.hako("inspect", "-f", "{{.State.Status}} {{json .Config.Labels}}", web).stdout,
+        `running {"team":"ops"}\n`,
+      );
+      equal(l.hako("inspect", "-f", "{{.Nope}}", web).code, 2);
+
       // restart: a new init, the same name, labels and log; the container runs again.
       const before = JSON.parse(l.hako("inspect", web).stdout)[0].State.Pid;
       const r = l.hako("restart", "-t", "1", web);
