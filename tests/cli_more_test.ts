@@ -536,3 +536,11 @@ test("hako help shows one example per command", () => {
   match(r.stdout, /Examples:\n  run +hako run -it/);
   match(r.stdout, /  restart +hako restart -t 5 web\n/);
 });
+
+test("the README's command table names every command", () => {
+  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const section = readme.slice(readme.indexOf("## The command line"), readme.indexOf("### Running many containers"));
+  for (const name of Object.keys(COMMANDS)) {
+    ok(section.includes(`| \`hako ${name}`) || section.includes(`\`hako ${name}\``), name);
+  }
+});
