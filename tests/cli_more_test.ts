@@ -541,6 +541,6 @@ test("the README's command table names every command", () => {
   const readme = readFileSync(join(ROOT, "README.md"), "utf8");
   const section = readme.slice(readme.indexOf("## The command line"), readme.indexOf("### Running many containers"));
   for (const name of Object.keys(COMMANDS)) {
-    ok(section.includes(`| \`hako ${name}`) || section.includes(`\`hako ${name}\``), name);
+    ok(new RegExp(`\`hako ${name}[ \`]`).test(section), name);
   }
 });
