@@ -533,8 +533,8 @@ test("hako help shows one example per command", () => {
   }
   const r = spawnSync(CLI[0]!, [...CLI.slice(1), "help"], { encoding: "utf8", timeout: 60_000 });
   equal(r.status, 0, r.stderr);
-  match(r.stdout, /Examples:\n  run +hako run -it/);
-  match(r.stdout, /  restart +hako restart -t 5 web\n/);
+  match(r.stdout, /Examples:\n {2}run +hako run -it/);
+  match(r.stdout, / {2}restart +hako restart -t 5 web\n/);
 });
 
 test("the README's command table names every command", () => {
