@@ -14,6 +14,10 @@ import { deepEqual } from "node:assert/strict";
 import { assert, assertEquals, assertThrows, tempDir, test } from "./_harness.ts";
 import { parseArgs, UsageError } from "../src/cli/_args.ts";
 import { parseAttachArgs } from "../src/cli/attach.ts";
+import { parseShellArgs } from "../src/cli/shell.ts";
+import { parseNewArgs } from "../src/cli/new.ts";
+import { parseArchiveArgs } from "../src/cli/archive.ts";
+import { parseCompletionArgs } from "../src/cli/completion.ts";
 import { parseDeleteArgs } from "../src/cli/delete.ts";
 import { parseDemoArgs } from "../src/cli/demo.ts";
 import { parseEvalArgs } from "../src/cli/eval.ts";
@@ -39,6 +43,9 @@ import { selectContainers } from "../src/cli/ps.ts";
 import { bytesOf } from "../src/cli/inspect.ts";
 import type { ContainerInfo } from "../src/container/lifecycle.ts";
 import { parseOciCliArgs } from "../src/cli/oci.ts";
+import { parseStatsArgs } from "../src/cli/stats.ts";
+import { parseTopArgs } from "../src/cli/top.ts";
+import { parseRestartArgs } from "../src/cli/restart.ts";
 import { resolveSpec, SpecError } from "../src/container/validate.ts";
 import { MAX_NESTING, tooDeep } from "../src/runner/_nesting.ts";
 
@@ -67,6 +74,13 @@ const PARSERS: Readonly<Record<string, (argv: readonly string[]) => unknown>> = 
   version: parseVersionArgs,
   help: parseHelpArgs,
   oci: parseOciCliArgs,
+  stats: parseStatsArgs,
+  top: parseTopArgs,
+  restart: parseRestartArgs,
+  shell: parseShellArgs,
+  new: parseNewArgs,
+  archive: parseArchiveArgs,
+  completion: parseCompletionArgs,
 };
 
 const TABLE = {
@@ -298,7 +312,12 @@ test("docker's ps: running by default, -a for all, --filter by name, status and 
   });
   assertThrows(() => parsePsArgs(["--filter", "ancestor=x"]), UsageError, /name=…, status=… or label=…/);
   assertThrows(() => parsePsArgs(["--filter", "status=paused"]), UsageError, /status= takes/);
-  assertThrows(() => parsePsArgs(["--format", "{{.Names}}"]), UsageError, /no Go templates/);
+  assertEquals(parsePsArgs(["--format", "{{.Names}}"]).template, {
+    kind: "template",
+    template: "{{.Names}}",
+    withHeader: false,
+  });
+  assertThrows(() => parsePsArgs(["--format", "{{range .}}{{end}}"]), UsageError, /hako's templates take/);
   const c = (name: string, state: ContainerInfo["state"]) => ({ name, state }) as ContainerInfo;
   const list = [c("web-1", "running"), c("web-2", "exited"), c("db", "dead"), c("new", "creating")];
   const names = (a: Parameters<typeof selectContainers>[1], labels = {}) =>
@@ -325,7 +344,8 @@ test("docker's kill -s SIG NAME…, hako's kill NAME SIG; rm, inspect, wait; a s
   assertThrows(() => parseKillArgs(["-s", "TERM"]), UsageError, /container name is required/);
   assertEquals(parseRmArgs(["-f", "a"]).force, true);
   assertEquals(parseInspectArgs(["-f", "json", "a", "b"]).names, ["a", "b"]);
-  assertThrows(() => parseInspectArgs(["--format", "{{.State}}", "a"]), UsageError, /no Go templates/);
+  assertEquals(parseInspectArgs(["--format", "{{.State}}", "a"]).format?.kind, "template");
+  assertThrows(() => parseInspectArgs(["--format", "{{if .State}}x{{end}}", "a"]), UsageError, /hako's templates take/);
   assertThrows(() => parseWaitArgs([]), UsageError, /container name is required/);
   deepEqual(parseUpdateArgs(["-m", "1g", "--cpus", "0.5", "--pids-limit", "0", "a"]), {
     help: false,
@@ -345,7 +365,7 @@ test("docker's kill -s SIG NAME…, hako's kill NAME SIG; rm, inspect, wait; a s
   ]);
   deepEqual(
     ["rn", "remove", "stats", "inpsect", "delet", "frobnicate", "x"].map(suggestCommand),
-    ["run", "rm", "ps", "inspect", "delete", undefined, undefined],
+    ["run", "rm", "stats", "inspect", "delete", undefined, undefined],
   );
   assertThrows(() => parseHelpArgs(["inpsect"]), UsageError, /unknown command "inpsect" \(did you mean "inspect"\?\)/);
   deepEqual(dispatch(["rn"]), {

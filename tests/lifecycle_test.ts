@@ -256,7 +256,7 @@ test("hako gc after a crash mid-setup removes the half-made container's process,
   assertEquals(l.hako("gc").stdout, "nothing to collect\n");
 }, { skip });
 
-test("hako exec and attach join a daemonized container: hostname, uid map, PID namespace, exit code", () => {
+test("hako exec and shell join a daemonized container: hostname, uid map, PID namespace, exit code", () => {
   using l = lab();
   const file = l.spec(
     "x.ts",
@@ -275,7 +275,7 @@ test("hako exec and attach join a daemonized container: hostname, uid map, PID n
   assertEquals(l.hako("exec", "life-x", "sh", "-c", "exit 5").code, 5);
   assertEquals(l.hako("exec", "life-x", "/nonexistent").code, 127);
   assertEquals(l.hako("exec", "life-x", "/etc/passwd").code, 126);
-  const a = spawnSync(HAKO, ["attach", "life-x"], { env: l.env, input: "echo $((6*7)); exit 3\n", encoding: "utf8" });
+  const a = spawnSync(HAKO, ["shell", "life-x"], { env: l.env, input: "echo $((6*7)); exit 3\n", encoding: "utf8" });
   assertEquals([a.status, a.stdout], [3, "42\n"], a.stderr);
   const n = l.hako("exec", "nope", "true");
   assert(n.code === 125 && n.stderr.includes("no container named nope"), n.stderr);

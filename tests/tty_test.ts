@@ -2,7 +2,7 @@
  * `-t`: a terminal of the container's own, relayed by hako. The library options (`Container.create`'s
  * `tty`, `execIn`'s `tty` and `onTerminal`) checked from outside the container — the pty is
  * /dev/pts/0 of the container's own devpts, its controlling terminal and stdio — and the CLI
- * (`hako run -t`/`-it`, `hako exec -t`/`-it`, `hako attach -t`) run on a terminal of its own made
+ * (`hako run -t`/`-it`, `hako exec -t`/`-it`, `hako shell -t`) run on a terminal of its own made
  * by `tests/_pty.py` (python3's pty module: the test runner has no terminal): keystrokes, window
  * size and resizes, the caller's terminal settings restored on every way out, and the TIOCSTI
  * attack (CVE-2017-5226) from a container run without -t, with -t, and from an exec'd process —
@@ -26,7 +26,7 @@ import { StateStore } from "../src/container/state.ts";
 import { parseArgs } from "../src/cli/_args.ts";
 import { parseRunArgs } from "../src/cli/run.ts";
 import { parseExecArgs } from "../src/cli/exec.ts";
-import { parseAttachArgs } from "../src/cli/attach.ts";
+import { parseShellArgs } from "../src/cli/shell.ts";
 import { procFile, waitUntil } from "./_proc.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -535,7 +535,7 @@ async function withRunning(
 
 for (const [path, value] of PATHS) {
   test(
-    `hako exec -it and hako attach -t (${path}): the container's /dev/pts/0, sized and resized as the caller's terminal; keys reach it; settings restored`,
+    `hako exec -it and hako shell -t (${path}): the container's /dev/pts/0, sized and resized as the caller's terminal; keys reach it; settings restored`,
     async () => {
       using b = box();
       const name = b.name("exec");
@@ -560,7 +560,7 @@ for (const [path, value] of PATHS) {
         assert(out.includes("STATUS 0") && out.includes("SETTINGS-RESTORED"), r.output);
 
         const a = onTerminal(
-          framed(`${hakoCli()} attach -t ${name}`),
+          framed(`${hakoCli()} shell -t ${name}`),
           [{ expect: "# " }, { send: "tty; echo $((6 * 7)); exit 3\r" }],
           { env: { HAKO_NATIVE_SPAWN: value } },
         );
@@ -574,7 +574,7 @@ for (const [path, value] of PATHS) {
   );
 }
 
-test("dist/hako (Bun compiled) relays a terminal too: run -it and attach -t", async () => {
+test("dist/hako (Bun compiled) relays a terminal too: run -it and shell -t", async () => {
   using b = box();
   const out = join(b.rootfs, "..", "hako");
   const built = spawnSync("bash", [join(ROOT, "tools/build.sh")], {
@@ -595,7 +595,7 @@ test("dist/hako (Bun compiled) relays a terminal too: run -it and attach -t", as
   assert(shown.includes("GOT[compiled]") && shown.includes("SETTINGS-RESTORED"), r.output);
   const name = b.name("dist");
   await withRunning(b, name, () => {
-    const a = onTerminal(framed(`'${out}' attach -t ${name}`), [{ expect: "# " }, { send: "tty; exit 3\r" }]);
+    const a = onTerminal(framed(`'${out}' shell -t ${name}`), [{ expect: "# " }, { send: "tty; exit 3\r" }]);
     assertEquals(a.timedOut, null, a.output);
     assert(lines(a.output).includes("/dev/pts/0") && lines(a.output).includes("STATUS 3"), a.output);
     assert(lines(a.output).includes("SETTINGS-RESTORED"), a.output);
@@ -701,7 +701,7 @@ test(
 
 // ---- argument parsing --------------------------------------------------------------------------
 
-test("-t and -i parse for run, exec and attach, grouped as -it too", () => {
+test("-t and -i parse for run, exec and shell, grouped as -it too", () => {
   const spec = { tty: { type: "boolean", short: "t" }, interactive: { type: "boolean", short: "i" } } as const;
   assertEquals(parseArgs(["-it", "x"], spec).values, { interactive: true, tty: true });
   assertEquals(parseRunArgs(["-it", "--rootfs", "/r", "sh"]), {
@@ -719,7 +719,7 @@ test("-t and -i parse for run, exec and attach, grouped as -it too", () => {
     tty: true,
     interactive: true,
   });
-  assertEquals(parseAttachArgs(["-t", "web"]), { help: false, name: "web", shell: "/bin/sh", tty: true });
+  assertEquals(parseShellArgs(["-t", "web"]), { help: false, name: "web", shell: "/bin/sh", tty: true });
   let err: unknown;
   try {
     parseRunArgs(["-t", "-e", "1"]);

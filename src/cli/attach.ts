@@ -1,54 +1,210 @@
 /**
- * `hako attach NAME`: a shell inside a running container (haconiwa's `attach`).
+ * `hako attach NAME`: joins a running daemonized container's own output, as docker attach does,
+ * until it ends (then exits with its code) or the detach keys are typed.
+ *
+ * What hako can hand over: a daemonized container's stdout and stderr go to its log relay (see
+ * `container_log.ts`), so attach follows that from the moment it joins (docker attach shows no
+ * output from before either). Its stdin is /dev/null and it has no terminal — the supervisor holds
+ * no stdin pipe or pty master for it (`hako run -d` refuses -i and -t) — so this is `docker attach
+ * --no-stdin`: keys typed are not sent. On a terminal they are read, raw, for the detach keys
+ * (ctrl-p ctrl-q unless `--detach-keys`) and for ctrl-c, which is sent to the container as SIGINT
+ * with `--sig-proxy` (the default, as docker's). SIGINT and SIGTERM that attach itself gets are
+ * sent on likewise (docker's sig-proxy).
  * @module
  */
-import { nonEmpty, parseArgs, stringOption, UsageError } from "./_args.ts";
+import { nonEmpty, parseArgs, quoted, stringOption, UsageError } from "./_args.ts";
 import { host } from "../runner/_host.ts";
 
 /** The help text. */
-export const usage = `Usage: hako attach [-t] [--shell <path>] <name>
+export const usage = `Usage: hako attach [--no-stdin] [--sig-proxy=false] [--detach-keys KEYS] <name>
 
-Opens an interactive shell inside a running container, on the caller's terminal: 'hako exec NAME
--- /bin/sh' (see 'hako help exec' for what is joined). Exits with the shell's code.
+Joins a running daemonized container's output (its stdout and stderr, as they come from now on),
+as docker attach, until it ends — then exits with its exit code — or you detach (ctrl-p ctrl-q,
+leaving it running). A daemonized container has no stdin or terminal to join (hako run -d starts
+it with /dev/null as stdin): this is docker's attach --no-stdin, and keys are read only for the
+detach keys and ctrl-c. For a new shell inside it: 'hako shell NAME'; for its output so far:
+'hako logs NAME'.
 
-With -t the shell gets a terminal of the container's own ('hako exec -it NAME -- /bin/sh': a pty
-of its devpts, its controlling terminal, with line editing, job control and a window size that
-follows the caller's), relayed to and from the caller's terminal, which is raw meanwhile and
-restored at the end. Without -t the shell reads hako's stdin as it is, in a session of its own.
+Signals: SIGINT and SIGTERM to hako attach (and ctrl-c on a terminal) are sent to the container
+(docker's --sig-proxy, on by default); with --sig-proxy=false, ctrl-c detaches.
 
 Options:
-  -t, --tty            Give the shell a terminal of the container's own (input relayed: an
-                         attached shell is interactive)
-      --shell <path>   The shell inside (default /bin/sh)
-  -h, --help           Show this help
+      --detach-keys <K>   The keys that detach: a comma-separated list of ctrl-<letter> (also
+                          ctrl-@, ctrl-[, ctrl-\\\\, ctrl-], ctrl-^, ctrl-_) and single characters
+                          (default ctrl-p,ctrl-q)
+      --no-stdin          Do not read stdin (nothing is sent to the container either way)
+      --sig-proxy <bool>  Send the signals hako attach gets to the container (default true)
+  -h, --help              Show this help
+
+Exit status: the container's, when it ends while attached; 0 after a detach; 1 when it is unknown,
+not running, or runs in the foreground of a 'hako run' (its stdio is that process's).
 `;
 
-/** Parses `hako attach`'s arguments (pure). @throws {UsageError} For no name or extra operands. */
-export function parseAttachArgs(
-  argv: readonly string[],
-): { help: boolean; name?: string; shell: string; tty?: boolean } {
+/** What `hako attach` was asked to do. */
+export interface AttachArgs {
+  readonly help: boolean;
+  readonly name?: string;
+  /** The bytes that detach, in order. */
+  readonly detachKeys: readonly number[];
+  readonly noStdin: boolean;
+  readonly sigProxy: boolean;
+}
+
+/**
+ * docker's `--detach-keys` (pure): `ctrl-<x>` for a letter or one of `@[\]^_`, or one character;
+ * comma-separated.
+ * @throws {UsageError} For anything else.
+ */
+export function parseDetachKeys(text: string): number[] {
+  return text.split(",").map((k) => {
+    const ctrl = /^ctrl-(.)$/i.exec(k);
+    if (ctrl) {
+      const c = ctrl[1]!;
+      if (/^[a-z]$/i.test(c)) return c.toLowerCase().charCodeAt(0) - 0x60;
+      const i = "@[\\]^_".indexOf(c);
+      if (i >= 0) return i === 0 ? 0 : 0x1b + i - 1;
+    } else if (k.length === 1 && k.charCodeAt(0) < 0x80) return k.charCodeAt(0);
+    throw new UsageError(`--detach-keys: ${quoted(k)} is not a key (ctrl-<letter>, ctrl-@ … ctrl-_, or one character)`);
+  });
+}
+
+/** Parses `hako attach`'s arguments (pure). @throws {UsageError} For no name or a bad option. */
+export function parseAttachArgs(argv: readonly string[]): AttachArgs {
   const { values, positionals } = parseArgs(argv, {
-    shell: { type: "string" },
-    tty: { type: "boolean", short: "t" },
+    "detach-keys": { type: "string" },
+    "no-stdin": { type: "boolean" },
+    "sig-proxy": { type: "string" },
     help: { type: "boolean", short: "h" },
   });
-  const shell = stringOption(values, "shell") ?? "/bin/sh";
-  if (values.help) return { help: true, shell };
-  nonEmpty(shell, "--shell");
+  const keys = stringOption(values, "detach-keys");
+  const proxy = stringOption(values, "sig-proxy");
+  const base = { detachKeys: keys === undefined ? [0x10, 0x11] : parseDetachKeys(keys) };
+  if (values.help) return { help: true, ...base, noStdin: false, sigProxy: true };
+  if (proxy !== undefined && proxy !== "true" && proxy !== "false") {
+    throw new UsageError(`--sig-proxy takes true or false, not ${quoted(proxy)}`);
+  }
   if (positionals.length !== 1) {
     throw new UsageError(positionals.length ? "one container name only" : "a container name is required");
   }
-  const name = nonEmpty(positionals[0]!, "the container name");
-  return { help: false, name, shell, ...(values.tty ? { tty: true } : {}) };
+  return {
+    help: false,
+    name: nonEmpty(positionals[0]!, "the container name"),
+    ...base,
+    noStdin: values["no-stdin"] === true,
+    sigProxy: proxy !== "false",
+  };
+}
+
+/**
+ * Watches typed bytes for the detach sequence (pure, incremental): `push` returns "detach" once the
+ * whole sequence was typed in order, "interrupt" for a ctrl-c outside it, and undefined otherwise.
+ */
+export class DetachWatcher {
+  #matched = 0;
+  readonly #keys: readonly number[];
+
+  /** @param keys The detach sequence. */
+  constructor(keys: readonly number[]) {
+    this.#keys = keys;
+  }
+
+  /** Takes typed bytes. */
+  push(bytes: Uint8Array): "detach" | "interrupt" | undefined {
+    for (const b of bytes) {
+      if (b === this.#keys[this.#matched]) {
+        if (++this.#matched === this.#keys.length) return "detach";
+        continue;
+      }
+      this.#matched = b === this.#keys[0] ? 1 : 0;
+      if (b === 0x03) return "interrupt";
+    }
+    return undefined;
+  }
 }
 
 /** Runs `hako attach`. */
 export async function main(argv: readonly string[]): Promise<number> {
   const a = parseAttachArgs(argv);
+  const h = host();
   if (a.help) {
-    host().stdout(usage);
+    h.stdout(usage);
     return 0;
   }
-  const { execByName } = await import("./exec.ts");
-  return await execByName(a.name!, { argv: [a.shell], ...(a.tty ? { tty: true, interactive: true } : {}) });
+  const { StateStore, ContainerStateError, isRunning, sameProcess } = await import("../container/state.ts");
+  const { readFileSync } = await import("node:fs");
+  const store = new StateStore();
+  const name = a.name!;
+  const found = store.inspect(name);
+  if (found.kind === "none") throw new ContainerStateError(`no such container: ${name}`);
+  if (found.kind === "damaged") {
+    throw new ContainerStateError(
+      `${name}'s record is damaged (${found.problem}): 'hako logs -f ${name}' follows its log`,
+    );
+  }
+  const r = found.record;
+  if (r.state !== "running" || !isRunning(r.init)) {
+    throw new ContainerStateError(
+      `cannot attach to ${name}: it is not running (start it first: 'hako restart ${name}')`,
+    );
+  }
+  let supervisor;
+  try {
+    const [pid, startTime] = readFileSync(store.file("supervisor.pid"), "utf8").trim().split(" ").map(Number);
+    supervisor = { pid: pid!, startTime: startTime! };
+  } catch { /* none */ }
+  if (isRunning(r.owner) && !sameProcess(r.owner, supervisor)) {
+    throw new ContainerStateError(
+      `cannot attach to ${name}: it runs in the foreground of process ${r.owner.pid} (hako run), whose ` +
+        `terminal or pipes are its stdio; 'hako shell ${name}' opens a new shell in it`,
+    );
+  }
+  const { killContainer } = await import("../container/lifecycle.ts");
+  const { default: process } = await import("node:process");
+  const proxy = (sig: "INT" | "TERM") => {
+    try {
+      killContainer(name, sig, store);
+    } catch { /* it ended meanwhile */ }
+  };
+  let restore = () => {};
+  const detach = () => {
+    restore();
+    h.stderr(`\r\nhako attach: detached from ${name} (it runs on)\r\n`);
+    h.exit(0);
+  };
+  // Keys: on a terminal, raw, for the detach keys and ctrl-c (nothing reaches the container).
+  const stdin = process.stdin;
+  if (!a.noStdin && stdin.isTTY && typeof stdin.setRawMode === "function") {
+    stdin.setRawMode(true);
+    restore = () => stdin.setRawMode(false);
+    const watcher = new DetachWatcher(a.detachKeys);
+    stdin.on("data", (b: Uint8Array) => {
+      const got = watcher.push(b);
+      if (got === "detach" || (got === "interrupt" && !a.sigProxy)) detach();
+      else if (got === "interrupt") proxy("INT");
+    });
+    h.stderr(
+      `hako attach: ${name}'s output follows (it has no stdin to join: keys are not sent; ` +
+        `${a.detachKeys.length === 2 && a.detachKeys[0] === 0x10 ? "ctrl-p ctrl-q" : "the detach keys"} detach)\r\n`,
+    );
+  }
+  if (a.sigProxy) {
+    process.on("SIGINT", () => proxy("INT"));
+    process.on("SIGTERM", () => proxy("TERM"));
+  } else process.on("SIGINT", detach);
+  try {
+    // Its output from now on, until it ends and its relay has written all it had.
+    const logs = await import("./logs.ts");
+    await logs.main(["--follow", "--tail", "0", name]);
+  } finally {
+    restore();
+    if (stdin.isTTY) stdin.pause();
+  }
+  // Its exit status, once its supervisor has recorded it.
+  for (let i = 0; i < 100; i++) {
+    const after = store.tryRead(name);
+    if (!after) return 0; // --rm: deleted already
+    if (after.state === "exited") return after.exit ? after.exit.shellCode : 0;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  return 0;
 }

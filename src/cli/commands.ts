@@ -60,7 +60,11 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   ps: { summary: "List containers: state, pid, uptime, CPU, memory, processes", load: () => import("./ps.ts") },
   logs: { summary: "Print a daemonized container's output", load: () => import("./logs.ts") },
   exec: { summary: "Run a command inside a running container", load: () => import("./exec.ts"), forks: true },
-  attach: { summary: "Open a shell inside a running container", load: () => import("./attach.ts"), forks: true },
+  attach: {
+    summary: "Join a running daemonized container's output (docker attach; ctrl-p ctrl-q detaches)",
+    load: () => import("./attach.ts"),
+  },
+  shell: { summary: "Open a new shell inside a running container", load: () => import("./shell.ts"), forks: true },
   kill: { summary: "Send a signal to a container", load: () => import("./kill.ts") },
   stop: { summary: "Stop containers: SIGTERM, then SIGKILL after a timeout", load: () => import("./stop.ts") },
   delete: {
@@ -103,6 +107,27 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   load: { summary: "Import an image archive from stdin (as docker load)", load: () => import("./load.ts") },
   rmi: { summary: "Remove images (as docker rmi)", load: () => import("./rmi.ts") },
   version: { summary: "Print hako's version and its runtime's", load: () => import("./version.ts") },
+  stats: {
+    summary: "Show containers' CPU, memory, network, block I/O and processes, live (docker stats)",
+    load: () => import("./stats.ts"),
+  },
+  top: { summary: "Show a container's processes with the host's ps (docker top)", load: () => import("./top.ts") },
+  new: {
+    summary: "Write NAME.ts, a commented container spec that 'hako run NAME.ts' runs as written",
+    load: () => import("./new.ts"),
+  },
+  archive: {
+    summary: "Write a container's rootfs as a tarball, owners shifted back from its user namespace",
+    load: () => import("./archive.ts"),
+  },
+  completion: {
+    summary: "Print a bash, zsh or fish completion script for hako",
+    load: () => import("./completion.ts"),
+  },
+  restart: {
+    summary: "Stop daemonized containers and start them again with the same spec",
+    load: () => import("./restart.ts"),
+  },
   help: { summary: "Show help for hako or one of its commands", load: () => import("./help.ts") },
 };
 
@@ -138,8 +163,6 @@ export function dispatch(argv: readonly string[]): Dispatch {
 /** docker's and podman's commands that hako spells another way. */
 const OTHER_NAMES: Readonly<Record<string, string>> = {
   remove: "rm",
-  stats: "ps", // (ps shows each container's CPU, memory and processes)
-  shell: "attach",
 };
 
 /**

@@ -110,7 +110,7 @@ export function parseExecArgs(argv: readonly string[]): ExecArgs {
  * Runs a command in a container by name, forwarding SIGINT, SIGQUIT, SIGTERM and SIGHUP to it (it
  * has a session of its own, so the terminal's ^C and ^\\ reach this process), and returns its shell
  * exit code. With `tty`, the command's terminal (a pty of the container's) is relayed to this
- * process's stdout, and with `interactive` from its stdin. Shared with `hako attach`.
+ * process's stdout, and with `interactive` from its stdin. Shared with `hako shell`.
  */
 export async function execByName(name: string, opts: Omit<ExecArgs, "help" | "name">): Promise<number> {
   const { StateStore, isRunning, describeState, ContainerStateError } = await import("../container/state.ts");

@@ -5,6 +5,7 @@
 import { parseArgs, UsageError } from "./_args.ts";
 import { COMMANDS, globalUsage, suggestCommand } from "./commands.ts";
 import { host } from "../runner/_host.ts";
+import { EXAMPLES } from "./_examples.ts";
 
 /** The help text. */
 export const usage = `Usage: hako help [command]
@@ -39,9 +40,16 @@ export function parseHelpArgs(argv: readonly string[]): HelpArgs {
   return { topic };
 }
 
+/** The overview's examples (pure): one for each command in the table that has one. */
+export function examplesText(): string {
+  const names = Object.keys(COMMANDS).filter((n) => Object.hasOwn(EXAMPLES, n));
+  const width = Math.max(...names.map((n) => n.length));
+  return ["Examples:", ...names.map((n) => `  ${n.padEnd(width)}  ${EXAMPLES[n]}`), ""].join("\n");
+}
+
 /** Runs `hako help`. */
 export async function main(argv: readonly string[]): Promise<number> {
   const { topic } = parseHelpArgs(argv);
-  host().stdout(topic === undefined ? globalUsage() : (await COMMANDS[topic]!.load()).usage);
+  host().stdout(topic === undefined ? `${globalUsage()}\n${examplesText()}` : (await COMMANDS[topic]!.load()).usage);
   return 0;
 }

@@ -5,6 +5,7 @@
  */
 import { nonEmpty, parseArgs, quoted, stringOption, UsageError } from "./_args.ts";
 import { host } from "../runner/_host.ts";
+import { formatRows, type OutputFormat, parseFormat } from "./_format.ts";
 import type { ContainerInfo } from "../container/lifecycle.ts";
 import type { StateRecord } from "../container/state.ts";
 import type { ResolvedSpec } from "../container/validate.ts";
@@ -18,7 +19,7 @@ function restartPolicyOf(value: unknown): { Name: string; MaximumRetryCount: num
 }
 
 /** The help text. */
-export const usage = `Usage: hako inspect [--format json] <name>...
+export const usage = `Usage: hako inspect [-f json|TEMPLATE] <name>...
 
 Prints a JSON array with one object per container, as docker inspect: Id and Name (its name),
 Created, State {Status, Running, Pid, ExitCode, Signal, OOMKilled, StartedAt, FinishedAt, Error},
@@ -28,26 +29,29 @@ NetworkMode, AutoRemove}, Mounts, and Hako: hako's own record (its spec, rootfs,
 figures). Status is docker's word: created, running, exited, dead, or unknown (a damaged record).
 
 Options:
-      --format json   The only format (docker's templates are not supported)
+  -f, --format <F>    json (the default: one JSON array), or a template printed once per
+                      container: '{{.State.Status}}', '{{.Name}} {{json .Config.Labels}}'
+                      ({{.Field.Sub}}, {{json .}}, {{json .Field}}; not docker's other actions)
   -h, --help          Show this help
 
 Exit status: 0, or 1 when a container is unknown (the others are printed all the same).
 `;
 
 /** Parses `hako inspect`'s arguments (pure). @throws {UsageError} For no name or a bad option. */
-export function parseInspectArgs(argv: readonly string[]): { help: boolean; names: string[] } {
+export function parseInspectArgs(
+  argv: readonly string[],
+): { help: boolean; names: string[]; format?: OutputFormat } {
   const { values, positionals } = parseArgs(argv, {
     format: { type: "string", short: "f" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) return { help: true, names: [] };
-  const format = stringOption(values, "format");
-  if (format !== undefined && format !== "json") {
-    throw new UsageError(`--format takes json (hako has no Go templates), not ${quoted(format)}`);
-  }
+  const text = stringOption(values, "format");
+  const format = text === undefined || text === "json" ? undefined : parseFormat(text);
+  if (format?.kind === "table") throw new UsageError(`--format takes json or a template, not ${quoted(text!)}`);
   if (positionals.length === 0) throw new UsageError("a container name is required");
   for (const n of positionals) nonEmpty(n, "a container name");
-  return { help: false, names: [...positionals] };
+  return { help: false, names: [...positionals], ...(format ? { format } : {}) };
 }
 
 /** docker's word for a state (`creating` is docker's `created`). */
@@ -171,6 +175,6 @@ export async function main(argv: readonly string[]): Promise<number> {
     } catch { /* none */ }
     out.push(inspectObject(got.record, containerInfo(got.record), resolved, docker));
   }
-  h.stdout(JSON.stringify(out, null, 2) + "\n");
+  h.stdout(a.format ? formatRows(a.format, out) : JSON.stringify(out, null, 2) + "\n");
   return code;
 }

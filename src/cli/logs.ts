@@ -14,7 +14,7 @@ import { nonEmpty, parseArgs, quoted, stringOption, UsageError } from "./_args.t
 import { host } from "../runner/_host.ts";
 
 /** The help text. */
-export const usage = `Usage: hako logs [-f] [-n N] [-t] [--raw] <name>
+export const usage = `Usage: hako logs [-f] [-n N] [-t] [--since T] [--until T] [--raw] <name>
 
 Prints what a daemonized container wrote to stdout and stderr (kept by hako in <state dir>/
 containers/<name>/log, cut to log.1 past HAKO_LOG_MAX bytes, with the time each line was written).
@@ -27,15 +27,68 @@ Options:
   -n, --tail <N>     Only the last N lines (read from the end: a big log is never read whole)
   -t, --timestamps   Start each line with the time it was written (RFC 3339, UTC, nanoseconds:
                      2006-01-02T15:04:05.000000000Z, as docker logs -t)
+      --since <T>    Only lines written at or after T: RFC 3339 (2026-12-03T16:00:00Z, with or
+                     without seconds, fraction and zone: local time without one), a date
+                     (2026-12-03), a Unix time (1764777600[.5]) or a duration before now (10m,
+                     1h30m, 45s: Go's syntax), as docker logs --since
+      --until <T>    Only lines written at or before T (the same forms); with -f, stop there
       --raw          Print the bytes unchanged, even on a terminal
   -h, --help         Show this help
 `;
 
-/** Parses `hako logs`'s arguments (pure). @throws {UsageError} For a missing name or a bad count. */
+/** A duration in Go's syntax (`10m`, `1h30m`, `1.5h`, `300ms`), in ms; undefined when it is not one (pure). */
+export function goDuration(text: string): number | undefined {
+  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const parts = [...text.matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join("") !== text) return undefined;
+  return parts.reduce((ms, p) => ms + Number(p[1]) * unit[p[2]!]!, 0);
+}
+
+/**
+ * A `--since`/`--until` value as a log timestamp (`2006-01-02T15:04:05.000000000Z`, UTC, nine
+ * digits), which the log's own compare with as text (pure). The forms are docker's (its
+ * `timetypes.GetTimestamp`): RFC 3339 with or without seconds, fraction and zone (local time
+ * without one), a date, a Unix time in seconds with an optional fraction, or a Go duration counted
+ * back from `nowMs`.
+ * @throws {UsageError} For anything else.
+ */
+export function logTime(text: string, nowMs: number, option = "--since"): string {
+  const stamp = (ms: number, nanos?: string) => {
+    const iso = new Date(ms).toISOString(); // 2006-01-02T15:04:05.000Z
+    return `${iso.slice(0, 19)}.${(nanos ?? iso.slice(20, 23)).padEnd(9, "0").slice(0, 9)}Z`;
+  };
+  const d = goDuration(text);
+  if (d !== undefined) return stamp(nowMs - d);
+  const unix = /^(\d+)(?:\.(\d{1,9}))?$/.exec(text);
+  if (unix) return stamp(Number(unix[1]) * 1000, unix[2] ?? "0");
+  const m = /^(\d{4}-\d\d-\d\d)(?:T(\d\d:\d\d)(:\d\d)?(?:\.(\d{1,9}))?)?(Z|[+-]\d\d:\d\d)?$/.exec(text);
+  if (m) {
+    const [, date, hm, sec, frac, zone] = m;
+    const ms = Date.parse(`${date}T${hm ?? "00:00"}${sec ?? ":00"}${zone ?? ""}`);
+    if (!Number.isNaN(ms)) return stamp(ms, frac ?? "0");
+  }
+  throw new UsageError(
+    `${option} wants a time (RFC 3339, a date, a Unix time) or a duration such as 10m, not ${quoted(text)}`,
+  );
+}
+
+/** Parses `hako logs`'s arguments (pure but for the clock). @throws {UsageError} For a missing name or a bad count. */
 export function parseLogsArgs(
   argv: readonly string[],
-): { help: boolean; name?: string; follow: boolean; tail?: number; raw: boolean; timestamps: boolean } {
+  nowMs: number = Date.now(),
+): {
+  help: boolean;
+  name?: string;
+  follow: boolean;
+  tail?: number;
+  raw: boolean;
+  timestamps: boolean;
+  since?: string;
+  until?: string;
+} {
   const { values, positionals } = parseArgs(argv, {
+    since: { type: "string" },
+    until: { type: "string" },
     follow: { type: "boolean", short: "f" },
     tail: { type: "string", short: "n" },
     raw: { type: "boolean" },
@@ -50,8 +103,11 @@ export function parseLogsArgs(
   if (tail !== undefined && (!/^\d+$/.test(tail) || !Number.isSafeInteger(Number(tail)))) {
     throw new UsageError(`--tail wants a number of lines, not ${quoted(tail)}`);
   }
+  const since = stringOption(values, "since"), until = stringOption(values, "until");
   return {
     help: false,
+    ...(since !== undefined ? { since: logTime(since, nowMs, "--since") } : {}),
+    ...(until !== undefined ? { until: logTime(until, nowMs, "--until") } : {}),
     name: nonEmpty(positionals[0]!, "the container name"),
     follow: values.follow === true,
     raw: values.raw === true,
@@ -166,7 +222,22 @@ async function logs(argv: readonly string[]): Promise<number> {
   if (a.timestamps && !stamped) {
     h.stderr(`hako logs: ${name}'s log has no timestamps (it was written without hako's log relay)\n`);
   }
-  const filter = new StampFilter({ stamped, keep: a.timestamps });
+  const bounded = a.since !== undefined || a.until !== undefined;
+  if (bounded && !stamped) {
+    h.stderr(
+      `hako logs: ${name}'s log has no timestamps (it was written without hako's log relay): --since and --until cannot choose its lines\n`,
+    );
+    return 1;
+  }
+  // The timestamps are fixed-width UTC: compared as text (the stamp has no space: 30 characters).
+  const since = a.since?.slice(0, 30), until = a.until?.slice(0, 30);
+  const filter = new StampFilter({
+    stamped,
+    keep: a.timestamps,
+    ...(bounded
+      ? { select: (s: string) => (since === undefined || s >= since) && (until === undefined || s <= until) }
+      : {}),
+  });
 
   // On a terminal: decoded (UTF-8, a bad byte shown as U+FFFD) and escaped; otherwise the bytes.
   const escaper = !a.raw && isatty(1) ? new TerminalEscaper() : undefined;
@@ -289,6 +360,8 @@ async function logs(argv: readonly string[]): Promise<number> {
           continue;
         }
       }
+      // --until in the past: nothing after it is wanted (docker's -f --until stops there).
+      if (until !== undefined && new Date().toISOString() > until) return finish();
       const found = store.inspect(name);
       const r = found.kind === "ok" ? found.record : undefined;
       // A damaged record: followed while processes are in its cgroup.

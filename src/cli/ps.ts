@@ -3,13 +3,13 @@
  * @module
  */
 import { parseArgs, quoted, stringOption, stringsOption, UsageError } from "./_args.ts";
-import { bytes, duration, table } from "./_format.ts";
+import { bytes, duration, formatRows, type OutputFormat, parseFormat, table } from "./_format.ts";
 import { type Host, host } from "../runner/_host.ts";
 import { resolveStateDir } from "../container/state.ts";
 import type { ContainerInfo } from "../container/lifecycle.ts";
 
 /** The help text. */
-export const usage = `Usage: hako ps [-a] [-q] [--filter KEY=VALUE]... [--format table|json | --json]
+export const usage = `Usage: hako ps [-a] [-q] [--filter KEY=VALUE]... [--format table|json|TEMPLATE | --json]
 
 Lists the containers hako knows on this host (daemonized ones, and foreground ones while they
 run): name, state, init pid, uptime, average CPU use, memory, process count and image. It reads the
@@ -35,8 +35,12 @@ Options:
   -a, --all               Also the containers that have exited
   -f, --filter <K=V>      Only those that match (again for more)
   -q, --quiet             Print only the names
-      --format <table|json>  json: one JSON object a line (as docker's --format json), all
-                          fields; sizes in bytes, times in seconds
+      --format <F>        json: one JSON object a line (as docker's --format json), all
+                          fields; sizes in bytes, times in seconds. Or a template printed per
+                          container: '{{.Names}} {{.Status}}' (docker's Names, ID, Image,
+                          State, Status, RunningFor, Pid, CPUPerc, MemUsage, PIDs, Labels,
+                          and hako's fields: name, state, pid, cpuPercent, memoryBytes…);
+                          'table {{.Names}}\\t{{.Status}}' adds headers
       --json              Print one JSON array of them
   -h, --help              Show this help
 `;
@@ -58,6 +62,8 @@ export interface PsArgs {
   readonly filters?: readonly PsFilter[];
   /** `--format json`: JSON lines. */
   readonly jsonLines?: boolean;
+  /** `--format TEMPLATE`. */
+  readonly template?: OutputFormat;
 }
 
 const STATES = ["creating", "running", "exited", "dead", "unknown"];
@@ -90,9 +96,7 @@ export function parsePsArgs(argv: readonly string[]): PsArgs {
     return { key, value };
   });
   const format = stringOption(values, "format");
-  if (format !== undefined && format !== "json" && format !== "table") {
-    throw new UsageError(`--format takes table or json (hako has no Go templates), not ${quoted(format)}`);
-  }
+  const parsed = parseFormat(format);
   if (format !== undefined && values.json) throw new UsageError("give --json or --format, not both");
   return {
     help: values.help === true,
@@ -101,6 +105,7 @@ export function parsePsArgs(argv: readonly string[]): PsArgs {
     ...(values.all ? { all: true } : {}),
     ...(filters.length ? { filters } : {}),
     ...(format === "json" ? { jsonLines: true } : {}),
+    ...(parsed.kind === "template" ? { template: parsed } : {}),
   };
 }
 
@@ -168,6 +173,34 @@ export function psTable(list: readonly ContainerInfo[]): string {
   );
 }
 
+/** docker ps's headers, by field. */
+const PS_HEADERS: Readonly<Record<string, string>> = {
+  Names: "NAMES",
+  ID: "CONTAINER ID",
+  RunningFor: "CREATED",
+  CPUPerc: "CPU %",
+  MemUsage: "MEM USAGE",
+};
+
+/** A container as `--format TEMPLATE` sees it (pure): docker ps's fields, then hako's own. */
+export function psRow(c: ContainerInfo, labels: Readonly<Record<string, string>> = {}): Record<string, unknown> {
+  return {
+    ...c,
+    Names: c.name,
+    ID: c.name,
+    Image: c.image,
+    State: c.state === "creating" ? "created" : c.state,
+    Status: stateText(c),
+    RunningFor: duration(c.uptimeSeconds),
+    CreatedAt: c.createdAt ?? "",
+    Pid: c.pid ?? 0,
+    CPUPerc: c.cpuPercent === null ? "--" : `${c.cpuPercent.toFixed(2)}%`,
+    MemUsage: bytes(c.memoryBytes),
+    PIDs: c.pids === null ? "--" : String(c.pids),
+    Labels: Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(","),
+  };
+}
+
 /** Runs `hako ps`. */
 export async function main(argv: readonly string[]): Promise<number> {
   const a = parsePsArgs(argv);
@@ -181,7 +214,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   const list = selectContainers(all, a, a.filters?.some((f) => f.key === "label") ? await labelReader() : undefined);
   if (a.json) h.stdout(JSON.stringify(list, null, 2) + "\n");
   else if (a.jsonLines) h.stdout(list.map((c) => `${JSON.stringify(c)}\n`).join(""));
-  else if (a.quiet) h.stdout(list.map((c) => `${c.name}\n`).join(""));
+  else if (a.template) {
+    const labels = await labelReader();
+    h.stdout(formatRows(a.template, list.map((c) => psRow(c, labels(c.name))), PS_HEADERS));
+  } else if (a.quiet) h.stdout(list.map((c) => `${c.name}\n`).join(""));
   else h.stdout(psTable(list));
   return 0;
 }

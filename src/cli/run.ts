@@ -271,7 +271,7 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
     if (detach && (values.tty || values.interactive)) {
       throw new UsageError(
         "-d with -t/-i: a daemonized container has no terminal of its own in hako; " +
-          "run it with -d alone, then 'hako exec -it NAME sh' (or 'hako attach NAME')",
+          "run it with -d alone, then 'hako exec -it NAME sh' (or 'hako shell NAME')",
       );
     }
     if (detach && timeout !== undefined) {

@@ -64,14 +64,23 @@ export class StampFilter {
   #dropping = false;
   /** The beginning of a timestamp cut by the end of a piece. */
   #held: Uint8Array = new Uint8Array(0);
+  /** Which lines to print, by their timestamp (`hako logs --since/--until`); all when absent. */
+  readonly #select?: (stamp: string) => boolean;
+  /** The last line was left out by `select` (so are the parts of it that continue in the next part). */
+  #unselected = false;
 
   /**
    * @param options.stamped Whether the log has timestamps.
    * @param options.keep Whether to keep them (at the start of each line).
+   * @param options.select Which lines to print, by their timestamp (the 30 characters before the
+   *   space, compared as text: they are fixed-width UTC); every line when absent.
    */
-  constructor(options: { readonly stamped: boolean; readonly keep: boolean }) {
+  constructor(
+    options: { readonly stamped: boolean; readonly keep: boolean; readonly select?: (stamp: string) => boolean },
+  ) {
     this.#stamped = options.stamped;
     this.#keep = options.keep;
+    if (options.select) this.#select = options.select;
   }
 
   /**
@@ -104,8 +113,13 @@ export class StampFilter {
           break;
         }
         if (isStamp(bytes, i)) {
-          if (isContinuation(bytes, i)) this.#dropping = this.#dropFragment;
-          else if (this.#keep) out.push(bytes.subarray(i, i + STAMP_BYTES));
+          if (isContinuation(bytes, i)) this.#dropping = this.#dropFragment || this.#unselected;
+          else {
+            this.#unselected = this.#select !== undefined &&
+              !this.#select(String.fromCharCode(...bytes.subarray(i, i + STAMP_BYTES - 1)));
+            this.#dropping = this.#unselected;
+            if (this.#keep && !this.#unselected) out.push(bytes.subarray(i, i + STAMP_BYTES));
+          }
           i += STAMP_BYTES;
         }
         this.#lineStart = false;
