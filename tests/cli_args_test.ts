@@ -17,6 +17,7 @@ import { parseAttachArgs } from "../src/cli/attach.ts";
 import { parseShellArgs } from "../src/cli/shell.ts";
 import { parseNewArgs } from "../src/cli/new.ts";
 import { parseArchiveArgs } from "../src/cli/archive.ts";
+import { parseImportArgs, parseListArgs, parseLoadArgs, parseRemoveArgs } from "../src/cli/image.ts";
 import { parseCompletionArgs } from "../src/cli/completion.ts";
 import { parseDeleteArgs } from "../src/cli/delete.ts";
 import { parseDemoArgs } from "../src/cli/demo.ts";
@@ -80,6 +81,11 @@ const PARSERS: Readonly<Record<string, (argv: readonly string[]) => unknown>> = 
   shell: parseShellArgs,
   new: parseNewArgs,
   archive: parseArchiveArgs,
+  // (hako image's subcommands: import's parser stands for the group; each is also a command of its own)
+  image: parseImportArgs,
+  images: parseListArgs,
+  load: parseLoadArgs,
+  rmi: parseRemoveArgs,
   completion: parseCompletionArgs,
 };
 

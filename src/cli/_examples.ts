@@ -34,4 +34,8 @@ export const EXAMPLES: Readonly<Record<string, string>> = {
   archive: "hako archive web web.tar.gz",
   restart: "hako restart -t 5 web",
   completion: "source <(hako completion bash)",
+  image: "hako image import app.tar app:1",
+  images: "hako images --format json",
+  load: "podman save localhost/app:1 | hako load",
+  rmi: "hako rmi app:1",
 };
