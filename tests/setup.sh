@@ -13,6 +13,7 @@
 #       libseccomp2     libseccomp, which the seccomp tests compare hako's filters with
 #       procps          `ps`, for the demo's host rootfs and tests/run.sh's leak check
 #       podman          only when tests/oci_test.ts runs: podman drives hako as its OCI runtime
+#       containerd      only when tests/oci_ctr_test.ts runs: containerd (ctr) drives hako as its runc
 #  2. dist/hako (tools/build.sh), when tests/dist_test.ts will run and the binary is missing or
 #     older than its sources (dist_test.ts builds it too; this does it once, up front, and says so).
 #
@@ -38,6 +39,7 @@ runs_test() {
   return 1
 }
 if runs_test tests/oci_test.ts "$@"; then PACKAGES+=(podman); fi
+if runs_test tests/oci_ctr_test.ts "$@"; then PACKAGES+=(containerd); fi
 dry=${HAKO_TEST_DEPS_DRY_RUN:-}
 say() { echo "tests/setup.sh: $*"; }
 

@@ -16,7 +16,7 @@
  * | `process.noNewPrivileges` | `noNewPrivs` (set anyway with a seccomp profile and no CAP_SYS_ADMIN: hako loads the filter after dropping capabilities, which the kernel allows only with no_new_privs; runc loads it earlier) |
  * | `process.oomScoreAdj` | written to `/proc/PID/oom_score_adj` by `create` before the command runs (inherited) |
  * | `root.path` (relative to the bundle), `root.readonly` | `rootfs`, `readonlyRootfs` |
- * | `hostname` | `hostname` (without one, a new UTS namespace gets the container's name, as hako does) |
+ * | `hostname` | `hostname` (without one, a new UTS namespace keeps the host's name it starts with, as runc leaves it: `create` passes it) |
  * | `mounts` at `/proc`, `/sys`, `/sys/fs/cgroup`, `/dev`, `/dev/pts`, `/dev/shm`, `/dev/mqueue` | hako's standard mounts (the same types and flags as runc's defaults; `/dev/shm` is a tmpfs of the container's own) |
  * | other `mounts` | `mounts` (`bind`/`rbind` with `ro`, `rw`, `nosuid`, `nodev`, `noexec`; `private`/`rprivate` is what hako's mounts are; other filesystems with their options) |
  * | `linux.namespaces` (`path`: joined) | `namespaces` (exactly those: no cgroup namespace unless asked) |
@@ -167,10 +167,18 @@ const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !
  * @param config The parsed config.json.
  * @param bundle The bundle directory (absolute).
  * @param id The container id.
+ * @param host What `create` knows of the host: its hostname, which a new UTS namespace without a
+ *   `hostname` keeps (runc sets none then: the namespace starts with a copy of the host's), where
+ *   hako would give it the container's name.
  * @returns The spec and what `create` does besides it.
  * @throws {OciConfigError} Listing every field hako cannot honour, with its JSON path.
  */
-export function ociToSpec(config: unknown, bundle: string, id: string): OciPlan {
+export function ociToSpec(
+  config: unknown,
+  bundle: string,
+  id: string,
+  host: { readonly hostname?: string } = {},
+): OciPlan {
   const problems: SpecProblem[] = [];
   const bad = (path: string, message: string) => void problems.push({ path, message });
   const unsupported = (path: string) => bad(path, "not supported by hako");
@@ -316,6 +324,7 @@ export function ociToSpec(config: unknown, bundle: string, id: string): OciPlan 
     });
   }
   spec.namespaces = namespaces;
+  if (spec.hostname === undefined && host.hostname && namespaces.includes("uts")) spec.hostname = host.hostname;
   const idMap = (list: unknown, at: string) =>
     Array.isArray(list)
       ? list.map((m, i) =>

@@ -29,6 +29,7 @@ import {
   unlinkSync,
   writeFileSync,
 } from "node:fs";
+import { hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import process from "node:process";
 import { Container } from "../container/container.ts";
@@ -283,7 +284,7 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
   } catch (e) {
     throw new OciError(`cannot read ${join(bundle, "config.json")}: ${(e as Error).message}`);
   }
-  const plan = ociToSpec(config, bundle, id);
+  const plan = ociToSpec(config, bundle, id, { hostname: hostname() });
   for (const w of plan.warnings) log.warn(w);
   const detached = !forRun || o.detach === true;
   if (plan.tty && detached && !consoleSocket) {
@@ -563,6 +564,7 @@ async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): 
   const result = await execIn(r.pid!, {
     argv: spec.argv,
     spec,
+    ...(detach ? { detach } : {}),
     ...(plan.tty ? { tty: plan.tty } : {}),
     ...(plan.tty
       ? {
