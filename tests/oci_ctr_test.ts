@@ -345,7 +345,7 @@ function waitTask(c: Containerd, id: string, status: string): void {
   match(c.ctr(["task", "ls"]).stdout, re);
 }
 
-test("ctr run -d, task exec, task ps, task kill: hako as runc", async () => {
+test("ctr run -d, task exec, task ps, task pause/resume, task kill (of a paused task too): hako as runc", async () => {
   await withContainerd(async (c) => {
     const seen: Record<string, unknown>[] = [];
     for (const [i, r] of runtimes(c.dir).entries()) {
@@ -365,6 +365,24 @@ test("ctr run -d, task exec, task ps, task kill: hako as runc", async () => {
       const exec = c.ctr(["task", "exec", "--exec-id", `e-${i}`, id, "sh", "-c", "hostname; echo $PATH; exit 4"]);
       // ps: the init and nothing else once the exec ended
       const ps = c.ctr(["task", "ps", id]).stdout.trim().split("\n").slice(1).map((l) => l.split(/\s+/)[0]);
+      // pause: every process frozen in the freezer (v1 freezer.state here), resume thaws
+      const freezerState = () => {
+        const f = [`/sys/fs/cgroup/freezer/${c.ns}/${id}/freezer.state`].find((p) => existsSync(p));
+        return f ? readFileSync(f, "utf8").trim() : "(no freezer)";
+      };
+      const stat = () => readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")[0];
+      const pid = Number(/^\S+\s+(\d+)/m.exec(c.ctr(["task", "ls"]).stdout.split("\n")[1]!)![1]);
+      res = c.ctr(["task", "pause", id]);
+      equal(res.status, 0, `${r.name}: ${res.stderr}`);
+      waitTask(c, id, "PAUSED");
+      const paused = [freezerState(), stat()];
+      res = c.ctr(["task", "resume", id]);
+      equal(res.status, 0, `${r.name}: ${res.stderr}`);
+      waitTask(c, id, "RUNNING");
+      const resumed = [freezerState(), stat()];
+      // paused again, then SIGKILL: it dies all the same (thawed after the signal, as runc does)
+      equal(c.ctr(["task", "pause", id]).status, 0);
+      waitTask(c, id, "PAUSED");
       // kill SIGKILL: the task stops with 137
       res = c.ctr(["task", "kill", "-s", "SIGKILL", id]);
       equal(res.status, 0, `${r.name}: ${res.stderr}`);
@@ -373,9 +391,12 @@ test("ctr run -d, task exec, task ps, task kill: hako as runc", async () => {
       equal(res.status, 0, `${r.name}: ${res.stderr}`);
       equal(c.ctr(["container", "delete", id]).status, 0);
       deepEqual(readdirSync(join(c.dir, `runc-root-${i}`, c.ns)), [], `${r.name}: delete left the runtime's state`);
+      equal(existsSync(`/sys/fs/cgroup/freezer/${c.ns}/${id}`), false, `${r.name}: delete left the freezer cgroup`);
       seen.push({
         exec: [exec.status, exec.stdout, exec.stderr],
         ps: ps.length,
+        paused,
+        resumed,
         deleted: res.stdout,
       });
 
@@ -403,6 +424,8 @@ test("ctr run -d, task exec, task ps, task kill: hako as runc", async () => {
     // (the hostname: the host's, which a UTS namespace starts with and runc leaves)
     deepEqual(seen[0]!.exec, [4, `${hostname()}\n${String((seen[0]!.exec as string[])[1]).split("\n")[1]}\n`, ""]);
     equal(seen[0]!.ps, 1);
+    deepEqual(seen[0]!.paused, ["FROZEN", "D"]); // (a frozen task sleeps uninterruptibly)
+    deepEqual(seen[0]!.resumed, ["THAWED", "S"]);
     for (const s of seen.slice(1)) deepEqual(s, seen[0]);
   });
 }, { skip });

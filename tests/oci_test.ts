@@ -339,7 +339,27 @@ for (const [path, env] of PATHS) {
       r = oci("delete", id);
       equal(r.status, 1);
       match(r.stderr, /cannot delete container .* that is not stopped: running/);
-      // (the forked run signals every process of the cgroup: --all)
+      // pause: frozen (state "paused", the process in D), resume: running again
+      equal(oci("pause", id).status, 0);
+      equal(JSON.parse(oci("state", id).stdout).status, "paused");
+      equal(readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]![0], "D");
+      r = oci("pause", id);
+      equal(r.status, 1);
+      match(r.stderr, /container not running/);
+      r = oci("delete", id);
+      equal(r.status, 1);
+      match(r.stderr, /cannot delete container .* that is not stopped: paused/);
+      equal(oci("resume", id).status, 0);
+      equal(JSON.parse(oci("state", id).stdout).status, "running");
+      r = oci("resume", id);
+      equal(r.status, 1);
+      match(r.stderr, /container not paused/);
+      equal(oci("pause", id).status, 0);
+      r = oci("start", id);
+      equal(r.status, 1);
+      match(r.stderr, /cannot start a container in the paused state/);
+      // (the forked run signals every process of the cgroup: --all) — SIGKILL of a paused
+      // container: thawed after the signal, it dies
       equal(oci("kill", ...(env.HAKO_NATIVE_SPAWN === "0" ? ["--all"] : []), id, "9").status, 0);
       for (let i = 0; i < 100 && JSON.parse(oci("state", id).stdout).status !== "stopped"; i++) {
         spawnSync("sleep", ["0.05"]);
@@ -350,6 +370,7 @@ for (const [path, env] of PATHS) {
       match(r.stderr, /container not running/);
       equal(oci("delete", id).status, 0);
       deepEqual(existingCgroupDirs(`hako-test-oci/${id}`), []);
+      equal(existsSync(`/sys/fs/cgroup/freezer/hako-test-oci/${id}`), false);
       r = oci("state", id);
       equal(r.status, 1);
       match(r.stderr, /container does not exist/);
@@ -584,6 +605,15 @@ test("podman runs containers with --runtime bin/hako-runc as it does with runc",
     r = podman(runc, "exec", "--user", "1000:1000", "-e", "A=b", `${tag}-s`, "sh", "-c", "id -u; echo $A");
     equal(r.status, 0, r.stderr);
     equal(r.stdout, "1000\nb\n");
+    // pause / unpause: the freezer
+    r = podman(runc, "pause", `${tag}-s`);
+    equal(r.status, 0, r.stderr);
+    equal(podman(runc, "inspect", "--format", "{{.State.Status}}", `${tag}-s`).stdout.trim(), "paused");
+    r = podman(runc, "unpause", `${tag}-s`);
+    equal(r.status, 0, r.stderr);
+    equal(podman(runc, "inspect", "--format", "{{.State.Status}}", `${tag}-s`).stdout.trim(), "running");
+    r = podman(runc, "exec", `${tag}-s`, "echo", "thawed");
+    equal(r.stdout, "thawed\n", r.stderr);
     r = podman(runc, "stop", "-t", "1", `${tag}-s`);
     equal(r.status, 0, r.stderr);
     equal(podman(runc, "rm", `${tag}-s`).status, 0);

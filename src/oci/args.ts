@@ -61,6 +61,8 @@ export const COMMAND_OPTIONS: Readonly<Record<string, Readonly<Record<string, Ki
   start: {},
   state: {},
   kill: { all: "boolean", a: "boolean" },
+  pause: {},
+  resume: {},
   delete: { force: "boolean", f: "boolean" },
   list: { format: "string", f: "string", quiet: "boolean", q: "boolean" },
   ps: { format: "string", f: "string" },

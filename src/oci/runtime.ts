@@ -50,6 +50,7 @@ import { OciUsageError, parseOciArgs } from "./args.ts";
 import { ociToSpec } from "./config.ts";
 import { DEFAULT_OCI_ROOT, isValidId, type OciRecord, OciStore, stateJson } from "./state.ts";
 import { defaultOciSpec, ociFeatures } from "./spec_default.ts";
+import { freeze, prepareFreezer, removeFreezer, thaw } from "./freezer.ts";
 
 /** A failure runc would report: its message, exit status 1. */
 export class OciError extends Error {
@@ -102,6 +103,7 @@ Commands:
   start ID                        let a created container run its process
   state ID                        the OCI state JSON (creating, created, running, stopped)
   kill [--all] ID [SIGNAL]        signal the init (or every process: --all); default SIGTERM
+  pause ID / resume ID            freeze / thaw every process of the container (the cgroup freezer)
   delete [--force] ID             remove a stopped (or created; --force: any) container
   run ID [--bundle DIR] [--detach] [--pid-file F] [--console-socket S]   create and start
   list [--format table|json] [-q] the containers under --root
@@ -176,6 +178,12 @@ export async function runOci(argv: readonly string[], io: OciIo): Promise<number
         return 0;
       case "kill":
         kill(ctx, needId(), a.operands[1] ?? "SIGTERM", o.all === true);
+        return 0;
+      case "pause":
+        await pause(ctx, needId());
+        return 0;
+      case "resume":
+        resume(ctx, needId());
         return 0;
       case "delete":
         deleteContainer(ctx, needId(), o.force === true);
@@ -336,6 +344,8 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
         libc().close(sock);
       }
     }
+    // (pause/resume: the init, and so every process of the container, in a freezer cgroup)
+    if (c.spec.cgroupName) prepareFreezer(c.spec.cgroupName, c.pid);
     for (const s of plan.sysctl) writeSysctl(c.pid, s);
     if (plan.oomScoreAdj !== undefined) writeFileSync(`/proc/${c.pid}/oom_score_adj`, String(plan.oomScoreAdj));
     const who = identify(c.pid);
@@ -352,6 +362,7 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
   } catch (e) {
     try {
       c?.delete();
+      if (c?.spec.cgroupName) removeFreezer(c.spec.cgroupName);
     } catch { /* the first error matters */ }
     store.remove(id);
     throw e;
@@ -367,6 +378,7 @@ async function start(ctx: Ctx, id: string): Promise<void> {
   if (status === "stopped") throw new OciError("cannot start a container that has stopped");
   if (status === "running") throw new OciError("cannot start an already running container");
   if (status === "creating") throw new OciError("cannot start a container in the creating state");
+  if (status === "paused") throw new OciError("cannot start a container in the paused state");
   const fifo = ctx.store.fifo(id);
   // Non-blocking: a process that died before opening its end must not hang `start` (runc's
   // awaitFifoOpen watches the process too).
@@ -426,15 +438,38 @@ function kill(ctx: Ctx, id: string, sigText: string, all: boolean): void {
   const r = mustRead(ctx, id);
   const sig = parseSignal(sigText);
   const status = ctx.store.status(r);
-  if (status !== "created" && status !== "running") throw new OciError("container not running");
+  if (status !== "created" && status !== "running" && status !== "paused") throw new OciError("container not running");
+  // A frozen process dies of SIGKILL only once thawed: runc thaws after signalling, for SIGKILL
+  // only (other signals wait, pending, for `resume`).
+  const thawIfKilled = () => {
+    if (status === "paused" && sig === 9 && r.cgroupName) thaw(r.cgroupName);
+  };
   if (all) {
     const files = procsFiles(r);
     for (const pid of cgroupPids(r)) signalCgroupMember(pid, files, sig, `kill --all ${id}`);
+    thawIfKilled();
     return;
   }
   if (!signalIdentified({ pid: r.pid!, startTime: r.startTime! }, sig, `kill ${id}`)) {
     throw new OciError("container not running");
   }
+  thawIfKilled();
+}
+
+/** `pause`: freezes every process of a created or running container (see freezer.ts). */
+async function pause(ctx: Ctx, id: string): Promise<void> {
+  const r = mustRead(ctx, id);
+  const status = ctx.store.status(r);
+  if (status !== "created" && status !== "running") throw new OciError("container not running");
+  if (!r.cgroupName) throw new OciError("the container has no cgroup of its own: it cannot be paused");
+  await freeze(r.cgroupName);
+}
+
+/** `resume`: thaws a paused container. */
+function resume(ctx: Ctx, id: string): void {
+  const r = mustRead(ctx, id);
+  if (ctx.store.status(r) !== "paused") throw new OciError("container not paused");
+  thaw(r.cgroupName!);
 }
 
 /** `delete`: the cgroup (its processes killed) and the state directory. */
@@ -448,13 +483,18 @@ function deleteContainer(ctx: Ctx, id: string, force: boolean): void {
     throw new OciError("container does not exist");
   }
   const status = ctx.store.status(r);
-  if (status === "running" && !force) {
+  if ((status === "running" || status === "paused") && !force) {
     throw new OciError(`cannot delete container ${id} that is not stopped: ${status}`);
   }
-  if ((status === "running" || status === "created") && r.pid && r.startTime !== undefined) {
+  if ((status === "running" || status === "created" || status === "paused") && r.pid && r.startTime !== undefined) {
     signalIdentified({ pid: r.pid, startTime: r.startTime }, "KILL", `delete ${id}`);
   }
-  if (r.cgroupName) new Group(r.cgroupName, containerGroupSpec(r.cgroup)).delete({ kill: true });
+  if (r.cgroupName) {
+    // (killed, a frozen process still waits for the thaw to die: runc thaws too)
+    if (status === "paused") thaw(r.cgroupName);
+    new Group(r.cgroupName, containerGroupSpec(r.cgroup)).delete({ kill: true });
+    removeFreezer(r.cgroupName);
+  }
   ctx.store.remove(id);
 }
 
@@ -515,6 +555,9 @@ async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): 
   const status = ctx.store.status(r);
   if (status === "stopped") throw new OciError("cannot exec in a stopped container");
   if (status === "creating") throw new OciError("cannot exec in a container in the creating state");
+  if (status === "paused" && o["ignore-paused"] !== true) {
+    throw new OciError("cannot exec in a paused container (use --ignore-paused to override)");
+  }
   for (const k of ["process-label", "apparmor", "cgroup", "preserve-fds"] as const) {
     const v = o[k];
     if (v !== undefined && v !== "" && v !== "0" && !(Array.isArray(v) && v.length === 0)) {
@@ -595,6 +638,7 @@ async function run(ctx: Ctx, id: string, o: Options): Promise<number> {
     await c.start();
   } catch (e) {
     c.delete();
+    if (c.spec.cgroupName) removeFreezer(c.spec.cgroupName);
     ctx.store.remove(id);
     throw e;
   }
@@ -611,6 +655,7 @@ async function run(ctx: Ctx, id: string, o: Options): Promise<number> {
     for (const [s, h] of handlers) process.off(s, h);
     if (o.keep !== true) {
       c.delete();
+      if (c.spec.cgroupName) removeFreezer(c.spec.cgroupName);
       ctx.store.remove(id);
     }
   }
