@@ -30,6 +30,7 @@ import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { containerNameOf, OciConfigError, ociToSpec } from "../src/oci/config.ts";
 import { parseOciArgs } from "../src/oci/args.ts";
 import { defaultOciSpec } from "../src/oci/spec_default.ts";
+import { mergedCgroup, parseBytes, updateResources } from "../src/oci/update.ts";
 import { existingCgroupDirs } from "../src/container/_cgroup.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -223,6 +224,26 @@ test("runc's command line: global options first, -flag and --flag, values with =
   );
 });
 
+test("update's flags: sizes as runc reads them, over a --resources object, merged over the current limits", () => {
+  equal(parseBytes("64m", "memory"), 67108864);
+  equal(parseBytes("1.5g", "memory"), 1610612736);
+  equal(parseBytes("1024", "memory"), 1024);
+  equal(parseBytes("-1", "memory-swap"), -1);
+  throws(() => parseBytes("lots", "memory"), /invalid value for --memory: "lots"/);
+  using dir = tempDir("hako-test-oci-");
+  const file = join(dir.path, "r.json");
+  writeFileSync(file, JSON.stringify({ memory: { limit: 1 }, cpu: { shares: 100 } }));
+  const res = updateResources({ resources: file, memory: "32m", "cpu-quota": "5000" }, () => "");
+  deepEqual(res, { memory: { limit: 33554432 }, cpu: { shares: 100, quota: 5000 } });
+  deepEqual(updateResources({ resources: "-" }, () => '{"pids":{"limit":7}}'), { pids: { limit: 7 } });
+  // OCI's swap counts memory + swap: with the current limit, hako's swap is what it adds
+  deepEqual(
+    mergedCgroup({ name: "x", memory: { limit: 100 }, pids: { max: 5 } }, { memory: { swap: 300 } }),
+    { name: "x", memory: { limit: 100, swap: 200 }, pids: { max: 5 } },
+  );
+  throws(() => mergedCgroup({}, { memory: { reservation: 5 } }), /linux\.resources\.memory\.reservation/);
+});
+
 // ---- a bundle driven directly --------------------------------------------------------------------
 
 /** The OCI runtime as a command, for this test run's JavaScript runtime. */
@@ -354,6 +375,32 @@ for (const [path, env] of PATHS) {
       r = oci("resume", id);
       equal(r.status, 1);
       match(r.stderr, /container not paused/);
+      // update: runc's flags, then a linux.resources file, written to the live cgroup
+      const knob = (file: string) =>
+        readFileSync(existingCgroupDirs(`hako-test-oci/${id}`).map((d) => join(d, file)).find(existsSync)!, "utf8")
+          .trim();
+      r = oci("update", "--memory", "32m", "--pids-limit", "20", "--cpu-quota", "20000", "--cpu-period", "100000", id);
+      equal(r.status, 0, r.stderr);
+      deepEqual([knob("memory.limit_in_bytes"), knob("pids.max"), knob("cpu.cfs_quota_us")], [
+        "33554432",
+        "20",
+        "20000",
+      ]);
+      const resources = join(dir.path, "resources.json");
+      writeFileSync(resources, JSON.stringify({ memory: { limit: 67108864, swap: 134217728 }, pids: { limit: 30 } }));
+      r = oci("update", "--resources", resources, id);
+      equal(r.status, 0, r.stderr);
+      deepEqual([knob("memory.limit_in_bytes"), knob("memory.memsw.limit_in_bytes"), knob("pids.max")], [
+        "67108864",
+        "134217728",
+        "30",
+      ]);
+      // what hako does not support: refused by its path, nothing changed
+      writeFileSync(resources, JSON.stringify({ blockIO: { weight: 10 }, pids: { limit: 40 } }));
+      r = oci("update", "--resources", resources, id);
+      equal(r.status, 1);
+      equal(r.stderr, "linux.resources.blockIO: not supported by hako\n");
+      equal(knob("pids.max"), "30");
       equal(oci("pause", id).status, 0);
       r = oci("start", id);
       equal(r.status, 1);
@@ -614,6 +661,14 @@ test("podman runs containers with --runtime bin/hako-runc as it does with runc",
     equal(podman(runc, "inspect", "--format", "{{.State.Status}}", `${tag}-s`).stdout.trim(), "running");
     r = podman(runc, "exec", `${tag}-s`, "echo", "thawed");
     equal(r.stdout, "thawed\n", r.stderr);
+    // update: the limits of the live cgroup (podman sends linux.resources on stdin)
+    r = podman(runc, "update", "--memory", "96m", "--cpu-quota", "30000", "--cpu-period", "100000", `${tag}-s`);
+    equal(r.status, 0, r.stderr);
+    const sid = podman(runc, "inspect", "--format", "{{.Id}}", `${tag}-s`).stdout.trim();
+    const sdirs = existingCgroupDirs(`libpod_parent/libpod-${sid}`);
+    const sknob = (f: string) => readFileSync(sdirs.map((d) => join(d, f)).find((p) => existsSync(p))!, "utf8").trim();
+    equal(sknob("memory.limit_in_bytes"), String(96 * 1024 * 1024));
+    equal(sknob("cpu.cfs_quota_us"), "30000");
     r = podman(runc, "stop", "-t", "1", `${tag}-s`);
     equal(r.status, 0, r.stderr);
     equal(podman(runc, "rm", `${tag}-s`).status, 0);

@@ -51,6 +51,7 @@ import { ociToSpec } from "./config.ts";
 import { DEFAULT_OCI_ROOT, isValidId, type OciRecord, OciStore, stateJson } from "./state.ts";
 import { defaultOciSpec, ociFeatures } from "./spec_default.ts";
 import { freeze, prepareFreezer, removeFreezer, thaw } from "./freezer.ts";
+import { mergedCgroup, updateResources } from "./update.ts";
 
 /** A failure runc would report: its message, exit status 1. */
 export class OciError extends Error {
@@ -104,6 +105,8 @@ Commands:
   state ID                        the OCI state JSON (creating, created, running, stopped)
   kill [--all] ID [SIGNAL]        signal the init (or every process: --all); default SIGTERM
   pause ID / resume ID            freeze / thaw every process of the container (the cgroup freezer)
+  update [--resources F|-] [--memory M --memory-swap M --cpu-quota N --cpu-period N --cpu-share N
+         --cpuset-cpus L --cpuset-mems L --pids-limit N] ID    new limits for the live cgroup
   delete [--force] ID             remove a stopped (or created; --force: any) container
   run ID [--bundle DIR] [--detach] [--pid-file F] [--console-socket S]   create and start
   list [--format table|json] [-q] the containers under --root
@@ -184,6 +187,9 @@ export async function runOci(argv: readonly string[], io: OciIo): Promise<number
         return 0;
       case "resume":
         resume(ctx, needId());
+        return 0;
+      case "update":
+        update(ctx, needId(), o);
         return 0;
       case "delete":
         deleteContainer(ctx, needId(), o.force === true);
@@ -463,6 +469,25 @@ async function pause(ctx: Ctx, id: string): Promise<void> {
   if (status !== "created" && status !== "running") throw new OciError("container not running");
   if (!r.cgroupName) throw new OciError("the container has no cgroup of its own: it cannot be paused");
   await freeze(r.cgroupName);
+}
+
+/**
+ * `update`: new limits written to the live cgroup (see update.ts), recorded in the state. Like
+ * runc: only a created, running or paused container; Intel RDT's schemas are refused.
+ */
+function update(ctx: Ctx, id: string, o: Options): void {
+  const r = mustRead(ctx, id);
+  const status = ctx.store.status(r);
+  if (status === "stopped" || status === "creating") throw new OciError(`container not running`);
+  for (const k of ["l3-cache-schema", "mem-bw-schema"]) {
+    if (typeof o[k] === "string") throw new OciError(`--${k}: not supported by hako (no Intel RDT)`);
+  }
+  if (!r.cgroupName) throw new OciError("the container has no cgroup of its own: nothing to update");
+  const resources = updateResources(o, () => readFileSync(0, "utf8"));
+  const cgroup = mergedCgroup(r.cgroup, resources);
+  const { name: _n, parent: _p, devices: _d, ...limits } = cgroup;
+  new Group(r.cgroupName, containerGroupSpec(limits, { devices: false })).modify();
+  ctx.store.write({ ...r, cgroup });
 }
 
 /** `resume`: thaws a paused container. */
