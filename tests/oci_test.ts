@@ -147,7 +147,7 @@ test("ociToSpec refuses what hako cannot do, each with its JSON path, never igno
   c.linux!.intelRdt = { closID: "x" };
   c.linux!.sysctl = { "kernel.panic": "1" };
   c.linux!.cgroupsPath = "machine.slice:libpod:abc";
-  c.hooks = { prestart: [{ path: "/bin/true" }] };
+  c.hooks = { prestart: [{ path: "/bin/true" }], createContainer: [{ path: "/bin/true" }] };
   (c.mounts as unknown as Array<Record<string, unknown>>).push({
     destination: "/y",
     type: "bind",
@@ -164,7 +164,7 @@ test("ociToSpec refuses what hako cannot do, each with its JSON path, never igno
   ok(err instanceof OciConfigError);
   const paths = err.problems.map((p) => p.path).sort();
   deepEqual(paths, [
-    "hooks.prestart",
+    "hooks.createContainer",
     "linux.cgroupsPath",
     "linux.intelRdt",
     "linux.sysctl.kernel.panic",
@@ -476,7 +476,7 @@ test("run in the foreground exits with the container's status; errors go to --lo
     deepEqual(JSON.parse(runIt(runc, ["--root", root, "list", "--format", "json"]).stdout), []);
     match(runIt(runc, ["spec", "--bundle", bundle]).stderr, /File config.json exists/);
     const f = JSON.parse(runIt(runc, ["features"]).stdout);
-    deepEqual(f.hooks, []);
+    deepEqual(f.hooks, ["prestart", "createRuntime", "poststart", "poststop"]);
     equal(f.linux.cgroup.systemd, false);
     const sys = runIt(runc, ["--systemd-cgroup", "state", id]);
     equal(sys.status, 1);
@@ -485,6 +485,96 @@ test("run in the foreground exits with the container's status; errors go to --lo
     runIt(runc, ["--root", root, "delete", "--force", id]);
   }
 }, { skip });
+
+test(
+  "hooks: prestart and createRuntime in create, poststart after start, poststop after delete, each with the state on stdin",
+  () => {
+    using dir = tempDir("hako-test-oci-");
+    const id = `hako-test-oci-${suffix()}`;
+    const out = join(dir.path, "hooks");
+    mkdirSync(out);
+    // (a hook's environment is its env only: PATH and OUT given; $1 names the file it writes)
+    const script = join(dir.path, "hook.sh");
+    writeFileSync(script, `#!/bin/sh\ncat > "$OUT/$1"; echo "$# $FOO" >> "$OUT/$1.argv"\n`);
+    chmodSync(script, 0o755);
+    const hook = (name: string, extra: Record<string, unknown> = {}) => ({
+      path: script,
+      args: ["my-hook", name],
+      env: ["PATH=/usr/bin:/bin", `OUT=${out}`, "FOO=bar"],
+      ...extra,
+    });
+    const hooks: Record<string, unknown> = {
+      prestart: [hook("prestart")],
+      createRuntime: [hook("createRuntime", { timeout: 5 })],
+      poststart: [hook("poststart")],
+      poststop: [hook("poststop")],
+    };
+    const bundle = makeBundle(dir.path, (c) => {
+      c.process!.args = ["sleep", "30"];
+      (c as Record<string, unknown>).hooks = hooks;
+    });
+    const runc = launcher(dir.path);
+    const root = join(dir.path, "state");
+    const oci = (...args: string[]) => runIt(runc, ["--root", root, ...args]);
+    const read = (name: string) => JSON.parse(readFileSync(join(out, name), "utf8"));
+    const setHooks = (h: Record<string, unknown>) => {
+      const c = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8"));
+      c.hooks = h;
+      writeFileSync(join(bundle, "config.json"), JSON.stringify(c));
+    };
+    try {
+      let r = oci("create", "--bundle", bundle, id);
+      equal(r.status, 0, r.stderr);
+      const pid = JSON.parse(oci("state", id).stdout).pid;
+      for (const name of ["prestart", "createRuntime"]) {
+        const s = read(name);
+        deepEqual([s.id, s.status, s.pid, s.bundle], [id, "creating", pid, bundle], name);
+        // (args[0] is argv[0], which a script's $0 cannot show: one argument left, and FOO)
+        equal(readFileSync(join(out, `${name}.argv`), "utf8"), "1 bar\n");
+      }
+      ok(!existsSync(join(out, "poststart")), "poststart waits for start");
+      equal(oci("start", id).status, 0);
+      deepEqual([read("poststart").status, read("poststart").pid], ["running", pid]);
+      equal(oci("kill", id, "KILL").status, 0);
+      for (let i = 0; i < 100 && JSON.parse(oci("state", id).stdout).status !== "stopped"; i++) {
+        spawnSync("sleep", ["0.05"]);
+      }
+      ok(!existsSync(join(out, "poststop")), "poststop waits for delete");
+      equal(oci("delete", id).status, 0);
+      deepEqual([read("poststop").id, read("poststop").status], [id, "stopped"]);
+
+      // a failing prestart fails create, which undoes the container (and runs poststop)
+      rmSync(join(out, "poststop"));
+      setHooks({ ...hooks, prestart: [{ path: "/bin/sh", args: ["sh", "-c", "echo nope >&2; exit 3"] }] });
+      r = oci("create", "--bundle", bundle, id);
+      equal(r.status, 1);
+      match(r.stderr, /^hooks\.prestart\[0\] \(\/bin\/sh\): exit status 3: nope\n$/);
+      match(oci("state", id).stderr, /container does not exist/);
+      deepEqual(existingCgroupDirs(`hako/${id}`), []);
+      equal(read("poststop").status, "stopped");
+      // a createRuntime hook past its timeout: killed, create fails
+      setHooks({ createRuntime: [{ path: "/bin/sleep", args: ["sleep", "20"], timeout: 1 }] });
+      r = oci("create", "--bundle", bundle, id);
+      equal(r.status, 1);
+      match(r.stderr, /hooks\.createRuntime\[0\] \(\/bin\/sleep\): timed out after 1 s/);
+      // a failing poststart is only logged: the container runs
+      setHooks({ poststart: [{ path: "/bin/false" }] });
+      r = oci("run", "--bundle", bundle, "--detach", id);
+      equal(r.status, 0, r.stderr);
+      match(r.stderr, /warning: hooks\.poststart\[0\] \(\/bin\/false\): exit status 1/);
+      equal(JSON.parse(oci("state", id).stdout).status, "running");
+      // createContainer and startContainer run in the container: refused by path
+      setHooks({ startContainer: [{ path: "/bin/true" }] });
+      oci("delete", "--force", id);
+      r = oci("create", "--bundle", bundle, id);
+      equal(r.status, 1);
+      match(r.stderr, /^hooks\.startContainer: not supported by hako/);
+    } finally {
+      oci("delete", "--force", id);
+    }
+  },
+  { skip },
+);
 
 // ---- podman --------------------------------------------------------------------------------------
 

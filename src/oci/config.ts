@@ -32,7 +32,9 @@
  * | `linux.seccomp` | `seccomp` (an OCI profile, compiled by hako) |
  * | `linux.rootfsPropagation` | `private`/`rprivate` only (hako's mounts are private) |
  * | `annotations` | kept in the state (`hako oci state`) |
- * | anything else (hooks, `intelRdt`, `personality`, `mountLabel`, `selinuxLabel`, `apparmorProfile`, hugepages, blockIO, rdma, `unified`…) | refused with its path |
+ * | `hooks.prestart`, `createRuntime`, `poststart`, `poststop` | run by `create`, `start`, `delete` in the runtime's namespaces, the state on stdin (see hooks.ts: prestart/createRuntime run after pivot_root, not before) |
+ * | `hooks.createContainer`, `startContainer` | refused: they run inside the container's namespaces, at points hako's setup has no pause at |
+ * | anything else (`intelRdt`, `personality`, `mountLabel`, `selinuxLabel`, `apparmorProfile`, hugepages, blockIO, rdma, `unified`…) | refused with its path |
  *
  * @module
  */
@@ -44,6 +46,7 @@ import type { DeviceRule } from "../cgroup/devices.ts";
 import type { OciSeccompProfile } from "../seccomp.ts";
 import type { SpecProblem } from "../container/validate.ts";
 import { ConfigError } from "../errors.ts";
+import { type OciHook, type OciHooks, RUN_HOOKS } from "./hooks.ts";
 
 /** A config.json hako refuses: every problem, each with its JSON path. */
 export class OciConfigError extends ConfigError {
@@ -78,6 +81,8 @@ export interface OciPlan {
   readonly annotations: Readonly<Record<string, string>>;
   /** Notes for the log (what hako does differently, on purpose). */
   readonly warnings: readonly string[];
+  /** `hooks`: those hako runs (see hooks.ts). */
+  readonly hooks: OciHooks;
 }
 
 /** OCI namespace type → hako's name. */
@@ -197,8 +202,50 @@ export function ociToSpec(
   if (typeof config.ociVersion !== "string" || !config.ociVersion.startsWith("1.")) {
     bad("ociVersion", `must be a 1.x version, got ${JSON.stringify(config.ociVersion)}`);
   }
+  const hooks: Record<string, OciHook[]> = {};
   if (isObj(config.hooks)) {
-    for (const [k, v] of Object.entries(config.hooks)) if (Array.isArray(v) && v.length) unsupported(`hooks.${k}`);
+    for (const [k, v] of Object.entries(config.hooks)) {
+      const at = `hooks.${k}`;
+      if (v === null || (Array.isArray(v) && v.length === 0)) continue;
+      if (k === "createContainer" || k === "startContainer") {
+        // runc runs them in the container's mount namespace before pivot_root (createContainer)
+        // and just before the user's program (startContainer); hako's child does its setup steps
+        // without a pause for a runtime to run a program inside.
+        bad(
+          at,
+          "not supported by hako: it runs inside the container's namespaces, where hako's setup has no hook point",
+        );
+        continue;
+      }
+      if (!(RUN_HOOKS as readonly string[]).includes(k)) {
+        unsupported(at);
+        continue;
+      }
+      if (!Array.isArray(v)) {
+        bad(at, "must be an array of { path, args, env, timeout }");
+        continue;
+      }
+      hooks[k] = v.map((h, i) => {
+        const hat = `${at}[${i}]`;
+        if (!isObj(h)) return bad(hat, "must be an object"), { path: "" };
+        only(h, hat, ["path", "args", "env", "timeout"]);
+        if (typeof h.path !== "string" || !isAbsolute(h.path)) bad(`${hat}.path`, "must be an absolute path");
+        const strings = (x: unknown) => Array.isArray(x) && x.every((e) => typeof e === "string");
+        if (h.args !== undefined && !strings(h.args)) bad(`${hat}.args`, "must be an array of strings");
+        if (h.env !== undefined && (!strings(h.env) || !(h.env as string[]).every((e) => e.indexOf("=") > 0))) {
+          bad(`${hat}.env`, "must be an array of K=V strings");
+        }
+        if (h.timeout !== undefined && (!Number.isInteger(h.timeout) || (h.timeout as number) <= 0)) {
+          bad(`${hat}.timeout`, "must be a positive integer (seconds)");
+        }
+        return {
+          path: String(h.path),
+          ...(h.args !== undefined ? { args: h.args as string[] } : {}),
+          ...(h.env !== undefined ? { env: h.env as string[] } : {}),
+          ...(h.timeout !== undefined ? { timeout: h.timeout as number } : {}),
+        };
+      });
+    }
   } else if (config.hooks !== undefined) bad("hooks", "must be an object");
 
   // process
@@ -501,5 +548,6 @@ export function ociToSpec(
     sysctl,
     annotations,
     warnings,
+    hooks,
   };
 }

@@ -17,6 +17,7 @@
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { detect } from "../cgroup/layout.ts";
+import { removeEmptyDefaultParent } from "../container/_cgroup.ts";
 
 /** Where a container's freezer is: its directory and which interface. */
 interface Freezer {
@@ -100,17 +101,20 @@ export function thaw(name: string): void {
   else writeFileSync(join(f.dir, "cgroup.freeze"), "0");
 }
 
-/** Removes the v1 freezer cgroup `prepareFreezer` made (once its processes are gone). */
+/**
+ * Removes the v1 freezer cgroup `prepareFreezer` made (once its processes are gone), and hako's
+ * default parent (`hako`) wherever it is left empty, as hako's own delete does.
+ */
 export function removeFreezer(name: string): void {
   const f = freezerOf(name);
-  if (!f || f.version !== 1) return;
+  if (!f || f.version !== 1) return removeEmptyDefaultParent(name);
   for (let i = 0; i < 100; i++) {
     try {
       rmdirSync(f.dir);
-      return;
+      return removeEmptyDefaultParent(name);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === "ENOENT") return;
+      if (code === "ENOENT") return removeEmptyDefaultParent(name);
       if (code !== "EBUSY") throw e;
     }
     // (the killed processes leave the cgroup a moment after they die)

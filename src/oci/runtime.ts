@@ -52,6 +52,7 @@ import { DEFAULT_OCI_ROOT, isValidId, type OciRecord, OciStore, stateJson } from
 import { defaultOciSpec, ociFeatures } from "./spec_default.ts";
 import { freeze, prepareFreezer, removeFreezer, thaw } from "./freezer.ts";
 import { mergedCgroup, updateResources } from "./update.ts";
+import { type OciHooks, runHooks } from "./hooks.ts";
 
 /** A failure runc would report: its message, exit status 1. */
 export class OciError extends Error {
@@ -192,7 +193,7 @@ export async function runOci(argv: readonly string[], io: OciIo): Promise<number
         update(ctx, needId(), o);
         return 0;
       case "delete":
-        deleteContainer(ctx, needId(), o.force === true);
+        await deleteContainer(ctx, needId(), o.force === true);
         return 0;
       case "list":
         list(ctx, String(o.format ?? "table"), o.quiet === true);
@@ -319,6 +320,9 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
     created: new Date().toISOString(),
     annotations: plan.annotations,
     owner: "",
+    ...(plan.hooks.poststart || plan.hooks.poststop
+      ? { hooks: { poststart: plan.hooks.poststart, poststop: plan.hooks.poststop } as OciHooks }
+      : {}),
   };
   let fifoFd = -1;
   let c: Container | undefined;
@@ -355,13 +359,19 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
     for (const s of plan.sysctl) writeSysctl(c.pid, s);
     if (plan.oomScoreAdj !== undefined) writeFileSync(`/proc/${c.pid}/oom_score_adj`, String(plan.oomScoreAdj));
     const who = identify(c.pid);
-    store.write({
+    const record: OciRecord = {
       ...base,
       pid: c.pid,
       startTime: who?.startTime ?? 0,
       ...(c.spec.cgroupName ? { cgroupName: c.spec.cgroupName } : {}),
       ...(c.spec.cgroup ? { cgroup: c.spec.cgroup } : {}),
-    });
+    };
+    // prestart, then createRuntime: the namespaces exist, the command has not run (a failure
+    // fails create, which undoes the container: runc's order and outcome; see hooks.ts for when)
+    const creating = { ...stateJson(store, record), status: "creating", pid: c.pid };
+    await runHooks("prestart", plan.hooks.prestart, creating);
+    await runHooks("createRuntime", plan.hooks.createRuntime, creating);
+    store.write(record);
     if (typeof o["pid-file"] === "string") writePidFile(o["pid-file"], c.pid);
     log.debug(`created ${id}: pid ${c.pid}`);
     return c;
@@ -371,6 +381,8 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
       if (c?.spec.cgroupName) removeFreezer(c.spec.cgroupName);
     } catch { /* the first error matters */ }
     store.remove(id);
+    // (a failed create goes on to delete, whose poststop hooks run: runtime.md's lifecycle, runc)
+    if (c) await postStop(ctx, base, { ...stateJson(store, base), pid: 0 });
     throw e;
   } finally {
     if (fifoFd >= 0) libc().close(fifoFd);
@@ -413,6 +425,27 @@ async function start(ctx: Ctx, id: string): Promise<void> {
     unlinkSync(fifo);
   } finally {
     closeSync(fd);
+  }
+  await postStart(ctx, r);
+}
+
+/** The poststart hooks, once the command runs: a failure is logged, as runc does. */
+async function postStart(ctx: Ctx, r: OciRecord): Promise<void> {
+  try {
+    await runHooks("poststart", r.hooks?.poststart, stateJson(ctx.store, r));
+  } catch (e) {
+    ctx.log.warn((e as Error).message);
+    ctx.io.stderr(`warning: ${(e as Error).message}\n`);
+  }
+}
+
+/** The poststop hooks, once the container is deleted (`state`: its state before): logged on failure. */
+async function postStop(ctx: Ctx, r: OciRecord, state: Record<string, unknown>): Promise<void> {
+  try {
+    await runHooks("poststop", r.hooks?.poststop, { ...state, status: "stopped", pid: 0 });
+  } catch (e) {
+    ctx.log.warn((e as Error).message);
+    ctx.io.stderr(`warning: ${(e as Error).message}\n`);
   }
 }
 
@@ -498,7 +531,7 @@ function resume(ctx: Ctx, id: string): void {
 }
 
 /** `delete`: the cgroup (its processes killed) and the state directory. */
-function deleteContainer(ctx: Ctx, id: string, force: boolean): void {
+async function deleteContainer(ctx: Ctx, id: string, force: boolean): Promise<void> {
   const r = ctx.store.read(id);
   if (!r) {
     if (force) {
@@ -520,7 +553,9 @@ function deleteContainer(ctx: Ctx, id: string, force: boolean): void {
     new Group(r.cgroupName, containerGroupSpec(r.cgroup)).delete({ kill: true });
     removeFreezer(r.cgroupName);
   }
+  const state = stateJson(ctx.store, r);
   ctx.store.remove(id);
+  await postStop(ctx, r, state);
 }
 
 function list(ctx: Ctx, format: string, quiet: boolean): void {
@@ -659,8 +694,10 @@ async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): 
 /** `run`: create and start; in the foreground, wait and exit with the container's status. */
 async function run(ctx: Ctx, id: string, o: Options): Promise<number> {
   const c = await create(ctx, id, o, true);
+  const r = mustRead(ctx, id);
   try {
     await c.start();
+    await postStart(ctx, r);
   } catch (e) {
     c.delete();
     if (c.spec.cgroupName) removeFreezer(c.spec.cgroupName);
@@ -681,7 +718,9 @@ async function run(ctx: Ctx, id: string, o: Options): Promise<number> {
     if (o.keep !== true) {
       c.delete();
       if (c.spec.cgroupName) removeFreezer(c.spec.cgroupName);
+      const state = stateJson(ctx.store, r);
       ctx.store.remove(id);
+      await postStop(ctx, r, state);
     }
   }
 }

@@ -19,6 +19,7 @@ import { join } from "node:path";
 import { isRunning, writePrivateFile } from "../container/state.ts";
 import type { CgroupSpec } from "../container/spec.ts";
 import { isFrozen } from "./freezer.ts";
+import type { OciHooks } from "./hooks.ts";
 
 /** The default state directory (`--root`). */
 export const DEFAULT_OCI_ROOT = "/run/hako-runc";
@@ -47,6 +48,8 @@ export interface OciRecord {
   readonly cgroup?: CgroupSpec;
   /** The uid that made it (runc's `owner`). */
   readonly owner: string;
+  /** config.json's hooks that `start` and `delete` run (poststart, poststop). */
+  readonly hooks?: OciHooks;
 }
 
 /** The OCI statuses. */
