@@ -454,6 +454,9 @@ test("run in the foreground exits with the container's status; errors go to --lo
     equal(line.level, "error");
     equal(line.msg, "container does not exist");
     ok(!Number.isNaN(Date.parse(line.time)));
+    // a command it does not know is logged too (containerd's shim reads the log for the message)
+    equal(runIt(runc, ["--root", root, "--log", log, "--log-format", "json", "checkpoint", id]).status, 1);
+    equal(JSON.parse(readFileSync(log, "utf8").trim().split("\n").at(-1)!).msg, "No help topic for 'checkpoint'");
     // a session keyring of its own (runc's _ses.ID), not the caller's, which it could read else
     const cfg = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8"));
     cfg.process.args = ["sh", "-c", "grep -c ' _ses\\.' /proc/keys; grep -o '_ses\\.[^:]*' /proc/keys"];

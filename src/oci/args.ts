@@ -195,6 +195,15 @@ const ALIASES: Readonly<Record<string, Readonly<Record<string, string>>>> = {
 };
 
 /**
+ * The global options alone (pure), for `--log` to hold even the errors of a command line that
+ * cannot be parsed past them (an unknown command: the shim reads the log for its message).
+ * @throws {OciUsageError} For an unknown global option or a missing value.
+ */
+export function parseOciGlobals(argv: readonly string[]): Readonly<Record<string, string | boolean>> {
+  return parseOptions(argv, GLOBAL, true, "").values as Record<string, string | boolean>;
+}
+
+/**
  * Parses a runc command line (pure).
  * @param argv The arguments after the program's name (`hako-runc …` or `hako oci …`).
  * @throws {OciUsageError} For an unknown option or a missing value.

@@ -46,7 +46,7 @@ import { connectUnix, setUmask } from "../../ffi/unix_socket.ts";
 import { addressOf, errno, libc } from "../../ffi/libc.ts";
 import { SYS } from "../../ffi/syscalls.ts";
 import { SyscallError } from "../errors.ts";
-import { OciUsageError, parseOciArgs } from "./args.ts";
+import { OciUsageError, parseOciArgs, parseOciGlobals } from "./args.ts";
 import { ociToSpec } from "./config.ts";
 import { DEFAULT_OCI_ROOT, isValidId, type OciRecord, OciStore, stateJson } from "./state.ts";
 import { defaultOciSpec, ociFeatures } from "./spec_default.ts";
@@ -138,6 +138,11 @@ interface Ctx {
  */
 export async function runOci(argv: readonly string[], io: OciIo): Promise<number> {
   let log = new Log(undefined, "text", false);
+  try {
+    // (first the log, so that a command line failing past the global options is logged too)
+    const g = parseOciGlobals(argv);
+    if (typeof g.log === "string" && g.log) log = new Log(g.log, g["log-format"] === "json" ? "json" : "text", false);
+  } catch { /* reported below */ }
   try {
     const a = parseOciArgs(argv);
     const format = a.global["log-format"] ?? "text";
