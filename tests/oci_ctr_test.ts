@@ -272,7 +272,8 @@ async function withContainerd(fn: (c: Containerd) => Promise<void> | void): Prom
 
 /** `ctr run --rm` options shared by every run: its runc and that runc's state dir. */
 function runcOpts(c: Containerd, r: { path: string }, i: number): string[] {
-  return ["--runc-binary", r.path, "--runc-root", join(c.dir, `runc-root-${i}`)];
+  // (ctr's IO FIFOs in the test's dir too: a ctr killed by a failing test leaves them else)
+  return ["--runc-binary", r.path, "--runc-root", join(c.dir, `runc-root-${i}`), "--fifo-dir", join(c.dir, "fifo")];
 }
 
 test("ctr run --rm gives hako's output and exit status as runc's, and leaves nothing behind", async () => {
@@ -362,7 +363,18 @@ test("ctr run -d, task exec, task ps, task pause/resume, task kill (of a paused 
       equal(res.status, 0, `${r.name}: ${res.stderr}`);
       waitTask(c, id, "RUNNING");
       // exec: its output and status; in the container's namespaces (its hostname)
-      const exec = c.ctr(["task", "exec", "--exec-id", `e-${i}`, id, "sh", "-c", "hostname; echo $PATH; exit 4"]);
+      const exec = c.ctr([
+        "task",
+        "exec",
+        "--fifo-dir",
+        join(c.dir, "fifo"),
+        "--exec-id",
+        `e-${i}`,
+        id,
+        "sh",
+        "-c",
+        "hostname; echo $PATH; exit 4",
+      ]);
       // ps: the init and nothing else once the exec ended
       const ps = c.ctr(["task", "ps", id]).stdout.trim().split("\n").slice(1).map((l) => l.split(/\s+/)[0]);
       // pause: every process frozen in the freezer (v1 freezer.state here), resume thaws
