@@ -30,6 +30,7 @@ import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { containerNameOf, OciConfigError, ociToSpec } from "../src/oci/config.ts";
 import { parseOciArgs } from "../src/oci/args.ts";
 import { defaultOciSpec } from "../src/oci/spec_default.ts";
+import { mergedCgroup, parseBytes, updateResources } from "../src/oci/update.ts";
 import { existingCgroupDirs } from "../src/container/_cgroup.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -146,7 +147,7 @@ test("ociToSpec refuses what hako cannot do, each with its JSON path, never igno
   c.linux!.intelRdt = { closID: "x" };
   c.linux!.sysctl = { "kernel.panic": "1" };
   c.linux!.cgroupsPath = "machine.slice:libpod:abc";
-  c.hooks = { prestart: [{ path: "/bin/true" }] };
+  c.hooks = { prestart: [{ path: "/bin/true" }], createContainer: [{ path: "/bin/true" }] };
   (c.mounts as unknown as Array<Record<string, unknown>>).push({
     destination: "/y",
     type: "bind",
@@ -163,7 +164,7 @@ test("ociToSpec refuses what hako cannot do, each with its JSON path, never igno
   ok(err instanceof OciConfigError);
   const paths = err.problems.map((p) => p.path).sort();
   deepEqual(paths, [
-    "hooks.prestart",
+    "hooks.createContainer",
     "linux.cgroupsPath",
     "linux.intelRdt",
     "linux.sysctl.kernel.panic",
@@ -221,6 +222,26 @@ test("runc's command line: global options first, -flag and --flag, values with =
     () => parseOciArgs(["create", "--nope", "x"]),
     /unknown option --nope of create \(runc: flag provided but not defined: -nope\)/,
   );
+});
+
+test("update's flags: sizes as runc reads them, over a --resources object, merged over the current limits", () => {
+  equal(parseBytes("64m", "memory"), 67108864);
+  equal(parseBytes("1.5g", "memory"), 1610612736);
+  equal(parseBytes("1024", "memory"), 1024);
+  equal(parseBytes("-1", "memory-swap"), -1);
+  throws(() => parseBytes("lots", "memory"), /invalid value for --memory: "lots"/);
+  using dir = tempDir("hako-test-oci-");
+  const file = join(dir.path, "r.json");
+  writeFileSync(file, JSON.stringify({ memory: { limit: 1 }, cpu: { shares: 100 } }));
+  const res = updateResources({ resources: file, memory: "32m", "cpu-quota": "5000" }, () => "");
+  deepEqual(res, { memory: { limit: 33554432 }, cpu: { shares: 100, quota: 5000 } });
+  deepEqual(updateResources({ resources: "-" }, () => '{"pids":{"limit":7}}'), { pids: { limit: 7 } });
+  // OCI's swap counts memory + swap: with the current limit, hako's swap is what it adds
+  deepEqual(
+    mergedCgroup({ name: "x", memory: { limit: 100 }, pids: { max: 5 } }, { memory: { swap: 300 } }),
+    { name: "x", memory: { limit: 100, swap: 200 }, pids: { max: 5 } },
+  );
+  throws(() => mergedCgroup({}, { memory: { reservation: 5 } }), /linux\.resources\.memory\.reservation/);
 });
 
 // ---- a bundle driven directly --------------------------------------------------------------------
@@ -339,7 +360,53 @@ for (const [path, env] of PATHS) {
       r = oci("delete", id);
       equal(r.status, 1);
       match(r.stderr, /cannot delete container .* that is not stopped: running/);
-      // (the forked run signals every process of the cgroup: --all)
+      // pause: frozen (state "paused", the process in D), resume: running again
+      equal(oci("pause", id).status, 0);
+      equal(JSON.parse(oci("state", id).stdout).status, "paused");
+      equal(readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]![0], "D");
+      r = oci("pause", id);
+      equal(r.status, 1);
+      match(r.stderr, /container not running/);
+      r = oci("delete", id);
+      equal(r.status, 1);
+      match(r.stderr, /cannot delete container .* that is not stopped: paused/);
+      equal(oci("resume", id).status, 0);
+      equal(JSON.parse(oci("state", id).stdout).status, "running");
+      r = oci("resume", id);
+      equal(r.status, 1);
+      match(r.stderr, /container not paused/);
+      // update: runc's flags, then a linux.resources file, written to the live cgroup
+      const knob = (file: string) =>
+        readFileSync(existingCgroupDirs(`hako-test-oci/${id}`).map((d) => join(d, file)).find(existsSync)!, "utf8")
+          .trim();
+      r = oci("update", "--memory", "32m", "--pids-limit", "20", "--cpu-quota", "20000", "--cpu-period", "100000", id);
+      equal(r.status, 0, r.stderr);
+      deepEqual([knob("memory.limit_in_bytes"), knob("pids.max"), knob("cpu.cfs_quota_us")], [
+        "33554432",
+        "20",
+        "20000",
+      ]);
+      const resources = join(dir.path, "resources.json");
+      writeFileSync(resources, JSON.stringify({ memory: { limit: 67108864, swap: 134217728 }, pids: { limit: 30 } }));
+      r = oci("update", "--resources", resources, id);
+      equal(r.status, 0, r.stderr);
+      deepEqual([knob("memory.limit_in_bytes"), knob("memory.memsw.limit_in_bytes"), knob("pids.max")], [
+        "67108864",
+        "134217728",
+        "30",
+      ]);
+      // what hako does not support: refused by its path, nothing changed
+      writeFileSync(resources, JSON.stringify({ blockIO: { weight: 10 }, pids: { limit: 40 } }));
+      r = oci("update", "--resources", resources, id);
+      equal(r.status, 1);
+      equal(r.stderr, "linux.resources.blockIO: not supported by hako\n");
+      equal(knob("pids.max"), "30");
+      equal(oci("pause", id).status, 0);
+      r = oci("start", id);
+      equal(r.status, 1);
+      match(r.stderr, /cannot start a container in the paused state/);
+      // (the forked run signals every process of the cgroup: --all) — SIGKILL of a paused
+      // container: thawed after the signal, it dies
       equal(oci("kill", ...(env.HAKO_NATIVE_SPAWN === "0" ? ["--all"] : []), id, "9").status, 0);
       for (let i = 0; i < 100 && JSON.parse(oci("state", id).stdout).status !== "stopped"; i++) {
         spawnSync("sleep", ["0.05"]);
@@ -350,6 +417,7 @@ for (const [path, env] of PATHS) {
       match(r.stderr, /container not running/);
       equal(oci("delete", id).status, 0);
       deepEqual(existingCgroupDirs(`hako-test-oci/${id}`), []);
+      equal(existsSync(`/sys/fs/cgroup/freezer/hako-test-oci/${id}`), false);
       r = oci("state", id);
       equal(r.status, 1);
       match(r.stderr, /container does not exist/);
@@ -386,6 +454,9 @@ test("run in the foreground exits with the container's status; errors go to --lo
     equal(line.level, "error");
     equal(line.msg, "container does not exist");
     ok(!Number.isNaN(Date.parse(line.time)));
+    // a command it does not know is logged too (containerd's shim reads the log for the message)
+    equal(runIt(runc, ["--root", root, "--log", log, "--log-format", "json", "checkpoint", id]).status, 1);
+    equal(JSON.parse(readFileSync(log, "utf8").trim().split("\n").at(-1)!).msg, "No help topic for 'checkpoint'");
     // a session keyring of its own (runc's _ses.ID), not the caller's, which it could read else
     const cfg = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8"));
     cfg.process.args = ["sh", "-c", "grep -c ' _ses\\.' /proc/keys; grep -o '_ses\\.[^:]*' /proc/keys"];
@@ -408,7 +479,7 @@ test("run in the foreground exits with the container's status; errors go to --lo
     deepEqual(JSON.parse(runIt(runc, ["--root", root, "list", "--format", "json"]).stdout), []);
     match(runIt(runc, ["spec", "--bundle", bundle]).stderr, /File config.json exists/);
     const f = JSON.parse(runIt(runc, ["features"]).stdout);
-    deepEqual(f.hooks, []);
+    deepEqual(f.hooks, ["prestart", "createRuntime", "poststart", "poststop"]);
     equal(f.linux.cgroup.systemd, false);
     const sys = runIt(runc, ["--systemd-cgroup", "state", id]);
     equal(sys.status, 1);
@@ -417,6 +488,96 @@ test("run in the foreground exits with the container's status; errors go to --lo
     runIt(runc, ["--root", root, "delete", "--force", id]);
   }
 }, { skip });
+
+test(
+  "hooks: prestart and createRuntime in create, poststart after start, poststop after delete, each with the state on stdin",
+  () => {
+    using dir = tempDir("hako-test-oci-");
+    const id = `hako-test-oci-${suffix()}`;
+    const out = join(dir.path, "hooks");
+    mkdirSync(out);
+    // (a hook's environment is its env only: PATH and OUT given; $1 names the file it writes)
+    const script = join(dir.path, "hook.sh");
+    writeFileSync(script, `#!/bin/sh\ncat > "$OUT/$1"; echo "$# $FOO" >> "$OUT/$1.argv"\n`);
+    chmodSync(script, 0o755);
+    const hook = (name: string, extra: Record<string, unknown> = {}) => ({
+      path: script,
+      args: ["my-hook", name],
+      env: ["PATH=/usr/bin:/bin", `OUT=${out}`, "FOO=bar"],
+      ...extra,
+    });
+    const hooks: Record<string, unknown> = {
+      prestart: [hook("prestart")],
+      createRuntime: [hook("createRuntime", { timeout: 5 })],
+      poststart: [hook("poststart")],
+      poststop: [hook("poststop")],
+    };
+    const bundle = makeBundle(dir.path, (c) => {
+      c.process!.args = ["sleep", "30"];
+      (c as Record<string, unknown>).hooks = hooks;
+    });
+    const runc = launcher(dir.path);
+    const root = join(dir.path, "state");
+    const oci = (...args: string[]) => runIt(runc, ["--root", root, ...args]);
+    const read = (name: string) => JSON.parse(readFileSync(join(out, name), "utf8"));
+    const setHooks = (h: Record<string, unknown>) => {
+      const c = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8"));
+      c.hooks = h;
+      writeFileSync(join(bundle, "config.json"), JSON.stringify(c));
+    };
+    try {
+      let r = oci("create", "--bundle", bundle, id);
+      equal(r.status, 0, r.stderr);
+      const pid = JSON.parse(oci("state", id).stdout).pid;
+      for (const name of ["prestart", "createRuntime"]) {
+        const s = read(name);
+        deepEqual([s.id, s.status, s.pid, s.bundle], [id, "creating", pid, bundle], name);
+        // (args[0] is argv[0], which a script's $0 cannot show: one argument left, and FOO)
+        equal(readFileSync(join(out, `${name}.argv`), "utf8"), "1 bar\n");
+      }
+      ok(!existsSync(join(out, "poststart")), "poststart waits for start");
+      equal(oci("start", id).status, 0);
+      deepEqual([read("poststart").status, read("poststart").pid], ["running", pid]);
+      equal(oci("kill", id, "KILL").status, 0);
+      for (let i = 0; i < 100 && JSON.parse(oci("state", id).stdout).status !== "stopped"; i++) {
+        spawnSync("sleep", ["0.05"]);
+      }
+      ok(!existsSync(join(out, "poststop")), "poststop waits for delete");
+      equal(oci("delete", id).status, 0);
+      deepEqual([read("poststop").id, read("poststop").status], [id, "stopped"]);
+
+      // a failing prestart fails create, which undoes the container (and runs poststop)
+      rmSync(join(out, "poststop"));
+      setHooks({ ...hooks, prestart: [{ path: "/bin/sh", args: ["sh", "-c", "echo nope >&2; exit 3"] }] });
+      r = oci("create", "--bundle", bundle, id);
+      equal(r.status, 1);
+      match(r.stderr, /^hooks\.prestart\[0\] \(\/bin\/sh\): exit status 3: nope\n$/);
+      match(oci("state", id).stderr, /container does not exist/);
+      deepEqual(existingCgroupDirs(`hako/${id}`), []);
+      equal(read("poststop").status, "stopped");
+      // a createRuntime hook past its timeout: killed, create fails
+      setHooks({ createRuntime: [{ path: "/bin/sleep", args: ["sleep", "20"], timeout: 1 }] });
+      r = oci("create", "--bundle", bundle, id);
+      equal(r.status, 1);
+      match(r.stderr, /hooks\.createRuntime\[0\] \(\/bin\/sleep\): timed out after 1 s/);
+      // a failing poststart is only logged: the container runs
+      setHooks({ poststart: [{ path: "/bin/false" }] });
+      r = oci("run", "--bundle", bundle, "--detach", id);
+      equal(r.status, 0, r.stderr);
+      match(r.stderr, /warning: hooks\.poststart\[0\] \(\/bin\/false\): exit status 1/);
+      equal(JSON.parse(oci("state", id).stdout).status, "running");
+      // createContainer and startContainer run in the container: refused by path
+      setHooks({ startContainer: [{ path: "/bin/true" }] });
+      oci("delete", "--force", id);
+      r = oci("create", "--bundle", bundle, id);
+      equal(r.status, 1);
+      match(r.stderr, /^hooks\.startContainer: not supported by hako/);
+    } finally {
+      oci("delete", "--force", id);
+    }
+  },
+  { skip },
+);
 
 // ---- podman --------------------------------------------------------------------------------------
 
@@ -584,6 +745,23 @@ test("podman runs containers with --runtime bin/hako-runc as it does with runc",
     r = podman(runc, "exec", "--user", "1000:1000", "-e", "A=b", `${tag}-s`, "sh", "-c", "id -u; echo $A");
     equal(r.status, 0, r.stderr);
     equal(r.stdout, "1000\nb\n");
+    // pause / unpause: the freezer
+    r = podman(runc, "pause", `${tag}-s`);
+    equal(r.status, 0, r.stderr);
+    equal(podman(runc, "inspect", "--format", "{{.State.Status}}", `${tag}-s`).stdout.trim(), "paused");
+    r = podman(runc, "unpause", `${tag}-s`);
+    equal(r.status, 0, r.stderr);
+    equal(podman(runc, "inspect", "--format", "{{.State.Status}}", `${tag}-s`).stdout.trim(), "running");
+    r = podman(runc, "exec", `${tag}-s`, "echo", "thawed");
+    equal(r.stdout, "thawed\n", r.stderr);
+    // update: the limits of the live cgroup (podman sends linux.resources on stdin)
+    r = podman(runc, "update", "--memory", "96m", "--cpu-quota", "30000", "--cpu-period", "100000", `${tag}-s`);
+    equal(r.status, 0, r.stderr);
+    const sid = podman(runc, "inspect", "--format", "{{.Id}}", `${tag}-s`).stdout.trim();
+    const sdirs = existingCgroupDirs(`libpod_parent/libpod-${sid}`);
+    const sknob = (f: string) => readFileSync(sdirs.map((d) => join(d, f)).find((p) => existsSync(p))!, "utf8").trim();
+    equal(sknob("memory.limit_in_bytes"), String(96 * 1024 * 1024));
+    equal(sknob("cpu.cfs_quota_us"), "30000");
     r = podman(runc, "stop", "-t", "1", `${tag}-s`);
     equal(r.status, 0, r.stderr);
     equal(podman(runc, "rm", `${tag}-s`).status, 0);

@@ -126,6 +126,14 @@ export interface ExecOptions {
    * join), before the command starts; the CLI prints it to stderr.
    */
   readonly onNote?: (note: string) => void;
+  /**
+   * The caller does not wait for the command (`hako oci exec --detach`, whose caller — a
+   * containerd shim — reaps it as a child subreaper): on the forked path the intermediate child
+   * exits once the command is forked instead of waiting for it, so the command's parent becomes
+   * that subreaper, as runc leaves it (the native path's command is the caller's own child anyway,
+   * `CLONE_PARENT`). The caller exits in `onStart`; the status returned is then not the command's.
+   */
+  readonly detach?: boolean;
 }
 
 /** What the children do, computed by the parent from /proc before the fork. */
@@ -423,6 +431,7 @@ function intermediateMain(plan: ExecPlan, opts: ExecOptions, statusW: number, te
     if (child === 0) grandchildMain(plan, statusW, term);
     report(statusW, { pid: child });
     closeFd(statusW);
+    if (opts.detach) _exit(0); // (the command goes to the caller's subreaper: see ExecOptions.detach)
 
     // The terminal's ^C and ^\ are for the command (in the same process group): this process
     // only relays how it ended.

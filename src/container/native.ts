@@ -527,6 +527,10 @@ function compile(
   if (ctx.execFifo !== undefined) {
     // The exec-fifo step (setup.ts's runExecFifo): blocks until `hako oci start` reads the FIFO.
     r.step = "exec-fifo";
+    // Every fd but stdio and the FIFO's closes before the wait (see setup.ts's execFifoPlan).
+    const n = ctx.execFifo;
+    if (n > 3) call("close_range", [3, n - 1, 0], [3, n - 1, 0]);
+    call("close_range", [n + 1, 0xffffffff, 0], [n + 1, unquoted("~0U"), 0]);
     const fifo = p.slot();
     const path = execFifoPath(ctx.execFifo);
     call("openat", [AT_FDCWD, p.cstring(path), O_WRONLY_CLOEXEC, 0], [path, unquoted("O_WRONLY|O_CLOEXEC")], {

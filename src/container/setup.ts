@@ -1317,10 +1317,21 @@ function writeTimensOffsets(text: string, dumpable: boolean): void {
  * up by path inside), then a one-byte write. `create` exits while the child waits there, as runc's
  * `runc init` waits on its `exec.fifo`; `start` opens the FIFO for reading, which lets the open
  * return, and reads the byte. The fd is close-on-exec: the reader sees EOF once the command runs.
+ *
+ * Before it waits, every fd but stdio and the FIFO's is closed (not only marked close-on-exec):
+ * the runtime's own fds, among them its copies of the pipes `create`'s caller gave it, would else
+ * stay open until `start`. containerd's shim reads `create`'s output until EOF when the container
+ * has a terminal (go-runc's `cmdOutput`), so it would wait forever. runc's init holds only its
+ * stdio and the FIFO there too.
  * @returns The step's calls, for `hako plan` and the tests.
  */
 export function execFifoPlan(fd: number): string[] {
-  return [`open("/proc/self/fd/${fd}", O_WRONLY|O_CLOEXEC) → fifo  (blocks until start)`, 'write(fifo, "0", 1)'];
+  return [
+    ...(fd > 3 ? [`close_range(3, ${fd - 1}, 0)`] : []),
+    `close_range(${fd + 1}, ~0U, 0)`,
+    `open("/proc/self/fd/${fd}", O_WRONLY|O_CLOEXEC) → fifo  (blocks until start)`,
+    'write(fifo, "0", 1)',
+  ];
 }
 
 /** The path the exec-fifo step opens: the FIFO's `O_PATH` fd, seen through /proc. */
@@ -1335,6 +1346,10 @@ export function execFifoPath(fd: number): string {
  */
 export function runExecFifo(fifo: PreparedExecFifo): void {
   const c = libc();
+  const closeRange = (from: number, to: number) =>
+    check(Number(c.syscall(BigInt(SYS.close_range), BigInt(from), BigInt(to), 0n, 0n, 0n)), "close_range");
+  if (fifo.fd > 3) closeRange(3, fifo.fd - 1);
+  closeRange(fifo.fd + 1, 0xffffffff);
   let w: number;
   for (;;) {
     w = c.open(fifo.path, O_WRONLY_CLOEXEC, 0);
@@ -1349,6 +1364,7 @@ export function runExecFifo(fifo: PreparedExecFifo): void {
 
 /** The exec-fifo step's buffers, made by the parent before the fork (the forked child allocates nothing). */
 export interface PreparedExecFifo {
+  readonly fd: number;
   readonly path: Uint8Array;
   readonly shown: string;
   readonly byte: Uint8Array;
@@ -1356,7 +1372,7 @@ export interface PreparedExecFifo {
 
 /** Prepares {@link runExecFifo}'s buffers for the FIFO's fd. */
 export function prepareExecFifo(fd: number): PreparedExecFifo {
-  return { path: cstr(execFifoPath(fd)), shown: execFifoPath(fd), byte: new Uint8Array([0x30]) };
+  return { fd, path: cstr(execFifoPath(fd)), shown: execFifoPath(fd), byte: new Uint8Array([0x30]) };
 }
 
 /** A bind mount's options that are flags of its remount (runc's bind remount). */

@@ -61,6 +61,28 @@ export const COMMAND_OPTIONS: Readonly<Record<string, Readonly<Record<string, Ki
   start: {},
   state: {},
   kill: { all: "boolean", a: "boolean" },
+  pause: {},
+  resume: {},
+  update: {
+    resources: "string",
+    r: "string",
+    memory: "string",
+    "memory-swap": "string",
+    "memory-reservation": "string",
+    "kernel-memory": "string",
+    "kernel-memory-tcp": "string",
+    "cpu-quota": "string",
+    "cpu-period": "string",
+    "cpu-share": "string",
+    "cpu-rt-period": "string",
+    "cpu-rt-runtime": "string",
+    "cpuset-cpus": "string",
+    "cpuset-mems": "string",
+    "pids-limit": "string",
+    "blkio-weight": "string",
+    "l3-cache-schema": "string",
+    "mem-bw-schema": "string",
+  },
   delete: { force: "boolean", f: "boolean" },
   list: { format: "string", f: "string", quiet: "boolean", q: "boolean" },
   ps: { format: "string", f: "string" },
@@ -165,11 +187,21 @@ const ALIASES: Readonly<Record<string, Readonly<Record<string, string>>>> = {
   run: { b: "bundle", d: "detach" },
   kill: { a: "all" },
   delete: { f: "force" },
+  update: { r: "resources" },
   list: { f: "format", q: "quiet" },
   ps: { f: "format" },
   spec: { b: "bundle" },
   exec: { e: "env", t: "tty", u: "user", g: "additional-gids", p: "process", d: "detach", c: "cap" },
 };
+
+/**
+ * The global options alone (pure), for `--log` to hold even the errors of a command line that
+ * cannot be parsed past them (an unknown command: the shim reads the log for its message).
+ * @throws {OciUsageError} For an unknown global option or a missing value.
+ */
+export function parseOciGlobals(argv: readonly string[]): Readonly<Record<string, string | boolean>> {
+  return parseOptions(argv, GLOBAL, true, "").values as Record<string, string | boolean>;
+}
 
 /**
  * Parses a runc command line (pure).

@@ -16,7 +16,7 @@
  * | `process.noNewPrivileges` | `noNewPrivs` (set anyway with a seccomp profile and no CAP_SYS_ADMIN: hako loads the filter after dropping capabilities, which the kernel allows only with no_new_privs; runc loads it earlier) |
  * | `process.oomScoreAdj` | written to `/proc/PID/oom_score_adj` by `create` before the command runs (inherited) |
  * | `root.path` (relative to the bundle), `root.readonly` | `rootfs`, `readonlyRootfs` |
- * | `hostname` | `hostname` (without one, a new UTS namespace gets the container's name, as hako does) |
+ * | `hostname` | `hostname` (without one, a new UTS namespace keeps the host's name it starts with, as runc leaves it: `create` passes it) |
  * | `mounts` at `/proc`, `/sys`, `/sys/fs/cgroup`, `/dev`, `/dev/pts`, `/dev/shm`, `/dev/mqueue` | hako's standard mounts (the same types and flags as runc's defaults; `/dev/shm` is a tmpfs of the container's own) |
  * | other `mounts` | `mounts` (`bind`/`rbind` with `ro`, `rw`, `nosuid`, `nodev`, `noexec`; `private`/`rprivate` is what hako's mounts are; other filesystems with their options) |
  * | `linux.namespaces` (`path`: joined) | `namespaces` (exactly those: no cgroup namespace unless asked) |
@@ -32,7 +32,9 @@
  * | `linux.seccomp` | `seccomp` (an OCI profile, compiled by hako) |
  * | `linux.rootfsPropagation` | `private`/`rprivate` only (hako's mounts are private) |
  * | `annotations` | kept in the state (`hako oci state`) |
- * | anything else (hooks, `intelRdt`, `personality`, `mountLabel`, `selinuxLabel`, `apparmorProfile`, hugepages, blockIO, rdma, `unified`…) | refused with its path |
+ * | `hooks.prestart`, `createRuntime`, `poststart`, `poststop` | run by `create`, `start`, `delete` in the runtime's namespaces, the state on stdin (see hooks.ts: prestart/createRuntime run after pivot_root, not before) |
+ * | `hooks.createContainer`, `startContainer` | refused: they run inside the container's namespaces, at points hako's setup has no pause at |
+ * | anything else (`intelRdt`, `personality`, `mountLabel`, `selinuxLabel`, `apparmorProfile`, hugepages, blockIO, rdma, `unified`…) | refused with its path |
  *
  * @module
  */
@@ -44,6 +46,7 @@ import type { DeviceRule } from "../cgroup/devices.ts";
 import type { OciSeccompProfile } from "../seccomp.ts";
 import type { SpecProblem } from "../container/validate.ts";
 import { ConfigError } from "../errors.ts";
+import { type OciHook, type OciHooks, RUN_HOOKS } from "./hooks.ts";
 
 /** A config.json hako refuses: every problem, each with its JSON path. */
 export class OciConfigError extends ConfigError {
@@ -78,6 +81,8 @@ export interface OciPlan {
   readonly annotations: Readonly<Record<string, string>>;
   /** Notes for the log (what hako does differently, on purpose). */
   readonly warnings: readonly string[];
+  /** `hooks`: those hako runs (see hooks.ts). */
+  readonly hooks: OciHooks;
 }
 
 /** OCI namespace type → hako's name. */
@@ -167,10 +172,18 @@ const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !
  * @param config The parsed config.json.
  * @param bundle The bundle directory (absolute).
  * @param id The container id.
+ * @param host What `create` knows of the host: its hostname, which a new UTS namespace without a
+ *   `hostname` keeps (runc sets none then: the namespace starts with a copy of the host's), where
+ *   hako would give it the container's name.
  * @returns The spec and what `create` does besides it.
  * @throws {OciConfigError} Listing every field hako cannot honour, with its JSON path.
  */
-export function ociToSpec(config: unknown, bundle: string, id: string): OciPlan {
+export function ociToSpec(
+  config: unknown,
+  bundle: string,
+  id: string,
+  host: { readonly hostname?: string } = {},
+): OciPlan {
   const problems: SpecProblem[] = [];
   const bad = (path: string, message: string) => void problems.push({ path, message });
   const unsupported = (path: string) => bad(path, "not supported by hako");
@@ -189,8 +202,50 @@ export function ociToSpec(config: unknown, bundle: string, id: string): OciPlan 
   if (typeof config.ociVersion !== "string" || !config.ociVersion.startsWith("1.")) {
     bad("ociVersion", `must be a 1.x version, got ${JSON.stringify(config.ociVersion)}`);
   }
+  const hooks: Record<string, OciHook[]> = {};
   if (isObj(config.hooks)) {
-    for (const [k, v] of Object.entries(config.hooks)) if (Array.isArray(v) && v.length) unsupported(`hooks.${k}`);
+    for (const [k, v] of Object.entries(config.hooks)) {
+      const at = `hooks.${k}`;
+      if (v === null || (Array.isArray(v) && v.length === 0)) continue;
+      if (k === "createContainer" || k === "startContainer") {
+        // runc runs them in the container's mount namespace before pivot_root (createContainer)
+        // and just before the user's program (startContainer); hako's child does its setup steps
+        // without a pause for a runtime to run a program inside.
+        bad(
+          at,
+          "not supported by hako: it runs inside the container's namespaces, where hako's setup has no hook point",
+        );
+        continue;
+      }
+      if (!(RUN_HOOKS as readonly string[]).includes(k)) {
+        unsupported(at);
+        continue;
+      }
+      if (!Array.isArray(v)) {
+        bad(at, "must be an array of { path, args, env, timeout }");
+        continue;
+      }
+      hooks[k] = v.map((h, i) => {
+        const hat = `${at}[${i}]`;
+        if (!isObj(h)) return bad(hat, "must be an object"), { path: "" };
+        only(h, hat, ["path", "args", "env", "timeout"]);
+        if (typeof h.path !== "string" || !isAbsolute(h.path)) bad(`${hat}.path`, "must be an absolute path");
+        const strings = (x: unknown) => Array.isArray(x) && x.every((e) => typeof e === "string");
+        if (h.args !== undefined && !strings(h.args)) bad(`${hat}.args`, "must be an array of strings");
+        if (h.env !== undefined && (!strings(h.env) || !(h.env as string[]).every((e) => e.indexOf("=") > 0))) {
+          bad(`${hat}.env`, "must be an array of K=V strings");
+        }
+        if (h.timeout !== undefined && (!Number.isInteger(h.timeout) || (h.timeout as number) <= 0)) {
+          bad(`${hat}.timeout`, "must be a positive integer (seconds)");
+        }
+        return {
+          path: String(h.path),
+          ...(h.args !== undefined ? { args: h.args as string[] } : {}),
+          ...(h.env !== undefined ? { env: h.env as string[] } : {}),
+          ...(h.timeout !== undefined ? { timeout: h.timeout as number } : {}),
+        };
+      });
+    }
   } else if (config.hooks !== undefined) bad("hooks", "must be an object");
 
   // process
@@ -316,6 +371,7 @@ export function ociToSpec(config: unknown, bundle: string, id: string): OciPlan 
     });
   }
   spec.namespaces = namespaces;
+  if (spec.hostname === undefined && host.hostname && namespaces.includes("uts")) spec.hostname = host.hostname;
   const idMap = (list: unknown, at: string) =>
     Array.isArray(list)
       ? list.map((m, i) =>
@@ -492,5 +548,6 @@ export function ociToSpec(config: unknown, bundle: string, id: string): OciPlan 
     sysctl,
     annotations,
     warnings,
+    hooks,
   };
 }

@@ -29,6 +29,7 @@ import {
   unlinkSync,
   writeFileSync,
 } from "node:fs";
+import { hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import process from "node:process";
 import { Container } from "../container/container.ts";
@@ -45,10 +46,13 @@ import { connectUnix, setUmask } from "../../ffi/unix_socket.ts";
 import { addressOf, errno, libc } from "../../ffi/libc.ts";
 import { SYS } from "../../ffi/syscalls.ts";
 import { SyscallError } from "../errors.ts";
-import { OciUsageError, parseOciArgs } from "./args.ts";
+import { OciUsageError, parseOciArgs, parseOciGlobals } from "./args.ts";
 import { ociToSpec } from "./config.ts";
 import { DEFAULT_OCI_ROOT, isValidId, type OciRecord, OciStore, stateJson } from "./state.ts";
 import { defaultOciSpec, ociFeatures } from "./spec_default.ts";
+import { freeze, prepareFreezer, removeFreezer, thaw } from "./freezer.ts";
+import { mergedCgroup, updateResources } from "./update.ts";
+import { type OciHooks, runHooks } from "./hooks.ts";
 
 /** A failure runc would report: its message, exit status 1. */
 export class OciError extends Error {
@@ -101,6 +105,9 @@ Commands:
   start ID                        let a created container run its process
   state ID                        the OCI state JSON (creating, created, running, stopped)
   kill [--all] ID [SIGNAL]        signal the init (or every process: --all); default SIGTERM
+  pause ID / resume ID            freeze / thaw every process of the container (the cgroup freezer)
+  update [--resources F|-] [--memory M --memory-swap M --cpu-quota N --cpu-period N --cpu-share N
+         --cpuset-cpus L --cpuset-mems L --pids-limit N] ID    new limits for the live cgroup
   delete [--force] ID             remove a stopped (or created; --force: any) container
   run ID [--bundle DIR] [--detach] [--pid-file F] [--console-socket S]   create and start
   list [--format table|json] [-q] the containers under --root
@@ -131,6 +138,11 @@ interface Ctx {
  */
 export async function runOci(argv: readonly string[], io: OciIo): Promise<number> {
   let log = new Log(undefined, "text", false);
+  try {
+    // (first the log, so that a command line failing past the global options is logged too)
+    const g = parseOciGlobals(argv);
+    if (typeof g.log === "string" && g.log) log = new Log(g.log, g["log-format"] === "json" ? "json" : "text", false);
+  } catch { /* reported below */ }
   try {
     const a = parseOciArgs(argv);
     const format = a.global["log-format"] ?? "text";
@@ -176,8 +188,17 @@ export async function runOci(argv: readonly string[], io: OciIo): Promise<number
       case "kill":
         kill(ctx, needId(), a.operands[1] ?? "SIGTERM", o.all === true);
         return 0;
+      case "pause":
+        await pause(ctx, needId());
+        return 0;
+      case "resume":
+        resume(ctx, needId());
+        return 0;
+      case "update":
+        update(ctx, needId(), o);
+        return 0;
       case "delete":
-        deleteContainer(ctx, needId(), o.force === true);
+        await deleteContainer(ctx, needId(), o.force === true);
         return 0;
       case "list":
         list(ctx, String(o.format ?? "table"), o.quiet === true);
@@ -283,7 +304,7 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
   } catch (e) {
     throw new OciError(`cannot read ${join(bundle, "config.json")}: ${(e as Error).message}`);
   }
-  const plan = ociToSpec(config, bundle, id);
+  const plan = ociToSpec(config, bundle, id, { hostname: hostname() });
   for (const w of plan.warnings) log.warn(w);
   const detached = !forRun || o.detach === true;
   if (plan.tty && detached && !consoleSocket) {
@@ -304,6 +325,9 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
     created: new Date().toISOString(),
     annotations: plan.annotations,
     owner: "",
+    ...(plan.hooks.poststart || plan.hooks.poststop
+      ? { hooks: { poststart: plan.hooks.poststart, poststop: plan.hooks.poststop } as OciHooks }
+      : {}),
   };
   let fifoFd = -1;
   let c: Container | undefined;
@@ -335,24 +359,35 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
         libc().close(sock);
       }
     }
+    // (pause/resume: the init, and so every process of the container, in a freezer cgroup)
+    if (c.spec.cgroupName) prepareFreezer(c.spec.cgroupName, c.pid);
     for (const s of plan.sysctl) writeSysctl(c.pid, s);
     if (plan.oomScoreAdj !== undefined) writeFileSync(`/proc/${c.pid}/oom_score_adj`, String(plan.oomScoreAdj));
     const who = identify(c.pid);
-    store.write({
+    const record: OciRecord = {
       ...base,
       pid: c.pid,
       startTime: who?.startTime ?? 0,
       ...(c.spec.cgroupName ? { cgroupName: c.spec.cgroupName } : {}),
       ...(c.spec.cgroup ? { cgroup: c.spec.cgroup } : {}),
-    });
+    };
+    // prestart, then createRuntime: the namespaces exist, the command has not run (a failure
+    // fails create, which undoes the container: runc's order and outcome; see hooks.ts for when)
+    const creating = { ...stateJson(store, record), status: "creating", pid: c.pid };
+    await runHooks("prestart", plan.hooks.prestart, creating);
+    await runHooks("createRuntime", plan.hooks.createRuntime, creating);
+    store.write(record);
     if (typeof o["pid-file"] === "string") writePidFile(o["pid-file"], c.pid);
     log.debug(`created ${id}: pid ${c.pid}`);
     return c;
   } catch (e) {
     try {
       c?.delete();
+      if (c?.spec.cgroupName) removeFreezer(c.spec.cgroupName);
     } catch { /* the first error matters */ }
     store.remove(id);
+    // (a failed create goes on to delete, whose poststop hooks run: runtime.md's lifecycle, runc)
+    if (c) await postStop(ctx, base, { ...stateJson(store, base), pid: 0 });
     throw e;
   } finally {
     if (fifoFd >= 0) libc().close(fifoFd);
@@ -366,6 +401,7 @@ async function start(ctx: Ctx, id: string): Promise<void> {
   if (status === "stopped") throw new OciError("cannot start a container that has stopped");
   if (status === "running") throw new OciError("cannot start an already running container");
   if (status === "creating") throw new OciError("cannot start a container in the creating state");
+  if (status === "paused") throw new OciError("cannot start a container in the paused state");
   const fifo = ctx.store.fifo(id);
   // Non-blocking: a process that died before opening its end must not hang `start` (runc's
   // awaitFifoOpen watches the process too).
@@ -394,6 +430,27 @@ async function start(ctx: Ctx, id: string): Promise<void> {
     unlinkSync(fifo);
   } finally {
     closeSync(fd);
+  }
+  await postStart(ctx, r);
+}
+
+/** The poststart hooks, once the command runs: a failure is logged, as runc does. */
+async function postStart(ctx: Ctx, r: OciRecord): Promise<void> {
+  try {
+    await runHooks("poststart", r.hooks?.poststart, stateJson(ctx.store, r));
+  } catch (e) {
+    ctx.log.warn((e as Error).message);
+    ctx.io.stderr(`warning: ${(e as Error).message}\n`);
+  }
+}
+
+/** The poststop hooks, once the container is deleted (`state`: its state before): logged on failure. */
+async function postStop(ctx: Ctx, r: OciRecord, state: Record<string, unknown>): Promise<void> {
+  try {
+    await runHooks("poststop", r.hooks?.poststop, { ...state, status: "stopped", pid: 0 });
+  } catch (e) {
+    ctx.log.warn((e as Error).message);
+    ctx.io.stderr(`warning: ${(e as Error).message}\n`);
   }
 }
 
@@ -425,19 +482,61 @@ function kill(ctx: Ctx, id: string, sigText: string, all: boolean): void {
   const r = mustRead(ctx, id);
   const sig = parseSignal(sigText);
   const status = ctx.store.status(r);
-  if (status !== "created" && status !== "running") throw new OciError("container not running");
+  if (status !== "created" && status !== "running" && status !== "paused") throw new OciError("container not running");
+  // A frozen process dies of SIGKILL only once thawed: runc thaws after signalling, for SIGKILL
+  // only (other signals wait, pending, for `resume`).
+  const thawIfKilled = () => {
+    if (status === "paused" && sig === 9 && r.cgroupName) thaw(r.cgroupName);
+  };
   if (all) {
     const files = procsFiles(r);
     for (const pid of cgroupPids(r)) signalCgroupMember(pid, files, sig, `kill --all ${id}`);
+    thawIfKilled();
     return;
   }
   if (!signalIdentified({ pid: r.pid!, startTime: r.startTime! }, sig, `kill ${id}`)) {
     throw new OciError("container not running");
   }
+  thawIfKilled();
+}
+
+/** `pause`: freezes every process of a created or running container (see freezer.ts). */
+async function pause(ctx: Ctx, id: string): Promise<void> {
+  const r = mustRead(ctx, id);
+  const status = ctx.store.status(r);
+  if (status !== "created" && status !== "running") throw new OciError("container not running");
+  if (!r.cgroupName) throw new OciError("the container has no cgroup of its own: it cannot be paused");
+  await freeze(r.cgroupName);
+}
+
+/**
+ * `update`: new limits written to the live cgroup (see update.ts), recorded in the state. Like
+ * runc: only a created, running or paused container; Intel RDT's schemas are refused.
+ */
+function update(ctx: Ctx, id: string, o: Options): void {
+  const r = mustRead(ctx, id);
+  const status = ctx.store.status(r);
+  if (status === "stopped" || status === "creating") throw new OciError(`container not running`);
+  for (const k of ["l3-cache-schema", "mem-bw-schema"]) {
+    if (typeof o[k] === "string") throw new OciError(`--${k}: not supported by hako (no Intel RDT)`);
+  }
+  if (!r.cgroupName) throw new OciError("the container has no cgroup of its own: nothing to update");
+  const resources = updateResources(o, () => readFileSync(0, "utf8"));
+  const cgroup = mergedCgroup(r.cgroup, resources);
+  const { name: _n, parent: _p, devices: _d, ...limits } = cgroup;
+  new Group(r.cgroupName, containerGroupSpec(limits, { devices: false })).modify();
+  ctx.store.write({ ...r, cgroup });
+}
+
+/** `resume`: thaws a paused container. */
+function resume(ctx: Ctx, id: string): void {
+  const r = mustRead(ctx, id);
+  if (ctx.store.status(r) !== "paused") throw new OciError("container not paused");
+  thaw(r.cgroupName!);
 }
 
 /** `delete`: the cgroup (its processes killed) and the state directory. */
-function deleteContainer(ctx: Ctx, id: string, force: boolean): void {
+async function deleteContainer(ctx: Ctx, id: string, force: boolean): Promise<void> {
   const r = ctx.store.read(id);
   if (!r) {
     if (force) {
@@ -447,14 +546,21 @@ function deleteContainer(ctx: Ctx, id: string, force: boolean): void {
     throw new OciError("container does not exist");
   }
   const status = ctx.store.status(r);
-  if (status === "running" && !force) {
+  if ((status === "running" || status === "paused") && !force) {
     throw new OciError(`cannot delete container ${id} that is not stopped: ${status}`);
   }
-  if ((status === "running" || status === "created") && r.pid && r.startTime !== undefined) {
+  if ((status === "running" || status === "created" || status === "paused") && r.pid && r.startTime !== undefined) {
     signalIdentified({ pid: r.pid, startTime: r.startTime }, "KILL", `delete ${id}`);
   }
-  if (r.cgroupName) new Group(r.cgroupName, containerGroupSpec(r.cgroup)).delete({ kill: true });
+  if (r.cgroupName) {
+    // (killed, a frozen process still waits for the thaw to die: runc thaws too)
+    if (status === "paused") thaw(r.cgroupName);
+    new Group(r.cgroupName, containerGroupSpec(r.cgroup)).delete({ kill: true });
+    removeFreezer(r.cgroupName);
+  }
+  const state = stateJson(ctx.store, r);
   ctx.store.remove(id);
+  await postStop(ctx, r, state);
 }
 
 function list(ctx: Ctx, format: string, quiet: boolean): void {
@@ -514,6 +620,9 @@ async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): 
   const status = ctx.store.status(r);
   if (status === "stopped") throw new OciError("cannot exec in a stopped container");
   if (status === "creating") throw new OciError("cannot exec in a container in the creating state");
+  if (status === "paused" && o["ignore-paused"] !== true) {
+    throw new OciError("cannot exec in a paused container (use --ignore-paused to override)");
+  }
   for (const k of ["process-label", "apparmor", "cgroup", "preserve-fds"] as const) {
     const v = o[k];
     if (v !== undefined && v !== "" && v !== "0" && !(Array.isArray(v) && v.length === 0)) {
@@ -563,6 +672,7 @@ async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): 
   const result = await execIn(r.pid!, {
     argv: spec.argv,
     spec,
+    ...(detach ? { detach } : {}),
     ...(plan.tty ? { tty: plan.tty } : {}),
     ...(plan.tty
       ? {
@@ -589,10 +699,13 @@ async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): 
 /** `run`: create and start; in the foreground, wait and exit with the container's status. */
 async function run(ctx: Ctx, id: string, o: Options): Promise<number> {
   const c = await create(ctx, id, o, true);
+  const r = mustRead(ctx, id);
   try {
     await c.start();
+    await postStart(ctx, r);
   } catch (e) {
     c.delete();
+    if (c.spec.cgroupName) removeFreezer(c.spec.cgroupName);
     ctx.store.remove(id);
     throw e;
   }
@@ -609,7 +722,10 @@ async function run(ctx: Ctx, id: string, o: Options): Promise<number> {
     for (const [s, h] of handlers) process.off(s, h);
     if (o.keep !== true) {
       c.delete();
+      if (c.spec.cgroupName) removeFreezer(c.spec.cgroupName);
+      const state = stateJson(ctx.store, r);
       ctx.store.remove(id);
+      await postStop(ctx, r, state);
     }
   }
 }

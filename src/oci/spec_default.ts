@@ -106,14 +106,14 @@ export function defaultOciSpec(options: { rootless?: boolean } = {}): Record<str
 }
 
 /**
- * `features`, as runc ≥ 1.1 prints it, for what hako's OCI mode really does: no hooks, no AppArmor
+ * `features`, as runc ≥ 1.1 prints it, for what hako's OCI mode really does: the hooks of hooks.ts, no AppArmor
  * or SELinux, cgroupfs only (v1 and v2), seccomp compiled by hako itself.
  */
 export function ociFeatures(): Record<string, unknown> {
   return {
     ociVersionMin: "1.0.0",
     ociVersionMax: "1.1.0",
-    hooks: [],
+    hooks: ["prestart", "createRuntime", "poststart", "poststop"],
     mountOptions: [
       "bind",
       "rbind",

@@ -10,13 +10,16 @@
  * ```
  *
  * The status is worked out each time, as runc does: no pid yet → creating; the init (pid and start
- * time) gone or a zombie → stopped; the FIFO still there → created; else running.
+ * time) gone or a zombie → stopped; its freezer cgroup frozen → paused (see `freezer.ts`); the
+ * FIFO still there → created; else running.
  * @module
  */
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { isRunning, writePrivateFile } from "../container/state.ts";
 import type { CgroupSpec } from "../container/spec.ts";
+import { isFrozen } from "./freezer.ts";
+import type { OciHooks } from "./hooks.ts";
 
 /** The default state directory (`--root`). */
 export const DEFAULT_OCI_ROOT = "/run/hako-runc";
@@ -45,10 +48,12 @@ export interface OciRecord {
   readonly cgroup?: CgroupSpec;
   /** The uid that made it (runc's `owner`). */
   readonly owner: string;
+  /** config.json's hooks that `start` and `delete` run (poststart, poststop). */
+  readonly hooks?: OciHooks;
 }
 
 /** The OCI statuses. */
-export type OciStatus = "creating" | "created" | "running" | "stopped";
+export type OciStatus = "creating" | "created" | "running" | "paused" | "stopped";
 
 /** The state directory of one runtime root. */
 export class OciStore {
@@ -106,6 +111,7 @@ export class OciStore {
   status(r: OciRecord): OciStatus {
     if (r.pid === undefined || r.startTime === undefined) return "creating";
     if (!isRunning({ pid: r.pid, startTime: r.startTime })) return "stopped";
+    if (r.cgroupName && isFrozen(r.cgroupName)) return "paused";
     return existsSync(this.fifo(r.id)) ? "created" : "running";
   }
   /** Removes the container's directory. */
