@@ -31,24 +31,19 @@ import {
 } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import process from "node:process";
-import { Container } from "../container/container.ts";
-import { execIn } from "../container/exec.ts";
-import { resolveSpec } from "../container/validate.ts";
-import { containerGroupSpec, existingCgroupDirs } from "../container/_cgroup.ts";
+// Static imports: only what every command needs (the state directory, which loads container/state.ts
+// and with it ffi/libc, signals and errors). The rest of the library — the container, its setup, exec,
+// cgroups, the config mapping — is imported by the commands that use it (create, run, exec, delete,
+// kill --all, ps, spec, features), so that `state`, `start` and `kill`, which a shim calls several
+// times per container, start without parsing it (see bench/oci.ts).
+import type { Container } from "../container/container.ts";
 import { identify, signalCgroupMember, signalIdentified } from "../container/state.ts";
-import { Group } from "../cgroup/group.ts";
-import { setns } from "../namespace.ts";
 import { signalNumber } from "../signals.ts";
-import { AT_FDCWD, mknodat, O_CLOEXEC, O_PATH, openat, S_IFIFO } from "../../ffi/at.ts";
-import { sendFd } from "../../ffi/tty.ts";
-import { connectUnix, setUmask } from "../../ffi/unix_socket.ts";
 import { addressOf, errno, libc } from "../../ffi/libc.ts";
 import { SYS } from "../../ffi/syscalls.ts";
 import { SyscallError } from "../errors.ts";
 import { OciUsageError, parseOciArgs } from "./args.ts";
-import { ociToSpec } from "./config.ts";
 import { DEFAULT_OCI_ROOT, isValidId, type OciRecord, OciStore, stateJson } from "./state.ts";
-import { defaultOciSpec, ociFeatures } from "./spec_default.ts";
 
 /** A failure runc would report: its message, exit status 1. */
 export class OciError extends Error {
@@ -174,22 +169,22 @@ export async function runOci(argv: readonly string[], io: OciIo): Promise<number
         io.stdout(JSON.stringify(stateJson(ctx.store, mustRead(ctx, needId())), null, 2) + "\n");
         return 0;
       case "kill":
-        kill(ctx, needId(), a.operands[1] ?? "SIGTERM", o.all === true);
+        await kill(ctx, needId(), a.operands[1] ?? "SIGTERM", o.all === true);
         return 0;
       case "delete":
-        deleteContainer(ctx, needId(), o.force === true);
+        await deleteContainer(ctx, needId(), o.force === true);
         return 0;
       case "list":
         list(ctx, String(o.format ?? "table"), o.quiet === true);
         return 0;
       case "ps":
-        ps(ctx, needId(), String(o.format ?? "table"));
+        await ps(ctx, needId(), String(o.format ?? "table"));
         return 0;
       case "spec":
-        writeSpec(String(o.bundle ?? process.cwd()), o.rootless === true);
+        await writeSpec(String(o.bundle ?? process.cwd()), o.rootless === true);
         return 0;
       case "features":
-        io.stdout(JSON.stringify(ociFeatures(), null, 2) + "\n");
+        io.stdout(JSON.stringify((await import("./spec_default.ts")).ociFeatures(), null, 2) + "\n");
         return 0;
       case "exec":
         return await exec(ctx, needId(), a.operands.slice(1), o);
@@ -222,7 +217,8 @@ function writePidFile(path: string, pid: number): void {
  * Writes a namespaced sysctl from this thread joined to the container's namespace of its kind
  * (net, ipc, uts), then back: /proc/sys shows the namespaces of the thread that opens it.
  */
-function writeSysctl(pid: number, s: { key: string; value: string; ns: "net" | "ipc" | "uts" }): void {
+async function writeSysctl(pid: number, s: { key: string; value: string; ns: "net" | "ipc" | "uts" }): Promise<void> {
+  const { setns } = await import("../namespace.ts");
   const self = openSync(`/proc/thread-self/ns/${s.ns}`, "r");
   try {
     setns(`/proc/${pid}/ns/${s.ns}`, s.ns);
@@ -269,6 +265,16 @@ function joinSessionKeyring(name: string): void {
 /** `create` (and the first half of `run`, `fifo` false: no exec FIFO, the caller starts it). */
 async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promise<Container> {
   const { store, log } = ctx;
+  const [{ Container }, { ociToSpec }, { AT_FDCWD, mknodat, O_CLOEXEC, O_PATH, openat, S_IFIFO }, { sendFd }, {
+    connectUnix,
+    setUmask,
+  }] = await Promise.all([
+    import("../container/container.ts"),
+    import("./config.ts"),
+    import("../../ffi/at.ts"),
+    import("../../ffi/tty.ts"),
+    import("../../ffi/unix_socket.ts"),
+  ]);
   if (!isValidId(id)) throw new OciError(`invalid id format: ${id}`);
   if (o["no-pivot"]) throw new OciError("--no-pivot: not supported by hako (it always uses pivot_root)");
   if (o["preserve-fds"] !== undefined && o["preserve-fds"] !== "0") {
@@ -335,7 +341,7 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
         libc().close(sock);
       }
     }
-    for (const s of plan.sysctl) writeSysctl(c.pid, s);
+    for (const s of plan.sysctl) await writeSysctl(c.pid, s);
     if (plan.oomScoreAdj !== undefined) writeFileSync(`/proc/${c.pid}/oom_score_adj`, String(plan.oomScoreAdj));
     const who = identify(c.pid);
     store.write({
@@ -406,13 +412,15 @@ function parseSignal(sig: string): number {
   }
 }
 
-function procsFiles(r: OciRecord): string[] {
-  return r.cgroupName ? existingCgroupDirs(r.cgroupName).map((d) => join(d, "cgroup.procs")) : [];
+async function procsFiles(r: OciRecord): Promise<string[]> {
+  if (!r.cgroupName) return [];
+  const { existingCgroupDirs } = await import("../container/_cgroup.ts");
+  return existingCgroupDirs(r.cgroupName).map((d) => join(d, "cgroup.procs"));
 }
 
-function cgroupPids(r: OciRecord): number[] {
+async function cgroupPids(r: OciRecord): Promise<number[]> {
   const pids = new Set<number>();
-  for (const f of procsFiles(r)) {
+  for (const f of await procsFiles(r)) {
     try {
       for (const l of readFileSync(f, "utf8").split("\n")) if (l.trim()) pids.add(Number(l));
     } catch { /* gone */ }
@@ -421,14 +429,14 @@ function cgroupPids(r: OciRecord): number[] {
 }
 
 /** `kill`: the init (or, with --all, every process of its cgroup), identified by pid and start time. */
-function kill(ctx: Ctx, id: string, sigText: string, all: boolean): void {
+async function kill(ctx: Ctx, id: string, sigText: string, all: boolean): Promise<void> {
   const r = mustRead(ctx, id);
   const sig = parseSignal(sigText);
   const status = ctx.store.status(r);
   if (status !== "created" && status !== "running") throw new OciError("container not running");
   if (all) {
-    const files = procsFiles(r);
-    for (const pid of cgroupPids(r)) signalCgroupMember(pid, files, sig, `kill --all ${id}`);
+    const files = await procsFiles(r);
+    for (const pid of await cgroupPids(r)) signalCgroupMember(pid, files, sig, `kill --all ${id}`);
     return;
   }
   if (!signalIdentified({ pid: r.pid!, startTime: r.startTime! }, sig, `kill ${id}`)) {
@@ -437,7 +445,7 @@ function kill(ctx: Ctx, id: string, sigText: string, all: boolean): void {
 }
 
 /** `delete`: the cgroup (its processes killed) and the state directory. */
-function deleteContainer(ctx: Ctx, id: string, force: boolean): void {
+async function deleteContainer(ctx: Ctx, id: string, force: boolean): Promise<void> {
   const r = ctx.store.read(id);
   if (!r) {
     if (force) {
@@ -453,7 +461,13 @@ function deleteContainer(ctx: Ctx, id: string, force: boolean): void {
   if ((status === "running" || status === "created") && r.pid && r.startTime !== undefined) {
     signalIdentified({ pid: r.pid, startTime: r.startTime }, "KILL", `delete ${id}`);
   }
-  if (r.cgroupName) new Group(r.cgroupName, containerGroupSpec(r.cgroup)).delete({ kill: true });
+  if (r.cgroupName) {
+    const [{ Group }, { containerGroupSpec }] = await Promise.all([
+      import("../cgroup/group.ts"),
+      import("../container/_cgroup.ts"),
+    ]);
+    new Group(r.cgroupName, containerGroupSpec(r.cgroup)).delete({ kill: true });
+  }
   ctx.store.remove(id);
 }
 
@@ -477,9 +491,9 @@ function list(ctx: Ctx, format: string, quiet: boolean): void {
   ctx.io.stdout(rows.map((row) => row.map((c, i) => c.padEnd(widths[i]! + 3)).join("").trimEnd() + "\n").join(""));
 }
 
-function ps(ctx: Ctx, id: string, format: string): void {
+async function ps(ctx: Ctx, id: string, format: string): Promise<void> {
   const r = mustRead(ctx, id);
-  const pids = cgroupPids(r);
+  const pids = await cgroupPids(r);
   if (format === "json") {
     ctx.io.stdout(JSON.stringify(pids) + "\n");
     return;
@@ -496,7 +510,8 @@ function ps(ctx: Ctx, id: string, format: string): void {
   ctx.io.stdout(lines.join("\n") + "\n");
 }
 
-function writeSpec(bundle: string, rootless: boolean): void {
+async function writeSpec(bundle: string, rootless: boolean): Promise<void> {
+  const { defaultOciSpec } = await import("./spec_default.ts");
   const file = join(resolve(bundle), "config.json");
   if (existsSync(file)) throw new OciError("File config.json exists. Remove it first.");
   writeFileSync(file, JSON.stringify(defaultOciSpec({ rootless }), null, "\t") + "\n", { mode: 0o644 });
@@ -510,6 +525,13 @@ function writeSpec(bundle: string, rootless: boolean): void {
  * to the caller's subreaper; otherwise waits and exits with its status.
  */
 async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): Promise<number> {
+  const [{ execIn }, { resolveSpec }, { ociToSpec }, { sendFd }, { connectUnix }] = await Promise.all([
+    import("../container/exec.ts"),
+    import("../container/validate.ts"),
+    import("./config.ts"),
+    import("../../ffi/tty.ts"),
+    import("../../ffi/unix_socket.ts"),
+  ]);
   const r = mustRead(ctx, id);
   const status = ctx.store.status(r);
   if (status === "stopped") throw new OciError("cannot exec in a stopped container");
