@@ -204,7 +204,7 @@ export function printTable(title: string, rows: Row[], crunMs?: number): void {
   }
   console.log(
     "×crun: median over crun's start → exit median; ×base: over the section's base row (start, seqN: crun; " +
-      "fork: Deno.Command; cli: the runtime's empty-file floor)",
+      "fork: Deno.Command; cli: the runtime's empty-file floor; oci-*, podman, ctr: runc)",
   );
 }
 

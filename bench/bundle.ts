@@ -16,8 +16,11 @@ export interface Bundle {
   dispose(): void;
 }
 
-/** Writes the bundle; throws when neither `crun spec` nor `runc spec` is there. */
-export function makeBundle(rootfs: string): Bundle {
+/**
+ * Writes the bundle; throws when neither `crun spec` nor `runc spec` is there.
+ * @param args The process's command line (default `/bin/true`).
+ */
+export function makeBundle(rootfs: string, args: readonly string[] = ["/bin/true"]): Bundle {
   const dir = mkdtempSync(join(tmpdir(), "hako-bench-bundle-"));
   try {
     let made = false;
@@ -32,8 +35,11 @@ export function makeBundle(rootfs: string): Bundle {
     const file = join(dir, "config.json");
     const c = JSON.parse(readFileSync(file, "utf8"));
     c.root = { path: rootfs, readonly: true };
-    c.process.args = ["/bin/true"];
+    c.process.args = [...args];
     c.process.terminal = false;
+    // (runc's spec raises ambient capabilities it leaves out of the inheritable set, which the kernel
+    // ignores and hako refuses as a spec error: none, for every runtime alike)
+    if (c.process.capabilities) delete c.process.capabilities.ambient;
     c.hostname = "bench";
     c.linux.namespaces = ["pid", "uts", "ipc", "mount", "network"].map((type) => ({ type }));
     delete c.linux.uidMappings;

@@ -8,13 +8,17 @@
  *   4. fork micro: hako fork/clone + exec + wait vs Deno.Command, spawnSync and a C-speed floor,
  *      and the MADV_DOFORK preparation per fork (bench/fork.ts),
  *   5. CLI start cost: `hako version` / `hako ps` vs the runtime's empty-file floor (bench/cli.ts),
+ *   8. OCI runtime mode: each runc command cold (create, state, start, kill, delete, run) for runc,
+ *      crun, hako compiled (dist/hako-runc) and hako's Deno entry (bin/hako-runc), `hako run SPEC`
+ *      cold, and `podman run --rm` / `ctr run --rm` with hako against the same with runc
+ *      (bench/oci.ts),
  *   2/6. fleet memory and fleet start: bench/fleet.ts, only with `--fleet` (it takes minutes),
  *   7. the supervisor: its memory with 100 containers and over 500 start/delete rounds, and how fast
  *      it answers meanwhile and while a container floods its log (bench/supervisor.ts), only with
  *      `--supervisor` (minutes too).
  *
  * Each measurement also runs alone (`deno run -A --v8-flags=--single-threaded bench/<name>.ts`).
- * `--quick` takes fewer runs; `--only=start,seq,fork,cli` picks measurements. Missing peers are
+ * `--quick` takes fewer runs; `--only=start,seq,fork,cli,oci` picks measurements. Missing peers are
  * skipped loudly; nothing is installed. Every row's median is also given as a ratio to crun's
  * start → exit median, and to its section's base row. JSON: bench/results/bench-<date>.json.
  * @module
@@ -24,6 +28,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { cliBenchmark } from "./cli.ts";
 import { forkBenchmark } from "./fork.ts";
+import { ociBenchmark } from "./oci.ts";
 import { seqBenchmark } from "./seq.ts";
 import { startBenchmark } from "./start.ts";
 import { supervisorBenchmark } from "./supervisor.ts";
@@ -39,6 +44,7 @@ if (want("fork")) rows.push(...forkBenchmark(false));
 if (want("start")) rows.push(...await startBenchmark(false));
 if (want("seq")) rows.push(...seqBenchmark(false));
 if (want("cli")) rows.push(...cliBenchmark(false));
+if (want("oci")) rows.push(...await ociBenchmark(false));
 if (process.argv.includes("--supervisor")) rows.push(...await supervisorBenchmark(false));
 
 const crun = rows.find((r) => r.section === "start" && r.baseline)?.medianMs;

@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import { assert, assertEquals, assertThrows, needsRoot, tempDir, test } from "./_harness.ts";
 import { parseArgs, UsageError } from "../src/cli/_args.ts";
 import { COMMANDS, dispatch, globalUsage } from "../src/cli/commands.ts";
+import { hakoArgs, needsSingleThreaded } from "../src/cli/main.ts";
 import { parseRunArgs } from "../src/cli/run.ts";
 import { parseVersionArgs, VERSION, versionText } from "../src/cli/version.ts";
 import { parseHelpArgs } from "../src/cli/help.ts";
@@ -96,6 +97,40 @@ test("dispatch() maps -h/--help and -V/--version, and rejects unknown commands",
   assertEquals(dispatch(["frobnicate"]), { kind: "error", message: 'unknown command "frobnicate"' });
   assertEquals(dispatch(["toString"]).kind, "error");
   assertEquals(dispatch(["--nope"]), { kind: "error", message: "unknown option --nope" });
+});
+
+test("needsSingleThreaded() is false for the commands that fork no JavaScript, hako oci's state/start/kill/delete too", () => {
+  for (
+    const argv of [
+      ["version"],
+      ["ps"],
+      ["oci", "state", "x"],
+      ["oci", "--root", "/r", "--log", "/l", "--log-format", "json", "start", "x"],
+      ["oci", "kill", "--all", "x", "KILL"],
+      ["oci", "delete", "-f", "x"],
+      ["oci", "--version"],
+      ["oci", "features"],
+      ["oci", "--no-such-option", "create", "x"],
+    ]
+  ) assertEquals(needsSingleThreaded(argv), false, argv.join(" "));
+  for (
+    const argv of [
+      ["run", "x.ts"],
+      ["start", "x.ts"],
+      ["exec", "c", "sh"],
+      ["oci", "create", "--bundle", "/b", "x"],
+      ["oci", "--root", "/r", "run", "-d", "x"],
+      ["oci", "exec", "x", "state"],
+    ]
+  ) assertEquals(needsSingleThreaded(argv), true, argv.join(" "));
+});
+
+test("hakoArgs(): started as hako-runc (dist/hako's link), hako runs `hako oci` with runc's command line", () => {
+  assertEquals(hakoArgs("/usr/local/bin/hako-runc", ["state", "x"]), ["oci", "state", "x"]);
+  assertEquals(hakoArgs("hako-runc", ["--version"]), ["oci", "--version"]);
+  assertEquals(hakoArgs("/work/dist/hako", ["state", "x"]), ["state", "x"]);
+  assertEquals(hakoArgs("/usr/bin/hako-runc.old", ["x"]), ["x"]);
+  assertEquals(hakoArgs("/usr/bin/deno", ["run", "x.ts"]), ["run", "x.ts"]);
 });
 
 test("every command in the table loads on demand and has usage text that `hako help` lists", async () => {

@@ -8,7 +8,16 @@
  * when Bun is missing or the build fails for want of something in the environment.
  */
 import { spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  linkSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
@@ -183,6 +192,26 @@ test("dist/hako version runs alone as it is; dist/hako run re-executes once with
   const bad = run(box.path, ["nope"]);
   assertEquals(bad.code, 2, show(bad));
   assert(bad.stderr.includes('unknown command "nope"'), show(bad));
+}, { skip });
+
+test("dist/hako-runc, the build's link to dist/hako, answers with runc's command line (hako oci)", () => {
+  const link = join(ROOT, "dist/hako-runc");
+  assert(existsSync(link), "tools/build.sh makes dist/hako-runc");
+  assertEquals(statSync(link).ino, statSync(DIST).ino, "a hard link, not a second copy");
+  using box = sandbox();
+  linkSync(box.hako, join(box.path, "hako-runc"));
+  const v = spawnSync("./hako-runc", ["--version"], { cwd: box.path, encoding: "utf8" });
+  assertEquals(v.status, 0, `${v.stdout}${v.stderr}`);
+  assert(v.stdout.startsWith("hako-runc version "), v.stdout);
+  const s = spawnSync("./hako-runc", ["--root", join(box.path, "state"), "state", "nope"], {
+    cwd: box.path,
+    encoding: "utf8",
+  });
+  assertEquals(s.status, 1, `${s.stdout}${s.stderr}`);
+  assertEquals(s.stderr, "container does not exist\n");
+  // The same binary by its own name is hako.
+  const h = run(box.path, ["version"]);
+  assertEquals(h.code, 0, show(h));
 }, { skip });
 
 test("dist/hako run -e: a child forked into new PID and UTS namespaces is PID 1 with its own hostname", () => {

@@ -8,6 +8,10 @@
 # executable. HAKO_TARGET=bun-linux-arm64 (etc.) cross-compiles, which downloads that target's
 # runtime unless Bun has it cached. HAKO_OUT=path writes elsewhere than dist/hako.
 #
+# Beside it, dist/hako-runc: a hard link to the same file (no second copy), which runs `hako oci …`
+# when started by that name — runc's command line for `podman --runtime` and containerd's
+# `--runc-binary`, with no launcher in between (see hakoArgs in src/cli/main.ts).
+#
 # Run: npm run build · deno task build · bash tools/build.sh
 set -euo pipefail
 root=$(CDPATH= cd -- "$(dirname -- "$0")/.." && pwd -P)
@@ -43,6 +47,10 @@ trap 'rm -f "$tmp"' EXIT
 "$bun" build "${flags[@]}" src/cli/main.ts --outfile "$tmp" >/dev/null
 mv -f "$tmp" "$out"
 trap - EXIT
+# The link is made beside the new file and renamed over the old one (a running hako-runc keeps its own).
+runc_link="$(dirname -- "$out")/hako-runc"
+ln -f "$out" "$runc_link.tmp.$$"
+mv -f "$runc_link.tmp.$$" "$runc_link"
 
 size=$(stat -c %s "$out")
 if [ -n "${HAKO_TARGET:-}" ]; then
@@ -58,4 +66,12 @@ case $version in
     exit 1
     ;;
 esac
-echo "built $out: $((size / 1024 / 1024)) MiB ($size bytes) — $version"
+runc_version=$("$runc_link" --version)
+case $runc_version in
+  hako-runc*) ;;
+  *)
+    echo "build: $runc_link does not answer as hako-runc: $runc_version" >&2
+    exit 1
+    ;;
+esac
+echo "built $out: $((size / 1024 / 1024)) MiB ($size bytes) — $version; $runc_link (a link to it)"

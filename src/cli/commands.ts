@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { parseOciArgs } from "../oci/args.ts";
 
 /** What a command file exports. */
 export interface CommandModule {
@@ -36,8 +37,10 @@ export interface CommandEntry {
    * True when the command may fork this process with JavaScript still to run in the child (a
    * script, a container's setup, the supervisor): only these need the engine single-threaded, which
    * under Bun costs a re-exec at start (see `Host.ensureSingleThreaded`). The others start faster.
+   * A function decides from the command's arguments (pure): `oci state` forks nothing, `oci create`
+   * may.
    */
-  readonly forks?: boolean;
+  readonly forks?: boolean | ((argv: readonly string[]) => boolean);
 }
 
 /** hako's commands, in the order `hako help` lists them. */
@@ -97,7 +100,7 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   oci: {
     summary: "Run an OCI bundle with runc's command line (podman --runtime bin/hako-runc)",
     load: () => import("./oci.ts"),
-    forks: true,
+    forks: ociForks,
   },
   image: {
     summary: "Images from docker save / OCI archives: import, load, ls, rm, inspect",
@@ -130,6 +133,44 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   },
   help: { summary: "Show help for hako or one of its commands", load: () => import("./help.ts") },
 };
+
+/**
+ * The `hako oci` commands that never fork JavaScript. `create`, `run` and `exec` set a container up,
+ * which forks the runtime where the native child cannot do a step; these, which a shim calls several
+ * times per container, only read and signal, so they start without the re-exec (see bench/oci.ts).
+ * A command not listed (a new one) is taken to fork.
+ */
+const OCI_NO_FORK: ReadonlySet<string | undefined> = new Set([
+  undefined, // (--version, --help, or nothing)
+  "state",
+  "start",
+  "kill",
+  "delete",
+  "list",
+  "ps",
+  "spec",
+  "features",
+  // (the freezer and the cgroup's files: written, nothing forked; start's and delete's OCI hooks
+  // are programs spawned, not forks of the runtime)
+  "pause",
+  "resume",
+  "update",
+]);
+
+/**
+ * True when `hako oci ARGV` may fork JavaScript (pure): see {@link OCI_NO_FORK}. A command line
+ * that does not parse forks nothing: it fails before doing anything.
+ * @param argv The arguments after `oci` (or `hako-runc`).
+ */
+export function ociForks(argv: readonly string[]): boolean {
+  let command: string | undefined;
+  try {
+    command = parseOciArgs(argv).command;
+  } catch {
+    return false;
+  }
+  return !OCI_NO_FORK.has(command);
+}
 
 /** What the command line asks for. */
 export type Dispatch =

@@ -63,18 +63,32 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
 }
 
 /**
+ * hako's arguments (pure): `args`, after `oci` when the program was started as `hako-runc` (the
+ * link to `dist/hako` that `tools/build.sh` makes, for `podman --runtime` and containerd's
+ * `--runc-binary`: runc's command line with no launcher in between, as `bin/hako-runc` is for Deno).
+ * @param programName argv[0] (a path or a bare name).
+ * @param args The arguments after it.
+ */
+export function hakoArgs(programName: string, args: readonly string[]): string[] {
+  return programName.slice(programName.lastIndexOf("/") + 1) === "hako-runc" ? ["oci", ...args] : [...args];
+}
+
+/**
  * True when the command line runs a command that may fork JavaScript, which needs the engine
  * single-threaded (pure).
  * @param argv The arguments after `hako`.
  */
 export function needsSingleThreaded(argv: readonly string[]): boolean {
   const d = dispatch(argv);
-  return d.kind === "command" && COMMANDS[d.name]!.forks === true;
+  if (d.kind !== "command") return false;
+  const forks = COMMANDS[d.name]!.forks;
+  return typeof forks === "function" ? forks(d.argv) : forks === true;
 }
 
 if (import.meta.main) {
+  const args = hakoArgs(host().programName(), host().args());
   // First thing, before any command's modules load (under Bun this may re-exec and not return).
-  if (needsSingleThreaded(host().args())) host().ensureSingleThreaded();
-  const code = await main(host().args());
+  if (needsSingleThreaded(args)) host().ensureSingleThreaded();
+  const code = await main(args);
   if (code !== undefined) host().exit(code);
 }

@@ -17,7 +17,6 @@
  * Imports nothing from `state.ts` (which uses this module); liveness checks are its callers'.
  * @module
  */
-import { createHash } from "node:crypto";
 import {
   chmodSync,
   closeSync,
@@ -287,8 +286,18 @@ export function describeUser(u: RootfsUser): string {
   return `process ${u.pid}${u.command ? ` (${u.command})` : ""}`;
 }
 
+/**
+ * The SHA-256 of `text` in hex. `node:crypto` is loaded on first use, not at import: this module is
+ * imported (through state.ts) by every command that reads a container's state, and under Bun that
+ * import alone costs ~9 ms of a start (`hako-runc state`, see bench/oci.ts).
+ */
+function sha256Hex(text: string): string {
+  const { createHash } = process.getBuiltinModule("node:crypto") as typeof import("node:crypto");
+  return createHash("sha256").update(text).digest("hex");
+}
+
 function entryName(path: string, kind: "pending" | "trash"): string {
-  return `${createHash("sha256").update(path).digest("hex").slice(0, 32)}.${kind}`;
+  return `${sha256Hex(path).slice(0, 32)}.${kind}`;
 }
 
 /**
@@ -333,9 +342,7 @@ export function pendingRootfs(stateRoot: string): PendingRootfs[] {
  * @returns Where it went.
  */
 export function moveRootfsAside(stateRoot: string, id: RootfsId, owner: Writer): string {
-  const suffix = createHash("sha256").update(`${id.path}\0${process.pid}\0${Date.now()}\0${Math.random()}`).digest(
-    "hex",
-  ).slice(0, 12);
+  const suffix = sha256Hex(`${id.path}\0${process.pid}\0${Date.now()}\0${Math.random()}`).slice(0, 12);
   const aside = join(dirname(id.path), `.${basename(id.path)}${TRASH_INFIX}${suffix}`);
   const file = join(ensureDir(stateRoot), entryName(aside, "trash"));
   writeEntry(file, JSON.stringify({ version: 1, path: aside, owner }) + "\n");

@@ -11,7 +11,6 @@
  * @module
  */
 import { makePrivateParents } from "./_paths.ts";
-import { execFileSync } from "node:child_process";
 import {
   chmodSync,
   copyFileSync,
@@ -29,6 +28,13 @@ import { dirname, join } from "node:path";
 import process from "node:process";
 import { ConfigError } from "../errors.ts";
 import { which } from "../process.ts";
+
+/**
+ * `node:child_process`'s execFileSync, loaded on first use, not at import: every start that loads
+ * the container library would pay for it (~4 ms under Bun; bench/oci.ts), few run ldd or busybox.
+ */
+const execFileSync = () =>
+  (process.getBuiltinModule("node:child_process") as typeof import("node:child_process")).execFileSync;
 
 /** Which builder to use: "busybox" needs a static busybox on the host; "auto" falls back to "host". */
 export type RootfsBuilder = "busybox" | "host" | "auto";
@@ -135,7 +141,7 @@ export function isStaticElf(path: string): boolean {
 export function sharedLibraries(program: string): string[] {
   let out: string;
   try {
-    out = execFileSync("ldd", [program], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    out = execFileSync()("ldd", [program], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
   } catch {
     return []; // static, or not an ELF
   }
@@ -183,7 +189,7 @@ function copyWithParents(src: string, root: string, dest = src): void {
 
 function buildBusybox(root: string, busybox: string): void {
   copyWithParents(busybox, root, "/bin/busybox");
-  const applets = execFileSync(busybox, ["--list-full"], { encoding: "utf8" }).split("\n").filter(Boolean);
+  const applets = execFileSync()(busybox, ["--list-full"], { encoding: "utf8" }).split("\n").filter(Boolean);
   for (const applet of applets) {
     const link = join(root, applet);
     if (applet === "bin/busybox" || existsSync(link)) continue;

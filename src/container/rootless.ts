@@ -4,7 +4,6 @@
  * more than the caller's own ids.
  * @module
  */
-import { spawnSync } from "node:child_process";
 import { accessSync, constants as fsConstants, existsSync, lstatSync, readFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { dirname, join, normalize } from "node:path";
@@ -178,6 +177,8 @@ export function writeRootlessIdMaps(pid: number, spec: ResolvedSpec, plan: Rootl
   }
   for (const [tool, map] of [[plan.helpers.newgidmap, spec.gidMap], [plan.helpers.newuidmap, spec.uidMap]] as const) {
     const args = [String(pid), ...map.flatMap((e) => [e.inside, e.outside, e.size].map(String))];
+    // (node:child_process loaded here, not at import: ~4 ms of every start under Bun; bench/oci.ts)
+    const { spawnSync } = process.getBuiltinModule("node:child_process") as typeof import("node:child_process");
     const r = spawnSync(tool, args, { encoding: "utf8" });
     if (r.error) throw r.error;
     if (r.status !== 0) throw new Error(`${tool} ${args.join(" ")} failed: ${(r.stderr ?? "").trim() || r.status}`);

@@ -34,8 +34,6 @@ import {
 import { Buffer } from "node:buffer";
 import { basename, dirname, join, resolve } from "node:path";
 import process from "node:process";
-import { pipeline } from "node:stream";
-import { createGunzip, createZstdDecompress } from "node:zlib";
 import { xzDecompress } from "../../ffi/lzma.ts";
 import * as at from "../../ffi/at.ts";
 import { ConfigError, fsError, SetupError, SyscallError } from "../errors.ts";
@@ -359,11 +357,16 @@ function compressionOf(path: string): Compression {
 function decompressed(source: string, rs: NodeJS.ReadableStream & { destroy(): void }): AsyncIterable<Uint8Array> & {
   destroy?: () => void;
 } {
+  // node:zlib and node:stream are loaded here, not at import: under Bun their import costs ~14 ms of
+  // every start that loads the container library (`hako-runc create`, `hako run`; bench/oci.ts).
+  const builtin = <T>(name: string) => process.getBuiltinModule(name) as T;
+  const { pipeline } = builtin<typeof import("node:stream")>("node:stream");
+  const zlib = builtin<typeof import("node:zlib")>("node:zlib");
   switch (compressionOf(source)) {
     case "gzip":
-      return pipeline(rs, createGunzip(), () => {});
+      return pipeline(rs, zlib.createGunzip(), () => {});
     case "zstd":
-      return pipeline(rs, createZstdDecompress(), () => {});
+      return pipeline(rs, zlib.createZstdDecompress(), () => {});
     case "xz":
       return xzDecompress(rs as AsyncIterable<Uint8Array>);
     case "none":

@@ -32,27 +32,22 @@ import {
 import { hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import process from "node:process";
-import { Container } from "../container/container.ts";
-import { execIn } from "../container/exec.ts";
-import { resolveSpec } from "../container/validate.ts";
-import { containerGroupSpec, existingCgroupDirs } from "../container/_cgroup.ts";
+// Static imports: only what every command needs (the state directory, which loads container/state.ts
+// and with it ffi/libc, signals and errors). The rest of the library — the container, its setup, exec,
+// cgroups, the config mapping — is imported by the commands that use it (create, run, exec, delete,
+// kill --all, ps, spec, features), so that `state`, `start` and `kill`, which a shim calls several
+// times per container, start without parsing it (see bench/oci.ts).
+import type { Container } from "../container/container.ts";
 import { identify, signalCgroupMember, signalIdentified } from "../container/state.ts";
-import { Group } from "../cgroup/group.ts";
-import { setns } from "../namespace.ts";
 import { signalNumber } from "../signals.ts";
-import { AT_FDCWD, mknodat, O_CLOEXEC, O_PATH, openat, S_IFIFO } from "../../ffi/at.ts";
-import { sendFd } from "../../ffi/tty.ts";
-import { connectUnix, setUmask } from "../../ffi/unix_socket.ts";
 import { addressOf, errno, libc } from "../../ffi/libc.ts";
 import { SYS } from "../../ffi/syscalls.ts";
 import { SyscallError } from "../errors.ts";
 import { OciUsageError, parseOciArgs, parseOciGlobals } from "./args.ts";
-import { ociToSpec } from "./config.ts";
 import { DEFAULT_OCI_ROOT, isValidId, type OciRecord, OciStore, stateJson } from "./state.ts";
-import { defaultOciSpec, ociFeatures } from "./spec_default.ts";
+import type { OciHook, OciHooks } from "./hooks.ts";
+// (light: the state reads the freezer too)
 import { freeze, prepareFreezer, removeFreezer, thaw } from "./freezer.ts";
-import { mergedCgroup, updateResources } from "./update.ts";
-import { type OciHooks, runHooks } from "./hooks.ts";
 
 /** A failure runc would report: its message, exit status 1. */
 export class OciError extends Error {
@@ -186,7 +181,7 @@ export async function runOci(argv: readonly string[], io: OciIo): Promise<number
         io.stdout(JSON.stringify(stateJson(ctx.store, mustRead(ctx, needId())), null, 2) + "\n");
         return 0;
       case "kill":
-        kill(ctx, needId(), a.operands[1] ?? "SIGTERM", o.all === true);
+        await kill(ctx, needId(), a.operands[1] ?? "SIGTERM", o.all === true);
         return 0;
       case "pause":
         await pause(ctx, needId());
@@ -195,7 +190,7 @@ export async function runOci(argv: readonly string[], io: OciIo): Promise<number
         resume(ctx, needId());
         return 0;
       case "update":
-        update(ctx, needId(), o);
+        await update(ctx, needId(), o);
         return 0;
       case "delete":
         await deleteContainer(ctx, needId(), o.force === true);
@@ -204,13 +199,13 @@ export async function runOci(argv: readonly string[], io: OciIo): Promise<number
         list(ctx, String(o.format ?? "table"), o.quiet === true);
         return 0;
       case "ps":
-        ps(ctx, needId(), String(o.format ?? "table"));
+        await ps(ctx, needId(), String(o.format ?? "table"));
         return 0;
       case "spec":
-        writeSpec(String(o.bundle ?? process.cwd()), o.rootless === true);
+        await writeSpec(String(o.bundle ?? process.cwd()), o.rootless === true);
         return 0;
       case "features":
-        io.stdout(JSON.stringify(ociFeatures(), null, 2) + "\n");
+        io.stdout(JSON.stringify((await import("./spec_default.ts")).ociFeatures(), null, 2) + "\n");
         return 0;
       case "exec":
         return await exec(ctx, needId(), a.operands.slice(1), o);
@@ -243,7 +238,8 @@ function writePidFile(path: string, pid: number): void {
  * Writes a namespaced sysctl from this thread joined to the container's namespace of its kind
  * (net, ipc, uts), then back: /proc/sys shows the namespaces of the thread that opens it.
  */
-function writeSysctl(pid: number, s: { key: string; value: string; ns: "net" | "ipc" | "uts" }): void {
+async function writeSysctl(pid: number, s: { key: string; value: string; ns: "net" | "ipc" | "uts" }): Promise<void> {
+  const { setns } = await import("../namespace.ts");
   const self = openSync(`/proc/thread-self/ns/${s.ns}`, "r");
   try {
     setns(`/proc/${pid}/ns/${s.ns}`, s.ns);
@@ -290,6 +286,16 @@ function joinSessionKeyring(name: string): void {
 /** `create` (and the first half of `run`, `fifo` false: no exec FIFO, the caller starts it). */
 async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promise<Container> {
   const { store, log } = ctx;
+  const [{ Container }, { ociToSpec }, { AT_FDCWD, mknodat, O_CLOEXEC, O_PATH, openat, S_IFIFO }, { sendFd }, {
+    connectUnix,
+    setUmask,
+  }] = await Promise.all([
+    import("../container/container.ts"),
+    import("./config.ts"),
+    import("../../ffi/at.ts"),
+    import("../../ffi/tty.ts"),
+    import("../../ffi/unix_socket.ts"),
+  ]);
   if (!isValidId(id)) throw new OciError(`invalid id format: ${id}`);
   if (o["no-pivot"]) throw new OciError("--no-pivot: not supported by hako (it always uses pivot_root)");
   if (o["preserve-fds"] !== undefined && o["preserve-fds"] !== "0") {
@@ -361,7 +367,7 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
     }
     // (pause/resume: the init, and so every process of the container, in a freezer cgroup)
     if (c.spec.cgroupName) prepareFreezer(c.spec.cgroupName, c.pid);
-    for (const s of plan.sysctl) writeSysctl(c.pid, s);
+    for (const s of plan.sysctl) await writeSysctl(c.pid, s);
     if (plan.oomScoreAdj !== undefined) writeFileSync(`/proc/${c.pid}/oom_score_adj`, String(plan.oomScoreAdj));
     const who = identify(c.pid);
     const record: OciRecord = {
@@ -434,6 +440,12 @@ async function start(ctx: Ctx, id: string): Promise<void> {
   await postStart(ctx, r);
 }
 
+/** hooks.ts's runHooks, loaded only when there is a hook to run (node:child_process costs every start). */
+async function runHooks(kind: string, hooks: readonly OciHook[] | undefined, state: unknown): Promise<void> {
+  if (!hooks?.length) return;
+  await (await import("./hooks.ts")).runHooks(kind, hooks, state);
+}
+
 /** The poststart hooks, once the command runs: a failure is logged, as runc does. */
 async function postStart(ctx: Ctx, r: OciRecord): Promise<void> {
   try {
@@ -463,13 +475,15 @@ function parseSignal(sig: string): number {
   }
 }
 
-function procsFiles(r: OciRecord): string[] {
-  return r.cgroupName ? existingCgroupDirs(r.cgroupName).map((d) => join(d, "cgroup.procs")) : [];
+async function procsFiles(r: OciRecord): Promise<string[]> {
+  if (!r.cgroupName) return [];
+  const { existingCgroupDirs } = await import("../container/_cgroup.ts");
+  return existingCgroupDirs(r.cgroupName).map((d) => join(d, "cgroup.procs"));
 }
 
-function cgroupPids(r: OciRecord): number[] {
+async function cgroupPids(r: OciRecord): Promise<number[]> {
   const pids = new Set<number>();
-  for (const f of procsFiles(r)) {
+  for (const f of await procsFiles(r)) {
     try {
       for (const l of readFileSync(f, "utf8").split("\n")) if (l.trim()) pids.add(Number(l));
     } catch { /* gone */ }
@@ -478,7 +492,7 @@ function cgroupPids(r: OciRecord): number[] {
 }
 
 /** `kill`: the init (or, with --all, every process of its cgroup), identified by pid and start time. */
-function kill(ctx: Ctx, id: string, sigText: string, all: boolean): void {
+async function kill(ctx: Ctx, id: string, sigText: string, all: boolean): Promise<void> {
   const r = mustRead(ctx, id);
   const sig = parseSignal(sigText);
   const status = ctx.store.status(r);
@@ -489,8 +503,8 @@ function kill(ctx: Ctx, id: string, sigText: string, all: boolean): void {
     if (status === "paused" && sig === 9 && r.cgroupName) thaw(r.cgroupName);
   };
   if (all) {
-    const files = procsFiles(r);
-    for (const pid of cgroupPids(r)) signalCgroupMember(pid, files, sig, `kill --all ${id}`);
+    const files = await procsFiles(r);
+    for (const pid of await cgroupPids(r)) signalCgroupMember(pid, files, sig, `kill --all ${id}`);
     thawIfKilled();
     return;
   }
@@ -513,7 +527,7 @@ async function pause(ctx: Ctx, id: string): Promise<void> {
  * `update`: new limits written to the live cgroup (see update.ts), recorded in the state. Like
  * runc: only a created, running or paused container; Intel RDT's schemas are refused.
  */
-function update(ctx: Ctx, id: string, o: Options): void {
+async function update(ctx: Ctx, id: string, o: Options): Promise<void> {
   const r = mustRead(ctx, id);
   const status = ctx.store.status(r);
   if (status === "stopped" || status === "creating") throw new OciError(`container not running`);
@@ -521,6 +535,11 @@ function update(ctx: Ctx, id: string, o: Options): void {
     if (typeof o[k] === "string") throw new OciError(`--${k}: not supported by hako (no Intel RDT)`);
   }
   if (!r.cgroupName) throw new OciError("the container has no cgroup of its own: nothing to update");
+  const [{ mergedCgroup, updateResources }, { Group }, { containerGroupSpec }] = await Promise.all([
+    import("./update.ts"),
+    import("../cgroup/group.ts"),
+    import("../container/_cgroup.ts"),
+  ]);
   const resources = updateResources(o, () => readFileSync(0, "utf8"));
   const cgroup = mergedCgroup(r.cgroup, resources);
   const { name: _n, parent: _p, devices: _d, ...limits } = cgroup;
@@ -553,6 +572,10 @@ async function deleteContainer(ctx: Ctx, id: string, force: boolean): Promise<vo
     signalIdentified({ pid: r.pid, startTime: r.startTime }, "KILL", `delete ${id}`);
   }
   if (r.cgroupName) {
+    const [{ Group }, { containerGroupSpec }] = await Promise.all([
+      import("../cgroup/group.ts"),
+      import("../container/_cgroup.ts"),
+    ]);
     // (killed, a frozen process still waits for the thaw to die: runc thaws too)
     if (status === "paused") thaw(r.cgroupName);
     new Group(r.cgroupName, containerGroupSpec(r.cgroup)).delete({ kill: true });
@@ -583,9 +606,9 @@ function list(ctx: Ctx, format: string, quiet: boolean): void {
   ctx.io.stdout(rows.map((row) => row.map((c, i) => c.padEnd(widths[i]! + 3)).join("").trimEnd() + "\n").join(""));
 }
 
-function ps(ctx: Ctx, id: string, format: string): void {
+async function ps(ctx: Ctx, id: string, format: string): Promise<void> {
   const r = mustRead(ctx, id);
-  const pids = cgroupPids(r);
+  const pids = await cgroupPids(r);
   if (format === "json") {
     ctx.io.stdout(JSON.stringify(pids) + "\n");
     return;
@@ -602,7 +625,8 @@ function ps(ctx: Ctx, id: string, format: string): void {
   ctx.io.stdout(lines.join("\n") + "\n");
 }
 
-function writeSpec(bundle: string, rootless: boolean): void {
+async function writeSpec(bundle: string, rootless: boolean): Promise<void> {
+  const { defaultOciSpec } = await import("./spec_default.ts");
   const file = join(resolve(bundle), "config.json");
   if (existsSync(file)) throw new OciError("File config.json exists. Remove it first.");
   writeFileSync(file, JSON.stringify(defaultOciSpec({ rootless }), null, "\t") + "\n", { mode: 0o644 });
@@ -616,6 +640,13 @@ function writeSpec(bundle: string, rootless: boolean): void {
  * to the caller's subreaper; otherwise waits and exits with its status.
  */
 async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): Promise<number> {
+  const [{ execIn }, { resolveSpec }, { ociToSpec }, { sendFd }, { connectUnix }] = await Promise.all([
+    import("../container/exec.ts"),
+    import("../container/validate.ts"),
+    import("./config.ts"),
+    import("../../ffi/tty.ts"),
+    import("../../ffi/unix_socket.ts"),
+  ]);
   const r = mustRead(ctx, id);
   const status = ctx.store.status(r);
   if (status === "stopped") throw new OciError("cannot exec in a stopped container");

@@ -22,6 +22,11 @@ export interface Host {
   readonly compiled: boolean;
   /** The command-line arguments after the program (`hako run x.ts` → `["run", "x.ts"]`). */
   args(): string[];
+  /**
+   * The name the program was started as (argv[0], a link's own name; Deno, which does not keep it:
+   * its executable's path): how `dist/hako` knows it runs as `dist/hako-runc`.
+   */
+  programName(): string;
   /** An environment variable, or undefined. */
   env(name: string): string | undefined;
   /** The current directory. */
@@ -139,6 +144,7 @@ export function selfArgvFrom(cmdline: string, hakoArgCount: number, args: readon
 
 interface NodeProcess {
   argv: string[];
+  argv0?: string;
   execArgv?: string[];
   env: Record<string, string | undefined>;
   execPath: string;
@@ -180,6 +186,7 @@ function denoHost(): Host {
     runtimeVersion: Deno.version.deno,
     compiled: Deno.build.standalone === true,
     args: () => [...Deno.args],
+    programName: () => Deno.execPath(),
     env: (name) => Deno.env.get(name),
     cwd: () => Deno.cwd(),
     readTextFile: (path) => Deno.readTextFileSync(path),
@@ -281,6 +288,7 @@ function nodeHost(process: NodeProcess): Host {
     // Bun's compiled binaries serve their modules from the virtual /$bunfs/ directory.
     compiled,
     args: () => process.argv.slice(2),
+    programName: () => process.argv0 ?? process.execPath,
     env: (name) => process.env[name],
     cwd: () => process.cwd(),
     readTextFile: (path) => fs().readFileSync(path, "utf8"),
