@@ -493,8 +493,6 @@ for (const native of [true, false]) {
       buildRootfs(rootfs, { builder: "busybox" });
       const port = 19000 + Math.floor(Math.random() * 1000);
       const seen: string[] = [];
-      let ready!: () => void;
-      const readyP = new Promise<void>((res) => ready = res);
       // (the child is made by create: the variable is put back as soon as it returns)
       const c = await Container.create({
         name: `rst-lib-${unique()}`,
@@ -505,10 +503,7 @@ for (const native of [true, false]) {
         readiness: { tcp: port, intervalMs: 50 },
         hooks: {
           onStarted: (a) => void seen.push(`started ${a.pid}`),
-          onReady: () => {
-            seen.push("ready");
-            ready();
-          },
+          onReady: () => void seen.push("ready"),
           onOom: (a) => void seen.push(`oom ${a.oomKills}`),
           onExited: (a) => void seen.push(`exited ${a.status.shellCode}`),
         },
@@ -518,7 +513,8 @@ for (const native of [true, false]) {
       });
       try {
         await c.start();
-        await readyP;
+        // (bounded: a probe that never succeeds must fail the test, not hang it past its cleanup)
+        await until("onReady", () => seen.includes("ready"));
         await until("onOom", () => seen.includes("oom 1"), 5000);
         c.kill("KILL");
         await c.wait();
