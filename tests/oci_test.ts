@@ -28,6 +28,7 @@ import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
 import { isRoot, runtime, tempDir, test } from "./_harness.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { containerNameOf, OciConfigError, ociToSpec } from "../src/oci/config.ts";
+import { resolveSpec } from "../src/container/validate.ts";
 import { parseOciArgs } from "../src/oci/args.ts";
 import { defaultOciSpec } from "../src/oci/spec_default.ts";
 import { mergedCgroup, parseBytes, updateResources } from "../src/oci/update.ts";
@@ -140,6 +141,22 @@ test("ociToSpec maps a podman config onto hako's spec, field by field", () => {
   equal(plan.oomScoreAdj, 100);
   deepEqual(plan.sysctl, [{ key: "net.ipv4.ping_group_range", value: "0 0", ns: "net" }]);
   deepEqual(plan.annotations, { "io.container.manager": "libpod" });
+});
+
+test("runc spec's capabilities (ambient, no inheritable set) are taken as runc takes them: ambient left out with a warning", () => {
+  const caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
+  const config = podmanLikeConfig() as { process: Record<string, unknown>; linux: Record<string, unknown> };
+  config.process.capabilities = { bounding: caps, effective: caps, permitted: caps, ambient: caps };
+  delete config.linux.seccomp;
+  const plan = ociToSpec(config, "/b", "abc");
+  deepEqual((plan.spec.capabilities as { ambient: string[] }).ambient, []);
+  equal(plan.warnings.length, 1);
+  match(plan.warnings[0]!, /can't raise ambient capability CAP_AUDIT_WRITE, CAP_KILL, CAP_NET_BIND_SERVICE/);
+  // one that is permitted and inheritable stays
+  config.process.capabilities = { ...config.process.capabilities as object, inheritable: ["CAP_KILL"] };
+  deepEqual((ociToSpec(config, "/b", "abc").spec.capabilities as { ambient: string[] }).ambient, ["CAP_KILL"]);
+  // and what hako runs is valid
+  resolveSpec(ociToSpec(config, "/b", "abc").spec);
 });
 
 test("ociToSpec refuses what hako cannot do, each with its JSON path, never ignoring it", () => {

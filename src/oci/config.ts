@@ -309,6 +309,30 @@ export function ociToSpec(
       for (const k of ["bounding", "effective", "permitted", "inheritable", "ambient"] as const) {
         sets[k] = caps[k] ?? [];
       }
+      // The kernel raises an ambient capability only when it is permitted and inheritable; runc
+      // raises them one by one and warns for each it cannot ("can't raise ambient capability"),
+      // so configs with ambient but no inheritable set (runc spec's default since 1.1.2) run. The
+      // same here: those are left out, each named in a warning; the sets are checked as usual.
+      const names = (v: unknown) =>
+        Array.isArray(v) && v.every((x) => typeof x === "string")
+          ? new Set((v as string[]).map((x) => x.toUpperCase().replace(/^CAP_/, "")))
+          : undefined;
+      const ambient = sets.ambient, permitted = names(sets.permitted), inheritable = names(sets.inheritable);
+      if (Array.isArray(ambient) && permitted && inheritable && ambient.every((x) => typeof x === "string")) {
+        const raisable = (c: string) => {
+          const n = c.toUpperCase().replace(/^CAP_/, "");
+          return permitted.has(n) && inheritable.has(n);
+        };
+        const dropped = (ambient as string[]).filter((c) => !raisable(c));
+        if (dropped.length) {
+          sets.ambient = (ambient as string[]).filter(raisable);
+          warnings.push(
+            `process.capabilities.ambient: can't raise ambient capability ${
+              dropped.join(", ")
+            }: not in both the permitted and inheritable sets (the kernel refuses it; left out, as runc does)`,
+          );
+        }
+      }
       spec.capabilities = sets as CapabilitySets;
     } else spec.capabilities = { bounding: [], effective: [], permitted: [], inheritable: [], ambient: [] };
     if (proc.rlimits !== undefined) {
