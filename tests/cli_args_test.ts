@@ -34,7 +34,7 @@ import { parseKillArgs } from "../src/cli/kill.ts";
 import { parseLogsArgs } from "../src/cli/logs.ts";
 import { parsePlanArgs } from "../src/cli/plan.ts";
 import { parsePsArgs } from "../src/cli/ps.ts";
-import { parseRunArgs, quickSpec } from "../src/cli/run.ts";
+import { parseRunArgs, quickSpec, withImageDefaults } from "../src/cli/run.ts";
 import { parseStartArgs } from "../src/cli/start.ts";
 import { parseStopArgs } from "../src/cli/stop.ts";
 import { parseSupervisorArgs } from "../src/cli/supervisor.ts";
@@ -604,5 +604,34 @@ test("hako plan --json of a bad spec is its SpecError (exit 1), of a 3000-deep o
     assertEquals(r.code, 1, `${file}: ${r.err}`);
     assert(pattern.test(r.err), `${file}: ${r.err}`);
     assert(!/TypeError|RangeError|\n\s+at /.test(r.err), `${file}: ${r.err}`);
+  }
+});
+
+test("--stop-signal, or else the image's StopSignal, becomes the spec's stopSignal; the validator names a bad one", () => {
+  const a = parseRunArgs(["--stop-signal", "QUIT", "--rootfs", "/srv/r", "--", "sh"]);
+  assertEquals(a.quick?.docker?.stopSignal, "QUIT");
+  assertEquals(quickSpec(a.quick!, "/home/me", "/var/lib/hako").stopSignal, "QUIT");
+  assertThrows(
+    () => parseRunArgs(["--stop-signal", "", "--rootfs", "/srv/r", "--", "sh"]),
+    UsageError,
+    /--stop-signal/,
+  );
+  const image = { image: "app:1", command: [] as string[] };
+  assertEquals(withImageDefaults(image, { Cmd: ["sh"], StopSignal: "SIGUSR1" }).docker?.stopSignal, "SIGUSR1");
+  const given = { ...image, docker: { stopSignal: "INT" } };
+  assertEquals(
+    withImageDefaults(given, { Cmd: ["sh"], StopSignal: "SIGUSR1" }).docker?.stopSignal,
+    "INT",
+    "the flag wins",
+  );
+  for (const ok of ["SIGQUIT", "quit", 3]) {
+    resolveSpec({ name: "s", rootfs: "/srv/r", command: ["sh"], stopSignal: ok });
+  }
+  for (const bad of ["BOGUS", 0, 65, "", true]) {
+    assertThrows(
+      () => resolveSpec({ name: "s", rootfs: "/srv/r", command: ["sh"], stopSignal: bad as never }),
+      SpecError,
+      /stopSignal/,
+    );
   }
 });

@@ -127,6 +127,28 @@ for (const path of PATHS) {
     { skip },
   );
 
+  test(
+    `hako run -d --stop-signal (${path}): hako stop sends the container's stop signal first, and says so`,
+    async () => {
+      using l = lab(path);
+      const name = l.name("sig");
+      // PID 1 of its PID namespace: only the signals it handles reach it; it handles QUIT, not TERM
+      const r = l.hako(
+        ...["run", "-d", "--stop-signal", "SIGQUIT", "--name", name, "--rootfs", "rootfs", "--"],
+        ...["sh", "-c", "trap 'exit 7' QUIT; echo up; while :; do sleep 0.1; done"],
+      );
+      equal(r.code, 0, r.stderr);
+      await until("the trap is set", () => l.hako("logs", name).stdout.includes("up"));
+      const stop = l.hako("stop", "-t", "20", name);
+      equal(stop.code, 0, stop.stderr);
+      equal(stop.stdout, `${name} exited with 7 on hako's SIGQUIT\n`, "no SIGKILL needed: QUIT ended it at once");
+      const bad = l.hako("run", "--stop-signal", "SIGBOGUS", "--rootfs", "rootfs", "--", "true");
+      equal(bad.code, 125, bad.stderr);
+      match(bad.stderr, /stopSignal: unknown signal "SIGBOGUS".*\(set by --stop-signal\)/);
+    },
+    { skip },
+  );
+
   test(`hako run -d (${path}): ps -a -q --filter, inspect, update, wait, kill -s, rm -f, and --rm`, async () => {
     using l = lab(path);
     const kept = l.name("kept"), gone = l.name("gone"), live = l.name("live");

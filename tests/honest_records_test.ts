@@ -233,6 +233,10 @@ test("stop's words say what ended the container: hako's TERM or KILL, its own ex
   assert.equal(endingSignal(exit(143, null)), 15);
   assert.equal(endingSignal(exit(3, null)), null);
   assert.equal(judgeStop(["TERM", "KILL"], null), "unknown");
+  // a stop signal of the spec's (stopSignal): that one is hako's, SIGTERM then is not
+  assert.equal(judgeStop(["TERM"], exit(null, 3), 0, 3), "term");
+  assert.equal(judgeStop(["TERM"], exit(null, 15), 0, 3), "other");
+  assert.equal(judgeStop(["TERM"], exit(null, 9), 0, 9), "kill", "a stop signal of SIGKILL ends it as hako's");
   const r = (x: Partial<StopResult>): StopResult => ({ outcome: "ended", sent: ["TERM"], timeoutMs: 300, ...x });
   assert.equal(
     stopLine("a", r({ sent: ["TERM", "KILL"], endedBy: "kill", exit: exit(null, 9) })),
@@ -260,6 +264,11 @@ test("stop's words say what ended the container: hako's TERM or KILL, its own ex
     "a ended after hako's SIGTERM; its exit status is unknown (its supervisor has not recorded it yet: see 'hako ps')",
   );
   assert.equal(stopLine("a", { outcome: "not-running", sent: [], timeoutMs: 0 }), "a not running");
+  // the spec's stop signal is named where SIGTERM would be
+  assert.equal(
+    stopLine("a", r({ stopSignal: 3, sent: ["TERM", "KILL"], endedBy: "kill", exit: exit(null, 9) })),
+    "a killed by hako's SIGKILL, 0.3 s after its SIGQUIT (exit 137)",
+  );
 });
 
 test("ps's state column says oom-killed, pids limit reached and damaged record", () => {

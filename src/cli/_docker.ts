@@ -35,6 +35,8 @@ export interface DockerFlags {
   readonly pidsLimit?: number | "max";
   /** `--hostname`. */
   readonly hostname?: string;
+  /** `--stop-signal`: what `hako stop` sends first (the spec's `stopSignal`). */
+  readonly stopSignal?: string;
   /** `--read-only`. */
   readonly readOnly?: boolean;
   /** `--cap-add`. */
@@ -300,6 +302,7 @@ export function dockerSpecFields(
     ...(f.workdir !== undefined ? { workdir: f.workdir } : {}),
     ...(f.user ? { user: { ...f.user } } : {}),
     ...(f.hostname !== undefined ? { hostname: f.hostname } : {}),
+    ...(f.stopSignal !== undefined ? { stopSignal: f.stopSignal } : {}),
     ...(f.readOnly ? { readonlyRootfs: true } : {}),
     ...(Object.keys(cgroup).length ? { cgroup } : {}),
     ...(Object.keys(caps).length ? { capabilities: caps } : {}),
@@ -320,6 +323,7 @@ const FIELD_FLAGS: ReadonlyArray<readonly [RegExp, string]> = [
   [/^workdir\b/, "-w/--workdir"],
   [/^user\b/, "-u/--user"],
   [/^hostname\b/, "--hostname"],
+  [/^stopSignal\b/, "--stop-signal"],
   [/^readonlyRootfs\b/, "--read-only"],
   [/^cgroup\.memory\b/, "-m/--memory"],
   [/^cgroup\.cpu\b/, "--cpus"],

@@ -117,6 +117,7 @@ A quick container's options (docker run's):
       --cpus <n>        CPU limit in CPUs (1.5: a 150000 µs quota per 100000 µs period)
       --pids-limit <n>  At most n processes and threads (0 or -1: no limit)
       --hostname <name> Its hostname (default: its name)
+      --stop-signal <SIG>  What 'hako stop' sends first (default SIGTERM, or the image's StopSignal)
       --read-only       Mount its root filesystem read-only
       --cap-add <CAP>   Keep a capability beyond docker's default set (again for more; ALL)
       --cap-drop <CAP>  Drop one from it (again for more; ALL)
@@ -201,6 +202,7 @@ const RUN_OPTIONS = {
   cpus: { type: "string" },
   "pids-limit": { type: "string" },
   hostname: { type: "string" },
+  "stop-signal": { type: "string" },
   "read-only": { type: "boolean" },
   "cap-add": { type: "string", multiple: true },
   "cap-drop": { type: "string", multiple: true },
@@ -224,6 +226,7 @@ const QUICK_ONLY = [
   "cpus",
   "pids-limit",
   "hostname",
+  "stop-signal",
   "read-only",
   "cap-add",
   "cap-drop",
@@ -379,7 +382,8 @@ function dockerFlags(values: ParsedArgs["values"], envs: readonly string[]): Doc
     );
   }
   const workdir = str("workdir"), user = str("user"), memory = str("memory"), cpus = str("cpus");
-  const pids = str("pids-limit"), hostname = str("hostname");
+  const pids = str("pids-limit"), hostname = str("hostname"), stopSignal = str("stop-signal");
+  if (stopSignal !== undefined) nonEmpty(stopSignal, "--stop-signal");
   const mounts = [
     ...stringsOption(values, "volume").map((v) => parseVolume(v)),
     ...stringsOption(values, "mount").map((v) => parseMountFlag(v)),
@@ -398,6 +402,7 @@ function dockerFlags(values: ParsedArgs["values"], envs: readonly string[]): Doc
     ...(cpus !== undefined ? { cpus: parseCpus(cpus) } : {}),
     ...(pids !== undefined ? { pidsLimit: parsePidsLimit(pids) } : {}),
     ...(hostname !== undefined ? { hostname } : {}),
+    ...(stopSignal !== undefined ? { stopSignal } : {}),
     ...(values["read-only"] ? { readOnly: true } : {}),
     ...(capAdd.length ? { capAdd } : {}),
     ...(capDrop.length ? { capDrop } : {}),
@@ -533,7 +538,7 @@ export function quickSpec(
 /**
  * A quick container's flags with an image's config as their defaults (pure), as docker's run:
  * Entrypoint + (the command given, else Cmd); WorkingDir under -w; User under -u (a name is
- * looked up by `lookupUser` in the image's /etc/passwd).
+ * looked up by `lookupUser` in the image's /etc/passwd); StopSignal under --stop-signal.
  * @throws {UsageError} When neither the command line nor the image gives a command.
  */
 export function withImageDefaults(
@@ -559,6 +564,8 @@ export function withImageDefaults(
     ...d,
     ...(d.workdir === undefined && config.WorkingDir !== undefined ? { workdir: config.WorkingDir } : {}),
     ...(user !== undefined ? { user } : {}),
+    // (docker: --stop-signal, else the image's StopSignal)
+    ...(d.stopSignal === undefined && config.StopSignal ? { stopSignal: config.StopSignal } : {}),
   };
   return { ...q, command, ...(Object.keys(docker).length ? { docker } : {}) };
 }

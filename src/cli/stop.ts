@@ -10,7 +10,7 @@ import { signalName } from "../signals.ts";
 /** The help text. */
 export const usage = `Usage: hako stop [--timeout S] <name>...
 
-Stops each container: SIGTERM to its init, then SIGKILL if it is still there after the timeout
+Stops each container: SIGTERM (or its stopSignal: run --stop-signal, an image's StopSignal) to its init, then SIGKILL if it is still there after the timeout
 (default 10 s). Several containers are stopped at once. A container that is not running is left as
 it is. Prints each name with what ended it, from the exit status its supervisor recorded:
 
@@ -60,18 +60,19 @@ export function stopLine(name: string, r: StopResult): string {
   if (r.outcome === "not-running") return `${name} not running${damaged}`;
   const status = r.exit ? ` (exit ${r.exit.shellCode})` : "";
   const oom = r.oomKilled ? `; the OOM killer killed ${r.oomKilled} process(es) in it (its memory limit)` : "";
-  const after = `${Math.round(r.timeoutMs / 100) / 10} s after its SIGTERM`;
-  const sent = r.sent.length
-    ? `hako had sent ${r.sent.map((s) => `SIG${s}`).join(" and ")}`
-    : "before hako signalled it";
+  // (the stop signal: SIGTERM, or the spec's stopSignal)
+  const stop = signalName(r.stopSignal ?? 15);
+  const sig = (s: "TERM" | "KILL") => s === "TERM" ? stop : "SIGKILL";
+  const after = `${Math.round(r.timeoutMs / 100) / 10} s after its ${stop}`;
+  const sent = r.sent.length ? `hako had sent ${r.sent.map(sig).join(" and ")}` : "before hako signalled it";
   switch (r.endedBy) {
     case "term":
-      return `${name} terminated by hako's SIGTERM${status}${oom}`;
+      return `${name} terminated by hako's ${stop}${status}${oom}`;
     case "kill":
       return `${name} killed by hako's SIGKILL${r.sent.includes("TERM") ? `, ${after}` : ""}${status}${oom}`;
     case "exit":
       return `${name} exited with ${r.exit!.code}${
-        r.sent.includes("TERM") ? " on hako's SIGTERM" : r.sent.length ? "" : " before hako signalled it"
+        r.sent.includes("TERM") ? ` on hako's ${stop}` : r.sent.length ? "" : " before hako signalled it"
       }${oom}`;
     case "oom":
       return `${name} oom-killed: its memory limit killed it (${r.oomKilled} OOM kill(s)), not hako's signal (${sent})${status}`;
@@ -84,7 +85,7 @@ export function stopLine(name: string, r: StopResult): string {
         : r.exit === undefined
         ? "its supervisor has not recorded it yet: see 'hako ps'"
         : "no supervisor saw it end";
-      return `${name} ${last ? `ended after hako's SIG${last}` : "ended before hako signalled it"}; ` +
+      return `${name} ${last ? `ended after hako's ${sig(last)}` : "ended before hako signalled it"}; ` +
         `its exit status is unknown (${why})${oom}`;
     }
   }

@@ -30,6 +30,7 @@ import { idMapHostProblems, parseAccounts, readHostIdFiles, warnOnce } from "./h
 import { isRunning, StateStore } from "./state.ts";
 import { idProblem, NGROUPS_MAX } from "../user.ts";
 import { Capability } from "../capability.ts";
+import { signalNumber } from "../signals.ts";
 import { getrlimit, RLIMITS } from "../rlimit.ts";
 import { rawKeyProblem } from "../cgroup/controller.ts";
 import { assertValidDeviceRules } from "../cgroup/devices.ts";
@@ -1170,6 +1171,20 @@ export function vethOf(c: Checker, value: unknown, netNew: boolean, name: string
 export function restartOf(c: Checker, value: unknown): void {
   const p = restartProblem(value);
   if (p) c.bad(p.path, p.message);
+}
+
+/** The stop signal (docker's --stop-signal): checked only, `hako stop` reads it from the recorded spec. */
+export function stopSignalOf(c: Checker, value: unknown): void {
+  if (value === undefined) return;
+  if ((typeof value !== "string" && typeof value !== "number") || value === 0 || value === "") {
+    c.bad("stopSignal", 'must be a signal name ("SIGQUIT", "QUIT") or number (1..64)');
+    return;
+  }
+  try {
+    signalNumber(value);
+  } catch (e) {
+    c.bad("stopSignal", (e as Error).message.replace(/^signal: /, ""));
+  }
 }
 
 /** The readiness probe (see hooks.ts): checked only, the event watcher reads it from the spec. */

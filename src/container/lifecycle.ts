@@ -672,8 +672,13 @@ function removeEmptyCgroup(cgroup: string | undefined, dirs: readonly string[]):
 export interface StopResult {
   /** `not-running` when nothing was signalled (it had ended, or never ran); `ended` when it ended now. */
   readonly outcome: "not-running" | "ended";
-  /** The signals hako delivered, in order: TERM, then KILL when it was still there after the timeout. */
+  /**
+   * The signals hako delivered, in order: `TERM` (the stop signal: SIGTERM, or the spec's
+   * `stopSignal`), then `KILL` when it was still there after the timeout.
+   */
   readonly sent: readonly ("TERM" | "KILL")[];
+  /** The number of the stop signal hako sends first (absent: 15, SIGTERM; else the spec's `stopSignal`). */
+  readonly stopSignal?: number;
   /**
    * What ended it (see {@link judgeStop}): `term` (hako's SIGTERM), `kill` (hako's SIGKILL),
    * `exit` (it exited with a code: on hako's SIGTERM when it handles it), `oom` (the OOM killer:
@@ -712,26 +717,34 @@ export function endingSignal(exit: ExitRecord): number | null {
  * {@link endingSignal}) and the OOM kills its cgroup counted. SIGKILL is hako's only when hako sent
  * one; a SIGKILL hako did not send with OOM kills counted is the memory limit's; SIGTERM is hako's
  * when hako sent one.
- * @param sent The signals hako delivered, in order.
+ * @param sent The signals hako delivered, in order (`TERM`: the stop signal).
  * @param exit The recorded exit status (null or undefined: unknown).
  * @param oomKilled The OOM kills its cgroup counted.
+ * @param stopSignal The stop signal's number (default 15, SIGTERM).
  */
 export function judgeStop(
   sent: readonly ("TERM" | "KILL")[],
   exit: ExitRecord | null | undefined,
   oomKilled = 0,
+  stopSignal = 15,
 ): NonNullable<StopResult["endedBy"]> {
   if (!exit) return "unknown";
   const sig = endingSignal(exit);
   if (sig === null) return "exit";
-  if (sig === 9) return sent.includes("KILL") ? "kill" : oomKilled > 0 ? "oom" : "other";
-  if (sig === 15 && sent.includes("TERM")) return "term";
+  if (sig === 9) {
+    return sent.includes("KILL") || (stopSignal === 9 && sent.includes("TERM"))
+      ? "kill"
+      : oomKilled > 0
+      ? "oom"
+      : "other";
+  }
+  if (sig === stopSignal && sent.includes("TERM")) return "term";
   return "other";
 }
 
 /**
- * Stops a container: SIGTERM, then SIGKILL when it is still there after `timeoutMs` (default
- * 10 s), and says what ended it (see {@link StopResult}). Note that PID 1 of a PID namespace
+ * Stops a container: SIGTERM (or the spec's `stopSignal`), then SIGKILL when it is still there
+ * after `timeoutMs` (default 10 s), and says what ended it (see {@link StopResult}). Note that PID 1 of a PID namespace
  * ignores SIGTERM unless it handles it, so many containers end only at the SIGKILL. A container
  * whose record is damaged is stopped from its cgroup (see {@link kernelView}): SIGTERM to its
  * init, then SIGKILL to every process left in it.
@@ -746,7 +759,8 @@ export async function stopContainer(
   const sent: Array<"TERM" | "KILL"> = [];
   if (!("record" in found)) {
     const { view, damaged } = found;
-    if (view.procs.length === 0) return { outcome: "not-running", sent, timeoutMs, damaged };
+    // (no record to read a stop signal from: SIGTERM)
+    if (view.procs.length === 0) return { outcome: "not-running", sent, stopSignal: 15, timeoutMs, damaged };
     assertTied(name, found);
     const empty = () => cgroupProcs(view.dirs).length === 0;
     if (view.init && signalIdentified(view.init, "TERM", `stop container ${name}`)) sent.push("TERM");
@@ -757,12 +771,13 @@ export async function stopContainer(
       }
     }
     const c = cgroupCounters(view.dirs);
-    return { outcome: "ended", sent, endedBy: "unknown", exit: null, timeoutMs, damaged, ...c };
+    return { outcome: "ended", sent, stopSignal: 15, endedBy: "unknown", exit: null, timeoutMs, damaged, ...c };
   }
   markStoppedByUser(store, name);
   const r = found.record;
-  if (r.state !== "running" || !isRunning(r.init)) return { outcome: "not-running", sent, timeoutMs };
-  if (signalIdentified(r.init!, "TERM", `stop container ${name}`)) sent.push("TERM");
+  const stopSignal = stopSignalOfSpec(r.spec);
+  if (r.state !== "running" || !isRunning(r.init)) return { outcome: "not-running", sent, stopSignal, timeoutMs };
+  if (signalIdentified(r.init!, stopSignal, `stop container ${name}`)) sent.push("TERM");
   if (!await waitGone(r, timeoutMs)) {
     if (signalIdentified(r.init!, "KILL", `kill container ${name}`)) sent.push("KILL");
     await waitGone(r, 10_000);
@@ -776,12 +791,22 @@ export async function stopContainer(
   return {
     outcome: "ended",
     sent,
-    endedBy: judgeStop(sent, exit, oomKilled),
+    stopSignal,
+    endedBy: judgeStop(sent, exit, oomKilled, stopSignal),
     ...(exit !== undefined ? { exit } : {}),
     ...(exit && endingSignal(exit) !== null ? { signal: endingSignal(exit)! } : {}),
     timeoutMs,
     ...(oomKilled > 0 ? { oomKilled } : {}),
   };
+}
+
+/** The stop signal a recorded spec asks for (checked at create): SIGTERM unless its `stopSignal`. */
+function stopSignalOfSpec(spec: { readonly stopSignal?: string | number } | undefined): number {
+  try {
+    return spec?.stopSignal !== undefined ? signalNumber(spec.stopSignal) || 15 : 15;
+  } catch {
+    return 15; // (a record is hostile input too: a bad value stops with SIGTERM)
+  }
 }
 
 /** When nobody reaps a container that ended (its supervisor is gone), records that and releases its resources. */

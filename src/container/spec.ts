@@ -297,6 +297,12 @@ export interface ContainerSpec {
    * (default 120) before the container is reported never ready.
    */
   readonly readiness?: ReadinessSpec;
+  /**
+   * The signal `hako stop` and `hako restart` send first, before SIGKILL once the timeout has
+   * passed: a name (`"SIGQUIT"`, `"QUIT"`) or a number; default SIGTERM. docker's `--stop-signal`
+   * (`hako run --stop-signal`), and an image's `StopSignal` when the container runs on an image.
+   */
+  readonly stopSignal?: string | number;
 }
 
 /**

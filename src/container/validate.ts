@@ -43,6 +43,7 @@ import {
   rlimitsOf,
   rootfsOf,
   seccompOf,
+  stopSignalOf,
   timeOffsetsOf,
   userOf,
   vethOf,
@@ -217,6 +218,7 @@ const SPEC_FIELDS = [
   "init",
   "restart",
   "readiness",
+  "stopSignal",
 ] as const;
 
 // Compile-time: SPEC_FIELDS names exactly ContainerSpec's keys (a field added to the type is checked here too).
@@ -325,6 +327,7 @@ export function resolveSpec(input: ContainerSpec): ResolvedSpec {
   const hooks = hooksOf(c, s.hooks);
   restartOf(c, s.restart);
   readinessOf(c, s.readiness);
+  stopSignalOf(c, s.stopSignal);
 
   // network
   const network = c.section(s.network, "network", KEYS.network, "an object { loopback, veth }");
