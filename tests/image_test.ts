@@ -313,6 +313,11 @@ for (const kind of ["overlay", "copy"] as const) {
         if (Date.now() > end) assert.fail("the first container never wrote");
         await new Promise((r) => setTimeout(r, 50));
       }
+      // ps names the image it runs on, not the directory of its writable layer
+      const listed = (JSON.parse(l.ok("ps", "--json")) as Array<{ name: string; image: string }>).find((c) =>
+        c.name === a
+      );
+      assert.match(listed?.image ?? "", /rw-test:1$/);
       assert.equal(
         l.ok("run", "--image", "rw-test:1", "--", "sh", "-c", "cat /opt/keep; ls /new 2>&1 || true"),
         "keep\nls: /new: No such file or directory\n",

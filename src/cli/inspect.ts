@@ -113,7 +113,7 @@ export function inspectObject(
       Hostname: resolved?.hostname ?? spec.hostname ?? "",
       User: user ? `${user.uid}${user.gid !== undefined ? `:${user.gid}` : ""}` : "",
       WorkingDir: resolved?.workdir ?? spec.workdir ?? "/",
-      Image: r.image,
+      Image: typeof docker.image === "string" ? docker.image : r.image,
       Labels: docker.labels ?? {},
     },
     HostConfig: {

@@ -210,7 +210,13 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   // No container directory: nothing to list, and no need to load lifecycle.ts (cgroups, FFI, node:).
-  const all = hasContainers(h) ? (await import("../container/lifecycle.ts")).listContainers() : [];
+  const listed = hasContainers(h) ? (await import("../container/lifecycle.ts")).listContainers() : [];
+  // (a container on an image of the store: the image's name, not its writable layer's directory)
+  const images = listed.length ? await dockerReader() : undefined;
+  const all = listed.map((c) => {
+    const image = images?.(c.name).image;
+    return typeof image === "string" ? { ...c, image } : c;
+  });
   const list = selectContainers(all, a, a.filters?.some((f) => f.key === "label") ? await labelReader() : undefined);
   if (a.json) h.stdout(JSON.stringify(list, null, 2) + "\n");
   else if (a.jsonLines) h.stdout(list.map((c) => `${JSON.stringify(c)}\n`).join(""));
@@ -222,19 +228,28 @@ export async function main(argv: readonly string[]): Promise<number> {
   return 0;
 }
 
-/** Reads a container's labels (`hako run -d -l`) from its state directory. */
-async function labelReader(): Promise<(name: string) => Readonly<Record<string, string>>> {
+/** Reads what `hako run -d` recorded of docker's flags (labels, image) from a container's state directory. */
+async function dockerReader(): Promise<(name: string) => Readonly<Record<string, unknown>>> {
   const { StateStore } = await import("../container/state.ts");
   const { DOCKER_FILE } = await import("../supervisor/protocol.ts");
   const { readFileSync } = await import("node:fs");
   const store = new StateStore();
   return (name) => {
     try {
-      const labels = JSON.parse(readFileSync(`${store.dir(name)}/${DOCKER_FILE}`, "utf8"))?.labels;
-      return labels !== null && typeof labels === "object" ? labels : {};
+      const r = JSON.parse(readFileSync(`${store.dir(name)}/${DOCKER_FILE}`, "utf8"));
+      return r !== null && typeof r === "object" && !Array.isArray(r) ? r : {};
     } catch {
       return {};
     }
+  };
+}
+
+/** Reads a container's labels (`hako run -d -l`) from its state directory. */
+async function labelReader(): Promise<(name: string) => Readonly<Record<string, string>>> {
+  const read = await dockerReader();
+  return (name) => {
+    const labels = read(name).labels;
+    return labels !== null && typeof labels === "object" ? labels as Record<string, string> : {};
   };
 }
 

@@ -599,7 +599,12 @@ async function runQuick(
     const { image: _, ...rest } = named;
     let started = false;
     try {
-      const code = await runQuickOn({ ...rest, name, rootfs: layer.rootfs }, options, img.config.Env ?? []);
+      const code = await runQuickOn(
+        { ...rest, name, rootfs: layer.rootfs },
+        options,
+        img.config.Env ?? [],
+        named.image,
+      );
       started = q.detach === true && code === 0;
       return code;
     } finally {
@@ -614,6 +619,7 @@ async function runQuickOn(
   q: NonNullable<RunArgs["quick"]>,
   options: import("../runner/spec_module.ts").ForegroundOptions,
   imageEnv: readonly string[],
+  imageName?: string,
 ): Promise<number> {
   if (q.command.length === 0) throw new UsageError("a command to run in the container is required");
   const { default: process } = await import("node:process");
@@ -656,6 +662,7 @@ async function runQuickOn(
     const record: import("../supervisor/protocol.ts").DockerRecord = {
       ...(q.docker?.labels ? { labels: q.docker.labels } : {}),
       ...(q.rm ? { autoRemove: true } : {}),
+      ...(imageName !== undefined ? { image: imageName } : {}),
     };
     return await startSpecs([{ spec: options.init ? { ...spec, init: true } : spec }], {
       quiet: true,

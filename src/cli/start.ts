@@ -8,7 +8,13 @@ import { nonEmpty, parseArgs, stringOption, UsageError } from "./_args.ts";
 import { parseEach, progressLine } from "./_format.ts";
 import { host } from "../runner/_host.ts";
 import type { ContainerSpec } from "../container/spec.ts";
-import type { identify as Identify, ProcessIdentity, StateRecord, StateStore } from "../container/state.ts";
+import type {
+  identify as Identify,
+  ProcessIdentity,
+  recordImage as RecordImage,
+  StateRecord,
+  StateStore,
+} from "../container/state.ts";
 import type { resolveSpec as ResolveSpec } from "../container/validate.ts";
 
 /** The help text. */
@@ -279,7 +285,7 @@ export async function startSpecs(
     for (let s = queue.shift(); s; s = queue.shift()) {
       const { spec, file } = s;
       try {
-        store.reserve(reservation(spec, file, self, resolveSpec));
+        store.reserve(reservation(spec, file, self, resolveSpec, state.recordImage));
       } catch (e) {
         report(spec.name, (e as Error).message);
         continue;
@@ -362,10 +368,9 @@ function reservation(
   file: string | undefined,
   self: ProcessIdentity,
   resolveSpec: typeof ResolveSpec,
+  recordImage: typeof RecordImage,
 ): StateRecord {
   const resolved = resolveSpec(spec);
-  const r = spec.rootfs;
-  const tarball = typeof r === "object" && "tarball" in r ? r.tarball : undefined;
   return {
     version: 1,
     name: resolved.name,
@@ -374,9 +379,8 @@ function reservation(
     createdAt: new Date().toISOString(),
     spec,
     ...(file ? { specFile: file } : {}),
-    image: tarball ?? resolved.rootfsPath,
+    ...recordImage(spec.rootfs, resolved.rootfsPath),
     rootfs: resolved.rootfsPath,
-    extracted: tarball !== undefined,
     ...(resolved.cgroupName ? { cgroup: resolved.cgroupName } : {}),
     ...(resolved.veth ? { veth: resolved.veth.host } : {}),
   };

@@ -186,6 +186,22 @@ export type RecordRead =
   | { readonly kind: "damaged"; readonly problem: string; readonly salvage: Salvage }
   | { readonly kind: "none" };
 
+/**
+ * A new record's `image` and `extracted` (pure), the same wherever a record is made (the
+ * supervisor, `hako start`, a spec module): the tarball it was extracted from, the image of the
+ * store it runs on (`name:tag`), else its rootfs directory.
+ * @param rootfs The spec's `rootfs`.
+ * @param rootfsPath The resolved rootfs directory.
+ */
+export function recordImage(
+  rootfs: ContainerSpec["rootfs"],
+  rootfsPath: string,
+): { readonly image: string; readonly extracted: boolean } {
+  const tarball = typeof rootfs === "object" && "tarball" in rootfs ? rootfs.tarball : undefined;
+  const image = typeof rootfs === "object" && "image" in rootfs ? rootfs.image : undefined;
+  return { image: tarball ?? image ?? rootfsPath, extracted: tarball !== undefined };
+}
+
 /** An error about a named container that the CLI prints as it is (exit 1). */
 export class ContainerStateError extends Error {
   /**

@@ -102,13 +102,11 @@ export async function runForeground(
   try {
     const { Container } = await import("../container/container.ts");
     const { resolveSpec } = await import("../container/validate.ts");
-    const { identify, selfIdentity, StateStore } = await import("../container/state.ts");
+    const { identify, recordImage, selfIdentity, StateStore } = await import("../container/state.ts");
     if (options.init) spec = { ...spec, init: true };
     const resolved = resolveSpec(spec);
     if (stopped() !== undefined) return stopped()!;
     const store = new StateStore();
-    const r = spec.rootfs;
-    const tarball = typeof r === "object" && "tarball" in r ? r.tarball : undefined;
     store.reserve({
       version: 1,
       name: resolved.name,
@@ -117,9 +115,8 @@ export async function runForeground(
       createdAt: new Date().toISOString(),
       spec: JSON.parse(JSON.stringify(spec)),
       ...(specFile ? { specFile } : {}),
-      image: tarball ?? resolved.rootfsPath,
+      ...recordImage(spec.rootfs, resolved.rootfsPath),
       rootfs: resolved.rootfsPath,
-      extracted: tarball !== undefined,
       ...(resolved.cgroupName ? { cgroup: resolved.cgroupName } : {}),
       ...(resolved.veth ? { veth: resolved.veth.host } : {}),
     });

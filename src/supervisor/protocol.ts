@@ -19,6 +19,11 @@ export interface DockerRecord {
   readonly labels?: Readonly<Record<string, string>>;
   /** `--rm`: the supervisor deletes the container when it ends. */
   readonly autoRemove?: boolean;
+  /**
+   * The image of the store it runs on (`hako run -d --image NAME`), as given: what `ps` and
+   * `inspect` show (its rootfs is then the directory of its writable layer).
+   */
+  readonly image?: string;
 }
 
 /** Start a daemonized container. */

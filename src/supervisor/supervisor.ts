@@ -48,6 +48,7 @@ import {
   identify,
   isRunning,
   type ProcessIdentity,
+  recordImage,
   selfIdentity,
   type StateRecord,
   StateStore,
@@ -227,8 +228,6 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
     let record: StateRecord;
     try {
       const resolved = resolveSpec(spec);
-      const r = spec.rootfs;
-      const tarball = typeof r === "object" && "tarball" in r ? r.tarball : undefined;
       record = {
         version: 1,
         name: resolved.name,
@@ -237,9 +236,8 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
         createdAt: new Date().toISOString(),
         spec,
         ...(req.specFile ? { specFile: req.specFile } : {}),
-        image: tarball ?? resolved.rootfsPath,
+        ...recordImage(spec.rootfs, resolved.rootfsPath),
         rootfs: resolved.rootfsPath,
-        extracted: tarball !== undefined,
         ...(resolved.cgroupName ? { cgroup: resolved.cgroupName } : {}),
         ...(resolved.veth ? { veth: resolved.veth.host } : {}),
       };
