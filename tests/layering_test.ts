@@ -195,3 +195,23 @@ test("layering: only ffi/ touches the runtimes' FFI (dlopen, bun:ffi, pointers, 
   });
   assert.deepEqual(found, [], "files above ffi/ that use the FFI directly");
 });
+
+test("layering: spec.ts, the spec's types, imports only types, and only from leaves (no type circle through container.ts or validate.ts)", () => {
+  const code = readFileSync(join(ROOT, "src/container/spec.ts"), "utf8");
+  const lines = code.split("\n").filter((l) => /^import\s/.test(l));
+  assert.ok(lines.length > 0);
+  for (const l of lines) assert.match(l, /^import type /, `spec.ts: ${l}`);
+  const targets = importsOf(code).map((s) => normalize(join("src/container", s)));
+  for (const t of targets) {
+    assert.ok(
+      ![
+        "src/container/container.ts",
+        "src/container/validate.ts",
+        "src/container/setup.ts",
+        "src/container/lifecycle.ts",
+      ]
+        .includes(t),
+      `spec.ts imports ${t}`,
+    );
+  }
+});

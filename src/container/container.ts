@@ -67,30 +67,11 @@ import {
   stepsFor,
 } from "./setup.ts";
 import { type ContainerFile, removeContainerFiles, writeContainerFiles } from "./_files.ts";
-import type { ContainerSpec } from "./spec.ts";
+import type { ContainerSpec, ContainerStatus } from "./spec.ts";
 import { type ResolvedSpec, resolveSpec, SpecError } from "./validate.ts";
 import { CLOSE_RANGE_CLOEXEC, ECHILD, EINTR, O_CLOEXEC, O_RDWR, POLLIN } from "../../ffi/constants.ts";
 
-/** How a container's process ended. */
-export interface ContainerStatus {
-  /** The exit code, or null when a signal killed it. */
-  readonly code: number | null;
-  /** The killing signal, or null when it exited. */
-  readonly signal: number | null;
-  /** The status as a shell reports it: the code, or 128 + signal. */
-  readonly shellCode: number;
-  /**
-   * Processes the OOM killer killed in the container's cgroup (its memory limit), read when it
-   * ended and before its cgroup is removed: with a signal of 9, the memory limit is what ended it.
-   * Absent when none (or without a memory controller).
-   */
-  readonly oomKilled?: number;
-  /**
-   * Forks and clones its pids limit refused (`pids.events` max), read when it ended. Absent when
-   * none (or without a pids controller).
-   */
-  readonly failedForks?: number;
-}
+export type { ContainerStatus } from "./spec.ts";
 
 /** Options of {@link Container.create} for callers that manage containers (the supervisor). */
 export interface CreateOptions {

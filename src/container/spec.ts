@@ -28,8 +28,6 @@ import type { OciSeccompProfile, SeccompProfile } from "../seccomp.ts";
 import type { DeviceRule } from "../cgroup/devices.ts";
 import type { Hook, ReadinessSpec } from "./hooks.ts";
 import type { RestartPolicy } from "./restart_policy.ts";
-import type { ContainerStatus } from "./container.ts";
-import type { ResolvedSpec } from "./validate.ts";
 
 /** A uid/gid range; haconiwa's `set_uid_mapping min:, max:, offset:` is `{ min, max, offset }`. */
 export type IdRange = IdMapEntry | { readonly min: number; readonly max: number; readonly offset: number };
@@ -442,3 +440,122 @@ export const DEFAULT_READONLY_PATHS: readonly string[] = [
  * cgroup v2); the cgroup one is left out on a kernel without cgroup namespaces.
  */
 export const DEFAULT_NAMESPACES: readonly NamespaceName[] = ["mount", "uts", "ipc", "pid", "net", "cgroup"];
+
+/** How a container's process ended. */
+export interface ContainerStatus {
+  /** The exit code, or null when a signal killed it. */
+  readonly code: number | null;
+  /** The killing signal, or null when it exited. */
+  readonly signal: number | null;
+  /** The status as a shell reports it: the code, or 128 + signal. */
+  readonly shellCode: number;
+  /**
+   * Processes the OOM killer killed in the container's cgroup (its memory limit), read when it
+   * ended and before its cgroup is removed: with a signal of 9, the memory limit is what ended it.
+   * Absent when none (or without a memory controller).
+   */
+  readonly oomKilled?: number;
+  /**
+   * Forks and clones its pids limit refused (`pids.events` max), read when it ended. Absent when
+   * none (or without a pids controller).
+   */
+  readonly failedForks?: number;
+}
+
+/** The spec with defaults applied and shorthands expanded. */
+export interface ResolvedSpec {
+  /** The container's name. */
+  readonly name: string;
+  /** The command as argv (a shell string became `/bin/sh -c …`). */
+  readonly argv: readonly string[];
+  /** The rootfs as given. */
+  readonly rootfs: ContainerSpec["rootfs"];
+  /** The rootfs directory. */
+  readonly rootfsPath: string;
+  /** The full environment of the command. */
+  readonly env: Readonly<Record<string, string>>;
+  /** The working directory inside. */
+  readonly workdir: string;
+  /** Who the command runs as, inside. */
+  readonly user: { readonly uid: number; readonly gid: number; readonly groups: readonly number[] };
+  /** The namespaces to create. */
+  readonly newNamespaces: readonly NamespaceName[];
+  /** The namespaces to join, by path. */
+  readonly joinNamespaces: readonly { readonly type: NamespaceName; readonly path: string }[];
+  /** The uid map. */
+  readonly uidMap: readonly IdMapEntry[];
+  /** The gid map. */
+  readonly gidMap: readonly IdMapEntry[];
+  /** The hostname, or undefined without a UTS namespace. */
+  readonly hostname: string | undefined;
+  /** The new time namespace's offsets (seconds), when the spec gives `timeOffsets`. */
+  readonly timeOffsets?: { readonly monotonic: number; readonly boottime: number };
+  /** Whether `/` is made read-only. */
+  readonly readonlyRootfs: boolean;
+  /** Whether proc, sys, dev… are mounted. */
+  readonly standardMounts: boolean;
+  /** The extra mounts. */
+  readonly mounts: readonly MountSpec[];
+  /** How /etc/hosts and resolv.conf are provided. */
+  readonly networkEtc: "host" | "generate" | false;
+  /** The paths masked. */
+  readonly maskedPaths: readonly string[];
+  /** The paths made read-only. */
+  readonly readonlyPaths: readonly string[];
+  /** The cgroup limits, if any. */
+  readonly cgroup: ContainerSpec["cgroup"];
+  /**
+   * The container's own cgroup (`<parent>/<name>` by default; see `_cgroup.ts`), or undefined
+   * for a rootless container without a `cgroup` section.
+   */
+  readonly cgroupName: string | undefined;
+  /** The capabilities kept: the bounding set (seccomp's capability groups follow it, as docker's). */
+  readonly capabilities: readonly string[];
+  /**
+   * The five sets, when the spec gave them separately (used as given, whatever the user);
+   * otherwise the sets follow `capabilities` and the user (see `capabilitySetsFor` in `_capsets.ts`).
+   */
+  readonly capabilitySets?: Required<CapabilitySets>;
+  /**
+   * The capabilities the spec names (a list's, `add`'s), raised in the ambient, inheritable,
+   * permitted and effective sets when the command runs as a non-root user (podman's rule); empty
+   * for the default set. Absent: none.
+   */
+  readonly ambientCapabilities?: readonly string[];
+  /** The rlimits to set. */
+  readonly rlimits: NonNullable<ContainerSpec["rlimits"]>;
+  /** Whether no_new_privs is set. */
+  readonly noNewPrivs: boolean;
+  /** The seccomp profile to load before exec (`"default"` resolved), or false for none. */
+  readonly seccomp: SeccompProfile | false;
+  /** The profile compiled to BPF (by the parent, once), or undefined for none. */
+  readonly seccompProgram: Uint8Array | undefined;
+  /** Whether loopback is brought up. */
+  readonly loopback: boolean;
+  /** The veth pair with its names filled in, or undefined for none. */
+  readonly veth: ResolvedVeth | undefined;
+  /** Where stdio goes. */
+  readonly stdio: "inherit" | "null";
+  /** The hooks (empty when none). */
+  readonly hooks: HooksSpec;
+  /** The readiness probe, as given (see `ReadinessSpec`), when there is one. */
+  readonly readiness?: ReadinessSpec;
+  /** True when resolved by a non-root caller (rootless mode): the id maps are the caller's own. */
+  readonly rootless: boolean;
+  /** `init: true`: the host's static init, bound read-only at /dev/init and put before the command in `argv`. */
+  readonly init?: string;
+}
+
+/** A veth pair with its names filled in. */
+export interface ResolvedVeth {
+  /** The host end's name. */
+  readonly host: string;
+  /** The container end's name (in its namespace). */
+  readonly container: string;
+  /** The host end's CIDR, if any. */
+  readonly hostAddress: string | undefined;
+  /** The container end's CIDR, if any. */
+  readonly containerAddress: string | undefined;
+  /** True when the pair has IPv4 addresses only: IPv6 is turned off on the host end. */
+  readonly disableHostIpv6: boolean;
+}

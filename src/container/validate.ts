@@ -19,8 +19,8 @@ import type { ReadinessSpec } from "./hooks.ts";
 import process from "node:process";
 import { ConfigError } from "../errors.ts";
 import { Group } from "../cgroup/group.ts";
-import { compileSeccomp, type SeccompProfile } from "../seccomp.ts";
-import type { IdMapEntry, NamespaceName } from "../namespace.ts";
+import { compileSeccomp } from "../seccomp.ts";
+import type { NamespaceName } from "../namespace.ts";
 import { containerCgroupName, containerGroupSpec } from "./_cgroup.ts";
 import { Checker, isRecord, show, snapshot, unknownKeys } from "./_spec_shape.ts";
 import {
@@ -49,14 +49,7 @@ import {
   vethOf,
 } from "./_spec_fields.ts";
 import { initArgv, resolveInit } from "./_init.ts";
-import {
-  type CapabilitySets,
-  type ContainerSpec,
-  DEFAULT_MASKED_PATHS,
-  DEFAULT_READONLY_PATHS,
-  type HooksSpec,
-  type MountSpec,
-} from "./spec.ts";
+import { type ContainerSpec, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, type ResolvedSpec } from "./spec.ts";
 
 /** One problem in a spec. */
 export interface SpecProblem {
@@ -89,105 +82,9 @@ export class SpecError extends ConfigError {
   }
 }
 
-/** The spec with defaults applied and shorthands expanded. */
-export interface ResolvedSpec {
-  /** The container's name. */
-  readonly name: string;
-  /** The command as argv (a shell string became `/bin/sh -c …`). */
-  readonly argv: readonly string[];
-  /** The rootfs as given. */
-  readonly rootfs: ContainerSpec["rootfs"];
-  /** The rootfs directory. */
-  readonly rootfsPath: string;
-  /** The full environment of the command. */
-  readonly env: Readonly<Record<string, string>>;
-  /** The working directory inside. */
-  readonly workdir: string;
-  /** Who the command runs as, inside. */
-  readonly user: { readonly uid: number; readonly gid: number; readonly groups: readonly number[] };
-  /** The namespaces to create. */
-  readonly newNamespaces: readonly NamespaceName[];
-  /** The namespaces to join, by path. */
-  readonly joinNamespaces: readonly { readonly type: NamespaceName; readonly path: string }[];
-  /** The uid map. */
-  readonly uidMap: readonly IdMapEntry[];
-  /** The gid map. */
-  readonly gidMap: readonly IdMapEntry[];
-  /** The hostname, or undefined without a UTS namespace. */
-  readonly hostname: string | undefined;
-  /** The new time namespace's offsets (seconds), when the spec gives `timeOffsets`. */
-  readonly timeOffsets?: { readonly monotonic: number; readonly boottime: number };
-  /** Whether `/` is made read-only. */
-  readonly readonlyRootfs: boolean;
-  /** Whether proc, sys, dev… are mounted. */
-  readonly standardMounts: boolean;
-  /** The extra mounts. */
-  readonly mounts: readonly MountSpec[];
-  /** How /etc/hosts and resolv.conf are provided. */
-  readonly networkEtc: "host" | "generate" | false;
-  /** The paths masked. */
-  readonly maskedPaths: readonly string[];
-  /** The paths made read-only. */
-  readonly readonlyPaths: readonly string[];
-  /** The cgroup limits, if any. */
-  readonly cgroup: ContainerSpec["cgroup"];
-  /**
-   * The container's own cgroup (`<parent>/<name>` by default; see `_cgroup.ts`), or undefined
-   * for a rootless container without a `cgroup` section.
-   */
-  readonly cgroupName: string | undefined;
-  /** The capabilities kept: the bounding set (seccomp's capability groups follow it, as docker's). */
-  readonly capabilities: readonly string[];
-  /**
-   * The five sets, when the spec gave them separately (used as given, whatever the user);
-   * otherwise the sets follow `capabilities` and the user (see `capabilitySetsFor` in `_capsets.ts`).
-   */
-  readonly capabilitySets?: Required<CapabilitySets>;
-  /**
-   * The capabilities the spec names (a list's, `add`'s), raised in the ambient, inheritable,
-   * permitted and effective sets when the command runs as a non-root user (podman's rule); empty
-   * for the default set. Absent: none.
-   */
-  readonly ambientCapabilities?: readonly string[];
-  /** The rlimits to set. */
-  readonly rlimits: NonNullable<ContainerSpec["rlimits"]>;
-  /** Whether no_new_privs is set. */
-  readonly noNewPrivs: boolean;
-  /** The seccomp profile to load before exec (`"default"` resolved), or false for none. */
-  readonly seccomp: SeccompProfile | false;
-  /** The profile compiled to BPF (by the parent, once), or undefined for none. */
-  readonly seccompProgram: Uint8Array | undefined;
-  /** Whether loopback is brought up. */
-  readonly loopback: boolean;
-  /** The veth pair with its names filled in, or undefined for none. */
-  readonly veth: ResolvedVeth | undefined;
-  /** Where stdio goes. */
-  readonly stdio: "inherit" | "null";
-  /** The hooks (empty when none). */
-  readonly hooks: HooksSpec;
-  /** The readiness probe, as given (see `ReadinessSpec`), when there is one. */
-  readonly readiness?: ReadinessSpec;
-  /** True when resolved by a non-root caller (rootless mode): the id maps are the caller's own. */
-  readonly rootless: boolean;
-  /** `init: true`: the host's static init, bound read-only at /dev/init and put before the command in `argv`. */
-  readonly init?: string;
-}
-
-/** A veth pair with its names filled in. */
-export interface ResolvedVeth {
-  /** The host end's name. */
-  readonly host: string;
-  /** The container end's name (in its namespace). */
-  readonly container: string;
-  /** The host end's CIDR, if any. */
-  readonly hostAddress: string | undefined;
-  /** The container end's CIDR, if any. */
-  readonly containerAddress: string | undefined;
-  /** True when the pair has IPv4 addresses only: IPv6 is turned off on the host end. */
-  readonly disableHostIpv6: boolean;
-}
-
 export { defaultVethHostName };
+// (the resolved spec's types live with the spec's, in spec.ts, a module of types only)
+export type { ResolvedSpec, ResolvedVeth } from "./spec.ts";
 
 /** Every field of a spec, in the order of {@link ContainerSpec}. */
 const SPEC_FIELDS = [
