@@ -12,7 +12,7 @@ import { closeSync, openSync, readdirSync, readFileSync, rmSync, statSync, write
 import { join } from "node:path";
 import process from "node:process";
 import { needsRoot, tempDir, test } from "./_harness.ts";
-import { alive, cliArgv, connect, supervisorLab, unique, until } from "./_supervisor_lab.ts";
+import { alive, cliArgv, connect, identityIn, supervisorLab, unique, until } from "./_supervisor_lab.ts";
 import { LOG_RELAY_X86_64_HEX, logRelayImage, spawnLogRelay } from "../ffi/log_relay.ts";
 import { libc } from "../ffi/libc.ts";
 import { cstr } from "../ffi/cstring.ts";
@@ -671,3 +671,25 @@ for (const native of ["1", "0"]) {
     { skip: e2eSkip },
   );
 }
+
+test(
+  "stderr's relay, killed, is started again by the supervisor as stdout's is; nothing the container wrote is lost",
+  async () => {
+    using l = supervisorLab("hako-test-logs-");
+    const name = `hako-test-logs-errrelay-${unique()}`;
+    const started = l.hako(["start", l.spec(name, "i=0; while :; do echo e$i >&2; i=$((i+1)); usleep 50000; done")]);
+    assert.equal(started.code, 0, started.stderr);
+    const errRelay = () => identityIn(join(l.containerDir(name), "log.err.relay"));
+    const first = errRelay();
+    assert.ok(first && alive(first.pid), "stderr has a relay");
+    await until("its first lines", () => l.hako(["logs", name]).stderr.includes("e3\n"));
+    process.kill(first.pid, "SIGKILL");
+    await until("another relay", () => errRelay()?.pid !== first.pid && alive(errRelay()?.pid), 10_000);
+    await until("more lines", () => / e\d+\n$/.test(" " + l.hako(["logs", "-n", "1", name]).stderr), 10_000);
+    const lines = l.hako(["logs", name]).stderr.split("\n").filter(Boolean);
+    assert.ok(lines.length > 4, `${lines.length} lines`);
+    assert.ok(lines.every((s, i) => s === `e${i}`), `every line, in order: ${lines.join(" ")}`);
+    assert.equal(l.hako(["logs", name]).stdout, "", "nothing on stdout");
+  },
+  { skip: e2eSkip },
+);

@@ -4,7 +4,7 @@
  * One Deno or Bun process costs 30–50 MB; one per container would make a hundred containers cost
  * gigabytes, so `hako start` asks this one process (started on demand, listening on
  * `<state dir>/supervisor.sock`) to create each container. It forks the container with its stdout
- * and stderr on a FIFO read by the container's log relay (a small process of its own that caps the
+ * and its stderr each on a FIFO read by a log relay (a small process of its own that caps the
  * log and timestamps its lines, see `container_log.ts`: a dead supervisor never blocks or kills a
  * container, and no container's output crosses the supervisor's event loop), reaps it, records the
  * exit status and time in the container's state, and undoes the cgroup and veth.
