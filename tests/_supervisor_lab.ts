@@ -160,6 +160,8 @@ export function supervisorLab(prefix: string, options: { env?: Record<string, st
         for (const n of names) {
           const r = relayOf(n);
           if (r) relays.push(r.pid);
+          const err = identityIn(join(containerDir(n), "log.err.relay")); // stderr's relay
+          if (err) relays.push(err.pid);
           hako(["delete", "--force", n]);
         }
         hako(["gc"]);

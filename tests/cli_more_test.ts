@@ -286,7 +286,11 @@ test(
     const web = l.name("att");
     const d = l.hako(
       ...["run", "-d", "--name", web, "--rootfs", "rootfs", "--"],
-      ...["sh", "-c", "trap 'echo got-term; exit 42' TERM; i=0; while :; do echo tick$i; i=$((i+1)); sleep 0.2; done"],
+      ...[
+        "sh",
+        "-c",
+        "trap 'echo got-term; echo term-err >&2; exit 42' TERM; i=0; while :; do echo tick$i; i=$((i+1)); sleep 0.2; done",
+      ],
     );
     equal(d.code, 0, d.stderr);
     await until("its first ticks", () => l.hako("logs", web).stdout.includes("tick2"));
@@ -311,8 +315,9 @@ test(
 
     // Through pipes: SIGTERM to attach goes to the container; its code is attach's.
     const child = spawn(CLI[0]!, [...CLI.slice(1), "attach", web], { env: l.env, cwd: l.dir });
-    let out = "";
+    let out = "", err = "";
     child.stdout.on("data", (b: Uint8Array) => out += new TextDecoder().decode(b));
+    child.stderr.on("data", (b: Uint8Array) => err += new TextDecoder().decode(b));
     await until("output through attach", () => /tick\d+\n/.test(out));
     // (process.kill: Deno's ChildProcess.kill() reports the signal it sent as the way the child ended)
     const exited = new Promise((res) => child.on("exit", (c) => res(c)));
@@ -320,6 +325,9 @@ test(
     const code = await exited;
     equal(code, 42, `${code}: ${out}`);
     match(out, /got-term\n$/);
+    // Its stderr on attach's stderr, not its stdout.
+    await until("its stderr through attach", () => err.includes("term-err\n"));
+    ok(!out.includes("term-err"), out);
 
     // Not running: a clear error pointing at what works.
     const ended = l.hako("attach", web);

@@ -140,8 +140,10 @@ test("hako start/ps/logs/stop/delete: a daemonized container, its log, exit stat
   // Its parent is the supervisor, not the CLI (which has exited).
   const ppid = readFileSync(`/proc/${c.pid}/stat`, "utf8").split(") ")[1]!.split(" ")[1];
   assertEquals(Number(ppid), l.supervisorPid());
-  await until("the log", () => l.hako("logs", "life-a").stdout.includes("to stderr"));
-  assertEquals(l.hako("logs", "life-a").stdout, "hello from a\nto stderr\n");
+  await until("the log", () => l.hako("logs", "life-a").stderr.includes("to stderr"));
+  // Its stdout on logs' stdout, its stderr on logs' stderr (as docker logs).
+  const logged = l.hako("logs", "life-a");
+  assertEquals([logged.stdout, logged.stderr], ["hello from a\n", "to stderr\n"]);
   assert(l.hako("ps").stdout.includes("life-a"), "the table lists it");
   // sleep as PID 1 ignores SIGTERM: stop escalates to SIGKILL.
   const s = l.hako("stop", "--timeout", "0.3", "life-a");

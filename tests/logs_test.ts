@@ -7,12 +7,12 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
-import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { closeSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { needsRoot, tempDir, test } from "./_harness.ts";
-import { alive, connect, supervisorLab, unique, until } from "./_supervisor_lab.ts";
+import { alive, cliArgv, connect, identityIn, supervisorLab, unique, until } from "./_supervisor_lab.ts";
 import { LOG_RELAY_X86_64_HEX, logRelayImage, spawnLogRelay } from "../ffi/log_relay.ts";
 import { libc } from "../ffi/libc.ts";
 import { cstr } from "../ffi/cstring.ts";
@@ -25,6 +25,7 @@ import {
   tailStart,
 } from "../src/supervisor/log_format.ts";
 import { logMaxFrom } from "../src/supervisor/container_log.ts";
+import { mergeByStamp } from "../src/cli/logs.ts";
 import { LineReader } from "../src/supervisor/protocol.ts";
 import { findStaticBusybox } from "../src/container/rootfs.ts";
 
@@ -170,6 +171,15 @@ test("tailStart finds where the last N lines start across parts and blocks, as s
       assert.equal(got.toString("latin1"), end === 0 && n > 0 ? s : want, `round ${round}, -n ${n}`);
     }
   }
+});
+
+test("two streams' lines merge by their times, each stream's own order kept, stdout's first at a tie", () => {
+  const p = (stamp: string, what: string) => ({ stamp, what });
+  const out = [p("1", "o1"), p("3", "o3"), p("3", "o3+"), p("5", "o5")];
+  const err = [p("2", "e2"), p("3", "e3"), p("6", "e6")];
+  assert.deepEqual(mergeByStamp(out, err).map((x) => x.what), ["o1", "e2", "o3", "o3+", "e3", "o5", "e6"]);
+  assert.deepEqual(mergeByStamp([], err), err);
+  assert.deepEqual(mergeByStamp(out, []), out);
 });
 
 test("HAKO_LOG_MAX is a number of bytes, at least 4096; anything else says so", () => {
@@ -518,7 +528,8 @@ test("hako logs: -n N across the cut, the whole log, --timestamps, and -f throug
   assert.equal(stamped.length, 5);
   for (const line of stamped) assert.match(line, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (line \d+|the end)$/);
   const parts = readdirSync(l.containerDir(name)).filter((f) => f.startsWith("log"));
-  assert.deepEqual(parts.sort(), ["log", "log.1", "log.fifo", "log.relay"]);
+  // stderr's log (empty: the container wrote nothing there) is log.err, beside stdout's.
+  assert.deepEqual(parts.sort(), ["log", "log.1", "log.err", "log.err.fifo", "log.err.relay", "log.fifo", "log.relay"]);
 }, { skip: e2eSkip });
 
 test(
@@ -590,4 +601,95 @@ test(
     assert.match(t.stderr, /no timestamps/);
   },
   { skip: needsRoot || (findStaticBusybox() === undefined && "needs a static busybox") },
+);
+
+/** `hako logs args` with its stdout and stderr on one file (as a terminal shows them, or `2>&1`). */
+function logsTogether(l: ReturnType<typeof supervisorLab>, args: readonly string[]): string {
+  const file = join(l.dir, `together-${unique()}`);
+  const fd = openSync(file, "w");
+  try {
+    const [cmd, argv] = cliArgv(["logs", ...args]);
+    const r = spawnSync(cmd, argv, { env: l.env, stdio: ["ignore", fd, fd], timeout: 60_000 });
+    assert.equal(r.status, 0, readFileSync(file, "utf8"));
+  } finally {
+    closeSync(fd);
+  }
+  return readFileSync(file, "utf8");
+}
+
+for (const native of ["1", "0"]) {
+  test(
+    `hako logs keeps stdout and stderr apart: the container's stderr on its stderr, in order together, -n across both, -f following both (${
+      native === "1" ? "native" : "forked"
+    } path)`,
+    async () => {
+      using l = supervisorLab("hako-test-logs-", { env: { HAKO_NATIVE_SPAWN: native } });
+      const name = `hako-test-logs-streams-${unique()}`;
+      // A pause before the output, so that -f is there before it; pauses between lines, so that
+      // their timestamps differ.
+      const script = "sleep 1; echo out1; usleep 30000; echo err1 >&2; usleep 30000; echo out2; usleep 30000; " +
+        "echo err2 >&2; usleep 30000; printf out3";
+      const started = l.hako(["start", l.spec(name, script)]);
+      assert.equal(started.code, 0, started.stderr);
+      const follow = l.hakoAsync(["logs", "-f", name]);
+      await until(
+        "the container's end",
+        () => JSON.parse(l.hako(["ps", "-a", "--json"]).stdout)[0].state === "exited",
+        30_000,
+      );
+      const followed = await follow;
+      assert.equal(followed.code, 0, followed.stderr);
+      assert.equal(followed.stdout.toString(), "out1\nout2\nout3", "-f: stdout on stdout");
+      assert.equal(followed.stderr, "err1\nerr2\n", "-f: stderr on stderr");
+
+      const all = l.hako(["logs", name]);
+      assert.equal(all.code, 0, all.stderr);
+      assert.equal(all.stdout, "out1\nout2\nout3");
+      assert.equal(all.stderr, "err1\nerr2\n", "the container's stderr on hako logs' stderr");
+      assert.equal(logsTogether(l, [name]), "out1\nerr1\nout2\nerr2\nout3", "in the order written, together");
+      const stamped = logsTogether(l, ["-t", name]).split("\n");
+      assert.deepEqual(stamped.map((s) => s.slice(STAMP_BYTES)), ["out1", "err1", "out2", "err2", "out3"]);
+      for (const line of stamped) assert.ok(isStamp(bytes(line)), `stamped: ${line}`);
+      assert.deepEqual([...stamped].sort(), stamped, "by their times");
+      // -n N counts the lines of both, as docker logs --tail does.
+      assert.equal(logsTogether(l, ["-n", "3", name]), "out2\nerr2\nout3");
+      const two = l.hako(["logs", "-n", "2", name]);
+      assert.equal(two.stdout, "out3");
+      assert.equal(two.stderr, "err2\n");
+      assert.equal(logsTogether(l, ["-n", "0", name]), "");
+      const parts = readdirSync(l.containerDir(name)).filter((f) => f.startsWith("log"));
+      assert.deepEqual(parts.sort(), ["log", "log.err", "log.err.fifo", "log.err.relay", "log.fifo", "log.relay"]);
+
+      // A log made before hako kept them apart (one log, one relay, no log.err): all of it is stdout.
+      for (const f of ["log.err", "log.err.fifo", "log.err.relay"]) rmSync(join(l.containerDir(name), f));
+      writeFileSync(join(l.containerDir(name), "log"), stampedLog(["out\n", "err\n"]));
+      const old = l.hako(["logs", "-t", name]);
+      assert.equal(old.code, 0, old.stderr);
+      assert.equal(old.stdout, stampedLog(["out\n", "err\n"]));
+      assert.equal(old.stderr, "");
+    },
+    { skip: e2eSkip },
+  );
+}
+
+test(
+  "stderr's relay, killed, is started again by the supervisor as stdout's is; nothing the container wrote is lost",
+  async () => {
+    using l = supervisorLab("hako-test-logs-");
+    const name = `hako-test-logs-errrelay-${unique()}`;
+    const started = l.hako(["start", l.spec(name, "i=0; while :; do echo e$i >&2; i=$((i+1)); usleep 50000; done")]);
+    assert.equal(started.code, 0, started.stderr);
+    const errRelay = () => identityIn(join(l.containerDir(name), "log.err.relay"));
+    const first = errRelay();
+    assert.ok(first && alive(first.pid), "stderr has a relay");
+    await until("its first lines", () => l.hako(["logs", name]).stderr.includes("e3\n"));
+    process.kill(first.pid, "SIGKILL");
+    await until("another relay", () => errRelay()?.pid !== first.pid && alive(errRelay()?.pid), 10_000);
+    await until("more lines", () => / e\d+\n$/.test(" " + l.hako(["logs", "-n", "1", name]).stderr), 10_000);
+    const lines = l.hako(["logs", name]).stderr.split("\n").filter(Boolean);
+    assert.ok(lines.length > 4, `${lines.length} lines`);
+    assert.ok(lines.every((s, i) => s === `e${i}`), `every line, in order: ${lines.join(" ")}`);
+    assert.equal(l.hako(["logs", name]).stdout, "", "nothing on stdout");
+  },
+  { skip: e2eSkip },
 );

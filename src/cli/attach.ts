@@ -4,7 +4,8 @@
  *
  * What hako can hand over: a daemonized container's stdout and stderr go to its log relay (see
  * `container_log.ts`), so attach follows that from the moment it joins (docker attach shows no
- * output from before either). Its stdin is /dev/null and it has no terminal — the supervisor holds
+ * output from before either): its stdout on attach's stdout, its stderr on attach's stderr, as
+ * `hako logs` (and docker attach) keep them. Its stdin is /dev/null and it has no terminal — the supervisor holds
  * no stdin pipe or pty master for it (`hako run -d` refuses -i and -t) — so this is `docker attach
  * --no-stdin`: keys typed are not sent. On a terminal they are read, raw, for the detach keys
  * (ctrl-p ctrl-q unless `--detach-keys`) and for ctrl-c, which is sent to the container as SIGINT

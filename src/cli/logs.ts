@@ -16,15 +16,16 @@ import { host } from "../runner/_host.ts";
 /** The help text. */
 export const usage = `Usage: hako logs [-f] [-n N] [-t] [--since T] [--until T] [--raw] <name>
 
-Prints what a daemonized container wrote to stdout and stderr (kept by hako in <state dir>/
-containers/<name>/log, cut to log.1 past HAKO_LOG_MAX bytes, with the time each line was written).
+Prints what a daemonized container wrote: its stdout on stdout, its stderr on stderr (as docker
+logs), in the order written (kept by hako in <state dir>/containers/<name>/log and log.err, each
+cut to .1 past HAKO_LOG_MAX bytes, with the time each line was written).
 On a terminal, control characters (escape sequences, carriage returns, bells…) are shown escaped
 (\\x1b, \\r, \\a…) so that the container cannot drive the terminal; through a pipe or into a file
 the bytes are unchanged.
 
 Options:
   -f, --follow       Keep printing what it writes, until it ends (or Ctrl-C)
-  -n, --tail <N>     Only the last N lines (read from the end: a big log is never read whole)
+  -n, --tail <N>     Only the last N lines of both (read from the end: a big log is never read whole)
   -t, --timestamps   Start each line with the time it was written (RFC 3339, UTC, nanoseconds:
                      2006-01-02T15:04:05.000000000Z, as docker logs -t)
       --since <T>    Only lines written at or after T: RFC 3339 (2026-12-03T16:00:00Z, with or
@@ -186,6 +187,29 @@ interface OpenPart {
   readonly size: number;
 }
 
+/**
+ * A piece of a line of one stream, to print: `stamp` is its line's timestamp (the 30 characters
+ * before the space; "" in a log without them), what the two streams are merged by.
+ */
+interface Piece {
+  readonly stamp: string;
+  /** Whether it begins its line (what -n counts). */
+  readonly starts: boolean;
+  readonly bytes: Uint8Array;
+}
+
+/**
+ * Merges two streams' pieces, each in its order, by their lines' timestamps (pure): a stream's
+ * pieces stay in their order; at a tie stdout's go first. What `docker logs` does with its
+ * json-file log's two streams.
+ */
+export function mergeByStamp<T extends { readonly stamp: string }>(a: readonly T[], b: readonly T[]): T[] {
+  const out: T[] = [];
+  let i = 0, j = 0;
+  while (i < a.length && j < b.length) out.push(b[j]!.stamp < a[i]!.stamp ? b[j++]! : a[i++]!);
+  return out.concat(a.slice(i), b.slice(j));
+}
+
 /** Runs `hako logs`. */
 export async function main(argv: readonly string[]): Promise<number> {
   try {
@@ -205,18 +229,17 @@ async function logs(argv: readonly string[]): Promise<number> {
     h.stdout(usage);
     return 0;
   }
-  const { openSync, readSync, closeSync, fstatSync, statSync, writeSync } = await import("node:fs");
+  const { openSync, readSync, closeSync, fstatSync, statSync, writeSync, existsSync } = await import("node:fs");
   const { isatty } = await import("node:tty");
   const { ContainerStateError, StateStore, isRunning } = await import("../container/state.ts");
   const { StampFilter, tailStart, settledSize, BLOCK_BYTES, STAMP_BYTES } = await import(
     "../supervisor/log_format.ts"
   );
-  const { recordedRelay } = await import("../supervisor/container_log.ts");
+  const { recordedRelay, relayRuns, streamPaths } = await import("../supervisor/container_log.ts");
   const store = new StateStore();
   const name = a.name!;
   // A container whose record is damaged still has its log.
   if (store.inspect(name).kind === "none") throw new ContainerStateError(`no container named ${name}`);
-  const path = store.logPath(name);
   // A log its relay wrote has a timestamp on every line; one the container appended itself has none.
   const stamped = recordedRelay(store, name) !== undefined;
   if (a.timestamps && !stamped) {
@@ -231,135 +254,292 @@ async function logs(argv: readonly string[]): Promise<number> {
   }
   // The timestamps are fixed-width UTC: compared as text (the stamp has no space: 30 characters).
   const since = a.since?.slice(0, 30), until = a.until?.slice(0, 30);
-  const filter = new StampFilter({
-    stamped,
-    keep: a.timestamps,
-    ...(bounded
-      ? { select: (s: string) => (since === undefined || s >= since) && (until === undefined || s <= until) }
-      : {}),
-  });
+  const select = bounded
+    ? { select: (s: string) => (since === undefined || s >= since) && (until === undefined || s <= until) }
+    : {};
 
-  // On a terminal: decoded (UTF-8, a bad byte shown as U+FFFD) and escaped; otherwise the bytes.
-  const escaper = !a.raw && isatty(1) ? new TerminalEscaper() : undefined;
-  const decoder = new TextDecoder();
-  const print = (bytes: Uint8Array) => {
-    if (bytes.length === 0) return;
-    if (escaper) {
-      h.stdout(escaper.push(decoder.decode(bytes, { stream: true })));
-      return;
-    }
-    for (let done = 0; done < bytes.length;) done += writeSync(1, bytes, done, bytes.length - done);
-  };
-  const finish = () => {
-    if (escaper) h.stdout(escaper.push(decoder.decode()) + escaper.end());
-    return 0;
-  };
-  const block = new Uint8Array(BLOCK_BYTES);
-  const readAt = (fd: number, position: number, length: number): Uint8Array => {
-    const n = readSync(fd, block, 0, Math.min(length, block.length), position);
-    return block.subarray(0, n);
-  };
-  const tryOpen = (p: string): OpenPart | undefined => {
-    let fd: number;
-    try {
-      fd = openSync(p, "r");
-    } catch {
-      return undefined;
-    }
-    const size = fstatSync(fd).size;
-    if (!stamped) return { fd, size };
-    const tailBytes = Math.min(size, STAMP_BYTES + 1);
-    return { fd, size: settledSize(readAt(fd, size - tailBytes, tailBytes), size) };
-  };
-  /** Prints part `fd` from `from` to its end now (or to `until`), a block at a time; returns where it stopped. */
-  const printFrom = (fd: number, from: number, until = Infinity): number => {
-    let at = from;
-    for (;;) {
-      const got = readAt(fd, at, Math.min(BLOCK_BYTES, until - at));
-      if (got.length === 0) return at;
-      at += got.length;
-      print(filter.push(got));
-    }
+  /** Prints to fd 1 or 2: on a terminal decoded (UTF-8, a bad byte shown as U+FFFD) and escaped; otherwise the bytes. */
+  const printer = (fd: 1 | 2) => {
+    const escaper = !a.raw && isatty(fd) ? new TerminalEscaper() : undefined;
+    const decoder = new TextDecoder();
+    const write = (text: string) => fd === 1 ? h.stdout(text) : h.stderr(text);
+    return {
+      print(bytes: Uint8Array) {
+        if (bytes.length === 0) return;
+        if (escaper) return write(escaper.push(decoder.decode(bytes, { stream: true })));
+        for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, bytes.length - done);
+      },
+      finish() {
+        if (escaper) write(escaper.push(decoder.decode()) + escaper.end());
+      },
+    };
   };
 
-  // The older part first. log.1 is opened before log; a cut between the two opens (log.1 is then
-  // another file) would skip the part in between: they are opened again, a few times at most (a
-  // relay cuts at most every HAKO_LOG_MAX bytes).
-  const inode = (p: string) => {
-    try {
-      return statSync(p).ino;
-    } catch {
-      return undefined;
+  /**
+   * One stream's log (`log` or `log.err`, and its older part), read in blocks into pieces of lines.
+   * The stamps are kept by the filter and taken off here (unless -t) once they are known: they
+   * order the two streams.
+   */
+  class StreamLog {
+    readonly path: string;
+    readonly #filter = new StampFilter({ stamped, keep: stamped, ...select });
+    readonly #block = new Uint8Array(BLOCK_BYTES);
+    #lineStart = true;
+    #stamp = "";
+    parts: OpenPart[] = [];
+    /** The part followed (-f), and where in it. */
+    current: OpenPart | undefined;
+    offset = 0;
+    /** What is still to read without -f: part index, offset, end. */
+    #at = { part: 0, offset: 0 };
+
+    constructor(path: string) {
+      this.path = path;
     }
-  };
-  let parts: OpenPart[] = [];
-  for (let attempt = 0;; attempt++) {
-    const older = tryOpen(`${path}.1`);
-    const newer = tryOpen(path);
-    parts = [older, newer].filter((p): p is OpenPart => p !== undefined);
-    const cut = inode(`${path}.1`) !== (older ? fstatSync(older.fd).ino : undefined);
-    if (!cut) break;
-    if (attempt === 50) {
-      // Cut again and again while it was opened (a flood under a small cap): the two are not one
-      // after the other, so only the newer is read, as a part alone.
-      if (older && newer) closeSync(older.fd), parts = [newer];
-      break;
+
+    readAt(fd: number, position: number, length: number): Uint8Array {
+      const n = readSync(fd, this.#block, 0, Math.min(length, this.#block.length), position);
+      return this.#block.subarray(0, n);
     }
-    for (const p of parts) closeSync(p.fd);
-  }
-  let current: OpenPart | undefined;
-  let offset = 0;
-  try {
-    if (parts.length > 0) {
-      const start = a.tail === undefined
-        ? { part: 0, offset: 0 }
-        : tailStart(parts.map((p) => p.size), a.tail, (i, pos, len) => readAt(parts[i]!.fd, pos, len));
-      for (let i = start.part; i < parts.length; i++) {
-        // The first part read may start with the end of a line cut from the part before it: left out.
-        filter.startPart(i === start.part);
-        // Without -f, what was there when it was opened: -n N prints N lines even while the log grows.
-        offset = printFrom(parts[i]!.fd, i === start.part ? start.offset : 0, a.follow ? Infinity : parts[i]!.size);
+
+    tryOpen(p: string): OpenPart | undefined {
+      let fd: number;
+      try {
+        fd = openSync(p, "r");
+      } catch {
+        return undefined;
       }
-      current = parts[parts.length - 1];
+      const size = fstatSync(fd).size;
+      if (!stamped) return { fd, size };
+      const tailBytes = Math.min(size, STAMP_BYTES + 1);
+      return { fd, size: settledSize(this.readAt(fd, size - tailBytes, tailBytes), size) };
     }
-  } finally {
-    for (const p of parts) if (p !== current || !a.follow) closeSync(p.fd);
-  }
-  if (!a.follow) return finish();
 
-  // Follow what is appended to log. The relay cuts it by renaming it log.1 and making a new log:
-  // the old one is read to its end, then the new one from its start. A log the container appends to
-  // itself is cut by truncation: then it is read again from its start.
-  const sameFile = (fd: number) => {
-    try {
-      const named = statSync(path);
-      const open = fstatSync(fd);
-      return named.ino === open.ino && named.dev === open.dev;
-    } catch {
-      return false;
-    }
-  };
-  try {
-    for (;;) {
-      if (!current) {
-        current = tryOpen(path);
-        offset = 0;
-        if (current) filter.startPart(false);
-      }
-      if (current) {
-        if (fstatSync(current.fd).size < offset) {
-          offset = 0; // truncated
-          filter.startPart(false);
+    /** The filter's output as pieces of lines (copied: the block is read into again). */
+    pieces(out: Uint8Array, into: Piece[]): void {
+      let i = 0;
+      while (i < out.length) {
+        let starts = false, stampBytes: Uint8Array | undefined;
+        if (this.#lineStart) {
+          starts = true;
+          if (stamped) {
+            // The filter gives a line's stamp whole, before its first byte.
+            stampBytes = out.subarray(i, i + STAMP_BYTES);
+            this.#stamp = String.fromCharCode(...stampBytes.subarray(0, STAMP_BYTES - 1));
+            i += STAMP_BYTES;
+          }
+          this.#lineStart = false;
         }
-        offset = printFrom(current.fd, offset);
-        if (!sameFile(current.fd)) {
-          // Cut (or deleted): what was written before the cut, then the new part.
-          printFrom(current.fd, offset);
-          closeSync(current.fd);
-          current = undefined;
+        const nl = out.indexOf(0x0a, i);
+        const end = nl === -1 ? out.length : nl + 1;
+        const body = out.subarray(i, end);
+        const bytes = stampBytes && a.timestamps ? new Uint8Array(STAMP_BYTES + body.length) : body.slice();
+        if (stampBytes && a.timestamps) bytes.set(stampBytes), bytes.set(body, STAMP_BYTES);
+        into.push({ stamp: this.#stamp, starts, bytes });
+        i = end;
+        if (nl !== -1) this.#lineStart = true;
+      }
+    }
+
+    /** Reads part `fd` from `from` to `until` (or its end now) into pieces; returns where it stopped. */
+    readFrom(fd: number, from: number, into: Piece[], until = Infinity): number {
+      let at = from;
+      for (;;) {
+        const got = this.readAt(fd, at, Math.min(BLOCK_BYTES, until - at));
+        if (got.length === 0) return at;
+        at += got.length;
+        this.pieces(this.#filter.push(got), into);
+      }
+    }
+
+    /**
+     * Opens its parts, the older first. log.1 is opened before log; a cut between the two opens
+     * (log.1 is then another file) would skip the part in between: they are opened again, a few
+     * times at most (a relay cuts at most every HAKO_LOG_MAX bytes).
+     */
+    open(): void {
+      const inode = (p: string) => {
+        try {
+          return statSync(p).ino;
+        } catch {
+          return undefined;
+        }
+      };
+      for (let attempt = 0;; attempt++) {
+        const older = this.tryOpen(`${this.path}.1`);
+        const newer = this.tryOpen(this.path);
+        this.parts = [older, newer].filter((p): p is OpenPart => p !== undefined);
+        const cut = inode(`${this.path}.1`) !== (older ? fstatSync(older.fd).ino : undefined);
+        if (!cut) break;
+        if (attempt === 50) {
+          // Cut again and again while it was opened (a flood under a small cap): the two are not one
+          // after the other, so only the newer is read, as a part alone.
+          if (older && newer) closeSync(older.fd), this.parts = [newer];
+          break;
+        }
+        for (const p of this.parts) closeSync(p.fd);
+      }
+      this.#at = a.tail === undefined || this.parts.length === 0
+        ? { part: 0, offset: 0 }
+        : tailStart(this.parts.map((p) => p.size), a.tail, (i, pos, len) => this.readAt(this.parts[i]!.fd, pos, len));
+      // The first part read may start with the end of a line cut from the part before it: left out.
+      this.#filter.startPart(true);
+    }
+
+    /**
+     * The next pieces of what was there when it was opened (with -f, to the end of its last part
+     * now); undefined when there is no more. Without -f, -n N prints N lines even while it grows.
+     */
+    next(): Piece[] | undefined {
+      const into: Piece[] = [];
+      while (into.length === 0) {
+        const at = this.#at;
+        const part = this.parts[at.part];
+        if (!part) return undefined;
+        const last = at.part === this.parts.length - 1;
+        const end = a.follow && last ? Infinity : part.size;
+        const got = this.readAt(part.fd, at.offset, Math.min(BLOCK_BYTES, end - at.offset));
+        if (got.length === 0) {
+          if (last && a.follow) {
+            this.current = part;
+            this.offset = at.offset;
+            this.#at = { part: this.parts.length, offset: 0 };
+            return undefined;
+          }
+          this.#at = { part: at.part + 1, offset: 0 };
+          this.#filter.startPart(false);
           continue;
         }
+        this.#at = { part: at.part, offset: at.offset + got.length };
+        this.pieces(this.#filter.push(got), into);
       }
+      return into;
+    }
+
+    /** Closes the parts not followed. */
+    closeParts(): void {
+      for (const p of this.parts) if (p !== this.current) closeSync(p.fd);
+      this.parts = [];
+    }
+
+    #sameFile(fd: number): boolean {
+      try {
+        const named = statSync(this.path);
+        const open = fstatSync(fd);
+        return named.ino === open.ino && named.dev === open.dev;
+      } catch {
+        return false;
+      }
+    }
+
+    /**
+     * What was appended since the last look (-f). The relay cuts a log by renaming it `.1` and
+     * making a new one: the old one is read to its end, then the new one from its start. A log the
+     * container appends to itself is cut by truncation: then it is read again from its start.
+     */
+    poll(): Piece[] {
+      const into: Piece[] = [];
+      for (;;) {
+        if (!this.current) {
+          this.current = this.tryOpen(this.path);
+          this.offset = 0;
+          if (this.current) this.#filter.startPart(false);
+        }
+        if (!this.current) return into;
+        if (fstatSync(this.current.fd).size < this.offset) {
+          this.offset = 0; // truncated
+          this.#filter.startPart(false);
+        }
+        this.offset = this.readFrom(this.current.fd, this.offset, into);
+        if (this.#sameFile(this.current.fd)) return into;
+        // Cut (or deleted): what was written before the cut, then the new part.
+        this.readFrom(this.current.fd, this.offset, into);
+        closeSync(this.current.fd);
+        this.current = undefined;
+      }
+    }
+
+    /** Whether there is more to read now (-f, once the writers are gone). */
+    more(): boolean {
+      if (this.current) return fstatSync(this.current.fd).size > this.offset;
+      return existsSync(this.path);
+    }
+
+    close(): void {
+      this.closeParts();
+      if (this.current) closeSync(this.current.fd);
+      this.current = undefined;
+    }
+  }
+
+  // stdout's log, and stderr's where it has one (a container made before hako kept them apart, or
+  // one without a relay, has one log: all of it is printed as stdout).
+  const errLog = streamPaths(store, name, "stderr").log;
+  const hasErr = stamped && (recordedRelay(store, name, "stderr") !== undefined || existsSync(errLog));
+  const streams = [new StreamLog(store.logPath(name)), ...(hasErr ? [new StreamLog(errLog)] : [])];
+  const printers = [printer(1), printer(2)];
+  /** Prints pieces, each run of one stream's in one write. */
+  const printAll = (merged: readonly (Piece & { stream: number })[]) => {
+    for (let i = 0; i < merged.length;) {
+      const stream = merged[i]!.stream;
+      let j = i, size = 0;
+      for (; j < merged.length && merged[j]!.stream === stream; j++) size += merged[j]!.bytes.length;
+      const run = new Uint8Array(size);
+      for (let at = 0; i < j; i++) run.set(merged[i]!.bytes, at), at += merged[i]!.bytes.length;
+      printers[stream]!.print(run);
+    }
+  };
+  const tag = (pieces: readonly Piece[], stream: number) => pieces.map((p) => ({ ...p, stream }));
+  const finish = () => {
+    for (const p of printers) p.finish();
+    return 0;
+  };
+
+  try {
+    for (const s of streams) s.open();
+    if (a.tail !== undefined) {
+      // Each stream's last N lines (read from their ends), merged: the last N of those are the
+      // last N lines of both together, as docker logs --tail counts them.
+      let merged: (Piece & { stream: number })[] = [];
+      streams.forEach((s, n) => {
+        const all: Piece[] = [];
+        for (let got; (got = s.next());) all.push(...got);
+        merged = mergeByStamp(merged, tag(all, n));
+      });
+      let from = merged.length, lines = 0;
+      while (from > 0 && lines < a.tail) if (merged[--from]!.starts) lines++;
+      printAll(merged.slice(from));
+    } else {
+      // Both at once, a block at a time each: never more than a block of each in memory.
+      const queues: (Piece & { stream: number })[][] = streams.map(() => []);
+      const done = streams.map(() => false);
+      for (;;) {
+        streams.forEach((s, n) => {
+          while (queues[n]!.length === 0 && !done[n]) {
+            const got = s.next();
+            if (got) queues[n] = tag(got, n);
+            else done[n] = true;
+          }
+        });
+        const live = queues.map((q, n) => [q, n] as const).filter(([q]) => q.length > 0);
+        if (live.length === 0) break;
+        // The earliest head goes first (stdout's at a tie), with what follows it up to the other's
+        // head (and the rest of a line it began).
+        const [q] = live.reduce((x, y) => (y[0][0]!.stamp < x[0][0]!.stamp ? y : x));
+        const bound = live.find(([o]) => o !== q)?.[0][0]?.stamp;
+        let k = 1;
+        while (k < q.length && (bound === undefined || q[k]!.stamp <= bound || !q[k]!.starts)) k++;
+        printAll(q.splice(0, k));
+      }
+    }
+    for (const s of streams) s.closeParts();
+    if (!a.follow) return finish();
+
+    // Follow what is appended to both, until the container ended and its relays wrote all they had.
+    for (;;) {
+      let merged: (Piece & { stream: number })[] = [];
+      streams.forEach((s, n) => merged = mergeByStamp(merged, tag(s.poll(), n)));
+      printAll(merged);
       // --until in the past: nothing after it is wanted (docker's -f --until stops there).
       if (until !== undefined && new Date().toISOString() > until) return finish();
       const found = store.inspect(name);
@@ -368,19 +548,14 @@ async function logs(argv: readonly string[]): Promise<number> {
       const ended = found.kind === "damaged"
         ? (await import("../container/lifecycle.ts")).kernelView(name, found.salvage, store).procs.length === 0
         : !r || r.state === "exited" || (r.state === "running" && !isRunning(r.init));
-      // Done once the container ended and its relay wrote all it had.
-      if (ended && !isRunning(recordedRelay(store, name))) {
-        if (current && fstatSync(current.fd).size > offset) continue;
-        if (!current && (current = tryOpen(path))) {
-          offset = 0;
-          filter.startPart(false);
-          continue;
-        }
+      // Done once the container ended and its relays wrote all they had.
+      if (ended && !relayRuns(store, name)) {
+        if (streams.some((s) => s.more())) continue;
         return finish();
       }
       await new Promise((res) => setTimeout(res, 100));
     }
   } finally {
-    if (current) closeSync(current.fd);
+    for (const s of streams) s.close();
   }
 }

@@ -31,6 +31,7 @@
  */
 import { fstatSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { open as openFile } from "node:fs/promises";
+import { join } from "node:path";
 import { check, errno, libc } from "../../ffi/libc.ts";
 import { cstr } from "../../ffi/cstring.ts";
 import { logRelaySupported, spawnLogRelay } from "../../ffi/log_relay.ts";
@@ -72,12 +73,44 @@ export function logMaxFrom(value: string | undefined): { max: number; problem?: 
   return { max: n };
 }
 
+/**
+ * A container's two output streams. With a relay each has its FIFO, its relay and its log: stdout
+ * in `log.fifo` → `log` (`log.1`), recorded in `log.relay`; stderr in `log.err.fifo` → `log.err`
+ * (`log.err.1`), recorded in `log.err.relay` — kept apart as docker's log drivers do (its json-file
+ * driver records `"stream":"stdout"|"stderr"` per line), so that `hako logs` writes the container's
+ * stderr to its own stderr. A log of a container made before (no `log.err.relay`) is all stdout.
+ * Without a relay both streams go to `log` (one file the container appends to: not kept apart).
+ */
+export type LogStream = "stdout" | "stderr";
+/** Both streams, stdout first. */
+export const LOG_STREAMS: readonly LogStream[] = ["stdout", "stderr"];
+
+/** The name of a stream's log in the container's directory (its older part is `<name>.1`). */
+export function streamLogName(stream: LogStream): string {
+  return stream === "stdout" ? "log" : "log.err";
+}
+
+/** Where a stream's log, FIFO and relay record are. */
+export function streamPaths(store: StateStore, name: string, stream: LogStream): {
+  readonly log: string;
+  readonly fifo: string;
+  readonly relay: string;
+} {
+  if (stream === "stdout") {
+    return { log: store.logPath(name), fifo: store.logFifoPath(name), relay: store.logRelayPath(name) };
+  }
+  const dir = store.dir(name);
+  return { log: join(dir, "log.err"), fifo: join(dir, "log.err.fifo"), relay: join(dir, "log.err.relay") };
+}
+
 /** What a new container writes to. */
 export interface ContainerOutput {
-  /** The fd to give the container as stdout and stderr (close it once the container has it). */
+  /** The fd to give the container as stdout (close it once the container has it). */
   readonly fd: number;
-  /** Its relay, when it has one (a child of this process). */
-  readonly relay?: ProcessIdentity;
+  /** The fd to give it as stderr: `fd` itself where there is no relay (close it once, if it is another). */
+  readonly errFd: number;
+  /** Its relays (stdout's, then stderr's), when it has them (children of this process). */
+  readonly relays?: readonly ProcessIdentity[];
   /** Why there is no relay, when one could not be started. */
   readonly problem?: string;
 }
@@ -90,24 +123,33 @@ export interface ContainerOutput {
 export function openContainerOutput(store: StateStore, name: string, maxBytes: number): ContainerOutput {
   let problem: string | undefined;
   if (logRelaySupported()) {
-    const fifo = store.logFifoPath(name);
-    const { mknod, open, close } = libc();
-    let fd = -1;
+    const { mknod, open, close, kill, waitpid } = libc();
+    const fds: number[] = [];
+    const relays: ProcessIdentity[] = [];
     try {
-      if (mknod(cstr(fifo), S_IFIFO | 0o600, 0n) !== 0) {
-        const e = errno();
-        if (e !== EEXIST) throw new SyscallError("mknod", e, [fifo, "S_IFIFO"], "make the container's log FIFO");
-        // Left by an earlier container of this name: a new one.
-        rmSync(fifo, { force: true });
-        check(mknod(cstr(fifo), S_IFIFO | 0o600, 0n), "mknod", [fifo, "S_IFIFO"], "make the container's log FIFO");
+      for (const stream of LOG_STREAMS) {
+        const { fifo } = streamPaths(store, name, stream);
+        if (mknod(cstr(fifo), S_IFIFO | 0o600, 0n) !== 0) {
+          const e = errno();
+          if (e !== EEXIST) throw new SyscallError("mknod", e, [fifo, "S_IFIFO"], "make the container's log FIFO");
+          // Left by an earlier container of this name: a new one.
+          rmSync(fifo, { force: true });
+          check(mknod(cstr(fifo), S_IFIFO | 0o600, 0n), "mknod", [fifo, "S_IFIFO"], "make the container's log FIFO");
+        }
+        // Read-write: the FIFO always has a reader, so the container never gets SIGPIPE (see the module doc).
+        fds.push(check(open(cstr(fifo), O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0), "open", [fifo]));
+        relays.push(startLogRelay(store, name, maxBytes, stream));
       }
-      // Read-write: the FIFO always has a reader, so the container never gets SIGPIPE (see the module doc).
-      fd = check(open(cstr(fifo), O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0), "open", [fifo]);
-      const relay = startLogRelay(store, name, maxBytes);
-      return { fd, relay };
+      return { fd: fds[0]!, errFd: fds[1]!, relays };
     } catch (e) {
-      if (fd >= 0) close(fd);
-      rmSync(fifo, { force: true });
+      // Undone: a relay already started goes (and is reaped), its record and both FIFOs too.
+      for (const fd of fds) close(fd);
+      for (const r of relays) kill(r.pid, SIGKILL), waitpid(r.pid, null, 0);
+      for (const stream of LOG_STREAMS) {
+        const paths = streamPaths(store, name, stream);
+        rmSync(paths.fifo, { force: true });
+        rmSync(paths.relay, { force: true });
+      }
       problem = `no log relay (${(e as Error).message}): the container appends to its log itself`;
     }
   }
@@ -117,7 +159,7 @@ export function openContainerOutput(store: StateStore, name: string, maxBytes: n
     "open",
     [path],
   );
-  return { fd, ...(problem ? { problem } : {}) };
+  return { fd, errFd: fd, ...(problem ? { problem } : {}) };
 }
 
 /**
@@ -127,18 +169,24 @@ export function openContainerOutput(store: StateStore, name: string, maxBytes: n
  * @returns Its identity (a child of this process: reap it).
  * @throws {SyscallError} When the FIFO or the directory cannot be opened, or the relay cannot start.
  */
-export function startLogRelay(store: StateStore, name: string, maxBytes: number): ProcessIdentity {
+export function startLogRelay(
+  store: StateStore,
+  name: string,
+  maxBytes: number,
+  stream: LogStream = "stdout",
+): ProcessIdentity {
   const { open, close } = libc();
-  const fifo = store.logFifoPath(name);
+  const paths = streamPaths(store, name, stream);
+  const fifo = paths.fifo;
   const dirPath = store.dir(name);
   const input = check(open(cstr(fifo), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW, 0), "open", [fifo]);
   let dir = -1;
   try {
     dir = check(open(cstr(dirPath), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0), "open", [dirPath]);
-    const pid = spawnLogRelay({ input, dir, file: "log", maxBytes, label: name });
+    const pid = spawnLogRelay({ input, dir, file: streamLogName(stream), maxBytes, label: name });
     const id = identify(pid) ?? { pid, startTime: 0 };
     try {
-      writePrivateFile(store.logRelayPath(name), `${id.pid} ${id.startTime}\n`);
+      writePrivateFile(paths.relay, `${id.pid} ${id.startTime}\n`);
     } catch (e) {
       // Unrecorded, no supervisor could find it again: it goes (and is reaped) now.
       libc().kill(pid, SIGKILL);
@@ -152,11 +200,18 @@ export function startLogRelay(store: StateStore, name: string, maxBytes: number)
   }
 }
 
-/** The relay recorded for a container (`log.relay`), running or not; undefined when it has none. */
-export function recordedRelay(store: StateStore, name: string): ProcessIdentity | undefined {
+/**
+ * The relay recorded for a container's stream (`log.relay`, `log.err.relay`), running or not;
+ * undefined when it has none.
+ */
+export function recordedRelay(
+  store: StateStore,
+  name: string,
+  stream: LogStream = "stdout",
+): ProcessIdentity | undefined {
   let text: string;
   try {
-    text = readFileSync(store.logRelayPath(name), "utf8");
+    text = readFileSync(streamPaths(store, name, stream).relay, "utf8");
   } catch {
     return undefined;
   }
@@ -166,9 +221,9 @@ export function recordedRelay(store: StateStore, name: string): ProcessIdentity 
     : undefined;
 }
 
-/** Whether a container's relay (if it has one) still runs: its log may still grow. */
+/** Whether a relay of a container (if it has one) still runs: its logs may still grow. */
 export function relayRuns(store: StateStore, name: string): boolean {
-  return isRunning(recordedRelay(store, name));
+  return LOG_STREAMS.some((stream) => isRunning(recordedRelay(store, name, stream)));
 }
 
 /**

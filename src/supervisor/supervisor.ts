@@ -4,7 +4,7 @@
  * One Deno or Bun process costs 30–50 MB; one per container would make a hundred containers cost
  * gigabytes, so `hako start` asks this one process (started on demand, listening on
  * `<state dir>/supervisor.sock`) to create each container. It forks the container with its stdout
- * and stderr on a FIFO read by the container's log relay (a small process of its own that caps the
+ * and its stderr each on a FIFO read by a log relay (a small process of its own that caps the
  * log and timestamps its lines, see `container_log.ts`: a dead supervisor never blocks or kills a
  * container, and no container's output crosses the supervisor's event loop), reaps it, records the
  * exit status and time in the container's state, and undoes the cgroup and veth.
@@ -71,6 +71,7 @@ import {
   capAppendedLog,
   capOwnLog,
   type ContainerOutput,
+  LOG_STREAMS,
   logMaxFrom,
   openContainerOutput,
   recordedRelay,
@@ -268,12 +269,12 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
     let out: ContainerOutput | undefined, nullFd = -1;
     try {
       out = openContainerOutput(store, name, logMax);
-      if (out.relay) relays.set(out.relay.pid, name);
+      if (out.relays) { for (const r of out.relays) relays.set(r.pid, name); }
       else appended.add(name);
       if (out.problem) say(`${name}: ${out.problem}`);
       nullFd = check(open(cstr("/dev/null"), O_RDONLY | O_CLOEXEC, 0), "open", ["/dev/null"]);
       const c = await Container.create(spec, {
-        stdio: { stdin: nullFd, stdout: out.fd, stderr: out.fd },
+        stdio: { stdin: nullFd, stdout: out.fd, stderr: out.errFd },
         onForked: (pid) => void store.update(name, (r) => ({ ...r, init: identify(pid) ?? { pid, startTime: 0 } })),
         events: { restartCount, log: say },
       });
@@ -289,6 +290,7 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
       throw e;
     } finally {
       if (out) close(out.fd);
+      if (out && out.errFd !== out.fd) close(out.errFd);
       if (nullFd >= 0) close(nullFd);
     }
   };
@@ -526,15 +528,18 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
     }
     for (const name of [...containers.keys(), ...adopted.keys()]) {
       if (appended.has(name)) continue;
-      const recorded = recordedRelay(store, name);
-      // No relay; or its relay runs (a child of this supervisor, or of the one before).
-      if (!recorded || relays.get(recorded.pid) === name || isRunning(recorded)) continue;
-      try {
-        const id = startLogRelay(store, name, logMax);
-        relays.set(id.pid, name);
-        say(`the log relay of ${name} (pid ${recorded.pid}) was gone: started another (pid ${id.pid})`);
-      } catch (e) {
-        say(`could not start a log relay for ${name}: ${(e as Error).message}`);
+      // Each stream's (stderr has none in a container made before hako kept them apart).
+      for (const stream of LOG_STREAMS) {
+        const recorded = recordedRelay(store, name, stream);
+        // No relay; or its relay runs (a child of this supervisor, or of the one before).
+        if (!recorded || relays.get(recorded.pid) === name || isRunning(recorded)) continue;
+        try {
+          const id = startLogRelay(store, name, logMax, stream);
+          relays.set(id.pid, name);
+          say(`the ${stream} log relay of ${name} (pid ${recorded.pid}) was gone: started another (pid ${id.pid})`);
+        } catch (e) {
+          say(`could not start a ${stream} log relay for ${name}: ${(e as Error).message}`);
+        }
       }
     }
     if (appended.size > 0 && !capping) {
