@@ -14,12 +14,13 @@
  *   containers/NAME/
  *     state.json           the record below, replaced atomically (write + rename)
  *     lock                 flock'ed around read-modify-write of state.json
- *     log, log.1           the container's stdout and stderr, a timestamp at the start of each line
- *                          (capped at HAKO_LOG_MAX each: log.1 is the previous part)
- *     log.fifo             the FIFO the container writes them to (it holds it open read-write)
+ *     log, log.1           the container's stdout, a timestamp at the start of each line (capped at
+ *                          HAKO_LOG_MAX each: log.1 is the previous part); its stderr too without a relay
+ *     log.fifo             the FIFO the container writes its stdout to (it holds it open read-write)
  *     log.relay            the pid and start time ("PID START") of the relay from the FIFO to log
  *                          (src/supervisor/container_log.ts; no file: the container appends to log
  *                          itself, without timestamps)
+ *     log.err, log.err.1, log.err.fifo, log.err.relay   the same for its stderr (with a relay)
  *   rootfs/                locks and notes about the rootfs directories hako extracts (see _rootfs_ref.ts)
  * ```
  *
