@@ -46,7 +46,7 @@ import { OciUsageError, parseOciArgs, parseOciGlobals } from "./args.ts";
 import { DEFAULT_OCI_ROOT, isValidId, type OciRecord, OciStore, stateJson } from "./state.ts";
 import type { OciHook, OciHooks } from "./hooks.ts";
 // (light: the state reads the freezer too)
-import { freeze, prepareFreezer, removeFreezer, thaw } from "./freezer.ts";
+import { freeze, freezerOf, prepareFreezer, removeFreezer, thaw } from "./freezer.ts";
 
 /** A failure runc would report: its message, exit status 1. */
 export class OciError extends Error {
@@ -369,6 +369,7 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
     }
     // (pause/resume: the init, and so every process of the container, in a freezer cgroup)
     if (c.spec.cgroupName) prepareFreezer(c.spec.cgroupName, c.pid);
+    const freezer = c.spec.cgroupName ? freezerOf(c.spec.cgroupName) : undefined;
     for (const s of plan.sysctl) await writeSysctl(c.pid, s);
     if (plan.oomScoreAdj !== undefined) writeFileSync(`/proc/${c.pid}/oom_score_adj`, String(plan.oomScoreAdj));
     const who = identify(c.pid);
@@ -377,6 +378,7 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
       pid: c.pid,
       startTime: who?.startTime ?? 0,
       ...(c.spec.cgroupName ? { cgroupName: c.spec.cgroupName } : {}),
+      ...(freezer ? { freezer } : {}),
       ...(c.spec.cgroup ? { cgroup: c.spec.cgroup } : {}),
     };
     // prestart, then createRuntime: the namespaces exist, the command has not run (a failure
