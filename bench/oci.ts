@@ -22,7 +22,12 @@
  * and always undone (`withHugetlb`). Everything made is removed, also on failure. JSON:
  * bench/results/oci-<date>.json.
  *
- * Run (root): node_modules/.bin/deno run -A --v8-flags=--single-threaded bench/oci.ts [--quick]
+ * `--compiled`: the compiled rows only (runc, crun, `dist/hako-runc`, `dist/hako run SPEC`, the
+ * `bun` floor): no Deno entry, podman or ctr — for measuring a change to the compiled path in a
+ * minute. `HAKO_RUNC_BEFORE=PATH` adds a row per command for another hako-runc (a build of an
+ * earlier commit, e.g. `HAKO_OUT=/tmp/before/hako bash tools/build.sh`), before/after in one run.
+ *
+ * Run (root): node_modules/.bin/deno run -A --v8-flags=--single-threaded bench/oci.ts [--quick] [--compiled]
  *   (or `bench/run.ts`, which runs it with the other measurements in one table).
  * @module
  */
@@ -66,6 +71,8 @@ const RUNS = QUICK ? 5 : 20;
 const ENGINE_RUNS = QUICK ? 3 : 10;
 const WARMUP = 2;
 const COMMANDS = ["create", "state", "start", "kill", "delete"] as const;
+/** `--compiled`: only the compiled rows (see the module's comment). */
+const COMPILED_ONLY = process.argv.includes("--compiled");
 
 /** An OCI runtime as a command-line prefix (its `--root` included). */
 interface Runtime {
@@ -160,13 +167,20 @@ export async function ociBenchmark(print = true): Promise<Row[]> {
     };
     add("runc", which("runc"), "not installed (apt-get install runc)");
     add("crun", which("crun"), "not installed (apt-get install crun)");
+    const before = process.env.HAKO_RUNC_BEFORE;
+    if (before) add("hako before (HAKO_RUNC_BEFORE)", before, `HAKO_RUNC_BEFORE=${before}: not found`);
     add("hako compiled (dist/hako-runc)", dist, "dist/hako-runc missing: make it with `npm run build`");
-    add("hako Deno (bin/hako-runc)", join(ROOT, "bin/hako-runc"), "bin/hako-runc missing");
+    if (!COMPILED_ONLY) add("hako Deno (bin/hako-runc)", join(ROOT, "bin/hako-runc"), "bin/hako-runc missing");
 
     for (const rt of runtimes) {
       // (crun only with the hugetlb hierarchy mounted, and only crun: see withHugetlb)
       const measure = () => {
-        const out = lifecycle(rt, sleepBundle.dir, `${tag}-${rt.name.split(" ")[0]}`, join(tmp, "stderr"));
+        const out = lifecycle(
+          rt,
+          sleepBundle.dir,
+          `${tag}-${rt.name.split(" ").slice(0, 2).join("-").replace(/[^A-Za-z0-9-]/g, "")}`,
+          join(tmp, "stderr"),
+        );
         // run: create + start + wait + delete in one command
         push(
           out,
@@ -193,9 +207,8 @@ export async function ociBenchmark(print = true): Promise<Row[]> {
       spec,
       `export default () => (${JSON.stringify({ ...benchSpec(rootfs, `${tag}-spec`), stdio: "inherit" })});\n`,
     );
-    for (
-      const [name, hako] of [["dist/hako", join(ROOT, "dist/hako")], ["bin/hako", join(ROOT, "bin/hako")]] as const
-    ) {
+    const hakos = [["dist/hako", join(ROOT, "dist/hako")], ["bin/hako", join(ROOT, "bin/hako")]] as const;
+    for (const [name, hako] of COMPILED_ONLY ? hakos.slice(0, 1) : hakos) {
       if (!existsSync(hako)) {
         skip(`${name} run SPEC`, `${name} missing`);
         continue;
@@ -213,13 +226,15 @@ export async function ociBenchmark(print = true): Promise<Row[]> {
     const deno = join(ROOT, "node_modules/.bin/deno");
     const o = { warmup: WARMUP, runs: RUNS };
     if (existsSync(bun)) push(rows, timeCommand("oci-state", "floor: bun empty.ts", () => [bun, empty], o));
-    if (existsSync(deno)) {
+    if (existsSync(deno) && !COMPILED_ONLY) {
       push(rows, timeCommand("oci-state", "floor: deno run empty.ts", () => [deno, "run", "-A", empty], o));
     }
 
-    const engines = runtimes.filter((r) => r.name !== "crun");
-    rows.push(...podmanRows(engines, rootfs, tmp, tag));
-    rows.push(...await ctrRows(engines, rootfs, tmp, tag));
+    if (!COMPILED_ONLY) {
+      const engines = runtimes.filter((r) => r.name !== "crun" && !r.name.startsWith("hako before"));
+      rows.push(...podmanRows(engines, rootfs, tmp, tag));
+      rows.push(...await ctrRows(engines, rootfs, tmp, tag));
+    }
   } finally {
     runBundle.dispose();
     sleepBundle.dispose();

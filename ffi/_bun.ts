@@ -81,48 +81,108 @@ function asNonblocking(fn: (...args: unknown[]) => unknown): (...args: unknown[]
   return (...args) => new Promise((resolve) => resolve(fn(...args)));
 }
 
-/** hako's FFI through `bun:ffi`. */
-export const bunFfiAdapter: NativeFfi = {
-  runtime: "bun",
-  open<S extends Deno.ForeignLibraryInterface>(path: string, symbols: S): Deno.DynamicLibrary<S>["symbols"] {
-    const { dlopen } = bunFfi();
-    const out: Record<string, unknown> = {};
-    // bun:ffi names each symbol by its C name: bind the plain ones in one dlopen, and those that
-    // may be missing (optional) or share a C name (aliases via `name`) one by one.
-    const batch: Record<string, BunSymbol> = {};
-    const batched: Array<[string, string, boolean]> = [];
-    const single: Array<[string, string, BunSymbol, Deno.ForeignFunction]> = [];
-    for (const [key, def] of Object.entries(symbols) as Array<[string, Deno.ForeignFunction | Deno.ForeignStatic]>) {
-      const cName = typeof def.name === "string" ? def.name : key;
-      const bunDef = translate(def, cName);
-      const fnDef = def as Deno.ForeignFunction;
-      if (fnDef.optional || cName in batch) single.push([key, cName, bunDef, fnDef]);
-      else {
-        batch[cName] = bunDef;
-        batched.push([key, cName, fnDef.nonblocking === true]);
-      }
+/** Binds `entries` (key → definition) of `path` into `out`: the plain ones in one dlopen. */
+function bindInto(
+  out: Record<string, unknown>,
+  path: string,
+  entries: ReadonlyArray<[string, Deno.ForeignFunction | Deno.ForeignStatic]>,
+): void {
+  const { dlopen } = bunFfi();
+  // bun:ffi names each symbol by its C name: bind the plain ones in one dlopen, and those that
+  // may be missing (optional) or share a C name (aliases via `name`) one by one.
+  const batch: Record<string, BunSymbol> = {};
+  const batched: Array<[string, string, boolean]> = [];
+  const single: Array<[string, string, BunSymbol, Deno.ForeignFunction]> = [];
+  for (const [key, def] of entries) {
+    const cName = typeof def.name === "string" ? def.name : key;
+    const bunDef = translate(def, cName);
+    const fnDef = def as Deno.ForeignFunction;
+    if (fnDef.optional || cName in batch) single.push([key, cName, bunDef, fnDef]);
+    else {
+      batch[cName] = bunDef;
+      batched.push([key, cName, fnDef.nonblocking === true]);
     }
+  }
+  if (batched.length > 0) {
     const lib = dlopen(path, batch);
     opened.push(lib);
     for (const [key, cName, nonblocking] of batched) {
       const fn = lib.symbols[cName]!;
       out[key] = nonblocking ? asNonblocking(fn) : fn;
     }
-    for (const [key, cName, bunDef, def] of single) {
-      let one: BunLibrary;
-      try {
-        one = dlopen(path, { [cName]: bunDef });
-      } catch (e) {
-        if (def.optional) {
-          out[key] = null;
-          continue;
-        }
-        throw e;
+  }
+  for (const [key, cName, bunDef, def] of single) {
+    let one: BunLibrary;
+    try {
+      one = dlopen(path, { [cName]: bunDef });
+    } catch (e) {
+      if (def.optional) {
+        out[key] = null;
+        continue;
       }
-      opened.push(one);
-      const fn = one.symbols[cName]!;
-      out[key] = def.nonblocking ? asNonblocking(fn) : fn;
+      throw e;
     }
+    opened.push(one);
+    const fn = one.symbols[cName]!;
+    out[key] = def.nonblocking ? asNonblocking(fn) : fn;
+  }
+}
+
+/**
+ * The symbols of `path`, each bound on its first read: bun:ffi compiles a trampoline per symbol
+ * when it binds it (TinyCC), ~50 µs each, so a table of a hundred costs a short command (`hako-runc
+ * state`, which calls a handful) ~4 ms at every start. Reading a key in `bindAllOn` binds every
+ * symbol not yet bound, in one dlopen: for calls that must not bind afterwards (libc's `fork`: a
+ * forked child runs JavaScript, and compiling there is what it must avoid).
+ */
+function openLazy(
+  path: string,
+  symbols: Deno.ForeignLibraryInterface,
+  bindAllOn: readonly string[],
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const defs = symbols as Record<string, Deno.ForeignFunction | Deno.ForeignStatic>;
+  const settle = (bound: Record<string, unknown>) => {
+    for (const [key, value] of Object.entries(bound)) {
+      Object.defineProperty(out, key, { value, enumerable: true, configurable: false, writable: false });
+    }
+  };
+  const bindAll = () => {
+    const bound: Record<string, unknown> = {};
+    // Only the keys still lazy (a getter): those read before keep their binding.
+    const rest = Object.keys(defs).filter((k) => Object.getOwnPropertyDescriptor(out, k)?.get !== undefined);
+    bindInto(bound, path, rest.map((k) => [k, defs[k]!]));
+    settle(bound);
+  };
+  for (const key of Object.keys(defs)) {
+    Object.defineProperty(out, key, {
+      enumerable: true,
+      configurable: true,
+      get() {
+        if (bindAllOn.includes(key)) bindAll();
+        else {
+          const bound: Record<string, unknown> = {};
+          bindInto(bound, path, [[key, defs[key]!]]);
+          settle(bound);
+        }
+        return out[key];
+      },
+    });
+  }
+  return out;
+}
+
+/** hako's FFI through `bun:ffi`. */
+export const bunFfiAdapter: NativeFfi = {
+  runtime: "bun",
+  open<S extends Deno.ForeignLibraryInterface>(
+    path: string,
+    symbols: S,
+    options?: { readonly lazy?: boolean; readonly bindAllOn?: readonly string[] },
+  ): Deno.DynamicLibrary<S>["symbols"] {
+    if (options?.lazy) return openLazy(path, symbols, options.bindAllOn ?? []) as Deno.DynamicLibrary<S>["symbols"];
+    const out: Record<string, unknown> = {};
+    bindInto(out, path, Object.entries(symbols) as Array<[string, Deno.ForeignFunction | Deno.ForeignStatic]>);
     return out as Deno.DynamicLibrary<S>["symbols"];
   },
   int32Reader(pointer: unknown): () => number {

@@ -184,8 +184,16 @@ export type Libc = Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"];
 export interface NativeFfi {
   /** Which runtime this is. */
   readonly runtime: "deno" | "bun";
-  /** Opens a library and binds `symbols` (a table in Deno's format), typed as Deno types them. */
-  open<S extends Deno.ForeignLibraryInterface>(path: string, symbols: S): Deno.DynamicLibrary<S>["symbols"];
+  /**
+   * Opens a library and binds `symbols` (a table in Deno's format), typed as Deno types them.
+   * `lazy`: a runtime may bind each symbol on its first read instead (Bun does: see `_bun.ts`),
+   * and every symbol at once on the first read of a key in `bindAllOn`.
+   */
+  open<S extends Deno.ForeignLibraryInterface>(
+    path: string,
+    symbols: S,
+    options?: { readonly lazy?: boolean; readonly bindAllOn?: readonly string[] },
+  ): Deno.DynamicLibrary<S>["symbols"];
   /** A reader of the `int` at `pointer` (a pointer result of a symbol bound by `open`). */
   int32Reader(pointer: unknown): () => number;
   /** The address of a buffer's first byte; it stays valid while the buffer is referenced. */
@@ -212,9 +220,20 @@ export function ffiRuntime(): "deno" | "bun" {
 let symbols: Libc | undefined;
 let errnoReader: (() => number) | undefined;
 
-/** The libc symbols, opening `libc.so.6` on first use. */
+/**
+ * The libc symbols, opening `libc.so.6` on first use. Under Bun each is bound on its first read
+ * (a short command such as `hako-runc state` calls a handful of the table, and binding all cost it
+ * ~4 ms); the first read of `fork` binds them all, so a forked child, which runs JavaScript, finds
+ * every symbol bound and compiles nothing (ffi/fork.ts reads `fork` before it forks).
+ */
 export function libc(): Libc {
-  return symbols ??= nativeFfi().open("libc.so.6", LIBC_SYMBOLS);
+  if (!symbols) {
+    symbols = nativeFfi().open("libc.so.6", LIBC_SYMBOLS, { lazy: true, bindAllOn: ["fork"] });
+    // errno is read right after a failing call: binding __errno_location then (a dlopen, a
+    // compile) could change it first, so it is bound now.
+    void symbols.__errno_location;
+  }
+  return symbols;
 }
 
 /**

@@ -20,13 +20,13 @@ import { detect } from "../cgroup/layout.ts";
 import { removeEmptyDefaultParent } from "../container/_cgroup.ts";
 
 /** Where a container's freezer is: its directory and which interface. */
-interface Freezer {
+export interface Freezer {
   readonly dir: string;
   readonly version: 1 | 2;
 }
 
 /** The container's freezer (the directory may not exist yet on v1), or undefined without one. */
-function freezerOf(name: string): Freezer | undefined {
+export function freezerOf(name: string): Freezer | undefined {
   let l;
   try {
     l = detect();
@@ -49,9 +49,13 @@ export function prepareFreezer(name: string, pid: number): void {
   writeFileSync(join(f.dir, "cgroup.procs"), String(pid));
 }
 
-/** True when the container's cgroup is frozen (or freezing). */
-export function isFrozen(name: string): boolean {
-  const f = freezerOf(name);
+/**
+ * True when the container's cgroup is frozen (or freezing).
+ * @param known The freezer `create` recorded (see `OciRecord.freezer`): read as it is, without
+ *   detecting the cgroup layout again (mountinfo parsed, libc bound: most of a cold `state`/`kill`).
+ */
+export function isFrozen(name: string, known?: Freezer): boolean {
+  const f = known ?? freezerOf(name);
   if (!f) return false;
   try {
     if (f.version === 1) return readFileSync(join(f.dir, "freezer.state"), "utf8").trim() !== "THAWED";

@@ -18,7 +18,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, st
 import { join } from "node:path";
 import { isRunning, writePrivateFile } from "../container/state.ts";
 import type { CgroupSpec } from "../container/spec.ts";
-import { isFrozen } from "./freezer.ts";
+import { type Freezer, isFrozen } from "./freezer.ts";
 import type { OciHooks } from "./hooks.ts";
 
 /** The default state directory (`--root`). */
@@ -46,6 +46,12 @@ export interface OciRecord {
   /** The container's cgroup (relative name) and the spec it was made with (to delete it again). */
   readonly cgroupName?: string;
   readonly cgroup?: CgroupSpec;
+  /**
+   * Its freezer cgroup as `create` found it, so that every later status reads it without detecting
+   * the cgroup layout again (runc records its cgroup paths in its state.json the same way); a
+   * record without it (an older hako's) is detected as before.
+   */
+  readonly freezer?: Freezer;
   /** The uid that made it (runc's `owner`). */
   readonly owner: string;
   /** config.json's hooks that `start` and `delete` run (poststart, poststop). */
@@ -111,7 +117,7 @@ export class OciStore {
   status(r: OciRecord): OciStatus {
     if (r.pid === undefined || r.startTime === undefined) return "creating";
     if (!isRunning({ pid: r.pid, startTime: r.startTime })) return "stopped";
-    if (r.cgroupName && isFrozen(r.cgroupName)) return "paused";
+    if (r.cgroupName && isFrozen(r.cgroupName, r.freezer)) return "paused";
     return existsSync(this.fifo(r.id)) ? "created" : "running";
   }
   /** Removes the container's directory. */
