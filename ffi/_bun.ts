@@ -144,7 +144,9 @@ function openLazy(
   const defs = symbols as Record<string, Deno.ForeignFunction | Deno.ForeignStatic>;
   const settle = (bound: Record<string, unknown>) => {
     for (const [key, value] of Object.entries(bound)) {
-      Object.defineProperty(out, key, { value, enumerable: true, configurable: false, writable: false });
+      // (a plain property once bound, as the eager table's: writable, so that a test double can
+      // stand in for a symbol and put it back, tests/_oplist.ts)
+      Object.defineProperty(out, key, { value, enumerable: true, configurable: true, writable: true });
     }
   };
   const bindAll = () => {
