@@ -446,7 +446,8 @@ test(
       d.stderr,
       /is exited \(its record says exited with 0, but its init \d+ runs\): stop it first, or delete --force/,
     );
-    assert.equal(l.hako("delete", "--force", two!.name).code, 0);
+    const forced = l.hako("delete", "--force", two!.name);
+    assert.equal(forced.code, 0, forced.stderr);
     assert.ok(!alive(two!.pid!));
   },
   { skip },

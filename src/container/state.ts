@@ -596,7 +596,9 @@ export class StateStore {
 
   /** Removes a container's directory (record, lock and logs). */
   remove(name: string): void {
-    rmSync(this.dir(name), { recursive: true, force: true });
+    // (retried: a supervisor that reaps the container at this moment may write its record or a
+    // log relay's file in the directory while it is being emptied, ENOTEMPTY)
+    rmSync(this.dir(name), { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
   }
 
   /**
