@@ -104,10 +104,15 @@ export function supervisorLab(prefix: string, options: { env?: Record<string, st
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   };
   /** Runs the CLI without blocking the event loop; stdout as bytes. */
-  const hakoAsync = (args: readonly string[]): Promise<{ code: number | null; stdout: Buffer; stderr: string }> => {
+  /** `onStart` gets the pid of the command, which leads a process group of its own then. */
+  const hakoAsync = (
+    args: readonly string[],
+    onStart?: (pid: number) => void,
+  ): Promise<{ code: number | null; stdout: Buffer; stderr: string }> => {
     const [cmd, argv] = cliArgv(args);
     return new Promise((resolve, reject) => {
-      const p = spawn(cmd, argv, { env, stdio: ["ignore", "pipe", "pipe"] });
+      const p = spawn(cmd, argv, { env, stdio: ["ignore", "pipe", "pipe"], detached: onStart !== undefined });
+      if (onStart && p.pid !== undefined) onStart(p.pid);
       const out: Buffer[] = [];
       let err = "";
       p.stdout!.on("data", (b: Buffer) => out.push(b));

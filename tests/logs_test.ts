@@ -532,6 +532,53 @@ test("hako logs: -n N across the cut, the whole log, --timestamps, and -f throug
   assert.deepEqual(parts.sort(), ["log", "log.1", "log.err", "log.err.fifo", "log.err.relay", "log.fifo", "log.relay"]);
 }, { skip: e2eSkip });
 
+test("hako logs -f held back while the log is cut twice: only whole lines, in order, to the end", async () => {
+  using l = supervisorLab("hako-test-logs-", { env: { HAKO_LOG_MAX: "4096" } });
+  const name = `hako-test-logs-gap-${unique()}`;
+  const N = 3000;
+  // ~100 lines a part (stamps count), ~10 lines each 10 ms: a follower stopped for 400 ms misses
+  // cuts, and whole parts with them.
+  const script = `i=0; while [ $i -lt ${N} ]; do echo "line $i"; i=$((i+1)); ` +
+    `[ $((i % 10)) = 0 ] && usleep 10000; done; printf 'the end'; sleep 1`;
+  const started = l.hako(["start", l.spec(name, script)]);
+  assert.equal(started.code, 0, started.stderr);
+  let group = 0;
+  const follow = l.hakoAsync(["logs", "-f", name], (pid) => group = pid);
+  let running = true;
+  const stopper = (async () => {
+    while (running) {
+      await new Promise((res) => setTimeout(res, 150));
+      try {
+        process.kill(-group, "SIGSTOP");
+        await new Promise((res) => setTimeout(res, 400));
+      } finally {
+        try {
+          process.kill(-group, "SIGCONT");
+        } catch { /* it ended */ }
+      }
+    }
+  })().catch(() => {});
+  try {
+    await until(
+      "the container's end",
+      () => JSON.parse(l.hako(["ps", "-a", "--json"]).stdout)[0].state === "exited",
+      90_000,
+    );
+  } finally {
+    running = false;
+    await stopper;
+  }
+  const followed = await follow;
+  assert.equal(followed.code, 0, followed.stderr);
+  const seen = followed.stdout.toString().split("\n");
+  assert.equal(seen[seen.length - 1], "the end");
+  const bad = seen.slice(0, -1).filter((s) => !/^line \d+$/.test(s));
+  assert.deepEqual(bad, [], "only whole lines");
+  const numbers = seen.slice(0, -1).map((s) => Number(/^line (\d+)$/.exec(s)![1]));
+  assert.ok(numbers.every((n, i) => i === 0 || n > numbers[i - 1]!), "in order, none twice");
+  assert.equal(numbers[numbers.length - 1], N - 1);
+}, { skip: e2eSkip });
+
 test(
   "supervisor.log is cut at HAKO_LOG_MAX too; the relays of containers that failed to start are reaped",
   async () => {

@@ -275,6 +275,20 @@ async function logs(argv: readonly string[]): Promise<number> {
     };
   };
 
+  /** Where the pieces of a line not yet ended begin, at the end of `pieces`. */
+  const endedAt = (pieces: readonly Piece[]) => {
+    let ended = pieces.length;
+    while (ended > 0 && pieces[ended - 1]!.bytes.at(-1) !== 0x0a) ended--;
+    return ended;
+  };
+  const inodeOf = (p: string) => {
+    try {
+      return statSync(p).ino;
+    } catch {
+      return undefined;
+    }
+  };
+
   /**
    * One stream's log (`log` or `log.err`, and its older part), read in blocks into pieces of lines.
    * The stamps are kept by the filter and taken off here (unless -t) once they are known: they
@@ -358,13 +372,7 @@ async function logs(argv: readonly string[]): Promise<number> {
      * times at most (a relay cuts at most every HAKO_LOG_MAX bytes).
      */
     open(): void {
-      const inode = (p: string) => {
-        try {
-          return statSync(p).ino;
-        } catch {
-          return undefined;
-        }
-      };
+      const inode = inodeOf;
       for (let attempt = 0;; attempt++) {
         const older = this.tryOpen(`${this.path}.1`);
         const newer = this.tryOpen(this.path);
@@ -412,6 +420,13 @@ async function logs(argv: readonly string[]): Promise<number> {
         }
         this.#at = { part: at.part, offset: at.offset + got.length };
         this.pieces(this.#filter.push(got), into);
+        if (a.follow && last && stamped) {
+          // The line the followed part ends inside is held for poll (see there).
+          const all = [...this.#pending, ...into];
+          const ended = endedAt(all);
+          this.#pending = all.slice(ended);
+          into.splice(0, into.length, ...all.slice(0, ended));
+        }
       }
       return into;
     }
@@ -432,36 +447,109 @@ async function logs(argv: readonly string[]): Promise<number> {
       }
     }
 
+    /** The inode of the part read before the one followed now, once a cut closed it (-f). */
+    #before: number | undefined;
+    /** The pieces of a line not yet ended, held from the last look (-f): see poll. */
+    #pending: Piece[] = [];
+
     /**
      * What was appended since the last look (-f). The relay cuts a log by renaming it `.1` and
      * making a new one: the old one is read to its end, then the new one from its start. A log the
      * container appends to itself is cut by truncation: then it is read again from its start.
+     *
+     * The relay cuts inside a line, and under load two cuts can come between two looks: the part
+     * between them is gone (only `.1` and the newest are kept), and the new part begins with the end
+     * of a line whose beginning was in the lost part. So a part opened here continues the one read
+     * before only when `.1` is still that one once it is open; otherwise it is read alone (the
+     * fragment it starts with left out) and the line the old part ended inside is dropped: it is
+     * never ended. For that, the pieces of a line not yet ended are held for one look; a look that
+     * finds nothing new prints them (a prompt still shows, a look later).
      */
     poll(): Piece[] {
       const into: Piece[] = [];
       for (;;) {
         if (!this.current) {
-          this.current = this.tryOpen(this.path);
-          this.offset = 0;
-          if (this.current) this.#filter.startPart(false);
+          if (this.#before !== undefined) this.#afterCut(into);
+          else {
+            this.current = this.tryOpen(this.path);
+            this.offset = 0;
+            if (this.current) this.#filter.startPart(false);
+          }
         }
-        if (!this.current) return into;
+        if (!this.current) break;
         if (fstatSync(this.current.fd).size < this.offset) {
           this.offset = 0; // truncated
           this.#filter.startPart(false);
         }
         this.offset = this.readFrom(this.current.fd, this.offset, into);
-        if (this.#sameFile(this.current.fd)) return into;
+        if (this.#sameFile(this.current.fd)) break;
         // Cut (or deleted): what was written before the cut, then the new part.
         this.readFrom(this.current.fd, this.offset, into);
+        if (stamped) this.#before = fstatSync(this.current.fd).ino;
         closeSync(this.current.fd);
         this.current = undefined;
       }
+      if (into.length === 0) return this.flush();
+      const all = [...this.#pending, ...into];
+      if (!stamped) return all;
+      const ended = endedAt(all);
+      this.#pending = all.slice(ended);
+      return all.slice(0, ended);
+    }
+
+    /**
+     * After a cut (poll read the part renamed `.1`, `#before`): opens the part after it. Where it
+     * was cut again meanwhile, `.1` is a part between the two: read alone (its first fragment left
+     * out, and the line the old part ended inside dropped), then the new one. Where it was cut more
+     * than twice, the parts between are gone. Leaves `current` unset when the relay has not made the
+     * new part yet (the next look tries again).
+     */
+    #afterCut(into: Piece[]): void {
+      for (let attempt = 0; attempt < 50; attempt++) {
+        const older = this.tryOpen(`${this.path}.1`);
+        const newer = this.tryOpen(this.path);
+        const olderIno = older ? fstatSync(older.fd).ino : undefined;
+        // .1 is still the part opened as older: older is the part right before newer.
+        const settled = inodeOf(`${this.path}.1`) === olderIno;
+        if (!settled || !newer) {
+          if (older) closeSync(older.fd);
+          if (newer) closeSync(newer.fd);
+          if (settled) return; // renamed, the new part not made yet
+          continue;
+        }
+        if (older && olderIno === this.#before) {
+          closeSync(older.fd);
+        } else {
+          // The line the old part ended inside is never ended: dropped.
+          const all = [...this.#pending, ...into];
+          into.splice(0, into.length, ...all.slice(0, endedAt(all)));
+          this.#pending = [];
+          this.#lineStart = true;
+          this.#filter.startPart(true);
+          if (older) {
+            this.readFrom(older.fd, 0, into);
+            closeSync(older.fd);
+          }
+        }
+        this.#filter.startPart(olderIno === undefined);
+        this.#before = undefined;
+        this.current = newer;
+        this.offset = 0;
+        return;
+      }
+    }
+
+    /** The pieces of a line not yet ended, held by poll: printed at the end. */
+    flush(): Piece[] {
+      const held = this.#pending;
+      this.#pending = [];
+      return held;
     }
 
     /** Whether there is more to read now (-f, once the writers are gone). */
     more(): boolean {
-      if (this.current) return fstatSync(this.current.fd).size > this.offset;
+      // A part cut after the last look has a new part after it.
+      if (this.current) return fstatSync(this.current.fd).size > this.offset || !this.#sameFile(this.current.fd);
       return existsSync(this.path);
     }
 
@@ -535,13 +623,20 @@ async function logs(argv: readonly string[]): Promise<number> {
     for (const s of streams) s.closeParts();
     if (!a.follow) return finish();
 
+    /** Prints what poll held of lines not yet ended, then finishes. */
+    const flushAll = () => {
+      let held: (Piece & { stream: number })[] = [];
+      streams.forEach((s, n) => held = mergeByStamp(held, tag(s.flush(), n)));
+      printAll(held);
+      return finish();
+    };
     // Follow what is appended to both, until the container ended and its relays wrote all they had.
     for (;;) {
       let merged: (Piece & { stream: number })[] = [];
       streams.forEach((s, n) => merged = mergeByStamp(merged, tag(s.poll(), n)));
       printAll(merged);
       // --until in the past: nothing after it is wanted (docker's -f --until stops there).
-      if (until !== undefined && new Date().toISOString() > until) return finish();
+      if (until !== undefined && new Date().toISOString() > until) return flushAll();
       const found = store.inspect(name);
       const r = found.kind === "ok" ? found.record : undefined;
       // A damaged record: followed while processes are in its cgroup.
@@ -551,7 +646,7 @@ async function logs(argv: readonly string[]): Promise<number> {
       // Done once the container ended and its relays wrote all they had.
       if (ended && !relayRuns(store, name)) {
         if (streams.some((s) => s.more())) continue;
-        return finish();
+        return flushAll();
       }
       await new Promise((res) => setTimeout(res, 100));
     }
