@@ -275,6 +275,7 @@ async function logs(argv: readonly string[]): Promise<number> {
     };
   };
 
+  const latin1 = new TextDecoder("latin1");
   /** Where the pieces of a line not yet ended begin, at the end of `pieces`. */
   const endedAt = (pieces: readonly Piece[]) => {
     let ended = pieces.length;
@@ -329,27 +330,28 @@ async function logs(argv: readonly string[]): Promise<number> {
       return { fd, size: settledSize(this.readAt(fd, size - tailBytes, tailBytes), size) };
     }
 
-    /** The filter's output as pieces of lines (copied: the block is read into again). */
-    pieces(out: Uint8Array, into: Piece[]): void {
+    /**
+     * The filter's output as pieces of lines: views of one copy of it (the block is read into
+     * again), a line's stamp and its bytes one after the other with -t.
+     */
+    pieces(filtered: Uint8Array, into: Piece[]): void {
+      const out = filtered.slice();
       let i = 0;
       while (i < out.length) {
-        let starts = false, stampBytes: Uint8Array | undefined;
+        let starts = false, from = i;
         if (this.#lineStart) {
           starts = true;
           if (stamped) {
             // The filter gives a line's stamp whole, before its first byte.
-            stampBytes = out.subarray(i, i + STAMP_BYTES);
-            this.#stamp = String.fromCharCode(...stampBytes.subarray(0, STAMP_BYTES - 1));
+            this.#stamp = latin1.decode(out.subarray(i, i + STAMP_BYTES - 1));
             i += STAMP_BYTES;
+            if (!a.timestamps) from = i;
           }
           this.#lineStart = false;
         }
         const nl = out.indexOf(0x0a, i);
         const end = nl === -1 ? out.length : nl + 1;
-        const body = out.subarray(i, end);
-        const bytes = stampBytes && a.timestamps ? new Uint8Array(STAMP_BYTES + body.length) : body.slice();
-        if (stampBytes && a.timestamps) bytes.set(stampBytes), bytes.set(body, STAMP_BYTES);
-        into.push({ stamp: this.#stamp, starts, bytes });
+        into.push({ stamp: this.#stamp, starts, bytes: out.subarray(from, end) });
         i = end;
         if (nl !== -1) this.#lineStart = true;
       }
