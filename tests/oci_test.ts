@@ -496,7 +496,7 @@ test("run in the foreground exits with the container's status; errors go to --lo
     deepEqual(JSON.parse(runIt(runc, ["--root", root, "list", "--format", "json"]).stdout), []);
     match(runIt(runc, ["spec", "--bundle", bundle]).stderr, /File config.json exists/);
     const f = JSON.parse(runIt(runc, ["features"]).stdout);
-    deepEqual(f.hooks, ["prestart", "createRuntime", "poststart", "poststop"]);
+    deepEqual(f.hooks, ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]);
     equal(f.linux.cgroup.systemd, false);
     const sys = runIt(runc, ["--systemd-cgroup", "state", id]);
     equal(sys.status, 1);
