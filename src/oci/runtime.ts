@@ -352,6 +352,8 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
     plan.hooks.createContainer?.length);
   let fifoFd = -1;
   let c: Container | undefined;
+  // (the container's process existed: a failed create then goes on as delete, poststop included)
+  let forked = false;
   try {
     store.write(base);
     if (useFifo) {
@@ -369,6 +371,7 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
         ...(fifoFd >= 0 ? { execFifo: fifoFd } : {}),
         ...(plan.tty ? { tty: plan.tty } : {}),
         ...(startHooks ? { startSync: true } : {}),
+        onForked: () => void (forked = true),
         ...(syncHooks
           ? {
             // The child waits after its mounts, before pivot_root: prestart, then createRuntime
@@ -430,7 +433,7 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
     } catch { /* the first error matters */ }
     store.remove(id);
     // (a failed create goes on to delete, whose poststop hooks run: runtime.md's lifecycle, runc)
-    if (c) await postStop(ctx, base, { ...stateJson(store, base), pid: 0 });
+    if (c || forked) await postStop(ctx, base, { ...stateJson(store, base), pid: 0 });
     throw e;
   } finally {
     if (fifoFd >= 0) libc().close(fifoFd);
