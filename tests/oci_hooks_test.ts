@@ -238,6 +238,14 @@ echo "startContainer $(echo "$state" | sed -n 's/.*"status": *"\\([a-z]*\\)".*/\
       });
       const hostMnt = readlinkSync("/proc/self/ns/mnt");
       const logs: Record<string, string[]> = {};
+      const lines = () => readFileSync(join(out, "log"), "utf8").trim().split("\n").filter(Boolean);
+      // The namespaces by what they are: the host's, or the program's (the container's).
+      const named = () => {
+        const program = lines().find((l) => l.startsWith("program "))?.split(" ")[1] ?? "?";
+        return lines().map((l) =>
+          l.replaceAll(hostMnt, "HOST").replaceAll(program, "CONTAINER").replaceAll(bundle, "BUNDLE")
+        );
+      };
       for (const rt of runtimes(dir.path, env)) {
         const runId = `${id}-${rt.name}`;
         try {
@@ -245,16 +253,17 @@ echo "startContainer $(echo "$state" | sed -n 's/.*"status": *"\\([a-z]*\\)".*/\
           // create, then start (the shims' way): startContainer runs in start
           let r = rt.oci("create", "--bundle", bundle, runId);
           equal(r.status, 0, `${rt.name}: ${r.stderr}`);
-          const lines = () => readFileSync(join(out, "log"), "utf8").trim().split("\n").filter(Boolean);
           deepEqual(lines().map((l) => l.split(" ")[0]), ["prestart", "createRuntime", "createContainer"], rt.name);
           r = rt.oci("start", runId);
           equal(r.status, 0, `${rt.name}: ${r.stderr}`);
           for (let i = 0; i < 200 && lines().length < 5; i++) spawnSync("sleep", ["0.05"]);
-          // The namespaces by what they are: the host's, or the program's (the container's).
-          const program = lines().find((l) => l.startsWith("program "))?.split(" ")[1] ?? "?";
-          logs[rt.name] = lines().map((l) =>
-            l.replaceAll(hostMnt, "HOST").replaceAll(program, "CONTAINER").replaceAll(bundle, "BUNDLE")
-          );
+          logs[rt.name] = named();
+          rt.oci("delete", "--force", runId);
+          // and `run` (in the foreground): the same hooks at the same points
+          writeFileSync(join(out, "log"), "");
+          r = rt.oci("run", "--bundle", bundle, runId);
+          equal(r.status, 0, `${rt.name} run: ${r.stderr}`);
+          deepEqual(named(), logs[rt.name], `${rt.name} run`);
         } finally {
           rt.oci("delete", "--force", runId);
         }
