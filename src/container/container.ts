@@ -635,6 +635,8 @@ export class Container {
 
       let report: Record<string, unknown> | null;
       const pending: number[] = [];
+      // (past the sync point the caller's hooks have run: a crash then is not made again)
+      let synced = false;
       try {
         for (;;) {
           report = await readStatus(statusR, SETUP_TIMEOUT_MS, native, pending);
@@ -647,6 +649,7 @@ export class Container {
             if (!writeAll(syncW, new Uint8Array([1]))) throw new SyscallError("write", errno(), ["sync pipe"]);
             closeFd(syncW);
             fds.splice(fds.indexOf(syncW), 1);
+            synced = true;
             continue;
           }
           const next = report?.pid;
@@ -670,7 +673,9 @@ export class Container {
         const r = waitpid2(pid, WNOHANG);
         const e = new SetupError("setup", `the child ended before reporting${r.pid ? ` (${r.status})` : ""}`);
         // (a forked child that crashed — SIGSEGV, SIGBUS, SIGABRT, SIGILL — before saying anything)
-        if (!native && !report && r.pid && [4, 6, 7, 11].includes(r.status.signal ?? 0)) FORK_CRASHES.add(e);
+        if (!native && !report && !synced && r.pid && [4, 6, 7, 11].includes(r.status.signal ?? 0)) {
+          FORK_CRASHES.add(e);
+        }
         throw e;
       }
       let terminal = -1;
