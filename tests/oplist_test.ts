@@ -24,7 +24,7 @@ import { HEADER_BYTES, OP_BYTES } from "../ffi/_op_layout.ts";
 import { compileChild, compileExecIn } from "../src/container/native.ts";
 import { EXEC_STEPS } from "../src/container/exec.ts";
 import { planContainer, plannedFiles } from "../src/container/plan.ts";
-import { SETUP_STEPS, type SetupContext, stepsFor } from "../src/container/setup.ts";
+import { prepareExecFifo, runExecFifo, SETUP_STEPS, type SetupContext, stepsFor } from "../src/container/setup.ts";
 import { type ResolvedSpec, resolveSpec } from "../src/container/validate.ts";
 import type { ContainerSpec } from "../src/container/spec.ts";
 
@@ -363,6 +363,24 @@ test("op list: OCI hooks' sync point (hooks-sync) sits after the mounts, right b
       assert.ok(!planned(false).includes("hooks-sync"));
     });
   }
+});
+
+test("op list: with startContainer hooks the exec fifo step waits for a second byte, the FIFO read again, with the same calls on both paths", () => {
+  withCase(CASES[0]!, (base) => {
+    const fifo = (startSync: boolean) => {
+      const ctx: SetupContext = { ...base, execFifo: 909_990, ...(startSync ? { startSync } : {}) };
+      const native = nativeOps(ctx)!.filter((o) => o.step === "exec-fifo");
+      // (the forked child runs it in childMain, after its steps)
+      const forked = withDouble(() => runExecFifo(prepareExecFifo(909_990, startSync)), () => "exec-fifo").ops;
+      // (the read's buffer: the program's scratch bytes, the forked child's prepared byte)
+      const buffer = (ops: readonly Op[]) =>
+        ops.map((o) => (o.call === "read" ? { ...o, args: [o.args[0]!, "*", o.args[2]!] } : o));
+      assertSameOps(buffer(native), buffer(forked), "the exec fifo's calls (+ forked, - native)");
+      return native.map((o) => o.call);
+    };
+    const plain = fifo(false);
+    assert.deepEqual(fifo(true), [...plain, "close", "open", "read"]);
+  });
 });
 
 test("op list: a cached native program is never reused for a spec with a provision hook", () => {
