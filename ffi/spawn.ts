@@ -665,7 +665,8 @@ export const REPORT_BYTES = 12;
 export type ProgramReport =
   | { readonly ready: true }
   | { readonly ready: false; readonly op: number; readonly errno: number }
-  | { readonly ready: false; readonly pid: number };
+  | { readonly ready: false; readonly pid: number }
+  | { readonly ready: false; readonly sync: true };
 
 const PID = 0x21444950; // "PID!"
 
@@ -679,6 +680,18 @@ export function pidRecord(prog: SyscallProgram): ProgramData {
   return prog.bytes(b);
 }
 
+const SYNC = 0x21434e53; // "SNC!"
+
+/**
+ * The 12-byte record `{ "SNC!" }` a program writes when it reaches a sync point (a setup step that
+ * waits for the parent, see setup.ts's `hooks-sync`), before it reads the parent's byte.
+ */
+export function syncRecord(prog: SyscallProgram): ProgramData {
+  const b = new Uint8Array(12);
+  new DataView(b.buffer).setUint32(0, SYNC, true);
+  return prog.bytes(b);
+}
+
 /** Decodes a 12-byte report record; undefined when it is not one. */
 export function parseReport(bytes: Uint8Array): ProgramReport | undefined {
   if (bytes.length !== REPORT_BYTES) return undefined;
@@ -687,6 +700,7 @@ export function parseReport(bytes: Uint8Array): ProgramReport | undefined {
   if (kind === READY) return { ready: true };
   if (kind === FAILED) return { ready: false, op: v.getUint32(4, true), errno: v.getUint32(8, true) };
   if (kind === PID) return { ready: false, pid: v.getUint32(4, true) };
+  if (kind === SYNC) return { ready: false, sync: true };
   return undefined;
 }
 

@@ -163,7 +163,8 @@ function answer(name: string, args: unknown[], result: string, nextFd: () => num
   if (name === "getpid") return 4242;
   const fdLike = name === "open" || name === "socket" || name === "dup" ||
     (name === "syscall" && [SYS.open_tree].includes(Number(args[0])));
-  const value = fdLike ? nextFd() : 0;
+  // (read and write: done in full, as a pipe's byte is; the hooks-sync step reads and writes)
+  const value = fdLike ? nextFd() : name === "read" || name === "write" ? Number(args[2]) : 0;
   if (result === "void") return undefined;
   if (result === "pointer") return null;
   if (/64|size/.test(result)) return BigInt(value);

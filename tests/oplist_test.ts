@@ -24,7 +24,7 @@ import { HEADER_BYTES, OP_BYTES } from "../ffi/_op_layout.ts";
 import { compileChild, compileExecIn } from "../src/container/native.ts";
 import { EXEC_STEPS } from "../src/container/exec.ts";
 import { planContainer, plannedFiles } from "../src/container/plan.ts";
-import { SETUP_STEPS, type SetupContext, stepsFor } from "../src/container/setup.ts";
+import { prepareExecFifo, runExecFifo, SETUP_STEPS, type SetupContext, stepsFor } from "../src/container/setup.ts";
 import { type ResolvedSpec, resolveSpec } from "../src/container/validate.ts";
 import type { ContainerSpec } from "../src/container/spec.ts";
 
@@ -323,6 +323,66 @@ for (const c of CASES) {
   });
 }
 
+test("op list: OCI hooks' sync point (hooks-sync) sits after the mounts, right before pivot-root, and makes the same calls on both paths", () => {
+  for (const c of [CASES[0]!, CASES[1]!]) {
+    withCase(c, (base) => {
+      // (the status pipe's and the sync pipe's fds, in the double's range)
+      const ctx: SetupContext = { ...base, statusFd: 909_997, hooksSync: 909_998 };
+      const steps = stepsFor(ctx).map((s) => s.name);
+      assert.ok(!stepsFor(base).some((s) => s.name === "hooks-sync"), "no sync point without OCI hooks");
+      assert.equal(steps[steps.indexOf("pivot-root") - 1], "hooks-sync", c.name);
+      assert.ok(steps.indexOf("mounts") < steps.indexOf("hooks-sync") || !steps.includes("mounts"));
+      assert.ok(steps.indexOf("mount-dev") < steps.indexOf("hooks-sync"), "after the standard mounts");
+      const native = nativeOps(ctx)!;
+      const forked = forkedOps(ctx, { skip: FORKS });
+      const sync = (ops: readonly Op[]) => ops.filter((o) => o.step === "hooks-sync");
+      // what the parent is told differs by design, as the ready report does: a 12-byte record
+      // ("SNC!") natively, a JSON line from the forked child
+      assert.deepEqual(sync(native)[0]!.args.slice(0, 3), ["<fd>", "hex:534e43210000000000000000", 12]);
+      assert.deepEqual(sync(forked)[0]!.args.slice(0, 3), [
+        "<fd>",
+        `hex:${Buffer.from('{"sync":true}\n').toString("hex")}`,
+        14,
+      ]);
+      const rest = (ops: readonly Op[]) =>
+        sync(ops).slice(1).map((o) => (o.call === "read" ? { ...o, args: [o.args[0]!, "*", o.args[2]!] } : o));
+      assertSameOps(rest(native), rest(forked), "the wait for the parent's byte (+ forked, - native)");
+      assert.deepEqual(rest(native).map((o) => o.call), ["read", "close"]);
+      // and the rest of the program is the one without hooks, plus the step
+      const without = (ops: readonly Op[]) => ops.filter((o) => o.step !== "hooks-sync");
+      assert.deepEqual(without(native), nativeOps(base), "the same program around the step");
+      // hako plan shows it where it runs (the OCI mode's create asks for it)
+      const planned = (hooksSync: boolean) =>
+        planContainer({ name: "oplist-sync", rootfs: "/tmp", command: ["/bin/true"] }, { hooksSync }).steps
+          .filter((s) => s.where === "child").map((s) => s.name);
+      assert.deepEqual(planned(true).slice(planned(true).indexOf("hooks-sync") - 1).slice(0, 3), [
+        "loopback",
+        "hooks-sync",
+        "pivot-root",
+      ]);
+      assert.ok(!planned(false).includes("hooks-sync"));
+    });
+  }
+});
+
+test("op list: with startContainer hooks the exec fifo step waits for a second byte, the FIFO read again, with the same calls on both paths", () => {
+  withCase(CASES[0]!, (base) => {
+    const fifo = (startSync: boolean) => {
+      const ctx: SetupContext = { ...base, execFifo: 909_990, ...(startSync ? { startSync } : {}) };
+      const native = nativeOps(ctx)!.filter((o) => o.step === "exec-fifo");
+      // (the forked child runs it in childMain, after its steps)
+      const forked = withDouble(() => runExecFifo(prepareExecFifo(909_990, startSync)), () => "exec-fifo").ops;
+      // (the read's buffer: the program's scratch bytes, the forked child's prepared byte)
+      const buffer = (ops: readonly Op[]) =>
+        ops.map((o) => (o.call === "read" ? { ...o, args: [o.args[0]!, "*", o.args[2]!] } : o));
+      assertSameOps(buffer(native), buffer(forked), "the exec fifo's calls (+ forked, - native)");
+      return native.map((o) => o.call);
+    };
+    const plain = fifo(false);
+    assert.deepEqual(fifo(true), [...plain, "close", "open", "read"]);
+  });
+});
+
 test("op list: a cached native program is never reused for a spec with a provision hook", () => {
   // (the drift 'a cached program skipping a provision hook': hooks are left out of the template's
   // key, the steps they add are not). compileChild runs under the double: nothing is spawned, and
@@ -539,6 +599,7 @@ const EXEC_INHERITS: Readonly<Record<string, string>> = {
   hostname: "the UTS namespace, joined",
   loopback: "the network namespace, joined",
   network: "the network namespace, joined",
+  "hooks-sync": "the OCI hooks of create, once: an exec joins a running container",
   "pivot-root": "the container's root, joined with its mount namespace",
   "masked-paths": "the container's mounts, joined",
   "readonly-paths": "the container's mounts, joined",

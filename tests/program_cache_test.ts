@@ -129,6 +129,7 @@ test("program cache: a change of any deciding field gives another key (and misse
       ["no files", cache.key({ ...ctx, files: [] }, PLAN, STDIO, 0)],
       ["a console size", cache.key({ ...ctx, console: { socket: 9, size: { rows: 1, columns: 2 } } }, PLAN, STDIO, 0)],
       ["an exec fifo", cache.key({ ...ctx, execFifo: 7 }, PLAN, STDIO, 0)],
+      ["OCI hooks' sync point (hooks-sync)", cache.key({ ...ctx, hooksSync: 8 }, PLAN, STDIO, 0)],
       ["another capability plan", cache.key(ctx, { ...PLAN, drops: [1] }, STDIO, 0)],
       ["stdio dup'ed", cache.key(ctx, PLAN, ["dup", "=", "="], 0)],
       ["fds to close", cache.key(ctx, PLAN, STDIO, 2)],
@@ -137,6 +138,11 @@ test("program cache: a change of any deciding field gives another key (and misse
       assert.notEqual(text(key), text(base), `${what} keeps the key`);
       assert.equal(cache.get(key), undefined, `${what} hits the cache`);
     }
+    // startContainer hooks: the exec fifo's second byte is another program than the fifo alone
+    assert.notEqual(
+      text(cache.key({ ...ctx, execFifo: 7, startSync: true }, PLAN, STDIO, 0)),
+      text(cache.key({ ...ctx, execFifo: 7 }, PLAN, STDIO, 0)),
+    );
   } finally {
     dispose();
   }

@@ -22,6 +22,7 @@
 #       libcap2-bin xz-utils  with podman, when tests/image_test.ts runs: it builds test images offline
 #       containerd      only when tests/oci_ctr_test.ts runs: containerd (ctr) drives hako as its runc
 #       zsh fish        only when tests/cli_more_test.ts runs: it checks the completion scripts' syntax
+#       runc            only when tests/oci_hooks_test.ts runs: what it compares hako's OCI hooks with
 #  2. dist/hako (tools/build.sh), when tests/dist_test.ts will run and the binary is missing or
 #     older than its sources (dist_test.ts builds it too; this does it once, up front, and says so).
 #
@@ -60,6 +61,7 @@ if runs_test tests/log_relay_aarch64_test.ts "$@" && [ "$(uname -m)" != aarch64 
 if runs_test tests/image_test.ts "$@"; then PACKAGES+=(podman libcap2-bin xz-utils); fi
 if runs_test tests/oci_ctr_test.ts "$@"; then PACKAGES+=(containerd); fi
 if runs_test tests/cli_more_test.ts "$@"; then PACKAGES+=(zsh fish); fi
+if runs_test tests/oci_hooks_test.ts "$@"; then PACKAGES+=(runc); fi
 dry=${HAKO_TEST_DEPS_DRY_RUN:-}
 say() { echo "tests/setup.sh: $*"; }
 

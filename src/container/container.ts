@@ -104,6 +104,19 @@ export interface CreateOptions {
    */
   readonly execFifo?: number;
   /**
+   * OCI hooks (`hako oci create`'s prestart, createRuntime, createContainer): called with the
+   * child's pid when its setup reaches the hooks-sync step — every mount made, before pivot_root
+   * (see setup.ts) — while the child waits; once it resolves the child goes on. What it throws
+   * fails the create (rethrown as it is, after everything made is undone). Without it the child has
+   * no sync point (the same program as before).
+   */
+  readonly onSync?: (pid: number) => Promise<void>;
+  /**
+   * OCI `startContainer` hooks (with `execFifo`): the child waits, after the FIFO's byte, for a
+   * second one through the FIFO before execve (see setup.ts's `execFifoPlan`).
+   */
+  readonly startSync?: boolean;
+  /**
    * How the spec's event hooks (`onStarted`, `onReady`, `onOom`…, see `EventWatcher`) are fired:
    * the restart count they report and where their failures go (default: 0, and stderr). The
    * supervisor passes its own.
@@ -123,6 +136,9 @@ function forkCrash(fail: () => never): never {
     throw e;
   }
 }
+
+/** Marks an error thrown by `CreateOptions.onSync` (rethrown as it is). */
+const HOOK_FAILURE = Symbol("hako.hookFailure");
 
 /** How long the parent waits for the child's setup (or exec) before killing it. */
 const SETUP_TIMEOUT_MS = 30_000;
@@ -173,6 +189,7 @@ async function readStatus(
     if (r === "garbled") return { error: { step: "setup", message: "garbled report from the native child" } };
     if (r.ready) return { ready: true };
     if ("pid" in r) return { pid: r.pid };
+    if ("sync" in r) return { sync: true };
     return { error: native.failure(r.op, r.errno) };
   }
   const buf = new Uint8Array(4096);
@@ -478,6 +495,9 @@ export class Container {
       // With a terminal: the console socket, whose other end the console step sends the master to.
       const [consoleR, consoleW] = options.tty ? socketPair() : [-1, -1];
       if (options.tty) fds.push(consoleR, consoleW);
+      // With OCI hooks: the sync pipe (parent → child) of the hooks-sync step.
+      const [syncR, syncW] = options.onSync ? pipe() : [-1, -1];
+      if (options.onSync) fds.push(syncR, syncW);
       if (spec.stdio === "null" && !options.stdio && !options.tty) {
         nullFd = check(libc().open(cstr("/dev/null"), O_RDWR | O_CLOEXEC, 0), "open", ["/dev/null"]);
         fds.push(nullFd);
@@ -501,8 +521,16 @@ export class Container {
         ...(rootFd >= 0 ? { rootFd } : {}),
         ...(options.tty ? { console: { socket: consoleW } } : {}),
         ...(options.execFifo !== undefined ? { execFifo: options.execFifo } : {}),
+        ...(options.onSync ? { hooksSync: syncR } : {}),
+        ...(options.execFifo !== undefined && options.startSync ? { startSync: true } : {}),
       };
-      const closeInChild = options.tty ? [goW, startW, statusR, consoleR] : [goW, startW, statusR];
+      const closeInChild = [
+        goW,
+        startW,
+        statusR,
+        ...(options.tty ? [consoleR] : []),
+        ...(options.onSync ? [syncW] : []),
+      ];
       // A child that runs no JavaScript where the spec allows (see native.ts), else a fork.
       const native = compileChild(
         ctx,
@@ -514,10 +542,13 @@ export class Container {
           stdio,
           closeInChild,
           ...(options.tty ? { console: consoleW } : {}),
+          ...(options.onSync ? { sync: syncR } : {}),
         },
       );
       if (!native) prepareSetup(ctx); // the standard steps' kernel calls, made ready before the fork
-      const fifo = !native && ctx.execFifo !== undefined ? prepareExecFifo(ctx.execFifo) : undefined;
+      const fifo = !native && ctx.execFifo !== undefined
+        ? prepareExecFifo(ctx.execFifo, ctx.startSync === true)
+        : undefined;
       let pid: number;
       try {
         pid = native ? spawnProgram(native.program, cloneFlags(spec)) : forkProcess(cloneFlags(spec));
@@ -541,10 +572,11 @@ export class Container {
       });
       options.onForked?.(pid);
       // The parent keeps only goW, startW and statusR (and the console socket's end).
-      for (const fd of [goR, startR, statusW, nullFd, rootFd, consoleW]) closeFd(fd);
+      for (const fd of [goR, startR, statusW, nullFd, rootFd, consoleW, syncR]) closeFd(fd);
       fds.length = 0;
       fds.push(goW, startW, statusR);
       if (options.tty) fds.push(consoleR);
+      if (options.onSync) fds.push(syncW);
 
       if (ctx.userns) {
         try {
@@ -603,9 +635,23 @@ export class Container {
 
       let report: Record<string, unknown> | null;
       const pending: number[] = [];
+      // (past the sync point the caller's hooks have run: a crash then is not made again)
+      let synced = false;
       try {
         for (;;) {
           report = await readStatus(statusR, SETUP_TIMEOUT_MS, native, pending);
+          if (report?.sync === true && options.onSync) {
+            // The hooks-sync step: the child waits until the hooks have run (a failure is thrown
+            // as it is: the caller's message, runc's words).
+            await options.onSync(pid).catch((e) => {
+              throw Object.assign(e instanceof Error ? e : new Error(String(e)), { [HOOK_FAILURE]: true });
+            });
+            if (!writeAll(syncW, new Uint8Array([1]))) throw new SyscallError("write", errno(), ["sync pipe"]);
+            closeFd(syncW);
+            fds.splice(fds.indexOf(syncW), 1);
+            synced = true;
+            continue;
+          }
           const next = report?.pid;
           if (!(typeof next === "number" && Number.isInteger(next) && next > 0)) break;
           // Joining a PID namespace, the child cloned the container's init into it (our own child,
@@ -618,6 +664,7 @@ export class Container {
           options.onForked?.(pid);
         }
       } catch (e) {
+        if (e instanceof Error && HOOK_FAILURE in e) throw e;
         return fail("setup", e);
       }
       if (!report || !report.ready) {
@@ -626,7 +673,9 @@ export class Container {
         const r = waitpid2(pid, WNOHANG);
         const e = new SetupError("setup", `the child ended before reporting${r.pid ? ` (${r.status})` : ""}`);
         // (a forked child that crashed — SIGSEGV, SIGBUS, SIGABRT, SIGILL — before saying anything)
-        if (!native && !report && r.pid && [4, 6, 7, 11].includes(r.status.signal ?? 0)) FORK_CRASHES.add(e);
+        if (!native && !report && !synced && r.pid && [4, 6, 7, 11].includes(r.status.signal ?? 0)) {
+          FORK_CRASHES.add(e);
+        }
         throw e;
       }
       let terminal = -1;

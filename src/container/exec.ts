@@ -685,7 +685,7 @@ async function execNative(
       if (r === "eof") break;
       if (r === "garbled") continue;
       if ("pid" in r) grandchild = r.pid;
-      else if (!r.ready) failure ??= native.failure(r.op, r.errno);
+      else if (!r.ready && "op" in r) failure ??= native.failure(r.op, r.errno);
     }
   } catch (e) {
     abandon(child, grandchild);

@@ -28,6 +28,7 @@ import {
   type ProgramSlot,
   readyRecord,
   REPORT_BYTES,
+  syncRecord,
   SyscallProgram,
 } from "../../ffi/spawn.ts";
 import { capHeader, encodeCapData, encodeRlimit } from "../../ffi/structs.ts";
@@ -134,6 +135,8 @@ export interface NativeFds {
   readonly closeInChild: readonly number[];
   /** With `-t`: the child's end of the console socket. */
   readonly console?: number;
+  /** OCI hooks: the child's end of the sync pipe (see setup.ts's hooks-sync step). */
+  readonly sync?: number;
 }
 
 /** A compiled program for one kind of container, and memory of finished runs to reuse. */
@@ -148,6 +151,7 @@ interface Template {
     readonly close: readonly ProgramSlot[];
     readonly stdio: ReadonlyArray<ProgramSlot | undefined>;
     readonly console?: ProgramSlot;
+    readonly sync?: ProgramSlot;
   };
   readonly free: BuiltProgram[];
   /** Whether what was resolved on the host when compiling (the spec's mount targets) still holds. */
@@ -231,6 +235,10 @@ export interface ProgramKey {
   readonly consoleSize: ConsoleRequest["size"] | null;
   /** The exec fifo's fd number (in the program's path), or null. */
   readonly execFifo: number | null;
+  /** Whether the program stops at the hooks-sync step (OCI prestart/createRuntime/createContainer hooks). */
+  readonly hooksSync: boolean;
+  /** Whether it waits for a second byte of the exec fifo (OCI startContainer hooks). */
+  readonly startSync: boolean;
 }
 
 /**
@@ -286,6 +294,8 @@ export class ProgramCache {
       files: ctx.files ?? [],
       consoleSize: ctx.console?.size ?? null,
       execFifo: ctx.execFifo ?? null,
+      hooksSync: ctx.hooksSync !== undefined,
+      startSync: ctx.startSync === true,
     };
   }
 
@@ -403,6 +413,7 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
   template.slots.close.forEach((slot, i) => built.set(slot, fds.closeInChild[i]!));
   template.slots.stdio.forEach((slot, i) => slot && built.set(slot, fds.stdio[i]!));
   if (template.slots.console) built.set(template.slots.console, fds.console!);
+  if (template.slots.sync) built.set(template.slots.sync, fds.sync!);
   programs.running(built);
   nativeChildren.count++;
   // The child shares this process's memory and makes it non-dumpable (its first step).
@@ -496,8 +507,24 @@ function compile(
     close: Array.from({ length: closes }, () => p.slot()),
     stdio: stdioShape.map((s) => (s === "dup" ? p.slot() : undefined)),
     ...(ctx.console ? { console: p.slot() } : {}),
+    ...(ctx.hooksSync !== undefined ? { sync: p.slot() } : {}),
   };
   if (slots.console) emit.console = p.value(slots.console);
+  if (slots.sync) {
+    const sync = slots.sync;
+    // (setup.ts's runCall "sync": the same two calls, and the close)
+    emit.sync = () => {
+      call("write", [p.value(slots.status), syncRecord(p), REPORT_BYTES], ["status pipe"], { expect: REPORT_BYTES });
+      call(
+        "read",
+        [p.value(sync), p.bytes(new Uint8Array(8)), 1],
+        ["sync pipe"],
+        { expect: 1 },
+        "wait for the parent's hooks",
+      );
+      call("close", [p.value(sync)], ["sync pipe"]);
+    };
+  }
 
   for (const slot of slots.close) call("close", [p.value(slot)], [unquoted("the parent's end of a pipe")]);
   const scratch = p.bytes(new Uint8Array(8));
@@ -537,6 +564,21 @@ function compile(
       store: fifo,
     }, "open the exec fifo");
     call("write", [p.value(fifo), p.bytes(new Uint8Array([0x30])), 1], [path], { expect: 1 }, "exec fifo");
+    if (ctx.startSync) {
+      // startContainer hooks: the FIFO again, for reading, until `start` has run them (see setup.ts's
+      // runExecFifo)
+      call("close", [p.value(fifo)], [path]);
+      call("openat", [AT_FDCWD, p.cstring(path), O_RDONLY_CLOEXEC, 0], [path, unquoted("O_RDONLY|O_CLOEXEC")], {
+        store: fifo,
+      }, "wait for the startContainer hooks");
+      call(
+        "read",
+        [p.value(fifo), p.bytes(new Uint8Array(8)), 1],
+        [path],
+        { expect: 1 },
+        "wait for the startContainer hooks",
+      );
+    }
     r.step = "exec";
   }
   compileExec(ctx, p, call);
@@ -670,6 +712,8 @@ interface Emit {
   readonly plan: KeepPlan;
   /** With `-t`: the child's end of the console socket, as an argument (a slot's value, or a number). */
   console?: ProgramArg;
+  /** The hooks-sync step's calls (the container's program with a sync pipe only). */
+  sync?: () => void;
   /** Adds a check that what this step resolved on the host still holds (run for every container). */
   readonly check: (holds: () => boolean) => void;
   /**
@@ -848,6 +892,10 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): boolea
     }
     case "setsid":
       call("setsid", [], []);
+      return true;
+    case "sync":
+      if (!emit.sync) return false;
+      emit.sync();
       return true;
     case "console":
       if (emit.console === undefined) return false;

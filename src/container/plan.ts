@@ -35,14 +35,22 @@ export interface ContainerPlan {
 
 /**
  * Plans a container.
+ * @param options `hooksSync`: with the sync point OCI hooks stop the child at (`hako oci create`
+ *   with prestart, createRuntime or createContainer hooks).
  * @throws {SpecError} When the spec is invalid (listing every problem).
  */
-export function planContainer(spec: ContainerSpec): ContainerPlan {
+export function planContainer(spec: ContainerSpec, options: { readonly hooksSync?: boolean } = {}): ContainerPlan {
   const r = resolveSpec(spec);
   const userns = r.newNamespaces.includes("user");
   // (with the container's files, as Container.create gives them to the child: their captures and
-  // binds are child steps too)
-  const ctx: SetupContext = { spec: r, userns, files: plannedFiles(r) };
+  // binds are child steps too; with `hooksSync`, the sync point of OCI hooks, as `hako oci create`
+  // asks for it: see setup.ts's hooks-sync step)
+  const ctx: SetupContext = {
+    spec: r,
+    userns,
+    files: plannedFiles(r),
+    ...(options.hooksSync ? { hooksSync: -1 } : {}),
+  };
   const flags = cloneFlags(r);
   const host: Array<PlannedStep & { readonly name: HostStepName }> = [];
   const rootfs = r.rootfs;

@@ -70,6 +70,7 @@ import {
   O_CREAT,
   O_DIRECTORY,
   O_PATH,
+  O_RDONLY,
   O_WRONLY,
   OPEN_TREE_CLOEXEC,
   OPEN_TREE_CLONE,
@@ -103,6 +104,19 @@ export interface SetupContext {
    * for writing, which blocks until `hako oci start` opens it for reading.
    */
   readonly execFifo?: number;
+  /**
+   * OCI hooks (`prestart`, `createRuntime`, `createContainer`): the child's end (read) of the sync
+   * pipe. With it the hooks-sync step stops the child after its mounts, before pivot_root, says so
+   * on the status pipe (`{"sync":true}`, a `SNC!` record natively) and waits for one byte from the
+   * parent, which runs the hooks meanwhile (see src/oci/hooks.ts). Without it the step is not there.
+   */
+  readonly hooksSync?: number;
+  /**
+   * OCI `startContainer` hooks (with {@link execFifo}): once `hako oci start` has read the exec
+   * FIFO's byte, the child waits for a second one — the FIFO opened again for reading — before
+   * execve, while `start` runs the hooks in the container (see {@link execFifoPlan}).
+   */
+  readonly startSync?: boolean;
 }
 
 /** The names of the child's setup steps, in {@link SETUP_STEPS}'s order. */
@@ -132,6 +146,7 @@ export type StepName =
   | "hostname"
   | "loopback"
   | "network"
+  | "hooks-sync"
   | "pivot-root"
   | "masked-paths"
   | "readonly-paths"
@@ -349,6 +364,11 @@ export type PreparedCall =
   /** fchdir into the rootfs through the parent's O_PATH fd of it (`path`: for messages). */
   | { readonly op: "enter-rootfs"; readonly path: string }
   | { readonly op: "sethostname"; readonly name: string }
+  /**
+   * A sync point (see {@link SetupContext.hooksSync}): "at the sync point" written on the status
+   * pipe, then one byte read from the sync pipe (anything else: the parent gave up).
+   */
+  | { readonly op: "sync" }
   /** lo set up (an ioctl on a datagram socket). */
   | { readonly op: "loopback-up" }
   /** prlimit(0, name, limit): `limit` as the spec gives it (one value, or soft and hard). */
@@ -402,6 +422,7 @@ export const MS = {
 const O_PATH_DIRECTORY_CLOEXEC = O_PATH | O_DIRECTORY | O_CLOEXEC;
 const O_WRONLY_CREAT_CLOEXEC = O_WRONLY | O_CREAT | O_CLOEXEC;
 const O_WRONLY_CLOEXEC = O_WRONLY | O_CLOEXEC;
+const O_RDONLY_CLOEXEC = O_RDONLY | O_CLOEXEC;
 
 /** A value shown unquoted in a SyscallError message. */
 const unquoted = (text: string) => Object.freeze({ toString: () => text });
@@ -814,6 +835,22 @@ function runCall(ctx: SetupContext, call: PreparedCall): void {
       return sethostname(call.name);
     case "loopback-up":
       return setLinkUp("lo");
+    case "sync": {
+      if (ctx.statusFd === undefined || ctx.hooksSync === undefined) {
+        throw new SetupError("hooks-sync", "no sync pipe (hako bug)");
+      }
+      writeAll(ctx.statusFd, new TextEncoder().encode('{"sync":true}\n'));
+      const one = new Uint8Array(1);
+      let n: number;
+      for (;;) {
+        n = c.read(ctx.hooksSync, one, 1n);
+        if (n !== -1 || errno() !== EINTR) break;
+      }
+      if (n === -1) throw new SyscallError("read", errno(), [unquoted("sync pipe")], "wait for the parent's hooks");
+      if (n !== 1) throw new SetupError("hooks-sync", "the parent gave up at the sync point (its hooks failed)");
+      c.close(ctx.hooksSync);
+      return;
+    }
     case "rlimit": {
       const [soft, hard] = Array.isArray(call.limit) ? call.limit : [call.limit, call.limit];
       return setrlimit(call.name, soft, hard);
@@ -1160,6 +1197,12 @@ export function planCall(ctx: SetupContext, call: PreparedCall): string[] {
       return [`sethostname(${q(call.name)})`];
     case "loopback-up":
       return ['ioctl(socket, SIOCSIFFLAGS, "lo" IFF_UP)'];
+    case "sync":
+      return [
+        "write(status pipe, sync)  (the parent runs the prestart, createRuntime, createContainer hooks)",
+        "read(sync pipe, 1)",
+        "close(sync pipe)",
+      ];
     case "rlimit":
       return [`prlimit(0, RLIMIT_${call.name.toUpperCase().replace(/^RLIMIT_/, "")}, ${JSON.stringify(call.limit)})`];
     case "setsid":
@@ -1325,12 +1368,21 @@ function writeTimensOffsets(text: string, dumpable: boolean): void {
  * stdio and the FIFO there too.
  * @returns The step's calls, for `hako plan` and the tests.
  */
-export function execFifoPlan(fd: number): string[] {
+export function execFifoPlan(fd: number, startSync = false): string[] {
   return [
     ...(fd > 3 ? [`close_range(3, ${fd - 1}, 0)`] : []),
     `close_range(${fd + 1}, ~0U, 0)`,
     `open("/proc/self/fd/${fd}", O_WRONLY|O_CLOEXEC) → fifo  (blocks until start)`,
     'write(fifo, "0", 1)',
+    // startContainer hooks: start runs them once it has read the "0", then writes a byte back
+    // through the same FIFO (runc runs them in its init, after the FIFO and before execve)
+    ...(startSync
+      ? [
+        "close(fifo)",
+        `open("/proc/self/fd/${fd}", O_RDONLY|O_CLOEXEC) → fifo  (blocks until start has run the startContainer hooks)`,
+        "read(fifo, 1)",
+      ]
+      : []),
   ];
 }
 
@@ -1360,19 +1412,44 @@ export function runExecFifo(fifo: PreparedExecFifo): void {
   }
   if (c.write(w, fifo.byte, 1n) !== 1) throw new SyscallError("write", errno(), [fifo.shown], "exec fifo");
   // (close-on-exec: closed by the execve that follows)
+  if (!fifo.startSync) return;
+  c.close(w);
+  let r: number;
+  for (;;) {
+    r = c.open(fifo.path, O_RDONLY_CLOEXEC, 0);
+    if (r !== -1 || errno() !== EINTR) break;
+  }
+  if (r === -1) {
+    throw new SyscallError(
+      "open",
+      errno(),
+      [fifo.shown, unquoted("O_RDONLY|O_CLOEXEC")],
+      "wait for the startContainer hooks",
+    );
+  }
+  let n: number;
+  for (;;) {
+    n = c.read(r, fifo.byte, 1n);
+    if (n !== -1 || errno() !== EINTR) break;
+  }
+  if (n !== 1) {
+    throw new SyscallError("read", n === -1 ? errno() : EIO, [fifo.shown], "wait for the startContainer hooks");
+  }
 }
 
 /** The exec-fifo step's buffers, made by the parent before the fork (the forked child allocates nothing). */
 export interface PreparedExecFifo {
   readonly fd: number;
+  /** startContainer hooks: a second byte waited for (see {@link execFifoPlan}). */
+  readonly startSync: boolean;
   readonly path: Uint8Array;
   readonly shown: string;
   readonly byte: Uint8Array;
 }
 
 /** Prepares {@link runExecFifo}'s buffers for the FIFO's fd. */
-export function prepareExecFifo(fd: number): PreparedExecFifo {
-  return { fd, path: cstr(execFifoPath(fd)), shown: execFifoPath(fd), byte: new Uint8Array([0x30]) };
+export function prepareExecFifo(fd: number, startSync = false): PreparedExecFifo {
+  return { fd, startSync, path: cstr(execFifoPath(fd)), shown: execFifoPath(fd), byte: new Uint8Array([0x30]) };
 }
 
 /** A bind mount's options that are flags of its remount (runc's bind remount). */
@@ -1571,6 +1648,13 @@ export const SETUP_STEPS: readonly SetupStep[] = [
         netlinkLinkUp(v.container);
       },
     }],
+  },
+  {
+    name: "hooks-sync",
+    why:
+      "OCI hooks only: the parent runs prestart and createRuntime (in the runtime's namespaces), then createContainer (in the container's), while the child waits here — after every mount, before pivot_root, so a hook that enters the mount namespace (nvidia-container-toolkit's) still finds the rootfs at its host path and its mounts under it are the container's (runc's syncParentHooks)",
+    when: (c) => c.hooksSync !== undefined,
+    calls: () => [{ op: "sync" }],
   },
   {
     name: "pivot-root",

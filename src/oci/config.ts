@@ -32,8 +32,10 @@
  * | `linux.seccomp` | `seccomp` (an OCI profile, compiled by hako) |
  * | `linux.rootfsPropagation` | `private`/`rprivate` only (hako's mounts are private) |
  * | `annotations` | kept in the state (`hako oci state`) |
- * | `hooks.prestart`, `createRuntime`, `poststart`, `poststop` | run by `create`, `start`, `delete` in the runtime's namespaces, the state on stdin (see hooks.ts: prestart/createRuntime run after pivot_root, not before) |
- * | `hooks.createContainer`, `startContainer` | refused: they run inside the container's namespaces, at points hako's setup has no pause at |
+ * | `hooks.prestart`, `createRuntime` | run by `create` in the runtime's namespaces while the child waits after its mounts, before pivot_root (the hooks-sync step), the state on stdin (see hooks.ts) |
+ * | `hooks.createContainer` | run by `create` right after them, inside the container's namespaces (its mount namespace before pivot_root), the path resolved there (the runtime's files, the rootfs at its host path) |
+ * | `hooks.startContainer` | run by `start` (and `run`) once the command is released, before its execve, inside the container with its root, user, capabilities and seccomp filter; a failure kills the container and fails `start` |
+ * | `hooks.poststart`, `poststop` | run by `start` and `delete` in the runtime's namespaces (failures logged) |
  * | anything else (`intelRdt`, `personality`, `mountLabel`, `selinuxLabel`, `apparmorProfile`, hugepages, blockIO, rdma, `unified`…) | refused with its path |
  *
  * @module
@@ -209,16 +211,6 @@ export function ociToSpec(
     for (const [k, v] of Object.entries(config.hooks)) {
       const at = `hooks.${k}`;
       if (v === null || (Array.isArray(v) && v.length === 0)) continue;
-      if (k === "createContainer" || k === "startContainer") {
-        // runc runs them in the container's mount namespace before pivot_root (createContainer)
-        // and just before the user's program (startContainer); hako's child does its setup steps
-        // without a pause for a runtime to run a program inside.
-        bad(
-          at,
-          "not supported by hako: it runs inside the container's namespaces, where hako's setup has no hook point",
-        );
-        continue;
-      }
       if (!(RUN_HOOKS as readonly string[]).includes(k)) {
         unsupported(at);
         continue;

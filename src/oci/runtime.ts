@@ -333,15 +333,30 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
     created: new Date().toISOString(),
     annotations: plan.annotations,
     owner: "",
-    ...(plan.hooks.poststart || plan.hooks.poststop
-      ? { hooks: { poststart: plan.hooks.poststart, poststop: plan.hooks.poststop } as OciHooks }
+    ...(plan.hooks.startContainer || plan.hooks.poststart || plan.hooks.poststop
+      ? {
+        hooks: {
+          startContainer: plan.hooks.startContainer,
+          poststart: plan.hooks.poststart,
+          poststop: plan.hooks.poststop,
+        } as OciHooks,
+      }
       : {}),
   };
+  // startContainer hooks run between the FIFO and the command's execve: `run` goes through the
+  // FIFO too then (its start is `start`'s)
+  const startHooks = !!plan.hooks.startContainer?.length;
+  const useFifo = !forRun || startHooks;
+  // prestart, createRuntime, createContainer: run at the child's hooks-sync step (see hooks.ts)
+  const syncHooks = !!(plan.hooks.prestart?.length || plan.hooks.createRuntime?.length ||
+    plan.hooks.createContainer?.length);
   let fifoFd = -1;
   let c: Container | undefined;
+  // (the container's process existed: a failed create then goes on as delete, poststop included)
+  let forked = false;
   try {
     store.write(base);
-    if (!forRun) {
+    if (useFifo) {
       // runc's exec.fifo: 0622, opened O_PATH here and reopened for writing by the child
       mknodat(AT_FDCWD, store.fifo(id), S_IFIFO | 0o622, 0n);
       // 0622 whatever the umask (runc sets umask 0 around its mkfifo): the container's user, not
@@ -355,6 +370,32 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
       c = await Container.create(plan.spec, {
         ...(fifoFd >= 0 ? { execFifo: fifoFd } : {}),
         ...(plan.tty ? { tty: plan.tty } : {}),
+        ...(startHooks ? { startSync: true } : {}),
+        onForked: () => void (forked = true),
+        ...(syncHooks
+          ? {
+            // The child waits after its mounts, before pivot_root: prestart, then createRuntime
+            // (the runtime's namespaces), then createContainer (the container's); a failure
+            // fails create, which undoes the container (runc's order and outcome)
+            onSync: async (pid: number) => {
+              const creating = { ...stateJson(store, base), status: "creating", pid };
+              // (in the bundle, as runc's create, which chdirs there, runs them)
+              await runHooks("prestart", plan.hooks.prestart, creating, bundle);
+              await runHooks("createRuntime", plan.hooks.createRuntime, creating, bundle);
+              if (plan.hooks.createContainer?.length) {
+                const { runHooksIn, createContainerProfile } = await import("./hooks.ts");
+                await runHooksIn(
+                  "createContainer",
+                  plan.hooks.createContainer,
+                  creating,
+                  pid,
+                  createContainerProfile(spec.rootfs),
+                  store.dir(id),
+                );
+              }
+            },
+          }
+          : {}),
       });
     } finally {
       if (before !== undefined) setUmask(before);
@@ -381,11 +422,6 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
       ...(freezer ? { freezer } : {}),
       ...(c.spec.cgroup ? { cgroup: c.spec.cgroup } : {}),
     };
-    // prestart, then createRuntime: the namespaces exist, the command has not run (a failure
-    // fails create, which undoes the container: runc's order and outcome; see hooks.ts for when)
-    const creating = { ...stateJson(store, record), status: "creating", pid: c.pid };
-    await runHooks("prestart", plan.hooks.prestart, creating);
-    await runHooks("createRuntime", plan.hooks.createRuntime, creating);
     store.write(record);
     if (typeof o["pid-file"] === "string") writePidFile(o["pid-file"], c.pid);
     log.debug(`created ${id}: pid ${c.pid}`);
@@ -397,7 +433,7 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
     } catch { /* the first error matters */ }
     store.remove(id);
     // (a failed create goes on to delete, whose poststop hooks run: runtime.md's lifecycle, runc)
-    if (c) await postStop(ctx, base, { ...stateJson(store, base), pid: 0 });
+    if (c || forked) await postStop(ctx, base, { ...stateJson(store, base), pid: 0 });
     throw e;
   } finally {
     if (fifoFd >= 0) libc().close(fifoFd);
@@ -437,17 +473,81 @@ async function start(ctx: Ctx, id: string): Promise<void> {
       if (Date.now() > until) throw new OciError("the container's process did not open its exec fifo in 30 s");
       await new Promise((res) => setTimeout(res, 2));
     }
-    unlinkSync(fifo);
   } finally {
     closeSync(fd);
   }
+  if (r.hooks?.startContainer?.length) await startContainerHooks(ctx, r);
+  unlinkSync(fifo);
   await postStart(ctx, r);
 }
 
+/**
+ * The startContainer hooks, once the command is released (the FIFO's byte read) and before its
+ * execve: inside the container as its command (the profile of the bundle's config.json, as `exec`
+ * builds it; see hooks.ts), the state `created` on stdin. Then the child, waiting for a second byte
+ * through the FIFO, is let go. A failure kills the container and fails start: runc's init returns
+ * the hook's error instead of exec'ing, so the command never runs.
+ */
+async function startContainerHooks(ctx: Ctx, r: OciRecord): Promise<void> {
+  const fifo = ctx.store.fifo(r.id);
+  try {
+    const [{ runHooksIn }, { ociToSpec }, { resolveSpec }] = await Promise.all([
+      import("./hooks.ts"),
+      import("./config.ts"),
+      import("../container/validate.ts"),
+    ]);
+    const config = JSON.parse(readFileSync(join(r.bundle, "config.json"), "utf8")) as Record<string, unknown>;
+    const spec = resolveSpec(ociToSpec(config, r.bundle, r.id).spec);
+    const { argv: _a, env: _e, ...profile } = spec;
+    await runHooksIn(
+      "startContainer",
+      r.hooks!.startContainer,
+      stateJson(ctx.store, r),
+      r.pid!,
+      profile,
+      ctx.store.dir(r.id),
+    );
+    // The child reads the FIFO again: the byte that lets it exec (no reader yet: ENXIO, retried).
+    const until = Date.now() + 30_000;
+    for (;;) {
+      let w: number | undefined;
+      try {
+        w = openSync(fifo, fs.O_WRONLY | fs.O_NONBLOCK | 0o2000000 /* O_CLOEXEC */);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "ENXIO") throw e;
+      }
+      if (w !== undefined) {
+        try {
+          writeFileSync(w, "1");
+        } finally {
+          closeSync(w);
+        }
+        return;
+      }
+      if (ctx.store.status(r) === "stopped") throw new OciError("the container's process ended before start");
+      if (Date.now() > until) throw new OciError("the container's process did not wait for its startContainer hooks");
+      await new Promise((res) => setTimeout(res, 2));
+    }
+  } catch (e) {
+    if (r.pid && r.startTime !== undefined) {
+      signalIdentified({ pid: r.pid, startTime: r.startTime }, "KILL", `start ${r.id}`);
+    }
+    try {
+      unlinkSync(fifo);
+    } catch { /* gone */ }
+    throw e;
+  }
+}
+
 /** hooks.ts's runHooks, loaded only when there is a hook to run (node:child_process costs every start). */
-async function runHooks(kind: string, hooks: readonly OciHook[] | undefined, state: unknown): Promise<void> {
+async function runHooks(
+  kind: string,
+  hooks: readonly OciHook[] | undefined,
+  state: unknown,
+  cwd?: string,
+): Promise<void> {
   if (!hooks?.length) return;
-  await (await import("./hooks.ts")).runHooks(kind, hooks, state);
+  await (await import("./hooks.ts")).runHooks(kind, hooks, state, cwd);
 }
 
 /** The poststart hooks, once the command runs: a failure is logged, as runc does. */
@@ -736,8 +836,11 @@ async function run(ctx: Ctx, id: string, o: Options): Promise<number> {
   const c = await create(ctx, id, o, true);
   const r = mustRead(ctx, id);
   try {
-    await c.start();
-    await postStart(ctx, r);
+    if (r.hooks?.startContainer?.length) await start(ctx, id); // (through the FIFO: see create)
+    else {
+      await c.start();
+      await postStart(ctx, r);
+    }
   } catch (e) {
     c.delete();
     if (c.spec.cgroupName) removeFreezer(c.spec.cgroupName);

@@ -113,7 +113,7 @@ export function ociFeatures(): Record<string, unknown> {
   return {
     ociVersionMin: "1.0.0",
     ociVersionMax: "1.1.0",
-    hooks: ["prestart", "createRuntime", "poststart", "poststop"],
+    hooks: ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
     mountOptions: [
       "bind",
       "rbind",

@@ -54,7 +54,7 @@ export interface OciRecord {
   readonly freezer?: Freezer;
   /** The uid that made it (runc's `owner`). */
   readonly owner: string;
-  /** config.json's hooks that `start` and `delete` run (poststart, poststop). */
+  /** config.json's hooks that `start` and `delete` run (startContainer, poststart, poststop). */
   readonly hooks?: OciHooks;
 }
 
