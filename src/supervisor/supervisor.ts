@@ -67,6 +67,7 @@ import {
   type StartRequest,
 } from "./protocol.ts";
 import { judgePeer } from "./_peer.ts";
+import { PortProxies } from "./ports.ts";
 import {
   capAppendedLog,
   capOwnLog,
@@ -216,6 +217,8 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
   const relays = new Map<number, string>();
   /** Containers that append to their log themselves (no relay): capped by capAppendedLog. */
   const appended = new Set<string>();
+  /** Published ports: listeners bound before each container is made, closed when it ends (ports.ts). */
+  const proxies = new PortProxies(say);
   const createLimit = limiter(CONCURRENT_CREATES);
   let pending = 0;
   let idleSince = Date.now();
@@ -273,6 +276,7 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
       else appended.add(name);
       if (out.problem) say(`${name}: ${out.problem}`);
       nullFd = check(open(cstr("/dev/null"), O_RDONLY | O_CLOEXEC, 0), "open", ["/dev/null"]);
+      await proxies.open(name, spec, store.dir(name));
       const c = await Container.create(spec, {
         stdio: { stdin: nullFd, stdout: out.fd, stderr: out.errFd },
         onForked: (pid) => void store.update(name, (r) => ({ ...r, init: identify(pid) ?? { pid, startTime: 0 } })),
@@ -287,6 +291,7 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
     } catch (e) {
       // The relay (if any) sees EOF once the FIFO's last writer is closed below, and is reaped by checkLogs.
       appended.delete(name);
+      proxies.close(name, store.dir(name));
       throw e;
     } finally {
       if (out) close(out.fd);
@@ -471,6 +476,7 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
       if (!status) continue;
       containers.delete(name);
       appended.delete(name);
+      proxies.close(name, store.dir(name));
       // The afterStop hook (a command: run now) and onExited (not waited for: it may take 30 s).
       c.wait().catch((e) => say(`${name}: ${(e as Error).message}`));
       try {
