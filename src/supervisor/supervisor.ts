@@ -271,12 +271,13 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
     const { open, close } = libc();
     let out: ContainerOutput | undefined, nullFd = -1;
     try {
+      // (first: a taken host port fails the start before its output and relays are made)
+      await proxies.open(name, spec, store.dir(name));
       out = openContainerOutput(store, name, logMax);
       if (out.relays) { for (const r of out.relays) relays.set(r.pid, name); }
       else appended.add(name);
       if (out.problem) say(`${name}: ${out.problem}`);
       nullFd = check(open(cstr("/dev/null"), O_RDONLY | O_CLOEXEC, 0), "open", ["/dev/null"]);
-      await proxies.open(name, spec, store.dir(name));
       const c = await Container.create(spec, {
         stdio: { stdin: nullFd, stdout: out.fd, stderr: out.errFd },
         onForked: (pid) => void store.update(name, (r) => ({ ...r, init: identify(pid) ?? { pid, startTime: 0 } })),
