@@ -390,9 +390,9 @@ function dockerFlags(values: ParsedArgs["values"], envs: readonly string[]): Doc
   }
   if (network !== undefined && network !== "none" && network !== "host" && network !== "veth") {
     throw new UsageError(
-      `--network takes none (the default here: a network namespace of its own with loopback only), host or veth, not ${
+      `--network takes none (the default here: a network namespace of its own with loopback only), veth (a /30 to the host of its own: hako has no bridge) or host, not ${
         quoted(network)
-      } (hako has no bridge: veth links the container to the host by a /30 of its own)`,
+      }`,
     );
   }
   const publish = stringsOption(values, "publish").map(parsePublish);
