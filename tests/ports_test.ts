@@ -176,6 +176,7 @@ function lab(extraEnv: Record<string, string> = {}) {
     rootfs,
     hako,
     ok,
+    state,
     name: (n: string) => `ports-${tag}-${n}`,
     [Symbol.dispose]() {
       try {
@@ -355,3 +356,43 @@ for (const path of ["native", "forked"] as const) {
     { skip },
   );
 }
+
+test(
+  "a new supervisor that adopts a running container publishes its ports again, on the same host port",
+  async () => {
+    using l = lab();
+    const web = l.name("adopt");
+    l.ok(
+      "run",
+      "-d",
+      "--name",
+      web,
+      "-p",
+      "0:80",
+      "--rootfs",
+      l.rootfs,
+      "--",
+      "nc",
+      "-ll",
+      "-p",
+      "80",
+      "-e",
+      "echo",
+      "hi",
+    );
+    const port = Number(l.ok("port", web, "80").trim().split(":")[1]);
+    assert.equal(await fetchReply(port, "hi\n"), "hi\n");
+    // The supervisor dies (its listeners with it); the container runs on.
+    const pid = Number(readFileSync(join(l.state, "supervisor.pid"), "utf8").split(" ")[0]);
+    process.kill(pid, "SIGKILL");
+    for (let i = 0; i < 50 && spawnSync("kill", ["-0", String(pid)]).status === 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(await fetchOnce(port), "");
+    // The next start brings a new supervisor up: it adopts the container and listens again.
+    l.ok("run", "-d", "--name", l.name("other"), "--rootfs", l.rootfs, "--", "sleep", "60");
+    assert.equal(await fetchReply(port, "hi\n"), "hi\n");
+    assert.equal(l.ok("port", web), `80/tcp -> 0.0.0.0:${port}\n`);
+  },
+  { skip },
+);

@@ -129,6 +129,24 @@ export class PortProxies {
     }
   }
 
+  /**
+   * Publishes again the ports of a running container this supervisor adopted (its last supervisor
+   * died, and its listeners with it): the host ports recorded in `ports.json` (a free one picked
+   * then is asked for again), else the spec's. A failure is logged: the container runs on.
+   */
+  republish(name: string, spec: ContainerSpec, stateDir: string): void {
+    const ports = spec.network?.ports ?? [];
+    if (ports.length === 0) return;
+    const recorded = readPublishedPorts(stateDir);
+    const again = recorded.length === ports.length
+      ? ports.map((p, i) => ({ ...p, hostPort: recorded[i]!.hostPort }))
+      : ports;
+    this.open(name, { ...spec, network: { ...spec.network, ports: again } }, stateDir).then(
+      (got) => this.#say(`${name}: ports published again (${got.map((p) => p.hostPort).join(", ")})`),
+      (e) => this.#say(`${name}: could not publish its ports again: ${(e as Error).message}`),
+    );
+  }
+
   /** Closes a container's listeners and connections, and removes its `ports.json`. Idempotent. */
   close(name: string, stateDir?: string): void {
     const open = this.#open.get(name);

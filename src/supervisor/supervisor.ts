@@ -444,8 +444,10 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
         if (!recordedRelay(store, r.name)) appended.add(r.name);
         store.update(r.name, (x) => ({ ...x, owner: self }));
         say(`adopted ${r.name} (pid ${r.init.pid}): its exit status will be unknown`);
+        proxies.republish(r.name, r.spec, store.dir(r.name));
       } else {
         finished(r.name, null, "ended while no supervisor ran: exit status unknown", cgroupEndCounters(r));
+        proxies.close(r.name, store.dir(r.name));
         try {
           releaseResources(r);
         } catch (e) {
@@ -507,6 +509,7 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
         }
       }
       say(`${name} (adopted) ended`);
+      proxies.close(name, store.dir(name));
       const began = r?.startedAt ? Date.parse(r.startedAt) : Date.now();
       if (!planRestart(name, null, Date.now() - began)) await autoRemove(name);
     }
