@@ -23,6 +23,7 @@ import { inspectPorts, parsePublish, portLines, portsCell, PUBLISH_CONFLICT } fr
 import { UsageError } from "../src/cli/_args.ts";
 import { Checker } from "../src/container/_spec_shape.ts";
 import { portsOf } from "../src/container/_spec_fields.ts";
+import { which } from "../src/process.ts";
 import { allocateVethSubnet, type HostNetwork, parseCidr } from "../src/network.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -30,7 +31,8 @@ const CLI = runtime === "bun"
   ? [join(ROOT, "node_modules/.bin/bun"), join(ROOT, "src/cli/main.ts")]
   : [join(ROOT, "bin/hako")];
 const skip = needsRoot ||
-  (findStaticBusybox() === undefined && "needs a static busybox (apt-get install busybox-static)");
+  (findStaticBusybox() === undefined && "needs a static busybox (apt-get install busybox-static)") ||
+  (!which("ip") && "needs ip to see the veth (apt-get install iproute2)");
 
 // ---- pure: the flags, the spec field, the formats, the allocation ----------------------------
 
