@@ -110,6 +110,7 @@ export type {
   MountSpec,
   NamespaceSpec,
   NetworkSpec,
+  PortSpec,
   RootfsSpec,
   VethSpec,
 } from "./src/container/spec.ts";

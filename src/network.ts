@@ -7,6 +7,7 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import process from "node:process";
 import { setLinkUp as ioctlLinkUp } from "../ffi/net.ts";
 import {
   delLink,
@@ -501,4 +502,47 @@ export function hardenHostLink(name: string, options: HardenOptions = {}): strin
     }
   }
   return warnings;
+}
+
+/**
+ * The range {@link allocateVethSubnet} takes /30s from: `HAKO_VETH_RANGE` (an IPv4 CIDR, /16 to
+ * /29), else 10.213.0.0/16 — a private range docker does not use by default (its bridge takes
+ * 172.17.0.0/16 and its pools 172.18–31 and 192.168), so the two rarely meet on one host.
+ */
+export const DEFAULT_VETH_RANGE = "10.213.0.0/16";
+
+/**
+ * A free point-to-point subnet for a container's veth (`hako run --network veth`, `-p`): the
+ * first /30 of the range, from a random place in it, that overlaps no host route or address —
+ * the host end of every running container's veth is one, so a subnet in use is never handed out
+ * again; it is free once the container's veth is gone (deleted with the container). Two runs that
+ * pick the same /30 at the same moment: the second's veth is refused by the check made again
+ * right before the pair is made (Container.create).
+ * @param networks The host's networks (default {@link hostNetworks}).
+ * @param range The range (default `HAKO_VETH_RANGE`, else {@link DEFAULT_VETH_RANGE}).
+ * @returns The host end's and the container end's address in CIDR notation (`.1/30`, `.2/30`).
+ * @throws {RangeError} When the range is not an IPv4 CIDR of /16–/29, or none of it is free.
+ */
+export function allocateVethSubnet(
+  networks: readonly HostNetwork[] = hostNetworks(),
+  range: string = process.env.HAKO_VETH_RANGE?.trim() ||
+    DEFAULT_VETH_RANGE,
+): { hostAddress: string; containerAddress: string } {
+  const r = parseCidr(range);
+  if (r.version !== 4 || r.prefixLength < 16 || r.prefixLength > 29) {
+    throw new RangeError(`the veth range ${JSON.stringify(range)} must be an IPv4 CIDR of /16 to /29`);
+  }
+  const base = ((r.bytes[0]! << 24) | (r.bytes[1]! << 16) | (r.bytes[2]! << 8) | r.bytes[3]!) >>> 0;
+  const start = (base & ((0xffffffff << (32 - r.prefixLength)) >>> 0)) >>> 0;
+  const blocks = 2 ** (30 - r.prefixLength);
+  const first = Math.floor(Math.random() * blocks);
+  const quad = (n: number) => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
+  for (let i = 0; i < blocks; i++) {
+    const net = start + ((first + i) % blocks) * 4;
+    const host = parseCidr(`${quad(net + 1)}/30`);
+    if (!findHostClash(host, networks)) {
+      return { hostAddress: `${quad(net + 1)}/30`, containerAddress: `${quad(net + 2)}/30` };
+    }
+  }
+  throw new RangeError(`no free /30 is left in the veth range ${range} (HAKO_VETH_RANGE)`);
 }

@@ -25,6 +25,7 @@ import { parseEvalArgs } from "../src/cli/eval.ts";
 import { parseInspectArgs } from "../src/cli/inspect.ts";
 import { parseRmArgs } from "../src/cli/rm.ts";
 import { parseWaitArgs } from "../src/cli/wait.ts";
+import { parsePortArgs } from "../src/cli/port.ts";
 import { parseUpdateArgs } from "../src/cli/update.ts";
 import { parseEnvFile, parseMountFlag, parseVolume, resolveEnv } from "../src/cli/_docker.ts";
 import { parseExecArgs } from "../src/cli/exec.ts";
@@ -67,6 +68,7 @@ const PARSERS: Readonly<Record<string, (argv: readonly string[]) => unknown>> = 
   rm: parseRmArgs,
   inspect: parseInspectArgs,
   wait: parseWaitArgs,
+  port: parsePortArgs,
   update: parseUpdateArgs,
   gc: parseGcArgs,
   demo: parseDemoArgs,

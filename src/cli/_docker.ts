@@ -43,8 +43,12 @@ export interface DockerFlags {
   readonly capAdd?: readonly string[];
   /** `--cap-drop`. */
   readonly capDrop?: readonly string[];
-  /** `--network none|host`. */
-  readonly network?: "none" | "host";
+  /** `--network none|host|veth` (veth: implied by `-p`/`-P`). */
+  readonly network?: "none" | "host" | "veth";
+  /** `-p/--publish` (and, once the image is known, `-P`'s): the spec's `network.ports`. */
+  readonly publish?: readonly import("../container/spec.ts").PortSpec[];
+  /** `-P/--publish-all`: every ExposedPort of the image, to a free host port. */
+  readonly publishAll?: boolean;
   /** `--label k=v`, recorded with the container (hako ignores them otherwise, as docker's engine). */
   readonly labels?: Readonly<Record<string, string>>;
 }
@@ -313,6 +317,8 @@ export function dockerSpecFields(
         networkEtc: "host" as const,
       }
       : {}),
+    // A veth pair whose addresses the run allocates (runQuickOn), and the published ports.
+    ...(f.network === "veth" ? { network: { veth: {}, ...(f.publish?.length ? { ports: [...f.publish] } : {}) } } : {}),
   };
 }
 
@@ -329,7 +335,8 @@ const FIELD_FLAGS: ReadonlyArray<readonly [RegExp, string]> = [
   [/^cgroup\.cpu\b/, "--cpus"],
   [/^cgroup\.pids\b/, "--pids-limit"],
   [/^capabilities\b/, "--cap-add/--cap-drop"],
-  [/^(namespaces|networkEtc)\b/, "--network"],
+  [/^network\.ports\b/, "-p/--publish"],
+  [/^(namespaces|networkEtc|network)\b/, "--network"],
   [/^name\b/, "--name"],
   [/^command\b/, "the command"],
   [/^rootfs\b/, "--rootfs/--image"],

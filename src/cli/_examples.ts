@@ -20,6 +20,7 @@ export const EXAMPLES: Readonly<Record<string, string>> = {
   rm: "hako rm -f web",
   inspect: "hako inspect --format '{{.State.Status}}' web",
   wait: "hako wait web",
+  port: "hako port web",
   update: "hako update -m 512m --cpus 1.5 web",
   gc: "hako gc",
   demo: "hako demo",

@@ -131,6 +131,10 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     summary: "Stop daemonized containers and start them again with the same spec",
     load: () => import("./restart.ts"),
   },
+  port: {
+    summary: "List a container's published ports (hako run -d -p/-P), as docker port",
+    load: () => import("./port.ts"),
+  },
   help: { summary: "Show help for hako or one of its commands", load: () => import("./help.ts") },
 };
 

@@ -18,6 +18,8 @@ with 'hako run --image NAME[:TAG] [-- CMD…]'; each container writes to a layer
 
 Commands:
   import FILE [NAME[:TAG]]   Import an archive (and give its image a name)
+  import DIR [NAME[:TAG]]    Import an OCI image layout directory ('skopeo copy … oci:DIR:TAG',
+                             umoci's); --ref TAG imports only the image of that ref name
   load [-i FILE] [-q]        Import an archive from stdin (or FILE), as docker load
   ls [-q] [--format json]    List images (also: hako images)
   rm [-f] IMAGE...           Remove images (also: hako rmi)
@@ -26,7 +28,8 @@ Commands:
 IMAGE is NAME[:TAG] (':latest' when no tag), an ID or an ID's first digits.
 Every blob read is checked against its sha256 digest, every layer's uncompressed bytes against
 the config's diff_ids; paths in manifests and layers are refused when absolute or with '..',
-sizes and counts are capped, and a layer is applied with no symlink followed.
+sizes and counts are capped, and a layer is applied with no symlink followed. A layout
+directory's files are read with no symlink followed and nothing but regular files taken.
 `;
 
 /**
@@ -38,16 +41,23 @@ export async function imageVarDir(): Promise<string> {
   return defaultVarDir();
 }
 
-/** Parses `hako image import FILE [NAME]` (pure). */
-export function parseImportArgs(argv: readonly string[]): { help: boolean; file: string; name?: string } {
-  const { values, positionals } = parseArgs(argv, { help: { type: "boolean", short: "h" } });
+/** Parses `hako image import [--ref REF] FILE|DIR [NAME]` (pure). */
+export function parseImportArgs(
+  argv: readonly string[],
+): { help: boolean; file: string; name?: string; ref?: string } {
+  const { values, positionals } = parseArgs(argv, {
+    ref: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  });
   if (values.help) return { help: true, file: "" };
+  const ref = stringOption(values, "ref");
   if (positionals.length === 0) throw new UsageError("an archive to import is required");
   if (positionals.length > 2) throw new UsageError(`unexpected argument ${quoted(positionals[2]!)}`);
   return {
     help: false,
     file: nonEmpty(positionals[0]!, "the archive"),
     ...(positionals[1] !== undefined ? { name: nonEmpty(positionals[1], "the name") } : {}),
+    ...(ref !== undefined ? { ref: nonEmpty(ref, "--ref") } : {}),
   };
 }
 
@@ -70,9 +80,18 @@ export function parseLoadArgs(argv: readonly string[]): { help: boolean; input?:
   };
 }
 
-async function doImport(input: string | AsyncIterable<Uint8Array>, name: string | undefined, quiet: boolean) {
+async function doImport(
+  input: string | AsyncIterable<Uint8Array>,
+  name: string | undefined,
+  quiet: boolean,
+  ref?: string,
+) {
   const { importImage } = await import("../image/store.ts");
-  const r = await importImage(input, { varDir: await imageVarDir(), ...(name !== undefined ? { name } : {}) });
+  const r = await importImage(input, {
+    varDir: await imageVarDir(),
+    ...(name !== undefined ? { name } : {}),
+    ...(ref !== undefined ? { ref } : {}),
+  });
   if (quiet) return 0;
   const lines = r.images.flatMap((i) =>
     i.names.length ? i.names.map((n) => `Loaded image: ${n}\n`) : [`Loaded image ID: ${i.id}\n`]
@@ -88,7 +107,7 @@ export async function importMain(argv: readonly string[]): Promise<number> {
     host().stdout(usage);
     return 0;
   }
-  return await doImport(a.file, a.name, false);
+  return await doImport(a.file, a.name, false, a.ref);
 }
 
 /** `hako load` / `hako image load`. */

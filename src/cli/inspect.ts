@@ -3,6 +3,7 @@
  * the same (`State.Status`, `Config.Env`, `HostConfig.Memory`…) and hako's own record beside them.
  * @module
  */
+import { inspectPorts } from "./_publish.ts";
 import { nonEmpty, parseArgs, quoted, stringOption, UsageError } from "./_args.ts";
 import { host } from "../runner/_host.ts";
 import { formatRows, type OutputFormat, parseFormat } from "./_format.ts";
@@ -23,9 +24,9 @@ export const usage = `Usage: hako inspect [-f json|TEMPLATE] <name>...
 
 Prints a JSON array with one object per container, as docker inspect: Id and Name (its name),
 Created, State {Status, Running, Pid, ExitCode, Signal, OOMKilled, StartedAt, FinishedAt, Error},
-Config {Cmd, Env, Hostname, User, WorkingDir, Image, Labels}, HostConfig {Memory (bytes, 0: no
-limit), NanoCpus (0: no limit), PidsLimit (null: no limit), ReadonlyRootfs, CapAdd, CapDrop,
-NetworkMode, AutoRemove}, Mounts, and Hako: hako's own record (its spec, rootfs, cgroup, live
+Config {Cmd, Env, Hostname, User, WorkingDir, Image, Labels, ExposedPorts}, HostConfig {Memory
+(bytes, 0: no limit), NanoCpus (0: no limit), PidsLimit (null: no limit), ReadonlyRootfs, CapAdd,
+CapDrop, NetworkMode, AutoRemove}, Mounts, NetworkSettings {Ports, IPAddress}, and Hako: hako's own record (its spec, rootfs, cgroup, live
 figures). Status is docker's word: created, running, exited, dead, or unknown (a damaged record).
 
 Options:
@@ -81,6 +82,7 @@ export function inspectObject(
   info: ContainerInfo,
   resolved: ResolvedSpec | undefined,
   docker: DockerRecord = {},
+  ports: readonly import("./_publish.ts").PortRow[] = [],
 ): Record<string, unknown> {
   const spec = r.spec;
   const cg = spec.cgroup ?? {};
@@ -115,6 +117,8 @@ export function inspectObject(
       WorkingDir: resolved?.workdir ?? spec.workdir ?? "/",
       Image: typeof docker.image === "string" ? docker.image : r.image,
       Labels: docker.labels ?? {},
+      // (docker's: the image's ExposedPorts and the published container ports)
+      ...(exposedPorts(docker, spec) ? { ExposedPorts: exposedPorts(docker, spec) } : {}),
     },
     HostConfig: {
       Memory: bytesOf(cg.memory?.limit),
@@ -123,7 +127,7 @@ export function inspectObject(
       ReadonlyRootfs: spec.readonlyRootfs === true,
       CapAdd: changes.add ? [...changes.add] : null,
       CapDrop: changes.drop ? [...changes.drop] : null,
-      NetworkMode: resolved ? (ns.includes("net") ? "none" : "host") : "",
+      NetworkMode: resolved ? (ns.includes("net") ? (resolved.veth ? "veth" : "none") : "host") : "",
       AutoRemove: docker.autoRemove === true,
       RestartPolicy: restartPolicyOf(spec.restart),
     },
@@ -133,8 +137,20 @@ export function inspectObject(
       Destination: m.target,
       RW: !(m.readonly || m.options?.includes("ro")),
     })),
+    NetworkSettings: {
+      Ports: inspectPorts(ports),
+      IPAddress: spec.network?.veth?.containerAddress?.split("/")[0] ?? "",
+    },
     Hako: { ...info, record: r },
   };
+}
+
+/** Config.ExposedPorts (docker's `{ "80/tcp": {} }`): the image's, and each published container port; undefined for none. */
+function exposedPorts(docker: DockerRecord, spec: StateRecord["spec"]): Record<string, object> | undefined {
+  const out: Record<string, object> = {};
+  for (const k of Object.keys(docker.exposedPorts ?? {})) out[/\//.test(k) ? k : `${k}/tcp`] = {};
+  for (const p of spec.network?.ports ?? []) out[`${p.containerPort}/${p.protocol ?? "tcp"}`] = {};
+  return Object.keys(out).length ? out : undefined;
 }
 
 /** Runs `hako inspect`. */
@@ -149,6 +165,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const { containerInfo, damagedInfo } = await import("../container/lifecycle.ts");
   const { resolveSpec } = await import("../container/validate.ts");
   const { DOCKER_FILE } = await import("../supervisor/protocol.ts");
+  const { readPublishedPorts } = await import("../supervisor/ports.ts");
   const { readFileSync } = await import("node:fs");
   const store = new StateStore();
   const out: unknown[] = [];
@@ -173,7 +190,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     try {
       docker = JSON.parse(readFileSync(`${store.dir(name)}/${DOCKER_FILE}`, "utf8")) ?? {};
     } catch { /* none */ }
-    out.push(inspectObject(got.record, containerInfo(got.record), resolved, docker));
+    const ports = got.record.state === "running" ? readPublishedPorts(store.dir(name)) : [];
+    out.push(inspectObject(got.record, containerInfo(got.record), resolved, docker, ports));
   }
   h.stdout(a.format ? formatRows(a.format, out) : JSON.stringify(out, null, 2) + "\n");
   return code;

@@ -157,10 +157,13 @@ export function stateText(c: ContainerInfo): string {
 }
 
 /** The table `hako ps` prints (pure). */
-export function psTable(list: readonly ContainerInfo[]): string {
+export function psTable(list: readonly ContainerInfo[], ports: (name: string) => string = () => ""): string {
+  // PORTS (docker's 0.0.0.0:32768->80/tcp) only when a container listed publishes some.
+  const cells = list.map((c) => ports(c.name));
+  const withPorts = cells.some((p) => p !== "");
   return table(
-    ["NAME", "STATE", "PID", "UPTIME", "CPU%", "MEM", "PIDS", "IMAGE"],
-    list.map((c) => [
+    ["NAME", "STATE", "PID", "UPTIME", "CPU%", "MEM", "PIDS", "IMAGE", ...(withPorts ? ["PORTS"] : [])],
+    list.map((c, i) => [
       c.name,
       stateText(c),
       c.pid === null ? "-" : String(c.pid),
@@ -169,6 +172,7 @@ export function psTable(list: readonly ContainerInfo[]): string {
       bytes(c.memoryBytes),
       c.pids === null ? "-" : String(c.pids),
       c.image,
+      ...(withPorts ? [cells[i]!] : []),
     ]),
   );
 }
@@ -183,7 +187,11 @@ const PS_HEADERS: Readonly<Record<string, string>> = {
 };
 
 /** A container as `--format TEMPLATE` sees it (pure): docker ps's fields, then hako's own. */
-export function psRow(c: ContainerInfo, labels: Readonly<Record<string, string>> = {}): Record<string, unknown> {
+export function psRow(
+  c: ContainerInfo,
+  labels: Readonly<Record<string, string>> = {},
+  ports = "",
+): Record<string, unknown> {
   return {
     ...c,
     Names: c.name,
@@ -198,6 +206,7 @@ export function psRow(c: ContainerInfo, labels: Readonly<Record<string, string>>
     MemUsage: bytes(c.memoryBytes),
     PIDs: c.pids === null ? "--" : String(c.pids),
     Labels: Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(","),
+    Ports: ports,
   };
 }
 
@@ -222,9 +231,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   else if (a.jsonLines) h.stdout(list.map((c) => `${JSON.stringify(c)}\n`).join(""));
   else if (a.template) {
     const labels = await labelReader();
-    h.stdout(formatRows(a.template, list.map((c) => psRow(c, labels(c.name))), PS_HEADERS));
+    const ports = await portsReader(list);
+    h.stdout(formatRows(a.template, list.map((c) => psRow(c, labels(c.name), ports(c.name))), PS_HEADERS));
   } else if (a.quiet) h.stdout(list.map((c) => `${c.name}\n`).join(""));
-  else h.stdout(psTable(list));
+  else h.stdout(psTable(list, await portsReader(list)));
   return 0;
 }
 
@@ -242,6 +252,17 @@ async function dockerReader(): Promise<(name: string) => Readonly<Record<string,
       return {};
     }
   };
+}
+
+/** A running container's published ports as docker ps's PORTS shows them (none read when none runs). */
+async function portsReader(list: readonly ContainerInfo[]): Promise<(name: string) => string> {
+  if (!list.some((c) => c.state === "running")) return () => "";
+  const { StateStore } = await import("../container/state.ts");
+  const { readPublishedPorts } = await import("../supervisor/ports.ts");
+  const { portsCell } = await import("./_publish.ts");
+  const store = new StateStore();
+  const running = new Set(list.filter((c) => c.state === "running").map((c) => c.name));
+  return (name) => (running.has(name) ? portsCell(readPublishedPorts(store.dir(name))) : "");
 }
 
 /** Reads a container's labels (`hako run -d -l`) from its state directory. */

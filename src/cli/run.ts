@@ -22,6 +22,7 @@ import {
   resolveEnv,
 } from "./_docker.ts";
 import { host } from "../runner/_host.ts";
+import { parsePublish, PUBLISH_CONFLICT, publishAllPorts } from "./_publish.ts";
 import { type LoaderKind, runScript } from "../runner/run_script.ts";
 
 /** The help text. */
@@ -121,8 +122,14 @@ A quick container's options (docker run's):
       --read-only       Mount its root filesystem read-only
       --cap-add <CAP>   Keep a capability beyond docker's default set (again for more; ALL)
       --cap-drop <CAP>  Drop one from it (again for more; ALL)
-      --network <none|host>  none (the default): a network namespace of its own with loopback
-                          only; host: the host's network, its resolv.conf and hosts read-only
+      --network <none|host|veth>  none (the default): a network namespace of its own with
+                          loopback only; host: the host's network, its resolv.conf and hosts
+                          read-only; veth: a veth pair to the host, a /30 of 10.213.0.0/16
+                          (HAKO_VETH_RANGE) hako picks, free again when the container goes
+  -p, --publish <[IP:][HOSTPORT:]PORT[/tcp]>  With -d: forward the host's port (0 or none: a free
+                          one) to the container's PORT (again for more; implies --network veth;
+                          the supervisor proxies it, as docker-proxy; 'hako port NAME' lists them)
+  -P, --publish-all     With -d: publish every port the image exposes, each to a free host port
   -l, --label <k=v>     Recorded with a -d container ('hako inspect' shows them)
       --userns          A user namespace mapping the caller to root (also --rootless; implied for a
                           caller without root)
@@ -208,6 +215,8 @@ const RUN_OPTIONS = {
   "cap-drop": { type: "string", multiple: true },
   network: { type: "string" },
   net: { type: "string" },
+  publish: { type: "string", short: "p", multiple: true },
+  "publish-all": { type: "boolean", short: "P" },
   label: { type: "string", short: "l", multiple: true },
   help: { type: "boolean", short: "h" },
 } as const;
@@ -232,6 +241,8 @@ const QUICK_ONLY = [
   "cap-drop",
   "network",
   "net",
+  "publish",
+  "publish-all",
   "label",
 ] as const;
 
@@ -282,6 +293,9 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
     }
     const restart = restartFlag(stringOption(values, "restart"), detach, values.rm === true);
     const docker = dockerFlags(values, envs);
+    if ((docker.publish?.length || docker.publishAll) && !detach) {
+      throw new UsageError("-p/-P go with -d: the supervisor forwards a published port while the container runs");
+    }
     return {
       help: false,
       args: [],
@@ -374,13 +388,23 @@ function dockerFlags(values: ParsedArgs["values"], envs: readonly string[]): Doc
   if (str("network") !== undefined && str("net") !== undefined) {
     throw new UsageError("give --network or --net, not both");
   }
-  if (network !== undefined && network !== "none" && network !== "host") {
+  if (network !== undefined && network !== "none" && network !== "host" && network !== "veth") {
     throw new UsageError(
-      `--network takes none (the default here: a network namespace of its own with loopback only) or host, not ${
+      `--network takes none (the default here: a network namespace of its own with loopback only), veth (a /30 to the host of its own: hako has no bridge) or host, not ${
         quoted(network)
-      } (hako has no bridge: a spec's network.veth links a container to the host)`,
+      }`,
     );
   }
+  const publish = stringsOption(values, "publish").map(parsePublish);
+  const publishAll = values["publish-all"] === true;
+  if ((publish.length || publishAll) && network === "none") throw new UsageError(PUBLISH_CONFLICT);
+  if ((publish.length || publishAll) && network === "host") {
+    throw new UsageError(
+      "port publishing and --network host conflict: the container uses the host's ports themselves",
+    );
+  }
+  // (docker's default network for -p is its bridge; hako's is a veth pair of the container's own)
+  const net = network ?? (publish.length || publishAll ? "veth" : undefined);
   const workdir = str("workdir"), user = str("user"), memory = str("memory"), cpus = str("cpus");
   const pids = str("pids-limit"), hostname = str("hostname"), stopSignal = str("stop-signal");
   if (stopSignal !== undefined) nonEmpty(stopSignal, "--stop-signal");
@@ -406,7 +430,9 @@ function dockerFlags(values: ParsedArgs["values"], envs: readonly string[]): Doc
     ...(values["read-only"] ? { readOnly: true } : {}),
     ...(capAdd.length ? { capAdd } : {}),
     ...(capDrop.length ? { capDrop } : {}),
-    ...(network !== undefined ? { network } : {}),
+    ...(net !== undefined ? { network: net } : {}),
+    ...(publish.length ? { publish } : {}),
+    ...(publishAll ? { publishAll: true } : {}),
     ...(labels.length ? { labels: parseLabels(labels) } : {}),
   } as DockerFlags;
 }
@@ -566,6 +592,10 @@ export function withImageDefaults(
     ...(user !== undefined ? { user } : {}),
     // (docker: --stop-signal, else the image's StopSignal)
     ...(d.stopSignal === undefined && config.StopSignal ? { stopSignal: config.StopSignal } : {}),
+    // -P: every ExposedPort to a free host port, beside the -p ones
+    ...(d.publishAll
+      ? { publish: [...(d.publish ?? []), ...publishAllPorts(config.ExposedPorts, d.publish ?? [])] }
+      : {}),
   };
   return { ...q, command, ...(Object.keys(docker).length ? { docker } : {}) };
 }
@@ -604,6 +634,7 @@ async function runQuick(
         options,
         img.config.Env ?? [],
         named.image,
+        img.config.ExposedPorts,
       );
       started = q.detach === true && code === 0;
       return code;
@@ -615,11 +646,31 @@ async function runQuick(
   return await runQuickOn(q, options, []);
 }
 
+/**
+ * `--network veth` (and `-p`): the veth's addresses, a /30 no host route or address uses
+ * (network.ts's allocateVethSubnet); the spec's other fields as they are.
+ */
+async function withVethAddresses(
+  spec: import("../container/spec.ts").ContainerSpec,
+): Promise<import("../container/spec.ts").ContainerSpec> {
+  const veth = spec.network?.veth;
+  if (!veth || veth.hostAddress !== undefined || veth.containerAddress !== undefined) return spec;
+  const { allocateVethSubnet } = await import("../network.ts");
+  let pair: { hostAddress: string; containerAddress: string };
+  try {
+    pair = allocateVethSubnet();
+  } catch (e) {
+    throw new UsageError(`--network veth: ${(e as Error).message}`);
+  }
+  return { ...spec, network: { ...spec.network, veth: { ...veth, ...pair } } };
+}
+
 async function runQuickOn(
   q: NonNullable<RunArgs["quick"]>,
   options: import("../runner/spec_module.ts").ForegroundOptions,
   imageEnv: readonly string[],
   imageName?: string,
+  exposedPorts?: Readonly<Record<string, unknown>>,
 ): Promise<number> {
   if (q.command.length === 0) throw new UsageError("a command to run in the container is required");
   const { default: process } = await import("node:process");
@@ -642,7 +693,7 @@ async function runQuickOn(
     env: (name: string) => process.env[name],
     envFileLines,
   };
-  const made = quickSpec(q, host().cwd(), quickVarDir(caller.euid, host().env), caller);
+  const made = await withVethAddresses(quickSpec(q, host().cwd(), quickVarDir(caller.euid, host().env), caller));
   const spec = q.restart !== undefined ? { ...made, restart: q.restart } : made;
   // The spec's validator checks every value; its messages say which flag set the field.
   const { resolveSpec, SpecError } = await import("../container/validate.ts");
@@ -663,6 +714,7 @@ async function runQuickOn(
       ...(q.docker?.labels ? { labels: q.docker.labels } : {}),
       ...(q.rm ? { autoRemove: true } : {}),
       ...(imageName !== undefined ? { image: imageName } : {}),
+      ...(exposedPorts && Object.keys(exposedPorts).length ? { exposedPorts } : {}),
     };
     return await startSpecs([{ spec: options.init ? { ...spec, init: true } : spec }], {
       quiet: true,

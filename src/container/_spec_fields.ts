@@ -80,7 +80,8 @@ export const KEYS = {
   io: ["weight", "readBps", "writeBps", "readIops", "writeIops"],
   capabilities: ["add", "drop"],
   capabilitySets: ["bounding", "effective", "permitted", "inheritable", "ambient"],
-  network: ["loopback", "veth"],
+  network: ["loopback", "veth", "ports"],
+  port: ["containerPort", "hostPort", "hostIp", "protocol"],
   veth: ["host", "container", "hostAddress", "containerAddress", "allowWidePrefix"],
   seccomp: ["defaultAction", "defaultErrno", "unknownSyscalls", "architectures", "syscalls"],
   seccompRule: ["names", "action", "errno", "args", "includes", "excludes"],
@@ -119,6 +120,7 @@ const _keysMatchTheTypes: readonly true[] = [
     : false),
   true as Exactly<NonNullable<ContainerSpec["network"]>, typeof KEYS.network>,
   true as Exactly<NonNullable<NonNullable<ContainerSpec["network"]>["veth"]>, typeof KEYS.veth>,
+  true as Exactly<NonNullable<NonNullable<ContainerSpec["network"]>["ports"]>[number], typeof KEYS.port>,
   true as Exactly<SeccompProfile, typeof KEYS.seccomp>,
   true as Exactly<Rule, typeof KEYS.seccompRule>,
   true as Exactly<NonNullable<Rule["args"]>[number], typeof KEYS.seccompArg>,
@@ -1165,6 +1167,74 @@ export function vethOf(c: Checker, value: unknown, netNew: boolean, name: string
     if (problem) bad(`network.veth.${field}`, problem);
   }
   return veth;
+}
+
+/** The most published ports a container may have. */
+const MAX_PORTS = 1024;
+
+/**
+ * The published ports (`network.ports`): each container port and host port 1–65535 (a host port
+ * 0 or absent: a free one), an IPv4 host address, tcp only; no host address and port twice; a
+ * veth with a container address to forward to. Checked only: the supervisor reads them from the
+ * recorded spec.
+ */
+export function portsOf(c: Checker, value: unknown, veth: ResolvedVeth | undefined): void {
+  const { bad } = c;
+  if (value === undefined) return;
+  if (!Array.isArray(value)) {
+    return void bad(
+      "network.ports",
+      `must be a list of { containerPort, hostPort, hostIp, protocol }, got ${show(value)}`,
+    );
+  }
+  if (value.length > MAX_PORTS) {
+    return void bad("network.ports", `must have at most ${MAX_PORTS} entries, got ${value.length}`);
+  }
+  if (value.length && !veth?.containerAddress) {
+    bad("network.ports", "needs network.veth with a containerAddress to forward to (hako run: --network veth)");
+  }
+  const seen = new Map<string, number>();
+  value.forEach((p, i) => {
+    const at = `network.ports[${i}]`;
+    const o = c.section(p, at, KEYS.port, "an object { containerPort, hostPort, hostIp, protocol }", true);
+    if (!o) return;
+    const port = (v: unknown, k: string, zero: boolean) => {
+      if (v === undefined && zero) return 0;
+      if (typeof v !== "number" || !Number.isInteger(v) || v < (zero ? 0 : 1) || v > 65535) {
+        bad(
+          `${at}.${k}`,
+          `must be a port number, ${zero ? "0" : "1"}–65535${zero ? " (0: a free one)" : ""}, got ${show(v)}`,
+        );
+        return undefined;
+      }
+      return v;
+    };
+    port(o.containerPort, "containerPort", false);
+    const hostPort = port(o.hostPort, "hostPort", true);
+    if (o.protocol !== undefined && o.protocol !== "tcp") {
+      bad(`${at}.protocol`, `must be "tcp" (udp is not published yet), got ${show(o.protocol)}`);
+    }
+    let ip = "0.0.0.0";
+    if (o.hostIp !== undefined) {
+      let cidr: Cidr | undefined;
+      try {
+        cidr = typeof o.hostIp === "string" && !o.hostIp.includes("/") ? parseCidr(`${o.hostIp}/32`) : undefined;
+      } catch { /* reported below */ }
+      if (!cidr || cidr.version !== 4) {
+        bad(`${at}.hostIp`, `must be an IPv4 address like "127.0.0.1", got ${show(o.hostIp)}`);
+      } else ip = o.hostIp as string;
+    }
+    if (hostPort) {
+      // (0.0.0.0 takes the port on every address: it clashes with any other address's)
+      const clash = [...seen.keys()].find((k) => {
+        const [kip, kport] = k.split(" ");
+        return Number(kport) === hostPort && (kip === ip || kip === "0.0.0.0" || ip === "0.0.0.0");
+      });
+      if (clash !== undefined) {
+        bad(`${at}.hostPort`, `${ip}:${hostPort} is published twice (network.ports[${seen.get(clash)}] has it)`);
+      } else seen.set(`${ip} ${hostPort}`, i);
+    }
+  });
 }
 
 /** The restart policy (see restart_policy.ts): checked only, the supervisor reads it from the recorded spec. */

@@ -165,12 +165,37 @@ export interface VethSpec {
   readonly allowWidePrefix?: boolean;
 }
 
+/**
+ * A published port (docker's `-p [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp]`): connections to the
+ * host's `hostIp:hostPort` are forwarded to the container's veth address, `containerPort`, by the
+ * supervisor (a TCP proxy: hako has no bridge, so no NAT rule is written). Needs `veth` with a
+ * `containerAddress`; only a container the supervisor runs (`hako start`, `hako run -d`) has its
+ * ports published.
+ *
+ * @example
+ * ```ts ignore
+ * network: { veth: { hostAddress: "10.213.0.1/30", containerAddress: "10.213.0.2/30" }, ports: [{ hostPort: 8080, containerPort: 80 }] }
+ * ```
+ */
+export interface PortSpec {
+  /** The container's port, 1–65535. */
+  readonly containerPort: number;
+  /** The host's port, 1–65535; 0 or absent: a free port the kernel picks (docker's `-p 80`, `-P`). */
+  readonly hostPort?: number;
+  /** The host address listened on, an IPv4 address (default `0.0.0.0`: every address). */
+  readonly hostIp?: string;
+  /** Only `"tcp"` (the default) for now. */
+  readonly protocol?: "tcp";
+}
+
 /** The container's network, inside a new "net" namespace. */
 export interface NetworkSpec {
   /** Bring lo up (default true with a new net namespace). */
   readonly loopback?: boolean;
   /** A veth pair to the host (needs a new "net" namespace). */
   readonly veth?: VethSpec;
+  /** Ports of the host forwarded to the container's veth address (see {@link PortSpec}). */
+  readonly ports?: readonly PortSpec[];
 }
 
 /** A namespace to create (by name) or to join (an existing one, by path or container name). */

@@ -38,6 +38,7 @@ import {
   nameOf,
   namespacesOf,
   pathList,
+  portsOf,
   readinessOf,
   restartOf,
   rlimitsOf,
@@ -227,9 +228,10 @@ export function resolveSpec(input: ContainerSpec): ResolvedSpec {
   stopSignalOf(c, s.stopSignal);
 
   // network
-  const network = c.section(s.network, "network", KEYS.network, "an object { loopback, veth }");
+  const network = c.section(s.network, "network", KEYS.network, "an object { loopback, veth, ports }");
   const loopback = c.boolean(network?.loopback, "network.loopback");
   const veth = vethOf(c, network?.veth, has("net"), name ?? "x");
+  portsOf(c, network?.ports, veth);
 
   // Whatever the checks let through must also be what the cgroup code takes (the same code
   // makes the cgroup later): its first objection, if the checks above missed one.

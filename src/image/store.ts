@@ -56,7 +56,7 @@ import { pipeline } from "node:stream";
 import { createGunzip, createZstdDecompress } from "node:zlib";
 import { xzDecompress } from "../../ffi/lzma.ts";
 import { cstr } from "../../ffi/cstring.ts";
-import { errno, libc, retryEintr } from "../../ffi/libc.ts";
+import { checkRetry, errno, libc, retryEintr } from "../../ffi/libc.ts";
 import { EWOULDBLOCK, O_CLOEXEC, O_CREAT, O_NOFOLLOW, O_RDWR } from "../../ffi/constants.ts";
 import { SetupError, SyscallError } from "../errors.ts";
 import { applyLayer } from "../container/tarball.ts";
@@ -195,6 +195,10 @@ interface Staging {
   readonly dir: string;
   readonly files: Map<string, Staged>;
   readonly links: Map<string, string>;
+  /** An OCI layout directory's reader: copies the file at a cleaned path in, or says it is not there. */
+  readonly fetch?: (path: string) => Staged | undefined;
+  /** Closes what {@link fetch} holds open. */
+  readonly close?: () => void;
 }
 
 /** A path in the archive made relative (no `.`, no empty part), or a refusal. */
@@ -327,13 +331,117 @@ async function stage(input: AsyncIterable<Uint8Array>, dir: string): Promise<Sta
 function staged(s: Staging, path: string, what: string): Staged {
   let p = cleanPath(path, what);
   for (let hops = 0; hops < 8; hops++) {
-    const f = s.files.get(p);
+    const f = s.files.get(p) ?? s.fetch?.(p);
     if (f) return f;
     const next = s.links.get(p);
     if (next === undefined) break;
     p = next;
   }
   throw fail(`${what} ${JSON.stringify(path)} is not in the archive`);
+}
+
+/**
+ * An OCI image layout directory (`skopeo copy … oci:DIR:TAG`, umoci's), staged lazily: a file
+ * is copied in (under a counter's name, hashed on the way, as an archive's entries are) only when
+ * the index or a manifest names it. The directory is hostile input like an archive: every path is
+ * resolved under it by openat2 with no symlink followed, no `..` out and no mount crossed
+ * (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV), opened O_PATH first and refused
+ * unless a regular file (a FIFO is never opened for reading, so it cannot block the import, nor
+ * a device's open run), then read through that fd; the counts and sizes are the archive's caps.
+ */
+function stageDir(root: string, dir: string): Staging {
+  let rootFd: number;
+  try {
+    if (!lstatSync(root).isDirectory()) throw fail(`${root} is not a directory`);
+    rootFd = at.openat(at.AT_FDCWD, root, at.O_PATH | at.O_DIRECTORY | at.O_NOFOLLOW | at.O_CLOEXEC);
+  } catch (e) {
+    if (e instanceof SetupError) throw e;
+    throw fail(`${root}: ${(e as Error).message}`, e);
+  }
+  const files = new Map<string, Staged>();
+  const missing = new Set<string>();
+  const maxBytes = archiveLimit();
+  let bytes = 0;
+  const fetch = (path: string): Staged | undefined => {
+    if (missing.has(path)) return undefined;
+    if (files.size + missing.size >= MAX_ARCHIVE_ENTRIES) {
+      throw fail(`the layout directory names more than ${MAX_ARCHIVE_ENTRIES} files`);
+    }
+    const shown = JSON.stringify(path);
+    let pathFd: number;
+    try {
+      pathFd = at.openat2(rootFd, path, {
+        flags: at.O_PATH | at.O_NOFOLLOW | at.O_CLOEXEC,
+        resolve: at.RESOLVE_BENEATH | at.RESOLVE_NO_SYMLINKS | at.RESOLVE_NO_MAGICLINKS | at.RESOLVE_NO_XDEV,
+      }, path);
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code === "ENOENT") {
+        missing.add(path);
+        return undefined;
+      }
+      if (code === "ELOOP") {
+        throw fail(`${shown} in the layout directory is or goes through a symlink (none is followed)`, e);
+      }
+      if (code === "EXDEV") throw fail(`${shown} leaves the layout directory (or crosses a mount point)`, e);
+      if (code === "ENOTDIR") throw fail(`${shown}: a part of it is not a directory`, e);
+      throw fail(`opening ${shown} in the layout directory: ${(e as Error).message}`, e);
+    }
+    let fd = -1;
+    try {
+      const st = at.statx(pathFd, "", at.AT_EMPTY_PATH, path);
+      const type = st.mode & at.S_IFMT;
+      if (type !== at.S_IFREG) {
+        const kind = type === at.S_IFIFO
+          ? "a FIFO"
+          : type === at.S_IFCHR || type === at.S_IFBLK
+          ? "a device"
+          : type === at.S_IFDIR
+          ? "a directory"
+          : type === at.S_IFLNK
+          ? "a symlink (none is followed)"
+          : "not a regular file";
+        throw fail(`${shown} in the layout directory is ${kind}, not a regular file`);
+      }
+      // Reopened for reading through the O_PATH fd itself: the file checked is the file read.
+      fd = at.openat(at.AT_FDCWD, `/proc/self/fd/${pathFd}`, at.O_RDONLY | at.O_CLOEXEC, 0, path);
+      const file = join(dir, String(files.size));
+      const out = openSync(file, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
+      const hash = createHash("sha256");
+      let size = 0;
+      try {
+        const buf = Buffer.allocUnsafe(1 << 20);
+        for (;;) {
+          const n = checkRetry(() => libc().read(fd, buf, BigInt(buf.length)), "read", [path]);
+          if (n === 0) break;
+          bytes += n;
+          if (bytes > maxBytes) {
+            throw fail(`the layout directory's blobs are over ${maxBytes} bytes (HAKO_IMAGE_MAX_BYTES)`);
+          }
+          writeSync(out, buf, 0, n);
+          hash.update(buf.subarray(0, n));
+          size += n;
+        }
+      } finally {
+        closeSync(out);
+      }
+      const f: Staged = { file, size, sha256: hash.digest("hex") };
+      files.set(path, f);
+      return f;
+    } catch (e) {
+      if (e instanceof SetupError) throw e;
+      throw fail(`reading ${shown} in the layout directory: ${(e as Error).message}`, e);
+    } finally {
+      if (fd !== -1) at.close(fd);
+      at.close(pathFd);
+    }
+  };
+  return { dir, files, links: new Map(), fetch, close: () => at.close(rootFd) };
+}
+
+/** Whether `path` is in the archive or layout directory (a file). */
+function hasFile(s: Staging, path: string): boolean {
+  return s.files.has(path) || s.fetch?.(path) !== undefined;
 }
 
 /** A staged JSON file, capped in size, parsed, an object. */
@@ -368,6 +476,8 @@ interface Found {
   readonly manifest: { readonly bytes: Buffer; readonly sha256: string };
   readonly layers: readonly Staged[];
   readonly names: readonly string[];
+  /** An OCI index's `org.opencontainers.image.ref.name` for it (skopeo's `oci:DIR:REF`), when given. */
+  readonly refName?: string;
 }
 
 const REF_NAME = "org.opencontainers.image.ref.name";
@@ -410,7 +520,8 @@ function readOci(s: Staging): Found[] {
         | string
         | undefined;
       const names = ref !== undefined && /[:/]/.test(ref) ? [normalizeName(ref)] : [];
-      out.push(checked(s, m, f, at, names));
+      const refName = typeof ann[REF_NAME] === "string" ? ann[REF_NAME] as string : undefined;
+      out.push({ ...checked(s, m, f, at, names), ...(refName !== undefined ? { refName } : {}) });
     });
   };
   visit(index.manifests, "index.json", 0);
@@ -652,12 +763,19 @@ export interface ImportOptions {
   readonly varDir: string;
   /** A name for the image (`NAME[:TAG]`): given to the archive's only image, beside its own names. */
   readonly name?: string;
+  /**
+   * Of an OCI layout's images, only the one whose `org.opencontainers.image.ref.name` is this
+   * (skopeo's `oci:DIR:REF`, umoci's tag); its other images are not imported.
+   */
+  readonly ref?: string;
 }
 
 /**
- * Imports every image of a docker-archive or OCI-layout archive: verified, stored, its layers
- * extracted once, its names pointed at it.
- * @param input The archive: a file's path, or its bytes (stdin for `hako load`).
+ * Imports every image of a docker-archive or OCI-layout archive, or of an OCI image layout
+ * directory (`skopeo copy … oci:DIR:TAG`, umoci's): verified, stored, its layers extracted once,
+ * its names pointed at it.
+ * @param input The archive: a file's path, or its bytes (stdin for `hako load`); or a layout
+ *   directory's path.
  * @param options The store's var directory, a name to give.
  * @returns Each image's ID and names.
  * @throws {SetupError} Step `image`: a malformed or refused archive, a digest that does not match.
@@ -686,28 +804,49 @@ export async function importImage(
   const dir = mkdtempSync(join(store, "tmp", "import-"));
   const made: Made = [];
   let done = false;
+  let s: Staging | undefined;
   try {
-    let source: AsyncIterable<Uint8Array>;
+    let source: AsyncIterable<Uint8Array> | undefined;
     if (typeof input === "string") {
       try {
-        if (!lstatSync(input).isFile()) throw fail(`${input} is not a regular file`);
+        const st = lstatSync(input);
+        if (st.isDirectory()) s = stageDir(input, dir);
+        else if (!st.isFile()) throw fail(`${input} is neither a regular file nor a directory`);
       } catch (e) {
         if (e instanceof SetupError) throw e;
         throw fail(`${input}: ${(e as Error).message}`, e);
       }
-      source = createReadStream(input);
+      if (!s) source = createReadStream(input);
     } else source = input;
-    const s = await stage(source, dir);
-    const found = s.files.has("index.json") && s.files.has("oci-layout")
-      ? readOci(s)
-      : s.files.has("manifest.json")
-      ? readDocker(s)
-      : (() => {
-        throw fail("neither a docker-archive (manifest.json) nor an OCI image layout (oci-layout, index.json)");
-      })();
+    if (!s) s = await stage(source!, dir);
+    const isOci = s.fetch
+      ? (() => {
+        if (!hasFile(s, "oci-layout") || !hasFile(s, "index.json")) {
+          throw fail(`${input} is not an OCI image layout directory (no oci-layout, or no index.json)`);
+        }
+        return true;
+      })()
+      : s.files.has("index.json") && s.files.has("oci-layout");
+    let found = isOci ? readOci(s) : s.files.has("manifest.json") ? readDocker(s) : (() => {
+      throw fail("neither a docker-archive (manifest.json) nor an OCI image layout (oci-layout, index.json)");
+    })();
+    if (options.ref !== undefined) {
+      const all = found;
+      found = found.filter((f) => f.refName === options.ref);
+      if (found.length === 0) {
+        const refs = all.map((f) => f.refName).filter((r) => r !== undefined);
+        throw fail(
+          `no image in it has the ref name ${JSON.stringify(options.ref)} (${
+            refs.length ? `it has ${refs.map((r) => JSON.stringify(r)).join(", ")}` : "none has one"
+          })`,
+        );
+      }
+    }
     if (found.length === 0) throw fail("the archive holds no image");
     if (extra !== undefined && found.length > 1) {
-      throw fail(`the archive holds ${found.length} images: a name can be given to one only`);
+      throw fail(
+        `the archive holds ${found.length} images: a name can be given to one only (choose one by its ref name)`,
+      );
     }
     const out: Array<{ id: string; names: string[] }> = [];
     for (const img of found) {
@@ -755,6 +894,7 @@ export async function importImage(
     done = true;
     return { images: out };
   } finally {
+    s?.close?.();
     rmSync(dir, { recursive: true, force: true });
     if (!done) { for (const m of made.reverse()) rmSync(m, { recursive: true, force: true }); }
     lock.release();

@@ -24,6 +24,8 @@ export interface DockerRecord {
    * `inspect` show (its rootfs is then the directory of its writable layer).
    */
   readonly image?: string;
+  /** The image config's `ExposedPorts` (`{ "80/tcp": {} }`): what `inspect` shows as Config.ExposedPorts. */
+  readonly exposedPorts?: Readonly<Record<string, unknown>>;
 }
 
 /** Start a daemonized container. */

@@ -67,6 +67,7 @@ import {
   type StartRequest,
 } from "./protocol.ts";
 import { judgePeer } from "./_peer.ts";
+import { PortProxies } from "./ports.ts";
 import {
   capAppendedLog,
   capOwnLog,
@@ -216,6 +217,8 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
   const relays = new Map<number, string>();
   /** Containers that append to their log themselves (no relay): capped by capAppendedLog. */
   const appended = new Set<string>();
+  /** Published ports: listeners bound before each container is made, closed when it ends (ports.ts). */
+  const proxies = new PortProxies(say);
   const createLimit = limiter(CONCURRENT_CREATES);
   let pending = 0;
   let idleSince = Date.now();
@@ -268,6 +271,8 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
     const { open, close } = libc();
     let out: ContainerOutput | undefined, nullFd = -1;
     try {
+      // (first: a taken host port fails the start before its output and relays are made)
+      await proxies.open(name, spec, store.dir(name));
       out = openContainerOutput(store, name, logMax);
       if (out.relays) { for (const r of out.relays) relays.set(r.pid, name); }
       else appended.add(name);
@@ -287,6 +292,7 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
     } catch (e) {
       // The relay (if any) sees EOF once the FIFO's last writer is closed below, and is reaped by checkLogs.
       appended.delete(name);
+      proxies.close(name, store.dir(name));
       throw e;
     } finally {
       if (out) close(out.fd);
@@ -438,8 +444,10 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
         if (!recordedRelay(store, r.name)) appended.add(r.name);
         store.update(r.name, (x) => ({ ...x, owner: self }));
         say(`adopted ${r.name} (pid ${r.init.pid}): its exit status will be unknown`);
+        proxies.republish(r.name, r.spec, store.dir(r.name));
       } else {
         finished(r.name, null, "ended while no supervisor ran: exit status unknown", cgroupEndCounters(r));
+        proxies.close(r.name, store.dir(r.name));
         try {
           releaseResources(r);
         } catch (e) {
@@ -471,6 +479,7 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
       if (!status) continue;
       containers.delete(name);
       appended.delete(name);
+      proxies.close(name, store.dir(name));
       // The afterStop hook (a command: run now) and onExited (not waited for: it may take 30 s).
       c.wait().catch((e) => say(`${name}: ${(e as Error).message}`));
       try {
@@ -500,6 +509,7 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
         }
       }
       say(`${name} (adopted) ended`);
+      proxies.close(name, store.dir(name));
       const began = r?.startedAt ? Date.parse(r.startedAt) : Date.now();
       if (!planRestart(name, null, Date.now() - began)) await autoRemove(name);
     }

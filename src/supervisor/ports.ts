@@ -1,0 +1,201 @@
+/**
+ * Published ports (`network.ports`, docker's `-p`/`-P`): the supervisor listens on each host port
+ * and forwards every connection to the container's veth address and port, bytes both ways.
+ *
+ * Why a proxy in the supervisor, not NAT: hako has no bridge and writes no firewall rules (nothing
+ * of the host's nftables/iptables is hako's to change, and a rule left behind by a crash would
+ * forward a port to whatever gets the address next). A container's veth is a point-to-point /30
+ * to the host, so the host reaches the container's address directly; the supervisor — the
+ * container's parent, alive as long as it runs — holds the listening sockets, as docker's
+ * userland proxy (`docker-proxy`) does for each published port. The cost: the container sees the
+ * host end of its veth as every client's address (docker-proxy's is the bridge's gateway).
+ *
+ * The listeners are bound before the container is created, so a host port that is taken fails the
+ * start with a clear error and nothing made; they are closed when the container ends (and opened
+ * again when a restart policy starts it again). One container's proxy failing (a refused
+ * connection, a reset, a listener's error) ends only that connection or is logged: every socket
+ * has its error handler, and no error of a proxy reaches the supervisor's event loop.
+ *
+ * The bound ports are written to `ports.json` in the container's state directory while it runs
+ * (what `hako port`, `hako ps` and `hako inspect` read), and removed when it ends.
+ * @module
+ */
+import { readFileSync, rmSync } from "node:fs";
+import { connect, createServer, type Server, type Socket } from "node:net";
+import { join } from "node:path";
+import { SetupError } from "../errors.ts";
+import type { ContainerSpec } from "../container/spec.ts";
+import { writePrivateFile } from "../container/state.ts";
+
+/** The file in a container's state directory listing its published ports while it runs. */
+export const PORTS_FILE = "ports.json";
+
+/** One published port, as `ports.json` holds it. */
+export interface PublishedPort {
+  /** The host address listened on (`0.0.0.0`: every one). */
+  readonly hostIp: string;
+  /** The host port (the one the kernel picked, for a host port 0). */
+  readonly hostPort: number;
+  /** The container's port. */
+  readonly containerPort: number;
+  /** `tcp`. */
+  readonly protocol: "tcp";
+}
+
+/** The most connections one container's proxies hold at once (more wait in the listen backlog). */
+const MAX_CONNECTIONS = 1024;
+/** How long a connection whose other side has ended may take to flush before it is cut. */
+const LINGER_MS = 10_000;
+
+interface Open {
+  readonly servers: Server[];
+  readonly sockets: Set<Socket>;
+}
+
+/** A container's published ports, read from its state directory (none when it runs without, or has ended). */
+export function readPublishedPorts(stateDir: string): PublishedPort[] {
+  try {
+    const v: unknown = JSON.parse(readFileSync(join(stateDir, PORTS_FILE), "utf8"));
+    if (!Array.isArray(v)) return [];
+    return v.filter((p) =>
+      typeof p?.hostIp === "string" && Number.isInteger(p?.hostPort) && Number.isInteger(p?.containerPort)
+    ).map((p) => ({ hostIp: p.hostIp, hostPort: p.hostPort, containerPort: p.containerPort, protocol: "tcp" }));
+  } catch {
+    return [];
+  }
+}
+
+/** The proxies of every container the supervisor runs, by name. */
+export class PortProxies {
+  readonly #open = new Map<string, Open>();
+  readonly #say: (message: string) => void;
+
+  /** @param say Where a proxy's failures are logged (the supervisor's log). */
+  constructor(say: (message: string) => void) {
+    this.#say = say;
+  }
+
+  /**
+   * Listens on each of the spec's published ports (none: nothing), and records them in
+   * `ports.json` under `stateDir`. Call it before the container is created.
+   * @throws {SetupError} Step `ports`: a host port is taken or cannot be bound (what was bound is
+   *   closed again), or the spec has no container address to forward to.
+   */
+  async open(name: string, spec: ContainerSpec, stateDir: string): Promise<PublishedPort[]> {
+    const ports = spec.network?.ports ?? [];
+    if (ports.length === 0) return [];
+    this.close(name, stateDir);
+    const target = spec.network?.veth?.containerAddress?.split("/")[0];
+    if (!target) throw new SetupError("ports", "network.ports needs network.veth.containerAddress to forward to");
+    const open: Open = { servers: [], sockets: new Set() };
+    this.#open.set(name, open);
+    const out: PublishedPort[] = [];
+    try {
+      for (const p of ports) {
+        const hostIp = p.hostIp ?? "0.0.0.0";
+        const server = createServer(
+          { allowHalfOpen: true },
+          (client) => this.#forward(name, open, client, target, p.containerPort),
+        );
+        server.maxConnections = MAX_CONNECTIONS;
+        open.servers.push(server);
+        await new Promise<void>((resolve, reject) => {
+          server.once("error", reject);
+          server.listen({ host: hostIp, port: p.hostPort ?? 0, exclusive: true }, () => {
+            server.off("error", reject);
+            resolve();
+          });
+        }).catch((e) => {
+          const code = (e as { code?: string }).code;
+          const where = `${hostIp}:${p.hostPort ?? 0}`;
+          throw new SetupError(
+            "ports",
+            code === "EADDRINUSE"
+              ? `the host port ${where} is taken (EADDRINUSE): publish another, or 0 for a free one`
+              : `listening on ${where}: ${(e as Error).message}`,
+            { cause: e },
+          );
+        });
+        server.on("error", (e) => this.#say(`${name}: port ${hostIp}:${p.hostPort}: ${(e as Error).message}`));
+        const bound = server.address();
+        const hostPort = typeof bound === "object" && bound ? bound.port : p.hostPort ?? 0;
+        out.push({ hostIp, hostPort, containerPort: p.containerPort, protocol: "tcp" });
+      }
+      writePrivateFile(join(stateDir, PORTS_FILE), JSON.stringify(out) + "\n");
+      return out;
+    } catch (e) {
+      this.close(name, stateDir);
+      throw e;
+    }
+  }
+
+  /**
+   * Publishes again the ports of a running container this supervisor adopted (its last supervisor
+   * died, and its listeners with it): the host ports recorded in `ports.json` (a free one picked
+   * then is asked for again), else the spec's. A failure is logged: the container runs on.
+   */
+  republish(name: string, spec: ContainerSpec, stateDir: string): void {
+    const ports = spec.network?.ports ?? [];
+    if (ports.length === 0) return;
+    const recorded = readPublishedPorts(stateDir);
+    const again = recorded.length === ports.length
+      ? ports.map((p, i) => ({ ...p, hostPort: recorded[i]!.hostPort }))
+      : ports;
+    this.open(name, { ...spec, network: { ...spec.network, ports: again } }, stateDir).then(
+      (got) => this.#say(`${name}: ports published again (${got.map((p) => p.hostPort).join(", ")})`),
+      (e) => this.#say(`${name}: could not publish its ports again: ${(e as Error).message}`),
+    );
+  }
+
+  /** Closes a container's listeners and connections, and removes its `ports.json`. Idempotent. */
+  close(name: string, stateDir?: string): void {
+    const open = this.#open.get(name);
+    this.#open.delete(name);
+    if (open) {
+      for (const s of open.servers) {
+        try {
+          s.close();
+        } catch { /* not listening */ }
+      }
+      for (const s of open.sockets) s.destroy();
+    }
+    if (stateDir !== undefined) rmSync(join(stateDir, PORTS_FILE), { force: true });
+  }
+
+  /**
+   * Pipes one client to the container's port: either side's end (FIN) is passed on to the other
+   * (pipe), either side's close ends the other (cut if it does not drain in time), an error of
+   * either destroys both.
+   */
+  #forward(name: string, open: Open, client: Socket, host: string, port: number): void {
+    if (!this.#open.has(name)) return void client.destroy();
+    // Half-open both ways: a client that has sent all it will (FIN) still reads the reply.
+    const upstream = connect({ host, port, allowHalfOpen: true });
+    open.sockets.add(client);
+    open.sockets.add(upstream);
+    let done = false;
+    const finish = (why?: Error) => {
+      if (done) return;
+      done = true;
+      if (why) {
+        client.destroy();
+        upstream.destroy();
+      }
+    };
+    for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
+      a.on("error", (e) => finish(e));
+      a.on("close", () => {
+        open.sockets.delete(a);
+        // The other side gets what is in flight, then its end; cut if it does not drain in time.
+        b.end();
+        setTimeout(() => b.destroy(), LINGER_MS).unref?.();
+      });
+      a.pipe(b);
+    }
+    upstream.on("error", (e) => {
+      const code = (e as { code?: string }).code;
+      if (code === "ECONNREFUSED") return; // (nothing listens in the container yet: the client sees the close)
+      this.#say(`${name}: forwarding to ${host}:${port}: ${e.message}`);
+    });
+  }
+}
