@@ -123,6 +123,42 @@ export class DetachWatcher {
   }
 }
 
+/**
+ * The detach keys in what is typed, for a container that reads it (pure, incremental), as docker's
+ * escape proxy: bytes that may begin the sequence are held back; when the sequence breaks they are
+ * sent on with the rest; once it is complete, `detach` is true and nothing of it is sent. Every
+ * other byte, ctrl-c included, is sent (on a terminal it is the container's line discipline that
+ * makes ctrl-c a SIGINT, as with docker's -t).
+ */
+export class DetachFilter {
+  #held: number[] = [];
+  readonly #keys: readonly number[];
+
+  /** @param keys The detach sequence. */
+  constructor(keys: readonly number[]) {
+    this.#keys = keys;
+  }
+
+  /** Takes typed bytes: what to send now, and whether the sequence is complete. */
+  push(bytes: Uint8Array): { send: Uint8Array; detach: boolean } {
+    const out: number[] = [];
+    for (const b of bytes) {
+      if (b === this.#keys[this.#held.length]) {
+        this.#held.push(b);
+        if (this.#held.length === this.#keys.length) return { send: Uint8Array.from(out), detach: true };
+        continue;
+      }
+      out.push(...this.#held);
+      this.#held = [];
+      if (b === this.#keys[0]) {
+        this.#held.push(b);
+        if (this.#keys.length === 1) return { send: Uint8Array.from(out), detach: true };
+      } else out.push(b);
+    }
+    return { send: Uint8Array.from(out), detach: false };
+  }
+}
+
 /** Runs `hako attach`. */
 export async function main(argv: readonly string[]): Promise<number> {
   const a = parseAttachArgs(argv);
@@ -159,6 +195,25 @@ export async function main(argv: readonly string[]): Promise<number> {
         `terminal or pipes are its stdio; 'hako shell ${name}' opens a new shell in it`,
     );
   }
+  // -i or -t (`hako run -d -it`): what the supervisor holds — the pty master or the stdin pipe.
+  const { DOCKER_FILE } = await import("../supervisor/protocol.ts");
+  let docker: import("../supervisor/protocol.ts").DockerRecord = {};
+  try {
+    docker = JSON.parse(readFileSync(`${store.dir(name)}/${DOCKER_FILE}`, "utf8")) ?? {};
+  } catch { /* none: neither */ }
+  let input: import("../supervisor/client.ts").AttachedInput | undefined;
+  if (docker.tty === true || (docker.openStdin === true && !a.noStdin)) {
+    const { requestAttach } = await import("../supervisor/client.ts");
+    const got = await requestAttach(store, name);
+    if ("error" in got) {
+      h.stderr(
+        `hako attach: ${name}'s ${
+          docker.tty ? "terminal" : "stdin"
+        } is not available (${got.error.message}): following its output only\n`,
+      );
+    } else input = got;
+  }
+  if (input) return await attachInput(name, input, a, store);
   const { killContainer } = await import("../container/lifecycle.ts");
   const { default: process } = await import("node:process");
   const proxy = (sig: "INT" | "TERM") => {
@@ -204,6 +259,107 @@ export async function main(argv: readonly string[]): Promise<number> {
   for (let i = 0; i < 100; i++) {
     const after = store.tryRead(name);
     if (!after) return 0; // --rm: deleted already
+    if (after.state === "exited") return after.exit ? after.exit.shellCode : 0;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  return 0;
+}
+
+/**
+ * attach to a container with a terminal or stdin (`hako run -d -it`, `-d -i`): `input` is its pty
+ * master or its stdin pipe, handed over by the supervisor, so the bytes typed go to the container
+ * without crossing the supervisor; its output is followed in its log (one stream, raw, with a
+ * terminal: it is the container's terminal the caller looks at, as docker's attach to a -t
+ * container). Returns the container's code when it ends, 0 on a detach.
+ */
+async function attachInput(
+  name: string,
+  input: import("../supervisor/client.ts").AttachedInput,
+  a: AttachArgs,
+  store: import("../container/state.ts").StateStore,
+): Promise<number> {
+  const h = host();
+  const { default: process } = await import("node:process");
+  const { closeFd, rawCallerTerminal, resizeToCaller, writeAllTo } = await import("../container/terminal.ts");
+  const { killContainer } = await import("../container/lifecycle.ts");
+  const stdin = process.stdin;
+  let fd = input.fd;
+  const closeInput = () => {
+    if (fd >= 0) closeFd(fd);
+    fd = -1;
+  };
+  let restore = () => {};
+  const onWinch = () => fd >= 0 && resizeToCaller(fd);
+  const cleanup = () => {
+    restore();
+    restore = () => {};
+    process.off("SIGWINCH", onWinch);
+    stdin.removeAllListeners("data");
+    stdin.removeAllListeners("end");
+    stdin.pause();
+    closeInput();
+  };
+  const detach = () => {
+    cleanup();
+    h.stderr(`\r\nhako attach: detached from ${name} (it runs on)\r\n`);
+    h.exit(0);
+  };
+  if (input.tty) {
+    // The window: the caller's at attach, and on every SIGWINCH (docker resizes the same way).
+    resizeToCaller(fd);
+    process.on("SIGWINCH", onWinch);
+  }
+  const proxy = (sig: "INT" | "TERM") => {
+    try {
+      killContainer(name, sig, store);
+    } catch { /* it ended meanwhile */ }
+  };
+  // With a terminal, ctrl-c is a byte for the container's terminal (raw mode: no SIGINT here);
+  // without, the caller's terminal stays cooked and its ctrl-c is a signal, proxied (docker's
+  // attach sets the caller's terminal raw only for a -t container).
+  if (a.sigProxy) {
+    process.on("SIGINT", () => proxy("INT"));
+    process.on("SIGTERM", () => proxy("TERM"));
+  } else process.on("SIGINT", detach);
+  if (!a.noStdin && input.stdin) {
+    // (cfmakeraw, not the runtime's setRawMode, which keeps ONLCR: the container's terminal
+    // already turned its newlines into CR LF)
+    if (input.tty) restore = rawCallerTerminal(0) ?? restore;
+    const filter = new DetachFilter(a.detachKeys);
+    // Writes in order, one chunk after the other.
+    let queue = Promise.resolve();
+    stdin.on("data", (b: Uint8Array) => {
+      const { send, detach: done } = filter.push(b);
+      queue = queue.then(async () => {
+        if (send.length && fd >= 0 && !(await writeAllTo(fd, send))) closeInput();
+        if (done) detach();
+      });
+    });
+    // The end of attach's stdin closes only attach's copy: docker closes a container's stdin at
+    // an attach's EOF only with StdinOnce, which `docker run -d -i` does not set (it is set only
+    // when run itself attaches stdin); the output is followed on until it ends or a detach.
+    stdin.on("end", () => void queue.then(closeInput));
+    stdin.resume();
+  } else if (stdin.isTTY && typeof stdin.setRawMode === "function" && !a.noStdin) {
+    // A -t container without -i reads no input (docker's -t alone): keys are read for the detach keys only.
+    stdin.setRawMode(true);
+    restore = () => stdin.setRawMode(false);
+    const watcher = new DetachWatcher(a.detachKeys);
+    stdin.on("data", (b: Uint8Array) => {
+      const got = watcher.push(b);
+      if (got === "detach" || (got === "interrupt" && !a.sigProxy)) detach();
+      else if (got === "interrupt") proxy("INT");
+    });
+  }
+  try {
+    const logs = await import("./logs.ts");
+    await logs.main(["--follow", "--tail", "0", ...(input.tty ? ["--raw"] : []), name]);
+  } finally {
+    cleanup();
+  }
+  for (let i = 0; i < 100; i++) {
+    const after = store.tryRead(name);
+    if (!after) return 0;
     if (after.state === "exited") return after.exit ? after.exit.shellCode : 0;
     await new Promise((res) => setTimeout(res, 50));
   }

@@ -101,7 +101,9 @@ A quick container's options (docker run's):
       --image <tar>     Run <command> in a container on this image (extracted once)
       --name <name>     The container's name (default run-<random>)
   -d, --detach          Start it in the background, as 'hako start' (the supervisor is its
-                          parent; its output goes to 'hako logs'); print its name
+                          parent; its output goes to 'hako logs'); print its name. With -t its
+                          command gets a terminal, with -i a stdin kept open, that the supervisor
+                          holds for 'hako attach NAME' (as docker run -dit)
       --rm              Remove it when it ends (always so in the foreground; with -d: by the
                           supervisor, once it has recorded the exit)
       --restart <policy> With -d: no (the default), always, unless-stopped, on-failure[:N] —
@@ -271,12 +273,6 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
     }
     if (positionals.length) nonEmpty(positionals[0]!, "the command (its program)");
     const detach = values.detach === true;
-    if (detach && (values.tty || values.interactive)) {
-      throw new UsageError(
-        "-d with -t/-i: a daemonized container has no terminal of its own in hako; " +
-          "run it with -d alone, then 'hako exec -it NAME sh' (or 'hako shell NAME')",
-      );
-    }
     if (detach && timeout !== undefined) {
       throw new UsageError("--stop-timeout is a foreground run's: stop a -d container with 'hako stop -t S NAME'");
     }
@@ -663,6 +659,10 @@ async function runQuickOn(
       ...(q.docker?.labels ? { labels: q.docker.labels } : {}),
       ...(q.rm ? { autoRemove: true } : {}),
       ...(imageName !== undefined ? { image: imageName } : {}),
+      // -t, -i: the supervisor holds its pty master or stdin pipe for 'hako attach' (docker's
+      // Config.Tty and OpenStdin).
+      ...(options.tty ? { tty: true } : {}),
+      ...(options.interactive ? { openStdin: true } : {}),
     };
     return await startSpecs([{ spec: options.init ? { ...spec, init: true } : spec }], {
       quiet: true,

@@ -1,0 +1,239 @@
+/**
+ * `hako run -d -it` / `-d -i` and `hako attach` with stdin and a terminal, as docker's (issue #17):
+ * the supervisor holds the container's pty master (or its stdin pipe's write end) and hands a copy
+ * to `hako attach` over its socket (SCM_RIGHTS); attach types into it, resizes it, detaches with
+ * ctrl-p ctrl-q, and ends with the container's code. End to end through a pty driven by
+ * tests/_pty.py (the runner has no terminal), on the native path and the forked one, with the CLI
+ * of the runtime that runs the test. Each test has its own state directory, busybox rootfs and
+ * uniquely named containers (`at-…`); all of it goes, and the supervisor is killed, even on failure.
+ * @module
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { chmodSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { deepEqual, equal, match } from "node:assert/strict";
+import { needsRoot, runtime, tempDir, test } from "./_harness.ts";
+import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
+import { requestProblem } from "../src/supervisor/supervisor.ts";
+import { DetachFilter } from "../src/cli/attach.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const PTY = join(ROOT, "tests/_pty.py");
+const CLI = runtime === "bun"
+  ? [join(ROOT, "node_modules/.bin/bun"), join(ROOT, "src/cli/main.ts")]
+  : [join(ROOT, "bin/hako")];
+const hasPython = spawnSync("python3", ["-c", "import pty"]).status === 0;
+const skip = needsRoot ||
+  (findStaticBusybox() === undefined && "needs a static busybox (apt-get install busybox-static)") ||
+  (!hasPython && "needs python3 (tests/_pty.py drives a terminal)");
+const PATHS = ["native", "forked"] as const;
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** A state directory and a busybox rootfs; deletes its containers and kills its supervisor on dispose. */
+function lab(path: (typeof PATHS)[number]) {
+  const dir = tempDir("hako-attach-");
+  chmodSync(dir.path, 0o755);
+  const state = join(dir.path, "state");
+  buildRootfs(join(dir.path, "rootfs"), { builder: "busybox" });
+  const env: Record<string, string> = {
+    ...process.env as Record<string, string>,
+    HAKO_STATE_DIR: state,
+    NO_COLOR: "1",
+    ...(path === "forked" ? { HAKO_NATIVE_SPAWN: "0" } : {}),
+  };
+  delete env.HAKO_LOADER;
+  if (path === "native") delete env.HAKO_NATIVE_SPAWN;
+  const suffix = Math.random().toString(36).slice(2, 8);
+  const hako = (...args: string[]): Result => {
+    const r = spawnSync(CLI[0]!, [...CLI.slice(1), ...args], { env, cwd: dir.path, encoding: "utf8", timeout: 60_000 });
+    if (r.error) throw r.error;
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  /** `hako ARGS` on a terminal of ROWS×COLUMNS, playing `steps` (see tests/_pty.py). */
+  const onTerminal = (steps: unknown[], ...args: string[]) => {
+    const r = spawnSync("python3", [PTY, "30", "90", JSON.stringify(steps), "60", "--", ...CLI, ...args], {
+      env,
+      cwd: dir.path,
+      encoding: "utf8",
+      timeout: 90_000,
+    });
+    equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout) as { output: string; status: number | null; timedOut: string | null };
+  };
+  return {
+    dir: dir.path,
+    env,
+    hako,
+    onTerminal,
+    /** A unique container name. */
+    name: (n: string) => `at-${n}-${path[0]}-${suffix}`,
+    [Symbol.dispose]() {
+      try {
+        for (const n of hako("ps", "-a", "-q").stdout.split("\n").filter(Boolean)) hako("rm", "-f", n);
+      } catch { /* the directory goes anyway */ }
+      try {
+        const pid = Number(readFileSync(join(state, "supervisor.pid"), "utf8").split(" ")[0]);
+        if (pid) process.kill(pid, "SIGKILL");
+      } catch { /* none */ }
+      dir[Symbol.dispose]();
+    },
+  };
+}
+
+async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test("an attach request is checked like any other: a name is a short string, nothing else rides along", () => {
+  equal(requestProblem({ id: 1, op: "attach", name: "web" }), undefined);
+  match(requestProblem({ id: 1, op: "attach" })!, /name/);
+  match(requestProblem({ id: 1, op: "attach", name: 42 })!, /name/);
+  match(requestProblem({ id: 1, op: "attach", name: "" })!, /name/);
+  match(requestProblem({ id: 1, op: "attach", name: "x".repeat(5000) })!, /name/);
+  match(requestProblem({ id: 1, op: "attach", name: "../../etc" })!, /name/);
+});
+
+test("the detach keys are held back while they may begin the sequence, and sent on when it breaks", () => {
+  const f = new DetachFilter([0x10, 0x11]);
+  const enc = (s: string) => new TextEncoder().encode(s);
+  const dec = (b: Uint8Array) => new TextDecoder().decode(b);
+  const a = f.push(enc("ab\x10"));
+  deepEqual([dec(a.send), a.detach], ["ab", false]);
+  const b = f.push(enc("x"));
+  deepEqual([dec(b.send), b.detach], ["\x10x", false]);
+  const c = f.push(enc("\x03\x10"));
+  deepEqual([dec(c.send), c.detach], ["\x03", false], "ctrl-c is a byte like any other");
+  const d = f.push(enc("\x11rest"));
+  deepEqual([dec(d.send), d.detach], ["", true], "nothing of the sequence, nor after it, is sent");
+});
+
+for (const path of PATHS) {
+  test(
+    `hako run -d -it gives a shell a terminal that attach types into, resizes, detaches from and ends with its code (${path})`,
+    () => {
+      using l = lab(path);
+      const sh = l.name("tty");
+      const d = l.hako("run", "-d", "-it", "--name", sh, "--rootfs", "rootfs", "--", "sh");
+      equal(d.code, 0, d.stderr);
+
+      // Typed commands run; the window follows the caller's terminal at attach and on SIGWINCH;
+      // ctrl-p ctrl-q leaves it running.
+      const first = l.onTerminal(
+        [
+          { sleep: 0.5 },
+          { send: "echo hi-$((6*7))\r" },
+          { expect: "hi-42\r\n" },
+          { send: "stty size\r" },
+          { expect: "30 90\r\n" },
+          { resize: [40, 100] },
+          { sleep: 0.5 },
+          { send: "stty size\r" },
+          { expect: "40 100\r\n" },
+          { send: "\x10\x11" },
+          { expect: "detached" },
+        ],
+        "attach",
+        sh,
+      );
+      deepEqual([first.timedOut, first.status], [null, 0], first.output);
+      equal(l.hako("ps", "-q").stdout, `${sh}\n`, "it runs on after the detach");
+      // Its terminal's output is its log, one stream (a tty merges stdout and stderr).
+      match(l.hako("logs", "--raw", sh).stdout, /hi-42/);
+
+      // Again: ctrl-c is a byte for its terminal (the shell's line is cancelled, attach goes on), then exit 3.
+      const second = l.onTerminal(
+        [
+          { sleep: 0.5 },
+          { send: "sleep 30\r" },
+          { sleep: 0.5 },
+          { send: "\x03" },
+          { sleep: 0.3 },
+          { send: "echo still-$((1+1))\r" },
+          { expect: "still-2\r\n" },
+          { send: "exit 3\r" },
+        ],
+        "attach",
+        sh,
+      );
+      deepEqual([second.timedOut, second.status], [null, 3], second.output);
+      match(l.hako("ps", "-a").stdout, /exited \(3\)/);
+    },
+    { skip },
+  );
+
+  test(
+    `hako run -d -i keeps a pipe on the command's stdin: attach writes to it, its EOF does not close it, its code comes back (${path})`,
+    async () => {
+      using l = lab(path);
+      const cat = l.name("cat");
+      const d = l.hako("run", "-d", "-i", "--name", cat, "--rootfs", "rootfs", "--", "cat");
+      equal(d.code, 0, d.stderr);
+      const attach = () => {
+        const child = spawn(CLI[0]!, [...CLI.slice(1), "attach", cat], { env: l.env, cwd: l.dir });
+        const got = { out: "", err: "", code: undefined as number | null | undefined };
+        child.stdout.on("data", (b: Uint8Array) => got.out += new TextDecoder().decode(b));
+        child.stderr.on("data", (b: Uint8Array) => got.err += new TextDecoder().decode(b));
+        child.on("exit", (c) => got.code = c);
+        return { child, got };
+      };
+      const one = attach();
+      try {
+        await new Promise((r) => setTimeout(r, 1000));
+        one.child.stdin.write("line-one\n");
+        await until("the line back through cat", () => one.got.out.includes("line-one\n"));
+        // docker: closing attach's stdin does not close a `-d -i` container's (its StdinOnce is
+        // false): cat reads on, and attach goes on following its output.
+        one.child.stdin.end();
+        await new Promise((r) => setTimeout(r, 1000));
+        equal(l.hako("ps", "-q").stdout, `${cat}\n`, "cat did not see EOF");
+        equal(one.got.code, undefined, "attach follows on after its stdin ended");
+
+        // A second attach writes too; the first sees the output as well.
+        const two = attach();
+        try {
+          await new Promise((r) => setTimeout(r, 1000));
+          two.child.stdin.write("line-two\n");
+          await until(
+            "the second line through both",
+            () => one.got.out.includes("line-two\n") && two.got.out.includes("line-two\n"),
+          );
+          const k = l.hako("kill", cat);
+          equal(k.code, 0, k.stderr);
+          await until("both attaches ended", () => one.got.code !== undefined && two.got.code !== undefined);
+          deepEqual([one.got.code, two.got.code], [137, 137], `${one.got.err} ${two.got.err}`);
+        } finally {
+          two.child.kill("SIGKILL");
+        }
+      } finally {
+        one.child.kill("SIGKILL");
+      }
+    },
+    { skip },
+  );
+}
+
+test(
+  "attach to a container with neither stdin nor terminal stays output-only (docker's --no-stdin)",
+  () => {
+    using l = lab("native");
+    const web = l.name("plain");
+    equal(l.hako("run", "-d", "--name", web, "--rootfs", "rootfs", "--", "sleep", "60").code, 0);
+    const r = l.onTerminal(
+      [{ expect: "keys are not sent" }, { send: "\x10\x11" }, { expect: "detached" }],
+      "attach",
+      web,
+    );
+    deepEqual([r.timedOut, r.status], [null, 0], r.output);
+  },
+  { skip },
+);
