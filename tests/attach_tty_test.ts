@@ -10,6 +10,7 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, readFileSync } from "node:fs";
+import { createConnection } from "node:net";
 import { join } from "node:path";
 import process from "node:process";
 import { deepEqual, equal, match } from "node:assert/strict";
@@ -234,6 +235,84 @@ test(
       web,
     );
     deepEqual([r.timedOut, r.status], [null, 0], r.output);
+  },
+  { skip },
+);
+
+/** Sends `lines` on a new connection to the supervisor's socket; resolves with the answers' lines once `done` holds. */
+function converse(sock: string, lines: string, done: (got: string[]) => boolean): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const c = createConnection(sock);
+    let text = "";
+    const timer = setTimeout(() => (c.destroy(), reject(new Error(`no answer to ${lines}: ${text}`))), 10_000);
+    const finish = () => {
+      clearTimeout(timer);
+      c.destroy();
+      resolve(text.split("\n").filter(Boolean));
+    };
+    c.on("connect", () => c.write(lines));
+    c.on("data", (b: Uint8Array) => {
+      text += new TextDecoder().decode(b);
+      if (done(text.split("\n").filter(Boolean))) finish();
+    });
+    c.on("close", finish);
+    c.on("error", reject);
+  });
+}
+
+test(
+  "the supervisor answers a hostile attach line with an error and a dying attach takes nothing down",
+  async () => {
+    using l = lab("native");
+    const sh = l.name("host");
+    const plain = l.name("none");
+    equal(l.hako("run", "-d", "-it", "--name", sh, "--rootfs", "rootfs", "--", "sh").code, 0);
+    equal(l.hako("run", "-d", "--name", plain, "--rootfs", "rootfs", "--", "sleep", "60").code, 0);
+    const sock = join(l.dir, "state/supervisor.sock");
+    const supervisor = Number(readFileSync(join(l.dir, "state/supervisor.pid"), "utf8").split(" ")[0]);
+    const answer = async (line: string, id = 1) => {
+      const got = await converse(sock, line, (ls) => ls.some((x) => JSON.parse(x).id === id));
+      return JSON.parse(got.find((x) => JSON.parse(x).id === id)!) as { ok: boolean; error?: { message: string } };
+    };
+    // A name that is not one, a container it does not have, one with neither stdin nor terminal.
+    for (
+      const [line, why] of [
+        [`{"id":1,"op":"attach","name":"../../etc"}\n`, /attach needs a container's name/],
+        [`{"id":1,"op":"attach","name":["x"]}\n`, /attach needs a container's name/],
+        [`{"id":1,"op":"attach","name":"nope"}\n`, /not a running container/],
+        [`{"id":1,"op":"attach","name":"${plain}"}\n`, /has no terminal or stdin/],
+        // After another request on the same connection: its answer may be queued before the fd.
+        [`{"id":9,"op":"ping"}\n{"id":1,"op":"attach","name":"${sh}"}\n`, /only request/],
+      ] as const
+    ) {
+      const res = await answer(line);
+      equal(res.ok, false, line);
+      match(res.error!.message, why, line);
+    }
+    // An attach that holds the terminal and is killed: the container and the supervisor go on.
+    const child = spawn(CLI[0]!, [...CLI.slice(1), "attach", sh], { env: l.env, cwd: l.dir });
+    try {
+      await new Promise((r) => setTimeout(r, 1500));
+      child.stdin.write("echo from-the-dead-$((1+1))\n");
+      await new Promise((r) => setTimeout(r, 500));
+    } finally {
+      child.kill("SIGKILL");
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    process.kill(supervisor, 0); // (throws when it is gone)
+    const again = l.onTerminal(
+      [
+        { sleep: 0.5 },
+        { send: "echo ok-$((2+3))\r" },
+        { expect: "ok-5\r\n" },
+        { send: "\x10\x11" },
+        { expect: "detached" },
+      ],
+      "attach",
+      sh,
+    );
+    deepEqual([again.timedOut, again.status], [null, 0], again.output);
+    match(l.hako("logs", "--raw", sh).stdout, /from-the-dead-2/);
   },
   { skip },
 );

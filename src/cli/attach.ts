@@ -1,16 +1,30 @@
 /**
- * `hako attach NAME`: joins a running daemonized container's own output, as docker attach does,
+ * `hako attach NAME`: joins a running daemonized container's own stdio, as docker attach does,
  * until it ends (then exits with its code) or the detach keys are typed.
  *
- * What hako can hand over: a daemonized container's stdout and stderr go to its log relay (see
- * `container_log.ts`), so attach follows that from the moment it joins (docker attach shows no
- * output from before either): its stdout on attach's stdout, its stderr on attach's stderr, as
- * `hako logs` (and docker attach) keep them. Its stdin is /dev/null and it has no terminal — the supervisor holds
- * no stdin pipe or pty master for it (`hako run -d` refuses -i and -t) — so this is `docker attach
- * --no-stdin`: keys typed are not sent. On a terminal they are read, raw, for the detach keys
- * (ctrl-p ctrl-q unless `--detach-keys`) and for ctrl-c, which is sent to the container as SIGINT
- * with `--sig-proxy` (the default, as docker's). SIGINT and SIGTERM that attach itself gets are
- * sent on likewise (docker's sig-proxy).
+ * Output: a daemonized container's stdout and stderr go to its log relay (see `container_log.ts`),
+ * so attach follows that from the moment it joins (docker attach shows no output from before
+ * either): its stdout on attach's stdout, its stderr on attach's stderr, as `hako logs` keeps them;
+ * a container on a terminal (`hako run -d -t`) has one stream, its terminal's, shown raw (it is
+ * that terminal the caller looks at). Two attaches both see all of it.
+ *
+ * Input (`hako run -d -i`, `-d -it`): the supervisor holds the container's pty master (`-t`) or
+ * the write end of its stdin pipe (`-i`) and hands attach a copy over its socket (SCM_RIGHTS, see
+ * `requestAttach`): what is typed goes straight to the container, never through the supervisor;
+ * an attach that dies closes only its copy. With a terminal the caller's terminal is raw
+ * (cfmakeraw), ctrl-c is a byte for the container's terminal (whose line discipline makes it
+ * SIGINT), the window size is the caller's at attach and on SIGWINCH; the detach keys (ctrl-p
+ * ctrl-q unless `--detach-keys`) are held back while they may begin the sequence, as docker's
+ * escape proxy, and never sent once complete. Without a terminal the caller's terminal stays as it
+ * is (ctrl-c a signal, proxied). Attach's end of input does not close the container's stdin: docker
+ * closes it only with StdinOnce, which `docker run -d -i` does not set. Two attaches may both
+ * type, as docker lets them.
+ *
+ * A container with neither (`hako run -d`, `hako start`), or `--no-stdin`, or one whose
+ * supervisor is gone (it held the pty or pipe): output only, as before — keys on a terminal are
+ * read, raw, for the detach keys and for ctrl-c, which is sent to the container as SIGINT with
+ * `--sig-proxy` (the default, as docker's). SIGINT and SIGTERM that attach itself gets are sent on
+ * likewise (docker's sig-proxy).
  * @module
  */
 import { nonEmpty, parseArgs, quoted, stringOption, UsageError } from "./_args.ts";
@@ -19,21 +33,24 @@ import { host } from "../runner/_host.ts";
 /** The help text. */
 export const usage = `Usage: hako attach [--no-stdin] [--sig-proxy=false] [--detach-keys KEYS] <name>
 
-Joins a running daemonized container's output (its stdout and stderr, as they come from now on),
-as docker attach, until it ends — then exits with its exit code — or you detach (ctrl-p ctrl-q,
-leaving it running). A daemonized container has no stdin or terminal to join (hako run -d starts
-it with /dev/null as stdin): this is docker's attach --no-stdin, and keys are read only for the
-detach keys and ctrl-c. For a new shell inside it: 'hako shell NAME'; for its output so far:
-'hako logs NAME'.
+Joins a running daemonized container's stdio, as docker attach: its output from now on (its
+stdout and stderr; one stream for a terminal), until it ends — then exits with its exit code — or
+you detach (ctrl-p ctrl-q, leaving it running). What you type goes to its terminal when it was
+started with 'hako run -d -it' (your terminal raw meanwhile, ctrl-c a key for it, its window
+resized with yours), or to its stdin with 'hako run -d -i' (the end of your input does not close
+it, as docker). A container started without -i (hako run -d, hako start) has no stdin: keys are
+read only for the detach keys and ctrl-c. Two attaches at once both see the output and may both
+type. For a new shell inside it: 'hako shell NAME'; for its output so far: 'hako logs NAME'.
 
-Signals: SIGINT and SIGTERM to hako attach (and ctrl-c on a terminal) are sent to the container
-(docker's --sig-proxy, on by default); with --sig-proxy=false, ctrl-c detaches.
+Signals: SIGINT and SIGTERM to hako attach (and ctrl-c on a terminal, but for a container on a
+terminal of its own, where ctrl-c is a key) are sent to the container (docker's --sig-proxy, on by
+default); with --sig-proxy=false, ctrl-c detaches.
 
 Options:
       --detach-keys <K>   The keys that detach: a comma-separated list of ctrl-<letter> (also
                           ctrl-@, ctrl-[, ctrl-\\\\, ctrl-], ctrl-^, ctrl-_) and single characters
                           (default ctrl-p,ctrl-q)
-      --no-stdin          Do not read stdin (nothing is sent to the container either way)
+      --no-stdin          Do not send stdin (its output only, as for a container without -i)
       --sig-proxy <bool>  Send the signals hako attach gets to the container (default true)
   -h, --help              Show this help
 

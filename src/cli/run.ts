@@ -89,7 +89,7 @@ Options:
   -t, --tty             Give the container's command a terminal of its own (a container: a
                           spec module, --rootfs or --image)
   -i, --interactive     With -t, relay stdin to that terminal (without -t, stdin is the
-                          command's own anyway)
+                          command's own anyway); with -d, keep a stdin open for 'hako attach'
       --stop-timeout <S>  After the first SIGTERM or SIGINT, seconds until the container is sent
                           SIGKILL (default 10, as hako stop)
       --init            Run a static init (tini) as the container's PID 1, the command as its child:
