@@ -224,7 +224,7 @@ for (const path of PATHS) {
 }
 
 test(
-  "attach to a container with neither stdin nor terminal stays output-only (docker's --no-stdin)",
+  "attach to a container with neither stdin nor terminal stays output-only; to a -d -t one, keys are not sent and ctrl-c detaches",
   () => {
     using l = lab("native");
     const web = l.name("plain");
@@ -235,6 +235,19 @@ test(
       web,
     );
     deepEqual([r.timedOut, r.status], [null, 0], r.output);
+
+    // -d -t without -i: its terminal's output, no keys sent; ctrl-c ends the attach, not the
+    // container (docker proxies signals to a container without a terminal only).
+    const ticker = l.name("tonly");
+    const t = l.hako(
+      ...["run", "-d", "-t", "--name", ticker, "--rootfs", "rootfs", "--"],
+      ...["sh", "-c", "i=0; while :; do echo tick$i; i=$((i+1)); sleep 0.2; done"],
+    );
+    equal(t.code, 0, t.stderr);
+    const c = l.onTerminal([{ expect: "tick" }, { send: "x\x03" }, { expect: "detached" }], "attach", ticker);
+    deepEqual([c.timedOut, c.status], [null, 0], c.output);
+    match(c.output, /tick\d+\r\n/, "its terminal's output, CR LF from its own terminal");
+    match(l.hako("ps", "-q").stdout, new RegExp(`^${ticker}$`, "m"), "it runs on");
   },
   { skip },
 );

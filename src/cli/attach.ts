@@ -42,9 +42,10 @@ it, as docker). A container started without -i (hako run -d, hako start) has no 
 read only for the detach keys and ctrl-c. Two attaches at once both see the output and may both
 type. For a new shell inside it: 'hako shell NAME'; for its output so far: 'hako logs NAME'.
 
-Signals: SIGINT and SIGTERM to hako attach (and ctrl-c on a terminal, but for a container on a
-terminal of its own, where ctrl-c is a key) are sent to the container (docker's --sig-proxy, on by
-default); with --sig-proxy=false, ctrl-c detaches.
+Signals: SIGINT and SIGTERM to hako attach (and ctrl-c on a terminal) are sent to a container
+without a terminal (docker's --sig-proxy, on by default, "non-TTY mode only"); with
+--sig-proxy=false, or for a container on a terminal, they detach instead. With 'run -d -it' ctrl-c
+is a key for the container's terminal (its line discipline makes it SIGINT there).
 
 Options:
       --detach-keys <K>   The keys that detach: a comma-separated list of ctrl-<letter> (also
@@ -333,11 +334,17 @@ async function attachInput(
   };
   // With a terminal, ctrl-c is a byte for the container's terminal (raw mode: no SIGINT here);
   // without, the caller's terminal stays cooked and its ctrl-c is a signal, proxied (docker's
-  // attach sets the caller's terminal raw only for a -t container).
-  if (a.sigProxy) {
+  // attach sets the caller's terminal raw only for a -t container). docker proxies signals to a
+  // container without a terminal only (--sig-proxy: "non-TTY mode only"): to one with a terminal,
+  // a signal to attach ends the attach and leaves the container running.
+  const proxying = a.sigProxy && !input.tty;
+  if (proxying) {
     process.on("SIGINT", () => proxy("INT"));
     process.on("SIGTERM", () => proxy("TERM"));
-  } else process.on("SIGINT", detach);
+  } else {
+    process.on("SIGINT", detach);
+    process.on("SIGTERM", detach);
+  }
   if (!a.noStdin && input.stdin) {
     // (cfmakeraw, not the runtime's setRawMode, which keeps ONLCR: the container's terminal
     // already turned its newlines into CR LF)
@@ -357,14 +364,14 @@ async function attachInput(
     // when run itself attaches stdin); the output is followed on until it ends or a detach.
     stdin.on("end", () => void queue.then(closeInput));
     stdin.resume();
-  } else if (stdin.isTTY && typeof stdin.setRawMode === "function" && !a.noStdin) {
-    // A -t container without -i reads no input (docker's -t alone): keys are read for the detach keys only.
-    stdin.setRawMode(true);
-    restore = () => stdin.setRawMode(false);
+  } else if (stdin.isTTY && !a.noStdin) {
+    // A -t container without -i reads no input (docker's -t alone): keys are read for the detach
+    // keys only (and ctrl-c, which ends the attach: see above).
+    restore = rawCallerTerminal(0) ?? restore;
     const watcher = new DetachWatcher(a.detachKeys);
     stdin.on("data", (b: Uint8Array) => {
       const got = watcher.push(b);
-      if (got === "detach" || (got === "interrupt" && !a.sigProxy)) detach();
+      if (got === "detach" || (got === "interrupt" && !proxying)) detach();
       else if (got === "interrupt") proxy("INT");
     });
   }
