@@ -37,7 +37,7 @@ interface Result {
 }
 
 /** A state directory and a busybox rootfs; deletes its containers and kills its supervisor on dispose. */
-function lab(path: (typeof PATHS)[number]) {
+function lab(path: (typeof PATHS)[number], extraEnv: Record<string, string> = {}) {
   const dir = tempDir("hako-attach-");
   chmodSync(dir.path, 0o755);
   const state = join(dir.path, "state");
@@ -47,6 +47,7 @@ function lab(path: (typeof PATHS)[number]) {
     HAKO_STATE_DIR: state,
     NO_COLOR: "1",
     ...(path === "forked" ? { HAKO_NATIVE_SPAWN: "0" } : {}),
+    ...extraEnv,
   };
   delete env.HAKO_LOADER;
   if (path === "native") delete env.HAKO_NATIVE_SPAWN;
@@ -326,6 +327,44 @@ test(
     );
     deepEqual([again.timedOut, again.status], [null, 0], again.output);
     match(l.hako("logs", "--raw", sh).stdout, /from-the-dead-2/);
+  },
+  { skip },
+);
+
+test(
+  "without a log relay (HAKO_LOG_RELAY=0) the supervisor copies a -d -it container's terminal to its log, and a restart policy gives it a new terminal",
+  () => {
+    using l = lab("native", { HAKO_LOG_RELAY: "0" });
+    const sh = l.name("norelay");
+    const d = l.hako("run", "-d", "-it", "--restart", "on-failure:1", "--name", sh, "--rootfs", "rootfs", "--", "sh");
+    equal(d.code, 0, d.stderr);
+    const first = l.onTerminal(
+      [
+        { sleep: 0.5 },
+        { send: "echo one-$((3*3))\r" },
+        { expect: "one-9\r\n" },
+        { send: "exit 5\r" },
+      ],
+      "attach",
+      sh,
+    );
+    deepEqual([first.timedOut, first.status], [null, 5], first.output);
+    // Started again (on-failure): a terminal of its own again, to attach to.
+    const again = l.onTerminal(
+      [
+        { sleep: 2 },
+        { send: "echo two-$((4*4))\r" },
+        { expect: "two-16\r\n" },
+        { send: "\x10\x11" },
+        { expect: "detached" },
+      ],
+      "attach",
+      sh,
+    );
+    deepEqual([again.timedOut, again.status], [null, 0], again.output);
+    const log = l.hako("logs", "--raw", sh).stdout;
+    match(log, /one-9/);
+    match(log, /two-16/);
   },
   { skip },
 );

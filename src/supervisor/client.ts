@@ -13,11 +13,6 @@ import process from "node:process";
 import { host } from "../runner/_host.ts";
 import { isRunning, StateStore } from "../container/state.ts";
 import { LineReader, type Request, type Response } from "./protocol.ts";
-import { errno, libc, retryEintr } from "../../ffi/libc.ts";
-import { connectUnix } from "../../ffi/unix_socket.ts";
-import { receiveFd } from "../../ffi/tty.ts";
-import { waitReadable } from "../../ffi/poll.ts";
-import { EAGAIN } from "../../ffi/constants.ts";
 
 /** A request without its id (the client numbers them). */
 export type RequestBody = Request extends infer R ? R extends { id: number } ? Omit<R, "id"> : never : never;
@@ -184,6 +179,15 @@ export async function requestAttach(
       error: { name: "SupervisorError", message: "no supervisor runs (it holds a container's terminal and stdin)" },
     };
   }
+  // (loaded here: `hako start` and `run -d` load this module and need none of them)
+  const [{ errno, libc, retryEintr }, { connectUnix }, { receiveFd }, { waitReadable }, { EAGAIN }] = await Promise
+    .all([
+      import("../../ffi/libc.ts"),
+      import("../../ffi/unix_socket.ts"),
+      import("../../ffi/tty.ts"),
+      import("../../ffi/poll.ts"),
+      import("../../ffi/constants.ts"),
+    ]);
   const sock = connectUnix(store.file("supervisor.sock"));
   const { read, write, close } = libc();
   let fd: number | undefined;

@@ -70,7 +70,6 @@ import {
 import { acceptedFd, judgePeer } from "./_peer.ts";
 import { NAME } from "../container/_spec_fields.ts";
 import { sendFd } from "../../ffi/tty.ts";
-import { TerminalRelay } from "../container/_tty.ts";
 import {
   capAppendedLog,
   capOwnLog,
@@ -225,7 +224,12 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
    */
   const inputs = new Map<
     string,
-    { fd: number; tty: boolean; stdin: boolean; pump?: { relay: TerminalRelay; log: number } }
+    {
+      fd: number;
+      tty: boolean;
+      stdin: boolean;
+      pump?: { relay: import("../container/_tty.ts").TerminalRelay; log: number };
+    }
   >();
   const dropInput = (name: string) => {
     const i = inputs.get(name);
@@ -370,6 +374,8 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
       else {
         if (out.problem) say(`${name}: ${out.problem}`);
         appended.add(name);
+        // (loaded only here: a supervisor with relays never needs it)
+        const { TerminalRelay } = await import("../container/_tty.ts");
         const pump = new TerminalRelay({ stdout: out.fd! });
         pump.attach(master);
         inputs.set(name, { fd: master, tty: true, stdin: openStdin, pump: { relay: pump, log: out.fd! } });
