@@ -368,3 +368,28 @@ test(
   },
   { skip },
 );
+
+test(
+  "hako run -d -it on a terminal starts the container's terminal at the caller's size (docker's ConsoleSize)",
+  async () => {
+    using l = lab("native");
+    const sz = l.name("size");
+    const r = l.onTerminal(
+      [],
+      "run",
+      "-d",
+      "-it",
+      "--name",
+      sz,
+      "--rootfs",
+      "rootfs",
+      "--",
+      "sh",
+      "-c",
+      "stty size; sleep 30",
+    );
+    deepEqual([r.timedOut, r.status], [null, 0], r.output);
+    await until("its size in its log", () => l.hako("logs", "--raw", sz).stdout.includes("30 90\r\n"));
+  },
+  { skip },
+);

@@ -655,6 +655,8 @@ async function runQuickOn(
     // hako start of this spec: the supervisor is its parent, it prints the name.
     const { startSpecs } = await import("./start.ts");
     const { DOCKER_FILE } = await import("../supervisor/protocol.ts");
+    // (-t: its terminal starts at the caller's size, as docker's CLI sends HostConfig.ConsoleSize)
+    const size = options.tty ? (await import("../container/terminal.ts")).callerWindowSize() : undefined;
     const record: import("../supervisor/protocol.ts").DockerRecord = {
       ...(q.docker?.labels ? { labels: q.docker.labels } : {}),
       ...(q.rm ? { autoRemove: true } : {}),
@@ -663,6 +665,7 @@ async function runQuickOn(
       // Config.Tty and OpenStdin).
       ...(options.tty ? { tty: true } : {}),
       ...(options.interactive ? { openStdin: true } : {}),
+      ...(size ? { consoleSize: { rows: size.rows, columns: size.columns } } : {}),
     };
     return await startSpecs([{ spec: options.init ? { ...spec, init: true } : spec }], {
       quiet: true,

@@ -35,6 +35,11 @@ export interface DockerRecord {
    * nobody is attached).
    */
   readonly openStdin?: boolean;
+  /**
+   * With `tty`: the size its terminal starts with — the caller's of `hako run -d -t`, as docker's
+   * CLI sends its own as HostConfig.ConsoleSize (until an attach gives it the attacher's).
+   */
+  readonly consoleSize?: { readonly rows: number; readonly columns: number };
 }
 
 /** Start a daemonized container. */

@@ -69,7 +69,7 @@ import {
 } from "./protocol.ts";
 import { acceptedFd, judgePeer } from "./_peer.ts";
 import { NAME } from "../container/_spec_fields.ts";
-import { sendFd } from "../../ffi/tty.ts";
+import { sendFd, type WindowSize } from "../../ffi/tty.ts";
 import {
   capAppendedLog,
   capOwnLog,
@@ -296,8 +296,8 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
    * @throws What Container.create or start throws (they undo what they made).
    */
   const launch = async (name: string, spec: ContainerSpec, restartCount: number): Promise<Container> => {
-    const { terminal: tty, openStdin } = dockerRecord(name);
-    if (tty) return await launchWithTerminal(name, spec, restartCount, openStdin);
+    const { terminal: tty, openStdin, size } = dockerRecord(name);
+    if (tty) return await launchWithTerminal(name, spec, restartCount, openStdin, size);
     const { open, close } = libc();
     let out: ContainerOutput | undefined, nullFd = -1, stdinW = -1;
     try {
@@ -341,10 +341,14 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
   };
 
   /** What `hako run -d` recorded of docker's -t and -i (docker.json; none: neither). */
-  const dockerRecord = (name: string): { terminal: boolean; openStdin: boolean } => {
+  const dockerRecord = (name: string): { terminal: boolean; openStdin: boolean; size?: WindowSize } => {
     try {
       const d = JSON.parse(readFileSync(`${store.dir(name)}/${DOCKER_FILE}`, "utf8")) as DockerRecord;
-      return { terminal: d?.tty === true, openStdin: d?.openStdin === true };
+      const s = d?.consoleSize;
+      // (a size that is not one is left out: the terminal starts at 0x0, as without one)
+      const cell = (n: unknown) => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 65535;
+      const size = s && cell(s.rows) && cell(s.columns) ? { rows: s.rows, columns: s.columns } : undefined;
+      return { terminal: d?.tty === true, openStdin: d?.openStdin === true, ...(size ? { size } : {}) };
     } catch {
       return { terminal: false, openStdin: false };
     }
@@ -361,9 +365,10 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
     spec: ContainerSpec,
     restartCount: number,
     openStdin: boolean,
+    size: WindowSize | undefined,
   ): Promise<Container> => {
     const c = await Container.create(spec, {
-      tty: true,
+      tty: size ?? true,
       onForked: (pid) => void store.update(name, (r) => ({ ...r, init: identify(pid) ?? { pid, startTime: 0 } })),
       events: { restartCount, log: say },
     });
