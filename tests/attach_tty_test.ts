@@ -393,3 +393,29 @@ test(
   },
   { skip },
 );
+
+test(
+  "a -d -i command that reads nothing fills its pipe without holding attach: the detach keys still detach",
+  async () => {
+    using l = lab("native");
+    const deaf = l.name("deaf");
+    equal(l.hako("run", "-d", "-i", "--name", deaf, "--rootfs", "rootfs", "--", "sleep", "60").code, 0);
+    const child = spawn(CLI[0]!, [...CLI.slice(1), "attach", deaf], { env: l.env, cwd: l.dir });
+    try {
+      let err = "";
+      child.stderr.on("data", (b: Uint8Array) => err += new TextDecoder().decode(b));
+      const exited = new Promise<number | null>((res) => child.on("exit", (c) => res(c)));
+      await new Promise((r) => setTimeout(r, 1000));
+      // Four times what a pipe holds, then the detach keys.
+      child.stdin.write(new Uint8Array(256 * 1024).fill(0x61));
+      child.stdin.write("\x10\x11");
+      const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r("still attached"), 15_000))]);
+      equal(code, 0, err);
+      match(err, /detached/);
+      equal(l.hako("ps", "-q").stdout, `${deaf}\n`, "it runs on");
+    } finally {
+      child.kill("SIGKILL");
+    }
+  },
+  { skip },
+);

@@ -298,7 +298,9 @@ async function attachInput(
 ): Promise<number> {
   const h = host();
   const { default: process } = await import("node:process");
-  const { closeFd, rawCallerTerminal, resizeToCaller, writeAllTo } = await import("../container/terminal.ts");
+  const { closeFd, nonBlockingPipe, rawCallerTerminal, resizeToCaller, writeAllTo } = await import(
+    "../container/terminal.ts"
+  );
   const { killContainer } = await import("../container/lifecycle.ts");
   const stdin = process.stdin;
   let fd = input.fd;
@@ -322,6 +324,9 @@ async function attachInput(
     h.stderr(`\r\nhako attach: detached from ${name} (it runs on)\r\n`);
     h.exit(0);
   };
+  // A pipe's writes wait without blocking the event loop when it is full; a pty master stays
+  // blocking (its log relay reads it so): a command that reads none of a long paste holds attach.
+  if (!input.tty) nonBlockingPipe(fd);
   if (input.tty) {
     // The window: the caller's at attach, and on every SIGWINCH (docker resizes the same way).
     resizeToCaller(fd);
@@ -354,10 +359,13 @@ async function attachInput(
     let queue = Promise.resolve();
     stdin.on("data", (b: Uint8Array) => {
       const { send, detach: done } = filter.push(b);
-      queue = queue.then(async () => {
-        if (send.length && fd >= 0 && !(await writeAllTo(fd, send))) closeInput();
-        if (done) detach();
-      });
+      if (send.length) {
+        queue = queue.then(async () => {
+          if (fd >= 0 && !(await writeAllTo(fd, send, () => fd < 0))) closeInput();
+        });
+      }
+      // (not behind a write that waits on a full pipe: what was typed before gets a moment)
+      if (done) void Promise.race([queue, new Promise((r) => setTimeout(r, 200))]).then(detach);
     });
     // The end of attach's stdin closes only attach's copy: docker closes a container's stdin at
     // an attach's EOF only with StdinOnce, which `docker run -d -i` does not set (it is set only

@@ -56,9 +56,14 @@ export function callerWindowSize(): WindowSize | undefined {
  * without blocking the event loop while a non-blocking `fd` is full; a blocking one blocks until
  * there is room (never made non-blocking here: the file description is shared with a log relay,
  * whose reads must stay blocking).
- * @returns False when the write failed (EIO, EPIPE: nothing reads it any more).
+ * @param stop Says to give up waiting on a full `fd`.
+ * @returns False when the write failed (EIO, EPIPE: nothing reads it any more), or `stop()` said so.
  */
-export async function writeAllTo(fd: number, bytes: Uint8Array): Promise<boolean> {
+export async function writeAllTo(
+  fd: number,
+  bytes: Uint8Array,
+  stop: () => boolean = () => false,
+): Promise<boolean> {
   const { write } = libc();
   let off = 0;
   while (off < bytes.length) {
@@ -67,10 +72,22 @@ export async function writeAllTo(fd: number, bytes: Uint8Array): Promise<boolean
       off += n;
       continue;
     }
-    if (errno() !== EAGAIN) return false;
+    if (errno() !== EAGAIN || stop()) return false;
     await sleep(2);
   }
   return true;
+}
+
+/**
+ * Makes the write end of a container's stdin pipe, handed over by `hako attach`, non-blocking, so
+ * that a full pipe (a command that does not read) never blocks the event loop: {@link writeAllTo}
+ * waits instead. Only for a pipe — its write end's file description is shared with the supervisor
+ * and other attaches, which never read it — never for a pty master, whose description a log
+ * relay reads with blocking reads.
+ * @throws {SyscallError} When fcntl fails.
+ */
+export function nonBlockingPipe(fd: number): void {
+  setNonBlocking(fd, true);
 }
 
 /**

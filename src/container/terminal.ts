@@ -8,6 +8,7 @@
  */
 export {
   callerWindowSize,
+  nonBlockingPipe,
   rawCallerTerminal,
   type RelayOptions,
   resizeToCaller,
