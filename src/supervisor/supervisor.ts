@@ -653,6 +653,8 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
         }
         continue;
       }
+      // An adopted container on a terminal: its master went with the supervisor that held it.
+      if (adopted.has(name) && dockerRecord(name).terminal) continue;
       // Each stream's (stderr has none in a container made before hako kept them apart).
       for (const stream of LOG_STREAMS) {
         const recorded = recordedRelay(store, name, stream);
@@ -766,6 +768,8 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
     let paused = false;
     sock.on("data", (chunk: Uint8Array) => {
       for (const line of lines.push(chunk)) {
+        // (attach must come first: no answer may be queued before the descriptor it sends)
+        const first = served++ === 0;
         let value: unknown;
         try {
           value = JSON.parse(line);
@@ -781,10 +785,9 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
         }
         const req = value as Request;
         if (req.op === "attach") {
-          attach(sock, req, served++ === 0);
+          attach(sock, req, first);
           return;
         }
-        served++;
         inFlight++;
         handle(req).catch((e): Response => ({ id: req.id, ok: false, error: errorReply(e) })).then((res) => {
           reply(sock, res);
