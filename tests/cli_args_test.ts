@@ -293,7 +293,12 @@ test("hako run's docker flags make a quick container's spec; -e is a variable th
   assertThrows(() => quick("--cpus", "0"), UsageError, /--cpus wants/);
   assertThrows(() => quick("--pids-limit", "x"), UsageError, /--pids-limit wants/);
   assertThrows(() => quick("--network", "bridge"), UsageError, /none .* or host/);
-  assertThrows(() => quick("-d", "-it"), UsageError, /-d with -t\/-i/);
+  // -d -it: a terminal and stdin the supervisor holds for 'hako attach' (issue #17; was refused).
+  deepEqual([quick("-d", "-it").tty, quick("-d", "-it").interactive, quick("-d", "-it").quick?.detach], [
+    true,
+    true,
+    true,
+  ]);
   assertThrows(() => quick("--label", "=x"), UsageError, /--label wants KEY=VALUE/);
   assertEquals(quick("--pids-limit", "-1").quick?.docker?.pidsLimit, "max");
   deepEqual(resolveEnv(["__proto__=1", "UNSET"], () => undefined), JSON.parse('{"__proto__":"1"}'));

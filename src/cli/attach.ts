@@ -1,16 +1,30 @@
 /**
- * `hako attach NAME`: joins a running daemonized container's own output, as docker attach does,
+ * `hako attach NAME`: joins a running daemonized container's own stdio, as docker attach does,
  * until it ends (then exits with its code) or the detach keys are typed.
  *
- * What hako can hand over: a daemonized container's stdout and stderr go to its log relay (see
- * `container_log.ts`), so attach follows that from the moment it joins (docker attach shows no
- * output from before either): its stdout on attach's stdout, its stderr on attach's stderr, as
- * `hako logs` (and docker attach) keep them. Its stdin is /dev/null and it has no terminal — the supervisor holds
- * no stdin pipe or pty master for it (`hako run -d` refuses -i and -t) — so this is `docker attach
- * --no-stdin`: keys typed are not sent. On a terminal they are read, raw, for the detach keys
- * (ctrl-p ctrl-q unless `--detach-keys`) and for ctrl-c, which is sent to the container as SIGINT
- * with `--sig-proxy` (the default, as docker's). SIGINT and SIGTERM that attach itself gets are
- * sent on likewise (docker's sig-proxy).
+ * Output: a daemonized container's stdout and stderr go to its log relay (see `container_log.ts`),
+ * so attach follows that from the moment it joins (docker attach shows no output from before
+ * either): its stdout on attach's stdout, its stderr on attach's stderr, as `hako logs` keeps them;
+ * a container on a terminal (`hako run -d -t`) has one stream, its terminal's, shown raw (it is
+ * that terminal the caller looks at). Two attaches both see all of it.
+ *
+ * Input (`hako run -d -i`, `-d -it`): the supervisor holds the container's pty master (`-t`) or
+ * the write end of its stdin pipe (`-i`) and hands attach a copy over its socket (SCM_RIGHTS, see
+ * `requestAttach`): what is typed goes straight to the container, never through the supervisor;
+ * an attach that dies closes only its copy. With a terminal the caller's terminal is raw
+ * (cfmakeraw), ctrl-c is a byte for the container's terminal (whose line discipline makes it
+ * SIGINT), the window size is the caller's at attach and on SIGWINCH; the detach keys (ctrl-p
+ * ctrl-q unless `--detach-keys`) are held back while they may begin the sequence, as docker's
+ * escape proxy, and never sent once complete. Without a terminal the caller's terminal stays as it
+ * is (ctrl-c a signal, proxied). Attach's end of input does not close the container's stdin: docker
+ * closes it only with StdinOnce, which `docker run -d -i` does not set. Two attaches may both
+ * type, as docker lets them.
+ *
+ * A container with neither (`hako run -d`, `hako start`), or `--no-stdin`, or one whose
+ * supervisor is gone (it held the pty or pipe): output only, as before — keys on a terminal are
+ * read, raw, for the detach keys and for ctrl-c, which is sent to the container as SIGINT with
+ * `--sig-proxy` (the default, as docker's). SIGINT and SIGTERM that attach itself gets are sent on
+ * likewise (docker's sig-proxy).
  * @module
  */
 import { nonEmpty, parseArgs, quoted, stringOption, UsageError } from "./_args.ts";
@@ -19,21 +33,25 @@ import { host } from "../runner/_host.ts";
 /** The help text. */
 export const usage = `Usage: hako attach [--no-stdin] [--sig-proxy=false] [--detach-keys KEYS] <name>
 
-Joins a running daemonized container's output (its stdout and stderr, as they come from now on),
-as docker attach, until it ends — then exits with its exit code — or you detach (ctrl-p ctrl-q,
-leaving it running). A daemonized container has no stdin or terminal to join (hako run -d starts
-it with /dev/null as stdin): this is docker's attach --no-stdin, and keys are read only for the
-detach keys and ctrl-c. For a new shell inside it: 'hako shell NAME'; for its output so far:
-'hako logs NAME'.
+Joins a running daemonized container's stdio, as docker attach: its output from now on (its
+stdout and stderr; one stream for a terminal), until it ends — then exits with its exit code — or
+you detach (ctrl-p ctrl-q, leaving it running). What you type goes to its terminal when it was
+started with 'hako run -d -it' (your terminal raw meanwhile, ctrl-c a key for it, its window
+resized with yours), or to its stdin with 'hako run -d -i' (the end of your input does not close
+it, as docker). A container started without -i (hako run -d, hako start) has no stdin: keys are
+read only for the detach keys and ctrl-c. Two attaches at once both see the output and may both
+type. For a new shell inside it: 'hako shell NAME'; for its output so far: 'hako logs NAME'.
 
-Signals: SIGINT and SIGTERM to hako attach (and ctrl-c on a terminal) are sent to the container
-(docker's --sig-proxy, on by default); with --sig-proxy=false, ctrl-c detaches.
+Signals: SIGINT and SIGTERM to hako attach (and ctrl-c on a terminal) are sent to a container
+without a terminal (docker's --sig-proxy, on by default, "non-TTY mode only"); with
+--sig-proxy=false, or for a container on a terminal, they detach instead. With 'run -d -it' ctrl-c
+is a key for the container's terminal (its line discipline makes it SIGINT there).
 
 Options:
       --detach-keys <K>   The keys that detach: a comma-separated list of ctrl-<letter> (also
                           ctrl-@, ctrl-[, ctrl-\\\\, ctrl-], ctrl-^, ctrl-_) and single characters
                           (default ctrl-p,ctrl-q)
-      --no-stdin          Do not read stdin (nothing is sent to the container either way)
+      --no-stdin          Do not send stdin (its output only, as for a container without -i)
       --sig-proxy <bool>  Send the signals hako attach gets to the container (default true)
   -h, --help              Show this help
 
@@ -123,6 +141,42 @@ export class DetachWatcher {
   }
 }
 
+/**
+ * The detach keys in what is typed, for a container that reads it (pure, incremental), as docker's
+ * escape proxy: bytes that may begin the sequence are held back; when the sequence breaks they are
+ * sent on with the rest; once it is complete, `detach` is true and nothing of it is sent. Every
+ * other byte, ctrl-c included, is sent (on a terminal it is the container's line discipline that
+ * makes ctrl-c a SIGINT, as with docker's -t).
+ */
+export class DetachFilter {
+  #held: number[] = [];
+  readonly #keys: readonly number[];
+
+  /** @param keys The detach sequence. */
+  constructor(keys: readonly number[]) {
+    this.#keys = keys;
+  }
+
+  /** Takes typed bytes: what to send now, and whether the sequence is complete. */
+  push(bytes: Uint8Array): { send: Uint8Array; detach: boolean } {
+    const out: number[] = [];
+    for (const b of bytes) {
+      if (b === this.#keys[this.#held.length]) {
+        this.#held.push(b);
+        if (this.#held.length === this.#keys.length) return { send: Uint8Array.from(out), detach: true };
+        continue;
+      }
+      out.push(...this.#held);
+      this.#held = [];
+      if (b === this.#keys[0]) {
+        this.#held.push(b);
+        if (this.#keys.length === 1) return { send: Uint8Array.from(out), detach: true };
+      } else out.push(b);
+    }
+    return { send: Uint8Array.from(out), detach: false };
+  }
+}
+
 /** Runs `hako attach`. */
 export async function main(argv: readonly string[]): Promise<number> {
   const a = parseAttachArgs(argv);
@@ -159,6 +213,25 @@ export async function main(argv: readonly string[]): Promise<number> {
         `terminal or pipes are its stdio; 'hako shell ${name}' opens a new shell in it`,
     );
   }
+  // -i or -t (`hako run -d -it`): what the supervisor holds — the pty master or the stdin pipe.
+  const { DOCKER_FILE } = await import("../supervisor/protocol.ts");
+  let docker: import("../supervisor/protocol.ts").DockerRecord = {};
+  try {
+    docker = JSON.parse(readFileSync(`${store.dir(name)}/${DOCKER_FILE}`, "utf8")) ?? {};
+  } catch { /* none: neither */ }
+  let input: import("../supervisor/client.ts").AttachedInput | undefined;
+  if (docker.tty === true || (docker.openStdin === true && !a.noStdin)) {
+    const { requestAttach } = await import("../supervisor/client.ts");
+    const got = await requestAttach(store, name);
+    if ("error" in got) {
+      h.stderr(
+        `hako attach: ${name}'s ${
+          docker.tty ? "terminal" : "stdin"
+        } is not available (${got.error.message}): following its output only\n`,
+      );
+    } else input = got;
+  }
+  if (input) return await attachInput(name, input, a, store);
   const { killContainer } = await import("../container/lifecycle.ts");
   const { default: process } = await import("node:process");
   const proxy = (sig: "INT" | "TERM") => {
@@ -204,6 +277,121 @@ export async function main(argv: readonly string[]): Promise<number> {
   for (let i = 0; i < 100; i++) {
     const after = store.tryRead(name);
     if (!after) return 0; // --rm: deleted already
+    if (after.state === "exited") return after.exit ? after.exit.shellCode : 0;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  return 0;
+}
+
+/**
+ * attach to a container with a terminal or stdin (`hako run -d -it`, `-d -i`): `input` is its pty
+ * master or its stdin pipe, handed over by the supervisor, so the bytes typed go to the container
+ * without crossing the supervisor; its output is followed in its log (one stream, raw, with a
+ * terminal: it is the container's terminal the caller looks at, as docker's attach to a -t
+ * container). Returns the container's code when it ends, 0 on a detach.
+ */
+async function attachInput(
+  name: string,
+  input: import("../supervisor/client.ts").AttachedInput,
+  a: AttachArgs,
+  store: import("../container/state.ts").StateStore,
+): Promise<number> {
+  const h = host();
+  const { default: process } = await import("node:process");
+  const { closeFd, nonBlockingPipe, rawCallerTerminal, resizeToCaller, writeAllTo } = await import(
+    "../container/terminal.ts"
+  );
+  const { killContainer } = await import("../container/lifecycle.ts");
+  const stdin = process.stdin;
+  let fd = input.fd;
+  const closeInput = () => {
+    if (fd >= 0) closeFd(fd);
+    fd = -1;
+  };
+  let restore = () => {};
+  const onWinch = () => fd >= 0 && resizeToCaller(fd);
+  const cleanup = () => {
+    restore();
+    restore = () => {};
+    process.off("SIGWINCH", onWinch);
+    stdin.removeAllListeners("data");
+    stdin.removeAllListeners("end");
+    stdin.pause();
+    closeInput();
+  };
+  const detach = () => {
+    cleanup();
+    h.stderr(`\r\nhako attach: detached from ${name} (it runs on)\r\n`);
+    h.exit(0);
+  };
+  // A pipe's writes wait without blocking the event loop when it is full; a pty master stays
+  // blocking (its log relay reads it so): a command that reads none of a long paste holds attach.
+  if (!input.tty) nonBlockingPipe(fd);
+  if (input.tty) {
+    // The window: the caller's at attach, and on every SIGWINCH (docker resizes the same way).
+    resizeToCaller(fd);
+    process.on("SIGWINCH", onWinch);
+  }
+  const proxy = (sig: "INT" | "TERM") => {
+    try {
+      killContainer(name, sig, store);
+    } catch { /* it ended meanwhile */ }
+  };
+  // With a terminal, ctrl-c is a byte for the container's terminal (raw mode: no SIGINT here);
+  // without, the caller's terminal stays cooked and its ctrl-c is a signal, proxied (docker's
+  // attach sets the caller's terminal raw only for a -t container). docker proxies signals to a
+  // container without a terminal only (--sig-proxy: "non-TTY mode only"): to one with a terminal,
+  // a signal to attach ends the attach and leaves the container running.
+  const proxying = a.sigProxy && !input.tty;
+  if (proxying) {
+    process.on("SIGINT", () => proxy("INT"));
+    process.on("SIGTERM", () => proxy("TERM"));
+  } else {
+    process.on("SIGINT", detach);
+    process.on("SIGTERM", detach);
+  }
+  if (!a.noStdin && input.stdin) {
+    // (cfmakeraw, not the runtime's setRawMode, which keeps ONLCR: the container's terminal
+    // already turned its newlines into CR LF)
+    if (input.tty) restore = rawCallerTerminal(0) ?? restore;
+    const filter = new DetachFilter(a.detachKeys);
+    // Writes in order, one chunk after the other.
+    let queue = Promise.resolve();
+    stdin.on("data", (b: Uint8Array) => {
+      const { send, detach: done } = filter.push(b);
+      if (send.length) {
+        queue = queue.then(async () => {
+          if (fd >= 0 && !(await writeAllTo(fd, send, () => fd < 0))) closeInput();
+        });
+      }
+      // (not behind a write that waits on a full pipe: what was typed before gets a moment)
+      if (done) void Promise.race([queue, new Promise((r) => setTimeout(r, 200))]).then(detach);
+    });
+    // The end of attach's stdin closes only attach's copy: docker closes a container's stdin at
+    // an attach's EOF only with StdinOnce, which `docker run -d -i` does not set (it is set only
+    // when run itself attaches stdin); the output is followed on until it ends or a detach.
+    stdin.on("end", () => void queue.then(closeInput));
+    stdin.resume();
+  } else if (stdin.isTTY && !a.noStdin) {
+    // A -t container without -i reads no input (docker's -t alone): keys are read for the detach
+    // keys only (and ctrl-c, which ends the attach: see above).
+    restore = rawCallerTerminal(0) ?? restore;
+    const watcher = new DetachWatcher(a.detachKeys);
+    stdin.on("data", (b: Uint8Array) => {
+      const got = watcher.push(b);
+      if (got === "detach" || (got === "interrupt" && !proxying)) detach();
+      else if (got === "interrupt") proxy("INT");
+    });
+  }
+  try {
+    const logs = await import("./logs.ts");
+    await logs.main(["--follow", "--tail", "0", ...(input.tty ? ["--raw"] : []), name]);
+  } finally {
+    cleanup();
+  }
+  for (let i = 0; i < 100; i++) {
+    const after = store.tryRead(name);
+    if (!after) return 0;
     if (after.state === "exited") return after.exit ? after.exit.shellCode : 0;
     await new Promise((res) => setTimeout(res, 50));
   }

@@ -64,7 +64,7 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   logs: { summary: "Print a daemonized container's output", load: () => import("./logs.ts") },
   exec: { summary: "Run a command inside a running container", load: () => import("./exec.ts"), forks: true },
   attach: {
-    summary: "Join a running daemonized container's output (docker attach; ctrl-p ctrl-q detaches)",
+    summary: "Join a running daemonized container's stdio (docker attach; ctrl-p ctrl-q detaches)",
     load: () => import("./attach.ts"),
   },
   shell: { summary: "Open a new shell inside a running container", load: () => import("./shell.ts"), forks: true },

@@ -232,7 +232,7 @@ async function logs(argv: readonly string[]): Promise<number> {
   const { openSync, readSync, closeSync, fstatSync, statSync, writeSync, existsSync } = await import("node:fs");
   const { isatty } = await import("node:tty");
   const { ContainerStateError, StateStore, isRunning } = await import("../container/state.ts");
-  const { StampFilter, tailStart, settledSize, BLOCK_BYTES, STAMP_BYTES } = await import(
+  const { StampFilter, tailStart, settledSize, isStamp, BLOCK_BYTES, STAMP_BYTES } = await import(
     "../supervisor/log_format.ts"
   );
   const { recordedRelay, relayRuns, streamPaths } = await import("../supervisor/container_log.ts");
@@ -341,7 +341,9 @@ async function logs(argv: readonly string[]): Promise<number> {
         let starts = false, from = i;
         if (this.#lineStart) {
           starts = true;
-          if (stamped) {
+          // (-f -n 0 starts where the log ends, which may be inside a line — a shell's prompt —:
+          // that first piece has no stamp)
+          if (stamped && isStamp(out, i)) {
             // The filter gives a line's stamp whole, before its first byte.
             this.#stamp = latin1.decode(out.subarray(i, i + STAMP_BYTES - 1));
             i += STAMP_BYTES;

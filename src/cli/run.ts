@@ -90,7 +90,7 @@ Options:
   -t, --tty             Give the container's command a terminal of its own (a container: a
                           spec module, --rootfs or --image)
   -i, --interactive     With -t, relay stdin to that terminal (without -t, stdin is the
-                          command's own anyway)
+                          command's own anyway); with -d, keep a stdin open for 'hako attach'
       --stop-timeout <S>  After the first SIGTERM or SIGINT, seconds until the container is sent
                           SIGKILL (default 10, as hako stop)
       --init            Run a static init (tini) as the container's PID 1, the command as its child:
@@ -102,7 +102,9 @@ A quick container's options (docker run's):
       --image <tar>     Run <command> in a container on this image (extracted once)
       --name <name>     The container's name (default run-<random>)
   -d, --detach          Start it in the background, as 'hako start' (the supervisor is its
-                          parent; its output goes to 'hako logs'); print its name
+                          parent; its output goes to 'hako logs'); print its name. With -t its
+                          command gets a terminal, with -i a stdin kept open, that the supervisor
+                          holds for 'hako attach NAME' (as docker run -dit)
       --rm              Remove it when it ends (always so in the foreground; with -d: by the
                           supervisor, once it has recorded the exit)
       --restart <policy> With -d: no (the default), always, unless-stopped, on-failure[:N] —
@@ -282,12 +284,6 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
     }
     if (positionals.length) nonEmpty(positionals[0]!, "the command (its program)");
     const detach = values.detach === true;
-    if (detach && (values.tty || values.interactive)) {
-      throw new UsageError(
-        "-d with -t/-i: a daemonized container has no terminal of its own in hako; " +
-          "run it with -d alone, then 'hako exec -it NAME sh' (or 'hako shell NAME')",
-      );
-    }
     if (detach && timeout !== undefined) {
       throw new UsageError("--stop-timeout is a foreground run's: stop a -d container with 'hako stop -t S NAME'");
     }
@@ -710,11 +706,18 @@ async function runQuickOn(
     // hako start of this spec: the supervisor is its parent, it prints the name.
     const { startSpecs } = await import("./start.ts");
     const { DOCKER_FILE } = await import("../supervisor/protocol.ts");
+    // (-t: its terminal starts at the caller's size, as docker's CLI sends HostConfig.ConsoleSize)
+    const size = options.tty ? (await import("../container/terminal.ts")).callerWindowSize() : undefined;
     const record: import("../supervisor/protocol.ts").DockerRecord = {
       ...(q.docker?.labels ? { labels: q.docker.labels } : {}),
       ...(q.rm ? { autoRemove: true } : {}),
       ...(imageName !== undefined ? { image: imageName } : {}),
       ...(exposedPorts && Object.keys(exposedPorts).length ? { exposedPorts } : {}),
+      // -t, -i: the supervisor holds its pty master or stdin pipe for 'hako attach' (docker's
+      // Config.Tty and OpenStdin).
+      ...(options.tty ? { tty: true } : {}),
+      ...(options.interactive ? { openStdin: true } : {}),
+      ...(size ? { consoleSize: { rows: size.rows, columns: size.columns } } : {}),
     };
     return await startSpecs([{ spec: options.init ? { ...spec, init: true } : spec }], {
       quiet: true,

@@ -51,6 +51,82 @@ export function callerWindowSize(): WindowSize | undefined {
   return undefined;
 }
 
+/**
+ * Writes all of `bytes` to `fd` (a pty master or a pipe handed over by `hako attach`), waiting
+ * without blocking the event loop while a non-blocking `fd` is full; a blocking one blocks until
+ * there is room (never made non-blocking here: the file description is shared with a log relay,
+ * whose reads must stay blocking).
+ * @param stop Says to give up waiting on a full `fd`.
+ * @returns False when the write failed (EIO, EPIPE: nothing reads it any more), or `stop()` said so.
+ */
+export async function writeAllTo(
+  fd: number,
+  bytes: Uint8Array,
+  stop: () => boolean = () => false,
+): Promise<boolean> {
+  const { write } = libc();
+  let off = 0;
+  while (off < bytes.length) {
+    const n = retryEintr(() => write(fd, bytes.subarray(off), BigInt(bytes.length - off)));
+    if (n >= 0) {
+      off += n;
+      continue;
+    }
+    if (errno() !== EAGAIN || stop()) return false;
+    await sleep(2);
+  }
+  return true;
+}
+
+/**
+ * Makes the write end of a container's stdin pipe, handed over by `hako attach`, non-blocking, so
+ * that a full pipe (a command that does not read) never blocks the event loop: {@link writeAllTo}
+ * waits instead. Only for a pipe — its write end's file description is shared with the supervisor
+ * and other attaches, which never read it — never for a pty master, whose description a log
+ * relay reads with blocking reads.
+ * @throws {SyscallError} When fcntl fails.
+ */
+export function nonBlockingPipe(fd: number): void {
+  setNonBlocking(fd, true);
+}
+
+/**
+ * Gives the terminal whose master is `master` the caller's window size (docker's resize on attach
+ * and on SIGWINCH).
+ * @returns Whether it was set (false: the caller has no terminal, or the pty is gone).
+ */
+export function resizeToCaller(master: number): boolean {
+  const size = callerWindowSize();
+  if (!size) return false;
+  try {
+    setWindowSize(master, size);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Puts the caller's terminal on `fd` in raw mode (cfmakeraw, as docker's attach to a -t container
+ * does: no echo, no line editing, no signals from keys, no output processing).
+ * @returns What gives it its settings back (idempotent; also run at the process's exit), or
+ *   undefined when `fd` is not a terminal.
+ * @throws {SyscallError} When the terminal cannot be made raw.
+ */
+export function rawCallerTerminal(fd = 0): (() => void) | undefined {
+  const saved = makeRaw(fd);
+  if (!saved) return undefined;
+  let done = false;
+  const restore = () => {
+    if (done) return;
+    done = true;
+    process.off("exit", restore);
+    restoreTerminal(fd, saved);
+  };
+  process.on("exit", restore);
+  return restore;
+}
+
 /** Options of {@link TerminalRelay}. */
 export interface RelayOptions {
   /** Relay stdin to the terminal (`-i`); default false. */

@@ -6,5 +6,13 @@
  *
  * @module
  */
-export { callerWindowSize, type RelayOptions, TerminalRelay } from "./_tty.ts";
+export {
+  callerWindowSize,
+  nonBlockingPipe,
+  rawCallerTerminal,
+  type RelayOptions,
+  resizeToCaller,
+  TerminalRelay,
+  writeAllTo,
+} from "./_tty.ts";
 export { closeFd } from "./_pipe.ts";

@@ -149,3 +149,89 @@ function startSupervisor(store: StateStore): void {
   child.on("error", () => {}); // reported as "did not start" by connect()
   child.unref();
 }
+
+/** What {@link requestAttach} got: a container's input, handed over by its supervisor. */
+export interface AttachedInput {
+  /** Its pty master (`tty`) or its stdin pipe's write end: the caller's copy (close-on-exec; close it). */
+  readonly fd: number;
+  /** Whether `fd` is a pty master. */
+  readonly tty: boolean;
+  /** Whether the container reads what is written (docker's OpenStdin). */
+  readonly stdin: boolean;
+}
+
+/**
+ * Asks the supervisor for a running container's terminal or stdin (the `attach` request, on a
+ * connection of its own: see `AttachRequest`). The supervisor is not started for it: a container
+ * with a terminal or stdin to hand over has one.
+ * @returns The descriptor, or the supervisor's error (`{ name, message }`) when it has none to give.
+ * @throws {SyscallError} When the socket cannot be reached.
+ * @throws {Error} When the supervisor does not answer within `timeoutMs`.
+ */
+export async function requestAttach(
+  store: StateStore,
+  name: string,
+  timeoutMs = 10_000,
+): Promise<AttachedInput | { readonly error: { readonly name: string; readonly message: string } }> {
+  store.prepare();
+  if (!supervisorRuns(store)) {
+    return {
+      error: { name: "SupervisorError", message: "no supervisor runs (it holds a container's terminal and stdin)" },
+    };
+  }
+  // (loaded here: `hako start` and `run -d` load this module and need none of them)
+  const [{ errno, libc, retryEintr }, { connectUnix }, { receiveFd }, { waitReadable }, { EAGAIN }] = await Promise
+    .all([
+      import("../../ffi/libc.ts"),
+      import("../../ffi/unix_socket.ts"),
+      import("../../ffi/tty.ts"),
+      import("../../ffi/poll.ts"),
+      import("../../ffi/constants.ts"),
+    ]);
+  const sock = connectUnix(store.file("supervisor.sock"));
+  const { read, write, close } = libc();
+  let fd: number | undefined;
+  try {
+    const line = new TextEncoder().encode(JSON.stringify({ id: 1, op: "attach", name }) + "\n");
+    for (let off = 0; off < line.length;) {
+      const n = retryEintr(() => write(sock, line.subarray(off), BigInt(line.length - off)));
+      if (n < 0) throw new Error(`could not write to the supervisor (errno ${errno()})`);
+      off += n;
+    }
+    const until = Date.now() + timeoutMs;
+    const wait = async () => {
+      if (!(await waitReadable(sock, Math.max(0, until - Date.now())))) {
+        throw new Error(`the supervisor did not answer within ${timeoutMs} ms`);
+      }
+    };
+    await wait();
+    // The first byte: the descriptor's carrier, or the answer's own "{" when there is nothing to hand over.
+    fd = receiveFd(sock);
+    const lines = new LineReader({ maxLineBytes: 1 << 16 });
+    const buf = new Uint8Array(4096);
+    let got: string[] = fd === undefined ? lines.push("{") : [];
+    while (got.length === 0 && !lines.overflowed) {
+      await wait();
+      const n = retryEintr(() => read(sock, buf, BigInt(buf.length)));
+      if (n < 0 && errno() === EAGAIN) continue;
+      if (n <= 0) break;
+      got = lines.push(buf.subarray(0, n));
+    }
+    let res: Response | undefined;
+    try {
+      res = got[0] === undefined ? undefined : JSON.parse(got[0]);
+    } catch { /* below */ }
+    if (!res || typeof res !== "object") {
+      return { error: { name: "SupervisorError", message: "the supervisor closed the connection without an answer" } };
+    }
+    if (!res.ok || fd === undefined) {
+      return { error: res.error ?? { name: "SupervisorError", message: "the supervisor sent no descriptor" } };
+    }
+    const out = { fd, tty: res.tty === true, stdin: res.stdin === true };
+    fd = undefined;
+    return out;
+  } finally {
+    if (fd !== undefined) close(fd);
+    close(sock);
+  }
+}

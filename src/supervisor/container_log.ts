@@ -201,6 +201,60 @@ export function startLogRelay(
 }
 
 /**
+ * The output of a container on a terminal of its own (`hako run -d -t`): one stream, read from the
+ * pty's master by a relay as a FIFO would be (`log`, recorded in `log.relay`; the relay ends at the
+ * master's EIO, once nothing inside holds the terminal), or, where there is no relay, the log file
+ * for the caller to copy the master's output to. What an earlier container of this name left
+ * (FIFOs, a stderr relay's record) goes first: a terminal has no separate stderr.
+ * @param master The pty's master (the relay gets its own copy; nothing else may make it non-blocking).
+ * @returns The relay (a child of this process: reap it), or the log's fd (close it) and why there
+ *   is no relay.
+ * @throws {SyscallError} When neither can be made.
+ */
+export function startTtyLogRelay(
+  store: StateStore,
+  name: string,
+  maxBytes: number,
+  master: number,
+): { readonly relay?: ProcessIdentity; readonly fd?: number; readonly problem?: string } {
+  for (const stream of LOG_STREAMS) {
+    const paths = streamPaths(store, name, stream);
+    rmSync(paths.fifo, { force: true });
+    rmSync(paths.relay, { force: true });
+  }
+  let problem: string | undefined;
+  if (logRelaySupported()) {
+    const { open, close } = libc();
+    const dirPath = store.dir(name);
+    let dir = -1;
+    try {
+      dir = check(open(cstr(dirPath), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0), "open", [dirPath]);
+      const pid = spawnLogRelay({ input: master, dir, file: streamLogName("stdout"), maxBytes, label: name });
+      const id = identify(pid) ?? { pid, startTime: 0 };
+      try {
+        writePrivateFile(store.logRelayPath(name), `${id.pid} ${id.startTime}\n`);
+      } catch (e) {
+        libc().kill(pid, SIGKILL);
+        libc().waitpid(pid, null, 0);
+        throw e;
+      }
+      return { relay: id };
+    } catch (e) {
+      problem = `no log relay (${(e as Error).message}): hako copies its terminal's output to its log`;
+    } finally {
+      if (dir >= 0) close(dir);
+    }
+  }
+  const path = store.logPath(name);
+  const fd = check(
+    libc().open(cstr(path), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600),
+    "open",
+    [path],
+  );
+  return { fd, ...(problem ? { problem } : {}) };
+}
+
+/**
  * The relay recorded for a container's stream (`log.relay`, `log.err.relay`), running or not;
  * undefined when it has none.
  */

@@ -26,6 +26,22 @@ export interface DockerRecord {
   readonly image?: string;
   /** The image config's `ExposedPorts` (`{ "80/tcp": {} }`): what `inspect` shows as Config.ExposedPorts. */
   readonly exposedPorts?: Readonly<Record<string, unknown>>;
+  /**
+   * `-t` (docker's `Config.Tty`): its command gets a pty of its own, whose master the supervisor
+   * holds; the pty's output is its log (one stream: a terminal merges stdout and stderr).
+   */
+  readonly tty?: boolean;
+  /**
+   * `-i` (docker's `Config.OpenStdin`): its stdin is kept open for `hako attach` — the pty with
+   * `tty`, else a pipe whose write end the supervisor holds (so the command sees no EOF while
+   * nobody is attached).
+   */
+  readonly openStdin?: boolean;
+  /**
+   * With `tty`: the size its terminal starts with — the caller's of `hako run -d -t`, as docker's
+   * CLI sends its own as HostConfig.ConsoleSize (until an attach gives it the attacher's).
+   */
+  readonly consoleSize?: { readonly rows: number; readonly columns: number };
 }
 
 /** Start a daemonized container. */
@@ -50,8 +66,21 @@ export interface PingRequest {
   readonly op: "ping";
 }
 
+/**
+ * Hand over a running container's input (`hako attach`): answered with its pty master (`tty`) or
+ * its stdin pipe's write end, sent with `SCM_RIGHTS` on one byte of its own ("T", what `sendFd`
+ * sends) before the answer's line — or, when there is nothing to hand over, the line alone (its
+ * first byte is then "{"). It must be the only request on its connection, which the supervisor closes after it.
+ */
+export interface AttachRequest {
+  readonly id: number;
+  readonly op: "attach";
+  /** The container's name. */
+  readonly name: string;
+}
+
 /** A request. */
-export type Request = StartRequest | PingRequest;
+export type Request = StartRequest | PingRequest | AttachRequest;
 
 /** An error, as the supervisor reports it. */
 export interface ErrorReply {
@@ -72,6 +101,10 @@ export interface Response {
   readonly pid?: number;
   /** The supervisor's pid (for `ping`). */
   readonly supervisor?: number;
+  /** For `attach`: whether the descriptor sent is a pty master (else a pipe's write end). */
+  readonly tty?: boolean;
+  /** For `attach`: whether the container reads what is typed (docker's OpenStdin). */
+  readonly stdin?: boolean;
   readonly error?: ErrorReply;
 }
 

@@ -57,6 +57,7 @@ import {
 import { cgroupEndCounters, deleteContainer, releaseResources } from "../container/lifecycle.ts";
 import { waitpid, WNOHANG } from "../process.ts";
 import {
+  type AttachRequest,
   DOCKER_FILE,
   type DockerRecord,
   type ErrorReply,
@@ -66,8 +67,10 @@ import {
   type Response,
   type StartRequest,
 } from "./protocol.ts";
-import { judgePeer } from "./_peer.ts";
 import { PortProxies } from "./ports.ts";
+import { acceptedFd, judgePeer } from "./_peer.ts";
+import { NAME } from "../container/_spec_fields.ts";
+import { sendFd, type WindowSize } from "../../ffi/tty.ts";
 import {
   capAppendedLog,
   capOwnLog,
@@ -77,6 +80,7 @@ import {
   openContainerOutput,
   recordedRelay,
   startLogRelay,
+  startTtyLogRelay,
 } from "./container_log.ts";
 import { EWOULDBLOCK, O_CLOEXEC, O_CREAT, O_NOFOLLOW, O_RDONLY, O_WRONLY } from "../../ffi/constants.ts";
 
@@ -135,6 +139,10 @@ export function requestProblem(value: unknown): string | undefined {
   const r = value as Record<string, unknown>;
   if (typeof r.id !== "number" || !Number.isSafeInteger(r.id)) return "a request needs a numeric id";
   if (r.op === "ping") return undefined;
+  if (r.op === "attach") {
+    // (a container's name as the spec allows it: nothing that could name a path)
+    return typeof r.name === "string" && NAME.test(r.name) ? undefined : "attach needs a container's name";
+  }
   if (r.op !== "start") return `unknown op ${JSON.stringify(r.op)}`;
   if (r.spec === null || typeof r.spec !== "object" || Array.isArray(r.spec)) return "start needs a spec object";
   if (r.specFile !== undefined && typeof r.specFile !== "string") return "specFile must be a string";
@@ -209,6 +217,29 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
   /** The delay before each container's last restart (docker's back-off), by name. */
   const backoff = new Map<string, number>();
   const adopted = new Map<string, ProcessIdentity>();
+  /**
+   * What `hako attach` may be handed, by name, for a container started with `-i` or `-t`: its pty
+   * (`Container.terminal`, which the container closes) or the write end of its stdin pipe (closed
+   * here when it is reaped), and whether it reads input; with a pty and no relay, the pump that
+   * copies its output to its log.
+   */
+  const inputs = new Map<
+    string,
+    {
+      fd: number;
+      tty: boolean;
+      stdin: boolean;
+      pump?: { relay: import("../container/_tty.ts").TerminalRelay; log: number };
+    }
+  >();
+  const dropInput = (name: string) => {
+    const i = inputs.get(name);
+    if (!i) return;
+    inputs.delete(name);
+    // (the pump copies what the terminal still holds, then its log is closed)
+    if (i.pump) void i.pump.relay.finish().finally(() => libc().close(i.pump!.log));
+    if (!i.tty) libc().close(i.fd);
+  };
   const clients = new Set<Socket>();
   /**
    * The log relays this supervisor started (its children, to reap): container name by pid (a name
@@ -268,8 +299,10 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
    * @throws What Container.create or start throws (they undo what they made).
    */
   const launch = async (name: string, spec: ContainerSpec, restartCount: number): Promise<Container> => {
+    const { terminal: tty, openStdin, size } = dockerRecord(name);
+    if (tty) return await launchWithTerminal(name, spec, restartCount, openStdin, size);
     const { open, close } = libc();
-    let out: ContainerOutput | undefined, nullFd = -1;
+    let out: ContainerOutput | undefined, nullFd = -1, stdinW = -1;
     try {
       // (first: a taken host port fails the start before its output and relays are made)
       await proxies.open(name, spec, store.dir(name));
@@ -277,12 +310,22 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
       if (out.relays) { for (const r of out.relays) relays.set(r.pid, name); }
       else appended.add(name);
       if (out.problem) say(`${name}: ${out.problem}`);
-      nullFd = check(open(cstr("/dev/null"), O_RDONLY | O_CLOEXEC, 0), "open", ["/dev/null"]);
+      if (openStdin) {
+        // -i: a pipe whose write end stays here, so the command sees no EOF while nobody is
+        // attached (docker keeps a -d -i container's stdin open the same way).
+        const p = new Int32Array(2);
+        check(libc().pipe2(p, O_CLOEXEC), "pipe2", [], "make the container's stdin pipe");
+        [nullFd, stdinW] = [p[0]!, p[1]!];
+      } else nullFd = check(open(cstr("/dev/null"), O_RDONLY | O_CLOEXEC, 0), "open", ["/dev/null"]);
       const c = await Container.create(spec, {
         stdio: { stdin: nullFd, stdout: out.fd, stderr: out.errFd },
         onForked: (pid) => void store.update(name, (r) => ({ ...r, init: identify(pid) ?? { pid, startTime: 0 } })),
         events: { restartCount, log: say },
       });
+      if (stdinW >= 0) {
+        inputs.set(name, { fd: stdinW, tty: false, stdin: true });
+        stdinW = -1;
+      }
       await c.start();
       containers.set(name, c);
       started.set(name, Date.now());
@@ -293,11 +336,75 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
       // The relay (if any) sees EOF once the FIFO's last writer is closed below, and is reaped by checkLogs.
       appended.delete(name);
       proxies.close(name, store.dir(name));
+      dropInput(name);
       throw e;
     } finally {
       if (out) close(out.fd);
       if (out && out.errFd !== out.fd) close(out.errFd);
       if (nullFd >= 0) close(nullFd);
+      if (stdinW >= 0) close(stdinW);
+    }
+  };
+
+  /** What `hako run -d` recorded of docker's -t and -i (docker.json; none: neither). */
+  const dockerRecord = (name: string): { terminal: boolean; openStdin: boolean; size?: WindowSize } => {
+    try {
+      const d = JSON.parse(readFileSync(`${store.dir(name)}/${DOCKER_FILE}`, "utf8")) as DockerRecord;
+      const s = d?.consoleSize;
+      // (a size that is not one is left out: the terminal starts at 0x0, as without one)
+      const cell = (n: unknown) => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 65535;
+      const size = s && cell(s.rows) && cell(s.columns) ? { rows: s.rows, columns: s.columns } : undefined;
+      return { terminal: d?.tty === true, openStdin: d?.openStdin === true, ...(size ? { size } : {}) };
+    } catch {
+      return { terminal: false, openStdin: false };
+    }
+  };
+
+  /**
+   * {@link launch} of a `-t` container: a pty of its own (the console step, on either path), its
+   * master kept here for `hako attach`; the pty's output goes to its log — read by a log relay of
+   * its own (as a FIFO's would be: nothing of it crosses this event loop), or, where there is no
+   * relay, copied here to the log file. One stream, as docker's with a tty.
+   */
+  const launchWithTerminal = async (
+    name: string,
+    spec: ContainerSpec,
+    restartCount: number,
+    openStdin: boolean,
+    size: WindowSize | undefined,
+  ): Promise<Container> => {
+    const c = await Container.create(spec, {
+      tty: size ?? true,
+      onForked: (pid) => void store.update(name, (r) => ({ ...r, init: identify(pid) ?? { pid, startTime: 0 } })),
+      events: { restartCount, log: say },
+    });
+    try {
+      const master = c.terminal!;
+      const out = startTtyLogRelay(store, name, logMax, master);
+      if (out.relay) relays.set(out.relay.pid, name);
+      else {
+        if (out.problem) say(`${name}: ${out.problem}`);
+        appended.add(name);
+        // (loaded only here: a supervisor with relays never needs it)
+        const { TerminalRelay } = await import("../container/_tty.ts");
+        const pump = new TerminalRelay({ stdout: out.fd! });
+        pump.attach(master);
+        inputs.set(name, { fd: master, tty: true, stdin: openStdin, pump: { relay: pump, log: out.fd! } });
+      }
+      if (!inputs.has(name)) inputs.set(name, { fd: master, tty: true, stdin: openStdin });
+      await c.start();
+      containers.set(name, c);
+      started.set(name, Date.now());
+      store.update(name, (r) => ({ ...r, state: "running", startedAt: new Date().toISOString() }));
+      say(`started ${name} (pid ${c.pid}, on a terminal)${restartCount ? ` (restart ${restartCount})` : ""}`);
+      return c;
+    } catch (e) {
+      appended.delete(name);
+      dropInput(name);
+      try {
+        c.delete();
+      } catch { /* undone as far as it goes */ }
+      throw e;
     }
   };
 
@@ -474,12 +581,14 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
       } catch (e) {
         say(`waitpid of ${name} failed: ${(e as Error).message}`);
         containers.delete(name);
+        dropInput(name);
         continue;
       }
       if (!status) continue;
       containers.delete(name);
       appended.delete(name);
       proxies.close(name, store.dir(name));
+      dropInput(name);
       // The afterStop hook (a command: run now) and onExited (not waited for: it may take 30 s).
       c.wait().catch((e) => say(`${name}: ${(e as Error).message}`));
       try {
@@ -538,6 +647,24 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
     }
     for (const name of [...containers.keys(), ...adopted.keys()]) {
       if (appended.has(name)) continue;
+      const input = inputs.get(name);
+      if (input?.tty) {
+        // A terminal's relay reads its master, which only this process holds: started again on it.
+        const recorded = recordedRelay(store, name);
+        if (recorded && (relays.get(recorded.pid) === name || isRunning(recorded))) continue;
+        try {
+          const out = startTtyLogRelay(store, name, logMax, input.fd);
+          if (out.fd !== undefined) libc().close(out.fd);
+          if (!out.relay) throw new Error(out.problem ?? "no relay");
+          relays.set(out.relay.pid, name);
+          say(`the terminal log relay of ${name} was gone: started another (pid ${out.relay.pid})`);
+        } catch (e) {
+          say(`could not start a terminal log relay for ${name}: ${(e as Error).message}`);
+        }
+        continue;
+      }
+      // An adopted container on a terminal: its master went with the supervisor that held it.
+      if (adopted.has(name) && dockerRecord(name).terminal) continue;
       // Each stream's (stderr has none in a container made before hako kept them apart).
       for (const stream of LOG_STREAMS) {
         const recorded = recordedRelay(store, name, stream);
@@ -588,6 +715,38 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
     else sock.pause();
     setTimeout(() => sock.destroy(), drain ? 1000 : 200);
   };
+  /**
+   * Serves `hako attach`: a copy of the container's pty master or stdin pipe, sent over the
+   * connection itself (SCM_RIGHTS on one byte), then the answer's line, and the connection is
+   * closed. The bytes then flow between the client and the container without this process: a
+   * client that dies only closes its copy (the container keeps its terminal or stdin, which this
+   * process holds), and nothing it sends afterwards is read.
+   */
+  const attach = (sock: Socket, req: AttachRequest, first: boolean) => {
+    const fail = (name: string, message: string) =>
+      sendAndClose(sock, { id: req.id, ok: false, error: { name, message } });
+    if (!first) return fail("ProtocolError", "attach must be the only request on its connection");
+    const c = containers.get(req.name);
+    if (!c) {
+      return fail(
+        "ContainerStateError",
+        adopted.has(req.name)
+          ? `${req.name} was started by a supervisor that ended: its terminal or stdin went with it`
+          : `${req.name} is not a running container of this supervisor`,
+      );
+    }
+    const input = inputs.get(req.name);
+    if (!input) return fail("ContainerStateError", `${req.name} has no terminal or stdin (run -d without -i or -t)`);
+    const fd = acceptedFd(sock);
+    try {
+      if (fd === undefined) throw new Error("this runtime does not show the connection's fd");
+      sendFd(fd, input.fd);
+    } catch (e) {
+      say(`could not hand ${req.name}'s ${input.tty ? "terminal" : "stdin"} to attach: ${(e as Error).message}`);
+      return fail("SupervisorError", (e as Error).message);
+    }
+    sendAndClose(sock, { id: req.id, ok: true, name: req.name, tty: input.tty, stdin: input.stdin });
+  };
   const protocolError = (id: number, message: string): Response => ({
     id,
     ok: false,
@@ -615,9 +774,12 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
     sock.on("close", () => clients.delete(sock));
     const lines = new LineReader();
     let inFlight = 0;
+    let served = 0;
     let paused = false;
     sock.on("data", (chunk: Uint8Array) => {
       for (const line of lines.push(chunk)) {
+        // (attach must come first: no answer may be queued before the descriptor it sends)
+        const first = served++ === 0;
         let value: unknown;
         try {
           value = JSON.parse(line);
@@ -632,6 +794,10 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
           continue;
         }
         const req = value as Request;
+        if (req.op === "attach") {
+          attach(sock, req, first);
+          return;
+        }
         inFlight++;
         handle(req).catch((e): Response => ({ id: req.id, ok: false, error: errorReply(e) })).then((res) => {
           reply(sock, res);
