@@ -62,7 +62,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * A temp dir with its own state directory, a busybox rootfs, the CLI and a supervisor on the native
  * child (`native`) or the forked one; disposing deletes every container and kills the supervisor.
  */
-function lab(native: boolean) {
+function lab(native: boolean, extraEnv: Record<string, string> = {}) {
   const dir = tempDir("hako-rst-");
   chmodSync(dir.path, 0o755);
   const state = join(dir.path, "state");
@@ -74,6 +74,7 @@ function lab(native: boolean) {
     HAKO_NATIVE_SPAWN: native ? "1" : "0",
     HAKO_SUPERVISOR_IDLE_S: "0",
     NO_COLOR: "1",
+    ...extraEnv,
   };
   delete env.HAKO_LOADER;
   const store = new StateStore(state);
@@ -109,6 +110,7 @@ function lab(native: boolean) {
   };
   return {
     dir: dir.path,
+    state,
     rootfs,
     hako,
     spec,
@@ -522,6 +524,50 @@ for (const native of [true, false]) {
       } finally {
         c.delete();
       }
+    },
+    { skip },
+  );
+}
+
+// ---- the logs without a relay: stdout and stderr apart all the same ----
+
+for (const native of [true, false]) {
+  test(
+    `[${
+      native ? "native" : "forked"
+    }] without a log relay (HAKO_LOG_RELAY=0) hako run -d keeps stderr in log.err: hako logs prints each on its own stream, both capped`,
+    async () => {
+      using l = lab(native, { HAKO_LOG_RELAY: "0", HAKO_LOG_MAX: "65536" });
+      await l.startSupervisor();
+      const name = `rst-logs-${unique()}`;
+      // 20000 lines on stderr (~130 KB, past the 64 KiB cap), then it waits to be capped
+      const script = "echo out1; echo err1 >&2; echo out2; i=0; while [ $i -lt 20000 ]; do echo e$i >&2; " +
+        "i=$((i+1)); done; echo out3; sleep 30";
+      const r = l.hako(["run", "-d", "--name", name, "--rootfs", l.rootfs, "--", "sh", "-c", script]);
+      assert.equal(r.code, 0, r.stderr);
+      const dir = join(l.state, "containers", name);
+      await until("stderr's log cut at its cap, after its last line", () => {
+        try {
+          return readFileSync(join(dir, "log.err.1"), "utf8").length > 0 &&
+            readFileSync(join(dir, "log.err"), "utf8").length <= 65536 &&
+            l.hako(["logs", "-n", "1", name]).stderr === "e19999\n";
+        } catch {
+          return false;
+        }
+      });
+      assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith("log")).sort(), ["log", "log.err", "log.err.1"]);
+      const all = l.hako(["logs", name]);
+      assert.equal(all.code, 0, all.stderr);
+      assert.equal(all.stdout, "out1\nout2\nout3\n", "stdout alone on stdout");
+      assert.doesNotMatch(all.stdout, /err|e\d/);
+      assert.match(all.stderr, /\ne19999\n$/, "stderr on stderr");
+      assert.doesNotMatch(all.stderr, /out/);
+      // no line stamps without a relay: -t says so, --since cannot choose lines
+      const t = l.hako(["logs", "-t", "-n", "1", name]);
+      assert.match(t.stderr, /no timestamps/);
+      const since = l.hako(["logs", "--since", "1m", name]);
+      assert.equal(since.code, 1);
+      assert.match(since.stderr, /--since and --until cannot choose its lines/);
     },
     { skip },
   );

@@ -68,6 +68,7 @@ import {
 } from "./protocol.ts";
 import { judgePeer } from "./_peer.ts";
 import {
+  appendedLogPaths,
   capAppendedLog,
   capOwnLog,
   type ContainerOutput,
@@ -546,7 +547,9 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
       capping = true;
       const names = [...appended];
       (async () => {
-        for (const name of names) await capAppendedLog(store.logPath(name), logMax);
+        for (const name of names) {
+          for (const path of appendedLogPaths(store, name)) await capAppendedLog(path, logMax);
+        }
       })().finally(() => capping = false);
     }
     if (ownLog) capOwnLog(ownLog, logMax);
