@@ -22,6 +22,7 @@ import type { ContainerSpec } from "../src/container/spec.ts";
 import { parseRestartFlag, resolveRestart, restartDelay, shouldRestart } from "../src/container/restart_policy.ts";
 import { EventWatcher, tcpListening } from "../src/container/hooks.ts";
 import { parseRunArgs } from "../src/cli/run.ts";
+import { planContainer, planText } from "../src/container/plan.ts";
 import { parseStartArgs } from "../src/cli/start.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -228,6 +229,28 @@ test("the decisions are docker's: on-failure counts, a user stop always wins, de
   assert.deepEqual(seen.slice(0, 5), [100, 200, 400, 800, 1600]);
   assert.equal(seen.at(-1), 60_000, "a minute at most");
   assert.equal(restartDelay(60_000, 10_000), 100, "back to 100 ms after a run of 10 s");
+});
+
+test("hako plan lists the event hooks (with the readiness probe) and the restart policy, after the command", () => {
+  const plan = planContainer({
+    name: "rst-plan",
+    rootfs: "/tmp",
+    command: ["true"],
+    restart: { policy: "on-failure", maxRetries: 2 },
+    readiness: { tcp: 8080, intervalMs: 100 },
+    hooks: { onExited: "echo $HAKO_STATUS", onOom: ["logger", "oom"] },
+  } as ContainerSpec);
+  const names = plan.steps.map((s) => s.name);
+  assert.deepEqual(names.slice(names.indexOf("exec")), ["exec", "events", "restart"]);
+  const text = planText(plan);
+  assert.match(text, /\[host\] events — /);
+  assert.match(text, /readiness: a socket listening on TCP port 8080 .* every 100 ms/);
+  assert.match(text, /onExited: run \["\/bin\/sh","-c","echo \$HAKO_STATUS"\] when its command has ended/);
+  assert.match(text, /onOom: run \["logger","oom"\] when the OOM killer/);
+  assert.match(text, /\[host\] restart — .*\n +on-failure:2: started again .* 2 times at most/);
+  // none of either: no such steps
+  const bare = planContainer({ name: "rst-plan", rootfs: "/tmp", command: ["true"], restart: "no" } as ContainerSpec);
+  assert.deepEqual(bare.steps.filter((s) => s.name === "events" || s.name === "restart"), []);
 });
 
 test("a TCP readiness probe sees a listening socket in the process's own network namespace only", async () => {
