@@ -418,6 +418,50 @@ test("the restart policy holds across supervisors: the next one restarts what th
   assert.match(l.log(), new RegExp(`adopted ${name}`));
 }, { skip });
 
+test(
+  "a supervisor killed and started again re-arms an adopted container's onExited; a record whose hooks were changed, or added, is refused",
+  async () => {
+    using l = lab(true);
+    await l.startSupervisor();
+    const events = join(l.dir, "events");
+    const hook = (tag: string) => `echo "${tag} $HAKO_NAME $HAKO_STATUS" >> ${events}`;
+    const kept = `rst-adopt-${unique()}`, changed = `rst-forged-${unique()}`, added = `rst-added-${unique()}`;
+    for (
+      const [name, hooks] of [[kept, { onExited: hook("exited") }], [changed, { onExited: hook("exited") }], [
+        added,
+        undefined,
+      ]] as const
+    ) {
+      const file = l.spec({ name, command: ["sleep", "3"], ...(hooks ? { hooks } : {}) });
+      assert.equal(l.hako(["start", "-q", file]).code, 0, l.log());
+    }
+    await until("all running", () => [kept, changed, added].every((n) => l.record(n)?.state === "running"));
+    process.kill(Number(readFileSync(join(l.state, "supervisor.pid"), "utf8").split(" ")[0]), "SIGKILL");
+    // the records, rewritten as the supervisor's own user would (mode 0600): a hook changed, a hook added
+    const forge = (name: string, hooks: Record<string, string>) => {
+      const path = join(l.state, "containers", name, "state.json");
+      const r = JSON.parse(readFileSync(path, "utf8"));
+      writeFileSync(path, JSON.stringify({ ...r, spec: { ...r.spec, hooks } }), { mode: 0o600 });
+    };
+    forge(changed, { onExited: hook("forged") });
+    forge(added, { onExited: hook("forged"), onOom: hook("forged") });
+    await sleep(300);
+    await l.startSupervisor();
+    await until("all three ended", () => [kept, changed, added].every((n) => l.record(n)?.state === "exited"));
+    await until("onExited of the adopted one", () => lines(events).length >= 1);
+    await sleep(500);
+    assert.deepEqual(lines(events), [`exited ${kept} unknown`], "only the sealed hook ran");
+    const log = l.log();
+    assert.match(log, new RegExp(`adopted ${kept} .*its event hooks re-armed \\(onExited\\)`));
+    assert.match(
+      log,
+      new RegExp(`adopted ${changed} .*not re-armed: its hooks are not the ones its supervisor sealed`),
+    );
+    assert.match(log, new RegExp(`adopted ${added} .*not re-armed: its hooks carry no seal`));
+  },
+  { skip },
+);
+
 test("readiness by a TCP port: onReady fires once httpd listens inside the container's own network", async () => {
   using l = lab(true);
   await l.startSupervisor();

@@ -329,9 +329,13 @@ export class EventWatcher {
     return !!(readiness || hooks.onStarted || hooks.onReady || hooks.onExited || hooks.onOom || hooks.onMemoryPressure);
   }
 
-  /** The container's command started: fires `onStarted`, starts the probe and the counters. */
-  start(): void {
-    void this.#fire("onStarted", "started", {}, {});
+  /**
+   * The container's command started: fires `onStarted`, starts the probe and the counters. With
+   * `adopted` (a supervisor took over a container that started under the one before it), only the
+   * counters: `onStarted` and `onReady` were that one's to fire.
+   */
+  start(options: { readonly adopted?: boolean } = {}): void {
+    if (!options.adopted) void this.#fire("onStarted", "started", {}, {});
     try {
       this.#oomSeen = this.#t.oomKills?.() ?? 0;
     } catch { /* read again on the next tick */ }
@@ -339,7 +343,7 @@ export class EventWatcher {
       this.#timer = setInterval(() => this.#check(), WATCH_MS);
       unref(this.#timer);
     }
-    if (this.#t.readiness) void this.#probe(this.#t.readiness);
+    if (this.#t.readiness && !options.adopted) void this.#probe(this.#t.readiness);
   }
 
   #check(): void {
@@ -391,9 +395,10 @@ export class EventWatcher {
 
   /**
    * The command ended: stops watching (after a last look at the OOM counter), fires `onExited`
-   * and waits for the hooks still running.
+   * and waits for the hooks still running. `shellCode` null: unknown (an adopted container, not
+   * this process's child: `HAKO_STATUS=unknown`).
    */
-  async exited(status: { readonly shellCode: number; readonly oomKilled?: number }): Promise<void> {
+  async exited(status: { readonly shellCode: number | null; readonly oomKilled?: number }): Promise<void> {
     if (this.#stopped) return;
     this.#check();
     this.stop();
@@ -404,7 +409,7 @@ export class EventWatcher {
       this.#note(`${this.#t.name}: the OOM killer killed a process in it (${n} so far)`);
       void this.#fire("onOom", "oom", { oomKills: n }, { HAKO_OOM_KILLS: String(n) });
     }
-    void this.#fire("onExited", "exited", { status }, { HAKO_STATUS: String(status.shellCode) });
+    void this.#fire("onExited", "exited", { status }, { HAKO_STATUS: String(status.shellCode ?? "unknown") });
     await Promise.all([...this.#pending]);
   }
 
