@@ -8,7 +8,16 @@
  * @module
  */
 import { spawn, spawnSync } from "node:child_process";
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  writeFileSync,
+} from "node:fs";
 import { chmodSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
@@ -21,6 +30,8 @@ import { resolveSpec, SpecError } from "../src/container/validate.ts";
 import type { ContainerSpec } from "../src/container/spec.ts";
 import { parseRestartFlag, resolveRestart, restartDelay, shouldRestart } from "../src/container/restart_policy.ts";
 import { EventWatcher, tcpListening } from "../src/container/hooks.ts";
+import { armPressure, MEMORY_PRESSURE_DEFAULTS } from "../src/container/memory_pressure.ts";
+import { detect } from "../src/cgroup/layout.ts";
 import { parseRunArgs } from "../src/cli/run.ts";
 import { planContainer, planText } from "../src/container/plan.ts";
 import { parseStartArgs } from "../src/cli/start.ts";
@@ -527,26 +538,159 @@ test(
   { skip },
 );
 
-test("onMemoryPressure fires once when the container's memory use crosses 90 % of its limit", async () => {
-  using l = lab(false);
-  await l.startSupervisor();
-  const name = `rst-press-${unique()}`;
-  const events = join(l.dir, "events");
-  const file = l.spec({
-    name,
-    // tmpfs pages are charged to the container's memory and stay: 15.2 MB of 16 MiB, plus sh
-    command: ["sh", "-c", "sleep 0.5; head -c 15200000 /dev/zero > /tmp/fill; sleep 30"],
-    mounts: [{ type: "tmpfs", target: "/tmp" }],
-    cgroup: { memory: { limit: "16m" } },
-    hooks: { onMemoryPressure: `echo "pressure $HAKO_PRESSURE" >> ${events}` },
+for (const native of [true, false]) {
+  test(
+    `[${
+      native ? "native" : "forked"
+    }] onMemoryPressure fires from the kernel's measure (PSI on cgroup v2, memory.pressure_level on v1) when a busybox dd writes through a 16 MiB limit, once per episode`,
+    async () => {
+      using l = lab(native);
+      await l.startSupervisor();
+      const name = `rst-press-${unique()}`;
+      const events = join(l.dir, "events");
+      const file = l.spec({
+        name,
+        // 200 MB written to the rootfs (on disk): its page cache is charged to the container and
+        // reclaimed again and again under the limit
+        command: ["sh", "-c", "sleep 0.5; dd if=/dev/zero of=/fill bs=1M count=200; rm /fill; sleep 30"],
+        cgroup: { memory: { limit: "16m" } },
+        memoryPressure: { level: "medium", stallMs: 20, windowMs: 10_000 },
+        hooks: { onMemoryPressure: `echo "pressure $HAKO_PRESSURE $HAKO_PRESSURE_MEASURE" >> ${events}` },
+      });
+      assert.equal(l.hako(["start", "-q", file]).code, 0, l.log());
+      await until("onMemoryPressure", () => lines(events).length >= 1);
+      const measure = detect().v1.memory ? "pressure_level" : "psi";
+      assert.match(l.log(), new RegExp(`${name}: onMemoryPressure armed on ${measure}`));
+      assert.match(
+        lines(events)[0]!,
+        measure === "psi" ? /^pressure some psi$/ : /^pressure (medium|critical) pressure_level$/,
+      );
+      await sleep(1500);
+      assert.equal(lines(events).length, 1, "once per episode (the window is 10 s)");
+      assert.equal(l.record(name)!.state, "running");
+    },
+    { skip },
+  );
+}
+
+test("onMemoryPressure falls back to hako's 90 % of the limit where the kernel's notifications cannot be armed", async () => {
+  const seen: string[] = [];
+  let current = 50;
+  const w = new EventWatcher({
+    name: "rst-unit",
+    pid: process.pid,
+    hooks: {
+      onMemoryPressure: ((a: { level: string; measure: string }) => void seen.push(`${a.level} ${a.measure}`)) as never,
+    },
+    pressure: () => armPressure(undefined, MEMORY_PRESSURE_DEFAULTS, () => ({ current, limit: 100 })),
+    pressureWindowMs: 300,
+    log: () => {},
   });
-  assert.equal(l.hako(["start", "-q", file]).code, 0, l.log());
-  await until("onMemoryPressure", () => lines(events).length >= 1);
-  await sleep(700);
-  assert.equal(lines(events).length, 1, "once per crossing");
-  assert.match(lines(events)[0]!, /^pressure (medium|critical)$/);
-  assert.equal(l.record(name)!.state, "running");
-}, { skip });
+  w.start();
+  try {
+    await sleep(300);
+    assert.deepEqual(seen, []);
+    current = 95;
+    await until("the first episode", () => seen.length === 1, 3000);
+    await sleep(600);
+    assert.deepEqual(seen, ["medium usage"], "once while it stays over");
+    current = 50;
+    await sleep(700);
+    current = 99;
+    await until("a second episode", () => seen.length === 2, 3000);
+    assert.equal(seen[1], "critical usage");
+  } finally {
+    w.stop();
+  }
+});
+
+/** A cgroup2 directory with PSI where the test may make one (the host's cgroup2 mount). */
+function psiRoot(): string | undefined {
+  const l = detect();
+  return l.unified && existsSync(join(l.unified, "memory.pressure")) ? l.unified : undefined;
+}
+
+test(
+  "a PSI trigger on a cgroup2 directory fires when a process in it stalls on memory under a limit (the v2 path)",
+  async () => {
+    const root = psiRoot()!;
+    const l = detect();
+    const tag = `hako-rst-psi-${unique()}`;
+    const v2 = join(root, tag);
+    const v1 = l.v1.memory ? join(l.v1.memory, tag) : undefined;
+    using dir = tempDir("hako-rst-psi-");
+    mkdirSync(v2);
+    let child: ReturnType<typeof spawn> | undefined;
+    let source: ReturnType<typeof armPressure>["source"];
+    try {
+      if (v1) {
+        mkdirSync(v1);
+        writeFileSync(join(v1, "memory.limit_in_bytes"), "16M");
+      } else writeFileSync(join(v2, "memory.max"), "16777216");
+      const armed = armPressure({ dir: v2, version: 2 }, { stallMs: 20, windowMs: 2000, level: "medium" });
+      assert.equal(armed.problem, undefined);
+      source = armed.source!;
+      assert.equal(source.measure, "psi");
+      assert.equal(source.poll(), undefined, "nothing yet");
+      const fill = join(dir.path, "fill");
+      child = spawn("sh", [
+        "-c",
+        `echo $$ > ${v2}/cgroup.procs; ${v1 ? `echo $$ > ${v1}/cgroup.procs; ` : ""}` +
+        `i=0; while [ $i -lt 5 ]; do dd if=/dev/zero of=${fill} bs=1M count=200 2>/dev/null; i=$((i+1)); done; rm -f ${fill}`,
+      ], { stdio: "ignore", detached: true }); // (a group of its own: sh and its dd end together)
+      let level: string | undefined;
+      await until("the trigger", () => (level ??= source!.poll()) !== undefined, 20_000);
+      assert.equal(level, "some");
+    } finally {
+      source?.close();
+      if (child?.pid) {
+        try {
+          process.kill(-child.pid, "SIGKILL");
+        } catch { /* ended */ }
+      }
+      const dirs = [v2, v1].filter((d): d is string => d !== undefined);
+      const empty = () =>
+        dirs.every((d) => !existsSync(d) || readFileSync(join(d, "cgroup.procs"), "utf8").trim() === "");
+      await until("its cgroups empty", empty, 10_000).catch(() => {});
+      for (const d of dirs) {
+        try {
+          rmdirSync(d);
+        } catch { /* reported by the leak check */ }
+      }
+    }
+  },
+  {
+    skip: !isRoot
+      ? "needs root (cgroups)"
+      : psiRoot() === undefined
+      ? "no cgroup2 mount with PSI files (memory.pressure) on this host"
+      : !detect().v1.memory && !readFileSync(join(psiRoot()!, "cgroup.subtree_control"), "utf8").includes("memory")
+      ? "the cgroup2 root does not delegate the memory controller to its children"
+      : false,
+  },
+);
+
+test("memoryPressure is checked with its field paths", () => {
+  const base = { name: "x", rootfs: "/tmp", command: ["true"] } as ContainerSpec;
+  const problem = (memoryPressure: unknown) => {
+    try {
+      resolveSpec({ ...base, memoryPressure } as ContainerSpec);
+    } catch (e) {
+      return (e as SpecError).problems.map((p) => `${p.path}: ${p.message}`).join("; ");
+    }
+    return "";
+  };
+  assert.equal(problem({ stallMs: 150, windowMs: 2000, level: "critical" }), "");
+  assert.equal(problem({}), "");
+  assert.match(problem({ windowMs: 100 }), /^memoryPressure\.windowMs: must be a whole number of ms from 500 to 10000/);
+  assert.match(
+    problem({ stallMs: 3000 }),
+    /^memoryPressure\.stallMs: must be a whole number of ms from 1 to the window \(2000\)/,
+  );
+  assert.match(problem({ level: "high" }), /^memoryPressure\.level: must be one of low, medium, critical/);
+  assert.match(problem({ stall: 1 }), /^memoryPressure\.stall: is not a field/);
+  assert.match(problem("medium"), /^memoryPressure: must be an object/);
+});
 
 for (const native of [true, false]) {
   test(

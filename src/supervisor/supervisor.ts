@@ -69,6 +69,7 @@ import {
 import { judgePeer } from "./_peer.ts";
 import { type SealedRecord, sealKey, sealOf, untrustedCommands } from "./_seal.ts";
 import { EVENT_HOOK_NAMES, type EventHooks, EventWatcher } from "../container/hooks.ts";
+import { armPressure, memoryCgroupOf, resolveMemoryPressure } from "../container/memory_pressure.ts";
 import {
   appendedLogPaths,
   capAppendedLog,
@@ -502,6 +503,7 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
     if (names.length === 0) return "";
     const why = untrusted(r);
     if (why) return `; its event hooks are not re-armed: ${why}`;
+    const pressureSpec = resolveMemoryPressure(r.spec.memoryPressure);
     const w = new EventWatcher({
       name: r.name,
       pid: r.init!.pid,
@@ -510,6 +512,8 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
       log: say,
       note: say,
       ...(r.cgroup ? { oomKills: () => cgroupEndCounters(r).oomKilled ?? 0 } : {}),
+      pressure: () => armPressure(r.cgroup ? memoryCgroupOf(r.cgroup) : undefined, pressureSpec),
+      pressureWindowMs: pressureSpec.windowMs,
     });
     w.start({ adopted: true });
     adoptedWatchers.set(r.name, w);
