@@ -9,6 +9,7 @@ import { onlyOwnId } from "./rootless.ts";
 import { hostLinkSysctlPlan } from "../network.ts";
 import { describeHook, EVENT_HOOK_NAMES, EventWatcher, hookArgv } from "./hooks.ts";
 import { resolveRestart, RESTART_FIRST_DELAY_MS, RESTART_MAX_DELAY_MS } from "./restart_policy.ts";
+import { resolveMemoryPressure } from "./memory_pressure.ts";
 import { cloneFlags, type HostStepName, type SetupContext, stepPlan, stepsFor } from "./setup.ts";
 import { containerGroupSpec } from "./_cgroup.ts";
 import { type ContainerFile, containerFileContents } from "./_files.ts";
@@ -218,6 +219,14 @@ const EVENT_WHEN: Record<typeof EVENT_HOOK_NAMES[number], string> = {
   onMemoryPressure: "when its memory is under pressure (HAKO_PRESSURE)",
 };
 
+/** When onMemoryPressure fires, with the spec's thresholds (see memory_pressure.ts). */
+function pressureWhen(r: ResolvedSpec): string {
+  const p = resolveMemoryPressure(r.memoryPressure);
+  return `when the kernel reports memory pressure: cgroup v2, a PSI trigger "some ${p.stallMs * 1000} ${
+    p.windowMs * 1000
+  }" on its memory.pressure (POLLPRI); v1, memory.pressure_level ${p.level} or higher (cgroup.event_control and an eventfd); hako's 90 % of its limit where neither can be armed; once per episode (HAKO_PRESSURE, HAKO_PRESSURE_MEASURE)`;
+}
+
 /**
  * The steps after the command starts: its event hooks (fired on the host by whoever runs it, the
  * supervisor or the library) and its restart policy (the supervisor's).
@@ -241,7 +250,8 @@ function supervision(r: ResolvedSpec, restart: ContainerSpec["restart"]): Planne
     for (const k of EVENT_HOOK_NAMES) {
       const hook = hooks[k];
       if (hook) {
-        calls.push(`${k}: ${describeHook(hook as never, "{ event, name, pid, restartCount, … }")} ${EVENT_WHEN[k]}`);
+        const when = k === "onMemoryPressure" ? pressureWhen(r) : EVENT_WHEN[k];
+        calls.push(`${k}: ${describeHook(hook as never, "{ event, name, pid, restartCount, … }")} ${when}`);
       }
     }
     steps.push({

@@ -28,7 +28,10 @@
  * Everything it knows is on disk too, so the CLI's `ps`, `kill`, `stop`, `delete` and `exec` work
  * without it. A supervisor started after another died adopts the running containers it finds (it
  * cannot reap them — they are not its children — so it watches them, and records "exit status
- * unknown" when they end) and leaves half-made ones to `hako gc`.
+ * unknown" when they end) and leaves half-made ones to `hako gc`. It re-arms an adopted container's
+ * command hooks (`onExited`, `onOom`, `onMemoryPressure`) from its record; it runs a recorded
+ * spec's host commands (on adoption, or on a restart) only when the record passes `_seal.ts`'s
+ * checks: a record is hostile input, and its hooks run on the host as this process's user.
  *
  * @module
  */
