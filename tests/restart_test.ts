@@ -503,6 +503,15 @@ test("a restart from a record whose hooks were changed after its supervisor wrot
   assert.deepEqual(lines(events), ["started"]);
   assert.equal(l.record(name)!.state, "exited");
   assert.equal(l.record(name)!.restartCount ?? 0, 0);
+  // nor does hako restart hand them to the supervisor again
+  const again = l.hako(["restart", name]);
+  assert.notEqual(again.code, 0);
+  assert.match(
+    again.stderr,
+    /is not restarted, its hooks are not run: its hooks are not the ones its supervisor sealed/,
+  );
+  await sleep(300);
+  assert.deepEqual(lines(events), ["started"]);
 }, { skip });
 
 test("readiness by a TCP port: onReady fires once httpd listens inside the container's own network", async () => {

@@ -24,6 +24,7 @@
  * again only after a whole window (`windowMs`) went by without one.
  * @module
  */
+import { existsSync } from "node:fs";
 import { detect } from "../cgroup/layout.ts";
 import { libc } from "../../ffi/libc.ts";
 import { armPressureLevel, armPsiTrigger, pressureFired } from "../../ffi/pressure.ts";
@@ -179,6 +180,11 @@ function pressureLevel(dir: string, level: PressureLevel): PressureSource {
     poll() {
       let top: string | undefined;
       for (const [l, fd] of fds) if (pressureFired(fd, "eventfd") === true) top = l;
+      // (the kernel signals the eventfds when the cgroup is removed too: that is no pressure)
+      if (top !== undefined && !existsSync(dir)) {
+        this.close();
+        return undefined;
+      }
       return top;
     },
     close() {
