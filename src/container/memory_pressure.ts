@@ -29,10 +29,10 @@ import { detect } from "../cgroup/layout.ts";
 import { libc } from "../../ffi/libc.ts";
 import { armPressureLevel, armPsiTrigger, pressureFired } from "../../ffi/pressure.ts";
 
+/** A cgroup v1 `memory.pressure_level` level. */
+export type PressureLevel = "low" | "medium" | "critical";
 /** cgroup v1's `memory.pressure_level` levels, from the least. */
-export const PRESSURE_LEVELS = ["low", "medium", "critical"] as const;
-/** A `memory.pressure_level` level. */
-export type PressureLevel = typeof PRESSURE_LEVELS[number];
+export const PRESSURE_LEVELS: readonly PressureLevel[] = ["low", "medium", "critical"];
 
 /** The spec's `memoryPressure`: when `onMemoryPressure` fires. */
 export interface MemoryPressureSpec {
