@@ -579,6 +579,19 @@ test(
   { skip },
 );
 
+/**
+ * The measure a container's onMemoryPressure gets on this host: v1's memory.pressure_level where
+ * the memory controller is on v1 (a hybrid host too), PSI on v2, hako's 90 % where PSI is off.
+ */
+function hostPressureMeasure(): "pressure_level" | "psi" | "usage" {
+  return detect().v1.memory ? "pressure_level" : existsSync("/proc/pressure/memory") ? "psi" : "usage";
+}
+const PRESSURE_LINE = {
+  pressure_level: /^pressure (medium|critical) pressure_level$/,
+  psi: /^pressure some psi$/,
+  usage: /^pressure (medium|critical) usage$/,
+};
+
 for (const native of [true, false]) {
   test(
     `[${
@@ -600,12 +613,9 @@ for (const native of [true, false]) {
       });
       assert.equal(l.hako(["start", "-q", file]).code, 0, l.log());
       await until("onMemoryPressure", () => lines(events).length >= 1);
-      const measure = detect().v1.memory ? "pressure_level" : "psi";
+      const measure = hostPressureMeasure();
       assert.match(l.log(), new RegExp(`${name}: onMemoryPressure armed on ${measure}`));
-      assert.match(
-        lines(events)[0]!,
-        measure === "psi" ? /^pressure some psi$/ : /^pressure (medium|critical) pressure_level$/,
-      );
+      assert.match(lines(events)[0]!, PRESSURE_LINE[measure]);
       await sleep(1500);
       assert.equal(lines(events).length, 1, "once per episode (the window is 10 s)");
       assert.equal(l.record(name)!.state, "running");
@@ -820,6 +830,46 @@ for (const native of [true, false]) {
       const since = l.hako(["logs", "--since", "1m", name]);
       assert.equal(since.code, 1);
       assert.match(since.stderr, /--since and --until cannot choose its lines/);
+    },
+    { skip },
+  );
+}
+
+for (const native of [true, false]) {
+  test(
+    `[${
+      native ? "native" : "forked"
+    }] the library fires onMemoryPressure as a callback, from the kernel's measure, for a container a script runs itself`,
+    async () => {
+      const before = process.env.HAKO_NATIVE_SPAWN;
+      process.env.HAKO_NATIVE_SPAWN = native ? "1" : "0";
+      using dir = tempDir("hako-rst-lib-");
+      chmodSync(dir.path, 0o755);
+      const rootfs = join(dir.path, "rootfs");
+      buildRootfs(rootfs, { builder: "busybox" });
+      const seen: string[] = [];
+      const c = await Container.create({
+        name: `rst-libpress-${unique()}`,
+        rootfs,
+        command: ["sh", "-c", "dd if=/dev/zero of=/fill bs=1M count=200; rm /fill; sleep 30"],
+        cgroup: { memory: { limit: "16m" } },
+        memoryPressure: { level: "low", stallMs: 20, windowMs: 10_000 },
+        hooks: { onMemoryPressure: (a) => void seen.push(`${a.level} ${a.measure}`) },
+      }).finally(() => {
+        if (before === undefined) delete process.env.HAKO_NATIVE_SPAWN;
+        else process.env.HAKO_NATIVE_SPAWN = before;
+      });
+      try {
+        await c.start();
+        await until("onMemoryPressure", () => seen.length >= 1);
+        const measure = hostPressureMeasure();
+        assert.ok(seen[0]!.endsWith(` ${measure}`), `${seen[0]} (want ${measure})`);
+        c.kill("KILL");
+        await c.wait();
+        assert.equal(seen.length, 1, "once per episode, and none when its cgroup goes");
+      } finally {
+        c.delete();
+      }
     },
     { skip },
   );
