@@ -16,6 +16,7 @@ import {
   readdirSync,
   readFileSync,
   rmdirSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import { chmodSync } from "node:fs";
@@ -32,6 +33,7 @@ import { parseRestartFlag, resolveRestart, restartDelay, shouldRestart } from ".
 import { EventWatcher, tcpListening } from "../src/container/hooks.ts";
 import { armPressure, MEMORY_PRESSURE_DEFAULTS } from "../src/container/memory_pressure.ts";
 import { detect } from "../src/cgroup/layout.ts";
+import { sealKey, sealOf } from "../src/supervisor/_seal.ts";
 import { parseRunArgs } from "../src/cli/run.ts";
 import { planContainer, planText } from "../src/container/plan.ts";
 import { parseStartArgs } from "../src/cli/start.ts";
@@ -874,3 +876,20 @@ for (const native of [true, false]) {
     { skip },
   );
 }
+
+test("the seal's key is made once, 0600, and one that others could read or change is refused", () => {
+  using dir = tempDir("hako-rst-key-");
+  const store = new StateStore(dir.path);
+  const key = sealKey(store);
+  const path = join(dir.path, "supervisor.key");
+  assert.equal(statSync(path).mode & 0o777, 0o600);
+  assert.deepEqual(sealKey(store), key, "read back the same");
+  assert.deepEqual(readdirSync(dir.path), ["supervisor.key"], "no temporary file left");
+  const record = { name: "rst-seal", createdAt: "2026-12-03T20:00:00.000Z", spec: { hooks: { onExited: "true" } } };
+  const seal = sealOf(key, record as never)!;
+  assert.match(seal, /^[0-9a-f]{64}$/);
+  assert.notEqual(sealOf(key, { ...record, spec: { hooks: { onExited: "false" } } } as never), seal);
+  assert.equal(sealOf(key, { ...record, spec: {} } as never), undefined, "nothing to seal");
+  chmodSync(path, 0o644);
+  assert.throws(() => sealKey(store), /is not a 0600 file/);
+});

@@ -19,8 +19,9 @@
  * process: they are never in a record, and a supervisor that adopts such a container fires none.
  * @module
  */
+import { Buffer } from "node:buffer";
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, writeSync } from "node:fs";
+import { closeSync, constants, fstatSync, linkSync, lstatSync, openSync, readSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import type { ContainerSpec } from "../container/spec.ts";
@@ -47,7 +48,7 @@ function sealed(spec: ContainerSpec): { hooks: [string, unknown][]; readiness: u
  * The state directory's key: read, or made (0600, O_EXCL) when there is none.
  * @throws {Error} When it is there but not a 0600 file of this user's of the right size.
  */
-export function sealKey(store: StateStore): Buffer {
+export function sealKey(store: StateStore, again = true): Buffer {
   const path = store.file(KEY_FILE);
   const uid = process.geteuid?.() ?? 0;
   let fd: number;
@@ -55,12 +56,24 @@ export function sealKey(store: StateStore): Buffer {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch (e) {
     if ((e as { code?: string }).code !== "ENOENT") throw e;
+    // Written whole under a name of this process's, then linked into place: no reader sees it
+    // half-written, and of two hako processes making it at once one wins.
     const key = randomBytes(KEY_BYTES);
-    const w = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    const tmp = `${path}.${process.pid}.tmp`;
+    rmSync(tmp, { force: true });
+    const w = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     try {
       writeSync(w, key);
     } finally {
       closeSync(w);
+    }
+    try {
+      linkSync(tmp, path);
+    } catch (e2) {
+      if ((e2 as { code?: string }).code === "EEXIST" && again) return sealKey(store, false);
+      throw e2;
+    } finally {
+      rmSync(tmp, { force: true });
     }
     return key;
   }
