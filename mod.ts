@@ -117,6 +117,7 @@ export type {
 export { resolveSpec, SpecError } from "./src/container/validate.ts";
 export type { Hook, HookCommand, ReadinessSpec } from "./src/container/hooks.ts";
 export type { RestartPolicy, RestartPolicyName } from "./src/container/restart_policy.ts";
+export type { MemoryPressureSpec, PressureLevel } from "./src/container/memory_pressure.ts";
 export type { ResolvedSpec, ResolvedVeth, SpecProblem } from "./src/container/validate.ts";
 export { ConfigError, SetupError, SyscallError } from "./src/errors.ts";
 export type { ForkOptions, ProcessStatus, SpawnOptions } from "./src/process.ts";

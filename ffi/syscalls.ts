@@ -32,6 +32,8 @@ export interface SyscallNumbers {
   readonly memfd_create: number;
   /** keyctl(2) (glibc has no wrapper: it is libkeyutils's). */
   readonly keyctl: number;
+  /** eventfd2(2), for cgroup v1's memory.pressure_level notifications (ffi/pressure.ts). */
+  readonly eventfd2: number;
 }
 
 /**
@@ -61,6 +63,7 @@ function pick(table: Readonly<Record<string, number>>, abi: string): SyscallNumb
     fcntl: nr("fcntl"),
     memfd_create: nr("memfd_create"),
     keyctl: nr("keyctl"),
+    eventfd2: nr("eventfd2"),
   };
 }
 

@@ -564,10 +564,11 @@ async function logs(argv: readonly string[]): Promise<number> {
     }
   }
 
-  // stdout's log, and stderr's where it has one (a container made before hako kept them apart, or
-  // one without a relay, has one log: all of it is printed as stdout).
+  // stdout's log, and stderr's where it has one (a container made before hako kept them apart has
+  // one log: all of it is printed as stdout). Without a relay the container appends to both
+  // itself: no stamps, so stdout's lines are printed before stderr's.
   const errLog = streamPaths(store, name, "stderr").log;
-  const hasErr = stamped && (recordedRelay(store, name, "stderr") !== undefined || existsSync(errLog));
+  const hasErr = recordedRelay(store, name, "stderr") !== undefined || existsSync(errLog);
   const streams = [new StreamLog(store.logPath(name)), ...(hasErr ? [new StreamLog(errLog)] : [])];
   const printers = [printer(1), printer(2)];
   /** Prints pieces, each run of one stream's in one write. */

@@ -77,6 +77,15 @@ async function restartOne(name: string, timeoutMs: number): Promise<number> {
   }
   const r = found.record;
   if (r.state === "creating") throw new ContainerStateError(`container ${name} is being created: try again`);
+  // Its spec's host commands go to the supervisor again only as the supervisor that wrote the
+  // record sealed them: a record is hostile input (see supervisor/_seal.ts).
+  const { sealKey, untrustedCommands } = await import("../supervisor/_seal.ts");
+  const hostile = untrustedCommands(store, sealKey(store), r);
+  if (hostile) {
+    throw new ContainerStateError(
+      `${name} is not restarted, its hooks are not run: ${hostile}; start it from its spec file`,
+    );
+  }
   const supervisor = (() => {
     try {
       const [pid, startTime] = readFileSync(store.file("supervisor.pid"), "utf8").trim().split(" ").map(Number);

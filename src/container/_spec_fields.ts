@@ -25,6 +25,7 @@ import {
 } from "../network.ts";
 import { EVENT_HOOK_NAMES, HOOK_NAMES, hookProblem, readinessProblem } from "./hooks.ts";
 import { restartProblem } from "./restart_policy.ts";
+import { memoryPressureProblem } from "./memory_pressure.ts";
 import { defaultImageRoot, defaultVarDir, imageNameProblem } from "../image/_names.ts";
 import { idMapHostProblems, parseAccounts, readHostIdFiles, warnOnce } from "./host_ids.ts";
 import { isRunning, StateStore } from "./state.ts";
@@ -1255,6 +1256,12 @@ export function stopSignalOf(c: Checker, value: unknown): void {
   } catch (e) {
     c.bad("stopSignal", (e as Error).message.replace(/^signal: /, ""));
   }
+}
+
+/** When onMemoryPressure fires (see memory_pressure.ts): checked only, the event watcher reads it. */
+export function memoryPressureOf(c: Checker, value: unknown): void {
+  const p = memoryPressureProblem(value);
+  if (p) c.bad(p.path, p.message);
 }
 
 /** The readiness probe (see hooks.ts): checked only, the event watcher reads it from the spec. */

@@ -48,6 +48,7 @@ import { kill as killProcess, type ProcessStatus, waitpid2, WNOHANG } from "../p
 import type { Signal } from "../signals.ts";
 import { buildRootfs } from "./rootfs.ts";
 import { EventWatcher, runBootstrap, runHostCommand, runHostHook } from "./hooks.ts";
+import { armPressure, resolveMemoryPressure } from "./memory_pressure.ts";
 import { checkRootless, type RootlessPlan, writeRootlessIdMaps } from "./rootless.ts";
 import { extractRootfs } from "./tarball.ts";
 import { type ChildError, closeFd, describe, pipe, setupError, writeAll } from "./_pipe.ts";
@@ -767,6 +768,7 @@ export class Container {
     const hooks = this.spec.hooks, readiness = this.spec.readiness;
     if (!EventWatcher.wanted(hooks, readiness)) return;
     const memory = this.cgroup?.memory;
+    const pressureSpec = resolveMemoryPressure(this.spec.memoryPressure);
     this.#watcher = new EventWatcher({
       name: this.name,
       pid: this.#pid,
@@ -783,6 +785,21 @@ export class Container {
           },
         }
         : {}),
+      // (the kernel's notifications on its memory cgroup; hako's 90 % where they cannot be armed)
+      pressure: () => {
+        const usage = memory
+          ? () => {
+            const s = memory.stats();
+            return { current: s.current, limit: s.limit ?? null };
+          }
+          : undefined;
+        return armPressure(
+          memory ? { dir: memory.path, version: memory.version } : undefined,
+          pressureSpec,
+          usage,
+        );
+      },
+      pressureWindowMs: pressureSpec.windowMs,
     });
     this.#watcher.start();
   }

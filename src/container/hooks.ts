@@ -8,6 +8,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import process from "node:process";
+import { armPressure, MEMORY_PRESSURE_DEFAULTS, type PressureSource } from "./memory_pressure.ts";
 
 /** A hook's command form: an argv array, or a string run under `/bin/sh -c`. */
 export type HookCommand = string | readonly string[];
@@ -107,10 +108,8 @@ export interface ReadinessSpec {
 
 /** Every event hook's time limit: a command still running then is killed (SIGKILL). */
 export const EVENT_HOOK_TIMEOUT_MS = 30_000;
-/** How often the OOM counter and the memory use are read. */
+/** How often the OOM counter and the memory-pressure notifications are looked at. */
 const WATCH_MS = 250;
-/** Memory use, in parts of the limit, past which `onMemoryPressure` fires (once per crossing). */
-const PRESSURE_AT = 0.9;
 
 /** What is wrong with a `readiness` value (pure): a field path and a message; undefined when none. */
 export function readinessProblem(value: unknown, path = "readiness"): { path: string; message: string } | undefined {
@@ -264,7 +263,17 @@ export interface WatchTarget {
   readonly readiness?: ReadinessSpec;
   /** The OOM kills in its cgroup so far (none: no OOM events). */
   readonly oomKills?: () => number;
-  /** Its memory use and limit now (none, or no limit: no pressure events). */
+  /**
+   * Arms its memory-pressure notifications (see `memory_pressure.ts`): the kernel's, or why they
+   * could not be armed. Called at {@link EventWatcher.start} when there is an `onMemoryPressure`.
+   */
+  readonly pressure?: () => { readonly source?: PressureSource; readonly problem?: string };
+  /** How long pressure must be gone before `onMemoryPressure` fires again, ms (default 2000). */
+  readonly pressureWindowMs?: number;
+  /**
+   * Its memory use and limit now: hako's own measure of pressure (90 % of the limit), used only
+   * where `pressure` is not given or the kernel's could not be armed.
+   */
   readonly memory?: () => { readonly current: number; readonly limit: number | null } | undefined;
   /** Where hook failures are reported (default: stderr). */
   readonly log?: (line: string) => void;
@@ -277,8 +286,9 @@ export interface WatchTarget {
 /**
  * Fires a running container's event hooks (haconiwa's supervisor hooks): `onStarted` at
  * {@link EventWatcher.start}, `onReady` once its readiness probe succeeds, `onOom` each time its
- * cgroup's OOM-kill counter goes up, `onMemoryPressure` each time its memory use crosses 90 % of
- * its limit, and `onExited` at {@link EventWatcher.exited}. The counters are read every 250 ms
+ * cgroup's OOM-kill counter goes up, `onMemoryPressure` once per episode of the kernel's memory
+ * pressure notifications (PSI on v2, `memory.pressure_level` on v1: see `memory_pressure.ts`),
+ * and `onExited` at {@link EventWatcher.exited}. The counters are read every 250 ms
  * (the counter is the same on v1 and v2: `memory.oom_control`'s `oom_kill`, `memory.events`'
  * `oom_kill`), on a timer that never keeps a process alive; the readiness probes (bounded by
  * `retries`) do. A hook's failure is logged; nothing here touches the container.
@@ -290,7 +300,9 @@ export class EventWatcher {
   #timer: ReturnType<typeof setInterval> | undefined;
   #stopped = false;
   #oomSeen = 0;
-  #pressed = false;
+  #pressure: PressureSource | undefined;
+  /** Until when a pressure notification belongs to the episode already reported. */
+  #quietUntil = 0;
   #pending = new Set<Promise<unknown>>();
 
   /** @param target What to watch, and its hooks. */
@@ -329,20 +341,40 @@ export class EventWatcher {
     return !!(readiness || hooks.onStarted || hooks.onReady || hooks.onExited || hooks.onOom || hooks.onMemoryPressure);
   }
 
-  /** The container's command started: fires `onStarted`, starts the probe and the counters. */
-  start(): void {
-    void this.#fire("onStarted", "started", {}, {});
+  /**
+   * The container's command started: fires `onStarted`, starts the probe and the counters. With
+   * `adopted` (a supervisor took over a container that started under the one before it), only the
+   * counters: `onStarted` and `onReady` were that one's to fire.
+   */
+  start(options: { readonly adopted?: boolean } = {}): void {
+    if (!options.adopted) void this.#fire("onStarted", "started", {}, {});
     try {
       this.#oomSeen = this.#t.oomKills?.() ?? 0;
     } catch { /* read again on the next tick */ }
-    if (this.#t.hooks.onOom || this.#t.hooks.onMemoryPressure) {
+    if (this.#t.hooks.onMemoryPressure) this.#armPressure();
+    if (this.#t.hooks.onOom || this.#pressure) {
       this.#timer = setInterval(() => this.#check(), WATCH_MS);
       unref(this.#timer);
     }
-    if (this.#t.readiness) void this.#probe(this.#t.readiness);
+    if (this.#t.readiness && !options.adopted) void this.#probe(this.#t.readiness);
   }
 
-  #check(): void {
+  #armPressure(): void {
+    const { source, problem } = this.#t.pressure?.() ??
+      armPressure(undefined, MEMORY_PRESSURE_DEFAULTS, this.#t.memory);
+    if (problem) {
+      this.#log(
+        `${this.#t.name}: the kernel's memory pressure notifications could not be armed (${problem})${
+          source ? `: onMemoryPressure fires at 90 % of its memory limit` : ": onMemoryPressure will not fire"
+        }`,
+      );
+    }
+    this.#pressure = source;
+    if (source) this.#note(`${this.#t.name}: onMemoryPressure armed on ${source.measure}`);
+  }
+
+  /** Looks at the counters; `final` (it ended): not at the pressure (its cgroup may be going). */
+  #check(final = false): void {
     if (this.#stopped) return;
     if (this.#t.hooks.onOom && this.#t.oomKills) {
       let n = this.#oomSeen;
@@ -355,18 +387,21 @@ export class EventWatcher {
         void this.#fire("onOom", "oom", { oomKills: n }, { HAKO_OOM_KILLS: String(n) });
       }
     }
-    if (this.#t.hooks.onMemoryPressure && this.#t.memory) {
-      let m;
+    if (this.#pressure && !final) {
+      let level: string | undefined;
       try {
-        m = this.#t.memory();
+        level = this.#pressure.poll();
       } catch { /* the cgroup is going */ }
-      if (m && m.limit !== null && m.limit > 0) {
-        const over = m.current >= m.limit * PRESSURE_AT;
-        if (over && !this.#pressed) {
-          const level = m.current >= m.limit * 0.98 ? "critical" : "medium";
-          void this.#fire("onMemoryPressure", "memory-pressure", { level }, { HAKO_PRESSURE: level });
+      if (level !== undefined) {
+        const now = Date.now(), measure = this.#pressure.measure;
+        // (once per episode: again only after a window without a notification)
+        if (now >= this.#quietUntil) {
+          void this.#fire("onMemoryPressure", "memory-pressure", { level, measure }, {
+            HAKO_PRESSURE: level,
+            HAKO_PRESSURE_MEASURE: measure,
+          });
         }
-        this.#pressed = over;
+        this.#quietUntil = now + (this.#t.pressureWindowMs ?? MEMORY_PRESSURE_DEFAULTS.windowMs);
       }
     }
   }
@@ -391,11 +426,12 @@ export class EventWatcher {
 
   /**
    * The command ended: stops watching (after a last look at the OOM counter), fires `onExited`
-   * and waits for the hooks still running.
+   * and waits for the hooks still running. `shellCode` null: unknown (an adopted container, not
+   * this process's child: `HAKO_STATUS=unknown`).
    */
-  async exited(status: { readonly shellCode: number; readonly oomKilled?: number }): Promise<void> {
+  async exited(status: { readonly shellCode: number | null; readonly oomKilled?: number }): Promise<void> {
     if (this.#stopped) return;
-    this.#check();
+    this.#check(true);
     this.stop();
     // The counter as read when it ended (the cgroup may be gone now): a kill the last look missed.
     const n = status.oomKilled ?? 0;
@@ -404,7 +440,7 @@ export class EventWatcher {
       this.#note(`${this.#t.name}: the OOM killer killed a process in it (${n} so far)`);
       void this.#fire("onOom", "oom", { oomKills: n }, { HAKO_OOM_KILLS: String(n) });
     }
-    void this.#fire("onExited", "exited", { status }, { HAKO_STATUS: String(status.shellCode) });
+    void this.#fire("onExited", "exited", { status }, { HAKO_STATUS: String(status.shellCode ?? "unknown") });
     await Promise.all([...this.#pending]);
   }
 
@@ -412,6 +448,8 @@ export class EventWatcher {
   stop(): void {
     this.#stopped = true;
     clearInterval(this.#timer);
+    this.#pressure?.close();
+    this.#pressure = undefined;
   }
 }
 

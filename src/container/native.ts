@@ -204,6 +204,7 @@ export const NOT_DECIDING: Readonly<Record<Exclude<keyof SetupContext["spec"], D
   hooks: "the host's hooks run in the parent; the provision hook is a step (ProgramKey.steps)",
   veth: "the parent makes it; the network step it adds is in ProgramKey.steps",
   readiness: "the host's: probed by the library or the supervisor once the container runs",
+  memoryPressure: "the host's: watched by the library or the supervisor once the container runs",
 };
 
 /**

@@ -7,7 +7,9 @@ import process from "node:process";
 import { namespaceNames } from "../namespace.ts";
 import { onlyOwnId } from "./rootless.ts";
 import { hostLinkSysctlPlan } from "../network.ts";
-import { describeHook } from "./hooks.ts";
+import { describeHook, EVENT_HOOK_NAMES, EventWatcher, hookArgv } from "./hooks.ts";
+import { resolveRestart, RESTART_FIRST_DELAY_MS, RESTART_MAX_DELAY_MS } from "./restart_policy.ts";
+import { resolveMemoryPressure } from "./memory_pressure.ts";
 import { cloneFlags, type HostStepName, type SetupContext, stepPlan, stepsFor } from "./setup.ts";
 import { containerGroupSpec } from "./_cgroup.ts";
 import { type ContainerFile, containerFileContents } from "./_files.ts";
@@ -212,7 +214,84 @@ export function planContainer(spec: ContainerSpec, options: { readonly hooksSync
       calls: [`${describeHook(r.hooks.afterStop, "{ name, status }")} (HAKO_NAME, HAKO_STATUS)`],
     });
   }
-  return { name: r.name, steps: [...host, ...child] };
+  return { name: r.name, steps: [...host, ...child, ...supervision(r, spec.restart)] };
+}
+
+/** When each event hook fires (for the plan). */
+const EVENT_WHEN: Record<typeof EVENT_HOOK_NAMES[number], string> = {
+  onStarted: "when its command has started (after every restart too)",
+  onReady: "when its readiness probe succeeds (once per start)",
+  onExited: "when its command has ended (HAKO_STATUS)",
+  onOom:
+    "when the OOM killer kills a process in its cgroup (oom_kill of memory.oom_control, v1, or memory.events, v2; read every 250 ms; HAKO_OOM_KILLS)",
+  onMemoryPressure: "when its memory is under pressure (HAKO_PRESSURE)",
+};
+
+/** When onMemoryPressure fires, with the spec's thresholds (see memory_pressure.ts). */
+function pressureWhen(r: ResolvedSpec): string {
+  const p = resolveMemoryPressure(r.memoryPressure);
+  return `when the kernel reports memory pressure: cgroup v2, a PSI trigger "some ${p.stallMs * 1000} ${
+    p.windowMs * 1000
+  }" on its memory.pressure (POLLPRI); v1, memory.pressure_level ${p.level} or higher (cgroup.event_control and an eventfd); hako's 90 % of its limit where neither can be armed; once per episode (HAKO_PRESSURE, HAKO_PRESSURE_MEASURE)`;
+}
+
+/**
+ * The steps after the command starts: its event hooks (fired on the host by whoever runs it, the
+ * supervisor or the library) and its restart policy (the supervisor's).
+ */
+function supervision(r: ResolvedSpec, restart: ContainerSpec["restart"]): PlannedStep[] {
+  const steps: PlannedStep[] = [];
+  const hooks = r.hooks;
+  if (EventWatcher.wanted(hooks, r.readiness)) {
+    const calls: string[] = [];
+    const rd = r.readiness;
+    if (rd) {
+      const every = `every ${rd.intervalMs ?? 500} ms, ${rd.retries ?? 120} times at most`;
+      calls.push(
+        rd.tcp !== undefined
+          ? `readiness: a socket listening on TCP port ${rd.tcp} in its network namespace (/proc/PID/net/tcp, tcp6), ${every}`
+          : `readiness: run ${JSON.stringify(hookArgv(rd.command!))} until it exits 0 (HAKO_NAME, HAKO_PID; ${
+            rd.timeoutMs ?? 2000
+          } ms each), ${every}`,
+      );
+    }
+    for (const k of EVENT_HOOK_NAMES) {
+      const hook = hooks[k];
+      if (hook) {
+        const when = k === "onMemoryPressure" ? pressureWhen(r) : EVENT_WHEN[k];
+        calls.push(`${k}: ${describeHook(hook as never, "{ event, name, pid, restartCount, … }")} ${when}`);
+      }
+    }
+    steps.push({
+      where: "host",
+      name: "events",
+      why:
+        "the event hooks, on the host, fired by the supervisor (a daemonized container: commands, re-armed by a supervisor that adopts it) or the library (callbacks too); never waited for, 30 s each at most, a failure logged",
+      calls,
+    });
+  }
+  const policy = resolveRestart(restart);
+  if (policy.policy !== "no") {
+    const which = policy.policy === "on-failure"
+      ? `when it exits non-zero (or with a status unknown)${
+        policy.maxRetries ? `, ${policy.maxRetries} times at most` : ""
+      }`
+      : "whatever its exit status";
+    steps.push({
+      where: "host",
+      name: "restart",
+      why: "the restart policy (docker's --restart), the supervisor's: a daemonized container only",
+      calls: [
+        `${policy.policy}${
+          policy.maxRetries ? `:${policy.maxRetries}` : ""
+        }: started again under its name and record ${which}, never after the user stopped it (hako stop, kill, rm -f)`,
+        `after ${RESTART_FIRST_DELAY_MS} ms, doubled each time up to ${
+          RESTART_MAX_DELAY_MS / 1000
+        } s (back to ${RESTART_FIRST_DELAY_MS} ms after a run of 10 s)`,
+      ],
+    });
+  }
+  return steps;
 }
 
 /**

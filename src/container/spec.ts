@@ -28,6 +28,7 @@ import type { OciSeccompProfile, SeccompProfile } from "../seccomp.ts";
 import type { DeviceRule } from "../cgroup/devices.ts";
 import type { Hook, ReadinessSpec } from "./hooks.ts";
 import type { RestartPolicy } from "./restart_policy.ts";
+import type { MemoryPressureSpec } from "./memory_pressure.ts";
 
 /** A uid/gid range; haconiwa's `set_uid_mapping min:, max:, offset:` is `{ min, max, offset }`. */
 export type IdRange = IdMapEntry | { readonly min: number; readonly max: number; readonly offset: number };
@@ -321,6 +322,12 @@ export interface ContainerSpec {
    */
   readonly readiness?: ReadinessSpec;
   /**
+   * When `onMemoryPressure` fires (the kernel's measure, see `memory_pressure.ts`): on cgroup v2
+   * when some of its tasks stalled `stallMs` on memory within `windowMs` (PSI; default 150 of
+   * 2000), on v1 when `memory.pressure_level` reaches `level` (default `medium`); once per episode.
+   */
+  readonly memoryPressure?: MemoryPressureSpec;
+  /**
    * The signal `hako stop` and `hako restart` send first, before SIGKILL once the timeout has
    * passed: a name (`"SIGQUIT"`, `"QUIT"`) or a number; default SIGTERM. docker's `--stop-signal`
    * (`hako run --stop-signal`), and an image's `StopSignal` when the container runs on an image.
@@ -378,10 +385,13 @@ export interface HooksSpec {
   /** The OOM killer killed a process of it (its memory limit): `oomKills` so far (`HAKO_OOM_KILLS`). */
   readonly onOom?: Hook<EventArg & { readonly oomKills: number }>;
   /**
-   * Its memory is under pressure (`HAKO_PRESSURE`, v1's `memory.pressure_level` levels: `low`,
-   * `medium`, `critical`): its usage passed 90 % of its memory limit.
+   * Its memory is under pressure, by the kernel's measure (see the spec's `memoryPressure`):
+   * `level` (`HAKO_PRESSURE`) is `some` from PSI (cgroup v2), or v1's `memory.pressure_level`
+   * level (`low`, `medium`, `critical`); `measure` (`HAKO_PRESSURE_MEASURE`) is `psi`,
+   * `pressure_level`, or `usage` where neither could be armed (its usage past 90 % of its limit).
+   * Once per episode: again only after a window without pressure.
    */
-  readonly onMemoryPressure?: Hook<EventArg & { readonly level: string }>;
+  readonly onMemoryPressure?: Hook<EventArg & { readonly level: string; readonly measure: string }>;
 }
 
 /** What every event hook's callback gets. */
@@ -565,6 +575,8 @@ export interface ResolvedSpec {
   readonly hooks: HooksSpec;
   /** The readiness probe, as given (see `ReadinessSpec`), when there is one. */
   readonly readiness?: ReadinessSpec;
+  /** When `onMemoryPressure` fires, as given (see `MemoryPressureSpec`), when it says. */
+  readonly memoryPressure?: MemoryPressureSpec;
   /** True when resolved by a non-root caller (rootless mode): the id maps are the caller's own. */
   readonly rootless: boolean;
   /** `init: true`: the host's static init, bound read-only at /dev/init and put before the command in `argv`. */

@@ -16,6 +16,7 @@
  * @module
  */
 import type { ReadinessSpec } from "./hooks.ts";
+import type { MemoryPressureSpec } from "./memory_pressure.ts";
 import process from "node:process";
 import { ConfigError } from "../errors.ts";
 import { Group } from "../cgroup/group.ts";
@@ -34,6 +35,7 @@ import {
   hostnameOf,
   idMapsOf,
   KEYS,
+  memoryPressureOf,
   mountsOf,
   nameOf,
   namespacesOf,
@@ -117,6 +119,7 @@ const SPEC_FIELDS = [
   "restart",
   "readiness",
   "stopSignal",
+  "memoryPressure",
 ] as const;
 
 // Compile-time: SPEC_FIELDS names exactly ContainerSpec's keys (a field added to the type is checked here too).
@@ -225,6 +228,7 @@ export function resolveSpec(input: ContainerSpec): ResolvedSpec {
   const hooks = hooksOf(c, s.hooks);
   restartOf(c, s.restart);
   readinessOf(c, s.readiness);
+  memoryPressureOf(c, s.memoryPressure);
   stopSignalOf(c, s.stopSignal);
 
   // network
@@ -301,6 +305,7 @@ export function resolveSpec(input: ContainerSpec): ResolvedSpec {
     ...(init ? { init } : {}),
     ...(timeOffsets ? { timeOffsets } : {}),
     ...(s.readiness !== undefined ? { readiness: s.readiness as ReadinessSpec } : {}),
+    ...(s.memoryPressure !== undefined ? { memoryPressure: s.memoryPressure as MemoryPressureSpec } : {}),
   };
 }
 

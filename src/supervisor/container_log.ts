@@ -21,9 +21,13 @@
  *   the FIFO, which the supervisor does within a second for every container it owns or adopts (a
  *   new supervisor too: the relay's identity is in `log.relay`).
  * - Where there is no relay (not x86-64; `HAKO_LOG_RELAY=0`; or one could not start), the container
- *   appends to `log` itself, as before: the supervisor caps it every second, off its event loop and
- *   reading at most the cap (its last part goes to `log.1`), which bounds it only as well as a
- *   writer's rate allows, and its lines have no timestamps.
+ *   appends to its logs itself: its stdout to `log`, its stderr to `log.err` (the names the relays
+ *   write, so `hako logs` prints them to its stdout and its stderr the same way). The supervisor
+ *   caps each every second, off its event loop and reading at most the cap (its last part goes to
+ *   `log.1`, `log.err.1`), which bounds them only as well as a writer's rate allows. No process
+ *   sees where their lines start, so they have no timestamps: `hako logs` says so for
+ *   `--timestamps` and refuses `--since`/`--until`, and prints stdout's lines before stderr's
+ *   (which of two lines of different streams came first is not known).
  * - The supervisor's own log (`supervisor.log`) is its own writes: it is cut to `supervisor.log.1`
  *   past the same cap, checked after each message and every tick.
  *
@@ -79,7 +83,8 @@ export function logMaxFrom(value: string | undefined): { max: number; problem?: 
  * (`log.err.1`), recorded in `log.err.relay` — kept apart as docker's log drivers do (its json-file
  * driver records `"stream":"stdout"|"stderr"` per line), so that `hako logs` writes the container's
  * stderr to its own stderr. A log of a container made before (no `log.err.relay`) is all stdout.
- * Without a relay both streams go to `log` (one file the container appends to: not kept apart).
+ * Without a relay the container appends to `log` and `log.err` itself: kept apart too, without
+ * timestamps.
  */
 export type LogStream = "stdout" | "stderr";
 /** Both streams, stdout first. */
@@ -107,7 +112,7 @@ export function streamPaths(store: StateStore, name: string, stream: LogStream):
 export interface ContainerOutput {
   /** The fd to give the container as stdout (close it once the container has it). */
   readonly fd: number;
-  /** The fd to give it as stderr: `fd` itself where there is no relay (close it once, if it is another). */
+  /** The fd to give it as stderr (its own FIFO, or `log.err`; close it too when it is not `fd`). */
   readonly errFd: number;
   /** Its relays (stdout's, then stderr's), when it has them (children of this process). */
   readonly relays?: readonly ProcessIdentity[];
@@ -116,8 +121,8 @@ export interface ContainerOutput {
 }
 
 /**
- * Makes a new container's output: its FIFO, with a relay started on it, or (where there is no
- * relay, or it cannot start) its log file, appended to.
+ * Makes a new container's output: a FIFO per stream, with a relay started on each, or (where there
+ * is no relay, or it cannot start) its log files (`log`, `log.err`), appended to.
  * @throws {SyscallError} When neither can be opened.
  */
 export function openContainerOutput(store: StateStore, name: string, maxBytes: number): ContainerOutput {
@@ -153,13 +158,26 @@ export function openContainerOutput(store: StateStore, name: string, maxBytes: n
       problem = `no log relay (${(e as Error).message}): the container appends to its log itself`;
     }
   }
-  const path = store.logPath(name);
-  const fd = check(
-    libc().open(cstr(path), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600),
-    "open",
-    [path],
-  );
-  return { fd, errFd: fd, ...(problem ? { problem } : {}) };
+  // Each stream appended to its own file (docker's json-file driver keeps each line's stream).
+  const fds: number[] = [];
+  try {
+    for (const path of appendedLogPaths(store, name)) {
+      fds.push(check(
+        libc().open(cstr(path), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600),
+        "open",
+        [path],
+      ));
+    }
+  } catch (e) {
+    for (const fd of fds) libc().close(fd);
+    throw e;
+  }
+  return { fd: fds[0]!, errFd: fds[1]!, ...(problem ? { problem } : {}) };
+}
+
+/** The logs a container without a relay appends to (`log`, `log.err`): what the supervisor caps. */
+export function appendedLogPaths(store: StateStore, name: string): string[] {
+  return LOG_STREAMS.map((stream) => streamPaths(store, name, stream).log);
 }
 
 /**

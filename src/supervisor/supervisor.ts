@@ -28,7 +28,10 @@
  * Everything it knows is on disk too, so the CLI's `ps`, `kill`, `stop`, `delete` and `exec` work
  * without it. A supervisor started after another died adopts the running containers it finds (it
  * cannot reap them — they are not its children — so it watches them, and records "exit status
- * unknown" when they end) and leaves half-made ones to `hako gc`.
+ * unknown" when they end) and leaves half-made ones to `hako gc`. It re-arms an adopted container's
+ * command hooks (`onExited`, `onOom`, `onMemoryPressure`) from its record; it runs a recorded
+ * spec's host commands (on adoption, or on a restart) only when the record passes `_seal.ts`'s
+ * checks: a record is hostile input, and its hooks run on the host as this process's user.
  *
  * @module
  */
@@ -71,7 +74,11 @@ import { PortProxies } from "./ports.ts";
 import { acceptedFd, judgePeer } from "./_peer.ts";
 import { NAME } from "../container/_spec_fields.ts";
 import { sendFd, type WindowSize } from "../../ffi/tty.ts";
+import { type SealedRecord, sealKey, sealOf, untrustedCommands } from "./_seal.ts";
+import { EVENT_HOOK_NAMES, type EventHooks, EventWatcher } from "../container/hooks.ts";
+import { armPressure, memoryCgroupOf, resolveMemoryPressure } from "../container/memory_pressure.ts";
 import {
+  appendedLogPaths,
   capAppendedLog,
   capOwnLog,
   type ContainerOutput,
@@ -206,6 +213,22 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
     throw new SyscallError("flock", e, [lockPath], "lock the supervisor's state directory");
   }
 
+  // The key that seals the host commands in the records this supervisor writes (see _seal.ts).
+  let key: Buffer | undefined;
+  try {
+    key = sealKey(store);
+  } catch (e) {
+    say(
+      `no key to seal hooks with (${
+        (e as Error).message
+      }): no record's hooks are run but by the supervisor that started it`,
+    );
+  }
+  /** Why the host commands of a record read back are not run; undefined when they may be. */
+  const untrusted = (r: SealedRecord) => key ? untrustedCommands(store, key, r) : "no key to check their seal with";
+  /** The event hooks of adopted containers, re-armed from their records: by name. */
+  const adoptedWatchers = new Map<string, EventWatcher>();
+
   const self = selfIdentity();
   /** The one user it serves: root, or the rootless user who runs it. */
   const allowedUid = libc().geteuid();
@@ -260,10 +283,10 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
 
   const start = async (req: StartRequest): Promise<Response> => {
     const spec = req.spec;
-    let record: StateRecord;
+    let record: SealedRecord;
     try {
       const resolved = resolveSpec(spec);
-      record = {
+      const unsealed: StateRecord = {
         version: 1,
         name: resolved.name,
         state: "creating",
@@ -276,6 +299,8 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
         ...(resolved.cgroupName ? { cgroup: resolved.cgroupName } : {}),
         ...(resolved.veth ? { veth: resolved.veth.host } : {}),
       };
+      const seal = key ? sealOf(key, unsealed) : undefined;
+      record = { ...unsealed, ...(seal ? { hooksSeal: seal } : {}) };
       if (req.reservedBy) store.takeOver(record, req.reservedBy);
       else store.reserve(record);
     } catch (e) {
@@ -443,8 +468,14 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
     // Under the record's lock: a stop (or delete) now or later is seen by the stop's own check.
     store.update(name, (r) => {
       const { restartAt: _, ...rest } = r;
-      if (r.stoppedByUser || r.state !== "exited") {
-        why = r.stoppedByUser ? "stopped by the user" : `it is ${r.state}`;
+      // (its spec's host commands are run again only as its supervisor sealed them)
+      const hostile = untrusted(r);
+      if (r.stoppedByUser || r.state !== "exited" || hostile) {
+        why = r.stoppedByUser
+          ? "stopped by the user"
+          : hostile
+          ? `its hooks are not run: ${hostile}`
+          : `it is ${r.state}`;
         return rest;
       }
       spec = r.spec;
@@ -549,8 +580,10 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
         adopted.set(r.name, r.init);
         // Its relay, if it has one, goes on (checkLogs starts a new one if it is gone).
         if (!recordedRelay(store, r.name)) appended.add(r.name);
+        // (checked before this supervisor writes the record: the file as it was found)
+        const rearmed = rearm(r);
         store.update(r.name, (x) => ({ ...x, owner: self }));
-        say(`adopted ${r.name} (pid ${r.init.pid}): its exit status will be unknown`);
+        say(`adopted ${r.name} (pid ${r.init.pid}): its exit status will be unknown${rearmed}`);
         proxies.republish(r.name, r.spec, store.dir(r.name));
       } else {
         finished(r.name, null, "ended while no supervisor ran: exit status unknown", cgroupEndCounters(r));
@@ -570,6 +603,39 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
     } else if (r.state === "creating") {
       say(`${r.name} was being set up when its supervisor died: 'hako gc' removes it`);
     }
+  }
+
+  /**
+   * Re-arms the event hooks of a container being adopted, from its record (commands only: the
+   * spec is JSON; callbacks never outlive their process), when the record may be trusted (see
+   * _seal.ts): `onExited` (status unknown), `onOom` and `onMemoryPressure`; `onStarted` and
+   * `onReady` were the last supervisor's to fire.
+   * @returns What to add to the adoption's message.
+   */
+  function rearm(r: SealedRecord): string {
+    const hooks = Object.fromEntries(
+      EVENT_HOOK_NAMES.filter((k) => k !== "onStarted" && k !== "onReady" && r.spec.hooks?.[k] !== undefined)
+        .map((k) => [k, r.spec.hooks![k]]),
+    ) as EventHooks;
+    const names = Object.keys(hooks);
+    if (names.length === 0) return "";
+    const why = untrusted(r);
+    if (why) return `; its event hooks are not re-armed: ${why}`;
+    const pressureSpec = resolveMemoryPressure(r.spec.memoryPressure);
+    const w = new EventWatcher({
+      name: r.name,
+      pid: r.init!.pid,
+      hooks,
+      ...(r.restartCount ? { restartCount: r.restartCount } : {}),
+      log: say,
+      note: say,
+      ...(r.cgroup ? { oomKills: () => cgroupEndCounters(r).oomKilled ?? 0 } : {}),
+      pressure: () => armPressure(r.cgroup ? memoryCgroupOf(r.cgroup) : undefined, pressureSpec),
+      pressureWindowMs: pressureSpec.windowMs,
+    });
+    w.start({ adopted: true });
+    adoptedWatchers.set(r.name, w);
+    return `; its event hooks re-armed (${names.join(", ")})`;
   }
 
   let lastLogCheck = 0;
@@ -610,6 +676,9 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
       const r = store.tryRead(name);
       const counted = r ? cgroupEndCounters(r) : {}; // before releaseResources removes the cgroup
       finished(name, null, "ended while adopted (not hako's child): exit status unknown", counted);
+      const w = adoptedWatchers.get(name);
+      adoptedWatchers.delete(name);
+      w?.exited({ shellCode: null, ...counted }).catch((e) => say(`${name}: ${(e as Error).message}`));
       if (r) {
         try {
           releaseResources(r);
@@ -683,7 +752,9 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
       capping = true;
       const names = [...appended];
       (async () => {
-        for (const name of names) await capAppendedLog(store.logPath(name), logMax);
+        for (const name of names) {
+          for (const path of appendedLogPaths(store, name)) await capAppendedLog(path, logMax);
+        }
       })().finally(() => capping = false);
     }
     if (ownLog) capOwnLog(ownLog, logMax);
