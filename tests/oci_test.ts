@@ -8,7 +8,7 @@
  * so both runtimes' hako serve as the OCI runtime. Everything is named `hako-test-oci-…`, podman
  * keeps its storage in a temp dir, and everything is removed even when a test fails.
  */
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import {
   chmodSync,
   closeSync,
@@ -31,6 +31,7 @@ import { containerNameOf, OciConfigError, ociToSpec } from "../src/oci/config.ts
 import { resolveSpec } from "../src/container/validate.ts";
 import { parseOciArgs } from "../src/oci/args.ts";
 import { needsJsChild } from "../src/oci/runtime.ts";
+import { deleteCgroupDirs } from "../src/oci/cgroup_dirs.ts";
 import { parseOptions } from "../src/mount.ts";
 import type { ContainerSpec } from "../src/container/spec.ts";
 import { defaultOciSpec } from "../src/oci/spec_default.ts";
@@ -880,4 +881,44 @@ test(
     }
   },
   { skip },
+);
+
+test(
+  "delete from the recorded cgroup directories kills what is in them, removes them deepest first, then an empty hako parent",
+  () => {
+    const roots = ["/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"].filter((r) =>
+      existsSync(join(r, "cgroup.procs"))
+    );
+    const name = `hako/hako-test-ocidirs-${suffix()}`;
+    const dirs = roots.slice(0, 2).map((r) => join(r, name));
+    const parents = roots.slice(0, 2).map((r) => join(r, "hako"));
+    const hadParent = parents.map((p) => existsSync(p));
+    let child: ReturnType<typeof spawn> | undefined;
+    try {
+      for (const d of dirs) mkdirSync(join(d, "inner"), { recursive: true });
+      child = spawn("sleep", ["1000"], { stdio: "ignore" });
+      writeFileSync(join(dirs[0]!, "inner", "cgroup.procs"), String(child.pid));
+      const killed: number[] = [];
+      deleteCgroupDirs(name, [...dirs, join(roots[0]!, `${name}-never-made`)], (pid) => {
+        killed.push(pid);
+        process.kill(pid, "SIGKILL");
+      });
+      deepEqual([...new Set(killed)], [child.pid]);
+      for (const d of dirs) equal(existsSync(d), false, d);
+      // (the parent goes only where this test made it and nothing else of hako's is in it)
+      parents.forEach((p, i) => {
+        if (!hadParent[i] && existsSync(p)) ok(readdirSync(p, { withFileTypes: true }).some((e) => e.isDirectory()), p);
+      });
+    } finally {
+      child?.kill("SIGKILL");
+      for (const d of dirs) {
+        for (const x of [join(d, "inner"), d]) {
+          try {
+            rmdirSync(x);
+          } catch { /* gone */ }
+        }
+      }
+    }
+  },
+  { skip: skip || (!existsSync("/sys/fs/cgroup/pids/cgroup.procs") && "needs the v1 pids hierarchy (a hybrid host)") },
 );

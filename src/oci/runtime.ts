@@ -303,6 +303,7 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
     { nativeSpawnSupported },
     { parseOptions },
     { singleThreaded },
+    { existingCgroupDirs },
   ] = await Promise.all([
     import("../container/container.ts"),
     import("./config.ts"),
@@ -312,6 +313,7 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
     import("../../ffi/spawn.ts"),
     import("../mount.ts"),
     import("../../ffi/fork.ts"),
+    import("../container/_cgroup.ts"),
   ]);
   if (!isValidId(id)) throw new OciError(`invalid id format: ${id}`);
   if (o["no-pivot"]) throw new OciError("--no-pivot: not supported by hako (it always uses pivot_root)");
@@ -395,6 +397,7 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
     // (pause/resume: the init, and so every process of the container, in a freezer cgroup)
     if (c.spec.cgroupName) prepareFreezer(c.spec.cgroupName, c.pid);
     const freezer = c.spec.cgroupName ? freezerOf(c.spec.cgroupName) : undefined;
+    const cgroupDirs = c.spec.cgroupName ? existingCgroupDirs(c.spec.cgroupName) : [];
     for (const s of plan.sysctl) await writeSysctl(c.pid, s);
     if (plan.oomScoreAdj !== undefined) writeFileSync(`/proc/${c.pid}/oom_score_adj`, String(plan.oomScoreAdj));
     const who = identify(c.pid);
@@ -404,6 +407,7 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
       startTime: who?.startTime ?? 0,
       ...(c.spec.cgroupName ? { cgroupName: c.spec.cgroupName } : {}),
       ...(freezer ? { freezer } : {}),
+      ...(cgroupDirs.length > 0 ? { cgroupDirs } : {}),
       ...(c.spec.cgroup ? { cgroup: c.spec.cgroup } : {}),
     };
     // prestart, then createRuntime: the namespaces exist, the command has not run (a failure
@@ -540,6 +544,8 @@ function parseSignal(sig: string): number {
 
 async function procsFiles(r: OciRecord): Promise<string[]> {
   if (!r.cgroupName) return [];
+  // (as create recorded them: no layout to detect)
+  if (r.cgroupDirs) return r.cgroupDirs.filter((d) => existsSync(d)).map((d) => join(d, "cgroup.procs"));
   const { existingCgroupDirs } = await import("../container/_cgroup.ts");
   return existingCgroupDirs(r.cgroupName).map((d) => join(d, "cgroup.procs"));
 }
@@ -563,7 +569,7 @@ async function kill(ctx: Ctx, id: string, sigText: string, all: boolean): Promis
   // A frozen process dies of SIGKILL only once thawed: runc thaws after signalling, for SIGKILL
   // only (other signals wait, pending, for `resume`).
   const thawIfKilled = () => {
-    if (status === "paused" && sig === 9 && r.cgroupName) thaw(r.cgroupName);
+    if (status === "paused" && sig === 9 && r.cgroupName) thaw(r.cgroupName, r.freezer);
   };
   if (all) {
     const files = await procsFiles(r);
@@ -634,12 +640,21 @@ async function deleteContainer(ctx: Ctx, id: string, force: boolean): Promise<vo
   if ((status === "running" || status === "created" || status === "paused") && r.pid && r.startTime !== undefined) {
     signalIdentified({ pid: r.pid, startTime: r.startTime }, "KILL", `delete ${id}`);
   }
-  if (r.cgroupName) {
+  if (r.cgroupName && r.cgroupDirs) {
+    // (killed, a frozen process still waits for the thaw to die: runc thaws too)
+    if (status === "paused") thaw(r.cgroupName, r.freezer);
+    const { deleteCgroupDirs } = await import("./cgroup_dirs.ts");
+    deleteCgroupDirs(r.cgroupName, r.cgroupDirs, (pid) => {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch { /* ESRCH: already gone */ }
+    });
+  } else if (r.cgroupName) {
+    // (a record of an older hako: its directories detected)
     const [{ Group }, { containerGroupSpec }] = await Promise.all([
       import("../cgroup/group.ts"),
       import("../container/_cgroup.ts"),
     ]);
-    // (killed, a frozen process still waits for the thaw to die: runc thaws too)
     if (status === "paused") thaw(r.cgroupName);
     new Group(r.cgroupName, containerGroupSpec(r.cgroup)).delete({ kill: true });
     removeFreezer(r.cgroupName);
