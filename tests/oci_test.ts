@@ -8,7 +8,7 @@
  * so both runtimes' hako serve as the OCI runtime. Everything is named `hako-test-oci-…`, podman
  * keeps its storage in a temp dir, and everything is removed even when a test fails.
  */
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import {
   chmodSync,
   closeSync,
@@ -30,6 +30,10 @@ import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { containerNameOf, OciConfigError, ociToSpec } from "../src/oci/config.ts";
 import { resolveSpec } from "../src/container/validate.ts";
 import { parseOciArgs } from "../src/oci/args.ts";
+import { needsJsChild } from "../src/oci/runtime.ts";
+import { deleteCgroupDirs } from "../src/oci/cgroup_dirs.ts";
+import { parseOptions } from "../src/mount.ts";
+import type { ContainerSpec } from "../src/container/spec.ts";
 import { defaultOciSpec } from "../src/oci/spec_default.ts";
 import { mergedCgroup, parseBytes, updateResources } from "../src/oci/update.ts";
 import { existingCgroupDirs } from "../src/container/_cgroup.ts";
@@ -259,6 +263,33 @@ test("update's flags: sizes as runc reads them, over a --resources object, merge
     { name: "x", memory: { limit: 100, swap: 200 }, pids: { max: 5 } },
   );
   throws(() => mergedCgroup({}, { memory: { reservation: 5 } }), /linux\.resources\.memory\.reservation/);
+});
+
+test("needsJsChild: only a spec the native child cannot set up (or no native runner) has its child forked", () => {
+  const spec = (more: Record<string, unknown> = {}) =>
+    ({ name: "x", rootfs: "/r", command: ["true"], ...more }) as unknown as ContainerSpec;
+  const mounts = (...m: unknown[]) => spec({ mounts: m });
+  equal(needsJsChild(spec(), true, parseOptions), false);
+  equal(needsJsChild(spec(), false, parseOptions), true, "HAKO_NATIVE_SPAWN=0, or no runner for the architecture");
+  equal(
+    needsJsChild(
+      mounts({ type: "bind", source: "/s", target: "/t", options: ["ro", "nosuid"] }, {
+        type: "tmpfs",
+        source: "tmpfs",
+        target: "/m",
+        options: ["size=64m", "nosuid", "nodev"],
+        readonly: true,
+      }),
+      true,
+      parseOptions,
+    ),
+    false,
+  );
+  for (const o of ["remount", "move", "rslave", "unbindable"]) {
+    equal(needsJsChild(mounts({ type: "tmpfs", target: "/m", options: [o] }), true, parseOptions), true, o);
+  }
+  equal(needsJsChild(spec({ hooks: { provision: () => {} } }), true, parseOptions), true);
+  equal(needsJsChild(spec({ network: { veth: {} } }), true, parseOptions), true);
 });
 
 // ---- a bundle driven directly --------------------------------------------------------------------
@@ -790,3 +821,99 @@ test("podman runs containers with --runtime bin/hako-runc as it does with runc",
     }
   }
 }, { skip: skipPodman });
+
+test(
+  "create and run re-execute for a single-threaded engine only when the child is forked (HAKO_NATIVE_SPAWN=0), once",
+  () => {
+    using dir = tempDir("hako-test-oci-");
+    const bundle = makeBundle(dir.path, (c) => {
+      c.process!.args = ["true"];
+    });
+    const runc = launcher(dir.path);
+    const root = join(dir.path, "state");
+    // The runtime's environment without the BUN_JSC_* settings: the CLI adds them itself when it must.
+    const base: Record<string, string> = {};
+    for (const [k, v] of Object.entries(process.env)) {
+      if (v !== undefined && !k.startsWith("BUN_JSC_") && !k.startsWith("HAKO_")) base[k] = v;
+    }
+    const strace = has("strace", ["-V"]) ? "strace" : undefined;
+    for (
+      const [path, extra, reexecs] of [
+        ["the native child", {}, 0],
+        // (Deno's launcher passes --v8-flags=--single-threaded itself: nothing to re-execute there)
+        ["the forked child", { HAKO_NATIVE_SPAWN: "0" }, runtime === "bun" ? 1 : 0],
+      ] as const
+    ) {
+      const id = `hako-test-oci-reexec-${suffix()}`;
+      const log = join(dir.path, `${id}.log`);
+      const trace = join(dir.path, `${id}.strace`);
+      const argv = [runc, "--root", root, "--debug", "--log", log, "run", "--bundle", bundle, id];
+      try {
+        const r = spawnSync(
+          strace ?? argv[0]!,
+          strace ? ["-f", "-qq", "-e", "trace=execve", "-o", trace, ...argv] : argv.slice(1),
+          {
+            env: { ...base, ...extra },
+            encoding: "utf8",
+            timeout: 120_000,
+          },
+        );
+        equal(r.status, 0, `${path}: ${r.stdout}${r.stderr}`);
+        const lines = readFileSync(log, "utf8").split("\n");
+        equal(
+          lines.filter((l) => l.includes("re-executing")).length,
+          reexecs,
+          `${path}: the log says\n${lines.join("\n")}`,
+        );
+        if (strace) {
+          const execs = readFileSync(trace, "utf8").split("\n").filter((l) => l.includes('execve("/proc/self/exe"'));
+          equal(execs.length, reexecs, `${path}: ${execs.join("\n")}`);
+        }
+        deepEqual(readdirSync(root), [], "run removed its container");
+      } finally {
+        runIt(runc, ["--root", root, "delete", "--force", id]);
+      }
+    }
+  },
+  { skip },
+);
+
+test(
+  "delete from the recorded cgroup directories kills what is in them, removes them deepest first, then an empty hako parent",
+  () => {
+    const roots = ["/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"].filter((r) =>
+      existsSync(join(r, "cgroup.procs"))
+    );
+    const name = `hako/hako-test-ocidirs-${suffix()}`;
+    const dirs = roots.slice(0, 2).map((r) => join(r, name));
+    const parents = roots.slice(0, 2).map((r) => join(r, "hako"));
+    const hadParent = parents.map((p) => existsSync(p));
+    let child: ReturnType<typeof spawn> | undefined;
+    try {
+      for (const d of dirs) mkdirSync(join(d, "inner"), { recursive: true });
+      child = spawn("sleep", ["1000"], { stdio: "ignore" });
+      writeFileSync(join(dirs[0]!, "inner", "cgroup.procs"), String(child.pid));
+      const killed: number[] = [];
+      deleteCgroupDirs(name, [...dirs, join(roots[0]!, `${name}-never-made`)], (pid) => {
+        killed.push(pid);
+        process.kill(pid, "SIGKILL");
+      });
+      deepEqual([...new Set(killed)], [child.pid]);
+      for (const d of dirs) equal(existsSync(d), false, d);
+      // (the parent goes only where this test made it and nothing else of hako's is in it)
+      parents.forEach((p, i) => {
+        if (!hadParent[i] && existsSync(p)) ok(readdirSync(p, { withFileTypes: true }).some((e) => e.isDirectory()), p);
+      });
+    } finally {
+      child?.kill("SIGKILL");
+      for (const d of dirs) {
+        for (const x of [join(d, "inner"), d]) {
+          try {
+            rmdirSync(x);
+          } catch { /* gone */ }
+        }
+      }
+    }
+  },
+  { skip: skip || (!existsSync("/sys/fs/cgroup/pids/cgroup.procs") && "needs the v1 pids hierarchy (a hybrid host)") },
+);

@@ -159,6 +159,12 @@ const OCI_NO_FORK: ReadonlySet<string | undefined> = new Set([
   "pause",
   "resume",
   "update",
+  // (create and run fork JavaScript only for a bundle the native child cannot set up, or with
+  // HAKO_NATIVE_SPAWN=0: they read the bundle's config.json first and re-execute themselves then,
+  // before touching anything — see `needsJsChild` in src/oci/runtime.ts; a plain bundle, the
+  // common case, starts without the re-exec)
+  "create",
+  "run",
 ]);
 
 /**

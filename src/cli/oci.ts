@@ -13,7 +13,11 @@ export { usage } from "../oci/runtime.ts";
 export async function main(argv: readonly string[]): Promise<number> {
   const { runOci } = await import("../oci/runtime.ts");
   const h = host();
-  return await runOci(argv, { stdout: (t) => h.stdout(t), stderr: (t) => h.stderr(t) });
+  return await runOci(argv, {
+    stdout: (t) => h.stdout(t),
+    stderr: (t) => h.stderr(t),
+    singleThreaded: () => h.ensureSingleThreaded(),
+  });
 }
 
 /**

@@ -97,9 +97,12 @@ export async function freeze(name: string, timeoutMs = 10_000): Promise<void> {
   }
 }
 
-/** Thaws the container's processes (nothing when there is no freezer). */
-export function thaw(name: string): void {
-  const f = freezerOf(name);
+/**
+ * Thaws the container's processes (nothing when there is no freezer).
+ * @param known The freezer `create` recorded (see {@link isFrozen}).
+ */
+export function thaw(name: string, known?: Freezer): void {
+  const f = known ?? freezerOf(name);
   if (!f || !existsSync(f.dir)) return;
   if (f.version === 1) writeFileSync(join(f.dir, "freezer.state"), "THAWED");
   else writeFileSync(join(f.dir, "cgroup.freeze"), "0");

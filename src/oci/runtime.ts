@@ -37,6 +37,7 @@ import process from "node:process";
 // kill --all, ps, spec, features), so that `state`, `start` and `kill`, which a shim calls several
 // times per container, start without parsing it (see bench/oci.ts).
 import type { Container } from "../container/container.ts";
+import type { ContainerSpec } from "../container/spec.ts";
 import { identify, signalCgroupMember, signalIdentified } from "../container/state.ts";
 import { signalNumber } from "../signals.ts";
 import { addressOf, errno, libc } from "../../ffi/libc.ts";
@@ -61,6 +62,14 @@ export class OciError extends Error {
 export interface OciIo {
   stdout(text: string): void;
   stderr(text: string): void;
+  /**
+   * Makes the engine single-threaded before JavaScript is forked (the CLI: under Bun, re-executes
+   * the process with the `BUN_JSC_*` settings and does not return; see `Host.ensureSingleThreaded`).
+   * `create` and `run` call it once the bundle's config shows the container's child must be
+   * forked (see {@link needsJsChild}), before they touch anything. Without it (a library caller)
+   * nothing is re-executed.
+   */
+  singleThreaded?(): void;
 }
 
 /** runc's `--log` / `--log-format`. */
@@ -285,15 +294,26 @@ function joinSessionKeyring(name: string): void {
 /** `create` (and the first half of `run`, `fifo` false: no exec FIFO, the caller starts it). */
 async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promise<Container> {
   const { store, log } = ctx;
-  const [{ Container }, { ociToSpec }, { AT_FDCWD, mknodat, O_CLOEXEC, O_PATH, openat, S_IFIFO }, { sendFd }, {
-    connectUnix,
-    setUmask,
-  }] = await Promise.all([
+  const [
+    { Container },
+    { ociToSpec },
+    { AT_FDCWD, mknodat, O_CLOEXEC, O_PATH, openat, S_IFIFO },
+    { sendFd },
+    { connectUnix, setUmask },
+    { nativeSpawnSupported },
+    { parseOptions },
+    { singleThreaded },
+    { existingCgroupDirs },
+  ] = await Promise.all([
     import("../container/container.ts"),
     import("./config.ts"),
     import("../../ffi/at.ts"),
     import("../../ffi/tty.ts"),
     import("../../ffi/unix_socket.ts"),
+    import("../../ffi/spawn.ts"),
+    import("../mount.ts"),
+    import("../../ffi/fork.ts"),
+    import("../container/_cgroup.ts"),
   ]);
   if (!isValidId(id)) throw new OciError(`invalid id format: ${id}`);
   if (o["no-pivot"]) throw new OciError("--no-pivot: not supported by hako (it always uses pivot_root)");
@@ -313,6 +333,13 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
   // command's start ~0.5 ms (state, kill and delete never ask for the hostname).
   const { hostname } = process.getBuiltinModule("node:os") as typeof import("node:os");
   const plan = ociToSpec(config, bundle, id, { hostname: hostname() });
+  // The CLI starts create and run without the re-exec that makes Bun's engine single-threaded
+  // (src/cli/commands.ts): only a container whose child is forked needs it, and it is done now,
+  // before anything is made (the re-executed process reads the bundle again and goes on).
+  if (ctx.io.singleThreaded && !singleThreaded && needsJsChild(plan.spec, nativeSpawnSupported(), parseOptions)) {
+    log.debug("the container's child is forked: re-executing with the engine single-threaded");
+    ctx.io.singleThreaded();
+  }
   for (const w of plan.warnings) log.warn(w);
   const detached = !forRun || o.detach === true;
   if (plan.tty && detached && !consoleSocket) {
@@ -411,6 +438,7 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
     // (pause/resume: the init, and so every process of the container, in a freezer cgroup)
     if (c.spec.cgroupName) prepareFreezer(c.spec.cgroupName, c.pid);
     const freezer = c.spec.cgroupName ? freezerOf(c.spec.cgroupName) : undefined;
+    const cgroupDirs = c.spec.cgroupName ? existingCgroupDirs(c.spec.cgroupName) : [];
     for (const s of plan.sysctl) await writeSysctl(c.pid, s);
     if (plan.oomScoreAdj !== undefined) writeFileSync(`/proc/${c.pid}/oom_score_adj`, String(plan.oomScoreAdj));
     const who = identify(c.pid);
@@ -420,6 +448,7 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
       startTime: who?.startTime ?? 0,
       ...(c.spec.cgroupName ? { cgroupName: c.spec.cgroupName } : {}),
       ...(freezer ? { freezer } : {}),
+      ...(cgroupDirs.length > 0 ? { cgroupDirs } : {}),
       ...(c.spec.cgroup ? { cgroup: c.spec.cgroup } : {}),
     };
     store.write(record);
@@ -438,6 +467,40 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
   } finally {
     if (fifoFd >= 0) libc().close(fifoFd);
   }
+}
+
+/** Mount flags a spec mount's options may not carry in a plain mount(2): setup.ts's `NOT_PLAIN`. */
+const NOT_PLAIN_MOUNT = 0x1000 /* BIND */ | 0x20 /* REMOUNT */ | 0x2000 /* MOVE */ | 0xf0000 /* propagation */;
+
+/**
+ * True when the container of `spec` gets a forked child that runs JavaScript, not the native one
+ * (pure but for `parseOptions`): no native runner (`native` false: another architecture, or
+ * `HAKO_NATIVE_SPAWN=0`), any hook of hako's own spec (a provision hook runs in the child; the
+ * others are taken to fork too, to be safe), a veth, or a filesystem mount whose options need the
+ * general `Mount.mount` (remount, move, propagation: setup.ts's "mount-options" op) — the cases
+ * `compileChild` in src/container/native.ts turns down for a container's setup. Errs towards true:
+ * a wrong true costs a re-exec, a wrong false a fork of a multithreaded engine.
+ * @param spec The container spec `ociToSpec` made.
+ * @param native Whether a native runner is there (`nativeSpawnSupported()`).
+ * @param parseOptions src/mount.ts's option parser.
+ */
+export function needsJsChild(
+  spec: ContainerSpec,
+  native: boolean,
+  parseOptions: (options: string) => { flags: number },
+): boolean {
+  if (!native) return true;
+  if (spec.hooks && Object.values(spec.hooks).some((h) => h !== undefined)) return true;
+  if (spec.network?.veth !== undefined) return true;
+  return (spec.mounts ?? []).some((m) => {
+    if (m.type === "bind") return false; // (always the native attach; its flags are checked by config.ts)
+    const options = [...(m.options ?? []), ...(m.readonly ? ["ro"] : [])].join(",");
+    try {
+      return (parseOptions(options).flags & NOT_PLAIN_MOUNT) !== 0;
+    } catch {
+      return true; // (the child reports it; forked, as before)
+    }
+  });
 }
 
 /** `start`: opens the exec FIFO for reading, which lets the container's process exec. */
@@ -581,6 +644,8 @@ function parseSignal(sig: string): number {
 
 async function procsFiles(r: OciRecord): Promise<string[]> {
   if (!r.cgroupName) return [];
+  // (as create recorded them: no layout to detect)
+  if (r.cgroupDirs) return r.cgroupDirs.filter((d) => existsSync(d)).map((d) => join(d, "cgroup.procs"));
   const { existingCgroupDirs } = await import("../container/_cgroup.ts");
   return existingCgroupDirs(r.cgroupName).map((d) => join(d, "cgroup.procs"));
 }
@@ -604,7 +669,7 @@ async function kill(ctx: Ctx, id: string, sigText: string, all: boolean): Promis
   // A frozen process dies of SIGKILL only once thawed: runc thaws after signalling, for SIGKILL
   // only (other signals wait, pending, for `resume`).
   const thawIfKilled = () => {
-    if (status === "paused" && sig === 9 && r.cgroupName) thaw(r.cgroupName);
+    if (status === "paused" && sig === 9 && r.cgroupName) thaw(r.cgroupName, r.freezer);
   };
   if (all) {
     const files = await procsFiles(r);
@@ -675,12 +740,21 @@ async function deleteContainer(ctx: Ctx, id: string, force: boolean): Promise<vo
   if ((status === "running" || status === "created" || status === "paused") && r.pid && r.startTime !== undefined) {
     signalIdentified({ pid: r.pid, startTime: r.startTime }, "KILL", `delete ${id}`);
   }
-  if (r.cgroupName) {
+  if (r.cgroupName && r.cgroupDirs) {
+    // (killed, a frozen process still waits for the thaw to die: runc thaws too)
+    if (status === "paused") thaw(r.cgroupName, r.freezer);
+    const { deleteCgroupDirs } = await import("./cgroup_dirs.ts");
+    deleteCgroupDirs(r.cgroupName, r.cgroupDirs, (pid) => {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch { /* ESRCH: already gone */ }
+    });
+  } else if (r.cgroupName) {
+    // (a record of an older hako: its directories detected)
     const [{ Group }, { containerGroupSpec }] = await Promise.all([
       import("../cgroup/group.ts"),
       import("../container/_cgroup.ts"),
     ]);
-    // (killed, a frozen process still waits for the thaw to die: runc thaws too)
     if (status === "paused") thaw(r.cgroupName);
     new Group(r.cgroupName, containerGroupSpec(r.cgroup)).delete({ kill: true });
     removeFreezer(r.cgroupName);

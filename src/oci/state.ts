@@ -52,6 +52,12 @@ export interface OciRecord {
    * record without it (an older hako's) is detected as before.
    */
   readonly freezer?: Freezer;
+  /**
+   * Every directory of its cgroup as `create` left it (one per hierarchy, the freezer's included),
+   * so that `delete` and `kill --all` find them without the cgroup library or detecting the layout
+   * (runc's state.json `cgroup_paths`); a record without it (an older hako's) is detected as before.
+   */
+  readonly cgroupDirs?: readonly string[];
   /** The uid that made it (runc's `owner`). */
   readonly owner: string;
   /** config.json's hooks that `start` and `delete` run (startContainer, poststart, poststop). */

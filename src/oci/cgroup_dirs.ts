@@ -1,0 +1,95 @@
+/**
+ * A container's cgroup deleted from the directories `create` recorded (`OciRecord.cgroupDirs`),
+ * as runc's delete removes the cgroup paths its state.json holds: without the cgroup library (the
+ * `Group` and its controllers parsed, the cgroup layout detected from mountinfo), which was most of
+ * a cold `hako oci delete` after the runtime's own start (see bench/oci.ts). The steps are
+ * `Controller.delete({ kill: true })`'s (src/cgroup/controller.ts), for every directory at once:
+ * SIGKILL whatever is in it (v2: `cgroup.kill`) until it is empty or 5 s have passed, then rmdir
+ * deepest first; then hako's default parent (`hako`) where it is left empty, as
+ * `removeEmptyDefaultParent` does.
+ * @module
+ */
+import { existsSync, writeFileSync } from "node:fs";
+import { childCgroups, readPids, rmdirOne, sleepSync, subtreePostOrder } from "../cgroup/_fs.ts";
+import { DEFAULT_CGROUP_PARENT } from "../container/_cgroup.ts";
+import { SyscallError } from "../errors.ts";
+
+/**
+ * Deletes the cgroup `name` from its recorded directories `dirs` (one per hierarchy; those gone
+ * already are skipped), killing its processes first.
+ * @param kill Sends SIGKILL to a pid (ESRCH ignored).
+ * @param timeoutMs How long processes may take to die.
+ * @throws {SyscallError} The first directory that could not be removed, naming why (processes left,
+ *   child cgroups), as `Group.delete` throws it.
+ */
+export function deleteCgroupDirs(
+  name: string,
+  dirs: readonly string[],
+  kill: (pid: number) => void,
+  timeoutMs = 5000,
+): void {
+  const present = dirs.filter((d) => existsSync(d));
+  const deadline = Date.now() + timeoutMs;
+  for (const dir of present) {
+    // (v2's cgroup.kill: the kernel kills the whole subtree, forks included)
+    if (existsSync(`${dir}/cgroup.kill`)) {
+      try {
+        writeFileSync(`${dir}/cgroup.kill`, "1");
+      } catch { /* the loop below kills them one by one */ }
+    }
+  }
+  for (;;) {
+    const members = present.flatMap((d) => subtreePostOrder(d).flatMap(readPids));
+    if (members.length === 0 || Date.now() >= deadline) break;
+    for (const pid of new Set(members)) kill(pid);
+    sleepSync(5);
+  }
+  let first: unknown;
+  for (const dir of present) {
+    for (const d of subtreePostOrder(dir)) {
+      try {
+        rmdirBusy(d, `delete cgroup ${name}`);
+      } catch (e) {
+        first ??= explained(e, d, name);
+      }
+    }
+  }
+  if (first !== undefined) throw first;
+  if (name.startsWith(`${DEFAULT_CGROUP_PARENT}/`)) {
+    for (const dir of present) {
+      try {
+        rmdirOne(dir.slice(0, dir.length - name.length) + DEFAULT_CGROUP_PARENT);
+      } catch { /* in use (another container's cgroup is in it): kept */ }
+    }
+  }
+}
+
+/**
+ * rmdir, waiting a moment while it is busy: killed processes leave a v1 cgroup a moment after
+ * they are reaped (as `removeFreezer` waited for the freezer's).
+ */
+function rmdirBusy(dir: string, context: string): void {
+  for (let i = 0;; i++) {
+    try {
+      rmdirOne(dir, context);
+      return;
+    } catch (e) {
+      if (i >= 100 || !(e instanceof SyscallError) || e.code !== "EBUSY" || readPids(dir).length > 0) throw e;
+    }
+    sleepSync(10);
+  }
+}
+
+/** The rmdir error with what keeps the cgroup (`Controller.delete`'s hint). */
+function explained(e: unknown, dir: string, name: string): unknown {
+  if (!(e instanceof SyscallError)) return e;
+  const left = subtreePostOrder(dir).flatMap(readPids);
+  const hint = left.length > 0
+    ? `${left.length} process(es) still in it (${left.slice(0, 8).join(", ")}${
+      left.length > 8 ? ", …" : ""
+    }); they did not die in time`
+    : childCgroups(dir).length > 0
+    ? "it has child cgroups"
+    : "";
+  return hint ? new SyscallError(e.syscall, e.errno, e.args, `delete cgroup ${name} (${hint})`) : e;
+}
