@@ -6,10 +6,13 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import process from "node:process";
 import { needsRoot, tempDir, test } from "./_harness.ts";
 import { imageUser } from "../src/image/store.ts";
+import { Container, type ContainerSpec } from "../mod.ts";
+import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 
 /** A rootfs with `etc/` made by `make` (its path). */
 function rootfsWith(dir: string, make: (etc: string) => void): string {
@@ -68,3 +71,105 @@ test("an image's /etc/passwd that is an absolute symlink is resolved inside the 
   assert.equal(imageUser(rootfs, "root"), undefined, "the host's /etc/passwd is not read");
   assert.deepEqual(imageUser(rootfs, "app"), { uid: 42, gid: 43 });
 });
+
+/** Runs `fn` with the native child on (`"1"`) or off (`"0"`: the forked path). */
+async function onPath<T>(value: string, fn: () => Promise<T>): Promise<T> {
+  const before = process.env.HAKO_NATIVE_SPAWN;
+  process.env.HAKO_NATIVE_SPAWN = value;
+  try {
+    return await fn();
+  } finally {
+    if (before === undefined) delete process.env.HAKO_NATIVE_SPAWN;
+    else process.env.HAKO_NATIVE_SPAWN = before;
+  }
+}
+
+const noBusybox = needsRoot || (findStaticBusybox() === undefined && "needs a static busybox (busybox-static)");
+
+for (const [path, value] of [["native", "1"], ["forked", "0"]] as const) {
+  test(
+    `an image's symlink through /proc/1/root (a container in the host's pid namespace) does not let a mount's mkdir or touch reach the host (${path})`,
+    async () => {
+      using t = tempDir("hako-test-rt2-");
+      execFileSync("chmod", ["0755", t.path]);
+      const rootfs = join(t.path, "rootfs");
+      buildRootfs(rootfs, { builder: "busybox" });
+      const host = join(t.path, "host");
+      mkdirSync(host);
+      // The image: /data and /conf lead through the (host pid namespace's) pid 1's root.
+      symlinkSync(`/proc/1/root${host}`, join(rootfs, "data"));
+      symlinkSync(`/proc/1/root${host}/touched`, join(rootfs, "conf"));
+      const source = join(t.path, "source");
+      writeFileSync(source, "");
+      const spec: ContainerSpec = {
+        name: `hako-test-rt2-${process.pid}-${value}`,
+        rootfs,
+        command: ["true"],
+        namespaces: ["mount", "uts", "ipc"],
+        mounts: [
+          { type: "tmpfs", target: "/data/made/here" },
+          { type: "bind", source, target: "/conf" },
+        ],
+        stdio: "null",
+      };
+      let error: unknown;
+      await onPath(value, async () => {
+        try {
+          await using c = await Container.create(spec);
+          await c.start();
+          await c.wait();
+        } catch (e) {
+          error = e;
+        }
+      });
+      assert.deepEqual(readdirSync(host), [], "nothing was made in the host's directory");
+      assert.ok(error instanceof Error, "the container is refused");
+      assert.match(String(error), /mounts\[0\]|\/proc/);
+    },
+    { skip: noBusybox },
+  );
+}
+
+for (const [path, value] of [["native", "1"], ["forked", "0"]] as const) {
+  test(
+    `a volume mounted over /dev through an image's symlink cannot turn a masked path into the host's core_pattern (runc CVE-2025-31133) (${path})`,
+    async () => {
+      using t = tempDir("hako-test-rt2-");
+      execFileSync("chmod", ["0755", t.path]);
+      const rootfs = join(t.path, "rootfs");
+      buildRootfs(rootfs, { builder: "busybox" });
+      // The image: /data leads to /dev. The volume (another container's to write): its `null` leads
+      // to a sysctl that the host obeys.
+      symlinkSync("/dev", join(rootfs, "data"));
+      const volume = join(t.path, "volume");
+      mkdirSync(volume);
+      symlinkSync("/proc/sys/kernel/core_pattern", join(volume, "null"));
+      const spec: ContainerSpec = {
+        name: `hako-test-rt2-mask-${process.pid}-${value}`,
+        rootfs,
+        command: ["sh", "-c", "cat /proc/keys > /seen 2>&1; echo done >> /seen"],
+        mounts: [{ type: "bind", source: volume, target: "/data" }],
+        stdio: "null",
+      };
+      let error: unknown;
+      await onPath(value, async () => {
+        try {
+          await using c = await Container.create(spec);
+          await c.start();
+          await c.wait();
+        } catch (e) {
+          error = e;
+        }
+      });
+      const seen = existsSync(join(rootfs, "seen")) ? readFileSync(join(rootfs, "seen"), "utf8") : "";
+      const pattern = readFileSync("/proc/sys/kernel/core_pattern", "utf8");
+      assert.ok(
+        !seen.startsWith(pattern),
+        `the masked /proc/keys showed the host's core_pattern: ${JSON.stringify(seen)}`,
+      );
+      assert.equal(error, undefined);
+      assert.equal(seen, "done\n", "/proc/keys is masked: the host's /dev/null is bound over it");
+    },
+    { skip: noBusybox },
+  );
+}

@@ -973,11 +973,14 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): boolea
     case "mask": {
       // An empty read-only tmpfs over a directory; ENOTDIR: a file, /dev/null bound over it;
       // ENOENT: not on this kernel.
-      const file = p.label(), end = p.label();
-      mount(c.dir, [[ENOENT, end], [ENOTDIR, file]]);
+      // (the file's /dev/null is the host's, captured before the chroot: see hostSourceCaptures)
+      const file = p.label(), unused = p.label(), end = p.label();
+      mount(c.dir, [[ENOENT, unused], [ENOTDIR, file]]);
+      p.place(unused);
+      compilePrepared(c.release, p, emit);
       p.jump(end);
       p.place(file);
-      mount(c.file);
+      compilePrepared(c.file, p, emit);
       p.place(end);
       return true;
     }

@@ -294,11 +294,17 @@ export type PreparedCall =
     readonly options: string;
   }
   /**
-   * A masked path: an empty read-only tmpfs over it, or — ENOTDIR: it is a file — /dev/null bound
-   * over it; ENOENT (not on this kernel) skips it. Trying the mount instead of an lstat first keeps
-   * node:fs (and its exceptions) out of the child.
+   * A masked path: an empty read-only tmpfs over it, or — ENOTDIR: it is a file — the host's
+   * /dev/null bound over it (`file`: its copy captured before the chroot, attached); ENOENT (not on
+   * this kernel) skips it, and the copy is closed (`release`). Trying the mount instead of an lstat
+   * first keeps node:fs (and its exceptions) out of the child.
    */
-  | { readonly op: "mask"; readonly dir: PreparedMount; readonly file: PreparedMount }
+  | {
+    readonly op: "mask";
+    readonly dir: PreparedMount;
+    readonly file: Extract<PreparedCall, { op: "attach" }>;
+    readonly release: Extract<PreparedCall, { op: "release" }>;
+  }
   /** A read-only path: bound onto itself (ENOENT skips it), then remounted read-only keeping its flags. */
   | { readonly op: "readonly"; readonly path: string; readonly bind: PreparedMount; readonly target: Uint8Array }
   /**
@@ -534,6 +540,14 @@ function hostSourceCaptures(ctx: SetupContext): PreparedCall[] {
   });
   (ctx.files ?? []).forEach((f, i) => out.push(capture("etc-files", `file:${i}`, f.source, false)));
   if (ctx.spec.init) out.push(capture("mount-init", "init", ctx.spec.init, false));
+  // The /dev/null masked files are bound from: the host's, taken now. The container's own /dev/null
+  // is not to be trusted by then: a volume mounted over /dev (through an image's symlink, or a
+  // shared volume's race) can make it a symlink to /proc/sys/kernel/core_pattern, which the bind
+  // would follow and leave writable at a masked path (runc's CVE-2025-31133, fixed there by
+  // checking /dev/null before binding it).
+  if (has(ctx, "mount")) {
+    ctx.spec.maskedPaths.forEach((_, i) => out.push(capture("masked-paths", `mask:${i}`, "/dev/null", false)));
+  }
   return out;
 }
 
@@ -748,10 +762,11 @@ function buildCalls(ctx: SetupContext): Map<StepName, PreparedCall[]> {
   calls.set("pivot-root", [PIVOT, CHDIR_ROOT]);
   calls.set(
     "masked-paths",
-    spec.maskedPaths.map((p) => ({
+    spec.maskedPaths.map((p, i) => ({
       op: "mask",
       dir: preparedMount("tmpfs", p, "tmpfs", MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC),
-      file: preparedMount("/dev/null", p, null, MS.BIND),
+      file: { op: "attach", id: `mask:${i}`, target: cstr(p), path: p, readonly: false, empty: EMPTY },
+      release: { op: "release", id: `mask:${i}` },
     })),
   );
   calls.set(
@@ -962,11 +977,11 @@ function runCall(ctx: SetupContext, call: PreparedCall): void {
     }
     case "mask": {
       const d = call.dir;
-      if (c.mount(d.source, d.target, d.type, d.flags, d.data) !== -1) return;
-      const e = errno();
-      if (e === ENOENT) return; // not on this kernel
-      if (e !== ENOTDIR) throw new SyscallError("mount", e, d.shown);
-      return runCall(ctx, call.file);
+      const e = c.mount(d.source, d.target, d.type, d.flags, d.data) === -1 ? errno() : 0;
+      if (e === ENOTDIR) return runCall(ctx, call.file);
+      runCall(ctx, call.release); // (a directory masked, or not on this kernel (ENOENT): the copy unused)
+      if (e !== 0 && e !== ENOENT) throw new SyscallError("mount", e, d.shown);
+      return;
     }
     case "touch": {
       const fd = c.open(call.path, O_WRONLY_CREAT_CLOEXEC, 0o644);
