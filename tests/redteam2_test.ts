@@ -13,6 +13,8 @@ import { needsRoot, tempDir, test } from "./_harness.ts";
 import { imageUser } from "../src/image/store.ts";
 import { Container, type ContainerSpec } from "../mod.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
+import { OciConfigError, ociToSpec } from "../src/oci/config.ts";
+import { mergedCgroup } from "../src/oci/update.ts";
 
 /** A rootfs with `etc/` made by `make` (its path). */
 function rootfsWith(dir: string, make: (etc: string) => void): string {
@@ -173,3 +175,31 @@ for (const [path, value] of [["native", "1"], ["forked", "0"]] as const) {
     { skip: noBusybox },
   );
 }
+
+test("a config.json limit of the wrong JSON type is refused by its path, never dropped (the container would run unlimited)", () => {
+  const config = (resources: Record<string, unknown>) => ({
+    ociVersion: "1.0.2",
+    process: { args: ["sh"] },
+    root: { path: "rootfs" },
+    linux: { resources },
+  });
+  const cases: Array<[Record<string, unknown>, string]> = [
+    [{ memory: { limit: "64m" } }, "linux.resources.memory.limit"],
+    [{ memory: { limit: 1 << 26, swap: "1g" } }, "linux.resources.memory.swap"],
+    [{ pids: { limit: "10" } }, "linux.resources.pids.limit"],
+    [{ cpu: { shares: "512\n" } }, "linux.resources.cpu.shares"],
+    [{ cpu: { quota: "50000" } }, "linux.resources.cpu.quota"],
+    [{ cpu: { period: true } }, "linux.resources.cpu.period"],
+    [{ cpu: { cpus: 3 } }, "linux.resources.cpu.cpus"],
+    [{ cpu: { mems: [0] } }, "linux.resources.cpu.mems"],
+  ];
+  for (const [resources, path] of cases) {
+    assert.throws(
+      () => ociToSpec(config(resources), "/tmp/bundle", "rt2"),
+      (e: unknown) => e instanceof OciConfigError && e.problems.some((p) => p.path === path),
+      `${JSON.stringify(resources)} is refused at ${path}`,
+    );
+  }
+  // and `hako oci update --resources` goes through the same mapping
+  assert.throws(() => mergedCgroup({}, { pids: { limit: "10" } }), OciConfigError);
+});
