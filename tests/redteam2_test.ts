@@ -6,7 +6,17 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { needsRoot, tempDir, test } from "./_harness.ts";
@@ -203,3 +213,49 @@ test("a config.json limit of the wrong JSON type is refused by its path, never d
   // and `hako oci update --resources` goes through the same mapping
   assert.throws(() => mergedCgroup({}, { pids: { limit: "10" } }), OciConfigError);
 });
+
+for (const [path, value] of [["native", "1"], ["forked", "0"]] as const) {
+  test(
+    `a workdir through /proc/self/fd to a directory the runtime holds open does not put the command's cwd on the host (runc CVE-2024-21626) (${path})`,
+    async () => {
+      using t = tempDir("hako-test-rt2-");
+      execFileSync("chmod", ["0755", t.path]);
+      const rootfs = join(t.path, "rootfs");
+      buildRootfs(rootfs, { builder: "busybox" });
+      const host = join(t.path, "host");
+      mkdirSync(host);
+      writeFileSync(join(host, "host-secret"), "");
+      // A directory of the host's that the runtime has open (as Deno and Bun have some), and an
+      // image whose WorkingDir leads to it, directly or through a symlink.
+      const held = openSync(host, "r");
+      try {
+        symlinkSync(`/proc/self/fd/${held}`, join(rootfs, "wd"));
+        for (const workdir of [`/proc/self/fd/${held}`, "/wd"]) {
+          rmSync(join(rootfs, "seen"), { force: true });
+          let error: unknown;
+          await onPath(value, async () => {
+            try {
+              await using c = await Container.create({
+                name: `hako-test-rt2-cwd-${process.pid}-${value}`,
+                rootfs,
+                workdir,
+                command: ["sh", "-c", "ls -a > /seen"],
+                stdio: "null",
+              });
+              await c.start();
+              await c.wait();
+            } catch (e) {
+              error = e;
+            }
+          });
+          const seen = existsSync(join(rootfs, "seen")) ? readFileSync(join(rootfs, "seen"), "utf8") : "";
+          assert.ok(!seen.includes("host-secret"), `${workdir}: the command's cwd was the host's ${host}`);
+          assert.match(String(error), /workdir|openat2|ELOOP/, `${workdir}: refused`);
+        }
+      } finally {
+        closeSync(held);
+      }
+    },
+    { skip: noBusybox },
+  );
+}

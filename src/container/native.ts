@@ -900,6 +900,22 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): boolea
     case "chdir":
       call("chdir", [p.bytes(c.path)], c.shown);
       return true;
+    case "chdir-in": {
+      // (the forked path's calls: setup.ts; before Linux 5.6, ENOSYS: a plain chdir)
+      const fd = p.slot(), plain = p.label(), end = p.label();
+      const path = p.bytes(c.path);
+      call("openat2", [AT_FDCWD, path, p.bytes(c.how), c.how.length], [...c.shown, unquoted("RESOLVE_NO_MAGICLINKS")], {
+        store: fd,
+        onErrno: [[ENOSYS, plain]],
+      });
+      call("fchdir", [p.value(fd)], c.shown);
+      call("close", [p.value(fd)], c.shown);
+      p.jump(end);
+      p.place(plain);
+      call("chdir", [path], c.shown);
+      p.place(end);
+      return true;
+    }
     case "rootfs-mount": {
       const tree = p.slot();
       const dot = p.bytes(c.dot);

@@ -75,6 +75,7 @@ import {
   OPEN_TREE_CLONE,
   PR_SET_DUMPABLE,
   PR_SET_NO_NEW_PRIVS,
+  RESOLVE_NO_MAGICLINKS,
   S_IFCHR,
   ST_TO_MS,
 } from "../../ffi/constants.ts";
@@ -294,6 +295,13 @@ export type PreparedCall =
     readonly options: string;
   }
   /**
+   * The workdir: `openat2(AT_FDCWD, path, O_PATH|O_DIRECTORY, RESOLVE_NO_MAGICLINKS)`, `fchdir`,
+   * `close`; before Linux 5.6 (ENOSYS) a plain chdir. No magic link is followed: a workdir of
+   * `/proc/self/fd/N` (or a symlink of the image's to it) would else make the cwd a directory the
+   * runtime holds open on the host, outside the container's root (runc's CVE-2024-21626).
+   */
+  | { readonly op: "chdir-in"; readonly path: Uint8Array; readonly how: Uint8Array; readonly shown: readonly unknown[] }
+  /**
    * A masked path: an empty read-only tmpfs over it, or — ENOTDIR: it is a file — the host's
    * /dev/null bound over it (`file`: its copy captured before the chroot, attached); ENOENT (not on
    * this kernel) skips it, and the copy is closed (`release`). Trying the mount instead of an lstat
@@ -503,6 +511,12 @@ function inside(ctx: SetupContext, p: string): string {
 }
 
 const EMPTY = cstr("");
+
+/** The workdir's `struct open_how` (see the `chdir-in` call). */
+const WORKDIR_HOW = (() => {
+  const how = new BigUint64Array([BigInt(O_PATH | O_DIRECTORY | O_CLOEXEC), 0n, BigInt(RESOLVE_NO_MAGICLINKS)]);
+  return new Uint8Array(how.buffer);
+})();
 
 /**
  * The bind mounts of the container's files ({@link SetupContext.files}): its own read-write (as
@@ -875,6 +889,28 @@ function runCall(ctx: SetupContext, call: PreparedCall): void {
     case "chdir":
       if (c.chdir(call.path) === -1) throw new SyscallError("chdir", errno(), call.shown);
       return;
+    case "chdir-in": {
+      const fd = Number(c.syscall(
+        BigInt(SYS.openat2),
+        BigInt(AT_FDCWD),
+        addressOf(call.path),
+        addressOf(call.how),
+        BigInt(call.how.length),
+        0n,
+      ));
+      if (fd === -1) {
+        const e = errno();
+        if (e !== ENOSYS) throw new SyscallError("openat2", e, [...call.shown, unquoted("RESOLVE_NO_MAGICLINKS")]);
+        if (c.chdir(call.path) === -1) throw new SyscallError("chdir", errno(), call.shown);
+        return;
+      }
+      try {
+        if (c.fchdir(fd) === -1) throw new SyscallError("fchdir", errno(), call.shown);
+      } finally {
+        c.close(fd);
+      }
+      return;
+    }
     case "rootfs-mount": {
       const tree = Number(c.syscall(
         BigInt(SYS.open_tree),
@@ -1106,6 +1142,12 @@ export function planCall(ctx: SetupContext, call: PreparedCall): string[] {
       return [`open(O_CREAT)(${shownArgs(call.shown)})`];
     case "chdir":
       return [`chdir(${q(text(call.path))})`];
+    case "chdir-in":
+      return [
+        `openat2(AT_FDCWD, ${
+          q(text(call.path))
+        }, O_PATH|O_DIRECTORY, RESOLVE_NO_MAGICLINKS) → fd; fchdir(fd); close(fd)`,
+      ];
     case "capture":
       return [`open_tree(${shownArgs(call.shown)})  (held as ${call.id})`];
     case "attach":
@@ -1627,7 +1669,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     exec: true,
     why: "inside the new root",
     when: () => true,
-    calls: (c) => [{ op: "chdir", path: cstr(c.spec.workdir), shown: [c.spec.workdir] }],
+    calls: (c) => [{ op: "chdir-in", path: cstr(c.spec.workdir), how: WORKDIR_HOW, shown: [c.spec.workdir] }],
   },
   {
     name: "new-session",
