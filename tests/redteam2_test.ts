@@ -5,7 +5,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import {
   closeSync,
   existsSync,
@@ -19,12 +19,15 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { needsRoot, tempDir, test } from "./_harness.ts";
+import { fileURLToPath } from "node:url";
+import { needsRoot, runtime, tempDir, test } from "./_harness.ts";
 import { imageUser } from "../src/image/store.ts";
 import { Container, type ContainerSpec } from "../mod.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { OciConfigError, ociToSpec } from "../src/oci/config.ts";
 import { mergedCgroup } from "../src/oci/update.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
 /** A rootfs with `etc/` made by `make` (its path). */
 function rootfsWith(dir: string, make: (etc: string) => void): string {
@@ -259,3 +262,42 @@ for (const [path, value] of [["native", "1"], ["forked", "0"]] as const) {
     { skip: noBusybox },
   );
 }
+
+test(
+  "an OCI --root directory another user owns is refused: a state.json planted there cannot make root's kill signal a host process",
+  () => {
+    using t = tempDir("hako-test-rt2-");
+    execFileSync("chmod", ["0755", t.path]);
+    const root = join(t.path, "oci-root");
+    mkdirSync(join(root, "victim"), { recursive: true });
+    // The host process the planted record names (its real pid and start time).
+    const victim = spawn("sleep", ["60"], { stdio: "ignore" });
+    try {
+      const stat = readFileSync(`/proc/${victim.pid}/stat`, "utf8");
+      const startTime = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]);
+      writeFileSync(
+        join(root, "victim", "state.json"),
+        JSON.stringify({ id: "victim", pid: victim.pid, startTime, bundle: "/", rootfs: "/", created: "" }),
+      );
+      execFileSync("chown", ["-R", "65534:65534", root]); // (another user's, as they made it)
+      execFileSync("chmod", ["0777", root]);
+      const cmd = runtime === "deno"
+        ? [join(ROOT, "bin/hako-runc")]
+        : [join(ROOT, "node_modules/.bin/bun"), join(ROOT, "src/cli/main.ts"), "oci"];
+      const r = spawnSync(cmd[0]!, [...cmd.slice(1), "--root", root, "kill", "victim", "KILL"], {
+        encoding: "utf8",
+        timeout: 60_000,
+      });
+      assert.equal(victim.exitCode ?? victim.signalCode, null);
+      assert.ok(
+        existsSync(`/proc/${victim.pid}`) && !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${victim.pid}/stat`, "utf8")),
+        "the host process lives",
+      );
+      assert.notEqual(r.status, 0);
+      assert.match(r.stderr, /oci-root/);
+    } finally {
+      victim.kill("SIGKILL");
+    }
+  },
+  { skip: needsRoot },
+);
