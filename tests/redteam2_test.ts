@@ -21,7 +21,9 @@ import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { needsRoot, runtime, tempDir, test } from "./_harness.ts";
-import { imageUser } from "../src/image/store.ts";
+import { imageUser, importImage, listImages } from "../src/image/store.ts";
+import { tarBytes, type TarEntry } from "./_tar.ts";
+import { createHash } from "node:crypto";
 import { Container, type ContainerSpec } from "../mod.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { OciConfigError, ociToSpec } from "../src/oci/config.ts";
@@ -301,3 +303,57 @@ test(
   },
   { skip: needsRoot },
 );
+
+/** A one-layer OCI image layout as a tar archive whose config has `top` at its top level. */
+function ociArchive(top: Record<string, unknown>): Uint8Array {
+  const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+  const json = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+  const layer = tarBytes([{ path: "etc/", type: "5" }]);
+  const config = json({
+    architecture: "amd64",
+    os: "linux",
+    ...top,
+    config: { Cmd: ["sh"] },
+    rootfs: { type: "layers", diff_ids: [`sha256:${sha(layer)}`] },
+  });
+  const desc = (mediaType: string, b: Uint8Array) => ({ mediaType, digest: `sha256:${sha(b)}`, size: b.length });
+  const manifest = json({
+    schemaVersion: 2,
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    config: desc("application/vnd.oci.image.config.v1+json", config),
+    layers: [desc("application/vnd.oci.image.layer.v1.tar", layer)],
+  });
+  const index = json({
+    schemaVersion: 2,
+    manifests: [{
+      ...desc("application/vnd.oci.image.manifest.v1+json", manifest),
+      annotations: { "org.opencontainers.image.ref.name": "localhost/hako-rt2:1" },
+    }],
+  });
+  return tarBytes([
+    { path: "oci-layout", type: "0", data: '{"imageLayoutVersion":"1.0.0"}' },
+    { path: "index.json", type: "0", data: index },
+    { path: "blobs/", type: "5" },
+    { path: "blobs/sha256/", type: "5" },
+    ...[layer, config, manifest].map((b): TarEntry => ({ path: `blobs/sha256/${sha(b)}`, type: "0", data: b })),
+  ]);
+}
+
+test("an image whose config's created is a terminal escape, not a time, is refused at import ('hako images' prints it)", async () => {
+  using t = tempDir("hako-test-rt2-");
+  const varDir = join(t.path, "var");
+  const file = join(t.path, "image.tar");
+  writeFileSync(file, ociArchive({ created: "\x1b]0;owned\x07\x1b[2J" }));
+  let error: unknown;
+  try {
+    await importImage(file, { varDir });
+  } catch (e) {
+    error = e;
+  }
+  assert.match(String(error), /created/);
+  assert.deepEqual(listImages(varDir), [], "nothing stored");
+  // a time, as docker writes it, is taken
+  writeFileSync(file, ociArchive({ created: "2024-05-01T10:20:30.123456789Z" }));
+  await importImage(file, { varDir });
+  assert.equal(listImages(varDir)[0]?.created, "2024-05-01T10:20:30.123456789Z");
+});

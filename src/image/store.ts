@@ -637,6 +637,14 @@ function parseConfig(f: Staged, layerCount: number) {
     ...(obj(raw.ExposedPorts) ? { ExposedPorts: obj(raw.ExposedPorts) as Record<string, unknown> } : {}),
     ...(obj(raw.Labels) ? { Labels: obj(raw.Labels) as Record<string, string> } : {}),
   };
+  // `created` is printed by 'hako images' as it is: a time as docker's JSON decoding takes one
+  // (RFC 3339), never a terminal escape sequence of the image's
+  if (
+    c.created !== undefined && c.created !== null &&
+    !(typeof c.created === "string" && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$/.test(c.created))
+  ) {
+    throw fail(`the image config's created is not an RFC 3339 time: ${JSON.stringify(c.created).slice(0, 80)}`);
+  }
   return {
     diffIds,
     config,
