@@ -357,3 +357,49 @@ test("an image whose config's created is a terminal escape, not a time, is refus
   await importImage(file, { varDir });
   assert.equal(listImages(varDir)[0]?.created, "2024-05-01T10:20:30.123456789Z");
 });
+
+for (const [path, value] of [["native", "1"], ["forked", "0"]] as const) {
+  test(
+    `a mount whose target is inside /proc, named so or reached through an image's symlink, is refused (runc's rule) (${path})`,
+    async () => {
+      using t = tempDir("hako-test-rt2-");
+      execFileSync("chmod", ["0755", t.path]);
+      const rootfs = join(t.path, "rootfs");
+      buildRootfs(rootfs, { builder: "busybox" });
+      // (/proc/self/fd overmounted would redirect what the setup opens there, as runc's CVE-2025-52881)
+      symlinkSync("/proc/self/fd", join(rootfs, "data"));
+      const volume = join(t.path, "volume");
+      mkdirSync(volume);
+      const uptime = join(t.path, "uptime");
+      writeFileSync(uptime, "42.00 42.00\n");
+      const run = async (mounts: ContainerSpec["mounts"]) => {
+        let error: unknown;
+        await onPath(value, async () => {
+          try {
+            await using c = await Container.create({
+              name: `hako-test-rt2-proc-${process.pid}-${value}`,
+              rootfs,
+              mounts,
+              command: ["sh", "-c", "cat /proc/uptime > /seen"],
+              stdio: "null",
+            });
+            await c.start();
+            await c.wait();
+          } catch (e) {
+            error = e;
+          }
+        });
+        return error;
+      };
+      assert.match(String(await run([{ type: "tmpfs", target: "/proc/sys/kernel" }])), /mounts\[0\].*\/proc/);
+      assert.match(
+        String(await run([{ type: "bind", source: volume, target: "/data" }])),
+        /mounts\[0\].*\/proc\/self\/fd/,
+      );
+      // lxcfs's files are what runc allows there
+      assert.equal(await run([{ type: "bind", source: uptime, target: "/proc/uptime", readonly: true }]), undefined);
+      assert.equal(readFileSync(join(rootfs, "seen"), "utf8"), "42.00 42.00\n");
+    },
+    { skip: noBusybox },
+  );
+}

@@ -565,6 +565,41 @@ function hostSourceCaptures(ctx: SetupContext): PreparedCall[] {
   return out;
 }
 
+/**
+ * Refuses a spec mount whose target, resolved in the rootfs, is inside /proc (runc's
+ * `checkProcMount`): a mount over /proc/self/fd, /proc/sys… would redirect what the setup opens or
+ * writes there (runc's CVE-2019-16884, CVE-2025-52881), named so or through a symlink of the
+ * image's. lxcfs's files are allowed, and a proc filesystem at /proc itself.
+ * @throws {SetupError} For the `mounts` step, naming the mount.
+ */
+function assertNoProcMounts(ctx: SetupContext): void {
+  ctx.spec.mounts.forEach((m, i) => {
+    const at = inside(ctx, normalize(`/${m.target}`));
+    if ((at === "/proc" && m.type !== "proc") || (at.startsWith("/proc/") && !PROC_MOUNTS.has(at))) {
+      throw new SetupError(
+        "mounts",
+        `mounts[${i}].target ${JSON.stringify(m.target)}${
+          at !== m.target ? ` (${at} in the rootfs, through its symlinks)` : ""
+        } is inside /proc: not allowed (but lxcfs's ${[...PROC_MOUNTS].join(", ")})`,
+      );
+    }
+  });
+}
+
+/** The files under /proc a spec mount may cover: lxcfs's (runc's `checkProcMount` list). */
+const PROC_MOUNTS = new Set([
+  "/proc/cpuinfo",
+  "/proc/diskstats",
+  "/proc/meminfo",
+  "/proc/stat",
+  "/proc/swaps",
+  "/proc/uptime",
+  "/proc/loadavg",
+  "/proc/slabinfo",
+  "/proc/net/dev",
+  "/proc/sys/kernel/ns_last_pid",
+]);
+
 /** Mount flags a spec mount's options may not carry in a plain mount(2) (the general code handles them). */
 const NOT_PLAIN = 0x1000 /* BIND */ | 0x20 /* REMOUNT */ | 0x2000 /* MOVE */ | 0xf0000 /* propagation */;
 
@@ -649,6 +684,7 @@ const fromMounts = (step: StepName) => (ctx: SetupContext): readonly PreparedCal
  * without them builds the calls itself.
  */
 export function prepareSetup(ctx: SetupContext): void {
+  if (has(ctx, "mount")) assertNoProcMounts(ctx);
   try {
     // Probed once and cached (the last capability, the bounding set), so the child's capability
     // steps do not probe the kernel (~40 prctl calls). (Rootless, the parent has none to plan.)
