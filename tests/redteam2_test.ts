@@ -28,6 +28,8 @@ import { Container, type ContainerSpec } from "../mod.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { OciConfigError, ociToSpec } from "../src/oci/config.ts";
 import { mergedCgroup } from "../src/oci/update.ts";
+import { logTime } from "../src/cli/logs.ts";
+import { UsageError } from "../src/cli/_args.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
@@ -403,3 +405,14 @@ for (const [path, value] of [["native", "1"], ["forked", "0"]] as const) {
     { skip: noBusybox },
   );
 }
+
+test("logs --since and --until far out of range are a usage error naming the option, not a RangeError", () => {
+  for (const text of ["99999999999999999999h", "99999999999999999999"]) {
+    for (const option of ["--since", "--until"]) {
+      assert.throws(() => logTime(text, Date.now(), option), (e: unknown) => {
+        return e instanceof UsageError && e.message.includes(option) && e.message.includes(text);
+      });
+    }
+  }
+  assert.equal(logTime("1700000000", 0), "2023-11-14T22:13:20.000000000Z");
+});
