@@ -29,6 +29,7 @@ import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { OciConfigError, ociToSpec } from "../src/oci/config.ts";
 import { mergedCgroup } from "../src/oci/update.ts";
 import { logTime } from "../src/cli/logs.ts";
+import { writePidFile } from "../src/oci/runtime.ts";
 import { UsageError } from "../src/cli/_args.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -415,4 +416,17 @@ test("logs --since and --until far out of range are a usage error naming the opt
     }
   }
   assert.equal(logTime("1700000000", 0), "2023-11-14T22:13:20.000000000Z");
+});
+
+test("an OCI --pid-file's temp name planted as a symlink (a directory others write to) is not followed", () => {
+  using t = tempDir("hako-test-rt2-");
+  const victim = join(t.path, "victim");
+  writeFileSync(victim, "precious\n");
+  symlinkSync(victim, join(t.path, `.pid.${process.pid}.tmp`));
+  assert.throws(() => writePidFile(join(t.path, "pid"), 4242), /EEXIST/);
+  assert.equal(readFileSync(victim, "utf8"), "precious\n");
+  // without a plant, it is written
+  rmSync(join(t.path, `.pid.${process.pid}.tmp`));
+  writePidFile(join(t.path, "pid"), 4242);
+  assert.equal(readFileSync(join(t.path, "pid"), "utf8"), "4242");
 });
