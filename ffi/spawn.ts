@@ -123,6 +123,7 @@ const PROGRAM_SYSCALLS = [
   "open_tree",
   "move_mount",
   "exit_group",
+  "openat2",
 ] as const;
 
 /** A system call a {@link SyscallProgram} may make. */

@@ -162,7 +162,7 @@ function answer(name: string, args: unknown[], result: string, nextFd: () => num
   if (name === "prctl" && Number(args[0]) === PR_CAP_AMBIENT && Number(args[1]) === PR_CAP_AMBIENT_IS_SET) return 0;
   if (name === "getpid") return 4242;
   const fdLike = name === "open" || name === "socket" || name === "dup" ||
-    (name === "syscall" && [SYS.open_tree].includes(Number(args[0])));
+    (name === "syscall" && [SYS.open_tree, SYS.openat2].includes(Number(args[0])));
   // (read and write: done in full, as a pipe's byte is; the hooks-sync step reads and writes)
   const value = fdLike ? nextFd() : name === "read" || name === "write" ? Number(args[2]) : 0;
   if (result === "void") return undefined;

@@ -55,6 +55,8 @@ export function goDuration(text: string): number | undefined {
  */
 export function logTime(text: string, nowMs: number, option = "--since"): string {
   const stamp = (ms: number, nanos?: string) => {
+    // (a duration or Unix time past what a Date holds, ±8.64e15 ms, would throw a RangeError)
+    if (!(Math.abs(ms) <= 8.64e15)) throw new UsageError(`${option} ${quoted(text)} is out of range`);
     const iso = new Date(ms).toISOString(); // 2006-01-02T15:04:05.000Z
     return `${iso.slice(0, 19)}.${(nanos ?? iso.slice(20, 23)).padEnd(9, "0").slice(0, 9)}Z`;
   };

@@ -949,6 +949,22 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): boolea
     case "chdir":
       call("chdir", [p.bytes(c.path)], c.shown);
       return true;
+    case "chdir-in": {
+      // (the forked path's calls: setup.ts; before Linux 5.6, ENOSYS: a plain chdir)
+      const fd = p.slot(), plain = p.label(), end = p.label();
+      const path = p.bytes(c.path);
+      call("openat2", [AT_FDCWD, path, p.bytes(c.how), c.how.length], [...c.shown, unquoted("RESOLVE_NO_MAGICLINKS")], {
+        store: fd,
+        onErrno: [[ENOSYS, plain]],
+      });
+      call("fchdir", [p.value(fd)], c.shown);
+      call("close", [p.value(fd)], c.shown);
+      p.jump(end);
+      p.place(plain);
+      call("chdir", [path], c.shown);
+      p.place(end);
+      return true;
+    }
     case "rootfs-mount": {
       const tree = p.slot();
       const dot = p.bytes(c.dot);
@@ -1022,11 +1038,14 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): boolea
     case "mask": {
       // An empty read-only tmpfs over a directory; ENOTDIR: a file, /dev/null bound over it;
       // ENOENT: not on this kernel.
-      const file = p.label(), end = p.label();
-      mount(c.dir, [[ENOENT, end], [ENOTDIR, file]]);
+      // (the file's /dev/null is the host's, captured before the chroot: see hostSourceCaptures)
+      const file = p.label(), unused = p.label(), end = p.label();
+      mount(c.dir, [[ENOENT, unused], [ENOTDIR, file]]);
+      p.place(unused);
+      compilePrepared(c.release, p, emit);
       p.jump(end);
       p.place(file);
-      mount(c.file);
+      compilePrepared(c.file, p, emit);
       p.place(end);
       return true;
     }

@@ -76,6 +76,7 @@ import {
   OPEN_TREE_CLONE,
   PR_SET_DUMPABLE,
   PR_SET_NO_NEW_PRIVS,
+  RESOLVE_NO_MAGICLINKS,
   S_IFCHR,
   ST_TO_MS,
 } from "../../ffi/constants.ts";
@@ -309,11 +310,24 @@ export type PreparedCall =
     readonly options: string;
   }
   /**
-   * A masked path: an empty read-only tmpfs over it, or — ENOTDIR: it is a file — /dev/null bound
-   * over it; ENOENT (not on this kernel) skips it. Trying the mount instead of an lstat first keeps
-   * node:fs (and its exceptions) out of the child.
+   * The workdir: `openat2(AT_FDCWD, path, O_PATH|O_DIRECTORY, RESOLVE_NO_MAGICLINKS)`, `fchdir`,
+   * `close`; before Linux 5.6 (ENOSYS) a plain chdir. No magic link is followed: a workdir of
+   * `/proc/self/fd/N` (or a symlink of the image's to it) would else make the cwd a directory the
+   * runtime holds open on the host, outside the container's root (runc's CVE-2024-21626).
    */
-  | { readonly op: "mask"; readonly dir: PreparedMount; readonly file: PreparedMount }
+  | { readonly op: "chdir-in"; readonly path: Uint8Array; readonly how: Uint8Array; readonly shown: readonly unknown[] }
+  /**
+   * A masked path: an empty read-only tmpfs over it, or — ENOTDIR: it is a file — the host's
+   * /dev/null bound over it (`file`: its copy captured before the chroot, attached); ENOENT (not on
+   * this kernel) skips it, and the copy is closed (`release`). Trying the mount instead of an lstat
+   * first keeps node:fs (and its exceptions) out of the child.
+   */
+  | {
+    readonly op: "mask";
+    readonly dir: PreparedMount;
+    readonly file: Extract<PreparedCall, { op: "attach" }>;
+    readonly release: Extract<PreparedCall, { op: "release" }>;
+  }
   /** A read-only path: bound onto itself (ENOENT skips it), then remounted read-only keeping its flags. */
   | { readonly op: "readonly"; readonly path: string; readonly bind: PreparedMount; readonly target: Uint8Array }
   /**
@@ -519,6 +533,12 @@ function inside(ctx: SetupContext, p: string): string {
 
 const EMPTY = cstr("");
 
+/** The workdir's `struct open_how` (see the `chdir-in` call). */
+const WORKDIR_HOW = (() => {
+  const how = new BigUint64Array([BigInt(O_PATH | O_DIRECTORY | O_CLOEXEC), 0n, BigInt(RESOLVE_NO_MAGICLINKS)]);
+  return new Uint8Array(how.buffer);
+})();
+
 /**
  * The bind mounts of the container's files ({@link SetupContext.files}): its own read-write (as
  * docker's), the host's read-only. Their sources were captured before the chroot
@@ -555,8 +575,51 @@ function hostSourceCaptures(ctx: SetupContext): PreparedCall[] {
   });
   (ctx.files ?? []).forEach((f, i) => out.push(capture("etc-files", `file:${i}`, f.source, false)));
   if (ctx.spec.init) out.push(capture("mount-init", "init", ctx.spec.init, false));
+  // The /dev/null masked files are bound from: the host's, taken now. The container's own /dev/null
+  // is not to be trusted by then: a volume mounted over /dev (through an image's symlink, or a
+  // shared volume's race) can make it a symlink to /proc/sys/kernel/core_pattern, which the bind
+  // would follow and leave writable at a masked path (runc's CVE-2025-31133, fixed there by
+  // checking /dev/null before binding it).
+  if (has(ctx, "mount")) {
+    ctx.spec.maskedPaths.forEach((_, i) => out.push(capture("masked-paths", `mask:${i}`, "/dev/null", false)));
+  }
   return out;
 }
+
+/**
+ * Refuses a spec mount whose target, resolved in the rootfs, is inside /proc (runc's
+ * `checkProcMount`): a mount over /proc/self/fd, /proc/sys… would redirect what the setup opens or
+ * writes there (runc's CVE-2019-16884, CVE-2025-52881), named so or through a symlink of the
+ * image's. lxcfs's files are allowed, and a proc filesystem at /proc itself.
+ * @throws {SetupError} For the `mounts` step, naming the mount.
+ */
+function assertNoProcMounts(ctx: SetupContext): void {
+  ctx.spec.mounts.forEach((m, i) => {
+    const at = inside(ctx, normalize(`/${m.target}`));
+    if ((at === "/proc" && m.type !== "proc") || (at.startsWith("/proc/") && !PROC_MOUNTS.has(at))) {
+      throw new SetupError(
+        "mounts",
+        `mounts[${i}].target ${JSON.stringify(m.target)}${
+          at !== m.target ? ` (${at} in the rootfs, through its symlinks)` : ""
+        } is inside /proc: not allowed (but lxcfs's ${[...PROC_MOUNTS].join(", ")})`,
+      );
+    }
+  });
+}
+
+/** The files under /proc a spec mount may cover: lxcfs's (runc's `checkProcMount` list). */
+const PROC_MOUNTS = new Set([
+  "/proc/cpuinfo",
+  "/proc/diskstats",
+  "/proc/meminfo",
+  "/proc/stat",
+  "/proc/swaps",
+  "/proc/uptime",
+  "/proc/loadavg",
+  "/proc/slabinfo",
+  "/proc/net/dev",
+  "/proc/sys/kernel/ns_last_pid",
+]);
 
 /** Mount flags a spec mount's options may not carry in a plain mount(2) (the general code handles them). */
 const NOT_PLAIN = 0x1000 /* BIND */ | 0x20 /* REMOUNT */ | 0x2000 /* MOVE */ | 0xf0000 /* propagation */;
@@ -642,6 +705,7 @@ const fromMounts = (step: StepName) => (ctx: SetupContext): readonly PreparedCal
  * without them builds the calls itself.
  */
 export function prepareSetup(ctx: SetupContext): void {
+  if (has(ctx, "mount")) assertNoProcMounts(ctx);
   try {
     // Probed once and cached (the last capability, the bounding set), so the child's capability
     // steps do not probe the kernel (~40 prctl calls). (Rootless, the parent has none to plan.)
@@ -769,10 +833,11 @@ function buildCalls(ctx: SetupContext): Map<StepName, PreparedCall[]> {
   calls.set("pivot-root", [PIVOT, CHDIR_ROOT]);
   calls.set(
     "masked-paths",
-    spec.maskedPaths.map((p) => ({
+    spec.maskedPaths.map((p, i) => ({
       op: "mask",
       dir: preparedMount("tmpfs", p, "tmpfs", MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC),
-      file: preparedMount("/dev/null", p, null, MS.BIND),
+      file: { op: "attach", id: `mask:${i}`, target: cstr(p), path: p, readonly: false, empty: EMPTY },
+      release: { op: "release", id: `mask:${i}` },
     })),
   );
   calls.set(
@@ -897,6 +962,28 @@ function runCall(ctx: SetupContext, call: PreparedCall): void {
     case "chdir":
       if (c.chdir(call.path) === -1) throw new SyscallError("chdir", errno(), call.shown);
       return;
+    case "chdir-in": {
+      const fd = Number(c.syscall(
+        BigInt(SYS.openat2),
+        BigInt(AT_FDCWD),
+        addressOf(call.path),
+        addressOf(call.how),
+        BigInt(call.how.length),
+        0n,
+      ));
+      if (fd === -1) {
+        const e = errno();
+        if (e !== ENOSYS) throw new SyscallError("openat2", e, [...call.shown, unquoted("RESOLVE_NO_MAGICLINKS")]);
+        if (c.chdir(call.path) === -1) throw new SyscallError("chdir", errno(), call.shown);
+        return;
+      }
+      try {
+        if (c.fchdir(fd) === -1) throw new SyscallError("fchdir", errno(), call.shown);
+      } finally {
+        c.close(fd);
+      }
+      return;
+    }
     case "rootfs-mount": {
       const tree = Number(c.syscall(
         BigInt(SYS.open_tree),
@@ -999,11 +1086,11 @@ function runCall(ctx: SetupContext, call: PreparedCall): void {
     }
     case "mask": {
       const d = call.dir;
-      if (c.mount(d.source, d.target, d.type, d.flags, d.data) !== -1) return;
-      const e = errno();
-      if (e === ENOENT) return; // not on this kernel
-      if (e !== ENOTDIR) throw new SyscallError("mount", e, d.shown);
-      return runCall(ctx, call.file);
+      const e = c.mount(d.source, d.target, d.type, d.flags, d.data) === -1 ? errno() : 0;
+      if (e === ENOTDIR) return runCall(ctx, call.file);
+      runCall(ctx, call.release); // (a directory masked, or not on this kernel (ENOENT): the copy unused)
+      if (e !== 0 && e !== ENOENT) throw new SyscallError("mount", e, d.shown);
+      return;
     }
     case "touch": {
       const fd = c.open(call.path, O_WRONLY_CREAT_CLOEXEC, 0o644);
@@ -1128,6 +1215,12 @@ export function planCall(ctx: SetupContext, call: PreparedCall): string[] {
       return [`open(O_CREAT)(${shownArgs(call.shown)})`];
     case "chdir":
       return [`chdir(${q(text(call.path))})`];
+    case "chdir-in":
+      return [
+        `openat2(AT_FDCWD, ${
+          q(text(call.path))
+        }, O_PATH|O_DIRECTORY, RESOLVE_NO_MAGICLINKS) → fd; fchdir(fd); close(fd)`,
+      ];
     case "capture":
       return [`open_tree(${shownArgs(call.shown)})  (held as ${call.id})`];
     case "attach":
@@ -1696,7 +1789,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     exec: true,
     why: "inside the new root",
     when: () => true,
-    calls: (c) => [{ op: "chdir", path: cstr(c.spec.workdir), shown: [c.spec.workdir] }],
+    calls: (c) => [{ op: "chdir-in", path: cstr(c.spec.workdir), how: WORKDIR_HOW, shown: [c.spec.workdir] }],
   },
   {
     name: "new-session",

@@ -748,6 +748,14 @@ function parseConfig(f: Staged, layerCount: number) {
     ...(obj(raw.ExposedPorts) ? { ExposedPorts: obj(raw.ExposedPorts) as Record<string, unknown> } : {}),
     ...(obj(raw.Labels) ? { Labels: obj(raw.Labels) as Record<string, string> } : {}),
   };
+  // `created` is printed by 'hako images' as it is: a time as docker's JSON decoding takes one
+  // (RFC 3339), never a terminal escape sequence of the image's
+  if (
+    c.created !== undefined && c.created !== null &&
+    !(typeof c.created === "string" && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$/.test(c.created))
+  ) {
+    throw fail(`the image config's created is not an RFC 3339 time: ${JSON.stringify(c.created).slice(0, 80)}`);
+  }
   return {
     diffIds,
     config,
@@ -1130,9 +1138,27 @@ export function imageUser(rootfs: string, user: string): { uid: number; gid?: nu
     try {
       const root = at.openat(at.AT_FDCWD, rootfs, at.O_PATH | at.O_DIRECTORY | at.O_CLOEXEC);
       try {
-        const fd = at.openat2(root, path, { flags: at.O_RDONLY | at.O_CLOEXEC, resolve: at.RESOLVE_IN_ROOT });
+        // The image chose what is there: a FIFO (an open that never returns), a device node (an
+        // endless /dev/zero, a host disk, a /dev/watchdog armed by its open). So it is found with
+        // O_PATH, which opens nothing, only a regular file is reopened for reading (through
+        // /proc/self/fd, as runc reopens a checked path), and at most 4 MiB of it is read.
+        const path_ = at.openat2(root, path, {
+          flags: at.O_PATH | at.O_CLOEXEC,
+          resolve: at.RESOLVE_IN_ROOT | at.RESOLVE_NO_MAGICLINKS,
+        });
+        let fd: number;
         try {
-          return readFileSync(fd, "utf8").slice(0, 4 << 20);
+          const mode = at.statx(path_, "", at.AT_EMPTY_PATH, path).mode;
+          if ((mode & at.S_IFMT) !== at.S_IFREG) return "";
+          fd = openSync(`/proc/self/fd/${path_}`, "r");
+        } finally {
+          at.close(path_);
+        }
+        try {
+          const buf = Buffer.alloc(4 << 20);
+          let n = 0;
+          for (let r; n < buf.length && (r = readSync(fd, buf, n, buf.length - n, null)) > 0;) n += r;
+          return buf.subarray(0, n).toString("utf8");
         } finally {
           closeSync(fd);
         }

@@ -427,6 +427,25 @@ export function ociToSpec(
   }
   const res = isObj(linux.resources) ? linux.resources : {};
   only(res, "linux.resources", ["devices", "memory", "pids", "cpu"]);
+  // A limit of another JSON type ("64m", "10") would be dropped below and the container run
+  // without it: refused by its path, as runc's JSON decoding refuses it (int64, uint64, string).
+  const typed = (o: unknown, at: string, kinds: Readonly<Record<string, "number" | "string">>) => {
+    if (!isObj(o)) return;
+    for (const [k, kind] of Object.entries(kinds)) {
+      if (o[k] !== undefined && o[k] !== null && typeof o[k] !== kind) {
+        bad(`${at}.${k}`, `must be a ${kind}, got ${JSON.stringify(o[k])}`);
+      }
+    }
+  };
+  typed(res.memory, "linux.resources.memory", { limit: "number", swap: "number" });
+  typed(res.pids, "linux.resources.pids", { limit: "number" });
+  typed(res.cpu, "linux.resources.cpu", {
+    shares: "number",
+    quota: "number",
+    period: "number",
+    cpus: "string",
+    mems: "string",
+  });
   if (Array.isArray(res.devices)) {
     const rules: DeviceRule[] = [];
     res.devices.forEach((d, i) => {

@@ -234,11 +234,15 @@ function mustRead(ctx: Ctx, id: string): OciRecord {
   return r;
 }
 
-/** Writes a pid file as runc does: a temp file beside it, renamed over it. */
-function writePidFile(path: string, pid: number): void {
+/**
+ * Writes a pid file as runc does: a temp file beside it, made with O_EXCL (as runc's
+ * createPidFile: a symlink or file someone planted at that name, in a directory others may write
+ * to, is never followed nor written), renamed over it.
+ */
+export function writePidFile(path: string, pid: number): void {
   const abs = resolve(path);
   const tmp = join(dirname(abs), `.${abs.slice(abs.lastIndexOf("/") + 1)}.${process.pid}.tmp`);
-  writeFileSync(tmp, String(pid), { mode: 0o644 });
+  writeFileSync(tmp, String(pid), { mode: 0o644, flag: "wx" }); // (wx: O_CREAT|O_EXCL)
   renameSync(tmp, abs);
 }
 

@@ -15,8 +15,10 @@
  * @module
  */
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { join } from "node:path";
-import { isRunning, writePrivateFile } from "../container/state.ts";
+import { join, resolve } from "node:path";
+import process from "node:process";
+import { isRunning, nodeTrustFs, writePrivateFile } from "../container/state.ts";
+import { octalMode, untrustedWayTo, writableByOthers } from "../_trusted_path.ts";
 import type { CgroupSpec } from "../container/spec.ts";
 import { type Freezer, isFrozen } from "./freezer.ts";
 import type { OciHooks } from "./hooks.ts";
@@ -67,13 +69,49 @@ export interface OciRecord {
 /** The OCI statuses. */
 export type OciStatus = "creating" | "created" | "running" | "paused" | "stopped";
 
+/**
+ * A `--root` hako will not use: another user's, or on a way another user may change. Its records
+ * would be obeyed as root's own — a planted state.json naming a host process's pid and start time
+ * would have `kill` signal it, `delete` kill its cgroup — so nothing is read or made there (hako's
+ * own state directory is held to the same rule, container/state.ts).
+ */
+export class OciRootError extends Error {
+  /** @param root The directory. @param problem What is wrong. */
+  constructor(root: string, problem: string) {
+    super(`cannot use --root ${root}: ${problem} (hako keeps it 0700 and owned by the user who runs it)`);
+    this.name = "OciRootError";
+  }
+}
+
 /** The state directory of one runtime root. */
 export class OciStore {
   /** The root directory. */
   readonly root: string;
+  #trusted = false;
   /** @param root `--root`. */
   constructor(root: string = DEFAULT_OCI_ROOT) {
     this.root = root;
+  }
+  /**
+   * Checks, once, that the root and the way to it are the caller's or root's own (a root not made
+   * yet is fine: {@link reserve} makes it 0700).
+   * @throws {OciRootError} Naming what is wrong.
+   */
+  #trust(): void {
+    if (this.#trusted) return;
+    const uid = process.geteuid?.() ?? 0;
+    const abs = resolve(this.root);
+    const way = untrustedWayTo(abs, uid, nodeTrustFs);
+    if (way) throw new OciRootError(this.root, way);
+    const st = statSync(abs, { throwIfNoEntry: false });
+    if (st) {
+      if (!st.isDirectory()) throw new OciRootError(this.root, "not a directory");
+      if (st.uid !== uid) throw new OciRootError(this.root, `owned by uid ${st.uid}, not ${uid}`);
+      if (writableByOthers(st.mode)) {
+        throw new OciRootError(this.root, `mode ${octalMode(st.mode)}: group or others may write to it`);
+      }
+    }
+    this.#trusted = true;
   }
   /** The container's directory. */
   dir(id: string): string {
@@ -88,6 +126,7 @@ export class OciStore {
    * @returns False when a container of that id exists.
    */
   reserve(id: string): boolean {
+    this.#trust();
     mkdirSync(this.root, { recursive: true, mode: 0o700 });
     chmodSync(this.root, 0o700);
     try {
@@ -105,6 +144,7 @@ export class OciStore {
   /** The record, or undefined when there is no such container. */
   read(id: string): OciRecord | undefined {
     if (!isValidId(id)) return undefined;
+    this.#trust();
     try {
       return JSON.parse(readFileSync(join(this.dir(id), "state.json"), "utf8")) as OciRecord;
     } catch {
@@ -113,6 +153,7 @@ export class OciStore {
   }
   /** Every container id with a directory here. */
   ids(): string[] {
+    this.#trust();
     try {
       return readdirSync(this.root).filter((n) => isValidId(n) && statSync(this.dir(n)).isDirectory()).sort();
     } catch {
