@@ -103,9 +103,16 @@ function prctl(option: number, a2 = 0, a3 = 0, a4 = 0, a5 = 0): number {
 
 let lastCapCache: number | undefined;
 
-/** The highest capability number the running kernel knows (probed once with PR_CAPBSET_READ). */
+/**
+ * The highest capability number the running kernel knows: `/proc/sys/kernel/cap_last_cap` (as
+ * libcap and runc read it), else probed once with PR_CAPBSET_READ (a /proc not mounted).
+ */
 function lastCap(): number {
   if (lastCapCache !== undefined) return lastCapCache;
+  try {
+    const text = readFileSync("/proc/sys/kernel/cap_last_cap", "latin1").trim();
+    if (/^\d{1,2}$/.test(text) && Number(text) <= 63) return (lastCapCache = Number(text));
+  } catch { /* probed below */ }
   let n = 63;
   while (n > 0 && prctl(PR_CAPBSET_READ, n, 0, 0, 0) === -1) n--;
   return (lastCapCache = n);
