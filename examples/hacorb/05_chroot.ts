@@ -53,9 +53,11 @@ const pid = Process.fork(() => {
   Dir.chdir(rootfs);
   Dir.chroot(rootfs);
 
-  system("hostname debian");
-  system("ip link set lo up");
-  system("mount -t proc proc /proc");
+  // (system() answers false when the command fails, null when it cannot run: said, as a shell would)
+  for (const command of ["hostname debian", "ip link set lo up", "mount -t proc proc /proc"]) {
+    const ok = system(command);
+    if (!ok) console.error(`${command}: ${ok === null ? "could not run" : "failed"}`);
+  }
   Kernel.exec(process.env.HAKO_CMD ?? "/bin/sh");
 });
 const { status } = Process.waitpid2(pid);
