@@ -110,7 +110,7 @@ for (const [path, value] of [["native", "1"], ["forked", "0"]] as const) {
         command: [
           "sh",
           "-c",
-          "cd /vol; while :; do mkdir n 2>/dev/null; mv -T n d 2>/dev/null; ln -sfn /proc/sys/kernel l; mv -T l d 2>/dev/null; done",
+          "cd /vol; while :; do rm -rf d; mkdir d; rm -rf d; ln -s /proc/sys/kernel d; done",
         ],
         mounts: [{ type: "bind", source: volume, target: "/vol" }],
         stdio: "null",
