@@ -1949,7 +1949,8 @@ export const SETUP_STEPS: readonly SetupStep[] = [
   },
   {
     name: "mounts",
-    why: "the spec's own mounts, after the standard ones so they can cover them",
+    why:
+      "the spec's own mounts, after the standard ones so they can cover them; each target (and each directory made above it) opened with no symlink followed and the mount made on that fd, so a symlink a volume holds or a sibling swaps in cannot move it into /proc or onto the host",
     when: (c) => c.spec.mounts.length > 0,
     calls: fromMounts("mounts"),
   },
