@@ -284,6 +284,14 @@ export const OPEN_TREE_CLONE = 1;
 export const OPEN_TREE_CLOEXEC = O_CLOEXEC;
 /** `MOVE_MOUNT_F_EMPTY_PATH`: move_mount(2)'s source is the fd itself (linux/mount.h). */
 export const MOVE_MOUNT_F_EMPTY_PATH = 0x4;
+/** `MOVE_MOUNT_T_EMPTY_PATH`: move_mount(2)'s target is the fd itself (linux/mount.h). */
+export const MOVE_MOUNT_T_EMPTY_PATH = 0x40;
+/** `MOUNT_ATTR_NOSUID` for mount_setattr(2) (linux/mount.h). */
+export const MOUNT_ATTR_NOSUID = 0x2;
+/** `MOUNT_ATTR_NODEV` for mount_setattr(2) (linux/mount.h). */
+export const MOUNT_ATTR_NODEV = 0x4;
+/** `MOUNT_ATTR_NOEXEC` for mount_setattr(2) (linux/mount.h). */
+export const MOUNT_ATTR_NOEXEC = 0x8;
 
 /**
  * statvfs(3)'s `ST_*` bit (sys/statvfs.h; linux/statfs.h's `ST_*`) → the `MS_*` flag it reports,

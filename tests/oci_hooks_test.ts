@@ -340,4 +340,49 @@ echo "startContainer $(echo "$state" | sed -n 's/.*"status": *"\\([a-z]*\\)".*/\
     },
     { skip },
   );
+
+  test(
+    `createContainer and startContainer hooks run \`path\` with \`args\` as the whole argv (argv[0] included), and their state's pid is the container's process as it sees itself (${path}, as runc)`,
+    () => {
+      using dir = tempDir("hako-test-ocihooks-");
+      const id = `hako-test-ocihooks-${suffix()}`;
+      const { bundle, out } = makeBundle(dir.path, (c) => {
+        c.process!.args = ["sh", "-c", "echo ran >> /out/log"];
+      });
+      // busybox runs the applet its argv[0] names: "sh" runs the shell; "/bin/busybox" (the path
+      // as argv[0]) followed by "-c" runs none.
+      const say = (kind: string, log: string) => [
+        "sh",
+        "-c",
+        `echo "${kind} argv0=$0 pid=$(sed -n 's/.*"pid": *\\([0-9]*\\).*/\\1/p')" >> ${log}`,
+        `${kind}-hook`,
+      ];
+      editConfig(bundle, (c) => {
+        c.hooks = {
+          // (before pivot_root: the path resolves among the runtime's files, the log at its host path)
+          createContainer: [{ path: findStaticBusybox()!, args: say("createContainer", join(out, "log")) }],
+          startContainer: [{ path: "/bin/busybox", args: say("startContainer", "/out/log") }],
+        };
+      });
+      const logs: Record<string, string[]> = {};
+      for (const rt of runtimes(dir.path, env)) {
+        const runId = `${id}-${rt.name}`;
+        try {
+          writeFileSync(join(out, "log"), "");
+          const r = rt.oci("run", "--bundle", bundle, runId);
+          equal(r.status, 0, `${rt.name}: ${r.stderr}`);
+          logs[rt.name] = readFileSync(join(out, "log"), "utf8").trim().split("\n");
+        } finally {
+          rt.oci("delete", "--force", runId);
+        }
+      }
+      deepEqual(logs.hako, [
+        "createContainer argv0=createContainer-hook pid=1",
+        "startContainer argv0=startContainer-hook pid=1",
+        "ran",
+      ]);
+      if (withRunc) deepEqual(logs.hako, logs.runc);
+    },
+    { skip },
+  );
 }

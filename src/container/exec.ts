@@ -78,6 +78,11 @@ export interface ExecOptions {
   /** argv to run (looked up in the container's PATH, inside, when not absolute). */
   readonly argv: readonly string[];
   /**
+   * The program to execve, absolute, inside, when it is not `argv[0]` (then `argv` is its whole
+   * argv, `argv[0]` included, as execv's): an OCI hook's `path` and `args`.
+   */
+  readonly path?: string;
+  /**
    * The container's resolved spec (e.g. `Container.spec`), when known: the command gets its env,
    * workdir, user, capabilities, rlimits, no_new_privs and seccomp program — what the container's
    * own command got. Without it: `PATH` and `HOME=/root`, workdir `/`, uid 0, the default
@@ -157,6 +162,7 @@ export interface ExecPlan {
 export type ExecProfile = Pick<
   ResolvedSpec,
   | "argv"
+  | "execPath"
   | "env"
   | "workdir"
   | "user"
@@ -204,6 +210,11 @@ export function assertValidExec(pid: number, opts: ExecOptions): void {
       else if (a.includes("\0")) bad(`argv[${i}]`, "must not contain a NUL character");
     });
     if (opts.argv[0] === "") bad("argv[0]", "must not be empty");
+  }
+  if (opts?.path !== undefined) {
+    if (typeof opts.path !== "string" || !opts.path.startsWith("/") || opts.path.includes("\0")) {
+      bad("path", "must be an absolute path without a NUL character");
+    }
   }
   for (const [k, v] of Object.entries(opts?.env ?? {})) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) bad(`env.${k}`, "is not a valid variable name");
@@ -318,6 +329,7 @@ function profileFor(opts: ExecOptions): ExecProfile {
   };
   return {
     argv: [...opts.argv],
+    ...(opts.path ? { execPath: opts.path } : {}),
     env: { ...base.env, ...opts.env },
     workdir: opts.workdir ?? base.workdir,
     user: opts.user ? { uid: opts.user.uid, gid: opts.user.gid ?? opts.user.uid, groups: [] } : base.user,

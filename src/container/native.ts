@@ -52,10 +52,12 @@ import {
   stepCalls,
   type StepName,
   stepsFor,
+  TARGET_HINT,
   TIMENS_OFFSETS,
 } from "./setup.ts";
 import {
   AF_INET,
+  AT_EMPTY_PATH,
   AT_FDCWD,
   AT_RECURSIVE,
   CLONE_PARENT,
@@ -74,6 +76,7 @@ import {
   IFF_UP,
   MNT_DETACH,
   MOVE_MOUNT_F_EMPTY_PATH,
+  MOVE_MOUNT_T_EMPTY_PATH,
   O_CLOEXEC,
   O_CREAT,
   O_DIRECTORY,
@@ -205,6 +208,7 @@ export const NOT_DECIDING: Readonly<Record<Exclude<keyof SetupContext["spec"], D
   veth: "the parent makes it; the network step it adds is in ProgramKey.steps",
   readiness: "the host's: probed by the library or the supervisor once the container runs",
   memoryPressure: "the host's: watched by the library or the supervisor once the container runs",
+  execPath: "exec's alone (an OCI hook's path: execIn's `path`), whose programs are not cached",
 };
 
 /**
@@ -990,6 +994,45 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): boolea
       return true;
     }
     case "attach": {
+      if (c.at !== undefined) {
+        // (as setup.ts's attachAt: read-only while detached, then moved onto the checked target's
+        // fd; before Linux 5.12, mount_setattr ENOSYS: remounted at the path once attached)
+        const fd = emit.held(c.id), target = emit.held(c.at), empty = p.bytes(c.empty);
+        const late = p.label(), end = p.label();
+        const move = () =>
+          call("move_mount", [
+            p.value(fd),
+            empty,
+            p.value(target),
+            empty,
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+          ], [
+            unquoted(c.id),
+            "",
+            unquoted(c.at!),
+            c.path,
+          ]);
+        const add = (c.readonly ? MS.RDONLY : 0) | (c.flags ?? 0);
+        if (add) {
+          call("mount_setattr", [p.value(fd), empty, AT_EMPTY_PATH, p.bytes(c.attr!), c.attr!.byteLength], [
+            unquoted(c.id),
+            "",
+            unquoted("AT_EMPTY_PATH"),
+            c.path,
+          ], { onErrno: [[ENOSYS, late]] });
+        }
+        move();
+        if (add) {
+          p.jump(end);
+          p.place(late);
+          move();
+          emit.remountReadonly(p.bytes(c.target), c.path, add);
+          p.place(end);
+        }
+        call("close", [p.value(fd)], [unquoted(c.id)]);
+        call("close", [p.value(target)], [unquoted(c.at)]);
+        return true;
+      }
       const fd = emit.held(c.id);
       const target = p.bytes(c.target);
       call("move_mount", [p.value(fd), p.bytes(c.empty), AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH], [
@@ -1007,6 +1050,40 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): boolea
     case "release":
       call("close", [p.value(emit.held(c.id))], [unquoted(c.id)]);
       return true;
+    case "open-target": {
+      // (as setup.ts: no symlink followed, the fd held for the mount on it)
+      const fd = p.slot();
+      call("openat2", [AT_FDCWD, p.bytes(c.path), p.bytes(c.how), c.how.length], c.shown, { store: fd }, TARGET_HINT);
+      emit.hold(c.id, fd);
+      return true;
+    }
+    case "mkdir-in": {
+      const fd = p.slot(), next = p.label();
+      const parent = new TextDecoder().decode(c.parent.subarray(0, -1));
+      call(
+        "openat2",
+        [AT_FDCWD, p.bytes(c.parent), p.bytes(c.how), c.how.length],
+        [parent, unquoted("O_PATH|O_DIRECTORY"), unquoted("RESOLVE_NO_SYMLINKS")],
+        { store: fd },
+        TARGET_HINT,
+      );
+      call("mkdirat", [p.value(fd), p.bytes(c.name), 0o755], c.shown, { onErrno: [[EEXIST, next]] });
+      p.place(next);
+      call("close", [p.value(fd)], [parent]);
+      return true;
+    }
+    case "mount-at": {
+      const fd = emit.held(c.at), m = c.mount;
+      call("fchdir", [p.value(fd)], [unquoted(c.at), m.shown[1]]);
+      call(
+        "mount",
+        [m.source && p.bytes(m.source), p.bytes(c.dot), m.type && p.bytes(m.type), m.flags, m.data && p.bytes(m.data)],
+        m.shown,
+      );
+      call("chdir", [p.bytes(c.slash)], ["/"]);
+      call("close", [p.value(fd)], [unquoted(c.at)]);
+      return true;
+    }
     case "chroot-in": {
       const fd = p.slot();
       call("openat", [AT_FDCWD, p.bytes(c.slash), O_PATH_DIRECTORY_CLOEXEC, 0], ["/", unquoted("O_PATH|O_DIRECTORY")], {
@@ -1051,11 +1128,10 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): boolea
     }
     case "touch": {
       const fd = p.slot(), there = p.label();
-      // (there already, read-only: a mount point as it is)
-      call("openat", [AT_FDCWD, p.bytes(c.path), O_WRONLY_CREAT_CLOEXEC, 0o644], c.shown, {
-        store: fd,
-        onErrno: [[EACCES, there], [EROFS, there]],
-      });
+      // (there already, read-only: a mount point as it is; a spec mount's target: no symlink followed)
+      const opts = { store: fd, onErrno: [[EACCES, there], [EROFS, there]] as const };
+      if (c.how) call("openat2", [AT_FDCWD, p.bytes(c.path), p.bytes(c.how), c.how.length], c.shown, opts, TARGET_HINT);
+      else call("openat", [AT_FDCWD, p.bytes(c.path), O_WRONLY_CREAT_CLOEXEC, 0o644], c.shown, opts);
       call("close", [p.value(fd)], c.shown);
       p.place(there);
       return true;
@@ -1136,7 +1212,8 @@ function compileExec(ctx: SetupContext, p: SyscallProgram, call: Call): void {
   const envp = p.cstrings(
     Object.entries(spec.env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`),
   );
-  const cmd = spec.argv[0]!;
+  // (an OCI hook's `path`, its `args` the whole argv: execv's semantics, as runc's hooks)
+  const cmd = spec.execPath ?? spec.argv[0]!;
   if (cmd.includes("/")) {
     call("execve", [p.cstring(cmd), argv, envp], [cmd]);
     return;

@@ -38,6 +38,7 @@ import type { ResolvedSpec } from "./validate.ts";
 import { consolePlan, type ConsoleRequest, runConsole } from "./_console.ts";
 import { INIT_TARGET } from "./_init.ts";
 import {
+  AT_EMPTY_PATH,
   AT_FDCWD,
   AT_RECURSIVE,
   CLONE_PARENT,
@@ -52,7 +53,11 @@ import {
   EPERM,
   EROFS,
   MNT_DETACH,
+  MOUNT_ATTR_NODEV,
+  MOUNT_ATTR_NOEXEC,
+  MOUNT_ATTR_NOSUID,
   MOVE_MOUNT_F_EMPTY_PATH,
+  MOVE_MOUNT_T_EMPTY_PATH,
   MS_BIND,
   MS_NOATIME,
   MS_NODEV,
@@ -77,6 +82,7 @@ import {
   PR_SET_DUMPABLE,
   PR_SET_NO_NEW_PRIVS,
   RESOLVE_NO_MAGICLINKS,
+  RESOLVE_NO_SYMLINKS,
   S_IFCHR,
   ST_TO_MS,
 } from "../../ffi/constants.ts";
@@ -287,9 +293,52 @@ export type PreparedCall =
     readonly empty: Uint8Array;
     /** `MS_NOSUID`, `MS_NODEV`, `MS_NOEXEC` a bind mount's options add, in the same remount. */
     readonly flags?: number;
+    /**
+     * A held target fd (`open-target`'s id): the mount is moved onto it (`MOVE_MOUNT_T_EMPTY_PATH`),
+     * and made read-only (with `flags`) before, on the detached copy (`mount_setattr(fd, "",
+     * AT_EMPTY_PATH, attr)`; before Linux 5.12, ENOSYS: remounted at `path` after).
+     */
+    readonly at?: string;
+    /** With `at`: the `struct mount_attr` of `readonly` and `flags`. */
+    readonly attr?: Uint8Array;
   }
   /** A captured mount not used after all (closed). */
   | { readonly op: "release"; readonly id: string }
+  /**
+   * A spec mount's target opened and held under `id` (an `O_PATH` fd: `openat2(AT_FDCWD, path,
+   * how)`, {@link TARGET_HOW}: no symlink followed, so the object opened is the one at the path the
+   * parent resolved and checked in the image — see {@link specMountCalls}); the mount is then made
+   * on the fd (`attach` or `mount-at` with `at: id`), not on a path walked again.
+   */
+  | {
+    readonly op: "open-target";
+    readonly id: string;
+    readonly path: Uint8Array;
+    readonly how: Uint8Array;
+    readonly shown: readonly unknown[];
+  }
+  /**
+   * A directory of a spec mount's target made inside its parent, opened first as a target is (no
+   * symlink followed): `openat2(parent)`, `mkdirat(fd, name, 0755)` (EEXIST is fine), `close`.
+   */
+  | {
+    readonly op: "mkdir-in";
+    readonly parent: Uint8Array;
+    readonly name: Uint8Array;
+    readonly how: Uint8Array;
+    readonly shown: readonly unknown[];
+  }
+  /**
+   * A file system mounted on a held target fd (`open-target`'s `at`): `fchdir(fd)`, the mount on
+   * `"."`, `chdir("/")` back to the chroot's root, `close(fd)`.
+   */
+  | {
+    readonly op: "mount-at";
+    readonly at: string;
+    readonly mount: PreparedMount;
+    readonly dot: Uint8Array;
+    readonly slash: Uint8Array;
+  }
   /**
    * The host's root held (an O_PATH fd, for pivot-root to leave the chroot by), then `chroot(".")`
    * into the rootfs's mount: from here on every path — and every symlink in the image — resolves
@@ -334,7 +383,13 @@ export type PreparedCall =
    * An empty file made as a mount point (a device bound over it in a user namespace's /dev); one
    * that exists where the file system is read-only (EACCES, EROFS) is left as it is.
    */
-  | { readonly op: "touch"; readonly path: Uint8Array; readonly shown: readonly unknown[] }
+  | {
+    readonly op: "touch";
+    readonly path: Uint8Array;
+    readonly shown: readonly unknown[];
+    /** A spec mount's target: opened by `openat2(AT_FDCWD, path, how)`, no symlink followed. */
+    readonly how?: Uint8Array;
+  }
   /**
    * sysfs, or — refused (EPERM: a user namespace without a network namespace of its own may not
    * mount it) — the host's /sys bound read-only (`bind`, then remounted read-only at `target`).
@@ -625,9 +680,41 @@ const PROC_MOUNTS = new Set([
 const NOT_PLAIN = 0x1000 /* BIND */ | 0x20 /* REMOUNT */ | 0x2000 /* MOVE */ | 0xf0000 /* propagation */;
 
 /**
- * The spec's own mounts, inside the chroot: each target resolved in the rootfs, its missing
- * directories (or empty file) made, then the mount — a bind from its captured source, made
- * read-only when asked; a filesystem with its options.
+ * How a spec mount's target (and each directory above it) is opened in the child:
+ * `RESOLVE_NO_SYMLINKS` (magic links included). The parent resolved the target in the image, with
+ * its symlinks, and checked it ({@link assertNoProcMounts}); what the child meets on the way that
+ * the parent did not see — a symlink a volume holds (the parent looks at the image, before any
+ * volume is mounted), or one a container sharing the volume or the rootfs swaps in meanwhile — is
+ * refused (ELOOP) rather than followed: inside the chroot such a link reaches the container's own
+ * /proc (/proc/sys/kernel, /proc/1/root to the host: the chroot is no barrier into /proc). The
+ * chroot is the root of the walk (the path is absolute and normalized: no `..`). runc resolves
+ * its targets inside the root through file descriptors too and mounts on the fd it checked
+ * (libcontainer/rootfs_linux.go, CVE-2025-52881); it follows a volume's symlinks inside the root
+ * and checks the result is not on procfs — hako, whose native child cannot compare an fstatfs,
+ * follows none (a target through a volume's symlink is refused, naming it).
+ */
+const TARGET_HOW = openHow(O_PATH | O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+const TARGET_DIR_HOW = openHow(O_PATH | O_DIRECTORY | O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+const TARGET_FILE_HOW = openHow(O_WRONLY | O_CREAT | O_CLOEXEC, 0o644, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+const NO_SYMLINKS = unquoted("RESOLVE_NO_SYMLINKS");
+
+/** A `struct open_how` for openat2(2). */
+function openHow(flags: number, mode: number, resolve: number): Uint8Array {
+  return new Uint8Array(new BigUint64Array([BigInt(flags), BigInt(mode), BigInt(resolve)]).buffer);
+}
+
+/** `MS_*` read-only and bind flags as `MOUNT_ATTR_*` (the same bits: RDONLY 1, NOSUID 2, NODEV 4, NOEXEC 8). */
+function mountAttrOf(flags: number): number {
+  return (flags & MS.RDONLY ? MOUNT_ATTR_RDONLY : 0) | (flags & MS.NOSUID ? MOUNT_ATTR_NOSUID : 0) |
+    (flags & MS.NODEV ? MOUNT_ATTR_NODEV : 0) | (flags & MS.NOEXEC ? MOUNT_ATTR_NOEXEC : 0);
+}
+
+/**
+ * The spec's own mounts, inside the chroot: each target resolved in the rootfs by the parent, its
+ * missing directories (or empty file) made, each opened with no symlink followed
+ * ({@link TARGET_HOW}), then the mount made on the target's fd — a bind from its captured source,
+ * made read-only when asked (on the detached copy, before it is attached); a filesystem with its
+ * options.
  */
 export function specMountCalls(ctx: SetupContext): PreparedCall[] {
   const out: PreparedCall[] = [];
@@ -637,13 +724,21 @@ export function specMountCalls(ctx: SetupContext): PreparedCall[] {
     const file = m.type === "bind" && !(statSync(m.source!, { throwIfNoEntry: false })?.isDirectory() ?? true);
     const parts = at.split("/").filter(Boolean);
     for (let k = 1; k <= parts.length - (file ? 1 : 0); k++) {
-      const dir = `/${parts.slice(0, k).join("/")}`;
-      out.push({ op: "mkdir", path: cstr(dir), shown: [dir, unquoted("0755")], exist: true });
+      const parent = `/${parts.slice(0, k - 1).join("/")}`, name = parts[k - 1]!;
+      out.push({
+        op: "mkdir-in",
+        parent: cstr(parent),
+        name: cstr(name),
+        how: TARGET_DIR_HOW,
+        shown: [join(parent, name), unquoted("0755")],
+      });
     }
-    if (file) out.push({ op: "touch", path: cstr(at), shown: [at] });
+    if (file) out.push({ op: "touch", path: cstr(at), shown: [at], how: TARGET_FILE_HOW });
+    const id = `target:${i}`;
+    out.push({ op: "open-target", id, path: cstr(at), how: TARGET_HOW, shown: [at, unquoted("O_PATH"), NO_SYMLINKS] });
     if (m.type === "bind") {
       const readonly = m.readonly === true || (m.options ?? []).includes("ro");
-      // nosuid, nodev, noexec: added by the remount after the attach (as runc's bind remount does)
+      // nosuid, nodev, noexec: set with read-only (as runc's bind remount does)
       const flags = (m.options ?? []).reduce((f, o) => f | (BIND_FLAGS[o] ?? 0), 0);
       out.push({
         op: "attach",
@@ -653,17 +748,31 @@ export function specMountCalls(ctx: SetupContext): PreparedCall[] {
         readonly,
         empty: EMPTY,
         ...(flags ? { flags } : {}),
+        at: id,
+        attr: encodeMountAttr(mountAttrOf((readonly ? MS.RDONLY : 0) | flags)),
       });
       return;
     }
     const options = [...(m.options ?? []), ...(m.readonly ? ["ro"] : [])].join(",");
     const { flags, data } = parseOptions(options);
     if (flags & NOT_PLAIN) {
+      // Mount.mount's several calls (bind, remount, propagation) walk the path again: the fd held
+      // meanwhile is the check that nothing on the way is a symlink (forked path only).
       out.push({ op: "mount-options", source: m.source ?? m.type, target: at, type: m.type, options });
-    } else out.push(preparedMount(m.source ?? m.type, at, m.type, flags, data || undefined));
+      out.push({ op: "release", id });
+    } else {
+      out.push({
+        op: "mount-at",
+        at: id,
+        mount: preparedMount(m.source ?? m.type, at, m.type, flags, data || undefined),
+        dot: DOT,
+        slash: SLASH,
+      });
+    }
   });
   return out;
 }
+const DOT = cstr("."), SLASH = cstr("/");
 
 /**
  * What a compiled program of `ctx` took from the rootfs and the host when it was made (the spec
@@ -716,13 +825,18 @@ export function prepareSetup(ctx: SetupContext): void {
       stepCalls(ctx, step.name);
     } catch { /* the child meets (and reports) whatever went wrong, in that step */ }
   }
-  const spec = ctx.spec;
-  if (spec.argv[0]?.includes("/")) {
+  prepareExec(ctx.spec);
+}
+
+/** execve's arguments, when the program is given by its path (see {@link preparedExec}). */
+function prepareExec(spec: ResolvedSpec): void {
+  const file = spec.execPath ?? spec.argv[0];
+  if (file?.includes("/")) {
     // A program given by its path needs no PATH search inside the container.
     const env = Object.entries(spec.env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
     preparedExec.set(spec, {
-      file: cstr(spec.argv[0]),
-      path: spec.argv[0],
+      file: cstr(file),
+      path: file,
       argv: cstrArray(spec.argv),
       envp: cstrArray(env),
     });
@@ -1024,6 +1138,7 @@ function runCall(ctx: SetupContext, call: PreparedCall): void {
       return;
     }
     case "attach": {
+      if (call.at !== undefined) return attachAt(call);
       const fd = held.get(call.id)!;
       held.delete(call.id);
       try {
@@ -1043,6 +1158,46 @@ function runCall(ctx: SetupContext, call: PreparedCall): void {
       }
       if (call.readonly || call.flags) {
         remountReadonly(call.target, call.path, (call.readonly ? MS.RDONLY : 0) | (call.flags ?? 0));
+      }
+      return;
+    }
+    case "open-target": {
+      const fd = openat2(AT_FDCWD, call.path, call.how);
+      if (fd === -1) throw new SyscallError("openat2", errno(), call.shown, TARGET_HINT);
+      held.set(call.id, fd);
+      return;
+    }
+    case "mkdir-in": {
+      const fd = openat2(AT_FDCWD, call.parent, call.how);
+      if (fd === -1) {
+        throw new SyscallError(
+          "openat2",
+          errno(),
+          [text(call.parent), unquoted("O_PATH|O_DIRECTORY"), NO_SYMLINKS],
+          TARGET_HINT,
+        );
+      }
+      try {
+        if (c.mkdirat(fd, call.name, 0o755) === -1) {
+          const e = errno();
+          if (e !== EEXIST) throw new SyscallError("mkdirat", e, call.shown);
+        }
+      } finally {
+        c.close(fd);
+      }
+      return;
+    }
+    case "mount-at": {
+      const fd = held.get(call.at)!;
+      held.delete(call.at);
+      const m = call.mount;
+      try {
+        if (c.fchdir(fd) === -1) throw new SyscallError("fchdir", errno(), [unquoted(call.at), m.shown[1]]);
+        const e = c.mount(m.source, call.dot, m.type, m.flags, m.data) === -1 ? errno() : 0;
+        if (c.chdir(call.slash) === -1) throw new SyscallError("chdir", errno(), ["/"]);
+        if (e) throw new SyscallError("mount", e, m.shown);
+      } finally {
+        c.close(fd);
       }
       return;
     }
@@ -1093,7 +1248,7 @@ function runCall(ctx: SetupContext, call: PreparedCall): void {
       return;
     }
     case "touch": {
-      const fd = c.open(call.path, O_WRONLY_CREAT_CLOEXEC, 0o644);
+      const fd = call.how ? openat2(AT_FDCWD, call.path, call.how) : c.open(call.path, O_WRONLY_CREAT_CLOEXEC, 0o644);
       if (fd === -1) {
         const e = errno();
         if (e === EACCES || e === EROFS) return; // (there already, read-only: a mount point as it is)
@@ -1148,6 +1303,68 @@ function runCall(ctx: SetupContext, call: PreparedCall): void {
       throw new SetupError("setup", `an op of unknown kind ${JSON.stringify(unknown)} (hako bug)`);
     }
   }
+}
+
+/** openat2(2) through libc's syscall(): the fd, or -1 (errno set). */
+function openat2(dirfd: number, path: Uint8Array, how: Uint8Array): number {
+  return Number(
+    libc().syscall(
+      BigInt(SYS.openat2),
+      BigInt(dirfd),
+      addressOf(path),
+      addressOf(how),
+      BigInt(how.byteLength),
+      0n,
+    ),
+  );
+}
+
+/** What an ELOOP on a spec mount's target means (see {@link TARGET_HOW}). */
+export const TARGET_HINT: string =
+  "a mount target is opened with no symlink followed: the parent resolved it in the image; a symlink met now (a volume's, or one swapped in) is refused";
+
+/**
+ * A captured bind made read-only (with its flags) while detached, then moved onto its held target
+ * fd; before Linux 5.12 (mount_setattr ENOSYS) remounted at its path once attached.
+ */
+function attachAt(call: Extract<PreparedCall, { op: "attach" }>): void {
+  const c = libc();
+  const fd = held.get(call.id)!, target = held.get(call.at!)!;
+  held.delete(call.id), held.delete(call.at!);
+  let late = false;
+  try {
+    if (call.readonly || call.flags) {
+      const r = c.syscall(
+        BigInt(SYS.mount_setattr),
+        BigInt(fd),
+        addressOf(call.empty),
+        BigInt(AT_EMPTY_PATH),
+        addressOf(call.attr!),
+        BigInt(call.attr!.byteLength),
+      );
+      if (r === -1n) {
+        const e = errno();
+        if (e !== ENOSYS) {
+          throw new SyscallError("mount_setattr", e, [unquoted(call.id), "", unquoted("AT_EMPTY_PATH"), call.path]);
+        }
+        late = true;
+      }
+    }
+    const r = c.syscall(
+      BigInt(SYS.move_mount),
+      BigInt(fd),
+      addressOf(call.empty),
+      BigInt(target),
+      addressOf(call.empty),
+      BigInt(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
+    );
+    if (r === -1n) {
+      throw new SyscallError("move_mount", errno(), [unquoted(call.id), "", unquoted(call.at!), call.path]);
+    }
+  } finally {
+    c.close(fd), c.close(target);
+  }
+  if (late) remountReadonly(call.target, call.path, (call.readonly ? MS.RDONLY : 0) | (call.flags ?? 0));
 }
 
 /**
@@ -1212,7 +1429,9 @@ export function planCall(ctx: SetupContext, call: PreparedCall): string[] {
     case "readonly-tree":
       return [`${call.op === "readonly-tree" ? "mount_setattr" : call.op}(${shownArgs(call.shown)})`];
     case "touch":
-      return [`open(O_CREAT)(${shownArgs(call.shown)})`];
+      return [
+        `${call.how ? "openat2" : "open"}(O_CREAT${call.how ? ", RESOLVE_NO_SYMLINKS" : ""})(${shownArgs(call.shown)})`,
+      ];
     case "chdir":
       return [`chdir(${q(text(call.path))})`];
     case "chdir-in":
@@ -1224,6 +1443,20 @@ export function planCall(ctx: SetupContext, call: PreparedCall): string[] {
     case "capture":
       return [`open_tree(${shownArgs(call.shown)})  (held as ${call.id})`];
     case "attach":
+      if (call.at !== undefined) {
+        return [
+          ...(call.readonly || call.flags
+            ? [
+              `mount_setattr(${call.id}, "", AT_EMPTY_PATH, ${
+                bindFlagNames((call.readonly ? MS.RDONLY : 0) | (call.flags ?? 0))
+              })`,
+            ]
+            : []),
+          `move_mount(${call.id}, "", ${call.at}, "", MOVE_MOUNT_F_EMPTY_PATH|MOVE_MOUNT_T_EMPTY_PATH)  (${
+            q(call.path)
+          })`,
+        ];
+      }
       return [
         `move_mount(${call.id}, "", AT_FDCWD, ${q(call.path)}, MOVE_MOUNT_F_EMPTY_PATH)${
           call.readonly || call.flags
@@ -1233,6 +1466,20 @@ export function planCall(ctx: SetupContext, call: PreparedCall): string[] {
       ];
     case "release":
       return [`close(${call.id})`];
+    case "open-target":
+      return [`openat2(AT_FDCWD, ${q(text(call.path))}, O_PATH, RESOLVE_NO_SYMLINKS)  (held as ${call.id})`];
+    case "mkdir-in":
+      return [
+        `mkdirat(openat2(AT_FDCWD, ${q(text(call.parent))}, O_PATH|O_DIRECTORY, RESOLVE_NO_SYMLINKS), ${
+          q(text(call.name))
+        }, 0755)`,
+      ];
+    case "mount-at":
+      return [
+        `fchdir(${call.at}); mount(${
+          shownArgs([call.mount.shown[0], ".", ...call.mount.shown.slice(2)])
+        }); chdir("/")  (${q(call.mount.shown[1])})`,
+      ];
     case "sysfs":
       return [
         `mount(${shownArgs(call.sysfs.shown)}); EPERM: move_mount(${call.bind}, "", AT_FDCWD, ${
@@ -1702,7 +1949,8 @@ export const SETUP_STEPS: readonly SetupStep[] = [
   },
   {
     name: "mounts",
-    why: "the spec's own mounts, after the standard ones so they can cover them",
+    why:
+      "the spec's own mounts, after the standard ones so they can cover them; each target (and each directory made above it) opened with no symlink followed and the mount made on that fd, so a symlink a volume holds or a sibling swaps in cannot move it into /proc or onto the host",
     when: (c) => c.spec.mounts.length > 0,
     calls: fromMounts("mounts"),
   },
@@ -1911,6 +2159,7 @@ export function stepsFor(ctx: SetupContext): SetupStep[] {
 
 /** Execs the container's command (the last step); with what {@link prepareSetup} made, without a PATH search. */
 export function execCommand(spec: ResolvedSpec): never {
+  if (!preparedExec.has(spec) && spec.execPath) prepareExec(spec);
   const p = preparedExec.get(spec);
   if (!p) return exec(spec.argv, [], { env: spec.env });
   resetSignalsForExec();

@@ -503,6 +503,11 @@ export interface ResolvedSpec {
   readonly name: string;
   /** The command as argv (a shell string became `/bin/sh -c …`). */
   readonly argv: readonly string[];
+  /**
+   * The program execve runs when it is not `argv[0]` (absolute, inside): an OCI hook's `path`, its
+   * `args` the whole argv (execv's semantics, as runc's hooks get them). Set by `execIn`'s `path`.
+   */
+  readonly execPath?: string;
   /** The rootfs as given. */
   readonly rootfs: ContainerSpec["rootfs"];
   /** The rootfs directory. */

@@ -19,11 +19,12 @@
  * hook's process into its PID namespace, native or forked as for any exec). That needs no new op
  * in the child's program and no second interpreter: the hooks-sync step is one write and one read
  * (setup.ts), and the namespaces joined, the profile applied and the errors named are exec's own,
- * already tested on both paths. One difference from runc: the hook's argv[0] is its `path`
- * (`args[0]` is not passed; execIn execs `argv[0]`); `args[1…]` are.
+ * already tested on both paths. As runc's, the program execve runs is the hook's `path` and `args`
+ * is its whole argv (execIn's `path` option), and the state's `pid` is the container's process as
+ * it sees itself (runc's init puts its own getpid() there: 1 in a PID namespace of its own).
  *
- * Each hook: `path` (absolute) run with `args` as its argv (argv[0] included, as execv's; see
- * above for the container's hooks), `env` as its whole environment (none when absent, as runc),
+ * Each hook: `path` (absolute) run with `args` as its argv (argv[0] included, as execv's; `[path]`
+ * when absent, as Go's exec.Cmd), `env` as its whole environment (none when absent, as runc),
  * killed after `timeout` seconds when given.
  * @module
  */
@@ -102,8 +103,17 @@ export async function runHooksIn(
   profile: HookProfile,
   scratch: string,
 ): Promise<void> {
-  const input = JSON.stringify(state);
-  for (const [i, h] of (hooks ?? []).entries()) await runHookIn(kind, i, h, input, pid, profile, scratch);
+  if (!hooks?.length) return;
+  // (runc's init runs these hooks itself, with s.Pid = unix.Getpid(): its pid in its own namespace)
+  const input = JSON.stringify({ ...(state as Record<string, unknown>), pid: pidInside(pid) });
+  for (const [i, h] of hooks.entries()) await runHookIn(kind, i, h, input, pid, profile, scratch);
+}
+
+/** Process `pid` (the host's number) as it sees itself: the last of /proc/PID/status's NSpid. */
+export function pidInside(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("NSpid:"));
+  const last = Number(line?.trim().split(/\s+/).at(-1));
+  return Number.isInteger(last) && last > 0 ? last : pid;
 }
 
 async function runHookIn(
@@ -135,7 +145,9 @@ async function runHookIn(
     let status;
     try {
       status = await execIn(pid, {
-        argv: [h.path, ...(h.args ?? []).slice(1)],
+        // execve(path, args): args is the whole argv (runc's exec.Cmd{Path, Args})
+        argv: h.args?.length ? h.args : [h.path],
+        path: h.path,
         // (the hook's env is its whole environment, as runc's exec.Cmd gets it)
         spec: { ...profile, argv: [], env } as unknown as ResolvedSpec,
         stdin,

@@ -1,0 +1,154 @@
+/**
+ * Mount targets under a volume another container writes to: what is mounted on must be what was
+ * checked. The parent resolves a spec mount's target in the image before anything is mounted, so
+ * it cannot see what a volume holds at that path — a symlink there, planted before or swapped in
+ * meanwhile, is met by the child only, inside its chroot, where the container's own /proc is
+ * mounted already (the chroot is no barrier into /proc: runc's CVE-2025-52881 family). Each test
+ * checks from outside: the container's mountinfo through /proc/PID/mountinfo, the host's files.
+ * @module
+ */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { needsRoot, tempDir, test } from "./_harness.ts";
+import { Container, type ContainerSpec } from "../mod.ts";
+import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
+
+const skip = needsRoot || (findStaticBusybox() === undefined && "needs a static busybox (busybox-static)");
+
+/** Runs `fn` with the native child on (`"1"`) or off (`"0"`: the forked path). */
+async function onPath<T>(value: string, fn: () => Promise<T>): Promise<T> {
+  const before = process.env.HAKO_NATIVE_SPAWN;
+  process.env.HAKO_NATIVE_SPAWN = value;
+  try {
+    return await fn();
+  } finally {
+    if (before === undefined) delete process.env.HAKO_NATIVE_SPAWN;
+    else process.env.HAKO_NATIVE_SPAWN = before;
+  }
+}
+
+/** The mount points of process `pid`, as its root sees them, each with its file system type (`/dev tmpfs`). */
+function mountPoints(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/mountinfo`, "utf8").trim().split("\n").map((l) => {
+    const [fields, after] = l.split(" - ");
+    return `${fields!.split(" ")[4]} ${after!.split(" ")[0]}`;
+  });
+}
+
+/**
+ * Starts `spec` (its command a long sleep), hands its mount points to `look`, and kills it.
+ * @returns The error of a container that was refused (undefined when it ran).
+ */
+async function startAndLook(spec: ContainerSpec, look: (points: string[]) => void): Promise<unknown> {
+  try {
+    await using c = await Container.create(spec);
+    await c.start();
+    try {
+      look(mountPoints(c.pid));
+    } finally {
+      c.kill("KILL");
+      await c.wait();
+    }
+  } catch (e) {
+    if (e instanceof assert.AssertionError) throw e;
+    return e;
+  }
+  return undefined;
+}
+
+/** The spec's tmpfs landed inside /proc (not the read-only bind of /proc/sys, nor the masked paths' tmpfs, which are outside /proc/sys). */
+const inProc = (points: string[]) => points.filter((p) => p.startsWith("/proc/sys/") && p.endsWith(" tmpfs"));
+
+for (const [path, value] of [["native", "1"], ["forked", "0"]] as const) {
+  test(
+    `a symlink a volume holds does not take a mount under that volume into /proc, nor its mkdir onto the host (${path})`,
+    async () => {
+      using t = tempDir("hako-test-fdres-");
+      execFileSync("chmod", ["0755", t.path]);
+      const rootfs = join(t.path, "rootfs");
+      buildRootfs(rootfs, { builder: "busybox" });
+      const volume = join(t.path, "volume"), host = join(t.path, "host");
+      mkdirSync(volume), mkdirSync(host);
+      // What another container sharing the volume left there: one link to a sysctl directory, one
+      // (a container in the host's pid namespace) through pid 1's root to a host directory.
+      symlinkSync("/proc/sys/kernel", join(volume, "k"));
+      symlinkSync(`/proc/1/root${host}`, join(volume, "h"));
+      for (const [i, target] of ["/vol/k", "/vol/h/made/here"].entries()) {
+        const error = await onPath(value, () =>
+          startAndLook({
+            name: `hako-test-fdres-${process.pid}-${value}-${i}`,
+            rootfs,
+            command: ["sleep", "30"],
+            namespaces: ["mount", "uts", "ipc"],
+            mounts: [{ type: "bind", source: volume, target: "/vol" }, { type: "tmpfs", target }],
+            stdio: "null",
+          }, (points) => {
+            assert.deepEqual(inProc(points), [], `${target}: no mount lands in /proc`);
+            assert.ok(points.includes(`${target} tmpfs`), `${target}: the tmpfs is where the spec put it`);
+          }));
+        assert.deepEqual(readdirSync(host), [], `${target}: nothing was made in the host's directory`);
+        // Refused (the symlink is not followed) or mounted where it was meant: never in /proc.
+        if (error !== undefined) assert.match(String(error), /mounts|ELOOP/, String(error));
+      }
+    },
+    { skip },
+  );
+}
+
+for (const [path, value] of [["native", "1"], ["forked", "0"]] as const) {
+  test(
+    `a container swapping a shared volume's directory for a symlink to /proc/sys/kernel in a loop never gets another's mount there (${path})`,
+    async () => {
+      using t = tempDir("hako-test-fdres-");
+      execFileSync("chmod", ["0755", t.path]);
+      const rootfs = join(t.path, "rootfs");
+      buildRootfs(rootfs, { builder: "busybox" });
+      const volume = join(t.path, "volume");
+      mkdirSync(join(volume, "d"), { recursive: true });
+      const swapper = await Container.create({
+        name: `hako-test-fdres-swap-${process.pid}-${value}`,
+        rootfs,
+        command: [
+          "sh",
+          "-c",
+          "cd /vol; while :; do rm -rf d; mkdir d; rm -rf d; ln -s /proc/sys/kernel d; done",
+        ],
+        mounts: [{ type: "bind", source: volume, target: "/vol" }],
+        stdio: "null",
+      });
+      let landed = 0, ran = 0, refused = 0;
+      try {
+        await swapper.start();
+        const until = Date.now() + 8000;
+        for (let i = 0; Date.now() < until && i < 40; i++) {
+          const error = await onPath(value, () =>
+            startAndLook({
+              name: `hako-test-fdres-race-${process.pid}-${value}`,
+              rootfs,
+              command: ["sleep", "30"],
+              mounts: [{ type: "bind", source: volume, target: "/vol" }, { type: "tmpfs", target: "/vol/d" }],
+              stdio: "null",
+            }, (points) => {
+              if (inProc(points).length) landed++;
+            }));
+          if (error === undefined) ran++;
+          else refused++;
+        }
+      } finally {
+        try {
+          swapper.kill("KILL");
+          await swapper.wait();
+        } catch { /* gone */ }
+        await swapper[Symbol.asyncDispose]();
+      }
+      assert.equal(landed, 0, `a mount landed in /proc (${landed} of ${ran} runs; ${refused} refused)`);
+      assert.ok(ran + refused > 0, "the racing container started at least once");
+      assert.ok(existsSync(join(volume)), "the volume is still there");
+      rmSync(join(volume, "d"), { recursive: true, force: true });
+    },
+    { skip },
+  );
+}
