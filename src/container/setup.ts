@@ -54,6 +54,7 @@ import {
   MNT_DETACH,
   MOVE_MOUNT_F_EMPTY_PATH,
   MS_BIND,
+  MS_MOVE,
   MS_NOATIME,
   MS_NODEV,
   MS_NODIRATIME,
@@ -65,7 +66,10 @@ import {
   MS_REC,
   MS_RELATIME,
   MS_REMOUNT,
+  MS_SHARED,
+  MS_SLAVE,
   MS_STRICTATIME,
+  MS_UNBINDABLE,
   O_CLOEXEC,
   O_CREAT,
   O_DIRECTORY,
@@ -622,7 +626,14 @@ const PROC_MOUNTS = new Set([
 ]);
 
 /** Mount flags a spec mount's options may not carry in a plain mount(2) (the general code handles them). */
-const NOT_PLAIN = 0x1000 /* BIND */ | 0x20 /* REMOUNT */ | 0x2000 /* MOVE */ | 0xf0000 /* propagation */;
+const NOT_PLAIN = MS_BIND | MS_REMOUNT | MS_MOVE;
+/**
+ * The propagation flags. (This mask was 0xf0000, which left MS_SHARED out and put MS_POSIXACL in:
+ * a "shared" option went to the native program's plain mount(2), the others to the forked path's
+ * `Mount.mount` — and on both a mount(2) with a propagation flag changes the propagation of the
+ * mount at its target and mounts nothing, so neither made the filesystem asked for.)
+ */
+const PROPAGATION_FLAGS = MS_SHARED | MS_PRIVATE | MS_SLAVE | MS_UNBINDABLE;
 
 /**
  * The spec's own mounts, inside the chroot: each target resolved in the rootfs, its missing
@@ -656,11 +667,17 @@ export function specMountCalls(ctx: SetupContext): PreparedCall[] {
       });
       return;
     }
-    const options = [...(m.options ?? []), ...(m.readonly ? ["ro"] : [])].join(",");
+    // Propagation options ("shared", "rslave", "private", "unbindable"…) apart, as runc's and
+    // crun's: the filesystem is mounted with the other options, then each propagation option is
+    // a mount(NULL, target, NULL, flag) of its own, in order — plain calls, on either path.
+    const all = [...(m.options ?? []), ...(m.readonly ? ["ro"] : [])];
+    const propagation = all.filter((o) => (parseOptions(o).flags & PROPAGATION_FLAGS) !== 0);
+    const options = all.filter((o) => !propagation.includes(o)).join(",");
     const { flags, data } = parseOptions(options);
     if (flags & NOT_PLAIN) {
       out.push({ op: "mount-options", source: m.source ?? m.type, target: at, type: m.type, options });
     } else out.push(preparedMount(m.source ?? m.type, at, m.type, flags, data || undefined));
+    for (const o of propagation) out.push(preparedMount(null, at, null, parseOptions(o).flags));
   });
   return out;
 }
