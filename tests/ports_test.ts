@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { join } from "node:path";
 import process from "node:process";
@@ -442,6 +442,51 @@ async function hostPortOf(l: ReturnType<typeof lab>, name: string, port: number,
   throw new Error(`${name} never published ${port}: ${run.stderr}`);
 }
 
+/**
+ * {@link fetchReply} from a child process of the test's runtime (the test's own event loop may be
+ * busy), and, when the reply does not come, what it got instead: each connection's error, what
+ * listens on the port (ss) and the host's links — enough to tell a closed proxy from a server gone.
+ */
+function fetchReplyOutside(port: number, want: string): string {
+  const code = `
+    const { connect } = await import("node:net");
+    const once = () => new Promise((resolve) => {
+      const s = connect({ host: "127.0.0.1", port: ${port} });
+      let got = "";
+      s.setTimeout(5000, () => s.destroy());
+      s.on("data", (d) => (got += d));
+      s.on("error", (e) => (process.stderr.write(e.code + " "), resolve(got)));
+      s.on("close", () => resolve(got));
+      s.end();
+    });
+    let got = "";
+    for (let i = 0; i < 50 && got !== ${JSON.stringify(want)}; i++) {
+      got = await once();
+      if (got !== ${JSON.stringify(want)}) await new Promise((r) => setTimeout(r, 100));
+    }
+    process.stdout.write(got);`;
+  const argv = runtime === "bun" ? ["-e", code] : ["eval", code];
+  const r = spawnSync(process.execPath, argv, { encoding: "utf8", timeout: 60_000 });
+  if (r.stdout !== want) {
+    const ss = spawnSync("ss", ["-ltnp", `sport = :${port}`], { encoding: "utf8" }).stdout;
+    return `${r.stdout} [errors: ${r.stderr}] [${ss}] [${links()}]`;
+  }
+  return r.stdout;
+}
+
+/**
+ * A server that answers `reply` to each connection until /ctl/stop exists, then exits 0. (Not a
+ * one-shot `nc -l`: a stray connection to the host port — another test's probe of a port the
+ * kernel handed out again — would end it before the test's client is served.)
+ */
+const UNTIL_STOPPED = (reply: string) => ["sh", "-c", `until [ -e /ctl/stop ]; do nc -l -p 80 -e echo ${reply}; done`];
+
+/** Makes the {@link UNTIL_STOPPED} server end: the stop file, then one connection to wake it. */
+async function stopServing(dir: string, port: number): Promise<void> {
+  writeFileSync(join(dir, "stop"), "");
+  await fetchOnce(port);
+}
+
 /** Whether a TCP connection to the host's port is refused (nothing listens any more). */
 function refused(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -467,23 +512,24 @@ for (const path of ["native", "forked"] as const) {
           once,
           "-p",
           "0:80",
+          "-v",
+          `${l.dir}:/ctl`,
           "--rootfs",
           l.rootfs,
           "--",
-          "nc",
-          "-l",
-          "-p",
-          "80",
-          "-e",
-          "echo",
-          "hi",
+          ...UNTIL_STOPPED("hi"),
         );
         const port = await hostPortOf(l, once, 80, run);
         const veth = defaultVethHostName(once);
         assert.ok(links().includes(veth), "its veth is there while it runs");
         const info = JSON.parse(l.ok("inspect", once))[0];
         assert.deepEqual(info.NetworkSettings.Ports["80/tcp"], [{ HostIp: "0.0.0.0", HostPort: String(port) }]);
-        assert.equal(await fetchReply(port, "hi\n"), "hi\n", "a client on the host reads the container's reply");
+        assert.equal(
+          fetchReplyOutside(port, "hi\n"),
+          "hi\n",
+          `a client on the host reads the container's reply: ${run.stderr}`,
+        );
+        await stopServing(l.dir, port);
         assert.equal(await run.exited, 0, run.stderr);
         assert.ok(await refused(port), "the port is closed once hako run has exited");
         assert.ok(!links().includes(veth), "its veth is gone");
@@ -514,7 +560,7 @@ for (const path of ["native", "forked"] as const) {
           "up",
         );
         const port = await hostPortOf(l, term, 80, run);
-        assert.equal(await fetchReply(port, "up\n"), "up\n");
+        assert.equal(fetchReplyOutside(port, "up\n"), "up\n");
         // (process.kill, not child.kill: Deno's child_process then reports the signal it sent as the way it ended)
         process.kill(run.child.pid!, "SIGTERM");
         const code = await run.exited;
@@ -560,14 +606,16 @@ test(
       rootfs: l.rootfs,
       namespaces: ["mount", "uts", "ipc", "pid", "net"],
       network: { veth: { ...pair }, ports: [{ containerPort: 80, hostPort: 0 }] },
-      command: ["nc", "-l", "-p", "80", "-e", "echo", "spec"],
+      mounts: [{ type: "bind", source: l.dir, target: "/ctl" }],
+      command: UNTIL_STOPPED("spec"),
     };
     const file = join(l.dir, "web.ts");
     writeFileSync(file, `export default ${JSON.stringify(spec)};\n`);
     {
       using run = startRun(l, {}, file);
       const port = await hostPortOf(l, name, 80, run);
-      assert.equal(await fetchReply(port, "spec\n"), "spec\n");
+      assert.equal(fetchReplyOutside(port, "spec\n"), "spec\n", run.stderr);
+      await stopServing(l.dir, port);
       assert.equal(await run.exited, 0, run.stderr);
       assert.ok(await refused(port));
       assert.ok(!links().includes(defaultVethHostName(name)));
@@ -581,13 +629,15 @@ test(
     assert.ok(!links().includes(defaultVethHostName(l.name("lib"))));
     // …and with publishPorts (mod.ts) held around it, it is served.
     const { publishPorts } = await import("../mod.ts");
+    rmSync(join(l.dir, "stop")); // (the server of the run above was stopped by it)
     const libSpec = { ...spec, name: l.name("lib2") } as never;
     using published = await publishPorts(libSpec, { log: () => {} });
     const c = await Container.create(libSpec, { portsPublished: true });
     try {
       await c.start();
       assert.equal(await fetchReply(published.ports[0]!.hostPort, "spec\n"), "spec\n");
-      await c.wait();
+      await stopServing(l.dir, published.ports[0]!.hostPort);
+      assert.equal((await c.wait()).code, 0);
     } finally {
       c.delete();
     }
