@@ -8,6 +8,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import process from "node:process";
 import { deepEqual, equal, match, ok } from "node:assert/strict";
@@ -221,6 +222,90 @@ for (const path of PATHS) {
     deepEqual([unknown.code, JSON.parse(unknown.stdout)], [1, []]);
     match(unknown.stderr, /no such container/);
   }, { skip });
+}
+
+/** A free port on the host, taken by a listener of the test until `close`. */
+async function takePort(): Promise<{ port: number; close(): Promise<void> }> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen({ port: 0, host: "0.0.0.0" }, () => r()));
+  const port = (s.address() as { port: number }).port;
+  return { port, close: () => new Promise<void>((r) => s.close(() => r())) };
+}
+
+for (const path of PATHS) {
+  test(
+    `hako run and run -d (${path}): docker's 125 when hako failed, 126 when the command cannot be executed, 127 when it is not found`,
+    async () => {
+      using l = lab(path);
+      const held = l.name("held");
+      equal(l.hako("run", "-d", "--name", held, "--rootfs", "rootfs", "--", "sleep", "60").code, 0);
+      const taken = await takePort();
+      try {
+        for (const mode of [[], ["-d"]]) {
+          const how = mode.length ? "run -d" : "run";
+          const run = (...a: string[]) => l.hako("run", ...mode, ...a);
+          const n = (x: string) => l.name(`${x}${mode.length}`);
+          const cases: Array<[number, string[], RegExp]> = [
+            [127, ["--name", n("nf"), "--rootfs", "rootfs", "--", "/nonexistent"], /ENOENT/],
+            [126, ["--name", n("nx"), "--rootfs", "rootfs", "--", "/etc/passwd"], /EACCES/],
+            [125, ["--name", n("cap"), "--cap-add", "BOGUS", "--rootfs", "rootfs", "--", "true"], /--cap-add/],
+            [125, ["--name", n("nr"), "--rootfs", "rootfs-missing", "--", "true"], /rootfs/],
+            [
+              125,
+              ["--name", n("im"), "--image", `nosuch-${l.name("img")}:1`, "--", "true"],
+              /no such file, nor an image/,
+            ],
+            [125, ["--name", held, "--rootfs", "rootfs", "--", "true"], new RegExp(held)],
+            [125, ["--name", n("port"), "-p", `${taken.port}:80`, "--rootfs", "rootfs", "--", "true"], /is taken/],
+          ];
+          for (const [code, args, why] of cases) {
+            const r = run(...args);
+            equal(r.code, code, `hako ${how} ${args.join(" ")}: ${r.stdout}${r.stderr}`);
+            match(r.stderr, why, `hako ${how} ${args.join(" ")}`);
+            equal(r.stdout, "", "no name printed for a container that did not start");
+          }
+          // Nothing of those is left: only the container that holds its name.
+          equal(l.hako("ps", "-a", "-q").stdout, `${held}\n`, how);
+        }
+      } finally {
+        await taken.close();
+      }
+    },
+    { skip },
+  );
+
+  test(
+    `hako inspect (${path}): docker's Config.Tty, Config.OpenStdin, HostConfig.PortBindings and NetworkMode`,
+    () => {
+      using l = lab(path);
+      const tty = l.name("tty"), plain = l.name("plain"), hostNet = l.name("host");
+      const r = l.hako(
+        ...["run", "-d", "-t", "-i", "--name", tty, "-p", "127.0.0.1::80", "-p", "81", "-p", "0:82"],
+        ...["--rootfs", "rootfs", "--", "sleep", "60"],
+      );
+      equal(r.code, 0, r.stderr);
+      equal(l.hako("run", "-d", "--name", plain, "--rootfs", "rootfs", "--", "sleep", "60").code, 0);
+      const h = l.hako("run", "-d", "--network", "host", "--name", hostNet, "--rootfs", "rootfs", "--", "sleep", "60");
+      equal(h.code, 0, h.stderr);
+      const [a, b, c] = JSON.parse(l.hako("inspect", tty, plain, hostNet).stdout);
+      deepEqual([a.Config.Tty, a.Config.OpenStdin, a.HostConfig.NetworkMode], [true, true, "veth"]);
+      deepEqual(a.HostConfig.PortBindings, {
+        "80/tcp": [{ HostIp: "127.0.0.1", HostPort: "" }],
+        "81/tcp": [{ HostIp: "", HostPort: "" }],
+        "82/tcp": [{ HostIp: "", HostPort: "" }],
+      });
+      // (-dt -p: the supervisor publishes a container on a terminal too)
+      deepEqual(Object.keys(a.NetworkSettings.Ports).sort(), ["80/tcp", "81/tcp", "82/tcp"]);
+      deepEqual([b.Config.Tty, b.Config.OpenStdin, b.HostConfig.NetworkMode, b.HostConfig.PortBindings], [
+        false,
+        false,
+        "none",
+        {},
+      ]);
+      equal(c.HostConfig.NetworkMode, "host");
+    },
+    { skip },
+  );
 }
 
 test("a mistyped command gets a suggestion, not the whole help", () => {

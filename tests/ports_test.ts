@@ -9,9 +9,9 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { join } from "node:path";
 import process from "node:process";
@@ -22,7 +22,7 @@ import { parseRunArgs, withImageDefaults } from "../src/cli/run.ts";
 import { inspectPorts, parsePublish, portLines, portsCell, PUBLISH_CONFLICT } from "../src/cli/_publish.ts";
 import { UsageError } from "../src/cli/_args.ts";
 import { Checker } from "../src/container/_spec_shape.ts";
-import { portsOf } from "../src/container/_spec_fields.ts";
+import { defaultVethHostName, portsOf } from "../src/container/_spec_fields.ts";
 import { which } from "../src/process.ts";
 import { allocateVethSubnet, type HostNetwork, parseCidr } from "../src/network.ts";
 
@@ -58,11 +58,14 @@ test("-p takes docker's forms and refuses ranges, udp, IPv6 and bad numbers, nam
   }
 });
 
-test("-p with --network none is refused as docker refuses it; -p implies --network veth; -p needs -d", () => {
+test("-p with --network none is refused as docker refuses it; -p implies --network veth, with -d or without", () => {
   const run = (...a: string[]) => parseRunArgs(["--rootfs", "/r", ...a, "--", "sh"]);
   assert.throws(() => run("-d", "--network", "none", "-p", "80"), new RegExp(PUBLISH_CONFLICT));
   assert.throws(() => run("-d", "--network", "host", "-P"), /port publishing and --network host conflict/);
-  assert.throws(() => run("-p", "80"), /-p\/-P go with -d/);
+  assert.throws(() => run("--network", "none", "-p", "80"), new RegExp(PUBLISH_CONFLICT));
+  // (docker publishes for a foreground run too: the foreground hako run holds the proxy)
+  assert.deepEqual(run("-p", "8080:80").quick!.docker?.publish, [{ containerPort: 80, hostPort: 8080 }]);
+  assert.equal(run("-p", "80").quick!.docker?.network, "veth");
   const q = run("-d", "-p", "8080:80", "-p", "81").quick!;
   assert.equal(q.docker?.network, "veth");
   assert.deepEqual(q.docker?.publish, [{ containerPort: 80, hostPort: 8080 }, { containerPort: 81, hostPort: 0 }]);
@@ -395,6 +398,251 @@ test(
     l.ok("run", "-d", "--name", l.name("other"), "--rootfs", l.rootfs, "--", "sleep", "60");
     assert.equal(await fetchReply(port, "hi\n"), "hi\n");
     assert.equal(l.ok("port", web), `80/tcp -> 0.0.0.0:${port}\n`);
+  },
+  { skip },
+);
+
+// ---- the foreground: hako run -p holds the proxy itself ---------------------------------------
+
+/** `hako run ARGS…` started in the background (the test's child), its output gathered. */
+function startRun(l: ReturnType<typeof lab>, env: Record<string, string>, ...args: string[]) {
+  const child = spawn(CLI[0]!, [...CLI.slice(1), "run", ...args], {
+    env: { ...process.env as Record<string, string>, HAKO_STATE_DIR: l.state, NO_COLOR: "1", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "", stderr = "";
+  child.stdout!.on("data", (d) => (stdout += d));
+  child.stderr!.on("data", (d) => (stderr += d));
+  const exited = new Promise<number | string | null>((resolve) =>
+    child.on("close", (code, sig) => resolve(code ?? sig))
+  );
+  return {
+    child,
+    exited,
+    get stdout() {
+      return stdout;
+    },
+    get stderr() {
+      return stderr;
+    },
+    /** Kills it if it still runs (the test failed half-way). */
+    [Symbol.dispose]() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    },
+  };
+}
+
+/** The host port `hako port NAME PORT` says, once the foreground run has published it. */
+async function hostPortOf(l: ReturnType<typeof lab>, name: string, port: number, run: { stderr: string }) {
+  for (let i = 0; i < 300; i++) {
+    const r = l.hako("port", name, String(port));
+    if (r.code === 0 && r.stdout.trim()) return Number(r.stdout.trim().split(":").pop());
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${name} never published ${port}: ${run.stderr}`);
+}
+
+/**
+ * {@link fetchReply} from a child process of the test's runtime (the test's own event loop may be
+ * busy), and, when the reply does not come, what it got instead: each connection's error, what
+ * listens on the port (ss) and the host's links — enough to tell a closed proxy from a server gone.
+ */
+function fetchReplyOutside(port: number, want: string): string {
+  const code = `
+    const { connect } = await import("node:net");
+    const once = () => new Promise((resolve) => {
+      const s = connect({ host: "127.0.0.1", port: ${port} });
+      let got = "";
+      s.setTimeout(5000, () => s.destroy());
+      s.on("data", (d) => (got += d));
+      s.on("error", (e) => (process.stderr.write(e.code + " "), resolve(got)));
+      s.on("close", () => resolve(got));
+      s.end();
+    });
+    let got = "";
+    for (let i = 0; i < 50 && got !== ${JSON.stringify(want)}; i++) {
+      got = await once();
+      if (got !== ${JSON.stringify(want)}) await new Promise((r) => setTimeout(r, 100));
+    }
+    process.stdout.write(got);`;
+  const argv = runtime === "bun" ? ["-e", code] : ["eval", code];
+  const r = spawnSync(process.execPath, argv, { encoding: "utf8", timeout: 60_000 });
+  if (r.stdout !== want) {
+    const ss = spawnSync("ss", ["-ltnp", `sport = :${port}`], { encoding: "utf8" }).stdout;
+    return `${r.stdout} [errors: ${r.stderr}] [${ss}] [${links()}]`;
+  }
+  return r.stdout;
+}
+
+/**
+ * A server that answers `reply` to each connection until /ctl/stop exists, then exits 0. (Not a
+ * one-shot `nc -l`: a stray connection to the host port — another test's probe of a port the
+ * kernel handed out again — would end it before the test's client is served.)
+ */
+const UNTIL_STOPPED = (reply: string) => ["sh", "-c", `until [ -e /ctl/stop ]; do nc -l -p 80 -e echo ${reply}; done`];
+
+/** Makes the {@link UNTIL_STOPPED} server end: the stop file, then one connection to wake it. */
+async function stopServing(dir: string, port: number): Promise<void> {
+  writeFileSync(join(dir, "stop"), "");
+  await fetchOnce(port);
+}
+
+/** Whether a TCP connection to the host's port is refused (nothing listens any more). */
+function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host: "127.0.0.1", port });
+    s.on("connect", () => (s.destroy(), resolve(false)));
+    s.on("error", (e) => resolve((e as { code?: string }).code === "ECONNREFUSED"));
+  });
+}
+
+for (const path of ["native", "forked"] as const) {
+  test(
+    `hako run -p in the foreground forwards the port while it runs; the port, the veth and the record go when it ends, on SIGTERM too, and when the start fails (${path})`,
+    async () => {
+      const env: Record<string, string> = path === "forked" ? { HAKO_NATIVE_SPAWN: "0" } : {};
+      using l = lab(env);
+      // 1. One connection: nc answers once and exits, and hako run with it (its code, 0).
+      const once = l.name("fg");
+      {
+        using run = startRun(
+          l,
+          env,
+          "--name",
+          once,
+          "-p",
+          "0:80",
+          "-v",
+          `${l.dir}:/ctl`,
+          "--rootfs",
+          l.rootfs,
+          "--",
+          ...UNTIL_STOPPED("hi"),
+        );
+        const port = await hostPortOf(l, once, 80, run);
+        const veth = defaultVethHostName(once);
+        assert.ok(links().includes(veth), "its veth is there while it runs");
+        const info = JSON.parse(l.ok("inspect", once))[0];
+        assert.deepEqual(info.NetworkSettings.Ports["80/tcp"], [{ HostIp: "0.0.0.0", HostPort: String(port) }]);
+        assert.equal(
+          fetchReplyOutside(port, "hi\n"),
+          "hi\n",
+          `a client on the host reads the container's reply: ${run.stderr}`,
+        );
+        await stopServing(l.dir, port);
+        assert.equal(await run.exited, 0, run.stderr);
+        assert.ok(await refused(port), "the port is closed once hako run has exited");
+        assert.ok(!links().includes(veth), "its veth is gone");
+        assert.equal(l.hako("inspect", once).code, 1, "no record is left");
+      }
+      // 2. SIGTERM to hako run: passed on (nc, PID 1, ignores it), then SIGKILL after the stop
+      // timeout; the ports and the veth are released all the same.
+      const term = l.name("term");
+      {
+        using run = startRun(
+          l,
+          env,
+          "--name",
+          term,
+          "--stop-timeout",
+          "1",
+          "-p",
+          "127.0.0.1::80",
+          "--rootfs",
+          l.rootfs,
+          "--",
+          "nc",
+          "-ll",
+          "-p",
+          "80",
+          "-e",
+          "echo",
+          "up",
+        );
+        const port = await hostPortOf(l, term, 80, run);
+        assert.equal(fetchReplyOutside(port, "up\n"), "up\n");
+        // (process.kill, not child.kill: Deno's child_process then reports the signal it sent as the way it ended)
+        process.kill(run.child.pid!, "SIGTERM");
+        const code = await run.exited;
+        assert.ok(code === 137 || code === 143, `exit ${code}: ${run.stderr}`);
+        assert.ok(await refused(port), "the port is closed after SIGTERM");
+        assert.ok(!links().includes(defaultVethHostName(term)), "its veth is gone");
+        assert.equal(l.hako("inspect", term).code, 1, "no record is left");
+      }
+      // 3. A start that fails: a taken host port is docker's 125 with nothing made; a command not
+      // found is 127, and the port it had bound is free again.
+      const taken = await takePort();
+      try {
+        const bad = l.name("taken");
+        const r = l.hako("run", "--name", bad, "-p", `${taken.port}:80`, "--rootfs", l.rootfs, "--", "true");
+        assert.equal(r.code, 125, r.stderr);
+        assert.match(r.stderr, new RegExp(`the host port 0\\.0\\.0\\.0:${taken.port} is taken`));
+        assert.ok(!links().includes(defaultVethHostName(bad)), "no veth was made");
+      } finally {
+        await taken.close();
+      }
+      const free = await takePort();
+      await free.close();
+      const missing = l.name("missing");
+      const r = l.hako("run", "--name", missing, "-p", `${free.port}:80`, "--rootfs", l.rootfs, "--", "/nonexistent");
+      assert.equal(r.code, 127, r.stderr);
+      assert.ok(await refused(free.port), "the port it bound is released");
+      assert.ok(!links().includes(defaultVethHostName(missing)), "its veth is gone");
+      assert.equal(l.hako("ps", "-a", "-q").stdout, "", "no record is left");
+    },
+    { skip },
+  );
+}
+
+test(
+  "a spec module with network.ports run in the foreground publishes them; the library's Container.create refuses them unless told they are published",
+  async () => {
+    using l = lab();
+    const name = l.name("spec");
+    const { allocateVethSubnet } = await import("../src/network.ts");
+    const pair = allocateVethSubnet();
+    const spec = {
+      name,
+      rootfs: l.rootfs,
+      namespaces: ["mount", "uts", "ipc", "pid", "net"],
+      network: { veth: { ...pair }, ports: [{ containerPort: 80, hostPort: 0 }] },
+      mounts: [{ type: "bind", source: l.dir, target: "/ctl" }],
+      command: UNTIL_STOPPED("spec"),
+    };
+    const file = join(l.dir, "web.ts");
+    writeFileSync(file, `export default ${JSON.stringify(spec)};\n`);
+    {
+      using run = startRun(l, {}, file);
+      const port = await hostPortOf(l, name, 80, run);
+      assert.equal(fetchReplyOutside(port, "spec\n"), "spec\n", run.stderr);
+      await stopServing(l.dir, port);
+      assert.equal(await run.exited, 0, run.stderr);
+      assert.ok(await refused(port));
+      assert.ok(!links().includes(defaultVethHostName(name)));
+    }
+    // The library: no one would hold the proxy, so the field is refused by its path, nothing made.
+    const { Container } = await import("../src/container/container.ts");
+    await assert.rejects(
+      () => Container.create({ ...spec, name: l.name("lib") } as never),
+      (e: Error) => e.name === "SpecError" && /network\.ports: .*publishPorts/.test(e.message),
+    );
+    assert.ok(!links().includes(defaultVethHostName(l.name("lib"))));
+    // …and with publishPorts (mod.ts) held around it, it is served.
+    const { publishPorts } = await import("../mod.ts");
+    rmSync(join(l.dir, "stop")); // (the server of the run above was stopped by it)
+    const libSpec = { ...spec, name: l.name("lib2") } as never;
+    using published = await publishPorts(libSpec, { log: () => {} });
+    const c = await Container.create(libSpec, { portsPublished: true });
+    try {
+      await c.start();
+      assert.equal(await fetchReply(published.ports[0]!.hostPort, "spec\n"), "spec\n");
+      await stopServing(l.dir, published.ports[0]!.hostPort);
+      assert.equal((await c.wait()).code, 0);
+    } finally {
+      c.delete();
+    }
+    published.close();
+    assert.ok(await refused(published.ports[0]!.hostPort));
   },
   { skip },
 );

@@ -40,6 +40,20 @@ export function programExitCode(e: unknown): number {
 }
 
 /**
+ * The exit code of a container that the supervisor failed to start (`hako run -d`), from its
+ * error reply (pure): the name, step and errno it carries (`protocol.ts`'s `ErrorReply`), as
+ * {@link programExitCode} for a thrown error. Anything else that failed before the command ran —
+ * the name taken, the image's extraction, the supervisor unreachable — is hako's: 125.
+ * @param reply The reply's error (or a thrown error), or undefined when none was kept.
+ */
+export function replyExitCode(reply: { name?: string; step?: string; code?: string } | undefined): number {
+  if (reply?.name === "SetupError" && reply.step === "exec" && typeof reply.code === "string") {
+    return programExitCode({ ...reply, cause: { name: "SyscallError", code: reply.code } });
+  }
+  return programExitCode(reply);
+}
+
+/**
  * Runs a command that runs a container's program: a message error is printed as `hako NAME: …`
  * and becomes docker's exit code ({@link programExitCode}); anything else is thrown on.
  * @param name The command's name, for the message.

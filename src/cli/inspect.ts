@@ -24,9 +24,9 @@ export const usage = `Usage: hako inspect [-f json|TEMPLATE] <name>...
 
 Prints a JSON array with one object per container, as docker inspect: Id and Name (its name),
 Created, State {Status, Running, Pid, ExitCode, Signal, OOMKilled, StartedAt, FinishedAt, Error},
-Config {Cmd, Env, Hostname, User, WorkingDir, Image, Labels, ExposedPorts}, HostConfig {Memory
-(bytes, 0: no limit), NanoCpus (0: no limit), PidsLimit (null: no limit), ReadonlyRootfs, CapAdd,
-CapDrop, NetworkMode, AutoRemove}, Mounts, NetworkSettings {Ports, IPAddress}, and Hako: hako's own record (its spec, rootfs, cgroup, live
+Config {Cmd, Env, Hostname, User, WorkingDir, Image, Labels, Tty, OpenStdin, ExposedPorts},
+HostConfig {Memory (bytes, 0: no limit), NanoCpus (0: no limit), PidsLimit (null: no limit),
+ReadonlyRootfs, CapAdd, CapDrop, NetworkMode (none, host or veth), PortBindings, AutoRemove}, Mounts, NetworkSettings {Ports, IPAddress}, and Hako: hako's own record (its spec, rootfs, cgroup, live
 figures). Status is docker's word: created, running, exited, dead, or unknown (a damaged record).
 
 Options:
@@ -117,6 +117,9 @@ export function inspectObject(
       WorkingDir: resolved?.workdir ?? spec.workdir ?? "/",
       Image: typeof docker.image === "string" ? docker.image : r.image,
       Labels: docker.labels ?? {},
+      // (-t, -i of `hako run -d`, as docker.json records them: docker's Config.Tty and OpenStdin)
+      Tty: docker.tty === true,
+      OpenStdin: docker.openStdin === true,
       // (docker's: the image's ExposedPorts and the published container ports)
       ...(exposedPorts(docker, spec) ? { ExposedPorts: exposedPorts(docker, spec) } : {}),
     },
@@ -128,6 +131,8 @@ export function inspectObject(
       CapAdd: changes.add ? [...changes.add] : null,
       CapDrop: changes.drop ? [...changes.drop] : null,
       NetworkMode: resolved ? (ns.includes("net") ? (resolved.veth ? "veth" : "none") : "host") : "",
+      // (what was asked for, as docker's: a host port 0 (a free one) is "", the address "" for all)
+      PortBindings: portBindings(spec),
       AutoRemove: docker.autoRemove === true,
       RestartPolicy: restartPolicyOf(spec.restart),
     },
@@ -143,6 +148,25 @@ export function inspectObject(
     },
     Hako: { ...info, record: r },
   };
+}
+
+/**
+ * HostConfig.PortBindings (docker's `{ "80/tcp": [{ HostIp: "", HostPort: "8080" }] }`, pure): the
+ * spec's `network.ports` as asked for — docker's `-p 80` records HostPort "" and `-p 8080:80`
+ * HostIp "" — whether or not the container runs (NetworkSettings.Ports has the bound ones).
+ */
+export function portBindings(
+  spec: StateRecord["spec"],
+): Record<string, Array<{ HostIp: string; HostPort: string }>> {
+  const out: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
+  const ports = Array.isArray(spec.network?.ports) ? spec.network.ports : [];
+  for (const p of ports) {
+    (out[`${p.containerPort}/${p.protocol ?? "tcp"}`] ??= []).push({
+      HostIp: p.hostIp ?? "",
+      HostPort: p.hostPort ? String(p.hostPort) : "",
+    });
+  }
+  return out;
 }
 
 /** Config.ExposedPorts (docker's `{ "80/tcp": {} }`): the image's, and each published container port; undefined for none. */

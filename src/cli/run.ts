@@ -3,7 +3,7 @@
  * flags: `hako run [-d] [--rm] [-e K=V]… (--rootfs DIR | --image TAR) -- CMD…`.
  * @module
  */
-import { withProgramExitCodes } from "./_exit_codes.ts";
+import { EXIT_HAKO_FAILED, MESSAGE_ERRORS, replyExitCode, withProgramExitCodes } from "./_exit_codes.ts";
 import { parseRestartFlag, type RestartPolicy } from "../container/restart_policy.ts";
 import { nonEmpty, parseArgs, type ParsedArgs, quoted, stringOption, stringsOption, UsageError } from "./_args.ts";
 import {
@@ -128,10 +128,11 @@ A quick container's options (docker run's):
                           loopback only; host: the host's network, its resolv.conf and hosts
                           read-only; veth: a veth pair to the host, a /30 of 10.213.0.0/16
                           (HAKO_VETH_RANGE) hako picks, free again when the container goes
-  -p, --publish <[IP:][HOSTPORT:]PORT[/tcp]>  With -d: forward the host's port (0 or none: a free
-                          one) to the container's PORT (again for more; implies --network veth;
-                          the supervisor proxies it, as docker-proxy; 'hako port NAME' lists them)
-  -P, --publish-all     With -d: publish every port the image exposes, each to a free host port
+  -p, --publish <[IP:][HOSTPORT:]PORT[/tcp]>  Forward the host's port (0 or none: a free one) to
+                          the container's PORT (again for more; implies --network veth; proxied
+                          as docker-proxy does, by the supervisor with -d, else by this hako run
+                          until the container ends; 'hako port NAME' lists them)
+  -P, --publish-all     Publish every port the image exposes, each to a free host port
   -l, --label <k=v>     Recorded with a -d container ('hako inspect' shows them)
       --userns          A user namespace mapping the caller to root (also --rootless; implied for a
                           caller without root)
@@ -289,9 +290,6 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
     }
     const restart = restartFlag(stringOption(values, "restart"), detach, values.rm === true);
     const docker = dockerFlags(values, envs);
-    if ((docker.publish?.length || docker.publishAll) && !detach) {
-      throw new UsageError("-p/-P go with -d: the supervisor forwards a published port while the container runs");
-    }
     return {
       help: false,
       args: [],
@@ -608,7 +606,10 @@ async function runQuick(
     const varDir = await imageVarDir();
     const img = findImage(varDir, q.image);
     if (!img) {
-      throw new UsageError(
+      // (not a bad command line but an image hako cannot find: docker's "Unable to find image", 125)
+      const { SetupError } = await import("../errors.ts");
+      throw new SetupError(
+        "image",
         `--image ${quoted(q.image)}: no such file, nor an image of that name ('hako images' lists them; ` +
           "'hako image import FILE' or 'hako load' adds one)",
       );
@@ -719,14 +720,28 @@ async function runQuickOn(
       ...(options.interactive ? { openStdin: true } : {}),
       ...(size ? { consoleSize: { rows: size.rows, columns: size.columns } } : {}),
     };
-    return await startSpecs([{ spec: options.init ? { ...spec, init: true } : spec }], {
-      quiet: true,
-      ...(Object.keys(record).length
-        ? {
-          onReserved: (dir: string) => writeFileSync(`${dir}/${DOCKER_FILE}`, JSON.stringify(record), { mode: 0o600 }),
-        }
-        : {}),
-    });
+    // docker's codes when the container never ran (docker run -d exits 125 for a port that is
+    // taken, an image it cannot use, a name in use…; 126/127 when its command cannot run): the
+    // supervisor's reply names the step and errno (replyExitCode); anything else is hako's, 125.
+    let failure: { name?: string; step?: string; code?: string } | undefined;
+    try {
+      const code = await startSpecs([{ spec: options.init ? { ...spec, init: true } : spec }], {
+        quiet: true,
+        onFailed: (_, e) => void (failure ??= e),
+        ...(Object.keys(record).length
+          ? {
+            onReserved: (dir: string) =>
+              writeFileSync(`${dir}/${DOCKER_FILE}`, JSON.stringify(record), { mode: 0o600 }),
+          }
+          : {}),
+      });
+      return code === 0 ? 0 : replyExitCode(failure);
+    } catch (e) {
+      // (the supervisor could not be reached or started: a message error keeps its own code)
+      if (e instanceof UsageError || MESSAGE_ERRORS.includes((e as Error)?.name)) throw e;
+      host().stderr(`hako run: ${(e as Error)?.message ?? String(e)}\n`);
+      return EXIT_HAKO_FAILED;
+    }
   }
   const { runForeground } = await import("../runner/spec_module.ts");
   return await runForeground(spec, undefined, options);

@@ -232,6 +232,11 @@ export interface StartSpecsOptions {
    * extracted and the supervisor starts it: `hako run -d` writes its labels and `--rm` there.
    */
   readonly onReserved?: (dir: string, spec: ContainerSpec) => void;
+  /**
+   * Called with each container that failed to start and why: what was thrown, or the
+   * supervisor's error reply (`hako run -d` turns it into docker's exit code).
+   */
+  readonly onFailed?: (name: string, error: { name?: string; step?: string; code?: string; message: string }) => void;
 }
 
 /**
@@ -267,8 +272,15 @@ export async function startSpecs(
   const client = await SupervisorClient.connect();
   // Who the supervisor is (its records' owner, its binary), to judge its records should it die.
   const supervisor = await whoServes(client, state.identify);
-  const report = (name: string, error?: string, warning?: string) => {
+  const report = (
+    name: string,
+    error?: string | { name?: string; step?: string; code?: string; message: string },
+    warning?: string,
+  ) => {
     done++;
+    if (typeof error === "object") opts.onFailed?.(name, error);
+    else if (error !== undefined) opts.onFailed?.(name, { message: error });
+    if (typeof error === "object") error = error.message;
     if (tty) h.stderr("\r\x1b[K");
     if (error === undefined) {
       h.stdout(`${name}\n`);
@@ -287,14 +299,14 @@ export async function startSpecs(
       try {
         store.reserve(reservation(spec, file, self, resolveSpec, state.recordImage));
       } catch (e) {
-        report(spec.name, (e as Error).message);
+        report(spec.name, e as Error);
         continue;
       }
       try {
         opts.onReserved?.(store.dir(spec.name), spec);
       } catch (e) {
         dropReservation(store, spec.name, self);
-        report(spec.name, (e as Error).message);
+        report(spec.name, e as Error);
         continue;
       }
       const r = spec.rootfs;
@@ -304,7 +316,7 @@ export async function startSpecs(
           await extractRootfs(r.tarball, r.path, r.owner ? { owner: r.owner } : {});
         } catch (e) {
           dropReservation(store, spec.name, self);
-          report(spec.name, (e as Error).message);
+          report(spec.name, e as Error);
           continue;
         }
       }
@@ -314,7 +326,7 @@ export async function startSpecs(
             if (res.ok) return report(spec.name);
             if (res.error?.name !== "SupervisorError") {
               dropReservation(store, spec.name, self); // (the supervisor never took it over)
-              return report(spec.name, res.error!.message);
+              return report(spec.name, res.error!);
             }
             // The connection failed, not the container: its record says what became of it.
             const v = await afterLostSupervisor(store, spec.name, self, supervisor, res.error.message);

@@ -123,6 +123,13 @@ export interface CreateOptions {
    * supervisor passes its own.
    */
   readonly events?: { readonly restartCount?: number; readonly log?: (line: string) => void };
+  /**
+   * True when the caller publishes the spec's `network.ports` itself for the container's life
+   * (`publishPorts` of mod.ts, which the supervisor and `hako run` use too): a container only makes
+   * the veth, and someone who outlives it must hold the proxy. Without it a spec with ports is
+   * refused (`network.ports`) rather than run with nothing published.
+   */
+  readonly portsPublished?: boolean;
 }
 
 /** Failures of {@link Container.create} that were a forked child's crash, worth making it again. */
@@ -394,6 +401,14 @@ export class Container {
   static async #createOnce(input: ContainerSpec, options: CreateOptions): Promise<Container> {
     let spec = resolveSpec(input);
     assertValidTty(options.tty, spec);
+    // (a security-relevant field is never a silent no-op: who holds the proxy must say so)
+    if ((input.network?.ports?.length ?? 0) > 0 && options.portsPublished !== true) {
+      throw new SpecError([{
+        path: "network.ports",
+        message:
+          "published ports need a process that holds their proxy while the container runs: hako run, hako start and the supervisor do; a library caller calls publishPorts(spec) (mod.ts) first, closes it after, and passes { portsPublished: true } to Container.create",
+      }]);
+    }
     if (options.tty && options.stdio) {
       throw new ConfigError(
         "tty",

@@ -59,6 +59,7 @@ import {
   MOVE_MOUNT_F_EMPTY_PATH,
   MOVE_MOUNT_T_EMPTY_PATH,
   MS_BIND,
+  MS_MOVE,
   MS_NOATIME,
   MS_NODEV,
   MS_NODIRATIME,
@@ -70,7 +71,10 @@ import {
   MS_REC,
   MS_RELATIME,
   MS_REMOUNT,
+  MS_SHARED,
+  MS_SLAVE,
   MS_STRICTATIME,
+  MS_UNBINDABLE,
   O_CLOEXEC,
   O_CREAT,
   O_DIRECTORY,
@@ -677,7 +681,14 @@ const PROC_MOUNTS = new Set([
 ]);
 
 /** Mount flags a spec mount's options may not carry in a plain mount(2) (the general code handles them). */
-const NOT_PLAIN = 0x1000 /* BIND */ | 0x20 /* REMOUNT */ | 0x2000 /* MOVE */ | 0xf0000 /* propagation */;
+const NOT_PLAIN = MS_BIND | MS_REMOUNT | MS_MOVE;
+/**
+ * The propagation flags. (This mask was 0xf0000, which left MS_SHARED out and put MS_POSIXACL in:
+ * a "shared" option went to the native program's plain mount(2), the others to the forked path's
+ * `Mount.mount` — and on both a mount(2) with a propagation flag changes the propagation of the
+ * mount at its target and mounts nothing, so neither made the filesystem asked for.)
+ */
+const PROPAGATION_FLAGS = MS_SHARED | MS_PRIVATE | MS_SLAVE | MS_UNBINDABLE;
 
 /**
  * How a spec mount's target (and each directory above it) is opened in the child:
@@ -753,7 +764,12 @@ export function specMountCalls(ctx: SetupContext): PreparedCall[] {
       });
       return;
     }
-    const options = [...(m.options ?? []), ...(m.readonly ? ["ro"] : [])].join(",");
+    // Propagation options ("shared", "rslave", "private", "unbindable"…) apart, as runc's and
+    // crun's: the filesystem is mounted with the other options, then each propagation option is
+    // a mount(NULL, target, NULL, flag) of its own, in order — plain calls, on either path.
+    const all = [...(m.options ?? []), ...(m.readonly ? ["ro"] : [])];
+    const propagation = all.filter((o) => (parseOptions(o).flags & PROPAGATION_FLAGS) !== 0);
+    const options = all.filter((o) => !propagation.includes(o)).join(",");
     const { flags, data } = parseOptions(options);
     if (flags & NOT_PLAIN) {
       // Mount.mount's several calls (bind, remount, propagation) walk the path again: the fd held
@@ -769,6 +785,9 @@ export function specMountCalls(ctx: SetupContext): PreparedCall[] {
         slash: SLASH,
       });
     }
+    // (by path: the mount is there now; a propagation change moves no mount — a swap on the way
+    // could only change another mount's propagation, inside the container's mount namespace)
+    for (const o of propagation) out.push(preparedMount(null, at, null, parseOptions(o).flags));
   });
   return out;
 }

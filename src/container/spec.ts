@@ -67,7 +67,8 @@ export interface MountSpec {
    * Mount options, one an element (`["nosuid", "size=64m"]`, never `"nosuid,size=64m"`): flags
    * ("ro", "nosuid", "nodev", "noexec", "rbind", "private"…) and data ("size=64m"), at most a page
    * of data together. A bind mount honours "ro", "rw", "bind", "rbind", "norbind", "nosuid", "nodev" and "noexec" only; any
-   * other option there is an error (it would be ignored).
+   * other option there is an error (it would be ignored). Propagation options ("shared", "rslave",
+   * "private", "unbindable"…) apply to the new mount once made, in order (as runc's).
    */
   readonly options?: readonly string[];
   /** Shorthand for the "ro" option. */

@@ -5,6 +5,7 @@
  * @module
  */
 import type { ContainerSpec } from "../container/spec.ts";
+import process from "node:process";
 import { ForegroundSignals, signalExitCode } from "./_signals.ts";
 
 /** How the caller's terminal is attached (`-t`, `-i`). */
@@ -120,11 +121,25 @@ export async function runForeground(
       ...(resolved.cgroupName ? { cgroup: resolved.cgroupName } : {}),
       ...(resolved.veth ? { veth: resolved.veth.host } : {}),
     });
+    // Published ports (network.ports, `hako run -p`): this process is the container's parent and
+    // outlives it, so it holds the proxy, as the supervisor does for a -d one (the same code,
+    // ports.ts); bound before the container is made (a taken port fails the run with nothing
+    // made), closed in the finally below however the run ends (its end, a signal, a failed start).
+    let published: import("../supervisor/ports.ts").PublishedPorts | undefined;
     try {
+      if (spec.network?.ports?.length) {
+        const { publishPorts } = await import("../supervisor/ports.ts");
+        published = await publishPorts(spec, {
+          stateDir: store.dir(resolved.name),
+          log: (m) => void process.stderr.write(`hako run: ${m}\n`),
+        });
+        if (stopped() !== undefined) return stopped()!;
+      }
       const tty = options.tty ? await import("../container/_tty.ts") : undefined;
       let c: import("../container/container.ts").Container;
       try {
         c = await Container.create(spec, {
+          ...(published ? { portsPublished: true } : {}),
           onForked: (pid) => void store.update(resolved.name, (x) => ({ ...x, init: identify(pid) })),
           ...(tty ? { tty: tty.callerWindowSize() ?? true } : {}),
         });
@@ -160,6 +175,7 @@ export async function runForeground(
         c.delete();
       }
     } finally {
+      published?.close();
       store.remove(resolved.name);
       // A container on an image (rootfs { image }): its writable layer goes with it.
       const { defaultVarDir, hasWritableLayers } = await import("../image/_names.ts");

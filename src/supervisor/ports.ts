@@ -18,11 +18,20 @@
  *
  * The bound ports are written to `ports.json` in the container's state directory while it runs
  * (what `hako port`, `hako ps` and `hako inspect` read), and removed when it ends.
+ *
+ * Who holds the proxy is whoever outlives the container: the supervisor for `hako run -d`/`hako
+ * start` ({@link PortProxies}); the foreground `hako run` process for `hako run -p` and a spec
+ * module run in the foreground, through {@link publishPorts} (the same code: one container's
+ * `PortProxies`), closed when the run ends however it ends. A library user who calls
+ * `Container.create` holds them the same way: `publishPorts(spec)` before it, `close()` after —
+ * `Container.create` refuses a spec with `network.ports` unless told they are published
+ * (`portsPublished`), never publishing nothing in silence.
  * @module
  */
 import { readFileSync, rmSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
+import process from "node:process";
 import { SetupError } from "../errors.ts";
 import type { ContainerSpec } from "../container/spec.ts";
 import { writePrivateFile } from "../container/state.ts";
@@ -77,11 +86,11 @@ export class PortProxies {
 
   /**
    * Listens on each of the spec's published ports (none: nothing), and records them in
-   * `ports.json` under `stateDir`. Call it before the container is created.
+   * `ports.json` under `stateDir` (none: not recorded). Call it before the container is created.
    * @throws {SetupError} Step `ports`: a host port is taken or cannot be bound (what was bound is
    *   closed again), or the spec has no container address to forward to.
    */
-  async open(name: string, spec: ContainerSpec, stateDir: string): Promise<PublishedPort[]> {
+  async open(name: string, spec: ContainerSpec, stateDir?: string): Promise<PublishedPort[]> {
     const ports = spec.network?.ports ?? [];
     if (ports.length === 0) return [];
     this.close(name, stateDir);
@@ -121,7 +130,7 @@ export class PortProxies {
         const hostPort = typeof bound === "object" && bound ? bound.port : p.hostPort ?? 0;
         out.push({ hostIp, hostPort, containerPort: p.containerPort, protocol: "tcp" });
       }
-      writePrivateFile(join(stateDir, PORTS_FILE), JSON.stringify(out) + "\n");
+      if (stateDir !== undefined) writePrivateFile(join(stateDir, PORTS_FILE), JSON.stringify(out) + "\n");
       return out;
     } catch (e) {
       this.close(name, stateDir);
@@ -198,4 +207,36 @@ export class PortProxies {
       this.#say(`${name}: forwarding to ${host}:${port}: ${e.message}`);
     });
   }
+}
+
+/** One container's published ports, held by the process that called {@link publishPorts}. */
+export interface PublishedPorts extends Disposable {
+  /** The ports listened on (a host port 0 replaced by the one the kernel picked). */
+  readonly ports: readonly PublishedPort[];
+  /** Closes the listeners and their connections, and removes `ports.json`. Idempotent. */
+  close(): void;
+}
+
+/**
+ * Publishes a container's `network.ports` from this process, for as long as it holds them: what
+ * the supervisor does for a daemonized container ({@link PortProxies}, the same code), for a
+ * container whose parent is this process (`hako run -p` in the foreground, a spec module run in
+ * the foreground, a library's `Container.create` with `{ portsPublished: true }`). Call it before
+ * the container is created (a taken port then fails before anything is made) and close it once
+ * the container has ended; the event loop must keep turning meanwhile (`Container.wait` does).
+ * @param spec The container's spec (its name, `network.ports` and `network.veth.containerAddress`).
+ * @param options `stateDir`: where `ports.json` is written (`hako port` reads it); `log`: where a
+ *   proxy's failures are reported (default: stderr).
+ * @returns The published ports; with no `network.ports`, none (and nothing listens).
+ * @throws {SetupError} Step `ports`: a host port is taken or cannot be bound (nothing is left listening).
+ */
+export async function publishPorts(
+  spec: ContainerSpec,
+  options: { readonly stateDir?: string; readonly log?: (message: string) => void } = {},
+): Promise<PublishedPorts> {
+  const log = options.log ?? ((m: string) => void process.stderr.write(`hako: ${m}\n`));
+  const proxies = new PortProxies(log);
+  const ports = await proxies.open(spec.name, spec, options.stateDir);
+  const close = () => proxies.close(spec.name, options.stateDir);
+  return { ports, close, [Symbol.dispose]: close };
 }

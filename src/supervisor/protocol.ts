@@ -90,6 +90,8 @@ export interface ErrorReply {
   readonly message: string;
   /** The setup step that failed, for a SetupError. */
   readonly step?: string;
+  /** The errno name of its SyscallError cause (`ENOENT`: `hako run -d` exits 127, as docker's). */
+  readonly code?: string;
 }
 
 /** A response. */

@@ -134,7 +134,14 @@ const GC_HEAP_GROWTH_BYTES = 8 << 20;
 function errorReply(e: unknown): ErrorReply {
   const err = e instanceof Error ? e : new Error(String(e));
   const step = (err as { step?: unknown }).step;
-  return { name: err.name, message: err.message, ...(typeof step === "string" ? { step } : {}) };
+  const cause = err.cause as { name?: unknown; code?: unknown } | undefined;
+  const code = cause?.name === "SyscallError" && typeof cause.code === "string" ? cause.code : undefined;
+  return {
+    name: err.name,
+    message: err.message,
+    ...(typeof step === "string" ? { step } : {}),
+    ...(code !== undefined ? { code } : {}),
+  };
 }
 
 /**
@@ -325,7 +332,16 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
    */
   const launch = async (name: string, spec: ContainerSpec, restartCount: number): Promise<Container> => {
     const { terminal: tty, openStdin, size } = dockerRecord(name);
-    if (tty) return await launchWithTerminal(name, spec, restartCount, openStdin, size);
+    if (tty) {
+      // (-dt -p: the ports too, before anything is made)
+      await proxies.open(name, spec, store.dir(name));
+      try {
+        return await launchWithTerminal(name, spec, restartCount, openStdin, size);
+      } catch (e) {
+        proxies.close(name, store.dir(name));
+        throw e;
+      }
+    }
     const { open, close } = libc();
     let out: ContainerOutput | undefined, nullFd = -1, stdinW = -1;
     try {
@@ -346,6 +362,7 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
         stdio: { stdin: nullFd, stdout: out.fd, stderr: out.errFd },
         onForked: (pid) => void store.update(name, (r) => ({ ...r, init: identify(pid) ?? { pid, startTime: 0 } })),
         events: { restartCount, log: say },
+        portsPublished: true,
       });
       if (stdinW >= 0) {
         inputs.set(name, { fd: stdinW, tty: false, stdin: true });
@@ -402,6 +419,7 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
       tty: size ?? true,
       onForked: (pid) => void store.update(name, (r) => ({ ...r, init: identify(pid) ?? { pid, startTime: 0 } })),
       events: { restartCount, log: say },
+      portsPublished: true,
     });
     try {
       const master = c.terminal!;
