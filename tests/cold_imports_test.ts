@@ -81,3 +81,11 @@ test("hako ps under Deno loads no node: module before it knows there are contain
   const graph = staticGraph(["src/cli/main.ts", "src/cli/ps.ts"]);
   deepEqual([...graph].filter((m) => m.startsWith("node:")), []);
 });
+
+test("what kill and delete import when they signal or remove a cgroup detects no cgroup layout", () => {
+  // (delete removes the directories create recorded; kill signals through a pidfd: neither needs
+  // the container library nor the cgroup layout, which reads the mount table)
+  const graph = staticGraph(["src/container/_signal_identified.ts", "src/oci/cgroup_dirs.ts"]);
+  const heavy = ["src/container/state.ts", "src/container/_cgroup.ts", "src/cgroup/layout.ts", "ffi/poll.ts"];
+  deepEqual(heavy.filter((m) => graph.has(m)), []);
+});
