@@ -89,3 +89,9 @@ test("what kill and delete import when they signal or remove a cgroup detects no
   const heavy = ["src/container/state.ts", "src/container/_cgroup.ts", "src/cgroup/layout.ts", "ffi/poll.ts"];
   deepEqual(heavy.filter((m) => graph.has(m)), []);
 });
+
+test("the errno names and flags every error message uses load no syscall table", () => {
+  // (delete loads errors.ts for its EBUSY retries: the tables of every architecture are kill's cost only)
+  const graph = staticGraph(["ffi/constants.ts", "src/errors.ts", "src/oci/cgroup_dirs.ts"]);
+  deepEqual(["ffi/syscalls.ts", "ffi/_syscalls_x86_64.ts"].filter((m) => graph.has(m)), []);
+});
