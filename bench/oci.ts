@@ -18,7 +18,10 @@
  *
  * Every command line is timed by the same spawnSync loop (warm-up, then 20 runs, `--quick` 5; the
  * engine rows 10 and 3), median/min/max; each row's note gives its ratio to crun's median of the same
- * command. crun on this hybrid-cgroup host wants a v1 hugetlb hierarchy: mounted for the benchmark
+ * command. The runtimes' rows are taken in rounds — in each, runc, crun, hako before (below) and
+ * hako run one lifecycle and one `run` each, in turn — so that on a loaded host every runtime's
+ * times, and the ratios between them, come from the same moments (timed one runtime after another,
+ * a before/after pair could differ by the load alone). crun on this hybrid-cgroup host wants a v1 hugetlb hierarchy: mounted for the benchmark
  * and always undone (`withHugetlb`). Everything made is removed, also on failure. JSON:
  * bench/results/oci-<date>.json.
  *
@@ -115,34 +118,97 @@ function status(rt: Runtime, id: string): string | undefined {
   }
 }
 
+/** One runtime's series: its times per command, and why a part of it stopped (then skipped). */
+interface Series {
+  readonly rt: Runtime;
+  /** The prefix of its container ids. */
+  readonly tag: string;
+  readonly times: Record<string, number[]>;
+  /** The create…delete lifecycle failed: why (its rows are skipped). */
+  lifecycleFailed?: string;
+  /** `run` failed: why. */
+  runFailed?: string;
+}
+
 /**
- * `WARMUP + RUNS` lifecycles of one container (create, state, start, kill KILL, delete; waiting,
- * untimed, for it to stop after the kill): the times of each command. Rows per command (section
- * `oci-<command>`), or a loud skip when a command fails.
+ * One lifecycle of one container (create, state, start, kill KILL, delete; waiting, untimed, for it
+ * to stop after the kill): the time of each command.
+ * @throws When a command fails (the container is deleted with --force).
  */
-function lifecycle(rt: Runtime, bundle: string, tag: string, errFile: string): Row[] {
-  const times: Record<string, number[]> = Object.fromEntries(COMMANDS.map((c) => [c, []]));
+function lifecycleOnce(rt: Runtime, bundle: string, id: string, errFile: string): Record<string, number> {
+  const t: Record<string, number> = {};
   try {
-    for (let i = 0; i < WARMUP + RUNS; i++) {
-      const id = `${tag}-${i}`;
-      const t: Record<string, number> = {};
-      try {
-        t.create = timed([...rt.argv, "create", "--bundle", bundle, id], errFile);
-        t.state = timed([...rt.argv, "state", id], errFile);
-        t.start = timed([...rt.argv, "start", id], errFile);
-        t.kill = timed([...rt.argv, "kill", id, "KILL"], errFile);
-        for (let k = 0; k < 500 && status(rt, id) !== "stopped"; k++) spawnSync("sleep", ["0.01"]);
-        t.delete = timed([...rt.argv, "delete", id], errFile);
-      } finally {
-        if (t.delete === undefined) spawnSync(rt.argv[0]!, [...rt.argv.slice(1), "delete", "--force", id]);
-      }
-      if (i >= WARMUP) { for (const c of COMMANDS) times[c]!.push(t[c]!); }
-    }
-  } catch (e) {
-    skip(`${rt.name}: create/state/start/kill/delete`, (e as Error).message.slice(0, 400));
-    return [];
+    t.create = timed([...rt.argv, "create", "--bundle", bundle, id], errFile);
+    t.state = timed([...rt.argv, "state", id], errFile);
+    t.start = timed([...rt.argv, "start", id], errFile);
+    t.kill = timed([...rt.argv, "kill", id, "KILL"], errFile);
+    for (let k = 0; k < 500 && status(rt, id) !== "stopped"; k++) spawnSync("sleep", ["0.01"]);
+    t.delete = timed([...rt.argv, "delete", id], errFile);
+  } finally {
+    if (t.delete === undefined) spawnSync(rt.argv[0]!, [...rt.argv.slice(1), "delete", "--force", id]);
   }
-  return COMMANDS.map((c) => stats(`oci-${c}`, `${rt.name} ${c}`, times[c]!));
+  return t;
+}
+
+/**
+ * `WARMUP + RUNS` rounds; in each, every runtime in turn runs one lifecycle of a container and one
+ * `run` of `/bin/true` (the order reversed every other round): so each runtime's times are taken
+ * under the same load as the others', and the ratios hold on a busy host where one runtime's series
+ * after the other's would not (crun's turn with the hugetlb hierarchy mounted, see withHugetlb).
+ * Rows per command (section `oci-<command>`, `oci-run`), or a loud skip for a runtime whose
+ * lifecycle or run fails (the others go on).
+ */
+function interleaved(
+  runtimes: readonly Runtime[],
+  bundles: { readonly sleep: string; readonly run: string },
+  tag: string,
+  errFile: string,
+): Row[] {
+  const series: Series[] = runtimes.map((rt) => ({
+    rt,
+    tag: `${tag}-${rt.name.split(" ").slice(0, 2).join("-").replace(/[^A-Za-z0-9-]/g, "")}`,
+    times: Object.fromEntries([...COMMANDS, "run"].map((c) => [c, []])),
+  }));
+  for (let i = 0; i < WARMUP + RUNS; i++) {
+    for (const s of i % 2 === 0 ? series : [...series].reverse()) {
+      const turn = () => {
+        if (!s.lifecycleFailed) {
+          try {
+            const t = lifecycleOnce(s.rt, bundles.sleep, `${s.tag}-${i}`, errFile);
+            if (i >= WARMUP) { for (const c of COMMANDS) s.times[c]!.push(t[c]!); }
+          } catch (e) {
+            s.lifecycleFailed = (e as Error).message.slice(0, 400);
+          }
+        }
+        if (!s.runFailed) {
+          // run: create + start + wait + delete in one command
+          const id = `${s.tag}-run-${i}`;
+          try {
+            const t = timed([...s.rt.argv, "run", "--bundle", bundles.run, id], errFile);
+            if (i >= WARMUP) s.times.run!.push(t);
+          } catch (e) {
+            s.runFailed = (e as Error).message.slice(0, 300);
+          } finally {
+            spawnSync(s.rt.argv[0]!, [...s.rt.argv.slice(1), "delete", "--force", id]);
+          }
+        }
+      };
+      // (crun only with the hugetlb hierarchy mounted, and only crun: see withHugetlb)
+      if (s.rt.name === "crun") withHugetlb(turn);
+      else turn();
+    }
+  }
+  const rows: Row[] = [];
+  for (const s of series) {
+    const out: Row[] = [];
+    if (s.lifecycleFailed) skip(`${s.rt.name}: create/state/start/kill/delete`, s.lifecycleFailed);
+    else out.push(...COMMANDS.map((c) => stats(`oci-${c}`, `${s.rt.name} ${c}`, s.times[c]!)));
+    if (s.runFailed) skip(`${s.rt.name} run`, `failed: ${s.runFailed}`);
+    else out.push(stats("oci-run", `${s.rt.name} run`, s.times.run!));
+    for (const r of out) r.baseline = s.rt.name === "runc";
+    rows.push(...out);
+  }
+  return rows;
 }
 
 /** Runs the OCI benchmark; returns its rows (runc the base of each section). */
@@ -172,35 +238,7 @@ export async function ociBenchmark(print = true): Promise<Row[]> {
     add("hako compiled (dist/hako-runc)", dist, "dist/hako-runc missing: make it with `npm run build`");
     if (!COMPILED_ONLY) add("hako Deno (bin/hako-runc)", join(ROOT, "bin/hako-runc"), "bin/hako-runc missing");
 
-    for (const rt of runtimes) {
-      // (crun only with the hugetlb hierarchy mounted, and only crun: see withHugetlb)
-      const measure = () => {
-        const out = lifecycle(
-          rt,
-          sleepBundle.dir,
-          `${tag}-${rt.name.split(" ").slice(0, 2).join("-").replace(/[^A-Za-z0-9-]/g, "")}`,
-          join(tmp, "stderr"),
-        );
-        // run: create + start + wait + delete in one command
-        push(
-          out,
-          timeCommand(
-            "oci-run",
-            `${rt.name} run`,
-            (i) => [...rt.argv, "run", "--bundle", runBundle.dir, `${tag}-run-${i}`],
-            {
-              warmup: WARMUP,
-              runs: RUNS,
-              after: (i) => void spawnSync(rt.argv[0]!, [...rt.argv.slice(1), "delete", "--force", `${tag}-run-${i}`]),
-            },
-          ),
-        );
-        return out;
-      };
-      const out = rt.name === "crun" ? withHugetlb(measure) : measure();
-      for (const r of out) r.baseline = rt.name === "runc";
-      rows.push(...out);
-    }
+    rows.push(...interleaved(runtimes, { sleep: sleepBundle.dir, run: runBundle.dir }, tag, join(tmp, "stderr")));
     // hako's own `run SPEC` of the same container, cold
     const spec = join(tmp, "spec.ts");
     writeFileSync(

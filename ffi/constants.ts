@@ -18,7 +18,7 @@
  * ```
  * @module
  */
-import { ARCH } from "./syscalls.ts";
+import { ARCH } from "./_arch.ts";
 
 // ---------------------------------------------------------------------------------------------
 // errno (asm-generic/errno-base.h 1..34, asm-generic/errno.h above; the same on x86_64 and aarch64)

@@ -79,5 +79,5 @@ export const SYS: SyscallNumbers = (() => {
   }
 })();
 
-/** The architecture name as the kernel and seccomp call it. */
-export const ARCH: "x86_64" | "aarch64" = process.arch === "arm64" ? "aarch64" : "x86_64";
+// (in a leaf module: constants.ts needs it without the tables above)
+export { ARCH } from "./_arch.ts";

@@ -5,7 +5,9 @@
 import { parseArgs, quoted, stringOption, stringsOption, UsageError } from "./_args.ts";
 import { bytes, duration, formatRows, type OutputFormat, parseFormat, table } from "./_format.ts";
 import { type Host, host } from "../runner/_host.ts";
-import { resolveStateDir } from "../container/state.ts";
+// (from its own leaf module, not container/state.ts: that one imports node:fs, node:path and
+// node:process, and under Deno the first node: import starts the Node compatibility layer)
+import { resolveStateDir } from "../container/_state_dir.ts";
 import type { ContainerInfo } from "../container/lifecycle.ts";
 
 /** The help text. */

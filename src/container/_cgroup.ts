@@ -15,8 +15,8 @@ import type { ContainerSpec } from "./spec.ts";
 /** How old an empty cgroup of a container's name must be to count as a crashed one's leftover. */
 const STALE_AFTER_MS = 10_000;
 
-/** The parent of containers' cgroups unless the spec names another: hako's own, made and removed by hako. */
-export const DEFAULT_CGROUP_PARENT = "hako";
+export { DEFAULT_CGROUP_PARENT } from "./_cgroup_parent.ts";
+import { DEFAULT_CGROUP_PARENT } from "./_cgroup_parent.ts";
 
 /**
  * The cgroup name of a container: `cgroup.name` as given, else `<cgroup.parent or hako>/<name>`;

@@ -50,7 +50,6 @@ import {
   openSync,
   readdirSync,
   readFileSync,
-  realpathSync,
   renameSync,
   rmSync,
   type Stats,
@@ -59,18 +58,23 @@ import {
 } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import process from "node:process";
-import { check, checkRetry, errno, libc } from "../../ffi/libc.ts";
+import { checkRetry, errno, libc } from "../../ffi/libc.ts";
 import { cstr } from "../../ffi/cstring.ts";
-import { SYS } from "../../ffi/syscalls.ts";
 import { fsError, SyscallError } from "../errors.ts";
-import { type FileFacts, octalMode, type TrustFs, untrustedWayTo, writableByOthers } from "../_trusted_path.ts";
-import { type Signal, signalNumber } from "../signals.ts";
+import { octalMode, untrustedWayTo, writableByOthers } from "../_trusted_path.ts";
 import type { ContainerSpec } from "./spec.ts";
 import { resolveStateDir } from "./_state_dir.ts";
 import { dropPendingRootfs, notePendingRootfs, withRootfsLock } from "./_rootfs_ref.ts";
-import { ENOENT, ESRCH, O_CLOEXEC, O_CREAT, O_NOFOLLOW, O_RDWR } from "../../ffi/constants.ts";
+import { ENOENT, O_CLOEXEC, O_CREAT, O_NOFOLLOW, O_RDWR } from "../../ffi/constants.ts";
 
 export { DEFAULT_STATE_DIR, resolveStateDir } from "./_state_dir.ts";
+// (in leaf modules of their own, so that hako-runc's state, start, kill and delete load them without
+// this one: see src/oci/runtime.ts)
+export { identify, isRunning, type ProcessIdentity } from "./_identity.ts";
+export { signalCgroupMember, signalIdentified } from "./_signal_identified.ts";
+export { nodeTrustFs } from "./_node_trust_fs.ts";
+import { identify, type ProcessIdentity } from "./_identity.ts";
+import { nodeTrustFs } from "./_node_trust_fs.ts";
 
 /** The state directory: `HAKO_STATE_DIR`, `/run/hako` for root, or the rootless user's own (see `resolveStateDir`). */
 export function stateDir(): string {
@@ -79,14 +83,6 @@ export function stateDir(): string {
     env: (name) => process.env[name],
     lstat: (path) => nodeTrustFs.lstat(path),
   });
-}
-
-/** A process, as the kernel tells it apart from a later one with the same pid. */
-export interface ProcessIdentity {
-  /** Its pid on the host. */
-  readonly pid: number;
-  /** Its start time in clock ticks since boot (field 22 of `/proc/PID/stat`). */
-  readonly startTime: number;
 }
 
 /** How a container's process ended, as recorded. */
@@ -236,23 +232,6 @@ export class StateDirError extends ContainerStateError {
     this.path = path;
   }
 }
-
-/** `lstat` through `node:fs`, for {@link untrustedWayTo}. */
-export const nodeTrustFs: TrustFs = {
-  lstat(path: string): FileFacts | undefined {
-    let st: Stats;
-    try {
-      st = lstatSync(path);
-    } catch (e) {
-      const code = (e as { code?: string }).code;
-      if (code === "ENOENT" || code === "ENOTDIR") return undefined;
-      throw e;
-    }
-    const kind = st.isSymbolicLink() ? "symlink" : st.isDirectory() ? "dir" : st.isFile() ? "file" : "other";
-    return { uid: st.uid, mode: st.mode & 0o7777, kind };
-  },
-  realPath: (path: string) => realpathSync(path),
-};
 
 /** How a record's temp file is opened: never through a symlink. */
 const WRITE_PRIVATE = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | O_NOFOLLOW;
@@ -809,93 +788,6 @@ export function describeState(r: StateRecord): string {
     return r.exit ? `exited with ${r.exit.shellCode}` : "exited, status unknown";
   }
   return r.state;
-}
-
-/** The fields of `/proc/PID/stat` after the command name (index 0 is field 3, the state). */
-function statFields(pid: number): string[] | undefined {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, "latin1");
-  } catch {
-    return undefined;
-  }
-  return text.slice(text.lastIndexOf(")") + 2).split(" ");
-}
-
-/** A process's identity now, or undefined when there is no such process. */
-export function identify(pid: number): ProcessIdentity | undefined {
-  const f = statFields(pid);
-  return f ? { pid, startTime: Number(f[19]) } : undefined;
-}
-
-/**
- * Whether the process still runs: the same pid and start time, and not a zombie.
- * @param id The recorded identity.
- */
-export function isRunning(id: ProcessIdentity | undefined): boolean {
-  if (!id) return false;
-  const f = statFields(id.pid);
-  return !!f && Number(f[19]) === id.startTime && f[0] !== "Z" && f[0] !== "X";
-}
-
-/**
- * Signals a process only if it is still the one recorded: a pidfd is opened first, then the start
- * time is checked, so the signal cannot reach a process that reused the pid.
- * @returns False when the process is gone (or is another one now); true when signalled.
- * @throws {SyscallError} For any other failure (EPERM…).
- */
-export function signalIdentified(id: ProcessIdentity, sig: Signal, context?: string): boolean {
-  const { syscall, close } = libc();
-  const fd = Number(syscall(BigInt(SYS.pidfd_open), BigInt(id.pid), 0n, 0n, 0n, 0n));
-  if (fd === -1) {
-    if (errno() === ESRCH) return false;
-    throw new SyscallError("pidfd_open", errno(), [id.pid], context);
-  }
-  try {
-    if (!isRunning(id)) return false;
-    const r = Number(syscall(BigInt(SYS.pidfd_send_signal), BigInt(fd), BigInt(signalNumber(sig)), 0n, 0n, 0n));
-    if (r === -1) {
-      if (errno() === ESRCH) return false;
-      check(-1, "pidfd_send_signal", [id.pid, sig], context);
-    }
-    return true;
-  } finally {
-    close(fd);
-  }
-}
-
-/**
- * Signals process `pid` only while it is a member of a cgroup: a pidfd is opened first, then the
- * cgroup's member list (`cgroup.procs` of each of `procsFiles`) must still name it — a pid cannot
- * be reused while it is listed there, so the signal cannot reach a process that reused the pid.
- * @returns False when it is gone or no longer a member; true when signalled.
- * @throws {SyscallError} For any other failure (EPERM…).
- */
-export function signalCgroupMember(pid: number, procsFiles: readonly string[], sig: Signal, context?: string): boolean {
-  const { syscall, close } = libc();
-  const fd = Number(syscall(BigInt(SYS.pidfd_open), BigInt(pid), 0n, 0n, 0n, 0n));
-  if (fd === -1) {
-    if (errno() === ESRCH) return false;
-    throw new SyscallError("pidfd_open", errno(), [pid], context);
-  }
-  try {
-    const listed = procsFiles.some((f) => {
-      try {
-        return readFileSync(f, "utf8").split("\n").includes(String(pid));
-      } catch {
-        return false;
-      }
-    });
-    if (!listed) return false;
-    const r = Number(syscall(BigInt(SYS.pidfd_send_signal), BigInt(fd), BigInt(signalNumber(sig)), 0n, 0n, 0n));
-    if (r === -1) {
-      if (errno() === ESRCH) return false;
-      check(-1, "pidfd_send_signal", [pid, sig], context);
-    }
-    return true;
-  } finally {
-    close(fd);
-  }
 }
 
 /** This process's identity. */

@@ -11,7 +11,8 @@
  */
 import { existsSync, writeFileSync } from "node:fs";
 import { childCgroups, readPids, rmdirOne, sleepSync, subtreePostOrder } from "../cgroup/_fs.ts";
-import { DEFAULT_CGROUP_PARENT } from "../container/_cgroup.ts";
+// (the leaf, not container/_cgroup.ts: that one detects the cgroup layout, which delete does not need)
+import { DEFAULT_CGROUP_PARENT } from "../container/_cgroup_parent.ts";
 import { SyscallError } from "../errors.ts";
 
 /**

@@ -18,6 +18,7 @@ import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "n
 import { join } from "node:path";
 import { detect } from "../cgroup/layout.ts";
 import { removeEmptyDefaultParent } from "../container/_cgroup.ts";
+import { isFrozenAt } from "./state.ts";
 
 /** Where a container's freezer is: its directory and which interface. */
 export interface Freezer {
@@ -56,13 +57,7 @@ export function prepareFreezer(name: string, pid: number): void {
  */
 export function isFrozen(name: string, known?: Freezer): boolean {
   const f = known ?? freezerOf(name);
-  if (!f) return false;
-  try {
-    if (f.version === 1) return readFileSync(join(f.dir, "freezer.state"), "utf8").trim() !== "THAWED";
-    return readFileSync(join(f.dir, "cgroup.freeze"), "utf8").trim() === "1";
-  } catch {
-    return false;
-  }
+  return !!f && isFrozenAt(f);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -31,23 +31,19 @@ import {
 } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import process from "node:process";
-// Static imports: only what every command needs (the state directory, which loads container/state.ts
-// and with it ffi/libc, signals and errors). The rest of the library — the container, its setup, exec,
-// cgroups, the config mapping — is imported by the commands that use it (create, run, exec, delete,
-// kill --all, ps, spec, features), so that `state`, `start` and `kill`, which a shim calls several
-// times per container, start without parsing it (see bench/oci.ts).
+// Static imports: only what `state`, `start`, `kill` and `delete` — which a shim calls several times
+// per container — all need: the argument parser and the state directory (leaf modules: node:fs and
+// string work, see state.ts). The rest — the container library, its setup, exec, cgroups, the
+// config mapping, the freezer's cgroup detection, the FFI table, the signals that go through a
+// pidfd — is imported by the commands (and the branches) that use it, so that the hot commands
+// start without loading it (see bench/oci.ts; a static import here costs each of them).
 import type { Container } from "../container/container.ts";
 import type { ContainerSpec } from "../container/spec.ts";
-import { identify, signalCgroupMember, signalIdentified } from "../container/state.ts";
-import { signalNumber } from "../signals.ts";
-import { addressOf, errno, libc } from "../../ffi/libc.ts";
-import { SYS } from "../../ffi/syscalls.ts";
-import { SyscallError } from "../errors.ts";
+import { identify, type ProcessIdentity } from "../container/_identity.ts";
+import type { Signal } from "../signals.ts";
 import { OciUsageError, parseOciArgs, parseOciGlobals } from "./args.ts";
-import { DEFAULT_OCI_ROOT, isValidId, type OciRecord, OciStore, stateJson } from "./state.ts";
+import { DEFAULT_OCI_ROOT, isValidId, type OciRecord, OciStore, stateJson, withFreezer } from "./state.ts";
 import type { OciHook, OciHooks } from "./hooks.ts";
-// (light: the state reads the freezer too)
-import { freeze, freezerOf, prepareFreezer, removeFreezer, thaw } from "./freezer.ts";
 
 /** A failure runc would report: its message, exit status 1. */
 export class OciError extends Error {
@@ -186,7 +182,7 @@ export async function runOci(argv: readonly string[], io: OciIo): Promise<number
         await start(ctx, needId());
         return 0;
       case "state":
-        io.stdout(JSON.stringify(stateJson(ctx.store, mustRead(ctx, needId())), null, 2) + "\n");
+        io.stdout(JSON.stringify(stateJson(ctx.store, await mustRead(ctx, needId())), null, 2) + "\n");
         return 0;
       case "kill":
         await kill(ctx, needId(), a.operands[1] ?? "SIGTERM", o.all === true);
@@ -195,7 +191,7 @@ export async function runOci(argv: readonly string[], io: OciIo): Promise<number
         await pause(ctx, needId());
         return 0;
       case "resume":
-        resume(ctx, needId());
+        await resume(ctx, needId());
         return 0;
       case "update":
         await update(ctx, needId(), o);
@@ -204,7 +200,7 @@ export async function runOci(argv: readonly string[], io: OciIo): Promise<number
         await deleteContainer(ctx, needId(), o.force === true);
         return 0;
       case "list":
-        list(ctx, String(o.format ?? "table"), o.quiet === true);
+        await list(ctx, String(o.format ?? "table"), o.quiet === true);
         return 0;
       case "ps":
         await ps(ctx, needId(), String(o.format ?? "table"));
@@ -228,10 +224,18 @@ export async function runOci(argv: readonly string[], io: OciIo): Promise<number
   }
 }
 
-function mustRead(ctx: Ctx, id: string): OciRecord {
+async function mustRead(ctx: Ctx, id: string): Promise<OciRecord> {
   const r = ctx.store.read(id);
   if (!r) throw new OciError("container does not exist");
-  return r;
+  return await withFreezer(r);
+}
+
+/**
+ * Signals the process recorded as `id` only if it still is that process (container/state.ts's
+ * `signalIdentified`, loaded here: the FFI table for a pidfd).
+ */
+async function signalIdentified(id: ProcessIdentity, sig: Signal, context: string): Promise<boolean> {
+  return (await import("../container/_signal_identified.ts")).signalIdentified(id, sig, context);
 }
 
 /**
@@ -279,7 +283,12 @@ const KEY_SPEC_SESSION_KEYRING = -3n;
  * possessor and its owner, nothing for group and others (`0x3f3f0000`).
  * @throws {SyscallError} When keyctl fails.
  */
-function joinSessionKeyring(name: string): void {
+async function joinSessionKeyring(name: string): Promise<void> {
+  const [{ addressOf, errno, libc }, { SYS }, { SyscallError }] = await Promise.all([
+    import("../../ffi/libc.ts"),
+    import("../../ffi/syscalls.ts"),
+    import("../errors.ts"),
+  ]);
   const c = libc();
   const n = new TextEncoder().encode(name + "\0");
   const id = c.syscall(BigInt(SYS.keyctl), KEYCTL_JOIN_SESSION_KEYRING, addressOf(n), 0n, 0n, 0n);
@@ -308,6 +317,8 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
     { parseOptions },
     { singleThreaded },
     { existingCgroupDirs },
+    { prepareFreezer, freezerOf, removeFreezer },
+    { libc },
   ] = await Promise.all([
     import("../container/container.ts"),
     import("./config.ts"),
@@ -318,6 +329,8 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
     import("../mount.ts"),
     import("../../ffi/fork.ts"),
     import("../container/_cgroup.ts"),
+    import("./freezer.ts"),
+    import("../../ffi/libc.ts"),
   ]);
   if (!isValidId(id)) throw new OciError(`invalid id format: ${id}`);
   if (o["no-pivot"]) throw new OciError("--no-pivot: not supported by hako (it always uses pivot_root)");
@@ -386,7 +399,7 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
   // (the container's process existed: a failed create then goes on as delete, poststop included)
   let forked = false;
   try {
-    store.write(base);
+    await store.write(base);
     if (useFifo) {
       // runc's exec.fifo: 0622, opened O_PATH here and reopened for writing by the child
       mknodat(AT_FDCWD, store.fifo(id), S_IFIFO | 0o622, 0n);
@@ -395,7 +408,7 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
       chmodSync(store.fifo(id), 0o622);
       fifoFd = openat(AT_FDCWD, store.fifo(id), O_PATH | O_CLOEXEC);
     }
-    if (o["no-new-keyring"] !== true) joinSessionKeyring(`_ses.${id}`);
+    if (o["no-new-keyring"] !== true) await joinSessionKeyring(`_ses.${id}`);
     const before = plan.umask !== undefined ? setUmask(plan.umask) : undefined;
     try {
       c = await Container.create(plan.spec, {
@@ -455,7 +468,7 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
       ...(cgroupDirs.length > 0 ? { cgroupDirs } : {}),
       ...(c.spec.cgroup ? { cgroup: c.spec.cgroup } : {}),
     };
-    store.write(record);
+    await store.write(record);
     if (typeof o["pid-file"] === "string") writePidFile(o["pid-file"], c.pid);
     log.debug(`created ${id}: pid ${c.pid}`);
     return c;
@@ -509,7 +522,7 @@ export function needsJsChild(
 
 /** `start`: opens the exec FIFO for reading, which lets the container's process exec. */
 async function start(ctx: Ctx, id: string): Promise<void> {
-  const r = mustRead(ctx, id);
+  const r = await mustRead(ctx, id);
   const status = ctx.store.status(r);
   if (status === "stopped") throw new OciError("cannot start a container that has stopped");
   if (status === "running") throw new OciError("cannot start an already running container");
@@ -597,7 +610,7 @@ async function startContainerHooks(ctx: Ctx, r: OciRecord): Promise<void> {
     }
   } catch (e) {
     if (r.pid && r.startTime !== undefined) {
-      signalIdentified({ pid: r.pid, startTime: r.startTime }, "KILL", `start ${r.id}`);
+      await signalIdentified({ pid: r.pid, startTime: r.startTime }, "KILL", `start ${r.id}`);
     }
     try {
       unlinkSync(fifo);
@@ -638,7 +651,8 @@ async function postStop(ctx: Ctx, r: OciRecord, state: Record<string, unknown>):
 }
 
 /** A signal operand: a name (`KILL`, `SIGKILL`) or a number, as runc takes it. */
-function parseSignal(sig: string): number {
+async function parseSignal(sig: string): Promise<number> {
+  const { signalNumber } = await import("../signals.ts");
   try {
     return signalNumber(/^\d+$/.test(sig) ? Number(sig) : sig);
   } catch {
@@ -666,34 +680,35 @@ async function cgroupPids(r: OciRecord): Promise<number[]> {
 
 /** `kill`: the init (or, with --all, every process of its cgroup), identified by pid and start time. */
 async function kill(ctx: Ctx, id: string, sigText: string, all: boolean): Promise<void> {
-  const r = mustRead(ctx, id);
-  const sig = parseSignal(sigText);
+  const r = await mustRead(ctx, id);
+  const sig = await parseSignal(sigText);
   const status = ctx.store.status(r);
   if (status !== "created" && status !== "running" && status !== "paused") throw new OciError("container not running");
   // A frozen process dies of SIGKILL only once thawed: runc thaws after signalling, for SIGKILL
   // only (other signals wait, pending, for `resume`).
-  const thawIfKilled = () => {
-    if (status === "paused" && sig === 9 && r.cgroupName) thaw(r.cgroupName, r.freezer);
+  const thawIfKilled = async () => {
+    if (status === "paused" && sig === 9 && r.cgroupName) (await import("./freezer.ts")).thaw(r.cgroupName, r.freezer);
   };
   if (all) {
     const files = await procsFiles(r);
+    const { signalCgroupMember } = await import("../container/_signal_identified.ts");
     for (const pid of await cgroupPids(r)) signalCgroupMember(pid, files, sig, `kill --all ${id}`);
-    thawIfKilled();
+    await thawIfKilled();
     return;
   }
-  if (!signalIdentified({ pid: r.pid!, startTime: r.startTime! }, sig, `kill ${id}`)) {
+  if (!await signalIdentified({ pid: r.pid!, startTime: r.startTime! }, sig, `kill ${id}`)) {
     throw new OciError("container not running");
   }
-  thawIfKilled();
+  await thawIfKilled();
 }
 
 /** `pause`: freezes every process of a created or running container (see freezer.ts). */
 async function pause(ctx: Ctx, id: string): Promise<void> {
-  const r = mustRead(ctx, id);
+  const r = await mustRead(ctx, id);
   const status = ctx.store.status(r);
   if (status !== "created" && status !== "running") throw new OciError("container not running");
   if (!r.cgroupName) throw new OciError("the container has no cgroup of its own: it cannot be paused");
-  await freeze(r.cgroupName);
+  await (await import("./freezer.ts")).freeze(r.cgroupName);
 }
 
 /**
@@ -701,7 +716,7 @@ async function pause(ctx: Ctx, id: string): Promise<void> {
  * runc: only a created, running or paused container; Intel RDT's schemas are refused.
  */
 async function update(ctx: Ctx, id: string, o: Options): Promise<void> {
-  const r = mustRead(ctx, id);
+  const r = await mustRead(ctx, id);
   const status = ctx.store.status(r);
   if (status === "stopped" || status === "creating") throw new OciError(`container not running`);
   for (const k of ["l3-cache-schema", "mem-bw-schema"]) {
@@ -717,36 +732,37 @@ async function update(ctx: Ctx, id: string, o: Options): Promise<void> {
   const cgroup = mergedCgroup(r.cgroup, resources);
   const { name: _n, parent: _p, devices: _d, ...limits } = cgroup;
   new Group(r.cgroupName, containerGroupSpec(limits, { devices: false })).modify();
-  ctx.store.write({ ...r, cgroup });
+  await ctx.store.write({ ...r, cgroup });
 }
 
 /** `resume`: thaws a paused container. */
-function resume(ctx: Ctx, id: string): void {
-  const r = mustRead(ctx, id);
+async function resume(ctx: Ctx, id: string): Promise<void> {
+  const r = await mustRead(ctx, id);
   if (ctx.store.status(r) !== "paused") throw new OciError("container not paused");
-  thaw(r.cgroupName!);
+  (await import("./freezer.ts")).thaw(r.cgroupName!, r.freezer);
 }
 
 /** `delete`: the cgroup (its processes killed) and the state directory. */
 async function deleteContainer(ctx: Ctx, id: string, force: boolean): Promise<void> {
-  const r = ctx.store.read(id);
-  if (!r) {
+  const read = ctx.store.read(id);
+  if (!read) {
     if (force) {
       ctx.store.remove(id); // (a half-made one's directory, if any)
       return;
     }
     throw new OciError("container does not exist");
   }
+  const r = await withFreezer(read);
   const status = ctx.store.status(r);
   if ((status === "running" || status === "paused") && !force) {
     throw new OciError(`cannot delete container ${id} that is not stopped: ${status}`);
   }
   if ((status === "running" || status === "created" || status === "paused") && r.pid && r.startTime !== undefined) {
-    signalIdentified({ pid: r.pid, startTime: r.startTime }, "KILL", `delete ${id}`);
+    await signalIdentified({ pid: r.pid, startTime: r.startTime }, "KILL", `delete ${id}`);
   }
   if (r.cgroupName && r.cgroupDirs) {
     // (killed, a frozen process still waits for the thaw to die: runc thaws too)
-    if (status === "paused") thaw(r.cgroupName, r.freezer);
+    if (status === "paused") (await import("./freezer.ts")).thaw(r.cgroupName, r.freezer);
     const { deleteCgroupDirs } = await import("./cgroup_dirs.ts");
     deleteCgroupDirs(r.cgroupName, r.cgroupDirs, (pid) => {
       try {
@@ -755,11 +771,12 @@ async function deleteContainer(ctx: Ctx, id: string, force: boolean): Promise<vo
     });
   } else if (r.cgroupName) {
     // (a record of an older hako: its directories detected)
-    const [{ Group }, { containerGroupSpec }] = await Promise.all([
+    const [{ Group }, { containerGroupSpec }, { thaw, removeFreezer }] = await Promise.all([
       import("../cgroup/group.ts"),
       import("../container/_cgroup.ts"),
+      import("./freezer.ts"),
     ]);
-    if (status === "paused") thaw(r.cgroupName);
+    if (status === "paused") thaw(r.cgroupName, r.freezer);
     new Group(r.cgroupName, containerGroupSpec(r.cgroup)).delete({ kill: true });
     removeFreezer(r.cgroupName);
   }
@@ -768,8 +785,10 @@ async function deleteContainer(ctx: Ctx, id: string, force: boolean): Promise<vo
   await postStop(ctx, r, state);
 }
 
-function list(ctx: Ctx, format: string, quiet: boolean): void {
-  const records = ctx.store.ids().map((id) => ctx.store.read(id)).filter((r): r is OciRecord => !!r);
+async function list(ctx: Ctx, format: string, quiet: boolean): Promise<void> {
+  const records = await Promise.all(
+    ctx.store.ids().map((id) => ctx.store.read(id)).filter((r): r is OciRecord => !!r).map(withFreezer),
+  );
   if (quiet) {
     ctx.io.stdout(records.map((r) => `${r.id}\n`).join(""));
     return;
@@ -789,7 +808,7 @@ function list(ctx: Ctx, format: string, quiet: boolean): void {
 }
 
 async function ps(ctx: Ctx, id: string, format: string): Promise<void> {
-  const r = mustRead(ctx, id);
+  const r = await mustRead(ctx, id);
   const pids = await cgroupPids(r);
   if (format === "json") {
     ctx.io.stdout(JSON.stringify(pids) + "\n");
@@ -822,14 +841,15 @@ async function writeSpec(bundle: string, rootless: boolean): Promise<void> {
  * to the caller's subreaper; otherwise waits and exits with its status.
  */
 async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): Promise<number> {
-  const [{ execIn }, { resolveSpec }, { ociToSpec }, { sendFd }, { connectUnix }] = await Promise.all([
+  const [{ execIn }, { resolveSpec }, { ociToSpec }, { sendFd }, { connectUnix }, { libc }] = await Promise.all([
     import("../container/exec.ts"),
     import("../container/validate.ts"),
     import("./config.ts"),
     import("../../ffi/tty.ts"),
     import("../../ffi/unix_socket.ts"),
+    import("../../ffi/libc.ts"),
   ]);
-  const r = mustRead(ctx, id);
+  const r = await mustRead(ctx, id);
   const status = ctx.store.status(r);
   if (status === "stopped") throw new OciError("cannot exec in a stopped container");
   if (status === "creating") throw new OciError("cannot exec in a container in the creating state");
@@ -912,7 +932,8 @@ async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): 
 /** `run`: create and start; in the foreground, wait and exit with the container's status. */
 async function run(ctx: Ctx, id: string, o: Options): Promise<number> {
   const c = await create(ctx, id, o, true);
-  const r = mustRead(ctx, id);
+  const r = await mustRead(ctx, id);
+  const { removeFreezer } = await import("./freezer.ts");
   try {
     if (r.hooks?.startContainer?.length) await start(ctx, id); // (through the FIFO: see create)
     else {

@@ -17,10 +17,14 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import process from "node:process";
-import { isRunning, nodeTrustFs, writePrivateFile } from "../container/state.ts";
+// Leaf modules only (node:fs and string work): `state`, `start`, `kill` and `delete`, which a shim
+// calls several times per container, read a record and its status without the container library
+// (container/state.ts, cgroup detection, the FFI table: see src/oci/runtime.ts).
+import { isRunning } from "../container/_identity.ts";
+import { nodeTrustFs } from "../container/_node_trust_fs.ts";
 import { octalMode, untrustedWayTo, writableByOthers } from "../_trusted_path.ts";
 import type { CgroupSpec } from "../container/spec.ts";
-import { type Freezer, isFrozen } from "./freezer.ts";
+import type { Freezer } from "./freezer.ts";
 import type { OciHooks } from "./hooks.ts";
 
 /** The default state directory (`--root`). */
@@ -137,8 +141,9 @@ export class OciStore {
       throw e;
     }
   }
-  /** Writes the record atomically. */
-  write(r: OciRecord): void {
+  /** Writes the record atomically (create and update: the container library is theirs to load). */
+  async write(r: OciRecord): Promise<void> {
+    const { writePrivateFile } = await import("../container/state.ts");
     writePrivateFile(join(this.dir(r.id), "state.json"), JSON.stringify(r));
   }
   /** The record, or undefined when there is no such container. */
@@ -164,13 +169,35 @@ export class OciStore {
   status(r: OciRecord): OciStatus {
     if (r.pid === undefined || r.startTime === undefined) return "creating";
     if (!isRunning({ pid: r.pid, startTime: r.startTime })) return "stopped";
-    if (r.cgroupName && isFrozen(r.cgroupName, r.freezer)) return "paused";
+    // (a record without its freezer, an older hako's, is given it as it is read: see withFreezer)
+    if (r.cgroupName && r.freezer && isFrozenAt(r.freezer)) return "paused";
     return existsSync(this.fifo(r.id)) ? "created" : "running";
   }
   /** Removes the container's directory. */
   remove(id: string): void {
     rmSync(this.dir(id), { recursive: true, force: true });
   }
+}
+
+/** Whether the freezer cgroup `f` is frozen now (one that cannot be read is not). */
+export function isFrozenAt(f: Freezer): boolean {
+  try {
+    if (f.version === 1) return readFileSync(join(f.dir, "freezer.state"), "utf8").trim() !== "THAWED";
+    return readFileSync(join(f.dir, "cgroup.freeze"), "utf8").trim() === "1";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `r` with its freezer cgroup, when it lacks one (a record of an older hako, from before `create`
+ * recorded it): detected as those hakos did at each read (`freezer.ts`, loaded only then), so that
+ * {@link OciStore.status} reads a recorded freezer only.
+ */
+export async function withFreezer(r: OciRecord): Promise<OciRecord> {
+  if (!r.cgroupName || r.freezer) return r;
+  const f = (await import("./freezer.ts")).freezerOf(r.cgroupName);
+  return f ? { ...r, freezer: f } : r;
 }
 
 /** The OCI state JSON (`runc state`). */
