@@ -12,6 +12,8 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { deepEqual } from "node:assert/strict";
 import { assert, assertEquals, assertThrows, tempDir, test } from "./_harness.ts";
+import { SetupError } from "../src/errors.ts";
+import { programExitCode } from "../src/cli/_exit_codes.ts";
 import { parseArgs, UsageError } from "../src/cli/_args.ts";
 import { parseAttachArgs } from "../src/cli/attach.ts";
 import { parseShellArgs } from "../src/cli/shell.ts";
@@ -612,6 +614,12 @@ test("hako plan --json of a bad spec is its SpecError (exit 1), of a 3000-deep o
     assert(pattern.test(r.err), `${file}: ${r.err}`);
     assert(!/TypeError|RangeError|\n\s+at /.test(r.err), `${file}: ${r.err}`);
   }
+});
+
+test("an image whose config gives no command, with none given, is hako's failure (docker's 125), not a usage error", () => {
+  const e = assertThrows(() => withImageDefaults({ image: "app:1", command: [] }, {}), SetupError, /no command to run/);
+  assertEquals(programExitCode(e), 125);
+  assertEquals(withImageDefaults({ image: "app:1", command: ["sh"] }, {}).command, ["sh"]);
 });
 
 test("--stop-signal, or else the image's StopSignal, becomes the spec's stopSignal; the validator names a bad one", () => {

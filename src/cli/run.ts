@@ -22,6 +22,7 @@ import {
   resolveEnv,
 } from "./_docker.ts";
 import { host } from "../runner/_host.ts";
+import { SetupError } from "../errors.ts";
 import { parsePublish, PUBLISH_CONFLICT, publishAllPorts } from "./_publish.ts";
 import { type LoaderKind, runScript } from "../runner/run_script.ts";
 
@@ -559,7 +560,7 @@ export function quickSpec(
  * A quick container's flags with an image's config as their defaults (pure), as docker's run:
  * Entrypoint + (the command given, else Cmd); WorkingDir under -w; User under -u (a name is
  * looked up by `lookupUser` in the image's /etc/passwd); StopSignal under --stop-signal.
- * @throws {UsageError} When neither the command line nor the image gives a command.
+ * @throws {SetupError} When neither the command line nor the image gives a command (docker's 125).
  */
 export function withImageDefaults(
   q: NonNullable<RunArgs["quick"]>,
@@ -568,7 +569,11 @@ export function withImageDefaults(
 ): NonNullable<RunArgs["quick"]> {
   const command = [...(config.Entrypoint ?? []), ...(q.command.length ? q.command : config.Cmd ?? [])];
   if (command.length === 0) {
-    throw new UsageError("a command to run in the container is required (the image's config gives none)");
+    // (not a bad command line but an image without a command: docker's "No command specified", 125)
+    throw new SetupError(
+      "image",
+      "no command to run: the image's config gives none (no Entrypoint, no Cmd); give one after the image",
+    );
   }
   const d = q.docker ?? {};
   let user = d.user;
