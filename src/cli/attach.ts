@@ -159,6 +159,8 @@ export class DetachFilter {
 
   /** Takes typed bytes: what to send now, and whether the sequence is complete. */
   push(bytes: Uint8Array): { send: Uint8Array; detach: boolean } {
+    // (a paste of MBs: the bytes as they are when none may begin the sequence, not one at a time)
+    if (this.#held.length === 0 && !bytes.includes(this.#keys[0]!)) return { send: bytes, detach: false };
     const out: number[] = [];
     for (const b of bytes) {
       if (b === this.#keys[this.#held.length]) {

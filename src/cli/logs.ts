@@ -219,27 +219,46 @@ export function followTickMs(value: string | undefined): number {
 }
 
 /**
- * Wakes `hako logs -f` when something in the watched directories changes (inotify through
- * `node:fs`'s `watch`, on Deno and Bun alike): the relay appending to the log, cutting it (a rename
- * to `.1` and a new file), or the container's record changing as it ends. docker's `logs -f`
- * likewise wakes on its json-file log's inotify events (its `followLogs` with fsnotify), and keeps
- * a poll where inotify is missing; here a tick (`HAKO_LOG_FOLLOW_TICK_MS`) stays as the fallback,
- * so nothing is missed when an event is lost, a watch cannot be set, or the relay ends (no event).
- * Nothing runs between events: an idle follower costs no CPU but the tick's look.
+ * Wakes `hako logs -f` when a log it follows grows (inotify through `node:fs`'s `watch`, on Deno
+ * and Bun alike). Each log file is watched, not the container's directory: under Deno a directory
+ * watch saw the supervisor's FIFOs there, and its watcher thread hung in open() on one, holding the
+ * process at its exit. A cut (the file renamed `.1`, a new one made) is seen at the next look, which
+ * watches the new file ({@link rearm}). docker's `logs -f` likewise wakes on its json-file log's
+ * inotify events (its `followLogs` with fsnotify) and keeps a poll where inotify is missing; here a
+ * tick (`HAKO_LOG_FOLLOW_TICK_MS`) stays as the fallback, so nothing is missed when an event is lost,
+ * a file is not there yet, or the relay ends (no event). Nothing runs between events but the tick.
  */
 export class FollowWaker {
   #fired = false;
   #wake: (() => void) | undefined;
-  readonly #watchers: { close(): void }[] = [];
+  readonly #files: Map<string, { ino: number; watcher: { close(): void } } | undefined>;
+  readonly #watch: typeof import("node:fs").watch;
+  readonly #stat: typeof import("node:fs").statSync;
 
-  /** @param dirs The directories to watch (one that cannot be watched is left to the tick). */
-  constructor(dirs: readonly string[], watch: typeof import("node:fs").watch) {
-    for (const dir of new Set(dirs)) {
+  /** @param files The log files to watch (one not there yet is watched once it is). */
+  constructor(files: readonly string[], fs: Pick<typeof import("node:fs"), "watch" | "statSync">) {
+    this.#files = new Map(files.map((f) => [f, undefined]));
+    this.#watch = fs.watch;
+    this.#stat = fs.statSync;
+    this.rearm();
+  }
+
+  /** Watches each file's current inode (after a cut, the new file): called before each look. */
+  rearm(): void {
+    for (const [file, now] of this.#files) {
+      let ino: number | undefined;
       try {
-        const w = watch(dir, () => this.#fire());
-        // (the directory deleted, --rm: the tick sees the end)
+        ino = this.#stat(file).ino;
+      } catch { /* not there (yet, or any more) */ }
+      if (now && now.ino === ino) continue;
+      now?.watcher.close();
+      this.#files.set(file, undefined);
+      if (ino === undefined) continue;
+      try {
+        const w = this.#watch(file, () => this.#fire());
         w.on("error", () => {});
-        this.#watchers.push(w);
+        this.#files.set(file, { ino, watcher: w });
+        // (made between the stat and the watch: the look that follows reads it)
       } catch { /* the tick alone */ }
     }
   }
@@ -273,10 +292,11 @@ export class FollowWaker {
 
   /** Stops watching (idempotent). */
   close(): void {
-    for (const w of this.#watchers.splice(0)) {
+    for (const [file, now] of this.#files) {
       try {
-        w.close();
+        now?.watcher.close();
       } catch { /* gone */ }
+      this.#files.set(file, undefined);
     }
     this.#wake?.();
     this.#wake = undefined;
@@ -303,7 +323,6 @@ async function logs(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const { openSync, readSync, closeSync, fstatSync, statSync, writeSync, existsSync, watch } = await import("node:fs");
-  const { dirname } = await import("node:path");
   const { env } = await import("node:process");
   const { isatty } = await import("node:tty");
   const { ContainerStateError, StateStore, isRunning } = await import("../container/state.ts");
@@ -670,7 +689,7 @@ async function logs(argv: readonly string[]): Promise<number> {
     return 0;
   };
   // -f: woken as the log grows, set before the log is read so that nothing written meanwhile waits.
-  const waker = a.follow ? new FollowWaker(streams.map((s) => dirname(s.path)), watch) : undefined;
+  const waker = a.follow ? new FollowWaker(streams.map((s) => s.path), { watch, statSync }) : undefined;
   const tickMs = followTickMs(env.HAKO_LOG_FOLLOW_TICK_MS);
 
   try {
@@ -723,6 +742,7 @@ async function logs(argv: readonly string[]): Promise<number> {
     // Follow what is appended to both, until the container ended and its relays wrote all they had.
     for (;;) {
       waker!.taken();
+      waker!.rearm();
       let merged: (Piece & { stream: number })[] = [];
       streams.forEach((s, n) => merged = mergeByStamp(merged, tag(s.poll(), n)));
       printAll(merged);
