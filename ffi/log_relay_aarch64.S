@@ -44,6 +44,7 @@
         .set SYS_fstat, 80
         .set SYS_exit_group, 94
         .set SYS_clock_gettime, 113
+        .set SYS_ppoll, 73
         .set SYS_prctl, 167
 
         // a 32-bit constant into a register
@@ -132,6 +133,8 @@ _start:
         svc     #0
         cmn     x0, #4                  // EINTR
         b.eq    .Lread
+        cmn     x0, #11                 // EAGAIN: fd 0 made non-blocking by another holder of its
+        b.eq    .Lwait                  //   file description (hako attach's copy of a pty master)
         cmp     x0, #0
         b.le    .Leof
         mov     x20, x0
@@ -175,6 +178,17 @@ _start:
         b       .Lbyte
 .Lchunk:
         bl      flush
+        b       .Lread
+.Lwait:                                 // ppoll({0, POLLIN}, 1, NULL, NULL, 8), then read again
+        add     x0, x28, #TMP
+        mov     x1, #0x100000000        // fd 0, events POLLIN (1 << 32: the short at +4), revents 0
+        str     x1, [x0]
+        mov     x1, #1
+        mov     x2, #0
+        mov     x3, #0
+        mov     x4, #8
+        mov     x8, #SYS_ppoll
+        svc     #0
         b       .Lread
 .Leof:
         mov     x0, #0                  // exit_group(0)

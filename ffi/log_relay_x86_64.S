@@ -7,7 +7,9 @@
 # runtime, nothing shared with the supervisor, so it keeps working when the supervisor dies.
 #
 #   argv: hako-log MAX FILE [LABEL]   MAX the cap in bytes (at least 4096), FILE a name in fd 3
-#   fd 0: the read end of the container's FIFO (opened O_NONBLOCK by the spawner; made blocking here)
+#   fd 0: the read end of the container's FIFO (opened O_NONBLOCK by the spawner; made blocking here),
+#         or the pty master of a container on a terminal, whose file description hako attach makes
+#         non-blocking for its writes (a read that finds nothing then waits in poll: EAGAIN is not EOF)
 #   fd 3: the container's directory (O_PATH), where FILE and FILE.1 live
 #   fd 4: this program's memfd (closed at once)
 #
@@ -127,6 +129,8 @@ _start:
         syscall
         cmp     rax, -4                 # EINTR
         je      .Lread
+        cmp     rax, -11                # EAGAIN: fd 0 made non-blocking by another holder of its
+        je      .Lwait                  #   file description (hako attach's copy of a pty master)
         test    rax, rax
         jle     .Leof
         mov     r14, rax
@@ -167,6 +171,15 @@ _start:
         jmp     .Lbyte
 .Lchunk:
         call    flush
+        jmp     .Lread
+.Lwait:                                 # poll({0, POLLIN}, 1, -1), then read again
+        mov     qword ptr [r15 + TMP], 0
+        mov     word ptr [r15 + TMP + 4], 1
+        mov     eax, 7
+        lea     rdi, [r15 + TMP]
+        mov     esi, 1
+        mov     edx, -1
+        syscall
         jmp     .Lread
 .Leof:
         mov     eax, 231                # exit_group(0)

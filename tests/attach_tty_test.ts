@@ -419,3 +419,44 @@ test(
   },
   { skip },
 );
+
+for (const path of PATHS) {
+  test(
+    `a -d -it command that reads nothing: a 1 MiB paste does not hold attach, the detach keys detach within a second, its terminal's output is still logged (${path})`,
+    async () => {
+      using l = lab(path);
+      const deaf = l.name("ttydeaf");
+      const d = l.hako(
+        ...["run", "-d", "-it", "--name", deaf, "--rootfs", "rootfs", "--"],
+        ...["sh", "-c", "sleep 5; echo after-$((6*7)); exec sleep 1000"],
+      );
+      equal(d.code, 0, d.stderr);
+      const child = spawn(CLI[0]!, [...CLI.slice(1), "attach", deaf], { env: l.env, cwd: l.dir });
+      try {
+        let err = "";
+        child.stderr.on("data", (b: Uint8Array) => err += new TextDecoder().decode(b));
+        child.stdout.on("data", () => {});
+        const exited = new Promise<number | null>((res) => child.on("exit", (c) => res(c)));
+        await new Promise((r) => setTimeout(r, 1500));
+        // Lines (a terminal's input queue fills with whole lines; a line longer than it holds is
+        // cut by the line discipline instead), 1 MiB, then ctrl-p ctrl-q.
+        const line = "a".repeat(63) + "\n";
+        child.stdin.write(new TextEncoder().encode(line.repeat((1 << 20) / line.length)));
+        child.stdin.write("\x10\x11");
+        const keysAt = Date.now();
+        const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r("still attached"), 15_000))]);
+        const tookMs = Date.now() - keysAt;
+        equal(code, 0, err);
+        match(err, /detached/);
+        console.error(`  (detached ${tookMs} ms after the keys, behind a 1 MiB paste)`);
+        equal(tookMs < 1000, true, `detached ${tookMs} ms after the keys`);
+        equal(l.hako("ps", "-q").stdout, `${deaf}\n`, "it runs on");
+        // The relay reads the master attach made non-blocking: what the command writes is logged.
+        await until("its later output in its log", () => l.hako("logs", "--raw", deaf).stdout.includes("after-42"));
+      } finally {
+        child.kill("SIGKILL");
+      }
+    },
+    { skip },
+  );
+}

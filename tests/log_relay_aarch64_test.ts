@@ -100,3 +100,52 @@ test(
       (process.arch !== "x64" && process.arch !== "arm64" && `no relay on ${process.arch}`),
   },
 );
+
+/**
+ * Runs `arch`'s relay image on a pipe whose read end (the relay's file description) python makes
+ * non-blocking once the relay has started — what `hako attach` does to a pty master the relay
+ * reads — then writes two lines apart; the relay's exit code and log.
+ */
+function relayMadeNonBlocking(arch: RunnerArch, dir: string) {
+  const img = join(dir, `hako-log-${arch}`);
+  writeFileSync(img, logRelayImage(arch === "aarch64" ? LOG_RELAY_AARCH64_HEX : LOG_RELAY_X86_64_HEX, arch));
+  chmodSync(img, 0o755);
+  const argv = [...(arch === "aarch64" && emulated ? [QEMU] : []), img, "4096", "log", "label"];
+  const script = `
+import fcntl, json, os, subprocess, sys, time
+r, w = (os.dup2(f, 20 + i) for i, f in enumerate(os.pipe()))  # (above 3 and 4)
+d = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+os.dup2(d, 3); null = os.open("/dev/null", os.O_RDONLY); os.dup2(null, 4)
+p = subprocess.Popen(json.loads(sys.argv[2]), stdin=r, pass_fds=(3, 4))
+time.sleep(1.5)  # its fcntl(0, F_SETFL, 0) is done
+fcntl.fcntl(r, fcntl.F_SETFL, fcntl.fcntl(r, fcntl.F_GETFL) | os.O_NONBLOCK)
+os.write(w, b"one\\n"); time.sleep(0.5)
+alive = p.poll() is None
+os.write(w, b"two\\n"); time.sleep(0.5)
+os.close(w); os.close(r)
+print(json.dumps({"alive": alive, "code": p.wait(timeout=20)}))
+`;
+  const r = spawnSync("python3", ["-c", script, dir, JSON.stringify(argv)], { encoding: "utf8", timeout: 60_000 });
+  const log = existsSync(join(dir, "log")) ? readFileSync(join(dir, "log"), "utf8") : "";
+  return { ...(JSON.parse(r.stdout || "{}") as { alive?: boolean; code?: number }), stderr: r.stderr, log };
+}
+
+test(
+  "a relay whose input another holder made non-blocking waits for more (EAGAIN is not the end), on x86-64 and aarch64",
+  () => {
+    using d = tempDir("hako-test-nbrelay-");
+    const archs: RunnerArch[] = process.arch === "x64" ? ["aarch64", "x86_64"] : ["aarch64"];
+    for (const arch of archs) {
+      const dir = join(d.path, arch);
+      execFileSync("mkdir", [dir]);
+      const r = relayMadeNonBlocking(arch, dir);
+      assertEquals([r.alive, r.code], [true, 0], `${arch}: still reading after an EAGAIN, then 0 at EOF: ${r.stderr}`);
+      assertEquals(r.log.replace(/\d{4}-\d\d-\d\dT[\d:.]+Z /g, ""), "one\ntwo\n", `${arch}: both lines logged`);
+    }
+  },
+  {
+    skip: (emulated && !which(QEMU) && `needs ${QEMU} (apt-get install qemu-user-static)`) ||
+      (process.arch !== "x64" && process.arch !== "arm64" && `no relay on ${process.arch}`) ||
+      (spawnSync("python3", ["-c", "import fcntl"]).status !== 0 && "needs python3 (to share the relay's fd)"),
+  },
+);

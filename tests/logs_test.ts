@@ -741,3 +741,39 @@ test(
   },
   { skip: e2eSkip },
 );
+
+test(
+  "hako logs -f is woken as the log grows: a line shows within a second with the fallback tick made a minute long",
+  async () => {
+    using l = supervisorLab("hako-test-logs-", { env: { HAKO_LOG_FOLLOW_TICK_MS: "60000" } });
+    const name = `hako-test-logs-wake-${unique()}`;
+    // Lines 1.5 s apart: the follower (started meanwhile, -n 0) sees those written after it started.
+    const script = "i=0; while [ $i -lt 6 ]; do usleep 1500000; echo wake-$i; i=$((i+1)); done; sleep 60";
+    const started = l.hako(["start", l.spec(name, script)]);
+    assert.equal(started.code, 0, started.stderr);
+    const [cmd, argv] = cliArgv(["logs", "-f", "-n", "0", "-t", name]);
+    const child = spawn(cmd, argv, { env: l.env, stdio: ["ignore", "pipe", "pipe"] });
+    const arrived: { line: string; at: number }[] = [];
+    let text = "", err = "";
+    child.stdout!.on("data", (b: Uint8Array) => {
+      text += dec.decode(b);
+      const lines = text.split("\n");
+      text = lines.pop()!;
+      for (const line of lines) arrived.push({ line, at: Date.now() });
+    });
+    child.stderr!.on("data", (b: Uint8Array) => err += dec.decode(b));
+    try {
+      await until("two lines through the follower", () => arrived.length >= 2, 20_000).catch(() => {});
+      assert.ok(arrived.length >= 2, `lines followed without the tick: ${JSON.stringify(arrived)} ${err}`);
+      for (const { line, at } of arrived) {
+        const m = /^(\S+) wake-\d$/.exec(line);
+        assert.ok(m, `a stamped line: ${line}`);
+        const lag = at - Date.parse(m[1]!.slice(0, 23) + "Z");
+        assert.ok(lag < 1000, `${line} arrived ${lag} ms after the relay read it`);
+      }
+    } finally {
+      child.kill("SIGKILL");
+    }
+  },
+  { skip: e2eSkip },
+);

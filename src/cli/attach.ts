@@ -159,6 +159,8 @@ export class DetachFilter {
 
   /** Takes typed bytes: what to send now, and whether the sequence is complete. */
   push(bytes: Uint8Array): { send: Uint8Array; detach: boolean } {
+    // (a paste of MBs: the bytes as they are when none may begin the sequence, not one at a time)
+    if (this.#held.length === 0 && !bytes.includes(this.#keys[0]!)) return { send: bytes, detach: false };
     const out: number[] = [];
     for (const b of bytes) {
       if (b === this.#keys[this.#held.length]) {
@@ -324,9 +326,22 @@ async function attachInput(
     h.stderr(`\r\nhako attach: detached from ${name} (it runs on)\r\n`);
     h.exit(0);
   };
-  // A pipe's writes wait without blocking the event loop when it is full; a pty master stays
-  // blocking (its log relay reads it so): a command that reads none of a long paste holds attach.
-  if (!input.tty) nonBlockingPipe(fd);
+  // Writes wait without blocking the event loop when the pipe or the terminal's input is full
+  // (writeAllTo retries on EAGAIN), so a command that reads none of a long paste never holds the
+  // detach keys. The fd is non-blocking for that. A pipe's write end is shared only with the
+  // supervisor and other attaches, which never read it. A pty master's file description is shared
+  // with its log relay (SCM_RIGHTS passes the description, not a new one; and there is no second
+  // description of a master to open: /dev/pts/N is the slave, /proc/PID/fd/N of /dev/ptmx a new
+  // pty). Rather than a worker or child that would block in write in attach's place, the relay
+  // takes an EAGAIN on its reads as "wait in poll", not as the end (ffi/log_relay_*.S), as the
+  // supervisor's own copier already reads the master non-blocking where there is no relay. (docker's
+  // attach writes to containerd's stdin FIFO, which the shim copies to the console in a goroutine of
+  // its own: a copy that waits holds neither the client nor its detach keys — the same outcome.)
+  // A relay started again sets its input blocking (fcntl F_SETFL 0, for its FIFO): so each write
+  // sets O_NONBLOCK again. (nonBlockingPipe is fcntl O_NONBLOCK, whatever the fd; its doc's "never
+  // for a pty master" predates the relay's EAGAIN.)
+  const nonBlocking = () => nonBlockingPipe(fd);
+  nonBlocking();
   if (input.tty) {
     // The window: the caller's at attach, and on every SIGWINCH (docker resizes the same way).
     resizeToCaller(fd);
@@ -361,7 +376,11 @@ async function attachInput(
       const { send, detach: done } = filter.push(b);
       if (send.length) {
         queue = queue.then(async () => {
-          if (fd >= 0 && !(await writeAllTo(fd, send, () => fd < 0))) closeInput();
+          if (fd < 0) return;
+          try {
+            nonBlocking();
+          } catch { /* the write says what is wrong */ }
+          if (!(await writeAllTo(fd, send, () => fd < 0))) closeInput();
         });
       }
       // (not behind a write that waits on a full pipe: what was typed before gets a moment)

@@ -212,6 +212,97 @@ export function mergeByStamp<T extends { readonly stamp: string }>(a: readonly T
   return out.concat(a.slice(i), b.slice(j));
 }
 
+/** How often `hako logs -f` looks at the log without being woken, in ms (`HAKO_LOG_FOLLOW_TICK_MS`, 100 by default). */
+export function followTickMs(value: string | undefined): number {
+  const n = Number(value);
+  return value !== undefined && /^\d+$/.test(value) && n > 0 ? n : 100;
+}
+
+/**
+ * Wakes `hako logs -f` when a log it follows grows (inotify through `node:fs`'s `watch`, on Deno
+ * and Bun alike). Each log file is watched, not the container's directory: under Deno a directory
+ * watch saw the supervisor's FIFOs there, and its watcher thread hung in open() on one, holding the
+ * process at its exit. A cut (the file renamed `.1`, a new one made) is seen at the next look, which
+ * watches the new file ({@link rearm}). docker's `logs -f` likewise wakes on its json-file log's
+ * inotify events (its `followLogs` with fsnotify) and keeps a poll where inotify is missing; here a
+ * tick (`HAKO_LOG_FOLLOW_TICK_MS`) stays as the fallback, so nothing is missed when an event is lost,
+ * a file is not there yet, or the relay ends (no event). Nothing runs between events but the tick.
+ */
+export class FollowWaker {
+  #fired = false;
+  #wake: (() => void) | undefined;
+  readonly #files: Map<string, { ino: number; watcher: { close(): void } } | undefined>;
+  readonly #watch: typeof import("node:fs").watch;
+  readonly #stat: typeof import("node:fs").statSync;
+
+  /** @param files The log files to watch (one not there yet is watched once it is). */
+  constructor(files: readonly string[], fs: Pick<typeof import("node:fs"), "watch" | "statSync">) {
+    this.#files = new Map(files.map((f) => [f, undefined]));
+    this.#watch = fs.watch;
+    this.#stat = fs.statSync;
+    this.rearm();
+  }
+
+  /** Watches each file's current inode (after a cut, the new file): called before each look. */
+  rearm(): void {
+    for (const [file, now] of this.#files) {
+      let ino: number | undefined;
+      try {
+        ino = this.#stat(file).ino;
+      } catch { /* not there (yet, or any more) */ }
+      if (now && now.ino === ino) continue;
+      now?.watcher.close();
+      this.#files.set(file, undefined);
+      if (ino === undefined) continue;
+      try {
+        const w = this.#watch(file, () => this.#fire());
+        w.on("error", () => {});
+        this.#files.set(file, { ino, watcher: w });
+        // (made between the stat and the watch: the look that follows reads it)
+      } catch { /* the tick alone */ }
+    }
+  }
+
+  #fire(): void {
+    this.#fired = true;
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  /** Forgets the events so far: called before a look, which sees what they announced. */
+  taken(): void {
+    this.#fired = false;
+  }
+
+  /** Resolves at the next event (at once if one came since {@link taken}), or after `ms`. */
+  wait(ms: number): Promise<void> {
+    if (this.#fired) return Promise.resolve();
+    return new Promise((resolve) => {
+      const tick = setTimeout(() => {
+        this.#wake = undefined;
+        resolve();
+      }, ms);
+      this.#wake = () => {
+        clearTimeout(tick);
+        resolve();
+      };
+    });
+  }
+
+  /** Stops watching (idempotent). */
+  close(): void {
+    for (const [file, now] of this.#files) {
+      try {
+        now?.watcher.close();
+      } catch { /* gone */ }
+      this.#files.set(file, undefined);
+    }
+    this.#wake?.();
+    this.#wake = undefined;
+  }
+}
+
 /** Runs `hako logs`. */
 export async function main(argv: readonly string[]): Promise<number> {
   try {
@@ -231,7 +322,8 @@ async function logs(argv: readonly string[]): Promise<number> {
     h.stdout(usage);
     return 0;
   }
-  const { openSync, readSync, closeSync, fstatSync, statSync, writeSync, existsSync } = await import("node:fs");
+  const { openSync, readSync, closeSync, fstatSync, statSync, writeSync, existsSync, watch } = await import("node:fs");
+  const { env } = await import("node:process");
   const { isatty } = await import("node:tty");
   const { ContainerStateError, StateStore, isRunning } = await import("../container/state.ts");
   const { StampFilter, tailStart, settledSize, isStamp, BLOCK_BYTES, STAMP_BYTES } = await import(
@@ -495,7 +587,8 @@ async function logs(argv: readonly string[]): Promise<number> {
         closeSync(this.current.fd);
         this.current = undefined;
       }
-      if (into.length === 0) return this.flush();
+      // (not while a cut waits for its new part: the line held may be dropped once it is there)
+      if (into.length === 0) return this.#before !== undefined ? [] : this.flush();
       const all = [...this.#pending, ...into];
       if (!stamped) return all;
       const ended = endedAt(all);
@@ -545,6 +638,12 @@ async function logs(argv: readonly string[]): Promise<number> {
       }
     }
 
+    /** Whether poll holds the pieces of a line not yet ended (the next look comes at once). */
+    holding(): boolean {
+      // (not while a cut waits for its new part: its making wakes the follower, or the tick does)
+      return this.#pending.length > 0 && this.#before === undefined;
+    }
+
     /** The pieces of a line not yet ended, held by poll: printed at the end. */
     flush(): Piece[] {
       const held = this.#pending;
@@ -589,6 +688,9 @@ async function logs(argv: readonly string[]): Promise<number> {
     for (const p of printers) p.finish();
     return 0;
   };
+  // -f: woken as the log grows, set before the log is read so that nothing written meanwhile waits.
+  const waker = a.follow ? new FollowWaker(streams.map((s) => s.path), { watch, statSync }) : undefined;
+  const tickMs = followTickMs(env.HAKO_LOG_FOLLOW_TICK_MS);
 
   try {
     for (const s of streams) s.open();
@@ -639,6 +741,8 @@ async function logs(argv: readonly string[]): Promise<number> {
     };
     // Follow what is appended to both, until the container ended and its relays wrote all they had.
     for (;;) {
+      waker!.taken();
+      waker!.rearm();
       let merged: (Piece & { stream: number })[] = [];
       streams.forEach((s, n) => merged = mergeByStamp(merged, tag(s.poll(), n)));
       printAll(merged);
@@ -655,9 +759,12 @@ async function logs(argv: readonly string[]): Promise<number> {
         if (streams.some((s) => s.more())) continue;
         return flushAll();
       }
-      await new Promise((res) => setTimeout(res, 100));
+      // A line held by poll is printed by the next look that finds nothing new: that look comes at
+      // once (a prompt, an echoed key, shows without waiting for the tick).
+      await (streams.some((s) => s.holding()) ? new Promise((res) => setTimeout(res, 0)) : waker!.wait(tickMs));
     }
   } finally {
+    waker?.close();
     for (const s of streams) s.close();
   }
 }
