@@ -54,8 +54,8 @@ export function callerWindowSize(): WindowSize | undefined {
 /**
  * Writes all of `bytes` to `fd` (a pty master or a pipe handed over by `hako attach`), waiting
  * without blocking the event loop while a non-blocking `fd` is full; a blocking one blocks until
- * there is room (never made non-blocking here: the file description is shared with a log relay,
- * whose reads must stay blocking).
+ * there is room. (`hako attach` makes its pty master non-blocking: the file description is shared
+ * with the log relay, which waits in poll on EAGAIN — see `ffi/log_relay.ts` and attach.ts.)
  * @param stop Says to give up waiting on a full `fd`.
  * @returns False when the write failed (EIO, EPIPE: nothing reads it any more), or `stop()` said so.
  */
@@ -79,11 +79,11 @@ export async function writeAllTo(
 }
 
 /**
- * Makes the write end of a container's stdin pipe, handed over by `hako attach`, non-blocking, so
- * that a full pipe (a command that does not read) never blocks the event loop: {@link writeAllTo}
- * waits instead. Only for a pipe — its write end's file description is shared with the supervisor
- * and other attaches, which never read it — never for a pty master, whose description a log
- * relay reads with blocking reads.
+ * Makes a descriptor `hako attach` was handed non-blocking, so that a full pipe or pty (a command
+ * that does not read) never blocks the event loop: {@link writeAllTo} waits instead. A pipe's write
+ * end is shared with the supervisor and other attaches, which never read it; a pty master's
+ * description with the log relay, which waits in poll on EAGAIN rather than ending (a relay of a
+ * hako from before that change ends there).
  * @throws {SyscallError} When fcntl fails.
  */
 export function nonBlockingPipe(fd: number): void {
