@@ -89,6 +89,8 @@ type Container = import("./mod.ts").Container;
 declare const run: typeof import("./mod.ts").run;
 /** Runs a command inside a running container (its namespaces, cgroup and limits). See `src/container/exec.ts`. */
 declare const execIn: typeof import("./mod.ts").execIn;
+/** Publishes a spec's `network.ports` for a container the caller creates, until disposed. See `src/container/ports.ts`. */
+declare const publishPorts: typeof import("./mod.ts").publishPorts;
 /** The containers recorded on this host (`hako ps`). See `src/container/lifecycle.ts`. */
 declare const listContainers: typeof import("./mod.ts").listContainers;
 /** Signals a running container by name (`hako kill`). */

@@ -115,8 +115,8 @@ export type {
   VethSpec,
 } from "./src/container/spec.ts";
 export { resolveSpec, SpecError } from "./src/container/validate.ts";
-export { publishPorts } from "./src/supervisor/ports.ts";
-export type { PublishedPort, PublishedPorts } from "./src/supervisor/ports.ts";
+export { publishPorts } from "./src/container/ports.ts";
+export type { PublishedPort, PublishedPorts } from "./src/container/ports.ts";
 export type { Hook, HookCommand, ReadinessSpec } from "./src/container/hooks.ts";
 export type { RestartPolicy, RestartPolicyName } from "./src/container/restart_policy.ts";
 export type { MemoryPressureSpec, PressureLevel } from "./src/container/memory_pressure.ts";

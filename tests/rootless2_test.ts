@@ -24,7 +24,7 @@ import { isRoot, runtime, tempDir, test } from "./_harness.ts";
 import { findStaticBusybox } from "../src/container/rootfs.ts";
 import { parseRunArgs, quickSpec, quickVarDir } from "../src/cli/run.ts";
 import { BUN_SINGLE_THREADED_ENV } from "../ffi/fork.ts";
-import { resolveStateDir } from "../src/container/_state_dir.ts";
+import { resolveStateDir } from "../src/container/state_dir.ts";
 
 const NOBODY = 65534;
 const ROOT = fileURLToPath(new URL("..", import.meta.url));

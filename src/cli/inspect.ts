@@ -189,7 +189,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const { containerInfo, damagedInfo } = await import("../container/lifecycle.ts");
   const { resolveSpec } = await import("../container/validate.ts");
   const { DOCKER_FILE } = await import("../supervisor/protocol.ts");
-  const { readPublishedPorts } = await import("../supervisor/ports.ts");
+  const { readPublishedPorts } = await import("../container/ports.ts");
   const { readFileSync } = await import("node:fs");
   const store = new StateStore();
   const out: unknown[] = [];

@@ -48,7 +48,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const { StateStore } = await import("../container/state.ts");
-  const { readPublishedPorts } = await import("../supervisor/ports.ts");
+  const { readPublishedPorts } = await import("../container/ports.ts");
   const store = new StateStore();
   const got = store.inspect(a.name);
   if (got.kind === "none") {

@@ -7,7 +7,7 @@ import { bytes, duration, formatRows, type OutputFormat, parseFormat, table } fr
 import { type Host, host } from "../runner/_host.ts";
 // (from its own leaf module, not container/state.ts: that one imports node:fs, node:path and
 // node:process, and under Deno the first node: import starts the Node compatibility layer)
-import { resolveStateDir } from "../container/_state_dir.ts";
+import { resolveStateDir } from "../container/state_dir.ts";
 import type { ContainerInfo } from "../container/lifecycle.ts";
 
 /** The help text. */
@@ -260,7 +260,7 @@ async function dockerReader(): Promise<(name: string) => Readonly<Record<string,
 async function portsReader(list: readonly ContainerInfo[]): Promise<(name: string) => string> {
   if (!list.some((c) => c.state === "running")) return () => "";
   const { StateStore } = await import("../container/state.ts");
-  const { readPublishedPorts } = await import("../supervisor/ports.ts");
+  const { readPublishedPorts } = await import("../container/ports.ts");
   const { portsCell } = await import("./_publish.ts");
   const store = new StateStore();
   const running = new Set(list.filter((c) => c.state === "running").map((c) => c.name));

@@ -63,11 +63,11 @@ import { cstr } from "../../ffi/cstring.ts";
 import { fsError, SyscallError } from "../errors.ts";
 import { octalMode, untrustedWayTo, writableByOthers } from "../_trusted_path.ts";
 import type { ContainerSpec } from "./spec.ts";
-import { resolveStateDir } from "./_state_dir.ts";
+import { resolveStateDir } from "./state_dir.ts";
 import { dropPendingRootfs, notePendingRootfs, withRootfsLock } from "./_rootfs_ref.ts";
 import { ENOENT, O_CLOEXEC, O_CREAT, O_NOFOLLOW, O_RDWR } from "../../ffi/constants.ts";
 
-export { DEFAULT_STATE_DIR, resolveStateDir } from "./_state_dir.ts";
+export { DEFAULT_STATE_DIR, resolveStateDir } from "./state_dir.ts";
 // (in leaf modules of their own, so that hako-runc's state, start, kill and delete load them without
 // this one: see src/oci/runtime.ts)
 export { identify, isRunning, type ProcessIdentity } from "./_identity.ts";

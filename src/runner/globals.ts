@@ -41,6 +41,7 @@ export const HAKO_GLOBALS: readonly string[] = [
   "Container",
   "run",
   "execIn",
+  "publishPorts",
   "listContainers",
   "killContainer",
   "stopContainer",

@@ -125,10 +125,10 @@ export async function runForeground(
     // outlives it, so it holds the proxy, as the supervisor does for a -d one (the same code,
     // ports.ts); bound before the container is made (a taken port fails the run with nothing
     // made), closed in the finally below however the run ends (its end, a signal, a failed start).
-    let published: import("../supervisor/ports.ts").PublishedPorts | undefined;
+    let published: import("../container/ports.ts").PublishedPorts | undefined;
     try {
       if (spec.network?.ports?.length) {
-        const { publishPorts } = await import("../supervisor/ports.ts");
+        const { publishPorts } = await import("../container/ports.ts");
         published = await publishPorts(spec, {
           stateDir: store.dir(resolved.name),
           log: (m) => void process.stderr.write(`hako run: ${m}\n`),

@@ -70,7 +70,7 @@ import {
   type Response,
   type StartRequest,
 } from "./protocol.ts";
-import { PortProxies } from "./ports.ts";
+import { PortProxies } from "../container/ports.ts";
 import { acceptedFd, judgePeer } from "./_peer.ts";
 import { NAME } from "../container/_spec_fields.ts";
 import { sendFd, type WindowSize } from "../../ffi/tty.ts";

@@ -33,8 +33,8 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import process from "node:process";
 import { SetupError } from "../errors.ts";
-import type { ContainerSpec } from "../container/spec.ts";
-import { writePrivateFile } from "../container/state.ts";
+import type { ContainerSpec } from "./spec.ts";
+import { writePrivateFile } from "./state.ts";
 
 /** The file in a container's state directory listing its published ports while it runs. */
 export const PORTS_FILE = "ports.json";
