@@ -309,18 +309,7 @@ export class TerminalRelay {
    * Writes all of `bytes` to `fd`, waiting (without blocking the event loop) while a non-blocking
    * `fd` is full. @returns False when the write failed, or `stop()` said to give up.
    */
-  async #writeAll(fd: number, bytes: Uint8Array, stop: () => boolean = () => false): Promise<boolean> {
-    const { write } = libc();
-    let off = 0;
-    while (off < bytes.length) {
-      const n = retryEintr(() => write(fd, bytes.subarray(off), BigInt(bytes.length - off)));
-      if (n >= 0) {
-        off += n;
-        continue;
-      }
-      if (errno() !== EAGAIN || stop()) return false;
-      await sleep(2);
-    }
-    return true;
+  #writeAll(fd: number, bytes: Uint8Array, stop: () => boolean = () => false): Promise<boolean> {
+    return writeAllTo(fd, bytes, stop);
   }
 }
