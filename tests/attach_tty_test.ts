@@ -9,91 +9,25 @@
  * @module
  */
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createConnection } from "node:net";
 import { join } from "node:path";
 import process from "node:process";
 import { deepEqual, equal, match } from "node:assert/strict";
-import { needsRoot, runtime, tempDir, test } from "./_harness.ts";
-import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
+import { needsRoot, test } from "./_harness.ts";
+import { CLI, cliLab, PATHS, type SpawnPath, until } from "./_cli_lab.ts";
+import { findStaticBusybox } from "../src/container/rootfs.ts";
 import { requestProblem } from "../src/supervisor/supervisor.ts";
 import { DetachFilter } from "../src/cli/attach.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
-const PTY = join(ROOT, "tests/_pty.py");
-const CLI = runtime === "bun"
-  ? [join(ROOT, "node_modules/.bin/bun"), join(ROOT, "src/cli/main.ts")]
-  : [join(ROOT, "bin/hako")];
 const hasPython = spawnSync("python3", ["-c", "import pty"]).status === 0;
 const skip = needsRoot ||
   (findStaticBusybox() === undefined && "needs a static busybox (apt-get install busybox-static)") ||
   (!hasPython && "needs python3 (tests/_pty.py drives a terminal)");
-const PATHS = ["native", "forked"] as const;
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 /** A state directory and a busybox rootfs; deletes its containers and kills its supervisor on dispose. */
-function lab(path: (typeof PATHS)[number], extraEnv: Record<string, string> = {}) {
-  const dir = tempDir("hako-attach-");
-  chmodSync(dir.path, 0o755);
-  const state = join(dir.path, "state");
-  buildRootfs(join(dir.path, "rootfs"), { builder: "busybox" });
-  const env: Record<string, string> = {
-    ...process.env as Record<string, string>,
-    HAKO_STATE_DIR: state,
-    NO_COLOR: "1",
-    ...(path === "forked" ? { HAKO_NATIVE_SPAWN: "0" } : {}),
-    ...extraEnv,
-  };
-  delete env.HAKO_LOADER;
-  if (path === "native") delete env.HAKO_NATIVE_SPAWN;
-  const suffix = Math.random().toString(36).slice(2, 8);
-  const hako = (...args: string[]): Result => {
-    const r = spawnSync(CLI[0]!, [...CLI.slice(1), ...args], { env, cwd: dir.path, encoding: "utf8", timeout: 60_000 });
-    if (r.error) throw r.error;
-    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-  };
-  /** `hako ARGS` on a terminal of ROWS×COLUMNS, playing `steps` (see tests/_pty.py). */
-  const onTerminal = (steps: unknown[], ...args: string[]) => {
-    const r = spawnSync("python3", [PTY, "30", "90", JSON.stringify(steps), "60", "--", ...CLI, ...args], {
-      env,
-      cwd: dir.path,
-      encoding: "utf8",
-      timeout: 90_000,
-    });
-    equal(r.status, 0, r.stderr);
-    return JSON.parse(r.stdout) as { output: string; status: number | null; timedOut: string | null };
-  };
-  return {
-    dir: dir.path,
-    env,
-    hako,
-    onTerminal,
-    /** A unique container name. */
-    name: (n: string) => `at-${n}-${path[0]}-${suffix}`,
-    [Symbol.dispose]() {
-      try {
-        for (const n of hako("ps", "-a", "-q").stdout.split("\n").filter(Boolean)) hako("rm", "-f", n);
-      } catch { /* the directory goes anyway */ }
-      try {
-        const pid = Number(readFileSync(join(state, "supervisor.pid"), "utf8").split(" ")[0]);
-        if (pid) process.kill(pid, "SIGKILL");
-      } catch { /* none */ }
-      dir[Symbol.dispose]();
-    },
-  };
-}
-
-async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+function lab(path: SpawnPath, extraEnv: Record<string, string> = {}) {
+  return cliLab(path, { tag: "at", prefix: "hako-attach-", env: extraEnv });
 }
 
 test("an attach request is checked like any other: a name is a short string, nothing else rides along", () => {

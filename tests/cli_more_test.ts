@@ -7,12 +7,13 @@
  * @module
  */
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, chownSync, readFileSync, writeFileSync } from "node:fs";
+import { chownSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { deepEqual, equal, match, notEqual, ok, throws } from "node:assert/strict";
-import { needsRoot, runtime, tempDir, test } from "./_harness.ts";
-import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
+import { needsRoot, test } from "./_harness.ts";
+import { CLI, cliLab, PATHS, type SpawnPath, until } from "./_cli_lab.ts";
+import { findStaticBusybox } from "../src/container/rootfs.ts";
 import { binarySize, decimalSize, formatRows, parseFormat } from "../src/cli/_format.ts";
 import { UsageError } from "../src/cli/_args.ts";
 import { blockIo, cpuPercent, netIo, type StatsSample } from "../src/cli/_cgroup_stats.ts";
@@ -31,67 +32,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const PTY = join(ROOT, "tests/_pty.py");
-const CLI = runtime === "bun"
-  ? [join(ROOT, "node_modules/.bin/bun"), join(ROOT, "src/cli/main.ts")]
-  : [join(ROOT, "bin/hako")];
 const skip = needsRoot ||
   (findStaticBusybox() === undefined && "needs a static busybox (apt-get install busybox-static)");
-const PATHS = ["native", "forked"] as const;
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 /** A state directory and a busybox rootfs; deletes its containers and kills its supervisor on dispose. */
-function lab(path: (typeof PATHS)[number]) {
-  const dir = tempDir("hako-dockcli-");
-  chmodSync(dir.path, 0o755);
-  const state = join(dir.path, "state");
-  const rootfs = join(dir.path, "rootfs");
-  buildRootfs(rootfs, { builder: "busybox" });
-  const env: Record<string, string> = {
-    ...process.env as Record<string, string>,
-    HAKO_STATE_DIR: state,
-    NO_COLOR: "1",
-    ...(path === "forked" ? { HAKO_NATIVE_SPAWN: "0" } : {}),
-  };
-  delete env.HAKO_LOADER;
-  if (path === "native") delete env.HAKO_NATIVE_SPAWN;
-  const suffix = Math.random().toString(36).slice(2, 8);
-  const hako = (...args: string[]): Result => {
-    const r = spawnSync(CLI[0]!, [...CLI.slice(1), ...args], { env, cwd: dir.path, encoding: "utf8", timeout: 60_000 });
-    if (r.error) throw r.error;
-    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-  };
-  return {
-    dir: dir.path,
-    env,
-    rootfs,
-    state,
-    hako,
-    /** A unique container name. */
-    name: (n: string) => `dc-${n}-${path[0]}-${suffix}`,
-    [Symbol.dispose]() {
-      try {
-        for (const n of hako("ps", "-a", "-q").stdout.split("\n").filter(Boolean)) hako("rm", "-f", n);
-      } catch { /* the directory goes anyway */ }
-      try {
-        const pid = Number(readFileSync(join(state, "supervisor.pid"), "utf8").split(" ")[0]);
-        if (pid) process.kill(pid, "SIGKILL");
-      } catch { /* none */ }
-      dir[Symbol.dispose]();
-    },
-  };
-}
-
-async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+function lab(path: SpawnPath) {
+  return cliLab(path, { tag: "dc", prefix: "hako-dockcli-" });
 }
 
 const sample = (over: Partial<StatsSample>): StatsSample => ({

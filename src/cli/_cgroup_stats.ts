@@ -7,7 +7,6 @@
  */
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { detect } from "../cgroup/layout.ts";
 
 function read(path: string): string | undefined {
   try {
@@ -17,33 +16,7 @@ function read(path: string): string | undefined {
   }
 }
 
-/**
- * The directories of cgroup `name` that process `pid` is in, from /proc/PID/cgroup (hierarchies
- * where it sits elsewhere are left out: their figures are not the container's).
- */
-export function containerCgroupDirs(pid: number, name: string | undefined): string[] {
-  if (!name) return [];
-  const text = read(`/proc/${pid}/cgroup`);
-  if (!text) return [];
-  let layout;
-  try {
-    layout = detect();
-  } catch {
-    return [];
-  }
-  const dirs: string[] = [];
-  for (const line of text.trim().split("\n")) {
-    const [, ctrls, path] = line.split(":");
-    if (ctrls === undefined || path === undefined || (path !== `/${name}` && !path.endsWith(`/${name}`))) continue;
-    for (const m of layout.mounts) {
-      const matches = ctrls === ""
-        ? m.version === 2
-        : m.version === 1 && ctrls.split(",").some((c) => m.subsystems.includes(c.replace(/^name=/, "")));
-      if (matches) dirs.push(join(m.mountPoint, path));
-    }
-  }
-  return [...new Set(dirs)];
-}
+export { containerCgroupDirs } from "../container/cgroup_paths.ts";
 
 /**
  * The processes of a container: those in its cgroup (`cgroup.procs`), or, without one, its init

@@ -732,6 +732,7 @@ async function runQuickOn(
     try {
       const code = await startSpecs([{ spec: options.init ? { ...spec, init: true } : spec }], {
         quiet: true,
+        command: "run",
         onFailed: (_, e) => void (failure ??= e),
         ...(Object.keys(record).length
           ? {

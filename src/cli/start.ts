@@ -237,6 +237,8 @@ export interface StartSpecsOptions {
    * supervisor's error reply (`hako run -d` turns it into docker's exit code).
    */
   readonly onFailed?: (name: string, error: { name?: string; step?: string; code?: string; message: string }) => void;
+  /** The command its messages are from (`hako run: NAME: …` for `hako run -d`); "start" when not given. */
+  readonly command?: string;
 }
 
 /**
@@ -284,10 +286,10 @@ export async function startSpecs(
     if (tty) h.stderr("\r\x1b[K");
     if (error === undefined) {
       h.stdout(`${name}\n`);
-      if (warning) h.stderr(`hako start: ${name}: ${warning}\n`);
+      if (warning) h.stderr(`hako ${opts.command ?? "start"}: ${name}: ${warning}\n`);
     } else {
       failed = true;
-      h.stderr(`hako start: ${name}: ${error}\n`);
+      h.stderr(`hako ${opts.command ?? "start"}: ${name}: ${error}\n`);
     }
     draw(name);
   };

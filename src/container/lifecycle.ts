@@ -27,6 +27,7 @@ import {
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import process from "node:process";
 import { Group } from "../cgroup/group.ts";
+import { containerCgroupDirs } from "./cgroup_paths.ts";
 import { containerGroupSpec, DEFAULT_CGROUP_PARENT, existingCgroupDirs, removeEmptyDefaultParent } from "./_cgroup.ts";
 import { oomKillCount } from "../cgroup/memory.ts";
 import { failedForkCount, pidsCurrentCount } from "../cgroup/pids.ts";
@@ -137,34 +138,6 @@ function read(path: string): string | undefined {
   }
 }
 
-/**
- * The directories of cgroup `name` that process `pid` is in (v1: one per hierarchy that has it;
- * v2: one), from /proc/PID/cgroup. Hierarchies where the process sits in its parent's cgroup are
- * left out: their figures are not the container's.
- */
-function cgroupDirs(pid: number, name: string | undefined): string[] {
-  if (!name) return [];
-  const text = read(`/proc/${pid}/cgroup`);
-  if (!text) return [];
-  let layout;
-  try {
-    layout = detect();
-  } catch {
-    return [];
-  }
-  const dirs: string[] = [];
-  for (const line of text.trim().split("\n")) {
-    const [, ctrls, path] = line.split(":");
-    if (ctrls === undefined || path === undefined || (path !== `/${name}` && !path.endsWith(`/${name}`))) continue;
-    for (const m of layout.mounts) {
-      const matches = ctrls === ""
-        ? m.version === 2
-        : m.version === 1 && ctrls.split(",").some((c) => m.subsystems.includes(c.replace(/^name=/, "")));
-      if (matches) dirs.push(join(m.mountPoint, path));
-    }
-  }
-  return [...new Set(dirs)];
-}
 
 function firstNumber(texts: Array<string | undefined>): number | undefined {
   for (const t of texts) if (t !== undefined && /^\d+/.test(t.trim())) return Number(t.trim().split(/\s/)[0]);
@@ -177,7 +150,7 @@ type Figures = Pick<ContainerInfo, "cpuPercent" | "memoryBytes" | "pids" | "oomK
 /** Live figures of a running container. */
 function liveFigures(r: StateRecord): Figures {
   const pid = r.init!.pid;
-  const dirs = cgroupDirs(pid, r.cgroup);
+  const dirs = containerCgroupDirs(pid, r.cgroup);
   const procsText = dirs.map((d) => read(join(d, "cgroup.procs"))).find((t) => t !== undefined);
   const procs = procsText ? procsText.trim().split("\n").filter(Boolean).map(Number) : [pid];
   const startedMs = r.startedAt ? Date.parse(r.startedAt) : Date.parse(r.createdAt);
@@ -1187,7 +1160,7 @@ function touchedWithin(dir: string, ms: number): boolean {
 function containerPids(r: StateRecord): number[] {
   if (!r.init || !isRunning(r.init)) return [];
   const pids = [r.init.pid];
-  for (const d of cgroupDirs(r.init.pid, r.cgroup)) {
+  for (const d of containerCgroupDirs(r.init.pid, r.cgroup)) {
     for (const line of (read(join(d, "cgroup.procs")) ?? "").split("\n")) if (line) pids.push(Number(line));
   }
   return pids;
