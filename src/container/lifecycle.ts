@@ -138,7 +138,6 @@ function read(path: string): string | undefined {
   }
 }
 
-
 function firstNumber(texts: Array<string | undefined>): number | undefined {
   for (const t of texts) if (t !== undefined && /^\d+/.test(t.trim())) return Number(t.trim().split(/\s/)[0]);
   return undefined;
