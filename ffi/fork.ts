@@ -20,7 +20,6 @@
  */
 import { readFileSync } from "node:fs";
 import process from "node:process";
-import { setFlagsFromString } from "node:v8";
 import { errno, libc } from "./libc.ts";
 import { SyscallError } from "./errno.ts";
 import { SYS } from "./syscalls.ts";
@@ -88,9 +87,11 @@ export const singleThreaded: boolean = (() => {
 })();
 
 if (!singleThreaded && underDeno) {
-  // Best effort: fewer helper threads are used from here on.
+  // Best effort: fewer helper threads are used from here on. (node:v8 is loaded only here, where
+  // it is used: a static import costs every process that loads this module, Bun's `hako-runc
+  // create` included, which never needs it.)
   try {
-    setFlagsFromString("--single-threaded-gc");
+    (process.getBuiltinModule("node:v8") as typeof import("node:v8")).setFlagsFromString("--single-threaded-gc");
   } catch { /* not V8 */ }
 }
 

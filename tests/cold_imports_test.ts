@@ -95,3 +95,29 @@ test("the errno names and flags every error message uses load no syscall table",
   const graph = staticGraph(["ffi/constants.ts", "src/errors.ts", "src/oci/cgroup_dirs.ts"]);
   deepEqual(["ffi/syscalls.ts", "ffi/_syscalls_x86_64.ts"].filter((m) => graph.has(m)), []);
 });
+
+test("hako-runc create and run load no tarball, xz, rootfs builder, rootless helper nor node:v8", () => {
+  // (what runtime.ts's create imports: an OCI bundle's rootfs is a directory, made by the caller;
+  // a tarball, a builder or a rootless container imports that code in the branch that uses it,
+  // and node:v8 is fork.ts's under Deno alone)
+  const graph = staticGraph([
+    "src/cli/main.ts",
+    "src/cli/oci.ts",
+    "src/oci/runtime.ts",
+    "src/container/container.ts",
+    "src/oci/config.ts",
+    "ffi/spawn.ts",
+    "ffi/fork.ts",
+    "src/container/_cgroup.ts",
+    "src/oci/freezer.ts",
+  ]);
+  const unused = [
+    "src/container/tarball.ts",
+    "ffi/lzma.ts",
+    "src/container/rootfs.ts",
+    "src/container/rootless.ts",
+    "node:v8",
+    "node:buffer",
+  ];
+  deepEqual(unused.filter((m) => graph.has(m)), []);
+});

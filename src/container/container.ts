@@ -46,11 +46,11 @@ import {
 } from "../network.ts";
 import { kill as killProcess, type ProcessStatus, waitpid2, WNOHANG } from "../process.ts";
 import type { Signal } from "../signals.ts";
-import { buildRootfs } from "./rootfs.ts";
 import { EventWatcher, runBootstrap, runHostCommand, runHostHook } from "./hooks.ts";
 import { armPressure, resolveMemoryPressure } from "./memory_pressure.ts";
-import { checkRootless, type RootlessPlan, writeRootlessIdMaps } from "./rootless.ts";
-import { extractRootfs } from "./tarball.ts";
+// (rootfs.ts, rootless.ts and tarball.ts — the builders, the tar and xz code, the rootless helpers — are
+// imported by the branches that use them: an OCI bundle's container, `hako-runc create`, needs none)
+import type { RootlessPlan } from "./rootless.ts";
 import { type ChildError, closeFd, describe, pipe, setupError, writeAll } from "./_pipe.ts";
 import { compileChild, type NativeChild } from "./native.ts";
 import { realRootfs } from "./_paths.ts";
@@ -426,7 +426,8 @@ export class Container {
       }]);
     }
     // rootless: cgroup delegation and id-map helpers are checked before anything is touched
-    const rootless: RootlessPlan | undefined = spec.rootless ? checkRootless(spec) : undefined;
+    const rootlessLib = spec.rootless ? await import("./rootless.ts") : undefined;
+    const rootless: RootlessPlan | undefined = rootlessLib?.checkRootless(spec);
     const undo: Array<() => void> = [];
     // (named as hako plan names the host's steps; "setup" and "console": the parent's own parts)
     const fail = (step: HostStepName | "setup" | "console", e: unknown): never => {
@@ -438,6 +439,7 @@ export class Container {
       const r = spec.rootfs;
       if (typeof r === "object" && "tarball" in r) {
         try {
+          const { extractRootfs } = await import("./tarball.ts");
           await extractRootfs(r.tarball, r.path, { owner: r.owner });
         } catch (e) {
           fail("rootfs", e);
@@ -454,7 +456,9 @@ export class Container {
         }
       }
       try {
-        if (typeof r === "object" && "builder" in r) buildRootfs(r.path, { builder: r.builder });
+        if (typeof r === "object" && "builder" in r) {
+          (await import("./rootfs.ts")).buildRootfs(r.path, { builder: r.builder });
+        }
         // From here on the rootfs is its real path, checked not to be (nor hold) the host's root.
         const real = realRootfs(spec.rootfsPath);
         if (real !== spec.rootfsPath) spec = { ...spec, rootfsPath: real };
@@ -596,7 +600,7 @@ export class Container {
 
       if (ctx.userns) {
         try {
-          if (rootless) writeRootlessIdMaps(pid, spec, rootless);
+          if (rootless) rootlessLib!.writeRootlessIdMaps(pid, spec, rootless);
           else {
             // setgroups stays allowed, as runc and crun leave it: a daemon inside that drops to a
             // user with setgroups/initgroups (httpd -u, apache) needs it; root writes the maps.
