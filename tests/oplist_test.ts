@@ -203,9 +203,13 @@ const SAME_BY_DESIGN: ReadonlyArray<
   {
     step: "*",
     why:
-      "a capture (open_tree of a host source, in capture-host-sources) is named in the native program by the step that attaches it, so its failure names that step; the forked child names it so too (runCall's forStep), but runs it in capture-host-sources",
+      "a capture (open_tree of a host source, in capture-host-sources) is named in the native program by the step that attaches it, so its failure names that step; the forked child names it so too (runCall's forStep), but runs it in capture-host-sources (rootfs-bind's and readonly-paths' open_tree are their own steps' on both paths)",
     native: (ops) =>
-      ops.map((o) => o.call === "open_tree" && o.step !== "rootfs-bind" ? { ...o, step: "capture-host-sources" } : o),
+      ops.map((o) =>
+        o.call === "open_tree" && o.step !== "rootfs-bind" && o.step !== "readonly-paths"
+          ? { ...o, step: "capture-host-sources" }
+          : o
+      ),
     forked: (ops) => ops,
   },
   {

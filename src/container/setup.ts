@@ -370,19 +370,41 @@ export type PreparedCall =
    */
   | { readonly op: "chdir-in"; readonly path: Uint8Array; readonly how: Uint8Array; readonly shown: readonly unknown[] }
   /**
-   * A masked path: an empty read-only tmpfs over it, or — ENOTDIR: it is a file — the host's
-   * /dev/null bound over it (`file`: its copy captured before the chroot, attached); ENOENT (not on
-   * this kernel) skips it, and the copy is closed (`release`). Trying the mount instead of an lstat
-   * first keeps node:fs (and its exceptions) out of the child.
+   * A masked path, made on the fd of what is there (`openat2(AT_FDCWD, path, how)`,
+   * {@link PATHS_HOW}: no magic link followed), never on the path walked again: `fchdir(fd)` and an
+   * empty read-only tmpfs mounted on `"."` (`dir`), or — fchdir ENOTDIR: it is a file — the host's
+   * /dev/null moved onto the fd (`file`: its copy captured before the chroot, attached at `id`);
+   * ENOENT (not on this kernel) skips it, and the copy is closed (`release`). Trying the calls
+   * instead of an lstat first keeps node:fs (and its exceptions) out of the child.
    */
   | {
     readonly op: "mask";
+    readonly path: Uint8Array;
+    readonly how: Uint8Array;
+    /** The id the opened fd is held under for `file`. */
+    readonly id: string;
+    readonly shown: readonly unknown[];
     readonly dir: PreparedMount;
+    readonly dot: Uint8Array;
+    readonly slash: Uint8Array;
     readonly file: Extract<PreparedCall, { op: "attach" }>;
     readonly release: Extract<PreparedCall, { op: "release" }>;
   }
-  /** A read-only path: bound onto itself (ENOENT skips it), then remounted read-only keeping its flags. */
-  | { readonly op: "readonly"; readonly path: string; readonly bind: PreparedMount; readonly target: Uint8Array }
+  /**
+   * A read-only path, made on the fd of what is there (`openat2(AT_FDCWD, path, how)`,
+   * {@link PATHS_HOW}; ENOENT skips it): a copy of its mount taken from that fd
+   * (`open_tree(fd, "", OPEN_TREE_CLONE|AT_RECURSIVE|AT_EMPTY_PATH)`, held as `attach.id`), then
+   * `attach`: made read-only while detached and moved back onto the fd (held as `attach.at`).
+   */
+  | {
+    readonly op: "readonly";
+    readonly path: string;
+    readonly target: Uint8Array;
+    readonly how: Uint8Array;
+    readonly empty: Uint8Array;
+    readonly shown: readonly unknown[];
+    readonly attach: Extract<PreparedCall, { op: "attach" }>;
+  }
   /**
    * An empty file made as a mount point (a device bound over it in a user namespace's /dev); one
    * that exists where the file system is read-only (EACCES, EROFS) is left as it is.
@@ -601,12 +623,29 @@ const WORKDIR_HOW = (() => {
 /**
  * The bind mounts of the container's files ({@link SetupContext.files}): its own read-write (as
  * docker's), the host's read-only. Their sources were captured before the chroot
- * ({@link hostSourceCaptures}).
+ * ({@link hostSourceCaptures}). Each target — resolved in the image by the parent, which refused
+ * one inside /proc (`_files.ts`) — is opened as a spec mount's is ({@link TARGET_HOW}: no symlink
+ * followed, so one a volume over /etc holds, or a sibling swaps in, is refused) and the copy is
+ * moved onto that fd, made read-only before while detached: what runc does for docker's /etc
+ * binds, which reach it as spec mounts (libcontainer/rootfs_linux.go, CVE-2025-52881).
  */
 export function fileMountCalls(ctx: SetupContext): PreparedCall[] {
-  return (ctx.files ?? []).map((f, i): PreparedCall => {
+  return (ctx.files ?? []).flatMap((f, i): PreparedCall[] => {
     const at = `/${relative(ctx.spec.rootfsPath, f.target)}`;
-    return { op: "attach", id: `file:${i}`, target: cstr(at), path: at, readonly: f.readonly, empty: EMPTY };
+    const target = `etc-target:${i}`;
+    return [
+      { op: "open-target", id: target, path: cstr(at), how: TARGET_HOW, shown: [at, unquoted("O_PATH"), NO_SYMLINKS] },
+      {
+        op: "attach",
+        id: `file:${i}`,
+        target: cstr(at),
+        path: at,
+        readonly: f.readonly,
+        empty: EMPTY,
+        at: target,
+        attr: encodeMountAttr(f.readonly ? MOUNT_ATTR_RDONLY : 0),
+      },
+    ];
   });
 }
 
@@ -708,6 +747,17 @@ const TARGET_HOW = openHow(O_PATH | O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS | RESOLVE_
 const TARGET_DIR_HOW = openHow(O_PATH | O_DIRECTORY | O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
 const TARGET_FILE_HOW = openHow(O_WRONLY | O_CREAT | O_CLOEXEC, 0o644, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
 const NO_SYMLINKS = unquoted("RESOLVE_NO_SYMLINKS");
+/**
+ * How a masked or read-only path is opened, after pivot_root (the container's root is the root of
+ * the walk): `RESOLVE_NO_MAGICLINKS`. The mount is made on the fd opened, so a symlink swapped in
+ * after the open changes nothing; an ordinary symlink met on the way is followed, as runc follows
+ * them (its maskPaths opens with O_PATH, its readonlyPath binds by path), since it cannot leave the
+ * container's root and these mounts only take access away — but a magic link (/proc/1/root of a
+ * container in the host's pid namespace, /proc/self/fd/N) is refused: it leads out of the root.
+ * (runc's statfs checks are of /dev/null's inode, not of the masked path's file system: a masked
+ * path may be anywhere an OCI config names, so none is made here either.)
+ */
+const PATHS_HOW = openHow(O_PATH | O_CLOEXEC, 0, RESOLVE_NO_MAGICLINKS);
 
 /** A `struct open_how` for openat2(2). */
 function openHow(flags: number, mode: number, resolve: number): Uint8Array {
@@ -968,18 +1018,46 @@ function buildCalls(ctx: SetupContext): Map<StepName, PreparedCall[]> {
     "masked-paths",
     spec.maskedPaths.map((p, i) => ({
       op: "mask",
+      path: cstr(p),
+      how: PATHS_HOW,
+      id: `mask-target:${i}`,
+      shown: [p, unquoted("O_PATH"), unquoted("RESOLVE_NO_MAGICLINKS")],
       dir: preparedMount("tmpfs", p, "tmpfs", MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC),
-      file: { op: "attach", id: `mask:${i}`, target: cstr(p), path: p, readonly: false, empty: EMPTY },
+      dot: DOT,
+      slash: SLASH,
+      file: {
+        op: "attach",
+        id: `mask:${i}`,
+        target: cstr(p),
+        path: p,
+        readonly: false,
+        empty: EMPTY,
+        at: `mask-target:${i}`,
+        attr: encodeMountAttr(0),
+      },
       release: { op: "release", id: `mask:${i}` },
     })),
   );
   calls.set(
     "readonly-paths",
-    spec.readonlyPaths.map((p) => ({
+    spec.readonlyPaths.map((p, i) => ({
       op: "readonly",
       path: p,
-      bind: preparedMount(p, p, null, MS.BIND | MS.REC),
       target: cstr(p),
+      how: PATHS_HOW,
+      empty: EMPTY,
+      shown: [p, unquoted("O_PATH"), unquoted("RESOLVE_NO_MAGICLINKS")],
+      // (the top mount read-only, as runc's readonlyPath remount: a mount below it keeps its own)
+      attach: {
+        op: "attach",
+        id: `ro:${i}`,
+        target: cstr(p),
+        path: p,
+        readonly: true,
+        empty: EMPTY,
+        at: `ro-target:${i}`,
+        attr: encodeMountAttr(MOUNT_ATTR_RDONLY),
+      },
     })),
   );
   return calls;
@@ -1259,11 +1337,30 @@ function runCall(ctx: SetupContext, call: PreparedCall): void {
       return;
     }
     case "mask": {
+      const fd = openat2(AT_FDCWD, call.path, call.how);
+      if (fd === -1) {
+        const e = errno();
+        runCall(ctx, call.release); // (not on this kernel (ENOENT): the copy unused)
+        if (e === ENOENT) return;
+        throw new SyscallError("openat2", e, call.shown, PATHS_HINT);
+      }
+      if (c.fchdir(fd) === -1) {
+        const e = errno();
+        if (e === ENOTDIR) {
+          held.set(call.id, fd);
+          return attachAt(call.file); // (a file: the host's /dev/null moved onto it)
+        }
+        c.close(fd), runCall(ctx, call.release);
+        throw new SyscallError("fchdir", e, [call.shown[0]]);
+      }
       const d = call.dir;
-      const e = c.mount(d.source, d.target, d.type, d.flags, d.data) === -1 ? errno() : 0;
-      if (e === ENOTDIR) return runCall(ctx, call.file);
-      runCall(ctx, call.release); // (a directory masked, or not on this kernel (ENOENT): the copy unused)
-      if (e !== 0 && e !== ENOENT) throw new SyscallError("mount", e, d.shown);
+      try {
+        const e = c.mount(d.source, call.dot, d.type, d.flags, d.data) === -1 ? errno() : 0;
+        if (c.chdir(call.slash) === -1) throw new SyscallError("chdir", errno(), ["/"]);
+        if (e) throw new SyscallError("mount", e, d.shown);
+      } finally {
+        c.close(fd), runCall(ctx, call.release); // (a directory masked: the copy unused)
+      }
       return;
     }
     case "touch": {
@@ -1309,13 +1406,21 @@ function runCall(ctx: SetupContext, call: PreparedCall): void {
       return;
     }
     case "readonly": {
-      const b = call.bind;
-      if (c.mount(b.source, b.target, b.type, b.flags, b.data) === -1) {
+      const fd = openat2(AT_FDCWD, call.target, call.how);
+      if (fd === -1) {
         const e = errno();
         if (e === ENOENT) return; // not on this kernel
-        throw new SyscallError("mount", e, b.shown);
+        throw new SyscallError("openat2", e, call.shown, PATHS_HINT);
       }
-      return remountReadonly(call.target, call.path);
+      const flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH;
+      const tree = Number(c.syscall(BigInt(SYS.open_tree), BigInt(fd), addressOf(call.empty), BigInt(flags), 0n, 0n));
+      if (tree === -1) {
+        const e = errno();
+        c.close(fd);
+        throw new SyscallError("open_tree", e, [call.path, unquoted("OPEN_TREE_CLONE|AT_RECURSIVE|AT_EMPTY_PATH")]);
+      }
+      held.set(call.attach.id, tree), held.set(call.attach.at!, fd);
+      return attachAt(call.attach);
     }
     default: {
       const unknown: never = call; // (every op kind has its case: a new one fails to type-check here)
@@ -1341,6 +1446,10 @@ function openat2(dirfd: number, path: Uint8Array, how: Uint8Array): number {
 /** What an ELOOP on a spec mount's target means (see {@link TARGET_HOW}). */
 export const TARGET_HINT: string =
   "a mount target is opened with no symlink followed: the parent resolved it in the image; a symlink met now (a volume's, or one swapped in) is refused";
+
+/** What an ELOOP on a masked or read-only path means (see {@link PATHS_HOW}). */
+export const PATHS_HINT: string =
+  "a masked or read-only path is opened with no magic link followed (/proc/PID/root, /proc/self/fd/N lead out of the container's root)";
 
 /**
  * A captured bind made read-only (with its flags) while detached, then moved onto its held target
@@ -1527,9 +1636,19 @@ export function planCall(ctx: SetupContext, call: PreparedCall): string[] {
         `mount(NULL, ${q(call.path)}, NULL, MS_REMOUNT|MS_BIND|MS_RDONLY and the flags it has)`,
       ];
     case "mask":
-      return [`mask ${text(call.dir.target)}`];
+      return [
+        `openat2(AT_FDCWD, ${q(text(call.path))}, O_PATH, RESOLVE_NO_MAGICLINKS) → fd (ENOENT: skipped)`,
+        `fchdir(fd); mount(${shownArgs([call.dir.shown[0], ".", ...call.dir.shown.slice(2)])}); chdir("/")  (mask ${
+          text(call.path)
+        })`,
+        `ENOTDIR: move_mount(${call.file.id}, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH|MOVE_MOUNT_T_EMPTY_PATH)  (the host's /dev/null)`,
+      ];
     case "readonly":
-      return [`mount(${q(call.path)}, ${q(call.path)}, MS_BIND|MS_REC) + remount MS_RDONLY`];
+      return [
+        `openat2(AT_FDCWD, ${q(call.path)}, O_PATH, RESOLVE_NO_MAGICLINKS) → fd (ENOENT: skipped)`,
+        `open_tree(fd, "", OPEN_TREE_CLONE|AT_RECURSIVE|AT_EMPTY_PATH)  (held as ${call.attach.id})`,
+        ...planCall(ctx, call.attach),
+      ];
     case "prctl":
       return [`prctl(${call.name}, ${call.arg})`];
     case "unshare":
