@@ -22,6 +22,7 @@ import { setLinkUp } from "../../ffi/net.ts";
 import { addAddress, setLinkUp as netlinkLinkUp } from "../network.ts";
 import { ensureMountPoint, secureJoin } from "./_paths.ts";
 import { parseOptions } from "../mount.ts";
+import { needsGeneralMount, propagationOptions } from "./_plain_mount.ts";
 import { closeFd, pipe, report, writeAll } from "./_pipe.ts";
 import type { ContainerFile } from "./_files.ts";
 import { forkProcess } from "../../ffi/fork.ts";
@@ -59,7 +60,6 @@ import {
   MOVE_MOUNT_F_EMPTY_PATH,
   MOVE_MOUNT_T_EMPTY_PATH,
   MS_BIND,
-  MS_MOVE,
   MS_NOATIME,
   MS_NODEV,
   MS_NODIRATIME,
@@ -71,10 +71,7 @@ import {
   MS_REC,
   MS_RELATIME,
   MS_REMOUNT,
-  MS_SHARED,
-  MS_SLAVE,
   MS_STRICTATIME,
-  MS_UNBINDABLE,
   O_CLOEXEC,
   O_CREAT,
   O_DIRECTORY,
@@ -719,15 +716,12 @@ const PROC_MOUNTS = new Set([
   "/proc/sys/kernel/ns_last_pid",
 ]);
 
-/** Mount flags a spec mount's options may not carry in a plain mount(2) (the general code handles them). */
-const NOT_PLAIN = MS_BIND | MS_REMOUNT | MS_MOVE;
-/**
- * The propagation flags. (This mask was 0xf0000, which left MS_SHARED out and put MS_POSIXACL in:
- * a "shared" option went to the native program's plain mount(2), the others to the forked path's
- * `Mount.mount` — and on both a mount(2) with a propagation flag changes the propagation of the
- * mount at its target and mounts nothing, so neither made the filesystem asked for.)
- */
-const PROPAGATION_FLAGS = MS_SHARED | MS_PRIVATE | MS_SLAVE | MS_UNBINDABLE;
+// Which options a plain mount(2) makes and which need the general Mount.mount: _plain_mount.ts,
+// the one rule (the OCI runtime decides its re-exec by it too). (A copy of it with the mask
+// 0xf0000, which left MS_SHARED out and put MS_POSIXACL in, once sent a "shared" option to the
+// native program's plain mount(2) and the others to the forked path's Mount.mount — and on both
+// a mount(2) with a propagation flag changes the propagation of the mount at its target and
+// mounts nothing, so neither made the filesystem asked for.)
 
 /**
  * How a spec mount's target (and each directory above it) is opened in the child:
@@ -818,10 +812,10 @@ export function specMountCalls(ctx: SetupContext): PreparedCall[] {
     // crun's: the filesystem is mounted with the other options, then each propagation option is
     // a mount(NULL, target, NULL, flag) of its own, in order — plain calls, on either path.
     const all = [...(m.options ?? []), ...(m.readonly ? ["ro"] : [])];
-    const propagation = all.filter((o) => (parseOptions(o).flags & PROPAGATION_FLAGS) !== 0);
+    const propagation = propagationOptions(all, parseOptions);
     const options = all.filter((o) => !propagation.includes(o)).join(",");
     const { flags, data } = parseOptions(options);
-    if (flags & NOT_PLAIN) {
+    if (needsGeneralMount(all, parseOptions)) {
       // Mount.mount's several calls (bind, remount, propagation) walk the path again: the fd held
       // meanwhile is the check that nothing on the way is a symlink (forked path only).
       out.push({ op: "mount-options", source: m.source ?? m.type, target: at, type: m.type, options });
