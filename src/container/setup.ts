@@ -2089,7 +2089,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
   {
     name: "etc-files",
     why:
-      "the container's own /etc/hosts, /etc/hostname and /etc/resolv.conf — written by the parent into the container's directory under the state directory, never into the rootfs — or the host's resolv.conf and hosts read-only (networkEtc: \"host\"), bound over the mount points the parent made",
+      "the container's own /etc/hosts, /etc/hostname and /etc/resolv.conf — written by the parent into the container's directory under the state directory, never into the rootfs — or the host's resolv.conf and hosts read-only (networkEtc: \"host\"), bound over the mount points the parent made (none inside /proc), each opened with no symlink followed and the file moved onto that fd",
     when: (c) => (c.files?.length ?? 0) > 0,
     calls: fromMounts("etc-files"),
   },
@@ -2138,13 +2138,14 @@ export const SETUP_STEPS: readonly SetupStep[] = [
   {
     name: "masked-paths",
     why:
-      "hide kernel interfaces a container must not read: /dev/null over files, an empty read-only tmpfs over directories",
+      "hide kernel interfaces a container must not read: /dev/null over files, an empty read-only tmpfs over directories; each path opened with no magic link followed and the mount made on that fd, not on the path walked again",
     when: (c) => has(c, "mount") && c.spec.maskedPaths.length > 0,
     calls: fromMounts("masked-paths"),
   },
   {
     name: "readonly-paths",
-    why: "kernel knobs stay readable but not writable",
+    why:
+      "kernel knobs stay readable but not writable: each path opened with no magic link followed, a copy of its mount taken from that fd, made read-only while detached, moved back onto it",
     when: (c) => has(c, "mount") && c.spec.readonlyPaths.length > 0,
     calls: fromMounts("readonly-paths"),
   },
