@@ -293,3 +293,100 @@ for (const [path, value] of [["native", "1"], ["forked", "0"]] as const) {
     { skip },
   );
 }
+
+test(
+  "a container swapping a shared volume's directory for a symlink in a loop never gets a mount with bind/remount options (Mount.mount, forked) there",
+  async () => {
+    using t = tempDir("hako-test-fdopt-");
+    execFileSync("chmod", ["0755", t.path]);
+    const rootfs = join(t.path, "rootfs");
+    buildRootfs(rootfs, { builder: "busybox" });
+    const volume = join(t.path, "volume");
+    mkdirSync(join(volume, "d"), { recursive: true });
+    const swapper = await Container.create({
+      name: `hako-test-fdopt-swap-${process.pid}`,
+      rootfs,
+      command: ["sh", "-c", "cd /vol; while :; do rm -rf d; mkdir d; rm -rf d; ln -s /proc/sys/kernel d; done"],
+      mounts: [{ type: "bind", source: volume, target: "/vol" }],
+      stdio: "null",
+    });
+    let landed = 0, ran = 0, refused = 0;
+    try {
+      await swapper.start();
+      const until = Date.now() + 8000;
+      for (let i = 0; Date.now() < until && i < 40; i++) {
+        // (a filesystem mount whose options carry bind: the general Mount.mount, on the forked path)
+        const error = await onPath("0", () =>
+          startAndLook({
+            name: `hako-test-fdopt-race-${process.pid}`,
+            rootfs,
+            command: ["sleep", "30"],
+            mounts: [
+              { type: "bind", source: volume, target: "/vol" },
+              { type: "tmpfs", source: "/etc", target: "/vol/d", options: ["bind", "ro"] },
+            ],
+            stdio: "null",
+          }, (points) => {
+            if (points.some((p) => p.startsWith("/proc/sys/kernel"))) landed++;
+          }));
+        if (error === undefined) ran++;
+        else refused++;
+      }
+    } finally {
+      try {
+        swapper.kill("KILL");
+        await swapper.wait();
+      } catch { /* gone */ }
+      await swapper[Symbol.asyncDispose]();
+    }
+    assert.equal(landed, 0, `a mount landed in /proc (${landed} of ${ran} runs; ${refused} refused)`);
+    assert.ok(ran + refused > 0, "the racing container started at least once");
+  },
+  { skip },
+);
+
+test(
+  "a filesystem mount whose options carry bind and ro is bound on its target, read-only (Mount.mount on the held fd, forked)",
+  async () => {
+    using t = tempDir("hako-test-fdopt-");
+    execFileSync("chmod", ["0755", t.path]);
+    const rootfs = join(t.path, "rootfs");
+    buildRootfs(rootfs, { builder: "busybox" });
+    const error = await onPath("0", async () => {
+      try {
+        await using c = await Container.create({
+          name: `hako-test-fdopt-ro-${process.pid}`,
+          rootfs,
+          command: ["sleep", "30"],
+          mounts: [
+            { type: "tmpfs", target: "/data" },
+            { type: "tmpfs", source: "/etc", target: "/data/etc", options: ["bind", "ro", "nosuid"] },
+            { type: "tmpfs", target: "/data", options: ["remount", "ro"] },
+          ],
+          stdio: "null",
+        });
+        await c.start();
+        try {
+          const lines = readFileSync(`/proc/${c.pid}/mountinfo`, "utf8").trim().split("\n").map((l) => l.split(" "));
+          const etc = lines.find((f) => f[4] === "/data/etc"), data = lines.findLast((f) => f[4] === "/data");
+          assert.ok(etc, "the bind is at /data/etc");
+          assert.ok(etc[3]!.endsWith("/rootfs/etc"), `of the container's /etc (${etc[3]})`);
+          assert.match(
+            etc[5]!,
+            /^ro,nosuid/,
+            "read-only and nosuid (the remount reached the bind, not what is under it)",
+          );
+          assert.match(data?.[5] ?? "", /^ro/, "the remount made /data read-only");
+        } finally {
+          c.kill("KILL");
+          await c.wait();
+        }
+      } catch (e) {
+        if (e instanceof assert.AssertionError) throw e;
+        return e;
+      }
+    });
+    assert.equal(error, undefined, String(error));
+  },
+  { skip },
+);

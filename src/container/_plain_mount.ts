@@ -38,3 +38,13 @@ export function needsGeneralMount(options: readonly string[], parse: ParseMountO
   const rest = options.filter((o) => !propagation.includes(o)).join(",");
   return (parse(rest).flags & parse("bind,remount,move").flags) !== 0;
 }
+
+/**
+ * The per-mount flags among what `parse` gives (ro, nosuid, nodev, noexec, nosymfollow and the
+ * atime flags): a new bind ignores them, a bind remount after it applies them (as `Mount.mount`).
+ * @param parse src/mount.ts's `parseOptions`.
+ * @returns Their `MS_*` mask.
+ */
+export function perMountFlags(parse: ParseMountOptions): number {
+  return parse("ro,nosuid,nodev,noexec,nosymfollow,noatime,nodiratime,relatime,strictatime").flags;
+}

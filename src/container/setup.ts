@@ -20,9 +20,9 @@ import { loadSeccomp } from "../seccomp.ts";
 import { setgroups, setresgid, setresuid } from "../user.ts";
 import { setLinkUp } from "../../ffi/net.ts";
 import { addAddress, setLinkUp as netlinkLinkUp } from "../network.ts";
-import { ensureMountPoint, secureJoin } from "./_paths.ts";
+import { secureJoin } from "./_paths.ts";
 import { parseOptions } from "../mount.ts";
-import { needsGeneralMount, propagationOptions } from "./_plain_mount.ts";
+import { needsGeneralMount, perMountFlags, propagationOptions } from "./_plain_mount.ts";
 import { closeFd, pipe, report, writeAll } from "./_pipe.ts";
 import type { ContainerFile } from "./_files.ts";
 import { forkProcess } from "../../ffi/fork.ts";
@@ -349,8 +349,13 @@ export type PreparedCall =
   /** A bind mount remounted read-only, keeping its other flags. */
   | { readonly op: "remount-ro"; readonly target: Uint8Array; readonly path: string }
   /**
-   * A spec mount whose options need the general `Mount.mount` (propagation, move, remount flags):
-   * the forked child only.
+   * A spec mount whose options need the general `Mount.mount` (bind, move, remount: see
+   * _plain_mount.ts), made on the held target fd (`at`, an `open-target`'s id) as `mount-at` is:
+   * `fchdir(fd)`, `Mount.mount(source, ".", …)`, `chdir("/")`. A new bind's per-mount flags (ro,
+   * nosuid…) are a remount of the bind just made, which `"."` does not reach (it names the
+   * directory under it): the path is walked again with no symlink followed, which steps onto the
+   * mount at its end, and the remount made there (a directory swapped meanwhile is no mount root:
+   * EINVAL). The forked child only.
    */
   | {
     readonly op: "mount-options";
@@ -358,6 +363,7 @@ export type PreparedCall =
     readonly target: string;
     readonly type: string;
     readonly options: string;
+    readonly at: string;
   }
   /**
    * The workdir: `openat2(AT_FDCWD, path, O_PATH|O_DIRECTORY, RESOLVE_NO_MAGICLINKS)`, `fchdir`,
@@ -816,10 +822,8 @@ export function specMountCalls(ctx: SetupContext): PreparedCall[] {
     const options = all.filter((o) => !propagation.includes(o)).join(",");
     const { flags, data } = parseOptions(options);
     if (needsGeneralMount(all, parseOptions)) {
-      // Mount.mount's several calls (bind, remount, propagation) walk the path again: the fd held
-      // meanwhile is the check that nothing on the way is a symlink (forked path only).
-      out.push({ op: "mount-options", source: m.source ?? m.type, target: at, type: m.type, options });
-      out.push({ op: "release", id });
+      // (the general Mount.mount, on the held fd: forked path only)
+      out.push({ op: "mount-options", source: m.source ?? m.type, target: at, type: m.type, options, at: id });
     } else {
       out.push({
         op: "mount-at",
@@ -1308,8 +1312,7 @@ function runCall(ctx: SetupContext, call: PreparedCall): void {
     case "remount-ro":
       return remountReadonly(call.target, call.path);
     case "mount-options":
-      ensureMountPoint(call.target);
-      return Mount.mount(call.source, call.target, { type: call.type, options: call.options });
+      return mountOptionsAt(call);
     case "pivot": {
       const dot = addressOf(call.dot);
       // Out of the chroot through the held host root, into the rootfs's mount again: pivot_root
@@ -1440,6 +1443,55 @@ function openat2(dirfd: number, path: Uint8Array, how: Uint8Array): number {
 /** What an ELOOP on a spec mount's target means (see {@link TARGET_HOW}). */
 export const TARGET_HINT: string =
   "a mount target is opened with no symlink followed: the parent resolved it in the image; a symlink met now (a volume's, or one swapped in) is refused";
+
+/** A new bind's per-mount flags in `options` (0: none, or not a new bind): see {@link mountOptionsAt}. */
+function bindFlagsOf(options: string): number {
+  const { flags } = parseOptions(options);
+  return flags & MS.BIND && !(flags & MS.REMOUNT) ? flags & perMountFlags(parseOptions) : 0;
+}
+
+/** `MS_*` flags by name, for `hako plan`. */
+function flagNamesOf(flags: number): string {
+  return Object.entries(MS).filter(([, f]) => flags & f).map(([n]) => `MS_${n}`).join("|");
+}
+
+/**
+ * A `mount-options` call (see {@link PreparedCall}): `Mount.mount` on the held target fd, then a
+ * new bind's per-mount flags on the bind, reached by walking the path again with no symlink
+ * followed.
+ */
+function mountOptionsAt(call: Extract<PreparedCall, { op: "mount-options" }>): void {
+  const fd = held.get(call.at)!;
+  held.delete(call.at);
+  const later = bindFlagsOf(call.options);
+  const options = later
+    ? call.options.split(",").filter((o) => !(parseOptions(o).flags & later)).join(",")
+    : call.options;
+  inDir(fd, [unquoted(call.at), call.target], () => Mount.mount(call.source, ".", { type: call.type, options }));
+  if (!later) return;
+  const top = openat2(AT_FDCWD, cstr(call.target), TARGET_HOW);
+  if (top === -1) {
+    throw new SyscallError("openat2", errno(), [call.target, unquoted("O_PATH"), NO_SYMLINKS], TARGET_HINT);
+  }
+  inDir(top, [call.target], () => remountReadonly(DOT, call.target, later));
+}
+
+/** `fn` run with the working directory at `fd` (then back at "/"), and `fd` closed: `fn`'s error first. */
+function inDir(fd: number, shown: readonly unknown[], fn: () => void): void {
+  const c = libc();
+  let error: unknown;
+  if (c.fchdir(fd) === -1) error = new SyscallError("fchdir", errno(), shown);
+  else {
+    try {
+      fn();
+    } catch (e) {
+      error = e;
+    }
+    if (c.chdir(SLASH) === -1) error ??= new SyscallError("chdir", errno(), ["/"]);
+  }
+  c.close(fd);
+  if (error !== undefined) throw error;
+}
 
 /** What an ELOOP on a masked or read-only path means (see {@link PATHS_HOW}). */
 export const PATHS_HINT: string =
@@ -1609,7 +1661,18 @@ export function planCall(ctx: SetupContext, call: PreparedCall): string[] {
         }) + remount MS_RDONLY + mount_setattr(AT_RECURSIVE, MOUNT_ATTR_RDONLY)`,
       ];
     case "mount-options":
-      return [`mount(${q(call.source)}, ${q(call.target)}, ${q(call.type)}, ${q(call.options)})`];
+      return [
+        `fchdir(${call.at}); Mount.mount(${q(call.source)}, ".", ${q(call.type)}, ${q(call.options)}); chdir("/")  (${
+          q(call.target)
+        })`,
+        ...(bindFlagsOf(call.options)
+          ? [
+            `openat2(AT_FDCWD, ${q(call.target)}, O_PATH, RESOLVE_NO_SYMLINKS) → fd; fchdir(fd); remount ${
+              flagNamesOf(bindFlagsOf(call.options))
+            }; chdir("/")`,
+          ]
+          : []),
+      ];
     case "rootfs-mount":
       return [
         'open_tree(AT_FDCWD, ".", OPEN_TREE_CLONE|AT_RECURSIVE)',
