@@ -1450,6 +1450,12 @@ function bindFlagsOf(options: string): number {
   return flags & MS.BIND && !(flags & MS.REMOUNT) ? flags & perMountFlags(parseOptions) : 0;
 }
 
+/** The options of `Mount.mount`'s call on the held fd: a new bind's per-mount flags left for after. */
+function firstCallOptions(options: string): string {
+  const later = bindFlagsOf(options);
+  return later ? options.split(",").filter((o) => !(parseOptions(o).flags & later)).join(",") : options;
+}
+
 /** `MS_*` flags by name, for `hako plan`. */
 function flagNamesOf(flags: number): string {
   return Object.entries(MS).filter(([, f]) => flags & f).map(([n]) => `MS_${n}`).join("|");
@@ -1463,10 +1469,7 @@ function flagNamesOf(flags: number): string {
 function mountOptionsAt(call: Extract<PreparedCall, { op: "mount-options" }>): void {
   const fd = held.get(call.at)!;
   held.delete(call.at);
-  const later = bindFlagsOf(call.options);
-  const options = later
-    ? call.options.split(",").filter((o) => !(parseOptions(o).flags & later)).join(",")
-    : call.options;
+  const later = bindFlagsOf(call.options), options = firstCallOptions(call.options);
   inDir(fd, [unquoted(call.at), call.target], () => Mount.mount(call.source, ".", { type: call.type, options }));
   if (!later) return;
   const top = openat2(AT_FDCWD, cstr(call.target), TARGET_HOW);
@@ -1662,9 +1665,9 @@ export function planCall(ctx: SetupContext, call: PreparedCall): string[] {
       ];
     case "mount-options":
       return [
-        `fchdir(${call.at}); Mount.mount(${q(call.source)}, ".", ${q(call.type)}, ${q(call.options)}); chdir("/")  (${
-          q(call.target)
-        })`,
+        `fchdir(${call.at}); Mount.mount(${q(call.source)}, ".", ${q(call.type)}, ${
+          q(firstCallOptions(call.options))
+        }); chdir("/")  (${q(call.target)})`,
         ...(bindFlagsOf(call.options)
           ? [
             `openat2(AT_FDCWD, ${q(call.target)}, O_PATH, RESOLVE_NO_SYMLINKS) → fd; fchdir(fd); remount ${
