@@ -285,8 +285,12 @@ test("needsJsChild: only a spec the native child cannot set up (or no native run
     ),
     false,
   );
-  for (const o of ["remount", "move", "rslave", "unbindable"]) {
+  for (const o of ["remount", "move", "bind", "rbind"]) {
     equal(needsJsChild(mounts({ type: "tmpfs", target: "/m", options: [o] }), true, parseOptions), true, o);
+  }
+  // (propagation is a plain mount(2) of its own after the filesystem's, on the native path too)
+  for (const o of ["shared", "rshared", "rslave", "private", "unbindable", "posixacl"]) {
+    equal(needsJsChild(mounts({ type: "tmpfs", target: "/m", options: [o] }), true, parseOptions), false, o);
   }
   equal(needsJsChild(spec({ hooks: { provision: () => {} } }), true, parseOptions), true);
   equal(needsJsChild(spec({ network: { veth: {} } }), true, parseOptions), true);

@@ -24,7 +24,16 @@ import { HEADER_BYTES, OP_BYTES } from "../ffi/_op_layout.ts";
 import { compileChild, compileExecIn } from "../src/container/native.ts";
 import { EXEC_STEPS } from "../src/container/exec.ts";
 import { planContainer, plannedFiles } from "../src/container/plan.ts";
-import { prepareExecFifo, runExecFifo, SETUP_STEPS, type SetupContext, stepsFor } from "../src/container/setup.ts";
+import {
+  prepareExecFifo,
+  runExecFifo,
+  SETUP_STEPS,
+  type SetupContext,
+  stepCalls,
+  stepsFor,
+} from "../src/container/setup.ts";
+import { needsJsChild } from "../src/oci/runtime.ts";
+import { parseOptions } from "../src/mount.ts";
 import { type ResolvedSpec, resolveSpec } from "../src/container/validate.ts";
 import type { ContainerSpec } from "../src/container/spec.ts";
 
@@ -203,9 +212,13 @@ const SAME_BY_DESIGN: ReadonlyArray<
   {
     step: "*",
     why:
-      "a capture (open_tree of a host source, in capture-host-sources) is named in the native program by the step that attaches it, so its failure names that step; the forked child names it so too (runCall's forStep), but runs it in capture-host-sources",
+      "a capture (open_tree of a host source, in capture-host-sources) is named in the native program by the step that attaches it, so its failure names that step; the forked child names it so too (runCall's forStep), but runs it in capture-host-sources (rootfs-bind's and readonly-paths' open_tree are their own steps' on both paths)",
     native: (ops) =>
-      ops.map((o) => o.call === "open_tree" && o.step !== "rootfs-bind" ? { ...o, step: "capture-host-sources" } : o),
+      ops.map((o) =>
+        o.call === "open_tree" && o.step !== "rootfs-bind" && o.step !== "readonly-paths"
+          ? { ...o, step: "capture-host-sources" }
+          : o
+      ),
     forked: (ops) => ops,
   },
   {
@@ -551,6 +564,23 @@ test("hako plan --json prints that plan: the host's steps, the child's in the se
   );
 }, {
   skip: isRoot ? false : "hako plan resolves the spec as its caller: as a non-root user it needs a user namespace",
+});
+
+test("the OCI runtime's re-exec rule (needsJsChild) forks exactly the filesystem mounts whose options setup.ts hands to Mount.mount", () => {
+  using d = tempDir("hako-test-plainmount-");
+  for (
+    const o of ["", "ro", "nosuid", "shared", "rshared", "rslave", "private", "rprivate", "unbindable", "posixacl"]
+      .concat(["remount", "move", "bind", "rbind", "ro,remount", "rslave,remount"])
+  ) {
+    const spec: ContainerSpec = {
+      name: "oplist-plain",
+      rootfs: d.path,
+      command: ["/bin/true"],
+      mounts: [{ type: "tmpfs", target: "/m", options: o ? o.split(",") : [] }],
+    };
+    const forked = stepCalls(contextOf(resolveAs(spec, 0)), "mounts").some((c) => c.op === "mount-options");
+    assert.equal(needsJsChild(spec, true, parseOptions), forked, `options ${JSON.stringify(o)}`);
+  }
 });
 
 // ---- (c) exec repeats the container's per-process steps -------------------------------------

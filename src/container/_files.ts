@@ -31,7 +31,7 @@ import {
   S_IFMT,
   statx,
 } from "../../ffi/at.ts";
-import { SyscallError } from "../errors.ts";
+import { SetupError, SyscallError } from "../errors.ts";
 import { secureJoin } from "./_paths.ts";
 import { StateStore } from "./state.ts";
 import type { ResolvedSpec } from "./validate.ts";
@@ -139,6 +139,7 @@ export function writeContainerFiles(spec: ResolvedSpec, owner: { uid: number; gi
       chownSync(source, owner.uid, owner.gid);
     }
     const target = secureJoin(spec.rootfsPath, c.inside);
+    assertNotInProc(spec.rootfsPath, target, c.inside);
     makeMountPoint(spec.rootfsPath, target);
     out.push({ source: source!, target, inside: c.inside, readonly: c.host !== undefined });
   }
@@ -157,6 +158,23 @@ export function removeContainerFiles(name: string, store: StateStore = new State
  * fd of the rootfs walked with no symlink followed — a symlink swapped in since the resolution is
  * refused, never followed out of the rootfs.
  */
+/**
+ * Refuses a file whose path, resolved in the rootfs, is inside /proc (an image's /etc/hosts that is
+ * a symlink to /proc/sys/kernel/core_pattern, say): the child binds it after the container's /proc
+ * is mounted, so it would cover a procfs file (runc's `checkProcMount` refuses such a destination,
+ * CVE-2025-52881's family), and its mount point would be made under the image's /proc.
+ * @throws {SetupError} For the `etc-files` step, naming the file and where it leads.
+ */
+function assertNotInProc(root: string, target: string, inside: string): void {
+  const at = `/${relative(root, target)}`;
+  if (at === "/proc" || at.startsWith("/proc/")) {
+    throw new SetupError(
+      "etc-files",
+      `${inside} is ${at} in the rootfs, through its symlinks: inside /proc, where the container's file may not be bound`,
+    );
+  }
+}
+
 function makeMountPoint(root: string, target: string): void {
   const rel = relative(root, target);
   if (!rel || rel.startsWith("..")) {

@@ -45,6 +45,7 @@ import {
   execFifoPath,
   mountsShape,
   MS,
+  PATHS_HINT,
   type PreparedCall,
   prepareSetup,
   type SetupContext,
@@ -1113,15 +1114,28 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): boolea
       return true;
     }
     case "mask": {
-      // An empty read-only tmpfs over a directory; ENOTDIR: a file, /dev/null bound over it;
+      // (as setup.ts: made on the fd opened, no magic link followed) An empty read-only tmpfs
+      // mounted on "." in the directory; fchdir ENOTDIR: a file, /dev/null moved onto its fd;
       // ENOENT: not on this kernel.
       // (the file's /dev/null is the host's, captured before the chroot: see hostSourceCaptures)
-      const file = p.label(), unused = p.label(), end = p.label();
-      mount(c.dir, [[ENOENT, unused], [ENOTDIR, file]]);
+      const fd = p.slot(), file = p.label(), unused = p.label(), end = p.label(), d = c.dir;
+      call("openat2", [AT_FDCWD, p.bytes(c.path), p.bytes(c.how), c.how.length], c.shown, {
+        store: fd,
+        onErrno: [[ENOENT, unused]],
+      }, PATHS_HINT);
+      call("fchdir", [p.value(fd)], [c.shown[0]], { onErrno: [[ENOTDIR, file]] });
+      call(
+        "mount",
+        [d.source && p.bytes(d.source), p.bytes(c.dot), d.type && p.bytes(d.type), d.flags, d.data && p.bytes(d.data)],
+        d.shown,
+      );
+      call("chdir", [p.bytes(c.slash)], ["/"]);
+      call("close", [p.value(fd)], [c.shown[0]]);
       p.place(unused);
       compilePrepared(c.release, p, emit);
       p.jump(end);
       p.place(file);
+      emit.hold(c.id, fd);
       compilePrepared(c.file, p, emit);
       p.place(end);
       return true;
@@ -1161,9 +1175,20 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): boolea
       return true;
     }
     case "readonly": {
-      const end = p.label();
-      mount(c.bind, [[ENOENT, end]]);
-      emit.remountReadonly(p.bytes(c.target), c.path);
+      // (as setup.ts: a copy of the mount taken from the fd opened, read-only, moved back onto it)
+      const fd = p.slot(), tree = p.slot(), end = p.label();
+      call("openat2", [AT_FDCWD, p.bytes(c.target), p.bytes(c.how), c.how.length], c.shown, {
+        store: fd,
+        onErrno: [[ENOENT, end]], // (not on this kernel)
+      }, PATHS_HINT);
+      call(
+        "open_tree",
+        [p.value(fd), p.bytes(c.empty), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH],
+        [c.path, unquoted("OPEN_TREE_CLONE|AT_RECURSIVE|AT_EMPTY_PATH")],
+        { store: tree },
+      );
+      emit.hold(c.attach.id, tree), emit.hold(c.attach.at!, fd);
+      compilePrepared(c.attach, p, emit);
       p.place(end);
       return true;
     }

@@ -20,8 +20,9 @@ import { loadSeccomp } from "../seccomp.ts";
 import { setgroups, setresgid, setresuid } from "../user.ts";
 import { setLinkUp } from "../../ffi/net.ts";
 import { addAddress, setLinkUp as netlinkLinkUp } from "../network.ts";
-import { ensureMountPoint, secureJoin } from "./_paths.ts";
+import { secureJoin } from "./_paths.ts";
 import { parseOptions } from "../mount.ts";
+import { needsGeneralMount, perMountFlags, propagationOptions } from "./_plain_mount.ts";
 import { closeFd, pipe, report, writeAll } from "./_pipe.ts";
 import type { ContainerFile } from "./_files.ts";
 import { forkProcess } from "../../ffi/fork.ts";
@@ -59,7 +60,6 @@ import {
   MOVE_MOUNT_F_EMPTY_PATH,
   MOVE_MOUNT_T_EMPTY_PATH,
   MS_BIND,
-  MS_MOVE,
   MS_NOATIME,
   MS_NODEV,
   MS_NODIRATIME,
@@ -71,10 +71,7 @@ import {
   MS_REC,
   MS_RELATIME,
   MS_REMOUNT,
-  MS_SHARED,
-  MS_SLAVE,
   MS_STRICTATIME,
-  MS_UNBINDABLE,
   O_CLOEXEC,
   O_CREAT,
   O_DIRECTORY,
@@ -352,8 +349,13 @@ export type PreparedCall =
   /** A bind mount remounted read-only, keeping its other flags. */
   | { readonly op: "remount-ro"; readonly target: Uint8Array; readonly path: string }
   /**
-   * A spec mount whose options need the general `Mount.mount` (propagation, move, remount flags):
-   * the forked child only.
+   * A spec mount whose options need the general `Mount.mount` (bind, move, remount: see
+   * _plain_mount.ts), made on the held target fd (`at`, an `open-target`'s id) as `mount-at` is:
+   * `fchdir(fd)`, `Mount.mount(source, ".", …)`, `chdir("/")`. A new bind's per-mount flags (ro,
+   * nosuid…) are a remount of the bind just made, which `"."` does not reach (it names the
+   * directory under it): the path is walked again with no symlink followed, which steps onto the
+   * mount at its end, and the remount made there (a directory swapped meanwhile is no mount root:
+   * EINVAL). The forked child only.
    */
   | {
     readonly op: "mount-options";
@@ -361,6 +363,7 @@ export type PreparedCall =
     readonly target: string;
     readonly type: string;
     readonly options: string;
+    readonly at: string;
   }
   /**
    * The workdir: `openat2(AT_FDCWD, path, O_PATH|O_DIRECTORY, RESOLVE_NO_MAGICLINKS)`, `fchdir`,
@@ -370,19 +373,41 @@ export type PreparedCall =
    */
   | { readonly op: "chdir-in"; readonly path: Uint8Array; readonly how: Uint8Array; readonly shown: readonly unknown[] }
   /**
-   * A masked path: an empty read-only tmpfs over it, or — ENOTDIR: it is a file — the host's
-   * /dev/null bound over it (`file`: its copy captured before the chroot, attached); ENOENT (not on
-   * this kernel) skips it, and the copy is closed (`release`). Trying the mount instead of an lstat
-   * first keeps node:fs (and its exceptions) out of the child.
+   * A masked path, made on the fd of what is there (`openat2(AT_FDCWD, path, how)`,
+   * {@link PATHS_HOW}: no magic link followed), never on the path walked again: `fchdir(fd)` and an
+   * empty read-only tmpfs mounted on `"."` (`dir`), or — fchdir ENOTDIR: it is a file — the host's
+   * /dev/null moved onto the fd (`file`: its copy captured before the chroot, attached at `id`);
+   * ENOENT (not on this kernel) skips it, and the copy is closed (`release`). Trying the calls
+   * instead of an lstat first keeps node:fs (and its exceptions) out of the child.
    */
   | {
     readonly op: "mask";
+    readonly path: Uint8Array;
+    readonly how: Uint8Array;
+    /** The id the opened fd is held under for `file`. */
+    readonly id: string;
+    readonly shown: readonly unknown[];
     readonly dir: PreparedMount;
+    readonly dot: Uint8Array;
+    readonly slash: Uint8Array;
     readonly file: Extract<PreparedCall, { op: "attach" }>;
     readonly release: Extract<PreparedCall, { op: "release" }>;
   }
-  /** A read-only path: bound onto itself (ENOENT skips it), then remounted read-only keeping its flags. */
-  | { readonly op: "readonly"; readonly path: string; readonly bind: PreparedMount; readonly target: Uint8Array }
+  /**
+   * A read-only path, made on the fd of what is there (`openat2(AT_FDCWD, path, how)`,
+   * {@link PATHS_HOW}; ENOENT skips it): a copy of its mount taken from that fd
+   * (`open_tree(fd, "", OPEN_TREE_CLONE|AT_RECURSIVE|AT_EMPTY_PATH)`, held as `attach.id`), then
+   * `attach`: made read-only while detached and moved back onto the fd (held as `attach.at`).
+   */
+  | {
+    readonly op: "readonly";
+    readonly path: string;
+    readonly target: Uint8Array;
+    readonly how: Uint8Array;
+    readonly empty: Uint8Array;
+    readonly shown: readonly unknown[];
+    readonly attach: Extract<PreparedCall, { op: "attach" }>;
+  }
   /**
    * An empty file made as a mount point (a device bound over it in a user namespace's /dev); one
    * that exists where the file system is read-only (EACCES, EROFS) is left as it is.
@@ -601,12 +626,29 @@ const WORKDIR_HOW = (() => {
 /**
  * The bind mounts of the container's files ({@link SetupContext.files}): its own read-write (as
  * docker's), the host's read-only. Their sources were captured before the chroot
- * ({@link hostSourceCaptures}).
+ * ({@link hostSourceCaptures}). Each target — resolved in the image by the parent, which refused
+ * one inside /proc (`_files.ts`) — is opened as a spec mount's is ({@link TARGET_HOW}: no symlink
+ * followed, so one a volume over /etc holds, or a sibling swaps in, is refused) and the copy is
+ * moved onto that fd, made read-only before while detached: what runc does for docker's /etc
+ * binds, which reach it as spec mounts (libcontainer/rootfs_linux.go, CVE-2025-52881).
  */
 export function fileMountCalls(ctx: SetupContext): PreparedCall[] {
-  return (ctx.files ?? []).map((f, i): PreparedCall => {
+  return (ctx.files ?? []).flatMap((f, i): PreparedCall[] => {
     const at = `/${relative(ctx.spec.rootfsPath, f.target)}`;
-    return { op: "attach", id: `file:${i}`, target: cstr(at), path: at, readonly: f.readonly, empty: EMPTY };
+    const target = `etc-target:${i}`;
+    return [
+      { op: "open-target", id: target, path: cstr(at), how: TARGET_HOW, shown: [at, unquoted("O_PATH"), NO_SYMLINKS] },
+      {
+        op: "attach",
+        id: `file:${i}`,
+        target: cstr(at),
+        path: at,
+        readonly: f.readonly,
+        empty: EMPTY,
+        at: target,
+        attr: encodeMountAttr(f.readonly ? MOUNT_ATTR_RDONLY : 0),
+      },
+    ];
   });
 }
 
@@ -680,15 +722,12 @@ const PROC_MOUNTS = new Set([
   "/proc/sys/kernel/ns_last_pid",
 ]);
 
-/** Mount flags a spec mount's options may not carry in a plain mount(2) (the general code handles them). */
-const NOT_PLAIN = MS_BIND | MS_REMOUNT | MS_MOVE;
-/**
- * The propagation flags. (This mask was 0xf0000, which left MS_SHARED out and put MS_POSIXACL in:
- * a "shared" option went to the native program's plain mount(2), the others to the forked path's
- * `Mount.mount` — and on both a mount(2) with a propagation flag changes the propagation of the
- * mount at its target and mounts nothing, so neither made the filesystem asked for.)
- */
-const PROPAGATION_FLAGS = MS_SHARED | MS_PRIVATE | MS_SLAVE | MS_UNBINDABLE;
+// Which options a plain mount(2) makes and which need the general Mount.mount: _plain_mount.ts,
+// the one rule (the OCI runtime decides its re-exec by it too). (A copy of it with the mask
+// 0xf0000, which left MS_SHARED out and put MS_POSIXACL in, once sent a "shared" option to the
+// native program's plain mount(2) and the others to the forked path's Mount.mount — and on both
+// a mount(2) with a propagation flag changes the propagation of the mount at its target and
+// mounts nothing, so neither made the filesystem asked for.)
 
 /**
  * How a spec mount's target (and each directory above it) is opened in the child:
@@ -708,6 +747,17 @@ const TARGET_HOW = openHow(O_PATH | O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS | RESOLVE_
 const TARGET_DIR_HOW = openHow(O_PATH | O_DIRECTORY | O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
 const TARGET_FILE_HOW = openHow(O_WRONLY | O_CREAT | O_CLOEXEC, 0o644, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
 const NO_SYMLINKS = unquoted("RESOLVE_NO_SYMLINKS");
+/**
+ * How a masked or read-only path is opened, after pivot_root (the container's root is the root of
+ * the walk): `RESOLVE_NO_MAGICLINKS`. The mount is made on the fd opened, so a symlink swapped in
+ * after the open changes nothing; an ordinary symlink met on the way is followed, as runc follows
+ * them (its maskPaths opens with O_PATH, its readonlyPath binds by path), since it cannot leave the
+ * container's root and these mounts only take access away — but a magic link (/proc/1/root of a
+ * container in the host's pid namespace, /proc/self/fd/N) is refused: it leads out of the root.
+ * (runc's statfs checks are of /dev/null's inode, not of the masked path's file system: a masked
+ * path may be anywhere an OCI config names, so none is made here either.)
+ */
+const PATHS_HOW = openHow(O_PATH | O_CLOEXEC, 0, RESOLVE_NO_MAGICLINKS);
 
 /** A `struct open_how` for openat2(2). */
 function openHow(flags: number, mode: number, resolve: number): Uint8Array {
@@ -768,14 +818,12 @@ export function specMountCalls(ctx: SetupContext): PreparedCall[] {
     // crun's: the filesystem is mounted with the other options, then each propagation option is
     // a mount(NULL, target, NULL, flag) of its own, in order — plain calls, on either path.
     const all = [...(m.options ?? []), ...(m.readonly ? ["ro"] : [])];
-    const propagation = all.filter((o) => (parseOptions(o).flags & PROPAGATION_FLAGS) !== 0);
+    const propagation = propagationOptions(all, parseOptions);
     const options = all.filter((o) => !propagation.includes(o)).join(",");
     const { flags, data } = parseOptions(options);
-    if (flags & NOT_PLAIN) {
-      // Mount.mount's several calls (bind, remount, propagation) walk the path again: the fd held
-      // meanwhile is the check that nothing on the way is a symlink (forked path only).
-      out.push({ op: "mount-options", source: m.source ?? m.type, target: at, type: m.type, options });
-      out.push({ op: "release", id });
+    if (needsGeneralMount(all, parseOptions)) {
+      // (the general Mount.mount, on the held fd: forked path only)
+      out.push({ op: "mount-options", source: m.source ?? m.type, target: at, type: m.type, options, at: id });
     } else {
       out.push({
         op: "mount-at",
@@ -968,18 +1016,46 @@ function buildCalls(ctx: SetupContext): Map<StepName, PreparedCall[]> {
     "masked-paths",
     spec.maskedPaths.map((p, i) => ({
       op: "mask",
+      path: cstr(p),
+      how: PATHS_HOW,
+      id: `mask-target:${i}`,
+      shown: [p, unquoted("O_PATH"), unquoted("RESOLVE_NO_MAGICLINKS")],
       dir: preparedMount("tmpfs", p, "tmpfs", MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC),
-      file: { op: "attach", id: `mask:${i}`, target: cstr(p), path: p, readonly: false, empty: EMPTY },
+      dot: DOT,
+      slash: SLASH,
+      file: {
+        op: "attach",
+        id: `mask:${i}`,
+        target: cstr(p),
+        path: p,
+        readonly: false,
+        empty: EMPTY,
+        at: `mask-target:${i}`,
+        attr: encodeMountAttr(0),
+      },
       release: { op: "release", id: `mask:${i}` },
     })),
   );
   calls.set(
     "readonly-paths",
-    spec.readonlyPaths.map((p) => ({
+    spec.readonlyPaths.map((p, i) => ({
       op: "readonly",
       path: p,
-      bind: preparedMount(p, p, null, MS.BIND | MS.REC),
       target: cstr(p),
+      how: PATHS_HOW,
+      empty: EMPTY,
+      shown: [p, unquoted("O_PATH"), unquoted("RESOLVE_NO_MAGICLINKS")],
+      // (the top mount read-only, as runc's readonlyPath remount: a mount below it keeps its own)
+      attach: {
+        op: "attach",
+        id: `ro:${i}`,
+        target: cstr(p),
+        path: p,
+        readonly: true,
+        empty: EMPTY,
+        at: `ro-target:${i}`,
+        attr: encodeMountAttr(MOUNT_ATTR_RDONLY),
+      },
     })),
   );
   return calls;
@@ -1236,8 +1312,7 @@ function runCall(ctx: SetupContext, call: PreparedCall): void {
     case "remount-ro":
       return remountReadonly(call.target, call.path);
     case "mount-options":
-      ensureMountPoint(call.target);
-      return Mount.mount(call.source, call.target, { type: call.type, options: call.options });
+      return mountOptionsAt(call);
     case "pivot": {
       const dot = addressOf(call.dot);
       // Out of the chroot through the held host root, into the rootfs's mount again: pivot_root
@@ -1259,11 +1334,30 @@ function runCall(ctx: SetupContext, call: PreparedCall): void {
       return;
     }
     case "mask": {
+      const fd = openat2(AT_FDCWD, call.path, call.how);
+      if (fd === -1) {
+        const e = errno();
+        runCall(ctx, call.release); // (not on this kernel (ENOENT): the copy unused)
+        if (e === ENOENT) return;
+        throw new SyscallError("openat2", e, call.shown, PATHS_HINT);
+      }
+      if (c.fchdir(fd) === -1) {
+        const e = errno();
+        if (e === ENOTDIR) {
+          held.set(call.id, fd);
+          return attachAt(call.file); // (a file: the host's /dev/null moved onto it)
+        }
+        c.close(fd), runCall(ctx, call.release);
+        throw new SyscallError("fchdir", e, [call.shown[0]]);
+      }
       const d = call.dir;
-      const e = c.mount(d.source, d.target, d.type, d.flags, d.data) === -1 ? errno() : 0;
-      if (e === ENOTDIR) return runCall(ctx, call.file);
-      runCall(ctx, call.release); // (a directory masked, or not on this kernel (ENOENT): the copy unused)
-      if (e !== 0 && e !== ENOENT) throw new SyscallError("mount", e, d.shown);
+      try {
+        const e = c.mount(d.source, call.dot, d.type, d.flags, d.data) === -1 ? errno() : 0;
+        if (c.chdir(call.slash) === -1) throw new SyscallError("chdir", errno(), ["/"]);
+        if (e) throw new SyscallError("mount", e, d.shown);
+      } finally {
+        c.close(fd), runCall(ctx, call.release); // (a directory masked: the copy unused)
+      }
       return;
     }
     case "touch": {
@@ -1309,13 +1403,21 @@ function runCall(ctx: SetupContext, call: PreparedCall): void {
       return;
     }
     case "readonly": {
-      const b = call.bind;
-      if (c.mount(b.source, b.target, b.type, b.flags, b.data) === -1) {
+      const fd = openat2(AT_FDCWD, call.target, call.how);
+      if (fd === -1) {
         const e = errno();
         if (e === ENOENT) return; // not on this kernel
-        throw new SyscallError("mount", e, b.shown);
+        throw new SyscallError("openat2", e, call.shown, PATHS_HINT);
       }
-      return remountReadonly(call.target, call.path);
+      const flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH;
+      const tree = Number(c.syscall(BigInt(SYS.open_tree), BigInt(fd), addressOf(call.empty), BigInt(flags), 0n, 0n));
+      if (tree === -1) {
+        const e = errno();
+        c.close(fd);
+        throw new SyscallError("open_tree", e, [call.path, unquoted("OPEN_TREE_CLONE|AT_RECURSIVE|AT_EMPTY_PATH")]);
+      }
+      held.set(call.attach.id, tree), held.set(call.attach.at!, fd);
+      return attachAt(call.attach);
     }
     default: {
       const unknown: never = call; // (every op kind has its case: a new one fails to type-check here)
@@ -1341,6 +1443,62 @@ function openat2(dirfd: number, path: Uint8Array, how: Uint8Array): number {
 /** What an ELOOP on a spec mount's target means (see {@link TARGET_HOW}). */
 export const TARGET_HINT: string =
   "a mount target is opened with no symlink followed: the parent resolved it in the image; a symlink met now (a volume's, or one swapped in) is refused";
+
+/** A new bind's per-mount flags in `options` (0: none, or not a new bind): see {@link mountOptionsAt}. */
+function bindFlagsOf(options: string): number {
+  const { flags } = parseOptions(options);
+  return flags & MS.BIND && !(flags & MS.REMOUNT) ? flags & perMountFlags(parseOptions) : 0;
+}
+
+/** The options of `Mount.mount`'s call on the held fd: a new bind's per-mount flags left for after. */
+function firstCallOptions(options: string): string {
+  const later = bindFlagsOf(options);
+  return later ? options.split(",").filter((o) => !(parseOptions(o).flags & later)).join(",") : options;
+}
+
+/** `MS_*` flags by name, for `hako plan`. */
+function flagNamesOf(flags: number): string {
+  return Object.entries(MS).filter(([, f]) => flags & f).map(([n]) => `MS_${n}`).join("|");
+}
+
+/**
+ * A `mount-options` call (see {@link PreparedCall}): `Mount.mount` on the held target fd, then a
+ * new bind's per-mount flags on the bind, reached by walking the path again with no symlink
+ * followed.
+ */
+function mountOptionsAt(call: Extract<PreparedCall, { op: "mount-options" }>): void {
+  const fd = held.get(call.at)!;
+  held.delete(call.at);
+  const later = bindFlagsOf(call.options), options = firstCallOptions(call.options);
+  inDir(fd, [unquoted(call.at), call.target], () => Mount.mount(call.source, ".", { type: call.type, options }));
+  if (!later) return;
+  const top = openat2(AT_FDCWD, cstr(call.target), TARGET_HOW);
+  if (top === -1) {
+    throw new SyscallError("openat2", errno(), [call.target, unquoted("O_PATH"), NO_SYMLINKS], TARGET_HINT);
+  }
+  inDir(top, [call.target], () => remountReadonly(DOT, call.target, later));
+}
+
+/** `fn` run with the working directory at `fd` (then back at "/"), and `fd` closed: `fn`'s error first. */
+function inDir(fd: number, shown: readonly unknown[], fn: () => void): void {
+  const c = libc();
+  let error: unknown;
+  if (c.fchdir(fd) === -1) error = new SyscallError("fchdir", errno(), shown);
+  else {
+    try {
+      fn();
+    } catch (e) {
+      error = e;
+    }
+    if (c.chdir(SLASH) === -1) error ??= new SyscallError("chdir", errno(), ["/"]);
+  }
+  c.close(fd);
+  if (error !== undefined) throw error;
+}
+
+/** What an ELOOP on a masked or read-only path means (see {@link PATHS_HOW}). */
+export const PATHS_HINT: string =
+  "a masked or read-only path is opened with no magic link followed (/proc/PID/root, /proc/self/fd/N lead out of the container's root)";
 
 /**
  * A captured bind made read-only (with its flags) while detached, then moved onto its held target
@@ -1506,7 +1664,18 @@ export function planCall(ctx: SetupContext, call: PreparedCall): string[] {
         }) + remount MS_RDONLY + mount_setattr(AT_RECURSIVE, MOUNT_ATTR_RDONLY)`,
       ];
     case "mount-options":
-      return [`mount(${q(call.source)}, ${q(call.target)}, ${q(call.type)}, ${q(call.options)})`];
+      return [
+        `fchdir(${call.at}); Mount.mount(${q(call.source)}, ".", ${q(call.type)}, ${
+          q(firstCallOptions(call.options))
+        }); chdir("/")  (${q(call.target)})`,
+        ...(bindFlagsOf(call.options)
+          ? [
+            `openat2(AT_FDCWD, ${q(call.target)}, O_PATH, RESOLVE_NO_SYMLINKS) → fd; fchdir(fd); remount ${
+              flagNamesOf(bindFlagsOf(call.options))
+            }; chdir("/")`,
+          ]
+          : []),
+      ];
     case "rootfs-mount":
       return [
         'open_tree(AT_FDCWD, ".", OPEN_TREE_CLONE|AT_RECURSIVE)',
@@ -1527,9 +1696,19 @@ export function planCall(ctx: SetupContext, call: PreparedCall): string[] {
         `mount(NULL, ${q(call.path)}, NULL, MS_REMOUNT|MS_BIND|MS_RDONLY and the flags it has)`,
       ];
     case "mask":
-      return [`mask ${text(call.dir.target)}`];
+      return [
+        `openat2(AT_FDCWD, ${q(text(call.path))}, O_PATH, RESOLVE_NO_MAGICLINKS) → fd (ENOENT: skipped)`,
+        `fchdir(fd); mount(${shownArgs([call.dir.shown[0], ".", ...call.dir.shown.slice(2)])}); chdir("/")  (mask ${
+          text(call.path)
+        })`,
+        `ENOTDIR: move_mount(${call.file.id}, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH|MOVE_MOUNT_T_EMPTY_PATH)  (the host's /dev/null)`,
+      ];
     case "readonly":
-      return [`mount(${q(call.path)}, ${q(call.path)}, MS_BIND|MS_REC) + remount MS_RDONLY`];
+      return [
+        `openat2(AT_FDCWD, ${q(call.path)}, O_PATH, RESOLVE_NO_MAGICLINKS) → fd (ENOENT: skipped)`,
+        `open_tree(fd, "", OPEN_TREE_CLONE|AT_RECURSIVE|AT_EMPTY_PATH)  (held as ${call.attach.id})`,
+        ...planCall(ctx, call.attach),
+      ];
     case "prctl":
       return [`prctl(${call.name}, ${call.arg})`];
     case "unshare":
@@ -1976,7 +2155,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
   {
     name: "etc-files",
     why:
-      "the container's own /etc/hosts, /etc/hostname and /etc/resolv.conf — written by the parent into the container's directory under the state directory, never into the rootfs — or the host's resolv.conf and hosts read-only (networkEtc: \"host\"), bound over the mount points the parent made",
+      "the container's own /etc/hosts, /etc/hostname and /etc/resolv.conf — written by the parent into the container's directory under the state directory, never into the rootfs — or the host's resolv.conf and hosts read-only (networkEtc: \"host\"), bound over the mount points the parent made (none inside /proc), each opened with no symlink followed and the file moved onto that fd",
     when: (c) => (c.files?.length ?? 0) > 0,
     calls: fromMounts("etc-files"),
   },
@@ -2025,13 +2204,14 @@ export const SETUP_STEPS: readonly SetupStep[] = [
   {
     name: "masked-paths",
     why:
-      "hide kernel interfaces a container must not read: /dev/null over files, an empty read-only tmpfs over directories",
+      "hide kernel interfaces a container must not read: /dev/null over files, an empty read-only tmpfs over directories; each path opened with no magic link followed and the mount made on that fd, not on the path walked again",
     when: (c) => has(c, "mount") && c.spec.maskedPaths.length > 0,
     calls: fromMounts("masked-paths"),
   },
   {
     name: "readonly-paths",
-    why: "kernel knobs stay readable but not writable",
+    why:
+      "kernel knobs stay readable but not writable: each path opened with no magic link followed, a copy of its mount taken from that fd, made read-only while detached, moved back onto it",
     when: (c) => has(c, "mount") && c.spec.readonlyPaths.length > 0,
     calls: fromMounts("readonly-paths"),
   },

@@ -40,6 +40,7 @@ import process from "node:process";
 import type { Container } from "../container/container.ts";
 import type { ContainerSpec } from "../container/spec.ts";
 import { identify, type ProcessIdentity } from "../container/_identity.ts";
+import { needsGeneralMount } from "../container/_plain_mount.ts";
 import type { Signal } from "../signals.ts";
 import { OciUsageError, parseOciArgs, parseOciGlobals } from "./args.ts";
 import { DEFAULT_OCI_ROOT, isValidId, type OciRecord, OciStore, stateJson, withFreezer } from "./state.ts";
@@ -486,15 +487,13 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
   }
 }
 
-/** Mount flags a spec mount's options may not carry in a plain mount(2): setup.ts's `NOT_PLAIN`. */
-const NOT_PLAIN_MOUNT = 0x1000 /* BIND */ | 0x20 /* REMOUNT */ | 0x2000 /* MOVE */ | 0xf0000 /* propagation */;
-
 /**
  * True when the container of `spec` gets a forked child that runs JavaScript, not the native one
  * (pure but for `parseOptions`): no native runner (`native` false: another architecture, or
  * `HAKO_NATIVE_SPAWN=0`), any hook of hako's own spec (a provision hook runs in the child; the
  * others are taken to fork too, to be safe), a veth, or a filesystem mount whose options need the
- * general `Mount.mount` (remount, move, propagation: setup.ts's "mount-options" op) — the cases
+ * general `Mount.mount` (bind, remount, move — propagation is a plain call: _plain_mount.ts, the
+ * rule setup.ts's "mount-options" op is made by) — the cases
  * `compileChild` in src/container/native.ts turns down for a container's setup. Errs towards true:
  * a wrong true costs a re-exec, a wrong false a fork of a multithreaded engine.
  * @param spec The container spec `ociToSpec` made.
@@ -511,9 +510,9 @@ export function needsJsChild(
   if (spec.network?.veth !== undefined) return true;
   return (spec.mounts ?? []).some((m) => {
     if (m.type === "bind") return false; // (always the native attach; its flags are checked by config.ts)
-    const options = [...(m.options ?? []), ...(m.readonly ? ["ro"] : [])].join(",");
+    const options = [...(m.options ?? []), ...(m.readonly ? ["ro"] : [])];
     try {
-      return (parseOptions(options).flags & NOT_PLAIN_MOUNT) !== 0;
+      return needsGeneralMount(options, parseOptions); // (setup.ts's rule: propagation is plain)
     } catch {
       return true; // (the child reports it; forked, as before)
     }

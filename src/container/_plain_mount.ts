@@ -1,0 +1,50 @@
+/**
+ * The one rule of which options of a spec mount (a filesystem's; binds are attached whole) the
+ * setup makes with plain mount(2) calls on the target's fd — what the native program can run —
+ * and which need the general `Mount.mount`, so that the container's child is forked: setup.ts
+ * builds its calls by it, and the OCI runtime decides by it, before anything is made, whether to
+ * re-execute with a single-threaded engine (src/oci/runtime.ts's `needsJsChild`).
+ *
+ * No imports: the flags are the option parser's own (src/mount.ts's `parseOptions`, passed in),
+ * asked by their names, so hako-runc's hot commands load neither the parser nor the FFI constants.
+ * @module
+ */
+
+/** An option parser: src/mount.ts's `parseOptions`. */
+export type ParseMountOptions = (options: string) => { readonly flags: number };
+
+/**
+ * The propagation options among `options` ("shared", "rslave", "private", "unbindable"…): as
+ * runc's and crun's, each is a `mount(NULL, target, NULL, flag)` of its own after the filesystem
+ * is mounted, in order — a plain call, on either path.
+ * @param options A spec mount's options.
+ * @param parse src/mount.ts's `parseOptions`.
+ * @returns Those options, in their order.
+ */
+export function propagationOptions(options: readonly string[], parse: ParseMountOptions): string[] {
+  const mask = parse("shared,private,slave,unbindable").flags;
+  return options.filter((o) => (parse(o).flags & mask) !== 0);
+}
+
+/**
+ * True when a filesystem mount's options, propagation apart ({@link propagationOptions}), carry
+ * bind, remount or move: `Mount.mount`'s several calls, which only the forked child makes.
+ * @param options A spec mount's options (with "ro" for `readonly`).
+ * @param parse src/mount.ts's `parseOptions`.
+ * @returns Whether the mount needs the general `Mount.mount`.
+ */
+export function needsGeneralMount(options: readonly string[], parse: ParseMountOptions): boolean {
+  const propagation = propagationOptions(options, parse);
+  const rest = options.filter((o) => !propagation.includes(o)).join(",");
+  return (parse(rest).flags & parse("bind,remount,move").flags) !== 0;
+}
+
+/**
+ * The per-mount flags among what `parse` gives (ro, nosuid, nodev, noexec, nosymfollow and the
+ * atime flags): a new bind ignores them, a bind remount after it applies them (as `Mount.mount`).
+ * @param parse src/mount.ts's `parseOptions`.
+ * @returns Their `MS_*` mask.
+ */
+export function perMountFlags(parse: ParseMountOptions): number {
+  return parse("ro,nosuid,nodev,noexec,nosymfollow,noatime,nodiratime,relatime,strictatime").flags;
+}
