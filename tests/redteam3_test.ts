@@ -28,10 +28,13 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { connect, createServer, type Socket } from "node:net";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import process from "node:process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { runtime, test } from "./_harness.ts";
+import { runtime, tempDir, test } from "./_harness.ts";
+import { runHooks } from "../src/oci/hooks.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
@@ -95,4 +98,26 @@ test("a connection flood through published ports leaves the proxy's process the 
     clearTimeout(killer);
     await new Promise((r) => upstream.close(r));
   }
+});
+
+test("an OCI host hook that leaves a daemon holding its stderr does not hang the runtime", async () => {
+  using t = tempDir("hako-test-rt3-");
+  const pidFile = join(t.path, "daemon.pid");
+  const hook = { path: "/bin/sh", args: ["sh", "-c", `sleep 60 & echo $! > ${pidFile}; exit 0`], timeout: 30 };
+  const t0 = performance.now();
+  try {
+    await runHooks("prestart", [hook], { ociVersion: "1.0.2", id: "rt3", status: "creating", pid: 1 });
+    const ms = performance.now() - t0;
+    assert.ok(ms < 10_000, `the hook's exit ends it, not its daemon's (took ${Math.round(ms)} ms)`);
+  } finally {
+    try {
+      process.kill(Number(readFileSync(pidFile, "utf8")), "SIGKILL");
+    } catch { /* not started, or gone */ }
+  }
+});
+
+test("an OCI hook whose timeout is over 2^31 ms is not killed at once", async () => {
+  // (setTimeout takes at most 2^31-1 ms, and fires at once past it)
+  const hook = { path: "/bin/sh", args: ["sh", "-c", "sleep 0.5"], timeout: 3_000_000 };
+  await runHooks("prestart", [hook], { ociVersion: "1.0.2", id: "rt3", status: "creating", pid: 1 });
 });
