@@ -26,15 +26,16 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { connect, createServer, type Socket } from "node:net";
-import { readFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { runtime, tempDir, test } from "./_harness.ts";
 import { runHooks } from "../src/oci/hooks.ts";
+import { cliArgv } from "./_supervisor_lab.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
@@ -120,4 +121,38 @@ test("an OCI hook whose timeout is over 2^31 ms is not killed at once", async ()
   // (setTimeout takes at most 2^31-1 ms, and fires at once past it)
   const hook = { path: "/bin/sh", args: ["sh", "-c", "sleep 0.5"], timeout: 3_000_000 };
   await runHooks("prestart", [hook], { ociVersion: "1.0.2", id: "rt3", status: "creating", pid: 1 });
+});
+
+/** Runs `hako logs NAME` under this run's runtime against the state directory `state`. */
+function hakoLogs(state: string, name: string) {
+  const [cmd, args] = cliArgv(["logs", name]);
+  return spawnSync(cmd, args, { env: { ...process.env, HAKO_STATE_DIR: state }, encoding: "utf8", timeout: 20_000 });
+}
+
+/** A state directory with one container's directory, `rt3-logs` (its path, and the container's). */
+function logsLab(dir: string): string {
+  const c = join(dir, "containers", "rt3-logs");
+  mkdirSync(c, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700), chmodSync(join(dir, "containers"), 0o700);
+  return c;
+}
+
+test("a container's log replaced by a FIFO does not hang hako logs", () => {
+  using t = tempDir("hako-test-rt3-");
+  const c = logsLab(t.path);
+  execFileSync("mkfifo", [join(c, "log")]);
+  const r = hakoLogs(t.path, "rt3-logs");
+  assert.equal(r.error, undefined, `hako logs ended (${r.error?.message})`);
+  assert.notEqual(r.status, 0, "and failed");
+  assert.match(r.stderr, /not a regular file/);
+});
+
+test("a container's log replaced by a symlink is not followed by hako logs (to /etc/shadow)", () => {
+  using t = tempDir("hako-test-rt3-");
+  const c = logsLab(t.path);
+  writeFileSync(join(c, "log"), "hello\n");
+  symlinkSync("/etc/shadow", join(c, "log.err"));
+  const r = hakoLogs(t.path, "rt3-logs");
+  assert.doesNotMatch(r.stdout + r.stderr, /^root:/m, "no line of /etc/shadow");
+  assert.match(r.stderr, /not a regular file/);
 });
