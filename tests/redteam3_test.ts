@@ -36,6 +36,11 @@ import { fileURLToPath } from "node:url";
 import { runtime, tempDir, test } from "./_harness.ts";
 import { runHooks } from "../src/oci/hooks.ts";
 import { cliArgv } from "./_supervisor_lab.ts";
+import { publishAllPorts } from "../src/cli/_publish.ts";
+import { UsageError } from "../src/cli/_args.ts";
+import { assertValidSpec } from "../src/container/validate.ts";
+import type { ContainerSpec } from "../src/container/spec.ts";
+import { OciConfigError, ociToSpec } from "../src/oci/config.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
@@ -155,4 +160,51 @@ test("a container's log replaced by a symlink is not followed by hako logs (to /
   const r = hakoLogs(t.path, "rt3-logs");
   assert.doesNotMatch(r.stdout + r.stderr, /^root:/m, "no line of /etc/shadow");
   assert.match(r.stderr, /not a regular file/);
+});
+
+test("an image's ExposedPorts with 0, 99999, -1, sctp or udp ports, or thousands of them, publishes nothing", () => {
+  for (const key of ["0/tcp", "99999/tcp", "-1/udp", "80/sctp", "80/udp", "80/tcp/x", "1e3/tcp", " 80/tcp"]) {
+    assert.throws(() => publishAllPorts({ [key]: {} }, []), UsageError, key);
+  }
+  const many = Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`${i + 1}/tcp`, {}]));
+  const ports = publishAllPorts(many, []);
+  const spec = {
+    name: "rt3-many-ports",
+    rootfs: { path: "/" },
+    command: ["/bin/true"],
+    namespaces: ["network"],
+    network: { veth: { containerAddress: "10.250.3.2/30", hostAddress: "10.250.3.1/30" }, ports },
+  } as unknown as ContainerSpec;
+  assert.throws(() => assertValidSpec(spec), (e: Error) => /network\.ports.*at most 1024/.test(e.message));
+});
+
+test("an OCI hook with a relative path, a timeout of 0, -1 or 1.5, or an env entry without = is refused by its path", () => {
+  const config = (hook: Record<string, unknown>) => ({
+    ociVersion: "1.0.2",
+    process: { args: ["sh"] },
+    root: { path: "rootfs" },
+    hooks: { prestart: [hook] },
+  });
+  const cases: Array<[Record<string, unknown>, string]> = [
+    [{ path: "hook.sh" }, "hooks.prestart[0].path"],
+    [{ path: "./hook.sh" }, "hooks.prestart[0].path"],
+    [{ path: "" }, "hooks.prestart[0].path"],
+    [{ path: "/bin/true\0/x" }, "hooks.prestart[0].path"],
+    [{ path: "/bin/true", timeout: 0 }, "hooks.prestart[0].timeout"],
+    [{ path: "/bin/true", timeout: -1 }, "hooks.prestart[0].timeout"],
+    [{ path: "/bin/true", timeout: 1.5 }, "hooks.prestart[0].timeout"],
+    [{ path: "/bin/true", timeout: "10" }, "hooks.prestart[0].timeout"],
+    [{ path: "/bin/true", env: ["NOEQUALS"] }, "hooks.prestart[0].env"],
+    [{ path: "/bin/true", env: ["=x"] }, "hooks.prestart[0].env"],
+    [{ path: "/bin/true", args: ["true", 1] }, "hooks.prestart[0].args"],
+    [{ path: "/bin/true", args: ["true", "a\0b"] }, "hooks.prestart[0].args"],
+    [{ path: "/bin/true", env: ["A=b\0c"] }, "hooks.prestart[0].env"],
+  ];
+  for (const [hook, path] of cases) {
+    assert.throws(
+      () => ociToSpec(config(hook), "/tmp/bundle", "rt3"),
+      (e: unknown) => e instanceof OciConfigError && e.problems.some((p) => p.path === path),
+      `${JSON.stringify(hook)} is refused at ${path}`,
+    );
+  }
 });
