@@ -17,9 +17,22 @@
  *   daemon lived, its `timeout` too (hooks.ts now settles on the hook's exit).
  * - ✗ an OCI hook `timeout` over 2^31 ms (24.8 days): the timer overflowed and killed the hook at
  *   once (now clamped: such a hook waits as long as a timer can).
- * - ✓ an OCI hook with a relative path, a timeout of 0 or -1, an env entry without `=` (config.ts).
+ * - ✓ an OCI hook with a relative path, a timeout of 0, -1 or 1.5, an env entry without `=` (config.ts);
+ *   ✗ one whose path, args or env holds a NUL byte passed the checks and failed mid-create with an
+ *   untyped TypeError (now refused by its field path).
+ * - ✗ a container's log (`log`, `log.err`) replaced by a FIFO hung `hako logs`; by a symlink, root's
+ *   `hako logs` printed its target (/etc/shadow): now opened O_NOFOLLOW|O_NONBLOCK, a regular file only.
+ * - ✓ a huge line or a flood in the log: the relay caps the files (container_log.ts), `hako logs`
+ *   reads in blocks; a container's escape sequences (OSC 52, titles) reach a terminal escaped
+ *   (supervisor_security_test.ts), as docker does not.
+ * - ✓ a container writing its own cgroup's `cgroup.event_control`: /sys/fs/cgroup is read-only
+ *   inside (escape_test.ts); a symlink in cgroupfs for the supervisor to follow: cgroupfs has none.
+ * - ✓ the host-side proxy dialling a host service: it connects to the spec's containerAddress,
+ *   which the host routes to the veth whatever the container does to its own addresses.
  * - ✓ a local user (nobody) connecting to the supervisor's socket for attach: the socket is 0600 in
- *   a 0700 directory, and SO_PEERCRED refuses any other uid (_peer.ts) — pinned by supervisor tests.
+ *   a 0700 directory, and SO_PEERCRED refuses any other uid before a byte is read, attach included
+ *   (_peer.ts, supervisor.ts) — pinned by supervisor_security_test.ts; attach hands over only the
+ *   container's own pty master or stdin pipe.
  * - ✓ the sealed hooks' key as a symlink or with a loose mode: refused (_seal.ts, O_NOFOLLOW and fstat).
  * - ✓ OCI layout blobs that are symlinks, FIFOs or devices, an index nested past 3 levels:
  *   refused (store.ts, openat2 RESOLVE_NO_SYMLINKS and a type check) — pinned by image tests.
