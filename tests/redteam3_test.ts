@@ -34,8 +34,16 @@
  *   (_peer.ts, supervisor.ts) — pinned by supervisor_security_test.ts; attach hands over only the
  *   container's own pty master or stdin pipe.
  * - ✓ the sealed hooks' key as a symlink or with a loose mode: refused (_seal.ts, O_NOFOLLOW and fstat).
- * - ✓ OCI layout blobs that are symlinks, FIFOs or devices, an index nested past 3 levels:
- *   refused (store.ts, openat2 RESOLVE_NO_SYMLINKS and a type check) — pinned by image tests.
+ *   A record forged, or replayed from another container, needs a write to the root-only state
+ *   directory, and its seal covers the name and creation time (restart_test.ts pins the rest).
+ * - ✓ OCI layout blobs that are symlinks, FIFOs or devices: refused (store.ts, openat2
+ *   RESOLVE_NO_SYMLINKS and a type check; image_layout_test.ts); a hardlinked blob is read only if
+ *   its bytes match its digest (one has to know a file to name it). An index nested 10 deep, a
+ *   manifest whose config is its layer or whose layer is its config, a manifest given an index's
+ *   mediaType, a --ref of ../../etc: refused, nothing stored. An index cannot name itself (its
+ *   digest would have to be in its own bytes). A gzip bomb: each layer is capped at 32 GiB
+ *   uncompressed and 1 000 000 entries (HAKO_TAR_MAX_*), the layout at 64 GiB (HAKO_IMAGE_MAX_BYTES),
+ *   streamed (no layer is held in memory); a huge index.json is refused past 4 MiB.
  * @module
  */
 import assert from "node:assert/strict";
@@ -46,7 +54,14 @@ import { join } from "node:path";
 import process from "node:process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { runtime, tempDir, test } from "./_harness.ts";
+import { needsRoot, runtime, tempDir, test } from "./_harness.ts";
+import { importImage, listImages } from "../src/image/store.ts";
+import { SetupError } from "../src/errors.ts";
+import { createHash } from "node:crypto";
+import { gzipSync } from "node:zlib";
+import { Buffer } from "node:buffer";
+import { sealKey } from "../src/supervisor/_seal.ts";
+import { StateStore } from "../src/container/state.ts";
 import { runHooks } from "../src/oci/hooks.ts";
 import { cliArgv } from "./_supervisor_lab.ts";
 import { publishAllPorts } from "../src/cli/_publish.ts";
@@ -220,4 +235,104 @@ test("an OCI hook with a relative path, a timeout of 0, -1 or 1.5, or an env ent
       `${JSON.stringify(hook)} is refused at ${path}`,
     );
   }
+});
+
+/** A minimal OCI layout in `dir` with one layer; `index` may rewrite index.json's manifests. */
+function hostileLayout(dir: string) {
+  const blobs = join(dir, "blobs", "sha256");
+  mkdirSync(blobs, { recursive: true });
+  const put = (b: Uint8Array | string) => {
+    const bytes = typeof b === "string" ? new TextEncoder().encode(b) : b;
+    const hex = createHash("sha256").update(bytes).digest("hex");
+    writeFileSync(join(blobs, hex), bytes);
+    return { digest: `sha256:${hex}`, size: bytes.length };
+  };
+  const tar = new Uint8Array(1024); // (an empty tar: two zero blocks)
+  const layer = put(gzipSync(tar));
+  const diff = `sha256:${createHash("sha256").update(tar).digest("hex")}`;
+  const config = put(JSON.stringify({ os: "linux", rootfs: { type: "layers", diff_ids: [diff] }, config: {} }));
+  const manifest = (cfg: object, layers: object[]) =>
+    put(JSON.stringify({ schemaVersion: 2, mediaType: MANIFEST, config: cfg, layers }));
+  writeFileSync(join(dir, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
+  const index = (manifests: object[]) =>
+    writeFileSync(join(dir, "index.json"), JSON.stringify({ schemaVersion: 2, manifests }));
+  return { put, layer, config, manifest, index };
+}
+const MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+const INDEX = "application/vnd.oci.image.index.v1+json";
+const CONFIG = "application/vnd.oci.image.config.v1+json";
+const LAYER = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+test(
+  "an OCI layout nesting indexes 10 deep, a manifest whose config is a layer or whose layer is a config, or a --ref of ../../etc, imports nothing",
+  async () => {
+    using t = tempDir("hako-test-rt3-");
+    const varDir = join(t.path, "var");
+    const attempt = async (what: string, make: (dir: string) => { ref?: string }) => {
+      const dir = join(t.path, what.replace(/\W+/g, "-"));
+      const { ref } = make(dir);
+      await assert.rejects(
+        importImage(dir, { varDir, ...(ref !== undefined ? { ref } : {}) }),
+        SetupError,
+        `${what} is refused`,
+      );
+      assert.deepEqual(listImages(varDir), [], `${what}: no image stored`);
+    };
+    await attempt("indexes nested 10 deep", (dir) => {
+      const l = hostileLayout(dir);
+      let d = {
+        mediaType: MANIFEST,
+        ...l.manifest({ mediaType: CONFIG, ...l.config }, [{ mediaType: LAYER, ...l.layer }]),
+      };
+      for (let i = 0; i < 10; i++) {
+        d = { mediaType: INDEX, ...l.put(JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests: [d] })) };
+      }
+      l.index([d]);
+      return {};
+    });
+    await attempt("a config that is the layer", (dir) => {
+      const l = hostileLayout(dir);
+      l.index([{
+        mediaType: MANIFEST,
+        ...l.manifest({ mediaType: CONFIG, ...l.layer }, [{ mediaType: LAYER, ...l.layer }]),
+      }]);
+      return {};
+    });
+    await attempt("a layer that is the config", (dir) => {
+      const l = hostileLayout(dir);
+      l.index([{
+        mediaType: MANIFEST,
+        ...l.manifest({ mediaType: CONFIG, ...l.config }, [{ mediaType: LAYER, ...l.config }]),
+      }]);
+      return {};
+    });
+    await attempt("a manifest that is an index by its mediaType", (dir) => {
+      const l = hostileLayout(dir);
+      l.index([{
+        mediaType: INDEX,
+        ...l.manifest({ mediaType: CONFIG, ...l.config }, [{ mediaType: LAYER, ...l.layer }]),
+      }]);
+      return {};
+    });
+    await attempt("a ref of ../../etc", (dir) => {
+      const l = hostileLayout(dir);
+      l.index([{
+        mediaType: MANIFEST,
+        ...l.manifest({ mediaType: CONFIG, ...l.config }, [{ mediaType: LAYER, ...l.layer }]),
+        annotations: { "org.opencontainers.image.ref.name": "latest" },
+      }]);
+      return { ref: "../../etc" };
+    });
+  },
+  { skip: needsRoot },
+);
+
+test("the sealed hooks' key as a symlink to a 0600 file of 32 bytes is refused, not read through", () => {
+  using t = tempDir("hako-test-rt3-");
+  const state = join(t.path, "state");
+  mkdirSync(state, { mode: 0o700 });
+  const elsewhere = join(t.path, "planted.key");
+  writeFileSync(elsewhere, Buffer.alloc(32, 7), { mode: 0o600 });
+  symlinkSync(elsewhere, join(state, "supervisor.key"));
+  assert.throws(() => sealKey(new StateStore(state)), (e: Error) => (e as { code?: string }).code === "ELOOP");
 });
