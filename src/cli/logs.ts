@@ -322,7 +322,9 @@ async function logs(argv: readonly string[]): Promise<number> {
     h.stdout(usage);
     return 0;
   }
-  const { openSync, readSync, closeSync, fstatSync, statSync, writeSync, existsSync, watch } = await import("node:fs");
+  const { openSync, readSync, closeSync, fstatSync, statSync, writeSync, existsSync, watch, constants } = await import(
+    "node:fs"
+  );
   const { env } = await import("node:process");
   const { isatty } = await import("node:tty");
   const { ContainerStateError, StateStore, isRunning } = await import("../container/state.ts");
@@ -413,12 +415,23 @@ async function logs(argv: readonly string[]): Promise<number> {
 
     tryOpen(p: string): OpenPart | undefined {
       let fd: number;
+      // Never through a symlink, never blocking on a FIFO: a log that is neither a regular file nor
+      // missing was put there by someone else (docker's json-file reader would follow it; hako
+      // reads as root only the regular files its relay writes).
+      const notRegular = () =>
+        new ContainerStateError(`${p} is not a regular file (hako logs follows no symlink, reads no FIFO)`);
       try {
-        fd = openSync(p, "r");
-      } catch {
+        fd = openSync(p, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      } catch (e) {
+        if ((e as { code?: string }).code === "ELOOP") throw notRegular();
         return undefined;
       }
-      const size = fstatSync(fd).size;
+      const st = fstatSync(fd);
+      if (!st.isFile()) {
+        closeSync(fd);
+        throw notRegular();
+      }
+      const size = st.size;
       if (!stamped) return { fd, size };
       const tailBytes = Math.min(size, STAMP_BYTES + 1);
       return { fd, size: settledSize(this.readAt(fd, size - tailBytes, tailBytes), size) };

@@ -51,14 +51,43 @@ export interface PublishedPort {
   readonly protocol: "tcp";
 }
 
-/** The most connections one container's proxies hold at once (more wait in the listen backlog). */
+/** The most connections one container's proxies hold at once, all its ports together. */
 const MAX_CONNECTIONS = 1024;
+
+/**
+ * The connections every proxy of this process holds at once, and the most it may: a quarter of its
+ * RLIMIT_NOFILE (two fds each: half its fds), read when the first port is published. The budget is
+ * the process's because the fd table is: a host-side flood of one container's ports, or a container
+ * dialling its own ports through the host in a loop, must leave the supervisor the fds it needs to
+ * accept clients, open state files and start the other containers (with every connection accepted,
+ * Deno and Bun get EMFILE on everything else, and Deno can panic). A connection past the budget is
+ * closed as soon as accepted, as node's `maxConnections` does. docker-proxy, a process per port,
+ * exhausts only its own fds.
+ */
+const budget = { used: 0, max: 0 };
+
+/** The process-wide connection budget's ceiling (see {@link budget}). */
+function budgetMax(): number {
+  if (budget.max === 0) {
+    let nofile = 1024;
+    try {
+      const line = readFileSync("/proc/self/limits", "utf8").split("\n").find((l) => l.startsWith("Max open files"));
+      const soft = line?.slice("Max open files".length).trim().split(/\s+/)[0];
+      if (soft === "unlimited") nofile = 1 << 20;
+      else if (soft && Number.isSafeInteger(Number(soft))) nofile = Number(soft);
+    } catch { /* (no /proc: the kernel's default soft limit) */ }
+    budget.max = Math.max(1, Math.floor(nofile / 4));
+  }
+  return budget.max;
+}
 /** How long a connection whose other side has ended may take to flush before it is cut. */
 const LINGER_MS = 10_000;
 
 interface Open {
   readonly servers: Server[];
   readonly sockets: Set<Socket>;
+  /** Its connections held (accepted, not yet closed), all ports together. */
+  connections: number;
 }
 
 /** A container's published ports, read from its state directory (none when it runs without, or has ended). */
@@ -96,7 +125,7 @@ export class PortProxies {
     this.close(name, stateDir);
     const target = spec.network?.veth?.containerAddress?.split("/")[0];
     if (!target) throw new SetupError("ports", "network.ports needs network.veth.containerAddress to forward to");
-    const open: Open = { servers: [], sockets: new Set() };
+    const open: Open = { servers: [], sockets: new Set(), connections: 0 };
     this.#open.set(name, open);
     const out: PublishedPort[] = [];
     try {
@@ -106,7 +135,7 @@ export class PortProxies {
           { allowHalfOpen: true },
           (client) => this.#forward(name, open, client, target, p.containerPort),
         );
-        server.maxConnections = MAX_CONNECTIONS;
+        server.maxConnections = MAX_CONNECTIONS; // (and all its ports together, in #forward)
         open.servers.push(server);
         await new Promise<void>((resolve, reject) => {
           server.once("error", reject);
@@ -178,6 +207,17 @@ export class PortProxies {
    */
   #forward(name: string, open: Open, client: Socket, host: string, port: number): void {
     if (!this.#open.has(name)) return void client.destroy();
+    if (open.connections >= MAX_CONNECTIONS || budget.used >= budgetMax()) {
+      // (refused at once, fd and all: the client sees a reset, as past node's maxConnections)
+      client.on("error", () => {});
+      return void client.destroy();
+    }
+    open.connections++, budget.used++;
+    // (released once both sockets are closed: the other may linger, fd and all, after the first)
+    let live = 2;
+    const release = () => {
+      if (--live === 0) open.connections--, budget.used--;
+    };
     // Half-open both ways: a client that has sent all it will (FIN) still reads the reply.
     const upstream = connect({ host, port, allowHalfOpen: true });
     open.sockets.add(client);
@@ -195,6 +235,7 @@ export class PortProxies {
       a.on("error", (e) => finish(e));
       a.on("close", () => {
         open.sockets.delete(a);
+        release();
         // The other side gets what is in flight, then its end; cut if it does not drain in time.
         b.end();
         setTimeout(() => b.destroy(), LINGER_MS).unref?.();

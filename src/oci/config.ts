@@ -223,9 +223,14 @@ export function ociToSpec(
         const hat = `${at}[${i}]`;
         if (!isObj(h)) return bad(hat, "must be an object"), { path: "" };
         only(h, hat, ["path", "args", "env", "timeout"]);
-        if (typeof h.path !== "string" || !isAbsolute(h.path)) bad(`${hat}.path`, "must be an absolute path");
-        const strings = (x: unknown) => Array.isArray(x) && x.every((e) => typeof e === "string");
-        if (h.args !== undefined && !strings(h.args)) bad(`${hat}.args`, "must be an array of strings");
+        // (a NUL byte cannot reach execve: refused here, before anything is made, not mid-create)
+        if (typeof h.path !== "string" || !isAbsolute(h.path) || h.path.includes("\0")) {
+          bad(`${hat}.path`, "must be an absolute path (with no NUL byte)");
+        }
+        const strings = (x: unknown) => Array.isArray(x) && x.every((e) => typeof e === "string" && !e.includes("\0"));
+        if (h.args !== undefined && !strings(h.args)) {
+          bad(`${hat}.args`, "must be an array of strings (with no NUL byte)");
+        }
         if (h.env !== undefined && (!strings(h.env) || !(h.env as string[]).every((e) => e.indexOf("=") > 0))) {
           bad(`${hat}.env`, "must be an array of K=V strings");
         }

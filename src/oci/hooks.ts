@@ -67,6 +67,14 @@ export const RUN_HOOKS = [
   "poststop",
 ] as const;
 
+/**
+ * A hook's `timeout` in milliseconds for setTimeout, which fires at once past 2^31-1 ms (24.8
+ * days): a longer timeout (config.ts bounds it only below, as runc does) waits as long as a timer can.
+ */
+function timeoutMs(seconds: number): number {
+  return Math.min(seconds * 1000, 2 ** 31 - 1);
+}
+
 /** The profile a hook inside the container runs with (see {@link runHooksIn}). */
 export type HookProfile = Omit<ExecProfile, "argv" | "env">;
 
@@ -160,7 +168,7 @@ async function runHookIn(
               try {
                 process.kill(hookPid, "SIGKILL");
               } catch { /* gone */ }
-            }, h.timeout * 1000);
+            }, timeoutMs(h.timeout));
           }
         },
       });
@@ -225,7 +233,7 @@ function runHook(kind: string, i: number, h: OciHook, input: string, cwd?: strin
       ? setTimeout(() => {
         timedOut = true;
         child.kill("SIGKILL");
-      }, h.timeout * 1000)
+      }, timeoutMs(h.timeout))
       : undefined;
     child.on("error", (e) => {
       clearTimeout(timer);
@@ -236,12 +244,25 @@ function runHook(kind: string, i: number, h: OciHook, input: string, cwd?: strin
     });
     child.stdin!.on("error", () => {/* (the hook did not read its stdin) */});
     child.stdin!.end(input);
-    child.on("close", (code, signal) => {
+    // Settled by the hook's exit, not by its stderr's close: a daemon it forked may hold the pipe
+    // for as long as it lives (runc's hooks run under a Go exec.Cmd whose Wait would wait for it
+    // too; hako does not). What the hook said in the next moment is kept, then the pipe is let go.
+    child.on("exit", (code, signal) => {
       clearTimeout(timer);
-      if (timedOut) reject(new Error(`${at}: timed out after ${h.timeout} s`));
-      else if (signal) reject(new Error(`${at}: killed by ${signal}`));
-      else if (code !== 0) reject(new Error(`${at}: exit status ${code}${stderr.trim() ? `: ${stderr.trim()}` : ""}`));
-      else resolve();
+      let settled = false;
+      const settle = () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(grace);
+        child.stderr?.destroy();
+        if (timedOut) reject(new Error(`${at}: timed out after ${h.timeout} s`));
+        else if (signal) reject(new Error(`${at}: killed by ${signal}`));
+        else if (code !== 0) {
+          reject(new Error(`${at}: exit status ${code}${stderr.trim() ? `: ${stderr.trim()}` : ""}`));
+        } else resolve();
+      };
+      const grace = setTimeout(settle, 100);
+      child.once("close", settle);
     });
   });
 }
