@@ -95,3 +95,16 @@ test("the errno names and flags every error message uses load no syscall table",
   const graph = staticGraph(["ffi/constants.ts", "src/errors.ts", "src/oci/cgroup_dirs.ts"]);
   deepEqual(["ffi/syscalls.ts", "ffi/_syscalls_x86_64.ts"].filter((m) => graph.has(m)), []);
 });
+
+test("hako-runc's state, start, kill and delete load no node: module (their hot path, src/oci/hot.ts)", () => {
+  // (the first node: import costs Deno tens of ms and Bun a few: more than runc takes for the whole
+  // command. main.ts dispatches these four to hot.ts before it imports anything else; kill and delete
+  // load the pidfd signalling, delete the removal of the recorded cgroup directories.)
+  const graph = staticGraph([
+    "src/cli/main.ts",
+    "src/oci/hot.ts",
+    "src/container/_signal_identified.ts",
+    "src/oci/cgroup_dirs.ts",
+  ]);
+  deepEqual([...graph].filter((m) => m.startsWith("node:")), []);
+});
