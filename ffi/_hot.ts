@@ -283,6 +283,17 @@ export const hotFs = {
       c.close(fd);
     }
   },
+  /** Writes `text` to the existing file `path` (a cgroup knob: one write). @throws {SyscallError} */
+  writeText(path: string, text: string): void {
+    const c = lib();
+    const fd = retry(() => c.open(cstr(path), O_WRONLY | O_CLOEXEC, 0));
+    if (fd === -1) throw new SyscallError("open", errno(), [path]);
+    try {
+      hotFs.writeFd(fd, text);
+    } finally {
+      c.close(fd);
+    }
+  },
   /** Writes all of `text` to `fd` (stdout: 1, stderr: 2). @throws {SyscallError} */
   writeFd(fd: number, text: string): void {
     const c = lib();
