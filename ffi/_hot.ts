@@ -33,76 +33,176 @@ import { SyscallError } from "./errno.ts";
 import { bunFfiAdapter } from "./_bun.ts";
 import { denoFfi } from "./_deno.ts";
 
+// Two symbols, bound in one dlopen: every call below is a raw syscall(2). Under Bun each bound
+// symbol costs a compile of its trampoline (~0.1–0.2 ms: a table of libc's open, read, statx… made
+// hako-runc's `state` ~2 ms slower than these two do); the numbers are the kernel's, per architecture.
 const HOT_SYMBOLS = {
   // int *__errno_location(void)
   __errno_location: { parameters: [], result: "pointer" },
-  // int open(const char *path, int flags, mode_t mode)
-  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
-  // ssize_t read(int fd, void *buf, size_t count)
-  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  // ssize_t write(int fd, const void *buf, size_t count)
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  // int close(int fd)
-  close: { parameters: ["i32"], result: "i32" },
-  // int statx(int dirfd, const char *path, int flags, unsigned int mask, struct statx *buf)
-  statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
-  // char *realpath(const char *path, char *resolved) — resolved: PATH_MAX bytes
-  realpath: { parameters: ["buffer", "buffer"], result: "pointer" },
-  // char *getcwd(char *buf, size_t size)
-  getcwd: { parameters: ["buffer", "usize"], result: "pointer" },
-  // int mkdir(const char *path, mode_t mode)
-  mkdir: { parameters: ["buffer", "u32"], result: "i32" },
-  // int chmod(const char *path, mode_t mode)
-  chmod: { parameters: ["buffer", "u32"], result: "i32" },
-  // int unlink(const char *path)
-  unlink: { parameters: ["buffer"], result: "i32" },
-  // int rmdir(const char *path)
-  rmdir: { parameters: ["buffer"], result: "i32" },
-  // int kill(pid_t pid, int sig)
-  kill: { parameters: ["i32", "i32"], result: "i32" },
-  // uid_t geteuid(void)
-  geteuid: { parameters: [], result: "u32" },
-  // long syscall(long number, ...) — pidfd_open, pidfd_send_signal, getdents64
+  // long syscall(long number, ...)
   syscall: { parameters: ["i64", "i64", "i64", "i64", "i64", "i64"], result: "i64" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
+// realpath(3) has no syscall: bound on its own, only when a symlink is on the way to a --root.
+const REALPATH_SYMBOL = {
+  // char *realpath(const char *path, char *resolved) — resolved: PATH_MAX bytes
+  realpath: { parameters: ["buffer", "buffer"], result: "pointer" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
 /**
- * The syscall numbers this table calls raw (the kernel's tables: pidfd_open and pidfd_send_signal
- * are the same on x86_64 and aarch64; tests/oci_hot_test.ts checks them against ffi/syscalls.ts,
- * whose per-architecture tables are not loaded here).
+ * The syscall numbers of the calls below, per architecture (the kernel's tables;
+ * tests/oci_hot_test.ts checks each against ffi/_syscalls_*.ts, which are not loaded here).
  */
-export const HOT_SYS = {
-  pidfd_open: 434,
-  pidfd_send_signal: 424,
-  getdents64: ARCH === "aarch64" ? 61 : 217,
-} as const;
+export const HOT_SYS_BY_ARCH: Readonly<Record<"x86_64" | "aarch64", Readonly<Record<HotCall, number>>>> = {
+  aarch64: {
+    read: 63,
+    write: 64,
+    close: 57,
+    openat: 56,
+    statx: 291,
+    getcwd: 17,
+    geteuid: 175,
+    mkdirat: 34,
+    fchmodat: 53,
+    unlinkat: 35,
+    kill: 129,
+    getdents64: 61,
+    pidfd_open: 434,
+    pidfd_send_signal: 424,
+  },
+  x86_64: {
+    read: 0,
+    write: 1,
+    close: 3,
+    openat: 257,
+    statx: 332,
+    getcwd: 79,
+    geteuid: 107,
+    mkdirat: 258,
+    fchmodat: 268,
+    unlinkat: 263,
+    kill: 62,
+    getdents64: 217,
+    pidfd_open: 434,
+    pidfd_send_signal: 424,
+  },
+};
+
+/** {@link HOT_SYS_BY_ARCH} of the running architecture. */
+export const HOT_SYS: Readonly<Record<HotCall, number>> = HOT_SYS_BY_ARCH[ARCH];
+
+/** The calls this module makes. */
+export type HotCall =
+  | "read"
+  | "write"
+  | "close"
+  | "openat"
+  | "statx"
+  | "getcwd"
+  | "geteuid"
+  | "mkdirat"
+  | "fchmodat"
+  | "unlinkat"
+  | "kill"
+  | "getdents64"
+  | "pidfd_open"
+  | "pidfd_send_signal";
 
 const PATH_MAX = 4096;
 const AT_SYMLINK_NOFOLLOW = 0x100;
+const AT_REMOVEDIR = 0x200;
 // STATX_TYPE | STATX_MODE | STATX_UID
 const STATX_MASK = 0x1 | 0x2 | 0x8;
 const S_IFMT = 0o170000, S_IFDIR = 0o040000, S_IFREG = 0o100000, S_IFLNK = 0o120000;
 
-type Symbols = Deno.DynamicLibrary<typeof HOT_SYMBOLS>["symbols"];
-let symbols: Symbols | undefined;
-let errnoReader: (() => number) | undefined;
+/** The two symbols, bound: how {@link sys} reaches the kernel. */
+interface Binding {
+  syscall(nr: bigint, a: bigint, b: bigint, c: bigint, d: bigint, e: bigint): bigint;
+  /** A buffer's address (valid while the buffer is referenced). */
+  addressOf(buf: Uint8Array): bigint;
+  /** The calling thread's errno. */
+  errno(): number;
+}
+
+let binding: Binding | undefined;
+let realpathSymbol: Deno.DynamicLibrary<typeof REALPATH_SYMBOL>["symbols"] | undefined;
 
 function ffi() {
   return "Bun" in globalThis ? bunFfiAdapter : denoFfi;
 }
 
-function lib(): Symbols {
-  if (!symbols) {
-    symbols = ffi().open("libc.so.6", HOT_SYMBOLS, { lazy: true });
-    // (bound before any call, so that reading errno after a failure binds nothing: see libc.ts)
-    errnoReader = ffi().int32Reader(symbols.__errno_location());
+/** The binding: made now through `_deno.ts` / `_bun.ts` unless {@link hotFfiReady} made it. */
+function lib(): Binding {
+  if (!binding) {
+    const f = ffi();
+    const s = f.open("libc.so.6", HOT_SYMBOLS);
+    // (errno's reader made before any call, so that reading errno after a failure binds nothing)
+    const errnoOf = f.int32Reader(s.__errno_location());
+    binding = { syscall: s.syscall, addressOf: (buf) => f.addressOf(buf), errno: errnoOf };
   }
-  return symbols;
+  return binding;
+}
+
+/** The part of `bun:ffi` bound here (Deno has no types for it). */
+interface BunFfiLite {
+  dlopen(path: string, symbols: Record<string, { args: string[]; returns: string }>): {
+    symbols: Record<string, (...args: unknown[]) => unknown>;
+  };
+  ptr(view: ArrayBufferView): number;
+  read: { i32(pointer: number, byteOffset?: number): number };
+}
+
+/**
+ * Binds the table ahead of its first use, the fast way where there is one: under Bun, `bun:ffi`
+ * imported by its literal name (resolved when `bun build` bundles: ~0.3 ms, where `_bun.ts`'s
+ * `import.meta.require` costs ~1 ms at each start). hot.ts awaits it first; without it, the first
+ * call binds through `_bun.ts` / `_deno.ts` (the same symbols, the same behaviour).
+ */
+export async function hotFfiReady(): Promise<void> {
+  if (binding || !("Bun" in globalThis)) return;
+  const m = await import("bun:ffi") as unknown as BunFfiLite;
+  const i64 = "i64";
+  const lib = m.dlopen("libc.so.6", {
+    __errno_location: { args: [], returns: "ptr" },
+    syscall: { args: [i64, i64, i64, i64, i64, i64], returns: i64 },
+  });
+  const errnoAt = lib.symbols.__errno_location!() as number;
+  const syscall = lib.symbols.syscall!;
+  binding = {
+    syscall: (nr, a, b, c, d, e) => syscall(nr, a, b, c, d, e) as bigint,
+    // (`.buffer` first: a small typed array's bytes move into an ArrayBuffer on its first use; see _bun.ts)
+    addressOf: (buf) => {
+      void buf.buffer;
+      return BigInt(m.ptr(buf));
+    },
+    errno: () => m.read.i32(errnoAt),
+  };
 }
 
 /** The calling thread's errno: read right after the failing call. */
 function errno(): number {
-  return errnoReader!();
+  return binding!.errno();
+}
+
+/** An argument: a number, or a buffer's address (the buffer stays referenced by the caller). */
+type Arg = number | bigint | Uint8Array;
+
+/** `syscall(nr, …args)`: its result, -1 with errno set on failure. */
+function sys(call: HotCall, ...args: Arg[]): number {
+  const b = lib();
+  const a = [0, 1, 2, 3, 4].map((i) => {
+    const v = args[i] ?? 0;
+    return v instanceof Uint8Array ? b.addressOf(v) : BigInt(v);
+  });
+  return Number(b.syscall(BigInt(HOT_SYS[call]), a[0]!, a[1]!, a[2]!, a[3]!, a[4]!));
+}
+
+/** {@link sys}, made again while it fails with EINTR. */
+function retry(call: HotCall, ...args: Arg[]): number {
+  for (;;) {
+    const r = sys(call, ...args);
+    if (r !== -1 || errno() !== EINTR) return r;
+  }
 }
 
 const encoder = new TextEncoder();
@@ -127,42 +227,37 @@ export interface HotFileFacts {
   readonly kind: "dir" | "file" | "symlink" | "other";
 }
 
-/** A call made again while it fails with EINTR. */
-function retry(call: () => number | bigint): number {
-  for (;;) {
-    const r = Number(call());
-    if (r !== -1 || errno() !== EINTR) return r;
-  }
-}
-
 function statOf(path: string, flags: number): HotFileFacts | undefined {
-  const c = lib();
   const buf = new Uint8Array(256);
-  if (c.statx(AT_FDCWD, cstr(path), flags, STATX_MASK, buf) === -1) {
+  if (sys("statx", AT_FDCWD, cstr(path), flags, STATX_MASK, buf) === -1) {
     const e = errno();
     if (e === ENOENT || e === ENOTDIR) return undefined;
     throw new SyscallError("statx", e, [path]);
   }
   const view = new DataView(buf.buffer);
+  // struct statx: stx_uid at 20 (u32), stx_mode at 28 (u16)
   const uid = view.getUint32(20, true), mode = view.getUint16(28, true);
   const type = mode & S_IFMT;
   const kind = type === S_IFLNK ? "symlink" : type === S_IFDIR ? "dir" : type === S_IFREG ? "file" : "other";
   return { uid, mode: mode & 0o7777, kind };
 }
 
+function openFile(path: string, flags: number, mode = 0): number {
+  return retry("openat", AT_FDCWD, cstr(path), flags | O_CLOEXEC, mode);
+}
+
 /** The host calls of the hot commands (see the module's comment). */
 export const hotFs = {
   /** A file's text (UTF-8), or undefined when it cannot be read (missing, gone, refused). */
   readText(path: string): string | undefined {
-    const c = lib();
-    const fd = retry(() => c.open(cstr(path), O_RDONLY | O_CLOEXEC, 0));
+    const fd = openFile(path, O_RDONLY);
     if (fd === -1) return undefined;
     try {
       const chunks: Uint8Array[] = [];
       let size = 0;
       for (;;) {
         const buf = new Uint8Array(size < 4096 ? 4096 : 65536);
-        const n = retry(() => c.read(fd, buf, BigInt(buf.length)));
+        const n = retry("read", fd, buf, buf.length);
         if (n === -1) return undefined;
         if (n === 0) break;
         chunks.push(buf.subarray(0, n));
@@ -177,7 +272,7 @@ export const hotFs = {
       }
       return decoder.decode(all);
     } finally {
-      c.close(fd);
+      sys("close", fd);
     }
   },
   /** `lstat`: undefined when nothing is there. @throws {SyscallError} For another failure. */
@@ -196,56 +291,52 @@ export const hotFs = {
       return false;
     }
   },
-  /** The path with its symlinks resolved. @throws {SyscallError} When it leads nowhere. */
+  /** The path with its symlinks resolved (libc's realpath). @throws {SyscallError} When it leads nowhere. */
   realPath(path: string): string {
-    const c = lib();
+    lib();
+    realpathSymbol ??= ffi().open("libc.so.6", REALPATH_SYMBOL);
     const out = new Uint8Array(PATH_MAX);
-    if (c.realpath(cstr(path), out) === null) throw new SyscallError("realpath", errno(), [path]);
+    if (realpathSymbol.realpath(cstr(path), out) === null) throw new SyscallError("realpath", errno(), [path]);
     return fromC(out);
   },
   /** The current directory. */
   cwd(): string {
-    const c = lib();
     const out = new Uint8Array(PATH_MAX);
-    if (c.getcwd(out, BigInt(out.length)) === null) throw new SyscallError("getcwd", errno(), []);
+    if (sys("getcwd", out, out.length) === -1) throw new SyscallError("getcwd", errno(), []);
     return fromC(out);
   },
   /** The effective uid. */
   euid(): number {
-    return lib().geteuid();
+    return sys("geteuid");
   },
   /** `mkdir`. @throws {SyscallError} (`code` "EEXIST" when something has that name). */
   mkdir(path: string, mode: number): void {
-    const c = lib();
-    if (c.mkdir(cstr(path), mode) === -1) throw new SyscallError("mkdir", errno(), [path]);
+    if (sys("mkdirat", AT_FDCWD, cstr(path), mode) === -1) throw new SyscallError("mkdir", errno(), [path]);
   },
   /** `chmod`. @throws {SyscallError} */
   chmod(path: string, mode: number): void {
-    const c = lib();
-    if (c.chmod(cstr(path), mode) === -1) throw new SyscallError("chmod", errno(), [path]);
+    if (sys("fchmodat", AT_FDCWD, cstr(path), mode) === -1) throw new SyscallError("chmod", errno(), [path]);
   },
   /** `unlink`. @throws {SyscallError} */
   unlink(path: string): void {
-    const c = lib();
-    if (c.unlink(cstr(path)) === -1) throw new SyscallError("unlink", errno(), [path]);
+    if (sys("unlinkat", AT_FDCWD, cstr(path), 0) === -1) throw new SyscallError("unlink", errno(), [path]);
   },
   /** `rmdir`. @throws {SyscallError} */
   rmdir(path: string, context?: string): void {
-    const c = lib();
-    if (retry(() => c.rmdir(cstr(path))) === -1) throw new SyscallError("rmdir", errno(), [path], context);
+    if (retry("unlinkat", AT_FDCWD, cstr(path), AT_REMOVEDIR) === -1) {
+      throw new SyscallError("rmdir", errno(), [path], context);
+    }
   },
   /** The names in a directory (not `.` nor `..`), with whether each is a directory. @throws {SyscallError} */
   readDir(path: string): Array<{ name: string; dir: boolean }> {
-    const c = lib();
-    const fd = retry(() => c.open(cstr(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0));
+    const fd = openFile(path, O_RDONLY | O_DIRECTORY);
     if (fd === -1) throw new SyscallError("open", errno(), [path]);
     const out: Array<{ name: string; dir: boolean }> = [];
     try {
       const buf = new Uint8Array(32768);
       const view = new DataView(buf.buffer);
-      const at0 = ffi().addressOf(buf); // (buf stays referenced until the loop ends)
       for (;;) {
-        const n = Number(c.syscall(BigInt(HOT_SYS.getdents64), BigInt(fd), at0, BigInt(buf.length), 0n, 0n));
+        const n = sys("getdents64", fd, buf, buf.length);
         if (n === -1) throw new SyscallError("getdents64", errno(), [path]);
         if (n === 0) break;
         // struct linux_dirent64 { u64 d_ino; s64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
@@ -257,7 +348,7 @@ export const hotFs = {
         }
       }
     } finally {
-      c.close(fd);
+      sys("close", fd);
     }
     return out;
   },
@@ -274,47 +365,42 @@ export const hotFs = {
   },
   /** Appends `text` to `path`, made with `mode` when new. @throws {SyscallError} */
   appendText(path: string, text: string, mode: number): void {
-    const c = lib();
-    const fd = retry(() => c.open(cstr(path), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, mode));
+    const fd = openFile(path, O_WRONLY | O_APPEND | O_CREAT, mode);
     if (fd === -1) throw new SyscallError("open", errno(), [path]);
     try {
       hotFs.writeFd(fd, text);
     } finally {
-      c.close(fd);
+      sys("close", fd);
     }
   },
   /** Writes `text` to the existing file `path` (a cgroup knob: one write). @throws {SyscallError} */
   writeText(path: string, text: string): void {
-    const c = lib();
-    const fd = retry(() => c.open(cstr(path), O_WRONLY | O_CLOEXEC, 0));
+    const fd = openFile(path, O_WRONLY);
     if (fd === -1) throw new SyscallError("open", errno(), [path]);
     try {
       hotFs.writeFd(fd, text);
     } finally {
-      c.close(fd);
+      sys("close", fd);
     }
   },
   /** Writes all of `text` to `fd` (stdout: 1, stderr: 2). @throws {SyscallError} */
   writeFd(fd: number, text: string): void {
-    const c = lib();
     let buf = encoder.encode(text);
     while (buf.length > 0) {
-      const n = retry(() => c.write(fd, buf, BigInt(buf.length)));
+      const n = retry("write", fd, buf, buf.length);
       if (n === -1) throw new SyscallError("write", errno(), [fd]);
       buf = buf.subarray(n);
     }
   },
   /** Opens a FIFO for reading without blocking (close-on-exec). @throws {SyscallError} (ENOENT when gone) */
   openFifoReader(path: string): number {
-    const c = lib();
-    const fd = retry(() => c.open(cstr(path), O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0));
+    const fd = openFile(path, O_RDONLY | O_NONBLOCK);
     if (fd === -1) throw new SyscallError("open", errno(), [path]);
     return fd;
   },
   /** Reads one byte from a non-blocking fd: true when read, false when none yet (EAGAIN, or no writer). @throws {SyscallError} */
   readByte(fd: number): boolean {
-    const c = lib();
-    const n = retry(() => c.read(fd, new Uint8Array(1), 1n));
+    const n = retry("read", fd, new Uint8Array(1), 1);
     if (n === -1) {
       const e = errno();
       if (e === EAGAIN) return false;
@@ -324,23 +410,21 @@ export const hotFs = {
   },
   /** `kill(pid, sig)`, a process that is gone (ESRCH) ignored. @throws {SyscallError} For another failure. */
   kill(pid: number, sig: number): void {
-    const c = lib();
-    if (c.kill(pid, sig) === -1) {
+    if (sys("kill", pid, sig) === -1) {
       const e = errno();
       if (e !== ESRCH) throw new SyscallError("kill", e, [pid, sig]);
     }
   },
   /** `close`. */
   close(fd: number): void {
-    lib().close(fd);
+    sys("close", fd);
   },
   /**
    * `pidfd_open(pid, 0)`: a pidfd, or undefined when there is no such process (ESRCH).
    * @throws {SyscallError} For another failure.
    */
   pidfdOpen(pid: number, context?: string): number | undefined {
-    const c = lib();
-    const fd = Number(c.syscall(BigInt(HOT_SYS.pidfd_open), BigInt(pid), 0n, 0n, 0n, 0n));
+    const fd = sys("pidfd_open", pid, 0);
     if (fd === -1) {
       const e = errno();
       if (e === ESRCH) return undefined;
@@ -354,9 +438,7 @@ export const hotFs = {
    * @throws {SyscallError} For another failure.
    */
   pidfdSendSignal(fd: number, sig: number, shown: readonly unknown[], context?: string): boolean {
-    const c = lib();
-    const r = Number(c.syscall(BigInt(HOT_SYS.pidfd_send_signal), BigInt(fd), BigInt(sig), 0n, 0n, 0n));
-    if (r === -1) {
+    if (sys("pidfd_send_signal", fd, sig, 0, 0) === -1) {
       const e = errno();
       if (e === ESRCH) return false;
       throw new SyscallError("pidfd_send_signal", e, shown, context);

@@ -25,7 +25,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { runtime, tempDir, test } from "./_harness.ts";
-import { HOT_SYS, hotFs } from "../ffi/_hot.ts";
+import { HOT_SYS, HOT_SYS_BY_ARCH, hotFs } from "../ffi/_hot.ts";
 import { SYSCALLS_AARCH64 } from "../ffi/_syscalls_aarch64.ts";
 import { SYSCALLS_X86_64 } from "../ffi/_syscalls_x86_64.ts";
 import { ARCH } from "../ffi/_arch.ts";
@@ -33,11 +33,15 @@ import { hotOciArgs } from "../src/cli/main.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
-test("the hot path's raw syscall numbers are the kernel's for this architecture", () => {
-  const table = ARCH === "aarch64" ? SYSCALLS_AARCH64 : SYSCALLS_X86_64;
-  assert.equal(HOT_SYS.pidfd_open, table.pidfd_open);
-  assert.equal(HOT_SYS.pidfd_send_signal, table.pidfd_send_signal);
-  assert.equal(HOT_SYS.getdents64, table.getdents64);
+test("the hot path's raw syscall numbers are the kernel's, on x86_64 and aarch64", () => {
+  const tables: Record<string, Readonly<Record<string, number>>> = {
+    x86_64: SYSCALLS_X86_64,
+    aarch64: SYSCALLS_AARCH64,
+  };
+  for (const [arch, calls] of Object.entries(HOT_SYS_BY_ARCH)) {
+    for (const [name, nr] of Object.entries(calls)) assert.equal(nr, tables[arch]![name], `${arch} ${name}`);
+  }
+  assert.equal(HOT_SYS, HOT_SYS_BY_ARCH[ARCH]);
 });
 
 test("hotFs reads, lists, stats and removes files as node:fs sees them", () => {

@@ -11,7 +11,7 @@
  * `src/cli/main.ts` sends these four commands here before it loads anything else.
  * @module
  */
-import { hotFs } from "../../ffi/_hot.ts";
+import { hotFfiReady, hotFs } from "../../ffi/_hot.ts";
 import type { ProcessIdentity } from "../container/_identity.ts";
 import type { Signal } from "../signals.ts";
 import { type OciArgs, OciUsageError, parseOciArgs, parseOciGlobals } from "./args.ts";
@@ -118,6 +118,7 @@ export const HOT_COMMANDS: readonly string[] = ["state", "start", "kill", "delet
  * @returns The exit status (0, or 1 on failure as runc's).
  */
 export async function runOci(argv: readonly string[], io: OciIo = STDIO): Promise<number> {
+  await hotFfiReady();
   let log = new Log(undefined, "text", false);
   try {
     // (first the log, so that a command line failing past the global options is logged too)
