@@ -29,12 +29,11 @@ import {
 } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import process from "node:process";
-// Static imports: only what `state`, `start`, `kill` and `delete` — which a shim calls several times
-// per container — all need: the argument parser and the state directory (leaf modules: node:fs and
-// string work, see state.ts). The rest — the container library, its setup, exec, cgroups, the
-// config mapping, the freezer's cgroup detection, the FFI table, the signals that go through a
-// pidfd — is imported by the commands (and the branches) that use it, so that the hot commands
-// start without loading it (see bench/oci.ts; a static import here costs each of them).
+// `state`, `start`, `kill` and `delete` — which a shim calls several times per container — run in
+// hot.ts, which loads no node: module; main.ts sends them there before it loads this one. Here, for
+// the other commands: the container library, its setup, exec, cgroups, the config mapping, the
+// freezer's cgroup detection and the FFI table are imported by the commands (and the branches) that
+// use them, so that a static import here costs no command that does not (see bench/oci.ts).
 import type { Container } from "../container/container.ts";
 import type { ContainerSpec } from "../container/spec.ts";
 import { identify } from "../container/_identity.ts";
