@@ -69,6 +69,7 @@ export const HOT_SYS_BY_ARCH: Readonly<Record<"x86_64" | "aarch64", Readonly<Rec
     getdents64: 61,
     pidfd_open: 434,
     pidfd_send_signal: 424,
+    ppoll: 73,
   },
   x86_64: {
     read: 0,
@@ -85,6 +86,7 @@ export const HOT_SYS_BY_ARCH: Readonly<Record<"x86_64" | "aarch64", Readonly<Rec
     getdents64: 217,
     pidfd_open: 434,
     pidfd_send_signal: 424,
+    ppoll: 271,
   },
 };
 
@@ -106,7 +108,8 @@ export type HotCall =
   | "kill"
   | "getdents64"
   | "pidfd_open"
-  | "pidfd_send_signal";
+  | "pidfd_send_signal"
+  | "ppoll";
 
 const PATH_MAX = 4096;
 const AT_SYMLINK_NOFOLLOW = 0x100;
@@ -407,6 +410,31 @@ export const hotFs = {
       throw new SyscallError("read", e, [fd]);
     }
     return n === 1;
+  },
+  /**
+   * Waits until `fd` is readable or hung up, at most `ms` (ppoll, POLLIN). A FIFO opened for
+   * reading with no writer yet is neither (Linux reports POLLHUP only once a writer has come and
+   * gone), so the exec FIFO's reader sleeps until the container's process writes its byte.
+   * @returns "ready" (readable), "hup" (every writer gone), or "timeout".
+   * @throws {SyscallError} For a failure other than EINTR (which returns "timeout").
+   */
+  waitReadable(fd: number, ms: number): "ready" | "hup" | "timeout" {
+    // struct pollfd { int fd; short events; short revents; }, struct timespec { i64 sec; i64 nsec; }
+    const pfd = new Uint8Array(8), ts = new Uint8Array(16);
+    const p = new DataView(pfd.buffer), t = new DataView(ts.buffer);
+    p.setInt32(0, fd, true);
+    p.setInt16(4, 0x1, /* POLLIN */ true);
+    t.setBigInt64(0, BigInt(Math.floor(ms / 1000)), true);
+    t.setBigInt64(8, BigInt((ms % 1000) * 1_000_000), true);
+    const n = sys("ppoll", pfd, 1, ts, 0, 0);
+    if (n === -1) {
+      const e = errno();
+      if (e === EINTR) return "timeout";
+      throw new SyscallError("ppoll", e, [fd]);
+    }
+    if (n === 0) return "timeout";
+    const revents = p.getInt16(6, true);
+    return revents & 0x1 ? "ready" : "hup";
   },
   /** `kill(pid, sig)`, a process that is gone (ESRCH) ignored. @throws {SyscallError} For another failure. */
   kill(pid: number, sig: number): void {

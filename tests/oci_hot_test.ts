@@ -11,15 +11,18 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import {
   chmodSync,
+  closeSync,
   existsSync,
   lstatSync,
   mkdirSync,
+  openSync,
   readdirSync,
   readFileSync,
   realpathSync,
   statSync,
   symlinkSync,
   writeFileSync,
+  writeSync,
 } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
@@ -73,6 +76,28 @@ test("hotFs reads, lists, stats and removes files as node:fs sees them", () => {
   hotFs.removeTree(join(d, "a"));
   assert.equal(existsSync(join(d, "a")), false);
   hotFs.removeTree(join(d, "a")); // (nothing there: fine, as rm -rf)
+});
+
+test("the exec FIFO's reader sleeps until a byte comes (no writer yet is not a hang-up), then reads it", () => {
+  using dir = tempDir("hako-test-hotoci-fifo-");
+  const fifo = join(dir.path, "exec.fifo");
+  assert.equal(spawnSync("mkfifo", [fifo]).status, 0);
+  const fd = hotFs.openFifoReader(fifo);
+  try {
+    assert.equal(hotFs.readByte(fd), false);
+    const t0 = Date.now();
+    assert.equal(hotFs.waitReadable(fd, 60), "timeout");
+    assert.ok(Date.now() - t0 >= 50, "it waited");
+    const w = openSync(fifo, "w");
+    writeSync(w, "1");
+    assert.equal(hotFs.waitReadable(fd, 5000), "ready");
+    assert.equal(hotFs.readByte(fd), true);
+    closeSync(w);
+    assert.equal(hotFs.waitReadable(fd, 5000), "hup");
+    assert.equal(hotFs.readByte(fd), false);
+  } finally {
+    hotFs.close(fd);
+  }
 });
 
 test("only state, start, kill and delete take the hot path, after any global options", () => {

@@ -224,7 +224,9 @@ export async function start(ctx: Ctx, id: string): Promise<void> {
     while (!hotFs.readByte(fd)) {
       if (ctx.store.status(r) === "stopped") throw new OciError("the container's process ended before start");
       if (Date.now() > until) throw new OciError("the container's process did not open its exec fifo in 30 s");
-      await sleep(2);
+      // (woken as soon as the byte is written, as runc's blocking read is; the status is looked at
+      // again every 50 ms. A writer that came and went without a byte: polled every 2 ms, as before.)
+      if (hotFs.waitReadable(fd, 50) === "hup") await sleep(2);
     }
   } finally {
     hotFs.close(fd);
