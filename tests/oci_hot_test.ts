@@ -32,6 +32,8 @@ import { HOT_SYS, HOT_SYS_BY_ARCH, hotFs } from "../ffi/_hot.ts";
 import { SYSCALLS_AARCH64 } from "../ffi/_syscalls_aarch64.ts";
 import { SYSCALLS_X86_64 } from "../ffi/_syscalls_x86_64.ts";
 import { ARCH } from "../ffi/_arch.ts";
+import { SyscallError } from "../ffi/errno.ts";
+import { EBUSY, EPERM } from "../ffi/constants.ts";
 import { hotOciArgs } from "../src/cli/main.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -317,4 +319,14 @@ test("delete refuses a running container, --force kills it, and the state direct
   assert.equal(r.status, 0, r.stderr);
   assert.equal(existsSync(cdir), false);
   await waitFor("the process is killed", () => !p.alive());
+});
+
+test("a SyscallError gives EPERM's hint only to a non-root caller, and other errnos none", () => {
+  // (the uid is asked only for EPERM, and under Deno through Deno.uid(): the global process would
+  // start Deno's Node layer in a hot command — delete makes EBUSY errors as it waits on cgroups)
+  const busy = new SyscallError("rmdir", EBUSY, ["/sys/fs/cgroup/pids/hako"]);
+  assert.equal(busy.message, 'rmdir("/sys/fs/cgroup/pids/hako"): EBUSY (device or resource busy)');
+  const perm = new SyscallError("mount", EPERM, ["proc"]);
+  const root = process.getuid?.() === 0;
+  assert.equal(perm.message.includes("needs root"), !root);
 });
