@@ -330,3 +330,25 @@ test("a SyscallError gives EPERM's hint only to a non-root caller, and other err
   const root = process.getuid?.() === 0;
   assert.equal(perm.message.includes("needs root"), !root);
 });
+
+test("kill --all signals each process its recorded cgroup lists, and none it does not", async () => {
+  using dir = tempDir("hako-test-hotoci-killall-");
+  const root = join(dir.path, "root");
+  mkdirSync(root, { mode: 0o700 });
+  using member = sleeper();
+  using other = sleeper();
+  // (a stand-in for the cgroup's directory: kill --all reads its cgroup.procs, as create recorded it)
+  const cg = join(dir.path, "cgroup");
+  mkdirSync(cg);
+  writeFileSync(join(cg, "cgroup.procs"), `${member.pid}\n`);
+  plant(root, "c", {
+    pid: member.pid,
+    startTime: startTimeOf(member.pid),
+    cgroupName: "hako/hotoci-killall",
+    cgroupDirs: [cg, join(dir.path, "gone")],
+  });
+  const r = runc(["--root", root, "kill", "--all", "c", "KILL"]);
+  assert.equal(r.status, 0, r.stderr);
+  await waitFor("the member is killed", () => !member.alive());
+  assert.ok(other.alive(), "a process the cgroup does not list is never signalled");
+});
