@@ -249,6 +249,8 @@ export async function runHooks(
 
 /** The poststart hooks, once the command runs: a failure is logged, as runc does. */
 export async function postStart(ctx: Ctx, r: OciRecord): Promise<void> {
+  // (no state made without a hook: it reads /proc/PID/stat, which waits while the command execs)
+  if (!r.hooks?.poststart?.length) return;
   try {
     await runHooks("poststart", r.hooks?.poststart, stateJson(ctx.store, r));
   } catch (e) {
@@ -353,7 +355,7 @@ export async function deleteContainer(ctx: Ctx, id: string, force: boolean): Pro
     new Group(r.cgroupName, containerGroupSpec(r.cgroup)).delete({ kill: true });
     removeFreezer(r.cgroupName);
   }
-  const state = stateJson(ctx.store, r);
+  const state = r.hooks?.poststop?.length ? stateJson(ctx.store, r) : {};
   ctx.store.remove(id);
   await postStop(ctx, r, state);
 }
