@@ -23,7 +23,7 @@
  * @module
  */
 import { host } from "../runner/_host.ts";
-import { ociCommandOf } from "../oci/args.ts";
+import { HOT_COMMANDS, ociCommandOf } from "../oci/args.ts";
 import { COMMANDS, dispatch, globalUsage } from "./commands.ts";
 import { UsageError } from "./_args.ts";
 import { MESSAGE_ERRORS } from "./_exit_codes.ts";
@@ -94,9 +94,7 @@ export function needsSingleThreaded(argv: readonly string[]): boolean {
 export function hotOciArgs(argv: readonly string[]): readonly string[] | undefined {
   if (argv[0] !== "oci") return undefined;
   const command = ociCommandOf(argv.slice(1));
-  return command === "state" || command === "start" || command === "kill" || command === "delete"
-    ? argv.slice(1)
-    : undefined;
+  return command !== undefined && HOT_COMMANDS.includes(command) ? argv.slice(1) : undefined;
 }
 
 if (import.meta.main) {

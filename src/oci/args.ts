@@ -204,6 +204,12 @@ export function parseOciGlobals(argv: readonly string[]): Readonly<Record<string
 }
 
 /**
+ * The commands a shim calls several times per container, which src/oci/hot.ts runs with no `node:`
+ * module (src/cli/main.ts sends them there before it loads anything else).
+ */
+export const HOT_COMMANDS: readonly string[] = ["state", "start", "kill", "delete"];
+
+/**
  * The command of a runc command line: its first word after the global options (pure), or
  * undefined when there is none or the global options cannot be parsed.
  */

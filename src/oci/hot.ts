@@ -108,9 +108,6 @@ Global options:
   --systemd-cgroup    refused: hako manages cgroupfs paths (podman --cgroup-manager cgroupfs)
 `;
 
-/** The commands this module runs itself (main.ts sends them here first). */
-export const HOT_COMMANDS: readonly string[] = ["state", "start", "kill", "delete"];
-
 /**
  * Runs a runc command line.
  * @param argv The arguments after `hako-runc` (or `hako oci`).
