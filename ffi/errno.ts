@@ -114,6 +114,20 @@ const HINTS: Readonly<Record<string, string>> = {
 };
 
 /**
+ * Whether this process runs as root. Asked only for an EPERM's hint, and under Deno through
+ * `Deno.uid()`: the global `process` would start Deno's Node layer (tens of ms) in a command that
+ * never loads it otherwise — hako-runc's `delete` makes EBUSY errors as it waits on cgroups.
+ */
+function isRoot(): boolean {
+  if (typeof Deno !== "undefined") {
+    try {
+      return Deno.uid() === 0;
+    } catch { /* no --allow-sys: as process would say */ }
+  }
+  return typeof process !== "undefined" && process.getuid?.() === 0;
+}
+
+/**
  * A failed system call: which call, its errno, and what it was doing.
  *
  * The message reads like `mount("proc", "/x/proc"): EPERM (operation not permitted)`,
@@ -140,8 +154,7 @@ export class SyscallError extends Error {
     let message = `${syscall}(${shown}): ${code} (${errnoMessage(errno)})`;
     if (context) message = `${context}: ${message}`;
     const hint = HINTS[code];
-    const isRoot = typeof process !== "undefined" && process.getuid?.() === 0;
-    if (hint && !(code === "EPERM" && isRoot)) message += ` — ${hint}`;
+    if (hint && !(code === "EPERM" && isRoot())) message += ` — ${hint}`;
     super(message);
     this.name = "SyscallError";
     this.syscall = syscall;

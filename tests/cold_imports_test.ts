@@ -121,3 +121,16 @@ test("hako-runc create and run load no tarball, xz, rootfs builder, rootless hel
   ];
   deepEqual(unused.filter((m) => graph.has(m)), []);
 });
+
+test("hako-runc's state, start, kill and delete load no node: module (their hot path, src/oci/hot.ts)", () => {
+  // (the first node: import costs Deno tens of ms and Bun a few: more than runc takes for the whole
+  // command. main.ts dispatches these four to hot.ts before it imports anything else; kill and delete
+  // load the pidfd signalling, delete the removal of the recorded cgroup directories.)
+  const graph = staticGraph([
+    "src/cli/main.ts",
+    "src/oci/hot.ts",
+    "src/container/_signal_identified.ts",
+    "src/oci/cgroup_dirs.ts",
+  ]);
+  deepEqual([...graph].filter((m) => m.startsWith("node:")), []);
+});

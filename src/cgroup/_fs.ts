@@ -15,6 +15,8 @@ import {
   writeSync,
 } from "node:fs";
 import { fsError, SyscallError } from "../errors.ts";
+import { pidsIn, postOrder } from "./_walk.ts";
+export { sleepSync } from "./_walk.ts";
 
 /**
  * Like `fsError`, and also reads the errno out of a bare "… (os error 3)" message (Deno's
@@ -125,25 +127,10 @@ export function childCgroups(dir: string): string[] {
 
 /** `dir` and every cgroup below it, deepest first (the order rmdir needs). */
 export function subtreePostOrder(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    for (const c of childCgroups(d)) walk(c);
-    out.push(d);
-  };
-  walk(dir);
-  return out;
+  return postOrder(dir, childCgroups);
 }
 
 /** The pids in a `cgroup.procs` file (none when it cannot be read, e.g. already removed). */
 export function readPids(dir: string): number[] {
-  const text = tryReadKnob(`${dir}/cgroup.procs`);
-  if (text === null) return [];
-  return text.split("\n").filter(Boolean).map(Number);
-}
-
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
-
-/** Sleeps the calling thread (usable in a forked child and in `[Symbol.dispose]`). */
-export function sleepSync(ms: number): void {
-  Atomics.wait(sleeper, 0, 0, ms);
+  return pidsIn(tryReadKnob(`${dir}/cgroup.procs`));
 }

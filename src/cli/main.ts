@@ -23,6 +23,7 @@
  * @module
  */
 import { host } from "../runner/_host.ts";
+import { HOT_COMMANDS, ociCommandOf } from "../oci/args.ts";
 import { COMMANDS, dispatch, globalUsage } from "./commands.ts";
 import { UsageError } from "./_args.ts";
 import { MESSAGE_ERRORS } from "./_exit_codes.ts";
@@ -85,8 +86,23 @@ export function needsSingleThreaded(argv: readonly string[]): boolean {
   return typeof forks === "function" ? forks(d.argv) : forks === true;
 }
 
+/**
+ * The runc command line when `argv` runs one of hako-runc's hot commands (`state`, `start`, `kill`,
+ * `delete`: a shim calls them several times per container), else undefined (pure).
+ * @param argv The arguments after `hako`.
+ */
+export function hotOciArgs(argv: readonly string[]): readonly string[] | undefined {
+  if (argv[0] !== "oci") return undefined;
+  const command = ociCommandOf(argv.slice(1));
+  return command !== undefined && HOT_COMMANDS.includes(command) ? argv.slice(1) : undefined;
+}
+
 if (import.meta.main) {
   const args = hakoArgs(host().programName(), host().args());
+  // hako-runc's hot commands before anything else loads: src/oci/hot.ts runs them with no node:
+  // module (its own stdout and stderr too), never forks, and needs no single-threaded engine.
+  const hot = hotOciArgs(args);
+  if (hot) host().exit(await (await import("../oci/hot.ts")).runOci(hot));
   // First thing, before any command's modules load (under Bun this may re-exec and not return).
   if (needsSingleThreaded(args)) host().ensureSingleThreaded();
   const code = await main(args);

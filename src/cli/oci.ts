@@ -7,11 +7,11 @@ import { host } from "../runner/_host.ts";
 import { UsageError } from "./_args.ts";
 import { type OciArgs, OciUsageError, parseOciArgs } from "../oci/args.ts";
 
-export { usage } from "../oci/runtime.ts";
+export { usage } from "../oci/hot.ts";
 
 /** Runs `hako oci`: runc's exit statuses (0, or 1 with the message on stderr and in `--log`). */
 export async function main(argv: readonly string[]): Promise<number> {
-  const { runOci } = await import("../oci/runtime.ts");
+  const { runOci } = await import("../oci/hot.ts");
   const h = host();
   return await runOci(argv, {
     stdout: (t) => h.stdout(t),

@@ -1,11 +1,11 @@
 /**
  * A process told apart from a later one with the same pid (its start time), read from
- * `/proc/PID/stat`. A leaf module (`node:fs` only), so that hako-runc's `state` and `start` read a
- * container's status without loading the container state library (see src/oci/runtime.ts);
- * `container/state.ts` re-exports it.
+ * `/proc/PID/stat`. A leaf module with no `node:` import (it reads through ffi/_hot.ts), so that
+ * hako-runc's `state` and `start` read a container's status without loading the container state
+ * library nor the Node layer (see src/oci/hot.ts); `container/state.ts` re-exports it.
  * @module
  */
-import { readFileSync } from "node:fs";
+import { hotFs } from "../../ffi/_hot.ts";
 
 /** A process, as the kernel tells it apart from a later one with the same pid. */
 export interface ProcessIdentity {
@@ -17,12 +17,8 @@ export interface ProcessIdentity {
 
 /** The fields of `/proc/PID/stat` after the command name (index 0 is field 3, the state). */
 function statFields(pid: number): string[] | undefined {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, "latin1");
-  } catch {
-    return undefined;
-  }
+  const text = hotFs.readText(`/proc/${pid}/stat`);
+  if (text === undefined) return undefined;
   return text.slice(text.lastIndexOf(")") + 2).split(" ");
 }
 

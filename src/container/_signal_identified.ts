@@ -1,14 +1,11 @@
 /**
  * Signals that reach only the process meant: through a pidfd, once its identity (or its cgroup
  * membership) is checked. A module of its own, loaded by hako-runc's `kill` and `delete` without the
- * container state library (see src/oci/runtime.ts); `container/state.ts` re-exports it.
+ * container state library, the full libc table nor any `node:` module (its calls are ffi/_hot.ts's:
+ * see src/oci/hot.ts); `container/state.ts` re-exports it.
  * @module
  */
-import { readFileSync } from "node:fs";
-import { check, errno, libc } from "../../ffi/libc.ts";
-import { SYS } from "../../ffi/syscalls.ts";
-import { ESRCH } from "../../ffi/constants.ts";
-import { SyscallError } from "../errors.ts";
+import { hotFs } from "../../ffi/_hot.ts";
 import { type Signal, signalNumber } from "../signals.ts";
 import { isRunning, type ProcessIdentity } from "./_identity.ts";
 
@@ -19,22 +16,14 @@ import { isRunning, type ProcessIdentity } from "./_identity.ts";
  * @throws {SyscallError} For any other failure (EPERM…).
  */
 export function signalIdentified(id: ProcessIdentity, sig: Signal, context?: string): boolean {
-  const { syscall, close } = libc();
-  const fd = Number(syscall(BigInt(SYS.pidfd_open), BigInt(id.pid), 0n, 0n, 0n, 0n));
-  if (fd === -1) {
-    if (errno() === ESRCH) return false;
-    throw new SyscallError("pidfd_open", errno(), [id.pid], context);
-  }
+  const number = signalNumber(sig);
+  const fd = hotFs.pidfdOpen(id.pid, context);
+  if (fd === undefined) return false;
   try {
     if (!isRunning(id)) return false;
-    const r = Number(syscall(BigInt(SYS.pidfd_send_signal), BigInt(fd), BigInt(signalNumber(sig)), 0n, 0n, 0n));
-    if (r === -1) {
-      if (errno() === ESRCH) return false;
-      check(-1, "pidfd_send_signal", [id.pid, sig], context);
-    }
-    return true;
+    return hotFs.pidfdSendSignal(fd, number, [id.pid, sig], context);
   } finally {
-    close(fd);
+    hotFs.close(fd);
   }
 }
 
@@ -46,28 +35,14 @@ export function signalIdentified(id: ProcessIdentity, sig: Signal, context?: str
  * @throws {SyscallError} For any other failure (EPERM…).
  */
 export function signalCgroupMember(pid: number, procsFiles: readonly string[], sig: Signal, context?: string): boolean {
-  const { syscall, close } = libc();
-  const fd = Number(syscall(BigInt(SYS.pidfd_open), BigInt(pid), 0n, 0n, 0n, 0n));
-  if (fd === -1) {
-    if (errno() === ESRCH) return false;
-    throw new SyscallError("pidfd_open", errno(), [pid], context);
-  }
+  const number = signalNumber(sig);
+  const fd = hotFs.pidfdOpen(pid, context);
+  if (fd === undefined) return false;
   try {
-    const listed = procsFiles.some((f) => {
-      try {
-        return readFileSync(f, "utf8").split("\n").includes(String(pid));
-      } catch {
-        return false;
-      }
-    });
+    const listed = procsFiles.some((f) => (hotFs.readText(f) ?? "").split("\n").includes(String(pid)));
     if (!listed) return false;
-    const r = Number(syscall(BigInt(SYS.pidfd_send_signal), BigInt(fd), BigInt(signalNumber(sig)), 0n, 0n, 0n));
-    if (r === -1) {
-      if (errno() === ESRCH) return false;
-      check(-1, "pidfd_send_signal", [pid, sig], context);
-    }
-    return true;
+    return hotFs.pidfdSendSignal(fd, number, [pid, sig], context);
   } finally {
-    close(fd);
+    hotFs.close(fd);
   }
 }

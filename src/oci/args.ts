@@ -204,6 +204,24 @@ export function parseOciGlobals(argv: readonly string[]): Readonly<Record<string
 }
 
 /**
+ * The commands a shim calls several times per container, which src/oci/hot.ts runs with no `node:`
+ * module (src/cli/main.ts sends them there before it loads anything else).
+ */
+export const HOT_COMMANDS: readonly string[] = ["state", "start", "kill", "delete"];
+
+/**
+ * The command of a runc command line: its first word after the global options (pure), or
+ * undefined when there is none or the global options cannot be parsed.
+ */
+export function ociCommandOf(argv: readonly string[]): string | undefined {
+  try {
+    return parseOptions(argv, GLOBAL, true, "").rest[0];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Parses a runc command line (pure).
  * @param argv The arguments after the program's name (`hako-runc …` or `hako oci …`).
  * @throws {OciUsageError} For an unknown option or a missing value.

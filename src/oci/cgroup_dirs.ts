@@ -6,14 +6,43 @@
  * `Controller.delete({ kill: true })`'s (src/cgroup/controller.ts), for every directory at once:
  * SIGKILL whatever is in it (v2: `cgroup.kill`) until it is empty or 5 s have passed, then rmdir
  * deepest first; then hako's default parent (`hako`) where it is left empty, as
- * `removeEmptyDefaultParent` does.
+ * `removeEmptyDefaultParent` does. Through ffi/_hot.ts, with no `node:` module: `delete` is one of
+ * hako-runc's hot commands (see src/oci/hot.ts); the walks are the cgroup library's (`_walk.ts`).
  * @module
  */
-import { existsSync, writeFileSync } from "node:fs";
-import { childCgroups, readPids, rmdirOne, sleepSync, subtreePostOrder } from "../cgroup/_fs.ts";
+import { hotFs } from "../../ffi/_hot.ts";
+import { pidsIn, postOrder, sleepSync } from "../cgroup/_walk.ts";
 // (the leaf, not container/_cgroup.ts: that one detects the cgroup layout, which delete does not need)
 import { DEFAULT_CGROUP_PARENT } from "../container/_cgroup_parent.ts";
 import { SyscallError } from "../errors.ts";
+
+/** The child cgroups of `dir`, or none when it cannot be read (as `_fs.ts`'s childCgroups). */
+function childCgroups(dir: string): string[] {
+  try {
+    return hotFs.readDir(dir).filter((e) => e.dir).map((e) => `${dir}/${e.name}`);
+  } catch {
+    return [];
+  }
+}
+
+function subtreePostOrder(dir: string): string[] {
+  return postOrder(dir, childCgroups);
+}
+
+function readPids(dir: string): number[] {
+  return pidsIn(hotFs.readText(`${dir}/cgroup.procs`));
+}
+
+/** rmdir; false when it is gone already (as `_fs.ts`'s rmdirOne). @throws {SyscallError} */
+function rmdirOne(dir: string, context?: string): boolean {
+  try {
+    hotFs.rmdir(dir, context);
+    return true;
+  } catch (e) {
+    if ((e as { code?: string }).code === "ENOENT") return false;
+    throw e;
+  }
+}
 
 /**
  * Deletes the cgroup `name` from its recorded directories `dirs` (one per hierarchy; those gone
@@ -29,13 +58,13 @@ export function deleteCgroupDirs(
   kill: (pid: number) => void,
   timeoutMs = 5000,
 ): void {
-  const present = dirs.filter((d) => existsSync(d));
+  const present = dirs.filter((d) => hotFs.exists(d));
   const deadline = Date.now() + timeoutMs;
   for (const dir of present) {
     // (v2's cgroup.kill: the kernel kills the whole subtree, forks included)
-    if (existsSync(`${dir}/cgroup.kill`)) {
+    if (hotFs.exists(`${dir}/cgroup.kill`)) {
       try {
-        writeFileSync(`${dir}/cgroup.kill`, "1");
+        hotFs.writeText(`${dir}/cgroup.kill`, "1");
       } catch { /* the loop below kills them one by one */ }
     }
   }

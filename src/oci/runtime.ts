@@ -17,226 +17,100 @@
  * @module
  */
 import {
-  appendFileSync,
   chmodSync,
   closeSync,
   constants as fs,
   existsSync,
   openSync,
   readFileSync,
-  readSync,
   renameSync,
   unlinkSync,
   writeFileSync,
 } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import process from "node:process";
-// Static imports: only what `state`, `start`, `kill` and `delete` — which a shim calls several times
-// per container — all need: the argument parser and the state directory (leaf modules: node:fs and
-// string work, see state.ts). The rest — the container library, its setup, exec, cgroups, the
-// config mapping, the freezer's cgroup detection, the FFI table, the signals that go through a
-// pidfd — is imported by the commands (and the branches) that use it, so that the hot commands
-// start without loading it (see bench/oci.ts; a static import here costs each of them).
+// `state`, `start`, `kill` and `delete` — which a shim calls several times per container — run in
+// hot.ts, which loads no node: module; main.ts sends them there before it loads this one. Here, for
+// the other commands: the container library, its setup, exec, cgroups, the config mapping, the
+// freezer's cgroup detection and the FFI table are imported by the commands (and the branches) that
+// use them, so that a static import here costs no command that does not (see bench/oci.ts).
 import type { Container } from "../container/container.ts";
 import type { ContainerSpec } from "../container/spec.ts";
-import { identify, type ProcessIdentity } from "../container/_identity.ts";
+import { identify } from "../container/_identity.ts";
 import { needsGeneralMount } from "../container/_plain_mount.ts";
-import type { Signal } from "../signals.ts";
-import { OciUsageError, parseOciArgs, parseOciGlobals } from "./args.ts";
-import { DEFAULT_OCI_ROOT, isValidId, type OciRecord, OciStore, stateJson, withFreezer } from "./state.ts";
-import type { OciHook, OciHooks } from "./hooks.ts";
-
-/** A failure runc would report: its message, exit status 1. */
-export class OciError extends Error {
-  /** @param message The message (runc's words where a shim looks for them). */
-  constructor(message: string) {
-    super(message);
-    this.name = "OciError";
-  }
-}
-
-/** Where output goes (the CLI's stdout and stderr; a test's buffers). */
-export interface OciIo {
-  stdout(text: string): void;
-  stderr(text: string): void;
-  /**
-   * Makes the engine single-threaded before JavaScript is forked (the CLI: under Bun, re-executes
-   * the process with the `BUN_JSC_*` settings and does not return; see `Host.ensureSingleThreaded`).
-   * `create` and `run` call it once the bundle's config shows the container's child must be
-   * forked (see {@link needsJsChild}), before they touch anything. Without it (a library caller)
-   * nothing is re-executed.
-   */
-  singleThreaded?(): void;
-}
-
-/** runc's `--log` / `--log-format`. */
-class Log {
-  constructor(readonly file: string | undefined, readonly format: "json" | "text", readonly debugOn: boolean) {}
-  #write(level: string, msg: string): void {
-    if (!this.file) return;
-    const time = new Date().toISOString();
-    const line = this.format === "json"
-      ? JSON.stringify({ level, msg, time })
-      : `time="${time}" level=${level} msg=${JSON.stringify(msg)}`;
-    try {
-      appendFileSync(this.file, line + "\n", { mode: 0o600 });
-    } catch { /* a log that cannot be written must not hide the error itself */ }
-  }
-  error(msg: string): void {
-    this.#write("error", msg);
-  }
-  warn(msg: string): void {
-    this.#write("warning", msg);
-  }
-  debug(msg: string): void {
-    if (this.debugOn) this.#write("debug", msg);
-  }
-}
-
-const VERSION = "hako-runc version 0.1.0 (hako)\nspec: 1.0.2\n";
-
-export const usage = `Usage: hako oci [GLOBAL OPTIONS] COMMAND [OPTIONS] ID …   (also: bin/hako-runc …)
-
-hako as an OCI runtime, with runc's command line: point podman, containerd or CRI-O at bin/hako-runc
-(podman --runtime /abs/path/bin/hako-runc --cgroup-manager cgroupfs run …).
-
-Commands:
-  create ID [--bundle DIR] [--pid-file F] [--console-socket S]   set the container up, waiting before exec
-  start ID                        let a created container run its process
-  state ID                        the OCI state JSON (creating, created, running, stopped)
-  kill [--all] ID [SIGNAL]        signal the init (or every process: --all); default SIGTERM
-  pause ID / resume ID            freeze / thaw every process of the container (the cgroup freezer)
-  update [--resources F|-] [--memory M --memory-swap M --cpu-quota N --cpu-period N --cpu-share N
-         --cpuset-cpus L --cpuset-mems L --pids-limit N] ID    new limits for the live cgroup
-  delete [--force] ID             remove a stopped (or created; --force: any) container
-  run ID [--bundle DIR] [--detach] [--pid-file F] [--console-socket S]   create and start
-  list [--format table|json] [-q] the containers under --root
-  ps [--format table|json] ID     the container's processes
-  exec [--process F | -e K=V --cwd D --user U:G --cap C] [--tty --console-socket S] [--detach --pid-file F] ID [CMD…]
-  spec [--bundle DIR] [--rootless] write a default config.json
-  features                        what this runtime supports, as JSON
-
-Global options:
-  --root DIR          state directory (default ${DEFAULT_OCI_ROOT})
-  --log FILE          write errors (and warnings) there too; --log-format json|text (default text)
-  --debug             debug messages in the log
-  --systemd-cgroup    refused: hako manages cgroupfs paths (podman --cgroup-manager cgroupfs)
-`;
-
-/** Per-invocation context. */
-interface Ctx {
-  readonly store: OciStore;
-  readonly log: Log;
-  readonly io: OciIo;
-}
+import { type OciArgs, OciUsageError } from "./args.ts";
+import { isValidId, type OciRecord, stateJson, withFreezer } from "./state.ts";
+import type { OciHooks } from "./hooks.ts";
+// The front of every command line (log, parse, runc's errors) and the hot commands — state, start,
+// kill, delete — are hot.ts's: it loads no node: module (main.ts runs those four there first).
+import {
+  cgroupPids,
+  type Ctx,
+  deleteContainer,
+  kill,
+  mustRead,
+  needId,
+  OciError,
+  postStart,
+  postStop,
+  runHooks,
+  signalIdentified,
+  start,
+} from "./hot.ts";
+export { OciError, type OciIo, runOci, usage } from "./hot.ts";
 
 /**
- * Runs a runc command line.
- * @param argv The arguments after `hako-runc` (or `hako oci`).
- * @param io Where output goes.
- * @returns The exit status (0, or 1 on failure as runc's).
+ * Runs a command of a parsed runc command line other than hot.ts's (which calls this, within its
+ * log and error handling).
+ * @returns The exit status.
  */
-export async function runOci(argv: readonly string[], io: OciIo): Promise<number> {
-  let log = new Log(undefined, "text", false);
-  try {
-    // (first the log, so that a command line failing past the global options is logged too)
-    const g = parseOciGlobals(argv);
-    if (typeof g.log === "string" && g.log) log = new Log(g.log, g["log-format"] === "json" ? "json" : "text", false);
-  } catch { /* reported below */ }
-  try {
-    const a = parseOciArgs(argv);
-    const format = a.global["log-format"] ?? "text";
-    if (format !== "json" && format !== "text") throw new OciUsageError(`invalid log-format: ${format}`);
-    log = new Log(
-      typeof a.global.log === "string" && a.global.log ? a.global.log : undefined,
-      format,
-      a.global.debug === true,
-    );
-    if (a.global.version) {
-      io.stdout(VERSION);
+export async function runCommand(ctx: Ctx, a: OciArgs): Promise<number> {
+  const { io } = ctx;
+  const o = a.options;
+  switch (a.command) {
+    case "create":
+      await create(ctx, needId(a), o, false);
       return 0;
-    }
-    if (a.global.help || a.command === undefined) {
-      io.stdout(usage);
-      return a.command === undefined && !a.global.help ? 1 : 0;
-    }
-    if (a.global["systemd-cgroup"]) {
-      throw new OciError(
-        "--systemd-cgroup: not supported by hako (it manages cgroupfs paths: podman --cgroup-manager cgroupfs)",
-      );
-    }
-    const ctx: Ctx = { store: new OciStore(String(a.global.root ?? DEFAULT_OCI_ROOT)), log, io };
-    log.debug(`hako-runc ${argv.join(" ")}`);
-    const o = a.options;
-    const id = a.operands[0];
-    const needId = () => {
-      if (id === undefined || id === "") throw new OciUsageError(`"${a.command}" requires a container id`);
-      return id;
-    };
-    switch (a.command) {
-      case "create":
-        await create(ctx, needId(), o, false);
-        return 0;
-      case "run":
-        return await run(ctx, needId(), o);
-      case "start":
-        await start(ctx, needId());
-        return 0;
-      case "state":
-        io.stdout(JSON.stringify(stateJson(ctx.store, await mustRead(ctx, needId())), null, 2) + "\n");
-        return 0;
-      case "kill":
-        await kill(ctx, needId(), a.operands[1] ?? "SIGTERM", o.all === true);
-        return 0;
-      case "pause":
-        await pause(ctx, needId());
-        return 0;
-      case "resume":
-        await resume(ctx, needId());
-        return 0;
-      case "update":
-        await update(ctx, needId(), o);
-        return 0;
-      case "delete":
-        await deleteContainer(ctx, needId(), o.force === true);
-        return 0;
-      case "list":
-        await list(ctx, String(o.format ?? "table"), o.quiet === true);
-        return 0;
-      case "ps":
-        await ps(ctx, needId(), String(o.format ?? "table"));
-        return 0;
-      case "spec":
-        await writeSpec(String(o.bundle ?? process.cwd()), o.rootless === true);
-        return 0;
-      case "features":
-        io.stdout(JSON.stringify((await import("./spec_default.ts")).ociFeatures(), null, 2) + "\n");
-        return 0;
-      case "exec":
-        return await exec(ctx, needId(), a.operands.slice(1), o);
-      default:
-        throw new OciUsageError(`unknown command ${a.command}`);
-    }
-  } catch (e) {
-    const msg = e instanceof Error ? e.message : String(e);
-    log.error(msg);
-    io.stderr(`${msg}\n`);
-    return 1;
+    case "run":
+      return await run(ctx, needId(a), o);
+    case "start":
+      await start(ctx, needId(a));
+      return 0;
+    case "state":
+      io.stdout(JSON.stringify(stateJson(ctx.store, await mustRead(ctx, needId(a))), null, 2) + "\n");
+      return 0;
+    case "kill":
+      await kill(ctx, needId(a), a.operands[1] ?? "SIGTERM", o.all === true);
+      return 0;
+    case "pause":
+      await pause(ctx, needId(a));
+      return 0;
+    case "resume":
+      await resume(ctx, needId(a));
+      return 0;
+    case "update":
+      await update(ctx, needId(a), o);
+      return 0;
+    case "delete":
+      await deleteContainer(ctx, needId(a), o.force === true);
+      return 0;
+    case "list":
+      await list(ctx, String(o.format ?? "table"), o.quiet === true);
+      return 0;
+    case "ps":
+      await ps(ctx, needId(a), String(o.format ?? "table"));
+      return 0;
+    case "spec":
+      await writeSpec(String(o.bundle ?? process.cwd()), o.rootless === true);
+      return 0;
+    case "features":
+      io.stdout(JSON.stringify((await import("./spec_default.ts")).ociFeatures(), null, 2) + "\n");
+      return 0;
+    case "exec":
+      return await exec(ctx, needId(a), a.operands.slice(1), o);
+    default:
+      throw new OciUsageError(`unknown command ${a.command}`);
   }
-}
-
-async function mustRead(ctx: Ctx, id: string): Promise<OciRecord> {
-  const r = ctx.store.read(id);
-  if (!r) throw new OciError("container does not exist");
-  return await withFreezer(r);
-}
-
-/**
- * Signals the process recorded as `id` only if it still is that process (container/state.ts's
- * `signalIdentified`, loaded here: the FFI table for a pidfd).
- */
-async function signalIdentified(id: ProcessIdentity, sig: Signal, context: string): Promise<boolean> {
-  return (await import("../container/_signal_identified.ts")).signalIdentified(id, sig, context);
 }
 
 /**
@@ -519,47 +393,6 @@ export function needsJsChild(
   });
 }
 
-/** `start`: opens the exec FIFO for reading, which lets the container's process exec. */
-async function start(ctx: Ctx, id: string): Promise<void> {
-  const r = await mustRead(ctx, id);
-  const status = ctx.store.status(r);
-  if (status === "stopped") throw new OciError("cannot start a container that has stopped");
-  if (status === "running") throw new OciError("cannot start an already running container");
-  if (status === "creating") throw new OciError("cannot start a container in the creating state");
-  if (status === "paused") throw new OciError("cannot start a container in the paused state");
-  const fifo = ctx.store.fifo(id);
-  // Non-blocking: a process that died before opening its end must not hang `start` (runc's
-  // awaitFifoOpen watches the process too).
-  let fd: number;
-  try {
-    fd = openSync(fifo, fs.O_RDONLY | fs.O_NONBLOCK | 0o2000000 /* O_CLOEXEC */);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new OciError("cannot start an already running container");
-    throw e;
-  }
-  try {
-    const buf = new Uint8Array(1);
-    const until = Date.now() + 30_000;
-    for (;;) {
-      let n = 0;
-      try {
-        n = readSync(fd, buf, 0, 1, null);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw e;
-      }
-      if (n === 1) break;
-      if (ctx.store.status(r) === "stopped") throw new OciError("the container's process ended before start");
-      if (Date.now() > until) throw new OciError("the container's process did not open its exec fifo in 30 s");
-      await new Promise((res) => setTimeout(res, 2));
-    }
-  } finally {
-    closeSync(fd);
-  }
-  if (r.hooks?.startContainer?.length) await startContainerHooks(ctx, r);
-  unlinkSync(fifo);
-  await postStart(ctx, r);
-}
-
 /**
  * The startContainer hooks, once the command is released (the FIFO's byte read) and before its
  * execve: inside the container as its command (the profile of the bundle's config.json, as `exec`
@@ -567,7 +400,7 @@ async function start(ctx: Ctx, id: string): Promise<void> {
  * through the FIFO, is let go. A failure kills the container and fails start: runc's init returns
  * the hook's error instead of exec'ing, so the command never runs.
  */
-async function startContainerHooks(ctx: Ctx, r: OciRecord): Promise<void> {
+export async function startContainerHooks(ctx: Ctx, r: OciRecord): Promise<void> {
   const fifo = ctx.store.fifo(r.id);
   try {
     const [{ runHooksIn }, { ociToSpec }, { resolveSpec }] = await Promise.all([
@@ -618,89 +451,6 @@ async function startContainerHooks(ctx: Ctx, r: OciRecord): Promise<void> {
   }
 }
 
-/** hooks.ts's runHooks, loaded only when there is a hook to run (node:child_process costs every start). */
-async function runHooks(
-  kind: string,
-  hooks: readonly OciHook[] | undefined,
-  state: unknown,
-  cwd?: string,
-): Promise<void> {
-  if (!hooks?.length) return;
-  await (await import("./hooks.ts")).runHooks(kind, hooks, state, cwd);
-}
-
-/** The poststart hooks, once the command runs: a failure is logged, as runc does. */
-async function postStart(ctx: Ctx, r: OciRecord): Promise<void> {
-  try {
-    await runHooks("poststart", r.hooks?.poststart, stateJson(ctx.store, r));
-  } catch (e) {
-    ctx.log.warn((e as Error).message);
-    ctx.io.stderr(`warning: ${(e as Error).message}\n`);
-  }
-}
-
-/** The poststop hooks, once the container is deleted (`state`: its state before): logged on failure. */
-async function postStop(ctx: Ctx, r: OciRecord, state: Record<string, unknown>): Promise<void> {
-  try {
-    await runHooks("poststop", r.hooks?.poststop, { ...state, status: "stopped", pid: 0 });
-  } catch (e) {
-    ctx.log.warn((e as Error).message);
-    ctx.io.stderr(`warning: ${(e as Error).message}\n`);
-  }
-}
-
-/** A signal operand: a name (`KILL`, `SIGKILL`) or a number, as runc takes it. */
-async function parseSignal(sig: string): Promise<number> {
-  const { signalNumber } = await import("../signals.ts");
-  try {
-    return signalNumber(/^\d+$/.test(sig) ? Number(sig) : sig);
-  } catch {
-    throw new OciError(`unknown signal "${sig}"`);
-  }
-}
-
-async function procsFiles(r: OciRecord): Promise<string[]> {
-  if (!r.cgroupName) return [];
-  // (as create recorded them: no layout to detect)
-  if (r.cgroupDirs) return r.cgroupDirs.filter((d) => existsSync(d)).map((d) => join(d, "cgroup.procs"));
-  const { existingCgroupDirs } = await import("../container/_cgroup.ts");
-  return existingCgroupDirs(r.cgroupName).map((d) => join(d, "cgroup.procs"));
-}
-
-async function cgroupPids(r: OciRecord): Promise<number[]> {
-  const pids = new Set<number>();
-  for (const f of await procsFiles(r)) {
-    try {
-      for (const l of readFileSync(f, "utf8").split("\n")) if (l.trim()) pids.add(Number(l));
-    } catch { /* gone */ }
-  }
-  return [...pids].sort((a, b) => a - b);
-}
-
-/** `kill`: the init (or, with --all, every process of its cgroup), identified by pid and start time. */
-async function kill(ctx: Ctx, id: string, sigText: string, all: boolean): Promise<void> {
-  const r = await mustRead(ctx, id);
-  const sig = await parseSignal(sigText);
-  const status = ctx.store.status(r);
-  if (status !== "created" && status !== "running" && status !== "paused") throw new OciError("container not running");
-  // A frozen process dies of SIGKILL only once thawed: runc thaws after signalling, for SIGKILL
-  // only (other signals wait, pending, for `resume`).
-  const thawIfKilled = async () => {
-    if (status === "paused" && sig === 9 && r.cgroupName) (await import("./freezer.ts")).thaw(r.cgroupName, r.freezer);
-  };
-  if (all) {
-    const files = await procsFiles(r);
-    const { signalCgroupMember } = await import("../container/_signal_identified.ts");
-    for (const pid of await cgroupPids(r)) signalCgroupMember(pid, files, sig, `kill --all ${id}`);
-    await thawIfKilled();
-    return;
-  }
-  if (!await signalIdentified({ pid: r.pid!, startTime: r.startTime! }, sig, `kill ${id}`)) {
-    throw new OciError("container not running");
-  }
-  await thawIfKilled();
-}
-
 /** `pause`: freezes every process of a created or running container (see freezer.ts). */
 async function pause(ctx: Ctx, id: string): Promise<void> {
   const r = await mustRead(ctx, id);
@@ -739,49 +489,6 @@ async function resume(ctx: Ctx, id: string): Promise<void> {
   const r = await mustRead(ctx, id);
   if (ctx.store.status(r) !== "paused") throw new OciError("container not paused");
   (await import("./freezer.ts")).thaw(r.cgroupName!, r.freezer);
-}
-
-/** `delete`: the cgroup (its processes killed) and the state directory. */
-async function deleteContainer(ctx: Ctx, id: string, force: boolean): Promise<void> {
-  const read = ctx.store.read(id);
-  if (!read) {
-    if (force) {
-      ctx.store.remove(id); // (a half-made one's directory, if any)
-      return;
-    }
-    throw new OciError("container does not exist");
-  }
-  const r = await withFreezer(read);
-  const status = ctx.store.status(r);
-  if ((status === "running" || status === "paused") && !force) {
-    throw new OciError(`cannot delete container ${id} that is not stopped: ${status}`);
-  }
-  if ((status === "running" || status === "created" || status === "paused") && r.pid && r.startTime !== undefined) {
-    await signalIdentified({ pid: r.pid, startTime: r.startTime }, "KILL", `delete ${id}`);
-  }
-  if (r.cgroupName && r.cgroupDirs) {
-    // (killed, a frozen process still waits for the thaw to die: runc thaws too)
-    if (status === "paused") (await import("./freezer.ts")).thaw(r.cgroupName, r.freezer);
-    const { deleteCgroupDirs } = await import("./cgroup_dirs.ts");
-    deleteCgroupDirs(r.cgroupName, r.cgroupDirs, (pid) => {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch { /* ESRCH: already gone */ }
-    });
-  } else if (r.cgroupName) {
-    // (a record of an older hako: its directories detected)
-    const [{ Group }, { containerGroupSpec }, { thaw, removeFreezer }] = await Promise.all([
-      import("../cgroup/group.ts"),
-      import("../container/_cgroup.ts"),
-      import("./freezer.ts"),
-    ]);
-    if (status === "paused") thaw(r.cgroupName, r.freezer);
-    new Group(r.cgroupName, containerGroupSpec(r.cgroup)).delete({ kill: true });
-    removeFreezer(r.cgroupName);
-  }
-  const state = stateJson(ctx.store, r);
-  ctx.store.remove(id);
-  await postStop(ctx, r, state);
 }
 
 async function list(ctx: Ctx, format: string, quiet: boolean): Promise<void> {

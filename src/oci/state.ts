@@ -14,18 +14,35 @@
  * FIFO still there → created; else running.
  * @module
  */
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { join, resolve } from "node:path";
-import process from "node:process";
-// Leaf modules only (node:fs and string work): `state`, `start`, `kill` and `delete`, which a shim
-// calls several times per container, read a record and its status without the container library
-// (container/state.ts, cgroup detection, the FFI table: see src/oci/runtime.ts).
+// Leaf modules only, and no node: module (files through ffi/_hot.ts, paths by string work):
+// `state`, `start`, `kill` and `delete`, which a shim calls several times per container, read a
+// record and its status without the container library (container/state.ts, cgroup detection, the
+// full FFI table) nor the Node layer (see src/oci/hot.ts).
+import { hotFs } from "../../ffi/_hot.ts";
 import { isRunning } from "../container/_identity.ts";
-import { nodeTrustFs } from "../container/_node_trust_fs.ts";
 import { octalMode, untrustedWayTo, writableByOthers } from "../_trusted_path.ts";
 import type { CgroupSpec } from "../container/spec.ts";
 import type { Freezer } from "./freezer.ts";
 import type { OciHooks } from "./hooks.ts";
+
+/** `a/b` joined (pure). */
+function join(a: string, b: string): string {
+  return a.endsWith("/") ? a + b : `${a}/${b}`;
+}
+
+/**
+ * `path` made absolute from `cwd` with `.`, `..` and repeated slashes resolved, as `node:path`'s
+ * `resolve(path)` does (pure).
+ */
+export function absolutePath(path: string, cwd: string): string {
+  const parts: string[] = [];
+  for (const p of (path.startsWith("/") ? path : `${cwd}/${path}`).split("/")) {
+    if (p === "" || p === ".") continue;
+    if (p === "..") parts.pop();
+    else parts.push(p);
+  }
+  return "/" + parts.join("/");
+}
 
 /** The default state directory (`--root`). */
 export const DEFAULT_OCI_ROOT = "/run/hako-runc";
@@ -103,13 +120,13 @@ export class OciStore {
    */
   #trust(): void {
     if (this.#trusted) return;
-    const uid = process.geteuid?.() ?? 0;
-    const abs = resolve(this.root);
-    const way = untrustedWayTo(abs, uid, nodeTrustFs);
+    const uid = hotFs.euid();
+    const abs = absolutePath(this.root, hotFs.cwd());
+    const way = untrustedWayTo(abs, uid, hotFs);
     if (way) throw new OciRootError(this.root, way);
-    const st = statSync(abs, { throwIfNoEntry: false });
+    const st = hotFs.stat(abs);
     if (st) {
-      if (!st.isDirectory()) throw new OciRootError(this.root, "not a directory");
+      if (st.kind !== "dir") throw new OciRootError(this.root, "not a directory");
       if (st.uid !== uid) throw new OciRootError(this.root, `owned by uid ${st.uid}, not ${uid}`);
       if (writableByOthers(st.mode)) {
         throw new OciRootError(this.root, `mode ${octalMode(st.mode)}: group or others may write to it`);
@@ -131,13 +148,23 @@ export class OciStore {
    */
   reserve(id: string): boolean {
     this.#trust();
-    mkdirSync(this.root, { recursive: true, mode: 0o700 });
-    chmodSync(this.root, 0o700);
+    // (mkdir -p, each made 0700)
+    const abs = absolutePath(this.root, hotFs.cwd());
+    let way = "";
+    for (const part of abs.split("/").filter((p) => p)) {
+      way += `/${part}`;
+      try {
+        hotFs.mkdir(way, 0o700);
+      } catch (e) {
+        if ((e as { code?: string }).code !== "EEXIST") throw e;
+      }
+    }
+    hotFs.chmod(this.root, 0o700);
     try {
-      mkdirSync(this.dir(id), { mode: 0o700 });
+      hotFs.mkdir(this.dir(id), 0o700);
       return true;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
+      if ((e as { code?: string }).code === "EEXIST") return false;
       throw e;
     }
   }
@@ -150,8 +177,10 @@ export class OciStore {
   read(id: string): OciRecord | undefined {
     if (!isValidId(id)) return undefined;
     this.#trust();
+    const text = hotFs.readText(join(this.dir(id), "state.json"));
+    if (text === undefined) return undefined;
     try {
-      return JSON.parse(readFileSync(join(this.dir(id), "state.json"), "utf8")) as OciRecord;
+      return JSON.parse(text) as OciRecord;
     } catch {
       return undefined;
     }
@@ -160,7 +189,10 @@ export class OciStore {
   ids(): string[] {
     this.#trust();
     try {
-      return readdirSync(this.root).filter((n) => isValidId(n) && statSync(this.dir(n)).isDirectory()).sort();
+      return hotFs.readDir(this.root).map((e) => e.name).filter((n) =>
+        isValidId(n) && hotFs.stat(this.dir(n))?.kind === "dir"
+      )
+        .sort();
     } catch {
       return [];
     }
@@ -171,22 +203,21 @@ export class OciStore {
     if (!isRunning({ pid: r.pid, startTime: r.startTime })) return "stopped";
     // (a record without its freezer, an older hako's, is given it as it is read: see withFreezer)
     if (r.cgroupName && r.freezer && isFrozenAt(r.freezer)) return "paused";
-    return existsSync(this.fifo(r.id)) ? "created" : "running";
+    return hotFs.exists(this.fifo(r.id)) ? "created" : "running";
   }
   /** Removes the container's directory. */
   remove(id: string): void {
-    rmSync(this.dir(id), { recursive: true, force: true });
+    hotFs.removeTree(this.dir(id));
   }
 }
 
 /** Whether the freezer cgroup `f` is frozen now (one that cannot be read is not). */
 export function isFrozenAt(f: Freezer): boolean {
-  try {
-    if (f.version === 1) return readFileSync(join(f.dir, "freezer.state"), "utf8").trim() !== "THAWED";
-    return readFileSync(join(f.dir, "cgroup.freeze"), "utf8").trim() === "1";
-  } catch {
-    return false;
+  if (f.version === 1) {
+    const text = hotFs.readText(join(f.dir, "freezer.state"));
+    return text !== undefined && text.trim() !== "THAWED";
   }
+  return hotFs.readText(join(f.dir, "cgroup.freeze"))?.trim() === "1";
 }
 
 /**
