@@ -5,7 +5,7 @@
  * @module
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, rmdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
@@ -116,7 +116,12 @@ export function timeCommand(
  */
 export function withHugetlb<T>(fn: () => T): T {
   const dir = "/sys/fs/cgroup/hugetlb";
-  if (existsSync(dir)) return fn();
+  // Mounted already (the host's own, or another benchmark's): used as it is. A directory there that
+  // is not a mount (a run killed between its umount and rmdir) is mounted over, never used as it is:
+  // crun would make its cgroups as plain directories on the tmpfs, left behind.
+  const mountedThere = () =>
+    readFileSync("/proc/self/mountinfo", "utf8").split("\n").some((l) => l.split(" ")[4] === dir);
+  if (mountedThere()) return fn();
   let mounted = false, made = false;
   const undo = () => {
     if (mounted) spawnSync("umount", [dir]), mounted = false;
@@ -139,8 +144,10 @@ export function withHugetlb<T>(fn: () => T): T {
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   try {
-    mkdirSync(dir);
-    made = true;
+    if (!existsSync(dir)) {
+      mkdirSync(dir);
+      made = true;
+    }
     mounted = spawnSync("mount", ["-t", "cgroup", "-o", "hugetlb", "cgroup", dir]).status === 0;
     if (!mounted) console.log("(could not mount the hugetlb hierarchy; crun may refuse)");
   } catch (e) {
