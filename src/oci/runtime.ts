@@ -46,8 +46,6 @@ import type { OciHooks } from "./hooks.ts";
 import {
   cgroupPids,
   type Ctx,
-  deleteContainer,
-  kill,
   mustRead,
   needId,
   OciError,
@@ -73,15 +71,6 @@ export async function runCommand(ctx: Ctx, a: OciArgs): Promise<number> {
       return 0;
     case "run":
       return await run(ctx, needId(a), o);
-    case "start":
-      await start(ctx, needId(a));
-      return 0;
-    case "state":
-      io.stdout(JSON.stringify(stateJson(ctx.store, await mustRead(ctx, needId(a))), null, 2) + "\n");
-      return 0;
-    case "kill":
-      await kill(ctx, needId(a), a.operands[1] ?? "SIGTERM", o.all === true);
-      return 0;
     case "pause":
       await pause(ctx, needId(a));
       return 0;
@@ -90,9 +79,6 @@ export async function runCommand(ctx: Ctx, a: OciArgs): Promise<number> {
       return 0;
     case "update":
       await update(ctx, needId(a), o);
-      return 0;
-    case "delete":
-      await deleteContainer(ctx, needId(a), o.force === true);
       return 0;
     case "list":
       await list(ctx, String(o.format ?? "table"), o.quiet === true);
@@ -109,6 +95,7 @@ export async function runCommand(ctx: Ctx, a: OciArgs): Promise<number> {
     case "exec":
       return await exec(ctx, needId(a), a.operands.slice(1), o);
     default:
+      // (state, start, kill and delete are hot.ts's, which never sends them here)
       throw new OciUsageError(`unknown command ${a.command}`);
   }
 }
