@@ -41,7 +41,14 @@ export const MAX_ID = 4294967294;
  */
 export function idProblem(id: unknown): string | undefined {
   if (typeof id === "number" && Number.isInteger(id) && id >= 0 && id <= MAX_ID) return undefined;
-  return `must be an integer id in 0..${MAX_ID}, got ${typeof id === "string" ? JSON.stringify(id) : String(id)}`;
+  return `must be an integer id in 0..${MAX_ID}, got ${shownId(id)}`;
+}
+
+/** A bad id as a message shows it, never throwing (String() of an object can: a hostile toString). */
+function shownId(id: unknown): string {
+  if (typeof id === "string") return JSON.stringify(id);
+  if (id === null || (typeof id !== "object" && typeof id !== "function")) return String(id);
+  return typeof id === "function" ? "a function" : Array.isArray(id) ? "an array" : "an object";
 }
 
 function assertId(id: unknown, path: string): asserts id is number {

@@ -35,6 +35,13 @@ test("user ids, group ids and supplementary groups must be in 0..4294967294 (-1 
   }
   assertEquals(problems({ ...base, user: { uid: 4294967294, gid: 4294967294, groups: [4294967294] } }), []);
   assertEquals(problems({ ...base, user: { uid: 1, groups: 5 as unknown as number[] } }), ["user.groups"]);
+  // An id whose message would call a hostile toString (spec_fuzz_test found `String(id)` throwing a
+  // TypeError): still a SpecError naming the field.
+  const hostile = [{ toString: [[]] }, Object.create(null), [[]], () => 1] as unknown as number[];
+  for (const [i, id] of hostile.entries()) {
+    assertEquals(problems({ ...base, user: { uid: 5, groups: [1, id] } }), ["user.groups[1]"], `hostile group ${i}`);
+    assertEquals(problems({ ...base, user: { uid: id } }), ["user.uid", "user.gid"], `hostile uid ${i}`);
+  }
 });
 
 test("in a user namespace, supplementary groups must be mapped", () => {
