@@ -22,6 +22,16 @@ export function fsError(e: unknown, syscall: string, path: string, context?: str
   return n ? new SyscallError(syscall, n, [path], context) : (e as Error);
 }
 
+/**
+ * A bad value as a {@link ConfigError}'s message shows it, never throwing: `String()` of an object
+ * whose `toString` is not a function (a hostile spec's) throws a TypeError of its own.
+ */
+export function shownValue(v: unknown): string {
+  if (typeof v === "string") return JSON.stringify(v);
+  if (v === null || (typeof v !== "object" && typeof v !== "function")) return String(v);
+  return typeof v === "function" ? "a function" : Array.isArray(v) ? "an array" : "an object";
+}
+
 /** Bad input, found before anything was touched. `path` names the field (`mounts[2].target`). */
 export class ConfigError extends TypeError {
   /** The field path, e.g. `"cgroup.name"`. */

@@ -17,7 +17,7 @@
  */
 import { check, libc } from "../ffi/libc.ts";
 import { decodeRlimit, encodeRlimit, RLIM_INFINITY, rlimitBuffer } from "../ffi/structs.ts";
-import { ConfigError } from "./errors.ts";
+import { ConfigError, shownValue } from "./errors.ts";
 
 /** The resources, by their name without `RLIMIT_` (the numbers are the same on x86_64 and aarch64). */
 export const RLIMITS = {
@@ -114,7 +114,7 @@ function rlimitValue(value: RlimitValue, path: string): bigint {
   }
   throw new ConfigError(
     path,
-    `must be a non-negative integer, a bigint, "unlimited" or Infinity, got ${String(value)}`,
+    `must be a non-negative integer, a bigint, "unlimited" or Infinity, got ${shownValue(value)}`,
   );
 }
 

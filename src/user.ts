@@ -23,7 +23,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { check, libc } from "../ffi/libc.ts";
-import { ConfigError, fsError } from "./errors.ts";
+import { ConfigError, fsError, shownValue } from "./errors.ts";
 
 /** The most supplementary groups Linux allows (NGROUPS_MAX). */
 export const NGROUPS_MAX = 65536;
@@ -41,14 +41,7 @@ export const MAX_ID = 4294967294;
  */
 export function idProblem(id: unknown): string | undefined {
   if (typeof id === "number" && Number.isInteger(id) && id >= 0 && id <= MAX_ID) return undefined;
-  return `must be an integer id in 0..${MAX_ID}, got ${shownId(id)}`;
-}
-
-/** A bad id as a message shows it, never throwing (String() of an object can: a hostile toString). */
-function shownId(id: unknown): string {
-  if (typeof id === "string") return JSON.stringify(id);
-  if (id === null || (typeof id !== "object" && typeof id !== "function")) return String(id);
-  return typeof id === "function" ? "a function" : Array.isArray(id) ? "an array" : "an object";
+  return `must be an integer id in 0..${MAX_ID}, got ${shownValue(id)}`;
 }
 
 function assertId(id: unknown, path: string): asserts id is number {
@@ -193,7 +186,7 @@ function matches(fields: string[], key: string | number, idField: number): boole
 
 function assertKey(key: unknown, path: string): asserts key is string | number {
   if (typeof key === "number" ? !(Number.isInteger(key) && key >= 0) : typeof key !== "string" || key === "") {
-    throw new ConfigError(path, `must be a name or a non-negative id, got ${String(key)}`);
+    throw new ConfigError(path, `must be a name or a non-negative id, got ${shownValue(key)}`);
   }
 }
 

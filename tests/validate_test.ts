@@ -41,6 +41,7 @@ test("user ids, group ids and supplementary groups must be in 0..4294967294 (-1 
   for (const [i, id] of hostile.entries()) {
     assertEquals(problems({ ...base, user: { uid: 5, groups: [1, id] } }), ["user.groups[1]"], `hostile group ${i}`);
     assertEquals(problems({ ...base, user: { uid: id } }), ["user.uid", "user.gid"], `hostile uid ${i}`);
+    assertEquals(problems({ ...base, rlimits: { NOFILE: id } }), ["rlimits.NOFILE"], `hostile rlimit ${i}`);
   }
 });
 

@@ -46,7 +46,7 @@ import {
   type WindowSize,
 } from "../../ffi/tty.ts";
 import type { ProgramArg, ProgramSyscall, SyscallProgram } from "../../ffi/spawn.ts";
-import { ConfigError, SyscallError } from "../errors.ts";
+import { ConfigError, shownValue, SyscallError } from "../errors.ts";
 import type { ResolvedSpec } from "./validate.ts";
 import { AT_FDCWD, EINVAL, EPERM } from "../../ffi/constants.ts";
 
@@ -85,7 +85,7 @@ export function assertValidTty(tty: unknown, spec?: Pick<ResolvedSpec, "newNames
   for (const k of ["rows", "columns"] as const) {
     const v = (tty as Record<string, unknown>)[k];
     if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 65535) {
-      throw new ConfigError(`tty.${k}`, `must be an integer from 1 to 65535, got ${String(v)}`);
+      throw new ConfigError(`tty.${k}`, `must be an integer from 1 to 65535, got ${shownValue(v)}`);
     }
   }
   assertValidTty(true, spec);
