@@ -25,6 +25,7 @@ import {
   O_CLOEXEC,
   O_CREAT,
   O_DIRECTORY,
+  O_NOFOLLOW,
   O_NONBLOCK,
   O_RDONLY,
   O_WRONLY,
@@ -330,9 +331,12 @@ export const hotFs = {
       throw new SyscallError("rmdir", errno(), [path], context);
     }
   },
-  /** The names in a directory (not `.` nor `..`), with whether each is a directory. @throws {SyscallError} */
-  readDir(path: string): Array<{ name: string; dir: boolean }> {
-    const fd = openFile(path, O_RDONLY | O_DIRECTORY);
+  /**
+   * The names in a directory (not `.` nor `..`), with whether each is a directory; `noFollow`: refused
+   * (ENOTDIR) when `path` itself is a symlink. @throws {SyscallError}
+   */
+  readDir(path: string, noFollow = false): Array<{ name: string; dir: boolean }> {
+    const fd = openFile(path, O_RDONLY | O_DIRECTORY | (noFollow ? O_NOFOLLOW : 0));
     if (fd === -1) throw new SyscallError("open", errno(), [path]);
     const out: Array<{ name: string; dir: boolean }> = [];
     try {
@@ -363,7 +367,8 @@ export const hotFs = {
       hotFs.unlink(path);
       return;
     }
-    for (const e of hotFs.readDir(path)) hotFs.removeTree(`${path}/${e.name}`);
+    // (a directory swapped for a symlink since the lstat is refused, not followed and emptied)
+    for (const e of hotFs.readDir(path, true)) hotFs.removeTree(`${path}/${e.name}`);
     hotFs.rmdir(path);
   },
   /** Appends `text` to `path`, made with `mode` when new. @throws {SyscallError} */

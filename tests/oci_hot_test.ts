@@ -75,6 +75,12 @@ test("hotFs reads, lists, stats and removes files as node:fs sees them", () => {
   assert.throws(() => hotFs.realPath(join(d, "nothing")), { name: "SyscallError", code: "ENOENT" });
   assert.equal(hotFs.cwd(), process.cwd());
   assert.equal(hotFs.exists(join(d, "a")), true);
+  // removeTree lists a directory only if it is still one when opened: a symlink swapped in after
+  // its lstat is refused (O_NOFOLLOW with O_DIRECTORY: the kernel says ENOTDIR), never followed and
+  // emptied (the link's target keeps its files).
+  assert.throws(() => hotFs.readDir(join(d, "link"), true), { name: "SyscallError", code: "ENOTDIR" });
+  hotFs.removeTree(join(d, "link"));
+  assert.equal(existsSync(join(d, "a/b/f")), true, "removing the link left its target alone");
   hotFs.removeTree(join(d, "a"));
   assert.equal(existsSync(join(d, "a")), false);
   hotFs.removeTree(join(d, "a")); // (nothing there: fine, as rm -rf)
