@@ -22,6 +22,7 @@ interface BunFfiModule {
   dlopen(path: string, symbols: Record<string, BunSymbol>): BunLibrary;
   ptr(view: ArrayBufferView): number;
   read: { i32(pointer: number, byteOffset?: number): number };
+  CFunction(def: BunSymbol & { ptr: number }): (...args: unknown[]) => unknown;
 }
 interface BunSymbol {
   args: string[];
@@ -198,5 +199,12 @@ export const bunFfiAdapter: NativeFfi = {
     // earlier dangling. Materialise the ArrayBuffer first: its bytes never move after that.
     void buf.buffer;
     return BigInt(bunFfi().ptr(buf));
+  },
+  fnPointer(address: bigint, def: Deno.ForeignFunction): (...args: Array<number | bigint>) => unknown {
+    const fn = bunFfi().CFunction({
+      ...translate(def, `the function at 0x${address.toString(16)}`),
+      ptr: Number(address),
+    });
+    return fn as (...args: Array<number | bigint>) => unknown;
   },
 };

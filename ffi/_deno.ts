@@ -18,4 +18,8 @@ export const denoFfi: NativeFfi = {
   addressOf(buf: Uint8Array): bigint {
     return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf as Uint8Array<ArrayBuffer>)));
   },
+  fnPointer(address: bigint, def: Deno.ForeignFunction): (...args: Array<number | bigint>) => unknown {
+    const fn = new Deno.UnsafeFnPointer(Deno.UnsafePointer.create(address)!, def);
+    return fn.call.bind(fn) as (...args: Array<number | bigint>) => unknown;
+  },
 };

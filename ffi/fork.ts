@@ -9,6 +9,13 @@
  * after it has advised every mapping. V8's GC helper threads are disabled at load time, so a
  * child that collects garbage never waits on a thread that fork left behind.
  *
+ * The pass must be the last thing before the fork: a page the engine maps after it (its heap
+ * growing for any allocation, even the iterator of the pass's own loop) is `MADV_DONTFORK` again,
+ * and the child dies at its first allocation there. So on x86-64 and aarch64 the pass is machine
+ * code (`fork_advise_*.S`) that runs inside glibc's `fork()` as its `pthread_atfork` prepare
+ * handler, and right before each raw clone in the same call: no JavaScript runs in between.
+ * (Measured: 15 of 20 forks whose parent allocated after a JavaScript pass died; none with this.)
+ *
  * Under Bun the same holds for JavaScriptCore: its heap needs the same `MADV_DOFORK` preparation
  * (without it the child crashes too), and its collector, marker and JIT threads are kept off by
  * the `BUN_JSC_*` options in {@link BUN_SINGLE_THREADED_ENV}, which Bun reads only at start-up.
@@ -20,12 +27,8 @@
  */
 import { readFileSync } from "node:fs";
 import process from "node:process";
-// node:v8 statically, on purpose: loaded lazily (process.getBuiltinModule, 2026-12-04), forked
-// Deno children died of SIGSEGV at their first allocation in ~1 of 20 hacorb/examples tests under
-// load (4 failures in 76 against 0 in 76 with this import, same host, same minutes); why the import
-// matters is not known yet (see the fork-safety notes below).
-import { setFlagsFromString } from "node:v8";
-import { errno, libc } from "./libc.ts";
+import { errno, libc, nativeFunction } from "./libc.ts";
+import { CODE_PAGE, HOST_ARCH, mapCode } from "./_code_page.ts";
 import { SyscallError } from "./errno.ts";
 import { SYS } from "./syscalls.ts";
 import {
@@ -34,6 +37,7 @@ import {
   ECHILD,
   EINTR,
   EINVAL,
+  ENOMEM,
   MADV_DOFORK,
   O_CLOEXEC,
   SIG_BLOCK,
@@ -92,9 +96,12 @@ export const singleThreaded: boolean = (() => {
 })();
 
 if (!singleThreaded && underDeno) {
-  // Best effort: fewer helper threads are used from here on.
+  // Best effort: fewer helper threads are used from here on. (node:v8 is loaded only here, where
+  // it is used: a static import costs every process that loads this module, Bun's `hako-runc
+  // create` included, which never needs it. Loading it lazily once seemed to make forked children
+  // die: it only moved where the heap grew, into the window the native pass now closes.)
   try {
-    setFlagsFromString("--single-threaded-gc");
+    (process.getBuiltinModule("node:v8") as typeof import("node:v8")).setFlagsFromString("--single-threaded-gc");
   } catch { /* not V8 */ }
 }
 
@@ -120,6 +127,76 @@ const ALL_SIGNALS = new Uint8Array(128).fill(0xff);
 
 let spans: Array<readonly [bigint, bigint]> | undefined;
 let forkedChild = false;
+
+/**
+ * The fork pass's machine code, assembled from `ffi/fork_advise_x86_64.S` (`bash tools/assemble.sh
+ * ffi/fork_advise_x86_64.S` prints this string; tests/fork_test.ts checks it against the source).
+ */
+export const FORK_ADVISE_X86_64_HEX: string =
+  "eb2e00000000000000000000000000005756e8190000005e5f4885f67411b83800000031f631d24531d24531c00f05c34c8d" +
+  "0dc90f00004d8b014983c1084531d24d85c07425b81c000000498b39498b7108ba0b0000000f054883f8ea75034989c24983" +
+  "c11049ffc8ebd64c89d0c3";
+
+/**
+ * The machine code of `ffi/fork_advise_aarch64.S` (checked by tests/fork_test.ts). Run under
+ * qemu-user only, never on aarch64 hardware so far.
+ */
+export const FORK_ADVISE_AARCH64_HEX: string =
+  "12000014000000000000000000000000fd7bbea9e00701a90c000094e92b41a9fd7bc2a80a0100b4e00309aae1031faae203" +
+  "1faae3031faae4031faa881b80d2010000d4c0035fd6c97d00102a8540f8eb031faa4a0100b42005c1a8620180d2281d80d2" +
+  "010000d41f5800b141000054eb0300aa4a0500d1f7ffff17e0030baac0035fd6";
+
+/** The spans the table after the code holds: a page of (address, length) after a count. */
+const MAX_NATIVE_SPANS = Number((CODE_PAGE - 8n) / 16n);
+
+/** The native pass, once mapped and registered with glibc's fork (null: none on this host). */
+interface NativePass {
+  /** The spans table's address (one page after the code). */
+  readonly table: bigint;
+  /**
+   * The pass, then (`clone` 1n) a raw `clone(flags, 0, 0, 0, 0)`: its raw result (pid, 0 in the
+   * child, -errno); or (`clone` 0n) the pass's result: 0, or -EINVAL when a span met a VM_IO mapping.
+   */
+  readonly adviseClone: (flags: bigint, clone: bigint) => unknown;
+  /** The spans the table holds now. */
+  written?: Array<readonly [bigint, bigint]>;
+}
+let nativePassState: NativePass | null | undefined;
+
+function nativePass(): NativePass | null {
+  if (nativePassState !== undefined) return nativePassState;
+  if (process.arch !== "x64" && process.arch !== "arm64") return nativePassState = null;
+  const code = mapCode(
+    HOST_ARCH === "aarch64" ? FORK_ADVISE_AARCH64_HEX : FORK_ADVISE_X86_64_HEX,
+    1,
+    "the fork pass",
+  );
+  const adviseClone = nativeFunction(code + 16n, { parameters: ["i64", "i64"], result: "i64" });
+  const pass: NativePass = { table: code + CODE_PAGE, adviseClone };
+  // The spans go in before glibc may call the handler (an empty table does nothing meanwhile).
+  writeTable(pass, spans ??= computeSpans());
+  // glibc's pthread_atfork (a compat symbol now): the prepare handler runs inside every fork(),
+  // after the fork handlers registered before it and before the malloc locks and the syscall.
+  if (libc().__register_atfork(code, 0n, 0n, 0n) !== 0) {
+    throw new SyscallError("pthread_atfork", ENOMEM, [], "register the fork pass");
+  }
+  return nativePassState = pass;
+}
+
+/** Writes `list` into the native pass's table (count, then address and length pairs). */
+function writeTable(pass: NativePass, list: Array<readonly [bigint, bigint]>): void {
+  if (pass.written === list) return;
+  const n = Math.min(list.length, MAX_NATIVE_SPANS);
+  const words = new BigUint64Array(1 + 2 * n);
+  for (let i = 0; i < n; i++) [words[1 + 2 * i], words[2 + 2 * i]] = list[i]!;
+  // The count last: a table read half-written (it never is: one thread writes, and glibc calls the
+  // handler on this same thread) would advise the spans already there.
+  const body = new Uint8Array(words.buffer, 8);
+  libc().memcpy(pass.table + 8n, body, BigInt(body.length));
+  words[0] = BigInt(n);
+  libc().memcpy(pass.table, new Uint8Array(words.buffer, 0, 8), 8n);
+  pass.written = list;
+}
 
 /** The address-space spans between `VM_IO` mappings, read from /proc/self/smaps. */
 function computeSpans(): Array<readonly [bigint, bigint]> {
@@ -155,8 +232,18 @@ function computeSpans(): Array<readonly [bigint, bigint]> {
  * V8's heap. Cheap after the first call; call it right before every fork.
  */
 export function prepareFork(): void {
-  const { madvise } = libc();
   spans ??= computeSpans();
+  const pass = nativePass();
+  if (pass) {
+    writeTable(pass, spans);
+    if (pass.adviseClone(0n, 0n) === -BigInt(EINVAL)) {
+      // A new VM_IO mapping appeared inside a span: recompute once and advise again.
+      writeTable(pass, spans = computeSpans());
+      pass.adviseClone(0n, 0n);
+    }
+    return;
+  }
+  const { madvise } = libc();
   for (const [addr, len] of spans) {
     if (madvise(addr, len, MADV_DOFORK) === -1 && errno() === EINVAL) {
       // A new VM_IO mapping appeared inside a span: recompute once and retry.
@@ -188,7 +275,7 @@ export function forkProcess(cloneFlags = 0): number {
   // time namespace itself, below.
   const newTime = (cloneFlags & CLONE_NEWTIME) !== 0;
   cloneFlags &= ~CLONE_NEWTIME;
-  const { fork, syscall, sigprocmask } = libc();
+  const { fork, sigprocmask } = libc();
   // Block every signal across the fork: the child must not run a runtime's signal handler (no
   // thread serves it there) before it has put the dispositions back to their defaults.
   const saved = new Uint8Array(128);
@@ -198,13 +285,11 @@ export function forkProcess(cloneFlags = 0): number {
   // fork() would wait on it. There, and whenever namespace flags are asked for, clone directly.
   let ret: number, err = 0;
   if (cloneFlags !== 0 && !forkedChild && CLONE_VIA_FORK) [ret, err] = cloneViaFork(cloneFlags);
-  else {
-    prepareFork(); // the last thing before the fork (see cloneViaFork)
-    ret = cloneFlags === 0 && !forkedChild
-      ? fork()
-      : Number(syscall(BigInt(SYS.clone), BigInt(cloneFlags | SIGCHLD), 0n, 0n, 0n, 0n));
+  else if (cloneFlags === 0 && !forkedChild) {
+    prepareFork(); // and again inside fork(), natively (see the module's notes)
+    ret = fork();
     if (ret === -1) err = errno();
-  }
+  } else [ret, err] = rawClone(BigInt(cloneFlags | SIGCHLD));
   if (ret === 0) {
     forkedChild = true;
     resetHandledSignals();
@@ -247,7 +332,7 @@ function cloneViaFork(cloneFlags: number): [number, number] {
 const ABOUT_TO_CLONE = -0x7fffffff;
 
 function cloneViaForkOnce(cloneFlags: number): [number, number] | "died before clone" {
-  const { fork, syscall, pipe2, read, write, close, waitpid, _exit } = libc();
+  const { fork, pipe2, read, write, close, waitpid, _exit } = libc();
   const fds = new Int32Array(2);
   if (pipe2(fds, O_CLOEXEC) === -1) return [-1, errno()];
   const [rd, wr] = [fds[0]!, fds[1]!];
@@ -257,11 +342,12 @@ function cloneViaForkOnce(cloneFlags: number): [number, number] | "died before c
   const first = bytes.subarray(0, 4);
   const before = new Uint8Array(new Int32Array([ABOUT_TO_CLONE]).buffer);
   const st = new Int32Array(1);
-  const nr = BigInt(SYS.clone), flags = BigInt(cloneFlags | CLONE_PARENT | SIGCHLD);
+  const flags = BigInt(cloneFlags | CLONE_PARENT | SIGCHLD);
   // MADV_DOFORK right before fork(), after this function's allocations: a page the engine maps
   // between the two (its heap growing for a new array) would be MADV_DONTFORK again and missing in
   // the intermediate, which then dies of SIGSEGV at its first allocation (seen: 1 namespace clone
-  // in 5 under `hako run -t`, ~1 in 20 from a script; none in 180 with this order).
+  // in 5 under `hako run -t`, ~1 in 20 from a script; none in 180 with this order). Where the pass
+  // is native it runs again inside fork(), after the last JavaScript.
   prepareFork();
   const mid = fork();
   if (mid === -1) {
@@ -271,15 +357,14 @@ function cloneViaForkOnce(cloneFlags: number): [number, number] | "died before c
   }
   if (mid === 0) {
     // The intermediate: single-threaded, with a consistent heap. Its own new pages too must reach
-    // the real child (as above).
-    prepareFork();
+    // the real child (as above: rawClone's pass is the last thing before the clone).
     write(wr, before, 4n);
-    const pid = Number(syscall(nr, flags, 0n, 0n, 0n, 0n));
+    const [pid, e] = rawClone(flags);
     if (pid === 0) {
       close(rd), close(wr);
       return [0, 0]; // the real child
     }
-    words[0] = pid === -1 ? -errno() : pid;
+    words[0] = pid === -1 ? -e : pid;
     write(wr, first, 4n);
     _exit(0);
   }
@@ -301,6 +386,24 @@ function cloneViaForkOnce(cloneFlags: number): [number, number] | "died before c
   if (got < 8) return [-1, ECHILD]; // the intermediate died while it cloned
   const pid = words[1]!;
   return pid < 0 ? [-1, -pid] : [pid, 0];
+}
+
+/**
+ * `clone(flags, 0, 0, 0, 0)` with fork semantics (the child returns here too), the fork pass made
+ * right before it: natively in the same call where the pass is native, else from JavaScript.
+ * Returns `[pid, 0]` in the caller, `[0, 0]` in the child, `[-1, errno]` on failure.
+ */
+function rawClone(flags: bigint): [number, number] {
+  const pass = nativePass();
+  if (pass) {
+    // The table as prepareFork would leave it, then the pass and the clone in one native call.
+    prepareFork();
+    const r = Number(pass.adviseClone(flags, 1n));
+    return r < 0 ? [-1, -r] : [r, 0];
+  }
+  prepareFork();
+  const r = Number(libc().syscall(BigInt(SYS.clone), flags, 0n, 0n, 0n, 0n));
+  return r === -1 ? [-1, errno()] : [r, 0];
 }
 
 /**

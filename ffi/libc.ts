@@ -20,6 +20,9 @@ import { bunFfiAdapter } from "./_bun.ts";
 export const LIBC_SYMBOLS = {
   // pid_t fork(void)
   fork: { parameters: [], result: "i32" },
+  // int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), void *dso)
+  // (glibc's pthread_atfork; the handlers are native code, ffi/fork.ts, never JavaScript callbacks)
+  __register_atfork: { parameters: ["usize", "usize", "usize", "usize"], result: "i32" },
   // void _exit(int status)
   _exit: { parameters: ["i32"], result: "void" },
   // pid_t getpid(void), getppid(void), gettid(void)
@@ -159,6 +162,8 @@ export const LIBC_SYMBOLS = {
   memcpy: { parameters: ["usize", "buffer", "usize"], result: "usize" },
   // void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
   mmap: { parameters: ["usize", "usize", "i32", "i32", "i32", "i64"], result: "usize" },
+  // int munmap(void *addr, size_t length)
+  munmap: { parameters: ["usize", "usize"], result: "i32" },
   // int mprotect(void *addr, size_t len, int prot)
   mprotect: { parameters: ["usize", "usize", "i32"], result: "i32" },
   // int socketpair(int domain, int type, int protocol, int sv[2])
@@ -198,6 +203,11 @@ export interface NativeFfi {
   int32Reader(pointer: unknown): () => number;
   /** The address of a buffer's first byte; it stays valid while the buffer is referenced. */
   addressOf(buf: Uint8Array): bigint;
+  /**
+   * A function at a native address (code hako mapped itself, e.g. ffi/fork.ts's pass), bound with
+   * a definition in Deno's format. Integer parameters and results only.
+   */
+  fnPointer(address: bigint, def: Deno.ForeignFunction): (...args: Array<number | bigint>) => unknown;
 }
 
 /** The running runtime's FFI, or undefined when neither Deno nor Bun runs us. */
@@ -246,6 +256,17 @@ export function openLibrary<S extends Deno.ForeignLibraryInterface>(
   symbols: S,
 ): Deno.DynamicLibrary<S>["symbols"] {
   return nativeFfi().open(path, symbols);
+}
+
+/**
+ * Binds the native function at `address` (machine code hako mapped executable itself, never an
+ * address from outside) with `def`, a definition in Deno's format with integer types only.
+ */
+export function nativeFunction(
+  address: bigint,
+  def: Deno.ForeignFunction,
+): (...args: Array<number | bigint>) => unknown {
+  return nativeFfi().fnPointer(address, def);
 }
 
 /**

@@ -22,7 +22,8 @@
  * @module
  */
 import process from "node:process";
-import { addressOf, checkRetry, errno, libc, openLibrary } from "./libc.ts";
+import { addressOf, checkRetry, errno, libc } from "./libc.ts";
+import { type CodeArch, HOST_ARCH, mapCode, syncInstructionCache } from "./_code_page.ts";
 import { waitReadable } from "./poll.ts";
 import { SYSCALLS_X86_64 } from "./_syscalls_x86_64.ts";
 import { SYSCALLS_AARCH64 } from "./_syscalls_aarch64.ts";
@@ -73,10 +74,9 @@ export const RUNNER_AARCH64_HEX: string =
   "e10640f9020080d2040080d2080580d2010000d4a4ffff17";
 
 /** The architectures hako has a runner for, as the kernel names them. */
-export type RunnerArch = "x86_64" | "aarch64";
+export type RunnerArch = CodeArch;
 
-/** This process's architecture, as the kernel names it (x86_64 on anything but arm64). */
-export const HOST_ARCH: RunnerArch = process.arch === "arm64" ? "aarch64" : "x86_64";
+export { HOST_ARCH, syncInstructionCache };
 
 /** The runner's machine code for `arch`, as hex. */
 export function runnerHex(arch: RunnerArch): string {
@@ -553,48 +553,11 @@ export function nativeSpawnSupported(): boolean {
   return (process.arch === "x64" || process.arch === "arm64") && process.env.HAKO_NATIVE_SPAWN !== "0";
 }
 
-const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
-const MAP_PRIVATE_ANONYMOUS = 0x22;
-const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
-const PAGE = 4096n;
 let runner: bigint | undefined;
 
 /** The runner's address: its bytes copied once into a page made executable. */
 function runnerAddress(): bigint {
-  if (runner !== undefined) return runner;
-  const hex = runnerHex(HOST_ARCH);
-  const code = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < code.length; i++) code[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
-  const { mmap, mprotect, memcpy } = libc();
-  const page = mmap(0n, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE_ANONYMOUS, -1, 0n);
-  if (page === MAP_FAILED) throw new SyscallError("mmap", errno(), [], "map a page for the native runner");
-  memcpy(page, code, BigInt(code.length));
-  if (mprotect(page, PAGE, PROT_READ | PROT_EXEC) === -1) {
-    throw new SyscallError("mprotect", errno(), [], "make the native runner executable");
-  }
-  syncInstructionCache(page, BigInt(code.length));
-  return runner = page;
-}
-
-const CLEAR_CACHE = {
-  // void __clear_cache(void *begin, void *end) (libgcc: the data cache cleaned, the instruction cache invalidated)
-  __clear_cache: { parameters: ["usize", "usize"], result: "void" },
-} as const;
-let clearCache: { __clear_cache(begin: bigint, end: bigint): void } | undefined;
-
-/**
- * Makes code just written at `address` visible to instruction fetch: aarch64's instruction cache
- * is not coherent with its data cache, so code copied into a page must be cleaned to the point of
- * unification and the stale instructions invalidated (what every JIT does; libgcc's
- * `__clear_cache`, from libgcc_s.so.1, which glibc itself loads for thread cancellation). Nothing
- * to do on x86-64, whose caches are coherent (there libgcc's function returns at once; `arch`
- * lets a test bind and call it anyway). Not run on aarch64 hardware yet.
- * @throws {Error} When libgcc_s.so.1 cannot be opened (the runtime's message).
- */
-export function syncInstructionCache(address: bigint, length: bigint, arch: RunnerArch = HOST_ARCH): void {
-  if (arch !== "aarch64") return;
-  clearCache ??= openLibrary("libgcc_s.so.1", CLEAR_CACHE) as unknown as typeof clearCache;
-  clearCache!.__clear_cache(address, address + length);
+  return runner ??= mapCode(runnerHex(HOST_ARCH), 0, "the native runner");
 }
 
 const ALL_SIGNALS = new Uint8Array(128).fill(0xff);

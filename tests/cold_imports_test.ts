@@ -96,10 +96,10 @@ test("the errno names and flags every error message uses load no syscall table",
   deepEqual(["ffi/syscalls.ts", "ffi/_syscalls_x86_64.ts"].filter((m) => graph.has(m)), []);
 });
 
-test("hako-runc create and run load no tarball, xz, rootfs builder nor rootless helper", () => {
+test("hako-runc create and run load no tarball, xz, rootfs builder, rootless helper nor node:v8", () => {
   // (what runtime.ts's create imports: an OCI bundle's rootfs is a directory, made by the caller;
-  // a tarball, a builder or a rootless container imports that code in the branch that uses it;
-  // node:v8 stays: ffi/fork.ts imports it statically, see there)
+  // a tarball, a builder or a rootless container imports that code in the branch that uses it,
+  // and node:v8 is fork.ts's under Deno alone)
   const graph = staticGraph([
     "src/cli/main.ts",
     "src/cli/oci.ts",
@@ -116,6 +116,7 @@ test("hako-runc create and run load no tarball, xz, rootfs builder nor rootless 
     "ffi/lzma.ts",
     "src/container/rootfs.ts",
     "src/container/rootless.ts",
+    "node:v8",
     "node:buffer",
   ];
   deepEqual(unused.filter((m) => graph.has(m)), []);

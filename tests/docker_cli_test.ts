@@ -208,7 +208,7 @@ for (const path of PATHS) {
           for (const [code, args, why] of cases) {
             const r = run(...args);
             equal(r.code, code, `hako ${how} ${args.join(" ")}: ${r.stdout}${r.stderr}`);
-            match(r.stderr, why, `hako ${how} ${args.join(" ")}`);
+            match(r.stderr, why, `hako ${how} ${args.join(" ")}: ${r.stderr}`);
             doesNotMatch(r.stderr, /hako start:/, "the messages are run's, not start's");
             equal(r.stdout, "", "no name printed for a container that did not start");
           }

@@ -13,11 +13,12 @@
 #       libseccomp2     libseccomp, which the seccomp tests compare hako's filters with
 #       procps          `ps`, for the demo's host rootfs and tests/run.sh's leak check
 #       podman          only when tests/oci_test.ts runs: podman drives hako as its OCI runtime
-#       binutils-aarch64-linux-gnu  when tests/spawn_test.ts, spawn_aarch64_test.ts or
+#       binutils-aarch64-linux-gnu  when tests/spawn_test.ts, spawn_aarch64_test.ts, fork_test.ts or
 #                       log_relay_aarch64_test.ts runs: the aarch64 assembler the byte checks need (under CI=true
 #                       that check fails, not skips, without it; on an aarch64 host, x86-64's instead)
-#       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static  when tests/spawn_aarch64_test.ts runs
-#                       (not on an aarch64 host): the static harness that runs the aarch64 runner
+#       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static  when tests/spawn_aarch64_test.ts or
+#                       fork_test.ts runs (not on an aarch64 host): the static harness that runs the aarch64 runner
+#                       (and the aarch64 fork pass)
 #                       under user-mode emulation (qemu-user-static: log_relay_aarch64_test.ts too)
 #       libcap2-bin xz-utils  with podman, when tests/image_test.ts runs: it builds test images offline
 #       containerd      only when tests/oci_ctr_test.ts runs: containerd (ctr) drives hako as its runc
@@ -49,11 +50,11 @@ runs_test() {
 }
 if runs_test tests/oci_test.ts "$@"; then PACKAGES+=(podman); fi
 if runs_test tests/spawn_test.ts "$@" || runs_test tests/spawn_aarch64_test.ts "$@" ||
-  runs_test tests/log_relay_aarch64_test.ts "$@"; then
+  runs_test tests/log_relay_aarch64_test.ts "$@" || runs_test tests/fork_test.ts "$@"; then
   # (the other architecture's assembler: on an aarch64 host, x86-64's)
   if [ "$(uname -m)" = aarch64 ]; then PACKAGES+=(binutils-x86-64-linux-gnu); else PACKAGES+=(binutils-aarch64-linux-gnu); fi
 fi
-if runs_test tests/spawn_aarch64_test.ts "$@" && [ "$(uname -m)" != aarch64 ]; then
+if { runs_test tests/spawn_aarch64_test.ts "$@" || runs_test tests/fork_test.ts "$@"; } && [ "$(uname -m)" != aarch64 ]; then
   PACKAGES+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static)
 fi
 if runs_test tests/log_relay_aarch64_test.ts "$@" && [ "$(uname -m)" != aarch64 ]; then PACKAGES+=(qemu-user-static); fi
