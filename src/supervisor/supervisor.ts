@@ -89,7 +89,7 @@ import {
   startLogRelay,
   startTtyLogRelay,
 } from "./container_log.ts";
-import { EWOULDBLOCK, O_CLOEXEC, O_CREAT, O_NOFOLLOW, O_RDONLY, O_WRONLY } from "../../ffi/constants.ts";
+import { EWOULDBLOCK, O_CLOEXEC, O_CREAT, O_NOFOLLOW, O_RDONLY, O_WRONLY, SIGKILL } from "../../ffi/constants.ts";
 
 /** Options of {@link runSupervisor}. */
 export interface SupervisorOptions {
@@ -276,6 +276,21 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
    * may come back with a new container while the relay of the last one is still to be reaped).
    */
   const relays = new Map<number, string>();
+  /**
+   * Ends the relays a failed launch started (killed and reaped now): the caller removes the
+   * container's directory next, where a relay still draining would make its log file meanwhile
+   * (the removal then failed with ENOTEMPTY, and that error hid why the launch failed).
+   */
+  const stopRelays = (pids: readonly number[]) => {
+    for (const pid of pids) {
+      if (!relays.has(pid)) continue;
+      libc().kill(pid, SIGKILL);
+      try {
+        waitpid(pid);
+      } catch { /* reaped already */ }
+      relays.delete(pid);
+    }
+  };
   /** Containers that append to their log themselves (no relay): capped by capAppendedLog. */
   const appended = new Set<string>();
   /** Published ports: listeners bound before each container is made, closed when it ends (ports.ts). */
@@ -318,8 +333,13 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
       const c = await launch(name, spec, 0);
       return { id: req.id, ok: true, name, pid: c.pid };
     } catch (e) {
-      // create() and start() undo what they made; the name is free again.
-      store.remove(name);
+      // create() and start() undo what they made; the name is free again. (A directory that
+      // cannot be removed is said, not answered: the caller wants to know why the start failed.)
+      try {
+        store.remove(name);
+      } catch (r) {
+        say(`could not remove what is left of ${name}: ${(r as Error).message}`);
+      }
       say(`could not start ${name}: ${(e as Error).message}`);
       return { id: req.id, ok: false, name, error: errorReply(e) };
     }
@@ -375,10 +395,10 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
       say(`started ${name} (pid ${c.pid})${restartCount ? ` (restart ${restartCount})` : ""}`);
       return c;
     } catch (e) {
-      // The relay (if any) sees EOF once the FIFO's last writer is closed below, and is reaped by checkLogs.
       appended.delete(name);
       proxies.close(name, store.dir(name));
       dropInput(name);
+      if (out?.relays) stopRelays(out.relays.map((r) => r.pid));
       throw e;
     } finally {
       if (out) close(out.fd);
@@ -421,10 +441,11 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
       events: { restartCount, log: say },
       portsPublished: true,
     });
+    let relayPid: number | undefined;
     try {
       const master = c.terminal!;
       const out = startTtyLogRelay(store, name, logMax, master);
-      if (out.relay) relays.set(out.relay.pid, name);
+      if (out.relay) relays.set(relayPid = out.relay.pid, name);
       else {
         if (out.problem) say(`${name}: ${out.problem}`);
         appended.add(name);
@@ -447,6 +468,7 @@ export async function runSupervisor(options: SupervisorOptions = {}): Promise<nu
       try {
         c.delete();
       } catch { /* undone as far as it goes */ }
+      if (relayPid !== undefined) stopRelays([relayPid]);
       throw e;
     }
   };
