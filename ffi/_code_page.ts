@@ -10,28 +10,31 @@ import { SyscallError } from "./errno.ts";
 const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
 const MAP_PRIVATE_ANONYMOUS = 0x22;
 const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
-/** The page size the code pages are laid out in (the .S files place their data one page on). */
-export const CODE_PAGE = 4096n;
+/** At most this much code (one page of the smallest size). */
+const MAX_CODE = 4096n;
 
 /** The architectures hako has machine code for, as the kernel names them. */
 export type CodeArch = "x86_64" | "aarch64";
 
 /**
- * Maps `hex` (machine code, at most a page) into a fresh page made read+execute, followed by
- * `dataPages` zeroed read+write pages. Returns the code's address; the data starts one page on.
+ * Maps `hex` (machine code, at most 4 KiB) at the start of a fresh mapping, whose first page is
+ * made read+execute, with `dataBytes` of zeroed read+write memory at `dataAt` (at least 64 KiB,
+ * the largest page size, so the data never shares the code's page). Returns the code's address.
  * @param what What the code is, for the error ("the native runner").
  * @throws {SyscallError} When mmap or mprotect fails.
  */
-export function mapCode(hex: string, dataPages: number, what: string): bigint {
+export function mapCode(hex: string, what: string, data?: { readonly at: bigint; readonly bytes: bigint }): bigint {
   const code = new Uint8Array(hex.length / 2);
   for (let i = 0; i < code.length; i++) code[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
-  if (BigInt(code.length) > CODE_PAGE) throw new RangeError(`hako ffi: ${what} is over a page of code`);
+  if (BigInt(code.length) > MAX_CODE) throw new RangeError(`hako ffi: ${what} is over 4 KiB of code`);
+  if (data && data.at < 0x10000n) throw new RangeError(`hako ffi: ${what}'s data must lie 64 KiB on or more`);
   const { mmap, mprotect, memcpy, munmap } = libc();
-  const size = CODE_PAGE * BigInt(1 + dataPages);
+  const size = data ? data.at + data.bytes : MAX_CODE;
   const page = mmap(0n, size, PROT_READ | PROT_WRITE, MAP_PRIVATE_ANONYMOUS, -1, 0n);
   if (page === MAP_FAILED) throw new SyscallError("mmap", errno(), [], `map a page for ${what}`);
   memcpy(page, code, BigInt(code.length));
-  if (mprotect(page, CODE_PAGE, PROT_READ | PROT_EXEC) === -1) {
+  // (the page that holds the code, whatever the page size: mprotect rounds the length up)
+  if (mprotect(page, MAX_CODE, PROT_READ | PROT_EXEC) === -1) {
     const e = errno();
     munmap(page, size);
     throw new SyscallError("mprotect", e, [], `make ${what} executable`);

@@ -28,7 +28,7 @@
 import { readFileSync } from "node:fs";
 import process from "node:process";
 import { errno, libc, nativeFunction } from "./libc.ts";
-import { CODE_PAGE, HOST_ARCH, mapCode } from "./_code_page.ts";
+import { HOST_ARCH, mapCode } from "./_code_page.ts";
 import { SyscallError } from "./errno.ts";
 import { SYS } from "./syscalls.ts";
 import {
@@ -134,7 +134,7 @@ let forkedChild = false;
  */
 export const FORK_ADVISE_X86_64_HEX: string =
   "eb2e00000000000000000000000000005756e8190000005e5f4885f67411b83800000031f631d24531d24531c00f05c34c8d" +
-  "0dc90f00004d8b014983c1084531d24d85c07425b81c000000498b39498b7108ba0b0000000f054883f8ea75034989c24983" +
+  "0dc9ff00004d8b014983c1084531d24d85c07425b81c000000498b39498b7108ba0b0000000f054883f8ea75034989c24983" +
   "c11049ffc8ebd64c89d0c3";
 
 /**
@@ -143,11 +143,15 @@ export const FORK_ADVISE_X86_64_HEX: string =
  */
 export const FORK_ADVISE_AARCH64_HEX: string =
   "12000014000000000000000000000000fd7bbea9e00701a90c000094e92b41a9fd7bc2a80a0100b4e00309aae1031faae203" +
-  "1faae3031faae4031faa881b80d2010000d4c0035fd6c97d00102a8540f8eb031faa4a0100b42005c1a8620180d2281d80d2" +
+  "1faae3031faae4031faa881b80d2010000d4c0035fd6c9fd07102a8540f8eb031faa4a0100b42005c1a8620180d2281d80d2" +
   "010000d41f5800b141000054eb0300aa4a0500d1f7ffff17e0030baac0035fd6";
 
-/** The spans the table after the code holds: a page of (address, length) after a count. */
-const MAX_NATIVE_SPANS = Number((CODE_PAGE - 8n) / 16n);
+/** Where the .S files read their table (`TABLE`): 64 KiB after the code, the largest page size away. */
+const TABLE_AT = 0x10000n;
+/** The table: a count, then (address, length) pairs. */
+const TABLE_BYTES = 4096n;
+/** The spans the table holds (more, and the rest are advised from JavaScript: see prepareFork). */
+const MAX_NATIVE_SPANS = Number((TABLE_BYTES - 8n) / 16n);
 
 /** The native pass, once mapped and registered with glibc's fork (null: none on this host). */
 interface NativePass {
@@ -166,13 +170,12 @@ let nativePassState: NativePass | null | undefined;
 function nativePass(): NativePass | null {
   if (nativePassState !== undefined) return nativePassState;
   if (process.arch !== "x64" && process.arch !== "arm64") return nativePassState = null;
-  const code = mapCode(
-    HOST_ARCH === "aarch64" ? FORK_ADVISE_AARCH64_HEX : FORK_ADVISE_X86_64_HEX,
-    1,
-    "the fork pass",
-  );
+  const code = mapCode(HOST_ARCH === "aarch64" ? FORK_ADVISE_AARCH64_HEX : FORK_ADVISE_X86_64_HEX, "the fork pass", {
+    at: TABLE_AT,
+    bytes: TABLE_BYTES,
+  });
   const adviseClone = nativeFunction(code + 16n, { parameters: ["i64", "i64"], result: "i64" });
-  const pass: NativePass = { table: code + CODE_PAGE, adviseClone };
+  const pass: NativePass = { table: code + TABLE_AT, adviseClone };
   // The spans go in before glibc may call the handler (an empty table does nothing meanwhile).
   writeTable(pass, spans ??= computeSpans());
   // glibc's pthread_atfork (a compat symbol now): the prepare handler runs inside every fork(),
@@ -241,6 +244,8 @@ export function prepareFork(): void {
       writeTable(pass, spans = computeSpans());
       pass.adviseClone(0n, 0n);
     }
+    // (never seen: more VM_IO mappings than the table holds; the rest from here, as before)
+    for (const [addr, len] of spans.slice(MAX_NATIVE_SPANS)) libc().madvise(addr, len, MADV_DOFORK);
     return;
   }
   const { madvise } = libc();

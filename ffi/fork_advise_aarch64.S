@@ -3,13 +3,14 @@
 // prints the bytes ffi/fork.ts embeds (FORK_ADVISE_AARCH64_HEX); tests/fork_test.ts checks they
 // match. Run under qemu-user only, never on aarch64 hardware so far.
 //
-// The spans table lies one page after the code: u64 count, then count × (u64 address, u64 length).
+// The spans table lies 64 KiB after the code (aarch64 kernels may use 4, 16 or 64 KiB pages: the
+// code's page, made read+execute, never holds it): u64 count, then count × (u64 address, u64 length).
 // entry 0   void prepare(void)
 // entry 16  i64 advise_clone(i64 flags, i64 clone)
 
         .text
 
-        .set TABLE, 4096
+        .set TABLE, 65536
         .set SYS_MADVISE, 233
         .set SYS_CLONE, 220
         .set MADV_DOFORK, 11

@@ -9,7 +9,8 @@
 # the pass runs inside glibc's fork() (the pthread_atfork prepare handler, entry 0) or right before
 # a raw clone made by the same code (entry 16): nothing can allocate in between.
 #
-# The spans table lies one page after the code (ffi/fork.ts maps code and table together):
+# The spans table lies 64 KiB after the code (ffi/fork.ts maps code and table together; 64 KiB is
+# the largest page size, so the code's page, made read+execute, never holds the table):
 #   u64 count, then count × (u64 address, u64 length)
 #
 # entry 0   void prepare(void)                 the pass (registered with __register_atfork)
@@ -22,7 +23,7 @@
         .intel_syntax noprefix
         .text
 
-        .set TABLE, 4096
+        .set TABLE, 65536
         .set SYS_MADVISE, 28
         .set SYS_CLONE, 56
         .set MADV_DOFORK, 11

@@ -557,7 +557,7 @@ let runner: bigint | undefined;
 
 /** The runner's address: its bytes copied once into a page made executable. */
 function runnerAddress(): bigint {
-  return runner ??= mapCode(runnerHex(HOST_ARCH), 0, "the native runner");
+  return runner ??= mapCode(runnerHex(HOST_ARCH), "the native runner");
 }
 
 const ALL_SIGNALS = new Uint8Array(128).fill(0xff);
