@@ -240,7 +240,7 @@ for (const path of PATHS) {
       deepEqual(a.HostConfig.PortBindings, {
         "80/tcp": [{ HostIp: "127.0.0.1", HostPort: "" }],
         "81/tcp": [{ HostIp: "", HostPort: "" }],
-        "82/tcp": [{ HostIp: "", HostPort: "" }],
+        "82/tcp": [{ HostIp: "", HostPort: "0" }], // (-p 0:82, as docker's)
       });
       // (-dt -p: the supervisor publishes a container on a terminal too)
       deepEqual(Object.keys(a.NetworkSettings.Ports).sort(), ["80/tcp", "81/tcp", "82/tcp"]);

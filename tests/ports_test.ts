@@ -37,11 +37,12 @@ const skip = needsRoot ||
 // ---- pure: the flags, the spec field, the formats, the allocation ----------------------------
 
 test("-p takes docker's forms and refuses ranges, udp, IPv6 and bad numbers, naming the value", () => {
-  assert.deepEqual(parsePublish("80"), { containerPort: 80, hostPort: 0 });
+  assert.deepEqual(parsePublish("80"), { containerPort: 80 });
+  assert.deepEqual(parsePublish("0:80"), { containerPort: 80, hostPort: 0 }, 'asked for 0: shown as docker\'s "0"');
   assert.deepEqual(parsePublish("8080:80"), { containerPort: 80, hostPort: 8080 });
   assert.deepEqual(parsePublish("8080:80/tcp"), { containerPort: 80, hostPort: 8080 });
   assert.deepEqual(parsePublish("127.0.0.1:8080:80"), { containerPort: 80, hostPort: 8080, hostIp: "127.0.0.1" });
-  assert.deepEqual(parsePublish("127.0.0.1::80"), { containerPort: 80, hostPort: 0, hostIp: "127.0.0.1" });
+  assert.deepEqual(parsePublish("127.0.0.1::80"), { containerPort: 80, hostIp: "127.0.0.1" });
   for (
     const [bad, why] of [
       ["53:53/udp", /only tcp ports are published for now, not udp/],

@@ -46,16 +46,22 @@ export function parsePublish(value: string): PortSpec {
     );
   }
   const containerPort = portNumber(parts[parts.length - 1]!, "the container port", value, false);
+  // (`-p 80` and `-p ::80` leave the host port out, `-p 0:80` asks for 0: both get a free port,
+  // and inspect's PortBindings shows HostPort "" and "0" as docker's does)
   const hostPort = parts.length >= 2 && parts[parts.length - 2] !== ""
     ? portNumber(parts[parts.length - 2]!, "the host port", value, true)
-    : 0;
+    : undefined;
   const hostIp = parts.length === 3 ? parts[0]! : undefined;
   if (hostIp !== undefined && !IPV4.test(hostIp)) {
     throw new UsageError(
       `-p ${JSON.stringify(value)}: the host address ${JSON.stringify(hostIp)} is not an IPv4 address`,
     );
   }
-  return { containerPort, hostPort, ...(hostIp !== undefined ? { hostIp } : {}) };
+  return {
+    containerPort,
+    ...(hostPort !== undefined ? { hostPort } : {}),
+    ...(hostIp !== undefined ? { hostIp } : {}),
+  };
 }
 
 /**
@@ -78,7 +84,7 @@ export function publishAllPorts(
       throw new UsageError(`-P: the image exposes ${key}: only tcp ports are published for now`);
     }
     const port = Number(m[1]);
-    if (!given.some((g) => g.containerPort === port)) out.push({ containerPort: port, hostPort: 0 });
+    if (!given.some((g) => g.containerPort === port)) out.push({ containerPort: port });
   }
   return out;
 }

@@ -152,8 +152,8 @@ export function inspectObject(
 
 /**
  * HostConfig.PortBindings (docker's `{ "80/tcp": [{ HostIp: "", HostPort: "8080" }] }`, pure): the
- * spec's `network.ports` as asked for — docker's `-p 80` records HostPort "" and `-p 8080:80`
- * HostIp "" — whether or not the container runs (NetworkSettings.Ports has the bound ones).
+ * spec's `network.ports` as asked for — docker's `-p 80` records HostPort "", `-p 0:80` "0" and
+ * `-p 8080:80` HostIp "" — whether or not the container runs (NetworkSettings.Ports has the bound ones).
  */
 export function portBindings(
   spec: StateRecord["spec"],
@@ -163,7 +163,7 @@ export function portBindings(
   for (const p of ports) {
     (out[`${p.containerPort}/${p.protocol ?? "tcp"}`] ??= []).push({
       HostIp: p.hostIp ?? "",
-      HostPort: p.hostPort ? String(p.hostPort) : "",
+      HostPort: p.hostPort === undefined ? "" : String(p.hostPort),
     });
   }
   return out;
