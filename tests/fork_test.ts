@@ -18,39 +18,15 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { assert, assertEquals, runtime, tempDir, test } from "./_harness.ts";
+import { assertEquals, runtime, tempDir, test } from "./_harness.ts";
+import { assembledTest } from "./_assembled.ts";
 import { BUN_SINGLE_THREADED_ENV, FORK_ADVISE_AARCH64_HEX, FORK_ADVISE_X86_64_HEX } from "../ffi/fork.ts";
 import { which } from "../src/process.ts";
 
 const HARNESS = fileURLToPath(new URL("./fixtures/fork_advise_harness.c", import.meta.url));
-const ci = process.env.CI === "true";
 
-/** The binutils tools/assemble.sh uses for `arch`: the host's own on that host, else the cross ones. */
-function assembler(arch: string, nodeArch: string): { tools: string[]; pkg: string } {
-  if (process.arch === nodeArch) return { tools: ["as", "objcopy"], pkg: "binutils" };
-  return {
-    tools: [`${arch}-linux-gnu-as`, `${arch}-linux-gnu-objcopy`],
-    pkg: `binutils-${arch.replace("_", "-")}-linux-gnu`,
-  };
-}
-
-for (
-  const r of [
-    { src: "ffi/fork_advise_x86_64.S", hex: FORK_ADVISE_X86_64_HEX, ...assembler("x86_64", "x64") },
-    { src: "ffi/fork_advise_aarch64.S", hex: FORK_ADVISE_AARCH64_HEX, ...assembler("aarch64", "arm64") },
-  ]
-) {
-  const missing = r.tools.filter((t) => !which(t));
-  // In CI the assembler is installed (tests/setup.sh): a missing one fails there instead of skipping.
-  test(`the embedded fork pass is ${r.src} as assembled (tools/assemble.sh)`, () => {
-    assert(missing.length === 0, `CI=true and no ${missing.join(", ")} (apt-get install ${r.pkg})`);
-    const hex = execFileSync("bash", ["tools/assemble.sh", r.src], {
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    assertEquals(hex.trim(), r.hex);
-  }, { skip: !ci && missing.length > 0 && `needs ${missing.join(" and ")} (apt-get install ${r.pkg})` });
-}
+assembledTest("fork pass", "ffi/fork_advise_x86_64.S", FORK_ADVISE_X86_64_HEX);
+assembledTest("fork pass", "ffi/fork_advise_aarch64.S", FORK_ADVISE_AARCH64_HEX);
 
 /** Builds the harness with `gcc` and writes `hex` beside it; returns [harness, code.bin]. */
 function harness(dir: string, gcc: string, hex: string): [string, string] {

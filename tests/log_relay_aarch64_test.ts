@@ -12,26 +12,15 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { assert, assertEquals, tempDir, test } from "./_harness.ts";
+import { assembledTest } from "./_assembled.ts";
 import { LOG_RELAY_AARCH64_HEX, LOG_RELAY_X86_64_HEX, logRelayImage } from "../ffi/log_relay.ts";
 import type { RunnerArch } from "../ffi/spawn.ts";
 import { which } from "../src/process.ts";
 
 const QEMU = "qemu-aarch64-static";
 const emulated = process.arch !== "arm64";
-const asTools = process.arch === "arm64" ? ["as", "objcopy"] : ["aarch64-linux-gnu-as", "aarch64-linux-gnu-objcopy"];
-const missingAs = asTools.filter((t) => !which(t));
-const ci = process.env.CI === "true";
 
-test("the embedded aarch64 relay is ffi/log_relay_aarch64.S as assembled (tools/assemble.sh)", () => {
-  assert(missingAs.length === 0, `CI=true and no ${missingAs.join(", ")} (apt-get install binutils-aarch64-linux-gnu)`);
-  const hex = execFileSync("bash", ["tools/assemble.sh", "ffi/log_relay_aarch64.S"], {
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  assertEquals(hex.trim(), LOG_RELAY_AARCH64_HEX);
-}, {
-  skip: !ci && missingAs.length > 0 && `needs ${missingAs.join(" and ")} (apt-get install binutils-aarch64-linux-gnu)`,
-});
+assembledTest("aarch64 relay", "ffi/log_relay_aarch64.S", LOG_RELAY_AARCH64_HEX);
 
 test("the aarch64 relay's image is a static aarch64 ELF (EM_AARCH64), laid out as the x86-64 one", () => {
   const a = logRelayImage(LOG_RELAY_AARCH64_HEX, "aarch64"), x = logRelayImage(LOG_RELAY_X86_64_HEX, "x86_64");

@@ -7,11 +7,12 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { closeSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { needsRoot, tempDir, test } from "./_harness.ts";
+import { assembledTest } from "./_assembled.ts";
 import { alive, cliArgv, connect, identityIn, supervisorLab, unique, until } from "./_supervisor_lab.ts";
 import { LOG_RELAY_X86_64_HEX, logRelayImage, spawnLogRelay } from "../ffi/log_relay.ts";
 import { libc } from "../ffi/libc.ts";
@@ -72,19 +73,7 @@ function filtered(parts: readonly Uint8Array[], keep: boolean, piece: number, st
 
 // ---- pure ---------------------------------------------------------------------------------------
 
-test("the embedded relay is ffi/log_relay_x86_64.S as assembled (tools/assemble.sh)", () => {
-  let hex: string;
-  try {
-    hex = execFileSync("bash", ["tools/assemble.sh", "ffi/log_relay_x86_64.S"], {
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "pipe"],
-    }).trim();
-  } catch (e) {
-    console.error(`SKIP (inside the test): binutils' as/objcopy missing: ${(e as Error).message.split("\n")[0]}`);
-    return;
-  }
-  assert.equal(hex, LOG_RELAY_X86_64_HEX);
-});
+assembledTest("relay", "ffi/log_relay_x86_64.S", LOG_RELAY_X86_64_HEX);
 
 test("the relay's image is a static x86-64 ELF: code read+execute, buffers read+write, no executable stack", () => {
   const img = logRelayImage(LOG_RELAY_X86_64_HEX, "x86_64"); // (whatever the host: arm64 gets its own, tests/log_relay_aarch64_test.ts)

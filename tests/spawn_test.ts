@@ -13,6 +13,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { assert, assertEquals, needsRoot, tempDir, test } from "./_harness.ts";
+import { assembledTest } from "./_assembled.ts";
 import { procFile, statusField, waitUntil } from "./_proc.ts";
 import { SetupError } from "../mod.ts";
 import { addressOf, libc } from "../ffi/libc.ts";
@@ -37,7 +38,6 @@ import { execIn } from "../src/container/exec.ts";
 import { nativeChildren } from "../src/container/native.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import type { ContainerSpec } from "../src/container/spec.ts";
-import { which } from "../src/process.ts";
 
 const noRunner = process.arch !== "x64" && process.arch !== "arm64" &&
   `hako has native runners for x86-64 and aarch64 only (this is ${process.arch})`;
@@ -109,34 +109,12 @@ test("the report readers take a whole record, tell EOF from a record cut short, 
   }
 });
 
-/** The runners' sources, their embedded bytes, and the assembler each needs (its Debian package). */
+/** The runners' sources and their embedded bytes. */
 const RUNNERS = [
-  { src: "ffi/spawn_x86_64.S", hex: RUNNER_X86_64_HEX, ...assembler("x86_64", "x64") },
-  { src: "ffi/spawn_aarch64.S", hex: RUNNER_AARCH64_HEX, ...assembler("aarch64", "arm64") },
+  { src: "ffi/spawn_x86_64.S", hex: RUNNER_X86_64_HEX },
+  { src: "ffi/spawn_aarch64.S", hex: RUNNER_AARCH64_HEX },
 ];
-
-/** The binutils tools/assemble.sh uses for `arch`: the host's own on that host, else the cross ones. */
-function assembler(arch: string, nodeArch: string): { tools: string[]; pkg: string } {
-  if (process.arch === nodeArch) return { tools: ["as", "objcopy"], pkg: "binutils" };
-  return {
-    tools: [`${arch}-linux-gnu-as`, `${arch}-linux-gnu-objcopy`],
-    pkg: `binutils-${arch.replace("_", "-")}-linux-gnu`,
-  };
-}
-
-for (const r of RUNNERS) {
-  const missing = r.tools.filter((t) => !which(t));
-  // In CI the assembler is installed (tests/setup.sh): a missing one fails there instead of skipping.
-  const ci = process.env.CI === "true";
-  test(`the embedded runner is ${r.src} as assembled (tools/assemble.sh)`, () => {
-    assert(missing.length === 0, `CI=true and no ${missing.join(", ")} (apt-get install ${r.pkg})`);
-    const hex = execFileSync("bash", ["tools/assemble.sh", r.src], {
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    assertEquals(hex.trim(), r.hex);
-  }, { skip: !ci && missing.length > 0 && `needs ${missing.join(" and ")} (apt-get install ${r.pkg})` });
-}
+for (const r of RUNNERS) assembledTest("runner", r.src, r.hex);
 
 test("the runners' assembler constants are the op-layout table's (ffi/_op_layout.inc from tools/gen_op_layout.ts)", () => {
   assertEquals(readFileSync(OP_LAYOUT_INC, "utf8"), renderOpLayout(), "run: tools/deno run -A tools/gen_op_layout.ts");
