@@ -12,7 +12,7 @@ import { chmodSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { equal } from "node:assert/strict";
-import { runtime, tempDir } from "./_harness.ts";
+import { runtime, tempDir, until } from "./_harness.ts";
 import { buildRootfs } from "../src/container/rootfs.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -34,14 +34,8 @@ export interface Result {
   stderr: string;
 }
 
-/** Waits until `cond` holds, polling every 50 ms; throws after `ms`. */
-export async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** (re-exported for the tests that import it from here) */
+export { until };
 
 /**
  * A lab (see the module doc). `tag` begins every name it makes (`TAG-NAME-n|f-RANDOM`), `prefix`

@@ -68,6 +68,15 @@ export function gc(): void {
   else (globalThis as { gc?: () => void }).gc?.();
 }
 
+/** Waits until `cond` holds, polling every 20 ms; throws after `ms`. */
+export async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** A fresh temp dir removed by `[Symbol.dispose]`. */
 export function tempDir(prefix = "hako-test-"): { path: string } & Disposable {
   const path = mkdtempSync(join(tmpdir(), prefix));

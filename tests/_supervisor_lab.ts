@@ -11,7 +11,7 @@ import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 
 import { createConnection, type Socket } from "node:net";
 import { join } from "node:path";
 import process from "node:process";
-import { runtime, tempDir } from "./_harness.ts";
+import { runtime, tempDir, until } from "./_harness.ts";
 import { buildRootfs } from "../src/container/rootfs.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -62,14 +62,8 @@ export function alive(pid: number | undefined): boolean {
   }
 }
 
-/** Waits until `cond` holds, polling; throws after `ms`. */
-export async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** (re-exported for the tests that import it from here) */
+export { until };
 
 /** Connects to a unix socket. */
 export function connect(path: string): Promise<Socket> {

@@ -27,7 +27,7 @@ import {
 } from "node:fs";
 import { dirname, join } from "node:path";
 import process from "node:process";
-import { needsRoot, runtime, tempDir, test } from "./_harness.ts";
+import { needsRoot, runtime, tempDir, test, until } from "./_harness.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { endingSignal, judgeStop, type StopResult } from "../src/container/lifecycle.ts";
 import { recordProblem, type StateRecord } from "../src/container/state.ts";
@@ -149,14 +149,6 @@ function lab(options: { path?: (typeof PATHS)[number] } = {}) {
       dir[Symbol.dispose]();
     },
   };
-}
-
-async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** The processes in a cgroup of the pids hierarchy (none when it is gone). */

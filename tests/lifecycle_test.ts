@@ -8,7 +8,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { assert, assertEquals, needsRoot, tempDir, test } from "./_harness.ts";
+import { assert, assertEquals, needsRoot, tempDir, test, until } from "./_harness.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { parseEach } from "../src/cli/_format.ts";
 import { parseStartArgs } from "../src/cli/start.ts";
@@ -92,14 +92,6 @@ function lab() {
       dir[Symbol.dispose]();
     },
   };
-}
-
-async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 // ---- pure parts -----------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import { chmodSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import assert from "node:assert/strict";
-import { isRoot, runtime, tempDir, test } from "./_harness.ts";
+import { isRoot, runtime, tempDir, test, until } from "./_harness.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { StateStore } from "../src/container/state.ts";
 import { Container } from "../src/container/container.ts";
@@ -60,14 +60,6 @@ function cliArgv(args: readonly string[]): [string, string[]] {
     MAIN,
     ...args,
   ]];
-}
-
-async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

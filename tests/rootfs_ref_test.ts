@@ -26,7 +26,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { needsRoot, runtime, tempDir, test } from "./_harness.ts";
+import { needsRoot, runtime, tempDir, test, until } from "./_harness.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { which } from "../src/process.ts";
 import { deleteContainer } from "../src/container/lifecycle.ts";
@@ -146,14 +146,6 @@ function lab(options: { env?: Record<string, string> } = {}) {
       dir[Symbol.dispose]();
     },
   };
-}
-
-async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 /** Sets a file's or directory's times two minutes back (gc leaves a fresh record-less directory alone). */

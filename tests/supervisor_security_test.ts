@@ -27,7 +27,7 @@ import {
 import { join } from "node:path";
 import process from "node:process";
 import assert from "node:assert/strict";
-import { isRoot, needsRoot, runtime, tempDir, test } from "./_harness.ts";
+import { isRoot, needsRoot, runtime, tempDir, test, until } from "./_harness.ts";
 import { findStaticBusybox } from "../src/container/rootfs.ts";
 import { StateDirError, StateStore } from "../src/container/state.ts";
 import { escapeControls, TerminalEscaper } from "../src/cli/logs.ts";
@@ -157,14 +157,6 @@ function lab(prefix = "hako-supsec-") {
       dir[Symbol.dispose]();
     },
   };
-}
-
-async function until(what: string, cond: () => boolean, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /**
