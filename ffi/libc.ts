@@ -162,6 +162,8 @@ export const LIBC_SYMBOLS = {
   memcpy: { parameters: ["usize", "buffer", "usize"], result: "usize" },
   // void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
   mmap: { parameters: ["usize", "usize", "i32", "i32", "i32", "i64"], result: "usize" },
+  // int personality(unsigned long persona) (0xffffffff: only read it)
+  personality: { parameters: ["u64"], result: "i32" },
   // int munmap(void *addr, size_t length)
   munmap: { parameters: ["usize", "usize"], result: "i32" },
   // int mprotect(void *addr, size_t len, int prot)

@@ -36,7 +36,9 @@
  * | `hooks.createContainer` | run by `create` right after them, inside the container's namespaces (its mount namespace before pivot_root), the path resolved there (the runtime's files, the rootfs at its host path) |
  * | `hooks.startContainer` | run by `start` (and `run`) once the command is released, before its execve, inside the container with its root, user, capabilities and seccomp filter; a failure kills the container and fails `start` |
  * | `hooks.poststart`, `poststop` | run by `start` and `delete` in the runtime's namespaces (failures logged) |
- * | anything else (`intelRdt`, `personality`, `mountLabel`, `selinuxLabel`, `apparmorProfile`, hugepages, blockIO, rdma, `unified`…) | refused with its path |
+ * | `linux.personality` `domain` | `LINUX32`: the process made with personality(2) `PER_LINUX32` (`create` and `exec` take it on before the clone); `flags` refused |
+ * | `linux.timeOffsets` | `timeOffsets` (whole seconds; `nanosecs` refused) |
+ * | anything else (`intelRdt`, `mountLabel`, `selinuxLabel`, `apparmorProfile`, hugepages, blockIO, rdma, `unified`…) | refused with its path |
  *
  * @module
  */
@@ -77,6 +79,12 @@ export interface OciPlan {
   readonly umask?: number;
   /** `process.oomScoreAdj`, when given. */
   readonly oomScoreAdj?: number;
+  /**
+   * `linux.personality`'s execution domain as personality(2) takes it (`PER_LINUX32` 0x8), when
+   * not plain `LINUX`: `create` and `exec` take it on before the container's process is made, so
+   * the process inherits it (and keeps it across execve), as runc's init sets it before its exec.
+   */
+  readonly personality?: number;
   /** `linux.sysctl`: key → value, with the namespace each is written in. */
   readonly sysctl: ReadonlyArray<{ readonly key: string; readonly value: string; readonly ns: "net" | "ipc" | "uts" }>;
   /** `annotations`. */
@@ -86,6 +94,9 @@ export interface OciPlan {
   /** `hooks`: those hako runs (see hooks.ts). */
   readonly hooks: OciHooks;
 }
+
+/** personality(2)'s `PER_LINUX32` (uname reports a 32-bit machine: i686, armv8l). */
+const PER_LINUX32 = 0x0008;
 
 /** OCI namespace type → hako's name. */
 const NAMESPACES: Readonly<Record<string, NamespaceName>> = {
@@ -381,6 +392,8 @@ export function ociToSpec(
     "readonlyPaths",
     "seccomp",
     "rootfsPropagation",
+    "personality",
+    "timeOffsets",
   ]);
   const namespaces: NamespaceSpec[] = [];
   if (Array.isArray(linux.namespaces)) {
@@ -515,6 +528,47 @@ export function ociToSpec(
       } else sysctl.push({ key, value, ns });
     }
   }
+  // linux.personality: the domain (runc's two); flags are refused, not ignored as runc ignores them
+  let personality: number | undefined;
+  if (linux.personality !== undefined && linux.personality !== null) {
+    const p = linux.personality;
+    if (!isObj(p)) bad("linux.personality", "must be an object { domain, flags }");
+    else {
+      only(p, "linux.personality", ["domain", "flags"]);
+      if (p.domain === "LINUX32") personality = PER_LINUX32;
+      else if (p.domain !== "LINUX") {
+        bad("linux.personality.domain", `must be "LINUX" or "LINUX32", got ${JSON.stringify(p.domain)}`);
+      }
+      if (p.flags !== undefined && p.flags !== null && !(Array.isArray(p.flags) && p.flags.length === 0)) {
+        unsupported("linux.personality.flags");
+      }
+    }
+  }
+  // linux.timeOffsets: { monotonic: { secs, nanosecs }, boottime: … } → whole seconds (the spec's)
+  if (linux.timeOffsets !== undefined && linux.timeOffsets !== null) {
+    const t = linux.timeOffsets;
+    if (!isObj(t)) bad("linux.timeOffsets", "must be an object { monotonic, boottime }");
+    else {
+      only(t, "linux.timeOffsets", ["monotonic", "boottime"]);
+      const offsets: Record<string, number> = {};
+      for (const clock of ["monotonic", "boottime"] as const) {
+        const c = t[clock];
+        if (c === undefined || c === null) continue;
+        const at = `linux.timeOffsets.${clock}`;
+        if (!isObj(c)) {
+          bad(at, "must be an object { secs, nanosecs }");
+          continue;
+        }
+        only(c, at, ["secs", "nanosecs"]);
+        if (!Number.isSafeInteger(c.secs ?? 0)) bad(`${at}.secs`, `must be an integer, got ${JSON.stringify(c.secs)}`);
+        else if (c.nanosecs !== undefined && c.nanosecs !== 0) {
+          bad(`${at}.nanosecs`, "not supported by hako: offsets are whole seconds");
+        } else offsets[clock] = (c.secs as number | undefined) ?? 0;
+      }
+      // (the time namespace they need is the spec's check: "time" in linux.namespaces)
+      spec.timeOffsets = offsets;
+    }
+  }
   spec.maskedPaths = Array.isArray(linux.maskedPaths) ? linux.maskedPaths : [];
   spec.readonlyPaths = Array.isArray(linux.readonlyPaths) ? linux.readonlyPaths : [];
   if (isObj(linux.seccomp)) spec.seccomp = linux.seccomp as unknown as OciSeccompProfile;
@@ -587,6 +641,7 @@ export function ociToSpec(
     tty,
     ...(umask !== undefined ? { umask } : {}),
     ...(oomScoreAdj !== undefined ? { oomScoreAdj } : {}),
+    ...(personality !== undefined ? { personality } : {}),
     sysctl,
     annotations,
     warnings,

@@ -272,6 +272,7 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
     }
     if (o["no-new-keyring"] !== true) await joinSessionKeyring(`_ses.${id}`);
     const before = plan.umask !== undefined ? setUmask(plan.umask) : undefined;
+    const persona = takePersonality(libc(), plan.personality);
     try {
       c = await Container.create(plan.spec, {
         ...(fifoFd >= 0 ? { execFifo: fifoFd } : {}),
@@ -305,6 +306,7 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
       });
     } finally {
       if (before !== undefined) setUmask(before);
+      persona();
     }
     if (plan.tty) {
       const sock = connectUnix(consoleSocket!);
@@ -533,6 +535,24 @@ async function writeSpec(bundle: string, rootless: boolean): Promise<void> {
  * of its own). `--detach`: exits once the process has exec'd (its pid in `--pid-file`), leaving it
  * to the caller's subreaper; otherwise waits and exits with its status.
  */
+/**
+ * Takes on `persona` (personality(2)) for the process about to be made, which inherits it; returns
+ * the function that puts this process's own back. Nothing to do without one.
+ * @throws {OciError} When the kernel refuses it.
+ */
+function takePersonality(
+  lib: { personality(persona: bigint): number },
+  persona: number | undefined,
+): () => void {
+  if (persona === undefined) return () => {};
+  const set = (p: bigint) => lib.personality(p);
+  const before = set(0xffffffffn);
+  if (set(BigInt(persona)) === -1) {
+    throw new OciError(`linux.personality: the kernel refused 0x${persona.toString(16)}`);
+  }
+  return () => void set(BigInt(before));
+}
+
 async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): Promise<number> {
   const [{ execIn }, { resolveSpec }, { ociToSpec }, { sendFd }, { connectUnix }, { libc }] = await Promise.all([
     import("../container/exec.ts"),
@@ -595,6 +615,8 @@ async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): 
   }
   const detach = o.detach === true;
   if (o["no-new-keyring"] !== true) joinSessionKeyring(`_ses.${id}`); // (runc's setns process joins one too)
+  // (the exec'd process too is made with the container's personality, as runc's setns process)
+  const persona = takePersonality(libc(), plan.personality);
   const result = await execIn(r.pid!, {
     argv: spec.argv,
     spec,
@@ -618,7 +640,7 @@ async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): 
       // The process is the caller's now (its subreaper's, once this one exits).
       if (detach) process.exit(0);
     },
-  });
+  }).finally(persona);
   return result.shellCode;
 }
 
