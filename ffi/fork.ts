@@ -155,7 +155,7 @@ const MAX_NATIVE_SPANS = Number((TABLE_BYTES - 8n) / 16n);
 
 /** The native pass, once mapped and registered with glibc's fork (null: none on this host). */
 interface NativePass {
-  /** The spans table's address (one page after the code). */
+  /** The spans table's address (64 KiB after the code). */
   readonly table: bigint;
   /**
    * The pass, then (`clone` 1n) a raw `clone(flags, 0, 0, 0, 0)`: its raw result (pid, 0 in the
