@@ -391,6 +391,21 @@ test(
 );
 
 test(
+  "an entry that cannot be written (its name taken by a directory) costs the cache, never the compile",
+  withCache((dir) => {
+    const profile = smallProfile();
+    mkdirSync(join(dir, keyOf(profile).name), { recursive: true, mode: 0o700 });
+    for (let i = 0; i < 2; i++) {
+      const r = throughCache(dir, profile)!;
+      equal(r.outcome, "miss");
+      deepEqual(r.program, plain(profile));
+    }
+    deepEqual(readdirSync(dir), [keyOf(profile).name], "no temporary file left behind");
+  }),
+  { skip: needsRoot },
+);
+
+test(
   "a fleet of processes starting at once leaves one whole entry and no temporary file",
   withCache(async (dir) => {
     const writer = fileURLToPath(new URL("./_seccomp_cache_writer.ts", import.meta.url));
