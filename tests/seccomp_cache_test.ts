@@ -29,6 +29,7 @@ import { compileSeccomp, DEFAULT_SECCOMP_PROFILE, type SeccompProfile } from "..
 import {
   cachedCompile,
   cacheKey,
+  crc32,
   decodeEntry,
   DEFAULT_SECCOMP_CACHE_DIR,
   encodeEntry,
@@ -127,6 +128,13 @@ test("the compiler's identity constant is the hash of the compiler's sources (ru
     "run: tools/deno run -A tools/gen_seccomp_id.ts",
   );
   equal(SECCOMP_COMPILER_ID, seccompCompilerId());
+});
+
+test("entry names and checksums are zlib's CRC-32 under Deno and Bun alike (one cache for both)", () => {
+  equal(crc32(new TextEncoder().encode("hello")), 0x3610a686);
+  equal(crc32(new Uint8Array(0)), 0);
+  equal(crc32(Uint8Array.from({ length: 10000 }, (_, i) => (i * 7 + 3) & 0xff)), 0xd5e50a16);
+  equal(entryName(new TextEncoder().encode("hello")), "3610a686-5.bpf");
 });
 
 test("an entry decodes to its program only with its exact key, whole and undamaged", () => {
