@@ -3,7 +3,8 @@
  * program a compile gives, any change of what the program depends on misses, and nothing planted,
  * forged, damaged or reached through something others can change is ever used. The entry format
  * and the compiler's identity need no root; the cache itself is root's only, so those tests need
- * root (they use temp directories; one uses the real /run/hako/seccomp). No container is started.
+ * root (they use temp directories; one uses the real /run/hako/seccomp). The last one starts two
+ * busybox containers, the second under a filter read from the cache.
  * @module
  */
 import process from "node:process";
@@ -38,6 +39,8 @@ import {
   snapshotProfile,
 } from "../src/seccomp/_cache.ts";
 import { targetOf } from "../src/seccomp/_compile.ts";
+import { run } from "../src/container/container.ts";
+import { findStaticBusybox } from "../src/container/rootfs.ts";
 import { renderSeccompCompilerId, SECCOMP_COMPILER_ID_FILE, seccompCompilerId } from "../tools/gen_seccomp_id.ts";
 
 const ARCH = "x86_64" as const;
@@ -469,3 +472,47 @@ test("the real location: /run/hako/seccomp, root's and 0700, holds what a compil
     if (saved !== undefined) process.env.HAKO_SECCOMP_CACHE_DIR = saved;
   }
 }, { skip: needsRoot });
+
+// ---------------------------------------------------------------------------------------------
+// A container (root, busybox)
+
+const containerSkip = needsRoot ||
+  (findStaticBusybox() === undefined && "needs a static busybox (apt-get install busybox-static)");
+
+test(
+  "a container started from a cached filter still has its filter: the second run is a hit and still refuses mkdir",
+  async () => {
+    using tmp = tempDir("hako-test-bpfcache-");
+    chmodSync(tmp.path, 0o755);
+    const cache = join(tmp.path, "seccomp");
+    const saved = process.env.HAKO_SECCOMP_CACHE_DIR;
+    process.env.HAKO_SECCOMP_CACHE_DIR = cache;
+    try {
+      // EACCES (13), not the default profile's EPERM: the container's errno tells whose filter it runs under
+      const own: SeccompProfile = {
+        defaultAction: "allow",
+        syscalls: [{ names: process.arch === "x64" ? ["mkdir", "mkdirat"] : ["mkdirat"], action: "errno", errno: 13 }],
+      };
+      const script = "grep -Eq '^Seccomp:[[:space:]]+2$' /proc/self/status || exit 3; " +
+        "mkdir /tmp/refused 2>/tmp/err && exit 4; grep -q 'Permission denied' /tmp/err || exit 5; exit 0";
+      const spec = () => ({
+        name: `hako-test-bpfcache-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
+        rootfs: { builder: "busybox" as const, path: join(tmp.path, "rootfs") },
+        command: ["sh", "-c", script],
+        seccomp: own,
+      });
+      equal((await run(spec())).code, 0, "first run (a miss: compiled and stored)");
+      const [entry, ...more] = readdirSync(cache);
+      deepEqual(more, []);
+      const before = lstatSync(join(cache, entry!));
+      equal((await run(spec())).code, 0, "second run (a hit)");
+      const after = lstatSync(join(cache, entry!));
+      equal(after.ino, before.ino, "the entry was read, not written again");
+      deepEqual(readdirSync(cache), [entry]);
+    } finally {
+      if (saved === undefined) delete process.env.HAKO_SECCOMP_CACHE_DIR;
+      else process.env.HAKO_SECCOMP_CACHE_DIR = saved;
+    }
+  },
+  { skip: containerSkip },
+);
