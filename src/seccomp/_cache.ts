@@ -14,14 +14,17 @@
  *   byte: the file name (a CRC-32) only finds it, so no hash collision, crafted or not, can
  *   hand one profile another's program. A hit is only possible for an input that compiled (and so
  *   passed validation) before with the same compiler.
- * - The profile is first copied into plain data, reading each field once ({@link snapshotProfile}):
- *   that copy is what the key describes and what a miss compiles, so a getter or a Proxy cannot
- *   show the key one profile and the compiler another.
+ * - The profile is first copied into plain data ({@link snapshotProfile}: the parse of its JSON, or
+ *   a walk reading each field once when it holds bigints): that copy is what the key describes and
+ *   what a miss compiles, so a getter or a Proxy cannot show the key one profile and the compiler
+ *   another.
  * - An entry is read with O_NOFOLLOW|O_NONBLOCK, must be a regular file of root's not writable by
  *   group or others, of bounded size, and parses to a program whose length is a multiple of 8, at
  *   most 4096 instructions, with a matching checksum; anything else is a miss (and is replaced).
  * - An entry is written to a temporary name (O_EXCL|O_NOFOLLOW, 0600) in the same directory and
- *   renamed into place: concurrent writers never let a reader see half an entry.
+ *   renamed into place: concurrent writers never let a reader see half an entry (a writer killed
+ *   mid-way leaves a `.*.tmp` file no reader opens). runc has no such cache: it compiles at each
+ *   start; nothing here is borrowed from it.
  *
  * No `node:crypto` here (~10 ms to import in a cold compiled Bun process): a CRC-32 names the file.
  * A cold process interprets its JavaScript, so the hit path leans on native calls (JSON.stringify,
@@ -54,7 +57,7 @@ export { SECCOMP_COMPILER_ID };
 export const DEFAULT_SECCOMP_CACHE_DIR = "/run/hako/seccomp";
 /** `BPF_MAXINSNS` × `sizeof(struct sock_filter)`. */
 const MAX_PROGRAM_BYTES = 4096 * 8;
-/** The longest key cached (docker's default profile's is ~40 KB); longer profiles are compiled each time. */
+/** The longest key cached (docker's default profile's is ~8 KB); longer profiles are compiled each time. */
 export const MAX_KEY_BYTES = 1 << 20;
 const MAGIC = "hako-seccomp-bpf 1";
 /** The header line: magic, key length, program length, program checksum (decimal), then "\n". */
