@@ -100,12 +100,29 @@ function plantedEntry(profile: SeccompProfile, program: Uint8Array): { name: str
 /** A program that allows everything (what a planted entry would like a container to run under). */
 const ALLOW_ALL = compileSeccomp({ defaultAction: "allow", syscalls: [] }, { arch: ARCH });
 
-/** A private cache directory (0700, root's) in a temp dir, removed afterwards. */
+/** Runs `fn` with HAKO_SECCOMP_CACHE and HAKO_SECCOMP_CACHE_DIR as given (undefined: unset), then restores them. */
+async function withCacheEnv<T>(env: { on?: string; dir?: string }, fn: () => T | Promise<T>): Promise<T> {
+  const saved = [process.env.HAKO_SECCOMP_CACHE, process.env.HAKO_SECCOMP_CACHE_DIR] as const;
+  const set = (name: string, v: string | undefined) => {
+    if (v === undefined) delete process.env[name];
+    else process.env[name] = v;
+  };
+  set("HAKO_SECCOMP_CACHE", env.on);
+  set("HAKO_SECCOMP_CACHE_DIR", env.dir);
+  try {
+    return await fn();
+  } finally {
+    set("HAKO_SECCOMP_CACHE", saved[0]);
+    set("HAKO_SECCOMP_CACHE_DIR", saved[1]);
+  }
+}
+
+/** A cache directory's path in a temp dir (removed afterwards), with the cache's variables unset. */
 function withCache(fn: (dir: string, tmp: string) => void | Promise<void>): () => Promise<void> {
   return async () => {
     using tmp = tempDir("hako-test-bpfcache-");
     const dir = join(tmp.path, "seccomp");
-    await fn(dir, tmp.path);
+    await withCacheEnv({}, () => fn(dir, tmp.path));
   };
 }
 
@@ -208,17 +225,10 @@ test("a profile's snapshot is plain data its text describes; different profiles 
 
 test(
   "the cache is root's only, and HAKO_SECCOMP_CACHE=0 turns it off",
-  withCache((dir) => {
+  withCache(async (dir) => {
     asEuid(1000, () => equal(throughCache(dir, smallProfile()), undefined));
     equal(existsSync(dir), false, "nothing made for a non-root user");
-    const saved = process.env.HAKO_SECCOMP_CACHE;
-    process.env.HAKO_SECCOMP_CACHE = "0";
-    try {
-      asEuid(0, () => equal(throughCache(dir, smallProfile()), undefined));
-    } finally {
-      if (saved === undefined) delete process.env.HAKO_SECCOMP_CACHE;
-      else process.env.HAKO_SECCOMP_CACHE = saved;
-    }
+    await withCacheEnv({ on: "0" }, () => asEuid(0, () => equal(throughCache(dir, smallProfile()), undefined)));
     equal(existsSync(dir), false);
   }),
 );
@@ -448,9 +458,15 @@ test(
   { skip: needsRoot },
 );
 
-test("the real location: /run/hako/seccomp, root's and 0700, holds what a compile with cache: true stored", () => {
-  const saved = process.env.HAKO_SECCOMP_CACHE_DIR;
-  delete process.env.HAKO_SECCOMP_CACHE_DIR;
+test(
+  "the real location: /run/hako/seccomp, root's and 0700, holds what a compile with cache: true stored",
+  async () => {
+    await withCacheEnv({}, realLocation);
+  },
+  { skip: needsRoot },
+);
+
+function realLocation(): void {
   // a profile of this test's own (its errno is unique), so its entry is removed after
   const profile = smallProfile(1000 + Math.floor(Math.random() * 3000));
   const t = targetOf(ARCH, CAPS, KERNEL);
@@ -469,9 +485,8 @@ test("the real location: /run/hako/seccomp, root's and 0700, holds what a compil
     deepEqual(compileSeccomp(profile, { arch: ARCH, capabilities: CAPS, kernel: KERNEL, cache: true }), program);
   } finally {
     rmSync(entry, { force: true });
-    if (saved !== undefined) process.env.HAKO_SECCOMP_CACHE_DIR = saved;
   }
-}, { skip: needsRoot });
+}
 
 // ---------------------------------------------------------------------------------------------
 // A container (root, busybox)
@@ -485,9 +500,7 @@ test(
     using tmp = tempDir("hako-test-bpfcache-");
     chmodSync(tmp.path, 0o755);
     const cache = join(tmp.path, "seccomp");
-    const saved = process.env.HAKO_SECCOMP_CACHE_DIR;
-    process.env.HAKO_SECCOMP_CACHE_DIR = cache;
-    try {
+    await withCacheEnv({ dir: cache }, async () => {
       // EACCES (13), not the default profile's EPERM: the container's errno tells whose filter it runs under
       const own: SeccompProfile = {
         defaultAction: "allow",
@@ -509,10 +522,7 @@ test(
       const after = lstatSync(join(cache, entry!));
       equal(after.ino, before.ino, "the entry was read, not written again");
       deepEqual(readdirSync(cache), [entry]);
-    } finally {
-      if (saved === undefined) delete process.env.HAKO_SECCOMP_CACHE_DIR;
-      else process.env.HAKO_SECCOMP_CACHE_DIR = saved;
-    }
+    });
   },
   { skip: containerSkip },
 );
