@@ -32,6 +32,7 @@ import { decodeSockFilters, encodeSockFilters, seccompSetModeFilter, type SockFi
 import { ARCH } from "../ffi/syscalls.ts";
 import { ConfigError } from "./errors.ts";
 import { activeRules, assemble, coveredAbis, parseKernelVersion, targetOf } from "./seccomp/_compile.ts";
+import { cachedCompile } from "./seccomp/_cache.ts";
 import { ABIS, ABIS_OF, numberIn } from "./seccomp/_tables.ts";
 import type {
   SeccompArch,
@@ -357,7 +358,10 @@ const MAX_CACHED = 32;
  *
  * A frozen profile's program (its `syscalls` frozen too, and its rules left alone, like the
  * default profile's) is compiled once per arch and set of rules that apply, and the same bytes are
- * returned each time after: do not modify them.
+ * returned each time after: do not modify them. With `options.cache`, root's processes share
+ * compiled programs through a directory only root can change, each entry keyed by the compiler's
+ * identity, the arch, capabilities and kernel version, and the profile's whole content (see
+ * src/seccomp/_cache.ts).
  *
  * @example
  * ```ts
@@ -386,10 +390,18 @@ export function compileSeccomp(
     const hit = programs.get(`${arch}:${activeRules(profile, target()).join(",")}`);
     if (hit) return hit;
   }
-  assertValidSeccompProfile(profile, arch);
-  const active = activeRules(profile, target());
-  const program = encodeSockFilters(assemble(profile, arch, active));
+  const compileNow = (p: SeccompProfile) => {
+    assertValidSeccompProfile(p, arch);
+    return encodeSockFilters(assemble(p, arch, activeRules(p, target())));
+  };
+  // Root's cache across processes compiles (on a miss) a plain copy of the profile, the one its key describes.
+  const cached = opts.cache
+    ? cachedCompile(profile, target(), compileNow, opts.cache === true ? {} : { dir: opts.cache.dir })
+    : undefined;
+  const program = cached ? cached.program : compileNow(profile);
   if (Object.isFrozen(profile) && Object.isFrozen(profile.syscalls)) {
+    // (valid: compiled just now, or the same content compiled and validated before by this compiler)
+    const active = activeRules(profile, target());
     if (!programs) compiled.set(profile, programs = new Map());
     if (programs.size >= MAX_CACHED) programs.clear();
     programs.set(`${arch}:${active.join(",")}`, program);

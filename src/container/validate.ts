@@ -252,11 +252,12 @@ export function resolveSpec(input: ContainerSpec): ResolvedSpec {
   }
   // The filter, compiled by the parent once (the child only loads it). Conditional rules
   // (docker's capability groups) see the capabilities the container keeps; the default
-  // profile's program is compiled once per set of rules that apply.
+  // profile's program is compiled once per set of rules that apply. Root's processes share
+  // programs through a cache only root can change (src/seccomp/_cache.ts; HAKO_SECCOMP_CACHE=0: off).
   let seccompProgram: Uint8Array | undefined;
   if (problems.length === 0 && seccomp !== false) {
     try {
-      seccompProgram = compileSeccomp(seccomp, { capabilities });
+      seccompProgram = compileSeccomp(seccomp, { capabilities, cache: true });
     } catch (e) {
       if (e instanceof ConfigError) c.configError(e, "seccomp");
       else if (e instanceof RangeError) bad("seccomp", e.message.replace(/^hako seccomp: /, ""));

@@ -116,4 +116,10 @@ export interface SeccompCompileOptions {
   readonly capabilities?: readonly string[];
   /** The kernel version for `minKernel` conditions (`"6.18.44"`). Default: the running kernel's. */
   readonly kernel?: string;
+  /**
+   * Root's cache of compiled programs across processes (src/seccomp/_cache.ts): `true` uses it
+   * when the process is root and `HAKO_SECCOMP_CACHE` is not `"0"` (in `$HAKO_SECCOMP_CACHE_DIR`,
+   * else `/run/hako/seccomp`); `{ dir }` names the directory. Default: not used.
+   */
+  readonly cache?: boolean | { readonly dir: string };
 }
