@@ -324,7 +324,8 @@ function profileFor(opts: ExecOptions): ExecProfile {
     rlimits: {},
     noNewPrivs: true,
     seccomp: DEFAULT_SECCOMP_PROFILE,
-    seccompProgram: compileSeccomp(DEFAULT_SECCOMP_PROFILE, { capabilities: DEFAULT_CAPABILITIES }), // (compiled once)
+    // (compiled once a process, through root's cache across processes: a cold `hako exec` skips it)
+    seccompProgram: compileSeccomp(DEFAULT_SECCOMP_PROFILE, { capabilities: DEFAULT_CAPABILITIES, cache: true }),
     rootless: (process.geteuid?.() ?? 0) !== 0,
   };
   return {
