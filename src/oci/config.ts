@@ -1,7 +1,9 @@
 /**
  * An OCI bundle's `config.json` mapped onto hako's {@link ContainerSpec}: the same spec, the same
  * validation and the same setup steps as every other hako container. What hako cannot do is
- * refused with its JSON path (`linux.intelRdt: not supported by hako`), never ignored.
+ * refused with its JSON path (`linux.intelRdt: not supported by hako`), never ignored — except the
+ * fields runc itself ignores (kernel memory; on cgroup v2 swappiness, the OOM switch, the leaf
+ * weight, realtime CPU), ignored with runc's reason in a warning.
  *
  * | config.json | hako |
  * | --- | --- |
@@ -26,6 +28,18 @@
  * | `linux.resources.memory.limit`, `swap` | `cgroup.memory.limit`, `swap` (OCI's swap is memory + swap) |
  * | `linux.resources.pids.limit` | `cgroup.pids.max` |
  * | `linux.resources.cpu.shares`, `quota`, `period`, `cpus`, `mems` | `cgroup.cpu.shares`, `quotaUs`, `periodUs`, `cgroup.cpuset` |
+ * | `linux.resources.blockIO.weight` (10..1000) | `cgroup.io.weight`, runc's conversion (`1 + (w - 10) * 9999 / 990`), which src/cgroup inverts exactly for v1's `blkio.weight` / `blkio.bfq.weight` |
+ * | `blockIO.leafWeight` | v1: `cgroup.raw["blkio.leaf_weight"]` (runc's fs writes it; gone with CFQ, the write fails as runc's does); v2: ignored, as runc's fs2 |
+ * | `blockIO.throttle{Read,Write}{Bps,IOPS}Device` | `cgroup.io.readBps`, `writeBps`, `readIops`, `writeIops` keyed `MAJ:MIN` (rate 0: no limit, as v1 reads it) |
+ * | `blockIO.weightDevice` | refused (hako sets one weight for every device) |
+ * | `linux.resources.memory.reservation` | v1 `memory.soft_limit_in_bytes`, v2 `memory.low` (runc's choice; 0 unset) |
+ * | `memory.swappiness`, `disableOOMKiller` | v1 `memory.swappiness` (0..100, -1 unset, more refused with runc's message), `memory.oom_control`; v2: ignored, as runc's fs2 |
+ * | `memory.kernel`, `kernelTCP` | ignored with runc 1.2's warning ("kernel memory settings are ignored and will be removed") |
+ * | `memory.checkBeforeUpdate`, `useHierarchy` | v1: the kernel refuses a limit below usage itself (EBUSY); refused on v2 (no check). `useHierarchy`: nothing (always hierarchical; runc has no field) |
+ * | `linux.resources.cpu.realtimePeriod`, `realtimeRuntime` | v1 `cpu.rt_period_us` then `cpu.rt_runtime_us` (runc's SetRtSched order); v2: ignored, as runc's fs2 |
+ * | `cpu.idle`, `cpu.burst` | `cpu.idle`; v1 `cpu.cfs_burst_us`, v2 `cpu.max.burst` (written after the quota) |
+ * | `linux.resources.unified` | refused on a v1/hybrid host (runc's ErrV1NoUnified); v2: `cgroup.raw`, keys only files of the cpu, cpuset, memory, pids, io controllers |
+ * | `linux.resources.hugepageLimits`, `network`, `rdma` | refused (no hugetlb, net_cls/net_prio or rdma controller in src/cgroup) |
  * | `linux.cgroupsPath` | `cgroup.name` (cgroupfs; `--systemd-cgroup` is refused) |
  * | `linux.sysctl` | written by `create` in the container's own net, ipc or uts namespace (others are refused, as runc does) |
  * | `linux.maskedPaths`, `readonlyPaths` | `maskedPaths`, `readonlyPaths` (absent: none, as OCI says) |
@@ -36,7 +50,7 @@
  * | `hooks.createContainer` | run by `create` right after them, inside the container's namespaces (its mount namespace before pivot_root), the path resolved there (the runtime's files, the rootfs at its host path) |
  * | `hooks.startContainer` | run by `start` (and `run`) once the command is released, before its execve, inside the container with its root, user, capabilities and seccomp filter; a failure kills the container and fails `start` |
  * | `hooks.poststart`, `poststop` | run by `start` and `delete` in the runtime's namespaces (failures logged) |
- * | anything else (`intelRdt`, `personality`, `mountLabel`, `selinuxLabel`, `apparmorProfile`, hugepages, blockIO, rdma, `unified`…) | refused with its path |
+ * | anything else (`intelRdt`, `personality`, `mountLabel`, `selinuxLabel`, `apparmorProfile`…) | refused with its path |
  *
  * @module
  */
