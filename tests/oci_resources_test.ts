@@ -532,6 +532,24 @@ test("a blkio weight: BFQ's (or CFQ's) weight file as runc writes it, or the sam
   else deepEqual(leaf.hako.files, leaf.runc.files);
 }, { skip });
 
+test("unified, hugepageLimits and network on this host: refused by hako where runc fails too", () => {
+  const cases: ReadonlyArray<readonly [Record<string, unknown>, string, RegExp, string | undefined]> = [
+    [{ unified: { "memory.high": "1000000" } }, "unified", /cannot use unified on cgroup v1/, undefined],
+    [{ hugepageLimits: [{ pageSize: "2MB", limit: 2097152 }] }, "hugepageLimits", /hugetlb/, "hugetlb"],
+    [{ network: { classID: 1048577 } }, "network", /net_cls/, "net_cls"],
+  ];
+  for (const [resources, field, runcSays, hierarchy] of cases) {
+    const { hako, runc } = sideBySide(resources, [], {}, "/hako-test-ocires");
+    equal(hako.status, 1);
+    match(hako.stderr, new RegExp(`linux\\.resources\\.${field}: `));
+    // (a host with the hierarchy mounted lets runc write it: hako still refuses, by name)
+    if (!hierarchy || !existsSync(`/sys/fs/cgroup/${hierarchy}`)) {
+      equal(runc.status, 1, `runc ran with ${JSON.stringify(resources)}`);
+      match(runc.stderr, runcSays);
+    }
+  }
+}, { skip });
+
 test(
   "update writes a reservation, an OOM switch and throttles to the live cgroup; what runc's update drops is refused",
   () => {
