@@ -73,6 +73,8 @@ export const COMMAND_OPTIONS: Readonly<Record<string, Readonly<Record<string, Ki
     "kernel-memory-tcp": "string",
     "cpu-quota": "string",
     "cpu-period": "string",
+    "cpu-burst": "string",
+    "cpu-idle": "string",
     "cpu-share": "string",
     "cpu-rt-period": "string",
     "cpu-rt-runtime": "string",

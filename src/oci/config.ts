@@ -1,7 +1,9 @@
 /**
  * An OCI bundle's `config.json` mapped onto hako's {@link ContainerSpec}: the same spec, the same
  * validation and the same setup steps as every other hako container. What hako cannot do is
- * refused with its JSON path (`linux.intelRdt: not supported by hako`), never ignored.
+ * refused with its JSON path (`linux.intelRdt: not supported by hako`), never ignored — except the
+ * fields runc itself ignores (kernel memory; on cgroup v2 swappiness, the OOM switch, the leaf
+ * weight, realtime CPU), ignored with runc's reason in a warning.
  *
  * | config.json | hako |
  * | --- | --- |
@@ -26,6 +28,18 @@
  * | `linux.resources.memory.limit`, `swap` | `cgroup.memory.limit`, `swap` (OCI's swap is memory + swap) |
  * | `linux.resources.pids.limit` | `cgroup.pids.max` |
  * | `linux.resources.cpu.shares`, `quota`, `period`, `cpus`, `mems` | `cgroup.cpu.shares`, `quotaUs`, `periodUs`, `cgroup.cpuset` |
+ * | `linux.resources.blockIO.weight` (10..1000) | `cgroup.io.weight`, runc's conversion (`1 + (w - 10) * 9999 / 990`), which src/cgroup inverts exactly for v1's `blkio.weight` / `blkio.bfq.weight` |
+ * | `blockIO.leafWeight` | v1: `cgroup.raw["blkio.leaf_weight"]` (runc's fs writes it; gone with CFQ, the write fails as runc's does); v2: ignored, as runc's fs2 |
+ * | `blockIO.throttle{Read,Write}{Bps,IOPS}Device` | `cgroup.io.readBps`, `writeBps`, `readIops`, `writeIops` keyed `MAJ:MIN` (rate 0: no limit, as v1 reads it) |
+ * | `blockIO.weightDevice` | refused (hako sets one weight for every device) |
+ * | `linux.resources.memory.reservation` | v1 `memory.soft_limit_in_bytes`, v2 `memory.low` (runc's choice; 0 unset) |
+ * | `memory.swappiness`, `disableOOMKiller` | v1 `memory.swappiness` (0..100, -1 unset, more refused with runc's message), `memory.oom_control`; v2: ignored, as runc's fs2 |
+ * | `memory.kernel`, `kernelTCP` | ignored with runc 1.2's warning ("kernel memory settings are ignored and will be removed") |
+ * | `memory.checkBeforeUpdate`, `useHierarchy` | v1: the kernel refuses a limit below usage itself (EBUSY); refused on v2 (no check). `useHierarchy`: nothing (always hierarchical; runc has no field) |
+ * | `linux.resources.cpu.realtimePeriod`, `realtimeRuntime` | v1 `cpu.rt_period_us` then `cpu.rt_runtime_us` (runc's SetRtSched order); v2: ignored, as runc's fs2 |
+ * | `cpu.idle`, `cpu.burst` | `cpu.idle`; v1 `cpu.cfs_burst_us`, v2 `cpu.max.burst` (written after the quota) |
+ * | `linux.resources.unified` | refused on a v1/hybrid host (runc's ErrV1NoUnified); v2: `cgroup.raw`, keys only files of the cpu, cpuset, memory, pids, io controllers |
+ * | `linux.resources.hugepageLimits`, `network`, `rdma` | refused (no hugetlb, net_cls/net_prio or rdma controller in src/cgroup) |
  * | `linux.cgroupsPath` | `cgroup.name` (cgroupfs; `--systemd-cgroup` is refused) |
  * | `linux.sysctl` | written by `create` in the container's own net, ipc or uts namespace (others are refused, as runc does) |
  * | `linux.maskedPaths`, `readonlyPaths` | `maskedPaths`, `readonlyPaths` (absent: none, as OCI says) |
@@ -38,10 +52,11 @@
  * | `hooks.poststart`, `poststop` | run by `start` and `delete` in the runtime's namespaces (failures logged) |
  * | `linux.personality` `domain` | `LINUX32`: the process made with personality(2) `PER_LINUX32` (`create` and `exec` take it on before the clone); `flags` refused |
  * | `linux.timeOffsets` | `timeOffsets` (whole seconds; `nanosecs` refused) |
- * | anything else (`intelRdt`, `mountLabel`, `selinuxLabel`, `apparmorProfile`, hugepages, blockIO, rdma, `unified`…) | refused with its path |
+ * | anything else (`intelRdt`, `mountLabel`, `selinuxLabel`, `apparmorProfile`…) | refused with its path |
  *
  * @module
  */
+import { existsSync } from "node:fs";
 import { isAbsolute, join, normalize } from "node:path";
 import type { CapabilitySets, ContainerSpec, MountSpec, NamespaceSpec } from "../container/spec.ts";
 import type { NamespaceName } from "../namespace.ts";
@@ -49,6 +64,7 @@ import type { DeviceRule } from "../cgroup/devices.ts";
 import type { OciSeccompProfile } from "../seccomp.ts";
 import type { SpecProblem } from "../container/validate.ts";
 import { ConfigError } from "../errors.ts";
+import { blkioWeightToIo } from "../cgroup/values.ts";
 import { sha256Hex } from "./_sha256.ts";
 import { type OciHook, type OciHooks, RUN_HOOKS } from "./hooks.ts";
 
@@ -179,6 +195,14 @@ export function containerNameOf(id: string): string {
   return `oci-${sha256Hex(id).slice(0, 32)}`;
 }
 
+/**
+ * The host's cgroup version as hako's cgroup library sees it (`Layout.version`): 2 on a host whose
+ * /sys/fs/cgroup is the cgroup2 tree, 1 on a v1 or hybrid one.
+ */
+function hostCgroupVersion(): 1 | 2 {
+  return existsSync("/sys/fs/cgroup/cgroup.controllers") ? 2 : 1;
+}
+
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -189,7 +213,9 @@ const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !
  * @param id The container id.
  * @param host What `create` knows of the host: its hostname, which a new UTS namespace without a
  *   `hostname` keeps (runc sets none then: the namespace starts with a copy of the host's), where
- *   hako would give it the container's name.
+ *   hako would give it the container's name; and the cgroup version of the host (`cgroupVersion`),
+ *   which decides the files some `linux.resources` fields go to (asked of the host, only for
+ *   those fields, when left out).
  * @returns The spec and what `create` does besides it.
  * @throws {OciConfigError} Listing every field hako cannot honour, with its JSON path.
  */
@@ -197,7 +223,7 @@ export function ociToSpec(
   config: unknown,
   bundle: string,
   id: string,
-  host: { readonly hostname?: string } = {},
+  host: { readonly hostname?: string; readonly cgroupVersion?: 1 | 2 } = {},
 ): OciPlan {
   const problems: SpecProblem[] = [];
   const bad = (path: string, message: string) => void problems.push({ path, message });
@@ -444,10 +470,25 @@ export function ociToSpec(
     }
   }
   const res = isObj(linux.resources) ? linux.resources : {};
-  only(res, "linux.resources", ["devices", "memory", "pids", "cpu"]);
+  only(res, "linux.resources", [
+    "devices",
+    "memory",
+    "pids",
+    "cpu",
+    "blockIO",
+    "unified",
+    "hugepageLimits",
+    "network",
+    "rdma",
+  ]);
+  // The host's cgroup version, asked only when a field is written differently on v1 and v2.
+  let cgVersion = host.cgroupVersion;
+  const v2 = () => (cgVersion ??= hostCgroupVersion()) === 2;
+  /** Controller files without a typed field in hako's spec: fixed keys only, never a path from the JSON. */
+  const raw: Record<string, string | number> = {};
   // A limit of another JSON type ("64m", "10") would be dropped below and the container run
   // without it: refused by its path, as runc's JSON decoding refuses it (int64, uint64, string).
-  const typed = (o: unknown, at: string, kinds: Readonly<Record<string, "number" | "string">>) => {
+  const typed = (o: unknown, at: string, kinds: Readonly<Record<string, "number" | "string" | "boolean">>) => {
     if (!isObj(o)) return;
     for (const [k, kind] of Object.entries(kinds)) {
       if (o[k] !== undefined && o[k] !== null && typeof o[k] !== kind) {
@@ -455,7 +496,25 @@ export function ociToSpec(
       }
     }
   };
-  typed(res.memory, "linux.resources.memory", { limit: "number", swap: "number" });
+  /** An integer in [min, max] (the value typed already), else refused by its path. */
+  const int = (v: unknown, at: string, min: number, max = Number.MAX_SAFE_INTEGER): v is number => {
+    if (typeof v !== "number") return false;
+    if (Number.isInteger(v) && v >= min && v <= max) return true;
+    bad(at, `must be an integer in ${min}..${max === Number.MAX_SAFE_INTEGER ? "2^53" : max}, got ${v}`);
+    return false;
+  };
+  const ignored = (at: string, why: string) => warnings.push(`${at}: ignored, as runc does (${why})`);
+  typed(res.memory, "linux.resources.memory", {
+    limit: "number",
+    swap: "number",
+    reservation: "number",
+    swappiness: "number",
+    kernel: "number",
+    kernelTCP: "number",
+    disableOOMKiller: "boolean",
+    checkBeforeUpdate: "boolean",
+    useHierarchy: "boolean",
+  });
   typed(res.pids, "linux.resources.pids", { limit: "number" });
   typed(res.cpu, "linux.resources.cpu", {
     shares: "number",
@@ -463,7 +522,12 @@ export function ociToSpec(
     period: "number",
     cpus: "string",
     mems: "string",
+    realtimeRuntime: "number",
+    realtimePeriod: "number",
+    idle: "number",
+    burst: "number",
   });
+  typed(res.blockIO, "linux.resources.blockIO", { weight: "number", leafWeight: "number" });
   if (Array.isArray(res.devices)) {
     const rules: DeviceRule[] = [];
     res.devices.forEach((d, i) => {
@@ -481,9 +545,18 @@ export function ociToSpec(
     if (rules.length) cgroup.devices = rules;
   }
   if (isObj(res.memory)) {
-    const m = res.memory;
-    only(m, "linux.resources.memory", ["limit", "swap", "disableOOMKiller"]);
-    if (m.disableOOMKiller === true) unsupported("linux.resources.memory.disableOOMKiller");
+    const m = res.memory, at = "linux.resources.memory";
+    only(m, at, [
+      "limit",
+      "swap",
+      "reservation",
+      "swappiness",
+      "disableOOMKiller",
+      "kernel",
+      "kernelTCP",
+      "checkBeforeUpdate",
+      "useHierarchy",
+    ]);
     const memory: Record<string, unknown> = {};
     if (typeof m.limit === "number" && m.limit > 0) memory.limit = m.limit;
     if (typeof m.swap === "number") {
@@ -495,6 +568,37 @@ export function ociToSpec(
       } else bad("linux.resources.memory.swap", "needs a limit");
     }
     if (Object.keys(memory).length) cgroup.memory = memory;
+    // runc (libcontainer/cgroups fs, fs2): a reservation is v1's soft limit, v2's memory.low; 0 is none
+    if (int(m.reservation, `${at}.reservation`, -1) && m.reservation !== 0) {
+      if (v2()) raw["memory.low"] = m.reservation === -1 ? "max" : m.reservation;
+      else raw["memory.soft_limit_in_bytes"] = m.reservation;
+    }
+    // runc's fs: -1 is "unset", 0..100 written, more refused with its message; fs2 has no swappiness
+    if (typeof m.swappiness === "number" && m.swappiness !== -1) {
+      if (!Number.isInteger(m.swappiness) || m.swappiness < 0 || m.swappiness > 100) {
+        bad(`${at}.swappiness`, `invalid memory swappiness value: ${m.swappiness} (valid range is 0-100)`);
+      } else if (v2()) ignored(`${at}.swappiness`, "cgroup v2 has no per-cgroup swappiness");
+      else raw["memory.swappiness"] = m.swappiness;
+    }
+    // runc's fs writes memory.oom_control; its fs2 ignores the field (v2 has no OOM-killer switch)
+    if (m.disableOOMKiller === true) {
+      if (v2()) ignored(`${at}.disableOOMKiller`, "cgroup v2 cannot disable the OOM killer");
+      else raw["memory.oom_control"] = 1;
+    }
+    // runc 1.2+: "Kernel memory settings are ignored and will be removed" (the kernel dropped them)
+    for (const k of ["kernel", "kernelTCP"] as const) {
+      if (typeof m[k] === "number") ignored(`${at}.${k}`, "kernel memory settings are ignored and will be removed");
+    }
+    // runc checks the usage only on v2 (fs2's CheckMemoryUsage, in update); on v1 the kernel
+    // itself refuses a limit it cannot reclaim down to (EBUSY). hako has no such check on v2.
+    if (m.checkBeforeUpdate === true && v2()) {
+      bad(`${at}.checkBeforeUpdate`, "not supported by hako on cgroup v2 (a new limit is not checked against usage)");
+    }
+    // runc has no field for it; the kernel's memory controller is always hierarchical (v1's
+    // memory.use_hierarchy can no longer be cleared, v2 has no switch)
+    if (m.useHierarchy === false) {
+      ignored(`${at}.useHierarchy`, "the kernel's memory accounting is always hierarchical");
+    }
   }
   if (isObj(res.pids)) {
     only(res.pids, "linux.resources.pids", ["limit"]);
@@ -502,8 +606,8 @@ export function ociToSpec(
     if (typeof l === "number") cgroup.pids = { max: l <= 0 ? "max" : l };
   }
   if (isObj(res.cpu)) {
-    const c = res.cpu;
-    only(c, "linux.resources.cpu", ["shares", "quota", "period", "cpus", "mems"]);
+    const c = res.cpu, at = "linux.resources.cpu";
+    only(c, at, ["shares", "quota", "period", "cpus", "mems", "realtimeRuntime", "realtimePeriod", "idle", "burst"]);
     const cpu: Record<string, unknown> = {};
     if (typeof c.shares === "number" && c.shares > 0) cpu.shares = c.shares;
     if (typeof c.quota === "number" && c.quota !== 0) cpu.quotaUs = c.quota < 0 ? "max" : c.quota;
@@ -513,7 +617,113 @@ export function ociToSpec(
     if (typeof c.cpus === "string" && c.cpus) cpuset.cpus = c.cpus;
     if (typeof c.mems === "string" && c.mems) cpuset.mems = c.mems;
     if (Object.keys(cpuset).length) cgroup.cpuset = cpuset;
+    // runc's fs (SetRtSched): the period first, then the runtime (-1: no limit); 0 is unset. Its
+    // fs2 has no realtime budget and ignores both.
+    const rtPeriod = int(c.realtimePeriod, `${at}.realtimePeriod`, 0) && c.realtimePeriod !== 0;
+    const rtRuntime = int(c.realtimeRuntime, `${at}.realtimeRuntime`, -1) && c.realtimeRuntime !== 0;
+    if ((rtPeriod || rtRuntime) && v2()) {
+      ignored(
+        `${at}.${rtRuntime ? "realtimeRuntime" : "realtimePeriod"}`,
+        "cgroup v2 has no realtime budget per cgroup",
+      );
+    } else {
+      if (rtPeriod) raw["cpu.rt_period_us"] = c.realtimePeriod as number;
+      if (rtRuntime) raw["cpu.rt_runtime_us"] = c.realtimeRuntime as number;
+    }
+    // cpu.idle (0 or 1) on either version; the burst after the quota (hako writes raw files after
+    // the typed ones): v1 cpu.cfs_burst_us, v2 cpu.max.burst
+    if (int(c.idle, `${at}.idle`, 0, 1)) raw["cpu.idle"] = c.idle;
+    if (int(c.burst, `${at}.burst`, 0)) raw[v2() ? "cpu.max.burst" : "cpu.cfs_burst_us"] = c.burst;
   }
+  if (isObj(res.blockIO)) {
+    const b = res.blockIO, at = "linux.resources.blockIO";
+    only(b, at, [
+      "weight",
+      "leafWeight",
+      "weightDevice",
+      "throttleReadBpsDevice",
+      "throttleWriteBpsDevice",
+      "throttleReadIOPSDevice",
+      "throttleWriteIOPSDevice",
+    ]);
+    const io: Record<string, unknown> = {};
+    // The blkio (BFQ) weight, 10..1000 (docker's range; 0 is unset), held as hako's v2 io weight
+    // with runc's conversion: src/cgroup writes it back exactly on v1 and to io.bfq.weight, and
+    // converted to io.weight, as runc's fs2 does when there is no BFQ.
+    if (int(b.weight, `${at}.weight`, 0, 1000) && b.weight !== 0) {
+      if (b.weight < 10) bad(`${at}.weight`, `must be 0 (unset) or in 10..1000, got ${b.weight}`);
+      else io.weight = blkioWeightToIo(b.weight);
+    }
+    // runc's fs writes blkio.leaf_weight (gone with CFQ in Linux 5.0: the write fails there, as
+    // runc's does); its fs2 ignores it
+    if (int(b.leafWeight, `${at}.leafWeight`, 0, 1000) && b.leafWeight !== 0) {
+      if (b.leafWeight < 10) bad(`${at}.leafWeight`, `must be 0 (unset) or in 10..1000, got ${b.leafWeight}`);
+      else if (v2()) ignored(`${at}.leafWeight`, "cgroup v2 has no leaf weight");
+      else raw["blkio.leaf_weight"] = b.leafWeight;
+    }
+    if (Array.isArray(b.weightDevice) && b.weightDevice.length) {
+      bad(
+        `${at}.weightDevice`,
+        "not supported by hako: it sets one block I/O weight for all devices (linux.resources.blockIO.weight)",
+      );
+    }
+    const throttles = [
+      ["throttleReadBpsDevice", "readBps"],
+      ["throttleWriteBpsDevice", "writeBps"],
+      ["throttleReadIOPSDevice", "readIops"],
+      ["throttleWriteIOPSDevice", "writeIops"],
+    ] as const;
+    for (const [field, key] of throttles) {
+      const list = b[field];
+      if (list === undefined || list === null) continue;
+      if (!Array.isArray(list)) {
+        bad(`${at}.${field}`, "must be an array of { major, minor, rate }");
+        continue;
+      }
+      const limits: Record<string, number | "max"> = {};
+      list.forEach((d, i) => {
+        const dat = `${at}.${field}[${i}]`;
+        if (!isObj(d)) return bad(dat, "must be { major, minor, rate }");
+        only(d, dat, ["major", "minor", "rate"]);
+        typed(d, dat, { major: "number", minor: "number", rate: "number" });
+        const ok = [int(d.major, `${dat}.major`, 0, 0xfff), int(d.minor, `${dat}.minor`, 0, 0xfffff)];
+        if (d.rate === undefined || d.rate === null) return bad(`${dat}.rate`, "is required");
+        if (int(d.rate, `${dat}.rate`, 0) && ok[0] && ok[1]) {
+          // (0 lifts the limit, as v1's throttle files read it; a later entry for a device wins, as runc writes them in order)
+          limits[`${d.major}:${d.minor}`] = d.rate === 0 ? "max" : d.rate;
+        }
+      });
+      if (Object.keys(limits).length) io[key] = limits;
+    }
+    if (Object.keys(io).length) cgroup.io = io;
+  }
+  // runc refuses a unified map on a v1 (or hybrid) host (ErrV1NoUnified); on v2 it writes each
+  // key as a file name in the cgroup. hako writes only files of the controllers it manages.
+  if (isObj(res.unified) && Object.keys(res.unified).length) {
+    if (!v2()) bad("linux.resources.unified", "invalid configuration: cannot use unified on cgroup v1");
+    else {
+      for (const [k, value] of Object.entries(res.unified)) {
+        const kat = `linux.resources.unified[${JSON.stringify(k)}]`;
+        if (!/^(cpu|cpuset|memory|pids|io)\.[a-z_]+(\.[a-z_]+)*$/.test(k)) {
+          bad(kat, "not supported by hako: only files of the cpu, cpuset, memory, pids and io controllers");
+        } else if (typeof value !== "string") bad(kat, `must be a string, got ${JSON.stringify(value)}`);
+        else raw[k] = value;
+      }
+    }
+  }
+  if (Array.isArray(res.hugepageLimits) && res.hugepageLimits.length) {
+    bad("linux.resources.hugepageLimits", "not supported by hako: its cgroup library has no hugetlb controller");
+  }
+  if (isObj(res.network) && Object.values(res.network).some((x) => x != null && !(Array.isArray(x) && !x.length))) {
+    bad(
+      "linux.resources.network",
+      "not supported by hako: its cgroup library has no net_cls or net_prio controller (runc's cgroup v2 manager has none either)",
+    );
+  }
+  if (isObj(res.rdma) && Object.keys(res.rdma).length) {
+    bad("linux.resources.rdma", "not supported by hako: its cgroup library has no rdma controller");
+  }
+  if (Object.keys(raw).length) cgroup.raw = raw;
   spec.cgroup = cgroup;
 
   const sysctl: Array<{ key: string; value: string; ns: "net" | "ipc" | "uts" }> = [];

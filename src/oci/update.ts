@@ -7,13 +7,27 @@
  * errors), merged over the limits the container has, and written to its live cgroup with the
  * cgroup library's `Group.modify()`; the state records the merged limits.
  *
- * Like runc's update, the device allowlist is not changed here, and what hako does not support in
- * config.json (`blockIO`, hugepages, `memory.reservation`, realtime CPU…) is refused by its path.
+ * Like runc's update, the device allowlist is not changed here. The fields runc's update takes
+ * (its update.go: `blockIO` weight and throttles, `memory` limit, swap, reservation, `cpu` shares,
+ * quota, period, burst, idle, realtime period and runtime, cpusets, `pids`, `unified`) go where
+ * `create` puts them; throttles are merged per device over the current ones, as runc upserts them.
+ * What runc's update leaves out (`memory.swappiness`, `disableOOMKiller`, `hugepageLimits`,
+ * `network`, `rdma`: it drops them without a word) and what hako does not support in config.json
+ * are refused by their path.
  * @module
  */
 import { readFileSync } from "node:fs";
 import type { CgroupSpec } from "../container/spec.ts";
-import { ociToSpec } from "./config.ts";
+import { OciConfigError, ociToSpec } from "./config.ts";
+
+/** `linux.resources` fields runc's update does not apply (its update.go copies none of them). */
+const NOT_UPDATED: ReadonlyArray<readonly [string, string | undefined]> = [
+  ["memory", "swappiness"],
+  ["memory", "disableOOMKiller"],
+  ["hugepageLimits", undefined],
+  ["network", undefined],
+  ["rdma", undefined],
+];
 
 /** runc's `update` flags (urfave names) → where they go in `linux.resources`. */
 export const UPDATE_FLAGS: Readonly<Record<string, readonly [string, string, "bytes" | "int" | "string"]>> = {
@@ -24,6 +38,8 @@ export const UPDATE_FLAGS: Readonly<Record<string, readonly [string, string, "by
   "kernel-memory-tcp": ["memory", "kernelTCP", "bytes"],
   "cpu-quota": ["cpu", "quota", "int"],
   "cpu-period": ["cpu", "period", "int"],
+  "cpu-burst": ["cpu", "burst", "int"],
+  "cpu-idle": ["cpu", "idle", "int"],
   "cpu-share": ["cpu", "shares", "int"],
   "cpu-rt-period": ["cpu", "realtimePeriod", "int"],
   "cpu-rt-runtime": ["cpu", "realtimeRuntime", "int"],
@@ -87,6 +103,17 @@ export function mergedCgroup(
   resources: Record<string, Record<string, unknown>>,
 ): CgroupSpec {
   const { devices: _devices, ...rest } = resources;
+  const empty = (v: unknown) =>
+    v === undefined || v === null || (Array.isArray(v) && v.length === 0) ||
+    (typeof v === "object" && !Array.isArray(v) && Object.keys(v as object).length === 0);
+  const refused = NOT_UPDATED.filter(([section, key]) => {
+    const v = key === undefined ? rest[section] : rest[section]?.[key];
+    return !empty(v) && v !== false;
+  }).map(([section, key]) => ({
+    path: `linux.resources.${section}${key ? `.${key}` : ""}`,
+    message: "not changed by update (runc's update does not apply it either)",
+  }));
+  if (refused.length) throw new OciConfigError(refused);
   // (OCI's swap counts memory + swap: with no limit in the update, the current one is what it adds to)
   const memory = rest.memory ? { ...rest.memory } : undefined;
   if (memory && memory.swap !== undefined && memory.limit === undefined && current?.memory?.limit !== undefined) {
@@ -105,8 +132,16 @@ export function mergedCgroup(
   const next = (plan.spec.cgroup ?? {}) as Record<string, Record<string, unknown> | undefined>;
   const cur = (current ?? {}) as Record<string, Record<string, unknown> | undefined>;
   const out: Record<string, unknown> = { ...cur };
-  for (const section of ["memory", "pids", "cpu", "cpuset"]) {
+  for (const section of ["memory", "pids", "cpu", "cpuset", "raw"]) {
     if (next[section]) out[section] = { ...(cur[section] ?? {}), ...next[section] };
+  }
+  // (a throttle for one device replaces that device's, the others kept: runc's upsert)
+  if (next.io) {
+    const io: Record<string, unknown> = { ...(cur.io ?? {}) };
+    for (const [k, v] of Object.entries(next.io)) {
+      io[k] = typeof v === "object" && v !== null ? { ...(io[k] as object ?? {}), ...v } : v;
+    }
+    out.io = io;
   }
   return out as CgroupSpec;
 }
