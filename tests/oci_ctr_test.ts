@@ -31,21 +31,13 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { deepEqual, equal, match } from "node:assert/strict";
 import { isRoot, runtime, tempDir, test } from "./_harness.ts";
+import { has } from "./_oci_lab.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { existingCgroupDirs } from "../src/container/_cgroup.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const RUNC = "/usr/sbin/runc";
 const IMAGE = "docker.io/library/hako-test-ctr:latest";
-
-function has(cmd: string, args: string[] = ["--version"]): boolean {
-  try {
-    execFileSync(cmd, args, { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const skip = !isRoot
   ? "needs root (run the suite with sudo)"

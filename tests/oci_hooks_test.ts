@@ -11,36 +11,16 @@
  * Under Deno the runtime is `bin/hako-runc`; under Bun a launcher running `bun src/cli/main.ts oci`.
  * Everything is named `hako-test-ocihooks-…` and removed even when a test fails.
  */
-import { execFileSync, spawnSync } from "node:child_process";
-import {
-  chmodSync,
-  closeSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  readlinkSync,
-  writeFileSync,
-} from "node:fs";
+import { spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import process from "node:process";
-import { fileURLToPath } from "node:url";
 import { deepEqual, equal, match, ok } from "node:assert/strict";
-import { isRoot, runtime, tempDir, test } from "./_harness.ts";
+import { isRoot, tempDir, test } from "./_harness.ts";
+import { has, launcher, type Run, runIt } from "./_oci_lab.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { existingCgroupDirs } from "../src/container/_cgroup.ts";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const RUNC = "/usr/sbin/runc";
-
-function has(cmd: string, args: string[] = ["--version"]): boolean {
-  try {
-    execFileSync(cmd, args, { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const skip = !isRoot
   ? "needs root (run the suite with sudo)"
@@ -52,41 +32,6 @@ const skipNsenter = skip || (!NSENTER ? "needs nsenter (util-linux)" : false);
 /** runc, to compare with, where installed (the comparisons are skipped, not the tests). */
 const withRunc = !skip && has(RUNC);
 const suffix = () => Math.random().toString(36).slice(2, 8);
-
-/** The OCI runtime command line of the runtime under test. */
-function launcher(dir: string): string {
-  if (runtime === "deno") return join(ROOT, "bin/hako-runc");
-  const path = join(dir, "hako-runc-bun");
-  writeFileSync(
-    path,
-    `#!/bin/sh\nexec "${join(ROOT, "node_modules/.bin/bun")}" "${join(ROOT, "src/cli/main.ts")}" oci "$@"\n`,
-  );
-  chmodSync(path, 0o755);
-  return path;
-}
-
-interface Run {
-  status: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command and waits; stdout and stderr are files (a container left behind inherits them). */
-function runIt(cmd: string, args: string[], env: Record<string, string> = {}): Run {
-  using io = tempDir("hako-test-ocihooks-io-");
-  const out = openSync(join(io.path, "out"), "w+"), err = openSync(join(io.path, "err"), "w+");
-  try {
-    const r = spawnSync(cmd, args, { stdio: ["ignore", out, err], env: { ...process.env, ...env }, timeout: 120_000 });
-    return {
-      status: r.status ?? -1,
-      stdout: readFileSync(join(io.path, "out"), "utf8"),
-      stderr: readFileSync(join(io.path, "err"), "utf8"),
-    };
-  } finally {
-    closeSync(out);
-    closeSync(err);
-  }
-}
 
 type Config = Record<string, Record<string, unknown>>;
 

@@ -7,41 +7,20 @@
  *
  * Everything is named `hako-test-ocires-…` and removed even when a test fails.
  */
-import { execFileSync, spawnSync } from "node:child_process";
-import {
-  chmodSync,
-  closeSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  rmdirSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import process from "node:process";
-import { fileURLToPath } from "node:url";
 import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
-import { isRoot, runtime, tempDir, test } from "./_harness.ts";
+import { isRoot, tempDir, test } from "./_harness.ts";
+import { has, launcher, type Run, runIt } from "./_oci_lab.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { OciConfigError, type OciPlan, ociToSpec } from "../src/oci/config.ts";
 import { mergedCgroup, updateResources } from "../src/oci/update.ts";
 import { resolveSpec } from "../src/container/validate.ts";
 import { existingCgroupDirs } from "../src/container/_cgroup.ts";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const RUNC = "/usr/sbin/runc";
 const suffix = () => Math.random().toString(36).slice(2, 8);
-
-function has(cmd: string, args: string[] = ["--version"]): boolean {
-  try {
-    execFileSync(cmd, args, { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** A config with these `linux.resources`, mapped for a cgroup v1 or v2 host. */
 function plan(resources: unknown, cgroupVersion: 1 | 2 = 1): OciPlan {
@@ -309,41 +288,6 @@ const skip = !isRoot
   : existsSync("/sys/fs/cgroup/cgroup.controllers")
   ? "the comparisons read cgroup v1 files (this host is cgroup v2)"
   : false;
-
-/** The OCI runtime as a command, for this test run's JavaScript runtime. */
-function launcher(dir: string): string {
-  if (runtime === "deno") return join(ROOT, "bin/hako-runc");
-  const path = join(dir, "hako-runc-bun");
-  writeFileSync(
-    path,
-    `#!/bin/sh\nexec "${join(ROOT, "node_modules/.bin/bun")}" "${join(ROOT, "src/cli/main.ts")}" oci "$@"\n`,
-  );
-  chmodSync(path, 0o755);
-  return path;
-}
-
-interface Run {
-  status: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command, its output in files (a container left behind would hold a pipe open). */
-function runIt(cmd: string, args: string[], env: Record<string, string> = {}): Run {
-  using io = tempDir("hako-test-ocires-io-");
-  const out = openSync(join(io.path, "out"), "w+"), err = openSync(join(io.path, "err"), "w+");
-  try {
-    const r = spawnSync(cmd, args, { stdio: ["ignore", out, err], env: { ...process.env, ...env }, timeout: 120_000 });
-    return {
-      status: r.status ?? -1,
-      stdout: readFileSync(join(io.path, "out"), "utf8"),
-      stderr: readFileSync(join(io.path, "err"), "utf8"),
-    };
-  } finally {
-    closeSync(out);
-    closeSync(err);
-  }
-}
 
 /** A busybox bundle with runc's default config, `sleep 60`, these resources and this cgroupsPath. */
 function makeBundle(dir: string, resources: Record<string, unknown>, cgroupsPath: string): string {

@@ -9,23 +9,12 @@
  * keeps its storage in a temp dir, and everything is removed even when a test fails.
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import {
-  chmodSync,
-  closeSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  rmdirSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { fileURLToPath } from "node:url";
 import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
 import { isRoot, runtime, tempDir, test } from "./_harness.ts";
+import { has, launcher, runIt } from "./_oci_lab.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { containerNameOf, OciConfigError, ociToSpec } from "../src/oci/config.ts";
 import { resolveSpec } from "../src/container/validate.ts";
@@ -38,17 +27,7 @@ import { defaultOciSpec } from "../src/oci/spec_default.ts";
 import { mergedCgroup, parseBytes, updateResources } from "../src/oci/update.ts";
 import { existingCgroupDirs } from "../src/container/_cgroup.ts";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const RUNC = "/usr/sbin/runc";
-
-function has(cmd: string, args: string[] = ["--version"]): boolean {
-  try {
-    execFileSync(cmd, args, { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const skip = !isRoot
   ? "needs root (run the suite with sudo)"
@@ -298,48 +277,6 @@ test("needsJsChild: only a spec the native child cannot set up (or no native run
 });
 
 // ---- a bundle driven directly --------------------------------------------------------------------
-
-/** The OCI runtime as a command, for this test run's JavaScript runtime. */
-function launcher(dir: string): string {
-  if (runtime === "deno") return join(ROOT, "bin/hako-runc");
-  const path = join(dir, "hako-runc-bun");
-  writeFileSync(
-    path,
-    `#!/bin/sh\nexec "${join(ROOT, "node_modules/.bin/bun")}" "${join(ROOT, "src/cli/main.ts")}" oci "$@"\n`,
-  );
-  chmodSync(path, 0o755);
-  return path;
-}
-
-interface Run {
-  status: number;
-  stdout: string;
-  stderr: string;
-}
-
-/**
- * Runs a command and waits for it. Its stdout and stderr are files, not pipes: a container that
- * `create` leaves behind inherits them (as runc's does), and a pipe would stay open until it ends.
- */
-function runIt(cmd: string, args: string[], env: Record<string, string> = {}): Run {
-  using io = tempDir("hako-test-oci-io-");
-  const out = openSync(join(io.path, "out"), "w+"), err = openSync(join(io.path, "err"), "w+");
-  try {
-    const r = spawnSync(cmd, args, {
-      stdio: ["ignore", out, err],
-      env: { ...process.env, ...env },
-      timeout: 120_000,
-    });
-    return {
-      status: r.status ?? -1,
-      stdout: readFileSync(join(io.path, "out"), "utf8"),
-      stderr: readFileSync(join(io.path, "err"), "utf8"),
-    };
-  } finally {
-    closeSync(out);
-    closeSync(err);
-  }
-}
 
 /** A bundle with a busybox rootfs and runc's default config, its process changed by `edit`. */
 function makeBundle(dir: string, edit: (c: Record<string, Record<string, unknown>>) => void): string {

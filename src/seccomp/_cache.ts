@@ -37,17 +37,16 @@ import {
   constants,
   fchmodSync,
   fstatSync,
-  lstatSync,
   mkdirSync,
   openSync,
   readSync,
-  realpathSync,
   renameSync,
   unlinkSync,
   writeSync,
 } from "node:fs";
 import process from "node:process";
 import { type FileFacts, type TrustFs, untrustedWayTo, writableByOthers } from "../_trusted_path.ts";
+import { nodeTrustFs } from "../container/_node_trust_fs.ts";
 import { SECCOMP_COMPILER_ID } from "./_compiler_id.ts";
 import type { SeccompProfile } from "./_types.ts";
 
@@ -270,19 +269,8 @@ export function decodeEntry(bytes: Uint8Array, key: string): Uint8Array<ArrayBuf
 // ---------------------------------------------------------------------------------------------
 // The directory and its files
 
-function facts(path: string): FileFacts | undefined {
-  let st;
-  try {
-    st = lstatSync(path);
-  } catch (e) {
-    const code = (e as { code?: string }).code;
-    if (code === "ENOENT" || code === "ENOTDIR") return undefined;
-    throw e;
-  }
-  const kind = st.isSymbolicLink() ? "symlink" : st.isDirectory() ? "dir" : st.isFile() ? "file" : "other";
-  return { uid: st.uid, mode: st.mode & 0o7777, kind };
-}
-const hostFs: TrustFs = { lstat: facts, realPath: (p) => realpathSync(p) };
+const hostFs: TrustFs = nodeTrustFs;
+const facts = (path: string): FileFacts | undefined => nodeTrustFs.lstat(path);
 
 /**
  * Why root may not trust `dir` as its cache, or undefined when it may: the way to it changeable by
