@@ -72,9 +72,9 @@ export { DEFAULT_STATE_DIR, resolveStateDir } from "./state_dir.ts";
 // this one: see src/oci/runtime.ts)
 export { identify, isRunning, type ProcessIdentity } from "./_identity.ts";
 export { signalCgroupMember, signalIdentified } from "./_signal_identified.ts";
-export { nodeTrustFs } from "./_node_trust_fs.ts";
+export { nodeTrustFs } from "../_node_trust_fs.ts";
 import { identify, type ProcessIdentity } from "./_identity.ts";
-import { nodeTrustFs } from "./_node_trust_fs.ts";
+import { nodeTrustFs } from "../_node_trust_fs.ts";
 
 /** The state directory: `HAKO_STATE_DIR`, `/run/hako` for root, or the rootless user's own (see `resolveStateDir`). */
 export function stateDir(): string {

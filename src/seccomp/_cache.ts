@@ -46,7 +46,7 @@ import {
 } from "node:fs";
 import process from "node:process";
 import { type FileFacts, type TrustFs, untrustedWayTo, writableByOthers } from "../_trusted_path.ts";
-import { nodeTrustFs } from "../container/_node_trust_fs.ts";
+import { nodeTrustFs } from "../_node_trust_fs.ts";
 import { SECCOMP_COMPILER_ID } from "./_compiler_id.ts";
 import type { SeccompProfile } from "./_types.ts";
 

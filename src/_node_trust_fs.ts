@@ -5,7 +5,7 @@
  * @module
  */
 import { lstatSync, realpathSync, type Stats } from "node:fs";
-import type { FileFacts, TrustFs } from "../_trusted_path.ts";
+import type { FileFacts, TrustFs } from "./_trusted_path.ts";
 
 /** `lstat` through `node:fs`, for {@link untrustedWayTo}. */
 export const nodeTrustFs: TrustFs = {
