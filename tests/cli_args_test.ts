@@ -29,7 +29,7 @@ import { parseRmArgs } from "../src/cli/rm.ts";
 import { parseWaitArgs } from "../src/cli/wait.ts";
 import { parsePortArgs } from "../src/cli/port.ts";
 import { parseUpdateArgs } from "../src/cli/update.ts";
-import { parseEnvFile, parseMountFlag, parseVolume, resolveEnv } from "../src/cli/_docker.ts";
+import { dockerRootPropagation, parseEnvFile, parseMountFlag, parseVolume, resolveEnv } from "../src/cli/_docker.ts";
 import { parseExecArgs } from "../src/cli/exec.ts";
 import { parseGcArgs } from "../src/cli/gc.ts";
 import { parseHelpArgs } from "../src/cli/help.ts";
@@ -313,6 +313,27 @@ test("hako run's docker flags make a quick container's spec; -e is a variable th
   });
   assertThrows(() => parseMountFlag("type=volume,target=/b"), UsageError, /type=volume is not one hako takes/);
   assertThrows(() => parseMountFlag("type=bind,target=/b"), UsageError, /source= .* is required/);
+  // docker's bind propagation: an option of the mount (rprivate is hako's own), and the root
+  // propagation docker gives the container with it (moby's setMounts)
+  deepEqual(parseVolume("/a:/b:ro,rshared"), {
+    type: "bind",
+    source: "/a",
+    target: "/b",
+    readonly: true,
+    options: ["rshared"],
+  });
+  deepEqual(parseVolume("/a:/b:rprivate"), { type: "bind", source: "/a", target: "/b" });
+  deepEqual(parseMountFlag("type=bind,src=/a,dst=/b,bind-propagation=rslave").options, ["rslave"]);
+  assertThrows(() => parseVolume("/a:/b:z"), UsageError, /option "z" is not one hako takes \(ro, rw, rprivate/);
+  assertThrows(() => parseVolume("/a:/b:shared,slave"), UsageError, /more than one propagation/);
+  assertThrows(
+    () => parseMountFlag("type=bind,src=/a,dst=/b,bind-propagation=both"),
+    UsageError,
+    /bind-propagation takes rprivate/,
+  );
+  assertEquals(dockerRootPropagation([parseVolume("/a:/b:rslave"), parseVolume("/c:/d:shared")]), "shared");
+  assertEquals(dockerRootPropagation([parseVolume("/a:/b:rslave")]), "slave");
+  assertEquals(dockerRootPropagation([parseVolume("/a:/b")]), undefined);
   assertThrows(() => parseEnvFile("OK=1\n9x=2\n", "f"), UsageError, /--env-file f, line 2/);
 });
 

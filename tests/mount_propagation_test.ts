@@ -8,11 +8,12 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { chmodSync, readFileSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { isRoot, tempDir, test } from "./_harness.ts";
-import { run } from "../mod.ts";
+import { isRoot, tempDir, test, until } from "./_harness.ts";
+import { Container, resolveSpec, run, SpecError } from "../mod.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { nativeChildren } from "../src/container/native.ts";
 import { nativeSpawnSupported } from "../ffi/spawn.ts";
@@ -88,3 +89,101 @@ for (const path of ["native", "forked"] as const) {
     { skip },
   );
 }
+
+/**
+ * A shared tmpfs on the host, as systemd makes "/" (this machine's mounts are all private): the
+ * source of the binds below. Unmounted, with whatever propagated into it, when disposed.
+ */
+function sharedHostMount(dir: string): { path: string } & Disposable {
+  const path = join(dir, "shared");
+  mkdirSync(path);
+  execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", "hako-test-shared", path]);
+  execFileSync("mount", ["--make-shared", path]);
+  mkdirSync(join(path, "vol"));
+  return {
+    path,
+    [Symbol.dispose]() {
+      spawnSync("umount", ["-R", "-l", path]);
+    },
+  };
+}
+
+/** Whether `path` is a mount point in the host's mount namespace. */
+function isMountPoint(path: string): boolean {
+  return readFileSync("/proc/self/mountinfo", "utf8").split("\n").some((l) => l.split(" ")[4] === path);
+}
+
+for (const path of ["native", "forked"] as const) {
+  test(
+    `a bind's rshared reaches the host (Kubernetes' Bidirectional), rslave only takes from it, and the default neither (${path})`,
+    async () => {
+      using dir = tempDir("hako-test-prop-host-");
+      chmodSync(dir.path, 0o755);
+      const rootfs = buildRootfs(join(dir.path, "rootfs"), { builder: "busybox" }).path;
+      using shared = sharedHostMount(dir.path);
+      const vol = join(shared.path, "vol");
+      for (const d of ["from-rshared", "from-rslave", "from-private", "late"]) mkdirSync(join(vol, d));
+      const count = nativeChildren.count;
+      await withSpawn(path === "forked" ? "0" : undefined, async () => {
+        await using c = await Container.create({
+          name: `hako-test-prop-h${path[0]}-${process.pid}-${Math.random().toString(16).slice(2, 6)}`,
+          rootfs,
+          rootfsPropagation: "rshared",
+          capabilities: { add: ["CAP_SYS_ADMIN"] }, // (to mount inside)
+          mounts: [
+            { type: "bind", source: dir.path, target: "/out" },
+            { type: "bind", source: vol, target: "/bi", options: ["rshared"] },
+            { type: "bind", source: vol, target: "/in", options: ["rslave"] },
+            { type: "bind", source: vol, target: "/pr" },
+          ],
+          command: [
+            "sh",
+            "-c",
+            "exec 2>/out/err; " +
+            // each a mount inside, under one of the binds; then wait for the host's own mount
+            "mount -t tmpfs x /bi/from-rshared && mount -t tmpfs x /in/from-rslave && mount -t tmpfs x /pr/from-private" +
+            " && touch /out/mounted && i=0; while [ $i -lt 200 ] && ! [ -e /in/late/marker ]; do sleep 0.05; i=$((i+1)); done;" +
+            " for b in bi in pr; do [ -e /$b/late/marker ] && echo $b; done > /out/saw; awk '$5 == \"/\"' /proc/self/mountinfo > /out/root",
+          ],
+        });
+        await c.start();
+        await until("the container's mounts", () => {
+          const err = existsSync(join(dir.path, "err")) ? readFileSync(join(dir.path, "err"), "utf8") : "";
+          if (err) throw new Error(`inside: ${err}`);
+          return existsSync(join(dir.path, "mounted"));
+        });
+        execFileSync("mount", ["-t", "tmpfs", "hako-test-late", join(vol, "late")]);
+        writeFileSync(join(vol, "late", "marker"), "");
+        assert.equal((await c.wait()).code, 0);
+      });
+      // out: only the rshared bind's mount reached the host's source
+      assert.equal(isMountPoint(join(vol, "from-rshared")), true, "rshared: the container's mount is on the host");
+      assert.equal(isMountPoint(join(vol, "from-rslave")), false, "rslave: nothing goes out");
+      assert.equal(isMountPoint(join(vol, "from-private")), false, "private: nothing goes out");
+      // in: the host's late mount reached the shared and slave binds, not the private one
+      assert.deepEqual(readFileSync(join(dir.path, "saw"), "utf8").trim().split("\n"), ["bi", "in"]);
+      // the container's root is shared (rootfsPropagation), in a peer group of its own
+      assert.match(readFileSync(join(dir.path, "root"), "utf8"), / shared:\d+ /);
+      if (path === "native" && nativeSpawnSupported()) {
+        assert.equal(nativeChildren.count - count, 1, "the native program ran it (no JavaScript needed)");
+      }
+    },
+    { skip },
+  );
+}
+
+test("a bind's propagation is a spec option; rootfsPropagation takes mount(8)'s names only", () => {
+  using dir = tempDir("hako-test-prop-spec-");
+  const base = { name: "x", rootfs: dir.path, command: ["true"] };
+  const spec = resolveSpec({
+    ...base,
+    rootfsPropagation: "rslave",
+    mounts: [{ type: "bind", source: "/tmp", target: "/t", options: ["rshared", "ro"] }],
+  });
+  assert.equal(spec.rootfsPropagation, "rslave");
+  assert.throws(
+    () => resolveSpec({ ...base, rootfsPropagation: "both" as never }),
+    (e: Error) => e instanceof SpecError && /rootfsPropagation/.test(e.message),
+  );
+  assert.equal(resolveSpec(base).rootfsPropagation, undefined);
+});

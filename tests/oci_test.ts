@@ -152,7 +152,7 @@ test("ociToSpec refuses what hako cannot do, each with its JSON path, never igno
     destination: "/y",
     type: "bind",
     source: "/tmp",
-    options: ["rbind", "rshared"],
+    options: ["rbind", "idmap"],
   });
   (c.process as Record<string, unknown>).apparmorProfile = "x";
   let err: OciConfigError | undefined;
@@ -298,6 +298,64 @@ const PATHS: ReadonlyArray<readonly [string, Record<string, string>]> = [
   ["the native child", {}],
   ["the forked child", { HAKO_NATIVE_SPAWN: "0" }],
 ];
+
+test(
+  "a bind's rshared and linux.rootfsPropagation: the container's mount under it reaches the host, with hako as with runc",
+  () => {
+    using dir = tempDir("hako-test-oci-prop-");
+    chmodSync(dir.path, 0o755);
+    // a shared source, as systemd makes "/" (this machine's mounts are all private)
+    const shared = join(dir.path, "shared");
+    mkdirSync(shared);
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", "hako-test-shared", shared]);
+    try {
+      execFileSync("mount", ["--make-shared", shared]);
+      const bundle = makeBundle(dir.path, (c) => {
+        c.process!.args = ["sh", "-c", 'mount -t tmpfs x "/bi/from-$WHO" && awk \'$5 == "/"\' /proc/self/mountinfo'];
+        const caps = c.process!.capabilities as Record<string, string[]>;
+        for (const set of ["bounding", "effective", "permitted"]) caps[set] = [...caps[set]!, "CAP_SYS_ADMIN"];
+        (c.mounts as unknown as unknown[]).push({
+          destination: "/bi",
+          type: "bind",
+          source: shared,
+          options: ["rbind", "rshared"],
+        });
+        c.linux!.rootfsPropagation = "rshared";
+      });
+      const config = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8"));
+      const runners: Array<[string, string, Record<string, string>]> = [
+        ["hako-native", launcher(dir.path), {}],
+        ["hako-forked", launcher(dir.path), { HAKO_NATIVE_SPAWN: "0" }],
+        ...(has(RUNC) ? [["runc", RUNC, {}] as [string, string, Record<string, string>]] : []),
+      ];
+      for (const [who, bin, env] of runners) {
+        mkdirSync(join(shared, `from-${who}`));
+        config.process.env = [...config.process.env.filter((e: string) => !e.startsWith("WHO=")), `WHO=${who}`];
+        writeFileSync(join(bundle, "config.json"), JSON.stringify(config));
+        const r = runIt(bin, [
+          "--root",
+          join(dir.path, `state-${who}`),
+          "run",
+          "--bundle",
+          bundle,
+          `hako-test-prop-${suffix()}`,
+        ], env);
+        equal(r.status, 0, `${who}: ${r.stderr}`);
+        // (Debian's runc 1.1.5 leaves its container's root private: it sets rootfsPropagation on
+        // the namespace's "/" before pivot_root, the rootfs's bind made private after; hako sets it
+        // on the container's root)
+        if (who !== "runc") match(r.stdout, / shared:\d+ /, `${who}: the container's root is shared: ${r.stdout}`);
+        const mounted = readFileSync("/proc/self/mountinfo", "utf8").split("\n").some((l) =>
+          l.split(" ")[4] === join(shared, `from-${who}`)
+        );
+        ok(mounted, `${who}: the mount made inside is on the host`);
+      }
+    } finally {
+      spawnSync("umount", ["-R", "-l", shared]);
+    }
+  },
+  { skip },
+);
 
 for (const [path, env] of PATHS) {
   test(`create stops before execve until start (exec fifo), then delete removes cgroup and state (${path})`, () => {
@@ -662,6 +720,28 @@ test("podman runs containers with --runtime bin/hako-runc as it does with runc",
     r = run(runc, "--read-only", tag, "true");
     equal(r.status, 126);
     match(r.stderr, /tmpcopyup: not supported by hako/);
+
+    // -v …:rshared (Kubernetes' Bidirectional): a mount made inside under the volume reaches the
+    // host's source, as with runc (podman gives the container a shared root with it). The source
+    // is a shared tmpfs, as systemd makes "/" (this machine's mounts are all private).
+    const sharedVol = join(dir.path, "shared");
+    mkdirSync(sharedVol);
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", "hako-test-shared", sharedVol]);
+    try {
+      execFileSync("mount", ["--make-shared", sharedVol]);
+      for (const [who, bin] of [["hako", runc], ...(has(RUNC) ? [["runc", RUNC]] : [])] as const) {
+        mkdirSync(join(sharedVol, who));
+        const v = ["--cap-add", "SYS_ADMIN", "-v", `${sharedVol}:/bi:rshared`];
+        r = run(bin, ...v, tag, "mount", "-t", "tmpfs", "x", `/bi/${who}`);
+        equal(r.status, 0, `${who}: ${r.stderr}`);
+        const on = readFileSync("/proc/self/mountinfo", "utf8").split("\n").some((l) =>
+          l.split(" ")[4] === join(sharedVol, who)
+        );
+        ok(on, `${who}: the container's mount under an rshared volume is on the host`);
+      }
+    } finally {
+      spawnSync("umount", ["-R", "-l", sharedVol]);
+    }
 
     // -t: a pty of the container's own, its master sent to conmon's console socket
     r = run(runc, "-t", tag, "tty");

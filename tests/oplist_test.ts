@@ -158,6 +158,18 @@ const CASES: readonly Case[] = [
     }),
   },
   {
+    name: "mount propagation (an rshared bind, an rslave one, rootfsPropagation rshared)",
+    spec: (_rootfs, dir) => ({
+      command: ["/bin/true"],
+      rootfsPropagation: "rshared",
+      mounts: [
+        { type: "bind", source: dir, target: "/both", options: ["rshared"] },
+        { type: "bind", source: dir, target: "/in", options: ["rslave", "ro"] },
+        { type: "bind", source: dir, target: "/private" },
+      ],
+    }),
+  },
+  {
     name: "the host's /etc files, no standard mounts, no_new_privs off",
     spec: () => ({
       command: ["/bin/true"],
@@ -212,13 +224,15 @@ const SAME_BY_DESIGN: ReadonlyArray<
   {
     step: "*",
     why:
-      "a capture (open_tree of a host source, in capture-host-sources) is named in the native program by the step that attaches it, so its failure names that step; the forked child names it so too (runCall's forStep), but runs it in capture-host-sources (rootfs-bind's and readonly-paths' open_tree are their own steps' on both paths)",
-    native: (ops) =>
-      ops.map((o) =>
+      "a capture (open_tree of a host source, in capture-propagating-sources before private-mounts, in capture-host-sources after) is named in the native program by the step that attaches it, so its failure names that step; the forked child names it so too (runCall's forStep), but runs it in its capture step (rootfs-bind's and readonly-paths' open_tree are their own steps' on both paths)",
+    native: (ops) => {
+      const firstPrivate = ops.findIndex((o) => o.step === "private-mounts");
+      return ops.map((o, i) =>
         o.call === "open_tree" && o.step !== "rootfs-bind" && o.step !== "readonly-paths"
-          ? { ...o, step: "capture-host-sources" }
+          ? { ...o, step: i < firstPrivate ? "capture-propagating-sources" : "capture-host-sources" }
           : o
-      ),
+      );
+    },
     forked: (ops) => ops,
   },
   {
@@ -612,6 +626,7 @@ const EXEC_INHERITS: Readonly<Record<string, string>> = {
   "cgroup-namespace": "joined (the container's)",
   "enter-rootfs": "the mount namespace joined is the container's, pivot_root'ed",
   "mount-namespace": "joined",
+  "capture-propagating-sources": "the container's mounts, joined",
   "private-mounts": "the container's mounts, joined",
   "rootfs-bind": "the container's mounts, joined",
   "capture-host-sources": "the container's mounts, joined",
@@ -631,6 +646,7 @@ const EXEC_INHERITS: Readonly<Record<string, string>> = {
   network: "the network namespace, joined",
   "hooks-sync": "the OCI hooks of create, once: an exec joins a running container",
   "pivot-root": "the container's root, joined with its mount namespace",
+  "root-propagation": "the container's mounts, joined",
   "masked-paths": "the container's mounts, joined",
   "readonly-paths": "the container's mounts, joined",
   "readonly-rootfs": "the container's mounts, joined",

@@ -50,6 +50,7 @@ function changed(spec: Spec): { readonly [K in Deciding]: Spec[K] } {
     hostname: "other",
     timeOffsets: { monotonic: 5, boottime: 0 },
     readonlyRootfs: !spec.readonlyRootfs,
+    rootfsPropagation: "rshared",
     standardMounts: !spec.standardMounts,
     mounts: [{ type: "tmpfs", target: "/scratch" }],
     networkEtc: spec.networkEtc === "host" ? false : "host",

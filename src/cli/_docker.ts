@@ -124,8 +124,9 @@ export function resolveEnv(
  * One `-v SRC:DST[:OPTS]` as a bind mount (pure). SRC is a host path, absolute or starting with
  * `.` (relative to the caller's directory, made absolute with the spec's other paths, as docker's CLI
  * since 23.0); a plain name is a docker named volume, which
- * hako does not have. OPTS: `ro` or `rw` (docker's default), and docker's propagation and SELinux
- * options are refused rather than ignored.
+ * hako does not have. OPTS: `ro` or `rw` (docker's default) and one of docker's propagation options
+ * (`rprivate`, the default, `private`, `rshared`, `shared`, `rslave`, `slave`); SELinux's `z`/`Z`
+ * and the rest are refused rather than ignored.
  * @throws {UsageError} Naming `-v` and the value.
  */
 export function parseVolume(value: string): MountSpec {
@@ -142,12 +143,45 @@ export function parseVolume(value: string): MountSpec {
     );
   }
   let readonly = false;
+  let propagation: string | undefined;
   for (const o of opts === undefined ? [] : opts.split(",")) {
     if (o === "ro" || o === "readonly") readonly = true;
     else if (o === "rw") readonly = false;
-    else throw new UsageError(`-v ${quoted(value)}: option ${quoted(o)} is not one hako takes (ro or rw)`);
+    else if (DOCKER_PROPAGATION.includes(o)) {
+      if (propagation !== undefined) throw new UsageError(`-v ${quoted(value)}: more than one propagation option`);
+      propagation = o;
+    } else {
+      throw new UsageError(
+        `-v ${quoted(value)}: option ${quoted(o)} is not one hako takes (ro, rw, ${DOCKER_PROPAGATION.join(", ")})`,
+      );
+    }
   }
-  return { type: "bind", source: src, target, ...(readonly ? { readonly: true } : {}) };
+  return bindOf(src, target, readonly, propagation);
+}
+
+/** docker's bind propagation options (`-v …:rshared`, `--mount bind-propagation=rshared`). */
+const DOCKER_PROPAGATION = ["rprivate", "private", "rshared", "shared", "rslave", "slave"];
+
+/** A bind mount as docker makes it: its propagation an option, unless it is hako's own (rprivate). */
+function bindOf(source: string, target: string, readonly: boolean, propagation: string | undefined): MountSpec {
+  return {
+    type: "bind",
+    source,
+    target,
+    ...(readonly ? { readonly: true } : {}),
+    ...(propagation !== undefined && propagation !== "rprivate" ? { options: [propagation] } : {}),
+  };
+}
+
+/**
+ * The root propagation docker gives a container with a shared or slave bind (moby's setMounts):
+ * "shared" with a shared one, else "slave" with a slave one; undefined without.
+ */
+export function dockerRootPropagation(mounts: readonly MountSpec[]): "shared" | "slave" | undefined {
+  const all = mounts.flatMap((m) => (m.type === "bind" ? m.options ?? [] : []));
+  if (all.some((o) => o === "shared" || o === "rshared")) return "shared";
+  if (all.some((o) => o === "slave" || o === "rslave")) return "slave";
+  return undefined;
 }
 
 /**
@@ -177,7 +211,7 @@ export function parseMountFlag(value: string): MountSpec {
   }
   const readonly = ro === undefined || ro === "true" || ro === "1";
   const allowed = type === "bind"
-    ? ["type", "source", "target", "readonly"]
+    ? ["type", "source", "target", "readonly", "bind-propagation"]
     : type === "tmpfs"
     ? ["type", "target", "readonly", "tmpfs-size", "tmpfs-mode"]
     : undefined;
@@ -187,7 +221,11 @@ export function parseMountFlag(value: string): MountSpec {
   if (type === "bind") {
     const source = kv.get("source");
     if (source === undefined || source === "") throw bad("source= (or src=) is required for a bind mount");
-    return { type: "bind", source, target, ...(readonly ? { readonly: true } : {}) };
+    const propagation = kv.get("bind-propagation");
+    if (kv.has("bind-propagation") && (propagation === undefined || !DOCKER_PROPAGATION.includes(propagation))) {
+      throw bad(`bind-propagation takes ${DOCKER_PROPAGATION.join(", ")}, not ${quoted(propagation ?? "")}`);
+    }
+    return bindOf(source, target, readonly, propagation);
   }
   const options: string[] = ["nosuid", "nodev"];
   const size = kv.get("tmpfs-size"), mode = kv.get("tmpfs-mode");
@@ -303,6 +341,7 @@ export function dockerSpecFields(
   return {
     ...(env && Object.keys(env).length ? { env } : {}),
     ...(f.mounts?.length ? { mounts: [...f.mounts] } : {}),
+    ...(f.mounts && dockerRootPropagation(f.mounts) ? { rootfsPropagation: dockerRootPropagation(f.mounts) } : {}),
     ...(f.workdir !== undefined ? { workdir: f.workdir } : {}),
     ...(f.user ? { user: { ...f.user } } : {}),
     ...(f.hostname !== undefined ? { hostname: f.hostname } : {}),

@@ -716,7 +716,24 @@ export function mountsOf(c: Checker, value: unknown): MountSpec[] {
 }
 
 /** The options a bind mount honours (see the mounts step in setup.ts): the rest would be ignored there. */
-const BIND_OPTIONS = new Set(["ro", "rw", "bind", "rbind", "norbind", "nosuid", "nodev", "noexec"]);
+const BIND_OPTIONS = new Set([
+  "ro",
+  "rw",
+  "bind",
+  "rbind",
+  "norbind",
+  "nosuid",
+  "nodev",
+  "noexec",
+  "private",
+  "rprivate",
+  "slave",
+  "rslave",
+  "shared",
+  "rshared",
+  "unbindable",
+  "runbindable",
+]);
 
 /** A list of absolute paths, or undefined (absent, or reported). */
 export function pathList(c: Checker, value: unknown, path: string): string[] | undefined {

@@ -180,6 +180,7 @@ export const DECIDING = [
   "hostname",
   "timeOffsets",
   "readonlyRootfs",
+  "rootfsPropagation",
   "standardMounts",
   "mounts",
   "networkEtc",

@@ -36,6 +36,7 @@ import { detect, type Layout } from "../cgroup/layout.ts";
 import { SetupError, SyscallError } from "../errors.ts";
 import type { NamespaceName } from "../namespace.ts";
 import type { ResolvedSpec } from "./validate.ts";
+import type { MountSpec } from "./spec.ts";
 import { consolePlan, type ConsoleRequest, runConsole } from "./_console.ts";
 import { INIT_TARGET } from "./_init.ts";
 import {
@@ -137,6 +138,7 @@ export type StepName =
   | "cgroup-namespace"
   | "enter-rootfs"
   | "mount-namespace"
+  | "capture-propagating-sources"
   | "private-mounts"
   | "rootfs-bind"
   | "capture-host-sources"
@@ -156,6 +158,7 @@ export type StepName =
   | "network"
   | "hooks-sync"
   | "pivot-root"
+  | "root-propagation"
   | "masked-paths"
   | "readonly-paths"
   | "readonly-rootfs"
@@ -652,27 +655,53 @@ export function fileMountCalls(ctx: SetupContext): PreparedCall[] {
   });
 }
 
-/**
- * Every host path a mount inside the rootfs binds from, captured before the child chroots into the
- * rootfs: /sys and the default devices in a user namespace, the spec's bind mounts' sources, the
- * container's files.
- */
-function hostSourceCaptures(ctx: SetupContext): PreparedCall[] {
-  const capture = (step: StepName, id: string, source: string, recursive: boolean): PreparedCall => ({
+/** An `open_tree(OPEN_TREE_CLONE)` of a host path, held under `id` for the step that attaches it. */
+function captureCall(step: StepName, id: string, source: string, recursive: boolean): PreparedCall {
+  return {
     op: "capture",
     id,
     step,
     source: cstr(source),
     recursive,
     shown: [source, unquoted(`OPEN_TREE_CLONE${recursive ? "|AT_RECURSIVE" : ""}`)],
-  });
+  };
+}
+
+/** The propagation options that keep a bind in touch with its host source: shared and slave ones. */
+const HOST_PROPAGATION = new Set(["shared", "rshared", "slave", "rslave"]);
+
+/** Whether a spec mount is a bind whose propagation options keep it in touch with the host source. */
+function propagatesWithHost(m: MountSpec): boolean {
+  return m.type === "bind" && (m.options ?? []).some((o) => HOST_PROPAGATION.has(o));
+}
+
+/**
+ * Every host path a mount inside the rootfs binds from, captured before the child chroots into the
+ * rootfs: /sys and the default devices in a user namespace, the spec's bind mounts' sources, the
+ * container's files. `propagating`: only the spec's binds with a shared or slave propagation
+ * option ({@link propagatesWithHost}), captured right after the mount namespace is made, while its
+ * mounts are still the host's peers — so the copy joins the source's peer group, and `rshared`
+ * (Kubernetes' Bidirectional) or `rslave` (HostToContainer) has a host to propagate with, as with
+ * runc; every other source is captured after the namespace went private, so the copy is private.
+ */
+function hostSourceCaptures(ctx: SetupContext, propagating: boolean): PreparedCall[] {
+  if (propagating) {
+    return ctx.spec.mounts.flatMap((m, i) =>
+      m.type === "bind" && propagatesWithHost(m)
+        ? [captureCall("mounts", `mount:${i}`, m.source!, !(m.options ?? []).includes("norbind"))]
+        : []
+    );
+  }
+  const capture = captureCall;
   const out: PreparedCall[] = [];
   if (ctx.spec.standardMounts && ctx.userns) {
     out.push(capture("mount-sys", "sys", "/sys", true));
     for (const d of DEVICES) out.push(capture("mount-dev", `dev/${d}`, `/dev/${d}`, false));
   }
   ctx.spec.mounts.forEach((m, i) => {
-    if (m.type === "bind") out.push(capture("mounts", `mount:${i}`, m.source!, !(m.options ?? []).includes("norbind")));
+    if (m.type === "bind" && !propagatesWithHost(m)) {
+      out.push(capture("mounts", `mount:${i}`, m.source!, !(m.options ?? []).includes("norbind")));
+    }
   });
   (ctx.files ?? []).forEach((f, i) => out.push(capture("etc-files", `file:${i}`, f.source, false)));
   if (ctx.spec.init) out.push(capture("mount-init", "init", ctx.spec.init, false));
@@ -812,6 +841,10 @@ export function specMountCalls(ctx: SetupContext): PreparedCall[] {
         at: id,
         attr: encodeMountAttr(mountAttrOf((readonly ? MS.RDONLY : 0) | flags)),
       });
+      // (its propagation options once attached, by path, as a filesystem's below)
+      for (const o of propagationOptions(m.options ?? [], parseOptions)) {
+        out.push(preparedMount(null, at, null, parseOptions(o).flags));
+      }
       return;
     }
     // Propagation options ("shared", "rslave", "private", "unbindable"…) apart, as runc's and
@@ -920,8 +953,9 @@ function buildCalls(ctx: SetupContext): Map<StepName, PreparedCall[]> {
   const spec = ctx.spec;
   const calls = new Map<StepName, PreparedCall[]>();
   if (!has(ctx, "mount")) return calls;
+  calls.set("capture-propagating-sources", hostSourceCaptures(ctx, true));
   calls.set("private-mounts", [preparedMount(null, "/", null, MS.REC | MS.PRIVATE)]);
-  calls.set("capture-host-sources", hostSourceCaptures(ctx));
+  calls.set("capture-host-sources", hostSourceCaptures(ctx, false));
   calls.set("chroot-rootfs", [CHROOT_IN]);
   const mkdirp = (path: string): PreparedCall => ({
     op: "mkdir",
@@ -1012,6 +1046,9 @@ function buildCalls(ctx: SetupContext): Map<StepName, PreparedCall[]> {
   calls.set("mounts", specMountCalls(ctx));
   calls.set("etc-files", fileMountCalls(ctx));
   calls.set("pivot-root", [PIVOT, CHDIR_ROOT]);
+  if (spec.rootfsPropagation) {
+    calls.set("root-propagation", [preparedMount(null, "/", null, parseOptions(spec.rootfsPropagation).flags)]);
+  }
   calls.set(
     "masked-paths",
     spec.maskedPaths.map((p, i) => ({
@@ -2067,6 +2104,13 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     calls: () => [{ op: "unshare", flag: CLONE_NEWNS, name: "CLONE_NEWNS" }],
   },
   {
+    name: "capture-propagating-sources",
+    why:
+      "the sources of the spec's binds with a shared or slave propagation option (rshared: Kubernetes' Bidirectional, rslave: HostToContainer), copied while the new namespace's mounts are still the host's peers, so each copy stays in its source's peer group; every other source is taken after the namespace goes private",
+    when: (c) => has(c, "mount") && c.spec.mounts.some(propagatesWithHost),
+    calls: fromMounts("capture-propagating-sources"),
+  },
+  {
     name: "private-mounts",
     why: "nothing mounted from here on may propagate to the host",
     when: (c) => has(c, "mount"),
@@ -2083,7 +2127,7 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     name: "capture-host-sources",
     why:
       "the host paths the mounts below bind from (/sys and the devices in a user namespace, the spec's bind sources, the container's files), taken as detached copies of their mounts before the chroot hides the host",
-    when: (c) => has(c, "mount") && hostSourceCaptures(c).length > 0,
+    when: (c) => has(c, "mount") && hostSourceCaptures(c, false).length > 0,
     calls: fromMounts("capture-host-sources"),
   },
   {
@@ -2200,6 +2244,13 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     why: "switch to the rootfs; the old root is detached, so nothing of the host stays reachable",
     when: (c) => has(c, "mount"),
     calls: fromMounts("pivot-root"),
+  },
+  {
+    name: "root-propagation",
+    why:
+      "rootfsPropagation (OCI's linux.rootfsPropagation) given to the new root and, for an r- value, every mount under it — after pivot_root: the root's mount is the container's own copy, so a shared root makes new peer groups, none of them the host's",
+    when: (c) => c.spec.rootfsPropagation !== undefined && has(c, "mount"),
+    calls: fromMounts("root-propagation"),
   },
   {
     name: "masked-paths",

@@ -55,6 +55,17 @@ export type RootfsSpec =
     readonly path?: string;
   };
 
+/** A mount propagation, as mount(8) and OCI name them. */
+export type RootfsPropagation =
+  | "private"
+  | "rprivate"
+  | "slave"
+  | "rslave"
+  | "shared"
+  | "rshared"
+  | "unbindable"
+  | "runbindable";
+
 /** One extra mount, relative to the container's root. */
 export interface MountSpec {
   /** "bind", "tmpfs", "proc", or any filesystem type. */
@@ -68,7 +79,10 @@ export interface MountSpec {
    * ("ro", "nosuid", "nodev", "noexec", "rbind", "private"…) and data ("size=64m"), at most a page
    * of data together. A bind mount honours "ro", "rw", "bind", "rbind", "norbind", "nosuid", "nodev" and "noexec" only; any
    * other option there is an error (it would be ignored). Propagation options ("shared", "rslave",
-   * "private", "unbindable"…) apply to the new mount once made, in order (as runc's).
+   * "private", "unbindable"…) apply to the new mount once made, in order (as runc's); a bind with
+   * "rshared"/"shared" or "rslave"/"slave" stays in its source's peer group, so mounts under it
+   * propagate both ways with the host (Kubernetes' Bidirectional) or from the host in
+   * (HostToContainer) — where the host's source mount is shared. Default: private.
    */
   readonly options?: readonly string[];
   /** Shorthand for the "ro" option. */
@@ -248,6 +262,13 @@ export interface ContainerSpec {
   readonly timeOffsets?: { readonly monotonic?: number; readonly boottime?: number };
   /** Make `/` read-only after every mount is made (default false). */
   readonly readonlyRootfs?: boolean;
+  /**
+   * The propagation of the container's root mount and, for an `r` value, of every mount under it,
+   * set after pivot_root (OCI's `linux.rootfsPropagation`). Default: every mount
+   * private. The root is the container's own copy, so "shared" makes peer groups of its own: what
+   * reaches the host is a bind mount's own `rshared`/`rslave` option.
+   */
+  readonly rootfsPropagation?: RootfsPropagation;
   /** proc, sysfs (ro), /dev (tmpfs + default devices), devpts, /dev/shm, mqueue. Default true. */
   readonly standardMounts?: boolean;
   /** Extra mounts, after the standard ones. */
@@ -533,6 +554,8 @@ export interface ResolvedSpec {
   readonly timeOffsets?: { readonly monotonic: number; readonly boottime: number };
   /** Whether `/` is made read-only. */
   readonly readonlyRootfs: boolean;
+  /** The root mount's propagation, set after pivot_root, when the spec gives one. */
+  readonly rootfsPropagation?: RootfsPropagation;
   /** Whether proc, sys, dev… are mounted. */
   readonly standardMounts: boolean;
   /** The extra mounts. */

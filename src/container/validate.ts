@@ -102,6 +102,7 @@ const SPEC_FIELDS = [
   "hostname",
   "timeOffsets",
   "readonlyRootfs",
+  "rootfsPropagation",
   "standardMounts",
   "mounts",
   "networkEtc",
@@ -205,6 +206,20 @@ export function resolveSpec(input: ContainerSpec): ResolvedSpec {
 
   // flags and choices
   const readonlyRootfs = c.boolean(s.readonlyRootfs, "readonlyRootfs") ?? false;
+  const rootfsPropagation = c.oneOf(
+    s.rootfsPropagation,
+    "rootfsPropagation",
+    [
+      "private",
+      "rprivate",
+      "slave",
+      "rslave",
+      "shared",
+      "rshared",
+      "unbindable",
+      "runbindable",
+    ] as const,
+  );
   const standardMounts = c.boolean(s.standardMounts, "standardMounts") ?? true;
   const noNewPrivs = c.boolean(s.noNewPrivs, "noNewPrivs");
   const networkEtc = c.oneOf(s.networkEtc, "networkEtc", ["host", "generate", false] as const);
@@ -284,6 +299,7 @@ export function resolveSpec(input: ContainerSpec): ResolvedSpec {
     gidMap: maps.gidMap,
     hostname,
     readonlyRootfs,
+    ...(rootfsPropagation !== undefined ? { rootfsPropagation } : {}),
     standardMounts,
     mounts,
     networkEtc: networkEtc ?? (netNew ? "generate" : "host"),

@@ -20,7 +20,7 @@
  * | `root.path` (relative to the bundle), `root.readonly` | `rootfs`, `readonlyRootfs` |
  * | `hostname` | `hostname` (without one, a new UTS namespace keeps the host's name it starts with, as runc leaves it: `create` passes it) |
  * | `mounts` at `/proc`, `/sys`, `/sys/fs/cgroup`, `/dev`, `/dev/pts`, `/dev/shm`, `/dev/mqueue` | hako's standard mounts (the same types and flags as runc's defaults; `/dev/shm` is a tmpfs of the container's own) |
- * | other `mounts` | `mounts` (`bind`/`rbind` with `ro`, `rw`, `nosuid`, `nodev`, `noexec`; `private`/`rprivate` is what hako's mounts are; other filesystems with their options) |
+ * | other `mounts` | `mounts` (`bind`/`rbind` with `ro`, `rw`, `nosuid`, `nodev`, `noexec`; other filesystems with their options; propagation options set once mounted, in order — a bind's `rshared`/`rslave` keeps it a peer of its host source; `private`/`rprivate` alone is what hako's mounts are) |
  * | `linux.namespaces` (`path`: joined) | `namespaces` (exactly those: no cgroup namespace unless asked) |
  * | `linux.uidMappings`, `gidMappings` | `idMap` (`allowHostIds`: the engine chose them) |
  * | `linux.devices` | runc's default nodes only (null, zero, full, random, urandom, tty) |
@@ -44,7 +44,7 @@
  * | `linux.sysctl` | written by `create` in the container's own net, ipc or uts namespace (others are refused, as runc does) |
  * | `linux.maskedPaths`, `readonlyPaths` | `maskedPaths`, `readonlyPaths` (absent: none, as OCI says) |
  * | `linux.seccomp` | `seccomp` (an OCI profile, compiled by hako) |
- * | `linux.rootfsPropagation` | `private`/`rprivate` only (hako's mounts are private) |
+ * | `linux.rootfsPropagation` | `rootfsPropagation`, set on the container's `/` after pivot_root (`private`, `rprivate`: nothing to do, hako's mounts are private) |
  * | `annotations` | kept in the state (`hako oci state`) |
  * | `hooks.prestart`, `createRuntime` | run by `create` in the runtime's namespaces while the child waits after its mounts, before pivot_root (the hooks-sync step), the state on stdin (see hooks.ts) |
  * | `hooks.createContainer` | run by `create` right after them, inside the container's namespaces (its mount namespace before pivot_root), the path resolved there (the runtime's files, the rootfs at its host path) |
@@ -58,7 +58,7 @@
  */
 import { existsSync } from "node:fs";
 import { isAbsolute, join, normalize } from "node:path";
-import type { CapabilitySets, ContainerSpec, MountSpec, NamespaceSpec } from "../container/spec.ts";
+import type { CapabilitySets, ContainerSpec, MountSpec, NamespaceSpec, RootfsPropagation } from "../container/spec.ts";
 import type { NamespaceName } from "../namespace.ts";
 import type { DeviceRule } from "../cgroup/devices.ts";
 import type { OciSeccompProfile } from "../seccomp.ts";
@@ -147,8 +147,9 @@ const DEFAULT_DEVICES: Readonly<Record<string, readonly [string, number, number]
   "/dev/tty": ["c", 5, 0],
 };
 
-/** Propagation options: hako's mounts are private, so only these are what it does. */
+/** Propagation options: hako's mounts are private already, so these alone change nothing. */
 const PRIVATE = new Set(["private", "rprivate"]);
+/** The other propagation options: the spec's own (a bind's shared or slave ones keep it a peer of its host source). */
 const PROPAGATION = new Set(["shared", "rshared", "slave", "rslave", "unbindable", "runbindable"]);
 
 /** Mount options that are runtimes' extensions, not the kernel's (podman's `--read-only` tmpfs use tmpcopyup). */
@@ -783,8 +784,15 @@ export function ociToSpec(
   spec.readonlyPaths = Array.isArray(linux.readonlyPaths) ? linux.readonlyPaths : [];
   if (isObj(linux.seccomp)) spec.seccomp = linux.seccomp as unknown as OciSeccompProfile;
   else spec.seccomp = false;
-  if (typeof linux.rootfsPropagation === "string" && linux.rootfsPropagation !== "") {
-    if (!PRIVATE.has(linux.rootfsPropagation)) unsupported("linux.rootfsPropagation");
+  if (linux.rootfsPropagation !== undefined && linux.rootfsPropagation !== "") {
+    const p = linux.rootfsPropagation;
+    if (typeof p !== "string" || (!PRIVATE.has(p) && !PROPAGATION.has(p))) {
+      bad(
+        "linux.rootfsPropagation",
+        `must be one of ${[...PRIVATE, ...PROPAGATION].join(", ")}, got ${JSON.stringify(p)}`,
+      );
+    } else if (PROPAGATION.has(p)) spec.rootfsPropagation = p as RootfsPropagation;
+    // (private, rprivate: what hako's mounts are)
   }
   // hako loads the filter after the capabilities are dropped: the kernel then needs no_new_privs
   if (spec.seccomp && spec.noNewPrivs === false) {
@@ -816,10 +824,12 @@ export function ociToSpec(
         return; // hako's own standard mount is made there
       }
       const kept: string[] = [];
+      // (private alone is what hako's mounts are; among others, its place in the order counts)
+      const propagates = options.some((o) => PROPAGATION.has(o));
       options.forEach((o, j) => {
-        if (PRIVATE.has(o)) return; // (what hako's mounts are)
-        if (PROPAGATION.has(o)) {
-          return bad(`${at}.options[${j}]`, `${o}: not supported by hako (its mounts are private)`);
+        if (PRIVATE.has(o) || PROPAGATION.has(o)) {
+          if (propagates) kept.push(o);
+          return;
         }
         // runc's and crun's extensions, which the kernel would not take as mount data
         if (EXTENSIONS.has(o)) return bad(`${at}.options[${j}]`, `${o}: not supported by hako`);
