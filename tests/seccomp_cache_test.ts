@@ -21,6 +21,7 @@ import {
   rmSync,
   symlinkSync,
   unlinkSync,
+  utimesSync,
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
@@ -62,6 +63,8 @@ interface Inputs {
   readonly capabilities?: readonly string[];
   readonly kernel?: string;
   readonly compilerId?: string;
+  readonly maxEntries?: number;
+  readonly maxBytes?: number;
 }
 
 /** What compileSeccomp gives without any cache. */
@@ -80,7 +83,12 @@ function throughCache(dir: string, profile: SeccompProfile, i: Inputs = {}) {
     profile,
     targetOf(arch, capabilities, kernel),
     (p) => compileSeccomp(p, { arch, capabilities, kernel }),
-    { dir, ...(i.compilerId ? { compilerId: i.compilerId } : {}) },
+    {
+      dir,
+      ...(i.compilerId ? { compilerId: i.compilerId } : {}),
+      ...(i.maxEntries ? { maxEntries: i.maxEntries } : {}),
+      ...(i.maxBytes ? { maxBytes: i.maxBytes } : {}),
+    },
   );
 }
 
@@ -375,6 +383,36 @@ test(
     equal(r.outcome, "miss");
     deepEqual(r.program, plain(profile));
     equal(throughCache(dir, profile)!.outcome, "hit", "replaced by the right entry");
+  }),
+  { skip: needsRoot },
+);
+
+test(
+  "the cache stays bounded: past its entry limit the oldest written go first, a dead writer's temporary files after a minute",
+  withCache((dir) => {
+    const limit = { maxEntries: 3 };
+    const names: string[] = [];
+    for (let i = 1; i <= 3; i++) {
+      equal(throughCache(dir, smallProfile(i), limit)!.outcome, "miss");
+      names.push(keyOf(smallProfile(i)).name);
+      utimesSync(join(dir, names[i - 1]!), 1000 + i, 1000 + i); // (written in this order)
+    }
+    const dead = join(dir, ".x.bpf.1.1.dead.tmp"), live = join(dir, ".y.bpf.1.2.live.tmp");
+    writeFileSync(dead, "half", { mode: 0o600 });
+    utimesSync(dead, 1000, 1000);
+    writeFileSync(live, "half", { mode: 0o600 });
+    writeFileSync(join(dir, "not-an-entry"), "x", { mode: 0o600 });
+    equal(throughCache(dir, smallProfile(4), limit)!.outcome, "miss");
+    deepEqual(
+      readdirSync(dir).sort(),
+      [".y.bpf.1.2.live.tmp", keyOf(smallProfile(4)).name, names[1], names[2], "not-an-entry"].sort(),
+      "the oldest entry and the dead writer's file are gone; the rest untouched",
+    );
+    equal(throughCache(dir, smallProfile(4), limit)!.outcome, "hit", "the newest is kept");
+    equal(throughCache(dir, smallProfile(1), limit)!.outcome, "miss", "the oldest was removed");
+    // a byte limit too: one entry's worth keeps only the one just written
+    equal(throughCache(dir, smallProfile(5), { maxBytes: 1 })!.outcome, "miss");
+    deepEqual(readdirSync(dir).filter((n) => n.endsWith(".bpf")), [keyOf(smallProfile(5)).name]);
   }),
   { skip: needsRoot },
 );

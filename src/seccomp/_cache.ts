@@ -25,6 +25,11 @@
  *   renamed into place: concurrent writers never let a reader see half an entry (a writer killed
  *   mid-way leaves a `.*.tmp` file no reader opens). runc has no such cache: it compiles at each
  *   start; nothing here is borrowed from it.
+ * - The directory is bounded (it lives in memory, on tmpfs): after each write, the oldest entries
+ *   beyond {@link MAX_CACHE_ENTRIES} or {@link MAX_CACHE_BYTES} are removed, and temporary files a
+ *   killed writer left more than a minute ago. Every hako version, kernel, capability set and
+ *   profile has entries of its own, so without this an upgraded host would keep the old ones
+ *   until reboot.
  *
  * No `node:crypto` here (~10 ms to import in a cold compiled Bun process): a CRC-32 names the file.
  * A cold process interprets its JavaScript, so the hit path leans on native calls (JSON.stringify,
@@ -37,8 +42,10 @@ import {
   constants,
   fchmodSync,
   fstatSync,
+  lstatSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readSync,
   renameSync,
   unlinkSync,
@@ -62,6 +69,13 @@ const MAGIC = "hako-seccomp-bpf 1";
 /** The header line: magic, key length, program length, program checksum (decimal), then "\n". */
 const MAX_HEADER = 80;
 
+/** The most entries kept (docker's default profile under one capability set is one entry of ~9 KB). */
+export const MAX_CACHE_ENTRIES = 256;
+/** The most bytes of entries kept. */
+export const MAX_CACHE_BYTES = 16 << 20;
+/** How old a temporary file is when its writer is taken for dead (a write takes microseconds). */
+const STALE_TMP_MS = 60_000;
+
 /** The outcome of one lookup, for tests and measurements. */
 export type SeccompCacheOutcome = "hit" | "miss" | "off";
 
@@ -71,6 +85,10 @@ export interface SeccompCacheOptions {
   readonly dir?: string;
   /** The compiler identity to key on (default {@link SECCOMP_COMPILER_ID}; tests change it). */
   readonly compilerId?: string;
+  /** The most entries kept (default {@link MAX_CACHE_ENTRIES}; tests lower it). */
+  readonly maxEntries?: number;
+  /** The most bytes of entries kept (default {@link MAX_CACHE_BYTES}). */
+  readonly maxBytes?: number;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -380,6 +398,48 @@ function writeEntry(dir: string, name: string, bytes: Uint8Array): void {
   }
 }
 
+/** An entry's file name: {@link entryName}'s shape. */
+const ENTRY_NAME = /^[0-9a-f]{8}-[0-9a-f]{1,8}\.bpf$/;
+
+/**
+ * Keeps `dir` within `maxEntries` entries and `maxBytes` bytes of them, removing the oldest
+ * written first (never `keep`, the one just written), and removes temporary files older than a
+ * minute. Only regular files named as entries or temporary files are looked at or removed; any
+ * failure leaves the rest as it is.
+ */
+export function trimCache(dir: string, keep: string, maxEntries: number, maxBytes: number, now = Date.now()): void {
+  const entries: { name: string; mtime: number; size: number }[] = [];
+  let bytes = 0;
+  for (const name of readdirSync(dir)) {
+    const isTmp = name.startsWith(".") && name.endsWith(".tmp");
+    if (!isTmp && !ENTRY_NAME.test(name)) continue;
+    const st = lstatSync(`${dir}/${name}`, { throwIfNoEntry: false });
+    if (!st?.isFile()) continue;
+    if (isTmp) {
+      if (now - st.mtimeMs > STALE_TMP_MS) unlinkQuietly(`${dir}/${name}`);
+      continue;
+    }
+    entries.push({ name, mtime: st.mtimeMs, size: st.size });
+    bytes += st.size;
+  }
+  if (entries.length <= maxEntries && bytes <= maxBytes) return;
+  entries.sort((a, b) => a.mtime - b.mtime || (a.name < b.name ? -1 : 1));
+  let count = entries.length;
+  for (const e of entries) {
+    if (count <= maxEntries && bytes <= maxBytes) break;
+    if (e.name === keep) continue;
+    unlinkQuietly(`${dir}/${e.name}`);
+    count--;
+    bytes -= e.size;
+  }
+}
+
+function unlinkQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch { /* gone meanwhile */ }
+}
+
 /**
  * `compile(copy)` through root's cache: the program stored for exactly this key when there is a
  * whole, trusted entry; otherwise compiled (errors thrown as `compile` throws them) and stored.
@@ -423,7 +483,10 @@ export function cachedCompile(
   const program = compile(snap.copy);
   try {
     makeDir(dir);
-    if (cacheDirProblem(dir) === undefined) writeEntry(dir, name, encodeEntry(keyBytes, program));
-  } catch { /* a cache that cannot be written is no cache */ }
+    if (cacheDirProblem(dir) === undefined) {
+      writeEntry(dir, name, encodeEntry(keyBytes, program));
+      trimCache(dir, name, options.maxEntries ?? MAX_CACHE_ENTRIES, options.maxBytes ?? MAX_CACHE_BYTES);
+    }
+  } catch { /* a cache that cannot be written (or trimmed) is no cache */ }
   return { program, outcome: "miss" };
 }
