@@ -111,6 +111,7 @@ export type {
   NamespaceSpec,
   NetworkSpec,
   PortSpec,
+  RootfsPropagation,
   RootfsSpec,
   VethSpec,
 } from "./src/container/spec.ts";

@@ -18,6 +18,7 @@ import { OciConfigError, type OciPlan, ociToSpec } from "../src/oci/config.ts";
 import { mergedCgroup, updateResources } from "../src/oci/update.ts";
 import { resolveSpec } from "../src/container/validate.ts";
 import { existingCgroupDirs } from "../src/container/_cgroup.ts";
+import { detect } from "../src/cgroup/layout.ts";
 
 const RUNC = "/usr/sbin/runc";
 const suffix = () => Math.random().toString(36).slice(2, 8);
@@ -210,32 +211,42 @@ test("unified: refused on a v1 host as runc refuses it; on v2 only files of hako
       unified: {
         "../../memory.max": "1",
         "memory/../../x": "1",
-        "hugetlb.2MB.max": "1",
+        "rdma.max": "1",
         "cgroup.procs": "1",
         "cgroup.subtree_control": "+cpu",
         "pids.max": 5,
       },
     }, 2),
     [
-      'linux.resources.unified["../../memory.max"]: not supported by hako: only files of the cpu, cpuset, memory, pids and io controllers',
-      'linux.resources.unified["memory/../../x"]: not supported by hako: only files of the cpu, cpuset, memory, pids and io controllers',
-      'linux.resources.unified["hugetlb.2MB.max"]: not supported by hako: only files of the cpu, cpuset, memory, pids and io controllers',
-      'linux.resources.unified["cgroup.procs"]: not supported by hako: only files of the cpu, cpuset, memory, pids and io controllers',
-      'linux.resources.unified["cgroup.subtree_control"]: not supported by hako: only files of the cpu, cpuset, memory, pids and io controllers',
+      'linux.resources.unified["../../memory.max"]: not supported by hako: only files of the cpu, cpuset, memory, pids, io and hugetlb controllers',
+      'linux.resources.unified["memory/../../x"]: not supported by hako: only files of the cpu, cpuset, memory, pids, io and hugetlb controllers',
+      'linux.resources.unified["rdma.max"]: not supported by hako: only files of the cpu, cpuset, memory, pids, io and hugetlb controllers',
+      'linux.resources.unified["cgroup.procs"]: not supported by hako: only files of the cpu, cpuset, memory, pids, io and hugetlb controllers',
+      'linux.resources.unified["cgroup.subtree_control"]: not supported by hako: only files of the cpu, cpuset, memory, pids, io and hugetlb controllers',
       'linux.resources.unified["pids.max"]: must be a string, got 5',
     ],
   );
 });
 
-test("hugepageLimits, network and rdma are refused by their path (empty ones, as engines write them, are fine)", () => {
+test("hugepageLimits map onto cgroup.hugetlb (a page size twice: the last, as runc writes them in order); network and rdma are refused by their path (empty ones, as engines write them, are fine)", () => {
+  deepEqual(
+    plan({
+      hugepageLimits: [{ pageSize: "2MB", limit: 2097152 }, { pageSize: "1GB", limit: 0 }, {
+        pageSize: "2MB",
+        limit: 4194304,
+      }],
+    }).spec.cgroup,
+    { hugetlb: { "2MB": 4194304, "1GB": 0 } },
+  );
   deepEqual(
     problems({
-      hugepageLimits: [{ pageSize: "2MB", limit: 2097152 }],
+      hugepageLimits: [{ pageSize: "2MB/../x", limit: 1 }, { pageSize: "2MB", limit: "1" }],
       network: { classID: 1048577, priorities: [{ name: "eth0", priority: 5 }] },
       rdma: { mlx5_1: { hcaHandles: 3 } },
     }),
     [
-      "linux.resources.hugepageLimits: not supported by hako: its cgroup library has no hugetlb controller",
+      'linux.resources.hugepageLimits[0].pageSize: must be a page size as the kernel names them ("2MB", "1GB"), got "2MB/../x"',
+      'linux.resources.hugepageLimits[1].limit: must be a number of bytes, got "1"',
       "linux.resources.network: not supported by hako: its cgroup library has no net_cls or net_prio controller (runc's cgroup v2 manager has none either)",
       "linux.resources.rdma: not supported by hako: its cgroup library has no rdma controller",
     ],
@@ -476,10 +487,44 @@ test("a blkio weight: BFQ's (or CFQ's) weight file as runc writes it, or the sam
   else deepEqual(leaf.hako.files, leaf.runc.files);
 }, { skip });
 
-test("unified, hugepageLimits and network on this host: refused by hako where runc fails too", () => {
+test(
+  "hugepageLimits on this host: hako writes the limit wherever hako's cgroup library finds hugetlb (cgroup2's on a hybrid host, where runc fails)",
+  () => {
+    const layout = detect();
+    const where = layout.v1.hugetlb
+      ? { dir: layout.v1.hugetlb, file: "hugetlb.2MB.limit_in_bytes" }
+      : layout.unified && layout.unifiedControllers.includes("hugetlb")
+      ? { dir: layout.unified, file: "hugetlb.2MB.max" }
+      : undefined;
+    if (!where || !existsSync("/sys/kernel/mm/hugepages/hugepages-2048kB")) return; // (no hugetlb or no 2MB pages)
+    // (the test gives back the cgroup2 root's subtree_control as it was: see cgroup_hugetlb_test.ts)
+    const control = join(where.dir, "cgroup.subtree_control");
+    const before = existsSync(control) && readFileSync(control, "utf8").split(/\s+/).includes("hugetlb");
+    try {
+      const { hako, runc } = sideBySide(
+        { hugepageLimits: [{ pageSize: "2MB", limit: 8388608 }] },
+        [where.file],
+        {},
+        "/hako-test-ocires",
+      );
+      equal(hako.status, 0, hako.stderr);
+      equal(hako.files[where.file], "8388608");
+      if (runc.status === 0) equal(runc.files[where.file], "8388608");
+      else if (!layout.v1.hugetlb) match(runc.stderr, /cannot set hugetlb limit/, "runc: no v1 hierarchy, no limit");
+    } finally {
+      if (existsSync(control) && !before) {
+        try {
+          writeFileSync(control, "-hugetlb");
+        } catch { /* used by another cgroup now */ }
+      }
+    }
+  },
+  { skip },
+);
+
+test("unified and network on this host: refused by hako where runc fails too", () => {
   const cases: ReadonlyArray<readonly [Record<string, unknown>, string, RegExp, string | undefined]> = [
     [{ unified: { "memory.high": "1000000" } }, "unified", /cannot use unified on cgroup v1/, undefined],
-    [{ hugepageLimits: [{ pageSize: "2MB", limit: 2097152 }] }, "hugepageLimits", /hugetlb/, "hugetlb"],
     [{ network: { classID: 1048577 } }, "network", /net_cls/, "net_cls"],
   ];
   for (const [resources, field, runcSays, hierarchy] of cases) {

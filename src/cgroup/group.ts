@@ -31,6 +31,7 @@ import {
 import { CPU, CPUACCT, type CpuStats } from "./cpu.ts";
 import { CPUSET, type CpusetStats } from "./cpuset.ts";
 import { type DeviceRule, Devices, type DevicesStats, resolveDeviceRules, withDefaultDeviceRules } from "./devices.ts";
+import { Hugetlb, type HugetlbStats } from "./hugetlb.ts";
 import { IO, type IoStats } from "./io.ts";
 import { Memory, type MemoryStats } from "./memory.ts";
 import { Pids, type PidsStats } from "./pids.ts";
@@ -61,6 +62,11 @@ export interface GroupSpec {
     readonly writeIops?: Readonly<Record<string, number | "max">>;
   };
   /**
+   * Huge page limits by page size as the kernel names them (`{ "2MB": "64M", "1GB": 0 }`), on the
+   * hugetlb controller (OCI's `hugepageLimits`).
+   */
+  readonly hugetlb?: Readonly<Record<string, ByteSize>>;
+  /**
    * A device allowlist: runc's default (`DEFAULT_DEVICE_RULES`: mknod of any node, read and
    * write only to null, zero, full, random, urandom, tty, ptmx, pts and tun) with these rules
    * before it, as runc orders them (OCI's `linux.resources.devices`). Given (even empty), the
@@ -87,6 +93,8 @@ export interface GroupStats {
   readonly pids?: PidsStats;
   /** From the io/blkio controller. */
   readonly io?: IoStats;
+  /** From the hugetlb controller, by page size. */
+  readonly hugetlb?: HugetlbStats;
   /** From the devices controller (v1) or the attached device programs (v2). */
   readonly devices?: DevicesStats;
 }
@@ -107,8 +115,9 @@ class Core extends Controller<Record<string, never>> {
   }
 }
 
-const SECTIONS = ["cpu", "cpuset", "memory", "pids", "io", "cpuacct", "devices", "raw", "name"] as const;
-const RAW_ROUTE: Readonly<Record<string, "cpu" | "cpuacct" | "cpuset" | "memory" | "pids" | "io">> = {
+const SECTIONS = ["cpu", "cpuset", "memory", "pids", "io", "hugetlb", "cpuacct", "devices", "raw", "name"] as const;
+const RAW_ROUTE: Readonly<Record<string, "cpu" | "cpuacct" | "cpuset" | "memory" | "pids" | "io" | "hugetlb">> = {
+  hugetlb: "hugetlb",
   cpu: "cpu",
   cpuacct: "cpuacct",
   cpuset: "cpuset",
@@ -175,6 +184,8 @@ export class Group {
   readonly pids?: Pids;
   /** The io/blkio controller, when the spec has `io`. */
   readonly io?: IO;
+  /** The hugetlb controller, when the spec has `hugetlb`. */
+  readonly hugetlb?: Hugetlb;
   /** The device allowlist, when the spec has `devices`. */
   readonly devices?: Devices;
   readonly #controllers: Controller<unknown>[];
@@ -228,13 +239,19 @@ export class Group {
         if (s[k] !== undefined) assign("io", k, () => io[k] = s[k] as Record<string, number>);
       }
     }
+    if (spec.hugetlb !== undefined) {
+      const huge = get("hugetlb", () => new Hugetlb(name, options));
+      assign("hugetlb", "limits", () => huge.limits = spec.hugetlb);
+    }
     for (const [key, value] of Object.entries(spec.raw ?? {})) {
       const section = RAW_ROUTE[key.split(".")[0]!];
       const target = section
         ? get(
           section,
           () =>
-            new ({ cpu: CPU, cpuacct: CPUACCT, cpuset: CPUSET, memory: Memory, pids: Pids, io: IO })[section](
+            new ({ cpu: CPU, cpuacct: CPUACCT, cpuset: CPUSET, memory: Memory, pids: Pids, io: IO, hugetlb: Hugetlb })[
+              section
+            ](
               name,
               options,
             ),
@@ -256,6 +273,7 @@ export class Group {
     this.memory = made.memory as Memory | undefined;
     this.pids = made.pids as Pids | undefined;
     this.io = made.io as IO | undefined;
+    this.hugetlb = made.hugetlb as Hugetlb | undefined;
     this.devices = made.devices as Devices | undefined;
   }
 
@@ -349,6 +367,7 @@ export class Group {
       ...(this.memory ? { memory: this.memory.stats() } : {}),
       ...(this.pids ? { pids: this.pids.stats() } : {}),
       ...(this.io ? { io: this.io.stats() } : {}),
+      ...(this.hugetlb ? { hugetlb: this.hugetlb.stats() } : {}),
       ...(this.devices ? { devices: this.devices.stats() } : {}),
     };
   }

@@ -1,6 +1,6 @@
 /**
  * Cgroups, v1 and v2 behind one interface, detected at run time: hacorb's `Cgroup::CPU`,
- * `CPUSET`, `MEMORY`, `BLKIO`, `CPUACCT`, plus `Pids`, a multi-controller {@link Group}, a raw
+ * `CPUSET`, `MEMORY`, `BLKIO`, `CPUACCT`, plus `Pids`, `Hugetlb`, a multi-controller {@link Group}, a raw
  * `set("cpu.cfs_quota_us", 30000)` escape hatch, {@link detect}/{@link version}, and a device
  * allowlist ({@link Devices}: runc's default rules, on v1's devices controller or as a v2 BPF
  * device program).
@@ -46,6 +46,7 @@ export { CPU, CPUACCT, type CpuStats } from "./cpu.ts";
 export { CPUSET, type CpusetStats } from "./cpuset.ts";
 export { BLKIO, type DeviceLimits, IO, type IoDeviceStats, type IoStats } from "./io.ts";
 export { MEMORY, Memory, type MemoryStats } from "./memory.ts";
+export { hostHugePageSizes, Hugetlb, type HugetlbPageStats, type HugetlbStats, pageSizeName } from "./hugetlb.ts";
 export { PIDS, Pids, type PidsStats } from "./pids.ts";
 export {
   assertValidDeviceRules,
@@ -68,6 +69,7 @@ export {
   blkioWeightToIo,
   type ByteSize,
   ioWeightToBlkio,
+  isPageSizeName,
   type Limit,
   parseByteSize,
   sharesToWeight,

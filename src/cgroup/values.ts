@@ -199,3 +199,16 @@ export function v1Limit(value: Limit): string {
 export function v2Limit(value: Limit): string {
   return String(value);
 }
+
+/** A page size as the kernel names it in hugetlb's control files: `64KB`, `2MB`, `1GB`. */
+const PAGE_SIZE = /^[1-9]\d{0,5}(KB|MB|GB)$/;
+
+/**
+ * Whether `size` is a page size as the kernel names them in hugetlb's control files (`2MB`).
+ * Pure.
+ * @param size The name.
+ * @returns Whether it has that form.
+ */
+export function isPageSizeName(size: string): boolean {
+  return PAGE_SIZE.test(size);
+}

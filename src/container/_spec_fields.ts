@@ -37,7 +37,7 @@ import { rawKeyProblem } from "../cgroup/controller.ts";
 import { assertValidDeviceRules } from "../cgroup/devices.ts";
 import { detect } from "../cgroup/layout.ts";
 import { assertValidName as assertValidCgroupName } from "../cgroup/_name.ts";
-import { parseByteSize, parseCpuList, parseDevice, parseInteger } from "../cgroup/values.ts";
+import { isPageSizeName, parseByteSize, parseCpuList, parseDevice, parseInteger } from "../cgroup/values.ts";
 import { DEFAULT_SECCOMP_PROFILE, resolveSeccompProfile, type SeccompProfile } from "../seccomp.ts";
 import { assertValidIdMap, type IdMapEntry, NAMESPACE_FLAGS, type NamespaceName } from "../namespace.ts";
 import {
@@ -73,7 +73,7 @@ export const KEYS = {
   user: ["uid", "gid", "groups"],
   owner: ["uid", "gid"],
   mount: ["type", "source", "target", "options", "readonly"],
-  cgroup: ["cpu", "cpuset", "memory", "pids", "io", "devices", "raw", "name", "parent"],
+  cgroup: ["cpu", "cpuset", "memory", "pids", "io", "hugetlb", "devices", "raw", "name", "parent"],
   cpu: ["quotaUs", "periodUs", "weight", "shares"],
   cpuset: ["cpus", "mems"],
   memory: ["limit", "swap"],
@@ -817,6 +817,14 @@ export function cgroupOf(c: Checker, value: unknown, name: string): Obj | undefi
         limit(v, path, { min: 1 });
       }
     }
+  }
+  const hugetlb = c.record(cg.hugetlb, "cgroup.hugetlb", 'an object of page size to limit, e.g. { "2MB": "64M" }');
+  for (const [size, v] of Object.entries(hugetlb ?? {})) {
+    const path = keyPath("cgroup.hugetlb", size);
+    if (!isPageSizeName(size)) bad(path, 'is not a huge page size as the kernel names them ("2MB", "1GB", "64KB")');
+    else if (typeof v !== "number" && typeof v !== "string") {
+      bad(path, `must be a number of bytes or a size like "64M", got ${show(v)}`);
+    } else c.config(path, () => void parseByteSize(v, path));
   }
   if (cg.devices !== undefined) c.config("cgroup.devices", () => assertValidDeviceRules(cg.devices, "cgroup.devices"));
   const raw = c.record(

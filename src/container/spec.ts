@@ -123,6 +123,12 @@ export interface CgroupSpec {
     readonly writeIops?: Readonly<Record<string, number | "max">>;
   };
   /**
+   * Huge page limits by page size, as the kernel names them: `{ "2MB": "64M", "1GB": 0 }` (bytes,
+   * a size, or -1 / "max" for none). Needs the hugetlb controller; a size the host lacks is an
+   * error naming it.
+   */
+  readonly hugetlb?: Readonly<Record<string, number | string>>;
+  /**
    * Devices the container may use besides runc's default list (null, zero, full, random, urandom,
    * tty, ptmx and pts, tun): OCI's `linux.resources.devices` rules, e.g.
    * `{ allow: true, type: "c", major: 10, minor: 200, access: "rwm" }`. Everything else is denied

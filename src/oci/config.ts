@@ -39,7 +39,8 @@
  * | `linux.resources.cpu.realtimePeriod`, `realtimeRuntime` | v1 `cpu.rt_period_us` then `cpu.rt_runtime_us` (runc's SetRtSched order); v2: ignored, as runc's fs2 |
  * | `cpu.idle`, `cpu.burst` | `cpu.idle`; v1 `cpu.cfs_burst_us`, v2 `cpu.max.burst` (written after the quota) |
  * | `linux.resources.unified` | refused on a v1/hybrid host (runc's ErrV1NoUnified); v2: `cgroup.raw`, keys only files of the cpu, cpuset, memory, pids, io controllers |
- * | `linux.resources.hugepageLimits`, `network`, `rdma` | refused (no hugetlb, net_cls/net_prio or rdma controller in src/cgroup) |
+ * | `linux.resources.hugepageLimits` | `cgroup.hugetlb` (`{ "2MB": limit }`): v1 `hugetlb.<size>.limit_in_bytes`, v2 `hugetlb.<size>.max`, each with its `.rsvd.` limit where the kernel has one, as runc |
+ * | `linux.resources.network`, `rdma` | refused (no net_cls/net_prio or rdma controller in src/cgroup) |
  * | `linux.cgroupsPath` | `cgroup.name` (cgroupfs; `--systemd-cgroup` is refused) |
  * | `linux.sysctl` | written by `create` in the container's own net, ipc or uts namespace (others are refused, as runc does) |
  * | `linux.maskedPaths`, `readonlyPaths` | `maskedPaths`, `readonlyPaths` (absent: none, as OCI says) |
@@ -64,7 +65,7 @@ import type { DeviceRule } from "../cgroup/devices.ts";
 import type { OciSeccompProfile } from "../seccomp.ts";
 import type { SpecProblem } from "../container/validate.ts";
 import { ConfigError } from "../errors.ts";
-import { blkioWeightToIo } from "../cgroup/values.ts";
+import { blkioWeightToIo, isPageSizeName } from "../cgroup/values.ts";
 import { sha256Hex } from "./_sha256.ts";
 import { type OciHook, type OciHooks, RUN_HOOKS } from "./hooks.ts";
 
@@ -705,15 +706,34 @@ export function ociToSpec(
     else {
       for (const [k, value] of Object.entries(res.unified)) {
         const kat = `linux.resources.unified[${JSON.stringify(k)}]`;
-        if (!/^(cpu|cpuset|memory|pids|io)\.[a-z_]+(\.[a-z_]+)*$/.test(k)) {
-          bad(kat, "not supported by hako: only files of the cpu, cpuset, memory, pids and io controllers");
+        if (!/^(cpu|cpuset|memory|pids|io|hugetlb)\.[a-zA-Z0-9_]+(\.[a-z_]+)*$/.test(k)) {
+          bad(kat, "not supported by hako: only files of the cpu, cpuset, memory, pids, io and hugetlb controllers");
         } else if (typeof value !== "string") bad(kat, `must be a string, got ${JSON.stringify(value)}`);
         else raw[k] = value;
       }
     }
   }
-  if (Array.isArray(res.hugepageLimits) && res.hugepageLimits.length) {
-    bad("linux.resources.hugepageLimits", "not supported by hako: its cgroup library has no hugetlb controller");
+  // each page size's limit (and its reservation limit where the kernel has one), as runc writes them
+  if (res.hugepageLimits !== undefined && res.hugepageLimits !== null) {
+    if (!Array.isArray(res.hugepageLimits)) bad("linux.resources.hugepageLimits", "must be an array");
+    else if (res.hugepageLimits.length) {
+      const hugetlb: Record<string, number> = {};
+      res.hugepageLimits.forEach((h, i) => {
+        const hat = `linux.resources.hugepageLimits[${i}]`;
+        if (!isObj(h)) return bad(hat, "must be an object { pageSize, limit }");
+        if (typeof h.pageSize !== "string" || !isPageSizeName(h.pageSize)) {
+          return bad(
+            `${hat}.pageSize`,
+            `must be a page size as the kernel names them ("2MB", "1GB"), got ${JSON.stringify(h.pageSize)}`,
+          );
+        }
+        if (typeof h.limit !== "number" || !Number.isSafeInteger(h.limit) || h.limit < 0) {
+          return bad(`${hat}.limit`, `must be a number of bytes, got ${JSON.stringify(h.limit)}`);
+        }
+        hugetlb[h.pageSize] = h.limit;
+      });
+      cgroup.hugetlb = hugetlb;
+    }
   }
   if (isObj(res.network) && Object.values(res.network).some((x) => x != null && !(Array.isArray(x) && !x.length))) {
     bad(
