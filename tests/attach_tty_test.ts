@@ -283,7 +283,11 @@ test(
       sh,
     );
     deepEqual([first.timedOut, first.status], [null, 5], first.output);
-    // Started again (on-failure): a terminal of its own again, to attach to.
+    // Started again (on-failure): a terminal of its own again, to attach to — once the supervisor
+    // has restarted it (an attach before that finds it not running).
+    const restarted = () => l.hako("inspect", "--format", "{{.RestartCount}} {{.State.Status}}", sh).stdout.trim();
+    for (let i = 0; i < 200 && restarted() !== "1 running"; i++) spawnSync("sleep", ["0.1"]);
+    equal(restarted(), "1 running");
     const again = l.onTerminal(
       [
         { sleep: 2 },
