@@ -22,8 +22,16 @@
 import { SyscallError } from "./errno.ts";
 import { addressOf, checkRetry, libc } from "./libc.ts";
 import { cstr } from "./cstring.ts";
-import { defineStruct } from "./structs.ts";
-import { EOVERFLOW } from "./constants.ts";
+import { defineStruct, encodeMountAttr } from "./structs.ts";
+import {
+  AT_EMPTY_PATH,
+  AT_FDCWD,
+  AT_RECURSIVE,
+  EOVERFLOW,
+  MOUNT_ATTR_IDMAP,
+  OPEN_TREE_CLOEXEC,
+  OPEN_TREE_CLONE,
+} from "./constants.ts";
 import { SYS } from "./syscalls.ts";
 
 // The flags of the *at calls, re-exported from their one place (ffi/constants.ts) for the callers of this module.
@@ -338,6 +346,58 @@ export function writeAll(fd: number, bytes: Uint8Array, shown = `fd ${fd}`): voi
 export function fsetxattr(fd: number, name: string, value: Uint8Array, shown = `fd ${fd}`): void {
   const n = cstr(name);
   retry("fsetxattr", [shown, name], () => libc().fsetxattr(fd, n, value, BigInt(value.byteLength), 0));
+}
+
+/**
+ * An idmapped detached copy of the mount at `path`: `open_tree(OPEN_TREE_CLONE|OPEN_TREE_CLOEXEC
+ * [|AT_RECURSIVE])`, then `mount_setattr(MOUNT_ATTR_IDMAP)` with the user namespace `usernsFd` —
+ * files owned on disk by an id that namespace maps show as the id inside it. Attached later with
+ * move_mount(2) (by a child that inherits the fd). The caller must be privileged over the file
+ * system (root on the host), and the file system must allow idmapped mounts (ext4, xfs, btrfs,
+ * tmpfs… since Linux 5.12–6.3).
+ * @param path The source (a host path). @param usernsFd An open `/proc/PID/ns/user`.
+ * @param recursive `ridmap`: the whole subtree copied and mapped; else the mount alone (its
+ *   submounts stay unmapped, so they are left out: a copy of the mount alone).
+ * @returns The detached mount's fd.
+ * @throws {SyscallError} open_tree's or mount_setattr's (EINVAL: the file system cannot be
+ *   idmapped; EPERM: not privileged over it).
+ */
+export function idmappedTree(path: string, usernsFd: number, recursive: boolean): number {
+  const p = cstr(path);
+  const fd = retry(
+    "open_tree",
+    [path, `OPEN_TREE_CLONE${recursive ? "|AT_RECURSIVE" : ""}`],
+    () =>
+      libc().syscall(
+        BigInt(SYS.open_tree),
+        BigInt(AT_FDCWD),
+        addressOf(p),
+        BigInt(OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0)),
+        0n,
+        0n,
+      ),
+  );
+  const attr = encodeMountAttr(MOUNT_ATTR_IDMAP, 0, usernsFd);
+  const empty = cstr("");
+  try {
+    retry(
+      "mount_setattr",
+      [path, `MOUNT_ATTR_IDMAP${recursive ? ", AT_RECURSIVE" : ""}`],
+      () =>
+        libc().syscall(
+          BigInt(SYS.mount_setattr),
+          BigInt(fd),
+          addressOf(empty),
+          BigInt(AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0)),
+          addressOf(attr),
+          BigInt(attr.byteLength),
+        ),
+    );
+  } catch (e) {
+    libc().close(fd);
+    throw e;
+  }
+  return fd;
 }
 
 /** close(2). EINTR is not retried (Linux has closed the fd by then). */

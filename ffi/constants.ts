@@ -292,6 +292,8 @@ export const MOUNT_ATTR_NOSUID = 0x2;
 export const MOUNT_ATTR_NODEV = 0x4;
 /** `MOUNT_ATTR_NOEXEC` for mount_setattr(2) (linux/mount.h). */
 export const MOUNT_ATTR_NOEXEC = 0x8;
+/** `MOUNT_ATTR_IDMAP` for mount_setattr(2): the mount's ids mapped through `userns_fd` (linux/mount.h). */
+export const MOUNT_ATTR_IDMAP = 0x00100000;
 
 /**
  * statvfs(3)'s `ST_*` bit (sys/statvfs.h; linux/statfs.h's `ST_*`) → the `MS_*` flag it reports,

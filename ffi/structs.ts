@@ -232,12 +232,14 @@ export { MOUNT_ATTR_RDONLY } from "./constants.ts";
  * for `mount_setattr(2)`.
  * @param set The `MOUNT_ATTR_*` flags to set.
  * @param clear The `MOUNT_ATTR_*` flags to clear.
+ * @param usernsFd With `MOUNT_ATTR_IDMAP`: the user namespace whose maps the mount takes.
  * @returns The struct's bytes.
  */
-export function encodeMountAttr(set: number, clear = 0): Uint8Array<ArrayBuffer> {
+export function encodeMountAttr(set: number, clear = 0, usernsFd = 0): Uint8Array<ArrayBuffer> {
   const b = new Uint8Array(32);
   const v = new DataView(b.buffer);
   v.setBigUint64(0, BigInt(set), true);
   v.setBigUint64(8, BigInt(clear), true);
+  v.setBigUint64(24, BigInt(usernsFd), true);
   return b;
 }

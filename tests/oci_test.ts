@@ -152,7 +152,7 @@ test("ociToSpec refuses what hako cannot do, each with its JSON path, never igno
     destination: "/y",
     type: "bind",
     source: "/tmp",
-    options: ["rbind", "idmap"],
+    options: ["rbind", "rro"],
   });
   (c.process as Record<string, unknown>).apparmorProfile = "x";
   let err: OciConfigError | undefined;
@@ -529,6 +529,7 @@ test("run in the foreground exits with the container's status; errors go to --lo
     const f = JSON.parse(runIt(runc, ["features"]).stdout);
     deepEqual(f.hooks, ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]);
     equal(f.linux.cgroup.systemd, false);
+    for (const o of ["rshared", "rslave", "runbindable", "rprivate"]) ok(f.mountOptions.includes(o), o);
     const sys = runIt(runc, ["--systemd-cgroup", "state", id]);
     equal(sys.status, 1);
     match(sys.stderr, /--systemd-cgroup: not supported by hako/);

@@ -11,6 +11,7 @@
  * (container_test, exec_test, escape_test) compare both paths from outside.
  * @module
  */
+import { isIdmapped } from "../src/container/_plain_mount.ts";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -62,11 +63,14 @@ function asUser<T>(euid: number, fn: () => T): T {
 
 /** The child's context as `Container.create` makes it (its files named, not written; see plan.ts). */
 function contextOf(spec: ResolvedSpec): SetupContext {
+  // (an idmapped bind's copy is the parent's, inherited: a number here, as rootFd's)
+  const idmapped = new Map(spec.mounts.flatMap((m, i) => (isIdmapped(m) ? [[i, 700 + i] as const] : [])));
   return {
     spec,
     userns: spec.newNamespaces.includes("user"),
     rootFd: ROOT_FD,
     files: plannedFiles(spec),
+    ...(idmapped.size ? { idmapped } : {}),
   };
 }
 
@@ -168,6 +172,17 @@ const CASES: readonly Case[] = [
         { type: "bind", source: dir, target: "/private" },
       ],
     }),
+  },
+  {
+    name: "an idmapped bind in a user namespace",
+    spec: (_rootfs, dir) => ({
+      command: ["/bin/true"],
+      namespaces: USERNS,
+      idMap: ID_MAP,
+      mounts: [{ type: "bind", source: dir, target: "/v", options: ["idmap"] }],
+    }),
+    forkedOnly:
+      "the idmapped copy is the parent's, inherited: the forked child holds it (native.ts: compilePrepared has no inherit)",
   },
   {
     name: "the host's /etc files, no standard mounts, no_new_privs off",
@@ -484,6 +499,7 @@ function hostSteps(spec: ContainerSpec, r: ResolvedSpec): string[] {
     ...(spec.hooks?.bootstrap ? ["bootstrap"] : []),
     ...(r.cgroupName ? ["cgroup"] : []),
     ...(plannedFiles(r).length ? ["etc-files"] : []),
+    ...(r.mounts.some(isIdmapped) ? ["idmap-mounts"] : []),
     "clone",
     ...(r.newNamespaces.includes("user") ? ["id-maps"] : []),
     // (container.ts attaches the child to every cgroup it made, limits or none)
@@ -519,7 +535,7 @@ test("the host's failures are named as hako plan names their steps", () => {
   // (container.ts's fail(step, …) for the id maps)
   const source = readFileSync(join(import.meta.dirname!, "..", "src", "container", "container.ts"), "utf8");
   const failed = new Set([...source.matchAll(/fail\("([a-z-]+)"/g)].map((m) => m[1]!));
-  for (const name of ["cgroup", "etc-files", "id-maps", "cgroup-attach", "veth", "bootstrap"]) {
+  for (const name of ["cgroup", "etc-files", "idmap-mounts", "id-maps", "cgroup-attach", "veth", "bootstrap"]) {
     assert.ok(failed.has(name), `container.ts fails no step named ${name} (it has ${[...failed].join(", ")})`);
   }
 });

@@ -48,3 +48,16 @@ export function needsGeneralMount(options: readonly string[], parse: ParseMountO
 export function perMountFlags(parse: ParseMountOptions): number {
   return parse("ro,nosuid,nodev,noexec,nosymfollow,noatime,nodiratime,relatime,strictatime").flags;
 }
+
+/** The bind options asking for an idmapped mount: the mount alone, or its whole subtree (`_idmap.ts`). */
+export const IDMAP_OPTIONS: ReadonlySet<string> = new Set(["idmap", "ridmap"]);
+
+/**
+ * Whether a spec mount is an idmapped bind (its source copied and mapped by the parent, attached
+ * by a forked child: `_idmap.ts`).
+ * @param m A spec mount.
+ * @returns Whether it is a bind with `idmap` or `ridmap`.
+ */
+export function isIdmapped(m: { readonly type: string; readonly options?: readonly string[] }): boolean {
+  return m.type === "bind" && (m.options ?? []).some((o) => IDMAP_OPTIONS.has(o));
+}

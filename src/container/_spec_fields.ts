@@ -733,6 +733,8 @@ const BIND_OPTIONS = new Set([
   "rshared",
   "unbindable",
   "runbindable",
+  "idmap",
+  "ridmap",
 ]);
 
 /** A list of absolute paths, or undefined (absent, or reported). */

@@ -55,6 +55,7 @@ import { type ChildError, closeFd, describe, pipe, setupError, writeAll } from "
 import { compileChild, type NativeChild } from "./native.ts";
 import { realRootfs } from "./_paths.ts";
 import { containerGroupSpec, existingCgroupDirs, removeEmptyDefaultParent, removeStaleCgroup } from "./_cgroup.ts";
+import { type IdmappedMounts, prepareIdmappedMounts } from "./_idmap.ts";
 import {
   cloneFlags,
   execCommand,
@@ -532,6 +533,15 @@ export class Container {
         fds.push(rootFd);
       }
 
+      // Idmapped binds: copied and mapped here, where the kernel allows it (see _idmap.ts).
+      let idmapped: IdmappedMounts | undefined;
+      try {
+        idmapped = prepareIdmappedMounts(spec.mounts, spec.uidMap, spec.gidMap);
+      } catch (e) {
+        fail("idmap-mounts", e);
+      }
+      if (idmapped) undo.push(() => idmapped!.close());
+
       // fork
       const ctx: SetupContext = {
         spec,
@@ -539,6 +549,7 @@ export class Container {
         statusFd: statusW,
         files,
         ...(rootFd >= 0 ? { rootFd } : {}),
+        ...(idmapped ? { idmapped: idmapped.fds } : {}),
         ...(options.tty ? { console: { socket: consoleW } } : {}),
         ...(options.execFifo !== undefined ? { execFifo: options.execFifo } : {}),
         ...(options.onSync ? { hooksSync: syncR } : {}),
@@ -593,6 +604,7 @@ export class Container {
       options.onForked?.(pid);
       // The parent keeps only goW, startW and statusR (and the console socket's end).
       for (const fd of [goR, startR, statusW, nullFd, rootFd, consoleW, syncR]) closeFd(fd);
+      idmapped?.close(); // (the child has its own copies of the fds)
       fds.length = 0;
       fds.push(goW, startW, statusR);
       if (options.tty) fds.push(consoleR);

@@ -988,6 +988,8 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): boolea
       emit.hold("rootfs", tree); // (pivot-root enters it again, out of the chroot)
       return true;
     }
+    case "inherit":
+      return false; // (an idmapped copy the parent made: the forked child takes it, see _idmap.ts)
     case "capture": {
       const fd = p.slot();
       const flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (c.recursive ? AT_RECURSIVE : 0);

@@ -11,6 +11,7 @@ import { describeHook, EVENT_HOOK_NAMES, EventWatcher, hookArgv } from "./hooks.
 import { resolveRestart, RESTART_FIRST_DELAY_MS, RESTART_MAX_DELAY_MS } from "./restart_policy.ts";
 import { resolveMemoryPressure } from "./memory_pressure.ts";
 import { cloneFlags, type HostStepName, type SetupContext, stepPlan, stepsFor } from "./setup.ts";
+import { isIdmapped } from "./_plain_mount.ts";
 import { containerGroupSpec } from "./_cgroup.ts";
 import { type ContainerFile, containerFileContents } from "./_files.ts";
 import { secureJoin } from "./_paths.ts";
@@ -137,6 +138,24 @@ export function planContainer(spec: ContainerSpec, options: { readonly hooksSync
         `make the missing mount points (${
           files.map((f) => f.inside).join(", ")
         }) in ${r.rootfsPath}: mkdirat/openat(O_CREAT|O_EXCL|O_NOFOLLOW) under a directory fd, no symlink followed`,
+      ],
+    });
+  }
+  const idmapped = r.mounts.flatMap((m, i) => (isIdmapped(m) ? [[m, i] as const] : []));
+  if (idmapped.length) {
+    host.push({
+      where: "host",
+      name: "idmap-mounts",
+      why:
+        "the kernel maps a mount only for a caller privileged over its file system: the parent copies each idmapped bind's source and maps it through a user namespace with the container's maps; the child attaches the copies",
+      calls: [
+        "clone(CLONE_NEWUSER) a helper, write its maps (those of id-maps below), open /proc/HELPER/ns/user, let it exit",
+        ...idmapped.map(([m, i]) => {
+          const rec = (m.options ?? []).includes("ridmap");
+          return `mounts[${i}]: open_tree(${m.source}, OPEN_TREE_CLONE${
+            rec ? "|AT_RECURSIVE" : ""
+          }), mount_setattr(MOUNT_ATTR_IDMAP${rec ? ", AT_RECURSIVE" : ""})`;
+        }),
       ],
     });
   }

@@ -37,6 +37,7 @@ import { SetupError, SyscallError } from "../errors.ts";
 import type { NamespaceName } from "../namespace.ts";
 import type { ResolvedSpec } from "./validate.ts";
 import type { MountSpec } from "./spec.ts";
+import { isIdmapped } from "./_plain_mount.ts";
 import { consolePlan, type ConsoleRequest, runConsole } from "./_console.ts";
 import { INIT_TARGET } from "./_init.ts";
 import {
@@ -104,6 +105,12 @@ export interface SetupContext {
    * hako's image stores are closed to all but root.
    */
   readonly rootFd?: number;
+  /**
+   * The idmapped copies the parent made of the spec's idmapped binds (a spec mount's index → the
+   * fd of its detached, mapped copy; the child has the same numbers): attached as any captured
+   * source (see `_idmap.ts`). A forked child only.
+   */
+  readonly idmapped?: ReadonlyMap<number, number>;
   /** With `-t`: the console socket (and window size) of the console step (see `_console.ts`). */
   readonly console?: ConsoleRequest;
   /**
@@ -183,6 +190,7 @@ export type HostStepName =
   | "bootstrap"
   | "cgroup"
   | "etc-files"
+  | "idmap-mounts"
   | "clone"
   | "id-maps"
   | "cgroup-attach"
@@ -306,6 +314,11 @@ export type PreparedCall =
     /** With `at`: the `struct mount_attr` of `readonly` and `flags`. */
     readonly attr?: Uint8Array;
   }
+  /**
+   * A detached copy the parent made (an idmapped bind's: see `_idmap.ts`), inherited as `fd`, held
+   * under `id` as a `capture`'s is (undefined in a plan made without one).
+   */
+  | { readonly op: "inherit"; readonly id: string; readonly fd: number | undefined; readonly shown: readonly unknown[] }
   /** A captured mount not used after all (closed). */
   | { readonly op: "release"; readonly id: string }
   /**
@@ -672,7 +685,7 @@ const HOST_PROPAGATION = new Set(["shared", "rshared", "slave", "rslave"]);
 
 /** Whether a spec mount is a bind whose propagation options keep it in touch with the host source. */
 function propagatesWithHost(m: MountSpec): boolean {
-  return m.type === "bind" && (m.options ?? []).some((o) => HOST_PROPAGATION.has(o));
+  return m.type === "bind" && !isIdmapped(m) && (m.options ?? []).some((o) => HOST_PROPAGATION.has(o));
 }
 
 /**
@@ -699,7 +712,18 @@ function hostSourceCaptures(ctx: SetupContext, propagating: boolean): PreparedCa
     for (const d of DEVICES) out.push(capture("mount-dev", `dev/${d}`, `/dev/${d}`, false));
   }
   ctx.spec.mounts.forEach((m, i) => {
-    if (m.type === "bind" && !propagatesWithHost(m)) {
+    if (isIdmapped(m)) {
+      // (copied and mapped by the parent, which may: see _idmap.ts)
+      out.push({
+        op: "inherit",
+        id: `mount:${i}`,
+        fd: ctx.idmapped?.get(i),
+        shown: [
+          m.source!,
+          unquoted(`idmapped by the parent${(m.options ?? []).includes("ridmap") ? ", recursively" : ""}`),
+        ],
+      });
+    } else if (m.type === "bind" && !propagatesWithHost(m)) {
       out.push(capture("mounts", `mount:${i}`, m.source!, !(m.options ?? []).includes("norbind")));
     }
   });
@@ -1260,6 +1284,15 @@ function runCall(ctx: SetupContext, call: PreparedCall): void {
       held.set("rootfs", tree); // (pivot-root enters it again, out of the chroot)
       return;
     }
+    case "inherit": {
+      if (call.fd === undefined) {
+        throw Object.assign(new SetupError("mounts", `${call.shown[0]}: no idmapped copy was made for it`), {
+          forStep: "mounts",
+        });
+      }
+      held.set(call.id, call.fd);
+      return;
+    }
     case "capture": {
       const flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (call.recursive ? AT_RECURSIVE : 0);
       const fd = Number(
@@ -1656,6 +1689,8 @@ export function planCall(ctx: SetupContext, call: PreparedCall): string[] {
       ];
     case "capture":
       return [`open_tree(${shownArgs(call.shown)})  (held as ${call.id})`];
+    case "inherit":
+      return [`(inherited: ${shownArgs(call.shown)})  (held as ${call.id})`];
     case "attach":
       if (call.at !== undefined) {
         return [

@@ -82,7 +82,10 @@ export interface MountSpec {
    * "private", "unbindable"…) apply to the new mount once made, in order (as runc's); a bind with
    * "rshared"/"shared" or "rslave"/"slave" stays in its source's peer group, so mounts under it
    * propagate both ways with the host (Kubernetes' Bidirectional) or from the host in
-   * (HostToContainer) — where the host's source mount is shared. Default: private.
+   * (HostToContainer) — where the host's source mount is shared. Default: private. A bind with
+   * "idmap" ("ridmap": its submounts too) is mapped through the container's user namespace: its
+   * files show inside with the owners they have on disk (root's as root), and what the container
+   * writes there is owned on disk by those ids (needs "user" in namespaces, and root).
    */
   readonly options?: readonly string[];
   /** Shorthand for the "ro" option. */

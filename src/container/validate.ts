@@ -53,6 +53,7 @@ import {
 } from "./_spec_fields.ts";
 import { initArgv, resolveInit } from "./_init.ts";
 import { type ContainerSpec, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, type ResolvedSpec } from "./spec.ts";
+import { isIdmapped } from "./_plain_mount.ts";
 
 /** One problem in a spec. */
 export interface SpecProblem {
@@ -201,6 +202,15 @@ export function resolveSpec(input: ContainerSpec): ResolvedSpec {
   // mounts
   if (!has("mount")) bad("namespaces", 'a rootfs with mounts and pivot_root needs a new mount namespace: add "mount"');
   const mounts = mountsOf(c, s.mounts);
+  mounts.forEach((m, i) => {
+    if (!isIdmapped(m)) return;
+    const at = `mounts[${i}].options`;
+    if (!has("user")) {
+      bad(at, 'idmap maps the mount through the container\'s user namespace: add "user" to namespaces');
+    } else if (rootless) {
+      bad(at, "idmap needs root: the kernel maps a mount only for a caller privileged over its file system");
+    }
+  });
   const maskedPaths = pathList(c, s.maskedPaths, "maskedPaths") ?? DEFAULT_MASKED_PATHS;
   const readonlyPaths = pathList(c, s.readonlyPaths, "readonlyPaths") ?? DEFAULT_READONLY_PATHS;
 

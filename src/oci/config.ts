@@ -21,6 +21,7 @@
  * | `hostname` | `hostname` (without one, a new UTS namespace keeps the host's name it starts with, as runc leaves it: `create` passes it) |
  * | `mounts` at `/proc`, `/sys`, `/sys/fs/cgroup`, `/dev`, `/dev/pts`, `/dev/shm`, `/dev/mqueue` | hako's standard mounts (the same types and flags as runc's defaults; `/dev/shm` is a tmpfs of the container's own) |
  * | other `mounts` | `mounts` (`bind`/`rbind` with `ro`, `rw`, `nosuid`, `nodev`, `noexec`; other filesystems with their options; propagation options set once mounted, in order — a bind's `rshared`/`rslave` keeps it a peer of its host source; `private`/`rprivate` alone is what hako's mounts are) |
+ * | a bind's `idmap`/`ridmap`, its `uidMappings`/`gidMappings` | the `idmap`/`ridmap` option: mapped through the container's user namespace by the parent (a mount's own maps only when they are the container's) |
  * | `linux.namespaces` (`path`: joined) | `namespaces` (exactly those: no cgroup namespace unless asked) |
  * | `linux.uidMappings`, `gidMappings` | `idMap` (`allowHostIds`: the engine chose them) |
  * | `linux.devices` | runc's default nodes only (null, zero, full, random, urandom, tty) |
@@ -157,8 +158,6 @@ const PROPAGATION = new Set(["shared", "rshared", "slave", "rslave", "unbindable
 const EXTENSIONS = new Set([
   "tmpcopyup",
   "copy-symlink",
-  "idmap",
-  "ridmap",
   "rro",
   "rrw",
   "rnosuid",
@@ -831,7 +830,7 @@ export function ociToSpec(
     config.mounts.forEach((m, i) => {
       const at = `mounts[${i}]`;
       if (!isObj(m)) return bad(at, "must be an object");
-      only(m, at, ["destination", "type", "source", "options"]);
+      only(m, at, ["destination", "type", "source", "options", "uidMappings", "gidMappings"]);
       const dest = typeof m.destination === "string" ? normalize(m.destination).replace(/(.)\/$/, "$1") : "";
       if (!dest.startsWith("/")) return bad(`${at}.destination`, "must be an absolute path");
       const options = Array.isArray(m.options) ? m.options.map(String) : [];
@@ -844,9 +843,34 @@ export function ociToSpec(
         return; // hako's own standard mount is made there
       }
       const kept: string[] = [];
+      // An idmapped bind (runc's and crun's `idmap`/`ridmap`, or the mount's own maps): mapped with
+      // the container's user namespace — a mount's maps other than the container's are refused.
+      const userns = namespaces.some((n) => (typeof n === "string" ? n : n.type) === "user");
+      let idmapped = false;
+      for (const k of ["uidMappings", "gidMappings"] as const) {
+        if (m[k] === undefined) continue;
+        idmapped = true;
+        const own = k === "uidMappings" ? linux.uidMappings : linux.gidMappings;
+        if (JSON.stringify(m[k]) !== JSON.stringify(own)) {
+          bad(`${at}.${k}`, `not supported by hako: only the container's own (linux.${k}), as idmap uses them`);
+        }
+      }
+      options.forEach((o, j) => {
+        if (o !== "idmap" && o !== "ridmap") return;
+        if (!isBind) bad(`${at}.options[${j}]`, `${o} on a ${m.type} mount: not supported by hako (binds only)`);
+        idmapped = true;
+      });
+      if (idmapped && !userns) {
+        bad(at, "an idmapped mount needs a user namespace (linux.namespaces) whose maps it takes");
+      }
+      if (idmapped && isBind && !options.includes("ridmap") && !options.includes("idmap")) kept.push("idmap");
       // (private alone is what hako's mounts are; among others, its place in the order counts)
       const propagates = options.some((o) => PROPAGATION.has(o));
       options.forEach((o, j) => {
+        if (o === "idmap" || o === "ridmap") {
+          if (isBind) kept.push(o);
+          return;
+        }
         if (PRIVATE.has(o) || PROPAGATION.has(o)) {
           if (propagates) kept.push(o);
           return;
