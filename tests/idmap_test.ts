@@ -4,8 +4,8 @@
  * on disk, and what it writes there is owned on disk by those ids — where without the option the
  * same files show as nobody's and the directory is not the container root's to write. The parent
  * copies and maps each source (the kernel allows it only for a caller privileged over the file
- * system); the forked child attaches the copy. Checked from the host, on both paths (the native one
- * hands such a container to the forked child), then through `hako-runc` from a bundle.
+ * system); the child attaches the copy it inherits. Checked from the host, on both paths, then
+ * through `hako-runc` from a bundle.
  * @module
  */
 import { chmodSync, chownSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
@@ -17,6 +17,8 @@ import { launcher, runIt } from "./_oci_lab.ts";
 import { run } from "../mod.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { resolveSpec, SpecError } from "../src/container/validate.ts";
+import { nativeChildren } from "../src/container/native.ts";
+import { nativeSpawnSupported } from "../ffi/spawn.ts";
 import { ociToSpec } from "../src/oci/config.ts";
 import { defaultOciSpec } from "../src/oci/spec_default.ts";
 
@@ -111,6 +113,7 @@ for (const path of ["native", "forked"] as const) {
         `hako-test-idmap-${k}${path[0]}-${process.pid}-${Math.random().toString(16).slice(2, 6)}`;
       const script =
         "stat -c '%u:%g' /v/root-file /v/user-file > /out/seen-$K; touch /v/made-$K 2>/dev/null; echo $? >> /out/seen-$K";
+      const count = nativeChildren.count;
       await withSpawn(path === "forked" ? "0" : undefined, async () => {
         for (const [k, options] of [["mapped", ["idmap"]], ["plain", []]] as const) {
           const status = await run({
@@ -129,6 +132,9 @@ for (const path of ["native", "forked"] as const) {
           equal(status.code, 0);
         }
       });
+      if (path === "native" && nativeSpawnSupported()) {
+        equal(nativeChildren.count - count, 2, "the native program ran both (the copy's fd in a slot)");
+      }
       // mapped: the owners on disk, and a file root made is root's on disk
       equal(readFileSync(join(out, "seen-mapped"), "utf8"), "0:0\n1000:1000\n0\n");
       const made = statSync(join(vol, "made-mapped"));

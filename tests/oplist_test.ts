@@ -63,8 +63,8 @@ function asUser<T>(euid: number, fn: () => T): T {
 
 /** The child's context as `Container.create` makes it (its files named, not written; see plan.ts). */
 function contextOf(spec: ResolvedSpec): SetupContext {
-  // (an idmapped bind's copy is the parent's, inherited: a number here, as rootFd's)
-  const idmapped = new Map(spec.mounts.flatMap((m, i) => (isIdmapped(m) ? [[i, 700 + i] as const] : [])));
+  // (an idmapped bind's copy is the parent's, inherited: an fd of the double's range here, as rootFd)
+  const idmapped = new Map(spec.mounts.flatMap((m, i) => (isIdmapped(m) ? [[i, 909_000 + i] as const] : [])));
   return {
     spec,
     userns: spec.newNamespaces.includes("user"),
@@ -181,8 +181,6 @@ const CASES: readonly Case[] = [
       idMap: ID_MAP,
       mounts: [{ type: "bind", source: dir, target: "/v", options: ["idmap"] }],
     }),
-    forkedOnly:
-      "the idmapped copy is the parent's, inherited: the forked child holds it (native.ts: compilePrepared has no inherit)",
   },
   {
     name: "the host's /etc files, no standard mounts, no_new_privs off",

@@ -9,8 +9,9 @@
  * so the parent does it, before the clone, as runc does: a user namespace with the container's
  * maps is made by a helper process that exits once its namespace is opened, each source is copied
  * detached (`open_tree(OPEN_TREE_CLONE)`) and mapped through that namespace
- * (`mount_setattr(MOUNT_ATTR_IDMAP)`), and the child, which inherits the copies' fds, attaches each
- * on its checked target (the `mounts` step) — nothing is mounted on the host meanwhile.
+ * (`mount_setattr(MOUNT_ATTR_IDMAP)`), and the child, which inherits the copies' fds (the native
+ * program in slots filled when it runs), attaches each on its checked target (the `mounts` step) —
+ * nothing is mounted on the host meanwhile.
  * @module
  */
 import { AT_FDCWD, close, idmappedTree, O_CLOEXEC, O_RDONLY, openat } from "../../ffi/at.ts";

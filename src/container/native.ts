@@ -156,6 +156,8 @@ interface Template {
     readonly stdio: ReadonlyArray<ProgramSlot | undefined>;
     readonly console?: ProgramSlot;
     readonly sync?: ProgramSlot;
+    /** The idmapped copies the parent makes (`inherit`): a spec mount's index → its fd's slot. */
+    readonly inherited: ReadonlyMap<number, ProgramSlot>;
   };
   readonly free: BuiltProgram[];
   /** Whether what was resolved on the host when compiling (the spec's mount targets) still holds. */
@@ -421,6 +423,11 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
   template.slots.stdio.forEach((slot, i) => slot && built.set(slot, fds.stdio[i]!));
   if (template.slots.console) built.set(template.slots.console, fds.console!);
   if (template.slots.sync) built.set(template.slots.sync, fds.sync!);
+  for (const [i, slot] of template.slots.inherited) {
+    const fd = ctx.idmapped?.get(i);
+    if (fd === undefined) throw new SetupError("mounts", `mounts[${i}]: no idmapped copy was made for it (hako bug)`);
+    built.set(slot, fd);
+  }
   programs.running(built);
   nativeChildren.count++;
   // The child shares this process's memory and makes it non-dumpable (its first step).
@@ -515,6 +522,12 @@ function compile(
     stdio: stdioShape.map((s) => (s === "dup" ? p.slot() : undefined)),
     ...(ctx.console ? { console: p.slot() } : {}),
     ...(ctx.hooksSync !== undefined ? { sync: p.slot() } : {}),
+    inherited: new Map<number, ProgramSlot>(),
+  };
+  emit.inherit = (index) => {
+    const slot = p.slot();
+    slots.inherited.set(index, slot);
+    return slot;
   };
   if (slots.console) emit.console = p.value(slots.console);
   if (slots.sync) {
@@ -734,6 +747,11 @@ interface Emit {
   readonly hold: (id: string, slot: ProgramSlot) => void;
   /** The slot held under a name. */
   readonly held: (id: string) => ProgramSlot;
+  /**
+   * A slot the parent fills with the fd of spec mount `index`'s idmapped copy when it runs the
+   * program (the container's program only: see `_idmap.ts`).
+   */
+  inherit?: (index: number) => ProgramSlot;
   /** Appends ops that belong to another step (their failure is named as that step's). */
   readonly asStep: (step: StepName, append: () => void) => void;
 }
@@ -988,8 +1006,13 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): boolea
       emit.hold("rootfs", tree); // (pivot-root enters it again, out of the chroot)
       return true;
     }
-    case "inherit":
-      return false; // (an idmapped copy the parent made: the forked child takes it, see _idmap.ts)
+    case "inherit": {
+      // (an idmapped copy the parent made before the clone, inherited: its fd fills a slot)
+      const index = Number(c.id.slice("mount:".length));
+      if (!emit.inherit || !Number.isInteger(index)) return false;
+      emit.hold(c.id, emit.inherit(index));
+      return true;
+    }
     case "capture": {
       const fd = p.slot();
       const flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (c.recursive ? AT_RECURSIVE : 0);

@@ -108,7 +108,7 @@ export interface SetupContext {
   /**
    * The idmapped copies the parent made of the spec's idmapped binds (a spec mount's index → the
    * fd of its detached, mapped copy; the child has the same numbers): attached as any captured
-   * source (see `_idmap.ts`). A forked child only.
+   * source (see `_idmap.ts`); the native program takes each in a slot filled when it is run.
    */
   readonly idmapped?: ReadonlyMap<number, number>;
   /** With `-t`: the console socket (and window size) of the console step (see `_console.ts`). */

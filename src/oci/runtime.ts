@@ -37,7 +37,7 @@ import process from "node:process";
 import type { Container } from "../container/container.ts";
 import type { ContainerSpec } from "../container/spec.ts";
 import { identify } from "../container/_identity.ts";
-import { isIdmapped, needsGeneralMount } from "../container/_plain_mount.ts";
+import { needsGeneralMount } from "../container/_plain_mount.ts";
 import { type OciArgs, OciUsageError } from "./args.ts";
 import { isValidId, type OciRecord, stateJson, withFreezer } from "./state.ts";
 import type { OciHooks } from "./hooks.ts";
@@ -372,9 +372,7 @@ export function needsJsChild(
   if (spec.hooks && Object.values(spec.hooks).some((h) => h !== undefined)) return true;
   if (spec.network?.veth !== undefined) return true;
   return (spec.mounts ?? []).some((m) => {
-    // (the native attach; its flags are checked by config.ts — but an idmapped copy the parent
-    // made is attached by a forked child: _idmap.ts)
-    if (m.type === "bind") return isIdmapped(m);
+    if (m.type === "bind") return false; // (always the native attach; its flags are checked by config.ts)
     const options = [...(m.options ?? []), ...(m.readonly ? ["ro"] : [])];
     try {
       return needsGeneralMount(options, parseOptions); // (setup.ts's rule: propagation is plain)
