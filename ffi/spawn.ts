@@ -114,6 +114,7 @@ const PROGRAM_SYSCALLS = [
   "mount",
   "umount2",
   "sethostname",
+  "setdomainname",
   "prlimit64",
   "setns",
   "unshare",

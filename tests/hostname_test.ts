@@ -1,15 +1,23 @@
-import { readFileSync } from "node:fs";
+import { chmodSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { assertEquals, assertThrows, needsRoot, test } from "./_harness.ts";
+import { join } from "node:path";
+import process from "node:process";
+import { assertEquals, assertThrows, needsRoot, tempDir, test } from "./_harness.ts";
 import {
   assertValidHostname,
   ConfigError,
   getdomainname,
   gethostname,
   Process,
+  resolveSpec,
+  run,
   setdomainname,
   sethostname,
+  SpecError,
 } from "../mod.ts";
+import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
+import { nativeChildren } from "../src/container/native.ts";
+import { nativeSpawnSupported } from "../ffi/spawn.ts";
 
 test("gethostname() is the host name the kernel reports", () => {
   assertEquals(gethostname(), hostname());
@@ -57,3 +65,37 @@ test("a too-long host name is rejected before sethostname is called", () => {
   assertEquals(Process.waitpid2(pid).status.code, 0);
   assertEquals(gethostname(), before);
 }, { skip: needsRoot });
+
+for (const path of ["native", "forked"] as const) {
+  test(`a container's domainname is its UTS namespace's, the host's unchanged (${path})`, async () => {
+    using dir = tempDir("hako-test-domain-");
+    chmodSync(dir.path, 0o755);
+    const rootfs = buildRootfs(join(dir.path, "rootfs"), { builder: "busybox" }).path;
+    const before = getdomainname();
+    const saved = process.env.HAKO_NATIVE_SPAWN;
+    if (path === "forked") process.env.HAKO_NATIVE_SPAWN = "0";
+    const count = nativeChildren.count;
+    try {
+      const status = await run({
+        name: `hako-test-domain-${path[0]}-${process.pid}`,
+        rootfs,
+        hostname: "box",
+        domainname: "hako.example",
+        mounts: [{ type: "bind", source: dir.path, target: "/out" }],
+        command: ["sh", "-c", "cat /proc/sys/kernel/hostname /proc/sys/kernel/domainname > /out/names"],
+      });
+      assertEquals(status.code, 0);
+    } finally {
+      if (saved === undefined) delete process.env.HAKO_NATIVE_SPAWN;
+      else process.env.HAKO_NATIVE_SPAWN = saved;
+    }
+    assertEquals(readFileSync(join(dir.path, "names"), "utf8"), "box\nhako.example\n");
+    assertEquals(getdomainname(), before);
+    if (path === "native" && nativeSpawnSupported()) assertEquals(nativeChildren.count - count, 1);
+    assertThrows(
+      () => resolveSpec({ name: "x", rootfs, command: ["true"], namespaces: ["mount"], domainname: "a/b" }),
+      SpecError,
+      /domainname: needs a new UTS namespace.*domainname: must not contain '\/'/s,
+    );
+  }, { skip: needsRoot || (findStaticBusybox() ? false : "needs a static busybox (apt-get install busybox-static)") });
+}

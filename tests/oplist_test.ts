@@ -656,6 +656,7 @@ const EXEC_INHERITS: Readonly<Record<string, string>> = {
   mounts: "the container's mounts, joined",
   "etc-files": "the container's mounts, joined",
   hostname: "the UTS namespace, joined",
+  domainname: "the UTS namespace, joined",
   loopback: "the network namespace, joined",
   network: "the network namespace, joined",
   "hooks-sync": "the OCI hooks of create, once: an exec joins a running container",

@@ -48,6 +48,7 @@ function changed(spec: Spec): { readonly [K in Deciding]: Spec[K] } {
     uidMap: [{ inside: 0, outside: 100_000, size: 1 }],
     gidMap: [{ inside: 0, outside: 100_000, size: 1 }],
     hostname: "other",
+    domainname: "other.example",
     timeOffsets: { monotonic: 5, boottime: 0 },
     readonlyRootfs: !spec.readonlyRootfs,
     rootfsPropagation: "rshared",

@@ -323,15 +323,20 @@ export function idMapsOf(
 }
 
 /** The hostname given (1-64 bytes, no '/' or control character), or undefined (absent, or reported). */
-export function hostnameOf(c: Checker, value: unknown, uts: boolean): string | undefined {
+export function hostnameOf(
+  c: Checker,
+  value: unknown,
+  uts: boolean,
+  field: "hostname" | "domainname" = "hostname",
+): string | undefined {
   const { bad } = c;
   if (value === undefined) return undefined;
-  if (!uts) bad("hostname", 'needs a new UTS namespace: add "uts" to namespaces');
-  if (typeof value !== "string") bad("hostname", `must be a string, got ${show(value)}`);
-  else if (value === "" || byteLength(value) > 64) bad("hostname", "must be 1-64 bytes");
+  if (!uts) bad(field, 'needs a new UTS namespace: add "uts" to namespaces');
+  if (typeof value !== "string") bad(field, `must be a string, got ${show(value)}`);
+  else if (value === "" || byteLength(value) > 64) bad(field, "must be 1-64 bytes");
   // (the kernel takes any bytes; a '/' or a control character only breaks what reads the name)
   else if (value.includes("/") || hasControlChar(value)) {
-    bad("hostname", `must not contain '/' or control characters, got ${show(value)}`);
+    bad(field, `must not contain '/' or control characters, got ${show(value)}`);
   } else return value;
   return undefined;
 }

@@ -180,6 +180,7 @@ export const DECIDING = [
   "uidMap",
   "gidMap",
   "hostname",
+  "domainname",
   "timeOffsets",
   "readonlyRootfs",
   "rootfsPropagation",
@@ -889,6 +890,11 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): boolea
       if (!emit.rootFd) return false;
       call("fchdir", [emit.rootFd()], [c.path], {}, "enter the rootfs");
       return true;
+    case "setdomainname": {
+      const bytes = new TextEncoder().encode(c.name);
+      call("setdomainname", [p.bytes(bytes), bytes.length], [c.name]);
+      return true;
+    }
     case "sethostname": {
       const bytes = new TextEncoder().encode(c.name);
       call("sethostname", [p.bytes(bytes), bytes.length], [c.name]);

@@ -11,7 +11,7 @@ import { lstatSync, readdirSync, readlinkSync, statSync } from "node:fs";
 import { join, normalize, relative } from "node:path";
 import { keepBounding, type KeepPlan, keepPlan, keepSets } from "../capability.ts";
 import { capabilityPlan, capabilityPlanLines, capabilitySetsFor } from "./_capsets.ts";
-import { sethostname } from "../hostname.ts";
+import { setdomainname, sethostname } from "../hostname.ts";
 import * as Mount from "../mount.ts";
 import { CLONE_NEWCGROUP, CLONE_NEWNS, CLONE_NEWTIME, namespaceFlags, setns } from "../namespace.ts";
 import { exec, resetSignalsForExec, waitpid2 } from "../process.ts";
@@ -161,6 +161,7 @@ export type StepName =
   | "mounts"
   | "etc-files"
   | "hostname"
+  | "domainname"
   | "loopback"
   | "network"
   | "hooks-sync"
@@ -478,6 +479,7 @@ export type PreparedCall =
   /** fchdir into the rootfs through the parent's O_PATH fd of it (`path`: for messages). */
   | { readonly op: "enter-rootfs"; readonly path: string }
   | { readonly op: "sethostname"; readonly name: string }
+  | { readonly op: "setdomainname"; readonly name: string }
   /**
    * A sync point (see {@link SetupContext.hooksSync}): "at the sync point" written on the status
    * pipe, then one byte read from the sync pipe (anything else: the parent gave up).
@@ -1168,6 +1170,8 @@ function runCall(ctx: SetupContext, call: PreparedCall): void {
       return;
     case "sethostname":
       return sethostname(call.name);
+    case "setdomainname":
+      return setdomainname(call.name);
     case "loopback-up":
       return setLinkUp("lo");
     case "sync": {
@@ -1805,6 +1809,8 @@ export function planCall(ctx: SetupContext, call: PreparedCall): string[] {
       return [`fchdir(rootfs fd)  (${call.path})`];
     case "sethostname":
       return [`sethostname(${q(call.name)})`];
+    case "setdomainname":
+      return [`setdomainname(${q(call.name)})`];
     case "loopback-up":
       return ['ioctl(socket, SIOCSIFFLAGS, "lo" IFF_UP)'];
     case "sync":
@@ -2243,6 +2249,12 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     why: "in the new UTS namespace",
     when: (c) => c.spec.hostname !== undefined,
     calls: (c) => [{ op: "sethostname", name: c.spec.hostname! }],
+  },
+  {
+    name: "domainname",
+    why: "the NIS domain name, in the new UTS namespace (OCI's domainname)",
+    when: (c) => c.spec.domainname !== undefined,
+    calls: (c) => [{ op: "setdomainname", name: c.spec.domainname! }],
   },
   {
     name: "loopback",

@@ -263,6 +263,12 @@ export interface ContainerSpec {
   /** Default: the name (needs a UTS namespace). 1-64 bytes, no `/` or control characters. */
   readonly hostname?: string;
   /**
+   * The NIS domain name of the container's UTS namespace (setdomainname(2); OCI's `domainname`),
+   * `/proc/sys/kernel/domainname` inside. Default: the host's, as the new namespace starts with
+   * it. 1-64 bytes, no `/` or control characters.
+   */
+  readonly domainname?: string;
+  /**
    * The clocks of a new time namespace (needs "time" in namespaces), as OCI's
    * `linux.timeOffsets`: whole seconds added to CLOCK_MONOTONIC and CLOCK_BOOTTIME inside (what
    * /proc/uptime shows), written to /proc/self/timens_offsets before any process enters it. A
@@ -559,6 +565,8 @@ export interface ResolvedSpec {
   readonly gidMap: readonly IdMapEntry[];
   /** The hostname, or undefined without a UTS namespace. */
   readonly hostname: string | undefined;
+  /** The NIS domain name to set, when the spec gives one. */
+  readonly domainname?: string;
   /** The new time namespace's offsets (seconds), when the spec gives `timeOffsets`. */
   readonly timeOffsets?: { readonly monotonic: number; readonly boottime: number };
   /** Whether `/` is made read-only. */

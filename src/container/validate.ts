@@ -101,6 +101,7 @@ const SPEC_FIELDS = [
   "namespaces",
   "idMap",
   "hostname",
+  "domainname",
   "timeOffsets",
   "readonlyRootfs",
   "rootfsPropagation",
@@ -186,6 +187,7 @@ export function resolveSpec(input: ContainerSpec): ResolvedSpec {
   const maps = idMapsOf(c, s.idMap, has("user"), { euid, egid: process.getegid?.() ?? 0 });
   const given = hostnameOf(c, s.hostname, has("uts"));
   const hostname = s.hostname === undefined ? (has("uts") ? name : undefined) : given;
+  const domainname = hostnameOf(c, s.domainname, has("uts"), "domainname");
   const timeOffsets = timeOffsetsOf(c, s.timeOffsets, {
     created: has("time"),
     joined: joinNamespaces.some((j) => j.type === "time"),
@@ -308,6 +310,7 @@ export function resolveSpec(input: ContainerSpec): ResolvedSpec {
     uidMap: maps.uidMap,
     gidMap: maps.gidMap,
     hostname,
+    ...(domainname !== undefined ? { domainname } : {}),
     readonlyRootfs,
     ...(rootfsPropagation !== undefined ? { rootfsPropagation } : {}),
     standardMounts,

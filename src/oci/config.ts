@@ -19,6 +19,7 @@
  * | `process.oomScoreAdj` | written to `/proc/PID/oom_score_adj` by `create` before the command runs (inherited) |
  * | `root.path` (relative to the bundle), `root.readonly` | `rootfs`, `readonlyRootfs` |
  * | `hostname` | `hostname` (without one, a new UTS namespace keeps the host's name it starts with, as runc leaves it: `create` passes it) |
+ * | `domainname` | `domainname` (setdomainname(2) in the container's UTS namespace, as runc) |
  * | `mounts` at `/proc`, `/sys`, `/sys/fs/cgroup`, `/dev`, `/dev/pts`, `/dev/shm`, `/dev/mqueue` | hako's standard mounts (the same types and flags as runc's defaults; `/dev/shm` is a tmpfs of the container's own) |
  * | other `mounts` | `mounts` (`bind`/`rbind` with `ro`, `rw`, `nosuid`, `nodev`, `noexec`; other filesystems with their options; propagation options set once mounted, in order — a bind's `rshared`/`rslave` keeps it a peer of its host source; `private`/`rprivate` alone is what hako's mounts are) |
  * | a bind's `idmap`/`ridmap`, its `uidMappings`/`gidMappings` | the `idmap`/`ridmap` option: mapped through the container's user namespace by the parent (a mount's own maps only when they are the container's) |
@@ -240,7 +241,17 @@ export function ociToSpec(
       if (!empty) unsupported(at ? `${at}.${k}` : k);
     }
   };
-  only(config, "", ["ociVersion", "process", "root", "hostname", "mounts", "linux", "annotations", "hooks"]);
+  only(config, "", [
+    "ociVersion",
+    "process",
+    "root",
+    "hostname",
+    "domainname",
+    "mounts",
+    "linux",
+    "annotations",
+    "hooks",
+  ]);
   if (typeof config.ociVersion !== "string" || !config.ociVersion.startsWith("1.")) {
     bad("ociVersion", `must be a 1.x version, got ${JSON.stringify(config.ociVersion)}`);
   }
@@ -403,6 +414,7 @@ export function ociToSpec(
     if (root.readonly === true) spec.readonlyRootfs = true;
   }
   if (typeof config.hostname === "string" && config.hostname !== "") spec.hostname = config.hostname;
+  if (typeof config.domainname === "string" && config.domainname !== "") spec.domainname = config.domainname;
 
   // linux
   const linux = isObj(config.linux) ? config.linux : {};
