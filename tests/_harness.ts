@@ -113,3 +113,19 @@ export function assertThrows<E extends Error>(
   }
   throw new Error(`expected ${type.name} to be thrown`);
 }
+
+/**
+ * Runs `fn` with HAKO_NATIVE_SPAWN set to `value` (undefined: unset; "0": the forked child), and
+ * restores it after.
+ */
+export async function withSpawn<T>(value: string | undefined, fn: () => Promise<T>): Promise<T> {
+  const before = process.env.HAKO_NATIVE_SPAWN;
+  if (value === undefined) delete process.env.HAKO_NATIVE_SPAWN;
+  else process.env.HAKO_NATIVE_SPAWN = value;
+  try {
+    return await fn();
+  } finally {
+    if (before === undefined) delete process.env.HAKO_NATIVE_SPAWN;
+    else process.env.HAKO_NATIVE_SPAWN = before;
+  }
+}

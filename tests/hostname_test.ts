@@ -2,7 +2,7 @@ import { chmodSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { assertEquals, assertThrows, needsRoot, tempDir, test } from "./_harness.ts";
+import { assertEquals, assertThrows, needsRoot, tempDir, test, withSpawn } from "./_harness.ts";
 import {
   assertValidHostname,
   ConfigError,
@@ -72,10 +72,8 @@ for (const path of ["native", "forked"] as const) {
     chmodSync(dir.path, 0o755);
     const rootfs = buildRootfs(join(dir.path, "rootfs"), { builder: "busybox" }).path;
     const before = getdomainname();
-    const saved = process.env.HAKO_NATIVE_SPAWN;
-    if (path === "forked") process.env.HAKO_NATIVE_SPAWN = "0";
     const count = nativeChildren.count;
-    try {
+    await withSpawn(path === "forked" ? "0" : undefined, async () => {
       const status = await run({
         name: `hako-test-domain-${path[0]}-${process.pid}`,
         rootfs,
@@ -85,10 +83,7 @@ for (const path of ["native", "forked"] as const) {
         command: ["sh", "-c", "cat /proc/sys/kernel/hostname /proc/sys/kernel/domainname > /out/names"],
       });
       assertEquals(status.code, 0);
-    } finally {
-      if (saved === undefined) delete process.env.HAKO_NATIVE_SPAWN;
-      else process.env.HAKO_NATIVE_SPAWN = saved;
-    }
+    });
     assertEquals(readFileSync(join(dir.path, "names"), "utf8"), "box\nhako.example\n");
     assertEquals(getdomainname(), before);
     if (path === "native" && nativeSpawnSupported()) assertEquals(nativeChildren.count - count, 1);

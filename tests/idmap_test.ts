@@ -12,7 +12,7 @@ import { chmodSync, chownSync, mkdirSync, readFileSync, statSync, writeFileSync 
 import { join } from "node:path";
 import process from "node:process";
 import { deepEqual, equal, match, throws } from "node:assert/strict";
-import { isRoot, tempDir, test } from "./_harness.ts";
+import { isRoot, tempDir, test, withSpawn } from "./_harness.ts";
 import { launcher, runIt } from "./_oci_lab.ts";
 import { run } from "../mod.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
@@ -30,19 +30,6 @@ const skip = !isRoot
 const BASE = 3_300_000;
 const USERNS = ["mount", "uts", "ipc", "pid", "user"] as const;
 const ID_MAP = { uid: { inside: 0, outside: BASE, size: 65536 }, gid: { inside: 0, outside: BASE, size: 65536 } };
-
-/** Runs `fn` with HAKO_NATIVE_SPAWN set to `value` (undefined: unset), restored after. */
-async function withSpawn<T>(value: string | undefined, fn: () => Promise<T>): Promise<T> {
-  const before = process.env.HAKO_NATIVE_SPAWN;
-  if (value === undefined) delete process.env.HAKO_NATIVE_SPAWN;
-  else process.env.HAKO_NATIVE_SPAWN = value;
-  try {
-    return await fn();
-  } finally {
-    if (before === undefined) delete process.env.HAKO_NATIVE_SPAWN;
-    else process.env.HAKO_NATIVE_SPAWN = before;
-  }
-}
 
 /** A volume with a file of root's and one of uid 1000's (a directory of root's, 0755). */
 function volume(dir: string): string {

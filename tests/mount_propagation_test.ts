@@ -12,7 +12,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { isRoot, tempDir, test, until } from "./_harness.ts";
+import { isRoot, tempDir, test, until, withSpawn } from "./_harness.ts";
 import { Container, resolveSpec, run, SpecError } from "../mod.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { nativeChildren } from "../src/container/native.ts";
@@ -23,19 +23,6 @@ const skip = !isRoot
   : findStaticBusybox()
   ? false
   : "needs a static busybox (apt-get install busybox-static)";
-
-/** Runs `fn` with HAKO_NATIVE_SPAWN set to `value` (undefined: unset), restored after. */
-async function withSpawn<T>(value: string | undefined, fn: () => Promise<T>): Promise<T> {
-  const before = process.env.HAKO_NATIVE_SPAWN;
-  if (value === undefined) delete process.env.HAKO_NATIVE_SPAWN;
-  else process.env.HAKO_NATIVE_SPAWN = value;
-  try {
-    return await fn();
-  } finally {
-    if (before === undefined) delete process.env.HAKO_NATIVE_SPAWN;
-    else process.env.HAKO_NATIVE_SPAWN = before;
-  }
-}
 
 /** Each mount point's filesystem type and propagation tags (`shared`, `master`, `unbindable`), from mountinfo. */
 function propagationOf(mountinfo: string, targets: readonly string[]): Record<string, string> {

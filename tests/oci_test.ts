@@ -14,7 +14,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
 import { isRoot, runtime, tempDir, test } from "./_harness.ts";
-import { has, launcher, runIt } from "./_oci_lab.ts";
+import { has, launcher, type Run, runIt } from "./_oci_lab.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { containerNameOf, OciConfigError, ociToSpec } from "../src/oci/config.ts";
 import { resolveSpec } from "../src/container/validate.ts";
@@ -299,6 +299,23 @@ const PATHS: ReadonlyArray<readonly [string, Record<string, string>]> = [
   ["the forked child", { HAKO_NATIVE_SPAWN: "0" }],
 ];
 
+/**
+ * hako-runc on the native child and on the forked one, and runc when `runcToo`: each with a `run`
+ * of a bundle (a fresh container id, a `--root` of its own under `dir`).
+ */
+function hakoAndRunc(dir: string, runcToo: boolean): Array<{ who: string; run: (bundle: string) => Run }> {
+  const runtimes: Array<[string, string, Record<string, string>]> = [
+    ["hako-native", launcher(dir), {}],
+    ["hako-forked", launcher(dir), { HAKO_NATIVE_SPAWN: "0" }],
+    ...(runcToo ? [["runc", RUNC, {}] as [string, string, Record<string, string>]] : []),
+  ];
+  return runtimes.map(([who, bin, env]) => ({
+    who,
+    run: (bundle) =>
+      runIt(bin, ["--root", join(dir, `state-${who}`), "run", "--bundle", bundle, `hako-test-${who}-${suffix()}`], env),
+  }));
+}
+
 /** Whether this host's runc is 1.2 or newer (1.1, Debian 12's, ignores runtime-spec 1.1's domainname and personality). */
 function runc12(): boolean {
   const v = has(RUNC) ? /runc version (\d+)\.(\d+)/.exec(runIt(RUNC, ["--version"]).stdout) : null;
@@ -312,20 +329,8 @@ test("domainname: the container's UTS namespace's, with hako as with runc ≥ 1.
     (c as Record<string, unknown>).hostname = "box";
     (c as Record<string, unknown>).domainname = "hako.example";
   });
-  const runners: Array<[string, string, Record<string, string>]> = [
-    ["hako-native", launcher(dir.path), {}],
-    ["hako-forked", launcher(dir.path), { HAKO_NATIVE_SPAWN: "0" }],
-    ...(runc12() ? [["runc", RUNC, {}] as [string, string, Record<string, string>]] : []),
-  ];
-  for (const [who, bin, env] of runners) {
-    const r = runIt(bin, [
-      "--root",
-      join(dir.path, `state-${who}`),
-      "run",
-      "--bundle",
-      bundle,
-      `hako-test-dom-${suffix()}`,
-    ], env);
+  for (const { who, run } of hakoAndRunc(dir.path, runc12())) {
+    const r = run(bundle);
     equal(r.status, 0, `${who}: ${r.stderr}`);
     equal(r.stdout, "box\nhako.example\n", `${who}: ${r.stdout}`);
   }
@@ -355,23 +360,11 @@ test(
         c.linux!.rootfsPropagation = "rshared";
       });
       const config = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8"));
-      const runners: Array<[string, string, Record<string, string>]> = [
-        ["hako-native", launcher(dir.path), {}],
-        ["hako-forked", launcher(dir.path), { HAKO_NATIVE_SPAWN: "0" }],
-        ...(has(RUNC) ? [["runc", RUNC, {}] as [string, string, Record<string, string>]] : []),
-      ];
-      for (const [who, bin, env] of runners) {
+      for (const { who, run } of hakoAndRunc(dir.path, has(RUNC))) {
         mkdirSync(join(shared, `from-${who}`));
         config.process.env = [...config.process.env.filter((e: string) => !e.startsWith("WHO=")), `WHO=${who}`];
         writeFileSync(join(bundle, "config.json"), JSON.stringify(config));
-        const r = runIt(bin, [
-          "--root",
-          join(dir.path, `state-${who}`),
-          "run",
-          "--bundle",
-          bundle,
-          `hako-test-prop-${suffix()}`,
-        ], env);
+        const r = run(bundle);
         equal(r.status, 0, `${who}: ${r.stderr}`);
         // (Debian's runc 1.1.5 leaves its container's root private: it sets rootfsPropagation on
         // the namespace's "/" before pivot_root, the rootfs's bind made private after; hako sets it

@@ -61,7 +61,9 @@ import {
   DEFAULT_NAMESPACES,
   type HooksSpec,
   type MountSpec,
+  PROPAGATIONS,
 } from "./spec.ts";
+import { IDMAP_OPTIONS } from "./_plain_mount.ts";
 import type { ResolvedVeth } from "./validate.ts";
 
 /**
@@ -730,16 +732,8 @@ const BIND_OPTIONS = new Set([
   "nosuid",
   "nodev",
   "noexec",
-  "private",
-  "rprivate",
-  "slave",
-  "rslave",
-  "shared",
-  "rshared",
-  "unbindable",
-  "runbindable",
-  "idmap",
-  "ridmap",
+  ...PROPAGATIONS,
+  ...IDMAP_OPTIONS,
 ]);
 
 /** A list of absolute paths, or undefined (absent, or reported). */

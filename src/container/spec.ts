@@ -55,16 +55,20 @@ export type RootfsSpec =
     readonly path?: string;
   };
 
+/** The mount propagations, as mount(8) and OCI name them. */
+export const PROPAGATIONS = [
+  "private",
+  "rprivate",
+  "slave",
+  "rslave",
+  "shared",
+  "rshared",
+  "unbindable",
+  "runbindable",
+] as const;
+
 /** A mount propagation, as mount(8) and OCI name them. */
-export type RootfsPropagation =
-  | "private"
-  | "rprivate"
-  | "slave"
-  | "rslave"
-  | "shared"
-  | "rshared"
-  | "unbindable"
-  | "runbindable";
+export type RootfsPropagation = (typeof PROPAGATIONS)[number];
 
 /** One extra mount, relative to the container's root. */
 export interface MountSpec {

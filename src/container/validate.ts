@@ -52,7 +52,13 @@ import {
   vethOf,
 } from "./_spec_fields.ts";
 import { initArgv, resolveInit } from "./_init.ts";
-import { type ContainerSpec, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, type ResolvedSpec } from "./spec.ts";
+import {
+  type ContainerSpec,
+  DEFAULT_MASKED_PATHS,
+  DEFAULT_READONLY_PATHS,
+  PROPAGATIONS,
+  type ResolvedSpec,
+} from "./spec.ts";
 import { isIdmapped } from "./_plain_mount.ts";
 
 /** One problem in a spec. */
@@ -218,20 +224,7 @@ export function resolveSpec(input: ContainerSpec): ResolvedSpec {
 
   // flags and choices
   const readonlyRootfs = c.boolean(s.readonlyRootfs, "readonlyRootfs") ?? false;
-  const rootfsPropagation = c.oneOf(
-    s.rootfsPropagation,
-    "rootfsPropagation",
-    [
-      "private",
-      "rprivate",
-      "slave",
-      "rslave",
-      "shared",
-      "rshared",
-      "unbindable",
-      "runbindable",
-    ] as const,
-  );
+  const rootfsPropagation = c.oneOf(s.rootfsPropagation, "rootfsPropagation", PROPAGATIONS);
   const standardMounts = c.boolean(s.standardMounts, "standardMounts") ?? true;
   const noNewPrivs = c.boolean(s.noNewPrivs, "noNewPrivs");
   const networkEtc = c.oneOf(s.networkEtc, "networkEtc", ["host", "generate", false] as const);
