@@ -114,11 +114,13 @@ test("needsSingleThreaded() is false for the commands that fork no JavaScript, h
       // (create and run decide once they have read the bundle: see needsJsChild in src/oci/runtime.ts)
       ["oci", "create", "--bundle", "/b", "x"],
       ["oci", "--root", "/r", "run", "-d", "x"],
+      // (run decides once it has read the script or made the spec: see runForeground)
+      ["run", "x.ts"],
+      ["run", "--rootfs", "r", "--", "true"],
     ]
   ) assertEquals(needsSingleThreaded(argv), false, argv.join(" "));
   for (
     const argv of [
-      ["run", "x.ts"],
       ["start", "x.ts"],
       ["exec", "c", "sh"],
       ["oci", "exec", "x", "state"],

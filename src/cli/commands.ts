@@ -48,7 +48,10 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   run: {
     summary: "Run a TypeScript script with hako's API as globals, or a container (docker's run flags)",
     load: () => import("./run.ts"),
-    forks: true,
+    // (decided later, before anything runs or is made: a script that uses hako's API when it is
+    // loaded, a container whose child is forked when it starts — see run_script.ts's loadHako and
+    // spec_module.ts's runForeground; a spec of plain data with a native child never re-executes)
+    forks: false,
   },
   eval: {
     summary: "Run TypeScript code given on the command line (was run -e)",

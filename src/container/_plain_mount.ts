@@ -61,3 +61,41 @@ export const IDMAP_OPTIONS: ReadonlySet<string> = new Set(["idmap", "ridmap"]);
 export function isIdmapped(m: { readonly type: string; readonly options?: readonly string[] }): boolean {
   return m.type === "bind" && (m.options ?? []).some((o) => IDMAP_OPTIONS.has(o));
 }
+
+/**
+ * True when the container of `spec` gets a forked child that runs JavaScript, not the native one
+ * (pure but for `parseOptions`): no native runner (`native` false: another architecture, or
+ * `HAKO_NATIVE_SPAWN=0`), any hook of hako's own spec (a provision hook runs in the child; the
+ * others are taken to fork too, to be safe), a veth, or a filesystem mount whose options need the
+ * general `Mount.mount` (bind, remount, move — propagation is a plain call: _plain_mount.ts, the
+ * rule setup.ts's "mount-options" op is made by) — the cases
+ * `compileChild` in src/container/native.ts turns down for a container's setup. Errs towards true:
+ * a wrong true costs a re-exec, a wrong false a fork of a multithreaded engine.
+ * @param spec A container spec (`ociToSpec`'s, a spec module's, a quick run's).
+ * @param native Whether a native runner is there (`nativeSpawnSupported()`).
+ * @param parseOptions src/mount.ts's option parser.
+ */
+export function needsJsChild(
+  spec: {
+    readonly hooks?: object;
+    readonly network?: { readonly veth?: unknown };
+    readonly mounts?: ReadonlyArray<
+      { readonly type: string; readonly options?: readonly string[]; readonly readonly?: boolean }
+    >;
+  },
+  native: boolean,
+  parseOptions: (options: string) => { flags: number },
+): boolean {
+  if (!native) return true;
+  if (spec.hooks && Object.values(spec.hooks).some((h) => h !== undefined)) return true;
+  if (spec.network?.veth !== undefined) return true;
+  return (spec.mounts ?? []).some((m) => {
+    if (m.type === "bind") return false; // (always the native attach; its flags are checked by config.ts)
+    const options = [...(m.options ?? []), ...(m.readonly ? ["ro"] : [])];
+    try {
+      return needsGeneralMount(options, parseOptions); // (setup.ts's rule: propagation is plain)
+    } catch {
+      return true; // (the child reports it; forked, as before)
+    }
+  });
+}

@@ -37,7 +37,7 @@ import process from "node:process";
 import type { Container } from "../container/container.ts";
 import type { ContainerSpec } from "../container/spec.ts";
 import { identify } from "../container/_identity.ts";
-import { needsGeneralMount } from "../container/_plain_mount.ts";
+import { needsJsChild } from "../container/_plain_mount.ts";
 import { type OciArgs, OciUsageError } from "./args.ts";
 import { isValidId, type OciRecord, stateJson, withFreezer } from "./state.ts";
 import type { OciHooks } from "./hooks.ts";
@@ -350,37 +350,8 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
   }
 }
 
-/**
- * True when the container of `spec` gets a forked child that runs JavaScript, not the native one
- * (pure but for `parseOptions`): no native runner (`native` false: another architecture, or
- * `HAKO_NATIVE_SPAWN=0`), any hook of hako's own spec (a provision hook runs in the child; the
- * others are taken to fork too, to be safe), a veth, or a filesystem mount whose options need the
- * general `Mount.mount` (bind, remount, move — propagation is a plain call: _plain_mount.ts, the
- * rule setup.ts's "mount-options" op is made by) — the cases
- * `compileChild` in src/container/native.ts turns down for a container's setup. Errs towards true:
- * a wrong true costs a re-exec, a wrong false a fork of a multithreaded engine.
- * @param spec The container spec `ociToSpec` made.
- * @param native Whether a native runner is there (`nativeSpawnSupported()`).
- * @param parseOptions src/mount.ts's option parser.
- */
-export function needsJsChild(
-  spec: ContainerSpec,
-  native: boolean,
-  parseOptions: (options: string) => { flags: number },
-): boolean {
-  if (!native) return true;
-  if (spec.hooks && Object.values(spec.hooks).some((h) => h !== undefined)) return true;
-  if (spec.network?.veth !== undefined) return true;
-  return (spec.mounts ?? []).some((m) => {
-    if (m.type === "bind") return false; // (always the native attach; its flags are checked by config.ts)
-    const options = [...(m.options ?? []), ...(m.readonly ? ["ro"] : [])];
-    try {
-      return needsGeneralMount(options, parseOptions); // (setup.ts's rule: propagation is plain)
-    } catch {
-      return true; // (the child reports it; forked, as before)
-    }
-  });
-}
+// (needsJsChild lives with the other rules of what the native child can do: _plain_mount.ts)
+export { needsJsChild } from "../container/_plain_mount.ts";
 
 /**
  * The startContainer hooks, once the command is released (the FIFO's byte read) and before its

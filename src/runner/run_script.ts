@@ -92,8 +92,15 @@ export function chooseLoader(requested: string | undefined, env: string | undefi
 
 let hakoModule: Promise<Record<string, unknown>> | undefined;
 
-/** Loads hako's public module once and makes its exports globals. */
+/**
+ * Loads hako's public module once and makes its exports globals. A script that uses hako may fork
+ * JavaScript (`Process.fork`, a container whose child is forked), so under Bun the engine is made
+ * single-threaded first (a re-exec, before any of the script runs: see
+ * `Host.ensureSingleThreaded`); a script that does not — a spec module of plain data — runs without
+ * it, and its container decides ({@link runForeground}).
+ */
 function loadHako(): Promise<Record<string, unknown>> {
+  host().ensureSingleThreaded();
   return hakoModule ??= import("../../mod.ts").then((mod) => {
     const ns = mod as unknown as Record<string, unknown>;
     installHakoGlobals(ns);

@@ -7,6 +7,7 @@
 import type { ContainerSpec } from "../container/spec.ts";
 import process from "node:process";
 import { ForegroundSignals, signalExitCode } from "./_signals.ts";
+import { host } from "./_host.ts";
 
 /** How the caller's terminal is attached (`-t`, `-i`). */
 export interface TerminalOptions {
@@ -92,6 +93,15 @@ export async function runForeground(
   specFile?: string,
   options: ForegroundOptions = {},
 ): Promise<number> {
+  // `hako run` starts without making Bun's engine single-threaded (src/cli/commands.ts): only a
+  // container whose child is forked needs it, and it is done now, before anything is made (the
+  // re-executed process reads the spec again and goes on).
+  const [{ needsJsChild }, { nativeSpawnSupported }, { parseOptions }] = await Promise.all([
+    import("../container/_plain_mount.ts"),
+    import("../../ffi/spawn.ts"),
+    import("../mount.ts"),
+  ]);
+  if (needsJsChild(spec, nativeSpawnSupported(), parseOptions)) host().ensureSingleThreaded();
   // First of all: from here on no signal ends this process half-way.
   const signals = new ForegroundSignals({
     ...(options.stopTimeoutMs !== undefined ? { stopTimeoutMs: options.stopTimeoutMs } : {}),
