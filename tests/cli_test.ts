@@ -117,12 +117,13 @@ test("needsSingleThreaded() is false for the commands that fork no JavaScript, h
       // (run decides once it has read the script or made the spec: see runForeground)
       ["run", "x.ts"],
       ["run", "--rootfs", "r", "--", "true"],
+      // (exec decides once it knows the container: see execByName)
+      ["exec", "c", "sh"],
     ]
   ) assertEquals(needsSingleThreaded(argv), false, argv.join(" "));
   for (
     const argv of [
       ["start", "x.ts"],
-      ["exec", "c", "sh"],
       ["oci", "exec", "x", "state"],
     ]
   ) assertEquals(needsSingleThreaded(argv), true, argv.join(" "));

@@ -65,7 +65,11 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   },
   ps: { summary: "List containers: state, pid, uptime, CPU, memory, processes", load: () => import("./ps.ts") },
   logs: { summary: "Print a daemonized container's output", load: () => import("./logs.ts") },
-  exec: { summary: "Run a command inside a running container", load: () => import("./exec.ts"), forks: true },
+  exec: {
+    summary: "Run a command inside a running container",
+    load: () => import("./exec.ts"),
+    forks: false, // (decided once the container is known: see execByName)
+  },
   attach: {
     summary: "Join a running daemonized container's stdio (docker attach; ctrl-p ctrl-q detaches)",
     load: () => import("./attach.ts"),

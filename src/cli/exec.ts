@@ -122,6 +122,14 @@ export async function execByName(name: string, opts: Omit<ExecArgs, "help" | "na
   if (r.state !== "running" || !isRunning(r.init)) {
     throw new ContainerStateError(`container ${name} is not running (${describeState(r)})`);
   }
+  const spec = resolveSpec(r.spec);
+  // `hako exec` starts without making Bun's engine single-threaded (src/cli/commands.ts): the
+  // command's children are native programs, but for no native runner or a time namespace to join
+  // (native.ts's compileExecIn), where they are forked: then it is done now, before the terminal
+  // goes raw (and again, as a safety net, right before a fork: beforeFork below).
+  const { nativeSpawnSupported } = await import("../../ffi/spawn.ts");
+  const hasTime = spec.newNamespaces.includes("time") || spec.joinNamespaces.some((j) => j.type === "time");
+  if (!nativeSpawnSupported() || hasTime) host().ensureSingleThreaded();
   let child = 0;
   const forward = (sig: NodeJS.Signals) => () => {
     if (child) {
@@ -142,7 +150,8 @@ export async function execByName(name: string, opts: Omit<ExecArgs, "help" | "na
     if (tty) relay = new tty.TerminalRelay({ input: opts.interactive ?? false });
     const status = await execIn(r.init!.pid, {
       argv: opts.argv,
-      spec: resolveSpec(r.spec),
+      spec,
+      beforeFork: () => host().ensureSingleThreaded(),
       ...(opts.env ? { env: opts.env } : {}),
       ...(opts.workdir ? { workdir: opts.workdir } : {}),
       ...(opts.user ? { user: opts.user } : {}),

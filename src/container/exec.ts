@@ -110,6 +110,11 @@ export interface ExecOptions {
    * to it, or to watch it). If it throws, the command is killed and the error rethrown.
    */
   readonly onStart?: (pid: number) => void;
+  /**
+   * Called right before a forked (JavaScript) child is made, when the native program cannot be
+   * used: hako's CLI re-executes there with Bun's engine single-threaded (`Host.ensureSingleThreaded`).
+   */
+  readonly beforeFork?: () => void;
   /** How long the setup in the children may take before they are killed (default 30 000 ms). */
   readonly timeoutMs?: number;
   /**
@@ -586,6 +591,7 @@ async function execPlanned(
 ): Promise<ProcessStatus> {
   const native = await execNative(plan, opts, term, consoleR);
   if (native) return native;
+  opts.beforeFork?.();
   const [statusR, statusW] = pipe();
   let child: number;
   try {
