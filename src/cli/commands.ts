@@ -61,7 +61,9 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   start: {
     summary: "Start containers in the background (one shared supervisor per host)",
     load: () => import("./start.ts"),
-    forks: true,
+    // (the supervisor, a process of its own, forks the containers; a spec script that uses hako's
+    // API re-executes before it runs: run_script.ts's loadHako)
+    forks: false,
   },
   ps: { summary: "List containers: state, pid, uptime, CPU, memory, processes", load: () => import("./ps.ts") },
   logs: { summary: "Print a daemonized container's output", load: () => import("./logs.ts") },
