@@ -115,7 +115,7 @@ export function parseExecArgs(argv: readonly string[]): ExecArgs {
 export async function execByName(name: string, opts: Omit<ExecArgs, "help" | "name">): Promise<number> {
   const { StateStore, isRunning, describeState, ContainerStateError } = await import("../container/state.ts");
   const { resolveSpec } = await import("../container/validate.ts");
-  const { execIn } = await import("../container/exec.ts");
+  const { execIn, execForksJs } = await import("../container/exec.ts");
   const { closeFd } = await import("../container/terminal.ts");
   const { default: process } = await import("node:process");
   const r = new StateStore().read(name);
@@ -127,9 +127,7 @@ export async function execByName(name: string, opts: Omit<ExecArgs, "help" | "na
   // command's children are native programs, but for no native runner or a time namespace to join
   // (native.ts's compileExecIn), where they are forked: then it is done now, before the terminal
   // goes raw (and again, as a safety net, right before a fork: beforeFork below).
-  const { nativeSpawnSupported } = await import("../../ffi/spawn.ts");
-  const hasTime = spec.newNamespaces.includes("time") || spec.joinNamespaces.some((j) => j.type === "time");
-  if (!nativeSpawnSupported() || hasTime) host().ensureSingleThreaded();
+  if (execForksJs(spec)) host().ensureSingleThreaded();
   let child = 0;
   const forward = (sig: NodeJS.Signals) => () => {
     if (child) {

@@ -56,7 +56,7 @@ import { idProblem } from "../user.ts";
 import { compileSeccomp, DEFAULT_SECCOMP_PROFILE } from "../seccomp.ts";
 import { type ChildError, closeFd, describe, pipe, readReports, report, setupError } from "./_pipe.ts";
 import { compileExecIn, type NativeExec } from "./native.ts";
-import { holdNonDumpable, nextReport, spawnProgram } from "../../ffi/spawn.ts";
+import { holdNonDumpable, nativeSpawnSupported, nextReport, spawnProgram } from "../../ffi/spawn.ts";
 import { receiveFd, socketPair, type WindowSize } from "../../ffi/tty.ts";
 import { assertValidTty, type ConsoleRequest } from "./_console.ts";
 import { execCommand, runStep, SETUP_STEPS, type SetupContext, type SetupStep } from "./setup.ts";
@@ -580,6 +580,18 @@ function deliverTerminal(consoleR: number, opts: ExecOptions): void {
     closeFd(master);
     throw e;
   }
+}
+
+/**
+ * Whether {@link execIn} into a container of `spec` forks a JavaScript child rather than running
+ * native programs: no native runner (another architecture, `HAKO_NATIVE_SPAWN=0`), or a time
+ * namespace to join (native.ts's `compileExecIn`). hako's CLI makes Bun's engine single-threaded
+ * first then (`beforeFork` is the safety net).
+ * @param spec The container's resolved spec.
+ */
+export function execForksJs(spec: ResolvedSpec): boolean {
+  const time = spec.newNamespaces.includes("time") || spec.joinNamespaces.some((j) => j.type === "time");
+  return !nativeSpawnSupported() || time;
 }
 
 /** {@link execIn} once planned (and, with a terminal, its console socket made). */
