@@ -225,6 +225,8 @@ test("hako run's docker flags make a quick container's spec; -e is a variable th
     "64",
     "--hostname",
     "box",
+    "--domainname",
+    "example.org",
     "--read-only",
     "--cap-add",
     "NET_ADMIN",
@@ -256,8 +258,8 @@ test("hako run's docker flags make a quick container's spec; -e is a variable th
     { type: "tmpfs", target: "/tmp", options: ["nosuid", "nodev", "size=64m"] },
   ]);
   deepEqual(
-    [spec.workdir, spec.user, spec.hostname, spec.readonlyRootfs, spec.networkEtc],
-    ["/srv", { uid: 1000, gid: 100 }, "box", true, "host"],
+    [spec.workdir, spec.user, spec.hostname, spec.domainname, spec.readonlyRootfs, spec.networkEtc],
+    ["/srv", { uid: 1000, gid: 100 }, "box", "example.org", true, "host"],
   );
   deepEqual(spec.cgroup, {
     memory: { limit: "512m" },

@@ -35,6 +35,8 @@ export interface DockerFlags {
   readonly pidsLimit?: number | "max";
   /** `--hostname`. */
   readonly hostname?: string;
+  /** `--domainname`. */
+  readonly domainname?: string;
   /** `--stop-signal`: what `hako stop` sends first (the spec's `stopSignal`). */
   readonly stopSignal?: string;
   /** `--read-only`. */
@@ -345,6 +347,7 @@ export function dockerSpecFields(
     ...(f.workdir !== undefined ? { workdir: f.workdir } : {}),
     ...(f.user ? { user: { ...f.user } } : {}),
     ...(f.hostname !== undefined ? { hostname: f.hostname } : {}),
+    ...(f.domainname !== undefined ? { domainname: f.domainname } : {}),
     ...(f.stopSignal !== undefined ? { stopSignal: f.stopSignal } : {}),
     ...(f.readOnly ? { readonlyRootfs: true } : {}),
     ...(Object.keys(cgroup).length ? { cgroup } : {}),
@@ -368,6 +371,7 @@ const FIELD_FLAGS: ReadonlyArray<readonly [RegExp, string]> = [
   [/^workdir\b/, "-w/--workdir"],
   [/^user\b/, "-u/--user"],
   [/^hostname\b/, "--hostname"],
+  [/^domainname\b/, "--domainname"],
   [/^stopSignal\b/, "--stop-signal"],
   [/^readonlyRootfs\b/, "--read-only"],
   [/^cgroup\.memory\b/, "-m/--memory"],

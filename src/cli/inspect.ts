@@ -24,7 +24,7 @@ export const usage = `Usage: hako inspect [-f json|TEMPLATE] <name>...
 
 Prints a JSON array with one object per container, as docker inspect: Id and Name (its name),
 Created, State {Status, Running, Pid, ExitCode, Signal, OOMKilled, StartedAt, FinishedAt, Error},
-Config {Cmd, Env, Hostname, User, WorkingDir, Image, Labels, Tty, OpenStdin, ExposedPorts},
+Config {Cmd, Env, Hostname, Domainname, User, WorkingDir, Image, Labels, Tty, OpenStdin, ExposedPorts},
 HostConfig {Memory (bytes, 0: no limit), NanoCpus (0: no limit), PidsLimit (null: no limit),
 ReadonlyRootfs, CapAdd, CapDrop, NetworkMode (none, host or veth), PortBindings, AutoRemove}, Mounts, NetworkSettings {Ports, IPAddress}, and Hako: hako's own record (its spec, rootfs, cgroup, live
 figures). Status is docker's word: created, running, exited, dead, or unknown (a damaged record).
@@ -113,6 +113,7 @@ export function inspectObject(
       Cmd: resolved ? [...resolved.argv] : typeof spec.command === "string" ? [spec.command] : [...spec.command],
       Env: Object.entries(resolved?.env ?? spec.env ?? {}).map(([k, v]) => `${k}=${v}`),
       Hostname: resolved?.hostname ?? spec.hostname ?? "",
+      Domainname: resolved?.domainname ?? spec.domainname ?? "",
       User: user ? `${user.uid}${user.gid !== undefined ? `:${user.gid}` : ""}` : "",
       WorkingDir: resolved?.workdir ?? spec.workdir ?? "/",
       Image: typeof docker.image === "string" ? docker.image : r.image,

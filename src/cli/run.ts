@@ -121,6 +121,7 @@ A quick container's options (docker run's):
       --cpus <n>        CPU limit in CPUs (1.5: a 150000 µs quota per 100000 µs period)
       --pids-limit <n>  At most n processes and threads (0 or -1: no limit)
       --hostname <name> Its hostname (default: its name)
+      --domainname <name>  Its NIS domain name (default: the host's)
       --stop-signal <SIG>  What 'hako stop' sends first (default SIGTERM, or the image's StopSignal)
       --read-only       Mount its root filesystem read-only
       --cap-add <CAP>   Keep a capability beyond docker's default set (again for more; ALL)
@@ -213,6 +214,7 @@ const RUN_OPTIONS = {
   cpus: { type: "string" },
   "pids-limit": { type: "string" },
   hostname: { type: "string" },
+  domainname: { type: "string" },
   "stop-signal": { type: "string" },
   "read-only": { type: "boolean" },
   "cap-add": { type: "string", multiple: true },
@@ -239,6 +241,7 @@ const QUICK_ONLY = [
   "cpus",
   "pids-limit",
   "hostname",
+  "domainname",
   "stop-signal",
   "read-only",
   "cap-add",
@@ -402,6 +405,7 @@ function dockerFlags(values: ParsedArgs["values"], envs: readonly string[]): Doc
   const net = network ?? (publish.length || publishAll ? "veth" : undefined);
   const workdir = str("workdir"), user = str("user"), memory = str("memory"), cpus = str("cpus");
   const pids = str("pids-limit"), hostname = str("hostname"), stopSignal = str("stop-signal");
+  const domainname = str("domainname");
   if (stopSignal !== undefined) nonEmpty(stopSignal, "--stop-signal");
   const mounts = [
     ...stringsOption(values, "volume").map((v) => parseVolume(v)),
@@ -421,6 +425,7 @@ function dockerFlags(values: ParsedArgs["values"], envs: readonly string[]): Doc
     ...(cpus !== undefined ? { cpus: parseCpus(cpus) } : {}),
     ...(pids !== undefined ? { pidsLimit: parsePidsLimit(pids) } : {}),
     ...(hostname !== undefined ? { hostname } : {}),
+    ...(domainname !== undefined ? { domainname } : {}),
     ...(stopSignal !== undefined ? { stopSignal } : {}),
     ...(values["read-only"] ? { readOnly: true } : {}),
     ...(capAdd.length ? { capAdd } : {}),
