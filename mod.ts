@@ -104,6 +104,7 @@ export type {
   CapabilitySets,
   CgroupSpec,
   ContainerSpec,
+  DeviceNode,
   EventArg,
   HooksSpec,
   IdRange,

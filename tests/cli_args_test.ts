@@ -29,7 +29,14 @@ import { parseRmArgs } from "../src/cli/rm.ts";
 import { parseWaitArgs } from "../src/cli/wait.ts";
 import { parsePortArgs } from "../src/cli/port.ts";
 import { parseUpdateArgs } from "../src/cli/update.ts";
-import { dockerRootPropagation, parseEnvFile, parseMountFlag, parseVolume, resolveEnv } from "../src/cli/_docker.ts";
+import {
+  dockerRootPropagation,
+  parseDeviceFlag,
+  parseEnvFile,
+  parseMountFlag,
+  parseVolume,
+  resolveEnv,
+} from "../src/cli/_docker.ts";
 import { parseExecArgs } from "../src/cli/exec.ts";
 import { parseGcArgs } from "../src/cli/gc.ts";
 import { parseHelpArgs } from "../src/cli/help.ts";
@@ -336,6 +343,12 @@ test("hako run's docker flags make a quick container's spec; -e is a variable th
   assertEquals(dockerRootPropagation([parseVolume("/a:/b:rslave"), parseVolume("/c:/d:shared")]), "shared");
   assertEquals(dockerRootPropagation([parseVolume("/a:/b:rslave")]), "slave");
   assertEquals(dockerRootPropagation([parseVolume("/a:/b")]), undefined);
+  // docker's --device HOST[:CONTAINER[:PERMS]]
+  deepEqual(parseDeviceFlag("/dev/fuse"), { host: "/dev/fuse", container: "/dev/fuse", perms: "rwm" });
+  deepEqual(parseDeviceFlag("/dev/sdc:/dev/xvdc:r"), { host: "/dev/sdc", container: "/dev/xvdc", perms: "r" });
+  for (const bad of ["fuse", "/dev/a:b", "/dev/a:/dev/b:rwx", "/a:/b:r:x"]) {
+    assertThrows(() => parseDeviceFlag(bad), UsageError, /--device wants HOST\[:CONTAINER\[:PERMS\]\]/);
+  }
   assertThrows(() => parseEnvFile("OK=1\n9x=2\n", "f"), UsageError, /--env-file f, line 2/);
 });
 

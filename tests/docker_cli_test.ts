@@ -50,6 +50,37 @@ for (const path of PATHS) {
   }, { skip });
 
   test(
+    `hako run (${path}): --device puts the host's node in the container's /dev, allowed as asked; --domainname`,
+    () => {
+      using l = lab(path);
+      const r = l.hako(
+        ...[
+          "run",
+          "--rm",
+          "--device",
+          "/dev/fuse",
+          "--device",
+          "/dev/loop-control:/dev/lc:r",
+          "--domainname",
+          "ex.org",
+        ],
+        ...["--name", l.name("dev"), "--rootfs", "rootfs", "--"],
+        ...[
+          "sh",
+          "-c",
+          "stat -c '%n %t:%T %a' /dev/fuse /dev/lc; true < /dev/fuse && echo fuse-r; true > /dev/lc || echo lc-not-w; cat /proc/sys/kernel/domainname",
+        ],
+      );
+      equal(r.code, 0, r.stderr);
+      equal(r.stdout, "/dev/fuse a:e5 600\n/dev/lc a:ed 600\nfuse-r\nlc-not-w\nex.org\n");
+      const bad = l.hako("run", "--device", "/etc/passwd", "--rootfs", "rootfs", "--", "true");
+      equal(bad.code, 2, bad.stderr);
+      match(bad.stderr, /--device "\/etc\/passwd" is not a device node/);
+    },
+    { skip },
+  );
+
+  test(
     `hako run (${path}): -m, --cpus, --pids-limit, --cap-drop land in the cgroup and the sets; bad values name the flag`,
     () => {
       using l = lab(path);

@@ -174,6 +174,26 @@ const CASES: readonly Case[] = [
     }),
   },
   {
+    name: "device nodes (a char device with its mode, one in a directory, a FIFO)",
+    spec: () => ({
+      command: ["/bin/true"],
+      devices: [
+        { path: "/dev/fuse", type: "c", major: 10, minor: 229, fileMode: 0o640 },
+        { path: "/dev/net/tun", type: "c", major: 10, minor: 200 },
+        { path: "/dev/fifo", type: "p" },
+      ],
+    }),
+  },
+  {
+    name: "device nodes in a user namespace (the host's bound)",
+    spec: () => ({
+      command: ["/bin/true"],
+      namespaces: USERNS,
+      idMap: ID_MAP,
+      devices: [{ path: "/dev/net/tun", type: "c", major: 10, minor: 200 }, { path: "/dev/fifo", type: "p" }],
+    }),
+  },
+  {
     name: "an idmapped bind in a user namespace",
     spec: (_rootfs, dir) => ({
       command: ["/bin/true"],

@@ -54,6 +54,7 @@ function changed(spec: Spec): { readonly [K in Deciding]: Spec[K] } {
     rootfsPropagation: "rshared",
     standardMounts: !spec.standardMounts,
     mounts: [{ type: "tmpfs", target: "/scratch" }],
+    devices: [{ path: "/dev/fuse", type: "c", major: 10, minor: 229 }],
     networkEtc: spec.networkEtc === "host" ? false : "host",
     maskedPaths: [...spec.maskedPaths, "/proc/cache-test"],
     readonlyPaths: [...spec.readonlyPaths, "/proc/cache-test"],

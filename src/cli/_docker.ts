@@ -35,6 +35,8 @@ export interface DockerFlags {
   readonly pidsLimit?: number | "max";
   /** `--hostname`. */
   readonly hostname?: string;
+  /** `--device HOST[:CONTAINER[:PERMS]]`, parsed (the host node is read by the command). */
+  readonly devices?: readonly DeviceFlag[];
   /** `--domainname`. */
   readonly domainname?: string;
   /** `--stop-signal`: what `hako stop` sends first (the spec's `stopSignal`). */
@@ -159,6 +161,29 @@ export function parseVolume(value: string): MountSpec {
     }
   }
   return bindOf(src, target, readonly, propagation);
+}
+
+/** One `--device`: the host's node, where it goes inside, and the access the cgroup gives it. */
+export interface DeviceFlag {
+  readonly host: string;
+  readonly container: string;
+  readonly perms: string;
+}
+
+/**
+ * One `--device HOST[:CONTAINER[:PERMS]]` (docker's): both paths absolute, PERMS some of `r`, `w`
+ * and `m` (default `rwm`); the container path defaults to the host's (pure).
+ * @throws {UsageError} Naming `--device` and the value.
+ */
+export function parseDeviceFlag(value: string): DeviceFlag {
+  const parts = value.split(":");
+  const [host, container = host, perms = "rwm"] = parts as [string, string?, string?];
+  if (parts.length > 3 || !host.startsWith("/") || !container.startsWith("/") || !/^[rwm]{1,3}$/.test(perms)) {
+    throw new UsageError(
+      `--device wants HOST[:CONTAINER[:PERMS]] (absolute paths; PERMS of r, w, m), not ${quoted(value)}`,
+    );
+  }
+  return { host, container, perms };
 }
 
 /** docker's bind propagation options (`-v …:rshared`, `--mount bind-propagation=rshared`). */
@@ -372,6 +397,7 @@ const FIELD_FLAGS: ReadonlyArray<readonly [RegExp, string]> = [
   [/^user\b/, "-u/--user"],
   [/^hostname\b/, "--hostname"],
   [/^domainname\b/, "--domainname"],
+  [/^devices\b/, "--device"],
   [/^stopSignal\b/, "--stop-signal"],
   [/^readonlyRootfs\b/, "--read-only"],
   [/^cgroup\.memory\b/, "-m/--memory"],

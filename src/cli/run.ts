@@ -8,10 +8,12 @@ import { parseRestartFlag, type RestartPolicy } from "../container/restart_polic
 import { nonEmpty, parseArgs, type ParsedArgs, quoted, stringOption, stringsOption, UsageError } from "./_args.ts";
 import {
   checkEnvFlag,
+  type DeviceFlag,
   type DockerFlags,
   dockerSpecFields,
   flagOfField,
   parseCpus,
+  parseDeviceFlag,
   parseEnvFile,
   parseLabels,
   parseMemory,
@@ -126,6 +128,8 @@ A quick container's options (docker run's):
       --read-only       Mount its root filesystem read-only
       --cap-add <CAP>   Keep a capability beyond docker's default set (again for more; ALL)
       --cap-drop <CAP>  Drop one from it (again for more; ALL)
+      --device <HOST[:CONTAINER[:PERMS]]>  A host device node in its /dev, allowed by its cgroup
+                        (PERMS of r, w, m; default rwm)
       --network <none|host|veth>  none (the default): a network namespace of its own with
                           loopback only; host: the host's network, its resolv.conf and hosts
                           read-only; veth: a veth pair to the host, a /30 of 10.213.0.0/16
@@ -219,6 +223,7 @@ const RUN_OPTIONS = {
   "read-only": { type: "boolean" },
   "cap-add": { type: "string", multiple: true },
   "cap-drop": { type: "string", multiple: true },
+  device: { type: "string", multiple: true },
   network: { type: "string" },
   net: { type: "string" },
   publish: { type: "string", short: "p", multiple: true },
@@ -246,6 +251,7 @@ const QUICK_ONLY = [
   "read-only",
   "cap-add",
   "cap-drop",
+  "device",
   "network",
   "net",
   "publish",
@@ -415,6 +421,7 @@ function dockerFlags(values: ParsedArgs["values"], envs: readonly string[]): Doc
   for (const f of envFiles) nonEmpty(f, "--env-file");
   const labels = stringsOption(values, "label");
   const capAdd = stringsOption(values, "cap-add"), capDrop = stringsOption(values, "cap-drop");
+  const devices = stringsOption(values, "device").map(parseDeviceFlag);
   return {
     ...(envs.length ? { env: envs.map(checkEnvFlag) } : {}),
     ...(envFiles.length ? { envFiles } : {}),
@@ -430,6 +437,7 @@ function dockerFlags(values: ParsedArgs["values"], envs: readonly string[]): Doc
     ...(values["read-only"] ? { readOnly: true } : {}),
     ...(capAdd.length ? { capAdd } : {}),
     ...(capDrop.length ? { capDrop } : {}),
+    ...(devices.length ? { devices } : {}),
     ...(net !== undefined ? { network: net } : {}),
     ...(publish.length ? { publish } : {}),
     ...(publishAll ? { publishAll: true } : {}),
@@ -672,6 +680,44 @@ async function withVethAddresses(
   return { ...spec, network: { ...spec.network, veth: { ...veth, ...pair } } };
 }
 
+/**
+ * `--device`s: each host node read (its type and numbers: a character or block device, docker's
+ * check), made at its container path and allowed with its PERMS in the cgroup's device rules.
+ * @throws {UsageError} Naming `--device` and the host path that is not a device node.
+ */
+function withDevices(
+  spec: import("../container/spec.ts").ContainerSpec,
+  flags: readonly DeviceFlag[],
+  statSync: typeof import("node:fs").statSync,
+): import("../container/spec.ts").ContainerSpec {
+  if (!flags.length) return spec;
+  const nodes: import("../container/spec.ts").DeviceNode[] = [];
+  const rules: import("../cgroup/devices.ts").DeviceRule[] = [];
+  for (const f of flags) {
+    let st;
+    try {
+      st = statSync(f.host);
+    } catch (e) {
+      throw new UsageError(`--device ${quoted(f.host)}: ${(e as Error).message}`);
+    }
+    if (!st.isCharacterDevice() && !st.isBlockDevice()) {
+      throw new UsageError(`--device ${quoted(f.host)} is not a device node`);
+    }
+    const type = st.isBlockDevice() ? "b" : "c";
+    // (glibc's major() and minor() of st_rdev)
+    const rdev = BigInt(st.rdev);
+    const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
+    const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+    nodes.push({ path: f.container, type, major, minor, fileMode: st.mode & 0o777 });
+    rules.push({ allow: true, type, major, minor, access: f.perms });
+  }
+  return {
+    ...spec,
+    devices: [...(spec.devices ?? []), ...nodes],
+    cgroup: { ...spec.cgroup, devices: [...(spec.cgroup?.devices ?? []), ...rules] },
+  };
+}
+
 async function runQuickOn(
   q: NonNullable<RunArgs["quick"]>,
   options: import("../runner/spec_module.ts").ForegroundOptions,
@@ -681,7 +727,7 @@ async function runQuickOn(
 ): Promise<number> {
   if (q.command.length === 0) throw new UsageError("a command to run in the container is required");
   const { default: process } = await import("node:process");
-  const { existsSync, readFileSync, writeFileSync } = await import("node:fs");
+  const { existsSync, readFileSync, statSync, writeFileSync } = await import("node:fs");
   // (the image's Env first: --env-file and -e override it, as docker's)
   const envFileLines: string[] = [...imageEnv];
   for (const file of q.docker?.envFiles ?? []) {
@@ -700,7 +746,11 @@ async function runQuickOn(
     env: (name: string) => process.env[name],
     envFileLines,
   };
-  const made = await withVethAddresses(quickSpec(q, host().cwd(), quickVarDir(caller.euid, host().env), caller));
+  const made = withDevices(
+    await withVethAddresses(quickSpec(q, host().cwd(), quickVarDir(caller.euid, host().env), caller)),
+    q.docker?.devices ?? [],
+    statSync,
+  );
   const spec = q.restart !== undefined ? { ...made, restart: q.restart } : made;
   // The spec's validator checks every value; its messages say which flag set the field.
   const { resolveSpec, SpecError } = await import("../container/validate.ts");

@@ -59,6 +59,7 @@ import {
   type ContainerSpec,
   DEFAULT_CAPABILITIES,
   DEFAULT_NAMESPACES,
+  type DeviceNode,
   type HooksSpec,
   type MountSpec,
   PROPAGATIONS,
@@ -75,6 +76,7 @@ export const KEYS = {
   user: ["uid", "gid", "groups"],
   owner: ["uid", "gid"],
   mount: ["type", "source", "target", "options", "readonly"],
+  device: ["path", "type", "major", "minor", "fileMode"],
   cgroup: ["cpu", "cpuset", "memory", "pids", "io", "hugetlb", "devices", "raw", "name", "parent"],
   cpu: ["quotaUs", "periodUs", "weight", "shares"],
   cpuset: ["cpus", "mems"],
@@ -718,6 +720,58 @@ export function mountsOf(c: Checker, value: unknown): MountSpec[] {
       if (data > 4096) bad(`${at}.options`, `are ${data} bytes together: the kernel takes one page (4096)`);
     }
     if (c.problems.length === before) out.push(o as unknown as MountSpec);
+  });
+  return out;
+}
+
+/** The paths under /dev that hako makes itself: a device node may not take one. */
+const OWN_DEV_PATHS = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/ptmx"];
+/** Mounts of their own under /dev: a node there would be hidden, or land in them. */
+const DEV_MOUNTS = ["/dev/pts", "/dev/shm", "/dev/mqueue"];
+
+/**
+ * The spec's device nodes (`devices`): each under /dev, normalized, not a path hako makes itself
+ * (a default device, /dev/ptmx) or one of its mounts there; numbers for "c", "b" and "u", none for
+ * "p"; permission bits only.
+ */
+export function devicesOf(c: Checker, value: unknown): DeviceNode[] {
+  const { bad } = c;
+  const list = c.array(value, "devices", "an array of device nodes { path, type, major, minor, fileMode? }");
+  if (!list) return [];
+  const out: DeviceNode[] = [];
+  const seen = new Set<string>();
+  list.forEach((d, i) => {
+    const at = `devices[${i}]`;
+    const before = c.problems.length;
+    const o = c.section(d, at, KEYS.device, "a device node { path, type, major, minor }", true);
+    if (!o) return;
+    const path = c.absolute(o.path, `${at}.path`);
+    if (path !== undefined) {
+      if (path !== normalize(path) || path.endsWith("/") || !path.startsWith("/dev/")) {
+        bad(`${at}.path`, `must be a normalized path under /dev, got ${show(path)}`);
+      } else if (OWN_DEV_PATHS.includes(path) || DEV_MOUNTS.some((m) => path === m || path.startsWith(`${m}/`))) {
+        bad(`${at}.path`, `${path} is hako's own (a default device, /dev/ptmx, or a mount of its own there)`);
+      } else if (seen.has(path)) bad(`${at}.path`, `${path} is given twice`);
+      else seen.add(path);
+    }
+    if (!["c", "b", "u", "p"].includes(o.type as string)) {
+      bad(`${at}.type`, `must be "c", "b", "u" or "p", got ${show(o.type)}`);
+    }
+    for (const k of ["major", "minor"] as const) {
+      const v = o[k];
+      if (o.type === "p") {
+        if (v !== undefined && v !== 0) bad(`${at}.${k}`, "a FIFO has no device numbers");
+      } else if (!Number.isSafeInteger(v) || (v as number) < 0 || (v as number) > (k === "major" ? 0xfff : 0xfffff)) {
+        bad(`${at}.${k}`, `must be a whole number 0..${k === "major" ? 4095 : 1048575}, got ${show(v)}`);
+      }
+    }
+    if (
+      o.fileMode !== undefined &&
+      (!Number.isSafeInteger(o.fileMode) || (o.fileMode as number) < 0 || (o.fileMode as number) > 0o777)
+    ) {
+      bad(`${at}.fileMode`, `must be permission bits 0..0o777, got ${show(o.fileMode)}`);
+    }
+    if (c.problems.length === before) out.push(o as unknown as DeviceNode);
   });
   return out;
 }

@@ -186,6 +186,7 @@ export const DECIDING = [
   "rootfsPropagation",
   "standardMounts",
   "mounts",
+  "devices",
   "networkEtc",
   "maskedPaths",
   "readonlyPaths",

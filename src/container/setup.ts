@@ -86,7 +86,9 @@ import {
   PR_SET_NO_NEW_PRIVS,
   RESOLVE_NO_MAGICLINKS,
   RESOLVE_NO_SYMLINKS,
+  S_IFBLK,
   S_IFCHR,
+  S_IFIFO,
   ST_TO_MS,
 } from "../../ffi/constants.ts";
 
@@ -670,6 +672,43 @@ export function fileMountCalls(ctx: SetupContext): PreparedCall[] {
   });
 }
 
+/**
+ * The spec's device nodes (`devices`), in the fresh /dev tmpfs (nothing there is the image's): the
+ * directories above each, then the node — mknod with its mode (kept whatever the umask), or, in a
+ * user namespace where mknod of a device is not allowed, the host's node at the same path bound
+ * over an empty file (captured before the chroot), as runc does; a FIFO is made with mknod either
+ * way.
+ */
+function deviceNodeCalls(ctx: SetupContext): PreparedCall[] {
+  return ctx.spec.devices.flatMap((d, i): PreparedCall[] => {
+    const parts = d.path.split("/").filter(Boolean); // ["dev", …, name]
+    const dirs = parts.slice(1, -1).map((_, k) => `/${parts.slice(0, k + 2).join("/")}`); // (/dev/net for /dev/net/tun)
+    const made: PreparedCall[] = dirs.map((dir) => ({
+      op: "mkdir",
+      path: cstr(dir),
+      shown: [dir, unquoted("0755")],
+      exist: true,
+    }));
+    const mode = d.fileMode ?? 0o666;
+    if (d.type !== "p" && ctx.userns) {
+      return [
+        ...made,
+        { op: "touch", path: cstr(d.path), shown: [d.path] },
+        { op: "attach", id: `devnode:${i}`, target: cstr(d.path), path: d.path, readonly: false, empty: EMPTY },
+      ];
+    }
+    const kind = d.type === "p" ? S_IFIFO : d.type === "b" ? S_IFBLK : S_IFCHR;
+    const [major, minor] = d.type === "p" ? [0, 0] : [d.major ?? 0, d.minor ?? 0];
+    return [...made, {
+      op: "mknod",
+      path: cstr(d.path),
+      mode: kind | mode,
+      dev: makedev(major, minor),
+      shown: [d.path, d.type === "p" ? "p" : `${d.type === "b" ? "b" : "c"} ${major}:${minor}`],
+    }];
+  });
+}
+
 /** An `open_tree(OPEN_TREE_CLONE)` of a host path, held under `id` for the step that attaches it. */
 function captureCall(step: StepName, id: string, source: string, recursive: boolean): PreparedCall {
   return {
@@ -712,6 +751,10 @@ function hostSourceCaptures(ctx: SetupContext, propagating: boolean): PreparedCa
   if (ctx.spec.standardMounts && ctx.userns) {
     out.push(capture("mount-sys", "sys", "/sys", true));
     for (const d of DEVICES) out.push(capture("mount-dev", `dev/${d}`, `/dev/${d}`, false));
+    // (the spec's device nodes: the host's at the same path, bound in the mount-dev step)
+    ctx.spec.devices.forEach((d, i) => {
+      if (d.type !== "p") out.push(capture("mount-dev", `devnode:${i}`, d.path, false));
+    });
   }
   ctx.spec.mounts.forEach((m, i) => {
     if (isIdmapped(m)) {
@@ -1038,6 +1081,7 @@ function buildCalls(ctx: SetupContext): Map<StepName, PreparedCall[]> {
         path: cstr(join(dev, link)),
         shown: [to, join(dev, link)],
       })),
+      ...deviceNodeCalls(ctx),
     ]);
     // (inside the fresh tmpfs of mount-dev: nothing there is the image's)
     const inDev = (name: string, source: string, type: string, flags: number, data?: string): PreparedCall[] => [

@@ -55,8 +55,19 @@ export type RootfsSpec =
     readonly path?: string;
   };
 
+/** A mount propagation, as mount(8) and OCI name them. */
+export type RootfsPropagation =
+  | "private"
+  | "rprivate"
+  | "slave"
+  | "rslave"
+  | "shared"
+  | "rshared"
+  | "unbindable"
+  | "runbindable";
+
 /** The mount propagations, as mount(8) and OCI name them. */
-export const PROPAGATIONS = [
+export const PROPAGATIONS: readonly RootfsPropagation[] = [
   "private",
   "rprivate",
   "slave",
@@ -65,10 +76,26 @@ export const PROPAGATIONS = [
   "rshared",
   "unbindable",
   "runbindable",
-] as const;
+];
 
-/** A mount propagation, as mount(8) and OCI name them. */
-export type RootfsPropagation = (typeof PROPAGATIONS)[number];
+/**
+ * A device node made in the container's /dev (OCI's `linux.devices`, docker's `--device`): with
+ * mknod (of the host's node bound over an empty file in a user namespace, as runc does). Opening
+ * it also needs a `cgroup.devices` rule that allows it: runc's default allowlist has only the
+ * default devices.
+ */
+export interface DeviceNode {
+  /** Where, inside: under /dev (not /dev/pts, /dev/shm, /dev/mqueue, nor a default device's path). */
+  readonly path: string;
+  /** "c" (character; "u" too, unbuffered), "b" (block) or "p" (a FIFO). */
+  readonly type: "c" | "b" | "u" | "p";
+  /** Its major number (not for "p"). */
+  readonly major?: number;
+  /** Its minor number (not for "p"). */
+  readonly minor?: number;
+  /** Its permission bits (default 0666), whatever the umask. */
+  readonly fileMode?: number;
+}
 
 /** One extra mount, relative to the container's root. */
 export interface MountSpec {
@@ -292,6 +319,8 @@ export interface ContainerSpec {
   readonly standardMounts?: boolean;
   /** Extra mounts, after the standard ones. */
   readonly mounts?: readonly MountSpec[];
+  /** Device nodes made in the container's /dev beside the default ones (needs standardMounts). */
+  readonly devices?: readonly DeviceNode[];
   /** "host": bind the host's resolv.conf and hosts read-only; "generate": write them; false: leave. Default "generate" with a new net namespace, "host" otherwise. */
   readonly networkEtc?: "host" | "generate" | false;
   /** Paths made unreadable (default: libcontainer's, e.g. /proc/kcore, /sys/firmware). */
@@ -581,6 +610,8 @@ export interface ResolvedSpec {
   readonly standardMounts: boolean;
   /** The extra mounts. */
   readonly mounts: readonly MountSpec[];
+  /** The extra device nodes (empty: none). */
+  readonly devices: readonly DeviceNode[];
   /** How /etc/hosts and resolv.conf are provided. */
   readonly networkEtc: "host" | "generate" | false;
   /** The paths masked. */

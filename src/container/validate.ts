@@ -30,6 +30,7 @@ import {
   cgroupOf,
   commandOf,
   defaultVethHostName,
+  devicesOf,
   envOf,
   hooksOf,
   hostnameOf,
@@ -113,6 +114,7 @@ const SPEC_FIELDS = [
   "rootfsPropagation",
   "standardMounts",
   "mounts",
+  "devices",
   "networkEtc",
   "maskedPaths",
   "readonlyPaths",
@@ -209,6 +211,7 @@ export function resolveSpec(input: ContainerSpec): ResolvedSpec {
 
   // mounts
   if (!has("mount")) bad("namespaces", 'a rootfs with mounts and pivot_root needs a new mount namespace: add "mount"');
+  const devices = devicesOf(c, s.devices);
   const mounts = mountsOf(c, s.mounts);
   mounts.forEach((m, i) => {
     if (!isIdmapped(m)) return;
@@ -226,6 +229,9 @@ export function resolveSpec(input: ContainerSpec): ResolvedSpec {
   const readonlyRootfs = c.boolean(s.readonlyRootfs, "readonlyRootfs") ?? false;
   const rootfsPropagation = c.oneOf(s.rootfsPropagation, "rootfsPropagation", PROPAGATIONS);
   const standardMounts = c.boolean(s.standardMounts, "standardMounts") ?? true;
+  if (devices.length && !standardMounts) {
+    bad("devices", "are made in hako's own /dev, which standardMounts: false leaves out");
+  }
   const noNewPrivs = c.boolean(s.noNewPrivs, "noNewPrivs");
   const networkEtc = c.oneOf(s.networkEtc, "networkEtc", ["host", "generate", false] as const);
   const stdio = c.oneOf(s.stdio, "stdio", ["inherit", "null"] as const) ?? "inherit";
@@ -308,6 +314,7 @@ export function resolveSpec(input: ContainerSpec): ResolvedSpec {
     ...(rootfsPropagation !== undefined ? { rootfsPropagation } : {}),
     standardMounts,
     mounts,
+    devices,
     networkEtc: networkEtc ?? (netNew ? "generate" : "host"),
     maskedPaths,
     readonlyPaths,

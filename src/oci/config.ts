@@ -25,7 +25,7 @@
  * | a bind's `idmap`/`ridmap`, its `uidMappings`/`gidMappings` | the `idmap`/`ridmap` option: mapped through the container's user namespace by the parent (a mount's own maps only when they are the container's) |
  * | `linux.namespaces` (`path`: joined) | `namespaces` (exactly those: no cgroup namespace unless asked) |
  * | `linux.uidMappings`, `gidMappings` | `idMap` (`allowHostIds`: the engine chose them) |
- * | `linux.devices` | runc's default nodes only (null, zero, full, random, urandom, tty) |
+ * | `linux.devices` | runc's default nodes are hako's own; others `devices` (made in the container's /dev: mknod, or the host's node bound in a user namespace, as runc); `fileMode`'s permission bits; owners other than root refused |
  * | `linux.resources.devices` | `cgroup.devices` (hako's default allowlist is runc's) |
  * | `linux.resources.memory.limit`, `swap` | `cgroup.memory.limit`, `swap` (OCI's swap is memory + swap) |
  * | `linux.resources.pids.limit` | `cgroup.pids.max` |
@@ -459,16 +459,28 @@ export function ociToSpec(
   if (uid?.length || gid?.length) {
     spec.idMap = { ...(uid?.length ? { uid } : {}), ...(gid?.length ? { gid } : {}), allowHostIds: true };
   }
+  // Device nodes: runc's defaults are hako's own; the others (podman's --device, a device plugin's)
+  // are made in the container's /dev — `fileMode`'s permission bits only, as runc takes them (podman
+  // passes the host node's whole st_mode); owned by root (another owner is refused).
   if (Array.isArray(linux.devices)) {
+    const devices: Array<Record<string, unknown>> = [];
     linux.devices.forEach((d, i) => {
-      const known = isObj(d) ? DEFAULT_DEVICES[String(d.path)] : undefined;
-      if (!known || known[0] !== d!.type || known[1] !== d!.major || known[2] !== d!.minor) {
-        bad(
-          `linux.devices[${i}]`,
-          "not supported by hako: only runc's default nodes (/dev/null, zero, full, random, urandom, tty) are made",
-        );
+      const at = `linux.devices[${i}]`;
+      if (!isObj(d)) return bad(at, "must be an object { path, type, major, minor }");
+      only(d, at, ["path", "type", "major", "minor", "fileMode", "uid", "gid"]);
+      const known = DEFAULT_DEVICES[String(d.path)];
+      if (known && known[0] === d.type && known[1] === d.major && known[2] === d.minor) return;
+      for (const k of ["uid", "gid"] as const) {
+        if (d[k] !== undefined && d[k] !== 0) bad(`${at}.${k}`, "not supported by hako: device nodes are root's");
       }
+      devices.push({
+        path: d.path,
+        type: d.type,
+        ...(d.type !== "p" ? { major: d.major, minor: d.minor } : {}),
+        ...(typeof d.fileMode === "number" ? { fileMode: d.fileMode & 0o777 } : {}),
+      });
     });
+    if (devices.length) spec.devices = devices;
   }
 
   // cgroup
