@@ -57,6 +57,7 @@ test("device nodes are checked by field path: under /dev, not hako's own, number
       { path: "/dev/y", type: "c", major: 5000, minor: 1 },
       { path: "/dev/f", type: "p", major: 1 },
       { path: "/dev/m", type: "c", major: 1, minor: 1, fileMode: 0o4777 },
+      { path: "/dev/fd/9", type: "c", major: 1, minor: 3 },
     ]),
     [
       "devices[0].path",
@@ -67,6 +68,7 @@ test("device nodes are checked by field path: under /dev, not hako's own, number
       "devices[5].major",
       "devices[6].major",
       "devices[7].fileMode",
+      "devices[8].path",
     ],
   );
   throws(

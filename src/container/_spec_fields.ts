@@ -724,10 +724,31 @@ export function mountsOf(c: Checker, value: unknown): MountSpec[] {
   return out;
 }
 
-/** The paths under /dev that hako makes itself: a device node may not take one. */
-const OWN_DEV_PATHS = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/ptmx"];
-/** Mounts of their own under /dev: a node there would be hidden, or land in them. */
-const DEV_MOUNTS = ["/dev/pts", "/dev/shm", "/dev/mqueue"];
+/** The paths under /dev that hako makes itself (nodes, and the console a terminal is bound on). */
+const OWN_DEV_PATHS = [
+  "/dev/null",
+  "/dev/zero",
+  "/dev/full",
+  "/dev/random",
+  "/dev/urandom",
+  "/dev/tty",
+  "/dev/console",
+];
+/**
+ * Mounts of their own under /dev and the links hako makes there (setup.ts's DEV_LINKS): a node
+ * there would be hidden, land in a mount, or go through a link into /proc.
+ */
+const DEV_MOUNTS = [
+  "/dev/pts",
+  "/dev/shm",
+  "/dev/mqueue",
+  "/dev/ptmx",
+  "/dev/fd",
+  "/dev/stdin",
+  "/dev/stdout",
+  "/dev/stderr",
+  "/dev/core",
+];
 
 /**
  * The spec's device nodes (`devices`): each under /dev, normalized, not a path hako makes itself
@@ -750,7 +771,7 @@ export function devicesOf(c: Checker, value: unknown): DeviceNode[] {
       if (path !== normalize(path) || path.endsWith("/") || !path.startsWith("/dev/")) {
         bad(`${at}.path`, `must be a normalized path under /dev, got ${show(path)}`);
       } else if (OWN_DEV_PATHS.includes(path) || DEV_MOUNTS.some((m) => path === m || path.startsWith(`${m}/`))) {
-        bad(`${at}.path`, `${path} is hako's own (a default device, /dev/ptmx, or a mount of its own there)`);
+        bad(`${at}.path`, `${path} is hako's own (a default device, the console, or a mount or link of its own there)`);
       } else if (seen.has(path)) bad(`${at}.path`, `${path} is given twice`);
       else seen.add(path);
     }
