@@ -598,9 +598,14 @@ for (const native of [true, false]) {
       const events = join(l.dir, "events");
       const file = l.spec({
         name,
-        // 200 MB written to the rootfs (on disk): its page cache is charged to the container and
-        // reclaimed again and again under the limit
-        command: ["sh", "-c", "sleep 0.5; dd if=/dev/zero of=/fill bs=1M count=200; rm /fill; sleep 30"],
+        // 200 MB written to the rootfs (on disk) over and over: its page cache is charged to the
+        // container and reclaimed again and again under the limit (once was not always enough for
+        // the kernel to report medium pressure on a fast disk)
+        command: [
+          "sh",
+          "-c",
+          "sleep 0.5; while :; do dd if=/dev/zero of=/fill bs=1M count=200 2>/dev/null; rm /fill; done",
+        ],
         cgroup: { memory: { limit: "16m" } },
         memoryPressure: { level: "medium", stallMs: 20, windowMs: 10_000 },
         hooks: { onMemoryPressure: `echo "pressure $HAKO_PRESSURE $HAKO_PRESSURE_MEASURE" >> ${events}` },

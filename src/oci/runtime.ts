@@ -35,7 +35,6 @@ import process from "node:process";
 // freezer's cgroup detection and the FFI table are imported by the commands (and the branches) that
 // use them, so that a static import here costs no command that does not (see bench/oci.ts).
 import type { Container } from "../container/container.ts";
-import type { ContainerSpec } from "../container/spec.ts";
 import { identify } from "../container/_identity.ts";
 import { needsJsChild } from "../container/_plain_mount.ts";
 import { type OciArgs, OciUsageError } from "./args.ts";
