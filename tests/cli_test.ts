@@ -99,7 +99,7 @@ test("dispatch() maps -h/--help and -V/--version, and rejects unknown commands",
   assertEquals(dispatch(["--nope"]), { kind: "error", message: "unknown option --nope" });
 });
 
-test("needsSingleThreaded() is false for the commands that fork no JavaScript, hako oci's state/start/kill/delete/create/run too", () => {
+test("needsSingleThreaded() is false for the commands that fork no JavaScript or decide later (run, exec, start, hako oci create/run/exec)", () => {
   for (
     const argv of [
       ["version"],
@@ -121,11 +121,15 @@ test("needsSingleThreaded() is false for the commands that fork no JavaScript, h
       ["exec", "c", "sh"],
       // (the supervisor forks; a script that uses hako re-executes when it is loaded)
       ["start", "x.ts"],
+      // (oci exec decides once it has the container's spec, as create)
+      ["oci", "exec", "x", "state"],
     ]
   ) assertEquals(needsSingleThreaded(argv), false, argv.join(" "));
   for (
     const argv of [
-      ["oci", "exec", "x", "state"],
+      ["eval", "1"],
+      ["shell", "c"],
+      ["supervisor"],
     ]
   ) assertEquals(needsSingleThreaded(argv), true, argv.join(" "));
 });

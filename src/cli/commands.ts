@@ -174,6 +174,8 @@ const OCI_NO_FORK: ReadonlySet<string | undefined> = new Set([
   // common case, starts without the re-exec)
   "create",
   "run",
+  // (exec likewise, once it has the container's spec: src/oci/runtime.ts's exec, execForksJs)
+  "exec",
 ]);
 
 /**

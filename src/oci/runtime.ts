@@ -524,13 +524,16 @@ function takePersonality(
 }
 
 async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): Promise<number> {
-  const [{ execIn }, { resolveSpec }, { ociToSpec }, { sendFd }, { connectUnix }, { libc }] = await Promise.all([
+  const [{ execIn, execForksJs }, { resolveSpec }, { ociToSpec }, { sendFd }, { connectUnix }, { libc }, {
+    singleThreaded,
+  }] = await Promise.all([
     import("../container/exec.ts"),
     import("../container/validate.ts"),
     import("./config.ts"),
     import("../../ffi/tty.ts"),
     import("../../ffi/unix_socket.ts"),
     import("../../ffi/libc.ts"),
+    import("../../ffi/fork.ts"),
   ]);
   const r = await mustRead(ctx, id);
   const status = ctx.store.status(r);
@@ -583,6 +586,13 @@ async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): 
   if (!plan.tty && consoleSocket) {
     throw new OciError("cannot use console socket if runc will not detach or allocate tty");
   }
+  // The CLI starts exec without the re-exec that makes Bun's engine single-threaded
+  // (src/cli/commands.ts): its children are native programs but where execForksJs says they are
+  // forked, and then it is done now, before anything is made (beforeFork: the safety net).
+  const forkSafe = () => {
+    if (ctx.io.singleThreaded && !singleThreaded) ctx.io.singleThreaded();
+  };
+  if (execForksJs(spec)) forkSafe();
   const detach = o.detach === true;
   if (o["no-new-keyring"] !== true) joinSessionKeyring(`_ses.${id}`); // (runc's setns process joins one too)
   // (the exec'd process too is made with the container's personality, as runc's setns process)
@@ -590,6 +600,7 @@ async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): 
   const result = await execIn(r.pid!, {
     argv: spec.argv,
     spec,
+    beforeFork: forkSafe,
     ...(detach ? { detach } : {}),
     ...(plan.tty ? { tty: plan.tty } : {}),
     ...(plan.tty
