@@ -313,6 +313,14 @@ export const hotFs = {
   euid(): number {
     return sys("geteuid");
   },
+  /** An environment variable (Bun's or Deno's own table: no `node:process`). */
+  env(name: string): string | undefined {
+    const g = globalThis as unknown as {
+      Bun?: { env: Record<string, string | undefined> };
+      Deno?: { env: { get(name: string): string | undefined } };
+    };
+    return g.Bun ? g.Bun.env[name] : g.Deno?.env.get(name);
+  },
   /** `mkdir`. @throws {SyscallError} (`code` "EEXIST" when something has that name). */
   mkdir(path: string, mode: number): void {
     if (sys("mkdirat", AT_FDCWD, cstr(path), mode) === -1) throw new SyscallError("mkdir", errno(), [path]);

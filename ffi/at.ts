@@ -28,6 +28,11 @@ import {
   AT_FDCWD,
   AT_RECURSIVE,
   EOVERFLOW,
+  FSCONFIG_CMD_CREATE,
+  FSCONFIG_SET_FLAG,
+  FSCONFIG_SET_STRING,
+  FSMOUNT_CLOEXEC,
+  FSOPEN_CLOEXEC,
   MOUNT_ATTR_IDMAP,
   OPEN_TREE_CLOEXEC,
   OPEN_TREE_CLONE,
@@ -398,6 +403,81 @@ export function idmappedTree(path: string, usernsFd: number, recursive: boolean)
     throw e;
   }
   return fd;
+}
+
+/**
+ * A new filesystem mounted nowhere (fsopen, fsconfig, fsmount: Linux 5.2): the fd of its detached
+ * mount, which no one else can reach — fill it through `/proc/self/fd/N/…`, then attach it with
+ * move_mount. Made by the caller's mount namespace's user namespace (it needs CAP_SYS_ADMIN there).
+ * @param fstype The filesystem type ("tmpfs").
+ * @param params Its parameters: `[key, value]`, or `[key, undefined]` for a flag (as `mount -o`'s data).
+ * @param attr `MOUNT_ATTR_*` of the mount (nosuid, nodev, noexec, the atime rule).
+ * @returns The mount's fd (close-on-exec).
+ * @throws {SyscallError} Naming the call and the parameter (EINVAL for one the filesystem refuses).
+ */
+export function detachedMount(
+  fstype: string,
+  params: ReadonlyArray<readonly [string, string | undefined]>,
+  attr: number,
+): number {
+  const type = cstr(fstype);
+  const fs = retry(
+    "fsopen",
+    [fstype],
+    () => libc().syscall(BigInt(SYS.fsopen), addressOf(type), BigInt(FSOPEN_CLOEXEC), 0n, 0n, 0n),
+  );
+  try {
+    for (const [key, value] of params) {
+      const k = cstr(key), v = value === undefined ? undefined : cstr(value);
+      retry(
+        "fsconfig",
+        [fstype, value === undefined ? key : `${key}=${value}`],
+        () =>
+          libc().syscall(
+            BigInt(SYS.fsconfig),
+            BigInt(fs),
+            BigInt(v ? FSCONFIG_SET_STRING : FSCONFIG_SET_FLAG),
+            addressOf(k),
+            v ? addressOf(v) : 0n,
+            0n,
+          ),
+      );
+    }
+    retry(
+      "fsconfig",
+      [fstype, "FSCONFIG_CMD_CREATE"],
+      () => libc().syscall(BigInt(SYS.fsconfig), BigInt(fs), BigInt(FSCONFIG_CMD_CREATE), 0n, 0n, 0n),
+    );
+    return retry(
+      "fsmount",
+      [fstype],
+      () => libc().syscall(BigInt(SYS.fsmount), BigInt(fs), BigInt(FSMOUNT_CLOEXEC), BigInt(attr), 0n, 0n),
+    );
+  } finally {
+    libc().close(fs);
+  }
+}
+
+/**
+ * mount_setattr(2) on a mount's fd (the mount alone): `set` attributes set, `clear` cleared.
+ * @throws {SyscallError}
+ */
+export function setMountAttr(fd: number, set: number, clear = 0, shown = `fd ${fd}`): void {
+  const attr = encodeMountAttr(set, clear);
+  const empty = cstr("");
+  retry(
+    "mount_setattr",
+    [shown],
+    () =>
+      libc().syscall(
+        BigInt(SYS.mount_setattr),
+        BigInt(fd),
+        addressOf(empty),
+        BigInt(AT_EMPTY_PATH),
+        addressOf(attr),
+        BigInt(attr.byteLength),
+      ),
+  );
 }
 
 /** close(2). EINTR is not retried (Linux has closed the fd by then). */

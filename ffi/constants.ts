@@ -294,6 +294,17 @@ export const MOUNT_ATTR_NODEV = 0x4;
 export const MOUNT_ATTR_NOEXEC = 0x8;
 /** `MOUNT_ATTR_IDMAP` for mount_setattr(2): the mount's ids mapped through `userns_fd` (linux/mount.h). */
 export const MOUNT_ATTR_IDMAP = 0x00100000;
+/** `MOUNT_ATTR_NOATIME`, `MOUNT_ATTR_STRICTATIME`, `MOUNT_ATTR_NODIRATIME` (linux/mount.h; relatime is 0). */
+export const MOUNT_ATTR_NOATIME = 0x10;
+export const MOUNT_ATTR_STRICTATIME = 0x20;
+export const MOUNT_ATTR_NODIRATIME = 0x80;
+/** fsopen(2)'s `FSOPEN_CLOEXEC` and fsmount(2)'s `FSMOUNT_CLOEXEC` (linux/mount.h). */
+export const FSOPEN_CLOEXEC = 0x1;
+export const FSMOUNT_CLOEXEC = 0x1;
+/** fsconfig(2) commands (linux/mount.h): a flag, a string parameter, make the superblock. */
+export const FSCONFIG_SET_FLAG = 0;
+export const FSCONFIG_SET_STRING = 1;
+export const FSCONFIG_CMD_CREATE = 6;
 
 /**
  * statvfs(3)'s `ST_*` bit (sys/statvfs.h; linux/statfs.h's `ST_*`) → the `MS_*` flag it reports,

@@ -20,6 +20,10 @@ export interface SyscallNumbers {
   readonly mount_setattr: number;
   readonly open_tree: number;
   readonly move_mount: number;
+  /** fsopen(2), fsconfig(2), fsmount(2) (Linux 5.2; glibc 2.36 was the first with wrappers). */
+  readonly fsopen: number;
+  readonly fsconfig: number;
+  readonly fsmount: number;
   /** openat2(2), Linux 5.6; glibc has no wrapper. */
   readonly openat2: number;
   /** mknodat(2) (glibc 2.33 was the first to export `mknodat` itself). */
@@ -57,6 +61,9 @@ function pick(table: Readonly<Record<string, number>>, abi: string): SyscallNumb
     mount_setattr: nr("mount_setattr"),
     open_tree: nr("open_tree"),
     move_mount: nr("move_mount"),
+    fsopen: nr("fsopen"),
+    fsconfig: nr("fsconfig"),
+    fsmount: nr("fsmount"),
     openat2: nr("openat2"),
     mknodat: nr("mknodat"),
     statx: nr("statx"),

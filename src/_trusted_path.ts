@@ -63,12 +63,19 @@ function parentOf(path: string): string {
  * @param path An absolute path.
  * @param uid The user who is to trust it.
  * @param fs How to look at the file system.
+ * @param alsoRoot Other owners trusted as root is: in a nested user namespace, the overflow uid the
+ *   host's root shows as there (see src/_userns.ts).
  * @returns A sentence naming the path at fault and what is wrong, or undefined.
  */
-export function untrustedWayTo(path: string, uid: number, fs: TrustFs): string | undefined {
+export function untrustedWayTo(
+  path: string,
+  uid: number,
+  fs: TrustFs,
+  alsoRoot: readonly number[] = [],
+): string | undefined {
   if (!path.startsWith("/")) throw new TypeError(`untrustedWayTo() needs an absolute path, not "${path}"`);
   const checked = new Set<string>();
-  const trusted = (owner: number) => owner === 0 || owner === uid;
+  const trusted = (owner: number) => owner === 0 || owner === uid || alsoRoot.includes(owner);
   /** Every directory from / down to `real` (a path with no symlink in it). */
   const checkDirs = (real: string): string | undefined => {
     for (const dir of prefixes(real)) {

@@ -132,7 +132,7 @@ test("ociToSpec maps a podman config onto hako's spec, field by field", () => {
   equal(plan.warnings.length, 1);
   equal(plan.umask, 18);
   equal(plan.oomScoreAdj, 100);
-  deepEqual(plan.sysctl, [{ key: "net.ipv4.ping_group_range", value: "0 0", ns: "net" }]);
+  deepEqual(s.sysctl, { "net.ipv4.ping_group_range": "0 0" });
   deepEqual(plan.annotations, { "io.container.manager": "libpod" });
 });
 

@@ -185,6 +185,13 @@ const CASES: readonly Case[] = [
     }),
   },
   {
+    name: "sysctls (net, ipc and uts), written by the child after pivot_root",
+    spec: () => ({
+      command: ["/bin/true"],
+      sysctl: { "net.ipv4.ping_group_range": "0 0", "kernel.shmmni": "1024", "kernel.domainname": "oplist" },
+    }),
+  },
+  {
     name: "device nodes in a user namespace (the host's bound)",
     spec: () => ({
       command: ["/bin/true"],
@@ -682,6 +689,7 @@ const EXEC_INHERITS: Readonly<Record<string, string>> = {
   "hooks-sync": "the OCI hooks of create, once: an exec joins a running container",
   "pivot-root": "the container's root, joined with its mount namespace",
   "root-propagation": "the container's mounts, joined",
+  sysctl: "the container's namespaces, joined (their settings are the container's)",
   "masked-paths": "the container's mounts, joined",
   "readonly-paths": "the container's mounts, joined",
   "readonly-rootfs": "the container's mounts, joined",

@@ -49,6 +49,7 @@ function changed(spec: Spec): { readonly [K in Deciding]: Spec[K] } {
     gidMap: [{ inside: 0, outside: 100_000, size: 1 }],
     hostname: "other",
     domainname: "other.example",
+    sysctl: [{ key: "net.ipv4.ip_forward", value: "1" }],
     timeOffsets: { monotonic: 5, boottime: 0 },
     readonlyRootfs: !spec.readonlyRootfs,
     rootfsPropagation: "rshared",

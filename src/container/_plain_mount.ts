@@ -63,6 +63,14 @@ export function isIdmapped(m: { readonly type: string; readonly options?: readon
 }
 
 /**
+ * Whether a spec mount is a tmpfs with `tmpcopyup` (runc's extension, podman's `--read-only`
+ * tmpfs): it starts with a copy of what its target held in the image (`_tmpcopyup.ts`).
+ */
+export function isTmpcopyup(m: { readonly type: string; readonly options?: readonly string[] }): boolean {
+  return m.type === "tmpfs" && (m.options ?? []).includes("tmpcopyup");
+}
+
+/**
  * True when the container of `spec` gets a forked child that runs JavaScript, not the native one
  * (pure but for `parseOptions`): no native runner (`native` false: another architecture, or
  * `HAKO_NATIVE_SPAWN=0`), any hook of hako's own spec (a provision hook runs in the child; the

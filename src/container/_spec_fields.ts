@@ -707,6 +707,8 @@ export function mountsOf(c: Checker, value: unknown): MountSpec[] {
         // (a tmpfs mpol's node list has commas of its own: the kernel parses those)
         if (s.includes(",") && !s.startsWith("mpol=")) {
           bad(p, `must be one option: split ${show(s)} into ${JSON.stringify(s.split(","))}`);
+        } else if (s === "tmpcopyup" && type !== "tmpfs") {
+          bad(p, `tmpcopyup copies the target's files into a new tmpfs: only for a tmpfs, not ${show(type)}`);
         } else if (type === "bind" && !BIND_OPTIONS.has(s)) {
           bad(
             p,

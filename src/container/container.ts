@@ -56,6 +56,7 @@ import { compileChild, type NativeChild } from "./native.ts";
 import { realRootfs } from "./_paths.ts";
 import { containerGroupSpec, existingCgroupDirs, removeEmptyDefaultParent, removeStaleCgroup } from "./_cgroup.ts";
 import { type IdmappedMounts, prepareIdmappedMounts } from "./_idmap.ts";
+import type { TmpfsCopies } from "./_tmpcopyup.ts";
 import {
   cloneFlags,
   execCommand,
@@ -67,7 +68,9 @@ import {
   runStep,
   type SetupContext,
   stepsFor,
+  targetInRootfs,
 } from "./setup.ts";
+import { isTmpcopyup } from "./_plain_mount.ts";
 import { type ContainerFile, removeContainerFiles, writeContainerFiles } from "./_files.ts";
 import type { ContainerSpec, ContainerStatus } from "./spec.ts";
 import { type ResolvedSpec, resolveSpec, SpecError } from "./validate.ts";
@@ -541,6 +544,19 @@ export class Container {
         fail("idmap-mounts", e);
       }
       if (idmapped) undo.push(() => idmapped!.close());
+      // tmpcopyup tmpfs whose target holds files in the image: made and filled here (_tmpcopyup.ts)
+      let filled: TmpfsCopies | undefined;
+      if (rootFd >= 0 && spec.mounts.some(isTmpcopyup)) {
+        try {
+          const { prepareTmpfsCopies, tmpfsToFill } = await import("./_tmpcopyup.ts");
+          const resolve = (target: string) => targetInRootfs(spec.rootfsPath, target);
+          filled = prepareTmpfsCopies(spec.mounts, tmpfsToFill(spec.mounts, rootFd, resolve), rootFd, resolve);
+        } catch (e) {
+          fail("tmpcopyup", e);
+        }
+        if (filled) undo.push(() => filled!.close());
+      }
+      const detached = new Map([...(idmapped?.fds ?? []), ...(filled?.fds ?? [])]);
 
       // fork
       const ctx: SetupContext = {
@@ -549,7 +565,7 @@ export class Container {
         statusFd: statusW,
         files,
         ...(rootFd >= 0 ? { rootFd } : {}),
-        ...(idmapped ? { idmapped: idmapped.fds } : {}),
+        ...(detached.size ? { detached } : {}),
         ...(options.tty ? { console: { socket: consoleW } } : {}),
         ...(options.execFifo !== undefined ? { execFifo: options.execFifo } : {}),
         ...(options.onSync ? { hooksSync: syncR } : {}),
@@ -605,6 +621,7 @@ export class Container {
       // The parent keeps only goW, startW and statusR (and the console socket's end).
       for (const fd of [goR, startR, statusW, nullFd, rootFd, consoleW, syncR]) closeFd(fd);
       idmapped?.close(); // (the child has its own copies of the fds)
+      filled?.close();
       fds.length = 0;
       fds.push(goW, startW, statusR);
       if (options.tty) fds.push(consoleR);

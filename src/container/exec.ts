@@ -53,6 +53,7 @@ import { NAMESPACE_FLAGS, type NamespaceName } from "../namespace.ts";
 import { kill as killProcess, type ProcessStatus, wait, waitpid2 } from "../process.ts";
 import { setrlimit } from "../rlimit.ts";
 import { idProblem } from "../user.ts";
+import { inNestedUserNamespace } from "../_userns.ts";
 import { compileSeccomp, DEFAULT_SECCOMP_PROFILE } from "../seccomp.ts";
 import { type ChildError, closeFd, describe, pipe, readReports, report, setupError } from "./_pipe.ts";
 import { compileExecIn, type NativeExec } from "./native.ts";
@@ -331,7 +332,13 @@ function profileFor(opts: ExecOptions): ExecProfile {
     seccomp: DEFAULT_SECCOMP_PROFILE,
     // (compiled once a process, through root's cache across processes: a cold `hako exec` skips it)
     seccompProgram: compileSeccomp(DEFAULT_SECCOMP_PROFILE, { capabilities: DEFAULT_CAPABILITIES, cache: true }),
-    rootless: (process.geteuid?.() ?? 0) !== 0,
+    rootless: (process.geteuid?.() ?? 0) !== 0 || inNestedUserNamespace((path) => {
+      try {
+        return readFileSync(path, "utf8");
+      } catch {
+        return undefined;
+      }
+    }),
   };
   return {
     argv: [...opts.argv],

@@ -156,7 +156,7 @@ interface Template {
     readonly stdio: ReadonlyArray<ProgramSlot | undefined>;
     readonly console?: ProgramSlot;
     readonly sync?: ProgramSlot;
-    /** The idmapped copies the parent makes (`inherit`): a spec mount's index → its fd's slot. */
+    /** The detached mounts the parent makes (`inherit`): a spec mount's index → its fd's slot. */
     readonly inherited: ReadonlyMap<number, ProgramSlot>;
   };
   readonly free: BuiltProgram[];
@@ -181,6 +181,7 @@ export const DECIDING = [
   "gidMap",
   "hostname",
   "domainname",
+  "sysctl",
   "timeOffsets",
   "readonlyRootfs",
   "rootfsPropagation",
@@ -426,8 +427,8 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
   if (template.slots.console) built.set(template.slots.console, fds.console!);
   if (template.slots.sync) built.set(template.slots.sync, fds.sync!);
   for (const [i, slot] of template.slots.inherited) {
-    const fd = ctx.idmapped?.get(i);
-    if (fd === undefined) throw new SetupError("mounts", `mounts[${i}]: no idmapped copy was made for it (hako bug)`);
+    const fd = ctx.detached?.get(i);
+    if (fd === undefined) throw new SetupError("mounts", `mounts[${i}]: no detached mount was made for it (hako bug)`);
     built.set(slot, fd);
   }
   programs.running(built);
@@ -750,7 +751,7 @@ interface Emit {
   /** The slot held under a name. */
   readonly held: (id: string) => ProgramSlot;
   /**
-   * A slot the parent fills with the fd of spec mount `index`'s idmapped copy when it runs the
+   * A slot the parent fills with the fd of spec mount `index`'s detached mount when it runs the
    * program (the container's program only: see `_idmap.ts`).
    */
   inherit?: (index: number) => ProgramSlot;
@@ -858,6 +859,15 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): boolea
       if (c.dumpable) call("prctl", [PR_SET_DUMPABLE, 0, 0, 0, 0], [unquoted("PR_SET_DUMPABLE"), 0]);
       call("write", [p.value(fd), p.bytes(bytes), bytes.length], [TIMENS_OFFSETS, c.text], { expect: bytes.length });
       call("close", [p.value(fd)], [TIMENS_OFFSETS]);
+      return true;
+    }
+    case "sysctl": {
+      // (as setup.ts's writeSysctl: the value whole in one write)
+      const bytes = new TextEncoder().encode(c.value);
+      const fd = p.slot();
+      call("openat", [AT_FDCWD, p.cstring(c.path), O_WRONLY_CLOEXEC, 0], [c.path], { store: fd });
+      call("write", [p.value(fd), p.bytes(bytes), bytes.length], [c.path, c.value], { expect: bytes.length });
+      call("close", [p.value(fd)], [c.path]);
       return true;
     }
     case "setns": {
@@ -1014,7 +1024,7 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): boolea
       return true;
     }
     case "inherit": {
-      // (an idmapped copy the parent made before the clone, inherited: its fd fills a slot)
+      // (a detached mount the parent made before the clone, inherited: its fd fills a slot)
       const index = Number(c.id.slice("mount:".length));
       if (!emit.inherit || !Number.isInteger(index)) return false;
       emit.hold(c.id, emit.inherit(index));

@@ -88,6 +88,25 @@ export function unmakeableMountPoints(root: string, paths: readonly string[]): s
   return out;
 }
 
+/**
+ * The directory where the cgroup `name` would be made that the caller may not write to, or
+ * undefined when it may make it in every hierarchy (a cgroup delegated to it, or root's host).
+ * @param name The cgroup's name.
+ * @param cgroup The spec's cgroup section (which controllers).
+ */
+export function undelegatedCgroupDir(name: string, cgroup: ResolvedSpec["cgroup"]): string | undefined {
+  for (const path of new Group(name, containerGroupSpec(cgroup)).paths) {
+    let dir = dirname(path);
+    while (!existsSync(dir) && dir !== "/") dir = dirname(dir);
+    try {
+      accessSync(dir, fsConstants.W_OK);
+    } catch {
+      return dir;
+    }
+  }
+  return undefined;
+}
+
 /** How the id maps of a rootless container are written. */
 export interface RootlessPlan {
   /** The helpers to use, or undefined to write /proc/PID/{uid,gid}_map directly. */
@@ -103,20 +122,12 @@ export interface RootlessPlan {
 export function checkRootless(spec: ResolvedSpec): RootlessPlan {
   const uid = process.geteuid?.() ?? 0;
   const gid = process.getegid?.() ?? 0;
-  if (spec.cgroupName) {
-    const group = new Group(spec.cgroupName, containerGroupSpec(spec.cgroup));
-    for (const path of group.paths) {
-      let dir = dirname(path);
-      while (!existsSync(dir) && dir !== "/") dir = dirname(dir);
-      try {
-        accessSync(dir, fsConstants.W_OK);
-      } catch {
-        throw new ConfigError(
-          "cgroup",
-          `rootless mode needs a delegated cgroup (${dir} is not writable by uid ${uid}); remove the cgroup section or delegate one`,
-        );
-      }
-    }
+  const dir = spec.cgroupName ? undelegatedCgroupDir(spec.cgroupName, spec.cgroup) : undefined;
+  if (dir) {
+    throw new ConfigError(
+      "cgroup",
+      `rootless mode needs a delegated cgroup (${dir} is not writable by uid ${uid}); remove the cgroup section or delegate one`,
+    );
   }
   // A rootfs there already (not one a builder or tarball is to make, the caller's own) must have
   // the mount points the caller cannot make: said before anything is touched, with what to do.
@@ -133,7 +144,8 @@ export function checkRootless(spec: ResolvedSpec): RootlessPlan {
       );
     }
   }
-  if (onlyOwnId(spec.uidMap, uid) && onlyOwnId(spec.gidMap, gid)) return {};
+  // (root of a nested user namespace writes a new one's maps itself, within the ids it has)
+  if (uid === 0 || (onlyOwnId(spec.uidMap, uid) && onlyOwnId(spec.gidMap, gid))) return {};
   const name = callerName(uid);
   const newuidmap = which("newuidmap", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin");
   const newgidmap = which("newgidmap", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin");

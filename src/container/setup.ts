@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { sysctlPath } from "./_sysctl.ts";
 import { lstatSync, readdirSync, readlinkSync, statSync } from "node:fs";
 import { join, normalize, relative } from "node:path";
 import { keepBounding, type KeepPlan, keepPlan, keepSets } from "../capability.ts";
@@ -37,7 +38,7 @@ import { SetupError, SyscallError } from "../errors.ts";
 import type { NamespaceName } from "../namespace.ts";
 import type { ResolvedSpec } from "./validate.ts";
 import type { MountSpec } from "./spec.ts";
-import { isIdmapped } from "./_plain_mount.ts";
+import { isIdmapped, isTmpcopyup } from "./_plain_mount.ts";
 import { consolePlan, type ConsoleRequest, runConsole } from "./_console.ts";
 import { INIT_TARGET } from "./_init.ts";
 import {
@@ -108,11 +109,13 @@ export interface SetupContext {
    */
   readonly rootFd?: number;
   /**
-   * The idmapped copies the parent made of the spec's idmapped binds (a spec mount's index → the
-   * fd of its detached, mapped copy; the child has the same numbers): attached as any captured
-   * source (see `_idmap.ts`); the native program takes each in a slot filled when it is run.
+   * The detached mounts the parent made for spec mounts (a spec mount's index → its fd; the child
+   * has the same numbers): the mapped copies of idmapped binds (`_idmap.ts`) and the filled tmpfs
+   * of `tmpcopyup` ones whose target held files (`_tmpcopyup.ts`; one without an entry here is a
+   * plain tmpfs). Attached as any captured source; the native program takes each in a slot filled
+   * when it is run.
    */
-  readonly idmapped?: ReadonlyMap<number, number>;
+  readonly detached?: ReadonlyMap<number, number>;
   /** With `-t`: the console socket (and window size) of the console step (see `_console.ts`). */
   readonly console?: ConsoleRequest;
   /**
@@ -169,6 +172,7 @@ export type StepName =
   | "hooks-sync"
   | "pivot-root"
   | "root-propagation"
+  | "sysctl"
   | "masked-paths"
   | "readonly-paths"
   | "readonly-rootfs"
@@ -194,6 +198,7 @@ export type HostStepName =
   | "cgroup"
   | "etc-files"
   | "idmap-mounts"
+  | "tmpcopyup"
   | "clone"
   | "id-maps"
   | "cgroup-attach"
@@ -318,7 +323,8 @@ export type PreparedCall =
     readonly attr?: Uint8Array;
   }
   /**
-   * A detached copy the parent made (an idmapped bind's: see `_idmap.ts`), inherited as `fd`, held
+   * A detached mount the parent made (an idmapped bind's, a filled tmpfs's: see
+   * {@link SetupContext.detached}), inherited as `fd`, held
    * under `id` as a `capture`'s is (undefined in a plan made without one).
    */
   | { readonly op: "inherit"; readonly id: string; readonly fd: number | undefined; readonly shown: readonly unknown[] }
@@ -482,6 +488,8 @@ export type PreparedCall =
   | { readonly op: "enter-rootfs"; readonly path: string }
   | { readonly op: "sethostname"; readonly name: string }
   | { readonly op: "setdomainname"; readonly name: string }
+  /** A sysctl written: open(path, O_WRONLY), write(value) whole, close. */
+  | { readonly op: "sysctl"; readonly key: string; readonly path: string; readonly value: string }
   /**
    * A sync point (see {@link SetupContext.hooksSync}): "at the sync point" written on the status
    * pipe, then one byte read from the sync pipe (anything else: the parent gave up).
@@ -591,7 +599,7 @@ function cgroupMountCalls(ctx: SetupContext): PreparedCall[] {
     }
   }
   const layout = hostCgroupLayout;
-  const mayMount = !ctx.userns || has(ctx, "cgroup");
+  const mayMount = !notHostRoot(ctx) || has(ctx, "cgroup");
   const tmpfsData = "mode=755,size=64k";
   const tmpfs = preparedMount("tmpfs", dir, "tmpfs", MS.NOSUID | MS.NODEV | MS.NOEXEC, tmpfsData);
   const sealed = preparedMount(null, dir, null, MS.REMOUNT | ro, tmpfsData);
@@ -632,7 +640,12 @@ function cgroupMountCalls(ctx: SetupContext): PreparedCall[] {
 
 /** A path of the rootfs as the child sees it once chroot'ed into it (symlinks resolved inside it). */
 function inside(ctx: SetupContext, p: string): string {
-  return `/${relative(ctx.spec.rootfsPath, secureJoin(ctx.spec.rootfsPath, p))}`;
+  return targetInRootfs(ctx.spec.rootfsPath, p);
+}
+
+/** A spec mount's target as the mounts step resolves it in the rootfs (its symlinks followed inside). */
+export function targetInRootfs(rootfsPath: string, target: string): string {
+  return `/${relative(rootfsPath, secureJoin(rootfsPath, normalize(`/${target}`)))}`;
 }
 
 const EMPTY = cstr("");
@@ -673,6 +686,16 @@ export function fileMountCalls(ctx: SetupContext): PreparedCall[] {
 }
 
 /**
+ * True when the child is not root of the host: in a new user namespace, or hako itself runs in a
+ * nested one (rootless podman's: `spec.rootless` with uid 0). It may not make device nodes (the
+ * host's are bound instead), mount sysfs without a network namespace of its own (/sys is bound
+ * then) nor cgroup hierarchies without a cgroup namespace, as runc's rootless containers.
+ */
+function notHostRoot(ctx: SetupContext): boolean {
+  return ctx.userns || ctx.spec.rootless;
+}
+
+/**
  * The spec's device nodes (`devices`), in the fresh /dev tmpfs (nothing there is the image's): the
  * directories above each, then the node — mknod with its mode (kept whatever the umask), or, in a
  * user namespace where mknod of a device is not allowed, the host's node at the same path bound
@@ -690,7 +713,7 @@ function deviceNodeCalls(ctx: SetupContext): PreparedCall[] {
       exist: true,
     }));
     const mode = d.fileMode ?? 0o666;
-    if (d.type !== "p" && ctx.userns) {
+    if (d.type !== "p" && notHostRoot(ctx)) {
       return [
         ...made,
         { op: "touch", path: cstr(d.path), shown: [d.path] },
@@ -748,7 +771,7 @@ function hostSourceCaptures(ctx: SetupContext, propagating: boolean): PreparedCa
   }
   const capture = captureCall;
   const out: PreparedCall[] = [];
-  if (ctx.spec.standardMounts && ctx.userns) {
+  if (ctx.spec.standardMounts && notHostRoot(ctx)) {
     out.push(capture("mount-sys", "sys", "/sys", true));
     for (const d of DEVICES) out.push(capture("mount-dev", `dev/${d}`, `/dev/${d}`, false));
     // (the spec's device nodes: the host's at the same path, bound in the mount-dev step)
@@ -762,11 +785,19 @@ function hostSourceCaptures(ctx: SetupContext, propagating: boolean): PreparedCa
       out.push({
         op: "inherit",
         id: `mount:${i}`,
-        fd: ctx.idmapped?.get(i),
+        fd: ctx.detached?.get(i),
         shown: [
           m.source!,
           unquoted(`idmapped by the parent${(m.options ?? []).includes("ridmap") ? ", recursively" : ""}`),
         ],
+      });
+    } else if (isFilledTmpfs(ctx, m, i)) {
+      // (made and filled by the parent: see _tmpcopyup.ts)
+      out.push({
+        op: "inherit",
+        id: `mount:${i}`,
+        fd: ctx.detached?.get(i),
+        shown: ["tmpfs", unquoted(`filled from ${m.target} by the parent (tmpcopyup)`)],
       });
     } else if (m.type === "bind" && !propagatesWithHost(m)) {
       out.push(capture("mounts", `mount:${i}`, m.source!, !(m.options ?? []).includes("norbind")));
@@ -895,6 +926,15 @@ export function specMountCalls(ctx: SetupContext): PreparedCall[] {
     if (file) out.push({ op: "touch", path: cstr(at), shown: [at], how: TARGET_FILE_HOW });
     const id = `target:${i}`;
     out.push({ op: "open-target", id, path: cstr(at), how: TARGET_HOW, shown: [at, unquoted("O_PATH"), NO_SYMLINKS] });
+    if (isFilledTmpfs(ctx, m, i)) {
+      // (its options were the parent's to apply: a detached tmpfs with its attributes, filled)
+      out.push({ op: "attach", id: `mount:${i}`, target: cstr(at), path: at, readonly: false, empty: EMPTY, at: id });
+      const all = m.options ?? [];
+      for (const o of propagationOptions(all, parseOptions)) {
+        out.push(preparedMount(null, at, null, parseOptions(o).flags));
+      }
+      return;
+    }
     if (m.type === "bind") {
       const readonly = m.readonly === true || (m.options ?? []).includes("ro");
       // nosuid, nodev, noexec: set with read-only (as runc's bind remount does)
@@ -919,7 +959,13 @@ export function specMountCalls(ctx: SetupContext): PreparedCall[] {
     // Propagation options ("shared", "rslave", "private", "unbindable"…) apart, as runc's and
     // crun's: the filesystem is mounted with the other options, then each propagation option is
     // a mount(NULL, target, NULL, flag) of its own, in order — plain calls, on either path.
-    const all = [...(m.options ?? []), ...(m.readonly ? ["ro"] : [])];
+    // (tmpcopyup with nothing to copy — the target missing or empty in the image — is a plain
+    // tmpfs, whose root takes the directory's mode when the options give none, as runc's)
+    const all = [...(m.options ?? []).filter((o) => o !== "tmpcopyup"), ...(m.readonly ? ["ro"] : [])];
+    const rootMode = isTmpcopyup(m) && !all.some((o) => o.startsWith("mode="))
+      ? copiedRootMode(join(ctx.spec.rootfsPath, at))
+      : undefined;
+    if (rootMode !== undefined) all.push(`mode=${rootMode.toString(8)}`);
     const propagation = propagationOptions(all, parseOptions);
     const options = all.filter((o) => !propagation.includes(o)).join(",");
     const { flags, data } = parseOptions(options);
@@ -949,10 +995,27 @@ const DOT = cstr("."), SLASH = cstr("/");
  * this is unchanged.
  */
 export function mountsShape(ctx: SetupContext): string {
-  return JSON.stringify(ctx.spec.mounts.map((m) => [
+  return JSON.stringify(ctx.spec.mounts.map((m, i) => [
     inside(ctx, normalize(`/${m.target}`)),
     m.type === "bind" ? statSync(m.source!, { throwIfNoEntry: false })?.isDirectory() ?? null : null,
+    isFilledTmpfs(ctx, m, i),
+    isTmpcopyup(m) ? copiedRootMode(join(ctx.spec.rootfsPath, inside(ctx, normalize(`/${m.target}`)))) ?? null : null,
   ]));
+}
+
+/**
+ * The mode a `tmpcopyup` tmpfs's root takes when its options give none: that of its target
+ * directory in the image (`hostPath`: the rootfs's path and the resolved target), as runc sets
+ * it; undefined when the target is not a directory there (the tmpfs's default, 1777).
+ */
+function copiedRootMode(hostPath: string): number | undefined {
+  const st = lstatSync(hostPath, { throwIfNoEntry: false });
+  return st?.isDirectory() ? st.mode & 0o7777 : undefined;
+}
+
+/** Whether spec mount `i` is a `tmpcopyup` tmpfs the parent made and filled (see {@link SetupContext.detached}). */
+function isFilledTmpfs(ctx: SetupContext, m: MountSpec, i: number): boolean {
+  return isTmpcopyup(m) && ctx.detached?.has(i) === true;
 }
 
 /**
@@ -1041,7 +1104,7 @@ function buildCalls(ctx: SetupContext): Map<StepName, PreparedCall[]> {
     const sysfs = preparedMount("sysfs", "/sys", "sysfs", MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC);
     calls.set("mount-sys", [
       mkdirp("/sys"),
-      ctx.userns
+      notHostRoot(ctx)
         ? {
           op: "sysfs",
           sysfs,
@@ -1061,7 +1124,7 @@ function buildCalls(ctx: SetupContext): Map<StepName, PreparedCall[]> {
         const [major, minor] = DEVICE_NUMBERS[d];
         const path = join(dev, d);
         // mknod is not allowed in a user namespace: the host's device is bound over an empty file
-        if (ctx.userns) {
+        if (notHostRoot(ctx)) {
           return [
             { op: "touch", path: cstr(path), shown: [path] },
             { op: "attach", id: `dev/${d}`, target: cstr(path), path, readonly: false, empty: EMPTY },
@@ -1189,6 +1252,8 @@ function runCall(ctx: SetupContext, call: PreparedCall): void {
       return;
     case "timens-offsets":
       return writeTimensOffsets(call.text, call.dumpable);
+    case "sysctl":
+      return writeSysctl(call.path, call.value);
     case "setns":
       return setns(call.path, call.type);
     case "clone-parent": {
@@ -1334,7 +1399,7 @@ function runCall(ctx: SetupContext, call: PreparedCall): void {
     }
     case "inherit": {
       if (call.fd === undefined) {
-        throw Object.assign(new SetupError("mounts", `${call.shown[0]}: no idmapped copy was made for it`), {
+        throw Object.assign(new SetupError("mounts", `${call.shown[0]}: no detached mount was made for it`), {
           forStep: "mounts",
         });
       }
@@ -1833,6 +1898,8 @@ export function planCall(ctx: SetupContext, call: PreparedCall): string[] {
       return [`prctl(${call.name}, ${call.arg})`];
     case "unshare":
       return [`unshare(${call.name})`];
+    case "sysctl":
+      return [`open(${q(call.path)}, O_WRONLY)`, `write(${q(call.value)})`];
     case "timens-offsets":
       return [
         ...(call.dumpable ? ["prctl(PR_SET_DUMPABLE, 1)"] : []),
@@ -2007,6 +2074,20 @@ function writeTimensOffsets(text: string, dumpable: boolean): void {
     const bytes = new TextEncoder().encode(text);
     const n = write(fd, bytes, BigInt(bytes.length));
     if (n !== bytes.length) throw new SyscallError("write", n === -1 ? errno() : EIO, [TIMENS_OFFSETS, text]);
+  } finally {
+    close(fd);
+  }
+}
+
+/** Writes a sysctl's value whole (the forked child's; native.ts compiles the same calls). */
+function writeSysctl(path: string, value: string): void {
+  const { open, close, write } = libc();
+  const fd = open(cstr(path), O_WRONLY_CLOEXEC, 0);
+  if (fd === -1) throw new SyscallError("open", errno(), [path]);
+  try {
+    const bytes = new TextEncoder().encode(value);
+    const n = write(fd, bytes, BigInt(bytes.length));
+    if (n !== bytes.length) throw new SyscallError("write", n === -1 ? errno() : EIO, [path, value]);
   } finally {
     close(fd);
   }
@@ -2342,6 +2423,13 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       "rootfsPropagation (OCI's linux.rootfsPropagation) given to the new root and, for an r- value, every mount under it — after pivot_root: the root's mount is the container's own copy, so a shared root makes new peer groups, none of them the host's",
     when: (c) => c.spec.rootfsPropagation !== undefined && has(c, "mount"),
     calls: fromMounts("root-propagation"),
+  },
+  {
+    name: "sysctl",
+    why:
+      "the spec's namespaced sysctls, written through the container's own /proc in its namespaces (the kernel picks the writer's namespace, so the parent cannot write them without joining, and root of a nested user namespace could not come back), before /proc/sys is made read-only",
+    when: (c) => c.spec.sysctl.length > 0,
+    calls: (c) => c.spec.sysctl.map(({ key, value }) => ({ op: "sysctl", key, path: sysctlPath(key), value })),
   },
   {
     name: "masked-paths",

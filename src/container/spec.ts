@@ -300,6 +300,15 @@ export interface ContainerSpec {
    */
   readonly domainname?: string;
   /**
+   * Namespaced kernel parameters, key → value (OCI's `linux.sysctl`, docker's `--sysctl`): written
+   * to `/proc/sys/<key with . as />` by the container's process after pivot_root, before
+   * /proc/sys is made read-only. Only sysctls the kernel keeps per namespace, each needing the
+   * container's own namespace of its kind (a new one, or one joined that is not hako's): `net.*`
+   * the network namespace, `kernel.msg*`, `kernel.sem`, `kernel.shm*` and `fs.mqueue.*` the IPC
+   * namespace, `kernel.hostname` and `kernel.domainname` the UTS namespace — as runc and docker.
+   */
+  readonly sysctl?: Readonly<Record<string, string>>;
+  /**
    * The clocks of a new time namespace (needs "time" in namespaces), as OCI's
    * `linux.timeOffsets`: whole seconds added to CLOCK_MONOTONIC and CLOCK_BOOTTIME inside (what
    * /proc/uptime shows), written to /proc/self/timens_offsets before any process enters it. A
@@ -600,6 +609,8 @@ export interface ResolvedSpec {
   readonly hostname: string | undefined;
   /** The NIS domain name to set, when the spec gives one. */
   readonly domainname?: string;
+  /** The sysctls to write, in the spec's order (empty when none). */
+  readonly sysctl: ReadonlyArray<{ readonly key: string; readonly value: string }>;
   /** The new time namespace's offsets (seconds), when the spec gives `timeOffsets`. */
   readonly timeOffsets?: { readonly monotonic: number; readonly boottime: number };
   /** Whether `/` is made read-only. */
@@ -658,7 +669,11 @@ export interface ResolvedSpec {
   readonly readiness?: ReadinessSpec;
   /** When `onMemoryPressure` fires, as given (see `MemoryPressureSpec`), when it says. */
   readonly memoryPressure?: MemoryPressureSpec;
-  /** True when resolved by a non-root caller (rootless mode): the id maps are the caller's own. */
+  /**
+   * True when resolved by a caller without the host's root (rootless mode): a non-root user, whose
+   * id maps are its own, or root of a nested user namespace (rootless podman's), which may make no
+   * device node and no cgroup the host did not delegate.
+   */
   readonly rootless: boolean;
   /** `init: true`: the host's static init, bound read-only at /dev/init and put before the command in `argv`. */
   readonly init?: string;

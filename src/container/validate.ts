@@ -18,6 +18,9 @@
 import type { ReadinessSpec } from "./hooks.ts";
 import type { MemoryPressureSpec } from "./memory_pressure.ts";
 import process from "node:process";
+import { readFileSync, statSync } from "node:fs";
+import { inNestedUserNamespace } from "../_userns.ts";
+import { isSysctlKey, sysctlNamespace } from "./_sysctl.ts";
 import { ConfigError } from "../errors.ts";
 import { Group } from "../cgroup/group.ts";
 import { compileSeccomp } from "../seccomp.ts";
@@ -61,6 +64,68 @@ import {
   type ResolvedSpec,
 } from "./spec.ts";
 import { isIdmapped } from "./_plain_mount.ts";
+
+/**
+ * The spec's `sysctl`, validated (see `ContainerSpec.sysctl`): each key a namespaced sysctl of the
+ * form /proc/sys takes, its value a string (a number is written as its decimal text), and the
+ * container's own namespace of its kind — new, or joined by a path that is not this process's own
+ * namespace (runc refuses the host's too: the write would change the host's setting).
+ */
+function sysctlOf(
+  c: Checker,
+  value: unknown,
+  created: readonly NamespaceName[],
+  joined: readonly { readonly type: NamespaceName; readonly path: string }[],
+): Array<{ key: string; value: string }> {
+  if (value === undefined) return [];
+  if (!isRecord(value)) {
+    c.bad("sysctl", `must be an object of key → value, got ${show(value)}`);
+    return [];
+  }
+  const out: Array<{ key: string; value: string }> = [];
+  for (const [key, v] of Object.entries(value)) {
+    const at = `sysctl.${key}`;
+    const ns = sysctlNamespace(key);
+    if (!isSysctlKey(key)) {
+      c.bad(at, "is not a sysctl key (dot-separated names of letters, digits, '_' and '-')");
+    } else if (!ns) {
+      c.bad(
+        at,
+        "is not a namespaced sysctl: only net.*, the IPC limits (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*) and kernel.hostname/domainname, as runc and docker",
+      );
+    } else if (typeof v !== "string" && !(typeof v === "number" && Number.isFinite(v))) {
+      c.bad(at, `must be a string, got ${show(v)}`);
+    } else if (typeof v === "string" && (v.includes("\0") || v.length > 4096)) {
+      c.bad(at, "must hold no NUL and at most 4096 characters");
+    } else if (!created.includes(ns)) {
+      const join = joined.find((j) => j.type === ns);
+      if (!join) c.bad(at, `needs the container's own ${ns} namespace: add "${ns}" to namespaces`);
+      else if (sameNamespace(join.path, `/proc/self/ns/${ns}`)) {
+        c.bad(at, `the ${ns} namespace joined (${join.path}) is hako's own: the write would change the host's setting`);
+      } else out.push({ key, value: String(v) });
+    } else out.push({ key, value: String(v) });
+  }
+  return out;
+}
+
+/** Whether two namespace files are one namespace (false when either cannot be read). */
+function sameNamespace(a: string, b: string): boolean {
+  try {
+    const x = statSync(a), y = statSync(b);
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
+  }
+}
+
+/** A file's text, or undefined when it cannot be read. */
+function readTextOrUndefined(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
+}
 
 /** One problem in a spec. */
 export interface SpecProblem {
@@ -109,6 +174,7 @@ const SPEC_FIELDS = [
   "idMap",
   "hostname",
   "domainname",
+  "sysctl",
   "timeOffsets",
   "readonlyRootfs",
   "rootfsPropagation",
@@ -188,14 +254,16 @@ export function resolveSpec(input: ContainerSpec): ResolvedSpec {
   const { newNamespaces, joinNamespaces } = namespacesOf(c, s.namespaces);
   const has = (t: NamespaceName) => newNamespaces.includes(t);
   const euid = process.geteuid?.() ?? 0;
-  const rootless = euid !== 0;
-  if (rootless && !has("user")) {
+  // (root of a nested user namespace — rootless podman's — is rootless too, but needs no new one)
+  const rootless = euid !== 0 || inNestedUserNamespace(readTextOrUndefined);
+  if (euid !== 0 && !has("user")) {
     bad("namespaces", `rootless containers need "user" in namespaces (running as uid ${euid}, not root)`);
   }
   const maps = idMapsOf(c, s.idMap, has("user"), { euid, egid: process.getegid?.() ?? 0 });
   const given = hostnameOf(c, s.hostname, has("uts"));
   const hostname = s.hostname === undefined ? (has("uts") ? name : undefined) : given;
   const domainname = hostnameOf(c, s.domainname, has("uts"), "domainname");
+  const sysctl = sysctlOf(c, s.sysctl, newNamespaces, joinNamespaces);
   const timeOffsets = timeOffsetsOf(c, s.timeOffsets, {
     created: has("time"),
     joined: joinNamespaces.some((j) => j.type === "time"),
@@ -310,6 +378,7 @@ export function resolveSpec(input: ContainerSpec): ResolvedSpec {
     gidMap: maps.gidMap,
     hostname,
     ...(domainname !== undefined ? { domainname } : {}),
+    sysctl,
     readonlyRootfs,
     ...(rootfsPropagation !== undefined ? { rootfsPropagation } : {}),
     standardMounts,

@@ -44,7 +44,7 @@
  * | `linux.resources.hugepageLimits` | `cgroup.hugetlb` (`{ "2MB": limit }`): v1 `hugetlb.<size>.limit_in_bytes`, v2 `hugetlb.<size>.max`, each with its `.rsvd.` limit where the kernel has one, as runc |
  * | `linux.resources.network`, `rdma` | refused (no net_cls/net_prio or rdma controller in src/cgroup) |
  * | `linux.cgroupsPath` | `cgroup.name` (cgroupfs; `--systemd-cgroup` is refused) |
- * | `linux.sysctl` | written by `create` in the container's own net, ipc or uts namespace (others are refused, as runc does) |
+ * | `linux.sysctl` | `sysctl`: written by the container's process in its own net, ipc or uts namespace, after pivot_root (others are refused, as runc does) |
  * | `linux.maskedPaths`, `readonlyPaths` | `maskedPaths`, `readonlyPaths` (absent: none, as OCI says) |
  * | `linux.seccomp` | `seccomp` (an OCI profile, compiled by hako) |
  * | `linux.rootfsPropagation` | `rootfsPropagation`, set on the container's `/` after pivot_root (`private`, `rprivate`: nothing to do, hako's mounts are private) |
@@ -69,6 +69,7 @@ import type { SpecProblem } from "../container/validate.ts";
 import { ConfigError } from "../errors.ts";
 import { blkioWeightToIo, isPageSizeName } from "../cgroup/values.ts";
 import { sha256Hex } from "./_sha256.ts";
+import { isSysctlKey, sysctlNamespace } from "../container/_sysctl.ts";
 import { type OciHook, type OciHooks, RUN_HOOKS } from "./hooks.ts";
 
 /** A config.json hako refuses: every problem, each with its JSON path. */
@@ -104,8 +105,6 @@ export interface OciPlan {
    * the process inherits it (and keeps it across execve), as runc's init sets it before its exec.
    */
   readonly personality?: number;
-  /** `linux.sysctl`: key → value, with the namespace each is written in. */
-  readonly sysctl: ReadonlyArray<{ readonly key: string; readonly value: string; readonly ns: "net" | "ipc" | "uts" }>;
   /** `annotations`. */
   readonly annotations: Readonly<Record<string, string>>;
   /** Notes for the log (what hako does differently, on purpose). */
@@ -155,7 +154,7 @@ const PRIVATE = new Set(["private", "rprivate"]);
 /** The other propagation options: the spec's own (a bind's shared or slave ones keep it a peer of its host source). */
 const PROPAGATION = new Set(["shared", "rshared", "slave", "rslave", "unbindable", "runbindable"]);
 
-/** Mount options that are runtimes' extensions, not the kernel's (podman's `--read-only` tmpfs use tmpcopyup). */
+/** Mount options that are runtimes' extensions, not the kernel's (tmpcopyup, on a tmpfs, is taken: see below). */
 const EXTENSIONS = new Set([
   "tmpcopyup",
   "copy-symlink",
@@ -165,25 +164,6 @@ const EXTENSIONS = new Set([
   "rnodev",
   "rnoexec",
 ]);
-
-/** sysctl prefixes and the namespace that owns them (runc's list: `validateSysctl`). */
-function sysctlNamespace(key: string): "net" | "ipc" | "uts" | undefined {
-  if (key.startsWith("net.")) return "net";
-  if (
-    [
-      "kernel.msgmax",
-      "kernel.msgmnb",
-      "kernel.msgmni",
-      "kernel.sem",
-      "kernel.shmall",
-      "kernel.shmmax",
-      "kernel.shmmni",
-      "kernel.shm_rmid_forced",
-    ].includes(key) || key.startsWith("fs.mqueue.")
-  ) return "ipc";
-  if (key === "kernel.hostname" || key === "kernel.domainname") return "uts";
-  return undefined;
-}
 
 /**
  * The hako container name of an OCI id: the id itself when it is a hako name (1–63 letters,
@@ -770,17 +750,19 @@ export function ociToSpec(
   if (Object.keys(raw).length) cgroup.raw = raw;
   spec.cgroup = cgroup;
 
-  const sysctl: Array<{ key: string; value: string; ns: "net" | "ipc" | "uts" }> = [];
+  // (written by the container's process, as runc's init writes them: the spec's sysctl step)
   if (isObj(linux.sysctl)) {
+    const sysctl: Record<string, string> = {};
     for (const [key, value] of Object.entries(linux.sysctl)) {
       const ns = sysctlNamespace(key);
       const have = (t: NamespaceName) => namespaces.some((n) => (typeof n === "string" ? n : n.type) === t);
       if (!ns) bad(`linux.sysctl.${key}`, "not supported by hako: not a namespaced sysctl (runc refuses it too)");
       else if (!have(ns)) bad(`linux.sysctl.${key}`, `needs the container's own ${ns} namespace`);
-      else if (!/^[a-z0-9_.-]+$/i.test(key) || typeof value !== "string") {
+      else if (!isSysctlKey(key) || typeof value !== "string") {
         bad(`linux.sysctl.${key}`, "bad key or value");
-      } else sysctl.push({ key, value, ns });
+      } else sysctl[key] = value;
     }
+    if (Object.keys(sysctl).length) spec.sysctl = sysctl;
   }
   // linux.personality: the domain (runc's two); flags are refused, not ignored as runc ignores them
   let personality: number | undefined;
@@ -899,7 +881,9 @@ export function ociToSpec(
           if (propagates) kept.push(o);
           return;
         }
-        // runc's and crun's extensions, which the kernel would not take as mount data
+        // runc's and crun's extensions, which the kernel would not take as mount data: tmpcopyup
+        // is hako's too (a tmpfs filled with what its target held: podman's --read-only)
+        if (o === "tmpcopyup" && type === "tmpfs") return void kept.push(o);
         if (EXTENSIONS.has(o)) return bad(`${at}.options[${j}]`, `${o}: not supported by hako`);
         if (isBind && !["ro", "rw", "bind", "rbind", "nosuid", "nodev", "noexec"].includes(o)) {
           return bad(`${at}.options[${j}]`, `${o} on a bind mount: not supported by hako`);
@@ -930,7 +914,6 @@ export function ociToSpec(
     ...(umask !== undefined ? { umask } : {}),
     ...(oomScoreAdj !== undefined ? { oomScoreAdj } : {}),
     ...(personality !== undefined ? { personality } : {}),
-    sysctl,
     annotations,
     warnings,
     hooks,

@@ -15,7 +15,7 @@ import { hotFfiReady, hotFs } from "../../ffi/_hot.ts";
 import type { ProcessIdentity } from "../container/_identity.ts";
 import type { Signal } from "../signals.ts";
 import { type OciArgs, OciUsageError, parseOciArgs, parseOciGlobals } from "./args.ts";
-import { DEFAULT_OCI_ROOT, type OciRecord, OciStore, stateJson, withFreezer } from "./state.ts";
+import { DEFAULT_OCI_ROOT, defaultOciRoot, type OciRecord, OciStore, stateJson, withFreezer } from "./state.ts";
 import type { OciHook } from "./hooks.ts";
 
 /** A failure runc would report: its message, exit status 1. */
@@ -102,7 +102,7 @@ Commands:
   features                        what this runtime supports, as JSON
 
 Global options:
-  --root DIR          state directory (default ${DEFAULT_OCI_ROOT})
+  --root DIR          state directory (default ${DEFAULT_OCI_ROOT}; rootless: $XDG_RUNTIME_DIR/hako-runc)
   --log FILE          write errors (and warnings) there too; --log-format json|text (default text)
   --debug             debug messages in the log
   --systemd-cgroup    refused: hako manages cgroupfs paths (podman --cgroup-manager cgroupfs)
@@ -144,7 +144,7 @@ export async function runOci(argv: readonly string[], io: OciIo = STDIO): Promis
         "--systemd-cgroup: not supported by hako (it manages cgroupfs paths: podman --cgroup-manager cgroupfs)",
       );
     }
-    const ctx: Ctx = { store: new OciStore(String(a.global.root ?? DEFAULT_OCI_ROOT)), log, io };
+    const ctx: Ctx = { store: new OciStore(String(a.global.root ?? defaultOciRoot())), log, io };
     log.debug(`hako-runc ${argv.join(" ")}`);
     const o = a.options;
     switch (a.command) {

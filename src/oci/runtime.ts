@@ -35,10 +35,11 @@ import process from "node:process";
 // freezer's cgroup detection and the FFI table are imported by the commands (and the branches) that
 // use them, so that a static import here costs no command that does not (see bench/oci.ts).
 import type { Container } from "../container/container.ts";
+import type { ContainerSpec } from "../container/spec.ts";
 import { identify } from "../container/_identity.ts";
 import { needsJsChild } from "../container/_plain_mount.ts";
 import { type OciArgs, OciUsageError } from "./args.ts";
-import { isValidId, type OciRecord, stateJson, withFreezer } from "./state.ts";
+import { inNestedUserNamespace, isValidId, type OciRecord, stateJson, withFreezer } from "./state.ts";
 import type { OciHooks } from "./hooks.ts";
 // The front of every command line (log, parse, runc's errors) and the hot commands — state, start,
 // kill, delete — are hot.ts's: it loads no node: module (main.ts runs those four there first).
@@ -111,25 +112,6 @@ export function writePidFile(path: string, pid: number): void {
   renameSync(tmp, abs);
 }
 
-/**
- * Writes a namespaced sysctl from this thread joined to the container's namespace of its kind
- * (net, ipc, uts), then back: /proc/sys shows the namespaces of the thread that opens it.
- */
-async function writeSysctl(pid: number, s: { key: string; value: string; ns: "net" | "ipc" | "uts" }): Promise<void> {
-  const { setns } = await import("../namespace.ts");
-  const self = openSync(`/proc/thread-self/ns/${s.ns}`, "r");
-  try {
-    setns(`/proc/${pid}/ns/${s.ns}`, s.ns);
-    try {
-      writeFileSync(`/proc/sys/${s.key.replaceAll(".", "/")}`, s.value);
-    } finally {
-      setns(self, s.ns);
-    }
-  } finally {
-    closeSync(self);
-  }
-}
-
 type Options = Readonly<Record<string, string | boolean | readonly string[]>>;
 
 const KEYCTL_JOIN_SESSION_KEYRING = 1n;
@@ -163,6 +145,34 @@ async function joinSessionKeyring(name: string): Promise<void> {
     0n,
   );
   if (r === -1n) throw new SyscallError("keyctl", errno(), ["KEYCTL_SETPERM", name]);
+}
+
+/** Whether hako-runc runs without the host's root: not uid 0, or uid 0 of a nested user namespace. */
+function isRootless(): boolean {
+  return (process.geteuid?.() ?? 0) !== 0 || inNestedUserNamespace();
+}
+
+/**
+ * A rootless caller's cgroup, as runc's rootless cgroup manager has it: device rules are dropped
+ * (the user namespace already keeps the container from mknod, and only the host's root may load a
+ * device program); without limits, no cgroup of its own unless `cgroupsPath` names one the caller
+ * may make (a delegated subtree) — rootless podman on cgroup v1, or without systemd, names none;
+ * with limits, it is kept, and a cgroup the caller cannot make fails create naming the directory.
+ */
+async function rootlessCgroup(spec: ContainerSpec, log: Ctx["log"]): Promise<ContainerSpec> {
+  if (!spec.cgroup) return spec;
+  const { devices, ...cgroup } = spec.cgroup;
+  if (devices?.length) log.debug("rootless: linux.resources.devices left to the user namespace, as runc does");
+  const limited = Object.keys(cgroup).some((k) => k !== "name" && k !== "parent");
+  if (limited) return { ...spec, cgroup };
+  if (cgroup.name !== undefined) {
+    const { undelegatedCgroupDir } = await import("../container/rootless.ts");
+    const dir = undelegatedCgroupDir(cgroup.name, cgroup);
+    if (!dir) return { ...spec, cgroup };
+    log.warn(`rootless: no cgroup of its own (${dir} is not writable, and no limit asks for one)`);
+  }
+  const { cgroup: _none, ...rest } = spec;
+  return rest;
 }
 
 /** `create` (and the first half of `run`, `fifo` false: no exec FIFO, the caller starts it). */
@@ -210,7 +220,8 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
   // node:os is loaded here, by the one command that uses it: under Bun its import costs every
   // command's start ~0.5 ms (state, kill and delete never ask for the hostname).
   const { hostname } = process.getBuiltinModule("node:os") as typeof import("node:os");
-  const plan = ociToSpec(config, bundle, id, { hostname: hostname() });
+  const plan0 = ociToSpec(config, bundle, id, { hostname: hostname() });
+  const plan = isRootless() ? { ...plan0, spec: await rootlessCgroup(plan0.spec, log) } : plan0;
   // The CLI starts create and run without the re-exec that makes Bun's engine single-threaded
   // (src/cli/commands.ts): only a container whose child is forked needs it, and it is done now,
   // before anything is made (the re-executed process reads the bundle again and goes on).
@@ -319,7 +330,6 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
     if (c.spec.cgroupName) prepareFreezer(c.spec.cgroupName, c.pid);
     const freezer = c.spec.cgroupName ? freezerOf(c.spec.cgroupName) : undefined;
     const cgroupDirs = c.spec.cgroupName ? existingCgroupDirs(c.spec.cgroupName) : [];
-    for (const s of plan.sysctl) await writeSysctl(c.pid, s);
     if (plan.oomScoreAdj !== undefined) writeFileSync(`/proc/${c.pid}/oom_score_adj`, String(plan.oomScoreAdj));
     const who = identify(c.pid);
     const record: OciRecord = {

@@ -21,6 +21,7 @@
 import { hotFs } from "../../ffi/_hot.ts";
 import { isRunning } from "../container/_identity.ts";
 import { octalMode, untrustedWayTo, writableByOthers } from "../_trusted_path.ts";
+import { inNestedUserNamespace as nestedBy, ociDefaultRoot, overflowUid } from "../_userns.ts";
 import type { CgroupSpec } from "../container/spec.ts";
 import type { Freezer } from "./freezer.ts";
 import type { OciHooks } from "./hooks.ts";
@@ -44,8 +45,25 @@ export function absolutePath(path: string, cwd: string): string {
   return "/" + parts.join("/");
 }
 
-/** The default state directory (`--root`). */
+/** The default state directory (`--root`) of root on the host. */
 export const DEFAULT_OCI_ROOT = "/run/hako-runc";
+
+/** Whether this process runs in a nested user namespace (see src/_userns.ts), asked once. */
+export function inNestedUserNamespace(): boolean {
+  return nestedBy(hotFs.readText);
+}
+
+/**
+ * The default `--root` for this caller: {@link DEFAULT_OCI_ROOT}, or `$XDG_RUNTIME_DIR/hako-runc`
+ * for a rootless one (runc's rule, see `ociDefaultRoot`).
+ */
+export function defaultOciRoot(): string {
+  const euid = hotFs.euid();
+  // (uid_map is read only where the rule can need it)
+  return hotFs.env("XDG_RUNTIME_DIR") === undefined
+    ? DEFAULT_OCI_ROOT
+    : ociDefaultRoot(hotFs.env, euid, euid === 0 && inNestedUserNamespace());
+}
 
 /** A container id runc accepts: `^[\w+-\.]+$`, at most 1024 characters, not `.` or `..`. */
 export function isValidId(id: string): boolean {
@@ -122,7 +140,11 @@ export class OciStore {
     if (this.#trusted) return;
     const uid = hotFs.euid();
     const abs = absolutePath(this.root, hotFs.cwd());
-    const way = untrustedWayTo(abs, uid, hotFs);
+    // In a nested user namespace (rootless podman's) the host's root owns / and /run but shows as
+    // the overflow uid, as every other unmapped owner does: trusted there as root is. Root of that
+    // namespace has no power beyond the user's, whose files alone a planted record could reach.
+    const hostRoot = inNestedUserNamespace() ? [overflowUid(hotFs.readText("/proc/sys/kernel/overflowuid"))] : [];
+    const way = untrustedWayTo(abs, uid, hotFs, hostRoot);
     if (way) throw new OciRootError(this.root, way);
     const st = hotFs.stat(abs);
     if (st) {
