@@ -85,6 +85,24 @@ for (const path of PATHS) {
     },
   );
 
+  test(`hako run (${path}): --sysctl sets the container's own; a host-wide one is refused naming the flag`, () => {
+    using l = lab(path);
+    const r = l.hako(
+      ...["run", "--rm", "--sysctl", "net.ipv4.ping_group_range=0 0", "--sysctl", "kernel.shmmni=1234"],
+      ...["--name", l.name("sysctl"), "--rootfs", "rootfs", "--"],
+      ...["cat", "/proc/sys/net/ipv4/ping_group_range", "/proc/sys/kernel/shmmni"],
+    );
+    equal(r.code, 0, r.stderr);
+    equal(r.stdout, "0\t0\n1234\n");
+    const bad = l.hako("run", "--sysctl", "kernel.core_pattern=|/x", "--rootfs", "rootfs", "--", "true");
+    equal(bad.code !== 0, true, bad.stderr);
+    match(bad.stderr, /sysctl\.kernel\.core_pattern: .*\(set by --sysctl\)/);
+    match(bad.stderr, /not a namespaced sysctl/);
+    const form = l.hako("run", "--sysctl", "net.ipv4.ip_forward", "--rootfs", "rootfs", "--", "true");
+    equal(form.code, 2, form.stderr);
+    match(form.stderr, /--sysctl wants KEY=VALUE/);
+  }, { skip });
+
   test(
     `hako run (${path}): -m, --cpus, --pids-limit, --cap-drop land in the cgroup and the sets; bad values name the flag`,
     () => {

@@ -11,7 +11,7 @@
  * (container_test, exec_test, escape_test) compare both paths from outside.
  * @module
  */
-import { isIdmapped } from "../src/container/_plain_mount.ts";
+import { isIdmapped, isTmpcopyup } from "../src/container/_plain_mount.ts";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -63,14 +63,17 @@ function asUser<T>(euid: number, fn: () => T): T {
 
 /** The child's context as `Container.create` makes it (its files named, not written; see plan.ts). */
 function contextOf(spec: ResolvedSpec): SetupContext {
-  // (an idmapped bind's copy is the parent's, inherited: an fd of the double's range here, as rootFd)
-  const idmapped = new Map(spec.mounts.flatMap((m, i) => (isIdmapped(m) ? [[i, 909_000 + i] as const] : [])));
+  // (an idmapped bind's copy and a filled tmpcopyup tmpfs are the parent's, inherited: an fd of the
+  // double's range here, as rootFd)
+  const detached = new Map(
+    spec.mounts.flatMap((m, i) => (isIdmapped(m) || isTmpcopyup(m) ? [[i, 909_000 + i] as const] : [])),
+  );
   return {
     spec,
     userns: spec.newNamespaces.includes("user"),
     rootFd: ROOT_FD,
     files: plannedFiles(spec),
-    ...(idmapped.size ? { idmapped } : {}),
+    ...(detached.size ? { detached } : {}),
   };
 }
 
@@ -181,6 +184,17 @@ const CASES: readonly Case[] = [
         { path: "/dev/fuse", type: "c", major: 10, minor: 229, fileMode: 0o640 },
         { path: "/dev/net/tun", type: "c", major: 10, minor: 200 },
         { path: "/dev/fifo", type: "p" },
+      ],
+    }),
+  },
+  {
+    name: "a tmpcopyup tmpfs the parent filled, and a plain tmpfs",
+    spec: () => ({
+      command: ["/bin/true"],
+      readonlyRootfs: true,
+      mounts: [
+        { type: "tmpfs", target: "/run", options: ["nosuid", "nodev", "tmpcopyup", "rshared"] },
+        { type: "tmpfs", target: "/scratch", options: ["size=1m"] },
       ],
     }),
   },

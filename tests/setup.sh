@@ -13,6 +13,7 @@
 #       libseccomp2     libseccomp, which the seccomp tests compare hako's filters with
 #       procps          `ps`, for the demo's host rootfs and tests/run.sh's leak check
 #       podman          only when tests/oci_test.ts runs: podman drives hako as its OCI runtime
+#       podman uidmap   when tests/oci_rootless_test.ts runs: rootless podman (newuidmap) drives dist/hako-runc
 #       binutils-aarch64-linux-gnu  when tests/spawn_test.ts, spawn_aarch64_test.ts, fork_test.ts or
 #                       log_relay_aarch64_test.ts runs: the aarch64 assembler the byte checks need (under CI=true
 #                       that check fails, not skips, without it; on an aarch64 host, x86-64's instead)
@@ -24,7 +25,7 @@
 #       containerd      only when tests/oci_ctr_test.ts runs: containerd (ctr) drives hako as its runc
 #       zsh fish        only when tests/cli_more_test.ts runs: it checks the completion scripts' syntax
 #       runc            only when tests/oci_hooks_test.ts runs: what it compares hako's OCI hooks with
-#  2. dist/hako (tools/build.sh), when tests/dist_test.ts will run and the binary is missing or
+#  2. dist/hako (tools/build.sh), when tests/dist_test.ts or oci_rootless_test.ts will run and the binary is missing or
 #     older than its sources (dist_test.ts builds it too; this does it once, up front, and says so).
 #
 # One line per thing it does. It never fails the run: when it cannot install (not root, no
@@ -49,6 +50,7 @@ runs_test() {
   return 1
 }
 if runs_test tests/oci_test.ts "$@"; then PACKAGES+=(podman); fi
+if runs_test tests/oci_rootless_test.ts "$@"; then PACKAGES+=(podman uidmap); fi
 if runs_test tests/spawn_test.ts "$@" || runs_test tests/spawn_aarch64_test.ts "$@" ||
   runs_test tests/log_relay_aarch64_test.ts "$@" || runs_test tests/fork_test.ts "$@"; then
   # (the other architecture's assembler: on an aarch64 host, x86-64's)
@@ -120,7 +122,7 @@ install_packages() {
 
 # ---- 2. dist/hako --------------------------------------------------------------------------------
 
-dist_wanted() { runs_test tests/dist_test.ts "$@"; }
+dist_wanted() { runs_test tests/dist_test.ts "$@" || runs_test tests/oci_rootless_test.ts "$@"; }
 
 # True when dist/hako is missing or older than a source it is built from (dist_test.ts's rule).
 dist_stale() {

@@ -39,6 +39,8 @@ export interface DockerFlags {
   readonly devices?: readonly DeviceFlag[];
   /** `--domainname`. */
   readonly domainname?: string;
+  /** `--sysctl KEY=VALUE` (docker's): the spec's `sysctl`, checked there. */
+  readonly sysctl?: Readonly<Record<string, string>>;
   /** `--stop-signal`: what `hako stop` sends first (the spec's `stopSignal`). */
   readonly stopSignal?: string;
   /** `--read-only`. */
@@ -161,6 +163,21 @@ export function parseVolume(value: string): MountSpec {
     }
   }
   return bindOf(src, target, readonly, propagation);
+}
+
+/**
+ * `--sysctl KEY=VALUE`s (docker's) as the spec's `sysctl`: the key up to the first `=` (the value may
+ * hold `=` and spaces, as `0 2147483647` does); which keys a container may set is the spec's rule.
+ * @throws {UsageError} Naming `--sysctl` and a value without `KEY=`.
+ */
+export function parseSysctlFlags(values: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const eq = v.indexOf("=");
+    if (eq <= 0) throw new UsageError(`--sysctl wants KEY=VALUE (net.ipv4.ip_forward=1), not ${quoted(v)}`);
+    out[v.slice(0, eq)] = v.slice(eq + 1);
+  }
+  return out;
 }
 
 /** One `--device`: the host's node, where it goes inside, and the access the cgroup gives it. */
@@ -373,6 +390,7 @@ export function dockerSpecFields(
     ...(f.user ? { user: { ...f.user } } : {}),
     ...(f.hostname !== undefined ? { hostname: f.hostname } : {}),
     ...(f.domainname !== undefined ? { domainname: f.domainname } : {}),
+    ...(f.sysctl && Object.keys(f.sysctl).length ? { sysctl: { ...f.sysctl } } : {}),
     ...(f.stopSignal !== undefined ? { stopSignal: f.stopSignal } : {}),
     ...(f.readOnly ? { readonlyRootfs: true } : {}),
     ...(Object.keys(cgroup).length ? { cgroup } : {}),
@@ -397,6 +415,7 @@ const FIELD_FLAGS: ReadonlyArray<readonly [RegExp, string]> = [
   [/^user\b/, "-u/--user"],
   [/^hostname\b/, "--hostname"],
   [/^domainname\b/, "--domainname"],
+  [/^sysctl\b/, "--sysctl"],
   [/^devices\b/, "--device"],
   [/^stopSignal\b/, "--stop-signal"],
   [/^readonlyRootfs\b/, "--read-only"],

@@ -25,7 +25,7 @@ export const usage = `Usage: hako inspect [-f json|TEMPLATE] <name>...
 Prints a JSON array with one object per container, as docker inspect: Id and Name (its name),
 Created, State {Status, Running, Pid, ExitCode, Signal, OOMKilled, StartedAt, FinishedAt, Error},
 Config {Cmd, Env, Hostname, Domainname, User, WorkingDir, Image, Labels, Tty, OpenStdin, ExposedPorts},
-HostConfig {Memory (bytes, 0: no limit), NanoCpus (0: no limit), PidsLimit (null: no limit),
+HostConfig {Memory (bytes, 0: no limit), NanoCpus (0: no limit), PidsLimit (null: no limit), Sysctls,
 ReadonlyRootfs, CapAdd, CapDrop, NetworkMode (none, host or veth), PortBindings, AutoRemove}, Mounts, NetworkSettings {Ports, IPAddress}, and Hako: hako's own record (its spec, rootfs, cgroup, live
 figures). Status is docker's word: created, running, exited, dead, or unknown (a damaged record).
 
@@ -136,6 +136,8 @@ export function inspectObject(
       PortBindings: portBindings(spec),
       AutoRemove: docker.autoRemove === true,
       RestartPolicy: restartPolicyOf(spec.restart),
+      // (docker's: the --sysctl flags; null without any)
+      Sysctls: spec.sysctl && Object.keys(spec.sysctl).length ? { ...spec.sysctl } : null,
     },
     Mounts: (spec.mounts ?? []).map((m) => ({
       Type: m.type,

@@ -19,6 +19,7 @@ import {
   parseMemory,
   parseMountFlag,
   parsePidsLimit,
+  parseSysctlFlags,
   parseUserFlag,
   parseVolume,
   resolveEnv,
@@ -129,6 +130,7 @@ A quick container's options (docker run's):
       --cap-add <CAP>   Keep a capability beyond docker's default set (again for more; ALL)
       --cap-drop <CAP>  Drop one from it (again for more; ALL)
       --device <HOST[:CONTAINER[:PERMS]]>  A host device node in its /dev, allowed by its cgroup
+      --sysctl <KEY=VALUE>  A namespaced sysctl of its own (net.*, IPC limits), repeatable
                         (PERMS of r, w, m; default rwm)
       --network <none|host|veth>  none (the default): a network namespace of its own with
                           loopback only; host: the host's network, its resolv.conf and hosts
@@ -224,6 +226,7 @@ const RUN_OPTIONS = {
   "cap-add": { type: "string", multiple: true },
   "cap-drop": { type: "string", multiple: true },
   device: { type: "string", multiple: true },
+  sysctl: { type: "string", multiple: true },
   network: { type: "string" },
   net: { type: "string" },
   publish: { type: "string", short: "p", multiple: true },
@@ -252,6 +255,7 @@ const QUICK_ONLY = [
   "cap-add",
   "cap-drop",
   "device",
+  "sysctl",
   "network",
   "net",
   "publish",
@@ -422,6 +426,7 @@ function dockerFlags(values: ParsedArgs["values"], envs: readonly string[]): Doc
   const labels = stringsOption(values, "label");
   const capAdd = stringsOption(values, "cap-add"), capDrop = stringsOption(values, "cap-drop");
   const devices = stringsOption(values, "device").map(parseDeviceFlag);
+  const sysctl = parseSysctlFlags(stringsOption(values, "sysctl"));
   return {
     ...(envs.length ? { env: envs.map(checkEnvFlag) } : {}),
     ...(envFiles.length ? { envFiles } : {}),
@@ -433,6 +438,7 @@ function dockerFlags(values: ParsedArgs["values"], envs: readonly string[]): Doc
     ...(pids !== undefined ? { pidsLimit: parsePidsLimit(pids) } : {}),
     ...(hostname !== undefined ? { hostname } : {}),
     ...(domainname !== undefined ? { domainname } : {}),
+    ...(Object.keys(sysctl).length ? { sysctl } : {}),
     ...(stopSignal !== undefined ? { stopSignal } : {}),
     ...(values["read-only"] ? { readOnly: true } : {}),
     ...(capAdd.length ? { capAdd } : {}),

@@ -282,6 +282,17 @@ function namespacesToJoin(pid: number): ExecPlan["namespaces"] {
   return out;
 }
 
+/** Whether the caller lacks the host's root: not uid 0, or uid 0 of a nested user namespace (src/_userns.ts). */
+function callerRootless(): boolean {
+  return (process.geteuid?.() ?? 0) !== 0 || inNestedUserNamespace((path) => {
+    try {
+      return readFileSync(path, "utf8");
+    } catch {
+      return undefined;
+    }
+  });
+}
+
 /**
  * The `cgroup.procs` files for every hierarchy `pid` is in, from /proc/PID/cgroup: v1 lines
  * `N:ctrl,ctrl:/path` under the mount of their first controller, the v2 line `0::/path` under the
@@ -332,13 +343,7 @@ function profileFor(opts: ExecOptions): ExecProfile {
     seccomp: DEFAULT_SECCOMP_PROFILE,
     // (compiled once a process, through root's cache across processes: a cold `hako exec` skips it)
     seccompProgram: compileSeccomp(DEFAULT_SECCOMP_PROFILE, { capabilities: DEFAULT_CAPABILITIES, cache: true }),
-    rootless: (process.geteuid?.() ?? 0) !== 0 || inNestedUserNamespace((path) => {
-      try {
-        return readFileSync(path, "utf8");
-      } catch {
-        return undefined;
-      }
-    }),
+    rootless: callerRootless(),
   };
   return {
     argv: [...opts.argv],
@@ -372,10 +377,10 @@ function profileFor(opts: ExecOptions): ExecProfile {
 export function planExec(pid: number, opts: ExecOptions): ExecPlan {
   assertValidExec(pid, opts);
   const all = cgroupProcsFiles(pid);
-  // Rootless: the cgroups the caller cannot write are not joined (the command stays in the
+  // Rootless (or root of a nested user namespace, rootless podman's): the cgroups the caller cannot write are not joined (the command stays in the
   // caller's own there), as runc does for a rootless container without cgroup delegation (its
   // rootless cgroup manager ignores the join's EACCES); root joins every one or fails.
-  const rootless = (process.geteuid?.() ?? 0) !== 0;
+  const rootless = callerRootless();
   const cgroupProcs = rootless ? all.filter(writable) : all;
   return {
     pid,
