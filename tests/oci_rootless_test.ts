@@ -233,6 +233,8 @@ test("rootless podman runs containers with --runtime dist/hako-runc as it does w
       ["--cap-drop all", ["--cap-drop", "all", tag, "grep", "CapEff", "/proc/self/status"]],
       ["--hostname", ["--hostname", "rootless", tag, "hostname"]],
       ["/dev/null bound", [tag, "stat", "-c", "%F %t:%T", "/dev/null"]],
+      // (podman's noNewPrivileges is false: the filter loaded while privileged, as runc loads it)
+      ["no_new_privs off, the filter on", [tag, "grep", "-E", "^(NoNewPrivs|Seccomp):", "/proc/self/status"]],
     ];
     for (const [what, args] of cases) {
       const ref = podman(RUNC, "run", "--rm", ...limits, ...args);

@@ -40,6 +40,7 @@ import type { ContainerSpec } from "../src/container/spec.ts";
 
 const PR_SET_DUMPABLE = 4;
 const PR_SET_NO_NEW_PRIVS = 38;
+const PR_CAPBSET_DROP = 24;
 const PR_CAP_AMBIENT = 47;
 /** The fd the double's rootfs O_PATH fd stands at (see `_oplist.ts`: fds from 900 000 on). */
 const ROOT_FD = 909_999;
@@ -222,6 +223,10 @@ const CASES: readonly Case[] = [
       idMap: ID_MAP,
       mounts: [{ type: "bind", source: dir, target: "/v", options: ["idmap"] }],
     }),
+  },
+  {
+    name: "no_new_privs off with the default seccomp profile (the filter loaded while privileged, as runc)",
+    spec: () => ({ command: ["/bin/true"], noNewPrivs: false, user: { uid: 1000, gid: 1000 } }),
   },
   {
     name: "the host's /etc files, no standard mounts, no_new_privs off",
@@ -665,6 +670,7 @@ const EXEC_REPEATS = [
   "workdir",
   "new-session",
   "console",
+  "seccomp-privileged",
   "capabilities",
   "user",
   "capability-sets",
@@ -785,8 +791,16 @@ function invariants(
   assert.deepEqual(after.map(line), [], `${where}: nothing but the frame after the confinement`);
   const seccomp = at((o) => o.call === "seccomp");
   const nnp = at((o) => o.call === "prctl" && o.args[0] === PR_SET_NO_NEW_PRIVS);
-  if (seccomp >= 0) assert.equal(seccomp, confined, `${where}: the filter is the last setup call`);
-  if (seccomp >= 0 && nnp >= 0) assert.ok(nnp < seccomp, `${where}: no_new_privs before the filter`);
+  if (seccomp >= 0 && nnp >= 0) {
+    assert.equal(seccomp, confined, `${where}: the filter is the last setup call`);
+    assert.ok(nnp < seccomp, `${where}: no_new_privs before the filter`);
+  } else if (seccomp >= 0) {
+    // without no_new_privs the kernel needs CAP_SYS_ADMIN: loaded before any capability goes and
+    // before the change of user (as runc)
+    const drop = at((o) => o.call === "prctl" && o.args[0] === PR_CAPBSET_DROP);
+    assert.ok(drop < 0 || seccomp < drop, `${where}: the filter before the bounding set is trimmed`);
+    assert.ok(seccomp < setgroups && seccomp < capset, `${where}: the filter before the change of user and the capset`);
+  }
   const execve = at((o) => o.call === "execve");
   if (execve >= 0) assert.ok(setsid < execve && confined < execve, `${where}: setsid and the filter before execve`);
 }

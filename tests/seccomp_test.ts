@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { assert, assertEquals, assertThrows, needsRoot, tempDir, test } from "./_harness.ts";
+import { assert, assertEquals, assertThrows, needsRoot, tempDir, test, withSpawn } from "./_harness.ts";
 import { afterExec, killAndReap, statusField } from "./_proc.ts";
 import { Capability, ConfigError, Mount, Namespace, Process, SyscallError } from "../mod.ts";
 import { errno, libc } from "../ffi/libc.ts";
@@ -320,10 +320,19 @@ test("a container spec validates its seccomp profile with field paths and resolv
     SpecError,
   );
   assertEquals(e.problems, [{ path: "seccomp.syscalls[0].names[0]", message: `unknown syscall "fooo" on ${ARCH}` }]);
-  assertThrows(() => resolveSpec({ ...base, noNewPrivs: false }), SpecError, /^seccomp: .*noNewPrivs/);
   resolveSpec({ ...base, noNewPrivs: false, seccomp: false });
   const plan = planContainer(base).steps.map((s) => s.name);
   assertEquals(plan.slice(-3), ["no-new-privs", "seccomp", "exec"]);
+  // without no_new_privs the filter is loaded while the process still holds CAP_SYS_ADMIN, before
+  // the capabilities go and the user changes (runc's order): setuid binaries work as with runc
+  const privileged = planContainer({ ...base, noNewPrivs: false }).steps.map((s) => s.name);
+  assertEquals(privileged.slice(privileged.indexOf("seccomp-privileged")), [
+    "seccomp-privileged",
+    "capabilities",
+    "user",
+    "capability-sets",
+    "exec",
+  ]);
 });
 
 const containerSkip = needsRoot ||
@@ -346,6 +355,49 @@ test("a container runs under the default seccomp profile: Seccomp: 2, and unshar
     "grep -Eq '^Seccomp:[[:space:]]+2$' /proc/self/status || exit 3; unshare -U true 2>/dev/null && exit 4; exit 0";
   assertEquals((await run(boxSpec(dir.path, { command: ["sh", "-c", script] }))).code, 0);
 }, { skip: containerSkip });
+
+for (const path of ["native", "forked"] as const) {
+  test(
+    `noNewPrivs: false with the default profile: the filter is loaded (privileged, before the capabilities go) and a setuid binary raises privileges, as under runc; noNewPrivs: true stops it (${path})`,
+    async () => {
+      using dir = tempDir();
+      chmodSync(dir.path, 0o755);
+      const rootfs = buildRootfs(join(dir.path, "rootfs"), { builder: "busybox" }).path;
+      writeFileSync(
+        join(dir.path, "suid.c"),
+        '#include <stdio.h>\n#include <unistd.h>\nint main(void) { printf("%d %d\\n", (int)getuid(), (int)geteuid()); return 0; }\n',
+      );
+      const cc = spawnSync("gcc", ["-static", "-O2", "-o", join(rootfs, "bin/suid"), join(dir.path, "suid.c")], {
+        encoding: "utf8",
+      });
+      if (cc.status !== 0) throw new Error(`gcc failed: ${cc.stderr}`);
+      chmodSync(join(rootfs, "bin/suid"), 0o4755);
+      const out = join(dir.path, "out");
+      const runAs = async (noNewPrivs: boolean) => {
+        rmSync(out, { force: true });
+        writeFileSync(out, "");
+        chmodSync(out, 0o666);
+        const status = await withSpawn(path === "forked" ? "0" : undefined, () =>
+          run({
+            name: `hako-seccomp-nnp-${path[0]}-${process.pid}`,
+            rootfs,
+            user: { uid: 1000, gid: 1000 },
+            noNewPrivs,
+            mounts: [{ type: "bind", source: out, target: "/out" }],
+            command: ["sh", "-c", "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status > /out; /bin/suid >> /out"],
+          }));
+        assertEquals(status.code, 0);
+        return readFileSync(out, "utf8").split("\n").filter(Boolean).map((l) => l.replace(/\s+/g, " "));
+      };
+      assertEquals(await runAs(false), ["NoNewPrivs: 0", "Seccomp: 2", "1000 0"]);
+      assertEquals(await runAs(true), ["NoNewPrivs: 1", "Seccomp: 2", "1000 1000"]);
+    },
+    {
+      skip: containerSkip ||
+        (spawnSync("gcc", ["--version"]).status !== 0 && "needs gcc and a static libc (apt-get install gcc libc6-dev)"),
+    },
+  );
+}
 
 test(
   "a container with seccomp: false has no filter (unshare -U works), and one with its own profile gets that profile",

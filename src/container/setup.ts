@@ -181,6 +181,7 @@ export type StepName =
   | "new-session"
   | "provision"
   | "console"
+  | "seccomp-privileged"
   | "capabilities"
   | "user"
   | "capability-sets"
@@ -2499,6 +2500,14 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     calls: (c) => [{ op: "console", request: c.console!, uid: c.spec.user.uid }],
   },
   {
+    name: "seccomp-privileged",
+    exec: true,
+    why:
+      "without no_new_privs the kernel loads a filter only for a process holding CAP_SYS_ADMIN, so it is loaded now, before any capability goes (as runc does): the filter then also judges the calls that drop them and change the user, which a profile must allow (docker's and podman's do); with no_new_privs it comes last instead (the seccomp step)",
+    when: (c) => c.spec.seccomp !== false && !c.spec.noNewPrivs,
+    calls: (c) => [{ op: "seccomp", program: c.spec.seccompProgram! }],
+  },
+  {
     name: "capabilities",
     exec: true,
     why:
@@ -2537,8 +2546,8 @@ export const SETUP_STEPS: readonly SetupStep[] = [
     name: "seccomp",
     exec: true,
     why:
-      "last before exec: the filter also judges hako's own setup calls (mount, pivot_root, setns…), so every one of them must be done; after no_new_privs, which lets an unprivileged process load it",
-    when: (c) => c.spec.seccomp !== false,
+      "last before exec: the filter also judges hako's own setup calls (mount, pivot_root, setns…), so every one of them must be done; after no_new_privs, which lets an unprivileged process load it (without no_new_privs: the seccomp-privileged step)",
+    when: (c) => c.spec.seccomp !== false && c.spec.noNewPrivs,
     // Compiled by the parent in resolveSpec: the child only loads it.
     calls: (c) => [{ op: "seccomp", program: c.spec.seccompProgram! }],
   },

@@ -358,14 +358,18 @@ export interface ContainerSpec {
   readonly rlimits?: Readonly<
     Record<string, number | "unlimited" | readonly [number | "unlimited", number | "unlimited"]>
   >;
-  /** Default true. */
+  /**
+   * no_new_privs: setuid binaries and file capabilities cannot raise the command's privileges.
+   * Default true (docker's and podman's default is false: their containers run setuid `ping`, `su`).
+   */
   readonly noNewPrivs?: boolean;
   /**
-   * The seccomp filter loaded last, just before exec: `"default"` (the default) is
-   * `DEFAULT_SECCOMP_PROFILE` — docker's allow-list, whose capability groups follow
-   * `capabilities`; a profile of your own, in hako's format or docker's / the OCI runtime spec's
-   * (`defaultAction: "SCMP_ACT_ERRNO"`…, see `readSeccompProfile`); or `false` for none. Loading a
-   * filter needs `noNewPrivs` (the default) or CAP_SYS_ADMIN kept.
+   * The seccomp filter: `"default"` (the default) is `DEFAULT_SECCOMP_PROFILE` — docker's
+   * allow-list, whose capability groups follow `capabilities`; a profile of your own, in hako's
+   * format or docker's / the OCI runtime spec's (`defaultAction: "SCMP_ACT_ERRNO"`…, see
+   * `readSeccompProfile`); or `false` for none. Loaded last, just before exec, with `noNewPrivs`;
+   * without it, before the capabilities go and the user changes (the kernel then needs CAP_SYS_ADMIN,
+   * as runc does it), so the profile must allow those calls too (docker's does).
    */
   readonly seccomp?: false | "default" | SeccompProfile | OciSeccompProfile;
   /** Loopback up in a new net namespace (default true), and an optional veth pair to the host. */

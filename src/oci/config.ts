@@ -15,7 +15,7 @@
  * | `process.terminal`, `consoleSize` | a pty of the container's own (`CreateOptions.tty`), its master sent to `--console-socket` |
  * | `process.capabilities` (five sets) | `capabilities: { bounding, effective, permitted, inheritable, ambient }` |
  * | `process.rlimits` | `rlimits: { RLIMIT_X: [soft, hard] }` |
- * | `process.noNewPrivileges` | `noNewPrivs` (set anyway with a seccomp profile and no CAP_SYS_ADMIN: hako loads the filter after dropping capabilities, which the kernel allows only with no_new_privs; runc loads it earlier) |
+ * | `process.noNewPrivileges` | `noNewPrivs` (false with a seccomp profile: the filter is loaded before the capabilities go, as runc loads it; setuid binaries work as with runc) |
  * | `process.oomScoreAdj` | written to `/proc/PID/oom_score_adj` by `create` before the command runs (inherited) |
  * | `root.path` (relative to the bundle), `root.readonly` | `rootfs`, `readonlyRootfs` |
  * | `hostname` | `hostname` (without one, a new UTS namespace keeps the host's name it starts with, as runc leaves it: `create` passes it) |
@@ -818,16 +818,6 @@ export function ociToSpec(
       );
     } else if (PROPAGATION.has(p)) spec.rootfsPropagation = p as RootfsPropagation;
     // (private, rprivate: what hako's mounts are)
-  }
-  // hako loads the filter after the capabilities are dropped: the kernel then needs no_new_privs
-  if (spec.seccomp && spec.noNewPrivs === false) {
-    const eff = (spec.capabilities as CapabilitySets | undefined)?.effective ?? [];
-    if (!eff.includes("CAP_SYS_ADMIN")) {
-      spec.noNewPrivs = true;
-      warnings.push(
-        "process.noNewPrivileges is false but a seccomp profile is given: hako loads the filter after dropping capabilities, which needs no_new_privs, so it is set",
-      );
-    }
   }
 
   // mounts
