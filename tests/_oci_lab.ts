@@ -24,6 +24,27 @@ export function launcher(dir: string): string {
   return path;
 }
 
+/** One OCI runtime a comparison runs: its name (for messages and state directories), command and environment. */
+export interface RuntimeUnderTest {
+  readonly who: string;
+  readonly bin: string;
+  readonly env: Record<string, string>;
+}
+
+/**
+ * The runtimes a side-by-side test runs one bundle with: hako-runc on the native child and on the
+ * forked one (`HAKO_NATIVE_SPAWN=0`), then runc where it is installed.
+ * @param dir Where the Bun launcher is written (see {@link launcher}).
+ */
+export function runtimesToCompare(dir: string, runc = "/usr/sbin/runc"): RuntimeUnderTest[] {
+  const hako = launcher(dir);
+  return [
+    { who: "hako-native", bin: hako, env: {} },
+    { who: "hako-forked", bin: hako, env: { HAKO_NATIVE_SPAWN: "0" } },
+    ...(has(runc) ? [{ who: "runc", bin: runc, env: {} }] : []),
+  ];
+}
+
 /** How a command ended, and what it printed. */
 export interface Run {
   status: number;

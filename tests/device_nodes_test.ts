@@ -11,7 +11,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { deepEqual, equal, throws } from "node:assert/strict";
 import { isRoot, tempDir, test, withSpawn } from "./_harness.ts";
-import { has, launcher, runIt } from "./_oci_lab.ts";
+import { launcher, runIt, runtimesToCompare } from "./_oci_lab.ts";
 import { run } from "../mod.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { resolveSpec, SpecError } from "../src/container/validate.ts";
@@ -28,7 +28,6 @@ const skip = !isRoot
 /** The host nodes a user namespace binds (and `--device` reads). */
 const HOST_NODES = ["/dev/fuse", "/dev/net/tun", "/dev/loop-control"];
 const hostNodesSkip = HOST_NODES.every((p) => existsSync(p)) ? false : `needs the host's ${HOST_NODES.join(", ")}`;
-const RUNC = "/usr/sbin/runc";
 /** /dev/fuse: 10:229 on every Linux (misc device). */
 const FUSE = { path: "/dev/fuse", type: "c", major: 10, minor: 229 } as const;
 const USERNS = ["mount", "uts", "ipc", "pid", "net", "user"] as const;
@@ -164,13 +163,7 @@ test("hako-runc makes a bundle's linux.devices as runc does", () => {
   };
   writeFileSync(join(bundle, "config.json"), JSON.stringify(c));
   const want = "/dev/fuse character special file a:e5 620\nopen\n";
-  for (
-    const [who, bin, env] of [
-      ["hako", hako, {}],
-      ["hako-forked", hako, { HAKO_NATIVE_SPAWN: "0" }],
-      ...(has(RUNC) ? [["runc", RUNC, {}]] : []),
-    ] as Array<[string, string, Record<string, string>]>
-  ) {
+  for (const { who, bin, env } of runtimesToCompare(dir.path)) {
     const r = runIt(bin, [
       "--root",
       join(dir.path, `state-${who}`),

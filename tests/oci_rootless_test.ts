@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { deepEqual, equal, match } from "node:assert/strict";
 import { isRoot, tempDir, test } from "./_harness.ts";
-import { has, launcher, type Run, runIt } from "./_oci_lab.ts";
+import { has, launcher, type Run, runIt, runtimesToCompare } from "./_oci_lab.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { nestedUidMap, ociDefaultRoot, overflowUid } from "../src/_userns.ts";
 import { type TrustFs, untrustedWayTo } from "../src/_trusted_path.ts";
@@ -118,13 +118,7 @@ test(
     const nest = join(dir.path, "nest.py");
     writeFileSync(nest, NEST);
     const outputs: Record<string, string> = {};
-    for (
-      const [who, bin, env] of [
-        ["hako-native", runc, {}],
-        ["hako-forked", runc, { HAKO_NATIVE_SPAWN: "0" }],
-        ...(has(RUNC) ? [["runc", RUNC, {}]] : []),
-      ] as Array<[string, string, Record<string, string>]>
-    ) {
+    for (const { who, bin, env } of runtimesToCompare(dir.path)) {
       // the runtime directory: the namespace's root's own, as /run/user/UID is the user's
       const xdg = join(dir.path, `xdg-${who}`);
       mkdirSync(xdg, { mode: 0o700 });

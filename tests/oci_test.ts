@@ -24,7 +24,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
 import { isRoot, runtime, tempDir, test } from "./_harness.ts";
-import { has, launcher, type Run, runIt } from "./_oci_lab.ts";
+import { has, launcher, type Run, runIt, runtimesToCompare } from "./_oci_lab.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { containerNameOf, OciConfigError, ociToSpec } from "../src/oci/config.ts";
 import { resolveSpec } from "../src/container/validate.ts";
@@ -315,12 +315,7 @@ const PATHS: ReadonlyArray<readonly [string, Record<string, string>]> = [
  * of a bundle (a fresh container id, a `--root` of its own under `dir`).
  */
 function hakoAndRunc(dir: string, runcToo: boolean): Array<{ who: string; run: (bundle: string) => Run }> {
-  const runtimes: Array<[string, string, Record<string, string>]> = [
-    ["hako-native", launcher(dir), {}],
-    ["hako-forked", launcher(dir), { HAKO_NATIVE_SPAWN: "0" }],
-    ...(runcToo ? [["runc", RUNC, {}] as [string, string, Record<string, string>]] : []),
-  ];
-  return runtimes.map(([who, bin, env]) => ({
+  return runtimesToCompare(dir).filter((r) => runcToo || r.who !== "runc").map(({ who, bin, env }) => ({
     who,
     run: (bundle) =>
       runIt(bin, ["--root", join(dir, `state-${who}`), "run", "--bundle", bundle, `hako-test-${who}-${suffix()}`], env),
@@ -746,17 +741,22 @@ test("podman runs containers with --runtime bin/hako-runc as it does with runc",
     if (has(RUNC)) equal(run(RUNC, ...knobs, tag, "sh", "-c", knobScript).stdout, r.stdout);
     equal(readFileSync("/proc/sys/net/ipv4/ping_group_range", "utf8"), host);
 
-    // --read-only: / read-only, podman's binds nosuid,nodev,noexec as runc makes them; its tmpfs
-    // with runc's tmpcopyup extension are refused by name (podman's --read-only-tmpfs=false: none)
+    // --read-only: / read-only, podman's binds nosuid,nodev,noexec as runc makes them; with
+    // --read-only-tmpfs=false no tmpfs, by default tmpfs at /tmp, /var/tmp, /run with runc's
+    // tmpcopyup (tests/tmpcopyup_test.ts)
     const ro = ["--read-only", "--read-only-tmpfs=false"];
     const roScript = "touch /x 2>/dev/null || echo read-only; grep ' /etc/hosts ' /proc/self/mountinfo | cut -d' ' -f6";
     r = run(runc, ...ro, tag, "sh", "-c", roScript);
     equal(r.status, 0, r.stderr);
     equal(r.stdout, "read-only\nro,nosuid,nodev,noexec,relatime\n");
     if (has(RUNC)) equal(run(RUNC, ...ro, tag, "sh", "-c", roScript).stdout, r.stdout);
-    r = run(runc, "--read-only", tag, "true");
-    equal(r.status, 126);
-    match(r.stderr, /tmpcopyup: not supported by hako/);
+    const tmpScript =
+      "touch /x 2>/dev/null || echo read-only; touch /tmp/x /var/tmp/x /run/x && echo tmpfs writable; " +
+      "grep -E ' /(tmp|var/tmp|run) ' /proc/self/mountinfo | cut -d' ' -f5,6,9 | sort";
+    r = run(runc, "--read-only", tag, "sh", "-c", tmpScript);
+    equal(r.status, 0, r.stderr);
+    match(r.stdout, /^read-only\ntmpfs writable\n\/run rw,nosuid,nodev,relatime tmpfs\n/);
+    if (has(RUNC)) equal(run(RUNC, "--read-only", tag, "sh", "-c", tmpScript).stdout, r.stdout);
 
     // -v …:rshared (Kubernetes' Bidirectional): a mount made inside under the volume reaches the
     // host's source, as with runc (podman gives the container a shared root with it). The source

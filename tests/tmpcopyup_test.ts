@@ -11,7 +11,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { deepEqual, equal, throws } from "node:assert/strict";
 import { isRoot, tempDir, test, withSpawn } from "./_harness.ts";
-import { has, launcher, runIt } from "./_oci_lab.ts";
+import { launcher, runIt, runtimesToCompare } from "./_oci_lab.ts";
 import { run } from "../mod.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { resolveSpec } from "../src/container/validate.ts";
@@ -24,7 +24,6 @@ const skip = !isRoot
   : !findStaticBusybox()
   ? "needs a static busybox (apt-get install busybox-static)"
   : false;
-const RUNC = "/usr/sbin/runc";
 
 test("tmpcopyup: a tmpfs's only (refused on a bind by field path); its options as fsconfig parameters and mount attributes", () => {
   using dir = tempDir("hako-test-tmpcopyup-spec-");
@@ -154,13 +153,7 @@ test("hako-runc fills a tmpcopyup tmpfs as runc does, from one bundle", () => {
   writeFileSync(join(bundle, "config.json"), JSON.stringify(c));
   const want = expected(secret.path);
   const outputs: Record<string, string> = {};
-  for (
-    const [who, bin, env] of [
-      ["hako-native", runc, {}],
-      ["hako-forked", runc, { HAKO_NATIVE_SPAWN: "0" }],
-      ...(has(RUNC) ? [["runc", RUNC, {}]] : []),
-    ] as Array<[string, string, Record<string, string>]>
-  ) {
+  for (const { who, bin, env } of runtimesToCompare(dir.path)) {
     r = runIt(bin, ["--root", join(dir.path, `state-${who}`), "run", "--bundle", bundle, `hako-test-tcu-${who}`], env);
     equal(r.status, 0, `${who}: ${r.stderr}`);
     outputs[who] = r.stdout;
