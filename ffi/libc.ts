@@ -149,6 +149,8 @@ export const LIBC_SYMBOLS = {
   fchownat: { parameters: ["i32", "buffer", "u32", "u32", "i32"], result: "i32" },
   // int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
   fchmodat: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
+  // int faccessat(int dirfd, const char *path, int mode, int flags)
+  faccessat: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
   // int fchown(int fd, uid_t owner, gid_t group), fchmod(int fd, mode_t mode)
   fchown: { parameters: ["i32", "u32", "u32"], result: "i32" },
   fchmod: { parameters: ["i32", "u32"], result: "i32" },

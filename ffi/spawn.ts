@@ -125,6 +125,7 @@ const PROGRAM_SYSCALLS = [
   "move_mount",
   "exit_group",
   "openat2",
+  "faccessat",
 ] as const;
 
 /** A system call a {@link SyscallProgram} may make. */

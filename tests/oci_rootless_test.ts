@@ -229,6 +229,8 @@ test("rootless podman runs containers with --runtime dist/hako-runc as it does w
       ["/dev/null bound", [tag, "stat", "-c", "%F %t:%T", "/dev/null"]],
       // (podman's noNewPrivileges is false: the filter loaded while privileged, as runc loads it)
       ["no_new_privs off, the filter on", [tag, "grep", "-E", "^(NoNewPrivs|Seccomp):", "/proc/self/status"]],
+      // (runc's words at create: podman's 127)
+      ["a command that is not there", [tag, "nonexistent"]],
     ];
     for (const [what, args] of cases) {
       const ref = podman(RUNC, "run", "--rm", ...limits, ...args);

@@ -328,6 +328,35 @@ function runc12(): boolean {
   return v !== null && (Number(v[1]) > 1 || Number(v[2]) >= 2);
 }
 
+test(
+  "a command that is not there, or not executable, fails create in runc's words (podman's 127 and 126), on both paths",
+  () => {
+    using dir = tempDir("hako-test-oci-lookup-");
+    for (
+      const [args, words] of [
+        [["nonexistent"], /exec: \\?"nonexistent\\?": executable file not found in \$PATH/],
+        [["/etc/passwd"], /exec: \\?"\/etc\/passwd\\?": permission denied/],
+      ] as const
+    ) {
+      const sub = join(dir.path, args[0].replaceAll("/", "_"));
+      mkdirSync(sub);
+      const bundle = makeBundle(sub, (c) => {
+        c.process!.args = [...args];
+      });
+      for (const { who, bin, env } of runtimesToCompare(dir.path)) {
+        const root = join(dir.path, `state-${who}`);
+        const id = `hako-test-lookup-${suffix()}`;
+        const r = runIt(bin, ["--root", root, "create", "--bundle", bundle, id], env);
+        equal(r.status, 1, `${who}: ${r.stdout}`);
+        match(r.stderr, words, who);
+        // nothing left behind: no container of that id
+        equal(runIt(bin, ["--root", root, "state", id], env).status, 1, who);
+      }
+    }
+  },
+  { skip },
+);
+
 test("domainname: the container's UTS namespace's, with hako as with runc ≥ 1.2 (1.1 ignores it)", () => {
   using dir = tempDir("hako-test-oci-domain-");
   const bundle = makeBundle(dir.path, (c) => {

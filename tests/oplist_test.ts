@@ -469,6 +469,30 @@ test("op list: with startContainer hooks the exec fifo step waits for a second b
   });
 });
 
+test("op list: OCI create looks the command up as the container's user before it reports ready, with the same calls on both paths", () => {
+  withCase(CASES[0]!, (base) => {
+    const ctx: SetupContext = { ...base, execFifo: 909_990 };
+    const native = nativeOps(ctx)!;
+    const forked = forkedOps(ctx, { skip: FORKS });
+    const lookups = (ops: readonly Op[]) => ops.filter((o) => o.step === "lookup-command");
+    assertSameOps(lookups(native), lookups(forked), "the lookup's calls (+ forked, - native)");
+    assert.deepEqual(
+      lookups(forked).map((o) => o.call),
+      ["faccessat"],
+      "found in the first PATH directory (the double's)",
+    );
+    const at = (ops: readonly Op[], p: (o: Op) => boolean) => ops.findIndex(p);
+    for (const ops of [native, forked]) {
+      assert.ok(
+        at(ops, (o) => o.call === "setresuid") < at(ops, (o) => o.step === "lookup-command"),
+        "after the change of user",
+      );
+    }
+    // a plain container (no exec FIFO) has no lookup: its execve's failure reaches the parent itself
+    assert.deepEqual(lookups(forkedOps(base, { skip: FORKS })), []);
+  });
+});
+
 test("op list: a cached native program is never reused for a spec with a provision hook", () => {
   // (the drift 'a cached program skipping a provision hook': hooks are left out of the template's
   // key, the steps they add are not). compileChild runs under the double: nothing is spawned, and
@@ -709,6 +733,8 @@ const EXEC_INHERITS: Readonly<Record<string, string>> = {
   "hooks-sync": "the OCI hooks of create, once: an exec joins a running container",
   "pivot-root": "the container's root, joined with its mount namespace",
   "root-propagation": "the container's mounts, joined",
+  "lookup-command":
+    "OCI create's alone: an exec's command that is not there fails at its execve, reported to the caller",
   sysctl: "the container's namespaces, joined (their settings are the container's)",
   "masked-paths": "the container's mounts, joined",
   "readonly-paths": "the container's mounts, joined",

@@ -42,6 +42,7 @@ import { compileConsole, type ConsoleRequest } from "./_console.ts";
 import type { ContainerFile } from "./_files.ts";
 import {
   bindFlagNames,
+  DEFAULT_PATH,
   execFifoPath,
   mountsShape,
   MS,
@@ -375,7 +376,8 @@ const SIOCSIFFLAGS = 0x8914;
 const IFF_UP_LOOPBACK_RUNNING = IFF_UP | IFF_LOOPBACK | IFF_RUNNING;
 const O_RDONLY_CLOEXEC = O_RDONLY | O_CLOEXEC;
 const O_WRONLY_CLOEXEC = O_WRONLY | O_CLOEXEC;
-const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/** access(2)'s `X_OK`. */
+const X_OK = 1;
 
 /** A value shown unquoted in a SyscallError message. */
 const unquoted = (text: string) => Object.freeze({ toString: () => text });
@@ -868,6 +870,23 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): boolea
       call("openat", [AT_FDCWD, p.cstring(c.path), O_WRONLY_CLOEXEC, 0], [c.path], { store: fd });
       call("write", [p.value(fd), p.bytes(bytes), bytes.length], [c.path, c.value], { expect: bytes.length });
       call("close", [p.value(fd)], [c.path]);
+      return true;
+    }
+    case "lookup": {
+      // (as setup.ts's lookupCommand: a candidate missing or refused passes to the next)
+      const done = p.label();
+      c.candidates.forEach((path, i) => {
+        const last = i === c.candidates.length - 1;
+        if (last) {
+          call("faccessat", [AT_FDCWD, p.cstring(path), X_OK, 0], [c.candidates.length > 1 ? c.cmd : path]);
+          return;
+        }
+        const next = p.label();
+        call("faccessat", [AT_FDCWD, p.cstring(path), X_OK, 0], [path], { onErrno: [[ENOENT, next], [EACCES, next]] });
+        p.jump(done);
+        p.place(next);
+      });
+      p.place(done);
       return true;
     }
     case "setns": {

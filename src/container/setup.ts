@@ -185,6 +185,7 @@ export type StepName =
   | "capabilities"
   | "user"
   | "capability-sets"
+  | "lookup-command"
   | "no-new-privs"
   | "seccomp";
 
@@ -489,6 +490,12 @@ export type PreparedCall =
   | { readonly op: "enter-rootfs"; readonly path: string }
   | { readonly op: "sethostname"; readonly name: string }
   | { readonly op: "setdomainname"; readonly name: string }
+  /**
+   * The command found as execve will look for it (its path, or each of `candidates` in turn):
+   * faccessat(X_OK), a candidate missing or refused passes to the next; the last one's failure is
+   * the step's.
+   */
+  | { readonly op: "lookup"; readonly cmd: string; readonly candidates: readonly string[] }
   /** A sysctl written: open(path, O_WRONLY), write(value) whole, close. */
   | { readonly op: "sysctl"; readonly key: string; readonly path: string; readonly value: string }
   /**
@@ -1255,6 +1262,8 @@ function runCall(ctx: SetupContext, call: PreparedCall): void {
       return writeTimensOffsets(call.text, call.dumpable);
     case "sysctl":
       return writeSysctl(call.path, call.value);
+    case "lookup":
+      return lookupCommand(call.cmd, call.candidates);
     case "setns":
       return setns(call.path, call.type);
     case "clone-parent": {
@@ -1901,6 +1910,10 @@ export function planCall(ctx: SetupContext, call: PreparedCall): string[] {
       return [`unshare(${call.name})`];
     case "sysctl":
       return [`open(${q(call.path)}, O_WRONLY)`, `write(${q(call.value)})`];
+    case "lookup":
+      return call.candidates.map((c, i) =>
+        `faccessat(AT_FDCWD, ${q(c)}, X_OK)${i < call.candidates.length - 1 ? "  (ENOENT, EACCES: the next)" : ""}`
+      );
     case "timens-offsets":
       return [
         ...(call.dumpable ? ["prctl(PR_SET_DUMPABLE, 1)"] : []),
@@ -2077,6 +2090,32 @@ function writeTimensOffsets(text: string, dumpable: boolean): void {
     if (n !== bytes.length) throw new SyscallError("write", n === -1 ? errno() : EIO, [TIMENS_OFFSETS, text]);
   } finally {
     close(fd);
+  }
+}
+
+/** execvp's PATH when the spec's env has none. */
+export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/** access(2)'s `X_OK`. */
+const X_OK = 1;
+
+/**
+ * Where execve will look for the command (pure): its path when it has a `/`, else each directory of
+ * the spec's PATH (an empty one is `.`), as execvp and native.ts's compileExec.
+ */
+export function commandCandidates(spec: Pick<ResolvedSpec, "argv" | "env">): string[] {
+  const cmd = spec.argv[0]!;
+  if (cmd.includes("/")) return [cmd];
+  return (spec.env.PATH ?? DEFAULT_PATH).split(":").map((d) => `${(d || ".").replace(/\/$/, "")}/${cmd}`);
+}
+
+/** The forked child's lookup (native.ts compiles the same calls). @throws {SyscallError} The last candidate's failure. */
+function lookupCommand(cmd: string, candidates: readonly string[]): void {
+  const c = libc();
+  for (const [i, path] of candidates.entries()) {
+    if (c.faccessat(AT_FDCWD, cstr(path), X_OK, 0) === 0) return;
+    const e = errno();
+    if (i < candidates.length - 1 && (e === ENOENT || e === EACCES)) continue;
+    throw new SyscallError("faccessat", e, [i === candidates.length - 1 && candidates.length > 1 ? cmd : path]);
   }
 }
 
@@ -2534,6 +2573,13 @@ export const SETUP_STEPS: readonly SetupStep[] = [
       "effective, permitted and inheritable sets set, the ambient set cleared and raised (a non-root user's named capabilities, or the spec's ambient set): after the change of user, which clears the effective set",
     when: () => true,
     calls: () => [{ op: "capsets" }],
+  },
+  {
+    name: "lookup-command",
+    why:
+      "OCI create: the command is looked for now, as the container's user, so a missing one fails create with runc's words (podman's 127) instead of the container dying after start with no one to tell",
+    when: (c) => c.execFifo !== undefined && c.spec.execPath === undefined,
+    calls: (c) => [{ op: "lookup", cmd: c.spec.argv[0]!, candidates: commandCandidates(c.spec) }],
   },
   {
     name: "no-new-privs",

@@ -353,10 +353,28 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
     store.remove(id);
     // (a failed create goes on to delete, whose poststop hooks run: runtime.md's lifecycle, runc)
     if (c || forked) await postStop(ctx, base, { ...stateJson(store, base), pid: 0 });
-    throw e;
+    throw commandNotFound(e, plan.spec.command) ?? e;
   } finally {
     if (fifoFd >= 0) libc().close(fifoFd);
   }
+}
+
+/**
+ * A failed command lookup (the child's lookup-command step) in runc's words, which engines read:
+ * podman exits 127 on "executable file not found" or "no such file or directory", 126 on
+ * "permission denied"; hako's own detail follows. Undefined for any other error.
+ */
+export function commandNotFound(e: unknown, command: unknown): OciError | undefined {
+  if (!(e instanceof Error) || (e as { step?: string }).step !== "lookup-command") return undefined;
+  const cmd = Array.isArray(command) ? String(command[0]) : String(command);
+  const why = /EACCES/.test(e.message)
+    ? "permission denied"
+    : cmd.includes("/")
+    ? `stat ${cmd}: no such file or directory`
+    : "executable file not found in $PATH";
+  return new OciError(
+    `unable to start container process: exec: ${JSON.stringify(cmd)}: ${why} (${e.message})`,
+  );
 }
 
 // (needsJsChild lives with the other rules of what the native child can do: _plain_mount.ts)
