@@ -357,6 +357,33 @@ test(
   { skip },
 );
 
+test(
+  "--rootless true|false|auto as runc's: root may make the cgroup either way (the rootless manager lets only a permission error go); other values refused",
+  () => {
+    using dir = tempDir("hako-test-oci-rootless-flag-");
+    const bundle = makeBundle(dir.path, (c) => {
+      c.process!.args = ["sleep", "30"];
+    });
+    const runc = launcher(dir.path);
+    const root = join(dir.path, "state");
+    for (const flag of ["true", "false", "auto"]) {
+      const id = `hako-test-rl-${flag}-${suffix()}`;
+      try {
+        const r = runIt(runc, ["--rootless", flag, "--root", root, "create", "--bundle", bundle, id]);
+        equal(r.status, 0, r.stderr);
+        const record = JSON.parse(readFileSync(join(root, id, "state.json"), "utf8"));
+        equal(record.cgroupName !== undefined, true, `--rootless ${flag}: ${JSON.stringify(record.cgroupName)}`);
+      } finally {
+        runIt(runc, ["--root", root, "delete", "--force", id]);
+      }
+    }
+    const bad = runIt(runc, ["--rootless", "maybe", "--root", root, "list"]);
+    equal(bad.status, 1);
+    match(bad.stderr, /invalid --rootless value "maybe": true, false or auto/);
+  },
+  { skip },
+);
+
 test("domainname: the container's UTS namespace's, with hako as with runc ≥ 1.2 (1.1 ignores it)", () => {
   using dir = tempDir("hako-test-oci-domain-");
   const bundle = makeBundle(dir.path, (c) => {

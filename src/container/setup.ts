@@ -2078,16 +2078,22 @@ export function timensNeedsDumpable(spec: Pick<ResolvedSpec, "rootless" | "timeO
 
 /** Writes the time offsets `text` to this process's {@link TIMENS_OFFSETS} in one write (the kernel parses one buffer). */
 function writeTimensOffsets(text: string, dumpable: boolean): void {
-  const { open, close, write, prctl } = libc();
+  const { open, prctl } = libc();
   if (dumpable) check(prctl(PR_SET_DUMPABLE, 1n, 0n, 0n, 0n), "prctl", [unquoted("PR_SET_DUMPABLE"), 1]);
   const fd = open(cstr(TIMENS_OFFSETS), O_WRONLY_CLOEXEC, 0);
   const openErrno = fd === -1 ? errno() : 0;
   if (dumpable) check(prctl(PR_SET_DUMPABLE, 0n, 0n, 0n, 0n), "prctl", [unquoted("PR_SET_DUMPABLE"), 0]);
   if (fd === -1) throw new SyscallError("open", openErrno, [TIMENS_OFFSETS]);
+  writeWholeAndClose(fd, TIMENS_OFFSETS, text);
+}
+
+/** Writes `text` in one write(2) to `fd` (open on `path`), which must take it whole, then closes it. */
+function writeWholeAndClose(fd: number, path: string, text: string): void {
+  const { close, write } = libc();
   try {
     const bytes = new TextEncoder().encode(text);
     const n = write(fd, bytes, BigInt(bytes.length));
-    if (n !== bytes.length) throw new SyscallError("write", n === -1 ? errno() : EIO, [TIMENS_OFFSETS, text]);
+    if (n !== bytes.length) throw new SyscallError("write", n === -1 ? errno() : EIO, [path, text]);
   } finally {
     close(fd);
   }
@@ -2121,16 +2127,9 @@ function lookupCommand(cmd: string, candidates: readonly string[]): void {
 
 /** Writes a sysctl's value whole (the forked child's; native.ts compiles the same calls). */
 function writeSysctl(path: string, value: string): void {
-  const { open, close, write } = libc();
-  const fd = open(cstr(path), O_WRONLY_CLOEXEC, 0);
+  const fd = libc().open(cstr(path), O_WRONLY_CLOEXEC, 0);
   if (fd === -1) throw new SyscallError("open", errno(), [path]);
-  try {
-    const bytes = new TextEncoder().encode(value);
-    const n = write(fd, bytes, BigInt(bytes.length));
-    if (n !== bytes.length) throw new SyscallError("write", n === -1 ? errno() : EIO, [path, value]);
-  } finally {
-    close(fd);
-  }
+  writeWholeAndClose(fd, path, value);
 }
 
 /**

@@ -76,6 +76,8 @@ export interface Ctx {
   readonly store: OciStore;
   readonly log: Log;
   readonly io: OciIo;
+  /** `--rootless true|false` (runc's): cgroups as its rootless manager or not; undefined: auto. */
+  readonly rootless?: boolean;
 }
 
 const VERSION = "hako-runc version 0.1.0 (hako)\nspec: 1.0.2\n";
@@ -106,6 +108,9 @@ Global options:
   --log FILE          write errors (and warnings) there too; --log-format json|text (default text)
   --debug             debug messages in the log
   --systemd-cgroup    refused: hako manages cgroupfs paths (podman --cgroup-manager cgroupfs)
+  --rootless true|false|auto  cgroups as runc's rootless manager: none made without limits unless
+                      delegated, device rules left to the user namespace (auto, the default: when
+                      not root, or root of a user namespace such as rootless podman's)
 `;
 
 /**
@@ -144,7 +149,16 @@ export async function runOci(argv: readonly string[], io: OciIo = STDIO): Promis
         "--systemd-cgroup: not supported by hako (it manages cgroupfs paths: podman --cgroup-manager cgroupfs)",
       );
     }
-    const ctx: Ctx = { store: new OciStore(String(a.global.root ?? defaultOciRoot())), log, io };
+    const rootless = a.global.rootless;
+    if (rootless !== undefined && !["true", "false", "auto"].includes(String(rootless))) {
+      throw new OciUsageError(`invalid --rootless value ${JSON.stringify(rootless)}: true, false or auto`);
+    }
+    const ctx: Ctx = {
+      store: new OciStore(String(a.global.root ?? defaultOciRoot())),
+      log,
+      io,
+      ...(rootless === "true" || rootless === "false" ? { rootless: rootless === "true" } : {}),
+    };
     log.debug(`hako-runc ${argv.join(" ")}`);
     const o = a.options;
     switch (a.command) {

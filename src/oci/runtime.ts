@@ -147,17 +147,20 @@ async function joinSessionKeyring(name: string): Promise<void> {
   if (r === -1n) throw new SyscallError("keyctl", errno(), ["KEYCTL_SETPERM", name]);
 }
 
-/** Whether hako-runc runs without the host's root: not uid 0, or uid 0 of a nested user namespace. */
-function isRootless(): boolean {
-  return (process.geteuid?.() ?? 0) !== 0 || inNestedUserNamespace();
+/**
+ * Whether hako-runc runs without the host's root: `--rootless true|false` as given, else (auto) not
+ * uid 0, or uid 0 of a nested user namespace (runc's rule).
+ */
+function isRootless(ctx: Ctx): boolean {
+  return ctx.rootless ?? ((process.geteuid?.() ?? 0) !== 0 || inNestedUserNamespace());
 }
 
 /**
  * A rootless caller's cgroup, as runc's rootless cgroup manager has it: device rules are dropped
  * (the user namespace already keeps the container from mknod, and only the host's root may load a
- * device program); without limits, no cgroup of its own unless `cgroupsPath` names one the caller
- * may make (a delegated subtree) — rootless podman on cgroup v1, or without systemd, names none;
- * with limits, it is kept, and a cgroup the caller cannot make fails create naming the directory.
+ * device program); without limits, a cgroup of its own only where the caller may make it (a
+ * delegated subtree; rootless podman on cgroup v1, or without systemd, has none), else none; with
+ * limits, it is kept, and a cgroup the caller cannot make fails create naming the directory.
  */
 async function rootlessCgroup(spec: ContainerSpec, log: Ctx["log"]): Promise<ContainerSpec> {
   if (!spec.cgroup) return spec;
@@ -165,12 +168,16 @@ async function rootlessCgroup(spec: ContainerSpec, log: Ctx["log"]): Promise<Con
   if (devices?.length) log.debug("rootless: linux.resources.devices left to the user namespace, as runc does");
   const limited = Object.keys(cgroup).some((k) => k !== "name" && k !== "parent");
   if (limited) return { ...spec, cgroup };
-  if (cgroup.name !== undefined) {
-    const { undelegatedCgroupDir } = await import("../container/rootless.ts");
-    const dir = undelegatedCgroupDir(cgroup.name, cgroup);
-    if (!dir) return { ...spec, cgroup };
-    log.warn(`rootless: no cgroup of its own (${dir} is not writable, and no limit asks for one)`);
-  }
+  // (runc's rootless manager tries to make it and lets a permission error go: where the caller may
+  // make it — a delegated subtree, or root given --rootless true — it is made, named so)
+  const [{ undelegatedCgroupDir }, { DEFAULT_CGROUP_PARENT }] = await Promise.all([
+    import("../container/rootless.ts"),
+    import("../container/_cgroup_parent.ts"),
+  ]);
+  const name = cgroup.name ?? `${cgroup.parent ?? DEFAULT_CGROUP_PARENT}/${spec.name}`;
+  const dir = undelegatedCgroupDir(name, cgroup);
+  if (!dir) return { ...spec, cgroup: { ...cgroup, name } };
+  log.warn(`rootless: no cgroup of its own (${dir} is not writable, and no limit asks for one)`);
   const { cgroup: _none, ...rest } = spec;
   return rest;
 }
@@ -221,7 +228,7 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
   // command's start ~0.5 ms (state, kill and delete never ask for the hostname).
   const { hostname } = process.getBuiltinModule("node:os") as typeof import("node:os");
   const plan0 = ociToSpec(config, bundle, id, { hostname: hostname() });
-  const plan = isRootless() ? { ...plan0, spec: await rootlessCgroup(plan0.spec, log) } : plan0;
+  const plan = isRootless(ctx) ? { ...plan0, spec: await rootlessCgroup(plan0.spec, log) } : plan0;
   // The CLI starts create and run without the re-exec that makes Bun's engine single-threaded
   // (src/cli/commands.ts): only a container whose child is forked needs it, and it is done now,
   // before anything is made (the re-executed process reads the bundle again and goes on).
