@@ -568,6 +568,7 @@ function hostSteps(spec: ContainerSpec, r: ResolvedSpec): string[] {
     ...(r.cgroupName ? ["cgroup"] : []),
     ...(plannedFiles(r).length ? ["etc-files"] : []),
     ...(r.mounts.some(isIdmapped) ? ["idmap-mounts"] : []),
+    ...(r.mounts.some(isTmpcopyup) ? ["tmpcopyup"] : []),
     "clone",
     ...(r.newNamespaces.includes("user") ? ["id-maps"] : []),
     // (container.ts attaches the child to every cgroup it made, limits or none)
@@ -603,7 +604,9 @@ test("the host's failures are named as hako plan names their steps", () => {
   // (container.ts's fail(step, …) for the id maps)
   const source = readFileSync(join(import.meta.dirname!, "..", "src", "container", "container.ts"), "utf8");
   const failed = new Set([...source.matchAll(/fail\("([a-z-]+)"/g)].map((m) => m[1]!));
-  for (const name of ["cgroup", "etc-files", "idmap-mounts", "id-maps", "cgroup-attach", "veth", "bootstrap"]) {
+  for (
+    const name of ["cgroup", "etc-files", "idmap-mounts", "tmpcopyup", "id-maps", "cgroup-attach", "veth", "bootstrap"]
+  ) {
     assert.ok(failed.has(name), `container.ts fails no step named ${name} (it has ${[...failed].join(", ")})`);
   }
 });

@@ -15,6 +15,7 @@ import { launcher, runIt, runtimesToCompare } from "./_oci_lab.ts";
 import { run } from "../mod.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { resolveSpec } from "../src/container/validate.ts";
+import { planContainer } from "../src/container/plan.ts";
 import { tmpfsParams } from "../src/container/_tmpcopyup.ts";
 import { nativeChildren } from "../src/container/native.ts";
 import { nativeSpawnSupported } from "../ffi/spawn.ts";
@@ -41,6 +42,14 @@ test("tmpcopyup: a tmpfs's only (refused on a bind by field path); its options a
   deepEqual(p.params, [["size", "65536k"], ["mode", "1777"]]);
   equal(p.attr, 0x2 | 0x4 | 0x20); // MOUNT_ATTR_NOSUID | NODEV | STRICTATIME
   equal(p.readonly, true);
+  // hako plan shows the parent's step, before the clone
+  const host = planContainer({
+    name: "x",
+    rootfs: dir.path,
+    command: ["true"],
+    mounts: [{ type: "tmpfs", target: "/run", options: ["tmpcopyup"] }],
+  }).steps.filter((s) => s.where === "host").map((s) => s.name);
+  equal(host.indexOf("tmpcopyup") + 1, host.indexOf("clone"));
 });
 
 /**

@@ -377,9 +377,10 @@ function profileFor(opts: ExecOptions): ExecProfile {
 export function planExec(pid: number, opts: ExecOptions): ExecPlan {
   assertValidExec(pid, opts);
   const all = cgroupProcsFiles(pid);
-  // Rootless (or root of a nested user namespace, rootless podman's): the cgroups the caller cannot write are not joined (the command stays in the
-  // caller's own there), as runc does for a rootless container without cgroup delegation (its
-  // rootless cgroup manager ignores the join's EACCES); root joins every one or fails.
+  // Rootless (or root of a nested user namespace, rootless podman's): the cgroups the caller cannot
+  // write are not joined (the command stays in the caller's own there), as runc does for a rootless
+  // container without cgroup delegation (its rootless cgroup manager ignores the join's EACCES);
+  // root joins every one or fails.
   const rootless = callerRootless();
   const cgroupProcs = rootless ? all.filter(writable) : all;
   return {

@@ -11,7 +11,7 @@ import { describeHook, EVENT_HOOK_NAMES, EventWatcher, hookArgv } from "./hooks.
 import { resolveRestart, RESTART_FIRST_DELAY_MS, RESTART_MAX_DELAY_MS } from "./restart_policy.ts";
 import { resolveMemoryPressure } from "./memory_pressure.ts";
 import { cloneFlags, type HostStepName, type SetupContext, stepPlan, stepsFor } from "./setup.ts";
-import { isIdmapped } from "./_plain_mount.ts";
+import { isIdmapped, isTmpcopyup } from "./_plain_mount.ts";
 import { containerGroupSpec } from "./_cgroup.ts";
 import { type ContainerFile, containerFileContents } from "./_files.ts";
 import { secureJoin } from "./_paths.ts";
@@ -157,6 +157,18 @@ export function planContainer(spec: ContainerSpec, options: { readonly hooksSync
           }), mount_setattr(MOUNT_ATTR_IDMAP${rec ? ", AT_RECURSIVE" : ""})`;
         }),
       ],
+    });
+  }
+  const copied = r.mounts.flatMap((m, i) => (isTmpcopyup(m) ? [[m, i] as const] : []));
+  if (copied.length) {
+    host.push({
+      where: "host",
+      name: "tmpcopyup",
+      why:
+        "a tmpfs with tmpcopyup starts with what its target held in the image: the parent makes it detached and copies the directory in (symlinks as symlinks, owners and modes kept); the child attaches it. A target missing or empty in the image is a plain tmpfs with the directory's mode",
+      calls: copied.map(([m, i]) =>
+        `mounts[${i}]: openat2(rootfs, ${m.target}, RESOLVE_IN_ROOT|RESOLVE_NO_SYMLINKS); fsopen("tmpfs"), fsconfig…, fsmount; copy its entries in, each lstat'ed`
+      ),
     });
   }
   host.push({
