@@ -416,6 +416,16 @@ export abstract class Controller<S> {
   }
 
   /**
+   * The control-file writes create() would make for the attributes set so far (raw keys last),
+   * without touching anything: what a cgroup manager (systemd's unit properties) is told of the
+   * limits.
+   * @throws {ConfigError} When an attribute cannot be expressed on this version.
+   */
+  plannedWrites(): Write[] {
+    return this.#plan(this.#resolve().version, true);
+  }
+
+  /**
    * Re-writes the attributes (after changing them) to the existing cgroup.
    *
    * @returns this, for chaining.

@@ -317,6 +317,14 @@ export class Group {
   }
 
   /**
+   * Every controller's planned control-file writes ({@link Controller.plannedWrites}), file to
+   * value; nothing is touched.
+   */
+  plannedWrites(): Map<string, string> {
+    return new Map(this.#controllers.flatMap((c) => c.plannedWrites().map((w) => [w.file, w.value] as const)));
+  }
+
+  /**
    * Re-writes the settings of every controller.
    * @returns this, for chaining.
    * @throws {SyscallError} When a write fails.

@@ -75,3 +75,4 @@ export {
   sharesToWeight,
   weightToShares,
 } from "./values.ts";
+export { DEFAULT_SLICE, expandSlice, scopeCgroupName, type SystemdScope } from "./systemd.ts";

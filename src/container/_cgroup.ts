@@ -9,7 +9,17 @@
  */
 import { readFileSync, rmdirSync, statSync } from "node:fs";
 import { detect, type Layout } from "../cgroup/layout.ts";
-import type { GroupSpec } from "../cgroup/group.ts";
+import type { Group, GroupSpec } from "../cgroup/group.ts";
+import {
+  DEFAULT_SLICE,
+  deviceProperties,
+  limitProperties,
+  scopeCgroupName,
+  scopeProperties,
+  systemdRunning,
+  type SystemdScope,
+} from "../cgroup/systemd.ts";
+import { SystemdManager } from "../cgroup/systemd_manager.ts";
 import type { ContainerSpec } from "./spec.ts";
 
 /** How old an empty cgroup of a container's name must be to count as a crashed one's leftover. */
@@ -19,12 +29,14 @@ export { DEFAULT_CGROUP_PARENT } from "./_cgroup_parent.ts";
 import { DEFAULT_CGROUP_PARENT } from "./_cgroup_parent.ts";
 
 /**
- * The cgroup name of a container: `cgroup.name` as given, else `<cgroup.parent or hako>/<name>`;
+ * The cgroup name of a container: its systemd scope's path (see `src/cgroup/systemd.ts`), else
+ * `cgroup.name` as given, else `<cgroup.parent or hako>/<name>`;
  * undefined for a rootless container without a `cgroup` section (an unprivileged user may make
  * cgroups only in a subtree delegated to it, which it names itself).
  */
 export function containerCgroupName(spec: ContainerSpec, rootless: boolean): string | undefined {
   const cg = spec.cgroup;
+  if (cg?.systemd) return scopeCgroupName(cg.systemd);
   if (cg?.name !== undefined) return cg.name;
   if (rootless && !cg) return undefined;
   return `${cg?.parent ?? DEFAULT_CGROUP_PARENT}/${spec.name}`;
@@ -55,7 +67,7 @@ function layout(): Layout | null {
  * from mknod and which may not load a device program (runc does the same).
  */
 export function containerGroupSpec(spec: ContainerSpec["cgroup"], options: { devices?: boolean } = {}): GroupSpec {
-  const { name: _name, parent: _parent, ...limits } = spec ?? {};
+  const { name: _name, parent: _parent, systemd: _systemd, ...limits } = spec ?? {};
   const have = offered(layout() ?? { version: 2, unifiedControllers: [] } as unknown as Layout);
   const io = have.has("io") || have.has("blkio");
   return {
@@ -105,5 +117,55 @@ export function removeStaleCgroup(name: string): void {
       if (Date.now() - statSync(dir).mtimeMs < STALE_AFTER_MS) continue;
       rmdirSync(dir); // (fails with EBUSY when it has child cgroups: kept)
     } catch { /* kept: the create says why */ }
+  }
+}
+
+/**
+ * Starts a container's systemd scope with `pid` in it (see `src/cgroup/systemd.ts`): the group's
+ * limits and device list go as unit properties; the caller then makes the directories systemd
+ * leaves to others and writes the limits (`group.create()`, `attach`).
+ * @param warn Told what systemd's device list leaves out.
+ * @throws {Error} When systemd does not run here; {@link DbusError} when it refuses
+ *   (`UnitExists`: a scope of that name is there already).
+ */
+export function startSystemdScope(
+  scope: SystemdScope,
+  name: string,
+  group: Group,
+  pid: number,
+  warn: (message: string) => void,
+): void {
+  if (!systemdRunning()) {
+    throw new Error(
+      "systemd does not run this host (no /run/systemd/system): a cgroup.systemd scope needs it (use a cgroupfs name)",
+    );
+  }
+  const m = SystemdManager.connect();
+  try {
+    const version = group.controllers[0]?.version ?? 2;
+    const limits = limitProperties(group.plannedWrites(), version, m.version());
+    const devices = group.devices ? deviceProperties(group.devices.allowlist) : { properties: [], warnings: [] };
+    devices.warnings.forEach(warn);
+    const slice = scope.slice ?? DEFAULT_SLICE;
+    m.startTransientUnit(
+      scope.unit,
+      scopeProperties({ name, slice, pid, version }, [...devices.properties, ...limits]),
+    );
+  } finally {
+    m.close();
+  }
+}
+
+/**
+ * Stops a container's systemd scope (its processes are gone or killed first) and forgets its
+ * failed state; one that is gone is no error.
+ * @throws {SyscallError|DbusError} When systemd cannot be reached or refuses.
+ */
+export function stopSystemdScope(unit: string): void {
+  const m = SystemdManager.connect();
+  try {
+    m.stopUnit(unit);
+  } finally {
+    m.close();
   }
 }

@@ -37,6 +37,7 @@ import { rawKeyProblem } from "../cgroup/controller.ts";
 import { assertValidDeviceRules } from "../cgroup/devices.ts";
 import { detect } from "../cgroup/layout.ts";
 import { assertValidName as assertValidCgroupName } from "../cgroup/_name.ts";
+import { expandSlice, scopeNameProblem } from "../cgroup/systemd.ts";
 import { isPageSizeName, parseByteSize, parseCpuList, parseDevice, parseInteger } from "../cgroup/values.ts";
 import { DEFAULT_SECCOMP_PROFILE, resolveSeccompProfile, type SeccompProfile } from "../seccomp.ts";
 import { assertValidIdMap, type IdMapEntry, NAMESPACE_FLAGS, type NamespaceName } from "../namespace.ts";
@@ -77,7 +78,8 @@ export const KEYS = {
   owner: ["uid", "gid"],
   mount: ["type", "source", "target", "options", "readonly"],
   device: ["path", "type", "major", "minor", "fileMode"],
-  cgroup: ["cpu", "cpuset", "memory", "pids", "io", "hugetlb", "devices", "raw", "name", "parent"],
+  cgroup: ["cpu", "cpuset", "memory", "pids", "io", "hugetlb", "devices", "raw", "name", "parent", "systemd"],
+  systemd: ["slice", "unit"],
   cpu: ["quotaUs", "periodUs", "weight", "shares"],
   cpuset: ["cpus", "mems"],
   memory: ["limit", "swap"],
@@ -110,6 +112,7 @@ const _keysMatchTheTypes: readonly true[] = [
   true as Exactly<NonNullable<Extract<ContainerSpec["rootfs"], { owner?: unknown }>["owner"]>, typeof KEYS.owner>,
   true as Exactly<MountSpec, typeof KEYS.mount>,
   true as Exactly<Cgroup, typeof KEYS.cgroup>,
+  true as Exactly<NonNullable<Cgroup["systemd"]>, typeof KEYS.systemd>,
   true as Exactly<NonNullable<Cgroup["cpu"]>, typeof KEYS.cpu>,
   true as Exactly<NonNullable<Cgroup["cpuset"]>, typeof KEYS.cpuset>,
   true as Exactly<NonNullable<Cgroup["memory"]>, typeof KEYS.memory>,
@@ -927,6 +930,21 @@ export function cgroupOf(c: Checker, value: unknown, name: string): Obj | undefi
   }
   if (cg.name !== undefined && cg.parent !== undefined) {
     bad("cgroup.parent", "give cgroup.name (the whole path) or cgroup.parent, not both");
+  }
+  const systemd = c.section(cg.systemd, "cgroup.systemd", KEYS.systemd, 'an object { slice, unit: "NAME.scope" }');
+  if (systemd) {
+    for (const k of ["name", "parent"] as const) {
+      if (cg[k] !== undefined) {
+        bad(`cgroup.${k}`, "give cgroup.systemd (a scope systemd makes) or a cgroupfs name, not both");
+      }
+    }
+    const problem = scopeNameProblem(systemd.unit as string);
+    if (problem) bad("cgroup.systemd.unit", problem);
+    if (systemd.slice !== undefined) {
+      if (typeof systemd.slice !== "string") {
+        bad("cgroup.systemd.slice", `must be a slice name, got ${show(systemd.slice)}`);
+      } else c.config("cgroup.systemd.slice", () => void expandSlice(systemd.slice as string));
+    }
   }
   for (const k of ["name", "parent"] as const) {
     const v = cg[k];

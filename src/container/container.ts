@@ -54,7 +54,14 @@ import type { RootlessPlan } from "./rootless.ts";
 import { type ChildError, closeFd, describe, pipe, setupError, writeAll } from "./_pipe.ts";
 import { compileChild, type NativeChild } from "./native.ts";
 import { realRootfs } from "./_paths.ts";
-import { containerGroupSpec, existingCgroupDirs, removeEmptyDefaultParent, removeStaleCgroup } from "./_cgroup.ts";
+import {
+  containerGroupSpec,
+  existingCgroupDirs,
+  removeEmptyDefaultParent,
+  removeStaleCgroup,
+  startSystemdScope,
+  stopSystemdScope,
+} from "./_cgroup.ts";
 import { type IdmappedMounts, prepareIdmappedMounts } from "./_idmap.ts";
 import type { TmpfsCopies } from "./_tmpcopyup.ts";
 import {
@@ -478,20 +485,32 @@ export class Container {
         }
       }
 
-      // cgroup: every container gets one of its own, made new (never adopted; see _cgroup.ts)
+      // cgroup: every container gets one of its own, made new (never adopted; see _cgroup.ts).
+      // A systemd scope is started with the child in it, after the clone (cgroup-attach).
       let group: Group | undefined;
       const cgroupName = spec.cgroupName;
+      const scope = spec.cgroup?.systemd;
+      let scopeStarted = false;
       if (cgroupName) {
         try {
           group = new Group(cgroupName, containerGroupSpec(spec.cgroup, { devices: !spec.rootless }));
-          if (spec.cgroup?.name === undefined) removeStaleCgroup(cgroupName);
-          group.create({ exclusive: true });
+          if (scope) {
+            const there = existingCgroupDirs(cgroupName);
+            if (there.length) throw new Error(`cgroup ${cgroupName} exists already (${there[0]}): a scope is new`);
+          } else {
+            if (spec.cgroup?.name === undefined) removeStaleCgroup(cgroupName);
+            group.create({ exclusive: true });
+          }
         } catch (e) {
           fail("cgroup", e);
         }
         const g = group!;
         undo.push(() => {
-          g.delete({ kill: true });
+          try {
+            g.delete({ kill: true });
+          } finally {
+            if (scopeStarted) stopSystemdScope(scope!.unit);
+          }
           removeEmptyDefaultParent(cgroupName);
         });
       }
@@ -638,6 +657,15 @@ export class Container {
           }
         } catch (e) {
           fail("id-maps", e); // (named as hako plan names the step)
+        }
+      }
+      if (group && scope) {
+        try {
+          startSystemdScope(scope, spec.name, group, pid, (w) => console.warn(`hako: warning: ${w}`));
+          scopeStarted = true;
+          group.create(); // (the directories systemd leaves to others; the limits written in all)
+        } catch (e) {
+          fail("cgroup", e);
         }
       }
       if (group) {
@@ -1024,6 +1052,13 @@ export class Container {
       if (this.cgroup) removeEmptyDefaultParent(this.cgroup.name);
     } catch (e) {
       first = e;
+    }
+    if (this.cgroup && this.spec.cgroup?.systemd) {
+      try {
+        stopSystemdScope(this.spec.cgroup.systemd.unit);
+      } catch (e) {
+        first ??= e;
+      }
     }
     try {
       removeContainerFiles(this.name);

@@ -296,8 +296,8 @@ function callerRootless(): boolean {
 /**
  * The `cgroup.procs` files for every hierarchy `pid` is in, from /proc/PID/cgroup: v1 lines
  * `N:ctrl,ctrl:/path` under the mount of their first controller, the v2 line `0::/path` under the
- * cgroup2 mount. Hierarchies that are not mounted, and named v1 hierarchies (`name=systemd`),
- * are left out.
+ * cgroup2 mount. Hierarchies that are not mounted, named v1 hierarchies (`name=systemd`), and
+ * cgroups outside the caller's cgroup namespace are left out.
  */
 function cgroupProcsFiles(pid: number): string[] {
   const file = `/proc/${pid}/cgroup`;
@@ -318,6 +318,9 @@ function cgroupProcsFiles(pid: number): string[] {
     const m = /^(\d+):([^:]*):(\/.*)$/.exec(line);
     if (!m) continue;
     const [, id, ctrls, path] = m;
+    // (a cgroup outside the caller's cgroup namespace shows as "/.."…: it cannot be named from
+    // here, and the path would lead out of the hierarchy: that one is not joined)
+    if (path!.split("/").includes("..")) continue;
     const rel = path === "/" ? "" : path!;
     if (id === "0" && ctrls === "") {
       if (layout.unified) out.push(`${layout.unified}${rel}/cgroup.procs`);

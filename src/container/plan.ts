@@ -3,6 +3,7 @@
  * with the kernel calls each makes — computed from the spec alone, touching nothing.
  * @module
  */
+import { DEFAULT_SLICE } from "../cgroup/systemd.ts";
 import process from "node:process";
 import { namespaceNames } from "../namespace.ts";
 import { onlyOwnId } from "./rootless.ts";
@@ -117,9 +118,20 @@ export function planContainer(spec: ContainerSpec, options: { readonly hooksSync
       why:
         "a cgroup of the container's own (counted and charged in every controller the host offers, even without limits), made new by the parent — never one that exists — so it can always be removed",
       calls: [
-        `mkdir cgroup ${r.cgroupName} (${
-          Object.keys(containerGroupSpec(r.cgroup)).join(", ") || "no controller"
-        }; it must not exist)`,
+        ...(c.systemd
+          ? [
+            `systemd: StartTransientUnit ${c.systemd.unit} in ${
+              c.systemd.slice ?? DEFAULT_SLICE
+            } (Delegate=yes, the limits as unit properties; PIDs: the child's, so after the clone, at cgroup-attach)`,
+            `mkdir cgroup ${r.cgroupName} where systemd leaves it (${
+              Object.keys(containerGroupSpec(r.cgroup)).join(", ") || "no controller"
+            })`,
+          ]
+          : [
+            `mkdir cgroup ${r.cgroupName} (${
+              Object.keys(containerGroupSpec(r.cgroup)).join(", ") || "no controller"
+            }; it must not exist)`,
+          ]),
         ...writes,
       ],
     });

@@ -26,6 +26,7 @@
 import type { IdMapEntry, NamespaceName } from "../namespace.ts";
 import type { OciSeccompProfile, SeccompProfile } from "../seccomp.ts";
 import type { DeviceRule } from "../cgroup/devices.ts";
+import type { SystemdScope } from "../cgroup/systemd.ts";
 import type { Hook, ReadinessSpec } from "./hooks.ts";
 import type { RestartPolicy } from "./restart_policy.ts";
 import type { MemoryPressureSpec } from "./memory_pressure.ts";
@@ -181,6 +182,14 @@ export interface CgroupSpec {
    * you name — a slice with limits of its own, say — is made if missing and kept).
    */
   readonly parent?: string;
+  /**
+   * The cgroup as a systemd scope (runc's `--systemd-cgroup`; for hosts where systemd is PID 1):
+   * systemd makes it — `unit` in `slice` (default `system.slice`), delegated — with the container's
+   * first process and its limits as unit properties, so a `systemctl daemon-reload` keeps them;
+   * hako then writes the limits as for any cgroup, and `delete` stops the unit. Not with `name`
+   * or `parent`; root only.
+   */
+  readonly systemd?: SystemdScope;
 }
 
 /**

@@ -306,6 +306,13 @@ export function resolveSpec(input: ContainerSpec): ResolvedSpec {
 
   // limits and privileges
   const cgroup = cgroupOf(c, s.cgroup, name ?? "x");
+  if (cgroup?.systemd && rootless) {
+    // (runc refuses its rootless systemd manager on v1; on v2 it needs the user's own manager)
+    bad(
+      "cgroup.systemd",
+      "a systemd scope is made by root here: a rootless container's cgroup is cgroupfs (a delegated subtree)",
+    );
+  }
   const { capabilities, capabilitySets, ambientCapabilities } = capabilitiesOf(c, s.capabilities);
   const rlimits = rlimitsOf(c, s.rlimits);
   const argMax = argv.length ? argMaxProblem(argv, env, rlimits) : undefined;

@@ -43,7 +43,7 @@
  * | `linux.resources.unified` | refused on a v1/hybrid host (runc's ErrV1NoUnified); v2: `cgroup.raw`, keys only files of the cpu, cpuset, memory, pids, io controllers |
  * | `linux.resources.hugepageLimits` | `cgroup.hugetlb` (`{ "2MB": limit }`): v1 `hugetlb.<size>.limit_in_bytes`, v2 `hugetlb.<size>.max`, each with its `.rsvd.` limit where the kernel has one, as runc |
  * | `linux.resources.network`, `rdma` | refused (no net_cls/net_prio or rdma controller in src/cgroup) |
- * | `linux.cgroupsPath` | `cgroup.name` (cgroupfs; `--systemd-cgroup` is refused) |
+ * | `linux.cgroupsPath` | `cgroup.name` (cgroupfs); with `--systemd-cgroup`, `slice:prefix:name` is `cgroup.systemd` `{ slice, unit: "prefix-name.scope" }` (runc's rules; a slice unit is refused) |
  * | `linux.sysctl` | `sysctl`: written by the container's process in its own net, ipc or uts namespace, after pivot_root (others are refused, as runc does) |
  * | `linux.maskedPaths`, `readonlyPaths` | `maskedPaths`, `readonlyPaths` (absent: none, as OCI says) |
  * | `linux.seccomp` | `seccomp` (an OCI profile, compiled by hako) |
@@ -67,6 +67,7 @@ import type { DeviceRule } from "../cgroup/devices.ts";
 import type { OciSeccompProfile } from "../seccomp.ts";
 import type { SpecProblem } from "../container/validate.ts";
 import { ConfigError } from "../errors.ts";
+import { expandSlice, scopeNameProblem } from "../cgroup/systemd.ts";
 import { blkioWeightToIo, isPageSizeName } from "../cgroup/values.ts";
 import { sha256Hex } from "./_sha256.ts";
 import { isSysctlKey, sysctlNamespace } from "../container/_sysctl.ts";
@@ -205,7 +206,7 @@ export function ociToSpec(
   config: unknown,
   bundle: string,
   id: string,
-  host: { readonly hostname?: string; readonly cgroupVersion?: 1 | 2 } = {},
+  host: { readonly hostname?: string; readonly cgroupVersion?: 1 | 2; readonly systemdCgroup?: boolean } = {},
 ): OciPlan {
   const problems: SpecProblem[] = [];
   const bad = (path: string, message: string) => void problems.push({ path, message });
@@ -465,10 +466,39 @@ export function ociToSpec(
 
   // cgroup
   const cgroup: Record<string, unknown> = {};
-  if (linux.cgroupsPath !== undefined) {
+  if (host.systemdCgroup) {
+    // runc's systemd manager: "slice:prefix:name" is the scope prefix-name.scope in slice
+    // (default system.slice); without a path, hako-<id>.scope (runc's is runc-<id>.scope)
+    const p = linux.cgroupsPath === undefined || linux.cgroupsPath === null ? "" : String(linux.cgroupsPath);
+    const parts = p === "" ? ["", "hako", id] : p.split(":");
+    if (parts.length !== 3) {
+      bad(
+        "linux.cgroupsPath",
+        `expected cgroupsPath to be of format "slice:prefix:name" for systemd cgroups, got ${
+          JSON.stringify(p)
+        } instead`,
+      );
+    } else {
+      const [slice, prefix, name] = parts as [string, string, string];
+      const unit = name.endsWith(".slice") ? name : `${prefix ? `${prefix}-` : ""}${name}.scope`;
+      const problem = scopeNameProblem(unit);
+      if (problem) bad("linux.cgroupsPath", `the scope ${problem}`);
+      try {
+        if (slice) expandSlice(slice, "linux.cgroupsPath");
+      } catch (e) {
+        bad("linux.cgroupsPath", (e as Error).message.replace(/^linux\.cgroupsPath: /, ""));
+      }
+      cgroup.systemd = { ...(slice ? { slice } : {}), unit };
+    }
+  } else if (linux.cgroupsPath !== undefined) {
     const p = String(linux.cgroupsPath);
     if (/^[^/]*:[^/]*:/.test(p)) {
-      bad("linux.cgroupsPath", `${JSON.stringify(p)} is a systemd slice:prefix:name: hako manages cgroupfs paths only`);
+      bad(
+        "linux.cgroupsPath",
+        `${
+          JSON.stringify(p)
+        } is a systemd slice:prefix:name: pass --systemd-cgroup (podman --cgroup-manager systemd) or a cgroupfs path`,
+      );
     } else {
       const name = p.split("/").filter(Boolean).join("/");
       if (name) cgroup.name = name;

@@ -78,6 +78,8 @@ export interface Ctx {
   readonly io: OciIo;
   /** `--rootless true|false` (runc's): cgroups as its rootless manager or not; undefined: auto. */
   readonly rootless?: boolean;
+  /** `--systemd-cgroup`: the container's cgroup is a systemd scope (`linux.cgroupsPath` is `slice:prefix:name`). */
+  readonly systemdCgroup?: boolean;
 }
 
 const VERSION = "hako-runc version 0.1.0 (hako)\nspec: 1.0.2\n";
@@ -85,7 +87,7 @@ const VERSION = "hako-runc version 0.1.0 (hako)\nspec: 1.0.2\n";
 export const usage = `Usage: hako oci [GLOBAL OPTIONS] COMMAND [OPTIONS] ID …   (also: bin/hako-runc …)
 
 hako as an OCI runtime, with runc's command line: point podman, containerd or CRI-O at bin/hako-runc
-(podman --runtime /abs/path/bin/hako-runc --cgroup-manager cgroupfs run …).
+(podman --runtime /abs/path/bin/hako-runc run …).
 
 Commands:
   create ID [--bundle DIR] [--pid-file F] [--console-socket S]   set the container up, waiting before exec
@@ -107,7 +109,7 @@ Global options:
   --root DIR          state directory (default ${DEFAULT_OCI_ROOT}; rootless: $XDG_RUNTIME_DIR/hako-runc)
   --log FILE          write errors (and warnings) there too; --log-format json|text (default text)
   --debug             debug messages in the log
-  --systemd-cgroup    refused: hako manages cgroupfs paths (podman --cgroup-manager cgroupfs)
+  --systemd-cgroup    the cgroup is a systemd scope: cgroupsPath "slice:prefix:name" (runc's), root only
   --rootless true|false|auto  cgroups as runc's rootless manager: none made without limits unless
                       delegated, device rules left to the user namespace (auto, the default: when
                       not root, or root of a user namespace such as rootless podman's)
@@ -144,11 +146,6 @@ export async function runOci(argv: readonly string[], io: OciIo = STDIO): Promis
       io.stdout(usage);
       return a.command === undefined && !a.global.help ? 1 : 0;
     }
-    if (a.global["systemd-cgroup"]) {
-      throw new OciError(
-        "--systemd-cgroup: not supported by hako (it manages cgroupfs paths: podman --cgroup-manager cgroupfs)",
-      );
-    }
     const rootless = a.global.rootless;
     if (rootless !== undefined && !["true", "false", "auto"].includes(String(rootless))) {
       throw new OciUsageError(`invalid --rootless value ${JSON.stringify(rootless)}: true, false or auto`);
@@ -158,6 +155,7 @@ export async function runOci(argv: readonly string[], io: OciIo = STDIO): Promis
       log,
       io,
       ...(rootless === "true" || rootless === "false" ? { rootless: rootless === "true" } : {}),
+      ...(a.global["systemd-cgroup"] ? { systemdCgroup: true } : {}),
     };
     log.debug(`hako-runc ${argv.join(" ")}`);
     const o = a.options;
@@ -332,6 +330,30 @@ export async function kill(ctx: Ctx, id: string, sigText: string, all: boolean):
   await thawIfKilled();
 }
 
+/**
+ * Stops a container's systemd scope after its processes are gone (runc's `stopUnit`: a unit gone
+ * already is fine, a failure is a warning). The recorded name must be a scope's: a state file
+ * never makes hako stop a service.
+ */
+async function stopScope(ctx: Ctx, unit: string): Promise<void> {
+  const [{ scopeNameProblem }, { SystemdManager }] = await Promise.all([
+    import("../cgroup/systemd.ts"),
+    import("../cgroup/systemd_manager.ts"),
+  ]);
+  const problem = scopeNameProblem(unit);
+  if (problem) throw new OciError(`the state's systemd unit ${problem}`);
+  try {
+    const m = SystemdManager.connect();
+    try {
+      m.stopUnit(unit);
+    } finally {
+      m.close();
+    }
+  } catch (e) {
+    ctx.log.warn(`stopping systemd unit ${unit}: ${(e as Error).message}`);
+  }
+}
+
 /** `delete`: the cgroup (its processes killed) and the state directory. */
 export async function deleteContainer(ctx: Ctx, id: string, force: boolean): Promise<void> {
   const read = ctx.store.read(id);
@@ -355,6 +377,7 @@ export async function deleteContainer(ctx: Ctx, id: string, force: boolean): Pro
     if (status === "paused") (await import("./freezer.ts")).thaw(r.cgroupName, r.freezer);
     const { deleteCgroupDirs } = await import("./cgroup_dirs.ts");
     deleteCgroupDirs(r.cgroupName, r.cgroupDirs, (pid) => hotFs.kill(pid, 9));
+    if (r.cgroup?.systemd) await stopScope(ctx, r.cgroup.systemd.unit);
   } else if (r.cgroupName) {
     // (a record of an older hako: its directories detected)
     const [{ Group }, { containerGroupSpec }, { thaw, removeFreezer }] = await Promise.all([
@@ -365,6 +388,7 @@ export async function deleteContainer(ctx: Ctx, id: string, force: boolean): Pro
     if (status === "paused") thaw(r.cgroupName, r.freezer);
     new Group(r.cgroupName, containerGroupSpec(r.cgroup)).delete({ kill: true });
     removeFreezer(r.cgroupName);
+    if (r.cgroup?.systemd) await stopScope(ctx, r.cgroup.systemd.unit);
   }
   const state = r.hooks?.poststop?.length ? stateJson(ctx.store, r) : {};
   ctx.store.remove(id);

@@ -1,7 +1,7 @@
 /**
  * hako as an OCI runtime: runc's command line (`hako oci …`, `bin/hako-runc …`) over a bundle's
  * `config.json`, so podman, containerd or CRI-O can run containers with hako (`podman --runtime
- * /path/to/bin/hako-runc --cgroup-manager cgroupfs run …`).
+ * /path/to/bin/hako-runc run …`).
  *
  * `create` runs every setup step of the container (the same spec, steps and code as any hako
  * container: see `config.ts` for the mapping) and leaves its process waiting on the exec FIFO in
@@ -227,7 +227,7 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
   // node:os is loaded here, by the one command that uses it: under Bun its import costs every
   // command's start ~0.5 ms (state, kill and delete never ask for the hostname).
   const { hostname } = process.getBuiltinModule("node:os") as typeof import("node:os");
-  const plan0 = ociToSpec(config, bundle, id, { hostname: hostname() });
+  const plan0 = ociToSpec(config, bundle, id, { hostname: hostname(), systemdCgroup: ctx.systemdCgroup === true });
   const plan = isRootless(ctx) ? { ...plan0, spec: await rootlessCgroup(plan0.spec, log) } : plan0;
   // The CLI starts create and run without the re-exec that makes Bun's engine single-threaded
   // (src/cli/commands.ts): only a container whose child is forked needs it, and it is done now,
@@ -403,7 +403,7 @@ export async function startContainerHooks(ctx: Ctx, r: OciRecord): Promise<void>
       import("../container/validate.ts"),
     ]);
     const config = JSON.parse(readFileSync(join(r.bundle, "config.json"), "utf8")) as Record<string, unknown>;
-    const spec = resolveSpec(ociToSpec(config, r.bundle, r.id).spec);
+    const spec = resolveSpec(ociToSpec(config, r.bundle, r.id, { systemdCgroup: !!r.cgroup?.systemd }).spec);
     const { argv: _a, env: _e, ...profile } = spec;
     await runHooksIn(
       "startContainer",
@@ -473,8 +473,24 @@ async function update(ctx: Ctx, id: string, o: Options): Promise<void> {
   ]);
   const resources = updateResources(o, () => readFileSync(0, "utf8"));
   const cgroup = mergedCgroup(r.cgroup, resources);
-  const { name: _n, parent: _p, devices: _d, ...limits } = cgroup;
-  new Group(r.cgroupName, containerGroupSpec(limits, { devices: false })).modify();
+  const { name: _n, parent: _p, devices: _d, systemd, ...limits } = cgroup;
+  const group = new Group(r.cgroupName, containerGroupSpec(limits, { devices: false }));
+  if (systemd) {
+    // (systemd is told first, as runc's manager does: the unit's properties are what a
+    // daemon-reload writes again, so they must not hold the old limits)
+    const [{ limitProperties }, { SystemdManager }] = await Promise.all([
+      import("../cgroup/systemd.ts"),
+      import("../cgroup/systemd_manager.ts"),
+    ]);
+    const m = SystemdManager.connect();
+    try {
+      const version = group.controllers[0]?.version ?? 2;
+      m.setUnitProperties(systemd.unit, limitProperties(group.plannedWrites(), version, m.version()));
+    } finally {
+      m.close();
+    }
+  }
+  group.modify();
   await ctx.store.write({ ...r, cgroup });
 }
 
@@ -614,7 +630,7 @@ async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): 
       proc.capabilities = caps;
     }
   }
-  const plan = ociToSpec({ ...config, process: proc }, r.bundle, id);
+  const plan = ociToSpec({ ...config, process: proc }, r.bundle, id, { systemdCgroup: !!r.cgroup?.systemd });
   const spec = resolveSpec(plan.spec);
   const consoleSocket = typeof o["console-socket"] === "string" ? o["console-socket"] : undefined;
   if (plan.tty && !consoleSocket) throw new OciError("a terminal needs --console-socket in hako's OCI mode");
