@@ -411,6 +411,39 @@ for (const [path, value] of PATHS) {
   );
 }
 
+test(
+  "in the host's cgroup namespace a container sees its own cgroups at /sys/fs/cgroup, never the host's tree",
+  async () => {
+    using b = box();
+    for (const [path, value] of PATHS) {
+      await onPath(value, async () => {
+        await using c = await Container.create(
+          b.spec({ namespaces: ["mount", "uts", "ipc", "pid"], cgroup: { memory: { limit: "64m" } }, stdio: "null" }),
+        );
+        await c.start();
+        await waitUntil(c.pid, () => procFile(c.pid, "comm").trim() === "sleep", "the exec of sleep");
+        // Every cgroup filesystem mounted inside is rooted at the container's own directory: a whole
+        // hierarchy would show every host cgroup, its processes (cgroup.procs) and its limits.
+        const cgroupMounts = procFile(c.pid, "mountinfo").split("\n").filter((l) => / - cgroup2? /.test(l));
+        assert(cgroupMounts.length > 0, `${path}: the container's own cgroups are there`);
+        for (const l of cgroupMounts) {
+          const [, , , root, where, opts] = l.split(" ");
+          assertEquals(root, `/hako/${c.name}`, `${path}: ${l}`);
+          assert(opts!.split(",").includes("ro"), `${path}: read-only: ${l}`);
+          assert(where!.startsWith("/sys/fs/cgroup"), l);
+        }
+        const r = await asExec(c, [
+          "sh",
+          "-c",
+          "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max 2>/dev/null; ls /sys/fs/cgroup/*/ /sys/fs/cgroup/ | grep -c '^hako$'",
+        ]);
+        assert(/^67108864\n0\n$/.test(r.out), `${path}: ${r.out}`);
+      });
+    }
+  },
+  { skip },
+);
+
 test("a default container has a cgroup namespace of its own, rooted at its own cgroup", async () => {
   using b = box();
   for (const [, value] of PATHS) {

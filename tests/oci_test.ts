@@ -384,6 +384,28 @@ test(
   { skip },
 );
 
+test("without a cgroup namespace, /sys/fs/cgroup holds the container's own cgroups, as runc binds them", () => {
+  using dir = tempDir("hako-test-oci-cgview-");
+  const bundle = makeBundle(dir.path, (c) => {
+    const linux = c.linux as { namespaces: Array<{ type: string }>; resources?: Record<string, unknown> };
+    linux.namespaces = linux.namespaces.filter((n) => n.type !== "cgroup");
+    linux.resources = { ...linux.resources, memory: { limit: 48 << 20 }, pids: { limit: 30 } };
+    // (the child cgroups each hierarchy shows: none but the container's own subtree's)
+    c.process!.args = [
+      "sh",
+      "-c",
+      "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; " +
+      "find /sys/fs/cgroup/memory /sys/fs/cgroup/pids -mindepth 1 -maxdepth 1 -type d | wc -l",
+    ];
+  });
+  if (existsSync("/sys/fs/cgroup/cgroup.controllers")) return; // (a v2 host: runc mounts the whole cgroup2 tree there)
+  for (const { who, run } of hakoAndRunc(dir.path, has(RUNC))) {
+    const r = run(bundle);
+    equal(r.status, 0, `${who}: ${r.stderr}`);
+    equal(r.stdout, "50331648\n30\n0\n", who);
+  }
+}, { skip });
+
 test("domainname: the container's UTS namespace's, with hako as with runc ≥ 1.2 (1.1 ignores it)", () => {
   using dir = tempDir("hako-test-oci-domain-");
   const bundle = makeBundle(dir.path, (c) => {

@@ -34,6 +34,8 @@ import { SYS } from "../../ffi/syscalls.ts";
 import { cstr, cstrArray, type CStringArray } from "../../ffi/cstring.ts";
 import { encodeMountAttr, MOUNT_ATTR_RDONLY, statvfsBuffer, statvfsFlags } from "../../ffi/structs.ts";
 import { detect, type Layout } from "../cgroup/layout.ts";
+import { Group } from "../cgroup/group.ts";
+import { containerGroupSpec } from "./_cgroup.ts";
 import { SetupError, SyscallError } from "../errors.ts";
 import type { NamespaceName } from "../namespace.ts";
 import type { ResolvedSpec } from "./validate.ts";
@@ -587,18 +589,7 @@ function readonlyTree(path: string): ReadonlyTree {
 
 let hostCgroupLayout: Layout | null | undefined;
 
-/**
- * The container's view of its cgroups at /sys/fs/cgroup, read-only (as runc and crun mount it):
- * on a cgroup v2 host one cgroup2 mount; on a v1 (or hybrid) host a tmpfs holding one cgroup
- * mount per hierarchy the host has (and the unified one), the host's symlinks (`cpu` →
- * `cpu,cpuacct`), then the tmpfs made read-only too. With a cgroup namespace of its own the
- * mounts show the container's subtree only. A user namespace without a cgroup namespace of its
- * own may not mount cgroup filesystems: an empty read-only tmpfs then hides what the host's /sys
- * brought.
- */
-function cgroupMountCalls(ctx: SetupContext): PreparedCall[] {
-  const dir = "/sys/fs/cgroup"; // (inside the rootfs: the child has chroot'ed into it)
-  const ro = MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC;
+function hostLayout(): Layout | null {
   if (hostCgroupLayout === undefined) {
     try {
       hostCgroupLayout = detect();
@@ -606,14 +597,75 @@ function cgroupMountCalls(ctx: SetupContext): PreparedCall[] {
       hostCgroupLayout = null;
     }
   }
-  const layout = hostCgroupLayout;
+  return hostCgroupLayout;
+}
+
+/**
+ * The container's own cgroup directories, each with its hierarchy's name under /sys/fs/cgroup
+ * (`""` for a cgroup2 mount there), for a container in the host's cgroup namespace: they are bound
+ * at /sys/fs/cgroup, read-only, in place of the hierarchies (runc's binds on v1, the view docker's
+ * default cgroup namespace gives on v2). A cgroup filesystem mounted there would show the whole
+ * hierarchy: every host cgroup, its processes and its limits. Hierarchies where the container has
+ * no cgroup of its own are left empty. Not for a container that is not host root (it mounts
+ * nothing there without a cgroup namespace: see {@link cgroupMountCalls}).
+ */
+function ownCgroupBinds(ctx: SetupContext): Array<{ id: string; source: string; name: string }> {
+  const layout = hostLayout();
+  const cgroupName = ctx.spec.cgroupName;
+  if (!layout || !cgroupName || has(ctx, "cgroup") || notHostRoot(ctx)) return [];
+  let dirs: string[];
+  try {
+    dirs = new Group(cgroupName, containerGroupSpec(ctx.spec.cgroup, { devices: !ctx.spec.rootless })).paths;
+  } catch {
+    return [];
+  }
+  const out: Array<{ id: string; source: string; name: string }> = [];
+  for (const m of layout.mounts) {
+    const name = m.mountPoint === "/sys/fs/cgroup"
+      ? ""
+      : m.mountPoint.startsWith("/sys/fs/cgroup/")
+      ? m.mountPoint.slice("/sys/fs/cgroup/".length)
+      : undefined;
+    if (name === undefined || name.includes("/") || out.some((b) => b.name === name)) continue;
+    const source = `${m.mountPoint}/${cgroupName}`;
+    if (dirs.includes(source)) out.push({ id: `cgroup:${name || "unified"}`, source, name });
+  }
+  return out;
+}
+
+/**
+ * The container's view of its cgroups at /sys/fs/cgroup, read-only (as runc and crun mount it):
+ * on a cgroup v2 host one cgroup2 mount; on a v1 (or hybrid) host a tmpfs holding one cgroup
+ * mount per hierarchy the host has (and the unified one), the host's symlinks (`cpu` →
+ * `cpu,cpuacct`), then the tmpfs made read-only too. With a cgroup namespace of its own the
+ * mounts show the container's subtree only; without one, the container's own directories are
+ * bound instead ({@link ownCgroupBinds}), never a whole hierarchy. A user namespace without a cgroup namespace of its
+ * own may not mount cgroup filesystems: an empty read-only tmpfs then hides what the host's /sys
+ * brought.
+ */
+function cgroupMountCalls(ctx: SetupContext): PreparedCall[] {
+  const dir = "/sys/fs/cgroup"; // (inside the rootfs: the child has chroot'ed into it)
+  const ro = MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC;
+  const layout = hostLayout();
   const mayMount = !notHostRoot(ctx) || has(ctx, "cgroup");
   const tmpfsData = "mode=755,size=64k";
   const tmpfs = preparedMount("tmpfs", dir, "tmpfs", MS.NOSUID | MS.NODEV | MS.NOEXEC, tmpfsData);
   const sealed = preparedMount(null, dir, null, MS.REMOUNT | ro, tmpfsData);
   if (!layout || !mayMount) return [tmpfs, sealed];
+  // In the host's cgroup namespace: the container's own directories, bound (see ownCgroupBinds).
+  const own = has(ctx, "cgroup") ? undefined : new Map(ownCgroupBinds(ctx).map((b) => [b.name, b.id]));
+  const bind = (id: string, where: string): PreparedCall => ({
+    op: "attach",
+    id,
+    target: cstr(where),
+    path: where,
+    readonly: true,
+    empty: EMPTY,
+    flags: MS.NOSUID | MS.NODEV | MS.NOEXEC,
+  });
   if (layout.version === 2 && layout.unified === "/sys/fs/cgroup") {
-    return [preparedMount("cgroup2", dir, "cgroup2", ro)];
+    if (!own) return [preparedMount("cgroup2", dir, "cgroup2", ro)];
+    return own.has("") ? [bind(own.get("")!, dir)] : [tmpfs, sealed];
   }
   const calls: PreparedCall[] = [tmpfs];
   const seen = new Set<string>();
@@ -624,6 +676,10 @@ function cgroupMountCalls(ctx: SetupContext): PreparedCall[] {
     seen.add(name);
     const where = join(dir, name);
     calls.push({ op: "mkdir", path: cstr(where), shown: [where, unquoted("0755")] });
+    if (own) {
+      if (own.has(name)) calls.push(bind(own.get(name)!, where));
+      continue;
+    }
     calls.push(
       m.version === 2
         ? preparedMount("cgroup2", where, "cgroup2", ro)
@@ -811,6 +867,9 @@ function hostSourceCaptures(ctx: SetupContext, propagating: boolean): PreparedCa
       out.push(capture("mounts", `mount:${i}`, m.source!, !(m.options ?? []).includes("norbind")));
     }
   });
+  if (ctx.spec.standardMounts && has(ctx, "mount")) {
+    for (const b of ownCgroupBinds(ctx)) out.push(capture("mount-cgroup", b.id, b.source, false));
+  }
   (ctx.files ?? []).forEach((f, i) => out.push(capture("etc-files", `file:${i}`, f.source, false)));
   if (ctx.spec.init) out.push(capture("mount-init", "init", ctx.spec.init, false));
   // The /dev/null masked files are bound from: the host's, taken now. The container's own /dev/null
