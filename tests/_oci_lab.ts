@@ -3,12 +3,14 @@
  * command whose output a container left behind cannot hold open.
  * @module
  */
-import { chmodSync, closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { execFileSync, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { runtime, tempDir } from "./_harness.ts";
+import { buildRootfs } from "../src/container/rootfs.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
@@ -80,4 +82,67 @@ export function has(cmd: string, args: string[] = ["--version"]): boolean {
   } catch {
     return false;
   }
+}
+
+/** The name `imageArchive`'s image is imported as (containerd's `ctr image import`). */
+export const IMAGE = "docker.io/library/hako-test-ctr:latest";
+
+const sha256 = (b: Uint8Array | string) => createHash("sha256").update(b).digest("hex");
+
+/**
+ * An OCI image archive (an image layout in a tar, as `podman save --format oci-archive` writes)
+ * of one layer: hako's busybox rootfs. Named `IMAGE` by the `io.containerd.image.name` annotation
+ * `ctr image import` reads.
+ */
+export function imageArchive(dir: string): string {
+  const rootfs = join(dir, "image-rootfs");
+  buildRootfs(rootfs, { builder: "busybox" });
+  const layout = join(dir, "layout");
+  const blobs = join(layout, "blobs/sha256");
+  mkdirSync(blobs, { recursive: true });
+  const layerTar = join(dir, "layer.tar");
+  execFileSync("tar", ["--numeric-owner", "-C", rootfs, "-cf", layerTar, "."]);
+  const blob = (bytes: Uint8Array | string, mediaType: string) => {
+    const digest = sha256(bytes);
+    writeFileSync(join(blobs, digest), bytes);
+    return {
+      mediaType,
+      digest: `sha256:${digest}`,
+      size: typeof bytes === "string" ? Buffer.byteLength(bytes) : bytes.length,
+    };
+  };
+  const layerBytes = readFileSync(layerTar);
+  const layer = blob(layerBytes, "application/vnd.oci.image.layer.v1.tar");
+  const config = blob(
+    JSON.stringify({
+      architecture: "amd64",
+      os: "linux",
+      config: { Env: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], Cmd: ["sh"] },
+      rootfs: { type: "layers", diff_ids: [`sha256:${sha256(layerBytes)}`] },
+    }),
+    "application/vnd.oci.image.config.v1+json",
+  );
+  const manifest = blob(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config,
+      layers: [layer],
+    }),
+    "application/vnd.oci.image.manifest.v1+json",
+  );
+  writeFileSync(
+    join(layout, "index.json"),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [{
+        ...manifest,
+        annotations: { "io.containerd.image.name": IMAGE, "org.opencontainers.image.ref.name": "latest" },
+      }],
+    }),
+  );
+  writeFileSync(join(layout, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  const archive = join(dir, "image.tar");
+  execFileSync("tar", ["-C", layout, "-cf", archive, "."]);
+  return archive;
 }

@@ -8,7 +8,16 @@
  * Stopping it kills the pid namespace (and so everything in it) and removes its cgroups.
  * @module
  */
-import { existsSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { spawn, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { type Run, runIt } from "./_oci_lab.ts";
@@ -92,6 +101,8 @@ export interface SystemdLab {
   readonly pid: number;
   /** Runs a command in the lab's namespaces (as root), waiting for it. */
   run(cmd: string, args: string[], env?: Record<string, string>): Run;
+  /** Starts a daemon in the lab's namespaces, its output to `log` (it dies with the lab). */
+  background(cmd: string, args: string[], log: string): void;
   /** systemd's own output, for a failed test's message. */
   log(): string;
   /** Kills everything in the lab and removes its cgroups. */
@@ -164,8 +175,17 @@ export async function bootSystemdLab(dir: string): Promise<SystemdLab> {
         return false;
       }
     }, 20_000);
+    const enter = ["-t", String(pid), "-m", "-p", "-C", "-u", "-i", "-n", "--"];
     const run = (cmd: string, args: string[], env: Record<string, string> = {}) =>
-      runIt("nsenter", ["-t", String(pid), "-m", "-p", "-C", "-u", "-i", "-n", "--", cmd, ...args], env);
+      runIt("nsenter", [...enter, cmd, ...args], env);
+    const background = (cmd: string, args: string[], logFile: string) => {
+      const out = openSync(logFile, "a");
+      try {
+        spawn("nsenter", [...enter, cmd, ...args], { stdio: ["ignore", out, out], detached: true }).unref();
+      } finally {
+        closeSync(out);
+      }
+    };
     await until("the lab's systemd to answer", () => {
       const r = run("systemctl", ["is-system-running"]);
       return /^(running|degraded)/.test(r.stdout);
@@ -173,6 +193,7 @@ export async function bootSystemdLab(dir: string): Promise<SystemdLab> {
     return {
       pid,
       run,
+      background,
       log: () => {
         try {
           return statSync(log).size > 0 ? readFileSync(log, "utf8").slice(-4000) : "";

@@ -11,13 +11,11 @@
  * containerd's environment, not the test's). Everything is named `hako-test-ctr-…`; containerd,
  * its shims, their mounts and cgroups are removed in `finally`, even when a test fails.
  */
-import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
+import { spawn, spawnSync } from "node:child_process";
 import {
   chmodSync,
   closeSync,
   existsSync,
-  mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
@@ -31,13 +29,12 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { deepEqual, equal, match } from "node:assert/strict";
 import { isRoot, runtime, tempDir, test } from "./_harness.ts";
-import { has } from "./_oci_lab.ts";
-import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
+import { has, IMAGE, imageArchive } from "./_oci_lab.ts";
+import { findStaticBusybox } from "../src/container/rootfs.ts";
 import { existingCgroupDirs } from "../src/container/_cgroup.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const RUNC = "/usr/sbin/runc";
-const IMAGE = "docker.io/library/hako-test-ctr:latest";
 
 const skip = !isRoot
   ? "needs root (run the suite with sudo)"
@@ -92,66 +89,6 @@ function runtimes(dir: string): Array<{ name: string; path: string }> {
   writeFileSync(forked, `#!/bin/sh\nHAKO_NATIVE_SPAWN=0 exec "${hako}" "$@"\n`);
   chmodSync(forked, 0o755);
   return [{ name: "runc", path: RUNC }, { name: "hako", path: hako }, { name: "hako (forked)", path: forked }];
-}
-
-const sha256 = (b: Uint8Array | string) => createHash("sha256").update(b).digest("hex");
-
-/**
- * An OCI image archive (an image layout in a tar, as `podman save --format oci-archive` writes)
- * of one layer: hako's busybox rootfs. Named `IMAGE` by the `io.containerd.image.name` annotation
- * `ctr image import` reads.
- */
-function imageArchive(dir: string): string {
-  const rootfs = join(dir, "image-rootfs");
-  buildRootfs(rootfs, { builder: "busybox" });
-  const layout = join(dir, "layout");
-  const blobs = join(layout, "blobs/sha256");
-  mkdirSync(blobs, { recursive: true });
-  const layerTar = join(dir, "layer.tar");
-  execFileSync("tar", ["--numeric-owner", "-C", rootfs, "-cf", layerTar, "."]);
-  const blob = (bytes: Uint8Array | string, mediaType: string) => {
-    const digest = sha256(bytes);
-    writeFileSync(join(blobs, digest), bytes);
-    return {
-      mediaType,
-      digest: `sha256:${digest}`,
-      size: typeof bytes === "string" ? Buffer.byteLength(bytes) : bytes.length,
-    };
-  };
-  const layerBytes = readFileSync(layerTar);
-  const layer = blob(layerBytes, "application/vnd.oci.image.layer.v1.tar");
-  const config = blob(
-    JSON.stringify({
-      architecture: "amd64",
-      os: "linux",
-      config: { Env: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], Cmd: ["sh"] },
-      rootfs: { type: "layers", diff_ids: [`sha256:${sha256(layerBytes)}`] },
-    }),
-    "application/vnd.oci.image.config.v1+json",
-  );
-  const manifest = blob(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: "application/vnd.oci.image.manifest.v1+json",
-      config,
-      layers: [layer],
-    }),
-    "application/vnd.oci.image.manifest.v1+json",
-  );
-  writeFileSync(
-    join(layout, "index.json"),
-    JSON.stringify({
-      schemaVersion: 2,
-      manifests: [{
-        ...manifest,
-        annotations: { "io.containerd.image.name": IMAGE, "org.opencontainers.image.ref.name": "latest" },
-      }],
-    }),
-  );
-  writeFileSync(join(layout, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
-  const archive = join(dir, "image.tar");
-  execFileSync("tar", ["-C", layout, "-cf", archive, "."]);
-  return archive;
 }
 
 /** A containerd of the test's own and its `ctr`. */

@@ -11,7 +11,7 @@ import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
 import { isRoot, tempDir, test } from "./_harness.ts";
-import { has, launcher, runIt, runtimesToCompare } from "./_oci_lab.ts";
+import { has, IMAGE, imageArchive, launcher, runIt, runtimesToCompare } from "./_oci_lab.ts";
 import { bootSystemdLab, type SystemdLab, systemdLabSkip } from "./_systemd_lab.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import {
@@ -35,6 +35,10 @@ const suffix = () => Math.random().toString(36).slice(2, 8);
 const labSkip = systemdLabSkip() ||
   (findStaticBusybox() ? false : "needs a static busybox (apt-get install busybox-static)");
 const podmanSkip = labSkip || (has("podman") ? false : "needs podman (apt-get install podman)");
+const ctrSkip = labSkip ||
+  (has("containerd", ["--version"]) && has("ctr", ["--version"])
+    ? false
+    : "needs containerd (apt-get install containerd)");
 
 /** Properties as plain [name, signature, value] triples, for comparing. */
 const plain = (ps: readonly UnitProperty[]) => ps.map(([n, v]) => [n, v.sig, v.value]);
@@ -527,3 +531,86 @@ test("podman --cgroup-manager systemd drives hako-runc as it drives runc", async
     }
   }
 }, { skip: podmanSkip });
+
+test("ctr run --runc-systemd-cgroup drives hako-runc as it drives runc (containerd's SystemdCgroup)", async () => {
+  using dir = tempDir("hako-test-systemd-ctr-");
+  const lab = await bootSystemdLab(dir.path);
+  const ns = `hako-test-sd-${suffix()}`;
+  try {
+    writeFileSync(
+      join(dir.path, "config.toml"),
+      'version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", ' +
+        '"io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]\n',
+    );
+    const address = join(dir.path, "containerd.sock");
+    lab.background("containerd", [
+      "--config",
+      join(dir.path, "config.toml"),
+      "--root",
+      join(dir.path, "root"),
+      "--state",
+      join(dir.path, "state"),
+      "--address",
+      address,
+    ], join(dir.path, "containerd.log"));
+    const ctr = (...args: string[]) => lab.run("ctr", ["--address", address, "--namespace", ns, ...args]);
+    for (let i = 0; i < 100 && ctr("version").status !== 0; i++) await new Promise((r) => setTimeout(r, 100));
+    let r = ctr("image", "import", imageArchive(dir.path));
+    equal(r.status, 0, r.stderr);
+    const hako = launcher(dir.path);
+    const forked = join(dir.path, "hako-runc-forked");
+    writeFileSync(forked, `#!/bin/sh\nHAKO_NATIVE_SPAWN=0 exec "${hako}" "$@"\n`, { mode: 0o755 });
+    const outputs: string[] = [];
+    for (const [i, rt] of [hako, forked, ...(has(RUNC) ? [RUNC] : [])].entries()) {
+      const opts = ["--runc-systemd-cgroup", "--runc-binary", rt, "--runc-root", join(dir.path, `runc-root-${i}`)];
+      const id = `run-${i}`;
+      // (ctr's cgroupsPath: system.slice:NS:ID, the scope NS-ID.scope)
+      const script = "grep -E ':(memory|pids):' /proc/self/cgroup | sed 's/run-[0-9]/ID/'; echo done; exit 4";
+      r = ctr("run", "--rm", ...opts, "--memory-limit", String(96 << 20), IMAGE, id, "sh", "-c", script);
+      equal(r.status, 4, `${rt}: ${r.stderr}\n${lab.log()}`);
+      outputs.push(r.stdout);
+      match(lab.run("systemctl", ["is-active", `${ns}-${id}.scope`]).stdout, /inactive|unknown/, `${rt}: --rm`);
+      // detached: the scope is there with its limit while the task runs; kill and delete end it
+      const bg = `bg-${i}`;
+      r = ctr("run", "-d", ...opts, "--memory-limit", String(96 << 20), IMAGE, bg, "sleep", "1000");
+      equal(r.status, 0, `${rt}: ${r.stderr}`);
+      equal(lab.run("systemctl", ["is-active", `${ns}-${bg}.scope`]).stdout.trim(), "active", rt);
+      match(
+        lab.run("systemctl", ["show", `${ns}-${bg}.scope`, "-p", "MemoryLimit"]).stdout,
+        /MemoryLimit=100663296/,
+        rt,
+      );
+      r = ctr("task", "exec", "--exec-id", "e1", bg, "sh", "-c", "grep :memory: /proc/self/cgroup");
+      equal(r.status, 0, `${rt}: ${r.stderr}`);
+      match(r.stdout, new RegExp(`:memory:/system\\.slice/${ns}-${bg}\\.scope\\n`), rt);
+      equal(ctr("task", "kill", "-s", "SIGKILL", bg).status, 0, rt);
+      for (let k = 0; k < 50 && ctr("task", "delete", bg).status !== 0; k++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      equal(ctr("container", "delete", bg).status, 0, rt);
+      match(lab.run("systemctl", ["is-active", `${ns}-${bg}.scope`]).stdout, /inactive|unknown/, `${rt}: deleted`);
+    }
+    match(outputs[0]!, /:memory:\/system\.slice\/hako-test-sd-\w+-ID\.scope\n/);
+    for (const o of outputs.slice(1)) equal(o, outputs[0]);
+  } finally {
+    try {
+      for (
+        const id of lab.run("ctr", [
+          "--address",
+          join(dir.path, "containerd.sock"),
+          "--namespace",
+          ns,
+          "container",
+          "list",
+          "-q",
+        ]).stdout.split("\n").filter(Boolean)
+      ) {
+        lab.run("ctr", ["--address", join(dir.path, "containerd.sock"), "--namespace", ns, "task", "delete", "-f", id]);
+        lab.run("ctr", ["--address", join(dir.path, "containerd.sock"), "--namespace", ns, "container", "delete", id]);
+      }
+    } finally {
+      await lab.stop();
+      // (containerd's mounts were the lab's: gone with its mount namespace)
+    }
+  }
+}, { skip: ctrSkip });

@@ -75,6 +75,7 @@ export { signalCgroupMember, signalIdentified } from "./_signal_identified.ts";
 export { nodeTrustFs } from "../_node_trust_fs.ts";
 import { identify, type ProcessIdentity } from "./_identity.ts";
 import { nodeTrustFs } from "../_node_trust_fs.ts";
+import { sleepSync } from "../cgroup/_walk.ts";
 
 /** The state directory: `HAKO_STATE_DIR`, `/run/hako` for root, or the rootless user's own (see `resolveStateDir`). */
 export function stateDir(): string {
@@ -575,9 +576,20 @@ export class StateStore {
 
   /** Removes a container's directory (record, lock and logs). */
   remove(name: string): void {
-    // (retried: a supervisor that reaps the container at this moment may write its record or a
-    // log relay's file in the directory while it is being emptied, ENOTEMPTY)
-    rmSync(this.dir(name), { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
+    // Retried here until the directory is gone: a supervisor that reaps the container at this
+    // moment may write its record or a log relay's file in the directory while it is being
+    // emptied (ENOTEMPTY), and Bun's rmSync takes no maxRetries (with `force` the directory was
+    // left behind, holding a relay's FIFO: a damaged record in `ps`).
+    const dir = this.dir(name);
+    for (let attempt = 0;; attempt++) {
+      try {
+        rmSync(dir, { recursive: true, force: true });
+      } catch (e) {
+        if (attempt >= 10) throw e;
+      }
+      if (!existsSync(dir) || attempt >= 10) return;
+      sleepSync(20);
+    }
   }
 
   /**
