@@ -444,6 +444,46 @@ test(
   { skip },
 );
 
+test(
+  "a default container sees no cgroup of the host's at /sys/fs/cgroup, in any hierarchy (a sibling at each root)",
+  async () => {
+    using b = box();
+    // A cgroup at the root of every hierarchy, the host's cgroup2 tree of a hybrid host included:
+    // where the container has no cgroup of its own, its cgroup namespace is rooted at the caller's
+    // cgroup — the root here — and a mount there would show the host's tree.
+    const sibling = `hako-test-sibling-${process.pid}`;
+    const roots = readFileSync("/proc/self/mountinfo", "utf8").split("\n").map((l) => l.split(" "))
+      .filter((f) => {
+        const dash = f.indexOf("-");
+        return dash > 0 && (f[dash + 1] === "cgroup" || f[dash + 1] === "cgroup2") && f[3] === "/" &&
+          !(f[dash + 3] ?? "").includes("name=");
+      }).map((f) => f[4]!);
+    const made = roots.map((r) => join(r, sibling)).filter((d) => {
+      try {
+        mkdirSync(d);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    try {
+      for (const [path, value] of PATHS) {
+        await onPath(value, async () => {
+          await using c = await Container.create(b.spec({ stdio: "null" }));
+          await c.start();
+          await waitUntil(c.pid, () => procFile(c.pid, "comm").trim() === "sleep", "the exec of sleep");
+          const r = await asExec(c, ["sh", "-c", "ls /sys/fs/cgroup/ /sys/fs/cgroup/*/; echo end"]);
+          assert(r.out.endsWith("end\n"), r.out);
+          assert(!r.out.includes(sibling), `${path}: the host's cgroup ${sibling} shows inside:\n${r.out}`);
+        });
+      }
+    } finally {
+      for (const d of made) rmdirSync(d);
+    }
+  },
+  { skip },
+);
+
 test("a default container has a cgroup namespace of its own, rooted at its own cgroup", async () => {
   using b = box();
   for (const [, value] of PATHS) {

@@ -610,9 +610,19 @@ function hostLayout(): Layout | null {
  * nothing there without a cgroup namespace: see {@link cgroupMountCalls}).
  */
 function ownCgroupBinds(ctx: SetupContext): Array<{ id: string; source: string; name: string }> {
+  return has(ctx, "cgroup") || notHostRoot(ctx) ? [] : ownCgroupDirs(ctx);
+}
+
+/**
+ * The hierarchies the container has a cgroup of its own in (see {@link ownCgroupBinds}): the
+ * only ones shown at /sys/fs/cgroup. In another (a v1 controller without a limit, a hybrid host's
+ * cgroup2 tree) it is still in its caller's cgroup, where its cgroup namespace is rooted too: a
+ * mount there would show the caller's subtree — the whole host tree when that is the root.
+ */
+function ownCgroupDirs(ctx: SetupContext): Array<{ id: string; source: string; name: string }> {
   const layout = hostLayout();
   const cgroupName = ctx.spec.cgroupName;
-  if (!layout || !cgroupName || has(ctx, "cgroup") || notHostRoot(ctx)) return [];
+  if (!layout || !cgroupName) return [];
   let dirs: string[];
   try {
     dirs = new Group(cgroupName, containerGroupSpec(ctx.spec.cgroup, { devices: !ctx.spec.rootless })).paths;
@@ -652,8 +662,10 @@ function cgroupMountCalls(ctx: SetupContext): PreparedCall[] {
   const tmpfs = preparedMount("tmpfs", dir, "tmpfs", MS.NOSUID | MS.NODEV | MS.NOEXEC, tmpfsData);
   const sealed = preparedMount(null, dir, null, MS.REMOUNT | ro, tmpfsData);
   if (!layout || !mayMount) return [tmpfs, sealed];
-  // In the host's cgroup namespace: the container's own directories, bound (see ownCgroupBinds).
+  // In the host's cgroup namespace: the container's own directories, bound (see ownCgroupBinds);
+  // in its own: the hierarchies it has a cgroup of its own in (see ownCgroupDirs).
   const own = has(ctx, "cgroup") ? undefined : new Map(ownCgroupBinds(ctx).map((b) => [b.name, b.id]));
+  const owned = new Set(ownCgroupDirs(ctx).map((d) => d.name));
   const bind = (id: string, where: string): PreparedCall => ({
     op: "attach",
     id,
@@ -680,6 +692,7 @@ function cgroupMountCalls(ctx: SetupContext): PreparedCall[] {
       if (own.has(name)) calls.push(bind(own.get(name)!, where));
       continue;
     }
+    if (!owned.has(name)) continue;
     calls.push(
       m.version === 2
         ? preparedMount("cgroup2", where, "cgroup2", ro)
