@@ -564,15 +564,16 @@ test("ctr run --runc-systemd-cgroup drives hako-runc as it drives runc (containe
     for (const [i, rt] of [hako, forked, ...(has(RUNC) ? [RUNC] : [])].entries()) {
       const opts = ["--runc-systemd-cgroup", "--runc-binary", rt, "--runc-root", join(dir.path, `runc-root-${i}`)];
       const id = `run-${i}`;
-      // (ctr's cgroupsPath: system.slice:NS:ID, the scope NS-ID.scope)
+      // (the cgroupsPath containerd's CRI gives: system.slice:NS:ID, the scope NS-ID.scope)
+      const cg = (x: string) => ["--cgroup", `system.slice:${ns}:${x}`];
       const script = "grep -E ':(memory|pids):' /proc/self/cgroup | sed 's/run-[0-9]/ID/'; echo done; exit 4";
-      r = ctr("run", "--rm", ...opts, "--memory-limit", String(96 << 20), IMAGE, id, "sh", "-c", script);
+      r = ctr("run", "--rm", ...opts, ...cg(id), "--memory-limit", String(96 << 20), IMAGE, id, "sh", "-c", script);
       equal(r.status, 4, `${rt}: ${r.stderr}\n${lab.log()}`);
       outputs.push(r.stdout);
       match(lab.run("systemctl", ["is-active", `${ns}-${id}.scope`]).stdout, /inactive|unknown/, `${rt}: --rm`);
       // detached: the scope is there with its limit while the task runs; kill and delete end it
       const bg = `bg-${i}`;
-      r = ctr("run", "-d", ...opts, "--memory-limit", String(96 << 20), IMAGE, bg, "sleep", "1000");
+      r = ctr("run", "-d", ...opts, ...cg(bg), "--memory-limit", String(96 << 20), IMAGE, bg, "sleep", "1000");
       equal(r.status, 0, `${rt}: ${r.stderr}`);
       equal(lab.run("systemctl", ["is-active", `${ns}-${bg}.scope`]).stdout.trim(), "active", rt);
       match(
