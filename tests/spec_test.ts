@@ -96,6 +96,33 @@ test("hako plan prints every step and kernel call, touching nothing", () => {
   assert(json.steps.some((s: { name: string; where: string }) => s.name === "pivot-root" && s.where === "child"));
 });
 
+test("a spec file may be JSON: hako plan reads it as data; an OCI config.json is told apart", () => {
+  using dir = tempDir();
+  const file = join(dir.path, "web.json");
+  writeFileSync(
+    file,
+    JSON.stringify({
+      name: "web-json",
+      rootfs: join(dir.path, "rootfs"),
+      command: ["true"],
+      cgroup: { pids: { max: 5 } },
+    }),
+  );
+  const r = hako(["plan", file]);
+  assertEquals(r.code, 0, r.err);
+  assert(r.out.includes("pids.max = 5"), r.out);
+  writeFileSync(file, JSON.stringify({ name: "../x", command: [], rootfs: "relative" }));
+  const bad = hako(["plan", file]);
+  assertEquals(bad.code, 1, bad.out);
+  for (const p of ["name:", "command:", "rootfs:"]) assert(bad.err.includes(p), `${p} missing:\n${bad.err}`);
+  writeFileSync(file, "{ not json");
+  assert(/web\.json: not JSON/.test(hako(["plan", file]).err), "a parse error names the file");
+  writeFileSync(file, JSON.stringify({ ociVersion: "1.0.2", process: { args: ["true"] } }));
+  assert(
+    /an OCI bundle's config\.json, not a hako spec: run its bundle with 'hako oci run/.test(hako(["plan", file]).err),
+  );
+});
+
 test("hako plan of a bad spec lists every problem with its field path", () => {
   using dir = tempDir();
   const file = join(dir.path, "bad.ts");

@@ -10,8 +10,8 @@ import { host } from "../runner/_host.ts";
 /** The help text. */
 export const usage = `Usage: hako plan [--json] <spec.ts> [args...]
 
-Prints the ordered steps and kernel calls that running the container of <spec.ts> would make,
-without making any of them: the rootfs, the cgroup writes, the clone flags and id maps, then each
+Prints the ordered steps and kernel calls that running the container of <spec.ts> (or a spec as
+JSON, <spec.json>) would make, without making any of them: the rootfs, the cgroup writes, the clone flags and id maps, then each
 named step in the child (mounts with their flags, pivot_root, hostname, rlimits, capabilities,
 no_new_privs) and the execve. The spec is validated first; its problems are listed instead.
 

@@ -20,7 +20,7 @@ import type { resolveSpec as ResolveSpec } from "../container/validate.ts";
 /** The help text. */
 export const usage = `Usage: hako start [options] <spec.ts>... [--] [args...]
 
-Starts the container of each spec module in the background (haconiwa's "daemonize!"), and prints
+Starts the container of each spec module (or spec.json) in the background (haconiwa's "daemonize!"), and prints
 each started container's name. The containers are children of one shared hako supervisor per host
 (started on demand; see 'hako help supervisor'), which reaps them, records their exit status and
 writes their stdout and stderr to a log ('hako logs NAME'). Then: hako ps, exec, attach, kill,

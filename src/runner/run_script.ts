@@ -152,6 +152,10 @@ export async function runScript(options: RunScriptOptions): Promise<number | und
     installArgGlobals(args);
     h.setScriptArgs(options.script === undefined ? EVAL_NAME : isUrl ? fileUrl : new URL(fileUrl).pathname, args);
     installMeta(table);
+    // A JSON file is a spec as data (what the module's default export would be): parsed, not run.
+    if (options.code === undefined && !isUrl && /\.json$/i.test(options.script ?? "")) {
+      return await options.onExports?.({ default: jsonSpec(readScript(h, fileUrl, table), table.display(fileUrl)) });
+    }
     const source = options.code ?? (isUrl ? undefined : readScript(h, fileUrl, table));
     // A script written for Deno, under Bun: Deno.args works, any other Deno.X says what to do.
     // Only for a script that names Deno: one that does not keeps a runtime without a Deno global,
@@ -226,6 +230,27 @@ async function importStarting(url: string, started: { value: boolean }): Promise
   } finally {
     delete (globalThis as Record<symbol, unknown>)[Symbol.for(key)];
   }
+}
+
+/**
+ * A spec written as JSON: the object, or an error naming the file — an OCI bundle's config.json
+ * (runc's format, not hako's) is told apart and pointed at hako-runc.
+ */
+function jsonSpec(text: string, display: string): unknown {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new SyntaxError(`${display}: not JSON: ${(e as Error).message}`);
+  }
+  if (
+    typeof value === "object" && value !== null && typeof (value as { ociVersion?: unknown }).ociVersion === "string"
+  ) {
+    throw new TypeError(
+      `${display} is an OCI bundle's config.json, not a hako spec: run its bundle with 'hako oci run --bundle DIR ID' (bin/hako-runc)`,
+    );
+  }
+  return value;
 }
 
 function readScript(h: Host, fileUrl: string, table: ModuleTable): string {
