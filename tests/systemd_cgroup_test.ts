@@ -430,8 +430,17 @@ test(
           ok(r.status !== 0, `${who}: a second container in scope hako-test-${holder}.scope was made`);
           equal(JSON.parse(oci("state", holder).stdout).status, "running", `${who}: the first is left alone`);
           equal(lab.run("systemctl", ["is-active", `hako-test-${holder}.scope`]).stdout.trim(), "active", who);
+          // the same unit in another slice: no directory there, so systemd is the one to refuse
+          // (UnitExists), and the undo touches nothing of the first's
+          const elsewhere = makeBundle(dir.path, `${id}-c`, ["true"], `other.slice:hako-test:${holder}`);
+          r = oci("run", "--detach", "--bundle", elsewhere, `${id}-c`);
+          ok(r.status !== 0, `${who}: the unit was started twice`);
+          match(r.stderr, /already loaded|UnitExists|exists/, who);
+          equal(JSON.parse(oci("state", holder).stdout).status, "running", `${who}: the first is left alone`);
+          equal(lab.run("systemctl", ["is-active", `hako-test-${holder}.scope`]).stdout.trim(), "active", who);
         } finally {
           oci("delete", "--force", second);
+          oci("delete", "--force", `${id}-c`);
           oci("delete", "--force", holder);
         }
       }

@@ -506,6 +506,9 @@ export class Container {
         }
         const g = group!;
         undo.push(() => {
+          // (a scope not started is nothing of ours: one of that name made meanwhile is another
+          // container's, and deleting the group would kill its processes)
+          if (scope && !scopeStarted) return;
           try {
             g.delete({ kill: true });
           } finally {
