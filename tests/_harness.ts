@@ -59,6 +59,18 @@ export function test(name: string, fn: TestFn, options: TestOptions = {}): void 
 }
 
 /**
+ * Runs `fn` once the test file is done (Bun's `afterAll`; Deno's "unload": neither test runner
+ * fires the process's "exit"). Call it when the file loads, not inside a test.
+ */
+export function atEnd(fn: () => void): void {
+  if (runtime === "bun") {
+    ((import.meta as ImportMeta & { require(id: string): unknown }).require("bun:test") as {
+      afterAll(fn: () => void): void;
+    }).afterAll(fn);
+  } else globalThis.addEventListener("unload", fn);
+}
+
+/**
  * Runs a full garbage collection when the runtime allows it: `Bun.gc(true)` under Bun,
  * `globalThis.gc()` under Deno when started with `--v8-flags=--expose-gc` (else nothing).
  */

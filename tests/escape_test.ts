@@ -23,7 +23,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { assert, assertEquals, isRoot, tempDir, test } from "./_harness.ts";
+import { assert, assertEquals, atEnd, isRoot, tempDir, test } from "./_harness.ts";
 import { Container, type ContainerSpec, execIn, SpecError } from "../mod.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { procFile, waitUntil } from "./_proc.ts";
@@ -48,16 +48,16 @@ const skip = !isRoot
   ? "needs gcc with a static glibc (apt-get install gcc libc6-dev) to build the attack probe"
   : false;
 
-/** The probe, built once per run. */
+/** The probe, built once per run (in a directory removed when the file is done). */
 let probe: string | undefined;
+const probeDir = join(tmpdir(), `hako-test-escape-probe-${process.pid}`);
+atEnd(() => rmSync(probeDir, { recursive: true, force: true }));
 function probeBinary(): string {
   if (probe) return probe;
-  const dir = join(tmpdir(), `hako-test-escape-probe-${process.pid}`);
-  mkdirSync(dir, { recursive: true });
-  const out = join(dir, "escape_probe");
+  mkdirSync(probeDir, { recursive: true });
+  const out = join(probeDir, "escape_probe");
   execFileSync("gcc", ["-static", "-O2", "-o", out, PROBE_SOURCE]);
   probe = out;
-  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
   return out;
 }
 

@@ -455,21 +455,21 @@ test("podman --cgroup-manager systemd drives hako-runc as it drives runc", async
   using dir = tempDir("hako-test-systemd-podman-");
   const lab = await bootSystemdLab(dir.path);
   const tag = `hako-test-sd-${suffix()}`;
+  const base = [
+    "--root",
+    join(dir.path, "storage"),
+    "--runroot",
+    join(dir.path, "run"),
+    "--tmpdir",
+    join(dir.path, "tmp"),
+    "--storage-driver",
+    "vfs",
+    "--cgroup-manager",
+    "systemd",
+    "--events-backend",
+    "none",
+  ];
   try {
-    const base = [
-      "--root",
-      join(dir.path, "storage"),
-      "--runroot",
-      join(dir.path, "run"),
-      "--tmpdir",
-      join(dir.path, "tmp"),
-      "--storage-driver",
-      "vfs",
-      "--cgroup-manager",
-      "systemd",
-      "--events-backend",
-      "none",
-    ];
     const podman = (runtimePath: string, ...args: string[]) =>
       lab.run("podman", [...base, "--runtime", runtimePath, ...args]);
     const limits = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", "--network", "none"];
@@ -515,26 +515,8 @@ test("podman --cgroup-manager systemd drives hako-runc as it drives runc", async
     for (const r2 of results.slice(1)) equal(r2, results[0]);
   } finally {
     try {
-      lab.run("podman", [
-        "--root",
-        join(dir.path, "storage"),
-        "--runroot",
-        join(dir.path, "run"),
-        "--storage-driver",
-        "vfs",
-        "rm",
-        "-af",
-      ]);
-      lab.run("podman", [
-        "--root",
-        join(dir.path, "storage"),
-        "--runroot",
-        join(dir.path, "run"),
-        "--storage-driver",
-        "vfs",
-        "rmi",
-        "-af",
-      ]);
+      lab.run("podman", [...base, "rm", "-af"]);
+      lab.run("podman", [...base, "rmi", "-af"]);
     } finally {
       await lab.stop();
     }
@@ -545,13 +527,14 @@ test("ctr run --runc-systemd-cgroup drives hako-runc as it drives runc (containe
   using dir = tempDir("hako-test-systemd-ctr-");
   const lab = await bootSystemdLab(dir.path);
   const ns = `hako-test-sd-${suffix()}`;
+  const address = join(dir.path, "containerd.sock");
+  const ctr = (...args: string[]) => lab.run("ctr", ["--address", address, "--namespace", ns, ...args]);
   try {
     writeFileSync(
       join(dir.path, "config.toml"),
       'version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", ' +
         '"io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]\n',
     );
-    const address = join(dir.path, "containerd.sock");
     lab.background("containerd", [
       "--config",
       join(dir.path, "config.toml"),
@@ -562,7 +545,6 @@ test("ctr run --runc-systemd-cgroup drives hako-runc as it drives runc (containe
       "--address",
       address,
     ], join(dir.path, "containerd.log"));
-    const ctr = (...args: string[]) => lab.run("ctr", ["--address", address, "--namespace", ns, ...args]);
     for (let i = 0; i < 100 && ctr("version").status !== 0; i++) await new Promise((r) => setTimeout(r, 100));
     let r = ctr("image", "import", imageArchive(dir.path));
     equal(r.status, 0, r.stderr);
@@ -604,19 +586,9 @@ test("ctr run --runc-systemd-cgroup drives hako-runc as it drives runc (containe
     for (const o of outputs.slice(1)) equal(o, outputs[0]);
   } finally {
     try {
-      for (
-        const id of lab.run("ctr", [
-          "--address",
-          join(dir.path, "containerd.sock"),
-          "--namespace",
-          ns,
-          "container",
-          "list",
-          "-q",
-        ]).stdout.split("\n").filter(Boolean)
-      ) {
-        lab.run("ctr", ["--address", join(dir.path, "containerd.sock"), "--namespace", ns, "task", "delete", "-f", id]);
-        lab.run("ctr", ["--address", join(dir.path, "containerd.sock"), "--namespace", ns, "container", "delete", id]);
+      for (const id of ctr("container", "list", "-q").stdout.split("\n").filter(Boolean)) {
+        ctr("task", "delete", "-f", id);
+        ctr("container", "delete", id);
       }
     } finally {
       await lab.stop();
