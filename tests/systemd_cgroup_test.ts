@@ -116,6 +116,11 @@ test("limits become systemd's unit properties as runc converts them", () => {
     ["CPUQuotaPerSecUSec", "t", 500000n],
     ["TasksMax", "t", U64_MAX],
   ]);
+  // raw values that are no numbers (the kernel refuses them when written): nothing told, nothing thrown
+  deepEqual(plain(limitProperties(new Map([["cpu.cfs_quota_us", "abc"], ["cpu.cfs_period_us", "0"]]), 1, 240)), [
+    ["CPUQuotaPerSecUSec", "t", U64_MAX],
+  ]);
+  deepEqual(plain(limitProperties(new Map([["cpu.max", "5000 x"]]), 2, 240)), [["CPUQuotaPerSecUSec", "t", 50000n]]);
   deepEqual(cpuListBits("8", "x"), [0, 1]);
   throws(() => cpuListBits("3-1", "cgroup.cpuset.cpus"), /cgroup\.cpuset\.cpus: .*a bad range/);
   throws(() => cpuListBits("a", "cgroup.cpuset.cpus"), /not a cpu list/);

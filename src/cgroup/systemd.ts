@@ -146,12 +146,14 @@ export function limitProperties(
     if (t === "max" || t === "-1") return U64_MAX;
     return /^\d+$/.test(t) ? BigInt(t) : U64_MAX;
   };
+  // (a raw value that is no number is the kernel's to refuse when it is written: not told to systemd)
+  const count = (v: string): bigint | undefined => /^\d+$/.test(v.trim()) ? BigInt(v.trim()) : undefined;
   const quota = (q: bigint | undefined, period: bigint | undefined) => {
     if (period !== undefined && systemdVersion >= 242) out.push(prop("CPUQuotaPeriodUSec", "t", period));
     if (q === undefined && period === undefined) return;
     let perSec = U64_MAX;
     if (q !== undefined && q > 0n) {
-      perSec = (q * 1_000_000n) / (period ?? PERIOD_DEFAULT);
+      perSec = (q * 1_000_000n) / (period && period > 0n ? period : PERIOD_DEFAULT);
       // (systemd keeps 1/100 s steps: rounded up, as runc does)
       if (perSec % 10_000n !== 0n) perSec = (perSec / 10_000n + 1n) * 10_000n;
     }
@@ -166,8 +168,8 @@ export function limitProperties(
     const q = get("cpu.cfs_quota_us"), p = get("cpu.cfs_period_us");
     if (q !== undefined || p !== undefined) {
       quota(
-        q !== undefined && q.trim() !== "-1" ? BigInt(q.trim()) : undefined,
-        p !== undefined ? BigInt(p.trim()) : undefined,
+        q !== undefined && q.trim() !== "-1" ? count(q) : undefined,
+        p !== undefined ? count(p) : undefined,
       );
     }
     if (get("blkio.weight") !== undefined) out.push(prop("BlockIOWeight", "t", u64(get("blkio.weight")!)));
@@ -187,7 +189,7 @@ export function limitProperties(
     const max = get("cpu.max");
     if (max !== undefined) {
       const [q, p] = max.trim().split(/\s+/);
-      quota(q && q !== "max" ? BigInt(q) : undefined, p ? BigInt(p) : PERIOD_DEFAULT);
+      quota(q && q !== "max" ? count(q) : undefined, p ? count(p) : PERIOD_DEFAULT);
     }
   }
   const pids = get("pids.max");
