@@ -20,7 +20,7 @@
  * @module
  */
 import { SyscallError } from "./errno.ts";
-import { addressOf, checkRetry, libc } from "./libc.ts";
+import { addressOf, check, checkRetry, libc } from "./libc.ts";
 import { cstr } from "./cstring.ts";
 import { defineStruct, encodeMountAttr } from "./structs.ts";
 import {
@@ -28,6 +28,9 @@ import {
   AT_FDCWD,
   AT_RECURSIVE,
   EOVERFLOW,
+  F_GETFD,
+  F_SETFD,
+  FD_CLOEXEC,
   FSCONFIG_CMD_CREATE,
   FSCONFIG_SET_FLAG,
   FSCONFIG_SET_STRING,
@@ -478,6 +481,28 @@ export function setMountAttr(fd: number, set: number, clear = 0, shown = `fd ${f
         BigInt(attr.byteLength),
       ),
   );
+}
+
+/**
+ * Makes `fd` (one the caller was given, open) pass to the programs this process's children
+ * exec: its close-on-exec flag cleared (`fcntl(F_SETFD)`), as runc's `--preserve-fds` hands fds
+ * over. Bun marks every inherited fd above 3 close-on-exec when it starts.
+ * @throws {SyscallError} EBADF when `fd` is not open.
+ */
+export function inheritFd(fd: number): void {
+  const { syscall } = libc();
+  const flags = check(
+    Number(syscall(BigInt(SYS.fcntl), BigInt(fd), BigInt(F_GETFD), 0n, 0n, 0n)),
+    "fcntl",
+    [fd, "F_GETFD"],
+  );
+  if (flags & FD_CLOEXEC) {
+    check(
+      Number(syscall(BigInt(SYS.fcntl), BigInt(fd), BigInt(F_SETFD), BigInt(flags & ~FD_CLOEXEC), 0n, 0n)),
+      "fcntl",
+      [fd, "F_SETFD"],
+    );
+  }
 }
 
 /** close(2). EINTR is not retried (Linux has closed the fd by then). */

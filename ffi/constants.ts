@@ -151,6 +151,12 @@ export const O_PATH = 0o10000000;
 // ---------------------------------------------------------------------------------------------
 // fcntl(2) commands and seals (asm-generic/fcntl.h, linux/fcntl.h), memfd_create(2) (linux/memfd.h)
 
+/** `F_GETFD`: the fd's flags (`FD_CLOEXEC`). */
+export const F_GETFD = 1;
+/** `F_SETFD`: set the fd's flags. */
+export const F_SETFD = 2;
+/** `FD_CLOEXEC`: the fd closes at execve. */
+export const FD_CLOEXEC = 1;
 /** `F_DUPFD_CLOEXEC`: dup to the lowest fd ≥ arg, close-on-exec. */
 export const F_DUPFD_CLOEXEC = 1030;
 /** `F_ADD_SEALS`: add `F_SEAL_*` seals to a memfd. */

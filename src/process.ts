@@ -328,6 +328,17 @@ export function exec(command: string | readonly string[], ...rest: unknown[]): n
   execFile(file, argv, env);
 }
 
+/**
+ * execve(2) of `file` (a path, no PATH search) with `argv` and `env` as given: the signals reset
+ * first, no capability step, and every fd without close-on-exec passed on — unlike Bun's
+ * `process.execve`, which closes every fd above 2 (hako's OCI mode re-executes itself with it when
+ * it must hand fds to a container: `--preserve-fds`).
+ * @throws {SyscallError} When execve fails.
+ */
+export function execve(file: string, argv: readonly string[], env: Readonly<Record<string, string>>): never {
+  return execFile(file, argv, env);
+}
+
 /** execve of `file` with `argv` and `env`, the signals reset first; no capability step. */
 function execFile(file: string, argv: readonly string[], env: Readonly<Record<string, string>>): never {
   const argvC = cstrArray(argv);

@@ -58,11 +58,16 @@ export interface Run {
  * Runs a command and waits for it. Its stdout and stderr are files, not pipes: a container that
  * `create` leaves behind inherits them (as runc's does), and a pipe would stay open until it ends.
  */
-export function runIt(cmd: string, args: string[], env: Record<string, string> = {}): Run {
+export function runIt(cmd: string, args: string[], env: Record<string, string> = {}, extraFds: number[] = []): Run {
   using io = tempDir("hako-test-oci-io-");
   const out = openSync(join(io.path, "out"), "w+"), err = openSync(join(io.path, "err"), "w+");
   try {
-    const r = spawnSync(cmd, args, { stdio: ["ignore", out, err], env: { ...process.env, ...env }, timeout: 120_000 });
+    // (extraFds: the command's fds 3, 4… — what --preserve-fds passes on)
+    const r = spawnSync(cmd, args, {
+      stdio: ["ignore", out, err, ...extraFds],
+      env: { ...process.env, ...env },
+      timeout: 120_000,
+    });
     return {
       status: r.status ?? -1,
       stdout: readFileSync(join(io.path, "out"), "utf8"),
@@ -73,6 +78,40 @@ export function runIt(cmd: string, args: string[], env: Record<string, string> =
     closeSync(err);
   }
 }
+
+/**
+ * podman's global options for a test: its storage, run root and temp dir under `dir` (the host's
+ * image store is never touched), the vfs driver, the cgroup manager, no events log.
+ */
+export function podmanStorage(dir: string, cgroupManager: "cgroupfs" | "systemd" = "cgroupfs"): string[] {
+  return [
+    "--root",
+    join(dir, "storage"),
+    "--runroot",
+    join(dir, "run"),
+    "--tmpdir",
+    join(dir, "tmp"),
+    "--storage-driver",
+    "vfs",
+    "--cgroup-manager",
+    cgroupManager,
+    "--events-backend",
+    "none",
+  ];
+}
+
+/**
+ * `podman run`'s options every test passes: this machine's hard limits are below podman's default
+ * rlimits (runc needs the same), and no network.
+ */
+export const PODMAN_RUN_LIMITS: readonly string[] = [
+  "--ulimit",
+  "nofile=1024:1024",
+  "--ulimit",
+  "nproc=1024:1024",
+  "--network",
+  "none",
+];
 
 /** True when `cmd args` runs and exits 0 (a tool is installed and works). */
 export function has(cmd: string, args: string[] = ["--version"]): boolean {

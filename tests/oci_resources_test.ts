@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync }
 import { join } from "node:path";
 import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
 import { isRoot, tempDir, test } from "./_harness.ts";
-import { has, launcher, type Run, runIt } from "./_oci_lab.ts";
+import { has, launcher, PODMAN_RUN_LIMITS, podmanStorage, type Run, runIt } from "./_oci_lab.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { OciConfigError, type OciPlan, ociToSpec } from "../src/oci/config.ts";
 import { mergedCgroup, updateResources } from "../src/oci/update.ts";
@@ -591,22 +591,9 @@ test(
     using dir = tempDir("hako-test-ocires-podman-");
     const tag = `hako-test-ocires-${suffix()}`;
     const hakoRunc = launcher(dir.path);
-    const base = [
-      "--root",
-      join(dir.path, "storage"),
-      "--runroot",
-      join(dir.path, "run"),
-      "--tmpdir",
-      join(dir.path, "tmp"),
-      "--storage-driver",
-      "vfs",
-      "--cgroup-manager",
-      "cgroupfs",
-      "--events-backend",
-      "none",
-    ];
+    const base = podmanStorage(dir.path);
     const podman = (rt: string, ...args: string[]) => runIt("podman", [...base, "--runtime", rt, ...args]);
-    const limits = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", "--network", "none"];
+    const limits = PODMAN_RUN_LIMITS;
     const names: Array<[string, string]> = [];
     try {
       const rootfs = join(dir.path, "rootfs");

@@ -11,8 +11,10 @@
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import {
   chmodSync,
+  closeSync,
   existsSync,
   mkdirSync,
+  openSync,
   readdirSync,
   readFileSync,
   rmdirSync,
@@ -24,18 +26,20 @@ import { join } from "node:path";
 import process from "node:process";
 import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
 import { isRoot, runtime, tempDir, test } from "./_harness.ts";
-import { has, launcher, type Run, runIt, runtimesToCompare } from "./_oci_lab.ts";
+import { has, launcher, PODMAN_RUN_LIMITS, podmanStorage, type Run, runIt, runtimesToCompare } from "./_oci_lab.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import { containerNameOf, OciConfigError, ociToSpec } from "../src/oci/config.ts";
 import { resolveSpec } from "../src/container/validate.ts";
 import { parseOciArgs } from "../src/oci/args.ts";
-import { needsJsChild } from "../src/oci/runtime.ts";
+import { fdsToPass, needsJsChild, withListenFds } from "../src/oci/runtime.ts";
 import { deleteCgroupDirs } from "../src/oci/cgroup_dirs.ts";
 import { parseOptions } from "../src/mount.ts";
 import type { ContainerSpec } from "../src/container/spec.ts";
 import { defaultOciSpec } from "../src/oci/spec_default.ts";
 import { mergedCgroup, parseBytes, updateResources } from "../src/oci/update.ts";
 import { existingCgroupDirs } from "../src/container/_cgroup.ts";
+import { passPreservedFds } from "../src/container/_preserve_fds.ts";
+import { AT_FDCWD, close as closeAt, inheritFd, O_CLOEXEC, O_RDONLY, openat } from "../ffi/at.ts";
 
 const RUNC = "/usr/sbin/runc";
 
@@ -406,6 +410,120 @@ test("without a cgroup namespace, /sys/fs/cgroup holds the container's own cgrou
   }
 }, { skip });
 
+test("--preserve-fds and systemd's LISTEN_FDS: what create, run and exec pass on, counted and checked as runc does", () => {
+  const open = (fds: number[]) => (fd: number) => fds.includes(fd);
+  deepEqual(fdsToPass(undefined, {}, 10, true, open([])), { listen: 0, total: 0 });
+  deepEqual(fdsToPass("2", {}, 10, true, open([3, 4])), { listen: 0, total: 2 });
+  deepEqual(fdsToPass("-1", {}, 10, true, open([])), { listen: 0, total: 0 });
+  throws(() => fdsToPass("x", {}, 10, true, open([])), /invalid value "x" for flag -preserve-fds: parse error/);
+  throws(() => fdsToPass("1.5", {}, 10, true, open([])), /parse error/);
+  throws(
+    () => fdsToPass("3", {}, 10, true, open([3, 4])),
+    /^OciError: unable to stat preserved-fd 2 \(of 3\): faccessat \/proc\/self\/fd\/5: no such file/,
+  );
+  // socket activation of the runtime itself: only when LISTEN_PID is this process; its fds first
+  const env = { LISTEN_PID: "10", LISTEN_FDS: "2" };
+  deepEqual(fdsToPass("1", env, 10, true, open([3, 4, 5])), { listen: 2, total: 3 });
+  throws(() => fdsToPass("1", env, 10, true, open([3, 4])), /preserved-fd 0 \(of 1\): faccessat \/proc\/self\/fd\/5/);
+  deepEqual(fdsToPass(undefined, env, 11, true, open([])), { listen: 0, total: 0 });
+  deepEqual(fdsToPass(undefined, { ...env, LISTEN_FDS: "x" }, 10, true, open([])), { listen: 0, total: 0 });
+  deepEqual(fdsToPass(undefined, env, 10, false, open([])), { listen: 0, total: 0 }, "exec: no activation");
+  deepEqual(
+    (withListenFds({ process: { env: ["A=b"] } }, 2) as { process: { env: string[] } }).process.env,
+    ["A=b", "LISTEN_FDS=2", "LISTEN_PID=1"],
+  );
+  equal(withListenFds("nonsense", 1), "nonsense");
+  // the library's check (Container.create's and execIn's preserveFds): a count, each fd open
+  throws(() => passPreservedFds(-1), /preserveFds: -1: a count of fds from 3 on/);
+  throws(() => passPreservedFds(1.5), /preserveFds: 1.5: a count/);
+  throws(() => passPreservedFds(1 << 19), /preserveFds: 524288 passes fds 3 to 524290, and fd \d+ is not open \(fcntl/);
+  // inheritFd: the close-on-exec flag cleared (Bun sets it on every inherited fd above 3)
+  const fd = openat(AT_FDCWD, "/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  const cloexec = () =>
+    (parseInt(/flags:\s*(\d+)/.exec(readFileSync(`/proc/self/fdinfo/${fd}`, "utf8"))![1]!, 8) & 0o2000000) !== 0;
+  try {
+    equal(cloexec(), true);
+    inheritFd(fd);
+    equal(cloexec(), false);
+  } finally {
+    closeAt(fd);
+  }
+});
+
+test(
+  "--preserve-fds: the caller's fds 3… reach the command of run, create/start and exec, and no other of the runtime's, with hako as with runc",
+  () => {
+    using dir = tempDir("hako-test-oci-fds-");
+    const input = join(dir.path, "in"), output = join(dir.path, "out");
+    writeFileSync(input, "passed\n");
+    const bundle = makeBundle(dir.path, (c) => {
+      c.process!.args = ["sh", "-c", "cat <&3; echo written >&4; ls /proc/self/fd | tr '\\n' ' '; env | grep ^LISTEN_"];
+    });
+    const sleeper = join(dir.path, "sleeper");
+    mkdirSync(sleeper);
+    const config = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8"));
+    config.root.path = join(bundle, "rootfs");
+    config.process.args = ["sh", "-c", 'cat <&3 > "/got-$WHO"; exec sleep 60'];
+    const withFds = <T>(fn: (fds: number[]) => T): T => {
+      const fds = [openSync(input, "r"), openSync(output, "w")];
+      try {
+        return fn(fds);
+      } finally {
+        fds.forEach((fd) => closeSync(fd));
+      }
+    };
+    for (const { who, bin, env } of runtimesToCompare(dir.path)) {
+      const root = join(dir.path, `state-${who}`);
+      const oci = (args: string[], fds: number[] = [], wrap: string[] = []) =>
+        runIt(wrap.length ? "sh" : bin, [...wrap, ...(wrap.length ? [bin] : []), "--root", root, ...args], env, fds);
+      // run: fds 3 and 4 are the caller's; the runtime's own above them are not passed
+      let r = withFds((fds) =>
+        oci(["run", "--preserve-fds", "2", "--bundle", bundle, `hako-test-fds-${suffix()}`], fds)
+      );
+      equal(r.status, 1, `${who}: ${r.stderr}`); // (grep found no LISTEN_)
+      equal(r.stdout, "passed\n0 1 2 3 4 5 ", who);
+      equal(readFileSync(output, "utf8"), "written\n", who);
+      // socket-activated runtime: LISTEN_FDS' fds first, then the preserved ones
+      r = withFds((fds) =>
+        oci(["run", "--preserve-fds", "1", "--bundle", bundle, `hako-test-fds-${suffix()}`], fds, [
+          "-c",
+          'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@"',
+        ])
+      );
+      equal(r.status, 0, `${who}: ${r.stderr}`);
+      equal(r.stdout, "passed\n0 1 2 3 4 5 LISTEN_FDS=1\nLISTEN_PID=1\n", who);
+      // an fd that is not open: refused before anything is made
+      const id = `hako-test-fds-${suffix()}`;
+      r = withFds((fds) => oci(["run", "--preserve-fds", "1000", "--bundle", bundle, id], fds));
+      equal(r.status, 1, who);
+      match(r.stderr, /unable to stat preserved-fd \d+ \(of 1000\)/, who);
+      equal(oci(["state", id]).status, 1, `${who}: no container left`);
+      // create holds them until start; exec passes its own caller's
+      writeFileSync(
+        join(sleeper, "config.json"),
+        JSON.stringify({ ...config, process: { ...config.process, env: [...config.process.env, `WHO=${who}`] } }),
+      );
+      const cid = `hako-test-fds-${suffix()}`;
+      try {
+        r = withFds((fds) => oci(["create", "--preserve-fds", "1", "--bundle", sleeper, cid], fds));
+        equal(r.status, 0, `${who}: ${r.stderr}`);
+        equal(oci(["start", cid]).status, 0, who);
+        const got = join(bundle, "rootfs", `got-${who}`);
+        for (let i = 0; i < 100 && !(existsSync(got) && readFileSync(got, "utf8")); i++) spawnSync("sleep", ["0.05"]);
+        equal(readFileSync(got, "utf8"), "passed\n", who);
+        r = withFds((fds) =>
+          oci(["exec", "--preserve-fds", "1", cid, "sh", "-c", "cat <&3; ls /proc/self/fd | tr '\\n' ' '"], fds)
+        );
+        equal(r.status, 0, `${who}: ${r.stderr}`);
+        equal(r.stdout, "passed\n0 1 2 3 4 ", who);
+      } finally {
+        oci(["delete", "--force", cid]);
+      }
+    }
+  },
+  { skip },
+);
+
 test("domainname: the container's UTS namespace's, with hako as with runc ≥ 1.2 (1.1 ignores it)", () => {
   using dir = tempDir("hako-test-oci-domain-");
   const bundle = makeBundle(dir.path, (c) => {
@@ -738,20 +856,7 @@ test("podman runs containers with --runtime bin/hako-runc as it does with runc",
   using dir = tempDir("hako-test-oci-podman-");
   const tag = `hako-test-oci-${suffix()}`;
   const runc = launcher(dir.path);
-  const base = [
-    "--root",
-    join(dir.path, "storage"),
-    "--runroot",
-    join(dir.path, "run"),
-    "--tmpdir",
-    join(dir.path, "tmp"),
-    "--storage-driver",
-    "vfs",
-    "--cgroup-manager",
-    "cgroupfs",
-    "--events-backend",
-    "none",
-  ];
+  const base = podmanStorage(dir.path);
   // (the runtime's state is under its default --root, /run/hako-runc, as runc's is under /run/runc:
   // podman 4.3 does not pass --runtime-flag to the cleanup it has conmon run, whose delete would
   // then look elsewhere)
@@ -762,7 +867,7 @@ test("podman runs containers with --runtime bin/hako-runc as it does with runc",
       runtimePath,
       ...args,
     ]);
-  const limits = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", "--network", "none"];
+  const limits = PODMAN_RUN_LIMITS;
   const run = (runtimePath: string, ...args: string[]) => podman(runtimePath, "run", "--rm", ...limits, ...args);
   try {
     // the image: a busybox rootfs, imported
@@ -879,6 +984,39 @@ test("podman runs containers with --runtime bin/hako-runc as it does with runc",
     r = run(runc, "-t", tag, "tty");
     equal(r.status, 0, r.stderr);
     equal(r.stdout.trim(), "/dev/pts/0");
+
+    // --preserve-fds (conmon hands the fds to the runtime's create) and podman socket-activated
+    // by systemd (LISTEN_FDS: podman passes them as preserved fds, LISTEN_PID=1 in the env)
+    const passedIn = join(dir.path, "passed");
+    writeFileSync(passedIn, "passed\n");
+    const fdScript = "cat <&3; ls /proc/self/fd | tr '\\n' ' '; env | grep ^LISTEN_ | sort";
+    const fdRuntimes: Array<[string, string]> = [["hako", runc], ["hako-forked", forked]];
+    if (has(RUNC)) fdRuntimes.push(["runc", RUNC]);
+    for (const [who, bin] of fdRuntimes) {
+      const podmanArgs = [...base, "--runtime", bin, "run", "--rm", ...limits];
+      const withFd = (args: string[]) => {
+        const fd = openSync(passedIn, "r"); // (one each: a read moves the offset they share)
+        try {
+          return runIt(args[0]!, args.slice(1), {}, [fd]);
+        } finally {
+          closeSync(fd);
+        }
+      };
+      r = withFd(["podman", ...podmanArgs, "--preserve-fds", "1", tag, "sh", "-c", fdScript]);
+      equal(r.stdout, "passed\n0 1 2 3 4 ", `${who}: ${r.stderr}`);
+      r = withFd([
+        "sh",
+        "-c",
+        'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@"',
+        "podman",
+        ...podmanArgs,
+        tag,
+        "sh",
+        "-c",
+        fdScript,
+      ]);
+      equal(r.stdout, "passed\n0 1 2 3 4 LISTEN_FDS=1\nLISTEN_PID=1\n", `${who}: ${r.stderr}`);
+    }
 
     // limits in the container's cgroup (cgroupfs: libpod_parent/libpod-ID)
     r = podman(

@@ -11,7 +11,16 @@ import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
 import { isRoot, tempDir, test } from "./_harness.ts";
-import { has, IMAGE, imageArchive, launcher, runIt, runtimesToCompare } from "./_oci_lab.ts";
+import {
+  has,
+  IMAGE,
+  imageArchive,
+  launcher,
+  PODMAN_RUN_LIMITS,
+  podmanStorage,
+  runIt,
+  runtimesToCompare,
+} from "./_oci_lab.ts";
 import { bootSystemdLab, type SystemdLab, systemdLabSkip } from "./_systemd_lab.ts";
 import { buildRootfs, findStaticBusybox } from "../src/container/rootfs.ts";
 import {
@@ -460,24 +469,11 @@ test("podman --cgroup-manager systemd drives hako-runc as it drives runc", async
   using dir = tempDir("hako-test-systemd-podman-");
   const lab = await bootSystemdLab(dir.path);
   const tag = `hako-test-sd-${suffix()}`;
-  const base = [
-    "--root",
-    join(dir.path, "storage"),
-    "--runroot",
-    join(dir.path, "run"),
-    "--tmpdir",
-    join(dir.path, "tmp"),
-    "--storage-driver",
-    "vfs",
-    "--cgroup-manager",
-    "systemd",
-    "--events-backend",
-    "none",
-  ];
+  const base = podmanStorage(dir.path, "systemd");
   try {
     const podman = (runtimePath: string, ...args: string[]) =>
       lab.run("podman", [...base, "--runtime", runtimePath, ...args]);
-    const limits = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", "--network", "none"];
+    const limits = PODMAN_RUN_LIMITS;
     const rootfs = join(dir.path, "rootfs");
     buildRootfs(rootfs, { builder: "busybox" });
     const tar = join(dir.path, "rootfs.tar");

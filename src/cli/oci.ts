@@ -16,7 +16,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   return await runOci(argv, {
     stdout: (t) => h.stdout(t),
     stderr: (t) => h.stderr(t),
-    singleThreaded: () => h.ensureSingleThreaded(),
+    singleThreaded: (execve) => h.ensureSingleThreaded(execve),
   });
 }
 

@@ -24,6 +24,7 @@ import process from "node:process";
 import { check, checkRetry, errno, libc } from "../../ffi/libc.ts";
 import { cstr } from "../../ffi/cstring.ts";
 import { AT_FDCWD, O_DIRECTORY, O_PATH, openat } from "../../ffi/at.ts";
+import { passPreservedFds } from "./_preserve_fds.ts";
 import { forkProcess } from "../../ffi/fork.ts";
 import { nextReport, spawnProgram } from "../../ffi/spawn.ts";
 import { pidfdOpen, waitReadable } from "../../ffi/poll.ts";
@@ -67,6 +68,7 @@ import type { TmpfsCopies } from "./_tmpcopyup.ts";
 import {
   cloneFlags,
   execCommand,
+  firstClosedFd,
   type HostStepName,
   type PreparedExecFifo,
   prepareExecFifo,
@@ -128,6 +130,13 @@ export interface CreateOptions {
    * second one through the FIFO before execve (see setup.ts's `execFifoPlan`).
    */
   readonly startSync?: boolean;
+  /**
+   * OCI `--preserve-fds N`: the caller's fds 3 … 2+N pass to the command as they are, as runc's
+   * `ExtraFiles` (socket activation's `LISTEN_FDS`, podman's `--preserve-fds`). Each must be open
+   * (a `ConfigError` names the first that is not, before anything is made); its close-on-exec flag
+   * is cleared. The runtime's own fds above them close at exec as always.
+   */
+  readonly preserveFds?: number;
   /**
    * How the spec's event hooks (`onStarted`, `onReady`, `onOom`…, see `EventWatcher`) are fired:
    * the restart count they report and where their failures go (default: 0, and stderr). The
@@ -275,7 +284,16 @@ function childMain(
       // Nothing of the runtime's (its sockets, pipes, files: a supervisor's listening socket) may
       // reach the command: every fd above 2 closes at exec, the status pipe with them.
       check(
-        Number(libc().syscall(BigInt(SYS.close_range), 3n, 0xffffffffn, BigInt(CLOSE_RANGE_CLOEXEC), 0n, 0n)),
+        Number(
+          libc().syscall(
+            BigInt(SYS.close_range),
+            BigInt(firstClosedFd(ctx.preserveFds)),
+            0xffffffffn,
+            BigInt(CLOSE_RANGE_CLOEXEC),
+            0n,
+            0n,
+          ),
+        ),
         "close_range",
       );
       if (fifo) runExecFifo(fifo);
@@ -426,6 +444,7 @@ export class Container {
         "the terminal is the command's stdin, stdout and stderr: give tty or stdio, not both",
       );
     }
+    passPreservedFds(options.preserveFds);
     // A cgroup the spec names must not exist: checked before anything is touched (and again by
     // the exclusive mkdir, for one made meanwhile).
     if (spec.cgroup?.name !== undefined && existingCgroupDirs(spec.cgroup.name).length) {
@@ -592,6 +611,7 @@ export class Container {
         ...(options.execFifo !== undefined ? { execFifo: options.execFifo } : {}),
         ...(options.onSync ? { hooksSync: syncR } : {}),
         ...(options.execFifo !== undefined && options.startSync ? { startSync: true } : {}),
+        ...(options.preserveFds ? { preserveFds: options.preserveFds } : {}),
       };
       const closeInChild = [
         goW,
@@ -616,7 +636,7 @@ export class Container {
       );
       if (!native) prepareSetup(ctx); // the standard steps' kernel calls, made ready before the fork
       const fifo = !native && ctx.execFifo !== undefined
-        ? prepareExecFifo(ctx.execFifo, ctx.startSync === true)
+        ? prepareExecFifo(ctx.execFifo, ctx.startSync === true, ctx.preserveFds)
         : undefined;
       let pid: number;
       try {

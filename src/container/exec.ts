@@ -57,6 +57,7 @@ import { inNestedUserNamespace } from "../_userns.ts";
 import { compileSeccomp, DEFAULT_SECCOMP_PROFILE } from "../seccomp.ts";
 import { type ChildError, closeFd, describe, pipe, readReports, report, setupError } from "./_pipe.ts";
 import { compileExecIn, type NativeExec } from "./native.ts";
+import { passPreservedFds } from "./_preserve_fds.ts";
 import { holdNonDumpable, nativeSpawnSupported, nextReport, spawnProgram } from "../../ffi/spawn.ts";
 import { receiveFd, socketPair, type WindowSize } from "../../ffi/tty.ts";
 import { assertValidTty, type ConsoleRequest } from "./_console.ts";
@@ -67,6 +68,7 @@ import {
   EINTR,
   O_CLOEXEC,
   O_RDONLY,
+  O_WRONLY,
   PR_SET_DUMPABLE,
   SIG_IGN,
   SIG_SETMASK,
@@ -145,6 +147,11 @@ export interface ExecOptions {
    * `CLONE_PARENT`). The caller exits in `onStart`; the status returned is then not the command's.
    */
   readonly detach?: boolean;
+  /**
+   * OCI `exec --preserve-fds N`: the caller's fds 3 … 2+N pass to the command as they are (each
+   * must be open; see `Container.create`'s `preserveFds`).
+   */
+  readonly preserveFds?: number;
 }
 
 /** What the children do, computed by the parent from /proc before the fork. */
@@ -424,7 +431,7 @@ function closeOtherFds(keep: readonly number[]): void {
  * the way it ended. Synchronous only; never returns.
  */
 function intermediateMain(plan: ExecPlan, opts: ExecOptions, statusW: number, term?: ConsoleRequest): never {
-  const { _exit, dup2, open, setns, getpid, waitpid, kill, signal, sigprocmask, prctl } = libc();
+  const { _exit, dup2, open, write, setns, getpid, waitpid, kill, signal, sigprocmask, prctl } = libc();
   let step = "non-dumpable";
   try {
     // First of all: this copy of the runtime (its memory, environment and fds) joins a live
@@ -434,11 +441,21 @@ function intermediateMain(plan: ExecPlan, opts: ExecOptions, statusW: number, te
     for (const [fd, target] of [[opts.stdin, 0], [opts.stdout, 1], [opts.stderr, 2]] as const) {
       if (fd !== undefined && fd !== target) check(dup2(fd, target), "dup2", [fd, target], `redirect fd ${target}`);
     }
-    closeOtherFds(term ? [0, 1, 2, statusW, term.socket] : [0, 1, 2, statusW]);
+    const preserved = Array.from({ length: opts.preserveFds ?? 0 }, (_, i) => 3 + i);
+    closeOtherFds([0, 1, 2, statusW, ...preserved, ...(term ? [term.socket] : [])]);
 
     step = "join-cgroups";
     const self = String(getpid());
-    for (const procs of plan.cgroupProcs) writeKnob(procs, self, "join the container's cgroup");
+    // (libc's calls, not node:fs: in this forked copy every fd of the runtime's is closed behind
+    // its back, and Deno's node:fs wrote a cgroup.procs write to a preserved fd)
+    const pidText = new TextEncoder().encode(self);
+    for (const procs of plan.cgroupProcs) {
+      const fd = check(open(cstr(procs), O_WRONLY | O_CLOEXEC, 0), "open", [procs], "join the container's cgroup");
+      let n: number;
+      while ((n = Number(write(fd, pidText, BigInt(pidText.length)))) === -1 && errno() === EINTR);
+      if (n === -1) throw new SyscallError("write", errno(), [procs], "join the container's cgroup");
+      closeFd(fd);
+    }
 
     step = "join-namespaces";
     // Every fd first: after setns(user) or setns(mnt), /proc/PID may no longer be reachable.
@@ -557,6 +574,7 @@ function abandon(child: number, grandchild: number | undefined): void {
  */
 export async function execIn(pid: number, opts: ExecOptions): Promise<ProcessStatus> {
   const plan = planExec(pid, opts);
+  passPreservedFds(opts.preserveFds);
   if (plan.skippedCgroups.length) {
     opts.onNote?.(
       `not joining the container's cgroups that uid ${
@@ -686,7 +704,13 @@ async function execNative(
       plan.profile as ResolvedSpec,
       plan.namespaces.map((n) => ({ path: n.path, flag: NAMESPACE_FLAGS[n.type] })),
       EXEC_STEPS,
-      { go: goR, status: statusW, stdio: [opts.stdin, opts.stdout, opts.stderr], ...(term ? { console: term } : {}) },
+      {
+        go: goR,
+        status: statusW,
+        stdio: [opts.stdin, opts.stdout, opts.stderr],
+        ...(term ? { console: term } : {}),
+        ...(opts.preserveFds ? { preserveFds: opts.preserveFds } : {}),
+      },
       plan.namespaces.some((n) => n.type === "user"),
     );
   } catch (e) {

@@ -44,6 +44,7 @@ import {
   bindFlagNames,
   DEFAULT_PATH,
   execFifoPath,
+  firstClosedFd,
   mountsShape,
   MS,
   PATHS_HINT,
@@ -252,6 +253,8 @@ export interface ProgramKey {
   readonly hooksSync: boolean;
   /** Whether it waits for a second byte of the exec fifo (OCI startContainer hooks). */
   readonly startSync: boolean;
+  /** How many of the caller's fds from 3 on pass to the command (OCI `--preserve-fds`). */
+  readonly preserveFds: number;
 }
 
 /**
@@ -309,6 +312,7 @@ export class ProgramCache {
       execFifo: ctx.execFifo ?? null,
       hooksSync: ctx.hooksSync !== undefined,
       startSync: ctx.startSync === true,
+      preserveFds: ctx.preserveFds ?? 0,
     };
   }
 
@@ -573,15 +577,22 @@ function compile(
   slots.stdio.forEach((slot, target) => {
     if (slot) call("dup3", [p.value(slot), target, 0], [unquoted("stdio"), target]);
   });
-  // Nothing of the runtime's may reach the command: every fd above 2 closes at exec.
-  call("close_range", [3, 0xffffffff, CLOSE_RANGE_CLOEXEC], [3, unquoted("~0U"), unquoted("CLOSE_RANGE_CLOEXEC")]);
+  // Nothing of the runtime's may reach the command: every fd above 2 closes at exec (but the
+  // caller's that OCI's --preserve-fds passes on).
+  const from = firstClosedFd(ctx.preserveFds);
+  call("close_range", [from, 0xffffffff, CLOSE_RANGE_CLOEXEC], [
+    from,
+    unquoted("~0U"),
+    unquoted("CLOSE_RANGE_CLOEXEC"),
+  ]);
   for (const [i, syscall, shown] of p.resetSignals()) r.note(i, syscall, shown);
   if (ctx.execFifo !== undefined) {
     // The exec-fifo step (setup.ts's runExecFifo): blocks until `hako oci start` reads the FIFO.
     r.step = "exec-fifo";
-    // Every fd but stdio and the FIFO's closes before the wait (see setup.ts's execFifoPlan).
+    // Every fd but stdio, the preserved ones and the FIFO's closes before the wait (see setup.ts's
+    // execFifoPlan).
     const n = ctx.execFifo;
-    if (n > 3) call("close_range", [3, n - 1, 0], [3, n - 1, 0]);
+    if (n > from) call("close_range", [from, n - 1, 0], [from, n - 1, 0]);
     call("close_range", [n + 1, 0xffffffff, 0], [n + 1, unquoted("~0U"), 0]);
     const fifo = p.slot();
     const path = execFifoPath(ctx.execFifo);
@@ -642,6 +653,8 @@ export function compileExecIn(
     readonly status: number;
     readonly stdio: ReadonlyArray<number | undefined>;
     readonly console?: ConsoleRequest;
+    /** How many of the caller's fds from 3 on pass to the command (OCI `--preserve-fds`). */
+    readonly preserveFds?: number;
   },
   userns: boolean,
 ): NativeExec | undefined {
@@ -674,8 +687,14 @@ export function compileExecIn(
   fds.stdio.forEach((fd, target) => {
     if (fd !== undefined && fd !== target) call("dup3", [fd, target, 0], [fd, target], {}, `redirect fd ${target}`);
   });
-  // Nothing of the runtime's may reach the command: every fd above 2 closes at exec.
-  call("close_range", [3, 0xffffffff, CLOSE_RANGE_CLOEXEC], [3, unquoted("~0U"), unquoted("CLOSE_RANGE_CLOEXEC")]);
+  // Nothing of the runtime's may reach the command: every fd above 2 closes at exec (but the
+  // caller's that OCI's --preserve-fds passes on).
+  const from = firstClosedFd(fds.preserveFds);
+  call("close_range", [from, 0xffffffff, CLOSE_RANGE_CLOEXEC], [
+    from,
+    unquoted("~0U"),
+    unquoted("CLOSE_RANGE_CLOEXEC"),
+  ]);
   r.step = "join-cgroups";
   call("read", [fds.go, p.bytes(new Uint8Array(8)), 1], ["go pipe"], { expect: 1 }, "wait for the parent's go");
   r.step = "join-namespaces";

@@ -140,6 +140,20 @@ export interface SetupContext {
    * execve, while `start` runs the hooks in the container (see {@link execFifoPlan}).
    */
   readonly startSync?: boolean;
+  /**
+   * OCI `--preserve-fds N`: the caller's fds 3 … 2+N pass to the command as they are (runc's
+   * `ExtraFiles`); the runtime's own fds above them close at exec as always. The parent checks
+   * each is open and clears its close-on-exec flag before the clone (see `inheritFd`).
+   */
+  readonly preserveFds?: number;
+}
+
+/**
+ * The first fd the exec step closes (marks close-on-exec): 3, or past the caller's fds that
+ * `--preserve-fds` passes on (see {@link SetupContext.preserveFds}).
+ */
+export function firstClosedFd(preserveFds = 0): number {
+  return 3 + preserveFds;
 }
 
 /** The names of the child's setup steps, in {@link SETUP_STEPS}'s order. */
@@ -2220,9 +2234,10 @@ function writeSysctl(path: string, value: string): void {
  * stdio and the FIFO there too.
  * @returns The step's calls, for `hako plan` and the tests.
  */
-export function execFifoPlan(fd: number, startSync = false): string[] {
+export function execFifoPlan(fd: number, startSync = false, preserveFds = 0): string[] {
+  const from = firstClosedFd(preserveFds);
   return [
-    ...(fd > 3 ? [`close_range(3, ${fd - 1}, 0)`] : []),
+    ...(fd > from ? [`close_range(${from}, ${fd - 1}, 0)`] : []),
     `close_range(${fd + 1}, ~0U, 0)`,
     `open("/proc/self/fd/${fd}", O_WRONLY|O_CLOEXEC) → fifo  (blocks until start)`,
     'write(fifo, "0", 1)',
@@ -2252,7 +2267,7 @@ export function runExecFifo(fifo: PreparedExecFifo): void {
   const c = libc();
   const closeRange = (from: number, to: number) =>
     check(Number(c.syscall(BigInt(SYS.close_range), BigInt(from), BigInt(to), 0n, 0n, 0n)), "close_range");
-  if (fifo.fd > 3) closeRange(3, fifo.fd - 1);
+  if (fifo.fd > fifo.from) closeRange(fifo.from, fifo.fd - 1);
   closeRange(fifo.fd + 1, 0xffffffff);
   let w: number;
   for (;;) {
@@ -2294,14 +2309,23 @@ export interface PreparedExecFifo {
   readonly fd: number;
   /** startContainer hooks: a second byte waited for (see {@link execFifoPlan}). */
   readonly startSync: boolean;
+  /** The first fd closed before the wait ({@link firstClosedFd}: the preserved fds stay). */
+  readonly from: number;
   readonly path: Uint8Array;
   readonly shown: string;
   readonly byte: Uint8Array;
 }
 
 /** Prepares {@link runExecFifo}'s buffers for the FIFO's fd. */
-export function prepareExecFifo(fd: number, startSync = false): PreparedExecFifo {
-  return { fd, startSync, path: cstr(execFifoPath(fd)), shown: execFifoPath(fd), byte: new Uint8Array([0x30]) };
+export function prepareExecFifo(fd: number, startSync = false, preserveFds = 0): PreparedExecFifo {
+  return {
+    fd,
+    startSync,
+    from: firstClosedFd(preserveFds),
+    path: cstr(execFifoPath(fd)),
+    shown: execFifoPath(fd),
+    byte: new Uint8Array([0x30]),
+  };
 }
 
 /** A bind mount's options that are flags of its remount (runc's bind remount). */

@@ -36,9 +36,10 @@ export interface OciIo {
    * the process with the `BUN_JSC_*` settings and does not return; see `Host.ensureSingleThreaded`).
    * `create` and `run` call it once the bundle's config shows the container's child must be
    * forked (see `needsJsChild` in runtime.ts), before they touch anything. Without it (a library
-   * caller) nothing is re-executed.
+   * caller) nothing is re-executed. `execve` replaces the process (see `Host.ensureSingleThreaded`:
+   * `--preserve-fds` needs one that keeps fds open).
    */
-  singleThreaded?(): void;
+  singleThreaded?(execve?: (file: string, argv: string[], env: Record<string, string>) => void): void;
 }
 
 /** The process's own stdout and stderr, written through ffi/_hot.ts (no `node:` stream). */

@@ -182,6 +182,72 @@ async function rootlessCgroup(spec: ContainerSpec, log: Ctx["log"]): Promise<Con
   return rest;
 }
 
+/** The fds a container's process gets beyond stdio (see {@link fdsToPass}). */
+export interface PassedFds {
+  /** systemd's socket activation of the runtime itself: fds 3 … 2+listen, first. */
+  readonly listen: number;
+  /** All of them: `listen`, then `--preserve-fds`'s. */
+  readonly total: number;
+}
+
+/**
+ * The fds `create`, `run` (`activation` true) and `exec` pass to the container's process beyond
+ * stdio, as runc counts them: when systemd socket-activated the runtime itself (`LISTEN_PID` this
+ * process, `LISTEN_FDS` n) those n fds from 3 on, then `--preserve-fds N` more after them. Each
+ * preserved one must be open (runc's words when not).
+ * @param isOpen Whether an fd of this process is open.
+ * @throws {OciUsageError} For a `--preserve-fds` that is no count.
+ * @throws {OciError} For a preserved fd that is not open.
+ */
+export function fdsToPass(
+  preserve: unknown,
+  env: Readonly<Record<string, string | undefined>>,
+  pid: number,
+  activation: boolean,
+  isOpen: (fd: number) => boolean,
+): PassedFds {
+  const text = preserve === undefined ? "0" : String(preserve);
+  if (!/^-?\d+$/.test(text) || !Number.isSafeInteger(Number(text))) {
+    throw new OciUsageError(`invalid value "${text}" for flag -preserve-fds: parse error`);
+  }
+  const count = Math.max(0, Number(text)); // (runc's loop runs no time for a negative count)
+  let listen = 0;
+  if (activation && env.LISTEN_PID !== undefined && /^\d+$/.test(env.LISTEN_PID) && Number(env.LISTEN_PID) === pid) {
+    const n = /^\d+$/.test(env.LISTEN_FDS ?? "") ? Number(env.LISTEN_FDS) : 0;
+    if (n > 0) listen = n;
+  }
+  const base = 3 + listen;
+  if (count > 1 << 20) throw new OciError(`--preserve-fds ${count}: more fds than a process has`);
+  for (let fd = base; fd < base + count; fd++) {
+    if (!isOpen(fd)) {
+      throw new OciError(
+        `unable to stat preserved-fd ${
+          fd - base
+        } (of ${count}): faccessat /proc/self/fd/${fd}: no such file or directory`,
+      );
+    }
+  }
+  return { listen, total: listen + count };
+}
+
+/**
+ * `config` with `LISTEN_FDS=n` and `LISTEN_PID=1` added to `process.env`, as runc adds them for
+ * the socket-activation fds it passes on (the container's process is PID 1 of its namespace).
+ */
+export function withListenFds(config: unknown, n: number): unknown {
+  if (typeof config !== "object" || config === null) return config;
+  const c = config as { process?: unknown };
+  if (typeof c.process !== "object" || c.process === null) return config;
+  const proc = c.process as { env?: unknown };
+  const env = Array.isArray(proc.env) ? proc.env : [];
+  return { ...c, process: { ...proc, env: [...env, `LISTEN_FDS=${n}`, "LISTEN_PID=1"] } };
+}
+
+/** Whether fd `fd` of this process is open. */
+function fdOpen(fd: number): boolean {
+  return existsSync(`/proc/self/fd/${fd}`);
+}
+
 /** `create` (and the first half of `run`, `fifo` false: no exec FIFO, the caller starts it). */
 async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promise<Container> {
   const { store, log } = ctx;
@@ -212,9 +278,7 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
   ]);
   if (!isValidId(id)) throw new OciError(`invalid id format: ${id}`);
   if (o["no-pivot"]) throw new OciError("--no-pivot: not supported by hako (it always uses pivot_root)");
-  if (o["preserve-fds"] !== undefined && o["preserve-fds"] !== "0") {
-    throw new OciError("--preserve-fds: not supported by hako");
-  }
+  const passed = fdsToPass(o["preserve-fds"], process.env, process.pid, true, fdOpen);
   if (o["pidfd-socket"]) throw new OciError("--pidfd-socket: not supported by hako");
   const bundle = resolve(String(o.bundle ?? process.cwd()));
   const consoleSocket = typeof o["console-socket"] === "string" ? o["console-socket"] : undefined;
@@ -224,6 +288,9 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
   } catch (e) {
     throw new OciError(`cannot read ${join(bundle, "config.json")}: ${(e as Error).message}`);
   }
+  if (passed.listen > 0) config = withListenFds(config, passed.listen);
+  // (before a re-exec below: Bun marks every inherited fd above 3 close-on-exec as it starts)
+  if (passed.total > 0) (await import("../container/_preserve_fds.ts")).passPreservedFds(passed.total);
   // node:os is loaded here, by the one command that uses it: under Bun its import costs every
   // command's start ~0.5 ms (state, kill and delete never ask for the hostname).
   const { hostname } = process.getBuiltinModule("node:os") as typeof import("node:os");
@@ -234,7 +301,8 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
   // before anything is made (the re-executed process reads the bundle again and goes on).
   if (ctx.io.singleThreaded && !singleThreaded && needsJsChild(plan.spec, nativeSpawnSupported(), parseOptions)) {
     log.debug("the container's child is forked: re-executing with the engine single-threaded");
-    ctx.io.singleThreaded();
+    // (fds to pass on: Bun's own process.execve would close them)
+    ctx.io.singleThreaded(passed.total > 0 ? (await import("../process.ts")).execve : undefined);
   }
   for (const w of plan.warnings) log.warn(w);
   const detached = !forRun || o.detach === true;
@@ -296,6 +364,7 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
         ...(plan.tty ? { tty: plan.tty } : {}),
         ...(startHooks ? { startSync: true } : {}),
         onForked: () => void (forked = true),
+        ...(passed.total > 0 ? { preserveFds: passed.total } : {}),
         ...(syncHooks
           ? {
             // The child waits after its mounts, before pivot_root: prestart, then createRuntime
@@ -593,7 +662,9 @@ async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): 
   if (status === "paused" && o["ignore-paused"] !== true) {
     throw new OciError("cannot exec in a paused container (use --ignore-paused to override)");
   }
-  for (const k of ["process-label", "apparmor", "cgroup", "preserve-fds"] as const) {
+  const passed = fdsToPass(o["preserve-fds"], process.env, process.pid, false, fdOpen);
+  if (passed.total > 0) (await import("../container/_preserve_fds.ts")).passPreservedFds(passed.total);
+  for (const k of ["process-label", "apparmor", "cgroup"] as const) {
     const v = o[k];
     if (v !== undefined && v !== "" && v !== "0" && !(Array.isArray(v) && v.length === 0)) {
       throw new OciError(`--${k}: not supported by hako`);
@@ -640,8 +711,10 @@ async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): 
   // The CLI starts exec without the re-exec that makes Bun's engine single-threaded
   // (src/cli/commands.ts): its children are native programs but where execForksJs says they are
   // forked, and then it is done now, before anything is made (beforeFork: the safety net).
+  // (fds to pass on: Bun's own process.execve would close them)
+  const execve = passed.total > 0 ? (await import("../process.ts")).execve : undefined;
   const forkSafe = () => {
-    if (ctx.io.singleThreaded && !singleThreaded) ctx.io.singleThreaded();
+    if (ctx.io.singleThreaded && !singleThreaded) ctx.io.singleThreaded(execve);
   };
   if (execForksJs(spec)) forkSafe();
   const detach = o.detach === true;
@@ -653,6 +726,7 @@ async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): 
     spec,
     beforeFork: forkSafe,
     ...(detach ? { detach } : {}),
+    ...(passed.total > 0 ? { preserveFds: passed.total } : {}),
     ...(plan.tty ? { tty: plan.tty } : {}),
     ...(plan.tty
       ? {

@@ -58,9 +58,11 @@ export interface Host {
    * (`execve` of `/proc/self/exe` with its own argv and those variables added) and this call does
    * not return; if that cannot be done it returns and the process runs on as it is. Under Deno
    * (whose flag comes from the command line or `bin/hako`) and Node it does nothing.
-   * Call it first thing, before loading anything heavy.
+   * Call it first thing, before loading anything heavy. `execve`: the call that replaces the
+   * process (default Bun's `process.execve`, which closes every fd above 2; a caller that must keep
+   * fds open across it gives its own, e.g. `Process.execve`).
    */
-  ensureSingleThreaded(): void;
+  ensureSingleThreaded(execve?: Execve): void;
   /**
    * The argv that runs this same hako again (the runtime, its flags and the CLI's entry point, as
    * this process was started) with `args` as hako's arguments: how `hako start` starts the
@@ -75,6 +77,9 @@ export interface Host {
    */
   collectGarbage(): void;
 }
+
+/** An execve(2): replaces the process, or throws. */
+export type Execve = (file: string, argv: string[], env: Record<string, string>) => void;
 
 /** The kind of file `lstat` saw (pure). */
 function kindOf(st: { isFile: boolean; isDirectory: boolean; isSymlink: boolean }): FileFacts["kind"] {
@@ -315,7 +320,7 @@ function nodeHost(process: NodeProcess): Host {
       process.on("uncaughtException", handler);
       process.on("unhandledRejection", handler);
     },
-    ensureSingleThreaded() {
+    ensureSingleThreaded(execve) {
       if (!isBun) return;
       const again = process.env[REEXEC_GUARD] !== undefined;
       delete process.env[REEXEC_GUARD]; // not for the script's children
@@ -326,11 +331,8 @@ function nodeHost(process: NodeProcess): Host {
       } catch { /* no /proc: then no /proc/self/exe either */ }
       const exe = fs().existsSync("/proc/self/exe") ? "/proc/self/exe" : process.execPath;
       try {
-        process.execve(exe, reexecArgv(cmdline, process, compiled), {
-          ...process.env,
-          ...BUN_JSC_SINGLE_THREADED,
-          [REEXEC_GUARD]: "1",
-        });
+        const env = { ...process.env, ...BUN_JSC_SINGLE_THREADED, [REEXEC_GUARD]: "1" };
+        (execve ?? process.execve)(exe, reexecArgv(cmdline, process, compiled), env as Record<string, string>);
       } catch { /* run on; ffi/fork.ts warns before a fork */ }
     },
     selfArgv: (args) => selfArgvFrom(fs().readFileSync("/proc/self/cmdline", "utf8"), argc, args),
