@@ -38,7 +38,11 @@ mkdir -p "$(dirname -- "$out")"
 # --splitting: each command (and amaro, 3.8 MB with its WebAssembly) is a chunk of its own, parsed
 # only when used, not at every start (a single-file bundle costs `hako version` ~50 ms more).
 # --bytecode: the chunks are stored precompiled for the embedded JavaScriptCore (~3 ms less a start).
-flags=(--compile --splitting --format=esm --bytecode --external "npm:*")
+# --compile-jit-policy=100: JavaScriptCore's JIT tier-up thresholds raised 100× from the start. A
+# command runs once and exits: compiling the code it runs a few times cost it more than it gained
+# (`hako-runc run` of a busybox /bin/true: user CPU 26 → 16 ms; see bench/NOTES.md). Hot loops still
+# tier up (on-stack replacement); the supervisor, which runs long, sets them back (Host.normalJit).
+flags=(--compile --compile-jit-policy=100 --splitting --format=esm --bytecode --external "npm:*")
 if [ -n "${HAKO_TARGET:-}" ]; then flags+=("--target=$HAKO_TARGET"); fi
 
 # Build next to the output and rename, so a running dist/hako is never overwritten in place.

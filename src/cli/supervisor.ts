@@ -63,6 +63,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   // Nothing a client sends should throw where no one catches it; if something does, it is logged
   // and the supervisor goes on serving (its containers would outlive it, but not their reaping).
   const h2 = host();
+  h2.normalJit(); // (it runs long: the binary's raised JIT thresholds are for one-off commands)
   h2.onUncaught((e) => h2.stderr(`${new Date().toISOString()} uncaught (going on): ${(e as Error)?.stack ?? e}\n`));
   const { runSupervisor } = await import("../supervisor/supervisor.ts");
   return await runSupervisor({

@@ -76,6 +76,13 @@ export interface Host {
    * the heap it grew for the burst otherwise. Does nothing where neither is available.
    */
   collectGarbage(): void;
+  /**
+   * For a process that runs long (the supervisor): the engine's JIT tier-up thresholds back to
+   * normal. `dist/hako` starts with them raised 100× (`bun build --compile-jit-policy`, see
+   * tools/build.sh): a command that runs once and exits spent ~10 ms of CPU compiling code it ran
+   * a few times. Bun's `Bun.unsafe.setJITPolicy(1)`; nothing elsewhere.
+   */
+  normalJit(): void;
 }
 
 /** An execve(2): replaces the process, or throws. */
@@ -232,6 +239,7 @@ function denoHost(): Host {
       v8Gc ??= exposeV8Gc();
       v8Gc?.();
     },
+    normalJit() {},
   };
 }
 
@@ -340,6 +348,10 @@ function nodeHost(process: NodeProcess): Host {
       const bun = (globalThis as { Bun?: { gc?(force: boolean): void } }).Bun;
       if (bun?.gc) return bun.gc(true);
       (globalThis as { gc?: () => void }).gc?.();
+    },
+    normalJit() {
+      const bun = (globalThis as { Bun?: { unsafe?: { setJITPolicy?(scale: number): void } } }).Bun;
+      bun?.unsafe?.setJITPolicy?.(1);
     },
   };
 }
