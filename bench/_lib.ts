@@ -122,9 +122,42 @@ export function withHugetlb<T>(fn: () => T): T {
   const mountedThere = () =>
     readFileSync("/proc/self/mountinfo", "utf8").split("\n").some((l) => l.split(" ")[4] === dir);
   if (mountedThere()) return fn();
+  // (the hugetlb controller's v1 hierarchy id: 0 while none exists and cgroup2 may offer it)
+  // (the hugetlb controller's v1 hierarchy id, 0 while none exists and cgroup2 may offer it, and
+  // how many cgroups it has, the dying ones included)
+  const hugetlbLine = () => {
+    const m = /^hugetlb\s+(\d+)\s+(\d+)/m.exec(readFileSync("/proc/cgroups", "utf8"));
+    return [Number(m?.[1] ?? 0), Number(m?.[2] ?? 0)] as const;
+  };
+  const hierarchy = () => hugetlbLine()[0];
+  const before = hierarchy();
   let mounted = false, made = false;
   const undo = () => {
-    if (mounted) spawnSync("umount", [dir]), mounted = false;
+    if (mounted) {
+      spawnSync("umount", [dir]);
+      mounted = false;
+      // A v1 hierarchy is destroyed at its umount only if it has no child cgroup then; crun's,
+      // removed by its delete just before, may still be dying (here for ~1.5 s), and the hierarchy
+      // would outlive its mount, mounted nowhere, keeping hugetlb from cgroup2 (seen: a systemd
+      // started later mounted it again and made its slices there). Once it has no child left it is
+      // mounted and unmounted again, which destroys it (asynchronously: a new mount before that
+      // would make a new hierarchy).
+      let tried = Date.now();
+      for (const start = Date.now(); before === 0 && Date.now() - start < 5000;) {
+        const [id, count] = hugetlbLine();
+        if (id === 0 || mountedThere()) break;
+        if (count === 1 && Date.now() - tried > 200) {
+          if (spawnSync("mount", ["-t", "cgroup", "-o", "hugetlb", "cgroup", dir]).status === 0) {
+            spawnSync("umount", [dir]);
+          }
+          tried = Date.now();
+        }
+        spawnSync("sleep", ["0.05"]);
+      }
+      if (before === 0 && hierarchy() !== 0) {
+        console.log("!!! the hugetlb v1 hierarchy outlived its mount (a cgroup left in it?): see /proc/cgroups");
+      }
+    }
     if (made) {
       try {
         rmdirSync(dir);

@@ -120,6 +120,8 @@ test("mountinfo parsing finds combined v1 hierarchies, separate ones and the cgr
   assertEquals(mounts.length, 5);
   assertEquals(mounts[0], { mountPoint: "/sys/fs/cgroup/cpu,cpuacct", version: 1, subsystems: ["cpu", "cpuacct"] });
   assertEquals(mounts[4]!.mountPoint, "/mnt/with space");
+  // a named hierarchy: no controller, its name (exec joins the container's cgroup there)
+  assertEquals(mounts[2], { mountPoint: "/sys/fs/cgroup/systemd", version: 1, subsystems: [], name: "systemd" });
   const l = layoutFromMountinfo(text, false);
   assertEquals(l.version, 1);
   assert(l.hybrid);

@@ -388,6 +388,13 @@ test(
           r = oci("exec", id, "cat", "/proc/self/cgroup");
           equal(r.status, 0, `${who}: ${r.stderr}`);
           match(r.stdout, /:memory:\/\n/, who);
+          // … in every hierarchy, name=systemd's too (where systemd tracks a scope's processes on a
+          // legacy host), as runc's exec joins every cgroup path of the container's
+          r = oci("exec", id, "sh", "-c", "cat /proc/self/cgroup; echo; cat /proc/1/cgroup");
+          const [execd, init] = r.stdout.split("\n\n");
+          match(execd!, /:name=systemd:\/\n/, `${who}: ${r.stdout}`);
+          const same = (t: string) => t.split("\n").filter((l) => l && !(who === "runc" && l.includes(":devices:")));
+          deepEqual(same(execd!), same(init!), who);
           // update: the cgroup and the unit's property (what the next reload writes)
           r = oci("update", "--memory", "128M", id);
           equal(r.status, 0, `${who}: ${r.stderr}`);

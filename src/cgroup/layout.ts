@@ -43,6 +43,11 @@ export interface CgroupMount {
   readonly version: 1 | 2;
   /** The v1 controllers of this hierarchy (`["cpu", "cpuacct"]`); empty for cgroup2. */
   readonly subsystems: readonly string[];
+  /**
+   * A named v1 hierarchy's name (`systemd` for `name=systemd`, where systemd tracks units on a
+   * legacy host); absent otherwise. hako makes no cgroup there; `exec` joins the container's.
+   */
+  readonly name?: string;
 }
 
 /** The cgroup layout of a host (see {@link detect}). */
@@ -91,7 +96,8 @@ export function parseMountinfo(text: string): CgroupMount[] {
     }
     const superOptions = (right[2] ?? "").split(",");
     const subsystems = superOptions.filter((o) => V1_SUBSYSTEMS.includes(o));
-    mounts.push({ mountPoint: unescapeMountPath(mountPoint), version: 1, subsystems });
+    const name = superOptions.find((o) => o.startsWith("name="))?.slice(5);
+    mounts.push({ mountPoint: unescapeMountPath(mountPoint), version: 1, subsystems, ...(name ? { name } : {}) });
   }
   return mounts;
 }

@@ -333,7 +333,12 @@ function cgroupProcsFiles(pid: number): string[] {
       if (layout.unified) out.push(`${layout.unified}${rel}/cgroup.procs`);
       continue;
     }
-    const mount = ctrls!.split(",").map((c) => layout.v1[c]).find((p) => p !== undefined);
+    // (a named hierarchy, name=systemd: the container's cgroup there too, as runc's exec joins
+    // every path of the container's — on a legacy host systemd tracks a scope's processes there)
+    const named = ctrls!.startsWith("name=")
+      ? layout.mounts.find((m) => m.version === 1 && m.name === ctrls!.slice(5))?.mountPoint
+      : undefined;
+    const mount = named ?? ctrls!.split(",").map((c) => layout.v1[c]).find((p) => p !== undefined);
     if (mount) out.push(`${mount}${rel}/cgroup.procs`);
   }
   return out;
