@@ -20,6 +20,17 @@ trap 'rm -f "$log"' EXIT
 
 total_passed=0 total_failed=0 total_skipped=0 status=0 skips="" summaries=""
 
+# The controllers on a cgroup v1 hierarchy of their own that no mount shows: a hierarchy a test
+# mounted and left behind (one whose cgroups were still dying at its umount outlives it), which
+# takes its controller from cgroup2 on a hybrid host until someone mounts and unmounts it again.
+unmounted_v1() {
+  awk 'NR > 1 && $2 != 0 { print $1 }' /proc/cgroups | while read -r c; do
+    awk -v c="$c" '$0 ~ / - cgroup / { n = split($NF, o, ","); for (i = 1; i <= n; i++) if (o[i] == c) f = 1 }
+      END { exit f ? 1 : 0 }' /proc/self/mountinfo && echo "$c"
+  done
+}
+v1_before=$(unmounted_v1)
+
 # record RUNTIME RC PASSED FAILED SKIPPED: adds one run's counts (a run without a summary failed).
 record() {
   local name=$1 rc=$2 passed=$3 failed=$4 skipped=$5
@@ -88,6 +99,10 @@ leaks=$(
   find /sys/fs/cgroup -maxdepth 3 -type d -iname 'hako*' 2>/dev/null
   grep -i hako /proc/self/mountinfo 2>/dev/null | awk '{print "mount " $5}'
   ps -eo pid=,args= 2>/dev/null | grep -E '[h]ako-(test|demo)' | sed 's/^/process /'
+  # (a hierarchy destroyed a moment after its umount is not one: looked at again after a second)
+  if [ -n "$(comm -13 <(printf '%s\n' "$v1_before" | sort) <(unmounted_v1 | sort))" ]; then sleep 1; fi
+  comm -13 <(printf '%s\n' "$v1_before" | sort) <(unmounted_v1 | sort) | grep . |
+    sed 's/^/a cgroup v1 hierarchy mounted nowhere, with the controller /'
 )
 if [ -n "$leaks" ]; then
   printf '\n!! tests/run.sh: the suite left these behind:\n%s\n' "$leaks"
@@ -95,7 +110,7 @@ if [ -n "$leaks" ]; then
   status=1
 else
   total_passed=$((total_passed + 1))
-  summaries+="no leftovers: no hako cgroups, mounts or processes after the suite"$'\n'
+  summaries+="no leftovers: no hako cgroups, mounts, processes or unmounted v1 hierarchies after the suite"$'\n'
 fi
 
 echo
