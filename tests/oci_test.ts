@@ -141,6 +141,32 @@ test("ociToSpec maps a podman config onto hako's spec, field by field", () => {
   deepEqual(plan.annotations, { "io.container.manager": "libpod" });
 });
 
+test("--privileged's bundle: /sys and /sys/fs/cgroup without ro are writableSysfs and writableCgroupfs; the host's /dev/ptmx is left to the pts link", () => {
+  const c = podmanLikeConfig() as { mounts: Array<{ destination: string; type: string; options: string[] }> };
+  c.mounts.push(
+    { destination: "/sys", type: "sysfs", options: ["nosuid", "noexec", "nodev", "rw"] },
+    { destination: "/sys/fs/cgroup", type: "cgroup", options: ["nosuid", "noexec", "nodev", "relatime", "rw"] },
+  );
+  (c as unknown as { linux: Record<string, unknown> }).linux.devices = [
+    { path: "/dev/ptmx", type: "c", major: 5, minor: 2, fileMode: 8630 },
+    { path: "/dev/fuse", type: "c", major: 10, minor: 229, fileMode: 8630 },
+  ];
+  const spec = ociToSpec(c, "/b", "x").spec;
+  equal(spec.writableSysfs, true);
+  equal(spec.writableCgroupfs, true);
+  deepEqual(spec.devices, [{ path: "/dev/fuse", type: "c", major: 10, minor: 229, fileMode: 0o666 }]);
+  for (const m of c.mounts) if (m.destination.startsWith("/sys")) m.options.push("ro");
+  const ro = ociToSpec(c, "/b", "x").spec;
+  equal(ro.writableSysfs, undefined);
+  equal(ro.writableCgroupfs, undefined);
+  // the spec's own check: they are about the standard mounts
+  throws(
+    () => resolveSpec({ name: "x", rootfs: "/tmp", command: ["true"], standardMounts: false, writableSysfs: true }),
+    /writableSysfs: needs standardMounts/,
+  );
+  equal(resolveSpec({ name: "x", rootfs: "/tmp", command: ["true"] }).writableCgroupfs, false);
+});
+
 test("runc spec's capabilities (ambient, no inheritable set) are taken as runc takes them: ambient left out with a warning", () => {
   const caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
   const config = podmanLikeConfig() as { process: Record<string, unknown>; linux: Record<string, unknown> };
@@ -518,6 +544,60 @@ test(
         equal(r.stdout, "passed\n0 1 2 3 4 ", who);
       } finally {
         oci(["delete", "--force", cid]);
+      }
+    }
+  },
+  { skip },
+);
+
+test(
+  "a bundle's /sys and /sys/fs/cgroup without ro (--privileged's) are read-write; the cgroup is in name=systemd too, with hako as with runc",
+  () => {
+    using dir = tempDir("hako-test-oci-rw-");
+    const path = `/hako-test-rw-${suffix()}`;
+    const script = 'awk \'$5 == "/sys" || $5 == "/sys/fs/cgroup/pids" {print $5, $6}\' /proc/self/mountinfo | sort; ' +
+      "grep name=systemd /proc/self/cgroup; mkdir /sys/fs/cgroup/pids/x && rmdir /sys/fs/cgroup/pids/x && echo made";
+    const bundle = makeBundle(dir.path, (c) => {
+      c.process!.args = ["sh", "-c", script];
+      for (const m of c.mounts as unknown as Array<{ destination: string; options?: string[] }>) {
+        if (m.destination === "/sys" || m.destination === "/sys/fs/cgroup") {
+          m.options = (m.options ?? []).filter((o) => o !== "ro");
+        }
+      }
+      c.linux!.cgroupsPath = path;
+      c.linux!.resources = { ...(c.linux!.resources as object), pids: { limit: 40 } };
+    });
+    const named = existsSync("/sys/fs/cgroup/systemd/cgroup.procs");
+    const outs = new Map<string, string>();
+    try {
+      for (const { who, run } of hakoAndRunc(dir.path, has(RUNC))) {
+        const r = run(bundle);
+        equal(r.status, 0, `${who}: ${r.stderr}`);
+        outs.set(who, r.stdout);
+        equal(
+          r.stdout,
+          `/sys rw,nosuid,nodev,noexec,relatime\n/sys/fs/cgroup/pids rw,nosuid,nodev,noexec,relatime\n${
+            named ? `${r.stdout.match(/\d+:name=systemd:/)?.[0] ?? "?:name=systemd:"}/\n` : ""
+          }made\n`,
+          who,
+        );
+        if (named) equal(existsSync(`/sys/fs/cgroup/systemd${path}`), false, `${who}: its name=systemd cgroup removed`);
+      }
+      // and without --privileged's options, read-only as before
+      const c = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8"));
+      for (const m of c.mounts) {
+        if (m.destination === "/sys" || m.destination === "/sys/fs/cgroup") m.options.push("ro");
+      }
+      writeFileSync(join(bundle, "config.json"), JSON.stringify(c));
+      const [native] = hakoAndRunc(dir.path, false);
+      const r = native!.run(bundle);
+      equal(r.status, 1, r.stdout);
+      match(r.stdout, /^\/sys ro,nosuid,nodev,noexec,relatime\n\/sys\/fs\/cgroup\/pids ro,/);
+    } finally {
+      for (const h of ["systemd", "pids"]) {
+        try {
+          rmdirSync(`/sys/fs/cgroup/${h}${path}`);
+        } catch { /* gone */ }
       }
     }
   },
@@ -1016,6 +1096,34 @@ test("podman runs containers with --runtime bin/hako-runc as it does with runc",
         fdScript,
       ]);
       equal(r.stdout, "passed\n0 1 2 3 4 LISTEN_FDS=1\nLISTEN_PID=1\n", `${who}: ${r.stderr}`);
+    }
+
+    // --privileged: every capability, no seccomp, /sys and the container's cgroups read-write, the
+    // host's devices (its /dev/ptmx given too: runc makes the pts/ptmx link there); then podman's
+    // systemd mode (--systemd=always, the default for an init command): the host's name=systemd
+    // hierarchy bound at /sys/fs/cgroup/systemd, where the container's init has a cgroup of its own
+    // to make its slices in, as with runc (tests/systemd_cgroup_test.ts: exec joins it)
+    const privScript = 'grep -E "^(CapEff|Seccomp):" /proc/self/status; ls /dev | tr "\\n" " "; echo; ' +
+      'awk \'$5 == "/sys" || $5 == "/sys/fs/cgroup/pids" {print $5, $6}\' /proc/self/mountinfo | sort; ' +
+      "mkdir /sys/fs/cgroup/pids/x && rmdir /sys/fs/cgroup/pids/x && echo cgroup-writable";
+    r = run(runc, "--privileged", "--pids-limit", "50", tag, "sh", "-c", privScript);
+    equal(r.status, 0, r.stderr);
+    match(r.stdout, /^CapEff:\t[0-9a-f]{16}\nSeccomp:\t0\n/);
+    match(r.stdout, /\/sys rw,nosuid,nodev,noexec/);
+    match(r.stdout, /cgroup-writable\n$/);
+    if (has(RUNC)) equal(run(RUNC, "--privileged", "--pids-limit", "50", tag, "sh", "-c", privScript).stdout, r.stdout);
+    const sdScript = "grep name=systemd /proc/self/cgroup | cut -d: -f3 | sed 's/libpod-[0-9a-f]*/libpod-ID/'; " +
+      'mkdir "/sys/fs/cgroup/systemd$(grep name=systemd /proc/self/cgroup | cut -d: -f3)/x" && echo slice-made';
+    if (existsSync("/sys/fs/cgroup/systemd")) {
+      r = run(runc, "--systemd=always", tag, "sh", "-c", sdScript);
+      equal(r.status, 0, r.stderr);
+      equal(r.stdout, "/libpod_parent/libpod-ID\nslice-made\n");
+      if (has(RUNC)) equal(run(RUNC, "--systemd=always", tag, "sh", "-c", sdScript).stdout, r.stdout);
+      deepEqual(
+        readdirSync("/sys/fs/cgroup/systemd/libpod_parent").filter((e) => e.startsWith("libpod-")),
+        [],
+        "the container's name=systemd cgroup (and the one made in it) removed with it",
+      );
     }
 
     // limits in the container's cgroup (cgroupfs: libpod_parent/libpod-ID)

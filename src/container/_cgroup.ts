@@ -7,7 +7,9 @@
  * refused, so a container can never kill a host service's processes on its way out.
  * @module
  */
-import { readFileSync, rmdirSync, statSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from "node:fs";
+import { postOrder } from "../cgroup/_walk.ts";
+import { dirname } from "node:path";
 import { detect, type Layout } from "../cgroup/layout.ts";
 import type { Group, GroupSpec } from "../cgroup/group.ts";
 import {
@@ -87,8 +89,71 @@ export function containerGroupSpec(spec: ContainerSpec["cgroup"], options: { dev
 export function existingCgroupDirs(name: string): string[] {
   const l = layout();
   if (!l) return [];
-  const roots = [...new Set(Object.values(l.v1)), ...(l.unified ? [l.unified] : [])];
+  const roots = [...new Set([...Object.values(l.v1), ...namedRoots(l)]), ...(l.unified ? [l.unified] : [])];
   return roots.map((r) => `${r}/${name}`).filter((d) => statSync(d, { throwIfNoEntry: false })?.isDirectory());
+}
+
+/** Where the named v1 hierarchies (`name=systemd`: no controller) are mounted. */
+function namedRoots(l: Layout): string[] {
+  return [
+    ...new Set(l.mounts.filter((m) => m.version === 1 && m.name && !m.subsystems.length).map((m) => m.mountPoint)),
+  ];
+}
+
+/**
+ * Puts `pid` in a cgroup `name` of its own in every named v1 hierarchy (`name=systemd`), as runc's
+ * cgroupfs manager does (its `NameGroup`, joined): on a legacy or hybrid host that is where a
+ * systemd running as the container's init (podman `--systemd`, which binds that hierarchy at
+ * /sys/fs/cgroup/systemd) finds the subtree it manages, and where the host's systemd sees it. The
+ * cgroup is made new (one there already is another's: refused); its parents as needed (left, as
+ * runc leaves them).
+ * @returns The cgroups made, to remove with {@link removeNamedCgroups}.
+ * @throws {Error} When one cannot be made or joined (what was made is removed).
+ */
+export function joinNamedCgroups(name: string, pid: number): string[] {
+  const l = layout();
+  if (!l) return [];
+  const made: string[] = [];
+  try {
+    for (const root of namedRoots(l)) {
+      const dir = `${root}/${name}`;
+      mkdirSync(dirname(dir), { recursive: true });
+      mkdirSync(dir); // (exclusive: EEXIST for another's)
+      made.push(dir);
+      writeFileSync(`${dir}/cgroup.procs`, String(pid));
+    }
+  } catch (e) {
+    removeNamedCgroups(made);
+    throw e;
+  }
+  return made;
+}
+
+/**
+ * Removes the cgroups {@link joinNamedCgroups} made, and any the container made under them (a
+ * systemd inside makes its slices there), deepest first, once their processes are gone (best
+ * effort, 1 s each).
+ */
+export function removeNamedCgroups(dirs: readonly string[]): void {
+  const children = (d: string) => {
+    try {
+      return readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => `${d}/${e.name}`);
+    } catch {
+      return [];
+    }
+  };
+  for (const dir of dirs.flatMap((d) => postOrder(d, children))) {
+    for (let i = 0; i < 100; i++) {
+      try {
+        rmdirSync(dir);
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EBUSY") break;
+        // (the killed processes leave the cgroup a moment after they die)
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+      }
+    }
+  }
 }
 
 /**

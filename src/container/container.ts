@@ -58,7 +58,9 @@ import { realRootfs } from "./_paths.ts";
 import {
   containerGroupSpec,
   existingCgroupDirs,
+  joinNamedCgroups,
   removeEmptyDefaultParent,
+  removeNamedCgroups,
   removeStaleCgroup,
   startSystemdScope,
   stopSystemdScope,
@@ -130,6 +132,12 @@ export interface CreateOptions {
    * second one through the FIFO before execve (see setup.ts's `execFifoPlan`).
    */
   readonly startSync?: boolean;
+  /**
+   * OCI mode (runc's cgroupfs manager): the container's cgroup made in every named v1 hierarchy
+   * (`name=systemd`) too, with its process in it (see `joinNamedCgroups` in _cgroup.ts). Not with
+   * a systemd scope (systemd puts it there). Removed with the container.
+   */
+  readonly namedCgroups?: boolean;
   /**
    * OCI `--preserve-fds N`: the caller's fds 3 … 2+N pass to the command as they are, as runc's
    * `ExtraFiles` (socket activation's `LISTEN_FDS`, podman's `--preserve-fds`). Each must be open
@@ -360,6 +368,8 @@ export class Container {
   #pending: number[];
   /** With `tty`: the pty's master (-1: none, or closed). */
   #terminal = -1;
+  /** The cgroups made in named v1 hierarchies (see CreateOptions.namedCgroups), removed with it. */
+  #namedDirs: readonly string[] = [];
   /** How event hooks are fired (see CreateOptions.events). */
   #events: CreateOptions["events"];
   /** Fires the event hooks while the command runs (none when the spec has none). */
@@ -698,6 +708,23 @@ export class Container {
           fail("cgroup-attach", e);
         }
       }
+      // OCI mode: the named v1 hierarchies (name=systemd) too, as runc's cgroupfs manager (a
+      // systemd scope is in them by systemd's doing)
+      let namedDirs: string[] = [];
+      if (group && options.namedCgroups && !scope) {
+        try {
+          namedDirs = joinNamedCgroups(group.name, pid);
+        } catch (e) {
+          fail("cgroup-attach", e);
+        }
+        // (undone first, before the kill pushed earlier: so it kills too)
+        undo.push(() => {
+          try {
+            killProcess(pid, "KILL");
+          } catch { /* gone */ }
+          removeNamedCgroups(namedDirs);
+        });
+      }
       if (spec.veth) {
         // The pair is made now, while the child waits for the go byte: its container end goes
         // straight into the child's network namespace, and its "network" step configures it.
@@ -801,6 +828,7 @@ export class Container {
       const c = new Container(spec, pid, group, startW, statusR, native, pending);
       c.#terminal = terminal;
       c.#events = options.events;
+      c.#namedDirs = namedDirs;
       return c;
     } catch (e) {
       for (const u of undo.reverse()) {
@@ -1072,6 +1100,7 @@ export class Container {
     }
     try {
       this.cgroup?.delete({ kill: true });
+      removeNamedCgroups(this.#namedDirs);
       if (this.cgroup) removeEmptyDefaultParent(this.cgroup.name);
     } catch (e) {
       first = e;

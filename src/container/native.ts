@@ -188,6 +188,8 @@ export const DECIDING = [
   "readonlyRootfs",
   "rootfsPropagation",
   "standardMounts",
+  "writableSysfs",
+  "writableCgroupfs",
   "mounts",
   "devices",
   "networkEtc",

@@ -8,7 +8,7 @@
  * @module
  */
 import { sysctlPath } from "./_sysctl.ts";
-import { lstatSync, readdirSync, readlinkSync, statSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, readlinkSync, statSync } from "node:fs";
 import { join, normalize, relative } from "node:path";
 import { keepBounding, type KeepPlan, keepPlan, keepSets } from "../capability.ts";
 import { capabilityPlan, capabilityPlanLines, capabilitySetsFor } from "./_capsets.ts";
@@ -263,6 +263,18 @@ const DEV_LINKS: ReadonlyArray<readonly [string, string]> = [
   ["stderr", "/proc/self/fd/2"],
   ["core", "/proc/kcore"],
 ];
+
+/** Whether the host has /proc/kcore (a kernel built with CONFIG_PROC_KCORE), asked once. */
+let kcore: boolean | undefined;
+
+/**
+ * The /dev links a container gets: {@link DEV_LINKS}, `core` only where the kernel has
+ * /proc/kcore (as runc: no link to nothing).
+ */
+function devLinks(): ReadonlyArray<readonly [string, string]> {
+  kcore ??= existsSync("/proc/kcore");
+  return kcore ? DEV_LINKS : DEV_LINKS.filter(([link]) => link !== "core");
+}
 
 const has = (ctx: SetupContext, ns: string) => ctx.spec.newNamespaces.includes(ns as never);
 
@@ -670,12 +682,17 @@ function ownCgroupDirs(ctx: SetupContext): Array<{ id: string; source: string; n
 function cgroupMountCalls(ctx: SetupContext): PreparedCall[] {
   const dir = "/sys/fs/cgroup"; // (inside the rootfs: the child has chroot'ed into it)
   const ro = MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC;
+  // The container's own cgroups and the tmpfs around them: read-only but where the spec says
+  // writableCgroupfs (runc remounts its tmpfs read-only only for a bundle's `ro`)
+  const ownFlags = ctx.spec.writableCgroupfs ? MS.NOSUID | MS.NODEV | MS.NOEXEC : ro;
   const layout = hostLayout();
   const mayMount = !notHostRoot(ctx) || has(ctx, "cgroup");
   const tmpfsData = "mode=755,size=64k";
   const tmpfs = preparedMount("tmpfs", dir, "tmpfs", MS.NOSUID | MS.NODEV | MS.NOEXEC, tmpfsData);
-  const sealed = preparedMount(null, dir, null, MS.REMOUNT | ro, tmpfsData);
-  if (!layout || !mayMount) return [tmpfs, sealed];
+  const sealed: PreparedCall[] = ctx.spec.writableCgroupfs
+    ? []
+    : [preparedMount(null, dir, null, MS.REMOUNT | ro, tmpfsData)];
+  if (!layout || !mayMount) return [tmpfs, ...sealed];
   // In the host's cgroup namespace: the container's own directories, bound (see ownCgroupBinds);
   // in its own: the hierarchies it has a cgroup of its own in (see ownCgroupDirs).
   const own = has(ctx, "cgroup") ? undefined : new Map(ownCgroupBinds(ctx).map((b) => [b.name, b.id]));
@@ -685,13 +702,13 @@ function cgroupMountCalls(ctx: SetupContext): PreparedCall[] {
     id,
     target: cstr(where),
     path: where,
-    readonly: true,
+    readonly: !ctx.spec.writableCgroupfs,
     empty: EMPTY,
     flags: MS.NOSUID | MS.NODEV | MS.NOEXEC,
   });
   if (layout.version === 2 && layout.unified === "/sys/fs/cgroup") {
-    if (!own) return [preparedMount("cgroup2", dir, "cgroup2", ro)];
-    return own.has("") ? [bind(own.get("")!, dir)] : [tmpfs, sealed];
+    if (!own) return [preparedMount("cgroup2", dir, "cgroup2", ownFlags)];
+    return own.has("") ? [bind(own.get("")!, dir)] : [tmpfs, ...sealed];
   }
   const calls: PreparedCall[] = [tmpfs];
   const seen = new Set<string>();
@@ -709,8 +726,8 @@ function cgroupMountCalls(ctx: SetupContext): PreparedCall[] {
     if (!owned.has(name)) continue;
     calls.push(
       m.version === 2
-        ? preparedMount("cgroup2", where, "cgroup2", ro)
-        : preparedMount("cgroup", where, "cgroup", ro, m.subsystems.join(",")),
+        ? preparedMount("cgroup2", where, "cgroup2", ownFlags)
+        : preparedMount("cgroup", where, "cgroup", ownFlags, m.subsystems.join(",")),
     );
   }
   // The host's aliases of co-mounted hierarchies (cpu -> cpu,cpuacct).
@@ -725,7 +742,19 @@ function cgroupMountCalls(ctx: SetupContext): PreparedCall[] {
     if (to.includes("/") || !seen.has(to)) continue;
     calls.push({ op: "symlink", to: cstr(to), path: cstr(join(dir, e)), shown: [to, join(dir, e)] });
   }
-  calls.push(sealed);
+  // Where a spec mount goes under /sys/fs/cgroup — podman --systemd's bind of the name=systemd
+  // hierarchy at /sys/fs/cgroup/systemd (as runc makes it) — its directory in the tmpfs, made
+  // before the tmpfs is sealed: the mounts step, later, could not.
+  for (const m of ctx.spec.mounts) {
+    const target = normalize(`/${m.target}`);
+    if (!target.startsWith(`${dir}/`)) continue;
+    const name = target.slice(dir.length + 1).split("/")[0]!;
+    if (seen.has(name)) continue;
+    seen.add(name);
+    const where = join(dir, name);
+    calls.push({ op: "mkdir", path: cstr(where), shown: [where, unquoted("0755")], exist: true });
+  }
+  calls.push(...sealed);
   return calls;
 }
 
@@ -1195,7 +1224,13 @@ function buildCalls(ctx: SetupContext): Map<StepName, PreparedCall[]> {
       mkdirp("/proc"),
       preparedMount("proc", "/proc", "proc", MS.NOSUID | MS.NODEV | MS.NOEXEC),
     ]);
-    const sysfs = preparedMount("sysfs", "/sys", "sysfs", MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC);
+    // (read-only but where the spec says writableSysfs: --privileged's; rootless binds the host's read-only below)
+    const sysfs = preparedMount(
+      "sysfs",
+      "/sys",
+      "sysfs",
+      (spec.writableSysfs ? 0 : MS.RDONLY) | MS.NOSUID | MS.NODEV | MS.NOEXEC,
+    );
     calls.set("mount-sys", [
       mkdirp("/sys"),
       notHostRoot(ctx)
@@ -1232,7 +1267,7 @@ function buildCalls(ctx: SetupContext): Map<StepName, PreparedCall[]> {
           shown: [path, `c ${major}:${minor}`],
         }];
       }),
-      ...DEV_LINKS.map(([link, to]): PreparedCall => ({
+      ...devLinks().map(([link, to]): PreparedCall => ({
         op: "symlink",
         to: cstr(to),
         path: cstr(join(dev, link)),

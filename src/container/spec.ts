@@ -335,6 +335,20 @@ export interface ContainerSpec {
   readonly rootfsPropagation?: RootfsPropagation;
   /** proc, sysfs (ro), /dev (tmpfs + default devices), devpts, /dev/shm, mqueue. Default true. */
   readonly standardMounts?: boolean;
+  /**
+   * `/sys` mounted read-write (default false: read-only, docker's default). docker's and podman's
+   * `--privileged` ask for it (OCI: a `/sys` mount without `ro`), for a container that writes the
+   * kernel's device settings; the container's capabilities still decide what it may write. Where
+   * the child is not root of the host (rootless) the host's /sys is bound read-only regardless.
+   */
+  readonly writableSysfs?: boolean;
+  /**
+   * The container's cgroups at `/sys/fs/cgroup` mounted read-write (default false: read-only, as
+   * docker's default): `--privileged`, or systemd as the container's init in a cgroup namespace of
+   * its own (OCI: a `/sys/fs/cgroup` mount without `ro`). Only its own cgroups are there (see the
+   * README's container boundary): with this it may change its own limits and make child cgroups.
+   */
+  readonly writableCgroupfs?: boolean;
   /** Extra mounts, after the standard ones. */
   readonly mounts?: readonly MountSpec[];
   /** Device nodes made in the container's /dev beside the default ones (needs standardMounts). */
@@ -632,6 +646,10 @@ export interface ResolvedSpec {
   readonly rootfsPropagation?: RootfsPropagation;
   /** Whether proc, sys, dev… are mounted. */
   readonly standardMounts: boolean;
+  /** Whether `/sys` is mounted read-write (default read-only). */
+  readonly writableSysfs: boolean;
+  /** Whether the container's cgroups at `/sys/fs/cgroup` are read-write (default read-only). */
+  readonly writableCgroupfs: boolean;
   /** The extra mounts. */
   readonly mounts: readonly MountSpec[];
   /** The extra device nodes (empty: none). */

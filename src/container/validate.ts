@@ -179,6 +179,8 @@ const SPEC_FIELDS = [
   "readonlyRootfs",
   "rootfsPropagation",
   "standardMounts",
+  "writableSysfs",
+  "writableCgroupfs",
   "mounts",
   "devices",
   "networkEtc",
@@ -297,6 +299,11 @@ export function resolveSpec(input: ContainerSpec): ResolvedSpec {
   const readonlyRootfs = c.boolean(s.readonlyRootfs, "readonlyRootfs") ?? false;
   const rootfsPropagation = c.oneOf(s.rootfsPropagation, "rootfsPropagation", PROPAGATIONS);
   const standardMounts = c.boolean(s.standardMounts, "standardMounts") ?? true;
+  const writableSysfs = c.boolean(s.writableSysfs, "writableSysfs") ?? false;
+  const writableCgroupfs = c.boolean(s.writableCgroupfs, "writableCgroupfs") ?? false;
+  if ((writableSysfs || writableCgroupfs) && !standardMounts) {
+    bad(writableSysfs ? "writableSysfs" : "writableCgroupfs", "needs standardMounts (it is about their /sys)");
+  }
   if (devices.length && !standardMounts) {
     bad("devices", "are made in hako's own /dev, which standardMounts: false leaves out");
   }
@@ -382,6 +389,8 @@ export function resolveSpec(input: ContainerSpec): ResolvedSpec {
     readonlyRootfs,
     ...(rootfsPropagation !== undefined ? { rootfsPropagation } : {}),
     standardMounts,
+    writableSysfs,
+    writableCgroupfs,
     mounts,
     devices,
     networkEtc: networkEtc ?? (netNew ? "generate" : "host"),

@@ -20,12 +20,12 @@
  * | `root.path` (relative to the bundle), `root.readonly` | `rootfs`, `readonlyRootfs` |
  * | `hostname` | `hostname` (without one, a new UTS namespace keeps the host's name it starts with, as runc leaves it: `create` passes it) |
  * | `domainname` | `domainname` (setdomainname(2) in the container's UTS namespace, as runc) |
- * | `mounts` at `/proc`, `/sys`, `/sys/fs/cgroup`, `/dev`, `/dev/pts`, `/dev/shm`, `/dev/mqueue` | hako's standard mounts (the same types and flags as runc's defaults; `/dev/shm` is a tmpfs of the container's own) |
+ * | `mounts` at `/proc`, `/sys`, `/sys/fs/cgroup`, `/dev`, `/dev/pts`, `/dev/shm`, `/dev/mqueue` | hako's standard mounts (the same types and flags as runc's defaults; `/dev/shm` is a tmpfs of the container's own); `/sys`, `/sys/fs/cgroup` without `ro` (`--privileged`'s): `writableSysfs`, `writableCgroupfs` |
  * | other `mounts` | `mounts` (`bind`/`rbind` with `ro`, `rw`, `nosuid`, `nodev`, `noexec`; other filesystems with their options; propagation options set once mounted, in order — a bind's `rshared`/`rslave` keeps it a peer of its host source; `private`/`rprivate` alone is what hako's mounts are) |
  * | a bind's `idmap`/`ridmap`, its `uidMappings`/`gidMappings` | the `idmap`/`ridmap` option: mapped through the container's user namespace by the parent (a mount's own maps only when they are the container's) |
  * | `linux.namespaces` (`path`: joined) | `namespaces` (exactly those: no cgroup namespace unless asked) |
  * | `linux.uidMappings`, `gidMappings` | `idMap` (`allowHostIds`: the engine chose them) |
- * | `linux.devices` | runc's default nodes are hako's own; others `devices` (made in the container's /dev: mknod, or the host's node bound in a user namespace, as runc); `fileMode`'s permission bits; owners other than root refused |
+ * | `linux.devices` | runc's default nodes are hako's own; others `devices` (made in the container's /dev: mknod, or the host's node bound in a user namespace, as runc); `fileMode`'s permission bits; owners other than root refused; `/dev/ptmx` left out (runc replaces it with the pts/ptmx link hako makes) |
  * | `linux.resources.devices` | `cgroup.devices` (hako's default allowlist is runc's) |
  * | `linux.resources.memory.limit`, `swap` | `cgroup.memory.limit`, `swap` (OCI's swap is memory + swap) |
  * | `linux.resources.pids.limit` | `cgroup.pids.max` |
@@ -451,6 +451,9 @@ export function ociToSpec(
       only(d, at, ["path", "type", "major", "minor", "fileMode", "uid", "gid"]);
       const known = DEFAULT_DEVICES[String(d.path)];
       if (known && known[0] === d.type && known[1] === d.major && known[2] === d.minor) return;
+      // /dev/ptmx (podman --privileged passes the host's): runc makes it, then replaces it with the
+      // link to pts/ptmx (its setupPtmx), which hako's /dev has already
+      if (d.path === "/dev/ptmx") return;
       for (const k of ["uid", "gid"] as const) {
         if (d[k] !== undefined && d[k] !== 0) bad(`${at}.${k}`, "not supported by hako: device nodes are root's");
       }
@@ -866,6 +869,11 @@ export function ociToSpec(
         if (!STANDARD_MOUNTS[dest]!.includes(type)) {
           bad(`${at}.type`, `${JSON.stringify(type)} at ${dest}: not supported by hako (its standard mount is there)`);
         }
+        // /sys and /sys/fs/cgroup read-write where the bundle leaves out `ro` (podman's and
+        // docker's --privileged; runc mounts them with the bundle's flags)
+        const writable = !options.includes("ro");
+        if (dest === "/sys" && writable) spec.writableSysfs = true;
+        if (dest === "/sys/fs/cgroup" && writable) spec.writableCgroupfs = true;
         return; // hako's own standard mount is made there
       }
       const kept: string[] = [];

@@ -365,6 +365,8 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
         ...(startHooks ? { startSync: true } : {}),
         onForked: () => void (forked = true),
         ...(passed.total > 0 ? { preserveFds: passed.total } : {}),
+        // (runc's cgroupfs manager joins name=systemd too: a systemd as the container's init finds its subtree there)
+        namedCgroups: true,
         ...(syncHooks
           ? {
             // The child waits after its mounts, before pivot_root: prestart, then createRuntime
