@@ -106,7 +106,8 @@ function namedRoots(l: Layout): string[] {
  * systemd running as the container's init (podman `--systemd`, which binds that hierarchy at
  * /sys/fs/cgroup/systemd) finds the subtree it manages, and where the host's systemd sees it. The
  * cgroup is made new (one there already is another's: refused); its parents as needed (left, as
- * runc leaves them).
+ * runc leaves them). A hierarchy the caller may not write (rootless) is left out, as runc ignores
+ * a named group it cannot join.
  * @returns The cgroups made, to remove with {@link removeNamedCgroups}.
  * @throws {Error} When one cannot be made or joined (what was made is removed).
  */
@@ -117,8 +118,13 @@ export function joinNamedCgroups(name: string, pid: number): string[] {
   try {
     for (const root of namedRoots(l)) {
       const dir = `${root}/${name}`;
-      mkdirSync(dirname(dir), { recursive: true });
-      mkdirSync(dir); // (exclusive: EEXIST for another's)
+      try {
+        mkdirSync(dirname(dir), { recursive: true });
+        mkdirSync(dir); // (exclusive: EEXIST for another's)
+      } catch (e) {
+        if (["EACCES", "EPERM", "EROFS"].includes((e as NodeJS.ErrnoException).code ?? "")) continue;
+        throw e;
+      }
       made.push(dir);
       writeFileSync(`${dir}/cgroup.procs`, String(pid));
     }
