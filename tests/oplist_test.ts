@@ -451,6 +451,38 @@ test("op list: OCI hooks' sync point (hooks-sync) sits after the mounts, right b
   }
 });
 
+test("op list: --no-pivot's move-root takes pivot-root's place and makes the same calls on both paths", () => {
+  for (const c of [CASES[0]!, CASES[1]!]) {
+    withCase(c, (base) => {
+      const detach = [{ path: "/proc", cover: true }, { path: "/dev", cover: false }];
+      const ctx: SetupContext = { ...base, noPivot: detach };
+      const steps = stepsFor(ctx).map((s) => s.name);
+      const pivoted = stepsFor(base).map((s) => s.name);
+      assert.deepEqual(steps, pivoted.map((n) => (n === "pivot-root" ? "move-root" : n)), c.name);
+      const move = (ops: readonly Op[]) => ops.filter((o) => o.step === "move-root");
+      const native = move(nativeOps(ctx)!), forked = move(forkedOps(ctx, { skip: FORKS }));
+      assertSameOps(native, forked, "the move's calls (+ forked, - native)");
+      // (where every call succeeds: no tmpfs cover)
+      assert.deepEqual(native.map((o) => o.call), [
+        "fchdir",
+        "chroot",
+        "fchdir",
+        "close",
+        "close",
+        "mount",
+        "faccessat",
+        "umount2",
+        "faccessat",
+        "umount2",
+        "chroot",
+        "chdir",
+      ]);
+      assert.deepEqual(native.filter((o) => o.call === "umount2").map((o) => o.args), [["/proc", 2], ["/dev", 2]]);
+      assert.deepEqual(native.find((o) => o.call === "mount")!.args.slice(0, 4), [".", "/", null, 0x2000]);
+    });
+  }
+});
+
 test("op list: with startContainer hooks the exec fifo step waits for a second byte, the FIFO read again, with the same calls on both paths", () => {
   withCase(CASES[0]!, (base) => {
     const fifo = (startSync: boolean) => {
@@ -735,6 +767,7 @@ const EXEC_INHERITS: Readonly<Record<string, string>> = {
   network: "the network namespace, joined",
   "hooks-sync": "the OCI hooks of create, once: an exec joins a running container",
   "pivot-root": "the container's root, joined with its mount namespace",
+  "move-root": "the container's root, joined with its mount namespace (setns lands on the mount moved over its root)",
   "root-propagation": "the container's mounts, joined",
   "lookup-command":
     "OCI create's alone: an exec's command that is not there fails at its execve, reported to the caller",

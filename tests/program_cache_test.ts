@@ -136,6 +136,7 @@ test("program cache: a change of any deciding field gives another key (and misse
       ["a console size", cache.key({ ...ctx, console: { socket: 9, size: { rows: 1, columns: 2 } } }, PLAN, STDIO, 0)],
       ["an exec fifo", cache.key({ ...ctx, execFifo: 7 }, PLAN, STDIO, 0)],
       ["fds passed on (--preserve-fds)", cache.key({ ...ctx, preserveFds: 2 }, PLAN, STDIO, 0)],
+      ["the rootfs moved, not pivoted to (--no-pivot)", cache.key({ ...ctx, noPivot: [] }, PLAN, STDIO, 0)],
       ["OCI hooks' sync point (hooks-sync)", cache.key({ ...ctx, hooksSync: 8 }, PLAN, STDIO, 0)],
       ["another capability plan", cache.key(ctx, { ...PLAN, drops: [1] }, STDIO, 0)],
       ["stdio dup'ed", cache.key(ctx, PLAN, ["dup", "=", "="], 0)],
@@ -145,6 +146,11 @@ test("program cache: a change of any deciding field gives another key (and misse
       assert.notEqual(text(key), text(base), `${what} keeps the key`);
       assert.equal(cache.get(key), undefined, `${what} hits the cache`);
     }
+    // --no-pivot: the host mounts it detaches are part of the program
+    assert.notEqual(
+      text(cache.key({ ...ctx, noPivot: [{ path: "/proc", cover: true }] }, PLAN, STDIO, 0)),
+      text(cache.key({ ...ctx, noPivot: [] }, PLAN, STDIO, 0)),
+    );
     // startContainer hooks: the exec fifo's second byte is another program than the fifo alone
     assert.notEqual(
       text(cache.key({ ...ctx, execFifo: 7, startSync: true }, PLAN, STDIO, 0)),

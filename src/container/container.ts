@@ -21,10 +21,12 @@
  * @module
  */
 import process from "node:process";
+import { readFileSync } from "node:fs";
 import { check, checkRetry, errno, libc } from "../../ffi/libc.ts";
 import { cstr } from "../../ffi/cstring.ts";
 import { AT_FDCWD, O_DIRECTORY, O_PATH, openat } from "../../ffi/at.ts";
 import { passPreservedFds } from "./_preserve_fds.ts";
+import { noPivotDetaches } from "./_no_pivot.ts";
 import { forkProcess } from "../../ffi/fork.ts";
 import { nextReport, spawnProgram } from "../../ffi/spawn.ts";
 import { pidfdOpen, waitReadable } from "../../ffi/poll.ts";
@@ -145,6 +147,14 @@ export interface CreateOptions {
    * is cleared. The runtime's own fds above them close at exec as always.
    */
   readonly preserveFds?: number;
+  /**
+   * OCI `--no-pivot` (runc's `NoPivotRoot`), for a host whose root is a ramdisk, which pivot_root
+   * cannot leave: the rootfs's mount is moved over `/` and chroot'ed into, and the host's mounts
+   * are detached from the container's mount namespace where the kernel allows (see _no_pivot.ts).
+   * Weaker than pivot_root: the host's root filesystem stays under the container's root, where a
+   * process with `CAP_SYS_CHROOT` can climb out of the chroot to it (as with runc's and crun's).
+   */
+  readonly noPivot?: boolean;
   /**
    * How the spec's event hooks (`onStarted`, `onReady`, `onOom`…, see `EventWatcher`) are fired:
    * the restart count they report and where their failures go (default: 0, and stderr). The
@@ -622,6 +632,7 @@ export class Container {
         ...(options.onSync ? { hooksSync: syncR } : {}),
         ...(options.execFifo !== undefined && options.startSync ? { startSync: true } : {}),
         ...(options.preserveFds ? { preserveFds: options.preserveFds } : {}),
+        ...(options.noPivot ? { noPivot: noPivotDetaches(readFileSync("/proc/self/mountinfo", "utf8")) } : {}),
       };
       const closeInChild = [
         goW,

@@ -40,6 +40,7 @@ import { SetupError, SyscallError } from "../errors.ts";
 import { type ChildError, describe, setupError } from "./_pipe.ts";
 import { compileConsole, type ConsoleRequest } from "./_console.ts";
 import type { ContainerFile } from "./_files.ts";
+import type { NoPivotDetach } from "./_no_pivot.ts";
 import {
   bindFlagNames,
   DEFAULT_PATH,
@@ -80,6 +81,7 @@ import {
   MNT_DETACH,
   MOVE_MOUNT_F_EMPTY_PATH,
   MOVE_MOUNT_T_EMPTY_PATH,
+  MS_MOVE,
   O_CLOEXEC,
   O_CREAT,
   O_DIRECTORY,
@@ -257,6 +259,8 @@ export interface ProgramKey {
   readonly startSync: boolean;
   /** How many of the caller's fds from 3 on pass to the command (OCI `--preserve-fds`). */
   readonly preserveFds: number;
+  /** OCI `--no-pivot`'s host mounts to detach (paths, covered or not), or null: pivot_root. */
+  readonly noPivot: readonly NoPivotDetach[] | null;
 }
 
 /**
@@ -315,6 +319,7 @@ export class ProgramCache {
       hooksSync: ctx.hooksSync !== undefined,
       startSync: ctx.startSync === true,
       preserveFds: ctx.preserveFds ?? 0,
+      noPivot: ctx.noPivot ?? null,
     };
   }
 
@@ -1183,6 +1188,35 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): boolea
     case "mount-options": // (the general Mount.mount: forked)
     case "js":
       return false;
+    case "move-root": {
+      // (as setup.ts: out of the chroot, the rootfs's mount moved over "/", the host's mounts
+      // detached, a kept proc or sysfs covered, then chroot into the moved rootfs)
+      const dot = p.bytes(c.dot), tmpfs = p.bytes(c.tmpfs);
+      const hostRoot = emit.held("host-root"), rootfs = emit.held("rootfs");
+      call("fchdir", [p.value(hostRoot)], [unquoted("host root")]);
+      call("chroot", [dot], ["."], {}, "leave the chroot");
+      call("fchdir", [p.value(rootfs)], [unquoted("rootfs")]);
+      call("close", [p.value(hostRoot)], [unquoted("host root")]);
+      call("close", [p.value(rootfs)], [unquoted("rootfs")]);
+      call("mount", [dot, p.bytes(c.slash), null, MS_MOVE, null], [".", "/", null, unquoted("MS_MOVE")]);
+      for (const d of c.detach) {
+        const next = p.label(), path = p.bytes(d.path), shown = [d.shown, unquoted("MNT_DETACH")];
+        // (two errno rules a call: a path gone meanwhile, ENOENT, is the access check's)
+        call("faccessat", [AT_FDCWD, path, 0, 0], [d.shown, unquoted("F_OK")], { onErrno: [[ENOENT, next]] });
+        if (!d.cover) {
+          call("umount2", [path, MNT_DETACH], shown, { onErrno: [[EINVAL, next], [EPERM, next]] });
+        } else {
+          const cover = p.label();
+          call("umount2", [path, MNT_DETACH], shown, { onErrno: [[EINVAL, cover], [EPERM, cover]] });
+          p.jump(next);
+          p.place(cover);
+          call("mount", [tmpfs, path, tmpfs, 0, null], ["tmpfs", d.shown, "tmpfs", 0], {}, "cover a host mount kept");
+        }
+        p.place(next);
+      }
+      call("chroot", [dot], ["."], {}, "into the moved rootfs");
+      return true;
+    }
     case "pivot": {
       const dot = p.bytes(c.dot);
       // Out of the chroot through the held host root, into the rootfs's mount again.

@@ -43,6 +43,7 @@ import type { MountSpec } from "./spec.ts";
 import { isIdmapped, isTmpcopyup } from "./_plain_mount.ts";
 import { consolePlan, type ConsoleRequest, runConsole } from "./_console.ts";
 import { INIT_TARGET } from "./_init.ts";
+import type { NoPivotDetach } from "./_no_pivot.ts";
 import {
   AT_EMPTY_PATH,
   AT_FDCWD,
@@ -52,6 +53,7 @@ import {
   EACCES,
   EEXIST,
   EINTR,
+  EINVAL,
   EIO,
   ENOENT,
   ENOSYS,
@@ -65,6 +67,7 @@ import {
   MOVE_MOUNT_F_EMPTY_PATH,
   MOVE_MOUNT_T_EMPTY_PATH,
   MS_BIND,
+  MS_MOVE,
   MS_NOATIME,
   MS_NODEV,
   MS_NODIRATIME,
@@ -146,6 +149,12 @@ export interface SetupContext {
    * each is open and clears its close-on-exec flag before the clone (see `inheritFd`).
    */
   readonly preserveFds?: number;
+  /**
+   * OCI `--no-pivot`: instead of pivot_root, the rootfs's mount is moved over `/` and chroot'ed into
+   * (the move-root step), and these host mounts are detached from the container's mount namespace
+   * after the move (see _no_pivot.ts).
+   */
+  readonly noPivot?: readonly NoPivotDetach[];
 }
 
 /**
@@ -187,6 +196,7 @@ export type StepName =
   | "network"
   | "hooks-sync"
   | "pivot-root"
+  | "move-root"
   | "root-propagation"
   | "sysctl"
   | "masked-paths"
@@ -311,6 +321,18 @@ export type PreparedCall =
   | { readonly op: "chdir"; readonly path: Uint8Array; readonly shown: readonly unknown[] }
   /** pivot_root(".", "."), then the old root detached: the caller chdir'd into the new root. */
   | { readonly op: "pivot"; readonly dot: Uint8Array }
+  /**
+   * OCI `--no-pivot`: out of the chroot (through the held host root), the rootfs's mount (held)
+   * moved over `/`, the host's mounts detached (a proc or sysfs one the kernel keeps: covered by
+   * an empty tmpfs), then `chroot(".")` into the moved rootfs.
+   */
+  | {
+    readonly op: "move-root";
+    readonly dot: Uint8Array;
+    readonly slash: Uint8Array;
+    readonly tmpfs: Uint8Array;
+    readonly detach: readonly { readonly path: Uint8Array; readonly shown: string; readonly cover: boolean }[];
+  }
   /**
    * A recursive copy of the mounts at the working directory attached over it
    * (`open_tree(OPEN_TREE_CLONE|AT_RECURSIVE)`, `move_mount`), then entered (`fchdir`).
@@ -1147,6 +1169,17 @@ function isFilledTmpfs(ctx: SetupContext, m: MountSpec, i: number): boolean {
  */
 const PIVOT: PreparedCall = { op: "pivot", dot: cstr(".") };
 const CHDIR_ROOT: PreparedCall = { op: "chdir", path: cstr("/"), shown: ["/"] };
+
+/** OCI `--no-pivot`'s move of the rootfs over `/` (see {@link SetupContext.noPivot}). */
+function moveRoot(detaches: readonly NoPivotDetach[]): PreparedCall {
+  return {
+    op: "move-root",
+    dot: cstr("."),
+    slash: cstr("/"),
+    tmpfs: cstr("tmpfs"),
+    detach: detaches.map((d) => ({ path: cstr(d.path), shown: d.path, cover: d.cover })),
+  };
+}
 /** The rootfs's mount attached over itself and entered (see the rootfs-bind step). */
 const ROOTFS_MOUNT: PreparedCall = { op: "rootfs-mount", dot: cstr("."), empty: cstr("") };
 const CHROOT_IN: PreparedCall = { op: "chroot-in", dot: cstr("."), slash: cstr("/") };
@@ -1307,7 +1340,8 @@ function buildCalls(ctx: SetupContext): Map<StepName, PreparedCall[]> {
   }
   calls.set("mounts", specMountCalls(ctx));
   calls.set("etc-files", fileMountCalls(ctx));
-  calls.set("pivot-root", [PIVOT, CHDIR_ROOT]);
+  if (ctx.noPivot) calls.set("move-root", [moveRoot(ctx.noPivot), CHDIR_ROOT]);
+  else calls.set("pivot-root", [PIVOT, CHDIR_ROOT]);
   if (spec.rootfsPropagation) {
     calls.set("root-propagation", [preparedMount(null, "/", null, parseOptions(spec.rootfsPropagation).flags)]);
   }
@@ -1627,6 +1661,40 @@ function runCall(ctx: SetupContext, call: PreparedCall): void {
       return remountReadonly(call.target, call.path);
     case "mount-options":
       return mountOptionsAt(call);
+    case "move-root": {
+      const hostRoot = held.get("host-root"), rootfs = held.get("rootfs");
+      if (hostRoot === undefined || rootfs === undefined) {
+        throw new SetupError("move-root", "no rootfs mount is held (hako bug)");
+      }
+      held.delete("host-root"), held.delete("rootfs");
+      try {
+        if (c.fchdir(hostRoot) === -1) throw new SyscallError("fchdir", errno(), [unquoted("host root")]);
+        if (c.chroot(call.dot) === -1) throw new SyscallError("chroot", errno(), ["."], "leave the chroot");
+        if (c.fchdir(rootfs) === -1) throw new SyscallError("fchdir", errno(), [unquoted("rootfs")]);
+      } finally {
+        c.close(hostRoot), c.close(rootfs);
+      }
+      if (c.mount(call.dot, call.slash, null, BigInt(MS_MOVE), null) === -1) {
+        throw new SyscallError("mount", errno(), [".", "/", null, unquoted("MS_MOVE")]);
+      }
+      for (const d of call.detach) {
+        // (gone meanwhile: nothing to detach; the native program checks so too)
+        if (c.faccessat(AT_FDCWD, d.path, 0, 0) === -1) {
+          const e = errno();
+          if (e === ENOENT) continue;
+          throw new SyscallError("faccessat", e, [d.shown, unquoted("F_OK")]);
+        }
+        if (c.umount2(d.path, MNT_DETACH) === 0) continue;
+        const e = errno();
+        if (!d.cover && (e === EINVAL || e === EPERM)) continue;
+        if (e !== EINVAL && e !== EPERM) throw new SyscallError("umount2", e, [d.shown, unquoted("MNT_DETACH")]);
+        if (c.mount(call.tmpfs, d.path, call.tmpfs, 0n, null) === -1) {
+          throw new SyscallError("mount", errno(), ["tmpfs", d.shown, "tmpfs", 0], "cover a host mount kept");
+        }
+      }
+      if (c.chroot(call.dot) === -1) throw new SyscallError("chroot", errno(), ["."], "into the moved rootfs");
+      return;
+    }
     case "pivot": {
       const dot = addressOf(call.dot);
       // Out of the chroot through the held host root, into the rootfs's mount again: pivot_root
@@ -2000,6 +2068,19 @@ export function planCall(ctx: SetupContext, call: PreparedCall): string[] {
       ];
     case "chroot-in":
       return ['open("/", O_PATH|O_DIRECTORY)  (held for pivot-root)', 'chroot(".")'];
+    case "move-root":
+      return [
+        'fchdir(host root), chroot("."), fchdir(rootfs mount)  (out of the chroot)',
+        'mount(".", "/", NULL, MS_MOVE)',
+        ...call.detach.map((d) =>
+          `faccessat(AT_FDCWD, ${q(d.shown)}, F_OK)  (ENOENT: the next), umount2(${q(d.shown)}, MNT_DETACH)${
+            d.cover
+              ? `  (kept by the kernel: mount("tmpfs", ${q(d.shown)}, "tmpfs", 0))`
+              : "  (kept by the kernel: left)"
+          }`
+        ),
+        'chroot(".")',
+      ];
     case "pivot":
       return [
         'fchdir(host root), chroot("."), fchdir(rootfs mount)  (out of the chroot)',
@@ -2584,8 +2665,15 @@ export const SETUP_STEPS: readonly SetupStep[] = [
   {
     name: "pivot-root",
     why: "switch to the rootfs; the old root is detached, so nothing of the host stays reachable",
-    when: (c) => has(c, "mount"),
+    when: (c) => has(c, "mount") && c.noPivot === undefined,
     calls: fromMounts("pivot-root"),
+  },
+  {
+    name: "move-root",
+    why:
+      "OCI --no-pivot (a host root on a ramdisk cannot be pivoted from): the rootfs's mount moved over / and chroot'ed into, as runc; then the host's proc and sysfs mounts, and every mount on its root, detached from the namespace where the kernel allows (a kept proc or sysfs covered by a tmpfs), so a process that climbs out of the chroot finds the host's root filesystem alone",
+    when: (c) => has(c, "mount") && c.noPivot !== undefined,
+    calls: fromMounts("move-root"),
   },
   {
     name: "root-propagation",
