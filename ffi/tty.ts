@@ -285,13 +285,17 @@ function message(byte: Uint8Array, control: Uint8Array): Uint8Array {
 const keep = new WeakMap<Uint8Array, Uint8Array[]>();
 
 /**
- * Sends `fd` over the unix socket `sock` (one byte of data, `SCM_RIGHTS`, `MSG_NOSIGNAL`).
+ * Sends `fd` over the unix socket `sock` (`SCM_RIGHTS`, `MSG_NOSIGNAL`) with `data` as the
+ * message's bytes: one byte by default, a name where the receiver reads one (runc's
+ * `--pidfd-socket` sends "standard" or "setns").
  * @throws {SyscallError} When sendmsg fails (EPIPE: no one at the other end).
  */
-export function sendFd(sock: number, fd: number): void {
-  const hdr = message(new Uint8Array([0x54]), encodeRightsMessage(fd));
+export function sendFd(sock: number, fd: number, data: string = "T"): void {
+  const bytes = new TextEncoder().encode(data);
+  if (bytes.length === 0) throw new RangeError("sendFd: the message needs at least one byte");
+  const hdr = message(bytes, encodeRightsMessage(fd));
   const n = retryEintr(() => libc().sendmsg(sock, hdr, MSG_NOSIGNAL));
-  if (n === 1) return;
+  if (n === bytes.length) return;
   throw new SyscallError("sendmsg", n === -1 ? errno() : 0, [sock, unquoted("SCM_RIGHTS"), fd]);
 }
 

@@ -39,6 +39,7 @@ import { defaultOciSpec } from "../src/oci/spec_default.ts";
 import { mergedCgroup, parseBytes, updateResources } from "../src/oci/update.ts";
 import { existingCgroupDirs } from "../src/container/_cgroup.ts";
 import { passPreservedFds } from "../src/container/_preserve_fds.ts";
+import { noPivotDetaches } from "../src/container/_no_pivot.ts";
 import { AT_FDCWD, close as closeAt, inheritFd, O_CLOEXEC, O_RDONLY, openat } from "../ffi/at.ts";
 
 const RUNC = "/usr/sbin/runc";
@@ -986,6 +987,38 @@ test("podman runs containers with --runtime bin/hako-runc as it does with runc",
     r = run(forked, "-t", tag, "tty");
     equal(r.stdout.trim(), "/dev/pts/0", r.stderr);
 
+    // containers.conf's no_pivot_root (a host root on a ramdisk): podman passes --no-pivot to the
+    // runtime's create; each runtime through a wrapper that notes its command lines
+    const conf = join(dir.path, "containers.conf");
+    writeFileSync(conf, "[engine]\nno_pivot_root = true\n");
+    const npScript = 'awk \'$5 == "/" || $5 == "/proc" {print $5, $9}\' /proc/self/mountinfo; cat /etc/hostname';
+    const noPivot = [runc, forked, ...(has(RUNC) ? [RUNC] : [])].map((path, i) => {
+      const calls = join(dir.path, `np-calls-${i}`), wrapper = join(dir.path, `np-runtime-${i}`);
+      writeFileSync(wrapper, `#!/bin/sh\necho "$*" >> ${calls}\nexec "${path}" "$@"\n`);
+      chmodSync(wrapper, 0o755);
+      const res = runIt("podman", [
+        ...base,
+        "--runtime",
+        wrapper,
+        "run",
+        "--rm",
+        ...limits,
+        "--hostname",
+        "np",
+        tag,
+        "sh",
+        "-c",
+        npScript,
+      ], {
+        CONTAINERS_CONF: conf,
+      });
+      equal(res.status, 0, `${path}: ${res.stderr}`);
+      match(readFileSync(calls, "utf8"), /^.*\bcreate\b.*--no-pivot\b.*$/m, path);
+      return res.stdout;
+    });
+    match(noPivot[0]!, /^\/ \S+\n\/proc proc\nnp$/);
+    for (const out of noPivot) equal(out, noPivot[0]);
+
     // a user namespace (podman's --uidmap: linux.uidMappings), as runc makes it
     const userns = ["--uidmap", "0:200000:65536", "--gidmap", "0:200000:65536"];
     r = run(runc, ...userns, tag, "sh", "-c", "id -u; cat /proc/self/uid_map");
@@ -1403,3 +1436,223 @@ test("linux.timeOffsets: the container's /proc/uptime runs a day ahead in a time
     runIt(hako, ["--root", root, "delete", "--force", id]);
   }
 }, { skip: skip || (!existsSync("/proc/self/ns/time") && "needs time namespaces (Linux 5.6+)") });
+
+test("--no-pivot: the host mounts detached after the move are runc's proc and sysfs ones, then every mount on the host's root", () => {
+  const mountinfo = [
+    "22 27 0:21 / /proc rw,nosuid - proc proc rw",
+    "23 27 0:22 / /sys rw - sysfs sysfs rw",
+    "24 27 0:5 / /dev rw - devtmpfs udev rw",
+    "25 24 0:23 / /dev/shm rw - tmpfs tmpfs rw",
+    "27 1 254:0 / / rw - ext4 /dev/vda rw",
+    "31 23 0:26 / /sys/fs/cgroup ro - tmpfs tmpfs ro",
+    "45 27 254:0 /run/netns /run/netns rw shared:1 - ext4 /dev/vda rw",
+    "46 45 0:4 / /run/netns/a\\040b rw - nsfs nsfs rw",
+    "50 27 0:30 / /var/lib/x rw - tmpfs tmpfs rw",
+    "51 50 0:31 / /var/lib/x/proc rw - proc proc rw",
+    "52 50 0:21 /sys /var/lib/x/psys rw - proc proc rw", // (not a full proc: its root is /sys)
+    "53 50 0:32 / /var/lib/x/my\\040sys rw - sysfs sysfs rw",
+    "60 27 0:40 / /mnt rw - tmpfs a rw",
+    "61 60 0:41 / /mnt rw - tmpfs b rw", // (stacked on /mnt: a second detach of the path)
+    "",
+  ].join("\n");
+  deepEqual(noPivotDetaches(mountinfo), [
+    { path: "/proc", cover: true },
+    { path: "/sys", cover: true },
+    { path: "/var/lib/x/proc", cover: true },
+    { path: "/var/lib/x/my sys", cover: true },
+    { path: "/dev", cover: false },
+    { path: "/run/netns", cover: false },
+    { path: "/var/lib/x", cover: false },
+    { path: "/mnt", cover: false },
+    { path: "/mnt", cover: false },
+  ]);
+  // a root with a mount over it at "/": the topmost is the caller's root
+  deepEqual(
+    noPivotDetaches(
+      [
+        "1 0 0:1 / / rw - rootfs rootfs rw",
+        "2 1 0:2 / / rw - tmpfs t rw",
+        "3 2 0:3 / /a rw - tmpfs u rw",
+        "4 1 0:4 / /b rw - tmpfs v rw",
+      ].join("\n"),
+    ),
+    [{ path: "/a", cover: false }],
+  );
+  deepEqual(noPivotDetaches("garbage\n\n1 2 3\n"), []);
+});
+
+test(
+  "--no-pivot (a host root on a ramdisk): the rootfs moved over / and chroot'ed into, the host's proc and sysfs detached from the namespace as by runc, and every other host mount too",
+  () => {
+    using dir = tempDir("hako-test-oci-nopivot-");
+    const script = "awk '$5 == \"/\" {print $4, $5}' /proc/self/mountinfo; ls / | tr '\\n' ' '; echo; cat /marker";
+    const bundle = makeBundle(dir.path, (c) => {
+      c.process!.args = ["sh", "-c", script];
+    });
+    writeFileSync(join(bundle, "rootfs", "marker"), "inside\n");
+    chmodSync(dir.path, 0o755); // (runc's init, root of the user namespace, walks down to the rootfs)
+    const config = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8"));
+    const sleeper = (userns: boolean) => {
+      const path = join(dir.path, userns ? "sleeper-userns" : "sleeper");
+      mkdirSync(path, { recursive: true });
+      const map = [{ containerID: 0, hostID: 200000, size: 65536 }];
+      writeFileSync(
+        join(path, "config.json"),
+        JSON.stringify({
+          ...config,
+          root: { path: join(bundle, "rootfs") },
+          process: { ...config.process, args: ["sleep", "60"] },
+          linux: userns
+            ? {
+              ...config.linux,
+              namespaces: [...config.linux.namespaces, { type: "user" }],
+              uidMappings: map,
+              gidMappings: map,
+            }
+            : config.linux,
+        }),
+      );
+      return path;
+    };
+    // From the host, in the container's mount namespace (a single-threaded python: setns needs
+    // one), with the container's root detached from it: what a setns lands on then is the
+    // namespace's own root, with whatever of the host is still mounted there.
+    const underneath = [
+      "import ctypes, json, os, sys",
+      "libc = ctypes.CDLL(None, use_errno=True)",
+      "host = os.stat('/')",
+      "fd = os.open('/proc/%s/ns/mnt' % sys.argv[1], os.O_RDONLY)",
+      "assert libc.setns(fd, 0x20000) == 0, ctypes.get_errno()",
+      "assert os.path.exists('/marker')",
+      "assert libc.umount2(b'/', 2) == 0, ctypes.get_errno()",
+      "assert libc.setns(fd, 0x20000) == 0, ctypes.get_errno()",
+      "st = os.stat('/')",
+      "print(json.dumps({'host': (st.st_dev, st.st_ino) == (host.st_dev, host.st_ino),",
+      "  'mounted': [p for p in ('/proc', '/sys', '/dev') if os.path.isdir(p) and os.stat(p).st_dev != st.st_dev],",
+      "  'empty': [p for p in ('/proc', '/sys') if os.listdir(p) == []]}))",
+    ].join("\n");
+    const seen: Record<string, unknown> = {};
+    for (const { who, bin, env } of runtimesToCompare(dir.path)) {
+      const root = join(dir.path, `state-${who}`);
+      const oci = (args: string[]) => runIt(bin, ["--root", root, ...args], env);
+      const plain = oci(["run", "--bundle", bundle, `hako-test-np-${suffix()}`]);
+      const moved = oci(["run", "--no-pivot", "--bundle", bundle, `hako-test-np-${suffix()}`]);
+      equal(moved.status, 0, `${who}: ${moved.stderr}`);
+      // the same root, listing and files as with pivot_root
+      equal(moved.stdout, plain.stdout, who);
+      match(moved.stdout, /^\S+rootfs \/\n.*\bbin\b.*\ninside\n$/, who);
+      for (const [noPivot, userns] of [[false, false], [true, false], [true, true]]) {
+        const id = `hako-test-np-${suffix()}`;
+        try {
+          const c = oci(["create", ...(noPivot ? ["--no-pivot"] : []), "--bundle", sleeper(userns!), id]);
+          equal(c.status, 0, `${who}: ${c.stderr}`);
+          equal(oci(["start", id]).status, 0, who);
+          const e = oci(["exec", id, "cat", "/marker"]);
+          deepEqual([e.status, e.stdout], [0, "inside\n"], `${who} exec: ${e.stderr}`);
+          const pid = JSON.parse(oci(["state", id]).stdout).pid;
+          const r = runIt("python3", ["-c", underneath, String(pid)]);
+          equal(r.status, 0, `${who}: ${r.stderr}`);
+          seen[`${who}${noPivot ? " --no-pivot" : ""}${userns ? " userns" : ""}`] = JSON.parse(r.stdout);
+        } finally {
+          oci(["delete", "--force", id]);
+        }
+      }
+    }
+    for (const who of ["hako-native", "hako-forked", "runc"].filter((w) => seen[w])) {
+      // pivot_root: the host's root is not in the container's namespace at all
+      equal((seen[who] as { host: boolean }).host, false, who);
+    }
+    // --no-pivot: the host's root filesystem is there, under the container's root; its proc and
+    // sysfs are not (runc), nor any other host mount (hako: runc keeps the host's /dev)
+    const all = JSON.stringify(seen);
+    const detached = { host: true, mounted: [], empty: ["/proc", "/sys"] };
+    deepEqual(seen["hako-native --no-pivot"], detached, all);
+    deepEqual(seen["hako-forked --no-pivot"], detached, all);
+    if (seen["runc --no-pivot"]) deepEqual(seen["runc --no-pivot"], { ...detached, mounted: ["/dev"] }, all);
+    // in a user namespace the host's mounts are locked: proc and sysfs covered by an empty tmpfs,
+    // the others kept (the kernel refuses), as with runc
+    const covered = { host: true, mounted: ["/proc", "/sys", "/dev"], empty: ["/proc", "/sys"] };
+    for (const who of ["hako-native", "hako-forked", "runc"].filter((w) => seen[w])) {
+      deepEqual(seen[`${who} --no-pivot userns`], covered, `${who}: ${all}`);
+    }
+  },
+  { skip: skip || (!has("python3") && "needs python3 (a single-threaded setns from the host)") },
+);
+
+test(
+  '--pidfd-socket: create sends a pidfd of the init ("standard"), exec one of its process ("setns"), as runc ≥ 1.2 does; the caller signals through it',
+  async () => {
+    using dir = tempDir("hako-test-oci-pidfd-");
+    const bundle = makeBundle(dir.path, (c) => {
+      c.process!.args = ["sleep", "60"];
+    });
+    // a listener that notes what each connection sends, and once an exec's comes, kills the init
+    // through the init's pidfd
+    const sock = join(dir.path, "pidfd.sock"), got = join(dir.path, "got");
+    const listener = spawn("python3", [
+      "-c",
+      [
+        "import os, signal, socket, sys",
+        "s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.bind(sys.argv[1]); s.listen(8)",
+        "open(sys.argv[2] + '.ready', 'w').close()",
+        "init = None",
+        "while True:",
+        "    c, _ = s.accept()",
+        "    msg, fds, _, _ = socket.recv_fds(c, 64, 4)",
+        "    pid = [l.split()[1] for l in open('/proc/self/fdinfo/%d' % fds[0]) if l.startswith('Pid:')][0]",
+        "    if msg == b'standard': init = fds[0]",
+        "    if msg == b'setns' and init is not None: signal.pidfd_send_signal(init, signal.SIGKILL)",
+        "    with open(sys.argv[2], 'a') as f: f.write('%s %d %s\\n' % (msg.decode(), len(fds), pid))",
+        "    c.close()",
+      ].join("\n"),
+      sock,
+      got,
+    ], { stdio: "ignore" });
+    try {
+      for (let i = 0; i < 100 && !existsSync(`${got}.ready`); i++) await new Promise((r) => setTimeout(r, 50));
+      const lines = () => (existsSync(got) ? readFileSync(got, "utf8") : "");
+      for (const { who, bin, env } of runtimesToCompare(dir.path).filter((r) => r.who !== "runc")) {
+        const root = join(dir.path, `state-${who}`);
+        const oci = (args: string[]) => runIt(bin, ["--root", root, ...args], env);
+        const id = `hako-test-pidfd-${suffix()}`;
+        try {
+          // no one listening: refused before anything is made
+          let r = oci(["create", "--pidfd-socket", join(dir.path, "nobody.sock"), "--bundle", bundle, id]);
+          equal(r.status, 1, who);
+          match(r.stderr, /failed to dial .*nobody\.sock/, who);
+          equal(oci(["state", id]).status, 1, `${who}: nothing left`);
+          writeFileSync(got, "");
+          r = oci(["create", "--pidfd-socket", sock, "--bundle", bundle, id]);
+          equal(r.status, 0, `${who}: ${r.stderr}`);
+          const pid = JSON.parse(oci(["state", id]).stdout).pid;
+          equal(oci(["start", id]).status, 0, who);
+          r = oci([
+            "exec",
+            "--detach",
+            "--pid-file",
+            join(dir.path, "exec.pid"),
+            "--pidfd-socket",
+            sock,
+            id,
+            "sleep",
+            "5",
+          ]);
+          equal(r.status, 0, `${who}: ${r.stderr}`);
+          const execPid = Number(readFileSync(join(dir.path, "exec.pid"), "utf8"));
+          for (let i = 0; i < 100 && lines().split("\n").length < 3; i++) await new Promise((r) => setTimeout(r, 50));
+          equal(lines(), `standard 1 ${pid}\nsetns 1 ${execPid}\n`, who);
+          // the init was killed through its pidfd
+          for (let i = 0; i < 100 && JSON.parse(oci(["state", id]).stdout).status !== "stopped"; i++) {
+            await new Promise((r) => setTimeout(r, 50));
+          }
+          equal(JSON.parse(oci(["state", id]).stdout).status, "stopped", who);
+        } finally {
+          oci(["delete", "--force", id]);
+        }
+      }
+    } finally {
+      listener.kill("SIGKILL");
+    }
+  },
+  { skip: skip || (!has("python3") && "needs python3 (the socket's other end)") },
+);

@@ -243,6 +243,44 @@ export function withListenFds(config: unknown, n: number): unknown {
   return { ...c, process: { ...proc, env: [...env, `LISTEN_FDS=${n}`, "LISTEN_PID=1"] } };
 }
 
+/**
+ * runc's `--pidfd-socket PATH`: connected before anything is made (a socket no one listens on
+ * fails the command first), it later gets a pidfd of the container's init (`create`, `run`:
+ * message "standard") or of the exec'd process (`exec`: "setns") with `SCM_RIGHTS`, as runc ≥ 1.2
+ * sends it; the caller can signal and wait on the process without pid reuse races.
+ */
+async function pidfdSocket(path: unknown): Promise<((pid: number, kind: "standard" | "setns") => void) | undefined> {
+  if (typeof path !== "string") return undefined;
+  const [{ connectUnix }, { sendFd }, { pidfdOpen }, { libc }] = await Promise.all([
+    import("../../ffi/unix_socket.ts"),
+    import("../../ffi/tty.ts"),
+    import("../../ffi/poll.ts"),
+    import("../../ffi/libc.ts"),
+  ]);
+  let sock: number;
+  try {
+    sock = connectUnix(path);
+  } catch (e) {
+    throw new OciError(`failed to dial ${path}: ${(e as Error).message}`);
+  }
+  // (closed when this process exits; and right after the one send)
+  return (pid, kind) => {
+    try {
+      const fd = pidfdOpen(pid);
+      if (fd < 0) throw new OciError(`failed to pidfd_open ${pid}: no such process, or a kernel before 5.3`);
+      try {
+        sendFd(sock, fd, kind);
+      } catch (e) {
+        throw new OciError(`failed to send pidfd on socket: ${(e as Error).message}`);
+      } finally {
+        libc().close(fd);
+      }
+    } finally {
+      libc().close(sock);
+    }
+  };
+}
+
 /** Whether fd `fd` of this process is open. */
 function fdOpen(fd: number): boolean {
   return existsSync(`/proc/self/fd/${fd}`);
@@ -277,9 +315,8 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
     import("../../ffi/libc.ts"),
   ]);
   if (!isValidId(id)) throw new OciError(`invalid id format: ${id}`);
-  if (o["no-pivot"]) throw new OciError("--no-pivot: not supported by hako (it always uses pivot_root)");
   const passed = fdsToPass(o["preserve-fds"], process.env, process.pid, true, fdOpen);
-  if (o["pidfd-socket"]) throw new OciError("--pidfd-socket: not supported by hako");
+  const sendPidfd = await pidfdSocket(o["pidfd-socket"]);
   const bundle = resolve(String(o.bundle ?? process.cwd()));
   const consoleSocket = typeof o["console-socket"] === "string" ? o["console-socket"] : undefined;
   let config: unknown;
@@ -365,6 +402,8 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
         ...(startHooks ? { startSync: true } : {}),
         onForked: () => void (forked = true),
         ...(passed.total > 0 ? { preserveFds: passed.total } : {}),
+        // (a host root on a ramdisk: the rootfs moved over / and chroot'ed into, as runc's msMoveRoot)
+        ...(o["no-pivot"] === true ? { noPivot: true } : {}),
         // (runc's cgroupfs manager joins name=systemd too: a systemd as the container's init finds its subtree there)
         namedCgroups: true,
         ...(syncHooks
@@ -404,6 +443,7 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
         libc().close(sock);
       }
     }
+    sendPidfd?.(c.pid, "standard");
     // (pause/resume: the init, and so every process of the container, in a freezer cgroup)
     if (c.spec.cgroupName) prepareFreezer(c.spec.cgroupName, c.pid);
     const freezer = c.spec.cgroupName ? freezerOf(c.spec.cgroupName) : undefined;
@@ -665,6 +705,7 @@ async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): 
     throw new OciError("cannot exec in a paused container (use --ignore-paused to override)");
   }
   const passed = fdsToPass(o["preserve-fds"], process.env, process.pid, false, fdOpen);
+  const sendPidfd = await pidfdSocket(o["pidfd-socket"]);
   if (passed.total > 0) (await import("../container/_preserve_fds.ts")).passPreservedFds(passed.total);
   for (const k of ["process-label", "apparmor", "cgroup"] as const) {
     const v = o[k];
@@ -744,6 +785,7 @@ async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): 
       }
       : {}),
     onStart: (pid: number) => {
+      sendPidfd?.(pid, "setns");
       if (typeof o["pid-file"] === "string") writePidFile(o["pid-file"], pid);
       // The process is the caller's now (its subreaper's, once this one exits).
       if (detach) process.exit(0);
