@@ -124,11 +124,15 @@ test("ociToSpec maps a podman config onto hako's spec, field by field", () => {
     pids: { max: 50 },
     cpu: { shares: 512, quotaUs: 50000, periodUs: 100000 },
   });
-  // the standard mounts are hako's own; the rest kept, private propagation being what hako does
+  // the standard mounts are hako's own but /dev/shm, the bundle's (podman's bind of the tmpfs its
+  // --shm-size made, shared with the containers that join the IPC namespace); the rest kept,
+  // private propagation being what hako does
   deepEqual(s.mounts, [
     { type: "bind", target: "/mnt", source: "/tmp", options: ["rw", "rbind"] },
+    { type: "bind", target: "/dev/shm", source: "/x/shm", options: ["bind", "nosuid"] },
     { type: "tmpfs", target: "/run/x", source: "tmpfs", options: ["nosuid", "size=1m"] },
   ]);
+  equal(s.shm, false);
   deepEqual(s.maskedPaths, ["/proc/kcore"]);
   deepEqual(s.readonlyPaths, ["/proc/sys"]);
   equal(s.networkEtc, false);
@@ -1018,6 +1022,44 @@ test("podman runs containers with --runtime bin/hako-runc as it does with runc",
     });
     match(noPivot[0]!, /^\/ \S+\n\/proc proc\nnp$/);
     for (const out of noPivot) equal(out, noPivot[0]);
+
+    // /dev/shm is the bundle's: podman's --shm-size (a bind of the tmpfs podman made), shared
+    // with a container that joins the IPC namespace (--ipc container:, a pod's), none with --ipc none
+    const shmOf = (rt: string) => {
+      const name = `hako-test-shm-${suffix()}`;
+      try {
+        const size =
+          run(rt, "--shm-size", "8m", tag, "df", "-k", "/dev/shm").stdout.trim().split("\n").pop()!.split(/\s+/)[1];
+        const none = run(rt, "--ipc", "none", tag, "sh", "-c", "ls /dev/shm 2>&1; echo $?").stdout;
+        const holder = podman(
+          rt,
+          "run",
+          "-d",
+          "--name",
+          name,
+          ...limits,
+          "--ipc",
+          "shareable",
+          tag,
+          "sh",
+          "-c",
+          "echo shared > /dev/shm/f; exec sleep 60",
+        );
+        equal(holder.status, 0, holder.stderr);
+        let got = "";
+        for (let i = 0; i < 5 && got !== "shared\n"; i++) {
+          if (i > 0) spawnSync("sleep", ["0.3"]); // (the holder's echo, right after its start)
+          got = run(rt, "--ipc", `container:${name}`, tag, "sh", "-c", "cat /dev/shm/f 2>&1").stdout;
+        }
+        return { size, none, got };
+      } finally {
+        podman(rt, "rm", "-f", "-t", "0", name);
+      }
+    };
+    const shm = shmOf(runc);
+    deepEqual(shm, { size: "8192", none: "ls: /dev/shm: No such file or directory\n1\n", got: "shared\n" });
+    deepEqual(shmOf(forked), shm, "forked");
+    if (has(RUNC)) deepEqual(shmOf(RUNC), shm, "runc");
 
     // a user namespace (podman's --uidmap: linux.uidMappings), as runc makes it
     const userns = ["--uidmap", "0:200000:65536", "--gidmap", "0:200000:65536"];

@@ -483,6 +483,22 @@ test("op list: --no-pivot's move-root takes pivot-root's place and makes the sam
   }
 });
 
+test("op list: a spec mount at /dev/shm or /dev/mqueue takes the place of hako's own there; shm: false leaves /dev/shm out", () => {
+  withCase(CASES[0]!, (base) => {
+    const steps = (spec: Partial<SetupContext["spec"]>) =>
+      stepsFor({ ...base, spec: { ...base.spec, ...spec } }).map((s) => s.name);
+    const own = steps({});
+    assert.ok(own.includes("mount-shm") && own.includes("mount-mqueue"), "hako's own by default");
+    const shm = { type: "bind", target: "/dev/shm", source: "/tmp", options: ["bind"] } as const;
+    const mq = { type: "bind", target: "/dev/mqueue/", source: "/tmp" } as const;
+    // (the spec mount's own steps apart)
+    const sans = (names: string[]) => names.filter((n) => n !== "mounts" && n !== "capture-host-sources");
+    assert.deepEqual(sans(steps({ mounts: [shm] })), sans(own).filter((n) => n !== "mount-shm"));
+    assert.deepEqual(sans(steps({ mounts: [mq] })), sans(own).filter((n) => n !== "mount-mqueue"));
+    assert.deepEqual(steps({ shm: false }), own.filter((n) => n !== "mount-shm"));
+  });
+});
+
 test("op list: with startContainer hooks the exec fifo step waits for a second byte, the FIFO read again, with the same calls on both paths", () => {
   withCase(CASES[0]!, (base) => {
     const fifo = (startSync: boolean) => {

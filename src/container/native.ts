@@ -192,6 +192,7 @@ export const DECIDING = [
   "standardMounts",
   "writableSysfs",
   "writableCgroupfs",
+  "shm",
   "mounts",
   "devices",
   "networkEtc",

@@ -1184,6 +1184,11 @@ function moveRoot(detaches: readonly NoPivotDetach[]): PreparedCall {
 const ROOTFS_MOUNT: PreparedCall = { op: "rootfs-mount", dot: cstr("."), empty: cstr("") };
 const CHROOT_IN: PreparedCall = { op: "chroot-in", dot: cstr("."), slash: cstr("/") };
 
+/** Whether a spec mount's target is `path` (it then takes the place of hako's own mount there). */
+function hasMountAt(ctx: SetupContext, path: string): boolean {
+  return ctx.spec.mounts.some((m) => normalize(`/${m.target}`).replace(/(.)\/+$/, "$1") === path);
+}
+
 /** Each context's calls, per step (see {@link stepCalls}). */
 const preparedCalls = new WeakMap<SetupContext, Map<StepName, readonly PreparedCall[]>>();
 /** Each context's mount steps' calls, built together (see {@link buildCalls}). */
@@ -2589,14 +2594,16 @@ export const SETUP_STEPS: readonly SetupStep[] = [
   },
   {
     name: "mount-shm",
-    why: "POSIX shared memory of its own",
-    when: (c) => has(c, "mount") && c.spec.standardMounts,
+    why:
+      "POSIX shared memory of its own (not with shm: false, docker's --ipc none; a spec mount at /dev/shm takes its place: a pod's shared one, another size)",
+    when: (c) => has(c, "mount") && c.spec.standardMounts && c.spec.shm && !hasMountAt(c, "/dev/shm"),
     calls: fromMounts("mount-shm"),
   },
   {
     name: "mount-mqueue",
-    why: "POSIX message queues belong to the IPC namespace: only with a new one",
-    when: (c) => has(c, "mount") && c.spec.standardMounts && has(c, "ipc"),
+    why:
+      "POSIX message queues belong to the IPC namespace: only with a new one (a spec mount at /dev/mqueue takes its place)",
+    when: (c) => has(c, "mount") && c.spec.standardMounts && has(c, "ipc") && !hasMountAt(c, "/dev/mqueue"),
     calls: fromMounts("mount-mqueue"),
   },
   {

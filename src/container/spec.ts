@@ -349,6 +349,14 @@ export interface ContainerSpec {
    * README's container boundary): with this it may change its own limits and make child cgroups.
    */
   readonly writableCgroupfs?: boolean;
+  /**
+   * hako's own `/dev/shm`, a 64 MiB tmpfs of the container's (docker's default; default true, with
+   * the standard mounts and an IPC namespace of its own). `false`: none there (docker's `--ipc
+   * none`). A spec mount at `/dev/shm` takes its place either way: a bind of the tmpfs a pod's
+   * containers share (podman's and Kubernetes' sandboxes bind theirs), or a tmpfs of another size
+   * (docker's `--shm-size`). Likewise a spec mount at `/dev/mqueue` replaces hako's mqueue.
+   */
+  readonly shm?: boolean;
   /** Extra mounts, after the standard ones. */
   readonly mounts?: readonly MountSpec[];
   /** Device nodes made in the container's /dev beside the default ones (needs standardMounts). */
@@ -650,6 +658,8 @@ export interface ResolvedSpec {
   readonly writableSysfs: boolean;
   /** Whether the container's cgroups at `/sys/fs/cgroup` are read-write (default read-only). */
   readonly writableCgroupfs: boolean;
+  /** Whether hako mounts its own `/dev/shm` (a spec mount there replaces it either way). */
+  readonly shm: boolean;
   /** The extra mounts. */
   readonly mounts: readonly MountSpec[];
   /** The extra device nodes (empty: none). */

@@ -181,6 +181,7 @@ const SPEC_FIELDS = [
   "standardMounts",
   "writableSysfs",
   "writableCgroupfs",
+  "shm",
   "mounts",
   "devices",
   "networkEtc",
@@ -301,6 +302,7 @@ export function resolveSpec(input: ContainerSpec): ResolvedSpec {
   const standardMounts = c.boolean(s.standardMounts, "standardMounts") ?? true;
   const writableSysfs = c.boolean(s.writableSysfs, "writableSysfs") ?? false;
   const writableCgroupfs = c.boolean(s.writableCgroupfs, "writableCgroupfs") ?? false;
+  const shm = c.boolean(s.shm, "shm") ?? true;
   if ((writableSysfs || writableCgroupfs) && !standardMounts) {
     bad(writableSysfs ? "writableSysfs" : "writableCgroupfs", "needs standardMounts (it is about their /sys)");
   }
@@ -391,6 +393,7 @@ export function resolveSpec(input: ContainerSpec): ResolvedSpec {
     standardMounts,
     writableSysfs,
     writableCgroupfs,
+    shm,
     mounts,
     devices,
     networkEtc: networkEtc ?? (netNew ? "generate" : "host"),

@@ -20,7 +20,8 @@
  * | `root.path` (relative to the bundle), `root.readonly` | `rootfs`, `readonlyRootfs` |
  * | `hostname` | `hostname` (without one, a new UTS namespace keeps the host's name it starts with, as runc leaves it: `create` passes it) |
  * | `domainname` | `domainname` (setdomainname(2) in the container's UTS namespace, as runc) |
- * | `mounts` at `/proc`, `/sys`, `/sys/fs/cgroup`, `/dev`, `/dev/pts`, `/dev/shm`, `/dev/mqueue` | hako's standard mounts (the same types and flags as runc's defaults; `/dev/shm` is a tmpfs of the container's own); `/sys`, `/sys/fs/cgroup` without `ro` (`--privileged`'s): `writableSysfs`, `writableCgroupfs` |
+ * | `mounts` at `/proc`, `/sys`, `/sys/fs/cgroup`, `/dev`, `/dev/pts`, `/dev/mqueue` | hako's standard mounts (the same types and flags as runc's defaults); `/sys`, `/sys/fs/cgroup` without `ro` (`--privileged`'s): `writableSysfs`, `writableCgroupfs` |
+ * | `mounts` at `/dev/shm` (a bind: podman's and a pod's shared tmpfs; a tmpfs with its size), a bind at `/dev/mqueue` | `mounts`, in place of hako's own there (`shm: false`: a bundle without a `/dev/shm` mount has none, as with runc: podman's `--ipc none`) |
  * | other `mounts` | `mounts` (`bind`/`rbind` with `ro`, `rw`, `nosuid`, `nodev`, `noexec`; other filesystems with their options; propagation options set once mounted, in order — a bind's `rshared`/`rslave` keeps it a peer of its host source; `private`/`rprivate` alone is what hako's mounts are) |
  * | a bind's `idmap`/`ridmap`, its `uidMappings`/`gidMappings` | the `idmap`/`ridmap` option: mapped through the container's user namespace by the parent (a mount's own maps only when they are the container's) |
  * | `linux.namespaces` (`path`: joined) | `namespaces` (exactly those: no cgroup namespace unless asked) |
@@ -865,7 +866,11 @@ export function ociToSpec(
       const options = Array.isArray(m.options) ? m.options.map(String) : [];
       const isBind = options.includes("bind") || options.includes("rbind") || m.type === "bind";
       const type = isBind ? "bind" : String(m.type ?? "");
-      if (STANDARD_MOUNTS[dest]) {
+      // /dev/shm (a bind of a pod's shared tmpfs, or a tmpfs of the bundle's size) and a bind at
+      // /dev/mqueue are the bundle's own mounts, as runc mounts them: hako's own are left out there
+      const own = (dest === "/dev/shm" && (type === "bind" || type === "tmpfs")) ||
+        (dest === "/dev/mqueue" && type === "bind");
+      if (STANDARD_MOUNTS[dest] && !own) {
         if (!STANDARD_MOUNTS[dest]!.includes(type)) {
           bad(`${at}.type`, `${JSON.stringify(type)} at ${dest}: not supported by hako (its standard mount is there)`);
         }
@@ -929,6 +934,7 @@ export function ociToSpec(
   }
   spec.mounts = mounts;
   spec.standardMounts = true;
+  spec.shm = false; // (the bundle's /dev/shm mount, if it has one, is in mounts: none without, as runc)
   spec.networkEtc = false; // (the engine binds /etc/hosts, resolv.conf and hostname itself)
 
   const annotations: Record<string, string> = {};
