@@ -244,8 +244,9 @@ export function libc(): Libc {
   if (!symbols) {
     symbols = nativeFfi().open("libc.so.6", LIBC_SYMBOLS, { lazy: true, bindAllOn: ["fork"] });
     // errno is read right after a failing call: binding __errno_location then (a dlopen, a
-    // compile) could change it first, so it is bound now.
-    void symbols.__errno_location;
+    // compile), or making its reader (bun:ffi's first read), could change it first — a forked
+    // child's first errno() after an EEXIST once read ENOENT — so both are made now.
+    errnoAt(symbols);
   }
   return symbols;
 }
@@ -278,12 +279,17 @@ export function nativeFunction(
  * allocation-heavy work or `await` in between may overwrite it.
  */
 export function errno(): number {
-  if (!errnoReader) {
-    const p = libc().__errno_location();
-    if (p === null) return 0;
+  if (!errnoReader) errnoAt(libc());
+  return errnoReader ? errnoReader() : 0;
+}
+
+/** Makes {@link errno}'s reader of this (the main) thread's errno. */
+function errnoAt(table: Libc): void {
+  const p = table.__errno_location();
+  if (p !== null) {
     errnoReader = nativeFfi().int32Reader(p);
+    errnoReader(); // (its first read compiled now, not after a failing call)
   }
-  return errnoReader();
 }
 
 /**
