@@ -1023,6 +1023,25 @@ test("podman runs containers with --runtime bin/hako-runc as it does with runc",
     match(noPivot[0]!, /^\/ \S+\n\/proc proc\nnp$/);
     for (const out of noPivot) equal(out, noPivot[0]);
 
+    // the container's cgroups are runc's in every hierarchy: cpuset (no limit set) and a hybrid
+    // host's controller-less cgroup2 tree too (where systemd tracks processes), removed after --rm
+    const cgroupsOf = (rt: string) => {
+      const r = run(rt, tag, "cat", "/proc/self/cgroup");
+      equal(r.status, 0, `${rt}: ${r.stderr}`);
+      return r.stdout.replace(/libpod-[0-9a-f]{64}/g, "libpod-ID");
+    };
+    const parents = () =>
+      ["cpuset", "unified", "systemd"].map((h) => {
+        const d = `/sys/fs/cgroup/${h}/libpod_parent`;
+        return existsSync(d) ? readdirSync(d).filter((e) => e.startsWith("libpod-")) : [];
+      });
+    const before = parents();
+    const cgroups = cgroupsOf(runc);
+    match(cgroups, /^0::\/libpod_parent\/libpod-ID$/m);
+    equal(cgroupsOf(forked), cgroups, "forked");
+    if (has(RUNC)) equal(cgroupsOf(RUNC), cgroups, "runc");
+    deepEqual(parents(), before, "--rm left a cgroup");
+
     // /dev/shm is the bundle's: podman's --shm-size (a bind of the tmpfs podman made), shared
     // with a container that joins the IPC namespace (--ipc container:, a pod's), none with --ipc none
     const shmOf = (rt: string) => {

@@ -101,31 +101,55 @@ function namedRoots(l: Layout): string[] {
 }
 
 /**
- * Puts `pid` in a cgroup `name` of its own in every named v1 hierarchy (`name=systemd`), as runc's
- * cgroupfs manager does (its `NameGroup`, joined): on a legacy or hybrid host that is where a
- * systemd running as the container's init (podman `--systemd`, which binds that hierarchy at
- * /sys/fs/cgroup/systemd) finds the subtree it manages, and where the host's systemd sees it. The
- * cgroup is made new (one there already is another's: refused); its parents as needed (left, as
- * runc leaves them). A hierarchy the caller may not write (rootless) is left out, as runc ignores
- * a named group it cannot join.
+ * Puts `pid` in a cgroup `name` of its own in every hierarchy the container's {@link Group} does
+ * not occupy, as runc's cgroupfs manager joins every one mounted: the named v1 hierarchies
+ * (`name=systemd`: on a legacy or hybrid host where a systemd running as the container's init —
+ * podman `--systemd`, which binds it at /sys/fs/cgroup/systemd — finds the subtree it manages, and
+ * where the host's systemd sees it), v1 controllers the spec sets nothing for (cpuset: its cpus and
+ * mems copied down from the parent into each directory made, as runc's cpuset manager does;
+ * net_cls, perf_event…), and a hybrid host's controller-less cgroup2 tree (where systemd tracks
+ * processes there). Each is made new (one there already is another's: refused); its parents as
+ * needed (left, as runc leaves them). A hierarchy the caller may not write (rootless) is left out,
+ * as runc ignores a cgroup it cannot join.
+ * @param name The container's cgroup name.
+ * @param occupied The directories the container's group made (`Group.paths`): not joined again.
  * @returns The cgroups made, to remove with {@link removeNamedCgroups}.
  * @throws {Error} When one cannot be made or joined (what was made is removed).
  */
-export function joinNamedCgroups(name: string, pid: number): string[] {
+export function joinNamedCgroups(name: string, pid: number, occupied: readonly string[] = []): string[] {
   const l = layout();
   if (!l) return [];
   const made: string[] = [];
   try {
-    for (const root of namedRoots(l)) {
+    for (const { root, cpuset } of otherRoots(l)) {
       const dir = `${root}/${name}`;
+      if (occupied.includes(dir)) continue;
+      const fresh: string[] = [];
       try {
-        mkdirSync(dirname(dir), { recursive: true });
+        // (parents one by one: a cpuset directory made empty gets its parent's cpus and mems)
+        const parts = name.split("/").filter(Boolean);
+        for (let k = 1; k < parts.length; k++) {
+          const parent = `${root}/${parts.slice(0, k).join("/")}`;
+          if (statSync(parent, { throwIfNoEntry: false })?.isDirectory()) continue;
+          mkdirSync(parent);
+          fresh.push(parent);
+        }
         mkdirSync(dir); // (exclusive: EEXIST for another's)
+        fresh.push(dir);
       } catch (e) {
         if (["EACCES", "EPERM", "EROFS"].includes((e as NodeJS.ErrnoException).code ?? "")) continue;
         throw e;
       }
       made.push(dir);
+      if (cpuset) {
+        for (const d of fresh) {
+          for (const f of ["cpuset.cpus", "cpuset.mems"]) {
+            if (readFileSync(`${d}/${f}`, "utf8").trim() === "") {
+              writeFileSync(`${d}/${f}`, readFileSync(`${dirname(d)}/${f}`, "utf8").trim());
+            }
+          }
+        }
+      }
       writeFileSync(`${dir}/cgroup.procs`, String(pid));
     }
   } catch (e) {
@@ -133,6 +157,24 @@ export function joinNamedCgroups(name: string, pid: number): string[] {
     throw e;
   }
   return made;
+}
+
+/**
+ * Every mounted hierarchy once (a hierarchy mounted at two places, at its first), with whether it
+ * is cpuset's: the v1 ones, controllers and named, and a hybrid host's cgroup2 tree.
+ */
+function otherRoots(l: Layout): Array<{ root: string; cpuset: boolean }> {
+  const seen = new Set<string>();
+  const roots: Array<{ root: string; cpuset: boolean }> = [];
+  for (const m of l.mounts) {
+    if (m.version !== 1) continue;
+    const key = m.name ? `name=${m.name}` : [...m.subsystems].sort().join(",");
+    if (seen.has(key)) continue;
+    seen.add(key);
+    roots.push({ root: m.mountPoint, cpuset: m.subsystems.includes("cpuset") });
+  }
+  if (l.hybrid && l.unified) roots.push({ root: l.unified, cpuset: false });
+  return roots;
 }
 
 /**

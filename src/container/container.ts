@@ -135,9 +135,11 @@ export interface CreateOptions {
    */
   readonly startSync?: boolean;
   /**
-   * OCI mode (runc's cgroupfs manager): the container's cgroup made in every named v1 hierarchy
-   * (`name=systemd`) too, with its process in it (see `joinNamedCgroups` in _cgroup.ts). Not with
-   * a systemd scope (systemd puts it there). Removed with the container.
+   * OCI mode (runc's cgroupfs manager): the container's cgroup made in every mounted hierarchy its
+   * group does not occupy too — named v1 ones (`name=systemd`), v1 controllers it sets nothing for
+   * (cpuset, net_cls…), a hybrid host's cgroup2 tree — with its process in it (see
+   * `joinNamedCgroups` in _cgroup.ts). Not with a systemd scope (systemd puts it there). Removed
+   * with the container.
    */
   readonly namedCgroups?: boolean;
   /**
@@ -378,7 +380,7 @@ export class Container {
   #pending: number[];
   /** With `tty`: the pty's master (-1: none, or closed). */
   #terminal = -1;
-  /** The cgroups made in named v1 hierarchies (see CreateOptions.namedCgroups), removed with it. */
+  /** The cgroups made in the other hierarchies (see CreateOptions.namedCgroups), removed with it. */
   #namedDirs: readonly string[] = [];
   /** How event hooks are fired (see CreateOptions.events). */
   #events: CreateOptions["events"];
@@ -724,7 +726,7 @@ export class Container {
       let namedDirs: string[] = [];
       if (group && options.namedCgroups && !scope) {
         try {
-          namedDirs = joinNamedCgroups(group.name, pid);
+          namedDirs = joinNamedCgroups(group.name, pid, group.paths);
         } catch (e) {
           fail("cgroup-attach", e);
         }
