@@ -73,7 +73,7 @@ function podmanLikeConfig(): Record<string, unknown> {
     mounts: [
       { destination: "/mnt", type: "bind", source: "/tmp", options: ["rw", "rprivate", "rbind"] },
       { destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"] },
-      { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755"] },
+      { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "noexec", "strictatime", "mode=755"] },
       { destination: "/dev/shm", type: "bind", source: "/x/shm", options: ["bind", "rprivate", "nosuid"] },
       { destination: "/sys/fs/cgroup", type: "cgroup", source: "cgroup", options: ["ro"] },
       { destination: "/run/x", type: "tmpfs", source: "tmpfs", options: ["nosuid", "size=1m"] },
@@ -133,6 +133,7 @@ test("ociToSpec maps a podman config onto hako's spec, field by field", () => {
     { type: "tmpfs", target: "/run/x", source: "tmpfs", options: ["nosuid", "size=1m"] },
   ]);
   equal(s.shm, false);
+  equal(s.devNoexec, true); // (podman's /dev is noexec)
   deepEqual(s.maskedPaths, ["/proc/kcore"]);
   deepEqual(s.readonlyPaths, ["/proc/sys"]);
   equal(s.networkEtc, false);
@@ -1036,6 +1037,11 @@ test("podman runs containers with --runtime bin/hako-runc as it does with runc",
         return existsSync(d) ? readdirSync(d).filter((e) => e.startsWith("libpod-")) : [];
       });
     const before = parents();
+    // (and /dev with podman's noexec, as runc mounts it)
+    const devOf = (rt: string) => run(rt, tag, "sh", "-c", "grep ' /dev ' /proc/self/mountinfo | cut -d' ' -f6").stdout;
+    match(devOf(runc), /^rw,nosuid,noexec\b/);
+    equal(devOf(forked), devOf(runc), "forked");
+    if (has(RUNC)) equal(devOf(RUNC), devOf(runc), "runc");
     const cgroups = cgroupsOf(runc);
     match(cgroups, /^0::\/libpod_parent\/libpod-ID$/m);
     equal(cgroupsOf(forked), cgroups, "forked");

@@ -57,6 +57,7 @@ function changed(spec: Spec): { readonly [K in Deciding]: Spec[K] } {
     writableSysfs: !spec.writableSysfs,
     writableCgroupfs: !spec.writableCgroupfs,
     shm: !spec.shm,
+    devNoexec: !spec.devNoexec,
     mounts: [{ type: "tmpfs", target: "/scratch" }],
     devices: [{ path: "/dev/fuse", type: "c", major: 10, minor: 229 }],
     networkEtc: spec.networkEtc === "host" ? false : "host",

@@ -193,6 +193,7 @@ export const DECIDING = [
   "writableSysfs",
   "writableCgroupfs",
   "shm",
+  "devNoexec",
   "mounts",
   "devices",
   "networkEtc",
@@ -872,6 +873,15 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): boolea
       m.shown,
       onErrno ? { onErrno } : {},
     );
+  // Out of the chroot through the held host root, into the rootfs's mount again (pivot, move-root).
+  const leaveChroot = (dot: ProgramData) => {
+    const hostRoot = emit.held("host-root"), rootfs = emit.held("rootfs");
+    call("fchdir", [p.value(hostRoot)], [unquoted("host root")]);
+    call("chroot", [dot], ["."], {}, "leave the chroot");
+    call("fchdir", [p.value(rootfs)], [unquoted("rootfs")]);
+    call("close", [p.value(hostRoot)], [unquoted("host root")]);
+    call("close", [p.value(rootfs)], [unquoted("rootfs")]);
+  };
   switch (c.op) {
     case "prctl":
       call("prctl", [c.option, c.arg, 0, 0, 0], [unquoted(c.name), c.arg]);
@@ -1193,12 +1203,7 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): boolea
       // (as setup.ts: out of the chroot, the rootfs's mount moved over "/", the host's mounts
       // detached, a kept proc or sysfs covered, then chroot into the moved rootfs)
       const dot = p.bytes(c.dot), tmpfs = p.bytes(c.tmpfs);
-      const hostRoot = emit.held("host-root"), rootfs = emit.held("rootfs");
-      call("fchdir", [p.value(hostRoot)], [unquoted("host root")]);
-      call("chroot", [dot], ["."], {}, "leave the chroot");
-      call("fchdir", [p.value(rootfs)], [unquoted("rootfs")]);
-      call("close", [p.value(hostRoot)], [unquoted("host root")]);
-      call("close", [p.value(rootfs)], [unquoted("rootfs")]);
+      leaveChroot(dot);
       call("mount", [dot, p.bytes(c.slash), null, MS_MOVE, null], [".", "/", null, unquoted("MS_MOVE")]);
       for (const d of c.detach) {
         const next = p.label(), path = p.bytes(d.path), shown = [d.shown, unquoted("MNT_DETACH")];
@@ -1220,13 +1225,7 @@ function compilePrepared(c: PreparedCall, p: SyscallProgram, emit: Emit): boolea
     }
     case "pivot": {
       const dot = p.bytes(c.dot);
-      // Out of the chroot through the held host root, into the rootfs's mount again.
-      const hostRoot = emit.held("host-root"), rootfs = emit.held("rootfs");
-      call("fchdir", [p.value(hostRoot)], [unquoted("host root")]);
-      call("chroot", [dot], ["."], {}, "leave the chroot");
-      call("fchdir", [p.value(rootfs)], [unquoted("rootfs")]);
-      call("close", [p.value(hostRoot)], [unquoted("host root")]);
-      call("close", [p.value(rootfs)], [unquoted("rootfs")]);
+      leaveChroot(dot);
       call("pivot_root", [dot, dot], [".", "."]);
       call("umount2", [dot, MNT_DETACH], [".", unquoted("MNT_DETACH")]);
       return true;

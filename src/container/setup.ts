@@ -1286,7 +1286,14 @@ function buildCalls(ctx: SetupContext): Map<StepName, PreparedCall[]> {
     calls.set("mount-cgroup", cgroupMountCalls(ctx));
     calls.set("mount-dev", [
       mkdirp(dev),
-      preparedMount("tmpfs", dev, "tmpfs", MS.NOSUID | MS.STRICTATIME, "mode=755,size=65536k"),
+      // (noexec where the spec asks: podman's bundles do)
+      preparedMount(
+        "tmpfs",
+        dev,
+        "tmpfs",
+        MS.NOSUID | MS.STRICTATIME | (spec.devNoexec ? MS.NOEXEC : 0),
+        "mode=755,size=65536k",
+      ),
       ...DEVICES.flatMap((d): PreparedCall[] => {
         const [major, minor] = DEVICE_NUMBERS[d];
         const path = join(dev, d);

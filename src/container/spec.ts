@@ -357,6 +357,11 @@ export interface ContainerSpec {
    * (docker's `--shm-size`). Likewise a spec mount at `/dev/mqueue` replaces hako's mqueue.
    */
   readonly shm?: boolean;
+  /**
+   * hako's `/dev` tmpfs mounted `noexec` too (default false: `nosuid` only, docker's). podman's
+   * bundles ask for it (OCI: a `/dev` mount with `noexec`): nothing on it can be executed.
+   */
+  readonly devNoexec?: boolean;
   /** Extra mounts, after the standard ones. */
   readonly mounts?: readonly MountSpec[];
   /** Device nodes made in the container's /dev beside the default ones (needs standardMounts). */
@@ -660,6 +665,8 @@ export interface ResolvedSpec {
   readonly writableCgroupfs: boolean;
   /** Whether hako mounts its own `/dev/shm` (a spec mount there replaces it either way). */
   readonly shm: boolean;
+  /** Whether `/dev` is mounted `noexec`. */
+  readonly devNoexec: boolean;
   /** The extra mounts. */
   readonly mounts: readonly MountSpec[];
   /** The extra device nodes (empty: none). */

@@ -182,6 +182,7 @@ const SPEC_FIELDS = [
   "writableSysfs",
   "writableCgroupfs",
   "shm",
+  "devNoexec",
   "mounts",
   "devices",
   "networkEtc",
@@ -303,6 +304,8 @@ export function resolveSpec(input: ContainerSpec): ResolvedSpec {
   const writableSysfs = c.boolean(s.writableSysfs, "writableSysfs") ?? false;
   const writableCgroupfs = c.boolean(s.writableCgroupfs, "writableCgroupfs") ?? false;
   const shm = c.boolean(s.shm, "shm") ?? true;
+  const devNoexec = c.boolean(s.devNoexec, "devNoexec") ?? false;
+  if (devNoexec && !standardMounts) bad("devNoexec", "needs standardMounts (it is about hako's /dev)");
   if ((writableSysfs || writableCgroupfs) && !standardMounts) {
     bad(writableSysfs ? "writableSysfs" : "writableCgroupfs", "needs standardMounts (it is about their /sys)");
   }
@@ -394,6 +397,7 @@ export function resolveSpec(input: ContainerSpec): ResolvedSpec {
     writableSysfs,
     writableCgroupfs,
     shm,
+    devNoexec,
     mounts,
     devices,
     networkEtc: networkEtc ?? (netNew ? "generate" : "host"),

@@ -20,7 +20,7 @@
  * | `root.path` (relative to the bundle), `root.readonly` | `rootfs`, `readonlyRootfs` |
  * | `hostname` | `hostname` (without one, a new UTS namespace keeps the host's name it starts with, as runc leaves it: `create` passes it) |
  * | `domainname` | `domainname` (setdomainname(2) in the container's UTS namespace, as runc) |
- * | `mounts` at `/proc`, `/sys`, `/sys/fs/cgroup`, `/dev`, `/dev/pts`, `/dev/mqueue` | hako's standard mounts (the same types and flags as runc's defaults); `/sys`, `/sys/fs/cgroup` without `ro` (`--privileged`'s): `writableSysfs`, `writableCgroupfs` |
+ * | `mounts` at `/proc`, `/sys`, `/sys/fs/cgroup`, `/dev`, `/dev/pts`, `/dev/mqueue` | hako's standard mounts (the same types and flags as runc's defaults); `/sys`, `/sys/fs/cgroup` without `ro` (`--privileged`'s): `writableSysfs`, `writableCgroupfs`; `/dev` with `noexec` (podman's): `devNoexec` |
  * | `mounts` at `/dev/shm` (a bind: podman's and a pod's shared tmpfs; a tmpfs with its size), a bind at `/dev/mqueue` | `mounts`, in place of hako's own there (`shm: false`: a bundle without a `/dev/shm` mount has none, as with runc: podman's `--ipc none`) |
  * | other `mounts` | `mounts` (`bind`/`rbind` with `ro`, `rw`, `nosuid`, `nodev`, `noexec`; other filesystems with their options; propagation options set once mounted, in order — a bind's `rshared`/`rslave` keeps it a peer of its host source; `private`/`rprivate` alone is what hako's mounts are) |
  * | a bind's `idmap`/`ridmap`, its `uidMappings`/`gidMappings` | the `idmap`/`ridmap` option: mapped through the container's user namespace by the parent (a mount's own maps only when they are the container's) |
@@ -879,6 +879,7 @@ export function ociToSpec(
         const writable = !options.includes("ro");
         if (dest === "/sys" && writable) spec.writableSysfs = true;
         if (dest === "/sys/fs/cgroup" && writable) spec.writableCgroupfs = true;
+        if (dest === "/dev" && options.includes("noexec")) spec.devNoexec = true; // (podman's)
         return; // hako's own standard mount is made there
       }
       const kept: string[] = [];
