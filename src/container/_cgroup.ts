@@ -131,8 +131,13 @@ export function joinNamedCgroups(name: string, pid: number, occupied: readonly s
         for (let k = 1; k < parts.length; k++) {
           const parent = `${root}/${parts.slice(0, k).join("/")}`;
           if (statSync(parent, { throwIfNoEntry: false })?.isDirectory()) continue;
-          mkdirSync(parent);
-          fresh.push(parent);
+          try {
+            mkdirSync(parent);
+            fresh.push(parent);
+          } catch (e) {
+            // (another container's create made it meanwhile: a parent is shared)
+            if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+          }
         }
         mkdirSync(dir); // (exclusive: EEXIST for another's)
         fresh.push(dir);
@@ -144,9 +149,14 @@ export function joinNamedCgroups(name: string, pid: number, occupied: readonly s
       if (cpuset) {
         for (const d of fresh) {
           for (const f of ["cpuset.cpus", "cpuset.mems"]) {
-            if (readFileSync(`${d}/${f}`, "utf8").trim() === "") {
-              writeFileSync(`${d}/${f}`, readFileSync(`${dirname(d)}/${f}`, "utf8").trim());
+            if (readFileSync(`${d}/${f}`, "utf8").trim() !== "") continue;
+            // (the nearest ancestor's that has some: a parent another create made a moment ago
+            // may not have had its own copied yet)
+            let value = "";
+            for (let up = dirname(d); value === "" && up.startsWith(root); up = dirname(up)) {
+              value = readFileSync(`${up}/${f}`, "utf8").trim();
             }
+            writeFileSync(`${d}/${f}`, value);
           }
         }
       }
