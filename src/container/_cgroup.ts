@@ -113,10 +113,10 @@ function namedRoots(l: Layout): string[] {
  * as runc ignores a cgroup it cannot join.
  * @param name The container's cgroup name.
  * @param occupied The directories the container's group made (`Group.paths`): not joined again.
- * @returns The cgroups made, to remove with {@link removeNamedCgroups}.
+ * @returns The cgroups made, to remove with {@link removeOtherCgroups}.
  * @throws {Error} When one cannot be made or joined (what was made is removed).
  */
-export function joinNamedCgroups(name: string, pid: number, occupied: readonly string[] = []): string[] {
+export function joinOtherCgroups(name: string, pid: number, occupied: readonly string[] = []): string[] {
   const l = layout();
   if (!l) return [];
   const made: string[] = [];
@@ -163,7 +163,7 @@ export function joinNamedCgroups(name: string, pid: number, occupied: readonly s
       writeFileSync(`${dir}/cgroup.procs`, String(pid));
     }
   } catch (e) {
-    removeNamedCgroups(made);
+    removeOtherCgroups(made);
     throw e;
   }
   return made;
@@ -188,11 +188,11 @@ function otherRoots(l: Layout): Array<{ root: string; cpuset: boolean }> {
 }
 
 /**
- * Removes the cgroups {@link joinNamedCgroups} made, and any the container made under them (a
+ * Removes the cgroups {@link joinOtherCgroups} made, and any the container made under them (a
  * systemd inside makes its slices there), deepest first, once their processes are gone (best
  * effort, 1 s each).
  */
-export function removeNamedCgroups(dirs: readonly string[]): void {
+export function removeOtherCgroups(dirs: readonly string[]): void {
   const children = (d: string) => {
     try {
       return readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => `${d}/${e.name}`);

@@ -60,9 +60,9 @@ import { realRootfs } from "./_paths.ts";
 import {
   containerGroupSpec,
   existingCgroupDirs,
-  joinNamedCgroups,
+  joinOtherCgroups,
   removeEmptyDefaultParent,
-  removeNamedCgroups,
+  removeOtherCgroups,
   removeStaleCgroup,
   startSystemdScope,
   stopSystemdScope,
@@ -138,10 +138,10 @@ export interface CreateOptions {
    * OCI mode (runc's cgroupfs manager): the container's cgroup made in every mounted hierarchy its
    * group does not occupy too — named v1 ones (`name=systemd`), v1 controllers it sets nothing for
    * (cpuset, net_cls…), a hybrid host's cgroup2 tree — with its process in it (see
-   * `joinNamedCgroups` in _cgroup.ts). Not with a systemd scope (systemd puts it there). Removed
+   * `joinOtherCgroups` in _cgroup.ts). Not with a systemd scope (systemd puts it there). Removed
    * with the container.
    */
-  readonly namedCgroups?: boolean;
+  readonly otherCgroups?: boolean;
   /**
    * OCI `--preserve-fds N`: the caller's fds 3 … 2+N pass to the command as they are, as runc's
    * `ExtraFiles` (socket activation's `LISTEN_FDS`, podman's `--preserve-fds`). Each must be open
@@ -380,8 +380,8 @@ export class Container {
   #pending: number[];
   /** With `tty`: the pty's master (-1: none, or closed). */
   #terminal = -1;
-  /** The cgroups made in the other hierarchies (see CreateOptions.namedCgroups), removed with it. */
-  #namedDirs: readonly string[] = [];
+  /** The cgroups made in the other hierarchies (see CreateOptions.otherCgroups), removed with it. */
+  #otherDirs: readonly string[] = [];
   /** How event hooks are fired (see CreateOptions.events). */
   #events: CreateOptions["events"];
   /** Fires the event hooks while the command runs (none when the spec has none). */
@@ -721,12 +721,13 @@ export class Container {
           fail("cgroup-attach", e);
         }
       }
-      // OCI mode: the named v1 hierarchies (name=systemd) too, as runc's cgroupfs manager (a
-      // systemd scope is in them by systemd's doing)
-      let namedDirs: string[] = [];
-      if (group && options.namedCgroups && !scope) {
+      // OCI mode: every other mounted hierarchy too (name=systemd, cpuset without a limit, a
+      // hybrid host's cgroup2 tree), as runc's cgroupfs manager (a systemd scope is in them by
+      // systemd's doing)
+      let otherDirs: string[] = [];
+      if (group && options.otherCgroups && !scope) {
         try {
-          namedDirs = joinNamedCgroups(group.name, pid, group.paths);
+          otherDirs = joinOtherCgroups(group.name, pid, group.paths);
         } catch (e) {
           fail("cgroup-attach", e);
         }
@@ -735,7 +736,7 @@ export class Container {
           try {
             killProcess(pid, "KILL");
           } catch { /* gone */ }
-          removeNamedCgroups(namedDirs);
+          removeOtherCgroups(otherDirs);
         });
       }
       if (spec.veth) {
@@ -841,7 +842,7 @@ export class Container {
       const c = new Container(spec, pid, group, startW, statusR, native, pending);
       c.#terminal = terminal;
       c.#events = options.events;
-      c.#namedDirs = namedDirs;
+      c.#otherDirs = otherDirs;
       return c;
     } catch (e) {
       for (const u of undo.reverse()) {
@@ -1113,7 +1114,7 @@ export class Container {
     }
     try {
       this.cgroup?.delete({ kill: true });
-      removeNamedCgroups(this.#namedDirs);
+      removeOtherCgroups(this.#otherDirs);
       if (this.cgroup) removeEmptyDefaultParent(this.cgroup.name);
     } catch (e) {
       first = e;

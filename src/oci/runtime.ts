@@ -405,7 +405,7 @@ async function create(ctx: Ctx, id: string, o: Options, forRun: boolean): Promis
         // (a host root on a ramdisk: the rootfs moved over / and chroot'ed into, as runc's msMoveRoot)
         ...(o["no-pivot"] === true ? { noPivot: true } : {}),
         // (runc's cgroupfs manager joins name=systemd too: a systemd as the container's init finds its subtree there)
-        namedCgroups: true,
+        otherCgroups: true,
         ...(syncHooks
           ? {
             // The child waits after its mounts, before pivot_root: prestart, then createRuntime
