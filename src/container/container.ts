@@ -28,12 +28,14 @@ import { AT_FDCWD, O_DIRECTORY, O_PATH, openat } from "../../ffi/at.ts";
 import { passPreservedFds } from "./_preserve_fds.ts";
 import { noPivotDetaches } from "./_no_pivot.ts";
 import { forkProcess } from "../../ffi/fork.ts";
-import { nextReport, spawnProgram } from "../../ffi/spawn.ts";
+import { nativeSpawnSupported, nextReport, spawnProgram } from "../../ffi/spawn.ts";
 import { pidfdOpen, waitReadable } from "../../ffi/poll.ts";
 import { receiveFd, setWindowSize, socketPair, type WindowSize } from "../../ffi/tty.ts";
 export type { WindowSize };
 import { SYS } from "../../ffi/syscalls.ts";
 import { Group, type GroupStats } from "../cgroup/group.ts";
+import { detect } from "../cgroup/layout.ts";
+import { primeAttach } from "../cgroup/_prime.ts";
 import { ConfigError, SetupError, SyscallError } from "../errors.ts";
 import { assertValidTty } from "./_console.ts";
 import { writeIdMap } from "../namespace.ts";
@@ -643,6 +645,11 @@ export class Container {
         ...(options.tty ? [consoleR] : []),
         ...(options.onSync ? [syncW] : []),
       ];
+      // The attach's grace period, started now and passed while the child is compiled (see
+      // _prime.ts: it lasts longer than what comes before the clone, it is over a moment after);
+      // awaited before the clone. Not for a child forked from this engine (no thread-pool write
+      // near a fork).
+      const primed = group && !scope && nativeSpawnSupported() ? primeAttach(detect().mounts) : undefined;
       // A child that runs no JavaScript where the spec allows (see native.ts), else a fork.
       const native = compileChild(
         ctx,
@@ -661,6 +668,7 @@ export class Container {
       const fifo = !native && ctx.execFifo !== undefined
         ? prepareExecFifo(ctx.execFifo, ctx.startSync === true, ctx.preserveFds)
         : undefined;
+      await primed;
       let pid: number;
       try {
         pid = native ? spawnProgram(native.program, cloneFlags(spec)) : forkProcess(cloneFlags(spec));

@@ -47,6 +47,7 @@ import { cstr } from "../../ffi/cstring.ts";
 import { forkProcess } from "../../ffi/fork.ts";
 import { detect } from "../cgroup/layout.ts";
 import { writeKnob } from "../cgroup/_fs.ts";
+import { primeAttach } from "../cgroup/_prime.ts";
 import { chdir } from "../dir.ts";
 import { ConfigError, fsError, SetupError, SyscallError } from "../errors.ts";
 import { NAMESPACE_FLAGS, type NamespaceName } from "../namespace.ts";
@@ -703,6 +704,8 @@ async function execNative(
   const [statusR, statusW] = pipe();
   const fds = [goR, goW, statusR, statusW];
   const closeAll = () => fds.splice(0).forEach(closeFd);
+  // The join's grace period, started now and passed while the child is compiled (_prime.ts)
+  const primed = plan.cgroupProcs.length ? primeAttach(detect().mounts) : undefined;
   let native: NativeExec | undefined;
   try {
     native = compileExecIn(
@@ -722,6 +725,7 @@ async function execNative(
     closeAll();
     throw e;
   }
+  await primed;
   if (!native) {
     closeAll();
     return undefined;
