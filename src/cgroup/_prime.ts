@@ -55,25 +55,39 @@ export function ownProcsFile(selfCgroup: string, mounts: readonly CgroupMount[])
  * @param mounts The host's cgroup mounts.
  */
 export function primeAttach(mounts: readonly CgroupMount[]): Promise<void> {
-  let fd = -1;
   const pid = String(process.pid);
+  let file: string | undefined;
   try {
-    const file = ownProcsFile(readFileSync("/proc/self/cgroup", "utf8"), mounts);
-    if (!file) return Promise.resolve();
+    file = ownProcsFile(readFileSync("/proc/self/cgroup", "utf8"), mounts);
     // (its own cgroup, where it is: else nothing is written)
-    if (!readFileSync(file, "utf8").split("\n").includes(pid)) return Promise.resolve();
-    fd = openSync(file, constants.O_WRONLY);
+    if (!file || !readFileSync(file, "utf8").split("\n").includes(pid)) return Promise.resolve();
   } catch {
     return Promise.resolve(); // (the attach pays it)
   }
   // The write alone is asynchronous: one task of the thread pool, started now (a chain of
-  // asynchronous steps would wait for the main thread's next turn of the event loop).
-  return new Promise<void>((resolve) => {
-    write(fd, pid, () => {
-      try {
-        closeSync(fd);
-      } catch { /* closed */ }
-      resolve();
+  // asynchronous steps would wait for the main thread's next turn of the event loop). Deno's
+  // node:fs makes it on the main thread, blocking: Deno's own file write does not.
+  const deno = (globalThis as { Deno?: DenoFiles }).Deno;
+  try {
+    if (deno) {
+      const f = deno.openSync(file, { write: true });
+      return f.write(new TextEncoder().encode(pid)).then(() => f.close(), () => f.close()).catch(() => {});
+    }
+    const fd = openSync(file, constants.O_WRONLY);
+    return new Promise<void>((resolve) => {
+      write(fd, pid, () => {
+        try {
+          closeSync(fd);
+        } catch { /* closed */ }
+        resolve();
+      });
     });
-  });
+  } catch {
+    return Promise.resolve();
+  }
+}
+
+/** The part of Deno's file API {@link primeAttach} uses. */
+interface DenoFiles {
+  openSync(path: string, options: { write: boolean }): { write(p: Uint8Array): Promise<number>; close(): void };
 }
