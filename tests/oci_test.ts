@@ -442,6 +442,50 @@ test("without a cgroup namespace, /sys/fs/cgroup holds the container's own cgrou
   }
 }, { skip });
 
+test(
+  "/sys/fs/cgroup shows every hierarchy the container is in — cpuset, freezer, name=systemd — each its own cgroup, as runc's, with and without a cgroup namespace",
+  () => {
+    if (existsSync("/sys/fs/cgroup/cgroup.controllers")) return; // (a v2 host: one cgroup2 mount there)
+    using dir = tempDir("hako-test-oci-cgall-");
+    // Each entry of /sys/fs/cgroup, and whether the container's init (PID 1 inside) is in the cgroup
+    // shown there, i.e. it is the container's own.
+    const script = 'for d in /sys/fs/cgroup/*/; do n=$(basename "$d"); ' +
+      'if grep -qx 1 "$d/cgroup.procs" 2>/dev/null; then echo "$n own"; else echo "$n -"; fi; done';
+    for (const cgroupns of [false, true]) {
+      const sub = join(dir.path, `ns-${cgroupns}`);
+      mkdirSync(sub);
+      const bundle = makeBundle(sub, (c) => {
+        const linux = c.linux as { namespaces: Array<{ type: string }> };
+        linux.namespaces = [
+          ...linux.namespaces.filter((n) => n.type !== "cgroup"),
+          ...(cgroupns ? [{ type: "cgroup" }] : []),
+        ];
+        c.process!.args = ["sh", "-c", script];
+      });
+      const seen = new Map<string, string[]>();
+      for (const { who, run } of hakoAndRunc(sub, has(RUNC))) {
+        const r = run(bundle);
+        equal(r.status, 0, `${who}: ${r.stderr}`);
+        seen.set(who, r.stdout.trim().split("\n"));
+      }
+      const hierarchies = readFileSync("/proc/self/mountinfo", "utf8").split("\n")
+        .map((l) => l.split(" ")[4] ?? "").filter((p) => /^\/sys\/fs\/cgroup\/[^/]+$/.test(p))
+        .map((p) => p.slice("/sys/fs/cgroup/".length));
+      for (const [who, lines] of seen) {
+        // (every mounted hierarchy: hako's own (memory, pids…), the others it joined (cpuset,
+        // freezer, name=systemd, a hybrid host's cgroup2 tree))
+        // (runc 1.1 leaves a hybrid host's cgroup2 tree out; hako shows the container's own there too)
+        for (const h of hierarchies.filter((h) => who !== "runc" || h !== "unified")) {
+          ok(lines.includes(`${h} own`), `${who}, cgroupns ${cgroupns}: ${h} in ${lines}`);
+        }
+        const runc = seen.get("runc");
+        if (runc) deepEqual(lines.filter((l) => l !== "unified own"), runc, `${who} as runc, cgroupns ${cgroupns}`);
+      }
+    }
+  },
+  { skip },
+);
+
 test("--preserve-fds and systemd's LISTEN_FDS: what create, run and exec pass on, counted and checked as runc does", () => {
   const open = (fds: number[]) => (fd: number) => fds.includes(fd);
   deepEqual(fdsToPass(undefined, {}, 10, true, open([])), { listen: 0, total: 0 });

@@ -153,6 +153,11 @@ test("program cache: a change of any deciding field gives another key (and misse
       text(cache.key({ ...ctx, noPivot: [{ path: "/proc", cover: true }] }, PLAN, STDIO, 0)),
       text(cache.key({ ...ctx, noPivot: [] }, PLAN, STDIO, 0)),
     );
+    // OCI: /sys/fs/cgroup shows every hierarchy the container was put in
+    assert.notEqual(
+      text(cache.key({ ...ctx, otherCgroups: true }, PLAN, STDIO, 0)),
+      text(cache.key(ctx, PLAN, STDIO, 0)),
+    );
     // startContainer hooks: the exec fifo's second byte is another program than the fifo alone
     assert.notEqual(
       text(cache.key({ ...ctx, execFifo: 7, startSync: true }, PLAN, STDIO, 0)),

@@ -170,6 +170,18 @@ export function joinOtherCgroups(name: string, pid: number, occupied: readonly s
 }
 
 /**
+ * The directories {@link joinOtherCgroups} makes for cgroup `name` beside the group's own
+ * (`occupied`): one per mounted hierarchy the group does not occupy. Where the caller may not
+ * write a hierarchy (rootless) it makes none there.
+ * @param name The container's cgroup name.
+ * @param occupied The group's directories (`Group.paths`).
+ */
+export function otherCgroupDirs(name: string, occupied: readonly string[] = []): string[] {
+  const l = layout();
+  return l ? otherRoots(l).map(({ root }) => `${root}/${name}`).filter((d) => !occupied.includes(d)) : [];
+}
+
+/**
  * Every mounted hierarchy once (a hierarchy mounted at two places, at its first), with whether it
  * is cpuset's: the v1 ones, controllers and named, and a hybrid host's cgroup2 tree.
  */

@@ -637,6 +637,8 @@ export class Container {
         ...(options.execFifo !== undefined && options.startSync ? { startSync: true } : {}),
         ...(options.preserveFds ? { preserveFds: options.preserveFds } : {}),
         ...(options.noPivot ? { noPivot: noPivotDetaches(readFileSync("/proc/self/mountinfo", "utf8")) } : {}),
+        // (joined below, before the go byte: see joinOtherCgroups)
+        ...(group && options.otherCgroups && !scope ? { otherCgroups: true } : {}),
       };
       const closeInChild = [
         goW,

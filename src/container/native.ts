@@ -263,6 +263,8 @@ export interface ProgramKey {
   readonly preserveFds: number;
   /** OCI `--no-pivot`'s host mounts to detach (paths, covered or not), or null: pivot_root. */
   readonly noPivot: readonly NoPivotDetach[] | null;
+  /** Whether /sys/fs/cgroup shows every hierarchy (OCI's `otherCgroups`). */
+  readonly otherCgroups: boolean;
 }
 
 /**
@@ -322,6 +324,7 @@ export class ProgramCache {
       startSync: ctx.startSync === true,
       preserveFds: ctx.preserveFds ?? 0,
       noPivot: ctx.noPivot ?? null,
+      otherCgroups: ctx.otherCgroups === true,
     };
   }
 

@@ -35,7 +35,7 @@ import { cstr, cstrArray, type CStringArray } from "../../ffi/cstring.ts";
 import { encodeMountAttr, MOUNT_ATTR_RDONLY, statvfsBuffer, statvfsFlags } from "../../ffi/structs.ts";
 import { detect, type Layout } from "../cgroup/layout.ts";
 import { Group } from "../cgroup/group.ts";
-import { containerGroupSpec } from "./_cgroup.ts";
+import { containerGroupSpec, otherCgroupDirs } from "./_cgroup.ts";
 import { SetupError, SyscallError } from "../errors.ts";
 import type { NamespaceName } from "../namespace.ts";
 import type { ResolvedSpec } from "./validate.ts";
@@ -155,6 +155,12 @@ export interface SetupContext {
    * after the move (see _no_pivot.ts).
    */
   readonly noPivot?: readonly NoPivotDetach[];
+  /**
+   * OCI mode: the parent puts the container in a cgroup of its own in every mounted hierarchy,
+   * not only those its group manages (`joinOtherCgroups` in _cgroup.ts, before the go byte), and
+   * /sys/fs/cgroup shows each of them, as runc's does (cpuset, freezer, `name=systemd`…).
+   */
+  readonly otherCgroups?: boolean;
 }
 
 /**
@@ -677,6 +683,7 @@ function ownCgroupDirs(ctx: SetupContext): Array<{ id: string; source: string; n
   } catch {
     return [];
   }
+  if (ctx.otherCgroups) dirs = [...dirs, ...otherCgroupDirs(cgroupName, dirs)];
   const out: Array<{ id: string; source: string; name: string }> = [];
   for (const m of layout.mounts) {
     const name = m.mountPoint === "/sys/fs/cgroup"
@@ -737,7 +744,8 @@ function cgroupMountCalls(ctx: SetupContext): PreparedCall[] {
   for (const m of layout.mounts) {
     const name = m.mountPoint.startsWith("/sys/fs/cgroup/") ? m.mountPoint.slice("/sys/fs/cgroup/".length) : "";
     if (!name || name.includes("/") || seen.has(name)) continue;
-    if (m.version === 1 && m.subsystems.length === 0) continue; // a named hierarchy (name=systemd)
+    // (a named hierarchy, name=systemd: shown only where the container has a cgroup there, OCI's)
+    if (m.version === 1 && m.subsystems.length === 0 && !(own ?? owned).has(name)) continue;
     seen.add(name);
     const where = join(dir, name);
     calls.push({ op: "mkdir", path: cstr(where), shown: [where, unquoted("0755")] });
@@ -747,9 +755,13 @@ function cgroupMountCalls(ctx: SetupContext): PreparedCall[] {
     }
     if (!owned.has(name)) continue;
     calls.push(
-      m.version === 2
-        ? preparedMount("cgroup2", where, "cgroup2", ownFlags)
-        : preparedMount("cgroup", where, "cgroup", ownFlags, m.subsystems.join(",")),
+      m.version === 2 ? preparedMount("cgroup2", where, "cgroup2", ownFlags) : preparedMount(
+        "cgroup",
+        where,
+        "cgroup",
+        ownFlags,
+        m.subsystems.length ? m.subsystems.join(",") : `none,name=${m.name}`,
+      ),
     );
   }
   // The host's aliases of co-mounted hierarchies (cpu -> cpu,cpuacct).
