@@ -83,6 +83,11 @@ test("primeAttach writes the runtime's pid only into a cgroup.procs that lists i
   await primeAttach(mounts);
   assert.equal(readFileSync(procs, "utf8").slice(0, String(process.pid).length), String(process.pid), "written");
   await primeAttach([]); // (no hierarchy: resolves)
+  // one in flight is the next call's too (`hako oci exec` starts it early, execIn again)
+  const first = primeAttach(mounts);
+  assert.equal(primeAttach(mounts), first, "the same write");
+  await first;
+  assert.notEqual(primeAttach(mounts), first, "a new one once done");
 });
 
 test(

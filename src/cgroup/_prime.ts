@@ -9,7 +9,13 @@
  * to do before the clone (compiling the child, the pipes, the rootfs): it moves the runtime's own
  * process into the cgroup it is already in, a migration the kernel skips but which takes the lock
  * all the same. The write goes through the engine's thread pool (an async write), so the wait
- * overlaps that work; the caller awaits it before the clone (no write in flight at a fork).
+ * overlaps that work; the caller awaits it before the clone (no write in flight at a fork). A call
+ * while one is in flight gets that one; one made after it — within a grace period or two of it,
+ * when the lock is still in its fast mode — is fast and keeps the fast mode on. `hako oci exec`,
+ * whose own work before the clone is short, starts it as soon as it has read the container's
+ * state; execIn's call before its clone then finds it done or waits for the rest of it. (`create`
+ * gains nothing from an earlier start: its work before the clone, ~10 ms, already covers the
+ * wait, and an earlier start ends the fast mode earlier.)
  *
  * Safe by construction: the target is the runtime's own cgroup, found from /proc/self/cgroup in a
  * hierarchy mounted at its root, and checked to list the runtime's pid before the write; any
@@ -55,6 +61,14 @@ export function ownProcsFile(selfCgroup: string, mounts: readonly CgroupMount[])
  * @param mounts The host's cgroup mounts.
  */
 export function primeAttach(mounts: readonly CgroupMount[]): Promise<void> {
+  // (one in flight is the next write's as well; one done a moment ago left the lock's fast mode on
+  // for a grace period or two, and a write now — fast then — keeps it on for as long again)
+  return inFlight ??= start(mounts).finally(() => inFlight = undefined);
+}
+
+let inFlight: Promise<void> | undefined;
+
+function start(mounts: readonly CgroupMount[]): Promise<void> {
   const pid = String(process.pid);
   let file: string | undefined;
   try {

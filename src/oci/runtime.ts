@@ -686,9 +686,18 @@ function takePersonality(
 }
 
 async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): Promise<number> {
-  const [{ execIn, execForksJs }, { resolveSpec }, { ociToSpec }, { sendFd }, { connectUnix }, { libc }, {
-    singleThreaded,
-  }] = await Promise.all([
+  const [
+    { execIn, execForksJs },
+    { resolveSpec },
+    { ociToSpec },
+    { sendFd },
+    { connectUnix },
+    { libc },
+    { singleThreaded },
+    { nativeSpawnSupported },
+    { primeAttach },
+    { detect },
+  ] = await Promise.all([
     import("../container/exec.ts"),
     import("../container/validate.ts"),
     import("./config.ts"),
@@ -696,10 +705,17 @@ async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): 
     import("../../ffi/unix_socket.ts"),
     import("../../ffi/libc.ts"),
     import("../../ffi/fork.ts"),
+    import("../../ffi/spawn.ts"),
+    import("../cgroup/_prime.ts"),
+    import("../cgroup/layout.ts"),
   ]);
   const r = await mustRead(ctx, id);
   const status = ctx.store.status(r);
   if (status === "stopped") throw new OciError("cannot exec in a stopped container");
+  // The cgroup join's grace period, started now (see src/cgroup/_prime.ts; execIn starts it again
+  // before its clone, which then finds the lock fast): not for a forked child (no native runner
+  // here; a time namespace, rare, is found later and waits for it before its fork)
+  if (r.cgroupName && nativeSpawnSupported()) void primeAttach(detect().mounts);
   if (status === "creating") throw new OciError("cannot exec in a container in the creating state");
   if (status === "paused" && o["ignore-paused"] !== true) {
     throw new OciError("cannot exec in a paused container (use --ignore-paused to override)");
