@@ -1012,7 +1012,8 @@ test("podman runs containers with --runtime bin/hako-runc as it does with runc",
     r = run(runc, tag, "echo", "hi");
     equal(r.status, 0, r.stderr);
     equal(r.stdout, "hi\n");
-    equal(run(runc, tag, "sh", "-c", "exit 7").status, 7);
+    r = run(runc, tag, "sh", "-c", "exit 7");
+    equal(r.status, 7, r.stderr);
     const script = "id; hostname; echo $FOO; cat /v/f; grep CapEff /proc/self/status";
     const vol = join(dir.path, "vol");
     mkdirSync(vol);

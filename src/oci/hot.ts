@@ -232,7 +232,12 @@ export async function start(ctx: Ctx, id: string): Promise<void> {
   try {
     const until = Date.now() + 30_000;
     while (!hotFs.readByte(fd)) {
-      if (ctx.store.status(r) === "stopped") throw new OciError("the container's process ended before start");
+      if (ctx.store.status(r) === "stopped") {
+        // (its byte may have come since the read above, and the command it exec'd ended since: a
+        // short one, `sh -c "exit 7"`, does — it was started)
+        if (hotFs.readByte(fd)) break;
+        throw new OciError("the container's process ended before start");
+      }
       if (Date.now() > until) throw new OciError("the container's process did not open its exec fifo in 30 s");
       // (woken as soon as the byte is written, as runc's blocking read is; the status is looked at
       // again every 50 ms. A writer that came and went without a byte: polled every 2 ms, as before.)
