@@ -1,7 +1,7 @@
 /**
  * The first write to a `cgroup.procs` file after a quiet moment waits for an RCU grace period: the
  * kernel takes its global threadgroup lock (`cgroup_threadgroup_rwsem`, a per-cpu rwsem) for
- * writing, and the first writer switches it to its slow mode — 5–15 ms here, on every host but
+ * writing, and the first writer switches it to its slow mode — 5–20 ms here, on every host but
  * those mounted with `favordynmods`. The writes right after it (within a grace period) are fast.
  * runc and crun pay it when they put the container's init in its cgroup, as hako did.
  *
@@ -17,11 +17,12 @@
  * gains nothing from an earlier start: its work before the clone, ~10 ms, already covers the
  * wait, and an earlier start ends the fast mode earlier.)
  *
- * Safe by construction: the target is the runtime's own cgroup, found from /proc/self/cgroup in a
- * hierarchy mounted at its root, and checked to list the runtime's pid before the write; any
- * failure is ignored (the attach then pays the wait, as before). The one race — someone moving the
- * runtime between that check and the write, which would move it back — is microseconds wide, and
- * concerns the runtime's process, never the container's.
+ * Safe by construction: the target is the runtime's own cgroup, found from /proc/self/cgroup (never
+ * a path outside this cgroup namespace's root), and checked to list the runtime's pid before the
+ * write — a hierarchy mounted from elsewhere than its root names another directory, which does not
+ * list it, and nothing is written; any failure is ignored (the attach then pays the wait, as
+ * before). The one race — someone moving the runtime between that check and the write, which would
+ * move it back — is microseconds wide, and concerns the runtime's process, never the container's.
  * @module
  */
 import { closeSync, constants, openSync, readFileSync, write } from "node:fs";
