@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "n
 import { join } from "node:path";
 import process from "node:process";
 import { atEnd, needsRoot, tempDir, test } from "./_harness.ts";
-import { ownProcsFile, primeAttach } from "../src/cgroup/_prime.ts";
+import { ownProcsFile, primeAttach, primeSettled } from "../src/cgroup/_prime.ts";
 import type { CgroupMount } from "../src/cgroup/layout.ts";
 import { detect } from "../src/cgroup/layout.ts";
 import { Container } from "../src/container/container.ts";
@@ -86,8 +86,15 @@ test("primeAttach writes the runtime's pid only into a cgroup.procs that lists i
   // one in flight is the next call's too (`hako oci exec` starts it early, execIn again)
   const first = primeAttach(mounts);
   assert.equal(primeAttach(mounts), first, "the same write");
+  // (a fork waits for it: primeSettled is the write in flight, and resolved once none is)
+  assert.equal(primeSettled(), first, "settled when the write in flight is");
   await first;
-  assert.notEqual(primeAttach(mounts), first, "a new one once done");
+  const second = primeAttach(mounts);
+  assert.notEqual(second, first, "a new one once done");
+  await second;
+  let settled = false;
+  await Promise.race([primeSettled().then(() => settled = true), Promise.resolve()]);
+  assert.ok(settled, "nothing in flight: settled at once");
 });
 
 test(

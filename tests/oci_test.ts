@@ -1549,6 +1549,33 @@ test("linux.timeOffsets: the container's /proc/uptime runs a day ahead in a time
   }
 }, { skip: skip || (!existsSync("/proc/self/ns/time") && "needs time namespaces (Linux 5.6+)") });
 
+test("exec into a time namespace (forked, after the early prime) sees the container's clock", () => {
+  using dir = tempDir("hako-test-oci-timens-exec-");
+  const bundle = makeBundle(dir.path, (c) => {
+    c.process!.args = ["sleep", "30"];
+    c.linux!.namespaces = [...(c.linux!.namespaces as unknown[]), { type: "time" }];
+    c.linux!.timeOffsets = { boottime: { secs: 86400, nanosecs: 0 } };
+  });
+  const hako = launcher(dir.path);
+  for (const env of [{}, { HAKO_NATIVE_SPAWN: "0" }] as Record<string, string>[]) {
+    const id = `hako-test-oci-timens-exec-${suffix()}`;
+    const root = join(dir.path, `state-${id}`);
+    try {
+      let r = runIt(hako, ["--root", root, "create", "--bundle", bundle, id], env);
+      equal(r.status, 0, r.stderr);
+      r = runIt(hako, ["--root", root, "start", id], env);
+      equal(r.status, 0, r.stderr);
+      const host = Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]);
+      r = runIt(hako, ["--root", root, "exec", id, "cat", "/proc/uptime"], env);
+      equal(r.status, 0, r.stderr);
+      const inside = Number(r.stdout.split(" ")[0]);
+      ok(inside >= host + 86400 && inside < host + 86400 + 120, `${JSON.stringify(env)}: ${inside} against ${host}`);
+    } finally {
+      runIt(hako, ["--root", root, "delete", "--force", id]);
+    }
+  }
+}, { skip: skip || (!existsSync("/proc/self/ns/time") && "needs time namespaces (Linux 5.6+)") });
+
 test("--no-pivot: the host mounts detached after the move are runc's proc and sysfs ones, then every mount on the host's root", () => {
   const mountinfo = [
     "22 27 0:21 / /proc rw,nosuid - proc proc rw",

@@ -69,6 +69,15 @@ export function primeAttach(mounts: readonly CgroupMount[]): Promise<void> {
 
 let inFlight: Promise<void> | undefined;
 
+/**
+ * Resolves when no {@link primeAttach} write is in flight on the thread pool (at once when none
+ * is): a fork of this engine, or the re-exec that makes it single-threaded, waits for it first —
+ * a forked child must not start while another thread of its parent is in the middle of a call.
+ */
+export function primeSettled(): Promise<void> {
+  return inFlight ?? Promise.resolve();
+}
+
 function start(mounts: readonly CgroupMount[]): Promise<void> {
   const pid = String(process.pid);
   let file: string | undefined;

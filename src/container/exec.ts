@@ -47,7 +47,7 @@ import { cstr } from "../../ffi/cstring.ts";
 import { forkProcess } from "../../ffi/fork.ts";
 import { detect } from "../cgroup/layout.ts";
 import { writeKnob } from "../cgroup/_fs.ts";
-import { primeAttach } from "../cgroup/_prime.ts";
+import { primeAttach, primeSettled } from "../cgroup/_prime.ts";
 import { chdir } from "../dir.ts";
 import { ConfigError, fsError, SetupError, SyscallError } from "../errors.ts";
 import { NAMESPACE_FLAGS, type NamespaceName } from "../namespace.ts";
@@ -643,6 +643,7 @@ async function execPlanned(
 ): Promise<ProcessStatus> {
   const native = await execNative(plan, opts, term, consoleR);
   if (native) return native;
+  await primeSettled(); // (a caller's early prime: no thread-pool write in flight at the fork)
   opts.beforeFork?.();
   const [statusR, statusW] = pipe();
   let child: number;

@@ -695,7 +695,7 @@ async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): 
     { libc },
     { singleThreaded },
     { nativeSpawnSupported },
-    { primeAttach },
+    { primeAttach, primeSettled },
     { detect },
   ] = await Promise.all([
     import("../container/exec.ts"),
@@ -714,7 +714,7 @@ async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): 
   if (status === "stopped") throw new OciError("cannot exec in a stopped container");
   // The cgroup join's grace period, started now (see src/cgroup/_prime.ts; execIn starts it again
   // before its clone, which then finds the lock fast): not for a forked child (no native runner
-  // here; a time namespace, rare, is found later and waits for it before its fork)
+  // here; a time namespace, rare, is found later and waits for it before its re-exec and fork)
   if (r.cgroupName && nativeSpawnSupported()) void primeAttach(detect().mounts);
   if (status === "creating") throw new OciError("cannot exec in a container in the creating state");
   if (status === "paused" && o["ignore-paused"] !== true) {
@@ -775,7 +775,10 @@ async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): 
   const forkSafe = () => {
     if (ctx.io.singleThreaded && !singleThreaded) ctx.io.singleThreaded(execve);
   };
-  if (execForksJs(spec)) forkSafe();
+  if (execForksJs(spec)) {
+    await primeSettled(); // (the early prime's write done before the re-exec: no thread mid-call)
+    forkSafe();
+  }
   const detach = o.detach === true;
   if (o["no-new-keyring"] !== true) joinSessionKeyring(`_ses.${id}`); // (runc's setns process joins one too)
   // (the exec'd process too is made with the container's personality, as runc's setns process)
