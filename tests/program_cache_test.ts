@@ -194,3 +194,39 @@ test("program cache: what does not decide the program keeps the key, and the pro
     dispose();
   }
 });
+
+test("program cache: containers whose cgroups show differently at /sys/fs/cgroup never share a key", async () => {
+  // (a limit that gives a hierarchy of its own — cpuset on a v1 host — and, without a cgroup
+  // namespace, the name of the directories bound there: in the program, so in the key)
+  const { nativeListing } = await import("../src/container/native.ts");
+  const { ctx, dispose } = fixture();
+  try {
+    const cache = new ProgramCache();
+    const listing = (c: SetupContext) =>
+      JSON.stringify(
+        withDouble(() => nativeListing(c, capabilityPlan(c.spec, c.userns))).value,
+        (_, v) => typeof v === "bigint" ? String(v) : v instanceof Uint8Array ? [...v] : v,
+      );
+    const noCgroupns = ctx.spec.newNamespaces.filter((n) => n !== "cgroup");
+    const variants: Array<[string, Partial<Spec>]> = [
+      ["the fixture", {}],
+      ["a cpuset limit", { cgroup: { cpuset: { cpus: "0" } } }],
+      ["a pids limit", { cgroup: { pids: { max: 10 } } }],
+      ["another name", { cgroupName: "hako/other" }],
+      ["no cgroup namespace", { newNamespaces: noCgroupns }],
+      ["no cgroup namespace, another name", { newNamespaces: noCgroupns, cgroupName: "hako/other" }],
+      ["no cgroup namespace, a cpuset limit", { newNamespaces: noCgroupns, cgroup: { cpuset: { cpus: "0" } } }],
+    ];
+    const seen = variants.map(([what, change]) => {
+      const c = { ...ctx, spec: { ...ctx.spec, ...change } as Spec };
+      return { what, key: text(cache.key(c, PLAN, STDIO, 0)), program: listing(c) };
+    });
+    for (const a of seen) {
+      for (const b of seen) {
+        if (a.key === b.key) assert.equal(a.program, b.program, `${a.what} and ${b.what}: one key, two programs`);
+      }
+    }
+  } finally {
+    dispose();
+  }
+});

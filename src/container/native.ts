@@ -43,6 +43,7 @@ import type { ContainerFile } from "./_files.ts";
 import type { NoPivotDetach } from "./_no_pivot.ts";
 import {
   bindFlagNames,
+  cgroupViewKey,
   DEFAULT_PATH,
   execFifoPath,
   firstClosedFd,
@@ -216,8 +217,8 @@ type DecidingField = (typeof DECIDING)[number];
 export const NOT_DECIDING: Readonly<Record<Exclude<keyof SetupContext["spec"], DecidingField>, string>> = {
   name: "the parent's: the state directory, the cgroup's name, the plan's title",
   rootfs: "how the rootfs is made (rootfsPath, which the program enters, is in the key)",
-  cgroup: "the parent makes and joins the cgroup",
-  cgroupName: "the parent makes and joins the cgroup",
+  cgroup: "the parent makes and joins the cgroup; what its limits show at /sys/fs/cgroup is ProgramKey.cgroups",
+  cgroupName: "the parent makes and joins the cgroup; the directories bound at /sys/fs/cgroup are ProgramKey.cgroups",
   stdio: "the stdio fds given decide it (ProgramKey.stdio)",
   hooks: "the host's hooks run in the parent; the provision hook is a step (ProgramKey.steps)",
   veth: "the parent makes it; the network step it adds is in ProgramKey.steps",
@@ -265,6 +266,11 @@ export interface ProgramKey {
   readonly noPivot: readonly NoPivotDetach[] | null;
   /** Whether /sys/fs/cgroup shows every hierarchy (OCI's `otherCgroups`). */
   readonly otherCgroups: boolean;
+  /**
+   * The hierarchies /sys/fs/cgroup shows the container's own cgroup in, and the host directories
+   * bound there without a cgroup namespace (setup.ts's `cgroupViewKey`).
+   */
+  readonly cgroups: { readonly shown: readonly string[]; readonly bound: readonly string[] };
 }
 
 /**
@@ -325,6 +331,7 @@ export class ProgramCache {
       preserveFds: ctx.preserveFds ?? 0,
       noPivot: ctx.noPivot ?? null,
       otherCgroups: ctx.otherCgroups === true,
+      cgroups: cgroupViewKey(ctx),
     };
   }
 

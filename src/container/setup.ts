@@ -699,6 +699,20 @@ function ownCgroupDirs(ctx: SetupContext): Array<{ id: string; source: string; n
 }
 
 /**
+ * What of the container's cgroups its program holds (part of the program cache's key, native.ts):
+ * the hierarchies /sys/fs/cgroup shows a cgroup of its own in — the spec's limits decide those (a
+ * cpuset limit gives a cpuset directory) — and, without a cgroup namespace, the host directories
+ * bound there, which name the cgroup. Empty where no mount step shows them.
+ */
+export function cgroupViewKey(ctx: SetupContext): { readonly shown: string[]; readonly bound: string[] } {
+  if (!ctx.spec.standardMounts || !has(ctx, "mount")) return { shown: [], bound: [] };
+  return {
+    shown: ownCgroupDirs(ctx).map((d) => d.name),
+    bound: ownCgroupBinds(ctx).map((b) => b.source),
+  };
+}
+
+/**
  * The container's view of its cgroups at /sys/fs/cgroup, read-only (as runc and crun mount it):
  * on a cgroup v2 host one cgroup2 mount; on a v1 (or hybrid) host a tmpfs holding one cgroup
  * mount per hierarchy the host has (and the unified one), the host's symlinks (`cpu` →
