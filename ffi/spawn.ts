@@ -22,7 +22,7 @@
  * @module
  */
 import process from "node:process";
-import { addressOf, checkRetry, errno, libc } from "./libc.ts";
+import { addressOf, checkRetry, errno, libc, nativeFunction } from "./libc.ts";
 import { type CodeArch, HOST_ARCH, mapCode, syncInstructionCache } from "./_code_page.ts";
 import { waitReadable } from "./poll.ts";
 import { SYSCALLS_X86_64 } from "./_syscalls_x86_64.ts";
@@ -585,6 +585,69 @@ export function spawnProgram(built: BuiltProgram, cloneFlags: number): number {
   sigprocmask(SIG_SETMASK, saved, null);
   if (pid === -1) throw new SyscallError("clone", err, [`0x${(cloneFlags | CLONE_VM).toString(16)}`]);
   return pid;
+}
+
+/**
+ * The machine code of `ffi/clone3_x86_64.S` (checked by tests/spawn_test.ts): a clone3 whose child
+ * calls the runner, as glibc's clone() calls its `fn`. x86-64 only so far: aarch64 children join
+ * their cgroup2 directory by the parent's write (its clone3 entry could not be run here: qemu-user
+ * refuses CLONE_VM but for threads).
+ */
+export const CLONE3_X86_64_HEX: string = "4989d04989c9b8b30100000f054885c0751231ed4c89cf41ffd089c7b83c0000000f05f4c3";
+
+/** clone3's `CLONE_INTO_CGROUP` (Linux 5.7): the child is born in the cgroup2 directory given. */
+const CLONE_INTO_CGROUP = 0x2_0000_0000n;
+/** `struct clone_args` up to its `cgroup` field (CLONE_ARGS_SIZE_VER2). */
+const CLONE_ARGS_BYTES = 88;
+
+let clone3Call: ((...args: Array<number | bigint>) => unknown) | null | undefined;
+
+/**
+ * Whether {@link spawnProgramInto} has an entry for this architecture (x86-64): a caller that
+ * would otherwise pay a `cgroup.procs` write ahead (src/cgroup/_prime.ts) need not. The kernel may
+ * still refuse it (before 5.7, a seccomp filter): then the write is paid after the clone.
+ */
+export function cloneIntoCgroupSupported(): boolean {
+  return HOST_ARCH === "x86_64";
+}
+
+/**
+ * {@link spawnProgram}, with the child born in the cgroup2 directory `cgroupFd` (clone3's
+ * `CLONE_INTO_CGROUP`): no `cgroup.procs` write after the clone, and so no wait for the kernel's
+ * global threadgroup lock — whose first writer after a quiet moment waits for an RCU grace period
+ * (5–20 ms; src/cgroup/_prime.ts), while a clone only reads it.
+ * @param built The program.
+ * @param cloneFlags `CLONE_NEW*` flags.
+ * @param cgroupFd An fd of the cgroup2 directory (O_RDONLY|O_DIRECTORY).
+ * @returns The child's pid; undefined where clone3 could not make it — not x86-64, a kernel without
+ *   clone3 or `CLONE_INTO_CGROUP`, a seccomp filter that answers it ENOSYS, or any refusal (the
+ *   caller then clones as before and writes `cgroup.procs`, which names the error that remains).
+ */
+export function spawnProgramInto(built: BuiltProgram, cloneFlags: number, cgroupFd: number): number | undefined {
+  if (!cloneIntoCgroupSupported()) return undefined;
+  if (clone3Call === undefined) {
+    try {
+      const code = mapCode(CLONE3_X86_64_HEX, "the clone3 entry");
+      clone3Call = nativeFunction(code, { parameters: ["i64", "i64", "i64", "i64"], result: "i64" });
+    } catch {
+      clone3Call = null;
+    }
+  }
+  if (!clone3Call) return undefined;
+  const args = new BigUint64Array(CLONE_ARGS_BYTES / 8);
+  args[0] = BigInt(cloneFlags | CLONE_VM) | CLONE_INTO_CGROUP; // flags
+  args[4] = BigInt(SIGCHLD); // exit_signal
+  const stackBytes = BigInt(STACK_BYTES - 16);
+  args[5] = built.stackTop - stackBytes; // stack (the kernel starts the child at stack + stack_size)
+  args[6] = stackBytes; // stack_size
+  args[10] = BigInt(cgroupFd); // cgroup
+  const code = runnerAddress();
+  const { sigprocmask } = libc();
+  const saved = new Uint8Array(128);
+  sigprocmask(SIG_BLOCK, ALL_SIGNALS, saved);
+  const r = Number(clone3Call(addressOf(new Uint8Array(args.buffer)), BigInt(CLONE_ARGS_BYTES), code, built.program));
+  sigprocmask(SIG_SETMASK, saved, null);
+  return r > 0 ? r : undefined;
 }
 
 let dumpableHolds = 0;

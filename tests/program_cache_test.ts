@@ -143,6 +143,7 @@ test("program cache: a change of any deciding field gives another key (and misse
       ["another capability plan", cache.key(ctx, { ...PLAN, drops: [1] }, STDIO, 0)],
       ["stdio dup'ed", cache.key(ctx, PLAN, ["dup", "=", "="], 0)],
       ["fds to close", cache.key(ctx, PLAN, STDIO, 2)],
+      ["cgroup v1 directories the child joins itself", cache.key(ctx, PLAN, STDIO, 0, ["/sys/fs/cgroup/pids/…/tasks"])],
     ];
     for (const [what, key] of variants) {
       assert.notEqual(text(key), text(base), `${what} keeps the key`);

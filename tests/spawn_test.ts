@@ -8,11 +8,13 @@ import {
   openSync,
   readFileSync,
   readlinkSync,
+  rmdirSync,
   statSync,
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { assert, assertEquals, needsRoot, tempDir, test } from "./_harness.ts";
+import { assert, assertEquals, atEnd, needsRoot, tempDir, test } from "./_harness.ts";
+import { detect } from "../src/cgroup/layout.ts";
 import { assembledTest } from "./_assembled.ts";
 import { procFile, statusField, waitUntil } from "./_proc.ts";
 import { SetupError } from "../mod.ts";
@@ -21,6 +23,7 @@ import { AT_FDCWD } from "../ffi/constants.ts";
 import { HEADER_BYTES, OP_BYTES, OP_WORD } from "../ffi/_op_layout.ts";
 import { OP_LAYOUT_INC, renderOpLayout } from "../tools/gen_op_layout.ts";
 import {
+  CLONE3_X86_64_HEX,
   nativeSpawnSupported,
   nextReport,
   parseReport,
@@ -30,6 +33,7 @@ import {
   RUNNER_AARCH64_HEX,
   RUNNER_X86_64_HEX,
   spawnProgram,
+  spawnProgramInto,
   syncInstructionCache,
   SyscallProgram,
 } from "../ffi/spawn.ts";
@@ -115,6 +119,7 @@ const RUNNERS = [
   { src: "ffi/spawn_aarch64.S", hex: RUNNER_AARCH64_HEX },
 ];
 for (const r of RUNNERS) assembledTest("runner", r.src, r.hex);
+assembledTest("clone3 entry", "ffi/clone3_x86_64.S", CLONE3_X86_64_HEX);
 
 test("the runners' assembler constants are the op-layout table's (ffi/_op_layout.inc from tools/gen_op_layout.ts)", () => {
   assertEquals(readFileSync(OP_LAYOUT_INC, "utf8"), renderOpLayout(), "run: tools/deno run -A tools/gen_op_layout.ts");
@@ -474,3 +479,64 @@ test("a provision hook runs even when a container of the same spec without it ha
   await run(spec({ hooks: { provision: "touch /provisioned" } }));
   assert(existsSync(join(b.rootfs, "provisioned")), "the provision hook did not run");
 }, { skip: skipBox });
+
+test(
+  "spawnProgramInto: the native child is born in the cgroup2 directory given (clone3's CLONE_INTO_CGROUP); a directory it cannot use gives undefined",
+  () => {
+    const unified = cgroupLayout()?.unified;
+    if (!unified) return; // (skipped below)
+    const name = `hako-test-into-${process.pid}`;
+    const dir = join(unified, name);
+    mkdirSync(dir);
+    atEnd(() => {
+      try {
+        rmdirSync(dir);
+      } catch { /* gone */ }
+    });
+    using t = tempDir();
+    const out = join(t.path, "cgroup");
+    const { pipe2, close, open, waitpid } = libc();
+    // (the child writes its /proc/self/cgroup to a file)
+    const p = new SyscallProgram();
+    const fd = p.slot(), n = p.slot(), o = p.slot();
+    const buf = p.bytes(new Uint8Array(4096));
+    p.call("openat", [AT_FDCWD, p.cstring("/proc/self/cgroup"), O_CLOEXEC, 0], { store: fd });
+    p.call("read", [p.value(fd), buf, 4096], { store: n });
+    p.call("openat", [AT_FDCWD, p.cstring(out), O_WRONLY_CREAT_CLOEXEC, 0o644], { store: o });
+    p.call("write", [p.value(o), buf, p.value(n)]);
+    const fds = new Int32Array(2);
+    pipe2(fds, O_CLOEXEC);
+    const built = p.build();
+    built.reportTo(fds[1]!);
+    const O_DIRECTORY = 0o200000;
+    const cg = open(new TextEncoder().encode(`${dir}\0`), O_CLOEXEC | O_DIRECTORY, 0);
+    const other = open(new TextEncoder().encode(`${t.path}\0`), O_CLOEXEC | O_DIRECTORY, 0);
+    try {
+      assert(cg >= 0 && other >= 0);
+      if (process.arch !== "x64") {
+        assertEquals(spawnProgramInto(built, 0, cg), undefined, "x86-64 only so far");
+        return;
+      }
+      // (not a cgroup2 directory: clone3 refuses it, and the caller clones as before)
+      assertEquals(spawnProgramInto(built, 0, other), undefined);
+      const pid = spawnProgramInto(built, 0, cg);
+      assert(pid !== undefined && pid > 0, "clone3 with CLONE_INTO_CGROUP");
+      const st = new Int32Array(1);
+      waitpid(pid, st, 0);
+      assertEquals((st[0]! >> 8) & 0xff, 0);
+      const lines = readFileSync(out, "utf8").split("\n");
+      assert(lines.includes(`0::/${name}`), lines.join(" | "));
+    } finally {
+      close(cg), close(other), close(fds[0]!), close(fds[1]!);
+    }
+  },
+  { skip: skip || (!cgroupLayout()?.unified && "needs a cgroup2 tree (v2, or a hybrid host's)") },
+);
+
+function cgroupLayout() {
+  try {
+    return detect();
+  } catch {
+    return undefined;
+  }
+}

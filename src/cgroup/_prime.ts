@@ -17,6 +17,12 @@
  * gains nothing from an earlier start: its work before the clone, ~10 ms, already covers the
  * wait, and an earlier start ends the fast mode earlier.)
  *
+ * Where the write is not needed at all: a native child joins its v1 directories by itself, writing
+ * `0` to their `tasks` files (a thread that moves itself takes no global lock), and is born in its
+ * cgroup2 directory (clone3's `CLONE_INTO_CGROUP`, a read of the lock): hako's create and exec prime
+ * only where a `cgroup.procs` write is left to the parent (no clone3 entry for the architecture, a
+ * forked child's fallback; see container.ts and exec.ts).
+ *
  * Safe by construction: the target is the runtime's own cgroup, found from /proc/self/cgroup (never
  * a path outside this cgroup namespace's root), and checked to list the runtime's pid before the
  * write — a hierarchy mounted from elsewhere than its root names another directory, which does not

@@ -444,6 +444,8 @@ export abstract class Controller<S> {
    * attach itself before it execs.
    *
    * @param pid The process (default: the calling process, from getpid(2), so right in a forked child).
+   * @param options `skip`: directories not written (a child that moved itself in: hako's native
+   *   container child joins its v1 directories by itself).
    * @returns this, for chaining.
    * @throws {ConfigError} When pid is not a positive integer.
    * @throws {SyscallError} When the write to `cgroup.procs` fails (ESRCH: no such process; v1
@@ -457,7 +459,7 @@ export abstract class Controller<S> {
    * });
    * ```
    */
-  attach(pid?: number): this {
+  attach(pid?: number, options: { readonly skip?: readonly string[] } = {}): this {
     const target = pid ?? libc().getpid();
     if (!Number.isSafeInteger(target) || target <= 0) {
       throw new ConfigError(`${this.#kind.label}.attach`, `pid must be a positive integer, got ${pid}`);
@@ -465,6 +467,7 @@ export abstract class Controller<S> {
     const { placements } = this.#resolve();
     for (const p of placements) {
       const dir = this.#dir(p);
+      if (options.skip?.includes(dir)) continue;
       const context = `attach pid ${target} to cgroup ${this.#name}`;
       try {
         writeKnob(`${dir}/cgroup.procs`, String(target), context);

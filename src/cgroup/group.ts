@@ -338,11 +338,12 @@ export class Group {
    * Moves a process into the group in every controller (synchronous: fine in a forked child).
    *
    * @param pid The process (default: the calling process).
+   * @param options `skip`: directories not written (see `Controller.attach`).
    * @returns this, for chaining.
    * @throws {SyscallError} When a write to cgroup.procs fails.
    */
-  attach(pid?: number): this {
-    for (const c of this.#controllers) c.attach(pid);
+  attach(pid?: number, options: { readonly skip?: readonly string[] } = {}): this {
+    for (const c of this.#controllers) c.attach(pid, options);
     return this;
   }
 

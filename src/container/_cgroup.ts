@@ -117,6 +117,24 @@ function namedRoots(l: Layout): string[] {
  * @throws {Error} When one cannot be made or joined (what was made is removed).
  */
 export function joinOtherCgroups(name: string, pid: number, occupied: readonly string[] = []): string[] {
+  const made = makeOtherCgroups(name, occupied);
+  try {
+    for (const dir of made) writeFileSync(`${dir}/cgroup.procs`, String(pid));
+  } catch (e) {
+    removeOtherCgroups(made);
+    throw e;
+  }
+  return made;
+}
+
+/**
+ * {@link joinOtherCgroups} without the join: the directories made (cpuset's cpus and mems copied
+ * down), for a child that moves itself in (see `selfJoinDirs`) or a parent that writes the pid
+ * after the clone.
+ * @returns The cgroups made, to remove with {@link removeOtherCgroups}.
+ * @throws {Error} When one cannot be made (what was made is removed).
+ */
+export function makeOtherCgroups(name: string, occupied: readonly string[] = []): string[] {
   const l = layout();
   if (!l) return [];
   const made: string[] = [];
@@ -160,13 +178,40 @@ export function joinOtherCgroups(name: string, pid: number, occupied: readonly s
           }
         }
       }
-      writeFileSync(`${dir}/cgroup.procs`, String(pid));
     }
   } catch (e) {
     removeOtherCgroups(made);
     throw e;
   }
   return made;
+}
+
+/**
+ * Which of a container's cgroup directories its child can move itself into without the kernel's
+ * global threadgroup lock: those on a cgroup v1 hierarchy, whose `tasks` file moves the thread that
+ * writes `0` — the single-threaded child itself, all of it — without taking
+ * `cgroup_threadgroup_rwsem` for writing (Linux 5.2 on; an older kernel takes it, and the child pays
+ * the wait below instead of the parent). A `cgroup.procs` write takes it, and the
+ * first writer after a quiet moment waits for an RCU grace period (5–20 ms; see _prime.ts). The
+ * others (cgroup2's: a thread may not leave its domain that way) are joined by the parent, or at
+ * the clone (`CLONE_INTO_CGROUP`).
+ * @param dirs The container's cgroup directories.
+ * @returns The directories on v1 hierarchies (`self`: the child joins them), on cgroup2 ones
+ *   (`v2`: one may be joined at the clone) and the others, each in order.
+ */
+export function selfJoinDirs(dirs: readonly string[]): { self: string[]; v2: string[]; others: string[] } {
+  const mounts = layout()?.mounts ?? [];
+  const self: string[] = [], v2: string[] = [], others: string[] = [];
+  for (const d of dirs) {
+    // (the longest mount point it is under: a hierarchy mounted inside another's directory)
+    let best: { mountPoint: string; version: 1 | 2 } | undefined;
+    for (const m of mounts) {
+      if (!d.startsWith(`${m.mountPoint}/`)) continue;
+      if (!best || m.mountPoint.length > best.mountPoint.length) best = m;
+    }
+    (best?.version === 1 ? self : best?.version === 2 ? v2 : others).push(d);
+  }
+  return { self, v2, others };
 }
 
 /**

@@ -21,14 +21,14 @@
  * @module
  */
 import process from "node:process";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { check, checkRetry, errno, libc } from "../../ffi/libc.ts";
 import { cstr } from "../../ffi/cstring.ts";
 import { AT_FDCWD, O_DIRECTORY, O_PATH, openat } from "../../ffi/at.ts";
 import { passPreservedFds } from "./_preserve_fds.ts";
 import { noPivotDetaches } from "./_no_pivot.ts";
 import { forkProcess } from "../../ffi/fork.ts";
-import { nativeSpawnSupported, nextReport, spawnProgram } from "../../ffi/spawn.ts";
+import { nativeSpawnSupported, nextReport, spawnProgram, spawnProgramInto } from "../../ffi/spawn.ts";
 import { pidfdOpen, waitReadable } from "../../ffi/poll.ts";
 import { receiveFd, setWindowSize, socketPair, type WindowSize } from "../../ffi/tty.ts";
 export type { WindowSize };
@@ -62,10 +62,11 @@ import { realRootfs } from "./_paths.ts";
 import {
   containerGroupSpec,
   existingCgroupDirs,
-  joinOtherCgroups,
+  makeOtherCgroups,
   removeEmptyDefaultParent,
   removeOtherCgroups,
   removeStaleCgroup,
+  selfJoinDirs,
   startSystemdScope,
   stopSystemdScope,
 } from "./_cgroup.ts";
@@ -89,7 +90,16 @@ import { isTmpcopyup } from "./_plain_mount.ts";
 import { type ContainerFile, removeContainerFiles, writeContainerFiles } from "./_files.ts";
 import type { ContainerSpec, ContainerStatus } from "./spec.ts";
 import { type ResolvedSpec, resolveSpec, SpecError } from "./validate.ts";
-import { CLOSE_RANGE_CLOEXEC, ECHILD, EINTR, O_CLOEXEC, O_RDWR, POLLIN } from "../../ffi/constants.ts";
+import {
+  CLOSE_RANGE_CLOEXEC,
+  ECHILD,
+  EINTR,
+  O_CLOEXEC,
+  O_RDONLY,
+  O_RDWR,
+  O_WRONLY,
+  POLLIN,
+} from "../../ffi/constants.ts";
 
 export type { ContainerStatus } from "./spec.ts";
 
@@ -647,11 +657,50 @@ export class Container {
         ...(options.tty ? [consoleR] : []),
         ...(options.onSync ? [syncW] : []),
       ];
-      // The attach's grace period, started now and passed while the child is compiled (see
-      // _prime.ts: it lasts longer than what comes before the clone, it is over a moment after);
-      // awaited before the clone. Not for a child forked from this engine (no thread-pool write
-      // near a fork).
-      const primed = group && !scope && nativeSpawnSupported() ? primeAttach(detect().mounts) : undefined;
+      // OCI mode: every other mounted hierarchy too (name=systemd, cpuset without a limit, a
+      // hybrid host's cgroup2 tree), as runc's cgroupfs manager (a systemd scope is in them by
+      // systemd's doing): made now, joined with the group's below
+      let otherDirs: string[] = [];
+      if (group && options.otherCgroups && !scope) {
+        try {
+          otherDirs = makeOtherCgroups(group.name, group.paths);
+        } catch (e) {
+          fail("cgroup", e);
+        }
+        // (undone after the child is killed and reaped: the clone's undo is pushed later)
+        undo.push(() => removeOtherCgroups(otherDirs));
+      }
+      // Its cgroup v1 directories the native child joins by itself, first thing: no global lock
+      // taken, no grace period waited for (_cgroup.ts's selfJoinDirs); the parent joins it to the
+      // others after the clone.
+      const joinDirs = group && !scope ? [...group.paths, ...otherDirs] : [];
+      const { self: selfDirs, v2: v2Dirs } = !spec.rootless && nativeSpawnSupported()
+        ? selfJoinDirs(joinDirs)
+        : { self: [] as string[], v2: [] as string[] };
+      // Its cgroup2 directory (a v2 host's, a hybrid host's tree in OCI mode): the clone puts the
+      // child there (CLONE_INTO_CGROUP: no write, no lock) where the kernel can
+      const intoDir = v2Dirs.length === 1 ? v2Dirs[0] : undefined;
+      let intoFd = -1;
+      const cgroupTasks: Array<{ fd: number; shown: string }> = [];
+      try {
+        for (const d of selfDirs) {
+          const fd = check(libc().open(cstr(`${d}/tasks`), O_WRONLY | O_CLOEXEC, 0), "open", [`${d}/tasks`]);
+          fds.push(fd);
+          cgroupTasks.push({ fd, shown: `${d.slice(0, d.length - group!.name.length)}…/tasks` });
+        }
+        if (intoDir) {
+          intoFd = check(libc().open(cstr(intoDir), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0), "open", [intoDir]);
+          fds.push(intoFd);
+        }
+      } catch (e) {
+        fail("cgroup-attach", e);
+      }
+      // The attach's grace period, for a cgroup.procs write the parent makes, started now and
+      // passed while the child is compiled (see _prime.ts: it lasts longer than what comes before
+      // the clone, it is over a moment after); awaited before the clone. Not for a child forked
+      // from this engine (no thread-pool write near a fork).
+      const parentJoins = joinDirs.filter((d) => !selfDirs.includes(d) && d !== intoDir);
+      const primed = parentJoins.length && nativeSpawnSupported() ? primeAttach(detect().mounts) : undefined;
       // A child that runs no JavaScript where the spec allows (see native.ts), else a fork.
       const native = compileChild(
         ctx,
@@ -664,8 +713,17 @@ export class Container {
           closeInChild,
           ...(options.tty ? { console: consoleW } : {}),
           ...(options.onSync ? { sync: syncR } : {}),
+          ...(cgroupTasks.length ? { cgroupTasks } : {}),
         },
       );
+      // (a forked child is joined by the parent, every directory: the fds are not its)
+      const selfJoined = native ? [...selfDirs] : [];
+      if (!native) {
+        for (const fd of [...cgroupTasks.map((t) => t.fd), intoFd]) {
+          if (fd >= 0) fds.splice(fds.indexOf(fd), 1), closeFd(fd);
+        }
+        cgroupTasks.length = 0, intoFd = -1;
+      }
       if (!native) prepareSetup(ctx); // the standard steps' kernel calls, made ready before the fork
       const fifo = !native && ctx.execFifo !== undefined
         ? prepareExecFifo(ctx.execFifo, ctx.startSync === true, ctx.preserveFds)
@@ -673,7 +731,9 @@ export class Container {
       await primed;
       let pid: number;
       try {
-        pid = native ? spawnProgram(native.program, cloneFlags(spec)) : forkProcess(cloneFlags(spec));
+        const into = native && intoFd >= 0 ? spawnProgramInto(native.program, cloneFlags(spec), intoFd) : undefined;
+        if (into !== undefined) selfJoined.push(intoDir!);
+        pid = into ?? (native ? spawnProgram(native.program, cloneFlags(spec)) : forkProcess(cloneFlags(spec)));
       } catch (e) {
         native?.release();
         // ECHILD: the intermediate fork of a namespace clone died (ffi/fork.ts)
@@ -695,6 +755,8 @@ export class Container {
       options.onForked?.(pid);
       // The parent keeps only goW, startW and statusR (and the console socket's end).
       for (const fd of [goR, startR, statusW, nullFd, rootFd, consoleW, syncR]) closeFd(fd);
+      for (const { fd } of cgroupTasks) closeFd(fd); // (the child's copies are its own)
+      if (intoFd >= 0) closeFd(intoFd);
       idmapped?.close(); // (the child has its own copies of the fds)
       filled?.close();
       fds.length = 0;
@@ -726,28 +788,14 @@ export class Container {
       }
       if (group) {
         try {
-          group.attach(pid);
+          group.attach(pid, { skip: selfJoined });
+          // (OCI mode's other hierarchies)
+          for (const d of otherDirs) {
+            if (!selfJoined.includes(d)) writeFileSync(`${d}/cgroup.procs`, String(pid));
+          }
         } catch (e) {
           fail("cgroup-attach", e);
         }
-      }
-      // OCI mode: every other mounted hierarchy too (name=systemd, cpuset without a limit, a
-      // hybrid host's cgroup2 tree), as runc's cgroupfs manager (a systemd scope is in them by
-      // systemd's doing)
-      let otherDirs: string[] = [];
-      if (group && options.otherCgroups && !scope) {
-        try {
-          otherDirs = joinOtherCgroups(group.name, pid, group.paths);
-        } catch (e) {
-          fail("cgroup-attach", e);
-        }
-        // (undone first, before the kill pushed earlier: so it kills too)
-        undo.push(() => {
-          try {
-            killProcess(pid, "KILL");
-          } catch { /* gone */ }
-          removeOtherCgroups(otherDirs);
-        });
       }
       if (spec.veth) {
         // The pair is made now, while the child waits for the go byte: its container end goes
@@ -783,7 +831,6 @@ export class Container {
       }
       closeFd(goW);
       fds.splice(fds.indexOf(goW), 1);
-
       let report: Record<string, unknown> | null;
       const pending: number[] = [];
       // (past the sync point the caller's hooks have run: a crash then is not made again)

@@ -59,7 +59,9 @@ import { compileSeccomp, DEFAULT_SECCOMP_PROFILE } from "../seccomp.ts";
 import { type ChildError, closeFd, describe, pipe, readReports, report, setupError } from "./_pipe.ts";
 import { compileExecIn, type NativeExec } from "./native.ts";
 import { passPreservedFds } from "./_preserve_fds.ts";
-import { holdNonDumpable, nativeSpawnSupported, nextReport, spawnProgram } from "../../ffi/spawn.ts";
+import { holdNonDumpable, nativeSpawnSupported, nextReport, spawnProgram, spawnProgramInto } from "../../ffi/spawn.ts";
+import { O_DIRECTORY } from "../../ffi/at.ts";
+import { selfJoinDirs } from "./_cgroup.ts";
 import { receiveFd, socketPair, type WindowSize } from "../../ffi/tty.ts";
 import { assertValidTty, type ConsoleRequest } from "./_console.ts";
 import { execCommand, runStep, SETUP_STEPS, type SetupContext, type SetupStep } from "./setup.ts";
@@ -705,8 +707,33 @@ async function execNative(
   const [statusR, statusW] = pipe();
   const fds = [goR, goW, statusR, statusW];
   const closeAll = () => fds.splice(0).forEach(closeFd);
-  // The join's grace period, started now and passed while the child is compiled (_prime.ts)
-  const primed = plan.cgroupProcs.length ? primeAttach(detect().mounts) : undefined;
+  // The container's cgroups: its v1 directories joined by the child itself, its cgroup2 one at the
+  // clone (CLONE_INTO_CGROUP) — neither takes the kernel's global lock (_cgroup.ts's
+  // selfJoinDirs); what is left, the parent writes after the clone
+  const procsDir = (f: string) => f.slice(0, -"/cgroup.procs".length);
+  const classified = nativeSpawnSupported()
+    ? selfJoinDirs(plan.cgroupProcs.map(procsDir))
+    : { self: [] as string[], v2: [] as string[] };
+  // (a file it may not open — a delegated subtree whose tasks file is not the caller's — is left
+  // to the parent's cgroup.procs write, which names any error)
+  const self: string[] = [];
+  const cgroupTasks: Array<{ fd: number; shown: string }> = [];
+  for (const d of classified.self) {
+    const fd = libc().open(cstr(`${d}/tasks`), O_WRONLY | O_CLOEXEC, 0);
+    if (fd < 0) continue;
+    fds.push(fd);
+    self.push(d);
+    cgroupTasks.push({ fd, shown: `${d}/tasks` });
+  }
+  const v2 = classified.v2;
+  let intoFd = v2.length === 1 ? libc().open(cstr(v2[0]!), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0) : -1;
+  if (intoFd >= 0) fds.push(intoFd);
+  else intoFd = -1;
+  const parentJoins = (into: boolean) =>
+    plan.cgroupProcs.filter((f) => !self.includes(procsDir(f)) && !(into && procsDir(f) === v2[0]));
+  // The join's grace period, for a write the parent makes: started now and passed while the child
+  // is compiled (_prime.ts)
+  const primed = parentJoins(intoFd >= 0).length ? primeAttach(detect().mounts) : undefined;
   let native: NativeExec | undefined;
   try {
     native = compileExecIn(
@@ -719,6 +746,7 @@ async function execNative(
         stdio: [opts.stdin, opts.stdout, opts.stderr],
         ...(term ? { console: term } : {}),
         ...(opts.preserveFds ? { preserveFds: opts.preserveFds } : {}),
+        ...(cgroupTasks.length ? { cgroupTasks } : {}),
       },
       plan.namespaces.some((n) => n.type === "user"),
     );
@@ -734,21 +762,24 @@ async function execNative(
   let child: number;
   // The children share this process's memory and make it non-dumpable: given back once they are done.
   const releaseDumpable = holdNonDumpable();
+  let bornIn = false;
   try {
-    child = spawnProgram(native.program, 0);
+    const into = intoFd >= 0 ? spawnProgramInto(native.program, 0, intoFd) : undefined;
+    bornIn = into !== undefined;
+    child = into ?? spawnProgram(native.program, 0);
   } catch (e) {
     releaseDumpable();
     closeAll();
     throw new SetupError("fork", e instanceof Error ? e.message : String(e), { cause: e });
   }
-  // The parent keeps goW and statusR.
-  closeFd(goR), closeFd(statusW);
+  // The parent keeps goW and statusR (the child has its own copies of the cgroup fds).
+  for (const fd of fds) if (fd !== goW && fd !== statusR) closeFd(fd);
   fds.splice(0, fds.length, goW, statusR);
   let grandchild: number | undefined;
   let failure: ChildError | undefined;
   try {
     try {
-      for (const procs of plan.cgroupProcs) writeKnob(procs, String(child), "join the container's cgroup");
+      for (const procs of parentJoins(bornIn)) writeKnob(procs, String(child), "join the container's cgroup");
     } catch (e) {
       throw new SetupError("join-cgroups", e instanceof Error ? e.message : String(e), { cause: e });
     }

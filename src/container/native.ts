@@ -146,6 +146,13 @@ export interface NativeFds {
   readonly console?: number;
   /** OCI hooks: the child's end of the sync pipe (see setup.ts's hooks-sync step). */
   readonly sync?: number;
+  /**
+   * The `tasks` files of the container's cgroup v1 directories, opened by the parent: the child
+   * writes `0` into each as its first calls (moving itself in without the kernel's global lock:
+   * _cgroup.ts's `selfJoinDirs`), then closes it. `shown`: the file as a failure names it, without
+   * the container's name (the program is shared by a fleet of one kind).
+   */
+  readonly cgroupTasks?: ReadonlyArray<{ readonly fd: number; readonly shown: string }>;
 }
 
 /** A compiled program for one kind of container, and memory of finished runs to reuse. */
@@ -161,6 +168,8 @@ interface Template {
     readonly stdio: ReadonlyArray<ProgramSlot | undefined>;
     readonly console?: ProgramSlot;
     readonly sync?: ProgramSlot;
+    /** The cgroup v1 `tasks` files the child writes itself into ({@link NativeFds.cgroupTasks}). */
+    readonly tasks: readonly ProgramSlot[];
     /** The detached mounts the parent makes (`inherit`): a spec mount's index → its fd's slot. */
     readonly inherited: ReadonlyMap<number, ProgramSlot>;
   };
@@ -271,6 +280,8 @@ export interface ProgramKey {
    * bound there without a cgroup namespace (setup.ts's `cgroupViewKey`).
    */
   readonly cgroups: { readonly shown: readonly string[]; readonly bound: readonly string[] };
+  /** The cgroup v1 `tasks` files the child writes itself into, as shown ({@link NativeFds.cgroupTasks}). */
+  readonly selfJoin: readonly string[];
 }
 
 /**
@@ -302,7 +313,13 @@ export class ProgramCache {
   }
 
   /** The key of `ctx`'s program, with the capability plan and the fds' shape it is compiled for. */
-  key(ctx: SetupContext, plan: KeepPlan, stdio: readonly string[], closes: number): ProgramKey {
+  key(
+    ctx: SetupContext,
+    plan: KeepPlan,
+    stdio: readonly string[],
+    closes: number,
+    selfJoin: readonly string[] = [],
+  ): ProgramKey {
     const spec = ctx.spec;
     const fields = Object.fromEntries(DECIDING.map((k) => {
       if (k !== "seccompProgram") return [k, spec[k] ?? null];
@@ -332,6 +349,7 @@ export class ProgramCache {
       noPivot: ctx.noPivot ?? null,
       otherCgroups: ctx.otherCgroups === true,
       cgroups: cgroupViewKey(ctx),
+      selfJoin,
     };
   }
 
@@ -427,12 +445,13 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
     throw setupError(describe("capabilities", e));
   }
   const stdioShape = fds.stdio.map((fd, target) => (fd < 0 ? "-" : fd === target ? "=" : "dup"));
-  const key = programs.key(ctx, plan, stdioShape, fds.closeInChild.length);
+  const selfJoin = (fds.cgroupTasks ?? []).map((t) => t.shown);
+  const key = programs.key(ctx, plan, stdioShape, fds.closeInChild.length, selfJoin);
   let t = programs.get(key);
   if (!t) {
     if (programs.notNative(key)) return undefined;
     prepareSetup(ctx);
-    const compiled = compile(ctx, steps, plan, stdioShape, fds.closeInChild.length);
+    const compiled = compile(ctx, steps, plan, stdioShape, fds.closeInChild.length, selfJoin);
     if (!compiled) {
       programs.markNotNative(key); // the next of its kind forks without trying
       return undefined;
@@ -451,6 +470,7 @@ export function compileChild(ctx: SetupContext, fds: NativeFds): NativeChild | u
   template.slots.stdio.forEach((slot, i) => slot && built.set(slot, fds.stdio[i]!));
   if (template.slots.console) built.set(template.slots.console, fds.console!);
   if (template.slots.sync) built.set(template.slots.sync, fds.sync!);
+  template.slots.tasks.forEach((slot, i) => built.set(slot, fds.cgroupTasks![i]!.fd));
   for (const [i, slot] of template.slots.inherited) {
     const fd = ctx.detached?.get(i);
     if (fd === undefined) throw new SetupError("mounts", `mounts[${i}]: no detached mount was made for it (hako bug)`);
@@ -506,6 +526,7 @@ function compile(
   plan: KeepPlan,
   stdioShape: readonly string[],
   closes: number,
+  selfJoin: readonly string[] = [],
 ): Template | undefined {
   const r = new Recorder("child");
   const { p, call } = r;
@@ -550,6 +571,7 @@ function compile(
     stdio: stdioShape.map((s) => (s === "dup" ? p.slot() : undefined)),
     ...(ctx.console ? { console: p.slot() } : {}),
     ...(ctx.hooksSync !== undefined ? { sync: p.slot() } : {}),
+    tasks: selfJoin.map(() => p.slot()),
     inherited: new Map<number, ProgramSlot>(),
   };
   emit.inherit = (index) => {
@@ -574,6 +596,17 @@ function compile(
     };
   }
 
+  // Into its cgroup v1 directories first, by itself (see NativeFds.cgroupTasks): the parent
+  // joins it to the others, or the clone did, before the go byte.
+  if (slots.tasks.length) {
+    r.step = "join-cgroups";
+    const zero = p.bytes(new TextEncoder().encode("0"));
+    slots.tasks.forEach((slot, i) => {
+      call("write", [p.value(slot), zero, 1], [selfJoin[i], "0"], { expect: 1 }, "move itself into its cgroup");
+      call("close", [p.value(slot)], [selfJoin[i]]);
+    });
+    r.step = "child";
+  }
   for (const slot of slots.close) call("close", [p.value(slot)], [unquoted("the parent's end of a pipe")]);
   const scratch = p.bytes(new Uint8Array(8));
   call("read", [p.value(slots.go), scratch, 1], ["go pipe"], { expect: 1 }, "wait for the parent's go");
@@ -674,6 +707,8 @@ export function compileExecIn(
     readonly console?: ConsoleRequest;
     /** How many of the caller's fds from 3 on pass to the command (OCI `--preserve-fds`). */
     readonly preserveFds?: number;
+    /** The container's cgroup v1 `tasks` files the child writes itself into ({@link NativeFds.cgroupTasks}). */
+    readonly cgroupTasks?: ReadonlyArray<{ readonly fd: number; readonly shown: string }>;
   },
   userns: boolean,
 ): NativeExec | undefined {
@@ -715,6 +750,12 @@ export function compileExecIn(
     unquoted("CLOSE_RANGE_CLOEXEC"),
   ]);
   r.step = "join-cgroups";
+  // (its v1 directories by itself, without the kernel's global lock: the parent joins the others)
+  const zero = p.bytes(new TextEncoder().encode("0"));
+  for (const t of fds.cgroupTasks ?? []) {
+    call("write", [t.fd, zero, 1], [t.shown, "0"], { expect: 1 }, "move itself into the container's cgroup");
+    call("close", [t.fd], [t.shown]);
+  }
   call("read", [fds.go, p.bytes(new Uint8Array(8)), 1], ["go pipe"], { expect: 1 }, "wait for the parent's go");
   r.step = "join-namespaces";
   // Every fd first: after setns(user) or setns(mnt), /proc/PID may no longer be reachable.

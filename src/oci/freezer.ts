@@ -41,13 +41,18 @@ export function freezerOf(name: string): Freezer | undefined {
 
 /**
  * Puts `pid` (the init, before its command runs) in a freezer cgroup of the container's name (v1:
- * made here, parents included; v2: its own cgroup already is one).
+ * made here, parents included; v2: its own cgroup already is one). Nothing is written where it is
+ * there already (`create` joined it, OCI's every hierarchy): a `cgroup.procs` write takes the
+ * kernel's global threadgroup lock even for a process it leaves where it is, and the first writer
+ * after a quiet moment waits for an RCU grace period (src/cgroup/_prime.ts).
  */
 export function prepareFreezer(name: string, pid: number): void {
   const f = freezerOf(name);
   if (!f || f.version !== 1) return;
   mkdirSync(f.dir, { recursive: true });
-  writeFileSync(join(f.dir, "cgroup.procs"), String(pid));
+  const procs = join(f.dir, "cgroup.procs");
+  if (readFileSync(procs, "utf8").split("\n").includes(String(pid))) return;
+  writeFileSync(procs, String(pid));
 }
 
 /**

@@ -694,7 +694,7 @@ async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): 
     { connectUnix },
     { libc },
     { singleThreaded },
-    { nativeSpawnSupported },
+    { nativeSpawnSupported, cloneIntoCgroupSupported },
     { primeAttach, primeSettled },
     { detect },
   ] = await Promise.all([
@@ -713,9 +713,11 @@ async function exec(ctx: Ctx, id: string, argv: readonly string[], o: Options): 
   const status = ctx.store.status(r);
   if (status === "stopped") throw new OciError("cannot exec in a stopped container");
   // The cgroup join's grace period, started now (see src/cgroup/_prime.ts; execIn starts it again
-  // before its clone, which then finds the lock fast): not for a forked child (no native runner
-  // here; a time namespace, rare, is found later and waits for it before its re-exec and fork)
-  if (r.cgroupName && nativeSpawnSupported()) void primeAttach(detect().mounts);
+  // before its clone, which then finds the lock fast) where the native child's cgroup2 directory
+  // cannot be joined at its clone (no clone3 entry: execIn's parent writes cgroup.procs; its v1
+  // ones the child joins itself). Not for a forked child (no native runner here; a time
+  // namespace, rare, is found later and waits for it before its re-exec and fork).
+  if (r.cgroupName && nativeSpawnSupported() && !cloneIntoCgroupSupported()) void primeAttach(detect().mounts);
   if (status === "creating") throw new OciError("cannot exec in a container in the creating state");
   if (status === "paused" && o["ignore-paused"] !== true) {
     throw new OciError("cannot exec in a paused container (use --ignore-paused to override)");
