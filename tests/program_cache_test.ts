@@ -231,3 +231,25 @@ test("program cache: containers whose cgroups show differently at /sys/fs/cgroup
     dispose();
   }
 });
+
+test("a child given cgroup v1 tasks files writes 0 into each and closes it, first of all, before it waits for the go byte", async () => {
+  const { nativeListing } = await import("../src/container/native.ts");
+  const { ctx, dispose } = fixture();
+  try {
+    const files = ["/sys/fs/cgroup/pids/…/tasks", "/sys/fs/cgroup/memory/…/tasks"];
+    const ops = withDouble(() => nativeListing(ctx, capabilityPlan(ctx.spec, ctx.userns), files)).value!;
+    const calls = ops.map((o) => o.kind === "call" ? { name: o.name, step: o.step, shown: o.shown } : { name: o.kind });
+    assert.deepEqual(calls.slice(0, 4), [
+      { name: "write", step: "join-cgroups", shown: [files[0], "0"] },
+      { name: "close", step: "join-cgroups", shown: [files[0]] },
+      { name: "write", step: "join-cgroups", shown: [files[1], "0"] },
+      { name: "close", step: "join-cgroups", shown: [files[1]] },
+    ]);
+    const go = calls.findIndex((c) => c.name === "read");
+    assert.ok(go >= 4 && calls.slice(4, go).every((c) => c.name === "close"), JSON.stringify(calls.slice(0, go + 1)));
+    const plain = withDouble(() => nativeListing(ctx, capabilityPlan(ctx.spec, ctx.userns))).value!;
+    assert.equal(ops.length, plain.length + 4, "four calls more, nothing else");
+  } finally {
+    dispose();
+  }
+});

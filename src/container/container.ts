@@ -28,7 +28,13 @@ import { AT_FDCWD, O_DIRECTORY, O_PATH, openat } from "../../ffi/at.ts";
 import { passPreservedFds } from "./_preserve_fds.ts";
 import { noPivotDetaches } from "./_no_pivot.ts";
 import { forkProcess } from "../../ffi/fork.ts";
-import { nativeSpawnSupported, nextReport, spawnProgram, spawnProgramInto } from "../../ffi/spawn.ts";
+import {
+  cloneIntoCgroupSupported,
+  nativeSpawnSupported,
+  nextReport,
+  spawnProgram,
+  spawnProgramInto,
+} from "../../ffi/spawn.ts";
 import { pidfdOpen, waitReadable } from "../../ffi/poll.ts";
 import { receiveFd, setWindowSize, socketPair, type WindowSize } from "../../ffi/tty.ts";
 export type { WindowSize };
@@ -679,7 +685,7 @@ export class Container {
         : { self: [] as string[], v2: [] as string[] };
       // Its cgroup2 directory (a v2 host's, a hybrid host's tree in OCI mode): the clone puts the
       // child there (CLONE_INTO_CGROUP: no write, no lock) where the kernel can
-      const intoDir = v2Dirs.length === 1 ? v2Dirs[0] : undefined;
+      const intoDir = v2Dirs.length === 1 && cloneIntoCgroupSupported() ? v2Dirs[0] : undefined;
       let intoFd = -1;
       const cgroupTasks: Array<{ fd: number; shown: string }> = [];
       try {

@@ -59,7 +59,14 @@ import { compileSeccomp, DEFAULT_SECCOMP_PROFILE } from "../seccomp.ts";
 import { type ChildError, closeFd, describe, pipe, readReports, report, setupError } from "./_pipe.ts";
 import { compileExecIn, type NativeExec } from "./native.ts";
 import { passPreservedFds } from "./_preserve_fds.ts";
-import { holdNonDumpable, nativeSpawnSupported, nextReport, spawnProgram, spawnProgramInto } from "../../ffi/spawn.ts";
+import {
+  cloneIntoCgroupSupported,
+  holdNonDumpable,
+  nativeSpawnSupported,
+  nextReport,
+  spawnProgram,
+  spawnProgramInto,
+} from "../../ffi/spawn.ts";
 import { O_DIRECTORY } from "../../ffi/at.ts";
 import { selfJoinDirs } from "./_cgroup.ts";
 import { receiveFd, socketPair, type WindowSize } from "../../ffi/tty.ts";
@@ -726,7 +733,9 @@ async function execNative(
     cgroupTasks.push({ fd, shown: `${d}/tasks` });
   }
   const v2 = classified.v2;
-  let intoFd = v2.length === 1 ? libc().open(cstr(v2[0]!), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0) : -1;
+  let intoFd = v2.length === 1 && cloneIntoCgroupSupported()
+    ? libc().open(cstr(v2[0]!), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0)
+    : -1;
   if (intoFd >= 0) fds.push(intoFd);
   else intoFd = -1;
   const parentJoins = (into: boolean) =>

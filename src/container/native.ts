@@ -508,10 +508,15 @@ export type NativeOp = ProgramOp & {
  * and touches no kernel — for the tests that compare it with the forked child's calls and with
  * `hako plan` (the recording double the review asked for). Undefined where the child must be
  * forked (a provision hook, a veth, a mount with propagation options…).
+ * `selfJoin`: the cgroup v1 `tasks` files the child writes itself into (as {@link NativeFds.cgroupTasks} shows them).
  * @throws {SetupError} For a step that cannot succeed, as {@link compileChild}.
  */
-export function nativeListing(ctx: SetupContext, plan: KeepPlan): NativeOp[] | undefined {
-  const t = compile(ctx, stepsFor(ctx), plan, ["=", "=", "="], 0);
+export function nativeListing(
+  ctx: SetupContext,
+  plan: KeepPlan,
+  selfJoin: readonly string[] = [],
+): NativeOp[] | undefined {
+  const t = compile(ctx, stepsFor(ctx), plan, ["=", "=", "="], 0, selfJoin);
   return t?.prog.listing().map((op, i) => ({
     ...op,
     step: t.info[i]?.step,
