@@ -58,25 +58,31 @@ export function deleteCgroupDirs(
   kill: (pid: number) => void,
   timeoutMs = 5000,
 ): void {
-  const present = dirs.filter((d) => hotFs.exists(d));
-  const deadline = Date.now() + timeoutMs;
-  for (const dir of present) {
-    // (v2's cgroup.kill: the kernel kills the whole subtree, forks included)
-    if (hotFs.exists(`${dir}/cgroup.kill`)) {
-      try {
-        hotFs.writeText(`${dir}/cgroup.kill`, "1");
-      } catch { /* the loop below kills them one by one */ }
+  // One walk of every directory (one gone already walks as itself, empty): a stopped container's,
+  // the common case, has nothing to kill and is removed as walked — no second walk, no cgroup.kill
+  let walked = dirs.map(subtreePostOrder);
+  let members = walked.flat().flatMap(readPids);
+  if (members.length > 0) {
+    for (const dir of dirs) {
+      // (v2's cgroup.kill: the kernel kills the whole subtree, forks included)
+      if (hotFs.exists(`${dir}/cgroup.kill`)) {
+        try {
+          hotFs.writeText(`${dir}/cgroup.kill`, "1");
+        } catch { /* the loop below kills them one by one */ }
+      }
+    }
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      for (const pid of new Set(members)) kill(pid);
+      sleepSync(5);
+      walked = dirs.map(subtreePostOrder);
+      members = walked.flat().flatMap(readPids);
+      if (members.length === 0 || Date.now() >= deadline) break;
     }
   }
-  for (;;) {
-    const members = present.flatMap((d) => subtreePostOrder(d).flatMap(readPids));
-    if (members.length === 0 || Date.now() >= deadline) break;
-    for (const pid of new Set(members)) kill(pid);
-    sleepSync(5);
-  }
   let first: unknown;
-  for (const dir of present) {
-    for (const d of subtreePostOrder(dir)) {
+  for (const subtree of walked) {
+    for (const d of subtree) {
       try {
         rmdirBusy(d, `delete cgroup ${name}`);
       } catch (e) {
@@ -86,7 +92,7 @@ export function deleteCgroupDirs(
   }
   if (first !== undefined) throw first;
   if (name.startsWith(`${DEFAULT_CGROUP_PARENT}/`)) {
-    for (const dir of present) {
+    for (const dir of dirs) {
       try {
         rmdirOne(dir.slice(0, dir.length - name.length) + DEFAULT_CGROUP_PARENT);
       } catch { /* in use (another container's cgroup is in it): kept */ }
