@@ -3,8 +3,8 @@
  * peers side by side — shims (conmon, containerd-shim) call the runtime several times per container,
  * so each command's start matters, not only a container's.
  *
- *   - per command (`create`, `state`, `start`, `kill`, `delete`) over one lifecycle of a container
- *     running `sleep` in the shared busybox rootfs, and `run` of `/bin/true` (the start benchmark's
+ *   - per command (`create`, `state`, `start`, `exec` of `/bin/true`, `kill`, `delete`) over one
+ *     lifecycle of a container running `sleep` in the shared busybox rootfs, and `run` of `/bin/true` (the start benchmark's
  *     bundle): runc (the base of every section: the target is ×1.0 of it), crun, hako compiled
  *     (`dist/hako-runc`, the link `npm run build` makes) and hako's Deno entry (`bin/hako-runc`), each
  *     with a `--root` of its own in a temp dir; `hako run SPEC` of the same container cold
@@ -73,7 +73,7 @@ import {
 const RUNS = QUICK ? 5 : 20;
 const ENGINE_RUNS = QUICK ? 3 : 10;
 const WARMUP = 2;
-const COMMANDS = ["create", "state", "start", "kill", "delete"] as const;
+const COMMANDS = ["create", "state", "start", "exec", "kill", "delete"] as const;
 /** `--compiled`: only the compiled rows (see the module's comment). */
 const COMPILED_ONLY = process.argv.includes("--compiled");
 
@@ -131,8 +131,8 @@ interface Series {
 }
 
 /**
- * One lifecycle of one container (create, state, start, kill KILL, delete; waiting, untimed, for it
- * to stop after the kill): the time of each command.
+ * One lifecycle of one container (create, state, start, exec /bin/true, kill KILL, delete; waiting,
+ * untimed, for it to stop after the kill): the time of each command.
  * @throws When a command fails (the container is deleted with --force).
  */
 function lifecycleOnce(rt: Runtime, bundle: string, id: string, errFile: string): Record<string, number> {
@@ -141,6 +141,7 @@ function lifecycleOnce(rt: Runtime, bundle: string, id: string, errFile: string)
     t.create = timed([...rt.argv, "create", "--bundle", bundle, id], errFile);
     t.state = timed([...rt.argv, "state", id], errFile);
     t.start = timed([...rt.argv, "start", id], errFile);
+    t.exec = timed([...rt.argv, "exec", id, "/bin/true"], errFile);
     t.kill = timed([...rt.argv, "kill", id, "KILL"], errFile);
     for (let k = 0; k < 500 && status(rt, id) !== "stopped"; k++) spawnSync("sleep", ["0.01"]);
     t.delete = timed([...rt.argv, "delete", id], errFile);
@@ -201,7 +202,7 @@ function interleaved(
   const rows: Row[] = [];
   for (const s of series) {
     const out: Row[] = [];
-    if (s.lifecycleFailed) skip(`${s.rt.name}: create/state/start/kill/delete`, s.lifecycleFailed);
+    if (s.lifecycleFailed) skip(`${s.rt.name}: create/state/start/exec/kill/delete`, s.lifecycleFailed);
     else out.push(...COMMANDS.map((c) => stats(`oci-${c}`, `${s.rt.name} ${c}`, s.times[c]!)));
     if (s.runFailed) skip(`${s.rt.name} run`, `failed: ${s.runFailed}`);
     else out.push(stats("oci-run", `${s.rt.name} run`, s.times.run!));
