@@ -288,14 +288,33 @@ async function readStatus(
 /** What the forked child does: synchronous only, and it never returns. */
 function childMain(
   ctx: SetupContext,
-  fds: { go: number; start: number; status: number; stdio: readonly [number, number, number] },
+  fds: {
+    go: number;
+    start: number;
+    status: number;
+    stdio: readonly [number, number, number];
+    /** Its cgroup v1 `tasks` files: `0` written into each first (the native child's join, see there). */
+    cgroupTasks?: ReadonlyArray<{ readonly fd: number; readonly shown: string }>;
+  },
   closeInChild: readonly number[],
   fifo?: PreparedExecFifo,
 ): never {
-  const { _exit, dup2 } = libc();
+  const { _exit, dup2, write } = libc();
   const report = (obj: unknown) => writeAll(fds.status, new TextEncoder().encode(JSON.stringify(obj) + "\n"));
   let code = 125;
   try {
+    // (the fork has one thread: writing 0 moves the whole process, without the global lock)
+    for (const t of fds.cgroupTasks ?? []) {
+      try {
+        if (write(t.fd, new Uint8Array([0x30]), 1n) !== 1) {
+          throw new SyscallError("write", errno(), [t.shown, "0"], "move itself into its cgroup");
+        }
+      } catch (e) {
+        report({ error: describe("join-cgroups", e) });
+        _exit(126);
+      }
+      closeFd(t.fd);
+    }
     for (const fd of closeInChild) closeFd(fd);
     if (readByte(fds.go) !== 1) _exit(125); // the parent gave up on us: it reports why
     closeFd(fds.go);
@@ -680,7 +699,7 @@ export class Container {
       // taken, no grace period waited for (_cgroup.ts's selfJoinDirs); the parent joins it to the
       // others after the clone.
       const joinDirs = group && !scope ? [...group.paths, ...otherDirs] : [];
-      const { self: selfDirs, v2: v2Dirs } = !spec.rootless && nativeSpawnSupported()
+      const { self: selfDirs, v2: v2Dirs } = !spec.rootless
         ? selfJoinDirs(joinDirs)
         : { self: [] as string[], v2: [] as string[] };
       // Its cgroup2 directory (a v2 host's, a hybrid host's tree in OCI mode): the clone puts the
@@ -722,14 +741,10 @@ export class Container {
           ...(cgroupTasks.length ? { cgroupTasks } : {}),
         },
       );
-      // (a forked child is joined by the parent, every directory: the fds are not its)
-      const selfJoined = native ? [...selfDirs] : [];
-      if (!native) {
-        for (const fd of [...cgroupTasks.map((t) => t.fd), intoFd]) {
-          if (fd >= 0) fds.splice(fds.indexOf(fd), 1), closeFd(fd);
-        }
-        cgroupTasks.length = 0, intoFd = -1;
-      }
+      // (a forked child joins its v1 directories the same way, first thing; its cgroup2 one, if
+      // any, is the parent's write: the fork is no clone3)
+      const selfJoined = [...selfDirs];
+      if (!native && intoFd >= 0) fds.splice(fds.indexOf(intoFd), 1), closeFd(intoFd), intoFd = -1;
       if (!native) prepareSetup(ctx); // the standard steps' kernel calls, made ready before the fork
       const fifo = !native && ctx.execFifo !== undefined
         ? prepareExecFifo(ctx.execFifo, ctx.startSync === true, ctx.preserveFds)
@@ -747,7 +762,7 @@ export class Container {
         return fail("clone", e);
       }
       if (pid === 0) {
-        childMain(ctx, { go: goR, start: startR, status: statusW, stdio }, closeInChild, fifo);
+        childMain(ctx, { go: goR, start: startR, status: statusW, stdio, cgroupTasks }, closeInChild, fifo);
       }
       undo.push(() => native?.release()); // runs after the child below is reaped
       undo.push(() => {
