@@ -695,7 +695,7 @@ export class Container {
         // (undone after the child is killed and reaped: the clone's undo is pushed later)
         undo.push(() => removeOtherCgroups(otherDirs));
       }
-      // Its cgroup v1 directories the native child joins by itself, first thing: no global lock
+      // Its cgroup v1 directories the child (native or forked) joins by itself, first thing: no global lock
       // taken, no grace period waited for (_cgroup.ts's selfJoinDirs); the parent joins it to the
       // others after the clone.
       const joinDirs = group && !scope ? [...group.paths, ...otherDirs] : [];

@@ -445,7 +445,13 @@ function closeOtherFds(keep: readonly number[]): void {
  * The first child: joins the cgroups and namespaces, forks the grandchild, waits for it and ends
  * the way it ended. Synchronous only; never returns.
  */
-function intermediateMain(plan: ExecPlan, opts: ExecOptions, statusW: number, term?: ConsoleRequest): never {
+function intermediateMain(
+  plan: ExecPlan,
+  opts: ExecOptions,
+  statusW: number,
+  term?: ConsoleRequest,
+  v1Dirs: readonly string[] = [],
+): never {
   const { _exit, dup2, open, write, setns, getpid, waitpid, kill, signal, sigprocmask, prctl } = libc();
   let step = "non-dumpable";
   try {
@@ -464,11 +470,21 @@ function intermediateMain(plan: ExecPlan, opts: ExecOptions, statusW: number, te
     // (libc's calls, not node:fs: in this forked copy every fd of the runtime's is closed behind
     // its back, and Deno's node:fs wrote a cgroup.procs write to a preserved fd)
     const pidText = new TextEncoder().encode(self);
+    const zero = new TextEncoder().encode("0");
     for (const procs of plan.cgroupProcs) {
-      const fd = check(open(cstr(procs), O_WRONLY | O_CLOEXEC, 0), "open", [procs], "join the container's cgroup");
+      // A v1 directory by its tasks file, 0: this fork has one thread, which moves itself — the
+      // kernel's global lock not taken (_cgroup.ts's selfJoinDirs); else (or where that file may
+      // not be opened) its pid into cgroup.procs
+      const dir = procs.slice(0, -"/cgroup.procs".length);
+      const tasks = v1Dirs.includes(dir) ? open(cstr(`${dir}/tasks`), O_WRONLY | O_CLOEXEC, 0) : -1;
+      const [fd, file, text] = tasks >= 0 ? [tasks, `${dir}/tasks`, zero] : [
+        check(open(cstr(procs), O_WRONLY | O_CLOEXEC, 0), "open", [procs], "join the container's cgroup"),
+        procs,
+        pidText,
+      ] as const;
       let n: number;
-      while ((n = Number(write(fd, pidText, BigInt(pidText.length)))) === -1 && errno() === EINTR);
-      if (n === -1) throw new SyscallError("write", errno(), [procs], "join the container's cgroup");
+      while ((n = Number(write(fd, text, BigInt(text.length)))) === -1 && errno() === EINTR);
+      if (n === -1) throw new SyscallError("write", errno(), [file], "join the container's cgroup");
       closeFd(fd);
     }
 
@@ -653,6 +669,8 @@ async function execPlanned(
   const native = await execNative(plan, opts, term, consoleR);
   if (native) return native;
   await primeSettled(); // (a caller's early prime: no thread-pool write in flight at the fork)
+  // (its v1 directories, which the intermediate joins by itself: found here, before the fork)
+  const v1Dirs = selfJoinDirs(plan.cgroupProcs.map((f) => f.slice(0, -"/cgroup.procs".length))).self;
   opts.beforeFork?.();
   const [statusR, statusW] = pipe();
   let child: number;
@@ -664,7 +682,7 @@ async function execPlanned(
   }
   if (child === 0) {
     closeFd(statusR);
-    intermediateMain(plan, opts, statusW, term);
+    intermediateMain(plan, opts, statusW, term, v1Dirs);
   }
   closeFd(statusW);
   let grandchild: number | undefined;
