@@ -98,6 +98,15 @@ function fixture(): { ctx: SetupContext; dispose: () => void } {
 
 const text = (k: ProgramKey) => JSON.stringify(k);
 
+/** The native program of `c` (under the recording double) as text, to compare two programs. */
+async function listing(c: SetupContext): Promise<string> {
+  const { nativeListing } = await import("../src/container/native.ts");
+  return JSON.stringify(
+    withDouble(() => nativeListing(c, capabilityPlan(c.spec, c.userns))).value,
+    (_, v) => typeof v === "bigint" ? String(v) : v instanceof Uint8Array ? [...v] : v,
+  );
+}
+
 test("program cache: every field of a resolved spec is either in the key or said not to decide the program", () => {
   const { ctx, dispose } = fixture();
   try {
@@ -170,16 +179,10 @@ test("program cache: a change of any deciding field gives another key (and misse
 });
 
 test("program cache: what does not decide the program keeps the key, and the program is the same", async () => {
-  const { nativeListing } = await import("../src/container/native.ts");
   const { ctx, dispose } = fixture();
   try {
     const cache = new ProgramCache();
     const base = text(cache.key(ctx, PLAN, STDIO, 0));
-    const listing = (c: SetupContext) =>
-      JSON.stringify(
-        withDouble(() => nativeListing(c, capabilityPlan(c.spec, c.userns))).value,
-        (_, v) => typeof v === "bigint" ? String(v) : v instanceof Uint8Array ? [...v] : v,
-      );
     const same: Array<[string, Partial<Spec>]> = [
       ["the name", { name: "cache-test-2" }],
       ["the cgroup", { cgroup: { pids: { max: 10 } }, cgroupName: "hako/other" }],
@@ -189,7 +192,7 @@ test("program cache: what does not decide the program keeps the key, and the pro
     for (const [what, change] of same) {
       const c = { ...ctx, spec: { ...ctx.spec, ...change } as Spec };
       assert.equal(text(cache.key(c, PLAN, STDIO, 0)), base, `${what} changes the key`);
-      assert.equal(listing(c), listing(ctx), `${what} changes the program`);
+      assert.equal(await listing(c), await listing(ctx), `${what} changes the program`);
     }
   } finally {
     dispose();
@@ -199,15 +202,9 @@ test("program cache: what does not decide the program keeps the key, and the pro
 test("program cache: containers whose cgroups show differently at /sys/fs/cgroup never share a key", async () => {
   // (a limit that gives a hierarchy of its own — cpuset on a v1 host — and, without a cgroup
   // namespace, the name of the directories bound there: in the program, so in the key)
-  const { nativeListing } = await import("../src/container/native.ts");
   const { ctx, dispose } = fixture();
   try {
     const cache = new ProgramCache();
-    const listing = (c: SetupContext) =>
-      JSON.stringify(
-        withDouble(() => nativeListing(c, capabilityPlan(c.spec, c.userns))).value,
-        (_, v) => typeof v === "bigint" ? String(v) : v instanceof Uint8Array ? [...v] : v,
-      );
     const noCgroupns = ctx.spec.newNamespaces.filter((n) => n !== "cgroup");
     const variants: Array<[string, Partial<Spec>]> = [
       ["the fixture", {}],
@@ -218,10 +215,10 @@ test("program cache: containers whose cgroups show differently at /sys/fs/cgroup
       ["no cgroup namespace, another name", { newNamespaces: noCgroupns, cgroupName: "hako/other" }],
       ["no cgroup namespace, a cpuset limit", { newNamespaces: noCgroupns, cgroup: { cpuset: { cpus: "0" } } }],
     ];
-    const seen = variants.map(([what, change]) => {
+    const seen = await Promise.all(variants.map(async ([what, change]) => {
       const c = { ...ctx, spec: { ...ctx.spec, ...change } as Spec };
-      return { what, key: text(cache.key(c, PLAN, STDIO, 0)), program: listing(c) };
-    });
+      return { what, key: text(cache.key(c, PLAN, STDIO, 0)), program: await listing(c) };
+    }));
     for (const a of seen) {
       for (const b of seen) {
         if (a.key === b.key) assert.equal(a.program, b.program, `${a.what} and ${b.what}: one key, two programs`);
