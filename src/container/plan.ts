@@ -203,12 +203,16 @@ export function planContainer(spec: ContainerSpec, options: { readonly hooksSync
     });
   }
   if (r.cgroupName) {
-    // (every cgroup the parent made, limits or none: container.ts attaches the child to it)
+    // (every cgroup the parent made, limits or none: container.ts puts the child in it — the child
+    // itself where it can, see _cgroup.ts's selfJoinDirs)
     host.push({
       where: "host",
       name: "cgroup-attach",
-      why: "before the child runs anything",
-      calls: ["write PID to cgroup.procs"],
+      why: "before the child runs anything else",
+      calls: r.rootless || r.cgroup?.systemd ? ["write PID to cgroup.procs"] : [
+        "v1 hierarchies: the child writes 0 to each tasks file, its first calls (a thread that moves itself takes no global lock)",
+        "cgroup2: clone3 CLONE_INTO_CGROUP (the native child, x86-64), else write PID to cgroup.procs",
+      ],
     });
   }
   if (r.veth) {
