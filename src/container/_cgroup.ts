@@ -101,9 +101,10 @@ function namedRoots(l: Layout): string[] {
 }
 
 /**
- * Puts `pid` in a cgroup `name` of its own in every hierarchy the container's {@link Group} does
- * not occupy, as runc's cgroupfs manager joins every one mounted: the named v1 hierarchies
- * (`name=systemd`: on a legacy or hybrid host where a systemd running as the container's init —
+ * Makes a cgroup `name` of its own in every hierarchy the container's {@link Group} does not
+ * occupy, for the container to join as runc's cgroupfs manager joins every one mounted (its child
+ * moves itself into the v1 ones, see {@link selfJoinDirs}; the parent writes the rest): the named
+ * v1 hierarchies (`name=systemd`: on a legacy or hybrid host where a systemd running as the container's init —
  * podman `--systemd`, which binds it at /sys/fs/cgroup/systemd — finds the subtree it manages, and
  * where the host's systemd sees it), v1 controllers the spec sets nothing for (cpuset: its cpus and
  * mems copied down from the parent into each directory made, as runc's cpuset manager does;
@@ -113,24 +114,6 @@ function namedRoots(l: Layout): string[] {
  * as runc ignores a cgroup it cannot join.
  * @param name The container's cgroup name.
  * @param occupied The directories the container's group made (`Group.paths`): not joined again.
- * @returns The cgroups made, to remove with {@link removeOtherCgroups}.
- * @throws {Error} When one cannot be made or joined (what was made is removed).
- */
-export function joinOtherCgroups(name: string, pid: number, occupied: readonly string[] = []): string[] {
-  const made = makeOtherCgroups(name, occupied);
-  try {
-    for (const dir of made) writeFileSync(`${dir}/cgroup.procs`, String(pid));
-  } catch (e) {
-    removeOtherCgroups(made);
-    throw e;
-  }
-  return made;
-}
-
-/**
- * {@link joinOtherCgroups} without the join: the directories made (cpuset's cpus and mems copied
- * down), for a child that moves itself in (see `selfJoinDirs`) or a parent that writes the pid
- * after the clone.
  * @returns The cgroups made, to remove with {@link removeOtherCgroups}.
  * @throws {Error} When one cannot be made (what was made is removed).
  */
@@ -190,8 +173,8 @@ export function makeOtherCgroups(name: string, occupied: readonly string[] = [])
  * Which of a container's cgroup directories its child can move itself into without the kernel's
  * global threadgroup lock: those on a cgroup v1 hierarchy, whose `tasks` file moves the thread that
  * writes `0` — the single-threaded child itself, all of it — without taking
- * `cgroup_threadgroup_rwsem` for writing (Linux 5.2 on; an older kernel takes it, and the child pays
- * the wait below instead of the parent). A `cgroup.procs` write takes it, and the
+ * `cgroup_threadgroup_rwsem` for writing (measured on 6.18: 50–80 µs; a kernel that takes it would
+ * make the child pay the wait instead of the parent). A `cgroup.procs` write takes it, and the
  * first writer after a quiet moment waits for an RCU grace period (5–20 ms; see _prime.ts). The
  * others (cgroup2's: a thread may not leave its domain that way) are joined by the parent, or at
  * the clone (`CLONE_INTO_CGROUP`).
@@ -215,7 +198,7 @@ export function selfJoinDirs(dirs: readonly string[]): { self: string[]; v2: str
 }
 
 /**
- * The directories {@link joinOtherCgroups} makes for cgroup `name` beside the group's own
+ * The directories {@link makeOtherCgroups} makes for cgroup `name` beside the group's own
  * (`occupied`): one per mounted hierarchy the group does not occupy. Where the caller may not
  * write a hierarchy (rootless) it makes none there.
  * @param name The container's cgroup name.
@@ -245,7 +228,7 @@ function otherRoots(l: Layout): Array<{ root: string; cpuset: boolean }> {
 }
 
 /**
- * Removes the cgroups {@link joinOtherCgroups} made, and any the container made under them (a
+ * Removes the cgroups {@link makeOtherCgroups} made, and any the container made under them (a
  * systemd inside makes its slices there), deepest first, once their processes are gone (best
  * effort, 1 s each).
  */

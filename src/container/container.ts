@@ -156,7 +156,7 @@ export interface CreateOptions {
    * OCI mode (runc's cgroupfs manager): the container's cgroup made in every mounted hierarchy its
    * group does not occupy too — named v1 ones (`name=systemd`), v1 controllers it sets nothing for
    * (cpuset, net_cls…), a hybrid host's cgroup2 tree — with its process in it (see
-   * `joinOtherCgroups` in _cgroup.ts). Not with a systemd scope (systemd puts it there). Removed
+   * `makeOtherCgroups` in _cgroup.ts). Not with a systemd scope (systemd puts it there). Removed
    * with the container.
    */
   readonly otherCgroups?: boolean;
@@ -672,7 +672,7 @@ export class Container {
         ...(options.execFifo !== undefined && options.startSync ? { startSync: true } : {}),
         ...(options.preserveFds ? { preserveFds: options.preserveFds } : {}),
         ...(options.noPivot ? { noPivot: noPivotDetaches(readFileSync("/proc/self/mountinfo", "utf8")) } : {}),
-        // (joined below, before the go byte: see joinOtherCgroups)
+        // (made and joined below, before the go byte: see makeOtherCgroups)
         ...(group && options.otherCgroups && !scope ? { otherCgroups: true } : {}),
       };
       const closeInChild = [

@@ -157,7 +157,7 @@ export interface SetupContext {
   readonly noPivot?: readonly NoPivotDetach[];
   /**
    * OCI mode: the parent puts the container in a cgroup of its own in every mounted hierarchy,
-   * not only those its group manages (`joinOtherCgroups` in _cgroup.ts, before the go byte), and
+   * not only those its group manages (`makeOtherCgroups` in _cgroup.ts, joined before the go byte), and
    * /sys/fs/cgroup shows each of them, as runc's does (cpuset, freezer, `name=systemd`…).
    */
   readonly otherCgroups?: boolean;
